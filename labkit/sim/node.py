@@ -1,0 +1,158 @@
+"""The sans-IO node interface: what protocol code sees of the world.
+
+A protocol node is a pure state machine (DESIGN.md, "labkit: the
+architecture"). It never touches sockets, threads, wall-clock time or the
+global ``random`` module. The driver (the simulator here) calls one of three
+handlers:
+
+* ``on_start(ctx)`` when the node boots, and again after every restart;
+* ``on_message(ctx, src, msg)`` when a message is delivered;
+* ``on_timer(ctx, name)`` when a timer the node set fires.
+
+A handler does not *perform* effects: it asks for them through ``ctx``
+(``ctx.send``, ``ctx.set_timer``, ``ctx.persist`` ...). The asks are collected
+in an :class:`Effects` batch that the driver carries out after the handler
+returns, in the order documented on that class.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+__all__ = ["Context", "Effects", "Node"]
+
+
+class Effects:
+    """One handler's worth of requested effects.
+
+    Ordering rule (as in etcd's ``Ready``): the driver applies ``persists``
+    **before** it sends any of ``sends``. A node may therefore promise in a
+    message ("I voted for you") what it has just written to durable storage,
+    and a crash can never leave a peer believing something the node forgot.
+    Timers are applied last; notes go straight to the trace.
+    """
+
+    __slots__ = ("persists", "sends", "timers", "notes")
+
+    def __init__(self) -> None:
+        self.persists: list[tuple[Hashable, Any]] = []
+        self.sends: list[tuple[str, Any]] = []
+        # (name, delay) sets or replaces a timer; (name, None) cancels it.
+        self.timers: list[tuple[str, float | None]] = []
+        self.notes: list[tuple[str, dict[str, Any]]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.persists or self.sends or self.timers or self.notes)
+
+    def clear(self) -> None:
+        self.persists.clear()
+        self.sends.clear()
+        self.timers.clear()
+        self.notes.clear()
+
+
+class Context:
+    """The window a node has on its driver during one handler call.
+
+    Reading: ``node_id``, ``peers``, ``now`` (the driver's time in seconds),
+    ``clock()`` (this node's own physical clock, which may be skewed and
+    drift), ``random`` (a generator seeded for this node by the driver) and
+    ``storage`` (a read-only view of the node's durable storage, which
+    survives crashes).
+
+    Asking: ``send``, ``broadcast``, ``set_timer``, ``cancel_timer``,
+    ``persist`` and ``note``. Each appends to :attr:`effects`.
+    """
+
+    __slots__ = ("node_id", "peers", "random", "storage", "effects", "_driver")
+
+    def __init__(
+        self,
+        node_id: str,
+        peers: tuple[str, ...],
+        rng: random.Random,
+        storage: Mapping[Hashable, Any],
+        driver: Any,
+    ) -> None:
+        self.node_id = node_id
+        self.peers = peers
+        self.random = rng
+        self.storage = storage
+        self.effects = Effects()
+        self._driver = driver
+
+    # -- reading ---------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """The driver's time in seconds (the simulator's "true" time).
+
+        Real machines cannot read true time; protocols that reason about
+        clocks should use :meth:`clock` instead.
+        """
+        return self._driver.now
+
+    def clock(self) -> float:
+        """This node's physical clock: true time plus its skew and drift."""
+        return self._driver.local_time(self.node_id)
+
+    # -- asking ------------------------------------------------------------
+    def send(self, dst: str, msg: Any) -> None:
+        """Ask the network to carry ``msg`` to node ``dst`` (may be lost)."""
+        self.effects.sends.append((dst, msg))
+
+    def broadcast(self, msg: Any) -> None:
+        """Send ``msg`` to every peer (every other node of the cluster)."""
+        sends = self.effects.sends
+        for dst in self.peers:
+            sends.append((dst, msg))
+
+    def set_timer(self, name: str, delay: float) -> None:
+        """Fire ``on_timer(ctx, name)`` after ``delay`` seconds.
+
+        Setting a timer that is already pending replaces it.
+        """
+        if not delay >= 0:
+            raise ValueError(f"delay must be a number >= 0 seconds, got {delay!r}")
+        self.effects.timers.append((name, delay))
+
+    def cancel_timer(self, name: str) -> None:
+        """Cancel timer ``name`` if it is pending; otherwise do nothing."""
+        self.effects.timers.append((name, None))
+
+    def persist(self, key: Hashable, value: Any) -> None:
+        """Write ``key = value`` to durable storage (survives a crash).
+
+        Store immutable values (tuples, frozen dataclasses): the storage keeps
+        a reference, not a copy.
+        """
+        self.effects.persists.append((key, value))
+
+    def note(self, what: str, **detail: Any) -> None:
+        """Report a state change (e.g. ``note("role", role="leader")``)."""
+        self.effects.notes.append((what, detail))
+
+
+class Node:
+    """Base class for protocol nodes; override the handlers you need.
+
+    A node is built by a factory ``factory(node_id) -> Node`` so the driver
+    can rebuild it after a crash. The new instance must recover everything
+    it needs from ``ctx.storage`` in :meth:`on_start`.
+    """
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+
+    def on_start(self, ctx: Context) -> None:
+        """Called when the node boots and after every restart."""
+
+    def on_message(self, ctx: Context, src: str, msg: Any) -> None:
+        """Called when a message from ``src`` is delivered."""
+
+    def on_timer(self, ctx: Context, name: str) -> None:
+        """Called when the timer ``name`` fires."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.node_id!r})"

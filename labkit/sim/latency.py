@@ -108,7 +108,6 @@ def as_latency(value: Latency | float, name: str = "latency") -> Latency:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
-            f"{name} must be a Latency (Fixed, Uniform, Exponential) or a number of "
-            f"seconds, got {value!r}"
+            f"{name} must be a Latency (Fixed, Uniform, Exponential) or a number of seconds, got {value!r}"
         )
     return Fixed(_check_delay(name, value))

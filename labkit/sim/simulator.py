@@ -167,9 +167,7 @@ class Simulator:
         rng = random.Random(f"{self.seed}/{node_id}/{inc}")
         peers = tuple(p for p in self._peers if p != node_id)
         self._nodes[node_id] = node
-        self._ctx[node_id] = Context(
-            node_id, peers, rng, MappingProxyType(self._storage[node_id]), self
-        )
+        self._ctx[node_id] = Context(node_id, peers, rng, MappingProxyType(self._storage[node_id]), self)
         self._push(self.now, _START, (node_id, inc))
         return node
 
@@ -422,8 +420,7 @@ class Simulator:
         for i, group in enumerate(groups):
             if isinstance(group, str):
                 raise TypeError(
-                    f"each group must be a list of node ids, got the string {group!r}; "
-                    f"write [{group!r}]"
+                    f"each group must be a list of node ids, got the string {group!r}; write [{group!r}]"
                 )
             members = list(group)
             if not members:
@@ -537,7 +534,9 @@ class Simulator:
             ):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if drift_ppm is not None and drift_ppm <= -1e6:
-            raise ValueError(f"drift_ppm must be > -1,000,000 (a clock cannot run backwards), got {drift_ppm!r}")
+            raise ValueError(
+                f"drift_ppm must be > -1,000,000 (a clock cannot run backwards), got {drift_ppm!r}"
+            )
         # Re-anchor at now so a change of drift does not make the clock jump.
         clock.offset = clock.read(self.now) - self.now if offset is None else float(offset)
         clock.since = self.now

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 __all__ = ["Kind", "DropReason", "TraceEvent", "Trace", "COLUMNS"]
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """What a trace row records."""
 
     START = "start"  # a node booted (first time or after a restart)
@@ -31,7 +31,7 @@ class Kind(str, Enum):
     STATE = "state"  # a protocol reported a state change (ctx.note)
 
 
-class DropReason(str, Enum):
+class DropReason(StrEnum):
     """Why the network did not deliver a message."""
 
     LOSS = "loss"  # random loss (loss probability)
@@ -86,9 +86,7 @@ class Trace:
     def notes(self, what: str | None = None) -> list[TraceEvent]:
         """State-change rows, optionally only those named ``what``."""
         return [
-            TraceEvent._make(r)
-            for r in self.rows
-            if r[1] is Kind.STATE and (what is None or r[8] == what)
+            TraceEvent._make(r) for r in self.rows if r[1] is Kind.STATE and (what is None or r[8] == what)
         ]
 
     def lines(self) -> Iterator[str]:

@@ -59,9 +59,7 @@ def status_html(text: str, kind: str = "info") -> str:
     colors = {"info": "#333333", "refused": BAD_COLOR, "error": "#B00020"}
     if kind not in colors:
         raise ValueError(f"kind must be one of {sorted(colors)}, got {kind!r}")
-    return (
-        f'<span class="labkit-widget-{kind}" style="color:{colors[kind]}">{html.escape(text)}</span>'
-    )
+    return f'<span class="labkit-widget-{kind}" style="color:{colors[kind]}">{html.escape(text)}</span>'
 
 
 def guarded(status: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -273,7 +273,9 @@ class Simulator:
 
         This is how outside code (a client, a notebook) talks to a node:
         ``sim.call("n1", lambda node, ctx: node.submit(ctx, cmd))``.
+        Everything already due at ``now`` (such as nodes starting) runs first.
         """
+        self.run(self.now)
         node = self.node(node_id)
         ctx = self._ctx[node_id]
         result = fn(node, ctx)

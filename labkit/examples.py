@@ -34,6 +34,7 @@ __all__ = [
     "request_response_cluster",
     "broadcast_cluster",
     "heartbeat_cluster",
+    "request_report",
 ]
 
 
@@ -281,3 +282,26 @@ def heartbeat_cluster(seed: int = 0, n: int = 4, **network: Any) -> Simulator:
     for i in range(1, n + 1):
         sim.add_node(f"n{i}", Heartbeat)
     return sim
+
+
+def request_report(sim: Simulator):  # -> pandas.DataFrame
+    """One row per request: client, request_id, outcome, attempts, times_applied.
+
+    ``times_applied`` is how often the server applied the request: 1 is right,
+    0 means it was lost, 2 or more means a retry or a duplicate applied it again.
+    """
+    import pandas as pd
+
+    server = sim.node("server")
+    applied = getattr(server, "applied", {})
+    rows = [
+        {
+            "client": e.node,
+            "request_id": e.detail["request_id"],
+            "outcome": e.detail["outcome"],
+            "attempts": e.detail["attempts"],
+            "times_applied": applied.get((e.node, e.detail["request_id"]), 0),
+        }
+        for e in sim.trace.notes("request")
+    ]
+    return pd.DataFrame(rows, columns=["client", "request_id", "outcome", "attempts", "times_applied"])

@@ -78,6 +78,7 @@ def spacetime_diagram(
     nodes: Sequence[str] | None = None,
     until: float | None = None,
     start: float = 0.0,
+    end: float | None = None,
     notes: bool = True,
     title: str = "Space-time diagram",
     height: int | None = None,
@@ -92,18 +93,23 @@ def spacetime_diagram(
         or order of first appearance in the trace).
     until: draw only what happened up to this time (for replay sliders); the
         x axis still spans ``[start, end of run]`` so replays do not rescale.
+    start, end: the x axis range (default: 0 to the end of the run).
     notes: mark protocol state changes (``ctx.note``) on the lanes.
     figure: an existing ``go.Figure``/``FigureWidget`` to redraw in place.
     """
     import plotly.graph_objects as go
 
     if isinstance(source, Simulator):
-        trace, order, end = source.trace, list(source.nodes), source.now
+        trace, order, run_end = source.trace, list(source.nodes), source.now
     elif isinstance(source, Trace):
-        trace, order, end = source, [], (source.rows[-1][0] if source.rows else 0.0)
+        trace, order, run_end = source, [], (source.rows[-1][0] if source.rows else 0.0)
     else:
         raise TypeError(f"source must be a Simulator or a Trace, got {type(source).__name__}")
     rows = trace.rows
+    if end is None:
+        end = run_end
+    elif not end > start:
+        raise ValueError(f"end must be after start={start!r}, got {end!r}")
     if nodes is None:
         for r in rows:
             for nid in (r[2], r[3], r[4]):
@@ -112,7 +118,7 @@ def spacetime_diagram(
     else:
         order = list(nodes)
     if until is None:
-        until = end
+        until = min(end, run_end)
     elif not until >= 0:
         raise ValueError(f"until must be a time >= 0, got {until!r}")
     lane = {nid: i for i, nid in enumerate(order)}

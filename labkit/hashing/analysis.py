@@ -1,0 +1,191 @@
+"""Measurements for the notebook, as pandas DataFrames.
+
+Every scheme in this package (``HashRing``, ``SeedRing`` through its
+``get_node``, ``JumpHash``, ``RendezvousHash``, ``ModuloHash``,
+``BoundedLoadHash``) answers "which node holds this key?". These helpers ask
+that question for many keys and tabulate the answers: load per node, which keys
+moved after a membership change and where to, and how the load spread of a ring
+falls as the number of virtual nodes grows.
+
+The spread is measured by the coefficient of variation (CV) of the per-node
+load, ``std / mean`` (population std). A node's share of the ring is the sum of
+its v arcs; each arc is roughly exponential, so the share's relative std is
+about ``1/sqrt(v)``: the rule of thumb the notebook compares against.
+
+pandas is imported inside the functions that build frames, so importing
+``labkit.hashing`` for lookups alone stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from labkit.hashing.hashfuncs import HashFunction, mmh3_128
+from labkit.hashing.ring import HashRing
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "Placement",
+    "make_keys",
+    "node_names",
+    "lookup_function",
+    "assign",
+    "load_per_node",
+    "load_cv",
+    "moved_keys",
+    "move_matrix",
+    "spread_vs_vnodes",
+]
+
+
+class Placement(Protocol):
+    """Anything that maps a key to a node."""
+
+    def node_for(self, key: str) -> str: ...
+
+
+def make_keys(k: int, seed: int = 0, prefix: str = "key") -> list[str]:
+    """``k`` distinct, reproducible pseudo-random key names like ``key:1f3a...``."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"k must be an int >= 0, got {k!r}")
+    rng = random.Random(seed)
+    # 64 random bits plus the index: distinct by construction, random-looking to the hash.
+    return [f"{prefix}:{rng.getrandbits(64):016x}{i:x}" for i in range(k)]
+
+
+def node_names(n: int, prefix: str = "node") -> list[str]:
+    """``["node-0", "node-1", ...]``."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    return [f"{prefix}-{i}" for i in range(n)]
+
+
+def lookup_function(scheme: Any) -> Callable[[str], str]:
+    """The scheme's key -> node function (``node_for``, or ``get_node`` for the seed ring)."""
+    for name in ("node_for", "get_node"):
+        fn = getattr(scheme, name, None)
+        if callable(fn):
+            return fn
+    if callable(scheme):
+        return scheme
+    raise TypeError(f"scheme must have node_for(key) or get_node(key), got {type(scheme).__name__}")
+
+
+def _nodes_of(scheme: Any) -> list[str]:
+    nodes = getattr(scheme, "nodes", None)
+    if nodes is not None:
+        return sorted(nodes)
+    ring = getattr(scheme, "ring", None)  # the seed ring keeps {point: node}
+    if isinstance(ring, Mapping):
+        return sorted(set(ring.values()))
+    return []
+
+
+def assign(scheme: Any, keys: Iterable[str]) -> dict[str, str]:
+    """``{key: node}`` for every key."""
+    lookup = lookup_function(scheme)
+    return {key: lookup(key) for key in keys}
+
+
+def load_per_node(scheme: Any, keys: Sequence[str]) -> pd.DataFrame:
+    """Keys per node: columns ``node``, ``keys``, ``share`` and ``vs_mean`` (load / mean load).
+
+    Nodes that got no key are listed with 0.
+    """
+    import pandas as pd
+
+    counts = Counter(assign(scheme, keys).values())
+    nodes = sorted(set(_nodes_of(scheme)) | set(counts))
+    frame = pd.DataFrame({"node": nodes, "keys": [counts.get(n, 0) for n in nodes]})
+    total = max(len(keys), 1)
+    mean = total / max(len(nodes), 1)
+    frame["share"] = frame["keys"] / total
+    frame["vs_mean"] = frame["keys"] / mean
+    return frame
+
+
+def _cv(values: Sequence[float]) -> float:
+    mean = sum(values) / len(values)
+    if mean == 0:
+        return 0.0
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) / mean
+
+
+def load_cv(scheme: Any, keys: Sequence[str]) -> float:
+    """Coefficient of variation (population std / mean) of keys per node."""
+    loads = load_per_node(scheme, keys)["keys"].tolist()
+    if not loads:
+        raise ValueError("the scheme has no nodes")
+    return _cv(loads)
+
+
+def moved_keys(before: Mapping[str, str], after: Mapping[str, str]) -> pd.DataFrame:
+    """Keys whose node changed: columns ``key``, ``from_node``, ``to_node``.
+
+    ``before`` and ``after`` are :func:`assign` results for the same keys.
+    """
+    import pandas as pd
+
+    if set(before) != set(after):
+        raise ValueError("before and after must assign the same keys")
+    rows = [(key, node, after[key]) for key, node in before.items() if after[key] != node]
+    return pd.DataFrame(rows, columns=["key", "from_node", "to_node"])
+
+
+def move_matrix(moved: pd.DataFrame) -> pd.DataFrame:
+    """How many keys went from each node (rows) to each node (columns)."""
+    import pandas as pd
+
+    if not {"from_node", "to_node"} <= set(moved.columns):
+        raise ValueError("moved must have from_node and to_node columns (use moved_keys())")
+    return pd.crosstab(moved["from_node"], moved["to_node"])
+
+
+def spread_vs_vnodes(
+    nodes: Sequence[str],
+    vnode_counts: Iterable[int],
+    keys: Sequence[str],
+    hash: HashFunction = mmh3_128,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Load spread of a ring as the vnode count grows.
+
+    Columns: ``vnodes``; ``cv`` (measured over ``keys``); ``cv_arcs`` (from the exact
+    arc lengths, i.e. for infinitely many keys); ``max_over_mean`` and ``min_over_mean``
+    (busiest and idlest node against the mean); ``rule_of_thumb`` = ``1/sqrt(vnodes)``.
+    """
+    import pandas as pd
+
+    counts = list(vnode_counts)
+    if not nodes:
+        raise ValueError("nodes must not be empty")
+    if not keys:
+        raise ValueError("keys must not be empty")
+    if progress:
+        from tqdm.auto import tqdm
+
+        counts_iter: Iterable[int] = tqdm(counts, desc="vnode counts")
+    else:
+        counts_iter = counts
+    rows = []
+    for v in counts_iter:
+        ring = HashRing(nodes, vnodes=v, hash=hash)
+        loads = load_per_node(ring, keys)["keys"].tolist()
+        mean = len(keys) / len(nodes)
+        rows.append(
+            {
+                "vnodes": v,
+                "cv": _cv(loads),
+                "cv_arcs": _cv(list(ring.arc_shares().values())),
+                "max_over_mean": max(loads) / mean,
+                "min_over_mean": min(loads) / mean,
+                "rule_of_thumb": 1 / math.sqrt(v),
+            }
+        )
+    return pd.DataFrame(rows)

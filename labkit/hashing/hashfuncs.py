@@ -1,0 +1,52 @@
+"""Hash functions that place keys and virtual nodes on a ring.
+
+A consistent-hashing scheme needs a hash that spreads similar names (``node-1#0``,
+``node-1#1``, ``user:42``) uniformly and independently over a large space. Two
+are used in this package:
+
+* :func:`mmh3_128`, MurmurHash3 x64 128-bit (the default): fast, non-cryptographic,
+  well mixed; its 2**128 space makes two virtual nodes landing on the same point
+  practically impossible.
+* :func:`md5_int`, the MD5 digest read as an integer, which is what the seed's
+  ``ConsistentHash`` uses. It is about as well mixed, but much slower, and being
+  cryptographic buys nothing here: nobody is attacking the ring.
+
+Keys are ``str`` or ``bytes``; any other type is refused, because silently calling
+``str()`` on it would make ``1`` and ``"1"`` the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import mmh3
+
+__all__ = ["HashFunction", "mmh3_128", "md5_int", "RING_BITS", "check_key"]
+
+HashFunction = Callable[[str | bytes], int]
+"""A function from a key (``str`` or ``bytes``) to a non-negative integer."""
+
+RING_BITS = 128
+"""Size of the default ring: points are integers in ``[0, 2**128)``."""
+
+
+def check_key(key: object, name: str = "key") -> None:
+    """Raise TypeError unless ``key`` is ``str`` or ``bytes``."""
+    if not isinstance(key, str | bytes):
+        raise TypeError(f"{name} must be str or bytes, got {type(key).__name__}")
+
+
+def mmh3_128(key: str | bytes) -> int:
+    """MurmurHash3 (x64, 128-bit) of ``key`` as an unsigned integer in ``[0, 2**128)``."""
+    check_key(key)
+    # The defaults are seed 0, x64 and *unsigned*; spell nothing positionally: in mmh3 5.3 a
+    # positional ``signed=False`` still yields negative numbers.
+    return mmh3.hash128(key)
+
+
+def md5_int(key: str | bytes) -> int:
+    """MD5 digest of ``key`` (UTF-8 for str) as an integer in ``[0, 2**128)``."""
+    check_key(key)
+    data = key.encode() if isinstance(key, str) else key
+    return int.from_bytes(hashlib.md5(data).digest(), "big")

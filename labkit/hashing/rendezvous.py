@@ -1,0 +1,115 @@
+"""Rendezvous (highest random weight) hashing (Thaler and Ravishankar, "Using
+Name-Based Mappings to Increase Hit Rates", IEEE/ACM ToN 1998).
+
+Every node scores every key with a hash of (node, key); the key goes to the node
+with the highest score. Removing a node moves only the keys it held (each to its
+second-highest scorer) and adding one moves only the keys it now wins. No ring,
+no virtual nodes, perfect balance in expectation, any node may leave, and the
+ranked scores give a preference list for free. The price is O(n) work per
+lookup for n nodes, fine for tens of nodes, costly for thousands.
+
+Each node gets a 32-bit seed and a 128-bit salt from the hash of its name; its
+score for a key is ``mmh3_128(key, seed) XOR salt``. Hashing the key once per
+node with a different seed avoids building ``node + key`` strings, and the salt
+keeps two nodes whose 32-bit seeds happen to collide from tying on every key.
+Remaining ties (probability about 2**-128) go to the smaller node name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import mmh3
+
+from labkit.hashing.hashfuncs import check_key
+from labkit.hashing.ring import check_node_name
+
+__all__ = ["RendezvousHash"]
+
+_hash128 = mmh3.hash128
+
+
+class RendezvousHash:
+    """Highest-random-weight hashing over named nodes.
+
+    >>> hrw = RendezvousHash(["a", "b", "c"])
+    >>> hrw.node_for("user:42") == hrw.preference_list("user:42", 3)[0]
+    True
+    """
+
+    __slots__ = ("_params",)
+
+    def __init__(self, nodes: Iterable[str] = ()) -> None:
+        if isinstance(nodes, str | bytes):
+            raise TypeError("nodes must be an iterable of node names, not a string")
+        # node -> (seed, salt), kept sorted by name so iteration order never depends on insertion order.
+        self._params: dict[str, tuple[int, int]] = {}
+        for node in nodes:
+            self._insert(node)
+        self._sort()
+
+    def _insert(self, node: str) -> None:
+        check_node_name(node)
+        if node in self._params:
+            raise ValueError(f"node {node!r} is already present")
+        h = _hash128(node)
+        self._params[node] = (h & 0xFFFFFFFF, h)
+
+    def _sort(self) -> None:
+        self._params = dict(sorted(self._params.items()))
+
+    def add_node(self, node: str) -> None:
+        """Add ``node``; it takes exactly the keys for which it now scores highest."""
+        self._insert(node)
+        self._sort()
+
+    def remove_node(self, node: str) -> None:
+        """Remove ``node``; each of its keys goes to that key's next-highest scorer."""
+        check_node_name(node)
+        if node not in self._params:
+            raise ValueError(f"node {node!r} is not present (nodes: {list(self._params)})")
+        del self._params[node]
+
+    def score(self, node: str, key: str | bytes) -> int:
+        """The pseudo-random weight ``node`` gives ``key``."""
+        if node not in self._params:
+            raise ValueError(f"node {node!r} is not present")
+        check_key(key)
+        seed, salt = self._params[node]
+        return _hash128(key, seed) ^ salt
+
+    def node_for(self, key: str | bytes) -> str:
+        """The node with the highest score for ``key``."""
+        if not self._params:
+            raise ValueError("no nodes: add_node() before looking keys up")
+        best_node, best = "", -1
+        try:
+            # Strict '>' over name-sorted nodes: a tie keeps the smaller name.
+            for node, (seed, salt) in self._params.items():
+                s = _hash128(key, seed) ^ salt
+                if s > best:
+                    best_node, best = node, s
+        except TypeError:
+            raise TypeError(f"key must be str or bytes, got {type(key).__name__}") from None
+        return best_node
+
+    def preference_list(self, key: str | bytes, n: int) -> list[str]:
+        """The ``n`` highest-scoring nodes for ``key``, best first."""
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int, got {type(n).__name__}")
+        if not 1 <= n <= len(self._params):
+            raise ValueError(f"n must be in [1, {len(self._params)}] (the number of nodes), got {n}")
+        check_key(key)
+        ranked = sorted(self._params, key=lambda node: (-self.score(node, key), node))
+        return ranked[:n]
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Nodes, sorted by name."""
+        return tuple(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._params

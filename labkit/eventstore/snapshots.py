@@ -1,0 +1,136 @@
+"""Snapshots: a saved aggregate state so that loading replays only the tail.
+
+A snapshot is a *cache*, never the truth: the events are. It records the
+state after version ``v`` of a stream; loading then starts from it and
+replays events ``v+1..`` only. It is written after the events it summarises
+have committed, in its own transaction, so a lost or missing snapshot only
+costs time. A snapshot also records the aggregate class and the class's
+``snapshot_schema``; when the code's idea of the state changes, bump that
+number and old snapshots are ignored (the events are replayed instead).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from labkit.eventstore.recorder import _check_int, _check_stream_id, decode_json, encode_json
+from labkit.eventstore.sqlite import Durability, connect
+
+__all__ = ["InMemorySnapshotStore", "SQLiteSnapshotStore", "Snapshot", "SnapshotStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The state of one aggregate right after event ``version`` of its stream."""
+
+    stream_id: str
+    version: int
+    aggregate_type: str
+    snapshot_schema: int
+    state: dict[str, Any]
+
+
+class SnapshotStore(ABC):
+    """Where snapshots live: save one, get the latest at or before a version."""
+
+    def save(self, snapshot: Snapshot) -> None:
+        if not isinstance(snapshot, Snapshot):
+            raise TypeError(f"snapshot must be a Snapshot, got {type(snapshot).__name__}")
+        _check_stream_id(snapshot.stream_id)
+        _check_int(snapshot.version, "snapshot.version", 1)
+        self._save(snapshot, encode_json(snapshot.state, f"snapshot state of {snapshot.stream_id!r}"))
+
+    def latest(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:
+        """The newest snapshot of ``stream_id`` with ``version <= max_version`` (None if there is none)."""
+        _check_stream_id(stream_id)
+        if max_version is not None:
+            _check_int(max_version, "max_version", 0)
+        return self._latest(stream_id, max_version)
+
+    @abstractmethod
+    def _save(self, snapshot: Snapshot, state_json: str) -> None: ...
+
+    @abstractmethod
+    def _latest(self, stream_id: str, max_version: int | None) -> Snapshot | None: ...
+
+    def close(self) -> None:
+        """Release resources."""
+        return None
+
+
+class InMemorySnapshotStore(SnapshotStore):
+    """Snapshots in a dict of version-sorted lists."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._versions: dict[str, list[int]] = {}
+        self._rows: dict[str, list[tuple[str, int, str]]] = {}
+
+    def _save(self, snapshot: Snapshot, state_json: str) -> None:
+        with self._lock:
+            versions = self._versions.setdefault(snapshot.stream_id, [])
+            rows = self._rows.setdefault(snapshot.stream_id, [])
+            row = (snapshot.aggregate_type, snapshot.snapshot_schema, state_json)
+            i = bisect.bisect_left(versions, snapshot.version)
+            if i < len(versions) and versions[i] == snapshot.version:
+                rows[i] = row  # same version, same state: saving twice is harmless
+            else:
+                versions.insert(i, snapshot.version)
+                rows.insert(i, row)
+
+    def _latest(self, stream_id: str, max_version: int | None) -> Snapshot | None:
+        with self._lock:
+            versions = self._versions.get(stream_id)
+            if not versions:
+                return None
+            i = len(versions) if max_version is None else bisect.bisect_right(versions, max_version)
+            if i == 0:
+                return None
+            agg, schema, state = self._rows[stream_id][i - 1]
+            return Snapshot(stream_id, versions[i - 1], agg, schema, decode_json(state))
+
+
+class SQLiteSnapshotStore(SnapshotStore):
+    """Snapshots in a ``snapshots`` table (may share the event store's file)."""
+
+    def __init__(self, path: str | os.PathLike[str], durability: Durability = Durability.FULL) -> None:
+        self._conn = connect(path, durability)
+        self._lock = threading.Lock()
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS snapshots (stream_id TEXT NOT NULL, version INTEGER NOT NULL, "
+            "aggregate_type TEXT NOT NULL, snapshot_schema INTEGER NOT NULL, state TEXT NOT NULL, "
+            "PRIMARY KEY (stream_id, version))"
+        )
+
+    def _save(self, snapshot: Snapshot, state_json: str) -> None:
+        with self._lock:
+            self._conn.execute(  # one statement: its own transaction in autocommit mode
+                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)",
+                (
+                    snapshot.stream_id,
+                    snapshot.version,
+                    snapshot.aggregate_type,
+                    snapshot.snapshot_schema,
+                    state_json,
+                ),
+            )
+
+    def _latest(self, stream_id: str, max_version: int | None) -> Snapshot | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT version, aggregate_type, snapshot_schema, state FROM snapshots "
+                "WHERE stream_id = ? AND version <= ? ORDER BY version DESC LIMIT 1",
+                (stream_id, (1 << 62) if max_version is None else max_version),
+            ).fetchone()
+        if row is None:
+            return None
+        return Snapshot(stream_id, row[0], row[1], row[2], decode_json(row[3]))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

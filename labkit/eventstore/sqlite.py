@@ -1,0 +1,306 @@
+"""An event store in one SQLite file (Python's ``sqlite3``; no server).
+
+How the contract is kept
+------------------------
+
+*Whole batch or nothing.* Every append is one transaction
+(``BEGIN IMMEDIATE`` ... ``COMMIT``); any failure rolls it back. SQLite's
+write-ahead log makes a commit atomic even if the process is killed half-way
+through writing it: frames of a transaction that never reached its commit
+record are ignored when the database is next opened.
+
+*Optimistic concurrency enforced by the database.* The ``events`` table has
+``UNIQUE (stream_id, version)``. A writer that read the stream at version
+``e`` inserts versions ``e+1, e+2, ...``; if anybody appended since, version
+``e+1`` already exists and the insert fails with a constraint violation,
+which becomes :class:`~labkit.eventstore.errors.ConcurrencyError`. There is
+no window between "check the version" and "write" because the check *is*
+the write. (The one case a uniqueness constraint cannot see is a writer
+claiming a version the stream has not reached yet; a lookup of version ``e``
+in the same transaction refuses it.)
+
+*A global order without gaps.* ``read_all`` follows ``position``, an
+integer assigned as ``max(position) + 1`` *inside* the write transaction.
+``BEGIN IMMEDIATE`` takes SQLite's single write lock before that ``max`` is
+read and keeps it until ``COMMIT``, so transactions receive positions in the
+order they commit, and a transaction that rolls back gives its positions to
+the next one. In WAL mode a reader sees a snapshot that contains exactly the
+transactions committed before it started: always a prefix ``1..p`` of the
+positions. A reader that resumes from its checkpoint can therefore never
+skip an event that commits "late". (Databases with concurrent writers and
+non-transactional sequences, e.g. PostgreSQL ``BIGSERIAL``, do not give this
+for free: position 11 may commit before position 10, and a reader that saw
+11 would move its checkpoint past 10.)
+
+*Durability* is chosen with :class:`Durability`: ``FULL`` (the default)
+syncs the write-ahead log to disk at every commit, so a committed append
+survives a power cut; ``NORMAL`` syncs only at checkpoints, which is much
+faster for one-event transactions, survives a crash of the process (the data
+is in the operating system's cache) and never corrupts the file, but may
+lose the last commits if the machine itself loses power.
+
+One :class:`SQLiteEventStore` owns one connection; open one per process
+(never share a connection across ``fork``). Many processes may write to the
+same file at once: they queue on the write lock (``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from labkit.eventstore.errors import ConcurrencyError, StreamNotFoundError
+from labkit.eventstore.recorder import EncodedEvent, EventStore, RecordedEvent, StreamInfo, decode_json
+
+__all__ = ["Durability", "SQLiteEventStore", "connect"]
+
+
+class Durability(enum.Enum):
+    """How hard a commit tries to reach the disk (SQLite ``PRAGMA synchronous`` in WAL mode)."""
+
+    FULL = "FULL"  # fsync the WAL at every commit: survives power loss
+    NORMAL = "NORMAL"  # fsync only at checkpoints: survives process crashes, not power loss
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    position       INTEGER PRIMARY KEY,         -- global order, assigned under the write lock
+    stream_id      TEXT    NOT NULL,
+    version        INTEGER NOT NULL CHECK (version >= 1),
+    type           TEXT    NOT NULL,
+    data           TEXT    NOT NULL,            -- JSON object
+    schema_version INTEGER NOT NULL,
+    metadata       TEXT    NOT NULL,            -- JSON object
+    UNIQUE (stream_id, version)                 -- the optimistic-concurrency guard
+);
+CREATE TABLE IF NOT EXISTS streams (
+    stream_id      TEXT    PRIMARY KEY,
+    version        INTEGER NOT NULL,
+    first_position INTEGER NOT NULL,
+    last_position  INTEGER NOT NULL,
+    metadata       TEXT    NOT NULL DEFAULT '{}'
+);
+"""
+
+_COLUMNS = "position, stream_id, version, type, data, schema_version, metadata"
+
+
+def connect(
+    path: str | os.PathLike[str], durability: Durability = Durability.FULL, busy_timeout: float = 30.0
+):
+    """Open ``path`` in WAL mode with the given durability; autocommit (we issue BEGIN ourselves)."""
+    if not isinstance(durability, Durability):
+        raise TypeError(
+            f"durability must be a Durability ({', '.join(d.name for d in Durability)}), got {durability!r}"
+        )
+    if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float) or busy_timeout <= 0:
+        raise ValueError(f"busy_timeout must be a positive number of seconds, got {busy_timeout!r}")
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a file path (str or PathLike), got {type(path).__name__}")
+    conn = sqlite3.connect(
+        os.fspath(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    if os.fspath(path) != ":memory:":
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":  # e.g. a file system without shared memory
+            conn.close()
+            raise RuntimeError(f"could not switch {path} to WAL mode (got {mode!r})")
+    conn.execute(f"PRAGMA synchronous={durability.value}")
+    return conn
+
+
+def _record(row: tuple) -> RecordedEvent:
+    meta = row[6]
+    return RecordedEvent(
+        row[0], row[1], row[2], row[3], decode_json(row[4]), row[5], {} if meta == "{}" else decode_json(meta)
+    )
+
+
+class SQLiteEventStore(EventStore):
+    """Event streams in an SQLite file (see the module docstring for the guarantees)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        durability: Durability = Durability.FULL,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        self.path = Path(path) if os.fspath(path) != ":memory:" else None
+        self.durability = durability
+        self._conn = connect(path, durability, busy_timeout)
+        self._lock = threading.Lock()  # one connection: one statement at a time across threads
+        with self._lock, self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+
+    # ------------------------------------------------------------- transactions
+    def _transaction(self):
+        return _Transaction(self._conn)
+
+    def _insert_rows(self, cur: sqlite3.Cursor, rows: list[tuple]) -> None:
+        """Insert the batch (one statement, many rows); a test overrides this to die half-way."""
+        cur.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def _append(
+        self, stream_id: str, events: list[EncodedEvent], expected_version: int
+    ) -> list[RecordedEvent]:
+        with self._lock, self._transaction() as cur:
+            # Only for a claim beyond the stream's end; "someone wrote first" is caught by UNIQUE below.
+            if expected_version > 0 and (
+                cur.execute(
+                    "SELECT 1 FROM events WHERE stream_id = ? AND version = ?", (stream_id, expected_version)
+                ).fetchone()
+                is None
+            ):
+                raise ConcurrencyError(stream_id, expected_version, self._version_in(cur, stream_id))
+            # Under the write lock (BEGIN IMMEDIATE): nobody else can take positions until we commit.
+            head = cur.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+            rows = [
+                (
+                    head + i,
+                    stream_id,
+                    expected_version + i,
+                    e.type,
+                    e.data_json,
+                    e.schema_version,
+                    e.metadata_json,
+                )
+                for i, e in enumerate(events, start=1)
+            ]
+            try:
+                self._insert_rows(cur, rows)
+            except sqlite3.IntegrityError as exc:
+                if "stream_id" not in str(exc):
+                    raise
+                raise ConcurrencyError(
+                    stream_id, expected_version, self._version_in(cur, stream_id)
+                ) from None
+            last = rows[-1]
+            cur.execute(
+                "INSERT INTO streams (stream_id, version, first_position, last_position) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
+                "last_position = excluded.last_position",
+                (stream_id, last[2], rows[0][0], last[0]),
+            )
+        return [_record(r) for r in rows]
+
+    @staticmethod
+    def _version_in(cur: sqlite3.Cursor, stream_id: str) -> int:
+        return cur.execute(
+            "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
+        ).fetchone()[0]
+
+    # ------------------------------------------------------------------- reads
+    def _read(self, stream_id: str, from_version: int, to_version: int | None) -> list[RecordedEvent]:
+        sql = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version > ?"
+        args: tuple = (stream_id, from_version)
+        if to_version is not None:
+            sql += " AND version <= ?"
+            args += (to_version,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY version", args).fetchall()
+            if (
+                not rows
+                and self._conn.execute("SELECT 1 FROM streams WHERE stream_id = ?", (stream_id,)).fetchone()
+                is None
+            ):
+                raise StreamNotFoundError(stream_id)
+        return [_record(r) for r in rows]
+
+    def _read_all(self, from_position: int, limit: int | None) -> list[RecordedEvent]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
+                (from_position, -1 if limit is None else limit),
+            ).fetchall()
+        return [_record(r) for r in rows]
+
+    def _stream_info(self, stream_id: str) -> StreamInfo:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT version, first_position, last_position, metadata FROM streams WHERE stream_id = ?",
+                (stream_id,),
+            ).fetchone()
+        if row is None:
+            raise StreamNotFoundError(stream_id)
+        return StreamInfo(stream_id, row[0], row[1], row[2], decode_json(row[3]))
+
+    def _stream_version(self, stream_id: str) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT version FROM streams WHERE stream_id = ?", (stream_id,)
+            ).fetchone()
+        return 0 if row is None else row[0]
+
+    def _set_stream_metadata(self, stream_id: str, metadata_json: str) -> None:
+        with self._lock, self._transaction() as cur:
+            if (
+                cur.execute(
+                    "UPDATE streams SET metadata = ? WHERE stream_id = ?", (metadata_json, stream_id)
+                ).rowcount
+                == 0
+            ):
+                raise StreamNotFoundError(stream_id)
+
+    def _stream_ids(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute("SELECT stream_id FROM streams ORDER BY first_position").fetchall()
+        return [r[0] for r in rows]
+
+    def _head_position(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+
+    # -------------------------------------------------------------- housekeeping
+    def check_invariants(self) -> None:
+        """Raise AssertionError if positions or versions have a gap, or ``streams`` disagrees with ``events``."""
+        with self._lock:
+            conn = self._conn
+            count, top = conn.execute("SELECT count(*), coalesce(max(position), 0) FROM events").fetchone()
+            assert count == top, f"positions have a gap: {count} events, highest position {top}"
+            bad = conn.execute(
+                "SELECT e.stream_id, count(*), max(e.version), min(e.position), max(e.position), s.version, "
+                "s.first_position, s.last_position FROM events e LEFT JOIN streams s USING (stream_id) "
+                "GROUP BY e.stream_id HAVING count(*) != max(e.version) OR s.version IS NULL "
+                "OR s.version != count(*) OR s.first_position != min(e.position) "
+                "OR s.last_position != max(e.position)"
+            ).fetchall()
+            assert not bad, f"streams with gaps or stale metadata: {bad[:5]}"
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteEventStore({str(self.path or ':memory:')!r}, durability={self.durability.name})"
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises."""
+
+    __slots__ = ("_conn", "_cur")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Cursor:
+        # IMMEDIATE: take the write lock now, before we read max(position) and the stream's version.
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._cur = self._conn.cursor()
+        return self._cur
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._cur.close()
+        if exc_type is None:
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+        elif self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")

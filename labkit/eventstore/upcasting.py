@@ -1,0 +1,158 @@
+"""Event schema evolution: upcasters and the codec between domain events and stored JSON.
+
+Stored events are never rewritten (they are the history), yet the code that
+reads them changes: a field is added, renamed, split. Each stored event
+carries the ``schema_version`` of the shape it was written in; on every read
+an *upcaster* chain turns version ``n`` into ``n + 1`` until the event has
+the shape the current class expects (Young, *Versioning in an Event Sourced
+System*, ch. 3 "Basic type-based versioning" and "Upcasting"; DDIA ch. 4 on
+forward and backward compatibility). Old events stay as they were written;
+only the reader knows about the changes.
+
+Domain events are frozen dataclasses (``slots=True``) whose fields are JSON
+values. A class declares its current shape with a class variable
+``schema_version: ClassVar[int] = n`` (default 1) and may set
+``event_type: ClassVar[str]`` (default: the class name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from labkit.eventstore.errors import UpcastError
+from labkit.eventstore.recorder import NewEvent, RecordedEvent
+
+__all__ = ["EventCodec", "Upcasters", "event_type_of", "schema_version_of"]
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def event_type_of(cls: type) -> str:
+    """The name events of ``cls`` are stored under."""
+    return getattr(cls, "event_type", cls.__name__)
+
+
+def schema_version_of(cls: type) -> int:
+    """The schema version the code currently writes (and upcasts to) for ``cls``."""
+    return getattr(cls, "schema_version", 1)
+
+
+class Upcasters:
+    """A table ``(event type, schema version n) -> function turning data n into data n + 1``.
+
+    >>> up = Upcasters()
+    >>> @up.register("Deposited", 1)
+    ... def add_currency(data):
+    ...     return {**data, "currency": "EUR"}
+    >>> up.upcast("Deposited", 1, {"amount": 5})
+    ({'amount': 5, 'currency': 'EUR'}, 2)
+    """
+
+    def __init__(self) -> None:
+        self._table: dict[tuple[str, int], Upcaster] = {}
+
+    def add(self, event_type: str, from_version: int, upcaster: Upcaster) -> None:
+        """Register ``upcaster`` for ``event_type`` data of ``from_version``."""
+        if not isinstance(event_type, str) or not event_type:
+            raise ValueError(f"event_type must be a non-empty str, got {event_type!r}")
+        if isinstance(from_version, bool) or not isinstance(from_version, int) or from_version < 1:
+            raise ValueError(f"from_version must be an int >= 1, got {from_version!r}")
+        if not callable(upcaster):
+            raise TypeError(f"upcaster must be callable (dict -> dict), got {type(upcaster).__name__}")
+        key = (event_type, from_version)
+        if key in self._table:
+            raise ValueError(f"an upcaster for {event_type!r} version {from_version} is already registered")
+        self._table[key] = upcaster
+
+    def register(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        """Decorator form of :meth:`add`."""
+
+        def deco(fn: Upcaster) -> Upcaster:
+            self.add(event_type, from_version, fn)
+            return fn
+
+        return deco
+
+    def upcast(
+        self, event_type: str, schema_version: int, data: dict[str, Any]
+    ) -> tuple[dict[str, Any], int]:
+        """Apply the chain from ``schema_version`` as far as it goes; returns (data, new version)."""
+        table = self._table
+        while (event_type, schema_version) in table:
+            data = table[event_type, schema_version](data)
+            if not isinstance(data, dict):
+                raise UpcastError(
+                    f"upcaster for {event_type!r} v{schema_version} returned {type(data).__name__}, not a dict"
+                )
+            schema_version += 1
+        return data, schema_version
+
+    def upcast_record(self, record: RecordedEvent) -> RecordedEvent:
+        """The record with its data brought up to date (the stored event is untouched)."""
+        data, version = self.upcast(record.type, record.schema_version, record.data)
+        if version == record.schema_version:
+            return record
+        return dataclasses.replace(record, data=data, schema_version=version)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+class EventCodec:
+    """Turns domain events (frozen dataclasses) into :class:`NewEvent` and stored records back.
+
+    Decoding first runs the upcasters, then checks that the data now has the
+    class's current ``schema_version`` and its fields; anything else raises
+    :class:`~labkit.eventstore.errors.UpcastError` naming the event.
+    """
+
+    def __init__(self, event_classes: Iterable[type], upcasters: Upcasters | None = None) -> None:
+        if upcasters is not None and not isinstance(upcasters, Upcasters):
+            raise TypeError(f"upcasters must be an Upcasters table or None, got {type(upcasters).__name__}")
+        self.upcasters = upcasters if upcasters is not None else Upcasters()
+        self._by_type: dict[str, type] = {}
+        self._fields: dict[type, tuple[str, ...]] = {}
+        for cls in event_classes:
+            if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+                raise TypeError(f"event classes must be dataclasses, got {cls!r}")
+            name = event_type_of(cls)
+            if self._by_type.get(name, cls) is not cls:
+                raise ValueError(f"two event classes are stored under the same type name {name!r}")
+            self._by_type[name] = cls
+            self._fields[cls] = tuple(f.name for f in dataclasses.fields(cls))
+
+    def knows(self, event_type: str) -> bool:
+        return event_type in self._by_type
+
+    def encode(self, event: Any, metadata: dict[str, Any] | None = None) -> NewEvent:
+        cls = type(event)
+        names = self._fields.get(cls)
+        if names is None:
+            raise TypeError(
+                f"{cls.__name__} is not one of this codec's event classes: {sorted(self._by_type)}"
+            )
+        data = {name: getattr(event, name) for name in names}
+        return NewEvent(event_type_of(cls), data, schema_version_of(cls), metadata or {})
+
+    def decode(self, record: RecordedEvent) -> Any:
+        cls = self._by_type.get(record.type)
+        if cls is None:
+            raise UpcastError(
+                f"event type {record.type!r} at position {record.position} is unknown to this codec"
+            )
+        data, version = self.upcasters.upcast(record.type, record.schema_version, record.data)
+        want = schema_version_of(cls)
+        if version != want:
+            raise UpcastError(
+                f"{record.type} at position {record.position} is stored as schema v{record.schema_version}; "
+                f"upcasters reach v{version} but {cls.__name__} needs v{want} (register the missing upcaster)"
+            )
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise UpcastError(
+                f"{record.type} v{version} at position {record.position} has fields {sorted(data)}, "
+                f"but {cls.__name__} has {list(self._fields[cls])}: {exc}"
+            ) from None

@@ -44,7 +44,9 @@ def check_true(condition: Any, what: str, hint: str | None = None, found: Any = 
     _fail(what, "this does not hold yet" + (f" (found {found!r})" if found is not None else ""), hint)
 
 
-def check_close(actual: float, expected: float, what: str, hint: str | None = None, *, tol: float = 1e-6) -> None:
+def check_close(
+    actual: float, expected: float, what: str, hint: str | None = None, *, tol: float = 1e-6
+) -> None:
     """Pass when ``actual`` is within ``tol`` (relative or absolute) of ``expected``."""
     try:
         ok = math.isclose(float(actual), float(expected), rel_tol=tol, abs_tol=tol)

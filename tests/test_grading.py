@@ -1,0 +1,81 @@
+"""The teacher's round trip with nbgrader, headless.
+
+nbgrader builds the student version of every notebook; then the instructor
+notebooks are autograded as one student and the untouched student versions
+as another. The instructor must score full marks, the untouched student
+version zero on every graded cell, and every cell that is not a graded test
+must still run without an error in both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import grading_tools as gt
+
+pytestmark = pytest.mark.grading
+
+NOTEBOOKS = gt.notebook_paths()
+
+
+def graded_cells(nb_path: Path) -> dict[str, float]:
+    nb = json.loads(nb_path.read_text())
+    out = {}
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade"):
+            out[meta["grade_id"]] = float(meta["points"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = gt.make_course(tmp_path_factory.mktemp("course"))
+    release = gt.generate(root)
+    student_nbs = sorted(release.glob("*.ipynb"))
+    assert [p.name for p in student_nbs] == [p.name for p in NOTEBOOKS]
+    gt.submit(root, "instructor", NOTEBOOKS)
+    gt.submit(root, "untouched", student_nbs)
+    gt.autograde(root, "instructor")
+    gt.autograde(root, "untouched")
+    return root
+
+
+def _errors_outside_tests(autograded: Path) -> list[str]:
+    nb = json.loads(autograded.read_text())
+    bad = []
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code" or cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                bad.append(f"cell {i}: {out.get('ename')}: {out.get('evalue')}")
+    return bad
+
+
+def test_student_version_strips_solutions_and_hidden_tests(course):
+    for nb in sorted((course / "release" / gt.ASSIGNMENT).glob("*.ipynb")):
+        text = nb.read_text()
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, nb.name
+        if graded_cells(nb):
+            assert "raise NotImplementedError()" in text, nb.name
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_instructor_version_scores_full_marks(course, nb):
+    expected = graded_cells(nb)
+    got = gt.scores(course, "instructor")[nb.stem]
+    assert {k: v[1] for k, v in got.items() if k in expected} == expected
+    assert {k: v[0] for k, v in got.items() if k in expected} == expected
+    assert _errors_outside_tests(course / "autograded" / "instructor" / gt.ASSIGNMENT / nb.name) == []
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_untouched_student_version_scores_zero_and_still_runs(course, nb):
+    expected = graded_cells(nb)
+    got = gt.scores(course, "untouched")[nb.stem]
+    assert {k: v[0] for k, v in got.items() if k in expected} == dict.fromkeys(expected, 0.0)
+    assert _errors_outside_tests(course / "autograded" / "untouched" / gt.ASSIGNMENT / nb.name) == []

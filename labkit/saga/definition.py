@@ -1,0 +1,121 @@
+"""What a saga is: an ordered list of steps, each with its compensation.
+
+A saga (Garcia-Molina and Salem, SIGMOD 1987, section 1) is a sequence of
+local transactions T1..Tn, each with a compensating transaction Ci that
+semantically undoes it. The system guarantees that either T1..Tn all run,
+or T1..Tj, Cj..C1 run for some j: never a prefix left half done. This module
+only *describes* a saga; :mod:`labkit.saga.orchestrator` runs it.
+
+The order saga of the course has three steps:
+
+====  ==========  ==============  ================
+step  service     action (DO)     compensation
+====  ==========  ==============  ================
+0     inventory   reserve stock   release stock
+1     payment     charge          refund
+2     shipping    create label    cancel label
+====  ==========  ==============  ================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["Order", "Step", "SagaDefinition", "ORDER_SAGA", "step_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One customer order: ``qty`` units of ``sku`` for ``amount`` cents."""
+
+    order_id: str
+    customer: str = "alice"
+    sku: str = "book"
+    qty: int = 1
+    amount: int = 30
+    address: str = "1 Main St"
+
+    def __post_init__(self) -> None:
+        for name in ("order_id", "customer", "sku"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty str, got {value!r}")
+        for name in ("qty", "amount"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be an int > 0, got {value!r}")
+        if not isinstance(self.address, str):
+            raise TypeError(f"address must be a str, got {self.address!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One local transaction of a saga.
+
+    ``args(order)`` builds the request arguments sent to ``service``; the
+    same arguments go with the compensation.
+    """
+
+    name: str
+    service: str
+    action: str
+    compensation: str
+    args: Callable[[Order], tuple]
+
+    def __post_init__(self) -> None:
+        for name in ("name", "service", "action", "compensation"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"Step.{name} must be a non-empty str, got {value!r}")
+        if not callable(self.args):
+            raise TypeError(f"Step.args must be callable as args(order) -> tuple, got {self.args!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SagaDefinition:
+    """A named, ordered tuple of :class:`Step` (at least one)."""
+
+    name: str
+    steps: tuple[Step, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty str, got {self.name!r}")
+        if not isinstance(self.steps, tuple) or not self.steps:
+            raise ValueError("steps must be a non-empty tuple of Step")
+        for i, step in enumerate(self.steps):
+            if not isinstance(step, Step):
+                raise TypeError(f"steps[{i}] must be a Step, got {step!r}")
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"step names must be unique, got {names}")
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def index(self, step_name: str) -> int:
+        """The position of the step called ``step_name``."""
+        for i, step in enumerate(self.steps):
+            if step.name == step_name:
+                return i
+        raise ValueError(f"no step named {step_name!r}; steps are {[s.name for s in self.steps]}")
+
+
+def step_key(saga_id: str, step: int) -> str:
+    """The idempotency key of a step: the same for every retry of it.
+
+    Its compensation uses the same key, which is how a service matches an
+    UNDO to the DO it undoes (or to a DO that has not arrived yet).
+    """
+    return f"{saga_id}/{step}"
+
+
+ORDER_SAGA = SagaDefinition(
+    "order",
+    (
+        Step("reserve", "inventory", "reserve", "release", lambda o: (o.sku, o.qty)),
+        Step("charge", "payment", "charge", "refund", lambda o: (o.customer, o.amount)),
+        Step("ship", "shipping", "create_label", "cancel_label", lambda o: (o.address,)),
+    ),
+)

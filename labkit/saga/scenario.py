@@ -1,0 +1,378 @@
+"""Run an order saga against the simulated services, with faults, and judge it.
+
+:func:`run_order_saga` builds a :class:`~labkit.sim.Simulator` with the three
+services and a durable :class:`~labkit.saga.orchestrator.Orchestrator`
+(its SQLite log in a temporary folder, removed afterwards), injects the
+faults, crashes and restarts nodes when a fault asks for it, runs until
+nothing is left to do, and returns a :class:`SagaRun`.
+
+:func:`order_effects` and :func:`invariant_violations` state what must hold
+at the end of *any* run (the course's saga invariant):
+
+* all three effects hold (stock reserved, customer charged, label created)
+  or none does;
+* nobody is charged twice, no stock is reserved twice or leaked;
+* the saga log agrees: completed means all, aborted means none.
+
+:data:`FAULT_KINDS`, :func:`fault_combinations` and :func:`crash_points`
+enumerate the faults and crash points the tests sweep.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from labkit.saga.definition import Order
+from labkit.saga.log import LogRecord, SagaLog, SagaStatus
+from labkit.saga.orchestrator import CrashPoint, Orchestrator, RetryPolicy
+from labkit.saga.services import SERVICE_CLASSES, EntryStatus, Service, ServiceFaults
+from labkit.sim import Fixed, Kind, Simulator, Trace
+
+__all__ = [
+    "SERVICES",
+    "FAULT_KINDS",
+    "OrderEffects",
+    "SagaRun",
+    "build_services",
+    "order_effects",
+    "invariant_violations",
+    "drive",
+    "run_order_saga",
+    "fault_combinations",
+    "crash_points",
+    "timeline",
+]
+
+SERVICES = ("inventory", "payment", "shipping")
+ORCHESTRATOR = "orchestrator"
+
+#: The faults one service can be given in a sweep. "slow" answers after one
+#: timeout (a retry finds it done); "very slow" never answers in time, so the
+#: step is maybe done and gets compensated before it is even applied.
+FAULT_KINDS: dict[str, ServiceFaults] = {
+    "none": ServiceFaults(),
+    "reject": ServiceFaults(reject=True),
+    "crash after apply": ServiceFaults(crash_after_apply=True),
+    "slow": ServiceFaults(slow=0.45),
+    "very slow": ServiceFaults(slow=3.0),
+    "flaky compensation": ServiceFaults(flaky_undo=3),
+}
+
+DEFAULT_STOCK = {"book": 5}
+DEFAULT_BALANCE = {"alice": 100, "bob": 100}
+
+_CALLERS = (ORCHESTRATOR, "shop", "coordinator")
+_LIVE = (EntryStatus.APPLIED, EntryStatus.PREPARED, EntryStatus.COMMITTED)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEffects:
+    """What one order did to the three services' databases, counted from their
+    entries (keys starting with the order id)."""
+
+    reserved: int  # units held for the order
+    reservations: int  # live reservation entries
+    charged: int  # amount charged and not refunded
+    charges: int  # live charge entries
+    labels: int  # live shipping labels
+    stock_conserved: bool  # stock + every live reservation == initial stock
+    money_conserved: bool  # balances + every live charge == initial balances
+
+    def outcome(self, order: Order) -> str:
+        """ "all", "none" or "partial"."""
+        if self.reserved == order.qty and self.charged == order.amount and self.labels == 1:
+            return "all"
+        if self.reserved == 0 and self.charged == 0 and self.labels == 0:
+            return "none"
+        return "partial"
+
+
+def build_services(
+    sim: Simulator,
+    faults: Mapping[str, ServiceFaults] | None = None,
+    stock: Mapping[str, int] | None = None,
+    balance: Mapping[str, int] | None = None,
+) -> None:
+    """Add inventory, payment and shipping to ``sim`` with their faults.
+
+    A crash fault fires once: the restarted service is built without it.
+    """
+    faults = dict(faults or {})
+    unknown = set(faults) - set(SERVICES)
+    if unknown:
+        raise ValueError(f"faults names unknown services {sorted(unknown)}; services are {list(SERVICES)}")
+    for name, f in faults.items():
+        if not isinstance(f, ServiceFaults):
+            raise TypeError(f"faults[{name!r}] must be a ServiceFaults, got {f!r}")
+    initial = {
+        "inventory": dict(DEFAULT_STOCK if stock is None else stock),
+        "payment": dict(DEFAULT_BALANCE if balance is None else balance),
+        "shipping": {"labels": 0},
+    }
+    for name in SERVICES:
+        cls = SERVICE_CLASSES[name]
+        f = faults.get(name, ServiceFaults())
+        boots = [0]
+
+        def factory(node_id: str, cls=cls, f=f, boots=boots, init=initial[name]) -> Service:
+            boots[0] += 1
+            return cls(node_id, f if boots[0] == 1 else replace(f, crash_after_apply=False), init)
+
+        sim.add_node(name, factory)
+
+
+def order_effects(sim: Simulator, order: Order) -> OrderEffects:
+    """Count what ``order`` did, from the services' durable entries."""
+    prefix = order.order_id + "/"
+    services = {n: _service(sim, n) for n in SERVICES}
+    inv, pay, ship = services["inventory"], services["payment"], services["shipping"]
+    res = [e for k, e in inv.entries.items() if k.startswith(prefix) and e.status in _LIVE]
+    chg = [e for k, e in pay.entries.items() if k.startswith(prefix) and e.status in _LIVE]
+    lab = [e for k, e in ship.entries.items() if k.startswith(prefix) and e.status in _LIVE]
+    # Conservation over every key (other orders and probes included).
+    held = {}
+    for e in inv.entries.values():
+        if e.status in _LIVE:
+            held[e.args[0]] = held.get(e.args[0], 0) + e.args[1]
+    stock_ok = all(inv.state.get(s, 0) + held.get(s, 0) == n for s, n in inv.initial.items())
+    spent = {}
+    for e in pay.entries.values():
+        if e.status in _LIVE:
+            spent[e.args[0]] = spent.get(e.args[0], 0) + e.args[1]
+    money_ok = all(pay.state.get(c, 0) + spent.get(c, 0) == n for c, n in pay.initial.items())
+    return OrderEffects(
+        reserved=sum(e.args[1] for e in res),
+        reservations=len(res),
+        charged=sum(e.args[1] for e in chg),
+        charges=len(chg),
+        labels=len(lab),
+        stock_conserved=stock_ok,
+        money_conserved=money_ok,
+    )
+
+
+def _service(sim: Simulator, name: str) -> Service:
+    if not sim.is_up(name):  # read a crashed service's state from its storage
+        node = SERVICE_CLASSES[name](name)
+        node.initial = {}
+        node.entries = {k[1]: v for k, v in sim.storage(name).items() if k[0] == "entry"}
+        node.state = {k[1]: v for k, v in sim.storage(name).items() if k[0] == "state"}
+        return node
+    return sim.node(name)  # type: ignore[return-value]
+
+
+def invariant_violations(effects: OrderEffects, order: Order, status: SagaStatus | None = None) -> list[str]:
+    """Every way the end state breaks the saga invariant (empty: all good)."""
+    problems = []
+    outcome = effects.outcome(order)
+    if outcome == "partial":
+        problems.append(
+            f"partial: {effects.reserved} reserved, {effects.charged} charged, {effects.labels} labels"
+        )
+    if effects.charges > 1 or effects.charged > order.amount:
+        problems.append(f"charged {effects.charges} times ({effects.charged} for an order of {order.amount})")
+    if effects.reservations > 1 or effects.reserved > order.qty:
+        problems.append(f"stock reserved {effects.reservations} times ({effects.reserved} units)")
+    if effects.labels > 1:
+        problems.append(f"{effects.labels} shipping labels")
+    if not effects.stock_conserved:
+        problems.append("stock leaked: stock + reservations != initial stock")
+    if not effects.money_conserved:
+        problems.append("money leaked: balances + charges != initial balances")
+    if status is SagaStatus.COMPLETED and outcome != "all":
+        problems.append("the log says completed but not every effect holds")
+    if status is SagaStatus.ABORTED and outcome != "none":
+        problems.append("the log says aborted but some effect remains")
+    if status is SagaStatus.RUNNING:
+        problems.append("the saga never finished")
+    return problems
+
+
+def drive(sim: Simulator, until: float, down_for: float, crash_log: list[tuple[float, str]]) -> None:
+    """Run ``sim`` until nothing is scheduled (or ``until``), crashing any node
+    that asks for it (``node.crashing``) and restarting it ``down_for`` later."""
+    names = sim.nodes
+
+    def check() -> None:
+        for name in names:
+            if sim.is_up(name):
+                node = sim.node(name)
+                if getattr(node, "crashing", False):
+                    if hasattr(node, "close"):
+                        node.close()
+                    sim.crash(name)
+                    crash_log.append((sim.now, name))
+                    delay = getattr(getattr(node, "faults", None), "down_for", down_for)
+                    sim.after(delay, lambda s, n=name: s.restart(n))
+
+    check()
+    # One event at a time, so a node that asks to crash dies at once
+    # (at the same virtual time, before anything else happens).
+    while sim.now <= until and sim.step():
+        check()
+
+
+@dataclass(frozen=True, slots=True)
+class SagaRun:
+    """The result of :func:`run_order_saga`."""
+
+    order: Order
+    status: SagaStatus | None
+    records: tuple[LogRecord, ...]
+    effects: OrderEffects
+    outcome: str
+    violations: tuple[str, ...]
+    writes: int  # log transactions written (all incarnations)
+    crashes: tuple[tuple[float, str], ...]
+    trace: Trace
+    end_time: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def run_order_saga(
+    order: Order | None = None,
+    *,
+    faults: Mapping[str, ServiceFaults] | None = None,
+    crashes: Sequence[CrashPoint] = (),
+    seed: int = 0,
+    policy: RetryPolicy | None = None,
+    down_for: float = 1.0,
+    stock: Mapping[str, int] | None = None,
+    balance: Mapping[str, int] | None = None,
+    until: float = 120.0,
+    synchronous: str = "OFF",
+    workdir: str | os.PathLike | None = None,
+) -> SagaRun:
+    """Run one order saga with ``faults`` and orchestrator ``crashes``.
+
+    ``crashes[i]`` is where incarnation ``i`` of the orchestrator dies (so
+    two crash points crash it again during its recovery). The log is a
+    SQLite file in a fresh temporary folder (inside ``workdir`` if given),
+    deleted at the end. ``synchronous`` is the SQLite durability setting:
+    "OFF" is enough here because simulated crashes kill the process, not the
+    machine (a process crash never loses a committed SQLite transaction).
+    """
+    order = Order("order-1") if order is None else order
+    if not isinstance(order, Order):
+        raise TypeError(f"order must be an Order, got {order!r}")
+    crashes = tuple(crashes)
+    for c in crashes:
+        if not isinstance(c, CrashPoint):
+            raise TypeError(f"crashes must be CrashPoint instances, got {c!r}")
+    policy = RetryPolicy() if policy is None else policy
+    sim = Simulator(seed, latency=Fixed(0.01))
+    build_services(sim, faults, stock, balance)
+    with tempfile.TemporaryDirectory(prefix="labkit-saga-", dir=workdir) as tmp:
+        path = os.path.join(tmp, "saga.db")
+        incarnation = [0]
+        writes = [0]
+
+        def factory(node_id: str) -> Orchestrator:
+            i = incarnation[0]
+            incarnation[0] += 1
+            return _CountingOrchestrator(
+                node_id,
+                path,
+                writes,
+                policy=policy,
+                crash_at=crashes[i] if i < len(crashes) else None,
+                synchronous=synchronous,
+            )
+
+        sim.add_node(ORCHESTRATOR, factory)
+        sim.run(0.0)  # boot everyone
+        crash_log: list[tuple[float, str]] = []
+        sim.call(ORCHESTRATOR, lambda node, ctx: node.submit(ctx, order))
+        drive(sim, until, down_for, crash_log)
+        if sim.is_up(ORCHESTRATOR):
+            sim.node(ORCHESTRATOR).close()  # type: ignore[attr-defined]
+        with SagaLog(path) as log:
+            known = dict(log.sagas())
+            status = known.get(order.order_id)
+            records = tuple(log.records(order.order_id)) if status is not None else ()
+    effects = order_effects(sim, order)
+    return SagaRun(
+        order=order,
+        status=status,
+        records=records,
+        effects=effects,
+        outcome=effects.outcome(order),
+        violations=tuple(invariant_violations(effects, order, status)),
+        writes=writes[0],
+        crashes=tuple(crash_log),
+        trace=sim.trace,
+        end_time=sim.trace.rows[-1][0] if sim.trace.rows else 0.0,
+    )
+
+
+class _CountingOrchestrator(Orchestrator):
+    """An orchestrator that also counts log writes across incarnations."""
+
+    def __init__(self, node_id: str, path: str, counter: list[int], **kwargs: Any) -> None:
+        super().__init__(node_id, path, **kwargs)
+        self._counter = counter
+
+    def _execute(self, ctx, state, d, *, begin=None) -> None:  # type: ignore[override]
+        before = self.log.writes if self.log is not None else 0
+        super()._execute(ctx, state, d, begin=begin)
+        if self.log is not None:
+            self._counter[0] += self.log.writes - before
+
+
+def fault_combinations(kinds: Sequence[str] | None = None) -> Iterator[dict[str, ServiceFaults]]:
+    """Every assignment of a fault kind to each service (``len(kinds) ** 3``)."""
+    kinds = list(FAULT_KINDS) if kinds is None else list(kinds)
+    for k in kinds:
+        if k not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {k!r}; known: {list(FAULT_KINDS)}")
+    for combo in itertools.product(kinds, repeat=len(SERVICES)):
+        yield {s: FAULT_KINDS[k] for s, k in zip(SERVICES, combo, strict=True) if k != "none"}
+
+
+def crash_points(writes: int) -> list[CrashPoint]:
+    """Every single crash point of a run that wrote ``writes`` log transactions."""
+    if isinstance(writes, bool) or not isinstance(writes, int) or writes < 0:
+        raise ValueError(f"writes must be an int >= 0, got {writes!r}")
+    return [CrashPoint(k, b) for k in range(1, writes + 1) for b in (True, False)]
+
+
+def timeline(trace: Trace) -> list[dict[str, Any]]:
+    """The events of a saga run worth drawing, one dict per event.
+
+    Keys: ``time``, ``lane`` (a service or "orchestrator"), ``what``
+    (a short label) and ``category`` (request, compensation, reply, log,
+    crash, restart, service).
+    """
+    rows: list[dict[str, Any]] = []
+    for ev in trace:
+        if ev.kind is Kind.SEND and ev.src in _CALLERS:
+            msg = ev.message
+            op = getattr(msg, "op", None)
+            if op is None:
+                continue
+            cls = SERVICE_CLASSES.get(ev.dst)
+            name = {"do": cls.do_name, "undo": cls.undo_name}.get(op.value, op.value) if cls else op.value
+            category = "compensation" if op.value in ("undo", "abort") else "request"
+            rows.append({"time": ev.time, "lane": ev.dst, "what": f"{name} sent", "category": category})
+        elif ev.kind is Kind.STATE and ev.reason in ("service", "participant") and ev.detail:
+            d = ev.detail
+            label = f"{d.get('op', '')} {d.get('outcome', '')}".strip() if "op" in d else str(d)
+            rows.append({"time": ev.time, "lane": ev.node, "what": label, "category": "service"})
+        elif ev.kind is Kind.STATE and ev.reason == "saga_log":
+            d = ev.detail or {}
+            step = d.get("step", -1)
+            label = d["kind"] + (f" step {step}" if step >= 0 else "")
+            rows.append({"time": ev.time, "lane": ORCHESTRATOR, "what": label, "category": "log"})
+        elif ev.kind is Kind.CRASH:
+            rows.append({"time": ev.time, "lane": ev.node, "what": "crash", "category": "crash"})
+        elif ev.kind is Kind.RESTART:
+            rows.append({"time": ev.time, "lane": ev.node, "what": "restart", "category": "restart"})
+    return rows

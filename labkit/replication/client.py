@@ -1,0 +1,222 @@
+"""Clients of the replicated store, and the history they record.
+
+A client is a simulated node too, so a partition cuts clients off exactly
+as it cuts off servers: a client on one side can reach only the
+coordinators on its side. Each client has at most one request in flight and
+records every operation with the time it was called and the time it
+returned, its input and its output: a *history* in the sense of Herlihy and
+Wing (1990), which a linearizability checker can judge.
+
+An operation whose reply never comes (the coordinator crashed, or the
+client's timeout passed) has ``ret = inf``: it may or may not have taken
+effect. As Jepsen does, the client then continues under a new process name
+(``A``, ``A/1``, ``A/2`` ...) so each process in the history still runs one
+operation at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from labkit.clocks import VectorClock
+from labkit.replication.messages import ClientGet, ClientPut, ClientReply
+from labkit.replication.versions import Siblings, context_of
+from labkit.sim import Context, Node
+
+__all__ = ["OpKind", "ClientOp", "Operation", "Workload", "ClientNode"]
+
+
+class OpKind(Enum):
+    READ = "read"
+    WRITE = "write"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One entry of a history: ``input`` is ``("write", value)`` or
+    ``("read", None)``; ``output`` is ``"ok"`` for a write and the tuple of
+    values read (siblings, sorted; ``()`` for a never-written key) for a
+    read. ``ret`` is ``math.inf`` if the outcome is unknown."""
+
+    client: str
+    call: float
+    ret: float
+    input: tuple[str, Any]
+    output: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOp:
+    """Everything a client saw of one operation.
+
+    ``ok`` is True (answered), False (refused: no quorum) or None (no answer
+    before the client's timeout; then ``ret`` is ``inf``).
+    """
+
+    client: str
+    coordinator: str
+    kind: OpKind
+    key: str
+    value: Any  # written value; None for reads
+    call: float
+    ret: float
+    ok: bool | None
+    versions: Siblings  # read: the siblings; write: the version written
+    quorum_met: bool
+    answered: int
+
+    @property
+    def values(self) -> tuple:
+        """The values read or written, sorted by repr for stable output."""
+        return tuple(sorted((v.value for v in self.versions), key=repr))
+
+    @property
+    def clock(self) -> VectorClock | None:
+        """The written version's clock (writes that succeeded only)."""
+        if self.kind is OpKind.WRITE and self.versions:
+            return self.versions[0].clock
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A closed loop: think, then read or write ``key``, wait, repeat.
+
+    ``read_fraction`` of operations are reads (chosen with the client's
+    seeded generator). Writes carry as context the clock of the last answer
+    for the key, so a client's own writes supersede what it last saw.
+    """
+
+    key: str = "x"
+    read_fraction: float = 0.5
+    think: float = 0.05
+    start: float = 0.0
+    stop: float = math.inf
+    r: int = 1
+    w: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str):
+            raise TypeError(f"key must be a str, got {self.key!r}")
+        rf = self.read_fraction
+        if isinstance(rf, bool) or not isinstance(rf, (int, float)) or not 0 <= rf <= 1:
+            raise ValueError(f"read_fraction must be a number between 0 and 1, got {rf!r}")
+        for name in ("think", "start", "stop"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise ValueError(f"{name} must be a number of seconds >= 0, got {v!r}")
+
+
+class ClientNode(Node):
+    """A client talking to one coordinator at a time.
+
+    Drive it by hand with :meth:`submit` (through ``Simulator.call``), or
+    give it a :class:`Workload` to run a closed loop on its own.
+    """
+
+    def __init__(
+        self, node_id: str, coordinator: str, workload: Workload | None = None, timeout: float = 1.0
+    ) -> None:
+        super().__init__(node_id)
+        if workload is not None and not isinstance(workload, Workload):
+            raise TypeError(f"workload must be a Workload or None, got {workload!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        self.coordinator = coordinator
+        self.workload = workload
+        self.timeout = float(timeout)
+        self.ops: list[ClientOp] = []
+        self.context: dict[str, VectorClock] = {}
+        self.process = node_id
+        self._crashes = 0
+        self._next_op = 0
+        self._written = 0
+        # op_id -> (coordinator, kind, key, value, call)
+        self._pending: dict[int, tuple[str, OpKind, str, Any, float]] = {}
+
+    def on_start(self, ctx: Context) -> None:
+        wl = self.workload
+        if wl is not None:
+            ctx.set_timer("next", max(0.0, wl.start - ctx.now) + wl.think * ctx.random.random())
+
+    def submit(
+        self,
+        ctx: Context,
+        kind: OpKind,
+        key: str,
+        value: Any = None,
+        *,
+        quorum: int,
+        context: VectorClock | None = None,
+    ) -> int:
+        """Send one request to the current coordinator; returns its op id."""
+        if not isinstance(kind, OpKind):
+            raise TypeError(f"kind must be an OpKind (READ or WRITE), got {kind!r}")
+        self._next_op += 1
+        op_id = self._next_op
+        if kind is OpKind.READ:
+            msg: Any = ClientGet(op_id, key, quorum)
+        else:
+            if context is None:
+                context = self.context.get(key, VectorClock())
+            msg = ClientPut(op_id, key, value, context, quorum)
+        self._pending[op_id] = (self.coordinator, kind, key, value, ctx.now)
+        ctx.send(self.coordinator, msg)
+        ctx.set_timer(f"timeout/{op_id}", self.timeout)
+        return op_id
+
+    def on_message(self, ctx: Context, src: str, msg: Any) -> None:
+        if not isinstance(msg, ClientReply) or msg.op_id not in self._pending:
+            return  # a duplicate, or the answer to an operation already given up on
+        coord, kind, key, value, call = self._pending.pop(msg.op_id)
+        ctx.cancel_timer(f"timeout/{msg.op_id}")
+        self.ops.append(
+            ClientOp(
+                self.process,
+                coord,
+                kind,
+                key,
+                value,
+                call,
+                ctx.now,
+                msg.ok,
+                msg.versions,
+                msg.quorum_met,
+                msg.answered,
+            )
+        )
+        if msg.ok:
+            self.context[key] = context_of(msg.versions).merge(self.context.get(key, VectorClock()))
+        self._schedule_next(ctx)
+
+    def on_timer(self, ctx: Context, name: str) -> None:
+        if name == "next":
+            self._issue(ctx)
+            return
+        op_id = int(name.split("/")[1])
+        if op_id in self._pending:
+            coord, kind, key, value, call = self._pending.pop(op_id)
+            self.ops.append(
+                ClientOp(self.process, coord, kind, key, value, call, math.inf, None, (), False, 0)
+            )
+            self._crashes += 1
+            self.process = f"{self.node_id}/{self._crashes}"
+            self._schedule_next(ctx)
+
+    def _schedule_next(self, ctx: Context) -> None:
+        wl = self.workload
+        if wl is not None:
+            ctx.set_timer("next", wl.think * (0.5 + ctx.random.random()))
+
+    def _issue(self, ctx: Context) -> None:
+        wl = self.workload
+        if wl is None or ctx.now >= wl.stop or self._pending:
+            return
+        if ctx.random.random() < wl.read_fraction:
+            self.submit(ctx, OpKind.READ, wl.key, quorum=wl.r)
+        else:
+            self._written += 1
+            self.submit(ctx, OpKind.WRITE, wl.key, f"{self.node_id}{self._written}", quorum=wl.w)

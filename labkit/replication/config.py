@@ -1,0 +1,132 @@
+"""The settings every node of one replicated store shares.
+
+Dynamo (SOSP 2007, §4.3) keeps each key on N nodes, the first N of its
+*preference list*; clients choose R and W per request (§4.5). This course
+keeps the preference list simple and fixed: the cluster's nodes in order,
+rotated by a stable hash of the key, so each key has its own coordinator
+order without a consistent-hashing ring (notebook 05 builds that).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+from labkit.replication.modes import Mode, Resolution
+
+__all__ = ["StoreConfig", "check_quorum"]
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def _seconds(name: str, value: object, *, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def check_quorum(name: str, value: object, n: int) -> int:
+    """Validate a read or write quorum size: an int in 1..n."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int between 1 and N={n}, got {value!r}")
+    if not 1 <= value <= n:
+        raise ValueError(f"{name} must be between 1 and N={n}, got {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """What every replica and coordinator must agree on.
+
+    Parameters
+    ----------
+    nodes:
+        The storage nodes, in preference-list order.
+    n:
+        Replicas per key (1..len(nodes)).
+    mode:
+        :class:`Mode`: strict or sloppy quorums.
+    resolution:
+        :class:`Resolution`: siblings by vector clock or last writer wins.
+    request_timeout:
+        Seconds a coordinator waits for a quorum before it gives up
+        (consistency-first) or answers with what it has (availability-first).
+    hint_after:
+        Availability-first only: seconds after which a home replica that has
+        not answered is replaced by the next node of the preference list.
+    handoff_interval:
+        Seconds between a stand-in's attempts to hand its hints back.
+    anti_entropy_interval:
+        Seconds between Merkle-tree comparisons with a random peer, or None
+        to switch anti-entropy off.
+    merkle_depth:
+        The trees have ``2**merkle_depth`` leaf buckets of keys.
+    """
+
+    nodes: tuple[str, ...]
+    n: int = 3
+    mode: Mode = Mode.CONSISTENCY_FIRST
+    resolution: Resolution = Resolution.VECTOR_CLOCKS
+    request_timeout: float = 0.25
+    hint_after: float = 0.06
+    handoff_interval: float = 0.2
+    anti_entropy_interval: float | None = None
+    merkle_depth: int = 4
+
+    def __post_init__(self) -> None:
+        nodes = self.nodes
+        if isinstance(nodes, str) or not all(isinstance(x, str) and x for x in nodes):
+            raise TypeError(f"nodes must be a sequence of non-empty node-id strings, got {nodes!r}")
+        nodes = tuple(nodes)
+        if not nodes:
+            raise ValueError("nodes must name at least one node")
+        if len(set(nodes)) != len(nodes):
+            raise ValueError(f"nodes must be distinct, got {nodes!r}")
+        object.__setattr__(self, "nodes", nodes)
+        _positive_int("n", self.n)
+        if self.n > len(nodes):
+            raise ValueError(
+                f"n (replicas per key) must be at most the number of nodes ({len(nodes)}), got {self.n}"
+            )
+        if not isinstance(self.mode, Mode):
+            raise TypeError(f"mode must be a Mode ({', '.join(m.name for m in Mode)}), got {self.mode!r}")
+        if not isinstance(self.resolution, Resolution):
+            raise TypeError(
+                f"resolution must be a Resolution ({', '.join(r.name for r in Resolution)}), got {self.resolution!r}"
+            )
+        for name in ("request_timeout", "hint_after", "handoff_interval"):
+            object.__setattr__(self, name, _seconds(name, getattr(self, name)))
+        object.__setattr__(
+            self,
+            "anti_entropy_interval",
+            _seconds("anti_entropy_interval", self.anti_entropy_interval, allow_none=True),
+        )
+        if self.hint_after >= self.request_timeout:
+            raise ValueError(
+                f"hint_after ({self.hint_after}) must be shorter than request_timeout ({self.request_timeout})"
+            )
+        d = self.merkle_depth
+        if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 16:
+            raise ValueError(f"merkle_depth must be an int between 0 and 16, got {d!r}")
+
+    def preference_list(self, key: str) -> tuple[str, ...]:
+        """Every node, in the order a coordinator tries them for ``key``."""
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a str, got {key!r}")
+        k = zlib.crc32(key.encode()) % len(self.nodes)
+        return self.nodes[k:] + self.nodes[:k]
+
+    def home(self, key: str) -> tuple[str, ...]:
+        """The N replicas that own ``key``: the first N of its preference list."""
+        return self.preference_list(key)[: self.n]

@@ -1,0 +1,218 @@
+"""Coordinating one read or one write (Dynamo, SOSP 2007, §4.5-§4.6; DDIA ch. 5).
+
+Any node can coordinate a request for any key. It sends the request to the
+key's N home replicas and answers the client when enough of them did:
+
+* a write waits for W acknowledgements, a read for R replies; a read
+  returns the reconciled sibling set of the replies and sends the newer
+  versions to every home replica that answered with stale ones
+  (*read repair*);
+* **consistency-first** (strict quorum): only home replicas count. If R (or
+  W) of them have not answered by ``request_timeout``, the request fails.
+  With R + W > N every read quorum overlaps every write quorum, which is
+  why a read sees the latest completed write;
+* **availability-first** (sloppy quorum): when a home replica has not
+  answered after ``hint_after``, the coordinator asks the next node on the
+  preference list instead (the coordinator itself first if it is not a home
+  replica). A stand-in stores a write as a *hint* for the home replica and
+  hands it back later. At the deadline the coordinator answers with what it
+  has, so a client that reaches any node gets an answer, possibly stale.
+
+:class:`Coordinator` is plain bookkeeping; the node it belongs to calls it
+from its handlers and it asks for effects through the node's context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from labkit.clocks import VectorClock
+from labkit.replication.config import StoreConfig
+from labkit.replication.messages import (
+    ClientGet,
+    ClientPut,
+    ClientReply,
+    ReadRepair,
+    ReadReply,
+    ReplicaRead,
+    ReplicaWrite,
+    RequestId,
+    WriteAck,
+)
+from labkit.replication.modes import Mode
+from labkit.replication.versions import Siblings, Versioned, merge_siblings, same_versions
+from labkit.sim import Context
+
+__all__ = ["Coordinator", "PendingRequest"]
+
+
+@dataclass(slots=True)
+class PendingRequest:
+    """A read or write this coordinator is working on."""
+
+    req: RequestId
+    client: str
+    op_id: int
+    key: str
+    need: int  # R or W
+    home: tuple[str, ...]
+    version: Versioned | None = None  # the version being written; None for a read
+    answered_home: set[str] = field(default_factory=set)
+    answered_all: set[str] = field(default_factory=set)
+    stand_in: dict[str, str] = field(default_factory=dict)  # home replica -> its current stand-in
+    used: set[str] = field(default_factory=set)  # stand-ins already asked
+    replies: dict[str, Siblings] = field(default_factory=dict)  # reads only
+    merged: Siblings = ()
+    replied: bool = False
+
+    @property
+    def is_read(self) -> bool:
+        return self.version is None
+
+
+class Coordinator:
+    """The request bookkeeping of one node."""
+
+    __slots__ = ("node_id", "config", "boot", "seq", "pending", "counter")
+
+    def __init__(self, node_id: str, config: StoreConfig) -> None:
+        self.node_id = node_id
+        self.config = config
+        self.boot = 0
+        self.seq = 0
+        self.counter = 0  # the largest entry this node ever put in a clock (durable)
+        self.pending: dict[RequestId, PendingRequest] = {}
+
+    # -- starting requests ----------------------------------------------
+    def _quorum(self, ctx: Context, client: str, op_id: int, need: int) -> bool:
+        if isinstance(need, bool) or not isinstance(need, int) or not 1 <= need <= self.config.n:
+            # A malformed request from the network is refused, not raised:
+            # the node must survive whatever arrives.
+            ctx.send(client, ClientReply(op_id, False, (), False, 0))
+            return False
+        return True
+
+    def _open(
+        self, ctx: Context, client: str, op_id: int, key: str, need: int, version: Versioned | None
+    ) -> PendingRequest:
+        self.seq += 1
+        req = (self.boot, self.seq)
+        p = PendingRequest(req, client, op_id, key, need, self.config.home(key), version)
+        self.pending[req] = p
+        ctx.set_timer(f"deadline/{req[0]}/{req[1]}", self.config.request_timeout)
+        if self.config.mode is Mode.AVAILABILITY_FIRST:
+            ctx.set_timer(f"hint/{req[0]}/{req[1]}", self.config.hint_after)
+        return p
+
+    def start_put(self, ctx: Context, client: str, msg: ClientPut) -> None:
+        if not self._quorum(ctx, client, msg.op_id, msg.w):
+            return
+        # A fresh counter makes the clock unique and strictly after the
+        # context, so this write supersedes exactly what the client read.
+        self.counter += 1
+        ctx.persist(("counter",), self.counter)
+        clock = msg.context.merge(VectorClock({self.node_id: self.counter}))
+        version = Versioned(msg.value, clock, ctx.clock(), self.node_id)
+        p = self._open(ctx, client, msg.op_id, msg.key, msg.w, version)
+        for h in p.home:
+            ctx.send(h, ReplicaWrite(p.req, p.key, version))
+
+    def start_get(self, ctx: Context, client: str, msg: ClientGet) -> None:
+        if not self._quorum(ctx, client, msg.op_id, msg.r):
+            return
+        p = self._open(ctx, client, msg.op_id, msg.key, msg.r, None)
+        for h in p.home:
+            ctx.send(h, ReplicaRead(p.req, p.key))
+
+    # -- answers from replicas --------------------------------------------
+    def _count(self, p: PendingRequest) -> int:
+        if self.config.mode is Mode.CONSISTENCY_FIRST:
+            return len(p.answered_home)
+        return len(p.answered_all)
+
+    def _record(self, p: PendingRequest, src: str) -> None:
+        p.answered_all.add(src)
+        if src in p.home:
+            p.answered_home.add(src)
+
+    def on_write_ack(self, ctx: Context, src: str, msg: WriteAck) -> None:
+        p = self.pending.get(msg.req)
+        if p is None or p.is_read:
+            return  # late ack of a request already answered
+        self._record(p, src)
+        if self._count(p) >= p.need:
+            self._finish(ctx, p, ok=True)
+
+    def on_read_reply(self, ctx: Context, src: str, msg: ReadReply) -> None:
+        p = self.pending.get(msg.req)
+        if p is None or not p.is_read:
+            return
+        self._record(p, src)
+        p.replies[src] = msg.versions
+        p.merged = merge_siblings(p.merged, msg.versions, self.config.resolution)
+        if p.replied:
+            self._repair(ctx, p)  # a late reply: repair it (or the others, if it was newer)
+        elif self._count(p) >= p.need:
+            self._answer(ctx, p, ok=True)
+            self._repair(ctx, p)  # stays pending until the deadline to repair late repliers
+
+    def _repair(self, ctx: Context, p: PendingRequest) -> None:
+        for node, versions in p.replies.items():
+            if node in p.home and not same_versions(versions, p.merged):
+                ctx.send(node, ReadRepair(p.key, p.merged))
+                p.replies[node] = p.merged
+
+    # -- timers -------------------------------------------------------------
+    def on_timer(self, ctx: Context, kind: str, req: RequestId) -> None:
+        p = self.pending.get(req)
+        if p is None:
+            return
+        if kind == "deadline":
+            if not p.replied:
+                # Consistency-first gives up; availability-first answers with
+                # whatever it has, provided anybody answered at all.
+                ok = self.config.mode is Mode.AVAILABILITY_FIRST and bool(p.answered_all)
+                self._answer(ctx, p, ok=ok)
+            self.pending.pop(req, None)
+        elif kind == "hint" and not p.replied:
+            self._ask_stand_ins(ctx, p)
+
+    def _ask_stand_ins(self, ctx: Context, p: PendingRequest) -> None:
+        """Sloppy quorum: replace each silent home replica by the next node."""
+        candidates = [x for x in self.config.preference_list(p.key) if x not in p.home]
+        if self.node_id in candidates:  # the coordinator is the first stand-in
+            candidates.remove(self.node_id)
+            candidates.insert(0, self.node_id)
+        free = [x for x in candidates if x not in p.used]
+        asked = False
+        for h in p.home:
+            if h in p.answered_home or p.stand_in.get(h) in p.answered_all:
+                continue
+            if not free:
+                break
+            s = free.pop(0)
+            p.used.add(s)
+            p.stand_in[h] = s
+            asked = True
+            if p.is_read:
+                ctx.send(s, ReplicaRead(p.req, p.key))
+            else:
+                ctx.send(s, ReplicaWrite(p.req, p.key, p.version, hint_for=h))
+        if asked and free:
+            ctx.set_timer(f"hint/{p.req[0]}/{p.req[1]}", self.config.hint_after)
+
+    # -- answering ------------------------------------------------------------
+    def _answer(self, ctx: Context, p: PendingRequest, *, ok: bool) -> None:
+        p.replied = True
+        if p.is_read:
+            versions = p.merged if ok else ()
+        else:
+            versions = (p.version,) if ok else ()  # type: ignore[assignment]
+        met = self._count(p) >= p.need
+        ctx.send(p.client, ClientReply(p.op_id, ok, versions, met, len(p.answered_all)))
+
+    def _finish(self, ctx: Context, p: PendingRequest, *, ok: bool) -> None:
+        self._answer(ctx, p, ok=ok)
+        self.pending.pop(p.req, None)
+        ctx.cancel_timer(f"deadline/{p.req[0]}/{p.req[1]}")
+        ctx.cancel_timer(f"hint/{p.req[0]}/{p.req[1]}")

@@ -1,0 +1,419 @@
+"""Partition scenarios and what they measure, as pandas DataFrames.
+
+The CAP theorem (Gilbert and Lynch, 2002) is a statement about what a
+store *can* do during a partition; here it is measured. A scenario runs a
+closed-loop workload of reads and writes on one register from clients on
+both sides of a partition, heals it, lets background repair work, and then
+counts:
+
+* **availability** per side and phase: the fraction of requests answered;
+* **stale reads**: answered reads that returned none of the values a
+  linearizable register could have returned (every value they saw had been
+  overwritten by a write that completed before the read began);
+* **lost writes**: acknowledged writes that no surviving version equals or
+  descends from once the store has settled (last-writer-wins silently
+  discards concurrent writes; vector clocks keep them as siblings instead);
+* **conflicting versions**: siblings left for a client to reconcile.
+
+:func:`quorum_latency` measures the other half of PACELC (Abadi 2012): even
+without a partition, waiting for more replicas costs latency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from labkit.replication.client import ClientOp, Operation, OpKind, Workload
+from labkit.replication.config import check_quorum
+from labkit.replication.messages import MerkleData, MerkleLevel
+from labkit.replication.modes import Mode, Resolution
+from labkit.replication.store import DEFAULT_LATENCY, ReplicatedStore
+from labkit.replication.versions import Siblings, covers
+from labkit.sim import Exponential, Kind, Latency, Trace
+
+__all__ = [
+    "Phase",
+    "ScenarioResult",
+    "run_partition_scenario",
+    "compare_modes",
+    "cap_register_history",
+    "to_history",
+    "stale_flags",
+    "lost_writes",
+    "ops_frame",
+    "quorum_latency",
+    "merkle_traffic",
+]
+
+PHASES = ("before", "during", "after")
+# A long-tailed network: most messages take a few ms, a few take far longer.
+PACELC_LATENCY = Exponential(0.01, 0.002)
+Phase = str  # one of PHASES (a label for tables, not a behaviour switch)
+
+
+def ops_frame(ops: Sequence[ClientOp], side_of: dict[str, str] | None = None):  # -> pandas.DataFrame
+    """One row per operation: client, side, kind, key, value, call, ret, latency, ok, values..."""
+    import pandas as pd
+
+    rows = []
+    for op in ops:
+        node = op.client.split("/")[0]
+        rows.append(
+            {
+                "client": op.client,
+                "side": (side_of or {}).get(node, ""),
+                "coordinator": op.coordinator,
+                "kind": op.kind.value,
+                "key": op.key,
+                "value": op.value,
+                "call": op.call,
+                "ret": op.ret,
+                "latency": op.ret - op.call,
+                "ok": op.ok is True,
+                "timed_out": op.ok is None,
+                "values": op.values,
+                "quorum_met": op.quorum_met,
+                "answered": op.answered,
+            }
+        )
+    columns = ["client", "side", "coordinator", "kind", "key", "value", "call", "ret", "latency", "ok",
+               "timed_out", "values", "quorum_met", "answered"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def stale_flags(ops: Sequence[ClientOp]) -> list[bool]:
+    """For each operation, True if it is an answered read that returned stale data.
+
+    A write *w* is overwritten before a read starts if some acknowledged
+    write began after *w* returned and itself returned before the read
+    began. A read is stale if an acknowledged write had completed before it
+    began and every value it returned comes from overwritten writes. Writes
+    that were refused or never answered may still have reached a replica;
+    they are never counted as overwritten (so this count is a lower bound).
+    """
+    writes: dict[tuple[str, Any], ClientOp] = {}
+    acked: dict[str, list[ClientOp]] = {}
+    for op in ops:
+        if op.kind is OpKind.WRITE:
+            writes[(op.key, op.value)] = op
+            if op.ok:
+                acked.setdefault(op.key, []).append(op)
+    flags = []
+    for op in ops:
+        if op.kind is not OpKind.READ or not op.ok:
+            flags.append(False)
+            continue
+        done = [w for w in acked.get(op.key, ()) if w.ret < op.call]
+        if not done:
+            flags.append(False)
+            continue
+        newest_start = max(w.call for w in done)
+        fresh = False
+        for value in op.values:
+            w = writes.get((op.key, value))
+            if w is None or not w.ok or w.ret >= newest_start:
+                fresh = True
+                break
+        flags.append(not fresh)
+    return flags
+
+
+def lost_writes(ops: Sequence[ClientOp], final: dict[str, Siblings]) -> list[ClientOp]:
+    """Acknowledged writes that no version in the settled state (``final``:
+    key -> versions) equals or descends from.
+
+    Such a write was discarded without any later writer having seen it: the
+    fate of concurrent writes under last-writer-wins (DDIA ch. 5, "Last
+    write wins"). With vector clocks they survive as siblings instead.
+    """
+    out = []
+    for op in ops:
+        if op.kind is OpKind.WRITE and op.ok and not covers(final.get(op.key, ()), op.clock):  # type: ignore[arg-type]
+            out.append(op)
+    return out
+
+
+def to_history(ops: Iterable[ClientOp]) -> list[Operation]:
+    """The operations as a history for a linearizability checker.
+
+    A refused write may already have reached some replicas (quorum
+    replication does not roll back), so refused and unanswered writes get
+    ``ret = inf``: their effect is unknown. Reads that got no answer say
+    nothing about the register and are left out.
+    """
+    out = []
+    for op in ops:
+        if op.kind is OpKind.WRITE:
+            known = op.ok is True
+            out.append(
+                Operation(
+                    op.client,
+                    op.call,
+                    op.ret if known else math.inf,
+                    ("write", op.value),
+                    "ok" if known else None,
+                )
+            )
+        elif op.ok:
+            out.append(Operation(op.client, op.call, op.ret, ("read", None), op.values))
+    out.sort(key=lambda o: (o.call, o.client))
+    return out
+
+
+@dataclass
+class ScenarioResult:
+    """What :func:`run_partition_scenario` ran and saw."""
+
+    store: ReplicatedStore
+    sides: tuple[tuple[str, ...], tuple[str, ...]]
+    partition_at: float
+    heal_at: float
+    key: str
+    r: int
+    w: int
+    ops: list[ClientOp]
+    final: Siblings
+
+    @property
+    def mode(self) -> Mode:
+        return self.store.mode
+
+    def phase(self, t: float) -> Phase:
+        return "before" if t < self.partition_at else "during" if t < self.heal_at else "after"
+
+    def frame(self):  # -> pandas.DataFrame
+        """:func:`ops_frame` plus ``phase`` and ``stale`` columns."""
+        side_of = {c: c[0] for c in self.store.clients}
+        df = ops_frame(self.ops, side_of)
+        df["phase"] = [self.phase(t) for t in df["call"]]
+        df["stale"] = stale_flags(self.ops)
+        return df
+
+    def lost(self) -> list[ClientOp]:
+        return lost_writes(self.ops, {self.key: self.final})
+
+    @property
+    def conflicts(self) -> int:
+        """Siblings left after settling beyond the one a register should hold."""
+        return max(0, len(self.final) - 1)
+
+    def refused_survivors(self) -> list[Any]:
+        """Values in the settled state whose write the client was told had failed.
+
+        Quorum replication does not roll back: a write refused for want of W
+        acknowledgements may still sit on the replicas that did store it.
+        """
+        refused = {op.value for op in self.ops if op.kind is OpKind.WRITE and op.ok is not True}
+        return [v.value for v in self.final if v.value in refused]
+
+    def summary(self):  # -> pandas.DataFrame
+        """Per side and phase: operations, answered, availability, reads, stale reads."""
+        import pandas as pd
+
+        df = self.frame()
+        rows = []
+        for side in ("A", "B"):
+            for phase in PHASES:
+                part = df[(df["side"] == side) & (df["phase"] == phase)]
+                reads = part[(part["kind"] == "read") & part["ok"]]
+                rows.append(
+                    {
+                        "side": side,
+                        "phase": phase,
+                        "ops": len(part),
+                        "answered": int(part["ok"].sum()),
+                        "availability": float(part["ok"].mean()) if len(part) else math.nan,
+                        "reads": len(reads),
+                        "stale_reads": int(reads["stale"].sum()),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def history(self) -> list[Operation]:
+        return to_history(self.ops)
+
+
+def _sides(nodes: tuple[str, ...], side_a: int | Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if isinstance(side_a, bool):
+        raise TypeError(f"side_a must be a count or a list of node ids, got {side_a!r}")
+    if isinstance(side_a, int):
+        if not 1 <= side_a < len(nodes):
+            raise ValueError(
+                f"side_a must leave at least one node on each side: 1..{len(nodes) - 1}, got {side_a}"
+            )
+        a = nodes[:side_a]
+    else:
+        if isinstance(side_a, str):
+            raise TypeError(f"side_a must be a count or a list of node ids, got the string {side_a!r}")
+        a = tuple(side_a)
+        unknown = [x for x in a if x not in nodes]
+        if unknown:
+            raise ValueError(f"side_a names unknown nodes {unknown} (nodes: {', '.join(nodes)})")
+        if not a or len(set(a)) == len(nodes) or len(set(a)) != len(a):
+            raise ValueError(
+                f"side_a must list distinct nodes and leave at least one node on the other side, got {a}"
+            )
+    b = tuple(x for x in nodes if x not in a)
+    return a, b
+
+
+def run_partition_scenario(
+    mode: Mode,
+    *,
+    nodes: int = 5,
+    n: int = 3,
+    r: int = 2,
+    w: int = 2,
+    side_a: int | Sequence[str] = 2,
+    resolution: Resolution = Resolution.VECTOR_CLOCKS,
+    seed: int = 0,
+    partition_at: float = 0.5,
+    heal_at: float = 2.5,
+    stop: float | None = None,
+    settle: float = 1.0,
+    read_fraction: float = 0.5,
+    think: float = 0.05,
+    key: str = "x",
+    latency: Latency | float = DEFAULT_LATENCY,
+    anti_entropy_interval: float | None = None,
+) -> ScenarioResult:
+    """One register, one client per side, a partition from ``partition_at`` to ``heal_at``.
+
+    Client ``A`` talks to the first node of side A, client ``B`` to the first
+    node of side B. Clients stop issuing requests at ``stop`` (by default
+    when the partition heals, so what the partition did is not overwritten
+    by later writes); then the store runs ``settle`` more seconds (hinted
+    handoff, anti-entropy) and every node's durable versions of the key are
+    reconciled into ``final``.
+    """
+    stop = heal_at if stop is None else stop
+    if not isinstance(mode, Mode):
+        raise TypeError(f"mode must be a Mode ({', '.join(m.name for m in Mode)}), got {mode!r}")
+    for name, v in (("partition_at", partition_at), ("heal_at", heal_at), ("stop", stop), ("settle", settle)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v >= 0 and math.isfinite(v)):
+            raise ValueError(f"{name} must be a finite number of seconds >= 0, got {v!r}")
+    if not partition_at <= heal_at <= stop:
+        raise ValueError(f"need partition_at <= heal_at <= stop, got {partition_at}, {heal_at}, {stop}")
+    store = ReplicatedStore(
+        nodes, n, mode, r=r, w=w, resolution=resolution, seed=seed, latency=latency,
+        anti_entropy_interval=anti_entropy_interval,
+    )  # fmt: skip
+    a, b = _sides(store.nodes, side_a)
+    wl = Workload(key=key, read_fraction=read_fraction, think=think, stop=stop, r=store.r, w=store.w)
+    store.add_client("A", a[0], wl)
+    store.add_client("B", b[0], wl)
+    store.sim.at(partition_at, lambda _: store.partition(a, b))
+    store.sim.at(heal_at, lambda _: store.heal())
+    # Run past the last answer or timeout, then let repair work.
+    store.sim.run(stop + store.client_timeout + settle)
+    return ScenarioResult(
+        store, (a, b), partition_at, heal_at, key, store.r, store.w, store.ops(), store.all_versions(key)
+    )
+
+
+def compare_modes(
+    rw: Iterable[tuple[int, int]] = ((1, 1), (2, 2), (1, 3), (3, 1)),
+    modes: Iterable[Mode] = tuple(Mode),
+    *,
+    progress: bool = False,
+    **scenario: Any,
+):  # -> pandas.DataFrame
+    """Run :func:`run_partition_scenario` for every mode and (R, W); one row per run and side.
+
+    Columns: mode, r, w, side, availability (during the partition),
+    stale_reads (answered stale reads, whole run), lost_writes, conflicts.
+    """
+    import pandas as pd
+
+    runs = [(m, r, w) for m in modes for r, w in rw]
+    if progress:
+        from tqdm.auto import tqdm
+
+        runs = tqdm(runs, desc="scenarios")
+    rows = []
+    for m, r, w in runs:
+        res = run_partition_scenario(m, r=r, w=w, **scenario)
+        df = res.frame()
+        lost = len(res.lost())
+        for side in ("A", "B"):
+            part = df[df["side"] == side]
+            during = part[part["phase"] == "during"]
+            rows.append(
+                {
+                    "mode": m.value,
+                    "r": r,
+                    "w": w,
+                    "side": side,
+                    "availability": float(during["ok"].mean()) if len(during) else math.nan,
+                    "stale_reads": int(part["stale"].sum()),
+                    "lost_writes": lost,
+                    "conflicts": res.conflicts,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def cap_register_history(mode: Mode, *, seed: int = 0, **scenario: Any) -> list[Operation]:
+    """The history of the CAP register scenario in ``mode`` (for a linearizability checker)."""
+    return run_partition_scenario(mode, seed=seed, **scenario).history()
+
+
+def quorum_latency(
+    rw: Iterable[tuple[int, int]] = ((1, 1), (1, 3), (2, 2), (3, 1), (3, 3)),
+    *,
+    n: int = 3,
+    ops: int = 200,
+    seed: int = 0,
+    latency: Latency | float = PACELC_LATENCY,
+):  # -> pandas.DataFrame
+    """PACELC's "else": request latency per (R, W) with every replica reachable.
+
+    One client alternates writes and reads through a home replica; returns
+    one row per (R, W) and kind with the mean, median and 99th percentile
+    latency in milliseconds.
+    """
+    import pandas as pd
+
+    if isinstance(ops, bool) or not isinstance(ops, int) or ops < 2:
+        raise ValueError(f"ops must be an int >= 2, got {ops!r}")
+    rows = []
+    for r, w in rw:
+        check_quorum("r", r, n)
+        check_quorum("w", w, n)
+        store = ReplicatedStore(n, n, Mode.CONSISTENCY_FIRST, r=r, w=w, seed=seed, latency=latency)
+        for i in range(ops // 2):
+            store.put("x", i)
+            store.get("x")
+        df = ops_frame(store.ops())
+        for kind, part in df.groupby("kind"):
+            ms = part["latency"] * 1000
+            rows.append(
+                {
+                    "r": r,
+                    "w": w,
+                    "kind": kind,
+                    "mean_ms": float(ms.mean()),
+                    "median_ms": float(ms.median()),
+                    "p99_ms": float(ms.quantile(0.99)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def merkle_traffic(trace: Trace, since: float = 0.0) -> dict[str, int]:
+    """Anti-entropy traffic sent since ``since``: hashes, keys and messages."""
+    hashes = keys = messages = 0
+    for row in trace.rows:
+        if row[1] is not Kind.SEND or row[0] < since:
+            continue
+        msg = row[6]
+        if isinstance(msg, MerkleLevel):
+            hashes += len(msg.hashes)
+            messages += 1
+        elif isinstance(msg, MerkleData):
+            keys += len(msg.items)
+            messages += 1
+    return {"hashes": hashes, "keys": keys, "messages": messages}

@@ -1,0 +1,242 @@
+"""A storage node of the replicated store (Dynamo, SOSP 2007, §4.4-§4.7).
+
+Each :class:`ReplicaNode` plays three parts at once:
+
+* **replica**: keeps, per key it is a home replica for, a sibling set of
+  versions (:mod:`labkit.replication.versions`) in durable storage, and
+  answers :class:`~labkit.replication.messages.ReplicaWrite`,
+  ``ReplicaRead`` and ``ReadRepair``;
+* **stand-in** (sloppy quorum, §4.6): a write addressed to another home
+  replica is kept apart as a *hint*; every ``handoff_interval`` the node
+  tries to hand each hint back to its home replica and forgets it once the
+  home replica has acknowledged exactly what was sent;
+* **coordinator** for client requests (:mod:`labkit.replication.coordinator`).
+
+Anti-entropy (§4.7) runs as a separate background process that is off
+unless ``anti_entropy_interval`` is set: every interval the node picks a
+random peer and the two walk their Merkle trees (:mod:`labkit.replication.merkle`)
+over the keys both own, then swap the versions of the differing buckets.
+
+Durable storage layout (survives crashes): ``("data", key) -> Siblings``,
+``("hint", home, key) -> Siblings`` (or None once handed off),
+``("counter",) -> int`` and ``("boot",) -> int``. Everything else (pending
+requests, anti-entropy sessions) is volatile and is lost in a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from labkit.replication.config import StoreConfig
+from labkit.replication.coordinator import Coordinator
+from labkit.replication.merkle import MerkleTree, bucket_of
+from labkit.replication.messages import (
+    ClientGet,
+    ClientPut,
+    Handoff,
+    HandoffAck,
+    MerkleData,
+    MerkleLevel,
+    ReadRepair,
+    ReadReply,
+    ReplicaRead,
+    ReplicaWrite,
+    WriteAck,
+)
+from labkit.replication.versions import Siblings, check_siblings, merge_siblings, same_versions
+from labkit.sim import Context, Node
+
+__all__ = ["ReplicaNode", "check_replica"]
+
+
+class ReplicaNode(Node):
+    """One storage node: replica, stand-in and coordinator. Build it with
+    ``ReplicaNode.factory(config)`` so the simulator can rebuild it after a crash."""
+
+    def __init__(self, node_id: str, config: StoreConfig) -> None:
+        super().__init__(node_id)
+        if not isinstance(config, StoreConfig):
+            raise TypeError(f"config must be a StoreConfig, got {config!r}")
+        if node_id not in config.nodes:
+            raise ValueError(f"node_id {node_id!r} is not one of the store's nodes {config.nodes!r}")
+        self.config = config
+        self.data: dict[str, Siblings] = {}
+        self.hints: dict[tuple[str, str], Siblings] = {}  # (home replica, key) -> versions
+        self.coordinator = Coordinator(node_id, config)
+        self._sessions = 0
+        # Handler table: message type -> bound method (house rule: no if-chains).
+        self._handlers: dict[type, Callable[[Context, str, Any], None]] = {
+            ClientPut: self.coordinator.start_put,
+            ClientGet: self.coordinator.start_get,
+            WriteAck: self.coordinator.on_write_ack,
+            ReadReply: self.coordinator.on_read_reply,
+            ReplicaWrite: self._on_write,
+            ReplicaRead: self._on_read,
+            ReadRepair: self._on_repair,
+            Handoff: self._on_handoff,
+            HandoffAck: self._on_handoff_ack,
+            MerkleLevel: self._on_merkle_level,
+            MerkleData: self._on_merkle_data,
+        }
+
+    @classmethod
+    def factory(cls, config: StoreConfig) -> Callable[[str], ReplicaNode]:
+        """A ``factory(node_id)`` for :meth:`labkit.sim.Simulator.add_node`."""
+        if not isinstance(config, StoreConfig):
+            raise TypeError(f"config must be a StoreConfig, got {config!r}")
+        return lambda node_id: cls(node_id, config)
+
+    # -- lifecycle ------------------------------------------------------------
+    def on_start(self, ctx: Context) -> None:
+        # Recover everything from durable storage: this also runs after a crash.
+        for skey, value in ctx.storage.items():
+            if skey[0] == "data":
+                self.data[skey[1]] = value
+            elif skey[0] == "hint" and value:
+                self.hints[(skey[1], skey[2])] = value
+        self.coordinator.counter = ctx.storage.get(("counter",), 0)
+        self.coordinator.boot = ctx.storage.get(("boot",), 0) + 1
+        ctx.persist(("boot",), self.coordinator.boot)
+        ctx.set_timer("handoff", self.config.handoff_interval)
+        if self.config.anti_entropy_interval is not None:
+            # Spread the first rounds so nodes do not all start together.
+            ctx.set_timer("anti_entropy", self.config.anti_entropy_interval * (0.5 + ctx.random.random()))
+
+    def on_message(self, ctx: Context, src: str, msg: Any) -> None:
+        handler = self._handlers.get(type(msg))
+        if handler is not None:  # anything else is not for this protocol: ignore it
+            handler(ctx, src, msg)
+
+    def on_timer(self, ctx: Context, name: str) -> None:
+        if name == "handoff":
+            self._hand_off(ctx)
+        elif name == "anti_entropy":
+            self._start_anti_entropy(ctx)
+        else:
+            kind, boot, seq = name.split("/")
+            self.coordinator.on_timer(ctx, kind, (int(boot), int(seq)))
+
+    # -- storing ------------------------------------------------------------
+    def _store(self, ctx: Context, key: str, versions: Siblings) -> bool:
+        """Reconcile ``versions`` into ``key``; persist and return True if it changed."""
+        current = self.data.get(key, ())
+        merged = merge_siblings(current, versions, self.config.resolution)
+        if same_versions(merged, current):
+            return False
+        self.data[key] = merged
+        ctx.persist(("data", key), merged)
+        return True
+
+    def _on_write(self, ctx: Context, src: str, msg: ReplicaWrite) -> None:
+        if msg.hint_for is None:
+            self._store(ctx, msg.key, (msg.version,))
+        else:
+            hk = (msg.hint_for, msg.key)
+            before = self.hints.get(hk, ())
+            merged = merge_siblings(before, (msg.version,), self.config.resolution)
+            if not same_versions(merged, before):
+                self.hints[hk] = merged
+                ctx.persist(("hint", *hk), merged)
+                ctx.note("hint", home=msg.hint_for, key=msg.key, clock=msg.version.clock)
+        ctx.send(src, WriteAck(msg.req, msg.key))
+
+    def local_versions(self, key: str) -> Siblings:
+        """What this node would answer a read of ``key`` with (data and hints)."""
+        versions = self.data.get(key, ())
+        for (_, k), hinted in self.hints.items():
+            if k == key:
+                versions = merge_siblings(versions, hinted, self.config.resolution)
+        return versions
+
+    def _on_read(self, ctx: Context, src: str, msg: ReplicaRead) -> None:
+        ctx.send(src, ReadReply(msg.req, msg.key, self.local_versions(msg.key)))
+
+    def _on_repair(self, ctx: Context, src: str, msg: ReadRepair) -> None:
+        if self._store(ctx, msg.key, msg.versions):
+            ctx.note("repaired", key=msg.key, by="read repair")
+
+    # -- hinted handoff ---------------------------------------------------------
+    def _hand_off(self, ctx: Context) -> None:
+        for (home, key), versions in self.hints.items():
+            ctx.send(home, Handoff(key, versions))
+        ctx.set_timer("handoff", self.config.handoff_interval)
+
+    def _on_handoff(self, ctx: Context, src: str, msg: Handoff) -> None:
+        self._store(ctx, msg.key, msg.versions)
+        ctx.send(src, HandoffAck(msg.key, msg.versions))
+
+    def _on_handoff_ack(self, ctx: Context, src: str, msg: HandoffAck) -> None:
+        hk = (src, msg.key)
+        current = self.hints.get(hk)
+        # Drop the hint only if nothing new was added to it since it was sent.
+        if current is not None and same_versions(current, msg.versions):
+            del self.hints[hk]
+            ctx.persist(("hint", *hk), None)
+            ctx.note("handed_off", home=src, key=msg.key)
+
+    # -- anti-entropy -------------------------------------------------------------
+    def _shared_items(self, peer: str) -> list[tuple[str, Siblings]]:
+        # Both sides build their tree over the keys both own, so the trees compare.
+        home = self.config.home
+        return [(k, v) for k, v in self.data.items() if peer in home(k)]
+
+    def _tree(self, peer: str) -> MerkleTree:
+        return MerkleTree(self._shared_items(peer), self.config.merkle_depth)
+
+    def _start_anti_entropy(self, ctx: Context) -> None:
+        ctx.set_timer("anti_entropy", self.config.anti_entropy_interval)  # type: ignore[arg-type]
+        if ctx.peers:
+            storage_peers = [p for p in ctx.peers if p in self.config.nodes]
+            if storage_peers:
+                peer = ctx.random.choice(storage_peers)
+                self._sessions += 1
+                tree = self._tree(peer)
+                ctx.send(peer, MerkleLevel((self.node_id, self._sessions), 0, (0,), (tree.root,)))
+
+    def _on_merkle_level(self, ctx: Context, src: str, msg: MerkleLevel) -> None:
+        tree = self._tree(src)
+        if msg.level > tree.depth or any(p >= len(tree.levels[msg.level]) for p in msg.positions):
+            return  # a peer with another tree shape: nothing sensible to compare
+        mine = tree.levels[msg.level]
+        differing = [p for p, h in zip(msg.positions, msg.hashes, strict=True) if mine[p] != h]
+        if not differing:
+            return  # these branches agree: this part of the walk is over
+        if msg.level == tree.depth:
+            ctx.send(src, MerkleData(msg.session, tuple(differing), self._bucket_items(src, differing), True))
+            return
+        children = tuple(c for p in differing for c in (2 * p, 2 * p + 1))
+        below = tree.levels[msg.level + 1]
+        ctx.send(src, MerkleLevel(msg.session, msg.level + 1, children, tuple(below[c] for c in children)))
+
+    def _bucket_items(
+        self, peer: str, buckets: list[int] | tuple[int, ...]
+    ) -> tuple[tuple[str, Siblings], ...]:
+        wanted = set(buckets)
+        depth = self.config.merkle_depth
+        return tuple(sorted((k, v) for k, v in self._shared_items(peer) if bucket_of(k, depth) in wanted))
+
+    def _on_merkle_data(self, ctx: Context, src: str, msg: MerkleData) -> None:
+        home = self.config.home
+        changed = 0
+        for key, versions in msg.items:
+            if self.node_id in home(key) and self._store(ctx, key, versions):
+                changed += 1
+        if changed:
+            ctx.note("repaired", keys=changed, by="anti-entropy", peer=src)
+        if msg.reply:
+            ctx.send(src, MerkleData(msg.session, msg.buckets, self._bucket_items(src, msg.buckets), False))
+
+
+def check_replica(node: ReplicaNode) -> None:
+    """Raise AssertionError unless the node's state is well formed."""
+    cfg = node.config
+    for key, versions in node.data.items():
+        # Invariant: a node stores data only for keys it is a home replica of.
+        assert node.node_id in cfg.home(key), f"{node.node_id} holds {key!r} but is not a home replica"
+        check_siblings(versions, cfg.resolution)
+    for (home, key), versions in node.hints.items():
+        # Invariant: a hint is kept for a home replica, by a node that is not one.
+        assert home in cfg.home(key) and node.node_id not in cfg.home(key), (node.node_id, home, key)
+        assert versions, "an empty hint must be forgotten"
+        check_siblings(versions, cfg.resolution)

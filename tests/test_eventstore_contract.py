@@ -1,0 +1,346 @@
+"""The event-store contract, checked once per backend.
+
+``EventStoreContract`` holds every test; each backend's class only says how
+to build a store. A new backend (say PostgreSQL) is covered by adding a
+subclass with its own ``make_store``.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labkit.eventstore import (
+    ConcurrencyError,
+    Durability,
+    EventStore,
+    InMemoryEventStore,
+    NewEvent,
+    SerializationError,
+    SQLiteEventStore,
+    StreamNotFoundError,
+)
+
+
+def ev(n: int, kind: str = "Noted") -> NewEvent:
+    return NewEvent(kind, {"n": n})
+
+
+class EventStoreContract:
+    """Subclass and define ``make_store(tmp_path)``."""
+
+    def make_store(self, tmp_path) -> EventStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self, tmp_path):
+        s = self.make_store(tmp_path)
+        yield s
+        s.check_invariants()
+        s.close()
+
+    # ------------------------------------------------------------ appending
+    def test_append_to_new_stream_numbers_versions_and_positions(self, store):
+        recorded = store.append("a", [ev(1), ev(2)], expected_version=0)
+        assert [(r.version, r.position) for r in recorded] == [(1, 1), (2, 2)]
+        recorded = store.append("b", [ev(3)], expected_version=0)
+        assert [(r.stream_id, r.version, r.position) for r in recorded] == [("b", 1, 3)]
+        recorded = store.append("a", [ev(4)], expected_version=2)
+        assert [(r.version, r.position) for r in recorded] == [(3, 4)]
+        assert store.stream_version("a") == 3 and store.stream_version("b") == 1
+        assert store.head_position() == 4
+
+    def test_round_trip_keeps_json_values(self, store):
+        data = {
+            "text": "naïve ☃",
+            "int": -7,
+            "big": 2**53,
+            "float": 0.1,
+            "none": None,
+            "ok": True,
+            "list": [1, [2, {"x": "y"}]],
+        }
+        store.append("s", [NewEvent("T", data, schema_version=3, metadata={"by": "ada"})], 0)
+        (r,) = store.read("s")
+        assert (r.type, r.data, r.schema_version, r.metadata) == ("T", data, 3, {"by": "ada"})
+
+    def test_stale_writer_gets_conflict_with_both_versions(self, store):
+        store.append("s", [ev(1), ev(2), ev(3)], 0)
+        with pytest.raises(ConcurrencyError) as info:
+            store.append("s", [ev(4)], expected_version=1)
+        assert (info.value.stream_id, info.value.expected, info.value.actual) == ("s", 1, 3)
+        assert [r.data["n"] for r in store.read("s")] == [1, 2, 3]
+
+    def test_creating_an_existing_stream_conflicts(self, store):
+        store.append("s", [ev(1)], 0)
+        with pytest.raises(ConcurrencyError) as info:
+            store.append("s", [ev(2)], 0)
+        assert (info.value.expected, info.value.actual) == (0, 1)
+
+    def test_expecting_a_version_the_stream_never_reached_conflicts(self, store):
+        store.append("s", [ev(1)], 0)
+        with pytest.raises(ConcurrencyError) as info:
+            store.append("s", [ev(2)], 5)
+        assert (info.value.expected, info.value.actual) == (5, 1)
+        with pytest.raises(ConcurrencyError) as info:
+            store.append("new", [ev(2)], 2)
+        assert (info.value.expected, info.value.actual) == (2, 0)
+        assert store.stream_version("new") == 0 and store.head_position() == 1
+
+    def test_conflicting_batch_writes_nothing_and_leaves_no_gap(self, store):
+        store.append("s", [ev(1)], 0)
+        with pytest.raises(ConcurrencyError):
+            store.append("s", [ev(2), ev(3), ev(4)], 0)
+        assert store.head_position() == 1
+        recorded = store.append("t", [ev(5)], 0)
+        assert recorded[0].position == 2  # the failed batch consumed no positions
+
+    def test_bad_event_in_the_middle_of_a_batch_writes_nothing(self, store):
+        batch = [ev(1), NewEvent("Bad", {"s": {1, 2}}), ev(3)]
+        with pytest.raises(SerializationError, match=r"events\[1\].*'Bad'"):
+            store.append("s", batch, 0)
+        assert store.head_position() == 0 and store.stream_version("s") == 0
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            {"x": {1, 2}},
+            {"x": object()},
+            {"x": math.nan},
+            {"x": math.inf},
+            {1: "int key"},
+            ["not", "a", "dict"],
+            b"{}",
+        ],
+    )
+    def test_non_json_events_are_refused_with_a_type_error(self, store, data):
+        with pytest.raises(SerializationError) as info:
+            store.append("s", [NewEvent("T", data)], 0)
+        assert isinstance(info.value, TypeError)
+        assert "events[0]" in str(info.value)
+
+    def test_non_json_metadata_is_refused(self, store):
+        with pytest.raises(SerializationError, match="metadata"):
+            store.append("s", [NewEvent("T", {}, metadata={"when": object()})], 0)
+
+    @pytest.mark.parametrize(
+        ("kwargs", "exc", "match"),
+        [
+            ({"expected_version": -1}, ValueError, "expected_version must be >= 0"),
+            ({"expected_version": 1.0}, TypeError, "expected_version must be an int"),
+            ({"expected_version": True}, TypeError, "expected_version must be an int"),
+            ({"stream_id": ""}, ValueError, "stream_id"),
+            ({"stream_id": 7}, TypeError, "stream_id"),
+            ({"events": []}, ValueError, "empty batch"),
+            ({"events": ev(1)}, TypeError, "single NewEvent"),
+            ({"events": [{"type": "T"}]}, TypeError, r"events\[0\] must be a NewEvent"),
+            ({"events": [NewEvent("", {})]}, ValueError, "type must be a non-empty str"),
+            ({"events": [NewEvent("T", {}, schema_version=0)]}, ValueError, "schema_version must be >= 1"),
+        ],
+    )
+    def test_append_validates_its_arguments(self, store, kwargs, exc, match):
+        args = {"stream_id": "s", "events": [ev(1)], "expected_version": 0, **kwargs}
+        with pytest.raises(exc, match=match):
+            store.append(args["stream_id"], args["events"], args["expected_version"])
+        assert store.head_position() == 0
+
+    # --------------------------------------------------------------- reading
+    def test_read_ranges(self, store):
+        store.append("s", [ev(i) for i in range(1, 8)], 0)
+        assert [r.version for r in store.read("s")] == list(range(1, 8))
+        assert [r.version for r in store.read("s", from_version=3)] == [4, 5, 6, 7]
+        assert [r.version for r in store.read("s", from_version=2, to_version=4)] == [3, 4]
+        assert [r.version for r in store.read("s", to_version=0)] == []
+        assert store.read("s", from_version=7) == [] and store.read("s", from_version=99) == []
+
+    def test_read_validates(self, store):
+        store.append("s", [ev(1)], 0)
+        with pytest.raises(ValueError, match="from_version must be >= 0"):
+            store.read("s", from_version=-1)
+        with pytest.raises(ValueError, match="to_version must be >= 3"):
+            store.read("s", from_version=3, to_version=2)
+        with pytest.raises(ValueError, match="from_position must be >= 0"):
+            store.read_all(-1)
+        with pytest.raises(ValueError, match="limit must be >= 1"):
+            store.read_all(0, limit=0)
+
+    def test_unknown_streams_are_named_in_the_error(self, store):
+        with pytest.raises(StreamNotFoundError, match="'ghost' does not exist"):
+            store.read("ghost")
+        with pytest.raises(StreamNotFoundError):
+            store.read("ghost", from_version=3)
+        with pytest.raises(StreamNotFoundError):
+            store.stream_info("ghost")
+        with pytest.raises(StreamNotFoundError):
+            store.set_stream_metadata("ghost", {"a": 1})
+        assert store.stream_version("ghost") == 0
+
+    def test_read_all_is_the_global_order_and_resumes_from_a_checkpoint(self, store):
+        store.append("a", [ev(1), ev(2)], 0)
+        store.append("b", [ev(3)], 0)
+        store.append("a", [ev(4)], 2)
+        store.append("c", [ev(5), ev(6)], 0)
+        everything = store.read_all()
+        assert [r.data["n"] for r in everything] == [1, 2, 3, 4, 5, 6]
+        assert [r.position for r in everything] == [1, 2, 3, 4, 5, 6]
+        collected, checkpoint = [], 0
+        while batch := store.read_all(checkpoint, limit=4):
+            collected += batch
+            checkpoint = batch[-1].position
+        assert collected == everything
+        assert store.read_all(6) == [] and store.read_all(100) == []
+
+    def test_stream_info_and_metadata(self, store):
+        store.append("a", [ev(1)], 0)
+        store.append("b", [ev(2)], 0)
+        store.append("a", [ev(3), ev(4)], 1)
+        info = store.stream_info("a")
+        assert (info.version, info.first_position, info.last_position, info.metadata) == (3, 1, 4, {})
+        store.set_stream_metadata("a", {"aggregate_type": "Account"})
+        assert store.stream_info("a").metadata == {"aggregate_type": "Account"}
+        assert store.stream_ids() == ["a", "b"]
+        with pytest.raises(SerializationError):
+            store.set_stream_metadata("a", {"x": object()})
+
+    def test_history_cannot_be_changed_through_returned_or_passed_dicts(self, store):
+        data = {"items": [1, 2]}
+        recorded = store.append("s", [NewEvent("T", data)], 0)
+        data["items"].append(3)
+        recorded[0].data["items"].append(4)
+        store.read("s")[0].data["items"].append(5)
+        assert store.read("s")[0].data == {"items": [1, 2]}
+
+    # ------------------------------------------------------------ concurrency
+    def test_threads_racing_on_one_stream_lose_nothing(self, store):
+        n_threads, per_thread = 4, 25
+        conflicts = []
+
+        def writer(w: int) -> None:
+            for i in range(per_thread):
+                while True:
+                    v = store.stream_version("shared")
+                    try:
+                        store.append("shared", [NewEvent("W", {"w": w, "i": i})], v)
+                        break
+                    except ConcurrencyError as exc:
+                        assert exc.actual > exc.expected
+                        conflicts.append(1)
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(n_threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        got = sorted((r.data["w"], r.data["i"]) for r in store.read("shared"))
+        assert got == [(w, i) for w in range(n_threads) for i in range(per_thread)]
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.differing_executors],
+    )
+    @given(
+        ops=st.lists(
+            st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(1, 3), st.integers(-1, 1)),
+            min_size=1,
+            max_size=25,
+        )
+    )
+    def test_matches_a_list_model_under_random_appends(self, tmp_path_factory, ops):
+        """Random appends, some with a wrong expected version, against a plain-list model."""
+        store = self.make_store(tmp_path_factory.mktemp("model"))
+        model: dict[str, list[int]] = {}
+        log: list[tuple[str, int]] = []
+        for k, (stream, size, skew) in enumerate(ops):
+            current = len(model.get(stream, []))
+            expected = max(0, current + skew)
+            batch = [NewEvent("E", {"k": k, "j": j}) for j in range(size)]
+            if expected == current:
+                store.append(stream, batch, expected)
+                model.setdefault(stream, []).extend(range(size))
+                log += [(stream, k)] * size
+            else:
+                with pytest.raises(ConcurrencyError) as info:
+                    store.append(stream, batch, expected)
+                assert (info.value.expected, info.value.actual) == (expected, current)
+        assert [(r.stream_id, r.data["k"]) for r in store.read_all()] == log
+        for stream, events in model.items():
+            assert [r.version for r in store.read(stream)] == list(range(1, len(events) + 1))
+        store.check_invariants()
+        store.close()
+
+
+class TestInMemoryEventStore(EventStoreContract):
+    def make_store(self, tmp_path) -> EventStore:
+        return InMemoryEventStore()
+
+
+class TestSQLiteEventStore(EventStoreContract):
+    def make_store(self, tmp_path) -> EventStore:
+        return SQLiteEventStore(tmp_path / "events.db")
+
+    def test_events_survive_closing_and_reopening(self, tmp_path):
+        with SQLiteEventStore(tmp_path / "e.db") as s:
+            s.append("s", [ev(1), ev(2)], 0)
+            s.set_stream_metadata("s", {"k": "v"})
+        with SQLiteEventStore(tmp_path / "e.db") as s:
+            assert [r.data["n"] for r in s.read("s")] == [1, 2]
+            assert s.stream_info("s").metadata == {"k": "v"}
+            assert s.append("s", [ev(3)], 2)[0].position == 3
+
+    @pytest.mark.parametrize(("durability", "level"), [(Durability.FULL, 2), (Durability.NORMAL, 1)])
+    def test_wal_mode_and_durability_setting(self, tmp_path, durability, level):
+        with SQLiteEventStore(tmp_path / "e.db", durability) as s:
+            assert s._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert s._conn.execute("PRAGMA synchronous").fetchone()[0] == level
+        with pytest.raises(TypeError, match="durability must be a Durability"):
+            SQLiteEventStore(tmp_path / "f.db", "FULL")
+
+    def test_the_database_itself_refuses_a_second_event_at_the_same_version(self, tmp_path):
+        with SQLiteEventStore(tmp_path / "e.db") as s:
+            s.append("s", [ev(1)], 0)
+        raw = sqlite3.connect(tmp_path / "e.db")
+        with pytest.raises(sqlite3.IntegrityError, match="stream_id, events.version"):
+            raw.execute("INSERT INTO events VALUES (2, 's', 1, 'T', '{}', 1, '{}')")
+        raw.close()
+
+    def test_a_stale_writer_is_stopped_by_the_uniqueness_constraint(self, tmp_path):
+        """No read-then-write: the conflict comes from the INSERT failing inside the transaction."""
+        seen = []
+
+        class Spy(SQLiteEventStore):
+            def _insert_rows(self, cur, rows):
+                try:
+                    super()._insert_rows(cur, rows)
+                except sqlite3.IntegrityError as exc:
+                    seen.append(str(exc))
+                    raise
+
+        with Spy(tmp_path / "e.db") as s:
+            s.append("s", [ev(1), ev(2)], 0)
+            with pytest.raises(ConcurrencyError) as info:
+                s.append("s", [ev(3)], 1)
+            assert (info.value.expected, info.value.actual) == (1, 2)
+        assert seen and "UNIQUE" in seen[0]
+
+    def test_two_connections_on_one_file(self, tmp_path):
+        a, b = SQLiteEventStore(tmp_path / "e.db"), SQLiteEventStore(tmp_path / "e.db")
+        a.append("s", [ev(1)], 0)
+        with pytest.raises(ConcurrencyError):
+            b.append("s", [ev(2)], 0)
+        b.append("s", [ev(2)], 1)
+        assert [r.data["n"] for r in a.read("s")] == [1, 2]
+        a.close()
+        b.close()
+
+
+class TestSQLiteInMemoryDatabase(EventStoreContract):
+    """The same backend on ``:memory:`` (no WAL, no file)."""
+
+    def make_store(self, tmp_path) -> EventStore:
+        return SQLiteEventStore(":memory:")

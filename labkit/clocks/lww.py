@@ -92,14 +92,14 @@ class LWWReplica(ClockedNode):
 
         The write is one send event, so the write's stamps are the message's.
         """
-        stamps = self._event(ctx, EventKind.SEND, None, f"write {value!r}")
+        stamps = self._event(ctx, EventKind.SEND, None, f"write {value}")
         w = Write(value, self.node_id, ctx.now, stamps)
         self._apply_write(ctx, w)
         ctx.broadcast(Envelope(stamps, w))
         return w
 
     def receive_label(self, env: Envelope) -> str:
-        return f"recv {env.payload.value!r}" if isinstance(env.payload, Write) else ""
+        return f"recv {env.payload.value}" if isinstance(env.payload, Write) else ""
 
     def on_payload(self, ctx: Context, src: str, payload: Any, stamps: Stamps) -> None:
         if isinstance(payload, Write):

@@ -17,6 +17,7 @@ One concept per module:
 
 from labkit.hashing.analysis import (
     assign,
+    join_moves,
     load_cv,
     load_per_node,
     make_keys,
@@ -41,6 +42,7 @@ __all__ = [
     "RendezvousHash",
     "SeedRing",
     "assign",
+    "join_moves",
     "bounded_capacity",
     "jump_hash",
     "load_cv",

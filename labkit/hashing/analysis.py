@@ -41,6 +41,7 @@ __all__ = [
     "moved_keys",
     "move_matrix",
     "spread_vs_vnodes",
+    "join_moves",
 ]
 
 
@@ -186,6 +187,51 @@ def spread_vs_vnodes(
                 "max_over_mean": max(loads) / mean,
                 "min_over_mean": min(loads) / mean,
                 "rule_of_thumb": 1 / math.sqrt(v),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def join_moves(
+    schemes: Mapping[str, Callable[[list[str]], Any]],
+    node_counts: Iterable[int],
+    keys: Sequence[str],
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Fraction of keys that move when one node joins N nodes, for several schemes.
+
+    ``schemes`` maps a label to a factory ``make(nodes) -> scheme`` (the scheme must have
+    ``add_node``). For each N in ``node_counts`` the scheme is built on ``node-0`` ..
+    ``node-{N-1}``, the keys are assigned, ``node-N`` joins, and the keys are assigned again.
+    Columns: ``scheme``, ``nodes_before``, ``moved_fraction``, ``to_newcomer`` (the fraction of
+    moved keys that went to the new node) and ``ideal`` = 1/(N+1).
+    """
+    import pandas as pd
+
+    counts = list(node_counts)
+    if not keys:
+        raise ValueError("keys must not be empty")
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts):
+        raise ValueError(f"node_counts must be ints >= 1, got {counts}")
+    jobs = [(label, make, n) for label, make in schemes.items() for n in counts]
+    if progress:
+        from tqdm.auto import tqdm
+
+        jobs = tqdm(jobs, desc="joins")
+    rows = []
+    for label, make, n in jobs:
+        scheme = make(node_names(n))
+        before = assign(scheme, keys)
+        newcomer = f"node-{n}"
+        scheme.add_node(newcomer)
+        moved = moved_keys(before, assign(scheme, keys))
+        rows.append(
+            {
+                "scheme": label,
+                "nodes_before": n,
+                "moved_fraction": len(moved) / len(keys),
+                "to_newcomer": (moved["to_node"] == newcomer).mean() if len(moved) else 1.0,
+                "ideal": 1 / (n + 1),
             }
         )
     return pd.DataFrame(rows)

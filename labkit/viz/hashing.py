@@ -1,0 +1,495 @@
+"""Figures and the ring widget for consistent hashing (notebook 05).
+
+* :func:`ring_figure`: virtual nodes around a circle, coloured by physical node, with keys inside;
+* :func:`load_figure`: keys per node, for one scheme or several side by side;
+* :func:`spread_figure`: load spread (CV) against the vnode count, with the 1/sqrt(v) rule of thumb;
+* :func:`moves_figure`: fraction of keys moved when a node joins, per scheme, against the ideal 1/(N+1);
+* :class:`RingWidget`: sliders for node count and vnodes, add/remove buttons, the ring and the load
+  per node, with the keys that moved in the last change highlighted.
+
+Points go clockwise from twelve o'clock: angle = 2*pi * point / ring_size, as in the Dynamo paper's
+Figure 2. plotly and ipywidgets are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from labkit.hashing import HashRing, assign, make_keys, moved_keys, node_names
+from labkit.viz.common import MUTED_COLOR, guarded, node_colors, status_html, style_figure
+
+__all__ = ["ring_figure", "load_figure", "spread_figure", "moves_figure", "RingWidget"]
+
+_VNODE_R = 1.0  # radius of the circle the virtual nodes sit on
+_KEY_R = 0.82  # keys sit just inside it, so both stay readable
+# Moved keys are circled in black and arrivals hatched: no node colour of the palette's first
+# twelve is re-used as a highlight (BAD_COLOR is also node-5's orange).
+_MOVED_COLOR = "#000000"
+
+
+def _xy(point: int, ring_size: int, radius: float) -> tuple[float, float]:
+    angle = 2 * math.pi * point / ring_size
+    return radius * math.sin(angle), radius * math.cos(angle)
+
+
+def _circle() -> tuple[list[float], list[float]]:
+    steps = 181
+    xs = [math.sin(2 * math.pi * i / (steps - 1)) for i in range(steps)]
+    ys = [math.cos(2 * math.pi * i / (steps - 1)) for i in range(steps)]
+    return xs, ys
+
+
+def _ring_traces(
+    ring: HashRing, keys: Sequence[str], moved: set[str], colors: Mapping[str, str]
+) -> list[dict]:
+    """Trace specs (dicts) for the ring: outline, one trace per node, keys, moved keys."""
+    size = ring.ring_size
+    cx, cy = _circle()
+    traces: list[dict] = [
+        {"x": cx, "y": cy, "mode": "lines", "line": {"color": "#DDDDDD", "width": 1}, "name": "ring"}
+    ]
+    per_node: dict[str, list[tuple[float, float, int]]] = {n: [] for n in ring.nodes}
+    # Smaller diamonds when the circle is crowded, so one node's colour does not hide the others.
+    size_vnode = max(4, 10 - len(ring.points()) // 150)
+    for point, owner in ring.points():
+        per_node[owner].append((*_xy(point, size, _VNODE_R), point))
+    for node, pts in per_node.items():
+        traces.append(
+            {
+                "x": [p[0] for p in pts],
+                "y": [p[1] for p in pts],
+                "name": node,
+                "marker": {"color": colors[node], "size": size_vnode, "symbol": "diamond"},
+                "text": [f"{node}: virtual node at {p[2] / size:.4f} of the ring" for p in pts],
+            }
+        )
+    key_xy = [_xy(ring.key_hash(k), size, _KEY_R) for k in keys]
+    owners = [ring.node_for(k) for k in keys]
+    traces.append(
+        {
+            "x": [p[0] for p in key_xy],
+            "y": [p[1] for p in key_xy],
+            "name": "keys (colour of their node)",
+            "marker": {"color": [colors[o] for o in owners], "size": 5, "opacity": 0.6},
+            "text": [f"{k} on {o}" for k, o in zip(keys, owners, strict=True)],
+        }
+    )
+    moved_idx = [i for i, k in enumerate(keys) if k in moved]
+    traces.append(
+        {
+            "x": [key_xy[i][0] for i in moved_idx],
+            "y": [key_xy[i][1] for i in moved_idx],
+            "name": "moved in the last change",
+            "marker": {"color": "rgba(0,0,0,0)", "size": 11, "line": {"color": _MOVED_COLOR, "width": 2}},
+            "text": [f"{keys[i]} moved to {owners[i]}" for i in moved_idx],
+        }
+    )
+    return traces
+
+
+def _square_axes(fig: Any, row: int | None = None, col: int | None = None) -> None:
+    kw = {"row": row, "col": col} if row else {}
+    fig.update_xaxes(range=[-1.15, 1.15], visible=False, **kw)
+    fig.update_yaxes(range=[-1.15, 1.15], visible=False, scaleanchor="x", scaleratio=1, **kw)
+
+
+def ring_figure(
+    ring: HashRing,
+    keys: Sequence[str] = (),
+    moved: Sequence[str] = (),
+    *,
+    title: str = "The ring: virtual nodes (diamonds) and keys (dots)",
+) -> Any:
+    """Virtual nodes around a circle coloured by physical node; keys inside, coloured by owner."""
+    import plotly.graph_objects as go
+
+    if not isinstance(ring, HashRing):
+        raise TypeError(f"ring must be a HashRing, got {type(ring).__name__}")
+    colors = node_colors(ring.nodes)
+    fig = go.Figure()
+    for spec in _ring_traces(ring, list(keys), set(moved), colors):
+        fig.add_trace(go.Scatter(mode=spec.pop("mode", "markers"), hoverinfo="text", **spec))
+    fig.data[0].showlegend = False
+    fig.data[0].hoverinfo = "skip"
+    style_figure(fig, title=title, xaxis="", yaxis="", height=520)
+    _square_axes(fig)
+    fig.update_layout(legend={"orientation": "v", "y": 1, "x": 1.02, "xanchor": "left", "yanchor": "top"})
+    return fig
+
+
+def load_figure(loads: Any, *, title: str = "Keys per node") -> Any:
+    """Bars of keys per node from :func:`labkit.hashing.load_per_node`; a dict of frames gives grouped bars."""
+    import plotly.graph_objects as go
+
+    frames = loads if isinstance(loads, Mapping) else {"keys": loads}
+    fig = go.Figure()
+    mean = None
+    for i, (label, frame) in enumerate(frames.items()):
+        if not {"node", "keys"} <= set(frame.columns):
+            raise ValueError("each frame needs node and keys columns (use load_per_node())")
+        fig.add_trace(go.Bar(x=list(frame["node"]), y=list(frame["keys"]), name=str(label), offsetgroup=i))
+        mean = frame["keys"].mean()
+    if mean is not None:
+        fig.add_hline(y=mean, line_dash="dot", line_color=MUTED_COLOR, annotation_text="mean")
+    style_figure(fig, title=title, xaxis="node", yaxis="keys")
+    fig.update_layout(showlegend=len(frames) > 1)
+    return fig
+
+
+def spread_figure(frame: Any, *, title: str = "Load spread falls as virtual nodes grow") -> Any:
+    """CV of load per node against vnodes (log-log) from :func:`labkit.hashing.spread_vs_vnodes`."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    series = [
+        ("cv", "measured over the keys", "lines+markers", None),
+        ("cv_arcs", "from the arc lengths", "lines+markers", "dash"),
+        ("rule_of_thumb", "rule of thumb 1/√vnodes", "lines", "dot"),
+    ]
+    for column, name, mode, dash in series:
+        if column in frame.columns:
+            fig.add_trace(
+                go.Scatter(
+                    x=list(frame["vnodes"]), y=list(frame[column]), name=name, mode=mode, line={"dash": dash}
+                )
+            )
+    style_figure(
+        fig, title=title, xaxis="virtual nodes per node (log)", yaxis="coefficient of variation (log)"
+    )
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def moves_figure(frame: Any, *, title: str = "Keys moved when one node joins") -> Any:
+    """Moved fraction against the node count, per scheme, from :func:`labkit.hashing.join_moves`."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for scheme, part in frame.groupby("scheme", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=list(part["nodes_before"]),
+                y=list(part["moved_fraction"]),
+                name=str(scheme),
+                mode="lines+markers",
+            )
+        )
+    ideal = frame.drop_duplicates("nodes_before").sort_values("nodes_before")
+    fig.add_trace(
+        go.Scatter(
+            x=list(ideal["nodes_before"]),
+            y=list(ideal["ideal"]),
+            name="ideal 1/(N+1)",
+            mode="lines",
+            line={"dash": "dot", "color": MUTED_COLOR},
+        )
+    )
+    style_figure(fig, title=title, xaxis="nodes before the join (N)", yaxis="fraction of keys moved")
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return fig
+
+
+class RingWidget:
+    """Grow and shrink a ring and watch which keys move.
+
+    >>> w = RingWidget(nodes=4, vnodes=8)
+    >>> w.add_node()          # the same as clicking "add a node"
+    >>> len(w.moved)          # keys that moved, all of them to the newcomer
+    >>> w                     # in a notebook: the controls, the ring and the loads
+
+    Nodes are named ``node-0`` .. ``node-{max_nodes-1}``; a new node takes the smallest free name.
+    """
+
+    def __init__(
+        self, nodes: int = 4, vnodes: int = 8, keys: int = 300, seed: int = 0, max_nodes: int = 12
+    ) -> None:
+        for name, value, low in (
+            ("nodes", nodes, 1),
+            ("vnodes", vnodes, 1),
+            ("keys", keys, 1),
+            ("max_nodes", max_nodes, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        if nodes > max_nodes:
+            raise ValueError(f"nodes must be <= max_nodes={max_nodes}, got {nodes}")
+        self.max_nodes = max_nodes
+        self.max_vnodes = 200
+        self._check_vnodes(vnodes)
+        self.seed = seed
+        self.pool = node_names(max_nodes)
+        self.colors = node_colors(self.pool)
+        self.keys = make_keys(keys, seed=seed)
+        self.vnodes = vnodes
+        self.ring = HashRing(self.pool[:nodes], vnodes=vnodes)
+        self.assignment = assign(self.ring, self.keys)
+        self.moved: list[str] = []
+        self.last_change = "start"
+        self._ui: Any = None
+        self._syncing = False
+
+    # -- the model: plain methods the controls call -----------------------------------
+    def _check_vnodes(self, vnodes: int) -> None:
+        if isinstance(vnodes, bool) or not isinstance(vnodes, int):
+            raise TypeError(f"vnodes must be an int, got {type(vnodes).__name__}")
+        if not 1 <= vnodes <= self.max_vnodes:
+            raise ValueError(f"vnodes must be between 1 and {self.max_vnodes}, got {vnodes}")
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return self.ring.nodes
+
+    def add_node(self) -> str:
+        """Add the first unused node name; returns it."""
+        free = [n for n in self.pool if n not in self.ring]
+        if not free:
+            raise ValueError(f"at most {self.max_nodes} nodes in this widget")
+        node = free[0]
+        self.ring.add_node(node)
+        self._changed(f"added {node}")
+        return node
+
+    def remove_node(self, node: str | None = None) -> str:
+        """Remove ``node`` (default: the highest-numbered one); returns it."""
+        if len(self.ring) <= 1:
+            raise ValueError("at least one node must remain")
+        if node is None:
+            node = max(self.ring.nodes, key=self.pool.index)
+        elif node not in self.ring:
+            raise ValueError(f"node must be one of {list(self.ring.nodes)}, got {node!r}")
+        self.ring.remove_node(node)
+        self._changed(f"removed {node}")
+        return node
+
+    def set_node_count(self, n: int) -> None:
+        """Add or remove nodes until there are ``n``."""
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"node count must be an int, got {type(n).__name__}")
+        if not 1 <= n <= self.max_nodes:
+            raise ValueError(f"node count must be between 1 and {self.max_nodes}, got {n}")
+        before = set(self.ring.nodes)
+        while len(self.ring) < n:
+            self.ring.add_node(next(x for x in self.pool if x not in self.ring))
+        while len(self.ring) > n:
+            self.ring.remove_node(max(self.ring.nodes, key=self.pool.index))
+        added, removed = sorted(set(self.ring.nodes) - before), sorted(before - set(self.ring.nodes))
+        what = (f"added {', '.join(added)}" if added else "") + (
+            f"removed {', '.join(removed)}" if removed else ""
+        )
+        self._changed(what or "no change")
+
+    def set_vnodes(self, vnodes: int) -> None:
+        """Rebuild the ring with ``vnodes`` virtual nodes per node."""
+        self._check_vnodes(vnodes)
+        old = self.vnodes
+        self.vnodes = vnodes
+        self.ring = HashRing(self.ring.nodes, vnodes=vnodes)
+        self._changed(f"vnodes {old} → {vnodes}")
+
+    def _changed(self, what: str) -> None:
+        after = assign(self.ring, self.keys)
+        self.moved = list(moved_keys(self.assignment, after)["key"])
+        self.assignment = after
+        self.last_change = what
+        if self._ui is not None:
+            self._sync_controls()
+            self._redraw()
+
+    def loads(self) -> dict[str, int]:
+        """Keys per node now (every node listed)."""
+        counts = dict.fromkeys(self.ring.nodes, 0)
+        for node in self.assignment.values():
+            counts[node] += 1
+        return counts
+
+    def summary(self) -> str:
+        """One line: the ring, and what the last change moved."""
+        n, k = len(self.ring), len(self.keys)
+        text = f"{n} node{'s' * (n != 1)} × {self.vnodes} vnodes, {k} keys. Last change: {self.last_change}"
+        if self.last_change != "start":
+            targets = sorted({self.assignment[key] for key in self.moved})
+            text += f": {len(self.moved)} keys moved ({len(self.moved) / k:.1%})"
+            if self.moved:
+                text += f", to {', '.join(targets)}"
+        return text + "."
+
+    # -- the view -----------------------------------------------------------------------
+    def _title(self) -> str:
+        if self.last_change == "start":
+            return f"{len(self.ring)} nodes × {self.vnodes} vnodes: make a change and watch which keys move"
+        return (
+            f"After '{self.last_change}': {len(self.moved)} of {len(self.keys)} keys moved (circled, hatched)"
+        )
+
+    def figure(self) -> Any:
+        """The ring and the loads in a new (static) figure."""
+        import plotly.graph_objects as go
+
+        fig = go.Figure(self._empty_layout())
+        self._fill(fig)
+        return fig
+
+    def _empty_layout(self) -> Any:
+        from plotly.subplots import make_subplots
+
+        fig = make_subplots(
+            rows=1,
+            cols=2,
+            column_widths=[0.55, 0.45],
+            horizontal_spacing=0.08,
+            subplot_titles=("the ring (clockwise from the top)", "keys per node"),
+        )
+        return fig
+
+    def _fill(self, fig: Any) -> None:
+        """(Re)draw every trace; the number and order of traces never change, so updates are in place."""
+        import plotly.graph_objects as go
+
+        specs = _ring_traces(self.ring, self.keys, set(self.moved), self.colors)
+        outline, node_specs, key_spec, moved_spec = specs[0], specs[1:-2], specs[-2], specs[-1]
+        by_name = {s["name"]: s for s in node_specs}
+        loads = self.loads()
+        arrived = dict.fromkeys(loads, 0)
+        for key in self.moved:
+            arrived[self.assignment[key]] += 1
+        names = list(loads)
+        kept = [loads[n] - arrived[n] for n in names]
+        wanted: list[dict] = [dict(outline, showlegend=False, hoverinfo="skip")]
+        for node in self.pool:
+            spec = by_name.get(node)
+            if spec is None:  # not on the ring: keep an empty, hidden slot for it
+                spec = {"x": [], "y": [], "text": [], "name": node, "marker": {"color": self.colors[node]}}
+            wanted.append(
+                dict(spec, mode="markers", hoverinfo="text", showlegend=node in by_name, legendgroup=node)
+            )
+        wanted.append(dict(key_spec, mode="markers", hoverinfo="text"))
+        wanted.append(dict(moved_spec, mode="markers", hoverinfo="text"))
+        bars = [
+            {
+                "x": names,
+                "y": kept,
+                "name": "keys that stayed",
+                "marker": {"color": [self.colors[n] for n in names]},
+                "showlegend": False,
+            },
+            {
+                "x": names,
+                "y": [arrived[n] for n in names],
+                "name": "keys that arrived in the last change",
+                "marker": {
+                    "color": [self.colors[n] for n in names],
+                    "pattern": {"shape": "/", "fgcolor": _MOVED_COLOR, "solidity": 0.5},
+                },
+            },
+        ]
+        with fig.batch_update():
+            if not fig.data:
+                for spec in wanted:
+                    fig.add_trace(go.Scatter(spec), row=1, col=1)
+                for spec in bars:
+                    fig.add_trace(go.Bar(spec), row=1, col=2)
+            else:
+                for trace, spec in zip(fig.data, wanted + bars, strict=True):
+                    trace.update(spec, overwrite=True)
+            mean = len(self.keys) / len(self.ring)
+            fig.update_layout(
+                barmode="stack",
+                shapes=[
+                    {
+                        "type": "line",
+                        "xref": "x2 domain",
+                        "x0": 0,
+                        "x1": 1,
+                        "yref": "y2",
+                        "y0": mean,
+                        "y1": mean,
+                        "line": {"dash": "dot", "color": MUTED_COLOR},
+                    }
+                ],
+            )
+            style_figure(fig, title=self._title(), xaxis="", yaxis="", height=520)
+            # Legend under the plots: the title line above is long.
+            fig.update_layout(
+                margin={"t": 80, "r": 20, "b": 110},
+                legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12, "yanchor": "top"},
+            )
+            _square_axes(fig, row=1, col=1)
+            fig.update_xaxes(title_text="node", row=1, col=2)
+            fig.update_yaxes(title_text="keys (dotted: the mean)", row=1, col=2)
+
+    @property
+    def ui(self) -> Any:
+        if self._ui is None:
+            self._ui = self._build_ui()
+        return self._ui
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.ui)
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        self.status = W.HTML()
+        g = guarded(self.status)
+        self.fig = go.FigureWidget(self._empty_layout())
+        self.count_slider = W.IntSlider(
+            value=len(self.ring),
+            min=1,
+            max=self.max_nodes,
+            description="nodes",
+            tooltip="number of physical nodes on the ring",
+            continuous_update=False,
+        )
+        self.vnode_slider = W.IntSlider(
+            value=self.vnodes,
+            min=1,
+            max=self.max_vnodes,
+            description="vnodes",
+            tooltip="virtual nodes (replicas on the ring) per physical node",
+            continuous_update=False,
+        )
+        self.add_button = W.Button(description="add a node", icon="plus", tooltip="a new node joins the ring")
+        self.remove_button = W.Button(
+            description="remove a node", icon="minus", tooltip="the highest-numbered node leaves the ring"
+        )
+        self.count_slider.observe(g(self._user(lambda ch: self.set_node_count(ch["new"]))), "value")
+        self.vnode_slider.observe(g(self._user(lambda ch: self.set_vnodes(ch["new"]))), "value")
+        self.add_button.on_click(g(lambda _b: self.add_node()))
+        self.remove_button.on_click(g(lambda _b: self.remove_node()))
+        self._redraw()
+        controls = W.VBox(
+            [
+                W.HBox([self.count_slider, self.vnode_slider]),
+                W.HBox([self.add_button, self.remove_button]),
+                self.status,
+            ]
+        )
+        return W.VBox([controls, self.fig])
+
+    def _user(self, fn: Any) -> Any:
+        def handler(change: Any) -> Any:
+            if self._syncing:  # a slider moved because the model changed, not the user
+                return None
+            return fn(change)
+
+        return handler
+
+    def _sync_controls(self) -> None:
+        self._syncing = True
+        try:
+            self.count_slider.value = len(self.ring)
+            self.vnode_slider.value = self.vnodes
+        finally:
+            self._syncing = False
+
+    def _redraw(self) -> None:
+        self._fill(self.fig)
+        self.status.value = status_html(self.summary())

@@ -1,0 +1,103 @@
+"""The consistent-hashing figures and RingWidget, driven through their plain methods (no browser)."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.hashing import HashRing, join_moves, load_per_node, make_keys, node_names, spread_vs_vnodes
+from labkit.viz.common import status_html
+from labkit.viz.hashing import RingWidget, load_figure, moves_figure, ring_figure, spread_figure
+
+
+def test_ring_figure_draws_every_vnode_once_in_its_nodes_colour():
+    ring = HashRing(node_names(3), vnodes=7)
+    keys = make_keys(50)
+    fig = ring_figure(ring, keys, moved=keys[:5])
+    by_name = {t.name: t for t in fig.data}
+    assert sum(len(by_name[n].x) for n in ring.nodes) == 21
+    assert len({by_name[n].marker.color for n in ring.nodes}) == 3
+    assert len(by_name["moved in the last change"].x) == 5
+    assert fig.layout.title.text
+
+
+def test_other_figures_have_titles_axes_and_series():
+    keys = make_keys(500)
+    loads = {"ring": load_per_node(HashRing(node_names(4)), keys)}
+    assert load_figure(loads).layout.yaxis.title.text == "keys"
+    spread = spread_figure(spread_vs_vnodes(node_names(4), [1, 10], keys))
+    assert len(spread.data) == 3 and spread.layout.xaxis.type == "log"
+    moves = moves_figure(join_moves({"ring": HashRing}, [2, 3], keys))
+    assert [t.name for t in moves.data] == ["ring", "ideal 1/(N+1)"]
+    with pytest.raises(TypeError, match="ring must be a HashRing"):
+        ring_figure("not a ring")
+
+
+def test_widget_join_moves_keys_only_to_the_newcomer_and_highlights_them():
+    w = RingWidget(nodes=4, vnodes=16, keys=400, seed=3)
+    before = dict(w.assignment)
+    node = w.add_node()
+    assert node == "node-4" and w.moved
+    assert all(w.assignment[k] == node for k in w.moved)
+    assert all(w.assignment[k] == before[k] for k in before if k not in w.moved)
+    fig = w.figure()
+    moved_trace = next(t for t in fig.data if t.name == "moved in the last change")
+    assert len(moved_trace.x) == len(w.moved)
+    arrived = next(t for t in fig.data if t.name == "keys that arrived in the last change")
+    assert sum(arrived.y) == len(w.moved)
+    assert "keys moved" in w.summary()
+
+
+def test_widget_leave_moves_only_the_leavers_keys():
+    w = RingWidget(nodes=5, vnodes=10)
+    owned = {k for k, n in w.assignment.items() if n == "node-2"}
+    w.remove_node("node-2")
+    assert set(w.moved) == owned
+
+
+def test_widget_controls_drive_the_model_and_refuse_bad_settings():
+    w = RingWidget(nodes=3, vnodes=5)
+    ui = w.ui
+    assert ui is w.ui
+    n_traces = len(w.fig.data)
+    w.count_slider.value = 6
+    assert len(w.nodes) == 6 and len(w.fig.data) == n_traces  # redrawn in place
+    w.add_button.click()
+    assert len(w.nodes) == 7 and w.count_slider.value == 7
+    w.remove_button.click()
+    assert w.nodes == tuple(node_names(6))
+    w.vnode_slider.value = 50
+    assert w.ring.vnode_count("node-0") == 50
+    w.set_node_count(1)
+    w.remove_button.click()  # the last node cannot leave: a message, not a traceback
+    assert "refused" in w.status.value and "at least one node" in w.status.value
+    w.set_node_count(12)
+    w.add_button.click()
+    assert "at most 12" in w.status.value
+    w.set_vnodes(20)
+    assert w.status.value == status_html(w.summary())
+    for control in (w.count_slider, w.vnode_slider, w.add_button, w.remove_button):
+        assert control.tooltip and control.description
+
+
+@pytest.mark.parametrize(
+    ("call", "exc"),
+    [
+        (lambda: RingWidget(nodes=0), ValueError),
+        (lambda: RingWidget(nodes=13), ValueError),
+        (lambda: RingWidget(vnodes=0), ValueError),
+        (lambda: RingWidget(vnodes=2.5), TypeError),
+        (lambda: RingWidget().set_vnodes(201), ValueError),
+        (lambda: RingWidget().remove_node("node-9"), ValueError),
+        (lambda: RingWidget().set_node_count("3"), TypeError),
+    ],
+)
+def test_widget_validation(call, exc):
+    with pytest.raises(exc):
+        call()
+
+
+def test_widget_is_deterministic():
+    a, b = RingWidget(seed=5), RingWidget(seed=5)
+    a.add_node()
+    b.add_node()
+    assert a.moved == b.moved and a.assignment == b.assignment

@@ -1,0 +1,66 @@
+"""Raft consensus on the deterministic simulator (Ongaro & Ousterhout, extended paper).
+
+* :mod:`labkit.raft.messages`: log entries and the RPCs of Figure 2;
+* :mod:`labkit.raft.log`: the 1-based replicated log;
+* :mod:`labkit.raft.node`: :class:`RaftNode`, election (§5.2), replication (§5.3), safety (§5.4);
+* :mod:`labkit.raft.state_machine`: the replicated key-value store with client sessions (§8);
+* :mod:`labkit.raft.client`: clients that retry across leaders and record a history;
+* :mod:`labkit.raft.invariants`: Figure 3's safety properties as checks;
+* :mod:`labkit.raft.cluster`: :class:`RaftCluster`, the API notebooks use.
+"""
+
+from labkit.raft.client import HistoryEntry, KVClient
+from labkit.raft.cluster import ClientHandle, RaftCluster
+from labkit.raft.invariants import (
+    InvariantMonitor,
+    InvariantViolation,
+    election_safety,
+    leader_completeness,
+    log_matching,
+    state_machine_safety,
+)
+from labkit.raft.log import RaftLog
+from labkit.raft.messages import (
+    NOOP,
+    AppendEntries,
+    AppendEntriesReply,
+    ClientReply,
+    ClientRequest,
+    KVCommand,
+    LogEntry,
+    NoOp,
+    RequestVote,
+    RequestVoteReply,
+)
+from labkit.raft.node import Bug, RaftConfig, RaftNode, Role
+from labkit.raft.state_machine import KVStore, StateMachine
+
+__all__ = [
+    "NOOP",
+    "AppendEntries",
+    "AppendEntriesReply",
+    "Bug",
+    "ClientHandle",
+    "ClientReply",
+    "ClientRequest",
+    "HistoryEntry",
+    "InvariantMonitor",
+    "InvariantViolation",
+    "KVClient",
+    "KVCommand",
+    "KVStore",
+    "LogEntry",
+    "NoOp",
+    "RaftCluster",
+    "RaftConfig",
+    "RaftLog",
+    "RaftNode",
+    "RequestVote",
+    "RequestVoteReply",
+    "Role",
+    "StateMachine",
+    "election_safety",
+    "leader_completeness",
+    "log_matching",
+    "state_machine_safety",
+]

@@ -1,0 +1,392 @@
+"""A Raft cluster on the simulator: the API notebooks and tests use.
+
+:class:`RaftCluster` puts ``n`` :class:`~labkit.raft.node.RaftNode` servers
+("n1".."nN") on a fresh :class:`~labkit.sim.Simulator` (``c.sim``), checks
+Raft's safety properties after every event (:class:`InvariantMonitor`), and
+offers faults by name: crash and restart, disconnect and connect, partition
+and heal. Clients (:meth:`RaftCluster.client`) are simulator nodes too and
+record every operation in ``c.history``.
+
+Network faults are the cluster's business: it builds them from directed link
+cuts so that a *partition* separates servers from servers while clients can
+still reach every server (as in the usual Raft lab set-up), and a
+*disconnected* server is cut off from everyone, clients included.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from labkit.raft.client import HistoryEntry, KVClient
+from labkit.raft.invariants import InvariantMonitor, InvariantViolation
+from labkit.raft.node import Bug, RaftConfig, RaftNode, Role
+from labkit.raft.state_machine import KVStore, StateMachine
+from labkit.sim import Latency, Simulator, Uniform
+
+__all__ = ["RaftCluster", "ClientHandle", "DEFAULT_LATENCY"]
+
+DEFAULT_LATENCY = Uniform(0.001, 0.004)  # one-way delay: a few milliseconds, some reordering
+
+
+class _MonitoredSimulator(Simulator):
+    """A simulator that lets the invariant monitor look after every event."""
+
+    monitor: InvariantMonitor | None = None
+
+    def step(self) -> bool:
+        more = super().step()
+        if self.monitor is not None:
+            self.monitor.after_event()
+        return more
+
+
+class ClientHandle:
+    """What ``RaftCluster.client(name)`` returns: start operations by name.
+
+    Each method starts (or queues) one operation *in the simulation* and
+    returns its :class:`HistoryEntry`; run the simulator to see it finish.
+    """
+
+    def __init__(self, cluster: RaftCluster, name: str) -> None:
+        self._cluster = cluster
+        self.name = name
+
+    def _invoke(self, op: tuple) -> HistoryEntry:
+        return self._cluster.sim.call(self.name, lambda node, ctx: node.invoke(ctx, op))
+
+    def put(self, key: str, value: str) -> HistoryEntry:
+        """Set ``key`` to ``value``."""
+        return self._invoke(("put", key, value))
+
+    def get(self, key: str) -> HistoryEntry:
+        """Read ``key`` (``""`` if never written)."""
+        return self._invoke(("get", key))
+
+    def append(self, key: str, value: str) -> HistoryEntry:
+        """Append ``value`` to the string at ``key``."""
+        return self._invoke(("append", key, value))
+
+    def start_workload(
+        self, rate: float = 100.0, duration: float = 10.0, keys: Sequence[str] = ("a", "b", "c")
+    ) -> None:
+        """Run random get/put/append operations at about ``rate`` per second for ``duration`` s."""
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, (int, float))
+            or not rate > 0
+            or not math.isfinite(rate)
+        ):
+            raise ValueError(f"rate must be a number of operations per second > 0, got {rate!r}")
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration >= 0:
+            raise ValueError(f"duration must be a number of seconds >= 0, got {duration!r}")
+        keys = tuple(keys)
+        if not keys or not all(isinstance(k, str) for k in keys):
+            raise ValueError(f"keys must be a non-empty sequence of str, got {keys!r}")
+        self._cluster.sim.call(
+            self.name, lambda node, ctx: node.start_workload(ctx, float(rate), float(duration), keys)
+        )
+
+    @property
+    def ops(self) -> list[HistoryEntry]:
+        """Every operation asked of this client, in order."""
+        return self._cluster.sim.node(self.name).ops
+
+    @property
+    def busy(self) -> bool:
+        """True while an operation is running or queued."""
+        node = self._cluster.sim.node(self.name)
+        return node.current is not None or bool(node.queue)
+
+    def __repr__(self) -> str:
+        return f"ClientHandle({self.name!r})"
+
+
+class RaftCluster:
+    """``n`` Raft servers on a simulator, with faults, clients and safety checks.
+
+    >>> c = RaftCluster(n=5, seed=1)
+    >>> c.sim.run_for(2.0)
+    >>> c.leader()
+    'n3'
+
+    Parameters: ``election_timeout`` (low, high) seconds, ``heartbeat_interval``,
+    ``latency`` (one-way, a :class:`~labkit.sim.Latency` or seconds), ``loss`` and
+    ``duplication`` probabilities, ``noop`` (a new leader appends a no-op),
+    ``bugs`` (deliberate mistakes, see :class:`~labkit.raft.node.Bug`),
+    ``state_machine`` (a factory, :class:`KVStore` by default), ``check`` (run the
+    invariant monitor) and ``strict`` (raise on the first violation; with
+    ``strict=False`` violations are only collected in :attr:`violations`).
+    """
+
+    def __init__(
+        self,
+        n: int = 5,
+        seed: int = 0,
+        *,
+        election_timeout: tuple[float, float] = (0.15, 0.30),
+        heartbeat_interval: float = 0.05,
+        latency: Latency | float = DEFAULT_LATENCY,
+        loss: float = 0.0,
+        duplication: float = 0.0,
+        noop: bool = True,
+        bugs: Iterable[Bug] = (),
+        max_entries: int = 64,
+        state_machine: Callable[[], StateMachine] = KVStore,
+        client_timeout: float = 0.3,
+        check: bool = True,
+        strict: bool = True,
+    ) -> None:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int number of servers, got {n!r}")
+        if not 1 <= n <= 15:
+            raise ValueError(f"n must be between 1 and 15 servers, got {n}")
+        if isinstance(bugs, Bug):
+            bugs = (bugs,)
+        self.config = RaftConfig(
+            election_timeout=tuple(election_timeout),  # type: ignore[arg-type]
+            heartbeat_interval=heartbeat_interval,
+            max_entries=max_entries,
+            noop=noop,
+            bugs=frozenset(bugs),
+        )
+        if not callable(state_machine):
+            raise TypeError(
+                f"state_machine must be a factory returning a StateMachine, got {state_machine!r}"
+            )
+        if (
+            isinstance(client_timeout, bool)
+            or not isinstance(client_timeout, (int, float))
+            or not client_timeout > 0
+        ):
+            raise ValueError(f"client_timeout must be a number of seconds > 0, got {client_timeout!r}")
+        self.client_timeout = float(client_timeout)
+        self.sim = _MonitoredSimulator(seed, latency=latency, loss=loss, duplication=duplication)
+        self.ids: tuple[str, ...] = tuple(f"n{i}" for i in range(1, n + 1))
+        self.history: list[HistoryEntry] = []
+        self.events: list[tuple[float, str, Any]] = []  # faults injected through the cluster
+        self._clients: dict[str, ClientHandle] = {}
+        self._group: dict[str, int] = {}
+        self._disconnected: set[str] = set()
+        self.monitor: InvariantMonitor | None = None
+        if check:
+            self.monitor = InvariantMonitor(self.sim.trace.rows, self._live, self.ids, strict=strict)
+            self.sim.monitor = self.monitor
+        ids, config = self.ids, self.config
+        for nid in self.ids:
+            self.sim.add_node(nid, lambda node_id: RaftNode(node_id, ids, config, state_machine))
+
+    # ------------------------------------------------------------------
+    # Looking
+    # ------------------------------------------------------------------
+    def _check_server(self, node_id: str, name: str = "node") -> str:
+        if node_id not in self.ids:
+            raise ValueError(f"{name} must be one of {', '.join(self.ids)}, got {node_id!r}")
+        return node_id
+
+    def _live(self, node_id: str) -> RaftNode | None:
+        return self.sim.node(node_id) if self.sim.is_up(node_id) else None  # type: ignore[return-value]
+
+    def node(self, node_id: str) -> RaftNode:
+        """The live server ``node_id`` (raises ValueError while it is crashed)."""
+        return self.sim.node(self._check_server(node_id))  # type: ignore[return-value]
+
+    def is_up(self, node_id: str) -> bool:
+        """False while ``node_id`` is crashed."""
+        return self.sim.is_up(self._check_server(node_id))
+
+    def live_nodes(self) -> dict[str, RaftNode]:
+        """Every server that is not crashed."""
+        return {nid: n for nid in self.ids if (n := self._live(nid)) is not None}
+
+    def leader(self) -> str | None:
+        """The id of the live leader with the highest term, or None."""
+        best: tuple[int, str] | None = None
+        for nid, n in self.live_nodes().items():
+            if n.role is Role.LEADER and (best is None or n.current_term > best[0]):
+                best = (n.current_term, nid)
+        return None if best is None else best[1]
+
+    def roles(self) -> dict[str, tuple[str, int] | None]:
+        """``node -> (role, term)`` for every server (None while crashed)."""
+        return {nid: (n.role.value, n.current_term) if (n := self._live(nid)) else None for nid in self.ids}
+
+    def applied(self, node_id: str) -> list[Any]:
+        """The commands ``node_id`` applied since it last started, in log order (no-ops left out)."""
+        return list(self.node(node_id).applied)
+
+    @property
+    def violations(self) -> list[str]:
+        """Safety violations the monitor saw (always empty on a correct Raft)."""
+        return [] if self.monitor is None else list(self.monitor.violations)
+
+    def check_invariants(self) -> list[str]:
+        """Run the full snapshot checks now, plus what the monitor saw; [] when safe."""
+        out = self.violations
+        if self.monitor is not None:
+            out += self.monitor.check_all(self.live_nodes())
+        return out
+
+    # ------------------------------------------------------------------
+    # Running and asking
+    # ------------------------------------------------------------------
+    def run_until(self, condition: Callable[[], bool], timeout: float = 10.0, step: float = 0.005) -> bool:
+        """Run until ``condition()`` holds (checked every ``step`` s) or ``timeout`` s pass."""
+        if not callable(condition):
+            raise TypeError(f"condition must be a callable returning a bool, got {condition!r}")
+        deadline = self.sim.now + timeout
+        while not condition():
+            if self.sim.now >= deadline:
+                return False
+            self.sim.run(min(deadline, self.sim.now + step))
+        return True
+
+    def submit(self, command: Any, node: str | None = None) -> tuple[int, int] | None:
+        """Hand ``command`` to ``node`` (default: the leader). ``(index, term)`` or None if not leader."""
+        try:
+            hash(command)
+        except TypeError:
+            raise TypeError(f"command must be hashable (a str, number or tuple), got {command!r}") from None
+        target = self.leader() if node is None else self._check_server(node)
+        if target is None or not self.sim.is_up(target):
+            return None
+        result = self.sim.call(target, lambda n, ctx: n.submit(ctx, command))
+        self._observe(target)
+        return result
+
+    def start_election(self, node_id: str) -> None:
+        """Make ``node_id`` time out now and campaign for the next term (§5.2)."""
+        self._check_server(node_id)
+        self.sim.call(node_id, lambda n, ctx: n.start_election(ctx))
+        self.events.append((self.sim.now, "campaign", node_id))
+        self._observe(node_id)
+
+    def _observe(self, node_id: str) -> None:
+        if self.monitor is not None:
+            self.monitor.after_event()
+            self.monitor.observe(node_id)
+
+    def client(self, name: str) -> ClientHandle:
+        """The key-value client called ``name`` (created on first use)."""
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty str, got {name!r}")
+        if name in self.ids:
+            raise ValueError(f"name {name!r} is a server's id; pick another client name")
+        if name not in self._clients:
+            ids, history, timeout = self.ids, self.history, self.client_timeout
+            reads_anywhere = Bug.STALE_READS in self.config.bugs
+            self.sim.add_node(
+                name,
+                lambda nid: KVClient(nid, ids, history, retry_timeout=timeout, reads_anywhere=reads_anywhere),
+            )
+            self._clients[name] = ClientHandle(self, name)
+            self._rewire()
+        return self._clients[name]
+
+    def operations(self) -> list[Any]:
+        """``history`` as :class:`labkit.linearizability.Operation` records."""
+        from labkit.linearizability import UNKNOWN, Operation
+
+        return [
+            Operation(h.client, h.call, h.ret, h.input, h.output if h.done else UNKNOWN) for h in self.history
+        ]
+
+    # ------------------------------------------------------------------
+    # Faults
+    # ------------------------------------------------------------------
+    def crash(self, node_id: str) -> None:
+        """Crash a server: it loses volatile state; its durable state survives."""
+        self.sim.crash(self._check_server(node_id))
+        self.events.append((self.sim.now, "crash", node_id))
+
+    def restart(self, node_id: str) -> None:
+        """Restart a crashed server from its durable state only."""
+        self.sim.restart(self._check_server(node_id))
+        self.events.append((self.sim.now, "restart", node_id))
+
+    def disconnect(self, node_id: str) -> None:
+        """Cut ``node_id`` off from every server and client."""
+        self._disconnected.add(self._check_server(node_id))
+        self.events.append((self.sim.now, "disconnect", node_id))
+        self._rewire()
+
+    def connect(self, node_id: str) -> None:
+        """Undo :meth:`disconnect` for ``node_id``."""
+        self._disconnected.discard(self._check_server(node_id))
+        self.events.append((self.sim.now, "connect", node_id))
+        self._rewire()
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Split the servers into groups that cannot talk to each other.
+
+        Servers named in no group form one more group. Clients still reach
+        every server. Replaces an earlier partition.
+        """
+        if not groups:
+            raise ValueError("partition needs at least one group of server ids")
+        group_of: dict[str, int] = {}
+        for i, group in enumerate(groups):
+            if isinstance(group, str):
+                raise TypeError(
+                    f"each group must be a list of server ids, got the string {group!r}; write [{group!r}]"
+                )
+            members = list(group)
+            if not members:
+                raise ValueError(f"group {i} is empty; every group needs at least one server")
+            for nid in members:
+                self._check_server(nid, f"group {i} member")
+                if nid in group_of:
+                    raise ValueError(
+                        f"server {nid!r} is in group {group_of[nid]} and group {i}; pick one side"
+                    )
+                group_of[nid] = i
+        self._group = group_of
+        self.events.append((self.sim.now, "partition", [sorted(g) for g in self.partitions]))
+        self._rewire()
+
+    def heal(self) -> None:
+        """Remove every partition and reconnect every disconnected server."""
+        self._group = {}
+        self._disconnected.clear()
+        self.events.append((self.sim.now, "heal", None))
+        self._rewire()
+
+    @property
+    def partitions(self) -> list[list[str]]:
+        """The servers' current sides (one list when there is no partition)."""
+        sides: dict[int, list[str]] = {}
+        for nid in self.ids:
+            sides.setdefault(self._group.get(nid, -1), []).append(nid)
+        return [sides[k] for k in sorted(sides, key=lambda k: (k < 0, k))]
+
+    def can_reach(self, src: str, dst: str) -> bool:
+        """Whether a message from src to dst would get through now."""
+        return self.sim.can_reach(src, dst)
+
+    def _rewire(self) -> None:
+        sim = self.sim
+        sim.heal()
+        group, cut_off = self._group, self._disconnected
+        everyone = sim.nodes
+        for a in everyone:
+            for b in everyone:
+                if a == b:
+                    continue
+                if (
+                    a in cut_off
+                    or b in cut_off
+                    or a in self.ids
+                    and b in self.ids
+                    and group.get(a, -1) != group.get(b, -1)
+                ):
+                    sim.cut(a, b)
+
+    def __repr__(self) -> str:
+        roles = ", ".join(
+            f"{k}:{v[0][0].upper()}{v[1]}" if v else f"{k}:down" for k, v in self.roles().items()
+        )
+        return f"RaftCluster(now={self.sim.now:.3f}s, leader={self.leader()}, {roles})"
+
+
+__all__ += ["InvariantViolation"]

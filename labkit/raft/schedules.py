@@ -1,0 +1,149 @@
+"""Random fault schedules for testing Raft under everything the simulator can do.
+
+A schedule is a list of :class:`Fault` steps: wait ``delay`` seconds, then
+inject ``kind`` (crash, restart, disconnect, partition, heal, loss). The
+tests and ``benchmarks/bench_raft.py`` run many of them with concurrent
+key-value clients while the invariant monitor watches (Figure 3 of the
+extended Raft paper); :func:`run_schedule` also lifts every fault at the end
+and waits until the cluster serves clients again, so liveness is tested too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from labkit.raft.cluster import RaftCluster
+from labkit.sim import Uniform
+
+__all__ = ["Fault", "FAULT_KINDS", "apply_fault", "random_schedule", "run_schedule"]
+
+FAULT_KINDS = ("crash", "restart", "disconnect", "partition", "heal", "loss")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """Wait ``delay`` seconds, then inject ``kind`` with argument ``arg``.
+
+    ``arg`` is a server number (0-based) for crash/restart/disconnect, a list
+    of server numbers (one side) for partition, a probability for loss.
+    """
+
+    delay: float
+    kind: str
+    arg: Any = None
+
+
+def apply_fault(c: RaftCluster, f: Fault) -> None:
+    """Inject one fault; impossible ones (restarting a live server) do nothing."""
+    if f.kind not in FAULT_KINDS:
+        raise ValueError(f"fault kind must be one of {FAULT_KINDS}, got {f.kind!r}")
+    ids = c.ids
+    if f.kind == "crash":
+        nid = ids[f.arg % len(ids)]
+        if c.is_up(nid):
+            c.crash(nid)
+    elif f.kind == "restart":
+        nid = ids[f.arg % len(ids)]
+        if not c.is_up(nid):
+            c.restart(nid)
+    elif f.kind == "disconnect":
+        c.disconnect(ids[f.arg % len(ids)])
+    elif f.kind == "partition":
+        c.partition(sorted({ids[i % len(ids)] for i in f.arg}))
+    elif f.kind == "heal":
+        c.heal()
+    else:
+        c.sim.set_loss(f.arg)
+
+
+def random_schedule(rng: random.Random, steps: int = 8, n: int = 5) -> list[Fault]:
+    """``steps`` random faults over about two seconds."""
+    out = []
+    for _ in range(steps):
+        kind = rng.choice(FAULT_KINDS)
+        if kind == "partition":
+            arg: Any = rng.sample(range(n), rng.randint(1, n // 2))
+        elif kind == "loss":
+            arg = rng.choice([0.0, 0.05, 0.2])
+        elif kind == "heal":
+            arg = None
+        else:
+            arg = rng.randrange(n)
+        out.append(Fault(rng.uniform(0.05, 0.4), kind, arg))
+    return out
+
+
+def run_schedule(
+    seed: int,
+    faults: Sequence[Fault] | None = None,
+    *,
+    n: int = 5,
+    clients: int = 3,
+    rate: float = 40.0,
+    keys: Sequence[str] = ("a", "b"),
+    ops: Sequence[str] = ("get", "put", "append"),
+    settle: float = 3.0,
+    bugs: Sequence[Any] = (),
+    strict: bool = True,
+) -> RaftCluster:
+    """Run one schedule (random from ``seed`` if ``faults`` is None) and settle.
+
+    Clients issue operations while the faults play out; afterwards every
+    fault is lifted, every server restarted, and the run continues until every
+    operation has returned (at most ``settle`` seconds). Raises
+    :class:`~labkit.raft.InvariantViolation` on any safety violation when
+    ``strict``; ``bugs`` builds the deliberately broken variants.
+    """
+    rng = random.Random(seed)
+    if faults is None:
+        faults = random_schedule(rng, n=n)
+    c = RaftCluster(n=n, seed=seed, latency=Uniform(0.001, 0.01), duplication=0.02, bugs=bugs, strict=strict)
+    span = sum(f.delay for f in faults)
+    for i in range(clients):
+        cl = c.client(f"c{i}")
+        if tuple(ops) == ("get", "put", "append"):
+            cl.start_workload(rate=rate, duration=span, keys=tuple(keys))
+        else:
+            _limited_workload(c, cl.name, rng, rate, span, tuple(keys), tuple(ops))
+    for f in faults:
+        c.sim.run_for(f.delay)
+        apply_fault(c, f)
+    c.heal()
+    c.sim.set_loss(0.0)
+    for nid in c.ids:
+        if not c.is_up(nid):
+            c.restart(nid)
+    ok = c.run_until(lambda: all(h.done for h in c.history) and c.leader() is not None, settle)
+    if not ok:
+        raise AssertionError(f"seed {seed}: the cluster did not recover within {settle} s after the faults")
+    c.sim.run_for(0.2)  # followers learn the final commit index
+    return c
+
+
+def _limited_workload(
+    c: RaftCluster, name: str, rng: random.Random, rate: float, span: float, keys: tuple, ops: tuple
+) -> None:
+    """Operations of the given kinds only, at about ``rate`` per second."""
+    handle = c.client(name)
+    count = 0
+
+    def tick(sim: Any) -> None:
+        nonlocal count
+        if sim.now > span:
+            return
+        if not handle.busy:
+            count += 1
+            kind = rng.choice(ops)
+            key = rng.choice(keys)
+            if kind == "get":
+                handle.get(key)
+            elif kind == "put":
+                handle.put(key, f"{name}.{count};")
+            else:
+                handle.append(key, f"{name}.{count};")
+        sim.after(1.0 / rate, tick)
+
+    c.sim.after(0.0, tick)

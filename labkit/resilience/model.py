@@ -1,0 +1,365 @@
+"""A ready-made system to break: clients -> A; A -> B -> C and A -> D.
+
+``checkout`` requests go down the chain A -> B -> C; ``browse`` requests
+need only A and its other dependency D. So when C gets into trouble, browse
+requests tell whether A itself is still healthy: in a cascade they fail too.
+:class:`ChainModel` builds the simulation, lets you inject a fault into any
+service (slow, erroring, down), switch policies and load mid-run, and
+returns the metrics as DataFrames. :func:`make_policies` builds the
+policies the notebook toggles one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from enum import StrEnum
+from typing import Any
+
+from labkit.resilience.breaker import BreakerConfig
+from labkit.resilience.metrics import ClientStats, ServiceStats, breaker_frame, client_frame, service_frame
+from labkit.resilience.retry import Backoff, Jitter, RetryPolicy
+from labkit.resilience.service import LoadGenerator, Policies, Service, ServiceSpec
+from labkit.resilience.shedding import LoadShedder
+from labkit.resilience.timeouts import Timeouts
+from labkit.sim import Exponential, Fixed, Latency, Simulator
+
+__all__ = ["Fault", "ChainModel", "default_services", "make_policies", "CLIENT"]
+
+CLIENT = "clients"
+# What a slow service's own work takes: 0.1 s plus a long exponential tail (mean 0.3 s).
+SLOW_LATENCY = Exponential(0.2, minimum=0.1)
+
+
+class Fault(StrEnum):
+    """What can go wrong with a service."""
+
+    NONE = "none"
+    SLOW = "slow"  # its own work takes ``slow_latency`` instead of its usual latency
+    ERRORING = "erroring"  # every request fails (after the usual work)
+    DOWN = "down"  # crashed: requests to it vanish, callers hear nothing
+
+
+def default_services() -> dict[str, ServiceSpec]:
+    """The four services of the standard model (capacities in the docstrings of the notebook)."""
+    return {
+        "A": ServiceSpec(
+            workers=16,
+            latency=Exponential(0.002, minimum=0.002),
+            calls={"checkout": ("B",), "browse": ("D",)},
+        ),
+        "B": ServiceSpec(workers=64, latency=Exponential(0.003, minimum=0.002), calls={"checkout": ("C",)}),
+        "C": ServiceSpec(workers=8, latency=Exponential(0.01, minimum=0.01)),
+        "D": ServiceSpec(workers=8, latency=Exponential(0.005, minimum=0.005)),
+    }
+
+
+def make_policies(
+    *,
+    timeouts: bool = False,
+    deadlines: bool = False,
+    retries: bool = False,
+    backoff: bool = True,
+    jitter: Jitter | str = Jitter.FULL,
+    budget: bool = False,
+    breaker: bool = False,
+    bulkhead: bool = False,
+    shedding: bool = False,
+    timeout: float = 0.3,
+    max_attempts: int = 3,
+    bulkhead_limit: int = 6,
+    breaker_config: BreakerConfig | None = None,
+) -> Policies:
+    """Policies with the course's settings, each switched on by a flag.
+
+    ``timeout`` is the per-call timeout in seconds; ``backoff=False`` retries
+    at once; ``jitter`` picks the backoff's jitter; ``budget`` adds a retry
+    budget of 10% (plus 1 retry/s); the breaker opens at 50% failures over
+    the last 20 calls (at least 10) and cools down for 1 s.
+    """
+    for name, flag in (
+        ("timeouts", timeouts),
+        ("deadlines", deadlines),
+        ("retries", retries),
+        ("backoff", backoff),
+        ("budget", budget),
+        ("breaker", breaker),
+        ("bulkhead", bulkhead),
+        ("shedding", shedding),
+    ):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    retry = None
+    if retries:
+        retry = RetryPolicy(
+            max_attempts=max_attempts,
+            backoff=Backoff(base=0.02, cap=1.0, jitter=Jitter(jitter)) if backoff else None,
+            budget_ratio=0.1 if budget else None,
+            budget_min_per_second=1.0,
+            budget_window=5.0,
+        )
+    return Policies(
+        timeouts=Timeouts(per_call=timeout if timeouts else None, propagate_deadline=deadlines),
+        retry=retry,
+        breaker=(
+            breaker_config or BreakerConfig(failure_rate=0.5, window=20, min_calls=10, cooldown=1.0, probes=3)
+        )
+        if breaker
+        else None,
+        bulkhead=bulkhead_limit if bulkhead else None,
+        shedding=LoadShedder(max_queue=16, deadline_aware=True) if shedding else None,
+    )
+
+
+class ChainModel:
+    """The clients and services of the standard model on one :class:`Simulator`.
+
+    ``rate`` (requests/s), ``mix`` (kind -> weight) and ``deadline`` (s)
+    describe the clients; ``services`` overrides the specs
+    (:func:`default_services`); ``policies`` is one :class:`Policies` for
+    every service or a mapping service -> Policies; ``bucket`` is the
+    metrics' time resolution (s); ``network`` the one-way delay of each hop.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        rate: float = 100.0,
+        mix: Mapping[str, float] | None = None,
+        deadline: float = 1.0,
+        services: Mapping[str, ServiceSpec] | None = None,
+        policies: Policies | Mapping[str, Policies] | None = None,
+        bucket: float = 0.5,
+        network: Latency | float = Fixed(0.001),
+        slow_latency: Latency | float = SLOW_LATENCY,
+    ) -> None:
+        self.sim = Simulator(seed, latency=network)
+        self.bucket = bucket
+        self.specs: dict[str, ServiceSpec] = dict(services) if services is not None else default_services()
+        if not self.specs:
+            raise ValueError("services must name at least one service")
+        for name, spec in self.specs.items():
+            if not isinstance(spec, ServiceSpec):
+                raise TypeError(f"services[{name!r}] must be a ServiceSpec, got {spec!r}")
+            for route in spec.calls.values():
+                for dep in route:
+                    if dep not in self.specs:
+                        raise ValueError(
+                            f"service {name!r} calls {dep!r}, which is not one of {sorted(self.specs)}"
+                        )
+        self.entry = next(iter(self.specs))
+        self._base = {name: (spec.latency, spec.failure_rate) for name, spec in self.specs.items()}
+        self.slow_latency = slow_latency
+        self.faults: dict[str, Fault] = {name: Fault.NONE for name in self.specs}
+        self.policies: dict[str, Policies] = {name: Policies() for name in self.specs}
+        if policies is not None:
+            self._store_policies(policies, None)
+        self.stats = {name: ServiceStats(name, bucket, spec.workers) for name, spec in self.specs.items()}
+        self.client_stats = ClientStats(bucket)
+        if mix is None:
+            mix = {"checkout": 0.5, "browse": 0.5}
+        self.sim.add_node(
+            CLIENT, lambda nid: LoadGenerator(nid, self.entry, rate, mix, deadline, self.client_stats)
+        )
+        for name in self.specs:
+            self.sim.add_node(name, self._factory(name))
+
+    def _factory(self, name: str) -> Callable[[str], Service]:
+        # A restarted service comes back with the current spec and policies.
+        return lambda nid: Service(nid, self.specs[name], self.policies[name], self.stats[name])
+
+    # -- running --------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.sim.now
+
+    def run(self, until: float) -> ChainModel:
+        """Simulate up to virtual time ``until`` (seconds)."""
+        self.sim.run(until)
+        return self
+
+    def at(self, time: float, fn: Callable[[ChainModel], Any]) -> None:
+        """Call ``fn(model)`` at virtual time ``time`` (to schedule faults and changes)."""
+        if not callable(fn):
+            raise TypeError(f"fn must be callable as fn(model), got {fn!r}")
+        self.sim.at(time, lambda _sim: fn(self))
+
+    # -- knobs ----------------------------------------------------------------
+    def _check_service(self, service: str) -> None:
+        if service not in self.specs:
+            raise ValueError(f"service must be one of {sorted(self.specs)}, got {service!r}")
+
+    def set_fault(self, service: str, fault: Fault | str) -> None:
+        """Put ``service`` into ``fault`` now (``Fault.NONE`` heals it)."""
+        self._check_service(service)
+        try:
+            fault = Fault(fault)
+        except ValueError:
+            allowed = ", ".join(f.value for f in Fault)
+            raise ValueError(f"fault must be one of {allowed}, got {fault!r}") from None
+        spec = self.specs[service]
+        latency, failure_rate = self._base[service]
+        spec.latency = self.slow_latency if fault is Fault.SLOW else latency
+        spec.failure_rate = 1.0 if fault is Fault.ERRORING else failure_rate
+        was_down = not self.sim.is_up(service)
+        if fault is Fault.DOWN and not was_down:
+            self.sim.crash(service)
+            self.stats[service].gauges(self.now, 0, 0, spec.workers)
+        elif fault is not Fault.DOWN and was_down:
+            self.sim.restart(service)
+        self.faults[service] = fault
+
+    def update_service(self, service: str, **changes: Any) -> None:
+        """Change spec fields of ``service`` now (``workers``, ``queue_limit``, ``latency``, ``failure_rate``)."""
+        self._check_service(service)
+        allowed = {"workers", "queue_limit", "latency", "failure_rate"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"can change only {sorted(allowed)}, got {sorted(unknown)}")
+        spec = self.specs[service]
+        new = ServiceSpec(**{**spec.__dict__, **changes})  # validates
+        for key in changes:
+            setattr(spec, key, getattr(new, key))
+        if "latency" in changes or "failure_rate" in changes:
+            self._base[service] = (spec.latency, spec.failure_rate)
+        if self.sim.is_up(service):
+            self.sim.call(service, lambda node, ctx: node.respec(ctx))
+
+    def _store_policies(
+        self, policies: Policies | Mapping[str, Policies], services: Iterable[str] | None
+    ) -> list[str]:
+        if isinstance(policies, Policies):
+            names = list(self.specs) if services is None else list(services)
+            for n in names:
+                self._check_service(n)
+                self.policies[n] = policies
+            return names
+        if not isinstance(policies, Mapping):
+            raise TypeError(f"policies must be a Policies or a mapping service -> Policies, got {policies!r}")
+        for n, p in policies.items():
+            self._check_service(n)
+            if not isinstance(p, Policies):
+                raise TypeError(f"policies[{n!r}] must be a Policies, got {p!r}")
+            self.policies[n] = p
+        return list(policies)
+
+    def set_policies(
+        self, policies: Policies | Mapping[str, Policies], services: Iterable[str] | None = None
+    ) -> None:
+        """Switch policies now, for ``services`` (default: all) or per service with a mapping."""
+        for n in self._store_policies(policies, services):
+            if self.sim.is_up(n):
+                pol = self.policies[n]
+                self.sim.call(n, lambda node, ctx, pol=pol: node.configure(ctx, pol))
+
+    def set_load(
+        self, rate: float | None = None, mix: Mapping[str, float] | None = None, deadline: float | None = None
+    ) -> None:
+        """Change the clients' rate (req/s), mix or deadline (s) now."""
+
+        def apply(gen: LoadGenerator, ctx: Any) -> None:
+            gen.set_load(
+                gen.rate if rate is None else rate,
+                gen.mix if mix is None else mix,
+                gen.deadline if deadline is None else deadline,
+            )
+            gen.reschedule(ctx)
+
+        self.sim.call(CLIENT, apply)
+
+    def burst(self, n: int, kind: str | None = None) -> None:
+        """``n`` extra requests at this instant."""
+        self.sim.call(CLIENT, lambda gen, ctx: gen.burst(ctx, n, kind))
+
+    def service(self, name: str) -> Service:
+        """The live node of a service (raises if it is down)."""
+        self._check_service(name)
+        return self.sim.node(name)  # type: ignore[return-value]
+
+    # -- results ----------------------------------------------------------------
+    def metrics(self) -> Any:
+        """Per-service metrics over time (see :func:`labkit.resilience.metrics.service_frame`)."""
+        return service_frame(list(self.stats.values()), self.now)
+
+    def client_metrics(self) -> Any:
+        """What the clients saw over time, per request kind."""
+        return client_frame(self.client_stats, self.now)
+
+    def breaker_states(self) -> Any:
+        """Circuit-breaker state over time, per (service, dependency)."""
+        return breaker_frame(list(self.stats.values()), self.now, self.bucket)
+
+    def transitions(self) -> Any:
+        """Every breaker transition: ``time, service, dependency, source, target, event``."""
+        import pandas as pd
+
+        rows = [
+            {
+                "time": t.time,
+                "service": st.name,
+                "dependency": dep,
+                "source": t.source.value,
+                "target": t.target.value,
+                "event": t.event.value,
+            }
+            for st in self.stats.values()
+            for dep, _created, breaker in st.breakers
+            for t in breaker.transitions
+        ]
+        frame = pd.DataFrame(rows, columns=["time", "service", "dependency", "source", "target", "event"])
+        return frame.sort_values("time", kind="stable").reset_index(drop=True)
+
+    def goodput(self, start: float = 0.0, end: float | None = None, kind: str | None = None) -> float:
+        """Clients' goodput (OK answers within the deadline per second) over ``[start, end)``."""
+        end = self.now if end is None else end
+        if not 0 <= start < end <= self.now + 1e-9:
+            raise ValueError(f"need 0 <= start < end <= now ({self.now}), got start={start!r}, end={end!r}")
+        b = self.bucket
+        total = 0
+        for (k, i), n in self.client_stats.good.items():
+            if (kind is None or k == kind) and start <= i * b and (i + 1) * b <= end + 1e-9:
+                total += n
+        return total / (end - start)
+
+    def offered(self, start: float = 0.0, end: float | None = None, kind: str | None = None) -> float:
+        """Requests/s the clients sent over ``[start, end)``."""
+        end = self.now if end is None else end
+        if not 0 <= start < end <= self.now + 1e-9:
+            raise ValueError(f"need 0 <= start < end <= now ({self.now}), got start={start!r}, end={end!r}")
+        b = self.bucket
+        total = sum(
+            n
+            for (k, i), n in self.client_stats.sent.items()
+            if (kind is None or k == kind) and start <= i * b and (i + 1) * b <= end + 1e-9
+        )
+        return total / (end - start)
+
+    def amplification(self, service: str, start: float = 0.0, end: float | None = None) -> float:
+        """Requests that reached ``service`` per client request that needed it, over ``[start, end)``.
+
+        1.0 means every request reached it exactly once; retries at every hop multiply.
+        """
+        self._check_service(service)
+        end = self.now if end is None else end
+        b = self.bucket
+        arrived = sum(
+            r[0]
+            for i, r in self.stats[service].counts.items()
+            if start <= i * b and (i + 1) * b <= end + 1e-9
+        )
+        kinds = {k for k in self.client_stats.kinds if self._reaches(self.entry, k, service)}
+        sent = sum(
+            n
+            for (k, i), n in self.client_stats.sent.items()
+            if k in kinds and start <= i * b and (i + 1) * b <= end + 1e-9
+        )
+        return arrived / sent if sent else float("nan")
+
+    def _reaches(self, at: str, kind: str, target: str) -> bool:
+        if at == target:
+            return True
+        return any(self._reaches(dep, kind, target) for dep in self.specs[at].calls.get(kind, ()))
+
+    def __repr__(self) -> str:
+        faults = {k: v.value for k, v in self.faults.items() if v is not Fault.NONE}
+        return f"ChainModel(now={self.now:.2f}s, services={list(self.specs)}, faults={faults or 'none'})"

@@ -1,0 +1,67 @@
+"""Load shedding at the server: say no early instead of yes too late.
+
+A server that queues everything it cannot serve makes every request late
+(the Google SRE book, ch. 21 "Handling Overload" and ch. 22, "Load
+Shedding and Graceful Degradation"). This shedder rejects an arriving
+request when the queue is already ``max_queue`` long, or, with
+``deadline_aware``, when the expected queueing plus service time would end
+after the request's deadline, so the rejection is fast and the worker time
+goes to requests that can still succeed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["LoadShedder", "ServiceTimeEstimate"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadShedder:
+    """Admission control: ``max_queue`` (``None`` = no limit) and ``deadline_aware``."""
+
+    max_queue: int | None = 20
+    deadline_aware: bool = True
+
+    def __post_init__(self) -> None:
+        mq = self.max_queue
+        if mq is not None and (isinstance(mq, bool) or not isinstance(mq, int) or mq < 0):
+            raise ValueError(f"max_queue must be an int >= 0 or None, got {mq!r}")
+        if not isinstance(self.deadline_aware, bool):
+            raise TypeError(f"deadline_aware must be a bool, got {self.deadline_aware!r}")
+
+    def admit(
+        self, now: float, queue_length: int, workers: int, deadline: float | None, service_time: float
+    ) -> bool:
+        """Whether to accept a request arriving at ``now``.
+
+        ``queue_length`` counts requests already waiting, ``workers`` the
+        worker pool, ``service_time`` the current estimate of how long a
+        worker is held per request.
+        """
+        if self.max_queue is not None and queue_length >= self.max_queue:
+            return False
+        if self.deadline_aware and deadline is not None:
+            # Every worker must finish about queue_length/workers requests before ours starts.
+            expected_finish = now + (queue_length / workers + 1.0) * service_time
+            if expected_finish > deadline:
+                return False
+        return True
+
+
+class ServiceTimeEstimate:
+    """An exponentially weighted moving average of observed service times."""
+
+    __slots__ = ("value", "alpha")
+
+    def __init__(self, initial: float, alpha: float = 0.05) -> None:
+        if not (initial >= 0 and math.isfinite(initial)):
+            raise ValueError(f"initial must be a finite number of seconds >= 0, got {initial!r}")
+        if not 0 < alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
+        self.value = float(initial)
+        self.alpha = alpha
+
+    def observe(self, seconds: float) -> None:
+        self.value += self.alpha * (seconds - self.value)

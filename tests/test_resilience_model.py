@@ -1,0 +1,242 @@
+"""The service model: cascades happen without policies and are contained with them.
+
+Scenario (the notebook's): clients send 100 req/s, half ``checkout``
+(A -> B -> C), half ``browse`` (A -> D). C turns slow from t=5 s to t=15 s.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labkit.resilience import (
+    ChainModel,
+    Fault,
+    Jitter,
+    Policies,
+    ServiceSpec,
+    check_breaker_invariants,
+    check_service_invariants,
+    make_policies,
+)
+from labkit.sim import Exponential
+
+FAULT = (5.0, 15.0)
+DURING = (7.0, 15.0)  # after the first two seconds of the fault
+
+
+def slow_c(policies: Policies, seed: int = 1, fault: Fault = Fault.SLOW, until: float = 25.0) -> ChainModel:
+    m = ChainModel(seed, rate=100.0, policies=policies)
+    m.at(FAULT[0], lambda m: m.set_fault("C", fault))
+    m.at(FAULT[1], lambda m: m.set_fault("C", Fault.NONE))
+    return m.run(until)
+
+
+def share(m: ChainModel, start: float, end: float, kind: str | None = None) -> float:
+    return m.goodput(start, end, kind) / m.offered(start, end, kind)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_without_policies_a_slow_c_takes_down_a(seed: int) -> None:
+    m = slow_c(make_policies(), seed)
+    assert share(m, 0, 5) > 0.95  # healthy before
+    # A's goodput collapses, browse included, although A and D are healthy.
+    assert share(m, *DURING) < 0.25
+    assert share(m, *DURING, kind="browse") < 0.3
+    a = m.metrics().query("service == 'A' and 10 <= time < 15")
+    assert a.busy.mean() > 0.9 * m.specs["A"].workers  # A's workers are all waiting
+    assert share(m, 18, 25) > 0.9  # and it comes back when C does
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("fault", [Fault.SLOW, Fault.ERRORING, Fault.DOWN])
+def test_breaker_and_deadlines_keep_a_serving(seed: int, fault: Fault) -> None:
+    m = slow_c(make_policies(deadlines=True, breaker=True), seed, fault)
+    # Stated level: at least 45% of all requests succeed while C is broken
+    # (browse is half the traffic), and browse is barely touched.
+    assert share(m, *DURING) >= 0.45
+    assert share(m, *DURING, kind="browse") >= 0.9
+    assert share(m, 18, 25) > 0.9
+    assert len(m.transitions()) >= 2  # the breaker did open (and try again)
+
+
+def test_breaker_opens_and_closes_again() -> None:
+    m = slow_c(make_policies(timeouts=True, breaker=True))
+    tr = m.transitions()
+    b_to_c = tr[(tr.service == "B") & (tr.dependency == "C")]
+    assert b_to_c.iloc[0].target == "open" and FAULT[0] <= b_to_c.iloc[0].time < FAULT[0] + 3
+    assert b_to_c.iloc[-1].target == "closed" and b_to_c.iloc[-1].time > FAULT[1]
+    states = m.breaker_states()
+    during = states.query("service == 'B' and 8 <= time < 15")
+    assert during.open_fraction.mean() > 0.5
+    assert (states.query("service == 'B' and time >= 20").state == "closed").all()
+
+
+def storm(policies: Policies, seed: int = 1) -> ChainModel:
+    """C near its capacity (2 workers) gets slow for one second."""
+    m = ChainModel(seed, rate=140.0, policies=policies)
+    m.update_service("C", workers=2)
+    m.at(5.0, lambda m: m.set_fault("C", Fault.SLOW))
+    m.at(6.0, lambda m: m.set_fault("C", Fault.NONE))
+    return m.run(25.0)
+
+
+def test_retries_without_backoff_turn_a_blip_into_an_outage() -> None:
+    calm = storm(make_policies(timeouts=True))
+    stormy = storm(make_policies(timeouts=True, retries=True, backoff=False))
+    assert share(calm, 10, 25, "checkout") > 0.9
+    assert share(stormy, 10, 25, "checkout") < 0.1  # the blip ended at 6 s; the outage did not
+    assert stormy.amplification("C", 10, 25) > 1.5
+    assert calm.amplification("C", 10, 25) == pytest.approx(1.0, abs=0.01)  # bucket edges only
+
+
+def test_a_retry_budget_ends_the_storm() -> None:
+    m = storm(make_policies(timeouts=True, retries=True, backoff=False, budget=True))
+    assert share(m, 10, 25, "checkout") > 0.9
+    assert m.amplification("C", 5, 25) < 1.3
+
+
+def herd(jitter: Jitter) -> ChainModel:
+    services = {
+        "B": ServiceSpec(workers=256, latency=0.001, calls={"checkout": ("C",)}),
+        "C": ServiceSpec(workers=4, queue_limit=10, latency=Exponential(0.01, minimum=0.01)),
+    }
+    pol = make_policies(retries=True, jitter=jitter, max_attempts=6)
+    m = ChainModel(
+        3, rate=5.0, bucket=0.01, services=services, policies={"B": pol}, mix={"checkout": 1}, deadline=2.0
+    )
+    m.at(1.0, lambda m: m.burst(200, "checkout"))
+    return m.run(4.0)
+
+
+def test_jitter_spreads_the_herd() -> None:
+    served = {j: herd(j).goodput(1, 4) * 3 for j in (Jitter.NONE, Jitter.FULL)}
+    assert served[Jitter.FULL] > 1.3 * served[Jitter.NONE]
+
+
+def overload(policies: Policies) -> ChainModel:
+    m = ChainModel(4, rate=300.0, mix={"checkout": 1.0}, policies=policies)
+    m.update_service("C", workers=2)  # about 100 req/s
+    return m.run(15.0)
+
+
+def test_load_shedding_keeps_goodput_up_under_overload() -> None:
+    plain = overload(make_policies(timeouts=True, deadlines=True))
+    shed = overload(make_policies(timeouts=True, deadlines=True, shedding=True))
+    assert shed.goodput(5, 15) > 80  # close to C's capacity
+    assert shed.goodput(5, 15) > 1.5 * plain.goodput(5, 15)
+    assert shed.metrics().query("service == 'A'").shed.sum() > 0  # the front door says no early
+
+
+def test_bulkhead_keeps_browse_alive() -> None:
+    plain = slow_c(make_policies())
+    walled = slow_c(make_policies(bulkhead=True))
+    assert share(plain, *DURING, kind="browse") < 0.3
+    assert share(walled, *DURING, kind="browse") > 0.9
+    a = walled.metrics().query("service == 'A'")
+    assert a.fast_fails.sum() > 0
+
+
+def test_same_seed_same_trace() -> None:
+    pol = make_policies(timeouts=True, retries=True, breaker=True)
+    a = slow_c(pol, seed=5, until=10)
+    b = slow_c(pol, seed=5, until=10)
+    assert a.sim.trace.digest() == b.sim.trace.digest()
+    assert slow_c(pol, seed=6, until=10).sim.trace.digest() != a.sim.trace.digest()
+
+
+flags = st.fixed_dictionaries(
+    {
+        k: st.booleans()
+        for k in ("timeouts", "deadlines", "retries", "backoff", "budget", "breaker", "bulkhead", "shedding")
+    }
+)
+
+
+@settings(max_examples=12, deadline=None)
+@given(flags, st.sampled_from(list(Fault)), st.integers(0, 1000))
+def test_invariants_hold_under_any_policies(policy_flags: dict, fault: Fault, seed: int) -> None:
+    m = ChainModel(seed, rate=80.0, policies=make_policies(**policy_flags))
+    m.at(1.0, lambda m: m.set_fault("C", fault))
+    m.at(
+        3.0,
+        lambda m: m.set_policies(make_policies(**{**policy_flags, "breaker": not policy_flags["breaker"]})),
+    )
+    m.at(4.0, lambda m: m.set_fault("C", Fault.NONE))
+
+    def check(m: ChainModel) -> None:
+        for name in m.specs:
+            if m.sim.is_up(name):
+                node = m.service(name)
+                check_service_invariants(node)
+                for b in node.breakers.values():
+                    check_breaker_invariants(b)
+
+    for t in (0.5, 1.5, 2.5, 3.5, 4.5, 5.5):
+        m.at(t, check)
+    m.run(6.0)
+    cf = m.client_metrics()
+    sent = cf.offered.sum() * m.bucket
+    answered = (cf.goodput + cf.late + cf.errors + cf.timed_out).sum() * m.bucket
+    pending = sum(1 for _k, _s, d in m.client_stats.outstanding.values() if d > m.now)
+    assert answered + pending == pytest.approx(sent)
+
+
+def test_frames_have_the_documented_columns() -> None:
+    m = slow_c(make_policies(breaker=True, timeouts=True), until=6)
+    f = m.metrics()
+    for col in (
+        "time",
+        "service",
+        "offered",
+        "goodput",
+        "error_rate",
+        "p50",
+        "p99",
+        "queue_depth",
+        "utilisation",
+        "amplification",
+    ):
+        assert col in f.columns
+    assert set(f.service) == {"A", "B", "C", "D"}
+    assert len(f) == 4 * 12
+    assert ((f.utilisation >= 0) & (f.utilisation <= 1 + 1e-9)).all()
+    assert set(m.breaker_states().columns) >= {"time", "service", "dependency", "state", "level"}
+    assert set(m.client_metrics().kind) == {"checkout", "browse"}
+
+
+def test_knobs_validate_their_input() -> None:
+    m = ChainModel(0)
+    with pytest.raises(ValueError, match="service must be one of"):
+        m.set_fault("Z", Fault.SLOW)
+    with pytest.raises(ValueError, match="fault must be one of"):
+        m.set_fault("C", "melting")
+    with pytest.raises(ValueError, match="workers"):
+        m.update_service("C", workers=0)
+    with pytest.raises(ValueError, match="can change only"):
+        m.update_service("C", colour="red")
+    with pytest.raises(ValueError, match="rate"):
+        m.set_load(rate=-1)
+    with pytest.raises(TypeError, match="policies"):
+        m.set_policies("all on")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="calls 'X'"):
+        ChainModel(services={"A": ServiceSpec(calls={"k": ("X",)})})
+    with pytest.raises(TypeError, match="timeouts must be True or False"):
+        make_policies(timeouts="yes")  # type: ignore[arg-type]
+
+
+def test_knobs_change_mid_run() -> None:
+    # (Without timeouts, B's calls lost while C was down would hold its workers forever.)
+    m = ChainModel(0, rate=50.0, policies=make_policies(timeouts=True))
+    m.run(2.0)
+    m.update_service("C", workers=1, latency=0.05)
+    m.set_load(rate=100.0)
+    m.set_fault("C", Fault.DOWN)
+    assert not m.sim.is_up("C")
+    m.run(3.0)
+    m.set_fault("C", Fault.NONE)
+    m.run(5.0)
+    assert m.specs["C"].workers == 1
+    assert m.offered(3, 5) > 80
+    assert m.metrics().query("service == 'C' and time >= 3.5").offered.sum() > 0

@@ -1,0 +1,114 @@
+"""Unit tests for the pieces of labkit.raft: log, state machine, checks, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.raft import (
+    KVCommand,
+    KVStore,
+    LogEntry,
+    RaftCluster,
+    RaftConfig,
+    RaftLog,
+    election_safety,
+    leader_completeness,
+    log_matching,
+    state_machine_safety,
+)
+
+
+def E(term, cmd=None):
+    return LogEntry(term, cmd if cmd is not None else f"t{term}")
+
+
+def test_log_is_one_based_and_truncates():
+    log = RaftLog([E(1, "a"), E(1, "b"), E(2, "c")])
+    assert log[1].command == "a" and log[3].command == "c"
+    assert log.term(0) == 0 and log.last_index == 3 and log.last_term == 2
+    assert [e.command for e in log[2:4]] == ["b", "c"]
+    assert log.first_index_of_term(2) == 1 and log.last_index_of_term(1) == 2
+    assert log.last_index_of_term(5) == 0
+    with pytest.raises(IndexError):
+        log[0]
+    d2 = log.digest(2)
+    log.truncate(1)
+    assert log.last_index == 1
+    log.append([E(1, "b")])
+    assert log.digest(2) == d2  # same prefix, same digest
+    log.truncate(1)
+    log.append([E(3, "x")])
+    assert log.digest(2) != d2
+
+
+def test_kvstore_applies_each_client_sequence_number_once():
+    kv = KVStore()
+    assert kv.apply(KVCommand("a", 1, ("append", "k", "x"))) is None
+    kv.apply(KVCommand("a", 1, ("append", "k", "x")))  # a retry
+    assert kv.apply(KVCommand("b", 1, ("get", "k"))) == "x"
+    assert kv.duplicate("b", 1) == (True, "x")
+    assert kv.apply(KVCommand("b", 2, ("get", "missing"))) == ""
+    assert kv.data == {"k": "x"}
+
+
+def test_invariant_functions_detect_violations():
+    assert election_safety([("n1", 1), ("n2", 2)]) == []
+    assert election_safety([("n1", 1), ("n2", 1)])
+    a = [E(1, "x"), E(2, "y")]
+    b = [E(1, "z"), E(2, "y")]  # same (2, term 2) but different prefix
+    assert log_matching({"n1": a, "n2": a[:1]}) == []
+    assert log_matching({"n1": a, "n2": b})
+    assert leader_completeness({1: 1}, "n1", a) == []
+    assert leader_completeness({1: 1, 2: 3}, "n1", a)
+    assert state_machine_safety({"n1": a, "n2": a[:1]}) == []
+    assert state_machine_safety({"n1": a, "n2": b})
+
+
+def test_validation_messages():
+    with pytest.raises(ValueError, match="n must be"):
+        RaftCluster(n=0)
+    with pytest.raises(TypeError, match="n must be"):
+        RaftCluster(n="5")
+    with pytest.raises(ValueError, match="heartbeat_interval"):
+        RaftConfig(heartbeat_interval=0.2)
+    with pytest.raises(ValueError, match="low <= high"):
+        RaftConfig(election_timeout=(0.3, 0.1))
+    with pytest.raises(TypeError, match="bugs"):
+        RaftConfig(bugs=frozenset({"stale"}))
+    c = RaftCluster(n=3, seed=1)
+    with pytest.raises(ValueError, match="node must be one of"):
+        c.crash("n9")
+    with pytest.raises(ValueError, match="group 0 and group 1"):
+        c.partition(["n1"], ["n1", "n2"])
+    with pytest.raises(TypeError, match="list of server ids"):
+        c.partition("n1")
+    with pytest.raises(TypeError, match="hashable"):
+        c.submit(["not", "hashable"])
+    cl = c.client("alice")
+    with pytest.raises(ValueError, match="op name"):
+        cl._invoke(("delete", "k"))
+    with pytest.raises(TypeError, match="value must be a str"):
+        cl.put("k", 1)
+    with pytest.raises(ValueError, match="server's id"):
+        c.client("n1")
+    with pytest.raises(ValueError, match="rate"):
+        cl.start_workload(rate=0)
+
+
+def test_partition_spares_clients_and_disconnect_does_not():
+    c = RaftCluster(n=3, seed=2)
+    c.client("alice")
+    c.partition(["n1"])
+    assert not c.can_reach("n1", "n2") and c.can_reach("alice", "n1") and c.can_reach("n2", "n3")
+    c.disconnect("n2")
+    assert not c.can_reach("alice", "n2") and not c.can_reach("n2", "n3")
+    c.heal()
+    assert all(c.can_reach(a, b) for a in c.ids for b in c.ids if a != b)
+    assert c.partitions == [["n1", "n2", "n3"]]
+
+
+def test_single_server_cluster_commits_alone():
+    c = RaftCluster(n=1, seed=3)
+    assert c.run_until(lambda: c.leader() == "n1", 1.0)
+    c.submit("x")
+    assert c.applied("n1") == ["x"]

@@ -142,24 +142,26 @@ def to_history(ops: Iterable[ClientOp]) -> list[Operation]:
     A refused write may already have reached some replicas (quorum
     replication does not roll back), so refused and unanswered writes get
     ``ret = inf``: their effect is unknown. Reads that got no answer say
-    nothing about the register and are left out.
+    nothing about the register and are left out. A client whose operation
+    has ``ret = inf`` never finishes it, so its later operations belong to a
+    new process (``A``, then ``A/1``, ...), keeping each process sequential.
     """
     out = []
-    for op in ops:
+    retired: dict[str, int] = {}
+    for op in sorted(ops, key=lambda o: (o.call, o.client)):
+        base = op.client.split("/")[0]
+        k = retired.get(base, 0)
+        process = base if k == 0 else f"{base}/{k}"
         if op.kind is OpKind.WRITE:
             known = op.ok is True
-            out.append(
-                Operation(
-                    op.client,
-                    op.call,
-                    op.ret if known else math.inf,
-                    ("write", op.value),
-                    "ok" if known else None,
-                )
-            )
+            ret = op.ret if known else math.inf
+            out.append(Operation(process, op.call, ret, ("write", op.value), "ok" if known else None))
+            if not known:
+                retired[base] = k + 1
         elif op.ok:
-            out.append(Operation(op.client, op.call, op.ret, ("read", None), op.values))
-    out.sort(key=lambda o: (o.call, o.client))
+            out.append(Operation(process, op.call, op.ret, ("read", None), op.values))
+        elif op.ok is None:
+            retired[base] = k + 1  # an unanswered read also leaves its process hanging
     return out
 
 

@@ -30,11 +30,12 @@ def bucket_of(key: str, depth: int) -> int:
 
 
 def version_digest(key: str, versions: Siblings) -> bytes:
-    """A digest of one key's sibling set, independent of sibling order."""
+    """A digest of one key's sibling set (clocks and values), independent of sibling order."""
     h = hashlib.blake2b(digest_size=16)
     h.update(key.encode())
-    for clock in sorted(tuple(v.clock) for v in versions):
+    for clock, value in sorted((tuple(v.clock), repr(v.value)) for v in versions):
         h.update(repr(clock).encode())
+        h.update(value.encode())
     return h.digest()
 
 

@@ -1,0 +1,288 @@
+"""Unit tests for labkit.replication: versions, config, the store's behaviour."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from labkit.clocks import VectorClock
+from labkit.replication import (
+    Mode,
+    ReplicatedStore,
+    Resolution,
+    StoreConfig,
+    Versioned,
+    check_replica,
+    check_siblings,
+    context_of,
+    covers,
+    reconcile,
+)
+from labkit.replication.client import ClientNode, OpKind, Workload
+from labkit.replication.merkle import MerkleTree, bucket_of, diff
+from labkit.replication.versions import merge_siblings
+
+
+def v(value, **clock):
+    return Versioned(value, VectorClock(clock))
+
+
+# -- versions (Dynamo §4.4) ------------------------------------------------------
+def test_newer_version_replaces_older():
+    old, new = v("a", n1=1), v("b", n1=2)
+    assert reconcile((old,), new) == (new,)
+    assert reconcile((new,), old) == (new,)  # an obsolete write is ignored
+
+
+def test_concurrent_versions_become_siblings_and_a_context_write_reconciles_them():
+    a, b = v("a", n1=1), v("b", n2=1)
+    siblings = reconcile((a,), b)
+    assert set(siblings) == {a, b}
+    check_siblings(siblings)
+    merged = Versioned("ab", context_of(siblings).increment("n3"))
+    assert reconcile(siblings, merged) == (merged,)
+
+
+def test_equal_version_is_kept_once():
+    a = v("a", n1=1)
+    assert reconcile((a,), a) == (a,)
+
+
+def test_last_writer_wins_keeps_the_larger_timestamp_even_when_concurrent():
+    a = Versioned("a", VectorClock({"n1": 1}), timestamp=2.0, writer="n1")
+    b = Versioned("b", VectorClock({"n2": 1}), timestamp=1.0, writer="n2")
+    lww = Resolution.LAST_WRITER_WINS
+    assert reconcile((a,), b, lww) == (a,)
+    assert reconcile((b,), a, lww) == (a,)
+    assert merge_siblings((), [a, b], lww) == merge_siblings((), [b, a], lww) == (a,)
+
+
+def test_check_siblings_rejects_dominated_sibling():
+    with pytest.raises(AssertionError):
+        check_siblings((v("a", n1=1), v("b", n1=2)))
+
+
+def test_covers():
+    s = (v("a", n1=2, n2=1),)
+    assert covers(s, VectorClock({"n1": 1}))
+    assert not covers(s, VectorClock({"n3": 1}))
+
+
+# -- configuration and bad input ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"nodes": 3, "n": 4}, ValueError, "at most the number of nodes"),
+        ({"nodes": 3, "n": 0}, ValueError, "n must be >= 1"),
+        ({"nodes": 3, "n": 3, "r": 0}, ValueError, "r must be between 1 and N=3"),
+        ({"nodes": 3, "n": 3, "w": 4}, ValueError, "w must be between 1 and N=3"),
+        ({"nodes": 3, "n": 2, "r": 3}, ValueError, "r must be between 1 and N=2"),
+        ({"nodes": 3, "n": 3, "r": 1.5}, TypeError, "r must be an int"),
+        ({"nodes": 0}, ValueError, "nodes must be >= 1"),
+        ({"nodes": 3, "mode": "AP"}, TypeError, "mode must be a Mode"),
+        ({"nodes": 3, "resolution": "lww"}, TypeError, "resolution must be a Resolution"),
+        ({"nodes": 3, "request_timeout": -1}, ValueError, "request_timeout"),
+        ({"nodes": 3, "hint_after": 1.0}, ValueError, "hint_after"),
+        ({"nodes": 3, "client_timeout": 0.1}, ValueError, "client_timeout"),
+        ({"nodes": 3, "anti_entropy_interval": 0}, ValueError, "anti_entropy_interval"),
+        ({"nodes": 3, "merkle_depth": 40}, ValueError, "merkle_depth"),
+    ],
+)
+def test_bad_store_settings_are_refused(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        ReplicatedStore(**kwargs)
+
+
+def test_store_config_rejects_duplicate_and_empty_nodes():
+    with pytest.raises(ValueError, match="distinct"):
+        StoreConfig(("a", "a"), 1)
+    with pytest.raises(TypeError, match="node-id strings"):
+        StoreConfig("abc", 1)
+
+
+def test_bad_requests_are_refused():
+    store = ReplicatedStore(3, 3)
+    with pytest.raises(ValueError, match="w must be between 1 and N=3"):
+        store.put("x", 1, w=4)
+    with pytest.raises(ValueError, match="r must be between 1 and N=3"):
+        store.get("x", r=0)
+    with pytest.raises(ValueError, match="not a storage node"):
+        store.get("x", via="n9")
+    with pytest.raises(TypeError, match="key must be a str"):
+        store.get(5)
+    with pytest.raises(ValueError, match="two groups"):
+        store.partition(["n1"], ["n1", "n2"])
+    with pytest.raises(TypeError, match="string"):
+        store.partition("n1")
+    with pytest.raises(ValueError, match="read_fraction"):
+        Workload(read_fraction=2)
+
+
+def test_a_malformed_quorum_from_the_network_is_refused_not_raised():
+    store = ReplicatedStore(3, 3)
+    client = store.client()
+    store.sim.call("client", lambda node, ctx: node.submit(ctx, OpKind.READ, "x", quorum=7))
+    store.run_for(0.5)
+    assert client.ops[-1].ok is False
+
+
+# -- behaviour ---------------------------------------------------------------------
+def test_put_then_get_returns_the_value_and_replicas_agree():
+    store = ReplicatedStore(5, 3, r=2, w=2, seed=3)
+    assert store.put("cart", "milk").ok
+    got = store.get("cart")
+    assert got.ok and got.values == ("milk",)
+    store.run_for(0.5)
+    assert store.divergent_keys() == []
+    assert all(store.stored(n).get("cart") for n in store.config.home("cart"))
+
+
+def test_consistency_first_refuses_the_minority_side_availability_first_answers():
+    for mode, minority_ok in ((Mode.CONSISTENCY_FIRST, False), (Mode.AVAILABILITY_FIRST, True)):
+        store = ReplicatedStore(5, 3, mode, r=2, w=2, seed=1)
+        home = store.config.home("x")
+        minority = [home[0]]  # one home replica alone; the other two are on the majority side
+        store.partition(minority)
+        w = store.put("x", "v", via=home[0])
+        r = store.get("x", via=home[0])
+        assert w.ok is minority_ok and r.ok is minority_ok, mode
+        assert store.put("x", "v2", via=home[1]).ok  # the majority side always works
+
+
+def test_strict_quorum_fails_with_too_few_live_home_replicas():
+    store = ReplicatedStore(3, 3, r=2, w=2)
+    store.crash("n2")
+    store.crash("n3")
+    op = store.put("x", 1, via="n1")
+    assert op.ok is False and not op.quorum_met
+    assert op.ret - op.call == pytest.approx(store.config.request_timeout, abs=0.05)
+
+
+def test_sloppy_quorum_stores_hints_and_hands_them_off_after_healing():
+    store = ReplicatedStore(5, 3, Mode.AVAILABILITY_FIRST, r=2, w=2, seed=2)
+    home = store.config.home("k")
+    others = [x for x in store.nodes if x not in home]
+    store.partition([home[0], *others])  # home[1], home[2] cut off
+    op = store.put("k", "hinted", via=home[0])
+    assert op.ok and op.quorum_met
+    hints = {n: store.stored_hints(n) for n in store.nodes}
+    assert any(hints[n] for n in others), "a stand-in should hold a hint"
+    assert not store.stored(home[1]).get("k")
+    store.heal()
+    store.run_for(1.0)
+    assert all(not store.stored_hints(n) for n in store.nodes)
+    for h in home:
+        assert covers(store.stored(h)["k"], op.clock), h
+
+
+def test_availability_first_makes_siblings_that_a_context_write_reconciles():
+    store = ReplicatedStore(4, 3, Mode.AVAILABILITY_FIRST, r=2, w=2, seed=5)
+    store.put("cart", ("milk",))
+    store.partition(["n1", "n2"], ["n3", "n4"])
+    # Two writers, one per side, neither seeing the other (blind writes).
+    a = store.put("cart", ("milk", "eggs"), via="n1", context=VectorClock())
+    b = store.put("cart", ("milk", "bread"), via="n3", context=VectorClock())
+    assert a.ok and b.ok
+    store.heal()
+    store.run_for(1.0)
+    read = store.get("cart", r=3)
+    assert len(read.versions) >= 2, read
+    merged = tuple(sorted(set().union(*read.values)))
+    store.put("cart", merged)  # context: the clock of that read
+    final = store.get("cart", r=3)
+    assert final.values == (merged,)
+
+
+def test_read_repair_fixes_a_stale_replica():
+    store = ReplicatedStore(3, 3, r=3, w=2, seed=4)
+    store.partition(["n3"])
+    store.put("x", "new", via="n1")
+    store.heal()
+    assert not store.stored("n3").get("x")
+    got = store.get("x", via="n1")
+    store.run_for(0.2)
+    assert got.values == ("new",)
+    assert store.stored("n3")["x"][0].value == "new"
+
+
+def test_anti_entropy_repairs_keys_that_were_never_read_and_only_when_switched_on():
+    results = {}
+    for interval in (None, 0.1):
+        store = ReplicatedStore(3, 3, r=2, w=2, seed=6, anti_entropy_interval=interval)
+        store.partition(["n3"])
+        for i in range(20):
+            store.put(f"k{i}", i, via="n1")
+        store.heal()
+        assert len(store.divergent_keys()) == 20
+        store.run_for(2.0)
+        results[interval] = len(store.divergent_keys())
+        for n in store.nodes:
+            check_replica(store.replica(n))
+    assert results == {None: 20, 0.1: 0}
+
+
+def test_crash_keeps_durable_data_and_the_counter():
+    store = ReplicatedStore(3, 3, r=2, w=2, seed=7)
+    first = store.put("x", 1, via="n1")
+    store.crash("n1")
+    store.restart("n1")
+    store.run_for(0.1)
+    second = store.put("x", 2, via="n1")
+    assert first.clock < second.clock  # the new counter continues after the restart
+    assert store.stored("n1")["x"][0].value in (1, 2)
+
+
+def test_same_seed_same_trace():
+    def run():
+        store = ReplicatedStore(5, 3, Mode.AVAILABILITY_FIRST, seed=11)
+        store.add_client("A", "n1", Workload(stop=1.0))
+        store.sim.at(0.3, lambda _: store.partition(["n1", "n2"]))
+        store.run_for(2.0)
+        return store.sim.trace.digest()
+
+    assert run() == run()
+
+
+def test_client_records_unanswered_operation_with_infinite_return():
+    store = ReplicatedStore(3, 3)
+    store.crash("n1")
+    op = store.put("x", 1, via="n1")
+    assert op.ok is None and math.isinf(op.ret)
+    assert store.client().process == "client/1"
+
+
+def test_client_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="timeout"):
+        ClientNode("c", "n1", timeout=0)
+    with pytest.raises(TypeError, match="workload"):
+        ClientNode("c", "n1", workload="reads")
+
+
+# -- Merkle trees (Dynamo §4.7) --------------------------------------------------------
+def _items(n, changed=()):
+    return [(f"k{i}", (v(i + (100 if i in changed else 0), n1=i + 1),)) for i in range(n)]
+
+
+def test_equal_trees_need_one_hash():
+    a, b = MerkleTree(_items(100), 5), MerkleTree(_items(100), 5)
+    assert a.root == b.root
+    assert diff(a, b) == ([], 1)
+
+
+@pytest.mark.parametrize("changed", [(3,), (3, 50), (1, 2, 3, 4, 70, 99)])
+def test_diff_finds_exactly_the_buckets_of_the_changed_keys(changed):
+    depth = 5
+    a, b = MerkleTree(_items(100), depth), MerkleTree(_items(100, changed), depth)
+    buckets, sent = diff(a, b)
+    assert sorted(buckets) == sorted({bucket_of(f"k{i}", depth) for i in changed})
+    # One root, then two children per differing node at each level below it.
+    assert sent <= 1 + 2 * depth * len(changed)
+    assert sent < 100
+
+
+def test_merkle_depth_validation():
+    with pytest.raises(ValueError, match="depth"):
+        MerkleTree([], -1)
+    with pytest.raises(ValueError, match="same depth"):
+        diff(MerkleTree([], 2), MerkleTree([], 3))

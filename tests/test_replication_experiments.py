@@ -1,0 +1,110 @@
+"""The measurements behind notebooks 03 and 04 (labkit.replication.experiments)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from labkit.clocks import VectorClock
+from labkit.replication import Mode, Operation, Resolution
+from labkit.replication.client import ClientOp, OpKind
+from labkit.replication.experiments import (
+    cap_register_history,
+    compare_modes,
+    lost_writes,
+    quorum_latency,
+    run_partition_scenario,
+    stale_flags,
+)
+from labkit.replication.versions import Versioned
+
+
+def during(result, side):
+    s = result.summary()
+    return s[(s.side == side) & (s.phase == "during")].iloc[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_partition_consistency_first_refuses_the_minority_availability_first_answers_both(seed):
+    cp = run_partition_scenario(Mode.CONSISTENCY_FIRST, seed=seed)  # N=3, R=W=2, 2/3 split
+    ap = run_partition_scenario(Mode.AVAILABILITY_FIRST, seed=seed)
+    assert during(cp, "A").availability == 0.0
+    assert during(cp, "B").availability == 1.0
+    assert during(ap, "A").availability == 1.0 and during(ap, "B").availability == 1.0
+    assert cp.frame()["stale"].sum() == 0
+    # Both sides wrote during the partition: vector clocks keep both as siblings,
+    # last-writer-wins silently drops one side's writes.
+    assert ap.conflicts >= 1 and ap.lost() == []
+    lww = run_partition_scenario(Mode.AVAILABILITY_FIRST, seed=seed, resolution=Resolution.LAST_WRITER_WINS)
+    assert lww.conflicts == 0 and len(lww.lost()) >= 1
+
+
+def test_availability_first_reads_go_stale_during_a_partition():
+    stale = sum(
+        run_partition_scenario(Mode.AVAILABILITY_FIRST, seed=s).frame()["stale"].sum() for s in range(3)
+    )
+    assert stale > 0
+
+
+def test_history_is_well_formed_and_marks_unknown_outcomes():
+    hist = cap_register_history(Mode.CONSISTENCY_FIRST, seed=0)
+    assert hist and all(isinstance(op, Operation) for op in hist)
+    assert any(math.isinf(op.ret) and op.input[0] == "write" for op in hist)  # refused writes
+    by_client: dict[str, list[Operation]] = {}
+    for op in hist:
+        assert op.call <= op.ret
+        by_client.setdefault(op.client, []).append(op)
+    for ops in by_client.values():  # one operation at a time per client
+        for a, b in zip(ops, ops[1:], strict=False):
+            assert a.ret <= b.call
+
+
+def _op(kind, value, call, ret, ok=True, clock=None, versions=()):
+    if kind is OpKind.WRITE and ok:
+        versions = (Versioned(value, clock),)
+    return ClientOp("c", "n1", kind, "x", value, call, ret, ok, versions, True, 1)
+
+
+def test_stale_flags_on_a_hand_written_history():
+    c1, c2 = VectorClock({"n1": 1}), VectorClock({"n1": 2})
+    w1 = _op(OpKind.WRITE, "a", 0.0, 1.0, clock=c1)
+    w2 = _op(OpKind.WRITE, "b", 2.0, 3.0, clock=c2)
+    fresh = _op(OpKind.READ, None, 4.0, 5.0, versions=(Versioned("b", c2),))
+    stale = _op(OpKind.READ, None, 4.0, 5.0, versions=(Versioned("a", c1),))
+    overlapping = _op(OpKind.READ, None, 2.5, 3.5, versions=(Versioned("a", c1),))  # w2 not done yet
+    empty = _op(OpKind.READ, None, 1.5, 1.8)
+    assert stale_flags([w1, w2, fresh, stale, overlapping, empty]) == [False, False, False, True, False, True]
+
+
+def test_lost_writes_on_a_hand_written_history():
+    a, b = VectorClock({"n1": 1}), VectorClock({"n2": 1})
+    wa = _op(OpKind.WRITE, "a", 0.0, 1.0, clock=a)
+    wb = _op(OpKind.WRITE, "b", 0.0, 1.0, clock=b)
+    assert lost_writes([wa, wb], {"x": (Versioned("a", a), Versioned("b", b))}) == []
+    assert lost_writes([wa, wb], {"x": (Versioned("b", b),)}) == [wa]
+
+
+def test_compare_modes_has_a_row_per_mode_quorum_and_side():
+    df = compare_modes(rw=((1, 1), (2, 2)), seed=1)
+    assert len(df) == 2 * 2 * 2
+    strict = df[(df["mode"] == Mode.CONSISTENCY_FIRST.value) & (df["r"] == 2)]
+    assert sorted(strict["availability"]) == [0.0, 1.0]
+
+
+def test_pacelc_waiting_for_more_replicas_costs_latency():
+    df = quorum_latency(rw=((1, 1), (3, 3)), ops=100)
+    mean = df.set_index(["r", "w", "kind"])["mean_ms"]
+    assert mean[(3, 3, "read")] > mean[(1, 1, "read")] * 1.2
+    assert mean[(3, 3, "write")] > mean[(1, 1, "write")] * 1.2
+
+
+def test_scenario_rejects_bad_settings():
+    with pytest.raises(TypeError, match="mode must be a Mode"):
+        run_partition_scenario("CP")
+    with pytest.raises(ValueError, match="side_a"):
+        run_partition_scenario(Mode.CONSISTENCY_FIRST, side_a=5)
+    with pytest.raises(ValueError, match="partition_at <= heal_at"):
+        run_partition_scenario(Mode.CONSISTENCY_FIRST, partition_at=2, heal_at=1)
+    with pytest.raises(ValueError, match="r must be between"):
+        run_partition_scenario(Mode.CONSISTENCY_FIRST, r=4)

@@ -30,8 +30,17 @@ from typing import Any
 from labkit.saga.definition import Order
 from labkit.saga.log import LogRecord, SagaLog, SagaStatus
 from labkit.saga.orchestrator import CrashPoint, Orchestrator, RetryPolicy
-from labkit.saga.services import SERVICE_CLASSES, EntryStatus, Service, ServiceFaults
-from labkit.sim import Fixed, Kind, Simulator, Trace
+from labkit.saga.services import (
+    SERVICE_CLASSES,
+    EntryStatus,
+    Op,
+    Outcome,
+    Reply,
+    Request,
+    Service,
+    ServiceFaults,
+)
+from labkit.sim import Context, Fixed, Kind, Node, Simulator, Trace
 
 __all__ = [
     "SERVICES",
@@ -41,7 +50,8 @@ __all__ = [
     "build_services",
     "order_effects",
     "invariant_violations",
-    "drive",
+    "FaultDriver",
+    "Prober",
     "run_order_saga",
     "fault_combinations",
     "crash_points",
@@ -193,28 +203,85 @@ def invariant_violations(effects: OrderEffects, order: Order, status: SagaStatus
     return problems
 
 
-def drive(sim: Simulator, until: float, down_for: float, crash_log: list[tuple[float, str]]) -> None:
-    """Run ``sim`` until nothing is scheduled (or ``until``), crashing any node
-    that asks for it (``node.crashing``) and restarting it ``down_for`` later."""
-    names = sim.nodes
+class Prober(Node):
+    """Another client: every ``every`` seconds until ``stop``, it asks
+    ``service`` to DO ``args`` under a fresh key (another customer's order
+    touching the same product or account) and records what it was told.
 
-    def check() -> None:
-        for name in names:
-            if sim.is_up(name):
-                node = sim.node(name)
-                if getattr(node, "crashing", False):
-                    if hasattr(node, "close"):
-                        node.close()
-                    sim.crash(name)
-                    crash_log.append((sim.now, name))
-                    delay = getattr(getattr(node, "faults", None), "down_for", down_for)
-                    sim.after(delay, lambda s, n=name: s.restart(n))
+    ``results``: ``(sent_at, outcome)`` per answered probe, outcome "ok" or
+    "rejected: <why>".
+    """
 
-    check()
-    # One event at a time, so a node that asks to crash dies at once
-    # (at the same virtual time, before anything else happens).
-    while sim.now <= until and sim.step():
-        check()
+    def __init__(self, node_id: str, service: str, args: tuple, every: float, stop: float) -> None:
+        super().__init__(node_id)
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
+            raise ValueError(f"every must be a number of seconds > 0, got {every!r}")
+        self.service, self.args, self.every, self.stop = service, args, float(every), float(stop)
+        self.sent: dict[str, float] = {}
+        self.count = 0
+        self.results: list[tuple[float, str]] = []
+
+    def on_start(self, ctx: Context) -> None:
+        ctx.set_timer("probe", self.every)
+
+    def on_timer(self, ctx: Context, name: str) -> None:
+        self.count += 1
+        key = f"probe/{self.count}"
+        self.sent[key] = ctx.now
+        ctx.send(self.service, Request("probe", -1, Op.DO, key, self.args))
+        if ctx.now + self.every <= self.stop:
+            ctx.set_timer("probe", self.every)
+
+    def on_message(self, ctx: Context, src: str, msg: Any) -> None:
+        if isinstance(msg, Reply) and msg.key in self.sent:
+            outcome = "ok" if msg.outcome is Outcome.OK else f"{msg.outcome.value}: {msg.detail}"
+            self.results.append((self.sent.pop(msg.key), outcome))
+
+
+class FaultDriver:
+    """Steps a simulator one event at a time and carries out crash faults.
+
+    A node asks to die by setting ``node.crashing``; right after the event in
+    which it did, the driver crashes it (its file handles closed, as the OS
+    would) and restarts it ``down_for`` seconds later (the service's own
+    ``faults.down_for`` if it has one).
+    """
+
+    __slots__ = ("sim", "down_for", "crashes")
+
+    def __init__(self, sim: Simulator, down_for: float = 1.0) -> None:
+        if isinstance(down_for, bool) or not isinstance(down_for, (int, float)) or not down_for >= 0:
+            raise ValueError(f"down_for must be a number of seconds >= 0, got {down_for!r}")
+        self.sim = sim
+        self.down_for = float(down_for)
+        self.crashes: list[tuple[float, str]] = []
+
+    def check(self) -> None:
+        sim = self.sim
+        for name in sim.nodes:
+            if not sim.is_up(name):
+                continue
+            node = sim.node(name)
+            if getattr(node, "crashing", False):
+                if hasattr(node, "close"):
+                    node.close()
+                sim.crash(name)
+                self.crashes.append((sim.now, name))
+                delay = getattr(getattr(node, "faults", None), "down_for", self.down_for)
+                sim.after(delay, lambda s, n=name: s.restart(n))
+
+    def step(self) -> bool:
+        """Process one event, then any crash it asked for. False when idle."""
+        if not self.sim.step():
+            return False
+        self.check()
+        return True
+
+    def run(self, until: float) -> None:
+        """Run until nothing is scheduled or virtual time passes ``until``."""
+        self.check()
+        while self.sim.now <= until and self.step():
+            pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +298,7 @@ class SagaRun:
     crashes: tuple[tuple[float, str], ...]
     trace: Trace
     end_time: float
+    probes: tuple[tuple[float, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -250,13 +318,17 @@ def run_order_saga(
     until: float = 120.0,
     synchronous: str = "OFF",
     workdir: str | os.PathLike | None = None,
+    probe_every: float | None = None,
+    probe_for: float = 5.0,
 ) -> SagaRun:
     """Run one order saga with ``faults`` and orchestrator ``crashes``.
 
     ``crashes[i]`` is where incarnation ``i`` of the orchestrator dies (so
     two crash points crash it again during its recovery). The log is a
     SQLite file in a fresh temporary folder (inside ``workdir`` if given),
-    deleted at the end. ``synchronous`` is the SQLite durability setting:
+    deleted at the end. ``probe_every``: as in 2PC's runner, another client
+    charges the same customer this often for ``probe_for`` seconds.
+    ``synchronous`` is the SQLite durability setting:
     "OFF" is enough here because simulated crashes kill the process, not the
     machine (a process crash never loses a committed SQLite transaction).
     """
@@ -270,6 +342,10 @@ def run_order_saga(
     policy = RetryPolicy() if policy is None else policy
     sim = Simulator(seed, latency=Fixed(0.01))
     build_services(sim, faults, stock, balance)
+    prober = None
+    if probe_every is not None:
+        probe_args = (order.customer, 1)
+        prober = sim.add_node("probe", lambda nid: Prober(nid, "payment", probe_args, probe_every, probe_for))
     with tempfile.TemporaryDirectory(prefix="labkit-saga-", dir=workdir) as tmp:
         path = os.path.join(tmp, "saga.db")
         incarnation = [0]
@@ -289,9 +365,9 @@ def run_order_saga(
 
         sim.add_node(ORCHESTRATOR, factory)
         sim.run(0.0)  # boot everyone
-        crash_log: list[tuple[float, str]] = []
+        driver = FaultDriver(sim, down_for)
         sim.call(ORCHESTRATOR, lambda node, ctx: node.submit(ctx, order))
-        drive(sim, until, down_for, crash_log)
+        driver.run(until)
         if sim.is_up(ORCHESTRATOR):
             sim.node(ORCHESTRATOR).close()  # type: ignore[attr-defined]
         with SagaLog(path) as log:
@@ -307,9 +383,10 @@ def run_order_saga(
         outcome=effects.outcome(order),
         violations=tuple(invariant_violations(effects, order, status)),
         writes=writes[0],
-        crashes=tuple(crash_log),
+        crashes=tuple(driver.crashes),
         trace=sim.trace,
         end_time=sim.trace.rows[-1][0] if sim.trace.rows else 0.0,
+        probes=tuple(prober.results) if prober is not None else (),
     )
 
 

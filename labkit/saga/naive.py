@@ -133,11 +133,11 @@ class _Shop(Node):
 
     def __init__(self, node_id: str) -> None:
         super().__init__(node_id)
-        self.inbox: dict[str, Reply] = {}
+        self.inbox: dict[tuple[str, Op], Reply] = {}
 
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:
         if isinstance(msg, Reply):
-            self.inbox.setdefault(msg.key, msg)
+            self.inbox.setdefault((msg.key, msg.op), msg)
 
 
 class _Rpc:
@@ -168,9 +168,9 @@ class _Rpc:
         sim.call("shop", lambda node, ctx: ctx.send(service, Request(self.order_id, -1, op, key, args)))
         deadline = sim.now + self.timeout
         shop: _Shop = sim.node("shop")  # type: ignore[assignment]
-        while key not in shop.inbox and sim.now <= deadline and self.driver.step():
+        while (key, op) not in shop.inbox and sim.now <= deadline and self.driver.step():
             pass
-        reply = shop.inbox.get(key)
+        reply = shop.inbox.get((key, op))
         if reply is None or sim.now > deadline:
             raise TimeoutError(f"{name} got no answer within {self.timeout}s")
         return reply

@@ -216,6 +216,10 @@ class TwoPCRun:
     trace: Trace
 
     @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    @property
     def blocking_window(self) -> float:
         """Longest time any participant spent in doubt (seconds)."""
         spans = [(end if end is not None else float("inf")) - start for start, end in self.in_doubt.values()]

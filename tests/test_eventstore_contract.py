@@ -207,6 +207,18 @@ class EventStoreContract:
         with pytest.raises(SerializationError):
             store.set_stream_metadata("a", {"x": object()})
 
+    def test_stream_metadata_is_written_with_the_first_batch_or_not_at_all(self, store):
+        store.append("a", [ev(1)], 0, stream_metadata={"aggregate_type": "Account"})
+        assert store.stream_info("a").metadata == {"aggregate_type": "Account"}
+        with pytest.raises(ConcurrencyError):
+            store.append("a", [ev(2)], 0, stream_metadata={"aggregate_type": "Other"})
+        assert store.stream_info("a").metadata == {"aggregate_type": "Account"}
+        with pytest.raises(ValueError, match="only allowed when creating"):
+            store.append("a", [ev(2)], 1, stream_metadata={})
+        with pytest.raises(SerializationError):
+            store.append("b", [ev(2)], 0, stream_metadata={"x": object()})
+        assert store.stream_ids() == ["a"]
+
     def test_history_cannot_be_changed_through_returned_or_passed_dicts(self, store):
         data = {"items": [1, 2]}
         recorded = store.append("s", [NewEvent("T", data)], 0)
@@ -273,6 +285,20 @@ class EventStoreContract:
             assert [r.version for r in store.read(stream)] == list(range(1, len(events) + 1))
         store.check_invariants()
         store.close()
+
+
+def test_decode_rows_parses_in_one_go_and_falls_back_on_a_corrupt_row():
+    from labkit.eventstore.recorder import decode_rows
+
+    good = (1, "s", 1, "T", '{"a":[1,2]}', 1, "{}")
+    assert [r.data for r in decode_rows([good, (2, "s", 2, "T", ' {"b":null} ', 1, '{"m":1}')])] == [
+        {"a": [1, 2]},
+        {"b": None},
+    ]
+    with pytest.raises(ValueError):  # two objects in one row: the joined parse has too many values
+        decode_rows([good, (2, "s", 2, "T", '{"b":1},{"c":2}', 1, "{}")])
+    with pytest.raises(ValueError):
+        decode_rows([good, (2, "s", 2, "T", "{not json", 1, "{}")])
 
 
 class TestInMemoryEventStore(EventStoreContract):

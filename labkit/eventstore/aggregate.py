@@ -203,10 +203,11 @@ class Repository(Generic[A]):
         if not pending:
             return []
         expected = aggregate.version - len(pending)
-        recorded = self.store.append(aggregate.id, [self.codec.encode(e) for e in pending], expected)
+        new_stream_meta = {"aggregate_type": self.aggregate_cls.__name__} if expected == 0 else None
+        recorded = self.store.append(
+            aggregate.id, [self.codec.encode(e) for e in pending], expected, stream_metadata=new_stream_meta
+        )
         aggregate._pending = []
-        if expected == 0:
-            self.store.set_stream_metadata(aggregate.id, {"aggregate_type": self.aggregate_cls.__name__})
         every = self.snapshot_every
         if (
             self.snapshots is not None

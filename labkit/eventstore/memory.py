@@ -14,16 +14,19 @@ from __future__ import annotations
 import threading
 
 from labkit.eventstore.errors import ConcurrencyError, StreamNotFoundError
-from labkit.eventstore.recorder import EncodedEvent, EventStore, RecordedEvent, StreamInfo, decode_json
+from labkit.eventstore.recorder import (
+    EncodedEvent,
+    EventStore,
+    RecordedEvent,
+    StreamInfo,
+    decode_json,
+    decode_rows,
+)
 
 __all__ = ["InMemoryEventStore"]
 
 # A stored row: (position, stream_id, version, type, data_json, schema_version, metadata_json)
 _Row = tuple[int, str, int, str, str, int, str]
-
-
-def _record(row: _Row) -> RecordedEvent:
-    return RecordedEvent(row[0], row[1], row[2], row[3], decode_json(row[4]), row[5], decode_json(row[6]))
 
 
 class InMemoryEventStore(EventStore):
@@ -36,7 +39,11 @@ class InMemoryEventStore(EventStore):
         self._stream_metadata: dict[str, str] = {}
 
     def _append(
-        self, stream_id: str, events: list[EncodedEvent], expected_version: int
+        self,
+        stream_id: str,
+        events: list[EncodedEvent],
+        expected_version: int,
+        stream_metadata_json: str | None,
     ) -> list[RecordedEvent]:
         with self._lock:
             stream = self._streams.get(stream_id)
@@ -60,10 +67,10 @@ class InMemoryEventStore(EventStore):
             # Nothing above can fail half-way through the batch; the two extends are the commit.
             if stream is None:
                 stream = self._streams[stream_id] = []
-                self._stream_metadata[stream_id] = "{}"
+                self._stream_metadata[stream_id] = stream_metadata_json or "{}"
             stream.extend(new_rows)
             self._rows.extend(new_rows)
-        return [_record(r) for r in new_rows]
+        return decode_rows(new_rows)
 
     def _read(self, stream_id: str, from_version: int, to_version: int | None) -> list[RecordedEvent]:
         with self._lock:
@@ -71,13 +78,13 @@ class InMemoryEventStore(EventStore):
             if stream is None:
                 raise StreamNotFoundError(stream_id)
             rows = stream[from_version:to_version]  # version v is at index v - 1
-        return [_record(r) for r in rows]
+        return decode_rows(rows)
 
     def _read_all(self, from_position: int, limit: int | None) -> list[RecordedEvent]:
         with self._lock:
             end = None if limit is None else from_position + limit
             rows = self._rows[from_position:end]  # position p is at index p - 1
-        return [_record(r) for r in rows]
+        return decode_rows(rows)
 
     def _stream_info(self, stream_id: str) -> StreamInfo:
         with self._lock:

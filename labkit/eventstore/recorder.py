@@ -107,7 +107,46 @@ def encode_json(value: Any, what: str) -> str:
         raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from None
 
 
-decode_json = json.loads
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def decode_json(text: str) -> Any:
+    """``json.loads`` for the compact text :func:`encode_json` writes, without its whitespace scans.
+
+    Replay decodes every event, so this is a hot path; text with surrounding
+    whitespace or trailing garbage takes the strict ``json.loads`` path.
+    """
+    try:
+        value, end = _raw_decode(text)
+    except ValueError:
+        return json.loads(text)  # raises the usual error, or accepts leading whitespace
+    if end != len(text):
+        return json.loads(text)
+    return value
+
+
+def decode_rows(rows: Sequence[tuple]) -> list[RecordedEvent]:
+    """Records from stored rows ``(position, stream_id, version, type, data, schema_version, metadata)``.
+
+    All the ``data`` texts are parsed by one ``json.loads`` of a JSON array
+    joined from them: one call into the C parser instead of one Python-level
+    call per event, which roughly halves replay time. Each text is a complete
+    JSON object written by :func:`encode_json`; if the joined parse does not
+    give exactly one value per row (a corrupt row), every row is parsed on its
+    own, so the error names the bad text.
+    """
+    if not rows:
+        return []
+    try:
+        datas = json.loads("[" + ",".join([r[4] for r in rows]) + "]")
+    except ValueError:
+        datas = None
+    if datas is None or len(datas) != len(rows):
+        datas = [decode_json(r[4]) for r in rows]
+    return [
+        RecordedEvent(r[0], r[1], r[2], r[3], d, r[5], {} if r[6] == "{}" else decode_json(r[6]))
+        for r, d in zip(rows, datas, strict=True)
+    ]
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
@@ -181,17 +220,32 @@ class EventStore(ABC):
 
     # ------------------------------------------------------------------ public API
     def append(
-        self, stream_id: str, events: Sequence[NewEvent], expected_version: int
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        stream_metadata: Mapping[str, Any] | None = None,
     ) -> list[RecordedEvent]:
         """Append ``events`` to ``stream_id`` if the stream is at ``expected_version``.
 
-        ``expected_version=0`` means "the stream must not exist yet". Returns the
-        recorded events (with their versions and global positions).
+        ``expected_version=0`` means "the stream must not exist yet"; only then
+        may ``stream_metadata`` be given, and it is stored in the same
+        transaction. Returns the recorded events (with their versions and
+        global positions).
         """
         _check_stream_id(stream_id)
         _check_int(expected_version, "expected_version", 0)
+        meta_json = None
+        if stream_metadata is not None:
+            if expected_version != 0:
+                raise ValueError(
+                    "stream_metadata is only allowed when creating a stream (expected_version=0)"
+                )
+            _check_mapping(stream_metadata, "stream_metadata")
+            meta_json = encode_json(stream_metadata, "stream_metadata")
         encoded = encode_events(events)
-        return self._append(stream_id, encoded, expected_version)
+        return self._append(stream_id, encoded, expected_version, meta_json)
 
     def read(
         self, stream_id: str, from_version: int = 0, to_version: int | None = None
@@ -258,7 +312,11 @@ class EventStore(ABC):
     # ------------------------------------------------------------- backend hooks
     @abstractmethod
     def _append(
-        self, stream_id: str, events: list[EncodedEvent], expected_version: int
+        self,
+        stream_id: str,
+        events: list[EncodedEvent],
+        expected_version: int,
+        stream_metadata_json: str | None,
     ) -> list[RecordedEvent]:
         """Atomically check the version and write all of ``events`` (already validated)."""
 

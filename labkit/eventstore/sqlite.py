@@ -53,7 +53,14 @@ import threading
 from pathlib import Path
 
 from labkit.eventstore.errors import ConcurrencyError, StreamNotFoundError
-from labkit.eventstore.recorder import EncodedEvent, EventStore, RecordedEvent, StreamInfo, decode_json
+from labkit.eventstore.recorder import (
+    EncodedEvent,
+    EventStore,
+    RecordedEvent,
+    StreamInfo,
+    decode_json,
+    decode_rows,
+)
 
 __all__ = ["Durability", "SQLiteEventStore", "connect"]
 
@@ -76,12 +83,11 @@ CREATE TABLE IF NOT EXISTS events (
     metadata       TEXT    NOT NULL,            -- JSON object
     UNIQUE (stream_id, version)                 -- the optimistic-concurrency guard
 );
+-- Stream metadata only: versions and positions are read from the events index, so an
+-- append touches one table (fewer pages to write per commit).
 CREATE TABLE IF NOT EXISTS streams (
     stream_id      TEXT    PRIMARY KEY,
-    version        INTEGER NOT NULL,
-    first_position INTEGER NOT NULL,
-    last_position  INTEGER NOT NULL,
-    metadata       TEXT    NOT NULL DEFAULT '{}'
+    metadata       TEXT    NOT NULL
 );
 """
 
@@ -112,13 +118,6 @@ def connect(
     return conn
 
 
-def _record(row: tuple) -> RecordedEvent:
-    meta = row[6]
-    return RecordedEvent(
-        row[0], row[1], row[2], row[3], decode_json(row[4]), row[5], {} if meta == "{}" else decode_json(meta)
-    )
-
-
 class SQLiteEventStore(EventStore):
     """Event streams in an SQLite file (see the module docstring for the guarantees)."""
 
@@ -132,13 +131,13 @@ class SQLiteEventStore(EventStore):
         self.durability = durability
         self._conn = connect(path, durability, busy_timeout)
         self._lock = threading.Lock()  # one connection: one statement at a time across threads
-        with self._lock, self._transaction():
+        with self._lock, self._transaction() as cur:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
-                    self._conn.execute(statement)
+                    cur.execute(statement)
 
     # ------------------------------------------------------------- transactions
-    def _transaction(self):
+    def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
 
     def _insert_rows(self, cur: sqlite3.Cursor, rows: list[tuple]) -> None:
@@ -146,16 +145,15 @@ class SQLiteEventStore(EventStore):
         cur.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def _append(
-        self, stream_id: str, events: list[EncodedEvent], expected_version: int
+        self,
+        stream_id: str,
+        events: list[EncodedEvent],
+        expected_version: int,
+        stream_metadata_json: str | None,
     ) -> list[RecordedEvent]:
         with self._lock, self._transaction() as cur:
             # Only for a claim beyond the stream's end; "someone wrote first" is caught by UNIQUE below.
-            if expected_version > 0 and (
-                cur.execute(
-                    "SELECT 1 FROM events WHERE stream_id = ? AND version = ?", (stream_id, expected_version)
-                ).fetchone()
-                is None
-            ):
+            if expected_version > 0 and self._position_of(cur, stream_id, expected_version) is None:
                 raise ConcurrencyError(stream_id, expected_version, self._version_in(cur, stream_id))
             # Under the write lock (BEGIN IMMEDIATE): nobody else can take positions until we commit.
             head = cur.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
@@ -179,20 +177,23 @@ class SQLiteEventStore(EventStore):
                 raise ConcurrencyError(
                     stream_id, expected_version, self._version_in(cur, stream_id)
                 ) from None
-            last = rows[-1]
-            cur.execute(
-                "INSERT INTO streams (stream_id, version, first_position, last_position) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
-                "last_position = excluded.last_position",
-                (stream_id, last[2], rows[0][0], last[0]),
-            )
-        return [_record(r) for r in rows]
+            if stream_metadata_json is not None:  # only for a new stream: inside the same transaction
+                cur.execute("INSERT OR REPLACE INTO streams VALUES (?, ?)", (stream_id, stream_metadata_json))
+        return decode_rows(rows)
 
     @staticmethod
     def _version_in(cur: sqlite3.Cursor, stream_id: str) -> int:
-        return cur.execute(
-            "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
-        ).fetchone()[0]
+        row = cur.execute(
+            "SELECT version FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1", (stream_id,)
+        ).fetchone()
+        return 0 if row is None else row[0]
+
+    @staticmethod
+    def _position_of(cur: sqlite3.Cursor, stream_id: str, version: int) -> int | None:
+        row = cur.execute(
+            "SELECT position FROM events WHERE stream_id = ? AND version = ?", (stream_id, version)
+        ).fetchone()
+        return None if row is None else row[0]
 
     # ------------------------------------------------------------------- reads
     def _read(self, stream_id: str, from_version: int, to_version: int | None) -> list[RecordedEvent]:
@@ -203,13 +204,9 @@ class SQLiteEventStore(EventStore):
             args += (to_version,)
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY version", args).fetchall()
-            if (
-                not rows
-                and self._conn.execute("SELECT 1 FROM streams WHERE stream_id = ?", (stream_id,)).fetchone()
-                is None
-            ):
+            if not rows and self._position_of(self._conn.cursor(), stream_id, 1) is None:
                 raise StreamNotFoundError(stream_id)
-        return [_record(r) for r in rows]
+        return decode_rows(rows)
 
     def _read_all(self, from_position: int, limit: int | None) -> list[RecordedEvent]:
         with self._lock:
@@ -217,59 +214,59 @@ class SQLiteEventStore(EventStore):
                 f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
                 (from_position, -1 if limit is None else limit),
             ).fetchall()
-        return [_record(r) for r in rows]
+        return decode_rows(rows)
 
     def _stream_info(self, stream_id: str) -> StreamInfo:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT version, first_position, last_position, metadata FROM streams WHERE stream_id = ?",
+        with self._lock, self._read_transaction() as cur:  # one snapshot for the three lookups
+            first = self._position_of(cur, stream_id, 1)
+            if first is None:
+                raise StreamNotFoundError(stream_id)
+            version, last = cur.execute(
+                "SELECT version, position FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1",
                 (stream_id,),
             ).fetchone()
-        if row is None:
-            raise StreamNotFoundError(stream_id)
-        return StreamInfo(stream_id, row[0], row[1], row[2], decode_json(row[3]))
+            meta = cur.execute("SELECT metadata FROM streams WHERE stream_id = ?", (stream_id,)).fetchone()
+        return StreamInfo(stream_id, version, first, last, {} if meta is None else decode_json(meta[0]))
 
     def _stream_version(self, stream_id: str) -> int:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT version FROM streams WHERE stream_id = ?", (stream_id,)
-            ).fetchone()
-        return 0 if row is None else row[0]
+            return self._version_in(self._conn.cursor(), stream_id)
 
     def _set_stream_metadata(self, stream_id: str, metadata_json: str) -> None:
         with self._lock, self._transaction() as cur:
-            if (
-                cur.execute(
-                    "UPDATE streams SET metadata = ? WHERE stream_id = ?", (metadata_json, stream_id)
-                ).rowcount
-                == 0
-            ):
+            if self._position_of(cur, stream_id, 1) is None:
                 raise StreamNotFoundError(stream_id)
+            cur.execute("INSERT OR REPLACE INTO streams VALUES (?, ?)", (stream_id, metadata_json))
 
     def _stream_ids(self) -> list[str]:
         with self._lock:
-            rows = self._conn.execute("SELECT stream_id FROM streams ORDER BY first_position").fetchall()
+            rows = self._conn.execute(
+                "SELECT stream_id FROM events WHERE version = 1 ORDER BY position"
+            ).fetchall()
         return [r[0] for r in rows]
 
     def _head_position(self) -> int:
         with self._lock:
             return self._conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
 
+    def _read_transaction(self) -> _ReadTransaction:
+        return _ReadTransaction(self._conn)
+
     # -------------------------------------------------------------- housekeeping
     def check_invariants(self) -> None:
-        """Raise AssertionError if positions or versions have a gap, or ``streams`` disagrees with ``events``."""
-        with self._lock:
-            conn = self._conn
-            count, top = conn.execute("SELECT count(*), coalesce(max(position), 0) FROM events").fetchone()
+        """Raise AssertionError if positions or versions have a gap or a repeat."""
+        with self._lock, self._read_transaction() as cur:
+            count, top = cur.execute("SELECT count(*), coalesce(max(position), 0) FROM events").fetchone()
             assert count == top, f"positions have a gap: {count} events, highest position {top}"
-            bad = conn.execute(
-                "SELECT e.stream_id, count(*), max(e.version), min(e.position), max(e.position), s.version, "
-                "s.first_position, s.last_position FROM events e LEFT JOIN streams s USING (stream_id) "
-                "GROUP BY e.stream_id HAVING count(*) != max(e.version) OR s.version IS NULL "
-                "OR s.version != count(*) OR s.first_position != min(e.position) "
-                "OR s.last_position != max(e.position)"
+            bad = cur.execute(
+                "SELECT stream_id, count(*), min(version), max(version) FROM events GROUP BY stream_id "
+                "HAVING min(version) != 1 OR max(version) != count(*)"
             ).fetchall()
-            assert not bad, f"streams with gaps or stale metadata: {bad[:5]}"
+            assert not bad, f"streams with version gaps: {bad[:5]}"
+            orphans = cur.execute(
+                "SELECT count(*) FROM streams WHERE stream_id NOT IN (SELECT stream_id FROM events)"
+            ).fetchone()[0]
+            assert orphans == 0, f"{orphans} stream metadata rows without events"
 
     def close(self) -> None:
         with self._lock:
@@ -277,6 +274,24 @@ class SQLiteEventStore(EventStore):
 
     def __repr__(self) -> str:
         return f"SQLiteEventStore({str(self.path or ':memory:')!r}, durability={self.durability.name})"
+
+
+class _ReadTransaction:
+    """``BEGIN`` ... ``COMMIT`` around reads: one consistent snapshot for several statements."""
+
+    __slots__ = ("_conn", "_cur")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Cursor:
+        self._conn.execute("BEGIN")
+        self._cur = self._conn.cursor()
+        return self._cur
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._cur.close()
+        self._conn.execute("COMMIT")
 
 
 class _Transaction:

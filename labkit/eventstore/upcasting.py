@@ -114,6 +114,7 @@ class EventCodec:
         self.upcasters = upcasters if upcasters is not None else Upcasters()
         self._by_type: dict[str, type] = {}
         self._fields: dict[type, tuple[str, ...]] = {}
+        self._target: dict[str, tuple[type, int]] = {}  # type name -> (class, current schema version)
         for cls in event_classes:
             if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
                 raise TypeError(f"event classes must be dataclasses, got {cls!r}")
@@ -122,6 +123,7 @@ class EventCodec:
                 raise ValueError(f"two event classes are stored under the same type name {name!r}")
             self._by_type[name] = cls
             self._fields[cls] = tuple(f.name for f in dataclasses.fields(cls))
+            self._target[name] = (cls, schema_version_of(cls))
 
     def knows(self, event_type: str) -> bool:
         return event_type in self._by_type
@@ -137,13 +139,15 @@ class EventCodec:
         return NewEvent(event_type_of(cls), data, schema_version_of(cls), metadata or {})
 
     def decode(self, record: RecordedEvent) -> Any:
-        cls = self._by_type.get(record.type)
-        if cls is None:
+        target = self._target.get(record.type)
+        if target is None:
             raise UpcastError(
                 f"event type {record.type!r} at position {record.position} is unknown to this codec"
             )
-        data, version = self.upcasters.upcast(record.type, record.schema_version, record.data)
-        want = schema_version_of(cls)
+        cls, want = target
+        data, version = record.data, record.schema_version
+        if version != want:  # events already in the current shape (the common case) skip the table
+            data, version = self.upcasters.upcast(record.type, version, data)
         if version != want:
             raise UpcastError(
                 f"{record.type} at position {record.position} is stored as schema v{record.schema_version}; "

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from labkit.hashing import HashRing, assign, make_keys, moved_keys, node_names
-from labkit.viz.common import MUTED_COLOR, guarded, node_colors, status_html, style_figure
+from labkit.viz.common import MUTED_COLOR, PALETTE, guarded, node_colors, status_html, style_figure
 
 __all__ = ["ring_figure", "load_figure", "spread_figure", "moves_figure", "RingWidget"]
 
@@ -108,7 +108,7 @@ def ring_figure(
     if not isinstance(ring, HashRing):
         raise TypeError(f"ring must be a HashRing, got {type(ring).__name__}")
     colors = node_colors(ring.nodes)
-    fig = go.Figure()
+    fig = go.Figure(layout={"colorway": list(PALETTE)})
     for spec in _ring_traces(ring, list(keys), set(moved), colors):
         fig.add_trace(go.Scatter(mode=spec.pop("mode", "markers"), hoverinfo="text", **spec))
     fig.data[0].showlegend = False
@@ -124,7 +124,7 @@ def load_figure(loads: Any, *, title: str = "Keys per node") -> Any:
     import plotly.graph_objects as go
 
     frames = loads if isinstance(loads, Mapping) else {"keys": loads}
-    fig = go.Figure()
+    fig = go.Figure(layout={"colorway": list(PALETTE)})
     mean = None
     for i, (label, frame) in enumerate(frames.items()):
         if not {"node", "keys"} <= set(frame.columns):
@@ -142,7 +142,7 @@ def spread_figure(frame: Any, *, title: str = "Load spread falls as virtual node
     """CV of load per node against vnodes (log-log) from :func:`labkit.hashing.spread_vs_vnodes`."""
     import plotly.graph_objects as go
 
-    fig = go.Figure()
+    fig = go.Figure(layout={"colorway": list(PALETTE)})
     series = [
         ("cv", "measured over the keys", "lines+markers", None),
         ("cv_arcs", "from the arc lengths", "lines+markers", "dash"),
@@ -167,7 +167,7 @@ def moves_figure(frame: Any, *, title: str = "Keys moved when one node joins") -
     """Moved fraction against the node count, per scheme, from :func:`labkit.hashing.join_moves`."""
     import plotly.graph_objects as go
 
-    fig = go.Figure()
+    fig = go.Figure(layout={"colorway": list(PALETTE)})
     for scheme, part in frame.groupby("scheme", sort=False):
         fig.add_trace(
             go.Scatter(

@@ -211,6 +211,32 @@ class ScenarioResult:
         refused = {op.value for op in self.ops if op.kind is OpKind.WRITE and op.ok is not True}
         return [v.value for v in self.final if v.value in refused]
 
+    def side_of(self, op: ClientOp) -> str:
+        """The side ("A" or "B") of the client that ran ``op``."""
+        return op.client[0]
+
+    def counts(self) -> dict[str, Any]:
+        """The headline numbers without pandas (cheap enough for every widget click).
+
+        ``availability_A`` / ``availability_B``: fraction answered of the
+        requests called during the partition (nan if none); ``stale_reads``,
+        ``lost_writes``, ``siblings`` (versions left after settling).
+        """
+        issued = {"A": 0, "B": 0}
+        answered = {"A": 0, "B": 0}
+        for op in self.ops:
+            if self.partition_at <= op.call < self.heal_at:
+                side = self.side_of(op)
+                issued[side] += 1
+                answered[side] += op.ok is True
+        out: dict[str, Any] = {
+            f"availability_{s}": answered[s] / issued[s] if issued[s] else math.nan for s in ("A", "B")
+        }
+        out["stale_reads"] = sum(stale_flags(self.ops))
+        out["lost_writes"] = len(self.lost())
+        out["siblings"] = len(self.final)
+        return out
+
     def summary(self):  # -> pandas.DataFrame
         """Per side and phase: operations, answered, availability, reads, stale reads."""
         import pandas as pd

@@ -238,7 +238,8 @@ class ReplicatedStore:
                 if coord in g:
                     g.append(name)
                     break
-        self.sim.partition(*groups)
+        if sorted(map(sorted, groups)) != sorted(map(sorted, self.sim.partitions)):
+            self.sim.partition(*groups)
 
     def side_of(self, node: str) -> int:
         """Index of the partition group holding ``node`` (0 when healed)."""

@@ -1,0 +1,682 @@
+"""Figures and widgets for quorum replication and CAP (notebooks 03 and 04).
+
+* :func:`cap_timeline`: every client operation of a partition scenario as
+  a bar from call to return, coloured by outcome (answered, stale read,
+  refused, no answer), with the partition shaded;
+* :func:`availability_figure`, :func:`consistency_figure`,
+  :func:`latency_figure`: the tables of :mod:`labkit.replication.experiments`
+  as bar charts;
+* :func:`merkle_figure`: hashes exchanged against keys;
+* :class:`CapWidget`: nodes, partition sides, mode, N, R and W, with live
+  availability and consistency counters and the timeline;
+* :class:`QuorumWidget`: N, R, W, crashed nodes and a partition around one
+  write and one read, drawn as a space-time diagram with a replica table.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from typing import Any
+
+from labkit.replication import Mode, ReplicatedStore, Resolution
+from labkit.replication.config import check_quorum
+from labkit.replication.experiments import ScenarioResult, run_partition_scenario, stale_flags
+from labkit.sim import Kind
+from labkit.viz.common import BAD_COLOR, MUTED_COLOR, OK_COLOR, PALETTE, guarded, status_html, style_figure
+
+__all__ = [
+    "cap_timeline",
+    "availability_figure",
+    "consistency_figure",
+    "latency_figure",
+    "merkle_figure",
+    "CapWidget",
+    "QuorumWidget",
+]
+
+# (name, colour, marker) of each outcome series, in a fixed order so widgets update in place.
+OUTCOMES = (
+    ("write answered", OK_COLOR, "square"),
+    ("read answered", PALETTE[0], "circle"),
+    ("stale read", PALETTE[1], "circle-open"),
+    ("refused", BAD_COLOR, "x"),
+    ("no answer", MUTED_COLOR, "x-open"),
+)
+_PARTITION_COLOR = "#882255"
+
+
+def _outcome(op: Any, stale: bool) -> str:
+    if op.ok is None:
+        return "no answer"
+    if not op.ok:
+        return "refused"
+    if op.kind.value == "write":
+        return "write answered"
+    return "stale read" if stale else "read answered"
+
+
+def _restyle(fig: Any, fresh: bool, *, title: str, xaxis: str, yaxis: str, height: int) -> None:
+    # Styling re-validates plotly's whole template: do it once, then only retitle.
+    if fresh:
+        style_figure(fig, title=title, xaxis=xaxis, yaxis=yaxis, height=height)
+    else:
+        fig.layout.title.text = title
+
+
+def cap_timeline(result: ScenarioResult, *, figure: Any = None, title: str | None = None) -> Any:
+    """Each client's operations over time, coloured by outcome; the partition shaded."""
+    import plotly.graph_objects as go
+
+    if not isinstance(result, ScenarioResult):
+        raise TypeError(f"result must be a ScenarioResult, got {type(result).__name__}")
+    end = result.store.sim.now
+    lanes = {"A": 1, "B": 0}
+    series: dict[str, dict[str, list]] = {
+        name: {"x": [], "y": [], "mx": [], "my": [], "text": []} for name, _, _ in OUTCOMES
+    }
+    timeout = result.store.client_timeout
+    for op, stale in zip(result.ops, stale_flags(result.ops), strict=True):
+        name = _outcome(op, stale)
+        s = series[name]
+        is_write = op.kind.value == "write"
+        y = lanes[result.side_of(op)] + (0.12 if is_write else -0.12)
+        ret = op.ret if math.isfinite(op.ret) else min(end, op.call + timeout)
+        s["x"] += [op.call, ret, None]
+        s["y"] += [y, y, None]
+        s["mx"].append(ret)
+        s["my"].append(y)
+        what = f"write {op.value}" if is_write else f"read → {', '.join(map(str, op.values)) or '(nothing)'}"
+        s["text"].append(
+            f"client {op.client} via {op.coordinator}: {what}<br>{op.call:.3f}s → {op.ret:.3f}s: {name}"
+        )
+    data = []
+    for name, color, symbol in OUTCOMES:
+        s = series[name]
+        label = f"{name} ({len(s['mx'])})"
+        data.append(go.Scatter(x=s["x"], y=s["y"], mode="lines", line={"color": color, "width": 4}, name=label,
+                               legendgroup=name, hoverinfo="skip"))  # fmt: skip
+        data.append(go.Scatter(x=s["mx"], y=s["my"], mode="markers", marker={"color": color, "symbol": symbol, "size": 8},
+                               name=label, legendgroup=name, showlegend=False, hovertext=s["text"], hoverinfo="text"))  # fmt: skip
+    fig = figure if figure is not None else go.Figure()
+    a, b = result.sides
+    title = (
+        title or f"{result.mode.value}: client operations through a partition (R={result.r}, W={result.w})"
+    )
+    with fig.batch_update():
+        fresh = len(fig.data) != len(data)
+        if fresh:
+            fig.data = []
+            fig.add_traces(data)
+        else:
+            for old, new in zip(fig.data, data, strict=True):
+                old.update(x=new.x, y=new.y, name=new.name, hovertext=new.hovertext)
+        _restyle(fig, fresh, title=title, xaxis="time (virtual seconds)", yaxis="client (writes above, reads below)",
+                 height=330)  # fmt: skip
+        fig.layout.shapes = [
+            {"type": "rect", "xref": "x", "yref": "paper", "x0": result.partition_at, "x1": result.heal_at,
+             "y0": 0, "y1": 1, "fillcolor": _PARTITION_COLOR, "opacity": 0.08, "line": {"width": 0}, "layer": "below"}
+        ]  # fmt: skip
+        if fresh:
+            fig.update_layout(
+                annotations=[{"x": (result.partition_at + result.heal_at) / 2, "y": 1.0, "xref": "x", "yref": "paper",
+                              "text": "partition", "showarrow": False, "font": {"color": _PARTITION_COLOR}}],
+                hovermode="closest",
+            )  # fmt: skip
+        last = max((op.ret for op in result.ops if math.isfinite(op.ret)), default=result.heal_at)
+        fig.layout.xaxis.range = [0, max(last, result.heal_at) + 0.1]
+        fig.layout.yaxis.update(
+            tickmode="array",
+            tickvals=[1, 0],
+            ticktext=[f"A ({', '.join(a)})", f"B ({', '.join(b)})"],
+            range=[-0.5, 1.5],
+            zeroline=False,
+        )
+    return fig
+
+
+def _rw_label(df: Any) -> list[str]:
+    return [f"R={r} W={w}" for r, w in zip(df["r"], df["w"], strict=True)]
+
+
+def availability_figure(df: Any) -> Any:
+    """Bars: availability during the partition per mode, (R, W) and side (from ``compare_modes``)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for i, (mode, side) in enumerate((m, s) for m in df["mode"].unique() for s in ("A", "B")):
+        part = df[(df["mode"] == mode) & (df["side"] == side)]
+        fig.add_bar(
+            x=_rw_label(part), y=part["availability"], name=f"{mode}, side {side}", marker_color=PALETTE[i]
+        )
+    style_figure(
+        fig,
+        title="Availability during the partition",
+        xaxis="quorum sizes",
+        yaxis="fraction of requests answered",
+    )
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    return fig
+
+
+def consistency_figure(df: Any) -> Any:
+    """Bars: stale reads, lost writes and leftover siblings per mode and (R, W) (from ``compare_modes``)."""
+    import plotly.graph_objects as go
+
+    runs = df.groupby(["mode", "r", "w"], sort=False).agg(
+        stale_reads=("stale_reads", "sum"),
+        lost_writes=("lost_writes", "first"),
+        conflicts=("conflicts", "first"),
+    )
+    runs = runs.reset_index()
+    labels = [f"{m}<br>R={r} W={w}" for m, r, w in zip(runs["mode"], runs["r"], runs["w"], strict=True)]
+    fig = go.Figure()
+    for i, (col, name) in enumerate(
+        (
+            ("stale_reads", "stale reads"),
+            ("lost_writes", "lost writes"),
+            ("conflicts", "extra siblings after healing"),
+        )
+    ):
+        fig.add_bar(x=labels, y=runs[col], name=name, marker_color=PALETTE[i + 4])
+    style_figure(
+        fig, title="What each choice cost in consistency", xaxis="mode and quorum sizes", yaxis="count"
+    )
+    return fig
+
+
+def latency_figure(df: Any) -> Any:
+    """Bars: mean request latency per (R, W), reads and writes, p99 as a marker (from ``quorum_latency``)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for i, kind in enumerate(("read", "write")):
+        part = df[df["kind"] == kind]
+        labels = _rw_label(part)
+        fig.add_bar(x=labels, y=part["mean_ms"], name=f"{kind}: mean", marker_color=PALETTE[i])
+        fig.add_scatter(x=labels, y=part["p99_ms"], mode="markers", name=f"{kind}: 99th percentile",
+                        marker={"color": PALETTE[i], "symbol": "line-ew-open", "size": 22, "line": {"width": 3}})  # fmt: skip
+    style_figure(
+        fig,
+        title="No partition, still a price: latency of bigger quorums",
+        xaxis="quorum sizes",
+        yaxis="latency (ms)",
+    )
+    fig.update_layout(barmode="group")
+    return fig
+
+
+def merkle_figure(df: Any) -> Any:
+    """Lines: hashes exchanged and keys sent against the number of differing keys.
+
+    ``df`` needs columns ``differing``, ``hashes``, ``keys_sent`` and ``total_keys``.
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_scatter(
+        x=df["differing"],
+        y=df["hashes"],
+        mode="lines+markers",
+        name="hashes exchanged",
+        marker_color=PALETTE[0],
+    )
+    fig.add_scatter(
+        x=df["differing"], y=df["keys_sent"], mode="lines+markers", name="keys sent", marker_color=PALETTE[1]
+    )
+    fig.add_scatter(x=df["differing"], y=df["total_keys"], mode="lines", name="keys a full comparison sends",
+                    line={"dash": "dash", "color": MUTED_COLOR})  # fmt: skip
+    style_figure(fig, title="Anti-entropy with a Merkle tree: cost grows with the difference, not the data",
+                 xaxis="keys that differ between two replicas", yaxis="items sent")  # fmt: skip
+    return fig
+
+
+# ----------------------------------------------------------------------------------
+# Widgets
+# ----------------------------------------------------------------------------------
+class CapWidget:
+    """A register through a partition: change nodes, sides, mode, N, R, W.
+
+    >>> w = CapWidget(seed=0)
+    >>> w.set(mode=Mode.AVAILABILITY_FIRST, r=1, w=1)   # what the controls do
+    >>> w.counters()                                     # the live numbers
+    """
+
+    def __init__(self, *, seed: int = 0, nodes: int = 5, side_a: int = 2, n: int = 3, r: int = 2, w: int = 2,
+                 mode: Mode = Mode.CONSISTENCY_FIRST, resolution: Resolution = Resolution.VECTOR_CLOCKS) -> None:  # fmt: skip
+        self.seed = seed
+        self.params: dict[str, Any] = {}
+        self._ui: Any = None
+        self._syncing = False
+        self.result: ScenarioResult
+        self.set(nodes=nodes, side_a=side_a, n=n, r=r, w=w, mode=mode, resolution=resolution)
+
+    def set(self, **changes: Any) -> None:
+        """Change settings (nodes, side_a, n, r, w, mode, resolution) and re-simulate."""
+        allowed = {"nodes", "side_a", "n", "r", "w", "mode", "resolution"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
+        params = {**self.params, **changes}
+        if params["n"] > params["nodes"]:
+            raise ValueError(
+                f"N={params['n']} replicas need at least {params['n']} nodes, got {params['nodes']}"
+            )
+        check_quorum("R", params["r"], params["n"])
+        check_quorum("W", params["w"], params["n"])
+        # Simulate first: a refused setting leaves the widget as it was.
+        self.result = run_partition_scenario(
+            params["mode"], nodes=params["nodes"], n=params["n"], r=params["r"], w=params["w"],
+            side_a=params["side_a"], resolution=params["resolution"], seed=self.seed,
+        )  # fmt: skip
+        self.params = params
+        self._redraw()
+
+    def counters(self) -> dict[str, Any]:
+        """Availability per side during the partition, stale reads, lost writes, siblings."""
+        return self.result.counts()
+
+    def counters_html(self) -> str:
+        c = self.counters()
+
+        def pct(x: float) -> str:
+            return "–" if math.isnan(x) else f"{x:.0%}"
+
+        def cell(label: str, value: str, bad: bool) -> str:
+            color = BAD_COLOR if bad else OK_COLOR
+            return (f'<div style="display:inline-block;margin:0 18px 4px 0"><div style="font-size:11px;color:#555">'
+                    f'{html.escape(label)}</div><div style="font-size:20px;color:{color}"><b>{value}</b></div></div>')  # fmt: skip
+
+        return "".join(
+            [
+                cell("available on side A (partition)", pct(c["availability_A"]), c["availability_A"] < 1),
+                cell("available on side B (partition)", pct(c["availability_B"]), c["availability_B"] < 1),
+                cell("stale reads", str(c["stale_reads"]), c["stale_reads"] > 0),
+                cell("lost writes", str(c["lost_writes"]), c["lost_writes"] > 0),
+                cell("versions after healing", str(c["siblings"]), c["siblings"] > 1),
+            ]
+        )
+
+    def figure(self) -> Any:
+        """The timeline of the current run as a new figure."""
+        return cap_timeline(self.result)
+
+    @property
+    def ui(self) -> Any:
+        if self._ui is None:
+            self._ui = self._build_ui()
+        return self._ui
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.ui)
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        p = self.params
+        self.status = W.HTML()
+        g = guarded(self.status)
+        self.fig = go.FigureWidget()
+        self.counter_box = W.HTML()
+        style = {"description_width": "70px"}
+        self.controls = {
+            "nodes": W.IntSlider(
+                value=p["nodes"],
+                min=2,
+                max=7,
+                description="nodes",
+                style=style,
+                tooltip="storage nodes in the cluster",
+                continuous_update=False,
+            ),  # fmt: skip
+            "side_a": W.IntSlider(
+                value=p["side_a"],
+                min=1,
+                max=p["nodes"] - 1,
+                description="side A",
+                style=style,
+                tooltip="how many nodes (the first ones) are on side A of the partition",
+                continuous_update=False,
+            ),  # fmt: skip
+            "n": W.IntSlider(
+                value=p["n"],
+                min=1,
+                max=7,
+                description="N",
+                style=style,
+                tooltip="replicas per key",
+                continuous_update=False,
+            ),  # fmt: skip
+            "r": W.IntSlider(
+                value=p["r"],
+                min=1,
+                max=7,
+                description="R",
+                style=style,
+                tooltip="replicas a read waits for",
+                continuous_update=False,
+            ),  # fmt: skip
+            "w": W.IntSlider(
+                value=p["w"],
+                min=1,
+                max=7,
+                description="W",
+                style=style,
+                tooltip="replicas a write waits for",
+                continuous_update=False,
+            ),  # fmt: skip
+            "mode": W.ToggleButtons(
+                options=[(m.value, m) for m in Mode],
+                value=p["mode"],
+                description="mode",
+                tooltips=[
+                    "strict quorum: refuse without R/W home replicas",
+                    "sloppy quorum + hinted handoff: always answer",
+                ],
+                style=style,
+            ),  # fmt: skip
+            "resolution": W.ToggleButtons(
+                options=[(x.value, x) for x in Resolution],
+                value=p["resolution"],
+                description="conflicts",
+                style=style,
+                tooltips=["keep concurrent versions as siblings", "keep only the latest timestamp"],
+            ),  # fmt: skip
+        }
+        for name, control in self.controls.items():
+            control.observe(g(self._user(lambda ch, name=name: self._apply(name, ch["new"]))), "value")
+        self._redraw()
+        c = self.controls
+        return W.VBox(
+            [
+                W.HBox([c["nodes"], c["side_a"]]),
+                W.HBox([c["n"], c["r"], c["w"]]),
+                c["mode"],
+                c["resolution"],
+                self.counter_box,
+                self.status,
+                self.fig,
+            ]
+        )
+
+    def _apply(self, name: str, value: Any) -> None:
+        try:
+            self.set(**{name: value})
+        except (ValueError, TypeError):
+            # Refused: show the setting still in force, then let guarded() explain.
+            self._syncing = True
+            try:
+                self.controls[name].value = self.params[name]
+            finally:
+                self._syncing = False
+            raise
+
+    def _user(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def handler(change: Any) -> Any:
+            if self._syncing:
+                return None
+            return fn(change)
+
+        return handler
+
+    def _redraw(self) -> None:
+        if self._ui is None and not hasattr(self, "fig"):
+            return
+        p = self.params
+        self._syncing = True
+        try:
+            self.controls["side_a"].max = p["nodes"] - 1
+        finally:
+            self._syncing = False
+        cap_timeline(self.result, figure=self.fig)
+        self.counter_box.value = self.counters_html()
+        a, b = self.result.sides
+        self.status.value = status_html(
+            f"{p['mode'].value}, N={p['n']}, R={p['r']}, W={p['w']} (R+W{'>' if p['r'] + p['w'] > p['n'] else '≤'}N); "
+            f"partition {{{', '.join(a)}}} | {{{', '.join(b)}}} from t={self.result.partition_at:g}s "
+            f"to t={self.result.heal_at:g}s; key x lives on {', '.join(self.result.store.config.home('x'))}"
+        )
+
+
+class QuorumWidget:
+    """One write and one read under faults: N, R, W, crashed nodes, a partition.
+
+    The story: ``x = "v1"`` is written while all is well; then the chosen
+    nodes crash and the chosen nodes are cut off (side B); a client on side
+    A writes ``x = "v2"``, a client on the chosen side reads ``x``; then
+    everything heals and the store gets a second to repair itself.
+    """
+
+    def __init__(self, *, seed: int = 0, nodes: int = 5, n: int = 3, r: int = 2, w: int = 2,
+                 mode: Mode = Mode.CONSISTENCY_FIRST) -> None:  # fmt: skip
+        if isinstance(nodes, bool) or not isinstance(nodes, int) or not 2 <= nodes <= 7:
+            raise ValueError(f"nodes must be an int between 2 and 7, got {nodes!r}")
+        self.seed = seed
+        self.node_ids = tuple(f"n{i}" for i in range(1, nodes + 1))
+        self.params: dict[str, Any] = {"n": n, "r": r, "w": w, "mode": mode, "down": frozenset(),
+                                       "side_b": frozenset(), "read_from": "A"}  # fmt: skip
+        self._ui: Any = None
+        self._syncing = False
+        self.set()
+
+    # -- the model ------------------------------------------------------------------
+    def set(self, **changes: Any) -> None:
+        """Change n, r, w, mode, down (crashed nodes), side_b (cut-off nodes), read_from ("A"/"B")."""
+        allowed = set(self.params)
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
+        p = {**self.params, **changes}
+        p["down"], p["side_b"] = frozenset(p["down"]), frozenset(p["side_b"])
+        for name in ("down", "side_b"):
+            bad = sorted(set(p[name]) - set(self.node_ids))
+            if bad:
+                raise ValueError(f"{name} names unknown nodes {bad}; nodes are {list(self.node_ids)}")
+        if p["read_from"] not in ("A", "B"):
+            raise ValueError(f"read_from must be 'A' or 'B', got {p['read_from']!r}")
+        side_a = [x for x in self.node_ids if x not in p["side_b"]]
+        if not [x for x in side_a if x not in p["down"]]:
+            raise ValueError("side A needs at least one live node for the writing client to talk to")
+        if p["read_from"] == "B" and not [x for x in p["side_b"] if x not in p["down"]]:
+            raise ValueError("to read from side B, put at least one live node on side B")
+        store = ReplicatedStore(self.node_ids, p["n"], p["mode"], r=p["r"], w=p["w"], seed=self.seed)
+        self._run(store, p, side_a)
+        self.params = p
+        self._redraw()
+
+    def _run(self, store: ReplicatedStore, p: dict[str, Any], side_a: list[str]) -> None:
+        store.put("x", "v1")
+        store.run_for(0.1)
+        self.fault_at = store.sim.now
+        for node in sorted(p["down"]):
+            store.crash(node)
+        if p["side_b"]:
+            store.partition(side_a)
+        up = [x for x in store.config.preference_list("x") if x not in p["down"]]
+        writer = next(x for x in up if x in side_a)
+        reader_side = side_a if p["read_from"] == "A" else sorted(p["side_b"])
+        reader = next(x for x in up if x in reader_side)
+        self.write = store.put("x", "v2", via=writer)
+        self.read = store.get("x", via=reader)
+        self.during = {x: store.stored(x).get("x", ()) for x in store.nodes}
+        self.hints_during = {x: store.stored_hints(x) for x in store.nodes}
+        self.heal_at = store.sim.now + 0.05
+        store.run_for(0.05)
+        store.heal()
+        for node in sorted(p["down"]):
+            store.restart(node)
+        store.run_for(1.0)
+        self.after = {x: store.stored(x).get("x", ()) for x in store.nodes}
+        self.store = store
+
+    def outcome(self) -> dict[str, Any]:
+        """What the clients saw and where the data ended up."""
+        return {
+            "write_ok": self.write.ok,
+            "write_quorum_met": self.write.quorum_met,
+            "read_ok": self.read.ok,
+            "read_values": self.read.values,
+            "read_fresh": self.read.ok is True and "v2" in self.read.values if self.write.ok else None,
+            "hints": sum(len(h) for h in self.hints_during.values()),
+            "replicas_with_v2_after_healing": sum(
+                1 for x in self.store.config.home("x") if "v2" in [v.value for v in self.after[x]]
+            ),
+        }
+
+    # -- the view --------------------------------------------------------------------
+    def figure(self) -> Any:
+        from labkit.viz.spacetime import spacetime_diagram
+
+        return spacetime_diagram(self.store.sim, **self._diagram_args())
+
+    def _diagram_args(self) -> dict[str, Any]:
+        # End the x axis just after the last message (background timers keep ticking silently).
+        sends = [r[0] for r in self.store.sim.trace.rows if r[1] is Kind.SEND]
+        end = (max(sends) if sends else self.store.sim.now) + 0.05
+        return {"nodes": [*self.store.nodes, "client"], "title": self._title(), "end": end}
+
+    def _title(self) -> str:
+        p = self.params
+        return f"{p['mode'].value}: write v2 then read x (N={p['n']}, R={p['r']}, W={p['w']})"
+
+    def table_html(self) -> str:
+        """Per node: role for key x, state, side, what it held during the faults and after healing."""
+        home = self.store.config.home("x")
+        p = self.params
+
+        def show(versions: tuple) -> str:
+            return ", ".join(str(v.value) for v in versions) or "–"
+
+        rows = []
+        for x in self.store.nodes:
+            hints = self.hints_during[x]
+            hinted = ", ".join(f"{v.value} for {h}" for (h, _k), vs in hints.items() for v in vs)
+            rows.append(
+                f"<tr><td>{x}</td><td>{'home replica' if x in home else 'other'}</td>"
+                f"<td>{'crashed' if x in p['down'] else 'up'}</td><td>{'B' if x in p['side_b'] else 'A'}</td>"
+                f"<td>{html.escape(show(self.during[x]))}</td><td>{html.escape(hinted or '–')}</td>"
+                f"<td>{html.escape(show(self.after[x]))}</td></tr>"
+            )
+        head = ("<tr><th>node</th><th>role for x</th><th>state</th><th>side</th><th>x during faults</th>"
+                "<th>hints held</th><th>x after healing</th></tr>")  # fmt: skip
+        return f'<table style="border-collapse:collapse;font-size:12px">{head}{"".join(rows)}</table>'
+
+    def summary_text(self) -> str:
+        o = self.outcome()
+        w = "answered" if o["write_ok"] else ("refused" if o["write_ok"] is False else "no answer")
+        r = (
+            "refused"
+            if not o["read_ok"]
+            else f"returned {', '.join(map(str, o['read_values'])) or 'nothing'}"
+        )
+        fresh = (
+            ""
+            if o["read_fresh"] is None or not o["read_ok"]
+            else (" (fresh)" if o["read_fresh"] else " (stale!)")
+        )
+        return (
+            f"write v2: {w}; read: {r}{fresh}; hints stored: {o['hints']}; "
+            f"home replicas with v2 after healing: {o['replicas_with_v2_after_healing']}/{self.params['n']}"
+        )
+
+    @property
+    def ui(self) -> Any:
+        if self._ui is None:
+            self._ui = self._build_ui()
+        return self._ui
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.ui)
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        p = self.params
+        self.status = W.HTML()
+        g = guarded(self.status)
+        self.fig = go.FigureWidget()
+        self.table = W.HTML()
+        style = {"description_width": "40px"}
+        sliders = {
+            name: W.IntSlider(value=p[name], min=1, max=len(self.node_ids), description=name.upper(), style=style,
+                              tooltip=tip, continuous_update=False)
+            for name, tip in (("n", "replicas per key"), ("r", "replicas a read waits for"),
+                              ("w", "replicas a write waits for"))
+        }  # fmt: skip
+        for name, s in sliders.items():
+            s.observe(g(self._user(lambda ch, name=name: self._apply(name, ch["new"]))), "value")
+        mode = W.ToggleButtons(options=[(m.value, m) for m in Mode], value=p["mode"],
+                               tooltips=["strict quorum", "sloppy quorum with hinted handoff"])  # fmt: skip
+        mode.observe(g(self._user(lambda ch: self._apply("mode", ch["new"]))), "value")
+        read_from = W.ToggleButtons(options=["A", "B"], value=p["read_from"], description="read on",
+                                    tooltips=["the reader talks to a node on side A", "... on side B"])  # fmt: skip
+        read_from.observe(g(self._user(lambda ch: self._apply("read_from", ch["new"]))), "value")
+        rows = []
+        for x in self.node_ids:
+            crash = W.Checkbox(value=False, description=f"crash {x}", indent=False, tooltip=f"crash {x} before v2 is written",
+                               layout=W.Layout(width="100px"))  # fmt: skip
+            cut = W.Checkbox(value=False, description="side B", indent=False, tooltip=f"cut {x} off on side B",
+                             layout=W.Layout(width="90px"))  # fmt: skip
+            crash.observe(g(self._user(lambda ch, x=x: self._toggle("down", x, ch["new"]))), "value")
+            cut.observe(g(self._user(lambda ch, x=x: self._toggle("side_b", x, ch["new"]))), "value")
+            rows.append(W.HBox([crash, cut]))
+        self._boxes = rows
+        self.controls = {**sliders, "mode": mode, "read_from": read_from}
+        self._redraw()
+        return W.VBox(
+            [W.HBox(list(sliders.values())), W.HBox([mode, read_from]), W.HBox([W.VBox(rows), self.table]),
+             self.status, self.fig]
+        )  # fmt: skip
+
+    def _apply(self, name: str, value: Any) -> None:
+        try:
+            self.set(**{name: value})
+        except (ValueError, TypeError):
+            self._syncing = True  # show the setting still in force
+            try:
+                self.controls[name].value = self.params[name]
+            finally:
+                self._syncing = False
+            raise
+
+    def _toggle(self, name: str, node: str, on: bool) -> None:
+        current = set(self.params[name])
+        (current.add if on else current.discard)(node)
+        try:
+            self.set(**{name: current})
+        except ValueError:
+            # Put the checkbox back: the setting was refused.
+            self._syncing = True
+            try:
+                idx = self.node_ids.index(node)
+                self._boxes[idx].children[0 if name == "down" else 1].value = not on
+            finally:
+                self._syncing = False
+            raise
+
+    def _user(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def handler(change: Any) -> Any:
+            if self._syncing:
+                return None
+            return fn(change)
+
+        return handler
+
+    def _redraw(self) -> None:
+        if self._ui is None and not hasattr(self, "fig"):
+            return
+        from labkit.viz.spacetime import spacetime_diagram
+
+        with self.fig.batch_update():
+            # Clear the shapes first: updating a shape list in place merges by index.
+            self.fig.layout.shapes = ()
+            spacetime_diagram(self.store.sim, **self._diagram_args(), figure=self.fig)
+        self.table.value = self.table_html()
+        self.status.value = status_html(self.summary_text())

@@ -60,7 +60,7 @@ class Write:
         return self.stamps.vector < other.stamps.vector
 
     def __str__(self) -> str:
-        return f"{self.value!r}@{self.origin}"
+        return f"{self.value}@{self.origin}"
 
 
 # The total order LWW uses for each stamping; the node id breaks ties.

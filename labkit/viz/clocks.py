@@ -50,11 +50,13 @@ def clock_diagram(
     clock: Stamping = Stamping.LAMPORT,
     *,
     title: str | None = None,
-    start: float = 0.0,
+    start: float | None = None,
     end: float | None = None,
     figure: Any = None,
 ) -> Any:
     """A space-time diagram of a clocked run, each event labelled with ``clock``.
+
+    ``start``/``end``: the time axis (default: just around the clocked events).
 
     ``figure``: a ``go.FigureWidget`` to redraw in place (the trace count is
     always the same, so a widget only updates values).
@@ -68,10 +70,16 @@ def clock_diagram(
     if not isinstance(clock, Stamping):
         raise TypeError(f"clock must be a Stamping ({', '.join(s.name for s in Stamping)}), got {clock!r}")
     title = title or f"Events labelled with {clock.value} clock values"
-    if end is None:  # end just after the last event, not at the (idle) end of the run
-        busy = [r[0] for r in sim.trace.rows if r[1] in (Kind.SEND, Kind.DELIVER, Kind.DROP, Kind.STATE)]
-        last = max(busy, default=sim.now)
-        end = last + 0.08 * max(last - start, 0.01)
+    # Frame the clocked events, not the idle start and end of the run.
+    busy = [r[0] for r in sim.trace.rows if r[1] in (Kind.SEND, Kind.DELIVER, Kind.DROP, Kind.STATE)]
+    first, last = min(busy, default=0.0), max(busy, default=sim.now)
+    margin = 0.08 * max(last - first, 0.01)
+    if start is None:
+        start = max(0.0, first - margin)
+    if end is None:
+        end = last + margin
+    if not end > start:
+        raise ValueError(f"end must be after start={start!r}, got {end!r}")
     base = spacetime_diagram(sim, notes=False, start=start, end=end, title=title)
     lane = {nid: i for i, nid in enumerate(sim.nodes)}
     groups: dict[EventKind, dict[str, list]] = {
@@ -328,11 +336,9 @@ class ClockSkewWidget:
     # -- the view ---------------------------------------------------------------
     def figure(self, figure: Any = None) -> Any:
         """Draw the current run (into ``figure`` if given)."""
-        first = min(t for t, _, _ in self.writes)
         return clock_diagram(
             self.result.sim,
             self.settings.stamping,
-            start=first - 0.05,
             title=f"LWW register, writes ordered by {self.settings.stamping.value} clocks",
             figure=figure,
         )

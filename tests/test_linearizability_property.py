@@ -138,7 +138,7 @@ def kv_histories(draw):
     return _with_outputs(draw, raw, _kv_step, (), _kv_wrong)
 
 
-SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _assert_agrees(history, model, step, init):

@@ -24,6 +24,11 @@ Two more reductions, both sound:
   is checked alone, and checking stops at the first part that fails.
 * An optional operation (unknown output) that does not change the state is
   never worth placing: not placing it leaves every future open.
+* Of several unplaced optional operations with equal inputs, only the one
+  called first is tried.
+* A read that fits is placed at once, without trying alternatives; and a
+  configuration that has used more optional operations than an explored one
+  with the same sure operations and state is not explored again.
 
 The search has a budget (seconds and/or steps): deciding linearizability is
 NP-complete (Gibbons & Korach 1997), so instead of hanging on a hard history
@@ -183,99 +188,164 @@ def _search(
 
     Returns (verdict, order, blocked, state, steps) with history ids.
     """
-    n = len(ids)
     apply = model.apply
-    inputs = [ops[g].input for g in ids]
-    outputs = [ops[g].output for g in ids]
-    optional = [out is UNKNOWN for out in outputs]
+    # "Sure" operations have a known output and a deadline (their return);
+    # optional ones (unknown output) have neither, so they stay out of the
+    # event list, sorted by call, and are tried after the sure candidates.
+    sure = [g for g in ids if ops[g].output is not UNKNOWN]
+    maybe = sorted((g for g in ids if ops[g].output is UNKNOWN), key=lambda g: (ops[g].call, g))
+    n, m = len(sure), len(maybe)
+    # Local op k is sure[k] for k < n and maybe[k - n] otherwise; bit k of `placed`.
+    glob = sure + maybe
+    inputs = [ops[g].input for g in glob]
+    outputs = [ops[g].output for g in sure]
+    read_only = getattr(model, "read_only", None)
+    forced = [bool(read_only(ops[g].input, ops[g].output)) if read_only else False for g in sure]
+    opt_call = [ops[g].call for g in maybe]
 
-    # Events as entries of a doubly linked list: entry 2*i is the call of local
-    # operation i, 2*i + 1 its return; entry 2*n is the head sentinel, -1 the end.
+    # Events of sure operations as a doubly linked list: entry 2*k is the call
+    # of k, 2*k + 1 its return; entry 2*n is the head sentinel, -1 the end.
     # Calls sort before returns at equal times: touching intervals are concurrent.
     events = sorted(
-        [(ops[g].call, 0, i) for i, g in enumerate(ids)]
-        + [(ops[g].latest_effect, 1, i) for i, g in enumerate(ids)]
+        [(ops[g].call, 0, k) for k, g in enumerate(sure)] + [(ops[g].ret, 1, k) for k, g in enumerate(sure)]
     )
+    when = [0.0] * (2 * n)
     head = 2 * n
     nxt = [-1] * (2 * n + 1)
     prv = [-1] * (2 * n + 1)
     last = head
-    for _, kind, i in events:
-        e = 2 * i + kind
+    for t, kind, k in events:
+        e = 2 * k + kind
+        when[e] = t
         nxt[last] = e
         prv[e] = last
         last = e
 
-    def lift(i: int) -> None:
-        for e in (2 * i, 2 * i + 1):
+    def lift(k: int) -> None:
+        for e in (2 * k, 2 * k + 1):
             p, q = prv[e], nxt[e]
             nxt[p] = q
             if q != -1:
                 prv[q] = p
 
-    def unlift(i: int) -> None:
-        for e in (2 * i + 1, 2 * i):  # reverse order of lift
+    def unlift(k: int) -> None:
+        for e in (2 * k + 1, 2 * k):  # reverse order of lift
             p, q = prv[e], nxt[e]
             nxt[p] = e
             if q != -1:
                 prv[q] = e
 
-    # Invariant: `placed` has bit i set exactly for the operations on `stack`,
-    # and `state` is the model state after applying them in stack order.
-    cache: set[tuple[int, Any]] = set()
-    stack: list[tuple[int, Any]] = []  # (local op, state before it)
+    # Lowe's memo, keyed by (sure operations placed, state). Every configuration
+    # in it has been explored and failed (placed sets grow along a path, so none
+    # is still in progress). A configuration that has placed a superset of the
+    # optional operations of a failed one fails too: it has fewer left to use,
+    # all else equal. That stops an optional write that was later overwritten
+    # from doubling the search.
+    memo: dict[tuple[int, Any], list[int]] = {}
+    sure_mask = (1 << n) - 1
+
+    def seen(placed: int, state: Any) -> bool:
+        key = (placed & sure_mask, state)
+        extra = placed >> n
+        failed = memo.get(key)
+        if failed is None:
+            memo[key] = [extra]
+            return False
+        for other in failed:
+            if other & ~extra == 0:  # other is a subset of extra
+                return True
+        failed.append(extra)
+        return False
+
+    def candidates(placed: int, state: Any) -> tuple[list[tuple[int, Any]], int, int]:
+        """(candidates, first return event, work) for the current configuration.
+
+        A sure candidate that fits and is read-only (see
+        :meth:`Model.read_only`) is *forced*: placing it now is never worse
+        than later (it changes no state in any order, and every operation
+        still unplaced returns after its call, so real-time order allows it
+        here), so it is the only candidate.
+        """
+        cands: list[tuple[int, Any]] = []
+        e = nxt[head]
+        work = 1
+        while e != -1 and not e & 1:
+            k = e >> 1
+            out, new_state = apply(state, inputs[k])
+            work += 1
+            if out == outputs[k]:
+                if forced[k] and new_state == state:
+                    return [(k, new_state)], e, work
+                cands.append((k, new_state))
+            e = nxt[e]
+        if e == -1:
+            return cands, -1, work
+        deadline = when[e]
+        tried = set()
+        for j in range(m):
+            if opt_call[j] > deadline:
+                break
+            k = n + j
+            if not placed >> k & 1:
+                # Optional operations with equal inputs are interchangeable; the
+                # earliest called is available whenever a later one is.
+                if inputs[k] in tried:
+                    continue
+                tried.add(inputs[k])
+                _, new_state = apply(state, inputs[k])
+                work += 1
+                # Placing one that changes nothing is never needed.
+                if new_state != state:
+                    cands.append((k, new_state))
+        return cands, e, work
+
+    # Invariant: `placed` has bit k set exactly for the operations on `path`,
+    # `state` is the model state after applying them in path order, and the
+    # linked list holds exactly the events of the sure operations not placed.
+    path: list[tuple[int, Any, list[tuple[int, Any]], int, int]] = []  # (op, state before, cands, next, ret)
     placed = 0
     state = init
     best: tuple[tuple[int, ...], int | None, Any] = ((), None, init)
     best_len = -1
-    steps = 0
     step_limit = budget.steps_left
-    e = nxt[head]
-    while True:
-        steps += 1
-        if steps > step_limit or (steps % _CLOCK_EVERY == 0 and time.monotonic() > budget.deadline):
+    cands, first_ret, steps = candidates(placed, state)
+    idx = 0
+    clock = steps + _CLOCK_EVERY
+    while first_ret != -1:  # while some sure operation is left
+        if steps > step_limit or (steps > clock and time.monotonic() > budget.deadline):
             budget.steps_left -= steps
-            order = tuple(ids[i] for i, _ in stack)
-            return Verdict.UNDECIDED, order, None, state, steps
-        if e == -1:  # every event lifted: everything placed
-            break
-        i = e >> 1
-        if not e & 1:  # a call: try to place operation i next
-            out, new_state = apply(state, inputs[i])
-            if optional[i]:
-                if new_state == state:  # placing it changes nothing: never needed
-                    e = nxt[e]
-                    continue
-            elif out != outputs[i]:
-                e = nxt[e]
+            return Verdict.UNDECIDED, tuple(glob[k] for k, *_ in path), None, state, steps
+        if steps > clock:
+            clock = steps + _CLOCK_EVERY
+        if idx < len(cands):
+            k, new_state = cands[idx]
+            idx += 1
+            new_placed = placed | (1 << k)
+            steps += 1
+            if seen(new_placed, new_state):
                 continue
-            new_placed = placed | (1 << i)
-            key = (new_placed, new_state)
-            if key in cache:
-                e = nxt[e]
-                continue
-            cache.add(key)
-            stack.append((i, state))
+            path.append((k, state, cands, idx, first_ret))
+            if k < n:
+                lift(k)
             placed, state = new_placed, new_state
-            lift(i)
-            e = nxt[head]
-        else:  # a return: operation i had to be placed before this point
-            if optional[i]:
-                # Optional returns sort last (at infinity): every operation
-                # with a known output has been placed.
-                break
-            if len(stack) > best_len:
-                best_len = len(stack)
-                best = (tuple(ids[j] for j, _ in stack), ids[i], state)
-            if not stack:
-                budget.steps_left -= steps
-                return Verdict.NOT_LINEARIZABLE, best[0], best[1], best[2], steps
-            i, state = stack.pop()
-            placed ^= 1 << i
-            unlift(i)
-            e = nxt[2 * i]
+            cands, first_ret, work = candidates(placed, state)
+            steps += work
+            idx = 0
+            continue
+        # Nothing fits before the first return's deadline: backtrack.
+        steps += 1
+        if len(path) > best_len:
+            best_len = len(path)
+            best = (tuple(glob[k] for k, *_ in path), glob[first_ret >> 1], state)
+        if not path:
+            budget.steps_left -= steps
+            return Verdict.NOT_LINEARIZABLE, best[0], best[1], best[2], steps
+        k, state, cands, idx, first_ret = path.pop()
+        placed ^= 1 << k
+        if k < n:
+            unlift(k)
     budget.steps_left -= steps
-    return Verdict.LINEARIZABLE, tuple(ids[i] for i, _ in stack), None, state, steps
+    return Verdict.LINEARIZABLE, tuple(glob[k] for k, *_ in path), None, state, steps
 
 
 def check(

@@ -9,6 +9,8 @@ object. Here a specification is a deterministic state machine,
   remembers the states it has already explored);
 * :meth:`Model.apply`: ``(state, input) -> (output, new_state)``, the output
   a single copy would give and the state it would move to;
+* :meth:`Model.read_only` (optional): which operations never change the
+  state, a hint that makes the search faster;
 * :meth:`Model.partition` (optional): a key that splits a history into
   independent parts, checked one by one. Linearizability is *local*
   (Herlihy & Wing, Theorem 1): a history over several independent objects is
@@ -48,17 +50,22 @@ class Model:
         """The independent part an input touches; all in one part by default."""
         return None
 
+    def read_only(self, input: tuple, output: Any) -> bool:
+        """True if ``input`` answering ``output`` leaves *every* state it can answer that in unchanged.
+
+        Optional: the checker places such an operation as soon as it fits,
+        without trying alternatives, which is much faster. The default,
+        ``False``, is always safe. A read is read-only; a write is not, even
+        when it happens to write the value already there.
+        """
+        return False
+
     def describe_state(self, state: Any) -> str:
         """The state in words, for explanations."""
         return repr(state)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-
-def _arity(input: tuple, n: int, form: str) -> None:
-    if len(input) != n:
-        raise ValueError(f"{input[0]!r} takes the form {form}, got {input!r}")
 
 
 class RegisterModel(Model):
@@ -83,19 +90,24 @@ class RegisterModel(Model):
         return self.initial
 
     def apply(self, state: Any, input: tuple) -> tuple[Any, Any]:
-        kind = input[0]
-        if kind == "read":
-            _arity(input, 1, "('read',)")
+        # The checker calls this in its inner loop: the common, valid cases first.
+        kind, n = input[0], len(input)
+        if kind == "read" and n == 1:
             return state, state
-        if kind == "write":
-            _arity(input, 2, "('write', value)")
+        if kind == "write" and n == 2:
             return None, input[1]
-        if kind == "cas":
-            _arity(input, 3, "('cas', expected, new)")
+        if kind == "cas" and n == 3:
             if state == input[1]:
                 return True, input[2]
             return False, state
+        forms = {"read": "('read',)", "write": "('write', value)", "cas": "('cas', expected, new)"}
+        if kind in forms:
+            raise ValueError(f"{kind!r} takes the form {forms[kind]}, got {input!r}")
         raise ValueError(f"a register supports 'read', 'write' and 'cas', got {input!r}")
+
+    def read_only(self, input: tuple, output: Any) -> bool:
+        # A cas that answered False changed nothing, whatever the value was.
+        return input[0] == "read" or (input[0] == "cas" and output is False)
 
     def describe_state(self, state: Any) -> str:
         return "unset (None)" if state is None else repr(state)
@@ -118,22 +130,29 @@ class KVModel(Model):
         return ""
 
     def apply(self, state: Any, input: tuple) -> tuple[Any, Any]:
-        kind = input[0]
-        if kind == "get":
-            _arity(input, 2, "('get', key)")
+        # The checker calls this in its inner loop: the common, valid cases first.
+        kind, n = input[0], len(input)
+        if kind == "get" and n == 2:
             return state, state
-        if kind == "put" or kind == "append":
-            _arity(input, 3, f"('{kind}', key, value)")
-            value = input[2]
-            if not isinstance(value, str):
-                raise ValueError(f"values of the key-value store are strings, got {input!r}")
-            return None, (value if kind == "put" else state + value)
-        raise ValueError(f"a key-value store supports 'get', 'put' and 'append', got {input!r}")
+        if n == 3 and isinstance(input[2], str):
+            if kind == "append":
+                return None, state + input[2]
+            if kind == "put":
+                return None, input[2]
+        forms = {"get": "('get', key)", "put": "('put', key, value)", "append": "('append', key, value)"}
+        if kind not in forms:
+            raise ValueError(f"a key-value store supports 'get', 'put' and 'append', got {input!r}")
+        if n != len(forms[kind].split(",")):
+            raise ValueError(f"{kind!r} takes the form {forms[kind]}, got {input!r}")
+        raise ValueError(f"values of the key-value store are strings, got {input!r}")
 
     def partition(self, input: tuple) -> Hashable:
         if len(input) < 2:
             raise ValueError(f"a key-value operation names its key second, got {input!r}")
         return input[1]
+
+    def read_only(self, input: tuple, output: Any) -> bool:
+        return input[0] == "get"
 
     def describe_state(self, state: Any) -> str:
         return "empty ('')" if state == "" else repr(state)

@@ -1,0 +1,93 @@
+"""How long does the linearizability checker take on realistic random histories?
+
+Cases (seeded, see labkit.linearizability.generate):
+
+* register: 5 client slots on one register, 80 operations of which about 15
+  never return, reads/writes/cas over 5 values;
+* kv-10 / kv-50: 10 or 50 client slots over 10 keys, 300 to 2,000 operations
+  (puts, appends and gets; 2% of them never return, 3% time out).
+
+Each case is run on linearizable histories (as generated) and on corrupted
+copies (one read's output changed), which are the expensive ones: to say
+"no", the search has to exhaust every order. Prints one row per case: the
+median and the slowest time per history, and how many were decided within
+the time budget.
+
+    .venv/bin/python benchmarks/bench_linearizability.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+
+from labkit.linearizability import KVModel, RegisterModel, check
+from labkit.linearizability.generate import corrupt, random_history
+
+TIMEOUT = 10.0
+
+
+def cases(quick: bool):
+    n = 10 if quick else 40
+    yield (
+        "register 5 clients, 80 ops, ~15 pending",
+        n,
+        lambda rng: random_history(rng, model=RegisterModel(), clients=5, ops=80, p_pending=15 / 80),
+        RegisterModel(),
+    )
+    for clients in (10, 50):
+        for ops in (300, 2000):
+            yield (
+                f"kv {clients} clients, 10 keys, {ops} ops",
+                max(3, n // 4),
+                (
+                    lambda rng, clients=clients, ops=ops: random_history(
+                        rng, model=KVModel(), clients=clients, ops=ops, p_pending=0.02, p_timeout=0.03
+                    )
+                ),
+                KVModel(),
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer histories per case")
+    args = parser.parse_args()
+    header = f"{'case':44} {'kind':10} {'n':>4} {'median ms':>10} {'max ms':>9} {'verdicts':>26}"
+    print(header)
+    print("-" * len(header))
+    worst = (0.0, "")
+    for name, n, make, model in cases(args.quick):
+        for kind in ("valid", "corrupted"):
+            rng = random.Random(f"{name}/{kind}")
+            times = []
+            verdicts = {True: 0, False: 0, None: 0}
+            for _ in range(n):
+                history = make(rng)
+                if kind == "corrupted":
+                    history = corrupt(rng, history)
+                start = time.perf_counter()
+                result = check(history, model, timeout=TIMEOUT)
+                elapsed = time.perf_counter() - start
+                times.append(elapsed)
+                verdicts[result.ok] += 1
+                if kind == "valid" and result.ok is not True:
+                    print(f"BUG: a generated history was judged {result.verdict}", file=sys.stderr)
+                    return 1
+                if elapsed > worst[0]:
+                    worst = (elapsed, f"{name} ({kind})")
+            summary = f"ok={verdicts[True]} bad={verdicts[False]} undecided={verdicts[None]}"
+            print(
+                f"{name:44} {kind:10} {n:>4} {statistics.median(times) * 1e3:>10.1f} "
+                f"{max(times) * 1e3:>9.1f} {summary:>26}",
+                flush=True,
+            )
+    print(f"\nslowest history: {worst[0] * 1e3:.1f} ms, {worst[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Random concurrent histories of a correct object, and corrupted copies.
+
+A history from :func:`random_history` is linearizable by construction: each
+operation is given a hidden point inside its interval and the outputs are
+those of a sequential run in the order of the points (the definition of
+Herlihy & Wing 1990, §2, run backwards). Clients work like Jepsen's: each
+client slot issues one request at a time; a request may time out
+(``output=UNKNOWN``) or never return (``ret=math.inf``), and then the slot
+carries on as a new client id, since the old one may still be waiting.
+:func:`corrupt` changes one observed output, which usually (not always)
+makes the history non-linearizable.
+
+Used by the benchmarks, the tests and the notebooks. Randomness comes only
+from the ``random.Random`` passed in.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from labkit.linearizability.history import UNKNOWN, Operation
+from labkit.linearizability.models import KVModel, Model, RegisterModel
+
+__all__ = ["random_history", "register_inputs", "kv_inputs", "corrupt"]
+
+InputFn = Callable[[random.Random], tuple]
+
+
+def register_inputs(values: int = 5) -> InputFn:
+    """Reads (50%), writes (40%) and compare-and-sets (10%) over ``values`` small ints."""
+
+    def make(rng: random.Random) -> tuple:
+        u = rng.random()
+        if u < 0.5:
+            return ("read",)
+        if u < 0.9:
+            return ("write", rng.randrange(values))
+        return ("cas", rng.randrange(values), rng.randrange(values))
+
+    return make
+
+
+def kv_inputs(keys: int = 10) -> InputFn:
+    """Gets (50%), puts (25%) and appends (25%) over ``keys`` keys."""
+
+    def make(rng: random.Random) -> tuple:
+        key = f"k{rng.randrange(keys)}"
+        u = rng.random()
+        if u < 0.5:
+            return ("get", key)
+        return ("put" if u < 0.75 else "append", key, str(rng.randrange(10)))
+
+    return make
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+
+
+def _check_p(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a probability between 0 and 1, got {value!r}")
+
+
+def random_history(
+    rng: random.Random,
+    *,
+    model: Model | None = None,
+    inputs: InputFn | None = None,
+    clients: int = 5,
+    ops: int = 80,
+    p_pending: float = 0.0,
+    p_timeout: float = 0.0,
+    mean_latency: float = 1.0,
+) -> list[Operation]:
+    """A linearizable history of ``ops`` operations by ``clients`` concurrent client slots.
+
+    ``inputs`` draws one operation input (default: register operations, or
+    key-value ones when ``model`` is a :class:`KVModel`). Each operation
+    never returns with probability ``p_pending`` and times out with
+    probability ``p_timeout``; such an operation takes effect with
+    probability 1/2 (possibly after the timeout).
+    """
+    if not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
+    model = RegisterModel() if model is None else model
+    if inputs is None:
+        inputs = kv_inputs() if isinstance(model, KVModel) else register_inputs()
+    _check_int("clients", clients, 1)
+    _check_int("ops", ops, 0)
+    _check_p("p_pending", p_pending)
+    _check_p("p_timeout", p_timeout)
+    if not (isinstance(mean_latency, (int, float)) and mean_latency > 0):
+        raise ValueError(f"mean_latency must be a number of seconds > 0, got {mean_latency!r}")
+
+    free_at = [rng.uniform(0, mean_latency) for _ in range(clients)]
+    client_id = list(range(clients))
+    next_id = clients
+    planned: list[tuple[Any, float, float, tuple, str, float | None]] = []
+    for _ in range(ops):
+        slot = min(range(clients), key=free_at.__getitem__)
+        call = free_at[slot]
+        took = rng.expovariate(1 / mean_latency)
+        u = rng.random()
+        fate = "pending" if u < p_pending else "timeout" if u < p_pending + p_timeout else "done"
+        point: float | None = call + rng.random() * took
+        if fate != "done" and rng.random() < 0.5:
+            point = None  # never took effect
+        elif fate != "done":
+            point = call + rng.random() * 3 * took  # may land after the client gave up
+        ret = math.inf if fate == "pending" else call + took
+        planned.append((client_id[slot], call, ret, inputs(rng), fate, point))
+        free_at[slot] = call + took + rng.expovariate(4 / mean_latency)
+        if fate != "done":
+            client_id[slot] = next_id  # the old client may still be waiting
+            next_id += 1
+
+    # Outputs of one sequential run in the order of the hidden points, per part.
+    states: dict[Any, Any] = {}
+    outputs: dict[int, Any] = {}
+    effective = [k for k, p in enumerate(planned) if p[5] is not None]
+    for k in sorted(effective, key=lambda k: planned[k][5]):
+        input = planned[k][3]
+        part = model.partition(input)
+        out, states[part] = model.apply(states.get(part, model.init()), input)
+        outputs[k] = out
+    history = []
+    for k, (client, call, ret, input, fate, _) in enumerate(planned):
+        out = outputs[k] if fate == "done" else UNKNOWN
+        history.append(Operation(client, call, ret, input, out))
+    return history
+
+
+def corrupt(rng: random.Random, history: list[Operation]) -> list[Operation]:
+    """A copy of ``history`` with one read's output swapped for another read's different output."""
+    if not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
+    reads = [
+        i
+        for i, op in enumerate(history)
+        if op.output is not UNKNOWN and op.input[0] in ("read", "get") and op.output is not None
+    ] or [i for i, op in enumerate(history) if op.output is not UNKNOWN and op.input[0] in ("read", "get")]
+    if not reads:
+        raise ValueError("history has no read with a known output to corrupt")
+    i = rng.choice(reads)
+    others = sorted(
+        {
+            repr(op.output): op.output
+            for op in history
+            if op.input == history[i].input and op.output is not UNKNOWN
+        }.values(),
+        key=repr,
+    )
+    choices = [v for v in others if v != history[i].output]
+    if not choices:
+        choices = ["corrupted"] if isinstance(history[i].output, str) else [-1]
+    out = list(history)
+    out[i] = replace(history[i], output=rng.choice(choices))
+    return out

@@ -1,0 +1,106 @@
+"""What to click in each notebook's widgets, keyed by notebook name.
+
+Every notebook in ``notebooks/`` needs an entry. A notebook whose widgets draw
+figures needs at least one step per kind of control it offers (toggle a node,
+change a partition, move a slider, press run...); after each step the test
+waits for a figure in the page to change and checks that no error appeared.
+A notebook without interactive figures maps to an empty list.
+
+Steps find controls by their visible text, so a spec reads like instructions
+to a learner: ``Toggle("n2 up")`` ticks or unticks the checkbox labelled
+"n2 up". ``nth`` picks among several matches (0 = first in the notebook).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Toggle:
+    """Click the checkbox whose label is ``label``."""
+
+    label: str
+    nth: int = 0
+
+    def perform(self, page: Any) -> None:
+        box = page.locator(".widget-checkbox", has_text=self.label).nth(self.nth).locator("input")
+        box.scroll_into_view_if_needed()
+        box.click()
+
+
+@dataclass(frozen=True)
+class Click:
+    """Press the button whose text is ``text``."""
+
+    text: str
+    nth: int = 0
+
+    def perform(self, page: Any) -> None:
+        button = page.locator("button.jupyter-button", has_text=self.text).nth(self.nth)
+        button.scroll_into_view_if_needed()
+        button.click()
+
+
+@dataclass(frozen=True)
+class Pick:
+    """Choose the option ``text`` of a ToggleButtons control (``nth`` match)."""
+
+    text: str
+    nth: int = 0
+
+    def perform(self, page: Any) -> None:
+        button = page.locator(".widget-toggle-buttons button", has_text=self.text).nth(self.nth)
+        button.scroll_into_view_if_needed()
+        button.click()
+
+
+@dataclass(frozen=True)
+class Slide:
+    """Move the slider labelled ``label`` by ``presses`` steps with the keyboard."""
+
+    label: str
+    presses: int = 3
+    nth: int = 0
+
+    def perform(self, page: Any) -> None:
+        slider = page.locator(".widget-slider", has=page.locator(f".widget-label:text-is('{self.label}')"))
+        handle = slider.nth(self.nth).locator(".noUi-handle").first
+        handle.scroll_into_view_if_needed()
+        handle.focus()
+        key = "ArrowRight" if self.presses > 0 else "ArrowLeft"
+        for _ in range(abs(self.presses)):
+            handle.press(key)
+
+
+@dataclass(frozen=True)
+class Choose:
+    """Select ``option`` in the drop-down labelled ``label``."""
+
+    label: str
+    option: str
+    nth: int = 0
+
+    def perform(self, page: Any) -> None:
+        box = page.locator(".widget-dropdown", has=page.locator(f".widget-label:text-is('{self.label}')"))
+        select = box.nth(self.nth).locator("select")
+        select.scroll_into_view_if_needed()
+        select.select_option(label=self.option)
+
+
+Step = Toggle | Click | Pick | Slide | Choose
+
+CLUSTER_WIDGET = [
+    Toggle("n2 up"),
+    Pick("B"),
+    Slide("loss"),
+    Slide("latency ms"),
+    Click("Run"),
+    Click("Reset"),
+]
+
+INTERACTIONS: dict[str, list[Step]] = {
+    "00-welcome": CLUSTER_WIDGET,
+    "01-the-network-is-unreliable": CLUSTER_WIDGET,
+}

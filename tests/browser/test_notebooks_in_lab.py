@@ -1,0 +1,167 @@
+"""Every notebook, the way a learner meets it: JupyterLab in a real browser.
+
+For each notebook (discovered, not listed): open it with a fresh kernel, Run
+All, wait for the kernel to go idle, then check that every code cell ran, no
+cell shows a traceback, every plotly figure rendered with data, and every
+widget view rendered. Then drive its widgets as described in
+``interactions.py`` and check that a figure changed and no error appeared.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.browser.interactions import INTERACTIONS
+from tests.browser.lab import NOTEBOOKS
+
+NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+TIMEOUT_MS = 60_000
+
+# Per-cell state as the page shows it. Prompts read "[7]:" once run,
+# "[*]:" while queued or running and "[ ]:" if never run.
+CELL_STATE_JS = """
+() => Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell')).map(cell => {
+  const prompt = cell.querySelector('.jp-InputArea-prompt');
+  const outputs = Array.from(cell.querySelectorAll('.jp-OutputArea-output'));
+  const errors = outputs
+    .filter(o => o.getAttribute('data-mime-type') === 'application/vnd.jupyter.stderr'
+                 && /Traceback|Error/.test(o.innerText))
+    .map(o => o.innerText.slice(-600));
+  const widgetProblems = outputs
+    .map(o => o.innerText)
+    .filter(t => t.includes('Loading widget...') || t.includes('Error displaying widget'));
+  const labkitErrors = Array.from(cell.querySelectorAll('.labkit-widget-error')).map(e => e.innerText);
+  return {prompt: prompt ? prompt.innerText.trim() : '', errors, widgetProblems, labkitErrors};
+})
+"""
+
+# Every plotly figure in the page with a digest of what it shows.
+FIGURES_JS = """
+() => Array.from(document.querySelectorAll('.jp-Notebook .js-plotly-plot')).map(el => ({
+  inWidget: !!el.closest('.jupyter-widgets'),
+  traces: (el.data || []).length,
+  rendered: !!el.querySelector('.main-svg'),
+  digest: JSON.stringify([
+    (el.layout && el.layout.title && (el.layout.title.text || el.layout.title)) || '',
+    (el.data || []).map(d => [d.name, (d.x || []).length, (d.y || []).length,
+      Array.from(d.x || []).reduce((a, v) => a + (typeof v === 'number' ? v : 0), 0).toFixed(6)]),
+    ((el.layout && el.layout.shapes) || []).length,
+  ]),
+}))
+"""
+
+RUNNING_JS = """
+() => {
+  const prompts = Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt'));
+  const busy = prompts.some(p => p.innerText.includes('*'));
+  const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  const idle = indicator ? indicator.getAttribute('data-status') === 'idle' : false;
+  return prompts.length > 0 && !busy && idle;
+}
+"""
+
+
+def _shutdown_kernels(lab) -> None:
+    """Stop every session so the next notebook starts with a fresh kernel."""
+    with urllib.request.urlopen(f"{lab.url}/api/sessions", timeout=10) as resp:
+        sessions = json.loads(resp.read())
+    for s in sessions:
+        req = urllib.request.Request(f"{lab.url}/api/sessions/{s['id']}", method="DELETE")
+        urllib.request.urlopen(req, timeout=30).close()
+
+
+def _open(page, lab, name: str) -> None:
+    # ?reset starts from an empty workspace, so no other notebook is reopened.
+    page.goto(f"{lab.url}/lab/tree/{name}?reset")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT_MS)
+    # The kernel is ready when the status bar says so (not merely when nothing runs).
+    page.wait_for_selector(".jp-StatusBar-TextItem:has-text('| Idle')", timeout=TIMEOUT_MS)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=TIMEOUT_MS)
+
+
+def _run_all(page) -> None:
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    # Run All marks every code cell as queued at once; wait until none is.
+    page.wait_for_function(RUNNING_JS, timeout=10 * TIMEOUT_MS, polling=250)
+
+
+def _problems(page) -> list[str]:
+    out = []
+    for i, cell in enumerate(page.evaluate(CELL_STATE_JS)):
+        for err in cell["errors"]:
+            out.append(f"code cell {i}: traceback:\n{err}")
+        for msg in cell["widgetProblems"]:
+            out.append(f"code cell {i}: widget did not render: {msg[:200]}")
+        for msg in cell["labkitErrors"]:
+            out.append(f"code cell {i}: widget reported: {msg[:300]}")
+    return out
+
+
+def _figure_digests(page) -> list[str]:
+    return [f["digest"] for f in page.evaluate(FIGURES_JS)]
+
+
+@pytest.mark.parametrize("nb", NOTEBOOK_PATHS, ids=lambda p: p.stem)
+def test_notebook_runs_in_jupyterlab(lab, page, nb: Path):
+    assert nb.stem in INTERACTIONS, (
+        f"tests/browser/interactions.py has no entry for {nb.stem}: add "
+        f'"{nb.stem}": [...] with one step per kind of widget control (or [] if it has no interactive figure)'
+    )
+    try:
+        _open(page, lab, nb.name)
+        _run_all(page)
+        cells = page.evaluate(CELL_STATE_JS)
+        not_run = [i for i, c in enumerate(cells) if not c["prompt"].strip("[]: ").isdigit()]
+        problems = _problems(page)
+        assert not problems, "\n".join(problems)
+        assert not not_run, (
+            f"code cells {not_run} did not run (prompts: {[cells[i]['prompt'] for i in not_run]})"
+        )
+
+        figures = page.evaluate(FIGURES_JS)
+        empty = [i for i, f in enumerate(figures) if not (f["traces"] and f["rendered"])]
+        assert not empty, f"plotly figures {empty} rendered without data"
+        widget_figures = [f for f in figures if f["inWidget"]]
+        steps = INTERACTIONS[nb.stem]
+        if widget_figures:
+            assert steps, f"{nb.stem} has interactive figures: add steps for its controls in interactions.py"
+
+        for step in steps:
+            before = _figure_digests(page)
+            step.perform(page)
+            page.wait_for_function(
+                "before => { const now = (" + FIGURES_JS + ")().map(f => f.digest);"
+                " return JSON.stringify(now) !== JSON.stringify(before); }",
+                arg=before,
+                timeout=TIMEOUT_MS,
+                polling=100,
+            )
+            problems = _problems(page)
+            assert not problems, f"after {step}:\n" + "\n".join(problems)
+    finally:
+        _shutdown_kernels(lab)
+
+
+def test_contents_links_open_every_notebook(lab, page):
+    _open(page, lab, "00-welcome.ipynb")
+    links = page.locator(".jp-Notebook .jp-RenderedMarkdown a[href$='.ipynb']")
+    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    others = [p.name for p in NOTEBOOK_PATHS if not p.name.startswith("00")]
+    assert set(others) <= set(hrefs), f"00-welcome does not link to {sorted(set(others) - set(hrefs))}"
+    try:
+        for name in others:
+            page.locator(f".jp-Notebook .jp-RenderedMarkdown a[href='{name}']").first.click()
+            tab = page.locator(
+                f".lm-DockPanel-tabBar .lm-TabBar-tab[data-type='document-title'] >> text={name[:20]}"
+            )
+            tab.first.wait_for(timeout=TIMEOUT_MS)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT_MS)
+            # Back to the contents tab for the next link.
+            page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="00-welcome").first.click()
+    finally:
+        _shutdown_kernels(lab)

@@ -37,11 +37,11 @@ format: $(STAMP)
 test: lint
 	$(PYTEST) -n $(JOBS) --dist loadfile --nbval-lax tests notebooks
 
-# Fast inner loop: unit tests plus the notebooks changed since main's HEAD.
+# Fast inner loop: lint, unit tests, and the notebooks changed since HEAD.
+CHANGED_NBS = $(shell git diff --name-only HEAD -- 'notebooks/*.ipynb'; git ls-files --others --exclude-standard -- 'notebooks/*.ipynb')
 check: lint
 	$(PYTEST) -n $(JOBS) --dist loadfile -m "not browser and not grading and not slow" tests \
-	  $$(git diff --name-only HEAD -- notebooks/*.ipynb; git ls-files --others --exclude-standard notebooks/*.ipynb) \
-	  $$(test -n "$$(git diff --name-only HEAD -- notebooks/*.ipynb; git ls-files --others --exclude-standard notebooks/*.ipynb)" && echo --nbval-lax)
+	  $(if $(strip $(CHANGED_NBS)),--nbval-lax $(sort $(CHANGED_NBS)))
 
 unit: $(STAMP)
 	$(PYTEST) -n $(JOBS) --dist loadfile -m "not browser and not grading" tests

@@ -14,6 +14,7 @@ from labkit.hashing import (
     RendezvousHash,
     SeedRing,
     assign,
+    balance_table,
     bounded_capacity,
     jump_hash,
     load_cv,
@@ -313,3 +314,10 @@ def test_core_imports_no_plotting():
     code = "import sys, labkit.hashing; print(any(m in sys.modules for m in ('plotly', 'ipywidgets')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_balance_table_ranks_schemes():
+    table = balance_table({"one point": HashRing(NODES, vnodes=1), "rendezvous": RendezvousHash(NODES)}, KEYS)
+    t = table.set_index("scheme")
+    assert t.loc["rendezvous", "load_cv"] < t.loc["one point", "load_cv"]
+    assert t.loc["one point", "max_over_mean"] > 1 > t.loc["one point", "min_over_mean"]

@@ -17,6 +17,7 @@ One concept per module:
 
 from labkit.hashing.analysis import (
     assign,
+    balance_table,
     join_moves,
     load_cv,
     load_per_node,
@@ -42,6 +43,7 @@ __all__ = [
     "RendezvousHash",
     "SeedRing",
     "assign",
+    "balance_table",
     "join_moves",
     "bounded_capacity",
     "jump_hash",

@@ -42,6 +42,7 @@ __all__ = [
     "move_matrix",
     "spread_vs_vnodes",
     "join_moves",
+    "balance_table",
 ]
 
 
@@ -232,6 +233,30 @@ def join_moves(
                 "moved_fraction": len(moved) / len(keys),
                 "to_newcomer": (moved["to_node"] == newcomer).mean() if len(moved) else 1.0,
                 "ideal": 1 / (n + 1),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def balance_table(schemes: Mapping[str, Any], keys: Sequence[str]) -> pd.DataFrame:
+    """Balance of several schemes over the same keys, one row each.
+
+    Columns: ``scheme``, ``load_cv`` (std / mean of keys per node), ``max_over_mean`` (the
+    busiest node against the mean) and ``min_over_mean`` (the idlest).
+    """
+    import pandas as pd
+
+    if not keys:
+        raise ValueError("keys must not be empty")
+    rows = []
+    for label, scheme in schemes.items():
+        load = load_per_node(scheme, keys)["vs_mean"]
+        rows.append(
+            {
+                "scheme": label,
+                "load_cv": _cv(load.tolist()),
+                "max_over_mean": load.max(),
+                "min_over_mean": load.min(),
             }
         )
     return pd.DataFrame(rows)

@@ -114,8 +114,9 @@ class SagaLog:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is
         # exactly one transaction and nothing is committed behind our back.
         self._conn = sqlite3.connect(self.path, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        # synchronous first: switching to WAL then costs no fsync when it is OFF.
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
         self.writes = 0  # committed transactions through this handle
 

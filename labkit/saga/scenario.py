@@ -425,8 +425,10 @@ def timeline(trace: Trace) -> list[dict[str, Any]]:
     """The events of a saga run worth drawing, one dict per event.
 
     Keys: ``time``, ``lane`` (a service or "orchestrator"), ``what``
-    (a short label) and ``category`` (request, compensation, reply, log,
-    crash, restart, service).
+    (a short label) and ``category``: request, compensation (sent by the
+    orchestrator), effect (a service changed its data), no effect (it
+    answered without changing anything: refused, duplicate, transient
+    failure...), log (a saga log record), crash, restart.
     """
     rows: list[dict[str, Any]] = []
     for ev in trace:
@@ -441,8 +443,20 @@ def timeline(trace: Trace) -> list[dict[str, Any]]:
             rows.append({"time": ev.time, "lane": ev.dst, "what": f"{name} sent", "category": category})
         elif ev.kind is Kind.STATE and ev.reason in ("service", "participant") and ev.detail:
             d = ev.detail
-            label = f"{d.get('op', '')} {d.get('outcome', '')}".strip() if "op" in d else str(d)
-            rows.append({"time": ev.time, "lane": ev.node, "what": label, "category": "service"})
+            if "op" in d:
+                label = f"{d['op']} {d.get('outcome', '')}".strip()
+                changed = d.get("outcome") in ("applied", "compensated")
+            else:
+                label = ", ".join(f"{k}={v}" for k, v in d.items())
+                changed = d.get("vote") == "yes" or "decision" in d
+            rows.append(
+                {
+                    "time": ev.time,
+                    "lane": ev.node,
+                    "what": label,
+                    "category": "effect" if changed else "no effect",
+                }
+            )
         elif ev.kind is Kind.STATE and ev.reason == "saga_log":
             d = ev.detail or {}
             step = d.get("step", -1)

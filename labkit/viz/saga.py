@@ -1,0 +1,411 @@
+"""Figures and the widget of notebook 09 (sagas).
+
+* :func:`saga_timeline`: one lane per service (and the orchestrator), the
+  requests, compensations, service outcomes, log writes, crashes and down
+  time of one run (durable saga, the seed's saga or 2PC);
+* :func:`final_state_html`: what the order left in each service's database;
+* :func:`two_pc_figure`: how long each 2PC participant stayed in doubt, and
+  what another customer's order was told meanwhile;
+* :class:`SagaWidget`: pick which step fails and how, and where the
+  orchestrator crashes; the timeline and the final state are redrawn.
+
+plotly and ipywidgets are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from labkit.saga.definition import ORDER_SAGA, Order
+from labkit.saga.naive import NAIVE_CALLS, run_naive_saga
+from labkit.saga.orchestrator import CrashPoint
+from labkit.saga.scenario import FAULT_KINDS, SERVICES, run_order_saga, timeline
+from labkit.viz.common import BAD_COLOR, MUTED_COLOR, OK_COLOR, PALETTE, guarded, status_html, style_figure
+
+__all__ = ["saga_timeline", "final_state_html", "two_pc_figure", "SagaWidget"]
+
+LANES = ("orchestrator", "shop", "coordinator", *SERVICES, "probe")
+
+# category -> (legend name, marker symbol, colour, size)
+_STYLE = {
+    "request": ("request sent", "circle", PALETTE[0], 10),
+    "compensation": ("compensation sent", "diamond", PALETTE[1], 11),
+    "effect": ("service changed its data", "square", OK_COLOR, 9),
+    "no effect": ("service answered, no change", "square-open", PALETTE[3], 9),
+    "log": ("saga log write", "line-ns-open", PALETTE[7], 12),
+    "crash": ("crash", "x", BAD_COLOR, 14),
+    "restart": ("restart", "triangle-up", OK_COLOR, 12),
+}
+
+
+def _lanes_of(rows: list[dict[str, Any]]) -> list[str]:
+    used = {r["lane"] for r in rows}
+    return [lane for lane in LANES if lane in used] or list(SERVICES)
+
+
+def _down_spans(rows: list[dict[str, Any]], end: float) -> list[tuple[str, float, float]]:
+    spans, down_since = [], {}
+    for r in rows:
+        if r["category"] == "crash":
+            down_since[r["lane"]] = r["time"]
+        elif r["category"] == "restart" and r["lane"] in down_since:
+            spans.append((r["lane"], down_since.pop(r["lane"]), r["time"]))
+    spans += [(lane, t, end) for lane, t in down_since.items()]
+    return spans
+
+
+def _fill_timeline(fig: Any, run: Any, title: str) -> None:
+    rows = timeline(run.trace)
+    lanes = _lanes_of(rows)
+    end = max((r["time"] for r in rows), default=1.0)
+    fresh = len(fig.data) != len(_STYLE)
+    if fresh:  # build the traces once; later redraws only change their data
+        fig.data = []
+        for name, symbol, color, size in _STYLE.values():
+            fig.add_scatter(
+                x=[],
+                y=[],
+                mode="markers",
+                name=name,
+                marker={
+                    "symbol": symbol,
+                    "color": color,
+                    "size": size,
+                    "line": {"width": 1.5, "color": color},
+                },
+                hovertemplate="%{y} at %{x:.3f}s<br>%{text}<extra></extra>",
+            )
+        style_figure(fig, title=title, xaxis="virtual time (s)", yaxis="", height=360)
+    for trace, category in zip(fig.data, _STYLE, strict=True):
+        pts = [r for r in rows if r["category"] == category]
+        trace.x = [r["time"] for r in pts]
+        trace.y = [r["lane"] for r in pts]
+        trace.text = [r["what"] for r in pts]
+    fig.layout.shapes = [
+        {
+            "type": "rect",
+            "x0": start,
+            "x1": stop,
+            # categoryarray is reversed (first lane on top), so count from the bottom
+            "y0": len(lanes) - 1 - lanes.index(lane) - 0.3,
+            "y1": len(lanes) - 1 - lanes.index(lane) + 0.3,
+            "yref": "y",
+            "fillcolor": MUTED_COLOR,
+            "opacity": 0.25,
+            "line": {"width": 0},
+        }
+        for lane, start, stop in _down_spans(rows, end)
+    ]
+    fig.layout.title.text = title
+    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(lanes)), type="category")
+
+
+def saga_timeline(run: Any, *, title: str | None = None, figure: Any = None) -> Any:
+    """The timeline of one run (a ``SagaRun``, ``NaiveRun`` or ``TwoPCRun``).
+
+    Grey bands are the time a node was down. Pass ``figure`` (a
+    ``FigureWidget``) to redraw it in place.
+    """
+    if not hasattr(run, "trace") or not hasattr(run, "outcome"):
+        raise TypeError(
+            f"run must be the result of run_order_saga, run_naive_saga or run_two_phase_commit, got {run!r}"
+        )
+    import plotly.graph_objects as go
+
+    fig = figure if figure is not None else go.Figure()
+    title = title or f"Steps and compensations per service (final state: {run.outcome})"
+    if hasattr(fig, "batch_update"):
+        with fig.batch_update():
+            _fill_timeline(fig, run, title)
+    else:
+        _fill_timeline(fig, run, title)
+    return fig
+
+
+def final_state_html(run: Any) -> str:
+    """An HTML table of what the order left in each service, and the verdict."""
+    e = run.effects
+    order: Order = run.order
+    rows = [
+        (
+            "inventory",
+            f"{e.reserved} unit(s) reserved in {e.reservations} reservation(s)",
+            e.reserved == order.qty,
+        ),
+        ("payment", f"{e.charged} charged in {e.charges} charge(s)", e.charged == order.amount),
+        ("shipping", f"{e.labels} label(s)", e.labels == 1),
+    ]
+    verdict = {"all": OK_COLOR, "none": OK_COLOR, "partial": BAD_COLOR}[run.outcome]
+    if run.violations:
+        verdict = BAD_COLOR
+    cells = "".join(
+        f"<tr><td style='padding:2px 8px'>{s}</td><td style='padding:2px 8px'>{html.escape(text)}</td>"
+        f"<td style='padding:2px 8px'>{'holds' if held else '-'}</td></tr>"
+        for s, text, held in rows
+    )
+    problems = "".join(f"<li>{html.escape(v)}</li>" for v in run.violations) or "<li>none</li>"
+    return (
+        "<div class='labkit-saga-final'><table style='border-collapse:collapse'>"
+        "<tr><th style='text-align:left;padding:2px 8px'>service</th><th style='text-align:left;padding:2px 8px'>"
+        "effect of this order</th><th style='text-align:left;padding:2px 8px'>done?</th></tr>"
+        f"{cells}</table><p style='color:{verdict}'><b>Final state: {run.outcome}</b></p>"
+        f"<p>Invariant violations:</p><ul>{problems}</ul></div>"
+    )
+
+
+def two_pc_figure(run: Any, *, title: str | None = None) -> Any:
+    """Bars: how long each participant was in doubt (locked); markers: what a
+    second order for the same customer was told, over time."""
+    if not hasattr(run, "in_doubt"):
+        raise TypeError(f"run must be the result of run_two_phase_commit, got {run!r}")
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    end = max([t for t, _ in run.probes] + [s for s, _ in run.in_doubt.values()] + [0.1])
+    names = list(run.in_doubt)
+    fig.add_bar(
+        y=names,
+        x=[(stop if stop is not None else end) - start for start, stop in run.in_doubt.values()],
+        base=[start for start, _ in run.in_doubt.values()],
+        orientation="h",
+        name="in doubt (prepared, locked)",
+        marker_color=PALETTE[1],
+        hovertemplate="%{y}: in doubt for %{x:.2f}s<extra></extra>",
+    )
+    for label, color, test in (
+        ("other order served", OK_COLOR, lambda o: o == "ok"),
+        ("other order refused (locked)", BAD_COLOR, lambda o: o != "ok"),
+    ):
+        pts = [(t, o) for t, o in run.probes if test(o)]
+        fig.add_scatter(
+            x=[t for t, _ in pts],
+            y=["other order"] * len(pts),
+            mode="markers",
+            name=label,
+            marker={"color": color, "size": 9},
+            text=[o for _, o in pts],
+            hovertemplate="%{x:.2f}s: %{text}<extra></extra>",
+        )
+    for t, node in run.crashes:
+        fig.add_vline(x=t, line_dash="dot", line_color=BAD_COLOR, annotation_text=f"{node} crashes")
+    title = title or f"Two-phase commit: participants blocked for {run.blocking_window:.2f} s"
+    style_figure(fig, title=title, xaxis="virtual time (s)", yaxis="", height=320)
+    fig.update_yaxes(
+        type="category", categoryorder="array", categoryarray=["other order", *reversed(SERVICES)]
+    )
+    return fig
+
+
+_FLAVOURS = ("durable saga", "seed's OrderSaga")
+_STEPS = ("none", *(s.name for s in ORDER_SAGA.steps))
+_KINDS = tuple(k for k in FAULT_KINDS if k != "none")
+
+
+class SagaWidget:
+    """Choose which step fails and how, and where the orchestrator crashes.
+
+    >>> w = SagaWidget()
+    >>> w.fail("charge", "very slow"); w.crash(3)     # what the controls do
+    >>> w.result.outcome, w.result.violations
+    >>> w                                              # displays the widget
+
+    ``crash`` takes, for the durable saga, the log write after which the
+    orchestrator dies (``before_send`` chooses whether that write's requests
+    left first) and for the seed's saga the call it dies before (one of
+    :data:`~labkit.saga.naive.NAIVE_CALLS`). ``None`` means no crash.
+    """
+
+    def __init__(self, *, seed: int = 0, flavour: str = "durable saga") -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        self.seed = seed
+        self.flavour = "durable saga"
+        self.failing_step = "none"
+        self.failure = "reject"
+        self.crash_point: CrashPoint | str | None = None
+        self.retries = 0
+        self.baseline_writes = 0
+        self.result: Any = None
+        self._ui: Any = None
+        self._syncing = False
+        self.set_flavour(flavour)
+
+    # -- what the controls do -------------------------------------------------
+    def set_flavour(self, flavour: str) -> None:
+        if flavour not in _FLAVOURS:
+            raise ValueError(f"flavour must be one of {_FLAVOURS}, got {flavour!r}")
+        self.flavour = flavour
+        self.crash_point = None
+        self._simulate()
+
+    def fail(self, step: str, kind: str = "reject") -> None:
+        """Make ``step`` ("reserve", "charge", "ship" or "none") fail with ``kind``."""
+        if step not in _STEPS:
+            raise ValueError(f"step must be one of {_STEPS}, got {step!r}")
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+        self.failing_step, self.failure = step, kind
+        self.crash_point = None  # the crash points depend on the run
+        self._simulate()
+
+    def crash(self, point: int | str | None, *, before_send: bool = True) -> None:
+        """Crash the orchestrator at ``point`` (see the class docstring)."""
+        if point is None:
+            self.crash_point = None
+        elif self.flavour == "durable saga":
+            if isinstance(point, bool) or not isinstance(point, int):
+                raise TypeError(f"point must be a log write number (int) for the durable saga, got {point!r}")
+            if not 1 <= point <= self.baseline_writes:
+                raise ValueError(
+                    f"point must be between 1 and {self.baseline_writes} (the log writes of this run), got {point}"
+                )
+            self.crash_point = CrashPoint(point, before_send)
+        else:
+            if point not in NAIVE_CALLS:
+                raise ValueError(f"point must be one of {NAIVE_CALLS} for the seed's saga, got {point!r}")
+            self.crash_point = point
+        self._simulate()
+
+    def set_retries(self, n: int) -> None:
+        """How often the caller retries the seed's saga after it raised."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 3:
+            raise ValueError(f"retries must be an int from 0 to 3, got {n!r}")
+        self.retries = n
+        self._simulate()
+
+    @property
+    def faults(self) -> dict:
+        if self.failing_step == "none":
+            return {}
+        return {ORDER_SAGA.steps[ORDER_SAGA.index(self.failing_step)].service: FAULT_KINDS[self.failure]}
+
+    def crash_options(self) -> list[tuple[str, Any]]:
+        """(label, value) of every crash point the current run offers."""
+        if self.flavour == "durable saga":
+            opts: list[tuple[str, Any]] = [("no crash", None)]
+            for k in range(1, self.baseline_writes + 1):
+                opts.append((f"after log write {k}, before sending", (k, True)))
+                opts.append((f"after log write {k}, after sending", (k, False)))
+            return opts
+        return [("no crash", None)] + [(f"before calling {c}", c) for c in NAIVE_CALLS]
+
+    # -- simulation ----------------------------------------------------------------
+    def _simulate(self) -> None:
+        if self.flavour == "durable saga":
+            if self.crash_point is None:
+                self.result = run_order_saga(faults=self.faults, seed=self.seed)
+                self.baseline_writes = self.result.writes
+            else:
+                self.result = run_order_saga(faults=self.faults, crashes=[self.crash_point], seed=self.seed)
+        else:
+            self.result = run_naive_saga(
+                faults=self.faults, crash_before=self.crash_point, retries=self.retries, seed=self.seed
+            )
+        if self._ui is not None:
+            self._redraw()
+
+    def summary(self) -> str:
+        r = self.result
+        if self.flavour == "durable saga":
+            status = r.status.value if r.status is not None else "never started"
+            head = f"durable saga: log says {status}, {r.writes} log writes"
+        else:
+            head = "seed's OrderSaga: " + "; ".join(f"{how}: {what}" for how, what in r.attempts)
+        verdict = "invariant holds" if r.ok else "INVARIANT BROKEN: " + "; ".join(r.violations)
+        return f"{head}. Final state: {r.outcome}. {verdict}."
+
+    def figure(self) -> Any:
+        """A static plotly figure of the current run."""
+        return saga_timeline(self.result)
+
+    # -- the widget ------------------------------------------------------------------
+    @property
+    def ui(self) -> Any:
+        if self._ui is None:
+            self._ui = self._build_ui()
+        return self._ui
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.ui)
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        self.status = W.HTML()
+        self.final = W.HTML()
+        self.fig = go.FigureWidget()
+        self.flavour_picker = W.ToggleButtons(
+            options=list(_FLAVOURS),
+            value=self.flavour,
+            description="saga",
+            tooltips=["the orchestrator with a durable log", "the seed's sketch, as written"],
+        )
+        self.step_picker = W.Dropdown(
+            options=list(_STEPS),
+            value=self.failing_step,
+            description="failing step",
+            tooltip="which step fails",
+        )
+        self.kind_picker = W.Dropdown(
+            options=list(_KINDS), value=self.failure, description="how", tooltip="how the failing step fails"
+        )
+        self.crash_picker = W.Dropdown(description="crash", tooltip="where the orchestrator process dies")
+        self.retry_slider = W.IntSlider(
+            value=self.retries,
+            min=0,
+            max=3,
+            description="retries",
+            tooltip="how often the caller runs the seed's saga again after an error",
+        )
+        guard = guarded(self.status)
+
+        def user(fn: Any) -> Any:  # ignore the change events our own redraw causes
+            return guard(lambda ch: None if self._syncing else fn(ch))
+
+        self.flavour_picker.observe(user(lambda ch: self.set_flavour(ch["new"])), names="value")
+        self.step_picker.observe(user(lambda ch: self.fail(ch["new"], self.kind_picker.value)), names="value")
+        self.kind_picker.observe(user(lambda ch: self.fail(self.step_picker.value, ch["new"])), names="value")
+        self.crash_picker.observe(user(self._on_crash), names="value")
+        self.retry_slider.observe(user(lambda ch: self.set_retries(ch["new"])), names="value")
+        box = W.VBox(
+            [
+                self.flavour_picker,
+                W.HBox([self.step_picker, self.kind_picker]),
+                W.HBox([self.crash_picker, self.retry_slider]),
+                self.status,
+                self.fig,
+                self.final,
+            ]
+        )
+        self._ui = box
+        self._redraw()
+        return box
+
+    def _on_crash(self, change: dict) -> None:
+        value = change["new"]
+        if isinstance(value, tuple):
+            self.crash(value[0], before_send=value[1])
+        else:
+            self.crash(value)
+
+    def _redraw(self) -> None:
+        self._syncing = True
+        try:
+            # Methods called from Python move the controls too.
+            self.flavour_picker.value = self.flavour
+            self.step_picker.value = self.failing_step
+            self.kind_picker.value = self.failure
+            self.retry_slider.value = self.retries
+            self.crash_picker.options = self.crash_options()
+            cp = self.crash_point
+            self.crash_picker.value = (cp.after_write, cp.before_send) if isinstance(cp, CrashPoint) else cp
+            self.retry_slider.disabled = self.flavour == "durable saga"
+        finally:
+            self._syncing = False
+        saga_timeline(self.result, figure=self.fig)
+        self.final.value = final_state_html(self.result)
+        self.status.value = status_html(self.summary(), "info" if self.result.ok else "refused")

@@ -1,0 +1,66 @@
+"""The saga figures and widget, driven without a browser."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.saga.naive import run_naive_saga
+from labkit.saga.scenario import run_order_saga
+from labkit.saga.twopc import CoordinatorCrash, run_two_phase_commit
+from labkit.viz.saga import SagaWidget, final_state_html, saga_timeline, two_pc_figure
+
+
+def test_timeline_has_a_title_axes_and_the_crash():
+    fig = saga_timeline(run_naive_saga(crash_before="create_label"))
+    assert "partial" in fig.layout.title.text
+    assert fig.layout.xaxis.title.text == "virtual time (s)"
+    names = {t.name: t for t in fig.data}
+    assert len(names["request sent"].x) == 2  # reserve and charge, never create_label
+    assert len(names["compensation sent"].x) == 0
+
+
+def test_timeline_shows_down_time_and_compensations():
+    run = run_order_saga(faults={"payment": run_order_saga.__globals__["FAULT_KINDS"]["crash after apply"]})
+    fig = saga_timeline(run)
+    assert len(fig.layout.shapes) == 1  # payment was down for a while
+    assert len({t.name: t for t in fig.data}["compensation sent"].x) >= 1
+
+
+def test_final_state_and_two_pc_figure():
+    assert "Final state: all" in final_state_html(run_order_saga())
+    assert "charged 2 times" in final_state_html(run_naive_saga(retries=1))
+    fig = two_pc_figure(run_two_phase_commit(crash=CoordinatorCrash.AFTER_PREPARE, down_for=2.0))
+    assert "2.0" in fig.layout.title.text
+    with pytest.raises(TypeError, match="run"):
+        saga_timeline("not a run")
+
+
+def test_widget_methods_match_the_controls():
+    w = SagaWidget()
+    ui = w.ui
+    assert ui is w.ui
+    w.fail("charge", "reject")
+    assert w.result.outcome == "none" and w.result.ok
+    writes = w.baseline_writes
+    assert len(w.crash_picker.options) == 1 + 2 * writes
+    w.crash_picker.value = w.crash_options()[3][1]  # as if picked in the browser
+    assert w.crash_point is not None and w.crash_point.after_write == 2 and w.result.ok
+    w.flavour_picker.value = "seed's OrderSaga"
+    w.step_picker.value = "none"
+    w.retry_slider.value = 1
+    assert not w.result.ok and "charged 2 times" in w.status.value
+    w.crash_picker.value = "charge"
+    assert w.result.outcome == "partial"
+
+
+def test_widget_refuses_bad_settings_in_its_status_line():
+    w = SagaWidget()
+    assert w.ui is not None
+    with pytest.raises(ValueError, match="between 1 and"):
+        w.crash(99)
+    with pytest.raises(ValueError, match="step"):
+        w.fail("dance")
+    w.flavour_picker.value = "seed's OrderSaga"
+    w.crash_picker.options = [*w.crash_picker.options, ("bogus", "teleport")]  # a value no method accepts
+    w.crash_picker.value = "teleport"
+    assert "Not allowed" in w.status.value and "crash_before" not in w.status.value

@@ -15,7 +15,10 @@ upcaster :func:`deposited_v1_to_v2` converts them when they are read.
 
 from __future__ import annotations
 
+import os
 import random
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,6 +37,7 @@ __all__ = [
     "Withdrawn",
     "bank_upcasters",
     "deposited_v1_to_v2",
+    "measure_load_times",
     "simulate_activity",
 ]
 
@@ -220,3 +224,68 @@ def simulate_activity(
     for acc in accounts.values():
         repo.save(acc)
     return ids
+
+
+def measure_load_times(
+    directory: str | os.PathLike[str],
+    lengths: Sequence[int] = (200, 1000, 3000),
+    snapshot_every: int = 100,
+    repeats: int = 5,
+    progress: Callable[[], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Time ``Repository.load`` of one account with and without snapshots, per stream length.
+
+    For each length a fresh SQLite file in ``directory`` gets one account
+    with that many events (saved in batches of ``snapshot_every``, so a
+    snapshot is taken at every multiple). Returns one row per (length, mode)
+    with the fastest of ``repeats`` load times in seconds (the least disturbed
+    by whatever else the machine is doing) and how many events the load
+    replayed. Times depend on the machine; the replay counts do not.
+    """
+    from labkit.eventstore.snapshots import SQLiteSnapshotStore
+    from labkit.eventstore.sqlite import Durability, SQLiteEventStore
+
+    if not os.path.isdir(directory):
+        raise ValueError(f"directory must be an existing folder, got {directory!r}")
+    if not lengths or any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in lengths):
+        raise ValueError(f"lengths must be ints >= 2, got {lengths!r}")
+    for name, value in (("snapshot_every", snapshot_every), ("repeats", repeats)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    rows: list[dict[str, Any]] = []
+    for n in lengths:
+        path = os.path.join(directory, f"load-times-{n}.db")
+        if os.path.exists(path):
+            os.remove(path)
+        # NORMAL durability only speeds up building the test stream; loads are reads.
+        store = SQLiteEventStore(path, Durability.NORMAL)
+        snaps = SQLiteSnapshotStore(path, Durability.NORMAL)
+        with_snaps = Repository(store, Account, snapshots=snaps, snapshot_every=snapshot_every)
+        plain = Repository(store, Account)
+        acc = Account.open("acct", "ada")
+        for i in range(n - 1):
+            acc.deposit(100 + i % 7)
+            if acc.version % snapshot_every == 0:
+                with_snaps.save(acc)
+        with_snaps.save(acc)
+        for mode, repo in (("full replay", plain), ("from snapshot", with_snaps)):
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                loaded = repo.load("acct")
+                times.append(time.perf_counter() - t0)
+            assert loaded.balance == acc.balance
+            rows.append(
+                {
+                    "events": n,
+                    "mode": mode,
+                    "seconds": min(times),
+                    "events_replayed": repo.last_load.events_replayed,
+                    "snapshot_version": repo.last_load.snapshot_version,
+                }
+            )
+        snaps.close()
+        store.close()
+        if progress is not None:
+            progress()
+    return rows

@@ -1,0 +1,341 @@
+"""Figures and a widget for notebook 10, "Event sourcing".
+
+* :class:`ReplayWidget`: a slider over one aggregate's event stream; every
+  move rebuilds the aggregate from the store as of that version (time
+  travel) and shows the state, the event just applied and where it sits in
+  the history;
+* :func:`global_log_figure`: the store's global order, one row per stream,
+  the order a projection reads in;
+* :func:`load_time_figure`: load time with and without snapshots against
+  stream length (rows from :func:`labkit.eventstore.bank.measure_load_times`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from labkit.eventstore.aggregate import Aggregate, Repository
+from labkit.eventstore.recorder import EventStore, RecordedEvent
+from labkit.viz.common import MUTED_COLOR, PALETTE, guarded, status_html, style_figure
+
+__all__ = ["ReplayWidget", "event_label", "global_log_figure", "load_time_figure"]
+
+_TYPE_COLORS = {
+    "AccountOpened": PALETTE[0],
+    "Deposited": PALETTE[2],
+    "Withdrawn": PALETTE[5],
+    "AccountClosed": PALETTE[8],
+}
+
+
+def _type_color(event_type: str, seen: dict[str, str]) -> str:
+    if event_type in _TYPE_COLORS:
+        return _TYPE_COLORS[event_type]
+    if event_type not in seen:
+        seen[event_type] = PALETTE[(len(seen) + 3) % len(PALETTE)]
+    return seen[event_type]
+
+
+def event_label(record: RecordedEvent) -> str:
+    """``Type(k=v, ...)`` for a stored event."""
+    fields = ", ".join(f"{k}={v!r}" for k, v in record.data.items())
+    return f"{record.type}({fields})"
+
+
+class ReplayWidget:
+    """Rebuild one aggregate step by step: a slider over its versions.
+
+    ``value`` picks the number to plot from the aggregate (default: an
+    account's balance in euros). Every change of version calls
+    ``repo.load(aggregate_id, at_version=v)``, a real replay from the store,
+    so what you see is exactly what the repository would give you.
+
+    Plain methods do what the controls do: :meth:`set_version`,
+    :meth:`step`, :meth:`describe`; :attr:`state` is the rebuilt aggregate.
+    """
+
+    def __init__(
+        self,
+        repo: Repository,
+        aggregate_id: str,
+        *,
+        value: Callable[[Aggregate], float] | None = None,
+        value_label: str = "balance (€)",
+    ) -> None:
+        if not isinstance(repo, Repository):
+            raise TypeError(f"repo must be a Repository, got {type(repo).__name__}")
+        if value is not None and not callable(value):
+            raise TypeError(f"value must be a function of the aggregate, got {type(value).__name__}")
+        self.repo = repo
+        self.aggregate_id = aggregate_id
+        self.value = value if value is not None else (lambda agg: agg.balance / 100)
+        self.value_label = value_label
+        self.records = repo.store.read(aggregate_id)  # raises StreamNotFoundError for an unknown id
+        self.n = len(self.records)
+        # The value after every version, computed once by stepping one aggregate forward (for the plot).
+        agg = repo.aggregate_cls(aggregate_id)
+        self.values = [self.value(agg)]
+        for record in self.records:
+            agg.apply(repo.codec.decode(record))
+            self.values.append(self.value(agg))
+        self.version = self.n
+        self.state = repo.load(aggregate_id)
+        self._ui: Any = None
+        self._syncing = False
+
+    # -- what the controls do ------------------------------------------------
+    def set_version(self, version: int) -> None:
+        """Rebuild the aggregate as of ``version`` (0 = before its first event)."""
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise TypeError(f"version must be an int between 0 and {self.n}, got {version!r}")
+        if not 0 <= version <= self.n:
+            raise ValueError(f"version must be between 0 and {self.n}, got {version}")
+        self.state = self.repo.load(self.aggregate_id, at_version=version)
+        self.version = version
+        if self._ui is not None:
+            self._sync_slider()
+            self._redraw()
+
+    def step(self, delta: int = 1) -> None:
+        """Move ``delta`` versions forward (negative: back), stopping at the ends."""
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise TypeError(f"delta must be an int, got {delta!r}")
+        self.set_version(min(self.n, max(0, self.version + delta)))
+
+    def describe(self) -> str:
+        """One line: the version, the event just applied and the state it led to."""
+        v = self.version
+        last = event_label(self.records[v - 1]) if v else "nothing yet"
+        return f"version {v} of {self.n}; last event applied: {last}; state: {self.state!r}"
+
+    # -- the view ------------------------------------------------------------
+    def figure(self, figure: Any = None) -> Any:
+        """The history (muted), the part replayed so far, the events by type and a cursor.
+
+        Redrawing into a figure this method drew before only updates what the
+        version changes (the replayed line, the highlighted event, the cursor).
+        """
+        import plotly.graph_objects as go
+
+        fig = figure if figure is not None else go.Figure()
+        v = self.version
+        by_type: dict[str, list[int]] = {}
+        for i, r in enumerate(self.records, start=1):
+            by_type.setdefault(r.type, []).append(i)
+        fresh = len(fig.data) != 2 + len(by_type) or getattr(fig.data[1], "uid", None) != "replayed"
+        xs = list(range(self.n + 1))
+        with fig.batch_update():
+            if fresh:
+                fig.data = []
+                fig.add_trace(
+                    go.Scatter(
+                        x=xs,
+                        y=self.values,
+                        mode="lines",
+                        line={"color": MUTED_COLOR, "dash": "dot", "shape": "hv"},
+                        name="whole history",
+                        hoverinfo="skip",
+                    )
+                )
+                fig.add_trace(
+                    go.Scatter(
+                        mode="lines", line={"color": PALETTE[0], "width": 3, "shape": "hv"}, uid="replayed"
+                    )
+                )
+                extra: dict[str, str] = {}
+                for event_type, versions in by_type.items():
+                    fig.add_trace(
+                        go.Scatter(
+                            x=versions,
+                            y=[self.values[i] for i in versions],
+                            mode="markers",
+                            marker={"color": _type_color(event_type, extra)},
+                            name=event_type,
+                            text=[
+                                f"v{i} · position {self.records[i - 1].position}<br>{event_label(self.records[i - 1])}"
+                                for i in versions
+                            ],
+                            hovertemplate="%{text}<br>" + self.value_label + " after: %{y}<extra></extra>",
+                        )
+                    )
+                style_figure(
+                    fig,
+                    title="",
+                    xaxis="version (number of events applied)",
+                    yaxis=self.value_label,
+                    height=400,
+                )
+                fig.update_xaxes(range=[-0.5, self.n + 0.5])
+            replayed = fig.data[1]
+            replayed.x = xs[: v + 1]
+            replayed.y = self.values[: v + 1]
+            replayed.name = f"replayed up to version {v}"
+            for trace, versions in zip(fig.data[2:], by_type.values(), strict=True):
+                trace.marker.size = [14 if i == v else 8 for i in versions]
+                trace.marker.opacity = [1.0 if i <= v else 0.35 for i in versions]
+                trace.marker.line = {"width": [2 if i == v else 0 for i in versions], "color": "#000000"}
+            fig.layout.shapes = [
+                {
+                    "type": "line",
+                    "x0": v,
+                    "x1": v,
+                    "y0": 0,
+                    "y1": 1,
+                    "yref": "paper",
+                    "line": {"color": "#000000", "width": 1, "dash": "dash"},
+                }
+            ]
+            fig.layout.title.text = f"Rebuilding {self.aggregate_id!r} by replay: version {v} of {self.n}"
+        return fig
+
+    @property
+    def ui(self) -> Any:
+        if self._ui is None:
+            self._ui = self._build_ui()
+        return self._ui
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.ui)
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        self.status = W.HTML()
+        g = guarded(self.status)
+        self.slider = W.IntSlider(
+            value=self.version,
+            min=0,
+            max=self.n,
+            description="version",
+            tooltip="how many events to replay; the state is rebuilt from the store at each step",
+            continuous_update=True,
+        )
+        self.play = W.Play(
+            value=self.version,
+            min=0,
+            max=self.n,
+            interval=400,
+            description="play",
+            tooltip="replay the stream from the start, one event at a time",
+        )
+        W.jslink((self.play, "value"), (self.slider, "value"))
+        self.back_button = W.Button(
+            description="◀ one back", tooltip="undo the last event (rebuild one version earlier)"
+        )
+        self.next_button = W.Button(description="one more ▶", tooltip="apply the next event")
+        self.slider.observe(g(self._user(lambda ch: self.set_version(ch["new"]))), "value")
+        self.back_button.on_click(g(lambda _b: self.step(-1)))
+        self.next_button.on_click(g(lambda _b: self.step(1)))
+        self.state_html = W.HTML()
+        self.fig = go.FigureWidget()
+        self._ui = W.VBox(
+            [
+                W.HBox([self.play, self.slider, self.back_button, self.next_button]),
+                self.status,
+                self.state_html,
+                self.fig,
+            ]
+        )
+        self._redraw()
+        return self._ui
+
+    def _user(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def handler(change: Any) -> Any:
+            if self._syncing:
+                return None
+            return fn(change)
+
+        return handler
+
+    def _sync_slider(self) -> None:
+        self._syncing = True
+        try:
+            self.slider.value = self.version
+        finally:
+            self._syncing = False
+
+    def _redraw(self) -> None:
+        v = self.version
+        last = event_label(self.records[v - 1]) if v else "(none: the empty aggregate)"
+        self.status.value = status_html(f"version {v} of {self.n}; last event applied: {last}")
+        rows = "".join(
+            f"<tr><td style='padding-right:1em'>{k}</td><td><code>{v!r}</code></td></tr>"
+            for k, v in self.state.snapshot_state().items()
+        )
+        self.state_html.value = (
+            f"<b>state of {self.aggregate_id!r} as of version {self.state.version}</b>"
+            f"<table style='font-size:90%'>{rows}</table>"
+        )
+        self.figure(self.fig)
+
+
+def global_log_figure(store: EventStore, *, limit: int = 300) -> Any:
+    """Every event of ``store`` at its global position, one row per stream (first ``limit`` events)."""
+    import plotly.graph_objects as go
+
+    if not isinstance(store, EventStore):
+        raise TypeError(f"store must be an EventStore, got {type(store).__name__}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+    records = store.read_all(0, limit=limit)
+    fig = go.Figure()
+    extra: dict[str, str] = {}
+    by_type: dict[str, list[RecordedEvent]] = {}
+    for r in records:
+        by_type.setdefault(r.type, []).append(r)
+    for event_type, rs in by_type.items():
+        fig.add_trace(
+            go.Scatter(
+                x=[r.position for r in rs],
+                y=[r.stream_id for r in rs],
+                mode="markers",
+                marker={"color": _type_color(event_type, extra), "size": 9, "symbol": "square"},
+                name=event_type,
+                text=[f"position {r.position} · {r.stream_id} v{r.version}<br>{event_label(r)}" for r in rs],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    streams = list(dict.fromkeys(r.stream_id for r in records))
+    style_figure(
+        fig,
+        title=f"The global log: {len(records)} events, each with one position (what read_all returns)",
+        xaxis="global position",
+        yaxis="stream",
+        height=max(260, 80 + 40 * len(streams)),
+    )
+    fig.update_yaxes(categoryorder="array", categoryarray=streams[::-1])
+    return fig
+
+
+def load_time_figure(rows: Sequence[dict[str, Any]]) -> Any:
+    """Load time (ms, fastest of the repeats) against stream length, one line per mode, replay counts on hover."""
+    import plotly.graph_objects as go
+
+    if not rows:
+        raise ValueError("rows must not be empty (use labkit.eventstore.bank.measure_load_times)")
+    fig = go.Figure()
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    for i, mode in enumerate(modes):
+        rs = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["events"])
+        fig.add_trace(
+            go.Scatter(
+                x=[r["events"] for r in rs],
+                y=[r["seconds"] * 1e3 for r in rs],
+                mode="lines+markers",
+                name=mode,
+                line={"color": PALETTE[[0, 5][i % 2]] if i < 2 else PALETTE[i]},
+                text=[f"replayed {r['events_replayed']} events" for r in rs],
+                hovertemplate="%{x} events in the stream<br>%{y:.2f} ms<br>%{text}<extra></extra>",
+            )
+        )
+    style_figure(
+        fig,
+        title="Loading one aggregate: full replay vs. snapshot + tail",
+        xaxis="events in the stream",
+        yaxis="load time (ms, fastest of the repeats)",
+    )
+    return fig

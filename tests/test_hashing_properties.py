@@ -4,7 +4,7 @@ Each property is a sentence from the papers:
 * a lookup is "the first point clockwise" (Karger et al.): checked against a brute-force reference;
 * a join moves keys only *to* the newcomer, a leave only *from* the leaver (monotonicity);
 * a preference list holds n distinct physical nodes (Dynamo §4.3);
-* growing jump hash's bucket count moves keys only to the new bucket (Lamping and Veach §2);
+* growing jump hash's bucket count moves keys only to the new bucket (Lamping and Veach 2014);
 * bounded loads never exceed ceil((1+eps) m / n) (Mirrokni et al.).
 
 Small hashes (``ring_size`` 64) make vnode collisions common, so collision handling is exercised.

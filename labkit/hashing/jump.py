@@ -1,5 +1,5 @@
 """Jump consistent hash (Lamping and Veach, "A Fast, Minimal Memory, Consistent
-Hash Algorithm", 2014, Figure 1).
+Hash Algorithm", arXiv:1406.2294, 2014; the C++ function given in the paper).
 
 ``jump_hash(key, n)`` maps a 64-bit key to a bucket in ``[0, n)`` with no table
 at all, in O(log n) steps, and with perfect balance in expectation. Growing from
@@ -8,7 +8,7 @@ n to n+1 buckets moves exactly the keys that land in the new bucket (about
 only add or remove the last one, so it suits data stores whose shards are
 numbered and replicated, not a cache cluster where any machine may die.
 
-How it works (paper §2): follow the key as the bucket count grows 1, 2, 3, ...
+How it works (the paper's explanation): follow the key as the bucket count grows 1, 2, 3, ...
 At each step it jumps to the new bucket with probability 1/(j+1). A seeded
 pseudo-random generator (a 64-bit linear congruential step) lets us skip
 straight to the next jump instead of visiting every count in between.

@@ -192,6 +192,21 @@ def moves_figure(frame: Any, *, title: str = "Keys moved when one node joins") -
     return fig
 
 
+def _mean_line(mean: float) -> dict:
+    """A dotted horizontal line at the mean load across the bar chart (the second subplot)."""
+    line = {"dash": "dot", "color": MUTED_COLOR}
+    return {
+        "type": "line",
+        "xref": "x2 domain",
+        "x0": 0,
+        "x1": 1,
+        "yref": "y2",
+        "y0": mean,
+        "y1": mean,
+        "line": line,
+    }
+
+
 class RingWidget:
     """Grow and shrink a ring and watch which keys move.
 
@@ -387,40 +402,32 @@ class RingWidget:
                 },
             },
         ]
+        mean = len(self.keys) / len(self.ring)
         with fig.batch_update():
             if not fig.data:
+                # First draw: traces and the static layout. Later draws touch only data, title and mean.
                 for spec in wanted:
                     fig.add_trace(go.Scatter(spec), row=1, col=1)
                 for spec in bars:
                     fig.add_trace(go.Bar(spec), row=1, col=2)
-            else:
-                for trace, spec in zip(fig.data, wanted + bars, strict=True):
-                    trace.update(spec, overwrite=True)
-            mean = len(self.keys) / len(self.ring)
-            fig.update_layout(
-                barmode="stack",
-                shapes=[
-                    {
-                        "type": "line",
-                        "xref": "x2 domain",
-                        "x0": 0,
-                        "x1": 1,
-                        "yref": "y2",
-                        "y0": mean,
-                        "y1": mean,
-                        "line": {"dash": "dot", "color": MUTED_COLOR},
-                    }
-                ],
-            )
-            style_figure(fig, title=self._title(), xaxis="", yaxis="", height=520)
-            # Legend under the plots: the title line above is long.
-            fig.update_layout(
-                margin={"t": 80, "r": 20, "b": 110},
-                legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12, "yanchor": "top"},
-            )
-            _square_axes(fig, row=1, col=1)
-            fig.update_xaxes(title_text="node", row=1, col=2)
-            fig.update_yaxes(title_text="keys (dotted: the mean)", row=1, col=2)
+                style_figure(fig, title=self._title(), xaxis="", yaxis="", height=520)
+                # Legend under the plots: the title line above is long.
+                fig.update_layout(
+                    barmode="stack",
+                    margin={"t": 80, "r": 20, "b": 110},
+                    legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12, "yanchor": "top"},
+                    shapes=[_mean_line(mean)],
+                )
+                _square_axes(fig, row=1, col=1)
+                fig.update_xaxes(title_text="node", row=1, col=2)
+                fig.update_yaxes(title_text="keys (dotted: the mean)", row=1, col=2)
+                return
+            for trace, spec in zip(fig.data, wanted + bars, strict=True):
+                if not spec["x"] and not trace.x:
+                    continue  # an unused node slot that was already empty
+                trace.update(spec, overwrite=True)
+            fig.layout.title.text = self._title()
+            fig.layout.shapes[0].update(y0=mean, y1=mean)
 
     @property
     def ui(self) -> Any:

@@ -84,6 +84,16 @@ class ServiceStats:
             b = self.bucket
             q, k, w = self._queue, self._busy, self._workers
             areas = self.areas
+            i = int(t / b)
+            if now <= (i + 1) * b:  # the common case: still in the same bucket
+                a = areas.get(i)
+                if a is None:
+                    a = areas[i] = [0.0, 0.0, 0.0]
+                dt = now - t
+                a[0] += q * dt
+                a[1] += k * dt
+                a[2] += w * dt
+                t = now
             while t < now:
                 i = int(t / b)
                 end = min(now, (i + 1) * b)

@@ -1,0 +1,86 @@
+"""How fast does the service model simulate? (notebook 11's widget re-runs it on every click)
+
+Target: 1,000 requests/s through the A -> B -> C chain for 60 s of virtual
+time in under 5 s of CPU time. Prints one table row per policy set; with
+``--profile`` also the top of a cProfile of the first run, to show whether
+the time goes to labkit.sim or to labkit.resilience.
+
+    .venv/bin/python benchmarks/bench_resilience.py [--seconds 60] [--rate 1000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+
+from labkit.resilience import ChainModel, Fault, ServiceSpec, make_policies
+from labkit.sim import Exponential
+
+
+def chain() -> dict[str, ServiceSpec]:
+    # Sized so that 1,000 req/s is about half of every service's capacity.
+    return {
+        "A": ServiceSpec(workers=128, latency=Exponential(0.002, minimum=0.002), calls={"checkout": ("B",)}),
+        "B": ServiceSpec(workers=128, latency=Exponential(0.003, minimum=0.002), calls={"checkout": ("C",)}),
+        "C": ServiceSpec(workers=48, latency=Exponential(0.01, minimum=0.01)),
+    }
+
+
+POLICIES = {
+    "none": make_policies(),
+    "timeouts+deadlines": make_policies(timeouts=True, deadlines=True),
+    "all": make_policies(
+        timeouts=True,
+        deadlines=True,
+        retries=True,
+        budget=True,
+        breaker=True,
+        bulkhead=True,
+        shedding=True,
+        bulkhead_limit=64,
+    ),
+}
+
+
+def run(policies, seconds: float, rate: float, fault: bool) -> ChainModel:
+    m = ChainModel(1, rate=rate, mix={"checkout": 1.0}, services=chain(), policies=policies)
+    if fault:  # C slow for the middle third
+        m.at(seconds / 3, lambda m: m.set_fault("C", Fault.SLOW))
+        m.at(2 * seconds / 3, lambda m: m.set_fault("C", Fault.NONE))
+    return m.run(seconds)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--rate", type=float, default=1000.0)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    print(f"{args.rate:g} req/s for {args.seconds:g} s virtual (target: < 5 s CPU)")
+    print(
+        f"{'policies':<20} {'C fault':<8} {'CPU s':>7} {'trace rows':>10} {'us/row':>7} {'requests':>9} {'goodput/s':>10}"
+    )
+    for name, pol in POLICIES.items():
+        for fault in (False, True):
+            t0 = time.process_time()
+            m = run(pol, args.seconds, args.rate, fault)
+            cpu = time.process_time() - t0
+            events = len(m.sim.trace)
+            sent = sum(m.client_stats.sent.values())
+            print(
+                f"{name:<20} {'slow' if fault else 'none':<8} {cpu:7.2f} {events:10d} {1e6 * cpu / events:7.2f} "
+                f"{sent:9d} {m.goodput():10.1f}"
+            )
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        run(POLICIES["all"], args.seconds, args.rate, False)
+        prof.disable()
+        stats = pstats.Stats(prof)
+        stats.sort_stats("tottime").print_stats(15)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,497 @@
+"""Figures and the widget of notebook 11 (cascading failures).
+
+* :func:`timeline_figure`: goodput, p99 latency, queue depth and breaker
+  state over time for one run of :class:`~labkit.resilience.ChainModel`;
+* :func:`compare_figure`: one metric of several runs side by side;
+* :func:`arrivals_figure`: requests arriving at a service over time (the herd);
+* :func:`backoff_figure`: when a crowd of callers retries, per jitter mode;
+* :class:`ResilienceWidget`: pick C's fault, toggle each policy, set the
+  load, and watch the four panels redraw.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from labkit.resilience import Backoff, ChainModel, Fault, Jitter, default_services, make_policies
+from labkit.viz.common import BAD_COLOR, MUTED_COLOR, PALETTE, guarded, node_colors, status_html, style_figure
+
+__all__ = [
+    "timeline_figure",
+    "compare_figure",
+    "arrivals_figure",
+    "backoff_figure",
+    "ResilienceWidget",
+    "WidgetSettings",
+    "run_scenario",
+]
+
+_SERVICES = ("A", "B", "C", "D")
+_KIND_COLORS = {"checkout": PALETTE[0], "browse": PALETTE[2]}
+_BREAKERS = (("A", "B"), ("A", "D"), ("B", "C"))
+_PANELS = ("goodput (req/s)", "p99 latency (s)", "queue depth", "breaker state")
+
+
+def _panel_traces(model: ChainModel) -> list[tuple[int, str, str, str, list[float], list[float]]]:
+    """(panel row, name, colour, dash, x, y) for every trace of the timeline, in a fixed order."""
+    out = []
+    cf = model.client_metrics()
+    for kind in ("checkout", "browse"):
+        part = cf[cf.kind == kind]
+        out.append((1, f"{kind} goodput", _KIND_COLORS[kind], "solid", list(part.time), list(part.goodput)))
+    offered = cf.groupby("time", sort=True).offered.sum() if len(cf) else None
+    out.append(
+        (
+            1,
+            "offered (all)",
+            MUTED_COLOR,
+            "dot",
+            list(offered.index) if offered is not None else [],
+            list(offered.values) if offered is not None else [],
+        )
+    )
+    sf = model.metrics()
+    colors = node_colors(_SERVICES)
+    present = [s for s in _SERVICES if s in model.specs]
+    for s in _SERVICES:
+        part = sf[sf.service == s] if s in present else sf.iloc[0:0]
+        out.append((2, f"{s} p99", colors[s], "solid", list(part.time), list(part.p99)))
+    for s in _SERVICES:
+        part = sf[sf.service == s] if s in present else sf.iloc[0:0]
+        out.append((3, f"{s} queue", colors[s], "solid", list(part.time), list(part.queue_depth)))
+    bf = model.breaker_states()
+    times = [i * model.bucket for i in range(len(sf) // max(1, len(present)))]
+    for i, (svc, dep) in enumerate(_BREAKERS):
+        part = bf[(bf.service == svc) & (bf.dependency == dep)] if len(bf) else bf
+        if len(part):
+            xs, ys = list(part.time), list(part.level)
+        else:
+            xs, ys = times, [0] * len(times)
+        out.append((4, f"breaker {svc}→{dep}", PALETTE[(i + 3) % len(PALETTE)], "solid", xs, ys))
+    return out
+
+
+def _timeline_layout(fig: Any, title: str, fault: tuple[float, float] | None) -> None:
+    style_figure(fig, title=title, xaxis="", yaxis="", height=760)
+    fig.update_xaxes(title_text="", row=1, col=1)
+    fig.update_xaxes(title_text="virtual time (s)", row=4, col=1)
+    for row, label in enumerate(_PANELS, start=1):
+        fig.update_yaxes(title_text=label, row=row, col=1)
+    fig.update_yaxes(
+        tickvals=[0, 1, 2], ticktext=["closed", "half-open", "open"], range=[-0.3, 2.3], row=4, col=1
+    )
+    # One legend group per panel, in a column on the right.
+    fig.update_layout(
+        legend={
+            "orientation": "v",
+            "x": 1.02,
+            "xanchor": "left",
+            "y": 1.0,
+            "yanchor": "top",
+            "tracegroupgap": 40,
+        },
+        margin={"r": 170},
+    )
+    if fault is not None:
+        for row in range(1, 5):
+            fig.add_vrect(
+                x0=fault[0], x1=fault[1], fillcolor=BAD_COLOR, opacity=0.08, line_width=0, row=row, col=1
+            )
+
+
+def timeline_figure(
+    model: ChainModel, *, title: str = "The chain over time", fault: tuple[float, float] | None = None
+) -> Any:
+    """Four stacked panels sharing the time axis: clients' goodput per kind,
+    each service's p99 latency, each service's queue depth, and the state of
+    each circuit breaker. ``fault`` shades the window when C was broken."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    if not isinstance(model, ChainModel):
+        raise TypeError(f"model must be a ChainModel, got {type(model).__name__}")
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05)
+    for row, name, color, dash, xs, ys in _panel_traces(model):
+        shape = "hv" if row == 4 else "linear"
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                name=name,
+                mode="lines",
+                line={"color": color, "dash": dash, "shape": shape},
+                legendgroup=_PANELS[row - 1],
+                legendgrouptitle_text=_PANELS[row - 1],
+            ),
+            row=row,
+            col=1,
+        )
+    _timeline_layout(fig, title, fault)
+    return fig
+
+
+def compare_figure(
+    runs: Mapping[str, ChainModel],
+    *,
+    metric: str = "goodput",
+    kind: str | None = None,
+    service: str | None = None,
+    title: str,
+    yaxis: str | None = None,
+    fault: tuple[float, float] | None = None,
+) -> Any:
+    """One line per run: a client metric (``kind`` or all kinds summed) or,
+    with ``service``, a per-service metric of :meth:`ChainModel.metrics`."""
+    import plotly.graph_objects as go
+
+    if not runs:
+        raise ValueError("runs must hold at least one labelled ChainModel")
+    fig = go.Figure()
+    for i, (label, model) in enumerate(runs.items()):
+        if service is not None:
+            f = model.metrics()
+            if metric not in f.columns:
+                raise ValueError(f"metric must be one of {list(f.columns[2:])}, got {metric!r}")
+            part = f[f.service == service]
+            xs, ys = part.time, part[metric]
+        else:
+            f = model.client_metrics()
+            if metric not in f.columns:
+                raise ValueError(f"metric must be one of {list(f.columns[2:])}, got {metric!r}")
+            part = f if kind is None else f[f.kind == kind]
+            agg = part.groupby("time", sort=True)[metric]
+            series = (
+                agg.sum() if metric in ("offered", "goodput", "late", "errors", "timed_out") else agg.mean()
+            )
+            xs, ys = series.index, series.values
+        fig.add_trace(
+            go.Scatter(
+                x=list(xs), y=list(ys), name=label, mode="lines", line={"color": PALETTE[i % len(PALETTE)]}
+            )
+        )
+    if fault is not None:
+        fig.add_vrect(x0=fault[0], x1=fault[1], fillcolor=BAD_COLOR, opacity=0.08, line_width=0)
+    return style_figure(fig, title=title, xaxis="virtual time (s)", yaxis=yaxis or metric)
+
+
+def arrivals_figure(runs: Mapping[str, ChainModel], *, service: str = "C", title: str) -> Any:
+    """Requests arriving at ``service`` per second, one line per run."""
+    return compare_figure(
+        runs, metric="offered", service=service, title=title, yaxis=f"arrivals at {service} (req/s)"
+    )
+
+
+def backoff_figure(
+    backoffs: Mapping[str, Backoff],
+    *,
+    callers: int = 40,
+    retries: int = 5,
+    seed: int = 0,
+    title: str | None = None,
+) -> Any:
+    """``callers`` calls fail together at t = 0 and retry ``retries`` times:
+    one row of dots per backoff, a dot per retry at the time it is sent."""
+    import plotly.graph_objects as go
+
+    if not backoffs:
+        raise ValueError("backoffs must hold at least one labelled Backoff")
+    fig = go.Figure()
+    rng = random.Random(seed)
+    for i, (label, backoff) in enumerate(backoffs.items()):
+        xs: list[float] = []
+        ys: list[float] = []
+        for _ in range(callers):
+            t = 0.0
+            for d in backoff.delays(retries, rng):
+                t += d
+                xs.append(t)
+                ys.append(i + rng.uniform(-0.3, 0.3))  # vertical spread only to see overlapping dots
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="markers",
+                name=label,
+                marker={"size": 5, "opacity": 0.6, "color": PALETTE[i % len(PALETTE)]},
+            )
+        )
+    fig.update_yaxes(tickvals=list(range(len(backoffs))), ticktext=list(backoffs))
+    return style_figure(
+        fig,
+        title=title or f"When {callers} callers that failed together retry",
+        xaxis="time since the common failure (s)",
+        yaxis="backoff",
+        height=360,
+    )
+
+
+# -- the widget ------------------------------------------------------------------
+_POLICY_FLAGS = ("timeouts", "deadlines", "retries", "backoff", "budget", "breaker", "bulkhead", "shedding")
+
+
+@dataclass(frozen=True)
+class WidgetSettings:
+    """Everything that decides one run of the widget."""
+
+    fault: Fault = Fault.SLOW
+    rate: float = 50.0
+    jitter: Jitter = Jitter.FULL
+    timeouts: bool = False
+    deadlines: bool = False
+    retries: bool = False
+    backoff: bool = True
+    budget: bool = False
+    breaker: bool = False
+    bulkhead: bool = False
+    shedding: bool = False
+
+
+def run_scenario(
+    settings: WidgetSettings,
+    *,
+    seed: int = 0,
+    duration: float = 16.0,
+    fault_window: tuple[float, float] = (3.0, 10.0),
+) -> ChainModel:
+    """Simulate the widget's model: C has ``settings.fault`` during ``fault_window``.
+
+    To answer a click quickly this is the standard model at half scale: the
+    default load is 50 req/s and C has 4 workers instead of 8, so a slow C
+    can serve only about half of the checkouts, as in the notebook.
+    """
+    flags = {k: getattr(settings, k) for k in _POLICY_FLAGS}
+    services = default_services()
+    services["C"].workers = 4
+    m = ChainModel(
+        seed, rate=settings.rate, services=services, policies=make_policies(**flags, jitter=settings.jitter)
+    )
+    start, end = fault_window
+    if settings.fault is not Fault.NONE:
+        m.at(start, lambda m: m.set_fault("C", settings.fault))
+        m.at(end, lambda m: m.set_fault("C", Fault.NONE))
+    return m.run(duration)
+
+
+class ResilienceWidget:
+    """Break C, switch policies on and off, and see what A's clients get.
+
+    >>> w = ResilienceWidget(seed=0)
+    >>> w                         # the controls and the four panels, in a notebook
+    >>> w.set_policy("breaker", True); w.summary()   # the same as clicking
+    """
+
+    def __init__(
+        self, *, seed: int = 0, duration: float = 16.0, fault_window: tuple[float, float] = (3.0, 10.0)
+    ) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        if not duration > 0:
+            raise ValueError(f"duration must be > 0 seconds, got {duration!r}")
+        start, end = fault_window
+        if not 0 <= start < end <= duration:
+            raise ValueError(f"fault_window must satisfy 0 <= start < end <= duration, got {fault_window!r}")
+        self.seed = seed
+        self.duration = float(duration)
+        self.fault_window = (float(start), float(end))
+        self.settings = WidgetSettings()
+        self._cache: dict[WidgetSettings, ChainModel] = {}
+        self.model = self._simulate()
+        self._ui: Any = None
+        self._fig: Any = None
+
+    # -- plain methods (what the controls do) -------------------------------------
+    def _simulate(self) -> ChainModel:
+        s = self.settings
+        model = self._cache.get(s)
+        if model is None:
+            model = run_scenario(s, seed=self.seed, duration=self.duration, fault_window=self.fault_window)
+            if len(self._cache) >= 64:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[s] = model
+        return model
+
+    def _update(self, **changes: Any) -> None:
+        self.settings = replace(self.settings, **changes)
+        self.model = self._simulate()
+        self._redraw()
+
+    def set_fault(self, fault: Fault | str) -> None:
+        """C's fault during the fault window: none, slow, erroring or down."""
+        try:
+            fault = Fault(fault)
+        except ValueError:
+            raise ValueError(f"fault must be one of {[f.value for f in Fault]}, got {fault!r}") from None
+        self._update(fault=fault)
+
+    def set_policy(self, name: str, on: bool) -> None:
+        """Switch one policy (``timeouts``, ``deadlines``, ``retries``, ``backoff``,
+        ``budget``, ``breaker``, ``bulkhead``, ``shedding``) on or off."""
+        if name not in _POLICY_FLAGS:
+            raise ValueError(f"policy must be one of {list(_POLICY_FLAGS)}, got {name!r}")
+        if not isinstance(on, bool):
+            raise TypeError(f"on must be True or False, got {on!r}")
+        self._update(**{name: on})
+
+    def set_jitter(self, jitter: Jitter | str) -> None:
+        """The backoff's jitter: none, full, equal or decorrelated."""
+        try:
+            jitter = Jitter(jitter)
+        except ValueError:
+            raise ValueError(f"jitter must be one of {[j.value for j in Jitter]}, got {jitter!r}") from None
+        self._update(jitter=jitter)
+
+    def set_rate(self, rate: float) -> None:
+        """Client load in requests per second (10 to 150)."""
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 10 <= rate <= 150:
+            raise ValueError(f"rate must be between 10 and 150 requests/s, got {rate!r}")
+        self._update(rate=float(rate))
+
+    def summary(self) -> dict[str, float]:
+        """Goodput share during the fault (all and browse), after it, and C's amplification."""
+        m = self.model
+        start, end = self.fault_window
+        during = (min(start + 2.0, end - 0.5), end)
+
+        def share(a: float, b: float, kind: str | None = None) -> float:
+            offered = m.offered(a, b, kind)
+            return m.goodput(a, b, kind) / offered if offered else float("nan")
+
+        return {
+            "goodput_during": share(*during),
+            "browse_during": share(*during, "browse"),
+            "goodput_after": share(min(end + 3.0, self.duration - 1.0), self.duration),
+            "amplification_C": m.amplification("C", start, end),
+        }
+
+    def status_text(self) -> str:
+        s = self.summary()
+        return (
+            f"During the fault {s['goodput_during']:.0%} of requests succeeded in time "
+            f"(browse: {s['browse_during']:.0%}); at the end {s['goodput_after']:.0%}. "
+            f"Requests reaching C per checkout: {s['amplification_C']:.2f}."
+        )
+
+    def figure(self) -> Any:
+        """The current run as a static figure (no widgets needed)."""
+        return timeline_figure(self.model, title=self._title(), fault=self._fault_shading())
+
+    def _title(self) -> str:
+        on = [k for k in _POLICY_FLAGS if getattr(self.settings, k) and k != "backoff"]
+        if self.settings.retries:
+            on = [
+                (
+                    f"retries ({self.settings.jitter.value} jitter)"
+                    if self.settings.backoff
+                    else "retries (no backoff)"
+                )
+                if k == "retries"
+                else k
+                for k in on
+            ]
+        return f"C {self.settings.fault.value}, {self.settings.rate:g} req/s; policies: {', '.join(on) or 'none'}"
+
+    def _fault_shading(self) -> tuple[float, float] | None:
+        return None if self.settings.fault is Fault.NONE else self.fault_window
+
+    # -- the view --------------------------------------------------------------------
+    @property
+    def ui(self) -> Any:
+        if self._ui is None:
+            self._ui = self._build_ui()
+        return self._ui
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.ui)
+
+    def _redraw(self) -> None:
+        if self._fig is None:
+            return
+        fig = self._fig
+        traces = _panel_traces(self.model)
+        with fig.batch_update():
+            for trace, (_row, _name, _color, _dash, xs, ys) in zip(fig.data, traces, strict=True):
+                trace.x = xs
+                trace.y = ys
+            fig.layout.title.text = self._title()
+            shade = self._fault_shading()
+            for shape in fig.layout.shapes:
+                shape.visible = shade is not None
+        self.status.value = status_html(self.status_text())
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        self.status = W.HTML(status_html(self.status_text()))
+        self._fig = go.FigureWidget(timeline_figure(self.model, title=self._title(), fault=self.fault_window))
+        s = self.settings
+        fault = W.Dropdown(
+            options=[(f.value, f.value) for f in Fault],
+            value=s.fault.value,
+            description="C is",
+            description_tooltip="What goes wrong with C between the shaded times",
+        )
+        rate = W.IntSlider(
+            value=int(s.rate),
+            min=10,
+            max=150,
+            step=10,
+            description="load (req/s)",
+            description_tooltip="Requests per second the clients send to A (half checkout, half browse)",
+            continuous_update=False,
+        )
+        jitter = W.Dropdown(
+            options=[j.value for j in Jitter],
+            value=s.jitter.value,
+            description="jitter",
+            description_tooltip="Randomness in the retry backoff",
+        )
+        tips = {
+            "timeouts": "Give up on a call after 0.3 s",
+            "deadlines": "Pass the client's deadline down; drop work that is already too late",
+            "retries": "Retry a failed call (3 attempts in all)",
+            "backoff": "Wait (exponentially longer) before each retry; off = retry at once",
+            "budget": "Retries may add at most 10% load",
+            "breaker": "Stop calling a dependency that keeps failing; probe it after 1 s",
+            "bulkhead": "At most 6 calls in flight to each dependency",
+            "shedding": "Reject requests when the queue is long or the deadline is out of reach",
+        }
+        boxes = {}
+        for name in _POLICY_FLAGS:
+            box = W.Checkbox(value=getattr(s, name), description=name, indent=False, tooltip=tips[name])
+            box.description_tooltip = tips[name]
+            boxes[name] = box
+
+        @guarded(self.status)
+        def on_fault(change: Any) -> None:
+            self.set_fault(change["new"])
+
+        @guarded(self.status)
+        def on_rate(change: Any) -> None:
+            self.set_rate(change["new"])
+
+        @guarded(self.status)
+        def on_jitter(change: Any) -> None:
+            self.set_jitter(change["new"])
+
+        def on_box(name: str) -> Any:
+            @guarded(self.status)
+            def handler(change: Any) -> None:
+                self.set_policy(name, change["new"])
+
+            return handler
+
+        fault.observe(on_fault, names="value")
+        rate.observe(on_rate, names="value")
+        jitter.observe(on_jitter, names="value")
+        for name, box in boxes.items():
+            box.observe(on_box(name), names="value")
+        self._controls = {"fault": fault, "rate": rate, "jitter": jitter, **boxes}
+        self._redraw()
+        policy_row = W.HBox([boxes[n] for n in _POLICY_FLAGS], layout=W.Layout(flex_flow="row wrap"))
+        return W.VBox([W.HBox([fault, rate, jitter]), policy_row, self.status, self._fig])

@@ -67,6 +67,9 @@ def test_widget_controls_drive_the_model_and_refuse_bad_settings():
     assert w.nodes == tuple(node_names(6))
     w.vnode_slider.value = 50
     assert w.ring.vnode_count("node-0") == 50
+    assert w.fig.layout.shapes[0].y0 == len(w.keys) / 6  # the dotted mean line follows the node count
+    ring_points = sum(len(t.x) for t in w.fig.data if t.name in w.nodes)
+    assert ring_points == len(w.ring.points()) and "vnodes 5 → 50" in w.fig.layout.title.text
     w.set_node_count(1)
     w.remove_button.click()  # the last node cannot leave: a message, not a traceback
     assert "refused" in w.status.value and "at least one node" in w.status.value

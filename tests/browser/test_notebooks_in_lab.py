@@ -134,8 +134,10 @@ def test_notebook_runs_in_jupyterlab(lab, page, nb: Path):
         for step in steps:
             before = _figure_digests(page)
             step.perform(page)
+            # Wait until a figure changed, or stop early when the widget shows an error.
             page.wait_for_function(
-                "before => { const now = (" + FIGURES_JS + ")().map(f => f.digest);"
+                "before => { if (document.querySelector('.jp-Notebook .labkit-widget-error')) return true;"
+                " const now = (" + FIGURES_JS + ")().map(f => f.digest);"
                 " return JSON.stringify(now) !== JSON.stringify(before); }",
                 arg=before,
                 timeout=TIMEOUT_MS,

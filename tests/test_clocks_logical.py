@@ -91,3 +91,20 @@ def test_hlc_steps_move_forward_and_reach_physical_time(a, m, pt):
     assert t > a and r > a and r > m  # never backwards; receive is after the send
     assert t.l >= pt and r.l >= pt  # l is at least the physical clock
     assert t.l == max(a.l, pt) and r.l == max(a.l, m.l, pt)  # and takes no other value
+
+
+def test_hlc_max_offset_refuses_messages_from_too_far_ahead():
+    from labkit.clocks import ClockOffsetError
+
+    assert HLC(1.0, 0).receive(HLC(1.5, 2), pt=1.0, max_offset=0.5) == HLC(1.5, 3)  # at the bound: accepted
+    with pytest.raises(ClockOffsetError, match="max_offset"):
+        HLC(1.0, 0).receive(HLC(1.6, 0), pt=1.0, max_offset=0.5)
+    assert issubclass(ClockOffsetError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "bad, exc", [(-0.1, ValueError), (math.inf, ValueError), (math.nan, ValueError), ("1", TypeError)]
+)
+def test_hlc_bad_max_offset(bad, exc):
+    with pytest.raises(exc, match="max_offset"):
+        HLC().receive(HLC(), 1.0, max_offset=bad)

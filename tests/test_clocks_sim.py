@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labkit.clocks import clock_events, configure_clocks, run_chatter
+from labkit.clocks import clock_events, clock_violations, configure_clocks, run_chatter
 from labkit.sim import Simulator
 
 
@@ -79,7 +79,43 @@ def test_clocks_agree_with_happened_before_under_skew(n, offsets, drifts, seed, 
     sim = run_chatter(n, duration=1.0, seed=seed, rate=15.0, offsets=off, drifts=dr, latency=latency)
     df = clock_events(sim.trace)
     assert (df.kind == "receive").any()
-    check_run(df, max_skew(off, dr, sim.now))
+    eps = max_skew(off, dr, sim.now)
+    check_run(df, eps)
+    assert clock_violations(df, eps=eps) == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    offsets=st.lists(st.floats(-1.0, 1.0), min_size=3, max_size=3),
+    max_offset=st.floats(0.0, 0.3),
+    seed=st.integers(0, 10_000),
+)
+def test_max_offset_keeps_hlc_within_the_bound_whatever_the_skew(offsets, max_offset, seed):
+    off = dict(zip(["n1", "n2", "n3"], offsets, strict=True))
+    sim = run_chatter(3, duration=1.0, seed=seed, rate=15.0, offsets=off, max_offset=max_offset)
+    df = clock_events(sim.trace)
+    assert clock_violations(df, eps=max_offset) == []
+    # Only messages from too far ahead were refused.
+    assert all(note.detail["ahead"] > max_offset for note in sim.trace.notes("rejected"))
+
+
+def test_clock_violations_finds_broken_runs():
+    sim = run_chatter(3, duration=1.0, seed=1, rate=15.0, offsets={"n1": 0.2})
+    df = clock_events(sim.trace)
+    assert clock_violations(df) == []
+    assert any("ahead of the clock" in v for v in clock_violations(df, eps=0.05))
+    bad = df.copy()
+    i = bad.index[bad.kind == "receive"][0]
+    bad.loc[i, "lamport"] = 0  # a receive that did not move the Lamport clock past the send
+    found = clock_violations(bad)
+    assert any("not later than its send" in v for v in found)
+    behind = df.copy()
+    behind.loc[0, "hlc_l"] = behind.loc[0, "physical"] - 1
+    assert any("behind the physical clock" in v for v in clock_violations(behind))
+    with pytest.raises(TypeError, match="clock_events"):
+        clock_violations(df[["node"]])
+    with pytest.raises(ValueError, match="eps"):
+        clock_violations(df, eps=-1)
 
 
 def test_same_seed_same_run():
@@ -147,6 +183,7 @@ def test_set_clock_drift_change_is_continuous():
         ({"offsets": {"zz": 0.1}}, ValueError, "zz"),
         ({"offsets": [0.1]}, TypeError, "offsets"),
         ({"drifts": {"n1": -2e6}}, ValueError, "drift_ppm"),
+        ({"max_offset": -0.5}, ValueError, "max_offset"),
     ],
 )
 def test_run_chatter_bad_input(kwargs, exc, match):

@@ -24,7 +24,30 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["HLC"]
+__all__ = ["HLC", "ClockOffsetError", "check_max_offset"]
+
+
+class ClockOffsetError(ValueError):
+    """A message's HLC time is further ahead of the receiver's clock than allowed.
+
+    Accepting it would drag the receiver's ``l`` (and every later timestamp)
+    that far into the future.  The paper's bound assumes the skew is at
+    most ``eps``; systems that rely on it (CockroachDB's ``max_offset``)
+    refuse such messages instead of silently breaking the bound.
+    """
+
+
+def check_max_offset(max_offset: float | None) -> float | None:
+    """Validate a skew bound in seconds: None (no bound) or a finite number >= 0."""
+    if max_offset is None:
+        return None
+    if isinstance(max_offset, bool) or not isinstance(max_offset, (int, float)):
+        raise TypeError(f"max_offset must be a number of seconds or None, got {max_offset!r}")
+    if not (max_offset >= 0 and math.isfinite(max_offset)):
+        raise ValueError(
+            f"max_offset must be a finite number of seconds >= 0 (a bound on clock skew), got {max_offset!r}"
+        )
+    return float(max_offset)
 
 
 def _check_pt(pt: float) -> float:
@@ -67,11 +90,22 @@ class HLC:
         # Our clock is behind (or equal to) a time we have heard of: keep l, count.
         return HLC(self.l, self.c + 1)
 
-    def receive(self, msg: HLC, pt: float) -> HLC:
-        """Figure 5, "receive event of message m": the clock after receiving ``msg`` at ``pt``."""
+    def receive(self, msg: HLC, pt: float, *, max_offset: float | None = None) -> HLC:
+        """Figure 5, "receive event of message m": the clock after receiving ``msg`` at ``pt``.
+
+        With ``max_offset`` (seconds), a message whose ``l`` is more than
+        that far ahead of ``pt`` raises :class:`ClockOffsetError` and leaves
+        the clock as it was; then ``l - pt <= max_offset`` holds at every
+        event whatever the real skew is.
+        """
         if not isinstance(msg, HLC):
             raise TypeError(f"msg must be an HLC, got {type(msg).__name__}")
         _check_pt(pt)
+        if max_offset is not None and msg.l - pt > check_max_offset(max_offset):
+            raise ClockOffsetError(
+                f"message time {msg.l!r} is {msg.l - pt:.6f} s ahead of the local clock {pt!r}, "
+                f"more than max_offset={max_offset!r} s"
+            )
         l_new = max(self.l, msg.l, pt)
         if l_new == self.l and l_new == msg.l:
             c_new = max(self.c, msg.c) + 1

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from labkit.clocks.hlc import HLC
+from labkit.clocks.hlc import HLC, ClockOffsetError, check_max_offset
 from labkit.clocks.lamport import LamportClock
 from labkit.clocks.vector import VectorClock
 from labkit.sim import Context, Node, Simulator, Trace
@@ -78,10 +78,15 @@ class ClockedNode(Node):
     :meth:`on_message` when the message is an :class:`Envelope`; they then
     get :meth:`on_payload`).  The clocks are persisted on every event so a
     restarted node never hands out a smaller logical time than before.
+
+    ``max_offset`` (seconds, optional) bounds the skew the node tolerates: a
+    message whose HLC time is further ahead of the node's clock is refused
+    (noted as ``"rejected"`` in the trace, and not processed).
     """
 
-    def __init__(self, node_id: str) -> None:
+    def __init__(self, node_id: str, *, max_offset: float | None = None) -> None:
         super().__init__(node_id)
+        self.max_offset = check_max_offset(max_offset)
         self.stamps = Stamps(0.0, LamportClock(), VectorClock(), HLC())
 
     # -- clock rules ---------------------------------------------------------
@@ -91,11 +96,13 @@ class ClockedNode(Node):
         if received is None:  # local or send: IR1 / increment / Fig. 5 send
             stamps = Stamps(pt, s.lamport.tick(), s.vector.increment(self.node_id), s.hlc.tick(pt))
         else:  # receive: IR2 / merge then increment / Fig. 5 receive
+            # The HLC goes first: if it refuses the message, no clock moves.
+            hlc = s.hlc.receive(received.hlc, pt, max_offset=self.max_offset)
             stamps = Stamps(
                 pt,
                 s.lamport.receive(received.lamport),
                 s.vector.merge(received.vector).increment(self.node_id),
-                s.hlc.receive(received.hlc, pt),
+                hlc,
             )
         self.stamps = stamps
         ctx.persist(_CLOCKS_KEY, stamps)
@@ -130,7 +137,11 @@ class ClockedNode(Node):
 
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:
         if isinstance(msg, Envelope):
-            stamps = self.receive_event(ctx, msg, self.receive_label(msg))
+            try:
+                stamps = self.receive_event(ctx, msg, self.receive_label(msg))
+            except ClockOffsetError as exc:
+                ctx.note("rejected", src=src, ahead=msg.stamps.hlc.l - ctx.clock(), reason=str(exc))
+                return
             self.on_payload(ctx, src, msg.payload, stamps)
 
     def receive_label(self, env: Envelope) -> str:
@@ -148,8 +159,10 @@ class Chatter(ClockedNode):
     event is a send rather than a local event.
     """
 
-    def __init__(self, node_id: str, rate: float = 5.0, send_prob: float = 0.5) -> None:
-        super().__init__(node_id)
+    def __init__(
+        self, node_id: str, rate: float = 5.0, send_prob: float = 0.5, *, max_offset: float | None = None
+    ) -> None:
+        super().__init__(node_id, max_offset=max_offset)
         self.rate = rate
         self.send_prob = send_prob
 
@@ -190,17 +203,22 @@ def run_chatter(
     offsets: Mapping[str, float] | None = None,
     drifts: Mapping[str, float] | None = None,
     latency: Latency | float = 0.02,
+    max_offset: float | None = None,
 ) -> Simulator:
-    """Run :class:`Chatter` on nodes ``n1..nN`` and return the finished simulator."""
+    """Run :class:`Chatter` on nodes ``n1..nN`` and return the finished simulator.
+
+    ``max_offset``: the skew bound each node enforces (see :class:`ClockedNode`).
+    """
     if isinstance(n_nodes, bool) or not isinstance(n_nodes, int) or not 1 <= n_nodes <= 26:
         raise ValueError(f"n_nodes must be an int from 1 to 26, got {n_nodes!r}")
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
         raise ValueError(f"rate must be a number of events per second > 0, got {rate!r}")
     if isinstance(send_prob, bool) or not isinstance(send_prob, (int, float)) or not 0 <= send_prob <= 1:
         raise ValueError(f"send_prob must be a probability between 0 and 1, got {send_prob!r}")
+    check_max_offset(max_offset)
     sim = Simulator(seed, latency=latency)
     for i in range(1, n_nodes + 1):
-        sim.add_node(f"n{i}", lambda nid: Chatter(nid, rate, send_prob))
+        sim.add_node(f"n{i}", lambda nid: Chatter(nid, rate, send_prob, max_offset=max_offset))
     configure_clocks(sim, offsets, drifts)
     sim.run(duration)
     return sim

@@ -18,6 +18,7 @@ from labkit.raft import (
     RequestVoteReply,
     Role,
 )
+from labkit.raft.scenarios import Figure8
 from labkit.sim import Kind, Uniform
 
 
@@ -247,80 +248,35 @@ def test_far_behind_follower_with_50_conflicting_entries_catches_up_quickly():
 
 def test_figure8_old_term_entry_is_not_committed_by_counting_replicas():
     """Figure 8: a majority storing an entry from an earlier term does not commit it."""
-    c = RaftCluster(n=5, seed=13, noop=False)
+    f8 = Figure8()
+    c = f8.cluster
     s1, s2, s3, s4, s5 = c.ids
-    figure8(c)
+    f8.stage_a()
+    assert c.node(s2).log.terms() == [1, 2] and c.node(s3).log.terms() == [1]
+    f8.stage_b()
+    assert c.node(s5).log.terms() == [1, 3] and c.node(s5).current_term == 3
+    f8.stage_c()
     # (c) s1 leads term 4 and has spread its term-2 entry to s2 and s3: a majority...
-    assert c.leader() == s1
+    assert c.leader() == s1 and c.node(s1).current_term == 4
     assert [c.node(n).log.term(2) for n in (s1, s2, s3)] == [2, 2, 2]
     # ...but §5.4.2 forbids committing it by counting replicas.
     assert c.node(s1).commit_index < 2
     # (d) s1 crashes; s5 (last term 3) can win and overwrite index 2 everywhere.
-    finish_figure8(c)
+    f8.stage_d()
     assert c.node(s2).log.term(2) == 3
     assert c.violations == []
 
 
 def test_figure8_with_the_commit_bug_breaks_state_machine_safety():
-    c = RaftCluster(n=5, seed=13, noop=False, bugs=[Bug.COMMIT_PRIOR_TERM], strict=False)
-    figure8(c)
-    s1 = c.ids[0]
-    assert c.node(s1).commit_index == 2  # the bug: committed by counting term-2 replicas
-    finish_figure8(c)
+    f8 = Figure8(bugs=[Bug.COMMIT_PRIOR_TERM])
+    c = f8.cluster
+    f8.stage_a()
+    f8.stage_b()
+    f8.stage_c()
+    assert c.node("n1").commit_index == 2  # the bug: committed by counting term-2 replicas
+    assert "from-term-2" in c.applied("n1")
+    f8.stage_d()
     assert any("State Machine Safety" in v for v in c.violations), c.violations
-
-
-def figure8(c: RaftCluster) -> None:
-    s1, s2, s3, s4, s5 = c.ids
-    c.sim.run_for(0.01)
-    c.start_election(s1)
-    c.sim.run_for(0.02)
-    commit(c, "t1")  # index 1, term 1 everywhere
-    # (a) s1 leads term 2 and replicates index 2 to s2 only.
-    c.start_election(s1)
-    c.sim.run_for(0.02)
-    assert c.leader() == s1 and c.node(s1).current_term == 2
-    c.partition([s1, s2])
-    c.submit("from-term-2", node=s1)
-    c.sim.run_for(0.02)
-    assert c.node(s2).log.last_index == 2
-    # (b) s1 crashes; s5 wins term 3 with votes from s3, s4 and itself.
-    c.crash(s1)
-    c.partition([s1, s2], [s3, s4, s5])
-    c.start_election(s5)
-    c.sim.run_for(0.02)
-    assert c.node(s5).role is Role.LEADER and c.node(s5).current_term == 3
-    c.partition([s5])
-    c.submit("from-term-3", node=s5)
-    c.sim.run_for(0.005)
-    # (c) s5 crashes; s1 restarts and wins term 4 with s2, s3, s4.
-    c.crash(s5)
-    c.restart(s1)
-    c.partition([s1, s2, s3], [s4, s5])
-    c.sim.run_for(0.005)
-    c.start_election(s1)  # term 3 (s3 already there): refused
-    c.sim.run_for(0.02)
-    if c.node(s1).role is not Role.LEADER:
-        c.start_election(s1)
-        c.sim.run_for(0.02)
-    assert c.node(s1).role is Role.LEADER
-    c.sim.run_for(0.03)  # heartbeats carry index 2 (term 2) to s3
-
-
-def finish_figure8(c: RaftCluster) -> None:
-    s1, s2, s3, s4, s5 = c.ids
-    c.crash(s1)
-    c.restart(s5)
-    c.partition([s1], [s2, s3, s4, s5])
-    c.sim.run_for(0.005)
-    for _ in range(3):
-        if c.node(s5).role is Role.LEADER:
-            break
-        c.start_election(s5)
-        c.sim.run_for(0.03)
-    assert c.node(s5).role is Role.LEADER
-    assert c.node(s5).log.term(2) == 3
-    commit(c, "from-s5", nodes=[s2, s3, s4, s5])
 
 
 # ---------------------------------------------------------------------------

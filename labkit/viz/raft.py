@@ -1,0 +1,448 @@
+"""Pictures and widgets for Raft (notebooks 06 and 07).
+
+* :func:`role_timeline`: one row per server, coloured by role over time
+  (follower, candidate, leader, crashed), with the term written on each
+  leader and candidate stretch; the view Figure 5 of the Raft paper sketches.
+* :func:`election_widget`: the course's cluster widget (crash nodes, choose a
+  partition, replay with the time slider) drawing that timeline.
+* :func:`log_grid`: every server's log as a grid of cells coloured by term,
+  with each server's commit index marked (the view of Figures 6 and 7).
+* :class:`LogExplorer`: submit commands, crash, isolate, heal and run a
+  cluster step by step and watch the log grid; every click replays the whole
+  list of actions from the seed, so the picture is reproducible.
+
+plotly and ipywidgets are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labkit.raft import NOOP, KVCommand, RaftCluster, Role
+from labkit.sim import Kind, Simulator
+from labkit.viz.common import PALETTE, guarded, status_html, style_figure
+
+__all__ = [
+    "ROLE_COLORS",
+    "role_segments",
+    "role_timeline",
+    "election_widget",
+    "election_summary",
+    "log_grid",
+    "LogExplorer",
+]
+
+ROLE_COLORS = {
+    "follower": "#BBBBBB",
+    "candidate": "#E69F00",
+    "leader": "#0072B2",
+    "crashed": "#000000",
+}
+
+
+def _sim_of(source: RaftCluster | Simulator) -> Simulator:
+    if isinstance(source, RaftCluster):
+        return source.sim
+    if isinstance(source, Simulator):
+        return source
+    raise TypeError(f"expected a RaftCluster or a Simulator, got {type(source).__name__}")
+
+
+def role_segments(
+    source: RaftCluster | Simulator, until: float | None = None
+) -> dict[str, list[tuple[float, float, str, int]]]:
+    """Per server, the stretches ``(start, end, role or "crashed", term)`` up to ``until``."""
+    sim = _sim_of(source)
+    end = sim.now if until is None else min(until, sim.now)
+    current: dict[str, tuple[float, str, int]] = {}
+    out: dict[str, list[tuple[float, float, str, int]]] = {}
+    for r in sim.trace.rows:
+        t = r[0]
+        if t > end:
+            break
+        kind, node = r[1], r[2]
+        if kind is Kind.STATE and r[8] == "role":
+            state, term = r[9]["role"], r[9]["term"]
+        elif kind is Kind.CRASH:
+            state, term = "crashed", current.get(node, (0, "", 0))[2]
+        else:
+            continue
+        out.setdefault(node, [])
+        if node in current:
+            t0, s0, term0 = current[node]
+            if (s0, term0) == (state, term):
+                continue
+            if t > t0:
+                out[node].append((t0, t, s0, term0))
+        current[node] = (t, state, term)
+    for node, (t0, s0, term0) in current.items():
+        if end > t0:
+            out[node].append((t0, end, s0, term0))
+    return out
+
+
+def role_timeline(
+    source: RaftCluster | Simulator,
+    until: float | None = None,
+    figure: Any = None,
+    title: str | None = None,
+) -> Any:
+    """One row per server, coloured by role over time; the term is written on each stretch."""
+    import plotly.graph_objects as go
+
+    sim = _sim_of(source)
+    end = sim.now if until is None else min(until, sim.now)
+    segs = role_segments(sim, end)
+    order = sorted(segs, key=lambda n: (len(n), n))
+    data = []
+    for state, color in ROLE_COLORS.items():
+        ys, xs, bases, texts = [], [], [], []
+        for node in order:
+            for t0, t1, s, term in segs[node]:
+                if s == state:
+                    ys.append(node)
+                    bases.append(t0)
+                    xs.append(t1 - t0)
+                    texts.append(f"t{term}" if state in ("leader", "candidate") else "")
+        data.append(
+            go.Bar(
+                y=ys,
+                x=xs,
+                base=bases,
+                orientation="h",
+                name=state,
+                marker={"color": color},
+                text=texts,
+                textposition="inside",
+                insidetextanchor="middle",
+                hovertemplate="%{y}: " + state + " from %{base:.3f} s for %{x:.3f} s<extra>%{text}</extra>",
+                showlegend=True,
+            )
+        )
+    fig = figure if figure is not None else go.Figure()
+    with fig.batch_update():
+        if len(fig.data) != len(data):
+            fig.data = []
+            fig.add_traces(data)
+        else:
+            for old, new in zip(fig.data, data, strict=True):
+                old.update(x=new.x, y=new.y, base=new.base, text=new.text)
+        style_figure(
+            fig,
+            title=title or f"Roles and terms of each server up to t = {end:.2f} s",
+            xaxis="time (virtual seconds)",
+            yaxis="server",
+            height=max(260, 110 + 45 * len(order)),
+        )
+        fig.update_layout(barmode="overlay", bargap=0.3)
+        fig.update_xaxes(range=[0, max(end, 1e-3)])
+        fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(order)))
+    return fig
+
+
+def election_summary(sim: Simulator) -> str:
+    """One line: who leads which term now, and how many elections were held."""
+    leaders = {}
+    elections = 0
+    for r in sim.trace.rows:
+        if r[1] is Kind.STATE and r[8] == "role":
+            if r[9]["role"] == "leader":
+                leaders[r[9]["term"]] = r[2]
+            elif r[9]["role"] == "candidate":
+                elections += 1
+    now = []
+    for nid in sim.nodes:
+        if sim.is_up(nid):
+            node = sim.node(nid)
+            if getattr(node, "role", None) is Role.LEADER:
+                now.append(f"{nid} (term {node.current_term})")
+    lead = ", ".join(now) if now else "nobody"
+    return (
+        f"t = {sim.now:.2f} s: leader now {lead}; {elections} candidacies, {len(leaders)} terms with a leader"
+    )
+
+
+def election_widget(n: int = 5, seed: int = 1, duration: float = 4.0, fault_at: float = 1.5) -> Any:
+    """The cluster widget over a Raft cluster, drawing the role timeline.
+
+    Untick a server to crash it at the fault time, put servers on side B to
+    partition them, and drag the time slider to replay. Returns a
+    :class:`labkit.viz.cluster.ClusterWidget`.
+    """
+    from labkit.viz.cluster import ClusterWidget
+
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 9:
+        raise ValueError(f"n must be an int between 1 and 9 servers, got {n!r}")
+
+    def build(s: int) -> Simulator:
+        return RaftCluster(n=n, seed=s, strict=False).sim
+
+    def draw(sim: Simulator, until: float, figure: Any) -> Any:
+        return role_timeline(sim, until, figure)
+
+    return ClusterWidget(
+        build, seed=seed, duration=duration, fault_at=fault_at, draw=draw, summary=election_summary
+    )
+
+
+# ---------------------------------------------------------------------------
+# Logs
+# ---------------------------------------------------------------------------
+def _short(command: Any) -> str:
+    if command is NOOP:
+        return "no-op"
+    if isinstance(command, KVCommand):
+        op = command.op
+        return f"{op[0]} {op[1]}" + (f"={op[2]}" if len(op) > 2 else "")
+    text = str(command)
+    return text if len(text) <= 8 else text[:7] + "…"
+
+
+def _server_log(c: RaftCluster, nid: str) -> tuple[list[Any], int, bool]:
+    """(entries, commit index, up): a crashed server shows its durable log."""
+    if c.is_up(nid):
+        node = c.node(nid)
+        return list(node.log), node.commit_index, True
+    st = c.sim.storage(nid)
+    return [st[("log", i)] for i in range(1, st.get("log_length", 0) + 1)], 0, False
+
+
+def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: str | None = None) -> Any:
+    """Each server's log as cells coloured by term; a bar after the last committed entry.
+
+    Crashed servers show the log they kept on disk (their commit index is
+    volatile, so none is marked). Only the last ``window`` indexes are drawn.
+    """
+    import plotly.graph_objects as go
+
+    if not isinstance(cluster, RaftCluster):
+        raise TypeError(f"cluster must be a RaftCluster, got {type(cluster).__name__}")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be an int >= 1, got {window!r}")
+    logs = {nid: _server_log(cluster, nid) for nid in cluster.ids}
+    top = max((len(e) for e, _, _ in logs.values()), default=0)
+    lo = max(1, top - window + 1)
+    leader = cluster.leader()
+    cells: dict[int, tuple[list, list, list, list]] = {}
+    labels = []
+    commit_x, commit_y = [], []
+    for nid in cluster.ids:
+        entries, commit, up = logs[nid]
+        label = nid + (" (leader)" if nid == leader else "" if up else " (crashed)")
+        labels.append(label)
+        for i in range(lo, len(entries) + 1):
+            e = entries[i - 1]
+            xs, ys, texts, hovers = cells.setdefault(e.term, ([], [], [], []))
+            xs.append(i)
+            ys.append(label)
+            texts.append(_short(e.command))
+            hovers.append(f"{nid}[{i}] term {e.term}: {e.command!r}")
+        if up and commit >= lo - 1:
+            commit_x += [commit + 0.5, commit + 0.5, None]
+            commit_y += [label, label, None]
+    data = []
+    for term in sorted(cells):
+        xs, ys, texts, hovers = cells[term]
+        data.append(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="markers+text",
+                name=f"term {term}",
+                text=texts,
+                textfont={"size": 9, "color": "white" if term % len(PALETTE) not in (6, 8) else "black"},
+                hovertext=hovers,
+                hoverinfo="text",
+                marker={"symbol": "square", "size": 34, "color": PALETTE[term % len(PALETTE)]},
+            )
+        )
+    data.append(
+        go.Scatter(
+            x=commit_x,
+            y=commit_y,
+            mode="markers",
+            name="commit index",
+            marker={"symbol": "line-ns", "size": 40, "line": {"width": 4, "color": "#B00020"}},
+            hoverinfo="skip",
+        )
+    )
+    fig = figure if figure is not None else go.Figure()
+    with fig.batch_update():
+        fig.data = []
+        fig.add_traces(data)
+        style_figure(
+            fig,
+            title=title or f"Logs at t = {cluster.sim.now:.2f} s (colour = term, red bar = commit index)",
+            xaxis="log index",
+            yaxis="server",
+            height=max(260, 120 + 48 * len(labels)),
+        )
+        fig.update_xaxes(range=[lo - 0.6, max(lo + 7, top) + 0.6], dtick=1, showgrid=False)
+        fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(labels)), showgrid=False)
+    return fig
+
+
+class LogExplorer:
+    """Drive a Raft cluster by hand and watch its logs (notebook 07).
+
+    Every action (submit, crash, restart, isolate, heal, run) is appended to
+    :attr:`actions`, and the whole list is replayed on a fresh cluster from the
+    seed, so the same clicks always give the same picture. The methods do what
+    the buttons do.
+    """
+
+    def __init__(self, n: int = 5, seed: int = 1, settle: float = 1.0, **cluster_options: Any) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 9:
+            raise ValueError(f"n must be an int between 1 and 9 servers, got {n!r}")
+        self.n = n
+        self.seed = seed
+        self.settle = settle
+        self.options = {"strict": False, **cluster_options}
+        self.actions: list[tuple[str, Any]] = []
+        self.cluster = self._replay()
+        self._ui: Any = None
+        self.status: Any = None
+        self.fig: Any = None
+
+    # -- the model -------------------------------------------------------------
+    def _replay(self) -> RaftCluster:
+        c = RaftCluster(n=self.n, seed=self.seed, **self.options)
+        c.sim.run_for(self.settle)
+        for what, arg in self.actions:
+            if what == "submit":
+                c.submit(arg)
+                c.sim.run_for(0.02)
+            elif what == "crash":
+                c.crash(arg)
+            elif what == "restart":
+                c.restart(arg)
+            elif what == "isolate":
+                c.disconnect(arg)
+            elif what == "heal":
+                c.heal()
+            elif what == "run":
+                c.sim.run_for(arg)
+        return c
+
+    def _do(self, what: str, arg: Any = None) -> None:
+        self.actions.append((what, arg))
+        try:
+            self.cluster = self._replay()
+        except Exception:
+            self.actions.pop()
+            raise
+        self._redraw()
+
+    def _pick(self, node: str | None, default: str | None, what: str) -> str:
+        if node is None:
+            node = default
+        if node is None:
+            raise ValueError(f"no server to {what}: name one of {', '.join(self.cluster.ids)}")
+        if node not in self.cluster.ids:
+            raise ValueError(f"node must be one of {', '.join(self.cluster.ids)}, got {node!r}")
+        return node
+
+    def submit(self, command: str) -> None:
+        """Hand ``command`` to the current leader (refused when there is none)."""
+        if not isinstance(command, str) or not command.strip():
+            raise ValueError(f"command must be a non-empty str, got {command!r}")
+        if self.cluster.leader() is None:
+            raise ValueError("there is no leader right now; run the cluster for a while first")
+        self._do("submit", command.strip())
+
+    def crash(self, node: str | None = None) -> None:
+        """Crash ``node`` (default: the leader)."""
+        node = self._pick(node, self.cluster.leader(), "crash")
+        if not self.cluster.is_up(node):
+            raise ValueError(f"{node} is already crashed")
+        self._do("crash", node)
+
+    def restart(self, node: str | None = None) -> None:
+        """Restart ``node`` (default: every crashed server)."""
+        down = [n for n in self.cluster.ids if not self.cluster.is_up(n)]
+        if node is None:
+            if not down:
+                raise ValueError("no server is crashed")
+            for d in down:
+                self.actions.append(("restart", d))
+            self._do("run", 0.0)
+            return
+        node = self._pick(node, None, "restart")
+        if node not in down:
+            raise ValueError(f"{node} is not crashed")
+        self._do("restart", node)
+
+    def isolate(self, node: str | None = None) -> None:
+        """Cut ``node`` (default: the leader) off from everyone."""
+        self._do("isolate", self._pick(node, self.cluster.leader(), "isolate"))
+
+    def heal(self) -> None:
+        """Reconnect everything."""
+        self._do("heal")
+
+    def run(self, seconds: float = 0.5) -> None:
+        """Let ``seconds`` of virtual time pass."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 30:
+            raise ValueError(f"seconds must be a number in (0, 30], got {seconds!r}")
+        self._do("run", float(seconds))
+
+    def reset(self) -> None:
+        """Forget every action."""
+        self.actions = []
+        self.cluster = self._replay()
+        self._redraw()
+
+    def summary(self) -> str:
+        c = self.cluster
+        leader = c.leader()
+        lead = f"{leader} leads term {c.node(leader).current_term}" if leader else "no leader"
+        commits = ", ".join(f"{n}:{c.node(n).commit_index}" if c.is_up(n) else f"{n}:down" for n in c.ids)
+        bad = f" | VIOLATIONS: {len(c.violations)}" if c.violations else ""
+        return f"t = {c.sim.now:.2f} s: {lead}; commit index {commits}{bad}"
+
+    def figure(self) -> Any:
+        """The log grid of the current cluster (no widgets needed)."""
+        return log_grid(self.cluster)
+
+    # -- the view ----------------------------------------------------------------
+    @property
+    def ui(self) -> Any:
+        if self._ui is None:
+            self._ui = self._build_ui()
+        return self._ui
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.ui)
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        self.status = W.HTML()
+        g = guarded(self.status)
+        self.fig = go.FigureWidget()
+        self.command = W.Text(value="x=1", description="command", tooltip="what to submit to the leader")
+        buttons = []
+        for label, tip, fn in (
+            ("Submit", "append the command at the leader", lambda: self.submit(self.command.value)),
+            ("Crash leader", "crash the current leader", lambda: self.crash()),
+            ("Isolate leader", "cut the leader off from everyone", lambda: self.isolate()),
+            ("Restart crashed", "restart every crashed server from its disk", lambda: self.restart()),
+            ("Heal", "reconnect every server", lambda: self.heal()),
+            ("Run 0.5 s", "let half a second of virtual time pass", lambda: self.run(0.5)),
+            ("Reset", "forget every action", lambda: self.reset()),
+        ):
+            b = W.Button(description=label, tooltip=tip)
+            b.on_click(g(lambda _b, fn=fn: fn()))
+            buttons.append(b)
+        self.buttons = buttons
+        self._redraw()
+        return W.VBox([W.HBox([self.command, *buttons[:2]]), W.HBox(buttons[2:]), self.status, self.fig])
+
+    def _redraw(self) -> None:
+        if self.fig is None:
+            return
+        log_grid(self.cluster, figure=self.fig)
+        self.status.value = status_html(self.summary())

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labkit.resilience import (
+    FAULT_WINDOW,
     ChainModel,
     Fault,
     Jitter,
@@ -19,22 +20,22 @@ from labkit.resilience import (
     check_breaker_invariants,
     check_service_invariants,
     make_policies,
+    overload,
+    retry_storm,
+    slow_dependency,
+    thundering_herd,
 )
-from labkit.sim import Exponential
 
-FAULT = (5.0, 15.0)
+FAULT = FAULT_WINDOW
 DURING = (7.0, 15.0)  # after the first two seconds of the fault
 
 
 def slow_c(policies: Policies, seed: int = 1, fault: Fault = Fault.SLOW, until: float = 25.0) -> ChainModel:
-    m = ChainModel(seed, rate=100.0, policies=policies)
-    m.at(FAULT[0], lambda m: m.set_fault("C", fault))
-    m.at(FAULT[1], lambda m: m.set_fault("C", Fault.NONE))
-    return m.run(until)
+    return slow_dependency(policies, seed=seed, fault=fault, until=until)
 
 
 def share(m: ChainModel, start: float, end: float, kind: str | None = None) -> float:
-    return m.goodput(start, end, kind) / m.offered(start, end, kind)
+    return m.success(start, end, kind)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -73,18 +74,9 @@ def test_breaker_opens_and_closes_again() -> None:
     assert (states.query("service == 'B' and time >= 20").state == "closed").all()
 
 
-def storm(policies: Policies, seed: int = 1) -> ChainModel:
-    """C near its capacity (2 workers) gets slow for one second."""
-    m = ChainModel(seed, rate=140.0, policies=policies)
-    m.update_service("C", workers=2)
-    m.at(5.0, lambda m: m.set_fault("C", Fault.SLOW))
-    m.at(6.0, lambda m: m.set_fault("C", Fault.NONE))
-    return m.run(25.0)
-
-
 def test_retries_without_backoff_turn_a_blip_into_an_outage() -> None:
-    calm = storm(make_policies(timeouts=True))
-    stormy = storm(make_policies(timeouts=True, retries=True, backoff=False))
+    calm = retry_storm(make_policies(timeouts=True))
+    stormy = retry_storm(make_policies(timeouts=True, retries=True, backoff=False))
     assert share(calm, 10, 25, "checkout") > 0.9
     assert share(stormy, 10, 25, "checkout") < 0.1  # the blip ended at 6 s; the outage did not
     assert stormy.amplification("C", 10, 25) > 1.5
@@ -92,33 +84,14 @@ def test_retries_without_backoff_turn_a_blip_into_an_outage() -> None:
 
 
 def test_a_retry_budget_ends_the_storm() -> None:
-    m = storm(make_policies(timeouts=True, retries=True, backoff=False, budget=True))
+    m = retry_storm(make_policies(timeouts=True, retries=True, backoff=False, budget=True))
     assert share(m, 10, 25, "checkout") > 0.9
     assert m.amplification("C", 5, 25) < 1.3
 
 
-def herd(jitter: Jitter) -> ChainModel:
-    services = {
-        "B": ServiceSpec(workers=256, latency=0.001, calls={"checkout": ("C",)}),
-        "C": ServiceSpec(workers=4, queue_limit=10, latency=Exponential(0.01, minimum=0.01)),
-    }
-    pol = make_policies(retries=True, jitter=jitter, max_attempts=6)
-    m = ChainModel(
-        3, rate=5.0, bucket=0.01, services=services, policies={"B": pol}, mix={"checkout": 1}, deadline=2.0
-    )
-    m.at(1.0, lambda m: m.burst(200, "checkout"))
-    return m.run(4.0)
-
-
 def test_jitter_spreads_the_herd() -> None:
-    served = {j: herd(j).goodput(1, 4) * 3 for j in (Jitter.NONE, Jitter.FULL)}
+    served = {j: thundering_herd(j).goodput(1, 4) * 3 for j in (Jitter.NONE, Jitter.FULL)}
     assert served[Jitter.FULL] > 1.3 * served[Jitter.NONE]
-
-
-def overload(policies: Policies) -> ChainModel:
-    m = ChainModel(4, rate=300.0, mix={"checkout": 1.0}, policies=policies)
-    m.update_service("C", workers=2)  # about 100 req/s
-    return m.run(15.0)
 
 
 def test_load_shedding_keeps_goodput_up_under_overload() -> None:

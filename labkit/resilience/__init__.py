@@ -10,7 +10,8 @@ One concept per module:
 * :mod:`~labkit.resilience.shedding`: load shedding at the server;
 * :mod:`~labkit.resilience.service`: services and clients on :mod:`labkit.sim`;
 * :mod:`~labkit.resilience.metrics`: metrics over time as DataFrames;
-* :mod:`~labkit.resilience.model`: the A -> B -> C (+ D) system to break.
+* :mod:`~labkit.resilience.model`: the A -> B -> C (+ D) system to break;
+* :mod:`~labkit.resilience.scenarios`: the notebook's experiments.
 """
 
 from labkit.resilience.breaker import (
@@ -27,12 +28,14 @@ from labkit.resilience.bulkhead import Bulkhead
 from labkit.resilience.messages import Outcome, Request, Response
 from labkit.resilience.model import CLIENT, ChainModel, Fault, default_services, make_policies
 from labkit.resilience.retry import Backoff, Jitter, RetryBudget, RetryPolicy
+from labkit.resilience.scenarios import FAULT_WINDOW, overload, retry_storm, slow_dependency, thundering_herd
 from labkit.resilience.service import LoadGenerator, Policies, Service, ServiceSpec, check_service_invariants
 from labkit.resilience.shedding import LoadShedder
 from labkit.resilience.timeouts import Timeouts, remaining
 
 __all__ = [
     "CLIENT",
+    "FAULT_WINDOW",
     "TRANSITIONS",
     "Backoff",
     "BreakerConfig",
@@ -60,5 +63,9 @@ __all__ = [
     "check_service_invariants",
     "default_services",
     "make_policies",
+    "overload",
     "remaining",
+    "retry_storm",
+    "slow_dependency",
+    "thundering_herd",
 ]

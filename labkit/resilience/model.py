@@ -334,6 +334,11 @@ class ChainModel:
         )
         return total / (end - start)
 
+    def success(self, start: float = 0.0, end: float | None = None, kind: str | None = None) -> float:
+        """Goodput as a share of the offered load over ``[start, end)`` (1.0 = everything in time)."""
+        offered = self.offered(start, end, kind)
+        return self.goodput(start, end, kind) / offered if offered else float("nan")
+
     def amplification(self, service: str, start: float = 0.0, end: float | None = None) -> float:
         """Requests that reached ``service`` per client request that needed it, over ``[start, end)``.
 

@@ -434,7 +434,7 @@ class ResilienceWidget:
             options=[(f.value, f.value) for f in Fault],
             value=s.fault.value,
             description="C is",
-            description_tooltip="What goes wrong with C between the shaded times",
+            tooltip="What goes wrong with C between the shaded times",
         )
         rate = W.IntSlider(
             value=int(s.rate),
@@ -442,14 +442,14 @@ class ResilienceWidget:
             max=150,
             step=10,
             description="load (req/s)",
-            description_tooltip="Requests per second the clients send to A (half checkout, half browse)",
+            tooltip="Requests per second the clients send to A (half checkout, half browse)",
             continuous_update=False,
         )
         jitter = W.Dropdown(
             options=[j.value for j in Jitter],
             value=s.jitter.value,
             description="jitter",
-            description_tooltip="Randomness in the retry backoff",
+            tooltip="Randomness in the retry backoff",
         )
         tips = {
             "timeouts": "Give up on a call after 0.3 s",
@@ -464,7 +464,6 @@ class ResilienceWidget:
         boxes = {}
         for name in _POLICY_FLAGS:
             box = W.Checkbox(value=getattr(s, name), description=name, indent=False, tooltip=tips[name])
-            box.description_tooltip = tips[name]
             boxes[name] = box
 
         @guarded(self.status)

@@ -1,0 +1,78 @@
+"""Figures and the widget of notebook 11, driven without a browser."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.resilience import Backoff, Fault, Jitter, make_policies, slow_dependency, thundering_herd
+from labkit.viz.resilience import (
+    ResilienceWidget,
+    arrivals_figure,
+    backoff_figure,
+    compare_figure,
+    timeline_figure,
+)
+
+
+def test_timeline_has_four_labelled_panels() -> None:
+    m = slow_dependency(make_policies(breaker=True, timeouts=True), until=8.0)
+    fig = timeline_figure(m, title="t", fault=(5.0, 15.0))
+    assert fig.layout.title.text == "t"
+    assert len(fig.data) == 3 + 4 + 4 + 3
+    labels = [fig.layout[f"yaxis{i if i > 1 else ''}"].title.text for i in range(1, 5)]
+    assert labels == ["goodput (req/s)", "p99 latency (s)", "queue depth", "breaker state"]
+    assert fig.layout.xaxis4.title.text == "virtual time (s)"
+    breaker_b_c = next(t for t in fig.data if t.name == "breaker B→C")
+    assert max(breaker_b_c.y) == 2  # it opened
+    with pytest.raises(TypeError, match="ChainModel"):
+        timeline_figure("not a model")  # type: ignore[arg-type]
+
+
+def test_other_figures() -> None:
+    runs = {j.value: thundering_herd(j) for j in (Jitter.NONE, Jitter.FULL)}
+    fig = arrivals_figure(runs, title="herd")
+    assert [t.name for t in fig.data] == ["none", "full"]
+    assert fig.layout.yaxis.title.text == "arrivals at C (req/s)"
+    fig = compare_figure(runs, metric="goodput", kind="checkout", title="g")
+    assert len(fig.data) == 2 and fig.layout.xaxis.title.text == "virtual time (s)"
+    with pytest.raises(ValueError, match="metric must be one of"):
+        compare_figure(runs, metric="happiness", title="x")
+    fig = backoff_figure(
+        {"none": Backoff(0.1, 5, Jitter.NONE), "full": Backoff(0.1, 5, Jitter.FULL)}, callers=10
+    )
+    assert len(fig.data) == 2 and len(fig.data[0].x) == 10 * 5
+    assert len(set(fig.data[0].x)) == 5  # without jitter: 5 instants shared by every caller
+
+
+def test_widget_methods_change_the_run() -> None:
+    w = ResilienceWidget(seed=0)
+    ui = w.ui
+    off = w.summary()
+    assert off["browse_during"] < 0.5  # the cascade
+    w.set_policy("breaker", True)
+    w.set_policy("deadlines", True)
+    on = w.summary()
+    assert on["browse_during"] > 0.9
+    assert "breaker" in w._fig.layout.title.text
+    assert "browse" in w.status.value
+    w.set_fault("down")
+    assert w.settings.fault is Fault.DOWN
+    w.set_jitter("decorrelated")
+    w.set_rate(80)
+    assert w.model.client_stats.outstanding is not None
+    assert ui is w.ui
+
+
+def test_widget_refuses_bad_settings_in_the_status_line() -> None:
+    w = ResilienceWidget(seed=0)
+    assert w.ui is not None
+    with pytest.raises(ValueError, match="rate"):
+        w.set_rate(5000)
+    with pytest.raises(ValueError, match="policy must be one of"):
+        w.set_policy("prayer", True)
+    # Through a control, the refusal lands in the status line instead.
+    w._controls["rate"].max = 10_000
+    w._controls["rate"].value = 5000
+    assert "labkit-widget-refused" in w.status.value and "rate" in w.status.value
+    with pytest.raises(ValueError, match="fault_window"):
+        ResilienceWidget(fault_window=(5.0, 2.0))

@@ -93,3 +93,20 @@ def test_bad_input():
         run_lww(Stamping.HLC, [(-1.0, "A", 1)])
     with pytest.raises(ValueError, match="nodes"):
         run_lww(Stamping.HLC, SEQUENTIAL, nodes=("A", "A"))
+
+
+def test_duplicates_are_ignored_and_the_register_survives_a_crash():
+    from labkit.sim import Simulator
+
+    sim = Simulator(3, latency=0.01, duplication=1.0)
+    for n in "AB":
+        sim.add_node(n, lambda nid: LWWReplica(nid, Stamping.VECTOR))
+    sim.run(0.1)
+    sim.call("A", lambda node, ctx: node.write(ctx, "v1"))
+    sim.run(0.5)
+    assert sim.node("B").values == ("v1",)
+    assert not sim.trace.notes("discard")  # the duplicate copy was not a conflict
+    sim.crash("B")
+    sim.restart("B")
+    sim.run(0.6)
+    assert sim.node("B").values == ("v1",)

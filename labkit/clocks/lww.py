@@ -71,6 +71,9 @@ _ORDER_KEY: dict[Stamping, Callable[[Write], tuple]] = {
 }
 
 
+_VERSIONS_KEY = "versions"
+
+
 class LWWReplica(ClockedNode):
     """One replica of a single register.
 
@@ -86,6 +89,7 @@ class LWWReplica(ClockedNode):
         # Invariant: in VECTOR mode no version happened before another one;
         # otherwise there is at most one version.
         self.versions: tuple[Write, ...] = ()
+        self._seen: set = set()  # vector stamps of the writes applied or discarded
 
     def write(self, ctx: Context, value: Any) -> Write:
         """A client write at this replica: stamp, apply locally, multicast.
@@ -105,13 +109,20 @@ class LWWReplica(ClockedNode):
         if isinstance(payload, Write):
             self._apply_write(ctx, payload)
 
+    def on_start(self, ctx: Context) -> None:
+        super().on_start(ctx)
+        self.versions = ctx.storage.get(_VERSIONS_KEY, ())
+
     def _apply_write(self, ctx: Context, w: Write) -> None:
+        vc = w.stamps.vector  # a write event's vector stamp identifies it
+        if vc in self._seen:
+            return  # a duplicate delivery: nothing new
+        self._seen.add(vc)
         if self.stamping is Stamping.VECTOR:
-            vc = w.stamps.vector
             if any(vc <= v.stamps.vector for v in self.versions):
                 ctx.note("discard", write=w, kept=self.versions)
                 return
-            self.versions = (*(v for v in self.versions if not v.stamps.vector < vc), w)
+            self._keep(ctx, (*(v for v in self.versions if not v.stamps.vector < vc), w))
             return
         key = _ORDER_KEY[self.stamping]
         if self.versions and key(w) <= key(self.versions[0]):
@@ -119,7 +130,11 @@ class LWWReplica(ClockedNode):
             # (the note exists only so the notebook can point at it).
             ctx.note("discard", write=w, kept=self.versions)
             return
-        self.versions = (w,)
+        self._keep(ctx, (w,))
+
+    def _keep(self, ctx: Context, versions: tuple[Write, ...]) -> None:
+        self.versions = versions
+        ctx.persist(_VERSIONS_KEY, versions)  # the register survives a crash
 
     @property
     def values(self) -> tuple[Any, ...]:

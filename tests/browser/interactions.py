@@ -103,4 +103,5 @@ CLUSTER_WIDGET = [
 INTERACTIONS: dict[str, list[Step]] = {
     "00-welcome": CLUSTER_WIDGET,
     "01-the-network-is-unreliable": CLUSTER_WIDGET,
+    "05-consistent-hashing": [Slide("nodes"), Slide("vnodes"), Click("add a node"), Click("remove a node")],
 }

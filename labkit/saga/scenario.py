@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -54,6 +54,9 @@ __all__ = [
     "Prober",
     "run_order_saga",
     "fault_combinations",
+    "single_fault_cases",
+    "fault_label",
+    "sweep_crash_points",
     "crash_points",
     "timeline",
 ]
@@ -412,6 +415,47 @@ def fault_combinations(kinds: Sequence[str] | None = None) -> Iterator[dict[str,
             raise ValueError(f"unknown fault kind {k!r}; known: {list(FAULT_KINDS)}")
     for combo in itertools.product(kinds, repeat=len(SERVICES)):
         yield {s: FAULT_KINDS[k] for s, k in zip(SERVICES, combo, strict=True) if k != "none"}
+
+
+def single_fault_cases() -> list[dict[str, ServiceFaults]]:
+    """No fault, then each fault kind on each service alone (16 cases)."""
+    return [{}] + [{s: f} for s in SERVICES for k, f in FAULT_KINDS.items() if k != "none"]
+
+
+def fault_label(faults: Mapping[str, ServiceFaults]) -> str:
+    """A short name for a fault assignment, e.g. "payment: very slow"."""
+    names = {v: k for k, v in FAULT_KINDS.items()}
+    return ", ".join(f"{s}: {names.get(f, repr(f))}" for s, f in faults.items()) or "no fault"
+
+
+def sweep_crash_points(
+    cases: Sequence[Mapping[str, ServiceFaults]],
+    *,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """Run each fault case without a crash, then once per crash point.
+
+    One dict per run: ``faults`` (a label), ``crash`` ("none" or the crash
+    point), ``outcome``, ``violations`` (how many) and ``writes``.
+    ``progress`` wraps the iterable of cases (e.g. ``tqdm.auto.tqdm``);
+    ``kwargs`` go to :func:`run_order_saga`.
+    """
+    rows: list[dict[str, Any]] = []
+    for faults in progress(cases) if progress is not None else cases:
+        base = run_order_saga(faults=faults, **kwargs)
+        for cp in [None, *crash_points(base.writes)]:
+            run = base if cp is None else run_order_saga(faults=faults, crashes=[cp], **kwargs)
+            rows.append(
+                {
+                    "faults": fault_label(faults),
+                    "crash": "none" if cp is None else str(cp),
+                    "outcome": run.outcome,
+                    "violations": len(run.violations),
+                    "writes": run.writes,
+                }
+            )
+    return rows
 
 
 def crash_points(writes: int) -> list[CrashPoint]:

@@ -334,8 +334,9 @@ def _search(
             continue
         # Nothing fits before the first return's deadline: backtrack.
         steps += 1
-        if len(path) > best_len:
-            best_len = len(path)
+        # The longest partial linearization counts the sure operations placed.
+        if (placed & sure_mask).bit_count() > best_len:
+            best_len = (placed & sure_mask).bit_count()
             best = (tuple(glob[k] for k, *_ in path), glob[first_ret >> 1], state)
         if not path:
             budget.steps_left -= steps

@@ -163,6 +163,13 @@ def minimal_violation(result: CheckResult, *, timeout: float | None = 5.0) -> tu
         return check(trial, result.model, timeout=timeout).ok is False
 
     keep = sure
+    if part.blocked is not None:
+        # Start near where the search got stuck: operations called after the
+        # blocked one returned can only come after it, so try relaxing them all.
+        deadline = ops[part.blocked].ret
+        early = [i for i in sure if ops[i].call <= deadline]
+        if len(early) < len(keep) and fails(early):
+            keep = early
     chunk = max(1, len(keep) // 2)
     while True:
         start = 0

@@ -1,0 +1,459 @@
+"""Pictures of histories and the checker's verdict (notebook 08).
+
+* :func:`history_figure`: one row per client, a bar from call to return per
+  operation with a label; for a linearizable history the linearization
+  points joined in their order; for a failing one the longest partial
+  linearization, the operation that could not be placed, and the smallest
+  set of operations that conflict (:func:`labkit.linearizability.minimal_violation`);
+* :class:`RealTimeWidget`: a write and two reads; slide the reads in time,
+  change what they saw, and watch the verdict;
+* :class:`StoreCheckWidget`: run one of labkit's stores (the CAP register in
+  either mode, Raft, Raft with stale reads) under faults and check its history.
+
+The picture follows Herlihy & Wing (1990), Figure 1: time runs left to right,
+an operation is an interval, and a linearization is one point per interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from labkit.linearizability import (
+    UNKNOWN,
+    CheckResult,
+    KVModel,
+    Operation,
+    RegisterModel,
+    Verdict,
+    check,
+    linearization_points,
+    minimal_violation,
+)
+from labkit.viz.common import BAD_COLOR, MUTED_COLOR, OK_COLOR, PALETTE, guarded, status_html, style_figure
+
+__all__ = ["history_figure", "op_label", "RealTimeWidget", "StoreCheckWidget", "STORES"]
+
+_SURE_COLOR = PALETTE[0]
+_CONFLICT_COLOR = PALETTE[1]
+_POINT_COLOR = "#000000"
+# (name, colour, width, dash) of the bar series, in a fixed order so widgets update in place.
+_BARS = (
+    ("operation", _SURE_COLOR, 12, "solid"),
+    ("outcome unknown", MUTED_COLOR, 6, "dash"),
+    ("conflicting operation", _CONFLICT_COLOR, 12, "solid"),
+    ("could not be placed", BAD_COLOR, 12, "solid"),
+)
+_MAX_CORE_OPS = 80  # shrink a counterexample only when the failing part is this small
+_MAX_LABELS = 24  # more operations in view than this: label only the conflicting ones
+
+
+def op_label(op: Operation) -> str:
+    """A short label: ``write 1``, ``read → 1``, ``put x=a``, ``cas 1→2: True``."""
+    kind, *args = op.input
+    out = "?" if op.output is UNKNOWN else repr(op.output)
+    if kind == "write" and len(args) == 1:
+        return f"write {args[0]!r}"
+    if kind == "read" and not args:
+        return f"read → {out}"
+    if kind == "cas" and len(args) == 2:
+        return f"cas {args[0]!r}→{args[1]!r}: {out}"
+    if kind == "put" and len(args) == 2:
+        return f"put {args[0]}={args[1]!r}"
+    if kind == "append" and len(args) == 2:
+        return f"append {args[0]}+={args[1]!r}"
+    if kind == "get" and len(args) == 1:
+        return f"get {args[0]} → {out}"
+    shown = ", ".join(repr(a) for a in args)
+    return f"{kind}({shown})" + ("" if op.output is None else f" → {out}")
+
+
+def _as_result(history_or_result: Any, model: Any) -> tuple[tuple[Operation, ...], CheckResult | None]:
+    if isinstance(history_or_result, CheckResult):
+        return history_or_result.history, history_or_result
+    if isinstance(history_or_result, (str, bytes)) or not isinstance(history_or_result, Sequence):
+        raise TypeError(
+            f"history_or_result must be a list of Operation or a CheckResult, got {type(history_or_result).__name__}"
+        )
+    ops = tuple(history_or_result)
+    return ops, (check(ops, model) if model is not None else None)
+
+
+def history_figure(
+    history_or_result: Any,
+    model: Any = None,
+    *,
+    title: str | None = None,
+    figure: Any = None,
+    focus: bool = True,
+    conflict: bool = True,
+) -> Any:
+    """Draw a history; with a :class:`CheckResult` (or a ``model``), also the verdict.
+
+    ``focus``: for a failing history of several parts (keys), draw only the
+    failing part. ``conflict``: shrink a failing part to its conflicting
+    operations and highlight them. ``figure``: a ``go.FigureWidget`` to
+    redraw in place (widgets); by default a new ``go.Figure``.
+    """
+    import plotly.graph_objects as go
+
+    ops, result = _as_result(history_or_result, model)
+    shown = list(range(len(ops)))
+    points: dict[int, float] = {}
+    order: list[list[int]] = []
+    blocked: int | None = None
+    core: set[int] = set()
+    verdict_text = "history"
+    if result is not None:
+        points = linearization_points(result)
+        order = [list(p.order) for p in result.partitions]
+        failure = result.failure
+        if result.verdict is Verdict.LINEARIZABLE:
+            verdict_text = "linearizable"
+        elif failure is not None:
+            verdict_text = "NOT linearizable" if result.ok is False else "undecided (budget ran out)"
+            if focus and len(result.partitions) + len(result.unchecked) > 1:
+                shown = sorted(failure.ops)
+                order = [list(failure.order)]
+                points = {i: t for i, t in points.items() if i in set(failure.ops)}
+                verdict_text += f" on key {failure.key!r}"
+            if result.ok is False:
+                blocked = failure.blocked
+                if conflict and len(failure.ops) <= _MAX_CORE_OPS:
+                    core = set(minimal_violation(result, timeout=2.0))
+    if title is None:
+        title = f"{len(shown)} operations: {verdict_text}"
+
+    clients: list[Any] = []
+    for i in sorted(shown, key=lambda i: (ops[i].call, i)):
+        if ops[i].client not in clients:
+            clients.append(ops[i].client)
+    row = {c: k for k, c in enumerate(clients)}
+    finite = [ops[i].ret for i in shown if not ops[i].pending] + [ops[i].call for i in shown]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    span = (hi - lo) or 1.0
+    horizon = hi + 0.08 * span  # where bars of operations that never returned end
+
+    # A failing history is shown around its conflict; labels only where they fit.
+    x_range = [lo - 0.04 * span, horizon + 0.02 * span]
+    marked = core | ({blocked} if blocked is not None else set())
+    if marked and focus:
+        a = min(ops[i].call for i in marked)
+        b = max(ops[i].ret if not ops[i].pending else horizon for i in marked)
+        pad = max(0.5 * (b - a), 0.02 * span)
+        x_range = [max(x_range[0], a - pad), min(x_range[1], b + pad)]
+    in_view = [i for i in shown if ops[i].call <= x_range[1] and (ops[i].pending or ops[i].ret >= x_range[0])]
+    labelled = set(in_view) if len(in_view) <= _MAX_LABELS else marked
+    per_row: dict[Any, int] = {}
+
+    series: dict[str, tuple[list[Any], list[Any], list[str]]] = {name: ([], [], []) for name, *_ in _BARS}
+    label_x, label_y, label_text = [], [], []
+    for i in sorted(shown, key=lambda i: (ops[i].call, i)):
+        op = ops[i]
+        if i == blocked:
+            name = "could not be placed"
+        elif i in core:
+            name = "conflicting operation"
+        elif op.output is UNKNOWN:
+            name = "outcome unknown"
+        else:
+            name = "operation"
+        end = horizon if op.pending else op.ret
+        y = row[op.client]
+        xs, ys, hover = series[name]
+        text = f"#{i} client {op.client}: {op_label(op)}<br>call {op.call:.4g}, return " + (
+            "never" if op.pending else f"{op.ret:.4g}"
+        )
+        xs += [op.call, end, None]
+        ys += [y, y, None]
+        hover += [text, text, ""]
+        if i in labelled:
+            # Alternate below and above the bar so neighbours on a row do not collide.
+            k = per_row[op.client] = per_row.get(op.client, -1) + 1
+            label_x.append((max(op.call, x_range[0]) + min(end, x_range[1])) / 2)
+            label_y.append(y + (0.3 if k % 2 == 0 else -0.3))
+            label_text.append(op_label(op))
+
+    fig = figure if figure is not None else go.Figure()
+    with fig.batch_update() if hasattr(fig, "batch_update") else _nullcontext():
+        fig.data = ()
+        for name, color, width, dash in _BARS:
+            xs, ys, hover = series[name]
+            fig.add_trace(
+                go.Scatter(
+                    x=xs, y=ys, mode="lines", name=name, line={"color": color, "width": width, "dash": dash},
+                    hovertext=hover, hoverinfo="text", showlegend=bool(xs) or name == "operation",
+                )
+            )  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=label_x, y=label_y, mode="text", text=label_text, name="labels", showlegend=False,
+                textfont={"size": 11, "color": "#333333"}, hoverinfo="skip",
+            )
+        )  # fmt: skip
+        px, py = [], []
+        for part in order:
+            for i in part:
+                if i in points:
+                    px.append(points[i])
+                    py.append(row[ops[i].client])
+            px.append(None)
+            py.append(None)
+        point_name = "linearization point" if result is not None and result.ok else "partial linearization"
+        fig.add_trace(
+            go.Scatter(
+                x=px, y=py, mode="lines+markers", name=point_name,
+                line={"color": _POINT_COLOR, "width": 1, "dash": "dot"},
+                marker={"symbol": "diamond", "size": 11, "color": OK_COLOR if result is not None and result.ok else _POINT_COLOR,
+                        "line": {"color": "#000000", "width": 1}},
+                showlegend=bool(points), hoverinfo="x",
+            )
+        )  # fmt: skip
+        style_figure(
+            fig, title=title, xaxis="time (s)", yaxis="client", height=140 + 52 * max(1, len(clients))
+        )
+        fig.update_yaxes(
+            tickvals=list(range(len(clients))), ticktext=[str(c) for c in clients],
+            range=[len(clients) - 0.45, -0.55], zeroline=False, showgrid=False,
+        )  # fmt: skip
+        fig.update_xaxes(range=x_range)
+    return fig
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Widgets
+# ---------------------------------------------------------------------------
+
+
+class _Widget:
+    """Shared plumbing: a figure, a status line, controls that call :meth:`set`."""
+
+    params: dict[str, Any]
+    result: CheckResult
+
+    def __init__(self) -> None:
+        self._ui: Any = None
+        self._syncing = False
+        self.fig: Any = None
+        self.status: Any = None
+        self.controls: dict[str, Any] = {}
+
+    @property
+    def ui(self) -> Any:
+        if self._ui is None:
+            self._ui = self._build_ui()
+        return self._ui
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.ui)
+
+    def set(self, **changes: Any) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _control_changed(self, name: str, value: Any) -> None:
+        if self._syncing:
+            return
+        try:
+            self.set(**{name: value})
+        except (ValueError, TypeError):
+            # Refused: show the setting still in force, then let guarded() explain.
+            self._syncing = True
+            try:
+                self.controls[name].value = self.params[name]
+            finally:
+                self._syncing = False
+            raise
+
+    def _wire(self) -> None:
+        g = guarded(self.status)
+        for name, control in self.controls.items():
+            control.observe(g(lambda ch, name=name: self._control_changed(name, ch["new"])), "value")
+
+    def _verdict_html(self) -> str:
+        r = self.result
+        if r.ok:
+            return status_html(f"linearizable ({len(r.history)} operations, {r.steps} search steps)")
+        failure = r.failure
+        text = "NOT linearizable" if r.ok is False else "undecided"
+        if failure is not None and failure.blocked is not None:
+            text += f": operation #{failure.blocked} cannot be placed ({len(r.history)} operations)"
+        return status_html(text, "refused")
+
+
+class RealTimeWidget(_Widget):
+    """Client A writes 1 during [1, 3]; clients B and C each read once. Is it linearizable?
+
+    >>> w = RealTimeWidget()
+    >>> w.set(b_start=3.5, b_saw=None)   # B starts after the write returned but saw nothing
+    >>> w.result.ok
+    False
+    """
+
+    SAW = (None, 1)
+
+    def __init__(
+        self, *, b_start: float = 0.5, b_saw: Any = None, c_start: float = 2.0, c_saw: Any = 1
+    ) -> None:
+        super().__init__()
+        self.params = {}
+        self.set(b_start=b_start, b_saw=b_saw, c_start=c_start, c_saw=c_saw)
+
+    def history(self) -> list[Operation]:
+        p = self.params
+        return [
+            Operation("A", 1.0, 3.0, ("write", 1), None),
+            Operation("B", p["b_start"], p["b_start"] + 1.0, ("read",), p["b_saw"]),
+            Operation("C", p["c_start"], p["c_start"] + 1.0, ("read",), p["c_saw"]),
+        ]
+
+    def set(self, **changes: Any) -> None:
+        """Change b_start / c_start (0 to 5 s) and b_saw / c_saw (None or 1); re-check and redraw."""
+        allowed = {"b_start", "b_saw", "c_start", "c_saw"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
+        p = {**self.params, **changes}
+        for name in ("b_start", "c_start"):
+            v = p[name]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 5:
+                raise ValueError(f"{name} must be a time between 0 and 5 seconds, got {v!r}")
+        for name in ("b_saw", "c_saw"):
+            if p[name] not in self.SAW:
+                raise ValueError(
+                    f"{name} must be one of {self.SAW} (what the read returned), got {p[name]!r}"
+                )
+        self.params = p
+        self.result = check(self.history(), RegisterModel())
+        self._redraw()
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        p = self.params
+        self.status = W.HTML()
+        self.fig = go.FigureWidget()
+        style = {"description_width": "90px"}
+        self.controls = {
+            "b_start": W.FloatSlider(value=p["b_start"], min=0, max=5, step=0.25, description="B starts at",
+                                     tooltip="when client B calls read (it returns 1 s later)", style=style),
+            "b_saw": W.Dropdown(options=[("None (old)", None), ("1 (new)", 1)], value=p["b_saw"],
+                                description="B read", tooltip="what B's read returned", style=style),
+            "c_start": W.FloatSlider(value=p["c_start"], min=0, max=5, step=0.25, description="C starts at",
+                                     tooltip="when client C calls read (it returns 1 s later)", style=style),
+            "c_saw": W.Dropdown(options=[("None (old)", None), ("1 (new)", 1)], value=p["c_saw"],
+                                description="C read", tooltip="what C's read returned", style=style),
+        }  # fmt: skip
+        self._wire()
+        self._redraw()
+        c = self.controls
+        return W.VBox(
+            [W.HBox([c["b_start"], c["b_saw"]]), W.HBox([c["c_start"], c["c_saw"]]), self.status, self.fig]
+        )
+
+    def _redraw(self) -> None:
+        if self.fig is None:
+            return
+        history_figure(self.result, figure=self.fig, title="A writes 1; B and C read")
+        self.status.value = self._verdict_html()
+
+
+def _cap_history(mode_name: str, seed: int) -> list[Operation]:
+    from labkit.linearizability.adapters import from_replication
+    from labkit.replication import Mode, Resolution
+    from labkit.replication.experiments import run_partition_scenario
+
+    mode = Mode.CONSISTENCY_FIRST if mode_name == "consistency-first" else Mode.AVAILABILITY_FIRST
+    run = run_partition_scenario(mode, seed=seed, resolution=Resolution.LAST_WRITER_WINS)
+    return from_replication(run.history())
+
+
+def _raft_history(bugs: tuple, seed: int) -> list[Operation]:
+    from labkit.raft.schedules import run_schedule
+
+    return run_schedule(seed, bugs=bugs, strict=False).operations()
+
+
+def _stale_reads() -> tuple:
+    from labkit.raft import Bug
+
+    return (Bug.STALE_READS,)
+
+
+# name -> (model, history maker(seed))
+STORES: dict[str, tuple[Callable[[], Any], Callable[[int], list[Operation]]]] = {
+    "CAP register, consistency-first": (RegisterModel, lambda seed: _cap_history("consistency-first", seed)),
+    "CAP register, availability-first": (
+        RegisterModel,
+        lambda seed: _cap_history("availability-first", seed),
+    ),
+    "Raft key-value store": (KVModel, lambda seed: _raft_history((), seed)),
+    "Raft, reads served by any node": (KVModel, lambda seed: _raft_history(_stale_reads(), seed)),
+}
+
+
+class StoreCheckWidget(_Widget):
+    """Run one of labkit's stores under faults (seeded) and check its history.
+
+    >>> w = StoreCheckWidget(store="Raft key-value store", seed=3)
+    >>> w.result.ok
+    True
+    """
+
+    def __init__(self, *, store: str = "CAP register, availability-first", seed: int = 0) -> None:
+        super().__init__()
+        self.params = {}
+        self.set(store=store, seed=seed)
+
+    def set(self, **changes: Any) -> None:
+        """Change store (a key of :data:`STORES`) and seed (0 to 99); re-run, re-check, redraw."""
+        allowed = {"store", "seed"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
+        p = {**self.params, **changes}
+        if p["store"] not in STORES:
+            raise ValueError(f"store must be one of {list(STORES)}, got {p['store']!r}")
+        seed = p["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 99:
+            raise ValueError(f"seed must be an int between 0 and 99, got {seed!r}")
+        model, make = STORES[p["store"]]
+        history = make(seed)
+        self.result = check(history, model(), timeout=5.0)
+        self.params = p
+        self._redraw()
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        p = self.params
+        self.status = W.HTML()
+        self.fig = go.FigureWidget()
+        self.controls = {
+            "store": W.Dropdown(options=list(STORES), value=p["store"], description="store",
+                                tooltip="which store to run under faults", layout={"width": "420px"}),
+            "seed": W.IntSlider(value=p["seed"], min=0, max=99, description="seed", continuous_update=False,
+                                tooltip="the seed of the run: workload, faults and network"),
+        }  # fmt: skip
+        self._wire()
+        self._redraw()
+        return W.VBox([W.HBox([self.controls["store"], self.controls["seed"]]), self.status, self.fig])
+
+    def _redraw(self) -> None:
+        if self.fig is None:
+            return
+        history_figure(
+            self.result, figure=self.fig, title=f"{self.params['store']}, seed {self.params['seed']}"
+        )
+        self.status.value = self._verdict_html()

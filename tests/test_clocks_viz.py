@@ -57,8 +57,11 @@ def test_widget_reruns_on_every_setting():
     w.set_offset("A", 0)
     w.set_drift("A", 5000)  # 5000 ppm for 60 s = 300 ms ahead by the time of the writes
     assert [x.value for x in w.result.lost] == ["x=2"]
+    assert w.clock_settings_text() == "A +5000 ppm"
+    w.set_offset("B", -20)
+    assert w.clock_settings_text() == "A +5000 ppm, B -20 ms" and "B -20 ms" in w.figure().layout.title.text
     w.reset()
-    assert not w.result.lost
+    assert not w.result.lost and w.clock_settings_text() == "all clocks exact"
 
 
 def test_widget_refuses_impossible_settings_in_its_status_line():

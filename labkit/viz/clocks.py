@@ -333,13 +333,27 @@ class ClockSkewWidget:
             text += " No write was lost."
         return text
 
+    def clock_settings_text(self) -> str:
+        """The clock settings in words, e.g. ``A +150 ms, C +200 ppm`` (``all clocks exact``)."""
+        s = self.settings
+        parts = []
+        for n in self.nodes:
+            bits = []
+            if s.offsets_ms[n]:
+                bits.append(f"{s.offsets_ms[n]:+g} ms")
+            if s.drifts_ppm[n]:
+                bits.append(f"{s.drifts_ppm[n]:+g} ppm")
+            if bits:
+                parts.append(f"{n} " + " ".join(bits))
+        return ", ".join(parts) if parts else "all clocks exact"
+
     # -- the view ---------------------------------------------------------------
     def figure(self, figure: Any = None) -> Any:
         """Draw the current run (into ``figure`` if given)."""
         return clock_diagram(
             self.result.sim,
             self.settings.stamping,
-            title=f"LWW register, writes ordered by {self.settings.stamping.value} clocks",
+            title=f"LWW by {self.settings.stamping.value} clocks; {self.clock_settings_text()}",
             figure=figure,
         )
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,7 +132,8 @@ def run_writers(
     path = os.fspath(path)
     SQLiteEventStore(path, durability).close()  # create the schema once, before the race
     names = [f"stream-{i}" for i in range(streams)]
-    ctx = multiprocessing.get_context("spawn" if os.name != "posix" else "fork")
+    # fork is fast and safe on Linux; elsewhere (macOS, Windows) spawn, which re-imports writer_process.
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     conflicts = 0
     with ctx.Pool(n_writers) as pool:
         results = [

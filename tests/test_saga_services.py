@@ -108,6 +108,21 @@ def test_two_phase_commit_participant_locks_until_decided():
     assert send(Op.DO, "other3", ("alice", 1)).outcome is Outcome.OK
 
 
+def test_entry_transitions_follow_the_invariant():
+    from labkit.saga.services import check_transition
+
+    check_transition(None, EntryStatus.APPLIED)
+    check_transition(EntryStatus.APPLIED, EntryStatus.COMPENSATED)
+    for old, new in [
+        (EntryStatus.COMPENSATED, EntryStatus.APPLIED),  # re-applying a compensated key
+        (EntryStatus.VOIDED, EntryStatus.APPLIED),  # a late DO after its tombstone
+        (EntryStatus.APPLIED, EntryStatus.APPLIED),
+        (EntryStatus.COMMITTED, EntryStatus.ABORTED),
+    ]:
+        with pytest.raises(AssertionError):
+            check_transition(old, new)
+
+
 def test_fault_validation():
     with pytest.raises(ValueError, match="slow"):
         ServiceFaults(slow=-1)

@@ -186,8 +186,9 @@ class SagaLog:
     def append(self, saga_id: str, records: Iterable[LogRecord]) -> None:
         """Append ``records`` to saga ``saga_id`` as one transaction.
 
-        A terminal record (completed / aborted) also updates the saga's status
-        in the same transaction.
+        A terminal record (completed / aborted) in a ``list`` also updates the
+        saga's status in the same transaction. Any other iterable is consumed
+        inside the transaction (and never sets the status).
         """
         batch = records if isinstance(records, list) else None
 

@@ -42,6 +42,7 @@ __all__ = [
     "Entry",
     "ServiceFaults",
     "Service",
+    "check_transition",
     "InventoryService",
     "PaymentService",
     "ShippingService",
@@ -156,6 +157,26 @@ class ServiceFaults:
 
 _NO_FAULTS = ServiceFaults()
 
+# The only moves an entry may make (see the Service invariant).
+_ALLOWED: dict[EntryStatus | None, frozenset[EntryStatus]] = {
+    None: frozenset(
+        {
+            EntryStatus.APPLIED,
+            EntryStatus.REFUSED,
+            EntryStatus.VOIDED,
+            EntryStatus.PREPARED,
+            EntryStatus.ABORTED,
+        }
+    ),
+    EntryStatus.APPLIED: frozenset({EntryStatus.COMPENSATED}),
+    EntryStatus.PREPARED: frozenset({EntryStatus.COMMITTED, EntryStatus.ABORTED}),
+}
+
+
+def check_transition(old: EntryStatus | None, new: EntryStatus) -> None:
+    """Raise AssertionError unless an entry may move from ``old`` to ``new``."""
+    assert new in _ALLOWED.get(old, frozenset()), f"entry may not move from {old} to {new}"
+
 
 class Service(Node):
     """Base class: idempotency, tombstones, 2PC locks and fault injection.
@@ -223,6 +244,8 @@ class Service(Node):
         ctx.persist(("state", name), value)
 
     def _set_entry(self, ctx: Context, key: str, status: EntryStatus, args: tuple) -> None:
+        previous = self.entries.get(key)
+        check_transition(previous.status if previous is not None else None, status)
         entry = Entry(status, args, ctx.now)
         self.entries[key] = entry
         ctx.persist(("entry", key), entry)

@@ -135,34 +135,46 @@ def explain(result: CheckResult) -> str:
     return "\n".join(lines)
 
 
-def minimal_violation(result: CheckResult, *, timeout: float | None = 5.0) -> tuple[int, ...]:
-    """A smallest set of operation ids of the failing part whose outputs contradict each other.
+def minimal_violation(result: CheckResult, *, max_steps: int = 20_000) -> tuple[int, ...]:
+    """A small set of operation ids of the failing part whose outputs contradict each other.
 
     Every other operation of the part is *relaxed*: its output is made
     :data:`UNKNOWN`, so it may take effect at any time after its call, or not
     at all. Relaxing only removes constraints, so if the relaxed history
     still fails, the operations kept are a real conflict. The greedy search
     relaxes ever smaller chunks; in the answer, relaxing any one more
-    operation makes the history linearizable (or undecided within
-    ``timeout`` per check).
+    operation makes the history linearizable, or at least not provably
+    non-linearizable within ``max_steps`` search steps per check (a
+    deterministic budget, so the answer is the same on every machine).
     """
     if not isinstance(result, CheckResult):
         raise TypeError(f"result must be a CheckResult from check(), got {type(result).__name__}")
     if result.verdict is not Verdict.NOT_LINEARIZABLE:
         raise ValueError(f"result must be not linearizable to have a violation, got {result.verdict.value}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
     part = result.failure
     assert part is not None
     ops = result.history
     sure = [i for i in part.ops if ops[i].output is not UNKNOWN]
-    relaxed = {i: replace(ops[i], output=UNKNOWN) for i in sure}
-    others = [ops[i] for i in part.ops if ops[i].output is UNKNOWN]
+    optional = [i for i in part.ops if ops[i].output is UNKNOWN]
+    relaxed = {i: replace(ops[i], output=UNKNOWN) for i in part.ops}
 
     def fails(kept: list[int]) -> bool:
+        if not kept:
+            return False
         kept_set = set(kept)
-        trial = [ops[i] for i in kept] + [relaxed[i] for i in sure if i not in kept_set] + others
-        return check(trial, result.model, timeout=timeout).ok is False
+        # An optional operation called after every kept one returned can only
+        # go last, where nothing needs it: leave it out.
+        horizon = max(ops[i].ret for i in kept)
+        trial = [ops[i] for i in kept] + [
+            relaxed[i] for i in sure + optional if i not in kept_set and ops[i].call <= horizon
+        ]
+        return check(trial, result.model, timeout=None, max_steps=max_steps).ok is False
 
     keep = sure
+    if not fails(keep):
+        return tuple(keep)  # too hard to shrink within the budget: every operation with an output
     if part.blocked is not None:
         # Start near where the search got stuck: operations called after the
         # blocked one returned can only come after it, so try relaxing them all.

@@ -45,6 +45,7 @@ _BARS = (
     ("could not be placed", BAD_COLOR, 12, "solid"),
 )
 _MAX_CORE_OPS = 80  # shrink a counterexample only when the failing part is this small
+_CORE_STEPS = 5_000  # search steps per check while shrinking it (deterministic)
 _MAX_LABELS = 24  # more operations in view than this: label only the conflicting ones
 
 
@@ -120,7 +121,7 @@ def history_figure(
             if result.ok is False:
                 blocked = failure.blocked
                 if conflict and len(failure.ops) <= _MAX_CORE_OPS:
-                    core = set(minimal_violation(result, timeout=2.0))
+                    core = set(minimal_violation(result, max_steps=_CORE_STEPS))
     if title is None:
         title = f"{len(shown)} operations: {verdict_text}"
 

@@ -11,3 +11,34 @@ One module per concept:
 * :mod:`labkit.saga.twopc`: two-phase commit on the same services, for contrast;
 * :mod:`labkit.saga.scenario`: run a saga with faults and check the invariant.
 """
+
+from labkit.saga.definition import ORDER_SAGA, Order, SagaDefinition, Step
+from labkit.saga.log import LogKind, LogRecord, SagaLog, SagaStatus
+from labkit.saga.naive import OrderSaga, run_naive_saga
+from labkit.saga.orchestrator import CrashPoint, Orchestrator, RetryPolicy
+from labkit.saga.scenario import FAULT_KINDS, invariant_violations, run_order_saga
+from labkit.saga.services import ServiceFaults
+from labkit.saga.twopc import CoordinatorCrash, TwoPhaseCoordinator, run_two_phase_commit
+
+__all__ = [
+    "ORDER_SAGA",
+    "FAULT_KINDS",
+    "CoordinatorCrash",
+    "CrashPoint",
+    "LogKind",
+    "LogRecord",
+    "Order",
+    "OrderSaga",
+    "Orchestrator",
+    "RetryPolicy",
+    "SagaDefinition",
+    "SagaLog",
+    "SagaStatus",
+    "ServiceFaults",
+    "Step",
+    "TwoPhaseCoordinator",
+    "invariant_violations",
+    "run_naive_saga",
+    "run_order_saga",
+    "run_two_phase_commit",
+]

@@ -36,21 +36,32 @@ __all__ = ["CheckpointStore", "InMemoryCheckpointStore", "Projection", "SQLiteCh
 class CheckpointStore(ABC):
     """Saves ``(position, state)`` of a named projection atomically."""
 
-    @abstractmethod
-    def save(self, name: str, position: int, state: dict[str, Any]) -> None: ...
+    def save(self, name: str, position: int, state: dict[str, Any]) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty str, got {name!r}")
+        _check_int(position, "position", 0)
+        self._save(name, position, encode_json(state, f"state of projection {name!r}"))
+
+    def load(self, name: str) -> tuple[int, dict[str, Any]] | None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty str, got {name!r}")
+        return self._load(name)
 
     @abstractmethod
-    def load(self, name: str) -> tuple[int, dict[str, Any]] | None: ...
+    def _save(self, name: str, position: int, state_json: str) -> None: ...
+
+    @abstractmethod
+    def _load(self, name: str) -> tuple[int, dict[str, Any]] | None: ...
 
 
 class InMemoryCheckpointStore(CheckpointStore):
     def __init__(self) -> None:
         self._rows: dict[str, tuple[int, str]] = {}
 
-    def save(self, name: str, position: int, state: dict[str, Any]) -> None:
-        self._rows[name] = (position, encode_json(state, f"state of projection {name!r}"))
+    def _save(self, name: str, position: int, state_json: str) -> None:
+        self._rows[name] = (position, state_json)
 
-    def load(self, name: str) -> tuple[int, dict[str, Any]] | None:
+    def _load(self, name: str) -> tuple[int, dict[str, Any]] | None:
         row = self._rows.get(name)
         return None if row is None else (row[0], decode_json(row[1]))
 
@@ -66,14 +77,13 @@ class SQLiteCheckpointStore(CheckpointStore):
             "state TEXT NOT NULL)"
         )
 
-    def save(self, name: str, position: int, state: dict[str, Any]) -> None:
-        state_json = encode_json(state, f"state of projection {name!r}")
+    def _save(self, name: str, position: int, state_json: str) -> None:
         with self._lock:
             self._conn.execute(
                 "INSERT OR REPLACE INTO projections VALUES (?, ?, ?)", (name, position, state_json)
             )
 
-    def load(self, name: str) -> tuple[int, dict[str, Any]] | None:
+    def _load(self, name: str) -> tuple[int, dict[str, Any]] | None:
         with self._lock:
             row = self._conn.execute(
                 "SELECT position, state FROM projections WHERE name = ?", (name,)
@@ -130,6 +140,10 @@ class Projection:
         if not isinstance(store, EventStore):
             raise TypeError(f"store must be an EventStore, got {type(store).__name__}")
         _check_int(batch_size, "batch_size", 1)
+        if checkpoints is not None and not isinstance(checkpoints, CheckpointStore):
+            raise TypeError(
+                f"checkpoints must be a CheckpointStore or None, got {type(checkpoints).__name__}"
+            )
         seen = 0
         while True:
             batch = store.read_all(self.position, limit=batch_size)
@@ -151,6 +165,8 @@ class Projection:
 
     def resume(self, checkpoints: CheckpointStore) -> bool:
         """Load the saved state and checkpoint; False (and left empty) if none was saved."""
+        if not isinstance(checkpoints, CheckpointStore):
+            raise TypeError(f"checkpoints must be a CheckpointStore, got {type(checkpoints).__name__}")
         saved = checkpoints.load(self.name)
         if saved is None:
             return False

@@ -299,6 +299,20 @@ class EventStore(ABC):
         """Position of the last event in the store (0 when empty)."""
         return self._head_position()
 
+    def check_invariants(self) -> None:
+        """Raise AssertionError if positions or versions have a gap or a repeat.
+
+        This generic version reads the whole store; backends may override it
+        with something cheaper (the SQLite one asks the database).
+        """
+        last: dict[str, int] = {}
+        for i, r in enumerate(self.read_all(), start=1):
+            assert r.position == i, f"position gap or repeat: expected {i}, found {r.position}"
+            assert r.version == last.get(r.stream_id, 0) + 1, (
+                f"stream {r.stream_id!r}: version gap at {r.version}"
+            )
+            last[r.stream_id] = r.version
+
     def close(self) -> None:
         """Release the backend's resources; the store must not be used afterwards."""
         return None

@@ -96,7 +96,7 @@ _COLUMNS = "position, stream_id, version, type, data, schema_version, metadata"
 
 def connect(
     path: str | os.PathLike[str], durability: Durability = Durability.FULL, busy_timeout: float = 30.0
-):
+) -> sqlite3.Connection:
     """Open ``path`` in WAL mode with the given durability; autocommit (we issue BEGIN ourselves)."""
     if not isinstance(durability, Durability):
         raise TypeError(

@@ -77,6 +77,11 @@ class WritersAudit:
 
 def audit_writers(store: EventStore, n_writers: int, appends: int, conflicts: int = 0) -> WritersAudit:
     """Read the whole store and check every batch the writers were told was appended."""
+    if not isinstance(store, EventStore):
+        raise TypeError(f"store must be an EventStore, got {type(store).__name__}")
+    for name, value in (("n_writers", n_writers), ("appends", appends)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     records = store.read_all()
     position_gaps = sum(1 for i, r in enumerate(records) if r.position != i + 1)
     last_version: dict[str, int] = {}

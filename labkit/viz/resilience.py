@@ -177,11 +177,21 @@ def compare_figure(
     return style_figure(fig, title=title, xaxis="virtual time (s)", yaxis=yaxis or metric)
 
 
-def arrivals_figure(runs: Mapping[str, ChainModel], *, service: str = "C", title: str) -> Any:
-    """Requests arriving at ``service`` per second, one line per run."""
-    return compare_figure(
+def arrivals_figure(
+    runs: Mapping[str, ChainModel],
+    *,
+    service: str = "C",
+    title: str,
+    time_range: tuple[float, float] | None = None,
+) -> Any:
+    """Requests arriving at ``service`` per second, one line per run
+    (``time_range`` zooms the time axis)."""
+    fig = compare_figure(
         runs, metric="offered", service=service, title=title, yaxis=f"arrivals at {service} (req/s)"
     )
+    if time_range is not None:
+        fig.update_xaxes(range=list(time_range))
+    return fig
 
 
 def backoff_figure(

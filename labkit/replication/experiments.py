@@ -46,6 +46,8 @@ __all__ = [
     "ops_frame",
     "quorum_latency",
     "merkle_traffic",
+    "merkle_cost",
+    "anti_entropy_run",
 ]
 
 PHASES = ("before", "during", "after")
@@ -238,7 +240,8 @@ class ScenarioResult:
         return out
 
     def summary(self):  # -> pandas.DataFrame
-        """Per side and phase: operations, answered, availability, reads, stale reads."""
+        """Per side and phase (phases with operations only): operations, answered,
+        availability, reads, stale reads."""
         import pandas as pd
 
         df = self.frame()
@@ -246,6 +249,8 @@ class ScenarioResult:
         for side in ("A", "B"):
             for phase in PHASES:
                 part = df[(df["side"] == side) & (df["phase"] == phase)]
+                if not len(part):
+                    continue  # e.g. "after" when the clients stopped at the heal
                 reads = part[(part["kind"] == "read") & part["ok"]]
                 rows.append(
                     {
@@ -396,12 +401,14 @@ def quorum_latency(
     ops: int = 200,
     seed: int = 0,
     latency: Latency | float = PACELC_LATENCY,
+    client_latency: float = 0.001,
 ):  # -> pandas.DataFrame
     """PACELC's "else": request latency per (R, W) with every replica reachable.
 
-    One client alternates writes and reads through a home replica; returns
-    one row per (R, W) and kind with the mean, median and 99th percentile
-    latency in milliseconds.
+    One client alternates writes and reads through a home replica it sits
+    next to (``client_latency`` seconds each way); the replicas talk over
+    ``latency``. Returns one row per (R, W) and kind with the mean, median
+    and 99th percentile latency in milliseconds.
     """
     import pandas as pd
 
@@ -412,6 +419,9 @@ def quorum_latency(
         check_quorum("r", r, n)
         check_quorum("w", w, n)
         store = ReplicatedStore(n, n, Mode.CONSISTENCY_FIRST, r=r, w=w, seed=seed, latency=latency)
+        via = store.coordinator_for("x")
+        store.sim.set_latency(client_latency, src="client", dst=via)
+        store.sim.set_latency(client_latency, src=via, dst="client")
         for i in range(ops // 2):
             store.put("x", i)
             store.get("x")
@@ -445,3 +455,101 @@ def merkle_traffic(trace: Trace, since: float = 0.0) -> dict[str, int]:
             keys += len(msg.items)
             messages += 1
     return {"hashes": hashes, "keys": keys, "messages": messages}
+
+
+def merkle_cost(
+    total_keys: int = 1000,
+    differing: Iterable[int] = (0, 1, 2, 5, 10, 20, 50, 100),
+    *,
+    depth: int = 6,
+    seed: int = 0,
+):  # -> pandas.DataFrame
+    """How much two replicas send to find and fix ``k`` differing keys out of ``total_keys``.
+
+    Builds the two replicas' trees directly (no network) and walks them with
+    :func:`~labkit.replication.merkle.diff`. Columns: ``differing``,
+    ``hashes`` (sent during the walk), ``buckets`` (differing leaves),
+    ``keys_sent`` (both replicas' keys in those buckets) and ``total_keys``
+    (what swapping every key would send).
+    """
+    import random
+
+    import pandas as pd
+
+    from labkit.clocks import VectorClock
+    from labkit.replication.merkle import MerkleTree, diff
+    from labkit.replication.versions import Versioned
+
+    if isinstance(total_keys, bool) or not isinstance(total_keys, int) or total_keys < 1:
+        raise ValueError(f"total_keys must be an int >= 1, got {total_keys!r}")
+    rng = random.Random(seed)
+    keys = [f"key{i}" for i in range(total_keys)]
+    base = {k: (Versioned(i, VectorClock({"n1": i + 1})),) for i, k in enumerate(keys)}
+    tree_a = MerkleTree(base.items(), depth)
+    rows = []
+    for k in differing:
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= total_keys:
+            raise ValueError(f"each differing count must be an int between 0 and total_keys, got {k!r}")
+        changed = dict(base)
+        for key in rng.sample(keys, k):
+            old = changed[key][0]
+            changed[key] = (Versioned(old.value, old.clock.increment("n2")),)
+        tree_b = MerkleTree(changed.items(), depth)
+        buckets, hashes = diff(tree_a, tree_b)
+        sent = sum(len(tree_a.buckets[b]) + len(tree_b.buckets[b]) for b in buckets)
+        rows.append(
+            {
+                "differing": k,
+                "hashes": hashes,
+                "buckets": len(buckets),
+                "keys_sent": sent,
+                "total_keys": 2 * total_keys,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def anti_entropy_run(
+    keys: int = 40,
+    *,
+    interval: float | None = 0.2,
+    duration: float = 3.0,
+    step: float = 0.1,
+    seed: int = 0,
+    merkle_depth: int = 4,
+):  # -> pandas.DataFrame
+    """A replica misses ``keys`` writes behind a partition; then anti-entropy (or nothing) runs.
+
+    Three nodes, N = 3, consistency-first with R = W = 2; ``n3`` is cut off
+    while every key is written once, then the partition heals and nobody
+    reads. Returns one row per ``step``: ``time`` (since healing),
+    ``divergent_keys``, and the anti-entropy traffic so far (``hashes``,
+    ``keys_sent``, ``messages``).
+    """
+    import pandas as pd
+
+    store = ReplicatedStore(3, 3, Mode.CONSISTENCY_FIRST, r=2, w=2, seed=seed, anti_entropy_interval=interval,
+                            merkle_depth=merkle_depth)  # fmt: skip
+    store.partition(["n3"])
+    for i in range(keys):
+        store.put(f"key{i}", i, via="n1")
+    store.heal()
+    healed = store.sim.now
+    rows = []
+    t = 0.0
+    while True:
+        traffic = merkle_traffic(store.sim.trace, since=healed)
+        rows.append(
+            {
+                "time": round(t, 9),
+                "divergent_keys": len(store.divergent_keys()),
+                "hashes": traffic["hashes"],
+                "keys_sent": traffic["keys"],
+                "messages": traffic["messages"],
+            }
+        )
+        if t >= duration - 1e-9:
+            break
+        store.run_for(step)
+        t += step
+    return pd.DataFrame(rows)

@@ -99,6 +99,8 @@ class ReplicatedStore:
         factory = ReplicaNode.factory(self.config)
         for name in names:
             self.sim.add_node(name, factory)
+            # A coordinator reaches its own replica without crossing the network.
+            self.sim.set_latency(0.0, src=name, dst=name)
         self.clients: list[str] = []
         self._groups: list[list[str]] | None = None
         self.add_client("client", names[0])

@@ -32,6 +32,7 @@ __all__ = [
     "consistency_figure",
     "latency_figure",
     "merkle_figure",
+    "divergence_figure",
     "CapWidget",
     "QuorumWidget",
 ]
@@ -680,3 +681,19 @@ class QuorumWidget:
             spacetime_diagram(self.store.sim, **self._diagram_args(), figure=self.fig)
         self.table.value = self.table_html()
         self.status.value = status_html(self.summary_text())
+
+
+def divergence_figure(runs: dict[str, Any]) -> Any:
+    """Lines: divergent keys over time, one line per labelled ``anti_entropy_run`` table."""
+    import plotly.graph_objects as go
+
+    if not isinstance(runs, dict) or not runs:
+        raise TypeError("runs must be a non-empty dict of label -> anti_entropy_run() table")
+    fig = go.Figure()
+    for i, (label, df) in enumerate(runs.items()):
+        fig.add_scatter(
+            x=df["time"], y=df["divergent_keys"], mode="lines+markers", name=label, marker_color=PALETTE[i]
+        )
+    style_figure(fig, title="Keys whose replicas disagree, after healing", xaxis="seconds since healing",
+                 yaxis="divergent keys")  # fmt: skip
+    return fig

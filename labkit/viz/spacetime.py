@@ -269,7 +269,8 @@ def spacetime_diagram(
             height=height or max(260, 90 + 55 * len(order)),
         )
         fig.update_layout(shapes=shapes, hovermode="closest")
-        fig.update_xaxes(range=[start, max(end, start + 1e-3) * 1.01 if end > 0 else 1.0])
+        span = max(end - start, 1e-3)
+        fig.update_xaxes(range=[start, start + span * 1.01])
         fig.update_yaxes(
             tickmode="array",
             tickvals=list(range(len(order))),

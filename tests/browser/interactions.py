@@ -103,5 +103,6 @@ CLUSTER_WIDGET = [
 INTERACTIONS: dict[str, list[Step]] = {
     "00-welcome": CLUSTER_WIDGET,
     "01-the-network-is-unreliable": CLUSTER_WIDGET,
+    "02-time-clocks-and-order": [Slide("A skew ms"), Slide("B drift ppm"), Pick("lamport"), Click("Perfect clocks")],
     "05-consistent-hashing": [Slide("nodes"), Slide("vnodes"), Click("add a node"), Click("remove a node")],
 }

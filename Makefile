@@ -61,6 +61,7 @@ student: $(STAMP)
 	$(BIN)/python -m tests.grading_tools student build/student
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:

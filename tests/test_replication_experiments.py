@@ -108,3 +108,24 @@ def test_scenario_rejects_bad_settings():
         run_partition_scenario(Mode.CONSISTENCY_FIRST, partition_at=2, heal_at=1)
     with pytest.raises(ValueError, match="r must be between"):
         run_partition_scenario(Mode.CONSISTENCY_FIRST, r=4)
+
+
+def test_merkle_cost_grows_with_the_difference_not_the_data():
+    from labkit.replication.experiments import merkle_cost
+
+    df = merkle_cost(total_keys=500, differing=(0, 1, 10), depth=5, seed=0).set_index("differing")
+    assert df.loc[0, "hashes"] == 1 and df.loc[0, "keys_sent"] == 0
+    assert df.loc[1, "hashes"] == 1 + 2 * 5 and df.loc[1, "buckets"] == 1
+    assert df.loc[1, "hashes"] < df.loc[10, "hashes"] < 500
+    with pytest.raises(ValueError, match="differing"):
+        merkle_cost(total_keys=10, differing=(11,))
+
+
+def test_anti_entropy_run_converges_only_when_switched_on():
+    from labkit.replication.experiments import anti_entropy_run
+
+    on = anti_entropy_run(keys=20, interval=0.2, duration=2.0, seed=3)
+    off = anti_entropy_run(keys=20, interval=None, duration=2.0, seed=3)
+    assert on["divergent_keys"].iloc[0] == 20 and on["divergent_keys"].iloc[-1] == 0
+    assert on["hashes"].iloc[-1] > 0 and on["keys_sent"].iloc[-1] >= 20
+    assert (off["divergent_keys"] == 20).all() and off["messages"].iloc[-1] == 0

@@ -59,3 +59,19 @@ def test_quorum_widget_shows_refusal_and_stale_read():
     assert "stale" in q.status.value
     with pytest.raises(ValueError, match="live node"):
         q.set(side_b=set(q.node_ids))
+
+
+def test_divergence_and_merkle_figures():
+    from labkit.replication.experiments import anti_entropy_run, merkle_cost
+    from labkit.viz.replication import divergence_figure, merkle_figure
+
+    fig = divergence_figure(
+        {
+            "on": anti_entropy_run(keys=5, duration=0.5),
+            "off": anti_entropy_run(keys=5, interval=None, duration=0.5),
+        }
+    )
+    assert len(fig.data) == 2 and fig.layout.title.text
+    assert len(merkle_figure(merkle_cost(total_keys=50, differing=(0, 1))).data) == 3
+    with pytest.raises(TypeError):
+        divergence_figure({})

@@ -102,6 +102,13 @@ def test_compensations_are_retried_until_they_succeed():
     assert len(refunds) == 6  # five transient failures, then success
 
 
+def test_effects_are_read_from_a_service_that_is_still_down():
+    # The run stops while payment is down: its database is read from durable storage.
+    run = run_order_saga(faults={"payment": ServiceFaults(crash_after_apply=True, down_for=50.0)}, until=5.0)
+    assert run.effects.charged == 30 and run.effects.money_conserved and run.effects.stock_conserved
+    assert run.status is SagaStatus.RUNNING and "the saga never finished" in run.violations
+
+
 def test_crash_points_are_reached_at_every_write():
     base = run_order_saga(faults={"payment": ServiceFaults(reject=True)})
     for cp in crash_points(base.writes):

@@ -171,10 +171,10 @@ def order_effects(sim: Simulator, order: Order) -> OrderEffects:
 
 def _service(sim: Simulator, name: str) -> Service:
     if not sim.is_up(name):  # read a crashed service's state from its storage
-        node = SERVICE_CLASSES[name](name)
-        node.initial = {}
-        node.entries = {k[1]: v for k, v in sim.storage(name).items() if k[0] == "entry"}
-        node.state = {k[1]: v for k, v in sim.storage(name).items() if k[0] == "state"}
+        storage = sim.storage(name)
+        node = SERVICE_CLASSES[name](name, initial=dict(storage[("initial",)]))
+        node.entries = {k[1]: v for k, v in storage.items() if k[0] == "entry"}
+        node.state = dict(node.initial) | {k[1]: v for k, v in storage.items() if k[0] == "state"}
         return node
     return sim.node(name)  # type: ignore[return-value]
 

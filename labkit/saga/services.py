@@ -185,8 +185,9 @@ class Service(Node):
     durable state: :meth:`refuse` (the business rule), :meth:`apply`,
     :meth:`revert` and :meth:`entity` (what a 2PC prepare locks).
 
-    Durable storage layout (survives crashes): ``("entry", key) -> Entry``
-    and whatever the subclass keeps under ``("state", name)``. Volatile:
+    Durable storage layout (survives crashes): ``("initial",) -> opening
+    state``, ``("entry", key) -> Entry`` and whatever the subclass keeps
+    under ``("state", name)``. Volatile:
     the fault counters and the queue of held (slow) requests.
 
     # Invariant: a key's entry moves only along
@@ -252,7 +253,13 @@ class Service(Node):
 
     # -- node handlers ------------------------------------------------------
     def on_start(self, ctx: Context) -> None:
-        # Rebuild everything from durable storage: the local database.
+        # Rebuild everything from durable storage: the local database. The
+        # opening state is stored on first boot, so the database alone says
+        # what "nothing leaked" means.
+        if ("initial",) in ctx.storage:
+            self.initial = dict(ctx.storage[("initial",)])
+        else:
+            ctx.persist(("initial",), tuple(sorted(self.initial.items())))
         self.entries.clear()
         self.state = dict(self.initial)
         self.locks.clear()

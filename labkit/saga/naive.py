@@ -277,6 +277,7 @@ def run_naive_saga(
             result = saga.execute(OrderData.of(order))
         except OrchestratorCrashed as exc:
             attempts.append(("crashed", str(exc)))
+            sim.crash("shop")  # the process is gone, and with it all it knew
             break
         except Exception as exc:  # what the caller of the seed would see
             attempts.append(("raised", f"{type(exc).__name__}: {exc}"))

@@ -40,8 +40,8 @@ _STYLE = {
 
 
 def _lanes_of(rows: list[dict[str, Any]]) -> list[str]:
-    used = {r["lane"] for r in rows}
-    return [lane for lane in LANES if lane in used] or list(SERVICES)
+    used = {r["lane"] for r in rows} | set(SERVICES)  # every service, even one never called
+    return [lane for lane in LANES if lane in used]
 
 
 def _down_spans(rows: list[dict[str, Any]], end: float) -> list[tuple[str, float, float]]:
@@ -58,7 +58,8 @@ def _down_spans(rows: list[dict[str, Any]], end: float) -> list[tuple[str, float
 def _fill_timeline(fig: Any, run: Any, title: str) -> None:
     rows = timeline(run.trace)
     lanes = _lanes_of(rows)
-    end = max((r["time"] for r in rows), default=1.0)
+    last = max((r["time"] for r in rows), default=1.0)
+    end = last + 0.05 * last + 0.005  # a node still down at the end stays grey to the edge
     fresh = len(fig.data) != len(_STYLE)
     if fresh:  # build the traces once; later redraws only change their data
         fig.data = []
@@ -98,7 +99,13 @@ def _fill_timeline(fig: Any, run: Any, title: str) -> None:
         for lane, start, stop in _down_spans(rows, end)
     ]
     fig.layout.title.text = title
-    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(lanes)), type="category")
+    fig.update_yaxes(
+        categoryorder="array",
+        categoryarray=list(reversed(lanes)),
+        type="category",
+        range=[-0.5, len(lanes) - 0.5],  # show a lane even when nothing happened on it
+    )
+    fig.update_xaxes(range=[-0.02 * end, end])
 
 
 def saga_timeline(run: Any, *, title: str | None = None, figure: Any = None) -> Any:

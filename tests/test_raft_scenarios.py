@@ -274,7 +274,7 @@ def test_figure8_with_the_commit_bug_breaks_state_machine_safety():
     f8.stage_b()
     f8.stage_c()
     assert c.node("n1").commit_index == 2  # the bug: committed by counting term-2 replicas
-    assert "from-term-2" in c.applied("n1")
+    assert "y@t2" in c.applied("n1")
     f8.stage_d()
     assert any("State Machine Safety" in v for v in c.violations), c.violations
 

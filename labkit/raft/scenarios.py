@@ -58,10 +58,10 @@ class Figure8:
         s1, s2 = c.ids[:2]
         c.sim.run_for(0.01)
         self._win(s1)
-        self._settle("t1")
+        self._settle("x@t1")
         self._win(s1)
         c.partition([s1, s2])
-        c.submit("from-term-2", node=s1)
+        c.submit("y@t2", node=s1)
         c.sim.run_for(0.02)
         self.stage = "a"
         return c
@@ -74,7 +74,7 @@ class Figure8:
         c.partition([s1, s2], [s3, s4, s5])
         self._win(s5)
         c.partition([s5])
-        c.submit("from-term-3", node=s5)
+        c.submit("z@t3", node=s5)
         c.sim.run_for(0.005)
         self.stage = "b"
         return c
@@ -101,7 +101,7 @@ class Figure8:
         c.partition([s1], [s2, s3, s4, s5])
         c.sim.run_for(0.005)
         self._win(s5)
-        self._settle("from-s5")
+        self._settle("w@t5")
         self.stage = "d"
         return c
 

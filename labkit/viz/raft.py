@@ -30,6 +30,8 @@ __all__ = [
     "election_summary",
     "log_grid",
     "LogExplorer",
+    "message_table",
+    "history_table",
 ]
 
 ROLE_COLORS = {
@@ -446,3 +448,64 @@ class LogExplorer:
             return
         log_grid(self.cluster, figure=self.fig)
         self.status.value = status_html(self.summary())
+
+
+def _describe(msg: Any) -> str:
+    from labkit.raft import AppendEntries, AppendEntriesReply, RequestVote, RequestVoteReply
+
+    if isinstance(msg, AppendEntries):
+        what = ", ".join(f"t{e.term}:{_short(e.command)}" for e in msg.entries) or "heartbeat"
+        return (
+            f"AppendEntries(term={msg.term}, prev={msg.prev_log_index}/t{msg.prev_log_term}, "
+            f"[{what}], commit={msg.leader_commit})"
+        )
+    if isinstance(msg, AppendEntriesReply):
+        if msg.success:
+            return f"AppendEntriesReply(term={msg.term}, ok, match={msg.match_index})"
+        return f"AppendEntriesReply(term={msg.term}, no, conflict={msg.conflict_index}/t{msg.conflict_term})"
+    if isinstance(msg, RequestVote):
+        return f"RequestVote(term={msg.term}, last={msg.last_log_index}/t{msg.last_log_term})"
+    if isinstance(msg, RequestVoteReply):
+        return f"RequestVoteReply(term={msg.term}, {'yes' if msg.vote_granted else 'no'})"
+    return repr(msg)
+
+
+def message_table(
+    cluster: RaftCluster, since: float = 0.0, until: float | None = None, limit: int = 40
+) -> Any:
+    """The Raft messages sent between ``since`` and ``until`` as a pandas DataFrame."""
+    import pandas as pd
+
+    if not isinstance(cluster, RaftCluster):
+        raise TypeError(f"cluster must be a RaftCluster, got {type(cluster).__name__}")
+    end = cluster.sim.now if until is None else until
+    servers = set(cluster.ids)
+    rows = []
+    for r in cluster.sim.trace.rows:
+        if r[1] is Kind.SEND and since <= r[0] <= end and r[3] in servers and r[4] in servers:
+            rows.append(
+                {"time (ms)": round(r[0] * 1000, 2), "from": r[3], "to": r[4], "message": _describe(r[6])}
+            )
+            if len(rows) >= limit:
+                break
+    return pd.DataFrame(rows, columns=["time (ms)", "from", "to", "message"])
+
+
+def history_table(cluster: RaftCluster) -> Any:
+    """The clients' history as a pandas DataFrame (``ret`` is inf for operations that never returned)."""
+    import pandas as pd
+
+    if not isinstance(cluster, RaftCluster):
+        raise TypeError(f"cluster must be a RaftCluster, got {type(cluster).__name__}")
+    rows = [
+        {
+            "client": h.client,
+            "call": h.call,
+            "ret": h.ret,
+            "input": h.input,
+            "output": h.output,
+            "attempts": h.attempts,
+        }
+        for h in cluster.history
+    ]
+    return pd.DataFrame(rows, columns=["client", "call", "ret", "input", "output", "attempts"])

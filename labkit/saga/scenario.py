@@ -40,7 +40,7 @@ from labkit.saga.services import (
     Service,
     ServiceFaults,
 )
-from labkit.sim import Context, Fixed, Kind, Node, Simulator, Trace
+from labkit.sim import Context, Kind, Latency, Node, Simulator, Trace
 
 __all__ = [
     "SERVICES",
@@ -321,6 +321,9 @@ def run_order_saga(
     until: float = 120.0,
     synchronous: str = "OFF",
     workdir: str | os.PathLike | None = None,
+    latency: Latency | float = 0.01,
+    loss: float = 0.0,
+    duplication: float = 0.0,
     probe_every: float | None = None,
     probe_for: float = 5.0,
 ) -> SagaRun:
@@ -329,7 +332,8 @@ def run_order_saga(
     ``crashes[i]`` is where incarnation ``i`` of the orchestrator dies (so
     two crash points crash it again during its recovery). The log is a
     SQLite file in a fresh temporary folder (inside ``workdir`` if given),
-    deleted at the end. ``probe_every``: as in 2PC's runner, another client
+    deleted at the end. ``latency``, ``loss`` and ``duplication`` set the
+    network (varying latency reorders messages). ``probe_every``: as in 2PC's runner, another client
     charges the same customer this often for ``probe_for`` seconds.
     ``synchronous`` is the SQLite durability setting:
     "OFF" is enough here because simulated crashes kill the process, not the
@@ -343,7 +347,7 @@ def run_order_saga(
         if not isinstance(c, CrashPoint):
             raise TypeError(f"crashes must be CrashPoint instances, got {c!r}")
     policy = RetryPolicy() if policy is None else policy
-    sim = Simulator(seed, latency=Fixed(0.01))
+    sim = Simulator(seed, latency=latency, loss=loss, duplication=duplication)
     build_services(sim, faults, stock, balance)
     prober = None
     if probe_every is not None:

@@ -20,41 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labkit.raft import KVCommand, RaftCluster, Role
-from labkit.raft.schedules import Fault, apply_fault, random_schedule, run_schedule
-
-try:  # the checker lives in its own package; use it when it is there
-    from labkit.linearizability import KVModel, check
-except ImportError:  # pragma: no cover - depends on what is installed
-    check = None
+from labkit.raft import RaftCluster, Role
+from labkit.raft.schedules import Fault, apply_fault, check_history, random_schedule, run_schedule
 
 
 def verify_history(c: RaftCluster) -> None:
-    """Completed writes are never lost and reads never go back in time."""
-    assert c.run_until(lambda: c.leader() is not None, 3.0), "no leader after the faults were lifted"
-    c.sim.run_for(0.1)
-    leader = c.leader()
-    data = c.node(leader).state_machine.data
-    in_log = {(cmd.client, cmd.seq) for cmd in c.applied(leader) if isinstance(cmd, KVCommand)}
-    seq: dict[str, int] = {}
-    for h in c.history:
-        seq[h.client] = seq.get(h.client, 0) + 1
-        if h.done:
-            assert (h.client, seq[h.client]) in in_log, f"{h} returned but never reached the log"
-    # Appends carry unique values; keys only ever grow by appends in these
-    # workloads, so a completed append must be in the final value exactly once
-    # and a read that starts after another read returned sees at least as much.
-    for h in c.history:
-        if h.done and h.input[0] == "append":
-            assert data.get(h.input[1], "").count(h.input[2]) == 1, f"{h} lost or applied twice"
-    reads = sorted((h for h in c.history if h.done and h.input[0] == "get"), key=lambda h: h.call)
-    for a in reads:
-        for b in reads:
-            if a.input[1] == b.input[1] and a.ret < b.call:
-                assert b.output.startswith(a.output), f"read went back in time: {a} then {b}"
-    if check is not None:
-        result = check(c.operations(), KVModel(), timeout=5.0)
-        assert result.ok is not False, f"history not linearizable: {result}"
+    """Completed writes are never lost, reads never go back in time, and the history is linearizable."""
+    check_history(c)
 
 
 def run_and_verify(seed: int, faults: list[Fault] | None = None) -> RaftCluster:

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit.raft.cluster import RaftCluster
+from labkit.raft.messages import KVCommand
 from labkit.sim import Uniform
 
-__all__ = ["Fault", "FAULT_KINDS", "apply_fault", "random_schedule", "run_schedule"]
+__all__ = ["Fault", "FAULT_KINDS", "apply_fault", "check_history", "random_schedule", "run_schedule"]
 
 FAULT_KINDS = ("crash", "restart", "disconnect", "partition", "heal", "loss")
 
@@ -147,3 +148,45 @@ def _limited_workload(
         sim.after(1.0 / rate, tick)
 
     c.sim.after(0.0, tick)
+
+
+def check_history(c: RaftCluster, linearizability: bool = True) -> None:
+    """Check a settled run's client history; raise AssertionError on the first problem.
+
+    * every operation that returned is in the log (completed writes are never lost);
+    * with append-only keys, each completed append is in the final value exactly once
+      and a read that starts after another read returned sees at least as much
+      (reads never go back in time);
+    * if ``linearizability`` and :mod:`labkit.linearizability` is importable, the
+      whole history is checked against its key-value model.
+    """
+    if not c.run_until(lambda: c.leader() is not None, 3.0):
+        raise AssertionError("no leader after the faults were lifted")
+    c.sim.run_for(0.1)
+    if not c.run_until(lambda: c.leader() is not None, 3.0):
+        raise AssertionError("no stable leader after the faults were lifted")
+    leader = c.leader()
+    data = c.node(leader).state_machine.data
+    in_log = {(cmd.client, cmd.seq) for cmd in c.applied(leader) if isinstance(cmd, KVCommand)}
+    seq: dict[str, int] = {}
+    for h in c.history:
+        seq[h.client] = seq.get(h.client, 0) + 1
+        if h.done and (h.client, seq[h.client]) not in in_log:
+            raise AssertionError(f"{h} returned but never reached the log")
+    if not any(h.input[0] == "put" for h in c.history):
+        for h in c.history:
+            if h.done and h.input[0] == "append" and data.get(h.input[1], "").count(h.input[2]) != 1:
+                raise AssertionError(f"{h} lost or applied twice")
+        reads = sorted((h for h in c.history if h.done and h.input[0] == "get"), key=lambda h: h.call)
+        for i, a in enumerate(reads):
+            for b in reads[i + 1 :]:
+                if a.input[1] == b.input[1] and a.ret < b.call and not b.output.startswith(a.output):
+                    raise AssertionError(f"read went back in time: {a} then {b}")
+    if linearizability:
+        try:
+            from labkit.linearizability import KVModel, check
+        except ImportError:  # pragma: no cover - depends on what is installed
+            return
+        result = check(c.operations(), KVModel(), timeout=5.0)
+        if result.ok is False:
+            raise AssertionError(f"history not linearizable: {result}")

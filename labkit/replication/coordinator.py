@@ -24,6 +24,7 @@ from its handlers and it asks for effects through the node's context.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from labkit.clocks import VectorClock
@@ -74,6 +75,7 @@ class Coordinator:
     """The request bookkeeping of one node."""
 
     __slots__ = ("node_id", "config", "boot", "seq", "pending", "counter")
+    _timer_handlers: dict[str, Callable[[Coordinator, Context, PendingRequest], None]]
 
     def __init__(self, node_id: str, config: StoreConfig) -> None:
         self.node_id = node_id
@@ -164,17 +166,22 @@ class Coordinator:
 
     # -- timers -------------------------------------------------------------
     def on_timer(self, ctx: Context, kind: str, req: RequestId) -> None:
+        """A request's timer fired: ``kind`` is "deadline" or "hint"."""
         p = self.pending.get(req)
-        if p is None:
-            return
-        if kind == "deadline":
-            if not p.replied:
-                # Consistency-first gives up; availability-first answers with
-                # whatever it has, provided anybody answered at all.
-                ok = self.config.mode is Mode.AVAILABILITY_FIRST and bool(p.answered_all)
-                self._answer(ctx, p, ok=ok)
-            self.pending.pop(req, None)
-        elif kind == "hint" and not p.replied:
+        handler = self._timer_handlers.get(kind)
+        if p is not None and handler is not None:
+            handler(self, ctx, p)
+
+    def _on_deadline(self, ctx: Context, p: PendingRequest) -> None:
+        if not p.replied:
+            # Consistency-first gives up; availability-first answers with
+            # whatever it has, provided anybody answered at all.
+            ok = self.config.mode is Mode.AVAILABILITY_FIRST and bool(p.answered_all)
+            self._answer(ctx, p, ok=ok)
+        self.pending.pop(p.req, None)
+
+    def _on_hint(self, ctx: Context, p: PendingRequest) -> None:
+        if not p.replied:
             self._ask_stand_ins(ctx, p)
 
     def _ask_stand_ins(self, ctx: Context, p: PendingRequest) -> None:
@@ -216,3 +223,7 @@ class Coordinator:
         self.pending.pop(p.req, None)
         ctx.cancel_timer(f"deadline/{p.req[0]}/{p.req[1]}")
         ctx.cancel_timer(f"hint/{p.req[0]}/{p.req[1]}")
+
+
+# Timer name prefix -> handler (house rule: a table, not an if-chain).
+Coordinator._timer_handlers = {"deadline": Coordinator._on_deadline, "hint": Coordinator._on_hint}

@@ -79,6 +79,10 @@ class ReplicaNode(Node):
             MerkleLevel: self._on_merkle_level,
             MerkleData: self._on_merkle_data,
         }
+        self._timers: dict[str, Callable[[Context], None]] = {
+            "handoff": self._hand_off,
+            "anti_entropy": self._start_anti_entropy,
+        }
 
     @classmethod
     def factory(cls, config: StoreConfig) -> Callable[[str], ReplicaNode]:
@@ -109,11 +113,10 @@ class ReplicaNode(Node):
             handler(ctx, src, msg)
 
     def on_timer(self, ctx: Context, name: str) -> None:
-        if name == "handoff":
-            self._hand_off(ctx)
-        elif name == "anti_entropy":
-            self._start_anti_entropy(ctx)
-        else:
+        background = self._timers.get(name)
+        if background is not None:
+            background(ctx)
+        else:  # a request timer of the coordinator: "<kind>/<boot>/<seq>"
             kind, boot, seq = name.split("/")
             self.coordinator.on_timer(ctx, kind, (int(boot), int(seq)))
 

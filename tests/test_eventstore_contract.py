@@ -158,6 +158,17 @@ class EventStoreContract:
         assert [r.version for r in store.read("s", to_version=0)] == []
         assert store.read("s", from_version=7) == [] and store.read("s", from_version=99) == []
 
+    def test_read_payloads_is_read_without_the_record_objects(self, store):
+        store.append("s", [ev(i) for i in range(1, 6)], 0)
+        store.append("t", [NewEvent("Other", {"x": [1, {"y": None}]}, schema_version=4)], 0)
+        for stream, lo, hi in (("s", 0, None), ("s", 2, 4), ("s", 5, None), ("t", 0, None)):
+            expected = [(r.type, r.data, r.schema_version, r.position) for r in store.read(stream, lo, hi)]
+            assert store.read_payloads(stream, lo, hi) == expected
+        with pytest.raises(StreamNotFoundError):
+            store.read_payloads("ghost")
+        with pytest.raises(ValueError, match="to_version must be >= 3"):
+            store.read_payloads("s", 3, 2)
+
     def test_read_validates(self, store):
         store.append("s", [ev(1)], 0)
         with pytest.raises(ValueError, match="from_version must be >= 0"):

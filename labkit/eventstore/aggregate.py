@@ -182,15 +182,15 @@ class Repository(Generic[A]):
                 agg, snap_version = self.aggregate_cls.from_snapshot(snap), snap.version
         if agg is None:
             agg = self.aggregate_cls(aggregate_id)
-        records = self.store.read(aggregate_id, from_version=agg.version, to_version=at_version)
-        decode, apply = self.codec.decode, agg.apply
-        for record in records:
-            apply(decode(record))
+        payloads = self.store.read_payloads(aggregate_id, from_version=agg.version, to_version=at_version)
+        decode, apply = self.codec.decode_parts, agg.apply
+        for event_type, data, schema_version, position in payloads:
+            apply(decode(event_type, data, schema_version, position))
         if at_version is not None and agg.version < at_version:
             raise ValueError(
                 f"at_version must be <= {agg.version} (the last version of {aggregate_id!r}), got {at_version}"
             )
-        self.last_load = LoadStats(aggregate_id, agg.version, snap_version, len(records))
+        self.last_load = LoadStats(aggregate_id, agg.version, snap_version, len(payloads))
         return agg
 
     def save(self, aggregate: A) -> list[RecordedEvent]:

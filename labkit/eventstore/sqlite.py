@@ -51,6 +51,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 from labkit.eventstore.errors import ConcurrencyError, StreamNotFoundError
 from labkit.eventstore.recorder import (
@@ -59,6 +60,7 @@ from labkit.eventstore.recorder import (
     RecordedEvent,
     StreamInfo,
     decode_json,
+    decode_many,
     decode_rows,
 )
 
@@ -207,6 +209,22 @@ class SQLiteEventStore(EventStore):
             if not rows and self._position_of(self._conn.cursor(), stream_id, 1) is None:
                 raise StreamNotFoundError(stream_id)
         return decode_rows(rows)
+
+    def _read_payloads(
+        self, stream_id: str, from_version: int, to_version: int | None
+    ) -> list[tuple[str, dict[str, Any], int, int]]:
+        # Only the four columns replay needs: fewer values to fetch, no record objects to build.
+        sql = "SELECT type, data, schema_version, position FROM events WHERE stream_id = ? AND version > ?"
+        args: tuple = (stream_id, from_version)
+        if to_version is not None:
+            sql += " AND version <= ?"
+            args += (to_version,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY version", args).fetchall()
+            if not rows and self._position_of(self._conn.cursor(), stream_id, 1) is None:
+                raise StreamNotFoundError(stream_id)
+        datas = decode_many([r[1] for r in rows])
+        return [(r[0], d, r[2], r[3]) for r, d in zip(rows, datas, strict=True)]
 
     def _read_all(self, from_position: int, limit: int | None) -> list[RecordedEvent]:
         with self._lock:

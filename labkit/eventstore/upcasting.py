@@ -139,24 +139,27 @@ class EventCodec:
         return NewEvent(event_type_of(cls), data, schema_version_of(cls), metadata or {})
 
     def decode(self, record: RecordedEvent) -> Any:
-        target = self._target.get(record.type)
+        """The domain event for a stored record (upcast to the class's current schema)."""
+        return self.decode_parts(record.type, record.data, record.schema_version, record.position)
+
+    def decode_parts(self, event_type: str, data: dict[str, Any], schema_version: int, position: int) -> Any:
+        """:meth:`decode` from the pieces (``position`` only names the event in errors)."""
+        target = self._target.get(event_type)
         if target is None:
-            raise UpcastError(
-                f"event type {record.type!r} at position {record.position} is unknown to this codec"
-            )
+            raise UpcastError(f"event type {event_type!r} at position {position} is unknown to this codec")
         cls, want = target
-        data, version = record.data, record.schema_version
+        version = schema_version
         if version != want:  # events already in the current shape (the common case) skip the table
-            data, version = self.upcasters.upcast(record.type, version, data)
+            data, version = self.upcasters.upcast(event_type, version, data)
         if version != want:
             raise UpcastError(
-                f"{record.type} at position {record.position} is stored as schema v{record.schema_version}; "
+                f"{event_type} at position {position} is stored as schema v{schema_version}; "
                 f"upcasters reach v{version} but {cls.__name__} needs v{want} (register the missing upcaster)"
             )
         try:
             return cls(**data)
         except TypeError as exc:
             raise UpcastError(
-                f"{record.type} v{version} at position {record.position} has fields {sorted(data)}, "
+                f"{event_type} v{version} at position {position} has fields {sorted(data)}, "
                 f"but {cls.__name__} has {list(self._fields[cls])}: {exc}"
             ) from None

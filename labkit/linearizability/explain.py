@@ -128,7 +128,7 @@ def explain(result: CheckResult) -> str:
         if blocked.output is not UNKNOWN and would != blocked.output:
             lines.append(
                 f"  here {format_call(blocked.input)} would return {would!r}, not {blocked.output!r}, "
-                "and no other operation can come first."
+                "and no other order of the operations before it does better."
             )
         else:
             lines.append("  it fits here, but then some operation after it cannot be placed.")

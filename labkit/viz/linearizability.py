@@ -88,11 +88,12 @@ def history_figure(
     figure: Any = None,
     focus: bool = True,
     conflict: bool = True,
+    key: Any = None,
 ) -> Any:
     """Draw a history; with a :class:`CheckResult` (or a ``model``), also the verdict.
 
     ``focus``: for a failing history of several parts (keys), draw only the
-    failing part. ``conflict``: shrink a failing part to its conflicting
+    failing part. ``key``: draw only this part (key) of a checked history. ``conflict``: shrink a failing part to its conflicting
     operations and highlight them. ``figure``: a ``go.FigureWidget`` to
     redraw in place (widgets); by default a new ``go.Figure``.
     """
@@ -122,6 +123,19 @@ def history_figure(
                 blocked = failure.blocked
                 if conflict and len(failure.ops) <= _MAX_CORE_OPS:
                     core = set(minimal_violation(result, max_steps=_CORE_STEPS))
+    if key is not None:
+        if result is None or key not in {p.key for p in result.partitions}:
+            raise ValueError(f"key must be one of the checked parts of the history, got {key!r}")
+        part = next(p for p in result.partitions if p.key == key)
+        shown = sorted(part.ops)
+        order = [list(part.order)]
+        points = {i: t for i, t in points.items() if i in set(part.ops)}
+        if part.verdict is Verdict.LINEARIZABLE:
+            verdict_text = f"key {key!r} linearizable"
+    shown_set = set(shown)
+    core &= shown_set
+    if blocked not in shown_set:
+        blocked = None
     if title is None:
         title = f"{len(shown)} operations: {verdict_text}"
 
@@ -182,7 +196,10 @@ def history_figure(
             xs, ys, hover = series[name]
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, mode="lines", name=name, line={"color": color, "width": width, "dash": dash},
+                    x=xs, y=ys, mode="lines+markers", name=name, line={"color": color, "width": width, "dash": dash},
+                    # White ticks at call and return keep back-to-back operations apart.
+                    marker={"symbol": "line-ns", "size": width + 4, "color": "#ffffff",
+                            "line": {"color": "#ffffff", "width": 2}},
                     hovertext=hover, hoverinfo="text", showlegend=bool(xs) or name == "operation",
                 )
             )  # fmt: skip

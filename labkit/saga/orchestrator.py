@@ -48,6 +48,7 @@ __all__ = [
     "decide_reply",
     "decide_timer",
     "decide_recovery",
+    "check_state",
     "Orchestrator",
 ]
 
@@ -331,7 +332,9 @@ class Orchestrator(Node):
     def _execute(self, ctx: Context, state: SagaState, d: Decision, *, begin: dict | None = None) -> None:
         if not d.records and not d.sends and d.timer is None:
             return
-        assert self.log is not None
+        if self.log is None:
+            raise RuntimeError("the orchestrator has not started yet: run the simulator until it boots")
+        check_state(state)  # cheap, and it turns a logic slip into a loud failure in every test run
         if d.records:
             if begin is not None:
                 self.log.begin(state.saga_id, self.definition.name, begin, d.records)

@@ -134,6 +134,7 @@ class InvariantMonitor:
         self.applied: dict[int, LogEntry] = {}  # index -> entry, everything ever applied
         self._digests: dict[tuple[int, int], int] = {}  # (index, term) -> prefix digest
         self._incarnation: dict[str, Any] = {}
+        self._cache: dict[str, Any] = {}
         self._seen_commit: dict[str, int] = {}
         self._seen_applied: dict[str, int] = {}
         self._was_leader: dict[str, int] = {}
@@ -150,24 +151,32 @@ class InvariantMonitor:
         end = len(rows)
         if self._pos == end:
             return
+        servers, cache = self.servers, self._cache
         touched = None
-        for r in rows[self._pos : end]:
-            k = r[1]
-            if (k is Kind.DELIVER or k is Kind.TIMER or k is Kind.START) and (
-                r[2] != touched and r[2] in self.servers
-            ):
-                touched = r[2]
-                self.observe(touched)
+        for i in range(self._pos, end):
+            r = rows[i]
+            k, nid = r[1], r[2]
+            if k is Kind.DELIVER or k is Kind.TIMER:
+                if nid != touched and nid in servers:
+                    touched = nid
+                    self.observe(nid)
+            elif (k is Kind.START or k is Kind.CRASH) and nid in servers:
+                # Keep a cache of live node objects so observe() need not ask the simulator.
+                cache[nid] = self._get_node(nid) if k is Kind.START else None
+                if k is Kind.START:
+                    self.observe(nid)
         self._pos = end
         self.events_checked += 1
 
     def observe(self, node_id: str) -> None:
         """Check one server's current state against everything seen so far."""
-        node: RaftNode | None = self._get_node(node_id)
+        cache = self._cache
+        node: RaftNode | None = cache[node_id] if node_id in cache else self._get_node(node_id)
         if node is None:
             return
         if self._incarnation.get(node_id) is not node:
             # A new incarnation re-applies from index 1; its log is re-checked whole.
+            cache[node_id] = node
             self._incarnation[node_id] = node
             self._seen_commit[node_id] = 0
             self._seen_applied[node_id] = 0

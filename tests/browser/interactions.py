@@ -103,6 +103,17 @@ CLUSTER_WIDGET = [
 INTERACTIONS: dict[str, list[Step]] = {
     "00-welcome": CLUSTER_WIDGET,
     "01-the-network-is-unreliable": CLUSTER_WIDGET,
-    "02-time-clocks-and-order": [Slide("A skew ms"), Slide("B drift ppm"), Pick("lamport"), Click("Perfect clocks")],
+    "02-time-clocks-and-order": [
+        Slide("A skew ms"),
+        Slide("B drift ppm"),
+        Pick("lamport"),
+        Click("Perfect clocks"),
+    ],
+    "11-cascading-failures": [
+        Choose("C is", "down"),
+        Toggle("breaker"),
+        Slide("load (req/s)", presses=-2),
+        Choose("jitter", "full"),
+    ],
     "05-consistent-hashing": [Slide("nodes"), Slide("vnodes"), Click("add a node"), Click("remove a node")],
 }

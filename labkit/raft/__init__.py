@@ -6,7 +6,13 @@
 * :mod:`labkit.raft.state_machine`: the replicated key-value store with client sessions (§8);
 * :mod:`labkit.raft.client`: clients that retry across leaders and record a history;
 * :mod:`labkit.raft.invariants`: Figure 3's safety properties as checks;
-* :mod:`labkit.raft.cluster`: :class:`RaftCluster`, the API notebooks use.
+* :mod:`labkit.raft.cluster`: :class:`RaftCluster`, the API notebooks use;
+* :mod:`labkit.raft.scenarios`: Figure 8, stage by stage;
+* :mod:`labkit.raft.schedules`: random fault schedules and history checks for tests and benchmarks.
+
+Deliberately broken variants for teaching: ``RaftCluster(bugs=[Bug.STALE_READS])``
+(any server answers reads from its own copy), ``Bug.COMMIT_PRIOR_TERM`` (the
+Figure 8 mistake) and ``Bug.VOTE_TWICE`` (two leaders in one term).
 """
 
 from labkit.raft.client import HistoryEntry, KVClient

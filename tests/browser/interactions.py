@@ -109,6 +109,13 @@ INTERACTIONS: dict[str, list[Step]] = {
         Pick("lamport"),
         Click("Perfect clocks"),
     ],
+    "09-sagas": [
+        Choose("failing step", "ship"),
+        Choose("how", "crash after apply"),
+        Choose("crash", "after log write 3, before sending"),
+        Pick("seed's OrderSaga"),
+        Slide("retries", 1),
+    ],
     "11-cascading-failures": [
         Choose("C is", "down"),
         Toggle("breaker"),

@@ -121,6 +121,34 @@ def role_timeline(
                 showlegend=True,
             )
         )
+    # Dotted lines where the network changed (partition, heal, cut), labelled once each.
+    changes = sorted({round(r[0], 6) for r in sim.trace.rows if r[1] is Kind.FAULT and 0 < r[0] <= end})
+    shapes = [
+        {
+            "type": "line",
+            "xref": "x",
+            "yref": "paper",
+            "x0": t,
+            "x1": t,
+            "y0": 0,
+            "y1": 1,
+            "line": {"dash": "dot", "width": 1.5, "color": "#882255"},
+        }
+        for t in changes
+    ]
+    notes = [
+        {
+            "x": t,
+            "y": 1.0,
+            "xref": "x",
+            "yref": "paper",
+            "text": "network change",
+            "showarrow": False,
+            "yanchor": "bottom",
+            "font": {"size": 10, "color": "#882255"},
+        }
+        for t in changes[:6]
+    ]
     fig = figure if figure is not None else go.Figure()
     with fig.batch_update():
         if len(fig.data) != len(data):
@@ -129,6 +157,7 @@ def role_timeline(
         else:
             for old, new in zip(fig.data, data, strict=True):
                 old.update(x=new.x, y=new.y, base=new.base, text=new.text)
+        fig.update_layout(shapes=shapes, annotations=notes)
         style_figure(
             fig,
             title=title or f"Roles and terms of each server up to t = {end:.2f} s",

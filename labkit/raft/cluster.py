@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from labkit.raft.client import HistoryEntry, KVClient
-from labkit.raft.invariants import InvariantMonitor, InvariantViolation
+from labkit.raft.invariants import InvariantMonitor
 from labkit.raft.node import Bug, RaftConfig, RaftNode, Role
 from labkit.raft.state_machine import KVStore, StateMachine
 from labkit.sim import Latency, Simulator, Uniform
@@ -387,6 +387,3 @@ class RaftCluster:
             f"{k}:{v[0][0].upper()}{v[1]}" if v else f"{k}:down" for k, v in self.roles().items()
         )
         return f"RaftCluster(now={self.sim.now:.3f}s, leader={self.leader()}, {roles})"
-
-
-__all__ += ["InvariantViolation"]

@@ -151,6 +151,7 @@ def test_basic_agreement():
     elect(c)
     for cmd in ["a", "b", "c"]:
         commit(c, cmd)
+    # §5.3: committed entries are applied by every server, in log order.
     for n in c.ids:
         assert c.applied(n) == ["a", "b", "c"]
 
@@ -164,6 +165,7 @@ def test_agreement_despite_a_failed_follower():
     commit(c, "x", nodes=up)
     commit(c, "y", nodes=up)
     assert c.applied(follower) == []
+    # §5.3: the leader retries AppendEntries until the follower stores every entry.
     c.connect(follower)
     assert c.run_until(lambda: c.applied(follower) == ["x", "y"], 2.0)
 
@@ -196,6 +198,7 @@ def test_concurrent_submissions_are_applied_in_one_order():
     cmds = [f"cmd{i}" for i in range(40)]
     for cmd in cmds:
         assert c.submit(cmd) is not None
+    # §5.3: one leader orders everything; every server applies the same sequence.
     assert c.run_until(lambda: all(len(c.applied(n)) == 40 for n in c.ids), 3.0)
     assert all(c.applied(n) == cmds for n in c.ids)
 
@@ -314,6 +317,7 @@ def test_crash_and_restart_of_all_servers_keeps_committed_entries():
     assert all(c.node(n).commit_index == 0 for n in c.ids)  # volatile
     elect(c)
     commit(c, "d")
+    # Figure 2: the log is persistent, so committed entries survive a full-cluster crash.
     assert all(c.applied(n) == ["a", "b", "c", "d"] for n in c.ids)
 
 
@@ -326,6 +330,7 @@ def test_crash_and_restart_of_the_leader():
     assert c.run_until(lambda: connected_leader(c, rest) is not None, 3.0)
     commit(c, "b")
     c.restart(leader)
+    # §5.5: a restarted server is just a follower that catches up.
     assert c.run_until(lambda: c.applied(leader) == ["a", "b"], 3.0)
 
 
@@ -342,6 +347,7 @@ def test_crash_and_restart_of_followers():
     commit(c, "b")
     assert c.leader() == leader
     c.restart(followers[2])
+    # §5.5: follower crashes only delay replication; the leader retries indefinitely.
     assert c.run_until(lambda: all(c.applied(n) == ["a", "b"] for n in c.ids), 3.0)
 
 
@@ -354,6 +360,7 @@ def test_unreliable_network_loss_duplication_reordering():
     for cl in clients:
         cl.start_workload(rate=30, duration=4.0, keys=("k",))
     c.sim.run_for(8.0)
+    # §5.5: Raft RPCs are idempotent, so lost, duplicated and reordered messages are harmless.
     assert c.sim.trace.count(Kind.DUPLICATE) > 0 and c.sim.trace.count(Kind.DROP) > 0
     assert any(r[1] is Kind.DELIVER for r in c.sim.trace.rows)
     assert all(h.done for h in c.history)
@@ -415,6 +422,7 @@ def test_client_retries_are_applied_at_most_once():
     ops = [cl.append("k", f"{i};") for i in range(20)]
     assert c.run_until(lambda: all(op.done for op in ops), 5.0)
     assert sum(op.attempts for op in ops) > 20  # some requests were retried
+    # §8: client sequence numbers make every command apply at most once.
     c.sim.run_for(0.3)
     assert c.node(c.leader()).state_machine.data["k"] == "".join(f"{i};" for i in range(20))
 

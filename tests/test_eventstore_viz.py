@@ -74,3 +74,15 @@ def test_figures_have_titles_axes_and_legends(repo, tmp_path):
         load_time_figure([])
     with pytest.raises(TypeError):
         global_log_figure(InMemoryEventStore, limit=3)
+
+
+def test_widget_keeps_working_after_the_store_is_closed(repo):
+    """A learner who ran the whole notebook (which closes the store at the end) can still use it."""
+    w = ReplayWidget(repo, "acct-0")
+    assert w.ui is not None
+    expected = [repo.load("acct-0", at_version=v).balance for v in range(w.n + 1)]
+    repo.store.close()
+    for v in reversed(range(w.n + 1)):
+        w.slider.value = v
+        assert w.state.balance == expected[v]
+    assert "labkit-widget-error" not in w.status.value

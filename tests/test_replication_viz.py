@@ -75,3 +75,17 @@ def test_divergence_and_merkle_figures():
     assert len(merkle_figure(merkle_cost(total_keys=50, differing=(0, 1))).data) == 3
     with pytest.raises(TypeError):
         divergence_figure({})
+
+
+def test_widget_controls_follow_programmatic_settings():
+    q = QuorumWidget(seed=0)
+    q.ui  # noqa: B018 - build the controls
+    q.set(down={"n2"}, side_b={"n3"}, w=3)
+    assert q.controls["w"].value == 3
+    crash, cut = q._boxes[1].children
+    assert crash.value is True and cut.value is False
+    assert q._boxes[2].children[1].value is True
+    w = CapWidget(seed=0)
+    w.ui  # noqa: B018
+    w.set(nodes=3)  # side A shrinks to keep a node on side B
+    assert w.params["side_a"] == 2 and w.controls["side_a"].value == 2 and w.controls["nodes"].value == 3

@@ -102,8 +102,10 @@ def cap_timeline(result: ScenarioResult, *, figure: Any = None, title: str | Non
                                name=label, legendgroup=name, showlegend=False, hovertext=s["text"], hoverinfo="text"))  # fmt: skip
     fig = figure if figure is not None else go.Figure()
     a, b = result.sides
-    title = (
-        title or f"{result.mode.value}: client operations through a partition (R={result.r}, W={result.w})"
+    cfg = result.store.config
+    title = title or (
+        f"{cfg.mode.value}, {cfg.resolution.value}: client operations through a partition "
+        f"(N={cfg.n}, R={result.r}, W={result.w})"
     )
     with fig.batch_update():
         fresh = len(fig.data) != len(data)
@@ -260,6 +262,9 @@ class CapWidget:
         if unknown:
             raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
         params = {**self.params, **changes}
+        if "nodes" in changes and "side_a" not in changes and isinstance(params["nodes"], int):
+            # Fewer nodes: keep at least one on side B rather than refusing.
+            params["side_a"] = max(1, min(params["side_a"], params["nodes"] - 1))
         if params["n"] > params["nodes"]:
             raise ValueError(
                 f"N={params['n']} replicas need at least {params['n']} nodes, got {params['nodes']}"
@@ -429,8 +434,11 @@ class CapWidget:
             return
         p = self.params
         self._syncing = True
-        try:
+        try:  # show the settings in force, also after a programmatic set()
             self.controls["side_a"].max = p["nodes"] - 1
+            for name, control in self.controls.items():
+                if control.value != p[name]:
+                    control.value = p[name]
         finally:
             self._syncing = False
         cap_timeline(self.result, figure=self.fig)
@@ -616,8 +624,10 @@ class QuorumWidget:
         mode = W.ToggleButtons(options=[(m.value, m) for m in Mode], value=p["mode"],
                                tooltips=["strict quorum", "sloppy quorum with hinted handoff"])  # fmt: skip
         mode.observe(g(self._user(lambda ch: self._apply("mode", ch["new"]))), "value")
-        read_from = W.ToggleButtons(options=["A", "B"], value=p["read_from"], description="read on",
-                                    tooltips=["the reader talks to a node on side A", "... on side B"])  # fmt: skip
+        read_from = W.ToggleButtons(options=[("reader on side A", "A"), ("reader on side B", "B")],
+                                    value=p["read_from"], style={"button_width": "130px"},
+                                    tooltips=["the reader talks to a node on side A",
+                                              "the reader talks to a node on side B"])  # fmt: skip
         read_from.observe(g(self._user(lambda ch: self._apply("read_from", ch["new"]))), "value")
         rows = []
         for x in self.node_ids:
@@ -675,6 +685,17 @@ class QuorumWidget:
             return
         from labkit.viz.spacetime import spacetime_diagram
 
+        p = self.params
+        self._syncing = True
+        try:  # show the settings in force, also after a programmatic set()
+            for name, control in self.controls.items():
+                if control.value != p[name]:
+                    control.value = p[name]
+            for node, row in zip(self.node_ids, self._boxes, strict=True):
+                crash, cut = row.children
+                crash.value, cut.value = node in p["down"], node in p["side_b"]
+        finally:
+            self._syncing = False
         with self.fig.batch_update():
             # Clear the shapes first: updating a shape list in place merges by index.
             self.fig.layout.shapes = ()

@@ -286,3 +286,22 @@ def test_merkle_depth_validation():
         MerkleTree([], -1)
     with pytest.raises(ValueError, match="same depth"):
         diff(MerkleTree([], 2), MerkleTree([], 3))
+
+
+def test_hints_survive_a_crash_of_the_stand_in():
+    store = ReplicatedStore(5, 3, Mode.AVAILABILITY_FIRST, r=2, w=3, seed=8)
+    home = store.config.home("k")
+    store.partition([home[1], home[2]])
+    op = store.put("k", "kept", via=home[0])
+    holders = [n for n in store.nodes if store.stored_hints(n)]
+    assert op.ok and holders
+    for n in holders:
+        store.crash(n)
+    store.heal()
+    store.run_for(1.0)
+    assert not any(covers(store.stored(h).get("k", ()), op.clock) for h in home[1:])  # nobody handed off yet
+    for n in holders:
+        store.restart(n)
+    store.run_for(1.0)
+    assert all(covers(store.stored(h)["k"], op.clock) for h in home)
+    assert not any(store.stored_hints(n) for n in store.nodes)

@@ -35,7 +35,6 @@ from labkit.replication.versions import Siblings, covers
 from labkit.sim import Exponential, Kind, Latency, Trace
 
 __all__ = [
-    "Phase",
     "ScenarioResult",
     "run_partition_scenario",
     "compare_modes",
@@ -50,10 +49,9 @@ __all__ = [
     "anti_entropy_run",
 ]
 
-PHASES = ("before", "during", "after")
+PHASES = ("before", "during", "after")  # labels for tables, relative to the partition
 # A long-tailed network: most messages take a few ms, a few take far longer.
 PACELC_LATENCY = Exponential(0.01, 0.002)
-Phase = str  # one of PHASES (a label for tables, not a behaviour switch)
 
 
 def ops_frame(ops: Sequence[ClientOp], side_of: dict[str, str] | None = None):  # -> pandas.DataFrame
@@ -185,7 +183,8 @@ class ScenarioResult:
     def mode(self) -> Mode:
         return self.store.mode
 
-    def phase(self, t: float) -> Phase:
+    def phase(self, t: float) -> str:
+        """ "before", "during" or "after" the partition, for a time ``t``."""
         return "before" if t < self.partition_at else "during" if t < self.heal_at else "after"
 
     def frame(self):  # -> pandas.DataFrame

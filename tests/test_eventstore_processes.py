@@ -22,7 +22,7 @@ from labkit.eventstore import Durability, NewEvent, SQLiteEventStore
 from labkit.eventstore.stress import audit_writers, run_writers
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs fork and SIGKILL")
-CTX = multiprocessing.get_context("fork")
+CTX = multiprocessing.get_context("fork") if os.name == "posix" else None
 
 
 def test_eight_writer_processes_lose_and_duplicate_nothing(tmp_path):

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from labkit.replication import Mode, ReplicatedStore, check_replica, covers
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # A fault: (time offset in seconds, action, argument).
 faults = st.lists(
@@ -85,7 +85,7 @@ def test_strict_quorum_read_sees_the_last_completed_write(data):
             check_replica(store.replica(node))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_hinted_handoff_delivers_every_hinted_write_after_healing(data):
     k = data.draw(st.integers(3, 6), label="nodes")

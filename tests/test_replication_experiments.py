@@ -129,3 +129,7 @@ def test_anti_entropy_run_converges_only_when_switched_on():
     assert on["divergent_keys"].iloc[0] == 20 and on["divergent_keys"].iloc[-1] == 0
     assert on["hashes"].iloc[-1] > 0 and on["keys_sent"].iloc[-1] >= 20
     assert (off["divergent_keys"] == 20).all() and off["messages"].iloc[-1] == 0
+    with pytest.raises(ValueError, match="step"):
+        anti_entropy_run(keys=2, step=0)
+    with pytest.raises(ValueError, match="keys"):
+        anti_entropy_run(keys=0)

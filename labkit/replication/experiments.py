@@ -527,6 +527,11 @@ def anti_entropy_run(
     """
     import pandas as pd
 
+    if isinstance(keys, bool) or not isinstance(keys, int) or keys < 1:
+        raise ValueError(f"keys must be an int >= 1, got {keys!r}")
+    for name, v in (("duration", duration), ("step", step)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"{name} must be a finite number of seconds > 0, got {v!r}")
     store = ReplicatedStore(3, 3, Mode.CONSISTENCY_FIRST, r=2, w=2, seed=seed, anti_entropy_interval=interval,
                             merkle_depth=merkle_depth)  # fmt: skip
     store.partition(["n3"])

@@ -268,7 +268,9 @@ def spacetime_diagram(
             yaxis="node",
             height=height or max(260, 90 + 55 * len(order)),
         )
-        fig.update_layout(shapes=shapes, hovermode="closest")
+        # Assign (not update): update_layout merges lists of shapes element by element.
+        fig.layout.shapes = shapes
+        fig.update_layout(hovermode="closest")
         span = max(end - start, 1e-3)
         fig.update_xaxes(range=[start, start + span * 1.01])
         fig.update_yaxes(

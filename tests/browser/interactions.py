@@ -122,5 +122,21 @@ INTERACTIONS: dict[str, list[Step]] = {
         Slide("load (req/s)", presses=-2),
         Choose("jitter", "full"),
     ],
+    "03-cap-theorem": [
+        Slide("nodes", -1),
+        Slide("side A", 1),
+        Pick("availability-first"),
+        Slide("R", -1),
+        Slide("W", 1),
+        Pick("last-writer-wins"),
+    ],
+    "04-replication-and-quorums": [
+        Slide("N", 1),
+        Toggle("crash n4"),
+        Toggle("side B", 4),
+        Pick("availability-first"),
+        Pick("reader on side B"),
+        Slide("W", -1),
+    ],
     "05-consistent-hashing": [Slide("nodes"), Slide("vnodes"), Click("add a node"), Click("remove a node")],
 }

@@ -54,9 +54,11 @@ class Model:
         """True if ``input`` answering ``output`` leaves *every* state it can answer that in unchanged.
 
         Optional: the checker places such an operation as soon as it fits,
-        without trying alternatives, which is much faster. The default,
-        ``False``, is always safe. A read is read-only; a write is not, even
-        when it happens to write the value already there.
+        without trying alternatives, which is much faster. ``output`` may be
+        :data:`~labkit.linearizability.UNKNOWN`; then answer True only if the
+        input changes no state whatever it answers. The default, ``False``, is
+        always safe. A read is read-only; a write is not, even when it happens
+        to write the value already there.
         """
         return False
 

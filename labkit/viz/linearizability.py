@@ -382,7 +382,10 @@ class RealTimeWidget(_Widget):
     def _redraw(self) -> None:
         if self.fig is None:
             return
-        history_figure(self.result, figure=self.fig, title="A writes 1; B and C read")
+        verdict = "linearizable" if self.result.ok else "NOT linearizable"
+        with self.fig.batch_update():
+            history_figure(self.result, figure=self.fig, title=f"A writes 1; B and C read: {verdict}")
+            self.fig.update_xaxes(range=[-0.2, 6.2])  # fixed, so sliding a read does not move the axis
         self.status.value = self._verdict_html()
 
 

@@ -17,7 +17,8 @@ return, the search backtracks. Lowe ("Testing for linearizability", CCPE
 have placed the same *set* of operations and reached the same model *state*
 have the same future, so each (set, state) pair is explored once.
 
-Two more reductions, both sound:
+More reductions, all sound (the tests compare the checker with a brute-force
+one on random histories):
 
 * P-compositionality (Horn & Kroening, FORTE 2015): when the model splits the
   history into independent parts (the keys of a key-value store), each part
@@ -28,9 +29,10 @@ Two more reductions, both sound:
   called first is tried.
 * The search first allows no optional operation to be placed, then any
   number, so the ones a history does not need usually cost nothing.
-* A read that fits is placed at once, without trying alternatives; and a
-  configuration that has used more optional operations than an explored one
-  with the same sure operations and state is not explored again.
+* A read (see :meth:`Model.read_only`) that fits is placed at once, without
+  trying alternatives; and a configuration that has used more optional
+  operations than an explored one with the same sure operations and state is
+  not explored again.
 
 The search has a budget (seconds and/or steps): deciding linearizability is
 NP-complete (Gibbons & Korach 1997), so instead of hanging on a hard history

@@ -121,91 +121,110 @@ class ReplayWidget:
 
     # -- the view ------------------------------------------------------------
     def figure(self, figure: Any = None) -> Any:
-        """The history (muted), the part replayed so far, the events by type and a cursor.
+        """The history (muted), the part replayed so far, the events by type, the last one applied, a cursor.
 
-        Redrawing into a figure this method drew before only updates what the
-        version changes (the replayed line, the highlighted event, the cursor).
+        Without ``figure`` a new ``go.Figure`` is drawn. Redrawing into a figure
+        this method drew before only updates what the version changes (the
+        replayed line, the last event, the cursor, the title).
         """
         import plotly.graph_objects as go
 
-        fig = figure if figure is not None else go.Figure()
-        v = self.version
-        by_type: dict[str, list[int]] = {}
-        for i, r in enumerate(self.records, start=1):
-            by_type.setdefault(r.type, []).append(i)
-        fresh = len(fig.data) != 2 + len(by_type) or getattr(fig.data[1], "uid", None) != "replayed"
-        xs = list(range(self.n + 1))
-        with fig.batch_update():
-            if fresh:
-                fig.data = []
-                fig.add_trace(
-                    go.Scatter(
-                        x=xs,
-                        y=self.values,
-                        mode="lines",
-                        line={"color": MUTED_COLOR, "dash": "dot", "shape": "hv"},
-                        name="whole history",
-                        hoverinfo="skip",
-                    )
-                )
-                fig.add_trace(
-                    go.Scatter(
-                        mode="lines", line={"color": PALETTE[0], "width": 3, "shape": "hv"}, uid="replayed"
-                    )
-                )
-                extra: dict[str, str] = {}
-                for event_type, versions in by_type.items():
-                    fig.add_trace(
-                        go.Scatter(
-                            x=versions,
-                            y=[self.values[i] for i in versions],
-                            mode="markers",
-                            marker={"color": _type_color(event_type, extra)},
-                            name=event_type,
-                            text=[
-                                f"v{i} · position {self.records[i - 1].position}<br>{event_label(self.records[i - 1])}"
-                                for i in versions
-                            ],
-                            hovertemplate="%{text}<br>" + self.value_label + " after: %{y}<extra></extra>",
-                        )
-                    )
-                style_figure(
-                    fig,
-                    title="",
-                    xaxis="version (number of events applied)",
-                    yaxis=self.value_label,
-                    height=400,
-                )
-                fig.update_xaxes(range=[-0.5, self.n + 0.5])
-            replayed = fig.data[1]
-            replayed.x = xs[: v + 1]
-            replayed.y = self.values[: v + 1]
-            replayed.name = f"replayed up to version {v}"
-            for trace, versions in zip(fig.data[2:], by_type.values(), strict=True):
-                trace.marker.size = [14 if i == v else 8 for i in versions]
-                trace.marker.opacity = [1.0 if i <= v else 0.35 for i in versions]
-                trace.marker.line = {"width": [2 if i == v else 0 for i in versions], "color": "#000000"}
-            fig.layout.shapes = [
-                {
-                    "type": "line",
-                    "x0": v,
-                    "x1": v,
-                    "y0": 0,
-                    "y1": 1,
-                    "yref": "paper",
-                    "line": {"color": "#000000", "width": 1, "dash": "dash"},
-                }
-            ]
-            fig.layout.title.text = f"Rebuilding {self.aggregate_id!r} by replay: version {v} of {self.n}"
-        if fresh:
+        if figure is None:
+            figure = go.Figure()
+        if not self._drawn_by_us(figure):
+            with figure.batch_update():
+                figure.data = []
+                self._draw_static(figure)
             # Legend under the plot: in a narrow notebook column it would otherwise cover the title.
-            # (Outside the batch above: a widget's batched relayout may apply the whole legend set by
-            # style_figure after these sub-properties.)
-            fig.update_layout(
+            figure.update_layout(
                 legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.22, "yanchor": "top"},
                 margin={"b": 110},
             )
-        return fig
+        with figure.batch_update():
+            self._draw_version(figure)
+        return figure
+
+    def _by_type(self) -> dict[str, list[int]]:
+        by_type: dict[str, list[int]] = {}
+        for i, r in enumerate(self.records, start=1):
+            by_type.setdefault(r.type, []).append(i)
+        return by_type
+
+    def _drawn_by_us(self, fig: Any) -> bool:
+        return len(fig.data) == 3 + len(self._by_type()) and fig.data[1].meta == "labkit-replayed"
+
+    def _draw_static(self, fig: Any) -> None:
+        """Traces and layout that do not depend on the version."""
+        import plotly.graph_objects as go
+
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(self.n + 1)),
+                y=self.values,
+                mode="lines",
+                line={"color": MUTED_COLOR, "dash": "dot", "shape": "hv"},
+                name="whole history",
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                mode="lines", line={"color": PALETTE[0], "width": 3, "shape": "hv"}, meta="labkit-replayed"
+            )
+        )
+        extra: dict[str, str] = {}
+        for event_type, versions in self._by_type().items():
+            fig.add_trace(
+                go.Scatter(
+                    x=versions,
+                    y=[self.values[i] for i in versions],
+                    mode="markers",
+                    marker={"color": _type_color(event_type, extra), "size": 9},
+                    name=event_type,
+                    text=[
+                        f"v{i} · position {self.records[i - 1].position}<br>{event_label(self.records[i - 1])}"
+                        for i in versions
+                    ],
+                    hovertemplate="%{text}<br>" + self.value_label + " after: %{y}<extra></extra>",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                mode="markers",
+                marker={"size": 16, "symbol": "circle-open", "color": "#000000", "line": {"width": 3}},
+                name="last event applied",
+                hoverinfo="skip",
+            )
+        )
+        fig.layout.shapes = [
+            {
+                "type": "line",
+                "x0": 0,
+                "x1": 0,
+                "y0": 0,
+                "y1": 1,
+                "yref": "paper",
+                "line": {"color": "#000000", "width": 1, "dash": "dash"},
+            }
+        ]
+        style_figure(
+            fig, title="", xaxis="version (number of events applied)", yaxis=self.value_label, height=400
+        )
+        fig.update_xaxes(range=[-0.5, self.n + 0.5])
+
+    def _draw_version(self, fig: Any) -> None:
+        """Only what the version changes: two short traces, the cursor and the title."""
+        v = self.version
+        replayed = fig.data[1]
+        replayed.x = list(range(v + 1))
+        replayed.y = self.values[: v + 1]
+        replayed.name = f"replayed up to version {v}"
+        current = fig.data[-1]
+        current.x = [v] if v else []
+        current.y = [self.values[v]] if v else []
+        fig.layout.shapes[0].x0 = v
+        fig.layout.shapes[0].x1 = v
+        fig.layout.title.text = f"Rebuilding {self.aggregate_id!r} by replay: version {v} of {self.n}"
 
     @property
     def ui(self) -> Any:
@@ -249,7 +268,9 @@ class ReplayWidget:
         self.back_button.on_click(g(lambda _b: self.step(-1)))
         self.next_button.on_click(g(lambda _b: self.step(1)))
         self.state_html = W.HTML()
-        self.fig = go.FigureWidget()
+        # Built from a finished figure: the browser receives every trace in the widget's initial state,
+        # and later moves send only the few properties that change.
+        self.fig = go.FigureWidget(self.figure())
         self._ui = W.VBox(
             [
                 W.HBox([self.play, self.slider, self.back_button, self.next_button]),

@@ -151,18 +151,20 @@ def test_notebook_runs_in_jupyterlab(lab, page, nb: Path):
 
 def test_contents_links_open_every_notebook(lab, page):
     _open(page, lab, "00-welcome.ipynb")
-    links = page.locator(".jp-Notebook .jp-RenderedMarkdown a[href$='.ipynb']")
-    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    # JupyterLab resolves relative links to /files/<name>?_xsrf=... and opens them in a tab on click.
+    hrefs = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.jp-Notebook .jp-RenderedMarkdown a'))"
+        ".map(a => decodeURIComponent(new URL(a.href, location.href).pathname))"
+    )
+    linked = {h.rsplit("/", 1)[-1] for h in hrefs if h.endswith(".ipynb")}
     others = [p.name for p in NOTEBOOK_PATHS if not p.name.startswith("00")]
-    assert set(others) <= set(hrefs), f"00-welcome does not link to {sorted(set(others) - set(hrefs))}"
+    assert set(others) <= linked, f"00-welcome does not link to {sorted(set(others) - linked)}"
     try:
         for name in others:
-            page.locator(f".jp-Notebook .jp-RenderedMarkdown a[href='{name}']").first.click()
-            tab = page.locator(
-                f".lm-DockPanel-tabBar .lm-TabBar-tab[data-type='document-title'] >> text={name[:20]}"
-            )
-            tab.first.wait_for(timeout=TIMEOUT_MS)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT_MS)
+            page.locator(f".jp-Notebook .jp-RenderedMarkdown a[href*='/files/{name}']").first.click()
+            current = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current", has_text=name)
+            current.first.wait_for(timeout=TIMEOUT_MS)
+            page.locator(".jp-NotebookPanel:visible .jp-Cell").first.wait_for(timeout=TIMEOUT_MS)
             # Back to the contents tab for the next link.
             page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="00-welcome").first.click()
     finally:

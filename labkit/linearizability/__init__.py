@@ -16,7 +16,11 @@ False
   :class:`KVModel`;
 * :mod:`~labkit.linearizability.checker`: :func:`check`, :class:`Verdict`;
 * :mod:`~labkit.linearizability.explain`: linearization points, explanations,
-  minimal counterexamples.
+  minimal counterexamples;
+* :mod:`~labkit.linearizability.adapters`: histories of labkit's replicated
+  register and Raft store as operations;
+* :mod:`~labkit.linearizability.generate`: random histories of a correct
+  object, and corrupted copies (for tests and benchmarks).
 
 Pictures of histories are in :mod:`labkit.viz.linearizability`.
 """

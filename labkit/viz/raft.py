@@ -260,6 +260,8 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     for nid in cluster.ids:
         entries, commit, up = logs[nid]
         label = nid + (" (leader)" if nid == leader else "" if up else " (crashed)")
+        if up and not any(cluster.can_reach(nid, other) for other in cluster.ids if other != nid):
+            label += " (cut off)"
         labels.append(label)
         for i in range(lo, len(entries) + 1):
             e = entries[i - 1]

@@ -109,6 +109,16 @@ INTERACTIONS: dict[str, list[Step]] = {
         Pick("lamport"),
         Click("Perfect clocks"),
     ],
+    "06-leader-election": CLUSTER_WIDGET,
+    "07-log-replication": [
+        Click("Submit"),
+        Click("Crash leader"),
+        Click("Run 0.5 s"),
+        Click("Restart crashed"),
+        Click("Isolate leader"),
+        Click("Heal"),
+        Click("Reset"),
+    ],
     "09-sagas": [
         Choose("failing step", "ship"),
         Choose("how", "crash after apply"),
@@ -116,6 +126,7 @@ INTERACTIONS: dict[str, list[Step]] = {
         Pick("seed's OrderSaga"),
         Slide("retries", 1),
     ],
+    "10-event-sourcing": [Slide("version", presses=-3), Click("one back"), Click("one more")],
     "11-cascading-failures": [
         Choose("C is", "down"),
         Toggle("breaker"),

@@ -41,17 +41,21 @@ CELL_STATE_JS = """
 
 # Every plotly figure in the page with a digest of what it shows.
 FIGURES_JS = """
-() => Array.from(document.querySelectorAll('.jp-Notebook .js-plotly-plot')).map(el => ({
+() => {
+ const hash = text => { let h = 0; for (const c of text) h = (h * 31 + c.charCodeAt(0)) | 0; return h; };
+ return Array.from(document.querySelectorAll('.jp-Notebook .js-plotly-plot')).map(el => ({
   inWidget: !!el.closest('.jupyter-widgets'),
   traces: (el.data || []).length,
   rendered: !!el.querySelector('.main-svg'),
   digest: JSON.stringify([
     (el.layout && el.layout.title && (el.layout.title.text || el.layout.title)) || '',
     (el.data || []).map(d => [d.name, (d.x || []).length, (d.y || []).length,
-      Array.from(d.x || []).reduce((a, v) => a + (typeof v === 'number' ? v : 0), 0).toFixed(6)]),
+      Array.from(d.x || []).reduce((a, v) => a + (typeof v === 'number' ? v : 0), 0).toFixed(6),
+      hash(JSON.stringify(Array.from(d.y || []).filter(v => typeof v === 'string')))]),
     ((el.layout && el.layout.shapes) || []).length,
   ]),
-}))
+ }));
+}
 """
 
 RUNNING_JS = """
@@ -112,6 +116,7 @@ def test_notebook_runs_in_jupyterlab(lab, page, nb: Path):
         f"tests/browser/interactions.py has no entry for {nb.stem}: add "
         f'"{nb.stem}": [...] with one step per kind of widget control (or [] if it has no interactive figure)'
     )
+    current_step = None
     try:
         _open(page, lab, nb.name)
         _run_all(page)
@@ -133,6 +138,7 @@ def test_notebook_runs_in_jupyterlab(lab, page, nb: Path):
 
         for step in steps:
             before = _figure_digests(page)
+            current_step = step
             step.perform(page)
             # Wait until a figure changed, or stop early when the widget shows an error.
             page.wait_for_function(
@@ -145,6 +151,10 @@ def test_notebook_runs_in_jupyterlab(lab, page, nb: Path):
             )
             problems = _problems(page)
             assert not problems, f"after {step}:\n" + "\n".join(problems)
+    except Exception as exc:
+        if current_step is not None:
+            exc.add_note(f"while checking the widget step {current_step}")
+        raise
     finally:
         _shutdown_kernels(lab)
 

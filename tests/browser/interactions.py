@@ -119,6 +119,12 @@ INTERACTIONS: dict[str, list[Step]] = {
         Click("Heal"),
         Click("Reset"),
     ],
+    "08-linearizability": [
+        Slide("B starts at", presses=4),
+        Choose("B read", "1 (new)"),
+        Choose("store", "CAP register, availability-first"),
+        Slide("seed", presses=1),
+    ],
     "09-sagas": [
         Choose("failing step", "ship"),
         Choose("how", "crash after apply"),

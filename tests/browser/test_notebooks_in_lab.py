@@ -51,8 +51,10 @@ FIGURES_JS = """
     (el.layout && el.layout.title && (el.layout.title.text || el.layout.title)) || '',
     (el.data || []).map(d => [d.name, (d.x || []).length, (d.y || []).length,
       Array.from(d.x || []).reduce((a, v) => a + (typeof v === 'number' ? v : 0), 0).toFixed(6),
-      hash(JSON.stringify(Array.from(d.y || []).filter(v => typeof v === 'string')))]),
+      hash(JSON.stringify(Array.from(d.y || []).filter(v => typeof v === 'string'))),
+      hash(JSON.stringify([d.text || null, d.hovertext || null, (d.marker && d.marker.color) || null]))]),
     ((el.layout && el.layout.shapes) || []).length,
+    hash(JSON.stringify(((el.layout && el.layout.annotations) || []).map(a => a.text))),
   ]),
  }));
 }

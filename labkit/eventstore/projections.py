@@ -95,7 +95,7 @@ class SQLiteCheckpointStore(CheckpointStore):
             self._conn.close()
 
 
-class Projection:
+class Projection(ABC):
     """Base class of read models.
 
     Subclasses set ``name``, build their empty read model in :meth:`reset`
@@ -118,9 +118,9 @@ class Projection:
         self.position = 0  # Invariant: every event with position <= self.position has been applied, once
         self.reset()
 
+    @abstractmethod
     def reset(self) -> None:
         """Set the read model to empty (position 0)."""
-        raise NotImplementedError(f"{type(self).__name__} must define reset()")
 
     def handle(self, record: RecordedEvent) -> None:
         """Apply one record; it must be the one right after the checkpoint."""

@@ -23,28 +23,29 @@ Write your own by subclassing :class:`Model` (a counter, a queue, ...).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from typing import Any
 
 __all__ = ["Model", "RegisterModel", "KVModel"]
 
 
-class Model:
+class Model(ABC):
     """Base class of sequential specifications; override :meth:`init` and :meth:`apply`."""
 
     name: str = "model"
 
+    @abstractmethod
     def init(self) -> Hashable:
         """The state before any operation."""
-        raise NotImplementedError
 
+    @abstractmethod
     def apply(self, state: Any, input: tuple) -> tuple[Any, Any]:
         """Run ``input`` on ``state``: return ``(output, new_state)``.
 
         Raise ``ValueError`` for an input the object does not support. Never
         mutate ``state``: the checker keeps and revisits old states.
         """
-        raise NotImplementedError
 
     def partition(self, input: tuple) -> Hashable:
         """The independent part an input touches; all in one part by default."""

@@ -26,6 +26,7 @@ compensations that fail transiently a number of times.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -178,7 +179,7 @@ def check_transition(old: EntryStatus | None, new: EntryStatus) -> None:
     assert new in _ALLOWED.get(old, frozenset()), f"entry may not move from {old} to {new}"
 
 
-class Service(Node):
+class Service(Node, ABC):
     """Base class: idempotency, tombstones, 2PC locks and fault injection.
 
     A subclass says what its step does with four small methods over its own
@@ -225,19 +226,21 @@ class Service(Node):
         }
 
     # -- subclass hooks ---------------------------------------------------
+    @abstractmethod
     def refuse(self, args: tuple) -> str | None:
         """Why the business refuses this step now, or None to accept it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def apply(self, ctx: Context, args: tuple) -> None:
-        raise NotImplementedError
+        """Do the step's local transaction (persisting through ctx)."""
 
+    @abstractmethod
     def revert(self, ctx: Context, args: tuple) -> None:
-        raise NotImplementedError
+        """Undo what apply did (the compensation's local transaction)."""
 
+    @abstractmethod
     def entity(self, args: tuple) -> Any:
         """What a 2PC prepare of this step locks (an account, a product...)."""
-        raise NotImplementedError
 
     # -- storage helpers ----------------------------------------------------
     def _set_state(self, ctx: Context, name: str, value: Any) -> None:

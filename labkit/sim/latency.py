@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 __all__ = ["Latency", "Fixed", "Uniform", "Exponential", "as_latency"]
@@ -23,17 +24,19 @@ def _check_delay(name: str, value: float) -> float:
     return float(value)
 
 
-class Latency:
+class Latency(ABC):
     """Base class: ``sample(rng)`` returns one delay in seconds (>= 0)."""
 
     __slots__ = ()
 
-    def sample(self, rng: random.Random) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def sample(self, rng: random.Random) -> float:
+        """Draw one delay."""
 
     @property
-    def mean(self) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def mean(self) -> float:
+        """The average delay in seconds."""
 
 
 @dataclass(frozen=True, slots=True)

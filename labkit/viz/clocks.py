@@ -20,7 +20,7 @@ from labkit.clocks import EventKind, Stamping, Stamps, run_lww
 from labkit.clocks.lww import LWWRun
 from labkit.clocks.stamped import EVENT_NOTE
 from labkit.sim import Kind, Simulator
-from labkit.viz.common import BAD_COLOR, guarded, node_colors, status_html, style_figure
+from labkit.viz.common import BAD_COLOR, LazyWidget, guarded, node_colors, status_html, style_figure
 
 __all__ = ["ClockSkewWidget", "clock_diagram", "clock_error_figure", "stamp_text"]
 
@@ -218,7 +218,7 @@ class _Settings:
     stamping: Stamping = Stamping.PHYSICAL
 
 
-class ClockSkewWidget:
+class ClockSkewWidget(LazyWidget):
     """Skew and drift each replica's clock, pick the clock LWW orders writes by, watch writes survive or vanish.
 
     The writes happen ``sync_age`` seconds after the clocks were last
@@ -356,17 +356,6 @@ class ClockSkewWidget:
             title=f"LWW by {self.settings.stamping.value} clocks; {self.clock_settings_text()}",
             figure=figure,
         )
-
-    @property
-    def ui(self) -> Any:
-        if self._ui is None:
-            self._ui = self._build_ui()
-        return self._ui
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.ui)
 
     def _build_ui(self) -> Any:
         import ipywidgets as W

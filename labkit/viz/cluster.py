@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.sim import Kind, Simulator, Uniform
-from labkit.viz.common import guarded, status_html
+from labkit.viz.common import LazyWidget, guarded, status_html
 from labkit.viz.spacetime import spacetime_diagram
 
 __all__ = ["ClusterWidget", "ClusterSettings"]
@@ -46,7 +46,7 @@ def _draw_spacetime(sim: Simulator, until: float, figure: Any) -> Any:
     return spacetime_diagram(sim, until=until, figure=figure, title=f"What happened up to t = {until:.2f} s")
 
 
-class ClusterWidget:
+class ClusterWidget(LazyWidget):
     """Interactive fault injection over any simulated protocol.
 
     >>> w = ClusterWidget(lambda seed: heartbeat_cluster(seed), seed=1)
@@ -180,17 +180,6 @@ class ClusterWidget:
     def figure(self) -> Any:
         """Draw the current run into a new figure (no widgets needed)."""
         return self.draw(self.sim, self.replay_at if self.replay_at is not None else self.sim.now, None)
-
-    @property
-    def ui(self) -> Any:
-        if self._ui is None:
-            self._ui = self._build_ui()
-        return self._ui
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.ui)
 
     def _build_ui(self) -> Any:
         import ipywidgets as W

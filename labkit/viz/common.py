@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import html
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -80,3 +81,27 @@ def guarded(status: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return inner
 
     return wrap
+
+
+class LazyWidget(ABC):
+    """Base of the course's widgets: plain Python methods do what the controls
+    do, and the controls themselves are built on first display (or first use
+    of :attr:`ui`), so a widget can be driven and tested without a browser."""
+
+    _ui: Any = None
+
+    @abstractmethod
+    def _build_ui(self) -> Any:
+        """Build and return the ipywidgets container (controls and figure)."""
+
+    @property
+    def ui(self) -> Any:
+        """The ipywidgets container, built once."""
+        if self._ui is None:
+            self._ui = self._build_ui()
+        return self._ui
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.ui)

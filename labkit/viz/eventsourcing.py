@@ -17,7 +17,7 @@ from typing import Any
 
 from labkit.eventstore.aggregate import Aggregate, Repository
 from labkit.eventstore.recorder import EventStore, RecordedEvent
-from labkit.viz.common import MUTED_COLOR, PALETTE, guarded, status_html, style_figure
+from labkit.viz.common import MUTED_COLOR, PALETTE, LazyWidget, guarded, status_html, style_figure
 
 __all__ = ["ReplayWidget", "event_label", "global_log_figure", "load_time_figure"]
 
@@ -43,7 +43,7 @@ def event_label(record: RecordedEvent) -> str:
     return f"{record.type}({fields})"
 
 
-class ReplayWidget:
+class ReplayWidget(LazyWidget):
     """Rebuild one aggregate step by step: a slider over its versions.
 
     ``value`` picks the number to plot from the aggregate (default: an
@@ -225,17 +225,6 @@ class ReplayWidget:
         fig.layout.shapes[0].x0 = v
         fig.layout.shapes[0].x1 = v
         fig.layout.title.text = f"Rebuilding {self.aggregate_id!r} by replay: version {v} of {self.n}"
-
-    @property
-    def ui(self) -> Any:
-        if self._ui is None:
-            self._ui = self._build_ui()
-        return self._ui
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.ui)
 
     def _build_ui(self) -> Any:
         import ipywidgets as W

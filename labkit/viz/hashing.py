@@ -18,7 +18,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from labkit.hashing import HashRing, assign, make_keys, moved_keys, node_names
-from labkit.viz.common import MUTED_COLOR, PALETTE, guarded, node_colors, status_html, style_figure
+from labkit.viz.common import (
+    MUTED_COLOR,
+    PALETTE,
+    LazyWidget,
+    guarded,
+    node_colors,
+    status_html,
+    style_figure,
+)
 
 __all__ = ["ring_figure", "load_figure", "spread_figure", "moves_figure", "RingWidget"]
 
@@ -207,7 +215,7 @@ def _mean_line(mean: float) -> dict:
     }
 
 
-class RingWidget:
+class RingWidget(LazyWidget):
     """Grow and shrink a ring and watch which keys move.
 
     >>> w = RingWidget(nodes=4, vnodes=8)
@@ -428,17 +436,6 @@ class RingWidget:
                 trace.update(spec, overwrite=True)
             fig.layout.title.text = self._title()
             fig.layout.shapes[0].update(y0=mean, y1=mean)
-
-    @property
-    def ui(self) -> Any:
-        if self._ui is None:
-            self._ui = self._build_ui()
-        return self._ui
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.ui)
 
     def _build_ui(self) -> Any:
         import ipywidgets as W

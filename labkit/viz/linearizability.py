@@ -16,6 +16,7 @@ an operation is an interval, and a linearization is one point per interval.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,7 +31,16 @@ from labkit.linearizability import (
     linearization_points,
     minimal_violation,
 )
-from labkit.viz.common import BAD_COLOR, MUTED_COLOR, OK_COLOR, PALETTE, guarded, status_html, style_figure
+from labkit.viz.common import (
+    BAD_COLOR,
+    MUTED_COLOR,
+    OK_COLOR,
+    PALETTE,
+    LazyWidget,
+    guarded,
+    status_html,
+    style_figure,
+)
 
 __all__ = ["history_figure", "op_label", "RealTimeWidget", "StoreCheckWidget", "STORES"]
 
@@ -190,7 +200,7 @@ def history_figure(
             label_text.append(op_label(op))
 
     fig = figure if figure is not None else go.Figure()
-    with fig.batch_update() if hasattr(fig, "batch_update") else _nullcontext():
+    with fig.batch_update():
         fig.data = ()
         for name, color, width, dash in _BARS:
             xs, ys, hover = series[name]
@@ -238,20 +248,12 @@ def history_figure(
     return fig
 
 
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
 # ---------------------------------------------------------------------------
 # Widgets
 # ---------------------------------------------------------------------------
 
 
-class _Widget:
+class _Widget(LazyWidget):
     """Shared plumbing: a figure, a status line, controls that call :meth:`set`."""
 
     params: dict[str, Any]
@@ -264,19 +266,9 @@ class _Widget:
         self.status: Any = None
         self.controls: dict[str, Any] = {}
 
-    @property
-    def ui(self) -> Any:
-        if self._ui is None:
-            self._ui = self._build_ui()
-        return self._ui
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.ui)
-
-    def set(self, **changes: Any) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def set(self, **changes: Any) -> None:
+        """Change the widget's parameters and redraw."""
 
     def _control_changed(self, name: str, value: Any) -> None:
         if self._syncing:

@@ -20,7 +20,7 @@ from typing import Any
 
 from labkit.raft import NOOP, KVCommand, RaftCluster, Role
 from labkit.sim import Kind, Simulator
-from labkit.viz.common import PALETTE, guarded, status_html, style_figure
+from labkit.viz.common import PALETTE, LazyWidget, guarded, status_html, style_figure
 
 __all__ = [
     "ROLE_COLORS",
@@ -315,7 +315,7 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     return fig
 
 
-class LogExplorer:
+class LogExplorer(LazyWidget):
     """Drive a Raft cluster by hand and watch its logs (notebook 07).
 
     Every action (submit, crash, restart, isolate, heal, run) is appended to
@@ -438,17 +438,6 @@ class LogExplorer:
         return log_grid(self.cluster)
 
     # -- the view ----------------------------------------------------------------
-    @property
-    def ui(self) -> Any:
-        if self._ui is None:
-            self._ui = self._build_ui()
-        return self._ui
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.ui)
-
     def _build_ui(self) -> Any:
         import ipywidgets as W
         import plotly.graph_objects as go

@@ -24,7 +24,16 @@ from labkit.replication import Mode, ReplicatedStore, Resolution
 from labkit.replication.config import check_quorum
 from labkit.replication.experiments import ScenarioResult, run_partition_scenario, stale_flags
 from labkit.sim import Kind
-from labkit.viz.common import BAD_COLOR, MUTED_COLOR, OK_COLOR, PALETTE, guarded, status_html, style_figure
+from labkit.viz.common import (
+    BAD_COLOR,
+    MUTED_COLOR,
+    OK_COLOR,
+    PALETTE,
+    LazyWidget,
+    guarded,
+    status_html,
+    style_figure,
+)
 
 __all__ = [
     "cap_timeline",
@@ -238,7 +247,7 @@ def merkle_figure(df: Any) -> Any:
 # ----------------------------------------------------------------------------------
 # Widgets
 # ----------------------------------------------------------------------------------
-class CapWidget:
+class CapWidget(LazyWidget):
     """A register through a partition: change nodes, sides, mode, N, R, W.
 
     >>> w = CapWidget(seed=0)
@@ -307,17 +316,6 @@ class CapWidget:
     def figure(self) -> Any:
         """The timeline of the current run as a new figure."""
         return cap_timeline(self.result)
-
-    @property
-    def ui(self) -> Any:
-        if self._ui is None:
-            self._ui = self._build_ui()
-        return self._ui
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.ui)
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
@@ -451,7 +449,7 @@ class CapWidget:
         )
 
 
-class QuorumWidget:
+class QuorumWidget(LazyWidget):
     """One write and one read under faults: N, R, W, crashed nodes, a partition.
 
     The story: ``x = "v1"`` is written while all is well; then the chosen
@@ -591,17 +589,6 @@ class QuorumWidget:
             f"write v2: {w}; read: {r}{fresh}; hints stored: {o['hints']}; "
             f"home replicas with v2 after healing: {o['replicas_with_v2_after_healing']}/{self.params['n']}"
         )
-
-    @property
-    def ui(self) -> Any:
-        if self._ui is None:
-            self._ui = self._build_ui()
-        return self._ui
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.ui)
 
     def _build_ui(self) -> Any:
         import ipywidgets as W

@@ -17,7 +17,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from labkit.resilience import Backoff, ChainModel, Fault, Jitter, default_services, make_policies
-from labkit.viz.common import BAD_COLOR, MUTED_COLOR, PALETTE, guarded, node_colors, status_html, style_figure
+from labkit.viz.common import (
+    BAD_COLOR,
+    MUTED_COLOR,
+    PALETTE,
+    LazyWidget,
+    guarded,
+    node_colors,
+    status_html,
+    style_figure,
+)
 
 __all__ = [
     "timeline_figure",
@@ -285,7 +294,7 @@ def run_scenario(
     return m.run(duration)
 
 
-class ResilienceWidget:
+class ResilienceWidget(LazyWidget):
     """Break C, switch policies on and off, and see what A's clients get.
 
     >>> w = ResilienceWidget(seed=0)
@@ -407,17 +416,6 @@ class ResilienceWidget:
         return None if self.settings.fault is Fault.NONE else self.fault_window
 
     # -- the view --------------------------------------------------------------------
-    @property
-    def ui(self) -> Any:
-        if self._ui is None:
-            self._ui = self._build_ui()
-        return self._ui
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.ui)
-
     def _redraw(self) -> None:
         if self._fig is None:
             return

@@ -21,7 +21,16 @@ from labkit.saga.definition import ORDER_SAGA, Order
 from labkit.saga.naive import NAIVE_CALLS, run_naive_saga
 from labkit.saga.orchestrator import CrashPoint
 from labkit.saga.scenario import FAULT_KINDS, SERVICES, run_order_saga, timeline
-from labkit.viz.common import BAD_COLOR, MUTED_COLOR, OK_COLOR, PALETTE, guarded, status_html, style_figure
+from labkit.viz.common import (
+    BAD_COLOR,
+    MUTED_COLOR,
+    OK_COLOR,
+    PALETTE,
+    LazyWidget,
+    guarded,
+    status_html,
+    style_figure,
+)
 
 __all__ = ["saga_timeline", "final_state_html", "two_pc_figure", "SagaWidget"]
 
@@ -209,7 +218,7 @@ _STEPS = ("none", *(s.name for s in ORDER_SAGA.steps))
 _KINDS = tuple(k for k in FAULT_KINDS if k != "none")
 
 
-class SagaWidget:
+class SagaWidget(LazyWidget):
     """Choose which step fails and how, and where the orchestrator crashes.
 
     >>> w = SagaWidget()
@@ -327,17 +336,6 @@ class SagaWidget:
         return saga_timeline(self.result)
 
     # -- the widget ------------------------------------------------------------------
-    @property
-    def ui(self) -> Any:
-        if self._ui is None:
-            self._ui = self._build_ui()
-        return self._ui
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.ui)
-
     def _build_ui(self) -> Any:
         import ipywidgets as W
         import plotly.graph_objects as go

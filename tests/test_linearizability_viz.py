@@ -100,7 +100,7 @@ def test_real_time_widget_ui_refuses_with_a_message():
     ui = w.ui
     assert ui is not None and w.fig.layout.title.text
     w.controls["b_start"].value = 3.5
-    w.controls["b_saw"].value = None
+    w.controls["b_saw"].value = "old"  # the "None (old)" choice
     assert w.result.ok is False and "NOT linearizable" in w.status.value
     before = w.params["c_start"]
     w.controls["c_start"].max = 10

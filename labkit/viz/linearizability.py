@@ -270,18 +270,31 @@ class _Widget(LazyWidget):
     def set(self, **changes: Any) -> None:
         """Change the widget's parameters and redraw."""
 
+    # Controls may show a value differently from the parameter (a drop-down
+    # cannot hold None as a choice); subclasses translate both ways.
+    def _to_control(self, name: str, value: Any) -> Any:
+        return value
+
+    def _from_control(self, name: str, value: Any) -> Any:
+        return value
+
+    def _sync_controls(self) -> None:
+        """Show the parameters in force, without re-triggering the callbacks."""
+        self._syncing = True
+        try:
+            for name, control in self.controls.items():
+                control.value = self._to_control(name, self.params[name])
+        finally:
+            self._syncing = False
+
     def _control_changed(self, name: str, value: Any) -> None:
         if self._syncing:
             return
         try:
-            self.set(**{name: value})
+            self.set(**{name: self._from_control(name, value)})
         except (ValueError, TypeError):
             # Refused: show the setting still in force, then let guarded() explain.
-            self._syncing = True
-            try:
-                self.controls[name].value = self.params[name]
-            finally:
-                self._syncing = False
+            self._sync_controls()
             raise
 
     def _wire(self) -> None:
@@ -310,6 +323,17 @@ class RealTimeWidget(_Widget):
     """
 
     SAW = (None, 1)
+    SAW_CHOICES = (("None (old)", "old"), ("1 (new)", "new"))
+
+    def _to_control(self, name: str, value: Any) -> Any:
+        if name in ("b_saw", "c_saw"):
+            return "old" if value is None else "new"
+        return value
+
+    def _from_control(self, name: str, value: Any) -> Any:
+        if name in ("b_saw", "c_saw"):
+            return None if value == "old" else 1
+        return value
 
     def __init__(
         self, *, b_start: float = 0.5, b_saw: Any = None, c_start: float = 2.0, c_saw: Any = 1
@@ -357,11 +381,11 @@ class RealTimeWidget(_Widget):
         self.controls = {
             "b_start": W.FloatSlider(value=p["b_start"], min=0, max=5, step=0.25, description="B starts at",
                                      tooltip="when client B calls read (it returns 1 s later)", style=style),
-            "b_saw": W.Dropdown(options=[("None (old)", None), ("1 (new)", 1)], value=p["b_saw"],
+            "b_saw": W.Dropdown(options=self.SAW_CHOICES, value=self._to_control("b_saw", p["b_saw"]),
                                 description="B read", tooltip="what B's read returned", style=style),
             "c_start": W.FloatSlider(value=p["c_start"], min=0, max=5, step=0.25, description="C starts at",
                                      tooltip="when client C calls read (it returns 1 s later)", style=style),
-            "c_saw": W.Dropdown(options=[("None (old)", None), ("1 (new)", 1)], value=p["c_saw"],
+            "c_saw": W.Dropdown(options=self.SAW_CHOICES, value=self._to_control("c_saw", p["c_saw"]),
                                 description="C read", tooltip="what C's read returned", style=style),
         }  # fmt: skip
         self._wire()
@@ -379,6 +403,7 @@ class RealTimeWidget(_Widget):
             history_figure(self.result, figure=self.fig, title=f"A writes 1; B and C read: {verdict}")
             self.fig.update_xaxes(range=[-0.2, 6.2])  # fixed, so sliding a read does not move the axis
         self.status.value = self._verdict_html()
+        self._sync_controls()
 
 
 def _cap_history(mode_name: str, seed: int) -> list[Operation]:
@@ -470,3 +495,4 @@ class StoreCheckWidget(_Widget):
             self.result, figure=self.fig, title=f"{self.params['store']}, seed {self.params['seed']}"
         )
         self.status.value = self._verdict_html()
+        self._sync_controls()

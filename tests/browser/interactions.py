@@ -121,7 +121,7 @@ INTERACTIONS: dict[str, list[Step]] = {
     ],
     "08-linearizability": [
         Slide("B starts at", presses=4),
-        Choose("B read", "1 (new)"),
+        Choose("B read", "None (old)"),
         Choose("store", "CAP register, availability-first"),
         Slide("seed", presses=1),
     ],

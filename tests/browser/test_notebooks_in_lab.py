@@ -138,6 +138,16 @@ def test_notebook_runs_in_jupyterlab(lab, page, nb: Path):
         if widget_figures:
             assert steps, f"{nb.stem} has interactive figures: add steps for its controls in interactions.py"
 
+        if steps:
+            # Widget updates from the last cells may still be arriving: start once
+            # the figures have stopped changing for a second.
+            page.wait_for_function(
+                "() => { const d = JSON.stringify((" + FIGURES_JS + ")().map(f => f.digest));"
+                " if (window.__labkitDigest !== d) { window.__labkitDigest = d; window.__labkitSince = Date.now();"
+                " return false; } return Date.now() - window.__labkitSince > 1000; }",
+                timeout=TIMEOUT_MS,
+                polling=200,
+            )
         for step in steps:
             before = _figure_digests(page)
             current_step = step

@@ -35,7 +35,7 @@ format: $(STAMP)
 # nbval, the grading round trip and the browser checks, spread over $(JOBS)
 # processes (one notebook or test file per process at a time).
 test: lint
-	$(PYTEST) -n $(JOBS) --dist loadfile --nbval-lax tests notebooks
+	$(PYTEST) -n $(JOBS) --dist loadfile --durations=15 --nbval-lax tests notebooks
 
 # Fast inner loop: lint, unit tests, and the notebooks changed since HEAD.
 CHANGED_NBS = $(shell git diff --name-only HEAD -- 'notebooks/*.ipynb'; git ls-files --others --exclude-standard -- 'notebooks/*.ipynb')

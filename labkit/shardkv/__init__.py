@@ -1,0 +1,31 @@
+"""The capstone: a sharded, replicated key-value store (consistent hashing over Raft groups).
+
+* :mod:`labkit.shardkv.store`: :class:`ShardStore`, the per-group state machine
+  that decides key ownership in the Raft log, and its commands;
+* :mod:`labkit.shardkv.router`: :class:`ShardRouter`, a client that sends each
+  key to its group's leader and retries across leaders;
+* :mod:`labkit.shardkv.kv`: :class:`ShardedKV`, groups on one simulator, faults,
+  adding a group with a key move that loses no acknowledged write.
+
+Built from :mod:`labkit.hashing` (the ring), :mod:`labkit.raft` (each group)
+and checked with :mod:`labkit.linearizability`.
+"""
+
+from labkit.shardkv.kv import ClientHandle, Migration, Phase, ShardedKV
+from labkit.shardkv.router import Directory, ShardOp, ShardRouter
+from labkit.shardkv.store import Install, Reconfigure, ShardConfig, ShardStore, WrongGroup
+
+__all__ = [
+    "ClientHandle",
+    "Directory",
+    "Install",
+    "Migration",
+    "Phase",
+    "Reconfigure",
+    "ShardConfig",
+    "ShardOp",
+    "ShardRouter",
+    "ShardStore",
+    "ShardedKV",
+    "WrongGroup",
+]

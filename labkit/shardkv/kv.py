@@ -1,0 +1,453 @@
+"""A sharded, replicated key-value store: consistent hashing over Raft groups.
+
+:class:`ShardedKV` runs several Raft groups (servers ``"g1n1"``, ``"g1n2"``, ...)
+on one :class:`~labkit.sim.Simulator`, each replicating a
+:class:`~labkit.shardkv.store.ShardStore`; routers (:class:`ShardRouter`) send
+each key to its group's leader. :meth:`ShardedKV.add_group` adds a group and
+moves the keys the ring gives it, with a small controller (:class:`Migration`)
+that ticks in simulated time:
+
+1. submit ``Reconfigure(new config)`` to every old group's leader until the
+   group has applied it (writes to the moving keys stop right there);
+2. read what the group cut out from its *committed* state (any server that
+   applied the entry holds the same snapshot, Raft §5.4.3);
+3. submit ``Install(snapshot)`` to the new group until it has applied it;
+4. publish the new config in the :class:`Directory`.
+
+Keys that do not move are served throughout. The controller reads and writes
+the groups from outside (a real system would send the snapshot by RPC and keep
+the directory in its own Raft group); what matters for correctness, that
+ownership changes at one log index in each group, is inside the logs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from labkit.raft import RaftConfig, RaftNode, Role
+from labkit.raft.cluster import DEFAULT_LATENCY
+from labkit.shardkv.router import Directory, ShardOp, ShardRouter
+from labkit.shardkv.store import Install, Reconfigure, ShardConfig, ShardStore
+from labkit.sim import Latency, Simulator
+
+__all__ = ["ShardedKV", "ClientHandle", "Migration", "Phase"]
+
+TICK = 0.02  # how often the migration controller looks at the groups (seconds)
+
+
+class Phase(Enum):
+    """Where a :class:`Migration` is."""
+
+    MOVING = "moving"
+    DONE = "done"
+
+
+@dataclass(slots=True)
+class Migration:
+    """One group joining: which old groups have reconfigured, handed over and been installed."""
+
+    group: str
+    config: ShardConfig
+    started: float
+    sources: tuple[str, ...]
+    snapshots: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    installed: set[str] = field(default_factory=set)
+    submitted: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    phase: Phase = Phase.MOVING
+    finished: float = math.inf
+
+    @property
+    def moved(self) -> dict[str, str]:
+        """Every key that moved, with the group it came from."""
+        return {k: src for src, items in self.snapshots.items() for k, _ in items}
+
+
+class ClientHandle:
+    """What :meth:`ShardedKV.client` returns: start operations by name."""
+
+    def __init__(self, kv: ShardedKV, name: str) -> None:
+        self._kv = kv
+        self.name = name
+
+    def _invoke(self, op: tuple) -> ShardOp:
+        return self._kv.sim.call(self.name, lambda node, ctx: node.invoke(ctx, op))
+
+    def put(self, key: str, value: str) -> ShardOp:
+        """Set ``key`` to ``value``."""
+        return self._invoke(("put", key, value))
+
+    def get(self, key: str) -> ShardOp:
+        """Read ``key`` (``""`` if never written)."""
+        return self._invoke(("get", key))
+
+    def append(self, key: str, value: str) -> ShardOp:
+        """Append ``value`` to ``key``."""
+        return self._invoke(("append", key, value))
+
+    def start_workload(
+        self,
+        rate: float = 50.0,
+        duration: float = 2.0,
+        keys: Sequence[str] = (),
+        kinds: Sequence[str] = ("get", "put", "append"),
+    ) -> None:
+        """Random operations of ``kinds`` at about ``rate`` per second for ``duration`` s over ``keys``
+        (default: the store's keys)."""
+        kinds = tuple(kinds)
+        if not kinds or any(k not in ("get", "put", "append") for k in kinds):
+            raise ValueError(f"kinds must be a non-empty subset of get, put, append, got {kinds!r}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf:
+            raise ValueError(f"rate must be a number of operations per second > 0, got {rate!r}")
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration >= 0:
+            raise ValueError(f"duration must be a number of seconds >= 0, got {duration!r}")
+        keys = tuple(keys) or self._kv.keys
+        if not all(isinstance(k, str) for k in keys):
+            raise TypeError(f"keys must be strings, got {keys!r}")
+        self._kv.sim.call(
+            self.name, lambda node, ctx: node.start_workload(ctx, float(rate), float(duration), keys, kinds)
+        )
+
+    @property
+    def ops(self) -> list[ShardOp]:
+        """Every operation asked of this client, in order."""
+        return self._kv.sim.node(self.name).ops
+
+    def __repr__(self) -> str:
+        return f"ClientHandle({self.name!r})"
+
+
+class ShardedKV:
+    """``groups`` Raft groups of ``replicas`` servers each, keys placed by a hash ring.
+
+    >>> kv = ShardedKV(groups=3, seed=1)
+    >>> kv.sim.run_for(1.0)
+    >>> sorted(kv.leaders())
+    ['g1', 'g2', 'g3']
+    """
+
+    def __init__(
+        self,
+        groups: int = 3,
+        replicas: int = 3,
+        seed: int = 0,
+        *,
+        vnodes: int = 64,
+        keys: Iterable[str] | None = None,
+        latency: Latency | float = DEFAULT_LATENCY,
+        election_timeout: tuple[float, float] = (0.15, 0.30),
+        heartbeat_interval: float = 0.05,
+        client_timeout: float = 0.3,
+    ) -> None:
+        for name, value, hi in (("groups", groups, 8), ("replicas", replicas, 7)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+            if not 1 <= value <= hi:
+                raise ValueError(f"{name} must be between 1 and {hi}, got {value}")
+        if isinstance(client_timeout, bool) or not isinstance(client_timeout, (int, float)):
+            raise TypeError(f"client_timeout must be a number of seconds, got {client_timeout!r}")
+        if not client_timeout > 0:
+            raise ValueError(f"client_timeout must be > 0 seconds, got {client_timeout!r}")
+        self.replicas = replicas
+        self.client_timeout = float(client_timeout)
+        self.raft_config = RaftConfig(
+            election_timeout=tuple(election_timeout),  # type: ignore[arg-type]
+            heartbeat_interval=heartbeat_interval,
+        )
+        self.keys: tuple[str, ...] = (
+            tuple(keys) if keys is not None else tuple(f"k{i:02d}" for i in range(24))
+        )
+        self.sim = Simulator(seed, latency=latency)
+        names = tuple(f"g{i}" for i in range(1, groups + 1))
+        self.directory = Directory(ShardConfig(0, names, vnodes))
+        self.history: list[ShardOp] = []
+        self.events: list[tuple[float, str, Any]] = []
+        self.migrations: list[Migration] = []
+        self._clients: dict[str, ClientHandle] = {}
+        self._cuts: set[tuple[str, str]] = set()
+        for g in names:
+            self._start_group(g, self.directory.config, frozenset())
+
+    # ------------------------------------------------------------------ building
+    def _start_group(self, group: str, config: ShardConfig, awaiting: frozenset[str]) -> None:
+        ids = tuple(f"{group}n{i}" for i in range(1, self.replicas + 1))
+        self.directory.servers[group] = ids
+        raft = self.raft_config
+        for nid in ids:
+            # The factory is kept by the simulator: a restart rebuilds the store from the log.
+            self.sim.add_node(
+                nid, lambda node_id: RaftNode(node_id, ids, raft, lambda: ShardStore(group, config, awaiting))
+            )
+        self._rewire()
+
+    def client(self, name: str) -> ClientHandle:
+        """The router-client called ``name`` (created on first use)."""
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty str, got {name!r}")
+        if name in self.servers():
+            raise ValueError(f"name {name!r} is a server's id; pick another client name")
+        if name not in self._clients:
+            d, h, t = self.directory, self.history, self.client_timeout
+            self.sim.add_node(name, lambda nid: ShardRouter(nid, d, h, retry_timeout=t))
+            self._clients[name] = ClientHandle(self, name)
+        return self._clients[name]
+
+    # ------------------------------------------------------------------ looking
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Every group with servers (including one still joining)."""
+        return tuple(self.directory.servers)
+
+    def servers(self, group: str | None = None) -> tuple[str, ...]:
+        """The servers of ``group`` (all servers when None)."""
+        if group is None:
+            return tuple(s for ids in self.directory.servers.values() for s in ids)
+        return self.directory.servers[self._check_group(group)]
+
+    def _check_group(self, group: str) -> str:
+        if group not in self.directory.servers:
+            raise ValueError(f"group must be one of {', '.join(self.groups)}, got {group!r}")
+        return group
+
+    def _check_server(self, node: str) -> str:
+        if node not in self.servers():
+            raise ValueError(f"node must be a server id such as 'g1n1', got {node!r}")
+        return node
+
+    def group_of(self, node: str) -> str:
+        """The group server ``node`` belongs to."""
+        self._check_server(node)
+        return next(g for g, ids in self.directory.servers.items() if node in ids)
+
+    def leader(self, group: str) -> str | None:
+        """The live server of ``group`` that leads with the highest term, or None."""
+        best: tuple[int, str] | None = None
+        for nid in self.servers(group):
+            if self.sim.is_up(nid):
+                n: RaftNode = self.sim.node(nid)  # type: ignore[assignment]
+                if n.role is Role.LEADER and (best is None or n.current_term > best[0]):
+                    best = (n.current_term, nid)
+        return None if best is None else best[1]
+
+    def leaders(self) -> dict[str, str | None]:
+        """``group -> leader`` for every group."""
+        return {g: self.leader(g) for g in self.groups}
+
+    def owner(self, key: str) -> str:
+        """The group the published config gives ``key`` to."""
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a str, got {key!r}")
+        return self.directory.config.owner(key)
+
+    def store(self, group: str) -> ShardStore | None:
+        """The state machine of ``group``'s leader (None while it has no leader)."""
+        lead = self.leader(group)
+        return None if lead is None else self.sim.node(lead).state_machine  # type: ignore[attr-defined]
+
+    def placement(self) -> dict[str, str]:
+        """``key -> group`` for every key some group's leader holds now."""
+        out: dict[str, str] = {}
+        for g in self.groups:
+            st = self.store(g)
+            if st is not None:
+                for k in st.data:
+                    out[k] = g
+        return out
+
+    def check_invariants(self) -> list[str]:
+        """Each live server's Raft and shard invariants, plus: no key held by two groups' leaders."""
+        out: list[str] = []
+        for nid in self.servers():
+            if self.sim.is_up(nid):
+                node: RaftNode = self.sim.node(nid)  # type: ignore[assignment]
+                out += [f"{nid}: {v}" for v in node.check_invariants()]
+                out += [f"{nid}: {v}" for v in node.state_machine.check_invariants()]  # type: ignore[attr-defined]
+        seen: dict[str, str] = {}
+        for g in self.groups:
+            st = self.store(g)
+            for k in st.data if st is not None else ():
+                if k in seen:
+                    out.append(f"key {k!r} held by {seen[k]} and {g}")
+                seen[k] = g
+        return out
+
+    # ------------------------------------------------------------------ faults
+    def crash(self, node: str) -> None:
+        """Crash a server (its Raft log survives on disk)."""
+        self.sim.crash(self._check_server(node))
+        self.events.append((self.sim.now, "crash", node))
+
+    def restart(self, node: str) -> None:
+        """Restart a crashed server; it replays its committed log into a fresh store."""
+        self.sim.restart(self._check_server(node))
+        self.events.append((self.sim.now, "restart", node))
+
+    def is_up(self, node: str) -> bool:
+        """False while ``node`` is crashed."""
+        return self.sim.is_up(self._check_server(node))
+
+    def partition_group(self, group: str, minority: Sequence[str]) -> None:
+        """Cut ``minority`` (servers of ``group``) off from the rest of its group.
+
+        Clients still reach every server, as in :meth:`labkit.raft.RaftCluster.partition`.
+        """
+        ids = self.servers(group)
+        side = list(minority)
+        if isinstance(minority, str):
+            raise TypeError(f"minority must be a list of server ids, got the string {minority!r}")
+        if not side or any(s not in ids for s in side) or len(set(side)) >= len(ids):
+            raise ValueError(f"minority must be a non-empty proper subset of {ids}, got {side!r}")
+        for a in side:
+            for b in ids:
+                if b not in side:
+                    self._cuts |= {(a, b), (b, a)}
+        self.events.append((self.sim.now, "partition", (group, tuple(side))))
+        self._rewire()
+
+    def heal(self) -> None:
+        """Remove every partition."""
+        self._cuts.clear()
+        self.events.append((self.sim.now, "heal", None))
+        self._rewire()
+
+    def _rewire(self) -> None:
+        self.sim.heal()
+        for a, b in sorted(self._cuts):
+            self.sim.cut(a, b)
+
+    # ------------------------------------------------------------------ running
+    def run_for(self, seconds: float) -> None:
+        """Advance simulated time by ``seconds``."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+            raise ValueError(f"seconds must be a number >= 0, got {seconds!r}")
+        self.sim.run_for(float(seconds))
+
+    def run_until_idle(self, timeout: float = 10.0) -> bool:
+        """Run until no client has an operation in flight and no move is under way."""
+        deadline = self.sim.now + timeout
+        while self.sim.now < deadline:
+            busy = any(self.sim.node(c).current is not None or self.sim.node(c).queue for c in self._clients)
+            moving = any(m.phase is Phase.MOVING for m in self.migrations)
+            if not busy and not moving:
+                return True
+            self.sim.run(min(deadline, self.sim.now + 0.01))
+        return False
+
+    # ------------------------------------------------------------------ membership
+    def add_group(self, name: str | None = None, *, wait: bool = True, timeout: float = 10.0) -> Migration:
+        """Start a new group and move it the keys the new ring gives it.
+
+        With ``wait`` the simulation runs until the move is complete (or
+        ``timeout`` simulated seconds pass; the move then continues in later runs).
+        """
+        if any(m.phase is Phase.MOVING for m in self.migrations):
+            raise ValueError("a group is still joining; let that move finish first")
+        if name is None:
+            name = f"g{len(self.groups) + 1}"
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"name must be a short identifier such as 'g4', got {name!r}")
+        if name in self.groups:
+            raise ValueError(f"group {name!r} already exists")
+        if len(self.groups) >= 8:
+            raise ValueError("at most 8 groups")
+        old = self.directory.config
+        new = old.with_group(name)
+        sources = old.groups
+        self._start_group(name, new, frozenset(sources))
+        m = Migration(name, new, self.sim.now, sources)
+        self.migrations.append(m)
+        self.events.append((self.sim.now, "join", name))
+        self.sim.after(0.0, lambda sim: self._tick(m))
+        if wait:
+            deadline = self.sim.now + timeout
+            while m.phase is Phase.MOVING and self.sim.now < deadline:
+                self.sim.run(min(deadline, self.sim.now + TICK))
+        return m
+
+    def _submit_once(self, m: Migration, group: str, what: str, command: Any) -> None:
+        lead = self.leader(group)
+        if lead is None:
+            return
+        node: RaftNode = self.sim.node(lead)  # type: ignore[assignment]
+        stamp = (lead, node.current_term)
+        if m.submitted.get((group, what)) == stamp:
+            return  # already in this leader's log for this term; wait for it to commit
+        m.submitted[(group, what)] = stamp
+        self.sim.call(lead, lambda n, ctx: n.submit(ctx, command))
+
+    def _applied_store(self, group: str, ok: Any) -> ShardStore | None:
+        # Any live server of the group whose store passed ``ok``: it applied the entry (committed).
+        for nid in self.servers(group):
+            if self.sim.is_up(nid):
+                st: ShardStore = self.sim.node(nid).state_machine  # type: ignore[attr-defined]
+                if ok(st):
+                    return st
+        return None
+
+    def _tick(self, m: Migration) -> None:
+        epoch = m.config.epoch
+        for src in m.sources:
+            if src not in m.snapshots:
+                st = self._applied_store(src, lambda s: s.config.epoch >= epoch)
+                if st is None:
+                    self._submit_once(m, src, "reconfigure", Reconfigure(m.config))
+                else:
+                    m.snapshots[src] = st.outgoing[(epoch, m.group)]
+            if src in m.snapshots and src not in m.installed:
+                if self._applied_store(m.group, lambda s, src=src: (epoch, src) in s.installed):
+                    m.installed.add(src)
+                else:
+                    self._submit_once(m, m.group, f"install {src}", Install(epoch, src, m.snapshots[src]))
+        if len(m.installed) == len(m.sources):
+            self.directory.config = m.config  # routers now send the moved keys to the new group
+            m.phase = Phase.DONE
+            m.finished = self.sim.now
+            self.events.append((self.sim.now, "joined", m.group))
+            return
+        self.sim.after(TICK, lambda sim: self._tick(m))
+
+    # ------------------------------------------------------------------ checking
+    def operations(self, client: str | None = None) -> list[Any]:
+        """The history as :class:`labkit.linearizability.Operation` records."""
+        from labkit.linearizability import UNKNOWN, Operation
+
+        return [
+            Operation(h.client, h.call, h.ret, h.input, h.output if h.done else UNKNOWN)
+            for h in self.history
+            if client is None or h.client == client
+        ]
+
+    def check(self, timeout: float | None = 10.0) -> Any:
+        """Check the whole history with the linearizability checker (key by key)."""
+        from labkit.linearizability import KVModel, check
+
+        return check(self.operations(), KVModel(), timeout=timeout)
+
+    def lost_writes(self) -> list[str]:
+        """Acknowledged appends whose value is missing from (or doubled in) the final store.
+
+        Reads each key's value from its owner's leader; call when every group
+        has a leader and no move is under way. Keys that saw a ``put`` are skipped
+        (a put may rightly overwrite earlier appends).
+        """
+        overwritten = {h.input[1] for h in self.history if h.input[0] == "put"}
+        final: dict[str, str] = {}
+        for g in self.groups:
+            st = self.store(g)
+            if st is None:
+                raise ValueError(f"group {g} has no leader; heal and restart before counting")
+            final.update({k: v for k, v in st.data.items() if st.config.owner(k) == g})
+        lost = []
+        for h in self.history:
+            if h.done and h.input[0] == "append" and h.input[1] not in overwritten:
+                n = final.get(h.input[1], "").count(h.input[2])
+                if n != 1:
+                    lost.append(f"{h.input} appears {n} times in {h.input[1]!r}")
+        return lost
+
+    def __repr__(self) -> str:
+        lead = ", ".join(f"{g}:{v or '-'}" for g, v in self.leaders().items())
+        return f"ShardedKV(now={self.sim.now:.3f}s, epoch={self.directory.config.epoch}, {lead})"

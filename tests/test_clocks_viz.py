@@ -81,3 +81,16 @@ def test_widget_refuses_impossible_settings_in_its_status_line():
     assert "Not allowed" in w.status.value
     w.stamping_picker.value = Stamping.VECTOR
     assert w.settings.stamping is Stamping.VECTOR and "No write was lost" in w.status.value
+
+
+def test_skew_widget_controls_show_settings_made_from_python():
+    w = ClockSkewWidget(writes=[(0.1, "A", "x=1"), (0.2, "B", "x=2")])
+    assert w.ui is not None
+    w.set_offset("A", 300)
+    w.set_drift("B", 200)
+    w.set_stamping(Stamping.HLC)
+    assert w.offset_sliders["A"].value == 300 and w.offset_sliders["B"].value == 0
+    assert w.drift_sliders["B"].value == 200
+    assert w.stamping_picker.value is Stamping.HLC
+    w.reset()
+    assert w.offset_sliders["A"].value == 0 and w.drift_sliders["B"].value == 0

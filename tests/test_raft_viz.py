@@ -116,3 +116,13 @@ def test_log_explorer_replays_actions_and_refuses_bad_ones():
     e.command.value = ""
     e.buttons[0].click()  # Submit with an empty command: refused in the status line
     assert "Not allowed" in e.status.value
+
+
+def test_election_widget_controls_show_settings_made_from_python():
+    w = election_widget(n=3, seed=1, duration=2.0, fault_at=1.0)
+    assert w.ui is not None
+    w.crash("n1")
+    w.set_side("n2", "B")
+    assert w.up_boxes["n1"].value is False and w.side_pickers["n2"].value == "B"
+    w.reset()
+    assert w.up_boxes["n1"].value is True and w.side_pickers["n2"].value == "A"

@@ -109,3 +109,19 @@ def test_widget_is_deterministic():
         w.set_loss(0.3)
         w.crash("n3")
     assert a.sim.trace.digest() == b.sim.trace.digest()
+
+
+def test_controls_show_settings_made_from_python():
+    w = ClusterWidget(lambda s: heartbeat_cluster(s, n=4), seed=1)
+    assert w.ui is not None
+    w.crash("n2")
+    w.set_side("n3", "B")
+    w.set_loss(0.2)
+    w.set_latency(10, 50)
+    w.set_fault_at(0.5)
+    assert w.up_boxes["n2"].value is False and w.up_boxes["n1"].value is True
+    assert w.side_pickers["n3"].value == "B" and w.side_pickers["n1"].value == "A"
+    assert w.loss_slider.value == 0.2 and w.latency_slider.value == (10.0, 50.0)
+    assert w.fault_slider.value == 0.5
+    w.recover("n2")
+    assert w.up_boxes["n2"].value is True and w.settings.down == set()

@@ -300,7 +300,7 @@ class ClockSkewWidget(LazyWidget):
         for n in self.nodes:
             self.settings.offsets_ms[n] = 0.0
             self.settings.drifts_ppm[n] = 0.0
-        self._changed(sync_controls=True)
+        self._changed()
 
     def _simulate(self) -> None:
         s = self.settings
@@ -314,11 +314,11 @@ class ClockSkewWidget(LazyWidget):
             seed=self.seed,
         )
 
-    def _changed(self, sync_controls: bool = False) -> None:
+    def _changed(self) -> None:
         self._simulate()
         if self._ui is not None:
-            if sync_controls:
-                self._sync_controls()
+            # Also after a change made from Python (w.set_offset(...)): the sliders show what is in force.
+            self._sync_controls()
             self._redraw()
 
     def summary(self) -> str:

@@ -160,7 +160,7 @@ class ClusterWidget(LazyWidget):
         """Back to the initial settings."""
         init = self._initial
         self.settings = ClusterSettings(fault_at=init.fault_at, duration=init.duration)
-        self._changed(sync_controls=True)
+        self._changed()
 
     def replay(self, t: float | None) -> None:
         """Show the run only up to time ``t`` (None: all of it)."""
@@ -169,11 +169,12 @@ class ClusterWidget(LazyWidget):
         self.replay_at = t
         self._redraw()
 
-    def _changed(self, sync_controls: bool = False) -> None:
+    def _changed(self) -> None:
         self._simulate()
         self.replay_at = None
         if self._ui is not None:
-            self._sync_controls(full=sync_controls)
+            # Every control, so a change made from Python (w.crash(...)) shows too.
+            self._sync_controls()
             self._redraw()
 
     # -- the view ------------------------------------------------------------
@@ -264,7 +265,7 @@ class ClusterWidget(LazyWidget):
             layout=W.Layout(width="60%"),
         )
         self.time_slider.observe(g(self._user(lambda ch: self._on_time(ch["new"]))), "value")
-        self._sync_controls(full=False)
+        self._sync_controls()
         self._redraw()
         controls = W.VBox(
             [
@@ -281,17 +282,16 @@ class ClusterWidget(LazyWidget):
     def _on_time(self, t: float) -> None:
         self.replay(None if t >= self.settings.duration else t)
 
-    def _sync_controls(self, full: bool) -> None:
+    def _sync_controls(self) -> None:
         """Make controls show the settings without firing their callbacks."""
         s = self.settings
         self._syncing = True
         try:
-            if full:
-                for nid in self.node_ids:
-                    self._quiet(self.up_boxes[nid], nid not in s.down)
-                    self._quiet(self.side_pickers[nid], "B" if nid in s.side_b else "A")
-                self._quiet(self.loss_slider, s.loss)
-                self._quiet(self.latency_slider, s.latency_ms)
+            for nid in self.node_ids:
+                self._quiet(self.up_boxes[nid], nid not in s.down)
+                self._quiet(self.side_pickers[nid], "B" if nid in s.side_b else "A")
+            self._quiet(self.loss_slider, s.loss)
+            self._quiet(self.latency_slider, s.latency_ms)
             self.fault_slider.max = s.duration
             self._quiet(self.fault_slider, s.fault_at)
             self.time_slider.max = s.duration

@@ -104,3 +104,13 @@ def test_widget_is_deterministic():
     a.add_node()
     b.add_node()
     assert a.moved == b.moved and a.assignment == b.assignment
+
+
+def test_ring_widget_controls_show_settings_made_from_python():
+    w = RingWidget(nodes=4, vnodes=8, keys=100)
+    assert w.ui is not None
+    w.add_node()
+    w.set_vnodes(20)
+    assert w.count_slider.value == 5 and w.vnode_slider.value == 20
+    w.remove_node("node-0")
+    assert w.count_slider.value == 4

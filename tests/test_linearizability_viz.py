@@ -7,7 +7,7 @@ import math
 import pytest
 
 from labkit.linearizability import UNKNOWN, KVModel, Operation, RegisterModel, check
-from labkit.viz.linearizability import RealTimeWidget, StoreCheckWidget, history_figure, op_label
+from labkit.viz.linearizability import STORES, RealTimeWidget, StoreCheckWidget, history_figure, op_label
 
 pytest.importorskip("plotly")
 
@@ -128,3 +128,11 @@ def test_store_check_widget():
     w.controls["store"].value = "Raft, reads served by any node"
     w.controls["seed"].value = 0
     assert w.result.ok is False and "NOT linearizable" in w.status.value
+
+
+def test_store_check_controls_show_settings_made_from_python():
+    w = StoreCheckWidget()
+    assert w.ui is not None
+    other = [s for s in STORES if s != w.params["store"]][0]
+    w.set(store=other, seed=4)
+    assert w.controls["store"].value == other and w.controls["seed"].value == 4

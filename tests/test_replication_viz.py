@@ -89,3 +89,19 @@ def test_widget_controls_follow_programmatic_settings():
     w.ui  # noqa: B018
     w.set(nodes=3)  # side A shrinks to keep a node on side B
     assert w.params["side_a"] == 2 and w.controls["side_a"].value == 2 and w.controls["nodes"].value == 3
+
+
+def test_cap_and_quorum_controls_show_settings_made_from_python():
+    w = CapWidget(seed=0)
+    assert w.ui is not None
+    w.set(n=2, r=1, w=1, mode=Mode.AVAILABILITY_FIRST)
+    c = w.controls
+    assert (c["n"].value, c["r"].value, c["w"].value) == (2, 1, 1)
+    assert c["mode"].value is Mode.AVAILABILITY_FIRST
+    q = QuorumWidget(seed=0)
+    assert q.ui is not None
+    q.set(n=2, r=1, down={"n2"}, side_b={"n5"}, read_from="B")
+    assert q.controls["n"].value == 2 and q.controls["r"].value == 1 and q.controls["read_from"].value == "B"
+    assert [(b.children[0].value, b.children[1].value) for b in q._boxes] == [
+        (False, False), (True, False), (False, False), (False, False), (False, True)
+    ]  # fmt: skip

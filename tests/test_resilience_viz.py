@@ -76,3 +76,16 @@ def test_widget_refuses_bad_settings_in_the_status_line() -> None:
     assert "labkit-widget-refused" in w.status.value and "rate" in w.status.value
     with pytest.raises(ValueError, match="fault_window"):
         ResilienceWidget(fault_window=(5.0, 2.0))
+
+
+def test_widget_controls_show_settings_made_from_python():
+    w = ResilienceWidget(seed=0, duration=6.0, fault_window=(1.0, 4.0))
+    assert w.ui is not None
+    w.set_policy("breaker", True)
+    w.set_rate(80)
+    w.set_fault("down")
+    w.set_jitter("equal")
+    c = w._controls
+    assert c["breaker"].value is True and c["timeouts"].value is False
+    assert c["rate"].value == 80 and c["fault"].value == "down" and c["jitter"].value == "equal"
+    assert w.settings.breaker and w.settings.rate == 80.0  # syncing did not re-apply anything else

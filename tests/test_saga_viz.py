@@ -7,7 +7,7 @@ import pytest
 from labkit.saga.naive import run_naive_saga
 from labkit.saga.scenario import run_order_saga
 from labkit.saga.twopc import CoordinatorCrash, run_two_phase_commit
-from labkit.viz.saga import SagaWidget, final_state_html, saga_timeline, two_pc_figure
+from labkit.viz.saga import NO_CRASH, SagaWidget, final_state_html, saga_timeline, two_pc_figure
 
 
 def test_timeline_has_a_title_axes_and_the_crash():
@@ -64,3 +64,25 @@ def test_widget_refuses_bad_settings_in_its_status_line():
     w.crash_picker.options = [*w.crash_picker.options, ("bogus", "teleport")]  # a value no method accepts
     w.crash_picker.value = "teleport"
     assert "Not allowed" in w.status.value and "crash_before" not in w.status.value
+
+
+def test_widget_controls_show_settings_made_from_python_and_no_crash_is_a_real_choice():
+    w = SagaWidget()
+    assert w.ui is not None
+    # ipywidgets reads a Dropdown value of None as "nothing selected": no option may be None.
+    assert all(value is not None for _label, value in w.crash_picker.options)
+    assert w.crash_picker.index == 0 and w.crash_picker.label == "no crash"
+    w.fail("charge", "reject")
+    w.crash(2, before_send=False)
+    assert w.step_picker.value == "charge" and w.kind_picker.value == "reject"
+    assert w.crash_picker.value == (2, False)
+    w.crash(None)
+    assert w.crash_point is None and w.crash_picker.label == "no crash"
+    w.crash(2)
+    w.crash_picker.value = NO_CRASH  # as if picked in the browser
+    assert w.crash_point is None
+    w.set_flavour("seed's OrderSaga")
+    w.set_retries(2)
+    w.crash("refund")
+    assert w.flavour_picker.value == "seed's OrderSaga" and w.retry_slider.value == 2
+    assert w.crash_picker.value == "refund"

@@ -320,6 +320,8 @@ class ResilienceWidget(LazyWidget):
         self.model = self._simulate()
         self._ui: Any = None
         self._fig: Any = None
+        self._controls: dict[str, Any] = {}
+        self._syncing = False
 
     # -- plain methods (what the controls do) -------------------------------------
     def _simulate(self) -> ChainModel:
@@ -419,6 +421,7 @@ class ResilienceWidget(LazyWidget):
     def _redraw(self) -> None:
         if self._fig is None:
             return
+        self._sync_controls()
         fig = self._fig
         traces = _panel_traces(self.model)
         with fig.batch_update():
@@ -430,6 +433,19 @@ class ResilienceWidget(LazyWidget):
             for shape in fig.layout.shapes:
                 shape.visible = shade is not None
         self.status.value = status_html(self.status_text())
+
+    def _sync_controls(self) -> None:
+        """Show the settings in force, also after a change made from Python (w.set_policy(...))."""
+        s = self.settings
+        values = {"fault": s.fault.value, "rate": int(s.rate), "jitter": s.jitter.value}
+        values.update({name: getattr(s, name) for name in _POLICY_FLAGS})
+        self._syncing = True  # the handlers ignore the change events this causes
+        try:
+            for name, control in self._controls.items():
+                if control.value != values[name]:
+                    control.value = values[name]
+        finally:
+            self._syncing = False
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
@@ -476,20 +492,24 @@ class ResilienceWidget(LazyWidget):
 
         @guarded(self.status)
         def on_fault(change: Any) -> None:
-            self.set_fault(change["new"])
+            if not self._syncing:
+                self.set_fault(change["new"])
 
         @guarded(self.status)
         def on_rate(change: Any) -> None:
-            self.set_rate(change["new"])
+            if not self._syncing:
+                self.set_rate(change["new"])
 
         @guarded(self.status)
         def on_jitter(change: Any) -> None:
-            self.set_jitter(change["new"])
+            if not self._syncing:
+                self.set_jitter(change["new"])
 
         def on_box(name: str) -> Any:
             @guarded(self.status)
             def handler(change: Any) -> None:
-                self.set_policy(name, change["new"])
+                if not self._syncing:
+                    self.set_policy(name, change["new"])
 
             return handler
 

@@ -32,7 +32,7 @@ from labkit.viz.common import (
     style_figure,
 )
 
-__all__ = ["saga_timeline", "final_state_html", "two_pc_figure", "SagaWidget"]
+__all__ = ["saga_timeline", "final_state_html", "two_pc_figure", "SagaWidget", "NO_CRASH"]
 
 LANES = ("orchestrator", "shop", "coordinator", *SERVICES, "probe")
 
@@ -216,6 +216,8 @@ def two_pc_figure(run: Any, *, title: str | None = None) -> Any:
 _FLAVOURS = ("durable saga", "seed's OrderSaga")
 _STEPS = ("none", *(s.name for s in ORDER_SAGA.steps))
 _KINDS = tuple(k for k in FAULT_KINDS if k != "none")
+# The crash picker's value for "no crash": ipywidgets reads a Dropdown value of None as "nothing selected".
+NO_CRASH = "no crash"
 
 
 class SagaWidget(LazyWidget):
@@ -229,7 +231,7 @@ class SagaWidget(LazyWidget):
     ``crash`` takes, for the durable saga, the log write after which the
     orchestrator dies (``before_send`` chooses whether that write's requests
     left first) and for the seed's saga the call it dies before (one of
-    :data:`~labkit.saga.naive.NAIVE_CALLS`). ``None`` means no crash.
+    :data:`~labkit.saga.naive.NAIVE_CALLS`). ``None`` (or :data:`NO_CRASH`) means no crash.
     """
 
     def __init__(self, *, seed: int = 0, flavour: str = "durable saga") -> None:
@@ -267,7 +269,7 @@ class SagaWidget(LazyWidget):
 
     def crash(self, point: int | str | None, *, before_send: bool = True) -> None:
         """Crash the orchestrator at ``point`` (see the class docstring)."""
-        if point is None:
+        if point is None or point == NO_CRASH:
             self.crash_point = None
         elif self.flavour == "durable saga":
             if isinstance(point, bool) or not isinstance(point, int):
@@ -299,12 +301,12 @@ class SagaWidget(LazyWidget):
     def crash_options(self) -> list[tuple[str, Any]]:
         """(label, value) of every crash point the current run offers."""
         if self.flavour == "durable saga":
-            opts: list[tuple[str, Any]] = [("no crash", None)]
+            opts: list[tuple[str, Any]] = [("no crash", NO_CRASH)]
             for k in range(1, self.baseline_writes + 1):
                 opts.append((f"after log write {k}, before sending", (k, True)))
                 opts.append((f"after log write {k}, after sending", (k, False)))
             return opts
-        return [("no crash", None)] + [(f"before calling {c}", c) for c in NAIVE_CALLS]
+        return [("no crash", NO_CRASH)] + [(f"before calling {c}", c) for c in NAIVE_CALLS]
 
     # -- simulation ----------------------------------------------------------------
     def _simulate(self) -> None:
@@ -407,7 +409,13 @@ class SagaWidget(LazyWidget):
             self.retry_slider.value = self.retries
             self.crash_picker.options = self.crash_options()
             cp = self.crash_point
-            self.crash_picker.value = (cp.after_write, cp.before_send) if isinstance(cp, CrashPoint) else cp
+            self.crash_picker.value = (
+                (cp.after_write, cp.before_send)
+                if isinstance(cp, CrashPoint)
+                else NO_CRASH
+                if cp is None
+                else cp
+            )
             self.retry_slider.disabled = self.flavour == "durable saga"
         finally:
             self._syncing = False

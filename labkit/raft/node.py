@@ -14,6 +14,22 @@ applies persists before sends, so a vote or an acknowledgement is never
 forgotten by a crash. ``commit_index``, ``last_applied`` and the leader's
 ``next_index`` / ``match_index`` are volatile and rebuilt after a restart.
 
+Flow control (as etcd's raft limits "inflight" messages per follower): a
+leader keeps at most one AppendEntries *with entries* outstanding per
+follower. Entries appended while one is outstanding wait and travel together
+in the next message, sent as soon as the follower's reply arrives. The reply
+carries ``match_index`` so the leader knows exactly what the follower stored.
+A heartbeat to a follower with a message outstanding carries no entries
+(it keeps the follower's election timer quiet and brings the commit index);
+one outstanding for a whole heartbeat interval is presumed lost and sent
+again from ``next_index``. Why this is safe: the rule only changes *when*
+entries are sent, never *which*. Every AppendEntries still holds the leader's
+log from ``next_index`` on, with ``prev_log_index`` / ``prev_log_term`` for
+the consistency check of §5.3; followers handle each message exactly as
+before, in any order and any number of times (§5.5); and nothing is held back
+for long: the answer to a message releases the next one, and a heartbeat
+interval without an answer resends it.
+
 Dispatch follows etcd's raft: one handler table from message type to
 method, one from timer name to method; the role decides inside a handler
 only where Figure 2 itself distinguishes roles.
@@ -172,7 +188,10 @@ class RaftNode(Node):
         # Leader state. Invariant: match_index[p] < next_index[p] <= last_index + 1.
         self.next_index: dict[str, int] = {}
         self.match_index: dict[str, int] = {}
-        self._inflight: dict[str, bool] = {}
+        # Flow control (see the module docstring): per follower, (last index,
+        # send time) of the AppendEntries with entries still awaiting an
+        # answer, or None. Invariant: at most one per follower.
+        self._inflight: dict[str, tuple[int, float] | None] = {}
         self._pending: dict[int, tuple[str, int, int]] = {}  # index -> (client, seq, term)
         self.state_machine: StateMachine = state_machine()
         self.applied: list[Any] = []
@@ -278,7 +297,7 @@ class RaftNode(Node):
         nxt = self.log.last_index + 1
         self.next_index = dict.fromkeys(self.peers, nxt)
         self.match_index = dict.fromkeys(self.peers, 0)
-        self._inflight = dict.fromkeys(self.peers, False)
+        self._inflight = dict.fromkeys(self.peers)
         ctx.cancel_timer(ELECTION_TIMER)
         self._election_armed_at = -math.inf
         self._election_deadline = math.inf
@@ -309,8 +328,13 @@ class RaftNode(Node):
         # they also resend whatever a lost message failed to deliver.
         if self.role is not Role.LEADER:
             return
+        now, interval = ctx.now, self.config.heartbeat_interval
         for p in self.peers:
-            self._send_append(ctx, p)
+            outstanding = self._inflight[p]
+            if outstanding is None or now - outstanding[1] >= interval:
+                self._send_append(ctx, p)  # idle, or unanswered for a whole interval: (re)send
+            else:
+                self._send_heartbeat(ctx, p)  # entries are on their way; just say "still here"
         ctx.set_timer(HEARTBEAT_TIMER, self.config.heartbeat_interval)
 
     # ------------------------------------------------------------------
@@ -350,22 +374,32 @@ class RaftNode(Node):
         index = self.log.last_index
         ctx.persist(("log", index), self.log[index])
         ctx.persist("log_length", index)
+        inflight = self._inflight
         for p in self.peers:
-            if not self._inflight[p]:
+            if inflight[p] is None:  # otherwise it travels with the next message
                 self._send_append(ctx, p)
         self._advance_commit(ctx)  # a cluster of one commits alone
         return index
 
     def _send_append(self, ctx: Context, peer: str) -> None:
+        # The log from next_index on (at most max_entries of it), §5.3.
         prev = self.next_index[peer] - 1
-        entries = self.log.entries(prev + 1, self.config.max_entries)
+        log = self.log
+        entries = log.entries(prev + 1, self.config.max_entries)
         ctx.send(
             peer,
-            AppendEntries(
-                self.current_term, self.node_id, prev, self.log.term(prev), entries, self.commit_index
-            ),
+            AppendEntries(self.current_term, self.node_id, prev, log.term(prev), entries, self.commit_index),
         )
-        self._inflight[peer] = True
+        self._inflight[peer] = (prev + len(entries), ctx.now) if entries else None
+
+    def _send_heartbeat(self, ctx: Context, peer: str) -> None:
+        # An AppendEntries without entries at next_index - 1: the same
+        # consistency check, and it carries the commit index (§5.3).
+        prev = self.next_index[peer] - 1
+        ctx.send(
+            peer,
+            AppendEntries(self.current_term, self.node_id, prev, self.log.term(prev), (), self.commit_index),
+        )
 
     def _on_append_entries(self, ctx: Context, src: str, m: AppendEntries) -> None:
         if m.term < self.current_term:
@@ -416,14 +450,21 @@ class RaftNode(Node):
     def _on_append_entries_reply(self, ctx: Context, src: str, m: AppendEntriesReply) -> None:
         if self.role is not Role.LEADER or m.term != self.current_term:
             return
-        self._inflight[src] = False
         if m.success:
-            if m.match_index > self.match_index[src]:
-                self.match_index[src] = m.match_index
+            match = m.match_index
+            if match > self.match_index[src]:
+                self.match_index[src] = match
                 self._advance_commit(ctx)
-            self.next_index[src] = max(self.next_index[src], m.match_index + 1)
+            if match >= self.next_index[src]:
+                self.next_index[src] = match + 1
+            outstanding = self._inflight[src]
+            if outstanding is not None and match < outstanding[0]:
+                return  # an answer to an earlier message; the outstanding one is still on its way
+            # Nothing outstanding now: whatever was appended meanwhile goes in one message.
             if self.next_index[src] <= self.log.last_index:
                 self._send_append(ctx, src)
+            else:
+                self._inflight[src] = None
             return
         if m.conflict_term is None:
             nxt = m.conflict_index

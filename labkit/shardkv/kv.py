@@ -242,6 +242,11 @@ class ShardedKV:
             raise TypeError(f"key must be a str, got {key!r}")
         return self.directory.config.owner(key)
 
+    def keys_of(self, group: str) -> tuple[str, ...]:
+        """The store's keys that the published config gives to ``group``."""
+        self._check_group(group)
+        return tuple(k for k in self.keys if self.owner(k) == group)
+
     def store(self, group: str) -> ShardStore | None:
         """The state machine of ``group``'s leader (None while it has no leader)."""
         lead = self.leader(group)

@@ -156,4 +156,12 @@ INTERACTIONS: dict[str, list[Step]] = {
         Slide("W", -1),
     ],
     "05-consistent-hashing": [Slide("nodes"), Slide("vnodes"), Click("add a node"), Click("remove a node")],
+    "12-capstone": [
+        Choose("server", "g2n1"),
+        Click("Crash"),
+        Click("Run 0.5 s"),
+        Click("Add group"),
+        Click("Restart"),
+        Click("Reset"),
+    ],
 }

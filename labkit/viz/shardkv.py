@@ -1,0 +1,369 @@
+"""Figures and a widget for the sharded key-value store (:mod:`labkit.shardkv`).
+
+* :func:`route_figure`: the design, key -> group (by the ring) -> that group's leader;
+* :func:`ring_figure`: where each group's virtual nodes and each key sit on the ring;
+* :func:`throughput_figure`: answered operations per second per group, faults marked;
+* :func:`placement_figure`: how many keys each group holds;
+* :class:`ShardLab`: crash and restart servers, add a group, watch all of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from labkit.shardkv import ShardedKV
+from labkit.viz.common import MUTED_COLOR, LazyWidget, guarded, node_colors, status_html, style_figure
+
+__all__ = ["route_figure", "ring_figure", "throughput_figure", "placement_figure", "ShardLab", "throughput"]
+
+MAX_GROUPS = 8
+_GROUP_NAMES = tuple(f"g{i}" for i in range(1, MAX_GROUPS + 1))
+
+
+def _colors(kv: ShardedKV) -> dict[str, str]:
+    return node_colors(_GROUP_NAMES + tuple(g for g in kv.groups if g not in _GROUP_NAMES))
+
+
+def route_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
+    """A Sankey picture of routing: each key flows to its group, each group to its leader."""
+    import plotly.graph_objects as go
+
+    keys = list(keys if keys is not None else kv.keys[:12])
+    groups = list(kv.directory.config.groups)
+    leaders = [kv.leader(g) or f"{g}: no leader" for g in groups]
+    labels = keys + groups + leaders
+    colors = _colors(kv)
+    src, dst, link_colors = [], [], []
+    for i, k in enumerate(keys):
+        g = kv.owner(k)
+        src.append(i)
+        dst.append(len(keys) + groups.index(g))
+        link_colors.append(colors[g])
+    for j, g in enumerate(groups):
+        n = sum(1 for k in keys if kv.owner(k) == g)
+        if n:
+            src.append(len(keys) + j)
+            dst.append(len(keys) + len(groups) + j)
+            link_colors.append(colors[g])
+    values = [1] * len(keys) + [
+        sum(1 for k in keys if kv.owner(k) == g) for g in groups if any(kv.owner(k) == g for k in keys)
+    ]
+    node_col = [MUTED_COLOR] * len(keys) + [colors[g] for g in groups] * 2
+    fig = go.Figure(
+        go.Sankey(
+            arrangement="fixed",
+            node={"label": labels, "color": node_col, "pad": 8, "thickness": 14},
+            link={"source": src, "target": dst, "value": values, "color": [c + "66" for c in link_colors]},
+        )
+    )
+    fig.update_layout(
+        title={"text": "key → group (hash ring) → the group's leader", "x": 0.01},
+        height=420,
+        margin={"l": 20, "r": 20, "t": 60, "b": 20},
+        annotations=[
+            {"x": x, "y": 1.06, "xref": "paper", "yref": "paper", "text": t, "showarrow": False}
+            for x, t in ((0.0, "keys"), (0.5, "Raft group"), (1.0, "leader (serves reads and writes)"))
+        ],
+    )
+    return fig
+
+
+def ring_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
+    """Each group's virtual nodes on the ring (one row per group) and the keys above them."""
+    import plotly.graph_objects as go
+
+    cfg = kv.directory.config
+    ring = cfg.ring
+    size = ring.ring_size
+    colors = _colors(kv)
+    fig = go.Figure()
+    for g in cfg.groups:
+        xs = [p / size for p, owner in ring.points() if owner == g]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[g] * len(xs),
+                mode="markers",
+                name=f"{g} virtual nodes",
+                marker={"symbol": "line-ns-open", "size": 14, "color": colors[g]},
+            )
+        )
+    keys = list(keys if keys is not None else kv.keys)
+    for g in cfg.groups:
+        mine = [k for k in keys if cfg.owner(k) == g]
+        fig.add_trace(
+            go.Scatter(
+                x=[ring.key_hash(k) / size for k in mine],
+                y=["keys"] * len(mine),
+                mode="markers+text",
+                text=mine,
+                textposition="top center",
+                name=f"keys of {g}",
+                marker={"size": 10, "color": colors[g]},
+            )
+        )
+    style_figure(
+        fig,
+        title=f"The ring (config {cfg.epoch}): a key belongs to the next virtual node clockwise",
+        xaxis="position on the ring (fraction of the hash space)",
+        yaxis="",
+        height=360,
+    )
+    fig.update_xaxes(range=[0, 1])
+    return fig
+
+
+def throughput(kv: ShardedKV, bucket: float = 0.1) -> dict[str, tuple[list[float], list[float]]]:
+    """``group -> (bucket start times, answered operations per second)`` from the history."""
+    if not bucket > 0:
+        raise ValueError(f"bucket must be > 0 seconds, got {bucket!r}")
+    end = kv.sim.now
+    n = max(1, math.ceil(end / bucket))
+    counts = {g: [0] * n for g in kv.groups}
+    for h in kv.history:
+        if h.done and h.group in counts:
+            counts[h.group][min(n - 1, int(h.ret / bucket))] += 1
+    xs = [i * bucket for i in range(n)]
+    return {g: (xs, [c / bucket for c in cs]) for g, cs in counts.items()}
+
+
+def _fault_shapes(kv: ShardedKV) -> list[dict]:
+    shapes = []
+    for t, what, _ in kv.events:
+        color = {"crash": "#D55E00", "restart": "#009E73", "join": "#0072B2", "joined": "#0072B2"}.get(what)
+        if color:
+            shapes.append(
+                {
+                    "type": "line",
+                    "x0": t,
+                    "x1": t,
+                    "y0": 0,
+                    "y1": 1,
+                    "yref": "paper",
+                    "line": {"color": color, "dash": "dot", "width": 1},
+                }
+            )
+    return shapes
+
+
+def _fault_notes(kv: ShardedKV) -> list[dict]:
+    return [
+        {
+            "x": t,
+            "y": 1,
+            "yref": "paper",
+            "text": f"{what} {who}",
+            "showarrow": False,
+            "textangle": -90,
+            "xanchor": "right",
+            "yanchor": "top",
+            "font": {"size": 10},
+        }
+        for t, what, who in kv.events
+        if what in ("crash", "restart", "join")
+    ]
+
+
+def throughput_figure(kv: ShardedKV, bucket: float = 0.1) -> Any:
+    """Answered operations per second per group over time; crashes, restarts and joins marked."""
+    import plotly.graph_objects as go
+
+    colors = _colors(kv)
+    fig = go.Figure()
+    for g, (xs, ys) in throughput(kv, bucket).items():
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=g, line={"color": colors[g], "shape": "hv"}))
+    style_figure(
+        fig,
+        title="Throughput per group (a dip = that group is unavailable)",
+        xaxis="simulated time (s)",
+        yaxis="answered operations / s",
+    )
+    fig.update_layout(shapes=_fault_shapes(kv), annotations=_fault_notes(kv))
+    return fig
+
+
+def placement_figure(kv: ShardedKV) -> Any:
+    """How many keys each group's leader holds now (grey: a group with no leader)."""
+    import plotly.graph_objects as go
+
+    place = kv.placement()
+    colors = _colors(kv)
+    groups = list(kv.groups)
+    counts = [sum(1 for g2 in place.values() if g2 == g) for g in groups]
+    fig = go.Figure(
+        go.Bar(
+            x=groups,
+            y=counts,
+            name="keys held",
+            marker={"color": [colors[g] for g in groups]},
+            text=[", ".join(sorted(k for k, g2 in place.items() if g2 == g)) for g in groups],
+            hovertemplate="%{x}: %{y} keys<br>%{text}<extra></extra>",
+        )
+    )
+    style_figure(
+        fig, title="Where the keys live", xaxis="group", yaxis="keys held by the group's leader", height=340
+    )
+    return fig
+
+
+class ShardLab(LazyWidget):
+    """Crash and restart servers, partition and add groups; re-simulated from the seed.
+
+    Two clients per group (on that group's keys at the start) run a random
+    workload the whole time. Every action is kept
+    in :attr:`actions`; after each one the lab rebuilds the store from the seed
+    and replays them all, half a simulated second apart, so the picture is a
+    pure function of (seed, actions).
+    """
+
+    STEP = 0.5
+
+    def __init__(self, seed: int = 0, groups: int = 3, rate: float = 20.0) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        self.seed, self.n_groups, self.rate = seed, groups, rate
+        self.actions: list[tuple[str, str]] = []
+        self.kv = self._replay()
+
+    # -- plain methods (what the buttons do) ---------------------------------
+    def crash(self, node: str) -> None:
+        """Crash server ``node`` (e.g. ``"g1n2"``)."""
+        if not self.kv.is_up(node):
+            raise ValueError(f"{node} is already down; restart it first")
+        self._do("crash", node)
+
+    def restart(self, node: str) -> None:
+        """Restart crashed server ``node``."""
+        if self.kv.is_up(node):
+            raise ValueError(f"{node} is up; crash it first")
+        self._do("restart", node)
+
+    def crash_leader(self, group: str) -> None:
+        """Crash the leader of ``group``."""
+        lead = self.kv.leader(group)
+        if lead is None:
+            raise ValueError(f"{group} has no leader right now")
+        self._do("crash", lead)
+
+    def add_group(self) -> None:
+        """Add one Raft group and move it its keys."""
+        if len(self.kv.groups) >= MAX_GROUPS:
+            raise ValueError(f"at most {MAX_GROUPS} groups")
+        self._do("join", "")
+
+    def run(self) -> None:
+        """Let another half second pass."""
+        self._do("run", "")
+
+    def reset(self) -> None:
+        """Forget every action."""
+        self.actions = []
+        self.kv = self._replay()
+        self._redraw()
+
+    def _do(self, what: str, arg: str) -> None:
+        self.actions.append((what, arg))
+        try:
+            self.kv = self._replay()
+        except ValueError:
+            self.actions.pop()
+            self.kv = self._replay()
+            raise
+        self._redraw()
+
+    def _replay(self) -> ShardedKV:
+        kv = ShardedKV(groups=self.n_groups, seed=self.seed)
+        kv.run_for(0.5)
+        # Two clients per group's keys: a client runs one operation at a time, so a client
+        # that also used other groups' keys would wait for a stalled group and stop them too.
+        for g in kv.groups:
+            for i in range(2):
+                kv.client(f"c{g}.{i}").start_workload(rate=self.rate, duration=3600.0, keys=kv.keys_of(g))
+        kv.run_for(self.STEP)
+        for what, arg in self.actions:
+            if what == "crash":
+                kv.crash(arg)
+            elif what == "restart":
+                kv.restart(arg)
+            elif what == "join":
+                kv.add_group(wait=False)
+            kv.run_for(self.STEP)
+        return kv
+
+    # -- drawing ------------------------------------------------------------
+    def summary(self) -> str:
+        """One line: each group's leader and the keys it holds."""
+        place = self.kv.placement()
+        parts = []
+        for g, lead in self.kv.leaders().items():
+            n = sum(1 for v in place.values() if v == g)
+            parts.append(f"{g}: leader {lead or 'none'} ({n} keys)")
+        moving = [m.group for m in self.kv.migrations if m.phase.value == "moving"]
+        tail = f"; {', '.join(moving)} still joining" if moving else ""
+        return f"t = {self.kv.sim.now:.1f} s. " + "; ".join(parts) + tail
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as w
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        self._status = w.HTML(status_html(self.summary()))
+        self._node = w.Dropdown(
+            options=self.kv.servers(),
+            description="server",
+            description_tooltip="which server the Crash / Restart buttons act on",
+        )
+        buttons = {
+            "Crash": ("crash the chosen server", lambda: self.crash(self._node.value)),
+            "Restart": ("restart the chosen server", lambda: self.restart(self._node.value)),
+            "Add group": ("add a Raft group and move it its keys", self.add_group),
+            "Run 0.5 s": ("let half a simulated second pass", self.run),
+            "Reset": ("forget every action", self.reset),
+        }
+        row = []
+        for label, (tip, fn) in buttons.items():
+            b = w.Button(description=label, tooltip=tip)
+            b.on_click(guarded(self._status)(lambda _b, fn=fn: fn()))
+            row.append(b)
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.1)
+        for g in _GROUP_NAMES:
+            fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=g, line={"shape": "hv"}), row=1, col=1)
+        fig.add_trace(go.Bar(x=[], y=[], name="keys held", showlegend=False), row=1, col=2)
+        style_figure(
+            fig,
+            title="Throughput per group (left) and keys held per group (right)",
+            xaxis="simulated time (s)",
+            yaxis="answered operations / s",
+            height=420,
+        )
+        fig.update_xaxes(title_text="group", row=1, col=2)
+        fig.update_yaxes(title_text="keys", row=1, col=2)
+        self.fig = go.FigureWidget(fig)
+        self._redraw()
+        return w.VBox([w.HBox([self._node, *row]), self._status, self.fig])
+
+    def _redraw(self) -> None:
+        if self._ui is None and not hasattr(self, "fig"):
+            return
+        kv = self.kv
+        colors = _colors(kv)
+        series = throughput(kv)
+        place = kv.placement()
+        with self.fig.batch_update():
+            for i, g in enumerate(_GROUP_NAMES):
+                tr = self.fig.data[i]
+                xs, ys = series.get(g, ([], []))
+                tr.x, tr.y, tr.visible = xs, ys, g in series
+                tr.line.color = colors[g]
+            bar = self.fig.data[-1]
+            bar.x = list(kv.groups)
+            bar.y = [sum(1 for v in place.values() if v == g) for g in kv.groups]
+            bar.marker.color = [colors[g] for g in kv.groups]
+            self.fig.layout.shapes = _fault_shapes(kv)
+        if list(self._node.options) != list(kv.servers()):
+            keep = self._node.value
+            self._node.options = kv.servers()
+            self._node.value = keep  # a group joining must not change the chosen server
+        self._status.value = status_html(self.summary())

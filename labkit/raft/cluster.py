@@ -162,7 +162,9 @@ class RaftCluster:
         ):
             raise ValueError(f"client_timeout must be a number of seconds > 0, got {client_timeout!r}")
         self.client_timeout = float(client_timeout)
-        self.sim = _MonitoredSimulator(seed, latency=latency, loss=loss, duplication=duplication)
+        # Without the monitor, a plain Simulator: no per-event hook at all.
+        sim_class = _MonitoredSimulator if check else Simulator
+        self.sim = sim_class(seed, latency=latency, loss=loss, duplication=duplication)
         self.ids: tuple[str, ...] = tuple(f"n{i}" for i in range(1, n + 1))
         self.history: list[HistoryEntry] = []
         self.events: list[tuple[float, str, Any]] = []  # faults injected through the cluster

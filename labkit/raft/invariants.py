@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.raft.log import RaftLog
 from labkit.raft.messages import LogEntry
+from labkit.raft.node import Role
 from labkit.sim import Kind
 
 if TYPE_CHECKING:
@@ -182,10 +183,11 @@ class InvariantMonitor:
             self._seen_applied[node_id] = 0
             self._was_leader[node_id] = -1
         log = node.log
+        last = log.last_index
         # Log Matching: same (index, term) means same prefix, at any time.
-        if log.low_water <= log.last_index:
+        if log.low_water <= last:
             digests = self._digests
-            for i in range(log.low_water, log.last_index + 1):
+            for i in range(log.low_water, last + 1):
                 key = (i, log.term(i))
                 d = log.digest(i)
                 old = digests.setdefault(key, d)
@@ -195,9 +197,9 @@ class InvariantMonitor:
                         "different from another log's entry at that index and term"
                     )
                     break
-        log.low_water = log.last_index + 1
+        log.low_water = last + 1
         # Commits (recorded for Leader Completeness).
-        top = min(node.commit_index, log.last_index)
+        top = min(node.commit_index, last)
         seen = self._seen_commit[node_id]
         if top > seen:
             committed = self.committed
@@ -210,14 +212,14 @@ class InvariantMonitor:
                     )
             self._seen_commit[node_id] = top
         # Election Safety and Leader Completeness, once per leadership.
-        if node.role.value == "leader" and self._was_leader[node_id] != node.current_term:
+        if node.role is Role.LEADER and self._was_leader[node_id] != node.current_term:
             self._was_leader[node_id] = node.current_term
             term = node.current_term
             other = self.leaders.setdefault(term, node_id)
             if other != node_id:
                 self._fail(f"Election Safety: {other} and {node_id} both lead term {term}")
             for i, t in self.committed.items():
-                if i > log.last_index or log.term(i) != t:
+                if i > last or log.term(i) != t:
                     self._fail(
                         f"Leader Completeness: {node_id} leads term {term} but lacks committed entry {i} (term {t})"
                     )
@@ -226,7 +228,7 @@ class InvariantMonitor:
         seen = self._seen_applied[node_id]
         if node.last_applied > seen:
             applied = self.applied
-            for i in range(seen + 1, min(node.last_applied, log.last_index) + 1):
+            for i in range(seen + 1, min(node.last_applied, last) + 1):
                 e = log[i]
                 old = applied.setdefault(i, e)
                 if old != e:

@@ -168,6 +168,7 @@ class RaftNode(Node):
     ) -> None:
         super().__init__(node_id)
         self.peers = tuple(p for p in peers if p != node_id)
+        self._quorum = (len(self.peers) + 1) // 2 + 1  # a majority of the whole cluster
         self.config = config if config is not None else RaftConfig()
         if not isinstance(self.config, RaftConfig):
             raise TypeError(f"config must be a RaftConfig, got {config!r}")
@@ -199,7 +200,7 @@ class RaftNode(Node):
     @property
     def quorum(self) -> int:
         """Votes or replicas needed: a majority of the whole cluster."""
-        return (len(self.peers) + 1) // 2 + 1
+        return self._quorum
 
     # ------------------------------------------------------------------
     # Driver entry points
@@ -411,14 +412,15 @@ class RaftNode(Node):
         self.leader_id = m.leader_id
         self._reset_election_timer(ctx)
         log = self.log
+        last = log.last_index
         prev = m.prev_log_index
-        if prev > log.last_index:
-            ctx.send(src, AppendEntriesReply(self.current_term, False, conflict_index=log.last_index + 1))
+        if prev > last:
+            ctx.send(src, AppendEntriesReply(self.current_term, False, conflict_index=last + 1))
             return
-        if log.term(prev) != m.prev_log_term:
+        ct = log.term(prev)
+        if ct != m.prev_log_term:
             # Fast backtracking: name the conflicting term and where it starts,
             # so the leader can skip the whole term in one round trip.
-            ct = log.term(prev)
             ctx.send(
                 src,
                 AppendEntriesReply(
@@ -431,7 +433,7 @@ class RaftNode(Node):
         entries = m.entries
         for k, e in enumerate(entries):
             i = prev + 1 + k
-            if i <= log.last_index:
+            if i <= last:
                 if log.term(i) == e.term:
                     continue
                 log.truncate(i - 1)
@@ -477,7 +479,7 @@ class RaftNode(Node):
     def _advance_commit(self, ctx: Context) -> None:
         """Leader: commit the highest index stored on a majority, if of this term (§5.4.2)."""
         matches = sorted((self.log.last_index, *self.match_index.values()), reverse=True)
-        n = matches[self.quorum - 1]
+        n = matches[self._quorum - 1]
         if n <= self.commit_index:
             return
         # Figure 8: an entry of an earlier term is committed only indirectly,

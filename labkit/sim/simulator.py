@@ -238,14 +238,14 @@ class Simulator:
                 )
         if max_events is not None and (not isinstance(max_events, int) or max_events < 0):
             raise ValueError(f"max_events must be an int >= 0, got {max_events!r}")
-        queue = self._queue
+        queue, step = self._queue, self.step
         done = 0
         while queue:
             if until is not None and queue[0][0] > until:
                 break
             if max_events is not None and done >= max_events:
                 return done
-            self.step()
+            step()
             done += 1
         if until is not None:
             self.now = until
@@ -301,7 +301,8 @@ class Simulator:
         if node is None or self._incarnation[dst] != inc:
             rows.append((self.now, _DROP, dst, src, dst, mid, msg, sent_at, _CRASHED, None))
             return
-        if self._blocked(src, dst):
+        # The guard skips the partition lookup on a whole network (the usual case).
+        if (self._partitioned or self._cuts) and self._blocked(src, dst):
             rows.append((self.now, _DROP, dst, src, dst, mid, msg, sent_at, _PART, None))
             return
         rows.append((self.now, _DLV, dst, src, dst, mid, msg, sent_at, None, None))
@@ -354,12 +355,11 @@ class Simulator:
     def _send(self, src: str, dst: str, msg: Any) -> None:
         if dst not in self._nodes:
             self._check_node(dst, "dst")
-        self._msg_seq += 1
-        mid = self._msg_seq
+        self._msg_seq = mid = self._msg_seq + 1
         now = self.now
         rows = self.trace.rows
         rows.append((now, _SEND, src, src, dst, mid, msg, None, None, None))
-        if self._blocked(src, dst):
+        if (self._partitioned or self._cuts) and self._blocked(src, dst):
             rows.append((now, _DROP, dst, src, dst, mid, msg, now, _PART, None))
             return
         rng = self.rng

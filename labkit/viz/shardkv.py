@@ -99,7 +99,7 @@ def ring_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
                 y=["keys"] * len(mine),
                 mode="markers+text",
                 text=mine,
-                textposition="top center",
+                textposition=[("top center", "bottom center")[i % 2] for i in range(len(mine))],
                 name=f"keys of {g}",
                 marker={"size": 10, "color": colors[g]},
             )
@@ -109,9 +109,11 @@ def ring_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
         title=f"The ring (config {cfg.epoch}): a key belongs to the next virtual node clockwise",
         xaxis="position on the ring (fraction of the hash space)",
         yaxis="",
-        height=360,
+        height=420,
     )
     fig.update_xaxes(range=[0, 1])
+    # The legend goes below the plot: above it would cover the key labels.
+    fig.update_layout(legend={"orientation": "h", "y": -0.3, "yanchor": "top", "x": 0, "xanchor": "left"})
     return fig
 
 
@@ -264,16 +266,24 @@ class ShardLab(LazyWidget):
         self._redraw()
 
     def _do(self, what: str, arg: str) -> None:
+        # The simulator is deterministic, so applying one more action to the current run
+        # gives exactly what a replay of every action from the seed gives (tests check it),
+        # at the cost of one step instead of all of them.
+        self._apply(self.kv, what, arg)
         self.actions.append((what, arg))
-        try:
-            self.kv = self._replay()
-        except ValueError:
-            self.actions.pop()
-            self.kv = self._replay()
-            raise
         self._redraw()
 
+    def _apply(self, kv: ShardedKV, what: str, arg: str) -> None:
+        if what == "crash":
+            kv.crash(arg)
+        elif what == "restart":
+            kv.restart(arg)
+        elif what == "join":
+            kv.add_group(wait=False)
+        kv.run_for(self.STEP)
+
     def _replay(self) -> ShardedKV:
+        """A fresh run from the seed with every action in :attr:`actions` applied."""
         kv = ShardedKV(groups=self.n_groups, seed=self.seed)
         kv.run_for(0.5)
         # Two clients per group's keys: a client runs one operation at a time, so a client
@@ -283,13 +293,7 @@ class ShardLab(LazyWidget):
                 kv.client(f"c{g}.{i}").start_workload(rate=self.rate, duration=3600.0, keys=kv.keys_of(g))
         kv.run_for(self.STEP)
         for what, arg in self.actions:
-            if what == "crash":
-                kv.crash(arg)
-            elif what == "restart":
-                kv.restart(arg)
-            elif what == "join":
-                kv.add_group(wait=False)
-            kv.run_for(self.STEP)
+            self._apply(kv, what, arg)
         return kv
 
     # -- drawing ------------------------------------------------------------
@@ -313,7 +317,7 @@ class ShardLab(LazyWidget):
         self._node = w.Dropdown(
             options=self.kv.servers(),
             description="server",
-            description_tooltip="which server the Crash / Restart buttons act on",
+            tooltip="which server the Crash / Restart buttons act on",
         )
         buttons = {
             "Crash": ("crash the chosen server", lambda: self.crash(self._node.value)),

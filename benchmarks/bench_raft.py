@@ -57,6 +57,9 @@ def bench_speed(virtual: float = 60.0, repeats: int = 3) -> None:
         )
         rows.append((f"{label}: events", f"{events:,} ({events / best:,.0f} per real second)"))
         rows.append((f"{label}: client ops", f"{done:,} completed ({done / virtual:.0f} ops/s virtual)"))
+        rows.append(
+            (f"{label}: per client op", f"{events / done:.1f} events, {best / done * 1e6:.0f} us real time")
+        )
     table(f"Raft: 5 servers, 3 clients at 100 ops/s each, {virtual:g} s virtual", rows)
 
 

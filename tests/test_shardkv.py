@@ -146,6 +146,10 @@ def test_validation():
         kv.client("c").start_workload(kinds=("delete",))
     with pytest.raises(ValueError, match="server"):
         kv.client("g1n1")
+    with pytest.raises(ValueError, match="op name"):
+        kv.client("c")._invoke(("delete", "k"))
+    with pytest.raises(TypeError, match="str"):
+        kv.client("c").put("k", 3)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- random fault schedules

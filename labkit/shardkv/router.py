@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.raft import ClientReply, ClientRequest
-from labkit.raft.state_machine import validate_op
 from labkit.shardkv.store import ShardConfig, WrongGroup
 from labkit.sim import Context, Node
 
@@ -30,6 +29,20 @@ __all__ = ["Directory", "ShardOp", "ShardRouter"]
 RETRY_TIMER = "retry"
 WORKLOAD_TIMER = "workload"
 _KINDS = ("get", "put", "append")
+_ARITY = {"get": 2, "put": 3, "append": 3}
+
+
+def validate_op(op: Any) -> tuple:
+    """Check a key-value operation tuple; raise TypeError/ValueError naming what is wrong."""
+    if not isinstance(op, tuple) or not op:
+        raise TypeError(f"op must be a tuple like ('put', key, value), got {op!r}")
+    if op[0] not in _ARITY:
+        raise ValueError(f"op name must be one of get, put, append, got {op[0]!r}")
+    if len(op) != _ARITY[op[0]]:
+        raise ValueError(f"{op[0]} takes {_ARITY[op[0]] - 1} argument(s) after its name, got {op!r}")
+    if not all(isinstance(x, str) for x in op[1:]):
+        raise TypeError(f"key and value must be str, got {op!r}")
+    return op
 
 
 @dataclass(slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labkit.saga.naive import run_naive_saga
+from labkit.saga.orchestrator import CrashPoint
 from labkit.saga.scenario import run_order_saga
 from labkit.saga.twopc import CoordinatorCrash, run_two_phase_commit
 from labkit.viz.saga import NO_CRASH, SagaWidget, final_state_html, saga_timeline, two_pc_figure
@@ -86,3 +87,15 @@ def test_widget_controls_show_settings_made_from_python_and_no_crash_is_a_real_c
     w.crash("refund")
     assert w.flavour_picker.value == "seed's OrderSaga" and w.retry_slider.value == 2
     assert w.crash_picker.value == "refund"
+
+
+def test_figures_name_their_axes_and_explain_the_grey_band():
+    run = run_order_saga(crashes=[CrashPoint(2, True)], seed=0)
+    fig = saga_timeline(run)
+    assert fig.layout.yaxis.title.text == "process" and fig.layout.xaxis.title.text
+    assert "process down" in {t.name for t in fig.data} and len(fig.layout.shapes) >= 1
+    assert fig.layout.legend.y < 0  # below the plot: eight entries wrap and would cover the title
+    pc = two_pc_figure(run_two_phase_commit(crash=CoordinatorCrash.AFTER_PREPARE, down_for=2.0))
+    assert pc.layout.yaxis.title.text == "participant"
+    notes = [a for a in pc.layout.annotations if "crashes" in a.text]
+    assert notes and all(a.yref == "paper" and a.y >= 1.0 for a in notes)  # above the bars, not on them

@@ -69,7 +69,7 @@ def _fill_timeline(fig: Any, run: Any, title: str) -> None:
     lanes = _lanes_of(rows)
     last = max((r["time"] for r in rows), default=1.0)
     end = last + 0.05 * last + 0.005  # a node still down at the end stays grey to the edge
-    fresh = len(fig.data) != len(_STYLE)
+    fresh = len(fig.data) != len(_STYLE) + 1
     if fresh:  # build the traces once; later redraws only change their data
         fig.data = []
         for name, symbol, color, size in _STYLE.values():
@@ -86,8 +86,22 @@ def _fill_timeline(fig: Any, run: Any, title: str) -> None:
                 },
                 hovertemplate="%{y} at %{x:.3f}s<br>%{text}<extra></extra>",
             )
-        style_figure(fig, title=title, xaxis="virtual time (s)", yaxis="", height=360)
-    for trace, category in zip(fig.data, _STYLE, strict=True):
+        # The grey bands are layout shapes, which have no legend entry: this empty series gives them one.
+        fig.add_scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            name="process down",
+            marker={"symbol": "square", "color": MUTED_COLOR, "opacity": 0.5, "size": 12},
+            hoverinfo="skip",
+        )
+        style_figure(fig, title=title, xaxis="virtual time (s)", yaxis="process", height=420)
+        # Up to eight entries wrap to two rows: below the plot they cover neither the title nor the data.
+        fig.update_layout(
+            legend={"orientation": "h", "yanchor": "top", "y": -0.3, "xanchor": "left", "x": 0},
+            margin={"b": 120},
+        )
+    for trace, category in zip(fig.data[: len(_STYLE)], _STYLE, strict=True):
         pts = [r for r in rows if r["category"] == category]
         trace.x = [r["time"] for r in pts]
         trace.y = [r["lane"] for r in pts]
@@ -204,9 +218,12 @@ def two_pc_figure(run: Any, *, title: str | None = None) -> Any:
             hovertemplate="%{x:.2f}s: %{text}<extra></extra>",
         )
     for t, node in run.crashes:
-        fig.add_vline(x=t, line_dash="dot", line_color=BAD_COLOR, annotation_text=f"{node} crashes")
+        # The label sits above the plot area so it does not cover the first bar.
+        fig.add_vline(x=t, line_dash="dot", line_color=BAD_COLOR)
+        fig.add_annotation(x=t, y=1.0, xref="x", yref="paper", yanchor="bottom", xanchor="left",
+                           text=f"{node} crashes", showarrow=False, font={"color": BAD_COLOR})  # fmt: skip
     title = title or f"Two-phase commit: participants blocked for {run.blocking_window:.2f} s"
-    style_figure(fig, title=title, xaxis="virtual time (s)", yaxis="", height=320)
+    style_figure(fig, title=title, xaxis="virtual time (s)", yaxis="participant", height=320)
     fig.update_yaxes(
         type="category", categoryorder="array", categoryarray=["other order", *reversed(SERVICES)]
     )

@@ -42,6 +42,9 @@ def test_other_figures() -> None:
     )
     assert len(fig.data) == 2 and len(fig.data[0].x) == 10 * 5
     assert len(set(fig.data[0].x)) == 5  # without jitter: 5 instants shared by every caller
+    # The y value is only a spread within a row: the hover names the row, caller and retry instead.
+    assert "%{y" not in fig.data[1].hovertemplate and fig.data[1].hovertemplate.startswith("full:")
+    assert fig.data[1].text[0] == "caller 1, retry 1" and len(fig.data[1].text) == 10 * 5
 
 
 def test_widget_methods_change_the_run() -> None:

@@ -222,12 +222,14 @@ def backoff_figure(
     for i, (label, backoff) in enumerate(backoffs.items()):
         xs: list[float] = []
         ys: list[float] = []
-        for _ in range(callers):
+        hover: list[str] = []
+        for caller in range(callers):
             t = 0.0
-            for d in backoff.delays(retries, rng):
+            for k, d in enumerate(backoff.delays(retries, rng), start=1):
                 t += d
                 xs.append(t)
                 ys.append(i + rng.uniform(-0.3, 0.3))  # vertical spread only to see overlapping dots
+                hover.append(f"caller {caller + 1}, retry {k}")
         fig.add_trace(
             go.Scatter(
                 x=xs,
@@ -235,6 +237,9 @@ def backoff_figure(
                 mode="markers",
                 name=label,
                 marker={"size": 5, "opacity": 0.6, "color": PALETTE[i % len(PALETTE)]},
+                text=hover,
+                # The y value is only a spread within the row: hover shows the row's name instead.
+                hovertemplate=f"{label}: %{{text}} sent at %{{x:.3f}} s<extra></extra>",
             )
         )
     fig.update_yaxes(tickvals=list(range(len(backoffs))), ticktext=list(backoffs))

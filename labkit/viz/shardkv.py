@@ -134,7 +134,14 @@ def throughput(kv: ShardedKV, bucket: float = 0.1) -> dict[str, tuple[list[float
 def _fault_shapes(kv: ShardedKV) -> list[dict]:
     shapes = []
     for t, what, _ in kv.events:
-        color = {"crash": "#D55E00", "restart": "#009E73", "join": "#0072B2", "joined": "#0072B2"}.get(what)
+        color = {
+            "crash": "#D55E00",
+            "restart": "#009E73",
+            "partition": "#CC79A7",
+            "heal": "#009E73",
+            "join": "#0072B2",
+            "joined": "#0072B2",
+        }.get(what)
         if color:
             shapes.append(
                 {
@@ -156,7 +163,7 @@ def _fault_notes(kv: ShardedKV) -> list[dict]:
             "x": t,
             "y": 1,
             "yref": "paper",
-            "text": f"{what} {who}",
+            "text": f"{what} {who[1][0] + ' off' if what == 'partition' else who or ''}",
             "showarrow": False,
             "textangle": -90,
             "xanchor": "right",
@@ -164,24 +171,35 @@ def _fault_notes(kv: ShardedKV) -> list[dict]:
             "font": {"size": 10},
         }
         for t, what, who in kv.events
-        if what in ("crash", "restart", "join")
+        if what in ("crash", "restart", "partition", "heal", "join")
     ]
 
 
 def throughput_figure(kv: ShardedKV, bucket: float = 0.1) -> Any:
-    """Answered operations per second per group over time; crashes, restarts and joins marked."""
+    """Answered operations per second, one row per group; faults and joins marked across all rows."""
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     colors = _colors(kv)
-    fig = go.Figure()
-    for g, (xs, ys) in throughput(kv, bucket).items():
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=g, line={"color": colors[g], "shape": "hv"}))
+    series = throughput(kv, bucket)
+    fig = make_subplots(rows=len(series), cols=1, shared_xaxes=True, vertical_spacing=0.04)
+    for row, (g, (xs, ys)) in enumerate(series.items(), start=1):
+        fig.add_trace(
+            go.Scatter(x=xs, y=ys, mode="lines", name=g, line={"color": colors[g], "shape": "hv"}),
+            row=row,
+            col=1,
+        )
     style_figure(
         fig,
-        title="Throughput per group (a dip = that group is unavailable)",
+        title="Throughput per group (a drop to 0 = that group is unavailable)",
         xaxis="simulated time (s)",
-        yaxis="answered operations / s",
+        yaxis="ops / s",
+        height=140 + 90 * len(series),
     )
+    for row, g in enumerate(series, start=1):
+        fig.update_yaxes(title_text=f"{g} ops/s", rangemode="tozero", row=row, col=1)
+        if row < len(series):
+            fig.update_xaxes(title_text="", row=row, col=1)
     fig.update_layout(shapes=_fault_shapes(kv), annotations=_fault_notes(kv))
     return fig
 

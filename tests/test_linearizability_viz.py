@@ -136,3 +136,25 @@ def test_store_check_controls_show_settings_made_from_python():
     other = [s for s in STORES if s != w.params["store"]][0]
     w.set(store=other, seed=4)
     assert w.controls["store"].value == other and w.controls["seed"].value == 4
+
+
+def test_labels_on_one_line_never_overlap_and_points_hover_with_the_operation():
+    # Twelve short writes with long labels on one client: alternating below/above is not enough.
+    ops = [
+        Operation("A", 0.05 * k, 0.05 * k + 0.04, ("write", f"a-much-longer-value-{k}"), None)
+        for k in range(12)
+    ]
+    ops.append(Operation("B", 0.0, 0.6, ("read",), "a-much-longer-value-7"))
+    fig = history_figure(ops, RegisterModel())
+    labels = next(t for t in fig.data if t.name == "labels")
+    lo, hi = fig.layout.xaxis.range
+    char = 6.5 / 900 * (hi - lo)
+    by_line: dict[float, list[tuple[float, float]]] = {}
+    for x, y, text in zip(labels.x, labels.y, labels.text, strict=True):
+        by_line.setdefault(round(y, 3), []).append((x - len(text) * char / 2, x + len(text) * char / 2))
+    assert len(by_line) >= 2  # some labels moved above the bar
+    for spans in by_line.values():
+        spans.sort()
+        assert all(a[1] < b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+    points = next(t for t in fig.data if t.name == "linearization point")
+    assert any("a-much-longer-value-7" in h and "takes effect at" in h for h in points.hovertext)

@@ -169,7 +169,10 @@ def history_figure(
         x_range = [max(x_range[0], a - pad), min(x_range[1], b + pad)]
     in_view = [i for i in shown if ops[i].call <= x_range[1] and (ops[i].pending or ops[i].ret >= x_range[0])]
     labelled = set(in_view) if len(in_view) <= _MAX_LABELS else marked
-    per_row: dict[Any, int] = {}
+    # Label slots (row, above/below) -> x intervals in use; a character of the 11 px font is about
+    # 6.5 px of a plot area about 900 px wide (a notebook's output width).
+    slots: dict[tuple[int, float], list[tuple[float, float]]] = {}
+    char_width = 6.5 / 900 * (x_range[1] - x_range[0])
 
     series: dict[str, tuple[list[Any], list[Any], list[str]]] = {name: ([], [], []) for name, *_ in _BARS}
     label_x, label_y, label_text = [], [], []
@@ -193,11 +196,21 @@ def history_figure(
         ys += [y, y, None]
         hover += [text, text, ""]
         if i in labelled:
-            # Alternate below and above the bar so neighbours on a row do not collide.
-            k = per_row[op.client] = per_row.get(op.client, -1) + 1
-            label_x.append((max(op.call, x_range[0]) + min(end, x_range[1])) / 2)
-            label_y.append(y + (0.3 if k % 2 == 0 else -0.3))
-            label_text.append(op_label(op))
+            # Below the bar if that space is free, else above, else no label (the hover still has it):
+            # overlapping labels are unreadable.
+            label = op_label(op)
+            mid = (max(op.call, x_range[0]) + min(end, x_range[1])) / 2
+            half = 0.5 * len(label) * char_width
+            # Keep the label inside the axes (a bar cut by the edge of the view would clip it).
+            mid = min(max(mid, x_range[0] + half), x_range[1] - half)
+            for dy in (0.3, -0.3):
+                taken = slots.setdefault((y, dy), [])
+                if all(mid + half < a or mid - half > b for a, b in taken):
+                    taken.append((mid - half - char_width, mid + half + char_width))
+                    label_x.append(mid)
+                    label_y.append(y + dy)
+                    label_text.append(label)
+                    break
 
     fig = figure if figure is not None else go.Figure()
     with fig.batch_update():
@@ -219,14 +232,18 @@ def history_figure(
                 textfont={"size": 11, "color": "#333333"}, hoverinfo="skip",
             )
         )  # fmt: skip
-        px, py = [], []
+        px, py, ptext = [], [], []
         for part in order:
             for i in part:
                 if i in points:
                     px.append(points[i])
                     py.append(row[ops[i].client])
+                    ptext.append(
+                        f"#{i} client {ops[i].client}: {op_label(ops[i])}<br>takes effect at {points[i]:.4g} s"
+                    )
             px.append(None)
             py.append(None)
+            ptext.append("")
         point_name = "linearization point" if result is not None and result.ok else "partial linearization"
         fig.add_trace(
             go.Scatter(
@@ -234,7 +251,7 @@ def history_figure(
                 line={"color": _POINT_COLOR, "width": 1, "dash": "dot"},
                 marker={"symbol": "diamond", "size": 11, "color": OK_COLOR if result is not None and result.ok else _POINT_COLOR,
                         "line": {"color": "#000000", "width": 1}},
-                showlegend=bool(points), hoverinfo="x",
+                showlegend=bool(points), hovertext=ptext, hoverinfo="text",
             )
         )  # fmt: skip
         style_figure(

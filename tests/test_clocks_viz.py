@@ -16,7 +16,7 @@ def test_clock_diagram_labels_events_with_the_chosen_clock():
     r = run_lww(Stamping.LAMPORT, WRITES, offsets={"A": 0.3})
     fig = clock_diagram(r.sim, Stamping.LAMPORT)
     sends = next(t for t in fig.data if t.name.startswith("send"))
-    assert list(sends.text) == ["write x=1 1", "write x=2 3"]
+    assert list(sends.text) == ["write x=1 @ 1", "write x=2 @ 3"]
     assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
     vec = clock_diagram(r.sim, Stamping.VECTOR)
     recv = next(t for t in vec.data if t.name.startswith("receive ("))

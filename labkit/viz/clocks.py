@@ -96,7 +96,10 @@ def clock_diagram(
             g["x"].append(r[0])
             g["y"].append(lane[r[2]])
             value = stamp_text(s, clock)
-            g["text"].append(f"{d['label']} {value}" if d["label"] and d["kind"] is EventKind.SEND else value)
+            # "write x=2 @ 0.200": without the "@" the stamp reads as part of the value.
+            g["text"].append(
+                f"{d['label']} @ {value}" if d["label"] and d["kind"] is EventKind.SEND else value
+            )
             g["hover"].append(
                 f"{r[2]} {d['kind'].value} {d['label']}<br>true time {r[0]:.3f} s<br>"
                 f"physical {s.physical:.3f}<br>Lamport {s.lamport.time}<br>"

@@ -24,6 +24,8 @@ def test_timeline_has_four_labelled_panels() -> None:
     assert fig.layout.xaxis4.title.text == "virtual time (s)"
     breaker_b_c = next(t for t in fig.data if t.name == "breaker B→C")
     assert max(breaker_b_c.y) == 2  # it opened
+    assert "open" in breaker_b_c.hovertemplate  # the level's number is explained on hover
+    assert "req/s" in fig.data[0].hovertemplate and all(t.hovertemplate for t in fig.data)
     with pytest.raises(TypeError, match="ChainModel"):
         timeline_figure("not a model")  # type: ignore[arg-type]
 

@@ -42,6 +42,13 @@ _SERVICES = ("A", "B", "C", "D")
 _KIND_COLORS = {"checkout": PALETTE[0], "browse": PALETTE[2]}
 _BREAKERS = (("A", "B"), ("A", "D"), ("B", "C"))
 _PANELS = ("goodput (req/s)", "p99 latency (s)", "queue depth", "breaker state")
+# Hover text per panel, with units (the breaker's level is a number drawn as a named tick).
+_HOVER = (
+    "%{fullData.name}: %{y:.0f} req/s at t = %{x:.1f} s<extra></extra>",
+    "%{fullData.name}: %{y:.2f} s at t = %{x:.1f} s<extra></extra>",
+    "%{fullData.name}: %{y:.0f} requests waiting at t = %{x:.1f} s<extra></extra>",
+    "%{fullData.name} at t = %{x:.1f} s: level %{y} (0 closed, 1 half-open, 2 open)<extra></extra>",
+)
 
 
 def _panel_traces(model: ChainModel) -> list[tuple[int, str, str, str, list[float], list[float]]]:
@@ -134,6 +141,7 @@ def timeline_figure(
                 line={"color": color, "dash": dash, "shape": shape},
                 legendgroup=_PANELS[row - 1],
                 legendgrouptitle_text=_PANELS[row - 1],
+                hovertemplate=_HOVER[row - 1],
             ),
             row=row,
             col=1,

@@ -459,6 +459,9 @@ class ResilienceWidget(LazyWidget):
                     control.value = values[name]
         finally:
             self._syncing = False
+        # Jitter only shapes the wait between retries: greyed out while it has no effect.
+        if "jitter" in self._controls:
+            self._controls["jitter"].disabled = not (s.retries and s.backoff)
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
@@ -486,7 +489,7 @@ class ResilienceWidget(LazyWidget):
             options=[j.value for j in Jitter],
             value=s.jitter.value,
             description="jitter",
-            tooltip="Randomness in the retry backoff",
+            tooltip="Randomness in the retry backoff (needs retries and backoff on)",
         )
         tips = {
             "timeouts": "Give up on a call after 0.3 s",

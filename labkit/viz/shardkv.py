@@ -326,6 +326,17 @@ class ShardLab(LazyWidget):
         tail = f"; {', '.join(moving)} still joining" if moving else ""
         return f"t = {self.kv.sim.now:.1f} s. " + "; ".join(parts) + tail
 
+    def server_text(self, node: str) -> str:
+        """What the Crash / Restart buttons would act on: ``node``'s group and state."""
+        group = self.kv.group_of(node)
+        if not self.kv.is_up(node):
+            state = "down (Restart brings it back)"
+        elif self.kv.leader(group) == node:
+            state = f"up, leader of {group}"
+        else:
+            state = f"up, a follower in {group}"
+        return f"Chosen server {node}: {state}."
+
     def _build_ui(self) -> Any:
         import ipywidgets as w
         import plotly.graph_objects as go
@@ -336,6 +347,11 @@ class ShardLab(LazyWidget):
             options=self.kv.servers(),
             description="server",
             tooltip="which server the Crash / Restart buttons act on",
+        )
+        self._chosen = w.HTML(self.server_text(self._node.value))
+        self._node.observe(
+            guarded(self._status)(lambda change: setattr(self._chosen, "value", self.server_text(change["new"]))),
+            names="value",
         )
         buttons = {
             "Crash": ("crash the chosen server", lambda: self.crash(self._node.value)),
@@ -364,7 +380,7 @@ class ShardLab(LazyWidget):
         fig.update_yaxes(title_text="keys", row=1, col=2)
         self.fig = go.FigureWidget(fig)
         self._redraw()
-        return w.VBox([w.HBox([self._node, *row]), self._status, self.fig])
+        return w.VBox([w.HBox([self._node, *row]), self._chosen, self._status, self.fig])
 
     def _redraw(self) -> None:
         if self._ui is None and not hasattr(self, "fig"):
@@ -388,4 +404,5 @@ class ShardLab(LazyWidget):
             keep = self._node.value
             self._node.options = kv.servers()
             self._node.value = keep  # a group joining must not change the chosen server
+        self._chosen.value = self.server_text(self._node.value)
         self._status.value = status_html(self.summary())

@@ -76,11 +76,17 @@ class Slide:
 
 @dataclass(frozen=True)
 class Choose:
-    """Select ``option`` in the drop-down labelled ``label``."""
+    """Select ``option`` in the drop-down labelled ``label``.
+
+    ``redraws=False`` marks a choice that only sets up the next step (which
+    server a button acts on): the test then checks for errors but does not
+    wait for a figure to change.
+    """
 
     label: str
     option: str
     nth: int = 0
+    redraws: bool = True
 
     def perform(self, page: Any) -> None:
         box = page.locator(".widget-dropdown", has=page.locator(f".widget-label:text-is('{self.label}')"))
@@ -137,7 +143,8 @@ INTERACTIONS: dict[str, list[Step]] = {
         Choose("C is", "down"),
         Toggle("breaker"),
         Slide("load (req/s)", presses=-2),
-        Choose("jitter", "full"),
+        Toggle("retries"),
+        Choose("jitter", "none"),
     ],
     "03-cap-theorem": [
         Slide("nodes", -1),
@@ -157,7 +164,7 @@ INTERACTIONS: dict[str, list[Step]] = {
     ],
     "05-consistent-hashing": [Slide("nodes"), Slide("vnodes"), Click("add a node"), Click("remove a node")],
     "12-capstone": [
-        Choose("server", "g2n1"),
+        Choose("server", "g2n1", redraws=False),
         Click("Crash"),
         Click("Run 0.5 s"),
         Click("Add group"),

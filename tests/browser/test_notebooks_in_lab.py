@@ -152,6 +152,10 @@ def test_notebook_runs_in_jupyterlab(lab, page, nb: Path):
             before = _figure_digests(page)
             current_step = step
             step.perform(page)
+            if not getattr(step, "redraws", True):
+                problems = _problems(page)
+                assert not problems, f"after {step}:\n" + "\n".join(problems)
+                continue
             # Wait until a figure changed, or stop early when the widget shows an error.
             page.wait_for_function(
                 "before => { if (document.querySelector('.jp-Notebook .labkit-widget-error')) return true;"

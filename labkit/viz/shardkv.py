@@ -350,7 +350,9 @@ class ShardLab(LazyWidget):
         )
         self._chosen = w.HTML(self.server_text(self._node.value))
         self._node.observe(
-            guarded(self._status)(lambda change: setattr(self._chosen, "value", self.server_text(change["new"]))),
+            guarded(self._status)(
+                lambda change: setattr(self._chosen, "value", self.server_text(change["new"]))
+            ),
             names="value",
         )
         buttons = {

@@ -84,6 +84,16 @@ def scores(course: Path, student: str) -> dict[str, dict[str, tuple[float, float
     return result
 
 
+def export(course: Path) -> list[dict[str, str]]:
+    """Run ``nbgrader export`` (its CSV plugin) and return the rows, one per student."""
+    import csv
+
+    target = course / "grades.csv"
+    _nbgrader(course, "export", f"--to={target}")
+    with target.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def build_student(out: Path) -> list[Path]:
     """Write the student version of every notebook into ``out``."""
     import tempfile

@@ -44,6 +44,19 @@ def course(tmp_path_factory):
     return root
 
 
+def test_exported_grades_give_full_marks_and_zero(course):
+    # What a teacher takes away: the CSV written by `nbgrader export`.
+    total = sum(sum(graded_cells(nb).values()) for nb in NOTEBOOKS)
+    assert total > 0
+    rows = {row["student_id"]: row for row in gt.export(course)}
+    assert set(rows) == {"instructor", "untouched"}
+    for student, expected in (("instructor", total), ("untouched", 0.0)):
+        row = rows[student]
+        assert row["assignment"] == gt.ASSIGNMENT
+        assert float(row["max_score"]) == total
+        assert float(row["score"]) == expected, f"{student}: exported score {row['score']}, expected {expected}"
+
+
 def _errors_outside_tests(autograded: Path) -> list[str]:
     nb = json.loads(autograded.read_text())
     bad = []

@@ -94,6 +94,18 @@ def test_contents_links_every_notebook_and_marks_missing_ones():
             )
 
 
+def test_readme_lists_every_notebook_and_marks_only_missing_ones():
+    rows = re.findall(r"^\| (\d\d) \| ([^|]+)\|", (ROOT / "README.md").read_text(), flags=re.M)
+    listed = {num: title.strip() for num, title in rows}
+    present = {nb.name[:2] for nb in NOTEBOOKS}
+    assert present <= set(listed), f"README's notebook table lacks {sorted(present - set(listed))}"
+    for num, title in listed.items():
+        marked = "coming soon" in title
+        assert (num in present) != marked, (
+            f"README row {num}: {'remove' if num in present else 'add'} '(coming soon)'"
+        )
+
+
 # ---------------------------------------------------------------------------
 # Launch files
 # ---------------------------------------------------------------------------

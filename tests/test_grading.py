@@ -54,7 +54,9 @@ def test_exported_grades_give_full_marks_and_zero(course):
         row = rows[student]
         assert row["assignment"] == gt.ASSIGNMENT
         assert float(row["max_score"]) == total
-        assert float(row["score"]) == expected, f"{student}: exported score {row['score']}, expected {expected}"
+        assert float(row["score"]) == expected, (
+            f"{student}: exported score {row['score']}, expected {expected}"
+        )
 
 
 def _errors_outside_tests(autograded: Path) -> list[str]:

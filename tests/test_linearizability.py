@@ -256,6 +256,15 @@ def test_budget_gives_undecided_not_a_wrong_answer():
     assert check(history, REG, timeout=None).ok is False
 
 
+def test_wall_clock_timeout_gives_undecided():
+    # 20 concurrent writes and a read of a value nobody wrote: about 2**20 write
+    # subsets to rule out, far more than a 50 ms budget allows.
+    history = [w(c, 0, 100, c) for c in range(20)] + [r(99, 200, 201, -1)]
+    result = check(history, REG, timeout=0.05)
+    assert result.verdict is Verdict.UNDECIDED
+    assert "budget" in result.explanation
+
+
 def test_budget_steps_are_deterministic():
     history = [w(c, 0, 100, c) for c in range(8)] + [r(99, 200, 201, 3), r(98, 202, 203, 4)]
     a = check(history, REG, timeout=None)
@@ -326,3 +335,25 @@ def test_check_validation():
 def test_unknown_is_a_singleton():
     assert pickle.loads(pickle.dumps(UNKNOWN)) is UNKNOWN
     assert repr(UNKNOWN) == "UNKNOWN"
+
+
+class _ListCounter:
+    """A user model whose states are lists: unhashable, so not allowed."""
+
+    def init(self):
+        return 0
+
+    def apply(self, state, input):
+        return None, [state, input[1]]
+
+
+def test_an_unhashable_state_is_refused_with_a_clear_message():
+    history = [Operation(client=0, call=0.0, ret=1.0, input=("add", 1), output=None)]
+    with pytest.raises(TypeError, match=r"unhashable state .*use tuples or frozensets"):
+        check(history, _ListCounter())
+
+
+def test_an_unhashable_input_is_refused_before_the_search():
+    history = [Operation(client=0, call=0.0, ret=math.inf, input=("write", [1]), output=UNKNOWN)]
+    with pytest.raises(ValueError, match=r"history\[0\].*not valid"):
+        check(history, RegisterModel())

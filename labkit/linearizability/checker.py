@@ -170,9 +170,20 @@ def _partitions(ops: tuple[Operation, ...], model: Any, init: Hashable) -> dict[
         try:
             key = part_of(op.input) if part_of is not None else None
             hash(key)
-            model.apply(init, op.input)  # surfaces an unsupported input before the search
+            # The search compares inputs of optional operations and memoises states:
+            # both must be hashable, which is cheaper to say now than mid-search.
+            hash(op.input)
+            # Also surfaces an unsupported input before the search.
+            _output, state = model.apply(init, op.input)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"history[{i}] ({op!r}) is not valid for {model!r}: {exc}") from None
+        try:
+            hash(state)
+        except TypeError:
+            raise TypeError(
+                f"{model!r}.apply returned an unhashable state {state!r} for history[{i}]; "
+                "states must be hashable (use tuples or frozensets, not lists or sets)"
+            ) from None
         parts.setdefault(key, []).append(i)
     return parts
 

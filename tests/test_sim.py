@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -294,6 +296,9 @@ def test_persist_happens_before_send():
 # ---------------------------------------------------------------------------
 # Determinism
 # ---------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+
+
 def churn_run(seed: int) -> str:
     sim = heartbeat_cluster(seed, n=5, latency=Exponential(0.02, 0.001), loss=0.1, duplication=0.05)
     sim.run(1.0)
@@ -321,6 +326,7 @@ def test_same_seed_same_trace_across_processes():
             text=True,
             check=True,
             env={"PYTHONHASHSEED": str(h)},
+            cwd=REPO,  # `tests.test_sim` must import wherever pytest was started
         ).stdout.strip()
         for h in (1, 2)
     }
@@ -366,10 +372,147 @@ def test_bad_input_names_the_argument():
         sim.crash("a")
     with pytest.raises(ValueError, match="dst 'nobody' is not a node"):
         send(sim, "b", "nobody", Msg(1))
-    with pytest.raises(ValueError, match="delay must be a number >= 0"):
+    with pytest.raises(ValueError, match="delay must be a finite number of seconds >= 0"):
         sim.call("b", lambda n, ctx: ctx.set_timer("x", -1))
     with pytest.raises(TypeError, match="seed must be an int"):
         Simulator(seed="1")  # type: ignore[arg-type]
+
+
+def test_a_send_to_an_unknown_node_is_refused_in_the_handler_and_the_node_keeps_working():
+    """Regression: the stale send used to stay in the node's context, so every
+    later call or handler on that node raised the same error for good."""
+    sim = two_nodes()
+    reached = []
+
+    def bad(node, ctx):
+        ctx.send("nobody", Msg(1))
+        reached.append(True)
+
+    with pytest.raises(
+        ValueError, match=r"dst 'nobody' is not a node of this simulation \(nodes: 'a', 'b'\)"
+    ):
+        sim.call("a", bad)
+    assert reached == []  # refused at ctx.send, where the mistake is
+    send(sim, "a", "b", Msg(2))
+    sim.call("a", lambda n, ctx: ctx.set_timer("t", 0.1))
+    sim.run_for(1)
+    assert [m for _, _, m in sim.node("b").received] == [Msg(2)]
+    assert sim.node("a").timers == [(0.1, "t")]
+    send(sim, "a", "a", Msg(3))  # a node may message itself
+    sim.run_for(1)
+    assert sim.node("a").received[-1][2] == Msg(3)
+
+
+def test_a_handler_that_raises_leaves_no_stale_effects():
+    class Faulty(Recorder):
+        def on_message(self, ctx, src, msg):
+            ctx.persist("half", msg)
+            ctx.send(src, "half done")
+            if msg == "boom":
+                raise RuntimeError("protocol bug")
+
+    sim = Simulator(seed=0)
+    sim.add_node("a", Recorder)
+    sim.add_node("f", Faulty)
+    send(sim, "a", "f", "boom")
+    with pytest.raises(RuntimeError, match="protocol bug"):
+        sim.run_for(1)
+    sim.call("f", lambda n, ctx: None)  # used to apply the failed handler's effects
+    assert "half" not in sim.storage("f")
+    assert sim.trace.count(Kind.SEND) == 1
+    with pytest.raises(ZeroDivisionError):
+        sim.call("f", lambda n, ctx: (ctx.persist("k", 1), 1 / 0))
+    send(sim, "f", "a", "ok")
+    sim.run_for(1)
+    assert "k" not in sim.storage("f") and [m for _, _, m in sim.node("a").received] == ["ok"]
+
+
+def test_effects_that_fail_to_apply_are_discarded():
+    sim = two_nodes()
+    ctx = sim._ctx["a"]
+    ctx.effects.sends.append(("ghost", Msg(1)))  # bypasses ctx.send's check
+    with pytest.raises(ValueError, match="dst 'ghost' is not a node"):
+        sim.call("a", lambda n, c: c.persist("x", 1))
+    assert not ctx.effects
+    send(sim, "a", "b", Msg(2))
+    sim.run_for(1)
+    assert [m for _, _, m in sim.node("b").received] == [Msg(2)]
+
+
+@pytest.mark.parametrize(
+    "name, delay, error, match",
+    [
+        ("t", -0.5, ValueError, "delay must be a finite number of seconds >= 0, got -0.5"),
+        ("t", math.inf, ValueError, "delay must be a finite number of seconds >= 0, got inf"),
+        ("t", math.nan, ValueError, "delay must be a finite number of seconds >= 0, got nan"),
+        ("t", "1", TypeError, "delay must be a number of seconds, got '1'"),
+        ("t", None, TypeError, "delay must be a number of seconds, got None"),
+        ("t", True, TypeError, "delay must be a number of seconds, got True"),
+        (3, 1.0, TypeError, "name must be a str naming the timer, got 3"),
+    ],
+)
+def test_set_timer_refuses_bad_names_and_delays(name, delay, error, match):
+    sim = two_nodes()
+    with pytest.raises(error, match=match):
+        sim.call("a", lambda n, ctx: ctx.set_timer(name, delay))
+    sim.call("a", lambda n, ctx: ctx.set_timer("ok", 0))  # the node still works
+    sim.run_for(1)
+    assert sim.node("a").timers == [(0.0, "ok")]
+
+
+def test_latency_lookup_refuses_unknown_nodes():
+    sim = two_nodes(latency=0.01)
+    sim.set_latency(0.2, src="a", dst="b")
+    assert sim.latency("a", "b") == Fixed(0.2) and sim.latency("b", "a") == Fixed(0.01)
+    assert sim.latency() == Fixed(0.01)
+    with pytest.raises(ValueError, match="src 'zz' is not a node of this simulation"):
+        sim.latency("zz", "b")
+    with pytest.raises(ValueError, match="dst 'zz' is not a node of this simulation"):
+        sim.latency("a", "zz")
+    with pytest.raises(ValueError, match="give both src and dst"):
+        sim.latency("a")
+
+
+def test_step_processes_one_event_at_a_time():
+    sim = two_nodes(latency=0.05)
+    assert sim.step() and sim.step()  # the two nodes start
+    assert sim.trace.count(Kind.START) == 2 and sim.now == 0.0
+    send(sim, "a", "b", Msg(1))
+    assert sim.node("b").received == []
+    assert sim.step() is True  # the delivery, and time jumps to it
+    assert sim.now == 0.05 and sim.node("b").received == [(0.05, "a", Msg(1))]
+    assert sim.step() is False  # nothing left
+
+
+def test_max_events_stops_a_run_early():
+    sim = heartbeat_cluster(1, n=3)
+    assert sim.run(5.0, max_events=10) == 10
+    assert sim.now < 5.0  # stopped early: time stays at the last event
+    assert sim.run(sim.now, max_events=0) == 0
+    left = sim.run(5.0)
+    assert left > 0 and sim.now == 5.0
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="max_events must be an int >= 0"):
+            sim.run(6.0, max_events=bad)
+
+
+def test_exponential_latency_has_its_minimum_and_mean():
+    import random
+
+    lat = Exponential(mean_extra=0.02, minimum=0.005)
+    rng = random.Random(3)
+    draws = [lat.sample(rng) for _ in range(20_000)]
+    assert min(draws) >= 0.005 and lat.mean == pytest.approx(0.025)
+    assert sum(draws) / len(draws) == pytest.approx(0.025, rel=0.03)  # sd of the mean ~0.7%
+    assert max(draws) > 0.005 + 5 * 0.02  # a long tail: some messages are very slow
+    sim = two_nodes(latency=lat)
+    for i in range(200):
+        send(sim, "a", "b", Msg(i))
+    sim.run_for(5)
+    order = [m.n for _, _, m in sim.node("b").received]
+    assert sorted(order) == list(range(200)) and order != list(range(200))  # it reorders
+    with pytest.raises(ValueError, match="minimum must be a finite number"):
+        Exponential(0.01, minimum=-1)
 
 
 # ---------------------------------------------------------------------------
@@ -435,3 +578,15 @@ def test_flood_nodes_hear_each_rumour_once(seed):
     heard = sim.trace.notes("heard")
     assert sorted(e.node for e in heard) == ["n1", "n2", "n3", "n4", "n5"]
     assert all(isinstance(sim.node(n), FloodBroadcast) for n in sim.nodes)
+
+
+def test_core_imports_load_no_plotting_or_widgets():
+    """plotly and ipywidgets are for labkit.viz's figures only, imported lazily."""
+    code = (
+        "import sys, labkit, labkit.sim, labkit.viz, labkit.examples; "
+        "print(sorted(m for m in ('plotly', 'ipywidgets') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    assert out.strip() == "[]"

@@ -17,8 +17,10 @@ returns, in the order documented on that class.
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
-from collections.abc import Hashable, Mapping
+from collections.abc import Container, Hashable, Mapping
 from typing import Any
 
 __all__ = ["Context", "Effects", "Node"]
@@ -32,6 +34,11 @@ class Effects:
     message ("I voted for you") what it has just written to durable storage,
     and a crash can never leave a peer believing something the node forgot.
     Timers are applied last; notes go straight to the trace.
+
+    A batch is all or nothing for the handler that asked for it: if the
+    handler raises, the driver discards the batch (nothing it asked for
+    happens), and if carrying it out fails the rest is discarded too, so a
+    failed call never leaks stale effects into the node's next handler.
     """
 
     __slots__ = ("persists", "sends", "timers", "notes")
@@ -66,7 +73,7 @@ class Context:
     ``persist`` and ``note``. Each appends to :attr:`effects`.
     """
 
-    __slots__ = ("node_id", "peers", "random", "storage", "effects", "_driver")
+    __slots__ = ("node_id", "peers", "random", "storage", "effects", "_driver", "_known")
 
     def __init__(
         self,
@@ -75,6 +82,7 @@ class Context:
         rng: random.Random,
         storage: Mapping[Hashable, Any],
         driver: Any,
+        known: Container[str] | None = None,
     ) -> None:
         self.node_id = node_id
         self.peers = peers
@@ -82,6 +90,9 @@ class Context:
         self.storage = storage
         self.effects = Effects()
         self._driver = driver
+        # Every node id a message may go to (the driver passes its live table,
+        # so nodes added later count); by default this node and its peers.
+        self._known = known
 
     # -- reading ---------------------------------------------------------
     @property
@@ -99,8 +110,21 @@ class Context:
 
     # -- asking ------------------------------------------------------------
     def send(self, dst: str, msg: Any) -> None:
-        """Ask the network to carry ``msg`` to node ``dst`` (may be lost)."""
+        """Ask the network to carry ``msg`` to node ``dst`` (may be lost).
+
+        ``dst`` must be a node of the cluster (this node included); anything
+        else raises ``ValueError`` here, in the handler that asked.
+        """
+        known = self._known
+        if (dst not in known) if known is not None else (dst != self.node_id and dst not in self.peers):
+            self._unknown_dst(dst)
         self.effects.sends.append((dst, msg))
+
+    def _unknown_dst(self, dst: Any) -> None:
+        known = self._known
+        nodes = [self.node_id, *self.peers] if known is None else list(known)  # type: ignore[call-overload]
+        listed = ", ".join(map(repr, nodes)) or "none"
+        raise ValueError(f"dst {dst!r} is not a node of this simulation (nodes: {listed})")
 
     def broadcast(self, msg: Any) -> None:
         """Send ``msg`` to every peer (every other node of the cluster)."""
@@ -111,14 +135,21 @@ class Context:
     def set_timer(self, name: str, delay: float) -> None:
         """Fire ``on_timer(ctx, name)`` after ``delay`` seconds.
 
+        ``name`` is a str; ``delay`` a finite number of seconds >= 0.
         Setting a timer that is already pending replaces it.
         """
-        if not delay >= 0:
-            raise ValueError(f"delay must be a number >= 0 seconds, got {delay!r}")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str naming the timer, got {name!r}")
+        if type(delay) is not float and (isinstance(delay, bool) or not isinstance(delay, numbers.Real)):
+            raise TypeError(f"delay must be a number of seconds, got {delay!r}")
+        if not 0 <= delay < math.inf:  # also refuses NaN
+            raise ValueError(f"delay must be a finite number of seconds >= 0, got {delay!r}")
         self.effects.timers.append((name, delay))
 
     def cancel_timer(self, name: str) -> None:
         """Cancel timer ``name`` if it is pending; otherwise do nothing."""
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str naming the timer, got {name!r}")
         self.effects.timers.append((name, None))
 
     def persist(self, key: Hashable, value: Any) -> None:

@@ -167,7 +167,9 @@ class Simulator:
         rng = random.Random(f"{self.seed}/{node_id}/{inc}")
         peers = tuple(p for p in self._peers if p != node_id)
         self._nodes[node_id] = node
-        self._ctx[node_id] = Context(node_id, peers, rng, MappingProxyType(self._storage[node_id]), self)
+        self._ctx[node_id] = Context(
+            node_id, peers, rng, MappingProxyType(self._storage[node_id]), self, known=self._nodes
+        )
         self._push(self.now, _START, (node_id, inc))
         return node
 
@@ -236,7 +238,9 @@ class Simulator:
                     f"until={until!r} is before the current time {self.now!r}; "
                     "virtual time only moves forward"
                 )
-        if max_events is not None and (not isinstance(max_events, int) or max_events < 0):
+        if max_events is not None and (
+            isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0
+        ):
             raise ValueError(f"max_events must be an int >= 0, got {max_events!r}")
         queue, step = self._queue, self.step
         done = 0
@@ -278,7 +282,11 @@ class Simulator:
         self.run(self.now)
         node = self.node(node_id)
         ctx = self._ctx[node_id]
-        result = fn(node, ctx)
+        try:
+            result = fn(node, ctx)
+        except BaseException:
+            ctx.effects.clear()  # a failed call asks for nothing
+            raise
         self._apply(node_id, ctx)
         return result
 
@@ -291,7 +299,11 @@ class Simulator:
             return  # crashed before it could boot
         self.trace.rows.append((self.now, Kind.START, node_id, None, None, None, None, None, None, None))
         ctx = self._ctx[node_id]
-        self._nodes[node_id].on_start(ctx)  # type: ignore[union-attr]
+        try:
+            self._nodes[node_id].on_start(ctx)  # type: ignore[union-attr]
+        except BaseException:
+            ctx.effects.clear()
+            raise
         self._apply(node_id, ctx)
 
     def _deliver(self, pkt: tuple) -> None:
@@ -307,7 +319,11 @@ class Simulator:
             return
         rows.append((self.now, _DLV, dst, src, dst, mid, msg, sent_at, None, None))
         ctx = self._ctx[dst]
-        node.on_message(ctx, src, msg)
+        try:
+            node.on_message(ctx, src, msg)
+        except BaseException:
+            ctx.effects.clear()
+            raise
         self._apply(dst, ctx)
 
     def _fire(self, payload: tuple[str, str, int]) -> None:
@@ -318,39 +334,52 @@ class Simulator:
         del timers[name]
         self.trace.rows.append((self.now, Kind.TIMER, node_id, None, None, None, None, None, name, None))
         ctx = self._ctx[node_id]
-        self._nodes[node_id].on_timer(ctx, name)  # type: ignore[union-attr]
+        try:
+            self._nodes[node_id].on_timer(ctx, name)  # type: ignore[union-attr]
+        except BaseException:
+            ctx.effects.clear()
+            raise
         self._apply(node_id, ctx)
 
     def _apply(self, node_id: str, ctx: Context) -> None:
-        """Carry out one handler's effects: persist, then send, then timers."""
+        """Carry out one handler's effects: persist, then send, then timers.
+
+        Exception-safe: if an effect cannot be carried out, the rest of the
+        batch is discarded before the error propagates, so nothing stale is
+        left in the node's context for its next handler.
+        """
         eff = ctx.effects
-        if eff.persists:
-            store = self._storage[node_id]
-            for key, value in eff.persists:
-                store[key] = value
-            eff.persists.clear()
-        if eff.notes:
-            rows = self.trace.rows
-            for what, detail in eff.notes:
-                rows.append((self.now, Kind.STATE, node_id, None, None, None, None, None, what, detail))
-            eff.notes.clear()
-        if eff.sends:
-            send = self._send
-            for dst, msg in eff.sends:
-                send(node_id, dst, msg)
-            eff.sends.clear()
-        if eff.timers:
-            timers = self._timers[node_id]
-            for name, delay in eff.timers:
-                if delay is None:
-                    timers.pop(name, None)
-                else:
-                    self._seq += 1
-                    timers[name] = self._seq
-                    heapq.heappush(
-                        self._queue, (self.now + delay, self._seq, _TIMER, (node_id, name, self._seq))
-                    )
-            eff.timers.clear()
+        try:
+            if eff.persists:
+                store = self._storage[node_id]
+                for key, value in eff.persists:
+                    store[key] = value
+                eff.persists.clear()
+            if eff.notes:
+                rows = self.trace.rows
+                for what, detail in eff.notes:
+                    rows.append((self.now, Kind.STATE, node_id, None, None, None, None, None, what, detail))
+                eff.notes.clear()
+            if eff.sends:
+                send = self._send
+                for dst, msg in eff.sends:
+                    send(node_id, dst, msg)
+                eff.sends.clear()
+            if eff.timers:
+                timers = self._timers[node_id]
+                for name, delay in eff.timers:
+                    if delay is None:
+                        timers.pop(name, None)
+                    else:
+                        self._seq += 1
+                        timers[name] = self._seq
+                        heapq.heappush(
+                            self._queue, (self.now + delay, self._seq, _TIMER, (node_id, name, self._seq))
+                        )
+                eff.timers.clear()
+        except BaseException:
+            eff.clear()
+            raise
 
     def _send(self, src: str, dst: str, msg: Any) -> None:
         if dst not in self._nodes:
@@ -512,10 +541,14 @@ class Simulator:
         self._fault("latency", src=src, dst=dst, latency=repr(lat))
 
     def latency(self, src: str | None = None, dst: str | None = None) -> Latency:
-        """The delay distribution in force for a link (or the default)."""
-        if src is None or dst is None:
+        """The delay distribution in force for ``src -> dst`` (neither: the default)."""
+        if (src is None) != (dst is None):
+            raise ValueError("give both src and dst to ask about one link, or neither for the default")
+        if src is None:
             return self._latency
-        return self._link_latency.get((src, dst), self._latency)
+        self._check_node(src, "src")
+        self._check_node(dst, "dst")  # type: ignore[arg-type]
+        return self._link_latency.get((src, dst), self._latency)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------
     # Faults: clocks

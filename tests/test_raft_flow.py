@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from labkit.raft import AppendEntries, RaftCluster, Role
-from labkit.sim import Kind
+from labkit.raft import AppendEntries, AppendEntriesReply, RaftCluster, Role
+from labkit.sim import Fixed, Kind
 
 
 def elect(c: RaftCluster) -> str:
@@ -113,3 +113,62 @@ def test_a_follower_far_behind_catches_up_in_a_few_round_trips():
     assert 5 <= len(msgs) <= 7, [len(m.entries) for m in msgs]
     assert c.sim.now - start < 0.2
     assert c.applied(follower) == c.applied(leader)
+
+
+# ---------------------------------------------------------------------------
+# Stale failure replies (§5.3): only an answer to the current probe moves next_index
+# ---------------------------------------------------------------------------
+def test_a_rejection_of_a_stale_term_does_not_resend_entries_in_flight():
+    c = RaftCluster(n=3, seed=7, latency=Fixed(0.002))
+    leader = elect(c)
+    c.sim.run_for(0.2)
+    follower = next(n for n in c.ids if n != leader)
+    term = c.node(leader).current_term
+    start = c.sim.now
+    c.submit("x", node=leader)  # entries now on their way to the follower
+    next_before = c.node(leader).next_index[follower]
+    # An AppendEntries of an earlier term from the same server (delayed in the
+    # network since it led that term) reaches the follower, which rejects it
+    # with its current term, the leader's term now.
+    c.sim.call(
+        follower, lambda n, ctx: n.on_message(ctx, leader, AppendEntries(term - 1, leader, 0, 0, (), 0))
+    )
+    assert c.run_until(lambda: "x" in c.applied(follower), 0.2)
+    # The rejection answers no request of this term: no rewind, no second copy.
+    msgs = append_entries_with_entries(c, leader, follower, since=start)
+    assert len(msgs) == 1, [m.entries for m in msgs]
+    assert c.node(leader).next_index[follower] >= next_before
+
+
+def test_a_duplicated_failure_reply_is_acted_on_once():
+    c = RaftCluster(n=5, seed=8, latency=Fixed(0.002))
+    leader = elect(c)
+    c.sim.run_for(0.2)
+    behind, successor = [n for n in c.ids if n != leader][:2]
+    c.disconnect(behind)
+    for i in range(5):
+        c.submit(f"e{i}", node=leader)
+    c.sim.run_for(0.2)
+    c.start_election(successor)  # a new leader whose next_index for `behind` is past its log
+    assert c.run_until(lambda: c.leader() == successor, 1.0)
+    c.sim.run_for(0.1)
+    c.connect(behind)
+    rows = c.sim.trace.rows
+
+    def failure_delivered() -> AppendEntriesReply | None:
+        for r in reversed(rows):
+            link, msg = (r[3], r[4]), r[6]
+            if r[1] is Kind.DELIVER and link == (behind, successor) and type(msg) is AppendEntriesReply:
+                return None if msg.success else msg
+        return None
+
+    while failure_delivered() is None:  # event by event, to catch the moment
+        c.sim.step()
+    reply = failure_delivered()
+    sent = len(rows)
+    # The network delivers the same failure again while the resend is on its way.
+    c.sim.call(successor, lambda n, ctx: n.on_message(ctx, behind, reply))
+    resent = [r for r in rows[sent:] if r[1] is Kind.SEND and type(r[6]) is AppendEntries]
+    assert resent == [], "a duplicate of an answered failure made the leader send again"
+    assert c.run_until(lambda: len(c.applied(behind)) == 5, 1.0)
+    assert c.applied(behind) == c.applied(successor)

@@ -15,6 +15,7 @@ a completed write and never read backwards in time.
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from labkit.raft import RaftCluster, Role
 from labkit.raft.schedules import Fault, apply_fault, check_history, random_schedule, run_schedule
+from labkit.sim import Uniform
 
 
 def verify_history(c: RaftCluster) -> None:
@@ -29,11 +31,21 @@ def verify_history(c: RaftCluster) -> None:
     check_history(c)
 
 
-def run_and_verify(seed: int, faults: list[Fault] | None = None) -> RaftCluster:
-    c = run_schedule(seed, faults, ops=("get", "append"))
+def run_and_verify(seed: int, faults: list[Fault] | None = None, **network) -> RaftCluster:
+    # Even seeds mix put into the workload (a put overwrites, so only the
+    # linearizability checker can judge those histories); odd seeds only get
+    # and append, where the append-once and monotonic-read checks apply too.
+    ops = ("get", "put", "append") if seed % 2 == 0 else ("get", "append")
+    c = run_schedule(seed, faults, ops=ops, **network)
     verify_history(c)
     assert c.check_invariants() == []
     return c
+
+
+def test_workloads_include_put():
+    c = run_and_verify(0)
+    kinds = {h.input[0] for h in c.history}
+    assert kinds == {"get", "put", "append"}, kinds
 
 
 @pytest.mark.parametrize("chunk", range(8))
@@ -41,6 +53,22 @@ def test_random_fault_schedules(chunk):
     # 8 chunks x 25 seeds = 200 random schedules (~2 s virtual each).
     for seed in range(chunk * 25, chunk * 25 + 25):
         run_and_verify(seed)
+
+
+# A network that loses, duplicates and reorders messages all the time (not only
+# during a "loss" fault), with clients as busy as in the speed benchmark. This
+# is where a stale AppendEntries most often reaches a follower.
+LOSSY = {"loss": 0.1, "duplication": 0.05, "latency": Uniform(0.001, 0.02), "rate": 100.0}
+NO_LOSS_FAULTS = ("crash", "restart", "disconnect", "partition", "heal")
+
+
+@pytest.mark.parametrize("chunk", range(2))
+def test_random_fault_schedules_on_a_lossy_network(chunk):
+    # 2 chunks x 20 seeds; the monitor also checks each server's own invariants
+    # (commit_index never decreases, last_applied <= commit_index) after every event.
+    for seed in range(1000 + chunk * 20, 1000 + chunk * 20 + 20):
+        faults = random_schedule(random.Random(seed), kinds=NO_LOSS_FAULTS)
+        run_and_verify(seed, faults, **LOSSY)
 
 
 _fault = st.one_of(
@@ -96,3 +124,19 @@ def test_history_checks_catch_stale_reads():
         except AssertionError:
             caught += 1
     assert caught >= 5
+
+
+def test_an_undecided_linearizability_check_fails(monkeypatch):
+    # "Undecided" (the checker's budget ran out) proves nothing: it must not pass.
+    import labkit.linearizability as lin
+
+    c = run_schedule(3, ops=("get", "append"))
+    check_history(c)  # a real verdict: linearizable
+    undecided = SimpleNamespace(ok=None, steps=12345, explanation=None)
+    monkeypatch.setattr(lin, "check", lambda *args, **kwargs: undecided)
+    with pytest.raises(AssertionError, match="linearizability undecided"):
+        check_history(c)
+    refuted = SimpleNamespace(ok=False, steps=10, explanation="a read saw a value nobody wrote")
+    monkeypatch.setattr(lin, "check", lambda *args, **kwargs: refuted)
+    with pytest.raises(AssertionError, match="not linearizable: a read saw"):
+        check_history(c)

@@ -10,9 +10,11 @@ import pytest
 
 from labkit.raft import (
     AppendEntries,
+    AppendEntriesReply,
     Bug,
     InvariantViolation,
     KVCommand,
+    LogEntry,
     RaftCluster,
     RequestVote,
     RequestVoteReply,
@@ -217,7 +219,6 @@ def test_partitioned_old_leader_rejoins_and_drops_uncommitted_entries():
     c.connect(old)
     assert c.run_until(lambda: c.applied(old) == ["shared", "kept1", "kept2"], 3.0)
     # §5.3: the leader forces followers' logs to duplicate its own.
-    logs = [list(c.node(n).log) for n in c.ids]
     c.sim.run_for(0.2)
     logs = [list(c.node(n).log) for n in c.ids]
     assert all(log == logs[0] for log in logs)
@@ -240,13 +241,46 @@ def test_far_behind_follower_with_50_conflicting_entries_catches_up_quickly():
         c.submit(f"fresh{i}", node=new)
     assert c.run_until(lambda: all(len(c.applied(n)) == 61 for n in rest), 3.0)
     c.crash(old)  # only the partner has to catch up now
-    start = c.sim.now
+    # One more election: a new leader sets next_index to the end of its own log
+    # for everyone (Figure 2), so it really has to find where the partner diverges.
+    c.start_election(new)
+    assert c.run_until(lambda: connected_leader(c, rest) == new, 1.0)
+    peers = [n for n in rest if n != new]
+    assert c.run_until(
+        lambda: all(c.node(new).match_index[n] == c.node(new).log.last_index for n in peers), 1.0
+    )
+    assert c.node(new).next_index[partner] > c.node(partner).log.last_index  # past the partner's log
+
+    def catch_up(follower: str) -> tuple[int, int]:
+        """(AppendEntries sent, failures answered) until ``follower`` applied all 61 commands."""
+        start = c.sim.now
+        assert c.run_until(lambda: len(c.applied(follower)) == 61, 2.0)
+        failures = sum(
+            1
+            for r in c.sim.trace.rows
+            if r[1] is Kind.SEND
+            and r[0] >= start
+            and r[3] == follower
+            and type(r[6]) is AppendEntriesReply
+            and not r[6].success
+        )
+        return sends(c, AppendEntries, since=start, src=new, dst=follower), failures
+
     c.heal()
-    assert c.run_until(lambda: len(c.applied(partner)) == 61, 2.0)
+    aes, failures = catch_up(partner)
     # Fast backtracking: one term per round trip, not one entry per round trip.
-    aes = sends(c, AppendEntries, since=start, src=new, dst=partner)
-    assert aes <= 8, f"{aes} AppendEntries to bring a follower 60 entries back"
+    assert failures <= 3 and aes <= 8, f"{aes} AppendEntries, {failures} refused, to bring a follower 60 back"
     assert c.applied(partner) == c.applied(new)
+    # The old leader comes back from its disk with the same 60 stale entries:
+    # it too must be repaired in a few round trips (§5.3), not 60.
+    disk = c.sim.storage(old)
+    assert disk[("log", disk["log_length"])].command == "stale59"
+    c.restart(old)
+    aes, failures = catch_up(old)
+    assert failures <= 3 and aes <= 8, f"{aes} AppendEntries, {failures} refused, to repair the old leader"
+    assert c.applied(old) == c.applied(new)
+    assert not any(str(e.command).startswith("stale") for e in c.node(old).log)
+    assert [list(c.node(n).log) for n in c.ids].count(list(c.node(new).log)) == 5
 
 
 def test_figure8_old_term_entry_is_not_committed_by_counting_replicas():
@@ -299,6 +333,47 @@ def test_vote_is_durable_before_the_reply_leaves():
     c.sim.call("n1", lambda n, ctx: n.on_message(ctx, "n3", RequestVote(1, "n3", 0, 0)))
     replies = [r[6] for r in c.sim.trace.rows if r[1] is Kind.SEND and r[3] == "n1" and r[4] == "n3"]
     assert replies[-1] == RequestVoteReply(1, False)
+
+
+def test_an_entry_survives_a_crash_of_the_follower_right_after_it_acknowledged_it():
+    # Figure 2: the log is persistent, and a follower stores entries before it
+    # answers (persist before send). Here the acknowledgement is what makes the
+    # entry committed, so forgetting it in a crash would lose a committed entry.
+    c = RaftCluster(n=3, seed=13)
+    leader = elect(c)
+    c.sim.run_for(0.2)
+    acker, other = [n for n in c.ids if n != leader]
+    c.disconnect(other)  # the leader and `acker` are the only majority
+    index, term = c.submit("precious", node=leader)
+    rows = c.sim.trace.rows
+    seen = len(rows)
+
+    def acknowledged() -> bool:
+        return any(
+            r[1] is Kind.SEND
+            and r[3] == acker
+            and type(r[6]) is AppendEntriesReply
+            and r[6].match_index >= index
+            for r in rows[seen:]
+        )
+
+    while not acknowledged():  # event by event: crash the instant the reply leaves
+        seen = len(rows)
+        c.sim.step()
+    c.crash(acker)
+    assert c.sim.storage(acker)[("log", index)] == LogEntry(term, "precious")
+    assert c.run_until(lambda: c.node(leader).commit_index >= index, 0.5)  # the reply still arrives
+    # Now the leader dies too; only the restarted acker holds the entry.
+    c.crash(leader)
+    c.restart(acker)
+    c.connect(other)
+    rest = [acker, other]
+    assert c.run_until(lambda: connected_leader(c, rest) is not None, 3.0)
+    # §5.4.1: `other` lacks the entry, so only `acker` can win; the entry commits everywhere.
+    assert connected_leader(c, rest) == acker
+    assert c.run_until(lambda: all("precious" in c.applied(n) for n in rest), 2.0)
+    c.restart(leader)
+    assert c.run_until(lambda: c.applied(leader) == ["precious"], 2.0)
 
 
 def test_crash_and_restart_of_all_servers_keeps_committed_entries():

@@ -112,3 +112,29 @@ def test_single_server_cluster_commits_alone():
     assert c.run_until(lambda: c.leader() == "n1", 1.0)
     c.submit("x")
     assert c.applied("n1") == ["x"]
+
+
+def test_monitor_checks_each_servers_commit_index_and_last_applied_as_the_run_goes():
+    # Figure 2, volatile state: commit_index only grows while a server is up,
+    # and last_applied <= commit_index. The monitor checks both after every event.
+    c = RaftCluster(n=3, seed=4, strict=False)
+    assert c.run_until(lambda: c.leader() is not None, 2.0)
+    c.submit("x")
+    c.sim.run_for(0.2)
+    follower = next(n for n in c.ids if n != c.leader())
+    node = c.node(follower)
+    assert node.commit_index == 2 and c.violations == []
+    node.commit_index = 1  # as a stale heartbeat used to do
+    c.monitor.observe(follower)
+    assert any("commit_index went back from 2 to 1" in v for v in c.violations), c.violations
+    assert any("last_applied 2 > commit_index 1" in v for v in c.violations), c.violations
+    # A restart legitimately starts again from commit_index 0.
+    c2 = RaftCluster(n=3, seed=4)
+    assert c2.run_until(lambda: c2.leader() is not None, 2.0)
+    c2.submit("x")
+    c2.sim.run_for(0.2)
+    follower = next(n for n in c2.ids if n != c2.leader())
+    c2.crash(follower)
+    c2.restart(follower)
+    c2.sim.run_for(0.3)
+    assert c2.violations == [] and c2.node(follower).commit_index == 2

@@ -17,6 +17,11 @@ simulator event, looks only at the server that event touched, and does work
 proportional to what changed (new log entries, new commits, new applies).
 It also remembers across time, which is stronger than a snapshot check: an
 entry ever applied at index i by anyone must match every later apply at i.
+
+Besides Figure 3 the monitor checks two of each server's own invariants
+(Figure 2, "Volatile state on all servers") as the run goes:
+``last_applied <= commit_index``, and ``commit_index`` never decreases while
+a server stays up (it is volatile, so a restart begins again at 0).
 """
 
 from __future__ import annotations
@@ -139,6 +144,8 @@ class InvariantMonitor:
         self._seen_commit: dict[str, int] = {}
         self._seen_applied: dict[str, int] = {}
         self._was_leader: dict[str, int] = {}
+        self._commit_index: dict[str, int] = {}  # per server, its commit_index when last observed
+        self._applied_ahead: set[str] = set()  # servers already reported for last_applied > commit_index
         self.events_checked = 0
 
     def _fail(self, what: str) -> None:
@@ -182,6 +189,19 @@ class InvariantMonitor:
             self._seen_commit[node_id] = 0
             self._seen_applied[node_id] = 0
             self._was_leader[node_id] = -1
+            self._commit_index[node_id] = 0
+            self._applied_ahead.discard(node_id)
+        # The server's own invariants (Figure 2): commit_index only grows within
+        # one incarnation, and nothing is applied before it is committed.
+        commit = node.commit_index
+        if commit < self._commit_index[node_id]:
+            self._fail(
+                f"Commit index: {node_id}'s commit_index went back from {self._commit_index[node_id]} to {commit}"
+            )
+        self._commit_index[node_id] = commit
+        if node.last_applied > commit and node_id not in self._applied_ahead:
+            self._applied_ahead.add(node_id)
+            self._fail(f"Apply: {node_id} has last_applied {node.last_applied} > commit_index {commit}")
         log = node.log
         last = log.last_index
         # Log Matching: same (index, term) means same prefix, at any time.

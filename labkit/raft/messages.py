@@ -6,7 +6,8 @@ Field names follow the figure, in snake case. Two extensions are marked:
 
 * :class:`AppendEntriesReply` carries ``conflict_index`` / ``conflict_term``
   so a leader can skip a whole term of mismatching entries per round trip
-  (the optimisation sketched at the end of §5.3);
+  (the optimisation sketched at the end of §5.3), and echoes the request's
+  ``term`` and ``prev_log_index`` so a leader ignores stale answers (§5.3);
 * :class:`ClientRequest` / :class:`ClientReply` are the client protocol of
   §8: a client id and a sequence number let the state machine apply a retried
   command at most once.
@@ -100,15 +101,24 @@ class AppendEntries:
 class AppendEntriesReply:
     """AppendEntries RPC results (Figure 2) plus fast-backtracking hints.
 
+    ``term`` is the follower's ``current_term`` (Figure 2). Two fields echo the
+    request this reply answers, so a leader can tell an answer to its latest
+    request from a late, duplicated or reordered answer to an older one (§5.3):
+    ``request_term`` is the request's ``term`` and ``prev_log_index`` its
+    ``prev_log_index``.
+
     On success ``match_index`` is the index of the last entry the follower now
     knows to match the leader's log (``prev_log_index + len(entries)``). On
     failure ``conflict_term`` is the term of the follower's entry at
-    ``prev_log_index`` (``None`` when its log is too short) and
-    ``conflict_index`` the first index the leader should try next.
+    ``prev_log_index`` (``None`` when its log is too short or the request's
+    term was stale) and ``conflict_index`` the first index the leader should
+    try next (0 when the request's term was stale: there is no hint).
     """
 
     term: int
     success: bool
+    request_term: int
+    prev_log_index: int
     match_index: int = 0
     conflict_index: int = 0
     conflict_term: int | None = None

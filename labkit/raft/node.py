@@ -18,7 +18,10 @@ Flow control (as etcd's raft limits "inflight" messages per follower): a
 leader keeps at most one AppendEntries *with entries* outstanding per
 follower. Entries appended while one is outstanding wait and travel together
 in the next message, sent as soon as the follower's reply arrives. The reply
-carries ``match_index`` so the leader knows exactly what the follower stored.
+carries ``match_index`` so the leader knows exactly what the follower stored,
+and echoes the request's ``term`` and ``prev_log_index``: a failure reply
+that does not answer the leader's current probe (stale, duplicated or
+overtaken, §5.3) is ignored rather than allowed to rewind ``next_index``.
 A heartbeat to a follower with a message outstanding carries no entries
 (it keeps the follower's election timer quiet and brings the commit index);
 one outstanding for a whole heartbeat interval is presumed lost and sent
@@ -403,8 +406,10 @@ class RaftNode(Node):
         )
 
     def _on_append_entries(self, ctx: Context, src: str, m: AppendEntries) -> None:
-        if m.term < self.current_term:
-            ctx.send(src, AppendEntriesReply(self.current_term, False))
+        term, prev = self.current_term, m.prev_log_index
+        if m.term < term:
+            # A stale leader: our term tells it to step down; no hint (conflict_index 0).
+            ctx.send(src, AppendEntriesReply(term, False, m.term, prev))
             return
         # m.term == current_term: src is this term's leader.
         if self.role is not Role.FOLLOWER:
@@ -413,9 +418,8 @@ class RaftNode(Node):
         self._reset_election_timer(ctx)
         log = self.log
         last = log.last_index
-        prev = m.prev_log_index
         if prev > last:
-            ctx.send(src, AppendEntriesReply(self.current_term, False, conflict_index=last + 1))
+            ctx.send(src, AppendEntriesReply(term, False, term, prev, conflict_index=last + 1))
             return
         ct = log.term(prev)
         if ct != m.prev_log_term:
@@ -424,7 +428,7 @@ class RaftNode(Node):
             ctx.send(
                 src,
                 AppendEntriesReply(
-                    self.current_term, False, conflict_index=log.first_index_of_term(prev), conflict_term=ct
+                    term, False, term, prev, conflict_index=log.first_index_of_term(prev), conflict_term=ct
                 ),
             )
             return
@@ -443,11 +447,17 @@ class RaftNode(Node):
                 ctx.persist(("log", j), entry)
             ctx.persist("log_length", log.last_index)
             break
-        match = prev + len(entries)
-        if m.leader_commit > self.commit_index:
-            self.commit_index = min(m.leader_commit, match)
+        match = prev + len(entries)  # the index of the last new entry (Figure 2)
+        # Figure 2: "if leaderCommit > commitIndex, set commitIndex =
+        # min(leaderCommit, index of last new entry)". Only ever raise it: a
+        # late or stale message (a heartbeat built from an old next_index) may
+        # name a last new entry below what this server already knows committed.
+        # Invariant: commit_index never decreases while the server is up.
+        new_commit = min(m.leader_commit, match)
+        if new_commit > self.commit_index:
+            self.commit_index = new_commit
             self._apply(ctx)
-        ctx.send(src, AppendEntriesReply(self.current_term, True, match_index=match))
+        ctx.send(src, AppendEntriesReply(term, True, term, prev, match_index=match))
 
     def _on_append_entries_reply(self, ctx: Context, src: str, m: AppendEntriesReply) -> None:
         if self.role is not Role.LEADER or m.term != self.current_term:
@@ -467,6 +477,17 @@ class RaftNode(Node):
                 self._send_append(ctx, src)
             else:
                 self._inflight[src] = None
+            return
+        # §5.3: a failure says "my log does not match yours at prev_log_index",
+        # so the leader steps next_index back and tries again. That is news only
+        # for the request the leader would send now: one of this term, probing
+        # at next_index - 1. Any other failure answers an older request (a stale
+        # term's rejection, a duplicate, one overtaken by a reply that already
+        # moved next_index); acting on it would move next_index by stale advice
+        # and resend entries that are still on their way. The request it names
+        # has been answered or superseded, so it is ignored; a request that is
+        # really lost is resent by the heartbeat timer.
+        if m.request_term != self.current_term or m.prev_log_index != self.next_index[src] - 1:
             return
         if m.conflict_term is None:
             nxt = m.conflict_index

@@ -17,11 +17,12 @@ from typing import Any
 
 from labkit.raft.cluster import RaftCluster
 from labkit.raft.messages import KVCommand
-from labkit.sim import Uniform
+from labkit.sim import Latency, Uniform
 
 __all__ = ["Fault", "FAULT_KINDS", "apply_fault", "check_history", "random_schedule", "run_schedule"]
 
 FAULT_KINDS = ("crash", "restart", "disconnect", "partition", "heal", "loss")
+SCHEDULE_LATENCY = Uniform(0.001, 0.01)  # one-way delay of the schedules' network, some reordering
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +61,16 @@ def apply_fault(c: RaftCluster, f: Fault) -> None:
         c.sim.set_loss(f.arg)
 
 
-def random_schedule(rng: random.Random, steps: int = 8, n: int = 5) -> list[Fault]:
-    """``steps`` random faults over about two seconds."""
+def random_schedule(
+    rng: random.Random, steps: int = 8, n: int = 5, kinds: Sequence[str] = FAULT_KINDS
+) -> list[Fault]:
+    """``steps`` random faults of the given ``kinds`` over about two seconds."""
+    kinds = tuple(kinds)
+    if not kinds or any(k not in FAULT_KINDS for k in kinds):
+        raise ValueError(f"kinds must be a non-empty selection of {FAULT_KINDS}, got {kinds!r}")
     out = []
     for _ in range(steps):
-        kind = rng.choice(FAULT_KINDS)
+        kind = rng.choice(kinds)
         if kind == "partition":
             arg: Any = rng.sample(range(n), rng.randint(1, n // 2))
         elif kind == "loss":
@@ -89,6 +95,9 @@ def run_schedule(
     settle: float = 3.0,
     bugs: Sequence[Any] = (),
     strict: bool = True,
+    latency: Latency | float = SCHEDULE_LATENCY,
+    loss: float = 0.0,
+    duplication: float = 0.02,
 ) -> RaftCluster:
     """Run one schedule (random from ``seed`` if ``faults`` is None) and settle.
 
@@ -96,12 +105,16 @@ def run_schedule(
     fault is lifted, every server restarted, and the run continues until every
     operation has returned (at most ``settle`` seconds). Raises
     :class:`~labkit.raft.InvariantViolation` on any safety violation when
-    ``strict``; ``bugs`` builds the deliberately broken variants.
+    ``strict``; ``bugs`` builds the deliberately broken variants. ``latency``,
+    ``loss`` and ``duplication`` set up the network before the first fault
+    (a ``loss`` fault changes the loss rate; the settling phase loses nothing).
     """
     rng = random.Random(seed)
     if faults is None:
         faults = random_schedule(rng, n=n)
-    c = RaftCluster(n=n, seed=seed, latency=Uniform(0.001, 0.01), duplication=0.02, bugs=bugs, strict=strict)
+    c = RaftCluster(
+        n=n, seed=seed, latency=latency, loss=loss, duplication=duplication, bugs=bugs, strict=strict
+    )
     span = sum(f.delay for f in faults)
     for i in range(clients):
         cl = c.client(f"c{i}")
@@ -150,7 +163,7 @@ def _limited_workload(
     c.sim.after(0.0, tick)
 
 
-def check_history(c: RaftCluster, linearizability: bool = True) -> None:
+def check_history(c: RaftCluster, linearizability: bool = True, timeout: float = 5.0) -> None:
     """Check a settled run's client history; raise AssertionError on the first problem.
 
     * every operation that returned is in the log (completed writes are never lost);
@@ -158,7 +171,9 @@ def check_history(c: RaftCluster, linearizability: bool = True) -> None:
       and a read that starts after another read returned sees at least as much
       (reads never go back in time);
     * if ``linearizability`` and :mod:`labkit.linearizability` is importable, the
-      whole history is checked against its key-value model.
+      whole history is checked against its key-value model; a verdict the
+      checker cannot reach within ``timeout`` seconds fails too (undecided is
+      not linearizable-as-far-as-we-know).
     """
 
     def settled() -> bool:
@@ -194,6 +209,13 @@ def check_history(c: RaftCluster, linearizability: bool = True) -> None:
             from labkit.linearizability import KVModel, check
         except ImportError:  # pragma: no cover - depends on what is installed
             return
-        result = check(c.operations(), KVModel(), timeout=5.0)
-        if result.ok is False:
-            raise AssertionError(f"history not linearizable: {result}")
+        result = check(c.operations(), KVModel(), timeout=timeout)
+        if result.ok is None:
+            # Undecided is not a pass: nobody has shown this history correct.
+            raise AssertionError(
+                f"linearizability undecided: the checker ran out of its {timeout:g} s budget on "
+                f"{len(c.history)} operations ({result.steps:,} search steps), so the history "
+                "is not known to be linearizable"
+            )
+        if result.ok is not True:
+            raise AssertionError(f"history not linearizable: {result.explanation or result}")

@@ -7,15 +7,17 @@ failed one.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pybreaker
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from labkit.resilience import (
     TRANSITIONS,
+    Admission,
     BreakerConfig,
     BreakerState,
     CircuitBreaker,
@@ -34,41 +36,65 @@ class Clock:
 
 
 class Reference:
-    """A plain, independent model of the documented behaviour."""
+    """A plain, independent model of the documented behaviour.
+
+    Every state change starts a new epoch; a call remembers the epoch that
+    admitted it, and its outcome counts only if the epoch is still current.
+    """
 
     def __init__(self, cfg: BreakerConfig) -> None:
         self.cfg = cfg
         self.state = "closed"
+        self.epoch = 0
         self.outcomes: list[bool] = []
         self.opened_at = 0.0
         self.admitted = 0
         self.successes = 0
+        self.full_at = 0.0
 
-    def allow(self, now: float) -> bool:
+    def _enter(self, state: str, now: float) -> None:
+        self.state = state
+        self.epoch += 1
+        if state == "open":
+            self.opened_at = now
+        elif state == "half_open":
+            self.admitted, self.successes = 0, 0
+        else:
+            self.outcomes = []
+
+    def allow(self, now: float) -> int | None:
+        """The admitting epoch, or None if refused."""
         if self.state == "open":
             if now - self.opened_at < self.cfg.cooldown:
-                return False
-            self.state, self.admitted, self.successes = "half_open", 0, 0
+                return None
+            self._enter("half_open", now)
         if self.state == "half_open":
             if self.admitted == self.cfg.probes:
-                return False
+                if now - self.full_at >= self.cfg.cooldown:
+                    self._enter("open", now)  # the probes took too long
+                return None
             self.admitted += 1
-        return True
+            if self.admitted == self.cfg.probes:
+                self.full_at = now
+        return self.epoch
 
-    def record(self, now: float, ok: bool) -> None:
+    def record(self, now: float, epoch: int, ok: bool) -> bool:
+        if epoch != self.epoch:
+            return False  # admitted before the last state change: ignored
         if self.state == "closed":
             self.outcomes.append(ok)
             last = self.outcomes[-self.cfg.window :]
             rate = last.count(False) / len(last)
             if not ok and len(last) >= self.cfg.min_calls and rate >= self.cfg.failure_rate - 1e-9:
-                self.state, self.opened_at = "open", now
+                self._enter("open", now)
         elif self.state == "half_open":
             if not ok:
-                self.state, self.opened_at = "open", now
+                self._enter("open", now)
             else:
                 self.successes += 1
                 if self.successes == self.cfg.probes:
-                    self.state, self.outcomes = "closed", []
+                    self._enter("closed", now)
+        return True
 
 
 configs = st.builds(
@@ -84,7 +110,8 @@ configs = st.builds(
     )
 )
 
-# An operation: advance the clock, start a call, or finish the i-th call in flight.
+# An operation: advance the clock, start a call, or finish the i-th call in flight
+# (i modulo the number in flight, so any call can finish first).
 ops = st.lists(
     st.one_of(
         st.tuples(st.just("tick"), st.sampled_from([0.0, 0.25, 0.5, 1.0, 3.0])),
@@ -95,28 +122,149 @@ ops = st.lists(
     max_size=80,
 )
 
+# The review's counterexample: three calls in flight while closed, one fails and
+# opens the breaker, the cool-down passes, one probe is admitted, then the two
+# old calls succeed. They were not probes: the breaker must stay half-open.
+LATE_CLOSED_CALLS = [
+    ("start", 0),
+    ("start", 0),
+    ("start", 0),
+    ("finish_fail", 0),
+    ("tick", 1.0),
+    ("start", 0),
+    ("finish_ok", 0),
+    ("finish_ok", 0),
+]
+# And a late failure of a closed-state call must not re-open a healthy half-open breaker.
+LATE_CLOSED_FAILURE = [
+    ("start", 0),
+    ("start", 0),
+    ("finish_fail", 0),
+    ("tick", 1.0),
+    ("start", 0),
+    ("finish_fail", 0),
+    ("start", 0),
+    ("finish_ok", 0),
+    ("finish_ok", 0),
+]
+EXAMPLE_CONFIG = BreakerConfig(failure_rate=0.5, window=1, min_calls=1, cooldown=1.0, probes=2)
+
 
 @settings(max_examples=300, deadline=None)
 @given(configs, ops)
+@example(EXAMPLE_CONFIG, LATE_CLOSED_CALLS)
+@example(EXAMPLE_CONFIG, LATE_CLOSED_FAILURE)
 def test_transitions_match_reference_model(cfg: BreakerConfig, program: list) -> None:
     clock = Clock()
     breaker = CircuitBreaker(cfg, clock=clock)
     ref = Reference(cfg)
-    in_flight = 0
+    in_flight: list[tuple[Admission, int]] = []
     for op, arg in program:
         if op == "tick":
             clock.t += arg
         elif op == "start":
-            allowed = breaker.allow()
-            assert allowed == ref.allow(clock.t)
-            in_flight += allowed
+            admission = breaker.allow()
+            epoch = ref.allow(clock.t)
+            assert (admission is None) == (epoch is None)
+            if admission is not None:
+                assert admission.state is breaker.state
+                in_flight.append((admission, epoch))
         elif in_flight:
             ok = op == "finish_ok"
-            breaker.record(ok)
-            ref.record(clock.t, ok)
-            in_flight -= 1
+            admission, epoch = in_flight.pop(arg % len(in_flight))
+            assert breaker.record(admission, ok) == ref.record(clock.t, epoch, ok)
         assert breaker.state.value == ref.state
         check_breaker_invariants(breaker)
+
+
+def test_late_closed_state_calls_are_not_probes() -> None:
+    clock = Clock()
+    b = CircuitBreaker(EXAMPLE_CONFIG, clock=clock)
+    old = [b.allow() for _ in range(3)]
+    assert b.record(old[0], False) and b.state is BreakerState.OPEN
+    clock.t = 1.0
+    probe = b.allow()
+    assert probe is not None and probe.state is BreakerState.HALF_OPEN
+    assert not b.record(old[1], True) and not b.record(old[2], True)  # stale: ignored
+    assert b.state is BreakerState.HALF_OPEN and b.stale_outcomes == 2
+    check_breaker_invariants(b)
+    assert b.record(probe, True)
+    assert b.state is BreakerState.HALF_OPEN  # one probe of two
+    assert b.record(b.allow(), True)
+    assert b.state is BreakerState.CLOSED
+
+
+def test_late_failure_does_not_reopen_healthy_probes() -> None:
+    clock = Clock()
+    b = CircuitBreaker(EXAMPLE_CONFIG, clock=clock)
+    first, late = b.allow(), b.allow()
+    b.record(first, False)
+    clock.t = 1.0
+    probes = [b.allow(), b.allow()]
+    assert not b.record(late, False)
+    assert b.state is BreakerState.HALF_OPEN
+    for p in probes:
+        b.record(p, True)
+    assert b.state is BreakerState.CLOSED
+    check_breaker_invariants(b)
+
+
+def test_record_validates_its_admission() -> None:
+    b = CircuitBreaker(EXAMPLE_CONFIG, clock=lambda: 0.0)
+    with pytest.raises(TypeError, match="admission"):
+        b.record(True, True)  # type: ignore[arg-type]  # the old record(ok) call
+    a = b.allow()
+    with pytest.raises(TypeError, match="ok"):
+        b.record(a, 1)  # type: ignore[arg-type]
+    b.record(a, True)
+    with pytest.raises(ValueError, match="exactly once"):
+        b.record(a, True)
+    with pytest.raises(ValueError, match="later generation"):
+        b.record(Admission(BreakerState.CLOSED, 5), True)
+
+
+def test_half_open_gives_up_on_probes_that_never_answer() -> None:
+    clock = Clock()
+    b = CircuitBreaker(
+        BreakerConfig(failure_rate=1.0, window=1, min_calls=1, cooldown=1.0, probes=2), clock=clock
+    )
+    b.record(b.allow(), False)
+    clock.t = 1.0
+    hung = b.allow()  # a probe that will never report back
+    clock.t = 1.5
+    b.record(b.allow(), True)  # the second probe, fine: slots are now all used
+    assert b.allow() is None
+    clock.t = 2.49
+    assert b.allow() is None and b.state is BreakerState.HALF_OPEN  # still waiting for the first
+    clock.t = 2.5  # a whole cool-down since the last slot was taken
+    assert b.allow() is None and b.state is BreakerState.OPEN
+    assert b.transitions[-1].event is Event.PROBES_TIMED_OUT
+    assert not b.record(hung, True)  # its answer, if it ever comes, is stale
+    clock.t = 3.5
+    assert b.allow() is not None and b.state is BreakerState.HALF_OPEN  # tries again
+    check_breaker_invariants(b)
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, asyncio.CancelledError, SystemExit])
+def test_an_interrupted_probe_reports_back(interrupt: type[BaseException]) -> None:
+    clock = Clock()
+    b = CircuitBreaker(
+        BreakerConfig(failure_rate=1.0, window=1, min_calls=1, cooldown=1.0, probes=1), clock=clock
+    )
+    b.record(b.allow(), False)
+    clock.t = 1.0
+
+    def stuck() -> None:
+        raise interrupt
+
+    with pytest.raises(interrupt):
+        b.call(stuck)
+    # The probe counted as a failure: the breaker re-opened instead of waiting for ever.
+    assert b.state is BreakerState.OPEN
+    assert b.transitions[-1].event is Event.PROBE_FAILED
+    clock.t = 2.0
+    assert b.call(lambda: "up") == "up" and b.state is BreakerState.CLOSED
+    check_breaker_invariants(b)
 
 
 @settings(max_examples=200, deadline=None)
@@ -210,20 +358,21 @@ def test_opens_after_threshold_and_recovers_through_half_open() -> None:
         BreakerConfig(failure_rate=0.5, window=4, min_calls=4, cooldown=2.0, probes=2), clock=clock
     )
     for ok in (True, False, True):
-        assert b.allow()
-        b.record(ok)
+        a = b.allow()
+        assert a
+        b.record(a, ok)
     assert b.state is BreakerState.CLOSED  # 3 calls < min_calls
-    assert b.allow()
-    b.record(False)  # 2 of 4 failed = 50%
+    b.record(b.allow(), False)  # 2 of 4 failed = 50%
     assert b.state is BreakerState.OPEN
     assert not b.allow()
     clock.t = 1.99
     assert not b.allow()
     clock.t = 2.0
-    assert b.allow() and b.allow() and not b.allow()  # two probes, no third
+    probes = [b.allow(), b.allow()]
+    assert all(probes) and not b.allow()  # two probes, no third
     assert b.state is BreakerState.HALF_OPEN
-    b.record(True)
-    b.record(True)
+    b.record(probes[0], True)
+    b.record(probes[1], True)
     assert b.state is BreakerState.CLOSED
     assert [t.event for t in b.transitions] == [
         Event.FAILURE_RATE_REACHED,
@@ -238,12 +387,12 @@ def test_failed_probe_reopens_and_restarts_cooldown() -> None:
     b = CircuitBreaker(
         BreakerConfig(failure_rate=1.0, window=1, min_calls=1, cooldown=1.0, probes=1), clock=clock
     )
-    b.allow()
-    b.record(False)
+    b.record(b.allow(), False)
     clock.t = 1.0
-    assert b.allow()
+    probe = b.allow()
+    assert probe
     clock.t = 1.5
-    b.record(False)
+    b.record(probe, False)
     assert b.state is BreakerState.OPEN
     clock.t = 2.4
     assert not b.allow()  # cool-down counts from the failed probe

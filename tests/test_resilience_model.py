@@ -195,6 +195,11 @@ def test_knobs_validate_their_input() -> None:
         m.set_policies("all on")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="calls 'X'"):
         ChainModel(services={"A": ServiceSpec(calls={"k": ("X",)})})
+    with pytest.raises(TypeError, match=r"calls\['k'\] must be a tuple"):
+        ServiceSpec(calls={"k": "BC"})  # not the route ("B", "C")
+    with pytest.raises(TypeError, match="service names"):
+        ServiceSpec(calls={"k": ("B", 3)})
+    assert ServiceSpec(calls={"k": ["B", "C"]}).calls == {"k": ("B", "C")}
     with pytest.raises(TypeError, match="timeouts must be True or False"):
         make_policies(timeouts="yes")  # type: ignore[arg-type]
 
@@ -213,3 +218,20 @@ def test_knobs_change_mid_run() -> None:
     assert m.specs["C"].workers == 1
     assert m.offered(3, 5) > 80
     assert m.metrics().query("service == 'C' and time >= 3.5").offered.sum() > 0
+
+
+def test_breaker_does_not_stay_half_open_when_probes_vanish() -> None:
+    """C errors (B's breaker opens), then crashes while the breaker is open and
+    comes back at 3 s. With no timeouts the first probes to the crashed C never
+    answer; the breaker must give up on them, re-open, and probe again."""
+    m = ChainModel(1, rate=100.0, mix={"checkout": 1.0}, policies={"B": make_policies(breaker=True)})
+    m.at(1.0, lambda m: m.set_fault("C", Fault.ERRORING))
+    m.at(1.5, lambda m: m.set_fault("C", Fault.DOWN))
+    m.at(3.0, lambda m: m.set_fault("C", Fault.NONE))
+    m.run(12.0)
+    events = m.transitions().event.tolist()
+    assert events[:3] == ["failure rate reached", "cool-down elapsed", "probes timed out"]
+    breaker = m.service("B").breakers["C"]
+    assert breaker.state.value == "closed"
+    check_breaker_invariants(breaker)
+    assert share(m, 8, 12) > 0.95  # checkouts flow again once C is back

@@ -16,6 +16,7 @@ One concept per module:
 
 from labkit.resilience.breaker import (
     TRANSITIONS,
+    Admission,
     BreakerConfig,
     BreakerState,
     CircuitBreaker,
@@ -37,6 +38,7 @@ __all__ = [
     "CLIENT",
     "FAULT_WINDOW",
     "TRANSITIONS",
+    "Admission",
     "Backoff",
     "BreakerConfig",
     "BreakerState",

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.resilience.breaker import BreakerConfig, CircuitBreaker
+from labkit.resilience.breaker import Admission, BreakerConfig, CircuitBreaker
 from labkit.resilience.bulkhead import Bulkhead
 from labkit.resilience.messages import RETRYABLE, Outcome, Request, Response
 from labkit.resilience.metrics import (
@@ -93,6 +93,15 @@ class ServiceSpec:
         self.failure_rate = _probability("failure_rate", self.failure_rate)
         if not isinstance(self.calls, Mapping):
             raise TypeError(f"calls must map a request kind to a tuple of service names, got {self.calls!r}")
+        for kind, route in self.calls.items():
+            # A bare str is iterable too: "BC" would silently become the route ("B", "C").
+            if isinstance(route, str) or not isinstance(route, (tuple, list)):
+                raise TypeError(
+                    f"calls[{kind!r}] must be a tuple (or list) of service names, e.g. ({route!r},), got {route!r}"
+                )
+            for dep in route:
+                if not isinstance(dep, str) or not dep:
+                    raise TypeError(f"calls[{kind!r}] must hold service names (non-empty str), got {dep!r}")
         self.calls = {str(k): tuple(v) for k, v in self.calls.items()}
 
 
@@ -146,6 +155,7 @@ class _Job:
         "delay",
         "call",
         "breaker",
+        "admission",
         "slot",
     )
 
@@ -162,9 +172,11 @@ class _Job:
         self.attempt = 0  # attempts made on route[step]
         self.delay = 0.0  # last backoff delay (decorrelated jitter grows from it)
         self.call = 0  # id of the outstanding call, 0 if none
-        # The breaker that admitted the outstanding call and the bulkhead it
-        # holds a slot of (policies may be swapped while it is in flight).
+        # The breaker that admitted the outstanding call, its admission ticket
+        # and the bulkhead it holds a slot of (policies may be swapped while it
+        # is in flight).
         self.breaker: CircuitBreaker | None = None
+        self.admission: Admission | None = None
         self.slot: Bulkhead | None = None
 
 
@@ -368,12 +380,15 @@ class Service(Node):
             self._finish(ctx, job, Outcome.BULKHEAD_FULL)
             return
         breaker = self.breakers.get(dep)
-        if breaker is not None and not breaker.allow():
-            if bulkhead is not None:
-                bulkhead.release()
-            row[FAST_FAILS] += 1
-            self._finish(ctx, job, Outcome.BREAKER_OPEN)
-            return
+        if breaker is not None:
+            admission = breaker.allow()
+            if admission is None:
+                if bulkhead is not None:
+                    bulkhead.release()
+                row[FAST_FAILS] += 1
+                self._finish(ctx, job, Outcome.BREAKER_OPEN)
+                return
+            job.admission = admission
         job.breaker = breaker
         job.slot = bulkhead
         row[ATTEMPTS] += 1
@@ -396,8 +411,9 @@ class Service(Node):
             job.slot.release()
             job.slot = None
         if job.breaker is not None:
-            job.breaker.record(outcome is Outcome.OK)
+            job.breaker.record(job.admission, outcome is Outcome.OK)
             job.breaker = None
+            job.admission = None
         if outcome is Outcome.OK:
             job.step += 1
             job.attempt = 0

@@ -6,6 +6,7 @@ Architecture Blog, 2015).
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -133,6 +134,15 @@ def test_retry_policy_validation() -> None:
         Backoff().delay(-1, random.Random(0))
     assert RetryPolicy().make_budget(lambda: 0.0) is None
     assert isinstance(RetryPolicy(budget_ratio=0.1).make_budget(lambda: 0.0), RetryBudget)
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan, -1.0])
+def test_retry_budget_refuses_a_non_finite_floor(bad: float) -> None:
+    # inf would grant unlimited retries; NaN compares false with everything.
+    with pytest.raises(ValueError, match="min_per_second must be a finite number"):
+        RetryBudget(0.1, bad, clock=lambda: 0.0)
+    with pytest.raises(ValueError, match="min_per_second"):
+        RetryPolicy(budget_ratio=0.1, budget_min_per_second=bad)
 
 
 def test_timeouts_and_deadline_propagation() -> None:

@@ -190,9 +190,11 @@ class RetryBudget:
         if (
             isinstance(min_per_second, bool)
             or not isinstance(min_per_second, (int, float))
-            or min_per_second < 0
+            or not 0 <= min_per_second < math.inf  # also refuses NaN
         ):
-            raise ValueError(f"min_per_second must be a number >= 0, got {min_per_second!r}")
+            raise ValueError(
+                f"min_per_second must be a finite number of retries/s >= 0, got {min_per_second!r}"
+            )
         self.window = _seconds("window", window, positive=True)
         if not callable(clock):
             raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -131,3 +132,55 @@ def test_sigkill_at_random_moments_keeps_every_committed_batch_whole(tmp_path):
             for saga_id in present:
                 n = len(log.records(saga_id))
                 assert n == 201, f"{saga_id} has {n} of 201 records: a torn batch"
+
+
+class _CommitFailsOnce:
+    """A stand-in for the connection whose next COMMIT fails (as a full disk or
+    an I/O error would make it fail); everything else goes to the real one."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self.armed = True
+
+    def execute(self, sql, *args):
+        if self.armed and sql == "COMMIT":
+            self.armed = False
+            raise sqlite3.OperationalError("disk I/O error (forced)")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def test_a_failed_commit_is_rolled_back_and_the_log_still_works(tmp_path):
+    with SagaLog(tmp_path / "s.db") as log:
+        log.begin("s1", "order", {}, [R(LogKind.STARTED)])
+        real = log._conn
+        log._conn = _CommitFailsOnce(real)
+        with pytest.raises(sqlite3.OperationalError, match="forced"):
+            log.append("s1", [R(LogKind.STEP_SENT, 0, 1)])
+        assert not real.in_transaction, "a failed COMMIT left the transaction open"
+        assert log.records("s1") == [R(LogKind.STARTED)]
+        assert log.writes == 1  # the failed write is not counted
+        log.begin("s2", "order", {}, [R(LogKind.STARTED)])  # a later BEGIN works
+        log.append("s1", [R(LogKind.STEP_SENT, 0, 1)])
+        log._conn = real
+        assert [s for s, _ in log.sagas()] == ["s1", "s2"] and len(log.records("s1")) == 2
+
+
+@pytest.mark.parametrize("kind", [tuple, iter, lambda rs: (r for r in rs)])
+def test_any_iterable_with_a_terminal_record_sets_the_status(tmp_path, kind):
+    with SagaLog(tmp_path / "s.db") as log:
+        log.begin("s1", "order", {}, [R(LogKind.STARTED)])
+        log.append("s1", kind([R(LogKind.COMP_DONE, 0, 1), R(LogKind.ABORTED)]))
+        assert log.status("s1") is SagaStatus.ABORTED
+        assert log.unfinished() == []
+        assert [r.kind for r in log.records("s1")] == [LogKind.STARTED, LogKind.COMP_DONE, LogKind.ABORTED]
+
+
+def test_refuses_to_run_without_wal(tmp_path):
+    # SQLite keeps an in-memory database in "memory" journal mode whatever we ask.
+    with pytest.raises(RuntimeError, match="WAL"):
+        SagaLog(":memory:")
+    with SagaLog(tmp_path / "s.db") as log:
+        assert log._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -6,7 +6,8 @@ Salem's "saga log", SIGMOD 1987 section 5). After a crash the log is all a
 new orchestrator has: it replays each unfinished saga's records to find
 where it stopped, then goes forward or compensates.
 
-Every write is **one SQLite transaction**: ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+Every write is **one SQLite transaction**: ``BEGIN IMMEDIATE`` ... ``COMMIT``
+(rolled back if anything in it, the ``COMMIT`` included, fails).
 A process killed in the middle of a write leaves the whole batch or none of
 it (SQLite's journal rolls an unfinished transaction back when the file is
 next opened); ``tests/test_saga_log.py`` kills a writer with SIGKILL
@@ -31,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -95,6 +96,37 @@ CREATE TABLE IF NOT EXISTS saga_log (
 """
 
 
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block *or the
+    COMMIT itself* raises, so a failed write never leaves the connection inside
+    an open transaction (where every later ``BEGIN`` would fail).
+
+    The same shape as the event store's ``_Transaction`` in
+    :mod:`labkit.eventstore.sqlite` (which is private to that module).
+    """
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        conn = self._conn
+        if exc_type is None:
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        elif conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+
 class SagaLog:
     """A saga log stored in the SQLite file at ``path``.
 
@@ -116,7 +148,16 @@ class SagaLog:
         self._conn = sqlite3.connect(self.path, isolation_level=None)
         # synchronous first: switching to WAL then costs no fsync when it is OFF.
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        # The pragma answers with the mode now in force; SQLite keeps the old one
+        # silently where WAL is impossible (":memory:", a file system without
+        # shared memory). Refuse rather than run without the journal the
+        # guarantees above rest on (as labkit.eventstore.sqlite.connect does).
+        mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            self._conn.close()
+            raise RuntimeError(
+                f"could not switch {self.path} to WAL mode (got {mode!r}); use a file on a local disk"
+            )
         self._conn.executescript(_SCHEMA)
         self.writes = 0  # committed transactions through this handle
 
@@ -131,15 +172,9 @@ class SagaLog:
         self.close()
 
     # -- writing -------------------------------------------------------------
-    def _transaction(self, work) -> None:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+    def _transaction(self, work: Callable[[sqlite3.Connection], None]) -> None:
+        with _Transaction(self._conn) as conn:
             work(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         self.writes += 1
 
     @staticmethod
@@ -150,7 +185,7 @@ class SagaLog:
             yield (saga_id, first_seq + i, r.kind.value, r.step, r.attempt, r.at, r.detail)
 
     @staticmethod
-    def _status_after(records: list[LogRecord]) -> SagaStatus | None:
+    def _status_after(records: Sequence[LogRecord]) -> SagaStatus | None:
         for r in records:
             if r.kind is LogKind.COMPLETED:
                 return SagaStatus.COMPLETED
@@ -186,13 +221,13 @@ class SagaLog:
     def append(self, saga_id: str, records: Iterable[LogRecord]) -> None:
         """Append ``records`` to saga ``saga_id`` as one transaction.
 
-        A terminal record (completed / aborted) in a ``list`` also updates the
-        saga's status in the same transaction. Any other iterable is consumed
-        inside the transaction (and never sets the status).
+        ``records`` may be any iterable (list, tuple, generator); it is read
+        once, inside the transaction. A terminal record (completed / aborted)
+        among them also updates the saga's status in the same transaction.
         """
-        batch = records if isinstance(records, list) else None
 
         def work(conn: sqlite3.Connection) -> None:
+            batch = list(records)
             row = conn.execute("SELECT status FROM sagas WHERE saga_id = ?", (saga_id,)).fetchone()
             if row is None:
                 raise ValueError(f"unknown saga_id {saga_id!r}: call begin() first")
@@ -200,9 +235,9 @@ class SagaLog:
                 "SELECT COALESCE(MAX(seq) + 1, 0) FROM saga_log WHERE saga_id = ?", (saga_id,)
             ).fetchone()
             conn.executemany(
-                "INSERT INTO saga_log VALUES (?, ?, ?, ?, ?, ?, ?)", self._rows(saga_id, next_seq, records)
+                "INSERT INTO saga_log VALUES (?, ?, ?, ?, ?, ?, ?)", self._rows(saga_id, next_seq, batch)
             )
-            status = self._status_after(batch) if batch is not None else None
+            status = self._status_after(batch)
             if status is not None:
                 conn.execute("UPDATE sagas SET status = ? WHERE saga_id = ?", (status.value, saga_id))
 

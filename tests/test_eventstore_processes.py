@@ -1,7 +1,8 @@
 """Reliability of the SQLite event store with real processes.
 
-* 8 writer processes append to the same 2 streams with retries on conflict:
-  every acknowledged batch is there exactly once, whole and contiguous, and
+* 8 writer processes (8 distinct pids, running at the same time) append to
+  the same 2 streams with retries on conflict: every acknowledged batch is
+  there exactly once, whole and contiguous, and
   a reader following ``read_all`` while they write never sees a gap.
 * A writer killed with SIGKILL in the middle of a batch leaves all of the
   batch or none of it, and the store stays usable.
@@ -19,15 +20,42 @@ from collections import Counter
 import pytest
 
 from labkit.eventstore import Durability, NewEvent, SQLiteEventStore
-from labkit.eventstore.stress import audit_writers, run_writers
+from labkit.eventstore.stress import audit_writers, run_writers, writer_process
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs fork and SIGKILL")
 CTX = multiprocessing.get_context("fork") if os.name == "posix" else None
 
 
+def _writer(path: str, writer: int, appends: int, start, results) -> None:
+    """One writer process: wait until all are up, write, report (writer, pid, start, end, conflicts)."""
+    start.wait(timeout=60)  # all writers are alive at once before any of them writes
+    began = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process on the machine
+    conflicts = writer_process(path, writer, ["stream-0", "stream-1"], appends, 3, Durability.FULL.name)
+    results.put((writer, os.getpid(), began, time.monotonic(), conflicts))
+
+
 def test_eight_writer_processes_lose_and_duplicate_nothing(tmp_path):
-    path = tmp_path / "w.db"
-    audit = run_writers(path, n_writers=8, appends=120, streams=2, seed=3, durability=Durability.FULL)
+    # One Process per writer (a Pool of 8 may hand two writers to the same worker).
+    path = str(tmp_path / "w.db")
+    n_writers, appends = 8, 120
+    SQLiteEventStore(path, Durability.FULL).close()  # the schema exists before the race
+    start, results = CTX.Barrier(n_writers), CTX.Queue()
+    procs = [CTX.Process(target=_writer, args=(path, w, appends, start, results)) for w in range(n_writers)]
+    for p in procs:
+        p.start()
+    reports = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(10)
+        assert p.exitcode == 0
+    # 8 distinct writer processes ran, and they ran at the same time.
+    assert sorted(w for w, *_ in reports) == list(range(n_writers))
+    pids = {pid for _, pid, *_ in reports}
+    assert len(pids) == n_writers and os.getpid() not in pids
+    assert max(began for _, _, began, _, _ in reports) < min(end for _, _, _, end, _ in reports), (
+        "some writer finished before another started: their appends did not overlap"
+    )
+    with SQLiteEventStore(path) as store:
+        audit = audit_writers(store, n_writers, appends, sum(c for *_, c in reports))
     assert audit.batches_expected == 960
     assert audit.batches_missing == 0 and audit.batches_duplicated == 0 and audit.batches_torn == 0
     assert audit.position_gaps == 0 and audit.version_gaps == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labkit.examples import broadcast_cluster, heartbeat_cluster
-from labkit.sim import Uniform
+from labkit.sim import Kind, Uniform
 from labkit.viz.cluster import ClusterWidget
 from labkit.viz.spacetime import SERIES, spacetime_diagram
 
@@ -125,3 +125,127 @@ def test_controls_show_settings_made_from_python():
     assert w.fault_slider.value == 0.5
     w.recover("n2")
     assert w.up_boxes["n2"].value is True and w.settings.down == set()
+
+
+# ---------------------------------------------------------------------------
+# Clocks: a skew and a drift slider per node (issue #6)
+# ---------------------------------------------------------------------------
+def annotation_texts(fig) -> list[str]:
+    return [a.text for a in fig.layout.annotations]
+
+
+def marker_hovers(fig) -> list[str]:
+    return [h for t in fig.data if t.mode == "markers" for h in (t.hovertext or ())]
+
+
+def test_skew_slider_sets_the_clock_and_the_figure_shows_it():
+    w = ClusterWidget.demo(seed=1, n=4)
+    assert w.ui is not None and set(w.skew_sliders) == set(w.node_ids) == set(w.drift_sliders)
+    fig = w.fig
+    assert annotation_texts(fig) == []  # perfect clocks: no labels
+    before = marker_hovers(fig)
+    w.skew_sliders["n1"].value = 30  # three presses of the arrow key in the browser
+    assert w.settings.skew_ms == {"n1": 30.0}
+    assert w.sim.local_time("n1") - w.sim.now == pytest.approx(0.030)
+    assert w.fig is fig and annotation_texts(fig) == ["n1 clock +30.0 ms"]
+    after = marker_hovers(fig)
+    assert after != before and len(after) == len(before)  # same run, other clock readings
+    arrived_at_n1 = next(h for h in after if "→ n1" in h)
+    true_t = float(arrived_at_n1.split("arrived ")[1].split("s")[0])
+    assert f"n1 clock {true_t + 0.030:.4f}s" in arrived_at_n1
+    assert "clocks: n1 +30 ms" in w.status.value
+    w.drift_sliders["n2"].value = 500
+    assert annotation_texts(fig) == ["n1 clock +30.0 ms", "n2 clock +1.5 ms, drift +500 ppm"]  # 3 s x 500 ppm
+    w.replay(1.0)
+    assert annotation_texts(fig)[1] == "n2 clock +0.5 ms, drift +500 ppm"  # as of the replayed time
+    w.reset_button.click()
+    assert w.skew_sliders["n1"].value == 0 and w.drift_sliders["n2"].value == 0
+    assert annotation_texts(fig) == [] and w.sim.local_time("n1") == w.sim.now
+
+
+def test_clock_controls_follow_settings_made_from_python():
+    w = ClusterWidget.demo(seed=1, n=3)
+    assert w.ui is not None
+    w.set_clock("n2", skew_ms=-120, drift_ppm=250)
+    assert w.skew_sliders["n2"].value == -120 and w.drift_sliders["n2"].value == 250
+    assert w.skew_sliders["n1"].value == 0
+    w.set_clock("n2", drift_ppm=0)  # leaving skew_ms out keeps it
+    assert w.settings.skew_ms["n2"] == -120 and w.drift_sliders["n2"].value == 0
+    assert annotation_texts(w.fig) == ["n2 clock -120.0 ms"]
+
+
+def test_clocks_are_applied_before_the_run_and_do_not_change_the_heartbeats():
+    plain, skewed = ClusterWidget.demo(seed=2), ClusterWidget.demo(seed=2)
+    skewed.set_clock("n3", skew_ms=400, drift_ppm=-1000)
+    assert skewed.sim.local_time("n3") == pytest.approx(skewed.sim.now + 0.4 - 0.001 * skewed.sim.now)
+    # Heartbeats use timers, not clocks: the same messages, at the same true times.
+    deliveries = lambda w: [(e.time, e.src, e.dst) for e in w.sim.trace.of_kind(Kind.DELIVER)]  # noqa: E731
+    assert deliveries(plain) == deliveries(skewed)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"skew_ms": 501}, ValueError, "skew_ms must be between -500 and 500, got 501"),
+        ({"skew_ms": float("nan")}, ValueError, "skew_ms must be between"),
+        ({"drift_ppm": -2000}, ValueError, "drift_ppm must be between -1000 and 1000, got -2000"),
+        ({"skew_ms": "5"}, TypeError, "skew_ms must be a number, got '5'"),
+    ],
+)
+def test_widget_refuses_impossible_clocks(kwargs, error, match):
+    import ipywidgets as W
+
+    from labkit.viz.common import guarded
+
+    w = ClusterWidget.demo(seed=1, n=3)
+    with pytest.raises(error, match=match):
+        w.set_clock("n1", **kwargs)
+    status = W.HTML()
+    guarded(status)(lambda: w.set_clock("n1", **kwargs))()  # what a control's callback does
+    assert "labkit-widget-refused" in status.value and "must be" in status.value
+    assert w.settings.skew_ms == {} and w.settings.drift_ppm == {}
+    with pytest.raises(ValueError, match="node_id must be one of"):
+        w.set_clock("n9", skew_ms=1)
+
+
+def test_all_nodes_on_side_b_says_there_is_no_partition():
+    w = ClusterWidget.demo(seed=1, n=3)
+    assert w.ui is not None
+    for nid in ("n1", "n2"):
+        w.side_pickers[nid].value = "B"
+    assert "labkit-widget-info" in w.status.value and "partition from t=1s: B = n1, n2" in w.status.value
+    w.side_pickers["n3"].value = "B"
+    assert w.sim.partitions == [["n1", "n2", "n3"]]  # nobody is cut off...
+    assert "labkit-widget-refused" in w.status.value  # ...and the status says so
+    assert "No partition: every node is on side B" in w.status.value
+    w.side_pickers["n2"].value = "A"
+    assert "labkit-widget-refused" not in w.status.value and len(w.sim.partitions) == 2
+
+
+def test_clock_controls_only_where_the_figure_shows_clocks():
+    from labkit.viz.raft import election_widget
+
+    raft = election_widget(n=3)  # draws a role timeline, which has no clocks
+    assert raft.ui is not None and raft.clocks is False and raft.skew_sliders == {}
+    forced = ClusterWidget(lambda s: heartbeat_cluster(s, n=2), draw=lambda sim, t, f: f, clocks=True)
+    assert forced.ui is not None and set(forced.skew_sliders) == {"n1", "n2"}
+    with pytest.raises(TypeError, match="clocks must be True, False or None"):
+        ClusterWidget(lambda s: heartbeat_cluster(s, n=2), clocks="yes")
+
+
+def test_diagram_shows_local_clock_readings_only_when_asked():
+    sim = heartbeat_cluster(1, n=2)
+    sim.set_clock("n2", offset=-0.25, drift_ppm=100)
+    sim.at(0.6, lambda s: s.crash("n1"))  # n2 then notes a suspicion: an event on its lane
+    sim.run(2.0)
+    plain, clocked = spacetime_diagram(sim), spacetime_diagram(sim, clocks=True)
+    assert not any("clock" in h for h in marker_hovers(plain)) and annotation_texts(plain) == []
+    assert annotation_texts(clocked) == ["n2 clock -249.8 ms, drift +100 ppm"]
+    hover = next(h for h in marker_hovers(clocked) if h.startswith("Ping") and "n1 → n2" in h)
+    t = float(hover.split("arrived ")[1].split("s")[0])
+    assert f"n2 clock {t - 0.25 + 1e-4 * t:.4f}s" in hover
+    events = next(t for t in clocked.data if t.name.startswith("events"))
+    assert events.hovertext and all("clock" in h for h in events.hovertext)
+    assert any(h.startswith("n2: suspect") and "n2 clock" in h for h in events.hovertext)
+    with pytest.raises(TypeError, match="clocks must be True or False"):
+        spacetime_diagram(sim, clocks="yes")

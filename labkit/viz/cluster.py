@@ -1,20 +1,25 @@
 """The cluster widget: break a simulated cluster and watch what happens.
 
 Controls: a checkbox per node (up or crashed), a side (A or B) per node for a
-network partition, sliders for message loss and latency, a slider for when
-the faults start, **Run** (simulate one more step) and **Reset** buttons, and
-a time slider that replays the recorded run. Every change re-simulates from
+network partition, a clock skew and a clock drift slider per node, sliders
+for message loss and latency, a slider for when the faults start, **Run**
+(simulate one more step) and **Reset** buttons, and a time slider that
+replays the recorded run. Every change re-simulates from
 the seed and redraws the figure in place, so what you see is a consequence of
 the settings, never of chance.
 
 Any protocol can be shown: pass ``build(seed) -> Simulator`` that returns a
 fresh simulator with its nodes added, and optionally a ``draw(sim, until,
 figure)`` that redraws a ``FigureWidget`` (the default draws a space-time
-diagram).
+diagram, with each node's own clock reading in the hover texts and a label
+on the lane of every node whose clock is off). The clock sliders are shown
+only with a figure that shows clocks: by default only with the default
+figure (pass ``clocks=True`` or ``False`` to decide).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,16 +28,22 @@ from labkit.sim import Kind, Simulator, Uniform
 from labkit.viz.common import LazyWidget, guarded, status_html
 from labkit.viz.spacetime import spacetime_diagram
 
-__all__ = ["ClusterWidget", "ClusterSettings"]
+__all__ = ["ClusterWidget", "ClusterSettings", "SKEW_MS_LIMIT", "DRIFT_PPM_LIMIT"]
+
+SKEW_MS_LIMIT = 500.0  # the skew sliders span -500..+500 ms
+DRIFT_PPM_LIMIT = 1000.0  # and the drift sliders -1000..+1000 ppm (quartz: up to ~200)
 
 
 @dataclass
 class ClusterSettings:
     """What the controls say. Crashes and the partition start at ``fault_at``;
-    loss and latency hold for the whole run."""
+    loss, latency and the nodes' clocks (skew in ms, drift in ppm; a node
+    not listed keeps the clock its scenario gave it) hold for the whole run."""
 
     down: set[str] = field(default_factory=set)
     side_b: set[str] = field(default_factory=set)
+    skew_ms: dict[str, float] = field(default_factory=dict)
+    drift_ppm: dict[str, float] = field(default_factory=dict)
     loss: float = 0.0
     latency_ms: tuple[float, float] = (5.0, 20.0)
     fault_at: float = 1.0
@@ -43,7 +54,9 @@ Draw = Callable[[Simulator, float, Any], Any]
 
 
 def _draw_spacetime(sim: Simulator, until: float, figure: Any) -> Any:
-    return spacetime_diagram(sim, until=until, figure=figure, title=f"What happened up to t = {until:.2f} s")
+    return spacetime_diagram(
+        sim, until=until, figure=figure, title=f"What happened up to t = {until:.2f} s", clocks=True
+    )
 
 
 class ClusterWidget(LazyWidget):
@@ -64,6 +77,7 @@ class ClusterWidget(LazyWidget):
         fault_at: float = 1.0,
         draw: Draw | None = None,
         summary: Callable[[Simulator], str] | None = None,
+        clocks: bool | None = None,
     ) -> None:
         if not callable(build):
             raise TypeError(f"build must be callable as build(seed) -> Simulator, got {build!r}")
@@ -73,6 +87,12 @@ class ClusterWidget(LazyWidget):
             raise ValueError(f"step must be > 0 seconds, got {step!r}")
         if not 0 <= fault_at <= duration:
             raise ValueError(f"fault_at must be between 0 and duration={duration}, got {fault_at!r}")
+        if clocks is not None and not isinstance(clocks, bool):
+            raise TypeError(
+                f"clocks must be True, False or None (shown with the default figure), got {clocks!r}"
+            )
+        # Clock sliders only where the figure can show what they do.
+        self.clocks = draw is None if clocks is None else clocks
         self.build = build
         self.seed = seed
         self.step = step
@@ -96,13 +116,20 @@ class ClusterWidget(LazyWidget):
         lo, hi = s.latency_ms
         sim.set_latency(Uniform(lo / 1000, hi / 1000))
         sim.set_loss(s.loss)
+        for nid in self.node_ids:  # clocks are off from the start, not from fault_at
+            if nid in s.skew_ms or nid in s.drift_ppm:
+                sim.set_clock(nid, offset=s.skew_ms.get(nid, 0.0) / 1000, drift_ppm=s.drift_ppm.get(nid, 0.0))
         sim.run(s.fault_at)
         for nid in sorted(s.down):
             sim.crash(nid)
-        if s.side_b and len(s.side_b) < len(self.node_ids):
+        if self._partitioned():
             sim.partition([n for n in self.node_ids if n not in s.side_b], sorted(s.side_b))
         sim.run(s.duration)
         self.sim = sim
+
+    def _partitioned(self) -> bool:
+        """A partition needs a node on each side; all on A or all on B is none."""
+        return 0 < len(self.settings.side_b) < len(self.node_ids)
 
     def _check_node(self, node_id: str) -> None:
         if node_id not in self.node_ids:
@@ -126,6 +153,32 @@ class ClusterWidget(LazyWidget):
         if side not in ("A", "B"):
             raise ValueError(f"side must be 'A' or 'B', got {side!r}")
         (self.settings.side_b.add if side == "B" else self.settings.side_b.discard)(node_id)
+        self._changed()
+
+    def set_clock(
+        self, node_id: str, *, skew_ms: float | None = None, drift_ppm: float | None = None
+    ) -> None:
+        """Set a node's physical clock from the start of the run.
+
+        ``skew_ms``: how far it is ahead (positive) or behind true time, within
+        ±500 ms; ``drift_ppm``: how fast it runs away, within ±1000 ppm (100 ppm
+        gains 0.1 ms per second). Leave one out to keep its setting.
+        """
+        self._check_node(node_id)
+        for name, value, limit in (
+            ("skew_ms", skew_ms, SKEW_MS_LIMIT),
+            ("drift_ppm", drift_ppm, DRIFT_PPM_LIMIT),
+        ):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, got {value!r}")
+            if not (math.isfinite(value) and -limit <= value <= limit):
+                raise ValueError(f"{name} must be between {-limit:g} and {limit:g}, got {value!r}")
+        s = self.settings
+        for table, value in ((s.skew_ms, skew_ms), (s.drift_ppm, drift_ppm)):
+            if value is not None:
+                table[node_id] = float(value)
         self._changed()
 
     def set_loss(self, p: float) -> None:
@@ -192,6 +245,8 @@ class ClusterWidget(LazyWidget):
         self.fig = go.FigureWidget()
         self.up_boxes = {}
         self.side_pickers = {}
+        self.skew_sliders: dict[str, Any] = {}  # empty without clock controls
+        self.drift_sliders: dict[str, Any] = {}
         rows = []
         for nid in self.node_ids:
             box = W.Checkbox(
@@ -213,7 +268,41 @@ class ClusterWidget(LazyWidget):
             )
             side.observe(g(self._user(lambda ch, nid=nid: self.set_side(nid, ch["new"]))), "value")
             self.up_boxes[nid], self.side_pickers[nid] = box, side
-            rows.append(W.HBox([box, W.Label("side"), side]))
+            row = [box, W.Label("side"), side]
+            if self.clocks:
+                skew = W.FloatSlider(
+                    value=s.skew_ms.get(nid, 0.0),
+                    min=-SKEW_MS_LIMIT,
+                    max=SKEW_MS_LIMIT,
+                    step=10,
+                    description=f"{nid} skew ms",
+                    tooltip=f"how far {nid}'s clock is ahead of true time (ms); hover an arrow to see it",
+                    readout_format="+.0f",
+                    continuous_update=False,
+                    style={"description_width": "82px"},
+                    layout=W.Layout(width="270px"),
+                )
+                drift = W.FloatSlider(
+                    value=s.drift_ppm.get(nid, 0.0),
+                    min=-DRIFT_PPM_LIMIT,
+                    max=DRIFT_PPM_LIMIT,
+                    step=50,
+                    description=f"{nid} drift ppm",
+                    tooltip=f"how fast {nid}'s clock runs away from true time (parts per million)",
+                    readout_format="+.0f",
+                    continuous_update=False,
+                    style={"description_width": "88px"},
+                    layout=W.Layout(width="280px"),
+                )
+                skew.observe(
+                    g(self._user(lambda ch, nid=nid: self.set_clock(nid, skew_ms=ch["new"]))), "value"
+                )
+                drift.observe(
+                    g(self._user(lambda ch, nid=nid: self.set_clock(nid, drift_ppm=ch["new"]))), "value"
+                )
+                self.skew_sliders[nid], self.drift_sliders[nid] = skew, drift
+                row += [skew, drift]
+            rows.append(W.HBox(row))
         self.loss_slider = W.FloatSlider(
             value=s.loss,
             min=0,
@@ -269,7 +358,10 @@ class ClusterWidget(LazyWidget):
         self._redraw()
         controls = W.VBox(
             [
-                W.HTML("<b>Nodes</b> (crashes and the partition start at the fault time)"),
+                W.HTML(
+                    "<b>Nodes</b> (crashes and the partition start at the fault time"
+                    + ("; clocks are off from the start)" if self.clocks else ")")
+                ),
                 *rows,
                 W.HBox([self.loss_slider, self.latency_slider]),
                 W.HBox([self.fault_slider, self.run_button, self.reset_button]),
@@ -290,6 +382,9 @@ class ClusterWidget(LazyWidget):
             for nid in self.node_ids:
                 self._quiet(self.up_boxes[nid], nid not in s.down)
                 self._quiet(self.side_pickers[nid], "B" if nid in s.side_b else "A")
+                if nid in self.skew_sliders:
+                    self._quiet(self.skew_sliders[nid], s.skew_ms.get(nid, 0.0))
+                    self._quiet(self.drift_sliders[nid], s.drift_ppm.get(nid, 0.0))
             self._quiet(self.loss_slider, s.loss)
             self._quiet(self.latency_slider, s.latency_ms)
             self.fault_slider.max = s.duration
@@ -317,15 +412,31 @@ class ClusterWidget(LazyWidget):
             return
         until = self.replay_at if self.replay_at is not None else self.sim.now
         self.draw(self.sim, until, self.fig)
-        self.status.value = status_html(self.summary(self.sim) + self._settings_text())
+        text = self.summary(self.sim) + self._settings_text()
+        if self.settings.side_b and not self._partitioned():
+            # Refused, not ignored in silence: one side would be empty.
+            self.status.value = status_html(
+                "No partition: every node is on side B, so nobody is cut off; "
+                "put at least one node on side A.  |  " + text,
+                "refused",
+            )
+        else:
+            self.status.value = status_html(text)
 
     def _settings_text(self) -> str:
         s = self.settings
         parts = [f"loss {s.loss:.0%}", f"latency {s.latency_ms[0]:g}–{s.latency_ms[1]:g} ms"]
         if s.down:
             parts.append("down from t={:g}s: {}".format(s.fault_at, ", ".join(sorted(s.down))))
-        if s.side_b and len(s.side_b) < len(self.node_ids):
+        if self._partitioned():
             parts.append("partition from t={:g}s: B = {}".format(s.fault_at, ", ".join(sorted(s.side_b))))
+        clocks = []
+        for nid in self.node_ids:
+            skew, drift = s.skew_ms.get(nid, 0.0), s.drift_ppm.get(nid, 0.0)
+            if skew or drift:
+                clocks.append(f"{nid} {skew:+g} ms" + (f" {drift:+g} ppm" if drift else ""))
+        if clocks:
+            parts.append("clocks: " + ", ".join(clocks))
         return "  |  " + "; ".join(parts)
 
     # -- a ready-made demo ------------------------------------------------------

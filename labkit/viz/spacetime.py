@@ -14,13 +14,19 @@ visible at a glance:
 Crashed intervals are shaded on the node's lane and partitions are shaded
 across the whole diagram. Hovering a marker shows the message.
 
+With ``clocks=True`` the diagram also shows each node's own physical clock
+(set with :meth:`Simulator.set_clock`): hovering a message or an event gives
+the sender's and receiver's clock readings next to true time, and a node
+whose clock is off carries a label on its lane ("clock +50.0 ms").
+
 The figure always has the same traces in the same order, so a widget can
 update it in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from labkit.sim import Kind, Simulator, Trace
@@ -72,6 +78,41 @@ def _partition_intervals(rows: list[tuple], until: float) -> list[tuple[float, f
     return spans
 
 
+def clock_readers(rows: list[tuple]) -> tuple[Callable[[str, float], float], dict[str, tuple]]:
+    """Rebuild every node's physical clock from the trace's ``clock`` faults.
+
+    Returns ``(read, last)``: ``read(node, t)`` is what the node's clock
+    showed at true time ``t`` (true time itself before its first clock
+    change), and ``last[node] = (since, offset, drift_ppm)`` is its latest
+    setting, for nodes that have one.
+    """
+    changes: dict[str, tuple[list[float], list[tuple[float, float]]]] = {}
+    for r in rows:
+        if r[1] is Kind.FAULT and r[8] == "clock":
+            d = r[9]
+            times, settings = changes.setdefault(d["node"], ([], []))
+            times.append(r[0])
+            settings.append((d["offset"], d["drift_ppm"] * 1e-6))
+
+    def read(node: str, t: float) -> float:
+        found = changes.get(node)
+        if found is None:
+            return t
+        i = bisect_right(found[0], t) - 1
+        if i < 0:
+            return t
+        offset, drift = found[1][i]
+        return t + offset + drift * (t - found[0][i])
+
+    last = {n: (ts[-1], st[-1][0], st[-1][1] * 1e6) for n, (ts, st) in changes.items()}
+    return read, last
+
+
+def _clock_label(offset_s: float, drift_ppm: float) -> str:
+    text = f"clock {offset_s * 1000:+.1f} ms"
+    return text + (f", drift {drift_ppm:+g} ppm" if drift_ppm else "")
+
+
 def spacetime_diagram(
     source: Simulator | Trace,
     *,
@@ -83,6 +124,7 @@ def spacetime_diagram(
     title: str = "Space-time diagram",
     height: int | None = None,
     figure: Any = None,
+    clocks: bool = False,
 ) -> Any:
     """Draw a trace as a plotly figure (``go.Figure``).
 
@@ -96,6 +138,8 @@ def spacetime_diagram(
     start, end: the x axis range (default: 0 to the end of the run).
     notes: mark protocol state changes (``ctx.note``) on the lanes.
     figure: an existing ``go.Figure``/``FigureWidget`` to redraw in place.
+    clocks: show the nodes' own clock readings in the hover texts and label
+        the lane of every node whose clock is off true time.
     """
     import plotly.graph_objects as go
 
@@ -121,8 +165,17 @@ def spacetime_diagram(
         until = min(end, run_end)
     elif not until >= 0:
         raise ValueError(f"until must be a time >= 0, got {until!r}")
+    if not isinstance(clocks, bool):
+        raise TypeError(f"clocks must be True or False, got {clocks!r}")
     lane = {nid: i for i, nid in enumerate(order)}
     visible = [r for r in rows if start <= r[0] <= until]
+    read_clock, clock_settings = clock_readers(rows) if clocks else (None, {})
+
+    def at(nid: str, t: float) -> str:
+        """'0.120s'; with clocks '0.1200s (n1 clock 0.1700s)', to 0.1 ms."""
+        if read_clock is None:
+            return f"{t:.3f}s"
+        return f"{t:.4f}s ({nid} clock {read_clock(nid, t):.4f}s)"
 
     # Which message ids were delivered more than once, and in which order.
     deliveries_seen: set[int] = set()
@@ -146,7 +199,7 @@ def spacetime_diagram(
             deliveries_seen.add(mid)
             link_max[(src, dst)] = max(link_max.get((src, dst), 0), mid)
             y0, y1 = lane[src], lane[dst]
-            hover = f"{_short(msg)}<br>{src} → {dst}<br>sent {sent:.3f}s, arrived {t:.3f}s ({name})"
+            hover = f"{_short(msg)}<br>{src} → {dst}<br>sent {at(src, sent)}, arrived {at(dst, t)} ({name})"
         elif kind is Kind.DROP:
             t, src, dst, msg, sent, reason = r[0], r[3], r[4], r[6], r[7], r[8]
             if src not in lane or dst not in lane:
@@ -156,7 +209,7 @@ def spacetime_diagram(
             if t == sent:  # dropped at send time: draw a short stub towards dst
                 y1 = y0 + (y1 - y0) * 0.3
                 t = sent + stub
-            hover = f"{_short(msg)}<br>{src} → {dst}<br>sent {sent:.3f}s, {name}"
+            hover = f"{_short(msg)}<br>{src} → {dst}<br>sent {at(src, sent)}, {name}"
         else:
             continue
         s = series[name]
@@ -205,7 +258,10 @@ def spacetime_diagram(
             detail = r[9] or {}
             nx.append(r[0])
             ny.append(lane[r[2]])
-            ntext.append(f"{r[2]}: {label} " + ", ".join(f"{k}={v}" for k, v in detail.items()))
+            text = f"{r[2]}: {label} " + ", ".join(f"{k}={v}" for k, v in detail.items())
+            if read_clock is not None:
+                text += f"<br>at {at(r[2], r[0])}"
+            ntext.append(text)
     data.append(
         go.Scatter(
             x=nx,
@@ -253,6 +309,29 @@ def spacetime_diagram(
             }
         )
 
+    # A label on the lane of each node whose clock is off, as of `until`.
+    annotations = []
+    for nid, (since, _offset, drift_ppm) in clock_settings.items():
+        if nid not in lane or since > until:
+            continue
+        off = read_clock(nid, until) - until  # type: ignore[misc]
+        if abs(off) < 5e-7 and not drift_ppm:
+            continue
+        annotations.append(
+            {
+                "xref": "paper",
+                "yref": "y",
+                "x": 1.0,
+                "y": lane[nid],
+                "xanchor": "right",
+                "yanchor": "bottom",
+                "yshift": 4,
+                "text": f"{nid} {_clock_label(off, drift_ppm)}",
+                "showarrow": False,
+                "font": {"size": 11, "color": "#555555"},
+            }
+        )
+
     fig = figure if figure is not None else go.Figure()
     with fig.batch_update():
         if len(fig.data) != len(data):
@@ -270,6 +349,8 @@ def spacetime_diagram(
         )
         # Assign (not update): update_layout merges lists of shapes element by element.
         fig.layout.shapes = shapes
+        if clocks:  # assign, as for shapes; without clocks leave annotations alone
+            fig.layout.annotations = annotations
         fig.update_layout(hovermode="closest")
         span = max(end - start, 1e-3)
         fig.update_xaxes(range=[start, start + span * 1.01])

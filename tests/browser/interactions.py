@@ -106,9 +106,14 @@ CLUSTER_WIDGET = [
     Click("Reset"),
 ]
 
+# The heartbeat demo draws a space-time diagram, which shows clocks: moving a
+# skew slider relabels n1's lane and its clock readings. (06 reuses the widget
+# over Raft's role timeline, which has no clocks and so no clock sliders.)
+CLUSTER_WIDGET_WITH_CLOCKS = [*CLUSTER_WIDGET, Slide("n1 skew ms")]
+
 INTERACTIONS: dict[str, list[Step]] = {
-    "00-welcome": CLUSTER_WIDGET,
-    "01-the-network-is-unreliable": CLUSTER_WIDGET,
+    "00-welcome": CLUSTER_WIDGET_WITH_CLOCKS,
+    "01-the-network-is-unreliable": CLUSTER_WIDGET_WITH_CLOCKS,
     "02-time-clocks-and-order": [
         Slide("A skew ms"),
         Slide("B drift ppm"),

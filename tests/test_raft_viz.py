@@ -126,3 +126,115 @@ def test_election_widget_controls_show_settings_made_from_python():
     assert w.up_boxes["n1"].value is False and w.side_pickers["n2"].value == "B"
     w.reset()
     assert w.up_boxes["n1"].value is True and w.side_pickers["n2"].value == "A"
+
+
+def labels(fig) -> set[str]:
+    return set(fig.layout.yaxis.categoryarray)
+
+
+def test_log_explorer_acts_on_the_chosen_server():
+    e = LogExplorer(n=5, seed=1)
+    _ = e.ui
+    leader = e.cluster.leader()
+    follower = next(n for n in e.cluster.ids if n != leader)
+    e.server_picker.value = follower  # the drop-down only picks the target
+    assert e.chosen == follower and e.actions == []
+    assert [b.description for b in (e.crash_button, e.restart_button, e.isolate_button)] == [
+        f"Crash {follower}",
+        f"Restart {follower}",
+        f"Isolate {follower}",
+    ]
+    e.crash_button.click()
+    assert not e.cluster.is_up(follower) and e.cluster.leader() == leader
+    assert f"{follower} (crashed)" in labels(e.fig)
+    e.crash_button.click()  # crashing it again is refused in the status line, not raised
+    assert "Not allowed" in e.status.value and "already crashed" in e.status.value
+    e.restart_button.click()
+    assert e.cluster.is_up(follower) and follower in labels(e.fig)
+    e.restart_button.click()
+    assert "Not allowed" in e.status.value and "not crashed" in e.status.value
+    e.isolate_button.click()
+    assert e.cluster.disconnected == [follower] and f"{follower} (cut off)" in labels(e.fig)
+    e.isolate_button.click()
+    assert "already cut off" in e.status.value
+    assert e.actions == [("crash", follower), ("restart", follower), ("isolate", follower)]
+    # The leader shortcuts are still there.
+    shortcut = {b.description: b for b in e.buttons}
+    shortcut["Crash leader"].click()
+    assert not e.cluster.is_up(leader)
+    shortcut["Restart crashed"].click()
+    assert e.cluster.is_up(leader)
+
+
+def test_log_explorer_partitions_servers_into_two_sides_and_heals():
+    e = LogExplorer(n=5, seed=1)
+    _ = e.ui
+    old = e.cluster.leader()
+    e.side_pickers[old].value = "B"  # the old leader alone on side B
+    partner = next(n for n in e.cluster.ids if n != old)
+    e.side_pickers[partner].value = "B"
+    assert e.side_b == {old, partner}
+    assert e.cluster.partitions == [sorted(set(e.cluster.ids) - {old, partner}), sorted([old, partner])]
+    assert not e.cluster.can_reach(old, next(n for n in e.cluster.ids if n not in e.side_b))
+    assert f"{partner} (side B)" in labels(e.fig) and "partition A:" in e.status.value
+    e.submit("lost")  # to the old leader, which cannot commit on side B
+    e.run(1.5)
+    new = e.cluster.leader()
+    assert new not in (None, old, partner) and f"{new} (leader, side A)" in labels(e.fig)
+    e.submit("kept")
+    e.buttons[[b.description for b in e.buttons].index("Heal")].click()
+    assert e.side_b == frozenset() and all(t.value == "A" for t in e.side_pickers.values())
+    assert len(e.cluster.partitions) == 1
+    e.run(0.5)
+    c = e.cluster
+    assert all(c.applied(n) == ["kept"] for n in c.ids) and c.violations == []
+    # Replaying the recorded actions gives the same run.
+    again = LogExplorer(n=5, seed=1)
+    again.actions = list(e.actions)
+    assert again._replay().sim.trace.digest() == c.sim.trace.digest()
+
+
+def test_log_explorer_controls_follow_settings_made_from_python():
+    e = LogExplorer(n=3, seed=2)
+    _ = e.ui
+    e.choose("n2")
+    assert e.server_picker.value == "n2" and e.restart_button.description == "Restart n2"
+    e.partition(["n1", "n3"])
+    assert [e.side_pickers[n].value for n in e.cluster.ids] == ["B", "A", "B"]
+    e.set_side("n3", "A")
+    assert [e.side_pickers[n].value for n in e.cluster.ids] == ["B", "A", "A"]
+    e.heal()
+    assert [e.side_pickers[n].value for n in e.cluster.ids] == ["A", "A", "A"]
+    e.partition(["n2"])
+    e.reset()
+    assert e.side_b == frozenset() and e.side_pickers["n2"].value == "A"
+    # All on one side is no partition.
+    e.partition(e.cluster.ids)
+    assert len(e.cluster.partitions) == 1
+
+
+def test_log_explorer_refuses_impossible_choices():
+    e = LogExplorer(n=3, seed=2)
+    with pytest.raises(ValueError, match="node must be one of n1, n2, n3"):
+        e.choose("n9")
+    with pytest.raises(ValueError, match="side must be 'A' or 'B'"):
+        e.set_side("n1", "C")
+    with pytest.raises(ValueError, match="already on side A"):
+        e.set_side("n1", "A")
+    with pytest.raises(TypeError, match="list of server ids"):
+        e.partition("n1")
+    with pytest.raises(ValueError, match="node must be one of"):
+        e.partition(["n1", "x"])
+    assert e.actions == []
+    e.crash("n1")
+    e.crash("n2")
+    with pytest.raises(ValueError, match="already crashed"):
+        e.crash("n1")
+    e.crash("n3")
+    with pytest.raises(ValueError, match="no leader"):
+        e.submit("x")
+    with pytest.raises(ValueError, match="there is no leader"):
+        e.crash()
+    assert e.actions == [("crash", "n1"), ("crash", "n2"), ("crash", "n3")]
+    e.restart()  # every crashed server, as one step
+    assert e.actions[3:] == [("restart", "n1"), ("restart", "n2"), ("restart", "n3")]

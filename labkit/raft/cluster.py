@@ -362,6 +362,11 @@ class RaftCluster:
             sides.setdefault(self._group.get(nid, -1), []).append(nid)
         return [sides[k] for k in sorted(sides, key=lambda k: (k < 0, k))]
 
+    @property
+    def disconnected(self) -> list[str]:
+        """The servers :meth:`disconnect` cut off from everyone (until connected or healed)."""
+        return [nid for nid in self.ids if nid in self._disconnected]
+
     def can_reach(self, src: str, dst: str) -> bool:
         """Whether a message from src to dst would get through now."""
         return self.sim.can_reach(src, dst)

@@ -7,15 +7,17 @@
   partition, replay with the time slider) drawing that timeline.
 * :func:`log_grid`: every server's log as a grid of cells coloured by term,
   with each server's commit index marked (the view of Figures 6 and 7).
-* :class:`LogExplorer`: submit commands, crash, isolate, heal and run a
-  cluster step by step and watch the log grid; every click replays the whole
-  list of actions from the seed, so the picture is reproducible.
+* :class:`LogExplorer`: submit commands, crash, restart or isolate a chosen
+  server, split the servers into two sides, heal and run a cluster step by
+  step and watch the log grid; every click replays the whole list of actions
+  from the seed, so the picture is reproducible.
 
 plotly and ipywidgets are imported inside the functions that need them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from labkit.raft import NOOP, KVCommand, RaftCluster, Role
@@ -33,6 +35,8 @@ __all__ = [
     "message_table",
     "history_table",
 ]
+
+SIDE_NAMES = "ABCDEFGHIJKLMNO"  # sides of a partition, in the order RaftCluster.partitions lists them
 
 ROLE_COLORS = {
     "follower": "#BBBBBB",
@@ -243,6 +247,9 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
 
     Crashed servers show the log they kept on disk (their commit index is
     volatile, so none is marked). Only the last ``window`` indexes are drawn.
+    Each row is labelled with what is going on at that server: leader or
+    crashed, its side of a partition (A, B, ...) and "cut off" when it can
+    reach no other server.
     """
     import plotly.graph_objects as go
 
@@ -254,14 +261,19 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     top = max((len(e) for e, _, _ in logs.values()), default=0)
     lo = max(1, top - window + 1)
     leader = cluster.leader()
+    sides = cluster.partitions
+    side_of = {nid: SIDE_NAMES[k] for k, side in enumerate(sides) for nid in side} if len(sides) > 1 else {}
     cells: dict[int, tuple[list, list, list, list]] = {}
     labels = []
     commit_x, commit_y = [], []
     for nid in cluster.ids:
         entries, commit, up = logs[nid]
-        label = nid + (" (leader)" if nid == leader else "" if up else " (crashed)")
+        tags = ["leader"] if nid == leader else [] if up else ["crashed"]
+        if nid in side_of:
+            tags.append(f"side {side_of[nid]}")
         if up and not any(cluster.can_reach(nid, other) for other in cluster.ids if other != nid):
-            label += " (cut off)"
+            tags.append("cut off")
+        label = f"{nid} ({', '.join(tags)})" if tags else nid
         labels.append(label)
         for i in range(lo, len(entries) + 1):
             e = entries[i - 1]
@@ -318,10 +330,27 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
 class LogExplorer(LazyWidget):
     """Drive a Raft cluster by hand and watch its logs (notebook 07).
 
-    Every action (submit, crash, restart, isolate, heal, run) is appended to
-    :attr:`actions`, and the whole list is replayed on a fresh cluster from the
-    seed, so the same clicks always give the same picture. The methods do what
-    the buttons do.
+    Every action (submit, crash, restart, isolate, partition, heal, run) is
+    appended to :attr:`actions`, and the whole list is replayed on a fresh
+    cluster from the seed, so the same clicks always give the same picture.
+    The methods do what the controls do:
+
+    * ``submit(command)``: the **Submit** button (to the current leader);
+    * ``choose(node)``: the **server** drop-down, which picks the server that
+      ``crash()``, ``restart()`` and ``isolate()`` act on when clicked
+      (**Crash n2**, **Restart n2**, **Isolate n2**); from Python they take the
+      server as an argument;
+    * ``crash()`` / ``isolate()`` without a server: the leader shortcuts,
+      ``restart()`` without one: every crashed server;
+    * ``set_side(node, "A" | "B")`` and ``partition(side_b)``: the A/B toggle
+      per server; servers on side B cannot talk to those on side A (clients
+      still reach everyone), and all on one side means no partition;
+    * ``heal()``: ends the partition and reconnects isolated servers.
+
+    Impossible actions (crash a crashed server, restart a live one, isolate
+    one twice, submit without a leader) raise ``ValueError``; the controls show
+    the message in the status line instead, and always show the current
+    settings, also after a change made from Python.
     """
 
     def __init__(self, n: int = 5, seed: int = 1, settle: float = 1.0, **cluster_options: Any) -> None:
@@ -333,7 +362,9 @@ class LogExplorer(LazyWidget):
         self.options = {"strict": False, **cluster_options}
         self.actions: list[tuple[str, Any]] = []
         self.cluster = self._replay()
+        self.chosen = self.cluster.ids[0]
         self._ui: Any = None
+        self._syncing = False
         self.status: Any = None
         self.fig: Any = None
 
@@ -351,29 +382,44 @@ class LogExplorer(LazyWidget):
                 c.restart(arg)
             elif what == "isolate":
                 c.disconnect(arg)
+            elif what == "partition":
+                side_b = set(arg)
+                if 0 < len(side_b) < len(c.ids):
+                    c.partition([x for x in c.ids if x not in side_b], [x for x in c.ids if x in side_b])
+                else:
+                    c.partition(c.ids)  # everyone on one side: no partition (isolated servers stay so)
             elif what == "heal":
                 c.heal()
             elif what == "run":
                 c.sim.run_for(arg)
         return c
 
-    def _do(self, what: str, arg: Any = None) -> None:
-        self.actions.append((what, arg))
+    def _do(self, *actions: tuple[str, Any]) -> None:
+        done = len(self.actions)
+        self.actions.extend(actions)
         try:
             self.cluster = self._replay()
         except Exception:
-            self.actions.pop()
+            del self.actions[done:]
             raise
         self._redraw()
+
+    def _server(self, node: Any) -> str:
+        if node not in self.cluster.ids:
+            raise ValueError(f"node must be one of {', '.join(self.cluster.ids)}, got {node!r}")
+        return node
 
     def _pick(self, node: str | None, default: str | None, what: str) -> str:
         if node is None:
             node = default
         if node is None:
             raise ValueError(f"no server to {what}: name one of {', '.join(self.cluster.ids)}")
-        if node not in self.cluster.ids:
-            raise ValueError(f"node must be one of {', '.join(self.cluster.ids)}, got {node!r}")
-        return node
+        return self._server(node)
+
+    def choose(self, node: str) -> None:
+        """Pick the server the Crash / Restart / Isolate buttons act on."""
+        self.chosen = self._server(node)
+        self._sync_controls()  # nothing happens to the cluster until a button is pressed
 
     def submit(self, command: str) -> None:
         """Hand ``command`` to the current leader (refused when there is none)."""
@@ -381,43 +427,74 @@ class LogExplorer(LazyWidget):
             raise ValueError(f"command must be a non-empty str, got {command!r}")
         if self.cluster.leader() is None:
             raise ValueError("there is no leader right now; run the cluster for a while first")
-        self._do("submit", command.strip())
+        self._do(("submit", command.strip()))
 
     def crash(self, node: str | None = None) -> None:
         """Crash ``node`` (default: the leader)."""
-        node = self._pick(node, self.cluster.leader(), "crash")
+        node = self._pick(node, self.cluster.leader(), "crash (there is no leader)")
         if not self.cluster.is_up(node):
-            raise ValueError(f"{node} is already crashed")
-        self._do("crash", node)
+            raise ValueError(f"{node} is already crashed; restart it first")
+        self._do(("crash", node))
 
     def restart(self, node: str | None = None) -> None:
-        """Restart ``node`` (default: every crashed server)."""
+        """Restart ``node`` from its disk (default: every crashed server)."""
         down = [n for n in self.cluster.ids if not self.cluster.is_up(n)]
         if node is None:
             if not down:
                 raise ValueError("no server is crashed")
-            for d in down:
-                self.actions.append(("restart", d))
-            self._do("run", 0.0)
+            self._do(*(("restart", d) for d in down))
             return
-        node = self._pick(node, None, "restart")
+        node = self._server(node)
         if node not in down:
-            raise ValueError(f"{node} is not crashed")
-        self._do("restart", node)
+            raise ValueError(f"{node} is not crashed, so it cannot restart")
+        self._do(("restart", node))
 
     def isolate(self, node: str | None = None) -> None:
-        """Cut ``node`` (default: the leader) off from everyone."""
-        self._do("isolate", self._pick(node, self.cluster.leader(), "isolate"))
+        """Cut ``node`` (default: the leader) off from every server and client."""
+        node = self._pick(node, self.cluster.leader(), "isolate (there is no leader)")
+        if node in self.cluster.disconnected:
+            raise ValueError(f"{node} is already cut off; Heal reconnects it")
+        self._do(("isolate", node))
+
+    @property
+    def side_b(self) -> frozenset[str]:
+        """The servers on side B of the partition (empty: no partition)."""
+        side: frozenset[str] = frozenset()
+        for what, arg in self.actions:
+            if what == "partition":
+                side = frozenset(arg)
+            elif what == "heal":
+                side = frozenset()
+        return side
+
+    def set_side(self, node: str, side: str) -> None:
+        """Put ``node`` on side ``"A"`` or ``"B"`` of the partition."""
+        node = self._server(node)
+        if side not in ("A", "B"):
+            raise ValueError(f"side must be 'A' or 'B', got {side!r}")
+        now = self.side_b
+        if (node in now) == (side == "B"):
+            raise ValueError(f"{node} is already on side {side}")
+        self._do(("partition", tuple(sorted(now ^ {node}))))
+
+    def partition(self, side_b: Iterable[str]) -> None:
+        """Put exactly the servers ``side_b`` on side B, everyone else on side A."""
+        if isinstance(side_b, str):
+            raise TypeError(
+                f"side_b must be a list of server ids, got the string {side_b!r}; write [{side_b!r}]"
+            )
+        chosen = frozenset(self._server(n) for n in side_b)
+        self._do(("partition", tuple(sorted(chosen))))
 
     def heal(self) -> None:
-        """Reconnect everything."""
-        self._do("heal")
+        """End the partition and reconnect every isolated server."""
+        self._do(("heal", None))
 
     def run(self, seconds: float = 0.5) -> None:
         """Let ``seconds`` of virtual time pass."""
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 30:
             raise ValueError(f"seconds must be a number in (0, 30], got {seconds!r}")
-        self._do("run", float(seconds))
+        self._do(("run", float(seconds)))
 
     def reset(self) -> None:
         """Forget every action."""
@@ -430,8 +507,16 @@ class LogExplorer(LazyWidget):
         leader = c.leader()
         lead = f"{leader} leads term {c.node(leader).current_term}" if leader else "no leader"
         commits = ", ".join(f"{n}:{c.node(n).commit_index}" if c.is_up(n) else f"{n}:down" for n in c.ids)
+        net = ""
+        sides = c.partitions
+        if len(sides) > 1:
+            net += " | partition " + " / ".join(
+                f"{SIDE_NAMES[k]}: {', '.join(g)}" for k, g in enumerate(sides)
+            )
+        if c.disconnected:
+            net += f" | cut off: {', '.join(c.disconnected)}"
         bad = f" | VIOLATIONS: {len(c.violations)}" if c.violations else ""
-        return f"t = {c.sim.now:.2f} s: {lead}; commit index {commits}{bad}"
+        return f"t = {c.sim.now:.2f} s: {lead}; commit index {commits}{net}{bad}"
 
     def figure(self) -> Any:
         """The log grid of the current cluster (no widgets needed)."""
@@ -445,27 +530,107 @@ class LogExplorer(LazyWidget):
         self.status = W.HTML()
         g = guarded(self.status)
         self.fig = go.FigureWidget()
+        ids = self.cluster.ids
         self.command = W.Text(value="x=1", description="command", tooltip="what to submit to the leader")
-        buttons = []
-        for label, tip, fn in (
-            ("Submit", "append the command at the leader", lambda: self.submit(self.command.value)),
-            ("Crash leader", "crash the current leader", lambda: self.crash()),
-            ("Isolate leader", "cut the leader off from everyone", lambda: self.isolate()),
-            ("Restart crashed", "restart every crashed server from its disk", lambda: self.restart()),
-            ("Heal", "reconnect every server", lambda: self.heal()),
-            ("Run 0.5 s", "let half a second of virtual time pass", lambda: self.run(0.5)),
-            ("Reset", "forget every action", lambda: self.reset()),
-        ):
+
+        def button(label: str, tip: str, fn: Callable[[], Any]) -> Any:
             b = W.Button(description=label, tooltip=tip)
-            b.on_click(g(lambda _b, fn=fn: fn()))
-            buttons.append(b)
-        self.buttons = buttons
+            b.on_click(g(lambda _b: fn()))
+            return b
+
+        submit = button("Submit", "append the command at the leader", lambda: self.submit(self.command.value))
+        run = button("Run 0.5 s", "let half a second of virtual time pass", lambda: self.run(0.5))
+        reset = button("Reset", "forget every action", self.reset)
+        # The chosen server and what to do to it.
+        self.server_picker = W.Dropdown(
+            options=list(ids), value=self.chosen, description="server", layout=W.Layout(width="160px")
+        )
+        self.server_picker.observe(g(self._user(lambda ch: self.choose(ch["new"]))), "value")
+        self.crash_button = button("Crash", "crash the chosen server", lambda: self.crash(self.chosen))
+        self.restart_button = button(
+            "Restart", "restart the chosen server from its disk", lambda: self.restart(self.chosen)
+        )
+        self.isolate_button = button(
+            "Isolate", "cut the chosen server off from everyone", lambda: self.isolate(self.chosen)
+        )
+        shortcuts = [
+            button("Crash leader", "crash the current leader", lambda: self.crash()),
+            button("Isolate leader", "cut the leader off from everyone", lambda: self.isolate()),
+            button("Restart crashed", "restart every crashed server from its disk", lambda: self.restart()),
+        ]
+        # The partition: one A/B toggle per server, and Heal.
+        self.side_pickers = {}
+        sides = []
+        for nid in ids:
+            t = W.ToggleButtons(
+                options=["A", "B"],
+                value="B" if nid in self.side_b else "A",
+                tooltips=[f"{nid} on side A", f"{nid} on side B"],
+                style={"button_width": "30px"},
+                layout=W.Layout(width="auto"),
+            )
+            t.observe(g(self._user(lambda ch, nid=nid: self.set_side(nid, ch["new"]))), "value")
+            self.side_pickers[nid] = t
+            sides.append(W.HBox([W.Label(nid), t]))
+        heal = button("Heal", "end the partition and reconnect every server", self.heal)
+        self.buttons = [
+            submit,
+            run,
+            self.crash_button,
+            self.restart_button,
+            self.isolate_button,
+            *shortcuts,
+            heal,
+            reset,
+        ]
         self._redraw()
-        return W.VBox([W.HBox([self.command, *buttons[:2]]), W.HBox(buttons[2:]), self.status, self.fig])
+        return W.VBox(
+            [
+                W.HBox([self.command, submit, run, reset]),
+                W.HBox([self.server_picker, self.crash_button, self.restart_button, self.isolate_button]),
+                W.HBox([W.Label("leader shortcuts:"), *shortcuts]),
+                W.HBox([W.Label("partition sides:"), *sides, heal]),
+                self.status,
+                self.fig,
+            ]
+        )
+
+    def _user(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        # A control's callback: ignored while _sync_controls sets values, and
+        # followed by a sync so a refused change springs back to the settings.
+        def handler(change: Any) -> Any:
+            if self._syncing:
+                return None
+            try:
+                return fn(change)
+            finally:
+                self._sync_controls()
+
+        return handler
+
+    def _sync_controls(self) -> None:
+        """Make the controls show the current settings, without firing their callbacks."""
+        if self._ui is None and self.fig is None:
+            return
+        self._syncing = True
+        try:
+            self.server_picker.value = self.chosen
+            for b, verb in (
+                (self.crash_button, "Crash"),
+                (self.restart_button, "Restart"),
+                (self.isolate_button, "Isolate"),
+            ):
+                b.description = f"{verb} {self.chosen}"
+            side_b = self.side_b
+            for nid, t in self.side_pickers.items():
+                t.value = "B" if nid in side_b else "A"
+        finally:
+            self._syncing = False
 
     def _redraw(self) -> None:
         if self.fig is None:
             return
+        self._sync_controls()
         log_grid(self.cluster, figure=self.fig)
         self.status.value = status_html(self.summary())
 

@@ -123,11 +123,17 @@ INTERACTIONS: dict[str, list[Step]] = {
     "06-leader-election": CLUSTER_WIDGET,
     "07-log-replication": [
         Click("Submit"),
+        Choose("server", "n2", redraws=False),  # the buttons now read "Crash n2" etc.
+        Click("Crash n2"),
+        Click("Run 0.5 s"),
+        Click("Restart n2"),
+        Click("Isolate n2"),
+        Pick("B", 2),  # n3 (the leader) alone on side B
+        Click("Heal"),
         Click("Crash leader"),
         Click("Run 0.5 s"),
-        Click("Restart crashed"),
         Click("Isolate leader"),
-        Click("Heal"),
+        Click("Restart crashed"),
         Click("Reset"),
     ],
     "08-linearizability": [

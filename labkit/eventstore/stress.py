@@ -140,7 +140,9 @@ def run_writers(
     # fork is fast and safe on Linux; elsewhere (macOS, Windows) spawn, which re-imports writer_process.
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     conflicts = 0
-    with ctx.Pool(n_writers) as pool:
+    # One process per writer: with maxtasksperchild=1 no worker runs two writers
+    # one after the other, so all n_writers really race.
+    with ctx.Pool(n_writers, maxtasksperchild=1) as pool:
         results = [
             pool.apply_async(writer_process, (path, w, names, appends, seed, durability.name))
             for w in range(n_writers)

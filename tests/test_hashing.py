@@ -269,6 +269,36 @@ def test_bounded_refuses_duplicates_and_unplaced_keys():
         bounded.node_for("other")
 
 
+# --------------------------------------------------------------------------- shadowed nodes
+
+
+def six_bit(text: str | bytes) -> int:
+    """On 64 points n0, n18 and n23 (one vnode each) all land on point 26."""
+    return mmh3_128(text) % 64
+
+
+def test_a_node_whose_every_vnode_is_shadowed_still_counts_in_preference_lists():
+    """Regression: preference_list('k', 2) used to return ['n0'] alone."""
+    ring = HashRing(["n0", "n18", "n23"], vnodes=1, hash=six_bit, ring_size=64)
+    assert ring.points() == [(26, "n0")] and ring.collisions == 2  # n18 and n23 own no point
+    assert ring.preference_list("k", 2) == ["n0", "n18"]
+    assert ring.preference_list("k", 3) == ["n0", "n18", "n23"]  # in the order they would take over
+    assert list(ring.walk("k")) == ["n0", "n18", "n23"]
+    assert ring.arc_shares() == {"n0": 1.0, "n18": 0.0, "n23": 0.0}  # but they own no keys
+    ring.remove_node("n0")
+    assert ring.node_for("k") == "n18"  # the second entry was the failover, as promised
+    with pytest.raises(ValueError, match="number of nodes"):
+        ring.preference_list("k", 3)
+
+
+def test_bounded_loads_forward_to_nodes_that_own_no_point():
+    """Regression: epsilon=0 used to fail with AssertionError 'no node has room'."""
+    bounded = BoundedLoadHash(["n0", "n18", "n23"], epsilon=0, vnodes=1, hash=six_bit)
+    bounded.place_all(make_keys(30, seed=1))
+    assert bounded.loads() == {"n0": 10, "n18": 10, "n23": 10}
+    bounded.check_invariants()
+
+
 # --------------------------------------------------------------------------- DataFrame helpers
 
 

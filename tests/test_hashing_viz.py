@@ -114,3 +114,17 @@ def test_ring_widget_controls_show_settings_made_from_python():
     assert w.count_slider.value == 5 and w.vnode_slider.value == 20
     w.remove_node("node-0")
     assert w.count_slider.value == 4
+
+
+def test_node_count_changes_are_described_with_separators():
+    from labkit.viz.hashing import membership_change
+
+    assert membership_change(["node-4"], ["node-1", "node-2"]) == "added node-4; removed node-1, node-2"
+    assert membership_change([], []) == "no change"
+    w = RingWidget(nodes=4, vnodes=4, keys=50)
+    w.set_node_count(6)
+    assert w.last_change == "added node-4, node-5"
+    w.set_node_count(3)
+    assert w.last_change == "removed node-3, node-4, node-5"
+    w.set_node_count(3)
+    assert w.last_change == "no change"

@@ -19,7 +19,11 @@ are added, and the bound holds after every placement:
 
     Invariant: for every node, load(node) <= ceil((1 + epsilon) * m / n).
 
-A free slot always exists, because n * capacity >= (1 + epsilon) * m >= m.
+A free slot always exists, because n * capacity >= (1 + epsilon) * m >= m and
+the forwarding walk (:meth:`HashRing.walk`) reaches every one of the n nodes,
+including a node whose virtual nodes all lost their points to hash collisions
+(it waits right behind the owner of such a point). So n counts every node on
+the ring, not only the ones that own points.
 When a node joins or leaves, the placements are replayed in their original
 order against the new ring: simple and obviously within the bound.
 """
@@ -114,7 +118,7 @@ class BoundedLoadHash:
         for owner in self._ring.walk(key):
             if loads[owner] < cap:
                 return owner
-        # Unreachable while n * cap >= m: some node always has room.
+        # Unreachable: the walk visits all n nodes and n * cap >= m, so one has room.
         raise AssertionError(f"no node has room below capacity {cap}")
 
     def node_for(self, key: str | bytes) -> str:

@@ -21,6 +21,15 @@ Compared with the seed's ``ConsistentHash`` (:class:`labkit.hashing.SeedRing`):
   wait behind it, taking over if it leaves. The ring therefore depends only on
   the set of nodes and weights, never on the order they were added in.
 
+The rule for shadowed claimants: they own no keys (``node_for`` gives the
+point's owner), but they stay *on the ring* for everything that walks it. A
+walk clockwise yields, at each point, its owner and then its shadowed
+claimants in claim order: exactly the nodes that would take the point over,
+in the order they would. So every node on the ring appears in a walk, even one
+whose every vnode is shadowed, a preference list always has ``n`` distinct
+nodes for any ``n`` up to the node count, its second entry is where the key
+goes if its first leaves, and bounded loads can forward keys to every node.
+
 A lookup finds the first point ``>= hash(key)`` (the seed's ``key <= ring_key``).
 To wrap around without a branch, the owner list carries one extra entry at the
 end, a copy of the first owner: ``bisect_left`` returning ``len(points)`` lands on it.
@@ -85,6 +94,7 @@ class HashRing:
         "_claims",
         "_points",
         "_owners",
+        "_shadowed",
     )
 
     def __init__(
@@ -110,6 +120,7 @@ class HashRing:
         # len(_owners) == len(_points) + 1 and _owners[-1] == _owners[0] (the wrap-around copy).
         self._points: list[int] = []
         self._owners: list[str] = []
+        self._shadowed = 0  # vnodes behind another claimant of their point (== collisions)
         if isinstance(nodes, Mapping):
             items = list(nodes.items())
         elif isinstance(nodes, str | bytes):
@@ -182,6 +193,7 @@ class HashRing:
         self._owners = [claims[p][0][0] for p in self._points]
         if self._owners:
             self._owners.append(self._owners[0])
+        self._shadowed = sum(len(c) - 1 for c in claims.values())
 
     # ----------------------------------------------------------------- lookups
 
@@ -198,14 +210,19 @@ class HashRing:
     def preference_list(self, key: str | bytes, n: int) -> list[str]:
         """The first ``n`` distinct physical nodes clockwise from ``key`` (Dynamo §4.3).
 
-        The first entry is :meth:`node_for`; the others are where replicas go.
+        The first entry is :meth:`node_for`; the others are where replicas go,
+        in the order the key would fail over to them. Nodes come in the order
+        of :meth:`walk`, so a node whose vnodes are all shadowed by hash
+        collisions still takes its place (right behind the owner it waits
+        behind): ``n`` may be anything up to the number of nodes.
         """
         n = _check_positive_int(n, "n")
         if n > len(self._counts):
             raise ValueError(f"n must be <= the number of nodes ({len(self._counts)}), got {n}")
         chosen: list[str] = []
         seen: set[str] = set()
-        # One turn around the ring at most; n <= node count guarantees n distinct owners on the way.
+        # One turn around the ring at most: a walk yields every node on the ring (shadowed
+        # claimants included), so n <= node count guarantees n distinct nodes on the way.
         for owner in self.walk(key):
             if owner not in seen:
                 seen.add(owner)
@@ -215,7 +232,12 @@ class HashRing:
         return chosen
 
     def walk(self, key: str | bytes) -> Iterator[str]:
-        """Owners of the points clockwise from ``key``, once around the ring (repeats included)."""
+        """Nodes clockwise from ``key``, once around the ring (repeats included).
+
+        At each point: its owner, then any claimants shadowed behind it by a
+        hash collision, in claim order. Every node on the ring is yielded at
+        least once.
+        """
         check_key(key)
         if not self._points:
             raise ValueError("the ring is empty: add_node() before looking keys up")
@@ -224,8 +246,14 @@ class HashRing:
 
     def _walk_from(self, start: int) -> Iterator[str]:
         owners, size = self._owners, len(self._points)
+        if not self._shadowed:  # the usual case: one claimant per point
+            for step in range(size):
+                yield owners[(start + step) % size]
+            return
+        points, claims = self._points, self._claims
         for step in range(size):
-            yield owners[(start + step) % size]
+            for node, _replica in claims[points[(start + step) % size]]:
+                yield node
 
     def key_hash(self, key: str | bytes) -> int:
         """Where ``key`` lands on the ring."""
@@ -305,4 +333,5 @@ class HashRing:
             assert self._owners == []
         total = sum(len(c) for c in self._claims.values())
         assert total == sum(self._counts.values()), "claims and vnode counts disagree"
+        assert self._shadowed == total - len(self._points), "shadowed count is stale"
         assert set(self._weights) == set(self._counts), "weights and counts name different nodes"

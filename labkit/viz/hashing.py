@@ -215,6 +215,14 @@ def _mean_line(mean: float) -> dict:
     }
 
 
+def membership_change(added: list[str], removed: list[str]) -> str:
+    """'added a, b; removed c' (either part left out when empty; 'no change' if both are)."""
+    parts = [
+        f"{verb} {', '.join(nodes)}" for verb, nodes in (("added", added), ("removed", removed)) if nodes
+    ]
+    return "; ".join(parts) or "no change"
+
+
 class RingWidget(LazyWidget):
     """Grow and shrink a ring and watch which keys move.
 
@@ -300,11 +308,8 @@ class RingWidget(LazyWidget):
             self.ring.add_node(next(x for x in self.pool if x not in self.ring))
         while len(self.ring) > n:
             self.ring.remove_node(max(self.ring.nodes, key=self.pool.index))
-        added, removed = sorted(set(self.ring.nodes) - before), sorted(before - set(self.ring.nodes))
-        what = (f"added {', '.join(added)}" if added else "") + (
-            f"removed {', '.join(removed)}" if removed else ""
-        )
-        self._changed(what or "no change")
+        after = set(self.ring.nodes)
+        self._changed(membership_change(sorted(after - before), sorted(before - after)))
 
     def set_vnodes(self, vnodes: int) -> None:
         """Rebuild the ring with ``vnodes`` virtual nodes per node."""

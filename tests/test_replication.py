@@ -8,6 +8,7 @@ import pytest
 
 from labkit.clocks import VectorClock
 from labkit.replication import (
+    Dot,
     Mode,
     ReplicatedStore,
     Resolution,
@@ -20,53 +21,78 @@ from labkit.replication import (
     reconcile,
 )
 from labkit.replication.client import ClientNode, OpKind, Workload
-from labkit.replication.merkle import MerkleTree, bucket_of, diff
+from labkit.replication.experiments import lost_writes
+from labkit.replication.merkle import MerkleTree, bucket_of, canonical, diff, version_digest
 from labkit.replication.versions import merge_siblings
 
 
-def v(value, **clock):
-    return Versioned(value, VectorClock(clock))
+def v(value, dot, **context):
+    """A version: ``v("b", "n1:2", n1=1)`` is n1's second write, which had seen n1:1."""
+    node, counter = dot.split(":")
+    return Versioned(value, Dot(node, int(counter)), VectorClock(context))
 
 
-# -- versions (Dynamo §4.4) ------------------------------------------------------
+# -- versions (Dynamo §4.4; dotted version vectors) -------------------------------------
 def test_newer_version_replaces_older():
-    old, new = v("a", n1=1), v("b", n1=2)
+    old, new = v("a", "n1:1"), v("b", "n1:2", n1=1)
     assert reconcile((old,), new) == (new,)
     assert reconcile((new,), old) == (new,)  # an obsolete write is ignored
 
 
 def test_concurrent_versions_become_siblings_and_a_context_write_reconciles_them():
-    a, b = v("a", n1=1), v("b", n2=1)
+    a, b = v("a", "n1:1"), v("b", "n2:1")
     siblings = reconcile((a,), b)
     assert set(siblings) == {a, b}
     check_siblings(siblings)
-    merged = Versioned("ab", context_of(siblings).increment("n3"))
+    merged = Versioned("ab", Dot("n3", 1), context_of(siblings))
     assert reconcile(siblings, merged) == (merged,)
 
 
+def test_two_blind_writes_through_one_coordinator_are_siblings():
+    # As single vectors they would be [n1:1] < [n1:2]; as dots, neither write saw the other.
+    a, b = v("a", "n1:1"), v("b", "n1:2")
+    assert a.clock < b.clock and not b.supersedes(a)
+    assert set(reconcile((a,), b)) == set(reconcile((b,), a)) == {a, b}
+    assert context_of((a, b)) == VectorClock({"n1": 2})
+
+
 def test_equal_version_is_kept_once():
-    a = v("a", n1=1)
+    a = v("a", "n1:1")
     assert reconcile((a,), a) == (a,)
 
 
+def test_versions_validate_their_parts():
+    with pytest.raises(TypeError, match="dot must be a Dot"):
+        Versioned("a", VectorClock({"n1": 1}))
+    with pytest.raises(ValueError, match="counter must be an int >= 1"):
+        Dot("n1", 0)
+    with pytest.raises(TypeError, match="context must be a VectorClock"):
+        Versioned("a", Dot("n1", 1), {"n1": 1})
+    with pytest.raises(TypeError, match="Versioned or a Dot"):
+        covers((), VectorClock({"n1": 1}))
+
+
 def test_last_writer_wins_keeps_the_larger_timestamp_even_when_concurrent():
-    a = Versioned("a", VectorClock({"n1": 1}), timestamp=2.0, writer="n1")
-    b = Versioned("b", VectorClock({"n2": 1}), timestamp=1.0, writer="n2")
+    a = Versioned("a", Dot("n1", 1), timestamp=2.0)
+    b = Versioned("b", Dot("n2", 1), timestamp=1.0)
     lww = Resolution.LAST_WRITER_WINS
     assert reconcile((a,), b, lww) == (a,)
     assert reconcile((b,), a, lww) == (a,)
     assert merge_siblings((), [a, b], lww) == merge_siblings((), [b, a], lww) == (a,)
 
 
-def test_check_siblings_rejects_dominated_sibling():
-    with pytest.raises(AssertionError):
-        check_siblings((v("a", n1=1), v("b", n1=2)))
+def test_check_siblings_rejects_superseded_sibling():
+    with pytest.raises(AssertionError, match="supersedes"):
+        check_siblings((v("a", "n1:1"), v("b", "n1:2", n1=1)))
+    with pytest.raises(AssertionError, match="share a dot"):
+        check_siblings((v("a", "n1:1"), v("b", "n1:1")))
+    check_siblings((v("a", "n1:1"), v("b", "n1:2")))
 
 
 def test_covers():
-    s = (v("a", n1=2, n2=1),)
-    assert covers(s, VectorClock({"n1": 1}))
-    assert not covers(s, VectorClock({"n3": 1}))
+    s = (v("a", "n1:2", n1=1, n2=1),)
+    assert covers(s, Dot("n1", 1)) and covers(s, Dot("n1", 2)) and covers(s, Dot("n2", 1))
+    assert not covers(s, Dot("n3", 1)) and not covers(s, Dot("n1", 3))
 
 
 # -- configuration and bad input ---------------------------------------------------------
@@ -173,7 +199,7 @@ def test_sloppy_quorum_stores_hints_and_hands_them_off_after_healing():
     store.run_for(1.0)
     assert all(not store.stored_hints(n) for n in store.nodes)
     for h in home:
-        assert covers(store.stored(h)["k"], op.clock), h
+        assert covers(store.stored(h)["k"], op.version), h
 
 
 def test_availability_first_makes_siblings_that_a_context_write_reconciles():
@@ -229,7 +255,8 @@ def test_crash_keeps_durable_data_and_the_counter():
     store.restart("n1")
     store.run_for(0.1)
     second = store.put("x", 2, via="n1")
-    assert first.clock < second.clock  # the new counter continues after the restart
+    assert second.dot == Dot("n1", first.dot.counter + 1)  # the counter continues after the restart
+    assert second.version.supersedes(first.version)  # the client had seen its own first write
     assert store.stored("n1")["x"][0].value in (1, 2)
 
 
@@ -261,7 +288,7 @@ def test_client_rejects_bad_arguments():
 
 # -- Merkle trees (Dynamo §4.7) --------------------------------------------------------
 def _items(n, changed=()):
-    return [(f"k{i}", (v(i + (100 if i in changed else 0), n1=i + 1),)) for i in range(n)]
+    return [(f"k{i}", (v(i + (100 if i in changed else 0), f"n1:{i + 1}"),)) for i in range(n)]
 
 
 def test_equal_trees_need_one_hash():
@@ -299,9 +326,164 @@ def test_hints_survive_a_crash_of_the_stand_in():
         store.crash(n)
     store.heal()
     store.run_for(1.0)
-    assert not any(covers(store.stored(h).get("k", ()), op.clock) for h in home[1:])  # nobody handed off yet
+    assert not any(
+        covers(store.stored(h).get("k", ()), op.version) for h in home[1:]
+    )  # nobody handed off yet
     for n in holders:
         store.restart(n)
     store.run_for(1.0)
-    assert all(covers(store.stored(h)["k"], op.clock) for h in home)
+    assert all(covers(store.stored(h)["k"], op.version) for h in home)
     assert not any(store.stored_hints(n) for n in store.nodes)
+
+
+# -- dotted version vectors in the store ------------------------------------------------
+@pytest.mark.parametrize("mode", list(Mode))
+def test_two_blind_puts_through_the_same_node_leave_two_siblings(mode):
+    store = ReplicatedStore(3, 3, mode, r=2, w=2, seed=0)
+    a = store.put("cart", "eggs", via="n1", context=VectorClock())
+    b = store.put("cart", "bread", via="n1", context=VectorClock())
+    assert a.ok and b.ok and a.dot.node == b.dot.node == "n1"
+    store.run_for(0.5)
+    for node in store.nodes:
+        assert {x.value for x in store.stored(node)["cart"]} == {"eggs", "bread"}, node
+    read = store.get("cart")
+    assert read.values == ("bread", "eggs")
+    assert lost_writes(store.ops(), {"cart": store.all_versions("cart")}) == []
+    store.put("cart", "bread+eggs")  # the context of that read supersedes both
+    assert store.get("cart", r=3).values == ("bread+eggs",)
+
+
+def test_lost_writes_catches_coordinator_stamped_vector_clocks(monkeypatch):
+    # The scheme the Dynamo paper describes: the coordinator merges its own counter
+    # into the client's context. Two blind writes through n1 become [n1:1] and [n1:2],
+    # so the second looks as if it had seen the first, and the first is dropped.
+    import labkit.replication.coordinator as coordinator
+
+    def stamped_with_counter(value, dot, context, timestamp):
+        return Versioned(value, dot, context.merge(VectorClock({dot.node: dot.counter - 1})), timestamp)
+
+    monkeypatch.setattr(coordinator, "Versioned", stamped_with_counter)
+    store = ReplicatedStore(3, 3, r=2, w=2, seed=0)
+    first = store.put("cart", "eggs", via="n1", context=VectorClock())
+    store.put("cart", "bread", via="n1", context=VectorClock())
+    store.run_for(0.5)
+    final = store.all_versions("cart")
+    assert [x.value for x in final] == ["bread"] and covers(
+        final, first.version
+    )  # the clocks claim it was seen
+    assert lost_writes(store.ops(), {"cart": final}) == [first]  # the clients' history says it was not
+
+
+@pytest.mark.parametrize("send_earlier", [True, False])
+def test_a_replica_that_missed_a_write_learns_it_with_the_coordinators_next_one(send_earlier, monkeypatch):
+    if not send_earlier:  # plain dotted version vectors: each write carries only its own version
+        from labkit.replication.coordinator import Coordinator
+
+        monkeypatch.setattr(Coordinator, "_remember", lambda self, ctx, key, version: ())
+    store = ReplicatedStore(3, 3, r=1, w=2, seed=3)
+    store.partition(["n3"])
+    first = store.put("x", "a", via="n1", context=VectorClock())  # n3 misses n1:1
+    store.heal()
+    second = store.put("x", "b", via="n1", context=VectorClock())  # concurrent with the first
+    store.run_for(0.2)
+    held = {x.dot for x in store.stored("n3")["x"]}
+    store.add_client("reader", "n3")
+    read = store.get("x", via="n3", r=1, client="reader")
+    store.put("x", "ab", via="n3", client="reader")  # its context is [n1:2]
+    store.run_for(0.5)
+    lost = lost_writes(store.ops(), {"x": store.all_versions("x")})
+    if send_earlier:
+        # n3 got n1:1 together with n1:2, so a reader of n3 alone sees both, and
+        # its context [n1:2] supersedes only what it was shown.
+        assert held == {first.dot, second.dot}
+        assert read.values == ("a", "b") and lost == []
+    else:
+        # n3 held n1:2 alone; [n1:2] claims n1:1 too, and the write the reader never saw is gone.
+        assert held == {second.dot} and read.values == ("b",) and lost == [first]
+
+
+def test_a_read_that_ends_at_its_deadline_still_repairs():
+    store = ReplicatedStore(3, 3, r=2, w=2, seed=4)
+    store.partition(["n3"])
+    store.put("x", "new", via="n1")
+    store.heal()
+    store.partition(["n2"])  # a read with R = 3 can now reach only n1 and the stale n3
+    assert not store.stored("n3").get("x")
+    read = store.get("x", via="n1", r=3)
+    assert read.ok is False  # R = 3 never came together: the read ended at its deadline
+    store.run_for(0.1)
+    assert [x.value for x in store.stored("n3")["x"]] == ["new"]
+    (repair,) = store.sim.trace.notes("repaired")
+    assert repair.node == "n3" and repair.time >= read.call + store.config.request_timeout
+
+
+def test_anti_entropy_can_be_switched_on_and_off_during_a_run():
+    from labkit.replication.experiments import merkle_traffic
+
+    store = ReplicatedStore(3, 3, r=2, w=2, seed=6)
+    assert store.anti_entropy_interval is None
+
+    def diverge(keys):
+        store.partition(["n3"])
+        for k in keys:
+            store.put(k, k, via="n1")
+        store.heal()
+
+    diverge([f"a{i}" for i in range(10)])
+    store.run_for(1.0)
+    assert len(store.divergent_keys()) == 10
+    store.crash("n2")
+    store.set_anti_entropy(0.1)
+    store.restart("n2")  # a node that was down picks the setting up when it comes back
+    assert store.anti_entropy_interval == 0.1
+    assert all(store.replica(n).anti_entropy_interval == 0.1 for n in store.nodes)
+    store.run_for(2.0)
+    assert store.divergent_keys() == []
+    store.set_anti_entropy(None)
+    off = store.sim.now
+    diverge([f"b{i}" for i in range(5)])
+    store.crash("n1")
+    store.restart("n1")  # the setting is durable: off stays off
+    store.run_for(2.0)
+    assert len(store.divergent_keys()) == 5
+    assert merkle_traffic(store.sim.trace, since=off)["messages"] == 0
+    with pytest.raises(ValueError, match="interval"):
+        store.set_anti_entropy(0)
+    with pytest.raises(TypeError, match="interval"):
+        store.set_anti_entropy("often")
+
+
+# -- canonical encoding for the Merkle digest ------------------------------------------
+def test_canonical_encoding_ignores_construction_order_but_not_type():
+    a, b = {"milk": 1, "eggs": 2}, {"eggs": 2, "milk": 1}
+    assert a == b and repr(a) != repr(b) and canonical(a) == canonical(b)
+    assert canonical({3, 1, 2}) == canonical(frozenset([2, 3, 1]))
+    distinct = [1, 1.0, True, "1", b"1", (1,), [1], ("ab", "c"), ("a", "bc"), None, {1: None}, {1}]
+    assert len({canonical(x) for x in distinct}) == len(distinct)
+    va = Versioned(a, Dot("n1", 1))
+    vb = Versioned(b, Dot("n1", 1))
+    assert version_digest("cart", (va,)) == version_digest("cart", (vb,))
+    assert MerkleTree([("cart", (va,))], 2).root == MerkleTree([("cart", (vb,))], 2).root
+
+
+def test_canonical_encoding_is_the_same_in_every_python_process():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from labkit.replication.merkle import canonical; "
+        "s = frozenset(f'item{i}' for i in range(30)); print(repr(s)); print(canonical(s).hex())"
+    )
+    outs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+        for seed in ("1", "2")
+    ]
+    assert outs[0][0] != outs[1][0]  # repr follows the process's string hashing
+    assert outs[0][1] == outs[1][1]

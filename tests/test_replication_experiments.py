@@ -17,7 +17,7 @@ from labkit.replication.experiments import (
     run_partition_scenario,
     stale_flags,
 )
-from labkit.replication.versions import Versioned
+from labkit.replication.versions import Dot, Versioned
 
 
 def during(result, side):
@@ -60,29 +60,44 @@ def test_history_is_well_formed_and_marks_unknown_outcomes():
             assert a.ret <= b.call
 
 
-def _op(kind, value, call, ret, ok=True, clock=None, versions=()):
+def _op(kind, value, call, ret, ok=True, version=None, versions=(), client="c", context=None):
     if kind is OpKind.WRITE and ok:
-        versions = (Versioned(value, clock),)
-    return ClientOp("c", "n1", kind, "x", value, call, ret, ok, versions, True, 1)
+        versions = (version,)
+    return ClientOp(client, "n1", kind, "x", value, call, ret, ok, versions, True, 1, context)
 
 
 def test_stale_flags_on_a_hand_written_history():
-    c1, c2 = VectorClock({"n1": 1}), VectorClock({"n1": 2})
-    w1 = _op(OpKind.WRITE, "a", 0.0, 1.0, clock=c1)
-    w2 = _op(OpKind.WRITE, "b", 2.0, 3.0, clock=c2)
-    fresh = _op(OpKind.READ, None, 4.0, 5.0, versions=(Versioned("b", c2),))
-    stale = _op(OpKind.READ, None, 4.0, 5.0, versions=(Versioned("a", c1),))
-    overlapping = _op(OpKind.READ, None, 2.5, 3.5, versions=(Versioned("a", c1),))  # w2 not done yet
+    v1, v2 = Versioned("a", Dot("n1", 1)), Versioned("b", Dot("n1", 2), VectorClock({"n1": 1}))
+    w1 = _op(OpKind.WRITE, "a", 0.0, 1.0, version=v1)
+    w2 = _op(OpKind.WRITE, "b", 2.0, 3.0, version=v2)
+    fresh = _op(OpKind.READ, None, 4.0, 5.0, versions=(v2,))
+    stale = _op(OpKind.READ, None, 4.0, 5.0, versions=(v1,))
+    overlapping = _op(OpKind.READ, None, 2.5, 3.5, versions=(v1,))  # w2 not done yet
     empty = _op(OpKind.READ, None, 1.5, 1.8)
     assert stale_flags([w1, w2, fresh, stale, overlapping, empty]) == [False, False, False, True, False, True]
 
 
 def test_lost_writes_on_a_hand_written_history():
-    a, b = VectorClock({"n1": 1}), VectorClock({"n2": 1})
-    wa = _op(OpKind.WRITE, "a", 0.0, 1.0, clock=a)
-    wb = _op(OpKind.WRITE, "b", 0.0, 1.0, clock=b)
-    assert lost_writes([wa, wb], {"x": (Versioned("a", a), Versioned("b", b))}) == []
-    assert lost_writes([wa, wb], {"x": (Versioned("b", b),)}) == [wa]
+    a, b = Versioned("a", Dot("n1", 1)), Versioned("b", Dot("n2", 1))
+    wa = _op(OpKind.WRITE, "a", 0.0, 1.0, version=a, client="A")
+    wb = _op(OpKind.WRITE, "b", 0.0, 1.0, version=b, client="B")
+    assert lost_writes([wa, wb], {"x": (a, b)}) == []
+    assert lost_writes([wa, wb], {"x": (b,)}) == [wa]
+
+
+def test_lost_writes_judges_by_what_clients_saw_not_by_the_stores_clocks():
+    # B's write claims (context [n1:1]) to have seen A's write, but B was never shown it.
+    a = Versioned("a", Dot("n1", 1))
+    b = Versioned("b", Dot("n1", 2), VectorClock({"n1": 1}))
+    wa = _op(OpKind.WRITE, "a", 0.0, 1.0, version=a, client="A")
+    wb = _op(OpKind.WRITE, "b", 2.0, 3.0, version=b, client="B")
+    assert lost_writes([wa, wb], {"x": (b,)}) == [wa]
+    # Had B read A's write first, superseding it would have been fine.
+    read = _op(OpKind.READ, None, 1.5, 1.8, versions=(a,), client="B")
+    assert lost_writes([wa, read, wb], {"x": (b,)}) == []
+    # A client that passes a context of its own is taken at its word.
+    wb_explicit = _op(OpKind.WRITE, "b", 2.0, 3.0, version=b, client="B", context=VectorClock({"n1": 1}))
+    assert lost_writes([wa, wb_explicit], {"x": (b,)}) == []
 
 
 def test_compare_modes_has_a_row_per_mode_quorum_and_side():
@@ -133,3 +148,20 @@ def test_anti_entropy_run_converges_only_when_switched_on():
         anti_entropy_run(keys=2, step=0)
     with pytest.raises(ValueError, match="keys"):
         anti_entropy_run(keys=0)
+
+
+def test_a_strict_quorum_read_racing_its_read_repair_is_not_linearizable():
+    # DDIA ch. 9, Figure 9-6: R + W > N, and still B sees the new value and C, later, the old one.
+    from labkit.linearizability import RegisterModel, check
+    from labkit.linearizability.adapters import from_replication
+    from labkit.replication.experiments import quorum_read_race, to_history
+
+    broken = []
+    for seed in range(300):
+        ops = quorum_read_race(seed)
+        if check(from_replication(to_history(ops)), RegisterModel()).ok is False:
+            broken.append(seed)
+            seen = {op.client: op for op in ops}
+            assert seen["B"].values == ("new",) and seen["C"].values == ("old",)
+            assert seen["B"].ret < seen["C"].call and seen["client"].ok is not False
+    assert 0 < len(broken) < 30

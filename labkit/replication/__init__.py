@@ -2,7 +2,7 @@
 
 * :mod:`~labkit.replication.modes`: :class:`Mode` (consistency-first strict
   quorums vs availability-first sloppy quorums) and :class:`Resolution`;
-* :mod:`~labkit.replication.versions`: versions with vector clocks, siblings;
+* :mod:`~labkit.replication.versions`: versions with dotted version vectors, siblings;
 * :mod:`~labkit.replication.messages`: the protocol's messages;
 * :mod:`~labkit.replication.coordinator` and :mod:`~labkit.replication.replica`:
   the storage node (coordinator, replica, stand-in with hinted handoff,
@@ -20,11 +20,20 @@ from labkit.replication.merkle import MerkleTree, diff
 from labkit.replication.modes import Mode, Resolution
 from labkit.replication.replica import ReplicaNode, check_replica
 from labkit.replication.store import ReplicatedStore
-from labkit.replication.versions import Siblings, Versioned, check_siblings, context_of, covers, reconcile
+from labkit.replication.versions import (
+    Dot,
+    Siblings,
+    Versioned,
+    check_siblings,
+    context_of,
+    covers,
+    reconcile,
+)
 
 __all__ = [
     "ClientNode",
     "ClientOp",
+    "Dot",
     "MerkleTree",
     "Mode",
     "OpKind",

@@ -23,7 +23,7 @@ from typing import Any
 
 from labkit.clocks import VectorClock
 from labkit.replication.messages import ClientGet, ClientPut, ClientReply
-from labkit.replication.versions import Siblings, context_of
+from labkit.replication.versions import Dot, Siblings, Versioned, context_of
 from labkit.sim import Context, Node
 
 __all__ = ["OpKind", "ClientOp", "Operation", "Workload", "ClientNode"]
@@ -53,7 +53,10 @@ class ClientOp:
     """Everything a client saw of one operation.
 
     ``ok`` is True (answered), False (refused: no quorum) or None (no answer
-    before the client's timeout; then ``ret`` is ``inf``).
+    before the client's timeout; then ``ret`` is ``inf``). ``versions`` is,
+    for a read, the siblings; for a write, the version written followed by
+    the coordinator's earlier versions it sent along. ``context`` is what a
+    write carried (None for a read).
     """
 
     client: str
@@ -64,21 +67,34 @@ class ClientOp:
     call: float
     ret: float
     ok: bool | None
-    versions: Siblings  # read: the siblings; write: the version written
+    versions: Siblings  # read: the siblings; write: the version written, then the ones sent along
     quorum_met: bool
     answered: int
+    context: VectorClock | None = None  # a write's context; None for a read
 
     @property
     def values(self) -> tuple:
-        """The values read or written, sorted by repr for stable output."""
+        """The values read (sorted by repr for stable output), or the value written."""
+        if self.kind is OpKind.WRITE:
+            return (self.versions[0].value,) if self.versions else ()
         return tuple(sorted((v.value for v in self.versions), key=repr))
 
     @property
-    def clock(self) -> VectorClock | None:
-        """The written version's clock (writes that succeeded only)."""
+    def version(self) -> Versioned | None:
+        """The written version (writes that succeeded only)."""
         if self.kind is OpKind.WRITE and self.versions:
-            return self.versions[0].clock
+            return self.versions[0]
         return None
+
+    @property
+    def dot(self) -> Dot | None:
+        """The written version's dot (writes that succeeded only)."""
+        return None if self.version is None else self.version.dot
+
+    @property
+    def clock(self) -> VectorClock | None:
+        """The written version's :attr:`~Versioned.clock`: its context with its dot folded in."""
+        return None if self.version is None else self.version.clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +102,8 @@ class Workload:
     """A closed loop: think, then read or write ``key``, wait, repeat.
 
     ``read_fraction`` of operations are reads (chosen with the client's
-    seeded generator). Writes carry as context the clock of the last answer
-    for the key, so a client's own writes supersede what it last saw.
+    seeded generator). Writes carry as context the context of the last
+    answer for the key, so a client's own writes supersede what it last saw.
     """
 
     key: str = "x"
@@ -134,8 +150,8 @@ class ClientNode(Node):
         self._crashes = 0
         self._next_op = 0
         self._written = 0
-        # op_id -> (coordinator, kind, key, value, call)
-        self._pending: dict[int, tuple[str, OpKind, str, Any, float]] = {}
+        # op_id -> (coordinator, kind, key, value, call, context)
+        self._pending: dict[int, tuple[str, OpKind, str, Any, float, VectorClock | None]] = {}
 
     def on_start(self, ctx: Context) -> None:
         wl = self.workload
@@ -163,7 +179,7 @@ class ClientNode(Node):
             if context is None:
                 context = self.context.get(key, VectorClock())
             msg = ClientPut(op_id, key, value, context, quorum)
-        self._pending[op_id] = (self.coordinator, kind, key, value, ctx.now)
+        self._pending[op_id] = (self.coordinator, kind, key, value, ctx.now, context)
         ctx.send(self.coordinator, msg)
         ctx.set_timer(f"timeout/{op_id}", self.timeout)
         return op_id
@@ -171,7 +187,7 @@ class ClientNode(Node):
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:
         if not isinstance(msg, ClientReply) or msg.op_id not in self._pending:
             return  # a duplicate, or the answer to an operation already given up on
-        coord, kind, key, value, call = self._pending.pop(msg.op_id)
+        coord, kind, key, value, call, context = self._pending.pop(msg.op_id)
         ctx.cancel_timer(f"timeout/{msg.op_id}")
         self.ops.append(
             ClientOp(
@@ -186,6 +202,7 @@ class ClientNode(Node):
                 msg.versions,
                 msg.quorum_met,
                 msg.answered,
+                context,
             )
         )
         if msg.ok:
@@ -198,9 +215,9 @@ class ClientNode(Node):
             return
         op_id = int(name.split("/")[1])
         if op_id in self._pending:
-            coord, kind, key, value, call = self._pending.pop(op_id)
+            coord, kind, key, value, call, context = self._pending.pop(op_id)
             self.ops.append(
-                ClientOp(self.process, coord, kind, key, value, call, math.inf, None, (), False, 0)
+                ClientOp(self.process, coord, kind, key, value, call, math.inf, None, (), False, 0, context)
             )
             self._crashes += 1
             self.process = f"{self.node_id}/{self._crashes}"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from labkit.replication.modes import Mode, Resolution
 
-__all__ = ["StoreConfig", "check_quorum"]
+__all__ = ["StoreConfig", "check_quorum", "check_interval"]
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -34,6 +34,11 @@ def _seconds(name: str, value: object, *, allow_none: bool = False) -> float | N
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
     return float(value)
+
+
+def check_interval(name: str, value: object) -> float | None:
+    """Validate a background interval: a finite number of seconds > 0, or None for "off"."""
+    return _seconds(name, value, allow_none=True)
 
 
 def check_quorum(name: str, value: object, n: int) -> int:

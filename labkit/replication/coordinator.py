@@ -18,6 +18,14 @@ key's N home replicas and answers the client when enough of them did:
   hands it back later. At the deadline the coordinator answers with what it
   has, so a client that reaches any node gets an answer, possibly stale.
 
+Versions are stamped with dotted version vectors (:mod:`labkit.replication.versions`):
+the new version gets a fresh dot ``(this node, counter)`` and keeps the
+client's context as it is. The coordinator also remembers, per key, the
+versions it stamped that no later context has covered, and sends them along
+with every new write (and back to the client): a replica that missed
+``n1:4`` but stores ``n1:5`` learns ``n1:4`` with it, so a reader's context
+``[n1:5]`` never claims a write the reader has not seen.
+
 :class:`Coordinator` is plain bookkeeping; the node it belongs to calls it
 from its handlers and it asks for effects through the node's context.
 """
@@ -40,8 +48,8 @@ from labkit.replication.messages import (
     RequestId,
     WriteAck,
 )
-from labkit.replication.modes import Mode
-from labkit.replication.versions import Siblings, Versioned, merge_siblings, same_versions
+from labkit.replication.modes import Mode, Resolution
+from labkit.replication.versions import Dot, Siblings, Versioned, merge_siblings, reconcile, same_versions
 from labkit.sim import Context
 
 __all__ = ["Coordinator", "PendingRequest"]
@@ -57,7 +65,7 @@ class PendingRequest:
     key: str
     need: int  # R or W
     home: tuple[str, ...]
-    version: Versioned | None = None  # the version being written; None for a read
+    versions: Siblings | None = None  # a write: the new version first, then earlier ones; None for a read
     answered_home: set[str] = field(default_factory=set)
     answered_all: set[str] = field(default_factory=set)
     stand_in: dict[str, str] = field(default_factory=dict)  # home replica -> its current stand-in
@@ -68,13 +76,13 @@ class PendingRequest:
 
     @property
     def is_read(self) -> bool:
-        return self.version is None
+        return self.versions is None
 
 
 class Coordinator:
     """The request bookkeeping of one node."""
 
-    __slots__ = ("node_id", "config", "boot", "seq", "pending", "counter")
+    __slots__ = ("node_id", "config", "boot", "seq", "pending", "counter", "stamped")
     _timer_handlers: dict[str, Callable[[Coordinator, Context, PendingRequest], None]]
 
     def __init__(self, node_id: str, config: StoreConfig) -> None:
@@ -82,7 +90,9 @@ class Coordinator:
         self.config = config
         self.boot = 0
         self.seq = 0
-        self.counter = 0  # the largest entry this node ever put in a clock (durable)
+        self.counter = 0  # the counter of the last dot this node handed out (durable)
+        # key -> the versions this node stamped that no later context has covered (durable)
+        self.stamped: dict[str, Siblings] = {}
         self.pending: dict[RequestId, PendingRequest] = {}
 
     # -- starting requests ----------------------------------------------
@@ -95,11 +105,11 @@ class Coordinator:
         return True
 
     def _open(
-        self, ctx: Context, client: str, op_id: int, key: str, need: int, version: Versioned | None
+        self, ctx: Context, client: str, op_id: int, key: str, need: int, versions: Siblings | None
     ) -> PendingRequest:
         self.seq += 1
         req = (self.boot, self.seq)
-        p = PendingRequest(req, client, op_id, key, need, self.config.home(key), version)
+        p = PendingRequest(req, client, op_id, key, need, self.config.home(key), versions)
         self.pending[req] = p
         ctx.set_timer(f"deadline/{req[0]}/{req[1]}", self.config.request_timeout)
         if self.config.mode is Mode.AVAILABILITY_FIRST:
@@ -107,17 +117,34 @@ class Coordinator:
         return p
 
     def start_put(self, ctx: Context, client: str, msg: ClientPut) -> None:
+        if not isinstance(msg.context, VectorClock):
+            ctx.send(client, ClientReply(msg.op_id, False, (), False, 0))  # malformed: refuse it
+            return
         if not self._quorum(ctx, client, msg.op_id, msg.w):
             return
-        # A fresh counter makes the clock unique and strictly after the
-        # context, so this write supersedes exactly what the client read.
+        # A fresh dot names the write; the client's context, unchanged, says
+        # what it supersedes: exactly the versions the client had seen.
         self.counter += 1
         ctx.persist(("counter",), self.counter)
-        clock = msg.context.merge(VectorClock({self.node_id: self.counter}))
-        version = Versioned(msg.value, clock, ctx.clock(), self.node_id)
-        p = self._open(ctx, client, msg.op_id, msg.key, msg.w, version)
+        version = Versioned(msg.value, Dot(self.node_id, self.counter), msg.context, ctx.clock())
+        versions = (version, *self._remember(ctx, msg.key, version))
+        p = self._open(ctx, client, msg.op_id, msg.key, msg.w, versions)
         for h in p.home:
-            ctx.send(h, ReplicaWrite(p.req, p.key, version))
+            ctx.send(h, ReplicaWrite(p.req, p.key, versions))
+
+    def _remember(self, ctx: Context, key: str, version: Versioned) -> Siblings:
+        """Record ``version`` as stamped here; return the earlier stamped versions it did not supersede.
+
+        Sending those along keeps every replica's knowledge of this node's
+        writes gap-free: whoever stores ``n1:5`` also knows ``n1:4`` (or a
+        version that superseded it). Last-writer-wins needs no such care.
+        """
+        if self.config.resolution is not Resolution.VECTOR_CLOCKS:
+            return ()
+        mine = reconcile(self.stamped.get(key, ()), version)
+        self.stamped[key] = mine
+        ctx.persist(("stamped", key), mine)
+        return tuple(v for v in mine if v is not version)
 
     def start_get(self, ctx: Context, client: str, msg: ClientGet) -> None:
         if not self._quorum(ctx, client, msg.op_id, msg.r):
@@ -178,6 +205,8 @@ class Coordinator:
             # whatever it has, provided anybody answered at all.
             ok = self.config.mode is Mode.AVAILABILITY_FIRST and bool(p.answered_all)
             self._answer(ctx, p, ok=ok)
+        if p.is_read and p.replies:
+            self._repair(ctx, p)  # even a read that fell short of R has seen which replicas are behind
         self.pending.pop(p.req, None)
 
     def _on_hint(self, ctx: Context, p: PendingRequest) -> None:
@@ -204,17 +233,19 @@ class Coordinator:
             if p.is_read:
                 ctx.send(s, ReplicaRead(p.req, p.key))
             else:
-                ctx.send(s, ReplicaWrite(p.req, p.key, p.version, hint_for=h))
+                ctx.send(s, ReplicaWrite(p.req, p.key, p.versions, hint_for=h))
         if asked and free:
             ctx.set_timer(f"hint/{p.req[0]}/{p.req[1]}", self.config.hint_after)
 
     # -- answering ------------------------------------------------------------
     def _answer(self, ctx: Context, p: PendingRequest, *, ok: bool) -> None:
         p.replied = True
-        if p.is_read:
-            versions = p.merged if ok else ()
+        if not ok:
+            versions: Siblings = ()
         else:
-            versions = (p.version,) if ok else ()  # type: ignore[assignment]
+            # A write answers with everything it sent, so the context the
+            # client builds from the answer covers only versions it was shown.
+            versions = p.merged if p.is_read else p.versions  # type: ignore[assignment]
         met = self._count(p) >= p.need
         ctx.send(p.client, ClientReply(p.op_id, ok, versions, met, len(p.answered_all)))
 

@@ -10,9 +10,11 @@ counts:
 * **stale reads**: answered reads that returned none of the values a
   linearizable register could have returned (every value they saw had been
   overwritten by a write that completed before the read began);
-* **lost writes**: acknowledged writes that no surviving version equals or
-  descends from once the store has settled (last-writer-wins silently
-  discards concurrent writes; vector clocks keep them as siblings instead);
+* **lost writes**: acknowledged writes that are neither a surviving version
+  nor in the causal past of one once the store has settled, judged by what
+  the clients were actually shown, not by the store's own clocks
+  (last-writer-wins silently discards concurrent writes; dotted version
+  vectors keep them as siblings instead);
 * **conflicting versions**: siblings left for a client to reconcile.
 
 :func:`quorum_latency` measures the other half of PACELC (Abadi 2012): even
@@ -26,13 +28,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from labkit.clocks import VectorClock
 from labkit.replication.client import ClientOp, Operation, OpKind, Workload
 from labkit.replication.config import check_quorum
 from labkit.replication.messages import MerkleData, MerkleLevel
 from labkit.replication.modes import Mode, Resolution
 from labkit.replication.store import DEFAULT_LATENCY, ReplicatedStore
-from labkit.replication.versions import Siblings, covers
-from labkit.sim import Exponential, Kind, Latency, Trace
+from labkit.replication.versions import Dot, Siblings, Versioned, context_of
+from labkit.sim import Exponential, Kind, Latency, Trace, Uniform
 
 __all__ = [
     "ScenarioResult",
@@ -41,9 +44,11 @@ __all__ = [
     "cap_register_history",
     "to_history",
     "stale_flags",
+    "causal_histories",
     "lost_writes",
     "ops_frame",
     "quorum_latency",
+    "quorum_read_race",
     "merkle_traffic",
     "merkle_cost",
     "anti_entropy_run",
@@ -52,6 +57,8 @@ __all__ = [
 PHASES = ("before", "during", "after")  # labels for tables, relative to the partition
 # A long-tailed network: most messages take a few ms, a few take far longer.
 PACELC_LATENCY = Exponential(0.01, 0.002)
+# A jittery one: every message takes anything from 1 to 30 ms, so later messages can overtake earlier ones.
+RACE_LATENCY = Uniform(0.001, 0.03)
 
 
 def ops_frame(ops: Sequence[ClientOp], side_of: dict[str, str] | None = None):  # -> pandas.DataFrame
@@ -121,17 +128,82 @@ def stale_flags(ops: Sequence[ClientOp]) -> list[bool]:
     return flags
 
 
+def causal_histories(
+    ops: Sequence[ClientOp], also: dict[str, Siblings] | None = None
+) -> dict[Dot, frozenset[Dot]]:
+    """For every version the clients saw (and those in ``also``: key -> versions),
+    the dots of all writes it really descends from, itself included.
+
+    This is the judge's view, built from the history alone and not from the
+    store's clocks: a write descends from itself and from everything its
+    client had been shown before it was called (reads and write answers,
+    with their own pasts), or, if the write carried an explicit context,
+    from the versions that context names. A version from a write the client
+    never heard back from is matched to it by key and value when that is
+    unambiguous; otherwise (and for versions of writes not in ``ops``) its
+    own context is taken at its word.
+    """
+    events = []
+    for i, op in enumerate(ops):
+        if op.kind is OpKind.WRITE:
+            events.append((op.call, 1, i))
+        if op.ok:
+            events.append((op.ret, 0, i))  # at equal times an answer arrives before the next call
+    events.sort()
+    hist: dict[Dot, frozenset[Dot]] = {}
+    seen: dict[tuple[str, str], frozenset[Dot]] = {}  # (client, key) -> what it was shown, with pasts
+    context: dict[tuple[str, str], VectorClock] = {}  # (client, key) -> its default context
+    unanswered: dict[tuple[str, Any], list[frozenset[Dot]]] = {}  # (key, value) -> pasts of such writes
+
+    def named_by(clock: VectorClock) -> frozenset[Dot]:
+        return frozenset().union(*(h for d, h in hist.items() if d.seen_by(clock)))
+
+    def history_of(key: str, v: Versioned) -> frozenset[Dot]:
+        if v.dot not in hist:
+            candidates = unanswered.get((key, v.value), [])
+            past = candidates[0] if len(candidates) == 1 else named_by(v.context)
+            hist[v.dot] = past | {v.dot}
+        return hist[v.dot]
+
+    for _, is_call, i in events:
+        op = ops[i]
+        who = (op.client.split("/")[0], op.key)
+        if is_call:
+            mine = context.get(who, VectorClock())
+            written = op.context if op.context is not None else mine
+            past = seen.get(who, frozenset()) if written == mine else named_by(written)
+            if op.ok and op.versions:
+                hist[op.versions[0].dot] = past | {op.versions[0].dot}
+            else:
+                unanswered.setdefault((op.key, op.value), []).append(past)
+        else:
+            shown = frozenset().union(*(history_of(op.key, v) for v in op.versions))
+            seen[who] = seen.get(who, frozenset()) | shown
+            context[who] = context_of(op.versions).merge(context.get(who, VectorClock()))
+    for key, versions in (also or {}).items():
+        for v in versions:
+            history_of(key, v)
+    return hist
+
+
 def lost_writes(ops: Sequence[ClientOp], final: dict[str, Siblings]) -> list[ClientOp]:
-    """Acknowledged writes that no version in the settled state (``final``:
-    key -> versions) equals or descends from.
+    """Acknowledged writes that are neither in the settled state (``final``:
+    key -> versions) nor in the causal past of a version that is.
 
     Such a write was discarded without any later writer having seen it: the
     fate of concurrent writes under last-writer-wins (DDIA ch. 5, "Last
-    write wins"). With vector clocks they survive as siblings instead.
+    write wins"). The causal pasts come from :func:`causal_histories`, that
+    is from what the clients were shown, so a store whose clocks *claim*
+    that a later write had seen an earlier one (as coordinator-stamped
+    vector clocks do for two blind writes through one node) is caught too.
     """
+    hist = causal_histories(ops, final)
     out = []
     for op in ops:
-        if op.kind is OpKind.WRITE and op.ok and not covers(final.get(op.key, ()), op.clock):  # type: ignore[arg-type]
+        if op.kind is not OpKind.WRITE or not op.ok or op.dot is None:
+            continue
+        survivors = final.get(op.key, ())
+        if not any(op.dot in hist[v.dot] for v in survivors):
             out.append(op)
     return out
 
@@ -440,6 +512,38 @@ def quorum_latency(
     return pd.DataFrame(rows)
 
 
+def quorum_read_race(
+    seed: int = 0, *, slow: float = 0.2, latency: Latency | float = RACE_LATENCY
+) -> list[ClientOp]:
+    """A strict quorum racing its own read repair (DDIA ch. 9, "Linearizability and quorums", Figure 9-6).
+
+    Five nodes, N = 3, R = W = 2, consistency-first, last-writer-wins. ``x =
+    "old"`` is written and settles. Then a client writes ``x = "new"``
+    through one home replica whose links to the other two take ``slow``
+    seconds, so the write stays in flight while reader ``B`` (through
+    ``n2``) and then reader ``C`` (through ``n3``, called just after ``B``
+    returned) read ``x``. ``B`` may see "new" from the one replica that has
+    it; ``C`` may then reach the two others before ``B``'s read repair
+    does, and see "old". Returns every operation, in call order.
+    """
+    store = ReplicatedStore(5, 3, Mode.CONSISTENCY_FIRST, r=2, w=2, resolution=Resolution.LAST_WRITER_WINS,
+                            seed=seed, latency=latency)  # fmt: skip
+    *others, writer = store.config.home("x")
+    store.put("x", "old", via=others[0])
+    store.run_for(0.5)
+    for h in others:
+        store.sim.set_latency(slow, src=writer, dst=h)
+    store.add_client("B", "n2")
+    store.add_client("C", "n3")
+    store.client().coordinator = writer
+    store.sim.call("client", lambda node, ctx: node.submit(ctx, OpKind.WRITE, "x", "new", quorum=2))
+    store.get("x", via="n2", client="B")
+    store.run_for(0.001)  # C starts strictly after B returned
+    store.get("x", via="n3", client="C")
+    store.run_for(2 * slow + store.client_timeout)
+    return store.ops()
+
+
 def merkle_traffic(trace: Trace, since: float = 0.0) -> dict[str, int]:
     """Anti-entropy traffic sent since ``since``: hashes, keys and messages."""
     hashes = keys = messages = 0
@@ -475,15 +579,13 @@ def merkle_cost(
 
     import pandas as pd
 
-    from labkit.clocks import VectorClock
     from labkit.replication.merkle import MerkleTree, diff
-    from labkit.replication.versions import Versioned
 
     if isinstance(total_keys, bool) or not isinstance(total_keys, int) or total_keys < 1:
         raise ValueError(f"total_keys must be an int >= 1, got {total_keys!r}")
     rng = random.Random(seed)
     keys = [f"key{i}" for i in range(total_keys)]
-    base = {k: (Versioned(i, VectorClock({"n1": i + 1})),) for i, k in enumerate(keys)}
+    base = {k: (Versioned(i, Dot("n1", i + 1)),) for i, k in enumerate(keys)}
     tree_a = MerkleTree(base.items(), depth)
     rows = []
     for k in differing:
@@ -492,7 +594,7 @@ def merkle_cost(
         changed = dict(base)
         for key in rng.sample(keys, k):
             old = changed[key][0]
-            changed[key] = (Versioned(old.value, old.clock.increment("n2")),)
+            changed[key] = (Versioned(old.value, Dot("n2", old.dot.counter), old.clock),)
         tree_b = MerkleTree(changed.items(), depth)
         buckets, hashes = diff(tree_a, tree_b)
         sent = sum(len(tree_a.buckets[b]) + len(tree_b.buckets[b]) for b in buckets)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Iterable
+from typing import Any
 
-from labkit.replication.versions import Siblings
+from labkit.replication.versions import Siblings, Versioned
 
-__all__ = ["bucket_of", "version_digest", "MerkleTree", "diff"]
+__all__ = ["bucket_of", "canonical", "version_digest", "MerkleTree", "diff"]
 
 
 def bucket_of(key: str, depth: int) -> int:
@@ -29,13 +30,55 @@ def bucket_of(key: str, depth: int) -> int:
     return zlib.crc32(key.encode()) & ((1 << depth) - 1)
 
 
+def _tagged(tag: bytes, body: bytes) -> bytes:
+    return tag + len(body).to_bytes(8, "big") + body
+
+
+def canonical(value: Any) -> bytes:
+    """Bytes for ``value`` that do not depend on the order it was built in, or on the process.
+
+    ``repr`` is not such an encoding: ``{"a": 1, "b": 2}`` and
+    ``{"b": 2, "a": 1}`` are equal but print differently, and a set of
+    strings prints in an order that changes from one Python process to the
+    next. Here every value is a type tag, a length and a body; dict items
+    and set elements are sorted by their own encodings. The type is part of
+    the value (``1``, ``1.0`` and ``True`` encode differently). Types other than None, bool, int, float, str,
+    bytes, tuple, list, dict, set and frozenset fall back to their type name
+    and ``repr`` (so give such values a deterministic ``repr``).
+    """
+    if value is None:
+        return b"N"
+    if isinstance(value, bool):  # before int: True is an int too
+        return b"T" if value else b"F"
+    if isinstance(value, int):
+        return _tagged(b"i", str(value).encode())
+    if isinstance(value, float):
+        return _tagged(b"f", value.hex().encode())
+    if isinstance(value, str):
+        return _tagged(b"s", value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, (bytes, bytearray)):
+        return _tagged(b"b", bytes(value))
+    if isinstance(value, (tuple, list)):
+        return _tagged(b"t" if isinstance(value, tuple) else b"l", b"".join(canonical(x) for x in value))
+    if isinstance(value, dict):
+        items = sorted(canonical(k) + canonical(v) for k, v in value.items())
+        return _tagged(b"d", b"".join(items))
+    if isinstance(value, (set, frozenset)):
+        return _tagged(b"e", b"".join(sorted(canonical(x) for x in value)))
+    return _tagged(b"r", f"{type(value).__qualname__}:{value!r}".encode())
+
+
+def _version_bytes(v: Versioned) -> bytes:
+    dot = canonical((v.dot.node, v.dot.counter))
+    return dot + canonical(tuple(v.context)) + canonical(v.timestamp) + canonical(v.value)
+
+
 def version_digest(key: str, versions: Siblings) -> bytes:
-    """A digest of one key's sibling set (clocks and values), independent of sibling order."""
+    """A digest of one key's sibling set (dots, contexts, values), independent of sibling order."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(key.encode())
-    for clock, value in sorted((tuple(v.clock), repr(v.value)) for v in versions):
-        h.update(repr(clock).encode())
-        h.update(value.encode())
+    h.update(canonical(key))
+    for encoded in sorted(_version_bytes(v) for v in versions):
+        h.update(encoded)
     return h.digest()
 
 

@@ -54,7 +54,7 @@ class ClientPut:
     op_id: int
     key: str
     value: Any
-    context: VectorClock  # merged clock of what the client last read; empty for a blind write
+    context: VectorClock  # what the client had seen (the context of its last answer); empty for a blind write
     w: int
 
 
@@ -65,8 +65,9 @@ class ClientReply:
     ``ok`` is False when the coordinator gave up (consistency-first mode and
     too few replicas answered). ``quorum_met`` says whether R (or W) *home*
     replicas answered; in availability-first mode ``ok`` can be True
-    without it. ``versions`` is the sibling set read, or the one version
-    written.
+    without it. ``versions`` is the sibling set read, or the version
+    written followed by the coordinator's earlier versions it sent along
+    (the client has now seen them, and its next write supersedes them).
     """
 
     op_id: int
@@ -79,12 +80,15 @@ class ClientReply:
 # -- coordinator <-> replicas ---------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ReplicaWrite:
-    """Store ``version`` of ``key``. ``hint_for`` names the home replica this
-    node stands in for (sloppy quorum), or is None on a home replica."""
+    """Store ``versions`` of ``key``: the new version first, then the
+    coordinator's earlier versions of the key that no context has covered
+    yet (so no replica learns ``n1:5`` without ``n1:4``). ``hint_for`` names
+    the home replica this node stands in for (sloppy quorum), or is None on
+    a home replica."""
 
     req: RequestId
     key: str
-    version: Any  # Versioned
+    versions: Siblings
     hint_for: str | None = None
 
 

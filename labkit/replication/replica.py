@@ -13,14 +13,18 @@ Each :class:`ReplicaNode` plays three parts at once:
 * **coordinator** for client requests (:mod:`labkit.replication.coordinator`).
 
 Anti-entropy (§4.7) runs as a separate background process that is off
-unless ``anti_entropy_interval`` is set: every interval the node picks a
-random peer and the two walk their Merkle trees (:mod:`labkit.replication.merkle`)
-over the keys both own, then swap the versions of the differing buckets.
+unless ``anti_entropy_interval`` is set (or :meth:`ReplicaNode.set_anti_entropy`
+switches it on during a run): every interval the node picks a random peer
+and the two walk their Merkle trees (:mod:`labkit.replication.merkle`) over
+the keys both own, then swap the versions of the differing buckets.
 
 Durable storage layout (survives crashes): ``("data", key) -> Siblings``,
 ``("hint", home, key) -> Siblings`` (or None once handed off),
-``("counter",) -> int`` and ``("boot",) -> int``. Everything else (pending
-requests, anti-entropy sessions) is volatile and is lost in a crash.
+``("stamped", key) -> Siblings`` (the coordinator's versions no context has
+covered yet), ``("counter",) -> int``, ``("boot",) -> int`` and
+``("anti_entropy",) -> float | None`` once switched during a run. Everything
+else (pending requests, anti-entropy sessions) is volatile and is lost in a
+crash.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from labkit.replication.config import StoreConfig
+from labkit.replication.config import StoreConfig, check_interval
 from labkit.replication.coordinator import Coordinator
 from labkit.replication.merkle import MerkleTree, bucket_of
 from labkit.replication.messages import (
@@ -64,6 +68,7 @@ class ReplicaNode(Node):
         self.data: dict[str, Siblings] = {}
         self.hints: dict[tuple[str, str], Siblings] = {}  # (home replica, key) -> versions
         self.coordinator = Coordinator(node_id, config)
+        self.anti_entropy_interval = config.anti_entropy_interval  # None: anti-entropy is off
         self._sessions = 0
         # Handler table: message type -> bound method (house rule: no if-chains).
         self._handlers: dict[type, Callable[[Context, str, Any], None]] = {
@@ -99,13 +104,29 @@ class ReplicaNode(Node):
                 self.data[skey[1]] = value
             elif skey[0] == "hint" and value:
                 self.hints[(skey[1], skey[2])] = value
+            elif skey[0] == "stamped":
+                self.coordinator.stamped[skey[1]] = value
         self.coordinator.counter = ctx.storage.get(("counter",), 0)
         self.coordinator.boot = ctx.storage.get(("boot",), 0) + 1
         ctx.persist(("boot",), self.coordinator.boot)
         ctx.set_timer("handoff", self.config.handoff_interval)
-        if self.config.anti_entropy_interval is not None:
+        self.anti_entropy_interval = ctx.storage.get(("anti_entropy",), self.config.anti_entropy_interval)
+        self._schedule_anti_entropy(ctx)
+
+    def set_anti_entropy(self, ctx: Context, interval: float | None) -> None:
+        """Switch anti-entropy on (every ``interval`` seconds) or off (None) from now on.
+
+        The setting is durable, so a node that crashes and restarts keeps it.
+        """
+        self.anti_entropy_interval = check_interval("interval", interval)
+        ctx.persist(("anti_entropy",), self.anti_entropy_interval)
+        ctx.cancel_timer("anti_entropy")
+        self._schedule_anti_entropy(ctx)
+
+    def _schedule_anti_entropy(self, ctx: Context) -> None:
+        if self.anti_entropy_interval is not None:
             # Spread the first rounds so nodes do not all start together.
-            ctx.set_timer("anti_entropy", self.config.anti_entropy_interval * (0.5 + ctx.random.random()))
+            ctx.set_timer("anti_entropy", self.anti_entropy_interval * (0.5 + ctx.random.random()))
 
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:
         handler = self._handlers.get(type(msg))
@@ -133,15 +154,15 @@ class ReplicaNode(Node):
 
     def _on_write(self, ctx: Context, src: str, msg: ReplicaWrite) -> None:
         if msg.hint_for is None:
-            self._store(ctx, msg.key, (msg.version,))
+            self._store(ctx, msg.key, msg.versions)
         else:
             hk = (msg.hint_for, msg.key)
             before = self.hints.get(hk, ())
-            merged = merge_siblings(before, (msg.version,), self.config.resolution)
+            merged = merge_siblings(before, msg.versions, self.config.resolution)
             if not same_versions(merged, before):
                 self.hints[hk] = merged
                 ctx.persist(("hint", *hk), merged)
-                ctx.note("hint", home=msg.hint_for, key=msg.key, clock=msg.version.clock)
+                ctx.note("hint", home=msg.hint_for, key=msg.key, dot=msg.versions[0].dot)
         ctx.send(src, WriteAck(msg.req, msg.key))
 
     def local_versions(self, key: str) -> Siblings:
@@ -188,7 +209,9 @@ class ReplicaNode(Node):
         return MerkleTree(self._shared_items(peer), self.config.merkle_depth)
 
     def _start_anti_entropy(self, ctx: Context) -> None:
-        ctx.set_timer("anti_entropy", self.config.anti_entropy_interval)  # type: ignore[arg-type]
+        if self.anti_entropy_interval is None:
+            return  # switched off while the timer was pending
+        ctx.set_timer("anti_entropy", self.anti_entropy_interval)
         if ctx.peers:
             storage_peers = [p for p in ctx.peers if p in self.config.nodes]
             if storage_peers:
@@ -237,6 +260,10 @@ def check_replica(node: ReplicaNode) -> None:
     for key, versions in node.data.items():
         # Invariant: a node stores data only for keys it is a home replica of.
         assert node.node_id in cfg.home(key), f"{node.node_id} holds {key!r} but is not a home replica"
+        check_siblings(versions, cfg.resolution)
+    for key, versions in node.coordinator.stamped.items():
+        # Invariant: a coordinator remembers only versions it stamped itself.
+        assert all(v.dot.node == node.node_id for v in versions), (node.node_id, key, versions)
         check_siblings(versions, cfg.resolution)
     for (home, key), versions in node.hints.items():
         # Invariant: a hint is kept for a home replica, by a node that is not one.

@@ -9,6 +9,8 @@
   runs until the answer arrives or the client gives up);
 * the faults (``crash``, ``restart``, ``partition``, ``heal``), where a
   client always stays on the side of the coordinator it talks to;
+* :meth:`~ReplicatedStore.set_anti_entropy` to switch the background
+  Merkle-tree exchange on or off in the middle of a run;
 * read-outs of what each replica durably holds, for measurements.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 
 from labkit.clocks import VectorClock
 from labkit.replication.client import ClientNode, ClientOp, OpKind, Workload
-from labkit.replication.config import StoreConfig, check_quorum
+from labkit.replication.config import StoreConfig, check_interval, check_quorum
 from labkit.replication.modes import Mode, Resolution
 from labkit.replication.replica import ReplicaNode
 from labkit.replication.versions import Siblings, merge_siblings, same_versions
@@ -103,6 +105,8 @@ class ReplicatedStore:
             self.sim.set_latency(0.0, src=name, dst=name)
         self.clients: list[str] = []
         self._groups: list[list[str]] | None = None
+        self._anti_entropy_switched = False
+        self._anti_entropy: float | None = None
         self.add_client("client", names[0])
 
     # -- parts -------------------------------------------------------------------
@@ -150,7 +154,14 @@ class ReplicatedStore:
         return self.config.preference_list(key)[0]
 
     def _request(
-        self, kind: OpKind, key: str, value: Any, via: str | None, quorum: int, context: VectorClock | None
+        self,
+        kind: OpKind,
+        key: str,
+        value: Any,
+        via: str | None,
+        quorum: int,
+        context: VectorClock | None,
+        name: str,
     ) -> ClientOp:
         if not isinstance(key, str):
             raise TypeError(f"key must be a str, got {key!r}")
@@ -158,12 +169,12 @@ class ReplicatedStore:
         self._check_storage(via, "via")
         if context is not None and not isinstance(context, VectorClock):
             raise TypeError(f"context must be a VectorClock or None, got {context!r}")
-        client = self.client()
+        client = self.client(name)
         client.coordinator = via
         self._apply_partition()
         done = len(client.ops)
         self.sim.call(
-            "client", lambda node, ctx: node.submit(ctx, kind, key, value, quorum=quorum, context=context)
+            name, lambda node, ctx: node.submit(ctx, kind, key, value, quorum=quorum, context=context)
         )
         while len(client.ops) == done:  # the client's own timeout guarantees an end
             self.sim.step()
@@ -177,19 +188,25 @@ class ReplicatedStore:
         via: str | None = None,
         w: int | None = None,
         context: VectorClock | None = None,
+        client: str = "client",
     ) -> ClientOp:
         """Write ``key = value`` and run the simulation until the client has an answer.
 
-        ``context`` is the clock of what the write supersedes (by default the
-        client's last answer for this key, so reads then writes reconcile).
+        ``context`` is what the write supersedes: the versions whose dots it
+        covers (by default the context of the client's last answer for this
+        key, so reads then writes reconcile; ``VectorClock()`` for a blind
+        write). ``client`` names the client that sends it (one added with
+        :meth:`add_client` and no workload; by default ``"client"``).
         """
         w = check_quorum("w", self.w if w is None else w, self.config.n)
-        return self._request(OpKind.WRITE, key, value, via, w, context)
+        return self._request(OpKind.WRITE, key, value, via, w, context, client)
 
-    def get(self, key: str, *, via: str | None = None, r: int | None = None) -> ClientOp:
-        """Read ``key`` (all siblings) and run the simulation until the client has an answer."""
+    def get(
+        self, key: str, *, via: str | None = None, r: int | None = None, client: str = "client"
+    ) -> ClientOp:
+        """Read ``key`` (all siblings) and run the simulation until ``client`` has an answer."""
         r = check_quorum("r", self.r if r is None else r, self.config.n)
-        return self._request(OpKind.READ, key, None, via, r, None)
+        return self._request(OpKind.READ, key, None, via, r, None, client)
 
     def run_for(self, seconds: float) -> None:
         """Let background work (hinted handoff, anti-entropy, stragglers) run."""
@@ -203,6 +220,28 @@ class ReplicatedStore:
     def restart(self, node: str) -> None:
         self._check_storage(node)
         self.sim.restart(node)
+        if self._anti_entropy_switched:  # it was down when the setting changed
+            interval = self.anti_entropy_interval
+            self.sim.call(node, lambda replica, ctx: replica.set_anti_entropy(ctx, interval))
+
+    # -- background processes ---------------------------------------------------------
+    @property
+    def anti_entropy_interval(self) -> float | None:
+        """Seconds between anti-entropy rounds on every node, or None when it is off."""
+        return self._anti_entropy if self._anti_entropy_switched else self.config.anti_entropy_interval
+
+    def set_anti_entropy(self, interval: float | None) -> None:
+        """Switch anti-entropy on (a round every ``interval`` seconds) or off (None), from now on.
+
+        Every live node sets or cancels its background timer at once; a node
+        that is down picks the setting up when :meth:`restart` brings it back.
+        """
+        interval = check_interval("interval", interval)
+        self._anti_entropy = interval
+        self._anti_entropy_switched = True
+        for node in self.config.nodes:
+            if self.sim.is_up(node):
+                self.sim.call(node, lambda replica, ctx: replica.set_anti_entropy(ctx, interval))
 
     def partition(self, *groups: Iterable[str]) -> None:
         """Split the storage nodes into groups; nodes not named form one more group."""

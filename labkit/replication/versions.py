@@ -1,16 +1,40 @@
-"""Versioned values and sibling sets (Dynamo, SOSP 2007, §4.4).
+"""Versions with dotted version vectors, and sibling sets (Dynamo, SOSP 2007, §4.4;
+Preguiça, Baquero, Almeida, Fonte and Gonçalves, "Dotted Version Vectors", 2010/2012).
 
-Every value a replica stores carries a :class:`~labkit.clocks.VectorClock`.
+Every value a replica stores is a :class:`Versioned`: the value, a **dot**
+and a **context**.
+
+* The dot ``(node, counter)`` names the write: the coordinator ``node``
+  counted it as its ``counter``-th write. No two writes share a dot.
+* The context is the :class:`~labkit.clocks.VectorClock` the client sent
+  with the write: everything it had read before writing. The write
+  supersedes exactly the versions whose dots that context has seen.
+
 A replica keeps, per key, a *sibling set*: the versions that no other
-version it has seen dominates. A write whose clock dominates a sibling
-replaces it; a write that a sibling dominates is obsolete and ignored; a
-concurrent write joins the set. A read returns the whole set, and the
-client's next write (with the merged clocks of what it read as *context*)
-supersedes all of it: that is reconciliation.
+version it knows of has seen. A stored version is discarded only when a new
+version's context covers its dot; a version whose dot some sibling's
+context already covers is obsolete and ignored; anything else joins the
+set. A read returns the whole set, and its context (the join of every
+sibling's context and dot) lets the client's next write supersede all of
+it: that is reconciliation.
+
+Why a dot and not one vector per version, as the Dynamo paper describes?
+If the coordinator stamps a write by merging the client's context with its
+own counter, two blind writes through ``n1`` get ``[n1:1]`` and ``[n1:2]``,
+and the second *looks* as if it had seen the first: one of two concurrent
+writes is silently lost. With a dot the second write is
+``n1:2`` with an empty context, which has not seen ``n1:1``: two siblings.
+
+Folding a version's dot into a vector (:attr:`Versioned.clock`) is safe for
+a read's context only if every set of versions that holds ``n1:5`` also
+knows ``n1:4`` (holds it, or holds a version whose context covers it).
+The coordinator makes that true by sending, with every new write, the
+versions of the key it stamped earlier that no context has covered yet
+(:mod:`labkit.replication.coordinator`).
 
 With :attr:`Resolution.LAST_WRITER_WINS` the set has at most one element,
-the version with the largest ``(timestamp, writer)`` pair; a concurrent
-write with a smaller timestamp is dropped without a trace.
+the version with the largest ``(timestamp, dot)`` pair; a concurrent write
+with a smaller timestamp is dropped without a trace.
 """
 
 from __future__ import annotations
@@ -19,10 +43,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from labkit.clocks import Ordering, VectorClock
+from labkit.clocks import VectorClock
 from labkit.replication.modes import Resolution
 
 __all__ = [
+    "Dot",
     "Versioned",
     "Siblings",
     "reconcile",
@@ -34,33 +59,68 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Dot:
+    """The name of one write: the ``counter``-th write coordinated by ``node``."""
+
+    node: str
+    counter: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.node, str) or not self.node:
+            raise TypeError(f"node must be a non-empty str (a node id), got {self.node!r}")
+        if isinstance(self.counter, bool) or not isinstance(self.counter, int) or self.counter < 1:
+            raise ValueError(f"counter must be an int >= 1, got {self.counter!r}")
+
+    def seen_by(self, clock: VectorClock) -> bool:
+        """True if ``clock`` covers this write (its entry for ``node`` is at least ``counter``)."""
+        return clock[self.node] >= self.counter
+
+    def __repr__(self) -> str:
+        return f"{self.node}:{self.counter}"
+
+
 @dataclass(frozen=True, slots=True)
 class Versioned:
     """One version of one key's value.
 
-    ``clock`` identifies the version (the coordinator gives each write a
-    fresh counter, so two writes never share a clock); ``timestamp`` is the
-    coordinator's physical clock when it took the write and is used only
-    by last-writer-wins; ``writer`` is the coordinator's node id.
+    ``dot`` names the write; ``context`` is what the writer had seen (the
+    versions this one supersedes); ``timestamp`` is the coordinator's
+    physical clock when it took the write and is used only by
+    last-writer-wins.
     """
 
     value: Any
-    clock: VectorClock
+    dot: Dot
+    context: VectorClock = VectorClock()
     timestamp: float = 0.0
-    writer: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dot, Dot):
+            raise TypeError(f"dot must be a Dot(node, counter), got {self.dot!r}")
+        if not isinstance(self.context, VectorClock):
+            raise TypeError(f"context must be a VectorClock, got {self.context!r}")
+
+    @property
+    def clock(self) -> VectorClock:
+        """The context with the dot folded in: this version and everything it has seen, as one vector."""
+        return self.context.merge(VectorClock({self.dot.node: self.dot.counter}))
+
+    def supersedes(self, other: Versioned) -> bool:
+        """True if this version's writer had seen ``other`` (its context covers ``other``'s dot)."""
+        return other.dot.seen_by(self.context)
 
     def __repr__(self) -> str:
-        return f"Versioned({self.value!r}, {self.clock})"
+        return f"Versioned({self.value!r}, dot={self.dot}, context={self.context})"
 
 
 Siblings = tuple[Versioned, ...]
-"""A key's versions, none dominated by another (empty: never written)."""
+"""A key's versions, none superseded by another (empty: never written)."""
 
 
-def _lww_key(v: Versioned) -> tuple[float, str, tuple]:
-    # Ties on the timestamp are broken by writer id, then by the clock's
-    # entries, so every replica picks the same winner.
-    return (v.timestamp, v.writer, tuple(v.clock))
+def _lww_key(v: Versioned) -> tuple[float, Dot]:
+    # Ties on the timestamp are broken by the dot, so every replica picks the same winner.
+    return (v.timestamp, v.dot)
 
 
 def reconcile(
@@ -70,23 +130,12 @@ def reconcile(
     if resolution is Resolution.LAST_WRITER_WINS:
         if not siblings:
             return (incoming,)
-        best = siblings[0]
-        for s in siblings[1:]:
-            if _lww_key(s) > _lww_key(best):
-                best = s
+        best = max(siblings, key=_lww_key)
         return (incoming,) if _lww_key(incoming) > _lww_key(best) else (best,)
-    kept: list[Versioned] = []
-    for s in siblings:
-        order = incoming.clock.compare(s.clock)
-        if order is Ordering.BEFORE or order is Ordering.EQUAL:
-            # Invariant (siblings pairwise concurrent) means nothing else in
-            # the set can be dominated by incoming, so the set is unchanged.
-            return siblings
-        if order is Ordering.CONCURRENT:
-            kept.append(s)
-        # AFTER: incoming supersedes s; drop s.
-    kept.append(incoming)
-    return tuple(kept)
+    if any(s.dot == incoming.dot or s.supersedes(incoming) for s in siblings):
+        return siblings  # already here, or already superseded: nothing new
+    # Keep every version the incoming writer had not seen.
+    return (*(s for s in siblings if not incoming.supersedes(s)), incoming)
 
 
 def merge_siblings(
@@ -100,30 +149,34 @@ def merge_siblings(
 
 
 def context_of(siblings: Iterable[Versioned]) -> VectorClock:
-    """The merged clock of a read: a write carrying it supersedes all of them."""
+    """The context of a read: a write carrying it supersedes every one of ``siblings``."""
     ctx = VectorClock()
     for v in siblings:
         ctx = ctx.merge(v.clock)
     return ctx
 
 
-def covers(siblings: Siblings, clock: VectorClock) -> bool:
-    """True if some version in ``siblings`` equals or descends from ``clock``."""
-    return any(clock <= s.clock for s in siblings)
+def covers(siblings: Siblings, version: Versioned | Dot) -> bool:
+    """True if ``version`` (or the write with this dot) is in ``siblings`` or was seen by one of them."""
+    dot = version.dot if isinstance(version, Versioned) else version
+    if not isinstance(dot, Dot):
+        raise TypeError(f"version must be a Versioned or a Dot, got {version!r}")
+    return any(s.dot == dot or dot.seen_by(s.context) for s in siblings)
 
 
 def check_siblings(siblings: Siblings, resolution: Resolution = Resolution.VECTOR_CLOCKS) -> None:
     """Raise AssertionError unless the set is well formed for ``resolution``."""
-    # Invariant: siblings are pairwise concurrent (no version dominates or
-    # equals another); under last-writer-wins there is at most one.
+    # Invariant: the dots are distinct and no sibling supersedes another;
+    # under last-writer-wins there is at most one.
     if resolution is Resolution.LAST_WRITER_WINS:
         assert len(siblings) <= 1, f"last-writer-wins keeps one version, found {siblings!r}"
         return
-    for i, a in enumerate(siblings):
-        for b in siblings[i + 1 :]:
-            assert a.clock.concurrent_with(b.clock), f"siblings {a!r} and {b!r} are not concurrent"
+    assert len({v.dot for v in siblings}) == len(siblings), f"two siblings share a dot: {siblings!r}"
+    for a in siblings:
+        for b in siblings:
+            assert a is b or not a.supersedes(b), f"sibling {a!r} supersedes {b!r}"
 
 
 def same_versions(a: Siblings, b: Siblings) -> bool:
     """True if two sibling sets hold the same versions, in any order."""
-    return len(a) == len(b) and {v.clock for v in a} == {v.clock for v in b}
+    return len(a) == len(b) and {v.dot for v in a} == {v.dot for v in b}

@@ -63,6 +63,7 @@ from labkit.eventstore.recorder import (
     decode_many,
     decode_rows,
 )
+from labkit.sqlite_tx import WriteTransaction
 
 __all__ = ["Durability", "SQLiteEventStore", "connect"]
 
@@ -139,8 +140,8 @@ class SQLiteEventStore(EventStore):
                     cur.execute(statement)
 
     # ------------------------------------------------------------- transactions
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._conn)
+    def _transaction(self) -> WriteTransaction:
+        return WriteTransaction(self._conn)
 
     def _insert_rows(self, cur: sqlite3.Cursor, rows: list[tuple]) -> None:
         """Insert the batch (one statement, many rows); a test overrides this to die half-way."""
@@ -310,30 +311,3 @@ class _ReadTransaction:
     def __exit__(self, exc_type, exc, tb) -> None:
         self._cur.close()
         self._conn.execute("COMMIT")
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises."""
-
-    __slots__ = ("_conn", "_cur")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> sqlite3.Cursor:
-        # IMMEDIATE: take the write lock now, before we read max(position) and the stream's version.
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._cur = self._conn.cursor()
-        return self._cur
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._cur.close()
-        if exc_type is None:
-            try:
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-        elif self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from labkit.sqlite_tx import WriteTransaction
+
 __all__ = ["LogKind", "LogRecord", "SagaStatus", "SagaLog", "TERMINAL"]
 
 
@@ -96,37 +98,6 @@ CREATE TABLE IF NOT EXISTS saga_log (
 """
 
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block *or the
-    COMMIT itself* raises, so a failed write never leaves the connection inside
-    an open transaction (where every later ``BEGIN`` would fail).
-
-    The same shape as the event store's ``_Transaction`` in
-    :mod:`labkit.eventstore.sqlite` (which is private to that module).
-    """
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._conn.execute("BEGIN IMMEDIATE")
-        return self._conn
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        conn = self._conn
-        if exc_type is None:
-            try:
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        elif conn.in_transaction:
-            conn.execute("ROLLBACK")
-
-
 class SagaLog:
     """A saga log stored in the SQLite file at ``path``.
 
@@ -172,9 +143,9 @@ class SagaLog:
         self.close()
 
     # -- writing -------------------------------------------------------------
-    def _transaction(self, work: Callable[[sqlite3.Connection], None]) -> None:
-        with _Transaction(self._conn) as conn:
-            work(conn)
+    def _transaction(self, work: Callable[[sqlite3.Cursor], None]) -> None:
+        with WriteTransaction(self._conn) as cur:
+            work(cur)
         self.writes += 1
 
     @staticmethod
@@ -204,7 +175,7 @@ class SagaLog:
         except (TypeError, ValueError) as exc:
             raise TypeError(f"payload must be JSON-serializable: {exc}") from None
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: sqlite3.Cursor) -> None:
             try:
                 conn.execute(
                     "INSERT INTO sagas VALUES (?, ?, ?, ?)",
@@ -226,7 +197,7 @@ class SagaLog:
         among them also updates the saga's status in the same transaction.
         """
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: sqlite3.Cursor) -> None:
             batch = list(records)
             row = conn.execute("SELECT status FROM sagas WHERE saga_id = ?", (saga_id,)).fetchone()
             if row is None:

@@ -59,6 +59,22 @@ def _draw_spacetime(sim: Simulator, until: float, figure: Any) -> Any:
     )
 
 
+def _clock_slider(W: Any, label: str, value: float, limit: float, step: float, tip: str) -> Any:
+    """A +/- ``limit`` slider for one node's clock (skew or drift), applied on release."""
+    return W.FloatSlider(
+        value=value,
+        min=-limit,
+        max=limit,
+        step=step,
+        description=label,
+        tooltip=tip,
+        readout_format="+.0f",
+        continuous_update=False,
+        style={"description_width": "88px"},
+        layout=W.Layout(width="280px"),
+    )
+
+
 class ClusterWidget(LazyWidget):
     """Interactive fault injection over any simulated protocol.
 
@@ -270,29 +286,21 @@ class ClusterWidget(LazyWidget):
             self.up_boxes[nid], self.side_pickers[nid] = box, side
             row = [box, W.Label("side"), side]
             if self.clocks:
-                skew = W.FloatSlider(
-                    value=s.skew_ms.get(nid, 0.0),
-                    min=-SKEW_MS_LIMIT,
-                    max=SKEW_MS_LIMIT,
-                    step=10,
-                    description=f"{nid} skew ms",
-                    tooltip=f"how far {nid}'s clock is ahead of true time (ms); hover an arrow to see it",
-                    readout_format="+.0f",
-                    continuous_update=False,
-                    style={"description_width": "82px"},
-                    layout=W.Layout(width="270px"),
+                skew = _clock_slider(
+                    W,
+                    f"{nid} skew ms",
+                    s.skew_ms.get(nid, 0.0),
+                    SKEW_MS_LIMIT,
+                    10,
+                    f"how far {nid}'s clock is ahead of true time (ms); hover an arrow to see it",
                 )
-                drift = W.FloatSlider(
-                    value=s.drift_ppm.get(nid, 0.0),
-                    min=-DRIFT_PPM_LIMIT,
-                    max=DRIFT_PPM_LIMIT,
-                    step=50,
-                    description=f"{nid} drift ppm",
-                    tooltip=f"how fast {nid}'s clock runs away from true time (parts per million)",
-                    readout_format="+.0f",
-                    continuous_update=False,
-                    style={"description_width": "88px"},
-                    layout=W.Layout(width="280px"),
+                drift = _clock_slider(
+                    W,
+                    f"{nid} drift ppm",
+                    s.drift_ppm.get(nid, 0.0),
+                    DRIFT_PPM_LIMIT,
+                    50,
+                    f"how fast {nid}'s clock runs away from true time (parts per million)",
                 )
                 skew.observe(
                     g(self._user(lambda ch, nid=nid: self.set_clock(nid, skew_ms=ch["new"]))), "value"

@@ -570,7 +570,10 @@ class QuorumWidget(LazyWidget):
             )
         head = ("<tr><th>node</th><th>role for x</th><th>state</th><th>side</th><th>x during faults</th>"
                 "<th>hints held</th><th>x after healing</th></tr>")  # fmt: skip
-        return f'<table style="border-collapse:collapse;font-size:12px">{head}{"".join(rows)}</table>'
+        # Jupyter's widget CSS zeroes cell padding: give the columns room to breathe.
+        style = "<style>.labkit-replicas th, .labkit-replicas td {padding: 1px 10px 1px 0; text-align: left}</style>"
+        table = '<table class="labkit-replicas" style="border-collapse:collapse;font-size:12px">'
+        return f"{style}{table}{head}{''.join(rows)}</table>"
 
     def summary_text(self) -> str:
         o = self.outcome()

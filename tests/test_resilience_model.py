@@ -6,6 +6,9 @@ Scenario (the notebook's): clients send 100 req/s, half ``checkout``
 
 from __future__ import annotations
 
+from typing import Any
+
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,6 +28,8 @@ from labkit.resilience import (
     slow_dependency,
     thundering_herd,
 )
+from labkit.resilience.metrics import TIMEOUTS
+from labkit.sim import Exponential
 
 FAULT = FAULT_WINDOW
 DURING = (7.0, 15.0)  # after the first two seconds of the fault
@@ -111,12 +116,30 @@ def test_bulkhead_keeps_browse_alive() -> None:
     assert a.fast_fails.sum() > 0
 
 
+def traced_slow_c(pol: Policies, seed: int) -> ChainModel:
+    m = ChainModel(seed, rate=100.0, policies=pol, trace=True)
+    m.at(5.0, lambda m: m.set_fault("C", Fault.SLOW))
+    return m.run(10.0)
+
+
 def test_same_seed_same_trace() -> None:
+    pol = make_policies(timeouts=True, retries=True, breaker=True)
+    a = traced_slow_c(pol, seed=5)
+    b = traced_slow_c(pol, seed=5)
+    assert len(a.sim.trace) > a.events > 5_000  # a row per send too
+    assert a.sim.trace.digest() == b.sim.trace.digest()
+    assert traced_slow_c(pol, seed=6).sim.trace.digest() != a.sim.trace.digest()
+
+
+def test_same_seed_same_metrics_without_a_trace() -> None:
     pol = make_policies(timeouts=True, retries=True, breaker=True)
     a = slow_c(pol, seed=5, until=10)
     b = slow_c(pol, seed=5, until=10)
-    assert a.sim.trace.digest() == b.sim.trace.digest()
-    assert slow_c(pol, seed=6, until=10).sim.trace.digest() != a.sim.trace.digest()
+    assert a.events == b.events > 5_000
+    pd.testing.assert_frame_equal(a.metrics(), b.metrics())
+    assert not slow_c(pol, seed=6, until=10).metrics().equals(a.metrics())
+    with pytest.raises(ValueError, match="trace=True"):
+        a.sim.trace.digest()
 
 
 flags = st.fixed_dictionaries(
@@ -235,3 +258,54 @@ def test_breaker_does_not_stay_half_open_when_probes_vanish() -> None:
     assert breaker.state.value == "closed"
     check_breaker_invariants(breaker)
     assert share(m, 8, 12) > 0.95  # checkouts flow again once C is back
+
+
+def two_hop(policies: Policies, c_latency: Any, a_latency: Any = 0.01, deadline: float = 1.0) -> ChainModel:
+    services = {
+        "A": ServiceSpec(workers=1000, latency=a_latency, calls={"checkout": ("C",)}),
+        "C": ServiceSpec(workers=1000, latency=c_latency),
+    }
+    return ChainModel(
+        7, rate=200.0, mix={"checkout": 1.0}, services=services, policies=policies, deadline=deadline
+    )
+
+
+def counted(m: ChainModel, service: str, slot: int) -> int:
+    return sum(row[slot] for row in m.stats[service].counts.values())
+
+
+def latencies(m: ChainModel, service: str) -> list[float]:
+    return [x for xs in m.stats[service].latencies.values() for x in xs]
+
+
+def test_a_call_to_a_dead_dependency_times_out_exactly_after_the_timeout() -> None:
+    m = two_hop(make_policies(timeouts=True, timeout=0.3), c_latency=0.01)
+    m.set_fault("C", Fault.DOWN)
+    m.run(5.0)
+    seen = latencies(m, "A")
+    assert len(seen) > 900
+    assert seen == pytest.approx([0.31] * len(seen), abs=1e-9)  # 10 ms of work, then 300 ms of waiting
+    assert counted(m, "A", TIMEOUTS) == len(seen)
+
+
+def test_calls_time_out_at_their_deadline_in_deadline_order_not_start_order() -> None:
+    # A's own work varies, so calls start in another order than their deadlines
+    # fall: a call made later may be due earlier than the alarm already set.
+    m = two_hop(
+        make_policies(timeouts=True, deadlines=True, timeout=0.3),
+        c_latency=Exponential(0.2, minimum=0.05),
+        a_latency=Exponential(0.05),
+        deadline=0.2,
+    )
+    checks = []
+    for i in range(1, 100):
+        m.at(i * 0.05, lambda m: checks.append(check_service_invariants(m.service("A"))))
+    m.run(5.0)
+    assert len(checks) == 99
+    timeouts = counted(m, "A", TIMEOUTS)
+    assert timeouts > 300
+    # A replies to a timed-out call the moment its deadline passes: 0.2 s after
+    # the client sent it, 1 ms of network before it reached A.
+    at_deadline = [x for x in latencies(m, "A") if abs(x - 0.199) < 1e-9]
+    assert len(at_deadline) == timeouts
+    assert min(latencies(m, "A")) > 0.05  # C answered none faster than its minimum

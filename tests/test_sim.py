@@ -92,6 +92,22 @@ def test_trace_records_send_and_delivery_with_stable_columns():
     assert list(df["kind"]) == ["start", "start", "send", "deliver"]
 
 
+def test_a_simulation_without_a_trace_runs_the_same_and_refuses_to_show_one():
+    kept, bare = two_nodes(latency=Exponential(0.02)), two_nodes(latency=Exponential(0.02), trace=False)
+    for sim in (kept, bare):
+        for i in range(50):
+            send(sim, "a", "b", Msg(i))
+        assert sim.run_for(1.0) == 50  # fifty deliveries (the starts ran in the first call)
+        assert "trace=" in repr(sim)
+    assert bare.node("b").received == kept.node("b").received
+    assert len(kept.trace) == 102
+    for read in (len, list, lambda t: t.to_frame(), lambda t: t.digest(), lambda t: t.count(Kind.SEND)):
+        with pytest.raises(ValueError, match="trace=True"):
+            read(bare.trace)
+    with pytest.raises(TypeError, match="trace must be True or False"):
+        Simulator(trace="no")
+
+
 def test_timers_fire_replace_and_cancel():
     sim = two_nodes()
     sim.call("a", lambda n, ctx: ctx.set_timer("t", 0.5))

@@ -23,6 +23,7 @@ service does, as real users do not.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -187,7 +188,15 @@ class Service(Node):
     """A service node; see the module docstring.
 
     Timers: ``w<seq>`` (a worker finished its own work on job seq),
-    ``t<call>`` (a call timed out), ``r<seq>`` (a retry's backoff elapsed).
+    ``r<seq>`` (a retry's backoff elapsed), and one ``timeouts`` alarm for
+    the earliest call that may time out.
+
+    Why one alarm and not a timer per call: almost every call is answered
+    long before its timeout, so a timer per call would be set and cancelled
+    for nothing about a thousand times a second. Instead the calls with a
+    timeout wait in a heap by expiry; an answered call is left there and
+    skipped when it reaches the top, and the alarm is set for the earliest
+    call still outstanding. A call still times out at exactly its expiry.
     """
 
     def __init__(self, node_id: str, spec: ServiceSpec, policies: Policies, stats: ServiceStats) -> None:
@@ -199,6 +208,10 @@ class Service(Node):
         self.busy = 0
         self.jobs: dict[int, _Job] = {}  # by seq: jobs holding a worker
         self.calls: dict[int, _Job] = {}  # by call id: calls awaiting an answer
+        # (expiry, call id) of calls made with a timeout, answered ones included
+        # until they reach the top; the alarm is set for `alarm` (inf: not set).
+        self.expiries: list[tuple[float, int]] = []
+        self.alarm = math.inf
         self._seq = 0
         self._estimate = ServiceTimeEstimate(spec.latency.mean)
         self.policies = Policies()
@@ -206,7 +219,7 @@ class Service(Node):
         self.bulkheads: dict[str, Bulkhead] = {}
         self.budget: RetryBudget | None = None
         self._set_policies(policies)
-        self._timer_handlers = {"w": self._work_done, "t": self._timed_out, "r": self._retry_due}
+        self._timer_handlers = {"w": self._work_done, "r": self._retry_due}
 
     # -- configuration ------------------------------------------------------
     def _clock(self) -> float:
@@ -264,14 +277,17 @@ class Service(Node):
             job = self.calls.pop(msg.rid, None)
             if job is None:
                 return  # the answer to a call we gave up on
-            ctx.cancel_timer(f"t{msg.rid}")
+            # Its entry in `expiries`, if any, is skipped when it comes up.
             self._call_ended(ctx, job, msg.outcome)
         else:
             raise TypeError(f"{self.node_id} got an unexpected message {msg!r}")
 
     def on_timer(self, ctx: Context, name: str) -> None:
         self.now = ctx.now
-        self._timer_handlers[name[0]](ctx, int(name[1:]))
+        if name == "timeouts":
+            self._timeouts_due(ctx)
+        else:
+            self._timer_handlers[name[0]](ctx, int(name[1:]))
 
     # -- the front door -------------------------------------------------------
     def _arrive(self, ctx: Context, src: str, req: Request) -> None:
@@ -398,12 +414,35 @@ class Service(Node):
         self.calls[call] = job
         ctx.send(dep, Request(call, job.kind, pol.timeouts.deadline_for_downstream(job.deadline)))
         if wait is not None:
-            ctx.set_timer(f"t{call}", wait)
+            expiry = now + wait
+            heapq.heappush(self.expiries, (expiry, call))
+            if expiry < self.alarm:
+                self.alarm = expiry
+                ctx.set_timer("timeouts", wait)
 
-    def _timed_out(self, ctx: Context, call: int) -> None:
-        job = self.calls.pop(call)
-        self.stats.row(self.now)[TIMEOUTS] += 1
-        self._call_ended(ctx, job, Outcome.TIMEOUT)
+    def _timeouts_due(self, ctx: Context) -> None:
+        """The alarm rang: time out every outstanding call due by now, then re-arm."""
+        # Due means "expiry <= the time the alarm was set for", not "<= now":
+        # now is that time recomputed as (then + delay), which may differ in
+        # the last bit, and a call must not miss its own alarm by a rounding.
+        due_by = self.alarm
+        self.alarm = math.inf
+        expiries, calls = self.expiries, self.calls
+        while expiries:
+            expiry, call = expiries[0]
+            if call not in calls:
+                heapq.heappop(expiries)  # answered (or given up) long ago
+                continue
+            if expiry > due_by:
+                break
+            heapq.heappop(expiries)
+            job = calls.pop(call)
+            self.stats.row(self.now)[TIMEOUTS] += 1
+            self._call_ended(ctx, job, Outcome.TIMEOUT)  # may make a new call, and set the alarm
+        # The loop stopped at an outstanding call (or emptied the heap).
+        if expiries and expiries[0][0] < self.alarm:
+            self.alarm = expiries[0][0]
+            ctx.set_timer("timeouts", max(0.0, self.alarm - self.now))
 
     def _call_ended(self, ctx: Context, job: _Job, outcome: Outcome) -> None:
         job.call = 0
@@ -449,6 +488,9 @@ def check_service_invariants(service: Service) -> None:
     # Invariant: every outstanding call belongs to a job that holds a worker.
     for call, job in s.calls.items():
         assert job.call == call and s.jobs.get(job.seq) is job, "a call without its job"
+    # Invariant: the alarm rings no later than the earliest outstanding call may time out.
+    pending = [expiry for expiry, call in s.expiries if call in s.calls]
+    assert not pending or s.alarm <= min(pending), "a call would time out late"
     holding: dict[int, int] = {}
     for job in s.calls.values():
         if job.slot is not None:

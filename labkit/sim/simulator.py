@@ -94,6 +94,10 @@ class Simulator:
         seconds. Override per link with :meth:`set_latency`.
     loss, duplication:
         Probabilities in [0, 1] that a message is lost / delivered twice.
+    trace:
+        Keep the record of every event in :attr:`trace` (the default).
+        ``False`` keeps none, for long runs read only through their own
+        metrics; reading the trace then raises.
     """
 
     def __init__(
@@ -103,13 +107,16 @@ class Simulator:
         latency: Latency | float = Fixed(0.01),
         loss: float = 0.0,
         duplication: float = 0.0,
+        trace: bool = True,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {seed!r}")
+        if not isinstance(trace, bool):
+            raise TypeError(f"trace must be True or False, got {trace!r}")
         self.seed = seed
         self.rng = random.Random(seed)
         self.now = 0.0
-        self.trace = Trace()
+        self.trace = Trace(keep=trace)
         self._queue: list[tuple] = []
         self._seq = 0
         self._msg_seq = 0
@@ -586,7 +593,8 @@ class Simulator:
 
     def __repr__(self) -> str:
         up = sum(1 for n in self._nodes.values() if n is not None)
+        trace = f"{len(self.trace)} rows" if self.trace.keep else "off"
         return (
             f"Simulator(seed={self.seed}, now={self.now:.3f}s, nodes={len(self._nodes)} "
-            f"({up} up), pending={len(self._queue)}, trace={len(self.trace)} rows)"
+            f"({up} up), pending={len(self._queue)}, trace={trace})"
         )

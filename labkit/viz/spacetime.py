@@ -149,6 +149,8 @@ def spacetime_diagram(
         trace, order, run_end = source, [], (source.rows[-1][0] if source.rows else 0.0)
     else:
         raise TypeError(f"source must be a Simulator or a Trace, got {type(source).__name__}")
+    if not trace.keep:
+        raise ValueError("source keeps no trace to draw; create its simulator with trace=True")
     rows = trace.rows
     if end is None:
         end = run_end

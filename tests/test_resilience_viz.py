@@ -22,6 +22,7 @@ def test_timeline_has_four_labelled_panels() -> None:
     labels = [fig.layout[f"yaxis{i if i > 1 else ''}"].title.text for i in range(1, 5)]
     assert labels == ["goodput (req/s)", "p99 latency (s)", "queue depth", "breaker state"]
     assert fig.layout.xaxis4.title.text == "virtual time (s)"
+    assert [fig.layout[f"yaxis{i if i > 1 else ''}"].rangemode for i in range(1, 4)] == ["nonnegative"] * 3
     breaker_b_c = next(t for t in fig.data if t.name == "breaker B→C")
     assert max(breaker_b_c.y) == 2  # it opened
     assert "open" in breaker_b_c.hovertemplate  # the level's number is explained on hover

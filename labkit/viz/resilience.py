@@ -96,6 +96,10 @@ def _timeline_layout(fig: Any, title: str, fault: tuple[float, float] | None) ->
     fig.update_xaxes(title_text="virtual time (s)", row=4, col=1)
     for row, label in enumerate(_PANELS, start=1):
         fig.update_yaxes(title_text=label, row=row, col=1)
+    # Rates, latencies and queue lengths are never negative: an all-zero panel
+    # (no queue in a healthy chain) should not show an axis from -1 to 1.
+    for row in (1, 2, 3):
+        fig.update_yaxes(rangemode="nonnegative", row=row, col=1)
     fig.update_yaxes(
         tickvals=[0, 1, 2], ticktext=["closed", "half-open", "open"], range=[-0.3, 2.3], row=4, col=1
     )

@@ -225,6 +225,22 @@ def test_knobs_validate_their_input() -> None:
     assert ServiceSpec(calls={"k": ["B", "C"]}).calls == {"k": ("B", "C")}
     with pytest.raises(TypeError, match="timeouts must be True or False"):
         make_policies(timeouts="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="jitter must be one of none, full, equal, decorrelated"):
+        make_policies(retries=True, jitter="lots")
+    with pytest.raises(ValueError, match="timeout must be"):
+        make_policies(timeout=-1)  # refused even while timeouts are off
+    with pytest.raises(TypeError, match="slow_latency"):
+        ChainModel(slow_latency="very")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"no route for; known kinds: \['browse', 'checkout'\]"):
+        ChainModel(mix={"chekout": 1.0})
+    with pytest.raises(ValueError, match="no route for"):
+        m.set_load(mix={"chekout": 1.0})
+    m.run(2.0)
+    with pytest.raises(ValueError, match="kind must be None or one of"):
+        m.goodput(kind="nope")
+    for start, end in ((1.5, 1.0), (0.0, 3.0)):
+        with pytest.raises(ValueError, match="need 0 <= start < end <= now"):
+            m.amplification("C", start, end)
 
 
 def test_knobs_change_mid_run() -> None:
@@ -240,7 +256,46 @@ def test_knobs_change_mid_run() -> None:
     m.run(5.0)
     assert m.specs["C"].workers == 1
     assert m.offered(3, 5) > 80
-    assert m.metrics().query("service == 'C' and time >= 3.5").offered.sum() > 0
+    c = m.metrics().query("service == 'C' and time >= 3.5")
+    assert c.offered.sum() > 0
+    # One worker taking at least 50 ms: C now serves at most 20 requests/s and is saturated.
+    assert c.busy.max() <= 1 + 1e-9 and c.busy.mean() > 0.9
+    assert (c.goodput + c.errors).mean() <= 21
+    assert c.p50.min() >= 0.05
+
+
+def test_changing_a_faulty_service_keeps_the_fault_until_it_is_healed() -> None:
+    m = ChainModel(0, rate=50.0)
+    m.set_fault("C", Fault.SLOW)
+    m.update_service("C", latency=0.02)
+    assert m.specs["C"].latency is m.slow_latency  # still slow
+    m.set_fault("C", Fault.ERRORING)
+    m.update_service("C", failure_rate=0.1)
+    assert m.specs["C"].failure_rate == 1.0  # still failing every request
+    m.set_fault("C", Fault.NONE)
+    assert m.specs["C"].latency.mean == pytest.approx(0.02) and m.specs["C"].failure_rate == 0.1
+
+
+def test_the_breaker_plot_shows_no_breaker_after_breakers_are_switched_off() -> None:
+    on = make_policies(breaker=True, timeouts=True)
+    m = ChainModel(1, rate=100.0, mix={"checkout": 1.0}, policies={"B": on})
+    m.at(1.0, lambda m: m.set_fault("C", Fault.ERRORING))
+    m.at(3.0, lambda m: m.set_policies(make_policies(timeouts=True), ["B"]))
+    m.run(8.0)
+    states = m.breaker_states().query("service == 'B' and dependency == 'C'")
+    assert states.query("1.0 <= time < 3.0").level.max() == 2  # it opened while it was there
+    assert (states.query("time >= 3.0").state == "closed").all()  # gone: nothing refuses calls
+    assert m.service("B").breakers == {}
+
+
+def test_the_amplification_column_counts_attempts_per_call() -> None:
+    storm = retry_storm(make_policies(timeouts=True, retries=True, backoff=False))
+    calm = retry_storm(make_policies(timeouts=True))
+    b = storm.metrics().query("service == 'B' and 5.0 <= time < 8.0")
+    assert (b.amplification > 1.5).any()  # retries on top of the calls
+    # At most max_attempts per call (over a window: a bucket may hold retries of earlier calls).
+    assert 1.5 < b.attempts.sum() / b.calls.sum() <= 3
+    assert (calm.metrics().query("service == 'B' and calls > 0").amplification == 1.0).all()
 
 
 def test_breaker_does_not_stay_half_open_when_probes_vanish() -> None:

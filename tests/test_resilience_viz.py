@@ -63,9 +63,16 @@ def test_widget_methods_change_the_run() -> None:
     assert "browse" in w.status.value
     w.set_fault("down")
     assert w.settings.fault is Fault.DOWN
+    assert (
+        not w.model.sim.is_up("C") if w.model.now < w.fault_window[1] else w.model.faults["C"] is Fault.NONE
+    )
+    assert w.summary() != on and w.model.transitions().target.eq("open").any()
+    w.set_policy("retries", True)
     w.set_jitter("decorrelated")
+    assert w.model.policies["A"].retry.backoff.jitter.value == "decorrelated"
     w.set_rate(80)
-    assert w.model.client_stats.outstanding is not None
+    assert w.model.offered(0, 3) == pytest.approx(80, rel=0.15)
+    assert "80 req/s" in w._fig.layout.title.text
     assert ui is w.ui
 
 

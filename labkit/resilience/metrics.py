@@ -54,7 +54,9 @@ class ServiceStats:
         self.latencies: dict[int, list[float]] = {}
         # bucket -> [queue area, busy area, workers area] in item-seconds
         self.areas: dict[int, list[float]] = {}
-        # (dependency, created_at, breaker): every breaker this service ever had
+        # (dependency, since, breaker): every breaker this service ever had, in
+        # order; breaker None from the moment the dependency had none any more
+        # (breakers switched off, or the service crashed)
         self.breakers: list[tuple[str, float, Any]] = []
         self._t = 0.0
         self._queue = 0
@@ -68,6 +70,15 @@ class ServiceStats:
         if r is None:
             r = self.counts[i] = [0] * _NCOUNT
         return r
+
+    def retire_breakers(self, now: float) -> None:
+        """From ``now`` on, the service's current breakers no longer guard its calls."""
+        latest: dict[str, Any] = {}
+        for dep, _since, breaker in self.breakers:
+            latest[dep] = breaker
+        for dep, breaker in latest.items():
+            if breaker is not None:
+                self.breakers.append((dep, now, None))
 
     def latency(self, now: float, seconds: float) -> None:
         i = int(now / self.bucket)
@@ -255,7 +266,10 @@ def breaker_frame(stats: list[ServiceStats], until: float, bucket: float) -> Any
     """Breaker state per bucket and (service, dependency): ``time``, ``service``,
     ``dependency``, ``state`` (at the end of the bucket), ``level`` (0 closed,
     1 half-open, 2 open) and ``open_fraction`` (share of the bucket not closed).
-    A breaker built anew (after a restart or a policy change) starts closed."""
+    A breaker built anew (after a restart or a policy change) starts closed;
+    while a dependency has no breaker (switched off, or the service is down)
+    its state is "closed" too: nothing refuses the calls. A retired breaker's
+    late transitions (stale outcomes of calls it admitted) are not shown."""
     import pandas as pd
 
     levels = {"closed": 0, "half_open": 1, "open": 2}
@@ -264,11 +278,13 @@ def breaker_frame(stats: list[ServiceStats], until: float, bucket: float) -> Any
     for st in stats:
         deps = list(dict.fromkeys(dep for dep, _, _ in st.breakers))
         for dep in deps:
+            entries = [(since, breaker) for d, since, breaker in st.breakers if d == dep]
             changes: list[tuple[float, str]] = []
-            for d, created, breaker in st.breakers:
-                if d == dep:
-                    changes.append((created, "closed"))
-                    changes.extend((t.time, t.target.value) for t in breaker.transitions)
+            for j, (since, breaker) in enumerate(entries):
+                retired = entries[j + 1][0] if j + 1 < len(entries) else math.inf
+                changes.append((since, "closed"))
+                if breaker is not None:
+                    changes.extend((t.time, t.target.value) for t in breaker.transitions if t.time < retired)
             changes.sort(key=lambda c: c[0])  # stable: creation precedes its own transitions
             state, k = "closed", 0
             for i in range(n):

@@ -22,6 +22,7 @@ from labkit.resilience.service import LoadGenerator, Policies, Service, ServiceS
 from labkit.resilience.shedding import LoadShedder
 from labkit.resilience.timeouts import Timeouts
 from labkit.sim import Exponential, Fixed, Latency, Simulator
+from labkit.sim.latency import as_latency
 
 __all__ = ["Fault", "ChainModel", "default_services", "make_policies", "CLIENT"]
 
@@ -76,6 +77,14 @@ def make_policies(
     budget of 10% (plus 1 retry/s); the breaker opens at 50% failures over
     the last 20 calls (at least 10) and cools down for 1 s.
     """
+    try:
+        jitter = Jitter(jitter)
+    except ValueError:
+        allowed = ", ".join(j.value for j in Jitter)
+        raise ValueError(f"jitter must be one of {allowed}, got {jitter!r}") from None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        # Checked even with timeouts off, so a bad value does not wait for the day they are switched on.
+        raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
     for name, flag in (
         ("timeouts", timeouts),
         ("deadlines", deadlines),
@@ -92,7 +101,7 @@ def make_policies(
     if retries:
         retry = RetryPolicy(
             max_attempts=max_attempts,
-            backoff=Backoff(base=0.02, cap=1.0, jitter=Jitter(jitter)) if backoff else None,
+            backoff=Backoff(base=0.02, cap=1.0, jitter=jitter) if backoff else None,
             budget_ratio=0.1 if budget else None,
             budget_min_per_second=1.0,
             budget_window=5.0,
@@ -155,7 +164,7 @@ class ChainModel:
                         )
         self.entry = next(iter(self.specs))
         self._base = {name: (spec.latency, spec.failure_rate) for name, spec in self.specs.items()}
-        self.slow_latency = slow_latency
+        self.slow_latency = as_latency(slow_latency, "slow_latency")
         self.faults: dict[str, Fault] = {name: Fault.NONE for name in self.specs}
         self.policies: dict[str, Policies] = {name: Policies() for name in self.specs}
         if policies is not None:
@@ -164,6 +173,7 @@ class ChainModel:
         self.client_stats = ClientStats(bucket)
         if mix is None:
             mix = {"checkout": 0.5, "browse": 0.5}
+        self._check_mix(mix)
         self.sim.add_node(
             CLIENT, lambda nid: LoadGenerator(nid, self.entry, rate, mix, deadline, self.client_stats)
         )
@@ -195,6 +205,29 @@ class ChainModel:
         if service not in self.specs:
             raise ValueError(f"service must be one of {sorted(self.specs)}, got {service!r}")
 
+    def _check_mix(self, mix: Any) -> None:
+        # A kind the entry service has no route for would be served by it alone
+        # and look healthy: most likely a typo ("chekout").
+        routes = self.specs[self.entry].calls
+        if isinstance(mix, Mapping) and routes:
+            unknown = [k for k in mix if k not in routes]
+            if unknown:
+                raise ValueError(
+                    f"mix names request kinds {unknown} that {self.entry!r} has no route for; "
+                    f"known kinds: {sorted(routes)}"
+                )
+
+    def _window(self, start: float, end: float | None, kind: str | None = None) -> float:
+        """Check a time window ``[start, end)`` (and a request kind) of a result; return ``end``."""
+        end = self.now if end is None else end
+        if not 0 <= start < end <= self.now + 1e-9:
+            raise ValueError(f"need 0 <= start < end <= now ({self.now}), got start={start!r}, end={end!r}")
+        if kind is not None:
+            known = set(self.client_stats.kinds) | set(self.specs[self.entry].calls)
+            if kind not in known:
+                raise ValueError(f"kind must be None or one of {sorted(known)}, got {kind!r}")
+        return end
+
     def set_fault(self, service: str, fault: Fault | str) -> None:
         """Put ``service`` into ``fault`` now (``Fault.NONE`` heals it)."""
         self._check_service(service)
@@ -211,6 +244,7 @@ class ChainModel:
         if fault is Fault.DOWN and not was_down:
             self.sim.crash(service)
             self.stats[service].gauges(self.now, 0, 0, spec.workers)
+            self.stats[service].retire_breakers(self.now)
         elif fault is not Fault.DOWN and was_down:
             self.sim.restart(service)
         self.faults[service] = fault
@@ -224,10 +258,20 @@ class ChainModel:
             raise ValueError(f"can change only {sorted(allowed)}, got {sorted(unknown)}")
         spec = self.specs[service]
         new = ServiceSpec(**{**spec.__dict__, **changes})  # validates
+        base_latency, base_failure_rate = self._base[service]
         for key in changes:
             setattr(spec, key, getattr(new, key))
-        if "latency" in changes or "failure_rate" in changes:
-            self._base[service] = (spec.latency, spec.failure_rate)
+        # A fault in progress wins over the new base values until it is healed:
+        # a slow service stays slow, an erroring one keeps failing.
+        if "latency" in changes:
+            base_latency = new.latency
+            if self.faults[service] is Fault.SLOW:
+                spec.latency = self.slow_latency
+        if "failure_rate" in changes:
+            base_failure_rate = new.failure_rate
+            if self.faults[service] is Fault.ERRORING:
+                spec.failure_rate = 1.0
+        self._base[service] = (base_latency, base_failure_rate)
         if self.sim.is_up(service):
             self.sim.call(service, lambda node, ctx: node.respec(ctx))
 
@@ -263,6 +307,9 @@ class ChainModel:
     ) -> None:
         """Change the clients' rate (req/s), mix or deadline (s) now."""
 
+        if mix is not None:
+            self._check_mix(mix)
+
         def apply(gen: LoadGenerator, ctx: Any) -> None:
             gen.set_load(
                 gen.rate if rate is None else rate,
@@ -275,6 +322,8 @@ class ChainModel:
 
     def burst(self, n: int, kind: str | None = None) -> None:
         """``n`` extra requests at this instant."""
+        if kind is not None:
+            self._check_mix({kind: 1.0})
         self.sim.call(CLIENT, lambda gen, ctx: gen.burst(ctx, n, kind))
 
     def service(self, name: str) -> Service:
@@ -309,7 +358,8 @@ class ChainModel:
                 "event": t.event.value,
             }
             for st in self.stats.values()
-            for dep, _created, breaker in st.breakers
+            for dep, _since, breaker in st.breakers
+            if breaker is not None
             for t in breaker.transitions
         ]
         frame = pd.DataFrame(rows, columns=["time", "service", "dependency", "source", "target", "event"])
@@ -317,9 +367,7 @@ class ChainModel:
 
     def goodput(self, start: float = 0.0, end: float | None = None, kind: str | None = None) -> float:
         """Clients' goodput (OK answers within the deadline per second) over ``[start, end)``."""
-        end = self.now if end is None else end
-        if not 0 <= start < end <= self.now + 1e-9:
-            raise ValueError(f"need 0 <= start < end <= now ({self.now}), got start={start!r}, end={end!r}")
+        end = self._window(start, end, kind)
         b = self.bucket
         total = 0
         for (k, i), n in self.client_stats.good.items():
@@ -329,9 +377,7 @@ class ChainModel:
 
     def offered(self, start: float = 0.0, end: float | None = None, kind: str | None = None) -> float:
         """Requests/s the clients sent over ``[start, end)``."""
-        end = self.now if end is None else end
-        if not 0 <= start < end <= self.now + 1e-9:
-            raise ValueError(f"need 0 <= start < end <= now ({self.now}), got start={start!r}, end={end!r}")
+        end = self._window(start, end, kind)
         b = self.bucket
         total = sum(
             n
@@ -351,7 +397,7 @@ class ChainModel:
         1.0 means every request reached it exactly once; retries at every hop multiply.
         """
         self._check_service(service)
-        end = self.now if end is None else end
+        end = self._window(start, end)
         b = self.bucket
         arrived = sum(
             r[0]

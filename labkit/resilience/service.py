@@ -233,6 +233,7 @@ class Service(Node):
         self.policies = policies
         deps = self._dependencies()
         if policies.breaker != old.breaker or not self.breakers and policies.breaker:
+            self.stats.retire_breakers(self.now)
             self.breakers = {}
             if policies.breaker is not None:
                 for d in deps:

@@ -7,6 +7,11 @@ request when the queue is already ``max_queue`` long, or, with
 ``deadline_aware``, when the expected queueing plus service time would end
 after the request's deadline, so the rejection is fast and the worker time
 goes to requests that can still succeed.
+
+A :class:`~labkit.resilience.service.Service` knows a request's deadline
+only with deadline propagation on (``Timeouts(propagate_deadline=True)``,
+``make_policies(deadlines=True)``): without it ``deadline_aware`` has no
+deadline to compare with, and only ``max_queue`` applies.
 """
 
 from __future__ import annotations

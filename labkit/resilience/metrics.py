@@ -184,7 +184,8 @@ def service_frame(stats: list[ServiceStats], until: float) -> Any:
     ``error_rate`` (error replies / all replies), ``shed`` (rejected/s),
     ``expired`` (dropped for a passed deadline, /s), ``p50``/``p99`` (seconds
     from arrival to reply), ``queue_depth`` and ``busy`` (time averages),
-    ``utilisation`` (busy / workers), ``calls``/``attempts``/``retries``/
+    ``utilisation`` (busy / workers; above 1 for a while after workers are
+    taken away, as requests already running finish first), ``calls``/``attempts``/``retries``/
     ``timeouts``/``fast_fails`` (downstream, per s) and ``amplification``
     (attempts / calls: 1.0 means no retries).
     """

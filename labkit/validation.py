@@ -104,7 +104,7 @@ def integer(
     if value is None and none:
         return None
     what = _describe("an int", _bounds(ge, gt, le, lt), none, note)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise _fail(name, what, value, ArgumentTypeError)
     if not _in_range(value, ge, gt, le, lt):
         raise _fail(name, what, value)
@@ -132,7 +132,8 @@ def number(
         return None
     kind = ("a finite number" if finite else "a number") + (f" of {unit}" if unit else "")
     what = _describe(kind, _bounds(ge, gt, le, lt), none, note)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    t = type(value)  # the two common types first: an ABC check is slow on hot paths
+    if t is not float and t is not int and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise _fail(name, what, value, ArgumentTypeError)
     try:
         x = float(value)

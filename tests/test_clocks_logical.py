@@ -28,7 +28,7 @@ def test_lamport_rules():
 def test_lamport_bad_input(bad, exc):
     with pytest.raises(exc, match="time"):
         LamportClock(bad)
-    with pytest.raises(TypeError, match="other"):
+    with pytest.raises(exc, match="other"):
         LamportClock().receive(bad)
 
 
@@ -54,20 +54,23 @@ def test_hlc_figure5_cases():
     assert str(HLC(1.0, 2)) == "(1.000, 2)"
 
 
-@pytest.mark.parametrize("pt", [math.nan, math.inf, "1", None, True])
-def test_hlc_bad_physical_time(pt):
-    with pytest.raises(TypeError, match="pt"):
+@pytest.mark.parametrize(
+    "pt, exc",
+    [(math.nan, ValueError), (math.inf, ValueError), ("1", TypeError), (None, TypeError), (True, TypeError)],
+)
+def test_hlc_bad_physical_time(pt, exc):
+    with pytest.raises(exc, match="pt"):
         HLC().tick(pt)
-    with pytest.raises(TypeError, match="pt"):
+    with pytest.raises(exc, match="pt"):
         HLC().receive(HLC(), pt)
 
 
 def test_hlc_bad_fields():
-    with pytest.raises(ValueError, match="c must be >= 0"):
+    with pytest.raises(ValueError, match="c must be an int >= 0"):
         HLC(0.0, -1)
     with pytest.raises(TypeError, match="c must be an int"):
         HLC(0.0, 1.5)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError):
         HLC(math.nan, 0)
     with pytest.raises(TypeError, match="msg"):
         HLC().receive((1.0, 0), 1.0)

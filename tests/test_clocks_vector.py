@@ -49,7 +49,7 @@ def test_immutable_and_readable():
         ({"a": 1.5}, TypeError),
         ({"a": True}, TypeError),
         ({1: 1}, TypeError),
-        ({"": 1}, TypeError),
+        ({"": 1}, ValueError),
         ([("a", 1)], TypeError),
     ],
 )

@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from labkit import validation as v
+
 __all__ = ["HLC", "ClockOffsetError", "check_max_offset"]
 
 
@@ -39,20 +41,11 @@ class ClockOffsetError(ValueError):
 
 def check_max_offset(max_offset: float | None) -> float | None:
     """Validate a skew bound in seconds: None (no bound) or a finite number >= 0."""
-    if max_offset is None:
-        return None
-    if isinstance(max_offset, bool) or not isinstance(max_offset, (int, float)):
-        raise TypeError(f"max_offset must be a number of seconds or None, got {max_offset!r}")
-    if not (max_offset >= 0 and math.isfinite(max_offset)):
-        raise ValueError(
-            f"max_offset must be a finite number of seconds >= 0 (a bound on clock skew), got {max_offset!r}"
-        )
-    return float(max_offset)
+    return v.number("max_offset", max_offset, ge=0, unit="seconds", none=True, note="a bound on clock skew")
 
 
 def _check_pt(pt: float) -> float:
-    if isinstance(pt, bool) or not isinstance(pt, (int, float)) or not math.isfinite(pt):
-        raise TypeError(f"pt (the node's physical clock reading) must be a finite number, got {pt!r}")
+    v.number("pt (the node's physical clock reading)", pt)
     return pt
 
 
@@ -76,10 +69,7 @@ class HLC:
     def __post_init__(self) -> None:
         if self.l != -math.inf:
             _check_pt(self.l)
-        if isinstance(self.c, bool) or not isinstance(self.c, int):
-            raise TypeError(f"c must be an int, got {self.c!r}")
-        if self.c < 0:
-            raise ValueError(f"c must be >= 0, got {self.c}")
+        v.integer("c", self.c, ge=0)
 
     def tick(self, pt: float) -> HLC:
         """Figure 5, "send or local event": the clock for a new event at physical time ``pt``."""
@@ -98,8 +88,7 @@ class HLC:
         the clock as it was; then ``l - pt <= max_offset`` holds at every
         event whatever the real skew is.
         """
-        if not isinstance(msg, HLC):
-            raise TypeError(f"msg must be an HLC, got {type(msg).__name__}")
+        v.instance("msg", msg, HLC)
         _check_pt(pt)
         if max_offset is not None and msg.l - pt > check_max_offset(max_offset):
             raise ClockOffsetError(
@@ -119,8 +108,7 @@ class HLC:
 
     def merge(self, other: HLC) -> HLC:
         """The larger of two HLC values (a join: commutative, associative, idempotent)."""
-        if not isinstance(other, HLC):
-            raise TypeError(f"other must be an HLC, got {type(other).__name__}")
+        v.instance("other", other, HLC)
         return max(self, other)
 
     def __str__(self) -> str:

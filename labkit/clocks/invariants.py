@@ -15,8 +15,9 @@ An empty list means the run is consistent with those properties.
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from labkit import validation as v
 
 __all__ = ["clock_violations"]
 
@@ -29,12 +30,8 @@ def clock_violations(events: Any, *, eps: float | None = None, limit: int = 20) 
     missing = [c for c in _COLUMNS if c not in getattr(events, "columns", ())]
     if missing:
         raise TypeError(f"events must be a clock_events() DataFrame; missing columns {missing}")
-    if eps is not None and (
-        isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (eps >= 0 and math.isfinite(eps))
-    ):
-        raise ValueError(f"eps must be a finite number of seconds >= 0 (a bound on clock skew), got {eps!r}")
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+    v.number("eps", eps, ge=0, unit="seconds", none=True, note="a bound on clock skew")
+    v.integer("limit", limit, ge=1)
     out: list[str] = []
     last: dict[str, Any] = {}
     sends: dict[Any, Any] = {}

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from labkit import validation as v
+
 __all__ = ["LamportClock"]
 
 
@@ -36,10 +38,7 @@ class LamportClock:
     time: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.time, bool) or not isinstance(self.time, int):
-            raise TypeError(f"time must be an int, got {self.time!r}")
-        if self.time < 0:
-            raise ValueError(f"time must be >= 0, got {self.time}")
+        v.integer("time", self.time, ge=0)
 
     def tick(self) -> LamportClock:
         """IR1: the clock for a new local or send event."""
@@ -56,8 +55,7 @@ class LamportClock:
 
     def stamp(self, node: str) -> tuple[int, str]:
         """The total-order timestamp ``(time, node)`` of §4 (ties broken by node id)."""
-        if not isinstance(node, str) or not node:
-            raise TypeError(f"node must be a non-empty str (a node id), got {node!r}")
+        v.string("node", node)
         return (self.time, node)
 
     def __str__(self) -> str:
@@ -67,6 +65,4 @@ class LamportClock:
 def _time_of(other: LamportClock | int) -> int:
     if isinstance(other, LamportClock):
         return other.time
-    if isinstance(other, bool) or not isinstance(other, int) or other < 0:
-        raise TypeError(f"other must be a LamportClock or an int >= 0, got {other!r}")
-    return other
+    return v.integer("other", other, ge=0, note="or a LamportClock")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from labkit import validation as v
 from labkit.clocks.hlc import HLC, ClockOffsetError, check_max_offset
 from labkit.clocks.lamport import LamportClock
 from labkit.clocks.vector import VectorClock
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 EVENT_NOTE = "event"  # the name of the trace note every clocked event writes
+MAX_CHATTER_EVENTS = 1_000_000  # run_chatter refuses runs expected to be longer (they would take minutes)
 
 
 class EventKind(Enum):
@@ -163,8 +165,8 @@ class Chatter(ClockedNode):
         self, node_id: str, rate: float = 5.0, send_prob: float = 0.5, *, max_offset: float | None = None
     ) -> None:
         super().__init__(node_id, max_offset=max_offset)
-        self.rate = rate
-        self.send_prob = send_prob
+        self.rate = v.number("rate", rate, gt=0, unit="events per second")
+        self.send_prob = v.probability("send_prob", send_prob)
 
     def on_start(self, ctx: Context) -> None:
         super().on_start(ctx)
@@ -209,13 +211,15 @@ def run_chatter(
 
     ``max_offset``: the skew bound each node enforces (see :class:`ClockedNode`).
     """
-    if isinstance(n_nodes, bool) or not isinstance(n_nodes, int) or not 1 <= n_nodes <= 26:
-        raise ValueError(f"n_nodes must be an int from 1 to 26, got {n_nodes!r}")
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
-        raise ValueError(f"rate must be a number of events per second > 0, got {rate!r}")
-    if isinstance(send_prob, bool) or not isinstance(send_prob, (int, float)) or not 0 <= send_prob <= 1:
-        raise ValueError(f"send_prob must be a probability between 0 and 1, got {send_prob!r}")
+    v.integer("n_nodes", n_nodes, ge=1, le=26)
+    v.number("duration", duration, ge=0, unit="seconds")
+    v.number("rate", rate, gt=0, unit="events per second")
+    v.probability("send_prob", send_prob)
     check_max_offset(max_offset)
+    events = n_nodes * rate * duration
+    v.require(
+        events <= MAX_CHATTER_EVENTS, "n_nodes * rate * duration", f"<= {MAX_CHATTER_EVENTS:,} events", events
+    )
     sim = Simulator(seed, latency=latency)
     for i in range(1, n_nodes + 1):
         sim.add_node(f"n{i}", lambda nid: Chatter(nid, rate, send_prob, max_offset=max_offset))

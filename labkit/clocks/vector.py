@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from enum import Enum
 
+from labkit import validation as v
+
 __all__ = ["Ordering", "VectorClock"]
 
 
@@ -45,9 +47,7 @@ class Ordering(Enum):
 
 
 def _check_node(node: object, name: str = "node") -> str:
-    if not isinstance(node, str) or not node:
-        raise TypeError(f"{name} must be a non-empty str (a node id), got {node!r}")
-    return node
+    return v.string(name, node)
 
 
 class VectorClock:
@@ -77,11 +77,7 @@ class VectorClock:
         items = []
         for node, count in counters.items():
             _check_node(node, "counters key")
-            if isinstance(count, bool) or not isinstance(count, int):
-                raise TypeError(f"counters[{node!r}] must be an int, got {count!r}")
-            if count < 0:
-                raise ValueError(f"counters[{node!r}] must be >= 0, got {count}")
-            if count:
+            if v.integer(f"counters[{node!r}]", count, ge=0):
                 items.append((node, count))
         items.sort()
         self._entries = tuple(items)

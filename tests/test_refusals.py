@@ -29,7 +29,12 @@ def test_run_chatter_refuses_runs_that_never_end(kwargs, match):
 
 @pytest.mark.parametrize(
     ("args", "match"),
-    [(("n1", 0.0), "rate"), (("n1", math.inf), "rate"), (("n1", 5.0, 1.5), "send_prob"), (("n1", "5"), "rate")],
+    [
+        (("n1", 0.0), "rate"),
+        (("n1", math.inf), "rate"),
+        (("n1", 5.0, 1.5), "send_prob"),
+        (("n1", "5"), "rate"),
+    ],
 )
 def test_chatter_checks_its_arguments(args, match):
     with pytest.raises(ValueError, match=match):

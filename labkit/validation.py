@@ -5,11 +5,11 @@ error that names the argument, says what is allowed, and shows what was given::
 
     rate must be a finite number of requests/s > 0, got nan
 
-Each check takes the argument's name first and returns the value, normalised (``int``/``float``),
-so a constructor states its rules in a line each::
+Import it as ``valid``. Each check takes the argument's name first and returns the value, normalised
+(``int``/``float``), so a constructor states its rules in a line each::
 
-    self.rate = v.number("rate", rate, gt=0, unit="requests/s")
-    self.n = v.integer("n", n, ge=1, le=len(nodes))
+    self.rate = valid.number("rate", rate, gt=0, unit="requests/s")
+    self.n = valid.integer("n", n, ge=1, le=len(nodes))
 
 A value of the wrong *type* raises :class:`ArgumentTypeError`, which is both a ``TypeError`` and a
 ``ValueError``: "wrong kind of thing" is a type error, and a caller (a widget showing a message, a

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from labkit import validation as v
+from labkit import validation as valid
 
 __all__ = ["HLC", "ClockOffsetError", "check_max_offset"]
 
@@ -41,11 +41,13 @@ class ClockOffsetError(ValueError):
 
 def check_max_offset(max_offset: float | None) -> float | None:
     """Validate a skew bound in seconds: None (no bound) or a finite number >= 0."""
-    return v.number("max_offset", max_offset, ge=0, unit="seconds", none=True, note="a bound on clock skew")
+    return valid.number(
+        "max_offset", max_offset, ge=0, unit="seconds", none=True, note="a bound on clock skew"
+    )
 
 
 def _check_pt(pt: float) -> float:
-    v.number("pt (the node's physical clock reading)", pt)
+    valid.number("pt (the node's physical clock reading)", pt)
     return pt
 
 
@@ -69,7 +71,7 @@ class HLC:
     def __post_init__(self) -> None:
         if self.l != -math.inf:
             _check_pt(self.l)
-        v.integer("c", self.c, ge=0)
+        valid.integer("c", self.c, ge=0)
 
     def tick(self, pt: float) -> HLC:
         """Figure 5, "send or local event": the clock for a new event at physical time ``pt``."""
@@ -88,7 +90,7 @@ class HLC:
         the clock as it was; then ``l - pt <= max_offset`` holds at every
         event whatever the real skew is.
         """
-        v.instance("msg", msg, HLC)
+        valid.instance("msg", msg, HLC)
         _check_pt(pt)
         if max_offset is not None and msg.l - pt > check_max_offset(max_offset):
             raise ClockOffsetError(
@@ -108,7 +110,7 @@ class HLC:
 
     def merge(self, other: HLC) -> HLC:
         """The larger of two HLC values (a join: commutative, associative, idempotent)."""
-        v.instance("other", other, HLC)
+        valid.instance("other", other, HLC)
         return max(self, other)
 
     def __str__(self) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit import validation as v
+from labkit import validation as valid
 
 __all__ = ["clock_violations"]
 
@@ -30,8 +30,8 @@ def clock_violations(events: Any, *, eps: float | None = None, limit: int = 20) 
     missing = [c for c in _COLUMNS if c not in getattr(events, "columns", ())]
     if missing:
         raise TypeError(f"events must be a clock_events() DataFrame; missing columns {missing}")
-    v.number("eps", eps, ge=0, unit="seconds", none=True, note="a bound on clock skew")
-    v.integer("limit", limit, ge=1)
+    valid.number("eps", eps, ge=0, unit="seconds", none=True, note="a bound on clock skew")
+    valid.integer("limit", limit, ge=1)
     out: list[str] = []
     last: dict[str, Any] = {}
     sends: dict[Any, Any] = {}

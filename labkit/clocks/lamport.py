@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labkit import validation as v
+from labkit import validation as valid
 
 __all__ = ["LamportClock"]
 
@@ -38,7 +38,7 @@ class LamportClock:
     time: int = 0
 
     def __post_init__(self) -> None:
-        v.integer("time", self.time, ge=0)
+        valid.integer("time", self.time, ge=0)
 
     def tick(self) -> LamportClock:
         """IR1: the clock for a new local or send event."""
@@ -55,7 +55,7 @@ class LamportClock:
 
     def stamp(self, node: str) -> tuple[int, str]:
         """The total-order timestamp ``(time, node)`` of §4 (ties broken by node id)."""
-        v.string("node", node)
+        valid.string("node", node)
         return (self.time, node)
 
     def __str__(self) -> str:
@@ -65,4 +65,4 @@ class LamportClock:
 def _time_of(other: LamportClock | int) -> int:
     if isinstance(other, LamportClock):
         return other.time
-    return v.integer("other", other, ge=0, note="or a LamportClock")
+    return valid.integer("other", other, ge=0, note="or a LamportClock")

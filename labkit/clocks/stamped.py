@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from labkit import validation as v
+from labkit import validation as valid
 from labkit.clocks.hlc import HLC, ClockOffsetError, check_max_offset
 from labkit.clocks.lamport import LamportClock
 from labkit.clocks.vector import VectorClock
@@ -165,8 +165,8 @@ class Chatter(ClockedNode):
         self, node_id: str, rate: float = 5.0, send_prob: float = 0.5, *, max_offset: float | None = None
     ) -> None:
         super().__init__(node_id, max_offset=max_offset)
-        self.rate = v.number("rate", rate, gt=0, unit="events per second")
-        self.send_prob = v.probability("send_prob", send_prob)
+        self.rate = valid.number("rate", rate, gt=0, unit="events per second")
+        self.send_prob = valid.probability("send_prob", send_prob)
 
     def on_start(self, ctx: Context) -> None:
         super().on_start(ctx)
@@ -211,13 +211,13 @@ def run_chatter(
 
     ``max_offset``: the skew bound each node enforces (see :class:`ClockedNode`).
     """
-    v.integer("n_nodes", n_nodes, ge=1, le=26)
-    v.number("duration", duration, ge=0, unit="seconds")
-    v.number("rate", rate, gt=0, unit="events per second")
-    v.probability("send_prob", send_prob)
+    valid.integer("n_nodes", n_nodes, ge=1, le=26)
+    valid.number("duration", duration, ge=0, unit="seconds")
+    valid.number("rate", rate, gt=0, unit="events per second")
+    valid.probability("send_prob", send_prob)
     check_max_offset(max_offset)
     events = n_nodes * rate * duration
-    v.require(
+    valid.require(
         events <= MAX_CHATTER_EVENTS, "n_nodes * rate * duration", f"<= {MAX_CHATTER_EVENTS:,} events", events
     )
     sim = Simulator(seed, latency=latency)

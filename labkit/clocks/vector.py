@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from enum import Enum
 
-from labkit import validation as v
+from labkit import validation as valid
 
 __all__ = ["Ordering", "VectorClock"]
 
@@ -47,7 +47,7 @@ class Ordering(Enum):
 
 
 def _check_node(node: object, name: str = "node") -> str:
-    return v.string(name, node)
+    return valid.string(name, node)
 
 
 class VectorClock:
@@ -77,7 +77,7 @@ class VectorClock:
         items = []
         for node, count in counters.items():
             _check_node(node, "counters key")
-            if v.integer(f"counters[{node!r}]", count, ge=0):
+            if valid.integer(f"counters[{node!r}]", count, ge=0):
                 items.append((node, count))
         items.sort()
         self._entries = tuple(items)

@@ -10,7 +10,7 @@ PYTEST := $(BIN)/python -m pytest
 # nbgrader calls alembic as a subprocess: the venv's bin must be on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install lab test check lint format unit notebooks grading browser student bench clean
+.PHONY: install lab test check lint format unit notebooks grading browser student course bench clean
 
 install: $(STAMP)
 
@@ -59,6 +59,11 @@ browser: $(STAMP)
 # removed) in build/student/.
 student: $(STAMP)
 	$(BIN)/python -m tests.grading_tools student build/student
+
+# The course map (labkit/course/__init__.py) is the one list of notebooks:
+# rewrite the contents table, the README table and every "next" link from it.
+course: $(STAMP)
+	$(BIN)/python -m labkit.course sync
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -1,4 +1,4 @@
-"""How fast does the service model simulate? (notebook 11's widget re-runs it on every click)
+"""How fast does the service model simulate? (notebook 17's widget re-runs it on every click)
 
 Target: 1,000 requests/s through the A -> B -> C chain for 60 s of virtual
 time in under 5 s of CPU time. Prints one table row per policy set and C

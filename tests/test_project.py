@@ -1,4 +1,4 @@
-"""Project-level checks: notebook hygiene, navigation, and launch files."""
+"""Project-level checks: notebook hygiene and launch files (navigation: tests/test_course.py)."""
 
 from __future__ import annotations
 
@@ -35,21 +35,6 @@ def test_notebook_is_stored_without_outputs(nb):
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_opens_with_a_title_and_links_onwards(nb):
-    cells = load(nb)["cells"]
-    first = "".join(cells[0]["source"])
-    assert cells[0]["cell_type"] == "markdown" and first.startswith("# "), f"{nb.name} must open with a title"
-    last = "".join(cells[-1]["source"])
-    assert "00-welcome.ipynb" in last or nb.name.startswith("00"), (
-        f"{nb.name} must end with a link to the contents"
-    )
-    number = int(nb.name[:2])
-    following = [p for p in NOTEBOOKS if int(p.name[:2]) == number + 1]
-    if following:
-        assert following[0].name in last, f"{nb.name} must end with a link to {following[0].name}"
-
-
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_graded_cells_follow_the_nbgrader_format(nb):
     ids = []
     for c in load(nb)["cells"]:
@@ -79,31 +64,6 @@ def test_grade_ids_are_unique_across_the_course():
             if gid:
                 assert gid not in seen, f"grade_id {gid} is in {seen[gid]} and {nb.name}"
                 seen[gid] = nb.name
-
-
-def test_contents_links_every_notebook_and_marks_missing_ones():
-    contents = text_of(ROOT / "notebooks" / "00-welcome.ipynb")
-    for nb in NOTEBOOKS[1:]:
-        assert f"({nb.name})" in contents, f"00-welcome must link to {nb.name}"
-    for line in contents.splitlines():
-        for target in re.findall(r"\((\d\d-[\w-]+\.ipynb)\)", line):
-            exists = (ROOT / "notebooks" / target).exists()
-            marked = "coming soon" in line
-            assert exists != marked, (
-                f"{target}: {'remove' if exists else 'add'} '(coming soon)' in 00-welcome"
-            )
-
-
-def test_readme_lists_every_notebook_and_marks_only_missing_ones():
-    rows = re.findall(r"^\| (\d\d) \| ([^|]+)\|", (ROOT / "README.md").read_text(), flags=re.M)
-    listed = {num: title.strip() for num, title in rows}
-    present = {nb.name[:2] for nb in NOTEBOOKS}
-    assert present <= set(listed), f"README's notebook table lacks {sorted(present - set(listed))}"
-    for num, title in listed.items():
-        marked = "coming soon" in title
-        assert (num in present) != marked, (
-            f"README row {num}: {'remove' if num in present else 'add'} '(coming soon)'"
-        )
 
 
 # ---------------------------------------------------------------------------

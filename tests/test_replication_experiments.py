@@ -1,4 +1,4 @@
-"""The measurements behind notebooks 03 and 04 (labkit.replication.experiments)."""
+"""The measurements behind notebooks 04 and 05 (labkit.replication.experiments)."""
 
 from __future__ import annotations
 

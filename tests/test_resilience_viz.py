@@ -1,4 +1,4 @@
-"""Figures and the widget of notebook 11, driven without a browser."""
+"""Figures and the widget of notebook 17, driven without a browser."""
 
 from __future__ import annotations
 

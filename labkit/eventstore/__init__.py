@@ -1,6 +1,6 @@
 """An event store with optimistic concurrency, and event sourcing on top of it.
 
-Notebook 10 teaches with it. One module per concept:
+Notebook 16 teaches with it. One module per concept:
 
 * :mod:`~labkit.eventstore.errors`: ``ConcurrencyError`` (expected and actual
   versions), ``StreamNotFoundError``, ``SerializationError``, ``UpcastError``;

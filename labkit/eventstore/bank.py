@@ -1,6 +1,6 @@
 """A worked example: a bank account as an event-sourced aggregate.
 
-The account is the course's running example for notebook 10. Its events
+The account is the course's running example for notebook 16. Its events
 tell its whole story (opened, money in, money out, closed); its balance is
 only ever computed from them. The one business rule worth protecting is
 "never below zero", and it is exactly the rule two concurrent withdrawals

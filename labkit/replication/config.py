@@ -4,7 +4,7 @@ Dynamo (SOSP 2007, §4.3) keeps each key on N nodes, the first N of its
 *preference list*; clients choose R and W per request (§4.5). This course
 keeps the preference list simple and fixed: the cluster's nodes in order,
 rotated by a stable hash of the key, so each key has its own coordinator
-order without a consistent-hashing ring (notebook 05 builds that).
+order without a consistent-hashing ring (notebook 06 builds that).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Cascading failures and the policies that contain them (notebook 11).
+"""Cascading failures and the policies that contain them (notebook 17).
 
 One concept per module:
 

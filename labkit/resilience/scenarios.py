@@ -1,4 +1,4 @@
-"""The experiments of notebook 11, each one function that returns a finished run.
+"""The experiments of notebook 17, each one function that returns a finished run.
 
 * :func:`slow_dependency`: C breaks from 5 s to 15 s under 100 req/s (the cascade);
 * :func:`retry_storm`: C, near its capacity, is slow for one second (a blip);

@@ -1,4 +1,4 @@
-"""Figures and a widget for notebook 10, "Event sourcing".
+"""Figures and a widget for notebook 16, "Event sourcing".
 
 * :class:`ReplayWidget`: a slider over one aggregate's event stream; every
   move rebuilds the aggregate from scratch by replaying the first *v* events

@@ -1,4 +1,4 @@
-"""Figures and the ring widget for consistent hashing (notebook 05).
+"""Figures and the ring widget for consistent hashing (notebook 06).
 
 * :func:`ring_figure`: virtual nodes around a circle, coloured by physical node, with keys inside;
 * :func:`load_figure`: keys per node, for one scheme or several side by side;

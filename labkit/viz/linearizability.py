@@ -1,4 +1,4 @@
-"""Pictures of histories and the checker's verdict (notebook 08).
+"""Pictures of histories and the checker's verdict (notebook 11).
 
 * :func:`history_figure`: one row per client, a bar from call to return per
   operation with a label; for a linearizable history the linearization

@@ -1,4 +1,4 @@
-"""Pictures and widgets for Raft (notebooks 06 and 07).
+"""Pictures and widgets for Raft (notebooks 07 and 08).
 
 * :func:`role_timeline`: one row per server, coloured by role over time
   (follower, candidate, leader, crashed), with the term written on each
@@ -328,7 +328,7 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
 
 
 class LogExplorer(LazyWidget):
-    """Drive a Raft cluster by hand and watch its logs (notebook 07).
+    """Drive a Raft cluster by hand and watch its logs (notebook 08).
 
     Every action (submit, crash, restart, isolate, partition, heal, run) is
     appended to :attr:`actions`, and the whole list is replayed on a fresh

@@ -1,4 +1,4 @@
-"""Figures and widgets for quorum replication and CAP (notebooks 03 and 04).
+"""Figures and widgets for quorum replication and CAP (notebooks 04 and 05).
 
 * :func:`cap_timeline`: every client operation of a partition scenario as
   a bar from call to return, coloured by outcome (answered, stale read,

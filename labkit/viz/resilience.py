@@ -1,4 +1,4 @@
-"""Figures and the widget of notebook 11 (cascading failures).
+"""Figures and the widget of notebook 17 (cascading failures).
 
 * :func:`timeline_figure`: goodput, p99 latency, queue depth and breaker
   state over time for one run of :class:`~labkit.resilience.ChainModel`;

@@ -1,4 +1,4 @@
-"""Figures and the widget of notebook 09 (sagas).
+"""Figures and the widget of notebook 15 (sagas).
 
 * :func:`saga_timeline`: one lane per service (and the orchestrator), the
   requests, compensations, service outcomes, log writes, crashes and down

@@ -107,7 +107,7 @@ CLUSTER_WIDGET = [
 ]
 
 # The heartbeat demo draws a space-time diagram, which shows clocks: moving a
-# skew slider relabels n1's lane and its clock readings. (06 reuses the widget
+# skew slider relabels n1's lane and its clock readings. (07 reuses the widget
 # over Raft's role timeline, which has no clocks and so no clock sliders.)
 CLUSTER_WIDGET_WITH_CLOCKS = [*CLUSTER_WIDGET, Slide("n1 skew ms")]
 
@@ -120,8 +120,8 @@ INTERACTIONS: dict[str, list[Step]] = {
         Pick("lamport"),
         Click("Perfect clocks"),
     ],
-    "06-leader-election": CLUSTER_WIDGET,
-    "07-log-replication": [
+    "07-leader-election": CLUSTER_WIDGET,
+    "08-log-replication": [
         Click("Submit"),
         Choose("server", "n2", redraws=False),  # the buttons now read "Crash n2" etc.
         Click("Crash n2"),
@@ -136,28 +136,28 @@ INTERACTIONS: dict[str, list[Step]] = {
         Click("Restart crashed"),
         Click("Reset"),
     ],
-    "08-linearizability": [
+    "11-linearizability": [
         Slide("B starts at", presses=4),
         Choose("B read", "None (old)"),
         Choose("store", "CAP register, availability-first"),
         Slide("seed", presses=1),
     ],
-    "09-sagas": [
+    "15-sagas": [
         Choose("failing step", "ship"),
         Choose("how", "crash after apply"),
         Choose("crash", "after log write 3, before sending"),
         Pick("seed's OrderSaga"),
         Slide("retries", 1),
     ],
-    "10-event-sourcing": [Slide("version", presses=-3), Click("one back"), Click("one more")],
-    "11-cascading-failures": [
+    "16-event-sourcing": [Slide("version", presses=-3), Click("one back"), Click("one more")],
+    "17-cascading-failures": [
         Choose("C is", "down"),
         Toggle("breaker"),
         Slide("load (req/s)", presses=-2),
         Toggle("retries"),
         Choose("jitter", "none"),
     ],
-    "03-cap-theorem": [
+    "04-cap-theorem": [
         Slide("nodes", -1),
         Slide("side A", 1),
         Pick("availability-first"),
@@ -165,7 +165,7 @@ INTERACTIONS: dict[str, list[Step]] = {
         Slide("W", 1),
         Pick("last-writer-wins"),
     ],
-    "04-replication-and-quorums": [
+    "05-replication-and-quorums": [
         Slide("N", 1),
         Toggle("crash n4"),
         Toggle("side B", 4),
@@ -173,8 +173,8 @@ INTERACTIONS: dict[str, list[Step]] = {
         Pick("reader on side B"),
         Slide("W", -1),
     ],
-    "05-consistent-hashing": [Slide("nodes"), Slide("vnodes"), Click("add a node"), Click("remove a node")],
-    "12-capstone": [
+    "06-consistent-hashing": [Slide("nodes"), Slide("vnodes"), Click("add a node"), Click("remove a node")],
+    "18-capstone": [
         Choose("server", "g2n1", redraws=False),
         Click("Crash"),
         Click("Run 0.5 s"),

@@ -1,0 +1,265 @@
+"""The course map: every notebook, in reading order, in one place.
+
+``COURSE`` below is the single source of truth for the order of the course.
+Everything that lists the notebooks is generated from it:
+
+* the contents table in ``notebooks/00-welcome.ipynb``,
+* the table of notebooks in ``README.md``,
+* the navigation line that ends every notebook
+  (``[← Contents](00-welcome.ipynb) · [Next: 05 · Replication and quorums →](...)``),
+
+and ``tests/test_course.py`` fails when a notebook, a table or a link is out of
+step with it.
+
+How to add a notebook (or renumber one)
+---------------------------------------
+1. Write ``notebooks/NN-short-title.ipynb``. Its first cell starts with
+   ``# NN · Title`` and says how long it takes (``*Time: about 40 minutes.*``);
+   its grade ids start with ``nbNN-``; its last cell ends with a navigation
+   line (any text there is replaced in step 3).
+2. Add one ``Notebook(...)`` line to ``COURSE`` below, in reading order.
+3. Run ``make course`` (``python -m labkit.course sync``): it rewrites the
+   contents table, the README table and every notebook's navigation line.
+   Commit what it changed.
+4. Add the notebook's widget steps to ``tests/browser/interactions.py``.
+
+Renumbering is ``git mv`` plus an edit of the number here, then step 3.
+
+Learners get the *student* version of the notebooks (see
+:mod:`labkit.course.student`); ``python -m labkit.course --help`` lists the
+commands.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "COURSE",
+    "Notebook",
+    "by_number",
+    "nav_line",
+    "contents_table",
+    "readme_table",
+    "sync",
+    "problems",
+]
+
+CONTENTS = "00-welcome.ipynb"
+
+
+@dataclass(frozen=True, slots=True)
+class Notebook:
+    """One notebook of the course: where it is, what it is called, how long it takes."""
+
+    number: int
+    file: str
+    title: str
+    minutes: int
+    ideas: str
+
+    @property
+    def nn(self) -> str:
+        """The two-digit prefix, e.g. ``"07"``."""
+        return f"{self.number:02d}"
+
+    @property
+    def stem(self) -> str:
+        return self.file.removesuffix(".ipynb")
+
+
+# fmt: off
+COURSE: tuple[Notebook, ...] = (
+    Notebook(0, "00-welcome.ipynb", "Welcome", 10,
+             "how the course works: widgets, exercises, self-checks"),
+    Notebook(1, "01-the-network-is-unreliable.ipynb", "The network is unreliable", 30,
+             "latency, loss, duplication, reordering, partitions, crashes; space-time diagrams"),
+    Notebook(2, "02-time-clocks-and-order.ipynb", "Time, clocks and order", 35,
+             "clock skew and drift, last-writer-wins losing data, Lamport, vector and hybrid logical clocks"),
+    Notebook(4, "04-cap-theorem.ipynb", "The CAP theorem", 45,
+             "a replicated register in consistency-first and availability-first modes under a partition; "
+             "PACELC"),
+    Notebook(5, "05-replication-and-quorums.ipynb", "Replication and quorums", 45,
+             "N/R/W quorums, sloppy quorums and hinted handoff, read repair, siblings, anti-entropy"),
+    Notebook(6, "06-consistent-hashing.ipynb", "Consistent hashing", 45,
+             "the ring, virtual nodes, keys moved on join and leave, jump, rendezvous and bounded-load hashing"),
+    Notebook(7, "07-leader-election.ipynb", "Leader election", 40,
+             "Raft terms and votes, randomized timeouts, split votes, split-brain, fencing tokens"),
+    Notebook(8, "08-log-replication.ipynb", "Log replication", 45,
+             "AppendEntries, the commit rule, Figure 8, crash and restart, a replicated key-value store"),
+    Notebook(11, "11-linearizability.ipynb", "Linearizability", 45,
+             "histories, a checker, testing our own stores under faults"),
+    Notebook(15, "15-sagas.ipynb", "Sagas", 40,
+             "distributed transactions without two-phase commit, compensations, crash recovery"),
+    Notebook(16, "16-event-sourcing.ipynb", "Event sourcing", 45,
+             "an event store with optimistic concurrency, projections, snapshots, replay"),
+    Notebook(17, "17-cascading-failures.ipynb", "Cascading failures", 50,
+             "timeouts, retries with backoff and jitter, circuit breakers, load shedding"),
+    Notebook(18, "18-capstone.ipynb", "Capstone", 40,
+             "a sharded, replicated key-value store: consistent hashing over Raft groups"),
+)
+# fmt: on
+
+
+def by_number(number: int) -> Notebook:
+    """The notebook with this number; ``KeyError`` if the course has none."""
+    for nb in COURSE:
+        if nb.number == number:
+            return nb
+    raise KeyError(f"the course has no notebook {number:02d}")
+
+
+def _next(nb: Notebook) -> Notebook | None:
+    i = COURSE.index(nb)
+    return COURSE[i + 1] if i + 1 < len(COURSE) else None
+
+
+def nav_line(nb: Notebook) -> str:
+    """The line that ends ``nb``: back to the contents, on to the next notebook."""
+    following = _next(nb)
+    parts = [] if nb.file == CONTENTS else [f"[← Contents]({CONTENTS})"]
+    if following is None:
+        parts.append("This is the end of the course.")
+    else:
+        parts.append(f"[Next: {following.nn} · {following.title} →]({following.file})")
+    return " · ".join(parts)
+
+
+def contents_table() -> list[str]:
+    """The contents table of ``00-welcome.ipynb`` (every notebook after it), as lines."""
+    rows = ["| # | Notebook | Ideas | Time |", "|---|----------|-------|------|"]
+    for nb in COURSE:
+        if nb.file != CONTENTS:
+            rows.append(f"| {nb.nn} | [{nb.title}]({nb.file}) | {nb.ideas} | {nb.minutes} min |")
+    return rows
+
+
+def readme_table() -> list[str]:
+    """The table of notebooks in ``README.md``, as lines."""
+    rows = ["| # | Notebook | Ideas | Time |", "|---|----------|-------|------|"]
+    rows += [f"| {nb.nn} | {nb.title} | {nb.ideas} | {nb.minutes} min |" for nb in COURSE]
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Reading and rewriting the files generated from COURSE
+# ---------------------------------------------------------------------------
+_TABLE_HEADER = re.compile(r"^\| # \| Notebook \|")
+
+
+def _replace_table(lines: list[str], table: list[str], where: str) -> list[str]:
+    """Replace the table that starts with a ``| # | Notebook |`` header."""
+    start = next((i for i, line in enumerate(lines) if _TABLE_HEADER.match(line)), None)
+    if start is None:
+        raise ValueError(f"{where} has no table whose header starts with '| # | Notebook |'")
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return lines[:start] + table + lines[end:]
+
+
+def _cell_lines(cell: dict) -> list[str]:
+    source = cell["source"]
+    return ("".join(source) if isinstance(source, list) else source).split("\n")
+
+
+def _set_cell_lines(cell: dict, lines: list[str]) -> None:
+    source = [line + "\n" for line in lines[:-1]] + [lines[-1]]
+    cell["source"] = [line for line in source if line]
+
+
+def _looks_like_nav(line: str) -> bool:
+    return f"]({CONTENTS})" in line or line.startswith("[Next:") or "end of the course" in line
+
+
+def _write_notebook(path: Path, nb: dict) -> None:
+    # The layout Jupyter itself writes (one-space indent, non-ASCII kept), so diffs stay small.
+    path.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _synced_notebook(path: Path, entry: Notebook) -> dict:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    last = nb["cells"][-1]
+    lines = _cell_lines(last)
+    if last["cell_type"] == "markdown" and lines and _looks_like_nav(lines[-1]):
+        lines[-1] = nav_line(entry)
+        _set_cell_lines(last, lines)
+    else:
+        nb["cells"].append({"cell_type": "markdown", "metadata": {}, "source": ["---\n", nav_line(entry)]})
+    if entry.file == CONTENTS:
+        cell = next(
+            (c for c in nb["cells"] if any(_TABLE_HEADER.match(x) for x in _cell_lines(c))),
+            None,
+        )
+        if cell is None:
+            raise ValueError(f"{CONTENTS} has no cell with a '| # | Notebook |' table")
+        _set_cell_lines(cell, _replace_table(_cell_lines(cell), contents_table(), CONTENTS))
+    return nb
+
+
+def sync(root: Path) -> list[str]:
+    """Rewrite the contents table, the README table and every navigation line.
+
+    ``root`` is the repository (the folder with ``notebooks/`` and
+    ``README.md``). Returns the paths it changed, relative to ``root``.
+    """
+    root = Path(root)
+    changed = []
+    for entry in COURSE:
+        path = root / "notebooks" / entry.file
+        if not path.exists():
+            raise FileNotFoundError(f"COURSE lists {entry.file}, but {path} does not exist")
+        before = path.read_text(encoding="utf-8")
+        nb = _synced_notebook(path, entry)
+        if json.loads(before) != nb:
+            _write_notebook(path, nb)
+            changed.append(f"notebooks/{entry.file}")
+    readme = root / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    new = "\n".join(_replace_table(text.split("\n"), readme_table(), "README.md"))
+    if new != text:
+        readme.write_text(new, encoding="utf-8")
+        changed.append("README.md")
+    return changed
+
+
+def problems(root: Path) -> list[str]:
+    """Everything that is out of step with ``COURSE``, one sentence each (empty when in step)."""
+    root = Path(root)
+    out = []
+    numbers = [nb.number for nb in COURSE]
+    if numbers != sorted(set(numbers)):
+        out.append(f"COURSE must list the notebooks in increasing order of number, got {numbers}")
+    on_disk = sorted(p.name for p in (root / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    listed = sorted(nb.file for nb in COURSE)
+    for name in sorted(set(on_disk) - set(listed)):
+        out.append(f"notebooks/{name} is not in labkit/course COURSE: add it there")
+    for name in sorted(set(listed) - set(on_disk)):
+        out.append(f"COURSE lists {name}, which is not in notebooks/")
+    for entry in COURSE:
+        if not entry.file.startswith(f"{entry.nn}-"):
+            out.append(f"{entry.file}: its number in COURSE is {entry.nn}")
+        path = root / "notebooks" / entry.file
+        if not path.exists():
+            continue
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        first = "".join(nb["cells"][0]["source"])
+        if entry.file != CONTENTS and not first.startswith(f"# {entry.nn} · {entry.title}"):
+            out.append(f"{entry.file}: the first cell must start with '# {entry.nn} · {entry.title}'")
+        if not re.search(rf"\b{entry.minutes} minutes", first):
+            out.append(
+                f"{entry.file}: the first cell must say it takes {entry.minutes} minutes, as COURSE does"
+            )
+        for cell in nb["cells"]:
+            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if gid and not gid.startswith(f"nb{entry.nn}-"):
+                out.append(f"{entry.file}: grade_id {gid!r} must start with 'nb{entry.nn}-'")
+        if _synced_notebook(path, entry) != nb:
+            out.append(f"{entry.file}: navigation or contents out of date: run `make course`")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    if "\n".join(_replace_table(readme.split("\n"), readme_table(), "README.md")) != readme:
+        out.append("README.md: the table of notebooks is out of date: run `make course`")
+    return out

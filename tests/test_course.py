@@ -1,0 +1,122 @@
+"""The course map (labkit.course.COURSE) and the files generated from it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from labkit import course
+from labkit.course import COURSE, by_number, nav_line, problems, sync
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_repository_is_in_step_with_the_course_map():
+    found = problems(ROOT)
+    assert found == [], "\n".join(found)
+
+
+def test_every_notebook_ends_with_the_generated_navigation_line():
+    # Checked directly as well, so the rule is visible without reading problems().
+    for entry in COURSE:
+        nb = json.loads((ROOT / "notebooks" / entry.file).read_text(encoding="utf-8"))
+        assert "".join(nb["cells"][-1]["source"]).splitlines()[-1] == nav_line(entry), entry.file
+
+
+def test_nav_lines_link_the_contents_and_the_next_notebook_in_map_order():
+    assert nav_line(COURSE[0]) == f"[Next: {COURSE[1].nn} · {COURSE[1].title} →]({COURSE[1].file})"
+    for here, following in zip(COURSE[1:], COURSE[2:], strict=False):
+        line = nav_line(here)
+        assert line.startswith("[← Contents](00-welcome.ipynb) · ")
+        assert f"]({following.file})" in line and f"{following.nn} · {following.title}" in line
+    assert nav_line(COURSE[-1]) == "[← Contents](00-welcome.ipynb) · This is the end of the course."
+
+
+def test_contents_and_readme_list_every_notebook_with_its_minutes():
+    contents = "\n".join(course.contents_table())
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for entry in COURSE[1:]:
+        assert f"[{entry.title}]({entry.file})" in contents
+    for entry in COURSE:
+        assert re.search(
+            rf"^\| {entry.nn} \| {re.escape(entry.title)} \|.*\| {entry.minutes} min \|$", readme, re.M
+        )
+
+
+def test_by_number():
+    assert by_number(7).file == "07-leader-election.ipynb"
+    with pytest.raises(KeyError, match="no notebook 03"):
+        by_number(3)
+
+
+# ---------------------------------------------------------------------------
+# The checker catches what goes out of step, and sync repairs it
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(".ipynb_*"))
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    return tmp_path
+
+
+def _edit_cell(path: Path, index: int, old: str, new: str) -> None:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    text = "".join(nb["cells"][index]["source"])
+    assert old in text
+    nb["cells"][index]["source"] = text.replace(old, new).splitlines(keepends=True)
+    path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
+
+
+def test_stale_navigation_contents_and_readme_are_found_then_synced(repo: Path):
+    second = repo / "notebooks" / COURSE[2].file
+    _edit_cell(second, -1, f"]({COURSE[3].file})", "](99-gone.ipynb)")
+    _edit_cell(repo / "notebooks" / "00-welcome.ipynb", 1, f"]({COURSE[4].file})", "](elsewhere.ipynb)")
+    readme = repo / "README.md"
+    readme.write_text(readme.read_text().replace(f"| {COURSE[5].title} |", "| Renamed |"))
+    found = problems(repo)
+    assert any(COURSE[2].file in p and "navigation" in p for p in found), found
+    assert any("00-welcome" in p for p in found), found
+    assert any("README.md" in p for p in found), found
+    changed = sync(repo)
+    assert set(changed) == {f"notebooks/{COURSE[2].file}", "notebooks/00-welcome.ipynb", "README.md"}
+    assert problems(repo) == []
+    assert sync(repo) == []  # idempotent
+
+
+def test_a_notebook_missing_from_the_map_or_the_disk_is_reported(repo: Path):
+    shutil.copy(repo / "notebooks" / COURSE[1].file, repo / "notebooks" / "03-broadcast.ipynb")
+    (repo / "notebooks" / COURSE[-1].file).unlink()
+    found = problems(repo)
+    assert any("03-broadcast.ipynb is not in labkit/course" in p for p in found), found
+    assert any(f"COURSE lists {COURSE[-1].file}" in p for p in found), found
+    with pytest.raises(FileNotFoundError, match=COURSE[-1].file):
+        sync(repo)
+
+
+def test_title_minutes_and_grade_ids_must_match_the_map(repo: Path):
+    path = repo / "notebooks" / "07-leader-election.ipynb"
+    _edit_cell(path, 0, "# 07 · Leader election", "# 06 · Leader election")
+    _edit_cell(path, 0, "40 minutes", "20 minutes")
+    text = path.read_text().replace('"nb07-fencing"', '"nb06-fencing"')
+    path.write_text(text)
+    found = problems(repo)
+    assert any("must start with '# 07 · Leader election'" in p for p in found), found
+    assert any("takes 40 minutes" in p for p in found), found
+    assert any("'nb06-fencing' must start with 'nb07-'" in p for p in found), found
+
+
+def test_a_notebook_without_a_navigation_line_gets_one(repo: Path):
+    path = repo / "notebooks" / COURSE[1].file
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "source": ["print('last')"], "outputs": []})
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    assert any("navigation" in p for p in problems(repo))
+    sync(repo)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    assert nb["cells"][-1]["cell_type"] == "markdown"
+    assert "".join(nb["cells"][-1]["source"]).endswith(nav_line(COURSE[1]))
+    assert problems(repo) == []

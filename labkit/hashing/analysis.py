@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from labkit import validation as valid
 from labkit.hashing.hashfuncs import HashFunction, mmh3_128
 from labkit.hashing.ring import HashRing
 
@@ -54,8 +55,7 @@ class Placement(Protocol):
 
 def make_keys(k: int, seed: int = 0, prefix: str = "key") -> list[str]:
     """``k`` distinct, reproducible pseudo-random key names like ``key:1f3a...``."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ValueError(f"k must be an int >= 0, got {k!r}")
+    valid.integer("k", k, ge=0)
     rng = random.Random(seed)
     # 64 random bits plus the index: distinct by construction, random-looking to the hash.
     return [f"{prefix}:{rng.getrandbits(64):016x}{i:x}" for i in range(k)]
@@ -63,8 +63,7 @@ def make_keys(k: int, seed: int = 0, prefix: str = "key") -> list[str]:
 
 def node_names(n: int, prefix: str = "node") -> list[str]:
     """``["node-0", "node-1", ...]``."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    valid.integer("n", n, ge=0)
     return [f"{prefix}-{i}" for i in range(n)]
 
 
@@ -212,8 +211,8 @@ def join_moves(
     counts = list(node_counts)
     if not keys:
         raise ValueError("keys must not be empty")
-    if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts):
-        raise ValueError(f"node_counts must be ints >= 1, got {counts}")
+    for i, n in enumerate(counts):
+        valid.integer(f"node_counts[{i}]", n, ge=1)
     jobs = [(label, make, n) for label, make in schemes.items() for n in counts]
     if progress:
         from tqdm.auto import tqdm

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from labkit import validation as valid
 from labkit.hashing.hashfuncs import HashFunction, check_key, mmh3_128
 from labkit.hashing.ring import HashRing
 
@@ -41,21 +42,15 @@ __all__ = ["BoundedLoadHash", "bounded_capacity"]
 
 def bounded_capacity(m: int, n: int, epsilon: float) -> int:
     """The most keys one node may hold: ``ceil((1 + epsilon) * m / n)``."""
-    if isinstance(m, bool) or not isinstance(m, int) or m < 0:
-        raise ValueError(f"m (keys) must be an int >= 0, got {m!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n (nodes) must be an int >= 1, got {n!r}")
+    valid.integer("m (keys)", m, ge=0)
+    valid.integer("n (nodes)", n, ge=1)
     _check_epsilon(epsilon)
     # Round away float noise first: epsilon=0.1, m=10, n=1 must give 11, not ceil(11.000000000000002) = 12.
     return math.ceil(round((1 + epsilon) * m / n, 9))
 
 
 def _check_epsilon(epsilon: float) -> float:
-    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float):
-        raise TypeError(f"epsilon must be a number, got {type(epsilon).__name__}")
-    if not math.isfinite(epsilon) or epsilon < 0:
-        raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon}")
-    return float(epsilon)
+    return valid.number("epsilon", epsilon, ge=0)
 
 
 class BoundedLoadHash:

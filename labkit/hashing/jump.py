@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 import mmh3
 
+from labkit import validation as valid
 from labkit.hashing.hashfuncs import check_key
 
 __all__ = ["jump_hash", "JumpHash"]
@@ -46,10 +47,7 @@ def jump_hash(key: int | str | bytes, num_buckets: int) -> int:
     >>> [jump_hash(k, 10) for k in (0, 1, 2**63)]
     [0, 6, 5]
     """
-    if isinstance(num_buckets, bool) or not isinstance(num_buckets, int):
-        raise TypeError(f"num_buckets must be an int, got {type(num_buckets).__name__}")
-    if num_buckets < 1:
-        raise ValueError(f"num_buckets must be >= 1, got {num_buckets}")
+    valid.integer("num_buckets", num_buckets, ge=1)
     k = _key64(key)
     b, j = -1, 0
     # Invariant: b is the key's bucket when there are j buckets.
@@ -76,8 +74,7 @@ class JumpHash:
 
     def add_node(self, node: str) -> None:
         """Append ``node`` as the next bucket."""
-        if not isinstance(node, str) or not node:
-            raise TypeError(f"node must be a non-empty str, got {node!r}")
+        valid.string("node", node)
         if node in self._nodes:
             raise ValueError(f"node {node!r} is already present")
         self._nodes.append(node)

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 import mmh3
 
+from labkit import validation as valid
 from labkit.hashing.hashfuncs import check_key
 from labkit.hashing.ring import check_node_name
 
@@ -95,10 +96,7 @@ class RendezvousHash:
 
     def preference_list(self, key: str | bytes, n: int) -> list[str]:
         """The ``n`` highest-scoring nodes for ``key``, best first."""
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"n must be an int, got {type(n).__name__}")
-        if not 1 <= n <= len(self._params):
-            raise ValueError(f"n must be in [1, {len(self._params)}] (the number of nodes), got {n}")
+        valid.integer("n", n, ge=1, le=len(self._params), note="at most the number of nodes")
         check_key(key)
         ranked = sorted(self._params, key=lambda node: (-self.score(node, key), node))
         return ranked[:n]

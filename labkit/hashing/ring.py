@@ -37,12 +37,12 @@ end, a copy of the first owner: ``bisect_left`` returning ``len(points)`` lands 
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 
 import mmh3
 
+from labkit import validation as valid
 from labkit.hashing.hashfuncs import HashFunction, check_key, mmh3_128
 
 __all__ = ["HashRing", "vnode_label", "check_node_name"]
@@ -57,18 +57,7 @@ def vnode_label(node: str, replica: int) -> str:
 
 def check_node_name(node: object, name: str = "node") -> None:
     """Raise unless ``node`` is a non-empty str (node names are hashed as text)."""
-    if not isinstance(node, str):
-        raise TypeError(f"{name} must be a str, got {type(node).__name__}")
-    if not node:
-        raise ValueError(f"{name} must be a non-empty string")
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
+    valid.string(name, node)
 
 
 class HashRing:
@@ -105,13 +94,13 @@ class HashRing:
         *,
         ring_size: int = 2**128,
     ) -> None:
-        self._vnodes = _check_positive_int(vnodes, "vnodes")
+        self._vnodes = valid.integer("vnodes", vnodes, ge=1)
         if not callable(hash):
             raise TypeError(f"hash must be callable, got {type(hash).__name__}")
         self._hash = hash
         # The default hash is inlined in node_for: one C call instead of two Python frames.
         self._fast = hash is mmh3_128
-        self._ring_size = _check_positive_int(ring_size, "ring_size")
+        self._ring_size = valid.integer("ring_size", ring_size, ge=1)
         self._weights: dict[str, float] = {}
         self._counts: dict[str, int] = {}
         # Invariant: _claims[p] lists every (node, replica) hashing to p, sorted; the first owns p.
@@ -168,10 +157,7 @@ class HashRing:
         self._counts[node] = count
 
     def _count_for(self, weight: float) -> int:
-        if isinstance(weight, bool) or not isinstance(weight, int | float):
-            raise TypeError(f"weight must be a number, got {type(weight).__name__}")
-        if not math.isfinite(weight) or weight <= 0:
-            raise ValueError(f"weight must be a positive finite number, got {weight}")
+        valid.number("weight", weight, gt=0)
         count = round(self._vnodes * weight)
         if count < 1:
             raise ValueError(
@@ -216,7 +202,7 @@ class HashRing:
         collisions still takes its place (right behind the owner it waits
         behind): ``n`` may be anything up to the number of nodes.
         """
-        n = _check_positive_int(n, "n")
+        n = valid.integer("n", n, ge=1)
         if n > len(self._counts):
             raise ValueError(f"n must be <= the number of nodes ({len(self._counts)}), got {n}")
         chosen: list[str] = []

@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+from labkit import validation as valid
+
 __all__ = ["SeedRing"]
 
 
@@ -29,10 +31,7 @@ class SeedRing:
     """The seed's linear-scan, MD5 consistent-hash ring (O(V) per lookup)."""
 
     def __init__(self, nodes: Iterable[str] | None = None, replicas: int = 150) -> None:
-        if isinstance(replicas, bool) or not isinstance(replicas, int):
-            raise TypeError(f"replicas must be an int, got {type(replicas).__name__}")
-        if replicas < 1:
-            raise ValueError(f"replicas must be >= 1, got {replicas}")
+        valid.integer("replicas", replicas, ge=1)
         self.replicas = replicas
         self.ring: dict[int, str] = {}
         self.sorted_keys: list[int] = []

@@ -133,7 +133,7 @@ def test_repository_validates():
         Repository(s, dict)
     with pytest.raises(ValueError, match="snapshots and snapshot_every"):
         Repository(s, Account, snapshot_every=10)
-    with pytest.raises(ValueError, match="snapshot_every must be >= 1"):
+    with pytest.raises(ValueError, match="snapshot_every must be an int >= 1"):
         Repository(s, Account, snapshots=InMemorySnapshotStore(), snapshot_every=0)
 
 
@@ -183,7 +183,7 @@ def test_snapshot_store_validates():
     snaps = InMemorySnapshotStore()
     with pytest.raises(TypeError, match="must be a Snapshot"):
         snaps.save({"version": 1})
-    with pytest.raises(ValueError, match="snapshot.version must be >= 1"):
+    with pytest.raises(ValueError, match="snapshot.version must be an int >= 1"):
         snaps.save(Snapshot("a", 0, "Account", 1, {}))
     with pytest.raises(TypeError, match="JSON"):
         snaps.save(Snapshot("a", 1, "Account", 1, {"x": object()}))
@@ -381,7 +381,7 @@ def test_checkpoint_stores_validate(tmp_path):
     for cps in (InMemoryCheckpointStore(), SQLiteCheckpointStore(tmp_path / "c.db")):
         with pytest.raises(ValueError, match="name"):
             cps.save("", 1, {})
-        with pytest.raises(ValueError, match="position must be >= 0"):
+        with pytest.raises(ValueError, match="position must be an int >= 0"):
             cps.save("p", -1, {})
         with pytest.raises(TypeError, match="JSON"):
             cps.save("p", 1, {"x": object()})

@@ -131,7 +131,7 @@ class EventStoreContract:
     @pytest.mark.parametrize(
         ("kwargs", "exc", "match"),
         [
-            ({"expected_version": -1}, ValueError, "expected_version must be >= 0"),
+            ({"expected_version": -1}, ValueError, "expected_version must be an int >= 0"),
             ({"expected_version": 1.0}, TypeError, "expected_version must be an int"),
             ({"expected_version": True}, TypeError, "expected_version must be an int"),
             ({"stream_id": ""}, ValueError, "stream_id"),
@@ -140,7 +140,7 @@ class EventStoreContract:
             ({"events": ev(1)}, TypeError, "single NewEvent"),
             ({"events": [{"type": "T"}]}, TypeError, r"events\[0\] must be a NewEvent"),
             ({"events": [NewEvent("", {})]}, ValueError, "type must be a non-empty str"),
-            ({"events": [NewEvent("T", {}, schema_version=0)]}, ValueError, "schema_version must be >= 1"),
+            ({"events": [NewEvent("T", {}, schema_version=0)]}, ValueError, "schema_version must be an int >= 1"),
         ],
     )
     def test_append_validates_its_arguments(self, store, kwargs, exc, match):
@@ -166,18 +166,18 @@ class EventStoreContract:
             assert store.read_payloads(stream, lo, hi) == expected
         with pytest.raises(StreamNotFoundError):
             store.read_payloads("ghost")
-        with pytest.raises(ValueError, match="to_version must be >= 3"):
+        with pytest.raises(ValueError, match="to_version must be an int >= 3"):
             store.read_payloads("s", 3, 2)
 
     def test_read_validates(self, store):
         store.append("s", [ev(1)], 0)
-        with pytest.raises(ValueError, match="from_version must be >= 0"):
+        with pytest.raises(ValueError, match="from_version must be an int >= 0"):
             store.read("s", from_version=-1)
-        with pytest.raises(ValueError, match="to_version must be >= 3"):
+        with pytest.raises(ValueError, match="to_version must be an int >= 3"):
             store.read("s", from_version=3, to_version=2)
-        with pytest.raises(ValueError, match="from_position must be >= 0"):
+        with pytest.raises(ValueError, match="from_position must be an int >= 0"):
             store.read_all(-1)
-        with pytest.raises(ValueError, match="limit must be >= 1"):
+        with pytest.raises(ValueError, match="limit must be an int >= 1"):
             store.read_all(0, limit=0)
 
     def test_unknown_streams_are_named_in_the_error(self, store):

@@ -22,8 +22,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
+from labkit import validation as valid
 from labkit.eventstore.errors import ConcurrencyError
-from labkit.eventstore.recorder import EventStore, RecordedEvent, _check_int, _check_stream_id
+from labkit.eventstore.recorder import EventStore, RecordedEvent
 from labkit.eventstore.snapshots import Snapshot, SnapshotStore
 from labkit.eventstore.upcasting import EventCodec, Upcasters
 
@@ -73,7 +74,7 @@ class Aggregate:
         cls._handlers = collect_handlers(cls)
 
     def __init__(self, aggregate_id: str) -> None:
-        _check_stream_id(aggregate_id)
+        valid.string("stream_id", aggregate_id)
         self.id = aggregate_id
         self.version = 0  # Invariant: version == number of events applied (stored + pending)
         self._pending: list[Any] = []
@@ -154,7 +155,7 @@ class Repository(Generic[A]):
         if snapshots is not None and not isinstance(snapshots, SnapshotStore):
             raise TypeError(f"snapshots must be a SnapshotStore, got {type(snapshots).__name__}")
         if snapshot_every is not None:
-            _check_int(snapshot_every, "snapshot_every", 1)
+            valid.integer("snapshot_every", snapshot_every, ge=1)
         self.store = store
         self.aggregate_cls = aggregate_cls
         self.codec = EventCodec(aggregate_cls.event_classes(), upcasters)
@@ -168,9 +169,9 @@ class Repository(Generic[A]):
         Raises StreamNotFoundError if it has no events, ValueError if
         ``at_version`` is beyond its last version.
         """
-        _check_stream_id(aggregate_id)
+        valid.string("stream_id", aggregate_id)
         if at_version is not None:
-            _check_int(at_version, "at_version", 0)
+            valid.integer("at_version", at_version, ge=0)
         agg, snap_version = None, 0
         if self.snapshots is not None:
             snap = self.snapshots.latest(aggregate_id, at_version)
@@ -232,7 +233,7 @@ class Repository(Generic[A]):
         through. ``decide`` must be a pure function of the aggregate (it may
         run several times). After ``retries`` conflicts the last one is raised.
         """
-        _check_int(retries, "retries", 0)
+        valid.integer("retries", retries, ge=0)
         conflicts = 0
         while True:
             agg = self.load(aggregate_id)

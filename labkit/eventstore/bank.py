@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from labkit import validation as valid
 from labkit.eventstore.aggregate import Aggregate, Repository, applies
 from labkit.eventstore.errors import StreamNotFoundError
 from labkit.eventstore.projections import Projection
@@ -79,8 +80,7 @@ def bank_upcasters() -> Upcasters:
 
 
 def _check_cents(cents: Any) -> int:
-    if isinstance(cents, bool) or not isinstance(cents, int):
-        raise TypeError(f"cents must be an int (an amount in cents), got {type(cents).__name__} {cents!r}")
+    valid.integer("cents", cents, note="an amount in cents")
     if cents <= 0:
         raise AccountError(f"cents must be > 0, got {cents}")
     return cents
@@ -199,9 +199,8 @@ def simulate_activity(
     """
     if not isinstance(repo, Repository) or repo.aggregate_cls is not Account:
         raise TypeError("repo must be a Repository of Account")
-    for name, value in (("n_accounts", n_accounts), ("n_operations", n_operations)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    valid.integer("n_accounts", n_accounts, ge=0)
+    valid.integer("n_operations", n_operations, ge=0)
     if n_accounts == 0 and n_operations > 0:
         raise ValueError("n_operations > 0 needs n_accounts >= 1")
     rng = random.Random(seed)
@@ -247,11 +246,10 @@ def measure_load_times(
 
     if not os.path.isdir(directory):
         raise ValueError(f"directory must be an existing folder, got {directory!r}")
-    if not lengths or any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in lengths):
-        raise ValueError(f"lengths must be ints >= 2, got {lengths!r}")
-    for name, value in (("snapshot_every", snapshot_every), ("repeats", repeats)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    for i, n in enumerate(valid.non_empty("lengths", lengths, "list of stream lengths")):
+        valid.integer(f"lengths[{i}]", n, ge=2)
+    valid.integer("snapshot_every", snapshot_every, ge=1)
+    valid.integer("repeats", repeats, ge=1)
     rows: list[dict[str, Any]] = []
     for n in lengths:
         path = os.path.join(directory, f"load-times-{n}.db")

@@ -25,8 +25,9 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from labkit import validation as valid
 from labkit.eventstore.aggregate import collect_handlers
-from labkit.eventstore.recorder import EventStore, RecordedEvent, _check_int, decode_json, encode_json
+from labkit.eventstore.recorder import EventStore, RecordedEvent, decode_json, encode_json
 from labkit.eventstore.sqlite import Durability, connect
 from labkit.eventstore.upcasting import EventCodec, Upcasters
 
@@ -39,7 +40,7 @@ class CheckpointStore(ABC):
     def save(self, name: str, position: int, state: dict[str, Any]) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty str, got {name!r}")
-        _check_int(position, "position", 0)
+        valid.integer("position", position, ge=0)
         self._save(name, position, encode_json(state, f"state of projection {name!r}"))
 
     def load(self, name: str) -> tuple[int, dict[str, Any]] | None:
@@ -139,7 +140,7 @@ class Projection(ABC):
         """Apply every event after the checkpoint; returns how many records were read."""
         if not isinstance(store, EventStore):
             raise TypeError(f"store must be an EventStore, got {type(store).__name__}")
-        _check_int(batch_size, "batch_size", 1)
+        valid.integer("batch_size", batch_size, ge=1)
         if checkpoints is not None and not isinstance(checkpoints, CheckpointStore):
             raise TypeError(
                 f"checkpoints must be a CheckpointStore or None, got {type(checkpoints).__name__}"

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import validation as valid
 from labkit.eventstore.errors import SerializationError
 
 __all__ = [
@@ -155,22 +156,6 @@ def decode_rows(rows: Sequence[tuple]) -> list[RecordedEvent]:
     ]
 
 
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_stream_id(stream_id: Any) -> str:
-    if not isinstance(stream_id, str):
-        raise TypeError(f"stream_id must be a non-empty str, got {type(stream_id).__name__} {stream_id!r}")
-    if not stream_id:
-        raise ValueError("stream_id must be a non-empty str, got ''")
-    return stream_id
-
-
 def _check_mapping(value: Any, what: str) -> None:
     if not isinstance(value, Mapping):
         raise SerializationError(f"{what} must be a mapping (a JSON object), got {type(value).__name__}")
@@ -192,7 +177,7 @@ def encode_events(events: Iterable[NewEvent]) -> list[EncodedEvent]:
             raise TypeError(f"events[{i}] must be a NewEvent, got {type(event).__name__}")
         if not isinstance(event.type, str) or not event.type:
             raise ValueError(f"events[{i}].type must be a non-empty str, got {event.type!r}")
-        _check_int(event.schema_version, f"events[{i}].schema_version", 1)
+        valid.integer(f"events[{i}].schema_version", event.schema_version, ge=1)
         what = f"events[{i}] (type {event.type!r})"
         _check_mapping(event.data, f"{what} data")
         _check_mapping(event.metadata, f"{what} metadata")
@@ -240,8 +225,8 @@ class EventStore(ABC):
         transaction. Returns the recorded events (with their versions and
         global positions).
         """
-        _check_stream_id(stream_id)
-        _check_int(expected_version, "expected_version", 0)
+        valid.string("stream_id", stream_id)
+        valid.integer("expected_version", expected_version, ge=0)
         meta_json = None
         if stream_metadata is not None:
             if expected_version != 0:
@@ -264,10 +249,10 @@ class EventStore(ABC):
         Raises :class:`~labkit.eventstore.errors.StreamNotFoundError` for a stream
         that does not exist.
         """
-        _check_stream_id(stream_id)
-        _check_int(from_version, "from_version", 0)
+        valid.string("stream_id", stream_id)
+        valid.integer("from_version", from_version, ge=0)
         if to_version is not None:
-            _check_int(to_version, "to_version", from_version)
+            valid.integer("to_version", to_version, ge=from_version)
         return self._read(stream_id, from_version, to_version)
 
     def read_payloads(
@@ -279,10 +264,10 @@ class EventStore(ABC):
         what an aggregate needs and nothing more, without building a record
         object per event. Same arguments, same errors as :meth:`read`.
         """
-        _check_stream_id(stream_id)
-        _check_int(from_version, "from_version", 0)
+        valid.string("stream_id", stream_id)
+        valid.integer("from_version", from_version, ge=0)
         if to_version is not None:
-            _check_int(to_version, "to_version", from_version)
+            valid.integer("to_version", to_version, ge=from_version)
         return self._read_payloads(stream_id, from_version, to_version)
 
     def read_all(self, from_position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
@@ -291,24 +276,24 @@ class EventStore(ABC):
         ``from_position`` is a reader's checkpoint (the last position it
         processed); ``limit`` caps the batch size.
         """
-        _check_int(from_position, "from_position", 0)
+        valid.integer("from_position", from_position, ge=0)
         if limit is not None:
-            _check_int(limit, "limit", 1)
+            valid.integer("limit", limit, ge=1)
         return self._read_all(from_position, limit)
 
     def stream_info(self, stream_id: str) -> StreamInfo:
         """Version, positions and metadata of a stream; raises StreamNotFoundError if absent."""
-        _check_stream_id(stream_id)
+        valid.string("stream_id", stream_id)
         return self._stream_info(stream_id)
 
     def stream_version(self, stream_id: str) -> int:
         """The stream's current version; 0 for a stream that does not exist yet."""
-        _check_stream_id(stream_id)
+        valid.string("stream_id", stream_id)
         return self._stream_version(stream_id)
 
     def set_stream_metadata(self, stream_id: str, metadata: Mapping[str, Any]) -> None:
         """Replace the metadata of an existing stream (e.g. its aggregate type, an owner)."""
-        _check_stream_id(stream_id)
+        valid.string("stream_id", stream_id)
         _check_mapping(metadata, "metadata")
         self._set_stream_metadata(stream_id, encode_json(metadata, "metadata"))
 

@@ -18,7 +18,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from labkit.eventstore.recorder import _check_int, _check_stream_id, decode_json, encode_json
+from labkit import validation as valid
+from labkit.eventstore.recorder import decode_json, encode_json
 from labkit.eventstore.sqlite import Durability, connect
 
 __all__ = ["InMemorySnapshotStore", "SQLiteSnapshotStore", "Snapshot", "SnapshotStore"]
@@ -41,15 +42,15 @@ class SnapshotStore(ABC):
     def save(self, snapshot: Snapshot) -> None:
         if not isinstance(snapshot, Snapshot):
             raise TypeError(f"snapshot must be a Snapshot, got {type(snapshot).__name__}")
-        _check_stream_id(snapshot.stream_id)
-        _check_int(snapshot.version, "snapshot.version", 1)
+        valid.string("stream_id", snapshot.stream_id)
+        valid.integer("snapshot.version", snapshot.version, ge=1)
         self._save(snapshot, encode_json(snapshot.state, f"snapshot state of {snapshot.stream_id!r}"))
 
     def latest(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:
         """The newest snapshot of ``stream_id`` with ``version <= max_version`` (None if there is none)."""
-        _check_stream_id(stream_id)
+        valid.string("stream_id", stream_id)
         if max_version is not None:
-            _check_int(max_version, "max_version", 0)
+            valid.integer("max_version", max_version, ge=0)
         return self._latest(stream_id, max_version)
 
     @abstractmethod

@@ -53,6 +53,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from labkit import validation as valid
 from labkit.eventstore.errors import ConcurrencyError, StreamNotFoundError
 from labkit.eventstore.recorder import (
     EncodedEvent,
@@ -101,14 +102,9 @@ def connect(
     path: str | os.PathLike[str], durability: Durability = Durability.FULL, busy_timeout: float = 30.0
 ) -> sqlite3.Connection:
     """Open ``path`` in WAL mode with the given durability; autocommit (we issue BEGIN ourselves)."""
-    if not isinstance(durability, Durability):
-        raise TypeError(
-            f"durability must be a Durability ({', '.join(d.name for d in Durability)}), got {durability!r}"
-        )
-    if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float) or busy_timeout <= 0:
-        raise ValueError(f"busy_timeout must be a positive number of seconds, got {busy_timeout!r}")
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path must be a file path (str or PathLike), got {type(path).__name__}")
+    valid.instance("durability", durability, Durability)
+    valid.number("busy_timeout", busy_timeout, gt=0, unit="seconds")
+    valid.instance("path", path, (str, os.PathLike))
     conn = sqlite3.connect(
         os.fspath(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
     )

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from labkit import validation as valid
 from labkit.eventstore.errors import ConcurrencyError
 from labkit.eventstore.recorder import EventStore, NewEvent
 from labkit.eventstore.sqlite import Durability, SQLiteEventStore
@@ -79,9 +80,8 @@ def audit_writers(store: EventStore, n_writers: int, appends: int, conflicts: in
     """Read the whole store and check every batch the writers were told was appended."""
     if not isinstance(store, EventStore):
         raise TypeError(f"store must be an EventStore, got {type(store).__name__}")
-    for name, value in (("n_writers", n_writers), ("appends", appends)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    valid.integer("n_writers", n_writers, ge=1)
+    valid.integer("appends", appends, ge=1)
     records = store.read_all()
     position_gaps = sum(1 for i, r in enumerate(records) if r.position != i + 1)
     last_version: dict[str, int] = {}
@@ -129,11 +129,10 @@ def run_writers(
     on_writer_done: Callable[[], None] | None = None,
 ) -> WritersAudit:
     """Run ``n_writers`` processes against ``path`` at once, wait, and audit the result."""
-    for name, value, low in (("n_writers", n_writers, 1), ("appends", appends, 1), ("streams", streams, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    if not isinstance(durability, Durability):
-        raise TypeError(f"durability must be a Durability, got {durability!r}")
+    valid.integer("n_writers", n_writers, ge=1)
+    valid.integer("appends", appends, ge=1)
+    valid.integer("streams", streams, ge=1)
+    valid.instance("durability", durability, Durability)
     path = os.fspath(path)
     SQLiteEventStore(path, durability).close()  # create the schema once, before the race
     names = [f"stream-{i}" for i in range(streams)]

@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from labkit import validation as valid
 from labkit.eventstore.errors import UpcastError
 from labkit.eventstore.recorder import NewEvent, RecordedEvent
 
@@ -55,10 +56,8 @@ class Upcasters:
 
     def add(self, event_type: str, from_version: int, upcaster: Upcaster) -> None:
         """Register ``upcaster`` for ``event_type`` data of ``from_version``."""
-        if not isinstance(event_type, str) or not event_type:
-            raise ValueError(f"event_type must be a non-empty str, got {event_type!r}")
-        if isinstance(from_version, bool) or not isinstance(from_version, int) or from_version < 1:
-            raise ValueError(f"from_version must be an int >= 1, got {from_version!r}")
+        valid.string("event_type", event_type)
+        valid.integer("from_version", from_version, ge=1)
         if not callable(upcaster):
             raise TypeError(f"upcaster must be callable (dict -> dict), got {type(upcaster).__name__}")
         key = (event_type, from_version)

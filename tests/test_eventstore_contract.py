@@ -140,7 +140,11 @@ class EventStoreContract:
             ({"events": ev(1)}, TypeError, "single NewEvent"),
             ({"events": [{"type": "T"}]}, TypeError, r"events\[0\] must be a NewEvent"),
             ({"events": [NewEvent("", {})]}, ValueError, "type must be a non-empty str"),
-            ({"events": [NewEvent("T", {}, schema_version=0)]}, ValueError, "schema_version must be an int >= 1"),
+            (
+                {"events": [NewEvent("T", {}, schema_version=0)]},
+                ValueError,
+                "schema_version must be an int >= 1",
+            ),
         ],
     )
     def test_append_validates_its_arguments(self, store, kwargs, exc, match):

@@ -41,6 +41,7 @@ __all__ = [
     "enum_member",
     "probability",
     "require",
+    "shown",
     "string",
 ]
 

@@ -17,18 +17,80 @@ from hypothesis import strategies as st
 
 from labkit.eventstore import (
     ConcurrencyError,
+    CorruptEventError,
     Durability,
     EventStore,
     InMemoryEventStore,
     NewEvent,
     SerializationError,
     SQLiteEventStore,
+    StoreClosedError,
+    StoreOpenError,
     StreamNotFoundError,
 )
+from labkit.eventstore.recorder import MAX_DEPTH
 
 
 def ev(n: int, kind: str = "Noted") -> NewEvent:
     return NewEvent(kind, {"n": n})
+
+
+# ---------------------------------------------------------------- what the store must give back
+# The rule, written out independently of labkit's own walker: JSON carries exactly dict (str keys),
+# list, str (that UTF-8 can encode), int, finite float, bool and None, nested at most MAX_DEPTH deep.
+def storable(x, depth: int = 0) -> bool:
+    if type(x) is str:
+        return utf8(x)
+    if x is None or type(x) in (bool, int):
+        return True
+    if type(x) is float:
+        return math.isfinite(x)
+    if depth >= MAX_DEPTH:
+        return False
+    if type(x) is list:
+        return all(storable(i, depth + 1) for i in x)
+    if type(x) is dict:
+        return all(type(k) is str and utf8(k) and storable(i, depth + 1) for k, i in x.items())
+    return False
+
+
+def utf8(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def identical(a, b) -> bool:
+    """Equal *and* of the same types all the way down (``1 == 1.0 == True`` does not count)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return list(a) == list(b) and all(identical(a[k], b[k]) for k in a)
+    if type(a) is list:
+        return len(a) == len(b) and all(identical(x, y) for x, y in zip(a, b, strict=True))
+    if type(a) is float and math.isnan(a):
+        return math.isnan(b)
+    return a == b
+
+
+_texts = st.one_of(st.text(max_size=8), st.sampled_from(["\ud800", "a\udfffb", "naïve ☃", "", "1", "true"]))
+_keys = st.one_of(
+    _texts, _texts, _texts, st.integers(-2, 2), st.booleans(), st.none(), st.floats(allow_nan=False)
+)
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.integers(-(2**70), 2**70), st.floats(), _texts
+)
+json_like = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(_keys, inner, max_size=4),
+    ),
+    max_leaves=12,
+)
 
 
 class EventStoreContract:
@@ -68,6 +130,118 @@ class EventStoreContract:
         store.append("s", [NewEvent("T", data, schema_version=3, metadata={"by": "ada"})], 0)
         (r,) = store.read("s")
         assert (r.type, r.data, r.schema_version, r.metadata) == ("T", data, 3, {"by": "ada"})
+
+    @settings(
+        max_examples=120,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.differing_executors],
+    )
+    @given(
+        data=st.dictionaries(_keys, json_like, max_size=4), meta=st.dictionaries(_keys, json_like, max_size=2)
+    )
+    def test_data_comes_back_exactly_or_is_refused(self, store, data, meta):
+        """Property: whatever the store accepts, it gives back identically; the rest it refuses, writing nothing."""
+        head = store.head_position()
+        stream = f"s{head}"
+        if storable(data) and storable(meta):
+            store.append(stream, [NewEvent("T", data, metadata=meta)], 0)
+            (r,) = store.read(stream)
+            assert identical(r.data, data) and identical(r.metadata, meta)
+            assert identical(store.read_payloads(stream)[0][1], data)
+        else:
+            with pytest.raises(SerializationError, match=r"events\[0\] \(type 'T'\) (data|metadata)"):
+                store.append(stream, [NewEvent("T", data, metadata=meta)], 0)
+            assert store.head_position() == head
+
+    @pytest.mark.parametrize(
+        ("data", "where", "why"),
+        [
+            ({"a": {1: "x", "1": "z"}}, "data['a']", "a key 1 (int)"),  # json.dumps would keep only 'z'
+            ({True: "yes"}, "data", "a key True (bool)"),  # json.dumps would write the key "true"
+            ({"a": [0, {None: 1}]}, r"data['a'][1]", "a key None"),
+            ({"t": (1, 2)}, "data['t']", "a tuple"),
+            ({"s": "\ud800"}, "data['s']", "lone surrogate"),
+            ({"\udfff": 1}, "data", "lone surrogate"),
+            ({"x": [math.nan]}, "data['x'][0]", "nan"),
+            ({"x": 10**5000}, "data['x']", "more than 4300 digits"),
+            ({"x": {1, 2}}, "data['x']", "a set"),
+        ],
+    )
+    def test_refusals_name_the_path_to_the_bad_value(self, store, data, where, why):
+        with pytest.raises(SerializationError) as info:
+            store.append("s", [ev(0), NewEvent("T", data)], 0)
+        assert f"events[1] (type 'T') {where} cannot be stored" in str(info.value)
+        assert why in str(info.value)
+        assert store.head_position() == 0
+
+    def test_deep_nesting_is_refused_not_a_recursion_error(self, store):
+        deep: dict = {}
+        inner = deep
+        for _ in range(5000):
+            inner["a"] = inner = {}
+        with pytest.raises(SerializationError, match=f"nested more than {MAX_DEPTH} levels deep"):
+            store.append("s", [NewEvent("T", deep)], 0)
+        ok: dict = {}
+        inner = ok
+        for _ in range(MAX_DEPTH - 1):
+            inner["a"] = inner = {}
+        store.append("s", [NewEvent("T", ok)], 0)
+        assert store.read("s")[0].data == ok
+
+    # ------------------------------------------------------------ damaged rows
+    def insert_raw(self, store, rows: list[tuple[str, int, str]]) -> None:
+        """Put rows ``(stream_id, version, data_text)`` into the store behind its back."""
+        raise NotImplementedError
+
+    def test_corrupt_rows_are_parsed_alone_and_reported(self, store):
+        store.append("s", [ev(1)], 0)
+        # Glued together these two halves and this pair would read as {"x": [1, 2]}, {"a": 1}, {"b": 2}.
+        self.insert_raw(store, [("s", 2, '{"x":[1'), ("s", 3, "2]}"), ("s", 4, '{"a":1},{"b":2}')])
+        for read in (lambda: store.read("s"), store.read_all, lambda: store.read_payloads("s")):
+            with pytest.raises(CorruptEventError, match="event at position 2 is not JSON") as info:
+                read()
+            assert '{"x":[1' in str(info.value) and "backup" in str(info.value)
+        assert store.read("s", to_version=1)[0].data == {"n": 1}  # the good row still reads
+
+    @pytest.mark.parametrize(
+        ("text", "problem"),
+        [
+            ('{"a":1},{"b":2}', "is not JSON"),
+            ("[1, 2]", "is a JSON list, not an object"),
+            ("7", "is a JSON int"),
+        ],
+    )
+    def test_a_row_that_is_not_one_json_object_is_reported(self, store, text, problem):
+        store.append("s", [ev(1)], 0)
+        self.insert_raw(store, [("s", 2, text)])
+        with pytest.raises(CorruptEventError, match=f"position 2 {problem}"):
+            store.read_all()
+
+    def test_whitespace_around_a_stored_object_is_not_damage(self, store):
+        self.insert_raw(store, [("s", 1, ' {"b": null} '), ("s", 2, '{"c":[1,2]}')])
+        assert [r.data for r in store.read("s")] == [{"b": None}, {"c": [1, 2]}]
+
+    # ------------------------------------------------------------ a closed store
+    def test_a_closed_store_says_so(self, tmp_path):
+        s = self.make_store(tmp_path)
+        s.append("s", [ev(1)], 0)
+        s.close()
+        calls = [
+            lambda: s.append("s", [ev(2)], 1),
+            lambda: s.read("s"),
+            lambda: s.read_payloads("s"),
+            s.read_all,
+            lambda: s.stream_info("s"),
+            lambda: s.stream_version("s"),
+            lambda: s.set_stream_metadata("s", {}),
+            s.stream_ids,
+            s.head_position,
+            s.check_invariants,
+        ]
+        for call in calls:
+            with pytest.raises(StoreClosedError, match="is closed; open the store again"):
+                call()
+        s.close()  # closing twice is harmless
 
     def test_stale_writer_gets_conflict_with_both_versions(self, store):
         store.append("s", [ev(1), ev(2), ev(3)], 0)
@@ -302,7 +476,7 @@ class EventStoreContract:
         store.close()
 
 
-def test_decode_rows_parses_in_one_go_and_falls_back_on_a_corrupt_row():
+def test_decode_rows_parses_each_row_alone():
     from labkit.eventstore.recorder import decode_rows
 
     good = (1, "s", 1, "T", '{"a":[1,2]}', 1, "{}")
@@ -310,20 +484,52 @@ def test_decode_rows_parses_in_one_go_and_falls_back_on_a_corrupt_row():
         {"a": [1, 2]},
         {"b": None},
     ]
-    with pytest.raises(ValueError):  # two objects in one row: the joined parse has too many values
+    with pytest.raises(CorruptEventError, match="position 2"):  # two objects in one row
         decode_rows([good, (2, "s", 2, "T", '{"b":1},{"c":2}', 1, "{}")])
-    with pytest.raises(ValueError):
+    with pytest.raises(CorruptEventError, match="position 2"):
         decode_rows([good, (2, "s", 2, "T", "{not json", 1, "{}")])
+    with pytest.raises(CorruptEventError, match="stored metadata of the event at position 1"):
+        decode_rows([(1, "s", 1, "T", "{}", 1, "{oops")])
+    # Halves that a joined parse would glue into one valid object, with a pair making up the count.
+    halves = [(2, "s", 2, "T", '{"x":[[1', 1, "{}"), (3, "s", 3, "T", "2]]}", 1, "{}")]
+    with pytest.raises(CorruptEventError, match="position 2"):
+        decode_rows([good, *halves, (4, "s", 4, "T", '{"a":1}],[{"b":2}', 1, "{}")])
 
 
 class TestInMemoryEventStore(EventStoreContract):
     def make_store(self, tmp_path) -> EventStore:
         return InMemoryEventStore()
 
+    def insert_raw(self, store, rows):
+        for stream_id, version, text in rows:
+            row = (len(store._rows) + 1, stream_id, version, "T", text, 1, "{}")
+            store._rows.append(row)
+            store._streams.setdefault(stream_id, []).append(row)
+            store._stream_metadata.setdefault(stream_id, "{}")
 
-class TestSQLiteEventStore(EventStoreContract):
+
+class SQLiteRaw:
+    def insert_raw(self, store, rows):
+        for stream_id, version, text in rows:
+            head = store.head_position()
+            store._conn.execute(
+                "INSERT INTO events VALUES (?, ?, ?, 'T', ?, 1, '{}')", (head + 1, stream_id, version, text)
+            )
+
+
+class TestSQLiteEventStore(SQLiteRaw, EventStoreContract):
     def make_store(self, tmp_path) -> EventStore:
         return SQLiteEventStore(tmp_path / "events.db")
+
+    def test_a_path_that_cannot_be_opened_names_the_path_and_what_to_do(self, tmp_path):
+        missing = tmp_path / "no-such-folder" / "e.db"
+        with pytest.raises(StoreOpenError, match="no-such-folder.*Check that its folder exists"):
+            SQLiteEventStore(missing)
+        (tmp_path / "notes.txt").write_text("not a database, just text " * 100)
+        with pytest.raises(StoreOpenError, match="notes.txt.*is an SQLite database"):
+            SQLiteEventStore(tmp_path / "notes.txt")
+        with pytest.raises(StoreOpenError, match="cannot open"):
+            SQLiteEventStore(tmp_path)  # a folder
 
     def test_events_survive_closing_and_reopening(self, tmp_path):
         with SQLiteEventStore(tmp_path / "e.db") as s:
@@ -380,7 +586,7 @@ class TestSQLiteEventStore(EventStoreContract):
         b.close()
 
 
-class TestSQLiteInMemoryDatabase(EventStoreContract):
+class TestSQLiteInMemoryDatabase(SQLiteRaw, EventStoreContract):
     """The same backend on ``:memory:`` (no WAL, no file)."""
 
     def make_store(self, tmp_path) -> EventStore:

@@ -3,7 +3,9 @@
 Notebook 16 teaches with it. One module per concept:
 
 * :mod:`~labkit.eventstore.errors`: ``ConcurrencyError`` (expected and actual
-  versions), ``StreamNotFoundError``, ``SerializationError``, ``UpcastError``;
+  versions), ``StreamNotFoundError``, ``SerializationError`` (data that would not
+  come back exactly), ``CorruptEventError``, ``StoreClosedError``, ``StoreOpenError``,
+  ``UpcastError``;
 * :mod:`~labkit.eventstore.recorder`: the :class:`EventStore` interface and the
   event records (``NewEvent``, ``RecordedEvent``, ``StreamInfo``);
 * :mod:`~labkit.eventstore.memory` and :mod:`~labkit.eventstore.sqlite`: the
@@ -25,8 +27,11 @@ Sourced System* (upcasting).
 from labkit.eventstore.aggregate import Aggregate, LoadStats, Repository, applies
 from labkit.eventstore.errors import (
     ConcurrencyError,
+    CorruptEventError,
     EventStoreError,
     SerializationError,
+    StoreClosedError,
+    StoreOpenError,
     StreamNotFoundError,
     UpcastError,
 )
@@ -46,6 +51,7 @@ __all__ = [
     "Aggregate",
     "CheckpointStore",
     "ConcurrencyError",
+    "CorruptEventError",
     "Durability",
     "EventCodec",
     "EventStore",
@@ -64,6 +70,8 @@ __all__ = [
     "SerializationError",
     "Snapshot",
     "SnapshotStore",
+    "StoreClosedError",
+    "StoreOpenError",
     "StreamInfo",
     "StreamNotFoundError",
     "UpcastError",

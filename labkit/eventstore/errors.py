@@ -11,8 +11,11 @@ from __future__ import annotations
 
 __all__ = [
     "ConcurrencyError",
+    "CorruptEventError",
     "EventStoreError",
     "SerializationError",
+    "StoreClosedError",
+    "StoreOpenError",
     "StreamNotFoundError",
     "UpcastError",
 ]
@@ -54,8 +57,23 @@ class StreamNotFoundError(EventStoreError, LookupError):
         return (type(self), (self.stream_id,))
 
 
-class SerializationError(EventStoreError, TypeError):
-    """An event's data or metadata cannot be stored as JSON."""
+class SerializationError(EventStoreError, TypeError, ValueError):
+    """An event's data or metadata cannot be stored so that it comes back exactly.
+
+    The message names the path to the bad value (``events[0] (type 'T') data['a']``) and why.
+    """
+
+
+class CorruptEventError(EventStoreError, ValueError):
+    """A stored event's text is not the one JSON object the store wrote (changed outside the store)."""
+
+
+class StoreClosedError(EventStoreError, RuntimeError):
+    """The store was used after :meth:`~labkit.eventstore.EventStore.close`."""
+
+
+class StoreOpenError(EventStoreError, OSError):
+    """The store's file cannot be opened (a missing folder, no permission, not a database)."""
 
 
 class UpcastError(EventStoreError, ValueError):

@@ -115,6 +115,7 @@ class InMemoryEventStore(EventStore):
 
     def check_invariants(self) -> None:
         """Raise AssertionError if positions or versions have a gap or a repeat."""
+        self._require_open()
         with self._lock:
             for i, row in enumerate(self._rows):
                 assert row[0] == i + 1, f"position gap at index {i}: {row[0]}"

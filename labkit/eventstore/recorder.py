@@ -30,13 +30,16 @@ backend refuses the same bad input with the same message.
 from __future__ import annotations
 
 import json
+import math
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from labkit import validation as valid
-from labkit.eventstore.errors import SerializationError
+from labkit.eventstore.errors import CorruptEventError, SerializationError, StoreClosedError
+from labkit.validation import shown
 
 __all__ = [
     "EncodedEvent",
@@ -99,13 +102,88 @@ class EncodedEvent:
     metadata_json: str
 
 
-def encode_json(value: Any, what: str) -> str:
-    """JSON text for ``value`` or a :class:`SerializationError` naming ``what``."""
+MAX_DEPTH = 100
+"""How deeply stored data may nest (lists and dicts inside each other)."""
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def json_problem(value: Any, *, top_mapping: bool = True) -> tuple[str, str] | None:
+    """``(path, what is wrong)`` for the first part of ``value`` JSON would not give back exactly.
+
+    The rule: stored data is built from exactly ``dict`` (with ``str`` keys), ``list``, ``str``,
+    ``int``, finite ``float``, ``bool`` and ``None``, nested at most :data:`MAX_DEPTH` deep. That is
+    what a JSON text carries and gives back unchanged. Anything else would come back as something
+    else: ``json`` writes the key ``1`` as ``"1"`` (so ``{1: 'x', '1': 'z'}`` would lose ``'x'``),
+    ``True`` as ``"true"``, a tuple as a list, an ``IntEnum`` as a plain int. A lone surrogate
+    (``'\\ud800'``) cannot be written as UTF-8, which is what SQLite stores. ``path`` is ``""`` for
+    the value itself, else like ``['a'][1]``. With ``top_mapping`` the value itself may be any
+    :class:`~collections.abc.Mapping` (it is stored as a JSON object).
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        x, path, depth = stack.pop()
+        t = type(x)
+        if t in _JSON_SCALARS:
+            if t is float and not math.isfinite(x):
+                return path, f"{x!r} (JSON has no NaN or infinity)"
+            if t is str and not x.isascii() and not _utf8_ok(x):
+                return path, "a str with a lone surrogate, which UTF-8 (and so the store) cannot hold"
+            if t is int and _too_long(x):
+                return path, f"an int of more than {sys.get_int_max_str_digits()} digits"
+            continue
+        if depth >= MAX_DEPTH:
+            return path, f"nested more than {MAX_DEPTH} levels deep"
+        if t is dict or (depth == 0 and top_mapping and isinstance(x, Mapping)):
+            for k, item in x.items():
+                if type(k) is not str:
+                    return path, (
+                        f"a key {k!r} ({type(k).__name__}): keys must be str "
+                        "(JSON would store the key as text and give back a different key)"
+                    )
+                if not k.isascii() and not _utf8_ok(k):
+                    return path, f"a key {k!r} with a lone surrogate, which UTF-8 cannot hold"
+                stack.append((item, f"{path}[{k!r}]", depth + 1))
+        elif t is list:
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(x))
+        else:
+            kind = "a tuple (it would come back as a list)" if t is tuple else f"a {t.__name__}"
+            return (
+                path,
+                f"{kind}, which JSON cannot hold exactly (allowed: dict, list, str, int, float, bool, None)",
+            )
+    return None
+
+
+def _utf8_ok(s: str) -> bool:
     try:
-        # allow_nan=False: NaN and Infinity are not JSON and other readers would choke on them.
-        return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(f"{what} cannot be stored as JSON: {exc}") from None
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _too_long(x: int) -> bool:
+    """More digits than Python will write or read (``sys.set_int_max_str_digits``)."""
+    limit = sys.get_int_max_str_digits()
+    if not limit or x.bit_length() <= 3 * limit:  # 3 bits per digit is too few: surely short enough
+        return False
+    try:
+        str(x)
+    except ValueError:
+        return True
+    return False
+
+
+def encode_json(value: Any, what: str) -> str:
+    """JSON text that gives ``value`` back exactly, or a :class:`SerializationError` naming the bad part."""
+    problem = json_problem(value)
+    if problem is not None:
+        path, why = problem
+        raise SerializationError(f"{what}{path} cannot be stored: {why}")
+    if isinstance(value, Mapping) and type(value) is not dict:
+        value = dict(value)
+    return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 
 
 _raw_decode = json.JSONDecoder().raw_decode
@@ -126,43 +204,62 @@ def decode_json(text: str) -> Any:
     return value
 
 
-def decode_many(texts: list[str]) -> list[Any]:
-    """Parse many JSON texts with one ``json.loads`` of the array joined from them (see :func:`decode_rows`)."""
+_scan_once = json.JSONDecoder().scan_once  # parse one JSON value at an offset: (value, end)
+
+
+def decode_objects(
+    texts: Sequence[str], positions: Sequence[int], what: str = "data"
+) -> list[dict[str, Any]]:
+    """The JSON object stored in each text; :class:`CorruptEventError` names a text that is not one.
+
+    Every text is parsed on its own, so one damaged row can never be glued to its neighbour
+    (``'{"x":[1'`` and ``'2]}'`` are two corrupt rows, not one ``{"x": [1, 2]}``). The common
+    case, texts exactly as :func:`encode_json` wrote them, takes one C-level scan per text; anything
+    else (surrounding whitespace, damage) is parsed again one by one, and the first text that is
+    not exactly one JSON object is reported with its event's position.
+    """
     try:
-        values = json.loads("[" + ",".join(texts) + "]")
-    except ValueError:
-        values = None
-    if values is None or len(values) != len(texts):
-        values = [decode_json(t) for t in texts]  # a corrupt text: parse one by one so the error names it
-    return values
+        scanned = [_scan_once(t, 0) for t in texts]
+        values = [v for v, _ in scanned]
+        # Each scan stops at the end of the first value, so the ends add up to the texts' total
+        # length exactly when every text is one value with nothing after it.
+        if sum(end for _, end in scanned) == sum(map(len, texts)) and all(type(v) is dict for v in values):
+            return values
+    except (StopIteration, TypeError, ValueError, RecursionError):
+        pass
+    return [_decode_object(t, p, what) for t, p in zip(texts, positions, strict=True)]
+
+
+def _decode_object(text: Any, position: int, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)  # also accepts whitespace around the object
+    except (TypeError, ValueError, RecursionError) as exc:
+        problem = f"is not JSON ({exc})"
+    else:
+        if type(value) is dict:
+            return value
+        problem = f"is a JSON {type(value).__name__}, not an object"
+    raise CorruptEventError(
+        f"the stored {what} of the event at position {position} {problem}: {shown(text)}. "
+        "The row was changed outside the event store; restore the file from a backup"
+    )
 
 
 def decode_rows(rows: Sequence[tuple]) -> list[RecordedEvent]:
-    """Records from stored rows ``(position, stream_id, version, type, data, schema_version, metadata)``.
-
-    All the ``data`` texts are parsed by one ``json.loads`` of a JSON array
-    joined from them: one call into the C parser instead of one Python-level
-    call per event, which roughly halves replay time. Each text is a complete
-    JSON object written by :func:`encode_json`; if the joined parse does not
-    give exactly one value per row (a corrupt row), every row is parsed on its
-    own, so the error names the bad text.
-    """
+    """Records from stored rows ``(position, stream_id, version, type, data, schema_version, metadata)``."""
     if not rows:
         return []
-    datas = decode_many([r[4] for r in rows])
+    positions = [r[0] for r in rows]
+    datas = decode_objects([r[4] for r in rows], positions)
+    metas = [{} if r[6] == "{}" else _decode_object(r[6], r[0], "metadata") for r in rows]
     return [
-        RecordedEvent(r[0], r[1], r[2], r[3], d, r[5], {} if r[6] == "{}" else decode_json(r[6]))
-        for r, d in zip(rows, datas, strict=True)
+        RecordedEvent(r[0], r[1], r[2], r[3], d, r[5], m) for r, d, m in zip(rows, datas, metas, strict=True)
     ]
 
 
 def _check_mapping(value: Any, what: str) -> None:
     if not isinstance(value, Mapping):
         raise SerializationError(f"{what} must be a mapping (a JSON object), got {type(value).__name__}")
-    for key in value:
-        # json.dumps would silently turn 1 into "1": refuse instead of changing the data.
-        if not isinstance(key, str):
-            raise SerializationError(f"{what} keys must be str, got key {key!r} ({type(key).__name__})")
 
 
 def encode_events(events: Iterable[NewEvent]) -> list[EncodedEvent]:
@@ -206,7 +303,14 @@ class EventStore(ABC):
     * Versions in a stream and positions over all streams are 1, 2, 3, ...
       with no gap and no repeat, and a reader never sees position ``p + 1``
       before position ``p`` exists.
-    * What ``read`` returns equals what was appended (JSON round trip).
+    * What ``read`` returns is what was appended, value for value and type for type;
+      data JSON would not give back exactly is refused by ``append`` with a
+      :class:`~labkit.eventstore.errors.SerializationError` naming the path to it
+      (see :func:`json_problem`), and nothing is written.
+    * A stored row that is not one JSON object (changed behind the store's back)
+      is reported as :class:`~labkit.eventstore.errors.CorruptEventError` with its
+      position, never read as something else.
+    * After :meth:`close`, every call raises :class:`~labkit.eventstore.errors.StoreClosedError`.
     """
 
     # ------------------------------------------------------------------ public API
@@ -225,6 +329,7 @@ class EventStore(ABC):
         transaction. Returns the recorded events (with their versions and
         global positions).
         """
+        self._require_open()
         valid.string("stream_id", stream_id)
         valid.integer("expected_version", expected_version, ge=0)
         meta_json = None
@@ -249,6 +354,7 @@ class EventStore(ABC):
         Raises :class:`~labkit.eventstore.errors.StreamNotFoundError` for a stream
         that does not exist.
         """
+        self._require_open()
         valid.string("stream_id", stream_id)
         valid.integer("from_version", from_version, ge=0)
         if to_version is not None:
@@ -264,6 +370,7 @@ class EventStore(ABC):
         what an aggregate needs and nothing more, without building a record
         object per event. Same arguments, same errors as :meth:`read`.
         """
+        self._require_open()
         valid.string("stream_id", stream_id)
         valid.integer("from_version", from_version, ge=0)
         if to_version is not None:
@@ -276,6 +383,7 @@ class EventStore(ABC):
         ``from_position`` is a reader's checkpoint (the last position it
         processed); ``limit`` caps the batch size.
         """
+        self._require_open()
         valid.integer("from_position", from_position, ge=0)
         if limit is not None:
             valid.integer("limit", limit, ge=1)
@@ -283,26 +391,31 @@ class EventStore(ABC):
 
     def stream_info(self, stream_id: str) -> StreamInfo:
         """Version, positions and metadata of a stream; raises StreamNotFoundError if absent."""
+        self._require_open()
         valid.string("stream_id", stream_id)
         return self._stream_info(stream_id)
 
     def stream_version(self, stream_id: str) -> int:
         """The stream's current version; 0 for a stream that does not exist yet."""
+        self._require_open()
         valid.string("stream_id", stream_id)
         return self._stream_version(stream_id)
 
     def set_stream_metadata(self, stream_id: str, metadata: Mapping[str, Any]) -> None:
         """Replace the metadata of an existing stream (e.g. its aggregate type, an owner)."""
+        self._require_open()
         valid.string("stream_id", stream_id)
         _check_mapping(metadata, "metadata")
         self._set_stream_metadata(stream_id, encode_json(metadata, "metadata"))
 
     def stream_ids(self) -> list[str]:
         """Ids of all streams, in the order they were created."""
+        self._require_open()
         return self._stream_ids()
 
     def head_position(self) -> int:
         """Position of the last event in the store (0 when empty)."""
+        self._require_open()
         return self._head_position()
 
     def check_invariants(self) -> None:
@@ -319,9 +432,15 @@ class EventStore(ABC):
             )
             last[r.stream_id] = r.version
 
+    _closed = False
+
     def close(self) -> None:
-        """Release the backend's resources; the store must not be used afterwards."""
-        return None
+        """Release the backend's resources; afterwards every call raises :class:`StoreClosedError`."""
+        self._closed = True
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"{self!r} is closed; open the store again to use it")
 
     def __enter__(self) -> EventStore:
         return self

@@ -54,14 +54,14 @@ from pathlib import Path
 from typing import Any
 
 from labkit import validation as valid
-from labkit.eventstore.errors import ConcurrencyError, StreamNotFoundError
+from labkit.eventstore.errors import ConcurrencyError, StoreOpenError, StreamNotFoundError
 from labkit.eventstore.recorder import (
     EncodedEvent,
     EventStore,
     RecordedEvent,
     StreamInfo,
     decode_json,
-    decode_many,
+    decode_objects,
     decode_rows,
 )
 from labkit.sqlite_tx import WriteTransaction
@@ -105,16 +105,35 @@ def connect(
     valid.instance("durability", durability, Durability)
     valid.number("busy_timeout", busy_timeout, gt=0, unit="seconds")
     valid.instance("path", path, (str, os.PathLike))
-    conn = sqlite3.connect(
-        os.fspath(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
-    )
-    if os.fspath(path) != ":memory:":
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":  # e.g. a file system without shared memory
-            conn.close()
-            raise RuntimeError(f"could not switch {path} to WAL mode (got {mode!r})")
-    conn.execute(f"PRAGMA synchronous={durability.value}")
+    try:
+        conn = sqlite3.connect(
+            os.fspath(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise StoreOpenError(_cannot_open(path, exc)) from exc
+    try:
+        if os.fspath(path) != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":  # e.g. a file system without shared memory
+                raise StoreOpenError(
+                    f"could not switch {os.fspath(path)!r} to WAL mode (got {mode!r}); "
+                    "put the file on a local disk"
+                )
+        conn.execute(f"PRAGMA synchronous={durability.value}")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreOpenError(_cannot_open(path, exc)) from exc
+    except StoreOpenError:
+        conn.close()
+        raise
     return conn
+
+
+def _cannot_open(path: str | os.PathLike[str], exc: Exception) -> str:
+    return (
+        f"cannot open the SQLite file {os.fspath(path)!r}: {exc}. Check that its folder exists, "
+        "that you may write there, and that the file (if it exists) is an SQLite database"
+    )
 
 
 class SQLiteEventStore(EventStore):
@@ -130,10 +149,14 @@ class SQLiteEventStore(EventStore):
         self.durability = durability
         self._conn = connect(path, durability, busy_timeout)
         self._lock = threading.Lock()  # one connection: one statement at a time across threads
-        with self._lock, self._transaction() as cur:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
+        try:
+            with self._lock, self._transaction() as cur:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreOpenError(_cannot_open(path, exc)) from exc
 
     # ------------------------------------------------------------- transactions
     def _transaction(self) -> WriteTransaction:
@@ -220,7 +243,7 @@ class SQLiteEventStore(EventStore):
             rows = self._conn.execute(sql + " ORDER BY version", args).fetchall()
             if not rows and self._position_of(self._conn.cursor(), stream_id, 1) is None:
                 raise StreamNotFoundError(stream_id)
-        datas = decode_many([r[1] for r in rows])
+        datas = decode_objects([r[1] for r in rows], [r[3] for r in rows])
         return [(r[0], d, r[2], r[3]) for r, d in zip(rows, datas, strict=True)]
 
     def _read_all(self, from_position: int, limit: int | None) -> list[RecordedEvent]:
@@ -270,6 +293,7 @@ class SQLiteEventStore(EventStore):
     # -------------------------------------------------------------- housekeeping
     def check_invariants(self) -> None:
         """Raise AssertionError if positions or versions have a gap or a repeat."""
+        self._require_open()
         with self._lock, self._read_transaction() as cur:
             count, top = cur.execute("SELECT count(*), coalesce(max(position), 0) FROM events").fetchone()
             assert count == top, f"positions have a gap: {count} events, highest position {top}"
@@ -284,6 +308,7 @@ class SQLiteEventStore(EventStore):
             assert orphans == 0, f"{orphans} stream metadata rows without events"
 
     def close(self) -> None:
+        super().close()
         with self._lock:
             self._conn.close()
 

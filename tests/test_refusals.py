@@ -39,3 +39,98 @@ def test_run_chatter_refuses_runs_that_never_end(kwargs, match):
 def test_chatter_checks_its_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         Chatter(*args)
+
+
+# ---------------------------------------------------------------- resilience and sagas
+def test_one_retry_policy_for_sagas_and_resilience():
+    import labkit.resilience
+    import labkit.saga
+
+    assert labkit.saga.RetryPolicy is labkit.resilience.RetryPolicy
+
+
+def test_a_compensation_retried_for_ever_does_not_overflow():
+    from labkit.saga import SAGA_RETRY
+
+    # The saga's old policy computed backoff * 2**(attempt - 1): OverflowError at attempt 1100.
+    assert SAGA_RETRY.delay(1100) == SAGA_RETRY.delay(10**6) == SAGA_RETRY.backoff.cap == 1.6
+
+
+@pytest.mark.parametrize("field", ["timeout", "base", "cap"])
+def test_saga_retry_policy_refuses_infinity(field):
+    from labkit.resilience import Backoff, Jitter, RetryPolicy
+
+    with pytest.raises(ValueError, match=f"{field} must be a finite number of seconds"):
+        if field == "timeout":
+            RetryPolicy(timeout=math.inf)
+        else:
+            RetryPolicy(backoff=Backoff(**{"base": 0.1, "cap": 1.6, field: math.inf}, jitter=Jitter.NONE))
+
+
+def test_the_orchestrator_refuses_a_policy_it_cannot_follow():
+    from labkit.resilience import Backoff, RetryPolicy
+    from labkit.saga import run_order_saga
+
+    with pytest.raises(ValueError, match="policy.timeout must be a number of seconds > 0"):
+        run_order_saga(policy=RetryPolicy())
+    with pytest.raises(
+        ValueError, match="policy.backoff must be a Backoff with base > 0 and jitter=Jitter.NONE"
+    ):
+        run_order_saga(policy=RetryPolicy(timeout=0.3, backoff=Backoff()))  # full jitter
+    with pytest.raises(ValueError, match="policy.backoff"):
+        run_order_saga(policy=RetryPolicy(timeout=0.3, backoff=None))  # would retry at once, for ever
+
+
+def test_load_shedder_refuses_zero_workers_instead_of_dividing_by_zero():
+    from labkit.resilience import LoadShedder
+
+    with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
+        LoadShedder().admit(0.0, 3, 0, 1.0, 0.01)
+
+
+def test_chain_model_run_refuses_an_endless_run():
+    from labkit.resilience import ChainModel
+
+    with pytest.raises(ValueError, match="until must be a finite number of seconds"):
+        ChainModel().run(None)
+    with pytest.raises(ValueError, match="until must be a finite number of seconds"):
+        ChainModel().run(math.inf)
+    with pytest.raises(ValueError, match=r"until must be at most 2,000,000 requests ahead"):
+        ChainModel().run(1e9)
+    m = ChainModel().run(1.0)
+    with pytest.raises(ValueError, match="not before now"):
+        m.run(0.5)
+
+
+def test_overload_refuses_until_none():
+    from labkit.resilience import make_policies
+    from labkit.resilience.scenarios import overload
+
+    with pytest.raises(ValueError, match="until must be a finite number of seconds"):
+        overload(make_policies(), until=None)
+
+
+@pytest.mark.parametrize("until", [-1, 0, math.nan, math.inf, None])
+def test_run_order_saga_refuses_a_run_that_cannot_finish(until):
+    from labkit.saga import run_order_saga
+
+    with pytest.raises(ValueError, match="until must be a finite number of seconds > 0"):
+        run_order_saga(until=until)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"participants": ()}, "participants must be a non-empty sequence of node ids"),
+        ({"participants": ("a", "a")}, "participants must be distinct"),
+        ({"participants": ("a", 3)}, r"participants\[1\] must be a non-empty str"),
+        ({"vote_timeout": 0}, "vote_timeout must be a finite number of seconds > 0"),
+        ({"resend_every": math.inf}, "resend_every must be a finite number of seconds > 0"),
+        ({"crash": "before"}, "crash must be a CoordinatorCrash"),
+    ],
+)
+def test_two_phase_coordinator_checks_its_arguments(kwargs, match):
+    from labkit.saga import TwoPhaseCoordinator
+
+    with pytest.raises(ValueError, match=match):
+        TwoPhaseCoordinator("coordinator", **kwargs)

@@ -225,7 +225,9 @@ def test_knobs_validate_their_input() -> None:
     assert ServiceSpec(calls={"k": ["B", "C"]}).calls == {"k": ("B", "C")}
     with pytest.raises(TypeError, match="timeouts must be True or False"):
         make_policies(timeouts="yes")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="jitter must be one of none, full, equal, decorrelated"):
+    with pytest.raises(
+        ValueError, match="jitter must be a Jitter or one of 'none', 'full', 'equal', 'decorrelated'"
+    ):
         make_policies(retries=True, jitter="lots")
     with pytest.raises(ValueError, match="timeout must be"):
         make_policies(timeout=-1)  # refused even while timeouts are off

@@ -127,7 +127,7 @@ def test_retry_policy_validation() -> None:
         RetryPolicy(budget_ratio=-1)
     with pytest.raises(ValueError, match="cap must be >= base"):
         Backoff(base=2.0, cap=1.0)
-    with pytest.raises(ValueError, match="jitter must be one of"):
+    with pytest.raises(ValueError, match="jitter must be a Jitter or one of"):
         Backoff(jitter="lots")  # type: ignore[arg-type]
     assert Backoff(jitter="equal").jitter is Jitter.EQUAL  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="attempt"):

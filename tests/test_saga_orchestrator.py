@@ -161,7 +161,7 @@ def test_sweep_catches_an_orchestrator_that_does_not_recover(monkeypatch):
 
 # -- the pure core ---------------------------------------------------------------
 ORDER = Order("o1")
-POLICY = RetryPolicy()
+POLICY = orch.SAGA_RETRY
 
 
 def _reply(state: SagaState, op: Op, outcome: Outcome) -> Reply:
@@ -189,7 +189,7 @@ def test_core_rejection_compensates_in_reverse_order():
     assert [r.kind for r in d.records] == [LogKind.STEP_FAILED, LogKind.COMP_SENT]
     assert d.sends[0][0] == "payment" and d.sends[0][1].op is Op.UNDO
     d = decide_reply(s, _reply(s, Op.UNDO, Outcome.RETRY), 0.4, POLICY)
-    assert d.records == [] and d.timer == POLICY.delay(1)
+    assert d.records == [] and d.timer == POLICY.delay(0) == 0.1  # the first retry of a compensation
     d = decide_timer(s, 0.5, POLICY)
     assert d.records[0].attempt == 2 and d.sends[0][1].key == step_key("o1", 1)
     d = decide_reply(s, _reply(s, Op.UNDO, Outcome.OK), 0.6, POLICY)

@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from labkit import validation as valid
+
 __all__ = [
     "Admission",
     "BreakerState",
@@ -124,20 +126,15 @@ class BreakerConfig:
     probes: int = 3
 
     def __post_init__(self) -> None:
-        fr = self.failure_rate
-        if isinstance(fr, bool) or not isinstance(fr, (int, float)) or not 0 < fr <= 1:
-            raise ValueError(f"failure_rate must be a number in (0, 1], got {fr!r}")
-        for name in ("window", "min_calls", "probes"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-        if self.min_calls > self.window:
-            raise ValueError(
-                f"min_calls must be <= window (the window holds only {self.window} calls), got {self.min_calls!r}"
-            )
-        cd = self.cooldown
-        if isinstance(cd, bool) or not isinstance(cd, (int, float)) or not (cd >= 0 and math.isfinite(cd)):
-            raise ValueError(f"cooldown must be a finite number of seconds >= 0, got {cd!r}")
+        # failure_rate in (0, 1]; window, min_calls and probes: ints >= 1, min_calls <= window;
+        # cooldown: finite seconds >= 0.
+        valid.number("failure_rate", self.failure_rate, gt=0, le=1)
+        valid.integer("window", self.window, ge=1)
+        valid.integer(
+            "min_calls", self.min_calls, ge=1, le=self.window, note="the window holds only that many calls"
+        )
+        valid.integer("probes", self.probes, ge=1)
+        valid.number("cooldown", self.cooldown, ge=0, unit="seconds")
 
 
 class CircuitBreaker:

@@ -8,6 +8,8 @@ once. The caller's other work keeps its workers.
 
 from __future__ import annotations
 
+from labkit import validation as valid
+
 __all__ = ["Bulkhead"]
 
 
@@ -20,11 +22,7 @@ class Bulkhead:
     __slots__ = ("limit", "in_use", "refused")
 
     def __init__(self, limit: int) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int):
-            raise TypeError(f"limit must be an int >= 1, got {limit!r}")
-        if limit < 1:
-            raise ValueError(f"limit must be an int >= 1, got {limit!r}")
-        self.limit = limit
+        self.limit = valid.integer("limit", limit, ge=1)
         self.in_use = 0
         self.refused = 0
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from labkit import validation as valid
+
 __all__ = ["ServiceStats", "ClientStats", "service_frame", "client_frame", "breaker_frame"]
 
 # Counter slots of a service bucket.
@@ -22,13 +24,7 @@ _NCOUNT = 11
 
 
 def _check_bucket(bucket: float) -> float:
-    if (
-        isinstance(bucket, bool)
-        or not isinstance(bucket, (int, float))
-        or not (bucket > 0 and math.isfinite(bucket))
-    ):
-        raise ValueError(f"bucket must be a finite number of seconds > 0, got {bucket!r}")
-    return float(bucket)
+    return valid.number("bucket", bucket, gt=0, unit="seconds")
 
 
 class ServiceStats:

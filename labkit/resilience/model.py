@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
+from labkit import validation as valid
 from labkit.resilience.breaker import BreakerConfig
 from labkit.resilience.metrics import ClientStats, ServiceStats, breaker_frame, client_frame, service_frame
 from labkit.resilience.retry import Backoff, Jitter, RetryPolicy
@@ -27,6 +28,7 @@ from labkit.sim.latency import as_latency
 __all__ = ["Fault", "ChainModel", "default_services", "make_policies", "CLIENT"]
 
 CLIENT = "clients"
+MAX_REQUESTS_PER_RUN = 2_000_000  # one run() call at the current rate; about a minute of CPU
 # What a slow service's own work takes: 0.1 s plus a long exponential tail (mean 0.3 s).
 SLOW_LATENCY = Exponential(0.2, minimum=0.1)
 
@@ -77,14 +79,9 @@ def make_policies(
     budget of 10% (plus 1 retry/s); the breaker opens at 50% failures over
     the last 20 calls (at least 10) and cools down for 1 s.
     """
-    try:
-        jitter = Jitter(jitter)
-    except ValueError:
-        allowed = ", ".join(j.value for j in Jitter)
-        raise ValueError(f"jitter must be one of {allowed}, got {jitter!r}") from None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-        # Checked even with timeouts off, so a bad value does not wait for the day they are switched on.
-        raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
+    jitter = valid.enum_member("jitter", jitter, Jitter)
+    # Checked even with timeouts off, so a bad value does not wait for the day they are switched on.
+    valid.number("timeout", timeout, gt=0, unit="seconds")
     for name, flag in (
         ("timeouts", timeouts),
         ("deadlines", deadlines),
@@ -95,8 +92,7 @@ def make_policies(
         ("bulkhead", bulkhead),
         ("shedding", shedding),
     ):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
+        valid.boolean(name, flag)
     retry = None
     if retries:
         retry = RetryPolicy(
@@ -190,7 +186,20 @@ class ChainModel:
         return self.sim.now
 
     def run(self, until: float) -> ChainModel:
-        """Simulate up to virtual time ``until`` (seconds)."""
+        """Simulate up to virtual time ``until`` (seconds, not before now).
+
+        One call simulates at most :data:`MAX_REQUESTS_PER_RUN` client requests at the
+        current rate; for longer runs call it again (the load never stops by itself).
+        """
+        valid.number("until", until, ge=self.now, unit="seconds", note="not before now")
+        rate = self.sim.node(CLIENT).rate  # type: ignore[attr-defined]
+        requests = rate * (until - self.now)
+        valid.require(
+            requests <= MAX_REQUESTS_PER_RUN,
+            "until",
+            f"at most {MAX_REQUESTS_PER_RUN:,} requests ahead at {rate:g} requests/s (run in shorter steps)",
+            until,
+        )
         self.events += self.sim.run(until)
         return self
 

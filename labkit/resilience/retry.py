@@ -15,16 +15,22 @@ herd). A retry budget bounds the *extra* load retries may add, as Finagle's
 ``window`` seconds, retries may not exceed ``ratio`` times the requests seen
 in that window plus ``min_per_second * window``. With a budget, a retry storm
 can amplify load by at most about ``1 + ratio``.
+
+:class:`RetryPolicy` is the one retry policy of labkit: the services of the
+cascading-failures model use it, and so does the saga orchestrator (which adds a
+per-attempt ``timeout`` and retries a failing compensation with the same capped
+exponential backoff, without jitter so that its decisions stay deterministic).
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+
+from labkit import validation as valid
 
 __all__ = ["Jitter", "Backoff", "RetryPolicy", "RetryBudget"]
 
@@ -38,18 +44,8 @@ class Jitter(StrEnum):
     DECORRELATED = "decorrelated"
 
 
-def _seconds(name: str, value: float, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    ok = value > 0 if positive else value >= 0
-    if not (ok and math.isfinite(value)):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
-    return float(value)
-
-
 def _exponential(base: float, cap: float, attempt: int) -> float:
-    # Cap the exponent first so 2**attempt never overflows a float.
+    # Cap the exponent first so 2**attempt never overflows: a compensation may be retried forever.
     return min(cap, base * 2.0 ** min(attempt, 1000))
 
 
@@ -95,34 +91,28 @@ class Backoff:
     jitter: Jitter = Jitter.FULL
 
     def __post_init__(self) -> None:
-        base = _seconds("base", self.base)
-        cap = _seconds("cap", self.cap)
-        if cap < base:
-            raise ValueError(f"cap must be >= base, got base={base!r}, cap={cap!r}")
-        if not isinstance(self.jitter, Jitter):
-            try:
-                jitter = Jitter(self.jitter)
-            except ValueError:
-                allowed = ", ".join(j.value for j in Jitter)
-                raise ValueError(f"jitter must be one of {allowed}, got {self.jitter!r}") from None
-            object.__setattr__(self, "jitter", jitter)
+        # base and cap: finite seconds, 0 <= base <= cap; jitter: a Jitter or its name.
+        base = valid.number("base", self.base, ge=0, unit="seconds")
+        cap = valid.number("cap", self.cap, ge=base, unit="seconds", note="cap must be >= base")
+        object.__setattr__(self, "jitter", valid.enum_member("jitter", self.jitter, Jitter))
         object.__setattr__(self, "base", base)
         object.__setattr__(self, "cap", cap)
 
-    def delay(self, attempt: int, rng: random.Random, previous: float = 0.0) -> float:
+    def delay(self, attempt: int, rng: random.Random | None = None, previous: float = 0.0) -> float:
         """The delay before retry number ``attempt`` (0 = the first retry).
 
         ``previous`` is the delay used before the last retry (only the
-        decorrelated mode uses it). Always in ``[0, cap]``.
+        decorrelated mode uses it). Always in ``[0, cap]``. ``rng`` draws the
+        jitter; only ``Jitter.NONE`` may go without one.
         """
-        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
-            raise ValueError(f"attempt must be an int >= 0, got {attempt!r}")
-        return _DELAY[self.jitter](self.base, self.cap, attempt, previous, rng)
+        valid.integer("attempt", attempt, ge=0)
+        if rng is None and self.jitter is not Jitter.NONE:
+            raise TypeError(f"rng must be a random.Random: {self.jitter.value} jitter draws random numbers")
+        return _DELAY[self.jitter](self.base, self.cap, attempt, previous, rng)  # type: ignore[arg-type]
 
-    def delays(self, n: int, rng: random.Random) -> list[float]:
+    def delays(self, n: int, rng: random.Random | None = None) -> list[float]:
         """The first ``n`` delays of one sequence of retries."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        valid.integer("n", n, ge=0)
         out: list[float] = []
         previous = 0.0
         for attempt in range(n):
@@ -137,7 +127,10 @@ class RetryPolicy:
 
     ``backoff=None`` retries at once (the storm-maker). ``budget_ratio`` (e.g.
     0.1 = retries may add 10% load) turns on a :class:`RetryBudget` with
-    ``budget_min_per_second`` and ``budget_window``.
+    ``budget_min_per_second`` and ``budget_window``. ``timeout`` is how long
+    one attempt waits for an answer before it counts as failed (seconds), for
+    callers that time attempts themselves (the saga orchestrator); ``None``
+    leaves timing out to the caller's own setting (the model's ``Timeouts``).
     """
 
     max_attempts: int = 3
@@ -145,16 +138,22 @@ class RetryPolicy:
     budget_ratio: float | None = None
     budget_min_per_second: float = 1.0
     budget_window: float = 10.0
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise TypeError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be an int >= 1 (1 = no retries), got {self.max_attempts!r}")
-        if self.backoff is not None and not isinstance(self.backoff, Backoff):
-            raise TypeError(f"backoff must be a Backoff or None (retry at once), got {self.backoff!r}")
+        # max_attempts: int >= 1; backoff: a Backoff or None; the budget as RetryBudget checks it;
+        # timeout: finite seconds > 0, or None.
+        valid.integer("max_attempts", self.max_attempts, ge=1, note="1 = no retries")
+        valid.instance("backoff", self.backoff, Backoff, none=True)
         if self.budget_ratio is not None:
             RetryBudget(self.budget_ratio, self.budget_min_per_second, self.budget_window, clock=lambda: 0.0)
+        timeout = valid.number("timeout", self.timeout, gt=0, unit="seconds", none=True)
+        object.__setattr__(self, "timeout", timeout)
+
+    def delay(self, retry: int, rng: random.Random | None = None, previous: float = 0.0) -> float:
+        """The wait before retry number ``retry`` (0 = the first retry); 0 without a backoff."""
+        valid.integer("retry", retry, ge=0)
+        return 0.0 if self.backoff is None else self.backoff.delay(retry, rng, previous)
 
     def make_budget(self, clock: Callable[[], float]) -> RetryBudget | None:
         """A fresh budget for one caller, or ``None`` when budgets are off."""
@@ -185,21 +184,11 @@ class RetryBudget:
         *,
         clock: Callable[[], float],
     ) -> None:
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 10:
-            raise ValueError(f"ratio must be a number between 0 and 10 (retries per request), got {ratio!r}")
-        if (
-            isinstance(min_per_second, bool)
-            or not isinstance(min_per_second, (int, float))
-            or not 0 <= min_per_second < math.inf  # also refuses NaN
-        ):
-            raise ValueError(
-                f"min_per_second must be a finite number of retries/s >= 0, got {min_per_second!r}"
-            )
-        self.window = _seconds("window", window, positive=True)
+        self.ratio = valid.number("ratio", ratio, ge=0, le=10, note="retries per request")
+        self.min_per_second = valid.number("min_per_second", min_per_second, ge=0, unit="retries/s")
+        self.window = valid.number("window", window, gt=0, unit="seconds")
         if not callable(clock):
             raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
-        self.ratio = float(ratio)
-        self.min_per_second = float(min_per_second)
         self._clock = clock
         self._requests: deque[float] = deque()
         self._retries: deque[float] = deque()

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import validation as valid
 from labkit.resilience.breaker import Admission, BreakerConfig, CircuitBreaker
 from labkit.resilience.bulkhead import Bulkhead
 from labkit.resilience.messages import RETRYABLE, Outcome, Request, Response
@@ -57,16 +58,9 @@ from labkit.sim.latency import as_latency
 __all__ = ["ServiceSpec", "Policies", "Service", "LoadGenerator", "check_service_invariants"]
 
 
-def _probability(name: str, p: float) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be a probability between 0 and 1, got {p!r}")
-    return float(p)
-
-
-def _positive_int(name: str, v: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-    return v
+MAX_WORKERS = 10_000  # a worker pool is a list of slots: more than this is a typo
+MAX_BURST = 1_000_000  # requests one burst() may send at one instant
+MAX_RATE = 100_000.0  # requests/s: far beyond what the model's services can serve, and still fast to refuse
 
 
 @dataclass
@@ -83,15 +77,11 @@ class ServiceSpec:
     calls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.workers = _positive_int("workers", self.workers)
-        if (
-            isinstance(self.queue_limit, bool)
-            or not isinstance(self.queue_limit, int)
-            or self.queue_limit < 0
-        ):
-            raise ValueError(f"queue_limit must be an int >= 0, got {self.queue_limit!r}")
+        # workers: int >= 1; queue_limit: int >= 0; latency: a Latency or seconds; failure_rate: a probability.
+        self.workers = valid.integer("workers", self.workers, ge=1, le=MAX_WORKERS)
+        self.queue_limit = valid.integer("queue_limit", self.queue_limit, ge=0)
         self.latency = as_latency(self.latency, "latency")
-        self.failure_rate = _probability("failure_rate", self.failure_rate)
+        self.failure_rate = valid.probability("failure_rate", self.failure_rate)
         if not isinstance(self.calls, Mapping):
             raise TypeError(f"calls must map a request kind to a tuple of service names, got {self.calls!r}")
         for kind, route in self.calls.items():
@@ -135,8 +125,7 @@ class Policies:
                 )
         if self.timeouts is None:
             raise TypeError("timeouts must be a Timeouts (use Timeouts() for none), got None")
-        if self.bulkhead is not None:
-            _positive_int("bulkhead", self.bulkhead)
+        valid.integer("bulkhead", self.bulkhead, ge=1, none=True)
 
 
 class _Job:
@@ -526,23 +515,18 @@ class LoadGenerator(Node):
 
     def set_load(self, rate: float, mix: Mapping[str, float], deadline: float) -> None:
         """Validate and apply new load settings (takes effect at the next arrival)."""
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (0 <= rate < math.inf):
-            raise ValueError(f"rate must be a finite number of requests/s >= 0, got {rate!r}")
-        if (
-            isinstance(deadline, bool)
-            or not isinstance(deadline, (int, float))
-            or not (0 < deadline < math.inf)
-        ):
-            raise ValueError(f"deadline must be a finite number of seconds > 0, got {deadline!r}")
-        if not isinstance(mix, Mapping) or not mix:
-            raise ValueError(f"mix must be a non-empty mapping of request kind -> weight, got {mix!r}")
-        if any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in mix.values()):
-            raise ValueError(f"mix weights must be numbers >= 0, got {dict(mix)!r}")
+        # rate: finite requests/s from 0 to MAX_RATE; deadline: finite seconds > 0;
+        # mix: kind -> weight >= 0, not all zero.
+        rate = valid.number("rate", rate, ge=0, le=MAX_RATE, unit="requests/s")
+        deadline = valid.number("deadline", deadline, gt=0, unit="seconds")
+        valid.instance("mix", mix, Mapping)
+        valid.non_empty("mix", mix, "mapping of request kind -> weight")
+        for kind, w in mix.items():
+            valid.number(f"mix[{kind!r}]", w, ge=0, note="a weight")
         total = float(sum(mix.values()))
-        if total <= 0:
-            raise ValueError(f"mix weights must not all be zero, got {dict(mix)!r}")
-        self.rate = float(rate)
-        self.deadline = float(deadline)
+        valid.require(total > 0, "mix", "weights that are not all zero", dict(mix))
+        self.rate = rate
+        self.deadline = deadline
         self.mix = dict(mix)
         acc, cum = 0.0, []
         for kind, w in self.mix.items():
@@ -581,8 +565,7 @@ class LoadGenerator(Node):
 
     def burst(self, ctx: Context, n: int, kind: str | None = None) -> None:
         """Send ``n`` requests at this instant (a flash crowd)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        valid.integer("n", n, ge=0, le=MAX_BURST)
         for _ in range(n):
             self.send_one(ctx, kind)
 

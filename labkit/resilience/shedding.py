@@ -16,8 +16,9 @@ deadline to compare with, and only ``max_queue`` applies.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+from labkit import validation as valid
 
 __all__ = ["LoadShedder", "ServiceTimeEstimate"]
 
@@ -30,11 +31,8 @@ class LoadShedder:
     deadline_aware: bool = True
 
     def __post_init__(self) -> None:
-        mq = self.max_queue
-        if mq is not None and (isinstance(mq, bool) or not isinstance(mq, int) or mq < 0):
-            raise ValueError(f"max_queue must be an int >= 0 or None, got {mq!r}")
-        if not isinstance(self.deadline_aware, bool):
-            raise TypeError(f"deadline_aware must be a bool, got {self.deadline_aware!r}")
+        valid.integer("max_queue", self.max_queue, ge=0, none=True)
+        valid.boolean("deadline_aware", self.deadline_aware)
 
     def admit(
         self, now: float, queue_length: int, workers: int, deadline: float | None, service_time: float
@@ -45,6 +43,8 @@ class LoadShedder:
         worker pool, ``service_time`` the current estimate of how long a
         worker is held per request.
         """
+        valid.integer("workers", workers, ge=1)  # the expected wait divides by it
+        valid.integer("queue_length", queue_length, ge=0)
         if self.max_queue is not None and queue_length >= self.max_queue:
             return False
         if self.deadline_aware and deadline is not None:
@@ -61,12 +61,8 @@ class ServiceTimeEstimate:
     __slots__ = ("value", "alpha")
 
     def __init__(self, initial: float, alpha: float = 0.05) -> None:
-        if not (initial >= 0 and math.isfinite(initial)):
-            raise ValueError(f"initial must be a finite number of seconds >= 0, got {initial!r}")
-        if not 0 < alpha <= 1:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
-        self.value = float(initial)
-        self.alpha = alpha
+        self.value = valid.number("initial", initial, ge=0, unit="seconds")
+        self.alpha = valid.number("alpha", alpha, gt=0, le=1)
 
     def observe(self, seconds: float) -> None:
         self.value += self.alpha * (seconds - self.value)

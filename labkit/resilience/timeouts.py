@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from labkit import validation as valid
+
 __all__ = ["Timeouts", "remaining"]
 
 
@@ -36,16 +38,9 @@ class Timeouts:
     propagate_deadline: bool = False
 
     def __post_init__(self) -> None:
-        if self.per_call is not None:
-            if isinstance(self.per_call, bool) or not isinstance(self.per_call, (int, float)):
-                raise TypeError(f"per_call must be a number of seconds or None, got {self.per_call!r}")
-            if not (self.per_call > 0 and math.isfinite(self.per_call)):
-                raise ValueError(
-                    f"per_call must be a finite number of seconds > 0 or None, got {self.per_call!r}"
-                )
-            object.__setattr__(self, "per_call", float(self.per_call))
-        if not isinstance(self.propagate_deadline, bool):
-            raise TypeError(f"propagate_deadline must be a bool, got {self.propagate_deadline!r}")
+        per_call = valid.number("per_call", self.per_call, gt=0, unit="seconds", none=True)
+        object.__setattr__(self, "per_call", per_call)
+        valid.boolean("propagate_deadline", self.propagate_deadline)
 
     def wait_for(self, now: float, deadline: float | None) -> float | None:
         """How long to wait for an attempt started at ``now``.

@@ -15,7 +15,7 @@ One module per concept:
 from labkit.saga.definition import ORDER_SAGA, Order, SagaDefinition, Step
 from labkit.saga.log import LogKind, LogRecord, SagaLog, SagaStatus
 from labkit.saga.naive import OrderSaga, run_naive_saga
-from labkit.saga.orchestrator import CrashPoint, Orchestrator, RetryPolicy
+from labkit.saga.orchestrator import SAGA_RETRY, CrashPoint, Orchestrator, RetryPolicy
 from labkit.saga.scenario import FAULT_KINDS, invariant_violations, run_order_saga
 from labkit.saga.services import ServiceFaults
 from labkit.saga.twopc import CoordinatorCrash, TwoPhaseCoordinator, run_two_phase_commit
@@ -31,6 +31,7 @@ __all__ = [
     "OrderSaga",
     "Orchestrator",
     "RetryPolicy",
+    "SAGA_RETRY",
     "SagaDefinition",
     "SagaLog",
     "SagaStatus",

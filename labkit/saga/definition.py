@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from labkit import validation as valid
+
 __all__ = ["Order", "Step", "SagaDefinition", "ORDER_SAGA", "step_key"]
 
 
@@ -37,16 +39,12 @@ class Order:
     address: str = "1 Main St"
 
     def __post_init__(self) -> None:
+        # Ids and the sku: non-empty text; qty and amount (cents): ints > 0; address: text, maybe empty.
         for name in ("order_id", "customer", "sku"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{name} must be a non-empty str, got {value!r}")
-        for name in ("qty", "amount"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be an int > 0, got {value!r}")
-        if not isinstance(self.address, str):
-            raise TypeError(f"address must be a str, got {self.address!r}")
+            valid.string(name, getattr(self, name))
+        valid.integer("qty", self.qty, gt=0)
+        valid.integer("amount", self.amount, gt=0)
+        valid.string("address", self.address, empty=True)
 
 
 @dataclass(frozen=True, slots=True)

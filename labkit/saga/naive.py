@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from labkit import validation as valid
 from labkit.saga.definition import Order
 from labkit.saga.scenario import (
     FaultDriver,
@@ -258,8 +259,8 @@ def run_naive_saga(
         raise TypeError(f"order must be an Order, got {order!r}")
     if crash_before is not None and crash_before not in NAIVE_CALLS:
         raise ValueError(f"crash_before must be None or one of {NAIVE_CALLS}, got {crash_before!r}")
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
-        raise ValueError(f"retries must be an int from 0 to 10, got {retries!r}")
+    valid.integer("retries", retries, ge=0, le=10)
+    valid.number("until", until, gt=0, unit="seconds")
     sim = Simulator(seed, latency=Fixed(0.01))
     build_services(sim, faults)
     sim.add_node("shop", _Shop)

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from labkit import validation as valid
+from labkit.resilience.retry import Backoff, Jitter, RetryPolicy
 from labkit.saga.definition import ORDER_SAGA, Order, SagaDefinition, step_key
 from labkit.saga.log import LogKind, LogRecord, SagaLog
 from labkit.saga.services import Op, Outcome, Reply, Request
@@ -41,6 +43,8 @@ from labkit.sim import Context, Node
 __all__ = [
     "Phase",
     "RetryPolicy",
+    "SAGA_RETRY",
+    "check_saga_policy",
     "CrashPoint",
     "SagaState",
     "Decision",
@@ -60,35 +64,30 @@ class Phase(Enum):
     ABORTED = "aborted"
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Timeouts and retries of the orchestrator (seconds of virtual time).
+SAGA_RETRY = RetryPolicy(max_attempts=3, backoff=Backoff(base=0.1, cap=1.6, jitter=Jitter.NONE), timeout=0.3)
+"""The orchestrator's timeouts and retries (seconds of virtual time).
 
-    A step is sent at most ``max_attempts`` times, each waiting ``timeout``
-    for an answer; then it is maybe done. A compensation is resent forever,
-    waiting ``min(max_backoff, backoff * 2**(attempt-1))`` after a transient
-    failure.
-    """
+A step is sent at most ``max_attempts`` times, each waiting ``timeout`` for an
+answer; then it is maybe done. A compensation is resent forever, waiting
+``policy.delay(n)`` = ``min(cap, base * 2**n)`` after its ``n+1``-th transient failure.
+"""
 
-    timeout: float = 0.3
-    max_attempts: int = 3
-    backoff: float = 0.1
-    max_backoff: float = 1.6
 
-    def __post_init__(self) -> None:
-        for name in ("timeout", "backoff", "max_backoff"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
-        if (
-            isinstance(self.max_attempts, bool)
-            or not isinstance(self.max_attempts, int)
-            or self.max_attempts < 1
-        ):
-            raise ValueError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
-
-    def delay(self, attempt: int) -> float:
-        return min(self.max_backoff, self.backoff * 2 ** max(0, attempt - 1))
+def check_saga_policy(policy: RetryPolicy) -> RetryPolicy:
+    """The orchestrator needs a ``timeout``, a backoff that waits (``base > 0``: a compensation
+    retried at once against a failing service would loop forever at one instant), no jitter (its
+    decisions are deterministic) and no budget (a compensation must not give up)."""
+    valid.instance("policy", policy, RetryPolicy)
+    valid.require(policy.timeout is not None, "policy.timeout", "a number of seconds > 0", policy.timeout)
+    b = policy.backoff
+    valid.require(
+        b is not None and b.base > 0 and b.jitter is Jitter.NONE,
+        "policy.backoff",
+        "a Backoff with base > 0 and jitter=Jitter.NONE",
+        b,
+    )
+    valid.require(policy.budget_ratio is None, "policy.budget_ratio", "None", policy.budget_ratio)
+    return policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +100,8 @@ class CrashPoint:
     before_send: bool = True
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.after_write, bool)
-            or not isinstance(self.after_write, int)
-            or self.after_write < 1
-        ):
-            raise ValueError(f"after_write must be an int >= 1, got {self.after_write!r}")
-        if not isinstance(self.before_send, bool):
-            raise TypeError(f"before_send must be a bool, got {self.before_send!r}")
+        valid.integer("after_write", self.after_write, ge=1)
+        valid.boolean("before_send", self.before_send)
 
     def __str__(self) -> str:
         return f"after write {self.after_write}, {'before' if self.before_send else 'after'} send"
@@ -251,7 +244,7 @@ def decide_reply(state: SagaState, reply: Reply, now: float, policy: RetryPolicy
             _next_compensation(d, state, now, policy.timeout)
         else:
             # A compensation must not give up: wait, then resend (decide_timer).
-            d.timer = policy.delay(state.attempt)
+            d.timer = policy.delay(state.attempt - 1)
     return d
 
 
@@ -307,15 +300,14 @@ class Orchestrator(Node):
         log_path: str | os.PathLike,
         *,
         definition: SagaDefinition = ORDER_SAGA,
-        policy: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, safe to share
+        policy: RetryPolicy = SAGA_RETRY,
         crash_at: CrashPoint | None = None,
         synchronous: str = "FULL",
     ) -> None:
         super().__init__(node_id)
         if not isinstance(definition, SagaDefinition):
             raise TypeError(f"definition must be a SagaDefinition, got {definition!r}")
-        if not isinstance(policy, RetryPolicy):
-            raise TypeError(f"policy must be a RetryPolicy, got {policy!r}")
+        check_saga_policy(policy)
         if crash_at is not None and not isinstance(crash_at, CrashPoint):
             raise TypeError(f"crash_at must be a CrashPoint or None, got {crash_at!r}")
         self.log_path = os.fspath(log_path)

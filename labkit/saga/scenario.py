@@ -27,9 +27,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from labkit import validation as valid
 from labkit.saga.definition import Order
 from labkit.saga.log import LogRecord, SagaLog, SagaStatus
-from labkit.saga.orchestrator import CrashPoint, Orchestrator, RetryPolicy
+from labkit.saga.orchestrator import SAGA_RETRY, CrashPoint, Orchestrator, RetryPolicy, check_saga_policy
 from labkit.saga.services import (
     SERVICE_CLASSES,
     EntryStatus,
@@ -217,9 +218,9 @@ class Prober(Node):
 
     def __init__(self, node_id: str, service: str, args: tuple, every: float, stop: float) -> None:
         super().__init__(node_id)
-        if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
-            raise ValueError(f"every must be a number of seconds > 0, got {every!r}")
-        self.service, self.args, self.every, self.stop = service, args, float(every), float(stop)
+        self.service, self.args = service, args
+        self.every = valid.number("every", every, gt=0, unit="seconds")
+        self.stop = valid.number("stop", stop, ge=0, unit="seconds")
         self.sent: dict[str, float] = {}
         self.count = 0
         self.results: list[tuple[float, str]] = []
@@ -253,10 +254,8 @@ class FaultDriver:
     __slots__ = ("sim", "down_for", "crashes")
 
     def __init__(self, sim: Simulator, down_for: float = 1.0) -> None:
-        if isinstance(down_for, bool) or not isinstance(down_for, (int, float)) or not down_for >= 0:
-            raise ValueError(f"down_for must be a number of seconds >= 0, got {down_for!r}")
         self.sim = sim
-        self.down_for = float(down_for)
+        self.down_for = valid.number("down_for", down_for, ge=0, unit="seconds")
         self.crashes: list[tuple[float, str]] = []
 
     def check(self) -> None:
@@ -282,6 +281,7 @@ class FaultDriver:
 
     def run(self, until: float) -> None:
         """Run until nothing is scheduled or virtual time passes ``until``."""
+        valid.number("until", until, ge=0, unit="seconds")
         self.check()
         while self.sim.now <= until and self.step():
             pass
@@ -346,7 +346,12 @@ def run_order_saga(
     for c in crashes:
         if not isinstance(c, CrashPoint):
             raise TypeError(f"crashes must be CrashPoint instances, got {c!r}")
-    policy = RetryPolicy() if policy is None else policy
+    policy = SAGA_RETRY if policy is None else check_saga_policy(policy)
+    valid.number("until", until, gt=0, unit="seconds")
+    valid.number("down_for", down_for, ge=0, unit="seconds")
+    valid.one_of("synchronous", synchronous, ("OFF", "NORMAL", "FULL"))
+    valid.number("probe_every", probe_every, gt=0, unit="seconds", none=True)
+    valid.number("probe_for", probe_for, ge=0, unit="seconds")
     sim = Simulator(seed, latency=latency, loss=loss, duplication=duplication)
     build_services(sim, faults, stock, balance)
     prober = None
@@ -464,8 +469,7 @@ def sweep_crash_points(
 
 def crash_points(writes: int) -> list[CrashPoint]:
     """Every single crash point of a run that wrote ``writes`` log transactions."""
-    if isinstance(writes, bool) or not isinstance(writes, int) or writes < 0:
-        raise ValueError(f"writes must be an int >= 0, got {writes!r}")
+    valid.integer("writes", writes, ge=0)
     return [CrashPoint(k, b) for k in range(1, writes + 1) for b in (True, False)]
 
 

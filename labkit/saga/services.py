@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from labkit import validation as valid
 from labkit.sim import Context, Node
 
 __all__ = [
@@ -48,7 +49,10 @@ __all__ = [
     "PaymentService",
     "ShippingService",
     "SERVICE_CLASSES",
+    "MAX_FLAKY_UNDO",
 ]
+
+MAX_FLAKY_UNDO = 1000  # more transient failures per service would only make a run slow, not teach more
 
 
 class Op(Enum):
@@ -141,15 +145,11 @@ class ServiceFaults:
     down_for: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("reject", "crash_after_apply"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        for name in ("slow", "down_for"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
-        if isinstance(self.flaky_undo, bool) or not isinstance(self.flaky_undo, int) or self.flaky_undo < 0:
-            raise ValueError(f"flaky_undo must be an int >= 0, got {self.flaky_undo!r}")
+        valid.boolean("reject", self.reject)
+        valid.boolean("crash_after_apply", self.crash_after_apply)
+        valid.number("slow", self.slow, ge=0, unit="seconds")
+        valid.number("down_for", self.down_for, ge=0, unit="seconds")
+        valid.integer("flaky_undo", self.flaky_undo, ge=0, le=MAX_FLAKY_UNDO)
 
     @property
     def any(self) -> bool:

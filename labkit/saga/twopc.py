@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from labkit import validation as valid
 from labkit.saga.definition import ORDER_SAGA, Order
 from labkit.saga.scenario import (
     SERVICES,
@@ -90,12 +91,16 @@ class TwoPhaseCoordinator(Node):
         crash: CoordinatorCrash = CoordinatorCrash.NONE,
     ) -> None:
         super().__init__(node_id)
-        if not isinstance(crash, CoordinatorCrash):
-            raise TypeError(f"crash must be a CoordinatorCrash, got {crash!r}")
-        self.participants = tuple(participants)
-        self.vote_timeout = vote_timeout
-        self.resend_every = resend_every
-        self.crash = crash
+        # participants: distinct service node ids; the two waits: finite seconds > 0.
+        self.participants = tuple(valid.non_empty("participants", participants, "sequence of node ids"))
+        for i, p in enumerate(self.participants):
+            valid.string(f"participants[{i}]", p)
+        valid.require(
+            len(set(self.participants)) == len(self.participants), "participants", "distinct", participants
+        )
+        self.vote_timeout = valid.number("vote_timeout", vote_timeout, gt=0, unit="seconds")
+        self.resend_every = valid.number("resend_every", resend_every, gt=0, unit="seconds")
+        self.crash = valid.instance("crash", crash, CoordinatorCrash)
         self.txns: dict[str, TxnRecord] = {}
         self.votes: dict[str, set[str]] = {}
         self.crashing = False
@@ -246,8 +251,10 @@ def run_two_phase_commit(
     order = Order("order-1") if order is None else order
     if not isinstance(order, Order):
         raise TypeError(f"order must be an Order, got {order!r}")
-    if not isinstance(crash, CoordinatorCrash):
-        raise TypeError(f"crash must be a CoordinatorCrash, got {crash!r}")
+    valid.instance("crash", crash, CoordinatorCrash)
+    valid.number("down_for", down_for, ge=0, unit="seconds")
+    valid.number("probe_every", probe_every, gt=0, unit="seconds", none=True)
+    valid.number("until", until, gt=0, unit="seconds")
     sim = Simulator(seed, latency=Fixed(0.01))
     build_services(sim, faults)
     boots = [0]

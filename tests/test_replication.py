@@ -168,12 +168,62 @@ def test_consistency_first_refuses_the_minority_side_availability_first_answers(
     for mode, minority_ok in ((Mode.CONSISTENCY_FIRST, False), (Mode.AVAILABILITY_FIRST, True)):
         store = ReplicatedStore(5, 3, mode, r=2, w=2, seed=1)
         home = store.config.home("x")
-        minority = [home[0]]  # one home replica alone; the other two are on the majority side
+        stand_in = store.config.preference_list("x")[3]  # the first node after the home replicas
+        minority = [home[0], stand_in]  # one home replica and one node that can stand in
         store.partition(minority)
         w = store.put("x", "v", via=home[0])
         r = store.get("x", via=home[0])
         assert w.ok is minority_ok and r.ok is minority_ok, mode
         assert store.put("x", "v2", via=home[1]).ok  # the majority side always works
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_a_side_with_fewer_than_w_nodes_cannot_write_sloppy_or_not(mode):
+    """Dynamo §4.6 and DDIA ch. 5: a sloppy quorum still needs W acknowledgements.
+
+    W = 3 on a side of two nodes fails in both modes (the availability-first
+    coordinator once answered at the deadline with whatever it had)."""
+    store = ReplicatedStore(5, 3, mode, r=1, w=3, seed=1)
+    side = store.config.preference_list("x")[2:4]  # one home replica and one stand-in
+    store.partition(side)
+    op = store.put("x", "v", via=side[0])
+    # Both nodes of the side answer in a sloppy quorum; a strict one asks only the home replica.
+    assert op.ok is False and op.answered == (2 if mode is Mode.AVAILABILITY_FIRST else 1)
+    assert store.put("x", "v", via=side[0], w=2).ok is (mode is Mode.AVAILABILITY_FIRST)
+
+
+def _writes_answered(nodes: int, n: int, w: int, side: tuple[str, ...], mode: Mode) -> bool:
+    store = ReplicatedStore(nodes, n, mode, r=1, w=w, seed=3)
+    store.partition(side)
+    return store.put("x", "v", via=side[0]).ok is True
+
+
+def test_who_can_write_during_a_partition_strict_home_replicas_sloppy_any_w_nodes():
+    """Every small cluster and every split: strict quorums write iff W home
+    replicas are on the side; sloppy quorums iff W nodes are (all of them are
+    on every key's preference list here)."""
+    for nodes in range(2, 6):
+        for n in range(1, min(nodes, 3) + 1):
+            names = tuple(f"n{i}" for i in range(1, nodes + 1))
+            for size in range(1, nodes):
+                for side in (names[:size], names[nodes - size :]):
+                    home = StoreConfig(names, n).home("x")
+                    on_side = sum(h in side for h in home)
+                    for w in range(1, n + 1):
+                        assert _writes_answered(nodes, n, w, side, Mode.CONSISTENCY_FIRST) is (on_side >= w)
+                        sloppy = _writes_answered(nodes, n, w, side, Mode.AVAILABILITY_FIRST)
+                        assert sloppy is (size >= w), (nodes, n, w, side)
+
+
+def test_sloppy_quorum_stand_ins_come_from_further_down_the_preference_list():
+    store = ReplicatedStore(6, 3, Mode.AVAILABILITY_FIRST, r=1, w=3, seed=2)
+    pref = store.config.preference_list("k")
+    store.partition([pref[1], pref[2]])  # two home replicas cut off
+    op = store.put("k", "v", via=pref[0])
+    assert op.ok and op.answered == 3 and not op.quorum_met
+    holders = {node for node in store.nodes if store.stored_hints(node)}
+    assert holders == {pref[3], pref[4]}, holders  # the next two nodes, in order, one per silent home
+    assert {home for node in holders for home, _ in store.stored_hints(node)} == {pref[1], pref[2]}
 
 
 def test_strict_quorum_fails_with_too_few_live_home_replicas():
@@ -191,7 +241,7 @@ def test_sloppy_quorum_stores_hints_and_hands_them_off_after_healing():
     others = [x for x in store.nodes if x not in home]
     store.partition([home[0], *others])  # home[1], home[2] cut off
     op = store.put("k", "hinted", via=home[0])
-    assert op.ok and op.quorum_met
+    assert op.ok and not op.quorum_met  # W = 2 answers, but only one from a home replica
     hints = {n: store.stored_hints(n) for n in store.nodes}
     assert any(hints[n] for n in others), "a stand-in should hold a hint"
     assert not store.stored(home[1]).get("k")

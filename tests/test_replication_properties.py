@@ -184,3 +184,34 @@ def test_no_acknowledged_write_is_lost(data):
     assert lost_writes(ops, {"x": final}) == []
     for node in store.nodes:
         check_replica(store.replica(node))
+
+
+@examples(60)
+@given(st.data())
+def test_strict_quorums_with_write_back_reads_are_linearizable(data):
+    """DDIA ch. 9, "Linearizability and quorums"; Attiya, Bar-Noy and Dolev (1995):
+    R + W > N, last-writer-wins on synchronised clocks, and reads that write back
+    what they return before answering give linearizable histories, whatever the
+    clients' timing, crashes and partitions."""
+    from labkit.linearizability import RegisterModel, check
+    from labkit.linearizability.adapters import from_replication
+    from labkit.replication import Resolution
+    from labkit.replication.experiments import to_history
+
+    k = data.draw(st.integers(3, 5), label="nodes")
+    n = data.draw(st.integers(1, k), label="n")
+    w = data.draw(st.integers(1, n), label="w")
+    r = data.draw(st.integers(n - w + 1, n), label="r")  # R + W > N
+    store = ReplicatedStore(k, n, Mode.CONSISTENCY_FIRST, r=r, w=w, resolution=Resolution.LAST_WRITER_WINS,
+                            seed=data.draw(st.integers(0, 999)), write_back_reads=True)  # fmt: skip
+    coordinators = data.draw(st.lists(st.sampled_from(store.nodes), min_size=2, max_size=4), label="via")
+    for i, via in enumerate(coordinators):
+        wl = Workload(read_fraction=data.draw(st.floats(0.3, 0.8)), think=0.01, stop=1.0, r=r, w=w)
+        store.add_client(f"c{i}", via, wl)
+    schedule(store, data.draw(fault_plans(within=0.9), label="faults"))
+    store.run_for(1.0 + store.client_timeout)
+    ops = store.ops()
+    reads = sum(op.ok is True and op.kind.value == "read" for op in ops)
+    event(f"reads answered: {min(reads // 10 * 10, 50)}+")
+    result = check(from_replication(to_history(ops)), RegisterModel())
+    assert result.ok is True, result.explanation

@@ -53,7 +53,7 @@ def test_quorum_widget_shows_refusal_and_stale_read():
     q.ui  # noqa: B018 - build the controls
     q.set(side_b={"n5", "n1"})  # two of x's three home replicas cut off
     assert q.outcome()["write_ok"] is False
-    q.set(side_b={"n5"}, read_from="B", mode=Mode.AVAILABILITY_FIRST, down={"n4"})
+    q.set(side_b={"n5"}, read_from="B", mode=Mode.AVAILABILITY_FIRST, down={"n4"}, r=1)
     o = q.outcome()
     assert o["write_ok"] and o["hints"] >= 1 and o["read_fresh"] is False
     assert "stale" in q.status.value

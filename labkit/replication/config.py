@@ -65,8 +65,8 @@ class StoreConfig:
     resolution:
         :class:`Resolution`: siblings by vector clock or last writer wins.
     request_timeout:
-        Seconds a coordinator waits for a quorum before it gives up
-        (consistency-first) or answers with what it has (availability-first).
+        Seconds a coordinator waits for R (or W) answers before the request
+        fails (in both modes; stand-ins count in availability-first mode).
     hint_after:
         Availability-first only: seconds after which a home replica that has
         not answered is replaced by the next node of the preference list.
@@ -77,6 +77,11 @@ class StoreConfig:
         to switch anti-entropy off.
     merkle_depth:
         The trees have ``2**merkle_depth`` leaf buckets of keys.
+    write_back_reads:
+        Consistency-first only: a read writes what it will return back to
+        ``N - R + 1`` home replicas before it answers (Attiya, Bar-Noy and
+        Dolev, 1995), so no later read can return anything older
+        (:mod:`labkit.replication.coordinator`).
     """
 
     nodes: tuple[str, ...]
@@ -88,6 +93,7 @@ class StoreConfig:
     handoff_interval: float = 0.2
     anti_entropy_interval: float | None = None
     merkle_depth: int = 4
+    write_back_reads: bool = False
 
     def __post_init__(self) -> None:
         nodes = self.nodes
@@ -120,6 +126,13 @@ class StoreConfig:
         if self.hint_after >= self.request_timeout:
             raise ValueError(
                 f"hint_after ({self.hint_after}) must be shorter than request_timeout ({self.request_timeout})"
+            )
+        if not isinstance(self.write_back_reads, bool):
+            raise TypeError(f"write_back_reads must be True or False, got {self.write_back_reads!r}")
+        if self.write_back_reads and self.mode is not Mode.CONSISTENCY_FIRST:
+            raise ValueError(
+                "write_back_reads needs mode=Mode.CONSISTENCY_FIRST: a sloppy quorum's read and write "
+                "quorums need not overlap at all, so writing back cannot make its reads linearizable"
             )
         d = self.merkle_depth
         if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 16:

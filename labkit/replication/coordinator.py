@@ -11,12 +11,33 @@ key's N home replicas and answers the client when enough of them did:
   W) of them have not answered by ``request_timeout``, the request fails.
   With R + W > N every read quorum overlaps every write quorum, which is
   why a read sees the latest completed write;
-* **availability-first** (sloppy quorum): when a home replica has not
-  answered after ``hint_after``, the coordinator asks the next node on the
-  preference list instead (the coordinator itself first if it is not a home
-  replica). A stand-in stores a write as a *hint* for the home replica and
-  hands it back later. At the deadline the coordinator answers with what it
-  has, so a client that reaches any node gets an answer, possibly stale.
+* **availability-first** (sloppy quorum, Dynamo §4.6): "all read and write
+  operations are performed on the first N healthy nodes from the preference
+  list". When a home replica has not answered after ``hint_after``, the
+  coordinator asks the next node further down the key's preference list
+  instead (and the one after that, if the stand-in is silent too). A
+  stand-in stores a write as a *hint* naming the home replica and hands it
+  back once it can reach it (:mod:`labkit.replication.replica`). A write
+  still needs W acknowledgements and a read R replies, but stand-ins count
+  (DDIA ch. 5, "Sloppy Quorums and Hinted Handoff"); without them by
+  ``request_timeout`` the request fails, as in a strict quorum. So a side of
+  a partition with fewer than W live nodes cannot write, sloppy or not.
+  Dynamo's answer for "highest availability" is W = 1 (§4.6): then a single
+  node, home replica or stand-in, accepts the write. Cassandra calls a
+  write that may be acknowledged by a hint alone consistency level ``ANY``.
+
+**Write-back reads** (``write_back_reads``, consistency-first only): R + W > N
+makes a read see every write that *completed* before it began, but not a
+write still in flight: one reader may get the new value from the one replica
+that has it, and a later reader the old value from two that do not (DDIA
+ch. 9, "Linearizability and quorums"). Attiya, Bar-Noy and Dolev (1995)
+close that gap with a second phase: before it answers, the read writes what
+it is about to return back to enough home replicas (``N - R + 1``, so every
+later read quorum of R meets one of them) and waits for their
+acknowledgements. Every later reader then sees at least that value. ABD's
+writers also first read the highest timestamp from a quorum; with
+last-writer-wins and the simulator's synchronised clocks a write that starts
+after another has finished already gets the larger timestamp.
 
 Versions are stamped with dotted version vectors (:mod:`labkit.replication.versions`):
 the new version gets a fresh dot ``(this node, counter)`` and keeps the
@@ -73,6 +94,8 @@ class PendingRequest:
     replies: dict[str, Siblings] = field(default_factory=dict)  # reads only
     merged: Siblings = ()
     replied: bool = False
+    returning: Siblings | None = None  # a write-back read: what it will return, once written back
+    confirmed: set[str] = field(default_factory=set)  # home replicas known to hold ``returning``
 
     @property
     def is_read(self) -> bool:
@@ -166,6 +189,9 @@ class Coordinator:
 
     def on_write_ack(self, ctx: Context, src: str, msg: WriteAck) -> None:
         p = self.pending.get(msg.req)
+        if p is not None and p.is_read and p.returning is not None and not p.replied and src in p.home:
+            self._confirm(ctx, p, src)  # a write-back read's second phase
+            return
         if p is None or p.is_read:
             return  # late ack of a request already answered
         self._record(p, src)
@@ -181,9 +207,35 @@ class Coordinator:
         p.merged = merge_siblings(p.merged, msg.versions, self.config.resolution)
         if p.replied:
             self._repair(ctx, p)  # a late reply: repair it (or the others, if it was newer)
+        elif p.returning is not None:
+            if src in p.home and same_versions(msg.versions, p.returning):
+                self._confirm(ctx, p, src)  # a late replier that already holds the value
         elif self._count(p) >= p.need:
+            if self.config.write_back_reads:
+                self._write_back(ctx, p)
+            else:
+                self._answer(ctx, p, ok=True)
+                self._repair(ctx, p)  # stays pending until the deadline to repair late repliers
+
+    # -- write-back reads (Attiya, Bar-Noy and Dolev 1995) ------------------------
+    def _write_back(self, ctx: Context, p: PendingRequest) -> None:
+        """Phase two of a read: make ``N - R + 1`` home replicas hold what it returns."""
+        p.returning = p.merged
+        for node in p.home:
+            if same_versions(p.replies.get(node, ()), p.returning):
+                p.confirmed.add(node)
+            else:
+                ctx.send(node, ReplicaWrite(p.req, p.key, p.returning))
+                if node in p.replies:
+                    p.replies[node] = p.returning  # the write-back repairs it: no read repair needed
+        self._confirm(ctx, p, None)
+
+    def _confirm(self, ctx: Context, p: PendingRequest, node: str | None) -> None:
+        if node is not None:
+            p.confirmed.add(node)
+        if len(p.confirmed) >= self.config.n - p.need + 1:
             self._answer(ctx, p, ok=True)
-            self._repair(ctx, p)  # stays pending until the deadline to repair late repliers
+            self._repair(ctx, p)  # replies that came in meanwhile, newer or staler
 
     def _repair(self, ctx: Context, p: PendingRequest) -> None:
         for node, versions in p.replies.items():
@@ -201,10 +253,9 @@ class Coordinator:
 
     def _on_deadline(self, ctx: Context, p: PendingRequest) -> None:
         if not p.replied:
-            # Consistency-first gives up; availability-first answers with
-            # whatever it has, provided anybody answered at all.
-            ok = self.config.mode is Mode.AVAILABILITY_FIRST and bool(p.answered_all)
-            self._answer(ctx, p, ok=ok)
+            # Fewer than R (or W) replicas answered in time, counting
+            # stand-ins in a sloppy quorum: the request fails in both modes.
+            self._answer(ctx, p, ok=False)
         if p.is_read and p.replies:
             self._repair(ctx, p)  # even a read that fell short of R has seen which replicas are behind
         self.pending.pop(p.req, None)
@@ -214,12 +265,9 @@ class Coordinator:
             self._ask_stand_ins(ctx, p)
 
     def _ask_stand_ins(self, ctx: Context, p: PendingRequest) -> None:
-        """Sloppy quorum: replace each silent home replica by the next node."""
-        candidates = [x for x in self.config.preference_list(p.key) if x not in p.home]
-        if self.node_id in candidates:  # the coordinator is the first stand-in
-            candidates.remove(self.node_id)
-            candidates.insert(0, self.node_id)
-        free = [x for x in candidates if x not in p.used]
+        """Sloppy quorum (Dynamo §4.6): replace each silent home replica by the
+        next node further down the key's preference list that was not asked yet."""
+        free = [x for x in self.config.preference_list(p.key)[self.config.n :] if x not in p.used]
         asked = False
         for h in p.home:
             if h in p.answered_home or p.stand_in.get(h) in p.answered_all:
@@ -245,8 +293,11 @@ class Coordinator:
         else:
             # A write answers with everything it sent, so the context the
             # client builds from the answer covers only versions it was shown.
-            versions = p.merged if p.is_read else p.versions  # type: ignore[assignment]
-        met = self._count(p) >= p.need
+            if p.is_read:
+                versions = p.merged if p.returning is None else p.returning
+            else:
+                versions = p.versions  # type: ignore[assignment]
+        met = len(p.answered_home) >= p.need  # a strict quorum of home replicas, stand-ins aside
         ctx.send(p.client, ClientReply(p.op_id, ok, versions, met, len(p.answered_all)))
 
     def _finish(self, ctx: Context, p: PendingRequest, *, ok: bool) -> None:

@@ -513,7 +513,11 @@ def quorum_latency(
 
 
 def quorum_read_race(
-    seed: int = 0, *, slow: float = 0.2, latency: Latency | float = RACE_LATENCY
+    seed: int = 0,
+    *,
+    slow: float = 0.2,
+    latency: Latency | float = RACE_LATENCY,
+    write_back_reads: bool = False,
 ) -> list[ClientOp]:
     """A strict quorum racing its own read repair (DDIA ch. 9, "Linearizability and quorums", Figure 9-6).
 
@@ -524,10 +528,12 @@ def quorum_read_race(
     ``n2``) and then reader ``C`` (through ``n3``, called just after ``B``
     returned) read ``x``. ``B`` may see "new" from the one replica that has
     it; ``C`` may then reach the two others before ``B``'s read repair
-    does, and see "old". Returns every operation, in call order.
+    does, and see "old". With ``write_back_reads=True`` B writes "new" back
+    to two replicas before it answers, so C cannot miss it (Attiya, Bar-Noy
+    and Dolev, 1995). Returns every operation, in call order.
     """
     store = ReplicatedStore(5, 3, Mode.CONSISTENCY_FIRST, r=2, w=2, resolution=Resolution.LAST_WRITER_WINS,
-                            seed=seed, latency=latency)  # fmt: skip
+                            seed=seed, latency=latency, write_back_reads=write_back_reads)  # fmt: skip
     *others, writer = store.config.home("x")
     store.put("x", "old", via=others[0])
     store.run_for(0.5)

@@ -62,10 +62,11 @@ class ClientPut:
 class ClientReply:
     """The coordinator's answer.
 
-    ``ok`` is False when the coordinator gave up (consistency-first mode and
-    too few replicas answered). ``quorum_met`` says whether R (or W) *home*
-    replicas answered; in availability-first mode ``ok`` can be True
-    without it. ``versions`` is the sibling set read, or the version
+    ``ok`` is False when the coordinator gave up: fewer than R (or W)
+    replicas answered in time (home replicas only in consistency-first mode,
+    stand-ins too in availability-first mode). ``quorum_met`` says whether R
+    (or W) *home* replicas answered; in availability-first mode ``ok`` can be
+    True without it, when stand-ins made up the numbers. ``versions`` is the sibling set read, or the version
     written followed by the coordinator's earlier versions it sent along
     (the client has now seen them, and its next write supersedes them).
     """

@@ -50,6 +50,9 @@ class ReplicatedStore:
 
     ``r`` and ``w`` are the default quorums of :meth:`get` / :meth:`put`
     (each request may choose its own); by default a majority of ``n``.
+    ``write_back_reads=True`` (consistency-first only) makes every read write
+    what it returns back to ``n - r + 1`` home replicas before it answers,
+    the second phase of Attiya, Bar-Noy and Dolev's register (1995).
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class ReplicatedStore:
         anti_entropy_interval: float | None = None,
         merkle_depth: int = 4,
         client_timeout: float = 1.0,
+        write_back_reads: bool = False,
     ) -> None:
         names = _node_names(nodes)
         self.config = StoreConfig(
@@ -81,6 +85,7 @@ class ReplicatedStore:
             handoff_interval,
             anti_entropy_interval,
             merkle_depth,
+            write_back_reads,
         )
         majority = self.config.n // 2 + 1
         self.r = check_quorum("r", majority if r is None else r, self.config.n)

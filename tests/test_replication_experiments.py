@@ -181,7 +181,7 @@ def test_write_back_reads_close_the_race():
 
 
 def test_write_back_reads_need_a_strict_quorum():
-    with pytest.raises(ValueError, match="write_back_reads needs mode=Mode.CONSISTENCY_FIRST"):
+    with pytest.raises(ValueError, match="write_back_reads must be False in a sloppy quorum"):
         ReplicatedStore(5, 3, Mode.AVAILABILITY_FIRST, write_back_reads=True)
     with pytest.raises(TypeError, match="write_back_reads must be True or False"):
         ReplicatedStore(5, 3, write_back_reads="yes")

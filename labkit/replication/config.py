@@ -13,6 +13,7 @@ import math
 import zlib
 from dataclasses import dataclass
 
+from labkit import validation as valid
 from labkit.replication.modes import Mode, Resolution
 
 __all__ = ["StoreConfig", "check_quorum", "check_interval"]
@@ -127,13 +128,13 @@ class StoreConfig:
             raise ValueError(
                 f"hint_after ({self.hint_after}) must be shorter than request_timeout ({self.request_timeout})"
             )
-        if not isinstance(self.write_back_reads, bool):
-            raise TypeError(f"write_back_reads must be True or False, got {self.write_back_reads!r}")
-        if self.write_back_reads and self.mode is not Mode.CONSISTENCY_FIRST:
-            raise ValueError(
-                "write_back_reads needs mode=Mode.CONSISTENCY_FIRST: a sloppy quorum's read and write "
-                "quorums need not overlap at all, so writing back cannot make its reads linearizable"
-            )
+        valid.boolean("write_back_reads", self.write_back_reads)
+        valid.require(
+            not self.write_back_reads or self.mode is Mode.CONSISTENCY_FIRST,
+            "write_back_reads",
+            "False in a sloppy quorum (AVAILABILITY_FIRST), whose read and write quorums need not overlap",
+            self.write_back_reads,
+        )
         d = self.merkle_depth
         if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 16:
             raise ValueError(f"merkle_depth must be an int between 0 and 16, got {d!r}")

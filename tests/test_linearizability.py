@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import random
 
 import pytest
 
@@ -23,6 +24,8 @@ from labkit.linearizability import (
     linearization_points,
     minimal_violation,
 )
+from labkit.linearizability.generate import corrupt, random_history
+from labkit.linearizability.shrink import relaxed_history
 
 INF = math.inf
 
@@ -211,6 +214,47 @@ def test_kv_partitions_stop_at_the_first_failing_key():
     assert "key 'a'" in result.explanation
 
 
+def _hard_key_then_easy_violation():
+    """Key 'a': ten concurrent appends, then a get of a value no order gives (costly to rule out).
+    Key 'b', called later: put 1, then a get that returns 2 (wrong in a few steps)."""
+    hard = [op(c, 0, 100, ("append", "a", str(c)), None) for c in range(10)]
+    hard.append(op(10, 200, 201, ("get", "a"), "impossible"))
+    easy = [op(11, 300, 301, ("put", "b", "1"), None), op(11, 302, 303, ("get", "b"), "2")]
+    return hard + easy
+
+
+def test_a_hard_key_does_not_hide_an_easy_violation_on_another():
+    history = _hard_key_then_easy_violation()
+    assert check(history[-2:], KV).steps < 20  # key 'b' alone fails at once
+    # Keys take turns, so 'b' fails long before 'a' has used the budget (checking
+    # 'a' to the end first took 100,000 steps and gave no verdict).
+    result = check(history, KV, timeout=None, max_steps=100_000)
+    assert result.ok is False
+    assert result.failure.key == "b"
+    assert result.steps < 5_000
+    assert "key 'b'" in result.explanation
+    # 'a' was cut short, not judged.
+    assert {p.key: p.verdict for p in result.partitions} == {
+        "a": Verdict.UNDECIDED,
+        "b": Verdict.NOT_LINEARIZABLE,
+    }
+
+
+def test_the_step_budget_is_shared_by_all_keys():
+    # Two keys, each hard (ten concurrent appends, then a get no order gives).
+    history = [op(c, 0, 100, ("append", key, str(c)), None) for key in ("a", "b") for c in range(10)] + [
+        op(10, 200, 201, ("get", "a"), "x"),
+        op(11, 200, 201, ("get", "b"), "x"),
+    ]
+    result = check(history, KV, timeout=None, max_steps=30_000)
+    assert result.ok is None
+    assert 30_000 <= result.steps < 30_000 + 2_048
+    # Both keys got turns, and the steps add up.
+    assert [p.key for p in result.partitions] == ["a", "b"]
+    assert all(p.verdict is Verdict.UNDECIDED and p.steps > 10_000 for p in result.partitions)
+    assert sum(p.steps for p in result.partitions) == result.steps
+
+
 def test_explanation_names_the_blocked_operation_and_the_partial_order():
     history = [w(0, 0, 1, 1), w(0, 2, 3, 2), r(1, 4, 5, 1)]
     result = check(history, REG)
@@ -243,6 +287,26 @@ def test_minimal_violation_finds_the_conflicting_pair():
         assert check(relaxed(set(core) - {i}), REG).ok is True
     with pytest.raises(ValueError, match="not linearizable"):
         minimal_violation(check([w(0, 0, 1, 1)], REG))
+
+
+@pytest.mark.parametrize(("seed", "max_steps"), [(3, 300), (4, 30), (9, 100)])
+def test_minimal_violation_keeps_its_promise_under_a_small_budget(seed, max_steps):
+    # Random corrupted register histories where one single-operation pass left
+    # operations that could still be relaxed (a check that was undecided
+    # within the budget became decidable once others were relaxed).
+    rng = random.Random(seed)
+    history = random_history(rng, clients=rng.choice([3, 5, 8]), ops=rng.choice([20, 40, 60]),
+                             p_pending=0.1, p_timeout=0.1)  # fmt: skip
+    result = check(corrupt(rng, history), REG, timeout=None)
+    assert result.ok is False
+    core = minimal_violation(result, max_steps=max_steps)
+    assert len(core) < len(result.failure.ops)
+    # Still a contradiction, proven within the budget...
+    assert check(relaxed_history(result, core), REG, timeout=None, max_steps=max_steps).ok is False
+    # ...and relaxing any one more operation leaves none that the budget can prove.
+    for i in core:
+        fewer = [j for j in core if j != i]
+        assert check(relaxed_history(result, fewer), REG, timeout=None, max_steps=max_steps).ok is not False
 
 
 def test_budget_gives_undecided_not_a_wrong_answer():

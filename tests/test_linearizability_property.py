@@ -9,17 +9,33 @@ ended before ``b`` began) and replays legally on one copy of the object. It
 tries every subset and every permutation, so it only works for a handful of
 operations; it uses a whole-store model for the key-value case, so it also
 tests that checking keys independently (P-compositionality) is sound.
+
+The reference checker (:mod:`labkit.linearizability.reference`, the search of
+Wing & Gong with Lowe's memo and nothing else) is held to the brute force on
+the same small histories, and is then the oracle for the fast checker on
+histories far too long to brute-force.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import random
+from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labkit.linearizability import UNKNOWN, KVModel, Operation, RegisterModel, check, linearization_points
+from labkit.linearizability import (
+    UNKNOWN,
+    KVModel,
+    Operation,
+    RegisterModel,
+    check,
+    generate,
+    is_linearizable,
+    linearization_points,
+)
 
 REGISTER_VALUES = [None, 1, 2, 3]
 
@@ -147,6 +163,7 @@ def _assert_agrees(history, model, step, init):
     result = check(history, model, timeout=None)
     expected = brute_force(history, step, init)
     assert result.ok is expected, (history, result.explanation)
+    assert is_linearizable(history, model) is expected, history
     if expected:
         # The witness itself is a valid linearization.
         order = result.linearization
@@ -178,6 +195,50 @@ def test_generators_produce_both_verdicts():
     @given(register_histories())
     def collect(history):
         seen.add(brute_force(history, _register_step, None))
+
+    collect()
+    assert seen == {True, False}
+
+
+@st.composite
+def generated_histories(draw):
+    """Histories of a correct register or key-value store (labkit.linearizability.generate), 10 to 40
+    operations with timeouts and operations that never return; often one read is then made to return
+    a value written somewhere else in the history (perhaps by a write called only after it returned)."""
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    kv = draw(st.booleans())
+    history = generate.random_history(
+        rng,
+        model=KVModel() if kv else RegisterModel(),
+        inputs=generate.kv_inputs(keys=2) if kv else None,
+        clients=draw(st.integers(2, 6)),
+        ops=draw(st.integers(10, 40)),
+        p_pending=draw(st.sampled_from([0.0, 0.05, 0.15])),
+        p_timeout=draw(st.sampled_from([0.0, 0.05, 0.15])),
+    )
+    reads = [i for i, op in enumerate(history) if op.output is not UNKNOWN and op.input[0] in ("read", "get")]
+    written = sorted({op.input[-1] for op in history if op.input[0] in ("write", "put")}, key=repr)
+    if reads and written and draw(st.booleans()):
+        i = draw(st.sampled_from(reads))
+        history[i] = replace(history[i], output=draw(st.sampled_from(written)))
+    return history, KVModel() if kv else RegisterModel()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(generated_histories())
+def test_checker_agrees_with_the_reference_on_longer_histories(case):
+    history, model = case
+    assert check(history, model, timeout=None).ok is is_linearizable(history, model), history
+
+
+def test_the_reference_sees_both_verdicts_on_generated_histories():
+    """Guard: the generated cases above are not all of one kind."""
+    seen = set()
+
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True)
+    @given(generated_histories())
+    def collect(case):
+        seen.add(is_linearizable(*case))
 
     collect()
     assert seen == {True, False}

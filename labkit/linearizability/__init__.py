@@ -14,9 +14,14 @@ False
 * :mod:`~labkit.linearizability.history`: :class:`Operation`, :data:`UNKNOWN`;
 * :mod:`~labkit.linearizability.models`: :class:`Model`, :class:`RegisterModel`,
   :class:`KVModel`;
-* :mod:`~labkit.linearizability.checker`: :func:`check`, :class:`Verdict`;
-* :mod:`~labkit.linearizability.explain`: linearization points, explanations,
-  minimal counterexamples;
+* :mod:`~labkit.linearizability.reference`: :func:`is_linearizable`, the search
+  of Wing & Gong and Lowe in thirty lines, to read beside the papers;
+* :mod:`~labkit.linearizability.checker`: :func:`check`, the same search made
+  fast, with a time budget;
+* :mod:`~labkit.linearizability.result`: :class:`CheckResult`, :class:`Verdict`,
+  linearization points and the verdict in words;
+* :mod:`~labkit.linearizability.shrink`: :func:`minimal_violation`, the few
+  operations that conflict;
 * :mod:`~labkit.linearizability.adapters`: histories of labkit's replicated
   register and Raft store as operations;
 * :mod:`~labkit.linearizability.generate`: random histories of a correct
@@ -25,10 +30,12 @@ False
 Pictures of histories are in :mod:`labkit.viz.linearizability`.
 """
 
-from labkit.linearizability.checker import CheckResult, PartitionResult, Verdict, check
-from labkit.linearizability.explain import explain, linearization_points, minimal_violation
+from labkit.linearizability.checker import check
 from labkit.linearizability.history import UNKNOWN, History, Operation, format_op
 from labkit.linearizability.models import KVModel, Model, RegisterModel
+from labkit.linearizability.reference import is_linearizable
+from labkit.linearizability.result import CheckResult, PartitionResult, Verdict, explain, linearization_points
+from labkit.linearizability.shrink import minimal_violation
 
 __all__ = [
     "UNKNOWN",
@@ -43,6 +50,7 @@ __all__ = [
     "check",
     "explain",
     "format_op",
+    "is_linearizable",
     "linearization_points",
     "minimal_violation",
 ]

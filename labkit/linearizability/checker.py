@@ -1,4 +1,4 @@
-"""Deciding linearizability: Wing & Gong's search with Lowe's memoisation.
+"""Deciding linearizability fast: the reference search with the speed-ups real histories need.
 
 A history is *linearizable* (Herlihy & Wing 1990, §2) when every operation
 can be given a single point in time between its call and its return such
@@ -6,145 +6,388 @@ that, executed one by one in the order of those points, the operations give
 exactly the outputs the clients saw. Operations that never returned, or whose
 output is unknown, may be given a point anywhere after their call, or none.
 
-The search (Wing & Gong, "Testing and verifying concurrent objects", JPDC
-1993) keeps the history as a doubly linked list of call and return events in
-time order. An operation may go next only if its call comes before the first
-return still in the list: otherwise some operation that already returned has
-not been placed, and real-time order would be broken. Placing an operation
-lifts its two events out of the list; when the first event in the list is a
-return, the search backtracks. Lowe ("Testing for linearizability", CCPE
-2017) adds the memoisation that makes this practical: two search paths that
-have placed the same *set* of operations and reached the same model *state*
-have the same future, so each (set, state) pair is explored once.
+:mod:`~labkit.linearizability.reference` states the search in thirty lines:
+Wing & Gong ("Testing and verifying concurrent objects", JPDC 1993) build the
+order one operation at a time and back up when nothing fits; Lowe ("Testing
+for linearizability", CCPE 2017) remembers every (set of placed operations,
+state) pair that led nowhere. This module runs the same search, faster:
 
-More reductions, all sound (the tests compare the checker with a brute-force
-one on random histories):
+* :class:`_Events`: Wing & Gong's doubly linked list of calls and returns. An
+  operation may go next only if its call comes before the first return still
+  in the list; placing it lifts its two events out, backing up puts them back.
+* :class:`_Memo`: Lowe's memo, which also prunes a configuration that has used
+  more optional operations than a failed one with the same state.
+* :meth:`_Search.candidates`: what may go next. A read that fits (see
+  :meth:`Model.read_only`) is placed at once, without alternatives; an optional
+  operation (unknown output) that would change nothing is never tried, and of
+  several optional ones with equal inputs only the one called first.
+* :meth:`_Search.depth_first`: the search itself, placing at most a given
+  number of optional operations; :meth:`_Search.run` first allows none of
+  them, then any number, so a history that needs none of its optional
+  operations never explores their combinations.
+* :func:`_round_robin`: P-compositionality (Horn & Kroening, FORTE 2015):
+  when the model splits the history into independent parts (the keys of a
+  key-value store), each part is searched on its own. The parts take turns,
+  so one hard key cannot hide an easy violation on another, and the check
+  stops at the first part that fails.
 
-* P-compositionality (Horn & Kroening, FORTE 2015): when the model splits the
-  history into independent parts (the keys of a key-value store), each part
-  is checked alone, and checking stops at the first part that fails.
-* An optional operation (unknown output) that does not change the state is
-  never worth placing: not placing it leaves every future open.
-* Of several unplaced optional operations with equal inputs, only the one
-  called first is tried.
-* The search first allows no optional operation to be placed, then any
-  number, so the ones a history does not need usually cost nothing.
-* A read (see :meth:`Model.read_only`) that fits is placed at once, without
-  trying alternatives; and a configuration that has used more optional
-  operations than an explored one with the same sure operations and state is
-  not explored again.
-
-The search has a budget (seconds and/or steps): deciding linearizability is
-NP-complete (Gibbons & Korach 1997), so instead of hanging on a hard history
-the checker answers :attr:`Verdict.UNDECIDED`. This is the one place in
-labkit that reads the wall clock; it never affects a decided verdict.
+The search has a budget (seconds and/or steps) shared by all parts: deciding
+linearizability is NP-complete (Gibbons & Korach 1997), so instead of hanging
+on a hard history the checker answers :attr:`Verdict.UNDECIDED`. This is the
+one place in labkit that reads the wall clock; it never affects a decided
+verdict.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any
 
 from labkit.linearizability.history import UNKNOWN, Operation, as_history
 from labkit.linearizability.models import Model
+from labkit.linearizability.result import CheckResult, PartitionResult, Verdict
 
-__all__ = ["Verdict", "PartitionResult", "CheckResult", "check"]
+__all__ = ["check"]
 
-# How many search steps between two looks at the clock.
-_CLOCK_EVERY = 1024
+# candidates(placed, state, optional_left) -> (candidates with new states, first return, work, capped)
+_Candidates = Callable[[int, Any, int], tuple[list[tuple[int, Any]], int, int, bool]]
 
-
-class Verdict(Enum):
-    """The checker's answer."""
-
-    LINEARIZABLE = "linearizable"
-    NOT_LINEARIZABLE = "not linearizable"
-    UNDECIDED = "undecided (the time budget ran out)"
+# Search steps a part takes before the next part's turn; the clock is read once a turn.
+_SLICE = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class PartitionResult:
-    """The verdict on one independent part of a history.
+class _Budget:
+    """The steps and seconds one call of :func:`check` may spend, shared by all parts."""
 
-    ``ops`` are the operation ids (positions in the history) of the part.
-    For a linearizable part, ``order`` is a linearization: the ids of the
-    operations that took effect, in order (optional operations left out
-    did not take effect). For a failing part, ``order`` is the longest
-    partial linearization the search found, ``blocked`` is the id of the
-    operation that could not be placed after it, and ``state`` is the model
-    state after ``order``.
-    """
+    __slots__ = ("deadline", "steps_left")
 
-    key: Hashable
-    ops: tuple[int, ...]
-    verdict: Verdict
-    order: tuple[int, ...]
-    blocked: int | None
-    state: Any
-    steps: int
+    def __init__(self, timeout: float | None, max_steps: int | None) -> None:
+        self.deadline = math.inf if timeout is None else time.monotonic() + timeout
+        self.steps_left = math.inf if max_steps is None else max_steps
 
-
-@dataclass(frozen=True)
-class CheckResult:
-    """What :func:`check` found.
-
-    ``ok`` is ``True`` (linearizable), ``False`` (not linearizable) or ``None``
-    (undecided: the budget ran out); ``verdict`` says the same as an Enum.
-    To assert a violation, test ``result.ok is False``: ``not result.ok`` is
-    also true when undecided.
-    """
-
-    verdict: Verdict
-    history: tuple[Operation, ...] = field(repr=False)
-    model: Model
-    partitions: tuple[PartitionResult, ...] = field(repr=False)
-    unchecked: tuple[Hashable, ...] = field(repr=False)
-    steps: int
-
-    @property
-    def ok(self) -> bool | None:
-        if self.verdict is Verdict.UNDECIDED:
+    def grant(self, steps: int) -> float | None:
+        """How far a part that has taken ``steps`` steps may go this turn; None once the budget is spent."""
+        if self.steps_left < 0 or time.monotonic() > self.deadline:
             return None
-        return self.verdict is Verdict.LINEARIZABLE
+        return steps + min(_SLICE, self.steps_left)
 
-    @property
-    def failure(self) -> PartitionResult | None:
-        """The part that is not linearizable (or undecided), if any."""
-        for part in self.partitions:
-            if part.verdict is not Verdict.LINEARIZABLE:
-                return part
+
+class _Events:
+    """The calls and returns of the sure operations as a doubly linked list in time order.
+
+    Entry ``2k`` is the call of operation ``k`` and ``2k + 1`` its return;
+    ``head`` is a sentinel before the first entry and ``-1`` ends the list.
+    Calls sort before returns at equal times: touching intervals are concurrent.
+    """
+
+    __slots__ = ("when", "nxt", "prv", "head")
+
+    def __init__(self, intervals: list[tuple[float, float]]) -> None:
+        n = len(intervals)
+        events = sorted(
+            [(c, 0, k) for k, (c, _) in enumerate(intervals)]
+            + [(r, 1, k) for k, (_, r) in enumerate(intervals)]
+        )
+        self.when = [0.0] * (2 * n)
+        self.head = 2 * n
+        self.nxt = [-1] * (2 * n + 1)
+        self.prv = [-1] * (2 * n + 1)
+        last = self.head
+        for t, kind, k in events:
+            e = 2 * k + kind
+            self.when[e] = t
+            self.nxt[last] = e
+            self.prv[e] = last
+            last = e
+
+    def lift(self, k: int) -> None:
+        """Take operation ``k``'s call and return out of the list (it has been placed)."""
+        nxt, prv = self.nxt, self.prv
+        for e in (2 * k, 2 * k + 1):
+            p, q = prv[e], nxt[e]
+            nxt[p] = q
+            if q != -1:
+                prv[q] = p
+
+    def unlift(self, k: int) -> None:
+        """Put operation ``k``'s events back, undoing :meth:`lift` (entries remember their neighbours)."""
+        nxt, prv = self.nxt, self.prv
+        for e in (2 * k + 1, 2 * k):
+            p, q = prv[e], nxt[e]
+            nxt[p] = e
+            if q != -1:
+                prv[q] = e
+
+
+class _Memo:
+    """Lowe's memo: configurations explored and found to fail, by (sure operations placed, state).
+
+    Placed sets only grow along a path, so nothing in the memo is still in
+    progress. A configuration that has placed a superset of the optional
+    operations of a failed one, all else equal, fails too: it has fewer left
+    to use and no more of the cap.
+    """
+
+    __slots__ = ("failed", "n", "sure_mask")
+
+    def __init__(self, n: int) -> None:
+        self.failed: dict[tuple[int, Any], list[int]] = {}
+        self.n = n
+        self.sure_mask = (1 << n) - 1
+
+    def seen(self, placed: int, state: Any) -> bool:
+        """True if this configuration cannot succeed; otherwise remember it and return False."""
+        key = (placed & self.sure_mask, state)
+        extra = placed >> self.n
+        failed = self.failed.get(key)
+        if failed is None:
+            self.failed[key] = [extra]
+            return False
+        for other in failed:
+            if other & ~extra == 0:  # other is a subset of extra
+                return True
+        failed.append(extra)
+        return False
+
+
+def _candidate_finder(
+    events: _Events,
+    apply: Any,
+    inputs: list[tuple],
+    outputs: list[Any],
+    forced: list[bool],
+    opt_call: list[float],
+) -> _Candidates:
+    """``candidates(placed, state, optional_left)`` for one part: what may be placed next.
+
+    It returns (candidates with their new states, first return event, work,
+    capped). Sure operations called before the first return still in the
+    list come first. One that fits and is read-only is *forced*: placing it
+    now is never worse than later (it changes no state in any order, and
+    every operation still unplaced returns after its call, so real-time
+    order allows it here), so it is the only candidate. Then the optional
+    operations called before that return; ``capped`` is True if
+    ``optional_left`` kept one of them from being tried.
+    """
+    nxt, when, head = events.nxt, events.when, events.head
+    n, m = len(outputs), len(opt_call)
+
+    def candidates(
+        placed: int, state: Any, optional_left: int
+    ) -> tuple[list[tuple[int, Any]], int, int, bool]:
+        cands: list[tuple[int, Any]] = []
+        e = nxt[head]
+        work = 1
+        while e != -1 and not e & 1:
+            k = e >> 1
+            out, new_state = apply(state, inputs[k])
+            work += 1
+            if out == outputs[k]:
+                if forced[k] and new_state == state:
+                    return [(k, new_state)], e, work, False
+                cands.append((k, new_state))
+            e = nxt[e]
+        if e == -1:
+            return cands, -1, work, False
+        deadline = when[e]
+        tried = set()
+        for j in range(m):
+            if opt_call[j] > deadline:
+                break
+            k = n + j
+            if not placed >> k & 1:
+                if optional_left <= 0:
+                    return cands, e, work, True
+                # Optional operations with equal inputs are interchangeable; the
+                # earliest called is available whenever a later one is.
+                if inputs[k] in tried:
+                    continue
+                tried.add(inputs[k])
+                _, new_state = apply(state, inputs[k])
+                work += 1
+                if new_state != state:  # placing one that changes nothing is never needed
+                    cands.append((k, new_state))
+        return cands, e, work, False
+
+    return candidates
+
+
+class _Search:
+    """The search for one part of a history; :meth:`run` takes turns until it has a verdict.
+
+    Operations are renumbered locally: ``k < n`` are the sure ones (known
+    output, a deadline at their return) and ``k >= n`` the optional ones
+    (unknown output: no deadline, may be left out), sorted by call. Bit ``k``
+    of ``placed`` says whether operation ``k`` has been placed.
+    """
+
+    def __init__(
+        self, ops: tuple[Operation, ...], key: Hashable, ids: list[int], model: Any, init: Any
+    ) -> None:
+        self.key, self.ids, self.init = key, tuple(ids), init
+        read_only = getattr(model, "read_only", None)
+        sure = [g for g in ids if ops[g].output is not UNKNOWN]
+        # An optional read-only operation never changes the state: never worth placing.
+        maybe = sorted(
+            (
+                g
+                for g in ids
+                if ops[g].output is UNKNOWN and not (read_only and read_only(ops[g].input, UNKNOWN))
+            ),
+            key=lambda g: (ops[g].call, g),
+        )
+        self.n, self.m = len(sure), len(maybe)
+        self.glob = sure + maybe  # local id -> history id
+        self.inputs = [ops[g].input for g in self.glob]
+        self.outputs = [ops[g].output for g in sure]
+        self.forced = [bool(read_only(ops[g].input, ops[g].output)) if read_only else False for g in sure]
+        self.opt_call = [ops[g].call for g in maybe]
+        self.events = _Events([(ops[g].call, ops[g].ret) for g in sure])
+        self.candidates = _candidate_finder(
+            self.events, model.apply, self.inputs, self.outputs, self.forced, self.opt_call
+        )
+        self.steps = 0
+        self.limit: float = 0  # how far this turn may go (set by the scheduler)
+        self.order: tuple[int, ...] = ()  # where the search was when its turn ended
+        self.state = init
+        self._turns: Iterator[None] | None = None
+
+    def take_turn(self, limit: float) -> PartitionResult | None:
+        """Search until ``steps`` passes ``limit``; the part's result once it has one, else None."""
+        self.limit = limit
+        if self._turns is None:
+            self._turns = self.run()
+        try:
+            next(self._turns)
+        except StopIteration as done:
+            return done.value
         return None
 
-    @property
-    def linearization(self) -> tuple[int, ...] | None:
-        """Ids of the operations that took effect, in one valid order (None unless linearizable)."""
-        if self.verdict is not Verdict.LINEARIZABLE:
-            return None
-        from labkit.linearizability.explain import linearization_points
+    def stopped(self) -> PartitionResult:
+        """The result of a search stopped before it found a verdict."""
+        return PartitionResult(
+            self.key, self.ids, Verdict.UNDECIDED, self.order, None, self.state, self.steps
+        )
 
-        points = linearization_points(self)
-        # Points are non-decreasing along each part's order but may tie:
-        # break ties by the position in the part's order.
-        rank = {i: k for part in self.partitions for k, i in enumerate(part.order)}
-        return tuple(sorted(points, key=lambda i: (points[i], rank[i])))
+    def run(self) -> Iterator[None]:
+        """First allow no optional operation to be placed, then any number.
 
-    @property
-    def explanation(self) -> str | None:
-        """Why the history is not linearizable, in words (None when it is)."""
-        if self.verdict is Verdict.LINEARIZABLE:
-            return None
-        from labkit.linearizability.explain import explain
+        Most histories are explained with few optional operations, and a search
+        that may place any of them at any point explores every combination of
+        the ones it does not need. A "no" under a cap that held nothing back is
+        final; otherwise the second pass decides.
+        """
+        for cap in (0, self.m):
+            verdict, order, blocked, state, capped = yield from self.depth_first(cap)
+            if verdict is not Verdict.NOT_LINEARIZABLE or not capped or cap >= self.m:
+                break
+        glob = self.glob
+        return PartitionResult(
+            self.key,
+            self.ids,
+            verdict,
+            tuple(glob[k] for k in order),
+            None if blocked is None else glob[blocked],
+            state,
+            self.steps,
+        )
 
-        return explain(self)
+    def depth_first(self, cap: int) -> Iterator[None]:
+        """Wing & Gong's search with Lowe's memo, placing at most ``cap`` optional operations.
 
-    def __str__(self) -> str:
-        from labkit.linearizability.explain import explain
+        Yields whenever ``steps`` passes the turn's limit. Returns (verdict,
+        order, blocked, state, capped) in local ids: for a failure, the longest
+        partial order found and the operation that could not follow it.
+        ``capped`` says whether the cap kept some optional operation out.
+        """
+        n, memo = self.n, _Memo(self.n)
+        candidates, seen, lift, unlift = self.candidates, memo.seen, self.events.lift, self.events.unlift
+        capped = False
+        # Invariant: `placed` has bit k set exactly for the operations on `path`,
+        # `state` is the model state after applying them in path order, the event
+        # list holds exactly the events of the sure operations not placed, and
+        # `used` counts the optional operations on `path`.
+        # path: (op, state before it, the candidates it was one of, the next one to try, first return)
+        path: list[tuple[int, Any, list[tuple[int, Any]], int, int]] = []
+        placed, used, state = 0, 0, self.init
+        best: tuple[tuple[int, ...], int | None, Any] = ((), None, state)
+        best_len = -1
+        cands, first_ret, work, held = candidates(placed, state, cap)
+        capped |= held
+        steps, limit, idx = self.steps + work, self.limit, 0
+        while first_ret != -1:  # some sure operation is still to be placed
+            if steps > limit:  # the turn is over: let the other parts search
+                self.steps, self.order, self.state = steps, tuple(self.glob[k] for k, *_ in path), state
+                yield
+                limit = self.limit
+            if idx < len(cands):  # place the next candidate
+                k, new_state = cands[idx]
+                idx += 1
+                new_placed = placed | (1 << k)
+                steps += 1
+                if seen(new_placed, new_state):
+                    continue
+                path.append((k, state, cands, idx, first_ret))
+                if k < n:
+                    lift(k)
+                else:
+                    used += 1
+                placed, state = new_placed, new_state
+                cands, first_ret, work, held = candidates(placed, state, cap - used)
+                capped |= held
+                steps += work
+                idx = 0
+                continue
+            # Nothing fits before the first return's deadline: back up.
+            steps += 1
+            placed_sure = (placed & memo.sure_mask).bit_count()
+            if placed_sure > best_len:  # the longest partial linearization counts sure operations
+                best_len = placed_sure
+                best = (tuple(k for k, *_ in path), first_ret >> 1, state)
+            if not path:
+                self.steps = steps
+                return Verdict.NOT_LINEARIZABLE, *best, capped
+            k, state, cands, idx, first_ret = path.pop()
+            placed ^= 1 << k
+            if k < n:
+                unlift(k)
+            else:
+                used -= 1
+        self.steps = steps
+        return Verdict.LINEARIZABLE, tuple(k for k, *_ in path), None, state, capped
 
-        return explain(self)
+
+def _round_robin(searches: list[_Search], budget: _Budget) -> tuple[Verdict, list[PartitionResult]]:
+    """Let the parts take turns until one fails, all pass, or the budget is spent.
+
+    Returns the verdict and a result for every part that was started, in the
+    order of ``searches`` (a part cut short is undecided).
+    """
+    results: dict[int, PartitionResult] = {}
+    waiting = list(range(len(searches)))
+    verdict = Verdict.LINEARIZABLE
+    while waiting and verdict is Verdict.LINEARIZABLE:
+        for i in list(waiting):
+            search = searches[i]
+            limit = budget.grant(search.steps)
+            if limit is None:
+                verdict = Verdict.UNDECIDED
+                break
+            before = search.steps
+            result = search.take_turn(limit)
+            budget.steps_left -= search.steps - before
+            if result is not None:
+                results[i] = result
+                waiting.remove(i)
+                if result.verdict is Verdict.NOT_LINEARIZABLE:
+                    verdict = Verdict.NOT_LINEARIZABLE
+                    break
+    for i in waiting:
+        if searches[i].steps:
+            results[i] = searches[i].stopped()
+    return verdict, [results[i] for i in sorted(results)]
 
 
 def _validate_model(model: Any) -> Hashable:
@@ -162,9 +405,9 @@ def _validate_model(model: Any) -> Hashable:
 
 
 def _partitions(ops: tuple[Operation, ...], model: Any, init: Hashable) -> dict[Hashable, list[int]]:
+    """Operation ids per independent part, parts in the order they were first called."""
     part_of = getattr(model, "partition", None)
     parts: dict[Hashable, list[int]] = {}
-    # Visit in call order so parts are checked in the order they started.
     for i in sorted(range(len(ops)), key=lambda j: (ops[j].call, j)):
         op = ops[i]
         try:
@@ -188,229 +431,6 @@ def _partitions(ops: tuple[Operation, ...], model: Any, init: Hashable) -> dict[
     return parts
 
 
-def _caps(m: int) -> tuple[int, ...]:
-    """How many optional operations each pass of the search may place.
-
-    First none, then any number: measured on the benchmark's histories, this
-    beat one pass, 0-1-2-all and doubling caps in total and worst-case steps
-    for linearizable histories, at some cost for the worst non-linearizable one.
-    """
-    return (0, m)
-
-
-class _Budget:
-    __slots__ = ("deadline", "steps_left")
-
-    def __init__(self, timeout: float | None, max_steps: int | None) -> None:
-        self.deadline = math.inf if timeout is None else time.monotonic() + timeout
-        self.steps_left = math.inf if max_steps is None else max_steps
-
-
-def _search(
-    ops: tuple[Operation, ...], ids: list[int], model: Any, init: Hashable, budget: _Budget
-) -> tuple[Verdict, tuple[int, ...], int | None, Any, int]:
-    """Wing & Gong / Lowe on the operations ``ids``; see the module docstring.
-
-    Returns (verdict, order, blocked, state, steps) with history ids.
-    """
-    apply = model.apply
-    # "Sure" operations have a known output and a deadline (their return);
-    # optional ones (unknown output) have neither, so they stay out of the
-    # event list, sorted by call, and are tried after the sure candidates.
-    read_only = getattr(model, "read_only", None)
-    sure = [g for g in ids if ops[g].output is not UNKNOWN]
-    # An optional read-only operation never changes the state: never worth placing.
-    maybe = sorted(
-        (g for g in ids if ops[g].output is UNKNOWN and not (read_only and read_only(ops[g].input, UNKNOWN))),
-        key=lambda g: (ops[g].call, g),
-    )
-    n, m = len(sure), len(maybe)
-    # Local op k is sure[k] for k < n and maybe[k - n] otherwise; bit k of `placed`.
-    glob = sure + maybe
-    inputs = [ops[g].input for g in glob]
-    outputs = [ops[g].output for g in sure]
-    forced = [bool(read_only(ops[g].input, ops[g].output)) if read_only else False for g in sure]
-    opt_call = [ops[g].call for g in maybe]
-
-    # Events of sure operations as a doubly linked list: entry 2*k is the call
-    # of k, 2*k + 1 its return; entry 2*n is the head sentinel, -1 the end.
-    # Calls sort before returns at equal times: touching intervals are concurrent.
-    events = sorted(
-        [(ops[g].call, 0, k) for k, g in enumerate(sure)] + [(ops[g].ret, 1, k) for k, g in enumerate(sure)]
-    )
-    when = [0.0] * (2 * n)
-    head = 2 * n
-    nxt = [-1] * (2 * n + 1)
-    prv = [-1] * (2 * n + 1)
-    last = head
-    for t, kind, k in events:
-        e = 2 * k + kind
-        when[e] = t
-        nxt[last] = e
-        prv[e] = last
-        last = e
-
-    def lift(k: int) -> None:
-        for e in (2 * k, 2 * k + 1):
-            p, q = prv[e], nxt[e]
-            nxt[p] = q
-            if q != -1:
-                prv[q] = p
-
-    def unlift(k: int) -> None:
-        for e in (2 * k + 1, 2 * k):  # reverse order of lift
-            p, q = prv[e], nxt[e]
-            nxt[p] = e
-            if q != -1:
-                prv[q] = e
-
-    sure_mask = (1 << n) - 1
-
-    def run(cap: int) -> tuple[Verdict, tuple[int, ...], int | None, Any, int, bool]:
-        """One depth-first search placing at most ``cap`` optional operations.
-
-        Returns (verdict, order, blocked, state, steps, capped); ``capped`` is
-        True if the cap kept some optional operation from being tried, so a
-        "not linearizable" is final only when it is False.
-        """
-        # Lowe's memo, keyed by (sure operations placed, state). Every
-        # configuration in it has been explored and failed (placed sets grow
-        # along a path, so none is still in progress). A configuration that has
-        # placed a superset of the optional operations of a failed one fails
-        # too: it has fewer left to use (and no more of the cap), all else equal.
-        memo: dict[tuple[int, Any], list[int]] = {}
-        capped = False
-
-        def seen(placed: int, state: Any) -> bool:
-            key = (placed & sure_mask, state)
-            extra = placed >> n
-            failed = memo.get(key)
-            if failed is None:
-                memo[key] = [extra]
-                return False
-            for other in failed:
-                if other & ~extra == 0:  # other is a subset of extra
-                    return True
-            failed.append(extra)
-            return False
-
-        def candidates(placed: int, state: Any, optional_left: int) -> tuple[list[tuple[int, Any]], int, int]:
-            """(candidates, first return event, work) for the current configuration.
-
-            A sure candidate that fits and is read-only (see
-            :meth:`Model.read_only`) is *forced*: placing it now is never worse
-            than later (it changes no state in any order, and every operation
-            still unplaced returns after its call, so real-time order allows it
-            here), so it is the only candidate.
-            """
-            nonlocal capped
-            cands: list[tuple[int, Any]] = []
-            e = nxt[head]
-            work = 1
-            while e != -1 and not e & 1:
-                k = e >> 1
-                out, new_state = apply(state, inputs[k])
-                work += 1
-                if out == outputs[k]:
-                    if forced[k] and new_state == state:
-                        return [(k, new_state)], e, work
-                    cands.append((k, new_state))
-                e = nxt[e]
-            if e == -1:
-                return cands, -1, work
-            deadline = when[e]
-            tried = set()
-            for j in range(m):
-                if opt_call[j] > deadline:
-                    break
-                k = n + j
-                if not placed >> k & 1:
-                    if optional_left <= 0:
-                        capped = True
-                        break
-                    # Optional operations with equal inputs are interchangeable; the
-                    # earliest called is available whenever a later one is.
-                    if inputs[k] in tried:
-                        continue
-                    tried.add(inputs[k])
-                    _, new_state = apply(state, inputs[k])
-                    work += 1
-                    # Placing one that changes nothing is never needed.
-                    if new_state != state:
-                        cands.append((k, new_state))
-            return cands, e, work
-
-        # Invariant: `placed` has bit k set exactly for the operations on `path`,
-        # `state` is the model state after applying them in path order, the linked
-        # list holds exactly the events of the sure operations not placed, and
-        # `used` counts the optional operations on `path`.
-        path: list[
-            tuple[int, Any, list[tuple[int, Any]], int, int]
-        ] = []  # (op, state before, cands, next, ret)
-        placed = 0
-        used = 0
-        state = init
-        best: tuple[tuple[int, ...], int | None, Any] = ((), None, init)
-        best_len = -1
-        step_limit = budget.steps_left
-        cands, first_ret, steps = candidates(placed, state, cap)
-        idx = 0
-        clock = steps + _CLOCK_EVERY
-        while first_ret != -1:  # while some sure operation is left
-            if steps > step_limit or (steps > clock and time.monotonic() > budget.deadline):
-                return Verdict.UNDECIDED, tuple(glob[k] for k, *_ in path), None, state, steps, capped
-            if steps > clock:
-                clock = steps + _CLOCK_EVERY
-            if idx < len(cands):
-                k, new_state = cands[idx]
-                idx += 1
-                new_placed = placed | (1 << k)
-                steps += 1
-                if seen(new_placed, new_state):
-                    continue
-                path.append((k, state, cands, idx, first_ret))
-                if k < n:
-                    lift(k)
-                else:
-                    used += 1
-                placed, state = new_placed, new_state
-                cands, first_ret, work = candidates(placed, state, cap - used)
-                steps += work
-                idx = 0
-                continue
-            # Nothing fits before the first return's deadline: backtrack.
-            steps += 1
-            # The longest partial linearization counts the sure operations placed.
-            if (placed & sure_mask).bit_count() > best_len:
-                best_len = (placed & sure_mask).bit_count()
-                best = (tuple(glob[k] for k, *_ in path), glob[first_ret >> 1], state)
-            if not path:
-                return Verdict.NOT_LINEARIZABLE, best[0], best[1], best[2], steps, capped
-            k, state, cands, idx, first_ret = path.pop()
-            placed ^= 1 << k
-            if k < n:
-                unlift(k)
-            else:
-                used -= 1
-        return Verdict.LINEARIZABLE, tuple(glob[k] for k, *_ in path), None, state, steps, capped
-
-    # Deepening on the number of optional operations placed: most real
-    # histories are explained with few of them, and a search that may place
-    # any of them at any point explores every combination of the ones it does
-    # not need. A "no" under a cap that held nothing back is final.
-    # A history that is not linearizable pays for the capped pass on top of the
-    # full search; one that is linearizable without optional operations (most
-    # of them) never explores their combinations.
-    total = 0
-    for cap in _caps(m):
-        verdict, order, blocked, state, steps, capped = run(cap)
-        total += steps
-        budget.steps_left -= steps
-        if verdict is not Verdict.NOT_LINEARIZABLE or not capped or cap >= m:
-            break
-    return verdict, order, blocked, state, total
-
-
 def check(
     history: Iterable[Operation],
     model: Model,
@@ -423,8 +443,8 @@ def check(
     ``timeout`` (seconds, wall clock) and ``max_steps`` (search steps,
     deterministic) bound the search; ``None`` means no bound. When a bound
     is hit, the verdict is :attr:`Verdict.UNDECIDED` (``result.ok is None``).
-    Parts (see :meth:`Model.partition`) are checked in the order they were
-    first called, stopping at the first part that is not linearizable.
+    Independent parts (see :meth:`Model.partition`) take turns, and the check
+    stops at the first part that is not linearizable.
     """
     ops = as_history(history)
     if timeout is not None:
@@ -439,18 +459,8 @@ def check(
             raise ValueError(f"max_steps must be >= 1 (or None for no limit), got {max_steps!r}")
     init = _validate_model(model)
     parts = _partitions(ops, model, init)
-    budget = _Budget(timeout, max_steps)
-
-    results: list[PartitionResult] = []
-    total_steps = 0
-    keys = list(parts)
-    for k, key in enumerate(keys):
-        ids = parts[key]
-        v, order, blocked, state, steps = _search(ops, ids, model, init, budget)
-        total_steps += steps
-        results.append(PartitionResult(key, tuple(ids), v, order, blocked, state, steps))
-        if v is not Verdict.LINEARIZABLE:
-            # Not linearizable: one failing part decides. Undecided: the
-            # budget is spent for the parts that follow too.
-            return CheckResult(v, ops, model, tuple(results), tuple(keys[k + 1 :]), total_steps)
-    return CheckResult(Verdict.LINEARIZABLE, ops, model, tuple(results), (), total_steps)
+    searches = [_Search(ops, key, ids, model, init) for key, ids in parts.items()]
+    verdict, results = _round_robin(searches, _Budget(timeout, max_steps))
+    started = {r.key for r in results}
+    unchecked = tuple(key for key in parts if key not in started)
+    return CheckResult(verdict, ops, model, tuple(results), unchecked, sum(s.steps for s in searches))

@@ -40,29 +40,24 @@ __all__ = ["is_linearizable"]
 def is_linearizable(history: Iterable[Operation], model: Model) -> bool:
     """True if ``history`` is linearizable with respect to ``model``; no budget, no explanation."""
     ops = as_history(history)
-    parts: dict[Hashable, list[int]] = {}
-    for i, op in enumerate(ops):
-        parts.setdefault(model.partition(op.input), []).append(i)
-    return all(_part_is_linearizable(ops, ids, model) for ids in parts.values())
 
-
-def _part_is_linearizable(ops: tuple[Operation, ...], ids: list[int], model: Model) -> bool:
-    dead_ends: set[tuple[frozenset[int], Hashable]] = set()  # Lowe's memo
-
-    def search(left: frozenset[int], state: Hashable) -> bool:
+    def search(left: frozenset[int], state: Hashable, dead_ends: set) -> bool:
         if all(ops[i].output is UNKNOWN for i in left):
             return True  # every operation the clients saw is placed; the others need not happen
         if (left, state) in dead_ends:
-            return False
+            return False  # Lowe: this set of operations left, in this state, led nowhere before
         for i in left:
             if any(ops[j].latest_effect < ops[i].call for j in left):
                 continue  # some operation still left surely ended before i began: it goes first
             output, after = model.apply(state, ops[i].input)
             if ops[i].output is not UNKNOWN and output != ops[i].output:
                 continue  # one copy would have answered differently here
-            if search(left - {i}, after):
+            if search(left - {i}, after, dead_ends):
                 return True
         dead_ends.add((left, state))
         return False
 
-    return search(frozenset(ids), model.init())
+    parts: dict[Hashable, set[int]] = {}  # linearizability is local: each key on its own
+    for i, op in enumerate(ops):
+        parts.setdefault(model.partition(op.input), set()).add(i)
+    return all(search(frozenset(ids), model.init(), set()) for ids in parts.values())

@@ -100,12 +100,12 @@ def test_covers():
     "kwargs, error, words",
     [
         ({"nodes": 3, "n": 4}, ValueError, "at most the number of nodes"),
-        ({"nodes": 3, "n": 0}, ValueError, "n must be >= 1"),
-        ({"nodes": 3, "n": 3, "r": 0}, ValueError, "r must be between 1 and N=3"),
-        ({"nodes": 3, "n": 3, "w": 4}, ValueError, "w must be between 1 and N=3"),
-        ({"nodes": 3, "n": 2, "r": 3}, ValueError, "r must be between 1 and N=2"),
+        ({"nodes": 3, "n": 0}, ValueError, "n \\(replicas per key\\) must be an int from 1 to"),
+        ({"nodes": 3, "n": 3, "r": 0}, ValueError, "r must be an int from 1 to 3 \\(N=3\\)"),
+        ({"nodes": 3, "n": 3, "w": 4}, ValueError, "w must be an int from 1 to 3 \\(N=3\\)"),
+        ({"nodes": 3, "n": 2, "r": 3}, ValueError, "r must be an int from 1 to 2 \\(N=2\\)"),
         ({"nodes": 3, "n": 3, "r": 1.5}, TypeError, "r must be an int"),
-        ({"nodes": 0}, ValueError, "nodes must be >= 1"),
+        ({"nodes": 0}, ValueError, "nodes must be an int from 1 to 100"),
         ({"nodes": 3, "mode": "AP"}, TypeError, "mode must be a Mode"),
         ({"nodes": 3, "resolution": "lww"}, TypeError, "resolution must be a Resolution"),
         ({"nodes": 3, "request_timeout": -1}, ValueError, "request_timeout"),
@@ -129,9 +129,9 @@ def test_store_config_rejects_duplicate_and_empty_nodes():
 
 def test_bad_requests_are_refused():
     store = ReplicatedStore(3, 3)
-    with pytest.raises(ValueError, match="w must be between 1 and N=3"):
+    with pytest.raises(ValueError, match="w must be an int from 1 to 3 \\(N=3\\)"):
         store.put("x", 1, w=4)
-    with pytest.raises(ValueError, match="r must be between 1 and N=3"):
+    with pytest.raises(ValueError, match="r must be an int from 1 to 3 \\(N=3\\)"):
         store.get("x", r=0)
     with pytest.raises(ValueError, match="not a storage node"):
         store.get("x", via="n9")

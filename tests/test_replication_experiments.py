@@ -121,7 +121,7 @@ def test_scenario_rejects_bad_settings():
         run_partition_scenario(Mode.CONSISTENCY_FIRST, side_a=5)
     with pytest.raises(ValueError, match="partition_at <= heal_at"):
         run_partition_scenario(Mode.CONSISTENCY_FIRST, partition_at=2, heal_at=1)
-    with pytest.raises(ValueError, match="r must be between"):
+    with pytest.raises(ValueError, match="r must be an int from 1 to"):
         run_partition_scenario(Mode.CONSISTENCY_FIRST, r=4)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from labkit import validation as valid
 from labkit.clocks import VectorClock
 from labkit.replication.messages import ClientGet, ClientPut, ClientReply
 from labkit.replication.versions import Dot, Siblings, Versioned, context_of
@@ -117,13 +118,10 @@ class Workload:
     def __post_init__(self) -> None:
         if not isinstance(self.key, str):
             raise TypeError(f"key must be a str, got {self.key!r}")
-        rf = self.read_fraction
-        if isinstance(rf, bool) or not isinstance(rf, (int, float)) or not 0 <= rf <= 1:
-            raise ValueError(f"read_fraction must be a number between 0 and 1, got {rf!r}")
-        for name in ("think", "start", "stop"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                raise ValueError(f"{name} must be a number of seconds >= 0, got {v!r}")
+        valid.probability("read_fraction", self.read_fraction)
+        valid.number("think", self.think, ge=0, unit="seconds")
+        valid.number("start", self.start, ge=0, unit="seconds")
+        valid.number("stop", self.stop, ge=0, unit="seconds", finite=False)
 
 
 class ClientNode(Node):
@@ -139,11 +137,9 @@ class ClientNode(Node):
         super().__init__(node_id)
         if workload is not None and not isinstance(workload, Workload):
             raise TypeError(f"workload must be a Workload or None, got {workload!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         self.coordinator = coordinator
         self.workload = workload
-        self.timeout = float(timeout)
+        self.timeout = valid.number("timeout", timeout, gt=0, unit="seconds")
         self.ops: list[ClientOp] = []
         self.context: dict[str, VectorClock] = {}
         self.process = node_id

@@ -9,7 +9,6 @@ order without a consistent-hashing ring (notebook 06 builds that).
 
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass
 
@@ -19,36 +18,14 @@ from labkit.replication.modes import Mode, Resolution
 __all__ = ["StoreConfig", "check_quorum", "check_interval"]
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
-def _seconds(name: str, value: object, *, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-    return float(value)
-
-
 def check_interval(name: str, value: object) -> float | None:
     """Validate a background interval: a finite number of seconds > 0, or None for "off"."""
-    return _seconds(name, value, allow_none=True)
+    return valid.number(name, value, gt=0, unit="seconds", none=True)
 
 
 def check_quorum(name: str, value: object, n: int) -> int:
     """Validate a read or write quorum size: an int in 1..n."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int between 1 and N={n}, got {value!r}")
-    if not 1 <= value <= n:
-        raise ValueError(f"{name} must be between 1 and N={n}, got {value}")
-    return value
+    return valid.integer(name, value, ge=1, le=n, note=f"N={n}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +83,7 @@ class StoreConfig:
         if len(set(nodes)) != len(nodes):
             raise ValueError(f"nodes must be distinct, got {nodes!r}")
         object.__setattr__(self, "nodes", nodes)
-        _positive_int("n", self.n)
-        if self.n > len(nodes):
-            raise ValueError(
-                f"n (replicas per key) must be at most the number of nodes ({len(nodes)}), got {self.n}"
-            )
+        valid.integer("n (replicas per key)", self.n, ge=1, le=len(nodes), note="at most the number of nodes")
         if not isinstance(self.mode, Mode):
             raise TypeError(f"mode must be a Mode ({', '.join(m.name for m in Mode)}), got {self.mode!r}")
         if not isinstance(self.resolution, Resolution):
@@ -118,11 +91,9 @@ class StoreConfig:
                 f"resolution must be a Resolution ({', '.join(r.name for r in Resolution)}), got {self.resolution!r}"
             )
         for name in ("request_timeout", "hint_after", "handoff_interval"):
-            object.__setattr__(self, name, _seconds(name, getattr(self, name)))
+            object.__setattr__(self, name, valid.number(name, getattr(self, name), gt=0, unit="seconds"))
         object.__setattr__(
-            self,
-            "anti_entropy_interval",
-            _seconds("anti_entropy_interval", self.anti_entropy_interval, allow_none=True),
+            self, "anti_entropy_interval", check_interval("anti_entropy_interval", self.anti_entropy_interval)
         )
         if self.hint_after >= self.request_timeout:
             raise ValueError(
@@ -135,9 +106,7 @@ class StoreConfig:
             "False in a sloppy quorum (AVAILABILITY_FIRST), whose read and write quorums need not overlap",
             self.write_back_reads,
         )
-        d = self.merkle_depth
-        if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 16:
-            raise ValueError(f"merkle_depth must be an int between 0 and 16, got {d!r}")
+        valid.integer("merkle_depth", self.merkle_depth, ge=0, le=16)
 
     def preference_list(self, key: str) -> tuple[str, ...]:
         """Every node, in the order a coordinator tries them for ``key``."""

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from labkit import validation as valid
 from labkit.clocks import VectorClock
 from labkit.replication.client import ClientOp, Operation, OpKind, Workload
 from labkit.replication.config import check_quorum
@@ -342,12 +343,9 @@ class ScenarioResult:
 
 def _sides(nodes: tuple[str, ...], side_a: int | Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if isinstance(side_a, bool):
-        raise TypeError(f"side_a must be a count or a list of node ids, got {side_a!r}")
+        raise valid.ArgumentTypeError(f"side_a must be a count or a list of node ids, got {side_a!r}")
     if isinstance(side_a, int):
-        if not 1 <= side_a < len(nodes):
-            raise ValueError(
-                f"side_a must leave at least one node on each side: 1..{len(nodes) - 1}, got {side_a}"
-            )
+        valid.integer("side_a", side_a, ge=1, lt=len(nodes), note="at least one node on each side")
         a = nodes[:side_a]
     else:
         if isinstance(side_a, str):
@@ -397,8 +395,7 @@ def run_partition_scenario(
     if not isinstance(mode, Mode):
         raise TypeError(f"mode must be a Mode ({', '.join(m.name for m in Mode)}), got {mode!r}")
     for name, v in (("partition_at", partition_at), ("heal_at", heal_at), ("stop", stop), ("settle", settle)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v >= 0 and math.isfinite(v)):
-            raise ValueError(f"{name} must be a finite number of seconds >= 0, got {v!r}")
+        valid.number(name, v, ge=0, unit="seconds")
     if not partition_at <= heal_at <= stop:
         raise ValueError(f"need partition_at <= heal_at <= stop, got {partition_at}, {heal_at}, {stop}")
     store = ReplicatedStore(
@@ -483,8 +480,7 @@ def quorum_latency(
     """
     import pandas as pd
 
-    if isinstance(ops, bool) or not isinstance(ops, int) or ops < 2:
-        raise ValueError(f"ops must be an int >= 2, got {ops!r}")
+    valid.integer("ops", ops, ge=2)
     rows = []
     for r, w in rw:
         check_quorum("r", r, n)
@@ -587,16 +583,14 @@ def merkle_cost(
 
     from labkit.replication.merkle import MerkleTree, diff
 
-    if isinstance(total_keys, bool) or not isinstance(total_keys, int) or total_keys < 1:
-        raise ValueError(f"total_keys must be an int >= 1, got {total_keys!r}")
+    valid.integer("total_keys", total_keys, ge=1)
     rng = random.Random(seed)
     keys = [f"key{i}" for i in range(total_keys)]
     base = {k: (Versioned(i, Dot("n1", i + 1)),) for i, k in enumerate(keys)}
     tree_a = MerkleTree(base.items(), depth)
     rows = []
     for k in differing:
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= total_keys:
-            raise ValueError(f"each differing count must be an int between 0 and total_keys, got {k!r}")
+        valid.integer("each differing count", k, ge=0, le=total_keys, note="at most total_keys")
         changed = dict(base)
         for key in rng.sample(keys, k):
             old = changed[key][0]
@@ -635,11 +629,9 @@ def anti_entropy_run(
     """
     import pandas as pd
 
-    if isinstance(keys, bool) or not isinstance(keys, int) or keys < 1:
-        raise ValueError(f"keys must be an int >= 1, got {keys!r}")
-    for name, v in (("duration", duration), ("step", step)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
-            raise ValueError(f"{name} must be a finite number of seconds > 0, got {v!r}")
+    valid.integer("keys", keys, ge=1)
+    valid.number("duration", duration, gt=0, unit="seconds")
+    valid.number("step", step, gt=0, unit="seconds")
     store = ReplicatedStore(3, 3, Mode.CONSISTENCY_FIRST, r=2, w=2, seed=seed, anti_entropy_interval=interval,
                             merkle_depth=merkle_depth)  # fmt: skip
     store.partition(["n3"])

@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
+from labkit import validation as valid
 from labkit.replication.versions import Siblings, Versioned
 
 __all__ = ["bucket_of", "canonical", "version_digest", "MerkleTree", "diff"]
@@ -91,8 +92,7 @@ class MerkleTree:
     __slots__ = ("depth", "levels", "buckets")
 
     def __init__(self, items: Iterable[tuple[str, Siblings]], depth: int = 4) -> None:
-        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= 16:
-            raise ValueError(f"depth must be an int between 0 and 16, got {depth!r}")
+        valid.integer("depth", depth, ge=0, le=16)
         self.depth = depth
         width = 1 << depth
         self.buckets: list[list[tuple[str, bytes]]] = [[] for _ in range(width)]

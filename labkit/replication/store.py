@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from labkit import validation as valid
 from labkit.clocks import VectorClock
 from labkit.replication.client import ClientNode, ClientOp, OpKind, Workload
 from labkit.replication.config import StoreConfig, check_interval, check_quorum
@@ -27,19 +28,20 @@ from labkit.replication.replica import ReplicaNode
 from labkit.replication.versions import Siblings, merge_siblings, same_versions
 from labkit.sim import Latency, Simulator, Uniform
 
-__all__ = ["ReplicatedStore", "DEFAULT_LATENCY"]
+__all__ = ["ReplicatedStore", "DEFAULT_LATENCY", "MAX_NODES"]
+
+MAX_NODES = 100  # a store of more simulated nodes is a typo, not a lesson
 
 DEFAULT_LATENCY = Uniform(0.005, 0.015)
 """One-way delays of 5 to 15 ms: a network inside one region."""
 
 
 def _node_names(nodes: int | Sequence[str]) -> tuple[str, ...]:
-    if isinstance(nodes, bool):
-        raise TypeError(f"nodes must be a count or a list of node ids, got {nodes!r}")
-    if isinstance(nodes, int):
-        if nodes < 1:
-            raise ValueError(f"nodes must be >= 1, got {nodes}")
+    if isinstance(nodes, int) and not isinstance(nodes, bool):
+        valid.integer("nodes", nodes, ge=1, le=MAX_NODES)
         return tuple(f"n{i}" for i in range(1, nodes + 1))
+    if isinstance(nodes, bool):
+        raise valid.ArgumentTypeError(f"nodes must be a count or a list of node ids, got {nodes!r}")
     if isinstance(nodes, str):
         raise TypeError(f"nodes must be a count or a list of node ids, got the string {nodes!r}")
     return tuple(nodes)
@@ -90,12 +92,7 @@ class ReplicatedStore:
         majority = self.config.n // 2 + 1
         self.r = check_quorum("r", majority if r is None else r, self.config.n)
         self.w = check_quorum("w", majority if w is None else w, self.config.n)
-        if (
-            isinstance(client_timeout, bool)
-            or not isinstance(client_timeout, (int, float))
-            or not client_timeout > 0
-        ):
-            raise ValueError(f"client_timeout must be a number of seconds > 0, got {client_timeout!r}")
+        valid.number("client_timeout", client_timeout, gt=0, unit="seconds")
         if client_timeout <= request_timeout:
             raise ValueError(
                 f"client_timeout ({client_timeout}) must be longer than request_timeout ({request_timeout}) "

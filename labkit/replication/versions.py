@@ -43,6 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from labkit import validation as valid
 from labkit.clocks import VectorClock
 from labkit.replication.modes import Resolution
 
@@ -67,10 +68,8 @@ class Dot:
     counter: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.node, str) or not self.node:
-            raise TypeError(f"node must be a non-empty str (a node id), got {self.node!r}")
-        if isinstance(self.counter, bool) or not isinstance(self.counter, int) or self.counter < 1:
-            raise ValueError(f"counter must be an int >= 1, got {self.counter!r}")
+        valid.string("node", self.node)
+        valid.integer("counter", self.counter, ge=1)
 
     def seen_by(self, clock: VectorClock) -> bool:
         """True if ``clock`` covers this write (its entry for ``node`` is at least ``counter``)."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from labkit import validation as valid
 from labkit.raft import RaftConfig, RaftNode, Role
 from labkit.raft.cluster import DEFAULT_LATENCY
 from labkit.shardkv.router import Directory, ShardOp, ShardRouter
@@ -37,6 +38,8 @@ from labkit.sim import Latency, Simulator
 __all__ = ["ShardedKV", "ClientHandle", "Migration", "Phase"]
 
 TICK = 0.02  # how often the migration controller looks at the groups (seconds)
+MAX_RUN = 3600.0  # seconds of simulated time one run_for() may ask for (Raft heartbeats never stop)
+MAX_RATE = 10_000.0  # operations per second one client may generate
 
 
 class Phase(Enum):
@@ -97,19 +100,15 @@ class ClientHandle:
     ) -> None:
         """Random operations of ``kinds`` at about ``rate`` per second for ``duration`` s over ``keys``
         (default: the store's keys)."""
-        kinds = tuple(kinds)
-        if not kinds or any(k not in ("get", "put", "append") for k in kinds):
-            raise ValueError(f"kinds must be a non-empty subset of get, put, append, got {kinds!r}")
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf:
-            raise ValueError(f"rate must be a number of operations per second > 0, got {rate!r}")
-        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration >= 0:
-            raise ValueError(f"duration must be a number of seconds >= 0, got {duration!r}")
+        kinds = tuple(valid.non_empty("kinds", kinds, "subset of get, put, append"))
+        for k in kinds:
+            valid.one_of("kinds", k, ("get", "put", "append"))
+        rate = valid.number("rate", rate, gt=0, le=MAX_RATE, unit="operations per second")
+        duration = valid.number("duration", duration, ge=0, unit="seconds")
         keys = tuple(keys) or self._kv.keys
-        if not all(isinstance(k, str) for k in keys):
-            raise TypeError(f"keys must be strings, got {keys!r}")
-        self._kv.sim.call(
-            self.name, lambda node, ctx: node.start_workload(ctx, float(rate), float(duration), keys, kinds)
-        )
+        for i, k in enumerate(keys):
+            valid.string(f"keys[{i}]", k, empty=True)
+        self._kv.sim.call(self.name, lambda node, ctx: node.start_workload(ctx, rate, duration, keys, kinds))
 
     @property
     def ops(self) -> list[ShardOp]:
@@ -142,17 +141,10 @@ class ShardedKV:
         heartbeat_interval: float = 0.05,
         client_timeout: float = 0.3,
     ) -> None:
-        for name, value, hi in (("groups", groups, 8), ("replicas", replicas, 7)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {value!r}")
-            if not 1 <= value <= hi:
-                raise ValueError(f"{name} must be between 1 and {hi}, got {value}")
-        if isinstance(client_timeout, bool) or not isinstance(client_timeout, (int, float)):
-            raise TypeError(f"client_timeout must be a number of seconds, got {client_timeout!r}")
-        if not client_timeout > 0:
-            raise ValueError(f"client_timeout must be > 0 seconds, got {client_timeout!r}")
-        self.replicas = replicas
-        self.client_timeout = float(client_timeout)
+        # groups: 1..8 Raft groups of 1..7 replicas; client_timeout: finite seconds > 0.
+        valid.integer("groups", groups, ge=1, le=8)
+        self.replicas = valid.integer("replicas", replicas, ge=1, le=7)
+        self.client_timeout = valid.number("client_timeout", client_timeout, gt=0, unit="seconds")
         self.raft_config = RaftConfig(
             election_timeout=tuple(election_timeout),  # type: ignore[arg-type]
             heartbeat_interval=heartbeat_interval,
@@ -326,13 +318,11 @@ class ShardedKV:
     # ------------------------------------------------------------------ running
     def run_for(self, seconds: float) -> None:
         """Advance simulated time by ``seconds``."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
-            raise ValueError(f"seconds must be a number >= 0, got {seconds!r}")
-        self.sim.run_for(float(seconds))
+        self.sim.run_for(valid.number("seconds", seconds, ge=0, le=MAX_RUN, note="split longer runs"))
 
     def run_until_idle(self, timeout: float = 10.0) -> bool:
         """Run until no client has an operation in flight and no move is under way."""
-        deadline = self.sim.now + timeout
+        deadline = self.sim.now + valid.number("timeout", timeout, gt=0, le=MAX_RUN, unit="seconds")
         while self.sim.now < deadline:
             busy = any(self.sim.node(c).current is not None or self.sim.node(c).queue for c in self._clients)
             moving = any(m.phase is Phase.MOVING for m in self.migrations)

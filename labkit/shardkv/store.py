@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import validation as valid
 from labkit.hashing import HashRing
 from labkit.raft import KVCommand, KVStore
 
@@ -41,8 +42,7 @@ class ShardConfig:
     ring: HashRing = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.epoch, bool) or not isinstance(self.epoch, int) or self.epoch < 0:
-            raise ValueError(f"epoch must be an int >= 0, got {self.epoch!r}")
+        valid.integer("epoch", self.epoch, ge=0)
         if not isinstance(self.groups, tuple) or not self.groups:
             raise ValueError(f"groups must be a non-empty tuple of group names, got {self.groups!r}")
         if len(set(self.groups)) != len(self.groups):

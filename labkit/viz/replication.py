@@ -379,7 +379,7 @@ class CapWidget(LazyWidget):
                 description="mode",
                 tooltips=[
                     "strict quorum: refuse without R/W home replicas",
-                    "sloppy quorum + hinted handoff: always answer",
+                    "sloppy quorum + hinted handoff: stand-ins count towards R/W",
                 ],
                 style=style,
             ),  # fmt: skip

@@ -1,4 +1,4 @@
-"""Aggregates, repository, snapshots, projections, upcasting, and the seed's race."""
+"""Aggregates, repository, snapshots, projections, upcasting, and the first attempt's race."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from labkit.eventstore.bank import (
     bank_upcasters,
     simulate_activity,
 )
-from labkit.eventstore.naive import SeedConcurrencyError, SeedEventStore
+from labkit.eventstore.naive import NaiveConcurrencyError, NaiveEventStore
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -278,20 +278,20 @@ def test_decode_with_wrong_fields_is_an_upcast_error(store):
         repo_for(store).load("a1")
 
 
-# ------------------------------------------------------------- the seed's race
-def test_the_seed_sketch_loses_an_event_under_the_race():
-    seed = SeedEventStore()
-    seed.append_events("acct", ["opened"], 0)
+# ------------------------------------------------------------- the first attempt's race
+def test_the_first_attempt_loses_an_event_under_the_race():
+    naive = NaiveEventStore()
+    naive.append_events("acct", ["opened"], 0)
 
     def bob_writes(stream_id: str) -> None:
-        seed.append_events(stream_id, ["bob withdraws 80"], 1)
+        naive.append_events(stream_id, ["bob withdraws 80"], 1)
 
-    seed.after_read_version = bob_writes  # Alice reads version 1, then Bob appends, then Alice writes
-    seed.append_events("acct", ["alice withdraws 80"], 1)  # no error: the check passed before Bob wrote
-    events = [e for _, e in seed.get_events("acct")]
+    naive.after_read_version = bob_writes  # Alice reads version 1, then Bob appends, then Alice writes
+    naive.append_events("acct", ["alice withdraws 80"], 1)  # no error: the check passed before Bob wrote
+    events = [e for _, e in naive.get_events("acct")]
     assert events == ["opened", "alice withdraws 80"]  # Bob's acknowledged event is gone
-    with pytest.raises(SeedConcurrencyError):
-        seed.append_events("acct", ["late"], 0)
+    with pytest.raises(NaiveConcurrencyError):
+        naive.append_events("acct", ["late"], 0)
 
 
 def test_the_real_store_refuses_the_same_interleaving(store):

@@ -1,4 +1,4 @@
-"""Unit tests for labkit.hashing: known answers, the seed comparison, validation, DataFrame helpers."""
+"""Unit tests for labkit.hashing: known answers, the linear-scan comparison, validation, DataFrame helpers."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from labkit.hashing import (
     BoundedLoadHash,
     HashRing,
     JumpHash,
+    LinearScanRing,
     ModuloHash,
     RendezvousHash,
-    SeedRing,
     assign,
     balance_table,
     bounded_capacity,
@@ -54,41 +54,41 @@ def test_hashes_refuse_non_text_keys(fn):
         fn(42)
 
 
-# --------------------------------------------------------------------------- the seed ring
+# --------------------------------------------------------------- the linear-scan ring
 
 
-def test_seed_ring_is_the_same_ring_as_hashring_with_md5():
+def test_linear_scan_ring_is_the_same_ring_as_hashring_with_md5():
     # Same labels, same hash: only the lookup algorithm differs (linear scan vs bisect).
-    seed = SeedRing(NODES, replicas=40)
+    linear = LinearScanRing(NODES, replicas=40)
     ring = HashRing(NODES, vnodes=40, hash=md5_int)
-    assert seed.sorted_keys == [p for p, _ in ring.points()]
-    assert all(seed.get_node(k) == ring.node_for(k) for k in KEYS)
+    assert linear.sorted_keys == [p for p, _ in ring.points()]
+    assert all(linear.get_node(k) == ring.node_for(k) for k in KEYS)
 
 
-def test_seed_ring_keeps_the_seed_behaviour():
-    assert SeedRing().get_node("x") is None  # empty ring: None, not an error
-    ring = SeedRing(["a"], replicas=3)
+def test_linear_scan_ring_keeps_its_first_attempt_behaviour():
+    assert LinearScanRing().get_node("x") is None  # empty ring: None, not an error
+    ring = LinearScanRing(["a"], replicas=3)
     assert len(ring.sorted_keys) == 3 and set(ring.ring.values()) == {"a"}
     assert not hasattr(ring, "remove_node")
 
 
-def test_seed_ring_overwrites_a_colliding_vnode_silently():
-    # Force every vnode onto one of 4 points: the seed keeps duplicates in sorted_keys
+def test_linear_scan_ring_overwrites_a_colliding_vnode_silently():
+    # Force every vnode onto one of 4 points: the linear-scan ring keeps duplicates in sorted_keys
     # and lets the last writer win in ring; HashRing keeps all claimants.
-    class Tiny(SeedRing):
+    class Tiny(LinearScanRing):
         def hash(self, key):
             return md5_int(key) % 4
 
-    seed = Tiny(["a", "b"], replicas=8)
-    assert len(seed.sorted_keys) == 16 and len(seed.ring) <= 4
+    tiny = Tiny(["a", "b"], replicas=8)
+    assert len(tiny.sorted_keys) == 16 and len(tiny.ring) <= 4
     ring = HashRing(["a", "b"], vnodes=8, hash=lambda k: md5_int(k) % 4, ring_size=4)
     assert ring.collisions == 16 - len(ring.points())
     ring.check_invariants()
 
 
-def test_seed_ring_validates_replicas():
+def test_linear_scan_ring_validates_replicas():
     with pytest.raises(ValueError, match="replicas"):
-        SeedRing(replicas=0)
+        LinearScanRing(replicas=0)
 
 
 # --------------------------------------------------------------------------- HashRing

@@ -46,7 +46,7 @@ def test_widget_methods_match_the_controls():
     assert len(w.crash_picker.options) == 1 + 2 * writes
     w.crash_picker.value = w.crash_options()[3][1]  # as if picked in the browser
     assert w.crash_point is not None and w.crash_point.after_write == 2 and w.result.ok
-    w.flavour_picker.value = "seed's OrderSaga"
+    w.flavour_picker.value = "first-attempt OrderSaga"
     w.step_picker.value = "none"
     w.retry_slider.value = 1
     assert not w.result.ok and "charged 2 times" in w.status.value
@@ -61,7 +61,7 @@ def test_widget_refuses_bad_settings_in_its_status_line():
         w.crash(99)
     with pytest.raises(ValueError, match="step"):
         w.fail("dance")
-    w.flavour_picker.value = "seed's OrderSaga"
+    w.flavour_picker.value = "first-attempt OrderSaga"
     w.crash_picker.options = [*w.crash_picker.options, ("bogus", "teleport")]  # a value no method accepts
     w.crash_picker.value = "teleport"
     assert "Not allowed" in w.status.value and "crash_before" not in w.status.value
@@ -82,10 +82,10 @@ def test_widget_controls_show_settings_made_from_python_and_no_crash_is_a_real_c
     w.crash(2)
     w.crash_picker.value = NO_CRASH  # as if picked in the browser
     assert w.crash_point is None
-    w.set_flavour("seed's OrderSaga")
+    w.set_flavour("first-attempt OrderSaga")
     w.set_retries(2)
     w.crash("refund")
-    assert w.flavour_picker.value == "seed's OrderSaga" and w.retry_slider.value == 2
+    assert w.flavour_picker.value == "first-attempt OrderSaga" and w.retry_slider.value == 2
     assert w.crash_picker.value == "refund"
 
 

@@ -16,7 +16,7 @@ Notebook 16 teaches with it. One module per concept:
   :mod:`~labkit.eventstore.upcasting`: snapshots every N events, read models
   with checkpoints, schema evolution;
 * :mod:`~labkit.eventstore.bank`: the worked example (an account);
-* :mod:`~labkit.eventstore.naive`: the seed's sketch, for contrast;
+* :mod:`~labkit.eventstore.naive`: a first attempt, for contrast;
 * :mod:`~labkit.eventstore.stress`: many writer processes and their audit.
 
 Sources: DDIA ch. 7 (lost updates, compare-and-set) and ch. 11 (event

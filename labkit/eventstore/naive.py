@@ -1,4 +1,4 @@
-"""The seed's ``EventStore`` sketch, kept as written, to study its race.
+"""A first attempt at an ``EventStore``, kept as written, to study its race.
 
 The sketch reads the stream's version, compares it with the expected one,
 and then writes, in three separate steps. Two writers that both read
@@ -8,7 +8,7 @@ version) or sits beside it as a duplicate (in a table without a uniqueness
 constraint). Either way a caller was told "appended" and its event is gone
 or ambiguous. DDIA ch. 7 calls this a lost update.
 
-:meth:`SeedEventStore.append_events` is the seed's code unchanged; the
+:meth:`NaiveEventStore.append_events` is that first attempt unchanged; the
 storage methods it calls are filled in with a dictionary, and
 ``after_read_version`` lets a demonstration run another writer exactly
 between the read and the write, deterministically, instead of hoping a
@@ -20,24 +20,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SeedConcurrencyError", "SeedEventStore"]
+__all__ = ["NaiveConcurrencyError", "NaiveEventStore"]
 
 
-class SeedConcurrencyError(Exception):
-    """The seed's error: a message, no versions."""
+class NaiveConcurrencyError(Exception):
+    """The first attempt's error: a message, no versions."""
 
 
-ConcurrencyError = SeedConcurrencyError  # the name the seed's code uses
+ConcurrencyError = NaiveConcurrencyError  # the name the first attempt's code uses
 
 
-class SeedEventStore:
-    """The seed sketch plus a dict-backed ``get_stream_version``/``store_event``/``query_events``."""
+class NaiveEventStore:
+    """The first attempt plus a dict-backed ``get_stream_version``/``store_event``/``query_events``."""
 
     def __init__(self, after_read_version: Callable[[str], None] | None = None) -> None:
         self._streams: dict[str, dict[int, Any]] = {}
         self.after_read_version = after_read_version
 
-    # ---- the seed's code, as written -------------------------------------
+    # ---- the first attempt, as written ----------------------------------
     def append_events(self, stream_id, events, expected_version):
         # Append events atomically with optimistic concurrency control
         current_version = self.get_stream_version(stream_id)

@@ -3,7 +3,7 @@
 One concept per module:
 
 * :mod:`~labkit.hashing.hashfuncs`: MurmurHash3 128-bit (default) and MD5 as integers;
-* :mod:`~labkit.hashing.seed`: :class:`SeedRing`, the seed's MD5 linear-scan ring, kept for comparison;
+* :mod:`~labkit.hashing.linear_scan`: :class:`LinearScanRing`, a first attempt (MD5, linear scan), kept for comparison;
 * :mod:`~labkit.hashing.ring`: :class:`HashRing`, virtual nodes, weights, binary search, preference
   lists (Karger et al. 1997; Dynamo, SOSP 2007, §4.2-4.3);
 * :mod:`~labkit.hashing.modulo`: :class:`ModuloHash`, ``hash(key) % N``, the scheme to avoid;
@@ -30,18 +30,18 @@ from labkit.hashing.analysis import (
 from labkit.hashing.bounded import BoundedLoadHash, bounded_capacity
 from labkit.hashing.hashfuncs import md5_int, mmh3_128
 from labkit.hashing.jump import JumpHash, jump_hash
+from labkit.hashing.linear_scan import LinearScanRing
 from labkit.hashing.modulo import ModuloHash
 from labkit.hashing.rendezvous import RendezvousHash
 from labkit.hashing.ring import HashRing
-from labkit.hashing.seed import SeedRing
 
 __all__ = [
     "BoundedLoadHash",
     "HashRing",
     "JumpHash",
+    "LinearScanRing",
     "ModuloHash",
     "RendezvousHash",
-    "SeedRing",
     "assign",
     "balance_table",
     "join_moves",

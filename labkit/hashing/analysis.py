@@ -1,6 +1,6 @@
 """Measurements for the notebook, as pandas DataFrames.
 
-Every scheme in this package (``HashRing``, ``SeedRing`` through its
+Every scheme in this package (``HashRing``, ``LinearScanRing`` through its
 ``get_node``, ``JumpHash``, ``RendezvousHash``, ``ModuloHash``,
 ``BoundedLoadHash``) answers "which node holds this key?". These helpers ask
 that question for many keys and tabulate the answers: load per node, which keys
@@ -68,7 +68,7 @@ def node_names(n: int, prefix: str = "node") -> list[str]:
 
 
 def lookup_function(scheme: Any) -> Callable[[str], str]:
-    """The scheme's key -> node function (``node_for``, or ``get_node`` for the seed ring)."""
+    """The scheme's key -> node function (``node_for``, or ``get_node`` for the linear-scan ring)."""
     for name in ("node_for", "get_node"):
         fn = getattr(scheme, name, None)
         if callable(fn):
@@ -82,7 +82,7 @@ def _nodes_of(scheme: Any) -> list[str]:
     nodes = getattr(scheme, "nodes", None)
     if nodes is not None:
         return sorted(nodes)
-    ring = getattr(scheme, "ring", None)  # the seed ring keeps {point: node}
+    ring = getattr(scheme, "ring", None)  # the linear-scan ring keeps {point: node}
     if isinstance(ring, Mapping):
         return sorted(set(ring.values()))
     return []

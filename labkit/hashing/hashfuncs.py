@@ -7,8 +7,8 @@ are used in this package:
 * :func:`mmh3_128`, MurmurHash3 x64 128-bit (the default): fast, non-cryptographic,
   well mixed; its 2**128 space makes two virtual nodes landing on the same point
   practically impossible.
-* :func:`md5_int`, the MD5 digest read as an integer, which is what the seed's
-  ``ConsistentHash`` uses. It is about as well mixed, but much slower, and being
+* :func:`md5_int`, the MD5 digest read as an integer, which is what the first-attempt
+  :class:`~labkit.hashing.LinearScanRing` uses. It is about as well mixed, but much slower, and being
   cryptographic buys nothing here: nobody is attacking the ring.
 
 Keys are ``str`` or ``bytes``; any other type is refused, because silently calling

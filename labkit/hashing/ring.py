@@ -10,7 +10,7 @@ load and lets a bigger machine take more tokens (§4.2, "heterogeneity"); its
 preference list (§4.3) is the first N *distinct physical* nodes clockwise from a
 key, skipping further tokens of nodes already chosen.
 
-Compared with the seed's ``ConsistentHash`` (:class:`labkit.hashing.SeedRing`):
+Compared with a first attempt, :class:`labkit.hashing.LinearScanRing`:
 
 * lookups binary-search the sorted points (``bisect``), O(log V) instead of a
   linear scan over all V virtual nodes;
@@ -30,7 +30,7 @@ whose every vnode is shadowed, a preference list always has ``n`` distinct
 nodes for any ``n`` up to the node count, its second entry is where the key
 goes if its first leaves, and bounded loads can forward keys to every node.
 
-A lookup finds the first point ``>= hash(key)`` (the seed's ``key <= ring_key``).
+A lookup finds the first point ``>= hash(key)`` (the first attempt's ``key <= ring_key``).
 To wrap around without a branch, the owner list carries one extra entry at the
 end, a copy of the first owner: ``bisect_left`` returning ``len(points)`` lands on it.
 """
@@ -52,7 +52,7 @@ _hash128 = mmh3.hash128
 
 def vnode_label(node: str, replica: int) -> str:
     """The string hashed to place virtual node number ``replica`` of ``node``."""
-    return f"{node}:{replica}"  # the seed's label, so HashRing(hash=md5_int) rebuilds its ring
+    return f"{node}:{replica}"  # the first attempt's label, so HashRing(hash=md5_int) rebuilds its ring
 
 
 def check_node_name(node: object, name: str = "node") -> None:

@@ -7,7 +7,7 @@ One module per concept:
 * :mod:`labkit.saga.definition`: what a saga is (steps and compensations);
 * :mod:`labkit.saga.log`: the durable saga log in SQLite;
 * :mod:`labkit.saga.orchestrator`: the orchestrator and its crash recovery;
-* :mod:`labkit.saga.naive`: the seed's ``OrderSaga``, kept as it was written;
+* :mod:`labkit.saga.naive`: ``OrderSaga``, a first attempt, kept as it was written;
 * :mod:`labkit.saga.twopc`: two-phase commit on the same services, for contrast;
 * :mod:`labkit.saga.scenario`: run a saga with faults and check the invariant.
 """

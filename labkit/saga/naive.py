@@ -1,8 +1,8 @@
-"""The seed's ``OrderSaga``, kept as it was written, and what goes wrong with it.
+"""A first attempt at an order saga, ``OrderSaga``, kept as written, and what goes wrong with it.
 
-The course grew from a sketch of an order saga (``seeds/`` beside DESIGN.md).
-:class:`OrderSaga` below keeps its ``execute`` method **exactly** as the seed
-wrote it, bugs included. The only additions, each marked ``ADAPTED``, are
+:class:`OrderSaga` below is an order saga as it is often first sketched, and
+notebook 15 starts from it. Its ``execute`` method is kept **exactly** as
+written, bugs included. The only additions, each marked ``ADAPTED``, are
 what it needs to run at all: a constructor that receives the three service
 clients, the three exception classes, and synchronous clients that call the
 simulated services over :mod:`labkit.sim` and wait (in virtual time) for the
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 
-# ADAPTED: the seed uses these exceptions without defining them.
+# ADAPTED: the first attempt uses these exceptions without defining them.
 class InventoryError(Exception):
     """The inventory service refused (or failed) a request."""
 
@@ -71,10 +71,10 @@ class OrchestratorCrashed(BaseException):
 
 
 # --------------------------------------------------------------------------
-# The seed's code. `execute` is verbatim; only the constructor is added.
+# The first attempt. `execute` is verbatim; only the constructor is added.
 # --------------------------------------------------------------------------
 class OrderSaga:
-    # ADAPTED: the seed reads self.inventory_service etc. without setting them.
+    # ADAPTED: the first attempt reads self.inventory_service etc. without setting them.
     def __init__(self, inventory_service: Any, payment_service: Any, shipping_service: Any) -> None:
         self.inventory_service = inventory_service
         self.payment_service = payment_service
@@ -89,9 +89,9 @@ class OrderSaga:
             payment_id = self.payment_service.charge(order_data.payment)
 
             # Step 3: Create shipping label
-            shipping_id = self.shipping_service.create_label(order_data.address)  # noqa: F841 (seed)
+            shipping_id = self.shipping_service.create_label(order_data.address)  # noqa: F841 (as written)
 
-            return {"status": "success", "order_id": order_id}  # noqa: F821 (the seed's bug, kept)
+            return {"status": "success", "order_id": order_id}  # noqa: F821 (its bug, kept)
 
         except InventoryError:
             # No compensation needed yet
@@ -110,11 +110,11 @@ class OrderSaga:
 
 
 # --------------------------------------------------------------------------
-# ADAPTED: what the seed takes for granted, built on the simulated services.
+# ADAPTED: what the first attempt takes for granted, built on the simulated services.
 # --------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class OrderData:
-    """The seed's ``order_data``: ``items``, ``payment`` and ``address``."""
+    """The first attempt's ``order_data``: ``items``, ``payment`` and ``address``."""
 
     items: tuple[str, int]  # (sku, qty)
     payment: tuple[str, int]  # (customer, amount)
@@ -125,7 +125,7 @@ class OrderData:
         return cls((order.sku, order.qty), (order.customer, order.amount), order.address)
 
 
-#: The remote calls the seed makes, in the order they can happen.
+#: The remote calls the first attempt makes, in the order they can happen.
 NAIVE_CALLS = ("reserve", "charge", "create_label", "refund", "release")
 
 
@@ -145,7 +145,7 @@ class _Rpc:
     """Blocking calls over the simulator: send, then run virtual time until the
     answer comes back or ``timeout`` passes (then ``TimeoutError``).
 
-    Every call gets a fresh key, because the seed has no notion of one: the
+    Every call gets a fresh key, because the first attempt has no notion of one: the
     services cannot tell a retry from a new request.
     """
 
@@ -245,7 +245,7 @@ def run_naive_saga(
     timeout: float = 0.3,
     until: float = 60.0,
 ) -> NaiveRun:
-    """Run the seed's saga for ``order`` against the simulated services.
+    """Run the first-attempt saga for ``order`` against the simulated services.
 
     crash_before:
         One of :data:`NAIVE_CALLS`: the process dies just before making that
@@ -280,7 +280,7 @@ def run_naive_saga(
             attempts.append(("crashed", str(exc)))
             sim.crash("shop")  # the process is gone, and with it all it knew
             break
-        except Exception as exc:  # what the caller of the seed would see
+        except Exception as exc:  # what the caller of the first attempt would see
             attempts.append(("raised", f"{type(exc).__name__}: {exc}"))
             continue
         attempts.append(("returned", repr(result)))

@@ -2,7 +2,7 @@
 
 * :func:`saga_timeline`: one lane per service (and the orchestrator), the
   requests, compensations, service outcomes, log writes, crashes and down
-  time of one run (durable saga, the seed's saga or 2PC);
+  time of one run (durable saga, the first-attempt saga or 2PC);
 * :func:`final_state_html`: what the order left in each service's database;
 * :func:`two_pc_figure`: how long each 2PC participant stayed in doubt, and
   what another customer's order was told meanwhile;
@@ -230,7 +230,7 @@ def two_pc_figure(run: Any, *, title: str | None = None) -> Any:
     return fig
 
 
-_FLAVOURS = ("durable saga", "seed's OrderSaga")
+_FLAVOURS = ("durable saga", "first-attempt OrderSaga")
 _STEPS = ("none", *(s.name for s in ORDER_SAGA.steps))
 _KINDS = tuple(k for k in FAULT_KINDS if k != "none")
 # The crash picker's value for "no crash": ipywidgets reads a Dropdown value of None as "nothing selected".
@@ -247,7 +247,7 @@ class SagaWidget(LazyWidget):
 
     ``crash`` takes, for the durable saga, the log write after which the
     orchestrator dies (``before_send`` chooses whether that write's requests
-    left first) and for the seed's saga the call it dies before (one of
+    left first) and for the first-attempt saga the call it dies before (one of
     :data:`~labkit.saga.naive.NAIVE_CALLS`). ``None`` (or :data:`NO_CRASH`) means no crash.
     """
 
@@ -298,12 +298,14 @@ class SagaWidget(LazyWidget):
             self.crash_point = CrashPoint(point, before_send)
         else:
             if point not in NAIVE_CALLS:
-                raise ValueError(f"point must be one of {NAIVE_CALLS} for the seed's saga, got {point!r}")
+                raise ValueError(
+                    f"point must be one of {NAIVE_CALLS} for the first-attempt saga, got {point!r}"
+                )
             self.crash_point = point
         self._simulate()
 
     def set_retries(self, n: int) -> None:
-        """How often the caller retries the seed's saga after it raised."""
+        """How often the caller retries the first-attempt saga after it raised."""
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 3:
             raise ValueError(f"retries must be an int from 0 to 3, got {n!r}")
         self.retries = n
@@ -346,7 +348,7 @@ class SagaWidget(LazyWidget):
             status = r.status.value if r.status is not None else "never started"
             head = f"durable saga: log says {status}, {r.writes} log writes"
         else:
-            head = "seed's OrderSaga: " + "; ".join(f"{how}: {what}" for how, what in r.attempts)
+            head = "first-attempt OrderSaga: " + "; ".join(f"{how}: {what}" for how, what in r.attempts)
         verdict = "invariant holds" if r.ok else "INVARIANT BROKEN: " + "; ".join(r.violations)
         return f"{head}. Final state: {r.outcome}. {verdict}."
 
@@ -366,7 +368,7 @@ class SagaWidget(LazyWidget):
             options=list(_FLAVOURS),
             value=self.flavour,
             description="saga",
-            tooltips=["the orchestrator with a durable log", "the seed's sketch, as written"],
+            tooltips=["the orchestrator with a durable log", "a first attempt, as written"],
         )
         self.step_picker = W.Dropdown(
             options=list(_STEPS),
@@ -383,7 +385,7 @@ class SagaWidget(LazyWidget):
             min=0,
             max=3,
             description="retries",
-            tooltip="how often the caller runs the seed's saga again after an error",
+            tooltip="how often the caller runs the first-attempt saga again after an error",
         )
         guard = guarded(self.status)
 

@@ -146,7 +146,7 @@ INTERACTIONS: dict[str, list[Step]] = {
         Choose("failing step", "ship"),
         Choose("how", "crash after apply"),
         Choose("crash", "after log write 3, before sending"),
-        Pick("seed's OrderSaga"),
+        Pick("first-attempt OrderSaga"),
         Slide("retries", 1),
     ],
     "16-event-sourcing": [Slide("version", presses=-3), Click("one back"), Click("one more")],

@@ -1,11 +1,10 @@
-"""The seed's ``ConsistentHash``, kept as it was so it can be compared.
+"""A first attempt at a consistent-hash ring, kept so it can be compared.
 
-This is the ring the course grew from (``seeds/`` beside the design notes,
-section "Consistent Hashing"), reproduced line for line in behaviour:
+This is the ring as it is often first written (a ``ConsistentHash`` class with
+``add_node`` and ``get_node``), and notebook 06 starts from it:
 
-* MD5 of ``f"{node}:{i}"`` places each of ``replicas`` virtual nodes; the seed
-  calls ``self.hash`` without showing it, and its ``import hashlib`` and the
-  course notes say MD5, so :meth:`SeedRing.hash` is the MD5 digest as an integer;
+* MD5 of ``f"{node}:{i}"`` places each of ``replicas`` virtual nodes
+  (:meth:`LinearScanRing.hash` is the MD5 digest read as an integer);
 * ``get_node`` scans ``sorted_keys`` from the start until it finds the first
   point ``>= hash(key)``: a **linear scan, O(V)** for V virtual nodes (1,500 for
   10 nodes at 150 replicas), where a binary search needs about 11 comparisons;
@@ -24,11 +23,11 @@ from collections.abc import Iterable
 
 from labkit import validation as valid
 
-__all__ = ["SeedRing"]
+__all__ = ["LinearScanRing"]
 
 
-class SeedRing:
-    """The seed's linear-scan, MD5 consistent-hash ring (O(V) per lookup)."""
+class LinearScanRing:
+    """A first attempt: a linear-scan, MD5 consistent-hash ring (O(V) per lookup)."""
 
     def __init__(self, nodes: Iterable[str] | None = None, replicas: int = 150) -> None:
         valid.integer("replicas", replicas, ge=1)
@@ -41,7 +40,7 @@ class SeedRing:
                 self.add_node(node)
 
     def hash(self, key: str) -> int:
-        """MD5 of ``key`` as an integer (the seed's ``hashlib`` hash)."""
+        """MD5 of ``key`` as an integer."""
         if not isinstance(key, str):
             raise TypeError(f"key must be a str, got {type(key).__name__}")
         return int(hashlib.md5(key.encode()).hexdigest(), 16)

@@ -360,7 +360,7 @@ def test_user_model():
 
 
 def test_operation_validation():
-    with pytest.raises(ValueError, match="ret must be a time >= call"):
+    with pytest.raises(ValueError, match="ret must be a number >= 2.0"):
         Operation(0, 2.0, 1.0, ("read",), None)
     with pytest.raises(ValueError, match="never returned"):
         Operation(0, 0.0, INF, ("read",), None)
@@ -368,7 +368,7 @@ def test_operation_validation():
         Operation(0, 0.0, 1.0, ["read"], None)
     with pytest.raises(TypeError, match="client must be hashable"):
         Operation([0], 0.0, 1.0, ("read",), None)
-    with pytest.raises(ValueError, match="call must be a finite time"):
+    with pytest.raises(ValueError, match=r"call must be a finite number \(a time\)"):
         Operation(0, INF, INF, ("read",))
     with pytest.raises(TypeError, match="call must be a number"):
         Operation(0, "0", 1.0, ("read",), None)
@@ -388,7 +388,7 @@ def test_check_validation():
         check([op(0, 0, 1, ("put", "x", 1), None)], KV)
     with pytest.raises(TypeError, match="model must have init"):
         check([], object())
-    with pytest.raises(ValueError, match="timeout must be > 0"):
+    with pytest.raises(ValueError, match="timeout must be a number of seconds > 0"):
         check([], REG, timeout=0)
     with pytest.raises(TypeError, match="max_steps must be an int"):
         check([], REG, max_steps=1.5)

@@ -45,6 +45,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any
 
+from labkit import validation as valid
 from labkit.linearizability.history import UNKNOWN, Operation, as_history
 from labkit.linearizability.models import Model
 from labkit.linearizability.result import CheckResult, PartitionResult, Verdict
@@ -447,16 +448,8 @@ def check(
     stops at the first part that is not linearizable.
     """
     ops = as_history(history)
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds (or None for no limit), got {timeout!r}")
-    if max_steps is not None:
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int):
-            raise TypeError(f"max_steps must be an int or None, got {max_steps!r}")
-        if max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1 (or None for no limit), got {max_steps!r}")
+    valid.number("timeout", timeout, gt=0, unit="seconds", finite=False, none=True, note="None: no limit")
+    valid.integer("max_steps", max_steps, ge=1, none=True, note="None: no limit")
     init = _validate_model(model)
     parts = _partitions(ops, model, init)
     searches = [_Search(ops, key, ids, model, init) for key, ids in parts.items()]

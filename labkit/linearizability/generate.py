@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from labkit import validation as valid
 from labkit.linearizability.history import UNKNOWN, Operation
 from labkit.linearizability.models import KVModel, Model, RegisterModel
 
@@ -57,18 +58,6 @@ def kv_inputs(keys: int = 10) -> InputFn:
     return make
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value!r}")
-
-
-def _check_p(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a probability between 0 and 1, got {value!r}")
-
-
 def random_history(
     rng: random.Random,
     *,
@@ -93,12 +82,11 @@ def random_history(
     model = RegisterModel() if model is None else model
     if inputs is None:
         inputs = kv_inputs() if isinstance(model, KVModel) else register_inputs()
-    _check_int("clients", clients, 1)
-    _check_int("ops", ops, 0)
-    _check_p("p_pending", p_pending)
-    _check_p("p_timeout", p_timeout)
-    if not (isinstance(mean_latency, (int, float)) and mean_latency > 0):
-        raise ValueError(f"mean_latency must be a number of seconds > 0, got {mean_latency!r}")
+    valid.integer("clients", clients, ge=1, le=10_000)
+    valid.integer("ops", ops, ge=0, le=1_000_000)
+    valid.probability("p_pending", p_pending)
+    valid.probability("p_timeout", p_timeout)
+    valid.number("mean_latency", mean_latency, gt=0, unit="seconds")
 
     free_at = [rng.uniform(0, mean_latency) for _ in range(clients)]
     client_id = list(range(clients))

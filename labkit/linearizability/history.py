@@ -31,8 +31,9 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any, Final
+
+from labkit import validation as valid
 
 __all__ = ["UNKNOWN", "Operation", "History", "as_history", "format_call", "format_op"]
 
@@ -86,17 +87,10 @@ class Operation:
             hash(self.client)
         except TypeError:
             raise TypeError(f"client must be hashable (an int or a str), got {self.client!r}") from None
-        for name in ("call", "ret"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Real):
-                raise TypeError(f"{name} must be a number (a time), got {value!r}")
-        if not math.isfinite(self.call):
-            raise ValueError(f"call must be a finite time, got {self.call!r}")
-        if math.isnan(self.ret) or self.ret < self.call:
-            raise ValueError(
-                f"ret must be a time >= call ({self.call!r}), or math.inf if the operation never "
-                f"returned; got {self.ret!r}"
-            )
+        valid.number("call", self.call, note="a time")
+        valid.number(
+            "ret", self.ret, ge=self.call, finite=False, note="a time; math.inf if it never returned"
+        )
         if not isinstance(self.input, tuple) or not self.input:
             raise TypeError(f"input must be a non-empty tuple such as ('read',), got {self.input!r}")
         if self.ret == math.inf and self.output is not UNKNOWN:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from labkit import validation as valid
 from labkit.linearizability.checker import check
 from labkit.linearizability.history import UNKNOWN, Operation
 from labkit.linearizability.result import CheckResult, Verdict
@@ -58,8 +59,7 @@ def minimal_violation(result: CheckResult, *, max_steps: int = 20_000) -> tuple[
         raise TypeError(f"result must be a CheckResult from check(), got {type(result).__name__}")
     if result.verdict is not Verdict.NOT_LINEARIZABLE:
         raise ValueError(f"result must be not linearizable to have a violation, got {result.verdict.value}")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
+    valid.integer("max_steps", max_steps, ge=1)
     part = result.failure
     assert part is not None
     ops = result.history

@@ -370,7 +370,7 @@ def test_operation_validation():
         Operation([0], 0.0, 1.0, ("read",), None)
     with pytest.raises(ValueError, match=r"call must be a finite number \(a time\)"):
         Operation(0, INF, INF, ("read",))
-    with pytest.raises(TypeError, match="call must be a number"):
+    with pytest.raises(TypeError, match="call must be a finite number"):
         Operation(0, "0", 1.0, ("read",), None)
     assert Operation(0, 0.0, INF, ("read",)).pending
     assert Operation(0, 0.0, 1.0, ("read",)).latest_effect == INF

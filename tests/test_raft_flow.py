@@ -1,6 +1,6 @@
 """Flow control of AppendEntries: at most one message with entries in flight per follower.
 
-The rule (see labkit/raft/node.py) changes only *when* entries travel, never
+The rule (see labkit/raft/progress.py) changes only *when* entries travel, never
 *which*: these tests check that it holds, that entries appended meanwhile
 travel together, and that nothing is held back for long: a lost message is
 sent again and a follower far behind still catches up in a few round trips.

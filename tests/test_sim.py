@@ -296,13 +296,14 @@ def test_persist_happens_before_send():
     sim.add_node("voter", Voter)
     sim.add_node("cand", Recorder)
     storage_at_send = []
-    real_send = sim._send
 
-    def spying_send(src, dst, msg):
-        storage_at_send.append((src, dict(sim.storage(src))))
-        real_send(src, dst, msg)
+    class SpyingTrace(list):  # sees each send the moment it is carried out
+        def append(self, row):
+            if row[1] is Kind.SEND:
+                storage_at_send.append((row[2], dict(sim.storage(row[2]))))
+            super().append(row)
 
-    sim._send = spying_send
+    sim._rows = sim.trace.rows = SpyingTrace()
     sim.call("cand", lambda n, ctx: ctx.send("voter", "vote for me"))
     sim.run_for(1)
     assert storage_at_send[-1] == ("voter", {"voted_for": "cand"})
@@ -445,7 +446,7 @@ def test_a_handler_that_raises_leaves_no_stale_effects():
 
 def test_effects_that_fail_to_apply_are_discarded():
     sim = two_nodes()
-    ctx = sim._ctx["a"]
+    ctx = sim._hosts["a"].ctx
     ctx.effects.sends.append(("ghost", Msg(1)))  # bypasses ctx.send's check
     with pytest.raises(ValueError, match="dst 'ghost' is not a node"):
         sim.call("a", lambda n, c: c.persist("x", 1))

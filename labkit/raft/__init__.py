@@ -1,8 +1,10 @@
 """Raft consensus on the deterministic simulator (Ongaro & Ousterhout, extended paper).
 
 * :mod:`labkit.raft.messages`: log entries and the RPCs of Figure 2;
-* :mod:`labkit.raft.log`: the 1-based replicated log;
-* :mod:`labkit.raft.node`: :class:`RaftNode`, election (§5.2), replication (§5.3), safety (§5.4);
+* :mod:`labkit.raft.log`: the 1-based replicated log and a follower's append/truncate (Figure 2);
+* :mod:`labkit.raft.node`: :class:`RaftNode`, Figure 2's rules: election (§5.2), replication (§5.3), safety (§5.4);
+* :mod:`labkit.raft.progress`: a leader's next/match index per follower and flow control;
+* :mod:`labkit.raft.bugs`: deliberately broken servers, one overridden rule each;
 * :mod:`labkit.raft.state_machine`: the replicated key-value store with client sessions (§8);
 * :mod:`labkit.raft.client`: clients that retry across leaders and record a history;
 * :mod:`labkit.raft.invariants`: Figure 3's safety properties as checks;
@@ -15,6 +17,7 @@ Deliberately broken variants for teaching: ``RaftCluster(bugs=[Bug.STALE_READS])
 Figure 8 mistake) and ``Bug.VOTE_TWICE`` (two leaders in one term).
 """
 
+from labkit.raft.bugs import Bug
 from labkit.raft.client import HistoryEntry, KVClient
 from labkit.raft.cluster import ClientHandle, RaftCluster
 from labkit.raft.invariants import (
@@ -38,7 +41,8 @@ from labkit.raft.messages import (
     RequestVote,
     RequestVoteReply,
 )
-from labkit.raft.node import Bug, RaftConfig, RaftNode, Role
+from labkit.raft.node import RaftConfig, RaftNode, Role
+from labkit.raft.progress import Progress
 from labkit.raft.state_machine import KVStore, StateMachine
 
 __all__ = [
@@ -57,6 +61,7 @@ __all__ = [
     "KVStore",
     "LogEntry",
     "NoOp",
+    "Progress",
     "RaftCluster",
     "RaftConfig",
     "RaftLog",

@@ -7,10 +7,14 @@ offers faults by name: crash and restart, disconnect and connect, partition
 and heal. Clients (:meth:`RaftCluster.client`) are simulator nodes too and
 record every operation in ``c.history``.
 
-Network faults are the cluster's business: it builds them from directed link
-cuts so that a *partition* separates servers from servers while clients can
-still reach every server (as in the usual Raft lab set-up), and a
-*disconnected* server is cut off from everyone, clients included.
+A *partition* separates servers from servers while clients can still reach
+every server (as in the usual Raft lab set-up); a *disconnected* server is cut
+off from everyone, clients included.
+
+``node_factory`` runs another server class in place of
+:class:`~labkit.raft.node.RaftNode` (a learner's, say): it is called as
+``node_factory(node_id, peers, config)`` and the monitor, the clients and the
+widgets work unchanged.
 """
 
 from __future__ import annotations
@@ -19,27 +23,19 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from labkit.raft.bugs import Bug, check_bugs, node_class
 from labkit.raft.client import HistoryEntry, KVClient
 from labkit.raft.invariants import InvariantMonitor
-from labkit.raft.node import Bug, RaftConfig, RaftNode, Role
+from labkit.raft.node import RaftConfig, RaftNode, Role
 from labkit.raft.state_machine import KVStore, StateMachine
-from labkit.sim import Latency, Simulator, Uniform
+from labkit.sim import Latency, Node, Simulator, Uniform
 
 __all__ = ["RaftCluster", "ClientHandle", "DEFAULT_LATENCY"]
 
 DEFAULT_LATENCY = Uniform(0.001, 0.004)  # one-way delay: a few milliseconds, some reordering
 
 
-class _MonitoredSimulator(Simulator):
-    """A simulator that lets the invariant monitor look after every event."""
-
-    monitor: InvariantMonitor | None = None
-
-    def step(self) -> bool:
-        more = super().step()
-        if self.monitor is not None:
-            self.monitor.after_event()
-        return more
+NodeFactory = Callable[[str, tuple[str, ...], RaftConfig], Node]
 
 
 class ClientHandle:
@@ -114,8 +110,9 @@ class RaftCluster:
     Parameters: ``election_timeout`` (low, high) seconds, ``heartbeat_interval``,
     ``latency`` (one-way, a :class:`~labkit.sim.Latency` or seconds), ``loss`` and
     ``duplication`` probabilities, ``noop`` (a new leader appends a no-op),
-    ``bugs`` (deliberate mistakes, see :class:`~labkit.raft.node.Bug`),
-    ``state_machine`` (a factory, :class:`KVStore` by default), ``check`` (run the
+    ``bugs`` (deliberate mistakes, see :mod:`labkit.raft.bugs`),
+    ``state_machine`` (a factory, :class:`KVStore` by default), ``node_factory``
+    (build servers of another class, see the module docstring), ``check`` (run the
     invariant monitor) and ``strict`` (raise on the first violation; with
     ``strict=False`` violations are only collected in :attr:`violations`).
     """
@@ -134,6 +131,7 @@ class RaftCluster:
         bugs: Iterable[Bug] = (),
         max_entries: int = 64,
         state_machine: Callable[[], StateMachine] = KVStore,
+        node_factory: NodeFactory | None = None,
         client_timeout: float = 0.3,
         check: bool = True,
         strict: bool = True,
@@ -142,18 +140,27 @@ class RaftCluster:
             raise TypeError(f"n must be an int number of servers, got {n!r}")
         if not 1 <= n <= 15:
             raise ValueError(f"n must be between 1 and 15 servers, got {n}")
-        if isinstance(bugs, Bug):
-            bugs = (bugs,)
+        self.bugs = check_bugs(bugs)
         self.config = RaftConfig(
             election_timeout=tuple(election_timeout),  # type: ignore[arg-type]
             heartbeat_interval=heartbeat_interval,
             max_entries=max_entries,
             noop=noop,
-            bugs=frozenset(bugs),
         )
         if not callable(state_machine):
             raise TypeError(
                 f"state_machine must be a factory returning a StateMachine, got {state_machine!r}"
+            )
+        if node_factory is None:
+            server = node_class(self.bugs)
+            node_factory = lambda node_id, peers, config: server(node_id, peers, config, state_machine)  # noqa: E731
+        elif not callable(node_factory):
+            raise TypeError(
+                f"node_factory must be callable as node_factory(node_id, peers, config), got {node_factory!r}"
+            )
+        elif self.bugs or state_machine is not KVStore:
+            raise ValueError(
+                "give bugs and state_machine to the default servers, or a node_factory, not both"
             )
         if (
             isinstance(client_timeout, bool)
@@ -162,22 +169,19 @@ class RaftCluster:
         ):
             raise ValueError(f"client_timeout must be a number of seconds > 0, got {client_timeout!r}")
         self.client_timeout = float(client_timeout)
-        # Without the monitor, a plain Simulator: no per-event hook at all.
-        sim_class = _MonitoredSimulator if check else Simulator
-        self.sim = sim_class(seed, latency=latency, loss=loss, duplication=duplication)
+        self.sim = Simulator(seed, latency=latency, loss=loss, duplication=duplication)
         self.ids: tuple[str, ...] = tuple(f"n{i}" for i in range(1, n + 1))
         self.history: list[HistoryEntry] = []
         self.events: list[tuple[float, str, Any]] = []  # faults injected through the cluster
         self._clients: dict[str, ClientHandle] = {}
-        self._group: dict[str, int] = {}
         self._disconnected: set[str] = set()
         self.monitor: InvariantMonitor | None = None
-        if check:
-            self.monitor = InvariantMonitor(self.sim.trace.rows, self._live, self.ids, strict=strict)
-            self.sim.monitor = self.monitor
+        if check:  # after every event at a server
+            self.monitor = InvariantMonitor(self._live, self.ids, strict=strict)
+            self.sim.observer = self.monitor.observe
         ids, config = self.ids, self.config
         for nid in self.ids:
-            self.sim.add_node(nid, lambda node_id: RaftNode(node_id, ids, config, state_machine))
+            self.sim.add_node(nid, lambda node_id: node_factory(node_id, ids, config))
 
     # ------------------------------------------------------------------
     # Looking
@@ -253,21 +257,13 @@ class RaftCluster:
         target = self.leader() if node is None else self._check_server(node)
         if target is None or not self.sim.is_up(target):
             return None
-        result = self.sim.call(target, lambda n, ctx: n.submit(ctx, command))
-        self._observe(target)
-        return result
+        return self.sim.call(target, lambda n, ctx: n.submit(ctx, command))
 
     def start_election(self, node_id: str) -> None:
         """Make ``node_id`` time out now and campaign for the next term (§5.2)."""
         self._check_server(node_id)
         self.sim.call(node_id, lambda n, ctx: n.start_election(ctx))
         self.events.append((self.sim.now, "campaign", node_id))
-        self._observe(node_id)
-
-    def _observe(self, node_id: str) -> None:
-        if self.monitor is not None:
-            self.monitor.after_event()
-            self.monitor.observe(node_id)
 
     def client(self, name: str) -> ClientHandle:
         """The key-value client called ``name`` (created on first use)."""
@@ -277,13 +273,14 @@ class RaftCluster:
             raise ValueError(f"name {name!r} is a server's id; pick another client name")
         if name not in self._clients:
             ids, history, timeout = self.ids, self.history, self.client_timeout
-            reads_anywhere = Bug.STALE_READS in self.config.bugs
+            reads_anywhere = Bug.STALE_READS in self.bugs
             self.sim.add_node(
                 name,
                 lambda nid: KVClient(nid, ids, history, retry_timeout=timeout, reads_anywhere=reads_anywhere),
             )
             self._clients[name] = ClientHandle(self, name)
-            self._rewire()
+            for nid in self._disconnected:
+                self._cut_off(nid, [name])
         return self._clients[name]
 
     def operations(self) -> list[Any]:
@@ -309,15 +306,26 @@ class RaftCluster:
 
     def disconnect(self, node_id: str) -> None:
         """Cut ``node_id`` off from every server and client."""
-        self._disconnected.add(self._check_server(node_id))
+        self._check_server(node_id)
+        if node_id not in self._disconnected:
+            self._disconnected.add(node_id)
+            self._cut_off(node_id, self.sim.nodes)
         self.events.append((self.sim.now, "disconnect", node_id))
-        self._rewire()
 
     def connect(self, node_id: str) -> None:
         """Undo :meth:`disconnect` for ``node_id``."""
-        self._disconnected.discard(self._check_server(node_id))
+        self._check_server(node_id)
+        if node_id in self._disconnected:
+            self._disconnected.discard(node_id)
+            self._cut_off(node_id, self.sim.nodes, undo=True)
         self.events.append((self.sim.now, "connect", node_id))
-        self._rewire()
+
+    def _cut_off(self, node_id: str, others: Iterable[str], undo: bool = False) -> None:
+        change = self.sim.uncut if undo else self.sim.cut
+        for other in others:
+            if other != node_id and not (undo and other in self._disconnected):
+                change(node_id, other)
+                change(other, node_id)
 
     def partition(self, *groups: Iterable[str]) -> None:
         """Split the servers into groups that cannot talk to each other.
@@ -325,42 +333,20 @@ class RaftCluster:
         Servers named in no group form one more group. Clients still reach
         every server. Replaces an earlier partition.
         """
-        if not groups:
-            raise ValueError("partition needs at least one group of server ids")
-        group_of: dict[str, int] = {}
-        for i, group in enumerate(groups):
-            if isinstance(group, str):
-                raise TypeError(
-                    f"each group must be a list of server ids, got the string {group!r}; write [{group!r}]"
-                )
-            members = list(group)
-            if not members:
-                raise ValueError(f"group {i} is empty; every group needs at least one server")
-            for nid in members:
-                self._check_server(nid, f"group {i} member")
-                if nid in group_of:
-                    raise ValueError(
-                        f"server {nid!r} is in group {group_of[nid]} and group {i}; pick one side"
-                    )
-                group_of[nid] = i
-        self._group = group_of
-        self.events.append((self.sim.now, "partition", [sorted(g) for g in self.partitions]))
-        self._rewire()
+        self.sim.partition(*groups, among=self.ids)
+        self.events.append((self.sim.now, "partition", self.partitions))
 
     def heal(self) -> None:
         """Remove every partition and reconnect every disconnected server."""
-        self._group = {}
+        self.sim.heal()
         self._disconnected.clear()
         self.events.append((self.sim.now, "heal", None))
-        self._rewire()
 
     @property
     def partitions(self) -> list[list[str]]:
         """The servers' current sides (one list when there is no partition)."""
-        sides: dict[int, list[str]] = {}
-        for nid in self.ids:
-            sides.setdefault(self._group.get(nid, -1), []).append(nid)
-        return [sides[k] for k in sorted(sides, key=lambda k: (k < 0, k))]
+        sides = ([n for n in side if n in self.ids] for side in self.sim.partitions)
+        return [side for side in sides if side]
 
     @property
     def disconnected(self) -> list[str]:
@@ -370,24 +356,6 @@ class RaftCluster:
     def can_reach(self, src: str, dst: str) -> bool:
         """Whether a message from src to dst would get through now."""
         return self.sim.can_reach(src, dst)
-
-    def _rewire(self) -> None:
-        sim = self.sim
-        sim.heal()
-        group, cut_off = self._group, self._disconnected
-        everyone = sim.nodes
-        for a in everyone:
-            for b in everyone:
-                if a == b:
-                    continue
-                if (
-                    a in cut_off
-                    or b in cut_off
-                    or a in self.ids
-                    and b in self.ids
-                    and group.get(a, -1) != group.get(b, -1)
-                ):
-                    sim.cut(a, b)
 
     def __repr__(self) -> str:
         roles = ", ".join(

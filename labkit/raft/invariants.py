@@ -14,9 +14,11 @@ The plain functions check one snapshot and return a list of violations in
 words (empty when all is well), so tests and notebooks can call them.
 :class:`InvariantMonitor` checks all four *continuously*: it runs after every
 simulator event, looks only at the server that event touched, and does work
-proportional to what changed (new log entries, new commits, new applies).
-It also remembers across time, which is stronger than a snapshot check: an
-entry ever applied at index i by anyone must match every later apply at i.
+proportional to what changed (new log entries, new commits, new applies). It
+keeps its own bookkeeping: a running digest of every log prefix it has seen,
+so Log Matching is checked one new entry at a time. It also remembers across
+time, which is stronger than a snapshot check: an entry ever applied at index
+i by anyone must match every later apply at i.
 
 Besides Figure 3 the monitor checks two of each server's own invariants
 (Figure 2, "Volatile state on all servers") as the run goes:
@@ -26,13 +28,12 @@ a server stays up (it is volatile, so a restart begins again at 0).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from labkit.raft.log import RaftLog
 from labkit.raft.messages import LogEntry
 from labkit.raft.node import Role
-from labkit.sim import Kind
 
 if TYPE_CHECKING:
     from labkit.raft.node import RaftNode
@@ -44,6 +45,8 @@ __all__ = [
     "log_matching",
     "leader_completeness",
     "state_machine_safety",
+    "server_invariants",
+    "prefix_digest",
 ]
 
 
@@ -121,17 +124,62 @@ def state_machine_safety(applied: Mapping[str, Sequence[LogEntry]]) -> list[str]
     return out
 
 
+def server_invariants(node: RaftNode) -> list[str]:
+    """One server's own invariants (Figure 2's state); a description of each one broken."""
+    out = []
+    nid, log = node.node_id, node.log
+    if not node.last_applied <= node.commit_index:
+        out.append(f"{nid}: last_applied {node.last_applied} > commit_index {node.commit_index}")
+    if node.role is Role.LEADER:
+        if node.voted_for != nid:
+            out.append(f"{nid}: leads term {node.current_term} without having voted for itself")
+        for p, pr in node.progress.items():
+            if not pr.match_index < pr.next_index <= log.last_index + 1:
+                out.append(f"{nid}: next_index[{p}]={pr.next_index} vs match_index {pr.match_index}")
+    terms = [e.term for e in log]
+    if any(a > b for a, b in zip(terms, terms[1:], strict=False)):
+        out.append(f"{nid}: log terms decrease somewhere: {terms}")
+    if terms and terms[-1] > node.current_term:
+        out.append(f"{nid}: log holds term {terms[-1]} > current_term {node.current_term}")
+    return out
+
+
+def prefix_digest(previous: int, entry: LogEntry) -> int:
+    """The digest of a log prefix, from the digest of the prefix before ``entry``.
+
+    Two logs with equal digests at index i hold the same entries 1..i (up to
+    a hash collision), which lets the monitor check Log Matching incrementally.
+    """
+    return hash((previous, entry.term, entry.command))
+
+
+class _Seen:
+    """What the monitor last saw of one incarnation of one server."""
+
+    __slots__ = ("node", "entries", "digests", "commit_index", "committed", "applied", "led", "ahead")
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.entries: list[LogEntry] = []  # its log, as last seen
+        self.digests: list[int] = [0]  # digests[i]: prefix_digest of entries 1..i
+        self.commit_index = 0
+        self.committed = 0  # commits recorded up to here
+        self.applied = 0  # applies checked up to here
+        self.led = -1  # the term it was last seen leading
+        self.ahead = False  # already reported for last_applied > commit_index
+
+
 class InvariantMonitor:
     """Checks Figure 3's properties after every event of a Raft simulation.
 
+    Install :meth:`observe` as the simulator's observer; it looks only at the
+    server the event touched and does work proportional to what changed.
     ``violations`` collects what broke, in words; with ``strict=True`` the
     first violation also raises :class:`InvariantViolation` out of the run.
     """
 
-    def __init__(self, trace_rows: list, nodes: Any, servers: Iterable[str], strict: bool = True) -> None:
-        self._rows = trace_rows
-        self._pos = 0
-        self._get_node = nodes  # callable: node id -> live node or None
+    def __init__(self, nodes: Callable[[str], Any], servers: Iterable[str], strict: bool = True) -> None:
+        self._get_node = nodes  # node id -> live node or None
         self.servers = frozenset(servers)
         self.strict = strict
         self.violations: list[str] = []
@@ -139,13 +187,7 @@ class InvariantMonitor:
         self.committed: dict[int, int] = {}  # index -> term, everything ever committed
         self.applied: dict[int, LogEntry] = {}  # index -> entry, everything ever applied
         self._digests: dict[tuple[int, int], int] = {}  # (index, term) -> prefix digest
-        self._incarnation: dict[str, Any] = {}
-        self._cache: dict[str, Any] = {}
-        self._seen_commit: dict[str, int] = {}
-        self._seen_applied: dict[str, int] = {}
-        self._was_leader: dict[str, int] = {}
-        self._commit_index: dict[str, int] = {}  # per server, its commit_index when last observed
-        self._applied_ahead: set[str] = set()  # servers already reported for last_applied > commit_index
+        self._seen: dict[str, _Seen] = {}
         self.events_checked = 0
 
     def _fail(self, what: str) -> None:
@@ -153,115 +195,100 @@ class InvariantMonitor:
         if self.strict:
             raise InvariantViolation(what)
 
-    def after_event(self) -> None:
-        """Look at the servers the events since the last call touched."""
-        rows = self._rows
-        end = len(rows)
-        if self._pos == end:
-            return
-        servers, cache = self.servers, self._cache
-        touched = None
-        for i in range(self._pos, end):
-            r = rows[i]
-            k, nid = r[1], r[2]
-            if k is Kind.DELIVER or k is Kind.TIMER:
-                if nid != touched and nid in servers:
-                    touched = nid
-                    self.observe(nid)
-            elif (k is Kind.START or k is Kind.CRASH) and nid in servers:
-                # Keep a cache of live node objects so observe() need not ask the simulator.
-                cache[nid] = self._get_node(nid) if k is Kind.START else None
-                if k is Kind.START:
-                    self.observe(nid)
-        self._pos = end
-        self.events_checked += 1
-
-    def observe(self, node_id: str) -> None:
+    def observe(self, node_id: str, node: Any = None) -> None:
         """Check one server's current state against everything seen so far."""
-        cache = self._cache
-        node: RaftNode | None = cache[node_id] if node_id in cache else self._get_node(node_id)
-        if node is None:
+        if node_id not in self.servers:
             return
-        if self._incarnation.get(node_id) is not node:
+        if node is None:
+            node = self._get_node(node_id)
+            if node is None:
+                return
+        self.events_checked += 1
+        seen = self._seen.get(node_id)
+        if seen is None or seen.node is not node:
             # A new incarnation re-applies from index 1; its log is re-checked whole.
-            cache[node_id] = node
-            self._incarnation[node_id] = node
-            self._seen_commit[node_id] = 0
-            self._seen_applied[node_id] = 0
-            self._was_leader[node_id] = -1
-            self._commit_index[node_id] = 0
-            self._applied_ahead.discard(node_id)
+            seen = self._seen[node_id] = _Seen(node)
         # The server's own invariants (Figure 2): commit_index only grows within
         # one incarnation, and nothing is applied before it is committed.
         commit = node.commit_index
-        if commit < self._commit_index[node_id]:
-            self._fail(
-                f"Commit index: {node_id}'s commit_index went back from {self._commit_index[node_id]} to {commit}"
-            )
-        self._commit_index[node_id] = commit
-        if node.last_applied > commit and node_id not in self._applied_ahead:
-            self._applied_ahead.add(node_id)
+        if commit != seen.commit_index:
+            if commit < seen.commit_index:
+                self._fail(
+                    f"Commit index: {node_id}'s commit_index went back from {seen.commit_index} to {commit}"
+                )
+            seen.commit_index = commit
+        if node.last_applied > commit and not seen.ahead:
+            seen.ahead = True
             self._fail(f"Apply: {node_id} has last_applied {node.last_applied} > commit_index {commit}")
-        log = node.log
-        last = log.last_index
-        # Log Matching: same (index, term) means same prefix, at any time.
-        if log.low_water <= last:
-            digests = self._digests
-            for i in range(log.low_water, last + 1):
-                key = (i, log.term(i))
-                d = log.digest(i)
-                old = digests.setdefault(key, d)
-                if old != d:
-                    self._fail(
-                        f"Log Matching: {node_id} holds index {i} of term {key[1]} with a prefix "
-                        "different from another log's entry at that index and term"
-                    )
-                    break
-        log.low_water = last + 1
+        entries = self._log_matching(node_id, node.log, seen)
+        last = len(entries)
         # Commits (recorded for Leader Completeness).
-        top = min(node.commit_index, last)
-        seen = self._seen_commit[node_id]
-        if top > seen:
+        top = min(commit, last)
+        if top > seen.committed:
             committed = self.committed
-            for i in range(seen + 1, top + 1):
-                t = log.term(i)
+            for i in range(seen.committed + 1, top + 1):
+                t = entries[i - 1].term
                 old = committed.setdefault(i, t)
                 if old != t:
                     self._fail(
                         f"Commit: {node_id} committed index {i} with term {t}, already committed with term {old}"
                     )
-            self._seen_commit[node_id] = top
+            seen.committed = top
         # Election Safety and Leader Completeness, once per leadership.
-        if node.role is Role.LEADER and self._was_leader[node_id] != node.current_term:
-            self._was_leader[node_id] = node.current_term
-            term = node.current_term
+        if node.role is Role.LEADER and seen.led != node.current_term:
+            term = seen.led = node.current_term
             other = self.leaders.setdefault(term, node_id)
             if other != node_id:
                 self._fail(f"Election Safety: {other} and {node_id} both lead term {term}")
             for i, t in self.committed.items():
-                if i > last or log.term(i) != t:
+                if i > last or entries[i - 1].term != t:
                     self._fail(
                         f"Leader Completeness: {node_id} leads term {term} but lacks committed entry {i} (term {t})"
                     )
                     break
         # State Machine Safety.
-        seen = self._seen_applied[node_id]
-        if node.last_applied > seen:
+        if node.last_applied > seen.applied:
             applied = self.applied
-            for i in range(seen + 1, min(node.last_applied, last) + 1):
-                e = log[i]
+            for i in range(seen.applied + 1, min(node.last_applied, last) + 1):
+                e = entries[i - 1]
                 old = applied.setdefault(i, e)
                 if old != e:
                     self._fail(
                         f"State Machine Safety: {node_id} applied {e!r} at index {i}, another server applied {old!r}"
                     )
-            self._seen_applied[node_id] = node.last_applied
+            seen.applied = node.last_applied
+
+    def _log_matching(self, node_id: str, log: RaftLog, seen: _Seen) -> list[LogEntry]:
+        """Log Matching: same (index, term) means same prefix, at any time. Returns the log as seen now."""
+        entries, digests = seen.entries, seen.digests
+        last = log.last_index
+        # A log changes only at its end: walk back to the last entry still in place.
+        k = min(last, len(entries))
+        while k and log[k] is not entries[k - 1]:
+            k -= 1
+        if k < len(entries):
+            del entries[k:]
+            del digests[k + 1 :]
+        known, broken = self._digests, None
+        for i in range(k + 1, last + 1):
+            e = log[i]
+            d = prefix_digest(digests[-1], e)
+            entries.append(e)
+            digests.append(d)
+            if known.setdefault((i, e.term), d) != d and broken is None:
+                broken = (i, e.term)
+        if broken is not None:
+            self._fail(
+                f"Log Matching: {node_id} holds index {broken[0]} of term {broken[1]} with a prefix "
+                "different from another log's entry at that index and term"
+            )
+        return entries
 
     def check_all(self, nodes: Mapping[str, RaftNode]) -> list[str]:
         """A full snapshot check of the live servers (slower; for the end of a run)."""
         out: list[str] = []
         for n in nodes.values():
-            out.extend(n.check_invariants())
+            out.extend(server_invariants(n))
         out.extend(log_matching({k: n.log for k, n in nodes.items()}))
         out.extend(election_safety((v, t) for t, v in self.leaders.items()))
         applied = {

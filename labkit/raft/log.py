@@ -2,19 +2,16 @@
 
 Indexes are 1-based as in the paper: ``log[1]`` is the first entry and index
 0 is the empty prefix, whose term is 0. The log only ever changes at its end:
-:meth:`RaftLog.append` adds entries and :meth:`RaftLog.truncate` drops a
-conflicting suffix (a follower does this when an AppendEntries disagrees with
-it, §5.3).
-
-Besides the entries the log keeps a running *prefix digest*: ``digest(i)``
-summarises entries 1..i. Two logs with equal digests at ``i`` hold the same
-prefix up to ``i`` (up to a hash collision), which lets the invariant monitor
-check Log Matching incrementally instead of comparing whole logs.
+a leader appends (:meth:`RaftLog.append`); a follower takes a leader's
+AppendEntries with :meth:`RaftLog.maybe_append`, which is steps 2-4 of the
+receiver's rules in Figure 2 (the name is etcd's). The methods below it find
+where a leader and a follower disagree (the fast backtracking sketched at the
+end of §5.3).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import overload
 
 from labkit.raft.messages import LogEntry
@@ -25,14 +22,10 @@ __all__ = ["RaftLog"]
 class RaftLog:
     """A 1-based sequence of :class:`LogEntry` with O(1) append and term lookup."""
 
-    __slots__ = ("_entries", "_digests", "low_water")
+    __slots__ = ("_entries",)
 
-    def __init__(self, entries: tuple[LogEntry, ...] | list[LogEntry] = ()) -> None:
-        self._entries: list[LogEntry] = []
-        self._digests: list[int] = [0]  # _digests[i] summarises entries 1..i
-        # Lowest index changed since the monitor last looked (see invariants.py).
-        self.low_water = 1
-        self.append(list(entries))
+    def __init__(self, entries: Iterable[LogEntry] = ()) -> None:
+        self._entries: list[LogEntry] = list(entries)
 
     # -- reading -----------------------------------------------------------
     def __len__(self) -> int:
@@ -84,9 +77,69 @@ class RaftLog:
         """The term of every entry, in order."""
         return [e.term for e in self._entries]
 
-    def digest(self, index: int) -> int:
-        """A digest of entries 1..index (equal digests: equal prefixes)."""
-        return self._digests[index]
+    def matches(self, index: int, term: int) -> bool:
+        """Whether this log holds an entry at ``index`` whose term is ``term`` (index 0 always matches)."""
+        return index <= len(self._entries) and self.term(index) == term
+
+    # -- changing ------------------------------------------------------------
+    def append(self, entries: Iterable[LogEntry]) -> None:
+        """Add entries at the end."""
+        self._entries.extend(entries)
+
+    def truncate(self, last: int) -> None:
+        """Drop every entry after index ``last`` (keep 1..last)."""
+        if not 0 <= last <= len(self._entries):
+            raise IndexError(
+                f"truncate keeps entries 1..last; last must be 0..{len(self._entries)}, got {last}"
+            )
+        del self._entries[last:]
+
+    def maybe_append(self, prev_log_index: int, entries: tuple[LogEntry, ...]) -> int:
+        """Take a leader's ``entries`` that follow ``prev_log_index`` (Figure 2, AppendEntries steps 3-4).
+
+        The caller has checked that the logs match at ``prev_log_index``
+        (step 2). "If an existing entry conflicts with a new one (same index
+        but different terms), delete the existing entry and all that follow
+        it; append any new entries not already in the log." An entry already
+        here with the same term is kept, so a late, shorter AppendEntries
+        never cuts off newer entries. Returns the first index written, or 0
+        when the log already held every entry.
+        """
+        log = self._entries
+        for k, e in enumerate(entries):
+            i = prev_log_index + 1 + k
+            if i <= len(log):
+                if log[i - 1].term == e.term:
+                    continue
+                del log[i - 1 :]
+            log.extend(entries[k:])
+            return i
+        return 0
+
+    # -- where a leader and a follower disagree (end of §5.3) ----------------
+    def conflict_hint(self, index: int) -> tuple[int, int | None]:
+        """A follower's answer when its log does not match at ``index``: ``(conflict_index, conflict_term)``.
+
+        Too short: the index after its last entry and no term. Otherwise the
+        term it holds at ``index`` and the first index of that term, so the
+        leader can skip the whole term in one round trip.
+        """
+        if index > len(self._entries):
+            return len(self._entries) + 1, None
+        term = self.term(index)
+        return self.first_index_of_term(index), term
+
+    def retry_index(self, conflict_index: int, conflict_term: int | None) -> int:
+        """Where a leader tries next after a follower's :meth:`conflict_hint`.
+
+        Just after the leader's own last entry of ``conflict_term`` if it has
+        one (the logs may agree up to there), else ``conflict_index``.
+        """
+        if conflict_term is not None:
+            last = self.last_index_of_term(conflict_term)
+            if last:
+                return last + 1
+        return conflict_index
 
     def first_index_of_term(self, index: int) -> int:
         """The first index of the run of entries that share the term of ``index``."""
@@ -105,24 +158,6 @@ class RaftLog:
             if t < term:  # terms never decrease along a log
                 return 0
         return 0
-
-    # -- changing ------------------------------------------------------------
-    def append(self, entries: list[LogEntry] | tuple[LogEntry, ...]) -> None:
-        """Add entries at the end."""
-        digests = self._digests
-        for e in entries:
-            self._entries.append(e)
-            digests.append(hash((digests[-1], e.term, e.command)))
-
-    def truncate(self, last: int) -> None:
-        """Drop every entry after index ``last`` (keep 1..last)."""
-        if not 0 <= last <= len(self._entries):
-            raise IndexError(
-                f"truncate keeps entries 1..last; last must be 0..{len(self._entries)}, got {last}"
-            )
-        del self._entries[last:]
-        del self._digests[last + 1 :]
-        self.low_water = min(self.low_water, last + 1)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, RaftLog):

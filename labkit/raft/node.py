@@ -1,51 +1,36 @@
 """A Raft server as a sans-IO state machine (extended Raft paper, §5 and Figure 2).
 
 :class:`RaftNode` implements leader election (§5.2), log replication (§5.3)
-and the safety restrictions of §5.4: the election restriction (a vote only
-for a candidate whose log is at least as up-to-date, §5.4.1) and the commit
-rule that a leader counts replicas only for entries of its *current* term
-(§5.4.2, Figure 8). A new leader appends a no-op entry (§8) so that earlier
-entries commit as soon as possible.
+and the safety restrictions of §5.4: a vote only for a candidate whose log
+is at least as up-to-date (§5.4.1), and a leader counts replicas only for
+entries of its *current* term (§5.4.2, Figure 8). A new leader appends a
+no-op entry (§8) so that earlier entries commit as soon as possible.
+
+Read it beside Figure 2. Each handler is one box or one rule of the figure
+and quotes it; the mechanics live beside the rules: the log's append and
+truncate in :mod:`labkit.raft.log`, a leader's per-follower ``next_index`` /
+``match_index``, flow control and stale-reply filtering in
+:mod:`labkit.raft.progress`. Deliberately broken variants for teaching are
+subclasses in :mod:`labkit.raft.bugs`; the checks of Figure 3 are in
+:mod:`labkit.raft.invariants`.
 
 Durability (Figure 2, "Persistent state on all servers"): ``current_term``,
 ``voted_for`` and the log are written with ``ctx.persist`` before any message
 that depends on them is sent. The simulator's :class:`~labkit.sim.Effects`
 applies persists before sends, so a vote or an acknowledgement is never
 forgotten by a crash. ``commit_index``, ``last_applied`` and the leader's
-``next_index`` / ``match_index`` are volatile and rebuilt after a restart.
+progress per follower are volatile and rebuilt after a restart.
 
-Flow control (as etcd's raft limits "inflight" messages per follower): a
-leader keeps at most one AppendEntries *with entries* outstanding per
-follower. Entries appended while one is outstanding wait and travel together
-in the next message, sent as soon as the follower's reply arrives. The reply
-carries ``match_index`` so the leader knows exactly what the follower stored,
-and echoes the request's ``term`` and ``prev_log_index``: a failure reply
-that does not answer the leader's current probe (stale, duplicated or
-overtaken, §5.3) is ignored rather than allowed to rewind ``next_index``.
-A heartbeat to a follower with a message outstanding carries no entries
-(it keeps the follower's election timer quiet and brings the commit index);
-one outstanding for a whole heartbeat interval is presumed lost and sent
-again from ``next_index``. Why this is safe: the rule only changes *when*
-entries are sent, never *which*. Every AppendEntries still holds the leader's
-log from ``next_index`` on, with ``prev_log_index`` / ``prev_log_term`` for
-the consistency check of §5.3; followers handle each message exactly as
-before, in any order and any number of times (§5.5); and nothing is held back
-for long: the answer to a message releases the next one, and a heartbeat
-interval without an answer resends it.
-
-Dispatch follows etcd's raft: one handler table from message type to
-method, one from timer name to method; the role decides inside a handler
-only where Figure 2 itself distinguishes roles.
-
-Deliberately broken variants (:class:`Bug`) exist for teaching: the course
-shows the invariant checkers and the linearizability checker catching them.
+Dispatch follows etcd's raft: one table from message type to the method
+holding its rule, one from timer name to method; the role decides inside a
+handler only where Figure 2 itself distinguishes roles.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
@@ -61,10 +46,11 @@ from labkit.raft.messages import (
     RequestVote,
     RequestVoteReply,
 )
+from labkit.raft.progress import Progress, quorum_match_index
 from labkit.raft.state_machine import KVStore, StateMachine
 from labkit.sim import Context, Node
 
-__all__ = ["Bug", "RaftConfig", "RaftNode", "Role", "ELECTION_TIMER", "HEARTBEAT_TIMER"]
+__all__ = ["RaftConfig", "RaftNode", "Role", "ELECTION_TIMER", "HEARTBEAT_TIMER"]
 
 ELECTION_TIMER = "election"
 HEARTBEAT_TIMER = "heartbeat"
@@ -76,22 +62,6 @@ class Role(Enum):
     FOLLOWER = "follower"
     CANDIDATE = "candidate"
     LEADER = "leader"
-
-
-class Bug(Enum):
-    """Deliberate protocol bugs, for demonstrations only. Never on by default.
-
-    * ``COMMIT_PRIOR_TERM``: the leader commits an entry of an earlier term as
-      soon as a majority stores it (the mistake Figure 8 warns against).
-    * ``STALE_READS``: any server answers ``get`` from its own state machine
-      without going through the log (and clients send reads to any server).
-    * ``VOTE_TWICE``: a server grants every vote request of the current term,
-      forgetting it already voted; two leaders can win one term.
-    """
-
-    COMMIT_PRIOR_TERM = "commit-prior-term"
-    STALE_READS = "stale-reads"
-    VOTE_TWICE = "vote-twice"
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -110,14 +80,13 @@ class RaftConfig:
     (§5.2 suggests 150-300 ms); ``heartbeat_interval`` must be well below
     ``low`` so a healthy leader is never suspected. ``max_entries`` bounds how
     many entries one AppendEntries carries. ``noop`` makes a new leader append
-    a no-op entry (§8). ``bugs`` switches on deliberate mistakes (see :class:`Bug`).
+    a no-op entry (§8).
     """
 
     election_timeout: tuple[float, float] = (0.15, 0.30)
     heartbeat_interval: float = 0.05
     max_entries: int = 64
     noop: bool = True
-    bugs: frozenset[Bug] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         et = self.election_timeout
@@ -140,27 +109,45 @@ class RaftConfig:
             raise ValueError(f"max_entries must be an int >= 1, got {self.max_entries!r}")
         if not isinstance(self.noop, bool):
             raise TypeError(f"noop must be True or False, got {self.noop!r}")
-        bugs = frozenset(self.bugs)
-        for b in bugs:
-            if not isinstance(b, Bug):
-                raise TypeError(f"bugs must hold Bug members ({', '.join(b.name for b in Bug)}), got {b!r}")
         object.__setattr__(self, "election_timeout", (low, high))
         object.__setattr__(self, "heartbeat_interval", hb)
-        object.__setattr__(self, "bugs", bugs)
 
 
 class RaftNode(Node):
     """One Raft server. Field names follow Figure 2.
 
     Persistent: ``current_term``, ``voted_for``, ``log`` (a 1-based :class:`RaftLog`).
-    Volatile: ``commit_index``, ``last_applied``; on leaders ``next_index`` and
-    ``match_index`` (per peer). Also kept: ``role``, ``leader_id`` (who this
-    server believes leads, for client redirects), ``state_machine`` and
-    ``applied`` (the commands applied since the last restart, no-ops left out).
+    Volatile: ``commit_index``, ``last_applied``; on leaders ``progress``, one
+    :class:`~labkit.raft.progress.Progress` per peer holding its ``next_index``
+    and ``match_index``. Also kept: ``role``, ``leader_id`` (who this server
+    believes leads, for client redirects), ``state_machine`` and ``applied``
+    (the commands applied since the last restart, no-ops left out).
     """
 
-    _MESSAGE_HANDLERS: ClassVar[dict[type, Callable[..., None]]] = {}
-    _TIMER_HANDLERS: ClassVar[dict[str, Callable[..., None]]] = {}
+    # Each message type and timer with the method holding its rule. Subclasses
+    # (the teaching bugs, a learner's variant) override methods; the tables follow.
+    MESSAGE_RULES: ClassVar[dict[type, str]] = {
+        RequestVote: "handle_request_vote",
+        RequestVoteReply: "handle_request_vote_reply",
+        AppendEntries: "handle_append_entries",
+        AppendEntriesReply: "handle_append_entries_reply",
+        ClientRequest: "handle_client_request",
+    }
+    TIMER_RULES: ClassVar[dict[str, str]] = {
+        ELECTION_TIMER: "handle_election_timeout",
+        HEARTBEAT_TIMER: "send_heartbeats",
+    }
+    _on_message: ClassVar[dict[type, Callable[..., None]]]
+    _on_timer: ClassVar[dict[str, Callable[..., None]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._bind_rules()
+
+    @classmethod
+    def _bind_rules(cls) -> None:
+        cls._on_message = {t: getattr(cls, name) for t, name in cls.MESSAGE_RULES.items()}
+        cls._on_timer = {t: getattr(cls, name) for t, name in cls.TIMER_RULES.items()}
 
     def __init__(
         self,
@@ -171,12 +158,9 @@ class RaftNode(Node):
     ) -> None:
         super().__init__(node_id)
         self.peers = tuple(p for p in peers if p != node_id)
-        self._quorum = (len(self.peers) + 1) // 2 + 1  # a majority of the whole cluster
         self.config = config if config is not None else RaftConfig()
         if not isinstance(self.config, RaftConfig):
             raise TypeError(f"config must be a RaftConfig, got {config!r}")
-        self._make_state_machine = state_machine
-        self.bugs = self.config.bugs
         # Persistent state (loaded in on_start).
         self.current_term = 0
         self.voted_for: str | None = None
@@ -187,23 +171,26 @@ class RaftNode(Node):
         self.role = Role.FOLLOWER
         self.leader_id: str | None = None
         self.votes: set[str] = set()
-        self._election_deadline = math.inf
-        self._election_armed_at = -math.inf  # when the armed election timer fires
-        # Leader state. Invariant: match_index[p] < next_index[p] <= last_index + 1.
-        self.next_index: dict[str, int] = {}
-        self.match_index: dict[str, int] = {}
-        # Flow control (see the module docstring): per follower, (last index,
-        # send time) of the AppendEntries with entries still awaiting an
-        # answer, or None. Invariant: at most one per follower.
-        self._inflight: dict[str, tuple[int, float] | None] = {}
-        self._pending: dict[int, tuple[str, int, int]] = {}  # index -> (client, seq, term)
+        # Leader state, reinitialized after election.
+        self.progress: dict[str, Progress] = {}
+        self._waiting: dict[int, tuple[str, int, int]] = {}  # log index -> (client, seq, term)
         self.state_machine: StateMachine = state_machine()
         self.applied: list[Any] = []
 
     @property
     def quorum(self) -> int:
         """Votes or replicas needed: a majority of the whole cluster."""
-        return self._quorum
+        return (len(self.peers) + 1) // 2 + 1
+
+    @property
+    def next_index(self) -> dict[str, int]:
+        """Figure 2's ``nextIndex[]`` (leaders): for each peer, the next log entry to send it."""
+        return {p: pr.next_index for p, pr in self.progress.items()}
+
+    @property
+    def match_index(self) -> dict[str, int]:
+        """Figure 2's ``matchIndex[]`` (leaders): for each peer, the highest entry known replicated on it."""
+        return {p: pr.match_index for p, pr in self.progress.items()}
 
     # ------------------------------------------------------------------
     # Driver entry points
@@ -213,24 +200,23 @@ class RaftNode(Node):
         st = ctx.storage
         self.current_term = st.get("current_term", 0)
         self.voted_for = st.get("voted_for")
-        n = st.get("log_length", 0)
-        self.log = RaftLog([st[("log", i)] for i in range(1, n + 1)])
+        self.log = RaftLog(st[("log", i)] for i in range(1, st.get("log_length", 0) + 1))
         self._note_role(ctx)
-        self._reset_election_timer(ctx)
+        self.reset_election_timer(ctx)
 
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:
+        # Rules for Servers, All Servers: "If RPC request or response contains
+        # term T > currentTerm: set currentTerm = T, convert to follower (§5.1)".
         term = getattr(msg, "term", None)
-        # Figure 2, "Rules for Servers / All Servers": a higher term in any RPC
-        # request or response makes us a follower of that term.
         if term is not None and term > self.current_term:
-            self._become_follower(ctx, term)
-        handler = self._MESSAGE_HANDLERS.get(type(msg))
-        if handler is None:
+            self.become_follower(ctx, term)
+        rule = self._on_message.get(type(msg))
+        if rule is None:
             raise TypeError(f"{self.node_id} got a message it does not understand: {msg!r}")
-        handler(self, ctx, src, msg)
+        rule(self, ctx, src, msg)
 
     def on_timer(self, ctx: Context, name: str) -> None:
-        self._TIMER_HANDLERS[name](self, ctx)
+        self._on_timer[name](self, ctx)
 
     # ------------------------------------------------------------------
     # Public operations (called through Simulator.call)
@@ -239,47 +225,88 @@ class RaftNode(Node):
         """Append ``command`` if this server leads: ``(index, term)``, else ``None`` (§5.3)."""
         if self.role is not Role.LEADER:
             return None
-        return self._append_new(ctx, command), self.current_term
+        return self.append_new_entry(ctx, command), self.current_term
 
+    # ------------------------------------------------------------------
+    # Elections (§5.2)
+    # ------------------------------------------------------------------
     def start_election(self, ctx: Context) -> None:
-        """Become a candidate for the next term now, as if the election timer fired (§5.2)."""
+        """Candidates: "On conversion to candidate, start election" (Figure 2, §5.2).
+
+        Increment currentTerm; vote for self; reset election timer; send
+        RequestVote RPCs to all other servers.
+        """
         self.role = Role.CANDIDATE
         self.current_term += 1
         self.voted_for = self.node_id
         self.leader_id = None
         self.votes = {self.node_id}
-        self._pending.clear()
+        self._waiting.clear()
         ctx.persist("current_term", self.current_term)
         ctx.persist("voted_for", self.voted_for)
         ctx.cancel_timer(HEARTBEAT_TIMER)
         self._note_role(ctx)
-        self._reset_election_timer(ctx)
+        self.reset_election_timer(ctx)
         if len(self.votes) >= self.quorum:  # a cluster of one
-            self._become_leader(ctx)
+            self.become_leader(ctx)
             return
         req = RequestVote(self.current_term, self.node_id, self.log.last_index, self.log.last_term)
         for p in self.peers:
             ctx.send(p, req)
 
+    def handle_election_timeout(self, ctx: Context) -> None:
+        """Followers and candidates: "If election timeout elapses without receiving AppendEntries
+        RPC from current leader or granting vote to candidate: convert to candidate" (Figure 2);
+        a candidate whose election times out starts a new one."""
+        if self.role is not Role.LEADER:
+            self.start_election(ctx)
+
+    def reset_election_timer(self, ctx: Context) -> None:
+        """A fresh random election timeout from now (§5.2: randomized, to make split votes rare)."""
+        low, high = self.config.election_timeout
+        ctx.set_timer(ELECTION_TIMER, ctx.random.uniform(low, high))
+
+    def handle_request_vote(self, ctx: Context, src: str, m: RequestVote) -> None:
+        """RequestVote RPC, receiver implementation (Figure 2).
+
+        1. Reply false if term < currentTerm (§5.1).
+        2. If votedFor is null or candidateId, and candidate's log is at least
+           as up-to-date as receiver's log, grant vote (§5.2, §5.4).
+        """
+        grant = (
+            m.term == self.current_term
+            and self.may_vote_for(m.candidate_id)
+            and self._log_is_up_to_date(m.last_log_term, m.last_log_index)
+        )
+        if grant:
+            self.voted_for = m.candidate_id
+            ctx.persist("voted_for", m.candidate_id)  # before the reply leaves
+            self.reset_election_timer(ctx)  # granting a vote, too, restarts the timeout
+        ctx.send(src, RequestVoteReply(self.current_term, grant))
+
+    def may_vote_for(self, candidate_id: str) -> bool:
+        """ "If votedFor is null or candidateId": one vote per term."""
+        return self.voted_for is None or self.voted_for == candidate_id
+
+    def _log_is_up_to_date(self, last_log_term: int, last_log_index: int) -> bool:
+        """§5.4.1: the later last term wins; with equal last terms, the longer log."""
+        if last_log_term != self.log.last_term:
+            return last_log_term > self.log.last_term
+        return last_log_index >= self.log.last_index
+
+    def handle_request_vote_reply(self, ctx: Context, src: str, m: RequestVoteReply) -> None:
+        """Candidates: "If votes received from majority of servers: become leader" (Figure 2)."""
+        if self.role is not Role.CANDIDATE or m.term != self.current_term or not m.vote_granted:
+            return
+        self.votes.add(src)
+        if len(self.votes) >= self.quorum:
+            self.become_leader(ctx)
+
     # ------------------------------------------------------------------
     # Role changes
     # ------------------------------------------------------------------
-    def _note_role(self, ctx: Context) -> None:
-        ctx.note("role", role=self.role.value, term=self.current_term)
-
-    def _reset_election_timer(self, ctx: Context) -> None:
-        # A fresh random timeout from now (§5.2). Followers reset it on every
-        # AppendEntries, so instead of replacing the simulator timer each time
-        # (one dead heap entry per message) we move a deadline and re-arm the
-        # timer only when the new deadline is earlier than the armed one.
-        low, high = self.config.election_timeout
-        now = ctx.now
-        self._election_deadline = deadline = now + ctx.random.uniform(low, high)
-        if not self._election_armed_at <= deadline or self._election_armed_at < now:
-            ctx.set_timer(ELECTION_TIMER, deadline - now)
-            self._election_armed_at = deadline
-
-    def _become_follower(self, ctx: Context, term: int) -> None:
+    def become_follower(self, ctx: Context, term: int) -> None:
+        """Step down: adopt ``term`` if it is newer (forgetting the vote) and follow (§5.1)."""
         was_leader = self.role is Role.LEADER
         if term > self.current_term:
             self.current_term = term
@@ -288,251 +315,188 @@ class RaftNode(Node):
             ctx.persist("current_term", term)
             ctx.persist("voted_for", None)
         self.role = Role.FOLLOWER
-        self._pending.clear()  # clients retry; another leader will answer
+        self._waiting.clear()  # clients retry; another leader will answer
         self._note_role(ctx)
         if was_leader:
             ctx.cancel_timer(HEARTBEAT_TIMER)
-            self._reset_election_timer(ctx)
+            self.reset_election_timer(ctx)
 
-    def _become_leader(self, ctx: Context) -> None:
+    def become_leader(self, ctx: Context) -> None:
+        """Leaders: "Upon election: send initial empty AppendEntries RPCs (heartbeat) to each server"
+        (Figure 2), with ``nextIndex`` just past the leader's last entry and ``matchIndex`` 0.
+        With ``noop`` the first AppendEntries carries the new term's no-op entry (§8)."""
         # Invariant: called only by a candidate holding votes from a majority of current_term.
         self.role = Role.LEADER
         self.leader_id = self.node_id
-        nxt = self.log.last_index + 1
-        self.next_index = dict.fromkeys(self.peers, nxt)
-        self.match_index = dict.fromkeys(self.peers, 0)
-        self._inflight = dict.fromkeys(self.peers)
+        self.progress = {p: Progress(self.log.last_index + 1) for p in self.peers}
         ctx.cancel_timer(ELECTION_TIMER)
-        self._election_armed_at = -math.inf
-        self._election_deadline = math.inf
         self._note_role(ctx)
         if self.config.noop:
-            self._append_new(ctx, NOOP)
+            self.append_new_entry(ctx, NOOP)
         else:
             for p in self.peers:
-                self._send_append(ctx, p)
+                self.send_append_entries(ctx, p)
         ctx.set_timer(HEARTBEAT_TIMER, self.config.heartbeat_interval)
 
-    # ------------------------------------------------------------------
-    # Timers
-    # ------------------------------------------------------------------
-    def _on_election_timeout(self, ctx: Context) -> None:
-        # Followers and candidates: no word from a leader (or no win) in time (§5.2).
-        self._election_armed_at = -math.inf
-        if self.role is Role.LEADER:
-            return
-        if ctx.now < self._election_deadline:  # reset since armed: wait for the rest
-            ctx.set_timer(ELECTION_TIMER, self._election_deadline - ctx.now)
-            self._election_armed_at = self._election_deadline
-            return
-        self.start_election(ctx)
+    def _note_role(self, ctx: Context) -> None:
+        ctx.note("role", role=self.role.value, term=self.current_term)
 
-    def _on_heartbeat(self, ctx: Context) -> None:
-        # Leaders: idle AppendEntries keep followers from timing out (§5.2);
-        # they also resend whatever a lost message failed to deliver.
+    # ------------------------------------------------------------------
+    # Log replication, leader side (§5.3)
+    # ------------------------------------------------------------------
+    def append_new_entry(self, ctx: Context, command: Any) -> int:
+        """Leaders: "If command received from client: append entry to local log" (§5.3); returns its index.
+
+        Followers with no AppendEntries on its way get it at once; for the
+        others it travels with the next message (:mod:`labkit.raft.progress`).
+        """
+        self.log.append((LogEntry(self.current_term, command),))
+        index = self.log.last_index
+        self._persist_log(ctx, index)
+        for p, pr in self.progress.items():
+            if not pr.busy:
+                self.send_append_entries(ctx, p)
+        self.advance_commit_index(ctx)  # a cluster of one commits alone
+        return index
+
+    def send_append_entries(self, ctx: Context, peer: str) -> None:
+        """Leaders: "If last log index >= nextIndex for a follower: send AppendEntries RPC
+        with log entries starting at nextIndex" (at most ``max_entries`` of them, §5.3)."""
+        pr = self.progress[peer]
+        prev = pr.next_index - 1
+        entries = self.log.entries(pr.next_index, self.config.max_entries)
+        ctx.send(
+            peer,
+            AppendEntries(
+                self.current_term, self.node_id, prev, self.log.term(prev), entries, self.commit_index
+            ),
+        )
+        pr.sent(prev, len(entries), ctx.now)
+
+    def send_heartbeats(self, ctx: Context) -> None:
+        """Leaders: send AppendEntries "during idle periods to prevent election timeouts (§5.2)".
+
+        A follower with entries on their way gets an empty one (the same
+        consistency check, and the commit index); the others get what they
+        lack, which also resends a message presumed lost.
+        """
         if self.role is not Role.LEADER:
             return
         now, interval = ctx.now, self.config.heartbeat_interval
-        for p in self.peers:
-            outstanding = self._inflight[p]
-            if outstanding is None or now - outstanding[1] >= interval:
-                self._send_append(ctx, p)  # idle, or unanswered for a whole interval: (re)send
+        for p, pr in self.progress.items():
+            if pr.awaiting_answer(now, interval):
+                prev = pr.next_index - 1
+                ctx.send(
+                    p,
+                    AppendEntries(
+                        self.current_term, self.node_id, prev, self.log.term(prev), (), self.commit_index
+                    ),
+                )
             else:
-                self._send_heartbeat(ctx, p)  # entries are on their way; just say "still here"
-        ctx.set_timer(HEARTBEAT_TIMER, self.config.heartbeat_interval)
+                self.send_append_entries(ctx, p)
+        ctx.set_timer(HEARTBEAT_TIMER, interval)
 
-    # ------------------------------------------------------------------
-    # RequestVote (§5.2, §5.4.1)
-    # ------------------------------------------------------------------
-    def _log_is_up_to_date(self, last_log_term: int, last_log_index: int) -> bool:
-        """§5.4.1: the later last term wins; with equal last terms, the longer log."""
-        if last_log_term != self.log.last_term:
-            return last_log_term > self.log.last_term
-        return last_log_index >= self.log.last_index
-
-    def _on_request_vote(self, ctx: Context, src: str, m: RequestVote) -> None:
-        free = self.voted_for in (None, m.candidate_id) or Bug.VOTE_TWICE in self.bugs
-        grant = (
-            m.term == self.current_term
-            and free
-            and self._log_is_up_to_date(m.last_log_term, m.last_log_index)
-        )
-        if grant:
-            self.voted_for = m.candidate_id
-            ctx.persist("voted_for", m.candidate_id)  # before the reply leaves
-            self._reset_election_timer(ctx)
-        ctx.send(src, RequestVoteReply(self.current_term, grant))
-
-    def _on_request_vote_reply(self, ctx: Context, src: str, m: RequestVoteReply) -> None:
-        if self.role is not Role.CANDIDATE or m.term != self.current_term or not m.vote_granted:
-            return
-        self.votes.add(src)
-        if len(self.votes) >= self.quorum:
-            self._become_leader(ctx)
-
-    # ------------------------------------------------------------------
-    # AppendEntries (§5.3)
-    # ------------------------------------------------------------------
-    def _append_new(self, ctx: Context, command: Any) -> int:
-        self.log.append((LogEntry(self.current_term, command),))
-        index = self.log.last_index
-        ctx.persist(("log", index), self.log[index])
-        ctx.persist("log_length", index)
-        inflight = self._inflight
-        for p in self.peers:
-            if inflight[p] is None:  # otherwise it travels with the next message
-                self._send_append(ctx, p)
-        self._advance_commit(ctx)  # a cluster of one commits alone
-        return index
-
-    def _send_append(self, ctx: Context, peer: str) -> None:
-        # The log from next_index on (at most max_entries of it), §5.3.
-        prev = self.next_index[peer] - 1
-        log = self.log
-        entries = log.entries(prev + 1, self.config.max_entries)
-        ctx.send(
-            peer,
-            AppendEntries(self.current_term, self.node_id, prev, log.term(prev), entries, self.commit_index),
-        )
-        self._inflight[peer] = (prev + len(entries), ctx.now) if entries else None
-
-    def _send_heartbeat(self, ctx: Context, peer: str) -> None:
-        # An AppendEntries without entries at next_index - 1: the same
-        # consistency check, and it carries the commit index (§5.3).
-        prev = self.next_index[peer] - 1
-        ctx.send(
-            peer,
-            AppendEntries(self.current_term, self.node_id, prev, self.log.term(prev), (), self.commit_index),
-        )
-
-    def _on_append_entries(self, ctx: Context, src: str, m: AppendEntries) -> None:
-        term, prev = self.current_term, m.prev_log_index
-        if m.term < term:
-            # A stale leader: our term tells it to step down; no hint (conflict_index 0).
-            ctx.send(src, AppendEntriesReply(term, False, m.term, prev))
-            return
-        # m.term == current_term: src is this term's leader.
-        if self.role is not Role.FOLLOWER:
-            self._become_follower(ctx, m.term)
-        self.leader_id = m.leader_id
-        self._reset_election_timer(ctx)
-        log = self.log
-        last = log.last_index
-        if prev > last:
-            ctx.send(src, AppendEntriesReply(term, False, term, prev, conflict_index=last + 1))
-            return
-        ct = log.term(prev)
-        if ct != m.prev_log_term:
-            # Fast backtracking: name the conflicting term and where it starts,
-            # so the leader can skip the whole term in one round trip.
-            ctx.send(
-                src,
-                AppendEntriesReply(
-                    term, False, term, prev, conflict_index=log.first_index_of_term(prev), conflict_term=ct
-                ),
-            )
-            return
-        # The logs match up to prev. Append what is new; truncate only on a real
-        # conflict (a late, shorter AppendEntries must not cut off newer entries).
-        entries = m.entries
-        for k, e in enumerate(entries):
-            i = prev + 1 + k
-            if i <= last:
-                if log.term(i) == e.term:
-                    continue
-                log.truncate(i - 1)
-            new = entries[k:]
-            log.append(new)
-            for j, entry in enumerate(new, i):
-                ctx.persist(("log", j), entry)
-            ctx.persist("log_length", log.last_index)
-            break
-        match = prev + len(entries)  # the index of the last new entry (Figure 2)
-        # Figure 2: "if leaderCommit > commitIndex, set commitIndex =
-        # min(leaderCommit, index of last new entry)". Only ever raise it: a
-        # late or stale message (a heartbeat built from an old next_index) may
-        # name a last new entry below what this server already knows committed.
-        # Invariant: commit_index never decreases while the server is up.
-        new_commit = min(m.leader_commit, match)
-        if new_commit > self.commit_index:
-            self.commit_index = new_commit
-            self._apply(ctx)
-        ctx.send(src, AppendEntriesReply(term, True, term, prev, match_index=match))
-
-    def _on_append_entries_reply(self, ctx: Context, src: str, m: AppendEntriesReply) -> None:
+    def handle_append_entries_reply(self, ctx: Context, src: str, m: AppendEntriesReply) -> None:
+        """Leaders (Figure 2): "If successful: update nextIndex and matchIndex for follower (§5.3).
+        If AppendEntries fails because of log inconsistency: decrement nextIndex and retry (§5.3)."
+        """
         if self.role is not Role.LEADER or m.term != self.current_term:
             return
+        pr = self.progress[src]
         if m.success:
-            match = m.match_index
-            if match > self.match_index[src]:
-                self.match_index[src] = match
-                self._advance_commit(ctx)
-            if match >= self.next_index[src]:
-                self.next_index[src] = match + 1
-            outstanding = self._inflight[src]
-            if outstanding is not None and match < outstanding[0]:
-                return  # an answer to an earlier message; the outstanding one is still on its way
-            # Nothing outstanding now: whatever was appended meanwhile goes in one message.
-            if self.next_index[src] <= self.log.last_index:
-                self._send_append(ctx, src)
-            else:
-                self._inflight[src] = None
-            return
-        # §5.3: a failure says "my log does not match yours at prev_log_index",
-        # so the leader steps next_index back and tries again. That is news only
-        # for the request the leader would send now: one of this term, probing
-        # at next_index - 1. Any other failure answers an older request (a stale
-        # term's rejection, a duplicate, one overtaken by a reply that already
-        # moved next_index); acting on it would move next_index by stale advice
-        # and resend entries that are still on their way. The request it names
-        # has been answered or superseded, so it is ignored; a request that is
-        # really lost is resent by the heartbeat timer.
-        if m.request_term != self.current_term or m.prev_log_index != self.next_index[src] - 1:
-            return
-        if m.conflict_term is None:
-            nxt = m.conflict_index
-        else:
-            last = self.log.last_index_of_term(m.conflict_term)
-            nxt = last + 1 if last else m.conflict_index
-        self.next_index[src] = min(max(nxt, self.match_index[src] + 1, 1), self.log.last_index + 1)
-        self._send_append(ctx, src)
+            if pr.update(m.match_index):
+                self.advance_commit_index(ctx)
+            if pr.ready_for_more(m.match_index, self.log.last_index):
+                self.send_append_entries(ctx, src)
+        elif pr.answers_probe(m, self.current_term):  # a stale failure is ignored
+            # Decrement nextIndex: past the follower's whole conflicting term at once (end of §5.3).
+            pr.decrement_next_index(
+                self.log.retry_index(m.conflict_index, m.conflict_term), self.log.last_index
+            )
+            self.send_append_entries(ctx, src)
 
-    def _advance_commit(self, ctx: Context) -> None:
-        """Leader: commit the highest index stored on a majority, if of this term (§5.4.2)."""
-        matches = sorted((self.log.last_index, *self.match_index.values()), reverse=True)
-        n = matches[self._quorum - 1]
-        if n <= self.commit_index:
-            return
-        # Figure 8: an entry of an earlier term is committed only indirectly,
-        # by committing an entry of the current term after it.
-        if self.log.term(n) != self.current_term and Bug.COMMIT_PRIOR_TERM not in self.bugs:
-            return
-        self.commit_index = n
-        self._apply(ctx)
+    def advance_commit_index(self, ctx: Context) -> None:
+        """Leaders: "If there exists an N such that N > commitIndex, a majority of matchIndex[i] >= N,
+        and log[N].term == currentTerm: set commitIndex = N (§5.3, §5.4)."
 
-    def _apply(self, ctx: Context) -> None:
+        Only the highest N stored on a majority needs looking at: terms never
+        decrease along the log, so if its term is not current, no lower one is.
+        """
+        n = quorum_match_index(self.log.last_index, self.progress.values(), self.quorum)
+        if n > self.commit_index and self.may_commit(n):
+            self.commit_index = n
+            self.apply_committed(ctx)
+
+    def may_commit(self, index: int) -> bool:
+        """Figure 8 (§5.4.2): an entry of an earlier term is committed only indirectly, by
+        committing an entry of the current term after it."""
+        return self.log.term(index) == self.current_term
+
+    # ------------------------------------------------------------------
+    # Log replication, follower side (§5.3)
+    # ------------------------------------------------------------------
+    def handle_append_entries(self, ctx: Context, src: str, m: AppendEntries) -> None:
+        """AppendEntries RPC, receiver implementation (Figure 2)."""
+        term, prev = self.current_term, m.prev_log_index
+        # 1. Reply false if term < currentTerm (§5.1): our term tells a stale leader to step down.
+        if m.term < term:
+            ctx.send(src, AppendEntriesReply(term, False, m.term, prev))
+            return
+        # From this term's leader. Candidates: "If AppendEntries RPC received from new
+        # leader: convert to follower"; followers hear from the leader: reset the election timer.
+        if self.role is not Role.FOLLOWER:
+            self.become_follower(ctx, m.term)
+        self.leader_id = m.leader_id
+        self.reset_election_timer(ctx)
+        # 2. Reply false if log doesn't contain an entry at prevLogIndex whose
+        #    term matches prevLogTerm (§5.3); say where ours differs.
+        if not self.log.matches(prev, m.prev_log_term):
+            conflict_index, conflict_term = self.log.conflict_hint(prev)
+            ctx.send(src, AppendEntriesReply(term, False, term, prev, 0, conflict_index, conflict_term))
+            return
+        # 3.-4. Delete conflicting entries, append any new ones not already in the log.
+        first_written = self.log.maybe_append(prev, m.entries)
+        if first_written:
+            self._persist_log(ctx, first_written)
+        # 5. "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of
+        #    last new entry)". Only ever raise it: a late message may name a last new entry
+        #    below what this server already knows committed.
+        last_new = prev + len(m.entries)
+        if min(m.leader_commit, last_new) > self.commit_index:
+            self.commit_index = min(m.leader_commit, last_new)
+            self.apply_committed(ctx)
+        ctx.send(src, AppendEntriesReply(term, True, term, prev, match_index=last_new))
+
+    def _persist_log(self, ctx: Context, first: int) -> None:
+        """Write the log from index ``first`` to its end, and its length."""
+        log = self.log
+        for i in range(first, log.last_index + 1):
+            ctx.persist(("log", i), log[i])
+        ctx.persist("log_length", log.last_index)
+
+    # ------------------------------------------------------------------
+    # The state machine and its clients (§5.3, §8)
+    # ------------------------------------------------------------------
+    def apply_committed(self, ctx: Context) -> None:
+        """All servers: "If commitIndex > lastApplied: increment lastApplied, apply
+        log[lastApplied] to state machine (§5.3)"; a leader then answers the client (§8)."""
         # Invariant: entries are applied once each, in index order, up to commit_index.
         limit = min(self.commit_index, self.log.last_index)
-        sm = self.state_machine
         while self.last_applied < limit:
             self.last_applied += 1
             entry = self.log[self.last_applied]
-            cmd = entry.command
             result = None
-            if cmd is not NOOP:
-                result = sm.apply(cmd)
-                self.applied.append(cmd)
-            waiting = self._pending.pop(self.last_applied, None)
+            if entry.command is not NOOP:
+                result = self.state_machine.apply(entry.command)
+                self.applied.append(entry.command)
+            waiting = self._waiting.pop(self.last_applied, None)
             if waiting is not None and waiting[2] == entry.term:
                 ctx.send(waiting[0], ClientReply(waiting[1], True, result))
 
-    # ------------------------------------------------------------------
-    # Clients (§8)
-    # ------------------------------------------------------------------
-    def _on_client_request(self, ctx: Context, src: str, m: ClientRequest) -> None:
-        if Bug.STALE_READS in self.bugs and m.op[0] == "get":
-            ctx.send(src, ClientReply(m.seq, True, self.state_machine.query(m.op)))
-            return
+    def handle_client_request(self, ctx: Context, src: str, m: ClientRequest) -> None:
+        """Leaders: "If command received from client: append entry to local log, respond after
+        entry applied to state machine (§5.3)". Others name the leader they know (§8); a retried
+        command is answered from the state machine's session table, not applied twice (§8)."""
         if self.role is not Role.LEADER:
             ctx.send(src, ClientReply(m.seq, False, leader_hint=self.leader_id))
             return
@@ -540,50 +504,15 @@ class RaftNode(Node):
         if seen:
             ctx.send(src, ClientReply(m.seq, True, result))
             return
-        index = self._append_new(ctx, KVCommand(m.client, m.seq, m.op))
-        if self.last_applied < index:
-            self._pending[index] = (src, m.seq, self.current_term)
-
-    def _on_client_reply(self, ctx: Context, src: str, m: ClientReply) -> None:
-        raise TypeError(f"{self.node_id} is a server and does not expect client replies")
-
-    # ------------------------------------------------------------------
-    # Checks
-    # ------------------------------------------------------------------
-    def check_invariants(self) -> list[str]:
-        """This server's own invariants; returns a description of each one broken."""
-        out = []
-        if not self.last_applied <= self.commit_index:
-            out.append(f"{self.node_id}: last_applied {self.last_applied} > commit_index {self.commit_index}")
-        if self.role is Role.LEADER:
-            if self.voted_for != self.node_id:
-                out.append(f"{self.node_id}: leads term {self.current_term} without having voted for itself")
-            for p, m in self.match_index.items():
-                if not m < self.next_index[p] <= self.log.last_index + 1:
-                    out.append(f"{self.node_id}: next_index[{p}]={self.next_index[p]} vs match_index {m}")
-        terms = self.log.terms()
-        if any(a > b for a, b in zip(terms, terms[1:], strict=False)):
-            out.append(f"{self.node_id}: log terms decrease somewhere: {terms}")
-        if terms and terms[-1] > self.current_term:
-            out.append(f"{self.node_id}: log holds term {terms[-1]} > current_term {self.current_term}")
-        return out
+        # Remember who waits before appending: a cluster of one applies at once.
+        self._waiting[self.log.last_index + 1] = (src, m.seq, self.current_term)
+        self.append_new_entry(ctx, KVCommand(m.client, m.seq, m.op))
 
     def __repr__(self) -> str:
         return (
-            f"RaftNode({self.node_id!r}, {self.role.value}, term={self.current_term}, "
+            f"{type(self).__name__}({self.node_id!r}, {self.role.value}, term={self.current_term}, "
             f"log={self.log.last_index}, commit={self.commit_index})"
         )
 
 
-RaftNode._MESSAGE_HANDLERS = {
-    RequestVote: RaftNode._on_request_vote,
-    RequestVoteReply: RaftNode._on_request_vote_reply,
-    AppendEntries: RaftNode._on_append_entries,
-    AppendEntriesReply: RaftNode._on_append_entries_reply,
-    ClientRequest: RaftNode._on_client_request,
-    ClientReply: RaftNode._on_client_reply,
-}
-RaftNode._TIMER_HANDLERS = {
-    ELECTION_TIMER: RaftNode._on_election_timeout,
-    HEARTBEAT_TIMER: RaftNode._on_heartbeat,
-}
+RaftNode._bind_rules()

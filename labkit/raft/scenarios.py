@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from labkit.raft.bugs import Bug
 from labkit.raft.cluster import RaftCluster
-from labkit.raft.node import Bug, Role
+from labkit.raft.node import Role
 
 __all__ = ["Figure8"]
 

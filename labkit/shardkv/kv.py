@@ -31,6 +31,7 @@ from typing import Any
 from labkit import validation as valid
 from labkit.raft import RaftConfig, RaftNode, Role
 from labkit.raft.cluster import DEFAULT_LATENCY
+from labkit.raft.invariants import server_invariants
 from labkit.shardkv.router import Directory, ShardOp, ShardRouter
 from labkit.shardkv.store import Install, Reconfigure, ShardConfig, ShardStore
 from labkit.sim import Latency, Simulator
@@ -260,7 +261,7 @@ class ShardedKV:
         for nid in self.servers():
             if self.sim.is_up(nid):
                 node: RaftNode = self.sim.node(nid)  # type: ignore[assignment]
-                out += [f"{nid}: {v}" for v in node.check_invariants()]
+                out += [f"{nid}: {v}" for v in server_invariants(node)]
                 out += [f"{nid}: {v}" for v in node.state_machine.check_invariants()]  # type: ignore[attr-defined]
         seen: dict[str, str] = {}
         for g in self.groups:

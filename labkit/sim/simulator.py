@@ -21,6 +21,7 @@ recovers from that storage in ``on_start``.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 import random
@@ -29,7 +30,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from labkit.sim.latency import Fixed, Latency, as_latency
-from labkit.sim.node import Context, Node
+from labkit.sim.node import Context, Effects, Node
 from labkit.sim.trace import DropReason, Kind, Trace
 
 __all__ = ["Simulator"]
@@ -77,6 +78,34 @@ class _Clock:
         return now + self.offset + self.drift * (now - self.since)
 
 
+class _Timer:
+    """A pending timer: its heap entry (``token``, due at ``armed``) and its
+    deadline (``due``, tie-broken by ``seq``), which may have moved later."""
+
+    __slots__ = ("token", "due", "seq", "armed")
+
+    def __init__(self, seq: int, due: float) -> None:
+        self.token = self.seq = seq
+        self.due = self.armed = due
+
+
+class _Host:
+    """What the simulator keeps for one node id: the live node (None while
+    crashed) and its context, and what outlives crashes: the factory, durable
+    storage, the incarnation count and the node's physical clock."""
+
+    __slots__ = ("factory", "node", "ctx", "storage", "incarnation", "timers", "clock")
+
+    def __init__(self, factory: Callable[[str], Node]) -> None:
+        self.factory = factory
+        self.node: Node | None = None
+        self.ctx: Context | None = None
+        self.storage: dict[Hashable, Any] = {}
+        self.incarnation = 0
+        self.timers: dict[str, _Timer] = {}
+        self.clock = _Clock()
+
+
 class Simulator:
     """Run sans-IO nodes over a simulated network in virtual time.
 
@@ -117,26 +146,25 @@ class Simulator:
         self.rng = random.Random(seed)
         self.now = 0.0
         self.trace = Trace(keep=trace)
+        self._rows = self.trace.rows
         self._queue: list[tuple] = []
         self._seq = 0
         self._msg_seq = 0
-        # Nodes and their per-incarnation runtime state.
-        self._factories: dict[str, Callable[[str], Node]] = {}
-        self._nodes: dict[str, Node | None] = {}  # None while crashed
-        self._ctx: dict[str, Context] = {}
-        self._storage: dict[str, dict[Hashable, Any]] = {}
-        self._incarnation: dict[str, int] = {}
-        self._timers: dict[str, dict[str, int]] = {}
-        self._clocks: dict[str, _Clock] = {}
+        self._hosts: dict[str, _Host] = {}  # every node id, in the order added
         self._peers: tuple[str, ...] = ()
+        # Called as observer(node_id, node) after each handler's effects are
+        # carried out (start, delivery, timer, call): the Raft invariant monitor.
+        self.observer: Callable[[str, Node], Any] | None = None
         # Network model.
         self._latency: Latency = as_latency(latency)
         self._link_latency: dict[tuple[str, str], Latency] = {}
         self.loss = _probability("loss", loss)
         self.duplication = _probability("duplication", duplication)
         self._group: dict[str, int] = {}  # partition side of each listed node
+        self._among: frozenset[str] | None = None  # the nodes a partition splits (None: all)
         self._partitioned = False
         self._cuts: set[tuple[str, str]] = set()
+        self._blocking = False  # a partition or a cut is in force
 
     # ------------------------------------------------------------------
     # Nodes
@@ -149,35 +177,27 @@ class Simulator:
         """
         if not isinstance(node_id, str) or not node_id:
             raise TypeError(f"node_id must be a non-empty str, got {node_id!r}")
-        if node_id in self._nodes:
+        if node_id in self._hosts:
             raise ValueError(f"node_id {node_id!r} is already in the simulation")
         if not callable(factory):
             raise TypeError(f"factory must be callable as factory(node_id) -> Node, got {factory!r}")
-        self._factories[node_id] = factory
-        self._storage[node_id] = {}
-        self._incarnation[node_id] = 0
-        self._timers[node_id] = {}
-        self._clocks[node_id] = _Clock()
-        self._nodes[node_id] = None
-        self._peers = tuple(self._nodes)
-        for nid in self._nodes:  # everyone's peer list grows
-            if nid in self._ctx:
-                self._ctx[nid].peers = tuple(p for p in self._peers if p != nid)
-        node = self._boot(node_id)
-        return node  # type: ignore[return-value]
+        self._hosts[node_id] = _Host(factory)
+        self._peers = tuple(self._hosts)
+        for nid, host in self._hosts.items():  # everyone's peer list grows
+            if host.ctx is not None:
+                host.ctx.peers = tuple(p for p in self._peers if p != nid)
+        return self._boot(node_id)  # type: ignore[return-value]
 
     def _boot(self, node_id: str) -> Node:
-        node = self._factories[node_id](node_id)
+        host = self._hosts[node_id]
+        node = host.factory(node_id)
         if not isinstance(node, Node):
             raise TypeError(f"factory for {node_id!r} returned {node!r}, which is not a labkit Node")
-        inc = self._incarnation[node_id]
-        rng = random.Random(f"{self.seed}/{node_id}/{inc}")
+        rng = random.Random(f"{self.seed}/{node_id}/{host.incarnation}")
         peers = tuple(p for p in self._peers if p != node_id)
-        self._nodes[node_id] = node
-        self._ctx[node_id] = Context(
-            node_id, peers, rng, MappingProxyType(self._storage[node_id]), self, known=self._nodes
-        )
-        self._push(self.now, _START, (node_id, inc))
+        host.node = node
+        host.ctx = Context(node_id, peers, rng, MappingProxyType(host.storage), self, known=self._hosts)
+        self._push(self.now, _START, (node_id, host.incarnation))
         return node
 
     @property
@@ -187,26 +207,28 @@ class Simulator:
 
     def node(self, node_id: str) -> Node:
         """The live node object (raises if the node is crashed)."""
-        self._check_node(node_id)
-        node = self._nodes[node_id]
+        node = self._host(node_id).node
         if node is None:
             raise ValueError(f"node {node_id!r} is crashed; restart it first")
         return node
 
     def is_up(self, node_id: str) -> bool:
         """True unless the node is crashed."""
-        self._check_node(node_id)
-        return self._nodes[node_id] is not None
+        return self._host(node_id).node is not None
 
     def storage(self, node_id: str) -> MappingProxyType:
         """A read-only view of a node's durable storage."""
-        self._check_node(node_id)
-        return MappingProxyType(self._storage[node_id])
+        return MappingProxyType(self._host(node_id).storage)
+
+    def _host(self, node_id: str, name: str = "node_id") -> _Host:
+        host = self._hosts.get(node_id)  # type: ignore[arg-type]
+        if host is None:
+            known = ", ".join(map(repr, self._hosts)) or "none yet"
+            raise ValueError(f"{name} {node_id!r} is not a node of this simulation (nodes: {known})")
+        return host
 
     def _check_node(self, node_id: str, name: str = "node_id") -> None:
-        if node_id not in self._nodes:
-            known = ", ".join(map(repr, self._nodes)) or "none yet"
-            raise ValueError(f"{name} {node_id!r} is not a node of this simulation (nodes: {known})")
+        self._host(node_id, name)
 
     # ------------------------------------------------------------------
     # Running
@@ -217,19 +239,7 @@ class Simulator:
 
     def step(self) -> bool:
         """Process the next event. Returns False when nothing is scheduled."""
-        if not self._queue:
-            return False
-        time, _, kind, payload = heapq.heappop(self._queue)
-        self.now = time
-        if kind == _DELIVER:
-            self._deliver(payload)
-        elif kind == _TIMER:
-            self._fire(payload)
-        elif kind == _START:
-            self._start(payload)
-        else:
-            payload(self)
-        return True
+        return self.run(max_events=1) == 1
 
     def run(self, until: float | None = None, *, max_events: int | None = None) -> int:
         """Process events up to virtual time ``until`` (inclusive).
@@ -237,6 +247,12 @@ class Simulator:
         With ``until=None`` runs until nothing is scheduled, which never
         happens with periodic timers: pass ``max_events`` as a guard.
         Returns the number of events processed. ``now`` ends at ``until``.
+
+        The garbage collector pauses while the run lasts: the trace holds
+        every message, and the collector would otherwise rescan it again and
+        again as it grows, finding nothing to free. What the run leaves is
+        looked at once after it (and every 2**20 events in a very long run, so
+        cyclic garbage stays bounded). Pausing changes no result, only speed.
         """
         if until is not None:
             until = _duration("until", until)
@@ -249,17 +265,64 @@ class Simulator:
             isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0
         ):
             raise ValueError(f"max_events must be an int >= 0, got {max_events!r}")
-        queue, step = self._queue, self.step
-        done = 0
-        while queue:
-            if until is not None and queue[0][0] > until:
-                break
-            if max_events is not None and done >= max_events:
-                return done
-            step()
-            done += 1
-        if until is not None:
+        horizon = math.inf if until is None else until
+        limit = -1 if max_events is None else max_events
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            done = self._loop(horizon, limit, paused)
+        finally:
+            if paused:
+                gc.enable()
+        queue = self._queue
+        stopped_early = done == limit and queue and queue[0][0] <= horizon
+        if until is not None and not stopped_early:
             self.now = until
+        return done
+
+    def _loop(self, horizon: float, limit: int, collect: bool) -> int:
+        """The event loop, the simulator's hot path: pop, handle, carry out the effects.
+
+        A delivery is handled right here (the common event; a call less per
+        message counts); timers, boots and callbacks go through their helpers.
+        """
+        queue, pop, hosts, rows = self._queue, heapq.heappop, self._hosts, self._rows
+        done = 0
+        while queue and queue[0][0] <= horizon and done != limit:
+            time, _, kind, payload = pop(queue)
+            if kind != _DELIVER:
+                if kind == _TIMER:
+                    if not self._fire(time, payload):
+                        continue  # a cancelled or moved timer: no event
+                elif kind == _START:
+                    self._start(time, payload)
+                else:
+                    self.now = time
+                    payload(self)
+            else:
+                self.now = time
+                mid, src, dst, msg, sent_at, inc = payload
+                host = hosts[dst]
+                node = host.node
+                if node is None or host.incarnation != inc:
+                    rows.append((time, _DROP, dst, src, dst, mid, msg, sent_at, _CRASHED, None))
+                elif self._blocking and self._blocked(src, dst):
+                    rows.append((time, _DROP, dst, src, dst, mid, msg, sent_at, _PART, None))
+                else:
+                    rows.append((time, _DLV, dst, src, dst, mid, msg, sent_at, None, None))
+                    ctx = host.ctx
+                    try:
+                        node.on_message(ctx, src, msg)
+                    except BaseException:
+                        ctx.effects.clear()  # a failed handler asks for nothing
+                        raise
+                    self._apply(dst, host, ctx.effects)
+                    if self.observer is not None:
+                        self.observer(dst, node)
+            done += 1
+            if not done & 0xFFFFF and collect:
+                gc.collect(0)
         return done
 
     def run_for(self, duration: float, *, max_events: int | None = None) -> int:
@@ -288,132 +351,130 @@ class Simulator:
         """
         self.run(self.now)
         node = self.node(node_id)
-        ctx = self._ctx[node_id]
-        try:
-            result = fn(node, ctx)
-        except BaseException:
-            ctx.effects.clear()  # a failed call asks for nothing
-            raise
-        self._apply(node_id, ctx)
-        return result
+        return self._handle(node_id, self._hosts[node_id], lambda ctx: fn(node, ctx))
 
     # ------------------------------------------------------------------
     # Event handling
     # ------------------------------------------------------------------
-    def _start(self, payload: tuple[str, int]) -> None:
+    def _start(self, time: float, payload: tuple[str, int]) -> None:
+        self.now = time
         node_id, inc = payload
-        if self._incarnation[node_id] != inc or self._nodes[node_id] is None:
+        host = self._hosts[node_id]
+        if host.incarnation != inc or host.node is None:
             return  # crashed before it could boot
-        self.trace.rows.append((self.now, Kind.START, node_id, None, None, None, None, None, None, None))
-        ctx = self._ctx[node_id]
-        try:
-            self._nodes[node_id].on_start(ctx)  # type: ignore[union-attr]
-        except BaseException:
-            ctx.effects.clear()
-            raise
-        self._apply(node_id, ctx)
+        self._rows.append((time, Kind.START, node_id, None, None, None, None, None, None, None))
+        self._handle(node_id, host, host.node.on_start)
 
-    def _deliver(self, pkt: tuple) -> None:
-        mid, src, dst, msg, sent_at, inc = pkt
-        node = self._nodes[dst]
-        rows = self.trace.rows
-        if node is None or self._incarnation[dst] != inc:
-            rows.append((self.now, _DROP, dst, src, dst, mid, msg, sent_at, _CRASHED, None))
-            return
-        # The guard skips the partition lookup on a whole network (the usual case).
-        if (self._partitioned or self._cuts) and self._blocked(src, dst):
-            rows.append((self.now, _DROP, dst, src, dst, mid, msg, sent_at, _PART, None))
-            return
-        rows.append((self.now, _DLV, dst, src, dst, mid, msg, sent_at, None, None))
-        ctx = self._ctx[dst]
-        try:
-            node.on_message(ctx, src, msg)
-        except BaseException:
-            ctx.effects.clear()
-            raise
-        self._apply(dst, ctx)
-
-    def _fire(self, payload: tuple[str, str, int]) -> None:
+    def _fire(self, time: float, payload: tuple[str, str, int]) -> bool:
         node_id, name, token = payload
-        timers = self._timers[node_id]
-        if timers.get(name) != token:
-            return  # cancelled, replaced, or the node crashed
-        del timers[name]
-        self.trace.rows.append((self.now, Kind.TIMER, node_id, None, None, None, None, None, name, None))
-        ctx = self._ctx[node_id]
-        try:
-            self._nodes[node_id].on_timer(ctx, name)  # type: ignore[union-attr]
-        except BaseException:
-            ctx.effects.clear()
-            raise
-        self._apply(node_id, ctx)
+        host = self._hosts[node_id]
+        timer = host.timers.get(name)
+        if timer is None or timer.token != token:
+            return False  # cancelled, replaced by an earlier deadline, or the node crashed
+        if timer.due > time:  # set again for later while this entry waited: move the entry
+            timer.armed = timer.due
+            heapq.heappush(self._queue, (timer.due, timer.seq, _TIMER, payload))
+            return False
+        self.now = time
+        del host.timers[name]
+        self._rows.append((time, Kind.TIMER, node_id, None, None, None, None, None, name, None))
+        self._handle(node_id, host, host.node.on_timer, name)  # type: ignore[union-attr]
+        return True
 
-    def _apply(self, node_id: str, ctx: Context) -> None:
+    def _handle(self, node_id: str, host: _Host, handler: Callable[..., Any], *args: Any) -> Any:
+        """Run one handler of a live node, carry out its effects, then tell the observer."""
+        ctx = host.ctx
+        try:
+            result = handler(ctx, *args)
+        except BaseException:
+            ctx.effects.clear()  # type: ignore[union-attr]
+            raise
+        self._apply(node_id, host, ctx.effects)  # type: ignore[union-attr]
+        if self.observer is not None:
+            self.observer(node_id, host.node)
+        return result
+
+    def _apply(self, node_id: str, host: _Host, eff: Effects) -> None:
         """Carry out one handler's effects: persist, then send, then timers.
 
         Exception-safe: if an effect cannot be carried out, the rest of the
         batch is discarded before the error propagates, so nothing stale is
         left in the node's context for its next handler.
         """
-        eff = ctx.effects
         try:
             if eff.persists:
-                store = self._storage[node_id]
+                store = host.storage
                 for key, value in eff.persists:
                     store[key] = value
                 eff.persists.clear()
             if eff.notes:
-                rows = self.trace.rows
+                rows = self._rows
                 for what, detail in eff.notes:
                     rows.append((self.now, Kind.STATE, node_id, None, None, None, None, None, what, detail))
                 eff.notes.clear()
             if eff.sends:
-                send = self._send
-                for dst, msg in eff.sends:
-                    send(node_id, dst, msg)
+                self._send(node_id, eff.sends)
                 eff.sends.clear()
             if eff.timers:
-                timers = self._timers[node_id]
-                for name, delay in eff.timers:
-                    if delay is None:
-                        timers.pop(name, None)
-                    else:
-                        self._seq += 1
-                        timers[name] = self._seq
-                        heapq.heappush(
-                            self._queue, (self.now + delay, self._seq, _TIMER, (node_id, name, self._seq))
-                        )
+                self._set_timers(node_id, host.timers, eff.timers)
                 eff.timers.clear()
         except BaseException:
             eff.clear()
             raise
 
-    def _send(self, src: str, dst: str, msg: Any) -> None:
-        if dst not in self._nodes:
-            self._check_node(dst, "dst")
-        self._msg_seq = mid = self._msg_seq + 1
+    def _set_timers(
+        self, node_id: str, timers: dict[str, _Timer], asks: list[tuple[str, float | None]]
+    ) -> None:
+        # Setting a timer replaces it. A timer set again for *later* (an election
+        # timeout reset on every heartbeat) keeps its heap entry and only moves
+        # its deadline; the entry is pushed on when it comes due (_fire). Each
+        # ask takes a sequence number as if pushed, so ties order exactly as if
+        # every set had pushed a fresh entry.
         now = self.now
-        rows = self.trace.rows
-        rows.append((now, _SEND, src, src, dst, mid, msg, None, None, None))
-        if (self._partitioned or self._cuts) and self._blocked(src, dst):
-            rows.append((now, _DROP, dst, src, dst, mid, msg, now, _PART, None))
-            return
-        rng = self.rng
-        if self.loss and rng.random() < self.loss:
-            rows.append((now, _DROP, dst, src, dst, mid, msg, now, _LOSS, None))
-            return
-        latency = self._link_latency.get((src, dst), self._latency) if self._link_latency else self._latency
-        pkt = (mid, src, dst, msg, now, self._incarnation[dst])
-        self._seq += 1
-        heapq.heappush(self._queue, (now + latency.sample(rng), self._seq, _DELIVER, pkt))
-        if self.duplication and rng.random() < self.duplication:
-            rows.append((now, _DUP, src, src, dst, mid, msg, None, None, None))
-            self._seq += 1
-            heapq.heappush(self._queue, (now + latency.sample(rng), self._seq, _DELIVER, pkt))
+        for name, delay in asks:
+            if delay is None:
+                timers.pop(name, None)
+                continue
+            self._seq = seq = self._seq + 1
+            due = now + delay
+            timer = timers.get(name)
+            if timer is not None and timer.armed <= due:
+                timer.due, timer.seq = due, seq
+            else:
+                timers[name] = _Timer(seq, due)
+                heapq.heappush(self._queue, (due, seq, _TIMER, (node_id, name, seq)))
+
+    def _send(self, src: str, sends: list[tuple[str, Any]]) -> None:
+        """Hand messages from ``src`` to the network: each is lost, cut, or due after a delay."""
+        hosts, rows, rng, queue, now = self._hosts, self._rows, self.rng, self._queue, self.now
+        for dst, msg in sends:
+            host = hosts.get(dst)
+            if host is None:
+                self._check_node(dst, "dst")
+            self._msg_seq = mid = self._msg_seq + 1
+            rows.append((now, _SEND, src, src, dst, mid, msg, None, None, None))
+            if self._blocking and self._blocked(src, dst):
+                rows.append((now, _DROP, dst, src, dst, mid, msg, now, _PART, None))
+                continue
+            if self.loss and rng.random() < self.loss:
+                rows.append((now, _DROP, dst, src, dst, mid, msg, now, _LOSS, None))
+                continue
+            latency = (
+                self._link_latency.get((src, dst), self._latency) if self._link_latency else self._latency
+            )
+            pkt = (mid, src, dst, msg, now, host.incarnation)  # type: ignore[union-attr]
+            self._seq = seq = self._seq + 1
+            heapq.heappush(queue, (now + latency.sample(rng), seq, _DELIVER, pkt))
+            if self.duplication and rng.random() < self.duplication:
+                rows.append((now, _DUP, src, src, dst, mid, msg, None, None, None))
+                self._seq = seq = self._seq + 1
+                heapq.heappush(queue, (now + latency.sample(rng), seq, _DELIVER, pkt))
 
     def _blocked(self, src: str, dst: str) -> bool:
         if self._partitioned and self._group.get(src, -1) != self._group.get(dst, -1):
-            return True
+            among = self._among
+            if among is None or (src in among and dst in among):
+                return True
         return bool(self._cuts) and (src, dst) in self._cuts
 
     # ------------------------------------------------------------------
@@ -421,36 +482,41 @@ class Simulator:
     # ------------------------------------------------------------------
     def crash(self, node_id: str) -> None:
         """Crash a node: volatile state and timers are lost, storage survives."""
-        self._check_node(node_id)
-        if self._nodes[node_id] is None:
+        host = self._host(node_id)
+        if host.node is None:
             raise ValueError(f"node {node_id!r} is already crashed")
-        self._nodes[node_id] = None
-        self._incarnation[node_id] += 1
-        self._timers[node_id].clear()
-        self.trace.rows.append((self.now, Kind.CRASH, node_id, None, None, None, None, None, None, None))
+        host.node = None
+        host.incarnation += 1
+        host.timers.clear()
+        self._rows.append((self.now, Kind.CRASH, node_id, None, None, None, None, None, None, None))
 
     def restart(self, node_id: str) -> Node:
         """Bring a crashed node back, rebuilt from its durable storage only."""
-        self._check_node(node_id)
-        if self._nodes[node_id] is not None:
+        host = self._host(node_id)
+        if host.node is not None:
             raise ValueError(f"node {node_id!r} is not crashed; crash it before restarting it")
-        self._incarnation[node_id] += 1
-        self.trace.rows.append((self.now, Kind.RESTART, node_id, None, None, None, None, None, None, None))
+        host.incarnation += 1
+        self._rows.append((self.now, Kind.RESTART, node_id, None, None, None, None, None, None, None))
         return self._boot(node_id)
 
     # ------------------------------------------------------------------
     # Faults: the network
     # ------------------------------------------------------------------
     def _fault(self, what: str, **detail: Any) -> None:
-        self.trace.rows.append((self.now, Kind.FAULT, None, None, None, None, None, None, what, detail))
+        self._rows.append((self.now, Kind.FAULT, None, None, None, None, None, None, what, detail))
 
-    def partition(self, *groups: Iterable[str]) -> None:
+    def partition(self, *groups: Iterable[str], among: Iterable[str] | None = None) -> None:
         """Split the network: nodes in different groups cannot talk.
 
         Nodes not named in any group form one more group together, so
-        ``partition(["n1"])`` cuts n1 off from everybody else. Replaces any
-        earlier partition; directed cuts stay.
+        ``partition(["n1"])`` cuts n1 off from everybody else. ``among``
+        limits the split to those nodes (default: every node); the others
+        (the clients of a Raft cluster, say) still reach every side. Replaces
+        any earlier partition; directed cuts stay.
         """
+        nodes = list(self._hosts) if among is None else list(among)
+        for nid in nodes:
+            self._check_node(nid, "among member")
         if not groups:
             raise ValueError("partition needs at least one group of node ids")
         group_of: dict[str, int] = {}
@@ -465,6 +531,8 @@ class Simulator:
                 raise ValueError(f"group {i} is empty; every group needs at least one node")
             for nid in members:
                 self._check_node(nid, f"group {i} member")
+                if nid not in nodes:
+                    raise ValueError(f"group {i} member {nid!r} must be one of {', '.join(nodes)}")
                 if nid in group_of:
                     raise ValueError(
                         f"node {nid!r} is in group {group_of[nid]} and group {i}; "
@@ -473,8 +541,9 @@ class Simulator:
                 group_of[nid] = i
             listed.append(sorted(members))
         self._group = group_of
-        self._partitioned = True
-        rest = [n for n in self._nodes if n not in group_of]
+        self._among = None if among is None else frozenset(nodes)
+        self._partitioned = self._blocking = True
+        rest = [n for n in nodes if n not in group_of]
         self._fault("partition", groups=listed + ([rest] if rest else []))
 
     def isolate(self, node_id: str) -> None:
@@ -488,6 +557,7 @@ class Simulator:
         if src == dst:
             raise ValueError(f"src and dst must differ, got {src!r} twice")
         self._cuts.add((src, dst))
+        self._blocking = True
         self._fault("cut", src=src, dst=dst)
 
     def uncut(self, src: str, dst: str) -> None:
@@ -495,12 +565,14 @@ class Simulator:
         self._check_node(src, "src")
         self._check_node(dst, "dst")
         self._cuts.discard((src, dst))
+        self._blocking = self._partitioned or bool(self._cuts)
         self._fault("uncut", src=src, dst=dst)
 
     def heal(self) -> None:
         """Remove every partition and directed cut."""
         self._group = {}
-        self._partitioned = False
+        self._among = None
+        self._partitioned = self._blocking = False
         self._cuts.clear()
         self._fault("heal")
 
@@ -513,10 +585,11 @@ class Simulator:
     @property
     def partitions(self) -> list[list[str]]:
         """The current partition as lists of node ids (one list if none)."""
+        nodes = self._peers if self._among is None else [n for n in self._peers if n in self._among]
         if not self._partitioned:
-            return [list(self._nodes)]
+            return [list(nodes)]
         sides: dict[int, list[str]] = {}
-        for nid in self._nodes:
+        for nid in nodes:
             sides.setdefault(self._group.get(nid, -1), []).append(nid)
         return [sides[k] for k in sorted(sides, key=lambda k: (k < 0, k))]
 
@@ -568,8 +641,7 @@ class Simulator:
         million: 100 ppm gains 0.1 ms per second). Typical quartz clocks drift
         by up to about 200 ppm.
         """
-        self._check_node(node_id)
-        clock = self._clocks[node_id]
+        clock = self._host(node_id).clock
         for name, value in (("offset", offset), ("drift_ppm", drift_ppm)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
@@ -588,13 +660,12 @@ class Simulator:
 
     def local_time(self, node_id: str) -> float:
         """What the node's physical clock reads now."""
-        self._check_node(node_id)
-        return self._clocks[node_id].read(self.now)
+        return self._host(node_id).clock.read(self.now)
 
     def __repr__(self) -> str:
-        up = sum(1 for n in self._nodes.values() if n is not None)
+        up = sum(1 for h in self._hosts.values() if h.node is not None)
         trace = f"{len(self.trace)} rows" if self.trace.keep else "off"
         return (
-            f"Simulator(seed={self.seed}, now={self.now:.3f}s, nodes={len(self._nodes)} "
+            f"Simulator(seed={self.seed}, now={self.now:.3f}s, nodes={len(self._hosts)} "
             f"({up} up), pending={len(self._queue)}, trace={trace})"
         )

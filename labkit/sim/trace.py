@@ -9,6 +9,7 @@ DataFrame with stable column names for plots and analysis.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -57,15 +58,6 @@ class TraceEvent(NamedTuple):
 COLUMNS = list(TraceEvent._fields)
 
 
-class _Discard(list):
-    """The rows of a trace that keeps none: every append is dropped."""
-
-    __slots__ = ()
-
-    def append(self, row: tuple) -> None:
-        pass
-
-
 class Trace:
     """An append-only list of :class:`TraceEvent` rows.
 
@@ -81,7 +73,8 @@ class Trace:
         if not isinstance(keep, bool):
             raise TypeError(f"keep must be True or False, got {keep!r}")
         self.keep = keep
-        self.rows: list[tuple] = [] if keep else _Discard()
+        # A trace that keeps nothing drops every row as it is appended.
+        self.rows: list[tuple] = [] if keep else deque(maxlen=0)  # type: ignore[assignment]
 
     def _check_kept(self) -> None:
         if not self.keep:

@@ -1,0 +1,18 @@
+"""Leaving the simulator: labkit's sans-IO nodes as real processes on 127.0.0.1 (notebook 13).
+
+* :mod:`~labkit.net.codec`: length-prefixed JSON frames and the registry of message types;
+* :mod:`~labkit.net.storage`: a node's durable storage, an fsynced write-ahead file;
+* :mod:`~labkit.net.node`: one node as a process (the ``Ready`` loop: persist, sync, send);
+* :mod:`~labkit.net.procs`: process groups, parent-death guards, free ports;
+* :mod:`~labkit.net.proxy`: the fault-injecting TCP proxy (partitions, delay, loss);
+* :mod:`~labkit.net.cluster`: :class:`ProcessCluster`, our Raft store as processes;
+* :mod:`~labkit.net.client`: clients that record wall-clock histories;
+* :mod:`~labkit.net.nemesis`: fault schedules, concurrent workloads, and the checks;
+* :mod:`~labkit.net.etcd`: a real etcd cluster under the same nemesis.
+"""
+
+from labkit.net.client import RaftClient, Record, to_operations
+from labkit.net.cluster import ProcessCluster
+from labkit.net.codec import Registry, WireError, registry_for
+
+__all__ = ["ProcessCluster", "RaftClient", "Record", "Registry", "WireError", "registry_for", "to_operations"]

@@ -138,7 +138,7 @@ class RaftClient:
                 loop.create_connection(lambda: _Conn(self, server), *self.addresses[server]),
                 self.attempt_timeout,
             )
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return None
         self._conns[server] = c
         return c
@@ -186,7 +186,7 @@ class RaftClient:
                     answered, reply = await asyncio.wait_for(
                         self._waiting, min(self.attempt_timeout, max(0.001, deadline - loop.time()))
                     )
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     self.target = (self.target + 1) % len(self.servers)  # silence: try the next server
                     continue
                 finally:

@@ -330,7 +330,7 @@ class ProcessCluster:
                     asyncio.get_running_loop().create_connection(lambda: conn, LOOPBACK, self.ports[nid]),
                     timeout,
                 )
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 return None
             self._status[nid] = conn
         return await conn.ask(full, timeout)
@@ -606,7 +606,7 @@ class _StatusConn(asyncio.Protocol):
         self.transport.write(self.registry.encode(StatusRequest(seq, full)))
         try:
             return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         finally:
             self.waiting.pop(seq, None)

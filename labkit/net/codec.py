@@ -34,7 +34,6 @@ __all__ = [
     "FrameReader",
     "frame",
     "registry_for",
-    "RAFT",
 ]
 
 MAX_FRAME = 4 << 20  # bytes; a longer frame is refused (a stray client, or a bug)
@@ -274,9 +273,3 @@ def registry_for(kind: str) -> Registry:
     if kind not in _CACHE:
         _CACHE[kind] = _FACTORIES[kind]()
     return _CACHE[kind]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "RAFT":
-        return registry_for("raft")
-    raise AttributeError(name)

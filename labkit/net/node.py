@@ -245,7 +245,7 @@ class _PeerLink(asyncio.Protocol):
         loop = self.driver.loop
         try:
             await asyncio.wait_for(loop.create_connection(lambda: self, *self.addr), 1.0)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             pass
         finally:
             self.connecting = False

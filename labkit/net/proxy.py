@@ -279,7 +279,7 @@ class Proxy:
                 return
             try:
                 up_r, up_w = await asyncio.wait_for(asyncio.open_connection(*self.target, limit=1 << 20), 2.0)
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 writer.close()  # the target is down: the client sees the connection close
                 return
             entry[1] = up_w

@@ -1,0 +1,407 @@
+"""A real etcd cluster on 127.0.0.1 under the same nemesis, judged by the same checker.
+
+:class:`EtcdCluster` starts ``n`` etcd 3.4 members (Debian's ``etcd-server``
+package) as processes of one group, each with its own data folder, and puts
+a proxy (:mod:`labkit.net.proxy`, in *bytes* mode) in front of every member's
+peer URL and client URL. Which member speaks on a peer connection is read from
+the ``X-PeerURLs`` header etcd sends with every request to a peer, so a
+partition cuts exactly the links between the two sides. Process faults
+(``SIGKILL``, ``SIGSTOP`` / ``SIGCONT``, restart on the same data folder) are
+the same as for our Raft.
+
+Clients (:class:`EtcdClient`) use `aetcd <https://pypi.org/project/aetcd/>`_,
+a maintained asyncio client of etcd's v3 gRPC API that works with etcd 3.4:
+it runs on the same asyncio loop as our proxies and clients, offers both
+read modes, and per-call timeouts. Each client talks to one member (its
+endpoint). Reads are
+
+* *linearizable* (etcd's default): the member confirms with a quorum that it
+  has everything committed before it answers (Raft's ReadIndex, Ongaro's
+  thesis §6.4), so a member cut off from the majority cannot answer;
+* *serializable*: the member answers from its own copy at once, which may be
+  stale (etcd's documentation, "API guarantees").
+
+``append`` is not an etcd operation: the client reads the value and writes
+``value + suffix`` in a transaction that succeeds only if the value is
+unchanged (compare-and-swap), retrying until it succeeds or the operation
+times out. Operations that time out are unknown outcomes, as for our Raft.
+
+When etcd is not installed, :func:`etcd_available` says so and
+:data:`INSTALL_HINT` says what to install.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from labkit.net.base import CLIENTS, ClusterBase, _seconds
+from labkit.net.client import Record
+from labkit.net.loop import LoopThread
+from labkit.net.procs import LOOPBACK, free_port, spawn, start_reaper
+from labkit.net.proxy import Proxy
+
+__all__ = ["EtcdCluster", "EtcdClient", "INSTALL_HINT", "etcd_available", "etcd_binary"]
+
+INSTALL_HINT = (
+    "etcd is not installed. On Debian or Ubuntu: `sudo apt-get install etcd-server` "
+    "(Binder installs it from binder/apt.txt), and the Python client with `pip install aetcd`."
+)
+_CANDIDATES = ("/usr/bin/etcd", "/usr/local/bin/etcd")
+
+
+def etcd_binary() -> str | None:
+    """The path of the etcd server program, or None."""
+    found = shutil.which("etcd")
+    if found:
+        return found
+    return next((p for p in _CANDIDATES if os.access(p, os.X_OK)), None)
+
+
+def etcd_available() -> tuple[bool, str]:
+    """``(True, version)`` when etcd 3.x and the aetcd client are installed, else ``(False, why)``."""
+    binary = etcd_binary()
+    if binary is None:
+        return False, INSTALL_HINT
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        return False, f"{binary} does not run ({e}). {INSTALL_HINT}"
+    m = re.search(r"etcd Version: (\d+)\.(\d+)\.(\d+)", out)
+    if m is None or m.group(1) != "3":
+        return False, f"{binary} is not etcd 3.x ({out.strip()[:80]!r}). {INSTALL_HINT}"
+    try:
+        import aetcd  # noqa: F401
+    except ImportError:
+        return False, INSTALL_HINT
+    return True, ".".join(m.groups())
+
+
+def _peer_classifier(urls: dict[str, str]) -> Any:
+    """Who sent a peer request: the member whose advertised peer URL is in ``X-PeerURLs``."""
+    by_url = {u.encode(): name for name, u in urls.items()}
+
+    def classify(first: bytes) -> str | None:
+        head = first.split(b"\r\n\r\n", 1)[0]
+        for line in head.split(b"\r\n"):
+            if line[:11].lower() == b"x-peerurls:":
+                for u in line[11:].strip().split(b","):
+                    if u.strip() in by_url:
+                        return by_url[u.strip()]
+        return None
+
+    return classify
+
+
+class EtcdClient:
+    """A key-value client of one etcd member (see the module docstring); records a :class:`Record` per operation."""
+
+    def __init__(
+        self,
+        name: str,
+        member: str,
+        address: tuple[str, int],
+        *,
+        serializable: bool,
+        clock: Any,
+        records: list[Record],
+        timeout: float = 1.0,
+    ) -> None:
+        self.name = name
+        self.member = member
+        self.address = address
+        self.serializable = serializable
+        self.clock = clock
+        self.records = records
+        self.timeout = timeout
+        self._client: Any = None
+
+    async def _connect(self) -> Any:
+        if self._client is None:
+            import aetcd
+
+            c = aetcd.Client(host=self.address[0], port=self.address[1], timeout=self.timeout)
+            await c.connect()
+            self._client = c
+        return self._client
+
+    async def _get(self, key: str) -> tuple[str, int]:
+        c = await self._connect()
+        got = await c.get(key.encode(), serializable=self.serializable)
+        if got is None:
+            return "", 0
+        return got.value.decode(), got.mod_revision
+
+    async def _put(self, key: str, value: str) -> None:
+        c = await self._connect()
+        await c.put(key.encode(), value.encode())
+
+    async def _append(self, key: str, value: str) -> None:
+        c = await self._connect()
+        k = key.encode()
+        while True:
+            got = await c.get(k)  # a linearizable read: the CAS below needs the latest value
+            tx = c.transactions
+            if got is None:
+                compare = [tx.version(k) == 0]
+                new = value
+            else:
+                compare = [tx.mod(k) == got.mod_revision]
+                new = got.value.decode() + value
+            ok, _ = await c.transaction(compare=compare, success=[tx.put(k, new.encode())], failure=[])
+            if ok:
+                return
+
+    async def invoke(self, op: tuple) -> Record:
+        """Run ``("get", k)``, ``("put", k, v)`` or ``("append", k, v)``; unknown outcome after ``timeout``."""
+        from labkit.raft.state_machine import validate_op
+
+        validate_op(op)
+        rec = Record(self.name, op, self.clock(), server=self.member)
+        self.records.append(rec)
+        kind = op[0]
+        try:
+            if kind == "get":
+                value, _ = await asyncio.wait_for(self._get(op[1]), self.timeout)
+                rec.output = value
+            elif kind == "put":
+                await asyncio.wait_for(self._put(op[1], op[2]), self.timeout)
+            else:
+                await asyncio.wait_for(self._append(op[1], op[2]), self.timeout)
+            rec.unknown = False
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a timeout, a refused connection, a gRPC error: we do not know
+            rec.output = None
+            await self._reset()
+        rec.ret = self.clock()
+        return rec
+
+    async def _reset(self) -> None:
+        c, self._client = self._client, None
+        if c is not None:
+            with contextlib.suppress(Exception):  # closing a broken channel may fail; it is gone either way
+                await asyncio.wait_for(c.close(), 1.0)
+
+    async def put(self, key: str, value: str) -> Record:
+        return await self.invoke(("put", key, value))
+
+    async def get(self, key: str) -> Record:
+        return await self.invoke(("get", key))
+
+    async def append(self, key: str, value: str) -> Record:
+        return await self.invoke(("append", key, value))
+
+    def close(self) -> None:
+        self._client = None
+
+
+class EtcdCluster(ClusterBase):
+    """``n`` etcd members as processes on loopback, with the nemesis (see the module docstring).
+
+    ``heartbeat`` and ``election_timeout`` are etcd's ``--heartbeat-interval``
+    and ``--election-timeout`` (in seconds here). ``serializable`` is the read
+    mode of the clients :meth:`client` makes unless told otherwise.
+    """
+
+    def __init__(
+        self,
+        n: int = 3,
+        *,
+        nemesis: bool = True,
+        heartbeat: float = 0.05,
+        election_timeout: float = 0.5,
+        serializable: bool = False,
+        client_timeout: float = 1.0,
+        folder: str | os.PathLike | None = None,
+        seed: int = 0,
+        leader_timeout: float = 20.0,
+    ) -> None:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int number of members, got {n!r}")
+        if not 1 <= n <= 7:
+            raise ValueError(f"n must be between 1 and 7 members, got {n}")
+        super().__init__(nemesis=nemesis, folder=folder, seed=seed)
+        self.ids = tuple(f"m{i}" for i in range(1, n + 1))
+        self.heartbeat = _seconds("heartbeat", heartbeat)
+        self.election_timeout = _seconds("election_timeout", election_timeout)
+        if self.election_timeout < 5 * self.heartbeat:
+            raise ValueError(
+                f"election_timeout ({election_timeout}) should be at least 5 heartbeats ({5 * self.heartbeat:g} s)"
+            )
+        if not isinstance(serializable, bool):
+            raise TypeError(f"serializable must be True or False, got {serializable!r}")
+        self.serializable = serializable
+        self.client_timeout = _seconds("client_timeout", client_timeout)
+        self.leader_timeout = _seconds("leader_timeout", leader_timeout)
+        self.binary = etcd_binary()
+        self.client_ports: dict[str, int] = {}
+        self.peer_ports: dict[str, int] = {}
+        self.peer_urls: dict[str, str] = {}
+        self.client_addr: dict[str, tuple[str, int]] = {}
+        self._clients: dict[str, EtcdClient] = {}
+        self._status_clients: dict[str, Any] = {}
+        self._member_names: dict[int, str] = {}
+
+    # -- starting ----------------------------------------------------------------
+    def start(self, wait: bool = True) -> EtcdCluster:
+        """Start the proxies and the members; with ``wait``, return once a leader is known."""
+        ok, why = etcd_available()
+        if not ok:
+            raise RuntimeError(why)
+        if self._started:
+            raise RuntimeError("this cluster is already started")
+        self._started = True
+        try:
+            if self.folder is None:
+                self.folder = Path(tempfile.mkdtemp(prefix="labkit-etcd-"))
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._loop = LoopThread()
+            self._reaper = start_reaper()
+            self._pgid = self._reaper.pid
+            for m in self.ids:
+                self.client_ports[m] = free_port()
+                self.peer_ports[m] = free_port()
+            self._all_ports.update(self.client_ports.values(), self.peer_ports.values())
+            self._loop.run(self._start_proxies())
+            self._t0 = time.monotonic()
+            for m in self.ids:
+                self._spawn(m)
+            if wait and self.wait_for_leader(self.leader_timeout) is None:
+                raise RuntimeError(
+                    f"no etcd leader within {self.leader_timeout:g} s; logs are in {self.folder}"
+                )
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    async def _start_proxies(self) -> None:
+        net = self.network
+        if not self.nemesis:
+            for m in self.ids:
+                self.peer_urls[m] = f"http://{LOOPBACK}:{self.peer_ports[m]}"
+                self.client_addr[m] = (LOOPBACK, self.client_ports[m])
+            return
+        # The proxies' ports first: the classifier needs every member's advertised peer URL.
+        peer_proxies = {}
+        for m in self.ids:
+            p = Proxy(net, (LOOPBACK, self.peer_ports[m]), dst=m, frames=False)
+            p.port = free_port()
+            peer_proxies[m] = p
+            self.peer_urls[m] = f"http://{LOOPBACK}:{p.port}"
+        classify = _peer_classifier(self.peer_urls)
+        for p in peer_proxies.values():
+            p.classify = classify
+            self._proxies.append(await p.start())
+        for m in self.ids:
+            p = await Proxy(net, (LOOPBACK, self.client_ports[m]), src=CLIENTS, dst=m, frames=False).start()
+            self._proxies.append(p)
+            self.client_addr[m] = p.address
+        self._all_ports.update(p.port for p in self._proxies)
+
+    def _spawn(self, m: str) -> None:
+        assert self.folder is not None and self.binary is not None
+        cluster = ",".join(f"{x}={self.peer_urls[x]}" for x in self.ids)
+        client_url = f"http://{LOOPBACK}:{self.client_ports[m]}"
+        argv = [
+            self.binary,
+            "--name", m,
+            "--data-dir", str(self.folder / m),
+            "--listen-client-urls", client_url,
+            "--advertise-client-urls", f"http://{self.client_addr[m][0]}:{self.client_addr[m][1]}",
+            "--listen-peer-urls", f"http://{LOOPBACK}:{self.peer_ports[m]}",
+            "--initial-advertise-peer-urls", self.peer_urls[m],
+            "--initial-cluster", cluster,
+            "--initial-cluster-state", "new",
+            "--initial-cluster-token", f"labkit-{os.getpid()}-{id(self)}",
+            "--heartbeat-interval", str(round(self.heartbeat * 1000)),
+            "--election-timeout", str(round(self.election_timeout * 1000)),
+            "--logger", "zap",
+            "--log-level", "warn",
+        ]  # fmt: skip
+        self.procs[m] = spawn(argv, group=self._pgid, log=self.folder / f"{m}.log", guard=True)
+        self.paused.discard(m)
+
+    async def _shutdown(self) -> None:
+        for c in list(self._clients.values()):
+            await c._reset()
+        for sc in list(self._status_clients.values()):
+            with contextlib.suppress(Exception):  # closing a channel to a dead member may fail
+                await asyncio.wait_for(sc.close(), 1.0)
+        self._status_clients.clear()
+        await super()._shutdown()
+
+    # -- looking -------------------------------------------------------------------
+    def statuses(self, timeout: float = 0.5) -> dict[str, dict[str, Any] | None]:
+        """Each member's ``role`` and ``term`` as it reports them (None if it does not answer)."""
+        return self._run(self._statuses(timeout))
+
+    async def _statuses(self, timeout: float) -> dict[str, dict[str, Any] | None]:
+        got = await asyncio.gather(*(self._status_of(m, timeout) for m in self.ids))
+        return dict(zip(self.ids, got, strict=True))
+
+    async def _status_of(self, m: str, timeout: float) -> dict[str, Any] | None:
+        p = self.procs.get(m)
+        if m in self.paused or p is None or p.poll() is not None:
+            return None
+        import aetcd
+
+        try:
+            c = self._status_clients.get(m)
+            if c is None:
+                c = aetcd.Client(host=LOOPBACK, port=self.client_ports[m], timeout=timeout)
+                await asyncio.wait_for(c.connect(), timeout)
+                self._status_clients[m] = c
+            # The maintenance Status RPC alone (aetcd's status() also lists the
+            # members, which needs a quorum and fails on an isolated member).
+            from aetcd import rpc
+
+            s = await asyncio.wait_for(
+                c.maintenancestub.Status(rpc.StatusRequest(), timeout=timeout), timeout
+            )
+        except Exception:
+            self._status_clients.pop(m, None)
+            return None
+        self._member_names[s.header.member_id] = m
+        leader = self._member_names.get(s.leader) if s.leader else None
+        return {
+            "role": "leader" if s.leader == s.header.member_id else "follower",
+            "term": s.raftTerm,
+            "leader": leader,
+            "raft_index": s.raftIndex,
+            "version": s.version,
+        }
+
+    # -- clients -------------------------------------------------------------------
+    def client(
+        self, name: str = "c0", member: str | None = None, serializable: bool | None = None
+    ) -> EtcdClient:
+        """The client called ``name`` (created on first use), talking to ``member`` (default: m1)."""
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty str, got {name!r}")
+        c = self._clients.get(name)
+        if c is None:
+            member = self.ids[len(self._clients) % len(self.ids)] if member is None else member
+            self._check_server(member, "member")
+            c = EtcdClient(
+                name,
+                member,
+                self.client_addr[member],
+                serializable=self.serializable if serializable is None else bool(serializable),
+                clock=self.now,
+                records=self.history,
+                timeout=self.client_timeout,
+            )
+            self._clients[name] = c
+        elif member is not None and member != c.member:
+            raise ValueError(f"client {name!r} already talks to {c.member}, not {member}")
+        return c

@@ -3,9 +3,10 @@
 :class:`EtcdCluster` starts ``n`` etcd 3.4 members (Debian's ``etcd-server``
 package) as processes of one group, each with its own data folder, and puts
 a proxy (:mod:`labkit.net.proxy`, in *bytes* mode) in front of every member's
-peer URL and client URL. Which member speaks on a peer connection is read from
-the ``X-PeerURLs`` header etcd sends with every request to a peer, so a
-partition cuts exactly the links between the two sides. Process faults
+peer URL and client URL. Which member opened a peer connection is found from
+the operating system (the process that owns the other end of the socket,
+:func:`~labkit.net.proxy.socket_owner`), so a partition cuts exactly the
+links between the two sides. Process faults
 (``SIGKILL``, ``SIGSTOP`` / ``SIGCONT``, restart on the same data folder) are
 the same as for our Raft.
 
@@ -47,9 +48,17 @@ from labkit.net.base import CLIENTS, ClusterBase, _seconds
 from labkit.net.client import Record
 from labkit.net.loop import LoopThread
 from labkit.net.procs import LOOPBACK, free_port, spawn, start_reaper
-from labkit.net.proxy import Proxy
+from labkit.net.proxy import Proxy, socket_owner
 
-__all__ = ["EtcdCluster", "EtcdClient", "INSTALL_HINT", "etcd_available", "etcd_binary"]
+__all__ = [
+    "EtcdCluster",
+    "EtcdClient",
+    "INSTALL_HINT",
+    "etcd_available",
+    "etcd_binary",
+    "read_mode_run",
+    "stale_reads",
+]
 
 INSTALL_HINT = (
     "etcd is not installed. On Debian or Ubuntu: `sudo apt-get install etcd-server` "
@@ -83,22 +92,6 @@ def etcd_available() -> tuple[bool, str]:
     except ImportError:
         return False, INSTALL_HINT
     return True, ".".join(m.groups())
-
-
-def _peer_classifier(urls: dict[str, str]) -> Any:
-    """Who sent a peer request: the member whose advertised peer URL is in ``X-PeerURLs``."""
-    by_url = {u.encode(): name for name, u in urls.items()}
-
-    def classify(first: bytes) -> str | None:
-        head = first.split(b"\r\n\r\n", 1)[0]
-        for line in head.split(b"\r\n"):
-            if line[:11].lower() == b"x-peerurls:":
-                for u in line[11:].strip().split(b","):
-                    if u.strip() in by_url:
-                        return by_url[u.strip()]
-        return None
-
-    return classify
 
 
 class EtcdClient:
@@ -291,22 +284,30 @@ class EtcdCluster(ClusterBase):
                 self.peer_urls[m] = f"http://{LOOPBACK}:{self.peer_ports[m]}"
                 self.client_addr[m] = (LOOPBACK, self.client_ports[m])
             return
-        # The proxies' ports first: the classifier needs every member's advertised peer URL.
-        peer_proxies = {}
         for m in self.ids:
-            p = Proxy(net, (LOOPBACK, self.peer_ports[m]), dst=m, frames=False)
-            p.port = free_port()
-            peer_proxies[m] = p
+            p = await Proxy(net, (LOOPBACK, self.peer_ports[m]), dst=m, frames=False).start()
+            p.classify = self._classifier(p.port)
+            self._proxies.append(p)
             self.peer_urls[m] = f"http://{LOOPBACK}:{p.port}"
-        classify = _peer_classifier(self.peer_urls)
-        for p in peer_proxies.values():
-            p.classify = classify
-            self._proxies.append(await p.start())
         for m in self.ids:
             p = await Proxy(net, (LOOPBACK, self.client_ports[m]), src=CLIENTS, dst=m, frames=False).start()
             self._proxies.append(p)
             self.client_addr[m] = p.address
         self._all_ports.update(p.port for p in self._proxies)
+
+    def _classifier(self, proxy_port: int) -> Any:
+        """Who opened a connection to a peer proxy: the member whose process owns the other end.
+
+        (Reading the request instead does not work: etcd reuses one HTTP
+        connection for requests of several kinds, and only some name the sender.)
+        """
+
+        def classify(peer: Any) -> str | None:
+            owners = {p.pid: m for m, p in self.procs.items() if p is not None}
+            pid = socket_owner(peer, proxy_port, owners) if peer else None
+            return owners.get(pid) if pid is not None else None
+
+        return classify
 
     def _spawn(self, m: str) -> None:
         assert self.folder is not None and self.binary is not None
@@ -405,3 +406,68 @@ class EtcdCluster(ClusterBase):
         elif member is not None and member != c.member:
             raise ValueError(f"client {name!r} already talks to {c.member}, not {member}")
         return c
+
+
+def read_mode_run(
+    c: EtcdCluster,
+    serializable: bool,
+    *,
+    before: float = 1.0,
+    hold: float = 3.0,
+    after: float = 1.0,
+    keys: tuple[str, ...] = ("a", "b"),
+    seed: int = 0,
+    check_timeout: float = 20.0,
+) -> Any:
+    """The read-mode lab: isolate the leader from the other members while clients read and write.
+
+    Two clients per member: one reads (``get``), one appends (appends make
+    staleness easy to see: a read that misses an acknowledged append is
+    stale, see :func:`stale_reads`), each talking only to its own member; all reads use the
+    given mode. After ``before`` seconds the member that leads is partitioned
+    from the rest (clients still reach it) for ``hold`` seconds; then the
+    network heals and the run goes on for ``after`` seconds. Returns the
+    checked :class:`~labkit.net.nemesis.NemesisRun`.
+
+    What to expect (and why the result is reliable, not lucky): the majority
+    side elects a new leader within about two election timeouts and its
+    writers keep writing, while the reader on the isolated member keeps
+    asking it. A serializable read there answers from the member's own,
+    now old, copy: once a write on the majority side has completed, that
+    answer is stale, and the checker must reject the history. A linearizable
+    read there cannot confirm it is up to date (no quorum), so it times out:
+    an unknown outcome, never a wrong one.
+    """
+    from labkit.net.nemesis import Fault, run_nemesis
+
+    tag = "ser" if serializable else "lin"
+    clients = []
+    for m in c.ids:
+        r = c.client(f"{tag}{seed}-read@{m}", member=m, serializable=serializable)
+        r.kinds = ("get",)  # type: ignore[attr-defined]
+        w = c.client(f"{tag}{seed}-write@{m}", member=m, serializable=serializable)
+        w.kinds = ("append",)  # type: ignore[attr-defined]
+        clients += [r, w]
+    keys = tuple(f"{tag}{seed}-{k}" for k in keys)  # fresh keys: the history starts from empty values
+    schedule = [Fault(before, "partition", "leader"), Fault(hold, "heal")]
+    return run_nemesis(
+        c, schedule, clients=clients, keys=keys, seed=seed, tail=after, check_timeout=check_timeout
+    )
+
+
+def stale_reads(history: list[Record]) -> dict[str, int]:
+    """How many reads at each member missed an append acknowledged before the read began.
+
+    An illustration beside the checker's verdict (for append-only keys): such a
+    read cannot be linearized, since the append's point lies before the read's.
+    """
+    out: dict[str, int] = {}
+    acked = sorted((r.ret, r.input[1], r.input[2]) for r in history if r.done and r.input[0] == "append")
+    for r in history:
+        if r.input[0] != "get" or not r.done:
+            continue
+        member = r.server or "?"
+        out.setdefault(member, 0)
+        if any(t < r.call and k == r.input[1] and v not in r.output for t, k, v in acked):
+            out[member] += 1
+    return out

@@ -17,7 +17,9 @@ a :class:`Fault` is "wait ``delay`` seconds, then inject ``kind`` with
 ``restart``, ``pause`` (SIGSTOP), ``resume`` (SIGCONT), ``disconnect``,
 ``partition`` (``arg``: one side's server numbers), ``cut`` (``arg``:
 ``(src, dst)``, one way), ``heal``, ``loss`` (a probability) and ``delay``
-(seconds added to every message).
+(seconds added to every message). Where a server is named, ``"leader"``
+means whoever leads when the fault strikes (``resume`` of ``"leader"``
+resumes every paused server).
 """
 
 from __future__ import annotations
@@ -80,11 +82,26 @@ def apply_fault(c: Any, f: Fault) -> None:
     Impossible steps (restarting a running server, resuming one not paused) do nothing.
     """
     ids = c.ids
+
+    def server(arg: Any) -> str | None:
+        if arg == "leader":  # whoever leads when the fault strikes
+            return c.leader()
+        return ids[arg % len(ids)]
+
     kind = f.kind
     if kind in ("crash", "restart", "pause", "resume", "disconnect"):
-        getattr(c, kind)(ids[f.arg % len(ids)])
+        if kind == "resume" and f.arg == "leader":
+            for nid in sorted(c.paused):
+                c.resume(nid)
+            return
+        nid = server(f.arg)
+        if nid is not None:
+            getattr(c, kind)(nid)
     elif kind == "partition":
-        c.partition(sorted({ids[i % len(ids)] for i in f.arg}))
+        side = [f.arg] if isinstance(f.arg, (int, str)) else f.arg
+        chosen = {server(i) for i in side} - {None}
+        if chosen:
+            c.partition(sorted(chosen))
     elif kind == "cut":
         a, b = (ids[i % len(ids)] for i in f.arg)
         if a != b:
@@ -155,6 +172,7 @@ async def _client_loop(
     think: float,
 ) -> None:
     made = 0
+    kinds = tuple(getattr(client, "kinds", None) or kinds)
     while clock() < until:
         key = rng.choice(keys)
         kind = rng.choice(kinds)
@@ -180,7 +198,8 @@ async def run_workload(
 ) -> None:
     """Each client issues random operations for ``duration`` seconds, one at a time, concurrently.
 
-    ``clients`` have a ``name`` and ``async invoke(op) -> Record``. ``think``:
+    ``clients`` have a ``name`` and ``async invoke(op) -> Record`` (and may
+    have ``kinds``: the operations that client issues). ``think``:
     up to this many seconds (at random) between two operations of a client.
     """
     until = clock() + duration
@@ -251,24 +270,29 @@ def run_nemesis(
     c: Any,
     schedule: Sequence[Fault],
     *,
-    clients: int = 4,
+    clients: int | Sequence[Any] = 4,
     keys: Sequence[str] = ("a", "b", "c"),
     kinds: Sequence[str] = ("get", "put", "append"),
     think: float = 0.02,
     seed: int = 0,
     settle: float = 10.0,
+    tail: float = 0.0,
     check: bool = True,
     check_timeout: float = 20.0,
 ) -> NemesisRun:
     """Run a workload on cluster ``c`` while ``schedule`` plays out, lift all faults, read, check.
 
-    ``c`` is a running :class:`~labkit.net.ProcessCluster` (or anything with
-    its fault methods, ``client``, ``now``, ``ids`` and a loop to run on).
+    ``c`` is a running :class:`~labkit.net.ProcessCluster` or
+    :class:`~labkit.net.etcd.EtcdCluster`. ``clients``: how many clients to
+    make, or the clients themselves (from ``c.client(...)``). The workload
+    runs while the schedule plays and ``tail`` seconds after its last fault.
     """
     schedule = list(schedule)
-    span = sum(f.delay for f in schedule)
-    names = [f"w{seed}.{i}" for i in range(clients)]
-    cl = [c.client(nm) for nm in names]
+    span = sum(f.delay for f in schedule) + tail
+    if isinstance(clients, int):
+        cl = [c.client(f"w{seed}.{i}") for i in range(clients)]
+    else:
+        cl = list(clients)
     first = len(c.history)
     first_event = len(c.events)
     t0 = c.now()

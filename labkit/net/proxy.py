@@ -24,8 +24,8 @@ Two kinds of proxy:
 
 Who is speaking on a connection is known from where it arrives (one proxy
 per directed link), or, for a proxy several senders share, from a
-``classify`` function that reads the first bytes (etcd names the sending
-member in an ``X-Server-From`` header).
+``classify`` function given the connection's source address (for etcd, the
+process that owns that socket, see :func:`socket_owner`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import random
 import socket
 from collections import deque
@@ -42,9 +43,46 @@ from typing import Any
 from labkit.net.codec import MAX_FRAME, FrameReader, WireError
 from labkit.net.procs import LOOPBACK
 
-__all__ = ["Network", "Proxy"]
+__all__ = ["Network", "Proxy", "socket_owner"]
 
-_CLASSIFY_LIMIT = 16384  # bytes a bytes-mode proxy reads at most to find out who is speaking
+
+def socket_owner(local: tuple[str, int], remote_port: int, pids: Iterable[int]) -> int | None:
+    """Which of ``pids`` owns the TCP socket at ``local`` connected to ``remote_port`` (Linux ``/proc``).
+
+    A proxy knows the source address of a connection; the kernel knows which
+    socket that is (``/proc/net/tcp``: local and remote address, inode) and
+    each process lists its sockets' inodes under ``/proc/PID/fd``. No root
+    needed for our own processes. None when not found (or not on Linux).
+    """
+    port = local[1]
+    inode = None
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                lport = int(parts[1].rsplit(":", 1)[1], 16)
+                rport = int(parts[2].rsplit(":", 1)[1], 16)
+                if lport == port and rport == remote_port:
+                    inode = parts[9]
+                    break
+    except (OSError, ValueError, IndexError):
+        return None
+    if inode is None:
+        return None
+    target = f"socket:[{inode}]"
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    return pid
+            except OSError:
+                continue
+    return None
 
 
 class Network:
@@ -197,8 +235,8 @@ class Proxy:
     """Listens on 127.0.0.1 and forwards every connection to ``target``, applying :class:`Network`.
 
     ``src`` names who speaks on connections to this proxy (one proxy per
-    directed link); with ``classify`` the proxy reads the first bytes of each
-    connection and asks it instead. ``dst`` names the target. ``frames``:
+    directed link); with ``classify`` the proxy asks it, given the source
+    address of each connection. ``dst`` names the target. ``frames``:
     parse length-prefixed frames (our protocol) or forward raw bytes.
     ``reply_src``: the name replies are attributed to (default ``dst``); the
     reply direction of a connection is the link ``dst -> src``.
@@ -211,7 +249,7 @@ class Proxy:
         *,
         dst: str,
         src: str | None = None,
-        classify: Callable[[bytes], str | None] | None = None,
+        classify: Callable[[Any], str | None] | None = None,
         frames: bool = True,
         port: int = 0,
     ) -> None:
@@ -223,7 +261,7 @@ class Proxy:
         self.frames = frames
         self.port = port
         self.server: asyncio.base_events.Server | None = None
-        self._conns: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter | None]] = set()
+        self._conns: dict[tuple[asyncio.StreamWriter, asyncio.StreamWriter], str | None] = {}
         self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> Proxy:
@@ -261,18 +299,9 @@ class Proxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         entry: list[Any] = [writer, None]
         try:
-            first = b""
             src = self.src
             if self.classify is not None:
-                while len(first) < _CLASSIFY_LIMIT:
-                    chunk = await reader.read(4096)
-                    if not chunk:
-                        writer.close()
-                        return
-                    first += chunk
-                    if b"\r\n\r\n" in first:
-                        break
-                src = self.classify(first)
+                src = self.classify(writer.get_extra_info("peername"))
             net = self.network
             if not self.frames and (net.blocked(src, self.dst) or net.blocked(self.dst, src)):
                 await self._blackhole(reader, writer, src)
@@ -284,21 +313,19 @@ class Proxy:
                 return
             entry[1] = up_w
             key = (writer, up_w)
-            self._conns.add(key)
+            self._conns[key] = src
             for w in (writer, up_w):
                 s = w.get_extra_info("socket")
                 if s is not None:
                     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             forward = _Pipe(self, src, self.dst, up_w)
             backward = _Pipe(self, self.dst, src if src is not None else "?", writer)
-            if first:
-                forward.push(first)
             await asyncio.gather(
                 self._pump(reader, forward, up_w, writer), self._pump(up_r, backward, writer, up_w)
             )
             forward.task.cancel()
             backward.task.cancel()
-            self._conns.discard(key)
+            self._conns.pop(key, None)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:

@@ -57,6 +57,8 @@ class ProcessCluster(ClusterBase):
     ``early_sends``: let the leader's AppendEntries leave before its own sync
     (see :mod:`labkit.net.node`); ``seed`` seeds the proxies' loss and delay
     and the servers' timeouts (not the operating system: runs still differ).
+    ``durable=False`` builds deliberately broken servers that keep their state
+    in memory only and forget it when they restart (to see what the disk is for).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class ProcessCluster(ClusterBase):
         early_sends: bool = True,
         seed: int = 0,
         leader_timeout: float = 15.0,
+        durable: bool = True,
     ) -> None:
         if isinstance(n, bool) or not isinstance(n, int):
             raise TypeError(f"n must be an int number of servers, got {n!r}")
@@ -95,6 +98,7 @@ class ProcessCluster(ClusterBase):
         self.client_timeout = _seconds("client_timeout", client_timeout)
         self.leader_timeout = _seconds("leader_timeout", leader_timeout)
         self.early_sends = bool(early_sends)
+        self.durable = bool(durable)
         self.registry = registry_for("raft")
         self.ports: dict[str, int] = {}
         self._peer_addr: dict[tuple[str, str], tuple[str, int]] = {}  # (src, dst) -> where src sends
@@ -180,6 +184,7 @@ class ProcessCluster(ClusterBase):
                 params=self.params,
                 parent=os.getpid(),
                 early_sends=self.early_sends,
+                durable=self.durable,
             )
             path = folder / "config.json"
             path.write_text(config.to_json())

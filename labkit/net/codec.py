@@ -247,7 +247,7 @@ def _quorum_registry() -> Registry:
     reg = Registry("quorum")
     reg.register(
         VectorClock,
-        to_wire=lambda vc: [[n, c] for n, c in vc.items()],
+        to_wire=lambda vc: [[n, c] for n, c in vc.as_dict().items()],
         from_wire=lambda pairs: VectorClock(dict(pairs)),
     )
     for name in dir(versions):

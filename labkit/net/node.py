@@ -76,6 +76,9 @@ class NodeConfig:
     kind's settings (for Raft: ``election_timeout``, ``heartbeat_interval``,
     ``max_entries``). ``listen_fd``: an already bound and listening socket
     inherited from the controller (no race for the port), or -1 to bind ``port``.
+    ``durable=False`` keeps the node's storage in memory only: a deliberately
+    broken server that forgets everything when it restarts (tests use it to
+    show that the checks catch lost writes).
     """
 
     node_id: str
@@ -89,6 +92,7 @@ class NodeConfig:
     parent: int | None = None
     early_sends: bool = True
     max_frame: int = MAX_FRAME
+    durable: bool = True
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -299,7 +303,7 @@ class NodeDriver:
         self.peers: dict[str, _PeerLink] = {p: _PeerLink(self, p, a) for p, a in config.peers.items()}
         self.peer_ids = tuple(config.peers)
         self.clients: dict[str, _Inbound] = {}
-        self.storage = DiskStorage(config.folder, self.registry).open()
+        self.storage = DiskStorage(config.folder, self.registry, memory=not config.durable).open()
         self.random = random.Random(f"{config.seed}/{config.node_id}/{os.getpid()}")
         self._known = _Known(self)
         self._inbox: deque[tuple[Any, ...]] = deque()

@@ -37,8 +37,9 @@ WAL_NAME = "wal.jsonl"
 class DiskStorage(Mapping):
     """A node's durable key-value storage in ``folder`` (read-only Mapping view for ``ctx.storage``)."""
 
-    def __init__(self, folder: str | os.PathLike, registry: Registry) -> None:
+    def __init__(self, folder: str | os.PathLike, registry: Registry, *, memory: bool = False) -> None:
         self.folder = Path(folder)
+        self.memory = memory  # keep nothing on disk (a broken server, for tests)
         self.registry = registry
         self._data: dict[Hashable, Any] = {}
         self._fd: int | None = None
@@ -50,6 +51,8 @@ class DiskStorage(Mapping):
     def open(self) -> DiskStorage:
         """Replay the write-ahead file, compact it, and open it for appending."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        if self.memory:
+            return self
         path = self.folder / WAL_NAME
         if path.exists():
             raw = path.read_bytes()
@@ -82,6 +85,9 @@ class DiskStorage(Mapping):
     def write(self, persists: list[tuple[Hashable, Any]]) -> None:
         """Append a batch of ``(key, value)`` writes (not yet synced: call :meth:`sync`)."""
         if not persists:
+            return
+        if self.memory:
+            self._data.update(persists)
             return
         if self._fd is None:
             raise RuntimeError("storage is not open")

@@ -104,13 +104,20 @@ class HoldBackBroadcast(ReliableBroadcast):
         raise NotImplementedError(f"{type(self).__name__} must say when a held-back message is ready")
 
     def on_reliable_delivery(self, ctx: Context, msg: Msg) -> None:
+        if msg.origin == self.node_id:
+            # A node's own message is ready at once: it depends only on what was delivered here.
+            self._deliver_now(ctx, msg)
+            return
         # Hold the message back; then deliver every held message that is ready,
         # until none is (delivering one can make another ready).
         self.held.append(msg)
         while (nxt := next((m for m in self.held if self.ready(m)), None)) is not None:
             self.held.remove(nxt)
-            self.delivered_from = self.delivered_from.increment(nxt.origin)
-            self.deliver(ctx, nxt)
+            self._deliver_now(ctx, nxt)
+
+    def _deliver_now(self, ctx: Context, msg: Msg) -> None:
+        self.delivered_from = self.delivered_from.increment(msg.origin)
+        self.deliver(ctx, msg)
 
 
 class FifoBroadcast(HoldBackBroadcast):

@@ -14,7 +14,7 @@ Replicated Data Types* (INRIA RR-7506, 2011); Roh et al. (2011) for RGA.
   that replicas converge under partitions, loss, duplication and reordering.
 """
 
-from labkit.crdt.base import StateCRDT
+from labkit.crdt.base import StateCRDT, merge_law_violations
 from labkit.crdt.counters import GCounter, PNCounter
 from labkit.crdt.orset import ORSet, Tag
 from labkit.crdt.registers import LWWRegister, MVRegister
@@ -60,6 +60,7 @@ __all__ = [
     "State",
     "StateCRDT",
     "Tag",
+    "merge_law_violations",
     "random_faults",
     "run_replicas",
     "value_of",

@@ -20,7 +20,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Self
 
-__all__ = ["StateCRDT"]
+__all__ = ["StateCRDT", "merge_law_violations"]
 
 
 class StateCRDT(ABC):
@@ -46,3 +46,25 @@ class StateCRDT(ABC):
             raise TypeError(
                 f"other must be a {type(self).__name__} to merge with, got {type(other).__name__}"
             )
+
+
+def merge_law_violations(a: Any, b: Any, c: Any, merge: Any = None) -> list[str]:
+    """Which of the three merge laws fail on the states ``a``, ``b``, ``c``.
+
+    ``merge(x, y)`` defaults to ``x.merge(y)``. Returns a sentence per broken
+    law (commutative, associative, idempotent); an empty list when all hold.
+    """
+    m = merge if merge is not None else (lambda x, y: x.merge(y))
+    if not callable(m):
+        raise TypeError(f"merge must be callable as merge(x, y), got {merge!r}")
+    out = []
+    ab, ba = m(a, b), m(b, a)
+    if ab != ba:
+        out.append(f"not commutative: merge(a, b) = {ab!r} but merge(b, a) = {ba!r}")
+    left, right = m(ab, c), m(a, m(b, c))
+    if left != right:
+        out.append(f"not associative: merge(merge(a, b), c) = {left!r} but merge(a, merge(b, c)) = {right!r}")
+    aa = m(a, a)
+    if aa != a:
+        out.append(f"not idempotent: merge(a, a) = {aa!r}, not a = {a!r}")
+    return out

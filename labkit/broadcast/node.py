@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from labkit.broadcast import _checks
+from labkit import validation as valid
 from labkit.broadcast.messages import Ack, Msg, Packet
 from labkit.clocks import VectorClock
 from labkit.sim import Context, Node
@@ -57,7 +57,7 @@ class BroadcastNode(Node):
         self, node_id: str, *, retransmit: float | None = None, on_deliver: OnDeliver | None = None
     ) -> None:
         super().__init__(node_id)
-        self.retransmit = _checks.number("retransmit", retransmit, gt=0, unit="seconds", none=True)
+        self.retransmit = valid.number("retransmit", retransmit, gt=0, unit="seconds", none=True)
         if on_deliver is not None and not callable(on_deliver):
             raise TypeError(
                 f"on_deliver must be callable as on_deliver(node, ctx, msg) or None, got {on_deliver!r}"

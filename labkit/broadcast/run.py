@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from labkit.broadcast import _checks
+from labkit import validation as valid
 from labkit.broadcast.checks import BroadcastHistory, Property, Violation, check_all, history
 from labkit.broadcast.messages import Msg
 from labkit.broadcast.node import BroadcastNode, OnDeliver
@@ -135,7 +135,7 @@ def run_broadcast(
     """
     if isinstance(nodes, str) or len(nodes) < 2 or len(set(nodes)) != len(nodes):
         raise ValueError(f"nodes must be at least two distinct node ids, got {nodes!r}")
-    settle = _checks.number("settle", settle, ge=0, unit="seconds")
+    settle = valid.number("settle", settle, ge=0, unit="seconds")
     replies = dict(replies or {})
     for body, answer in replies.items():
         if not (isinstance(answer, tuple) and len(answer) == 2 and answer[0] in nodes):

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from labkit.broadcast import _checks
+from labkit import validation as valid
 from labkit.broadcast.messages import Forward, Msg, Sequenced
 from labkit.broadcast.node import BroadcastNode, OnDeliver
 from labkit.clocks import VectorClock
@@ -48,7 +48,7 @@ class SequencerBroadcast(BroadcastNode):
         on_deliver: OnDeliver | None = None,
     ) -> None:
         super().__init__(node_id, retransmit=retransmit, on_deliver=on_deliver)
-        self.sequencer = _checks.string("sequencer", sequencer)
+        self.sequencer = valid.string("sequencer", sequencer)
         # At the sequencer: the next number to hand out, and per origin how
         # many of its messages have been numbered (they are numbered in order).
         self.next_number = 1
@@ -119,7 +119,7 @@ class RaftBroadcast(BroadcastNode):
     ) -> None:
         super().__init__(node_id, on_deliver=on_deliver)
         self.raft = RaftNode(node_id, tuple(nodes), config, state_machine=StateMachine)
-        self.retry = _checks.number("retry", retry, gt=0, unit="seconds")
+        self.retry = valid.number("retry", retry, gt=0, unit="seconds")
         self.outbox: list[Msg] = []  # this node's messages not yet delivered, oldest first
         self._applied = 0  # how many of raft.applied have been looked at
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from labkit.broadcast import _checks
+from labkit import validation as valid
 from labkit.crdt.base import StateCRDT
 
 __all__ = ["GCounter", "PNCounter"]
@@ -47,14 +47,14 @@ class GCounter(StateCRDT):
         if not isinstance(counts, Mapping):
             raise TypeError(f"counts must be a mapping of replica -> int, got {type(counts).__name__}")
         for r, c in counts.items():
-            _checks.string("counts key", r)
-            _checks.integer(f"counts[{r!r}]", c, ge=0)
+            valid.string("counts key", r)
+            valid.integer(f"counts[{r!r}]", c, ge=0)
         self._counts = {r: c for r, c in sorted(counts.items()) if c}
 
     def increment(self, replica: str, n: int = 1) -> GCounter:
         """Add ``n`` (>= 1) at ``replica``: only that replica's entry grows."""
-        _checks.string("replica", replica)
-        _checks.integer("n", n, ge=1)
+        valid.string("replica", replica)
+        valid.integer("n", n, ge=1)
         counts = dict(self._counts)
         counts[replica] = counts.get(replica, 0) + n
         return GCounter(counts)
@@ -97,8 +97,8 @@ class PNCounter(StateCRDT):
     __slots__ = ("p", "n")
 
     def __init__(self, p: GCounter | None = None, n: GCounter | None = None) -> None:
-        self.p = GCounter() if p is None else _checks.instance("p", p, GCounter)
-        self.n = GCounter() if n is None else _checks.instance("n", n, GCounter)
+        self.p = GCounter() if p is None else valid.instance("p", p, GCounter)
+        self.n = GCounter() if n is None else valid.instance("n", n, GCounter)
 
     def increment(self, replica: str, by: int = 1) -> PNCounter:
         """Add ``by`` (>= 1) at ``replica``."""

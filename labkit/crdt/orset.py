@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
-from labkit.broadcast import _checks
+from labkit import validation as valid
 from labkit.crdt.base import StateCRDT
 
 __all__ = ["ORSet", "Tag"]
@@ -58,7 +58,7 @@ class ORSet(StateCRDT):
 
     def add(self, element: Hashable, replica: str) -> ORSet:
         """Add ``element`` at ``replica`` with a fresh tag."""
-        _checks.string("replica", replica)
+        valid.string("replica", replica)
         hash(element)  # a TypeError naming the type if it is not hashable
         n = self._counters.get(replica, 0) + 1
         counters = dict(self._counters)

@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from labkit.broadcast import _checks
+from labkit import validation as valid
 from labkit.clocks import VectorClock
 from labkit.crdt.base import StateCRDT
 
@@ -55,8 +55,8 @@ class LWWRegister(StateCRDT):
         The write is merged like any other: if the register already holds a
         write with a larger timestamp, the new one is dropped at once.
         """
-        _checks.string("replica", replica)
-        _checks.number("timestamp", timestamp)
+        valid.string("replica", replica)
+        valid.number("timestamp", timestamp)
         return self.merge(LWWRegister(value, timestamp, replica))
 
     def merge(self, other: LWWRegister) -> LWWRegister:
@@ -99,7 +99,7 @@ class MVRegister(StateCRDT):
 
     def assign(self, value: Any, replica: str) -> MVRegister:
         """Write ``value`` at ``replica``: it replaces every version held here."""
-        _checks.string("replica", replica)
+        valid.string("replica", replica)
         clock = VectorClock()
         for _, vc in self._versions:
             clock = clock.merge(vc)

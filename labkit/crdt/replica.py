@@ -31,7 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from labkit.broadcast import CausalBroadcast, Msg, _checks
+from labkit import validation as valid
+from labkit.broadcast import CausalBroadcast, Msg
 from labkit.crdt.counters import GCounter, PNCounter
 from labkit.crdt.orset import ORSet
 from labkit.crdt.registers import LWWRegister, MVRegister
@@ -211,7 +212,7 @@ class GossipReplica(Node):
         if merge is not None and not callable(merge):
             raise TypeError(f"merge must be callable as merge(a, b) -> state, got {merge!r}")
         self.merge = merge or _crdt_merge
-        self.interval = _checks.number("interval", interval, gt=0, unit="seconds")
+        self.interval = valid.number("interval", interval, gt=0, unit="seconds")
         self.initial = initial
         self.state = initial
 
@@ -327,7 +328,7 @@ def run_replicas(
         raise ValueError(f"nodes must be distinct replica ids, got {nodes!r}")
     if not callable(replica):
         raise TypeError(f"replica must be a factory node_id -> Node, got {replica!r}")
-    settle = _checks.number("settle", settle, ge=0, unit="seconds")
+    settle = valid.number("settle", settle, ge=0, unit="seconds")
     sim = Simulator(seed, latency=latency, loss=loss, duplication=duplication)
     for nid in nodes:
         sim.add_node(nid, replica)

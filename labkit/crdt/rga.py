@@ -30,7 +30,7 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from labkit.broadcast import _checks
+from labkit import validation as valid
 from labkit.crdt.base import StateCRDT
 
 __all__ = ["RGA", "ROOT", "Id"]
@@ -136,9 +136,9 @@ class RGA(StateCRDT):
         The first item goes after the element now at ``index - 1`` (or at the
         start), each next one after the one before it.
         """
-        _checks.string("replica", replica)
+        valid.string("replica", replica)
         visible = self.ids()
-        _checks.integer("index", index, ge=0, le=len(visible))
+        valid.integer("index", index, ge=0, le=len(visible))
         if not isinstance(items, Sequence):
             raise TypeError(f"items must be a sequence of items (or a str), got {type(items).__name__}")
         parent = visible[index - 1] if index else ROOT
@@ -159,8 +159,8 @@ class RGA(StateCRDT):
     def delete(self, index: int, count: int = 1) -> RGA:
         """Remove ``count`` items from position ``index`` on (they stay as tombstones)."""
         visible = self.ids()
-        _checks.integer("index", index, ge=0, le=max(len(visible) - 1, 0))
-        _checks.integer("count", count, ge=0, le=len(visible) - index)
+        valid.integer("index", index, ge=0, le=max(len(visible) - 1, 0))
+        valid.integer("count", count, ge=0, le=len(visible) - index)
         gone = frozenset(visible[index : index + count])
         return RGA._make(self._elements, self._removed | gone, self._clock, self._order)
 

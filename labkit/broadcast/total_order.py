@@ -31,9 +31,12 @@ from labkit.clocks import VectorClock
 from labkit.raft import RaftConfig, RaftNode, Role, StateMachine
 from labkit.sim import Context
 
-__all__ = ["RaftBroadcast", "SequencerBroadcast", "RETRY_TIMER"]
+__all__ = ["RETRY_TIMER", "SLOW_NETWORK", "RaftBroadcast", "SequencerBroadcast"]
 
 RETRY_TIMER = "retry"
+# Raft's timing for a network whose one-way delays reach 100 ms or more: the election
+# timeout must stay well above a round trip, or elections never settle (Raft §5.6).
+SLOW_NETWORK = RaftConfig(election_timeout=(0.4, 0.8), heartbeat_interval=0.05)
 
 
 class SequencerBroadcast(BroadcastNode):
@@ -103,7 +106,7 @@ class RaftBroadcast(BroadcastNode):
     """Total order on a Raft log: broadcast = append to the log, deliver = apply.
 
     ``nodes`` are all the nodes of the cluster (this one included); ``config``
-    the Raft timing; ``retry`` how often a node asks again for its oldest
+    the Raft timing (default :data:`SLOW_NETWORK`); ``retry`` how often a node asks again for its oldest
     message to be appended while it is not delivered (the leader may have
     changed, or the request been lost).
     """
@@ -118,7 +121,7 @@ class RaftBroadcast(BroadcastNode):
         on_deliver: OnDeliver | None = None,
     ) -> None:
         super().__init__(node_id, on_deliver=on_deliver)
-        self.raft = RaftNode(node_id, tuple(nodes), config, state_machine=StateMachine)
+        self.raft = RaftNode(node_id, tuple(nodes), config or SLOW_NETWORK, state_machine=StateMachine)
         self.retry = valid.number("retry", retry, gt=0, unit="seconds")
         self.outbox: list[Msg] = []  # this node's messages not yet delivered, oldest first
         self._applied = 0  # how many of raft.applied have been looked at

@@ -1,0 +1,319 @@
+"""Figures and a widget for notebook 03, "Broadcast and CRDTs" (the broadcast half).
+
+* :func:`broadcast_diagram`: the space-time diagram of a broadcast run
+  (:func:`labkit.viz.spacetime.spacetime_diagram`), with each broadcast and
+  each delivery labelled by its message, the time a message was *held back*
+  (received, not yet delivered) drawn as a thick grey bar on the receiver's
+  lane, and the deliveries that break a guarantee marked in red;
+* :func:`delivery_orders`: who delivered what, in which order, as a table;
+* :func:`verdicts`: which guarantees each of several runs kept, as a table;
+* :class:`BroadcastWidget`: pick a broadcast algorithm and a seed, watch
+  the same group chat delivered in different orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from labkit import validation as valid
+from labkit.broadcast import (
+    Ack,
+    BroadcastRun,
+    Msg,
+    Packet,
+    Property,
+    Protocol,
+    Sequenced,
+    SequencerBroadcast,
+    carried,
+    run_broadcast,
+)
+from labkit.sim import Kind, Simulator, Trace, Uniform
+from labkit.viz.common import BAD_COLOR, OK_COLOR, LazyWidget, guarded, status_html
+
+__all__ = ["BroadcastWidget", "CHAT", "broadcast_diagram", "delivery_orders", "verdicts"]
+
+HELD_COLOR = "#bbbbbb"
+
+
+def _messages_only(sim: Simulator) -> Trace:
+    """The run's trace without the link layer's acknowledgements (they only clutter)."""
+    trace = Trace()
+    trace.rows = [r for r in sim.trace.rows if not isinstance(r[6], Ack)]
+    return trace
+
+
+def broadcast_diagram(
+    run: BroadcastRun,
+    *,
+    highlight: Property | Iterable[Property] | None = None,
+    title: str | None = None,
+    height: int = 380,
+    figure: Any = None,
+) -> Any:
+    """A space-time diagram of ``run`` with broadcasts, deliveries and hold-backs.
+
+    ``highlight``: the guarantee(s) whose violations are marked in red
+    (default: every guarantee the run broke). ``figure``: a ``go.FigureWidget``
+    to redraw in place (the number of traces never changes).
+    """
+    from labkit.viz.spacetime import spacetime_diagram
+
+    valid.instance("run", run, BroadcastRun)
+    if highlight is None:
+        props = set(run.broken())
+    elif isinstance(highlight, Property):
+        props = {highlight}
+    else:
+        props = set(highlight)
+        for p in props:
+            valid.instance("highlight", p, Property)
+    sim = run.sim
+    lane = {n: i for i, n in enumerate(sim.nodes)}
+    bad = {(v.node, v.msgs[0].id) for p in props for v in run.violations[p]}
+    name = run.protocol.value if run.protocol else "your broadcast"
+    # Frame the broadcasts and deliveries, not the quiet end of the run.
+    last = max((e.time for e in run.history.events), default=0.0)
+    span = max(last * 1.08, last + 0.01)
+    fig = spacetime_diagram(
+        _messages_only(sim),
+        nodes=list(sim.nodes),
+        start=-0.03 * span,  # room for the labels of what happens at time 0
+        end=span,
+        notes=False,
+        title=title or f"{name} broadcast",
+        figure=figure,
+        height=height,
+    )
+    # When a message first reached each node on its way to be delivered there
+    # (requests to a sequencer or a Raft leader are not counted).
+    arrived: dict[tuple[str, tuple[str, int]], float] = {}
+    for r in sim.trace.rows:
+        if r[1] is Kind.DELIVER:
+            frame = r[6].payload if isinstance(r[6], Packet) else r[6]
+            if isinstance(frame, (Msg, Sequenced)) and not (
+                isinstance(frame, Msg) and _to_sequencer(sim, r[4])
+            ):
+                arrived.setdefault((r[4], carried(frame).id), r[0])  # type: ignore[union-attr]
+    series: dict[str, dict[str, list]] = {
+        k: {"x": [], "y": [], "text": [], "hover": []} for k in ("broadcast", "delivered", "violation")
+    }
+    held_x: list[Any] = []
+    held_y: list[Any] = []
+    for e in run.history.events:
+        y = lane[e.node]
+        if e.kind == "broadcast":
+            s = series["broadcast"]
+            s["hover"].append(f"{e.node} broadcasts {e.msg} at {e.time:.3f}s")
+        else:
+            got = arrived.get((e.node, e.msg.id))
+            if e.msg.origin == e.node and got is None and (e.node, e.msg.id) not in bad:
+                continue  # its own message, delivered where it was broadcast: the broadcast marks it
+            s = series["violation" if (e.node, e.msg.id) in bad else "delivered"]
+            waited = "" if got is None else f", received {got:.3f}s"
+            s["hover"].append(f"{e.node} delivers {e.msg} at {e.time:.3f}s{waited}")
+            if got is not None and e.time - got > 1e-9:
+                held_x += [got, e.time, None]
+                held_y += [y, y, None]
+        s["x"].append(e.time)
+        s["y"].append(y)
+        s["text"].append(str(e.msg))
+    import plotly.graph_objects as go
+
+    for key, points in series.items():
+        series[key] = _join_close(points, span / 150)
+    why = {p.value for p in props}
+    extra = [
+        go.Scatter(
+            x=held_x,
+            y=held_y,
+            mode="lines",
+            line={"color": HELD_COLOR, "width": 9},
+            name="held back",
+            hoverinfo="skip",
+            opacity=0.8,
+        ),
+        go.Scatter(
+            x=series["broadcast"]["x"],
+            y=series["broadcast"]["y"],
+            mode="markers+text",
+            marker={"color": "#000000", "symbol": "circle", "size": 9},
+            text=series["broadcast"]["text"],
+            textposition="top center",
+            name="broadcast",
+            hovertext=series["broadcast"]["hover"],
+            hoverinfo="text",
+        ),
+        go.Scatter(
+            x=series["delivered"]["x"],
+            y=series["delivered"]["y"],
+            mode="markers+text",
+            marker={"color": OK_COLOR, "symbol": "square", "size": 8},
+            text=series["delivered"]["text"],
+            textposition="bottom center",
+            name="delivered",
+            hovertext=series["delivered"]["hover"],
+            hoverinfo="text",
+        ),
+        go.Scatter(
+            x=series["violation"]["x"],
+            y=series["violation"]["y"],
+            mode="markers+text",
+            marker={"color": BAD_COLOR, "symbol": "square-x", "size": 12},
+            text=series["violation"]["text"],
+            textposition="bottom center",
+            textfont={"color": BAD_COLOR},
+            name="breaks " + (", ".join(sorted(why)) if why else "nothing"),
+            hovertext=series["violation"]["hover"],
+            hoverinfo="text",
+        ),
+    ]
+    # spacetime_diagram has just (re)drawn its own traces, and dropped ours if there were any.
+    fig.add_traces(extra)
+    return fig
+
+
+def _to_sequencer(sim: Simulator, node: str) -> bool:
+    node_obj = sim.node(node) if sim.is_up(node) else None
+    return isinstance(node_obj, SequencerBroadcast) and node_obj.sequencer == node
+
+
+def _join_close(points: dict[str, list], gap: float) -> dict[str, list]:
+    """Merge markers on one lane less than ``gap`` apart into one, labels joined in order."""
+    out: dict[str, list] = {"x": [], "y": [], "text": [], "hover": []}
+    last_at: dict[Any, int] = {}
+    for x, y, text, hover in zip(points["x"], points["y"], points["text"], points["hover"], strict=True):
+        i = last_at.get(y)
+        if i is not None and x - out["x"][i] < gap:
+            out["text"][i] += " " + text
+            out["hover"][i] += "<br>" + hover
+            continue
+        last_at[y] = len(out["x"])
+        out["x"].append(x)
+        out["y"].append(y)
+        out["text"].append(text)
+        out["hover"].append(hover)
+    return out
+
+
+def delivery_orders(run: BroadcastRun) -> Any:
+    """A DataFrame: one row per node, the messages it delivered in order."""
+    import pandas as pd
+
+    valid.instance("run", run, BroadcastRun)
+    orders = {n: [str(m) for m in run.history.delivered(n)] for n in run.sim.nodes}
+    width = max((len(v) for v in orders.values()), default=0)
+    return pd.DataFrame(
+        {n: v + [""] * (width - len(v)) for n, v in orders.items()},
+        index=pd.RangeIndex(1, width + 1, name="delivered #"),
+    ).T
+
+
+def verdicts(runs: Mapping[Any, BroadcastRun] | Iterable[BroadcastRun]) -> Any:
+    """A DataFrame: for each run (row), whether each guarantee held (✓) or how often it broke."""
+    import pandas as pd
+
+    items = list(runs.items()) if isinstance(runs, Mapping) else [(r.protocol.value, r) for r in runs]
+    rows = {}
+    for key, run in items:
+        valid.instance("run", run, BroadcastRun)
+        rows[key] = {p.value: "✓" if not v else f"✗ {len(v)}" for p, v in run.violations.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# A small group chat: A asks, B answers as soon as it sees the question, and
+# A and C post one more message each at about the same time.
+CHAT = {
+    "broadcasts": [(0.0, "A", "q?"), (0.05, "A", "x"), (0.06, "C", "y")],
+    "replies": {"q?": ("B", "a!")},
+    "latency": Uniform(0.01, 0.15),
+}
+
+
+class BroadcastWidget(LazyWidget):
+    """The same group chat under each broadcast algorithm.
+
+    Pick an algorithm and a network seed: the diagram shows what each node
+    delivered when, and the status line which guarantees held.
+
+    >>> w = BroadcastWidget()
+    >>> w.set_protocol(Protocol.FIFO); w.set_seed(3)   # the same as clicking
+    >>> w.run.broken()
+    """
+
+    SEEDS = (0, 20)
+
+    def __init__(self, protocol: Protocol = Protocol.BEST_EFFORT, seed: int = 1) -> None:
+        self.protocol = valid.instance("protocol", protocol, Protocol)
+        self.seed = valid.integer("seed", seed, ge=self.SEEDS[0], le=self.SEEDS[1])
+        self._syncing = False
+        self._simulate()
+
+    def set_protocol(self, protocol: Protocol) -> None:
+        self.protocol = valid.instance("protocol", protocol, Protocol)
+        self._changed()
+
+    def set_seed(self, seed: int) -> None:
+        self.seed = valid.integer("seed", seed, ge=self.SEEDS[0], le=self.SEEDS[1])
+        self._changed()
+
+    def _simulate(self) -> None:
+        self.run: BroadcastRun = run_broadcast(
+            self.protocol, CHAT["broadcasts"], replies=CHAT["replies"], seed=self.seed
+        )
+
+    def _changed(self) -> None:
+        self._simulate()
+        if self._ui is not None:
+            self._syncing = True
+            try:
+                self.protocol_picker.value = self.protocol
+                self.seed_slider.value = self.seed
+            finally:
+                self._syncing = False
+            self._redraw()
+
+    def summary(self) -> str:
+        """Each node's delivery order, and which guarantees held."""
+        orders = "; ".join(f"{n}: {' '.join(self.run.delivered(n))}" for n in self.run.sim.nodes)
+        kept = [p.value for p in (Property.FIFO, Property.CAUSAL, Property.TOTAL_ORDER) if self.run.holds(p)]
+        broken = [p.value for p in self.run.broken()]
+        return f"Delivered {orders}. Held: {', '.join(kept) or 'no ordering guarantee'}." + (
+            f" Broken: {', '.join(broken)}." if broken else ""
+        )
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        self.status = W.HTML()
+        g = guarded(self.status)
+        self.fig = go.FigureWidget()
+        self.protocol_picker = W.ToggleButtons(
+            options=[(p.value, p) for p in Protocol],
+            value=self.protocol,
+            description="broadcast",
+            style={"button_width": "150px"},
+        )
+        self.seed_slider = W.IntSlider(
+            value=self.seed,
+            min=self.SEEDS[0],
+            max=self.SEEDS[1],
+            description="network seed",
+            continuous_update=False,
+            style={"description_width": "100px"},
+        )
+
+        def user(fn: Any) -> Any:
+            return lambda change: None if self._syncing else fn(change["new"])
+
+        self.protocol_picker.observe(g(user(self.set_protocol)), "value")
+        self.seed_slider.observe(g(user(self.set_seed)), "value")
+        self._redraw()
+        return W.VBox([self.protocol_picker, self.seed_slider, self.status, self.fig])
+
+    def _redraw(self) -> None:
+        title = f"{self.protocol.value} broadcast, network seed {self.seed}"
+        broadcast_diagram(self.run, title=title, figure=self.fig)
+        self.status.value = status_html(self.summary())

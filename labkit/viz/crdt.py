@@ -1,0 +1,346 @@
+"""Figures and a widget for notebook 03, "Broadcast and CRDTs" (the CRDT half).
+
+* :func:`replica_diagram`: the space-time diagram of a replicated run
+  (:func:`labkit.viz.spacetime.spacetime_diagram`: the gossip messages,
+  partitions shaded), with each local update marked and each replica's value
+  written on its lane whenever it changes;
+* :class:`ReplicasWidget`: three replicas of a shared text, a set or a
+  register. Partition them, edit on each side, heal, and watch them converge;
+  with a last-writer-wins register, watch it throw an edit away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from labkit import validation as valid
+from labkit.crdt import RGA, Edit, GossipReplica, LWWRegister, MVRegister, ORSet, StateCRDT
+from labkit.sim import Kind, Simulator, Uniform
+from labkit.viz.common import OK_COLOR, LazyWidget, guarded, status_html
+
+__all__ = ["Doc", "ReplicasWidget", "replica_diagram"]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "{" + ", ".join(map(str, value)) + "}"
+    return str(value)
+
+
+def replica_diagram(
+    sim: Simulator, *, title: str = "Replicas", height: int = 360, start: float = 0.0, figure: Any = None
+) -> Any:
+    """The replicas' messages, their local updates, and their values as they change."""
+    import plotly.graph_objects as go
+
+    from labkit.viz.spacetime import spacetime_diagram
+
+    valid.instance("sim", sim, Simulator)
+    lane = {n: i for i, n in enumerate(sim.nodes)}
+    end = max(sim.now, start + 0.01)
+    fig = spacetime_diagram(sim, notes=False, title=title, height=height, start=start, end=end, figure=figure)
+    marks: dict[str, dict[str, list]] = {
+        k: {"x": [], "y": [], "text": [], "hover": []} for k in ("update", "merge")
+    }
+    for r in sim.trace.rows:
+        if r[1] is not Kind.STATE or r[8] != "value" or r[2] not in lane or r[0] < start:
+            continue
+        why, value = r[9]["why"], _shown(r[9]["value"])
+        m = marks["merge" if why.startswith("merge") or " from " in why else "update"]
+        m["x"].append(r[0])
+        m["y"].append(lane[r[2]])
+        m["text"].append(value)
+        m["hover"].append(f"{r[2]} at {r[0]:.3f}s: {why}<br>now reads {value}")
+    fig.add_traces(
+        [
+            go.Scatter(
+                x=marks["update"]["x"],
+                y=marks["update"]["y"],
+                mode="markers+text",
+                marker={"color": "#000000", "symbol": "diamond", "size": 11},
+                text=marks["update"]["text"],
+                textposition="top center",
+                name="local update",
+                hovertext=marks["update"]["hover"],
+                hoverinfo="text",
+            ),
+            go.Scatter(
+                x=marks["merge"]["x"],
+                y=marks["merge"]["y"],
+                mode="markers+text",
+                marker={"color": OK_COLOR, "symbol": "circle", "size": 8},
+                text=marks["merge"]["text"],
+                textposition="bottom center",
+                textfont={"color": "#006644"},
+                name="changed by a merge",
+                hovertext=marks["merge"]["hover"],
+                hoverinfo="text",
+            ),
+        ]
+    )
+    return fig
+
+
+# -- the widget ---------------------------------------------------------------
+class Doc(Enum):
+    """What the replicas of :class:`ReplicasWidget` hold."""
+
+    TEXT = "text (RGA)"
+    SET = "set (OR-set)"
+    LWW = "register (last writer wins)"
+    MV = "register (multi-value)"
+
+
+class _LWWWithWitness(StateCRDT):
+    """An LWW register, with a multi-value register beside it that sees the same writes.
+
+    The multi-value register keeps every write no other write has seen; any of
+    those the LWW register does not hold, it threw away.
+    """
+
+    __slots__ = ("lww", "mv")
+
+    def __init__(self, lww: LWWRegister, mv: MVRegister) -> None:
+        self.lww, self.mv = lww, mv
+
+    def merge(self, other: _LWWWithWitness) -> _LWWWithWitness:
+        return _LWWWithWitness(self.lww.merge(other.lww), self.mv.merge(other.mv))
+
+    @property
+    def value(self) -> Any:
+        return self.lww.value
+
+    @property
+    def discarded(self) -> tuple[Any, ...]:
+        """Writes nobody overwrote knowingly that the LWW register dropped."""
+        return tuple(v for v in self.mv.value if v != self.lww.value)
+
+    def metadata(self) -> dict[str, int]:
+        return self.lww.metadata()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _LWWWithWitness) and (self.lww, self.mv) == (other.lww, other.mv)
+
+    def __hash__(self) -> int:
+        return hash((self.lww, self.mv))
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """What saving an editor's content does, for each kind of document."""
+
+    content: str
+
+    def __call__(self, state: Any, replica: str, clock: float) -> Any:
+        if isinstance(state, RGA):
+            return Edit(self.content)(state, replica, clock)
+        if isinstance(state, ORSet):
+            wanted = _elements(self.content)
+            for gone in sorted(state.value - wanted):
+                state = state.remove(gone)
+            for new in sorted(wanted - state.value):
+                state = state.add(new, replica)
+            return state
+        if isinstance(state, _LWWWithWitness):
+            return _LWWWithWitness(
+                state.lww.assign(self.content, clock, replica), state.mv.assign(self.content, replica)
+            )
+        return state.assign(self.content, replica)
+
+    def __str__(self) -> str:
+        return f"save {self.content!r}"
+
+
+def _elements(text: str) -> frozenset[str]:
+    return frozenset(x.strip() for x in text.split(",") if x.strip())
+
+
+_INITIAL = {Doc.TEXT: "hello world", Doc.SET: "milk, eggs", Doc.LWW: "10:00", Doc.MV: "10:00"}
+
+
+def _initial_state(doc: Doc, first: str) -> Any:
+    text = _INITIAL[doc]
+    if doc is Doc.TEXT:
+        return RGA().insert(0, text, first)
+    if doc is Doc.SET:
+        return _Write(text)(ORSet(), first, 0.0)
+    if doc is Doc.LWW:
+        return _LWWWithWitness(LWWRegister().assign(text, 0.0, first), MVRegister().assign(text, first))
+    return MVRegister().assign(text, first)
+
+
+class ReplicasWidget(LazyWidget):
+    """Three replicas of one document, gossiping their states.
+
+    Every button is a method: ``partition()``, ``edit(replica, content)``,
+    ``heal()``, ``run(seconds)``, ``reset()``, ``set_doc(doc)``. Each runs the
+    simulation on (an edit for 0.3 s, a heal for 1 s) and redraws.
+
+    >>> w = ReplicasWidget(Doc.TEXT)
+    >>> w.partition(); w.edit("A", "hello brave world"); w.edit("B", "Hello world!"); w.heal()
+    >>> w.values(), w.converged()
+    """
+
+    REPLICAS = ("A", "B", "C")
+
+    def __init__(
+        self,
+        doc: Doc = Doc.TEXT,
+        *,
+        clock_offsets: dict[str, float] | None = None,
+        interval: float = 0.25,
+        seed: int = 0,
+    ) -> None:
+        self.doc = valid.instance("doc", doc, Doc)
+        self.clock_offsets = dict(clock_offsets or {})
+        for r, off in self.clock_offsets.items():
+            valid.one_of("clock_offsets key", r, self.REPLICAS)
+            valid.number(f"clock_offsets[{r!r}]", off, unit="seconds")
+        self.interval = valid.number("interval", interval, gt=0, unit="seconds")
+        self.seed = valid.integer("seed", seed)
+        self.reset()
+
+    # -- the model -----------------------------------------------------------------
+    def reset(self) -> None:
+        """Start again: every replica holds the same initial document."""
+        sim = Simulator(self.seed, latency=Uniform(0.01, 0.05))
+        initial = _initial_state(self.doc, self.REPLICAS[0])
+        for r in self.REPLICAS:
+            sim.add_node(r, lambda n: GossipReplica(n, initial, interval=self.interval))
+        for r, off in self.clock_offsets.items():
+            sim.set_clock(r, offset=off)
+        sim.run(0.0)
+        self.sim = sim
+        self.edits: list[tuple[float, str, str]] = []
+        self._changed()
+
+    def set_doc(self, doc: Doc) -> None:
+        """Replicate another kind of document (starts again)."""
+        self.doc = valid.instance("doc", doc, Doc)
+        self.reset()
+
+    def partition(self) -> None:
+        """Cut A off from B and C."""
+        self.sim.partition([self.REPLICAS[0]], list(self.REPLICAS[1:]))
+        self.sim.run_for(0.1)
+        self._changed()
+
+    def heal(self) -> None:
+        """Reconnect everyone, and run 1 s so the replicas can gossip."""
+        self.sim.heal()
+        self.sim.run_for(1.0)
+        self._changed()
+
+    def run(self, seconds: float = 1.0) -> None:
+        """Let ``seconds`` pass."""
+        self.sim.run_for(valid.number("seconds", seconds, gt=0, unit="seconds"))
+        self._changed()
+
+    def edit(self, replica: str, content: str) -> None:
+        """Save ``content`` at ``replica`` (a text; a set as "a, b, c"; a register value)."""
+        valid.one_of("replica", replica, self.REPLICAS)
+        valid.instance("content", content, str)
+        self.sim.call(replica, lambda node, ctx: node.update(ctx, _Write(content)))
+        self.edits.append((self.sim.now, replica, content))
+        self.sim.run_for(0.3)
+        self._changed()
+
+    def values(self) -> dict[str, Any]:
+        """What each replica reads now."""
+        return {r: self.sim.node(r).value for r in self.REPLICAS}
+
+    def shown(self, replica: str) -> str:
+        """A replica's value as its editor shows it."""
+        value = self.sim.node(replica).value
+        if self.doc is Doc.SET:
+            return ", ".join(value)
+        if self.doc is Doc.MV:
+            return " | ".join(value)
+        return str(value)
+
+    def converged(self) -> bool:
+        """Every replica holds the same state."""
+        states = [self.sim.node(r).state for r in self.REPLICAS]
+        return all(s == states[0] for s in states[1:])
+
+    def discarded(self) -> tuple[Any, ...]:
+        """(LWW only) saved values that were thrown away although no write had seen them."""
+        if self.doc is not Doc.LWW:
+            return ()
+        lost: set[Any] = set()
+        for r in self.REPLICAS:
+            lost.update(self.sim.node(r).state.discarded)
+        return tuple(sorted(lost))
+
+    def summary(self) -> str:
+        parts = [f"{r} reads {self.shown(r)!r}" for r in self.REPLICAS]
+        text = "; ".join(parts) + ". "
+        cut = len(self.sim.partitions) > 1
+        if self.converged():
+            text += "All replicas agree."
+        else:
+            text += "The replicas differ" + (
+                " (A is cut off: heal to merge)." if cut else " (gossip is on its way)."
+            )
+        lost = self.discarded()
+        if lost:
+            text += f" Last writer wins threw away {', '.join(map(repr, lost))}."
+        return text
+
+    def _changed(self) -> None:
+        if self._ui is not None:
+            self._redraw()
+
+    # -- the view ------------------------------------------------------------------
+    def figure(self, figure: Any = None) -> Any:
+        cut = " (partitioned)" if len(self.sim.partitions) > 1 else ""
+        return replica_diagram(self.sim, title=f"Three replicas of a {self.doc.value}{cut}", figure=figure)
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        self.status = W.HTML()
+        g = guarded(self.status)
+        self.fig = go.FigureWidget()
+        self.doc_picker = W.ToggleButtons(
+            options=[(d.value, d) for d in Doc],
+            value=self.doc,
+            description="replicate",
+            style={"button_width": "190px"},
+        )
+        self.doc_picker.observe(g(lambda ch: None if self._syncing else self.set_doc(ch["new"])), "value")
+        self._syncing = False
+        self.editors: dict[str, Any] = {}
+        rows = []
+        for r in self.REPLICAS:
+            box = W.Text(description=f"edit {r}", layout=W.Layout(width="420px"))
+            save = W.Button(description=f"Save at {r}", tooltip=f"replace {r}'s copy with what the box says")
+            save.on_click(g(lambda _b, r=r, box=box: self.edit(r, box.value)))
+            self.editors[r] = box
+            rows.append(W.HBox([box, save]))
+        buttons = []
+        for label, tip, fn in (
+            ("Partition A | B C", "cut A off from B and C", self.partition),
+            ("Heal", "reconnect everyone and run 1 s", self.heal),
+            ("Run 1 s", "let a second pass", self.run),
+            ("Reset", "start again from the initial document", self.reset),
+        ):
+            b = W.Button(description=label, tooltip=tip)
+            b.on_click(g(lambda _b, fn=fn: fn()))
+            buttons.append(b)
+        self._redraw()
+        return W.VBox([self.doc_picker, *rows, W.HBox(buttons), self.status, self.fig])
+
+    def _redraw(self) -> None:
+        self._syncing = True
+        try:
+            self.doc_picker.value = self.doc
+            for r, box in self.editors.items():
+                box.value = self.shown(r)
+        finally:
+            self._syncing = False
+        self.figure(self.fig)
+        self.status.value = status_html(self.summary())

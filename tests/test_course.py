@@ -49,8 +49,8 @@ def test_contents_and_readme_list_every_notebook_with_its_minutes():
 
 def test_by_number():
     assert by_number(7).file == "07-leader-election.ipynb"
-    with pytest.raises(KeyError, match="no notebook 03"):
-        by_number(3)
+    with pytest.raises(KeyError, match="no notebook 99"):
+        by_number(99)
 
 
 # ---------------------------------------------------------------------------

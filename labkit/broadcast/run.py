@@ -126,7 +126,8 @@ def run_broadcast(
     """Broadcast ``(time, node, body)`` for each entry of ``broadcasts`` and check the deliveries.
 
     ``protocol`` is a :class:`Protocol`, or a factory ``node_id -> BroadcastNode``
-    for a node of your own. ``replies`` maps a body to ``(node, reply)``: when
+    for a node of your own (its ``on_deliver`` is then set to make the
+    replies). ``replies`` maps a body to ``(node, reply)``: when
     ``node`` delivers that body it broadcasts ``reply`` at once. ``links``
     sets the latency of single directed links ``(src, dst)``; ``faults`` are
     ``(time, fn)`` pairs calling ``fn(sim)`` at ``time`` (crash a node,
@@ -155,9 +156,16 @@ def run_broadcast(
             return broadcast_node(protocol, nid, nodes=nodes, retransmit=retransmit, on_deliver=hook)
 
     elif callable(protocol):
-        if replies:
-            raise ValueError("replies need a Protocol (a node of your own can reply in its own on_deliver)")
-        factory = protocol
+        build = protocol
+
+        def factory(nid: str) -> BroadcastNode:
+            node = build(nid)
+            if hook is not None:
+                if not isinstance(node, BroadcastNode) or node.on_deliver is not None:
+                    raise ValueError("replies need BroadcastNodes without an on_deliver of their own")
+                node.on_deliver = hook
+            return node
+
     else:
         raise TypeError(
             f"protocol must be a Protocol or a factory node_id -> BroadcastNode, got {protocol!r}"

@@ -79,6 +79,9 @@ COURSE: tuple[Notebook, ...] = (
              "latency, loss, duplication, reordering, partitions, crashes; space-time diagrams"),
     Notebook(2, "02-time-clocks-and-order.ipynb", "Time, clocks and order", 35,
              "clock skew and drift, last-writer-wins losing data, Lamport, vector and hybrid logical clocks"),
+    Notebook(3, "03-broadcast-and-crdts.ipynb", "Broadcast and CRDTs", 50,
+             "reliable, FIFO, causal and total order broadcast; counters, registers, an add-wins set and a "
+             "shared text that converge without coordination (CRDTs)"),
     Notebook(4, "04-cap-theorem.ipynb", "The CAP theorem", 45,
              "a replicated register in consistency-first and availability-first modes under a partition; "
              "PACELC"),

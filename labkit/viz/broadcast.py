@@ -260,7 +260,11 @@ class BroadcastWidget(LazyWidget):
 
     def _simulate(self) -> None:
         self.run: BroadcastRun = run_broadcast(
-            self.protocol, CHAT["broadcasts"], replies=CHAT["replies"], seed=self.seed
+            self.protocol,
+            CHAT["broadcasts"],
+            replies=CHAT["replies"],
+            latency=CHAT["latency"],
+            seed=self.seed,
         )
 
     def _changed(self) -> None:

@@ -95,7 +95,27 @@ class Choose:
         select.select_option(label=self.option)
 
 
-Step = Toggle | Click | Pick | Slide | Choose
+@dataclass(frozen=True)
+class Type:
+    """Type ``text`` into the text box labelled ``label`` (replacing what it held).
+
+    Typing redraws nothing by itself (a button such as "Save" uses the text),
+    so the test checks for errors but does not wait for a figure to change.
+    """
+
+    label: str
+    text: str
+    nth: int = 0
+    redraws: bool = False
+
+    def perform(self, page: Any) -> None:
+        box = page.locator(".widget-text", has=page.locator(f".widget-label:text-is('{self.label}')"))
+        field = box.nth(self.nth).locator("input")
+        field.scroll_into_view_if_needed()
+        field.fill(self.text)
+
+
+Step = Toggle | Click | Pick | Slide | Choose | Type
 
 CLUSTER_WIDGET = [
     Toggle("n2 up"),
@@ -119,6 +139,26 @@ INTERACTIONS: dict[str, list[Step]] = {
         Slide("B drift ppm"),
         Pick("lamport"),
         Click("Perfect clocks"),
+    ],
+    "03-broadcast-and-crdts": [
+        Pick("FIFO"),
+        Slide("network seed"),
+        Pick("total order (Raft)"),
+        Click("Partition A | B C"),
+        Type("edit A", "hello brave world"),
+        Click("Save at A"),
+        Type("edit B", "Hello world!"),
+        Click("Save at B"),
+        Click("Heal"),
+        Pick("register (last writer wins)"),
+        Click("Partition A | B C"),
+        Type("edit A", "10:30"),
+        Click("Save at A"),
+        Type("edit B", "11:00"),
+        Click("Save at B"),
+        Click("Heal"),
+        Click("Run 1 s"),
+        Click("Reset"),
     ],
     "07-leader-election": CLUSTER_WIDGET,
     "08-log-replication": [

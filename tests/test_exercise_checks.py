@@ -17,6 +17,9 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 ANSWERED_BY = {
     "nb02-vector-compare-test": ("VectorClock", "Ordering"),
     "nb02-hlc-receive-test": ("HLC",),
+    "nb03-causally-ready-test": ("CausalBroadcast", "VectorClock"),
+    "nb03-gcounter-merge-test": ("GCounter",),
+    "nb03-orset-test": ("ORSet",),
     "nb06-capacity-test": ("bounded_capacity", "BoundedLoadHash"),
     "nb08-sessions-check": ("KVStore", "state_machine"),
 }

@@ -8,7 +8,16 @@ from hypothesis import strategies as st
 
 from labkit.hashing import HashRing
 from labkit.raft import KVCommand
-from labkit.shardkv import Install, Phase, Reconfigure, ShardConfig, ShardedKV, ShardStore, WrongGroup
+from labkit.shardkv import (
+    Install,
+    Phase,
+    Reconfigure,
+    ShardConfig,
+    ShardedKV,
+    ShardStore,
+    WrongGroup,
+    follow_hint_or_next,
+)
 
 KEYS = tuple(f"k{i:02d}" for i in range(24))
 
@@ -271,3 +280,70 @@ def test_a_move_without_the_pause_loses_acknowledged_writes():
         lost = kv.lost_writes()
         broken += bool(lost) and kv.check().ok is False
     assert broken >= 3
+
+
+# ---------------------------------------------------------------- finding the leader like a client
+def test_follow_hint_or_next_follows_a_usable_hint_and_otherwise_walks_the_group():
+    servers = ("g1n1", "g1n2", "g1n3")
+    assert follow_hint_or_next(servers, "g1n1", "g1n3") == "g1n3"
+    assert follow_hint_or_next(servers, "g1n1", None) == "g1n2"  # no hint, or silence
+    assert follow_hint_or_next(servers, "g1n3", None) == "g1n1"  # wraps around
+    assert follow_hint_or_next(servers, "g1n2", "g1n2") == "g1n3"  # a server naming itself while refusing
+    assert follow_hint_or_next(servers, "g1n2", "g9n1") == "g1n3"  # not of this group
+
+
+def _through_faults(rule=None, seed: int = 5) -> ShardedKV:
+    """Clients with ``rule`` through a leader crash in g1 and a cut-off leader in g2."""
+    kv = ShardedKV(groups=2, seed=seed, keys=KEYS[:8])
+    kv.run_for(1.0)
+    for g in kv.groups:
+        kv.client(f"c{g}", next_server=rule).start_workload(rate=20, duration=2.5, keys=kv.keys_of(g))
+    kv.run_for(0.5)
+    kv.crash(kv.leader("g1"))
+    kv.partition_group("g2", [kv.leader("g2")])
+    kv.run_for(1.5)
+    kv.heal()
+    kv.run_until_idle(timeout=10)
+    return kv
+
+
+def test_clients_find_new_leaders_with_the_rule_they_are_given():
+    asked = []
+
+    def spy(servers, asked_server, hint):
+        asked.append((asked_server, hint))
+        return follow_hint_or_next(servers, asked_server, hint)
+
+    kv = _through_faults(spy)
+    assert asked and any(h is None for _, h in asked) and any(h is not None for _, h in asked)
+    assert all(op.done for op in kv.history) and kv.check().ok is True
+
+
+def test_a_client_that_never_leaves_the_server_it_asked_stalls_when_that_server_dies():
+    def stuck_on(rule):
+        kv = ShardedKV(groups=1, seed=3, keys=KEYS[:4])
+        kv.run_for(1.0)
+        kv.client("c", next_server=rule).start_workload(rate=20, duration=2.0, keys=kv.keys)
+        kv.run_for(0.3)
+        kv.crash(kv.servers("g1")[0])  # the server every client asks first
+        kv.run_for(3.0)
+        return [op for op in kv.history if not op.done]
+
+    assert stuck_on(lambda servers, asked, hint: asked)
+    assert stuck_on(follow_hint_or_next) == []
+
+
+def test_next_server_must_name_a_server_of_the_group():
+    kv = ShardedKV(groups=1, seed=1)
+    kv.run_for(1.0)
+    bad = kv.client("c", next_server=lambda servers, asked, hint: "nobody")
+    kv.crash(kv.leader("g1"))  # whichever server the client asks first, it must then choose another
+    bad.get(KEYS[0])
+    with pytest.raises(ValueError, match="next_server must return one of the group's servers"):
+        kv.run_for(2.0)
+    with pytest.raises(TypeError, match="next_server must be a function"):
+        ShardedKV(groups=1).client("d", next_server="round robin")
+    other = ShardedKV(groups=1)
+    other.client("e")
+    with pytest.raises(ValueError, match="already exists"):
+        other.client("e", next_server=follow_hint_or_next)

@@ -3,7 +3,8 @@
 * :mod:`labkit.shardkv.store`: :class:`ShardStore`, the per-group state machine
   that decides key ownership in the Raft log, and its commands;
 * :mod:`labkit.shardkv.router`: :class:`ShardRouter`, a client that sends each
-  key to its group's leader and retries across leaders;
+  key to its group's leader and retries across leaders, and its rule for the
+  next server to try, :func:`follow_hint_or_next`;
 * :mod:`labkit.shardkv.kv`: :class:`ShardedKV`, groups on one simulator, faults,
   adding a group with a key move that loses no acknowledged write.
 
@@ -12,7 +13,7 @@ and checked with :mod:`labkit.linearizability`.
 """
 
 from labkit.shardkv.kv import ClientHandle, Migration, Phase, ShardedKV
-from labkit.shardkv.router import Directory, ShardOp, ShardRouter
+from labkit.shardkv.router import Directory, ShardOp, ShardRouter, follow_hint_or_next
 from labkit.shardkv.store import Install, Reconfigure, ShardConfig, ShardStore, WrongGroup
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "ShardStore",
     "ShardedKV",
     "WrongGroup",
+    "follow_hint_or_next",
 ]

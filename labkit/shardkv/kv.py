@@ -32,7 +32,7 @@ from labkit import validation as valid
 from labkit.raft import RaftConfig, RaftNode, Role
 from labkit.raft.cluster import DEFAULT_LATENCY
 from labkit.raft.invariants import server_invariants
-from labkit.shardkv.router import Directory, ShardOp, ShardRouter
+from labkit.shardkv.router import Directory, NextServer, ShardOp, ShardRouter, follow_hint_or_next
 from labkit.shardkv.store import Install, Reconfigure, ShardConfig, ShardStore
 from labkit.sim import Latency, Simulator
 
@@ -176,15 +176,24 @@ class ShardedKV:
             )
         self._rewire()
 
-    def client(self, name: str) -> ClientHandle:
-        """The router-client called ``name`` (created on first use)."""
+    def client(self, name: str, *, next_server: NextServer | None = None) -> ClientHandle:
+        """The router-client called ``name`` (created on first use).
+
+        ``next_server(servers, asked, hint) -> server`` replaces the router's
+        rule for the server to try after a refusal or a timeout
+        (:func:`~labkit.shardkv.router.follow_hint_or_next`); it applies to a
+        client created by this call.
+        """
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty str, got {name!r}")
         if name in self.servers():
             raise ValueError(f"name {name!r} is a server's id; pick another client name")
+        if next_server is not None and name in self._clients:
+            raise ValueError(f"client {name!r} already exists; give next_server when it is created")
         if name not in self._clients:
             d, h, t = self.directory, self.history, self.client_timeout
-            self.sim.add_node(name, lambda nid: ShardRouter(nid, d, h, retry_timeout=t))
+            rule = follow_hint_or_next if next_server is None else next_server
+            self.sim.add_node(name, lambda nid: ShardRouter(nid, d, h, retry_timeout=t, next_server=rule))
             self._clients[name] = ClientHandle(self, name)
         return self._clients[name]
 

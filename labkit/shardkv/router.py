@@ -4,7 +4,10 @@ The router looks the key up in the :class:`Directory` (the current
 :class:`~labkit.shardkv.store.ShardConfig` and the servers of each group),
 sends the request to the server it believes leads that group, and follows
 "not the leader" hints or, on silence, tries the group's next server, exactly
-as :class:`labkit.raft.KVClient` does within one cluster (Raft §8).
+as :class:`labkit.raft.KVClient` does within one cluster (Raft §8). That rule
+is :func:`follow_hint_or_next`; a router can be given another one
+(``next_server=``), which is how notebook 18's exercise plugs in a learner's.
+A client knows only the answers it gets: it never asks the simulator who leads.
 
 # Invariant: an operation stays with the group it was first sent to, under the
 # same sequence number, until that group answers. Only a :class:`WrongGroup`
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +28,7 @@ from labkit.raft import ClientReply, ClientRequest
 from labkit.shardkv.store import ShardConfig, WrongGroup
 from labkit.sim import Context, Node
 
-__all__ = ["Directory", "ShardOp", "ShardRouter"]
+__all__ = ["Directory", "ShardOp", "ShardRouter", "follow_hint_or_next"]
 
 RETRY_TIMER = "retry"
 WORKLOAD_TIMER = "workload"
@@ -43,6 +47,21 @@ def validate_op(op: Any) -> tuple:
     if not all(isinstance(x, str) for x in op[1:]):
         raise TypeError(f"key and value must be str, got {op!r}")
     return op
+
+
+def follow_hint_or_next(servers: tuple[str, ...], asked: str, hint: str | None) -> str:
+    """The server to ask next after ``asked`` refused or stayed silent (Raft §8).
+
+    A follower that refuses names the leader it knows of (``hint``): ask it.
+    Without a usable hint (none, not of this group, or ``asked`` itself) or
+    after silence (``hint`` is None), try the group's next server in turn.
+    """
+    if hint is not None and hint in servers and hint != asked:
+        return hint
+    return servers[(servers.index(asked) + 1) % len(servers)]
+
+
+NextServer = Callable[[tuple[str, ...], str, "str | None"], str]
 
 
 @dataclass(slots=True)
@@ -87,8 +106,14 @@ class ShardRouter(Node):
         *,
         retry_timeout: float = 0.3,
         backoff: float = 0.02,
+        next_server: NextServer = follow_hint_or_next,
     ) -> None:
         super().__init__(node_id)
+        if not callable(next_server):
+            raise TypeError(
+                f"next_server must be a function (servers, asked, hint) -> server, got {next_server!r}"
+            )
+        self.next_server = next_server
         self.directory = directory
         self.history = history
         self.retry_timeout = retry_timeout
@@ -167,12 +192,11 @@ class ShardRouter(Node):
             else:
                 self._next(ctx)
             return
-        hint = msg.leader_hint
-        if hint is not None and hint in servers and hint != src:
-            self.target[self.group] = servers.index(hint)
+        # "Not the leader": ask the hinted server at once, anyone else after a pause.
+        chosen = self._choose(servers, src, msg.leader_hint)
+        if chosen == msg.leader_hint:
             self._send(ctx)
         else:
-            self.target[self.group] = self.target.get(self.group, 0) + 1
             ctx.set_timer(RETRY_TIMER, self.backoff)
 
     def on_timer(self, ctx: Context, name: str) -> None:
@@ -182,8 +206,10 @@ class ShardRouter(Node):
             if not self.group:
                 self._route(ctx)
             else:
-                # Silence from this server: try the group's next one, same seq.
-                self.target[self.group] = self.target.get(self.group, 0) + 1
+                # Silence from this server: ask another one, same seq.
+                servers = self.directory.servers[self.group]
+                asked = servers[self.target.get(self.group, 0) % len(servers)]
+                self._choose(servers, asked, None)
                 self._send(ctx)
         elif name == WORKLOAD_TIMER:
             if ctx.now >= self._until:
@@ -193,6 +219,14 @@ class ShardRouter(Node):
             else:
                 self._owed = True
             ctx.set_timer(WORKLOAD_TIMER, 1.0 / self._rate)
+
+    def _choose(self, servers: tuple[str, ...], asked: str, hint: str | None) -> str:
+        """Ask :attr:`next_server` where to go next and remember the answer as this group's target."""
+        chosen = self.next_server(servers, asked, hint)
+        if chosen not in servers:
+            raise ValueError(f"next_server must return one of the group's servers {servers}, got {chosen!r}")
+        self.target[self.group] = servers.index(chosen)
+        return chosen
 
     def start_workload(
         self,

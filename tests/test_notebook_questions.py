@@ -104,7 +104,10 @@ def test_a_question_without_an_answer_is_caught(tmp_path):
 def test_an_answer_in_the_cell_or_after_the_code_it_is_about_counts(tmp_path):
     block = "<details><summary>Answer</summary>\n\nBecause.\n\n</details>"
     assert unanswered(_nb(tmp_path, ("markdown", f"**Question.** Why?\n\n{block}"))) == []
-    assert unanswered(_nb(tmp_path, ("markdown", "**Question.** Why?"), ("code", "x"), ("markdown", block))) == []
+    assert (
+        unanswered(_nb(tmp_path, ("markdown", "**Question.** Why?"), ("code", "x"), ("markdown", block)))
+        == []
+    )
 
 
 def test_an_answer_above_the_question_or_too_far_below_does_not_count(tmp_path):
@@ -118,15 +121,25 @@ def test_each_listed_question_needs_its_own_answer_and_empty_ones_do_not_count(t
     block = "<details><summary>Answer</summary>Because.</details>"
     listed = "**Questions to try with the widget**\n\n1. Why?\n2. How?\n"
     assert unanswered(_nb(tmp_path, ("markdown", listed + block)))
-    assert unanswered(_nb(tmp_path, ("markdown", listed + block + "<details><summary>Answer</summary> </details>")))
+    assert unanswered(
+        _nb(tmp_path, ("markdown", listed + block + "<details><summary>Answer</summary> </details>"))
+    )
     assert unanswered(_nb(tmp_path, ("markdown", listed + block + block))) == []
     assert unanswered(_nb(tmp_path, ("markdown", "## Questions to think about\n\n1. Why?\n"))) != []
-    bullets = "## Questions to think about\n\n- Why?\n" + block + "\n- How?\n" + block + "\n## Summary\n\n- a\n- b\n"
+    bullets = (
+        "## Questions to think about\n\n- Why?\n"
+        + block
+        + "\n- How?\n"
+        + block
+        + "\n## Summary\n\n- a\n- b\n"
+    )
     assert unanswered(_nb(tmp_path, ("markdown", bullets))) == []
     assert unanswered(_nb(tmp_path, ("markdown", bullets.replace(block, "", 1))))
 
 
 def test_a_later_question_does_not_borrow_an_earlier_ones_answer(tmp_path):
     block = "<details><summary>Answer</summary>Because.</details>"
-    path = _nb(tmp_path, ("markdown", "**Question.** Why?"), ("markdown", "**Question.** How?"), ("markdown", block))
+    path = _nb(
+        tmp_path, ("markdown", "**Question.** Why?"), ("markdown", "**Question.** How?"), ("markdown", block)
+    )
     assert len(unanswered(path)) == 1

@@ -10,8 +10,9 @@ A question is a markdown cell marked ``**Question.**`` (one question) or ``**Que
     </details>
 
 after the question, in the same cell or in one of the next few cells (so the learner can run the
-cell the question is about first), and before the next question. The answers are written for
-learners, so a block must say something.
+cell the question is about first), and before the next question. A numbered list of questions may
+instead share one ``<summary>Answers</summary>`` block that answers each by its number ("1. ...
+2. ..."). The answers are written for learners, so a block must say something.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ ONE = re.compile(r"\*\*Question\.?\*\*")
 MANY = re.compile(r"\*\*Questions\b[^*]*\*\*|^#+\s*Questions\b", re.MULTILINE)
 ITEM = re.compile(r"^\s{0,3}(?:\d+\.|[-*])\s", re.MULTILINE)
 HEADING = re.compile(r"^#", re.MULTILINE)
-ANSWER = re.compile(r"<details>\s*<summary>\s*Answer\s*</summary>(.*?)</details>", re.DOTALL)
+ANSWER = re.compile(r"<details>\s*<summary>\s*Answer(s?)\s*</summary>(.*?)</details>", re.DOTALL)
+NUMBERED = re.compile(r"(?:^|\s)(\d+)\.\s")
 
 
 def questions_in(text: str) -> tuple[int, int] | None:
@@ -47,7 +49,15 @@ def questions_in(text: str) -> tuple[int, int] | None:
 
 
 def answers_in(text: str) -> list[str]:
-    return [body for body in ANSWER.findall(text)]
+    """The answers in ``text``: one per "Answer" block, one per number in an "Answers" block."""
+    out = []
+    for plural, body in ANSWER.findall(text):
+        if plural:
+            parts = NUMBERED.split(body)[1:]  # number, answer, number, answer, ...
+            out += [answer for answer in parts[1::2]] or [body]
+        else:
+            out.append(body)
+    return out
 
 
 def markdown(path: Path) -> list[tuple[int, str, str]]:
@@ -135,6 +145,14 @@ def test_each_listed_question_needs_its_own_answer_and_empty_ones_do_not_count(t
     )
     assert unanswered(_nb(tmp_path, ("markdown", bullets))) == []
     assert unanswered(_nb(tmp_path, ("markdown", bullets.replace(block, "", 1))))
+
+
+def test_a_shared_answers_block_must_answer_each_listed_question_by_number(tmp_path):
+    listed = "**Questions to try with the widget**\n\n1. Why?\n2. How?\n"
+    both = "<details><summary>Answers</summary>1. Because. 2. Like this.</details>"
+    one = "<details><summary>Answers</summary>1. Because.</details>"
+    assert unanswered(_nb(tmp_path, ("markdown", listed + both))) == []
+    assert unanswered(_nb(tmp_path, ("markdown", listed + one)))
 
 
 def test_a_later_question_does_not_borrow_an_earlier_ones_answer(tmp_path):

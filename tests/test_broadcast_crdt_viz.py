@@ -16,18 +16,28 @@ def _trace(fig, prefix):
 
 
 def chat(protocol, seed=1):
-    return run_broadcast(protocol, CHAT["broadcasts"], replies=CHAT["replies"], latency=CHAT["latency"], seed=seed)
+    return run_broadcast(
+        protocol, CHAT["broadcasts"], replies=CHAT["replies"], latency=CHAT["latency"], seed=seed
+    )
 
 
 def test_broadcast_diagram_marks_broadcasts_deliveries_hold_backs_and_violations():
     slow = run_broadcast(
-        Protocol.BEST_EFFORT, [(0.0, "A", "q?")], replies={"q?": ("B", "a!")}, latency=0.01, links={("A", "C"): 0.2}
+        Protocol.BEST_EFFORT,
+        [(0.0, "A", "q?")],
+        replies={"q?": ("B", "a!")},
+        latency=0.01,
+        links={("A", "C"): 0.2},
     )
     fig = broadcast_diagram(slow)
     assert list(_trace(fig, "broadcast").text) == ["q?", "a!"]
     bad = _trace(fig, "breaks")
-    assert list(bad.text) == ["a!"] and bad.name == "breaks causal, total order"
-    assert list(bad.y) == [2]  # on C's lane
+    assert bad.name == "breaks causal, total order" and list(bad.y) == [2]  # on C's lane
+    labels = list(zip(_trace(fig, "delivery labels").y, _trace(fig, "delivery labels").text, strict=True))
+    assert [t for y, t in labels if y == 2] == [
+        '<span style="color:#D55E00">a!</span>',
+        "q?",
+    ]  # the bad one red
     assert fig.layout.xaxis.range[1] < 0.25  # framed on the deliveries, not the quiet 2 s after
 
     held = _trace(broadcast_diagram(chat(Protocol.CAUSAL)), "held back")
@@ -57,7 +67,10 @@ def test_tables():
     orders = delivery_orders(run)
     assert list(orders.index) == ["A", "B", "C"] and list(orders.loc["C"]) == run.delivered("C")
     table = verdicts([chat(p) for p in (Protocol.FIFO, Protocol.SEQUENCER)])
-    assert table.loc["FIFO", "causal"].startswith("✗") and table.loc["total order (sequencer)", "total order"] == "✓"
+    assert (
+        table.loc["FIFO", "causal"].startswith("✗")
+        and table.loc["total order (sequencer)", "total order"] == "✓"
+    )
 
 
 def test_broadcast_widget_follows_its_controls_and_refuses_bad_seeds():
@@ -70,7 +83,9 @@ def test_broadcast_widget_follows_its_controls_and_refuses_bad_seeds():
     w.seed_slider.value = 4
     assert w.seed == 4 and "network seed 4" in w.fig.layout.title.text
     w.set_protocol(Protocol.SEQUENCER)  # from Python: the control follows
-    assert w.protocol_picker.value is Protocol.SEQUENCER and "Held: FIFO, causal, total order." in w.status.value
+    assert (
+        w.protocol_picker.value is Protocol.SEQUENCER and "Held: FIFO, causal, total order." in w.status.value
+    )
     with pytest.raises(ValueError, match="seed"):
         w.set_seed(99)
     with pytest.raises(TypeError, match="protocol"):
@@ -113,6 +128,8 @@ def test_replicas_widget_lww_names_the_write_it_threw_away_and_mv_keeps_both():
     lww.edit("B", "11:00")
     lww.heal()
     assert lww.values() == {"A": "11:00", "B": "11:00", "C": "11:00"} and lww.discarded() == ("10:30",)
+    merged = _trace(lww.figure(), "changed by a merge")
+    assert 1 not in list(merged.y)  # B's merges changed its state (the witness), never what it reads
     assert "threw away '10:30'" in lww.summary()
     # A write made after seeing both replaces both, in the multi-value register too: nothing to report.
     lww.edit("C", "12:00")

@@ -374,3 +374,22 @@ def test_run_replicas_refuses_bad_input():
         GossipReplica("A", GCounter(), interval=0)
     with pytest.raises(TypeError, match="merge"):
         GossipReplica("A", GCounter(), merge=3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_gossip_convergence_over_many_seeds(kind):
+    empty, updates = CASES[kind]
+    for seed in range(40):
+        rng = random.Random(100 + seed)
+        schedule = [(t, r, _lenient(u)) for t, r, u in _schedule(rng, updates, n=40, end=3.0)]
+        run = run_replicas(
+            lambda n: GossipReplica(n, empty()),
+            schedule,
+            seed=seed,
+            loss=0.3,
+            duplication=0.3,
+            faults=random_faults(REPLICAS, rng, end=3.0, partitions=6),
+            clock_offsets={"B": 0.3},
+        )
+        assert run.converged, (kind, seed)

@@ -32,7 +32,7 @@ from labkit.broadcast import (
 from labkit.sim import Kind, Simulator, Trace, Uniform
 from labkit.viz.common import BAD_COLOR, OK_COLOR, LazyWidget, guarded, status_html
 
-__all__ = ["BroadcastWidget", "CHAT", "broadcast_diagram", "delivery_orders", "verdicts"]
+__all__ = ["BroadcastWidget", "CHAT", "broadcast_diagram", "delivery_orders", "legend_below", "verdicts"]
 
 HELD_COLOR = "#bbbbbb"
 
@@ -49,7 +49,7 @@ def broadcast_diagram(
     *,
     highlight: Property | Iterable[Property] | None = None,
     title: str | None = None,
-    height: int = 380,
+    height: int = 440,
     figure: Any = None,
 ) -> Any:
     """A space-time diagram of ``run`` with broadcasts, deliveries and hold-backs.
@@ -99,6 +99,7 @@ def broadcast_diagram(
     series: dict[str, dict[str, list]] = {
         k: {"x": [], "y": [], "text": [], "hover": []} for k in ("broadcast", "delivered", "violation")
     }
+    labels: dict[str, list] = {"x": [], "y": [], "text": [], "hover": []}
     held_x: list[Any] = []
     held_y: list[Any] = []
     for e in run.history.events:
@@ -119,10 +120,19 @@ def broadcast_diagram(
         s["x"].append(e.time)
         s["y"].append(y)
         s["text"].append(str(e.msg))
+        if e.kind == "deliver":  # one label per cluster of deliveries, in delivery order
+            bad_one = (e.node, e.msg.id) in bad
+            labels["x"].append(e.time)
+            labels["y"].append(y)
+            labels["text"].append(
+                f'<span style="color:{BAD_COLOR}">{e.msg}</span>' if bad_one else str(e.msg)
+            )
+            labels["hover"].append("")
     import plotly.graph_objects as go
 
-    for key, points in series.items():
-        series[key] = _join_close(points, span / 150)
+    gap = span / 150
+    series["broadcast"] = _join_close(series["broadcast"], gap)
+    labels = _join_close(labels, gap)
     why = {p.value for p in props}
     extra = [
         go.Scatter(
@@ -148,10 +158,8 @@ def broadcast_diagram(
         go.Scatter(
             x=series["delivered"]["x"],
             y=series["delivered"]["y"],
-            mode="markers+text",
+            mode="markers",
             marker={"color": OK_COLOR, "symbol": "square", "size": 8},
-            text=series["delivered"]["text"],
-            textposition="bottom center",
             name="delivered",
             hovertext=series["delivered"]["hover"],
             hoverinfo="text",
@@ -159,18 +167,36 @@ def broadcast_diagram(
         go.Scatter(
             x=series["violation"]["x"],
             y=series["violation"]["y"],
-            mode="markers+text",
+            mode="markers",
             marker={"color": BAD_COLOR, "symbol": "square-x", "size": 12},
-            text=series["violation"]["text"],
-            textposition="bottom center",
-            textfont={"color": BAD_COLOR},
             name="breaks " + (", ".join(sorted(why)) if why else "nothing"),
             hovertext=series["violation"]["hover"],
             hoverinfo="text",
         ),
+        go.Scatter(
+            x=labels["x"],
+            y=labels["y"],
+            mode="markers+text",  # invisible markers the size of the squares push the text below them
+            marker={"size": 14, "opacity": 0},
+            text=labels["text"],
+            textposition="bottom center",
+            name="delivery labels",
+            showlegend=False,
+            hoverinfo="skip",
+        ),
     ]
     # spacetime_diagram has just (re)drawn its own traces, and dropped ours if there were any.
     fig.add_traces(extra)
+    legend_below(fig)
+    return fig
+
+
+def legend_below(fig: Any) -> Any:
+    """Put the legend under the plot, where a narrow figure (in a widget) keeps it off the title."""
+    fig.update_layout(
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+        margin={"b": 110},
+    )
     return fig
 
 

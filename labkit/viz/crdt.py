@@ -18,6 +18,7 @@ from typing import Any
 from labkit import validation as valid
 from labkit.crdt import RGA, Edit, GossipReplica, LWWRegister, MVRegister, ORSet, StateCRDT
 from labkit.sim import Kind, Simulator, Uniform
+from labkit.viz.broadcast import legend_below
 from labkit.viz.common import OK_COLOR, LazyWidget, guarded, status_html
 
 __all__ = ["Doc", "ReplicasWidget", "replica_diagram"]
@@ -30,7 +31,7 @@ def _shown(value: Any) -> str:
 
 
 def replica_diagram(
-    sim: Simulator, *, title: str = "Replicas", height: int = 360, start: float = 0.0, figure: Any = None
+    sim: Simulator, *, title: str = "Replicas", height: int = 420, start: float = 0.0, figure: Any = None
 ) -> Any:
     """The replicas' messages, their local updates, and their values as they change."""
     import plotly.graph_objects as go
@@ -44,11 +45,17 @@ def replica_diagram(
     marks: dict[str, dict[str, list]] = {
         k: {"x": [], "y": [], "text": [], "hover": []} for k in ("update", "merge")
     }
+    last: dict[str, str] = {}  # what each replica read after its previous change
     for r in sim.trace.rows:
-        if r[1] is not Kind.STATE or r[8] != "value" or r[2] not in lane or r[0] < start:
+        if r[1] is not Kind.STATE or r[8] != "value" or r[2] not in lane:
             continue
         why, value = r[9]["why"], _shown(r[9]["value"])
-        m = marks["merge" if why.startswith("merge") or " from " in why else "update"]
+        merged = why.startswith("merge") or (" from " in why and not why.endswith(f" from {r[2]}"))
+        unchanged = last.get(r[2]) == value
+        last[r[2]] = value
+        if r[0] < start or (merged and unchanged):
+            continue  # a merge that changed the state but not what a read returns
+        m = marks["merge" if merged else "update"]
         m["x"].append(r[0])
         m["y"].append(lane[r[2]])
         m["text"].append(value)
@@ -80,6 +87,7 @@ def replica_diagram(
             ),
         ]
     )
+    legend_below(fig)
     return fig
 
 

@@ -95,6 +95,9 @@ COURSE: tuple[Notebook, ...] = (
              "AppendEntries, the commit rule, Figure 8, crash and restart, a replicated key-value store"),
     Notebook(11, "11-linearizability.ipynb", "Linearizability", 45,
              "histories, a checker, testing our own stores under faults"),
+    Notebook(13, "13-leaving-the-simulator.ipynb", "Leaving the simulator", 40,
+             "our Raft as real processes over TCP, a nemesis without root, a real etcd cluster, "
+             "the checker as judge"),
     Notebook(15, "15-sagas.ipynb", "Sagas", 40,
              "distributed transactions without two-phase commit, compensations, crash recovery"),
     Notebook(16, "16-event-sourcing.ipynb", "Event sourcing", 45,

@@ -52,7 +52,9 @@ class ProcessCluster(ClusterBase):
     (longer than the simulator's: real processes share real CPUs, and a
     busy machine must not look like a dead leader); ``max_entries`` per
     AppendEntries; ``client_timeout``: how long a client tries one operation
-    before it records an unknown outcome; ``folder``: where the servers keep
+    before it records an unknown outcome (:attr:`attempt_timeout`, 0.3 s, is how
+    long it waits for one server before it tries the next; set it before
+    making clients); ``folder``: where the servers keep
     their files (a fresh temporary folder by default, removed on close);
     ``early_sends``: let the leader's AppendEntries leave before its own sync
     (see :mod:`labkit.net.node`); ``seed`` seeds the proxies' loss and delay
@@ -96,6 +98,7 @@ class ProcessCluster(ClusterBase):
             "max_entries": max_entries,
         }
         self.client_timeout = _seconds("client_timeout", client_timeout)
+        self.attempt_timeout = 0.3  # how long a client waits for one server before it tries the next
         self.leader_timeout = _seconds("leader_timeout", leader_timeout)
         self.early_sends = bool(early_sends)
         self.durable = bool(durable)

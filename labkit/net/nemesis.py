@@ -18,8 +18,8 @@ a :class:`Fault` is "wait ``delay`` seconds, then inject ``kind`` with
 ``partition`` (``arg``: one side's server numbers), ``cut`` (``arg``:
 ``(src, dst)``, one way), ``heal``, ``loss`` (a probability) and ``delay``
 (seconds added to every message). Where a server is named, ``"leader"``
-means whoever leads when the fault strikes (``resume`` of ``"leader"``
-resumes every paused server).
+means whoever leads when the fault strikes; ``restart`` and ``resume``
+without an argument bring back every crashed or paused server.
 """
 
 from __future__ import annotations
@@ -90,9 +90,9 @@ def apply_fault(c: Any, f: Fault) -> None:
 
     kind = f.kind
     if kind in ("crash", "restart", "pause", "resume", "disconnect"):
-        if kind == "resume" and f.arg == "leader":
-            for nid in sorted(c.paused):
-                c.resume(nid)
+        if kind in ("restart", "resume") and f.arg is None:  # every crashed / paused server
+            for nid in ids:
+                getattr(c, kind)(nid)
             return
         nid = server(f.arg)
         if nid is not None:

@@ -214,6 +214,7 @@ INTERACTIONS: dict[str, list[Step]] = {
         Slide("W", -1),
     ],
     "06-consistent-hashing": [Slide("nodes"), Slide("vnodes"), Click("add a node"), Click("remove a node")],
+    "13-leaving-the-simulator": [],  # real processes; no widgets
     "18-capstone": [
         Choose("server", "g2n1", redraws=False),
         Click("Crash"),

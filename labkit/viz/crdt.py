@@ -235,10 +235,11 @@ class ReplicasWidget(LazyWidget):
         self.sim.run_for(0.1)
         self._changed()
 
-    def heal(self) -> None:
-        """Reconnect everyone, and run 1 s so the replicas can gossip."""
+    def heal(self, seconds: float = 1.0) -> None:
+        """Reconnect everyone, and run ``seconds`` so the replicas can gossip."""
+        seconds = valid.number("seconds", seconds, ge=0, unit="seconds")
         self.sim.heal()
-        self.sim.run_for(1.0)
+        self.sim.run_for(seconds)
         self._changed()
 
     def run(self, seconds: float = 1.0) -> None:

@@ -1,7 +1,7 @@
 """Predict, then run: every question a notebook asks has its answer right below it, collapsed.
 
-A question is a markdown cell marked ``**Question.**`` (one question) or ``**Questions...**`` /
-``## Questions ...`` (a numbered list of them). Each needs its own answer in a collapsed block,
+A question is a markdown cell marked ``**Question.**`` or ``**Predict.**`` (one question), or
+``**Questions...**`` / ``## Questions ...`` (a numbered list of them). Each needs its own answer in a collapsed block,
 
     <details><summary>Answer</summary>
 
@@ -26,7 +26,7 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 LOOKAHEAD = 3  # cells after the question in which its answer may sit
 
-ONE = re.compile(r"\*\*Question\.?\*\*")
+ONE = re.compile(r"\*\*(?:Question|Predict)\.?\*\*")
 MANY = re.compile(r"\*\*Questions\b[^*]*\*\*|^#+\s*Questions\b", re.MULTILINE)
 ITEM = re.compile(r"^\s{0,3}(?:\d+\.|[-*])\s", re.MULTILINE)
 HEADING = re.compile(r"^#", re.MULTILINE)
@@ -109,6 +109,7 @@ def _nb(tmp_path: Path, *cells: tuple[str, str]) -> Path:
 
 def test_a_question_without_an_answer_is_caught(tmp_path):
     assert unanswered(_nb(tmp_path, ("markdown", "**Question.** Why?"), ("code", "1 + 1")))
+    assert unanswered(_nb(tmp_path, ("markdown", "**Predict.** What will it print?"), ("code", "1 + 1")))
 
 
 def test_an_answer_in_the_cell_or_after_the_code_it_is_about_counts(tmp_path):

@@ -124,6 +124,19 @@ def test_single_server_cluster_commits_alone():
     assert c.applied("n1") == ["x"]
 
 
+def test_a_single_server_answers_a_client_in_one_attempt():
+    # Issue 13: a server of one applied the entry before it noted that the
+    # client was waiting, so it never answered; the client timed out (0.3 s)
+    # and retried, and the retry was answered from the session table.
+    for seed in range(3):
+        c = RaftCluster(n=1, seed=seed)
+        c.sim.run_for(1)
+        op = c.client("a").put("k", "0")
+        c.sim.run_for(1)
+        assert op.done and op.attempts == 1, (seed, op)
+        assert op.ret - op.call < 0.05, (seed, op.ret - op.call)
+
+
 def test_monitor_checks_each_servers_commit_index_and_last_applied_as_the_run_goes():
     # Figure 2, volatile state: commit_index only grows while a server is up,
     # and last_applied <= commit_index. The monitor checks both after every event.

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from labkit.clocks import VectorClock
-from labkit.replication import Mode, Operation, ReplicatedStore, Resolution
+from labkit.history import HistoryEntry
+from labkit.replication import Mode, ReplicatedStore, Resolution
 from labkit.replication.client import ClientOp, OpKind
 from labkit.replication.experiments import (
     cap_register_history,
@@ -49,9 +50,9 @@ def test_availability_first_reads_go_stale_during_a_partition():
 
 def test_history_is_well_formed_and_marks_unknown_outcomes():
     hist = cap_register_history(Mode.CONSISTENCY_FIRST, seed=0)
-    assert hist and all(isinstance(op, Operation) for op in hist)
+    assert hist and all(isinstance(op, HistoryEntry) for op in hist)
     assert any(math.isinf(op.ret) and op.input[0] == "write" for op in hist)  # refused writes
-    by_client: dict[str, list[Operation]] = {}
+    by_client: dict[str, list[HistoryEntry]] = {}
     for op in hist:
         assert op.call <= op.ret
         by_client.setdefault(op.client, []).append(op)

@@ -88,7 +88,7 @@ def test_each_group_elects_a_leader_and_keys_reach_their_group():
     for k in KEYS[:8]:
         c.put(k, "x" + k)
     assert kv.run_until_idle()
-    assert all(h.done and h.group == kv.owner(h.input[1]) for h in c.ops)
+    assert all(h.done and h.served_by == kv.owner(h.input[1]) for h in c.ops)
     assert kv.placement() == {k: kv.owner(k) for k in KEYS[:8]}
     got = [c.get(k) for k in KEYS[:8]]
     kv.run_until_idle()
@@ -105,7 +105,7 @@ def test_a_leader_crash_in_one_group_does_not_stop_the_others():
         kv.client(f"c{i}").start_workload(rate=40, duration=1.0)
     kv.run_for(1.5)
     kv.run_until_idle()
-    early = {h.group for h in kv.history if h.done and h.ret < t0 + 0.1}
+    early = {h.served_by for h in kv.history if h.done and h.ret < t0 + 0.1}
     assert early & {"g2", "g3"}  # others answered while g1 was still electing
     assert kv.leader("g1") not in (None, victim)
     assert kv.check().ok is True

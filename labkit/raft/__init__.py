@@ -18,8 +18,8 @@ Figure 8 mistake) and ``Bug.VOTE_TWICE`` (two leaders in one term).
 """
 
 from labkit.raft.bugs import Bug
-from labkit.raft.client import HistoryEntry, KVClient
-from labkit.raft.cluster import ClientHandle, RaftCluster
+from labkit.raft.client import ClientHandle, HistoryEntry, KVClient
+from labkit.raft.cluster import RaftCluster
 from labkit.raft.invariants import (
     InvariantMonitor,
     InvariantViolation,

@@ -19,12 +19,12 @@ widgets work unchanged.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from labkit.history import HistoryEntry
 from labkit.raft.bugs import Bug, check_bugs, node_class
-from labkit.raft.client import HistoryEntry, KVClient
+from labkit.raft.client import ClientHandle, KVClient
 from labkit.raft.invariants import InvariantMonitor
 from labkit.raft.node import RaftConfig, RaftNode, Role
 from labkit.raft.state_machine import KVStore, StateMachine
@@ -36,67 +36,6 @@ DEFAULT_LATENCY = Uniform(0.001, 0.004)  # one-way delay: a few milliseconds, so
 
 
 NodeFactory = Callable[[str, tuple[str, ...], RaftConfig], Node]
-
-
-class ClientHandle:
-    """What ``RaftCluster.client(name)`` returns: start operations by name.
-
-    Each method starts (or queues) one operation *in the simulation* and
-    returns its :class:`HistoryEntry`; run the simulator to see it finish.
-    """
-
-    def __init__(self, cluster: RaftCluster, name: str) -> None:
-        self._cluster = cluster
-        self.name = name
-
-    def _invoke(self, op: tuple) -> HistoryEntry:
-        return self._cluster.sim.call(self.name, lambda node, ctx: node.invoke(ctx, op))
-
-    def put(self, key: str, value: str) -> HistoryEntry:
-        """Set ``key`` to ``value``."""
-        return self._invoke(("put", key, value))
-
-    def get(self, key: str) -> HistoryEntry:
-        """Read ``key`` (``""`` if never written)."""
-        return self._invoke(("get", key))
-
-    def append(self, key: str, value: str) -> HistoryEntry:
-        """Append ``value`` to the string at ``key``."""
-        return self._invoke(("append", key, value))
-
-    def start_workload(
-        self, rate: float = 100.0, duration: float = 10.0, keys: Sequence[str] = ("a", "b", "c")
-    ) -> None:
-        """Run random get/put/append operations at about ``rate`` per second for ``duration`` s."""
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, (int, float))
-            or not rate > 0
-            or not math.isfinite(rate)
-        ):
-            raise ValueError(f"rate must be a number of operations per second > 0, got {rate!r}")
-        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration >= 0:
-            raise ValueError(f"duration must be a number of seconds >= 0, got {duration!r}")
-        keys = tuple(keys)
-        if not keys or not all(isinstance(k, str) for k in keys):
-            raise ValueError(f"keys must be a non-empty sequence of str, got {keys!r}")
-        self._cluster.sim.call(
-            self.name, lambda node, ctx: node.start_workload(ctx, float(rate), float(duration), keys)
-        )
-
-    @property
-    def ops(self) -> list[HistoryEntry]:
-        """Every operation asked of this client, in order."""
-        return self._cluster.sim.node(self.name).ops
-
-    @property
-    def busy(self) -> bool:
-        """True while an operation is running or queued."""
-        node = self._cluster.sim.node(self.name)
-        return node.current is not None or bool(node.queue)
-
-    def __repr__(self) -> str:
-        return f"ClientHandle({self.name!r})"
 
 
 class RaftCluster:
@@ -278,18 +217,16 @@ class RaftCluster:
                 name,
                 lambda nid: KVClient(nid, ids, history, retry_timeout=timeout, reads_anywhere=reads_anywhere),
             )
-            self._clients[name] = ClientHandle(self, name)
+            self._clients[name] = ClientHandle(self.sim, name, ("a", "b", "c"))
             for nid in self._disconnected:
                 self._cut_off(nid, [name])
         return self._clients[name]
 
     def operations(self) -> list[Any]:
         """``history`` as :class:`labkit.linearizability.Operation` records."""
-        from labkit.linearizability import UNKNOWN, Operation
+        from labkit.linearizability.adapters import from_raft
 
-        return [
-            Operation(h.client, h.call, h.ret, h.input, h.output if h.done else UNKNOWN) for h in self.history
-        ]
+        return from_raft(self.history)
 
     # ------------------------------------------------------------------
     # Faults

@@ -117,11 +117,7 @@ def run_schedule(
     )
     span = sum(f.delay for f in faults)
     for i in range(clients):
-        cl = c.client(f"c{i}")
-        if tuple(ops) == ("get", "put", "append"):
-            cl.start_workload(rate=rate, duration=span, keys=tuple(keys))
-        else:
-            _limited_workload(c, cl.name, rng, rate, span, tuple(keys), tuple(ops))
+        c.client(f"c{i}").start_workload(rate=rate, duration=span, keys=tuple(keys), kinds=tuple(ops))
     for f in faults:
         c.sim.run_for(f.delay)
         apply_fault(c, f)
@@ -135,32 +131,6 @@ def run_schedule(
         raise AssertionError(f"seed {seed}: the cluster did not recover within {settle} s after the faults")
     c.sim.run_for(0.2)  # followers learn the final commit index
     return c
-
-
-def _limited_workload(
-    c: RaftCluster, name: str, rng: random.Random, rate: float, span: float, keys: tuple, ops: tuple
-) -> None:
-    """Operations of the given kinds only, at about ``rate`` per second."""
-    handle = c.client(name)
-    count = 0
-
-    def tick(sim: Any) -> None:
-        nonlocal count
-        if sim.now > span:
-            return
-        if not handle.busy:
-            count += 1
-            kind = rng.choice(ops)
-            key = rng.choice(keys)
-            if kind == "get":
-                handle.get(key)
-            elif kind == "put":
-                handle.put(key, f"{name}.{count};")
-            else:
-                handle.append(key, f"{name}.{count};")
-        sim.after(1.0 / rate, tick)
-
-    c.sim.after(0.0, tick)
 
 
 def check_history(c: RaftCluster, linearizability: bool = True, timeout: float = 5.0) -> None:

@@ -14,7 +14,7 @@
   measurements as pandas DataFrames.
 """
 
-from labkit.replication.client import ClientNode, ClientOp, Operation, OpKind, Workload
+from labkit.replication.client import ClientNode, ClientOp, OpKind, Workload
 from labkit.replication.config import StoreConfig, check_quorum
 from labkit.replication.merkle import MerkleTree, diff
 from labkit.replication.modes import Mode, Resolution
@@ -37,7 +37,6 @@ __all__ = [
     "MerkleTree",
     "Mode",
     "OpKind",
-    "Operation",
     "ReplicaNode",
     "ReplicatedStore",
     "Resolution",

@@ -27,26 +27,12 @@ from labkit.replication.messages import ClientGet, ClientPut, ClientReply
 from labkit.replication.versions import Dot, Siblings, Versioned, context_of
 from labkit.sim import Context, Node
 
-__all__ = ["OpKind", "ClientOp", "Operation", "Workload", "ClientNode"]
+__all__ = ["OpKind", "ClientOp", "Workload", "ClientNode"]
 
 
 class OpKind(Enum):
     READ = "read"
     WRITE = "write"
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """One entry of a history: ``input`` is ``("write", value)`` or
-    ``("read", None)``; ``output`` is ``"ok"`` for a write and the tuple of
-    values read (siblings, sorted; ``()`` for a never-written key) for a
-    read. ``ret`` is ``math.inf`` if the outcome is unknown."""
-
-    client: str
-    call: float
-    ret: float
-    input: tuple[str, Any]
-    output: Any
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,8 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.clocks import VectorClock
-from labkit.replication.client import ClientOp, Operation, OpKind, Workload
+from labkit.history import HistoryEntry
+from labkit.replication.client import ClientOp, OpKind, Workload
 from labkit.replication.config import check_quorum
 from labkit.replication.messages import MerkleData, MerkleLevel
 from labkit.replication.modes import Mode, Resolution
@@ -209,7 +210,7 @@ def lost_writes(ops: Sequence[ClientOp], final: dict[str, Siblings]) -> list[Cli
     return out
 
 
-def to_history(ops: Iterable[ClientOp]) -> list[Operation]:
+def to_history(ops: Iterable[ClientOp]) -> list[HistoryEntry]:
     """The operations as a history for a linearizability checker.
 
     A refused write may already have reached some replicas (quorum
@@ -228,11 +229,11 @@ def to_history(ops: Iterable[ClientOp]) -> list[Operation]:
         if op.kind is OpKind.WRITE:
             known = op.ok is True
             ret = op.ret if known else math.inf
-            out.append(Operation(process, op.call, ret, ("write", op.value), "ok" if known else None))
+            out.append(HistoryEntry(process, ("write", op.value), op.call, ret, "ok" if known else None))
             if not known:
                 retired[base] = k + 1
         elif op.ok:
-            out.append(Operation(process, op.call, op.ret, ("read", None), op.values))
+            out.append(HistoryEntry(process, ("read", None), op.call, op.ret, op.values))
         elif op.ok is None:
             retired[base] = k + 1  # an unanswered read also leaves its process hanging
     return out
@@ -337,7 +338,7 @@ class ScenarioResult:
                 )
         return pd.DataFrame(rows)
 
-    def history(self) -> list[Operation]:
+    def history(self) -> list[HistoryEntry]:
         return to_history(self.ops)
 
 
@@ -457,7 +458,7 @@ def compare_modes(
     return pd.DataFrame(rows)
 
 
-def cap_register_history(mode: Mode, *, seed: int = 0, **scenario: Any) -> list[Operation]:
+def cap_register_history(mode: Mode, *, seed: int = 0, **scenario: Any) -> list[HistoryEntry]:
     """The history of the CAP register scenario in ``mode`` (for a linearizability checker)."""
     return run_partition_scenario(mode, seed=seed, **scenario).history()
 

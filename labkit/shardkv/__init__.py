@@ -12,8 +12,9 @@ Built from :mod:`labkit.hashing` (the ring), :mod:`labkit.raft` (each group)
 and checked with :mod:`labkit.linearizability`.
 """
 
-from labkit.shardkv.kv import ClientHandle, Migration, Phase, ShardedKV
-from labkit.shardkv.router import Directory, ShardOp, ShardRouter, follow_hint_or_next
+from labkit.raft.client import ClientHandle, follow_hint_or_next
+from labkit.shardkv.kv import Migration, Phase, ShardedKV
+from labkit.shardkv.router import Directory, ShardRouter
 from labkit.shardkv.store import Install, Reconfigure, ShardConfig, ShardStore, WrongGroup
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
     "Phase",
     "Reconfigure",
     "ShardConfig",
-    "ShardOp",
     "ShardRouter",
     "ShardStore",
     "ShardedKV",

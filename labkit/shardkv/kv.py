@@ -29,18 +29,19 @@ from enum import Enum
 from typing import Any
 
 from labkit import validation as valid
+from labkit.history import HistoryEntry
 from labkit.raft import RaftConfig, RaftNode, Role
+from labkit.raft.client import ClientHandle, NextServer, follow_hint_or_next
 from labkit.raft.cluster import DEFAULT_LATENCY
 from labkit.raft.invariants import server_invariants
-from labkit.shardkv.router import Directory, NextServer, ShardOp, ShardRouter, follow_hint_or_next
+from labkit.shardkv.router import Directory, ShardRouter
 from labkit.shardkv.store import Install, Reconfigure, ShardConfig, ShardStore
 from labkit.sim import Latency, Simulator
 
-__all__ = ["ShardedKV", "ClientHandle", "Migration", "Phase"]
+__all__ = ["ShardedKV", "Migration", "Phase"]
 
 TICK = 0.02  # how often the migration controller looks at the groups (seconds)
 MAX_RUN = 3600.0  # seconds of simulated time one run_for() may ask for (Raft heartbeats never stop)
-MAX_RATE = 10_000.0  # operations per second one client may generate
 
 
 class Phase(Enum):
@@ -68,56 +69,6 @@ class Migration:
     def moved(self) -> dict[str, str]:
         """Every key that moved, with the group it came from."""
         return {k: src for src, items in self.snapshots.items() for k, _ in items}
-
-
-class ClientHandle:
-    """What :meth:`ShardedKV.client` returns: start operations by name."""
-
-    def __init__(self, kv: ShardedKV, name: str) -> None:
-        self._kv = kv
-        self.name = name
-
-    def _invoke(self, op: tuple) -> ShardOp:
-        return self._kv.sim.call(self.name, lambda node, ctx: node.invoke(ctx, op))
-
-    def put(self, key: str, value: str) -> ShardOp:
-        """Set ``key`` to ``value``."""
-        return self._invoke(("put", key, value))
-
-    def get(self, key: str) -> ShardOp:
-        """Read ``key`` (``""`` if never written)."""
-        return self._invoke(("get", key))
-
-    def append(self, key: str, value: str) -> ShardOp:
-        """Append ``value`` to ``key``."""
-        return self._invoke(("append", key, value))
-
-    def start_workload(
-        self,
-        rate: float = 50.0,
-        duration: float = 2.0,
-        keys: Sequence[str] = (),
-        kinds: Sequence[str] = ("get", "put", "append"),
-    ) -> None:
-        """Random operations of ``kinds`` at about ``rate`` per second for ``duration`` s over ``keys``
-        (default: the store's keys)."""
-        kinds = tuple(valid.non_empty("kinds", kinds, "subset of get, put, append"))
-        for k in kinds:
-            valid.one_of("kinds", k, ("get", "put", "append"))
-        rate = valid.number("rate", rate, gt=0, le=MAX_RATE, unit="operations per second")
-        duration = valid.number("duration", duration, ge=0, unit="seconds")
-        keys = tuple(keys) or self._kv.keys
-        for i, k in enumerate(keys):
-            valid.string(f"keys[{i}]", k, empty=True)
-        self._kv.sim.call(self.name, lambda node, ctx: node.start_workload(ctx, rate, duration, keys, kinds))
-
-    @property
-    def ops(self) -> list[ShardOp]:
-        """Every operation asked of this client, in order."""
-        return self._kv.sim.node(self.name).ops
-
-    def __repr__(self) -> str:
-        return f"ClientHandle({self.name!r})"
 
 
 class ShardedKV:
@@ -156,7 +107,7 @@ class ShardedKV:
         self.sim = Simulator(seed, latency=latency)
         names = tuple(f"g{i}" for i in range(1, groups + 1))
         self.directory = Directory(ShardConfig(0, names, vnodes))
-        self.history: list[ShardOp] = []
+        self.history: list[HistoryEntry] = []
         self.events: list[tuple[float, str, Any]] = []
         self.migrations: list[Migration] = []
         self._clients: dict[str, ClientHandle] = {}
@@ -181,7 +132,7 @@ class ShardedKV:
 
         ``next_server(servers, asked, hint) -> server`` replaces the router's
         rule for the server to try after a refusal or a timeout
-        (:func:`~labkit.shardkv.router.follow_hint_or_next`); it applies to a
+        (:func:`~labkit.raft.client.follow_hint_or_next`); it applies to a
         client created by this call.
         """
         if not isinstance(name, str) or not name:
@@ -194,7 +145,7 @@ class ShardedKV:
             d, h, t = self.directory, self.history, self.client_timeout
             rule = follow_hint_or_next if next_server is None else next_server
             self.sim.add_node(name, lambda nid: ShardRouter(nid, d, h, retry_timeout=t, next_server=rule))
-            self._clients[name] = ClientHandle(self, name)
+            self._clients[name] = ClientHandle(self.sim, name, self.keys)
         return self._clients[name]
 
     # ------------------------------------------------------------------ looking
@@ -416,14 +367,10 @@ class ShardedKV:
 
     # ------------------------------------------------------------------ checking
     def operations(self, client: str | None = None) -> list[Any]:
-        """The history as :class:`labkit.linearizability.Operation` records."""
-        from labkit.linearizability import UNKNOWN, Operation
+        """The history (of one client, or all) as :class:`labkit.linearizability.Operation` records."""
+        from labkit.linearizability.adapters import from_raft
 
-        return [
-            Operation(h.client, h.call, h.ret, h.input, h.output if h.done else UNKNOWN)
-            for h in self.history
-            if client is None or h.client == client
-        ]
+        return from_raft(h for h in self.history if client is None or h.client == client)
 
     def check(self, timeout: float | None = 10.0) -> Any:
         """Check the whole history with the linearizability checker (key by key)."""

@@ -125,8 +125,8 @@ def throughput(kv: ShardedKV, bucket: float = 0.1) -> dict[str, tuple[list[float
     n = max(1, math.ceil(end / bucket))
     counts = {g: [0] * n for g in kv.groups}
     for h in kv.history:
-        if h.done and h.group in counts:
-            counts[h.group][min(n - 1, int(h.ret / bucket))] += 1
+        if h.done and h.served_by in counts:
+            counts[h.served_by][min(n - 1, int(h.ret / bucket))] += 1
     xs = [i * bucket for i in range(n)]
     return {g: (xs, [c / bucket for c in cs]) for g, cs in counts.items()}
 

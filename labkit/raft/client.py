@@ -138,7 +138,7 @@ class KVClient(Node):
         servers = self._servers()
         chosen = self.next_server(servers, asked, hint)
         if chosen not in servers:
-            raise ValueError(f"next_server must return one of the servers {servers}, got {chosen!r}")
+            raise ValueError(f"next_server must return one of the group's servers {servers}, got {chosen!r}")
         self.target = servers.index(chosen)
         return chosen
 

@@ -396,3 +396,36 @@ def test_etcd_cluster_survives_a_killed_leader_and_leaves_nothing():
         pids = c.all_pids()
     assert _leftovers_after(c) == ([], [])
     assert not any(alive(p) for p in pids)
+
+
+# ---------------------------------------------------------------------------
+# Pictures
+# ---------------------------------------------------------------------------
+def test_percentile_is_nearest_rank_and_refuses_nonsense():
+    from labkit.viz.net import percentile
+
+    assert percentile([3, 1, 2], 0.5) == 2
+    assert percentile(list(range(1, 101)), 0.99) == 99
+    with pytest.raises(ValueError, match="empty"):
+        percentile([], 0.5)
+    with pytest.raises(ValueError, match="q must be"):
+        percentile([1], 0)
+
+
+def test_run_timeline_draws_every_kind_and_every_fault():
+    from labkit.net.client import Record
+    from labkit.net.nemesis import NemesisRun
+    from labkit.viz.net import latency_figure, run_timeline
+
+    hist = [
+        Record("a", ("put", "k", "1"), 0.0, 0.01, None, False),
+        Record("a", ("get", "k"), 0.02, 0.03, "1", False),
+        Record("b", ("append", "k", "2"), 0.5, 1.5),  # unknown
+    ]
+    run = NemesisRun(history=hist, events=[(0.4, "crash", "n1"), (1.0, "heal", None)], schedule=[])
+    fig = run_timeline(run)
+    names = {t.name for t in fig.data}
+    assert names == {"get ok", "put ok", "unknown outcome"}
+    assert [a.text for a in fig.layout.annotations] == ["crash n1", "heal"]
+    assert "2 operations completed, 1 unknown" in fig.layout.title.text
+    assert len(latency_figure([0.001, 0.002, 0.010]).layout.annotations) == 2

@@ -443,9 +443,10 @@ def read_mode_run(
     tag = "ser" if serializable else "lin"
     clients = []
     for m in c.ids:
-        r = c.client(f"{tag}{seed}-read@{m}", member=m, serializable=serializable)
+        # Short names: they become the appended values, which the history picture shows.
+        r = c.client(f"{tag[0]}{seed}r@{m}", member=m, serializable=serializable)
         r.kinds = ("get",)  # type: ignore[attr-defined]
-        w = c.client(f"{tag}{seed}-write@{m}", member=m, serializable=serializable)
+        w = c.client(f"{tag[0]}{seed}w@{m}", member=m, serializable=serializable)
         w.kinds = ("append",)  # type: ignore[attr-defined]
         clients += [r, w]
     keys = tuple(f"{tag}{seed}-{k}" for k in keys)  # fresh keys: the history starts from empty values

@@ -429,3 +429,26 @@ def test_run_timeline_draws_every_kind_and_every_fault():
     assert [a.text for a in fig.layout.annotations] == ["crash n1", "heal"]
     assert "2 operations completed, 1 unknown" in fig.layout.title.text
     assert len(latency_figure([0.001, 0.002, 0.010]).layout.annotations) == 2
+
+
+def test_bad_settings_are_refused_before_anything_starts():
+    from labkit.net.etcd import EtcdCluster
+    from labkit.net.proxy import Network
+
+    with pytest.raises(ValueError, match="n"):
+        ProcessCluster(n=0)
+    with pytest.raises(TypeError, match="nemesis"):
+        ProcessCluster(nemesis="yes")
+    with pytest.raises(ValueError, match="heartbeat_interval"):
+        ProcessCluster(election_timeout=(0.05, 0.1), heartbeat_interval=0.2)
+    with pytest.raises(ValueError, match="client_timeout"):
+        ProcessCluster(client_timeout=0)
+    with pytest.raises(ValueError, match="election_timeout"):
+        EtcdCluster(heartbeat=0.2, election_timeout=0.5)
+    net = Network()
+    with pytest.raises(ValueError, match="loss"):
+        net.set_loss(1.5)
+    with pytest.raises(ValueError, match="delay"):
+        net.set_delay(-1)
+    with pytest.raises(RuntimeError, match="not running"):
+        ProcessCluster().put("x", "1")

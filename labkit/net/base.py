@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import shutil
 import signal
@@ -41,6 +40,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from labkit import validation as v
 from labkit.net.client import Record, to_operations
 from labkit.net.loop import LoopThread
 from labkit.net.procs import alive, port_is_free
@@ -52,11 +52,9 @@ CLIENTS = "clients"  # the name the network rules give to every client
 
 
 def _seconds(name: str, value: Any, *, zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite number of seconds, got {value!r}")
-    if value < 0 or (value == 0 and not zero):
-        raise ValueError(f"{name} must be a number of seconds {'>=' if zero else '>'} 0, got {value!r}")
-    return float(value)
+    if zero:
+        return v.number(name, value, ge=0, unit="seconds")
+    return v.number(name, value, gt=0, unit="seconds")
 
 
 class ClusterBase:
@@ -65,9 +63,7 @@ class ClusterBase:
     ids: tuple[str, ...] = ()
 
     def __init__(self, *, nemesis: bool, folder: str | os.PathLike | None, seed: int) -> None:
-        if not isinstance(nemesis, bool):
-            raise TypeError(f"nemesis must be True or False, got {nemesis!r}")
-        self.nemesis = nemesis
+        self.nemesis = v.boolean("nemesis", nemesis)
         self.seed = seed
         self._own_folder = folder is None
         self.folder = Path(folder) if folder is not None else None

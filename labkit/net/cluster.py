@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labkit import validation as v
 from labkit.net.base import CLIENTS, ClusterBase, _seconds
 from labkit.net.client import RaftClient
 from labkit.net.codec import FrameReader, WireError, registry_for
@@ -78,10 +79,7 @@ class ProcessCluster(ClusterBase):
         leader_timeout: float = 15.0,
         durable: bool = True,
     ) -> None:
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"n must be an int number of servers, got {n!r}")
-        if not 1 <= n <= 9:
-            raise ValueError(f"n must be between 1 and 9 servers, got {n}")
+        v.integer("n", n, ge=1, le=9, note="servers")
         super().__init__(nemesis=nemesis, folder=folder, seed=seed)
         from labkit.raft import RaftConfig
 

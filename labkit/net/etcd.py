@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labkit import validation as v
 from labkit.net.base import CLIENTS, ClusterBase, _seconds
 from labkit.net.client import Record
 from labkit.net.loop import LoopThread
@@ -218,10 +219,7 @@ class EtcdCluster(ClusterBase):
         seed: int = 0,
         leader_timeout: float = 20.0,
     ) -> None:
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"n must be an int number of members, got {n!r}")
-        if not 1 <= n <= 7:
-            raise ValueError(f"n must be between 1 and 7 members, got {n}")
+        v.integer("n", n, ge=1, le=7, note="members")
         super().__init__(nemesis=nemesis, folder=folder, seed=seed)
         self.ids = tuple(f"m{i}" for i in range(1, n + 1))
         self.heartbeat = _seconds("heartbeat", heartbeat)
@@ -230,9 +228,7 @@ class EtcdCluster(ClusterBase):
             raise ValueError(
                 f"election_timeout ({election_timeout}) should be at least 5 heartbeats ({5 * self.heartbeat:g} s)"
             )
-        if not isinstance(serializable, bool):
-            raise TypeError(f"serializable must be True or False, got {serializable!r}")
-        self.serializable = serializable
+        self.serializable = v.boolean("serializable", serializable)
         self.client_timeout = _seconds("client_timeout", client_timeout)
         self.leader_timeout = _seconds("leader_timeout", leader_timeout)
         self.binary = etcd_binary()

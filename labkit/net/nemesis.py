@@ -25,13 +25,13 @@ without an argument bring back every crashed or paused server.
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import validation as v
 from labkit.net.client import Record, to_operations
 
 __all__ = [
@@ -69,11 +69,8 @@ class Fault:
     arg: Any = None
 
     def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"kind must be one of {FAULT_KINDS}, got {self.kind!r}")
-        d = self.delay
-        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < math.inf:
-            raise ValueError(f"delay must be a finite number of seconds >= 0, got {d!r}")
+        v.one_of("kind", self.kind, FAULT_KINDS)
+        v.number("delay", self.delay, ge=0, unit="seconds")
 
 
 def apply_fault(c: Any, f: Fault) -> None:

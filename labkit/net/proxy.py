@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import random
 import socket
@@ -40,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from labkit import validation as v
 from labkit.net.codec import MAX_FRAME, FrameReader, WireError
 from labkit.net.procs import LOOPBACK
 
@@ -137,17 +137,13 @@ class Network:
 
     def set_delay(self, delay: float, jitter: float = 0.0) -> None:
         """Add ``delay`` seconds (plus up to ``jitter`` more, at random) to every message."""
-        for name, v in (("delay", delay), ("jitter", jitter)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
-                raise ValueError(f"{name} must be a finite number of seconds >= 0, got {v!r}")
-        self.delay, self.jitter = float(delay), float(jitter)
+        self.delay = v.number("delay", delay, ge=0, unit="seconds")
+        self.jitter = v.number("jitter", jitter, ge=0, unit="seconds")
         self.version += 1
 
     def set_loss(self, p: float) -> None:
         """Lose each message with probability ``p`` (frames proxies only)."""
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-            raise ValueError(f"loss must be a probability between 0 and 1, got {p!r}")
-        self.loss = float(p)
+        self.loss = v.probability("loss", p)
         self.version += 1
 
     # -- asking ----------------------------------------------------------------------

@@ -264,7 +264,7 @@ def test_no_server_outlives_a_killed_controller(tmp_path):
         import json, sys, time
         from labkit.net import ProcessCluster
         c = ProcessCluster(n=3).start()
-        print(json.dumps({"pids": c.all_pids(), "ports": sorted(c.used_ports)}), flush=True)
+        print(json.dumps({"pids": c.all_pids(), "ports": sorted(c.used_ports), "folder": str(c.folder)}), flush=True)
         time.sleep(60)
         """
     )
@@ -280,6 +280,9 @@ def test_no_server_outlives_a_killed_controller(tmp_path):
             time.sleep(0.1)
         assert not any(alive(pid) for pid in info["pids"])
         assert all(port_is_free(port) for port in info["ports"])
+        while time.monotonic() < deadline and os.path.exists(info["folder"]):
+            time.sleep(0.1)
+        assert not os.path.exists(info["folder"]), "the reaper removes the temporary folder"
     finally:
         if p.poll() is None:
             p.kill()

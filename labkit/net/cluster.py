@@ -120,7 +120,7 @@ class ProcessCluster(ClusterBase):
                 self.folder = Path(tempfile.mkdtemp(prefix="labkit-net-"))
             self.folder.mkdir(parents=True, exist_ok=True)
             self._loop = LoopThread()
-            self._reaper = start_reaper()
+            self._reaper = start_reaper(folder=self.folder if self._own_folder else None)
             self._pgid = self._reaper.pid
             for nid in self.ids:
                 self.ports[nid] = _reserve_port()

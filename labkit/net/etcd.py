@@ -254,7 +254,7 @@ class EtcdCluster(ClusterBase):
                 self.folder = Path(tempfile.mkdtemp(prefix="labkit-etcd-"))
             self.folder.mkdir(parents=True, exist_ok=True)
             self._loop = LoopThread()
-            self._reaper = start_reaper()
+            self._reaper = start_reaper(folder=self.folder if self._own_folder else None)
             self._pgid = self._reaper.pid
             for m in self.ids:
                 self.client_ports[m] = free_port()

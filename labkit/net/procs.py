@@ -9,7 +9,8 @@ is killed with ``SIGKILL`` (a notebook kernel restarted or killed):
   (``prctl(PR_SET_PDEATHSIG)``, called through :mod:`ctypes`), and checks that
   its parent is still the one it expected (the parent may have died before);
 * a *reaper* process in the same group polls ``getppid()`` twice a second and
-  kills the whole group once its parent is gone (this also covers a platform
+  kills the whole group once its parent is gone (and removes the cluster's
+  temporary folder) (this also covers a platform
   without ``prctl`` and children, like etcd, that cannot call it themselves:
   those are started through :func:`guard_main`, which calls ``prctl`` and then
   replaces itself with the real program, keeping the setting).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -129,22 +131,34 @@ def spawn(
             out.close()  # type: ignore[union-attr]
 
 
-def start_reaper(group: int | None = None) -> subprocess.Popen:
-    """Start the reaper (see the module docstring); it leads a new group unless ``group`` is given."""
-    return spawn(
-        [sys.executable, "-m", "labkit.net.procs", "reaper", str(os.getpid())],
-        group=group,
-    )
+def start_reaper(group: int | None = None, folder: str | os.PathLike | None = None) -> subprocess.Popen:
+    """Start the reaper (see the module docstring); it leads a new group unless ``group`` is given.
+
+    ``folder``: a temporary folder the reaper removes after killing the group.
+    """
+    argv = [sys.executable, "-m", "labkit.net.procs", "reaper", str(os.getpid())]
+    if folder is not None:
+        argv.append(str(folder))
+    return spawn(argv, group=group)
 
 
-def reaper_main(parent: int, poll: float = 0.5) -> None:
-    """Wait until ``parent`` is gone, then kill our whole process group (ourselves included)."""
+def reaper_main(parent: int, folder: str | None = None, poll: float = 0.5) -> None:
+    """Wait until ``parent`` is gone, then kill the rest of our process group and remove ``folder``."""
     # No parent-death signal here: the reaper must outlive its parent to clean up after it.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     while os.getppid() == parent:
         time.sleep(poll)
+    me, group = os.getpid(), os.getpgid(0)
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if name.isdigit() and int(name) != me:
+            with contextlib.suppress(OSError):
+                if os.getpgid(int(name)) == group:
+                    os.kill(int(name), signal.SIGKILL)
+    if folder:
+        time.sleep(0.2)  # let the killed processes let go of their files
+        shutil.rmtree(folder, ignore_errors=True)
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(os.getpgid(0), signal.SIGKILL)
+        os.killpg(group, signal.SIGKILL)  # anything /proc did not show; ourselves last
 
 
 def guard_main(parent: int, argv: Sequence[str]) -> None:
@@ -156,7 +170,7 @@ def guard_main(parent: int, argv: Sequence[str]) -> None:
 if __name__ == "__main__":  # pragma: no cover - runs in child processes
     what = sys.argv[1]
     if what == "reaper":
-        reaper_main(int(sys.argv[2]))
+        reaper_main(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
     elif what == "guard":
         guard_main(int(sys.argv[2]), sys.argv[3:])
     else:

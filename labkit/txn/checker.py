@@ -363,7 +363,9 @@ def _bfs(
     return None, visited
 
 
-def _cycle_edges(g: _Graph, first: tuple[int, int, str], path: list[tuple[int, int, str]]) -> tuple[Edge, ...]:
+def _cycle_edges(
+    g: _Graph, first: tuple[int, int, str], path: list[tuple[int, int, str]]
+) -> tuple[Edge, ...]:
     return tuple(g.rep[(i, j, k)] for i, j, k in [first, *path])
 
 

@@ -103,19 +103,25 @@ class Op:
         except TypeError:
             raise TypeError(f"key must be hashable, got {self.key!r}") from None
         if self.f is Fun.WRITE and self.value is None:
-            raise ValueError(f"write {self.key!r}: None is the value of a key never written; write another value")
+            raise ValueError(
+                f"write {self.key!r}: None is the value of a key never written; write another value"
+            )
         if self.f is Fun.APPEND:
             try:
                 hash(self.value)
             except TypeError:
-                raise TypeError(f"append {self.key!r}: elements must be hashable, got {self.value!r}") from None
+                raise TypeError(
+                    f"append {self.key!r}: elements must be hashable, got {self.value!r}"
+                ) from None
         if self.f is Fun.SCAN:
             if not isinstance(self.key, str):
                 raise TypeError(f"scan: the prefix must be a str, got {self.key!r}")
             if not isinstance(self.value, tuple) or not all(
                 isinstance(p, tuple) and len(p) == 2 for p in self.value
             ):
-                raise TypeError(f"scan {self.key!r}: seen must be a tuple of (key, value) pairs, got {self.value!r}")
+                raise TypeError(
+                    f"scan {self.key!r}: seen must be a tuple of (key, value) pairs, got {self.value!r}"
+                )
 
     @property
     def is_write(self) -> bool:

@@ -133,7 +133,9 @@ def _committed(history: History, writers: dict) -> set[str]:
             continue
         for op in t.ops:
             if op.f is Fun.READ:
-                items = [(op.key, e) for e in op.value] if isinstance(op.value, tuple) else [(op.key, op.value)]
+                items = (
+                    [(op.key, e) for e in op.value] if isinstance(op.value, tuple) else [(op.key, op.value)]
+                )
             elif op.f is Fun.SCAN:
                 items = list(op.value)
             else:
@@ -180,7 +182,9 @@ class _Inferrer:
     def writer(self, key: Hashable, v: Any) -> tuple[Txn, bool] | None:
         return self.writers.get((key, v))
 
-    def check_dirty(self, t: Txn, key: Hashable, v: Any, seen: Any, last: bool = True) -> tuple[Txn, bool] | None:
+    def check_dirty(
+        self, t: Txn, key: Hashable, v: Any, seen: Any, last: bool = True
+    ) -> tuple[Txn, bool] | None:
         """G1a / G1b / garbage for a read by ``t`` that saw ``v`` (an element or value) of ``key``.
 
         ``last``: ``v`` is the version read (a register's value, a list's last
@@ -190,7 +194,11 @@ class _Inferrer:
         w = self.writer(key, v)
         if w is None:
             shown = format_value(seen)
-            self.find(Anomaly.GARBAGE, (t.name,), f"{t.name} read {key} = {shown}, but nobody wrote {format_value(v)}")
+            self.find(
+                Anomaly.GARBAGE,
+                (t.name,),
+                f"{t.name} read {key} = {shown}, but nobody wrote {format_value(v)}",
+            )
             return None
         wt, intermediate = w
         if wt.name == t.name:

@@ -181,11 +181,15 @@ def _validate_programs(programs: Mapping[str, Sequence[Step]]) -> dict[str, tupl
     out = {}
     for name, steps in programs.items():
         if not isinstance(name, str) or not name or name in ("T0", OBSERVER):
-            raise ValueError(f"program names must be non-empty str other than 'T0' and {OBSERVER!r}, got {name!r}")
+            raise ValueError(
+                f"program names must be non-empty str other than 'T0' and {OBSERVER!r}, got {name!r}"
+            )
         steps = tuple(steps)
         bad = [s for s in steps if not isinstance(s, STEP_TYPES)]
         if bad:
-            raise TypeError(f"{name}: steps must be Read, Write, Append, Scan, Commit or Abort, got {bad[0]!r}")
+            raise TypeError(
+                f"{name}: steps must be Read, Write, Append, Scan, Commit or Abort, got {bad[0]!r}"
+            )
         ends = [i for i, s in enumerate(steps) if isinstance(s, (Commit, Abort))]
         if ends != [len(steps) - 1]:
             raise ValueError(f"{name}: a program ends with exactly one Commit() or Abort(), as its last step")
@@ -204,7 +208,9 @@ def interleavings(programs: Mapping[str, Sequence[Step]]) -> list[tuple[str, ...
     names = list(progs)
     total = sum(len(s) for s in progs.values())
     if total > 16:
-        raise ValueError(f"the programs have {total} steps in all; enumerating interleavings is for 16 or fewer")
+        raise ValueError(
+            f"the programs have {total} steps in all; enumerating interleavings is for 16 or fewer"
+        )
     out: list[tuple[str, ...]] = []
 
     def extend(prefix: list[str], left: dict[str, int]) -> None:
@@ -248,7 +254,9 @@ def random_schedule(
 class _Driver:
     """Plays an order of turns on a store: clients, waits, owed turns, deadlocks."""
 
-    def __init__(self, programs: dict[str, tuple[Step, ...]], store: Store, clients: dict[str, list[str]]) -> None:
+    def __init__(
+        self, programs: dict[str, tuple[Step, ...]], store: Store, clients: dict[str, list[str]]
+    ) -> None:
         self.programs = programs
         self.store = store
         self.queue = {c: list(names) for c, names in clients.items()}
@@ -281,7 +289,11 @@ class _Driver:
             out = s.read(name, step.key)
             if isinstance(out, Done):
                 seen[step.key] = out.value
-            return out, EventKind.READ, f"r {step.key} = {format_value(out.value) if isinstance(out, Done) else ''}"
+            return (
+                out,
+                EventKind.READ,
+                f"r {step.key} = {format_value(out.value) if isinstance(out, Done) else ''}",
+            )
         if isinstance(step, Scan):
             out = s.scan(name, step.prefix)
             if isinstance(out, Done):
@@ -415,7 +427,9 @@ def run(
                              f"(known: {list(who)})")  # fmt: skip
     for name, n in need.items():
         if order.count(name) != n:
-            raise ValueError(f"order must give {name} exactly {n} turns (one per step), it gives {order.count(name)}")
+            raise ValueError(
+                f"order must give {name} exactly {n} turns (one per step), it gives {order.count(name)}"
+            )
     store = Store(isolation, initial)
     driver = _Driver(progs, store, who)
     driver.play(order)
@@ -432,7 +446,9 @@ def run(
         order=order,
         events=tuple(driver.events),
         status={n: t.status for n, t in states.items()},
-        reasons={n: t.abort_reason for n, t in states.items() if t.abort_reason and t.status is Status.ABORTED},
+        reasons={
+            n: t.abort_reason for n, t in states.items() if t.abort_reason and t.status is Status.ABORTED
+        },
         seen={n: dict(s) for n, s in driver.seen.items()},
         final=final,
         history=store.history(),
@@ -455,4 +471,3 @@ def _binom(n: int, k: int) -> int:
     for i in range(k):
         num = num * (n - i) // (i + 1)
     return num
-

@@ -121,7 +121,9 @@ RULES: dict[Isolation, Rules] = {
     Isolation.SERIALIZABLE_2PL: Rules(
         "serializable (2PL)", View.LATEST_COMMITTED, read_locks=True, write_locks=True
     ),
-    Isolation.SERIALIZABLE_SSI: Rules("serializable (SSI)", View.SNAPSHOT, first_committer_wins=True, ssi=True),
+    Isolation.SERIALIZABLE_SSI: Rules(
+        "serializable (SSI)", View.SNAPSHOT, first_committer_wins=True, ssi=True
+    ),
 }
 
 
@@ -266,7 +268,9 @@ class Store:
                     raise ValueError(f"initial[{key!r}]: None means 'never written'; leave the key out")
                 if isinstance(value, (tuple, list)):
                     for e in value:
-                        self._install(t0, key, (*self._visible(t0, key, View.NEWEST, ()), e), Op(Fun.APPEND, key, e))
+                        self._install(
+                            t0, key, (*self._visible(t0, key, View.NEWEST, ()), e), Op(Fun.APPEND, key, e)
+                        )
                 else:
                     self._install(t0, key, value, Op(Fun.WRITE, key, value))
             t0.status, t0.commit_ts = Status.COMMITTED, 0
@@ -309,7 +313,9 @@ class Store:
             if view is View.NEWEST:
                 if w.status is not Status.ABORTED:
                     return v
-            elif w.status is Status.COMMITTED and (view is View.LATEST_COMMITTED or w.commit_ts <= t.start_ts):
+            elif w.status is Status.COMMITTED and (
+                view is View.LATEST_COMMITTED or w.commit_ts <= t.start_ts
+            ):
                 return v
         return None
 
@@ -367,7 +373,7 @@ class Store:
                 return Blocked(tuple(by), f"wants a predicate lock on {prefix}*")
             self.locks.predicates.setdefault(prefix, set()).add(name)
         found = {}
-        for key in sorted((k for k in self.chains if isinstance(k, str) and k.startswith(prefix))):
+        for key in sorted(k for k in self.chains if isinstance(k, str) and k.startswith(prefix)):
             value = self._visible(t, key, self.rules.view)
             if value is not None:
                 found[key] = value
@@ -391,7 +397,9 @@ class Store:
             lambda v: Op(Fun.APPEND, key, element),
         )
 
-    def _write(self, name: str, key: Hashable, make: Callable[[TxnState], Any], op: Callable[[Any], Op]) -> Outcome:
+    def _write(
+        self, name: str, key: Hashable, make: Callable[[TxnState], Any], op: Callable[[Any], Op]
+    ) -> Outcome:
         t = self._running(name)
         if (stop := self._doomed(t)) is not None:
             return stop
@@ -481,9 +489,13 @@ class Store:
         for key in keys:
             for v in self.chains.get(key, []):
                 w = v.writer
-                if w is not t and w.status is not Status.ABORTED and self._concurrent(t, w):
-                    if (stop := self._rw_conflict(t, w, t)) is not None:
-                        return stop
+                if (
+                    w is not t
+                    and w.status is not Status.ABORTED
+                    and self._concurrent(t, w)
+                    and (stop := self._rw_conflict(t, w, t)) is not None
+                ):
+                    return stop
         return None
 
     def _ssi_write(self, t: TxnState, key: Hashable) -> Aborted | None:
@@ -493,9 +505,12 @@ class Store:
                 readers |= holders
         for name in sorted(readers - {t.name}):
             r = self.txns[name]
-            if r.status is not Status.ABORTED and self._concurrent(r, t):
-                if (stop := self._rw_conflict(r, t, t)) is not None:
-                    return stop
+            if (
+                r.status is not Status.ABORTED
+                and self._concurrent(r, t)
+                and (stop := self._rw_conflict(r, t, t)) is not None
+            ):
+                return stop
         return None
 
     def _live(self, names: set[str]) -> set[str]:
@@ -523,5 +538,7 @@ class Store:
                 if pivot.doomed is None:
                     pivot.doomed = self._pivot_reason(pivot)
             else:  # a committed pivot cannot be undone: abort the one that completed it
-                return self._abort(current, f"serialization failure: {pivot.name} (committed) would become a pivot")
+                return self._abort(
+                    current, f"serialization failure: {pivot.name} (committed) would become a pivot"
+                )
         return None

@@ -44,11 +44,18 @@ def _check_count(name: str, value: int, low: int) -> None:
 
 
 def list_append_programs(
-    rng: random.Random, txns: int, keys: int = 5, max_ops: int = 4, p_read: float = 0.5, prefix: str = "k"
+    rng: random.Random,
+    txns: int,
+    keys: int = 5,
+    max_ops: int = 4,
+    p_read: float = 0.5,
+    prefix: str | None = "k",
 ) -> dict[str, tuple[Step, ...]]:
     """``txns`` programs T1..Tn of 1..``max_ops`` reads and appends over ``keys`` keys.
 
-    Appended elements are 1, 2, 3, ... per key, so each is unique.
+    Keys are ``prefix`` + a number (``"k0"``), or plain ints with ``prefix=None``
+    (rows of a database table). Appended elements are 1, 2, 3, ... per key, so
+    each is unique.
     """
     _check_rng(rng)
     _check_count("txns", txns, 1)
@@ -62,11 +69,12 @@ def list_append_programs(
         steps: list[Step] = []
         for _ in range(rng.randint(1, max_ops)):
             k = rng.randrange(keys)
+            key = k if prefix is None else f"{prefix}{k}"
             if rng.random() < p_read:
-                steps.append(Read(f"{prefix}{k}"))
+                steps.append(Read(key))
             else:
                 counters[k] += 1
-                steps.append(Append(f"{prefix}{k}", counters[k]))
+                steps.append(Append(key, counters[k]))
         out[f"T{i}"] = (*steps, Commit())
     return out
 

@@ -1,0 +1,613 @@
+"""Real databases under the checker: the same list-append transactions on SQLite and PostgreSQL.
+
+A workload is a set of programs (reads and appends, as in
+:mod:`labkit.txn.generate`) run by a few clients, each on its own connection,
+at one isolation level. The order of turns is chosen in advance (seeded), as
+in :func:`labkit.txn.run.run`, and the database does the rest: when a
+statement has to wait for a lock, its client waits, and the others go on.
+That the statement waits is not guessed from a timeout: PostgreSQL says so
+(``pg_blocking_pids``), and SQLite never waits (``busy_timeout`` 0: a
+conflict is an immediate ``SQLITE_BUSY``, the transaction is rolled back). So
+a run is the same every time, up to which transaction PostgreSQL picks when
+it breaks a deadlock.
+
+Every key is a row ``(k, v)`` with ``v`` the list as text (``"1,4,2"``).
+An append is either one atomic statement (``v = v || ',' || x``) or, with
+``read_modify_write=True``, what application code often does: ``SELECT`` the
+list, add the element in Python, write the whole list back (both statements
+are recorded in the history: the read is a real read). A transaction the
+database refuses (serialization failure, deadlock, busy) is rolled back and
+recorded as aborted. After the workload, one more transaction reads every key
+(``end``).
+
+The levels offered (PostgreSQL 15 manual, §13.2 "Transaction Isolation";
+SQLite's "Isolation In SQLite"):
+
+* PostgreSQL: ``READ UNCOMMITTED`` (behaves as READ COMMITTED), ``READ
+  COMMITTED``, ``REPEATABLE READ`` (snapshot isolation, §13.2.2),
+  ``SERIALIZABLE`` (serializable snapshot isolation, §13.2.3; Ports & Grittner,
+  VLDB 2012);
+* SQLite (in WAL mode): ``BEGIN DEFERRED``, ``BEGIN IMMEDIATE``, ``BEGIN
+  EXCLUSIVE``, all serializable (one writer at a time, readers on a snapshot);
+  and ``read_uncommitted`` in shared-cache mode, where connections of one
+  process may read each other's uncommitted writes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import sqlite3
+import tempfile
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from labkit.txn.checker import CheckResult, check
+from labkit.txn.history import Fun, History, Op, Status, Txn, format_value
+from labkit.txn.run import OBSERVER, Append, Commit, Event, EventKind, Read, Step, _validate_programs
+
+__all__ = [
+    "PgLevel",
+    "SqliteLevel",
+    "Refused",
+    "Session",
+    "Database",
+    "SQLiteDatabase",
+    "PostgresDatabase",
+    "DbRun",
+    "run_workload",
+]
+
+
+class PgLevel(Enum):
+    """PostgreSQL's isolation levels, as SQL names them."""
+
+    READ_UNCOMMITTED = "READ UNCOMMITTED"
+    READ_COMMITTED = "READ COMMITTED"
+    REPEATABLE_READ = "REPEATABLE READ"
+    SERIALIZABLE = "SERIALIZABLE"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class SqliteLevel(Enum):
+    """SQLite's ways to begin a transaction, and its one weaker mode."""
+
+    DEFERRED = "DEFERRED"
+    IMMEDIATE = "IMMEDIATE"
+    EXCLUSIVE = "EXCLUSIVE"
+    READ_UNCOMMITTED = "read_uncommitted (shared cache)"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Refused(Exception):
+    """The database refused the transaction (serialization failure, deadlock, busy): it is rolled back."""
+
+
+# ---------------------------------------------------------------------------
+# The interface a database offers the runner
+# ---------------------------------------------------------------------------
+class Session(ABC):
+    """One client's connection. Each method runs one or two statements and may raise :class:`Refused`."""
+
+    @abstractmethod
+    def begin(self) -> None: ...
+
+    @abstractmethod
+    def read(self, key: int) -> tuple: ...
+
+    @abstractmethod
+    def append(self, key: int, element: int) -> None: ...
+
+    @abstractmethod
+    def read_modify_write(self, key: int, element: int) -> tuple:
+        """Read the list, add ``element`` in Python, write it back; return what was read."""
+
+    @abstractmethod
+    def commit(self) -> None: ...
+
+    @abstractmethod
+    def rollback(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def blocked(self) -> bool:
+        """Is this session's statement waiting for a lock right now?"""
+        return False
+
+
+class Database(ABC):
+    """A database the runner can test: its levels, a fresh table, sessions."""
+
+    name: str
+    levels: tuple[Enum, ...]
+    waits: bool  # can a statement wait for a lock (then sessions run on their own threads)
+
+    @abstractmethod
+    def reset(self) -> None:
+        """An empty table ``lists(k, v)``."""
+
+    @abstractmethod
+    def session(self, level: Enum) -> Session: ...
+
+    def close(self) -> None:  # noqa: B027 - optional
+        pass
+
+
+def _decode(v: str | None) -> tuple:
+    return () if v is None or v == "" else tuple(int(x) for x in v.split(","))
+
+
+# ---------------------------------------------------------------------------
+# SQLite
+# ---------------------------------------------------------------------------
+class _SqliteSession(Session):
+    def __init__(self, db: SQLiteDatabase, level: SqliteLevel) -> None:
+        self.level = level
+        shared = level is SqliteLevel.READ_UNCOMMITTED
+        uri = f"file:{db.path}" + ("?cache=shared" if shared else "")
+        self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=0)
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        if shared:
+            self.conn.execute("PRAGMA read_uncommitted = 1")
+
+    def _do(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        try:
+            return self.conn.execute(sql, args)
+        except sqlite3.OperationalError as exc:
+            msg = str(exc)
+            if "locked" in msg or "busy" in msg:
+                raise Refused(f"SQLite: {msg}") from exc
+            raise
+
+    def begin(self) -> None:
+        mode = "DEFERRED" if self.level is SqliteLevel.READ_UNCOMMITTED else self.level.value
+        self._do(f"BEGIN {mode}")
+
+    def read(self, key: int) -> tuple:
+        row = self._do("SELECT v FROM lists WHERE k = ?", (key,)).fetchone()
+        return _decode(row[0] if row else None)
+
+    def append(self, key: int, element: int) -> None:
+        self._do(
+            "INSERT INTO lists (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = v || ',' || excluded.v",
+            (key, str(element)),
+        )
+
+    def read_modify_write(self, key: int, element: int) -> tuple:
+        seen = self.read(key)
+        new = ",".join(str(e) for e in (*seen, element))
+        self._do(
+            "INSERT INTO lists (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", (key, new)
+        )
+        return seen
+
+    def commit(self) -> None:
+        self._do("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class SQLiteDatabase(Database):
+    """A SQLite database file in a temporary folder, in WAL mode (deleted by ``close()``)."""
+
+    name = "SQLite"
+    levels = tuple(SqliteLevel)
+    waits = False
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="labkit-sqlite-")
+        self.path = Path(self._dir.name) / "lists.db"
+        self._keeper: sqlite3.Connection | None = None
+
+    def reset(self) -> None:
+        if self._keeper is not None:  # the shared cache lives while one connection to it is open
+            self._keeper.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE lists (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        conn.close()
+        self._keeper = sqlite3.connect(f"file:{self.path}?cache=shared", uri=True, check_same_thread=False)
+
+    def session(self, level: Enum) -> Session:
+        if level not in self.levels:
+            raise ValueError(f"level must be one of {[str(v) for v in self.levels]}, got {level!r}")
+        return _SqliteSession(self, level)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
+        self._dir.cleanup()
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL
+# ---------------------------------------------------------------------------
+REFUSED_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock detected"}
+
+
+class _PgSession(Session):
+    def __init__(self, db: PostgresDatabase, level: PgLevel) -> None:
+        self.db = db
+        self.level = level
+        self.conn = db.server.connect(autocommit=True)
+        self.pid = self.conn.info.backend_pid
+
+    def _do(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        import psycopg
+
+        try:
+            return self.conn.execute(sql, args)
+        except psycopg.Error as exc:
+            state = getattr(exc, "sqlstate", None)
+            if state in REFUSED_SQLSTATES:
+                raise Refused(f"PostgreSQL: {REFUSED_SQLSTATES[state]} ({str(exc).splitlines()[0]})") from exc
+            raise
+
+    def begin(self) -> None:
+        self._do(f"BEGIN ISOLATION LEVEL {self.level.value}")
+
+    def read(self, key: int) -> tuple:
+        row = self._do("SELECT v FROM lists WHERE k = %s", (key,)).fetchone()
+        return _decode(row[0] if row else None)
+
+    def append(self, key: int, element: int) -> None:
+        self._do(
+            "INSERT INTO lists (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = lists.v || ',' || excluded.v",
+            (key, str(element)),
+        )
+
+    def read_modify_write(self, key: int, element: int) -> tuple:
+        seen = self.read(key)
+        new = ",".join(str(e) for e in (*seen, element))
+        self._do(
+            "INSERT INTO lists (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            (key, new),
+        )
+        return seen
+
+    def commit(self) -> None:
+        self._do("COMMIT")
+
+    def rollback(self) -> None:
+        self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def blocked(self) -> bool:
+        return self.db.blocked(self.pid)
+
+
+class PostgresDatabase(Database):
+    """A database on a :class:`~labkit.txn.postgres.TempPostgres` server."""
+
+    name = "PostgreSQL"
+    levels = tuple(PgLevel)
+    waits = True
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self._monitor = server.connect(autocommit=True)
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._monitor.execute("DROP TABLE IF EXISTS lists")
+            self._monitor.execute("CREATE TABLE lists (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+
+    def session(self, level: Enum) -> Session:
+        if level not in self.levels:
+            raise ValueError(f"level must be one of {[str(v) for v in self.levels]}, got {level!r}")
+        return _PgSession(self, level)  # type: ignore[arg-type]
+
+    def blocked(self, pid: int) -> bool:
+        """Whether backend ``pid`` waits for a lock another backend holds (the server's own answer)."""
+        with self._lock:
+            row = self._monitor.execute("SELECT cardinality(pg_blocking_pids(%s))", (pid,)).fetchone()
+        return bool(row and row[0])
+
+    def close(self) -> None:
+        self._monitor.close()
+
+
+# ---------------------------------------------------------------------------
+# The runner
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DbRun:
+    """One workload on one database at one level: the history and what was seen."""
+
+    database: str
+    level: Enum
+    read_modify_write: bool
+    history: History
+    events: tuple[Event, ...]
+    reasons: Mapping[str, str]
+    final: Mapping[int, tuple]
+    seconds: float
+    lost_appends: tuple[tuple[int, int], ...] = field(default=())
+
+    @cached_property
+    def result(self) -> CheckResult:
+        return check(self.history)
+
+    @property
+    def committed(self) -> int:
+        return sum(t.status is Status.COMMITTED for t in self.history if t.name != OBSERVER)
+
+    @property
+    def aborted(self) -> int:
+        return sum(t.status is Status.ABORTED for t in self.history)
+
+    def summary(self) -> str:
+        found = ", ".join(sorted(a.value for a in self.result.anomalies)) or "no anomaly"
+        return (
+            f"{self.database} {self.level}{' (read-modify-write)' if self.read_modify_write else ''}: "
+            f"{self.committed} committed, {self.aborted} aborted; {found}"
+        )
+
+
+class _Client:
+    """A session, and a thread to run its statements when the database can make them wait."""
+
+    def __init__(self, session: Session, threaded: bool) -> None:
+        self.session = session
+        self.pool = cf.ThreadPoolExecutor(max_workers=1) if threaded else None
+
+    def submit(self, fn: Callable[[], Any]) -> cf.Future:
+        if self.pool is not None:
+            return self.pool.submit(fn)
+        fut: cf.Future = cf.Future()
+        try:
+            fut.set_result(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            fut.set_exception(exc)
+        return fut
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        self.session.close()
+
+
+class _Runner:
+    """Turns of clients, as in :mod:`labkit.txn.run`, against a real database."""
+
+    SETTLE_TIMEOUT = 30.0
+
+    def __init__(
+        self,
+        db: Database,
+        level: Enum,
+        programs: dict[str, tuple[Step, ...]],
+        clients: dict[str, list[str]],
+        rmw: bool,
+    ) -> None:
+        self.db, self.level, self.programs, self.rmw = db, level, programs, rmw
+        self.queue = {c: list(names) for c, names in clients.items()}
+        self.client_of = {n: c for c, names in clients.items() for n in names}
+        self.conn = {c: _Client(db.session(level), db.waits) for c in clients}
+        self.pc = dict.fromkeys(programs, 0)
+        self.ops: dict[str, list[Op]] = {n: [] for n in programs}
+        self.status: dict[str, Status] = {}
+        self.reasons: dict[str, str] = {}
+        self.started: set[str] = set()
+        self.pending: dict[str, tuple[cf.Future, Step]] = {}  # waiting for a lock
+        self.owed = dict.fromkeys(clients, 0)
+        self.events: list[Event] = []
+
+    def emit(self, name: str, kind: EventKind, text: str) -> None:
+        self.events.append(Event(len(self.events), name, kind, text))
+
+    def current(self, client: str) -> str | None:
+        q = self.queue[client]
+        while q and q[0] in self.status:
+            q.pop(0)
+        return q[0] if q else None
+
+    def call(self, name: str, step: Step) -> Callable[[], Any]:
+        s = self.conn[self.client_of[name]].session
+        first = name not in self.started
+        self.started.add(name)
+
+        def go() -> Any:
+            if first:
+                s.begin()
+            if isinstance(step, Read):
+                return s.read(step.key)
+            if isinstance(step, Append):
+                return (
+                    s.read_modify_write(step.key, step.element)
+                    if self.rmw
+                    else s.append(step.key, step.element)
+                )
+            return s.commit()
+
+        return go
+
+    def settle(self, fut: cf.Future, name: str) -> bool:
+        """Wait until the statement finished (True) or waits for a lock (False)."""
+        session = self.conn[self.client_of[name]].session
+        deadline = time.monotonic() + self.SETTLE_TIMEOUT
+        while True:
+            try:
+                fut.result(timeout=0.002)
+                return True
+            except cf.TimeoutError:
+                pass
+            except Exception:  # noqa: BLE001 - the statement failed: it finished
+                return True
+            if session.blocked() and not fut.done():
+                return False
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{name}'s statement neither finished nor waited for a lock in {self.SETTLE_TIMEOUT} s"
+                )
+
+    def finish(self, name: str, step: Step, fut: cf.Future) -> None:
+        try:
+            value = fut.result()
+        except Refused as exc:
+            self.conn[self.client_of[name]].session.rollback()
+            self.status[name] = Status.ABORTED
+            self.reasons[name] = str(exc)
+            self.emit(name, EventKind.ABORT, f"{step}: abort ({exc})")
+            return
+        if isinstance(step, Read):
+            self.ops[name].append(Op(Fun.READ, step.key, value))
+            self.emit(name, EventKind.READ, f"r {step.key} = {format_value(value)}")
+        elif isinstance(step, Append):
+            if self.rmw:
+                self.ops[name].append(Op(Fun.READ, step.key, value))
+            self.ops[name].append(Op(Fun.APPEND, step.key, step.element))
+            self.emit(name, EventKind.WRITE, f"a {step.key} {step.element}")
+        else:
+            self.status[name] = Status.COMMITTED
+            self.emit(name, EventKind.COMMIT, "commit")
+        self.pc[name] += 1
+
+    def attempt(self, name: str) -> None:
+        step = self.programs[name][self.pc[name]]
+        fut = self.conn[self.client_of[name]].submit(self.call(name, step))
+        if self.settle(fut, name):
+            self.finish(name, step, fut)
+        else:
+            self.pending[name] = (fut, step)
+            self.emit(name, EventKind.WAIT, f"{step}: waits for a lock")
+
+    def wake(self) -> None:
+        """After any step: let waiting statements that can go on finish, oldest first."""
+        progress = True
+        while progress:
+            progress = False
+            for name in list(self.pending):
+                fut, step = self.pending[name]
+                if self.settle(fut, name):
+                    del self.pending[name]
+                    self.finish(name, step, fut)
+                    client = self.client_of[name]
+                    while self.owed[client] and (cur := self.current(client)) and cur not in self.pending:
+                        self.owed[client] -= 1
+                        self.attempt(cur)
+                    progress = True
+                    break
+
+    def play(self, order: Sequence[str]) -> None:
+        for client in order:
+            name = self.current(client)
+            if name is None:
+                continue
+            if name in self.pending:
+                self.owed[client] += 1
+                continue
+            self.attempt(name)
+            self.wake()
+        # Everything left waits for a lock: only a deadlock can be left, and the database breaks it.
+        deadline = time.monotonic() + self.SETTLE_TIMEOUT
+        while self.pending:
+            self.wake()
+            if self.pending:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"transactions {sorted(self.pending)} still wait after the workload")
+                time.sleep(0.005)
+        unfinished = [n for n in self.programs if n not in self.status]
+        if unfinished:
+            raise RuntimeError(f"transactions {unfinished} did not finish")
+
+    def close(self) -> None:
+        for c in self.conn.values():
+            c.close()
+
+
+def _final_read(db: Database, level: Enum, keys: Sequence[int]) -> tuple[Txn, dict[int, tuple]]:
+    s = db.session(level)
+    try:
+        s.begin()
+        final = {k: s.read(k) for k in keys}
+        s.commit()
+    finally:
+        s.close()
+    return Txn(OBSERVER, tuple(Op(Fun.READ, k, v) for k, v in final.items())), final
+
+
+def run_workload(
+    db: Database,
+    level: Enum,
+    programs: Mapping[str, Sequence[Step]],
+    order: Sequence[str],
+    clients: Mapping[str, Sequence[str]],
+    *,
+    read_modify_write: bool = False,
+) -> DbRun:
+    """Run ``programs`` (reads, appends, commit; integer keys) on ``db`` at ``level``.
+
+    ``clients`` maps each client to the programs it runs in turn, and
+    ``order`` lists client names, one per step (see
+    :func:`labkit.txn.run.random_schedule`). Each client has its own connection.
+    """
+    if not isinstance(db, Database):
+        raise TypeError(f"db must be a Database (SQLiteDatabase or PostgresDatabase), got {db!r}")
+    if level not in db.levels:
+        raise ValueError(f"level must be one of {[str(v) for v in db.levels]}, got {level!r}")
+    progs = _validate_programs(programs)
+    keys: set[Hashable] = set()
+    for name, steps in progs.items():
+        for s in steps:
+            if not isinstance(s, (Read, Append, Commit)):
+                raise TypeError(
+                    f"{name}: a database workload has Read, Append and Commit steps only, got {s!r}"
+                )
+            if isinstance(s, (Read, Append)):
+                if isinstance(s.key, bool) or not isinstance(s.key, int):
+                    raise TypeError(f"{name}: keys are ints (rows of a table), got {s.key!r}")
+                keys.add(s.key)
+            if isinstance(s, Append) and (isinstance(s.element, bool) or not isinstance(s.element, int)):
+                raise TypeError(f"{name}: elements are ints, got {s.element!r}")
+    who = {c: list(names) for c, names in clients.items()}
+    if sorted(n for names in who.values() for n in names) != sorted(progs):
+        raise ValueError("clients must list every program exactly once")
+    for c in order:
+        if c not in who:
+            raise ValueError(f"order names {c!r}, which is not a client (clients: {list(who)})")
+    db.reset()
+    start = time.perf_counter()
+    runner = _Runner(db, level, progs, who, read_modify_write)
+    try:
+        runner.play(order)
+    finally:
+        runner.close()
+    seconds = time.perf_counter() - start
+    txns = [Txn(n, tuple(runner.ops[n]), runner.status[n]) for n in progs]
+    end, final = _final_read(db, level, sorted(keys))
+    appended = {(o.key, o.value) for t in txns if t.committed for o in t.ops if o.f is Fun.APPEND}
+    present = {(k, e) for k, v in final.items() for e in v}
+    return DbRun(
+        database=db.name,
+        level=level,
+        read_modify_write=read_modify_write,
+        history=(*txns, end),
+        events=tuple(runner.events),
+        reasons=dict(runner.reasons),
+        final=final,
+        seconds=seconds,
+        lost_appends=tuple(sorted(appended - present)),
+    )

@@ -554,7 +554,7 @@ def run_workload(
     level: Enum,
     programs: Mapping[str, Sequence[Step]],
     order: Sequence[str],
-    clients: Mapping[str, Sequence[str]],
+    clients: Mapping[str, Sequence[str]] | None = None,
     *,
     read_modify_write: bool = False,
 ) -> DbRun:
@@ -562,7 +562,9 @@ def run_workload(
 
     ``clients`` maps each client to the programs it runs in turn, and
     ``order`` lists client names, one per step (see
-    :func:`labkit.txn.run.random_schedule`). Each client has its own connection.
+    :func:`labkit.txn.run.random_schedule`); without ``clients`` each program
+    is a client of its own and ``order`` lists program names. Each client has
+    its own connection.
     """
     if not isinstance(db, Database):
         raise TypeError(f"db must be a Database (SQLiteDatabase or PostgresDatabase), got {db!r}")
@@ -582,7 +584,7 @@ def run_workload(
                 keys.add(s.key)
             if isinstance(s, Append) and (isinstance(s.element, bool) or not isinstance(s.element, int)):
                 raise TypeError(f"{name}: elements are ints, got {s.element!r}")
-    who = {c: list(names) for c, names in clients.items()}
+    who = {n: [n] for n in progs} if clients is None else {c: list(names) for c, names in clients.items()}
     if sorted(n for names in who.values() for n in names) != sorted(progs):
         raise ValueError("clients must list every program exactly once")
     for c in order:

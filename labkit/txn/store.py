@@ -68,6 +68,7 @@ __all__ = [
     "TxnState",
     "Store",
     "CommitCheck",
+    "PROGRAMMED_ABORT",
 ]
 
 
@@ -92,6 +93,9 @@ class View(Enum):
     LATEST_COMMITTED = "the latest committed version"
     SNAPSHOT = "the latest version committed before the transaction's first step"
 
+
+PROGRAMMED_ABORT = "the transaction chose to abort"
+"""The reason recorded when a transaction aborts on its own (not refused by the store)."""
 
 CommitCheck = Callable[["Store", "TxnState"], "str | None"]
 """An extra rule run at commit: return a reason to abort, or None to let the commit go on."""
@@ -171,10 +175,11 @@ class TxnState:
 
     ``start_ts`` is set at its first operation (the snapshot a snapshot read
     uses, as PostgreSQL takes it at the first statement); ``commit_ts`` when
-    it commits. ``read_at[key]`` is the commit timestamp of the version it
-    first read of ``key`` (0 for the initial state or a key never written,
-    None for a version not committed when read); ``written`` maps the keys it
-    wrote to the last value it wrote.
+    it commits. ``read_at[key]`` is the commit timestamp of the first version
+    of ``key`` it read from another transaction (0 for the initial state or a
+    key never written, None for a version not committed when read; its own
+    writes do not count); ``written`` maps the keys it wrote to the last value
+    it wrote.
     """
 
     name: str
@@ -353,7 +358,7 @@ class Store:
             self.locks.shared.setdefault(key, set()).add(name)
         version = self._visible_version(t, key, self.rules.view)
         value = None if version is None else version.value
-        if key not in t.read_at:
+        if key not in t.read_at and (version is None or version.writer is not t):
             t.read_at[key] = 0 if version is None else version.writer.commit_ts
         if self.rules.ssi and (stop := self._ssi_read(t, key)) is not None:
             return stop
@@ -441,7 +446,7 @@ class Store:
         self.locks.release(name)
         return Done()
 
-    def abort(self, name: str, reason: str = "the transaction chose to abort") -> Outcome:
+    def abort(self, name: str, reason: str = PROGRAMMED_ABORT) -> Outcome:
         """Abort: remove the transaction's versions and release its locks."""
         return self._abort(self._running(name), reason)
 

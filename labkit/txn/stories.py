@@ -51,6 +51,7 @@ class Story:
     order: tuple[str, ...]
     expected: Anomaly
     invariant: str
+    violation: str
     happened: Callable[[Run], bool]
 
     def run(self, isolation: Isolation | Rules, order: Sequence[str] | None = None) -> Run:
@@ -121,6 +122,7 @@ STORIES: dict[str, Story] = {
             order=("T1", "T2", "T2", "T1", "T1", "T2"),
             expected=Anomaly.G0,
             invariant="the listing and the invoice name the same buyer",
+            violation="the listing names one buyer and the invoice the other",
             happened=_dirty_write,
         ),
         Story(
@@ -139,23 +141,24 @@ STORIES: dict[str, Story] = {
             order=("T1", "T2", "T2", "T1"),
             expected=Anomaly.G1A,
             invariant="nobody sees the 200 that never committed",
+            violation="T2 saw the 200 that never committed",
             happened=_dirty_read,
         ),
         Story(
             name="read skew",
             title="Alice checks her two accounts during a transfer",
             text=(
-                "Alice has 500 in account x and 500 in account y. A transfer (T2) moves 100 from x to y. "
-                "Alice (T1) reads x before the transfer and y after it: she sees 900 in all."
+                "Alice has 500 in account x and 500 in account y. A transfer (T2) moves 100 from y to x. "
+                "Alice (T1) reads x before the transfer and y after it."
             ),
             ddia="DDIA ch. 7, 'Snapshot Isolation and Repeatable Read', Figure 7-6",
             programs={
                 "T1": (Read("x"), Read("y"), Commit()),
                 "T2": (
-                    Read("x"),
-                    Write("x", lambda seen: seen["x"] - 100, show="x - 100"),
                     Read("y"),
-                    Write("y", lambda seen: seen["y"] + 100, show="y + 100"),
+                    Write("y", lambda seen: seen["y"] - 100, show="y - 100"),
+                    Read("x"),
+                    Write("x", lambda seen: seen["x"] + 100, show="x + 100"),
                     Commit(),
                 ),
             },
@@ -163,6 +166,7 @@ STORIES: dict[str, Story] = {
             order=("T1", "T2", "T2", "T2", "T2", "T2", "T1", "T1"),
             expected=Anomaly.G_SINGLE,
             invariant="Alice sees 1000 in all",
+            violation="Alice saw 900 in all: 100 seem to have vanished",
             happened=_read_skew,
         ),
         Story(
@@ -181,6 +185,7 @@ STORIES: dict[str, Story] = {
             order=("T1", "T2", "T1", "T2", "T1", "T2"),
             expected=Anomaly.LOST_UPDATE,
             invariant="the balance is 100 plus every committed deposit",
+            violation="a committed deposit is missing from the balance",
             happened=_lost_update,
         ),
         Story(
@@ -199,6 +204,7 @@ STORIES: dict[str, Story] = {
             order=("T1", "T1", "T2", "T2", "T1", "T2", "T1", "T2"),
             expected=Anomaly.G2_ITEM,
             invariant="at least one doctor stays on call",
+            violation="both doctors went off call",
             happened=_write_skew,
         ),
         Story(
@@ -218,6 +224,7 @@ STORIES: dict[str, Story] = {
             order=("T1", "T2", "T1", "T2", "T1", "T2"),
             expected=Anomaly.G2,
             invariant="at most one booking at noon",
+            violation="the room is booked twice at noon",
             happened=_phantom,
         ),
     )

@@ -1,0 +1,402 @@
+"""Pictures of transactions (notebook 14).
+
+* :func:`timeline_figure`: one lane per transaction, one mark per step in the
+  order they happened (reads, writes, waits for a lock, commit or abort);
+* :func:`graph_figure`: the checker's dependency graph, transactions as nodes
+  and ww / wr / rw edges labelled with their key, the cycle it explains in red
+  (Adya 1999's Direct Serialization Graph; Elle draws its explanations so);
+* :func:`levels_figure`: each story at each isolation level: went wrong or not;
+* :func:`findings_figure`: how many runs of a workload showed each anomaly, per database and level;
+* :class:`StoryWidget`: pick a story, a level and an interleaving; watch the
+  anomaly appear or not.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from labkit.txn.checker import CheckResult, Dep, Edge
+from labkit.txn.history import Status
+from labkit.txn.run import EventKind, Run
+from labkit.txn.store import PROGRAMMED_ABORT, Isolation
+from labkit.txn.stories import STORIES, Story
+from labkit.viz.common import BAD_COLOR, MUTED_COLOR, OK_COLOR, PALETTE, LazyWidget, guarded, style_figure
+
+__all__ = ["timeline_figure", "graph_figure", "levels_figure", "findings_figure", "StoryWidget"]
+
+# (kind, legend name, colour, marker symbol), in a fixed order so a widget updates in place.
+_MARKS = (
+    (EventKind.READ, "read", PALETTE[0], "circle"),
+    (EventKind.WRITE, "write", PALETTE[1], "square"),
+    (EventKind.SKIP, "write skipped", MUTED_COLOR, "square-open"),
+    (EventKind.WAIT, "waits for a lock", MUTED_COLOR, "hourglass"),
+    (EventKind.COMMIT, "commit", OK_COLOR, "diamond"),
+    (EventKind.ABORT, "abort", BAD_COLOR, "x"),
+)
+_DEP_COLORS = {Dep.WW: PALETTE[3], Dep.WR: PALETTE[0], Dep.RW: PALETTE[1]}
+
+
+def timeline_figure(run: Run, *, title: str | None = None, figure: Any = None) -> Any:
+    """The run's steps, one lane per transaction, in the order they happened.
+
+    A dashed line joins a step that had to wait for a lock to the moment it went through.
+    """
+    import plotly.graph_objects as go
+
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a labkit.txn.run.Run, got {type(run).__name__}")
+    lanes = list(run.programs)
+    row = {name: i for i, name in enumerate(lanes)}
+    events = sorted(run.events, key=lambda e: e.tick)
+    marks: dict[EventKind, tuple[list, list, list, list]] = {k: ([], [], [], []) for k, *_ in _MARKS}
+    lane_x: list[Any] = []
+    lane_y: list[Any] = []
+    wait_x: list[Any] = []
+    wait_y: list[Any] = []
+    for name in lanes:
+        ticks = [e.tick for e in events if e.txn == name]
+        if ticks:
+            lane_x += [min(ticks), max(ticks), None]
+            lane_y += [row[name], row[name], None]
+    for i, e in enumerate(events):
+        xs, ys, texts, positions = marks[e.kind]
+        xs.append(e.tick)
+        ys.append(row[e.txn])
+        texts.append(e.text.split(": waits")[0] + (" (waits)" if e.kind is EventKind.WAIT else ""))
+        positions.append("top center" if i % 2 == 0 else "bottom center")
+        if e.kind is EventKind.WAIT:
+            resume = next((f.tick for f in events if f.tick > e.tick and f.txn == e.txn), e.tick)
+            wait_x += [e.tick, resume, None]
+            wait_y += [row[e.txn], row[e.txn], None]
+    fig = figure if figure is not None else go.Figure()
+    with fig.batch_update():
+        fig.data = ()
+        fig.add_trace(go.Scatter(x=lane_x, y=lane_y, mode="lines", line={"color": "#dddddd", "width": 6},
+                                 hoverinfo="skip", showlegend=False, name="lanes"))  # fmt: skip
+        fig.add_trace(go.Scatter(x=wait_x, y=wait_y, mode="lines", name="waiting",
+                                 line={"color": MUTED_COLOR, "width": 2, "dash": "dash"},
+                                 showlegend=bool(wait_x), hoverinfo="skip"))  # fmt: skip
+        for kind, legend, color, symbol in _MARKS:
+            xs, ys, texts, positions = marks[kind]
+            fig.add_trace(
+                go.Scatter(
+                    x=xs, y=ys, mode="markers+text", name=legend, text=texts, textposition=positions,
+                    textfont={"size": 11}, hovertext=texts, hoverinfo="text",
+                    marker={"color": color, "symbol": symbol, "size": 13, "line": {"color": color, "width": 2}},
+                    showlegend=bool(xs),
+                )
+            )  # fmt: skip
+        style_figure(fig, title=title or run.summary(), xaxis="step", yaxis="", height=170 + 75 * len(lanes))
+        fig.update_layout(
+            legend={"orientation": "h", "yanchor": "top", "y": -0.32, "xanchor": "left", "x": 0}
+        )
+        fig.update_yaxes(tickvals=list(range(len(lanes))), ticktext=lanes, range=[len(lanes) - 0.4, -0.6],
+                         showgrid=False, zeroline=False)  # fmt: skip
+        n = len(events)
+        fig.update_xaxes(range=[-0.8, max(n, 1) - 0.2], dtick=1, showgrid=False, zeroline=False)
+    return fig
+
+
+def _layout(nodes: list[str], cycle: list[str]) -> dict[str, tuple[float, float]]:
+    """T0 on the left, ``end`` on the right, the cycle's nodes in cycle order around a circle, then the rest."""
+    ring = [n for n in cycle if n not in ("T0", "end")]
+    ring += [n for n in nodes if n not in ring and n not in ("T0", "end")]
+    pos: dict[str, tuple[float, float]] = {}
+    k = len(ring)
+    for i, name in enumerate(ring):
+        angle = math.pi / 2 - 2 * math.pi * i / max(k, 1)  # the first at the top, clockwise
+        pos[name] = (math.cos(angle), math.sin(angle)) if k > 1 else (0.0, 0.0)
+    if "T0" in nodes:
+        pos["T0"] = (-2.0, 0.0)
+    if "end" in nodes:
+        pos["end"] = (2.0, 0.0)
+    return pos
+
+
+def graph_figure(
+    result: CheckResult, *, title: str | None = None, figure: Any = None, max_nodes: int = 14
+) -> Any:
+    """The dependency graph of a checked history; the first cycle found is drawn in red.
+
+    With more than ``max_nodes`` committed transactions, only the cycle's
+    transactions and their neighbours are drawn (up to ``max_nodes``).
+    """
+    import plotly.graph_objects as go
+
+    if not isinstance(result, CheckResult):
+        raise TypeError(f"result must be a CheckResult (from labkit.txn.check), got {type(result).__name__}")
+    cycle_edges: tuple[Edge, ...] = result.cycle
+    cycle = [e.src for e in cycle_edges]
+    committed = [t.name for t in result.history if t.status is Status.COMMITTED]
+    if len(committed) <= max_nodes:
+        nodes = committed
+    else:
+        keep = list(cycle)
+        for e in result.edges:
+            if len(keep) >= max_nodes:
+                break
+            for n in (e.src, e.dst):
+                if (e.src in cycle or e.dst in cycle) and n not in keep and len(keep) < max_nodes:
+                    keep.append(n)
+        nodes = [n for n in committed if n in keep]
+    shown = set(nodes)
+    pos = _layout(nodes, cycle)
+    in_cycle = {(e.src, e.dst) for e in cycle_edges}
+    pairs: dict[tuple[str, str], list[Edge]] = {}
+    for e in result.edges:
+        if e.src in shown and e.dst in shown:
+            pairs.setdefault((e.src, e.dst), []).append(e)
+
+    annotations = []
+    for (a, b), edges in pairs.items():
+        (x0, y0), (x1, y1) = pos[a], pos[b]
+        dx, dy = x1 - x0, y1 - y0
+        length = math.hypot(dx, dy) or 1.0
+        nx, ny = -dy / length, dx / length  # to the left of the direction of travel
+        off = 0.07 if (b, a) in pairs else 0.0
+        x0o, y0o, x1o, y1o = x0 + off * nx, y0 + off * ny, x1 + off * nx, y1 + off * ny
+        red = (a, b) in in_cycle
+        labels = sorted({e.label for e in edges})
+        if red:
+            first = next(e for e in cycle_edges if (e.src, e.dst) == (a, b))
+            labels = [first.label] + [lab for lab in labels if lab != first.label]
+        color = BAD_COLOR if red else "#aaaaaa"
+        annotations.append(dict(x=x1o, y=y1o, ax=x0o, ay=y0o, xref="x", yref="y", axref="x", ayref="y",
+                                showarrow=True, arrowhead=3, arrowsize=1.3, arrowwidth=2.6 if red else 1.2,
+                                arrowcolor=color, standoff=20, startstandoff=20, text=""))  # fmt: skip
+        mx, my = x0o + 0.5 * dx + 1.6 * off * nx, y0o + 0.5 * dy + 1.6 * off * ny
+        annotations.append(dict(x=mx, y=my, xref="x", yref="y", showarrow=False, text=", ".join(labels[:3]),
+                                font={"size": 12, "color": BAD_COLOR if red else "#666666"},
+                                bgcolor="rgba(255,255,255,0.85)"))  # fmt: skip
+    node_colors = [BAD_COLOR if n in cycle else PALETTE[0] for n in nodes]
+    fig = figure if figure is not None else go.Figure()
+    with fig.batch_update():
+        fig.data = ()
+        fig.add_trace(
+            go.Scatter(
+                x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text", text=nodes,
+                textfont={"color": "#ffffff", "size": 12}, hoverinfo="text", showlegend=False, name="transactions",
+                marker={"size": 38, "color": node_colors, "line": {"color": "#ffffff", "width": 2}},
+            )
+        )  # fmt: skip
+        if title is None:
+            if cycle_edges:
+                f = next(f for f in result.findings if f.cycle == cycle_edges)
+                title = f"{f.anomaly.value}: " + " → ".join([*cycle, cycle[0]])
+                others = sorted({g.anomaly.value for g in result.findings} - {f.anomaly.value})
+                if others:
+                    title += "; also " + ", ".join(others)
+            else:
+                title = "no cycle: " + (
+                    "no anomaly" if result.ok else ", ".join(sorted(a.value for a in result.anomalies))
+                )
+        style_figure(fig, title=title, xaxis="", yaxis="", height=360)
+        fig.update_layout(
+            annotations=annotations, showlegend=False, margin={"l": 20, "r": 20, "t": 60, "b": 20}
+        )
+        fig.update_xaxes(visible=False, range=[-2.5, 2.5])
+        fig.update_yaxes(visible=False, range=[-1.35, 1.35], scaleanchor=None)
+    return fig
+
+
+def levels_figure(runs: Mapping[str, Mapping[Isolation, Run]], *, title: str | None = None) -> Any:
+    """Each story (rows) at each level (columns): red where the anomaly happened.
+
+    ``runs[story][level]`` is the story's run at that level (see :data:`labkit.txn.stories.STORIES`).
+    """
+    import plotly.graph_objects as go
+
+    stories = list(runs)
+    levels = list(Isolation)
+    z, text = [], []
+    for name in stories:
+        zs, ts = [], []
+        for level in levels:
+            r = runs[name][level]
+            bad = STORIES[name].happened(r)
+            zs.append(1 if bad else 0)
+            if bad:
+                ts.append("anomaly")
+            elif refused := [n for n, why in r.reasons.items() if why != PROGRAMMED_ABORT]:
+                ts.append("safe: " + ", ".join(f"{n} aborted" for n in refused))
+            elif r.waited:
+                ts.append("safe: " + ", ".join(f"{n} waited" for n in sorted(r.waited)))
+            else:
+                ts.append("safe")
+        z.append(zs)
+        text.append(ts)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=[lv.value for lv in levels], y=stories, text=text, texttemplate="%{text}",
+            colorscale=[[0, "#d9f0e3"], [1, "#f6c9b0"]], zmin=0, zmax=1, showscale=False, xgap=3, ygap=3,
+            hovertemplate="%{y} at %{x}: %{text}<extra></extra>",
+        )
+    )  # fmt: skip
+    style_figure(fig, title=title or "Each story at each isolation level", xaxis="", yaxis="", height=380)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(side="top")
+    fig.update_layout(margin={"t": 110})
+    return fig
+
+
+def findings_figure(
+    counts: Mapping[str, Mapping[str, int]], runs: Mapping[str, int], *, title: str | None = None
+) -> Any:
+    """``counts[row][anomaly]``: in how many of ``runs[row]`` runs the checker found that anomaly."""
+    import plotly.graph_objects as go
+
+    rows = list(counts)
+    columns = sorted({a for c in counts.values() for a in c}) or ["(none)"]
+    z = [[counts[r].get(a, 0) / max(runs[r], 1) for a in columns] for r in rows]
+    text = [[f"{counts[r].get(a, 0)}/{runs[r]}" for a in columns] for r in rows]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=columns, y=rows, text=text, texttemplate="%{text}", zmin=0, zmax=1, xgap=3, ygap=3,
+            colorscale=[[0, "#f7f7f7"], [1, BAD_COLOR]], showscale=False,
+            hovertemplate="%{y}: %{x} in %{text} runs<extra></extra>",
+        )
+    )  # fmt: skip
+    style_figure(fig, title=title or "Runs in which the checker found each anomaly", xaxis="", yaxis="",
+                 height=140 + 34 * len(rows))  # fmt: skip
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(side="top")
+    fig.update_layout(margin={"t": 100, "l": 260})
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# The widget
+# ---------------------------------------------------------------------------
+class StoryWidget(LazyWidget):
+    """A story at a level, in one of its interleavings: timeline, verdict and dependency graph.
+
+    >>> w = StoryWidget(story="lost update", level=Isolation.READ_COMMITTED)
+    >>> STORIES["lost update"].happened(w.run)
+    True
+    >>> w.set(level=Isolation.SNAPSHOT)
+    >>> STORIES["lost update"].happened(w.run)
+    False
+    """
+
+    def __init__(
+        self,
+        *,
+        story: str = "lost update",
+        level: Isolation = Isolation.READ_COMMITTED,
+        interleaving: int | None = None,
+    ) -> None:
+        self._ui = None
+        self._syncing = False
+        self.timeline: Any = None
+        self.graph: Any = None
+        self.status: Any = None
+        self.controls: dict[str, Any] = {}
+        self.params: dict[str, Any] = {}
+        self.set(story=story, level=level, interleaving=interleaving)
+
+    @property
+    def story(self) -> Story:
+        return STORIES[self.params["story"]]
+
+    def set(self, **changes: Any) -> None:
+        """Change ``story`` (a name in STORIES), ``level`` (an Isolation) or ``interleaving``
+        (its number, 0 to count - 1; None: the story's own); re-run and redraw."""
+        allowed = {"story", "level", "interleaving"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
+        p = {**self.params, **changes}
+        if p["story"] not in STORIES:
+            raise ValueError(f"story must be one of {list(STORIES)}, got {p['story']!r}")
+        if not isinstance(p["level"], Isolation):
+            raise TypeError(f"level must be an Isolation, got {p['level']!r}")
+        if (
+            "story" in changes
+            and changes["story"] != self.params.get("story")
+            and "interleaving" not in changes
+        ):
+            p["interleaving"] = None
+        orders = STORIES[p["story"]].interleavings()
+        i = p["interleaving"]
+        if i is None:
+            i = orders.index(STORIES[p["story"]].order)
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(orders):
+            raise ValueError(f"interleaving must be an int from 0 to {len(orders) - 1}, got {i!r}")
+        p["interleaving"] = i
+        story = STORIES[p["story"]]
+        self.orders = orders
+        self.run = story.run(p["level"], orders[i])
+        self.bad = sum(story.happened(story.run(p["level"], o)) for o in orders)
+        self.params = p
+        self._redraw()
+
+    def verdict(self) -> str:
+        story, r = self.story, self.run
+        went_wrong = story.happened(r)
+        found = ", ".join(sorted(a.value for a in r.result.anomalies)) or "no anomaly"
+        head = f"Went wrong: {story.violation}" if went_wrong else f"Fine: {story.invariant}"
+        return (
+            f"{head}. Checker: {found}. {r.summary()}. "
+            f"At {self.params['level'].value}, {self.bad} of {len(self.orders)} interleavings go wrong."
+        )
+
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        self.status = W.HTML()
+        self.timeline = go.FigureWidget()
+        self.graph = go.FigureWidget()
+        style = {"description_width": "80px"}
+        self.controls = {
+            "story": W.Dropdown(options=list(STORIES), description="story", style=style),
+            "level": W.ToggleButtons(options=[(lv.value, lv) for lv in Isolation], description="level",
+                                     style={**style, "button_width": "150px"}),
+            "interleaving": W.IntSlider(min=0, max=len(self.orders) - 1, description="interleaving",
+                                        continuous_update=False, style=style, layout={"width": "420px"}),
+        }  # fmt: skip
+        own = W.Button(description="story's order", tooltip="back to the interleaving the story tells")
+        self.order_label = W.HTML()
+        g = guarded(self.status)
+        for name, control in self.controls.items():
+            control.observe(g(lambda ch, name=name: self._control_changed(name, ch["new"])), "value")
+        own.on_click(g(lambda _b: self.set(interleaving=None)))
+        self._redraw()
+        c = self.controls
+        return W.VBox(
+            [c["story"], c["level"], W.HBox([c["interleaving"], own, self.order_label]), self.status,
+             self.timeline, self.graph]
+        )  # fmt: skip
+
+    def _control_changed(self, name: str, value: Any) -> None:
+        if self._syncing:
+            return
+        try:
+            self.set(**{name: value})
+        except (ValueError, TypeError):
+            self._sync_controls()
+            raise
+
+    def _sync_controls(self) -> None:
+        self._syncing = True
+        try:
+            self.controls["interleaving"].max = len(self.orders) - 1
+            for name, control in self.controls.items():
+                control.value = self.params[name]
+        finally:
+            self._syncing = False
+
+    def _redraw(self) -> None:
+        if self.timeline is None:
+            return
+        story, p = self.story, self.params
+        title = f"{story.title} — {p['level'].value}, interleaving {p['interleaving']}"
+        timeline_figure(self.run, title=title, figure=self.timeline)
+        graph_figure(self.run.result, figure=self.graph)
+        color = BAD_COLOR if story.happened(self.run) else OK_COLOR
+        self.status.value = f'<span style="color:{color}">{html.escape(self.verdict())}</span>'
+        self.order_label.value = "order: " + " ".join(self.orders[p["interleaving"]])
+        self._sync_controls()

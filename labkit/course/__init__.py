@@ -98,6 +98,9 @@ COURSE: tuple[Notebook, ...] = (
     Notebook(13, "13-leaving-the-simulator.ipynb", "Leaving the simulator", 40,
              "our Raft as real processes over TCP, a nemesis without root, a real etcd cluster, "
              "the checker as judge"),
+    Notebook(14, "14-transactions-and-isolation.ipynb", "Transactions and isolation", 60,
+             "dirty writes and reads, read skew, lost updates, write skew, phantoms; isolation levels as rules; "
+             "an anomaly checker; SQLite and PostgreSQL tested"),
     Notebook(15, "15-sagas.ipynb", "Sagas", 40,
              "distributed transactions without two-phase commit, compensations, crash recovery"),
     Notebook(16, "16-event-sourcing.ipynb", "Event sourcing", 45,

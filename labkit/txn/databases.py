@@ -36,6 +36,7 @@ SQLite's "Isolation In SQLite"):
 from __future__ import annotations
 
 import concurrent.futures as cf
+import random
 import sqlite3
 import tempfile
 import threading
@@ -48,6 +49,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from labkit import validation as v
 from labkit.txn.checker import CheckResult, check
 from labkit.txn.history import Fun, History, Op, Status, Txn, format_value
 from labkit.txn.run import OBSERVER, Append, Commit, Event, EventKind, Read, Step, _validate_programs
@@ -62,6 +64,11 @@ __all__ = [
     "PostgresDatabase",
     "DbRun",
     "run_workload",
+    "workload",
+    "Survey",
+    "survey",
+    "PAIRS",
+    "run_pair",
 ]
 
 
@@ -613,3 +620,117 @@ def run_workload(
         seconds=seconds,
         lost_appends=tuple(sorted(appended - present)),
     )
+
+
+# ---------------------------------------------------------------------------
+# Workloads and surveys for the notebook and the tests
+# ---------------------------------------------------------------------------
+def workload(
+    seed: int, txns: int = 40, keys: int = 3, clients: int = 4, max_ops: int = 4
+) -> tuple[dict[str, tuple[Step, ...]], tuple[str, ...], dict[str, list[str]]]:
+    """A random list-append workload on rows ``0..keys-1``: ``(programs, order, clients)``, from ``seed``."""
+    from labkit.txn.generate import list_append_programs
+    from labkit.txn.run import random_schedule
+
+    rng = random.Random(seed)
+    programs = list_append_programs(rng, txns, keys, max_ops, prefix=None)
+    who, order = random_schedule(rng, programs, clients)
+    return programs, order, who
+
+
+@dataclass
+class Survey:
+    """Many runs of :func:`workload` per level: ``runs[label]`` lists them, label as ``"PostgreSQL READ COMMITTED"``."""
+
+    runs: dict[str, list[DbRun]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """label -> anomaly name -> in how many runs the checker found it."""
+        out = {}
+        for label, runs in self.runs.items():
+            c: dict[str, int] = {}
+            for r in runs:
+                for a in r.result.anomalies:
+                    c[a.value] = c.get(a.value, 0) + 1
+            out[label] = c
+        return out
+
+    def totals(self) -> dict[str, int]:
+        return {label: len(runs) for label, runs in self.runs.items()}
+
+    def table(self) -> str:
+        """One line per label: runs, anomalies found (in how many runs), aborts, appends lost."""
+        lines = []
+        for label, runs in self.runs.items():
+            found = ", ".join(f"{a} in {n}" for a, n in sorted(self.counts()[label].items())) or "no anomaly"
+            aborted = sum(r.aborted for r in runs)
+            total = sum(len(r.history) - 1 for r in runs)
+            lost = sum(len(r.lost_appends) for r in runs)
+            lines.append(
+                f"{label:48} {len(runs)} runs: {found}; {aborted}/{total} transactions aborted; {lost} appends lost"
+            )
+        return "\n".join(lines)
+
+    def __add__(self, other: Survey) -> Survey:
+        return Survey({**self.runs, **other.runs})
+
+
+def survey(
+    db: Database,
+    levels: Sequence[Enum] | None = None,
+    runs: int = 10,
+    *,
+    read_modify_write: bool = False,
+    progress: bool = True,
+    **workload_args: Any,
+) -> Survey:
+    """Run :func:`workload` with seeds ``0..runs-1`` at each level (default: every level ``db`` offers)."""
+    v.integer("runs", runs, ge=1, le=1000)
+    levels = list(db.levels if levels is None else levels)
+    for level in levels:
+        v.one_of("levels", level, db.levels)
+    out = Survey()
+    todo = [(level, seed) for level in levels for seed in range(runs)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=db.name + (" (read-modify-write)" if read_modify_write else ""))
+    for level, seed in todo:
+        programs, order, who = workload(seed, **workload_args)
+        label = f"{db.name} {level}" + (" (read-modify-write)" if read_modify_write else "")
+        r = run_workload(db, level, programs, order, who, read_modify_write=read_modify_write)
+        out.runs.setdefault(label, []).append(r)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def _pair(reads: tuple[int, ...], target: int, element: int) -> tuple[Step, ...]:
+    return (*(Read(k) for k in reads), Append(target, element), Commit())
+
+
+PAIRS: dict[str, tuple[dict[str, tuple[Step, ...]], tuple[str, ...], bool]] = {
+    # Write skew: each reads rows 1 and 2, then appends to its own row.
+    "doctors": (
+        {"T1": _pair((1, 2), 1, 10), "T2": _pair((1, 2), 2, 20)},
+        ("T1", "T1", "T2", "T2", "T1", "T2", "T1", "T2"),
+        False,
+    ),
+    # Lost update: each reads row 1, then appends to it by read-modify-write.
+    "deposits": (
+        {"T1": _pair((1,), 1, 10), "T2": _pair((1,), 1, 20)},
+        ("T1", "T2", "T1", "T2", "T1", "T2"),
+        True,
+    ),
+}
+"""Two-transaction workloads for predicting a database: name -> (programs, order, read_modify_write)."""
+
+
+def run_pair(db: Database, name: str, level: Enum) -> DbRun:
+    """Run the two-transaction workload ``PAIRS[name]`` on ``db`` at ``level``."""
+    v.one_of("name", name, PAIRS)
+    programs, order, rmw = PAIRS[name]
+    return run_workload(db, level, programs, order, read_modify_write=rmw)

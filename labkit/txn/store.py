@@ -113,6 +113,28 @@ class Rules:
     ssi: bool = False  # track read-write conflicts; abort a pivot (Cahill et al. 2008)
     commit_check: CommitCheck | None = None  # an extra rule of your own (exercise)
 
+    def describe(self) -> str:
+        """The rules in words: what a read sees, the locks, what commit checks."""
+        locks = []
+        if self.read_locks:
+            locks.append("shared locks on keys read and prefixes scanned")
+        if self.write_locks:
+            locks.append("exclusive locks on keys written")
+        checks = []
+        if self.first_committer_wins:
+            checks.append("first committer wins")
+        if self.ssi:
+            checks.append("no pivot (SSI)")
+        if self.commit_check is not None:
+            checks.append(getattr(self.commit_check, "__name__", "an extra check"))
+        if self.ssi:
+            locks.append("none, but every read is noted to find read-write conflicts")
+        return (
+            f"reads see {self.view.value}; "
+            f"locks: {', '.join(locks) or 'none'}; "
+            f"at commit: {', '.join(checks) or 'nothing'}"
+        )
+
     def __str__(self) -> str:
         return self.name
 

@@ -2,6 +2,7 @@
 
 * :func:`timeline_figure`: one lane per transaction, one mark per step in the
   order they happened (reads, writes, waits for a lock, commit or abort);
+* :func:`story_figure`: a story of :data:`labkit.txn.stories.STORIES` played at a level, as a timeline;
 * :func:`graph_figure`: the checker's dependency graph, transactions as nodes
   and ww / wr / rw edges labelled with their key, the cycle it explains in red
   (Adya 1999's Direct Serialization Graph; Elle draws its explanations so);
@@ -15,17 +16,24 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from labkit.txn.checker import CheckResult, Dep, Edge
+from labkit.txn.checker import Anomaly, CheckResult, Dep, Edge
 from labkit.txn.history import Status
 from labkit.txn.run import EventKind, Run
-from labkit.txn.store import PROGRAMMED_ABORT, Isolation
+from labkit.txn.store import PROGRAMMED_ABORT, Isolation, Rules
 from labkit.txn.stories import STORIES, Story
 from labkit.viz.common import BAD_COLOR, MUTED_COLOR, OK_COLOR, PALETTE, LazyWidget, guarded, style_figure
 
-__all__ = ["timeline_figure", "graph_figure", "levels_figure", "findings_figure", "StoryWidget"]
+__all__ = [
+    "timeline_figure",
+    "story_figure",
+    "graph_figure",
+    "levels_figure",
+    "findings_figure",
+    "StoryWidget",
+]
 
 # (kind, legend name, colour, marker symbol), in a fixed order so a widget updates in place.
 _MARKS = (
@@ -37,6 +45,17 @@ _MARKS = (
     (EventKind.ABORT, "abort", BAD_COLOR, "x"),
 )
 _DEP_COLORS = {Dep.WW: PALETTE[3], Dep.WR: PALETTE[0], Dep.RW: PALETTE[1]}
+
+
+def _short(text: str, kind: EventKind) -> str:
+    """The label on the figure: the step, and for an abort the gist of its reason (hover shows it all)."""
+    if kind is EventKind.WAIT:
+        return text.split(": waits")[0] + " (waits)"
+    if kind is EventKind.ABORT:
+        reason = text[text.find("(") + 1 :].rstrip(")") if "(" in text else text
+        gist = reason.split(":")[0]
+        return "abort: " + (gist if len(gist) <= 28 else gist[:27] + "…")
+    return text if len(text) <= 30 else text[:29] + "…"
 
 
 def timeline_figure(run: Run, *, title: str | None = None, figure: Any = None) -> Any:
@@ -52,6 +71,7 @@ def timeline_figure(run: Run, *, title: str | None = None, figure: Any = None) -
     row = {name: i for i, name in enumerate(lanes)}
     events = sorted(run.events, key=lambda e: e.tick)
     marks: dict[EventKind, tuple[list, list, list, list]] = {k: ([], [], [], []) for k, *_ in _MARKS}
+    hovers: dict[EventKind, list[str]] = {k: [] for k, *_ in _MARKS}
     lane_x: list[Any] = []
     lane_y: list[Any] = []
     wait_x: list[Any] = []
@@ -65,7 +85,8 @@ def timeline_figure(run: Run, *, title: str | None = None, figure: Any = None) -
         xs, ys, texts, positions = marks[e.kind]
         xs.append(e.tick)
         ys.append(row[e.txn])
-        texts.append(e.text.split(": waits")[0] + (" (waits)" if e.kind is EventKind.WAIT else ""))
+        texts.append(_short(e.text, e.kind))
+        hovers[e.kind].append(f"{e.txn}: {e.text}")
         positions.append("top center" if i % 2 == 0 else "bottom center")
         if e.kind is EventKind.WAIT:
             resume = next((f.tick for f in events if f.tick > e.tick and f.txn == e.txn), e.tick)
@@ -84,7 +105,7 @@ def timeline_figure(run: Run, *, title: str | None = None, figure: Any = None) -
             fig.add_trace(
                 go.Scatter(
                     x=xs, y=ys, mode="markers+text", name=legend, text=texts, textposition=positions,
-                    textfont={"size": 11}, hovertext=texts, hoverinfo="text",
+                    textfont={"size": 11}, hovertext=hovers[kind], hoverinfo="text",
                     marker={"color": color, "symbol": symbol, "size": 13, "line": {"color": color, "width": 2}},
                     showlegend=bool(xs),
                 )
@@ -98,6 +119,17 @@ def timeline_figure(run: Run, *, title: str | None = None, figure: Any = None) -
         n = len(events)
         fig.update_xaxes(range=[-0.8, max(n, 1) - 0.2], dtick=1, showgrid=False, zeroline=False)
     return fig
+
+
+def story_figure(name: str, level: Isolation | Rules, order: Sequence[str] | None = None) -> Any:
+    """Play the story ``name`` at ``level`` (its own interleaving unless ``order``) and draw its timeline,
+    with the verdict in the title."""
+    if name not in STORIES:
+        raise ValueError(f"name must be one of {list(STORIES)}, got {name!r}")
+    story = STORIES[name]
+    r = story.run(level, order)
+    verdict = f"went wrong: {story.violation}" if story.happened(r) else f"fine: {story.invariant}"
+    return timeline_figure(r, title=f"{story.title} — {level}: {verdict}")
 
 
 def _layout(nodes: list[str], cycle: list[str]) -> dict[str, tuple[float, float]]:
@@ -249,7 +281,9 @@ def findings_figure(
     import plotly.graph_objects as go
 
     rows = list(counts)
-    columns = sorted({a for c in counts.values() for a in c}) or ["(none)"]
+    order = {a.value: i for i, a in enumerate(Anomaly)}
+    columns = sorted({a for c in counts.values() for a in c}, key=lambda a: (order.get(a, len(order)), a))
+    columns = columns or ["(none)"]
     z = [[counts[r].get(a, 0) / max(runs[r], 1) for a in columns] for r in rows]
     text = [[f"{counts[r].get(a, 0)}/{runs[r]}" for a in columns] for r in rows]
     fig = go.Figure(

@@ -182,6 +182,12 @@ INTERACTIONS: dict[str, list[Step]] = {
         Choose("store", "CAP register, availability-first"),
         Slide("seed", presses=1),
     ],
+    "14-transactions-and-isolation": [
+        Choose("story", "phantom"),
+        Pick("serializable (2PL)"),
+        Slide("interleaving", presses=-3),
+        Click("story's order"),
+    ],
     "15-sagas": [
         Choose("failing step", "ship"),
         Choose("how", "crash after apply"),

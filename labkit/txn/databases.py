@@ -165,6 +165,7 @@ class _SqliteSession(Session):
         uri = f"file:{db.path}" + ("?cache=shared" if shared else "")
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=0)
         self.conn.execute("PRAGMA busy_timeout = 0")
+        self.conn.execute("PRAGMA synchronous = OFF")  # a throwaway file: no fsync per commit
         if shared:
             self.conn.execute("PRAGMA read_uncommitted = 1")
 
@@ -211,7 +212,11 @@ class _SqliteSession(Session):
 
 
 class SQLiteDatabase(Database):
-    """A SQLite database file in a temporary folder, in WAL mode (deleted by ``close()``)."""
+    """A SQLite database file in a temporary folder, in WAL mode (deleted by ``close()``).
+
+    Commits are not flushed to disk (``synchronous = OFF``): the file is thrown
+    away, and durability has nothing to do with isolation.
+    """
 
     name = "SQLite"
     levels = tuple(SqliteLevel)

@@ -82,8 +82,8 @@ def test_widget_walks_interleavings_and_levels():
     assert not STORIES["write skew"].happened(w.run) and "Fine" in w.verdict()
     w.set(story="dirty read")  # a new story starts at its own interleaving
     assert w.orders[w.params["interleaving"]] == STORIES["dirty read"].order
-    w.set(level=Isolation.READ_COMMITTED)
-    assert w.bad == 0
+    w.set(level="read committed")  # an Isolation's value is accepted too
+    assert w.params["level"] is Isolation.READ_COMMITTED and w.bad == 0
 
 
 def test_widget_refuses_bad_settings_and_keeps_the_old_ones():
@@ -93,7 +93,7 @@ def test_widget_refuses_bad_settings_and_keeps_the_old_ones():
         w.set(story="nope")
     with pytest.raises(ValueError, match="interleaving must be an int from 0 to 19"):
         w.set(interleaving=20)
-    with pytest.raises(TypeError, match="level must be an Isolation"):
+    with pytest.raises(ValueError, match="level must be a Isolation or one of 'no isolation'"):
         w.set(level="snapshot")
     with pytest.raises(ValueError, match="unknown settings"):
         w.set(seed=1)

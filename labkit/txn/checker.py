@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from labkit import validation as valid
 from labkit.txn.history import History, Txn, as_history, format_value
 
 __all__ = ["Anomaly", "Dep", "Edge", "Finding", "CheckResult", "check", "DDIA_NAMES"]
@@ -483,10 +484,8 @@ def check(history: Iterable[Txn], *, budget: int = 200_000, max_findings: int = 
     from labkit.txn.infer import infer
 
     h = as_history(history)
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"budget must be an int >= 1 (breadth-first search steps), got {budget!r}")
-    if isinstance(max_findings, bool) or not isinstance(max_findings, int) or max_findings < 1:
-        raise ValueError(f"max_findings must be an int >= 1, got {max_findings!r}")
+    valid.integer("budget", budget, ge=1, note="breadth-first search steps")
+    valid.integer("max_findings", max_findings, ge=1)
     t0 = time.perf_counter()
     inferred = infer(h)
     committed = [t.name for t in h if t.name in inferred.committed]

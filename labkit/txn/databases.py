@@ -49,7 +49,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from labkit import validation as v
+from labkit import validation as valid
 from labkit.txn.checker import CheckResult, check
 from labkit.txn.history import Fun, History, Op, Status, Txn, format_value
 from labkit.txn.run import OBSERVER, Append, Commit, Event, EventKind, Read, Step, _validate_programs
@@ -239,8 +239,7 @@ class SQLiteDatabase(Database):
         self._keeper = sqlite3.connect(f"file:{self.path}?cache=shared", uri=True, check_same_thread=False)
 
     def session(self, level: Enum) -> Session:
-        if level not in self.levels:
-            raise ValueError(f"level must be one of {[str(v) for v in self.levels]}, got {level!r}")
+        valid.one_of("level", level, self.levels)
         return _SqliteSession(self, level)  # type: ignore[arg-type]
 
     def close(self) -> None:
@@ -327,8 +326,7 @@ class PostgresDatabase(Database):
             self._monitor.execute("CREATE TABLE lists (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
 
     def session(self, level: Enum) -> Session:
-        if level not in self.levels:
-            raise ValueError(f"level must be one of {[str(v) for v in self.levels]}, got {level!r}")
+        valid.one_of("level", level, self.levels)
         return _PgSession(self, level)  # type: ignore[arg-type]
 
     def blocked(self, pid: int) -> bool:
@@ -578,10 +576,8 @@ def run_workload(
     is a client of its own and ``order`` lists program names. Each client has
     its own connection.
     """
-    if not isinstance(db, Database):
-        raise TypeError(f"db must be a Database (SQLiteDatabase or PostgresDatabase), got {db!r}")
-    if level not in db.levels:
-        raise ValueError(f"level must be one of {[str(v) for v in db.levels]}, got {level!r}")
+    valid.instance("db", db, Database)
+    valid.one_of("level", level, db.levels)
     progs = _validate_programs(programs)
     keys: set[Hashable] = set()
     for name, steps in progs.items():
@@ -690,10 +686,10 @@ def survey(
     **workload_args: Any,
 ) -> Survey:
     """Run :func:`workload` with seeds ``0..runs-1`` at each level (default: every level ``db`` offers)."""
-    v.integer("runs", runs, ge=1, le=1000)
+    valid.integer("runs", runs, ge=1, le=1000)
     levels = list(db.levels if levels is None else levels)
     for level in levels:
-        v.one_of("levels", level, db.levels)
+        valid.one_of("levels", level, db.levels)
     out = Survey()
     todo = [(level, seed) for level in levels for seed in range(runs)]
     bar = None
@@ -736,6 +732,6 @@ PAIRS: dict[str, tuple[dict[str, tuple[Step, ...]], tuple[str, ...], bool]] = {
 
 def run_pair(db: Database, name: str, level: Enum) -> DbRun:
     """Run the two-transaction workload ``PAIRS[name]`` on ``db`` at ``level``."""
-    v.one_of("name", name, PAIRS)
+    valid.one_of("name", name, PAIRS)
     programs, order, rmw = PAIRS[name]
     return run_workload(db, level, programs, order, read_modify_write=rmw)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from labkit import validation as valid
 from labkit.txn.checker import Anomaly
 from labkit.txn.history import History, Status, Txn, append, read, scan, write
 from labkit.txn.run import Append, Commit, Read, Run, Step, Write, random_schedule, run, serial_order
@@ -31,16 +32,6 @@ __all__ = [
     "GENERATORS",
     "with_noise",
 ]
-
-
-def _check_rng(rng: random.Random) -> None:
-    if not isinstance(rng, random.Random):
-        raise TypeError(f"rng must be a random.Random, got {rng!r}")
-
-
-def _check_count(name: str, value: int, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 def list_append_programs(
@@ -57,12 +48,13 @@ def list_append_programs(
     (rows of a database table). Appended elements are 1, 2, 3, ... per key, so
     each is unique.
     """
-    _check_rng(rng)
-    _check_count("txns", txns, 1)
-    _check_count("keys", keys, 1)
-    _check_count("max_ops", max_ops, 1)
-    if not 0.0 <= p_read <= 1.0:
-        raise ValueError(f"p_read must be a probability from 0 to 1, got {p_read!r}")
+    valid.instance("rng", rng, random.Random)
+    valid.integer("txns", txns, ge=1, le=1_000_000)
+    valid.integer("keys", keys, ge=1)
+    valid.integer("max_ops", max_ops, ge=1)
+    valid.probability("p_read", p_read)
+    if prefix is not None:
+        valid.string("prefix", prefix, empty=True)
     counters = [0] * keys
     out = {}
     for i in range(1, txns + 1):
@@ -205,11 +197,10 @@ def with_noise(rng: random.Random, anomaly: Anomaly, n: int = 2, noise: int = 10
 
     The noise runs serially on other keys, so it adds no anomaly of its own.
     """
-    _check_rng(rng)
-    _check_count("n", n, 2)
-    _check_count("noise", noise, 0)
-    if anomaly not in GENERATORS:
-        raise ValueError(f"anomaly must be one of {[a.value for a in GENERATORS]}, got {anomaly!r}")
+    valid.instance("rng", rng, random.Random)
+    valid.integer("n", n, ge=2, le=1000)
+    valid.integer("noise", noise, ge=0, le=100_000)
+    valid.one_of("anomaly", anomaly, GENERATORS)
     pattern = GENERATORS[anomaly](rng, n)
     background = list(serial_history(rng, noise, keys=3)) if noise else []
     background = [Txn(f"N{t.name}", t.ops, t.status) for t in background]

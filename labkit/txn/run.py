@@ -27,6 +27,7 @@ from enum import Enum
 from functools import cached_property
 from typing import Any
 
+from labkit import validation as valid
 from labkit.txn.checker import CheckResult, check
 from labkit.txn.history import History, Status, format_value
 from labkit.txn.store import Aborted, Blocked, Done, Isolation, Outcome, Rules, Store
@@ -176,8 +177,8 @@ class Run:
 
 
 def _validate_programs(programs: Mapping[str, Sequence[Step]]) -> dict[str, tuple[Step, ...]]:
-    if not isinstance(programs, Mapping) or not programs:
-        raise TypeError(f"programs must be a non-empty mapping of name to a list of steps, got {programs!r}")
+    valid.instance("programs", programs, Mapping)
+    valid.non_empty("programs", programs, "mapping of name to a list of steps")
     out = {}
     for name, steps in programs.items():
         if not isinstance(name, str) or not name or name in ("T0", OBSERVER):
@@ -238,10 +239,8 @@ def random_schedule(
     one after another, and the clients' turns are shuffled at random. Returns
     ``(clients, order)``.
     """
-    if not isinstance(rng, random.Random):
-        raise TypeError(f"rng must be a random.Random, got {rng!r}")
-    if isinstance(clients, bool) or not isinstance(clients, int) or clients < 1:
-        raise ValueError(f"clients must be an int >= 1, got {clients!r}")
+    valid.instance("rng", rng, random.Random)
+    valid.integer("clients", clients, ge=1, le=1000)
     progs = _validate_programs(programs)
     who: dict[str, list[str]] = {f"c{i}": [] for i in range(min(clients, len(progs)))}
     for i, name in enumerate(progs):

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from labkit import validation as valid
 from labkit.txn.history import Fun, Op, Status, Txn
 
 __all__ = [
@@ -274,10 +275,9 @@ class Store:
     """
 
     def __init__(self, rules: Isolation | Rules, initial: Mapping[Hashable, Any] | None = None) -> None:
+        valid.instance("rules", rules, (Isolation, Rules))
         if isinstance(rules, Isolation):
             rules = RULES[rules]
-        if not isinstance(rules, Rules):
-            raise TypeError(f"rules must be an Isolation or a Rules, got {rules!r}")
         self.rules = rules
         self.clock = 0  # the last commit timestamp handed out
         self.chains: dict[Hashable, list[_Version]] = {}
@@ -286,8 +286,7 @@ class Store:
         self.siread: dict[Hashable, set[str]] = {}  # SSI: who read which key
         self.siread_predicates: dict[str, set[str]] = {}  # SSI: who scanned which prefix
         if initial:
-            if not isinstance(initial, Mapping):
-                raise TypeError(f"initial must be a mapping of key to value, got {initial!r}")
+            valid.instance("initial", initial, Mapping)
             t0 = self._new("T0")
             t0.start_ts = 0
             for key, value in initial.items():
@@ -304,8 +303,7 @@ class Store:
 
     # -- transactions ------------------------------------------------------
     def _new(self, name: str) -> TxnState:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"a transaction's name must be a non-empty str, got {name!r}")
+        valid.string("name", name)
         if name in self.txns:
             raise ValueError(f"there is already a transaction named {name!r}")
         t = TxnState(name)
@@ -389,8 +387,7 @@ class Store:
 
     def scan(self, name: str, prefix: str) -> Outcome:
         """Read every key starting with ``prefix`` that has a value: a dict (a predicate read)."""
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, got {prefix!r}")
+        valid.string("prefix", prefix, empty=True)
         t = self._running(name)
         if (stop := self._doomed(t)) is not None:
             return stop

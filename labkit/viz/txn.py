@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from labkit import validation as valid
 from labkit.txn.checker import Anomaly, CheckResult, Dep, Edge
 from labkit.txn.history import Status
 from labkit.txn.run import EventKind, Run
@@ -65,8 +66,7 @@ def timeline_figure(run: Run, *, title: str | None = None, figure: Any = None) -
     """
     import plotly.graph_objects as go
 
-    if not isinstance(run, Run):
-        raise TypeError(f"run must be a labkit.txn.run.Run, got {type(run).__name__}")
+    valid.instance("run", run, Run)
     lanes = list(run.programs)
     row = {name: i for i, name in enumerate(lanes)}
     events = sorted(run.events, key=lambda e: e.tick)
@@ -124,8 +124,7 @@ def timeline_figure(run: Run, *, title: str | None = None, figure: Any = None) -
 def story_figure(name: str, level: Isolation | Rules, order: Sequence[str] | None = None) -> Any:
     """Play the story ``name`` at ``level`` (its own interleaving unless ``order``) and draw its timeline,
     with the verdict in the title."""
-    if name not in STORIES:
-        raise ValueError(f"name must be one of {list(STORIES)}, got {name!r}")
+    valid.one_of("name", name, STORIES)
     story = STORIES[name]
     r = story.run(level, order)
     verdict = f"went wrong: {story.violation}" if story.happened(r) else f"fine: {story.invariant}"
@@ -158,8 +157,7 @@ def graph_figure(
     """
     import plotly.graph_objects as go
 
-    if not isinstance(result, CheckResult):
-        raise TypeError(f"result must be a CheckResult (from labkit.txn.check), got {type(result).__name__}")
+    valid.instance("result", result, CheckResult)
     cycle_edges: tuple[Edge, ...] = result.cycle
     cycle = [e.src for e in cycle_edges]
     committed = [t.name for t in result.history if t.status is Status.COMMITTED]
@@ -343,10 +341,8 @@ class StoryWidget(LazyWidget):
         if unknown:
             raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
         p = {**self.params, **changes}
-        if p["story"] not in STORIES:
-            raise ValueError(f"story must be one of {list(STORIES)}, got {p['story']!r}")
-        if not isinstance(p["level"], Isolation):
-            raise TypeError(f"level must be an Isolation, got {p['level']!r}")
+        valid.one_of("story", p["story"], STORIES)
+        p["level"] = valid.enum_member("level", p["level"], Isolation)
         if (
             "story" in changes
             and changes["story"] != self.params.get("story")
@@ -357,8 +353,7 @@ class StoryWidget(LazyWidget):
         i = p["interleaving"]
         if i is None:
             i = orders.index(STORIES[p["story"]].order)
-        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(orders):
-            raise ValueError(f"interleaving must be an int from 0 to {len(orders) - 1}, got {i!r}")
+        valid.integer("interleaving", i, ge=0, le=len(orders) - 1, none=False)
         p["interleaving"] = i
         story = STORIES[p["story"]]
         self.orders = orders

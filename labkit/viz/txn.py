@@ -198,7 +198,11 @@ def graph_figure(
                                 showarrow=True, arrowhead=3, arrowsize=1.3, arrowwidth=2.6 if red else 1.2,
                                 arrowcolor=color, standoff=20, startstandoff=20, text=""))  # fmt: skip
         mx, my = x0o + 0.5 * dx + 1.6 * off * nx, y0o + 0.5 * dy + 1.6 * off * ny
+        # A label of a two-way pair sits on the outer side of its own line, so the two never overlap.
+        xanchor = "center" if not off or abs(nx) < 0.3 else ("left" if nx > 0 else "right")
+        yanchor = "middle" if not off or abs(ny) < 0.3 else ("bottom" if ny > 0 else "top")
         annotations.append(dict(x=mx, y=my, xref="x", yref="y", showarrow=False, text=", ".join(labels[:3]),
+                                xanchor=xanchor, yanchor=yanchor,
                                 font={"size": 12, "color": BAD_COLOR if red else "#666666"},
                                 bgcolor="rgba(255,255,255,0.85)"))  # fmt: skip
     node_colors = [BAD_COLOR if n in cycle else PALETTE[0] for n in nodes]

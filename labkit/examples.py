@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from labkit import validation as valid
 from labkit.sim import Context, Node, Simulator
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "heartbeat_cluster",
     "request_report",
 ]
+
+MAX_NODES_OR_REQUESTS = 10_000  # more simulated nodes, or requests per client, is a typo, not an experiment
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +114,10 @@ class Client(Node):
         max_attempts: int = 3,
     ) -> None:
         super().__init__(node_id)
-        if requests < 0:
-            raise ValueError(f"requests must be >= 0, got {requests!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts!r}")
-        self.server = server
+        self.server = valid.string("server", server)
+        valid.integer("requests", requests, ge=0, le=MAX_NODES_OR_REQUESTS)
+        valid.number("timeout", timeout, gt=0, unit="seconds")
+        valid.integer("max_attempts", max_attempts, ge=1)
         self.requests = requests
         self.timeout = timeout
         self.max_attempts = max_attempts
@@ -173,6 +173,7 @@ def request_response_cluster(
     ``network`` goes to :class:`~labkit.sim.Simulator` (latency, loss,
     duplication). ``server`` may be any Node class that answers Requests.
     """
+    valid.integer("clients", clients, ge=1, le=MAX_NODES_OR_REQUESTS)
     sim = Simulator(seed, **network)
     sim.add_node("server", server)
     for i in range(1, clients + 1):
@@ -221,8 +222,7 @@ class FloodBroadcast(Node):
 
 def broadcast_cluster(n: int = 5, seed: int = 0, **network: Any) -> Simulator:
     """``n`` :class:`FloodBroadcast` nodes ``"n1"``..``"nN"``; nothing sent yet."""
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    valid.integer("n", n, ge=1, le=MAX_NODES_OR_REQUESTS)
     sim = Simulator(seed, **network)
     for i in range(1, n + 1):
         sim.add_node(f"n{i}", FloodBroadcast)
@@ -278,6 +278,7 @@ class Heartbeat(Node):
 
 def heartbeat_cluster(seed: int = 0, n: int = 4, **network: Any) -> Simulator:
     """``n`` :class:`Heartbeat` nodes ``"n1"``..``"nN"``."""
+    valid.integer("n", n, ge=1, le=MAX_NODES_OR_REQUESTS)
     sim = Simulator(seed, **network)
     for i in range(1, n + 1):
         sim.add_node(f"n{i}", Heartbeat)
@@ -292,6 +293,7 @@ def request_report(sim: Simulator):  # -> pandas.DataFrame
     """
     import pandas as pd
 
+    valid.instance("sim", sim, Simulator)
     server = sim.node("server")
     applied = getattr(server, "applied", {})
     rows = [

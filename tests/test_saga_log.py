@@ -180,7 +180,7 @@ def test_any_iterable_with_a_terminal_record_sets_the_status(tmp_path, kind):
 
 def test_refuses_to_run_without_wal(tmp_path):
     # SQLite keeps an in-memory database in "memory" journal mode whatever we ask.
-    with pytest.raises(RuntimeError, match="WAL"):
+    with pytest.raises(ValueError, match="WAL"):
         SagaLog(":memory:")
     with SagaLog(tmp_path / "s.db") as log:
         assert log._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

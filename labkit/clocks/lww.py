@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from labkit import validation as valid
 from labkit.clocks.stamped import ClockedNode, Envelope, EventKind, Stamps, configure_clocks
 from labkit.sim import Context, Simulator
 from labkit.sim.latency import Latency
@@ -193,6 +194,7 @@ def run_lww(
         raise ValueError(f"nodes must be a sequence of distinct node ids, got {nodes!r}")
     if not writes:
         raise ValueError("writes must list at least one (true_time, node, value) write")
+    valid.number("settle", settle, ge=0, unit="seconds")
     sim = Simulator(seed, latency=latency)
     for nid in nodes:
         sim.add_node(nid, lambda n: LWWReplica(n, stamping))

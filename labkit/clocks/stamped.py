@@ -186,6 +186,7 @@ def configure_clocks(
     drifts: Mapping[str, float] | None = None,
 ) -> None:
     """Set each named node's clock offset (s) and drift (ppm) at the current time."""
+    valid.instance("sim", sim, Simulator)
     for name, m in (("offsets", offsets), ("drifts", drifts)):
         if m is not None and not isinstance(m, Mapping):
             raise TypeError(f"{name} must be a mapping of node id -> number, got {type(m).__name__}")
@@ -240,6 +241,7 @@ def clock_events(trace: Trace):  # -> pandas.DataFrame
     """
     import pandas as pd
 
+    valid.instance("trace", trace, Trace)
     rows = []
     for ev in trace.notes(EVENT_NOTE):
         s: Stamps = ev.detail["stamps"]

@@ -101,7 +101,7 @@ class VectorClock:
 
     def get(self, node: str) -> int:
         """Same as ``clock[node]``."""
-        return self[node]
+        return self[_check_node(node)]
 
     def as_dict(self) -> dict[str, int]:
         """The non-zero counters as a new dict."""

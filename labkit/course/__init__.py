@@ -33,9 +33,12 @@ commands.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from labkit import validation as valid
 
 __all__ = [
     "COURSE",
@@ -115,6 +118,7 @@ COURSE: tuple[Notebook, ...] = (
 
 def by_number(number: int) -> Notebook:
     """The notebook with this number; ``KeyError`` if the course has none."""
+    valid.integer("number", number, ge=0)
     for nb in COURSE:
         if nb.number == number:
             return nb
@@ -237,7 +241,10 @@ def sync(root: Path) -> list[str]:
 
 def problems(root: Path) -> list[str]:
     """Everything that is out of step with ``COURSE``, one sentence each (empty when in step)."""
-    root = Path(root)
+    root = Path(valid.instance("root", root, (str, os.PathLike)))
+    valid.require(
+        (root / "README.md").is_file(), "root", "the repository's folder (with README.md)", str(root)
+    )
     out = []
     numbers = [nb.number for nb in COURSE]
     if numbers != sorted(set(numbers)):

@@ -55,7 +55,9 @@ class Placement(Protocol):
 
 def make_keys(k: int, seed: int = 0, prefix: str = "key") -> list[str]:
     """``k`` distinct, reproducible pseudo-random key names like ``key:1f3a...``."""
-    valid.integer("k", k, ge=0)
+    valid.integer("k", k, ge=0, le=10_000_000)
+    valid.integer("seed", seed)
+    valid.string("prefix", prefix, empty=True)
     rng = random.Random(seed)
     # 64 random bits plus the index: distinct by construction, random-looking to the hash.
     return [f"{prefix}:{rng.getrandbits(64):016x}{i:x}" for i in range(k)]
@@ -63,7 +65,8 @@ def make_keys(k: int, seed: int = 0, prefix: str = "key") -> list[str]:
 
 def node_names(n: int, prefix: str = "node") -> list[str]:
     """``["node-0", "node-1", ...]``."""
-    valid.integer("n", n, ge=0)
+    valid.integer("n", n, ge=0, le=100_000)
+    valid.string("prefix", prefix, empty=True)
     return [f"{prefix}-{i}" for i in range(n)]
 
 
@@ -91,6 +94,8 @@ def _nodes_of(scheme: Any) -> list[str]:
 def assign(scheme: Any, keys: Iterable[str]) -> dict[str, str]:
     """``{key: node}`` for every key."""
     lookup = lookup_function(scheme)
+    if isinstance(keys, (str, bytes, Mapping)):
+        raise valid.ArgumentTypeError(f"keys must be a sequence of keys, got {valid.shown(keys)}")
     return {key: lookup(key) for key in keys}
 
 
@@ -143,7 +148,7 @@ def move_matrix(moved: pd.DataFrame) -> pd.DataFrame:
     """How many keys went from each node (rows) to each node (columns)."""
     import pandas as pd
 
-    if not {"from_node", "to_node"} <= set(moved.columns):
+    if not {"from_node", "to_node"} <= set(getattr(moved, "columns", ())):
         raise ValueError("moved must have from_node and to_node columns (use moved_keys())")
     return pd.crosstab(moved["from_node"], moved["to_node"])
 
@@ -212,7 +217,9 @@ def join_moves(
     if not keys:
         raise ValueError("keys must not be empty")
     for i, n in enumerate(counts):
-        valid.integer(f"node_counts[{i}]", n, ge=1)
+        valid.integer(f"node_counts[{i}]", n, ge=1, le=10_000)
+    valid.instance("schemes", schemes, Mapping)
+    valid.boolean("progress", progress)
     jobs = [(label, make, n) for label, make in schemes.items() for n in counts]
     if progress:
         from tqdm.auto import tqdm
@@ -247,6 +254,7 @@ def balance_table(schemes: Mapping[str, Any], keys: Sequence[str]) -> pd.DataFra
 
     if not keys:
         raise ValueError("keys must not be empty")
+    valid.instance("schemes", schemes, Mapping)
     rows = []
     for label, scheme in schemes.items():
         load = load_per_node(scheme, keys)["vs_mean"]

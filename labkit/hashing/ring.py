@@ -45,7 +45,9 @@ import mmh3
 from labkit import validation as valid
 from labkit.hashing.hashfuncs import HashFunction, check_key, mmh3_128
 
-__all__ = ["HashRing", "vnode_label", "check_node_name"]
+__all__ = ["HashRing", "vnode_label", "check_node_name", "MAX_VNODES"]
+
+MAX_VNODES = 100_000  # virtual nodes per node: far past the point where more stop evening the load
 
 _hash128 = mmh3.hash128
 
@@ -94,7 +96,7 @@ class HashRing:
         *,
         ring_size: int = 2**128,
     ) -> None:
-        self._vnodes = valid.integer("vnodes", vnodes, ge=1)
+        self._vnodes = valid.integer("vnodes", vnodes, ge=1, le=MAX_VNODES)
         if not callable(hash):
             raise TypeError(f"hash must be callable, got {type(hash).__name__}")
         self._hash = hash
@@ -159,6 +161,12 @@ class HashRing:
     def _count_for(self, weight: float) -> int:
         valid.number("weight", weight, gt=0)
         count = round(self._vnodes * weight)
+        valid.require(
+            count <= MAX_VNODES,
+            "weight",
+            f"at most {MAX_VNODES / self._vnodes:g} (at most {MAX_VNODES:,} virtual nodes per node)",
+            weight,
+        )
         if count < 1:
             raise ValueError(
                 f"weight {weight} gives {self._vnodes} * {weight} < 0.5 virtual nodes; "

@@ -141,6 +141,7 @@ def format_call(input: tuple) -> str:
 
 def format_op(op: Operation) -> str:
     """A short human description, e.g. ``client 2: write(3) -> None [1.0, 2.5]``."""
+    valid.instance("op", op, Operation)
     ret = "never returned" if op.pending else f"{op.ret:g}"
     out = "?" if op.output is UNKNOWN else repr(op.output)
     return f"client {op.client}: {format_call(op.input)} -> {out} [{op.call:g}, {ret}]"

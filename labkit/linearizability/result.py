@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from labkit import validation as valid
 from labkit.linearizability.history import UNKNOWN, Operation, format_call, format_op
 from labkit.linearizability.models import Model
 
@@ -147,6 +148,7 @@ def linearization_points(result: CheckResult) -> dict[int, float]:
     one, points of the longest partial linearization of the failing part and
     of the parts that passed. Operations with no point did not take effect.
     """
+    valid.instance("result", result, CheckResult)
     horizon = _horizon(result.history)
     points: dict[int, float] = {}
     for part in result.partitions:
@@ -221,6 +223,7 @@ def _explain_violation(result: CheckResult, part: PartitionResult) -> str:
 
 def explain(result: CheckResult) -> str:
     """The verdict in words (several lines)."""
+    valid.instance("result", result, CheckResult)
     if result.verdict is Verdict.LINEARIZABLE:
         return _explain_linearizable(result)
     part = result.failure

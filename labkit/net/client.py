@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from labkit import validation as valid
 from labkit.net.codec import FrameReader, Registry, WireError
 from labkit.net.messages import Hello
 from labkit.raft.messages import ClientReply, ClientRequest
@@ -55,6 +56,8 @@ def to_operations(records: list[Record]) -> list[Any]:
     """Records as :class:`labkit.linearizability.Operation` (unknown outcomes as ``UNKNOWN``)."""
     from labkit.linearizability import UNKNOWN, Operation
 
+    for i, r in enumerate(valid.instance("records", records, (list, tuple))):
+        valid.instance(f"records[{i}]", r, Record)
     return [
         Operation(r.client, r.call, r.ret, r.input, UNKNOWN if r.unknown else r.output)
         for r in sorted(records, key=lambda r: r.call)

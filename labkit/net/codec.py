@@ -27,6 +27,8 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from labkit import validation as valid
+
 __all__ = [
     "MAX_FRAME",
     "Registry",
@@ -54,7 +56,7 @@ class Registry:
     """
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        self.name = valid.string("name", name)
         self._by_name: dict[str, tuple[type, Callable[[Any], Any] | None, Callable[[Any], Any]]] = {}
         self._by_type: dict[type, tuple[str, Callable[[Any], Any]]] = {}
         self.early: frozenset[type] = frozenset()

@@ -102,8 +102,9 @@ class Workload:
     w: int = 1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.key, str):
-            raise TypeError(f"key must be a str, got {self.key!r}")
+        valid.string("key", self.key, empty=True)
+        valid.integer("r", self.r, ge=1)
+        valid.integer("w", self.w, ge=1)
         valid.probability("read_fraction", self.read_fraction)
         valid.number("think", self.think, ge=0, unit="seconds")
         valid.number("start", self.start, ge=0, unit="seconds")
@@ -121,9 +122,8 @@ class ClientNode(Node):
         self, node_id: str, coordinator: str, workload: Workload | None = None, timeout: float = 1.0
     ) -> None:
         super().__init__(node_id)
-        if workload is not None and not isinstance(workload, Workload):
-            raise TypeError(f"workload must be a Workload or None, got {workload!r}")
-        self.coordinator = coordinator
+        valid.instance("workload", workload, Workload, none=True)
+        self.coordinator = valid.string("coordinator", coordinator)
         self.workload = workload
         self.timeout = valid.number("timeout", timeout, gt=0, unit="seconds")
         self.ops: list[ClientOp] = []

@@ -25,6 +25,8 @@ def check_interval(name: str, value: object) -> float | None:
 
 def check_quorum(name: str, value: object, n: int) -> int:
     """Validate a read or write quorum size: an int in 1..n."""
+    valid.string("name", name)
+    valid.integer("n", n, ge=1)
     return valid.integer(name, value, ge=1, le=n, note=f"N={n}")
 
 

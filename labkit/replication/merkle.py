@@ -134,6 +134,8 @@ def diff(a: MerkleTree, b: MerkleTree) -> tuple[list[int], int]:
     (the root, then the children of the nodes that differed), which is what
     the replicas do over the network; the count is the total sent.
     """
+    valid.instance("a", a, MerkleTree)
+    valid.instance("b", b, MerkleTree)
     if a.depth != b.depth:
         raise ValueError(f"trees must have the same depth, got {a.depth} and {b.depth}")
     positions = [0]

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from labkit import validation as valid
 from labkit.replication.config import StoreConfig, check_interval
 from labkit.replication.coordinator import Coordinator
 from labkit.replication.merkle import MerkleTree, bucket_of
@@ -167,6 +168,7 @@ class ReplicaNode(Node):
 
     def local_versions(self, key: str) -> Siblings:
         """What this node would answer a read of ``key`` with (data and hints)."""
+        valid.string("key", key, empty=True)
         versions = self.data.get(key, ())
         for (_, k), hinted in self.hints.items():
             if k == key:
@@ -256,6 +258,7 @@ class ReplicaNode(Node):
 
 def check_replica(node: ReplicaNode) -> None:
     """Raise AssertionError unless the node's state is well formed."""
+    valid.instance("node", node, ReplicaNode)
     cfg = node.config
     for key, versions in node.data.items():
         # Invariant: a node stores data only for keys it is a home replica of.

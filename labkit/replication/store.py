@@ -308,6 +308,7 @@ class ReplicatedStore:
 
     def all_versions(self, key: str) -> Siblings:
         """Every version of ``key`` anywhere (home replicas and hints), reconciled."""
+        valid.string("key", key, empty=True)
         out: Siblings = ()
         res = self.config.resolution
         for node in self.config.nodes:

@@ -95,10 +95,9 @@ class Versioned:
     timestamp: float = 0.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.dot, Dot):
-            raise TypeError(f"dot must be a Dot(node, counter), got {self.dot!r}")
-        if not isinstance(self.context, VectorClock):
-            raise TypeError(f"context must be a VectorClock, got {self.context!r}")
+        valid.instance("dot", self.dot, Dot)
+        valid.instance("context", self.context, VectorClock)
+        valid.number("timestamp", self.timestamp, unit="seconds")
 
     @property
     def clock(self) -> VectorClock:
@@ -117,6 +116,13 @@ Siblings = tuple[Versioned, ...]
 """A key's versions, none superseded by another (empty: never written)."""
 
 
+def _check_siblings_arg(siblings: Any, name: str = "siblings") -> None:
+    if isinstance(siblings, (str, bytes)) or not isinstance(siblings, (tuple, list)):
+        raise valid.ArgumentTypeError(f"{name} must be a tuple of Versioned, got {valid.shown(siblings)}")
+    for i, v in enumerate(siblings):
+        valid.instance(f"{name}[{i}]", v, Versioned)
+
+
 def _lww_key(v: Versioned) -> tuple[float, Dot]:
     # Ties on the timestamp are broken by the dot, so every replica picks the same winner.
     return (v.timestamp, v.dot)
@@ -126,6 +132,9 @@ def reconcile(
     siblings: Siblings, incoming: Versioned, resolution: Resolution = Resolution.VECTOR_CLOCKS
 ) -> Siblings:
     """The sibling set after ``incoming`` arrives at a replica holding ``siblings``."""
+    _check_siblings_arg(siblings)
+    valid.instance("incoming", incoming, Versioned)
+    valid.instance("resolution", resolution, Resolution)
     if resolution is Resolution.LAST_WRITER_WINS:
         if not siblings:
             return (incoming,)
@@ -149,6 +158,8 @@ def merge_siblings(
 
 def context_of(siblings: Iterable[Versioned]) -> VectorClock:
     """The context of a read: a write carrying it supersedes every one of ``siblings``."""
+    siblings = tuple(siblings) if not isinstance(siblings, (str, bytes)) else siblings
+    _check_siblings_arg(siblings)
     ctx = VectorClock()
     for v in siblings:
         ctx = ctx.merge(v.clock)
@@ -157,14 +168,16 @@ def context_of(siblings: Iterable[Versioned]) -> VectorClock:
 
 def covers(siblings: Siblings, version: Versioned | Dot) -> bool:
     """True if ``version`` (or the write with this dot) is in ``siblings`` or was seen by one of them."""
+    _check_siblings_arg(siblings)
+    valid.instance("version", version, (Versioned, Dot))
     dot = version.dot if isinstance(version, Versioned) else version
-    if not isinstance(dot, Dot):
-        raise TypeError(f"version must be a Versioned or a Dot, got {version!r}")
     return any(s.dot == dot or dot.seen_by(s.context) for s in siblings)
 
 
 def check_siblings(siblings: Siblings, resolution: Resolution = Resolution.VECTOR_CLOCKS) -> None:
     """Raise AssertionError unless the set is well formed for ``resolution``."""
+    _check_siblings_arg(siblings)
+    valid.instance("resolution", resolution, Resolution)
     # Invariant: the dots are distinct and no sibling supersedes another;
     # under last-writer-wins there is at most one.
     if resolution is Resolution.LAST_WRITER_WINS:

@@ -315,7 +315,7 @@ class CircuitBreaker:
 
 def check_breaker_invariants(breaker: CircuitBreaker) -> None:
     """Raise AssertionError if the breaker's bookkeeping is inconsistent."""
-    b = breaker
+    b = valid.instance("breaker", breaker, CircuitBreaker)
     assert b._failures == sum(1 for ok in b._window if not ok), "failure count out of step with the window"
     assert len(b._window) <= b.config.window
     assert 0 <= b._probe_successes <= b._probes_admitted <= b.config.probes, "probe counts out of range"

@@ -93,6 +93,9 @@ def make_policies(
         ("shedding", shedding),
     ):
         valid.boolean(name, flag)
+    valid.integer("max_attempts", max_attempts, ge=1)
+    valid.integer("bulkhead_limit", bulkhead_limit, ge=1)
+    valid.instance("breaker_config", breaker_config, BreakerConfig, none=True)
     retry = None
     if retries:
         retry = RetryPolicy(

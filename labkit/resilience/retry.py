@@ -145,6 +145,8 @@ class RetryPolicy:
         # timeout: finite seconds > 0, or None.
         valid.integer("max_attempts", self.max_attempts, ge=1, note="1 = no retries")
         valid.instance("backoff", self.backoff, Backoff, none=True)
+        valid.number("budget_min_per_second", self.budget_min_per_second, ge=0, unit="retries/s")
+        valid.number("budget_window", self.budget_window, gt=0, unit="seconds")
         if self.budget_ratio is not None:
             RetryBudget(self.budget_ratio, self.budget_min_per_second, self.budget_window, clock=lambda: 0.0)
         timeout = valid.number("timeout", self.timeout, gt=0, unit="seconds", none=True)
@@ -157,6 +159,10 @@ class RetryPolicy:
 
     def make_budget(self, clock: Callable[[], float]) -> RetryBudget | None:
         """A fresh budget for one caller, or ``None`` when budgets are off."""
+        if not callable(clock):
+            raise valid.ArgumentTypeError(
+                f"clock must be a callable returning seconds, got {valid.shown(clock)}"
+            )
         if self.budget_ratio is None:
             return None
         return RetryBudget(self.budget_ratio, self.budget_min_per_second, self.budget_window, clock=clock)

@@ -11,6 +11,7 @@ tests and the widget all run exactly the same experiments.
 
 from __future__ import annotations
 
+from labkit import validation as valid
 from labkit.resilience.model import ChainModel, Fault
 from labkit.resilience.retry import Jitter
 from labkit.resilience.service import Policies, ServiceSpec
@@ -25,7 +26,7 @@ def slow_dependency(
     policies: Policies, *, seed: int = 1, fault: Fault | str = Fault.SLOW, until: float = 25.0
 ) -> ChainModel:
     """100 req/s (half checkout, half browse); C has ``fault`` during :data:`FAULT_WINDOW`."""
-    m = ChainModel(seed, rate=100.0, policies=policies)
+    m = ChainModel(seed, rate=100.0, policies=valid.instance("policies", policies, Policies))
     start, end = FAULT_WINDOW
     m.at(start, lambda m: m.set_fault("C", fault))
     m.at(end, lambda m: m.set_fault("C", Fault.NONE))
@@ -34,7 +35,7 @@ def slow_dependency(
 
 def retry_storm(policies: Policies, *, seed: int = 1, until: float = 25.0) -> ChainModel:
     """140 req/s; C has 2 workers (about 100 checkouts/s, 70 arrive) and is slow from 5 s to 6 s."""
-    m = ChainModel(seed, rate=140.0, policies=policies)
+    m = ChainModel(seed, rate=140.0, policies=valid.instance("policies", policies, Policies))
     m.update_service("C", workers=2)
     m.at(5.0, lambda m: m.set_fault("C", Fault.SLOW))
     m.at(6.0, lambda m: m.set_fault("C", Fault.NONE))
@@ -67,6 +68,8 @@ def thundering_herd(jitter: Jitter | str, *, seed: int = 3, max_attempts: int = 
 
 def overload(policies: Policies, *, seed: int = 4, until: float = 15.0) -> ChainModel:
     """300 checkouts/s, but C has 2 workers: it can serve about 100/s."""
-    m = ChainModel(seed, rate=300.0, mix={"checkout": 1.0}, policies=policies)
+    m = ChainModel(
+        seed, rate=300.0, mix={"checkout": 1.0}, policies=valid.instance("policies", policies, Policies)
+    )
     m.update_service("C", workers=2)
     return m.run(until)

@@ -190,8 +190,9 @@ class Service(Node):
 
     def __init__(self, node_id: str, spec: ServiceSpec, policies: Policies, stats: ServiceStats) -> None:
         super().__init__(node_id)
-        self.spec = spec
-        self.stats = stats
+        self.spec = valid.instance("spec", spec, ServiceSpec)
+        valid.instance("policies", policies, Policies)
+        self.stats = valid.instance("stats", stats, ServiceStats)
         self.now = 0.0
         self.queue: deque[_Job] = deque()
         self.busy = 0
@@ -508,8 +509,8 @@ class LoadGenerator(Node):
         stats: ClientStats,
     ) -> None:
         super().__init__(node_id)
-        self.target = target
-        self.stats = stats
+        self.target = valid.string("target", target)
+        self.stats = valid.instance("stats", stats, ClientStats)
         self._rid = 0
         self.set_load(rate, mix, deadline)
 

@@ -20,7 +20,8 @@ __all__ = ["Timeouts", "remaining"]
 
 def remaining(deadline: float | None, now: float) -> float:
     """Seconds left before ``deadline`` (``inf`` without one; may be negative)."""
-    return math.inf if deadline is None else deadline - now
+    valid.number("now", now, unit="seconds")
+    return math.inf if deadline is None else valid.number("deadline", deadline, unit="seconds") - now
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,8 @@ class Timeouts:
         runs past the deadline; a result <= 0 means the deadline has already
         passed and the call should not be made at all.
         """
+        valid.number("now", now, unit="seconds")
+        valid.number("deadline", deadline, unit="seconds", none=True)
         limit = self.per_call
         if self.propagate_deadline and deadline is not None:
             left = deadline - now
@@ -57,4 +60,5 @@ class Timeouts:
 
     def deadline_for_downstream(self, deadline: float | None) -> float | None:
         """The deadline to put on a downstream request (``None`` if not propagated)."""
+        valid.number("deadline", deadline, unit="seconds", none=True)
         return deadline if self.propagate_deadline else None

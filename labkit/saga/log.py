@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from labkit import validation as valid
 from labkit.sqlite_tx import WriteTransaction
 
 __all__ = ["LogKind", "LogRecord", "SagaStatus", "SagaLog", "TERMINAL"]
@@ -109,11 +110,15 @@ class SagaLog:
     """
 
     def __init__(self, path: str | os.PathLike, *, synchronous: str = "FULL") -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a file path (str or Path), got {path!r}")
-        if synchronous not in _SYNC:
-            raise ValueError(f"synchronous must be one of {_SYNC}, got {synchronous!r}")
-        self.path = os.fspath(path)
+        # path: a file on disk (the log must outlive the process); synchronous: one of _SYNC.
+        self.path = os.fspath(valid.instance("path", path, (str, os.PathLike)))
+        valid.require(
+            self.path not in ("", ":memory:"),
+            "path",
+            "a file on disk, not '' or ':memory:' (only a file has the WAL journal the log relies on)",
+            path,
+        )
+        valid.one_of("synchronous", synchronous, _SYNC)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is
         # exactly one transaction and nothing is committed behind our back.
         self._conn = sqlite3.connect(self.path, isolation_level=None)

@@ -260,6 +260,7 @@ def run_naive_saga(
     if crash_before is not None and crash_before not in NAIVE_CALLS:
         raise ValueError(f"crash_before must be None or one of {NAIVE_CALLS}, got {crash_before!r}")
     valid.integer("retries", retries, ge=0, le=10)
+    valid.number("timeout", timeout, gt=0, unit="seconds")
     valid.number("until", until, gt=0, unit="seconds")
     sim = Simulator(seed, latency=Fixed(0.01))
     build_services(sim, faults)

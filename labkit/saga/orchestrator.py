@@ -314,7 +314,7 @@ class Orchestrator(Node):
         self.definition = definition
         self.policy = policy
         self.crash_at = crash_at
-        self.synchronous = synchronous
+        self.synchronous = valid.one_of("synchronous", synchronous, ("OFF", "NORMAL", "FULL"))
         self.log: SagaLog | None = None
         self.sagas: dict[str, SagaState] = {}
         self.crashing = False

@@ -116,6 +116,9 @@ def build_services(
 
     A crash fault fires once: the restarted service is built without it.
     """
+    valid.instance("faults", faults, Mapping, none=True)
+    valid.instance("stock", stock, Mapping, none=True)
+    valid.instance("balance", balance, Mapping, none=True)
     faults = dict(faults or {})
     unknown = set(faults) - set(SERVICES)
     if unknown:
@@ -182,6 +185,9 @@ def _service(sim: Simulator, name: str) -> Service:
 
 def invariant_violations(effects: OrderEffects, order: Order, status: SagaStatus | None = None) -> list[str]:
     """Every way the end state breaks the saga invariant (empty: all good)."""
+    valid.instance("effects", effects, OrderEffects)
+    valid.instance("order", order, Order)
+    valid.instance("status", status, SagaStatus, none=True)
     problems = []
     outcome = effects.outcome(order)
     if outcome == "partial":
@@ -342,10 +348,13 @@ def run_order_saga(
     order = Order("order-1") if order is None else order
     if not isinstance(order, Order):
         raise TypeError(f"order must be an Order, got {order!r}")
+    if isinstance(crashes, (str, bytes, Mapping)):
+        raise valid.ArgumentTypeError(f"crashes must be a sequence of CrashPoint, got {valid.shown(crashes)}")
     crashes = tuple(crashes)
-    for c in crashes:
-        if not isinstance(c, CrashPoint):
-            raise TypeError(f"crashes must be CrashPoint instances, got {c!r}")
+    for i, c in enumerate(crashes):
+        valid.instance(f"crashes[{i}]", c, CrashPoint)
+    if workdir is not None:
+        valid.require(os.path.isdir(workdir), "workdir", "an existing folder or None", workdir)
     policy = SAGA_RETRY if policy is None else check_saga_policy(policy)
     valid.number("until", until, gt=0, unit="seconds")
     valid.number("down_for", down_for, ge=0, unit="seconds")

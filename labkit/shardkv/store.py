@@ -95,6 +95,11 @@ class ShardStore(KVStore):
 
     def __init__(self, group: str, config: ShardConfig, awaiting: frozenset[str] = frozenset()) -> None:
         super().__init__()
+        valid.instance("config", config, ShardConfig)
+        if isinstance(awaiting, (str, bytes)) or not isinstance(awaiting, (set, frozenset, list, tuple)):
+            raise valid.ArgumentTypeError(
+                f"awaiting must be a set of group names, got {valid.shown(awaiting)}"
+            )
         if group not in config.groups:
             raise ValueError(f"group {group!r} is not in config {config.groups}")
         self.group = group

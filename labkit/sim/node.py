@@ -23,6 +23,8 @@ import random
 from collections.abc import Container, Hashable, Mapping
 from typing import Any
 
+from labkit import validation as valid
+
 __all__ = ["Context", "Effects", "Node"]
 
 
@@ -174,7 +176,7 @@ class Node:
     """
 
     def __init__(self, node_id: str) -> None:
-        self.node_id = node_id
+        self.node_id = valid.string("node_id", node_id)
 
     def on_start(self, ctx: Context) -> None:
         """Called when the node boots and after every restart."""

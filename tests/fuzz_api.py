@@ -595,7 +595,9 @@ def _params(fn: Any) -> list[inspect.Parameter]:
     return [
         p
         for p in sig.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name != "self"
+        and not p.name.startswith("_")  # private: labkit's own plumbing
     ]
 
 

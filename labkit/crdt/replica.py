@@ -68,6 +68,9 @@ class Increment:
 
     n: int = 1
 
+    def __post_init__(self) -> None:
+        valid.integer("n", self.n, ge=1)
+
     def __call__(self, state: GCounter | PNCounter, replica: str, clock: float) -> Any:
         return state.increment(replica, self.n)
 
@@ -80,6 +83,9 @@ class Decrement:
     """Subtract ``n`` from a :class:`PNCounter`."""
 
     n: int = 1
+
+    def __post_init__(self) -> None:
+        valid.integer("n", self.n, ge=1)
 
     def __call__(self, state: PNCounter, replica: str, clock: float) -> PNCounter:
         return state.decrement(replica, self.n)

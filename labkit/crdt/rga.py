@@ -54,7 +54,7 @@ class RGA(StateCRDT):
     def __init__(
         self, elements: Mapping[Id, tuple[Id, Any]] | None = None, removed: Iterable[Id] = ()
     ) -> None:
-        elements = dict(elements or {})
+        elements = dict(valid.instance("elements", elements, Mapping, none=True) or {})
         for i, entry in elements.items():
             if not (
                 _is_id(i) and i != ROOT and isinstance(entry, tuple) and len(entry) == 2 and _is_id(entry[0])

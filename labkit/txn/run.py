@@ -55,11 +55,23 @@ OBSERVER = "end"
 """The name of the read-only transaction that reads every key after the run."""
 
 
+def _check_key(key: Any) -> None:
+    try:
+        hash(key)
+    except TypeError:
+        raise valid.ArgumentTypeError(
+            f"key must be hashable (a str or an int), got {valid.shown(key)}"
+        ) from None
+
+
 @dataclass(frozen=True, slots=True)
 class Read:
     """Read ``key``; what was read is in ``seen[key]`` for later steps."""
 
     key: Hashable
+
+    def __post_init__(self) -> None:
+        _check_key(self.key)
 
     def __str__(self) -> str:
         return f"r {self.key}"
@@ -75,6 +87,14 @@ class Write:
     value: Any
     when: Callable[[Mapping[Hashable, Any]], bool] | None = None
     show: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_key(self.key)
+        if self.when is not None and not callable(self.when):
+            raise valid.ArgumentTypeError(
+                f"when must be a function of seen, or None, got {valid.shown(self.when)}"
+            )
+        valid.instance("show", self.show, str, none=True)
 
     def __str__(self) -> str:
         shown = self.show or (format_value(self.value) if not callable(self.value) else "f(seen)")

@@ -102,7 +102,10 @@ EXCLUDED_PACKAGES = {
     "validation": "the checks themselves: what they refuse is tested value by value in tests/test_validation.py",
 }
 # Methods a driver calls, not a user: a node's handlers, called by the simulator with its own context.
-DRIVER_METHODS = ("on_start", "on_message", "on_timer", "on_crash", "on_payload", "on_restart", "on_recover")
+DRIVER_METHODS = (
+    "on_start", "on_message", "on_timer", "on_crash", "on_payload", "on_restart", "on_recover",
+    "observe",  # the invariant monitor's hook, called by the simulator after every event
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- good arguments

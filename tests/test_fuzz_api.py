@@ -17,8 +17,6 @@ from tests import fuzz_api as fuzz
 # Subpackages with findings left, and why. This list only shrinks: a subpackage that comes out
 # clean fails the test until it is removed from here.
 KNOWN: dict[str, str] = {
-    "raft": "fixed together with the raft restructure of issue 14 (node, client and log constructors)",
-    "shardkv": "the router and client handle share the raft client's code (issue 14); fixed with it",
     "sim": "Latency.sample and Trace.notes are on the simulator's hot path; fixed with its restructure",
     "viz": "the widgets get their checks with the widget base class of issue 14",
 }

@@ -134,3 +134,57 @@ def test_two_phase_coordinator_checks_its_arguments(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         TwoPhaseCoordinator("coordinator", **kwargs)
+
+
+# ---------------------------------------------------------------- raft
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"step": 0}, "step must be a finite number of seconds > 0"),
+        ({"timeout": math.inf}, "timeout must be a finite number of seconds > 0"),
+        ({"timeout": math.nan}, "timeout must be a finite number of seconds > 0"),
+        ({"step": -1}, "step must be a finite number of seconds > 0"),
+    ],
+)
+def test_run_until_refuses_a_wait_that_never_ends(kwargs, match):
+    from labkit.raft import RaftCluster
+
+    with pytest.raises(ValueError, match=match):
+        RaftCluster().run_until(lambda: False, **kwargs)
+
+
+def test_raft_log_refuses_terms_that_go_down():
+    from labkit.raft import LogEntry, RaftLog
+
+    log = RaftLog([LogEntry(1, "a"), LogEntry(3, "b")])
+    with pytest.raises(
+        ValueError, match=r"entries\[0\].term must be >= 3 \(terms never go down along a log\)"
+    ):
+        log.append([LogEntry(2, "c")])
+    with pytest.raises(ValueError, match=r"entries\[1\].term must be >= 2"):
+        RaftLog([LogEntry(2, "a"), LogEntry(1, "b")])
+    with pytest.raises(TypeError, match="entries must be a sequence of LogEntry"):
+        log.append(LogEntry(4, "d"))
+    log.append([LogEntry(3, "c"), LogEntry(4, "d")])
+    assert log.terms() == [1, 3, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda r: r.RaftNode(3, ("n2",)), "node_id must be a non-empty str"),
+        (lambda r: r.RaftNode("n1", "n2n3"), "peers must be a collection of server ids"),
+        (lambda r: r.RaftNode("n1", ("n2",), config="fast"), "config must be a RaftConfig"),
+        (lambda r: r.KVClient("c", "n1", []), "servers must be a tuple"),
+        (lambda r: r.KVClient("c", ("n1",), [], retry_timeout=0), "retry_timeout must be a finite number"),
+        (lambda r: r.KVClient("c", ("n1",), [], reads_anywhere=1), "reads_anywhere must be True or False"),
+        (lambda r: r.LogEntry(-1, "x"), "term must be an int >= 0"),
+        (lambda r: r.LogEntry("1", "x"), "term must be an int >= 0"),
+        (lambda r: r.Progress(0), "next_index must be an int >= 1"),
+    ],
+)
+def test_low_level_raft_constructors_check_their_arguments(build, match):
+    import labkit.raft
+
+    with pytest.raises(ValueError, match=match):
+        build(labkit.raft)

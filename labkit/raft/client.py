@@ -19,7 +19,7 @@ client with another idea of where a key's servers are.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from labkit import validation as valid
@@ -76,12 +76,16 @@ class KVClient(Node):
             raise TypeError(
                 f"next_server must be a function (servers, asked, hint) -> server, got {next_server!r}"
             )
+        # servers: the server ids (a tuple); history: the list every operation is added to;
+        # retry_timeout and backoff: finite seconds > 0 and >= 0; reads_anywhere: a bool.
         self.next_server = next_server
-        self.servers = servers
-        self.history = history
-        self.retry_timeout = retry_timeout
-        self.backoff = backoff
-        self.reads_anywhere = reads_anywhere
+        self.servers = valid.instance("servers", servers, tuple)
+        for i, s in enumerate(servers):
+            valid.string(f"servers[{i}]", s)
+        self.history = valid.instance("history", history, list)
+        self.retry_timeout = valid.number("retry_timeout", retry_timeout, gt=0, unit="seconds")
+        self.backoff = valid.number("backoff", backoff, ge=0, unit="seconds")
+        self.reads_anywhere = valid.boolean("reads_anywhere", reads_anywhere)
         self.target = 0  # which of _servers() is the presumed leader
         self.seq = 0
         self.current: HistoryEntry | None = None
@@ -237,9 +241,11 @@ class ClientHandle:
     """
 
     def __init__(self, sim: Simulator, name: str, keys: Sequence[str]) -> None:
-        self._sim = sim
-        self.name = name
-        self._keys = tuple(keys)
+        self._sim = valid.instance("sim", sim, Simulator)
+        self.name = valid.string("name", name)
+        if isinstance(keys, (str, bytes, Mapping)):
+            raise valid.ArgumentTypeError(f"keys must be a sequence of keys, got {valid.shown(keys)}")
+        self._keys = tuple(valid.string(f"keys[{i}]", k, empty=True) for i, k in enumerate(keys))
 
     def _invoke(self, op: tuple) -> HistoryEntry:
         return self._sim.call(self.name, lambda node, ctx: node.invoke(ctx, op))

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from labkit import validation as valid
 from labkit.history import HistoryEntry
 from labkit.raft.bugs import Bug, check_bugs, node_class
 from labkit.raft.client import ClientHandle, KVClient
@@ -33,6 +34,7 @@ from labkit.sim import Latency, Node, Simulator, Uniform
 __all__ = ["RaftCluster", "ClientHandle", "DEFAULT_LATENCY"]
 
 DEFAULT_LATENCY = Uniform(0.001, 0.004)  # one-way delay: a few milliseconds, some reordering
+MAX_RUN = 3600.0  # seconds of simulated time one run_until may wait (a cluster never falls silent)
 
 
 NodeFactory = Callable[[str, tuple[str, ...], RaftConfig], Node]
@@ -75,10 +77,9 @@ class RaftCluster:
         check: bool = True,
         strict: bool = True,
     ) -> None:
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"n must be an int number of servers, got {n!r}")
-        if not 1 <= n <= 15:
-            raise ValueError(f"n must be between 1 and 15 servers, got {n}")
+        valid.integer("n", n, ge=1, le=15, note="servers")
+        valid.boolean("check", check)
+        valid.boolean("strict", strict)
         self.bugs = check_bugs(bugs)
         self.config = RaftConfig(
             election_timeout=tuple(election_timeout),  # type: ignore[arg-type]
@@ -101,13 +102,7 @@ class RaftCluster:
             raise ValueError(
                 "give bugs and state_machine to the default servers, or a node_factory, not both"
             )
-        if (
-            isinstance(client_timeout, bool)
-            or not isinstance(client_timeout, (int, float))
-            or not client_timeout > 0
-        ):
-            raise ValueError(f"client_timeout must be a number of seconds > 0, got {client_timeout!r}")
-        self.client_timeout = float(client_timeout)
+        self.client_timeout = valid.number("client_timeout", client_timeout, gt=0, unit="seconds")
         self.sim = Simulator(seed, latency=latency, loss=loss, duplication=duplication)
         self.ids: tuple[str, ...] = tuple(f"n{i}" for i in range(1, n + 1))
         self.history: list[HistoryEntry] = []
@@ -180,6 +175,9 @@ class RaftCluster:
         """Run until ``condition()`` holds (checked every ``step`` s) or ``timeout`` s pass."""
         if not callable(condition):
             raise TypeError(f"condition must be a callable returning a bool, got {condition!r}")
+        # Both finite and > 0: step=0 would never advance time, timeout=inf never give up.
+        valid.number("timeout", timeout, gt=0, le=MAX_RUN, unit="seconds")
+        valid.number("step", step, gt=0, unit="seconds")
         deadline = self.sim.now + timeout
         while not condition():
             if self.sim.now >= deadline:

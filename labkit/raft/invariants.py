@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from labkit import validation as valid
 from labkit.raft.log import RaftLog
 from labkit.raft.messages import LogEntry
 from labkit.raft.node import Role
@@ -56,6 +57,8 @@ class InvariantViolation(AssertionError):
 
 def election_safety(leaders: Iterable[tuple[str, int]]) -> list[str]:
     """At most one leader per term, given ``(node, term)`` pairs of every leadership seen."""
+    if isinstance(leaders, (str, bytes)) or not isinstance(leaders, Iterable):
+        raise valid.ArgumentTypeError(f"leaders must be (node, term) pairs, got {valid.shown(leaders)}")
     by_term: dict[int, set[str]] = {}
     for node, term in leaders:
         by_term.setdefault(term, set()).add(node)
@@ -66,12 +69,19 @@ def election_safety(leaders: Iterable[tuple[str, int]]) -> list[str]:
     ]
 
 
-def _entries(log: RaftLog | Sequence[LogEntry]) -> list[LogEntry]:
+def _entries(log: RaftLog | Sequence[LogEntry], name: str = "log") -> list[LogEntry]:
+    if not isinstance(log, (RaftLog, list, tuple)):
+        raise valid.ArgumentTypeError(
+            f"{name} must be a RaftLog or a list of LogEntry, got {valid.shown(log)}"
+        )
+    for i, e in enumerate(log, 1):
+        valid.instance(f"{name}[{i}]", e, LogEntry)
     return list(log)
 
 
 def log_matching(logs: Mapping[str, RaftLog | Sequence[LogEntry]]) -> list[str]:
     """Log Matching over a snapshot of logs (node id -> log, 1-based order)."""
+    valid.instance("logs", logs, Mapping)
     out = []
     # For each (index, term) remember one node's prefix; compare the others to it.
     seen: dict[tuple[int, int], tuple[str, list[LogEntry]]] = {}
@@ -96,6 +106,8 @@ def leader_completeness(
     committed: Mapping[int, int], leader: str, log: RaftLog | Sequence[LogEntry]
 ) -> list[str]:
     """Every committed entry (index -> term) is in a new leader's log."""
+    valid.instance("committed", committed, Mapping)
+    valid.string("leader", leader)
     entries = _entries(log)
     out = []
     for i, t in sorted(committed.items()):
@@ -110,6 +122,7 @@ def leader_completeness(
 
 def state_machine_safety(applied: Mapping[str, Sequence[LogEntry]]) -> list[str]:
     """No two servers apply different entries at one index (node -> entries applied, in order)."""
+    valid.instance("applied", applied, Mapping)
     first: dict[int, tuple[str, LogEntry]] = {}
     out = []
     for node, entries in applied.items():
@@ -179,9 +192,13 @@ class InvariantMonitor:
     """
 
     def __init__(self, nodes: Callable[[str], Any], servers: Iterable[str], strict: bool = True) -> None:
+        if not callable(nodes):
+            raise valid.ArgumentTypeError(
+                f"nodes must be a function node id -> node, got {valid.shown(nodes)}"
+            )
         self._get_node = nodes  # node id -> live node or None
         self.servers = frozenset(servers)
-        self.strict = strict
+        self.strict = valid.boolean("strict", strict)
         self.violations: list[str] = []
         self.leaders: dict[int, str] = {}  # term -> leader
         self.committed: dict[int, int] = {}  # index -> term, everything ever committed

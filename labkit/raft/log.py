@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import overload
 
+from labkit import validation as valid
 from labkit.raft.messages import LogEntry
 
 __all__ = ["RaftLog"]
@@ -25,7 +26,8 @@ class RaftLog:
     __slots__ = ("_entries",)
 
     def __init__(self, entries: Iterable[LogEntry] = ()) -> None:
-        self._entries: list[LogEntry] = list(entries)
+        self._entries: list[LogEntry] = []
+        self.append(entries)
 
     # -- reading -----------------------------------------------------------
     def __len__(self) -> int:
@@ -70,6 +72,8 @@ class RaftLog:
 
     def entries(self, start: int = 1, limit: int | None = None) -> tuple[LogEntry, ...]:
         """Entries from ``start`` on (at most ``limit`` of them), as a tuple for a message."""
+        valid.integer("start", start, ge=1)
+        valid.integer("limit", limit, ge=0, none=True)
         stop = None if limit is None else start - 1 + limit
         return tuple(self._entries[start - 1 : stop])
 
@@ -83,7 +87,20 @@ class RaftLog:
 
     # -- changing ------------------------------------------------------------
     def append(self, entries: Iterable[LogEntry]) -> None:
-        """Add entries at the end."""
+        """Add entries at the end. Terms never go down along a log (a leader appends in its own
+        term, which is at least every term it holds), so an entry of a lower term is refused."""
+        if isinstance(entries, (LogEntry, str, bytes)) or not isinstance(entries, Iterable):
+            raise valid.ArgumentTypeError(
+                f"entries must be a sequence of LogEntry, got {valid.shown(entries)}"
+            )
+        entries = list(entries)
+        term = self.last_term
+        for i, e in enumerate(entries):
+            valid.instance(f"entries[{i}]", e, LogEntry)
+            valid.require(
+                e.term >= term, f"entries[{i}].term", f">= {term} (terms never go down along a log)", e.term
+            )
+            term = e.term
         self._entries.extend(entries)
 
     def truncate(self, last: int) -> None:

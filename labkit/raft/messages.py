@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from labkit import validation as valid
+
 __all__ = [
     "NOOP",
     "AppendEntries",
@@ -53,6 +55,9 @@ class LogEntry:
 
     term: int
     command: Any
+
+    def __post_init__(self) -> None:
+        valid.integer("term", self.term, ge=0)
 
 
 @dataclass(frozen=True, slots=True)

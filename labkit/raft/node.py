@@ -28,12 +28,12 @@ handler only where Figure 2 itself distinguishes roles.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
+from labkit import validation as valid
 from labkit.raft.log import RaftLog
 from labkit.raft.messages import (
     NOOP,
@@ -64,14 +64,6 @@ class Role(Enum):
     LEADER = "leader"
 
 
-def _seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True, slots=True)
 class RaftConfig:
     """Timing and behaviour of a Raft server.
@@ -92,23 +84,16 @@ class RaftConfig:
         et = self.election_timeout
         if not isinstance(et, (tuple, list)) or len(et) != 2:
             raise TypeError(f"election_timeout must be a (low, high) pair of seconds, got {et!r}")
-        low, high = _seconds("election_timeout low", et[0]), _seconds("election_timeout high", et[1])
-        if high < low:
-            raise ValueError(f"election_timeout must have low <= high, got {et!r}")
-        hb = _seconds("heartbeat_interval", self.heartbeat_interval)
+        low = valid.number("election_timeout low", et[0], gt=0, unit="seconds")
+        high = valid.number("election_timeout high", et[1], ge=low, unit="seconds", note="low <= high")
+        hb = valid.number("heartbeat_interval", self.heartbeat_interval, gt=0, unit="seconds")
         if hb >= low:
             raise ValueError(
                 f"heartbeat_interval ({hb}) must be shorter than the election timeout's low end ({low}); "
                 "otherwise followers time out on a healthy leader"
             )
-        if (
-            isinstance(self.max_entries, bool)
-            or not isinstance(self.max_entries, int)
-            or self.max_entries < 1
-        ):
-            raise ValueError(f"max_entries must be an int >= 1, got {self.max_entries!r}")
-        if not isinstance(self.noop, bool):
-            raise TypeError(f"noop must be True or False, got {self.noop!r}")
+        valid.integer("max_entries", self.max_entries, ge=1)
+        valid.boolean("noop", self.noop)
         object.__setattr__(self, "election_timeout", (low, high))
         object.__setattr__(self, "heartbeat_interval", hb)
 
@@ -157,10 +142,17 @@ class RaftNode(Node):
         state_machine: Callable[[], StateMachine] = KVStore,
     ) -> None:
         super().__init__(node_id)
-        self.peers = tuple(p for p in peers if p != node_id)
-        self.config = config if config is not None else RaftConfig()
-        if not isinstance(self.config, RaftConfig):
-            raise TypeError(f"config must be a RaftConfig, got {config!r}")
+        # peers: the other servers' ids; config: a RaftConfig; state_machine: a factory.
+        if isinstance(peers, (str, bytes)) or not isinstance(peers, Iterable):
+            raise valid.ArgumentTypeError(
+                f"peers must be a collection of server ids, got {valid.shown(peers)}"
+            )
+        self.peers = tuple(valid.string("peers[i]", p) for p in peers if p != node_id)
+        self.config = valid.instance("config", config, RaftConfig, none=True) or RaftConfig()
+        if not callable(state_machine):
+            raise valid.ArgumentTypeError(
+                f"state_machine must be a factory, got {valid.shown(state_machine)}"
+            )
         # Persistent state (loaded in on_start).
         self.current_term = 0
         self.voted_for: str | None = None

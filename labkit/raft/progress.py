@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from labkit import validation as valid
 from labkit.raft.messages import AppendEntriesReply
 
 __all__ = ["Progress", "quorum_match_index"]
@@ -45,7 +46,7 @@ class Progress:
     __slots__ = ("next_index", "match_index", "_inflight", "_sent_at")
 
     def __init__(self, next_index: int) -> None:
-        self.next_index = next_index
+        self.next_index = valid.integer("next_index", next_index, ge=1)
         self.match_index = 0
         # The last index of the AppendEntries with entries awaiting an answer
         # (0: none) and when it left.

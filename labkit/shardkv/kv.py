@@ -299,6 +299,8 @@ class ShardedKV:
         With ``wait`` the simulation runs until the move is complete (or
         ``timeout`` simulated seconds pass; the move then continues in later runs).
         """
+        valid.boolean("wait", wait)
+        valid.number("timeout", timeout, gt=0, le=MAX_RUN, unit="seconds")
         if any(m.phase is Phase.MOVING for m in self.migrations):
             raise ValueError("a group is still joining; let that move finish first")
         if name is None:
@@ -370,6 +372,8 @@ class ShardedKV:
         """The history (of one client, or all) as :class:`labkit.linearizability.Operation` records."""
         from labkit.linearizability.adapters import from_raft
 
+        if client is not None:
+            valid.string("client", client)
         return from_raft(h for h in self.history if client is None or h.client == client)
 
     def check(self, timeout: float | None = 10.0) -> Any:

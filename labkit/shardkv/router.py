@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import validation as valid
 from labkit.history import HistoryEntry
 from labkit.raft.client import RETRY_TIMER, KVClient, NextServer, follow_hint_or_next
 from labkit.shardkv.store import ShardConfig, WrongGroup
@@ -43,6 +44,10 @@ class Directory:
     config: ShardConfig
     servers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        valid.instance("config", self.config, ShardConfig)
+        valid.instance("servers", self.servers, dict)
+
 
 class ShardRouter(KVClient):
     """A simulated client node of the sharded store; one operation at a time.
@@ -60,7 +65,7 @@ class ShardRouter(KVClient):
         backoff: float = 0.02,
         next_server: NextServer = follow_hint_or_next,
     ) -> None:
-        self.directory = directory
+        self.directory = valid.instance("directory", directory, Directory)
         self.group = ""  # the group the current operation is bound to ("" once refused)
         self.targets: dict[str, int] = {}  # group -> which of its servers is the presumed leader
         super().__init__(

@@ -20,8 +20,8 @@ import pytest
 
 from labkit.txn import EXPECTED, RULES, STORIES, Anomaly, Isolation, Status, Store, check
 from labkit.txn.generate import random_run
-from labkit.txn.run import Append, Commit, Read, Scan, Write, count_interleavings, interleavings, run
-from labkit.txn.store import Blocked, Done, View
+from labkit.txn.run import Abort, Append, Commit, Read, Scan, Write, count_interleavings, interleavings, run
+from labkit.txn.store import Aborted, Blocked, Done, View
 
 RUNS = 40  # random workloads per level (30 transactions, 3 clients, 4 keys): about 2 s in all
 
@@ -112,6 +112,25 @@ def test_the_checker_catches_a_level_with_one_rule_removed(broken, level, anomal
         seen.update(random_run(random.Random(seed), rules, txns=30, keys=4, registers=True).result.anomalies)
         seen.update(random_run(random.Random(seed), rules, txns=30, keys=4).result.anomalies)
     assert seen[anomaly] > 0, (broken, seen)
+
+
+@pytest.mark.parametrize("level", list(Isolation))
+def test_the_store_invariants_hold_after_every_step(level):
+    for seed in range(15):
+        random_run(random.Random(seed), level, txns=25, keys=3, check_invariants=True)
+        random_run(random.Random(seed), level, txns=25, keys=3, registers=True, check_invariants=True)
+
+
+def test_a_broken_abort_breaks_an_invariant(monkeypatch):
+    # Plant a bug: abort forgets to remove the transaction's versions.
+    def sloppy_abort(self, t, reason):
+        t.status, t.abort_reason = Status.ABORTED, reason
+        self.locks.release(t.name)
+        return Aborted(reason)
+
+    monkeypatch.setattr(Store, "_abort", sloppy_abort)
+    with pytest.raises(AssertionError, match="keeps versions of aborted"):
+        run({"T1": [Write("x", 1), Abort()]}, None, Isolation.READ_COMMITTED, check_invariants=True)
 
 
 def test_runs_are_deterministic():

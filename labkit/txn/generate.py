@@ -90,12 +90,13 @@ def random_run(
     clients: int = 3,
     registers: bool = False,
     max_ops: int = 4,
+    check_invariants: bool = False,
 ) -> Run:
     """Random programs run at ``isolation`` in a random interleaving of ``clients`` clients."""
     make = register_programs if registers else list_append_programs
     programs = make(rng, txns, keys, max_ops)
     who, order = random_schedule(rng, programs, clients)
-    return run(programs, order, isolation, clients=who)
+    return run(programs, order, isolation, clients=who, check_invariants=check_invariants)
 
 
 def serial_history(rng: random.Random, txns: int = 20, keys: int = 4, registers: bool = False) -> History:

@@ -274,8 +274,9 @@ class _Driver:
     """Plays an order of turns on a store: clients, waits, owed turns, deadlocks."""
 
     def __init__(
-        self, programs: dict[str, tuple[Step, ...]], store: Store, clients: dict[str, list[str]]
+        self, programs: dict[str, tuple[Step, ...]], store: Store, clients: dict[str, list[str]], check: bool
     ) -> None:
+        self.check_invariants = check
         self.programs = programs
         self.store = store
         self.queue = {c: list(names) for c, names in clients.items()}
@@ -333,6 +334,12 @@ class _Driver:
 
     def attempt(self, name: str) -> bool:
         """Try ``name``'s next step. False if it is (still) blocked."""
+        progressed = self._attempt(name)
+        if self.check_invariants and (problems := self.store.invariants()):
+            raise AssertionError(f"after {name}'s step: " + "; ".join(problems))
+        return progressed
+
+    def _attempt(self, name: str) -> bool:
         step = self.programs[name][self.pc[name]]
         outcome, kind, text = self.apply(name, step)
         if isinstance(outcome, Blocked):
@@ -413,6 +420,7 @@ def run(
     *,
     clients: Mapping[str, Sequence[str]] | None = None,
     observe: bool = True,
+    check_invariants: bool = False,
 ) -> Run:
     """Run ``programs`` on a fresh store in the interleaving ``order`` (default: one after another).
 
@@ -422,6 +430,8 @@ def run(
     ``clients`` (client name -> the programs it runs, one after another),
     ``order`` lists client names instead, each as many times as its programs
     have steps. With ``observe``, a last transaction ``end`` reads every key.
+    With ``check_invariants``, the store's invariants are checked after every
+    step (:meth:`~labkit.txn.store.Store.invariants`; an ``AssertionError`` if one fails).
     """
     progs = _validate_programs(programs)
     if clients is None:
@@ -450,7 +460,7 @@ def run(
                 f"order must give {name} exactly {n} turns (one per step), it gives {order.count(name)}"
             )
     store = Store(isolation, initial)
-    driver = _Driver(progs, store, who)
+    driver = _Driver(progs, store, who, valid.boolean("check_invariants", check_invariants))
     driver.play(order)
     final = store.committed_state()
     if observe:

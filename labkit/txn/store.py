@@ -355,6 +355,37 @@ class Store:
                 return v.writer.commit_ts
         return 0
 
+    def invariants(self) -> list[str]:
+        """What must hold between any two operations, at every level; empty when it all holds."""
+        problems = []
+        stamps = [t.commit_ts for t in self.txns.values() if t.status is Status.COMMITTED and t.name != "T0"]
+        # Invariant: commit timestamps are unique, at most the clock; only committed transactions have one.
+        if len(stamps) != len(set(stamps)) or any(ts > self.clock for ts in stamps):
+            problems.append(
+                f"commit timestamps {sorted(stamps)} are not unique or exceed the clock {self.clock}"
+            )
+        for t in self.txns.values():
+            if (t.commit_ts is not None) != (t.status is Status.COMMITTED):
+                problems.append(f"{t.name} is {t.status} with commit timestamp {t.commit_ts}")
+        for key, chain in self.chains.items():
+            # Invariant: an abort leaves no version behind.
+            gone = sorted({v.writer.name for v in chain if v.writer.status is Status.ABORTED})
+            if gone:
+                problems.append(f"{key} keeps versions of aborted {gone}")
+            # Invariant: with write locks, a key's uncommitted versions are its lock holder's.
+            if self.rules.write_locks:
+                running = {v.writer.name for v in chain if v.writer.active}
+                if running and running != {self.locks.exclusive.get(key)}:
+                    problems.append(f"{key} has uncommitted versions of {sorted(running)} but is locked by "
+                                    f"{self.locks.exclusive.get(key)}")  # fmt: skip
+        # Invariant: locks are held by running transactions only, and exclusive excludes shared.
+        for key, holder in self.locks.exclusive.items():
+            if not self.txns[holder].active:
+                problems.append(f"{holder} ended but holds the exclusive lock on {key}")
+            if self.locks.shared.get(key, set()) - {holder}:
+                problems.append(f"{key} is locked exclusively by {holder} and shared by others")
+        return problems
+
     def committed_state(self) -> dict[Hashable, Any]:
         """The latest committed value of every key."""
         out = {}

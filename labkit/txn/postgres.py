@@ -27,7 +27,6 @@ import atexit
 import contextlib
 import glob
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -69,10 +68,11 @@ def find_postgres_bin() -> Path | None:
     return max(candidates)[1] if candidates else None
 
 
-def _run_as() -> pwd.struct_passwd | None:
+def _run_as() -> Any:
     """The unprivileged user to run the server as when we are root (None when we are not root)."""
-    if os.geteuid() != 0:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return None
+    import pwd  # Unix only, and only needed as root
     name = os.environ.get("LABKIT_PG_USER", "postgres")
     try:
         return pwd.getpwnam(name)

@@ -73,6 +73,7 @@ def _run_as() -> Any:
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return None
     import pwd  # Unix only, and only needed as root
+
     name = os.environ.get("LABKIT_PG_USER", "postgres")
     try:
         return pwd.getpwnam(name)

@@ -18,6 +18,7 @@ from labkit.broadcast import (
     BroadcastHistory,
     CausalBroadcast,
     Event,
+    EventKind,
     FifoBroadcast,
     Msg,
     Packet,
@@ -276,7 +277,7 @@ def m(origin, seq, body=None):
 
 
 def H(*events, correct=None):
-    evs = [Event(float(i), kind, node, msg) for i, (kind, node, msg) in enumerate(events)]
+    evs = [Event(float(i), EventKind(kind), node, msg) for i, (kind, node, msg) in enumerate(events)]
     return BroadcastHistory(evs, sorted({e.node for e in evs}), correct)
 
 

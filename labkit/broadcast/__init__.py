@@ -30,7 +30,7 @@ from labkit.broadcast.checks import (
     history,
 )
 from labkit.broadcast.messages import Ack, Forward, Msg, Packet, Sequenced, carried
-from labkit.broadcast.node import BroadcastNode
+from labkit.broadcast.node import BroadcastNode, EventKind
 from labkit.broadcast.protocols import (
     BestEffortBroadcast,
     CausalBroadcast,
@@ -50,6 +50,7 @@ __all__ = [
     "BroadcastRun",
     "CausalBroadcast",
     "Event",
+    "EventKind",
     "FifoBroadcast",
     "Forward",
     "HoldBackBroadcast",

@@ -35,11 +35,13 @@ from enum import Enum
 from typing import Any
 
 from labkit.broadcast.messages import Msg
+from labkit.broadcast.node import EventKind
 from labkit.sim import Kind, Simulator, Trace
 
 __all__ = [
     "BroadcastHistory",
     "Event",
+    "EventKind",
     "Property",
     "Violation",
     "check_agreement",
@@ -66,10 +68,10 @@ class Property(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A broadcast or a delivery: ``kind`` is ``"broadcast"`` or ``"deliver"``."""
+    """A broadcast or a delivery of ``msg`` at ``node``."""
 
     time: float
-    kind: str
+    kind: EventKind
     node: str
     msg: Msg
 
@@ -103,18 +105,21 @@ class BroadcastHistory:
 
     @property
     def broadcasts(self) -> list[Event]:
-        return [e for e in self.events if e.kind == "broadcast"]
+        return [e for e in self.events if e.kind is EventKind.BROADCAST]
 
     @property
     def deliveries(self) -> list[Event]:
-        return [e for e in self.events if e.kind == "deliver"]
+        return [e for e in self.events if e.kind is EventKind.DELIVER]
 
     def delivered(self, node: str) -> list[Msg]:
         """What ``node`` delivered, in order."""
-        return [e.msg for e in self.events if e.kind == "deliver" and e.node == node]
+        return [e.msg for e in self.events if e.kind is EventKind.DELIVER and e.node == node]
 
     def __repr__(self) -> str:
         return f"BroadcastHistory({len(self.broadcasts)} broadcasts, {len(self.deliveries)} deliveries)"
+
+
+_KINDS = {k.value: k for k in EventKind}
 
 
 def history(source: Simulator | Trace, correct: Iterable[str] | None = None) -> BroadcastHistory:
@@ -132,8 +137,8 @@ def history(source: Simulator | Trace, correct: Iterable[str] | None = None) -> 
         raise TypeError(f"source must be a Simulator or a Trace, got {type(source).__name__}")
     events = []
     for r in trace.rows:
-        if r[1] is Kind.STATE and r[8] in ("broadcast", "deliver"):
-            events.append(Event(r[0], r[8], r[2], r[9]["msg"]))
+        if r[1] is Kind.STATE and r[8] in _KINDS:
+            events.append(Event(r[0], _KINDS[r[8]], r[2], r[9]["msg"]))
             if r[2] not in nodes:
                 nodes.append(r[2])
     return BroadcastHistory(events, nodes, correct)
@@ -154,7 +159,7 @@ def check_integrity(h: BroadcastHistory) -> list[Violation]:
     sent: set[tuple[str, int]] = set()
     seen: set[tuple[str, tuple[str, int]]] = set()
     for e in h.events:
-        if e.kind == "broadcast":
+        if e.kind is EventKind.BROADCAST:
             sent.add(e.msg.id)
             continue
         if e.msg.id not in sent:
@@ -260,7 +265,7 @@ def _causal_pasts(h: BroadcastHistory) -> dict[tuple[str, int], dict[str, int]]:
     for e in h.events:
         vec = knows.setdefault(e.node, {})
         m = e.msg
-        if e.kind == "broadcast":
+        if e.kind is EventKind.BROADCAST:
             past[m.id] = dict(vec)
             vec[m.origin] = max(vec.get(m.origin, 0), m.seq)
         elif m.id in past:  # delivering m: its causal past, and m itself, happened before

@@ -32,6 +32,7 @@ never to a crashed node. Nodes are crash-stop: a crashed node stays down.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 from labkit import validation as valid
@@ -39,9 +40,17 @@ from labkit.broadcast.messages import Ack, Msg, Packet
 from labkit.clocks import VectorClock
 from labkit.sim import Context, Node
 
-__all__ = ["BroadcastNode", "RETRANSMIT_TIMER", "OnDeliver"]
+__all__ = ["RETRANSMIT_TIMER", "BroadcastNode", "EventKind", "OnDeliver"]
 
 RETRANSMIT_TIMER = "retransmit"
+
+
+class EventKind(StrEnum):
+    """What a node did with a message: the name of the note it leaves in the trace."""
+
+    BROADCAST = "broadcast"
+    DELIVER = "deliver"
+
 
 OnDeliver = Callable[["BroadcastNode", Context, Msg], None]
 
@@ -78,7 +87,7 @@ class BroadcastNode(Node):
         """Broadcast ``body`` to every node (this one included); returns the message."""
         msg = Msg(self.node_id, self._next_seq, body, self.dependencies())
         self._next_seq += 1
-        ctx.note("broadcast", msg=msg)
+        ctx.note(EventKind.BROADCAST.value, msg=msg)
         self.on_broadcast(ctx, msg)
         return msg
 
@@ -86,7 +95,7 @@ class BroadcastNode(Node):
         """Hand ``msg`` to the application: record it, note it, run ``on_deliver``."""
         self.delivered.append(msg)
         self._delivered_ids.add(msg.id)
-        ctx.note("deliver", msg=msg)
+        ctx.note(EventKind.DELIVER.value, msg=msg)
         if self.on_deliver is not None:
             self.on_deliver(self, ctx, msg)
 

@@ -20,6 +20,7 @@ from labkit import validation as valid
 from labkit.broadcast import (
     Ack,
     BroadcastRun,
+    EventKind,
     Msg,
     Packet,
     Property,
@@ -104,7 +105,7 @@ def broadcast_diagram(
     held_y: list[Any] = []
     for e in run.history.events:
         y = lane[e.node]
-        if e.kind == "broadcast":
+        if e.kind is EventKind.BROADCAST:
             s = series["broadcast"]
             s["hover"].append(f"{e.node} broadcasts {e.msg} at {e.time:.3f}s")
         else:
@@ -120,7 +121,7 @@ def broadcast_diagram(
         s["x"].append(e.time)
         s["y"].append(y)
         s["text"].append(str(e.msg))
-        if e.kind == "deliver":  # one label per cluster of deliveries, in delivery order
+        if e.kind is EventKind.DELIVER:  # one label per cluster of deliveries, in delivery order
             bad_one = (e.node, e.msg.id) in bad
             labels["x"].append(e.time)
             labels["y"].append(y)

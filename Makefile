@@ -10,7 +10,7 @@ PYTEST := $(BIN)/python -m pytest
 # nbgrader calls alembic as a subprocess: the venv's bin must be on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install lab test check lint format unit notebooks grading browser student course bench clean
+.PHONY: install lab test test-slow check lint format unit notebooks grading browser student course bench clean
 
 install: $(STAMP)
 
@@ -33,9 +33,13 @@ format: $(STAMP)
 
 # The whole suite: lint, unit and property tests, every notebook through
 # nbval, the grading round trip and the browser checks, spread over $(JOBS)
-# processes (one notebook or test file per process at a time).
+# processes (one notebook or test file per process at a time). Longer
+# randomized runs are marked slow and run with make test-slow.
 test: lint
-	$(PYTEST) -n $(JOBS) --dist loadfile --durations=15 --nbval-lax tests notebooks
+	$(PYTEST) -n $(JOBS) --dist loadfile --durations=15 -m "not slow" --nbval-lax tests notebooks
+
+test-slow: $(STAMP)
+	$(PYTEST) -n $(JOBS) --dist loadfile --durations=15 -m slow tests
 
 # Fast inner loop: lint, unit tests, and the notebooks changed since HEAD.
 CHANGED_NBS = $(shell git diff --name-only HEAD -- 'notebooks/*.ipynb'; git ls-files --others --exclude-standard -- 'notebooks/*.ipynb')

@@ -17,7 +17,6 @@ from tests import fuzz_api as fuzz
 # Subpackages with findings left, and why. This list only shrinks: a subpackage that comes out
 # clean fails the test until it is removed from here.
 KNOWN: dict[str, str] = {
-    "sim": "Latency.sample and Trace.notes are on the simulator's hot path; fixed with its restructure",
     "viz": "the widgets get their checks with the widget base class of issue 14",
 }
 

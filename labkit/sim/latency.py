@@ -8,20 +8,25 @@ network (DDIA ch. 8, "Unreliable Networks").
 
 from __future__ import annotations
 
-import math
+import numbers
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
+
+from labkit import validation as valid
 
 __all__ = ["Latency", "Fixed", "Uniform", "Exponential", "as_latency"]
 
 
 def _check_delay(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
-    return float(value)
+    return valid.number(name, value, ge=0, unit="seconds")
+
+
+def _check_rng(rng: Any) -> None:
+    # On the simulator's hot path (one call per message): the cheapest test first.
+    if type(rng) is not random.Random and not isinstance(rng, random.Random):
+        raise valid.ArgumentTypeError(f"rng must be a random.Random, got {valid.shown(rng)}")
 
 
 class Latency(ABC):
@@ -49,6 +54,7 @@ class Fixed(Latency):
         object.__setattr__(self, "delay", _check_delay("delay", self.delay))
 
     def sample(self, rng: random.Random) -> float:
+        _check_rng(rng)
         return self.delay
 
     @property
@@ -72,6 +78,7 @@ class Uniform(Latency):
         object.__setattr__(self, "high", high)
 
     def sample(self, rng: random.Random) -> float:
+        _check_rng(rng)
         return self.low + (self.high - self.low) * rng.random()
 
     @property
@@ -98,6 +105,7 @@ class Exponential(Latency):
         object.__setattr__(self, "minimum", _check_delay("minimum", self.minimum))
 
     def sample(self, rng: random.Random) -> float:
+        _check_rng(rng)
         return self.minimum + rng.expovariate(1.0 / self.mean_extra)
 
     @property
@@ -109,8 +117,8 @@ def as_latency(value: Latency | float, name: str = "latency") -> Latency:
     """Accept a :class:`Latency` or a plain number of seconds (``Fixed``)."""
     if isinstance(value, Latency):
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"{name} must be a Latency (Fixed, Uniform, Exponential) or a number of seconds, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise valid.ArgumentTypeError(
+            f"{name} must be a Latency (Fixed, Uniform, Exponential) or a number of seconds, got {valid.shown(value)}"
         )
     return Fixed(_check_delay(name, value))

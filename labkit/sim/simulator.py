@@ -29,6 +29,7 @@ from collections.abc import Callable, Hashable, Iterable
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from labkit import validation as valid
 from labkit.sim.latency import Fixed, Latency, as_latency
 from labkit.sim.node import Context, Effects, Node
 from labkit.sim.trace import DropReason, Kind, Trace
@@ -47,19 +48,11 @@ _CRASHED = DropReason.CRASHED.value
 
 
 def _probability(name: str, p: float) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)):
-        raise TypeError(f"{name} must be a probability between 0 and 1, got {p!r}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be a probability between 0 and 1, got {p!r}")
-    return float(p)
+    return valid.probability(name, p)
 
 
 def _duration(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
-    return float(value)
+    return valid.number(name, value, ge=0, unit="seconds")
 
 
 class _Clock:
@@ -138,10 +131,8 @@ class Simulator:
         duplication: float = 0.0,
         trace: bool = True,
     ) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {seed!r}")
-        if not isinstance(trace, bool):
-            raise TypeError(f"trace must be True or False, got {trace!r}")
+        valid.integer("seed", seed)
+        valid.boolean("trace", trace)
         self.seed = seed
         self.rng = random.Random(seed)
         self.now = 0.0
@@ -261,10 +252,7 @@ class Simulator:
                     f"until={until!r} is before the current time {self.now!r}; "
                     "virtual time only moves forward"
                 )
-        if max_events is not None and (
-            isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0
-        ):
-            raise ValueError(f"max_events must be an int >= 0, got {max_events!r}")
+        valid.integer("max_events", max_events, ge=0, none=True)
         horizon = math.inf if until is None else until
         limit = -1 if max_events is None else max_events
         paused = gc.isenabled()
@@ -642,15 +630,8 @@ class Simulator:
         by up to about 200 ppm.
         """
         clock = self._host(node_id).clock
-        for name, value in (("offset", offset), ("drift_ppm", drift_ppm)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            ):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if drift_ppm is not None and drift_ppm <= -1e6:
-            raise ValueError(
-                f"drift_ppm must be > -1,000,000 (a clock cannot run backwards), got {drift_ppm!r}"
-            )
+        valid.number("offset", offset, unit="seconds", none=True)
+        valid.number("drift_ppm", drift_ppm, gt=-1e6, none=True, note="a clock cannot run backwards")
         # Re-anchor at now so a change of drift does not make the clock jump.
         clock.offset = clock.read(self.now) - self.now if offset is None else float(offset)
         clock.since = self.now

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from labkit import validation as valid
+
 __all__ = ["Kind", "DropReason", "TraceEvent", "Trace", "COLUMNS"]
 
 
@@ -109,6 +111,8 @@ class Trace:
     def notes(self, what: str | None = None) -> list[TraceEvent]:
         """State-change rows, optionally only those named ``what``."""
         self._check_kept()
+        if what is not None:
+            valid.string("what", what)
         return [
             TraceEvent._make(r) for r in self.rows if r[1] is Kind.STATE and (what is None or r[8] == what)
         ]

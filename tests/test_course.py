@@ -59,7 +59,8 @@ def test_by_number():
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(".ipynb_*"))
-    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    for name in ("README.md", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
 
 
@@ -76,6 +77,16 @@ def test_stale_navigation_contents_and_readme_are_found_then_synced(repo: Path):
     _edit_cell(second, -1, f"]({COURSE[3].file})", "](99-gone.ipynb)")
     _edit_cell(repo / "notebooks" / "00-welcome.ipynb", 1, f"]({COURSE[4].file})", "](elsewhere.ipynb)")
     readme = repo / "README.md"
+    readme.write_text(readme.read_text().replace(f"| {COURSE[5].title} |", "| Renamed |"))
+    found = problems(repo)
+    assert any("README.md" in p for p in found), found
+    sync(repo)
+    text = readme.read_text()
+    readme.write_text(re.sub(r"/v2/gh/[^/]+/[^/]+/", "/v2/gh/OWNER/REPO/", text))
+    assert any("Binder badge" in p for p in problems(repo))
+    readme.write_text(text)
+    _edit_cell(second, -1, f"]({COURSE[3].file})", "](99-gone.ipynb)")
+    _edit_cell(repo / "notebooks" / "00-welcome.ipynb", 1, f"]({COURSE[4].file})", "](elsewhere.ipynb)")
     readme.write_text(readme.read_text().replace(f"| {COURSE[5].title} |", "| Renamed |"))
     found = problems(repo)
     assert any(COURSE[2].file in p and "navigation" in p for p in found), found

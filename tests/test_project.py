@@ -44,11 +44,17 @@ def test_graded_cells_follow_the_nbgrader_format(nb):
         assert meta["schema_version"] == 3
         ids.append(meta["grade_id"])
         src = "".join(c["source"])
+        where = f"{nb.name}, {meta['grade_id']}"
         if meta.get("solution"):
-            assert c["cell_type"] == "code" and not meta["grade"] and not meta["locked"]
-            assert "### BEGIN SOLUTION" in src and "### END SOLUTION" in src
+            assert c["cell_type"] == "code" and not meta["grade"] and not meta["locked"], where
+            assert "### BEGIN SOLUTION" in src and "### END SOLUTION" in src, where
         if meta.get("grade"):
-            assert meta["locked"] and not meta["solution"] and meta["points"] > 0
+            assert meta["locked"] and not meta["solution"] and meta["points"] > 0, where
+            # Every check is reported, then one verdict fails the cell (labkit.grading).
+            assert src.rstrip().splitlines()[-1] == "verdict()", f"{where}: a test cell ends with verdict()"
+        # Run All carries on past an unanswered exercise (the instructor version still must not raise:
+        # conftest.py makes nbval strict for notebooks/).
+        assert "raises-exception" in c["metadata"].get("tags", []), f"{where}: tag it raises-exception"
     assert len(ids) == len(set(ids)), f"{nb.name}: duplicate grade_id"
     if not nb.name.startswith("00"):
         assert (
@@ -81,17 +87,52 @@ def _conda_pip_section(path: Path) -> set[str]:
     return _names(reqs)
 
 
-def test_environment_files_name_the_same_packages_as_pyproject():
+def test_environment_files_install_what_learners_need_and_no_test_tools():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _names(project["dependencies"]) | _names(project["optional-dependencies"]["test"])
-    assert _conda_pip_section(ROOT / "environment.yml") == wanted
-    assert _conda_pip_section(ROOT / "binder" / "environment.yml") == wanted
+    runtime = _names(project["dependencies"])
+    tools = _names(project["optional-dependencies"]["test"])
+    for env in (ROOT / "environment.yml", ROOT / "binder" / "environment.yml"):
+        assert _conda_pip_section(env) == runtime, env
+    assert not runtime & tools and {"nbgrader", "playwright", "ruff"} <= tools
 
 
-def test_binder_postbuild_installs_labkit():
+def test_binder_postbuild_installs_labkit_and_writes_the_student_notebooks():
     post = ROOT / "binder" / "postBuild"
     assert post.stat().st_mode & 0o111, "binder/postBuild must be executable"
-    assert "pip install" in post.read_text() and "-e ." in post.read_text()
+    commands = [
+        line.strip() for line in post.read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
+    assert "python -m pip install --no-deps -e ." in commands
+    assert "python -m labkit.course student" in commands  # writes course/, which the Binder link opens
+
+
+def test_the_binder_badge_is_a_well_formed_launch_link_to_the_student_contents():
+    from urllib.parse import parse_qs, urlparse
+
+    from labkit.course import CONTENTS, LEARNER_FOLDER, binder_badge, binder_repository, binder_url
+
+    repository, branch = binder_repository(ROOT)
+    readme = (ROOT / "README.md").read_text()
+    assert binder_badge(repository, branch) in readme.splitlines()
+    url = urlparse(re.search(r"\]\((https://mybinder\.org/v2/gh/[^)]+)\)", readme).group(1))
+    assert (url.scheme, url.netloc) == ("https", "mybinder.org")
+    owner, name, ref = url.path.removeprefix("/v2/gh/").split("/")
+    assert f"{owner}/{name}" == repository and ref == branch
+    assert "OWNER" not in repository and "REPO" not in repository
+    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", owner) and re.fullmatch(r"[A-Za-z0-9._-]+", name)
+    assert parse_qs(url.query) == {"urlpath": [f"lab/tree/{LEARNER_FOLDER}/{CONTENTS}"]}
+    for bad in ("OWNER", "a/b/c", "a b/c", "-x/y"):
+        with pytest.raises(ValueError, match="repository must be"):
+            binder_url(bad)
+
+
+def test_github_remotes_name_their_repository():
+    from labkit.course import github_repository
+
+    assert github_repository("https://github.com/ann/course.git") == "ann/course"
+    assert github_repository("git@github.com:ann/course.git") == "ann/course"
+    assert github_repository("https://github.com/ann/course") == "ann/course"
+    assert github_repository("https://gitlab.com/ann/course.git") is None
 
 
 def test_repo2docker_accepts_the_binder_folder(tmp_path):

@@ -102,3 +102,16 @@ def test_widget_controls_show_settings_made_from_python():
     assert c["breaker"].value is True and c["timeouts"].value is False
     assert c["rate"].value == 80 and c["fault"].value == "down" and c["jitter"].value == "equal"
     assert w.settings.breaker and w.settings.rate == 80.0  # syncing did not re-apply anything else
+
+
+def test_widget_sends_the_browser_only_json_numbers():
+    # A FigureWidget ships its data as JSON, which has no NaN: a p99 of an idle bucket must be a gap
+    # (None), or the kernel warns "Out of range float values are not JSON compliant" under the cell.
+    import json
+
+    w = ResilienceWidget(seed=0)
+    assert w.ui is not None
+    for fault in ("slow", "down"):
+        w.set_fault(fault)
+        for trace in w._fig.data:
+            json.dumps([list(trace.x or []), list(trace.y or [])], allow_nan=False)

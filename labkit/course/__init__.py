@@ -18,7 +18,7 @@ How to add a notebook (or renumber one)
    its grade ids start with ``nbNN-``; its last cell ends with a navigation
    line (any text there is replaced in step 3).
 2. Add one ``Notebook(...)`` line to ``COURSE`` below, in reading order.
-3. Run ``make course`` (``python -m labkit.course sync``): it rewrites the
+3. Run ``make course-map`` (``python -m labkit.course sync``): it rewrites the
    contents table, the README table and every notebook's navigation line.
    Commit what it changed.
 4. Add the notebook's widget steps to ``tests/browser/interactions.py``.
@@ -47,11 +47,15 @@ __all__ = [
     "nav_line",
     "contents_table",
     "readme_table",
+    "binder_repository",
+    "binder_url",
+    "binder_badge",
     "sync",
     "problems",
 ]
 
 CONTENTS = "00-welcome.ipynb"
+LEARNER_FOLDER = "course"  # where make lab and Binder put the learner's student notebooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +162,42 @@ def readme_table() -> list[str]:
 
 
 # ---------------------------------------------------------------------------
+# The Binder link: which GitHub repository it builds is one setting,
+# [tool.labkit] binder-repository = "owner/name" in pyproject.toml.
+# ---------------------------------------------------------------------------
+_GITHUB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+_GIT_REF = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
+
+
+def binder_repository(root: Path) -> tuple[str, str]:
+    """(``owner/name``, branch) of the GitHub repository Binder builds, from pyproject.toml."""
+    import tomllib
+
+    settings = tomllib.loads((Path(root) / "pyproject.toml").read_text())["tool"]["labkit"]
+    return settings["binder-repository"], settings.get("binder-branch", "main")
+
+
+def binder_url(repository: str, branch: str = "main") -> str:
+    """The Binder launch link that opens the learner's contents notebook."""
+    if not isinstance(repository, str) or not _GITHUB_NAME.match(repository):
+        raise ValueError(f"repository must be a GitHub 'owner/name', got {repository!r}")
+    if not isinstance(branch, str) or not _GIT_REF.match(branch) or ".." in branch:
+        raise ValueError(f"branch must be a git branch or tag name, got {branch!r}")
+    return f"https://mybinder.org/v2/gh/{repository}/{branch}?urlpath=lab/tree/{LEARNER_FOLDER}/{CONTENTS}"
+
+
+def binder_badge(repository: str, branch: str = "main") -> str:
+    """The README's Binder badge line."""
+    return f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url(repository, branch)})"
+
+
+def github_repository(remote_url: str) -> str | None:
+    """``owner/name`` from a GitHub remote URL (https or ssh), or None for other hosts."""
+    m = re.match(r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)([^/]+/[^/]+?)(?:\.git)?/?$", remote_url)
+    return m.group(1) if m else None
+
+
+# ---------------------------------------------------------------------------
 # Reading and rewriting the files generated from COURSE
 # ---------------------------------------------------------------------------
 _TABLE_HEADER = re.compile(r"^\| # \| Notebook \|")
@@ -232,11 +272,21 @@ def sync(root: Path) -> list[str]:
             changed.append(f"notebooks/{entry.file}")
     readme = root / "README.md"
     text = readme.read_text(encoding="utf-8")
-    new = "\n".join(_replace_table(text.split("\n"), readme_table(), "README.md"))
+    new = _synced_readme(root, text)
     if new != text:
         readme.write_text(new, encoding="utf-8")
         changed.append("README.md")
     return changed
+
+
+_BADGE = re.compile(r"^\[!\[Binder\]\(.*$", re.M)
+
+
+def _synced_readme(root: Path, text: str) -> str:
+    text = "\n".join(_replace_table(text.split("\n"), readme_table(), "README.md"))
+    if not _BADGE.search(text):
+        raise ValueError("README.md has no line starting with '[![Binder](' for the Binder badge")
+    return _BADGE.sub(lambda _m: binder_badge(*binder_repository(root)), text, count=1)
 
 
 def problems(root: Path) -> list[str]:
@@ -274,8 +324,8 @@ def problems(root: Path) -> list[str]:
             if gid and not gid.startswith(f"nb{entry.nn}-"):
                 out.append(f"{entry.file}: grade_id {gid!r} must start with 'nb{entry.nn}-'")
         if _synced_notebook(path, entry) != nb:
-            out.append(f"{entry.file}: navigation or contents out of date: run `make course`")
+            out.append(f"{entry.file}: navigation or contents out of date: run `make course-map`")
     readme = (root / "README.md").read_text(encoding="utf-8")
-    if "\n".join(_replace_table(readme.split("\n"), readme_table(), "README.md")) != readme:
-        out.append("README.md: the table of notebooks is out of date: run `make course`")
+    if _synced_readme(root, readme) != readme:
+        out.append("README.md: the table of notebooks or the Binder badge is out of date: run `make course-map`")
     return out

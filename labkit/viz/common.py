@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import html
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -39,6 +40,17 @@ MUTED_COLOR = "#999999"
 def node_colors(node_ids: Iterable[str]) -> dict[str, str]:
     """A stable colour per node id, in the order given."""
     return {nid: PALETTE[i % len(PALETTE)] for i, nid in enumerate(node_ids)}
+
+
+def gaps(values: Iterable[Any]) -> list[Any]:
+    """``values`` with every missing number (NaN) as ``None``.
+
+    Plotly draws a gap for both, but a figure *widget* sends its data to the
+    browser as JSON, which has no NaN: the kernel then warns ("Out of range
+    float values are not JSON compliant") under the cell. Pass trace data
+    that may lack values (a p99 with no calls in the bucket) through here.
+    """
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in values]
 
 
 def style_figure(fig: Any, *, title: str, xaxis: str, yaxis: str, height: int = 420) -> Any:

@@ -22,6 +22,7 @@ from labkit.viz.common import (
     MUTED_COLOR,
     PALETTE,
     LazyWidget,
+    gaps,
     guarded,
     node_colors,
     status_html,
@@ -57,7 +58,7 @@ def _panel_traces(model: ChainModel) -> list[tuple[int, str, str, str, list[floa
     cf = model.client_metrics()
     for kind in ("checkout", "browse"):
         part = cf[cf.kind == kind]
-        out.append((1, f"{kind} goodput", _KIND_COLORS[kind], "solid", list(part.time), list(part.goodput)))
+        out.append((1, f"{kind} goodput", _KIND_COLORS[kind], "solid", list(part.time), gaps(part.goodput)))
     offered = cf.groupby("time", sort=True).offered.sum() if len(cf) else None
     out.append(
         (
@@ -74,10 +75,10 @@ def _panel_traces(model: ChainModel) -> list[tuple[int, str, str, str, list[floa
     present = [s for s in _SERVICES if s in model.specs]
     for s in _SERVICES:
         part = sf[sf.service == s] if s in present else sf.iloc[0:0]
-        out.append((2, f"{s} p99", colors[s], "solid", list(part.time), list(part.p99)))
+        out.append((2, f"{s} p99", colors[s], "solid", list(part.time), gaps(part.p99)))
     for s in _SERVICES:
         part = sf[sf.service == s] if s in present else sf.iloc[0:0]
-        out.append((3, f"{s} queue", colors[s], "solid", list(part.time), list(part.queue_depth)))
+        out.append((3, f"{s} queue", colors[s], "solid", list(part.time), gaps(part.queue_depth)))
     bf = model.breaker_states()
     times = [i * model.bucket for i in range(len(sf) // max(1, len(present)))]
     for i, (svc, dep) in enumerate(_BREAKERS):

@@ -36,6 +36,15 @@ def lab(tmp_path_factory, chromium_path):
 
 
 @pytest.fixture(scope="session")
+def instructor_lab(tmp_path_factory, chromium_path):
+    """The teacher's JupyterLab (make lab-instructor): notebooks/ with nbgrader."""
+    server = LabServer(tmp_path_factory.mktemp("lab-instructor"), learner=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def browser(chromium_path, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 

@@ -1,7 +1,10 @@
 """Start a throw-away JupyterLab server and drive it with headless Chromium.
 
-The server serves a *copy* of the notebooks (JupyterLab autosaves, and the
-repository must never get outputs), with settings that make runs repeatable:
+The learner's server is set up the way ``make lab`` sets up a learner's:
+the untouched *student* notebooks written by labkit.course.student into a
+fresh folder, and the learner's Jupyter config (no nbgrader). The
+instructor's server serves a copy of ``notebooks/`` with nbgrader, as
+``make lab-instructor`` does. Both use settings that make runs repeatable:
 no news or update checks, and kernels shut down when a notebook closes.
 """
 
@@ -16,6 +19,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from labkit.course.lab import learner_config, learner_env
+from labkit.course.student import update_course
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -58,18 +64,27 @@ def free_port() -> int:
 
 
 class LabServer:
-    """A JupyterLab server on 127.0.0.1 with an empty token, for one test session."""
+    """A JupyterLab server on 127.0.0.1 with an empty token, for one test session.
 
-    def __init__(self, workdir: Path) -> None:
+    ``learner=True`` (the default) serves the student notebooks as a learner
+    gets them; ``learner=False`` the instructor notebooks, with nbgrader.
+    """
+
+    def __init__(self, workdir: Path, *, learner: bool = True) -> None:
         self.workdir = workdir
-        self.root = workdir / "notebooks"
+        self.learner = learner
+        self.root = workdir / ("course" if learner else "notebooks")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.log = workdir / "jupyter-lab.log"
 
     def start(self) -> None:
-        shutil.copytree(NOTEBOOKS, self.root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        if self.learner:
+            status = update_course(ROOT, self.root)
+            assert not (status.current or status.newer_edited or status.newer_untouched), status
+        else:
+            shutil.copytree(NOTEBOOKS, self.root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
         settings = self.workdir / "settings"
         for name, value in SETTINGS.items():
             path = settings / name
@@ -81,6 +96,8 @@ class LabServer:
             d.mkdir()
             env[var] = str(d)
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+        if self.learner:
+            env = learner_env(learner_config(self.workdir / "jupyter-learner"), env)
         cmd = [
             sys.executable,
             "-m",

@@ -1,15 +1,20 @@
 """Every notebook, the way a learner meets it: JupyterLab in a real browser.
 
-For each notebook (discovered, not listed): open it with a fresh kernel, Run
-All, wait for the kernel to go idle, then check that every code cell ran, no
-cell shows a traceback, every plotly figure rendered with data, and every
-widget view rendered. Then drive its widgets as described in
-``interactions.py`` and check that a figure changed and no error appeared.
+For each notebook (discovered, not listed), the learner's untouched student
+version (as ``make lab`` writes it): open it with a fresh kernel, Run All,
+wait for the kernel to go idle, then check that every code cell ran (Run All
+went past every unanswered exercise to the last cell), no cell shows an
+error or anything on stderr (warnings too) except the exercise cells, whose
+only error is the short one of an unanswered exercise, every plotly figure
+rendered with data, and every widget view rendered. Then drive its widgets
+as described in ``interactions.py`` and check that a figure changed and no
+error appeared.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +25,11 @@ from tests.browser.lab import NOTEBOOKS
 
 NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 TIMEOUT_MS = 60_000
+# What an untouched exercise may show: one line, either the stub's NotImplementedError
+# or the verdict of labkit.grading. Never a traceback (through labkit/grading.py or the simulator).
+EXERCISE_ERROR = re.compile(
+    r"^(NotImplementedError.*: not written yet|ExerciseFailed: \d+ of \d+ checks failed)", re.M
+)
 
 # Per-cell state as the page shows it. Prompts read "[7]:" once run,
 # "[*]:" while queued or running and "[ ]:" if never run.
@@ -27,10 +37,10 @@ CELL_STATE_JS = """
 () => Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell')).map(cell => {
   const prompt = cell.querySelector('.jp-InputArea-prompt');
   const outputs = Array.from(cell.querySelectorAll('.jp-OutputArea-output'));
+  // Errors and stderr streams (warnings too) both render with this mime type.
   const errors = outputs
-    .filter(o => o.getAttribute('data-mime-type') === 'application/vnd.jupyter.stderr'
-                 && /Traceback|Error/.test(o.innerText))
-    .map(o => o.innerText.slice(-600));
+    .filter(o => o.getAttribute('data-mime-type') === 'application/vnd.jupyter.stderr')
+    .map(o => o.innerText);
   const widgetProblems = outputs
     .map(o => o.innerText)
     .filter(t => t.includes('Loading widget...') || t.includes('Error displaying widget'));
@@ -96,11 +106,22 @@ def _run_all(page) -> None:
     page.wait_for_function(RUNNING_JS, timeout=10 * TIMEOUT_MS, polling=250)
 
 
-def _problems(page) -> list[str]:
+def _exercise_cells(path: Path) -> tuple[set[int], set[int]]:
+    """Indices (among code cells) of the cells tagged raises-exception, and of the graded test cells."""
+    cells = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    tagged = {i for i, c in enumerate(cells) if "raises-exception" in c.get("metadata", {}).get("tags", [])}
+    graded = {i for i, c in enumerate(cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+    return tagged, graded
+
+
+def _problems(page, exercises: set[int]) -> list[str]:
     out = []
     for i, cell in enumerate(page.evaluate(CELL_STATE_JS)):
         for err in cell["errors"]:
-            out.append(f"code cell {i}: traceback:\n{err}")
+            if i in exercises and EXERCISE_ERROR.search(err) and len(err.strip().splitlines()) == 1:
+                continue  # an unanswered exercise, reported in one line
+            kind = "exercise cell" if i in exercises else "code cell"
+            out.append(f"{kind} {i}: error or stderr output:\n{err[-1500:]}")
         for msg in cell["widgetProblems"]:
             out.append(f"code cell {i}: widget did not render: {msg[:200]}")
         for msg in cell["labkitErrors"]:
@@ -113,22 +134,26 @@ def _figure_digests(page) -> list[str]:
 
 
 @pytest.mark.parametrize("nb", NOTEBOOK_PATHS, ids=lambda p: p.stem)
-def test_notebook_runs_in_jupyterlab(lab, page, nb: Path):
+def test_student_notebook_runs_all_in_jupyterlab(lab, page, nb: Path):
     assert nb.stem in INTERACTIONS, (
         f"tests/browser/interactions.py has no entry for {nb.stem}: add "
         f'"{nb.stem}": [...] with one step per kind of widget control (or [] if it has no interactive figure)'
     )
     current_step = None
+    exercises, tests = _exercise_cells(lab.root / nb.name)
     try:
         _open(page, lab, nb.name)
         _run_all(page)
         cells = page.evaluate(CELL_STATE_JS)
         not_run = [i for i, c in enumerate(cells) if not c["prompt"].strip("[]: ").isdigit()]
-        problems = _problems(page)
+        problems = _problems(page, exercises)
         assert not problems, "\n".join(problems)
         assert not not_run, (
             f"code cells {not_run} did not run (prompts: {[cells[i]['prompt'] for i in not_run]})"
         )
+        # Untouched, every test cell failed, and Run All still went on to the end.
+        quiet = sorted(i for i in tests if not any(EXERCISE_ERROR.search(e) for e in cells[i]["errors"]))
+        assert not quiet, f"test cells {quiet} of the untouched student version show no exercise error"
 
         figures = page.evaluate(FIGURES_JS)
         empty = [i for i, f in enumerate(figures) if not (f["traces"] and f["rendered"])]
@@ -153,7 +178,7 @@ def test_notebook_runs_in_jupyterlab(lab, page, nb: Path):
             current_step = step
             step.perform(page)
             if not getattr(step, "redraws", True):
-                problems = _problems(page)
+                problems = _problems(page, exercises)
                 assert not problems, f"after {step}:\n" + "\n".join(problems)
                 continue
             # Wait until a figure changed, or stop early when the widget shows an error.
@@ -165,7 +190,7 @@ def test_notebook_runs_in_jupyterlab(lab, page, nb: Path):
                 timeout=TIMEOUT_MS,
                 polling=100,
             )
-            problems = _problems(page)
+            problems = _problems(page, exercises)
             assert not problems, f"after {step}:\n" + "\n".join(problems)
     except Exception as exc:
         if current_step is not None:
@@ -195,3 +220,47 @@ def test_contents_links_open_every_notebook(lab, page):
             page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="00-welcome").first.click()
     finally:
         _shutdown_kernels(lab)
+
+
+# Whatever nbgrader adds to JupyterLab: its menu, the Validate button, the Create Assignment panel.
+NBGRADER_UI_JS = """
+() => [
+  ...Array.from(document.querySelectorAll('.lm-MenuBar-itemLabel')).map(e => e.innerText)
+     .filter(t => /nbgrader/i.test(t)).map(t => 'menu ' + t),
+  ...Array.from(document.querySelectorAll('.jp-NotebookPanel-toolbar .jp-Toolbar-item'))
+     .filter(e => /validate/i.test(e.innerText)).map(e => 'toolbar ' + e.innerText.trim()),
+  ...Array.from(document.querySelectorAll('.lm-TabBar-tab'))
+     .filter(e => /nbgrader/i.test((e.getAttribute('data-id') || '') + (e.getAttribute('title') || '')))
+     .map(e => 'panel ' + e.getAttribute('title')),
+]
+"""
+
+
+def _status(url: str) -> int:
+    import urllib.error
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(url, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_the_learner_sees_no_nbgrader_and_the_teacher_does(lab, instructor_lab, page):
+    found = {}
+    for who, server in (("learner", lab), ("instructor", instructor_lab)):
+        _open(page, server, "00-welcome.ipynb")
+        page.wait_for_selector(".jp-NotebookPanel-toolbar .jp-Toolbar-item", timeout=TIMEOUT_MS)
+        found[who] = page.evaluate(NBGRADER_UI_JS)
+        found[who + " formgrader"] = _status(f"{server.url}/formgrader")
+        _shutdown_kernels(server)
+    assert found["learner"] == [], f"the learner's JupyterLab shows nbgrader: {found['learner']}"
+    assert found["learner formgrader"] == 404
+    # The same page for the teacher has them: the check above can fail.
+    assert any(x.startswith("toolbar") for x in found["instructor"]), found["instructor"]
+    assert any(x.startswith("panel") for x in found["instructor"]), found["instructor"]
+    assert found["instructor formgrader"] in (200, 302)

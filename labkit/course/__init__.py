@@ -193,7 +193,10 @@ def binder_badge(repository: str, branch: str = "main") -> str:
 
 def github_repository(remote_url: str) -> str | None:
     """``owner/name`` from a GitHub remote URL (https or ssh), or None for other hosts."""
-    m = re.match(r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)([^/]+/[^/]+?)(?:\.git)?/?$", remote_url)
+    m = re.match(
+        r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)([^/]+/[^/]+?)(?:\.git)?/?$",
+        remote_url,
+    )
     return m.group(1) if m else None
 
 
@@ -327,5 +330,7 @@ def problems(root: Path) -> list[str]:
             out.append(f"{entry.file}: navigation or contents out of date: run `make course-map`")
     readme = (root / "README.md").read_text(encoding="utf-8")
     if _synced_readme(root, readme) != readme:
-        out.append("README.md: the table of notebooks or the Binder badge is out of date: run `make course-map`")
+        out.append(
+            "README.md: the table of notebooks or the Binder badge is out of date: run `make course-map`"
+        )
     return out

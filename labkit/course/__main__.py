@@ -1,12 +1,12 @@
 """``python -m labkit.course``: the course map's files, the learner's notebooks, JupyterLab.
 
-    python -m labkit.course sync            rewrite contents, README table and navigation lines
-    python -m labkit.course check           list what is out of step with COURSE (exit 1 if anything)
-    python -m labkit.course student         write missing student notebooks to course/, report newer ones
-    python -m labkit.course refresh 07      replace course/07-... by the newest version (old copy to course/backup/)
-    python -m labkit.course lab             open course/ in JupyterLab, as a learner (make lab)
-    python -m labkit.course lab --instructor   open notebooks/ with nbgrader (make lab-instructor)
-    python -m labkit.course binder          the Binder link of the README (--from-git: of this clone's remote)
+python -m labkit.course sync            rewrite contents, README table and navigation lines
+python -m labkit.course check           list what is out of step with COURSE (exit 1 if anything)
+python -m labkit.course student         write missing student notebooks to course/, report newer ones
+python -m labkit.course refresh 07      replace course/07-... by the newest version (old copy to course/backup/)
+python -m labkit.course lab             open course/ in JupyterLab, as a learner (make lab)
+python -m labkit.course lab --instructor   open notebooks/ with nbgrader (make lab-instructor)
+python -m labkit.course binder          the Binder link of the README (--from-git: of this clone's remote)
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         print(update_course(root, folder).message(str(folder)))
         return 0
     if args.command == "refresh":
-        from labkit.course.student import find_entry, refresh as refresh_one
+        from labkit.course.student import find_entry
+        from labkit.course.student import refresh as refresh_one
 
         folder = args.out or root / "course"
         try:

@@ -24,7 +24,13 @@ from pathlib import Path
 from labkit.course import CONTENTS
 from labkit.course.student import update_course
 
-__all__ = ["learner_config", "learner_env", "lab_command", "NBGRADER_LAB_EXTENSION", "NBGRADER_SERVER_EXTENSIONS"]
+__all__ = [
+    "learner_config",
+    "learner_env",
+    "lab_command",
+    "NBGRADER_LAB_EXTENSION",
+    "NBGRADER_SERVER_EXTENSIONS",
+]
 
 NBGRADER_LAB_EXTENSION = "@jupyter/nbgrader"
 NBGRADER_SERVER_EXTENSIONS = (

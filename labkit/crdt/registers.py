@@ -36,10 +36,8 @@ class LWWRegister(StateCRDT):
     __slots__ = ("_value", "timestamp", "replica")
 
     def __init__(self, value: Any = None, timestamp: float = -math.inf, replica: str = "") -> None:
-        if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)) or math.isnan(timestamp):
-            raise TypeError(f"timestamp must be a number (a clock reading), got {timestamp!r}")
-        if not isinstance(replica, str):
-            raise TypeError(f"replica must be a str, got {replica!r}")
+        valid.number("timestamp", timestamp, finite=False, note="a clock reading")
+        valid.string("replica", replica, empty=True)
         self._value = value
         self.timestamp = timestamp
         self.replica = replica

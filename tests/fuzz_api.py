@@ -81,6 +81,7 @@ RECORDS = {
     "saga.LogRecord",
     "shardkv.Install", "shardkv.Migration", "shardkv.Reconfigure", "shardkv.ShardOp", "shardkv.WrongGroup",
     "sim.TraceEvent", "sim.Effects",
+    "broadcast.Ack",
 }  # fmt: skip
 # Not called at all, with the reason.
 EXCLUDED = {

@@ -121,7 +121,8 @@ class RaftBroadcast(BroadcastNode):
         on_deliver: OnDeliver | None = None,
     ) -> None:
         super().__init__(node_id, on_deliver=on_deliver)
-        self.raft = RaftNode(node_id, tuple(nodes), config or SLOW_NETWORK, state_machine=StateMachine)
+        config = SLOW_NETWORK if config is None else config
+        self.raft = RaftNode(node_id, tuple(nodes), config, state_machine=StateMachine)
         self.retry = valid.number("retry", retry, gt=0, unit="seconds")
         self.outbox: list[Msg] = []  # this node's messages not yet delivered, oldest first
         self._applied = 0  # how many of raft.applied have been looked at

@@ -173,7 +173,14 @@ def binder_repository(root: Path) -> tuple[str, str]:
     """(``owner/name``, branch) of the GitHub repository Binder builds, from pyproject.toml."""
     import tomllib
 
-    settings = tomllib.loads((Path(root) / "pyproject.toml").read_text())["tool"]["labkit"]
+    root = Path(valid.instance("root", root, (str, os.PathLike)))
+    valid.require(
+        (root / "pyproject.toml").is_file(),
+        "root",
+        "the repository's folder (with pyproject.toml)",
+        str(root),
+    )
+    settings = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["labkit"]
     return settings["binder-repository"], settings.get("binder-branch", "main")
 
 

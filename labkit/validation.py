@@ -66,11 +66,18 @@ def _fail(name: str, what: str, value: Any, error: type[Exception] = ValueError)
     return error(f"{name} must be {what}, got {shown(value)}")
 
 
+def _num(x: float) -> str:
+    """A bound as a person writes it: 500 rather than 500.0."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return str(x)
+
+
 def _bounds(ge: float | None, gt: float | None, le: float | None, lt: float | None) -> str:
-    low = f">= {ge}" if ge is not None else f"> {gt}" if gt is not None else ""
-    high = f"<= {le}" if le is not None else f"< {lt}" if lt is not None else ""
+    low = f">= {_num(ge)}" if ge is not None else f"> {_num(gt)}" if gt is not None else ""
+    high = f"<= {_num(le)}" if le is not None else f"< {_num(lt)}" if lt is not None else ""
     if ge is not None and le is not None:
-        return f"from {ge} to {le}"
+        return f"from {_num(ge)} to {_num(le)}"
     return " and ".join(b for b in (low, high) if b)
 
 

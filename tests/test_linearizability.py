@@ -360,7 +360,7 @@ def test_user_model():
 
 
 def test_operation_validation():
-    with pytest.raises(ValueError, match="ret must be a number >= 2.0"):
+    with pytest.raises(ValueError, match="ret must be a number >= 2 "):
         Operation(0, 2.0, 1.0, ("read",), None)
     with pytest.raises(ValueError, match="never returned"):
         Operation(0, 0.0, INF, ("read",), None)

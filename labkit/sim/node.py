@@ -94,7 +94,7 @@ class Context:
         self._driver = driver
         # Every node id a message may go to (the driver passes its live table,
         # so nodes added later count); by default this node and its peers.
-        self._known = known
+        self._known: Container[str] = _SelfAndPeers(self) if known is None else known
 
     # -- reading ---------------------------------------------------------
     @property
@@ -117,15 +117,12 @@ class Context:
         ``dst`` must be a node of the cluster (this node included); anything
         else raises ``ValueError`` here, in the handler that asked.
         """
-        known = self._known
-        if (dst not in known) if known is not None else (dst != self.node_id and dst not in self.peers):
+        if dst not in self._known:
             self._unknown_dst(dst)
         self.effects.sends.append((dst, msg))
 
     def _unknown_dst(self, dst: Any) -> None:
-        known = self._known
-        nodes = [self.node_id, *self.peers] if known is None else list(known)  # type: ignore[call-overload]
-        listed = ", ".join(map(repr, nodes)) or "none"
+        listed = ", ".join(map(repr, self._known)) or "none"  # type: ignore[call-overload]
         raise ValueError(f"dst {dst!r} is not a node of this simulation (nodes: {listed})")
 
     def broadcast(self, msg: Any) -> None:
@@ -165,6 +162,21 @@ class Context:
     def note(self, what: str, **detail: Any) -> None:
         """Report a state change (e.g. ``note("role", role="leader")``)."""
         self.effects.notes.append((what, detail))
+
+
+class _SelfAndPeers:
+    """A context's node and its peers, as they are now (peers may grow)."""
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id == self.ctx.node_id or node_id in self.ctx.peers
+
+    def __iter__(self) -> Any:
+        return iter((self.ctx.node_id, *self.ctx.peers))
 
 
 class Node:

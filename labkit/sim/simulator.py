@@ -149,13 +149,15 @@ class Simulator:
         # Network model.
         self._latency: Latency = as_latency(latency)
         self._link_latency: dict[tuple[str, str], Latency] = {}
-        self.loss = _probability("loss", loss)
-        self.duplication = _probability("duplication", duplication)
+        self._loss = _probability("loss", loss)
+        self._duplication = _probability("duplication", duplication)
         self._group: dict[str, int] = {}  # partition side of each listed node
         self._among: frozenset[str] | None = None  # the nodes a partition splits (None: all)
         self._partitioned = False
         self._cuts: set[tuple[str, str]] = set()
         self._blocking = False  # a partition or a cut is in force
+        # No fault at all (no loss, duplication, link latency, partition or cut): sends take the fast path.
+        self._plain = not (self._loss or self._duplication)
 
     # ------------------------------------------------------------------
     # Nodes
@@ -272,10 +274,19 @@ class Simulator:
     def _loop(self, horizon: float, limit: int, collect: bool) -> int:
         """The event loop, the simulator's hot path: pop, handle, carry out the effects.
 
-        A delivery is handled right here (the common event; a call less per
-        message counts); timers, boots and callbacks go through their helpers.
+        A delivery is handled right here, and so are the sends it causes when
+        the network has no faults (the common case: a call less per message
+        counts); everything else goes through the helpers below (_fire, _start,
+        _apply, _send), which are the reference for what happens.
         """
-        queue, pop, hosts, rows = self._queue, heapq.heappop, self._hosts, self._rows
+        queue, pop, push, hosts, rows, rng = (
+            self._queue,
+            heapq.heappop,
+            heapq.heappush,
+            self._hosts,
+            self._rows,
+            self.rng,
+        )
         done = 0
         while queue and queue[0][0] <= horizon and done != limit:
             time, _, kind, payload = pop(queue)
@@ -305,7 +316,21 @@ class Simulator:
                     except BaseException:
                         ctx.effects.clear()  # a failed handler asks for nothing
                         raise
-                    self._apply(dst, host, ctx.effects)
+                    eff = ctx.effects
+                    if eff.persists or eff.notes or eff.timers or not self._plain:
+                        self._apply(dst, host, eff)
+                    elif eff.sends:  # only sends, over a network without faults: the same as _send
+                        for to, m in eff.sends:
+                            peer = hosts.get(to)
+                            if peer is None:
+                                eff.clear()
+                                self._check_node(to, "dst")
+                            self._msg_seq = mid = self._msg_seq + 1
+                            rows.append((time, _SEND, dst, dst, to, mid, m, None, None, None))
+                            self._seq = seq = self._seq + 1
+                            due = time + self._latency.sample(rng)
+                            push(queue, (due, seq, _DELIVER, (mid, dst, to, m, time, peer.incarnation)))  # type: ignore[union-attr]
+                        eff.sends.clear()
                     if self.observer is not None:
                         self.observer(dst, node)
             done += 1
@@ -444,7 +469,7 @@ class Simulator:
             if self._blocking and self._blocked(src, dst):
                 rows.append((now, _DROP, dst, src, dst, mid, msg, now, _PART, None))
                 continue
-            if self.loss and rng.random() < self.loss:
+            if self._loss and rng.random() < self._loss:
                 rows.append((now, _DROP, dst, src, dst, mid, msg, now, _LOSS, None))
                 continue
             latency = (
@@ -453,7 +478,7 @@ class Simulator:
             pkt = (mid, src, dst, msg, now, host.incarnation)  # type: ignore[union-attr]
             self._seq = seq = self._seq + 1
             heapq.heappush(queue, (now + latency.sample(rng), seq, _DELIVER, pkt))
-            if self.duplication and rng.random() < self.duplication:
+            if self._duplication and rng.random() < self._duplication:
                 rows.append((now, _DUP, src, src, dst, mid, msg, None, None, None))
                 self._seq = seq = self._seq + 1
                 heapq.heappush(queue, (now + latency.sample(rng), seq, _DELIVER, pkt))
@@ -490,7 +515,17 @@ class Simulator:
     # ------------------------------------------------------------------
     # Faults: the network
     # ------------------------------------------------------------------
+    loss = property(
+        lambda self: self._loss, lambda self, p: self.set_loss(p), doc="The probability a message is lost."
+    )
+    duplication = property(
+        lambda self: self._duplication,
+        lambda self, p: self.set_duplication(p),
+        doc="The probability a message arrives twice.",
+    )
+
     def _fault(self, what: str, **detail: Any) -> None:
+        self._plain = not (self._loss or self._duplication or self._link_latency or self._blocking)
         self._rows.append((self.now, Kind.FAULT, None, None, None, None, None, None, what, detail))
 
     def partition(self, *groups: Iterable[str], among: Iterable[str] | None = None) -> None:
@@ -583,13 +618,13 @@ class Simulator:
 
     def set_loss(self, p: float) -> None:
         """Set the probability in [0, 1] that a message is lost."""
-        self.loss = _probability("loss", p)
-        self._fault("loss", p=self.loss)
+        self._loss = _probability("loss", p)
+        self._fault("loss", p=self._loss)
 
     def set_duplication(self, p: float) -> None:
         """Set the probability in [0, 1] that a message arrives twice."""
-        self.duplication = _probability("duplication", p)
-        self._fault("duplication", p=self.duplication)
+        self._duplication = _probability("duplication", p)
+        self._fault("duplication", p=self._duplication)
 
     def set_latency(self, latency: Latency | float, src: str | None = None, dst: str | None = None) -> None:
         """Set the delay distribution, for every link or for ``src -> dst``.

@@ -45,11 +45,11 @@ class RaftLog:
 
     def term(self, index: int) -> int:
         """Term of the entry at ``index``; 0 for index 0 (the empty prefix)."""
+        if 0 < index <= len(self._entries):
+            return self._entries[index - 1].term
         if index == 0:
             return 0
-        if not 1 <= index <= len(self._entries):
-            raise IndexError(f"index must be between 0 and {len(self._entries)}, got {index}")
-        return self._entries[index - 1].term
+        raise IndexError(f"index must be between 0 and {len(self._entries)}, got {index}")
 
     @overload
     def __getitem__(self, index: int) -> LogEntry: ...
@@ -57,6 +57,8 @@ class RaftLog:
     def __getitem__(self, index: slice) -> list[LogEntry]: ...
     def __getitem__(self, index: int | slice) -> LogEntry | list[LogEntry]:
         """``log[i]`` is the entry at 1-based index i; slices are 1-based and inclusive-exclusive."""
+        if type(index) is int and 0 < index <= len(self._entries):
+            return self._entries[index - 1]
         if isinstance(index, slice):
             start = 1 if index.start is None else index.start
             stop = len(self._entries) + 1 if index.stop is None else index.stop
@@ -83,7 +85,7 @@ class RaftLog:
 
     def matches(self, index: int, term: int) -> bool:
         """Whether this log holds an entry at ``index`` whose term is ``term`` (index 0 always matches)."""
-        return index <= len(self._entries) and self.term(index) == term
+        return index == 0 == term or 0 < index <= len(self._entries) and self._entries[index - 1].term == term
 
     # -- changing ------------------------------------------------------------
     def append(self, entries: Iterable[LogEntry]) -> None:

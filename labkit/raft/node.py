@@ -148,6 +148,7 @@ class RaftNode(Node):
                 f"peers must be a collection of server ids, got {valid.shown(peers)}"
             )
         self.peers = tuple(valid.string("peers[i]", p) for p in peers if p != node_id)
+        self.quorum = (len(self.peers) + 1) // 2 + 1  # a majority of the whole cluster: votes or replicas
         self.config = valid.instance("config", config, RaftConfig, none=True) or RaftConfig()
         if not callable(state_machine):
             raise valid.ArgumentTypeError(
@@ -168,11 +169,6 @@ class RaftNode(Node):
         self._waiting: dict[int, tuple[str, int, int]] = {}  # log index -> (client, seq, term)
         self.state_machine: StateMachine = state_machine()
         self.applied: list[Any] = []
-
-    @property
-    def quorum(self) -> int:
-        """Votes or replicas needed: a majority of the whole cluster."""
-        return (len(self.peers) + 1) // 2 + 1
 
     @property
     def next_index(self) -> dict[str, int]:
@@ -461,10 +457,9 @@ class RaftNode(Node):
 
     def _persist_log(self, ctx: Context, first: int) -> None:
         """Write the log from index ``first`` to its end, and its length."""
-        log = self.log
-        for i in range(first, log.last_index + 1):
-            ctx.persist(("log", i), log[i])
-        ctx.persist("log_length", log.last_index)
+        for i, entry in enumerate(self.log.entries(first), first):
+            ctx.persist(("log", i), entry)
+        ctx.persist("log_length", self.log.last_index)
 
     # ------------------------------------------------------------------
     # The state machine and its clients (§5.3, §8)

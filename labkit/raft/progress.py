@@ -102,5 +102,7 @@ class Progress:
 
 def quorum_match_index(last_index: int, followers: Iterable[Progress], quorum: int) -> int:
     """The highest index stored on at least ``quorum`` servers: the leader (all of its log) and its followers."""
-    matches = sorted((last_index, *(p.match_index for p in followers)), reverse=True)
+    matches = [p.match_index for p in followers]
+    matches.append(last_index)
+    matches.sort(reverse=True)
     return matches[quorum - 1]

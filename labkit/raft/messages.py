@@ -15,10 +15,10 @@ Field names follow the figure, in snake case. Two extensions are marked:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from labkit import validation as valid
+from labkit.sim.message import message
 
 __all__ = [
     "NOOP",
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class NoOp:
     """The blank entry a new leader appends at the start of its term (§8).
 
@@ -49,7 +49,7 @@ class NoOp:
 NOOP = NoOp()
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class LogEntry:
     """One log entry: the command and the term in which a leader received it."""
 
@@ -57,10 +57,11 @@ class LogEntry:
     command: Any
 
     def __post_init__(self) -> None:
-        valid.integer("term", self.term, ge=0)
+        if type(self.term) is not int or self.term < 0:  # the common case checked in one step
+            valid.integer("term", self.term, ge=0)
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class KVCommand:
     """A key-value operation from client ``client`` with sequence number ``seq``.
 
@@ -72,7 +73,7 @@ class KVCommand:
     op: tuple
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class RequestVote:
     """RequestVote RPC arguments (Figure 2), sent by candidates (§5.2)."""
 
@@ -82,7 +83,7 @@ class RequestVote:
     last_log_term: int
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class RequestVoteReply:
     """RequestVote RPC results (Figure 2)."""
 
@@ -90,7 +91,7 @@ class RequestVoteReply:
     vote_granted: bool
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class AppendEntries:
     """AppendEntries RPC arguments (Figure 2): replication and heartbeat (§5.3)."""
 
@@ -102,7 +103,7 @@ class AppendEntries:
     leader_commit: int
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class AppendEntriesReply:
     """AppendEntries RPC results (Figure 2) plus fast-backtracking hints.
 
@@ -129,7 +130,7 @@ class AppendEntriesReply:
     conflict_term: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ClientRequest:
     """A client asks a server to run ``op`` (§8)."""
 
@@ -138,7 +139,7 @@ class ClientRequest:
     op: tuple
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ClientReply:
     """The answer to a :class:`ClientRequest`.
 

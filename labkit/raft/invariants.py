@@ -225,58 +225,17 @@ class InvariantMonitor:
         if seen is None or seen.node is not node:
             # A new incarnation re-applies from index 1; its log is re-checked whole.
             seen = self._seen[node_id] = _Seen(node)
-        # The server's own invariants (Figure 2): commit_index only grows within
-        # one incarnation, and nothing is applied before it is committed.
-        commit = node.commit_index
-        if commit != seen.commit_index:
-            if commit < seen.commit_index:
-                self._fail(
-                    f"Commit index: {node_id}'s commit_index went back from {seen.commit_index} to {commit}"
-                )
-            seen.commit_index = commit
-        if node.last_applied > commit and not seen.ahead:
-            seen.ahead = True
-            self._fail(f"Apply: {node_id} has last_applied {node.last_applied} > commit_index {commit}")
-        entries = self._log_matching(node_id, node.log, seen)
-        last = len(entries)
-        # Commits (recorded for Leader Completeness).
-        top = min(commit, last)
-        if top > seen.committed:
-            committed = self.committed
-            for i in range(seen.committed + 1, top + 1):
-                t = entries[i - 1].term
-                old = committed.setdefault(i, t)
-                if old != t:
-                    self._fail(
-                        f"Commit: {node_id} committed index {i} with term {t}, already committed with term {old}"
-                    )
-            seen.committed = top
-        # Election Safety and Leader Completeness, once per leadership.
+        log, entries = node.log, seen.entries
+        last = log.last_index
+        if last != len(entries) or last and log[last] is not entries[-1]:
+            self._log_matching(node_id, log, seen)
+        if node.commit_index != seen.commit_index or node.last_applied > seen.applied:
+            self._commits_and_applies(node_id, node, seen)
         if node.role is Role.LEADER and seen.led != node.current_term:
-            term = seen.led = node.current_term
-            other = self.leaders.setdefault(term, node_id)
-            if other != node_id:
-                self._fail(f"Election Safety: {other} and {node_id} both lead term {term}")
-            for i, t in self.committed.items():
-                if i > last or entries[i - 1].term != t:
-                    self._fail(
-                        f"Leader Completeness: {node_id} leads term {term} but lacks committed entry {i} (term {t})"
-                    )
-                    break
-        # State Machine Safety.
-        if node.last_applied > seen.applied:
-            applied = self.applied
-            for i in range(seen.applied + 1, min(node.last_applied, last) + 1):
-                e = entries[i - 1]
-                old = applied.setdefault(i, e)
-                if old != e:
-                    self._fail(
-                        f"State Machine Safety: {node_id} applied {e!r} at index {i}, another server applied {old!r}"
-                    )
-            seen.applied = node.last_applied
+            self._new_leader(node_id, node, seen)
 
-    def _log_matching(self, node_id: str, log: RaftLog, seen: _Seen) -> list[LogEntry]:
-        """Log Matching: same (index, term) means same prefix, at any time. Returns the log as seen now."""
+    def _log_matching(self, node_id: str, log: RaftLog, seen: _Seen) -> None:
+        """Log Matching: same (index, term) means same prefix, at any time."""
         entries, digests = seen.entries, seen.digests
         last = log.last_index
         # A log changes only at its end: walk back to the last entry still in place.
@@ -299,7 +258,52 @@ class InvariantMonitor:
                 f"Log Matching: {node_id} holds index {broken[0]} of term {broken[1]} with a prefix "
                 "different from another log's entry at that index and term"
             )
-        return entries
+
+    def _commits_and_applies(self, node_id: str, node: RaftNode, seen: _Seen) -> None:
+        # The server's own invariants (Figure 2): commit_index only grows within
+        # one incarnation, and nothing is applied before it is committed.
+        commit, entries = node.commit_index, seen.entries
+        if commit < seen.commit_index:
+            self._fail(
+                f"Commit index: {node_id}'s commit_index went back from {seen.commit_index} to {commit}"
+            )
+        seen.commit_index = commit
+        if node.last_applied > commit and not seen.ahead:
+            seen.ahead = True
+            self._fail(f"Apply: {node_id} has last_applied {node.last_applied} > commit_index {commit}")
+        # Commits, recorded for Leader Completeness: one term per index, ever.
+        top = min(commit, len(entries))
+        for i in range(seen.committed + 1, top + 1):
+            t = entries[i - 1].term
+            old = self.committed.setdefault(i, t)
+            if old != t:
+                self._fail(
+                    f"Commit: {node_id} committed index {i} with term {t}, already committed with term {old}"
+                )
+        seen.committed = max(seen.committed, top)
+        # State Machine Safety: one entry per index applied, ever.
+        for i in range(seen.applied + 1, min(node.last_applied, len(entries)) + 1):
+            e = entries[i - 1]
+            old = self.applied.setdefault(i, e)
+            if old is not e and old != e:
+                self._fail(
+                    f"State Machine Safety: {node_id} applied {e!r} at index {i}, another server applied {old!r}"
+                )
+        seen.applied = max(seen.applied, node.last_applied)
+
+    def _new_leader(self, node_id: str, node: RaftNode, seen: _Seen) -> None:
+        # Election Safety and Leader Completeness, once per leadership.
+        term = seen.led = node.current_term
+        other = self.leaders.setdefault(term, node_id)
+        if other != node_id:
+            self._fail(f"Election Safety: {other} and {node_id} both lead term {term}")
+        entries = seen.entries
+        for i, t in self.committed.items():
+            if i > len(entries) or entries[i - 1].term != t:
+                self._fail(
+                    f"Leader Completeness: {node_id} leads term {term} but lacks committed entry {i} (term {t})"
+                )
+                break
 
     def check_all(self, nodes: Mapping[str, RaftNode]) -> list[str]:
         """A full snapshot check of the live servers (slower; for the end of a run)."""

@@ -23,19 +23,16 @@ __all__ = ["RaftLog"]
 class RaftLog:
     """A 1-based sequence of :class:`LogEntry` with O(1) append and term lookup."""
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "last_index")
 
     def __init__(self, entries: Iterable[LogEntry] = ()) -> None:
         self._entries: list[LogEntry] = []
+        # Index of the last entry (0 when empty). Invariant: last_index == len(self).
+        self.last_index = 0
         self.append(entries)
 
     # -- reading -----------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def last_index(self) -> int:
-        """Index of the last entry (0 when empty)."""
         return len(self._entries)
 
     @property
@@ -74,8 +71,9 @@ class RaftLog:
 
     def entries(self, start: int = 1, limit: int | None = None) -> tuple[LogEntry, ...]:
         """Entries from ``start`` on (at most ``limit`` of them), as a tuple for a message."""
-        valid.integer("start", start, ge=1)
-        valid.integer("limit", limit, ge=0, none=True)
+        if type(start) is not int or start < 1 or limit is not None and (type(limit) is not int or limit < 0):
+            valid.integer("start", start, ge=1)  # the common case checked in one step, above
+            valid.integer("limit", limit, ge=0, none=True)
         stop = None if limit is None else start - 1 + limit
         return tuple(self._entries[start - 1 : stop])
 
@@ -98,12 +96,17 @@ class RaftLog:
         entries = list(entries)
         term = self.last_term
         for i, e in enumerate(entries):
-            valid.instance(f"entries[{i}]", e, LogEntry)
-            valid.require(
-                e.term >= term, f"entries[{i}].term", f">= {term} (terms never go down along a log)", e.term
-            )
+            if e.__class__ is not LogEntry or e.term < term:  # the common case checked in one step
+                valid.instance(f"entries[{i}]", e, LogEntry)
+                valid.require(
+                    e.term >= term,
+                    f"entries[{i}].term",
+                    f">= {term} (terms never go down along a log)",
+                    e.term,
+                )
             term = e.term
         self._entries.extend(entries)
+        self.last_index = len(self._entries)
 
     def truncate(self, last: int) -> None:
         """Drop every entry after index ``last`` (keep 1..last)."""
@@ -112,6 +115,7 @@ class RaftLog:
                 f"truncate keeps entries 1..last; last must be 0..{len(self._entries)}, got {last}"
             )
         del self._entries[last:]
+        self.last_index = last
 
     def maybe_append(self, prev_log_index: int, entries: tuple[LogEntry, ...]) -> int:
         """Take a leader's ``entries`` that follow ``prev_log_index`` (Figure 2, AppendEntries steps 3-4).
@@ -132,6 +136,7 @@ class RaftLog:
                     continue
                 del log[i - 1 :]
             log.extend(entries[k:])
+            self.last_index = len(log)
             return i
         return 0
 

@@ -469,9 +469,8 @@ class RaftNode(Node):
         log[lastApplied] to state machine (§5.3)"; a leader then answers the client (§8)."""
         # Invariant: entries are applied once each, in index order, up to commit_index.
         limit = min(self.commit_index, self.log.last_index)
-        while self.last_applied < limit:
+        for entry in self.log.entries(self.last_applied + 1, limit - self.last_applied):
             self.last_applied += 1
-            entry = self.log[self.last_applied]
             result = None
             if entry.command is not NOOP:
                 result = self.state_machine.apply(entry.command)

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from labkit import validation as valid
 from labkit.sim.latency import Fixed, Latency, as_latency
-from labkit.sim.node import Context, Effects, Node
+from labkit.sim.node import Context, Node
 from labkit.sim.trace import DropReason, Kind, Trace
 
 __all__ = ["Simulator"]
@@ -272,12 +272,10 @@ class Simulator:
         return done
 
     def _loop(self, horizon: float, limit: int, collect: bool) -> int:
-        """The event loop, the simulator's hot path: pop, handle, carry out the effects.
+        """The event loop: pop the next event, run the node's handler, carry out what it asked.
 
-        A delivery is handled right here, and so are the sends it causes when
-        the network has no faults (the common case: a call less per message
-        counts); everything else goes through the helpers below (_fire, _start,
-        _apply, _send), which are the reference for what happens.
+        Everything a run does happens here, in order, which is also the
+        simulator's hot path (hence the locals and the inlined steps).
         """
         queue, pop, push, hosts, rows, rng = (
             self._queue,
@@ -290,51 +288,130 @@ class Simulator:
         done = 0
         while queue and queue[0][0] <= horizon and done != limit:
             time, _, kind, payload = pop(queue)
-            if kind != _DELIVER:
-                if kind == _TIMER:
-                    if not self._fire(time, payload):
-                        continue  # a cancelled or moved timer: no event
-                elif kind == _START:
-                    self._start(time, payload)
-                else:
-                    self.now = time
-                    payload(self)
-            else:
+            # -- the event: pick the node and run its handler -------------------
+            if kind == _DELIVER:
+                mid, src, node_id, msg, sent_at, inc = payload
                 self.now = time
-                mid, src, dst, msg, sent_at, inc = payload
-                host = hosts[dst]
+                done += 1
+                host = hosts[node_id]
                 node = host.node
                 if node is None or host.incarnation != inc:
-                    rows.append((time, _DROP, dst, src, dst, mid, msg, sent_at, _CRASHED, None))
-                elif self._blocking and self._blocked(src, dst):
-                    rows.append((time, _DROP, dst, src, dst, mid, msg, sent_at, _PART, None))
-                else:
-                    rows.append((time, _DLV, dst, src, dst, mid, msg, sent_at, None, None))
-                    ctx = host.ctx
-                    try:
-                        node.on_message(ctx, src, msg)
-                    except BaseException:
-                        ctx.effects.clear()  # a failed handler asks for nothing
-                        raise
-                    eff = ctx.effects
-                    if eff.persists or eff.notes or eff.timers or not self._plain:
-                        self._apply(dst, host, eff)
-                    elif eff.sends:  # only sends, over a network without faults: the same as _send
-                        for to, m in eff.sends:
-                            peer = hosts.get(to)
-                            if peer is None:
-                                eff.clear()
-                                self._check_node(to, "dst")
-                            self._msg_seq = mid = self._msg_seq + 1
-                            rows.append((time, _SEND, dst, dst, to, mid, m, None, None, None))
+                    rows.append((time, _DROP, node_id, src, node_id, mid, msg, sent_at, _CRASHED, None))
+                    continue
+                if self._blocking and self._blocked(src, node_id):
+                    rows.append((time, _DROP, node_id, src, node_id, mid, msg, sent_at, _PART, None))
+                    continue
+                rows.append((time, _DLV, node_id, src, node_id, mid, msg, sent_at, None, None))
+                ctx = host.ctx
+                try:
+                    node.on_message(ctx, src, msg)
+                except BaseException:
+                    ctx.effects.clear()  # a failed handler asks for nothing
+                    raise
+            else:
+                if kind == _TIMER:
+                    node_id, name, token = payload
+                    host = hosts[node_id]
+                    timer = host.timers.get(name)
+                    if timer is None or timer.token != token:
+                        continue  # cancelled, replaced by an earlier deadline, or the node crashed
+                    if timer.due > time:  # set again for later while this entry waited: move the entry
+                        timer.armed = timer.due
+                        push(queue, (timer.due, timer.seq, _TIMER, payload))
+                        continue
+                    del host.timers[name]
+                    rows.append((time, Kind.TIMER, node_id, None, None, None, None, None, name, None))
+                    node = host.node
+                    handler, args = node.on_timer, (name,)  # type: ignore[union-attr]
+                elif kind == _START:
+                    node_id, inc = payload
+                    host = hosts[node_id]
+                    node = host.node
+                    if host.incarnation != inc or node is None:
+                        continue  # crashed before it could boot
+                    rows.append((time, Kind.START, node_id, None, None, None, None, None, None, None))
+                    handler, args = node.on_start, ()
+                elif type(payload) is tuple:  # Simulator.call: (node_id, fn(ctx))
+                    node_id, handler = payload
+                    host = hosts[node_id]
+                    node, args = host.node, ()
+                else:  # Simulator.at: a callback with no node
+                    self.now = time
+                    done += 1
+                    payload(self)
+                    continue
+                self.now = time
+                done += 1
+                ctx = host.ctx
+                try:
+                    handler(ctx, *args)
+                except BaseException:
+                    ctx.effects.clear()  # type: ignore[union-attr]
+                    raise
+            eff = ctx.effects  # type: ignore[union-attr]
+            # -- its effects, in the order Effects documents: persist, then send, then timers
+            try:
+                if eff.persists:
+                    store = host.storage
+                    for key, value in eff.persists:
+                        store[key] = value
+                    eff.persists.clear()
+                if eff.notes:
+                    for what, detail in eff.notes:
+                        rows.append((time, Kind.STATE, node_id, None, None, None, None, None, what, detail))
+                    eff.notes.clear()
+                if eff.sends:
+                    plain = self._plain
+                    for dst, msg in eff.sends:
+                        peer = hosts.get(dst)
+                        if peer is None:
+                            self._check_node(dst, "dst")
+                        self._msg_seq = mid = self._msg_seq + 1
+                        rows.append((time, _SEND, node_id, node_id, dst, mid, msg, None, None, None))
+                        if plain:
+                            latency = self._latency
+                        elif self._blocking and self._blocked(node_id, dst):
+                            rows.append((time, _DROP, dst, node_id, dst, mid, msg, time, _PART, None))
+                            continue
+                        elif self._loss and rng.random() < self._loss:
+                            rows.append((time, _DROP, dst, node_id, dst, mid, msg, time, _LOSS, None))
+                            continue
+                        else:
+                            latency = self._link_latency.get((node_id, dst), self._latency)
+                        pkt = (mid, node_id, dst, msg, time, peer.incarnation)  # type: ignore[union-attr]
+                        self._seq = seq = self._seq + 1
+                        push(queue, (time + latency.sample(rng), seq, _DELIVER, pkt))
+                        if not plain and self._duplication and rng.random() < self._duplication:
+                            rows.append((time, _DUP, node_id, node_id, dst, mid, msg, None, None, None))
                             self._seq = seq = self._seq + 1
-                            due = time + self._latency.sample(rng)
-                            push(queue, (due, seq, _DELIVER, (mid, dst, to, m, time, peer.incarnation)))  # type: ignore[union-attr]
-                        eff.sends.clear()
-                    if self.observer is not None:
-                        self.observer(dst, node)
-            done += 1
-            if not done & 0xFFFFF and collect:
+                            push(queue, (time + latency.sample(rng), seq, _DELIVER, pkt))
+                    eff.sends.clear()
+                if eff.timers:
+                    # Setting a timer replaces it. One set again for *later* (an election
+                    # timeout reset on every heartbeat) keeps its heap entry and only moves
+                    # its deadline: the entry is pushed on when it comes due (above). Each
+                    # set takes a sequence number as if pushed, so ties order exactly as if
+                    # every set had pushed a fresh entry.
+                    timers = host.timers
+                    for name, delay in eff.timers:
+                        if delay is None:
+                            timers.pop(name, None)
+                            continue
+                        self._seq = seq = self._seq + 1
+                        due = time + delay
+                        timer = timers.get(name)
+                        if timer is not None and timer.armed <= due:
+                            timer.due, timer.seq = due, seq
+                        else:
+                            timers[name] = _Timer(seq, due)
+                            push(queue, (due, seq, _TIMER, (node_id, name, seq)))
+                    eff.timers.clear()
+            except BaseException:
+                eff.clear()  # the rest of a batch that cannot be carried out is discarded
+                raise
+            if self.observer is not None:
+                self.observer(node_id, node)
+            if collect and not done & 0xFFFFF:
                 gc.collect(0)
         return done
 
@@ -364,124 +441,10 @@ class Simulator:
         """
         self.run(self.now)
         node = self.node(node_id)
-        return self._handle(node_id, self._hosts[node_id], lambda ctx: fn(node, ctx))
-
-    # ------------------------------------------------------------------
-    # Event handling
-    # ------------------------------------------------------------------
-    def _start(self, time: float, payload: tuple[str, int]) -> None:
-        self.now = time
-        node_id, inc = payload
-        host = self._hosts[node_id]
-        if host.incarnation != inc or host.node is None:
-            return  # crashed before it could boot
-        self._rows.append((time, Kind.START, node_id, None, None, None, None, None, None, None))
-        self._handle(node_id, host, host.node.on_start)
-
-    def _fire(self, time: float, payload: tuple[str, str, int]) -> bool:
-        node_id, name, token = payload
-        host = self._hosts[node_id]
-        timer = host.timers.get(name)
-        if timer is None or timer.token != token:
-            return False  # cancelled, replaced by an earlier deadline, or the node crashed
-        if timer.due > time:  # set again for later while this entry waited: move the entry
-            timer.armed = timer.due
-            heapq.heappush(self._queue, (timer.due, timer.seq, _TIMER, payload))
-            return False
-        self.now = time
-        del host.timers[name]
-        self._rows.append((time, Kind.TIMER, node_id, None, None, None, None, None, name, None))
-        self._handle(node_id, host, host.node.on_timer, name)  # type: ignore[union-attr]
-        return True
-
-    def _handle(self, node_id: str, host: _Host, handler: Callable[..., Any], *args: Any) -> Any:
-        """Run one handler of a live node, carry out its effects, then tell the observer."""
-        ctx = host.ctx
-        try:
-            result = handler(ctx, *args)
-        except BaseException:
-            ctx.effects.clear()  # type: ignore[union-attr]
-            raise
-        self._apply(node_id, host, ctx.effects)  # type: ignore[union-attr]
-        if self.observer is not None:
-            self.observer(node_id, host.node)
-        return result
-
-    def _apply(self, node_id: str, host: _Host, eff: Effects) -> None:
-        """Carry out one handler's effects: persist, then send, then timers.
-
-        Exception-safe: if an effect cannot be carried out, the rest of the
-        batch is discarded before the error propagates, so nothing stale is
-        left in the node's context for its next handler.
-        """
-        try:
-            if eff.persists:
-                store = host.storage
-                for key, value in eff.persists:
-                    store[key] = value
-                eff.persists.clear()
-            if eff.notes:
-                rows = self._rows
-                for what, detail in eff.notes:
-                    rows.append((self.now, Kind.STATE, node_id, None, None, None, None, None, what, detail))
-                eff.notes.clear()
-            if eff.sends:
-                self._send(node_id, eff.sends)
-                eff.sends.clear()
-            if eff.timers:
-                self._set_timers(node_id, host.timers, eff.timers)
-                eff.timers.clear()
-        except BaseException:
-            eff.clear()
-            raise
-
-    def _set_timers(
-        self, node_id: str, timers: dict[str, _Timer], asks: list[tuple[str, float | None]]
-    ) -> None:
-        # Setting a timer replaces it. A timer set again for *later* (an election
-        # timeout reset on every heartbeat) keeps its heap entry and only moves
-        # its deadline; the entry is pushed on when it comes due (_fire). Each
-        # ask takes a sequence number as if pushed, so ties order exactly as if
-        # every set had pushed a fresh entry.
-        now = self.now
-        for name, delay in asks:
-            if delay is None:
-                timers.pop(name, None)
-                continue
-            self._seq = seq = self._seq + 1
-            due = now + delay
-            timer = timers.get(name)
-            if timer is not None and timer.armed <= due:
-                timer.due, timer.seq = due, seq
-            else:
-                timers[name] = _Timer(seq, due)
-                heapq.heappush(self._queue, (due, seq, _TIMER, (node_id, name, seq)))
-
-    def _send(self, src: str, sends: list[tuple[str, Any]]) -> None:
-        """Hand messages from ``src`` to the network: each is lost, cut, or due after a delay."""
-        hosts, rows, rng, queue, now = self._hosts, self._rows, self.rng, self._queue, self.now
-        for dst, msg in sends:
-            host = hosts.get(dst)
-            if host is None:
-                self._check_node(dst, "dst")
-            self._msg_seq = mid = self._msg_seq + 1
-            rows.append((now, _SEND, src, src, dst, mid, msg, None, None, None))
-            if self._blocking and self._blocked(src, dst):
-                rows.append((now, _DROP, dst, src, dst, mid, msg, now, _PART, None))
-                continue
-            if self._loss and rng.random() < self._loss:
-                rows.append((now, _DROP, dst, src, dst, mid, msg, now, _LOSS, None))
-                continue
-            latency = (
-                self._link_latency.get((src, dst), self._latency) if self._link_latency else self._latency
-            )
-            pkt = (mid, src, dst, msg, now, host.incarnation)  # type: ignore[union-attr]
-            self._seq = seq = self._seq + 1
-            heapq.heappush(queue, (now + latency.sample(rng), seq, _DELIVER, pkt))
-            if self._duplication and rng.random() < self._duplication:
-                rows.append((now, _DUP, src, src, dst, mid, msg, None, None, None))
-                self._seq = seq = self._seq + 1
-                heapq.heappush(queue, (now + latency.sample(rng), seq, _DELIVER, pkt))
+        result = []
+        self._push(self.now, _CALL, (node_id, lambda ctx: result.append(fn(node, ctx))))
+        self.run(self.now, max_events=1)  # that call is the one event left at now
+        return result[0]
 
     def _blocked(self, src: str, dst: str) -> bool:
         if self._partitioned and self._group.get(src, -1) != self._group.get(dst, -1):

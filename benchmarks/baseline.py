@@ -85,6 +85,7 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
     for r in [header, *rows]:
         print(
             "  ".join(
-                str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+                str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
             )
         )

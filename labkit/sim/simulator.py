@@ -145,6 +145,7 @@ class Simulator:
         self._peers: tuple[str, ...] = ()
         # Called as observer(node_id, node) after each handler's effects are
         # carried out (start, delivery, timer, call): the Raft invariant monitor.
+        # Set it between runs.
         self.observer: Callable[[str, Node], Any] | None = None
         # Network model.
         self._latency: Latency = as_latency(latency)
@@ -261,7 +262,14 @@ class Simulator:
         if paused:
             gc.disable()
         try:
-            done = self._loop(horizon, limit, paused)
+            done = 0
+            while True:  # in chunks of 2**20 events, so a very long run collects its cyclic garbage
+                chunk = self._loop(horizon, 1 << 20 if limit < 0 else min(limit - done, 1 << 20))
+                done += chunk
+                if chunk < 1 << 20 or done == limit:
+                    break
+                if paused:
+                    gc.collect(0)
         finally:
             if paused:
                 gc.enable()
@@ -271,12 +279,13 @@ class Simulator:
             self.now = until
         return done
 
-    def _loop(self, horizon: float, limit: int, collect: bool) -> int:
+    def _loop(self, horizon: float, limit: int) -> int:
         """The event loop: pop the next event, run the node's handler, carry out what it asked.
 
         Everything a run does happens here, in order, which is also the
         simulator's hot path (hence the locals and the inlined steps).
         """
+        observer = self.observer
         queue, pop, push, hosts, rows, rng = (
             self._queue,
             heapq.heappop,
@@ -409,10 +418,8 @@ class Simulator:
             except BaseException:
                 eff.clear()  # the rest of a batch that cannot be carried out is discarded
                 raise
-            if self.observer is not None:
-                self.observer(node_id, node)
-            if collect and not done & 0xFFFFF:
-                gc.collect(0)
+            if observer is not None:
+                observer(node_id, node)
         return done
 
     def run_for(self, duration: float, *, max_events: int | None = None) -> int:

@@ -188,3 +188,16 @@ def test_low_level_raft_constructors_check_their_arguments(build, match):
 
     with pytest.raises(ValueError, match=match):
         build(labkit.raft)
+
+
+# ---------------------------------------------------------------- widgets
+def test_cap_widget_refuses_a_hundred_thousand_nodes_at_once():
+    import time
+
+    from labkit.viz.replication import CapWidget
+
+    w = CapWidget()
+    start = time.process_time()
+    with pytest.raises(ValueError, match="nodes must be an int from"):
+        w.set(nodes=10**5)
+    assert time.process_time() - start < 1.0

@@ -13,12 +13,14 @@ error appeared.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.interactions import INTERACTIONS
 from tests.browser.lab import NOTEBOOKS
@@ -155,6 +157,13 @@ def test_student_notebook_runs_all_in_jupyterlab(lab, page, nb: Path):
         quiet = sorted(i for i in tests if not any(EXERCISE_ERROR.search(e) for e in cells[i]["errors"]))
         assert not quiet, f"test cells {quiet} of the untouched student version show no exercise error"
 
+        # Widget views draw after the kernel is idle; on a busy machine that takes a while.
+        with contextlib.suppress(PlaywrightTimeout):
+            page.wait_for_function(
+                "() => (" + FIGURES_JS + ")().every(f => f.traces && f.rendered)",
+                timeout=TIMEOUT_MS,
+                polling=250,
+            )
         figures = page.evaluate(FIGURES_JS)
         empty = [i for i, f in enumerate(figures) if not (f["traces"] and f["rendered"])]
         assert not empty, f"plotly figures {empty} rendered without data"

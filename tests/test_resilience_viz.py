@@ -59,7 +59,7 @@ def test_widget_methods_change_the_run() -> None:
     w.set_policy("deadlines", True)
     on = w.summary()
     assert on["browse_during"] > 0.9
-    assert "breaker" in w._fig.layout.title.text
+    assert "breaker" in w.fig.layout.title.text
     assert "browse" in w.status.value
     w.set_fault("down")
     assert w.settings.fault is Fault.DOWN
@@ -72,7 +72,7 @@ def test_widget_methods_change_the_run() -> None:
     assert w.model.policies["A"].retry.backoff.jitter.value == "decorrelated"
     w.set_rate(80)
     assert w.model.offered(0, 3) == pytest.approx(80, rel=0.15)
-    assert "80 req/s" in w._fig.layout.title.text
+    assert "80 req/s" in w.fig.layout.title.text
     assert ui is w.ui
 
 

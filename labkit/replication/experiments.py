@@ -550,10 +550,10 @@ def quorum_read_race(
 def merkle_traffic(trace: Trace, since: float = 0.0) -> dict[str, int]:
     """Anti-entropy traffic sent since ``since``: hashes, keys and messages."""
     hashes = keys = messages = 0
-    for row in trace.rows:
-        if row[1] is not Kind.SEND or row[0] < since:
+    for e in trace.of_kind(Kind.SEND):
+        if e.time < since:
             continue
-        msg = row[6]
+        msg = e.message
         if isinstance(msg, MerkleLevel):
             hashes += len(msg.hashes)
             messages += 1

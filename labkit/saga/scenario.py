@@ -406,7 +406,7 @@ def run_order_saga(
         writes=writes[0],
         crashes=tuple(driver.crashes),
         trace=sim.trace,
-        end_time=sim.trace.rows[-1][0] if sim.trace.rows else 0.0,
+        end_time=sim.trace[-1].time if sim.trace.rows else 0.0,
         probes=tuple(prober.results) if prober is not None else (),
     )
 

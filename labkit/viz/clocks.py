@@ -20,7 +20,16 @@ from labkit.clocks import EventKind, Stamping, Stamps, run_lww
 from labkit.clocks.lww import LWWRun
 from labkit.clocks.stamped import EVENT_NOTE
 from labkit.sim import Kind, Simulator
-from labkit.viz.common import BAD_COLOR, LazyWidget, guarded, node_colors, status_html, style_figure
+from labkit.viz.common import (
+    BAD_COLOR,
+    Widget,
+    button,
+    node_colors,
+    slider,
+    status_html,
+    style_figure,
+    toggles,
+)
 
 __all__ = ["ClockSkewWidget", "clock_diagram", "clock_error_figure", "stamp_text"]
 
@@ -43,6 +52,54 @@ _KIND_STYLE = {
     EventKind.RECEIVE: ("receive", "#56B4E9", "circle-open", "bottom center"),
     EventKind.LOCAL: ("local event", "#999999", "square", "top center"),
 }
+
+
+@dataclass
+class _Marks:
+    """Markers of one kind of event: positions, labels and hover texts."""
+
+    x: list[float] = field(default_factory=list)
+    y: list[int] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    hover: list[str] = field(default_factory=list)
+
+
+def _clock_marks(sim: Simulator, clock: Stamping, start: float) -> tuple[dict[EventKind, _Marks], _Marks]:
+    """Every clocked event from ``start`` on, labelled with ``clock``, by kind; and the discarded writes."""
+    lane = {nid: i for i, nid in enumerate(sim.nodes)}
+    events = {k: _Marks() for k in EventKind}
+    discarded = _Marks()
+    for e in sim.trace.notes():
+        if e.node not in lane or e.time < start:
+            continue
+        if e.reason == EVENT_NOTE:
+            d, marks = e.detail, events[e.detail["kind"]]
+            s: Stamps = d["stamps"]
+            value = stamp_text(s, clock)
+            marks.x.append(e.time)
+            marks.y.append(lane[e.node])
+            # "write x=2 @ 0.200": without the "@" the stamp reads as part of the value.
+            marks.text.append(
+                f"{d['label']} @ {value}" if d["label"] and d["kind"] is EventKind.SEND else value
+            )
+            marks.hover.append(
+                f"{e.node} {d['kind'].value} {d['label']}<br>true time {e.time:.3f} s<br>"
+                f"physical {s.physical:.3f}<br>Lamport {s.lamport.time}<br>vector {s.vector}<br>HLC {s.hlc}"
+            )
+        elif e.reason == "discard":
+            kept = ", ".join(str(v) for v in e.detail["kept"])
+            discarded.x.append(e.time)
+            discarded.y.append(lane[e.node])
+            discarded.hover.append(f"{e.node} discarded {e.detail['write']} (kept {kept}) at {e.time:.3f} s")
+    return events, discarded
+
+
+def _busy_range(sim: Simulator) -> tuple[float, float]:
+    """Just around the messages and clocked events: not the idle start and end of the run."""
+    busy = [e.time for e in sim.trace.of_kind(Kind.SEND, Kind.DELIVER, Kind.DROP, Kind.STATE)]
+    first, last = min(busy, default=0.0), max(busy, default=sim.now)
+    margin = 0.08 * max(last - first, 0.01)
+    return max(0.0, first - margin), last + margin
 
 
 def clock_diagram(
@@ -70,85 +127,39 @@ def clock_diagram(
     if not isinstance(clock, Stamping):
         raise TypeError(f"clock must be a Stamping ({', '.join(s.name for s in Stamping)}), got {clock!r}")
     title = title or f"Events labelled with {clock.value} clock values"
-    # Frame the clocked events, not the idle start and end of the run.
-    busy = [r[0] for r in sim.trace.rows if r[1] in (Kind.SEND, Kind.DELIVER, Kind.DROP, Kind.STATE)]
-    first, last = min(busy, default=0.0), max(busy, default=sim.now)
-    margin = 0.08 * max(last - first, 0.01)
-    if start is None:
-        start = max(0.0, first - margin)
-    if end is None:
-        end = last + margin
+    busy = _busy_range(sim)
+    start = busy[0] if start is None else start
+    end = busy[1] if end is None else end
     if not end > start:
         raise ValueError(f"end must be after start={start!r}, got {end!r}")
     base = spacetime_diagram(sim, notes=False, start=start, end=end, title=title)
-    lane = {nid: i for i, nid in enumerate(sim.nodes)}
-    groups: dict[EventKind, dict[str, list]] = {
-        k: {"x": [], "y": [], "text": [], "hover": []} for k in EventKind
-    }
-    dropped: dict[str, list] = {"x": [], "y": [], "hover": []}
-    for r in sim.trace.rows:
-        if r[1] is not Kind.STATE or r[2] not in lane or r[0] < start:
-            continue
-        if r[8] == EVENT_NOTE:
-            d = r[9]
-            s: Stamps = d["stamps"]
-            g = groups[d["kind"]]
-            g["x"].append(r[0])
-            g["y"].append(lane[r[2]])
-            value = stamp_text(s, clock)
-            # "write x=2 @ 0.200": without the "@" the stamp reads as part of the value.
-            g["text"].append(
-                f"{d['label']} @ {value}" if d["label"] and d["kind"] is EventKind.SEND else value
-            )
-            g["hover"].append(
-                f"{r[2]} {d['kind'].value} {d['label']}<br>true time {r[0]:.3f} s<br>"
-                f"physical {s.physical:.3f}<br>Lamport {s.lamport.time}<br>"
-                f"vector {s.vector}<br>HLC {s.hlc}"
-            )
-        elif r[8] == "discard":
-            w = r[9]["write"]
-            kept = ", ".join(str(v) for v in r[9]["kept"])
-            dropped["x"].append(r[0])
-            dropped["y"].append(lane[r[2]])
-            dropped["hover"].append(f"{r[2]} discarded {w} (kept {kept}) at {r[0]:.3f} s")
+    events, discarded = _clock_marks(sim, clock, start)
     extra = []
-    for kind, g in groups.items():
+    for kind, m in events.items():
         name, color, symbol, pos = _KIND_STYLE[kind]
         extra.append(
-            go.Scatter(
-                x=g["x"],
-                y=g["y"],
-                text=g["text"],
-                hovertext=g["hover"],
-                hoverinfo="text",
-                mode="markers+text",
-                textposition=pos,
-                textfont={"size": 11, "color": "#222222"},
-                marker={"color": color, "symbol": symbol, "size": 8, "line": {"width": 1.5, "color": color}},
-                name=f"{name} ({len(g['x'])})",
-            )
-        )
+            go.Scatter(x=m.x, y=m.y, text=m.text, hovertext=m.hover, hoverinfo="text", mode="markers+text",
+                       textposition=pos, textfont={"size": 11, "color": "#222222"}, cliponaxis=False,
+                       marker={"color": color, "symbol": symbol, "size": 8, "line": {"width": 1.5, "color": color}},
+                       name=f"{name} ({len(m.x)})")
+        )  # fmt: skip
     extra.append(
-        go.Scatter(
-            x=dropped["x"],
-            y=dropped["y"],
-            hovertext=dropped["hover"],
-            hoverinfo="text",
-            mode="markers",
-            marker={
-                "color": BAD_COLOR,
-                "symbol": "x-thin",
-                "size": 16,
-                "line": {"width": 3, "color": BAD_COLOR},
-            },
-            name=f"write discarded ({len(dropped['x'])})",
-        )
-    )
+        go.Scatter(x=discarded.x, y=discarded.y, hovertext=discarded.hover, hoverinfo="text", mode="markers",
+                   marker={"color": BAD_COLOR, "symbol": "x-thin", "size": 16, "line": {"width": 3, "color": BAD_COLOR}},
+                   name=f"write discarded ({len(discarded.x)})")
+    )  # fmt: skip
     for t in base.data:  # message series with nothing in them only clutter the legend
         if not any(v is not None for v in (t.x or ())):
             t.showlegend = False
+    return _draw_clocked(base, extra, start, end, len(sim.nodes), figure)
+
+
+def _draw_clocked(base: Any, extra: list[Any], start: float, end: float, lanes: int, figure: Any) -> Any:
+    """The space-time diagram ``base`` with the clock labels ``extra`` on top (into ``figure`` if given)."""
+    import plotly.graph_objects as go
+
     data = [*base.data, *extra]
-    height = max(300, 130 + 70 * len(lane))
+    height = max(300, 130 + 70 * lanes)
     if figure is None:
         fig = go.Figure(data=data, layout=base.layout)
         fig.update_layout(height=height)
@@ -163,14 +174,8 @@ def clock_diagram(
             # Copy only what changes: copying whole traces and layouts (the
             # template) costs hundreds of milliseconds per redraw.
             for old, new in zip(figure.data, data, strict=True):
-                old.update(
-                    x=new.x,
-                    y=new.y,
-                    text=new.text,
-                    hovertext=new.hovertext,
-                    name=new.name,
-                    showlegend=new.showlegend,
-                )
+                old.update(x=new.x, y=new.y, text=new.text, hovertext=new.hovertext, name=new.name,
+                           showlegend=new.showlegend)  # fmt: skip
             lay = base.layout
             figure.layout.title.text = lay.title.text
             figure.layout.shapes = lay.shapes
@@ -221,7 +226,7 @@ class _Settings:
     stamping: Stamping = Stamping.PHYSICAL
 
 
-class ClockSkewWidget(LazyWidget):
+class ClockSkewWidget(Widget):
     """Skew and drift each replica's clock, pick the clock LWW orders writes by, watch writes survive or vanish.
 
     The writes happen ``sync_age`` seconds after the clocks were last
@@ -259,8 +264,6 @@ class ClockSkewWidget(LazyWidget):
         self.settings = _Settings(
             {n: 0.0 for n in self.nodes}, {n: 0.0 for n in self.nodes}, Stamping.PHYSICAL
         )
-        self._ui: Any = None
-        self._syncing = False
         self.set_stamping(stamping, _rerun=False)
         for n, v in (offsets_ms or {}).items():
             self.set_offset(n, v, _rerun=False)
@@ -321,7 +324,7 @@ class ClockSkewWidget(LazyWidget):
         self._simulate()
         if self._ui is not None:
             # Also after a change made from Python (w.set_offset(...)): the sliders show what is in force.
-            self._sync_controls()
+            self._show_settings()
             self._redraw()
 
     def summary(self) -> str:
@@ -362,78 +365,42 @@ class ClockSkewWidget(LazyWidget):
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         self.status = W.HTML()
-        g = guarded(self.status)
-        self.fig = go.FigureWidget()
+        plot = self._plot_area()
         self.offset_sliders: dict[str, Any] = {}
         self.drift_sliders: dict[str, Any] = {}
-        rows = []
         for n in self.nodes:
-            off = W.FloatSlider(
-                value=self.settings.offsets_ms[n],
-                min=self.OFFSET_RANGE_MS[0],
-                max=self.OFFSET_RANGE_MS[1],
-                step=10,
-                description=f"{n} skew ms",
-                tooltip=f"how far {n}'s clock was from true time at the last sync (ms, + = ahead)",
-                continuous_update=False,
-            )
-            dr = W.FloatSlider(
-                value=self.settings.drifts_ppm[n],
-                min=self.DRIFT_RANGE_PPM[0],
-                max=self.DRIFT_RANGE_PPM[1],
-                step=100,
-                description=f"{n} drift ppm",
-                tooltip=f"how fast {n}'s clock runs away (parts per million; "
-                f"{self.sync_age:g} s since the sync)",
-                continuous_update=False,
-            )
-            off.observe(g(self._user(lambda ch, n=n: self.set_offset(n, ch["new"]))), "value")
-            dr.observe(g(self._user(lambda ch, n=n: self.set_drift(n, ch["new"]))), "value")
+            off = slider(f"{n} skew ms", self.settings.offsets_ms[n], *self.OFFSET_RANGE_MS, 10,
+                         tip=f"how far {n}'s clock was from true time at the last sync (ms, + = ahead)")  # fmt: skip
+            dr = slider(f"{n} drift ppm", self.settings.drifts_ppm[n], *self.DRIFT_RANGE_PPM, 100,
+                        tip=f"how fast {n}'s clock runs away (parts per million; {self.sync_age:g} s since the sync)")  # fmt: skip
+            self._on_change(off, lambda ms, n=n: self.set_offset(n, ms))
+            self._on_change(dr, lambda ppm, n=n: self.set_drift(n, ppm))
             self.offset_sliders[n], self.drift_sliders[n] = off, dr
-            rows.append(W.HBox([off, dr]))
-        self.stamping_picker = W.ToggleButtons(
-            options=[(s.value, s) for s in Stamping],
-            value=self.settings.stamping,
-            description="order by",
-            tooltips=[f"LWW compares {s.value} timestamps" for s in Stamping],
-        )
-        self.stamping_picker.observe(g(self._user(lambda ch: self.set_stamping(ch["new"]))), "value")
-        self.reset_button = W.Button(
-            description="Perfect clocks", icon="undo", tooltip="all skews and drifts to 0"
-        )
-        self.reset_button.on_click(g(lambda _b: self.reset()))
+        self.stamping_picker = toggles([(s.value, s) for s in Stamping], self.settings.stamping, description="order by",
+                                       tips=[f"LWW compares {s.value} timestamps" for s in Stamping])  # fmt: skip
+        self._on_change(self.stamping_picker, self.set_stamping)
+        self.reset_button = button("Perfect clocks", icon="undo", tip="all skews and drifts to 0")
+        self._on_click(self.reset_button, self.reset)
         self._redraw()
         return W.VBox(
             [
                 W.HTML("<b>Clocks</b> (skew at the last sync, and drift since)"),
-                *rows,
+                *(W.HBox([self.offset_sliders[n], self.drift_sliders[n]]) for n in self.nodes),
                 W.HBox([self.stamping_picker, self.reset_button]),
                 self.status,
-                self.fig,
+                plot,
             ]
         )
 
-    def _user(self, fn: Any) -> Any:
-        def handler(change: Any) -> Any:
-            if self._syncing:
-                return None
-            return fn(change)
-
-        return handler
-
     def _sync_controls(self) -> None:
-        self._syncing = True
-        try:
-            for n in self.nodes:
-                self.offset_sliders[n].value = self.settings.offsets_ms[n]
-                self.drift_sliders[n].value = self.settings.drifts_ppm[n]
-            self.stamping_picker.value = self.settings.stamping
-        finally:
-            self._syncing = False
+        for n in self.nodes:
+            self.offset_sliders[n].value = self.settings.offsets_ms[n]
+            self.drift_sliders[n].value = self.settings.drifts_ppm[n]
+        self.stamping_picker.value = self.settings.stamping
 
     def _redraw(self) -> None:
         self.figure(self.fig)
+        self._show_figure()
         self.status.value = status_html(self.summary())

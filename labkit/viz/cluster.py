@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.sim import Kind, Simulator, Uniform
-from labkit.viz.common import LazyWidget, guarded, status_html
+from labkit.viz.common import (
+    Widget,
+    button,
+    checkbox,
+    range_slider,
+    slider,
+    status_html,
+    toggles,
+)
 from labkit.viz.spacetime import spacetime_diagram
 
 __all__ = ["ClusterWidget", "ClusterSettings", "SKEW_MS_LIMIT", "DRIFT_PPM_LIMIT"]
@@ -59,23 +67,7 @@ def _draw_spacetime(sim: Simulator, until: float, figure: Any) -> Any:
     )
 
 
-def _clock_slider(W: Any, label: str, value: float, limit: float, step: float, tip: str) -> Any:
-    """A +/- ``limit`` slider for one node's clock (skew or drift), applied on release."""
-    return W.FloatSlider(
-        value=value,
-        min=-limit,
-        max=limit,
-        step=step,
-        description=label,
-        tooltip=tip,
-        readout_format="+.0f",
-        continuous_update=False,
-        style={"description_width": "88px"},
-        layout=W.Layout(width="280px"),
-    )
-
-
-class ClusterWidget(LazyWidget):
+class ClusterWidget(Widget):
     """Interactive fault injection over any simulated protocol.
 
     >>> w = ClusterWidget(lambda seed: heartbeat_cluster(seed), seed=1)
@@ -122,7 +114,6 @@ class ClusterWidget(LazyWidget):
         self.node_ids = probe.nodes
         self.sim: Simulator = probe
         self.replay_at: float | None = None
-        self._ui: Any = None
         self._simulate()
 
     # -- the model: plain methods the controls call ------------------------
@@ -243,7 +234,7 @@ class ClusterWidget(LazyWidget):
         self.replay_at = None
         if self._ui is not None:
             # Every control, so a change made from Python (w.crash(...)) shows too.
-            self._sync_controls()
+            self._show_settings()
             self._redraw()
 
     # -- the view ------------------------------------------------------------
@@ -253,173 +244,88 @@ class ClusterWidget(LazyWidget):
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         s = self.settings
         self.status = W.HTML()
-        g = guarded(self.status)
-        self.fig = go.FigureWidget()
-        self.up_boxes = {}
-        self.side_pickers = {}
+        plot = self._plot_area()
+        self.up_boxes, self.side_pickers = {}, {}
         self.skew_sliders: dict[str, Any] = {}  # empty without clock controls
         self.drift_sliders: dict[str, Any] = {}
         rows = []
         for nid in self.node_ids:
-            box = W.Checkbox(
-                value=nid not in s.down,
-                description=f"{nid} up",
-                indent=False,
-                tooltip=f"untick to crash {nid} at the fault time",
-                layout=W.Layout(width="90px"),
+            box = checkbox(
+                f"{nid} up", nid not in s.down, tip=f"untick to crash {nid} at the fault time", width="90px"
             )
-            side = W.ToggleButtons(
-                options=["A", "B"],
-                value="B" if nid in s.side_b else "A",
-                tooltips=[f"{nid} on side A", f"{nid} on side B"],
-                style={"button_width": "34px"},
-            )
-            box.observe(
-                g(self._user(lambda ch, nid=nid: self.recover(nid) if ch["new"] else self.crash(nid))),
-                "value",
-            )
-            side.observe(g(self._user(lambda ch, nid=nid: self.set_side(nid, ch["new"]))), "value")
+            side = toggles(["A", "B"], "B" if nid in s.side_b else "A", button_width="34px",
+                           tips=[f"{nid} on side A", f"{nid} on side B"])  # fmt: skip
+            self._on_change(box, lambda up, nid=nid: self.recover(nid) if up else self.crash(nid))
+            self._on_change(side, lambda value, nid=nid: self.set_side(nid, value))
             self.up_boxes[nid], self.side_pickers[nid] = box, side
             row = [box, W.Label("side"), side]
             if self.clocks:
-                skew = _clock_slider(
-                    W,
-                    f"{nid} skew ms",
-                    s.skew_ms.get(nid, 0.0),
-                    SKEW_MS_LIMIT,
-                    10,
-                    f"how far {nid}'s clock is ahead of true time (ms); hover an arrow to see it",
-                )
-                drift = _clock_slider(
-                    W,
-                    f"{nid} drift ppm",
-                    s.drift_ppm.get(nid, 0.0),
-                    DRIFT_PPM_LIMIT,
-                    50,
-                    f"how fast {nid}'s clock runs away from true time (parts per million)",
-                )
-                skew.observe(
-                    g(self._user(lambda ch, nid=nid: self.set_clock(nid, skew_ms=ch["new"]))), "value"
-                )
-                drift.observe(
-                    g(self._user(lambda ch, nid=nid: self.set_clock(nid, drift_ppm=ch["new"]))), "value"
-                )
+                clock = {"label_width": "88px", "width": "280px", "fmt": "+.0f"}
+                skew = slider(f"{nid} skew ms", s.skew_ms.get(nid, 0.0), -SKEW_MS_LIMIT, SKEW_MS_LIMIT, 10, **clock,
+                              tip=f"how far {nid}'s clock is ahead of true time (ms); hover an arrow to see it")  # fmt: skip
+                drift = slider(f"{nid} drift ppm", s.drift_ppm.get(nid, 0.0), -DRIFT_PPM_LIMIT, DRIFT_PPM_LIMIT, 50,
+                               tip=f"how fast {nid}'s clock runs away from true time (parts per million)", **clock)  # fmt: skip
+                self._on_change(skew, lambda v, nid=nid: self.set_clock(nid, skew_ms=v))
+                self._on_change(drift, lambda v, nid=nid: self.set_clock(nid, drift_ppm=v))
                 self.skew_sliders[nid], self.drift_sliders[nid] = skew, drift
                 row += [skew, drift]
             rows.append(W.HBox(row))
-        self.loss_slider = W.FloatSlider(
-            value=s.loss,
-            min=0,
-            max=1,
-            step=0.05,
-            description="loss",
-            tooltip="probability that a message is lost",
-            readout_format=".0%",
-            continuous_update=False,
+        self.loss_slider = slider(
+            "loss", s.loss, 0, 1, 0.05, fmt=".0%", tip="probability that a message is lost"
         )
-        self.loss_slider.observe(g(self._user(lambda ch: self.set_loss(ch["new"]))), "value")
-        self.latency_slider = W.FloatRangeSlider(
-            value=s.latency_ms,
-            min=0,
-            max=500,
-            step=5,
-            description="latency ms",
-            continuous_update=False,
-            tooltip="one-way delay, drawn uniformly in this range",
-        )
-        self.latency_slider.observe(g(self._user(lambda ch: self.set_latency(*ch["new"]))), "value")
-        self.fault_slider = W.FloatSlider(
-            value=s.fault_at,
-            min=0,
-            max=s.duration,
-            step=0.1,
-            description="faults at",
-            continuous_update=False,
-            tooltip="when the crashes and the partition begin (s)",
-        )
-        self.fault_slider.observe(g(self._user(lambda ch: self.set_fault_at(ch["new"]))), "value")
-        self.run_button = W.Button(
-            description=f"Run +{self.step:g} s",
-            button_style="primary",
-            tooltip="simulate further",
-            icon="play",
-        )
-        self.run_button.on_click(g(lambda _b: self.run()))
-        self.reset_button = W.Button(description="Reset", tooltip="back to the initial settings", icon="undo")
-        self.reset_button.on_click(g(lambda _b: self.reset()))
-        self.time_slider = W.FloatSlider(
-            value=s.duration,
-            min=0,
-            max=s.duration,
-            step=0.05,
-            description="replay to",
-            continuous_update=True,
-            tooltip="show the run up to this time",
-            layout=W.Layout(width="60%"),
-        )
-        self.time_slider.observe(g(self._user(lambda ch: self._on_time(ch["new"]))), "value")
-        self._sync_controls()
+        self.latency_slider = range_slider("latency ms", s.latency_ms, 0, 500, 5,
+                                           tip="one-way delay, drawn uniformly in this range")  # fmt: skip
+        self.fault_slider = slider("faults at", s.fault_at, 0, s.duration, 0.1,
+                                   tip="when the crashes and the partition begin (s)")  # fmt: skip
+        self.run_button = button(f"Run +{self.step:g} s", tip="simulate further", icon="play", primary=True)
+        self.reset_button = button("Reset", tip="back to the initial settings", icon="undo")
+        self.time_slider = slider("replay to", s.duration, 0, s.duration, 0.05, continuous=True, width="60%",
+                                  tip="show the run up to this time")  # fmt: skip
+        self._on_change(self.loss_slider, self.set_loss)
+        self._on_change(self.latency_slider, lambda lo_hi: self.set_latency(*lo_hi))
+        self._on_change(self.fault_slider, self.set_fault_at)
+        self._on_change(self.time_slider, lambda t: self.replay(None if t >= self.settings.duration else t))
+        self._on_click(self.run_button, self.run)
+        self._on_click(self.reset_button, self.reset)
+        self._show_settings()
         self._redraw()
-        controls = W.VBox(
+        nodes = "; clocks are off from the start)" if self.clocks else ")"
+        return W.VBox(
             [
-                W.HTML(
-                    "<b>Nodes</b> (crashes and the partition start at the fault time"
-                    + ("; clocks are off from the start)" if self.clocks else ")")
-                ),
+                W.HTML("<b>Nodes</b> (crashes and the partition start at the fault time" + nodes),
                 *rows,
                 W.HBox([self.loss_slider, self.latency_slider]),
                 W.HBox([self.fault_slider, self.run_button, self.reset_button]),
                 self.time_slider,
                 self.status,
+                plot,
             ]
         )
-        return W.VBox([controls, self.fig])
-
-    def _on_time(self, t: float) -> None:
-        self.replay(None if t >= self.settings.duration else t)
 
     def _sync_controls(self) -> None:
-        """Make controls show the settings without firing their callbacks."""
         s = self.settings
-        self._syncing = True
-        try:
-            for nid in self.node_ids:
-                self._quiet(self.up_boxes[nid], nid not in s.down)
-                self._quiet(self.side_pickers[nid], "B" if nid in s.side_b else "A")
-                if nid in self.skew_sliders:
-                    self._quiet(self.skew_sliders[nid], s.skew_ms.get(nid, 0.0))
-                    self._quiet(self.drift_sliders[nid], s.drift_ppm.get(nid, 0.0))
-            self._quiet(self.loss_slider, s.loss)
-            self._quiet(self.latency_slider, s.latency_ms)
-            self.fault_slider.max = s.duration
-            self._quiet(self.fault_slider, s.fault_at)
-            self.time_slider.max = s.duration
-            self._quiet(self.time_slider, s.duration)
-        finally:
-            self._syncing = False
-
-    def _quiet(self, widget: Any, value: Any) -> None:
-        # Callbacks made by _user() ignore changes while _syncing is set, so
-        # showing the settings does not re-trigger a simulation.
-        widget.value = value
-
-    def _user(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        def handler(change: Any) -> Any:
-            if getattr(self, "_syncing", False):
-                return None
-            return fn(change)
-
-        return handler
+        for nid in self.node_ids:
+            self.up_boxes[nid].value = nid not in s.down
+            self.side_pickers[nid].value = "B" if nid in s.side_b else "A"
+            if nid in self.skew_sliders:
+                self.skew_sliders[nid].value = s.skew_ms.get(nid, 0.0)
+                self.drift_sliders[nid].value = s.drift_ppm.get(nid, 0.0)
+        self.loss_slider.value = s.loss
+        self.latency_slider.value = s.latency_ms
+        self.fault_slider.max = s.duration
+        self.fault_slider.value = s.fault_at
+        self.time_slider.max = s.duration
+        self.time_slider.value = s.duration
 
     def _redraw(self) -> None:
-        if self._ui is None and not hasattr(self, "fig"):
+        if self.status is None:
             return
         until = self.replay_at if self.replay_at is not None else self.sim.now
         self.draw(self.sim, until, self.fig)
+        self._show_figure()
         text = self.summary(self.sim) + self._settings_text()
         if self.settings.side_b and not self._partitioned():
             # Refused, not ignored in silence: one side would be empty.
@@ -457,8 +363,5 @@ class ClusterWidget(LazyWidget):
 
 
 def _default_summary(sim: Simulator) -> str:
-    rows = sim.trace.rows
-    sent = sum(1 for r in rows if r[1] is Kind.SEND)
-    delivered = sum(1 for r in rows if r[1] is Kind.DELIVER)
-    dropped = sum(1 for r in rows if r[1] is Kind.DROP)
+    sent, delivered, dropped = (sim.trace.count(kind) for kind in (Kind.SEND, Kind.DELIVER, Kind.DROP))
     return f"t = {sim.now:.2f} s: {sent} sent, {delivered} delivered, {dropped} dropped"

@@ -1,4 +1,4 @@
-"""Shared pieces of every figure and widget: colours, styling, safe callbacks.
+"""Shared pieces of every figure and widget: colours, styling, safe callbacks, the widget base, controls.
 
 Widgets follow one rule (DESIGN.md, "Errors and faults"): an impossible
 setting is refused with a visible message in the widget, never a traceback.
@@ -95,12 +95,22 @@ def guarded(status: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return wrap
 
 
-class LazyWidget(ABC):
-    """Base of the course's widgets: plain Python methods do what the controls
-    do, and the controls themselves are built on first display (or first use
-    of :attr:`ui`), so a widget can be driven and tested without a browser."""
+class Widget(ABC):
+    """Base of the course's widgets.
+
+    Plain Python methods do what the controls do, so a widget can be driven
+    and tested without a browser; the controls and the figure are built on
+    first display (or first use of :attr:`ui`). Every widget has a status
+    line, :attr:`status`, where a refused setting is explained
+    (:func:`guarded`), and a :meth:`_sync_controls` that makes the controls
+    show the settings in force, also after a change made from Python.
+    """
 
     _ui: Any = None
+    _syncing = False  # True while the controls are being set to the settings in force
+    status: Any = None  # the status line (an ipywidgets.HTML), made by _build_ui
+    fig: Any = None  # the figure (a go.Figure) the widget redraws in place
+    _plot: Any = None  # the ipywidgets.Output that shows it
 
     @abstractmethod
     def _build_ui(self) -> Any:
@@ -117,3 +127,213 @@ class LazyWidget(ABC):
         from IPython.display import display
 
         display(self.ui)
+
+    def _plot_area(self, figure: Any = None) -> Any:
+        """Make :attr:`fig` (``figure``, or an empty one) and the output area that shows it.
+
+        The figure is a plain ``go.Figure`` shown as a notebook output, which
+        JupyterLab draws at the full width of the notebook (a ``FigureWidget``
+        keeps plotly's 700-pixel default inside a widget box). Call
+        :meth:`_show_figure` after each redraw.
+        """
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        self.fig = figure if figure is not None else go.Figure()
+        self._plot = W.Output()
+        return self._plot
+
+    def _show_figure(self) -> None:
+        """Send :attr:`fig` as it is now to the browser."""
+        if self._plot is not None:
+            self._plot.outputs = (_display_data(self.fig),)
+
+    def _sync_controls(self) -> None:  # noqa: B027 - a hook; widgets without settings have nothing to show
+        """Set every control to the setting in force (override; :meth:`_show_settings` calls it)."""
+
+    def _show_settings(self) -> None:
+        """Make the controls show the settings in force without firing their callbacks."""
+        self._syncing = True
+        try:
+            self._sync_controls()
+        finally:
+            self._syncing = False
+
+    def _on_change(self, control: Any, fn: Callable[[Any], Any]) -> None:
+        """Call ``fn(new value)`` when the learner changes ``control``.
+
+        A refused value (``ValueError``/``TypeError``) is explained in the
+        status line and the controls spring back to the settings in force;
+        changes made by :meth:`_show_settings` are ignored.
+        """
+
+        def handler(change: Any) -> Any:
+            if self._syncing:
+                return None
+            try:
+                return fn(change["new"])
+            except (ValueError, TypeError):
+                self._show_settings()
+                raise
+
+        control.observe(guarded(self.status)(handler), "value")
+
+    def _on_click(self, button: Any, fn: Callable[[], Any]) -> None:
+        """Call ``fn()`` when ``button`` is pressed; a refusal is explained in the status line."""
+        button.on_click(guarded(self.status)(lambda _button: fn()))
+
+
+class SettingsWidget(Widget):
+    """A widget whose state is a dict of named settings, one control per setting.
+
+    :meth:`set` changes some settings, re-runs and redraws; a setting that is
+    refused leaves every setting as it was. Controls in :attr:`controls` are
+    keyed by the setting they show; :meth:`_to_control` and
+    :meth:`_from_control` translate where a control cannot hold the value
+    itself (a drop-down cannot offer ``None``).
+    """
+
+    params: dict[str, Any]
+    controls: dict[str, Any]
+
+    @abstractmethod
+    def set(self, **changes: Any) -> None:
+        """Change settings; re-run and redraw."""
+
+    def _merged(self, changes: dict[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
+        """The settings with ``changes`` applied, refusing names not in ``allowed``."""
+        allowed = set(allowed)
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return {**getattr(self, "params", {}), **changes}
+
+    def _to_control(self, name: str, value: Any) -> Any:
+        return value
+
+    def _from_control(self, name: str, value: Any) -> Any:
+        return value
+
+    def _sync_controls(self) -> None:
+        for name, control in getattr(self, "controls", {}).items():
+            value = self._to_control(name, self.params[name])
+            if control.value != value:
+                control.value = value
+
+    def _wire(self) -> None:
+        """Connect every control in :attr:`controls` to :meth:`set`."""
+        for name, control in self.controls.items():
+            self._on_change(
+                control, lambda value, name=name: self.set(**{name: self._from_control(name, value)})
+            )
+
+
+# -- controls ---------------------------------------------------------------------------
+# Short constructors for the ipywidgets every widget uses; ``label_width`` is the
+# width of the description, so controls in one column line up.
+
+
+def _style(label_width: str | None) -> dict[str, str]:
+    return {"description_width": label_width} if label_width else {}
+
+
+def _layout(width: str | None) -> Any:
+    import ipywidgets as W
+
+    return W.Layout(width=width) if width else W.Layout()
+
+
+def slider(
+    description: str,
+    value: float,
+    lo: float,
+    hi: float,
+    step: float = 1,
+    *,
+    tip: str = "",
+    integer: bool = False,
+    fmt: str | None = None,
+    continuous: bool = False,
+    label_width: str | None = None,
+    width: str | None = None,
+) -> Any:
+    """An ``IntSlider`` (``integer=True``) or ``FloatSlider`` from ``lo`` to ``hi``; applied on release
+    unless ``continuous``."""
+    import ipywidgets as W
+
+    kind = W.IntSlider if integer else W.FloatSlider
+    extra = {"readout_format": fmt} if fmt else {}
+    return kind(value=value, min=lo, max=hi, step=step, description=description, tooltip=tip,
+                continuous_update=continuous, style=_style(label_width), layout=_layout(width), **extra)  # fmt: skip
+
+
+def range_slider(
+    description: str, value: tuple[float, float], lo: float, hi: float, step: float, *, tip: str = ""
+) -> Any:
+    """A ``FloatRangeSlider`` whose readout shows both ends in full."""
+    import ipywidgets as W
+
+    return W.FloatRangeSlider(value=value, min=lo, max=hi, step=step, description=description, tooltip=tip,
+                              continuous_update=False, readout_format=".0f", layout=W.Layout(width="380px"))  # fmt: skip
+
+
+def dropdown(
+    description: str,
+    options: Any,
+    value: Any = None,
+    *,
+    tip: str = "",
+    label_width: str | None = None,
+    width: str | None = None,
+) -> Any:
+    """A ``Dropdown``; ``options`` as ipywidgets takes them (values, or (label, value) pairs)."""
+    import ipywidgets as W
+
+    extra = {} if value is None else {"value": value}
+    return W.Dropdown(options=options, description=description, tooltip=tip, style=_style(label_width),
+                      layout=_layout(width), **extra)  # fmt: skip
+
+
+def toggles(
+    options: Any,
+    value: Any,
+    *,
+    description: str = "",
+    tips: Iterable[str] = (),
+    button_width: str | None = None,
+    label_width: str | None = None,
+) -> Any:
+    """``ToggleButtons``: one of a few choices, all visible."""
+    import ipywidgets as W
+
+    style = _style(label_width) | ({"button_width": button_width} if button_width else {})
+    return W.ToggleButtons(
+        options=options, value=value, description=description, tooltips=list(tips), style=style
+    )
+
+
+def checkbox(description: str, value: bool, *, tip: str = "", width: str | None = None) -> Any:
+    """A ``Checkbox`` with its label on the right (no indent)."""
+    import ipywidgets as W
+
+    return W.Checkbox(value=value, description=description, indent=False, tooltip=tip, layout=_layout(width))
+
+
+def button(description: str, *, tip: str = "", icon: str = "", primary: bool = False) -> Any:
+    """A ``Button``."""
+    import ipywidgets as W
+
+    return W.Button(
+        description=description, tooltip=tip, icon=icon, button_style="primary" if primary else ""
+    )
+
+
+def _display_data(figure: Any) -> dict[str, Any]:
+    """``figure`` as one notebook output, drawn by JupyterLab's plotly renderer."""
+    import json
+
+    data = {
+        "application/vnd.plotly.v1+json": json.loads(figure.to_json()),
+        "text/plain": repr(figure.layout.title.text),
+    }
+    return {"output_type": "display_data", "data": data, "metadata": {}}

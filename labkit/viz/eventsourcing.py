@@ -17,7 +17,15 @@ from typing import Any
 
 from labkit.eventstore.aggregate import Aggregate, Repository
 from labkit.eventstore.recorder import EventStore, RecordedEvent
-from labkit.viz.common import MUTED_COLOR, PALETTE, LazyWidget, guarded, status_html, style_figure
+from labkit.viz.common import (
+    MUTED_COLOR,
+    PALETTE,
+    Widget,
+    button,
+    slider,
+    status_html,
+    style_figure,
+)
 
 __all__ = ["ReplayWidget", "event_label", "global_log_figure", "load_time_figure"]
 
@@ -43,7 +51,7 @@ def event_label(record: RecordedEvent) -> str:
     return f"{record.type}({fields})"
 
 
-class ReplayWidget(LazyWidget):
+class ReplayWidget(Widget):
     """Rebuild one aggregate step by step: a slider over its versions.
 
     ``value`` picks the number to plot from the aggregate (default: an
@@ -84,8 +92,6 @@ class ReplayWidget(LazyWidget):
             self.values.append(self.value(agg))
         self.version = self.n
         self.state = self._rebuild(self.n)
-        self._ui: Any = None
-        self._syncing = False
 
     # -- what the controls do ------------------------------------------------
     def set_version(self, version: int) -> None:
@@ -97,7 +103,7 @@ class ReplayWidget(LazyWidget):
         self.state = self._rebuild(version)
         self.version = version
         if self._ui is not None:
-            self._sync_slider()
+            self._show_settings()
             self._redraw()
 
     def _rebuild(self, version: int) -> Aggregate:
@@ -228,63 +234,35 @@ class ReplayWidget(LazyWidget):
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         self.status = W.HTML()
-        g = guarded(self.status)
-        self.slider = W.IntSlider(
-            value=self.version,
-            min=0,
-            max=self.n,
-            description="version",
-            tooltip="how many events to replay; the state is rebuilt from the store at each step",
-            continuous_update=True,
-        )
-        self.play = W.Play(
-            value=self.version,
-            min=0,
-            max=self.n,
-            interval=400,
-            description="play",
-            tooltip="replay the stream from the start, one event at a time",
-        )
+        self.slider = slider("version", self.version, 0, self.n, integer=True, continuous=True,
+                             tip="how many events to replay; the state is rebuilt from the store at each step")  # fmt: skip
+        self.play = W.Play(value=self.version, min=0, max=self.n, interval=400, description="play",
+                           tooltip="replay the stream from the start, one event at a time")  # fmt: skip
         W.jslink((self.play, "value"), (self.slider, "value"))
-        self.back_button = W.Button(
-            description="◀ one back", tooltip="undo the last event (rebuild one version earlier)"
-        )
-        self.next_button = W.Button(description="one more ▶", tooltip="apply the next event")
-        self.slider.observe(g(self._user(lambda ch: self.set_version(ch["new"]))), "value")
-        self.back_button.on_click(g(lambda _b: self.step(-1)))
-        self.next_button.on_click(g(lambda _b: self.step(1)))
+        self.back_button = button("◀ one back", tip="undo the last event (rebuild one version earlier)")
+        self.next_button = button("one more ▶", tip="apply the next event")
+        self._on_change(self.slider, self.set_version)
+        self._on_click(self.back_button, lambda: self.step(-1))
+        self._on_click(self.next_button, lambda: self.step(1))
         self.state_html = W.HTML()
         # Built from a finished figure: the browser receives every trace in the widget's initial state,
         # and later moves send only the few properties that change.
-        self.fig = go.FigureWidget(self.figure())
+        plot = self._plot_area(self.figure())
         self._ui = W.VBox(
             [
                 W.HBox([self.play, self.slider, self.back_button, self.next_button]),
                 self.status,
                 self.state_html,
-                self.fig,
+                plot,
             ]
         )
         self._redraw()
         return self._ui
 
-    def _user(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        def handler(change: Any) -> Any:
-            if self._syncing:
-                return None
-            return fn(change)
-
-        return handler
-
-    def _sync_slider(self) -> None:
-        self._syncing = True
-        try:
-            self.slider.value = self.version
-        finally:
-            self._syncing = False
+    def _sync_controls(self) -> None:
+        self.slider.value = self.version
 
     def _redraw(self) -> None:
         v = self.version
@@ -299,6 +277,7 @@ class ReplayWidget(LazyWidget):
             f"<table style='font-size:90%'>{rows}</table>"
         )
         self.figure(self.fig)
+        self._show_figure()
 
 
 def global_log_figure(store: EventStore, *, limit: int = 300) -> Any:

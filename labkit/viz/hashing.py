@@ -21,9 +21,10 @@ from labkit.hashing import HashRing, assign, make_keys, moved_keys, node_names
 from labkit.viz.common import (
     MUTED_COLOR,
     PALETTE,
-    LazyWidget,
-    guarded,
+    Widget,
+    button,
     node_colors,
+    slider,
     status_html,
     style_figure,
 )
@@ -223,7 +224,7 @@ def membership_change(added: list[str], removed: list[str]) -> str:
     return "; ".join(parts) or "no change"
 
 
-class RingWidget(LazyWidget):
+class RingWidget(Widget):
     """Grow and shrink a ring and watch which keys move.
 
     >>> w = RingWidget(nodes=4, vnodes=8)
@@ -261,8 +262,6 @@ class RingWidget(LazyWidget):
         self.assignment = assign(self.ring, self.keys)
         self.moved: list[str] = []
         self.last_change = "start"
-        self._ui: Any = None
-        self._syncing = False
 
     # -- the model: plain methods the controls call -----------------------------------
     def _check_vnodes(self, vnodes: int) -> None:
@@ -325,7 +324,7 @@ class RingWidget(LazyWidget):
         self.assignment = after
         self.last_change = what
         if self._ui is not None:
-            self._sync_controls()
+            self._show_settings()
             self._redraw()
 
     def loads(self) -> dict[str, int]:
@@ -444,61 +443,36 @@ class RingWidget(LazyWidget):
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         self.status = W.HTML()
-        g = guarded(self.status)
-        self.fig = go.FigureWidget(self._empty_layout())
-        self.count_slider = W.IntSlider(
-            value=len(self.ring),
-            min=1,
-            max=self.max_nodes,
-            description="nodes",
-            tooltip="number of physical nodes on the ring",
-            continuous_update=False,
+        plot = self._plot_area(self._empty_layout())
+        self.count_slider = slider("nodes", len(self.ring), 1, self.max_nodes, integer=True,
+                                   tip="number of physical nodes on the ring")  # fmt: skip
+        self.vnode_slider = slider("vnodes", self.vnodes, 1, self.max_vnodes, integer=True,
+                                   tip="virtual nodes (replicas on the ring) per physical node")  # fmt: skip
+        self.add_button = button("add a node", icon="plus", tip="a new node joins the ring")
+        self.remove_button = button(
+            "remove a node", icon="minus", tip="the highest-numbered node leaves the ring"
         )
-        self.vnode_slider = W.IntSlider(
-            value=self.vnodes,
-            min=1,
-            max=self.max_vnodes,
-            description="vnodes",
-            tooltip="virtual nodes (replicas on the ring) per physical node",
-            continuous_update=False,
-        )
-        self.add_button = W.Button(description="add a node", icon="plus", tooltip="a new node joins the ring")
-        self.remove_button = W.Button(
-            description="remove a node", icon="minus", tooltip="the highest-numbered node leaves the ring"
-        )
-        self.count_slider.observe(g(self._user(lambda ch: self.set_node_count(ch["new"]))), "value")
-        self.vnode_slider.observe(g(self._user(lambda ch: self.set_vnodes(ch["new"]))), "value")
-        self.add_button.on_click(g(lambda _b: self.add_node()))
-        self.remove_button.on_click(g(lambda _b: self.remove_node()))
+        self._on_change(self.count_slider, self.set_node_count)
+        self._on_change(self.vnode_slider, self.set_vnodes)
+        self._on_click(self.add_button, self.add_node)
+        self._on_click(self.remove_button, self.remove_node)
         self._redraw()
-        controls = W.VBox(
+        return W.VBox(
             [
                 W.HBox([self.count_slider, self.vnode_slider]),
                 W.HBox([self.add_button, self.remove_button]),
                 self.status,
+                plot,
             ]
         )
-        return W.VBox([controls, self.fig])
-
-    def _user(self, fn: Any) -> Any:
-        def handler(change: Any) -> Any:
-            if self._syncing:  # a slider moved because the model changed, not the user
-                return None
-            return fn(change)
-
-        return handler
 
     def _sync_controls(self) -> None:
-        self._syncing = True
-        try:
-            self.count_slider.value = len(self.ring)
-            self.vnode_slider.value = self.vnodes
-        finally:
-            self._syncing = False
+        self.count_slider.value = len(self.ring)
+        self.vnode_slider.value = self.vnodes
 
     def _redraw(self) -> None:
         self._fill(self.fig)
+        self._show_figure()
         self.status.value = status_html(self.summary())

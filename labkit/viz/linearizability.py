@@ -16,8 +16,8 @@ an operation is an interval, and a linearization is one point per interval.
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from labkit.linearizability import (
@@ -36,13 +36,23 @@ from labkit.viz.common import (
     MUTED_COLOR,
     OK_COLOR,
     PALETTE,
-    LazyWidget,
-    guarded,
+    SettingsWidget,
+    dropdown,
+    slider,
     status_html,
     style_figure,
 )
 
-__all__ = ["history_figure", "op_label", "RealTimeWidget", "StoreCheckWidget", "STORES"]
+__all__ = [
+    "history_figure",
+    "history_picture",
+    "draw_history",
+    "HistoryPicture",
+    "op_label",
+    "RealTimeWidget",
+    "StoreCheckWidget",
+    "STORES",
+]
 
 _SURE_COLOR = PALETTE[0]
 _CONFLICT_COLOR = PALETTE[1]
@@ -90,6 +100,125 @@ def _as_result(history_or_result: Any, model: Any) -> tuple[tuple[Operation, ...
     return ops, (check(ops, model) if model is not None else None)
 
 
+@dataclass
+class HistoryPicture:
+    """What :func:`history_figure` draws, read from a history and its verdict."""
+
+    ops: tuple[Operation, ...]
+    shown: list[int]  # operation ids drawn, by call
+    clients: list[Any]  # one row per client, top to bottom
+    kind: dict[int, str]  # operation id -> its bar series (a name in _BARS)
+    order: list[list[int]]  # the linearization (or longest partial one) of each part drawn
+    points: dict[int, float]  # operation id -> its linearization point
+    verdict: str  # "linearizable", "NOT linearizable on key 'x'", ... ("history" without a verdict)
+    ok: bool | None  # the verdict, None without one
+    x_range: list[float]
+    horizon: float  # where the bars of operations that never returned end
+    labelled: set[int]  # operations whose bars carry a label
+
+
+def history_picture(
+    history_or_result: Any, model: Any = None, *, focus: bool = True, conflict: bool = True, key: Any = None
+) -> HistoryPicture:
+    """Read a history (and its verdict) into what :func:`history_figure` draws (arguments as there)."""
+    ops, result = _as_result(history_or_result, model)
+    shown = list(range(len(ops)))
+    points: dict[int, float] = {}
+    order: list[list[int]] = []
+    blocked: int | None = None
+    core: set[int] = set()
+    verdict = "history"
+    if result is not None:
+        points = linearization_points(result)
+        order = [list(p.order) for p in result.partitions]
+        failure = result.failure
+        if result.verdict is Verdict.LINEARIZABLE:
+            verdict = "linearizable"
+        elif failure is not None:
+            verdict = "NOT linearizable" if result.ok is False else "undecided (budget ran out)"
+            if focus and len(result.partitions) + len(result.unchecked) > 1:
+                shown, order = sorted(failure.ops), [list(failure.order)]
+                verdict += f" on key {failure.key!r}"
+            if result.ok is False:
+                blocked = failure.blocked
+                if conflict and len(failure.ops) <= _MAX_CORE_OPS:
+                    core = set(minimal_violation(result, max_steps=_CORE_STEPS))
+    if key is not None:
+        part = next((p for p in result.partitions if p.key == key), None) if result is not None else None
+        if part is None:
+            raise ValueError(f"key must be one of the checked parts of the history, got {key!r}")
+        shown, order = sorted(part.ops), [list(part.order)]
+        if part.verdict is Verdict.LINEARIZABLE:
+            verdict = f"key {key!r} linearizable"
+    shown_set = set(shown)
+    points = {i: t for i, t in points.items() if i in shown_set}
+    core &= shown_set
+    if blocked not in shown_set:
+        blocked = None
+    shown.sort(key=lambda i: (ops[i].call, i))
+    clients = list(dict.fromkeys(ops[i].client for i in shown))
+    kind = {i: _bar_kind(ops[i], i == blocked, i in core) for i in shown}
+    marked = core | ({blocked} if blocked is not None else set())
+    x_range, horizon = _view(ops, shown, marked if focus else set())
+    in_view = [i for i in shown if ops[i].call <= x_range[1] and (ops[i].pending or ops[i].ret >= x_range[0])]
+    labelled = set(in_view) if len(in_view) <= _MAX_LABELS else marked
+    ok = None if result is None else result.ok
+    return HistoryPicture(ops, shown, clients, kind, order, points, verdict, ok, x_range, horizon, labelled)
+
+
+def _bar_kind(op: Operation, blocked: bool, conflicting: bool) -> str:
+    if blocked:
+        return "could not be placed"
+    if conflicting:
+        return "conflicting operation"
+    return "outcome unknown" if op.output is UNKNOWN else "operation"
+
+
+def _view(ops: tuple[Operation, ...], shown: list[int], marked: set[int]) -> tuple[list[float], float]:
+    """The time axis (around the conflict, if ``marked``) and where never-returned bars end."""
+    finite = [ops[i].ret for i in shown if not ops[i].pending] + [ops[i].call for i in shown]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    span = (hi - lo) or 1.0
+    horizon = hi + 0.08 * span
+    x_range = [lo - 0.04 * span, horizon + 0.02 * span]
+    if marked:
+        a = min(ops[i].call for i in marked)
+        b = max(ops[i].ret if not ops[i].pending else horizon for i in marked)
+        pad = max(0.5 * (b - a), 0.02 * span)
+        x_range = [max(x_range[0], a - pad), min(x_range[1], b + pad)]
+    return x_range, horizon
+
+
+def _labels(pic: HistoryPicture, row: dict[Any, int]) -> tuple[list[float], list[float], list[str]]:
+    """Labels below the bar if that space is free, else above, else none (the hover still has it).
+
+    Slots (row, above/below) keep the x intervals in use: overlapping labels
+    are unreadable. A character of the 11 px font is about 6.5 px of a plot
+    area about 900 px wide (a notebook's output width).
+    """
+    lo, hi = pic.x_range
+    char = 6.5 / 900 * (hi - lo)
+    slots: dict[tuple[int, float], list[tuple[float, float]]] = {}
+    xs, ys, texts = [], [], []
+    for i in pic.shown:
+        if i not in pic.labelled:
+            continue
+        op, label = pic.ops[i], op_label(pic.ops[i])
+        end = pic.horizon if op.pending else op.ret
+        half = 0.5 * len(label) * char
+        # Centred on the part of the bar in view, and kept inside the axes.
+        mid = min(max((max(op.call, lo) + min(end, hi)) / 2, lo + half), hi - half)
+        for dy in (0.3, -0.3):
+            taken = slots.setdefault((row[op.client], dy), [])
+            if all(mid + half < a or mid - half > b for a, b in taken):
+                taken.append((mid - half - char, mid + half + char))
+                xs.append(mid)
+                ys.append(row[op.client] + dy)
+                texts.append(label)
+                break
+    return xs, ys, texts
+
+
 def history_figure(
     history_or_result: Any,
     model: Any = None,
@@ -103,120 +232,49 @@ def history_figure(
     """Draw a history; with a :class:`CheckResult` (or a ``model``), also the verdict.
 
     ``focus``: for a failing history of several parts (keys), draw only the
-    failing part. ``key``: draw only this part (key) of a checked history. ``conflict``: shrink a failing part to its conflicting
+    failing part, around its conflict. ``key``: draw only this part (key) of a
+    checked history. ``conflict``: shrink a failing part to its conflicting
     operations and highlight them. ``figure``: a ``go.FigureWidget`` to
     redraw in place (widgets); by default a new ``go.Figure``.
     """
+    pic = history_picture(history_or_result, model, focus=focus, conflict=conflict, key=key)
+    return draw_history(pic, title=title or f"{len(pic.shown)} operations: {pic.verdict}", figure=figure)
+
+
+def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
+    """Draw a :class:`HistoryPicture`: a bar per operation, labels, linearization points."""
     import plotly.graph_objects as go
 
-    ops, result = _as_result(history_or_result, model)
-    shown = list(range(len(ops)))
-    points: dict[int, float] = {}
-    order: list[list[int]] = []
-    blocked: int | None = None
-    core: set[int] = set()
-    verdict_text = "history"
-    if result is not None:
-        points = linearization_points(result)
-        order = [list(p.order) for p in result.partitions]
-        failure = result.failure
-        if result.verdict is Verdict.LINEARIZABLE:
-            verdict_text = "linearizable"
-        elif failure is not None:
-            verdict_text = "NOT linearizable" if result.ok is False else "undecided (budget ran out)"
-            if focus and len(result.partitions) + len(result.unchecked) > 1:
-                shown = sorted(failure.ops)
-                order = [list(failure.order)]
-                points = {i: t for i, t in points.items() if i in set(failure.ops)}
-                verdict_text += f" on key {failure.key!r}"
-            if result.ok is False:
-                blocked = failure.blocked
-                if conflict and len(failure.ops) <= _MAX_CORE_OPS:
-                    core = set(minimal_violation(result, max_steps=_CORE_STEPS))
-    if key is not None:
-        if result is None or key not in {p.key for p in result.partitions}:
-            raise ValueError(f"key must be one of the checked parts of the history, got {key!r}")
-        part = next(p for p in result.partitions if p.key == key)
-        shown = sorted(part.ops)
-        order = [list(part.order)]
-        points = {i: t for i, t in points.items() if i in set(part.ops)}
-        if part.verdict is Verdict.LINEARIZABLE:
-            verdict_text = f"key {key!r} linearizable"
-    shown_set = set(shown)
-    core &= shown_set
-    if blocked not in shown_set:
-        blocked = None
-    if title is None:
-        title = f"{len(shown)} operations: {verdict_text}"
-
-    clients: list[Any] = []
-    for i in sorted(shown, key=lambda i: (ops[i].call, i)):
-        if ops[i].client not in clients:
-            clients.append(ops[i].client)
-    row = {c: k for k, c in enumerate(clients)}
-    finite = [ops[i].ret for i in shown if not ops[i].pending] + [ops[i].call for i in shown]
-    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    span = (hi - lo) or 1.0
-    horizon = hi + 0.08 * span  # where bars of operations that never returned end
-
-    # A failing history is shown around its conflict; labels only where they fit.
-    x_range = [lo - 0.04 * span, horizon + 0.02 * span]
-    marked = core | ({blocked} if blocked is not None else set())
-    if marked and focus:
-        a = min(ops[i].call for i in marked)
-        b = max(ops[i].ret if not ops[i].pending else horizon for i in marked)
-        pad = max(0.5 * (b - a), 0.02 * span)
-        x_range = [max(x_range[0], a - pad), min(x_range[1], b + pad)]
-    in_view = [i for i in shown if ops[i].call <= x_range[1] and (ops[i].pending or ops[i].ret >= x_range[0])]
-    labelled = set(in_view) if len(in_view) <= _MAX_LABELS else marked
-    # Label slots (row, above/below) -> x intervals in use; a character of the 11 px font is about
-    # 6.5 px of a plot area about 900 px wide (a notebook's output width).
-    slots: dict[tuple[int, float], list[tuple[float, float]]] = {}
-    char_width = 6.5 / 900 * (x_range[1] - x_range[0])
-
-    series: dict[str, tuple[list[Any], list[Any], list[str]]] = {name: ([], [], []) for name, *_ in _BARS}
-    label_x, label_y, label_text = [], [], []
-    for i in sorted(shown, key=lambda i: (ops[i].call, i)):
+    ops = pic.ops
+    row = {c: k for k, c in enumerate(pic.clients)}
+    bars: dict[str, tuple[list[Any], list[Any], list[str]]] = {name: ([], [], []) for name, *_ in _BARS}
+    for i in pic.shown:
         op = ops[i]
-        if i == blocked:
-            name = "could not be placed"
-        elif i in core:
-            name = "conflicting operation"
-        elif op.output is UNKNOWN:
-            name = "outcome unknown"
-        else:
-            name = "operation"
-        end = horizon if op.pending else op.ret
-        y = row[op.client]
-        xs, ys, hover = series[name]
+        xs, ys, hover = bars[pic.kind[i]]
         text = f"#{i} client {op.client}: {op_label(op)}<br>call {op.call:.4g}, return " + (
             "never" if op.pending else f"{op.ret:.4g}"
         )
-        xs += [op.call, end, None]
-        ys += [y, y, None]
+        xs += [op.call, pic.horizon if op.pending else op.ret, None]
+        ys += [row[op.client], row[op.client], None]
         hover += [text, text, ""]
-        if i in labelled:
-            # Below the bar if that space is free, else above, else no label (the hover still has it):
-            # overlapping labels are unreadable.
-            label = op_label(op)
-            mid = (max(op.call, x_range[0]) + min(end, x_range[1])) / 2
-            half = 0.5 * len(label) * char_width
-            # Keep the label inside the axes (a bar cut by the edge of the view would clip it).
-            mid = min(max(mid, x_range[0] + half), x_range[1] - half)
-            for dy in (0.3, -0.3):
-                taken = slots.setdefault((y, dy), [])
-                if all(mid + half < a or mid - half > b for a, b in taken):
-                    taken.append((mid - half - char_width, mid + half + char_width))
-                    label_x.append(mid)
-                    label_y.append(y + dy)
-                    label_text.append(label)
-                    break
-
+    px, py, ptext = [], [], []
+    for part in pic.order:
+        for i in part:
+            if i in pic.points:
+                px.append(pic.points[i])
+                py.append(row[ops[i].client])
+                ptext.append(
+                    f"#{i} client {ops[i].client}: {op_label(ops[i])}<br>takes effect at {pic.points[i]:.4g} s"
+                )
+        px.append(None)
+        py.append(None)
+        ptext.append("")
+    label_x, label_y, label_text = _labels(pic, row)
     fig = figure if figure is not None else go.Figure()
     with fig.batch_update():
         fig.data = ()
         for name, color, width, dash in _BARS:
-            xs, ys, hover = series[name]
+            xs, ys, hover = bars[name]
             fig.add_trace(
                 go.Scatter(
                     x=xs, y=ys, mode="lines+markers", name=name, line={"color": color, "width": width, "dash": dash},
@@ -232,36 +290,22 @@ def history_figure(
                 textfont={"size": 11, "color": "#333333"}, hoverinfo="skip",
             )
         )  # fmt: skip
-        px, py, ptext = [], [], []
-        for part in order:
-            for i in part:
-                if i in points:
-                    px.append(points[i])
-                    py.append(row[ops[i].client])
-                    ptext.append(
-                        f"#{i} client {ops[i].client}: {op_label(ops[i])}<br>takes effect at {points[i]:.4g} s"
-                    )
-            px.append(None)
-            py.append(None)
-            ptext.append("")
-        point_name = "linearization point" if result is not None and result.ok else "partial linearization"
         fig.add_trace(
             go.Scatter(
-                x=px, y=py, mode="lines+markers", name=point_name,
+                x=px, y=py, mode="lines+markers", name="linearization point" if pic.ok else "partial linearization",
                 line={"color": _POINT_COLOR, "width": 1, "dash": "dot"},
-                marker={"symbol": "diamond", "size": 11, "color": OK_COLOR if result is not None and result.ok else _POINT_COLOR,
+                marker={"symbol": "diamond", "size": 11, "color": OK_COLOR if pic.ok else _POINT_COLOR,
                         "line": {"color": "#000000", "width": 1}},
-                showlegend=bool(points), hovertext=ptext, hoverinfo="text",
+                showlegend=bool(pic.points), hovertext=ptext, hoverinfo="text",
             )
         )  # fmt: skip
-        style_figure(
-            fig, title=title, xaxis="time (s)", yaxis="client", height=140 + 52 * max(1, len(clients))
-        )
+        n = max(1, len(pic.clients))
+        style_figure(fig, title=title, xaxis="time (s)", yaxis="client", height=140 + 52 * n)
         fig.update_yaxes(
-            tickvals=list(range(len(clients))), ticktext=[str(c) for c in clients],
-            range=[len(clients) - 0.45, -0.55], zeroline=False, showgrid=False,
+            tickvals=list(range(len(pic.clients))), ticktext=[str(c) for c in pic.clients],
+            range=[len(pic.clients) - 0.45, -0.55], zeroline=False, showgrid=False,
         )  # fmt: skip
-        fig.update_xaxes(range=x_range)
+        fig.update_xaxes(range=pic.x_range)
     return fig
 
 
@@ -270,54 +314,12 @@ def history_figure(
 # ---------------------------------------------------------------------------
 
 
-class _Widget(LazyWidget):
-    """Shared plumbing: a figure, a status line, controls that call :meth:`set`."""
+class _Widget(SettingsWidget):
+    """A history widget: a figure, a status line with the verdict, controls that call :meth:`set`."""
 
-    params: dict[str, Any]
     result: CheckResult
-
-    def __init__(self) -> None:
-        self._ui: Any = None
-        self._syncing = False
-        self.fig: Any = None
-        self.status: Any = None
-        self.controls: dict[str, Any] = {}
-
-    @abstractmethod
-    def set(self, **changes: Any) -> None:
-        """Change the widget's parameters and redraw."""
-
-    # Controls may show a value differently from the parameter (a drop-down
-    # cannot hold None as a choice); subclasses translate both ways.
-    def _to_control(self, name: str, value: Any) -> Any:
-        return value
-
-    def _from_control(self, name: str, value: Any) -> Any:
-        return value
-
-    def _sync_controls(self) -> None:
-        """Show the parameters in force, without re-triggering the callbacks."""
-        self._syncing = True
-        try:
-            for name, control in self.controls.items():
-                control.value = self._to_control(name, self.params[name])
-        finally:
-            self._syncing = False
-
-    def _control_changed(self, name: str, value: Any) -> None:
-        if self._syncing:
-            return
-        try:
-            self.set(**{name: self._from_control(name, value)})
-        except (ValueError, TypeError):
-            # Refused: show the setting still in force, then let guarded() explain.
-            self._sync_controls()
-            raise
-
-    def _wire(self) -> None:
-        g = guarded(self.status)
-        for name, control in self.controls.items():
-            control.observe(g(lambda ch, name=name: self._control_changed(name, ch["new"])), "value")
+    fig: Any = None
+    controls: dict[str, Any] = {}  # noqa: RUF012 - replaced per instance when the controls are built
 
     def _verdict_html(self) -> str:
         r = self.result
@@ -355,7 +357,6 @@ class RealTimeWidget(_Widget):
     def __init__(
         self, *, b_start: float = 0.5, b_saw: Any = None, c_start: float = 2.0, c_saw: Any = 1
     ) -> None:
-        super().__init__()
         self.params = {}
         self.set(b_start=b_start, b_saw=b_saw, c_start=c_start, c_saw=c_saw)
 
@@ -369,11 +370,7 @@ class RealTimeWidget(_Widget):
 
     def set(self, **changes: Any) -> None:
         """Change b_start / c_start (0 to 5 s) and b_saw / c_saw (None or 1); re-check and redraw."""
-        allowed = {"b_start", "b_saw", "c_start", "c_saw"}
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
-        p = {**self.params, **changes}
+        p = self._merged(changes, ("b_start", "b_saw", "c_start", "c_saw"))
         for name in ("b_start", "c_start"):
             v = p[name]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 5:
@@ -389,27 +386,26 @@ class RealTimeWidget(_Widget):
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         p = self.params
         self.status = W.HTML()
-        self.fig = go.FigureWidget()
-        style = {"description_width": "90px"}
+        plot = self._plot_area()
+        wide = {"label_width": "90px"}
         self.controls = {
-            "b_start": W.FloatSlider(value=p["b_start"], min=0, max=5, step=0.25, description="B starts at",
-                                     tooltip="when client B calls read (it returns 1 s later)", style=style),
-            "b_saw": W.Dropdown(options=self.SAW_CHOICES, value=self._to_control("b_saw", p["b_saw"]),
-                                description="B read", tooltip="what B's read returned", style=style),
-            "c_start": W.FloatSlider(value=p["c_start"], min=0, max=5, step=0.25, description="C starts at",
-                                     tooltip="when client C calls read (it returns 1 s later)", style=style),
-            "c_saw": W.Dropdown(options=self.SAW_CHOICES, value=self._to_control("c_saw", p["c_saw"]),
-                                description="C read", tooltip="what C's read returned", style=style),
+            "b_start": slider("B starts at", p["b_start"], 0, 5, 0.25, continuous=True, **wide,
+                              tip="when client B calls read (it returns 1 s later)"),
+            "b_saw": dropdown("B read", self.SAW_CHOICES, self._to_control("b_saw", p["b_saw"]), **wide,
+                              tip="what B's read returned"),
+            "c_start": slider("C starts at", p["c_start"], 0, 5, 0.25, continuous=True, **wide,
+                              tip="when client C calls read (it returns 1 s later)"),
+            "c_saw": dropdown("C read", self.SAW_CHOICES, self._to_control("c_saw", p["c_saw"]), **wide,
+                              tip="what C's read returned"),
         }  # fmt: skip
         self._wire()
         self._redraw()
         c = self.controls
         return W.VBox(
-            [W.HBox([c["b_start"], c["b_saw"]]), W.HBox([c["c_start"], c["c_saw"]]), self.status, self.fig]
+            [W.HBox([c["b_start"], c["b_saw"]]), W.HBox([c["c_start"], c["c_saw"]]), self.status, plot]
         )
 
     def _redraw(self) -> None:
@@ -419,8 +415,9 @@ class RealTimeWidget(_Widget):
         with self.fig.batch_update():
             history_figure(self.result, figure=self.fig, title=f"A writes 1; B and C read: {verdict}")
             self.fig.update_xaxes(range=[-0.2, 6.2])  # fixed, so sliding a read does not move the axis
+        self._show_figure()
         self.status.value = self._verdict_html()
-        self._sync_controls()
+        self._show_settings()
 
 
 def _cap_history(mode_name: str, seed: int) -> list[Operation]:
@@ -466,17 +463,12 @@ class StoreCheckWidget(_Widget):
     """
 
     def __init__(self, *, store: str = "CAP register, availability-first", seed: int = 0) -> None:
-        super().__init__()
         self.params = {}
         self.set(store=store, seed=seed)
 
     def set(self, **changes: Any) -> None:
         """Change store (a key of :data:`STORES`) and seed (0 to 99); re-run, re-check, redraw."""
-        allowed = {"store", "seed"}
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
-        p = {**self.params, **changes}
+        p = self._merged(changes, ("store", "seed"))
         if p["store"] not in STORES:
             raise ValueError(f"store must be one of {list(STORES)}, got {p['store']!r}")
         seed = p["seed"]
@@ -490,20 +482,26 @@ class StoreCheckWidget(_Widget):
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         p = self.params
         self.status = W.HTML()
-        self.fig = go.FigureWidget()
+        plot = self._plot_area()
         self.controls = {
-            "store": W.Dropdown(options=list(STORES), value=p["store"], description="store",
-                                tooltip="which store to run under faults", layout={"width": "420px"}),
-            "seed": W.IntSlider(value=p["seed"], min=0, max=99, description="seed", continuous_update=False,
-                                tooltip="the seed of the run: workload, faults and network"),
-        }  # fmt: skip
+            "store": dropdown(
+                "store", list(STORES), p["store"], tip="which store to run under faults", width="420px"
+            ),
+            "seed": slider(
+                "seed",
+                p["seed"],
+                0,
+                99,
+                integer=True,
+                tip="the seed of the run: workload, faults and network",
+            ),
+        }
         self._wire()
         self._redraw()
-        return W.VBox([W.HBox([self.controls["store"], self.controls["seed"]]), self.status, self.fig])
+        return W.VBox([W.HBox([self.controls["store"], self.controls["seed"]]), self.status, plot])
 
     def _redraw(self) -> None:
         if self.fig is None:
@@ -511,5 +509,6 @@ class StoreCheckWidget(_Widget):
         history_figure(
             self.result, figure=self.fig, title=f"{self.params['store']}, seed {self.params['seed']}"
         )
+        self._show_figure()
         self.status.value = self._verdict_html()
-        self._sync_controls()
+        self._show_settings()

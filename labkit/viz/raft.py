@@ -22,7 +22,15 @@ from typing import Any
 
 from labkit.raft import NOOP, KVCommand, RaftCluster, Role
 from labkit.sim import Kind, Simulator
-from labkit.viz.common import PALETTE, LazyWidget, guarded, status_html, style_figure
+from labkit.viz.common import (
+    PALETTE,
+    Widget,
+    button,
+    dropdown,
+    status_html,
+    style_figure,
+    toggles,
+)
 
 __all__ = [
     "ROLE_COLORS",
@@ -62,15 +70,14 @@ def role_segments(
     end = sim.now if until is None else min(until, sim.now)
     current: dict[str, tuple[float, str, int]] = {}
     out: dict[str, list[tuple[float, float, str, int]]] = {}
-    for r in sim.trace.rows:
-        t = r[0]
+    for e in sim.trace.of_kind(Kind.STATE, Kind.CRASH):
+        t, node = e.time, e.node
         if t > end:
             break
-        kind, node = r[1], r[2]
-        if kind is Kind.STATE and r[8] == "role":
-            state, term = r[9]["role"], r[9]["term"]
-        elif kind is Kind.CRASH:
+        if e.kind is Kind.CRASH:
             state, term = "crashed", current.get(node, (0, "", 0))[2]
+        elif e.reason == "role":
+            state, term = e.detail["role"], e.detail["term"]
         else:
             continue
         out.setdefault(node, [])
@@ -126,7 +133,7 @@ def role_timeline(
             )
         )
     # Dotted lines where the network changed (partition, heal, cut), labelled once each.
-    changes = sorted({round(r[0], 6) for r in sim.trace.rows if r[1] is Kind.FAULT and 0 < r[0] <= end})
+    changes = sorted({round(e.time, 6) for e in sim.trace.of_kind(Kind.FAULT) if 0 < e.time <= end})
     shapes = [
         {
             "type": "line",
@@ -179,12 +186,11 @@ def election_summary(sim: Simulator) -> str:
     """One line: who leads which term now, and how many elections were held."""
     leaders = {}
     elections = 0
-    for r in sim.trace.rows:
-        if r[1] is Kind.STATE and r[8] == "role":
-            if r[9]["role"] == "leader":
-                leaders[r[9]["term"]] = r[2]
-            elif r[9]["role"] == "candidate":
-                elections += 1
+    for e in sim.trace.notes("role"):
+        if e.detail["role"] == "leader":
+            leaders[e.detail["term"]] = e.node
+        elif e.detail["role"] == "candidate":
+            elections += 1
     now = []
     for nid in sim.nodes:
         if sim.is_up(nid):
@@ -327,7 +333,7 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     return fig
 
 
-class LogExplorer(LazyWidget):
+class LogExplorer(Widget):
     """Drive a Raft cluster by hand and watch its logs (notebook 08).
 
     Every action (submit, crash, restart, isolate, partition, heal, run) is
@@ -363,10 +369,6 @@ class LogExplorer(LazyWidget):
         self.actions: list[tuple[str, Any]] = []
         self.cluster = self._replay()
         self.chosen = self.cluster.ids[0]
-        self._ui: Any = None
-        self._syncing = False
-        self.status: Any = None
-        self.fig: Any = None
 
     # -- the model -------------------------------------------------------------
     def _replay(self) -> RaftCluster:
@@ -419,7 +421,8 @@ class LogExplorer(LazyWidget):
     def choose(self, node: str) -> None:
         """Pick the server the Crash / Restart / Isolate buttons act on."""
         self.chosen = self._server(node)
-        self._sync_controls()  # nothing happens to the cluster until a button is pressed
+        if self.status is not None:
+            self._show_settings()  # nothing happens to the cluster until a button is pressed
 
     def submit(self, command: str) -> None:
         """Hand ``command`` to the current leader (refused when there is none)."""
@@ -525,113 +528,76 @@ class LogExplorer(LazyWidget):
     # -- the view ----------------------------------------------------------------
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         self.status = W.HTML()
-        g = guarded(self.status)
-        self.fig = go.FigureWidget()
-        ids = self.cluster.ids
+        plot = self._plot_area()
         self.command = W.Text(value="x=1", description="command", tooltip="what to submit to the leader")
 
-        def button(label: str, tip: str, fn: Callable[[], Any]) -> Any:
-            b = W.Button(description=label, tooltip=tip)
-            b.on_click(g(lambda _b: fn()))
+        def act(label: str, tip: str, fn: Callable[[], Any]) -> Any:
+            b = button(label, tip=tip)
+            self._on_click(b, fn)
             return b
 
-        submit = button("Submit", "append the command at the leader", lambda: self.submit(self.command.value))
-        run = button("Run 0.5 s", "let half a second of virtual time pass", lambda: self.run(0.5))
-        reset = button("Reset", "forget every action", self.reset)
+        submit = act("Submit", "append the command at the leader", lambda: self.submit(self.command.value))
+        run = act("Run 0.5 s", "let half a second of virtual time pass", lambda: self.run(0.5))
+        reset = act("Reset", "forget every action", self.reset)
         # The chosen server and what to do to it.
-        self.server_picker = W.Dropdown(
-            options=list(ids), value=self.chosen, description="server", layout=W.Layout(width="160px")
-        )
-        self.server_picker.observe(g(self._user(lambda ch: self.choose(ch["new"]))), "value")
-        self.crash_button = button("Crash", "crash the chosen server", lambda: self.crash(self.chosen))
-        self.restart_button = button(
+        self.server_picker = dropdown("server", list(self.cluster.ids), self.chosen, width="160px")
+        self._on_change(self.server_picker, self.choose)
+        self.crash_button = act("Crash", "crash the chosen server", lambda: self.crash(self.chosen))
+        self.restart_button = act(
             "Restart", "restart the chosen server from its disk", lambda: self.restart(self.chosen)
         )
-        self.isolate_button = button(
+        self.isolate_button = act(
             "Isolate", "cut the chosen server off from everyone", lambda: self.isolate(self.chosen)
         )
         shortcuts = [
-            button("Crash leader", "crash the current leader", lambda: self.crash()),
-            button("Isolate leader", "cut the leader off from everyone", lambda: self.isolate()),
-            button("Restart crashed", "restart every crashed server from its disk", lambda: self.restart()),
+            act("Crash leader", "crash the current leader", lambda: self.crash()),
+            act("Isolate leader", "cut the leader off from everyone", lambda: self.isolate()),
+            act("Restart crashed", "restart every crashed server from its disk", lambda: self.restart()),
         ]
         # The partition: one A/B toggle per server, and Heal.
         self.side_pickers = {}
-        sides = []
-        for nid in ids:
-            t = W.ToggleButtons(
-                options=["A", "B"],
-                value="B" if nid in self.side_b else "A",
-                tooltips=[f"{nid} on side A", f"{nid} on side B"],
-                style={"button_width": "30px"},
-                layout=W.Layout(width="auto"),
-            )
-            t.observe(g(self._user(lambda ch, nid=nid: self.set_side(nid, ch["new"]))), "value")
+        for nid in self.cluster.ids:
+            t = toggles(["A", "B"], "B" if nid in self.side_b else "A", button_width="30px",
+                        tips=[f"{nid} on side A", f"{nid} on side B"])  # fmt: skip
+            t.layout.width = "auto"
+            self._on_change(t, lambda side, nid=nid: self.set_side(nid, side))
             self.side_pickers[nid] = t
-            sides.append(W.HBox([W.Label(nid), t]))
-        heal = button("Heal", "end the partition and reconnect every server", self.heal)
-        self.buttons = [
-            submit,
-            run,
-            self.crash_button,
-            self.restart_button,
-            self.isolate_button,
-            *shortcuts,
-            heal,
-            reset,
-        ]
+        heal = act("Heal", "end the partition and reconnect every server", self.heal)
+        chosen = [self.crash_button, self.restart_button, self.isolate_button]
+        self.buttons = [submit, run, *chosen, *shortcuts, heal, reset]
         self._redraw()
+        sides = [W.HBox([W.Label(nid), t]) for nid, t in self.side_pickers.items()]
         return W.VBox(
             [
                 W.HBox([self.command, submit, run, reset]),
-                W.HBox([self.server_picker, self.crash_button, self.restart_button, self.isolate_button]),
+                W.HBox([self.server_picker, *chosen]),
                 W.HBox([W.Label("leader shortcuts:"), *shortcuts]),
                 W.HBox([W.Label("partition sides:"), *sides, heal]),
                 self.status,
-                self.fig,
+                plot,
             ]
         )
 
-    def _user(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        # A control's callback: ignored while _sync_controls sets values, and
-        # followed by a sync so a refused change springs back to the settings.
-        def handler(change: Any) -> Any:
-            if self._syncing:
-                return None
-            try:
-                return fn(change)
-            finally:
-                self._sync_controls()
-
-        return handler
-
     def _sync_controls(self) -> None:
-        """Make the controls show the current settings, without firing their callbacks."""
-        if self._ui is None and self.fig is None:
-            return
-        self._syncing = True
-        try:
-            self.server_picker.value = self.chosen
-            for b, verb in (
-                (self.crash_button, "Crash"),
-                (self.restart_button, "Restart"),
-                (self.isolate_button, "Isolate"),
-            ):
-                b.description = f"{verb} {self.chosen}"
-            side_b = self.side_b
-            for nid, t in self.side_pickers.items():
-                t.value = "B" if nid in side_b else "A"
-        finally:
-            self._syncing = False
+        self.server_picker.value = self.chosen
+        for b, verb in (
+            (self.crash_button, "Crash"),
+            (self.restart_button, "Restart"),
+            (self.isolate_button, "Isolate"),
+        ):
+            b.description = f"{verb} {self.chosen}"
+        side_b = self.side_b
+        for nid, t in self.side_pickers.items():
+            t.value = "B" if nid in side_b else "A"
 
     def _redraw(self) -> None:
-        if self.fig is None:
+        if self.status is None:
             return
-        self._sync_controls()
+        self._show_settings()
         log_grid(self.cluster, figure=self.fig)
+        self._show_figure()
         self.status.value = status_html(self.summary())
 
 
@@ -666,10 +632,15 @@ def message_table(
     end = cluster.sim.now if until is None else until
     servers = set(cluster.ids)
     rows = []
-    for r in cluster.sim.trace.rows:
-        if r[1] is Kind.SEND and since <= r[0] <= end and r[3] in servers and r[4] in servers:
+    for e in cluster.sim.trace.of_kind(Kind.SEND):
+        if since <= e.time <= end and e.src in servers and e.dst in servers:
             rows.append(
-                {"time (ms)": round(r[0] * 1000, 2), "from": r[3], "to": r[4], "message": _describe(r[6])}
+                {
+                    "time (ms)": round(e.time * 1000, 2),
+                    "from": e.src,
+                    "to": e.dst,
+                    "message": _describe(e.message),
+                }
             )
             if len(rows) >= limit:
                 break

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable
 from typing import Any
 
 from labkit.replication import Mode, ReplicatedStore, Resolution
@@ -29,10 +28,12 @@ from labkit.viz.common import (
     MUTED_COLOR,
     OK_COLOR,
     PALETTE,
-    LazyWidget,
-    guarded,
+    SettingsWidget,
+    checkbox,
+    slider,
     status_html,
     style_figure,
+    toggles,
 )
 
 __all__ = [
@@ -247,7 +248,7 @@ def merkle_figure(df: Any) -> Any:
 # ----------------------------------------------------------------------------------
 # Widgets
 # ----------------------------------------------------------------------------------
-class CapWidget(LazyWidget):
+class CapWidget(SettingsWidget):
     """A register through a partition: change nodes, sides, mode, N, R, W.
 
     >>> w = CapWidget(seed=0)
@@ -259,18 +260,12 @@ class CapWidget(LazyWidget):
                  mode: Mode = Mode.CONSISTENCY_FIRST, resolution: Resolution = Resolution.VECTOR_CLOCKS) -> None:  # fmt: skip
         self.seed = seed
         self.params: dict[str, Any] = {}
-        self._ui: Any = None
-        self._syncing = False
         self.result: ScenarioResult
         self.set(nodes=nodes, side_a=side_a, n=n, r=r, w=w, mode=mode, resolution=resolution)
 
     def set(self, **changes: Any) -> None:
         """Change settings (nodes, side_a, n, r, w, mode, resolution) and re-simulate."""
-        allowed = {"nodes", "side_a", "n", "r", "w", "mode", "resolution"}
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
-        params = {**self.params, **changes}
+        params = self._merged(changes, ("nodes", "side_a", "n", "r", "w", "mode", "resolution"))
         if "nodes" in changes and "side_a" not in changes and isinstance(params["nodes"], int):
             # Fewer nodes: keep at least one on side B rather than refusing.
             params["side_a"] = max(1, min(params["side_a"], params["nodes"] - 1))
@@ -319,80 +314,27 @@ class CapWidget(LazyWidget):
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         p = self.params
         self.status = W.HTML()
-        g = guarded(self.status)
-        self.fig = go.FigureWidget()
+        plot = self._plot_area()
         self.counter_box = W.HTML()
-        style = {"description_width": "70px"}
+        narrow = {"integer": True, "label_width": "70px"}
         self.controls = {
-            "nodes": W.IntSlider(
-                value=p["nodes"],
-                min=2,
-                max=7,
-                description="nodes",
-                style=style,
-                tooltip="storage nodes in the cluster",
-                continuous_update=False,
-            ),  # fmt: skip
-            "side_a": W.IntSlider(
-                value=p["side_a"],
-                min=1,
-                max=p["nodes"] - 1,
-                description="side A",
-                style=style,
-                tooltip="how many nodes (the first ones) are on side A of the partition",
-                continuous_update=False,
-            ),  # fmt: skip
-            "n": W.IntSlider(
-                value=p["n"],
-                min=1,
-                max=7,
-                description="N",
-                style=style,
-                tooltip="replicas per key",
-                continuous_update=False,
-            ),  # fmt: skip
-            "r": W.IntSlider(
-                value=p["r"],
-                min=1,
-                max=7,
-                description="R",
-                style=style,
-                tooltip="replicas a read waits for",
-                continuous_update=False,
-            ),  # fmt: skip
-            "w": W.IntSlider(
-                value=p["w"],
-                min=1,
-                max=7,
-                description="W",
-                style=style,
-                tooltip="replicas a write waits for",
-                continuous_update=False,
-            ),  # fmt: skip
-            "mode": W.ToggleButtons(
-                options=[(m.value, m) for m in Mode],
-                value=p["mode"],
-                description="mode",
-                tooltips=[
-                    "strict quorum: refuse without R/W home replicas",
-                    "sloppy quorum + hinted handoff: stand-ins count towards R/W",
-                ],
-                style=style,
-            ),  # fmt: skip
-            "resolution": W.ToggleButtons(
-                options=[(x.value, x) for x in Resolution],
-                value=p["resolution"],
-                description="conflicts",
-                style=style,
-                tooltips=["keep concurrent versions as siblings", "keep only the latest timestamp"],
-            ),  # fmt: skip
-        }
-        for name, control in self.controls.items():
-            control.observe(g(self._user(lambda ch, name=name: self._apply(name, ch["new"]))), "value")
+            "nodes": slider("nodes", p["nodes"], 2, 7, tip="storage nodes in the cluster", **narrow),
+            "side_a": slider("side A", p["side_a"], 1, p["nodes"] - 1, **narrow,
+                             tip="how many nodes (the first ones) are on side A of the partition"),
+            "n": slider("N", p["n"], 1, 7, tip="replicas per key", **narrow),
+            "r": slider("R", p["r"], 1, 7, tip="replicas a read waits for", **narrow),
+            "w": slider("W", p["w"], 1, 7, tip="replicas a write waits for", **narrow),
+            "mode": toggles([(m.value, m) for m in Mode], p["mode"], description="mode", label_width="70px",
+                            tips=["strict quorum: refuse without R/W home replicas",
+                                  "sloppy quorum + hinted handoff: stand-ins count towards R/W"]),
+            "resolution": toggles([(x.value, x) for x in Resolution], p["resolution"], description="conflicts",
+                                  label_width="70px",
+                                  tips=["keep concurrent versions as siblings", "keep only the latest timestamp"]),
+        }  # fmt: skip
+        self._wire()
         self._redraw()
         c = self.controls
         return W.VBox(
@@ -403,43 +345,21 @@ class CapWidget(LazyWidget):
                 c["resolution"],
                 self.counter_box,
                 self.status,
-                self.fig,
+                plot,
             ]
         )
 
-    def _apply(self, name: str, value: Any) -> None:
-        try:
-            self.set(**{name: value})
-        except (ValueError, TypeError):
-            # Refused: show the setting still in force, then let guarded() explain.
-            self._syncing = True
-            try:
-                self.controls[name].value = self.params[name]
-            finally:
-                self._syncing = False
-            raise
-
-    def _user(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        def handler(change: Any) -> Any:
-            if self._syncing:
-                return None
-            return fn(change)
-
-        return handler
+    def _sync_controls(self) -> None:
+        self.controls["side_a"].max = self.params["nodes"] - 1
+        super()._sync_controls()
 
     def _redraw(self) -> None:
-        if self._ui is None and not hasattr(self, "fig"):
+        if self.status is None:
             return
         p = self.params
-        self._syncing = True
-        try:  # show the settings in force, also after a programmatic set()
-            self.controls["side_a"].max = p["nodes"] - 1
-            for name, control in self.controls.items():
-                if control.value != p[name]:
-                    control.value = p[name]
-        finally:
-            self._syncing = False
+        self._show_settings()  # also after a programmatic set()
         cap_timeline(self.result, figure=self.fig)
+        self._show_figure()
         self.counter_box.value = self.counters_html()
         a, b = self.result.sides
         self.status.value = status_html(
@@ -449,7 +369,7 @@ class CapWidget(LazyWidget):
         )
 
 
-class QuorumWidget(LazyWidget):
+class QuorumWidget(SettingsWidget):
     """One write and one read under faults: N, R, W, crashed nodes, a partition.
 
     The story: ``x = "v1"`` is written while all is well; then the chosen
@@ -466,18 +386,12 @@ class QuorumWidget(LazyWidget):
         self.node_ids = tuple(f"n{i}" for i in range(1, nodes + 1))
         self.params: dict[str, Any] = {"n": n, "r": r, "w": w, "mode": mode, "down": frozenset(),
                                        "side_b": frozenset(), "read_from": "A"}  # fmt: skip
-        self._ui: Any = None
-        self._syncing = False
         self.set()
 
     # -- the model ------------------------------------------------------------------
     def set(self, **changes: Any) -> None:
         """Change n, r, w, mode, down (crashed nodes), side_b (cut-off nodes), read_from ("A"/"B")."""
-        allowed = set(self.params)
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
-        p = {**self.params, **changes}
+        p = self._merged(changes, self.params)
         p["down"], p["side_b"] = frozenset(p["down"]), frozenset(p["side_b"])
         for name in ("down", "side_b"):
             bad = sorted(set(p[name]) - set(self.node_ids))
@@ -542,7 +456,7 @@ class QuorumWidget(LazyWidget):
 
     def _diagram_args(self) -> dict[str, Any]:
         # End the x axis just after the last message (background timers keep ticking silently).
-        sends = [r[0] for r in self.store.sim.trace.rows if r[1] is Kind.SEND]
+        sends = [e.time for e in self.store.sim.trace.of_kind(Kind.SEND)]
         end = (max(sends) if sends else self.store.sim.now) + 0.05
         return {"nodes": [*self.store.nodes, "client"], "title": self._title(), "end": end}
 
@@ -595,101 +509,60 @@ class QuorumWidget(LazyWidget):
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         p = self.params
         self.status = W.HTML()
-        g = guarded(self.status)
-        self.fig = go.FigureWidget()
+        plot = self._plot_area()
         self.table = W.HTML()
-        style = {"description_width": "40px"}
-        sliders = {
-            name: W.IntSlider(value=p[name], min=1, max=len(self.node_ids), description=name.upper(), style=style,
-                              tooltip=tip, continuous_update=False)
-            for name, tip in (("n", "replicas per key"), ("r", "replicas a read waits for"),
-                              ("w", "replicas a write waits for"))
+        n = len(self.node_ids)
+        self.controls = {
+            "n": slider("N", p["n"], 1, n, integer=True, label_width="40px", tip="replicas per key"),
+            "r": slider("R", p["r"], 1, n, integer=True, label_width="40px", tip="replicas a read waits for"),
+            "w": slider("W", p["w"], 1, n, integer=True, label_width="40px", tip="replicas a write waits for"),
+            "mode": toggles([(m.value, m) for m in Mode], p["mode"],
+                            tips=["strict quorum", "sloppy quorum with hinted handoff"]),
+            "read_from": toggles([("reader on side A", "A"), ("reader on side B", "B")], p["read_from"],
+                                 button_width="130px",
+                                 tips=["the reader talks to a node on side A", "the reader talks to a node on side B"]),
         }  # fmt: skip
-        for name, s in sliders.items():
-            s.observe(g(self._user(lambda ch, name=name: self._apply(name, ch["new"]))), "value")
-        mode = W.ToggleButtons(options=[(m.value, m) for m in Mode], value=p["mode"],
-                               tooltips=["strict quorum", "sloppy quorum with hinted handoff"])  # fmt: skip
-        mode.observe(g(self._user(lambda ch: self._apply("mode", ch["new"]))), "value")
-        read_from = W.ToggleButtons(options=[("reader on side A", "A"), ("reader on side B", "B")],
-                                    value=p["read_from"], style={"button_width": "130px"},
-                                    tooltips=["the reader talks to a node on side A",
-                                              "the reader talks to a node on side B"])  # fmt: skip
-        read_from.observe(g(self._user(lambda ch: self._apply("read_from", ch["new"]))), "value")
-        rows = []
+        self._wire()
+        self._boxes = []  # per node: HBox(crash checkbox, side B checkbox)
         for x in self.node_ids:
-            crash = W.Checkbox(value=False, description=f"crash {x}", indent=False, tooltip=f"crash {x} before v2 is written",
-                               layout=W.Layout(width="100px"))  # fmt: skip
-            cut = W.Checkbox(value=False, description="side B", indent=False, tooltip=f"cut {x} off on side B",
-                             layout=W.Layout(width="90px"))  # fmt: skip
-            crash.observe(g(self._user(lambda ch, x=x: self._toggle("down", x, ch["new"]))), "value")
-            cut.observe(g(self._user(lambda ch, x=x: self._toggle("side_b", x, ch["new"]))), "value")
-            rows.append(W.HBox([crash, cut]))
-        self._boxes = rows
-        self.controls = {**sliders, "mode": mode, "read_from": read_from}
+            crash = checkbox(f"crash {x}", False, tip=f"crash {x} before v2 is written", width="100px")
+            cut = checkbox("side B", False, tip=f"cut {x} off on side B", width="90px")
+            self._on_change(crash, lambda on, x=x: self._toggle("down", x, on))
+            self._on_change(cut, lambda on, x=x: self._toggle("side_b", x, on))
+            self._boxes.append(W.HBox([crash, cut]))
         self._redraw()
+        c = self.controls
+        boxes = W.VBox(self._boxes)
         return W.VBox(
-            [W.HBox(list(sliders.values())), W.HBox([mode, read_from]), W.HBox([W.VBox(rows), self.table]),
-             self.status, self.fig]
+            [W.HBox([c["n"], c["r"], c["w"]]), W.HBox([c["mode"], c["read_from"]]), W.HBox([boxes, self.table]),
+             self.status, plot]
         )  # fmt: skip
 
-    def _apply(self, name: str, value: Any) -> None:
-        try:
-            self.set(**{name: value})
-        except (ValueError, TypeError):
-            self._syncing = True  # show the setting still in force
-            try:
-                self.controls[name].value = self.params[name]
-            finally:
-                self._syncing = False
-            raise
-
     def _toggle(self, name: str, node: str, on: bool) -> None:
-        current = set(self.params[name])
-        (current.add if on else current.discard)(node)
-        try:
-            self.set(**{name: current})
-        except ValueError:
-            # Put the checkbox back: the setting was refused.
-            self._syncing = True
-            try:
-                idx = self.node_ids.index(node)
-                self._boxes[idx].children[0 if name == "down" else 1].value = not on
-            finally:
-                self._syncing = False
-            raise
+        nodes = set(self.params[name])
+        (nodes.add if on else nodes.discard)(node)
+        self.set(**{name: nodes})
 
-    def _user(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        def handler(change: Any) -> Any:
-            if self._syncing:
-                return None
-            return fn(change)
-
-        return handler
+    def _sync_controls(self) -> None:
+        super()._sync_controls()
+        for x, row in zip(self.node_ids, self._boxes, strict=True):
+            crash, cut = row.children
+            crash.value, cut.value = x in self.params["down"], x in self.params["side_b"]
 
     def _redraw(self) -> None:
-        if self._ui is None and not hasattr(self, "fig"):
+        if self.status is None:
             return
         from labkit.viz.spacetime import spacetime_diagram
 
-        p = self.params
-        self._syncing = True
-        try:  # show the settings in force, also after a programmatic set()
-            for name, control in self.controls.items():
-                if control.value != p[name]:
-                    control.value = p[name]
-            for node, row in zip(self.node_ids, self._boxes, strict=True):
-                crash, cut = row.children
-                crash.value, cut.value = node in p["down"], node in p["side_b"]
-        finally:
-            self._syncing = False
+        self._show_settings()  # also after a programmatic set()
         with self.fig.batch_update():
             # Clear the shapes first: updating a shape list in place merges by index.
             self.fig.layout.shapes = ()
             spacetime_diagram(self.store.sim, **self._diagram_args(), figure=self.fig)
+        self._show_figure()
         self.table.value = self.table_html()
         self.status.value = status_html(self.summary_text())
 

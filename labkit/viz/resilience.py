@@ -21,10 +21,12 @@ from labkit.viz.common import (
     BAD_COLOR,
     MUTED_COLOR,
     PALETTE,
-    LazyWidget,
+    Widget,
+    checkbox,
+    dropdown,
     gaps,
-    guarded,
     node_colors,
+    slider,
     status_html,
     style_figure,
 )
@@ -266,7 +268,17 @@ def backoff_figure(
 
 
 # -- the widget ------------------------------------------------------------------
-_POLICY_FLAGS = ("timeouts", "deadlines", "retries", "backoff", "budget", "breaker", "bulkhead", "shedding")
+_POLICY_TIPS = {
+    "timeouts": "Give up on a call after 0.3 s",
+    "deadlines": "Pass the client's deadline down; drop work that is already too late",
+    "retries": "Retry a failed call (3 attempts in all)",
+    "backoff": "Wait (exponentially longer) before each retry; off = retry at once",
+    "budget": "Retries may add at most 10% load",
+    "breaker": "Stop calling a dependency that keeps failing; probe it after 1 s",
+    "bulkhead": "At most 6 calls in flight to each dependency",
+    "shedding": "Reject requests when the queue is long or the deadline is out of reach",
+}
+_POLICY_FLAGS = tuple(_POLICY_TIPS)
 
 
 @dataclass(frozen=True)
@@ -312,7 +324,7 @@ def run_scenario(
     return m.run(duration)
 
 
-class ResilienceWidget(LazyWidget):
+class ResilienceWidget(Widget):
     """Break C, switch policies on and off, and see what A's clients get.
 
     >>> w = ResilienceWidget(seed=0)
@@ -336,10 +348,7 @@ class ResilienceWidget(LazyWidget):
         self.settings = WidgetSettings()
         self._cache: dict[WidgetSettings, ChainModel] = {}
         self.model = self._simulate()
-        self._ui: Any = None
-        self._fig: Any = None
         self._controls: dict[str, Any] = {}
-        self._syncing = False
 
     # -- plain methods (what the controls do) -------------------------------------
     def _simulate(self) -> ChainModel:
@@ -437,10 +446,10 @@ class ResilienceWidget(LazyWidget):
 
     # -- the view --------------------------------------------------------------------
     def _redraw(self) -> None:
-        if self._fig is None:
+        if self.fig is None:
             return
-        self._sync_controls()
-        fig = self._fig
+        self._show_settings()
+        fig = self.fig
         traces = _panel_traces(self.model)
         with fig.batch_update():
             for trace, (_row, _name, _color, _dash, xs, ys) in zip(fig.data, traces, strict=True):
@@ -450,96 +459,38 @@ class ResilienceWidget(LazyWidget):
             shade = self._fault_shading()
             for shape in fig.layout.shapes:
                 shape.visible = shade is not None
+        self._show_figure()
         self.status.value = status_html(self.status_text())
 
     def _sync_controls(self) -> None:
-        """Show the settings in force, also after a change made from Python (w.set_policy(...))."""
         s = self.settings
         values = {"fault": s.fault.value, "rate": int(s.rate), "jitter": s.jitter.value}
         values.update({name: getattr(s, name) for name in _POLICY_FLAGS})
-        self._syncing = True  # the handlers ignore the change events this causes
-        try:
-            for name, control in self._controls.items():
-                if control.value != values[name]:
-                    control.value = values[name]
-        finally:
-            self._syncing = False
+        for name, control in self._controls.items():
+            if control.value != values[name]:
+                control.value = values[name]
         # Jitter only shapes the wait between retries: greyed out while it has no effect.
-        if "jitter" in self._controls:
-            self._controls["jitter"].disabled = not (s.retries and s.backoff)
+        self._controls["jitter"].disabled = not (s.retries and s.backoff)
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         self.status = W.HTML(status_html(self.status_text()))
-        self._fig = go.FigureWidget(timeline_figure(self.model, title=self._title(), fault=self.fault_window))
+        plot = self._plot_area(timeline_figure(self.model, title=self._title(), fault=self.fault_window))
         s = self.settings
-        fault = W.Dropdown(
-            options=[(f.value, f.value) for f in Fault],
-            value=s.fault.value,
-            description="C is",
-            tooltip="What goes wrong with C between the shaded times",
-        )
-        rate = W.IntSlider(
-            value=int(s.rate),
-            min=10,
-            max=150,
-            step=10,
-            description="load (req/s)",
-            tooltip="Requests per second the clients send to A (half checkout, half browse)",
-            continuous_update=False,
-        )
-        jitter = W.Dropdown(
-            options=[j.value for j in Jitter],
-            value=s.jitter.value,
-            description="jitter",
-            tooltip="Randomness in the retry backoff (needs retries and backoff on)",
-        )
-        tips = {
-            "timeouts": "Give up on a call after 0.3 s",
-            "deadlines": "Pass the client's deadline down; drop work that is already too late",
-            "retries": "Retry a failed call (3 attempts in all)",
-            "backoff": "Wait (exponentially longer) before each retry; off = retry at once",
-            "budget": "Retries may add at most 10% load",
-            "breaker": "Stop calling a dependency that keeps failing; probe it after 1 s",
-            "bulkhead": "At most 6 calls in flight to each dependency",
-            "shedding": "Reject requests when the queue is long or the deadline is out of reach",
-        }
-        boxes = {}
-        for name in _POLICY_FLAGS:
-            box = W.Checkbox(value=getattr(s, name), description=name, indent=False, tooltip=tips[name])
-            boxes[name] = box
-
-        @guarded(self.status)
-        def on_fault(change: Any) -> None:
-            if not self._syncing:
-                self.set_fault(change["new"])
-
-        @guarded(self.status)
-        def on_rate(change: Any) -> None:
-            if not self._syncing:
-                self.set_rate(change["new"])
-
-        @guarded(self.status)
-        def on_jitter(change: Any) -> None:
-            if not self._syncing:
-                self.set_jitter(change["new"])
-
-        def on_box(name: str) -> Any:
-            @guarded(self.status)
-            def handler(change: Any) -> None:
-                if not self._syncing:
-                    self.set_policy(name, change["new"])
-
-            return handler
-
-        fault.observe(on_fault, names="value")
-        rate.observe(on_rate, names="value")
-        jitter.observe(on_jitter, names="value")
+        fault = dropdown("C is", [(f.value, f.value) for f in Fault], s.fault.value,
+                         tip="What goes wrong with C between the shaded times")  # fmt: skip
+        rate = slider("load (req/s)", int(s.rate), 10, 150, 10, integer=True,
+                      tip="Requests per second the clients send to A (half checkout, half browse)")  # fmt: skip
+        jitter = dropdown("jitter", [j.value for j in Jitter], s.jitter.value,
+                          tip="Randomness in the retry backoff (needs retries and backoff on)")  # fmt: skip
+        self._on_change(fault, self.set_fault)
+        self._on_change(rate, self.set_rate)
+        self._on_change(jitter, self.set_jitter)
+        boxes = {name: checkbox(name, getattr(s, name), tip=tip) for name, tip in _POLICY_TIPS.items()}
         for name, box in boxes.items():
-            box.observe(on_box(name), names="value")
+            self._on_change(box, lambda on, name=name: self.set_policy(name, on))
         self._controls = {"fault": fault, "rate": rate, "jitter": jitter, **boxes}
         self._redraw()
-        policy_row = W.HBox([boxes[n] for n in _POLICY_FLAGS], layout=W.Layout(flex_flow="row wrap"))
-        return W.VBox([W.HBox([fault, rate, jitter]), policy_row, self.status, self._fig])
+        policy_row = W.HBox(list(boxes.values()), layout=W.Layout(flex_flow="row wrap"))
+        return W.VBox([W.HBox([fault, rate, jitter]), policy_row, self.status, plot])

@@ -26,10 +26,12 @@ from labkit.viz.common import (
     MUTED_COLOR,
     OK_COLOR,
     PALETTE,
-    LazyWidget,
-    guarded,
+    Widget,
+    dropdown,
+    slider,
     status_html,
     style_figure,
+    toggles,
 )
 
 __all__ = ["saga_timeline", "final_state_html", "two_pc_figure", "SagaWidget", "NO_CRASH"]
@@ -237,7 +239,7 @@ _KINDS = tuple(k for k in FAULT_KINDS if k != "none")
 NO_CRASH = "no crash"
 
 
-class SagaWidget(LazyWidget):
+class SagaWidget(Widget):
     """Choose which step fails and how, and where the orchestrator crashes.
 
     >>> w = SagaWidget()
@@ -262,8 +264,6 @@ class SagaWidget(LazyWidget):
         self.retries = 0
         self.baseline_writes = 0
         self.result: Any = None
-        self._ui: Any = None
-        self._syncing = False
         self.set_flavour(flavour)
 
     # -- what the controls do -------------------------------------------------
@@ -359,85 +359,57 @@ class SagaWidget(LazyWidget):
     # -- the widget ------------------------------------------------------------------
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         self.status = W.HTML()
         self.final = W.HTML()
-        self.fig = go.FigureWidget()
-        self.flavour_picker = W.ToggleButtons(
-            options=list(_FLAVOURS),
-            value=self.flavour,
-            description="saga",
-            tooltips=["the orchestrator with a durable log", "a first attempt, as written"],
-        )
-        self.step_picker = W.Dropdown(
-            options=list(_STEPS),
-            value=self.failing_step,
-            description="failing step",
-            tooltip="which step fails",
-        )
-        self.kind_picker = W.Dropdown(
-            options=list(_KINDS), value=self.failure, description="how", tooltip="how the failing step fails"
-        )
-        self.crash_picker = W.Dropdown(description="crash", tooltip="where the orchestrator process dies")
-        self.retry_slider = W.IntSlider(
-            value=self.retries,
-            min=0,
-            max=3,
-            description="retries",
-            tooltip="how often the caller runs the first-attempt saga again after an error",
-        )
-        guard = guarded(self.status)
-
-        def user(fn: Any) -> Any:  # ignore the change events our own redraw causes
-            return guard(lambda ch: None if self._syncing else fn(ch))
-
-        self.flavour_picker.observe(user(lambda ch: self.set_flavour(ch["new"])), names="value")
-        self.step_picker.observe(user(lambda ch: self.fail(ch["new"], self.kind_picker.value)), names="value")
-        self.kind_picker.observe(user(lambda ch: self.fail(self.step_picker.value, ch["new"])), names="value")
-        self.crash_picker.observe(user(self._on_crash), names="value")
-        self.retry_slider.observe(user(lambda ch: self.set_retries(ch["new"])), names="value")
-        box = W.VBox(
+        plot = self._plot_area()
+        self.flavour_picker = toggles(list(_FLAVOURS), self.flavour, description="saga",
+                                      tips=["the orchestrator with a durable log", "a first attempt, as written"])  # fmt: skip
+        self.step_picker = dropdown("failing step", list(_STEPS), self.failing_step, tip="which step fails")
+        self.kind_picker = dropdown("how", list(_KINDS), self.failure, tip="how the failing step fails")
+        self.crash_picker = dropdown("crash", [], tip="where the orchestrator process dies")
+        self.retry_slider = slider("retries", self.retries, 0, 3, integer=True, continuous=True,
+                                   tip="how often the caller runs the first-attempt saga again after an error")  # fmt: skip
+        self._on_change(self.flavour_picker, self.set_flavour)
+        self._on_change(self.step_picker, lambda step: self.fail(step, self.kind_picker.value))
+        self._on_change(self.kind_picker, lambda kind: self.fail(self.step_picker.value, kind))
+        self._on_change(self.crash_picker, self._on_crash)
+        self._on_change(self.retry_slider, self.set_retries)
+        self._ui = W.VBox(
             [
                 self.flavour_picker,
                 W.HBox([self.step_picker, self.kind_picker]),
                 W.HBox([self.crash_picker, self.retry_slider]),
                 self.status,
-                self.fig,
+                plot,
                 self.final,
             ]
         )
-        self._ui = box
         self._redraw()
-        return box
+        return self._ui
 
-    def _on_crash(self, change: dict) -> None:
-        value = change["new"]
-        if isinstance(value, tuple):
+    def _on_crash(self, value: Any) -> None:
+        if isinstance(value, tuple):  # (log write, before sending?) of the durable saga
             self.crash(value[0], before_send=value[1])
         else:
             self.crash(value)
 
+    def _sync_controls(self) -> None:
+        # Methods called from Python move the controls too.
+        self.flavour_picker.value = self.flavour
+        self.step_picker.value = self.failing_step
+        self.kind_picker.value = self.failure
+        self.retry_slider.value = self.retries
+        self.crash_picker.options = self.crash_options()
+        cp = self.crash_point
+        if isinstance(cp, CrashPoint):
+            cp = (cp.after_write, cp.before_send)
+        self.crash_picker.value = NO_CRASH if cp is None else cp
+        self.retry_slider.disabled = self.flavour == "durable saga"
+
     def _redraw(self) -> None:
-        self._syncing = True
-        try:
-            # Methods called from Python move the controls too.
-            self.flavour_picker.value = self.flavour
-            self.step_picker.value = self.failing_step
-            self.kind_picker.value = self.failure
-            self.retry_slider.value = self.retries
-            self.crash_picker.options = self.crash_options()
-            cp = self.crash_point
-            self.crash_picker.value = (
-                (cp.after_write, cp.before_send)
-                if isinstance(cp, CrashPoint)
-                else NO_CRASH
-                if cp is None
-                else cp
-            )
-            self.retry_slider.disabled = self.flavour == "durable saga"
-        finally:
-            self._syncing = False
+        self._show_settings()
         saga_timeline(self.result, figure=self.fig)
+        self._show_figure()
         self.final.value = final_state_html(self.result)
         self.status.value = status_html(self.summary(), "info" if self.result.ok else "refused")

@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from labkit.shardkv import ShardedKV
-from labkit.viz.common import MUTED_COLOR, LazyWidget, guarded, node_colors, status_html, style_figure
+from labkit.viz.common import (
+    MUTED_COLOR,
+    Widget,
+    button,
+    dropdown,
+    node_colors,
+    status_html,
+    style_figure,
+)
 
 __all__ = ["route_figure", "ring_figure", "throughput_figure", "placement_figure", "ShardLab", "throughput"]
 
@@ -228,7 +236,7 @@ def placement_figure(kv: ShardedKV) -> Any:
     return fig
 
 
-class ShardLab(LazyWidget):
+class ShardLab(Widget):
     """Crash and restart servers, partition and add groups; re-simulated from the seed.
 
     Two clients per group (on that group's keys at the start) run a random
@@ -338,23 +346,16 @@ class ShardLab(LazyWidget):
         return f"Chosen server {node}: {state}."
 
     def _build_ui(self) -> Any:
-        import ipywidgets as w
+        import ipywidgets as W
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
-        self._status = w.HTML(status_html(self.summary()))
-        self._node = w.Dropdown(
-            options=self.kv.servers(),
-            description="server",
-            tooltip="which server the Crash / Restart buttons act on",
+        self.status = self._status = W.HTML(status_html(self.summary()))
+        self._node = dropdown(
+            "server", self.kv.servers(), tip="which server the Crash / Restart buttons act on"
         )
-        self._chosen = w.HTML(self.server_text(self._node.value))
-        self._node.observe(
-            guarded(self._status)(
-                lambda change: setattr(self._chosen, "value", self.server_text(change["new"]))
-            ),
-            names="value",
-        )
+        self._chosen = W.HTML(self.server_text(self._node.value))
+        self._on_change(self._node, lambda node: setattr(self._chosen, "value", self.server_text(node)))
         buttons = {
             "Crash": ("crash the chosen server", lambda: self.crash(self._node.value)),
             "Restart": ("restart the chosen server", lambda: self.restart(self._node.value)),
@@ -364,28 +365,22 @@ class ShardLab(LazyWidget):
         }
         row = []
         for label, (tip, fn) in buttons.items():
-            b = w.Button(description=label, tooltip=tip)
-            b.on_click(guarded(self._status)(lambda _b, fn=fn: fn()))
-            row.append(b)
+            row.append(button(label, tip=tip))
+            self._on_click(row[-1], fn)
         fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.1)
         for g in _GROUP_NAMES:
             fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=g, line={"shape": "hv"}), row=1, col=1)
         fig.add_trace(go.Bar(x=[], y=[], name="keys held", showlegend=False), row=1, col=2)
-        style_figure(
-            fig,
-            title="Throughput per group (left) and keys held per group (right)",
-            xaxis="simulated time (s)",
-            yaxis="answered operations / s",
-            height=420,
-        )
+        style_figure(fig, title="Throughput per group (left) and keys held per group (right)",
+                     xaxis="simulated time (s)", yaxis="answered operations / s", height=420)  # fmt: skip
         fig.update_xaxes(title_text="group", row=1, col=2)
         fig.update_yaxes(title_text="keys", row=1, col=2)
-        self.fig = go.FigureWidget(fig)
+        plot = self._plot_area(fig)
         self._redraw()
-        return w.VBox([w.HBox([self._node, *row]), self._chosen, self._status, self.fig])
+        return W.VBox([W.HBox([self._node, *row]), self._chosen, self._status, plot])
 
     def _redraw(self) -> None:
-        if self._ui is None and not hasattr(self, "fig"):
+        if self.status is None:
             return
         kv = self.kv
         colors = _colors(kv)
@@ -402,6 +397,7 @@ class ShardLab(LazyWidget):
             bar.y = [sum(1 for v in place.values() if v == g) for g in kv.groups]
             bar.marker.color = [colors[g] for g in kv.groups]
             self.fig.layout.shapes = _fault_shapes(kv)
+        self._show_figure()
         if list(self._node.options) != list(kv.servers()):
             keep = self._node.value
             self._node.options = kv.servers()

@@ -19,20 +19,22 @@ With ``clocks=True`` the diagram also shows each node's own physical clock
 the sender's and receiver's clock readings next to true time, and a node
 whose clock is off carries a label on its lane ("clock +50.0 ms").
 
-The figure always has the same traces in the same order, so a widget can
-update it in place.
+:func:`spacetime_data` reads a trace into what the picture shows;
+:func:`spacetime_diagram` draws it. The figure always has the same traces in
+the same order, so a widget can update it in place.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.sim import Kind, Simulator, Trace
+from labkit.sim import Kind, Simulator, Trace, TraceEvent
 from labkit.viz.common import BAD_COLOR, MUTED_COLOR, style_figure
 
-__all__ = ["spacetime_diagram", "SERIES"]
+__all__ = ["spacetime_diagram", "spacetime_data", "SpacetimeData", "SERIES", "clock_readers"]
 
 # (name, colour, dash, marker symbol) of each message series, in trace order.
 SERIES = (
@@ -44,6 +46,33 @@ SERIES = (
     ("receiver down", MUTED_COLOR, "dash", "x"),
 )
 _DROP_SERIES = {"loss": "lost", "partition": "cut by partition", "crashed": "receiver down"}
+# What counts as activity when the time axis is fitted to a run (timers firing in silence do not).
+_ACTIVITY = (Kind.SEND, Kind.DELIVER, Kind.DROP, Kind.STATE, Kind.CRASH, Kind.RESTART, Kind.FAULT)
+
+
+@dataclass
+class _Series:
+    """Line segments (x, y with None between arrows) and one marker per arrow head, with hover text."""
+
+    x: list[float | None] = field(default_factory=list)
+    y: list[float | None] = field(default_factory=list)
+    mx: list[float] = field(default_factory=list)
+    my: list[float] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SpacetimeData:
+    """What a space-time diagram shows, read from a trace (see :func:`spacetime_data`)."""
+
+    lanes: list[str]
+    start: float
+    end: float
+    series: dict[str, _Series]  # message series by name, in SERIES order
+    events: _Series  # protocol notes, crashes and restarts (markers only)
+    crashes: list[tuple[str, float, float]]  # (lane, from, to)
+    partitions: list[tuple[float, float, str]]  # (from, to, "n1,n2 | n3")
+    clock_labels: list[tuple[str, str]] | None  # (lane, text); None: the diagram does not show clocks
 
 
 def _short(msg: Any, limit: int = 60) -> str:
@@ -51,34 +80,34 @@ def _short(msg: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _intervals(rows: list[tuple], start_kind: Kind, end_kind: Kind, until: float) -> dict[str, list]:
-    """Per node, the [start, end) intervals between matching events."""
-    out: dict[str, list[list[float]]] = {}
-    for r in rows:
-        if r[1] is start_kind:
-            out.setdefault(r[2], []).append([r[0], until])
-        elif r[1] is end_kind and out.get(r[2]) and out[r[2]][-1][1] == until:
-            out[r[2]][-1][1] = r[0]
-    return out
+def _crash_intervals(events: list[TraceEvent], until: float) -> list[tuple[str, float, float]]:
+    """(node, crashed at, restarted at or ``until``) for every crash in ``events``."""
+    down: dict[str, float] = {}
+    out = []
+    for e in events:
+        if e.kind is Kind.CRASH:
+            down.setdefault(e.node, e.time)
+        elif e.kind is Kind.RESTART and e.node in down:
+            out.append((e.node, down.pop(e.node), e.time))
+    return out + [(node, t, until) for node, t in down.items()]
 
 
-def _partition_intervals(rows: list[tuple], until: float) -> list[tuple[float, float, str]]:
+def _partition_intervals(events: list[TraceEvent], until: float) -> list[tuple[float, float, str]]:
     spans: list[tuple[float, float, str]] = []
     current: tuple[float, str] | None = None
-    for r in rows:
-        if r[1] is Kind.FAULT and r[8] in ("partition", "heal"):
+    for e in events:
+        if e.kind is Kind.FAULT and e.reason in ("partition", "heal"):
             if current is not None:
-                spans.append((current[0], r[0], current[1]))
+                spans.append((current[0], e.time, current[1]))
                 current = None
-            if r[8] == "partition":
-                groups = r[9]["groups"]
-                current = (r[0], " | ".join(",".join(g) for g in groups))
+            if e.reason == "partition":
+                current = (e.time, " | ".join(",".join(g) for g in e.detail["groups"]))
     if current is not None:
         spans.append((current[0], until, current[1]))
     return spans
 
 
-def clock_readers(rows: list[tuple]) -> tuple[Callable[[str, float], float], dict[str, tuple]]:
+def clock_readers(events: Sequence[TraceEvent]) -> tuple[Callable[[str, float], float], dict[str, tuple]]:
     """Rebuild every node's physical clock from the trace's ``clock`` faults.
 
     Returns ``(read, last)``: ``read(node, t)`` is what the node's clock
@@ -87,12 +116,11 @@ def clock_readers(rows: list[tuple]) -> tuple[Callable[[str, float], float], dic
     setting, for nodes that have one.
     """
     changes: dict[str, tuple[list[float], list[tuple[float, float]]]] = {}
-    for r in rows:
-        if r[1] is Kind.FAULT and r[8] == "clock":
-            d = r[9]
-            times, settings = changes.setdefault(d["node"], ([], []))
-            times.append(r[0])
-            settings.append((d["offset"], d["drift_ppm"] * 1e-6))
+    for e in events:
+        if e.kind is Kind.FAULT and e.reason == "clock":
+            times, settings = changes.setdefault(e.detail["node"], ([], []))
+            times.append(e.time)
+            settings.append((e.detail["offset"], e.detail["drift_ppm"] * 1e-6))
 
     def read(node: str, t: float) -> float:
         found = changes.get(node)
@@ -111,6 +139,144 @@ def clock_readers(rows: list[tuple]) -> tuple[Callable[[str, float], float], dic
 def _clock_label(offset_s: float, drift_ppm: float) -> str:
     text = f"clock {offset_s * 1000:+.1f} ms"
     return text + (f", drift {drift_ppm:+g} ppm" if drift_ppm else "")
+
+
+def _fitted_end(events: list[TraceEvent], start: float, run_end: float) -> float:
+    """The end of the time axis: a little after the last activity, so a run that went quiet early
+    does not squeeze its messages into the left edge."""
+    last = max((e.time for e in events if e.kind in _ACTIVITY and e.time >= start), default=run_end)
+    return min(run_end, last + 0.05 * max(last - start, 1e-3)) if last > start else run_end
+
+
+def spacetime_data(
+    source: Simulator | Trace,
+    *,
+    nodes: Sequence[str] | None = None,
+    until: float | None = None,
+    start: float = 0.0,
+    end: float | None = None,
+    notes: bool = True,
+    clocks: bool = False,
+) -> SpacetimeData:
+    """Read a simulator's trace into what :func:`spacetime_diagram` draws (arguments as there)."""
+    if isinstance(source, Simulator):
+        trace, lanes, run_end = source.trace, list(source.nodes), source.now
+    elif isinstance(source, Trace):
+        trace, lanes, run_end = source, [], (source[-1].time if len(source.rows) else 0.0)
+    else:
+        raise TypeError(f"source must be a Simulator or a Trace, got {type(source).__name__}")
+    if not trace.keep:
+        raise ValueError("source keeps no trace to draw; create its simulator with trace=True")
+    if not isinstance(clocks, bool):
+        raise TypeError(f"clocks must be True or False, got {clocks!r}")
+    events = list(trace)
+    if end is None:
+        end = _fitted_end(events, start, run_end)
+    elif not end > start:
+        raise ValueError(f"end must be after start={start!r}, got {end!r}")
+    if nodes is None:
+        for e in events:
+            for nid in (e.node, e.src, e.dst):
+                if nid is not None and nid not in lanes:
+                    lanes.append(nid)
+    else:
+        lanes = list(nodes)
+    if until is None:
+        until = min(end, run_end)
+    elif not until >= 0:
+        raise ValueError(f"until must be a time >= 0, got {until!r}")
+    visible = [e for e in events if start <= e.time <= until]
+    read_clock = clock_readers(events)[0] if clocks else None
+    data = SpacetimeData(
+        lanes=lanes,
+        start=start,
+        end=end,
+        series=_message_series(visible, lanes, read_clock, stub=0.25 * max((end - start) / 40, 1e-3)),
+        events=_event_markers(visible, lanes, read_clock, notes),
+        crashes=[c for c in _crash_intervals(visible, until) if c[0] in lanes],
+        partitions=_partition_intervals(visible, until),
+        clock_labels=_clock_labels(events, lanes, until) if clocks else None,
+    )
+    return data
+
+
+def _when(read_clock: Callable[[str, float], float] | None, nid: str, t: float) -> str:
+    """'0.120s'; with clocks '0.1200s (n1 clock 0.1700s)', to 0.1 ms."""
+    if read_clock is None:
+        return f"{t:.3f}s"
+    return f"{t:.4f}s ({nid} clock {read_clock(nid, t):.4f}s)"
+
+
+def _message_series(
+    events: list[TraceEvent], lanes: list[str], read_clock: Callable | None, stub: float
+) -> dict[str, _Series]:
+    """An arrow per delivered or dropped message, sorted into :data:`SERIES`."""
+    lane = {nid: i for i, nid in enumerate(lanes)}
+    series = {name: _Series() for name, *_ in SERIES}
+    delivered: set[int] = set()  # message ids delivered before: the next delivery is a duplicate
+    newest: dict[tuple[str, str], int] = {}  # per link, the highest message id delivered so far
+    for e in events:
+        if e.kind not in (Kind.DELIVER, Kind.DROP) or e.src not in lane or e.dst not in lane:
+            continue
+        t, y0, y1 = e.time, lane[e.src], lane[e.dst]
+        sent = _when(read_clock, e.src, e.sent_at)
+        if e.kind is Kind.DELIVER:
+            link = (e.src, e.dst)
+            if e.msg_id in delivered:
+                name = "duplicate"
+            elif e.msg_id < newest.get(link, 0):
+                name = "reordered"
+            else:
+                name = "delivered"
+            delivered.add(e.msg_id)
+            newest[link] = max(newest.get(link, 0), e.msg_id)
+            fate = f"arrived {_when(read_clock, e.dst, t)} ({name})"
+        else:
+            name = fate = _DROP_SERIES[e.reason]
+            if t == e.sent_at:  # dropped at send time: a short stub towards the receiver
+                y1 = y0 + (y1 - y0) * 0.3
+                t = e.sent_at + stub
+        s = series[name]
+        s.x += [e.sent_at, t, None]
+        s.y += [y0, y1, None]
+        s.mx.append(t)
+        s.my.append(y1)
+        s.text.append(f"{_short(e.message)}<br>{e.src} → {e.dst}<br>sent {sent}, {fate}")
+    return series
+
+
+def _event_markers(
+    events: list[TraceEvent], lanes: list[str], read_clock: Callable | None, notes: bool
+) -> _Series:
+    """A marker per protocol note (``ctx.note``, if ``notes``), crash and restart."""
+    lane = {nid: i for i, nid in enumerate(lanes)}
+    out = _Series()
+    for e in events:
+        if e.node not in lane or not (
+            (notes and e.kind is Kind.STATE) or e.kind in (Kind.CRASH, Kind.RESTART)
+        ):
+            continue
+        label = e.reason if e.kind is Kind.STATE else e.kind.value
+        text = f"{e.node}: {label} " + ", ".join(f"{k}={v}" for k, v in (e.detail or {}).items())
+        if read_clock is not None:
+            text += f"<br>at {_when(read_clock, e.node, e.time)}"
+        out.mx.append(e.time)
+        out.my.append(lane[e.node])
+        out.text.append(text)
+    return out
+
+
+def _clock_labels(events: list[TraceEvent], lanes: list[str], until: float) -> list[tuple[str, str]]:
+    """A label for each lane whose node's clock is off true time at ``until``."""
+    read_clock, settings = clock_readers(events)
+    labels = []
+    for nid, (since, _offset, drift_ppm) in settings.items():
+        if nid not in lanes or since > until:
+            continue
+        off = read_clock(nid, until) - until
+        if abs(off) >= 5e-7 or drift_ppm:
+            labels.append((nid, f"{nid} {_clock_label(off, drift_ppm)}"))
+    return labels
 
 
 def spacetime_diagram(
@@ -134,233 +300,75 @@ def spacetime_diagram(
     nodes: lane order, top to bottom (default: the simulator's node order,
         or order of first appearance in the trace).
     until: draw only what happened up to this time (for replay sliders); the
-        x axis still spans ``[start, end of run]`` so replays do not rescale.
-    start, end: the x axis range (default: 0 to the end of the run).
+        x axis still spans the whole run so replays do not rescale.
+    start, end: the x axis range (default: from 0 to just after the last
+        message, note, crash or fault of the run).
     notes: mark protocol state changes (``ctx.note``) on the lanes.
     figure: an existing ``go.Figure``/``FigureWidget`` to redraw in place.
     clocks: show the nodes' own clock readings in the hover texts and label
         the lane of every node whose clock is off true time.
     """
+    data = spacetime_data(source, nodes=nodes, until=until, start=start, end=end, notes=notes, clocks=clocks)
+    return draw_spacetime(data, title=title, height=height, figure=figure)
+
+
+def draw_spacetime(data: SpacetimeData, *, title: str, height: int | None = None, figure: Any = None) -> Any:
+    """Draw :class:`SpacetimeData` (into ``figure`` if given, updating its traces in place)."""
     import plotly.graph_objects as go
 
-    if isinstance(source, Simulator):
-        trace, order, run_end = source.trace, list(source.nodes), source.now
-    elif isinstance(source, Trace):
-        trace, order, run_end = source, [], (source.rows[-1][0] if source.rows else 0.0)
-    else:
-        raise TypeError(f"source must be a Simulator or a Trace, got {type(source).__name__}")
-    if not trace.keep:
-        raise ValueError("source keeps no trace to draw; create its simulator with trace=True")
-    rows = trace.rows
-    if end is None:
-        end = run_end
-    elif not end > start:
-        raise ValueError(f"end must be after start={start!r}, got {end!r}")
-    if nodes is None:
-        for r in rows:
-            for nid in (r[2], r[3], r[4]):
-                if nid is not None and nid not in order:
-                    order.append(nid)
-    else:
-        order = list(nodes)
-    if until is None:
-        until = min(end, run_end)
-    elif not until >= 0:
-        raise ValueError(f"until must be a time >= 0, got {until!r}")
-    if not isinstance(clocks, bool):
-        raise TypeError(f"clocks must be True or False, got {clocks!r}")
-    lane = {nid: i for i, nid in enumerate(order)}
-    visible = [r for r in rows if start <= r[0] <= until]
-    read_clock, clock_settings = clock_readers(rows) if clocks else (None, {})
-
-    def at(nid: str, t: float) -> str:
-        """'0.120s'; with clocks '0.1200s (n1 clock 0.1700s)', to 0.1 ms."""
-        if read_clock is None:
-            return f"{t:.3f}s"
-        return f"{t:.4f}s ({nid} clock {read_clock(nid, t):.4f}s)"
-
-    # Which message ids were delivered more than once, and in which order.
-    deliveries_seen: set[int] = set()
-    link_max: dict[tuple[str, str], int] = {}
-    series: dict[str, dict[str, list]] = {
-        s[0]: {"x": [], "y": [], "mx": [], "my": [], "text": []} for s in SERIES
-    }
-    stub = 0.25 * max((end - start) / 40, 1e-3)
-    for r in visible:
-        kind = r[1]
-        if kind is Kind.DELIVER:
-            t, src, dst, mid, msg, sent = r[0], r[3], r[4], r[5], r[6], r[7]
-            if src not in lane or dst not in lane:
-                continue
-            if mid in deliveries_seen:
-                name = "duplicate"
-            elif mid < link_max.get((src, dst), 0):
-                name = "reordered"
-            else:
-                name = "delivered"
-            deliveries_seen.add(mid)
-            link_max[(src, dst)] = max(link_max.get((src, dst), 0), mid)
-            y0, y1 = lane[src], lane[dst]
-            hover = f"{_short(msg)}<br>{src} → {dst}<br>sent {at(src, sent)}, arrived {at(dst, t)} ({name})"
-        elif kind is Kind.DROP:
-            t, src, dst, msg, sent, reason = r[0], r[3], r[4], r[6], r[7], r[8]
-            if src not in lane or dst not in lane:
-                continue
-            name = _DROP_SERIES[reason]
-            y0, y1 = lane[src], lane[dst]
-            if t == sent:  # dropped at send time: draw a short stub towards dst
-                y1 = y0 + (y1 - y0) * 0.3
-                t = sent + stub
-            hover = f"{_short(msg)}<br>{src} → {dst}<br>sent {at(src, sent)}, {name}"
-        else:
-            continue
-        s = series[name]
-        s["x"] += [sent, t, None]
-        s["y"] += [y0, y1, None]
-        s["mx"].append(t)
-        s["my"].append(y1)
-        s["text"].append(hover)
-
-    data = []
+    traces = []
     for name, color, dash, symbol in SERIES:
-        s = series[name]
-        n = len(s["mx"])
-        label = f"{name} ({n})"
-        data.append(
-            go.Scatter(
-                x=s["x"],
-                y=s["y"],
-                mode="lines",
-                line={"color": color, "dash": dash, "width": 1.2},
-                name=label,
-                legendgroup=name,
-                hoverinfo="skip",
-            )
-        )
-        data.append(
-            go.Scatter(
-                x=s["mx"],
-                y=s["my"],
-                mode="markers",
-                marker={"color": color, "symbol": symbol, "size": 7},
-                name=label,
-                legendgroup=name,
-                showlegend=False,
-                hovertext=s["text"],
-                hoverinfo="text",
-            )
-        )
-    # Protocol notes and lifecycle events as labelled markers on the lanes.
-    nx, ny, ntext = [], [], []
-    for r in visible:
-        if r[2] not in lane:
-            continue
-        if (notes and r[1] is Kind.STATE) or r[1] in (Kind.CRASH, Kind.RESTART):
-            label = r[8] if r[1] is Kind.STATE else r[1].value
-            detail = r[9] or {}
-            nx.append(r[0])
-            ny.append(lane[r[2]])
-            text = f"{r[2]}: {label} " + ", ".join(f"{k}={v}" for k, v in detail.items())
-            if read_clock is not None:
-                text += f"<br>at {at(r[2], r[0])}"
-            ntext.append(text)
-    data.append(
-        go.Scatter(
-            x=nx,
-            y=ny,
-            mode="markers",
-            marker={"color": "#000000", "symbol": "diamond", "size": 8},
-            name=f"events ({len(nx)})",
-            hovertext=ntext,
-            hoverinfo="text",
-        )
-    )
-
-    shapes = []
-    for nid, spans in _intervals(visible, Kind.CRASH, Kind.RESTART, until).items():
-        if nid not in lane:
-            continue
-        for t0, t1 in spans:
-            shapes.append(
-                {
-                    "type": "rect",
-                    "x0": t0,
-                    "x1": t1,
-                    "y0": lane[nid] - 0.35,
-                    "y1": lane[nid] + 0.35,
-                    "fillcolor": MUTED_COLOR,
-                    "opacity": 0.35,
-                    "line": {"width": 0},
-                    "layer": "below",
-                }
-            )
-    for t0, t1, _label in _partition_intervals(visible, until):
-        shapes.append(
-            {
-                "type": "rect",
-                "xref": "x",
-                "yref": "paper",
-                "x0": t0,
-                "x1": t1,
-                "y0": 0,
-                "y1": 1,
-                "fillcolor": "#882255",
-                "opacity": 0.08,
-                "line": {"width": 0},
-                "layer": "below",
-            }
-        )
-
-    # A label on the lane of each node whose clock is off, as of `until`.
-    annotations = []
-    for nid, (since, _offset, drift_ppm) in clock_settings.items():
-        if nid not in lane or since > until:
-            continue
-        off = read_clock(nid, until) - until  # type: ignore[misc]
-        if abs(off) < 5e-7 and not drift_ppm:
-            continue
-        annotations.append(
-            {
-                "xref": "paper",
-                "yref": "y",
-                "x": 1.0,
-                "y": lane[nid],
-                "xanchor": "right",
-                "yanchor": "bottom",
-                "yshift": 4,
-                "text": f"{nid} {_clock_label(off, drift_ppm)}",
-                "showarrow": False,
-                "font": {"size": 11, "color": "#555555"},
-            }
-        )
-
+        s = data.series[name]
+        label = f"{name} ({len(s.mx)})"
+        traces.append(go.Scatter(x=s.x, y=s.y, mode="lines", line={"color": color, "dash": dash, "width": 1.2},
+                                 name=label, legendgroup=name, hoverinfo="skip"))  # fmt: skip
+        traces.append(go.Scatter(x=s.mx, y=s.my, mode="markers", marker={"color": color, "symbol": symbol, "size": 7},
+                                 name=label, legendgroup=name, showlegend=False, hovertext=s.text, hoverinfo="text"))  # fmt: skip
+    ev = data.events
+    traces.append(go.Scatter(x=ev.mx, y=ev.my, mode="markers", marker={"color": "#000000", "symbol": "diamond", "size": 8},
+                             name=f"events ({len(ev.mx)})", hovertext=ev.text, hoverinfo="text"))  # fmt: skip
+    lane = {nid: i for i, nid in enumerate(data.lanes)}
+    band = {"type": "rect", "line": {"width": 0}, "layer": "below"}
+    shapes = [
+        {**band, "x0": t0, "x1": t1, "y0": lane[nid] - 0.35, "y1": lane[nid] + 0.35, "fillcolor": MUTED_COLOR, "opacity": 0.35}
+        for nid, t0, t1 in data.crashes
+    ] + [
+        {**band, "xref": "x", "yref": "paper", "x0": t0, "x1": t1, "y0": 0, "y1": 1, "fillcolor": "#882255", "opacity": 0.08}
+        for t0, t1, _label in data.partitions
+    ]  # fmt: skip
     fig = figure if figure is not None else go.Figure()
+    n = len(data.lanes)
     with fig.batch_update():
-        if len(fig.data) != len(data):
+        if len(fig.data) != len(traces):  # a new figure: traces and the look
             fig.data = []
-            fig.add_traces(data)
-        else:
-            for old, new in zip(fig.data, data, strict=True):
+            fig.add_traces(traces)
+            style_figure(
+                fig,
+                title=title,
+                xaxis="time (virtual seconds)",
+                yaxis="node",
+                height=height or max(260, 90 + 55 * n),
+            )
+            fig.update_layout(hovermode="closest")
+        else:  # redrawn in place: only what a run changes
+            for old, new in zip(fig.data, traces, strict=True):
                 old.update(x=new.x, y=new.y, name=new.name, hovertext=new.hovertext)
-        style_figure(
-            fig,
-            title=title,
-            xaxis="time (virtual seconds)",
-            yaxis="node",
-            height=height or max(260, 90 + 55 * len(order)),
-        )
+            fig.layout.title.text = title
+            fig.layout.height = height or max(260, 90 + 55 * n)
         # Assign (not update): update_layout merges lists of shapes element by element.
         fig.layout.shapes = shapes
-        if clocks:  # assign, as for shapes; without clocks leave annotations alone
-            fig.layout.annotations = annotations
-        fig.update_layout(hovermode="closest")
-        span = max(end - start, 1e-3)
-        fig.update_xaxes(range=[start, start + span * 1.01])
+        if data.clock_labels is not None:  # assign, as for shapes; without clocks leave annotations alone
+            fig.layout.annotations = [
+                {"xref": "paper", "yref": "y", "x": 1.0, "y": lane[nid], "xanchor": "right", "yanchor": "bottom",
+                 "yshift": 4, "text": text, "showarrow": False, "font": {"size": 11, "color": "#555555"}}
+                for nid, text in data.clock_labels
+            ]  # fmt: skip
+        fig.update_xaxes(range=[data.start, data.start + max(data.end - data.start, 1e-3) * 1.01])
         fig.update_yaxes(
             tickmode="array",
-            tickvals=list(range(len(order))),
-            ticktext=order,
-            range=[len(order) - 0.5, -0.5],
+            tickvals=list(range(n)),
+            ticktext=data.lanes,
+            range=[n - 0.5, -0.5],
             zeroline=False,
         )
     return fig

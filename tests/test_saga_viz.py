@@ -94,7 +94,8 @@ def test_figures_name_their_axes_and_explain_the_grey_band():
     fig = saga_timeline(run)
     assert fig.layout.yaxis.title.text == "process" and fig.layout.xaxis.title.text
     assert "process down" in {t.name for t in fig.data} and len(fig.layout.shapes) >= 1
-    assert fig.layout.legend.y < 0  # below the plot: eight entries wrap and would cover the title
+    # Outside the plot, in a column on the right: the eight entries cover neither the title nor the data.
+    assert fig.layout.legend.x > 1 and fig.layout.legend.orientation == "v"
     pc = two_pc_figure(run_two_phase_commit(crash=CoordinatorCrash.AFTER_PREPARE, down_for=2.0))
     assert pc.layout.yaxis.title.text == "participant"
     notes = [a for a in pc.layout.annotations if "crashes" in a.text]

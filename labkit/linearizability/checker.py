@@ -433,11 +433,7 @@ def _partitions(ops: tuple[Operation, ...], model: Any, init: Hashable) -> dict[
 
 
 def check(
-    history: Iterable[Operation],
-    model: Model,
-    *,
-    timeout: float | None = 10.0,
-    max_steps: int | None = None,
+    history: Iterable[Operation], model: Model, *, timeout: float | None = 10.0, max_steps: int | None = None
 ) -> CheckResult:
     """Decide whether ``history`` is linearizable with respect to ``model``.
 

@@ -13,10 +13,7 @@ stays fast and works without them. One module per topic:
 from importlib import import_module
 from typing import Any
 
-_LAZY = {
-    "spacetime_diagram": "labkit.viz.spacetime",
-    "ClusterWidget": "labkit.viz.cluster",
-}
+_LAZY = {"spacetime_diagram": "labkit.viz.spacetime", "ClusterWidget": "labkit.viz.cluster"}
 
 
 def __getattr__(name: str) -> Any:

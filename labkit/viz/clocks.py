@@ -94,11 +94,14 @@ def _clock_marks(sim: Simulator, clock: Stamping, start: float) -> tuple[dict[Ev
     return events, discarded
 
 
-def _busy_range(sim: Simulator) -> tuple[float, float]:
-    """Just around the messages and clocked events: not the idle start and end of the run."""
+def _busy_range(sim: Simulator, label_chars: int) -> tuple[float, float]:
+    """Just around the messages and clocked events (not the idle start and end of the run), with room
+    for half the longest label at either end (a character of the 11 px font is about 6.5 px of a plot
+    about 900 px wide)."""
     busy = [e.time for e in sim.trace.of_kind(Kind.SEND, Kind.DELIVER, Kind.DROP, Kind.STATE)]
     first, last = min(busy, default=0.0), max(busy, default=sim.now)
-    margin = 0.08 * max(last - first, 0.01)
+    share = min(0.3, (label_chars * 6.5 / 2 + 10) / 900)  # of the whole axis, on each side
+    margin = max(0.08, share / (1 - 2 * share)) * max(last - first, 0.01)
     return max(0.0, first - margin), last + margin
 
 
@@ -127,13 +130,13 @@ def clock_diagram(
     if not isinstance(clock, Stamping):
         raise TypeError(f"clock must be a Stamping ({', '.join(s.name for s in Stamping)}), got {clock!r}")
     title = title or f"Events labelled with {clock.value} clock values"
-    busy = _busy_range(sim)
+    events, discarded = _clock_marks(sim, clock, 0.0 if start is None else start)
+    busy = _busy_range(sim, max((len(t) for m in events.values() for t in m.text), default=0))
     start = busy[0] if start is None else start
     end = busy[1] if end is None else end
     if not end > start:
         raise ValueError(f"end must be after start={start!r}, got {end!r}")
     base = spacetime_diagram(sim, notes=False, start=start, end=end, title=title)
-    events, discarded = _clock_marks(sim, clock, start)
     extra = []
     for kind, m in events.items():
         name, color, symbol, pos = _KIND_STYLE[kind]
@@ -171,8 +174,7 @@ def _draw_clocked(base: Any, extra: list[Any], start: float, end: float, lanes: 
             figure.add_traces(data)
             figure.update_layout(base.layout.to_plotly_json())
         else:
-            # Copy only what changes: copying whole traces and layouts (the
-            # template) costs hundreds of milliseconds per redraw.
+            # Copy only what a run changes; the template and the rest of the layout stay.
             for old, new in zip(figure.data, data, strict=True):
                 old.update(x=new.x, y=new.y, text=new.text, hovertext=new.hovertext, name=new.name,
                            showlegend=new.showlegend)  # fmt: skip
@@ -188,7 +190,11 @@ def _draw_clocked(base: Any, extra: list[Any], start: float, end: float, lanes: 
 
 
 def clock_error_figure(sim: Simulator, *, title: str = "Clock readings minus true time") -> Any:
-    """Physical clock and HLC ``l`` minus true time, per node, at every clocked event (ms)."""
+    """Physical clock and HLC ``l`` minus true time, per node, at every clocked event (ms).
+
+    The physical clock is a wide pale band and the HLC a line on top of it, so
+    where the HLC equals the physical clock both stay visible.
+    """
     import plotly.graph_objects as go
 
     from labkit.clocks import clock_events
@@ -200,21 +206,10 @@ def clock_error_figure(sim: Simulator, *, title: str = "Clock readings minus tru
     fig = go.Figure()
     for nid in sim.nodes:
         g = df[df.node == nid]
-        fig.add_scatter(
-            x=g.time,
-            y=(g.physical - g.time) * 1e3,
-            mode="lines",
-            line={"color": colors[nid], "dash": "dot", "width": 1.5},
-            name=f"{nid} physical clock",
-        )
-        fig.add_scatter(
-            x=g.time,
-            y=(g.hlc_l - g.time) * 1e3,
-            mode="lines+markers",
-            marker={"size": 4},
-            line={"color": colors[nid], "width": 2, "shape": "hv"},
-            name=f"{nid} HLC l",
-        )
+        fig.add_scatter(x=g.time, y=(g.physical - g.time) * 1e3, mode="lines", opacity=0.35,
+                        line={"color": colors[nid], "width": 8}, name=f"{nid} physical clock")  # fmt: skip
+        fig.add_scatter(x=g.time, y=(g.hlc_l - g.time) * 1e3, mode="lines+markers", marker={"size": 4},
+                        line={"color": colors[nid], "width": 2, "shape": "hv"}, name=f"{nid} HLC l")  # fmt: skip
     style_figure(fig, title=title, xaxis="true time (s)", yaxis="reading − true time (ms)", height=420)
     return fig
 

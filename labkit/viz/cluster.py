@@ -25,15 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.sim import Kind, Simulator, Uniform
-from labkit.viz.common import (
-    Widget,
-    button,
-    checkbox,
-    range_slider,
-    slider,
-    status_html,
-    toggles,
-)
+from labkit.viz.common import Widget, button, checkbox, range_slider, slider, status_html, toggles
 from labkit.viz.spacetime import spacetime_diagram
 
 __all__ = ["ClusterWidget", "ClusterSettings", "SKEW_MS_LIMIT", "DRIFT_PPM_LIMIT"]

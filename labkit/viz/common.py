@@ -53,18 +53,45 @@ def gaps(values: Iterable[Any]) -> list[Any]:
     return [None if isinstance(v, float) and math.isnan(v) else v for v in values]
 
 
-def style_figure(fig: Any, *, title: str, xaxis: str, yaxis: str, height: int = 420) -> Any:
-    """Apply the course's look: title, axis labels, legend, white template."""
+def style_figure(fig: Any, *, title: str, xaxis: str, yaxis: str, height: int = 420, **layout: Any) -> Any:
+    """Apply the course's look: title, axis labels, white template, and the legend in a column on the
+    right, outside the plot, where it covers neither the title, nor an axis title, nor the data.
+    ``layout``: more layout settings for the same figure."""
     fig.update_layout(
         title={"text": title, "x": 0.01, "xanchor": "left"},
         template="plotly_white",
         height=height,
         margin={"l": 60, "r": 20, "t": 60, "b": 50},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+        legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"},
+        **layout,
     )
     fig.update_xaxes(title_text=xaxis)
     fig.update_yaxes(title_text=yaxis)
     return fig
+
+
+def replace_traces(fig: Any, traces: list[Any], *fields: str) -> bool:
+    """Put ``traces`` into ``fig``: anew if their number differs (returns True), else copy only ``fields``
+    of each into the trace in its place (a widget's redraw; the traces are always the same ones)."""
+    if len(fig.data) != len(traces):
+        fig.data = []
+        fig.add_traces(traces)
+        return True
+    for old, new in zip(fig.data, traces, strict=True):
+        old.update({f: new[f] for f in fields})
+    return False
+
+
+def band(x0: float, x1: float, color: str, opacity: float = 0.08, **where: Any) -> dict[str, Any]:
+    """A shaded stretch of the x axis (a partition, a fault), the whole height of the plot."""
+    return {"type": "rect", "xref": "x", "yref": "paper", "x0": x0, "x1": x1, "y0": 0, "y1": 1,
+            "fillcolor": color, "opacity": opacity, "line": {"width": 0}, "layer": "below", **where}  # fmt: skip
+
+
+def vline(x: float, color: str, dash: str = "dot", width: float = 1) -> dict[str, Any]:
+    """A vertical line the whole height of the plot (a moment: a fault, the replay cursor)."""
+    return {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
+            "line": {"color": color, "dash": dash, "width": width}}  # fmt: skip
 
 
 def status_html(text: str, kind: str = "info") -> str:

@@ -12,22 +12,15 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from labkit.eventstore.aggregate import Aggregate, Repository
 from labkit.eventstore.recorder import EventStore, RecordedEvent
-from labkit.viz.common import (
-    MUTED_COLOR,
-    PALETTE,
-    Widget,
-    button,
-    slider,
-    status_html,
-    style_figure,
-)
+from labkit.viz.common import MUTED_COLOR, PALETTE, Widget, button, slider, status_html, style_figure, vline
 
-__all__ = ["ReplayWidget", "event_label", "global_log_figure", "load_time_figure"]
+__all__ = ["ReplayWidget", "event_label", "show_field", "global_log_figure", "load_time_figure"]
 
 _TYPE_COLORS = {
     "AccountOpened": PALETTE[0],
@@ -45,10 +38,16 @@ def _type_color(event_type: str, seen: dict[str, str]) -> str:
     return seen[event_type]
 
 
+def show_field(name: str, value: Any) -> str:
+    """``name=value``; an amount in cents (a field ``cents`` or ``balance``) in euros, as the plots show it."""
+    if name in ("cents", "balance") and isinstance(value, int) and not isinstance(value, bool):
+        return f"{name}={value} ({value / 100:,.2f} €)"
+    return f"{name}={value!r}"
+
+
 def event_label(record: RecordedEvent) -> str:
-    """``Type(k=v, ...)`` for a stored event."""
-    fields = ", ".join(f"{k}={v!r}" for k, v in record.data.items())
-    return f"{record.type}({fields})"
+    """``Type(k=v, ...)`` for a stored event (amounts in cents also in euros)."""
+    return f"{record.type}({', '.join(show_field(k, v) for k, v in record.data.items())})"
 
 
 class ReplayWidget(Widget):
@@ -123,7 +122,8 @@ class ReplayWidget(Widget):
         """One line: the version, the event just applied and the state it led to."""
         v = self.version
         last = event_label(self.records[v - 1]) if v else "nothing yet"
-        return f"version {v} of {self.n}; last event applied: {last}; state: {self.state!r}"
+        state = ", ".join(show_field(k, x) for k, x in self.state.snapshot_state().items())
+        return f"version {v} of {self.n}; last event applied: {last}; state: {state}"
 
     # -- the view ------------------------------------------------------------
     def figure(self, figure: Any = None) -> Any:
@@ -141,11 +141,6 @@ class ReplayWidget(Widget):
             with figure.batch_update():
                 figure.data = []
                 self._draw_static(figure)
-            # Legend under the plot: in a narrow notebook column it would otherwise cover the title.
-            figure.update_layout(
-                legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.22, "yanchor": "top"},
-                margin={"b": 110},
-            )
         with figure.batch_update():
             self._draw_version(figure)
         return figure
@@ -202,17 +197,7 @@ class ReplayWidget(Widget):
                 hoverinfo="skip",
             )
         )
-        fig.layout.shapes = [
-            {
-                "type": "line",
-                "x0": 0,
-                "x1": 0,
-                "y0": 0,
-                "y1": 1,
-                "yref": "paper",
-                "line": {"color": "#000000", "width": 1, "dash": "dash"},
-            }
-        ]
+        fig.layout.shapes = [vline(0, "#000000", dash="dash")]  # the cursor: the version replayed
         style_figure(
             fig, title="", xaxis="version (number of events applied)", yaxis=self.value_label, height=400
         )
@@ -247,8 +232,6 @@ class ReplayWidget(Widget):
         self._on_click(self.back_button, lambda: self.step(-1))
         self._on_click(self.next_button, lambda: self.step(1))
         self.state_html = W.HTML()
-        # Built from a finished figure: the browser receives every trace in the widget's initial state,
-        # and later moves send only the few properties that change.
         plot = self._plot_area(self.figure())
         self._ui = W.VBox(
             [
@@ -269,8 +252,8 @@ class ReplayWidget(Widget):
         last = event_label(self.records[v - 1]) if v else "(none: the empty aggregate)"
         self.status.value = status_html(f"version {v} of {self.n}; last event applied: {last}")
         rows = "".join(
-            f"<tr><td style='padding-right:1em'>{k}</td><td><code>{v!r}</code></td></tr>"
-            for k, v in self.state.snapshot_state().items()
+            f"<tr><td style='padding-right:1em'>{k}</td><td><code>{html.escape(show_field(k, x).split('=', 1)[1])}</code></td></tr>"
+            for k, x in self.state.snapshot_state().items()
         )
         self.state_html.value = (
             f"<b>state of {self.aggregate_id!r} as of version {self.state.version}</b>"

@@ -124,7 +124,6 @@ def ring_figure(
     fig.data[0].hoverinfo = "skip"
     style_figure(fig, title=title, xaxis="", yaxis="", height=520)
     _square_axes(fig)
-    fig.update_layout(legend={"orientation": "v", "y": 1, "x": 1.02, "xanchor": "left", "yanchor": "top"})
     return fig
 
 
@@ -423,13 +422,7 @@ class RingWidget(Widget):
                 for spec in bars:
                     fig.add_trace(go.Bar(spec), row=1, col=2)
                 style_figure(fig, title=self._title(), xaxis="", yaxis="", height=520)
-                # Legend under the plots: the title line above is long.
-                fig.update_layout(
-                    barmode="stack",
-                    margin={"t": 80, "r": 20, "b": 110},
-                    legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12, "yanchor": "top"},
-                    shapes=[_mean_line(mean)],
-                )
+                fig.update_layout(barmode="stack", margin={"t": 80}, shapes=[_mean_line(mean)])
                 _square_axes(fig, row=1, col=1)
                 fig.update_xaxes(title_text="node", row=1, col=2)
                 fig.update_yaxes(title_text="keys (dotted: the mean)", row=1, col=2)

@@ -27,9 +27,11 @@ from labkit.viz.common import (
     Widget,
     button,
     dropdown,
+    replace_traces,
     status_html,
     style_figure,
     toggles,
+    vline,
 )
 
 __all__ = [
@@ -46,12 +48,7 @@ __all__ = [
 
 SIDE_NAMES = "ABCDEFGHIJKLMNO"  # sides of a partition, in the order RaftCluster.partitions lists them
 
-ROLE_COLORS = {
-    "follower": "#BBBBBB",
-    "candidate": "#E69F00",
-    "leader": "#0072B2",
-    "crashed": "#000000",
-}
+ROLE_COLORS = {"follower": "#BBBBBB", "candidate": "#E69F00", "leader": "#0072B2", "crashed": "#000000"}
 
 
 def _sim_of(source: RaftCluster | Simulator) -> Simulator:
@@ -95,10 +92,7 @@ def role_segments(
 
 
 def role_timeline(
-    source: RaftCluster | Simulator,
-    until: float | None = None,
-    figure: Any = None,
-    title: str | None = None,
+    source: RaftCluster | Simulator, until: float | None = None, figure: Any = None, title: str | None = None
 ) -> Any:
     """One row per server, coloured by role over time; the term is written on each stretch."""
     import plotly.graph_objects as go
@@ -134,41 +128,15 @@ def role_timeline(
         )
     # Dotted lines where the network changed (partition, heal, cut), labelled once each.
     changes = sorted({round(e.time, 6) for e in sim.trace.of_kind(Kind.FAULT) if 0 < e.time <= end})
-    shapes = [
-        {
-            "type": "line",
-            "xref": "x",
-            "yref": "paper",
-            "x0": t,
-            "x1": t,
-            "y0": 0,
-            "y1": 1,
-            "line": {"dash": "dot", "width": 1.5, "color": "#882255"},
-        }
-        for t in changes
-    ]
     notes = [
-        {
-            "x": t,
-            "y": 1.0,
-            "xref": "x",
-            "yref": "paper",
-            "text": "network change",
-            "showarrow": False,
-            "yanchor": "bottom",
-            "font": {"size": 10, "color": "#882255"},
-        }
+        {"x": t, "y": 1.0, "xref": "x", "yref": "paper", "text": "network change", "showarrow": False,
+         "yanchor": "bottom", "font": {"size": 10, "color": "#882255"}}
         for t in changes[:6]
-    ]
+    ]  # fmt: skip
     fig = figure if figure is not None else go.Figure()
     with fig.batch_update():
-        if len(fig.data) != len(data):
-            fig.data = []
-            fig.add_traces(data)
-        else:
-            for old, new in zip(fig.data, data, strict=True):
-                old.update(x=new.x, y=new.y, base=new.base, text=new.text)
-        fig.update_layout(shapes=shapes, annotations=notes)
+        replace_traces(fig, data, "x", "y", "base", "text")
+        fig.update_layout(shapes=[vline(t, "#882255", width=1.5) for t in changes], annotations=notes)
         style_figure(
             fig,
             title=title or f"Roles and terms of each server up to t = {end:.2f} s",

@@ -29,7 +29,9 @@ from labkit.viz.common import (
     OK_COLOR,
     PALETTE,
     SettingsWidget,
+    band,
     checkbox,
+    replace_traces,
     slider,
     status_html,
     style_figure,
@@ -66,14 +68,6 @@ def _outcome(op: Any, stale: bool) -> str:
     if op.kind.value == "write":
         return "write answered"
     return "stale read" if stale else "read answered"
-
-
-def _restyle(fig: Any, fresh: bool, *, title: str, xaxis: str, yaxis: str, height: int) -> None:
-    # Styling re-validates plotly's whole template: do it once, then only retitle.
-    if fresh:
-        style_figure(fig, title=title, xaxis=xaxis, yaxis=yaxis, height=height)
-    else:
-        fig.layout.title.text = title
 
 
 def cap_timeline(result: ScenarioResult, *, figure: Any = None, title: str | None = None) -> Any:
@@ -118,25 +112,13 @@ def cap_timeline(result: ScenarioResult, *, figure: Any = None, title: str | Non
         f"(N={cfg.n}, R={result.r}, W={result.w})"
     )
     with fig.batch_update():
-        fresh = len(fig.data) != len(data)
-        if fresh:
-            fig.data = []
-            fig.add_traces(data)
-        else:
-            for old, new in zip(fig.data, data, strict=True):
-                old.update(x=new.x, y=new.y, name=new.name, hovertext=new.hovertext)
-        _restyle(fig, fresh, title=title, xaxis="time (virtual seconds)", yaxis="client (writes above, reads below)",
-                 height=330)  # fmt: skip
-        fig.layout.shapes = [
-            {"type": "rect", "xref": "x", "yref": "paper", "x0": result.partition_at, "x1": result.heal_at,
-             "y0": 0, "y1": 1, "fillcolor": _PARTITION_COLOR, "opacity": 0.08, "line": {"width": 0}, "layer": "below"}
-        ]  # fmt: skip
-        if fresh:
-            fig.update_layout(
-                annotations=[{"x": (result.partition_at + result.heal_at) / 2, "y": 1.0, "xref": "x", "yref": "paper",
-                              "text": "partition", "showarrow": False, "font": {"color": _PARTITION_COLOR}}],
-                hovermode="closest",
-            )  # fmt: skip
+        if replace_traces(fig, data, "x", "y", "name", "hovertext"):  # a new figure: the look too
+            note = {"x": (result.partition_at + result.heal_at) / 2, "y": 1.0, "xref": "x", "yref": "paper",
+                    "text": "partition", "showarrow": False, "font": {"color": _PARTITION_COLOR}}  # fmt: skip
+            style_figure(fig, title=title, xaxis="time (virtual seconds)", yaxis="client (writes above, reads below)",
+                         height=330, annotations=[note], hovermode="closest")  # fmt: skip
+        fig.layout.title.text = title
+        fig.layout.shapes = [band(result.partition_at, result.heal_at, _PARTITION_COLOR)]
         last = max((op.ret for op in result.ops if math.isfinite(op.ret)), default=result.heal_at)
         fig.layout.xaxis.range = [0, max(last, result.heal_at) + 0.1]
         fig.layout.yaxis.update(

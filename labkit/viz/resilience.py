@@ -42,9 +42,14 @@ __all__ = [
 ]
 
 _SERVICES = ("A", "B", "C", "D")
-_KIND_COLORS = {"checkout": PALETTE[0], "browse": PALETTE[2]}
 _BREAKERS = (("A", "B"), ("A", "D"), ("B", "C"))
 _PANELS = ("goodput (req/s)", "p99 latency (s)", "queue depth", "breaker state")
+# One colour, one meaning, across the four panels: a service keeps its colour in every panel,
+# and the client kinds and the breakers use colours no service has.
+_SERVICE_COLORS = node_colors(_SERVICES)
+_KIND_COLORS = {"checkout": "#000000", "browse": PALETTE[9]}
+_BREAKER_COLORS = (PALETTE[4], PALETTE[5], PALETTE[10])
+_NO_BREAKER = "no circuit breaker in this run"
 # Hover text per panel, with units (the breaker's level is a number drawn as a named tick).
 _HOVER = (
     "%{fullData.name}: %{y:.0f} req/s at t = %{x:.1f} s<extra></extra>",
@@ -54,43 +59,52 @@ _HOVER = (
 )
 
 
-def _panel_traces(model: ChainModel) -> list[tuple[int, str, str, str, list[float], list[float]]]:
-    """(panel row, name, colour, dash, x, y) for every trace of the timeline, in a fixed order."""
-    out = []
+def _guarded(model: ChainModel, service: str, dependency: str, t: float) -> bool:
+    """Whether a breaker guarded ``service``'s calls to ``dependency`` at time ``t``."""
+    entries = [(since, b) for dep, since, b in model.stats[service].breakers if dep == dependency]
+    current = [b for since, b in entries if since <= t]
+    return bool(current) and current[-1] is not None
+
+
+def _panel_traces(model: ChainModel) -> list[tuple[int, str, str, str, list[float], list[Any]]]:
+    """(panel row, name, colour, dash, x, y) for every trace of the timeline, in a fixed order.
+
+    A breaker's line has gaps (None) where no breaker guarded the calls: no
+    breaker is not a closed breaker.
+    """
+    out: list[tuple[int, str, str, str, list[float], list[Any]]] = []
     cf = model.client_metrics()
     for kind in ("checkout", "browse"):
         part = cf[cf.kind == kind]
         out.append((1, f"{kind} goodput", _KIND_COLORS[kind], "solid", list(part.time), gaps(part.goodput)))
     offered = cf.groupby("time", sort=True).offered.sum() if len(cf) else None
+    xs = list(offered.index) if offered is not None else []
     out.append(
-        (
-            1,
-            "offered (all)",
-            MUTED_COLOR,
-            "dot",
-            list(offered.index) if offered is not None else [],
-            list(offered.values) if offered is not None else [],
-        )
+        (1, "offered (all)", MUTED_COLOR, "dot", xs, list(offered.values) if offered is not None else [])
     )
     sf = model.metrics()
-    colors = node_colors(_SERVICES)
-    present = [s for s in _SERVICES if s in model.specs]
-    for s in _SERVICES:
-        part = sf[sf.service == s] if s in present else sf.iloc[0:0]
-        out.append((2, f"{s} p99", colors[s], "solid", list(part.time), gaps(part.p99)))
-    for s in _SERVICES:
-        part = sf[sf.service == s] if s in present else sf.iloc[0:0]
-        out.append((3, f"{s} queue", colors[s], "solid", list(part.time), gaps(part.queue_depth)))
+    for row, column, label in ((2, "p99", "p99"), (3, "queue_depth", "queue")):
+        for svc in _SERVICES:
+            part = sf[sf.service == svc] if svc in model.specs else sf.iloc[0:0]
+            out.append(
+                (row, f"{svc} {label}", _SERVICE_COLORS[svc], "solid", list(part.time), gaps(part[column]))
+            )
     bf = model.breaker_states()
-    times = [i * model.bucket for i in range(len(sf) // max(1, len(present)))]
-    for i, (svc, dep) in enumerate(_BREAKERS):
+    for color, (svc, dep) in zip(_BREAKER_COLORS, _BREAKERS, strict=True):
         part = bf[(bf.service == svc) & (bf.dependency == dep)] if len(bf) else bf
-        if len(part):
-            xs, ys = list(part.time), list(part.level)
-        else:
-            xs, ys = times, [0] * len(times)
-        out.append((4, f"breaker {svc}→{dep}", PALETTE[(i + 3) % len(PALETTE)], "solid", xs, ys))
+        times = list(part.time) if len(part) else []
+        levels = [
+            lvl if _guarded(model, svc, dep, t) else None
+            for t, lvl in zip(times, list(part.level) if len(part) else [], strict=True)
+        ]
+        out.append((4, f"breaker {svc}→{dep}", color, "solid", times, levels))
     return out
+
+
+def _breaker_note(traces: list[tuple[int, str, str, str, list[float], list[Any]]]) -> str:
+    """The text over the breaker panel: empty while some breaker is drawn."""
+    drawn = any(y is not None for row, *_, ys in traces if row == 4 for y in ys)
+    return "" if drawn else _NO_BREAKER
 
 
 def _timeline_layout(fig: Any, title: str, fault: tuple[float, float] | None) -> None:
@@ -106,18 +120,7 @@ def _timeline_layout(fig: Any, title: str, fault: tuple[float, float] | None) ->
     fig.update_yaxes(
         tickvals=[0, 1, 2], ticktext=["closed", "half-open", "open"], range=[-0.3, 2.3], row=4, col=1
     )
-    # One legend group per panel, in a column on the right.
-    fig.update_layout(
-        legend={
-            "orientation": "v",
-            "x": 1.02,
-            "xanchor": "left",
-            "y": 1.0,
-            "yanchor": "top",
-            "tracegroupgap": 40,
-        },
-        margin={"r": 170},
-    )
+    fig.update_layout(legend={"tracegroupgap": 40})  # one group per panel
     if fault is not None:
         for row in range(1, 5):
             fig.add_vrect(
@@ -137,7 +140,8 @@ def timeline_figure(
     if not isinstance(model, ChainModel):
         raise TypeError(f"model must be a ChainModel, got {type(model).__name__}")
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05)
-    for row, name, color, dash, xs, ys in _panel_traces(model):
+    traces = _panel_traces(model)
+    for row, name, color, dash, xs, ys in traces:
         shape = "hv" if row == 4 else "linear"
         fig.add_trace(
             go.Scatter(
@@ -154,6 +158,8 @@ def timeline_figure(
             col=1,
         )
     _timeline_layout(fig, title, fault)
+    fig.add_annotation(name="breaker note", text=_breaker_note(traces), x=0.5, y=0.5, xref="x4 domain",
+                       yref="y4 domain", showarrow=False, font={"color": "#555555", "size": 13})  # fmt: skip
     return fig
 
 
@@ -456,6 +462,7 @@ class ResilienceWidget(Widget):
                 trace.x = xs
                 trace.y = ys
             fig.layout.title.text = self._title()
+            fig.update_annotations(selector={"name": "breaker note"}, text=_breaker_note(traces))
             shade = self._fault_shading()
             for shape in fig.layout.shapes:
                 shape.visible = shade is not None

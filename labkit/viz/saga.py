@@ -98,11 +98,6 @@ def _fill_timeline(fig: Any, run: Any, title: str) -> None:
             hoverinfo="skip",
         )
         style_figure(fig, title=title, xaxis="virtual time (s)", yaxis="process", height=420)
-        # Up to eight entries wrap to two rows: below the plot they cover neither the title nor the data.
-        fig.update_layout(
-            legend={"orientation": "h", "yanchor": "top", "y": -0.3, "xanchor": "left", "x": 0},
-            margin={"b": 120},
-        )
     for trace, category in zip(fig.data[: len(_STYLE)], _STYLE, strict=True):
         pts = [r for r in rows if r["category"] == category]
         trace.x = [r["time"] for r in pts]

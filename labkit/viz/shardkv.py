@@ -15,13 +15,16 @@ from typing import Any
 
 from labkit.shardkv import ShardedKV
 from labkit.viz.common import (
+    BAD_COLOR,
     MUTED_COLOR,
+    OK_COLOR,
     Widget,
     button,
     dropdown,
     node_colors,
     status_html,
     style_figure,
+    vline,
 )
 
 __all__ = ["route_figure", "ring_figure", "throughput_figure", "placement_figure", "ShardLab", "throughput"]
@@ -120,8 +123,6 @@ def ring_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
         height=420,
     )
     fig.update_xaxes(range=[0, 1])
-    # The legend goes below the plot: above it would cover the key labels.
-    fig.update_layout(legend={"orientation": "h", "y": -0.3, "yanchor": "top", "x": 0, "xanchor": "left"})
     return fig
 
 
@@ -139,30 +140,13 @@ def throughput(kv: ShardedKV, bucket: float = 0.1) -> dict[str, tuple[list[float
     return {g: (xs, [c / bucket for c in cs]) for g, cs in counts.items()}
 
 
+_EVENT_COLORS = {"crash": BAD_COLOR, "restart": OK_COLOR, "partition": "#CC79A7", "heal": OK_COLOR,
+                 "join": "#0072B2", "joined": "#0072B2"}  # fmt: skip
+
+
 def _fault_shapes(kv: ShardedKV) -> list[dict]:
-    shapes = []
-    for t, what, _ in kv.events:
-        color = {
-            "crash": "#D55E00",
-            "restart": "#009E73",
-            "partition": "#CC79A7",
-            "heal": "#009E73",
-            "join": "#0072B2",
-            "joined": "#0072B2",
-        }.get(what)
-        if color:
-            shapes.append(
-                {
-                    "type": "line",
-                    "x0": t,
-                    "x1": t,
-                    "y0": 0,
-                    "y1": 1,
-                    "yref": "paper",
-                    "line": {"color": color, "dash": "dot", "width": 1},
-                }
-            )
-    return shapes
+    """A dotted line at every crash, restart, partition, heal and join."""
+    return [vline(t, _EVENT_COLORS[what]) for t, what, _ in kv.events if what in _EVENT_COLORS]
 
 
 def _fault_notes(kv: ShardedKV) -> list[dict]:
@@ -369,9 +353,11 @@ class ShardLab(Widget):
             self._on_click(row[-1], fn)
         fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.1)
         for g in _GROUP_NAMES:
-            fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=g, line={"shape": "hv"}), row=1, col=1)
+            # Stacked: each group is a band, so groups serving the same rate do not hide each other.
+            band = go.Scatter(x=[], y=[], mode="lines", name=g, line={"shape": "hv"}, stackgroup="throughput")
+            fig.add_trace(band, row=1, col=1)
         fig.add_trace(go.Bar(x=[], y=[], name="keys held", showlegend=False), row=1, col=2)
-        style_figure(fig, title="Throughput per group (left) and keys held per group (right)",
+        style_figure(fig, title="Throughput per group, stacked (left), and keys held per group (right)",
                      xaxis="simulated time (s)", yaxis="answered operations / s", height=420)  # fmt: skip
         fig.update_xaxes(title_text="group", row=1, col=2)
         fig.update_yaxes(title_text="keys", row=1, col=2)

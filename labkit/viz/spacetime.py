@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.sim import Kind, Simulator, Trace, TraceEvent
-from labkit.viz.common import BAD_COLOR, MUTED_COLOR, style_figure
+from labkit.viz.common import BAD_COLOR, MUTED_COLOR, band, replace_traces, style_figure
 
 __all__ = ["spacetime_diagram", "spacetime_data", "SpacetimeData", "SERIES", "clock_readers"]
 
@@ -328,33 +328,25 @@ def draw_spacetime(data: SpacetimeData, *, title: str, height: int | None = None
     traces.append(go.Scatter(x=ev.mx, y=ev.my, mode="markers", marker={"color": "#000000", "symbol": "diamond", "size": 8},
                              name=f"events ({len(ev.mx)})", hovertext=ev.text, hoverinfo="text"))  # fmt: skip
     lane = {nid: i for i, nid in enumerate(data.lanes)}
-    band = {"type": "rect", "line": {"width": 0}, "layer": "below"}
     shapes = [
-        {**band, "x0": t0, "x1": t1, "y0": lane[nid] - 0.35, "y1": lane[nid] + 0.35, "fillcolor": MUTED_COLOR, "opacity": 0.35}
+        {**band(t0, t1, MUTED_COLOR, 0.35, yref="y"), "y0": lane[nid] - 0.35, "y1": lane[nid] + 0.35}
         for nid, t0, t1 in data.crashes
-    ] + [
-        {**band, "xref": "x", "yref": "paper", "x0": t0, "x1": t1, "y0": 0, "y1": 1, "fillcolor": "#882255", "opacity": 0.08}
-        for t0, t1, _label in data.partitions
-    ]  # fmt: skip
+    ] + [band(t0, t1, "#882255") for t0, t1, _label in data.partitions]
     fig = figure if figure is not None else go.Figure()
     n = len(data.lanes)
+    height = height or max(260, 90 + 55 * n)
     with fig.batch_update():
-        if len(fig.data) != len(traces):  # a new figure: traces and the look
-            fig.data = []
-            fig.add_traces(traces)
+        if replace_traces(fig, traces, "x", "y", "name", "hovertext"):  # a new figure: the look too
             style_figure(
                 fig,
                 title=title,
                 xaxis="time (virtual seconds)",
                 yaxis="node",
-                height=height or max(260, 90 + 55 * n),
+                height=height,
+                hovermode="closest",
             )
-            fig.update_layout(hovermode="closest")
-        else:  # redrawn in place: only what a run changes
-            for old, new in zip(fig.data, traces, strict=True):
-                old.update(x=new.x, y=new.y, name=new.name, hovertext=new.hovertext)
-            fig.layout.title.text = title
-            fig.layout.height = height or max(260, 90 + 55 * n)
+        fig.layout.title.text = title
+        fig.layout.height = height
         # Assign (not update): update_layout merges lists of shapes element by element.
         fig.layout.shapes = shapes
         if data.clock_labels is not None:  # assign, as for shapes; without clocks leave annotations alone

@@ -366,7 +366,7 @@ class RingWidget(Widget):
         fig = make_subplots(
             rows=1,
             cols=2,
-            column_widths=[0.55, 0.45],
+            column_widths=[0.62, 0.38],
             horizontal_spacing=0.08,
             subplot_titles=("the ring (clockwise from the top)", "keys per node"),
         )

@@ -55,8 +55,12 @@ _HOVER = (
     "%{fullData.name}: %{y:.0f} req/s at t = %{x:.1f} s<extra></extra>",
     "%{fullData.name}: %{y:.2f} s at t = %{x:.1f} s<extra></extra>",
     "%{fullData.name}: %{y:.0f} requests waiting at t = %{x:.1f} s<extra></extra>",
-    "%{fullData.name} at t = %{x:.1f} s: level %{y} (0 closed, 1 half-open, 2 open)<extra></extra>",
+    "%{fullData.name} at t = %{x:.1f} s: %{text}<br>(levels: closed, half-open, open)<extra></extra>",
 )
+_LEVELS = ("closed", "half-open", "open")
+# A→B and A→D are drawn a little below and above their level, so breakers in the same state do not
+# hide each other; B→C, the one in front of C (the service the faults hit), sits on it.
+_BREAKER_OFFSETS = (-0.1, 0.1, 0.0)
 
 
 def _guarded(model: ChainModel, service: str, dependency: str, t: float) -> bool:
@@ -90,15 +94,20 @@ def _panel_traces(model: ChainModel) -> list[tuple[int, str, str, str, list[floa
                 (row, f"{svc} {label}", _SERVICE_COLORS[svc], "solid", list(part.time), gaps(part[column]))
             )
     bf = model.breaker_states()
-    for color, (svc, dep) in zip(_BREAKER_COLORS, _BREAKERS, strict=True):
+    for color, offset, (svc, dep) in zip(_BREAKER_COLORS, _BREAKER_OFFSETS, _BREAKERS, strict=True):
         part = bf[(bf.service == svc) & (bf.dependency == dep)] if len(bf) else bf
         times = list(part.time) if len(part) else []
         levels = [
-            lvl if _guarded(model, svc, dep, t) else None
+            lvl + offset if _guarded(model, svc, dep, t) else None
             for t, lvl in zip(times, list(part.level) if len(part) else [], strict=True)
         ]
         out.append((4, f"breaker {svc}→{dep}", color, "solid", times, levels))
     return out
+
+
+def _hover_text(row: int, ys: list[Any]) -> list[str] | None:
+    """The breaker state by name (its line is drawn a little off its level); None for other panels."""
+    return [_LEVELS[round(y)] if y is not None else "no breaker" for y in ys] if row == 4 else None
 
 
 def _breaker_note(traces: list[tuple[int, str, str, str, list[float], list[Any]]]) -> str:
@@ -117,9 +126,7 @@ def _timeline_layout(fig: Any, title: str, fault: tuple[float, float] | None) ->
     # (no queue in a healthy chain) should not show an axis from -1 to 1.
     for row in (1, 2, 3):
         fig.update_yaxes(rangemode="nonnegative", row=row, col=1)
-    fig.update_yaxes(
-        tickvals=[0, 1, 2], ticktext=["closed", "half-open", "open"], range=[-0.3, 2.3], row=4, col=1
-    )
+    fig.update_yaxes(tickvals=[0, 1, 2], ticktext=list(_LEVELS), range=[-0.3, 2.3], row=4, col=1)
     fig.update_layout(legend={"tracegroupgap": 40})  # one group per panel
     if fault is not None:
         for row in range(1, 5):
@@ -142,21 +149,13 @@ def timeline_figure(
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05)
     traces = _panel_traces(model)
     for row, name, color, dash, xs, ys in traces:
-        shape = "hv" if row == 4 else "linear"
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                name=name,
-                mode="lines",
-                line={"color": color, "dash": dash, "shape": shape},
-                legendgroup=_PANELS[row - 1],
-                legendgrouptitle_text=_PANELS[row - 1],
-                hovertemplate=_HOVER[row - 1],
-            ),
-            row=row,
-            col=1,
-        )
+        # Queue depths are stacked (they add up to the requests waiting in the chain), so services
+        # with equal queues (none, in a healthy chain) do not hide each other.
+        trace = go.Scatter(x=xs, y=ys, name=name, mode="lines", text=_hover_text(row, ys), hovertemplate=_HOVER[row - 1],
+                           line={"color": color, "dash": dash, "shape": "hv" if row == 4 else "linear"},
+                           stackgroup="queues" if row == 3 else None,
+                           legendgroup=_PANELS[row - 1], legendgrouptitle_text=_PANELS[row - 1])  # fmt: skip
+        fig.add_trace(trace, row=row, col=1)
     _timeline_layout(fig, title, fault)
     fig.add_annotation(name="breaker note", text=_breaker_note(traces), x=0.5, y=0.5, xref="x4 domain",
                        yref="y4 domain", showarrow=False, font={"color": "#555555", "size": 13})  # fmt: skip
@@ -458,9 +457,8 @@ class ResilienceWidget(Widget):
         fig = self.fig
         traces = _panel_traces(self.model)
         with fig.batch_update():
-            for trace, (_row, _name, _color, _dash, xs, ys) in zip(fig.data, traces, strict=True):
-                trace.x = xs
-                trace.y = ys
+            for trace, (row, _name, _color, _dash, xs, ys) in zip(fig.data, traces, strict=True):
+                trace.update(x=xs, y=ys, text=_hover_text(row, ys))
             fig.layout.title.text = self._title()
             fig.update_annotations(selector={"name": "breaker note"}, text=_breaker_note(traces))
             shade = self._fault_shading()

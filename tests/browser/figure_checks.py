@@ -77,7 +77,8 @@ FIGURE_PROBLEMS_JS = r"""
     });
     // Lines drawing exactly the same points on the same axes.
     const lines = data.filter(d => d.visible === true && d.type === 'scatter' && (d.mode || '').includes('lines')
-                                   && !d.stackgroup && d.x && d.x.length > 1);
+                                   && !d.stackgroup && d.x && d.x.length > 1
+                                   && Array.from(d.y || []).some(v => typeof v === 'number'));
     // (A thin line on a wide band is a deliberate way to show both, so the line width is part of the key.)
     const key = d => JSON.stringify([d.xaxis, d.yaxis, d.line && d.line.width, Array.from(d.x), Array.from(d.y || [])]);
     const seenLines = {};

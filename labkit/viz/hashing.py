@@ -366,7 +366,7 @@ class RingWidget(Widget):
         fig = make_subplots(
             rows=1,
             cols=2,
-            column_widths=[0.62, 0.38],
+            column_widths=[0.55, 0.45],
             horizontal_spacing=0.08,
             subplot_titles=("the ring (clockwise from the top)", "keys per node"),
         )
@@ -422,7 +422,12 @@ class RingWidget(Widget):
                 for spec in bars:
                     fig.add_trace(go.Bar(spec), row=1, col=2)
                 style_figure(fig, title=self._title(), xaxis="", yaxis="", height=520)
-                fig.update_layout(barmode="stack", margin={"t": 80}, shapes=[_mean_line(mean)])
+                # The legend in rows at the very bottom, under the axis title: a column on the right
+                # would leave the ring little room.
+                legend = {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0}
+                fig.update_layout(
+                    barmode="stack", margin={"t": 80, "b": 120}, legend=legend, shapes=[_mean_line(mean)]
+                )
                 _square_axes(fig, row=1, col=1)
                 fig.update_xaxes(title_text="node", row=1, col=2)
                 fig.update_yaxes(title_text="keys (dotted: the mean)", row=1, col=2)

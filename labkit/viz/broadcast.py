@@ -31,7 +31,7 @@ from labkit.broadcast import (
     run_broadcast,
 )
 from labkit.sim import Kind, Simulator, Trace, Uniform
-from labkit.viz.common import BAD_COLOR, OK_COLOR, LazyWidget, guarded, status_html
+from labkit.viz.common import BAD_COLOR, OK_COLOR, Widget, slider, status_html, toggles
 
 __all__ = ["BroadcastWidget", "CHAT", "broadcast_diagram", "delivery_orders", "legend_below", "verdicts"]
 
@@ -258,7 +258,7 @@ CHAT = {
 }
 
 
-class BroadcastWidget(LazyWidget):
+class BroadcastWidget(Widget):
     """The same group chat under each broadcast algorithm.
 
     Pick an algorithm and a network seed: the diagram shows what each node
@@ -274,7 +274,6 @@ class BroadcastWidget(LazyWidget):
     def __init__(self, protocol: Protocol = Protocol.BEST_EFFORT, seed: int = 1) -> None:
         self.protocol = valid.instance("protocol", protocol, Protocol)
         self.seed = valid.integer("seed", seed, ge=self.SEEDS[0], le=self.SEEDS[1])
-        self._syncing = False
         self._simulate()
 
     def set_protocol(self, protocol: Protocol) -> None:
@@ -297,12 +296,7 @@ class BroadcastWidget(LazyWidget):
     def _changed(self) -> None:
         self._simulate()
         if self._ui is not None:
-            self._syncing = True
-            try:
-                self.protocol_picker.value = self.protocol
-                self.seed_slider.value = self.seed
-            finally:
-                self._syncing = False
+            self._show_settings()
             self._redraw()
 
     def summary(self) -> str:
@@ -316,35 +310,23 @@ class BroadcastWidget(LazyWidget):
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         self.status = W.HTML()
-        g = guarded(self.status)
-        self.fig = go.FigureWidget()
-        self.protocol_picker = W.ToggleButtons(
-            options=[(p.value, p) for p in Protocol],
-            value=self.protocol,
-            description="broadcast",
-            style={"button_width": "150px"},
-        )
-        self.seed_slider = W.IntSlider(
-            value=self.seed,
-            min=self.SEEDS[0],
-            max=self.SEEDS[1],
-            description="network seed",
-            continuous_update=False,
-            style={"description_width": "100px"},
-        )
-
-        def user(fn: Any) -> Any:
-            return lambda change: None if self._syncing else fn(change["new"])
-
-        self.protocol_picker.observe(g(user(self.set_protocol)), "value")
-        self.seed_slider.observe(g(user(self.set_seed)), "value")
+        self.fig, plot = self._plot_area()
+        self.protocol_picker = toggles([(p.value, p) for p in Protocol], self.protocol, description="broadcast",
+                                       button_width="150px")  # fmt: skip
+        self.seed_slider = slider("network seed", self.seed, *self.SEEDS, integer=True, label_width="100px")
+        self._on_change(self.protocol_picker, self.set_protocol)
+        self._on_change(self.seed_slider, self.set_seed)
         self._redraw()
-        return W.VBox([self.protocol_picker, self.seed_slider, self.status, self.fig])
+        return W.VBox([self.protocol_picker, self.seed_slider, self.status, plot])
+
+    def _sync_controls(self) -> None:
+        self.protocol_picker.value = self.protocol
+        self.seed_slider.value = self.seed
 
     def _redraw(self) -> None:
         title = f"{self.protocol.value} broadcast, network seed {self.seed}"
         broadcast_diagram(self.run, title=title, figure=self.fig)
+        self._show_figure()
         self.status.value = status_html(self.summary())

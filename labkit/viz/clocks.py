@@ -362,7 +362,7 @@ class ClockSkewWidget(Widget):
         import ipywidgets as W
 
         self.status = W.HTML()
-        plot = self._plot_area()
+        self.fig, plot = self._plot_area()
         self.offset_sliders: dict[str, Any] = {}
         self.drift_sliders: dict[str, Any] = {}
         for n in self.nodes:

@@ -239,7 +239,7 @@ class ClusterWidget(Widget):
 
         s = self.settings
         self.status = W.HTML()
-        plot = self._plot_area()
+        self.fig, plot = self._plot_area()
         self.up_boxes, self.side_pickers = {}, {}
         self.skew_sliders: dict[str, Any] = {}  # empty without clock controls
         self.drift_sliders: dict[str, Any] = {}

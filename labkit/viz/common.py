@@ -137,7 +137,7 @@ class Widget(ABC):
     _syncing = False  # True while the controls are being set to the settings in force
     status: Any = None  # the status line (an ipywidgets.HTML), made by _build_ui
     fig: Any = None  # the figure (a go.Figure) the widget redraws in place
-    _plot: Any = None  # the ipywidgets.Output that shows it
+    _plots: tuple[tuple[Any, Any], ...] = ()  # (figure, the ipywidgets.Output showing it)
 
     @abstractmethod
     def _build_ui(self) -> Any:
@@ -155,25 +155,25 @@ class Widget(ABC):
 
         display(self.ui)
 
-    def _plot_area(self, figure: Any = None) -> Any:
-        """Make :attr:`fig` (``figure``, or an empty one) and the output area that shows it.
+    def _plot_area(self, figure: Any = None) -> tuple[Any, Any]:
+        """A figure (``figure``, or an empty one) and the output area that shows it.
 
         The figure is a plain ``go.Figure`` shown as a notebook output, which
         JupyterLab draws at the full width of the notebook (a ``FigureWidget``
-        keeps plotly's 700-pixel default inside a widget box). Call
-        :meth:`_show_figure` after each redraw.
+        keeps plotly's 700-pixel default inside a widget box). Redraw the
+        figure in place, then call :meth:`_show_figure`.
         """
         import ipywidgets as W
         import plotly.graph_objects as go
 
-        self.fig = figure if figure is not None else go.Figure()
-        self._plot = W.Output()
-        return self._plot
+        pair = (figure if figure is not None else go.Figure(), W.Output())
+        self._plots = (*self._plots, pair)
+        return pair
 
     def _show_figure(self) -> None:
-        """Send :attr:`fig` as it is now to the browser."""
-        if self._plot is not None:
-            self._plot.outputs = (_display_data(self.fig),)
+        """Send the widget's figures, as they are now, to the browser."""
+        for figure, output in self._plots:
+            output.outputs = (_display_data(figure),)
 
     def _sync_controls(self) -> None:  # noqa: B027 - a hook; widgets without settings have nothing to show
         """Set every control to the setting in force (override; :meth:`_show_settings` calls it)."""

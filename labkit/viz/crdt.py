@@ -19,7 +19,7 @@ from labkit import validation as valid
 from labkit.crdt import RGA, Edit, GossipReplica, LWWRegister, MVRegister, ORSet, StateCRDT
 from labkit.sim import Kind, Simulator, Uniform
 from labkit.viz.broadcast import legend_below
-from labkit.viz.common import OK_COLOR, LazyWidget, guarded, status_html
+from labkit.viz.common import OK_COLOR, Widget, button, status_html, toggles
 
 __all__ = ["Doc", "ReplicasWidget", "replica_diagram"]
 
@@ -179,7 +179,7 @@ def _initial_state(doc: Doc, first: str) -> Any:
     return MVRegister().assign(text, first)
 
 
-class ReplicasWidget(LazyWidget):
+class ReplicasWidget(Widget):
     """Three replicas of one document, gossiping their states.
 
     Every button is a method: ``partition()``, ``edit(replica, content)``,
@@ -309,26 +309,19 @@ class ReplicasWidget(LazyWidget):
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         self.status = W.HTML()
-        g = guarded(self.status)
-        self.fig = go.FigureWidget()
-        self.doc_picker = W.ToggleButtons(
-            options=[(d.value, d) for d in Doc],
-            value=self.doc,
-            description="replicate",
-            style={"button_width": "190px"},
+        self.fig, plot = self._plot_area()
+        self.doc_picker = toggles(
+            [(d.value, d) for d in Doc], self.doc, description="replicate", button_width="190px"
         )
-        self.doc_picker.observe(g(lambda ch: None if self._syncing else self.set_doc(ch["new"])), "value")
-        self._syncing = False
+        self._on_change(self.doc_picker, self.set_doc)
         self.editors: dict[str, Any] = {}
         rows = []
         for r in self.REPLICAS:
-            box = W.Text(description=f"edit {r}", layout=W.Layout(width="420px"))
-            save = W.Button(description=f"Save at {r}", tooltip=f"replace {r}'s copy with what the box says")
-            save.on_click(g(lambda _b, r=r, box=box: self.edit(r, box.value)))
-            self.editors[r] = box
+            self.editors[r] = box = W.Text(description=f"edit {r}", layout=W.Layout(width="420px"))
+            save = button(f"Save at {r}", tip=f"replace {r}'s copy with what the box says")
+            self._on_click(save, lambda r=r, box=box: self.edit(r, box.value))
             rows.append(W.HBox([box, save]))
         buttons = []
         for label, tip, fn in (
@@ -337,19 +330,18 @@ class ReplicasWidget(LazyWidget):
             ("Run 1 s", "let a second pass", self.run),
             ("Reset", "start again from the initial document", self.reset),
         ):
-            b = W.Button(description=label, tooltip=tip)
-            b.on_click(g(lambda _b, fn=fn: fn()))
-            buttons.append(b)
+            buttons.append(button(label, tip=tip))
+            self._on_click(buttons[-1], fn)
         self._redraw()
-        return W.VBox([self.doc_picker, *rows, W.HBox(buttons), self.status, self.fig])
+        return W.VBox([self.doc_picker, *rows, W.HBox(buttons), self.status, plot])
+
+    def _sync_controls(self) -> None:
+        self.doc_picker.value = self.doc
+        for r, box in self.editors.items():
+            box.value = self.shown(r)
 
     def _redraw(self) -> None:
-        self._syncing = True
-        try:
-            self.doc_picker.value = self.doc
-            for r, box in self.editors.items():
-                box.value = self.shown(r)
-        finally:
-            self._syncing = False
+        self._show_settings()
         self.figure(self.fig)
+        self._show_figure()
         self.status.value = status_html(self.summary())

@@ -232,7 +232,7 @@ class ReplayWidget(Widget):
         self._on_click(self.back_button, lambda: self.step(-1))
         self._on_click(self.next_button, lambda: self.step(1))
         self.state_html = W.HTML()
-        plot = self._plot_area(self.figure())
+        self.fig, plot = self._plot_area(self.figure())
         self._ui = W.VBox(
             [
                 W.HBox([self.play, self.slider, self.back_button, self.next_button]),

@@ -443,7 +443,7 @@ class RingWidget(Widget):
         import ipywidgets as W
 
         self.status = W.HTML()
-        plot = self._plot_area(self._empty_layout())
+        self.fig, plot = self._plot_area(self._empty_layout())
         self.count_slider = slider("nodes", len(self.ring), 1, self.max_nodes, integer=True,
                                    tip="number of physical nodes on the ring")  # fmt: skip
         self.vnode_slider = slider("vnodes", self.vnodes, 1, self.max_vnodes, integer=True,

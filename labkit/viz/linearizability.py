@@ -389,7 +389,7 @@ class RealTimeWidget(_Widget):
 
         p = self.params
         self.status = W.HTML()
-        plot = self._plot_area()
+        self.fig, plot = self._plot_area()
         wide = {"label_width": "90px"}
         self.controls = {
             "b_start": slider("B starts at", p["b_start"], 0, 5, 0.25, continuous=True, **wide,
@@ -485,7 +485,7 @@ class StoreCheckWidget(_Widget):
 
         p = self.params
         self.status = W.HTML()
-        plot = self._plot_area()
+        self.fig, plot = self._plot_area()
         self.controls = {
             "store": dropdown(
                 "store", list(STORES), p["store"], tip="which store to run under faults", width="420px"

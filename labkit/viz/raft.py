@@ -498,7 +498,7 @@ class LogExplorer(Widget):
         import ipywidgets as W
 
         self.status = W.HTML()
-        plot = self._plot_area()
+        self.fig, plot = self._plot_area()
         self.command = W.Text(value="x=1", description="command", tooltip="what to submit to the leader")
 
         def act(label: str, tip: str, fn: Callable[[], Any]) -> Any:

@@ -299,7 +299,7 @@ class CapWidget(SettingsWidget):
 
         p = self.params
         self.status = W.HTML()
-        plot = self._plot_area()
+        self.fig, plot = self._plot_area()
         self.counter_box = W.HTML()
         narrow = {"integer": True, "label_width": "70px"}
         self.controls = {
@@ -494,7 +494,7 @@ class QuorumWidget(SettingsWidget):
 
         p = self.params
         self.status = W.HTML()
-        plot = self._plot_area()
+        self.fig, plot = self._plot_area()
         self.table = W.HTML()
         n = len(self.node_ids)
         self.controls = {

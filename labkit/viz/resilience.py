@@ -481,7 +481,9 @@ class ResilienceWidget(Widget):
         import ipywidgets as W
 
         self.status = W.HTML(status_html(self.status_text()))
-        plot = self._plot_area(timeline_figure(self.model, title=self._title(), fault=self.fault_window))
+        self.fig, plot = self._plot_area(
+            timeline_figure(self.model, title=self._title(), fault=self.fault_window)
+        )
         s = self.settings
         fault = dropdown("C is", [(f.value, f.value) for f in Fault], s.fault.value,
                          tip="What goes wrong with C between the shaded times")  # fmt: skip

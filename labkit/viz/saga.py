@@ -357,7 +357,7 @@ class SagaWidget(Widget):
 
         self.status = W.HTML()
         self.final = W.HTML()
-        plot = self._plot_area()
+        self.fig, plot = self._plot_area()
         self.flavour_picker = toggles(list(_FLAVOURS), self.flavour, description="saga",
                                       tips=["the orchestrator with a durable log", "a first attempt, as written"])  # fmt: skip
         self.step_picker = dropdown("failing step", list(_STEPS), self.failing_step, tip="which step fails")

@@ -361,7 +361,7 @@ class ShardLab(Widget):
                      xaxis="simulated time (s)", yaxis="answered operations / s", height=420)  # fmt: skip
         fig.update_xaxes(title_text="group", row=1, col=2)
         fig.update_yaxes(title_text="keys", row=1, col=2)
-        plot = self._plot_area(fig)
+        self.fig, plot = self._plot_area(fig)
         self._redraw()
         return W.VBox([W.HBox([self._node, *row]), self._chosen, self._status, plot])
 

@@ -25,7 +25,18 @@ from labkit.txn.history import Status
 from labkit.txn.run import EventKind, Run
 from labkit.txn.store import PROGRAMMED_ABORT, Isolation, Rules
 from labkit.txn.stories import STORIES, Story
-from labkit.viz.common import BAD_COLOR, MUTED_COLOR, OK_COLOR, PALETTE, LazyWidget, guarded, style_figure
+from labkit.viz.common import (
+    BAD_COLOR,
+    MUTED_COLOR,
+    OK_COLOR,
+    PALETTE,
+    SettingsWidget,
+    button,
+    dropdown,
+    slider,
+    style_figure,
+    toggles,
+)
 
 __all__ = [
     "timeline_figure",
@@ -306,7 +317,7 @@ def findings_figure(
 # ---------------------------------------------------------------------------
 # The widget
 # ---------------------------------------------------------------------------
-class StoryWidget(LazyWidget):
+class StoryWidget(SettingsWidget):
     """A story at a level, in one of its interleavings: timeline, verdict and dependency graph.
 
     >>> w = StoryWidget(story="lost update", level=Isolation.READ_COMMITTED)
@@ -324,11 +335,8 @@ class StoryWidget(LazyWidget):
         level: Isolation = Isolation.READ_COMMITTED,
         interleaving: int | None = None,
     ) -> None:
-        self._ui = None
-        self._syncing = False
         self.timeline: Any = None
         self.graph: Any = None
-        self.status: Any = None
         self.controls: dict[str, Any] = {}
         self.params: dict[str, Any] = {}
         self.set(story=story, level=level, interleaving=interleaving)
@@ -340,11 +348,7 @@ class StoryWidget(LazyWidget):
     def set(self, **changes: Any) -> None:
         """Change ``story`` (a name in STORIES), ``level`` (an Isolation) or ``interleaving``
         (its number, 0 to count - 1; None: the story's own); re-run and redraw."""
-        allowed = {"story", "level", "interleaving"}
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {sorted(allowed)}")
-        p = {**self.params, **changes}
+        p = self._merged(changes, ("story", "level", "interleaving"))
         valid.one_of("story", p["story"], STORIES)
         p["level"] = valid.enum_member("level", p["level"], Isolation)
         if (
@@ -378,49 +382,37 @@ class StoryWidget(LazyWidget):
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
         self.status = W.HTML()
-        self.timeline = go.FigureWidget()
-        self.graph = go.FigureWidget()
-        style = {"description_width": "80px"}
+        self.timeline, timeline = self._plot_area()
+        self.graph, graph = self._plot_area()
         self.controls = {
-            "story": W.Dropdown(options=list(STORIES), description="story", style=style),
-            "level": W.ToggleButtons(options=[(lv.value, lv) for lv in Isolation], description="level",
-                                     style={**style, "button_width": "150px"}),
-            "interleaving": W.IntSlider(min=0, max=len(self.orders) - 1, description="interleaving",
-                                        continuous_update=False, style=style, layout={"width": "420px"}),
+            "story": dropdown("story", list(STORIES), label_width="80px"),
+            "level": toggles([(lv.value, lv) for lv in Isolation], self.params["level"], description="level",
+                             label_width="80px", button_width="150px"),
+            "interleaving": slider("interleaving", 0, 0, len(self.orders) - 1, integer=True, label_width="80px",
+                                   width="420px"),
         }  # fmt: skip
-        own = W.Button(description="story's order", tooltip="back to the interleaving the story tells")
+        own = button("story's order", tip="back to the interleaving the story tells")
         self.order_label = W.HTML()
-        g = guarded(self.status)
-        for name, control in self.controls.items():
-            control.observe(g(lambda ch, name=name: self._control_changed(name, ch["new"])), "value")
-        own.on_click(g(lambda _b: self.set(interleaving=None)))
+        self._wire()
+        self._on_click(own, lambda: self.set(interleaving=None))
         self._redraw()
         c = self.controls
         return W.VBox(
-            [c["story"], c["level"], W.HBox([c["interleaving"], own, self.order_label]), self.status,
-             self.timeline, self.graph]
-        )  # fmt: skip
-
-    def _control_changed(self, name: str, value: Any) -> None:
-        if self._syncing:
-            return
-        try:
-            self.set(**{name: value})
-        except (ValueError, TypeError):
-            self._sync_controls()
-            raise
+            [
+                c["story"],
+                c["level"],
+                W.HBox([c["interleaving"], own, self.order_label]),
+                self.status,
+                timeline,
+                graph,
+            ]
+        )
 
     def _sync_controls(self) -> None:
-        self._syncing = True
-        try:
-            self.controls["interleaving"].max = len(self.orders) - 1
-            for name, control in self.controls.items():
-                control.value = self.params[name]
-        finally:
-            self._syncing = False
+        self.controls["interleaving"].max = len(self.orders) - 1
+        super()._sync_controls()
 
     def _redraw(self) -> None:
         if self.timeline is None:
@@ -429,7 +421,8 @@ class StoryWidget(LazyWidget):
         title = f"{story.title} — {p['level'].value}, interleaving {p['interleaving']}"
         timeline_figure(self.run, title=title, figure=self.timeline)
         graph_figure(self.run.result, figure=self.graph)
+        self._show_figure()
         color = BAD_COLOR if story.happened(self.run) else OK_COLOR
         self.status.value = f'<span style="color:{color}">{html.escape(self.verdict())}</span>'
         self.order_label.value = "order: " + " ".join(self.orders[p["interleaving"]])
-        self._sync_controls()
+        self._show_settings()

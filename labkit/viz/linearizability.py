@@ -69,24 +69,31 @@ _CORE_STEPS = 5_000  # search steps per check while shrinking it (deterministic)
 _MAX_LABELS = 24  # more operations in view than this: label only the conflicting ones
 
 
-def op_label(op: Operation) -> str:
-    """A short label: ``write 1``, ``read → 1``, ``put x=a``, ``cas 1→2: True``."""
+def _brief(value: Any, limit: int) -> str:
+    """``repr(value)``, its middle cut out when longer than ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-(limit // 2 - 1) :]}"
+
+
+def op_label(op: Operation, limit: int = 16) -> str:
+    """A short label: ``write 1``, ``read → 1``, ``put x=a``, ``cas 1→2: True``; values longer
+    than ``limit`` characters are shortened."""
     kind, *args = op.input
-    out = "?" if op.output is UNKNOWN else repr(op.output)
+    out = "?" if op.output is UNKNOWN else _brief(op.output, limit)
+    a = [_brief(x, limit) for x in args]
     if kind == "write" and len(args) == 1:
-        return f"write {args[0]!r}"
+        return f"write {a[0]}"
     if kind == "read" and not args:
         return f"read → {out}"
     if kind == "cas" and len(args) == 2:
-        return f"cas {args[0]!r}→{args[1]!r}: {out}"
+        return f"cas {a[0]}→{a[1]}: {out}"
     if kind == "put" and len(args) == 2:
-        return f"put {args[0]}={args[1]!r}"
+        return f"put {args[0]}={a[1]}"
     if kind == "append" and len(args) == 2:
-        return f"append {args[0]}+={args[1]!r}"
+        return f"append {args[0]}+={a[1]}"
     if kind == "get" and len(args) == 1:
         return f"get {args[0]} → {out}"
-    shown = ", ".join(repr(a) for a in args)
-    return f"{kind}({shown})" + ("" if op.output is None else f" → {out}")
+    return f"{kind}({', '.join(a)})" + ("" if op.output is None else f" → {out}")
 
 
 def _as_result(history_or_result: Any, model: Any) -> tuple[tuple[Operation, ...], CheckResult | None]:
@@ -251,7 +258,7 @@ def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
     for i in pic.shown:
         op = ops[i]
         xs, ys, hover = bars[pic.kind[i]]
-        text = f"#{i} client {op.client}: {op_label(op)}<br>call {op.call:.4g}, return " + (
+        text = f"#{i} client {op.client}: {op_label(op, 200)}<br>call {op.call:.4g}, return " + (
             "never" if op.pending else f"{op.ret:.4g}"
         )
         xs += [op.call, pic.horizon if op.pending else op.ret, None]
@@ -264,7 +271,7 @@ def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
                 px.append(pic.points[i])
                 py.append(row[ops[i].client])
                 ptext.append(
-                    f"#{i} client {ops[i].client}: {op_label(ops[i])}<br>takes effect at {pic.points[i]:.4g} s"
+                    f"#{i} client {ops[i].client}: {op_label(ops[i], 200)}<br>takes effect at {pic.points[i]:.4g} s"
                 )
         px.append(None)
         py.append(None)

@@ -113,5 +113,5 @@ def test_widget_sends_the_browser_only_json_numbers():
     assert w.ui is not None
     for fault in ("slow", "down"):
         w.set_fault(fault)
-        for trace in w._fig.data:
+        for trace in w.fig.data:
             json.dumps([list(trace.x or []), list(trace.y or [])], allow_nan=False)

@@ -31,7 +31,7 @@ from labkit.broadcast import (
     run_broadcast,
 )
 from labkit.sim import Kind, Simulator, Trace, Uniform
-from labkit.viz.common import BAD_COLOR, OK_COLOR, Widget, slider, status_html, toggles
+from labkit.viz.common import BAD_COLOR, OK_COLOR, Widget, legend_below, marks, slider, status_html, toggles
 
 __all__ = ["BroadcastWidget", "CHAT", "broadcast_diagram", "delivery_orders", "legend_below", "verdicts"]
 
@@ -145,34 +145,19 @@ def broadcast_diagram(
             hoverinfo="skip",
             opacity=0.8,
         ),
-        go.Scatter(
-            x=series["broadcast"]["x"],
-            y=series["broadcast"]["y"],
-            mode="markers+text",
-            marker={"color": "#000000", "symbol": "circle", "size": 9},
-            text=series["broadcast"]["text"],
-            textposition="top center",
+        marks(
+            series["broadcast"],
             name="broadcast",
-            hovertext=series["broadcast"]["hover"],
-            hoverinfo="text",
+            textposition="top center",
+            marker={"color": "#000000", "symbol": "circle", "size": 9},
         ),
-        go.Scatter(
-            x=series["delivered"]["x"],
-            y=series["delivered"]["y"],
-            mode="markers",
-            marker={"color": OK_COLOR, "symbol": "square", "size": 8},
-            name="delivered",
-            hovertext=series["delivered"]["hover"],
-            hoverinfo="text",
+        marks(
+            series["delivered"], name="delivered", marker={"color": OK_COLOR, "symbol": "square", "size": 8}
         ),
-        go.Scatter(
-            x=series["violation"]["x"],
-            y=series["violation"]["y"],
-            mode="markers",
-            marker={"color": BAD_COLOR, "symbol": "square-x", "size": 12},
+        marks(
+            series["violation"],
             name="breaks " + (", ".join(sorted(why)) if why else "nothing"),
-            hovertext=series["violation"]["hover"],
-            hoverinfo="text",
+            marker={"color": BAD_COLOR, "symbol": "square-x", "size": 12},
         ),
         go.Scatter(
             x=labels["x"],
@@ -189,15 +174,6 @@ def broadcast_diagram(
     # spacetime_diagram has just (re)drawn its own traces, and dropped ours if there were any.
     fig.add_traces(extra)
     legend_below(fig)
-    return fig
-
-
-def legend_below(fig: Any) -> Any:
-    """Put the legend under the plot, where a narrow figure (in a widget) keeps it off the title."""
-    fig.update_layout(
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
-        margin={"b": 110},
-    )
     return fig
 
 
@@ -295,9 +271,7 @@ class BroadcastWidget(Widget):
 
     def _changed(self) -> None:
         self._simulate()
-        if self._ui is not None:
-            self._show_settings()
-            self._redraw()
+        self._refresh()
 
     def summary(self) -> str:
         """Each node's delivery order, and which guarantees held."""

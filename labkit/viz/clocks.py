@@ -317,10 +317,7 @@ class ClockSkewWidget(Widget):
 
     def _changed(self) -> None:
         self._simulate()
-        if self._ui is not None:
-            # Also after a change made from Python (w.set_offset(...)): the sliders show what is in force.
-            self._show_settings()
-            self._redraw()
+        self._refresh()
 
     def summary(self) -> str:
         """One line: what every replica holds at the end and what was lost."""

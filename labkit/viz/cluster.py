@@ -224,10 +224,7 @@ class ClusterWidget(Widget):
     def _changed(self) -> None:
         self._simulate()
         self.replay_at = None
-        if self._ui is not None:
-            # Every control, so a change made from Python (w.crash(...)) shows too.
-            self._show_settings()
-            self._redraw()
+        self._refresh()
 
     # -- the view ------------------------------------------------------------
     def figure(self) -> Any:

@@ -70,6 +70,24 @@ def style_figure(fig: Any, *, title: str, xaxis: str, yaxis: str, height: int = 
     return fig
 
 
+def legend_below(fig: Any) -> Any:
+    """Put the legend in rows at the very bottom of the figure, under the x axis title (a figure whose
+    plot needs the whole width)."""
+    legend = {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0, "xanchor": "left"}
+    return fig.update_layout(legend=legend, margin={"b": 120})
+
+
+def marks(points: dict[str, list], *, name: str, marker: dict[str, Any], textposition: str | None = None,
+          **extra: Any) -> Any:  # fmt: skip
+    """A ``go.Scatter`` of markers from ``points`` (lists ``x``, ``y``, ``hover``, and ``text`` when
+    ``textposition`` says where the labels go), hover texts shown as they are."""
+    import plotly.graph_objects as go
+
+    labels = {"text": points["text"], "textposition": textposition} if textposition else {}
+    return go.Scatter(x=points["x"], y=points["y"], mode="markers+text" if textposition else "markers",
+                      marker=marker, name=name, hovertext=points["hover"], hoverinfo="text", **labels, **extra)  # fmt: skip
+
+
 def replace_traces(fig: Any, traces: list[Any], *fields: str) -> bool:
     """Put ``traces`` into ``fig``: anew if their number differs (returns True), else copy only ``fields``
     of each into the trace in its place (a widget's redraw; the traces are always the same ones)."""
@@ -174,6 +192,15 @@ class Widget(ABC):
         """Send the widget's figures, as they are now, to the browser."""
         for figure, output in self._plots:
             output.outputs = (_display_data(figure),)
+
+    def _redraw(self) -> None:  # noqa: B027 - widgets draw their figures and status line here
+        """Draw the figures and the status line for the current settings."""
+
+    def _refresh(self) -> None:
+        """After a change (also one made from Python): the controls show the settings, the figures the run."""
+        if self._ui is not None:
+            self._show_settings()
+            self._redraw()
 
     def _sync_controls(self) -> None:  # noqa: B027 - a hook; widgets without settings have nothing to show
         """Set every control to the setting in force (override; :meth:`_show_settings` calls it)."""

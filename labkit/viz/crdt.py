@@ -18,8 +18,7 @@ from typing import Any
 from labkit import validation as valid
 from labkit.crdt import RGA, Edit, GossipReplica, LWWRegister, MVRegister, ORSet, StateCRDT
 from labkit.sim import Kind, Simulator, Uniform
-from labkit.viz.broadcast import legend_below
-from labkit.viz.common import OK_COLOR, Widget, button, status_html, toggles
+from labkit.viz.common import OK_COLOR, Widget, button, legend_below, marks, status_html, toggles
 
 __all__ = ["Doc", "ReplicasWidget", "replica_diagram"]
 
@@ -34,7 +33,6 @@ def replica_diagram(
     sim: Simulator, *, title: str = "Replicas", height: int = 420, start: float = 0.0, figure: Any = None
 ) -> Any:
     """The replicas' messages, their local updates, and their values as they change."""
-    import plotly.graph_objects as go
 
     from labkit.viz.spacetime import spacetime_diagram
 
@@ -42,7 +40,7 @@ def replica_diagram(
     lane = {n: i for i, n in enumerate(sim.nodes)}
     end = max(sim.now, start + 0.01)
     fig = spacetime_diagram(sim, notes=False, title=title, height=height, start=start, end=end, figure=figure)
-    marks: dict[str, dict[str, list]] = {
+    points: dict[str, dict[str, list]] = {
         k: {"x": [], "y": [], "text": [], "hover": []} for k in ("update", "merge")
     }
     last: dict[str, str] = {}  # what each replica read after its previous change
@@ -55,35 +53,25 @@ def replica_diagram(
         last[r[2]] = value
         if r[0] < start or (merged and unchanged):
             continue  # a merge that changed the state but not what a read returns
-        m = marks["merge" if merged else "update"]
+        m = points["merge" if merged else "update"]
         m["x"].append(r[0])
         m["y"].append(lane[r[2]])
         m["text"].append(value)
         m["hover"].append(f"{r[2]} at {r[0]:.3f}s: {why}<br>now reads {value}")
     fig.add_traces(
         [
-            go.Scatter(
-                x=marks["update"]["x"],
-                y=marks["update"]["y"],
-                mode="markers+text",
-                marker={"color": "#000000", "symbol": "diamond", "size": 11},
-                text=marks["update"]["text"],
-                textposition="top center",
+            marks(
+                points["update"],
                 name="local update",
-                hovertext=marks["update"]["hover"],
-                hoverinfo="text",
+                textposition="top center",
+                marker={"color": "#000000", "symbol": "diamond", "size": 11},
             ),
-            go.Scatter(
-                x=marks["merge"]["x"],
-                y=marks["merge"]["y"],
-                mode="markers+text",
-                marker={"color": OK_COLOR, "symbol": "circle", "size": 8},
-                text=marks["merge"]["text"],
-                textposition="bottom center",
-                textfont={"color": "#006644"},
+            marks(
+                points["merge"],
                 name="changed by a merge",
-                hovertext=marks["merge"]["hover"],
-                hoverinfo="text",
+                textposition="bottom center",
+                marker={"color": OK_COLOR, "symbol": "circle", "size": 8},
+                textfont={"color": "#006644"},
             ),
         ]
     )
@@ -299,8 +287,7 @@ class ReplicasWidget(Widget):
         return text
 
     def _changed(self) -> None:
-        if self._ui is not None:
-            self._redraw()
+        self._refresh()
 
     # -- the view ------------------------------------------------------------------
     def figure(self, figure: Any = None) -> Any:

@@ -101,9 +101,7 @@ class ReplayWidget(Widget):
             raise ValueError(f"version must be between 0 and {self.n}, got {version}")
         self.state = self._rebuild(version)
         self.version = version
-        if self._ui is not None:
-            self._show_settings()
-            self._redraw()
+        self._refresh()
 
     def _rebuild(self, version: int) -> Aggregate:
         """A fresh aggregate with the first ``version`` events applied, one by one."""

@@ -23,6 +23,7 @@ from labkit.viz.common import (
     PALETTE,
     Widget,
     button,
+    legend_below,
     node_colors,
     slider,
     status_html,
@@ -322,9 +323,7 @@ class RingWidget(Widget):
         self.moved = list(moved_keys(self.assignment, after)["key"])
         self.assignment = after
         self.last_change = what
-        if self._ui is not None:
-            self._show_settings()
-            self._redraw()
+        self._refresh()
 
     def loads(self) -> dict[str, int]:
         """Keys per node now (every node listed)."""
@@ -422,12 +421,8 @@ class RingWidget(Widget):
                 for spec in bars:
                     fig.add_trace(go.Bar(spec), row=1, col=2)
                 style_figure(fig, title=self._title(), xaxis="", yaxis="", height=520)
-                # The legend in rows at the very bottom, under the axis title: a column on the right
-                # would leave the ring little room.
-                legend = {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0}
-                fig.update_layout(
-                    barmode="stack", margin={"t": 80, "b": 120}, legend=legend, shapes=[_mean_line(mean)]
-                )
+                # A column of legend on the right would leave the ring little room.
+                legend_below(fig).update_layout(barmode="stack", margin={"t": 80}, shapes=[_mean_line(mean)])
                 _square_axes(fig, row=1, col=1)
                 fig.update_xaxes(title_text="node", row=1, col=2)
                 fig.update_yaxes(title_text="keys (dotted: the mean)", row=1, col=2)

@@ -334,8 +334,7 @@ class SagaWidget(Widget):
             self.result = run_naive_saga(
                 faults=self.faults, crash_before=self.crash_point, retries=self.retries, seed=self.seed
             )
-        if self._ui is not None:
-            self._redraw()
+        self._refresh()
 
     def summary(self) -> str:
         r = self.result

@@ -36,7 +36,7 @@ from typing import Any
 
 from labkit.broadcast.messages import Msg
 from labkit.broadcast.node import EventKind
-from labkit.sim import Kind, Simulator, Trace
+from labkit.sim import Simulator, Trace
 
 __all__ = [
     "BroadcastHistory",
@@ -136,11 +136,11 @@ def history(source: Simulator | Trace, correct: Iterable[str] | None = None) -> 
     else:
         raise TypeError(f"source must be a Simulator or a Trace, got {type(source).__name__}")
     events = []
-    for r in trace.rows:
-        if r[1] is Kind.STATE and r[8] in _KINDS:
-            events.append(Event(r[0], _KINDS[r[8]], r[2], r[9]["msg"]))
-            if r[2] not in nodes:
-                nodes.append(r[2])
+    for e in trace.notes():
+        if e.reason in _KINDS:
+            events.append(Event(e.time, _KINDS[e.reason], e.node, e.detail["msg"]))
+            if e.node not in nodes:
+                nodes.append(e.node)
     return BroadcastHistory(events, nodes, correct)
 
 

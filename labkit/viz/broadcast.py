@@ -41,7 +41,7 @@ HELD_COLOR = "#bbbbbb"
 def _messages_only(sim: Simulator) -> Trace:
     """The run's trace without the link layer's acknowledgements (they only clutter)."""
     trace = Trace()
-    trace.rows = [r for r in sim.trace.rows if not isinstance(r[6], Ack)]
+    trace.rows = [r for r, e in zip(sim.trace.rows, sim.trace, strict=True) if not isinstance(e.message, Ack)]
     return trace
 
 
@@ -74,14 +74,15 @@ def broadcast_diagram(
     lane = {n: i for i, n in enumerate(sim.nodes)}
     bad = {(v.node, v.msgs[0].id) for p in props for v in run.violations[p]}
     name = run.protocol.value if run.protocol else "your broadcast"
-    # Frame the broadcasts and deliveries, not the quiet end of the run.
-    last = max((e.time for e in run.history.events), default=0.0)
-    span = max(last * 1.08, last + 0.01)
+    # Frame the broadcasts and deliveries, not a quiet start or end of the run; with room for their labels.
+    times = [e.time for e in run.history.events]
+    first, last = min(times, default=0.0), max(times, default=0.0)
+    width = max(last - first, 0.01)
     fig = spacetime_diagram(
         _messages_only(sim),
         nodes=list(sim.nodes),
-        start=-0.03 * span,  # room for the labels of what happens at time 0
-        end=span,
+        start=first - 0.04 * width,
+        end=last + 0.08 * width,
         notes=False,
         title=title or f"{name} broadcast",
         figure=figure,
@@ -90,13 +91,10 @@ def broadcast_diagram(
     # When a message first reached each node on its way to be delivered there
     # (requests to a sequencer or a Raft leader are not counted).
     arrived: dict[tuple[str, tuple[str, int]], float] = {}
-    for r in sim.trace.rows:
-        if r[1] is Kind.DELIVER:
-            frame = r[6].payload if isinstance(r[6], Packet) else r[6]
-            if isinstance(frame, (Msg, Sequenced)) and not (
-                isinstance(frame, Msg) and _to_sequencer(sim, r[4])
-            ):
-                arrived.setdefault((r[4], carried(frame).id), r[0])  # type: ignore[union-attr]
+    for d in sim.trace.of_kind(Kind.DELIVER):
+        frame = d.message.payload if isinstance(d.message, Packet) else d.message
+        if isinstance(frame, (Msg, Sequenced)) and not (isinstance(frame, Msg) and _to_sequencer(sim, d.dst)):
+            arrived.setdefault((d.dst, carried(frame).id), d.time)  # type: ignore[union-attr]
     series: dict[str, dict[str, list]] = {
         k: {"x": [], "y": [], "text": [], "hover": []} for k in ("broadcast", "delivered", "violation")
     }
@@ -131,7 +129,7 @@ def broadcast_diagram(
             labels["hover"].append("")
     import plotly.graph_objects as go
 
-    gap = span / 150
+    gap = (last - first + 0.12 * width) / 150
     series["broadcast"] = _join_close(series["broadcast"], gap)
     labels = _join_close(labels, gap)
     why = {p.value for p in props}

@@ -17,7 +17,7 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.crdt import RGA, Edit, GossipReplica, LWWRegister, MVRegister, ORSet, StateCRDT
-from labkit.sim import Kind, Simulator, Uniform
+from labkit.sim import Simulator, Uniform
 from labkit.viz.common import OK_COLOR, Widget, button, legend_below, marks, status_html, toggles
 
 __all__ = ["Doc", "ReplicasWidget", "replica_diagram"]
@@ -44,20 +44,20 @@ def replica_diagram(
         k: {"x": [], "y": [], "text": [], "hover": []} for k in ("update", "merge")
     }
     last: dict[str, str] = {}  # what each replica read after its previous change
-    for r in sim.trace.rows:
-        if r[1] is not Kind.STATE or r[8] != "value" or r[2] not in lane:
+    for e in sim.trace.notes("value"):
+        if e.node not in lane:
             continue
-        why, value = r[9]["why"], _shown(r[9]["value"])
-        merged = why.startswith("merge") or (" from " in why and not why.endswith(f" from {r[2]}"))
-        unchanged = last.get(r[2]) == value
-        last[r[2]] = value
-        if r[0] < start or (merged and unchanged):
+        why, value = e.detail["why"], _shown(e.detail["value"])
+        merged = why.startswith("merge") or (" from " in why and not why.endswith(f" from {e.node}"))
+        unchanged = last.get(e.node) == value
+        last[e.node] = value
+        if e.time < start or (merged and unchanged):
             continue  # a merge that changed the state but not what a read returns
         m = points["merge" if merged else "update"]
-        m["x"].append(r[0])
-        m["y"].append(lane[r[2]])
+        m["x"].append(e.time)
+        m["y"].append(lane[e.node])
         m["text"].append(value)
-        m["hover"].append(f"{r[2]} at {r[0]:.3f}s: {why}<br>now reads {value}")
+        m["hover"].append(f"{e.node} at {e.time:.3f}s: {why}<br>now reads {value}")
     fig.add_traces(
         [
             marks(

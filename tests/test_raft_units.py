@@ -161,3 +161,39 @@ def test_monitor_checks_each_servers_commit_index_and_last_applied_as_the_run_go
     c2.restart(follower)
     c2.sim.run_for(0.3)
     assert c2.violations == [] and c2.node(follower).commit_index == 2
+
+
+def test_node_factory_runs_another_server_class_under_the_same_monitor():
+    from labkit.raft import Bug, RaftNode
+    from labkit.raft.bugs import VoteTwice, node_class
+
+    built = []
+
+    class Counting(RaftNode):  # a learner's server, say
+        def handle_append_entries(self, ctx, src, m):
+            self.seen = getattr(self, "seen", 0) + 1
+            super().handle_append_entries(ctx, src, m)
+
+    def factory(node_id, peers, config):
+        built.append(node_id)
+        return Counting(node_id, peers, config)
+
+    c = RaftCluster(n=3, seed=1, node_factory=factory)
+    assert c.run_until(lambda: c.leader() is not None, 2.0)
+    c.client("a").put("k", "v")
+    c.sim.run_for(0.5)
+    follower = next(n for n in c.ids if n != c.leader())
+    assert sorted(built) == ["n1", "n2", "n3"] and c.node(follower).seen > 0
+    assert c.monitor.events_checked > 0 and c.check_invariants() == []
+    # The monitor judges whatever runs: a factory building a broken server is caught.
+    broken = RaftCluster(n=3, seed=1, strict=False, node_factory=lambda i, p, cfg: VoteTwice(i, p, cfg))
+    for _ in range(20):
+        broken.start_election("n1")
+        broken.start_election("n2")
+        broken.sim.run_for(0.05)
+    assert any("Election Safety" in v for v in broken.violations)
+    with pytest.raises(ValueError, match="not both"):
+        RaftCluster(n=3, bugs=[Bug.VOTE_TWICE], node_factory=factory)
+    both = node_class([Bug.VOTE_TWICE, Bug.COMMIT_PRIOR_TERM])
+    assert issubclass(both, VoteTwice) and both.may_commit is not RaftNode.may_commit
+    assert node_class(()) is RaftNode

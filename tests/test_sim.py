@@ -607,3 +607,44 @@ def test_core_imports_load_no_plotting_or_widgets():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_run_pauses_the_collector_and_changes_nothing_by_it():
+    import gc
+
+    assert gc.isenabled()
+    paused = churn_run(7)  # run() pauses the collector while it lasts...
+    assert gc.isenabled()  # ...and turns it back on
+    gc.disable()
+    try:
+        unpaused = churn_run(7)  # already off: run() must leave it off
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert paused == unpaused
+
+    class Boom(Node):
+        def on_start(self, ctx):
+            raise RuntimeError("boom")
+
+    sim = Simulator(seed=0)
+    sim.add_node("b", Boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        sim.run_for(1)
+    assert gc.isenabled()  # also after a handler raised
+
+
+def test_a_timer_set_again_fires_once_at_its_latest_deadline_later_or_earlier():
+    sim = two_nodes()
+    sim.call("a", lambda n, ctx: ctx.set_timer("t", 0.5))
+    for _ in range(3):  # set again each 0.1 s, for 0.5 s: the pending entry moves later
+        sim.run_for(0.1)
+        sim.call("a", lambda n, ctx: ctx.set_timer("t", 0.5))
+    sim.run_for(1)
+    assert sim.node("a").timers == [(pytest.approx(0.8), "t")]
+    start = sim.now
+    sim.call("a", lambda n, ctx: ctx.set_timer("u", 0.5))
+    sim.call("a", lambda n, ctx: ctx.set_timer("u", 0.1))  # earlier: replaces it
+    sim.run_for(1)
+    assert [t - start for t, name in sim.node("a").timers if name == "u"] == [pytest.approx(0.1)]
+    assert sim.trace.count(Kind.TIMER) == 2  # one row per firing, none for the moves

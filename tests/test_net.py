@@ -86,7 +86,7 @@ def test_frames_split_anywhere_are_reassembled():
         (b"{not json", "not valid JSON"),
         (b'{"@": "Pickle", "f": []}', "unknown message type"),
         (b'{"role": "leader"}', "tagged message"),
-        (b'{"@": "RequestVote", "f": [1, "n1"]}', "needs 4 fields"),
+        (b'{"@": "RequestVote", "f": [1, "n1"]}', "needs 5 fields"),
         (b"\xff\xfe", "not valid JSON"),
         (b"[" * 100_000, "not valid JSON"),
     ],

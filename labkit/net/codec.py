@@ -236,6 +236,18 @@ def _raft_registry() -> Registry:
     # leave before the leader's write is synced (see labkit.net.node).
     reg.register(rm.AppendEntries, early=True)
     reg.register_all([rm.ClientRequest, rm.ClientReply])
+    # What production Rafts add (snapshots, PreVote, membership, leadership transfer).
+    reg.register_all(
+        [
+            rm.Configuration,
+            rm.Snapshot,
+            rm.InstallSnapshot,
+            rm.InstallSnapshotReply,
+            rm.PreVote,
+            rm.PreVoteReply,
+            rm.TimeoutNow,
+        ]
+    )
     messages.register_runtime(reg)
     return reg
 

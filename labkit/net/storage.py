@@ -14,9 +14,12 @@ append-only file, and it is dropped: it was never synced, so nobody was told
 about it. Keys are JSON values too: ``("log", 7)`` is stored as
 ``["log", 7]`` and read back as the tuple.
 
-The file is rewritten compactly (latest value per key, then ``fsync`` and an
-atomic rename) when the node starts, so it does not grow without bound across
-restarts.
+A ``ctx.forget(key)`` (the persist of :data:`~labkit.sim.FORGOTTEN`) is a
+one-element line ``[key]``: replay deletes the key.
+
+The file is rewritten compactly (latest value per key, forgotten keys left
+out, then ``fsync`` and an atomic rename) when the node starts, so it does not
+grow without bound across restarts.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.net.codec import Registry, WireError, _tuples
+from labkit.sim import FORGOTTEN
 
 __all__ = ["DiskStorage", "WAL_NAME"]
 
@@ -63,7 +67,10 @@ class DiskStorage(Mapping):
                 self.dropped_tail = True
             for line in lines[:-1]:
                 key, value = self._decode_line(line)
-                self._data[key] = value
+                if value is FORGOTTEN:
+                    self._data.pop(key, None)
+                else:
+                    self._data[key] = value
         tmp = self.folder / (WAL_NAME + ".tmp")
         with open(tmp, "wb") as f:
             for key, value in self._data.items():
@@ -86,15 +93,22 @@ class DiskStorage(Mapping):
         """Append a batch of ``(key, value)`` writes (not yet synced: call :meth:`sync`)."""
         if not persists:
             return
+        data = self._data
         if self.memory:
-            self._data.update(persists)
+            for key, value in persists:
+                if value is FORGOTTEN:
+                    data.pop(key, None)
+                else:
+                    data[key] = value
             return
         if self._fd is None:
             raise RuntimeError("storage is not open")
-        data = self._data
         chunks = []
         for key, value in persists:
-            data[key] = value
+            if value is FORGOTTEN:
+                data.pop(key, None)
+            else:
+                data[key] = value
             chunks.append(self._encode_line(key, value))
         os.write(self._fd, b"".join(chunks))
         self._dirty = True
@@ -110,10 +124,9 @@ class DiskStorage(Mapping):
 
     # -- encoding ----------------------------------------------------------------
     def _encode_line(self, key: Hashable, value: Any) -> bytes:
+        record = [key] if value is FORGOTTEN else [key, value]
         return (
-            json.dumps(
-                [key, value], default=self.registry._default, separators=(",", ":"), ensure_ascii=False
-            )
+            json.dumps(record, default=self.registry._default, separators=(",", ":"), ensure_ascii=False)
             + "\n"
         ).encode()
 
@@ -122,8 +135,12 @@ class DiskStorage(Mapping):
             pair = _tuples(json.loads(line, object_hook=self.registry._hook))
         except (WireError, ValueError) as e:
             raise ValueError(f"{self.folder / WAL_NAME}: unreadable record {line[:80]!r}: {e}") from None
+        if isinstance(pair, tuple) and len(pair) == 1:
+            return pair[0], FORGOTTEN
         if not isinstance(pair, tuple) or len(pair) != 2:
-            raise ValueError(f"{self.folder / WAL_NAME}: a record must be [key, value], got {line[:80]!r}")
+            raise ValueError(
+                f"{self.folder / WAL_NAME}: a record must be [key, value] or [key], got {line[:80]!r}"
+            )
         return pair[0], pair[1]
 
     # -- Mapping -----------------------------------------------------------------

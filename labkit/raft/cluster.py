@@ -15,6 +15,15 @@ off from everyone, clients included.
 :class:`~labkit.raft.node.RaftNode` (a learner's, say): it is called as
 ``node_factory(node_id, peers, config)`` and the monitor, the clients and the
 widgets work unchanged.
+
+Raft in practice (Ongaro's dissertation): ``snapshot_threshold`` (log
+compaction, §7 of the paper), ``pre_vote`` and ``check_quorum`` (diss. §9.6),
+``read_mode`` (ReadIndex and leases, diss. §6.4) switch on what production
+Rafts add; :meth:`RaftCluster.add_server`, :meth:`RaftCluster.remove_server`
+and :meth:`RaftCluster.transfer_leadership` change the membership one server at
+a time and hand leadership over (diss. chapter 4 and §3.10). A server added
+later is ``n6``, ``n7``... and joins :attr:`RaftCluster.ids`; a removed one
+stays in ``ids`` (and in the simulation) but not in the configuration.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ from labkit.history import HistoryEntry
 from labkit.raft.bugs import Bug, check_bugs, node_class
 from labkit.raft.client import ClientHandle, KVClient
 from labkit.raft.invariants import InvariantMonitor
-from labkit.raft.node import RaftConfig, RaftNode, Role
+from labkit.raft.messages import Configuration
+from labkit.raft.node import RaftConfig, RaftNode, ReadMode, Role
 from labkit.raft.state_machine import KVStore, StateMachine
 from labkit.sim import Latency, Node, Simulator, Uniform
 
@@ -35,6 +45,8 @@ __all__ = ["RaftCluster", "ClientHandle", "DEFAULT_LATENCY"]
 
 DEFAULT_LATENCY = Uniform(0.001, 0.004)  # one-way delay: a few milliseconds, some reordering
 MAX_RUN = 3600.0  # seconds of simulated time one run_until may wait (a cluster never falls silent)
+MAX_SERVERS = 15  # servers one cluster may hold, added ones included
+OPERATOR_TICK = 0.02  # how often a membership change waiting to be started or committed is looked at
 
 
 NodeFactory = Callable[[str, tuple[str, ...], RaftConfig], Node]
@@ -56,6 +68,9 @@ class RaftCluster:
     (build servers of another class, see the module docstring), ``check`` (run the
     invariant monitor) and ``strict`` (raise on the first violation; with
     ``strict=False`` violations are only collected in :attr:`violations`).
+    ``snapshot_threshold``, ``pre_vote``, ``check_quorum``, ``read_mode`` and
+    ``max_clock_drift`` are :class:`~labkit.raft.node.RaftConfig`'s; ``trace=False``
+    keeps no trace (for long runs, see :class:`~labkit.sim.Simulator`).
     """
 
     def __init__(
@@ -76,16 +91,28 @@ class RaftCluster:
         client_timeout: float = 0.3,
         check: bool = True,
         strict: bool = True,
+        snapshot_threshold: int | None = None,
+        pre_vote: bool = False,
+        check_quorum: bool = False,
+        read_mode: ReadMode | str = ReadMode.LOG,
+        max_clock_drift: float = 0.01,
+        trace: bool = True,
     ) -> None:
-        valid.integer("n", n, ge=1, le=15, note="servers")
+        valid.integer("n", n, ge=1, le=MAX_SERVERS, note="servers")
         valid.boolean("check", check)
         valid.boolean("strict", strict)
+        valid.boolean("trace", trace)
         self.bugs = check_bugs(bugs)
         self.config = RaftConfig(
             election_timeout=tuple(election_timeout),  # type: ignore[arg-type]
             heartbeat_interval=heartbeat_interval,
             max_entries=max_entries,
             noop=noop,
+            snapshot_threshold=snapshot_threshold,
+            pre_vote=pre_vote,
+            check_quorum=check_quorum,
+            read_mode=read_mode,  # type: ignore[arg-type]
+            max_clock_drift=max_clock_drift,
         )
         if not callable(state_machine):
             raise TypeError(
@@ -103,17 +130,20 @@ class RaftCluster:
                 "give bugs and state_machine to the default servers, or a node_factory, not both"
             )
         self.client_timeout = valid.number("client_timeout", client_timeout, gt=0, unit="seconds")
-        self.sim = Simulator(seed, latency=latency, loss=loss, duplication=duplication)
+        self.node_factory: NodeFactory = node_factory
+        self.sim = Simulator(seed, latency=latency, loss=loss, duplication=duplication, trace=trace)
         self.ids: tuple[str, ...] = tuple(f"n{i}" for i in range(1, n + 1))
         self.history: list[HistoryEntry] = []
         self.events: list[tuple[float, str, Any]] = []  # faults injected through the cluster
         self._clients: dict[str, ClientHandle] = {}
         self._disconnected: set[str] = set()
+        self.removed: set[str] = set()  # servers taken out of the configuration and shut down
         self.monitor: InvariantMonitor | None = None
         if check:  # after every event at a server
             self.monitor = InvariantMonitor(self._live, self.ids, strict=strict)
             self.sim.observer = self.monitor.observe
         ids, config = self.ids, self.config
+        self._first = frozenset(ids)
         for nid in self.ids:
             self.sim.add_node(nid, lambda node_id: node_factory(node_id, ids, config))
 
@@ -209,7 +239,7 @@ class RaftCluster:
         if name in self.ids:
             raise ValueError(f"name {name!r} is a server's id; pick another client name")
         if name not in self._clients:
-            ids, history, timeout = self.ids, self.history, self.client_timeout
+            ids, history, timeout = self._client_servers(), self.history, self.client_timeout
             reads_anywhere = Bug.STALE_READS in self.bugs
             self.sim.add_node(
                 name,
@@ -220,11 +250,182 @@ class RaftCluster:
                 self._cut_off(nid, [name])
         return self._clients[name]
 
+    def _client_servers(self) -> tuple[str, ...]:
+        return tuple(s for s in self.ids if s not in self.removed)
+
     def operations(self) -> list[Any]:
         """``history`` as :class:`labkit.linearizability.Operation` records."""
         from labkit.linearizability.adapters import from_raft
 
         return from_raft(self.history)
+
+    # ------------------------------------------------------------------
+    # Membership (diss. chapter 4) and leadership transfer (diss. §3.10)
+    # ------------------------------------------------------------------
+    def configuration(self) -> Configuration | None:
+        """The leader's latest configuration (committed or not); None without a leader."""
+        leader = self.leader()
+        return None if leader is None else self.node(leader).configuration
+
+    def members(self) -> tuple[str, ...]:
+        """The voters of the leader's committed configuration (the servers of the first one without a leader)."""
+        leader = self.leader()
+        if leader is None:
+            return tuple(s for s in self.ids if s not in self.removed and s in self._first)
+        node = self.node(leader)
+        return node.membership.at(node.commit_index).voters
+
+    def _committed(self, ok: Callable[[Configuration], bool]) -> bool:
+        leader = self.leader()
+        if leader is None:
+            return False
+        node = self.node(leader)
+        return ok(node.membership.at(node.commit_index))
+
+    def _operator(
+        self,
+        ask: Callable[[RaftNode, Any], bool],
+        needed: Callable[[Configuration], bool],
+        done: Callable[[], bool],
+        then: Callable[[], None] | None,
+        deadline: float,
+    ) -> None:
+        """Ask the leader for a change whenever its configuration still ``needed`` it and it can start
+        one, until ``done()``; then call ``then``.
+
+        Runs inside the simulation (a callback every ``OPERATOR_TICK``), as an
+        operator's script would: retrying while there is no leader, while an
+        earlier change is being committed, or after a new leader lost the change.
+        """
+
+        def tick(sim: Simulator) -> None:
+            if done():
+                if then is not None:
+                    then()
+                return
+            if sim.now >= deadline:
+                self.events.append((sim.now, "change-abandoned", None))
+                return
+            leader = self.leader()
+            if leader is not None:
+                node = self.node(leader)
+                if needed(node.configuration) and node.can_start_change():
+                    sim.call(leader, ask)
+            sim.after(OPERATOR_TICK, tick)
+
+        self.sim.after(0.0, tick)
+
+    def _raft_leader(self) -> None:
+        leader = self.leader()
+        if leader is not None and not isinstance(self.node(leader), RaftNode):
+            raise TypeError(
+                "membership changes need labkit's RaftNode servers; this cluster runs another class"
+            )
+
+    def _wait(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+        if not self.run_until(done, timeout):
+            raise TimeoutError(f"{what} did not complete within {timeout:g} s of simulated time")
+
+    def add_server(self, node_id: str | None = None, *, wait: bool = True, timeout: float = 5.0) -> str:
+        """Start a new server and add it to the cluster (diss. §4.2.1): the leader first brings it up
+        to date as a learner, then makes it a voter. Returns its id (``n6`` for a sixth server).
+
+        With ``wait`` the simulation runs until the server is a voter in a
+        committed configuration (``TimeoutError`` after ``timeout`` s); otherwise
+        the change goes on as the simulation runs.
+        """
+        valid.boolean("wait", wait)
+        valid.number("timeout", timeout, gt=0, le=MAX_RUN, unit="seconds")
+        if node_id is None:
+            node_id = f"n{len(self.ids) + 1}"
+        valid.string("node_id", node_id)
+        if node_id in self.sim.nodes:
+            raise ValueError(f"node_id {node_id!r} is already in the simulation; pick a new id")
+        if len(self.ids) >= MAX_SERVERS:
+            raise ValueError(f"a cluster holds at most {MAX_SERVERS} servers")
+        self._raft_leader()
+        conf = self.configuration()
+        members = conf.members if conf is not None else self.members()
+        factory, config = self.node_factory, self.config
+        self.sim.add_node(node_id, lambda nid: factory(nid, members, config))
+        self.ids = (*self.ids, node_id)
+        self._servers_changed()
+        self.events.append((self.sim.now, "add", node_id))
+
+        def done() -> bool:
+            return self._committed(lambda c: node_id in c.voters)
+
+        self._operator(
+            lambda n, ctx: n.add_server(ctx, node_id),
+            lambda conf: node_id not in conf.members,
+            done,
+            None,
+            self.sim.now + timeout,
+        )
+        if wait:
+            self._wait(done, timeout, f"adding {node_id}")
+        return node_id
+
+    def remove_server(
+        self, node_id: str, *, wait: bool = True, timeout: float = 5.0, shutdown: bool = True
+    ) -> None:
+        """Take ``node_id`` out of the configuration (diss. §4.2.2); a leader may remove itself (it
+        steps down once that is committed). With ``shutdown`` the server is then crashed for good,
+        as an operator would retire it; without, it keeps running outside the cluster.
+
+        ``wait`` and ``timeout`` are as in :meth:`add_server`.
+        """
+        self._check_server(node_id)
+        valid.boolean("wait", wait)
+        valid.boolean("shutdown", shutdown)
+        valid.number("timeout", timeout, gt=0, le=MAX_RUN, unit="seconds")
+        if node_id in self.removed:
+            raise ValueError(f"{node_id} was already removed")
+        self._raft_leader()
+        self.events.append((self.sim.now, "remove", node_id))
+
+        def done() -> bool:
+            return self.leader() != node_id and self._committed(lambda c: node_id not in c.members)
+
+        def retire() -> None:
+            self.removed.add(node_id)
+            self._servers_changed()
+            if shutdown and self.sim.is_up(node_id):
+                self.crash(node_id)
+
+        self._operator(
+            lambda n, ctx: n.remove_server(ctx, node_id),
+            lambda conf: node_id in conf.members,
+            done,
+            retire,
+            self.sim.now + timeout,
+        )
+        if wait:
+            self._wait(lambda: node_id in self.removed, timeout, f"removing {node_id}")
+
+    def transfer_leadership(self, target: str, *, wait: bool = True, timeout: float = 2.0) -> bool:
+        """Ask the leader to hand its leadership to ``target`` (diss. §3.10). With ``wait``, run until
+        ``target`` leads (True) or the transfer was given up (False, after ``timeout`` s)."""
+        self._check_server(target, "target")
+        valid.boolean("wait", wait)
+        valid.number("timeout", timeout, gt=0, le=MAX_RUN, unit="seconds")
+        leader = self.leader()
+        if leader is None:
+            raise ValueError("there is no leader to hand leadership over")
+        if leader == target:
+            return True
+        self.sim.call(leader, lambda n, ctx: n.transfer_leadership(ctx, target))
+        self.events.append((self.sim.now, "transfer", target))
+        return not wait or self.run_until(lambda: self.leader() == target, timeout)
+
+    def _servers_changed(self) -> None:
+        if self.monitor is not None:
+            self.monitor.servers = frozenset(self.ids)
+        servers = self._client_servers()
+        for name in self._clients:
+            self.sim.node(name).servers = servers  # type: ignore[attr-defined]
+        for nid in self._disconnected:
+            self._cut_off(nid, self.sim.nodes)
 
     # ------------------------------------------------------------------
     # Faults

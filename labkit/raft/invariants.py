@@ -23,7 +23,14 @@ i by anyone must match every later apply at i.
 Besides Figure 3 the monitor checks two of each server's own invariants
 (Figure 2, "Volatile state on all servers") as the run goes:
 ``last_applied <= commit_index``, and ``commit_index`` never decreases while
-a server stays up (it is volatile, so a restart begins again at 0).
+a server stays up (it is volatile, so a restart begins again at 0, or at its
+snapshot's last index).
+
+Log compaction (§7): a log may start after a snapshot. The entries it replaced
+were checked while they were still in the log (a server compacts in a step of
+its own, after the one that applied them); the monitor then checks that a
+snapshot ends at an entry that was committed (so it holds committed entries
+only), and it continues each log's digests from that entry's.
 """
 
 from __future__ import annotations
@@ -69,31 +76,39 @@ def election_safety(leaders: Iterable[tuple[str, int]]) -> list[str]:
     ]
 
 
-def _entries(log: RaftLog | Sequence[LogEntry], name: str = "log") -> list[LogEntry]:
+def _entries(log: RaftLog | Sequence[LogEntry], name: str = "log") -> tuple[int, list[LogEntry]]:
+    """``(index of the first entry, entries)``: a compacted :class:`RaftLog` starts after its snapshot."""
     if not isinstance(log, (RaftLog, list, tuple)):
         raise valid.ArgumentTypeError(
             f"{name} must be a RaftLog or a list of LogEntry, got {valid.shown(log)}"
         )
-    for i, e in enumerate(log, 1):
+    start = log.first_index if isinstance(log, RaftLog) else 1
+    for i, e in enumerate(log, start):
         valid.instance(f"{name}[{i}]", e, LogEntry)
-    return list(log)
+    return start, list(log)
 
 
 def log_matching(logs: Mapping[str, RaftLog | Sequence[LogEntry]]) -> list[str]:
-    """Log Matching over a snapshot of logs (node id -> log, 1-based order)."""
+    """Log Matching over a snapshot of logs (node id -> log, 1-based order).
+
+    A compacted log is compared from its first entry on: two logs agree on
+    the entries both hold before an index and term they share.
+    """
     valid.instance("logs", logs, Mapping)
     out = []
-    # For each (index, term) remember one node's prefix; compare the others to it.
-    seen: dict[tuple[int, int], tuple[str, list[LogEntry]]] = {}
-    for node, log in logs.items():
-        entries = _entries(log)
-        for i, e in enumerate(entries, 1):
+    held = {node: _entries(log) for node, log in logs.items()}
+    # For each (index, term) remember one node's log; compare the others to it.
+    seen: dict[tuple[int, int], str] = {}
+    for node, (start, entries) in held.items():
+        for i, e in enumerate(entries, start):
             key = (i, e.term)
             if key not in seen:
-                seen[key] = (node, entries)
+                seen[key] = node
                 continue
-            other, other_entries = seen[key]
-            if other_entries[:i] != entries[:i]:
+            other = seen[key]
+            o_start, o_entries = held[other]
+            lo = max(start, o_start)
+            if entries[lo - start : i - start + 1] != o_entries[lo - o_start : i - o_start + 1]:
                 out.append(
                     f"Log Matching: {node} and {other} both hold index {i} of term {e.term} "
                     "but their logs differ before it"
@@ -105,13 +120,20 @@ def log_matching(logs: Mapping[str, RaftLog | Sequence[LogEntry]]) -> list[str]:
 def leader_completeness(
     committed: Mapping[int, int], leader: str, log: RaftLog | Sequence[LogEntry]
 ) -> list[str]:
-    """Every committed entry (index -> term) is in a new leader's log."""
+    """Every committed entry (index -> term) is in a new leader's log (or its snapshot covers it)."""
     valid.instance("committed", committed, Mapping)
     valid.string("leader", leader)
-    entries = _entries(log)
+    start, entries = _entries(log)
+    base = start - 1
+    base_term = log.snapshot_term if isinstance(log, RaftLog) else 0
     out = []
     for i, t in sorted(committed.items()):
-        have = entries[i - 1].term if i <= len(entries) else None
+        if i < base:
+            continue  # replaced by the snapshot, which ends at a committed entry (checked at base)
+        if i == base:
+            have: int | None = base_term
+        else:
+            have = entries[i - start].term if i - start < len(entries) else None
         if have != t:
             out.append(
                 f"Leader Completeness: leader {leader} lacks committed entry {i} (term {t}); "
@@ -120,13 +142,18 @@ def leader_completeness(
     return out
 
 
-def state_machine_safety(applied: Mapping[str, Sequence[LogEntry]]) -> list[str]:
-    """No two servers apply different entries at one index (node -> entries applied, in order)."""
+def state_machine_safety(applied: Mapping[str, Sequence[LogEntry] | Mapping[int, LogEntry]]) -> list[str]:
+    """No two servers apply different entries at one index.
+
+    ``applied`` maps each node to the entries it applied: a list in index
+    order from index 1, or a mapping index -> entry (for a compacted log).
+    """
     valid.instance("applied", applied, Mapping)
     first: dict[int, tuple[str, LogEntry]] = {}
     out = []
     for node, entries in applied.items():
-        for i, e in enumerate(entries, 1):
+        pairs = entries.items() if isinstance(entries, Mapping) else enumerate(entries, 1)
+        for i, e in pairs:
             if i not in first:
                 first[i] = (node, e)
             elif first[i][1] != e:
@@ -169,12 +196,13 @@ def prefix_digest(previous: int, entry: LogEntry) -> int:
 class _Seen:
     """What the monitor last saw of one incarnation of one server."""
 
-    __slots__ = ("node", "entries", "digests", "commit_index", "committed", "applied", "led", "ahead")
+    __slots__ = ("node", "base", "entries", "digests", "commit_index", "committed", "applied", "led", "ahead")
 
     def __init__(self, node: Any) -> None:
         self.node = node
-        self.entries: list[LogEntry] = []  # its log, as last seen
-        self.digests: list[int] = [0]  # digests[i]: prefix_digest of entries 1..i
+        self.base = 0  # the log's snapshot index, as last seen
+        self.entries: list[LogEntry] = []  # its log after base, as last seen
+        self.digests: list[int] = [0]  # digests[k]: prefix_digest of entries 1..base+k
         self.commit_index = 0
         self.committed = 0  # commits recorded up to here
         self.applied = 0  # applies checked up to here
@@ -226,27 +254,29 @@ class InvariantMonitor:
             # A new incarnation re-applies from index 1; its log is re-checked whole.
             seen = self._seen[node_id] = _Seen(node)
         log, entries = node.log, seen.entries
-        last = log.last_index
-        if last != len(entries) or last and log[last] is not entries[-1]:
-            self._log_matching(node_id, log, seen)
+        last, base = log.last_index, getattr(log, "snapshot_index", 0)
+        if base != seen.base or last != base + len(entries) or entries and log[last] is not entries[-1]:
+            self._log_matching(node_id, log, seen, base)
         if node.commit_index != seen.commit_index or node.last_applied > seen.applied:
             self._commits_and_applies(node_id, node, seen)
         if node.role is Role.LEADER and seen.led != node.current_term:
             self._new_leader(node_id, node, seen)
 
-    def _log_matching(self, node_id: str, log: RaftLog, seen: _Seen) -> None:
+    def _log_matching(self, node_id: str, log: RaftLog, seen: _Seen, base: int) -> None:
         """Log Matching: same (index, term) means same prefix, at any time."""
+        if base != seen.base:
+            self._snapshot_seen(node_id, log, seen, base)
         entries, digests = seen.entries, seen.digests
         last = log.last_index
         # A log changes only at its end: walk back to the last entry still in place.
-        k = min(last, len(entries))
-        while k and log[k] is not entries[k - 1]:
+        k = min(last - base, len(entries))
+        while k and log[base + k] is not entries[k - 1]:
             k -= 1
         if k < len(entries):
             del entries[k:]
             del digests[k + 1 :]
         known, broken = self._digests, None
-        for i in range(k + 1, last + 1):
+        for i in range(base + k + 1, last + 1):
             e = log[i]
             d = prefix_digest(digests[-1], e)
             entries.append(e)
@@ -259,10 +289,36 @@ class InvariantMonitor:
                 "different from another log's entry at that index and term"
             )
 
+    def _snapshot_seen(self, node_id: str, log: RaftLog, seen: _Seen, base: int) -> None:
+        """The log now starts after a snapshot ending at ``base`` (its own compaction, an installed
+        snapshot, or a restart): it must end at a committed entry; digests continue from that entry's."""
+        term = log.snapshot_term
+        entries, digests = seen.entries, seen.digests
+        if self.committed.get(base) != term:
+            was = self.committed.get(base)
+            self._fail(
+                f"Snapshot: {node_id}'s snapshot ends at index {base} (term {term}), which was "
+                + ("never committed" if was is None else f"committed with term {was}")
+            )
+        k = base - seen.base  # how many of the entries seen the snapshot replaced
+        if 0 < k <= len(entries) and entries[k - 1].term == term:
+            del entries[:k]
+            del digests[:k]
+        else:
+            entries.clear()
+            digest = self._digests.get((base, term))
+            if digest is None:
+                self._fail(
+                    f"Snapshot: {node_id}'s snapshot ends at index {base} (term {term}), an entry no log held"
+                )
+                digest = hash(("snapshot", base, term))
+            digests[:] = [digest]
+        seen.base = base
+
     def _commits_and_applies(self, node_id: str, node: RaftNode, seen: _Seen) -> None:
         # The server's own invariants (Figure 2): commit_index only grows within
         # one incarnation, and nothing is applied before it is committed.
-        commit, entries = node.commit_index, seen.entries
+        commit, entries, base = node.commit_index, seen.entries, seen.base
         if commit < seen.commit_index:
             self._fail(
                 f"Commit index: {node_id}'s commit_index went back from {seen.commit_index} to {commit}"
@@ -271,10 +327,11 @@ class InvariantMonitor:
         if node.last_applied > commit and not seen.ahead:
             seen.ahead = True
             self._fail(f"Apply: {node_id} has last_applied {node.last_applied} > commit_index {commit}")
-        # Commits, recorded for Leader Completeness: one term per index, ever.
-        top = min(commit, len(entries))
-        for i in range(seen.committed + 1, top + 1):
-            t = entries[i - 1].term
+        # Commits, recorded for Leader Completeness: one term per index, ever. (Those a
+        # snapshot replaced were recorded while they were in the log.)
+        top = min(commit, base + len(entries))
+        for i in range(max(seen.committed, base) + 1, top + 1):
+            t = entries[i - base - 1].term
             old = self.committed.setdefault(i, t)
             if old != t:
                 self._fail(
@@ -282,8 +339,8 @@ class InvariantMonitor:
                 )
         seen.committed = max(seen.committed, top)
         # State Machine Safety: one entry per index applied, ever.
-        for i in range(seen.applied + 1, min(node.last_applied, len(entries)) + 1):
-            e = entries[i - 1]
+        for i in range(max(seen.applied, base) + 1, min(node.last_applied, base + len(entries)) + 1):
+            e = entries[i - base - 1]
             old = self.applied.setdefault(i, e)
             if old is not e and old != e:
                 self._fail(
@@ -297,9 +354,11 @@ class InvariantMonitor:
         other = self.leaders.setdefault(term, node_id)
         if other != node_id:
             self._fail(f"Election Safety: {other} and {node_id} both lead term {term}")
-        entries = seen.entries
+        entries, base = seen.entries, seen.base
         for i, t in self.committed.items():
-            if i > len(entries) or entries[i - 1].term != t:
+            if i <= base:
+                continue  # the snapshot ends at a committed entry (checked when it appeared)
+            if i > base + len(entries) or entries[i - base - 1].term != t:
                 self._fail(
                     f"Leader Completeness: {node_id} leads term {term} but lacks committed entry {i} (term {t})"
                 )
@@ -313,7 +372,7 @@ class InvariantMonitor:
         out.extend(log_matching({k: n.log for k, n in nodes.items()}))
         out.extend(election_safety((v, t) for t, v in self.leaders.items()))
         applied = {
-            k: [n.log[i] for i in range(1, min(n.last_applied, n.log.last_index) + 1)]
+            k: {i: n.log[i] for i in range(n.log.first_index, min(n.last_applied, n.log.last_index) + 1)}
             for k, n in nodes.items()
         }
         out.extend(state_machine_safety(applied))

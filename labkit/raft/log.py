@@ -7,6 +7,15 @@ AppendEntries with :meth:`RaftLog.maybe_append`, which is steps 2-4 of the
 receiver's rules in Figure 2 (the name is etcd's). The methods below it find
 where a leader and a follower disagree (the fast backtracking sketched at the
 end of §5.3).
+
+Log compaction (§7, Figure 12): the entries up to some index may be replaced
+by a snapshot of the state machine. The log then starts after the snapshot's
+last included entry, whose index and term it keeps (``snapshot_index``,
+``snapshot_term``) for the consistency check of the next entry. Indexes never
+change: ``log[i]`` is the same entry before and after compaction, and asking
+for an entry the snapshot replaced is an ``IndexError``. :meth:`RaftLog.compact`
+drops a prefix (the server's own snapshot); :meth:`RaftLog.restore` takes a
+leader's snapshot (Figure 13's receiver steps 6-7).
 """
 
 from __future__ import annotations
@@ -21,32 +30,55 @@ __all__ = ["RaftLog"]
 
 
 class RaftLog:
-    """A 1-based sequence of :class:`LogEntry` with O(1) append and term lookup."""
+    """A 1-based sequence of :class:`LogEntry` with O(1) append and term lookup, after an optional snapshot.
 
-    __slots__ = ("_entries", "last_index")
+    Invariant: ``last_index == snapshot_index + len(self)``; the entries held
+    are ``first_index .. last_index``.
+    """
 
-    def __init__(self, entries: Iterable[LogEntry] = ()) -> None:
+    __slots__ = ("_entries", "snapshot_index", "snapshot_term", "last_index")
+
+    def __init__(
+        self, entries: Iterable[LogEntry] = (), *, snapshot_index: int = 0, snapshot_term: int = 0
+    ) -> None:
         self._entries: list[LogEntry] = []
-        # Index of the last entry (0 when empty). Invariant: last_index == len(self).
-        self.last_index = 0
+        # The last index and term a snapshot replaced (Figure 13's lastIncludedIndex/Term); 0 without one.
+        self.snapshot_index = valid.integer("snapshot_index", snapshot_index, ge=0)
+        self.snapshot_term = valid.integer("snapshot_term", snapshot_term, ge=0)
+        # Index of the last entry: the snapshot's when no entry follows it, 0 when empty.
+        self.last_index = self.snapshot_index
         self.append(entries)
 
     # -- reading -----------------------------------------------------------
     def __len__(self) -> int:
+        """How many entries the log holds (those after the snapshot)."""
         return len(self._entries)
 
     @property
+    def first_index(self) -> int:
+        """Index of the first entry held (1 without a snapshot)."""
+        return self.snapshot_index + 1
+
+    @property
     def last_term(self) -> int:
-        """Term of the last entry (0 when empty)."""
-        return self._entries[-1].term if self._entries else 0
+        """Term of the last entry (the snapshot's last term when no entry follows it; 0 when empty)."""
+        return self._entries[-1].term if self._entries else self.snapshot_term
+
+    def _compacted(self, index: int) -> IndexError:
+        return IndexError(
+            f"entry {index} was compacted into the snapshot (the log holds {self.first_index}..{self.last_index})"
+        )
 
     def term(self, index: int) -> int:
-        """Term of the entry at ``index``; 0 for index 0 (the empty prefix)."""
-        if 0 < index <= len(self._entries):
-            return self._entries[index - 1].term
-        if index == 0:
-            return 0
-        raise IndexError(f"index must be between 0 and {len(self._entries)}, got {index}")
+        """Term of the entry at ``index``; 0 for index 0 (the empty prefix), ``snapshot_term`` at ``snapshot_index``."""
+        base = self.snapshot_index
+        if base < index <= self.last_index:
+            return self._entries[index - base - 1].term
+        if index == base:
+            return self.snapshot_term
+        if 0 <= index < base:
+            raise self._compacted(index)
+        raise IndexError(f"index must be between {base} and {self.last_index}, got {index}")
 
     @overload
     def __getitem__(self, index: int) -> LogEntry: ...
@@ -54,19 +86,21 @@ class RaftLog:
     def __getitem__(self, index: slice) -> list[LogEntry]: ...
     def __getitem__(self, index: int | slice) -> LogEntry | list[LogEntry]:
         """``log[i]`` is the entry at 1-based index i; slices are 1-based and inclusive-exclusive."""
-        if type(index) is int and 0 < index <= len(self._entries):
-            return self._entries[index - 1]
+        base = self.snapshot_index
+        if type(index) is int and base < index <= self.last_index:
+            return self._entries[index - base - 1]
         if isinstance(index, slice):
-            start = 1 if index.start is None else index.start
-            stop = len(self._entries) + 1 if index.stop is None else index.stop
-            if start < 1:
-                raise IndexError(f"log slices start at index 1, got {start}")
-            return self._entries[start - 1 : stop - 1]
-        if not 1 <= index <= len(self._entries):
-            raise IndexError(f"log index must be between 1 and {len(self._entries)}, got {index}")
-        return self._entries[index - 1]
+            start = self.first_index if index.start is None else index.start
+            stop = self.last_index + 1 if index.stop is None else index.stop
+            if start < self.first_index:
+                raise IndexError(f"log slices start at index {self.first_index} or later, got {start}")
+            return self._entries[start - base - 1 : max(stop - base - 1, 0)]
+        if 1 <= index <= base:
+            raise self._compacted(index)
+        raise IndexError(f"log index must be between {self.first_index} and {self.last_index}, got {index}")
 
     def __iter__(self) -> Iterator[LogEntry]:
+        """The entries held, from ``first_index`` on."""
         return iter(self._entries)
 
     def entries(self, start: int = 1, limit: int | None = None) -> tuple[LogEntry, ...]:
@@ -74,16 +108,27 @@ class RaftLog:
         if type(start) is not int or start < 1 or limit is not None and (type(limit) is not int or limit < 0):
             valid.integer("start", start, ge=1)  # the common case checked in one step, above
             valid.integer("limit", limit, ge=0, none=True)
-        stop = None if limit is None else start - 1 + limit
-        return tuple(self._entries[start - 1 : stop])
+        first = start - self.snapshot_index - 1
+        if first < 0:
+            raise self._compacted(start)
+        stop = None if limit is None else first + limit
+        return tuple(self._entries[first:stop])
 
     def terms(self) -> list[int]:
-        """The term of every entry, in order."""
+        """The term of every entry held, in order."""
         return [e.term for e in self._entries]
 
     def matches(self, index: int, term: int) -> bool:
-        """Whether this log holds an entry at ``index`` whose term is ``term`` (index 0 always matches)."""
-        return index == 0 == term or 0 < index <= len(self._entries) and self._entries[index - 1].term == term
+        """Whether this log holds an entry at ``index`` whose term is ``term`` (index 0 always matches).
+
+        An entry folded into the snapshot was committed, so it is in every
+        later leader's log (Leader Completeness, §5.4): at an index below the
+        snapshot's, the logs match whatever ``term`` says.
+        """
+        base = self.snapshot_index
+        if base < index <= self.last_index:
+            return self._entries[index - base - 1].term == term
+        return index < base or (index == base and term == self.snapshot_term)
 
     # -- changing ------------------------------------------------------------
     def append(self, entries: Iterable[LogEntry]) -> None:
@@ -106,15 +151,16 @@ class RaftLog:
                 )
             term = e.term
         self._entries.extend(entries)
-        self.last_index = len(self._entries)
+        self.last_index = self.snapshot_index + len(self._entries)
 
     def truncate(self, last: int) -> None:
-        """Drop every entry after index ``last`` (keep 1..last)."""
-        if not 0 <= last <= len(self._entries):
+        """Drop every entry after index ``last`` (keep up to ``last``)."""
+        if not self.snapshot_index <= last <= self.last_index:
             raise IndexError(
-                f"truncate keeps entries 1..last; last must be 0..{len(self._entries)}, got {last}"
+                f"truncate keeps entries up to last; last must be {self.snapshot_index}..{self.last_index}, "
+                f"got {last}"
             )
-        del self._entries[last:]
+        del self._entries[last - self.snapshot_index :]
         self.last_index = last
 
     def maybe_append(self, prev_log_index: int, entries: tuple[LogEntry, ...]) -> int:
@@ -125,20 +171,50 @@ class RaftLog:
         but different terms), delete the existing entry and all that follow
         it; append any new entries not already in the log." An entry already
         here with the same term is kept, so a late, shorter AppendEntries
-        never cuts off newer entries. Returns the first index written, or 0
-        when the log already held every entry.
+        never cuts off newer entries; so is every entry the snapshot replaced
+        (it is committed, the leader holds the same). Returns the first index
+        written, or 0 when the log already held every entry.
         """
-        log = self._entries
+        log, base = self._entries, self.snapshot_index
         for k, e in enumerate(entries):
             i = prev_log_index + 1 + k
-            if i <= len(log):
-                if log[i - 1].term == e.term:
+            if i <= base:
+                continue
+            if i <= base + len(log):
+                if log[i - base - 1].term == e.term:
                     continue
-                del log[i - 1 :]
+                del log[i - base - 1 :]
             log.extend(entries[k:])
-            self.last_index = len(log)
+            self.last_index = base + len(log)
             return i
         return 0
+
+    # -- log compaction (§7) --------------------------------------------------
+    def compact(self, index: int) -> None:
+        """Drop the entries up to ``index``: a snapshot now replaces them (§7)."""
+        if not self.snapshot_index <= index <= self.last_index:
+            raise IndexError(
+                f"compact needs an index in {self.snapshot_index}..{self.last_index}, got {index}"
+            )
+        term = self.term(index)
+        del self._entries[: index - self.snapshot_index]
+        self.snapshot_index, self.snapshot_term = index, term  # last_index stays
+
+    def restore(self, index: int, term: int) -> bool:
+        """Make a snapshot that ends at (``index``, ``term``) the start of the log (Figure 13, receiver steps 6-7).
+
+        "If existing log entry has same index and term as snapshot's last
+        included entry, retain log entries following it"; otherwise "discard
+        the entire log". Returns True if entries were kept.
+        """
+        keep = self.snapshot_index < index <= self.last_index and self.term(index) == term
+        if keep:
+            del self._entries[: index - self.snapshot_index]
+        else:
+            self._entries.clear()
+        self.snapshot_index, self.snapshot_term = index, term
+        self.last_index = index + len(self._entries)
+        return keep
 
     # -- where a leader and a follower disagree (end of §5.3) ----------------
     def conflict_hint(self, index: int) -> tuple[int, int | None]:
@@ -148,8 +224,8 @@ class RaftLog:
         term it holds at ``index`` and the first index of that term, so the
         leader can skip the whole term in one round trip.
         """
-        if index > len(self._entries):
-            return len(self._entries) + 1, None
+        if index > self.last_index:
+            return self.last_index + 1, None
         term = self.term(index)
         return self.first_index_of_term(index), term
 
@@ -166,26 +242,31 @@ class RaftLog:
         return conflict_index
 
     def first_index_of_term(self, index: int) -> int:
-        """The first index of the run of entries that share the term of ``index``."""
-        term = self.term(index)
+        """The first index held of the run of entries that share the term of ``index``."""
+        term, base, log = self.term(index), self.snapshot_index, self._entries
         i = index
-        while i > 1 and self._entries[i - 2].term == term:
+        while i > base + 1 and log[i - base - 2].term == term:
             i -= 1
         return i
 
     def last_index_of_term(self, term: int) -> int:
-        """The last index holding an entry of ``term``, or 0 if there is none."""
-        for i in range(len(self._entries), 0, -1):
-            t = self._entries[i - 1].term
+        """The last index holding an entry of ``term`` (the snapshot's last one counts), or 0 if there is none."""
+        base, log = self.snapshot_index, self._entries
+        for i in range(len(log), 0, -1):
+            t = log[i - 1].term
             if t == term:
-                return i
+                return base + i
             if t < term:  # terms never decrease along a log
                 return 0
-        return 0
+        return base if base and self.snapshot_term == term else 0
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, RaftLog):
-            return self._entries == other._entries
+            return (
+                self.snapshot_index == other.snapshot_index
+                and self.snapshot_term == other.snapshot_term
+                and self._entries == other._entries
+            )
         if isinstance(other, (list, tuple)):
             return self._entries == list(other)
         return NotImplemented
@@ -193,13 +274,14 @@ class RaftLog:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        if len(self._entries) > 12:
-            head = ", ".join(f"{i}:t{e.term}" for i, e in enumerate(self._entries[:4], 1))
-            n = len(self._entries)
-            tail = ", ".join(f"{i}:t{e.term}" for i, e in enumerate(self._entries[-4:], n - 3))
-            return f"RaftLog([{head}, ..., {tail}], {n} entries)"
+        first, n = self.first_index, len(self._entries)
+        snap = f"snapshot to {self.snapshot_index}:t{self.snapshot_term}, " if self.snapshot_index else ""
+        if n > 12:
+            head = ", ".join(f"{i}:t{e.term}" for i, e in enumerate(self._entries[:4], first))
+            tail = ", ".join(f"{i}:t{e.term}" for i, e in enumerate(self._entries[-4:], self.last_index - 3))
+            return f"RaftLog({snap}[{head}, ..., {tail}], {n} entries)"
         return (
-            "RaftLog(["
-            + ", ".join(f"{i}:t{e.term} {e.command!r}" for i, e in enumerate(self._entries, 1))
+            f"RaftLog({snap}["
+            + ", ".join(f"{i}:t{e.term} {e.command!r}" for i, e in enumerate(self._entries, first))
             + "])"
         )

@@ -11,6 +11,20 @@ Field names follow the figure, in snake case. Two extensions are marked:
 * :class:`ClientRequest` / :class:`ClientReply` are the client protocol of
   §8: a client id and a sequence number let the state machine apply a retried
   command at most once.
+
+What production Rafts add (Ongaro's dissertation, cited as "diss."), each
+marked where it is declared:
+
+* :class:`InstallSnapshot` and its reply (Figure 13, §7), with the
+  :class:`Snapshot` they carry: log compaction;
+* :class:`PreVote` and its reply (diss. §9.6): ask before starting an election;
+* ``round`` on :class:`AppendEntries` and its reply (diss. §6.4): which round of
+  heartbeats an answer acknowledges, so a leader can confirm it still leads
+  before it answers a read;
+* :class:`Configuration`, a log command (diss. §4): which servers vote and
+  which only learn;
+* :class:`TimeoutNow` and ``leadership_transfer`` on :class:`RequestVote`
+  (diss. §3.10, §4.2.3): handing leadership over on purpose.
 """
 
 from __future__ import annotations
@@ -26,11 +40,18 @@ __all__ = [
     "AppendEntriesReply",
     "ClientReply",
     "ClientRequest",
+    "Configuration",
+    "InstallSnapshot",
+    "InstallSnapshotReply",
     "KVCommand",
     "LogEntry",
     "NoOp",
+    "PreVote",
+    "PreVoteReply",
     "RequestVote",
     "RequestVoteReply",
+    "Snapshot",
+    "TimeoutNow",
 ]
 
 
@@ -62,6 +83,29 @@ class LogEntry:
 
 
 @message
+class Configuration:
+    """A log command naming the servers of the cluster (diss. §4.1).
+
+    ``voters`` elect leaders and count for commitment; ``learners`` receive
+    the log but do neither (diss. §4.2.1: a new server catches up as a
+    non-voting member before it counts). A server uses the latest
+    configuration in its log, committed or not (diss. §4.1).
+    """
+
+    voters: tuple[str, ...]
+    learners: tuple[str, ...] = ()
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Every server of the configuration, voters first."""
+        return self.voters + self.learners
+
+    def __repr__(self) -> str:
+        learners = f" learners={list(self.learners)}" if self.learners else ""
+        return f"config(voters={list(self.voters)}{learners})"
+
+
+@message
 class KVCommand:
     """A key-value operation from client ``client`` with sequence number ``seq``.
 
@@ -81,6 +125,8 @@ class RequestVote:
     candidate_id: str
     last_log_index: int
     last_log_term: int
+    # Diss. §4.2.3: "I have permission to disrupt the leader; it told me to!" (set after a TimeoutNow, §3.10).
+    leadership_transfer: bool = False
 
 
 @message
@@ -89,6 +135,30 @@ class RequestVoteReply:
 
     term: int
     vote_granted: bool
+
+
+@message
+class PreVote:
+    """Diss. §9.6: "would you vote for me in term ``next_term``?", asked *before* a real election.
+
+    The field is not called ``term`` on purpose: the receiver does not adopt
+    it (Figure 2's "if RPC request contains term T > currentTerm" rule is for
+    real terms), and neither does the sender until a majority says yes.
+    """
+
+    next_term: int
+    candidate_id: str
+    last_log_index: int
+    last_log_term: int
+
+
+@message
+class PreVoteReply:
+    """The answer to a :class:`PreVote`: ``term`` is the receiver's current term; ``next_term`` echoes the request's."""
+
+    term: int
+    vote_granted: bool
+    next_term: int
 
 
 @message
@@ -101,6 +171,8 @@ class AppendEntries:
     prev_log_term: int
     entries: tuple[LogEntry, ...]
     leader_commit: int
+    # Diss. §6.4: the leader's current round of heartbeats; the reply echoes it.
+    round: int = 0
 
 
 @message
@@ -128,6 +200,61 @@ class AppendEntriesReply:
     match_index: int = 0
     conflict_index: int = 0
     conflict_term: int | None = None
+    round: int = 0  # echoes the request's round (diss. §6.4)
+
+
+@message
+class Snapshot:
+    """A state machine's state as of a log index (§7, Figure 12).
+
+    ``last_included_index`` and ``last_included_term`` name the last entry the
+    snapshot replaces; ``state`` is what :meth:`StateMachine.snapshot` returned
+    (immutable); ``configuration`` is the latest configuration as of that
+    index (§7: "the snapshot also includes the latest configuration").
+    """
+
+    last_included_index: int
+    last_included_term: int
+    state: Any
+    configuration: Configuration
+
+
+@message
+class InstallSnapshot:
+    """InstallSnapshot RPC arguments (Figure 13), sent by a leader to a follower it cannot
+    bring up to date with AppendEntries because the entries it needs were compacted (§7).
+
+    The snapshot travels in one message: Figure 13's ``offset`` and ``done``
+    (chunks) are left out. ``round`` is as on :class:`AppendEntries`.
+    """
+
+    term: int
+    leader_id: str
+    last_included_index: int
+    last_included_term: int
+    data: Any
+    configuration: Configuration
+    round: int = 0
+
+
+@message
+class InstallSnapshotReply:
+    """InstallSnapshot RPC results (Figure 13): ``term``, plus the request's ``term``
+    (``request_term``), ``last_included_index`` and ``round`` echoed so the leader
+    knows what was installed, and for which of its requests."""
+
+    term: int
+    request_term: int
+    last_included_index: int
+    round: int = 0
+
+
+@message
+class TimeoutNow:
+    """Diss. §3.10: the leader tells a caught-up follower to start an election at once."""
+
+    term: int
+    leader_id: str
 
 
 @message

@@ -14,12 +14,32 @@ truncate in :mod:`labkit.raft.log`, a leader's per-follower ``next_index`` /
 subclasses in :mod:`labkit.raft.bugs`; the checks of Figure 3 are in
 :mod:`labkit.raft.invariants`.
 
+What production Rafts add follows Figure 2, each part under its own heading
+below and switched by :class:`RaftConfig` where it changes behaviour (Ongaro's
+dissertation is cited as "diss."):
+
+* log compaction (§7, Figure 13): snapshots, InstallSnapshot
+  (``snapshot_threshold``; bookkeeping in :mod:`labkit.raft.snapshot`);
+* PreVote (diss. §9.6, ``pre_vote``) and CheckQuorum (diss. §6.2, §9.6,
+  ``check_quorum``, with the vote-refusal rule of diss. §4.2.3);
+* reads without the log: ReadIndex and leases (diss. §6.4, ``read_mode``;
+  mechanics in :mod:`labkit.raft.reads`);
+* membership changes one server at a time, new servers catching up as
+  learners (diss. chapter 4; mechanics in :mod:`labkit.raft.membership`);
+* leadership transfer (diss. §3.10).
+
 Durability (Figure 2, "Persistent state on all servers"): ``current_term``,
-``voted_for`` and the log are written with ``ctx.persist`` before any message
-that depends on them is sent. The simulator's :class:`~labkit.sim.Effects`
-applies persists before sends, so a vote or an acknowledgement is never
-forgotten by a crash. ``commit_index``, ``last_applied`` and the leader's
-progress per follower are volatile and rebuilt after a restart.
+``voted_for`` and the log (and the latest snapshot) are written with
+``ctx.persist`` before any message that depends on them is sent. The
+simulator's :class:`~labkit.sim.Effects` applies persists before sends, so a
+vote or an acknowledgement is never forgotten by a crash. ``commit_index``,
+``last_applied`` and the leader's progress per follower are volatile and
+rebuilt after a restart.
+
+Time: election and heartbeat timers are the driver's timers; every "how long
+since" a rule asks (the lease, CheckQuorum, whether a leader was heard from
+lately, a learner's catch-up round) is measured on the server's own clock,
+``ctx.clock()``, which the simulator can skew and make drift.
 
 Dispatch follows etcd's raft: one table from message type to the method
 holding its rule, one from timer name to method; the role decides inside a
@@ -34,26 +54,53 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from labkit import validation as valid
+from labkit.raft import snapshot as snapshots
 from labkit.raft.log import RaftLog
+from labkit.raft.membership import CatchUp, Membership, Outcome, single_server_change
 from labkit.raft.messages import (
     NOOP,
     AppendEntries,
     AppendEntriesReply,
     ClientReply,
     ClientRequest,
+    Configuration,
+    InstallSnapshot,
+    InstallSnapshotReply,
     KVCommand,
     LogEntry,
+    NoOp,
+    PreVote,
+    PreVoteReply,
     RequestVote,
     RequestVoteReply,
+    Snapshot,
+    TimeoutNow,
 )
 from labkit.raft.progress import Progress, quorum_match_index
+from labkit.raft.reads import PendingRead, ReadMode, ReadQueue, Rounds
 from labkit.raft.state_machine import KVStore, StateMachine
 from labkit.sim import Context, Node
 
-__all__ = ["RaftConfig", "RaftNode", "Role", "ELECTION_TIMER", "HEARTBEAT_TIMER"]
+__all__ = [
+    "RaftConfig",
+    "RaftNode",
+    "ReadMode",
+    "Role",
+    "ELECTION_TIMER",
+    "HEARTBEAT_TIMER",
+    "SNAPSHOT_TIMER",
+    "QUORUM_TIMER",
+    "TRANSFER_TIMER",
+]
 
 ELECTION_TIMER = "election"
 HEARTBEAT_TIMER = "heartbeat"
+SNAPSHOT_TIMER = "snapshot"
+QUORUM_TIMER = "check-quorum"
+TRANSFER_TIMER = "transfer"
+
+# Commands that are Raft's own: they are in the log but never reach the state machine.
+RAFT_COMMANDS = (NoOp, Configuration)
 
 
 class Role(Enum):
@@ -73,12 +120,34 @@ class RaftConfig:
     ``low`` so a healthy leader is never suspected. ``max_entries`` bounds how
     many entries one AppendEntries carries. ``noop`` makes a new leader append
     a no-op entry (§8).
+
+    What production Rafts add, all off by default (the plain algorithm of the paper):
+
+    * ``snapshot_threshold``: a server snapshots its state machine and compacts
+      its log once that many applied entries pile up (§7); None never compacts;
+    * ``pre_vote``: ask for pre-votes before raising the term (diss. §9.6);
+    * ``check_quorum``: a leader that has not heard from a majority for an
+      election timeout steps down, and a server that has heard from a leader
+      within the minimum election timeout ignores vote requests (diss. §6.2,
+      §9.6, §4.2.3);
+    * ``read_mode``: how a leader answers reads (:class:`ReadMode`: through the
+      log, ReadIndex or lease; diss. §6.4). ``LEASE`` needs ``check_quorum``;
+    * ``max_clock_drift``: the bound a lease trusts, as a fraction (0.01: any
+      clock gains or loses at most 1 % against true time, diss. §6.4.1);
+    * ``catch_up_rounds``: how many rounds a new server gets to catch up
+      before the leader gives up adding it (diss. §4.2.1).
     """
 
     election_timeout: tuple[float, float] = (0.15, 0.30)
     heartbeat_interval: float = 0.05
     max_entries: int = 64
     noop: bool = True
+    snapshot_threshold: int | None = None
+    pre_vote: bool = False
+    check_quorum: bool = False
+    read_mode: ReadMode = ReadMode.LOG
+    max_clock_drift: float = 0.01
+    catch_up_rounds: int = 10
 
     def __post_init__(self) -> None:
         et = self.election_timeout
@@ -94,19 +163,53 @@ class RaftConfig:
             )
         valid.integer("max_entries", self.max_entries, ge=1)
         valid.boolean("noop", self.noop)
+        valid.integer("snapshot_threshold", self.snapshot_threshold, ge=1, none=True)
+        valid.boolean("pre_vote", self.pre_vote)
+        valid.boolean("check_quorum", self.check_quorum)
+        mode = valid.enum_member("read_mode", self.read_mode, ReadMode)
+        drift = valid.number("max_clock_drift", self.max_clock_drift, ge=0, lt=1, note="a fraction")
+        valid.integer("catch_up_rounds", self.catch_up_rounds, ge=1)
+        if mode is ReadMode.LEASE and not self.check_quorum:
+            raise ValueError(
+                "read_mode LEASE needs check_quorum=True: a lease holds only if followers refuse to vote "
+                "while they hear from a leader (diss. §4.2.3, §6.4.1)"
+            )
         object.__setattr__(self, "election_timeout", (low, high))
         object.__setattr__(self, "heartbeat_interval", hb)
+        object.__setattr__(self, "read_mode", mode)
+        object.__setattr__(self, "max_clock_drift", drift)
+
+    @property
+    def lease_duration(self) -> float:
+        """How long a confirmed round of heartbeats lets a leader serve lease reads, on its own clock.
+
+        No follower that acknowledged the round votes for another leader until
+        the minimum election timeout has passed on *its* clock (diss. §4.2.3).
+        The leader's clock may run slow by ``max_clock_drift`` and a follower's
+        fast by as much, so the lease is the minimum election timeout shrunk by
+        both (diss. §6.4.1).
+        """
+        d = self.max_clock_drift
+        return self.election_timeout[0] * (1 - d) / (1 + d)
 
 
 class RaftNode(Node):
     """One Raft server. Field names follow Figure 2.
 
-    Persistent: ``current_term``, ``voted_for``, ``log`` (a 1-based :class:`RaftLog`).
+    Persistent: ``current_term``, ``voted_for``, ``log`` (a 1-based
+    :class:`RaftLog`) and ``snapshot`` (the latest, or None; §7).
     Volatile: ``commit_index``, ``last_applied``; on leaders ``progress``, one
     :class:`~labkit.raft.progress.Progress` per peer holding its ``next_index``
     and ``match_index``. Also kept: ``role``, ``leader_id`` (who this server
     believes leads, for client redirects), ``state_machine`` and ``applied``
-    (the commands applied since the last restart, no-ops left out).
+    (the commands of the log this server applied since it started: no-ops and
+    configurations left out, and none the snapshot replaced).
+
+    Membership (diss. §4): ``peers`` are the other servers of the latest
+    configuration in the log, ``voters`` those that vote (this server may be
+    one), ``quorum`` a majority of the voters. The first configuration is
+    ``peers`` as given to the constructor; a server that is not in it starts
+    outside the cluster, waiting to be added (diss. §4.2.1).
     """
 
     # Each message type and timer with the method holding its rule. Subclasses
@@ -117,10 +220,18 @@ class RaftNode(Node):
         AppendEntries: "handle_append_entries",
         AppendEntriesReply: "handle_append_entries_reply",
         ClientRequest: "handle_client_request",
+        InstallSnapshot: "handle_install_snapshot",
+        InstallSnapshotReply: "handle_install_snapshot_reply",
+        PreVote: "handle_pre_vote",
+        PreVoteReply: "handle_pre_vote_reply",
+        TimeoutNow: "handle_timeout_now",
     }
     TIMER_RULES: ClassVar[dict[str, str]] = {
         ELECTION_TIMER: "handle_election_timeout",
         HEARTBEAT_TIMER: "send_heartbeats",
+        SNAPSHOT_TIMER: "take_snapshot",
+        QUORUM_TIMER: "check_quorum",
+        TRANSFER_TIMER: "abort_transfer",
     }
     _on_message: ClassVar[dict[type, Callable[..., None]]]
     _on_timer: ClassVar[dict[str, Callable[..., None]]]
@@ -142,31 +253,43 @@ class RaftNode(Node):
         state_machine: Callable[[], StateMachine] = KVStore,
     ) -> None:
         super().__init__(node_id)
-        # peers: the other servers' ids; config: a RaftConfig; state_machine: a factory.
+        # peers: the servers of the first configuration; config: a RaftConfig; state_machine: a factory.
         if isinstance(peers, (str, bytes)) or not isinstance(peers, Iterable):
             raise valid.ArgumentTypeError(
                 f"peers must be a collection of server ids, got {valid.shown(peers)}"
             )
-        self.peers = tuple(valid.string("peers[i]", p) for p in peers if p != node_id)
-        self.quorum = (len(self.peers) + 1) // 2 + 1  # a majority of the whole cluster: votes or replicas
+        servers = tuple(dict.fromkeys(valid.string("peers[i]", p) for p in peers))
         self.config = valid.instance("config", config, RaftConfig, none=True) or RaftConfig()
         if not callable(state_machine):
             raise valid.ArgumentTypeError(
                 f"state_machine must be a factory, got {valid.shown(state_machine)}"
             )
+        self.membership = Membership(Configuration(servers))
+        self.voters: tuple[str, ...] = ()
+        self.peers: tuple[str, ...] = ()
+        self.quorum = 1
+        self._use_configuration()
         # Persistent state (loaded in on_start).
         self.current_term = 0
         self.voted_for: str | None = None
         self.log = RaftLog()
+        self.snapshot: Snapshot | None = None
         # Volatile state. Invariant: last_applied <= commit_index.
         self.commit_index = 0
         self.last_applied = 0
         self.role = Role.FOLLOWER
         self.leader_id: str | None = None
+        self.leader_contact = -1e18  # when this server last heard from leader_id (its clock)
         self.votes: set[str] = set()
+        self.pre_votes: set[str] = set()  # while asking for pre-votes (diss. §9.6)
         # Leader state, reinitialized after election.
         self.progress: dict[str, Progress] = {}
+        self._voter_progress: list[Progress] = []
         self._waiting: dict[int, tuple[str, int, int]] = {}  # log index -> (client, seq, term)
+        self.rounds = Rounds(0.0)  # rounds of heartbeats (diss. §6.4)
+        self.reads = ReadQueue()  # reads answered without the log
+        self.catching_up: dict[str, CatchUp] = {}  # learners being brought up to date (diss. §4.2.1)
+        self.transfer: str | None = None  # the server leadership is being handed to (diss. §3.10)
         self.state_machine: StateMachine = state_machine()
         self.applied: list[Any] = []
 
@@ -180,19 +303,38 @@ class RaftNode(Node):
         """Figure 2's ``matchIndex[]`` (leaders): for each peer, the highest entry known replicated on it."""
         return {p: pr.match_index for p, pr in self.progress.items()}
 
+    @property
+    def configuration(self) -> Configuration:
+        """The latest configuration in this server's log, committed or not (diss. §4.1)."""
+        return self.membership.current
+
     # ------------------------------------------------------------------
     # Driver entry points
     # ------------------------------------------------------------------
     def on_start(self, ctx: Context) -> None:
-        """Boot or reboot: recover the persistent state, start as a follower (§5.2)."""
+        """Boot or reboot: recover the persistent state, start as a follower (§5.2).
+
+        With a snapshot (§7) the state machine starts from it, and everything
+        it replaced counts as committed and applied.
+        """
         st = ctx.storage
         self.current_term = st.get("current_term", 0)
         self.voted_for = st.get("voted_for")
-        self.log = RaftLog(st[("log", i)] for i in range(1, st.get("log_length", 0) + 1))
+        self.snapshot, self.log = snapshots.load_log(st)
+        if self.snapshot is not None:
+            s = self.snapshot
+            self.state_machine.restore(s.state)
+            self.commit_index = self.last_applied = s.last_included_index
+            self.membership.restored(s.configuration, s.last_included_index, self.log)
+        else:
+            self.membership.logged(1, self.log)
+        self._use_configuration()
         self._note_role(ctx)
         self.reset_election_timer(ctx)
 
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:
+        if type(msg) is RequestVote and self.ignores_vote_request(ctx, msg):
+            return
         # Rules for Servers, All Servers: "If RPC request or response contains
         # term T > currentTerm: set currentTerm = T, convert to follower (§5.1)".
         term = getattr(msg, "term", None)
@@ -210,43 +352,60 @@ class RaftNode(Node):
     # Public operations (called through Simulator.call)
     # ------------------------------------------------------------------
     def submit(self, ctx: Context, command: Any) -> tuple[int, int] | None:
-        """Append ``command`` if this server leads: ``(index, term)``, else ``None`` (§5.3)."""
-        if self.role is not Role.LEADER:
+        """Append ``command`` if this server leads: ``(index, term)``, else ``None`` (§5.3).
+
+        A leader handing its leadership over takes nothing new (diss. §3.10).
+        """
+        if self.role is not Role.LEADER or self.transfer is not None:
             return None
         return self.append_new_entry(ctx, command), self.current_term
 
     # ------------------------------------------------------------------
     # Elections (§5.2)
     # ------------------------------------------------------------------
-    def start_election(self, ctx: Context) -> None:
+    def start_election(self, ctx: Context, transfer: bool = False) -> None:
         """Candidates: "On conversion to candidate, start election" (Figure 2, §5.2).
 
         Increment currentTerm; vote for self; reset election timer; send
-        RequestVote RPCs to all other servers.
+        RequestVote RPCs to all other servers (the voters; diss. §4). After a
+        TimeoutNow (``transfer``), the requests say the leader asked for it
+        (diss. §3.10).
         """
         self.role = Role.CANDIDATE
         self.current_term += 1
         self.voted_for = self.node_id
         self.leader_id = None
         self.votes = {self.node_id}
+        self.pre_votes = set()
         self._waiting.clear()
         ctx.persist("current_term", self.current_term)
         ctx.persist("voted_for", self.voted_for)
         ctx.cancel_timer(HEARTBEAT_TIMER)
         self._note_role(ctx)
         self.reset_election_timer(ctx)
-        if len(self.votes) >= self.quorum:  # a cluster of one
+        if self.has_quorum(self.votes):  # a cluster of one
             self.become_leader(ctx)
             return
-        req = RequestVote(self.current_term, self.node_id, self.log.last_index, self.log.last_term)
-        for p in self.peers:
-            ctx.send(p, req)
+        req = RequestVote(self.current_term, self.node_id, self.log.last_index, self.log.last_term, transfer)
+        for p in self.voters:
+            if p != self.node_id:
+                ctx.send(p, req)
 
     def handle_election_timeout(self, ctx: Context) -> None:
         """Followers and candidates: "If election timeout elapses without receiving AppendEntries
         RPC from current leader or granting vote to candidate: convert to candidate" (Figure 2);
-        a candidate whose election times out starts a new one."""
-        if self.role is not Role.LEADER:
+        a candidate whose election times out starts a new one.
+
+        With ``pre_vote`` a pre-vote comes first (diss. §9.6). A server that is
+        not a voter never campaigns (diss. §4.2.1).
+        """
+        if self.role is Role.LEADER:
+            return
+        if self.node_id not in self.voters:
+            self.reset_election_timer(ctx)
+        elif self.config.pre_vote:
+            self.start_pre_vote(ctx)
+        else:
             self.start_election(ctx)
 
     def reset_election_timer(self, ctx: Context) -> None:
@@ -287,8 +446,12 @@ class RaftNode(Node):
         if self.role is not Role.CANDIDATE or m.term != self.current_term or not m.vote_granted:
             return
         self.votes.add(src)
-        if len(self.votes) >= self.quorum:
+        if self.has_quorum(self.votes):
             self.become_leader(ctx)
+
+    def has_quorum(self, servers: set[str]) -> bool:
+        """Whether ``servers`` include a majority of the voters."""
+        return sum(1 for v in self.voters if v in servers) >= self.quorum
 
     # ------------------------------------------------------------------
     # Role changes
@@ -303,10 +466,16 @@ class RaftNode(Node):
             ctx.persist("current_term", term)
             ctx.persist("voted_for", None)
         self.role = Role.FOLLOWER
+        self.pre_votes = set()
         self._waiting.clear()  # clients retry; another leader will answer
         self._note_role(ctx)
         if was_leader:
-            ctx.cancel_timer(HEARTBEAT_TIMER)
+            self.leader_id = None
+            self.reads.clear()
+            self.catching_up.clear()
+            self.transfer = None
+            for timer in (HEARTBEAT_TIMER, QUORUM_TIMER, TRANSFER_TIMER):
+                ctx.cancel_timer(timer)
             self.reset_election_timer(ctx)
 
     def become_leader(self, ctx: Context) -> None:
@@ -317,6 +486,12 @@ class RaftNode(Node):
         self.role = Role.LEADER
         self.leader_id = self.node_id
         self.progress = {p: Progress(self.log.last_index + 1) for p in self.peers}
+        self._voter_progress = [self.progress[v] for v in self.voters if v in self.progress]
+        self.rounds = Rounds(ctx.clock())
+        self.reads.clear()
+        self.transfer = None
+        now = ctx.clock()
+        self.catching_up = {s: CatchUp(s, self.log.last_index, now) for s in self.configuration.learners}
         ctx.cancel_timer(ELECTION_TIMER)
         self._note_role(ctx)
         if self.config.noop:
@@ -325,6 +500,8 @@ class RaftNode(Node):
             for p in self.peers:
                 self.send_append_entries(ctx, p)
         ctx.set_timer(HEARTBEAT_TIMER, self.config.heartbeat_interval)
+        if self.config.check_quorum:
+            ctx.set_timer(QUORUM_TIMER, self.config.heartbeat_interval)
 
     def _note_role(self, ctx: Context) -> None:
         ctx.note("role", role=self.role.value, term=self.current_term)
@@ -337,10 +514,14 @@ class RaftNode(Node):
 
         Followers with no AppendEntries on its way get it at once; for the
         others it travels with the next message (:mod:`labkit.raft.progress`).
+        A configuration takes effect as soon as it is in the log (diss. §4.1).
         """
         self.log.append((LogEntry(self.current_term, command),))
         index = self.log.last_index
         self._persist_log(ctx, index)
+        if type(command) is Configuration:
+            self.membership.logged(index, self.log.entries(index))
+            self.use_configuration(ctx)
         for p, pr in self.progress.items():
             if not pr.busy:
                 self.send_append_entries(ctx, p)
@@ -349,14 +530,26 @@ class RaftNode(Node):
 
     def send_append_entries(self, ctx: Context, peer: str) -> None:
         """Leaders: "If last log index >= nextIndex for a follower: send AppendEntries RPC
-        with log entries starting at nextIndex" (at most ``max_entries`` of them, §5.3)."""
+        with log entries starting at nextIndex" (at most ``max_entries`` of them, §5.3).
+
+        If the entries it needs were compacted, the follower gets the snapshot (§7).
+        """
         pr = self.progress[peer]
+        if pr.next_index <= self.log.snapshot_index:
+            self.send_snapshot(ctx, peer)
+            return
         prev = pr.next_index - 1
         entries = self.log.entries(pr.next_index, self.config.max_entries)
         ctx.send(
             peer,
             AppendEntries(
-                self.current_term, self.node_id, prev, self.log.term(prev), entries, self.commit_index
+                self.current_term,
+                self.node_id,
+                prev,
+                self.log.term(prev),
+                entries,
+                self.commit_index,
+                self.rounds.current,
             ),
         )
         pr.sent(prev, len(entries), ctx.now)
@@ -364,36 +557,59 @@ class RaftNode(Node):
     def send_heartbeats(self, ctx: Context) -> None:
         """Leaders: send AppendEntries "during idle periods to prevent election timeouts (§5.2)".
 
-        A follower with entries on their way gets an empty one (the same
-        consistency check, and the commit index); the others get what they
-        lack, which also resends a message presumed lost.
+        Each heartbeat begins a new round (diss. §6.4): the answers keep the
+        leader's lease and CheckQuorum's count of recent contact fresh.
         """
         if self.role is not Role.LEADER:
             return
+        self.start_round(ctx)
+        self.broadcast_append_entries(ctx)
+        ctx.set_timer(HEARTBEAT_TIMER, self.config.heartbeat_interval)
+
+    def broadcast_append_entries(self, ctx: Context) -> None:
+        """An AppendEntries to every follower now.
+
+        A follower with entries (or a snapshot) on their way gets an empty one
+        (the same consistency check, and the commit index); the others get
+        what they lack, which also resends a message presumed lost.
+        """
         now, interval = ctx.now, self.config.heartbeat_interval
         for p, pr in self.progress.items():
             if pr.awaiting_answer(now, interval):
-                prev = pr.next_index - 1
+                prev = max(pr.next_index - 1, self.log.snapshot_index)
                 ctx.send(
                     p,
                     AppendEntries(
-                        self.current_term, self.node_id, prev, self.log.term(prev), (), self.commit_index
+                        self.current_term,
+                        self.node_id,
+                        prev,
+                        self.log.term(prev),
+                        (),
+                        self.commit_index,
+                        self.rounds.current,
                     ),
                 )
             else:
                 self.send_append_entries(ctx, p)
-        ctx.set_timer(HEARTBEAT_TIMER, interval)
 
     def handle_append_entries_reply(self, ctx: Context, src: str, m: AppendEntriesReply) -> None:
         """Leaders (Figure 2): "If successful: update nextIndex and matchIndex for follower (§5.3).
         If AppendEntries fails because of log inconsistency: decrement nextIndex and retry (§5.3)."
+
+        Any answer to this term's request also shows ``src`` still follows
+        this leader (diss. §6.4).
         """
         if self.role is not Role.LEADER or m.term != self.current_term:
             return
-        pr = self.progress[src]
+        pr = self.progress.get(src)
+        if pr is None:  # no longer in the configuration
+            return
+        if m.request_term == self.current_term:
+            self.acknowledged(ctx, src, m.round)
         if m.success:
             if pr.update(m.match_index):
                 self.advance_commit_index(ctx)
+                self.log_grew(ctx, src)
             if pr.ready_for_more(m.match_index, self.log.last_index):
                 self.send_append_entries(ctx, src)
         elif pr.answers_probe(m, self.current_term):  # a stale failure is ignored
@@ -409,11 +625,15 @@ class RaftNode(Node):
 
         Only the highest N stored on a majority needs looking at: terms never
         decrease along the log, so if its term is not current, no lower one is.
+        The majority is of the voters; a leader that is removing itself does
+        not count its own log (diss. §4.2.2).
         """
-        n = quorum_match_index(self.log.last_index, self.progress.values(), self.quorum)
+        own = self.log.last_index if self.node_id in self.voters else 0
+        n = quorum_match_index(own, self._voter_progress, self.quorum)
         if n > self.commit_index and self.may_commit(n):
             self.commit_index = n
             self.apply_committed(ctx)
+            self.configuration_committed(ctx)
 
     def may_commit(self, index: int) -> bool:
         """Figure 8 (§5.4.2): an entry of an earlier term is committed only indirectly, by
@@ -428,24 +648,24 @@ class RaftNode(Node):
         term, prev = self.current_term, m.prev_log_index
         # 1. Reply false if term < currentTerm (§5.1): our term tells a stale leader to step down.
         if m.term < term:
-            ctx.send(src, AppendEntriesReply(term, False, m.term, prev))
+            ctx.send(src, AppendEntriesReply(term, False, m.term, prev, round=m.round))
             return
-        # From this term's leader. Candidates: "If AppendEntries RPC received from new
-        # leader: convert to follower"; followers hear from the leader: reset the election timer.
-        if self.role is not Role.FOLLOWER:
-            self.become_follower(ctx, m.term)
-        self.leader_id = m.leader_id
-        self.reset_election_timer(ctx)
+        self.recognize_leader(ctx, m.leader_id)
         # 2. Reply false if log doesn't contain an entry at prevLogIndex whose
         #    term matches prevLogTerm (§5.3); say where ours differs.
         if not self.log.matches(prev, m.prev_log_term):
             conflict_index, conflict_term = self.log.conflict_hint(prev)
-            ctx.send(src, AppendEntriesReply(term, False, term, prev, 0, conflict_index, conflict_term))
+            ctx.send(
+                src,
+                AppendEntriesReply(term, False, term, prev, 0, conflict_index, conflict_term, m.round),
+            )
             return
         # 3.-4. Delete conflicting entries, append any new ones not already in the log.
         first_written = self.log.maybe_append(prev, m.entries)
         if first_written:
             self._persist_log(ctx, first_written)
+            self.membership.logged(first_written, self.log.entries(first_written))
+            self.use_configuration(ctx)
         # 5. "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of
         #    last new entry)". Only ever raise it: a late message may name a last new entry
         #    below what this server already knows committed.
@@ -453,7 +673,17 @@ class RaftNode(Node):
         if min(m.leader_commit, last_new) > self.commit_index:
             self.commit_index = min(m.leader_commit, last_new)
             self.apply_committed(ctx)
-        ctx.send(src, AppendEntriesReply(term, True, term, prev, match_index=last_new))
+        ctx.send(src, AppendEntriesReply(term, True, term, prev, match_index=last_new, round=m.round))
+
+    def recognize_leader(self, ctx: Context, leader_id: str) -> None:
+        """A message from this term's leader. Candidates: "If AppendEntries RPC received from new
+        leader: convert to follower" (Figure 2); followers hear from the leader: reset the election timer."""
+        if self.role is not Role.FOLLOWER:
+            self.become_follower(ctx, self.current_term)
+        self.leader_id = leader_id
+        self.leader_contact = ctx.clock()
+        self.pre_votes = set()
+        self.reset_election_timer(ctx)
 
     def _persist_log(self, ctx: Context, first: int) -> None:
         """Write the log from index ``first`` to its end, and its length."""
@@ -472,19 +702,31 @@ class RaftNode(Node):
         for entry in self.log.entries(self.last_applied + 1, limit - self.last_applied):
             self.last_applied += 1
             result = None
-            if entry.command is not NOOP:
+            if not isinstance(entry.command, RAFT_COMMANDS):
                 result = self.state_machine.apply(entry.command)
                 self.applied.append(entry.command)
             waiting = self._waiting.pop(self.last_applied, None)
             if waiting is not None and waiting[2] == entry.term:
                 ctx.send(waiting[0], ClientReply(waiting[1], True, result))
+        if snapshots.due(self.config.snapshot_threshold, self.last_applied, self.log):
+            ctx.set_timer(SNAPSHOT_TIMER, 0.0)  # compaction runs as a step of its own (§7)
+        if self.reads:
+            self.answer_reads(ctx)
 
     def handle_client_request(self, ctx: Context, src: str, m: ClientRequest) -> None:
         """Leaders: "If command received from client: append entry to local log, respond after
         entry applied to state machine (§5.3)". Others name the leader they know (§8); a retried
-        command is answered from the state machine's session table, not applied twice (§8)."""
-        if self.role is not Role.LEADER:
-            ctx.send(src, ClientReply(m.seq, False, leader_hint=self.leader_id))
+        command is answered from the state machine's session table, not applied twice (§8).
+
+        A leader handing over its leadership refuses (diss. §3.10); reads may skip
+        the log (``read_mode``, diss. §6.4).
+        """
+        if self.role is not Role.LEADER or self.transfer is not None:
+            hint = None if self.role is Role.LEADER else self.leader_id
+            ctx.send(src, ClientReply(m.seq, False, leader_hint=hint))
+            return
+        if self.config.read_mode is not ReadMode.LOG and self.state_machine.is_read(m.op):
+            self.serve_read(ctx, src, m)
             return
         seen, result = self.state_machine.duplicate(m.client, m.seq)
         if seen:
@@ -493,6 +735,381 @@ class RaftNode(Node):
         # Remember who waits before appending: a cluster of one applies at once.
         self._waiting[self.log.last_index + 1] = (src, m.seq, self.current_term)
         self.append_new_entry(ctx, KVCommand(m.client, m.seq, m.op))
+
+    # ------------------------------------------------------------------
+    # Log compaction (§7, Figures 12 and 13)
+    # ------------------------------------------------------------------
+    def take_snapshot(self, ctx: Context) -> None:
+        """§7: "Each server takes snapshots independently, covering just the committed entries in its
+        log": the state machine's state at ``last_applied``, with the latest configuration as of that
+        index, replaces the log up to there.
+
+        It runs as a timer step of its own right after the apply that made it
+        due (as real servers snapshot in the background, diss. §5.1.3).
+        """
+        index = self.last_applied
+        if index <= self.log.snapshot_index:
+            return
+        first = self.log.first_index
+        s = Snapshot(index, self.log.term(index), self.state_machine.snapshot(), self.membership.at(index))
+        self._drop_applied(
+            sum(1 for e in self.log[first : index + 1] if not isinstance(e.command, RAFT_COMMANDS))
+        )
+        self.log.compact(index)
+        self.membership.compacted(index)
+        self.snapshot = s
+        snapshots.persist_snapshot(ctx, s, first, index)
+        ctx.note("snapshot", index=index, term=s.last_included_term)
+
+    def _drop_applied(self, count: int) -> None:
+        del self.applied[:count]
+
+    def send_snapshot(self, ctx: Context, peer: str) -> None:
+        """Leaders (§7): "the leader must occasionally send snapshots to followers that lag behind",
+        those whose next entry it has already discarded."""
+        s = self.snapshot
+        assert s is not None, "a log compacted without a snapshot"
+        ctx.send(
+            peer,
+            InstallSnapshot(
+                self.current_term,
+                self.node_id,
+                s.last_included_index,
+                s.last_included_term,
+                s.state,
+                s.configuration,
+                self.rounds.current,
+            ),
+        )
+        self.progress[peer].sent_snapshot(s.last_included_index, ctx.now)
+
+    def handle_install_snapshot(self, ctx: Context, src: str, m: InstallSnapshot) -> None:
+        """InstallSnapshot RPC, receiver implementation (Figure 13).
+
+        1. Reply immediately if term < currentTerm.
+        2.-5. (The snapshot travels whole: no chunks to gather.)
+        6.-8. Install it, unless it holds nothing this server has not committed.
+        """
+        reply = InstallSnapshotReply(self.current_term, m.term, m.last_included_index, m.round)
+        if m.term < self.current_term:
+            ctx.send(src, reply)
+            return
+        self.recognize_leader(ctx, m.leader_id)
+        if m.last_included_index > self.commit_index:
+            snapshot = Snapshot(m.last_included_index, m.last_included_term, m.data, m.configuration)
+            self.install_snapshot(ctx, snapshot)
+        ctx.send(src, reply)
+
+    def install_snapshot(self, ctx: Context, s: Snapshot) -> None:
+        """Figure 13, receiver steps 6-8: "If existing log entry has same index and term as snapshot's
+        last included entry, retain log entries following it"; else "discard the entire log";
+        "reset state machine using snapshot contents (and load snapshot's cluster configuration)"."""
+        index = s.last_included_index
+        first, last = self.log.first_index, self.log.last_index
+        kept = self.log.restore(index, s.last_included_term)
+        self.snapshot = s
+        self.state_machine.restore(s.state)
+        self.commit_index = self.last_applied = index
+        self.applied = []
+        self.membership.restored(s.configuration, index, self.log)
+        snapshots.persist_snapshot(ctx, s, first, index if kept else last)
+        if not kept:
+            ctx.persist("log_length", index)
+        self.use_configuration(ctx)
+        ctx.note("snapshot", index=index, term=s.last_included_term)
+
+    def handle_install_snapshot_reply(self, ctx: Context, src: str, m: InstallSnapshotReply) -> None:
+        """Leaders (§7): the follower now holds everything up to the snapshot's last included entry."""
+        if self.role is not Role.LEADER or m.term != self.current_term:
+            return
+        pr = self.progress.get(src)
+        if pr is None:
+            return
+        if m.request_term == self.current_term:
+            self.acknowledged(ctx, src, m.round)
+        if pr.update(m.last_included_index):
+            self.advance_commit_index(ctx)
+            self.log_grew(ctx, src)
+        if pr.ready_for_more(m.last_included_index, self.log.last_index):
+            self.send_append_entries(ctx, src)
+
+    # ------------------------------------------------------------------
+    # PreVote (diss. §9.6)
+    # ------------------------------------------------------------------
+    def start_pre_vote(self, ctx: Context) -> None:
+        """Diss. §9.6: "a candidate would first ask other servers whether its log was up-to-date
+        enough to get their vote"; only if a majority says yes does it raise its term and start a real
+        election. Its term stays put meanwhile, so a server that cannot win (cut off, or behind)
+        never drives the cluster's term up."""
+        self.pre_votes = {self.node_id}
+        self.reset_election_timer(ctx)
+        if self.has_quorum(self.pre_votes):
+            self.start_election(ctx)
+            return
+        req = PreVote(self.current_term + 1, self.node_id, self.log.last_index, self.log.last_term)
+        for p in self.voters:
+            if p != self.node_id:
+                ctx.send(p, req)
+
+    def handle_pre_vote(self, ctx: Context, src: str, m: PreVote) -> None:
+        """Diss. §9.6: a server agrees "if the candidate's log is sufficiently up-to-date, and the
+        voters have not received heartbeats from a valid leader for at least a baseline election
+        timeout". It changes no state either way."""
+        grant = (
+            m.next_term > self.current_term
+            and not self.hears_from_leader(ctx)
+            and self._log_is_up_to_date(m.last_log_term, m.last_log_index)
+        )
+        ctx.send(src, PreVoteReply(self.current_term, grant, m.next_term))
+
+    def handle_pre_vote_reply(self, ctx: Context, src: str, m: PreVoteReply) -> None:
+        """Pre-candidates: with pre-votes from a majority, start the real election (diss. §9.6)."""
+        if not self.pre_votes or m.next_term != self.current_term + 1 or not m.vote_granted:
+            return
+        self.pre_votes.add(src)
+        if self.has_quorum(self.pre_votes):
+            self.start_election(ctx)
+
+    def hears_from_leader(self, ctx: Context) -> bool:
+        """Whether this server heard from a leader within the minimum election timeout (a leader hears itself)."""
+        if self.role is Role.LEADER:
+            return True
+        return (
+            self.leader_id is not None and ctx.clock() - self.leader_contact < self.config.election_timeout[0]
+        )
+
+    # ------------------------------------------------------------------
+    # CheckQuorum (diss. §6.2, §9.6) and disruptive servers (diss. §4.2.3)
+    # ------------------------------------------------------------------
+    def check_quorum(self, ctx: Context) -> None:
+        """Diss. §6.2: "a leader steps down if an election timeout elapses without a successful round
+        of heartbeats to a majority of its cluster", so a leader cut off in a minority stops
+        accepting requests it can never commit."""
+        if self.role is not Role.LEADER:
+            return
+        if ctx.clock() - self.rounds.confirmed_at >= self.config.election_timeout[0]:
+            ctx.note("check-quorum", confirmed_at=self.rounds.confirmed_at)
+            self.become_follower(ctx, self.current_term)
+            return
+        ctx.set_timer(QUORUM_TIMER, self.config.heartbeat_interval)
+
+    def ignores_vote_request(self, ctx: Context, m: RequestVote) -> bool:
+        """Diss. §4.2.3 (with ``check_quorum``): "if a server receives a RequestVote request within the
+        minimum election timeout of hearing from a current leader, it does not update its term or
+        grant its vote", unless the leader itself asked for the election (§3.10)."""
+        return (
+            self.config.check_quorum
+            and m.term > self.current_term
+            and not m.leadership_transfer
+            and self.hears_from_leader(ctx)
+        )
+
+    # ------------------------------------------------------------------
+    # Reads without the log (§8; diss. §6.4)
+    # ------------------------------------------------------------------
+    def serve_read(self, ctx: Context, src: str, m: ClientRequest) -> None:
+        """Diss. §6.4, ReadIndex: "1. ... the leader saves its current commit index in a local
+        variable readIndex. 2. The leader needs to make sure it hasn't been superseded ... it issues
+        a new round of heartbeats and waits for their acknowledgments from a majority of the cluster.
+        3. The leader waits for its state machine to advance at least as far as the readIndex.
+        4. The leader issues the query against its state machine."
+
+        Step 1 waits, if need be, until the leader has committed an entry of its
+        term. A lease (diss. §6.4.1) replaces step 2 while it lasts.
+        """
+        read_index = self.commit_index if self.committed_in_term() else None
+        if self.config.read_mode is ReadMode.LEASE and read_index is not None and self.holds_lease(ctx):
+            round_ = None
+        else:
+            round_ = self.start_round(ctx)
+            self.broadcast_append_entries(ctx)
+        self.reads.add(PendingRead(src, m.seq, m.op, read_index, round_))
+        self.answer_reads(ctx)
+
+    def answer_reads(self, ctx: Context) -> None:
+        """Answer each waiting read whose round is confirmed and whose read index is applied."""
+        if self.committed_in_term():
+            self.reads.set_read_index(self.commit_index)
+        for r in self.reads.ready(self.rounds.confirmed, self.last_applied):
+            ctx.send(r.client, ClientReply(r.seq, True, self.state_machine.query(r.op)))
+
+    def committed_in_term(self) -> bool:
+        """Whether this leader has committed an entry of its own term (then its commit index is
+        at least every earlier leader's, §5.4.2 and §8)."""
+        return self.log.term(self.commit_index) == self.current_term
+
+    def start_round(self, ctx: Context) -> int:
+        """Begin a new round of heartbeats (diss. §6.4); the leader answers for itself at once."""
+        round_ = self.rounds.begin(ctx.clock())
+        self.acknowledged(ctx, self.node_id, round_)
+        return round_
+
+    def acknowledged(self, ctx: Context, server: str, round_: int) -> None:
+        """``server`` answered a message of round ``round_`` in this term: it followed this leader after
+        that round began. Once a majority has, reads waiting for that round may go on."""
+        if self.rounds.ack(server, round_, self.voters, self.node_id, self.quorum) and self.reads:
+            self.answer_reads(ctx)
+
+    def holds_lease(self, ctx: Context) -> bool:
+        """Diss. §6.4.1: after a round confirmed by a majority, no other leader can be elected for
+        the minimum election timeout, less what clocks may drift (``lease_duration``), measured on
+        this leader's clock from the start of that round. No lease while handing leadership over:
+        the new leader's election does not wait (diss. §3.10, §6.4.1)."""
+        return self.transfer is None and ctx.clock() < self.rounds.confirmed_at + self.config.lease_duration
+
+    # ------------------------------------------------------------------
+    # Membership changes, one server at a time (diss. chapter 4)
+    # ------------------------------------------------------------------
+    def add_server(self, ctx: Context, server: str) -> bool:
+        """Diss. §4.2.1: a new server joins as a learner: it receives the log but neither votes nor
+        counts for commitment, and becomes a voter once it has caught up. False if this server cannot
+        start a change now (not the leader, or the previous change is not committed yet)."""
+        valid.string("server", server)
+        conf = self.configuration
+        if server in conf.members:
+            raise ValueError(f"server {server!r} is already in the configuration {conf!r}")
+        new = Configuration(conf.voters, (*conf.learners, server))
+        if not self.change_configuration(ctx, new):
+            return False
+        self.catching_up[server] = CatchUp(server, self.log.last_index, ctx.clock())
+        return True
+
+    def remove_server(self, ctx: Context, server: str) -> bool:
+        """Diss. §4.2.2: append a configuration without ``server``. A leader may remove itself: it
+        steps down once that entry is committed. False if this server cannot start a change now."""
+        valid.string("server", server)
+        conf = self.configuration
+        if server not in conf.members:
+            raise ValueError(f"server must be one of {', '.join(conf.members)}, got {server!r}")
+        voters = tuple(v for v in conf.voters if v != server)
+        if not voters:
+            raise ValueError(f"removing {server!r} would leave no voters")
+        return self.change_configuration(
+            ctx, Configuration(voters, tuple(s for s in conf.learners if s != server))
+        )
+
+    def change_configuration(self, ctx: Context, new: Configuration) -> bool:
+        """Append configuration ``new`` if this leader may start a change now (diss. §4.1): the previous
+        configuration is committed and so is an entry of this term (diss. errata). ``new`` must be a
+        single-server change (:meth:`may_change_configuration`)."""
+        old = self.configuration
+        if not self.may_change_configuration(old, new):
+            raise ValueError(
+                f"{new!r} adds or removes more than one voter of {old!r}: change one server at a time "
+                "(diss. §4.1)"
+            )
+        if not self.can_start_change():
+            return False
+        self.append_new_entry(ctx, new)
+        return True
+
+    def can_start_change(self) -> bool:
+        """Whether this server leads and no configuration change is under way."""
+        return (
+            self.role is Role.LEADER
+            and self.transfer is None
+            and self.membership.index <= self.commit_index
+            and self.committed_in_term()
+        )
+
+    def may_change_configuration(self, old: Configuration, new: Configuration) -> bool:
+        """Diss. §4.1: one voter added or removed at a time, so every majority of the old voters
+        shares a server with every majority of the new ones."""
+        return single_server_change(old, new)
+
+    def use_configuration(self, ctx: Context) -> None:
+        """The latest configuration in the log changed: use it at once (diss. §4.1)."""
+        before = (self.voters, self.peers)
+        self._use_configuration()
+        if (self.voters, self.peers) == before:
+            return
+        if self.role is Role.LEADER:
+            for p in self.peers:
+                if p not in self.progress:
+                    self.progress[p] = Progress(self.log.last_index + 1)
+                    self.send_append_entries(ctx, p)
+            for p in [p for p in self.progress if p not in self.peers]:
+                del self.progress[p]
+                self.catching_up.pop(p, None)
+            self._voter_progress = [self.progress[v] for v in self.voters if v in self.progress]
+        conf = self.configuration
+        ctx.note("configuration", voters=conf.voters, learners=conf.learners)
+
+    def _use_configuration(self) -> None:
+        conf = self.membership.current
+        self.voters = conf.voters
+        self.peers = tuple(s for s in conf.members if s != self.node_id)
+        self.quorum = len(conf.voters) // 2 + 1
+
+    def configuration_committed(self, ctx: Context) -> None:
+        """The commit index moved: a leader removed by a committed configuration steps down
+        (diss. §4.2.2); caught-up learners may now be made voters (diss. §4.2.1)."""
+        if self.node_id not in self.voters and self.membership.index <= self.commit_index:
+            self.become_follower(ctx, self.current_term)
+        elif self.catching_up:
+            self.promote_learners(ctx)
+
+    def log_grew(self, ctx: Context, peer: str) -> None:
+        """``peer``'s log grew: it may be a learner finishing a round of catching up (diss. §4.2.1)
+        or the server leadership is being handed to (diss. §3.10)."""
+        cu = self.catching_up.get(peer)
+        if cu is not None and cu.outcome is None and self.progress[peer].match_index >= cu.round_end:
+            low = self.config.election_timeout[0]
+            cu.reached(ctx.clock(), self.log.last_index, low, self.config.catch_up_rounds)
+            self.promote_learners(ctx)
+        if peer == self.transfer:
+            self.send_timeout_now(ctx)
+
+    def promote_learners(self, ctx: Context) -> None:
+        """Diss. §4.2.1: a learner whose last round took less than an election timeout becomes a
+        voter; one that needed too many rounds is removed. One change at a time."""
+        for server, cu in list(self.catching_up.items()):
+            if cu.outcome is None or not self.can_start_change():
+                continue
+            conf = self.configuration
+            learners = tuple(s for s in conf.learners if s != server)
+            voters = (*conf.voters, server) if cu.outcome is Outcome.PROMOTE else conf.voters
+            del self.catching_up[server]
+            ctx.note("catch-up", server=server, outcome=cu.outcome.value, rounds=cu.rounds)
+            self.change_configuration(ctx, Configuration(voters, learners))
+
+    # ------------------------------------------------------------------
+    # Leadership transfer (diss. §3.10)
+    # ------------------------------------------------------------------
+    def transfer_leadership(self, ctx: Context, target: str) -> bool:
+        """Diss. §3.10: "1. The prior leader stops accepting new client requests. 2. The prior leader
+        fully updates the target server's log to match its own ... 3. The prior leader sends a
+        TimeoutNow request to the target server." False if this server does not lead."""
+        valid.string("target", target)
+        if self.role is not Role.LEADER:
+            return False
+        if target == self.node_id or target not in self.voters:
+            others = ", ".join(v for v in self.voters if v != self.node_id) or "none"
+            raise ValueError(f"target must be another voter ({others}), got {target!r}")
+        self.transfer = target
+        ctx.set_timer(TRANSFER_TIMER, self.config.election_timeout[0])
+        ctx.note("transfer", target=target)
+        self.send_timeout_now(ctx)
+        return True
+
+    def send_timeout_now(self, ctx: Context) -> None:
+        """Once the target's log matches the leader's, tell it to start an election (diss. §3.10)."""
+        target = self.transfer
+        if target is not None and self.progress[target].match_index == self.log.last_index:
+            ctx.send(target, TimeoutNow(self.current_term, self.node_id))
+
+    def handle_timeout_now(self, ctx: Context, src: str, m: TimeoutNow) -> None:
+        """Diss. §3.10: "Upon receiving TimeoutNow, the target server starts an election" at once,
+        without a pre-vote, and its RequestVotes say the leader asked for it (diss. §4.2.3)."""
+        if m.term == self.current_term and self.role is Role.FOLLOWER and self.node_id in self.voters:
+            self.start_election(ctx, transfer=True)
+
+    def abort_transfer(self, ctx: Context) -> None:
+        """Diss. §3.10: "If the transfer does not complete within about one election timeout, the
+        prior leader aborts the transfer and resumes accepting client requests."""
+        if self.role is Role.LEADER and self.transfer is not None:
+            ctx.note("transfer-aborted", target=self.transfer)
+            self.transfer = None
 
     def __repr__(self) -> str:
         return (

@@ -4,7 +4,8 @@ Figure 2 keeps two numbers per follower on a leader: ``nextIndex`` (the next
 entry to send) and ``matchIndex`` (the highest entry known replicated).
 :class:`Progress` holds them, with the leader's rules for moving them, and
 adds flow control in the manner of etcd's "inflight" limit: at most one
-AppendEntries *with entries* outstanding per follower.
+AppendEntries *with entries* (or one InstallSnapshot, §7) outstanding per
+follower.
 
 Entries appended while one is outstanding wait and travel together in the
 next message, sent as soon as the follower's answer arrives. A heartbeat to a
@@ -56,6 +57,11 @@ class Progress:
     def sent(self, prev_log_index: int, count: int, now: float) -> None:
         """Note an AppendEntries just sent from ``next_index`` with ``count`` entries."""
         self._inflight = prev_log_index + count if count else 0
+        self._sent_at = now
+
+    def sent_snapshot(self, last_included_index: int, now: float) -> None:
+        """Note an InstallSnapshot just sent (§7): it counts as a message with entries up to its last one."""
+        self._inflight = last_included_index
         self._sent_at = now
 
     @property

@@ -6,6 +6,11 @@ tests and ``benchmarks/bench_raft.py`` run many of them with concurrent
 key-value clients while the invariant monitor watches (Figure 3 of the
 extended Raft paper); :func:`run_schedule` also lifts every fault at the end
 and waits until the cluster serves clients again, so liveness is tested too.
+
+Membership changes are steps too (``MEMBERSHIP_KINDS``: add a server, remove
+one, hand leadership over; Ongaro's dissertation, chapter 4 and §3.10), and
+:func:`run_schedule` passes the features of :class:`~labkit.raft.RaftConfig`
+(snapshots, PreVote, CheckQuorum, read modes) on to the cluster.
 """
 
 from __future__ import annotations
@@ -17,11 +22,23 @@ from typing import Any
 
 from labkit.raft.cluster import RaftCluster
 from labkit.raft.messages import KVCommand
+from labkit.raft.node import ReadMode
 from labkit.sim import Latency, Uniform
 
-__all__ = ["Fault", "FAULT_KINDS", "apply_fault", "check_history", "random_schedule", "run_schedule"]
+__all__ = [
+    "Fault",
+    "FAULT_KINDS",
+    "MEMBERSHIP_KINDS",
+    "apply_fault",
+    "check_history",
+    "random_schedule",
+    "run_schedule",
+]
 
 FAULT_KINDS = ("crash", "restart", "disconnect", "partition", "heal", "loss")
+MEMBERSHIP_KINDS = ("add", "remove", "transfer")
+MAX_MEMBERS = 7  # "add" steps stop there
+MIN_VOTERS = 3  # "remove" steps stop there
 SCHEDULE_LATENCY = Uniform(0.001, 0.01)  # one-way delay of the schedules' network, some reordering
 
 
@@ -29,8 +46,9 @@ SCHEDULE_LATENCY = Uniform(0.001, 0.01)  # one-way delay of the schedules' netwo
 class Fault:
     """Wait ``delay`` seconds, then inject ``kind`` with argument ``arg``.
 
-    ``arg`` is a server number (0-based) for crash/restart/disconnect, a list
-    of server numbers (one side) for partition, a probability for loss.
+    ``arg`` is a server number (0-based, into the cluster's ``ids``) for
+    crash/restart/disconnect/remove/transfer, a list of server numbers (one
+    side) for partition, a probability for loss; "add" takes none.
     """
 
     delay: float
@@ -39,9 +57,13 @@ class Fault:
 
 
 def apply_fault(c: RaftCluster, f: Fault) -> None:
-    """Inject one fault; impossible ones (restarting a live server) do nothing."""
-    if f.kind not in FAULT_KINDS:
-        raise ValueError(f"fault kind must be one of {FAULT_KINDS}, got {f.kind!r}")
+    """Inject one fault; impossible ones (restarting a live server, removing the third voter) do nothing.
+
+    Membership steps do not wait: the change goes on while the schedule runs.
+    A removed server is shut down once its removal is committed, and stays down.
+    """
+    if f.kind not in FAULT_KINDS + MEMBERSHIP_KINDS:
+        raise ValueError(f"fault kind must be one of {FAULT_KINDS + MEMBERSHIP_KINDS}, got {f.kind!r}")
     ids = c.ids
     if f.kind == "crash":
         nid = ids[f.arg % len(ids)]
@@ -49,7 +71,7 @@ def apply_fault(c: RaftCluster, f: Fault) -> None:
             c.crash(nid)
     elif f.kind == "restart":
         nid = ids[f.arg % len(ids)]
-        if not c.is_up(nid):
+        if not c.is_up(nid) and nid not in c.removed:
             c.restart(nid)
     elif f.kind == "disconnect":
         c.disconnect(ids[f.arg % len(ids)])
@@ -57,17 +79,38 @@ def apply_fault(c: RaftCluster, f: Fault) -> None:
         c.partition(sorted({ids[i % len(ids)] for i in f.arg}))
     elif f.kind == "heal":
         c.heal()
-    else:
+    elif f.kind == "loss":
         c.sim.set_loss(f.arg)
+    else:
+        _change_membership(c, f)
+
+
+def _change_membership(c: RaftCluster, f: Fault) -> None:
+    conf = c.configuration()
+    if conf is None:
+        return  # no leader to ask: the step is skipped
+    if f.kind == "add":
+        if len(conf.members) < MAX_MEMBERS and len(c.ids) < 15:
+            c.add_server(wait=False)
+        return
+    voters = conf.voters
+    nid = voters[f.arg % len(voters)]
+    if f.kind == "remove" and len(voters) > MIN_VOTERS and not conf.learners:
+        c.remove_server(nid, wait=False)
+    elif f.kind == "transfer" and nid != c.leader():
+        c.transfer_leadership(nid, wait=False)
 
 
 def random_schedule(
     rng: random.Random, steps: int = 8, n: int = 5, kinds: Sequence[str] = FAULT_KINDS
 ) -> list[Fault]:
-    """``steps`` random faults of the given ``kinds`` over about two seconds."""
+    """``steps`` random faults of the given ``kinds`` (of ``FAULT_KINDS`` and ``MEMBERSHIP_KINDS``)
+    over about two seconds."""
     kinds = tuple(kinds)
-    if not kinds or any(k not in FAULT_KINDS for k in kinds):
-        raise ValueError(f"kinds must be a non-empty selection of {FAULT_KINDS}, got {kinds!r}")
+    if not kinds or any(k not in FAULT_KINDS + MEMBERSHIP_KINDS for k in kinds):
+        raise ValueError(
+            f"kinds must be a non-empty selection of {FAULT_KINDS + MEMBERSHIP_KINDS}, got {kinds!r}"
+        )
     out = []
     for _ in range(steps):
         kind = rng.choice(kinds)
@@ -75,7 +118,7 @@ def random_schedule(
             arg: Any = rng.sample(range(n), rng.randint(1, n // 2))
         elif kind == "loss":
             arg = rng.choice([0.0, 0.05, 0.2])
-        elif kind == "heal":
+        elif kind in ("heal", "add"):
             arg = None
         else:
             arg = rng.randrange(n)
@@ -98,6 +141,7 @@ def run_schedule(
     latency: Latency | float = SCHEDULE_LATENCY,
     loss: float = 0.0,
     duplication: float = 0.02,
+    **features: Any,
 ) -> RaftCluster:
     """Run one schedule (random from ``seed`` if ``faults`` is None) and settle.
 
@@ -113,7 +157,14 @@ def run_schedule(
     if faults is None:
         faults = random_schedule(rng, n=n)
     c = RaftCluster(
-        n=n, seed=seed, latency=latency, loss=loss, duplication=duplication, bugs=bugs, strict=strict
+        n=n,
+        seed=seed,
+        latency=latency,
+        loss=loss,
+        duplication=duplication,
+        bugs=bugs,
+        strict=strict,
+        **features,
     )
     span = sum(f.delay for f in faults)
     for i in range(clients):
@@ -124,7 +175,7 @@ def run_schedule(
     c.heal()
     c.sim.set_loss(0.0)
     for nid in c.ids:
-        if not c.is_up(nid):
+        if not c.is_up(nid) and nid not in c.removed:
             c.restart(nid)
     ok = c.run_until(lambda: all(h.done for h in c.history) and c.leader() is not None, settle)
     if not ok:
@@ -136,7 +187,8 @@ def run_schedule(
 def check_history(c: RaftCluster, linearizability: bool = True, timeout: float = 5.0) -> None:
     """Check a settled run's client history; raise AssertionError on the first problem.
 
-    * every operation that returned is in the log (completed writes are never lost);
+    * every write that returned is in the log (completed writes are never lost; with log
+      compaction, "in the log" means applied by some server, as the invariant monitor saw);
     * with append-only keys, each completed append is in the final value exactly once
       and a read that starts after another read returned sees at least as much
       (reads never go back in time);
@@ -159,10 +211,17 @@ def check_history(c: RaftCluster, linearizability: bool = True, timeout: float =
         raise AssertionError("no leader with a fully committed log after the faults were lifted")
     leader = c.leader()
     data = c.node(leader).state_machine.data
-    in_log = {(cmd.client, cmd.seq) for cmd in c.applied(leader) if isinstance(cmd, KVCommand)}
+    if c.monitor is not None:
+        commands = [e.command for e in c.monitor.applied.values()]
+    else:
+        commands = c.applied(leader)
+    in_log = {(cmd.client, cmd.seq) for cmd in commands if isinstance(cmd, KVCommand)}
+    reads_in_log = c.config.read_mode is ReadMode.LOG
     seq: dict[str, int] = {}
     for h in c.history:
         seq[h.client] = seq.get(h.client, 0) + 1
+        if h.input[0] == "get" and not reads_in_log:
+            continue  # answered without the log (diss. §6.4)
         if h.done and (h.client, seq[h.client]) not in in_log:
             raise AssertionError(f"{h} returned but never reached the log")
     if not any(h.input[0] == "put" for h in c.history):

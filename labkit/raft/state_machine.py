@@ -10,6 +10,11 @@ table of §8: each command carries a client id and a sequence number, and a
 command whose number the session has already seen is *not* applied again.
 A client that retries after a lost reply (or a leader crash) therefore never
 appends twice.
+
+Log compaction (§7) asks one more thing of a state machine: to write its
+whole state down as an immutable value (:meth:`StateMachine.snapshot`) and to
+be rebuilt from one (:meth:`StateMachine.restore`). The session table is part
+of the state: a snapshot that forgot it would let a retried command apply twice.
 """
 
 from __future__ import annotations
@@ -39,9 +44,25 @@ class StateMachine:
         """``(True, result)`` if request ``seq`` of ``client`` was already applied."""
         return False, None
 
+    def is_read(self, op: Any) -> bool:
+        """Whether ``op`` only reads, so a leader may answer it without the log (diss. §6.4)."""
+        return False
+
     def query(self, op: tuple) -> Any:
         """Answer a read from local state, without going through the log."""
         raise ValueError(f"{type(self).__name__} cannot answer {op!r} locally")
+
+    def snapshot(self) -> Any:
+        """The whole state as an immutable value (tuples, frozen dataclasses), for log compaction (§7)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot take a snapshot: implement snapshot() and restore() to compact its log"
+        )
+
+    def restore(self, state: Any) -> None:
+        """Replace the whole state with one :meth:`snapshot` returned (§7)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot restore a snapshot: implement snapshot() and restore()"
+        )
 
 
 def validate_op(op: Any) -> tuple:
@@ -102,10 +123,22 @@ class KVStore(StateMachine):
             return True, last[1]
         return False, None
 
+    def is_read(self, op: Any) -> bool:
+        return type(op) is tuple and bool(op) and op[0] == "get"
+
     def query(self, op: tuple) -> Any:
         if op[0] != "get":
             raise ValueError(f"only 'get' can be answered locally, got {op!r}")
         return self.data.get(op[1], "")
+
+    def snapshot(self) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, tuple[int, Any]], ...]]:
+        """``(data items, session items)``, each sorted by key."""
+        return tuple(sorted(self.data.items())), tuple(sorted(self.sessions.items()))
+
+    def restore(self, state: Any) -> None:
+        data, sessions = state
+        self.data = dict(data)
+        self.sessions = {client: tuple(last) for client, last in sessions}  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"KVStore({self.data!r})"

@@ -6,12 +6,13 @@ network in virtual time and records a :class:`Trace`.
 """
 
 from labkit.sim.latency import Exponential, Fixed, Latency, Uniform
-from labkit.sim.node import Context, Effects, Node
+from labkit.sim.node import FORGOTTEN, Context, Effects, Node
 from labkit.sim.simulator import Simulator
 from labkit.sim.trace import COLUMNS, DropReason, Kind, Trace, TraceEvent
 
 __all__ = [
     "COLUMNS",
+    "FORGOTTEN",
     "Context",
     "DropReason",
     "Effects",

@@ -25,7 +25,19 @@ from typing import Any
 
 from labkit import validation as valid
 
-__all__ = ["Context", "Effects", "Node"]
+__all__ = ["FORGOTTEN", "Context", "Effects", "Node"]
+
+
+class _Forgotten:
+    """The value of a persist that deletes its key (see :meth:`Context.forget`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FORGOTTEN"
+
+
+FORGOTTEN = _Forgotten()
 
 
 class Effects:
@@ -35,7 +47,9 @@ class Effects:
     **before** it sends any of ``sends``. A node may therefore promise in a
     message ("I voted for you") what it has just written to durable storage,
     and a crash can never leave a peer believing something the node forgot.
-    Timers are applied last; notes go straight to the trace.
+    Timers are applied last; notes go straight to the trace. Persists are
+    applied in the order asked; one whose value is :data:`FORGOTTEN` deletes
+    its key (:meth:`Context.forget`).
 
     A batch is all or nothing for the handler that asked for it: if the
     handler raises, the driver discards the batch (nothing it asked for
@@ -72,7 +86,7 @@ class Context:
     survives crashes).
 
     Asking: ``send``, ``broadcast``, ``set_timer``, ``cancel_timer``,
-    ``persist`` and ``note``. Each appends to :attr:`effects`.
+    ``persist``, ``forget`` and ``note``. Each appends to :attr:`effects`.
     """
 
     __slots__ = ("node_id", "peers", "random", "storage", "effects", "_driver", "_known")
@@ -158,6 +172,14 @@ class Context:
         a reference, not a copy.
         """
         self.effects.persists.append((key, value))
+
+    def forget(self, key: Hashable) -> None:
+        """Delete ``key`` from durable storage (nothing happens if it is not there).
+
+        Ordered with the persists: a node that writes a snapshot and then
+        forgets the log entries it replaces never leaves storage without either.
+        """
+        self.effects.persists.append((key, FORGOTTEN))
 
     def note(self, what: str, **detail: Any) -> None:
         """Report a state change (e.g. ``note("role", role="leader")``)."""

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from labkit import validation as valid
 from labkit.sim.latency import Fixed, Latency, as_latency
-from labkit.sim.node import Context, Node
+from labkit.sim.node import FORGOTTEN, Context, Node
 from labkit.sim.trace import DropReason, Kind, Trace
 
 __all__ = ["Simulator"]
@@ -363,7 +363,10 @@ class Simulator:
                 if eff.persists:
                     store = host.storage
                     for key, value in eff.persists:
-                        store[key] = value
+                        if value is FORGOTTEN:
+                            store.pop(key, None)
+                        else:
+                            store[key] = value
                     eff.persists.clear()
                 if eff.notes:
                     for what, detail in eff.notes:

@@ -11,6 +11,10 @@ builds its servers from :func:`node_class`.
   without going through the log (and clients send reads to any server).
 * ``Bug.VOTE_TWICE``: a server grants every vote request of the current
   term, forgetting it already voted; two leaders can win one term.
+* ``Bug.TWO_AT_ONCE``: a leader accepts a configuration that adds or removes
+  several voters in one step, which the single-server rule of Ongaro's
+  dissertation (§4.1) forbids: old and new majorities may then be disjoint
+  and elect two leaders in one term (Figure 10 of the extended paper, §6).
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import Enum
 
-from labkit.raft.messages import ClientReply, ClientRequest
+from labkit.raft.messages import ClientReply, ClientRequest, Configuration
 from labkit.raft.node import RaftNode
 from labkit.sim import Context
 
-__all__ = ["Bug", "CommitPriorTerm", "StaleReads", "VoteTwice", "node_class"]
+__all__ = ["Bug", "CommitPriorTerm", "StaleReads", "TwoAtOnce", "VoteTwice", "node_class"]
 
 
 class Bug(Enum):
@@ -31,6 +35,7 @@ class Bug(Enum):
     COMMIT_PRIOR_TERM = "commit-prior-term"
     STALE_READS = "stale-reads"
     VOTE_TWICE = "vote-twice"
+    TWO_AT_ONCE = "two-at-once"
 
 
 class CommitPriorTerm(RaftNode):
@@ -57,10 +62,18 @@ class VoteTwice(RaftNode):
         return True
 
 
+class TwoAtOnce(RaftNode):
+    """Accepts any new configuration in one step: drops the single-server rule of diss. §4.1."""
+
+    def may_change_configuration(self, old: Configuration, new: Configuration) -> bool:
+        return True
+
+
 _CLASSES: dict[Bug, type[RaftNode]] = {
     Bug.COMMIT_PRIOR_TERM: CommitPriorTerm,
     Bug.STALE_READS: StaleReads,
     Bug.VOTE_TWICE: VoteTwice,
+    Bug.TWO_AT_ONCE: TwoAtOnce,
 }
 
 

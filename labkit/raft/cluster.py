@@ -251,7 +251,8 @@ class RaftCluster:
         return self._clients[name]
 
     def _client_servers(self) -> tuple[str, ...]:
-        return tuple(s for s in self.ids if s not in self.removed)
+        # Removed servers stay on the list: an answer from one may still be on its way.
+        return self.ids
 
     def operations(self) -> list[Any]:
         """``history`` as :class:`labkit.linearizability.Operation` records."""
@@ -326,16 +327,10 @@ class RaftCluster:
         if not self.run_until(done, timeout):
             raise TimeoutError(f"{what} did not complete within {timeout:g} s of simulated time")
 
-    def add_server(self, node_id: str | None = None, *, wait: bool = True, timeout: float = 5.0) -> str:
-        """Start a new server and add it to the cluster (diss. §4.2.1): the leader first brings it up
-        to date as a learner, then makes it a voter. Returns its id (``n6`` for a sixth server).
-
-        With ``wait`` the simulation runs until the server is a voter in a
-        committed configuration (``TimeoutError`` after ``timeout`` s); otherwise
-        the change goes on as the simulation runs.
-        """
-        valid.boolean("wait", wait)
-        valid.number("timeout", timeout, gt=0, le=MAX_RUN, unit="seconds")
+    def start_server(self, node_id: str | None = None) -> str:
+        """Start a new server outside the cluster: it knows the current members but is not one of them,
+        so it waits (no elections) until a leader adds it (diss. §4.2.1). Returns its id (``n6`` for a
+        sixth server). :meth:`add_server` starts one and adds it."""
         if node_id is None:
             node_id = f"n{len(self.ids) + 1}"
         valid.string("node_id", node_id)
@@ -343,13 +338,31 @@ class RaftCluster:
             raise ValueError(f"node_id {node_id!r} is already in the simulation; pick a new id")
         if len(self.ids) >= MAX_SERVERS:
             raise ValueError(f"a cluster holds at most {MAX_SERVERS} servers")
-        self._raft_leader()
         conf = self.configuration()
         members = conf.members if conf is not None else self.members()
         factory, config = self.node_factory, self.config
         self.sim.add_node(node_id, lambda nid: factory(nid, members, config))
         self.ids = (*self.ids, node_id)
         self._servers_changed()
+        self.events.append((self.sim.now, "start", node_id))
+        return node_id
+
+    def add_server(self, node_id: str | None = None, *, wait: bool = True, timeout: float = 5.0) -> str:
+        """Add a server to the cluster (diss. §4.2.1): the leader first brings it up to date as a
+        learner, then makes it a voter. ``node_id`` is a server started with :meth:`start_server`,
+        or None to start a new one. Returns its id.
+
+        With ``wait`` the simulation runs until the server is a voter in a
+        committed configuration (``TimeoutError`` after ``timeout`` s); otherwise
+        the change goes on as the simulation runs.
+        """
+        valid.boolean("wait", wait)
+        valid.number("timeout", timeout, gt=0, le=MAX_RUN, unit="seconds")
+        self._raft_leader()
+        if node_id is None or node_id not in self.ids:
+            node_id = self.start_server(node_id)
+        if node_id in self.removed:
+            raise ValueError(f"{node_id} was removed; start a new server instead")
         self.events.append((self.sim.now, "add", node_id))
 
         def done() -> bool:

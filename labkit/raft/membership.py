@@ -75,13 +75,18 @@ class Membership:
                 return conf
         return self.base
 
-    def logged(self, first: int, entries: Iterable[LogEntry]) -> None:
-        """The log changed from index ``first`` on and now holds ``entries`` there (appended or rewritten)."""
+    def logged(self, first: int, entries: Iterable[LogEntry]) -> bool:
+        """The log changed from index ``first`` on and now holds ``entries`` there (appended or
+        rewritten); True if that changed the configuration entries."""
+        changed = False
         while self.entries and self.entries[-1][0] >= first:
             self.entries.pop()  # truncated away: the previous configuration is back in force
+            changed = True
         for i, e in enumerate(entries, first):
             if type(e.command) is Configuration:
                 self.entries.append((i, e.command))
+                changed = True
+        return changed
 
     def compacted(self, index: int) -> None:
         """A snapshot now replaces the log up to ``index``: it records the configuration in force there."""

@@ -260,6 +260,7 @@ class RaftNode(Node):
             )
         servers = tuple(dict.fromkeys(valid.string("peers[i]", p) for p in peers))
         self.config = valid.instance("config", config, RaftConfig, none=True) or RaftConfig()
+        self._watch_leader = self.config.pre_vote or self.config.check_quorum
         if not callable(state_machine):
             raise valid.ArgumentTypeError(
                 f"state_machine must be a factory, got {valid.shown(state_machine)}"
@@ -520,7 +521,7 @@ class RaftNode(Node):
         index = self.log.last_index
         self._persist_log(ctx, index)
         if type(command) is Configuration:
-            self.membership.logged(index, self.log.entries(index))
+            self.membership.logged(index, self.log[index:])
             self.use_configuration(ctx)
         for p, pr in self.progress.items():
             if not pr.busy:
@@ -664,8 +665,9 @@ class RaftNode(Node):
         first_written = self.log.maybe_append(prev, m.entries)
         if first_written:
             self._persist_log(ctx, first_written)
-            self.membership.logged(first_written, self.log.entries(first_written))
-            self.use_configuration(ctx)
+            # A configuration takes effect as soon as it is in the log, or leaves with it (diss. §4.1).
+            if self.membership.logged(first_written, m.entries[first_written - prev - 1 :]):
+                self.use_configuration(ctx)
         # 5. "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of
         #    last new entry)". Only ever raise it: a late message may name a last new entry
         #    below what this server already knows committed.
@@ -681,8 +683,9 @@ class RaftNode(Node):
         if self.role is not Role.FOLLOWER:
             self.become_follower(ctx, self.current_term)
         self.leader_id = leader_id
-        self.leader_contact = ctx.clock()
-        self.pre_votes = set()
+        if self._watch_leader:  # only PreVote and CheckQuorum ask when the leader was last heard
+            self.leader_contact = ctx.clock()
+        self.pre_votes.clear()
         self.reset_election_timer(ctx)
 
     def _persist_log(self, ctx: Context, first: int) -> None:

@@ -1,4 +1,16 @@
-"""Figure 8 of the extended Raft paper, step by step (§5.4.2).
+"""Scripted Raft scenarios: Figure 8 of the extended paper, and what production Rafts fix.
+
+* :class:`Figure8`: why a leader must not count replicas of an earlier term (§5.4.2);
+* :func:`rejoining_follower`: a server cut off keeps raising its term and, back,
+  deposes a healthy leader; PreVote prevents it (Ongaro's dissertation, §9.6);
+* :func:`leader_in_minority`: a leader cut off in a minority keeps leading and
+  taking requests it can never commit; CheckQuorum makes it step down (diss. §6.2);
+* :func:`stale_lease_read`: a leader whose clock runs slower than the lease
+  allows answers a read with stale data (diss. §6.4.1);
+* :class:`TwoAtOnce`: a configuration change of two servers in one step lets
+  disjoint majorities elect two leaders in one term (Figure 10, §6; diss. §4.1).
+
+Figure 8, step by step:
 
 Figure 8 shows why a leader must not decide that an entry of an *earlier*
 term is committed just because a majority stores it. :class:`Figure8` builds
@@ -23,12 +35,25 @@ scenario therefore runs with ``noop=False``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from labkit import validation as valid
 from labkit.raft.bugs import Bug
+from labkit.raft.client import HistoryEntry
 from labkit.raft.cluster import RaftCluster
+from labkit.raft.messages import Configuration
 from labkit.raft.node import Role
 
-__all__ = ["Figure8"]
+__all__ = [
+    "Figure8",
+    "LeaseRead",
+    "MinorityLeader",
+    "Rejoin",
+    "TwoAtOnce",
+    "leader_in_minority",
+    "rejoining_follower",
+    "stale_lease_read",
+]
 
 
 class Figure8:
@@ -109,5 +134,228 @@ class Figure8:
     def run(self) -> RaftCluster:
         """All four stages."""
         for step in (self.stage_a, self.stage_b, self.stage_c, self.stage_d):
+            step()
+        return self.cluster
+
+
+# ---------------------------------------------------------------------------
+# Disruptions that PreVote and CheckQuorum prevent (diss. §9.6)
+# ---------------------------------------------------------------------------
+def _elect(c: RaftCluster) -> str:
+    if not c.run_until(lambda: c.leader() is not None, 3.0):
+        raise RuntimeError("no leader was elected")
+    return c.leader()  # type: ignore[return-value]
+
+
+def _longest_gap(times: list[float]) -> float:
+    times = sorted(times)
+    return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejoin:
+    """What :func:`rejoining_follower` saw."""
+
+    cluster: RaftCluster
+    server: str  # the follower that was cut off
+    leader: str  # the leader when it was cut off
+    leader_term: int  # that leader's term
+    term_on_return: int  # the cut-off server's term when it came back
+    deposed: bool  # whether the leader lost its leadership after the return
+    gap: float  # the longest stretch without a client answer, from the return on (seconds)
+    returned_at: float
+
+
+def rejoining_follower(
+    pre_vote: bool = False, *, seed: int = 3, away: float = 2.0, check_quorum: bool = False
+) -> Rejoin:
+    """Cut a follower off for ``away`` seconds while a client works, then bring it back.
+
+    Without PreVote the follower times out again and again, raising its term
+    each time; back, its higher term reaches the leader (in a reply) and the
+    leader steps down: an election, and no answers, for no reason. With
+    PreVote its pre-votes go unanswered while it is away, so its term stays
+    where it was (diss. §9.6).
+    """
+    valid.boolean("pre_vote", pre_vote)
+    valid.number("away", away, gt=0, le=60, unit="seconds")
+    c = RaftCluster(n=5, seed=seed, pre_vote=pre_vote, check_quorum=check_quorum)
+    leader = _elect(c)
+    c.client("client").start_workload(rate=50, duration=away + 2.0)
+    c.sim.run_for(0.5)
+    leader = c.leader() or leader
+    term = c.node(leader).current_term
+    server = next(n for n in c.ids if n != leader)
+    c.disconnect(server)
+    c.sim.run_for(away)
+    back = c.sim.now
+    term_on_return = c.node(server).current_term
+    c.connect(server)
+    c.sim.run_for(1.5)
+    deposed = c.leader() != leader or c.node(leader).current_term != term
+    answers = [h.ret for h in c.history if h.done and h.ret >= back - 0.1]
+    return Rejoin(c, server, leader, term, term_on_return, deposed, _longest_gap(answers), back)
+
+
+@dataclass(frozen=True, slots=True)
+class MinorityLeader:
+    """What :func:`leader_in_minority` saw."""
+
+    cluster: RaftCluster
+    leader: str  # the leader that ended up in the minority
+    led_for: float  # how long it still believed it led after the partition (seconds)
+    accepted: int  # submits it accepted while cut off
+    committed: int  # how many of those it ever committed (always 0: it has no majority)
+    partitioned_at: float
+
+
+def leader_in_minority(
+    check_quorum: bool = False, *, seed: int = 3, duration: float = 3.0, pre_vote: bool = False
+) -> MinorityLeader:
+    """Partition the leader and one follower away from the other three for ``duration`` seconds,
+    submitting a command to the old leader every 50 ms.
+
+    Without CheckQuorum the old leader never learns it lost its majority: it
+    accepts every submit, commits none, and stays leader until the partition
+    heals. With CheckQuorum it steps down one election timeout after its last
+    round of heartbeats a majority answered (diss. §6.2).
+    """
+    valid.boolean("check_quorum", check_quorum)
+    valid.number("duration", duration, gt=0, le=60, unit="seconds")
+    c = RaftCluster(n=5, seed=seed, check_quorum=check_quorum, pre_vote=pre_vote)
+    _elect(c)
+    c.sim.run_for(0.3)
+    old = c.leader()
+    assert old is not None
+    partner = next(n for n in c.ids if n != old)
+    c.partition([old, partner])
+    start = c.sim.now
+    accepted: list[int] = []
+    led_for = 0.0
+    while c.sim.now < start + duration:
+        if c.node(old).role is Role.LEADER:
+            led_for = c.sim.now - start
+            res = c.submit(f"cut-off {len(accepted)}", node=old)
+            if res is not None:
+                accepted.append(res[0])
+        c.sim.run_for(0.05)
+    committed = sum(1 for cmd in c.applied(old) if str(cmd).startswith("cut-off"))
+    return MinorityLeader(c, old, led_for, len(accepted), committed, start)
+
+
+# ---------------------------------------------------------------------------
+# A lease read going stale (diss. §6.4.1)
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LeaseRead:
+    """What :func:`stale_lease_read` saw."""
+
+    cluster: RaftCluster
+    old_leader: str
+    new_leader: str | None
+    write: HistoryEntry  # the write acknowledged by the new leader
+    read: HistoryEntry  # the read that came after it
+    linearizable: bool | None  # the checker's verdict on the whole history
+
+
+def stale_lease_read(drift_ppm: float = 0.0, *, seed: int = 4, max_clock_drift: float = 0.01) -> LeaseRead:
+    """Lease reads, and a leader whose clock drifts by ``drift_ppm`` (negative: it runs slow).
+
+    The leader is cut off from the other servers (clients still reach it). A
+    new leader is elected and acknowledges ``put x = 2``; then a client reads
+    ``x`` from the old leader, which it last talked to. The old leader measures
+    its lease on its own clock: within the bound (``max_clock_drift``) the lease
+    has run out before the new leader could be elected, and the read waits for a
+    round of heartbeats that never comes (the client moves on to the new leader);
+    far outside it, the old leader still believes in its lease and answers ``1``.
+    """
+    valid.number("drift_ppm", drift_ppm, gt=-1e6, le=1e6, unit="ppm")
+    c = RaftCluster(
+        n=5, seed=seed, check_quorum=True, read_mode="lease", max_clock_drift=max_clock_drift
+    )
+    old = _elect(c)
+    writer, reader = c.client("writer"), c.client("reader")
+    writer.put("x", "1")
+    reader.get("x")  # the reader now talks to the leader
+    c.sim.run_for(0.3)
+    c.sim.set_clock(old, drift_ppm=drift_ppm)
+    c.sim.run_for(0.2)
+    c.partition([old])
+    c.run_until(lambda: c.leader() not in (None, old), 2.0)
+    new = c.leader()
+    write = writer.put("x", "2")
+    c.run_until(lambda: write.done, 2.0)
+    read = reader.get("x")
+    c.run_until(lambda: read.done, 3.0)
+    from labkit.linearizability import KVModel, check
+
+    verdict = check(c.operations(), KVModel(), timeout=10.0).ok
+    return LeaseRead(c, old, new if new != old else None, write, read, verdict)
+
+
+# ---------------------------------------------------------------------------
+# Two servers at once (Figure 10 of the extended paper; diss. §4.1)
+# ---------------------------------------------------------------------------
+class TwoAtOnce:
+    """Grow a cluster from three servers to five in one step, as Figure 10 of the extended paper draws it.
+
+    n3 leads {n1, n2, n3}; n4 and n5 are started outside the cluster. A
+    partition puts n1, n2 on one side and n3, n4, n5 on the other. n3 appends
+    the configuration {n1..n5}: n4 and n5 take it at once (a server uses the
+    latest configuration in its log), n1 and n2 never see it. Now n1 campaigns
+    with the old configuration, where n1 and n2 are a majority, and n4 with the
+    new one, where n3, n4 and n5 are: two leaders of one term. With
+    ``Bug.TWO_AT_ONCE`` the leader takes the change and the invariant monitor
+    reports the broken Election Safety; the correct server refuses it
+    (``ValueError``: one server at a time, diss. §4.1).
+    """
+
+    def __init__(self, seed: int = 5, bugs: Iterable[Bug] = (Bug.TWO_AT_ONCE,)) -> None:
+        self.cluster = RaftCluster(n=3, seed=seed, bugs=bugs, strict=False)
+        self.stage = ""
+
+    def _win(self, node: str) -> None:
+        c = self.cluster
+        for _ in range(3):
+            c.start_election(node)
+            c.sim.run_for(0.03)
+            if c.node(node).role is Role.LEADER:
+                return
+        raise RuntimeError(f"{node} did not win an election in the two-at-once script")
+
+    def split(self) -> RaftCluster:
+        """n3 leads; n4 and n5 start outside the cluster; the partition {n1, n2} | {n3, n4, n5}."""
+        c = self.cluster
+        c.sim.run_for(0.01)
+        self._win("n3")
+        c.sim.run_for(0.05)
+        for nid in ("n4", "n5"):
+            c.start_server(nid)
+        c.partition(["n1", "n2"], ["n3", "n4", "n5"])
+        self.stage = "split"
+        return c
+
+    def change(self) -> RaftCluster:
+        """n3 switches to {n1..n5} in one step; the entry reaches n4 and n5 only (raises
+        ``ValueError`` on a correct server)."""
+        c = self.cluster
+        new = Configuration(("n1", "n2", "n3", "n4", "n5"))
+        c.sim.call("n3", lambda n, ctx: n.change_configuration(ctx, new))
+        c.sim.run_for(0.05)
+        self.stage = "change"
+        return c
+
+    def elect_both(self) -> RaftCluster:
+        """n1 wins with the old configuration's majority, n4 with the new one's, in the same term."""
+        c = self.cluster
+        self._win("n1")
+        self._win("n4")
+        c.sim.run_for(0.05)
+        self.stage = "elect"
+        return c
+
+    def run(self) -> RaftCluster:
+        """All three stages."""
+        for step in (self.split, self.change, self.elect_both):
             step()
         return self.cluster

@@ -9,12 +9,20 @@
 * :mod:`labkit.raft.client`: clients that retry across leaders and record a history;
 * :mod:`labkit.raft.invariants`: Figure 3's safety properties as checks;
 * :mod:`labkit.raft.cluster`: :class:`RaftCluster`, the API notebooks use;
-* :mod:`labkit.raft.scenarios`: Figure 8, stage by stage;
+* :mod:`labkit.raft.scenarios`: Figure 8, stage by stage, and what production Rafts fix;
 * :mod:`labkit.raft.schedules`: random fault schedules and history checks for tests and benchmarks.
+
+What production Rafts add (Ongaro's dissertation, "diss."), switched by :class:`RaftConfig`:
+
+* :mod:`labkit.raft.snapshot`: log compaction's bookkeeping (§7 of the paper);
+* :mod:`labkit.raft.reads`: ReadIndex and lease reads (diss. §6.4);
+* :mod:`labkit.raft.membership`: configurations, one server at a time, learners catching up (diss. ch. 4);
+* PreVote, CheckQuorum and leadership transfer (diss. §9.6, §6.2, §3.10) are rules of :class:`RaftNode`.
 
 Deliberately broken variants for teaching: ``RaftCluster(bugs=[Bug.STALE_READS])``
 (any server answers reads from its own copy), ``Bug.COMMIT_PRIOR_TERM`` (the
-Figure 8 mistake) and ``Bug.VOTE_TWICE`` (two leaders in one term).
+Figure 8 mistake), ``Bug.VOTE_TWICE`` (two leaders in one term) and
+``Bug.TWO_AT_ONCE`` (a membership change of two voters in one step).
 """
 
 from labkit.raft.bugs import Bug
@@ -35,13 +43,20 @@ from labkit.raft.messages import (
     AppendEntriesReply,
     ClientReply,
     ClientRequest,
+    Configuration,
+    InstallSnapshot,
+    InstallSnapshotReply,
     KVCommand,
     LogEntry,
     NoOp,
+    PreVote,
+    PreVoteReply,
     RequestVote,
     RequestVoteReply,
+    Snapshot,
+    TimeoutNow,
 )
-from labkit.raft.node import RaftConfig, RaftNode, Role
+from labkit.raft.node import RaftConfig, RaftNode, ReadMode, Role
 from labkit.raft.progress import Progress
 from labkit.raft.state_machine import KVStore, StateMachine
 
@@ -53,7 +68,10 @@ __all__ = [
     "ClientHandle",
     "ClientReply",
     "ClientRequest",
+    "Configuration",
     "HistoryEntry",
+    "InstallSnapshot",
+    "InstallSnapshotReply",
     "InvariantMonitor",
     "InvariantViolation",
     "KVClient",
@@ -61,15 +79,20 @@ __all__ = [
     "KVStore",
     "LogEntry",
     "NoOp",
+    "PreVote",
+    "PreVoteReply",
     "Progress",
     "RaftCluster",
     "RaftConfig",
     "RaftLog",
     "RaftNode",
+    "ReadMode",
     "RequestVote",
     "RequestVoteReply",
     "Role",
+    "Snapshot",
     "StateMachine",
+    "TimeoutNow",
     "election_safety",
     "leader_completeness",
     "log_matching",

@@ -141,6 +141,7 @@ def run_schedule(
     latency: Latency | float = SCHEDULE_LATENCY,
     loss: float = 0.0,
     duplication: float = 0.02,
+    clock_drift: float = 0.0,
     **features: Any,
 ) -> RaftCluster:
     """Run one schedule (random from ``seed`` if ``faults`` is None) and settle.
@@ -166,6 +167,9 @@ def run_schedule(
         strict=strict,
         **features,
     )
+    if clock_drift:
+        for nid in c.ids:
+            c.sim.set_clock(nid, drift_ppm=rng.uniform(-clock_drift, clock_drift) * 1e6)
     span = sum(f.delay for f in faults)
     for i in range(clients):
         c.client(f"c{i}").start_workload(rate=rate, duration=span, keys=tuple(keys), kinds=tuple(ops))

@@ -125,7 +125,6 @@ def test_lease_reads_are_served_without_a_round_trip_when_the_lease_holds():
     assert c.run_until(lambda: not client.busy, 1.0)
     c.sim.run_for(0.2)
     leader = c.leader()
-    node = c.node(leader)
     read = client.get("k")
     # The leader answers in the same step the request arrives: no message to a follower between.
     c.run_until(lambda: read.done, 1.0)

@@ -270,9 +270,7 @@ def stale_lease_read(drift_ppm: float = 0.0, *, seed: int = 4, max_clock_drift: 
     far outside it, the old leader still believes in its lease and answers ``1``.
     """
     valid.number("drift_ppm", drift_ppm, gt=-1e6, le=1e6, unit="ppm")
-    c = RaftCluster(
-        n=5, seed=seed, check_quorum=True, read_mode="lease", max_clock_drift=max_clock_drift
-    )
+    c = RaftCluster(n=5, seed=seed, check_quorum=True, read_mode="lease", max_clock_drift=max_clock_drift)
     old = _elect(c)
     writer, reader = c.client("writer"), c.client("reader")
     writer.put("x", "1")

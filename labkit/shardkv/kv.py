@@ -18,6 +18,11 @@ Keys that do not move are served throughout. The controller reads and writes
 the groups from outside (a real system would send the snapshot by RPC and keep
 the directory in its own Raft group); what matters for correctness, that
 ownership changes at one log index in each group, is inside the logs.
+
+Reads do not go through the log: a group's leader answers a ``get`` with
+ReadIndex (Ongaro's dissertation §6.4; ``read_mode`` chooses), after one round
+of heartbeats proves it still leads, so a deposed leader cut off in a minority
+never answers one.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.history import HistoryEntry
-from labkit.raft import RaftConfig, RaftNode, Role
+from labkit.raft import RaftConfig, RaftNode, ReadMode, Role
 from labkit.raft.client import ClientHandle, NextServer, follow_hint_or_next
 from labkit.raft.cluster import DEFAULT_LATENCY
 from labkit.raft.invariants import server_invariants
@@ -92,14 +97,19 @@ class ShardedKV:
         election_timeout: tuple[float, float] = (0.15, 0.30),
         heartbeat_interval: float = 0.05,
         client_timeout: float = 0.3,
+        read_mode: ReadMode | str = ReadMode.READ_INDEX,
     ) -> None:
-        # groups: 1..8 Raft groups of 1..7 replicas; client_timeout: finite seconds > 0.
+        # groups: 1..8 Raft groups of 1..7 replicas; client_timeout: finite seconds > 0;
+        # read_mode: how a group's leader answers reads (ReadIndex by default; LEASE needs CheckQuorum).
         valid.integer("groups", groups, ge=1, le=8)
         self.replicas = valid.integer("replicas", replicas, ge=1, le=7)
         self.client_timeout = valid.number("client_timeout", client_timeout, gt=0, unit="seconds")
+        mode = valid.enum_member("read_mode", read_mode, ReadMode)
         self.raft_config = RaftConfig(
             election_timeout=tuple(election_timeout),  # type: ignore[arg-type]
             heartbeat_interval=heartbeat_interval,
+            read_mode=mode,
+            check_quorum=mode is ReadMode.LEASE,
         )
         self.keys: tuple[str, ...] = (
             tuple(keys) if keys is not None else tuple(f"k{i:02d}" for i in range(24))

@@ -158,6 +158,30 @@ class ShardStore(KVStore):
         self.awaiting.discard(cmd.source)
         return len(cmd.items)
 
+    def query(self, op: tuple) -> Any:
+        """A read without the log (ReadIndex, Ongaro's dissertation §6.4): refused like a write
+        when this group does not serve the key now."""
+        if not self.serves(op[1]):
+            return WrongGroup(self.group, self.config.epoch)
+        return super().query(op)
+
+    def snapshot(self) -> tuple:
+        """The key-value state and sessions, plus ownership: config, awaited installs, what is set aside."""
+        return (
+            super().snapshot(),
+            self.config,
+            tuple(sorted(self.awaiting)),
+            tuple(sorted(self.outgoing.items())),
+            tuple(sorted(self.installed)),
+        )
+
+    def restore(self, state: Any) -> None:
+        kv, self.config, awaiting, outgoing, installed = state
+        super().restore(kv)
+        self.awaiting = set(awaiting)
+        self.outgoing = dict(outgoing)
+        self.installed = set(installed)
+
     def check_invariants(self) -> list[str]:
         """Keys held here are keys this group owns under its config."""
         return [

@@ -336,3 +336,24 @@ def test_strict_monitor_raises_on_a_broken_snapshot():
     with pytest.raises(InvariantViolation, match="Snapshot"):
         c.sim.call(leader, lambda n, ctx: n.take_snapshot(ctx))
         c.sim.run_for(0.01)
+
+
+def test_a_disk_forgets_what_a_snapshot_replaced_and_replays_the_same(tmp_path):
+    # labkit.net's storage: ctx.forget is a one-element line in the write-ahead file.
+    from labkit.net.codec import registry_for
+    from labkit.net.storage import DiskStorage
+    from labkit.sim import FORGOTTEN
+
+    reg = registry_for("raft")
+    disk = DiskStorage(tmp_path, reg).open()
+    snap = Snapshot(2, 1, KVStore().snapshot(), Configuration(("n1", "n2", "n3")))
+    disk.write([(("log", 1), E(1, "a")), (("log", 2), E(1, "b")), (("log", 3), E(1, "c")), ("log_length", 3)])
+    disk.write([("snapshot", snap), (("log", 1), FORGOTTEN), (("log", 2), FORGOTTEN)])
+    disk.sync()
+    disk.close()
+    again = DiskStorage(tmp_path, reg).open()
+    assert ("log", 1) not in again and ("log", 2) not in again and again[("log", 3)] == E(1, "c")
+    assert again["snapshot"] == snap
+    _snap, log = load_log(again)
+    assert log.first_index == 3 and log.last_index == 3
+    again.close()

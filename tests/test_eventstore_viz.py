@@ -46,7 +46,7 @@ def test_buttons_step_and_stop_at_the_ends(repo):
 
 def test_refused_settings_show_a_message_not_a_traceback(repo):
     w = ReplayWidget(repo, "acct-0")
-    with pytest.raises(ValueError, match=f"between 0 and {w.n}"):
+    with pytest.raises(ValueError, match=f"from 0 to {w.n}"):
         w.set_version(w.n + 1)
     with pytest.raises(TypeError):
         w.set_version("3")
@@ -54,7 +54,7 @@ def test_refused_settings_show_a_message_not_a_traceback(repo):
     from labkit.viz.common import guarded
 
     guarded(w.status)(w.set_version)(-1)
-    assert "labkit-widget-refused" in w.status.value and "between 0 and" in w.status.value
+    assert "labkit-widget-refused" in w.status.value and "from 0 to" in w.status.value
 
 
 def test_figures_have_titles_axes_and_legends(repo, tmp_path):

@@ -16,9 +16,7 @@ from tests import fuzz_api as fuzz
 
 # Subpackages with findings left, and why. This list only shrinks: a subpackage that comes out
 # clean fails the test until it is removed from here.
-KNOWN: dict[str, str] = {
-    "viz": "the widgets get their checks with the widget base class of issue 14",
-}
+KNOWN: dict[str, str] = {}
 
 
 def _check(package: str, *, full: bool) -> None:

@@ -88,7 +88,7 @@ def test_real_time_widget():
     assert w.result.ok is False
     w.set(c_saw=1)
     assert w.result.ok is True
-    with pytest.raises(ValueError, match="b_start must be a time between 0 and 5"):
+    with pytest.raises(ValueError, match="b_start must be a finite number of seconds from 0 to 5"):
         w.set(b_start=9)
     with pytest.raises(ValueError, match="c_saw must be one of"):
         w.set(c_saw=7)
@@ -120,7 +120,7 @@ def test_store_check_widget():
     assert w.result.ok is True
     with pytest.raises(ValueError, match="store must be one of"):
         w.set(store="etcd")
-    with pytest.raises(ValueError, match="seed must be an int between 0 and 99"):
+    with pytest.raises(ValueError, match="seed must be an int from 0 to 99"):
         w.set(seed=-1)
     pytest.importorskip("ipywidgets")
     ui = w.ui

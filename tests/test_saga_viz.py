@@ -57,7 +57,7 @@ def test_widget_methods_match_the_controls():
 def test_widget_refuses_bad_settings_in_its_status_line():
     w = SagaWidget()
     assert w.ui is not None
-    with pytest.raises(ValueError, match="between 1 and"):
+    with pytest.raises(ValueError, match="from 1 to"):
         w.crash(99)
     with pytest.raises(ValueError, match="step"):
         w.fail("dance")

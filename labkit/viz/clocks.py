@@ -12,10 +12,12 @@
 
 from __future__ import annotations
 
+import collections.abc as cabc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import validation as valid
 from labkit.clocks import EventKind, Stamping, Stamps, run_lww
 from labkit.clocks.lww import LWWRun
 from labkit.clocks.stamped import EVENT_NOTE
@@ -24,6 +26,8 @@ from labkit.viz.common import (
     BAD_COLOR,
     Widget,
     button,
+    check_figure,
+    check_title,
     node_colors,
     slider,
     status_html,
@@ -36,6 +40,8 @@ __all__ = ["ClockSkewWidget", "clock_diagram", "clock_error_figure", "stamp_text
 
 def stamp_text(stamps: Stamps, clock: Stamping) -> str:
     """The value of one clock in ``stamps``, as a short label."""
+    valid.instance("stamps", stamps, Stamps)
+    valid.instance("clock", clock, Stamping)
     if not isinstance(clock, Stamping):
         raise TypeError(f"clock must be a Stamping ({', '.join(s.name for s in Stamping)}), got {clock!r}")
     if clock is Stamping.PHYSICAL:
@@ -121,6 +127,8 @@ def clock_diagram(
     ``figure``: a ``go.FigureWidget`` to redraw in place (the trace count is
     always the same, so a widget only updates values).
     """
+    check_title(title)
+    check_figure(figure)
     import plotly.graph_objects as go
 
     from labkit.viz.spacetime import spacetime_diagram
@@ -195,6 +203,7 @@ def clock_error_figure(sim: Simulator, *, title: str = "Clock readings minus tru
     The physical clock is a wide pale band and the HLC a line on top of it, so
     where the HLC equals the physical clock both stay visible.
     """
+    check_title(title, none=False)
     import plotly.graph_objects as go
 
     from labkit.clocks import clock_events
@@ -249,6 +258,8 @@ class ClockSkewWidget(Widget):
         latency: float = 0.02,
         seed: int = 0,
     ) -> None:
+        valid.instance("offsets_ms", offsets_ms, cabc.Mapping, none=True)
+        valid.instance("drifts_ppm", drifts_ppm, cabc.Mapping, none=True)
         if not isinstance(sync_age, (int, float)) or isinstance(sync_age, bool) or not sync_age >= 0:
             raise ValueError(f"sync_age must be a number of seconds >= 0, got {sync_age!r}")
         self.nodes = tuple(nodes)
@@ -270,11 +281,7 @@ class ClockSkewWidget(Widget):
     def _check(self, node: str, name: str, value: float, lo: float, hi: float) -> float:
         if node not in self.nodes:
             raise ValueError(f"node must be one of {list(self.nodes)}, got {node!r}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a number, got {value!r}")
-        if not lo <= value <= hi:
-            raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
-        return float(value)
+        return valid.number(name, value, ge=lo, le=hi)
 
     def set_offset(self, node: str, ms: float, *, _rerun: bool = True) -> None:
         """Set ``node``'s clock offset at the last sync, in milliseconds."""
@@ -348,6 +355,7 @@ class ClockSkewWidget(Widget):
     # -- the view ---------------------------------------------------------------
     def figure(self, figure: Any = None) -> Any:
         """Draw the current run (into ``figure`` if given)."""
+        check_figure(figure)
         return clock_diagram(
             self.result.sim,
             self.settings.stamping,

@@ -19,13 +19,13 @@ figure (pass ``clocks=True`` or ``False`` to decide).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import validation as valid
 from labkit.sim import Kind, Simulator, Uniform
-from labkit.viz.common import Widget, button, checkbox, range_slider, slider, status_html, toggles
+from labkit.viz.common import MAX_RUN, Widget, button, checkbox, range_slider, slider, status_html, toggles
 from labkit.viz.spacetime import spacetime_diagram
 
 __all__ = ["ClusterWidget", "ClusterSettings", "SKEW_MS_LIMIT", "DRIFT_PPM_LIMIT"]
@@ -48,6 +48,19 @@ class ClusterSettings:
     latency_ms: tuple[float, float] = (5.0, 20.0)
     fault_at: float = 1.0
     duration: float = 3.0
+
+    def __post_init__(self) -> None:
+        for name in ("down", "side_b"):
+            valid.instance(name, getattr(self, name), (set, frozenset))
+        for name in ("skew_ms", "drift_ppm"):
+            valid.instance(name, getattr(self, name), dict)
+        valid.probability("loss", self.loss)
+        lat = valid.instance("latency_ms", self.latency_ms, tuple)
+        valid.require(len(lat) == 2, "latency_ms", "a (low, high) pair of milliseconds", lat)
+        valid.number("latency_ms low", lat[0], ge=0, unit="ms")
+        valid.number("latency_ms high", lat[1], ge=lat[0], unit="ms", note="not below low")
+        valid.number("duration", self.duration, gt=0, le=MAX_RUN, unit="seconds")
+        valid.number("fault_at", self.fault_at, ge=0, unit="seconds")
 
 
 Draw = Callable[[Simulator, float, Any], Any]
@@ -81,12 +94,13 @@ class ClusterWidget(Widget):
     ) -> None:
         if not callable(build):
             raise TypeError(f"build must be callable as build(seed) -> Simulator, got {build!r}")
-        if not duration > 0:
-            raise ValueError(f"duration must be > 0 seconds, got {duration!r}")
-        if not step > 0:
-            raise ValueError(f"step must be > 0 seconds, got {step!r}")
-        if not 0 <= fault_at <= duration:
-            raise ValueError(f"fault_at must be between 0 and duration={duration}, got {fault_at!r}")
+        valid.integer("seed", seed)
+        valid.number("duration", duration, gt=0, le=MAX_RUN, unit="seconds")
+        valid.number("step", step, gt=0, unit="seconds")
+        valid.number("fault_at", fault_at, ge=0, le=duration, unit="seconds", note="within the run")
+        for name, fn in (("draw", draw), ("summary", summary)):
+            if fn is not None and not callable(fn):
+                raise valid.ArgumentTypeError(f"{name} must be a function or None, got {valid.shown(fn)}")
         if clocks is not None and not isinstance(clocks, bool):
             raise TypeError(
                 f"clocks must be True, False or None (shown with the default figure), got {clocks!r}"
@@ -170,10 +184,7 @@ class ClusterWidget(Widget):
         ):
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number, got {value!r}")
-            if not (math.isfinite(value) and -limit <= value <= limit):
-                raise ValueError(f"{name} must be between {-limit:g} and {limit:g}, got {value!r}")
+            valid.number(name, value, ge=-limit, le=limit)
         s = self.settings
         for table, value in ((s.skew_ms, skew_ms), (s.drift_ppm, drift_ppm)):
             if value is not None:

@@ -10,12 +10,15 @@ browser tests can find it) and then re-raised so it is never hidden.
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import functools
 import html
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from labkit import validation as valid
 
 # Colour-blind-safe qualitative palette (Okabe-Ito, then extras).
 PALETTE = (
@@ -35,6 +38,37 @@ PALETTE = (
 OK_COLOR = "#009E73"
 BAD_COLOR = "#D55E00"
 MUTED_COLOR = "#999999"
+
+
+MAX_RUN = (
+    600.0  # seconds of simulated time a widget or a picture may ask for: longer would not answer a click
+)
+
+
+def check_figure(figure: Any) -> Any:
+    """``figure`` is None (draw a new figure) or a plotly figure to draw into."""
+    if figure is None:
+        return None
+    from plotly.basedatatypes import BaseFigure
+
+    return valid.instance("figure", figure, BaseFigure)
+
+
+def check_title(title: Any, *, none: bool = True) -> Any:
+    """A figure's title: a str (or None where a default is made up)."""
+    return valid.instance("title", title, str, none=none)
+
+
+def check_names(name: str, names: Any, *, none: bool = False) -> Any:
+    """A sequence of str (node ids, keys): not a single str, not a mapping."""
+    if names is None and none:
+        return None
+    if isinstance(names, (str, bytes, cabc.Mapping)) or not isinstance(names, cabc.Iterable):
+        raise valid.ArgumentTypeError(f"{name} must be a sequence of str, got {valid.shown(names)}")
+    names = list(names)
+    for i, n in enumerate(names):
+        valid.string(f"{name}[{i}]", n, empty=True)
+    return names
 
 
 def node_colors(node_ids: Iterable[str]) -> dict[str, str]:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import collections.abc as cabc
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -18,7 +19,18 @@ from typing import Any
 from labkit import validation as valid
 from labkit.crdt import RGA, Edit, GossipReplica, LWWRegister, MVRegister, ORSet, StateCRDT
 from labkit.sim import Simulator, Uniform
-from labkit.viz.common import OK_COLOR, Widget, button, legend_below, marks, status_html, toggles
+from labkit.viz.common import (
+    MAX_RUN,
+    OK_COLOR,
+    Widget,
+    button,
+    check_figure,
+    check_title,
+    legend_below,
+    marks,
+    status_html,
+    toggles,
+)
 
 __all__ = ["Doc", "ReplicasWidget", "replica_diagram"]
 
@@ -33,6 +45,10 @@ def replica_diagram(
     sim: Simulator, *, title: str = "Replicas", height: int = 420, start: float = 0.0, figure: Any = None
 ) -> Any:
     """The replicas' messages, their local updates, and their values as they change."""
+    check_title(title, none=False)
+    valid.integer("height", height, ge=100, le=10_000, note="pixels")
+    valid.number("start", start, unit="seconds")
+    check_figure(figure)
 
     from labkit.viz.spacetime import spacetime_diagram
 
@@ -189,6 +205,7 @@ class ReplicasWidget(Widget):
         interval: float = 0.25,
         seed: int = 0,
     ) -> None:
+        valid.instance("clock_offsets", clock_offsets, cabc.Mapping, none=True)
         self.doc = valid.instance("doc", doc, Doc)
         self.clock_offsets = dict(clock_offsets or {})
         for r, off in self.clock_offsets.items():
@@ -225,6 +242,7 @@ class ReplicasWidget(Widget):
 
     def heal(self, seconds: float = 1.0) -> None:
         """Reconnect everyone, and run ``seconds`` so the replicas can gossip."""
+        valid.number("seconds", seconds, ge=0, le=MAX_RUN, unit="seconds")
         seconds = valid.number("seconds", seconds, ge=0, unit="seconds")
         self.sim.heal()
         self.sim.run_for(seconds)
@@ -232,6 +250,7 @@ class ReplicasWidget(Widget):
 
     def run(self, seconds: float = 1.0) -> None:
         """Let ``seconds`` pass."""
+        valid.number("seconds", seconds, ge=0, le=MAX_RUN, unit="seconds")
         self.sim.run_for(valid.number("seconds", seconds, gt=0, unit="seconds"))
         self._changed()
 
@@ -291,6 +310,7 @@ class ReplicasWidget(Widget):
 
     # -- the view ------------------------------------------------------------------
     def figure(self, figure: Any = None) -> Any:
+        check_figure(figure)
         cut = " (partitioned)" if len(self.sim.partitions) > 1 else ""
         return replica_diagram(self.sim, title=f"Three replicas of a {self.doc.value}{cut}", figure=figure)
 

@@ -16,9 +16,20 @@ import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from labkit import validation as valid
 from labkit.eventstore.aggregate import Aggregate, Repository
 from labkit.eventstore.recorder import EventStore, RecordedEvent
-from labkit.viz.common import MUTED_COLOR, PALETTE, Widget, button, slider, status_html, style_figure, vline
+from labkit.viz.common import (
+    MUTED_COLOR,
+    PALETTE,
+    Widget,
+    button,
+    check_figure,
+    slider,
+    status_html,
+    style_figure,
+    vline,
+)
 
 __all__ = ["ReplayWidget", "event_label", "show_field", "global_log_figure", "load_time_figure"]
 
@@ -40,6 +51,7 @@ def _type_color(event_type: str, seen: dict[str, str]) -> str:
 
 def show_field(name: str, value: Any) -> str:
     """``name=value``; an amount in cents (a field ``cents`` or ``balance``) in euros, as the plots show it."""
+    valid.string("name", name)
     if name in ("cents", "balance") and isinstance(value, int) and not isinstance(value, bool):
         return f"{name}={value} ({value / 100:,.2f} €)"
     return f"{name}={value!r}"
@@ -47,6 +59,7 @@ def show_field(name: str, value: Any) -> str:
 
 def event_label(record: RecordedEvent) -> str:
     """``Type(k=v, ...)`` for a stored event (amounts in cents also in euros)."""
+    valid.instance("record", record, RecordedEvent)
     return f"{record.type}({', '.join(show_field(k, v) for k, v in record.data.items())})"
 
 
@@ -72,6 +85,7 @@ class ReplayWidget(Widget):
         value: Callable[[Aggregate], float] | None = None,
         value_label: str = "balance (€)",
     ) -> None:
+        valid.string("value_label", value_label)
         if not isinstance(repo, Repository):
             raise TypeError(f"repo must be a Repository, got {type(repo).__name__}")
         if value is not None and not callable(value):
@@ -95,10 +109,7 @@ class ReplayWidget(Widget):
     # -- what the controls do ------------------------------------------------
     def set_version(self, version: int) -> None:
         """Rebuild the aggregate as of ``version`` (0 = before its first event)."""
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise TypeError(f"version must be an int between 0 and {self.n}, got {version!r}")
-        if not 0 <= version <= self.n:
-            raise ValueError(f"version must be between 0 and {self.n}, got {version}")
+        valid.integer("version", version, ge=0, le=self.n)
         self.state = self._rebuild(version)
         self.version = version
         self._refresh()
@@ -112,8 +123,7 @@ class ReplayWidget(Widget):
 
     def step(self, delta: int = 1) -> None:
         """Move ``delta`` versions forward (negative: back), stopping at the ends."""
-        if isinstance(delta, bool) or not isinstance(delta, int):
-            raise TypeError(f"delta must be an int, got {delta!r}")
+        valid.integer("delta", delta)
         self.set_version(min(self.n, max(0, self.version + delta)))
 
     def describe(self) -> str:
@@ -131,6 +141,7 @@ class ReplayWidget(Widget):
         this method drew before only updates what the version changes (the
         replayed line, the last event, the cursor, the title).
         """
+        check_figure(figure)
         import plotly.graph_objects as go
 
         if figure is None:
@@ -267,8 +278,7 @@ def global_log_figure(store: EventStore, *, limit: int = 300) -> Any:
 
     if not isinstance(store, EventStore):
         raise TypeError(f"store must be an EventStore, got {type(store).__name__}")
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+    valid.integer("limit", limit, ge=1)
     records = store.read_all(0, limit=limit)
     fig = go.Figure()
     extra: dict[str, str] = {}

@@ -17,12 +17,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from labkit import validation as valid
 from labkit.hashing import HashRing, assign, make_keys, moved_keys, node_names
 from labkit.viz.common import (
     MUTED_COLOR,
     PALETTE,
     Widget,
     button,
+    check_names,
+    check_title,
     legend_below,
     node_colors,
     slider,
@@ -113,6 +116,9 @@ def ring_figure(
     title: str = "The ring: virtual nodes (diamonds) and keys (dots)",
 ) -> Any:
     """Virtual nodes around a circle coloured by physical node; keys inside, coloured by owner."""
+    check_names("keys", keys)
+    check_names("moved", moved)
+    check_title(title, none=False)
     import plotly.graph_objects as go
 
     if not isinstance(ring, HashRing):
@@ -130,9 +136,15 @@ def ring_figure(
 
 def load_figure(loads: Any, *, title: str = "Keys per node") -> Any:
     """Bars of keys per node from :func:`labkit.hashing.load_per_node`; a dict of frames gives grouped bars."""
+    check_title(title, none=False)
     import plotly.graph_objects as go
 
     frames = loads if isinstance(loads, Mapping) else {"keys": loads}
+    for label, frame in frames.items():
+        if not {"node", "keys"} <= set(getattr(frame, "columns", ())):
+            raise valid.ArgumentTypeError(
+                f"loads must be a load_per_node() DataFrame or a dict of them, got {valid.shown(frame)} for {label!r}"
+            )
     fig = go.Figure(layout={"colorway": list(PALETTE)})
     mean = None
     for i, (label, frame) in enumerate(frames.items()):
@@ -244,10 +256,7 @@ class RingWidget(Widget):
             ("keys", keys, 1),
             ("max_nodes", max_nodes, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if value < low:
-                raise ValueError(f"{name} must be >= {low}, got {value}")
+            valid.integer(name, value, ge=low)
         if nodes > max_nodes:
             raise ValueError(f"nodes must be <= max_nodes={max_nodes}, got {nodes}")
         self.max_nodes = max_nodes
@@ -265,10 +274,7 @@ class RingWidget(Widget):
 
     # -- the model: plain methods the controls call -----------------------------------
     def _check_vnodes(self, vnodes: int) -> None:
-        if isinstance(vnodes, bool) or not isinstance(vnodes, int):
-            raise TypeError(f"vnodes must be an int, got {type(vnodes).__name__}")
-        if not 1 <= vnodes <= self.max_vnodes:
-            raise ValueError(f"vnodes must be between 1 and {self.max_vnodes}, got {vnodes}")
+        valid.integer("vnodes", vnodes, ge=1, le=self.max_vnodes)
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -298,10 +304,7 @@ class RingWidget(Widget):
 
     def set_node_count(self, n: int) -> None:
         """Add or remove nodes until there are ``n``."""
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"node count must be an int, got {type(n).__name__}")
-        if not 1 <= n <= self.max_nodes:
-            raise ValueError(f"node count must be between 1 and {self.max_nodes}, got {n}")
+        valid.integer("node count", n, ge=1, le=self.max_nodes)
         before = set(self.ring.nodes)
         while len(self.ring) < n:
             self.ring.add_node(next(x for x in self.pool if x not in self.ring))

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from labkit import validation as valid
 from labkit.linearizability import (
     UNKNOWN,
     CheckResult,
@@ -37,6 +38,8 @@ from labkit.viz.common import (
     OK_COLOR,
     PALETTE,
     SettingsWidget,
+    check_figure,
+    check_title,
     dropdown,
     slider,
     status_html,
@@ -78,6 +81,7 @@ def _brief(value: Any, limit: int) -> str:
 def op_label(op: Operation, limit: int = 16) -> str:
     """A short label: ``write 1``, ``read → 1``, ``put x=a``, ``cas 1→2: True``; values longer
     than ``limit`` characters are shortened."""
+    valid.instance("op", op, Operation)
     kind, *args = op.input
     out = "?" if op.output is UNKNOWN else _brief(op.output, limit)
     a = [_brief(x, limit) for x in args]
@@ -244,6 +248,10 @@ def history_figure(
     operations and highlight them. ``figure``: a ``go.FigureWidget`` to
     redraw in place (widgets); by default a new ``go.Figure``.
     """
+    check_title(title)
+    check_figure(figure)
+    valid.boolean("focus", focus)
+    valid.boolean("conflict", conflict)
     pic = history_picture(history_or_result, model, focus=focus, conflict=conflict, key=key)
     return draw_history(pic, title=title or f"{len(pic.shown)} operations: {pic.verdict}", figure=figure)
 
@@ -380,8 +388,7 @@ class RealTimeWidget(_Widget):
         p = self._merged(changes, ("b_start", "b_saw", "c_start", "c_saw"))
         for name in ("b_start", "c_start"):
             v = p[name]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 5:
-                raise ValueError(f"{name} must be a time between 0 and 5 seconds, got {v!r}")
+            valid.number(name, v, ge=0, le=5, unit="seconds")
         for name in ("b_saw", "c_saw"):
             if p[name] not in self.SAW:
                 raise ValueError(
@@ -479,8 +486,7 @@ class StoreCheckWidget(_Widget):
         if p["store"] not in STORES:
             raise ValueError(f"store must be one of {list(STORES)}, got {p['store']!r}")
         seed = p["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 99:
-            raise ValueError(f"seed must be an int between 0 and 99, got {seed!r}")
+        valid.integer("seed", seed, ge=0, le=99)
         model, make = STORES[p["store"]]
         history = make(seed)
         self.result = check(history, model(), timeout=5.0)

@@ -20,12 +20,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from labkit import validation as valid
 from labkit.raft import NOOP, KVCommand, RaftCluster, Role
 from labkit.sim import Kind, Simulator
 from labkit.viz.common import (
+    MAX_RUN,
     PALETTE,
     Widget,
     button,
+    check_figure,
+    check_title,
     dropdown,
     replace_traces,
     status_html,
@@ -63,6 +67,7 @@ def role_segments(
     source: RaftCluster | Simulator, until: float | None = None
 ) -> dict[str, list[tuple[float, float, str, int]]]:
     """Per server, the stretches ``(start, end, role or "crashed", term)`` up to ``until``."""
+    valid.number("until", until, ge=0, unit="seconds", none=True)
     sim = _sim_of(source)
     end = sim.now if until is None else min(until, sim.now)
     current: dict[str, tuple[float, str, int]] = {}
@@ -95,6 +100,9 @@ def role_timeline(
     source: RaftCluster | Simulator, until: float | None = None, figure: Any = None, title: str | None = None
 ) -> Any:
     """One row per server, coloured by role over time; the term is written on each stretch."""
+    valid.number("until", until, ge=0, unit="seconds", none=True)
+    check_figure(figure)
+    check_title(title)
     import plotly.graph_objects as go
 
     sim = _sim_of(source)
@@ -152,6 +160,7 @@ def role_timeline(
 
 def election_summary(sim: Simulator) -> str:
     """One line: who leads which term now, and how many elections were held."""
+    valid.instance("sim", sim, Simulator)
     leaders = {}
     elections = 0
     for e in sim.trace.notes("role"):
@@ -178,10 +187,10 @@ def election_widget(n: int = 5, seed: int = 1, duration: float = 4.0, fault_at: 
     partition them, and drag the time slider to replay. Returns a
     :class:`labkit.viz.cluster.ClusterWidget`.
     """
+    valid.number("duration", duration, gt=0, le=MAX_RUN, unit="seconds")
     from labkit.viz.cluster import ClusterWidget
 
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 9:
-        raise ValueError(f"n must be an int between 1 and 9 servers, got {n!r}")
+    valid.integer("n", n, ge=1, le=9, note="servers")
 
     def build(s: int) -> Simulator:
         return RaftCluster(n=n, seed=s, strict=False).sim
@@ -225,12 +234,13 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     crashed, its side of a partition (A, B, ...) and "cut off" when it can
     reach no other server.
     """
+    check_figure(figure)
+    check_title(title)
     import plotly.graph_objects as go
 
     if not isinstance(cluster, RaftCluster):
         raise TypeError(f"cluster must be a RaftCluster, got {type(cluster).__name__}")
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be an int >= 1, got {window!r}")
+    valid.integer("window", window, ge=1)
     logs = {nid: _server_log(cluster, nid) for nid in cluster.ids}
     top = max((len(e) for e, _, _ in logs.values()), default=0)
     lo = max(1, top - window + 1)
@@ -328,9 +338,8 @@ class LogExplorer(Widget):
     """
 
     def __init__(self, n: int = 5, seed: int = 1, settle: float = 1.0, **cluster_options: Any) -> None:
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 9:
-            raise ValueError(f"n must be an int between 1 and 9 servers, got {n!r}")
-        self.n = n
+        valid.number("settle", settle, ge=0, le=MAX_RUN, unit="seconds")
+        self.n = valid.integer("n", n, ge=1, le=9, note="servers")
         self.seed = seed
         self.settle = settle
         self.options = {"strict": False, **cluster_options}
@@ -463,9 +472,7 @@ class LogExplorer(Widget):
 
     def run(self, seconds: float = 0.5) -> None:
         """Let ``seconds`` of virtual time pass."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 30:
-            raise ValueError(f"seconds must be a number in (0, 30], got {seconds!r}")
-        self._do(("run", float(seconds)))
+        self._do(("run", valid.number("seconds", seconds, gt=0, le=30, unit="seconds")))
 
     def reset(self) -> None:
         """Forget every action."""
@@ -593,6 +600,9 @@ def message_table(
     cluster: RaftCluster, since: float = 0.0, until: float | None = None, limit: int = 40
 ) -> Any:
     """The Raft messages sent between ``since`` and ``until`` as a pandas DataFrame."""
+    valid.number("since", since, ge=0, unit="seconds")
+    valid.number("until", until, ge=0, unit="seconds", none=True)
+    valid.integer("limit", limit, ge=1)
     import pandas as pd
 
     if not isinstance(cluster, RaftCluster):

@@ -19,6 +19,7 @@ import html
 import math
 from typing import Any
 
+from labkit import validation as valid
 from labkit.replication import Mode, ReplicatedStore, Resolution
 from labkit.replication.config import check_quorum
 from labkit.replication.experiments import ScenarioResult, run_partition_scenario, stale_flags
@@ -30,6 +31,8 @@ from labkit.viz.common import (
     PALETTE,
     SettingsWidget,
     band,
+    check_figure,
+    check_title,
     checkbox,
     replace_traces,
     slider,
@@ -72,6 +75,8 @@ def _outcome(op: Any, stale: bool) -> str:
 
 def cap_timeline(result: ScenarioResult, *, figure: Any = None, title: str | None = None) -> Any:
     """Each client's operations over time, coloured by outcome; the partition shaded."""
+    check_figure(figure)
+    check_title(title)
     import plotly.graph_objects as go
 
     if not isinstance(result, ScenarioResult):
@@ -362,8 +367,7 @@ class QuorumWidget(SettingsWidget):
 
     def __init__(self, *, seed: int = 0, nodes: int = 5, n: int = 3, r: int = 2, w: int = 2,
                  mode: Mode = Mode.CONSISTENCY_FIRST) -> None:  # fmt: skip
-        if isinstance(nodes, bool) or not isinstance(nodes, int) or not 2 <= nodes <= 7:
-            raise ValueError(f"nodes must be an int between 2 and 7, got {nodes!r}")
+        valid.integer("nodes", nodes, ge=2, le=7)
         self.seed = seed
         self.node_ids = tuple(f"n{i}" for i in range(1, nodes + 1))
         self.params: dict[str, Any] = {"n": n, "r": r, "w": w, "mode": mode, "down": frozenset(),
@@ -374,6 +378,8 @@ class QuorumWidget(SettingsWidget):
     def set(self, **changes: Any) -> None:
         """Change n, r, w, mode, down (crashed nodes), side_b (cut-off nodes), read_from ("A"/"B")."""
         p = self._merged(changes, self.params)
+        valid.integer("r", p["r"], ge=1)
+        valid.integer("w", p["w"], ge=1)
         p["down"], p["side_b"] = frozenset(p["down"]), frozenset(p["side_b"])
         for name in ("down", "side_b"):
             bad = sorted(set(p[name]) - set(self.node_ids))

@@ -11,17 +11,21 @@
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from labkit import validation as valid
 from labkit.resilience import Backoff, ChainModel, Fault, Jitter, default_services, make_policies
+from labkit.resilience.service import MAX_RATE
 from labkit.viz.common import (
     BAD_COLOR,
     MUTED_COLOR,
     PALETTE,
     Widget,
+    check_title,
     checkbox,
     dropdown,
     gaps,
@@ -141,6 +145,8 @@ def timeline_figure(
     """Four stacked panels sharing the time axis: clients' goodput per kind,
     each service's p99 latency, each service's queue depth, and the state of
     each circuit breaker. ``fault`` shades the window when C was broken."""
+    check_title(title, none=False)
+    _check_window("fault", fault)
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -174,6 +180,12 @@ def compare_figure(
 ) -> Any:
     """One line per run: a client metric (``kind`` or all kinds summed) or,
     with ``service``, a per-service metric of :meth:`ChainModel.metrics`."""
+    valid.instance("runs", runs, cabc.Mapping)
+    valid.instance("kind", kind, str, none=True)
+    valid.instance("service", service, str, none=True)
+    check_title(title, none=False)
+    valid.instance("yaxis", yaxis, str, none=True)
+    _check_window("fault", fault)
     import plotly.graph_objects as go
 
     if not runs:
@@ -215,6 +227,10 @@ def arrivals_figure(
 ) -> Any:
     """Requests arriving at ``service`` per second, one line per run
     (``time_range`` zooms the time axis)."""
+    valid.instance("runs", runs, cabc.Mapping)
+    valid.string("service", service)
+    check_title(title, none=False)
+    _check_window("time_range", time_range)
     fig = compare_figure(
         runs, metric="offered", service=service, title=title, yaxis=f"arrivals at {service} (req/s)"
     )
@@ -233,6 +249,11 @@ def backoff_figure(
 ) -> Any:
     """``callers`` calls fail together at t = 0 and retry ``retries`` times:
     one row of dots per backoff, a dot per retry at the time it is sent."""
+    valid.instance("backoffs", backoffs, cabc.Mapping)
+    valid.integer("callers", callers, ge=1, le=1000)
+    valid.integer("retries", retries, ge=1, le=30)
+    valid.integer("seed", seed)
+    check_title(title)
     import plotly.graph_objects as go
 
     if not backoffs:
@@ -302,6 +323,25 @@ class WidgetSettings:
     bulkhead: bool = False
     shedding: bool = False
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fault", valid.enum_member("fault", self.fault, Fault))
+        object.__setattr__(self, "jitter", valid.enum_member("jitter", self.jitter, Jitter))
+        valid.number("rate", self.rate, gt=0, le=MAX_RATE, unit="requests/s")
+        for name in _POLICY_FLAGS:
+            valid.boolean(name, getattr(self, name))
+
+
+def _check_window(name: str, window: Any) -> None:
+    """None or a (start, end) pair of times with start <= end."""
+    if window is None:
+        return
+    if not isinstance(window, tuple) or len(window) != 2:
+        raise valid.ArgumentTypeError(
+            f"{name} must be a (start, end) pair of seconds or None, got {valid.shown(window)}"
+        )
+    valid.number(f"{name} start", window[0], ge=0, unit="seconds")
+    valid.number(f"{name} end", window[1], ge=window[0], unit="seconds", note="not before start")
+
 
 def run_scenario(
     settings: WidgetSettings,
@@ -316,6 +356,7 @@ def run_scenario(
     default load is 50 req/s and C has 4 workers instead of 8, so a slow C
     can serve only about half of the checkouts, as in the notebook.
     """
+    valid.instance("settings", settings, WidgetSettings)
     flags = {k: getattr(settings, k) for k in _POLICY_FLAGS}
     services = default_services()
     services["C"].workers = 4
@@ -340,8 +381,7 @@ class ResilienceWidget(Widget):
     def __init__(
         self, *, seed: int = 0, duration: float = 16.0, fault_window: tuple[float, float] = (3.0, 10.0)
     ) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {seed!r}")
+        valid.integer("seed", seed)
         if not duration > 0:
             raise ValueError(f"duration must be > 0 seconds, got {duration!r}")
         start, end = fault_window
@@ -398,9 +438,7 @@ class ResilienceWidget(Widget):
 
     def set_rate(self, rate: float) -> None:
         """Client load in requests per second (10 to 150)."""
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 10 <= rate <= 150:
-            raise ValueError(f"rate must be between 10 and 150 requests/s, got {rate!r}")
-        self._update(rate=float(rate))
+        self._update(rate=valid.number("rate", rate, ge=10, le=150, unit="requests/s"))
 
     def summary(self) -> dict[str, float]:
         """Goodput share during the fault (all and browse), after it, and C's amplification."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from labkit import validation as valid
 from labkit.saga.definition import ORDER_SAGA, Order
 from labkit.saga.naive import NAIVE_CALLS, run_naive_saga
 from labkit.saga.orchestrator import CrashPoint
@@ -27,6 +28,8 @@ from labkit.viz.common import (
     OK_COLOR,
     PALETTE,
     Widget,
+    check_figure,
+    check_title,
     dropdown,
     slider,
     status_html,
@@ -134,6 +137,8 @@ def saga_timeline(run: Any, *, title: str | None = None, figure: Any = None) -> 
     Grey bands are the time a node was down. Pass ``figure`` (a
     ``FigureWidget``) to redraw it in place.
     """
+    check_title(title)
+    check_figure(figure)
     if not hasattr(run, "trace") or not hasattr(run, "outcome"):
         raise TypeError(
             f"run must be the result of run_order_saga, run_naive_saga or run_two_phase_commit, got {run!r}"
@@ -152,6 +157,10 @@ def saga_timeline(run: Any, *, title: str | None = None, figure: Any = None) -> 
 
 def final_state_html(run: Any) -> str:
     """An HTML table of what the order left in each service, and the verdict."""
+    if not (hasattr(run, "effects") and hasattr(run, "order")):
+        raise valid.ArgumentTypeError(
+            f"run must be what run_order_saga, run_naive_saga or run_two_phase_commit returns, got {valid.shown(run)}"
+        )
     e = run.effects
     order: Order = run.order
     rows = [
@@ -184,6 +193,7 @@ def final_state_html(run: Any) -> str:
 def two_pc_figure(run: Any, *, title: str | None = None) -> Any:
     """Bars: how long each participant was in doubt (locked); markers: what a
     second order for the same customer was told, over time."""
+    check_title(title)
     if not hasattr(run, "in_doubt"):
         raise TypeError(f"run must be the result of run_two_phase_commit, got {run!r}")
     import plotly.graph_objects as go
@@ -249,8 +259,7 @@ class SagaWidget(Widget):
     """
 
     def __init__(self, *, seed: int = 0, flavour: str = "durable saga") -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {seed!r}")
+        valid.integer("seed", seed)
         self.seed = seed
         self.flavour = "durable saga"
         self.failing_step = "none"
@@ -284,12 +293,7 @@ class SagaWidget(Widget):
         if point is None or point == NO_CRASH:
             self.crash_point = None
         elif self.flavour == "durable saga":
-            if isinstance(point, bool) or not isinstance(point, int):
-                raise TypeError(f"point must be a log write number (int) for the durable saga, got {point!r}")
-            if not 1 <= point <= self.baseline_writes:
-                raise ValueError(
-                    f"point must be between 1 and {self.baseline_writes} (the log writes of this run), got {point}"
-                )
+            valid.integer("point", point, ge=1, le=self.baseline_writes, note="a log write of this run")
             self.crash_point = CrashPoint(point, before_send)
         else:
             if point not in NAIVE_CALLS:
@@ -301,8 +305,7 @@ class SagaWidget(Widget):
 
     def set_retries(self, n: int) -> None:
         """How often the caller retries the first-attempt saga after it raised."""
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 3:
-            raise ValueError(f"retries must be an int from 0 to 3, got {n!r}")
+        valid.integer("retries", n, ge=0, le=3)
         self.retries = n
         self._simulate()
 

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from labkit import validation as valid
 from labkit.shardkv import ShardedKV
 from labkit.viz.common import (
     BAD_COLOR,
@@ -20,6 +21,7 @@ from labkit.viz.common import (
     OK_COLOR,
     Widget,
     button,
+    check_names,
     dropdown,
     node_colors,
     status_html,
@@ -39,6 +41,8 @@ def _colors(kv: ShardedKV) -> dict[str, str]:
 
 def route_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
     """A Sankey picture of routing: each key flows to its group, each group to its leader."""
+    valid.instance("kv", kv, ShardedKV)
+    check_names("keys", keys, none=True)
     import plotly.graph_objects as go
 
     keys = list(keys if keys is not None else kv.keys[:12])
@@ -83,6 +87,8 @@ def route_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
 
 def ring_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
     """Each group's virtual nodes on the ring (one row per group) and the keys above them."""
+    valid.instance("kv", kv, ShardedKV)
+    check_names("keys", keys, none=True)
     import plotly.graph_objects as go
 
     cfg = kv.directory.config
@@ -128,6 +134,8 @@ def ring_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
 
 def throughput(kv: ShardedKV, bucket: float = 0.1) -> dict[str, tuple[list[float], list[float]]]:
     """``group -> (bucket start times, answered operations per second)`` from the history."""
+    valid.instance("kv", kv, ShardedKV)
+    valid.number("bucket", bucket, gt=0, unit="seconds")
     if not bucket > 0:
         raise ValueError(f"bucket must be > 0 seconds, got {bucket!r}")
     end = kv.sim.now
@@ -169,6 +177,7 @@ def _fault_notes(kv: ShardedKV) -> list[dict]:
 
 def throughput_figure(kv: ShardedKV, bucket: float = 0.1) -> Any:
     """Answered operations per second, one row per group; faults and joins marked across all rows."""
+    valid.instance("kv", kv, ShardedKV)
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -198,6 +207,7 @@ def throughput_figure(kv: ShardedKV, bucket: float = 0.1) -> Any:
 
 def placement_figure(kv: ShardedKV) -> Any:
     """How many keys each group's leader holds now (grey: a group with no leader)."""
+    valid.instance("kv", kv, ShardedKV)
     import plotly.graph_objects as go
 
     place = kv.placement()
@@ -233,8 +243,7 @@ class ShardLab(Widget):
     STEP = 0.5
 
     def __init__(self, seed: int = 0, groups: int = 3, rate: float = 20.0) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {seed!r}")
+        valid.integer("seed", seed)
         self.seed, self.n_groups, self.rate = seed, groups, rate
         self.actions: list[tuple[str, str]] = []
         self.kv = self._replay()

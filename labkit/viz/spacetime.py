@@ -31,8 +31,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import validation as valid
 from labkit.sim import Kind, Simulator, Trace, TraceEvent
-from labkit.viz.common import BAD_COLOR, MUTED_COLOR, band, replace_traces, style_figure
+from labkit.viz.common import (
+    BAD_COLOR,
+    MUTED_COLOR,
+    band,
+    check_figure,
+    check_names,
+    check_title,
+    replace_traces,
+    style_figure,
+)
 
 __all__ = ["spacetime_diagram", "spacetime_data", "SpacetimeData", "SERIES", "clock_readers"]
 
@@ -308,6 +318,15 @@ def spacetime_diagram(
     clocks: show the nodes' own clock readings in the hover texts and label
         the lane of every node whose clock is off true time.
     """
+    check_names("nodes", nodes, none=True)
+    valid.number("until", until, unit="seconds", none=True)
+    valid.number("start", start, unit="seconds")
+    valid.number("end", end, unit="seconds", none=True)
+    valid.boolean("notes", notes)
+    check_title(title, none=False)
+    valid.integer("height", height, ge=100, le=10_000, none=True, note="pixels")
+    check_figure(figure)
+    valid.boolean("clocks", clocks)
     data = spacetime_data(source, nodes=nodes, until=until, start=start, end=end, notes=notes, clocks=clocks)
     return draw_spacetime(data, title=title, height=height, figure=figure)
 

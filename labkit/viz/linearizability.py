@@ -82,6 +82,7 @@ def op_label(op: Operation, limit: int = 16) -> str:
     """A short label: ``write 1``, ``read → 1``, ``put x=a``, ``cas 1→2: True``; values longer
     than ``limit`` characters are shortened."""
     valid.instance("op", op, Operation)
+    valid.integer("limit", limit, ge=4, note="characters")
     kind, *args = op.input
     out = "?" if op.output is UNKNOWN else _brief(op.output, limit)
     a = [_brief(x, limit) for x in args]

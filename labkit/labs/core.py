@@ -1,0 +1,526 @@
+"""The pieces every lab is made of: faults, properties, scenarios, one trial, and the lab itself.
+
+A *trial* is one run of one scenario on one seed with one fault schedule. It
+builds the system (the lab's :meth:`Lab.build`, with the learner's nodes),
+arms the schedule (each :class:`Fault` fires at its virtual time through
+:meth:`Lab.inject`), installs the lab's per-event safety checks
+(:meth:`Lab.watch`) and hands itself to the scenario's script, which runs the
+simulator, submits work and checks what must have happened by when. The first
+broken property ends the trial: a :class:`Violation` says which
+:class:`Property`, what was seen, where and when.
+
+Whatever raises inside the trial becomes a violation too: an exception from
+a learner's handler is a failure to show ("your server raised KeyError"),
+never a traceback through the simulator. Two guards keep a broken submission
+from stalling a notebook: a cap on simulator events per trial (a message
+storm) and a wall-clock deadline.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from labkit import validation as valid
+
+if TYPE_CHECKING:
+    from labkit.sim import Node, Simulator
+
+__all__ = [
+    "Fault",
+    "Property",
+    "Violation",
+    "Scenario",
+    "Trial",
+    "Outcome",
+    "Lab",
+    "NODE_ERROR",
+    "TOO_SLOW",
+    "MESSAGE_STORM",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """At virtual time ``at`` (seconds from the start of the trial), do ``kind`` to ``target``.
+
+    The kinds and what a target means belong to the lab (a server number, a
+    group of servers, ``"leader"`` resolved when the fault fires). Times are
+    absolute, so leaving a fault out of a schedule moves no other one: that is
+    what lets :func:`~labkit.labs.shrink.shrink_schedule` remove faults one
+    by one.
+    """
+
+    at: float
+    kind: str
+    target: Any = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", valid.number("at", self.at, ge=0, unit="virtual seconds"))
+        valid.string("kind", self.kind)
+
+    def __str__(self) -> str:
+        what = self.kind if self.target is None else f"{self.kind} {self.target}"
+        return f"{self.at:.3f} s  {what}"
+
+    def __repr__(self) -> str:
+        args = [repr(round(self.at, 6)), repr(self.kind)]
+        if self.target is not None:
+            args.append(repr(self.target))
+        return f"Fault({', '.join(args)})"
+
+
+@dataclass(frozen=True, slots=True)
+class Property:
+    """Something a correct system guarantees: ``name``, what it ``says``, and its ``source``."""
+
+    name: str
+    says: str
+    source: str = ""
+
+    def __str__(self) -> str:
+        return self.name
+
+
+NODE_ERROR = Property("No errors", "a node's handler never raises an exception")
+TOO_SLOW = Property("Time budget", "a trial finishes within its wall-clock budget")
+MESSAGE_STORM = Property("Bounded work", "a trial needs no more simulator events than its cap")
+
+
+class Violation(AssertionError):
+    """A :class:`Property` that did not hold: ``detail`` in words, at ``node`` (if one) and ``time``.
+
+    Scripts and checks raise it with :meth:`Trial.fail`; the trial fills in
+    the virtual ``time`` and the trace position ``event`` where it was seen.
+    """
+
+    def __init__(
+        self,
+        prop: Property,
+        detail: str,
+        *,
+        node: str | None = None,
+        time: float | None = None,
+        event: int | None = None,
+    ) -> None:
+        super().__init__(f"{prop.name}: {detail}")
+        self.property = prop
+        self.detail = detail
+        self.node = node
+        self.time = time
+        self.event = event
+
+    def __reduce__(self) -> tuple:  # keep everything across processes (sweeps)
+        return (_violation, (self.property, self.detail, self.node, self.time, self.event))
+
+    def describe(self) -> str:
+        """One line: the property, what broke it, where and when."""
+        where = []
+        if self.node is not None:
+            where.append(f"at {self.node}")
+        if self.time is not None:
+            where.append(f"t = {self.time:.3f} s")
+        suffix = f" ({', '.join(where)})" if where else ""
+        return f"{self.property.name}: {self.detail}{suffix}"
+
+
+def _violation(prop: Property, detail: str, node: Any, time: Any, event: Any) -> Violation:
+    return Violation(prop, detail, node=node, time=time, event=event)
+
+
+def _no_faults(rng: random.Random) -> list[Fault]:
+    return []
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One test of a lab: a script, the faults it runs under, and how many seeds it takes.
+
+    * ``play(trial)`` drives the system (run the simulator, submit work) and
+      checks what must hold by when (:meth:`Trial.wait_for`, :meth:`Trial.expect`);
+      the lab's safety checks run after every event meanwhile;
+    * ``faults(rng)`` makes the fault schedule for one seed (``rng`` is seeded
+      by it): fixed steps, random ones, or both;
+    * ``seeds``: how many seeds the default suite runs; ``options``: what the
+      lab's :meth:`Lab.build` needs to know (number of servers, loss...).
+
+    A script checks properties, not the schedule: "while a majority can talk,
+    a leader appears within a second", never "after the third fault". Then a
+    shorter schedule that still fails the same property is a true
+    counterexample, which is what shrinking needs.
+    """
+
+    name: str
+    part: str
+    play: Callable[[Trial], None]
+    faults: Callable[[random.Random], Sequence[Fault]] = _no_faults
+    seeds: int = 10
+    about: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        valid.string("name", self.name)
+        valid.string("part", self.part)
+        if not callable(self.play) or not callable(self.faults):
+            raise TypeError("play and faults must be callables: play(trial), faults(rng) -> list of Fault")
+        valid.integer("seeds", self.seeds, ge=1)
+
+    def schedule(self, seed: int) -> tuple[Fault, ...]:
+        """The fault schedule of ``seed``, sorted by time."""
+        faults = tuple(self.faults(random.Random(seed)))
+        for i, f in enumerate(faults):
+            valid.instance(f"faults[{i}]", f, Fault)
+        return tuple(sorted(faults, key=lambda f: f.at))
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one trial found: its ``violation`` (None if it passed) and what it cost."""
+
+    scenario: str
+    seed: int
+    faults: tuple[Fault, ...]
+    violation: Violation | None
+    virtual_time: float
+    events: int
+    wall: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.violation is None
+
+
+class Trial:
+    """One run of ``scenario`` on ``seed`` with the learner's ``node``, under ``faults``.
+
+    Scripts use: ``world`` (what :meth:`Lab.build` made), ``sim``, ``rng`` (a
+    generator for the script's own choices), :meth:`run_for`,
+    :meth:`run_until`, :meth:`wait_for`, :meth:`expect` and :meth:`fail`.
+    ``injected`` lists the faults that fired, with what each did.
+
+    ``record=True`` also keeps, after every event, what :meth:`Lab.describe`
+    says about the node it touched (``snapshots``), for the picture of a
+    failure.
+    """
+
+    EVENTS_PER_CHECK = 20_000
+
+    def __init__(
+        self,
+        lab: Lab,
+        scenario: Scenario,
+        node: Any,
+        seed: int,
+        faults: Sequence[Fault] | None = None,
+        *,
+        record: bool = False,
+        deadline: float | None = None,
+        max_events: int | None = None,
+    ) -> None:
+        self.lab = lab
+        self.scenario = scenario
+        self.node = node
+        self.seed = valid.integer("seed", seed)
+        self.faults = scenario.schedule(seed) if faults is None else tuple(sorted(faults, key=lambda f: f.at))
+        self.rng = random.Random(f"{seed}/script")
+        self.record = record
+        self.deadline = deadline  # time.monotonic() value, or None
+        self.max_events = max_events if max_events is not None else lab.max_events
+        self.events = 0
+        self.injected: list[tuple[float, Fault, str]] = []
+        self.snapshots: list[tuple[int, float, str, dict[str, Any]]] = []
+        self.world: Any = None
+        self.sim: Simulator = None  # type: ignore[assignment]
+        self._watch: Callable[[str, Any], None] | None = None
+
+    # -- set-up --------------------------------------------------------------
+    def _start(self) -> None:
+        self.world = self.lab.build(self)
+        self.sim = self.world.sim
+        self._watch = self.lab.watch(self)
+        self.sim.observer = self._observe
+        for f in self.faults:
+            self.sim.at(f.at, partial(self._inject, f))
+
+    def _inject(self, fault: Fault, sim: Any) -> None:
+        what = self.lab.inject(self, fault)
+        self.injected.append((sim.now, fault, what or str(fault)))
+
+    def _observe(self, node_id: str, node: Any) -> None:
+        if self.record:
+            state = self.lab.describe(node)
+            if state is not None:
+                self.snapshots.append((len(self.sim.trace.rows) - 1, self.sim.now, node_id, state))
+        if self._watch is not None:
+            self._watch(node_id, node)
+
+    # -- running ---------------------------------------------------------------
+    def run_for(self, seconds: float) -> None:
+        """Run the simulator ``seconds`` of virtual time further."""
+        self.run_until(self.sim.now + valid.number("seconds", seconds, ge=0))
+
+    def run_until(self, when: float) -> None:
+        """Run the simulator up to virtual time ``when``, with the trial's guards."""
+        sim, chunk = self.sim, self.EVENTS_PER_CHECK
+        while True:
+            done = sim.run(max(when, sim.now), max_events=chunk)
+            self.events += done
+            if done < chunk:
+                return
+            if self.events > self.max_events:
+                self.fail(
+                    MESSAGE_STORM,
+                    f"more than {self.max_events:,} simulator events by t = {sim.now:.3f} s: "
+                    "something sends far more messages than it should",
+                )
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self.fail(TOO_SLOW, f"the wall-clock budget ran out at t = {sim.now:.3f} s")
+
+    def wait_for(self, condition: Callable[[], bool], within: float, step: float = 0.01) -> bool:
+        """Run until ``condition()`` holds (checked every ``step`` s), at most ``within`` s; whether it held."""
+        end = self.sim.now + within
+        while not condition():
+            if self.sim.now >= end - 1e-12:
+                return False
+            self.run_until(min(end, self.sim.now + step))
+        return True
+
+    def act(self, kind: str, target: Any = None) -> None:
+        """Inject a fault now: a step of the script itself, not part of the (shrinkable) schedule."""
+        self._inject(Fault(self.sim.now, kind, target), self.sim)
+
+    def expect(self, condition: Any, prop: Property, detail: str, node: str | None = None) -> None:
+        """Fail ``prop`` with ``detail`` unless ``condition`` holds."""
+        if not condition:
+            self.fail(prop, detail, node)
+
+    def fail(self, prop: Property, detail: str, node: str | None = None) -> NoReturn:
+        """End the trial: ``prop`` did not hold."""
+        raise Violation(prop, detail, node=node)
+
+    # -- one whole trial -------------------------------------------------------
+    def play(self) -> Outcome:
+        """Run the scenario's script; every failure becomes the outcome's violation."""
+        started = time.perf_counter()
+        violation: Violation | None = None
+        try:
+            self._start()
+            self.scenario.play(self)
+        except Violation as v:
+            violation = v
+        except Exception as exc:  # a learner's handler (or a script) raised
+            violation = self.lab.explain_error(self, exc)
+        if violation is not None:
+            if violation.time is None and self.sim is not None:
+                violation.time = self.sim.now
+            if violation.event is None and self.sim is not None and self.sim.trace.keep:
+                violation.event = len(self.sim.trace.rows) - 1
+        now = self.sim.now if self.sim is not None else 0.0
+        return Outcome(
+            self.scenario.name,
+            self.seed,
+            self.faults,
+            violation,
+            now,
+            self.events,
+            time.perf_counter() - started,
+            tuple(self.lab.notes(self)) if self.sim is not None else (),
+        )
+
+
+def _in_cell(filename: str) -> bool:
+    return "ipykernel_" in filename or filename.startswith("<")
+
+
+def _place(f: traceback.FrameSummary) -> str:
+    return f"{f.name} (line {f.lineno} of {'a notebook cell' if _in_cell(f.filename) else f.filename})"
+
+
+def _last_frame(exc: BaseException) -> str:
+    """Where ``exc`` was raised, and the learner's own code that led there if that is elsewhere."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    text = f" in {_place(frames[-1])}"
+    if not _in_cell(frames[-1].filename):
+        mine = [f for f in frames if _in_cell(f.filename)]
+        if mine:
+            text += f", called from {_place(mine[-1])}"
+    return text
+
+
+class Lab:
+    """A lab: the system a learner's node runs in, the scenarios that test it, and what they check.
+
+    Subclass it and say five things (the Raft lab, :mod:`labkit.labs.raft`,
+    is the worked example):
+
+    * :meth:`build`: the world for one trial (an object with a ``sim``
+      attribute, the :class:`~labkit.sim.Simulator`), built with the
+      learner's nodes ``trial.node`` and the scenario's ``options``;
+    * :meth:`inject`: carry out one :class:`Fault` of the lab's vocabulary;
+    * :meth:`watch`: a function called after every event at a node, raising
+      :class:`Violation` the moment a safety property breaks (or None);
+    * :meth:`describe`: a node's state in a few short fields, for the
+      picture of a failure (hover and slider);
+    * :meth:`check_submission`: reasons to refuse a submission (one that
+      delegates to the course's reference solution), as sentences.
+
+    and list its ``scenarios``, each with a ``part``. Running, shrinking,
+    sweeps, grading and pictures are the harness's (:mod:`labkit.labs`).
+    """
+
+    name: str = "lab"
+    handle: str = "lab"  # what notebooks call the lab object, for reproduction lines
+    parts: tuple[str, ...] = ()
+    scenarios: tuple[Scenario, ...] = ()
+    max_events: int = 2_000_000
+    trial_seconds: float = 20.0  # wall-clock guard for one trial
+
+    # -- what a lab says ---------------------------------------------------------
+    def build(self, trial: Trial) -> Any:
+        """The world of one trial: anything with a ``sim`` attribute."""
+        raise NotImplementedError
+
+    def inject(self, trial: Trial, fault: Fault) -> str | None:
+        """Carry out ``fault`` in ``trial.world``; return what it did, in words (or None)."""
+        raise NotImplementedError
+
+    def watch(self, trial: Trial) -> Callable[[str, Node], None] | None:
+        """Per-event safety checks: ``check(node_id, node)`` raising :class:`Violation`, or None."""
+        return None
+
+    def describe(self, node: Any) -> dict[str, Any] | None:
+        """A node's state for the picture: a few short fields (role, term, log...)."""
+        return None
+
+    def check_submission(self, node: Any) -> list[str]:
+        """Why ``node`` cannot be graded (e.g. it delegates to the reference), as sentences; [] if fine."""
+        return []
+
+    def notes(self, trial: Trial) -> list[str]:
+        """Remarks on a finished trial for the learner (e.g. rules not written yet)."""
+        return []
+
+    def explain_error(self, trial: Trial, exc: Exception) -> Violation:
+        """An exception out of a trial, as a violation of :data:`NODE_ERROR`."""
+        node = None
+        sim = trial.sim
+        if sim is not None and sim.trace.keep and sim.trace.rows:
+            node = sim.trace.rows[-1][2]
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return Violation(NODE_ERROR, f"{text}{_last_frame(exc)}", node=node)
+
+    # -- scenarios ---------------------------------------------------------------
+    def scenario(self, name: str) -> Scenario:
+        """The scenario called ``name``."""
+        for s in self.scenarios:
+            if s.name == name:
+                return s
+        valid.one_of("scenario", name, [s.name for s in self.scenarios])
+        raise AssertionError("unreachable")
+
+    def select(self, what: str | Iterable[str] | None = None) -> list[Scenario]:
+        """Scenarios by part name, scenario name, a list of either, or None / ``"all"`` for every one."""
+        if what is None or what == "all":
+            return list(self.scenarios)
+        names = [what] if isinstance(what, str) else list(what)
+        out: list[Scenario] = []
+        for name in names:
+            if name in self.parts:
+                out += [s for s in self.scenarios if s.part == name]
+            else:
+                allowed = ["all", *self.parts, *(s.name for s in self.scenarios)]
+                valid.one_of("part or scenario", name, allowed)
+                out.append(self.scenario(name))
+        return list(dict.fromkeys(out))
+
+    def trial(
+        self,
+        scenario: str | Scenario,
+        node: Any,
+        seed: int,
+        faults: Sequence[Fault] | None = None,
+        *,
+        record: bool = False,
+        deadline: float | None = None,
+    ) -> tuple[Trial, Outcome]:
+        """Run one trial; returns the trial (its world, trace and snapshots) and its outcome."""
+        sc = scenario if isinstance(scenario, Scenario) else self.scenario(scenario)
+        if deadline is None:
+            deadline = time.monotonic() + self.trial_seconds
+        t = Trial(self, sc, node, seed, faults, record=record, deadline=deadline)
+        return t, t.play()
+
+    # -- the harness, on this lab ---------------------------------------------------
+    def run(self, what: str | Iterable[str] | None, node: Any, **options: Any) -> Any:
+        """Run a part (or scenarios) on ``node``: see :func:`labkit.labs.suite.run_suite`."""
+        from labkit.labs.suite import run_suite
+
+        return run_suite(self, what, node, **options)
+
+    def replay(self, node: Any, scenario: str, seed: int, faults: Sequence[Fault] | None = None) -> Any:
+        """Run one trial again (a failure's reproduction line) and return it as a failure to look at.
+
+        Its :meth:`~labkit.labs.suite.Failure.show` draws the run; if the trial
+        passes, the picture shows a passing run.
+        """
+        from labkit.labs.suite import Failure
+
+        _, outcome = self.trial(scenario, node, seed, faults)
+        v = outcome.violation or Violation(Property("(none)", "the trial passed"), "nothing failed")
+        return Failure(self, node, self.scenario(scenario).name, seed, outcome.faults, v, notes=outcome.notes)
+
+    def sweep(self, scenario: str, node: Any, seeds: int | Iterable[int] = 1000, **options: Any) -> Any:
+        """Run ``scenario`` over many seeds in parallel: see :func:`labkit.labs.sweep.sweep`."""
+        from labkit.labs.sweep import sweep
+
+        return sweep(self, scenario, node, seeds, **options)
+
+    def grade(self, what: str | Iterable[str], node: Any, **options: Any) -> Any:
+        """Grade a part on hidden seeds within a time budget: see :func:`labkit.labs.grading.grade`."""
+        from labkit.labs.grading import grade
+
+        return grade(self, what, node, **options)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.name!r}, parts={list(self.parts)}, {len(self.scenarios)} scenarios)"
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.name))
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.name == self.name  # type: ignore[attr-defined]
+
+
+def seed_list(seeds: int | Iterable[int] | None, default: int, name: str = "seeds") -> list[int]:
+    """``seeds`` as a list: a count (0..n-1), an iterable of ints, or None for ``default`` of them."""
+    if seeds is None:
+        return list(range(default))
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        return list(range(valid.integer(name, seeds, ge=1)))
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise valid.ArgumentTypeError(
+            f"{name} must be a count or an iterable of ints, got {valid.shown(seeds)}"
+        )
+    out = [valid.integer(f"{name}[{i}]", s) for i, s in enumerate(seeds)]
+    if not out:
+        raise ValueError(f"{name} must hold at least one seed, got none")
+    return out
+
+
+def finite_or_none(name: str, value: Any) -> float | None:
+    """A budget in seconds (> 0) or None for no limit."""
+    if value is None:
+        return None
+    x = valid.number(name, value, gt=0, unit="seconds", finite=False)
+    return None if math.isinf(x) else x

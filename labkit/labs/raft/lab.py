@@ -1,0 +1,259 @@
+"""The Raft lab: a cluster of the learner's servers on the simulator, its faults and its checks.
+
+:class:`RaftLab` says the five things a lab says (see :class:`labkit.labs.Lab`):
+
+* the world of a trial is a :class:`~labkit.raft.RaftCluster` whose servers
+  are the learner's class (``node_factory``), so the clients, the widgets and
+  the checks of labkit's own Raft work on it unchanged;
+* faults: ``crash``, ``restart``, ``disconnect`` (cut off from everyone),
+  ``connect``, ``deafen`` (hears nobody, can still send), ``partition``,
+  ``heal``, ``loss``, ``slow`` (one link's delay), ``campaign`` (a server's
+  election timeout fires now) and ``submit`` (a command to one server).
+  Targets are server names, ``"leader"`` (whoever leads when the fault fires),
+  ``"all"`` or ``"disconnected"``;
+* after every event, Figure 3's properties (:mod:`labkit.labs.raft.properties`);
+* a server's state for the picture: role, term, vote, log and commit index;
+* a submission must not delegate to labkit's own :class:`~labkit.raft.RaftNode`
+  (see :mod:`labkit.labs.raft.delegation`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from labkit.labs.core import Fault, Lab, Trial, Violation
+from labkit.labs.raft import delegation
+from labkit.labs.raft.properties import MAJORITY_COMMIT, MONITOR_PREFIXES, SKELETON
+from labkit.labs.raft.scenarios import SCENARIOS, World
+from labkit.labs.raft.skeleton import NOT_WRITTEN, RULES
+from labkit.raft.invariants import InvariantMonitor, InvariantViolation
+from labkit.raft.log import RaftLog
+from labkit.raft.node import Role
+from labkit.sim import Fixed
+
+__all__ = ["RaftLab", "raft_lab"]
+
+
+def _log_text(log: RaftLog, limit: int = 12) -> str:
+    """A log as its entries' terms, e.g. ``"1 1 2 3"`` (the last ``limit`` of a long one)."""
+    terms = log.terms()
+    if not terms:
+        return "(empty)"
+    if len(terms) > limit:
+        return f"… {len(terms) - limit} more, then " + " ".join(map(str, terms[-limit:]))
+    return " ".join(map(str, terms))
+
+
+class RaftLab(Lab):
+    """Raft in three parts (election, log replication, persistence), as the extended paper presents it."""
+
+    name = "Raft"
+    handle = "raft_lab"
+    parts = ("election", "replication", "persistence")
+    scenarios = SCENARIOS
+
+    # -- the world ---------------------------------------------------------------
+    def build(self, trial: Trial) -> World:
+        return World(trial, self._factory(trial.node), **trial.scenario.options)
+
+    def _factory(self, node: Any) -> Callable[..., Any]:
+        if not callable(node):
+            raise TypeError(f"node must be your server class (a subclass of RaftServer), got {node!r}")
+        return node
+
+    # -- faults ----------------------------------------------------------------
+    def inject(self, trial: Trial, fault: Fault) -> str | None:
+        world: World = trial.world
+        world.version += 1
+        act = _FAULTS.get(fault.kind)
+        if act is None:
+            raise ValueError(f"fault kind must be one of {', '.join(_FAULTS)}, got {fault.kind!r}")
+        return act(world, fault.target)
+
+    # -- checks ------------------------------------------------------------------
+    def watch(self, trial: Trial) -> Callable[[str, Any], None]:
+        world: World = trial.world
+        monitor = InvariantMonitor(world.live, world.ids, strict=True)
+        commits: dict[str, tuple[Any, int]] = {}  # server -> (incarnation, commit index checked)
+
+        def check(node_id: str, node: Any) -> None:
+            if node_id not in monitor.servers:
+                return
+            if type(node.log) is not RaftLog or type(node.role) is not Role:
+                raise Violation(
+                    SKELETON,
+                    f"{node_id}.log must stay a RaftLog and {node_id}.role a Role, got "
+                    f"{type(node.log).__name__} and {type(node.role).__name__}",
+                    node=node_id,
+                )
+            try:
+                monitor.observe(node_id, node)
+            except InvariantViolation as exc:
+                text = str(exc)
+                prop = next(p for prefix, p in MONITOR_PREFIXES.items() if text.startswith(prefix))
+                raise Violation(prop, text.split(": ", 1)[1], node=node_id) from None
+            # Commit needs a majority (§5.3): checked when a server's commit index grows.
+            commit = min(node.commit_index, node.log.last_index)
+            seen, checked = commits.get(node_id, (None, 0))
+            if seen is not node:
+                checked = 0  # a restarted server starts again from commit index 0
+            if commit > checked:
+                entry = node.log[commit]
+                holders = world.holders(commit, entry)
+                if len(holders) < world.majority:
+                    raise Violation(
+                        MAJORITY_COMMIT,
+                        f"{node_id} committed index {commit} (term {entry.term}, {entry.command!r}) "
+                        f"stored only on {', '.join(holders)}: {len(holders)} of {len(world.ids)} servers",
+                        node=node_id,
+                    )
+            commits[node_id] = (node, max(commit, checked))
+
+        return check
+
+    def describe(self, node: Any) -> dict[str, Any] | None:
+        try:
+            return {
+                "role": node.role.value,
+                "term": node.current_term,
+                "voted for": node.voted_for,
+                "log (terms)": _log_text(node.log),
+                "commit": node.commit_index,
+                "applied": node.last_applied,
+            }
+        except AttributeError:
+            return None
+
+    def notes(self, trial: Trial) -> list[str]:
+        rows = trial.sim.trace.notes(NOT_WRITTEN) if trial.sim.trace.keep else []
+        names = sorted({r.detail["rule"] for r in rows}, key=list(RULES).index)
+        if not names:
+            return []
+        listed = ", ".join(f"{n} (part {RULES[n][0]})" for n in names)
+        return [f"not written yet (NotImplementedError), so they did nothing: {listed}"]
+
+    # -- grading ---------------------------------------------------------------
+    def check_submission(self, node: Any) -> list[str]:
+        return delegation.problems(node)
+
+    @contextlib.contextmanager
+    def tripwires(self) -> Iterator[None]:
+        """While grading: labkit's reference rules refuse to run (see :mod:`~labkit.labs.raft.delegation`)."""
+        with delegation.tripwires():
+            yield
+
+
+# -- the fault vocabulary --------------------------------------------------------
+def _servers(world: World, target: Any) -> list[str]:
+    """The servers a target names: a name, "leader", "all", "disconnected", or a list of those."""
+    if isinstance(target, (list, tuple)):
+        out: list[str] = []
+        for t in target:
+            out += [s for s in _servers(world, t) if s not in out]
+        return out
+    if target == "leader":
+        leader = world.cluster.leader()
+        return [] if leader is None else [leader]
+    if target == "all":
+        return list(world.ids)
+    if target == "disconnected":
+        return sorted(world.cut_off)
+    if target in world.ids:
+        return [target]
+    raise ValueError(
+        f"fault target must be a server ({', '.join(world.ids)}), 'leader', 'all' or 'disconnected', got {target!r}"
+    )
+
+
+def _crash(world: World, target: Any) -> str:
+    done = [s for s in _servers(world, target) if world.cluster.is_up(s)]
+    for s in done:
+        world.cluster.crash(s)
+    return f"crash {', '.join(done) or 'nobody'}"
+
+
+def _restart(world: World, target: Any) -> str:
+    done = [s for s in _servers(world, target) if not world.cluster.is_up(s)]
+    for s in done:
+        world.cluster.restart(s)
+    return f"restart {', '.join(done) or 'nobody'}"
+
+
+def _disconnect(world: World, target: Any) -> str:
+    servers = _servers(world, target)
+    for s in servers:
+        world.isolate(s, inbound=True, outbound=True)
+    return f"disconnect {', '.join(servers) or 'nobody'}"
+
+
+def _deafen(world: World, target: Any) -> str:
+    servers = _servers(world, target)
+    for s in servers:
+        world.isolate(s, inbound=True, outbound=False)
+    return f"deafen {', '.join(servers) or 'nobody'} (hears nobody, can still send)"
+
+
+def _connect(world: World, target: Any) -> str:
+    servers = _servers(world, target)
+    for s in servers:
+        world.isolate(s, inbound=False, outbound=False)
+    return f"connect {', '.join(servers) or 'nobody'}"
+
+
+def _partition(world: World, target: Any) -> str:
+    side = _servers(world, target)
+    if not side or len(side) == len(world.ids):
+        return "partition: nothing to split"
+    world.cluster.partition(side)
+    rest = [s for s in world.ids if s not in side]
+    return f"partition {', '.join(side)} | {', '.join(rest)}"
+
+
+def _heal(world: World, target: Any) -> str:
+    world.heal()
+    return "heal the network"
+
+
+def _loss(world: World, target: Any) -> str:
+    world.sim.set_loss(target)
+    return f"lose {target:.0%} of messages"
+
+
+def _slow(world: World, target: Any) -> str:
+    src, dst, seconds = target
+    world.sim.set_latency(Fixed(seconds), src, dst)
+    return f"{src} → {dst} takes {seconds * 1000:.0f} ms"
+
+
+def _campaign(world: World, target: Any) -> str:
+    servers = [s for s in _servers(world, target) if world.cluster.is_up(s)]
+    for s in servers:
+        world.sim.call(s, lambda n, ctx: n.campaign(ctx))
+    return f"{', '.join(servers) or 'nobody'} times out now and campaigns"
+
+
+def _submit(world: World, target: Any) -> str:
+    who, command = target
+    servers = [s for s in _servers(world, who) if world.cluster.is_up(s)]
+    for s in servers:
+        world.cluster.submit(command, node=s)
+    return f"submit {command!r} to {', '.join(servers) or 'nobody'}"
+
+
+_FAULTS: dict[str, Callable[[World, Any], str]] = {
+    "crash": _crash,
+    "restart": _restart,
+    "disconnect": _disconnect,
+    "deafen": _deafen,
+    "connect": _connect,
+    "partition": _partition,
+    "heal": _heal,
+    "loss": _loss,
+    "slow": _slow,
+    "campaign": _campaign,
+    "submit": _submit,
+}
+
+raft_lab = RaftLab()

@@ -1,0 +1,114 @@
+"""What the Raft lab checks: Figure 3's safety properties, Raft's liveness, and the clients' view.
+
+Safety is checked after every event by labkit's
+:class:`~labkit.raft.InvariantMonitor` (Figure 3 of the extended paper, plus
+two of Figure 2's own invariants) and one more rule, :data:`MAJORITY_COMMIT`:
+whenever a server raises its commit index to i, the entry at i must be stored
+by a majority (§5.3: "a log entry is committed once the leader that created
+it has replicated it on a majority of the servers"). Liveness is checked by
+the scenarios at their checkpoints (§5.2, §5.6: with timeouts well above the
+time a message takes, a majority that can talk elects a leader and makes
+progress). The clients' view is checked at the end of a run: every result a
+client saw must be explained by one sequential execution (linearizability,
+Herlihy & Wing 1990; DDIA ch. 9).
+"""
+
+from __future__ import annotations
+
+from labkit.labs.core import Property
+
+__all__ = [
+    "ELECTION_SAFETY",
+    "LOG_MATCHING",
+    "LEADER_COMPLETENESS",
+    "STATE_MACHINE_SAFETY",
+    "COMMITTED_STAYS",
+    "COMMIT_MONOTONIC",
+    "APPLY_COMMITTED",
+    "MAJORITY_COMMIT",
+    "SKELETON",
+    "LEADER_ELECTED",
+    "STABLE_LEADER",
+    "PROGRESS",
+    "LINEARIZABLE",
+    "SAFETY",
+]
+
+# Safety (Figure 3 and Figure 2), checked after every event.
+ELECTION_SAFETY = Property(
+    "Election Safety", "at most one leader is elected in a term: never two leaders in one term", "Figure 3"
+)
+LOG_MATCHING = Property(
+    "Log Matching",
+    "two logs with an entry of the same index and term are identical up to it: logs never diverge below it",
+    "Figure 3",
+)
+LEADER_COMPLETENESS = Property(
+    "Leader Completeness", "a committed entry is in the log of every leader of a later term", "Figure 3"
+)
+STATE_MACHINE_SAFETY = Property(
+    "State Machine Safety",
+    "no two servers ever apply different entries at one index: a committed entry is never lost",
+    "Figure 3",
+)
+COMMITTED_STAYS = Property(
+    "Committed entries stay", "an index once committed is never committed again with another entry", "§5.4"
+)
+COMMIT_MONOTONIC = Property(
+    "Commit index only grows", "a server's commit_index never decreases while it is up", "Figure 2"
+)
+APPLY_COMMITTED = Property(
+    "Apply only committed entries",
+    "last_applied <= commit_index: nothing is applied before it commits",
+    "Figure 2",
+)
+MAJORITY_COMMIT = Property(
+    "Commit needs a majority", "an entry is committed only once a majority of servers store it", "§5.3"
+)
+SKELETON = Property(
+    "Skeleton's state", "Figure 2's state stays in the skeleton's fields and types", "the lab's skeleton"
+)
+
+# Liveness, checked by the scenarios.
+LEADER_ELECTED = Property(
+    "Leader election",
+    "while a majority of servers are up and can talk, exactly one of them leads, and all of them are in its term",
+    "§5.2, §5.6",
+)
+STABLE_LEADER = Property(
+    "Stable leader", "while nothing fails, the leader keeps its place: no election without a reason", "§5.2"
+)
+PROGRESS = Property(
+    "Progress",
+    "a command given to the leader of a majority that can talk is applied by all of that majority",
+    "§5.3, §5.6",
+)
+
+# The clients' view, checked at the end of a run.
+LINEARIZABLE = Property(
+    "Linearizability",
+    "every result a client saw is explained by one sequential execution of the operations",
+    "Herlihy & Wing 1990; DDIA ch. 9",
+)
+
+SAFETY = (
+    ELECTION_SAFETY,
+    LOG_MATCHING,
+    LEADER_COMPLETENESS,
+    STATE_MACHINE_SAFETY,
+    COMMITTED_STAYS,
+    COMMIT_MONOTONIC,
+    APPLY_COMMITTED,
+    MAJORITY_COMMIT,
+)
+
+# The InvariantMonitor's messages start with these words.
+MONITOR_PREFIXES = {
+    "Election Safety": ELECTION_SAFETY,
+    "Log Matching": LOG_MATCHING,
+    "Leader Completeness": LEADER_COMPLETENESS,
+    "State Machine Safety": STATE_MACHINE_SAFETY,
+    "Commit index": COMMIT_MONOTONIC,
+    "Commit": COMMITTED_STAYS,
+    "Apply": APPLY_COMMITTED,
+}

@@ -1,0 +1,330 @@
+"""The skeleton of a Raft server for the lab (notebook 09): everything but Figure 2's rules.
+
+A learner writes a subclass of :class:`RaftServer` and adds Figure 2's rules
+to it, one per notebook cell::
+
+    class MyRaft(RaftServer):
+        pass
+
+    @MyRaft.rule
+    def start_election(self, ctx):
+        ...
+
+The skeleton gives what is *not* a rule of the paper:
+
+* Figure 2's state under Figure 2's names: ``current_term``, ``voted_for``,
+  ``log`` (a 1-based :class:`~labkit.raft.RaftLog`), ``commit_index``,
+  ``last_applied``, and on leaders ``next_index`` / ``match_index`` (dicts by
+  peer); also ``role``, ``leader_id``, ``votes`` and ``peers``;
+* the messages (:mod:`labkit.raft.messages`) and who handles which
+  (:data:`RULES`);
+* timers: :meth:`RaftServer.reset_election_timer`, and heartbeats every
+  ``heartbeat_interval`` while leading (:meth:`RaftServer.send_heartbeats`);
+* role changes (:meth:`RaftServer.set_role`, :meth:`RaftServer.become_follower`),
+  which look after the timers and tell the trace;
+* storage: :meth:`RaftServer.save_term_and_vote` and :meth:`RaftServer.save_log`
+  write Figure 2's persistent state (what the simulator keeps across a crash);
+* sending a follower what it lacks (:meth:`RaftServer.send_append_entries`),
+  the state machine and the clients (:meth:`RaftServer.apply`,
+  :meth:`RaftServer.handle_client_request`).
+
+The rules (:data:`RULES`) raise ``NotImplementedError`` until written. The
+skeleton runs anyway: a rule not written yet does nothing when it is called,
+and the trace notes it once per server ("not written"), so a learner can run
+the tests after the first rule and see exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
+
+from labkit.raft.log import RaftLog
+from labkit.raft.messages import (
+    AppendEntries,
+    AppendEntriesReply,
+    ClientReply,
+    ClientRequest,
+    KVCommand,
+    LogEntry,
+    RequestVote,
+    RequestVoteReply,
+)
+from labkit.raft.node import RaftConfig, Role
+from labkit.raft.state_machine import KVStore
+from labkit.sim import Context, Node
+
+__all__ = ["RaftServer", "NotWritten", "RULES", "ELECTION_TIMER", "HEARTBEAT_TIMER", "NOT_WRITTEN"]
+
+ELECTION_TIMER = "election"
+HEARTBEAT_TIMER = "heartbeat"
+NOT_WRITTEN = "not written"  # the trace note of a rule that raised NotImplementedError
+
+# Every rule a learner writes: its part of the lab and the box of Figure 2 it comes from.
+RULES: dict[str, tuple[str, str]] = {
+    "observe_term": ("election", "Rules for Servers, All Servers: a newer term"),
+    "start_election": ("election", "Rules for Servers, Candidates: on conversion to candidate"),
+    "handle_request_vote": ("election", "RequestVote RPC, receiver implementation"),
+    "handle_request_vote_reply": ("election", "Candidates: votes received from a majority"),
+    "become_leader": ("election", "Leaders: upon election"),
+    "handle_append_entries": ("election", "AppendEntries RPC, receiver step 1; followers and candidates"),
+    "append_new_entry": ("replication", "Leaders: command received from client"),
+    "accept_entries": ("replication", "AppendEntries RPC, receiver steps 2-5"),
+    "handle_append_entries_reply": ("replication", "Leaders: nextIndex and matchIndex"),
+    "advance_commit_index": ("replication", "Leaders: the commit rule"),
+    "apply_committed": ("replication", "All Servers: apply what is committed"),
+    "restore": ("persistence", "Persistent state on all servers"),
+}
+
+
+class NotWritten(NotImplementedError):
+    """Raised by a rule of the skeleton that the learner has not written yet."""
+
+    def __init__(self, rule: str) -> None:
+        part, box = RULES[rule]
+        super().__init__(f"{rule} is not written yet (part {part}: {box})")
+        self.rule = rule
+
+
+def _not_written(name: str) -> Callable[..., Any]:
+    def rule(self: RaftServer, *args: Any) -> Any:
+        raise NotWritten(name)
+
+    rule.__name__ = rule.__qualname__ = name
+    rule.__doc__ = f"Figure 2, {RULES[name][1]}: not written yet."
+    return rule
+
+
+class RaftServer(Node):
+    """A Raft server without its rules; subclass it and add them with :meth:`rule`.
+
+    Built by the lab as ``MyRaft(node_id, peers, config)``; ``config`` is a
+    :class:`~labkit.raft.RaftConfig` (election timeout range, heartbeat
+    interval, entries per message).
+    """
+
+    # Which rule handles each message, and each timer.
+    MESSAGE_RULES: ClassVar[dict[type, str]] = {
+        RequestVote: "handle_request_vote",
+        RequestVoteReply: "handle_request_vote_reply",
+        AppendEntries: "handle_append_entries",
+        AppendEntriesReply: "handle_append_entries_reply",
+    }
+
+    def __init__(self, node_id: str, peers: Iterable[str], config: RaftConfig | None = None) -> None:
+        super().__init__(node_id)
+        self.peers = tuple(p for p in peers if p != node_id)
+        self.config = config if config is not None else RaftConfig()
+        # Persistent state on all servers (Figure 2): saved with save_term_and_vote and save_log.
+        self.current_term = 0
+        self.voted_for: str | None = None
+        self.log = RaftLog()
+        # Volatile state on all servers.
+        self.commit_index = 0
+        self.last_applied = 0
+        self.role = Role.FOLLOWER
+        self.leader_id: str | None = None  # whom clients are sent to
+        self.votes: set[str] = set()  # candidates: who voted for me this term
+        # Volatile state on leaders (set up by become_leader).
+        self.next_index: dict[str, int] = {}
+        self.match_index: dict[str, int] = {}
+        # The replicated key-value store and the clients waiting for an answer.
+        self.state_machine = KVStore()
+        self.applied: list[Any] = []  # commands applied since the last restart
+        self.waiting: dict[int, tuple[str, int, int]] = {}  # log index -> (client, seq, term)
+        self._noted: set[str] = set()
+
+    @classmethod
+    def rule(cls, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorator: make ``fn`` this class's rule of the same name (one of :data:`RULES`)."""
+        if not callable(fn) or not hasattr(fn, "__name__"):
+            raise TypeError(f"rule must decorate a function, got {fn!r}")
+        if cls is RaftServer:
+            raise TypeError(
+                "add rules to your own subclass (class MyRaft(RaftServer): ...), not to RaftServer"
+            )
+        if fn.__name__ not in RULES:
+            known = ", ".join(RULES)
+            raise ValueError(f"{fn.__name__!r} is not one of the rules of the lab; the rules are: {known}")
+        setattr(cls, fn.__name__, fn)
+        return fn
+
+    @property
+    def majority(self) -> int:
+        """Votes or copies needed: a majority of all servers, this one included."""
+        return (len(self.peers) + 1) // 2 + 1
+
+    # ------------------------------------------------------------------
+    # Given: what the simulator calls
+    # ------------------------------------------------------------------
+    def on_start(self, ctx: Context) -> None:
+        """Boot or reboot: read back the persistent state (your ``restore``), start as a follower."""
+        self._follow(ctx, "restore", ctx.storage)
+        self._note_role(ctx)
+        self.reset_election_timer(ctx)
+
+    def on_message(self, ctx: Context, src: str, msg: Any) -> None:
+        if isinstance(msg, ClientRequest):
+            self.handle_client_request(ctx, src, msg)
+            return
+        rule = self.MESSAGE_RULES.get(type(msg))
+        if rule is None:
+            raise TypeError(f"{self.node_id} got a message it does not understand: {msg!r}")
+        self._follow(ctx, "observe_term", ctx, msg.term)  # every RPC and reply carries a term
+        self._follow(ctx, rule, ctx, src, msg)
+
+    def campaign(self, ctx: Context) -> None:
+        """Time out now and start an election (your ``start_election``): how tests force elections."""
+        self._follow(ctx, "start_election", ctx)
+
+    def on_timer(self, ctx: Context, name: str) -> None:
+        if name == ELECTION_TIMER:
+            if self.role is not Role.LEADER:
+                self._follow(ctx, "start_election", ctx)
+        elif name == HEARTBEAT_TIMER and self.role is Role.LEADER:
+            self.send_heartbeats(ctx)
+
+    def _follow(self, ctx: Context, rule: str, *args: Any) -> Any:
+        """Call ``rule(*args)``; a rule not written yet (NotImplementedError) does nothing."""
+        try:
+            return getattr(self, rule)(*args)
+        except NotImplementedError as exc:
+            name = getattr(exc, "rule", None)
+            if name is None:  # a learner's `raise NotImplementedError()`: the rule it is in
+                frames = traceback.extract_tb(exc.__traceback__)
+                name = frames[-1].name if frames and frames[-1].name in RULES else rule
+            if name not in self._noted:
+                self._noted.add(name)
+                ctx.note(NOT_WRITTEN, rule=name)
+            return None
+
+    # ------------------------------------------------------------------
+    # Given: timers and roles
+    # ------------------------------------------------------------------
+    def reset_election_timer(self, ctx: Context) -> None:
+        """Start a fresh random election timeout (§5.2: randomized, so split votes are rare)."""
+        low, high = self.config.election_timeout
+        ctx.set_timer(ELECTION_TIMER, ctx.random.uniform(low, high))
+
+    def set_role(self, ctx: Context, role: Role) -> None:
+        """Become ``role``: a leader sends heartbeats and has no election timeout; others the reverse.
+
+        Call it *after* changing ``current_term``: the trace records the role with the term.
+        """
+        was = self.role
+        self.role = role
+        if role is Role.LEADER:
+            ctx.cancel_timer(ELECTION_TIMER)
+            ctx.set_timer(HEARTBEAT_TIMER, self.config.heartbeat_interval)
+        elif was is Role.LEADER:
+            ctx.cancel_timer(HEARTBEAT_TIMER)
+            self.waiting.clear()  # clients retry; another leader will answer
+            self.reset_election_timer(ctx)
+        if role is not was or role is Role.CANDIDATE:
+            self._note_role(ctx)
+
+    def become_follower(self, ctx: Context) -> None:
+        """``set_role(ctx, Role.FOLLOWER)``."""
+        self.set_role(ctx, Role.FOLLOWER)
+
+    def _note_role(self, ctx: Context) -> None:
+        ctx.note("role", role=self.role.value, term=self.current_term)
+
+    def send_heartbeats(self, ctx: Context) -> None:
+        """Leaders: an AppendEntries to every follower, again every ``heartbeat_interval``
+        ("repeat during idle periods to prevent election timeouts", Figure 2)."""
+        for peer in self.peers:
+            self.send_append_entries(ctx, peer)
+        ctx.set_timer(HEARTBEAT_TIMER, self.config.heartbeat_interval)
+
+    # ------------------------------------------------------------------
+    # Given: storage (Figure 2, "Persistent state on all servers")
+    # ------------------------------------------------------------------
+    def save_term_and_vote(self, ctx: Context) -> None:
+        """Write ``current_term`` and ``voted_for`` to stable storage (before any reply that relies on them)."""
+        ctx.persist("current_term", self.current_term)
+        ctx.persist("voted_for", self.voted_for)
+
+    def save_log(self, ctx: Context, first: int = 1) -> None:
+        """Write the log from index ``first`` to its end, and its length, to stable storage.
+
+        In ``storage``: ``"log_length"``, and ``("log", i)`` for every index i from 1 to it.
+        """
+        log = self.log
+        for i in range(max(first, 1), log.last_index + 1):
+            ctx.persist(("log", i), log[i])
+        ctx.persist("log_length", log.last_index)
+
+    # ------------------------------------------------------------------
+    # Given: replication mechanics
+    # ------------------------------------------------------------------
+    def send_append_entries(self, ctx: Context, peer: str) -> None:
+        """Send ``peer`` the log from ``next_index[peer]`` on (at most ``max_entries`` entries), with
+        ``prev_log_index`` / ``prev_log_term`` just before it and this leader's commit index."""
+        next_index = self.next_index[peer]
+        if not 1 <= next_index <= self.log.last_index + 1:
+            raise ValueError(
+                f"next_index[{peer!r}] must be between 1 and {self.log.last_index + 1} "
+                f"(one past the leader's last entry), got {next_index!r}"
+            )
+        prev = next_index - 1
+        entries = self.log.entries(next_index, self.config.max_entries)
+        ctx.send(
+            peer,
+            AppendEntries(
+                self.current_term, self.node_id, prev, self.log.term(prev), entries, self.commit_index
+            ),
+        )
+
+    def apply(self, ctx: Context, index: int) -> None:
+        """Apply the entry at ``index`` to the state machine; answer the client waiting for it (if any)."""
+        entry = self.log[index]
+        result = self.state_machine.apply(entry.command)
+        self.applied.append(entry.command)
+        waiting = self.waiting.pop(index, None)
+        if waiting is not None and waiting[2] == entry.term:
+            ctx.send(waiting[0], ClientReply(waiting[1], True, result))
+
+    def handle_client_request(self, ctx: Context, src: str, m: ClientRequest) -> None:
+        """A client's command: leaders put it in the log (your ``append_new_entry``) and answer once it is
+        applied; others name the leader they know. A retried command is answered from the store's
+        session table, not appended twice (§8)."""
+        if self.role is not Role.LEADER:
+            ctx.send(src, ClientReply(m.seq, False, leader_hint=self.leader_id))
+            return
+        seen, result = self.state_machine.duplicate(m.client, m.seq)
+        if seen:
+            ctx.send(src, ClientReply(m.seq, True, result))
+            return
+        self.waiting[self.log.last_index + 1] = (src, m.seq, self.current_term)
+        if self._follow(ctx, "append_new_entry", ctx, KVCommand(m.client, m.seq, m.op)) is None:
+            self.waiting.pop(self.log.last_index + 1, None)
+
+    def submit(self, ctx: Context, command: Any) -> tuple[int, int] | None:
+        """Put ``command`` in the log if this server leads: ``(index, term)``, else None."""
+        if self.role is not Role.LEADER:
+            return None
+        index = self._follow(ctx, "append_new_entry", ctx, command)
+        return None if index is None else (index, self.current_term)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.node_id!r}, {self.role.value}, term={self.current_term}, "
+            f"log={self.log.last_index}, commit={self.commit_index})"
+        )
+
+
+for _name in RULES:
+    setattr(RaftServer, _name, _not_written(_name))
+
+# What a rule receives, for the learner's reference.
+RULE_MESSAGES: Mapping[str, type] = {
+    "handle_request_vote": RequestVote,
+    "handle_request_vote_reply": RequestVoteReply,
+    "handle_append_entries": AppendEntries,
+    "accept_entries": AppendEntries,
+    "handle_append_entries_reply": AppendEntriesReply,
+}
+
+__all__ += ["RULE_MESSAGES", "LogEntry"]

@@ -100,6 +100,9 @@ COURSE: tuple[Notebook, ...] = (
              "Raft terms and votes, randomized timeouts, split votes, split-brain, fencing tokens"),
     Notebook(8, "08-log-replication.ipynb", "Log replication", 45,
              "AppendEntries, the commit rule, Figure 8, crash and restart, a replicated key-value store"),
+    Notebook(9, "09-lab-build-raft.ipynb", "Lab: build Raft", 120,
+             "write Raft yourself (election, log replication, persistence), tested like a lab in the "
+             "simulator; a failure shrunk to a few faults and shown as a picture to step through"),
     Notebook(11, "11-linearizability.ipynb", "Linearizability", 45,
              "histories, a checker, testing our own stores under faults"),
     Notebook(13, "13-leaving-the-simulator.ipynb", "Leaving the simulator", 40,

@@ -138,7 +138,7 @@ def _no_faults(rng: random.Random) -> list[Fault]:
     return []
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Scenario:
     """One test of a lab: a script, the faults it runs under, and how many seeds it takes.
 
@@ -239,6 +239,7 @@ class Trial:
         self.world: Any = None
         self.sim: Simulator = None  # type: ignore[assignment]
         self._watch: Callable[[str, Any], None] | None = None
+        self.outcome: Outcome | None = None  # set when play() returns
 
     # -- set-up --------------------------------------------------------------
     def _start(self) -> None:
@@ -323,7 +324,7 @@ class Trial:
             if violation.event is None and self.sim is not None and self.sim.trace.keep:
                 violation.event = len(self.sim.trace.rows) - 1
         now = self.sim.now if self.sim is not None else 0.0
-        return Outcome(
+        self.outcome = Outcome(
             self.scenario.name,
             self.seed,
             self.faults,
@@ -333,6 +334,7 @@ class Trial:
             time.perf_counter() - started,
             tuple(self.lab.notes(self)) if self.sim is not None else (),
         )
+        return self.outcome
 
 
 def _in_cell(filename: str) -> bool:

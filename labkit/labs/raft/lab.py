@@ -36,14 +36,19 @@ from labkit.sim import Fixed
 __all__ = ["RaftLab", "raft_lab"]
 
 
-def _log_text(log: RaftLog, limit: int = 12) -> str:
-    """A log as its entries' terms, e.g. ``"1 1 2 3"`` (the last ``limit`` of a long one)."""
+def _log_text(log: RaftLog, runs: int = 5) -> str:
+    """A log as runs of indexes by term, e.g. ``"1-32 t1, 33-40 t3"`` (the last ``runs`` runs)."""
     terms = log.terms()
     if not terms:
         return "(empty)"
-    if len(terms) > limit:
-        return f"… {len(terms) - limit} more, then " + " ".join(map(str, terms[-limit:]))
-    return " ".join(map(str, terms))
+    out: list[tuple[int, int, int]] = []  # (first index, last index, term)
+    for i, t in enumerate(terms, 1):
+        if out and out[-1][2] == t:
+            out[-1] = (out[-1][0], i, t)
+        else:
+            out.append((i, i, t))
+    text = ", ".join(f"{a} t{t}" if a == b else f"{a}-{b} t{t}" for a, b, t in out[-runs:])
+    return text if len(out) <= runs else "…, " + text
 
 
 class RaftLab(Lab):
@@ -229,8 +234,8 @@ def _slow(world: World, target: Any) -> str:
 
 def _campaign(world: World, target: Any) -> str:
     servers = [s for s in _servers(world, target) if world.cluster.is_up(s)]
-    for s in servers:
-        world.sim.call(s, lambda n, ctx: n.campaign(ctx))
+    for s in servers:  # the skeleton's campaign; labkit's own RaftNode starts an election directly
+        world.sim.call(s, lambda n, ctx: n.campaign(ctx) if hasattr(n, "campaign") else n.start_election(ctx))
     return f"{', '.join(servers) or 'nobody'} times out now and campaigns"
 
 

@@ -151,22 +151,33 @@ def _roles(world: World, group: tuple[str, ...]) -> str:
 
 
 def settle(trial: Trial, within: float = LEADER_WITHIN) -> str | None:
-    """Wait until the healthy majority has exactly one leader and one term; its name (None without a majority)."""
+    """Wait until the healthy majority has exactly one leader and one term; its name.
+
+    Returns None, requiring nothing, if no majority can talk any more before ``within`` s are up.
+    """
     world: World = trial.world
-    if trial.wait_for(lambda: one_leader(world) is not None or len(world.healthy()) < world.majority, within):
-        return one_leader(world)
-    group = world.healthy()
-    trial.fail(
-        LEADER_ELECTED,
-        f"servers {', '.join(group)} could all talk for {within:g} s, yet did not settle on one leader "
-        f"in one term: {_roles(world, group)}",
-    )
+    end = trial.sim.now + within
+    while True:
+        leader = one_leader(world)
+        if leader is not None:
+            return leader
+        group = world.healthy()
+        if len(group) < world.majority and trial.sim.now < end:
+            return None
+        if trial.sim.now >= end - 1e-12:
+            trial.fail(
+                LEADER_ELECTED,
+                f"servers {', '.join(group)} could all talk for {within:g} s, yet did not settle on one "
+                f"leader in one term: {_roles(world, group)}",
+            )
+        trial.run_until(min(end, trial.sim.now + 0.01))
 
 
 def agree(trial: Trial, command: str, within: float = AGREE_WITHIN) -> None:
     """Give ``command`` to the leader of the healthy majority and wait until all of it has applied it.
 
-    Submits again to a new leader if leadership changes meanwhile (as a client would).
+    Submits again to a new leader if leadership changes meanwhile (as a client would). Requires
+    nothing if, at the end, no majority can talk.
     """
     world: World = trial.world
     deadline = trial.sim.now + within
@@ -176,12 +187,14 @@ def agree(trial: Trial, command: str, within: float = AGREE_WITHIN) -> None:
         leader = one_leader(world)
         if leader is not None:
             node = world.live(leader)
-            if (leader, node.current_term) not in submitted and node.role is Role.LEADER:
+            if (leader, node.current_term) not in submitted:
                 submitted.add((leader, node.current_term))
                 world.cluster.submit(command, node=leader)
         if len(group) >= world.majority and all(command in world.live(s).applied for s in group):
             return
         if trial.sim.now >= deadline - 1e-12:
+            if len(group) < world.majority:
+                return
             missing = [s for s in group if command not in world.live(s).applied]
             trial.fail(
                 PROGRESS,

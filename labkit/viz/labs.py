@@ -1,0 +1,334 @@
+"""The picture of a failing lab trial: a space-time diagram to step through (notebook 09).
+
+:class:`FailureView` replays a :class:`~labkit.labs.Failure` (its shrunk
+schedule, same seed, same run) recording every node's state after every
+event, and draws:
+
+* the run as a space-time diagram (:func:`labkit.viz.spacetime.spacetime_diagram`):
+  one lane per node, an arrow per message, lost and cut messages as crosses,
+  crashes and partitions shaded;
+* each node's state on its lane, as a dot wherever it changed: hover it for
+  the role, term, vote, log and commit index (what the lab's ``describe``
+  says);
+* the faults of the schedule as dotted lines, labelled;
+* the violation as a red star on the node and at the moment where it was
+  first seen, with the property's name.
+
+A slider steps through the run one event at a time: the diagram grows up to
+that event, a cursor marks it, and a table below shows every node's state at
+that step. The view opens at the violation.
+"""
+
+from __future__ import annotations
+
+import html
+from bisect import bisect_right
+from typing import Any
+
+from labkit.sim import Kind
+from labkit.viz.common import BAD_COLOR, LazyWidget
+from labkit.viz.spacetime import spacetime_diagram
+
+__all__ = ["FailureView", "STEP_KINDS"]
+
+STEP_KINDS = (Kind.START, Kind.DELIVER, Kind.TIMER, Kind.CRASH, Kind.RESTART)
+_FAULT_COLOR = "#882255"
+_STATE_COLOR = "#009E73"
+_WINDOW = 1.5  # at most this many seconds of run are shown before the violation at first,
+_MIN_WINDOW = 0.05  # at least this many,
+_EVENTS_SHOWN = 60  # and about this many events
+
+
+def _state_text(node: str, time: float, state: dict[str, Any]) -> str:
+    lines = [f"<b>{html.escape(node)}</b> at t = {time:.3f} s"]
+    lines += [f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in state.items()]
+    return "<br>".join(lines)
+
+
+def _event_text(row: tuple) -> str:
+    kind, node = row[1], row[2]
+    if kind is Kind.DELIVER:
+        text = repr(row[6])
+        text = text if len(text) <= 90 else text[:89] + "…"
+        return f"{node} receives from {row[3]}: {text}"
+    if kind is Kind.TIMER:
+        return f"{node}: timer {row[8]!r} fires"
+    return f"{node}: {kind.value}"
+
+
+class FailureView(LazyWidget):
+    """A failing trial to step through; see the module docstring.
+
+    Works without a browser too: :meth:`figure` draws the run up to a step,
+    :meth:`states` gives every node's state there, :attr:`step` is where the
+    violation was seen.
+    """
+
+    def __init__(self, failure: Any) -> None:
+        from labkit.labs.suite import Failure
+
+        if not isinstance(failure, Failure):
+            raise TypeError(f"failure must be a labkit.labs.Failure, got {type(failure).__name__}")
+        self.failure = failure
+        self.trial = failure.replay()
+        sim = self.trial.sim
+        self.rows = sim.trace.rows
+        self.nodes = [n for n in sim.nodes if n in _lanes(self.trial)]
+        self.violation = self._replayed_violation()
+        # Steps: the trace rows where something happened at a node.
+        self.steps = [i for i, r in enumerate(self.rows) if r[1] in STEP_KINDS and r[2] in self.nodes]
+        if not self.steps:
+            self.steps = [max(len(self.rows) - 1, 0)]
+        self.step = self._violation_step()
+        # Each node's states, only where they changed: (row, time, state).
+        self.history: dict[str, list[tuple[int, float, dict[str, Any]]]] = {n: [] for n in self.nodes}
+        for row, t, node, state in self.trial.snapshots:
+            h = self.history.get(node)
+            if h is not None and (not h or h[-1][2] != state):
+                h.append((row, t, state))
+        self.fig: Any = None
+
+    def _replayed_violation(self) -> Any:
+        """The violation as the replay saw it (the same as the failure's: same seed, same schedule)."""
+        outcome = self.trial.outcome
+        return outcome.violation if outcome is not None else None
+
+    def _violation_step(self) -> int:
+        v = self.violation
+        if v is None or v.event is None:
+            return len(self.steps) - 1
+        return max(0, bisect_right(self.steps, v.event) - 1)
+
+    # -- what the view shows -----------------------------------------------------
+    def time_of(self, step: int) -> float:
+        """Virtual time of step ``step``."""
+        return self.rows[self.steps[step]][0] if self.rows else 0.0
+
+    def states(self, step: int | None = None) -> dict[str, dict[str, Any] | None]:
+        """Every node's state at ``step`` (default: the violation's); None before its first event."""
+        step = self.step if step is None else step
+        # A step's handler ran before its snapshot was taken: count everything before the next step.
+        bound = self.steps[step + 1] if step + 1 < len(self.steps) else len(self.rows)
+        out: dict[str, dict[str, Any] | None] = {}
+        for node, h in self.history.items():
+            i = bisect_right([r for r, _, _ in h], bound - 1) - 1
+            out[node] = h[i][2] if i >= 0 else None
+        return out
+
+    def header(self) -> str:
+        """What failed, the shrunk schedule and the line to reproduce it, as HTML."""
+        f = self.failure
+        v = self.violation or f.shown_violation
+        faults = f.schedule
+        items = "".join(f"<li><code>{html.escape(str(x))}</code></li>" for x in faults) or "<li>none</li>"
+        shrunk = ""
+        if f.shrunk is not None:
+            shrunk = f" (shrunk from {len(f.faults)} to {len(faults)})"
+        return (
+            f"<div class='labkit-failure'><b style='color:{BAD_COLOR}'>✗ {html.escape(v.property.name)}</b>: "
+            f"{html.escape(v.detail)}<br>"
+            f"<i>{html.escape(v.property.says)}</i>"
+            + (f" ({html.escape(v.property.source)})" if v.property.source else "")
+            + f"<br>scenario <b>{html.escape(f.scenario)}</b>, seed {f.seed}, seen at "
+            f"{'node ' + html.escape(v.node) + ', ' if v.node else ''}t = {v.time:.3f} s<br>"
+            f"fault schedule{shrunk}:<ul style='margin:0'>{items}</ul>"
+            f"reproduce: <code>{html.escape(f.reproduce)}</code></div>"
+        )
+
+    def state_table(self, step: int | None = None) -> str:
+        """Every node's state at ``step`` as an HTML table."""
+        step = self.step if step is None else step
+        states = self.states(step)
+        keys: list[str] = []
+        for s in states.values():
+            for k in s or {}:
+                if k not in keys:
+                    keys.append(k)
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in ["node", *keys])
+        body = ""
+        for node, s in states.items():
+            cells = "".join(f"<td>{html.escape(str((s or {}).get(k, '')))}</td>" for k in keys)
+            body += f"<tr><td><b>{html.escape(node)}</b></td>{cells if s else '<td>(not started)</td>'}</tr>"
+        row = self.rows[self.steps[step]]
+        caption = (
+            f"step {step + 1} of {len(self.steps)} · t = {row[0]:.3f} s · {html.escape(_event_text(row))}"
+        )
+        return f"<div style='font-size:90%'>{caption}<table class='labkit-states'><tr>{head}</tr>{body}</table></div>"
+
+    def figure(self, step: int | None = None) -> Any:
+        """The space-time diagram up to ``step`` (default: the violation's), with states, faults and the violation."""
+        import plotly.graph_objects as go
+
+        step = self.step if step is None else step
+        until = self.time_of(step)
+        v = self.violation
+        title = f"{self.failure.scenario}, seed {self.failure.seed}: step {step + 1} of {len(self.steps)}"
+        fig = spacetime_diagram(self.trial.sim, nodes=self.nodes, until=until, title=title)
+        lane = {n: i for i, n in enumerate(self.nodes)}
+        # Each server's state where it changed, up to the step: hover for role, term, log...
+        sx, sy, stext = [], [], []
+        for node, h in self.history.items():
+            for _row, t, state in h:
+                if t <= until:
+                    sx.append(t)
+                    sy.append(lane[node])
+                    stext.append(_state_text(node, t, state))
+        fig.add_trace(
+            go.Scatter(
+                x=sx,
+                y=sy,
+                mode="markers",
+                marker={"color": _STATE_COLOR, "size": 6, "symbol": "circle"},
+                name="server state (hover)",
+                hovertext=stext,
+                hoverinfo="text",
+            )
+        )
+        shapes = list(fig.layout.shapes)
+        notes = []
+        for t, _fault, what in self.trial.injected:
+            shapes.append(_vline(t, _FAULT_COLOR, "dot"))
+            notes.append(_label(t, what, _FAULT_COLOR))
+        shapes.append(_vline(until, "#333333", "solid"))
+        if v is not None and v.time is not None:
+            shapes.append(_vline(v.time, BAD_COLOR, "dash"))
+            notes.append(_label(v.time, f"✗ {v.property.name}", BAD_COLOR))
+            if v.time <= until + 1e-12:
+                fig.add_trace(
+                    go.Scatter(
+                        x=[v.time],
+                        y=[lane.get(v.node, -0.4)],
+                        mode="markers",
+                        marker={"color": BAD_COLOR, "size": 18, "symbol": "star", "line": {"width": 1}},
+                        name="violation",
+                        hovertext=[f"<b>{html.escape(v.property.name)}</b><br>{html.escape(v.detail)}"],
+                        hoverinfo="text",
+                    )
+                )
+        fig.layout.shapes = shapes
+        fig.layout.annotations = _spread(notes)
+        fig.update_xaxes(range=list(self.window()))
+        fig.update_layout(
+            margin={"t": 90, "b": 110},
+            height=max(340, 170 + 55 * len(self.nodes)),
+            legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.3, "yanchor": "top"},
+        )
+        return fig
+
+    def window(self) -> tuple[float, float]:
+        """The x range shown at first: from just before the last fault before the violation (or the
+        last few dozen events, if no fault came first), at most 1.5 s; zoom out for the rest."""
+        v = self.violation
+        end = v.time if v is not None and v.time is not None else self.time_of(self.step)
+        faults = [t for t, _f, _w in self.trial.injected if t <= end]
+        if faults:
+            start = faults[-1] - 0.05
+        else:
+            start = self.time_of(max(0, self.step - _EVENTS_SHOWN))
+        start = max(0.0, min(start, end - _MIN_WINDOW), end - _WINDOW)
+        return start, end + 0.08 * (end - start) + 1e-3
+
+    # -- the widget ----------------------------------------------------------------
+    def _build_ui(self) -> Any:
+        import ipywidgets as W
+        import plotly.graph_objects as go
+
+        # A plain figure shown in an output area: JupyterLab draws it at the notebook's width and
+        # only its data travels to the browser (a FigureWidget carries plotly.js itself, megabytes).
+        self.fig = go.Figure()
+        self.plot = W.Output()
+        self.slider = W.IntSlider(
+            value=self.step,
+            min=0,
+            max=len(self.steps) - 1,
+            description="step",
+            continuous_update=False,
+            layout=W.Layout(width="70%"),
+        )
+        back = W.Button(description="◀ one back", tooltip="the event before")
+        forward = W.Button(description="one on ▶", tooltip="the event after")
+        home = W.Button(description="the violation", tooltip="jump to where the property first failed")
+        back.on_click(lambda _b: self.go(self.slider.value - 1))
+        forward.on_click(lambda _b: self.go(self.slider.value + 1))
+        home.on_click(lambda _b: self.go(self.step))
+        self.table = W.HTML()
+        self.slider.observe(lambda ch: self._show(ch["new"]), "value")
+        self._show(self.step)
+        return W.VBox(
+            [W.HTML(self.header()), W.HBox([self.slider, back, forward, home]), self.plot, self.table]
+        )
+
+    def go(self, step: int) -> None:
+        """Move the view to ``step`` (clipped to the run)."""
+        step = min(max(int(step), 0), len(self.steps) - 1)
+        if self._ui is not None and self.slider.value != step:
+            self.slider.value = step  # redraws through the slider's callback
+        else:
+            self._show(step)
+
+    def _show(self, step: int) -> None:
+        if self.fig is None:
+            return
+        self.fig = self.figure(step)
+        self.plot.outputs = (_display_data(self.fig),)
+        self.table.value = self.state_table(step)
+
+
+def _display_data(figure: Any) -> dict[str, Any]:
+    """``figure`` as one notebook output, drawn by JupyterLab's plotly renderer."""
+    import json
+
+    data = {
+        "application/vnd.plotly.v1+json": json.loads(figure.to_json()),
+        "text/plain": "space-time diagram",
+    }
+    return {"output_type": "display_data", "data": data, "metadata": {}}
+
+
+def _lanes(trial: Any) -> list[str]:
+    world = trial.world
+    ids = getattr(world, "ids", None)
+    return list(ids) if ids is not None else list(trial.sim.nodes)
+
+
+def _vline(x: float, color: str, dash: str) -> dict[str, Any]:
+    return {
+        "type": "line",
+        "xref": "x",
+        "yref": "paper",
+        "x0": x,
+        "x1": x,
+        "y0": 0,
+        "y1": 1,
+        "line": {"color": color, "dash": dash, "width": 1.2},
+    }
+
+
+def _label(x: float, text: str, color: str) -> dict[str, Any]:
+    return {
+        "x": x,
+        "y": 1.0,
+        "xref": "x",
+        "yref": "paper",
+        "text": html.escape(text if len(text) <= 40 else text[:39] + "…"),
+        "showarrow": False,
+        "yanchor": "bottom",
+        "font": {"size": 10, "color": color},
+    }
+
+
+def _spread(notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stack labels that would overlap (close in time) on rows above the plot."""
+    out = []
+    last_x: list[float] = []
+    for note in sorted(notes, key=lambda n: n["x"]):
+        row = 0
+        while row < len(last_x) and note["x"] - last_x[row] < 0.25:
+            row += 1
+        if row == len(last_x):
+            last_x.append(note["x"])
+        else:
+            last_x[row] = note["x"]
+        note["yshift"] = 14 * min(row, 3)
+        out.append(note)
+    return out

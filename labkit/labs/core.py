@@ -341,8 +341,18 @@ def _in_cell(filename: str) -> bool:
     return "ipykernel_" in filename or filename.startswith("<")
 
 
+def _file(filename: str) -> str:
+    """A file as a learner finds it: a notebook cell, labkit/... inside the package, else the path."""
+    if _in_cell(filename):
+        return "a notebook cell"
+    parts = filename.replace("\\", "/").split("/")
+    if "labkit" in parts:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index("labkit") :])
+    return filename
+
+
 def _place(f: traceback.FrameSummary) -> str:
-    return f"{f.name} (line {f.lineno} of {'a notebook cell' if _in_cell(f.filename) else f.filename})"
+    return f"{f.name} (line {f.lineno} of {_file(f.filename)})"
 
 
 def _last_frame(exc: BaseException) -> str:

@@ -287,6 +287,7 @@ def run_suite(
     progress: bool = True,
     budget: float | None = None,
     quiet: bool = False,
+    stop: bool = False,
     shrink_seconds: float = 20.0,
 ) -> Report:
     """Run the scenarios ``what`` selects (a part, a scenario, a list, or None for all) on ``node``.
@@ -295,7 +296,9 @@ def run_suite(
     None for each scenario's default. Each scenario stops at its first
     failing seed; ``shrink`` shrinks that failure's schedule. ``budget`` caps
     the wall-clock seconds of the whole call (the scenarios it leaves unrun
-    count as failed). Prints the table as it goes unless ``quiet``.
+    count as failed). ``stop`` ends the suite at the first failing scenario
+    (the report then lists only the scenarios run). Prints the table as it
+    goes unless ``quiet``.
     """
     scenarios = lab.select(what)
     label = what if isinstance(what, str) else "all" if what is None else ", ".join(what)
@@ -324,6 +327,8 @@ def run_suite(
                 )  # fmt: skip
             report.results.append(row)
             say(_row(row))
+            if stop and not row.passed:
+                break
     finally:
         if bar is not None:
             bar.close()

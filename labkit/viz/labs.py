@@ -132,7 +132,9 @@ class FailureView(LazyWidget):
             + f"<br>scenario <b>{html.escape(f.scenario)}</b>, seed {f.seed}, seen at "
             f"{'node ' + html.escape(v.node) + ', ' if v.node else ''}t = {v.time:.3f} s<br>"
             f"fault schedule{shrunk}:<ul style='margin:0'>{items}</ul>"
-            f"reproduce: <code>{html.escape(f.reproduce)}</code></div>"
+            f"reproduce: <code>{html.escape(f.reproduce)}</code>"
+            + "".join(f"<br>note: {html.escape(n)}" for n in f.notes)
+            + "</div>"
         )
 
     def state_table(self, step: int | None = None) -> str:
@@ -144,11 +146,12 @@ class FailureView(LazyWidget):
             for k in s or {}:
                 if k not in keys:
                     keys.append(k)
-        head = "".join(f"<th>{html.escape(k)}</th>" for k in ["node", *keys])
+        pad = "style='padding:1px 10px 1px 0; text-align:left'"
+        head = "".join(f"<th {pad}>{html.escape(k)}</th>" for k in ["node", *keys])
         body = ""
         for node, s in states.items():
-            cells = "".join(f"<td>{html.escape(str((s or {}).get(k, '')))}</td>" for k in keys)
-            body += f"<tr><td><b>{html.escape(node)}</b></td>{cells if s else '<td>(not started)</td>'}</tr>"
+            cells = "".join(f"<td {pad}>{html.escape(str((s or {}).get(k, '')))}</td>" for k in keys)
+            body += f"<tr><td {pad}><b>{html.escape(node)}</b></td>{cells if s else '<td>(not started)</td>'}</tr>"
         row = self.rows[self.steps[step]]
         caption = (
             f"step {step + 1} of {len(self.steps)} · t = {row[0]:.3f} s · {html.escape(_event_text(row))}"
@@ -193,7 +196,7 @@ class FailureView(LazyWidget):
         if v is not None and v.time is not None:
             shapes.append(_vline(v.time, BAD_COLOR, "dash"))
             notes.append(_label(v.time, f"✗ {v.property.name}", BAD_COLOR))
-            if v.time <= until + 1e-12:
+            if step >= self.step:
                 fig.add_trace(
                     go.Scatter(
                         x=[v.time],
@@ -223,8 +226,9 @@ class FailureView(LazyWidget):
         faults = [t for t, _f, _w in self.trial.injected if t <= end]
         if faults:
             start = faults[-1] - 0.05
-        else:
-            start = self.time_of(max(0, self.step - _EVENTS_SHOWN))
+        else:  # the last few dozen events, boots left out (they all happen at 0)
+            busy = [i for i in self.steps[: self.step + 1] if self.rows[i][1] is not Kind.START]
+            start = self.rows[busy[-_EVENTS_SHOWN:][0]][0] if busy else 0.0
         start = max(0.0, min(start, end - _MIN_WINDOW), end - _WINDOW)
         return start, end + 0.08 * (end - start) + 1e-3
 
@@ -237,10 +241,10 @@ class FailureView(LazyWidget):
         # only its data travels to the browser (a FigureWidget carries plotly.js itself, megabytes).
         self.fig = go.Figure()
         self.plot = W.Output()
-        self.slider = W.IntSlider(
-            value=self.step,
-            min=0,
-            max=len(self.steps) - 1,
+        self.slider = W.IntSlider(  # shows steps from 1, as the caption does
+            value=self.step + 1,
+            min=1,
+            max=len(self.steps),
             description="step",
             continuous_update=False,
             layout=W.Layout(width="70%"),
@@ -248,11 +252,11 @@ class FailureView(LazyWidget):
         back = W.Button(description="◀ one back", tooltip="the event before")
         forward = W.Button(description="one on ▶", tooltip="the event after")
         home = W.Button(description="the violation", tooltip="jump to where the property first failed")
-        back.on_click(lambda _b: self.go(self.slider.value - 1))
-        forward.on_click(lambda _b: self.go(self.slider.value + 1))
+        back.on_click(lambda _b: self.go(self.slider.value - 2))
+        forward.on_click(lambda _b: self.go(self.slider.value))
         home.on_click(lambda _b: self.go(self.step))
         self.table = W.HTML()
-        self.slider.observe(lambda ch: self._show(ch["new"]), "value")
+        self.slider.observe(lambda ch: self._show(ch["new"] - 1), "value")
         self._show(self.step)
         return W.VBox(
             [W.HTML(self.header()), W.HBox([self.slider, back, forward, home]), self.plot, self.table]
@@ -261,8 +265,8 @@ class FailureView(LazyWidget):
     def go(self, step: int) -> None:
         """Move the view to ``step`` (clipped to the run)."""
         step = min(max(int(step), 0), len(self.steps) - 1)
-        if self._ui is not None and self.slider.value != step:
-            self.slider.value = step  # redraws through the slider's callback
+        if self._ui is not None and self.slider.value != step + 1:
+            self.slider.value = step + 1  # redraws through the slider's callback
         else:
             self._show(step)
 

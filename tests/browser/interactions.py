@@ -170,6 +170,8 @@ INTERACTIONS: dict[str, list[Step]] = {
         Click("Restart crashed"),
         Click("Reset"),
     ],
+    # The failure picture of the first run (labkit's VoteTwice): step back, one back, back to the violation.
+    "09-lab-build-raft": [Slide("step", presses=-3), Click("one back"), Click("the violation")],
     "11-linearizability": [
         Slide("B starts at", presses=4),
         Choose("B read", "None (old)"),

@@ -95,10 +95,12 @@ def problems(node: Any) -> list[str]:
         for code in _code_objects(fn.__code__):
             used |= set(code.co_names) | set(code.co_freevars)
         named = sorted(used & FORBIDDEN_NAMES)
+        seen = dict(fn.__globals__)
+        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False):
+            with contextlib.suppress(ValueError):  # an empty cell
+                seen[name] = cell.cell_contents
         aliases = sorted(
-            name
-            for name in used - FORBIDDEN_NAMES
-            if any(fn.__globals__.get(name) is obj for obj in forbidden)
+            name for name in used - FORBIDDEN_NAMES if any(seen.get(name) is obj for obj in forbidden)
         )
         for name in named + aliases:
             out.append(
@@ -109,12 +111,18 @@ def problems(node: Any) -> list[str]:
 
 
 def _refuse(name: str) -> types.CodeType:
-    def refused(*args: Any, **kwargs: Any) -> Any:
-        raise DelegationError(
-            f"{name} belongs to labkit's reference Raft, which graded code must not call: write the rule yourself"
-        )
-
-    return refused.__code__
+    """Code that raises DelegationError naming ``name``; it needs nothing but builtins, because it runs
+    with the globals of the function it replaces."""
+    message = (
+        f"{name} belongs to labkit's reference Raft, which graded code must not call: write the rule yourself"
+    )
+    source = (
+        "def refused(*args, **kwargs):\n"
+        f"    raise __import__({__name__!r}, fromlist=['DelegationError']).DelegationError({message!r})\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # noqa: S102 - a fixed template
+    return namespace["refused"].__code__
 
 
 @contextlib.contextmanager

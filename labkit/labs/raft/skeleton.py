@@ -262,6 +262,8 @@ class RaftServer(Node):
     def send_append_entries(self, ctx: Context, peer: str) -> None:
         """Send ``peer`` the log from ``next_index[peer]`` on (at most ``max_entries`` entries), with
         ``prev_log_index`` / ``prev_log_term`` just before it and this leader's commit index."""
+        if peer not in self.next_index:
+            raise KeyError(f"next_index has no entry for {peer!r}: become_leader sets it up for every peer")
         next_index = self.next_index[peer]
         if not 1 <= next_index <= self.log.last_index + 1:
             raise ValueError(

@@ -1,0 +1,127 @@
+"""The reference solution of the Raft lab, taken from notebook 09, and the classic bugs planted in it.
+
+The solution is the notebook's own solution code (its import cell, the class
+cell and every answer cell of the instructor version), run in a fresh
+namespace: never labkit's ``RaftNode``. A planted bug is one small edit of
+one answer cell's source, the mistake a learner makes; :func:`planted` fails
+loudly if the notebook's text changed so that an edit no longer applies.
+
+Used by tests/test_labs_raft.py, tests/test_grading_labs.py and
+benchmarks/bench_labs.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "09-lab-build-raft.ipynb"
+CLASS_CELL = "class MyRaft(RaftServer):"
+
+# bug -> [(grade id of the answer cell, text in it, what the mistake writes instead)]
+BUGS: dict[str, list[tuple[str, str, str]]] = {
+    "voting twice in a term": [
+        (
+            "nb09-request-vote",
+            "and self.voted_for in (None, m.candidate_id) and up_to_date",
+            "and up_to_date",
+        )
+    ],
+    "not persisting voted_for before replying": [
+        (
+            "nb09-request-vote",
+            "        self.voted_for = m.candidate_id\n        self.save_term_and_vote(ctx)\n",
+            "        self.voted_for = m.candidate_id\n",
+        )
+    ],
+    "committing an earlier term's entry by counting replicas": [
+        ("nb09-commit", " and self.log.term(n) == self.current_term", ""),
+    ],
+    "not truncating a conflicting suffix": [
+        (
+            "nb09-accept-entries",
+            "        if index <= self.log.last_index and self.log.term(index) != entry.term:\n"
+            "            self.log.truncate(index - 1)\n",
+            "",
+        )
+    ],
+    "resetting the election timer on every message": [
+        (
+            "nb09-append-entries",
+            "    ### BEGIN SOLUTION\n    if m.term < self.current_term:",
+            "    ### BEGIN SOLUTION\n    self.reset_election_timer(ctx)\n    if m.term < self.current_term:",
+        ),
+        (
+            "nb09-request-vote",
+            "    ### BEGIN SOLUTION\n    up_to_date",
+            "    ### BEGIN SOLUTION\n    self.reset_election_timer(ctx)\n    up_to_date",
+        ),
+    ],
+    "applying before committing": [
+        (
+            "nb09-apply",
+            "while self.last_applied < self.commit_index",
+            "while self.last_applied < self.log.last_index",
+        )
+    ],
+    "a leader that never steps down on a higher term": [
+        (
+            "nb09-observe-term",
+            "    if term > self.current_term:\n",
+            "    if term > self.current_term and self.role is not Role.LEADER:\n",
+        )
+    ],
+}
+
+
+def _cells(nb: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(grade id or None, source) of the code cells that make the solution, in order."""
+    out = []
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    out.append((None, "".join(code[0]["source"])))  # the imports
+    for c in code:
+        src = "".join(c["source"])
+        meta = c.get("metadata", {}).get("nbgrader", {})
+        if src.startswith(CLASS_CELL):
+            out.append((None, src))
+        elif meta.get("solution") and meta.get("grade_id", "").startswith("nb09-"):
+            out.append((meta["grade_id"], src))
+    return out
+
+
+def plant(nb: dict[str, Any], bug: str) -> dict[str, Any]:
+    """A copy of notebook ``nb`` with ``bug`` planted in its answer cells."""
+    if bug not in BUGS:
+        raise ValueError(f"bug must be one of {sorted(BUGS)}, got {bug!r}")
+    nb = json.loads(json.dumps(nb))
+    for grade_id, old, new in BUGS[bug]:
+        cell = next(
+            c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id
+        )
+        src = "".join(cell["source"])
+        if src.count(old) != 1:
+            raise AssertionError(f"{bug}: the text to change is not in {grade_id} exactly once: {old!r}")
+        cell["source"] = src.replace(old, new)
+    return nb
+
+
+def load(nb: dict[str, Any] | None = None) -> type:
+    """The ``MyRaft`` class that notebook ``nb`` (default: notebook 09) defines."""
+    if nb is None:
+        nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    ns: dict[str, Any] = {"__name__": "nb09"}
+    for i, (grade_id, src) in enumerate(_cells(nb)):
+        exec(compile(src, f"<{grade_id or f'nb09-cell-{i}'}>", "exec"), ns)  # noqa: S102 - the notebook's own code
+    return ns["MyRaft"]
+
+
+def solution() -> type:
+    """The notebook's reference solution, ``MyRaft``."""
+    return load()
+
+
+def planted(bug: str) -> type:
+    """The notebook's solution with ``bug`` planted: a class named ``MyRaft``."""
+    return load(plant(json.loads(NOTEBOOK.read_text(encoding="utf-8")), bug))

@@ -1,0 +1,235 @@
+"""The Raft lab: the notebook's solution passes, each classic bug planted in it is caught, the skeleton
+behaves, delegation to labkit's reference is refused, and a failure's picture shows the violation.
+
+The solution and the planted bugs come from notebook 09 itself (tests/lab_solutions.py), never from
+labkit's RaftNode.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.labs import NODE_ERROR, LabFailed
+from labkit.labs.core import Trial
+from labkit.labs.raft import RaftServer, Role, raft_lab
+from labkit.labs.raft.delegation import DelegationError, problems, tripwires
+from labkit.labs.raft.properties import (
+    APPLY_COMMITTED,
+    COMMITTED_STAYS,
+    ELECTION_SAFETY,
+    LEADER_COMPLETENESS,
+    LEADER_ELECTED,
+    LINEARIZABLE,
+    LOG_MATCHING,
+    MAJORITY_COMMIT,
+    PROGRESS,
+    STATE_MACHINE_SAFETY,
+)
+from labkit.raft.bugs import VoteTwice
+from labkit.raft.node import RaftNode
+from tests import lab_solutions
+
+SOLUTION = lab_solutions.solution()
+
+# What each planted bug may break first (the suite stops at its first failing scenario).
+EXPECTED = {
+    "voting twice in a term": {ELECTION_SAFETY},
+    "not persisting voted_for before replying": {ELECTION_SAFETY},
+    "committing an earlier term's entry by counting replicas": {
+        LEADER_COMPLETENESS,
+        STATE_MACHINE_SAFETY,
+        COMMITTED_STAYS,
+    },
+    "not truncating a conflicting suffix": {
+        LOG_MATCHING,
+        STATE_MACHINE_SAFETY,
+        COMMITTED_STAYS,
+        MAJORITY_COMMIT,
+        PROGRESS,
+        LINEARIZABLE,
+    },
+    "resetting the election timer on every message": {LEADER_ELECTED},
+    "applying before committing": {APPLY_COMMITTED},
+    "a leader that never steps down on a higher term": {LEADER_ELECTED, PROGRESS},
+}
+
+
+def test_the_notebook_solution_passes_every_scenario_on_the_default_seeds():
+    report = raft_lab.run("all", SOLUTION, progress=False, quiet=True)
+    assert report.passed, str(report)
+    assert [r.part for r in report.results].count("election") == 3 and len(report.results) == 15
+    assert all(r.seeds_run == r.seeds_planned for r in report.results)
+
+
+@pytest.mark.parametrize("bug", sorted(lab_solutions.BUGS))
+def test_each_classic_bug_is_caught_within_the_default_seeds(bug):
+    report = raft_lab.run("all", lab_solutions.planted(bug), progress=False, quiet=True, stop=True)
+    assert not report.passed
+    row = report.results[-1]
+    failure = row.failure
+    assert failure is not None and row.seeds_run <= row.seeds_planned
+    v = failure.shown_violation
+    assert v.property in EXPECTED[bug], f"{bug}: {failure.summary()}"
+    if failure.shrunk is not None:
+        assert len(failure.shrunk.faults) <= len(failure.faults)
+        again = raft_lab.replay(lab_solutions.planted(bug), row.scenario, failure.seed, failure.shrunk.faults)
+        assert again.violation.property.name == failure.violation.property.name
+    print(
+        f"{bug}: caught by {row.scenario!r} after {row.seeds_run} seed(s): {v.property.name}; "
+        f"schedule {len(failure.faults)} -> {len(failure.schedule)} faults"
+    )
+
+
+def test_figure8_scenario_replays_the_papers_figure():
+    trial = Trial(raft_lab, raft_lab.scenario("Figure 8"), SOLUTION, 0)
+    trial._start()
+    world = trial.world
+
+    def terms(s: str) -> list[int] | None:
+        node = world.live(s)
+        return None if node is None else node.log.terms()
+
+    trial.run_until(0.27)  # (a) S1 leads term 2; index 2 (term 2) on S1 and S2 only
+    assert [terms(s) for s in world.ids] == [[1, 2], [1, 2], [1], [1], [1]]
+    trial.run_until(0.335)  # (b) S1 down; S5 leads term 3 with index 2 (term 3) on itself
+    assert terms("n1") is None and terms("n5") == [1, 3] and world.live("n5").role is Role.LEADER
+    trial.run_until(0.49)  # (c) S1 leads term 4 and has copied its term-2 entry to S3: not committed
+    assert [terms(s) for s in ("n1", "n2", "n3")] == [[1, 2]] * 3 and world.live("n1").current_term == 4
+    assert world.live("n1").commit_index < 2
+    trial.run_until(0.7)  # (d) S5 wins and overwrites index 2 everywhere it can reach
+    assert [terms(s) for s in ("n2", "n3", "n4", "n5")] == [[1, 3, 5]] * 4
+
+
+# -- the skeleton --------------------------------------------------------------------
+def test_an_empty_server_runs_to_the_end_and_says_what_is_not_written():
+    class Empty(RaftServer):
+        pass
+
+    report = raft_lab.run("election", Empty, progress=False, quiet=True)
+    assert [r.passed for r in report.results] == [False, False, False]
+    assert report.failures[0].shown_violation.property is LEADER_ELECTED
+    assert any("start_election (part election)" in n for n in report.notes)
+
+
+def test_rules_are_added_by_name_to_a_subclass_only():
+    class Mine(RaftServer):
+        pass
+
+    with pytest.raises(ValueError, match="'start_elections' is not one of the rules of the lab"):
+
+        @Mine.rule
+        def start_elections(self, ctx):
+            pass
+
+    with pytest.raises(TypeError, match="add rules to your own subclass"):
+
+        @RaftServer.rule
+        def start_election(self, ctx):
+            pass
+
+
+def test_an_error_in_a_rule_is_reported_with_the_rule_and_line():
+    class Broken(SOLUTION):  # type: ignore[misc, valid-type]
+        pass
+
+    def become_leader(self, ctx):
+        self.next_index = {}  # forgets to set next_index up
+        self.set_role(ctx, Role.LEADER)
+        self.send_heartbeats(ctx)
+
+    Broken.rule(become_leader)
+    report = raft_lab.run("initial election", Broken, progress=False, quiet=True)
+    v = report.failures[0].violation
+    assert v.property is NODE_ERROR and v.detail.startswith("KeyError: \"next_index has no entry for 'n")
+    assert (
+        "in send_append_entries (line" in v.detail
+        and "of labkit/labs/raft/skeleton.py), called from" in v.detail
+    )
+
+
+# -- delegation ------------------------------------------------------------------------
+def test_a_subclass_of_the_reference_is_refused():
+    class Lazy(RaftNode):
+        pass
+
+    reasons = problems(Lazy)
+    assert reasons and "subclasses labkit.raft.RaftNode" in reasons[0]
+    with pytest.raises(LabFailed, match="scores zero"):
+        raft_lab.grade("election", Lazy)
+
+
+def test_calling_the_references_rules_is_refused_under_any_name():
+    from labkit.raft.node import RaftNode as Reference
+
+    class Caller(SOLUTION):  # type: ignore[misc, valid-type]
+        pass
+
+    def handle_request_vote(self, ctx, src, m):
+        Reference.handle_request_vote(self, ctx, src, m)
+
+    def accept_entries(self, ctx, src, m):
+        self.log.maybe_append(m.prev_log_index, m.entries)
+
+    Caller.rule(handle_request_vote)
+    Caller.rule(accept_entries)
+    reasons = problems(Caller)
+    assert any("handle_request_vote uses Reference" in r for r in reasons)
+    assert any("accept_entries uses maybe_append" in r for r in reasons)
+    assert problems(SOLUTION) == []
+
+
+def test_tripwires_stop_the_reference_while_grading_and_restore_it():
+    node = RaftNode("n1", ["n1", "n2"])
+    with tripwires(), pytest.raises(DelegationError, match="may_vote_for belongs to labkit's reference Raft"):
+        node.may_vote_for("n2")
+    assert node.may_vote_for("n2") is True
+
+
+def test_grading_the_solution_passes_on_hidden_seeds(capsys):
+    raft_lab.grade("election", SOLUTION, seeds=range(1000, 1002))
+    assert "✓ graded run of election: 3 scenarios passed" in capsys.readouterr().out
+
+
+# -- the picture ---------------------------------------------------------------------------
+def test_the_failure_picture_marks_the_violation_and_steps_through_the_run():
+    from labkit.viz.labs import FailureView
+
+    report = raft_lab.run("initial election", VoteTwice, progress=False, quiet=True)
+    failure = report.failures[0]
+    view = failure.show()
+    assert isinstance(view, FailureView)
+    v = view.violation
+    assert v.property is ELECTION_SAFETY and v.time == pytest.approx(failure.violation.time)
+    states = view.states()
+    leaders = [n for n, s in states.items() if s and s["role"] == "leader"]
+    assert len(leaders) == 2 and {states[n]["term"] for n in leaders} == {1}
+    fig = view.figure()
+    star = next(t for t in fig.data if t.name == "violation")
+    assert list(star.x) == [pytest.approx(v.time)]
+    start, end = view.window()
+    assert start < v.time < end
+    assert "reproduce" in view.header() and "Election Safety" in view.header()
+    before = view.figure(0)
+    assert not any(t.name == "violation" for t in before.data)
+    assert "step 1 of" in view.state_table(0)
+    ui = view.ui
+    assert ui is not None and view.slider.value == view.step + 1
+    view.go(10**9)
+    assert view.slider.value == len(view.steps)
+
+
+# -- sweeps on a Dask cluster ---------------------------------------------------------------
+def test_a_sweep_on_a_dask_local_cluster_finds_what_local_workers_find():
+    from distributed import Client, LocalCluster
+
+    local = raft_lab.sweep("initial election", VoteTwice, 60, workers=2, progress=False)
+    notebook_class = lab_solutions.planted("voting twice in a term")  # defined in no importable module
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        on_dask = raft_lab.sweep("initial election", VoteTwice, 60, client=client, progress=False)
+        planted = raft_lab.sweep("initial election", notebook_class, 30, client=client, progress=False)
+    assert len(local) > 0 and on_dask.equals(local)
+    assert on_dask.attrs["workers"] == 2
+    assert len(planted) > 0 and set(planted["property"]) == {"Election Safety"}

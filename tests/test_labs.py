@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from labkit.grading import ExerciseFailed, verdict
 from labkit.labs import (
     MESSAGE_STORM,
     NODE_ERROR,
@@ -267,11 +268,15 @@ def test_seeds_refused_when_not_a_count_or_ints():
         run_suite(LAB, "steady", Tally, seeds=[1, 2.5], progress=False, quiet=True)
 
 
-def test_report_check_prints_each_scenario_and_raises_on_failure(capsys):
-    run_suite(LAB, "basics", Tally, progress=False, quiet=True).check()
+def test_report_check_makes_one_check_per_scenario_and_the_verdict_fails(capsys):
+    assert run_suite(LAB, "basics", Tally, progress=False, quiet=True).check()
+    verdict()
     assert "✓ steady: passed on 3 seeds" in capsys.readouterr().out
-    with pytest.raises(LabFailed, match="1 of 2 scenarios failed"):
-        run_suite(LAB, "basics", ForgetfulTally, progress=False, quiet=True).check()
+    assert not run_suite(LAB, "basics", ForgetfulTally, progress=False, quiet=True).check()
+    with pytest.raises(ExerciseFailed, match="1 of 2 checks failed"):
+        verdict()
+    printed = capsys.readouterr().out
+    assert "✗ crashes: Never back" in printed and "Hint: run tally_lab.replay(ForgetfulTally" in printed
 
 
 # -- grading -----------------------------------------------------------------------

@@ -66,7 +66,8 @@ example. The smallest one::
     CounterLab.scenarios = (Scenario("counts up", "basics", counts_up, one_crash, seeds=20),)
 
 Then ``CounterLab().run("basics", LearnerCounter)`` prints the table, and a
-failure's ``show()`` draws it. Keep to three rules: scripts check properties,
+failure's ``show()`` draws it. ``tests/test_labs.py`` holds a complete lab of
+this size (a tally server that must never count backwards) with its tests. Keep to three rules: scripts check properties,
 never the schedule (so a shrunk schedule is still a fair test); the faults'
 times are absolute (so leaving one out moves no other); everything random
 comes from the seed (``trial.rng``, ``rng``, the nodes' ``ctx.random``).

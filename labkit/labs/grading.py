@@ -37,30 +37,32 @@ def grade(
     """Run ``what`` on ``node`` as a grader would; return the report, or raise :class:`LabFailed`."""
     reasons = lab.check_submission(node)
     if reasons:
-        raise LabFailed(
-            "This submission scores zero: it delegates to labkit's reference instead of writing the rules.\n"
-            + "\n".join(f"  - {r}" for r in reasons)
+        print(
+            "✗ This submission scores zero: it delegates to labkit's reference instead of writing the rules."
         )
+        for r in reasons:
+            print(f"  - {r}")
+        raise LabFailed([f"scores zero: {r}" for r in reasons], len(reasons))
     tripwires = getattr(lab, "tripwires", None)
     guard = tripwires() if tripwires is not None else contextlib.nullcontext()
     with guard:
         report = run_suite(
             lab, what, node, seeds=seeds, shrink=False, progress=False, budget=budget, quiet=quiet
         )
-    label = report.what
-    if not report.passed:
-        lines = [
-            f"The graded run of {label} failed {len(report.results) - sum(r.passed for r in report.results)} "
-            f"of {len(report.results)} scenarios:"
-        ]
-        for r in report.results:
-            if r.skipped:
-                lines.append(f"  ✗ {r.scenario}: not run ({r.skipped} of {budget:g} s)")
-            elif r.failure is not None:
-                lines.append(f"  ✗ {r.scenario}: {r.failure.violation.describe()} (seed {r.failure.seed})")
-                lines.append(f"      {r.failure.reproduce}")
-        raise LabFailed("\n".join(lines))
+    failures = []
+    for r in report.results:
+        if r.skipped:
+            failures.append(f"graded {r.scenario}: not run ({r.skipped} of {budget:g} s)")
+        elif r.failure is not None:
+            failures.append(
+                f"graded {r.scenario}: {r.failure.violation.describe()} (seed {r.failure.seed})\n"
+                f"    {r.failure.reproduce}"
+            )
+    if failures:
+        for text in failures:
+            print(f"✗ {text}")
+        raise LabFailed(failures, len(report.results))
     print(
-        f"✓ graded run of {label}: {len(report.results)} scenarios passed on seeds the self-check does not use"
+        f"✓ graded run of {report.what}: {len(report.results)} scenarios passed on seeds the self-check does not use"
     )
     return report

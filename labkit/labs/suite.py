@@ -19,14 +19,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit import validation as valid
+from labkit.grading import ExerciseFailed, check_true
 from labkit.labs.core import TOO_SLOW, Fault, Lab, Outcome, Scenario, Violation, finite_or_none, seed_list
 from labkit.labs.shrink import Shrunk, shrink_schedule
 
 __all__ = ["run_suite", "Report", "ScenarioResult", "Failure", "LabFailed", "node_name"]
 
 
-class LabFailed(AssertionError):
-    """A suite did not pass (or a submission could not be graded); the message says why."""
+class LabFailed(ExerciseFailed):
+    """A graded suite did not pass (or a submission could not be graded); ``failures`` say why.
+
+    An :class:`~labkit.grading.ExerciseFailed`, so nbgrader scores the cell zero and Jupyter shows
+    it as one line under the ✗ lines already printed.
+    """
 
 
 def node_name(node: Any) -> str:
@@ -188,26 +193,27 @@ class Report:
             )
         return pd.DataFrame(rows)
 
-    def check(self) -> None:
-        """Self-check for a test cell: a line per scenario; raise :class:`LabFailed` if any failed."""
-        bad = []
+    def check(self) -> bool:
+        """Self-check for a test cell: one check per scenario (see :mod:`labkit.grading`).
+
+        Prints ✓ or ✗ per scenario, a failure with the line that reproduces it;
+        the cell's ``verdict()`` then fails it if any scenario failed. Returns
+        whether all passed.
+        """
         for r in self.results:
             if r.passed:
-                print(f"✓ {r.scenario}: passed on {r.seeds_run} seeds")
-                continue
-            if r.skipped:
-                bad.append(f"✗ {r.scenario}: not run ({r.skipped})")
+                check_true(True, f"{r.scenario}: passed on {r.seeds_run} seeds")
+            elif r.skipped:
+                check_true(False, f"{r.scenario}: not run", hint=r.skipped)
             else:
                 f = r.failure
                 assert f is not None
-                bad.append(
-                    f"✗ {r.scenario}: {f.shown_violation.describe()} (seed {f.seed})\n    {f.reproduce}"
+                check_true(
+                    False,
+                    f"{r.scenario}: {f.shown_violation.describe()} (seed {f.seed})",
+                    hint=f"run {f.reproduce}.show() to step through it",
                 )
-            print(bad[-1])
-        if bad:
-            first = self.failures[0] if self.failures else None
-            hint = " Look at it with .show_failure()." if first else ""
-            raise LabFailed(f"{len(bad)} of {len(self.results)} scenarios failed.{hint}")
+        return self.passed
 
     def show_failure(self, scenario: str | None = None) -> Any:
         """The picture of the first failure (or of ``scenario``'s); a sentence if none failed."""

@@ -1,0 +1,153 @@
+"""Lab harness benchmarks (labkit.labs) on the Raft lab, with notebook 09's own solution.
+
+    python benchmarks/bench_labs.py                      # everything (a 10,000-seed sweep: ~30 min on 2 cores)
+    python benchmarks/bench_labs.py --only suite          # one part: suite, shrink or sweep
+    python benchmarks/bench_labs.py --sweep-seeds 1000    # a shorter sweep
+
+Prints tables:
+
+* **suite**: the whole Raft suite (3 parts, 15 scenarios, each scenario's
+  default seeds) on the notebook's reference solution, in one process;
+  target: at most 60 s on 2 cores;
+* **shrink**: each classic bug planted in a copy of the solution
+  (tests/lab_solutions.py), run through the suite until the first failing
+  scenario: the scenario, the seeds it needed, the property it broke, the
+  fault schedule's length before and after shrinking, and the shrinking's
+  runs and seconds; then the same for the first failure of each bug in the
+  scenarios with long random schedules (random faults, unreliable network,
+  churn). Target: median shrinking time at most 10 s;
+* **sweep**: the *churn* scenario over 10,000 seeds with 1 worker process and
+  with 2, in the same run: seconds, seeds per second, and the speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.lab_solutions: the notebook's solution and the planted bugs
+
+from labkit.labs.raft import raft_lab  # noqa: E402
+from tests import lab_solutions  # noqa: E402
+
+SUITE_TARGET = 60.0  # seconds, the whole Raft suite on 2 cores (issue 15)
+SHRINK_TARGET = 10.0  # seconds, median shrinking time for the planted bugs
+RANDOM_SCENARIOS = ("random faults", "unreliable network", "churn")
+
+
+def table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
+    cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in r) for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    print(f"\n{title}\n" + "-" * len(title))
+    for j, r in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if j == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def bench_suite() -> None:
+    solution = lab_solutions.solution()
+    t0 = time.perf_counter()
+    report = raft_lab.run("all", solution, progress=False, quiet=True)
+    wall = time.perf_counter() - t0
+    assert report.passed, str(report)
+    rows = [
+        (r.part, r.scenario, r.seeds_run, f"{r.virtual_time:.1f}", f"{r.wall:.2f}") for r in report.results
+    ]
+    table(
+        "suite: the notebook's solution, every scenario, default seeds",
+        ("part", "scenario", "seeds", "virtual s", "wall s"),
+        rows,
+    )
+    trials = sum(r.seeds_run for r in report.results)
+    virtual = sum(r.virtual_time for r in report.results)
+    print(
+        f"\nwhole suite: {len(report.results)} scenarios, {trials} trials, {virtual:.0f} s virtual, "
+        f"{wall:.1f} s wall in one process on {os.cpu_count()} cores "
+        f"(target <= {SUITE_TARGET:.0f} s: {'met' if wall <= SUITE_TARGET else 'MISSED'})"
+    )
+
+
+def _first_failure(bug: str, what: str | list[str]) -> tuple | None:
+    cls = lab_solutions.planted(bug)
+    report = raft_lab.run(what, cls, progress=False, quiet=True, stop=True)
+    if report.passed:
+        return None
+    row = report.results[-1]
+    f = row.failure
+    shrunk = f.shrunk
+    return (
+        bug,
+        row.scenario,
+        row.seeds_run,
+        f.shown_violation.property.name,
+        len(f.faults),
+        len(shrunk.faults) if shrunk else len(f.faults),
+        shrunk.runs if shrunk else 0,
+        shrunk.seconds if shrunk else 0.0,
+    )
+
+
+def bench_shrink() -> None:
+    header = ("bug", "caught by", "seeds", "property", "faults", "shrunk", "runs", "shrink s")
+    first, randoms = [], []
+    for bug in lab_solutions.BUGS:
+        found = _first_failure(bug, "all")
+        assert found is not None, f"{bug} was not caught within the default seeds"
+        first.append(found)
+        for scenario in RANDOM_SCENARIOS:
+            found = _first_failure(bug, scenario)
+            randoms.append(found or (bug, scenario, "-", "not caught", "-", "-", "-", 0.0))
+    fmt = [(*r[:7], f"{r[7]:.2f}") for r in first]
+    table("shrink: each planted bug, first failing scenario of the suite", header, fmt)
+    fmt = [
+        (*r[:7], f"{r[7]:.2f}" if isinstance(r[7], float) and r[3] != "not caught" else "-") for r in randoms
+    ]
+    table("shrink: each planted bug in the scenarios with long random schedules", header, fmt)
+    shrinks = [r[7] for r in first + randoms if r[3] != "not caught" and r[4] != 0]
+    median = statistics.median(shrinks)
+    print(
+        f"\nshrinking, {len(shrinks)} failing schedules with at least one fault: median {median:.2f} s, "
+        f"max {max(shrinks):.2f} s (target median <= {SHRINK_TARGET:.0f} s: "
+        f"{'met' if median <= SHRINK_TARGET else 'MISSED'})"
+    )
+
+
+def bench_sweep(seeds: int) -> None:
+    solution = lab_solutions.solution()
+    rows, walls = [], {}
+    for workers in (1, 2):
+        df = raft_lab.sweep("churn", solution, seeds, workers=workers, progress=False)
+        walls[workers] = df.attrs["wall"]
+        rows.append(
+            (workers, seeds, len(df), f"{df.attrs['wall']:.1f}", f"{seeds / df.attrs['wall']:.1f}",
+             f"{df.attrs['virtual_time']:.0f}")
+        )  # fmt: skip
+    table(
+        "sweep: 'churn' on the notebook's solution",
+        ("workers", "seeds", "failing", "wall s", "seeds/s", "virtual s"),
+        rows,
+    )
+    print(f"\nspeed-up of 2 workers over 1: {walls[1] / walls[2]:.2f}x on {os.cpu_count()} cores")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=("suite", "shrink", "sweep"))
+    ap.add_argument("--sweep-seeds", type=int, default=10_000)
+    args = ap.parse_args()
+    if args.only in (None, "suite"):
+        bench_suite()
+    if args.only in (None, "shrink"):
+        bench_shrink()
+    if args.only in (None, "sweep"):
+        bench_sweep(args.sweep_seeds)
+
+
+if __name__ == "__main__":
+    main()

@@ -215,7 +215,10 @@ def test_the_failure_picture_marks_the_violation_and_steps_through_the_run():
     ui = view.ui
     assert ui is not None and view.slider.value == view.step + 1
     view.go(10**9)
-    assert view.slider.value == len(view.steps)
+    assert view.slider.value == len(view.steps) and view.shown == len(view.steps) - 1
+    view.slider.value = 3  # as if dragged
+    assert view.shown == 2 and "step 3 of" in view.table.value
+    assert view.plot.outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"]
 
 
 # -- sweeps on a Dask cluster ---------------------------------------------------------------

@@ -26,7 +26,7 @@ from bisect import bisect_right
 from typing import Any
 
 from labkit.sim import Kind
-from labkit.viz.common import BAD_COLOR, LazyWidget
+from labkit.viz.common import BAD_COLOR, Widget, button, legend_below, slider, vline
 from labkit.viz.spacetime import spacetime_diagram
 
 __all__ = ["FailureView", "STEP_KINDS"]
@@ -56,7 +56,7 @@ def _event_text(row: tuple) -> str:
     return f"{node}: {kind.value}"
 
 
-class FailureView(LazyWidget):
+class FailureView(Widget):
     """A failing trial to step through; see the module docstring.
 
     Works without a browser too: :meth:`figure` draws the run up to a step,
@@ -86,7 +86,7 @@ class FailureView(LazyWidget):
             h = self.history.get(node)
             if h is not None and (not h or h[-1][2] != state):
                 h.append((row, t, state))
-        self.fig: Any = None
+        self.shown = self.step  # the step on view
 
     def _replayed_violation(self) -> Any:
         """The violation as the replay saw it (the same as the failure's: same seed, same schedule)."""
@@ -190,11 +190,11 @@ class FailureView(LazyWidget):
         shapes = list(fig.layout.shapes)
         notes = []
         for t, _fault, what in self.trial.injected:
-            shapes.append(_vline(t, _FAULT_COLOR, "dot"))
+            shapes.append(vline(t, _FAULT_COLOR, "dot", 1.2))
             notes.append(_label(t, what, _FAULT_COLOR))
-        shapes.append(_vline(until, "#333333", "solid"))
+        shapes.append(vline(until, "#333333", "solid", 1.2))
         if v is not None and v.time is not None:
-            shapes.append(_vline(v.time, BAD_COLOR, "dash"))
+            shapes.append(vline(v.time, BAD_COLOR, "dash", 1.2))
             notes.append(_label(v.time, f"✗ {v.property.name}", BAD_COLOR))
             if step >= self.step:
                 fig.add_trace(
@@ -211,11 +211,8 @@ class FailureView(LazyWidget):
         fig.layout.shapes = shapes
         fig.layout.annotations = _spread(notes)
         fig.update_xaxes(range=list(self.window()))
-        fig.update_layout(
-            margin={"t": 90, "b": 110},
-            height=max(340, 170 + 55 * len(self.nodes)),
-            legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.3, "yanchor": "top"},
-        )
+        legend_below(fig)
+        fig.update_layout(margin={"t": 90, "b": 120}, height=max(360, 190 + 55 * len(self.nodes)))
         return fig
 
     def window(self) -> tuple[float, float]:
@@ -235,77 +232,50 @@ class FailureView(LazyWidget):
     # -- the widget ----------------------------------------------------------------
     def _build_ui(self) -> Any:
         import ipywidgets as W
-        import plotly.graph_objects as go
 
-        # A plain figure shown in an output area: JupyterLab draws it at the notebook's width and
-        # only its data travels to the browser (a FigureWidget carries plotly.js itself, megabytes).
-        self.fig = go.Figure()
-        self.plot = W.Output()
-        self.slider = W.IntSlider(  # shows steps from 1, as the caption does
-            value=self.step + 1,
-            min=1,
-            max=len(self.steps),
-            description="step",
-            continuous_update=False,
-            layout=W.Layout(width="70%"),
-        )
-        back = W.Button(description="◀ one back", tooltip="the event before")
-        forward = W.Button(description="one on ▶", tooltip="the event after")
-        home = W.Button(description="the violation", tooltip="jump to where the property first failed")
-        back.on_click(lambda _b: self.go(self.slider.value - 2))
-        forward.on_click(lambda _b: self.go(self.slider.value))
-        home.on_click(lambda _b: self.go(self.step))
+        self.status = W.HTML()
+        self.fig, self.plot = self._plot_area(self.figure(self.shown))
+        # The slider counts steps from 1, as the caption does.
+        self.slider = slider("step", self.shown + 1, 1, len(self.steps), integer=True, width="60%",
+                             tip="move through the run one event at a time")  # fmt: skip
+        back = button("◀ one back", tip="the event before")
+        forward = button("one on ▶", tip="the event after")
+        home = button("the violation", tip="where the property was first seen broken")
+        self._on_change(self.slider, lambda value: self.go(value - 1))
+        self._on_click(back, lambda: self.go(self.shown - 1))
+        self._on_click(forward, lambda: self.go(self.shown + 1))
+        self._on_click(home, lambda: self.go(self.step))
         self.table = W.HTML()
-        self.slider.observe(lambda ch: self._show(ch["new"] - 1), "value")
-        self._show(self.step)
+        self._redraw()
         return W.VBox(
-            [W.HTML(self.header()), W.HBox([self.slider, back, forward, home]), self.plot, self.table]
+            [
+                W.HTML(self.header()),
+                W.HBox([self.slider, back, forward, home]),
+                self.status,
+                self.plot,
+                self.table,
+            ]
         )
 
     def go(self, step: int) -> None:
-        """Move the view to ``step`` (clipped to the run)."""
-        step = min(max(int(step), 0), len(self.steps) - 1)
-        if self._ui is not None and self.slider.value != step + 1:
-            self.slider.value = step + 1  # redraws through the slider's callback
-        else:
-            self._show(step)
+        """Show ``step`` (clipped to the run): the diagram up to it and every node's state there."""
+        self.shown = min(max(int(step), 0), len(self.steps) - 1)
+        self._refresh()
 
-    def _show(self, step: int) -> None:
-        if self.fig is None:
-            return
-        self.fig = self.figure(step)
-        self.plot.outputs = (_display_data(self.fig),)
-        self.table.value = self.state_table(step)
+    def _sync_controls(self) -> None:
+        self.slider.value = self.shown + 1
 
-
-def _display_data(figure: Any) -> dict[str, Any]:
-    """``figure`` as one notebook output, drawn by JupyterLab's plotly renderer."""
-    import json
-
-    data = {
-        "application/vnd.plotly.v1+json": json.loads(figure.to_json()),
-        "text/plain": "space-time diagram",
-    }
-    return {"output_type": "display_data", "data": data, "metadata": {}}
+    def _redraw(self) -> None:
+        self.fig = self.figure(self.shown)
+        self._plots = ((self.fig, self.plot),)
+        self._show_figure()
+        self.table.value = self.state_table(self.shown)
 
 
 def _lanes(trial: Any) -> list[str]:
     world = trial.world
     ids = getattr(world, "ids", None)
     return list(ids) if ids is not None else list(trial.sim.nodes)
-
-
-def _vline(x: float, color: str, dash: str) -> dict[str, Any]:
-    return {
-        "type": "line",
-        "xref": "x",
-        "yref": "paper",
-        "x0": x,
-        "x1": x,
-        "y0": 0,
-        "y1": 1,
-        "line": {"color": color, "dash": dash, "width": 1.2},
-    }
 
 
 def _label(x: float, text: str, color: str) -> dict[str, Any]:

@@ -54,6 +54,13 @@ def test_a_compensation_retried_for_ever_does_not_overflow():
 
     # The saga's old policy computed backoff * 2**(attempt - 1): OverflowError at attempt 1100.
     assert SAGA_RETRY.delay(1100) == SAGA_RETRY.delay(10**6) == SAGA_RETRY.backoff.cap == 1.6
+    import random
+
+    from labkit.saga import RetryPolicy
+
+    assert 0 <= RetryPolicy().delay(1100, random.Random(0)) <= RetryPolicy().backoff.cap
+    with pytest.raises(TypeError, match="rng must be a random.Random: full jitter draws random numbers"):
+        RetryPolicy().delay(1100)
 
 
 @pytest.mark.parametrize("field", ["timeout", "base", "cap"])

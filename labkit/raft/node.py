@@ -267,6 +267,7 @@ class RaftNode(Node):
             )
         self.membership = Membership(Configuration(servers))
         self.voters: tuple[str, ...] = ()
+        self.is_voter = False
         self.peers: tuple[str, ...] = ()
         self.quorum = 1
         self._use_configuration()
@@ -402,7 +403,7 @@ class RaftNode(Node):
         """
         if self.role is Role.LEADER:
             return
-        if self.node_id not in self.voters:
+        if not self.is_voter:
             self.reset_election_timer(ctx)
         elif self.config.pre_vote:
             self.start_pre_vote(ctx)
@@ -605,12 +606,13 @@ class RaftNode(Node):
         pr = self.progress.get(src)
         if pr is None:  # no longer in the configuration
             return
-        if m.request_term == self.current_term:
-            self.acknowledged(ctx, src, m.round)
+        if m.round > self.rounds.confirmed and m.request_term == self.current_term:
+            self.acknowledged(ctx, src, m.round)  # (an answer to a confirmed round adds nothing)
         if m.success:
             if pr.update(m.match_index):
                 self.advance_commit_index(ctx)
-                self.log_grew(ctx, src)
+                if self.catching_up or self.transfer is not None:
+                    self.log_grew(ctx, src)
             if pr.ready_for_more(m.match_index, self.log.last_index):
                 self.send_append_entries(ctx, src)
         elif pr.answers_probe(m, self.current_term):  # a stale failure is ignored
@@ -629,12 +631,13 @@ class RaftNode(Node):
         The majority is of the voters; a leader that is removing itself does
         not count its own log (diss. §4.2.2).
         """
-        own = self.log.last_index if self.node_id in self.voters else 0
+        own = self.log.last_index if self.is_voter else 0
         n = quorum_match_index(own, self._voter_progress, self.quorum)
         if n > self.commit_index and self.may_commit(n):
             self.commit_index = n
             self.apply_committed(ctx)
-            self.configuration_committed(ctx)
+            if self.catching_up or not self.is_voter:
+                self.configuration_committed(ctx)
 
     def may_commit(self, index: int) -> bool:
         """Figure 8 (§5.4.2): an entry of an earlier term is committed only indirectly, by
@@ -711,9 +714,10 @@ class RaftNode(Node):
             waiting = self._waiting.pop(self.last_applied, None)
             if waiting is not None and waiting[2] == entry.term:
                 ctx.send(waiting[0], ClientReply(waiting[1], True, result))
-        if snapshots.due(self.config.snapshot_threshold, self.last_applied, self.log):
+        threshold = self.config.snapshot_threshold
+        if threshold is not None and snapshots.due(threshold, self.last_applied, self.log):
             ctx.set_timer(SNAPSHOT_TIMER, 0.0)  # compaction runs as a step of its own (§7)
-        if self.reads:
+        if self.reads.waiting:
             self.answer_reads(ctx)
 
     def handle_client_request(self, ctx: Context, src: str, m: ClientRequest) -> None:
@@ -828,7 +832,7 @@ class RaftNode(Node):
         pr = self.progress.get(src)
         if pr is None:
             return
-        if m.request_term == self.current_term:
+        if m.round > self.rounds.confirmed and m.request_term == self.current_term:
             self.acknowledged(ctx, src, m.round)
         if pr.update(m.last_included_index):
             self.advance_commit_index(ctx)
@@ -950,7 +954,7 @@ class RaftNode(Node):
     def acknowledged(self, ctx: Context, server: str, round_: int) -> None:
         """``server`` answered a message of round ``round_`` in this term: it followed this leader after
         that round began. Once a majority has, reads waiting for that round may go on."""
-        if self.rounds.ack(server, round_, self.voters, self.node_id, self.quorum) and self.reads:
+        if self.rounds.ack(server, round_, self.voters, self.node_id, self.quorum) and self.reads.waiting:
             self.answer_reads(ctx)
 
     def holds_lease(self, ctx: Context) -> bool:
@@ -1041,13 +1045,14 @@ class RaftNode(Node):
     def _use_configuration(self) -> None:
         conf = self.membership.current
         self.voters = conf.voters
+        self.is_voter = self.node_id in conf.voters
         self.peers = tuple(s for s in conf.members if s != self.node_id)
         self.quorum = len(conf.voters) // 2 + 1
 
     def configuration_committed(self, ctx: Context) -> None:
         """The commit index moved: a leader removed by a committed configuration steps down
         (diss. §4.2.2); caught-up learners may now be made voters (diss. §4.2.1)."""
-        if self.node_id not in self.voters and self.membership.index <= self.commit_index:
+        if not self.is_voter and self.membership.index <= self.commit_index:
             self.become_follower(ctx, self.current_term)
         elif self.catching_up:
             self.promote_learners(ctx)
@@ -1104,7 +1109,7 @@ class RaftNode(Node):
     def handle_timeout_now(self, ctx: Context, src: str, m: TimeoutNow) -> None:
         """Diss. §3.10: "Upon receiving TimeoutNow, the target server starts an election" at once,
         without a pre-vote, and its RequestVotes say the leader asked for it (diss. §4.2.3)."""
-        if m.term == self.current_term and self.role is Role.FOLLOWER and self.node_id in self.voters:
+        if m.term == self.current_term and self.role is Role.FOLLOWER and self.is_voter:
             self.start_election(ctx, transfer=True)
 
     def abort_transfer(self, ctx: Context) -> None:

@@ -117,38 +117,35 @@ class PendingRead:
 class ReadQueue:
     """Reads waiting for their round to be confirmed and their read index to be applied."""
 
-    __slots__ = ("_reads",)
+    __slots__ = ("waiting",)
 
     def __init__(self) -> None:
-        self._reads: list[PendingRead] = []
+        self.waiting: list[PendingRead] = []  # in arrival order
 
     def add(self, read: PendingRead) -> None:
-        self._reads.append(read)
+        self.waiting.append(read)
 
     def set_read_index(self, commit_index: int) -> None:
         """The leader has now committed an entry of its term: reads still without a read index get this one."""
-        for r in self._reads:
+        for r in self.waiting:
             if r.read_index is None:
                 r.read_index = commit_index
 
     def ready(self, confirmed: int, last_applied: int) -> list[PendingRead]:
         """Take out and return every read whose round is confirmed and whose read index is applied."""
         done, waiting = [], []
-        for r in self._reads:
+        for r in self.waiting:
             ok = r.read_index is not None and r.read_index <= last_applied
             if ok and (r.round is None or r.round <= confirmed):
                 done.append(r)
             else:
                 waiting.append(r)
-        self._reads = waiting
+        self.waiting = waiting
         return done
 
     def clear(self) -> None:
         """Forget every waiting read (the leader stepped down; clients retry elsewhere)."""
-        self._reads.clear()
+        self.waiting.clear()
 
     def __len__(self) -> int:
-        return len(self._reads)
-
-    def __bool__(self) -> bool:
-        return bool(self._reads)
+        return len(self.waiting)

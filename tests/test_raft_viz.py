@@ -238,3 +238,83 @@ def test_log_explorer_refuses_impossible_choices():
     assert e.actions == [("crash", "n1"), ("crash", "n2"), ("crash", "n3")]
     e.restart()  # every crashed server, as one step
     assert e.actions[3:] == [("restart", "n1"), ("restart", "n2"), ("restart", "n3")]
+
+
+# ---------------------------------------------------------------------------
+# Raft in practice: the snapshot boundary, and membership from the explorer
+# ---------------------------------------------------------------------------
+def test_log_grid_shows_the_snapshot_boundary_of_every_server_also_a_crashed_one():
+    c = RaftCluster(n=3, seed=1, snapshot_threshold=6)
+    c.run_until(lambda: c.leader() is not None)
+    for i in range(15):
+        c.submit(f"x{i}")
+        c.sim.run_for(0.01)
+    c.sim.run_for(0.2)
+    down = next(n for n in c.ids if n != c.leader())
+    c.crash(down)
+    fig = log_grid(c, window=30)
+    traces = {t.name: t for t in fig.data}
+    assert {"in a snapshot", "snapshot boundary", "commit index"} <= set(traces)
+    for nid in c.ids:
+        base = (
+            c.node(nid).log.snapshot_index
+            if c.is_up(nid)
+            else c.sim.storage(nid)["snapshot"].last_included_index
+        )
+        label = next(y for y in set(traces["in a snapshot"].y) if y.startswith(nid))
+        grey = [
+            x for x, y in zip(traces["in a snapshot"].x, traces["in a snapshot"].y, strict=True) if y == label
+        ]
+        assert grey == list(range(1, base + 1)) and base >= 6
+        bar = [
+            x
+            for x, y in zip(traces["snapshot boundary"].x, traces["snapshot boundary"].y, strict=True)
+            if y == label
+        ]
+        assert bar[0] == base + 0.5
+        coloured = [
+            x
+            for t in fig.data
+            if t.name.startswith("term ")
+            for x, y in zip(t.x, t.y, strict=True)
+            if y == label
+        ]
+        assert min(coloured, default=base + 1) == base + 1  # entries start right after the boundary
+    assert any("crashed" in y for y in traces["in a snapshot"].y)
+
+
+def test_log_explorer_adds_removes_and_hands_over_and_labels_learners():
+    e = LogExplorer(n=3, seed=2, snapshot_threshold=10)
+    for i in range(12):
+        e.submit(f"x={i}")
+    e.partition(["n1", "n2", "n3"])  # side B holds everyone: no partition
+    new = e.add_server()
+    assert new == "n4" and "n4" not in e.cluster.configuration().members  # asked; nothing ran yet
+    labels = {y for t in e.figure().data for y in t.y if y}
+    assert any(y.startswith("n4") and "outside" in y for y in labels)
+    e.run(0.002)  # the leader has appended the configuration with n4 as a learner
+    assert e.cluster.configuration().learners == ("n4",)
+    labels = {y for t in e.figure().data for y in t.y if y}
+    assert any(y.startswith("n4") and "learner" in y for y in labels)
+    e.run(0.5)
+    assert e.cluster.members() == ("n1", "n2", "n3", "n4")
+    leader = e.cluster.leader()
+    target = next(n for n in e.cluster.members() if n != leader)
+    e.transfer(target)
+    e.run(0.2)
+    assert e.cluster.leader() == target
+    e.choose(leader)
+    e.remove_server()
+    e.run(0.5)
+    assert leader not in e.cluster.members() and leader in e.cluster.removed
+    assert "voters" in e.summary()
+    with pytest.raises(ValueError, match="not in the configuration"):
+        e.remove_server(leader)
+    with pytest.raises(ValueError, match="already leads"):
+        e.transfer(e.cluster.leader())
+    _ = e.ui
+    assert list(e.server_picker.options) == list(e.cluster.ids) and set(e.side_pickers) == set(e.cluster.ids)
+    e.choose(e.cluster.leader())
+    e.transfer_button.click()  # refused in the status line, not a traceback
+    assert "Not allowed" in e.status.value
+    assert e.cluster.violations == []

@@ -6,11 +6,14 @@
 * :func:`election_widget`: the course's cluster widget (crash nodes, choose a
   partition, replay with the time slider) drawing that timeline.
 * :func:`log_grid`: every server's log as a grid of cells coloured by term,
-  with each server's commit index marked (the view of Figures 6 and 7).
+  with each server's commit index marked (the view of Figures 6 and 7), and
+  the entries a snapshot replaced in grey up to the snapshot boundary (a dark
+  bar; §7).
 * :class:`LogExplorer`: submit commands, crash, restart or isolate a chosen
   server, split the servers into two sides, heal and run a cluster step by
-  step and watch the log grid; every click replays the whole list of actions
-  from the seed, so the picture is reproducible.
+  step and watch the log grid; add a server, remove one or hand leadership
+  to it (Ongaro's dissertation, ch. 4 and §3.10); every click replays the
+  whole list of actions from the seed, so the picture is reproducible.
 
 plotly and ipywidgets are imported inside the functions that need them.
 """
@@ -21,7 +24,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from labkit import validation as valid
-from labkit.raft import NOOP, KVCommand, RaftCluster, Role
+from labkit.raft import NOOP, Configuration, KVCommand, RaftCluster, RaftLog, Role
+from labkit.raft.snapshot import load_log
 from labkit.sim import Kind, Simulator
 from labkit.viz.common import (
     MAX_RUN,
@@ -31,6 +35,7 @@ from labkit.viz.common import (
     check_figure,
     check_title,
     dropdown,
+    marks,
     replace_traces,
     status_html,
     style_figure,
@@ -50,7 +55,8 @@ __all__ = [
     "history_table",
 ]
 
-SIDE_NAMES = "ABCDEFGHIJKLMNO"  # sides of a partition, in the order RaftCluster.partitions lists them
+SIDE_NAMES = "ABCDEFGHIJKLMNO"
+MAX_EXPLORER_SERVERS = 9  # the log explorer draws at most this many rows  # sides of a partition, in the order RaftCluster.partitions lists them
 
 ROLE_COLORS = {"follower": "#BBBBBB", "candidate": "#E69F00", "leader": "#0072B2", "crashed": "#000000"}
 
@@ -209,6 +215,8 @@ def election_widget(n: int = 5, seed: int = 1, duration: float = 4.0, fault_at: 
 def _short(command: Any) -> str:
     if command is NOOP:
         return "no-op"
+    if isinstance(command, Configuration):
+        return "config"
     if isinstance(command, KVCommand):
         op = command.op
         return f"{op[0]} {op[1]}" + (f"={op[2]}" if len(op) > 2 else "")
@@ -216,13 +224,25 @@ def _short(command: Any) -> str:
     return text if len(text) <= 8 else text[:7] + "…"
 
 
-def _server_log(c: RaftCluster, nid: str) -> tuple[list[Any], int, bool]:
-    """(entries, commit index, up): a crashed server shows its durable log."""
+SNAPSHOT_COLOR = "#DDDDDD"
+BOUNDARY_COLOR = "#555555"
+
+
+def _server_log(c: RaftCluster, nid: str) -> tuple[RaftLog, int, bool]:
+    """(log, commit index, up): a crashed server shows the log (and snapshot) it kept on disk."""
     if c.is_up(nid):
         node = c.node(nid)
-        return list(node.log), node.commit_index, True
-    st = c.sim.storage(nid)
-    return [st[("log", i)] for i in range(1, st.get("log_length", 0) + 1)], 0, False
+        return node.log, node.commit_index, True
+    _snapshot, log = load_log(c.sim.storage(nid))
+    return log, 0, False
+
+
+def _membership_tag(c: RaftCluster, nid: str, conf: Configuration | None) -> str | None:
+    if nid in c.removed:
+        return "removed"
+    if conf is None or nid in conf.voters:
+        return None
+    return "learner" if nid in conf.learners else "outside"
 
 
 def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: str | None = None) -> Any:
@@ -230,9 +250,11 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
 
     Crashed servers show the log they kept on disk (their commit index is
     volatile, so none is marked). Only the last ``window`` indexes are drawn.
-    Each row is labelled with what is going on at that server: leader or
-    crashed, its side of a partition (A, B, ...) and "cut off" when it can
-    reach no other server.
+    Entries a snapshot replaced (§7) are grey cells, and a dark grey bar marks
+    the snapshot boundary (after its last included index). Each row is labelled with
+    what is going on at that server: leader or crashed, learner, outside the
+    cluster or removed (diss. ch. 4), its side of a partition (A, B, ...) and
+    "cut off" when it can reach no other server.
     """
     check_figure(figure)
     check_title(title)
@@ -242,25 +264,37 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
         raise TypeError(f"cluster must be a RaftCluster, got {type(cluster).__name__}")
     valid.integer("window", window, ge=1)
     logs = {nid: _server_log(cluster, nid) for nid in cluster.ids}
-    top = max((len(e) for e, _, _ in logs.values()), default=0)
+    top = max((log.last_index for log, _, _ in logs.values()), default=0)
     lo = max(1, top - window + 1)
     leader = cluster.leader()
+    conf = cluster.configuration()
     sides = cluster.partitions
     side_of = {nid: SIDE_NAMES[k] for k, side in enumerate(sides) for nid in side} if len(sides) > 1 else {}
     cells: dict[int, tuple[list, list, list, list]] = {}
+    snap: dict[str, list] = {"x": [], "y": [], "hover": []}
     labels = []
-    commit_x, commit_y = [], []
+    commit_x, commit_y, bound_x, bound_y = [], [], [], []
     for nid in cluster.ids:
-        entries, commit, up = logs[nid]
+        log, commit, up = logs[nid]
         tags = ["leader"] if nid == leader else [] if up else ["crashed"]
+        member = _membership_tag(cluster, nid, conf)
+        if member:
+            tags.append(member)
         if nid in side_of:
             tags.append(f"side {side_of[nid]}")
         if up and not any(cluster.can_reach(nid, other) for other in cluster.ids if other != nid):
             tags.append("cut off")
         label = f"{nid} ({', '.join(tags)})" if tags else nid
         labels.append(label)
-        for i in range(lo, len(entries) + 1):
-            e = entries[i - 1]
+        base = log.snapshot_index
+        for i in range(lo, base + 1):
+            snap["x"].append(i)
+            snap["y"].append(label)
+            snap["hover"].append(
+                f"{nid}[{i}]: in the snapshot (up to index {base}, term {log.snapshot_term})"
+            )
+        for i in range(max(lo, base + 1), log.last_index + 1):
+            e = log[i]
             xs, ys, texts, hovers = cells.setdefault(e.term, ([], [], [], []))
             xs.append(i)
             ys.append(label)
@@ -269,7 +303,16 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
         if up and commit >= lo - 1:
             commit_x += [commit + 0.5, commit + 0.5, None]
             commit_y += [label, label, None]
+        if base >= lo - 1 and base:
+            bound_x += [base + 0.5, base + 0.5, None]
+            bound_y += [label, label, None]
     data = []
+    if snap["x"]:
+        data.append(
+            marks(
+                snap, name="in a snapshot", marker={"symbol": "square", "size": 34, "color": SNAPSHOT_COLOR}
+            )
+        )
     for term in sorted(cells):
         xs, ys, texts, hovers = cells[term]
         data.append(
@@ -283,6 +326,17 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
                 hovertext=hovers,
                 hoverinfo="text",
                 marker={"symbol": "square", "size": 34, "color": PALETTE[term % len(PALETTE)]},
+            )
+        )
+    if bound_x:
+        data.append(
+            go.Scatter(
+                x=bound_x,
+                y=bound_y,
+                mode="markers",
+                name="snapshot boundary",
+                marker={"symbol": "line-ns", "size": 40, "line": {"width": 3, "color": BOUNDARY_COLOR}},
+                hoverinfo="skip",
             )
         )
     data.append(
@@ -329,7 +383,13 @@ class LogExplorer(Widget):
     * ``set_side(node, "A" | "B")`` and ``partition(side_b)``: the A/B toggle
       per server; servers on side B cannot talk to those on side A (clients
       still reach everyone), and all on one side means no partition;
-    * ``heal()``: ends the partition and reconnects isolated servers.
+    * ``heal()``: ends the partition and reconnects isolated servers;
+    * ``add_server()``: the **Add server** button: starts ``n6`` (say) and asks
+      the leader to add it: a learner first, a voter once it has caught up
+      (diss. §4.2.1; run the cluster to let that happen);
+    * ``remove_server(node)`` and ``transfer(node)``: **Remove n2** takes the
+      chosen server out of the configuration (it is shut down once that is
+      committed; diss. §4.2.2), **Lead: n2** hands leadership to it (diss. §3.10).
 
     Impossible actions (crash a crashed server, restart a live one, isolate
     one twice, submit without a leader) raise ``ValueError``; the controls show
@@ -371,6 +431,12 @@ class LogExplorer(Widget):
                 c.heal()
             elif what == "run":
                 c.sim.run_for(arg)
+            elif what == "add":
+                c.add_server(arg, wait=False)
+            elif what == "remove":
+                c.remove_server(arg, wait=False)
+            elif what == "transfer":
+                c.transfer_leadership(arg, wait=False)
         return c
 
     def _do(self, *actions: tuple[str, Any]) -> None:
@@ -470,6 +536,43 @@ class LogExplorer(Widget):
         """End the partition and reconnect every isolated server."""
         self._do(("heal", None))
 
+    def add_server(self) -> str:
+        """Start a new server and ask the leader to add it (diss. §4.2.1); returns its id."""
+        c = self.cluster
+        if c.leader() is None:
+            raise ValueError("there is no leader to add a server; run the cluster for a while first")
+        if len(c.ids) >= MAX_EXPLORER_SERVERS:
+            raise ValueError(f"the explorer shows at most {MAX_EXPLORER_SERVERS} servers")
+        node = f"n{len(c.ids) + 1}"
+        self._do(("add", node))
+        return node
+
+    def remove_server(self, node: str | None = None) -> None:
+        """Ask the leader to take ``node`` (default: the chosen server) out of the configuration."""
+        c = self.cluster
+        node = self._pick(node, self.chosen, "remove")
+        conf = c.configuration()
+        if conf is None:
+            raise ValueError("there is no leader to remove a server; run the cluster for a while first")
+        if node not in conf.members:
+            raise ValueError(f"{node} is not in the configuration ({', '.join(conf.members)})")
+        if conf.voters == (node,):
+            raise ValueError(f"{node} is the last voter; add another server first")
+        self._do(("remove", node))
+
+    def transfer(self, node: str | None = None) -> None:
+        """Ask the leader to hand its leadership to ``node`` (default: the chosen server; diss. §3.10)."""
+        c = self.cluster
+        node = self._pick(node, self.chosen, "hand leadership to")
+        leader, conf = c.leader(), c.configuration()
+        if leader is None or conf is None:
+            raise ValueError("there is no leader to hand leadership over")
+        if node == leader:
+            raise ValueError(f"{node} already leads")
+        if node not in conf.voters or not c.is_up(node):
+            raise ValueError(f"leadership goes to a live voter ({', '.join(conf.voters)}), not {node}")
+        self._do(("transfer", node))
+
     def run(self, seconds: float = 0.5) -> None:
         """Let ``seconds`` of virtual time pass."""
         self._do(("run", valid.number("seconds", seconds, gt=0, le=30, unit="seconds")))
@@ -478,6 +581,8 @@ class LogExplorer(Widget):
         """Forget every action."""
         self.actions = []
         self.cluster = self._replay()
+        if self.chosen not in self.cluster.ids:
+            self.chosen = self.cluster.ids[0]
         self._redraw()
 
     def summary(self) -> str:
@@ -485,6 +590,11 @@ class LogExplorer(Widget):
         leader = c.leader()
         lead = f"{leader} leads term {c.node(leader).current_term}" if leader else "no leader"
         commits = ", ".join(f"{n}:{c.node(n).commit_index}" if c.is_up(n) else f"{n}:down" for n in c.ids)
+        conf = c.configuration()
+        if conf is not None and (conf.learners or tuple(conf.voters) != tuple(c.ids)):
+            commits += f" | voters {', '.join(conf.voters)}"
+            if conf.learners:
+                commits += f"; learners {', '.join(conf.learners)}"
         net = ""
         sides = c.partitions
         if len(sides) > 1:
@@ -526,41 +636,64 @@ class LogExplorer(Widget):
         self.isolate_button = act(
             "Isolate", "cut the chosen server off from everyone", lambda: self.isolate(self.chosen)
         )
+        self.remove_button = act(
+            "Remove", "take the chosen server out of the cluster", lambda: self.remove_server(self.chosen)
+        )
+        self.transfer_button = act(
+            "Lead:", "hand leadership to the chosen server", lambda: self.transfer(self.chosen)
+        )
+        add = act("Add server", "start a new server and add it to the cluster", self.add_server)
         shortcuts = [
             act("Crash leader", "crash the current leader", lambda: self.crash()),
             act("Isolate leader", "cut the leader off from everyone", lambda: self.isolate()),
             act("Restart crashed", "restart every crashed server from its disk", lambda: self.restart()),
         ]
-        # The partition: one A/B toggle per server, and Heal.
+        # The partition: one A/B toggle per server (added servers get theirs), and Heal.
         self.side_pickers = {}
-        for nid in self.cluster.ids:
-            t = toggles(["A", "B"], "B" if nid in self.side_b else "A", button_width="30px",
-                        tips=[f"{nid} on side A", f"{nid} on side B"])  # fmt: skip
-            t.layout.width = "auto"
-            self._on_change(t, lambda side, nid=nid: self.set_side(nid, side))
-            self.side_pickers[nid] = t
+        self.sides_box = W.HBox([])
+        self._add_side_pickers()
         heal = act("Heal", "end the partition and reconnect every server", self.heal)
         chosen = [self.crash_button, self.restart_button, self.isolate_button]
-        self.buttons = [submit, run, *chosen, *shortcuts, heal, reset]
+        membership = [add, self.remove_button, self.transfer_button]
+        self.buttons = [submit, run, *chosen, *shortcuts, *membership, heal, reset]
         self._redraw()
-        sides = [W.HBox([W.Label(nid), t]) for nid, t in self.side_pickers.items()]
         return W.VBox(
             [
                 W.HBox([self.command, submit, run, reset]),
                 W.HBox([self.server_picker, *chosen]),
                 W.HBox([W.Label("leader shortcuts:"), *shortcuts]),
-                W.HBox([W.Label("partition sides:"), *sides, heal]),
+                W.HBox([W.Label("membership:"), *membership]),
+                W.HBox([W.Label("partition sides:"), self.sides_box, heal]),
                 self.status,
                 plot,
             ]
         )
 
+    def _add_side_pickers(self) -> None:
+        """One A/B toggle per server, made for the servers that have none yet."""
+        import ipywidgets as W
+
+        for nid in self.cluster.ids:
+            if nid in self.side_pickers:
+                continue
+            t = toggles(["A", "B"], "B" if nid in self.side_b else "A", button_width="30px",
+                        tips=[f"{nid} on side A", f"{nid} on side B"])  # fmt: skip
+            t.layout.width = "auto"
+            self._on_change(t, lambda side, nid=nid: self.set_side(nid, side))
+            self.side_pickers[nid] = t
+        self.sides_box.children = [W.HBox([W.Label(nid), t]) for nid, t in self.side_pickers.items()]
+
     def _sync_controls(self) -> None:
+        if tuple(self.server_picker.options) != self.cluster.ids:
+            self.server_picker.options = list(self.cluster.ids)
+            self._add_side_pickers()
         self.server_picker.value = self.chosen
         for b, verb in (
             (self.crash_button, "Crash"),
             (self.restart_button, "Restart"),
             (self.isolate_button, "Isolate"),
+            (self.remove_button, "Remove"),
+            (self.transfer_button, "Lead:"),
         ):
             b.description = f"{verb} {self.chosen}"
         side_b = self.side_b

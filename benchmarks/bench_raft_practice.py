@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -97,55 +96,9 @@ def bench_memory(minutes: int) -> None:
     print(f"CPU per run: {without[-1][5]:.1f} s without, {with_[-1][5]:.1f} s with snapshots")
 
 
-def read_costs(mode: str, writers: int, reads: int = 200) -> dict[str, float]:
-    from labkit.raft import AppendEntries, KVCommand, RaftCluster
-    from labkit.sim import Fixed, Kind
-
-    c = RaftCluster(
-        n=5,
-        seed=1,
-        latency=Fixed(0.005),
-        read_mode=mode,
-        check_quorum=mode == "lease",
-        check=False,
-    )
-    c.run_until(lambda: c.leader() is not None)
-    reader = c.client("reader")
-    reader.put("k", "v")
-    c.run_until(lambda: not reader.busy)
-    for i in range(writers):
-        c.client(f"w{i}").start_workload(rate=200, duration=60.0, kinds=("put",), keys=("a", "b"))
-    c.sim.run_for(0.5)
-    leader = c.leader()
-    log_before = c.node(leader).log.last_index
-    writes_before = sum(1 for h in c.history if h.done and h.input[0] == "put")
-    t0 = c.sim.now
-    ops = []
-    for _ in range(reads):
-        ops.append(reader.get("k"))
-    c.run_until(lambda: all(h.done for h in ops), 60.0)
-    t1 = c.sim.now
-    writes = sum(1 for h in c.history if h.done and h.input[0] == "put") - writes_before
-    log = c.node(c.leader()).log
-    entries = sum(
-        1 for e in log[log_before + 1 :] if isinstance(e.command, KVCommand) and e.command.op[0] == "get"
-    )
-    appends = sum(
-        1 for r in c.sim.trace.rows if t0 <= r[0] <= t1 and r[1] is Kind.SEND and type(r[6]) is AppendEntries
-    )
-    lat = [h.ret - h.call for h in ops]
-    return {
-        "entries": entries / reads,
-        "appends": appends / reads,
-        "median": statistics.median(lat),
-        "p90": statistics.quantiles(lat, n=10)[-1],
-        "writes": writes,
-        "span": t1 - t0,
-    }
-
-
 def bench_reads() -> None:
-    rtt = 0.010
+    from labkit.raft.scenarios import read_costs
+
     print(
         "\nReads: 5 servers, one-way delay 5 ms (a round trip is 10 ms), 200 reads by one client,"
         " one at a time"
@@ -157,10 +110,10 @@ def bench_reads() -> None:
     print(header + "\n" + "-" * len(header))
     for writers in (0, 3):
         for mode in ("log", "read-index", "lease"):
-            r = read_costs(mode, writers)
+            r = read_costs(mode, writers=writers, reads=200)
             print(
                 f"{mode:<11} {writers:>7}  {r['entries']:>12.2f} {r['appends']:>18.1f}  "
-                f"{r['median'] * 1000:>9.1f} {r['p90'] * 1000:>7.1f}  {r['median'] / rtt:>20.1f}"
+                f"{r['median_ms']:>9.1f} {r['p90_ms']:>7.1f}  {r['round_trips']:>20.1f}"
             )
     print(
         "(AppendEntries/read counts every AppendEntries the leader sent while the reads ran, heartbeats and\n"

@@ -103,6 +103,8 @@ COURSE: tuple[Notebook, ...] = (
     Notebook(9, "09-lab-build-raft.ipynb", "Lab: build Raft", 120,
              "write Raft yourself (election, log replication, persistence), tested like a lab in the "
              "simulator; a failure shrunk to a few faults and shown as a picture to step through"),
+    Notebook(10, "10-raft-in-practice.ipynb", "Raft in practice", 50,
+             "snapshots, PreVote and CheckQuorum, reads by ReadIndex and leases, adding and removing servers"),
     Notebook(11, "11-linearizability.ipynb", "Linearizability", 45,
              "histories, a checker, testing our own stores under faults"),
     Notebook(13, "13-leaving-the-simulator.ipynb", "Leaving the simulator", 40,

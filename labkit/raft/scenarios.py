@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from labkit import validation as valid
 from labkit.raft.bugs import Bug
 from labkit.raft.client import HistoryEntry
-from labkit.raft.cluster import RaftCluster
+from labkit.raft.cluster import NodeFactory, RaftCluster
 from labkit.raft.messages import Configuration
 from labkit.raft.node import Role
 
@@ -50,7 +50,11 @@ __all__ = [
     "MinorityLeader",
     "Rejoin",
     "TwoAtOnce",
+    "deposed_leader_read",
+    "deaf_follower",
     "leader_in_minority",
+    "log_growth",
+    "read_costs",
     "rejoining_follower",
     "stale_lease_read",
 ]
@@ -167,7 +171,12 @@ class Rejoin:
 
 
 def rejoining_follower(
-    pre_vote: bool = False, *, seed: int = 3, away: float = 2.0, check_quorum: bool = False
+    pre_vote: bool = False,
+    *,
+    seed: int = 3,
+    away: float = 2.0,
+    check_quorum: bool = False,
+    node_factory: NodeFactory | None = None,
 ) -> Rejoin:
     """Cut a follower off for ``away`` seconds while a client works, then bring it back.
 
@@ -175,11 +184,12 @@ def rejoining_follower(
     each time; back, its higher term reaches the leader (in a reply) and the
     leader steps down: an election, and no answers, for no reason. With
     PreVote its pre-votes go unanswered while it is away, so its term stays
-    where it was (diss. §9.6).
+    where it was (diss. §9.6). ``node_factory`` builds other servers (see
+    :mod:`labkit.raft.plugins`).
     """
     valid.boolean("pre_vote", pre_vote)
     valid.number("away", away, gt=0, le=60, unit="seconds")
-    c = RaftCluster(n=5, seed=seed, pre_vote=pre_vote, check_quorum=check_quorum)
+    c = RaftCluster(n=5, seed=seed, pre_vote=pre_vote, check_quorum=check_quorum, node_factory=node_factory)
     leader = _elect(c)
     c.client("client").start_workload(rate=50, duration=away + 2.0)
     c.sim.run_for(0.5)
@@ -194,6 +204,47 @@ def rejoining_follower(
     c.sim.run_for(1.5)
     deposed = c.leader() != leader or c.node(leader).current_term != term
     answers = [h.ret for h in c.history if h.done and h.ret >= back - 0.1]
+    return Rejoin(c, server, leader, term, term_on_return, deposed, _longest_gap(answers), back)
+
+
+def deaf_follower(
+    pre_vote: bool = False,
+    *,
+    seed: int = 3,
+    duration: float = 2.0,
+    workload: bool = True,
+    node_factory: NodeFactory | None = None,
+) -> Rejoin:
+    """Cut only the link from the leader to one follower for ``duration`` seconds (the follower can
+    still send to everyone), while a client works.
+
+    The follower hears no heartbeat and times out. Without PreVote its
+    RequestVote, with a higher term, reaches the others: the leader steps
+    down, again and again. With PreVote it asks first, and every server that
+    hears from the leader refuses (diss. §9.6), so nothing happens. The
+    result's ``term_on_return`` is the follower's term when the link comes back.
+    Without the client's ``workload`` every log stays the same, so only the
+    "heard from a leader lately" half of the pre-vote rule can refuse.
+    """
+    valid.boolean("pre_vote", pre_vote)
+    valid.number("duration", duration, gt=0, le=60, unit="seconds")
+    c = RaftCluster(n=5, seed=seed, pre_vote=pre_vote, node_factory=node_factory)
+    leader = _elect(c)
+    if workload:
+        c.client("client").start_workload(rate=50, duration=duration + 2.0)
+    c.sim.run_for(0.5)
+    leader = c.leader() or leader
+    term = c.node(leader).current_term
+    server = next(n for n in c.ids if n != leader)
+    start = c.sim.now
+    c.sim.cut(leader, server)
+    c.sim.run_for(duration)
+    back = c.sim.now
+    term_on_return = c.node(server).current_term
+    c.sim.uncut(leader, server)
+    c.sim.run_for(0.5)
+    deposed = c.leader() != leader or c.node(leader).current_term != term
+    answers = [h.ret for h in c.history if h.done and h.ret >= start]
     return Rejoin(c, server, leader, term, term_on_return, deposed, _longest_gap(answers), back)
 
 
@@ -291,6 +342,36 @@ def stale_lease_read(drift_ppm: float = 0.0, *, seed: int = 4, max_clock_drift: 
     return LeaseRead(c, old, new if new != old else None, write, read, verdict)
 
 
+def deposed_leader_read(
+    read_mode: str = "read-index", *, seed: int = 3, node_factory: NodeFactory | None = None
+) -> LeaseRead:
+    """A leader cut off from the other servers (clients still reach it), not told it was deposed.
+
+    The majority elects a new leader, which acknowledges ``put x = 2``; then a
+    client that last talked to the old leader reads ``x``. With ReadIndex the
+    old leader cannot get a round of heartbeats confirmed, so it never answers,
+    and the client finds the new leader and reads ``2``. A rule that answered
+    from the old leader's state machine would return ``1``.
+    """
+    c = RaftCluster(n=5, seed=seed, read_mode=read_mode, node_factory=node_factory)
+    old = _elect(c)
+    writer, reader = c.client("writer"), c.client("reader")
+    writer.put("x", "1")
+    reader.get("x")
+    c.run_until(lambda: not writer.busy and not reader.busy, 2.0)
+    c.partition([old])
+    c.run_until(lambda: c.leader() not in (None, old), 2.0)
+    new = c.leader()
+    write = writer.put("x", "2")
+    c.run_until(lambda: write.done, 2.0)
+    read = reader.get("x")
+    c.run_until(lambda: read.done, 3.0)
+    from labkit.linearizability import KVModel, check
+
+    verdict = check(c.operations(), KVModel(), timeout=10.0).ok
+    return LeaseRead(c, old, new if new != old else None, write, read, verdict)
+
+
 # ---------------------------------------------------------------------------
 # Two servers at once (Figure 10 of the extended paper; diss. §4.1)
 # ---------------------------------------------------------------------------
@@ -308,8 +389,13 @@ class TwoAtOnce:
     (``ValueError``: one server at a time, diss. §4.1).
     """
 
-    def __init__(self, seed: int = 5, bugs: Iterable[Bug] = (Bug.TWO_AT_ONCE,)) -> None:
-        self.cluster = RaftCluster(n=3, seed=seed, bugs=bugs, strict=False)
+    def __init__(
+        self, seed: int = 5, bugs: Iterable[Bug] = (Bug.TWO_AT_ONCE,), node_factory: NodeFactory | None = None
+    ) -> None:
+        if node_factory is not None:
+            self.cluster = RaftCluster(n=3, seed=seed, node_factory=node_factory, strict=False)
+        else:
+            self.cluster = RaftCluster(n=3, seed=seed, bugs=bugs, strict=False)
         self.stage = ""
 
     def _win(self, node: str) -> None:
@@ -357,3 +443,98 @@ class TwoAtOnce:
         for step in (self.split, self.change, self.elect_both):
             step()
         return self.cluster
+
+
+# ---------------------------------------------------------------------------
+# Measurements shared by notebook 10 and benchmarks/bench_raft_practice.py
+# ---------------------------------------------------------------------------
+def log_growth(
+    snapshot_threshold: int | None,
+    *,
+    seconds: float = 20.0,
+    rate: float = 100.0,
+    every: float = 1.0,
+    seed: int = 1,
+) -> list[tuple[float, int, int]]:
+    """A 3-server cluster taking ``rate`` puts per second (over 100 keys) for ``seconds``:
+    every ``every`` seconds, ``(time, entries in the leader's log, log entries kept on disk by all
+    servers)``. Without snapshots both grow for ever; with them they stay bounded (§7)."""
+    valid.integer("snapshot_threshold", snapshot_threshold, ge=1, none=True)
+    valid.number("seconds", seconds, gt=0, le=3600, unit="seconds")
+    valid.number("rate", rate, gt=0, le=10_000, unit="writes per second")
+    valid.number("every", every, gt=0, le=seconds, unit="seconds")
+    c = RaftCluster(n=3, seed=seed, check=False, trace=False, snapshot_threshold=snapshot_threshold)
+    _elect(c)
+    start = c.sim.now
+    count = [0]
+
+    def write(sim: object) -> None:
+        leader = c.leader()
+        if leader is not None:
+            count[0] += 1
+            c.submit(("put", f"k{count[0] % 100}", str(count[0])), node=leader)
+        c.sim.after(1.0 / rate, write)
+
+    c.sim.after(0.0, write)
+    out = []
+    t = every
+    while t <= seconds + 1e-9:
+        c.sim.run(start + t)
+        node = c.node(c.leader() or c.ids[0])
+        stored = sum(sum(1 for k in c.sim.storage(n) if isinstance(k, tuple)) for n in c.ids)
+        out.append((round(t, 6), len(node.log), stored))
+        t += every
+    return out
+
+
+def read_costs(mode: str, *, writers: int = 0, reads: int = 50, seed: int = 1) -> dict[str, float]:
+    """``reads`` reads by one client in read mode ``mode`` on 5 servers with a fixed one-way delay
+    of 5 ms, while ``writers`` clients put 200 times a second each. Returns the log entries
+    appended per read (``entries``), the AppendEntries the leader sent per read (``appends``) and
+    the median and 90th-percentile read latency in milliseconds (``median_ms``, ``p90_ms``) and
+    the median in round trips of 10 ms (``round_trips``; the client's own round trip to the
+    leader is one)."""
+    from labkit.raft.messages import AppendEntries, KVCommand
+    from labkit.sim import Fixed, Kind
+
+    valid.integer("writers", writers, ge=0, le=8)
+    valid.integer("reads", reads, ge=1, le=10_000)
+    c = RaftCluster(
+        n=5,
+        seed=seed,
+        latency=Fixed(0.005),
+        read_mode=mode,
+        check_quorum=mode == "lease",
+        check=False,
+    )
+    _elect(c)
+    reader = c.client("reader")
+    reader.put("k", "v")
+    c.run_until(lambda: not reader.busy)
+    for i in range(writers):
+        c.client(f"writer{i}").start_workload(rate=200, duration=60.0, kinds=("put",), keys=("a", "b"))
+    c.sim.run_for(0.5)
+    leader = c.leader()
+    assert leader is not None
+    before = c.node(leader).log.last_index
+    t0 = c.sim.now
+    ops = [reader.get("k") for _ in range(reads)]
+    if not c.run_until(lambda: all(h.done for h in ops), 60.0):
+        raise RuntimeError("the reads did not finish within 60 s of simulated time")
+    t1 = c.sim.now
+    log = c.node(c.leader()).log  # type: ignore[arg-type]
+    entries = sum(
+        1 for e in log[before + 1 :] if isinstance(e.command, KVCommand) and e.command.op[0] == "get"
+    )
+    appends = sum(
+        1 for e in c.sim.trace.of_kind(Kind.SEND) if t0 <= e.time <= t1 and type(e.message) is AppendEntries
+    )
+    latencies = sorted(h.ret - h.call for h in ops)
+    median, p90 = latencies[len(ops) // 2], latencies[(9 * len(ops)) // 10 - (len(ops) % 10 == 0)]
+    return {
+        "entries": entries / reads,
+        "appends": appends / reads,
+        "median_ms": round(median * 1000, 3),
+        "p90_ms": round(p90 * 1000, 3),
+        "round_trips": round(median / 0.010, 3),
+    }

@@ -45,6 +45,7 @@ from labkit.viz.common import (
 
 __all__ = [
     "ROLE_COLORS",
+    "log_growth_figure",
     "role_segments",
     "role_timeline",
     "election_widget",
@@ -365,6 +366,40 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     return fig
 
 
+def log_growth_figure(runs: dict[str, list[tuple[float, int, int]]], title: str | None = None) -> Any:
+    """Entries in the leader's log over time, one line per run (``name -> log_growth(...)``), with the
+    entries every server keeps on disk in the hover (§7: what compaction keeps bounded)."""
+    import plotly.graph_objects as go
+
+    if not isinstance(runs, dict) or not runs:
+        raise TypeError(
+            f"runs must be a non-empty dict of name -> [(time, log entries, stored)], got {runs!r}"
+        )
+    fig = go.Figure()
+    for i, (name, points) in enumerate(runs.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=[p[0] for p in points],
+                y=[p[1] for p in points],
+                mode="lines+markers",
+                name=name,
+                line={"color": PALETTE[i % len(PALETTE)]},
+                hovertext=[
+                    f"{name}: {p[1]:,} entries in the log, {p[2]:,} on disk (all servers)" for p in points
+                ],
+                hoverinfo="text",
+            )
+        )
+    style_figure(
+        fig,
+        title=title or "Entries in the leader's log while the cluster takes writes",
+        xaxis="time (virtual seconds)",
+        yaxis="entries in the log",
+        height=360,
+    )
+    return fig
+
+
 class LogExplorer(Widget):
     """Drive a Raft cluster by hand and watch its logs (notebook 08).
 
@@ -433,10 +468,13 @@ class LogExplorer(Widget):
                 c.sim.run_for(arg)
             elif what == "add":
                 c.add_server(arg, wait=False)
+                c.sim.run_for(0.02)
             elif what == "remove":
                 c.remove_server(arg, wait=False)
+                c.sim.run_for(0.02)
             elif what == "transfer":
                 c.transfer_leadership(arg, wait=False)
+                c.sim.run_for(0.02)
         return c
 
     def _do(self, *actions: tuple[str, Any]) -> None:
@@ -710,7 +748,31 @@ class LogExplorer(Widget):
 
 
 def _describe(msg: Any) -> str:
-    from labkit.raft import AppendEntries, AppendEntriesReply, RequestVote, RequestVoteReply
+    from labkit.raft import (
+        AppendEntries,
+        AppendEntriesReply,
+        InstallSnapshot,
+        InstallSnapshotReply,
+        PreVote,
+        PreVoteReply,
+        RequestVote,
+        RequestVoteReply,
+        TimeoutNow,
+    )
+
+    if isinstance(msg, InstallSnapshot):
+        return (
+            f"InstallSnapshot(term={msg.term}, last included={msg.last_included_index}/t{msg.last_included_term}, "
+            f"{msg.configuration!r})"
+        )
+    if isinstance(msg, InstallSnapshotReply):
+        return f"InstallSnapshotReply(term={msg.term}, installed up to {msg.last_included_index})"
+    if isinstance(msg, PreVote):
+        return f"PreVote(next term={msg.next_term}, last={msg.last_log_index}/t{msg.last_log_term})"
+    if isinstance(msg, PreVoteReply):
+        return f"PreVoteReply(term={msg.term}, {'yes' if msg.vote_granted else 'no'})"
+    if isinstance(msg, TimeoutNow):
+        return f"TimeoutNow(term={msg.term})"
 
     if isinstance(msg, AppendEntries):
         what = ", ".join(f"t{e.term}:{_short(e.command)}" for e in msg.entries) or "heartbeat"

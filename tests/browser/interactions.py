@@ -172,6 +172,19 @@ INTERACTIONS: dict[str, list[Step]] = {
     ],
     # The failure picture of the first run (labkit's VoteTwice): step back, one back, back to the violation.
     "09-lab-build-raft": [Slide("step", presses=-3), Click("one back"), Click("the violation")],
+    "10-raft-in-practice": [
+        Click("Submit"),
+        Click("Add server"),  # n4 joins as a learner
+        Click("Run 0.5 s"),
+        Choose("server", "n2", redraws=False),  # n3 leads: the buttons now read "Lead: n2" etc.
+        Click("Lead: n2"),
+        Click("Run 0.5 s"),
+        Click("Remove n2"),  # the new leader removes itself
+        Click("Run 0.5 s"),
+        Pick("B", 0),  # n1 on side B
+        Click("Heal"),
+        Click("Reset"),
+    ],
     "11-linearizability": [
         Slide("B starts at", presses=4),
         Choose("B read", "None (old)"),

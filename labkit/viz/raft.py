@@ -369,6 +369,7 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
 def log_growth_figure(runs: dict[str, list[tuple[float, int, int]]], title: str | None = None) -> Any:
     """Entries in the leader's log over time, one line per run (``name -> log_growth(...)``), with the
     entries every server keeps on disk in the hover (§7: what compaction keeps bounded)."""
+    check_title(title)
     import plotly.graph_objects as go
 
     if not isinstance(runs, dict) or not runs:

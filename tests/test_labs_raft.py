@@ -100,6 +100,18 @@ def test_figure8_scenario_replays_the_papers_figure():
     assert [terms(s) for s in ("n2", "n3", "n4", "n5")] == [[1, 3, 5]] * 4
 
 
+def test_a_result_no_sequential_execution_explains_is_reported_where_the_client_got_it():
+    from labkit.raft.bugs import StaleReads  # any server answers reads from its own copy
+
+    report = raft_lab.run("random faults", StaleReads, seeds=1, progress=False, quiet=True)
+    failure = report.failures[0]
+    v = failure.shown_violation
+    assert v.property is LINEARIZABLE and v.detail.startswith("no sequential execution explains these")
+    assert v.node.startswith("c") and v.event is not None
+    row = failure.replay().sim.trace.rows[v.event]
+    assert row[1].value == "deliver" and row[4] == v.node and row[0] == v.time
+
+
 # -- the skeleton --------------------------------------------------------------------
 def test_an_empty_server_runs_to_the_end_and_says_what_is_not_written():
     class Empty(RaftServer):

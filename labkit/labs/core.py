@@ -484,11 +484,12 @@ class Lab:
         Its :meth:`~labkit.labs.suite.Failure.show` draws the run; if the trial
         passes, the picture shows a passing run.
         """
-        from labkit.labs.suite import Failure
+        from labkit.labs.suite import Failure, merge_notes
 
         _, outcome = self.trial(scenario, node, seed, faults)
         v = outcome.violation or Violation(Property("(none)", "the trial passed"), "nothing failed")
-        return Failure(self, node, self.scenario(scenario).name, seed, outcome.faults, v, notes=outcome.notes)
+        notes = tuple(merge_notes(outcome.notes))
+        return Failure(self, node, self.scenario(scenario).name, seed, outcome.faults, v, notes=notes)
 
     def sweep(self, scenario: str, node: Any, seeds: int | Iterable[int] = 1000, **options: Any) -> Any:
         """Run ``scenario`` over many seeds in parallel: see :func:`labkit.labs.sweep.sweep`."""

@@ -23,7 +23,7 @@ from labkit.grading import ExerciseFailed, check_true
 from labkit.labs.core import TOO_SLOW, Fault, Lab, Outcome, Scenario, Violation, finite_or_none, seed_list
 from labkit.labs.shrink import Shrunk, shrink_schedule
 
-__all__ = ["run_suite", "Report", "ScenarioResult", "Failure", "LabFailed", "node_name"]
+__all__ = ["run_suite", "Report", "ScenarioResult", "Failure", "LabFailed", "merge_notes", "node_name"]
 
 
 class LabFailed(ExerciseFailed):
@@ -275,6 +275,18 @@ def _footer(report: Report) -> str:
     return text
 
 
+def merge_notes(notes: Iterable[str]) -> list[str]:
+    """Notes that say the same thing about different items, as one: ``"x: a"``, ``"x: b"`` -> ``"x: a, b"``."""
+    merged: dict[str, list[str]] = {}
+    for note in notes:
+        head, sep, item = note.partition(": ")
+        key = head if sep else note
+        items = merged.setdefault(key, [])
+        if sep and item not in items:
+            items.append(item)
+    return [f"{head}: {', '.join(items)}" if items else head for head, items in merged.items()]
+
+
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     if not enabled:
         return None
@@ -338,7 +350,7 @@ def run_suite(
     finally:
         if bar is not None:
             bar.close()
-    report.notes = list(notes)
+    report.notes = merge_notes(notes)
     report.wall = time.monotonic() - started
     say(_footer(report))
     return report
@@ -374,7 +386,13 @@ def _run_scenario(
                 row.skipped = "time budget ran out"
             else:
                 row.failure = Failure(
-                    lab, node, scenario.name, seed, outcome.faults, outcome.violation, notes=outcome.notes
+                    lab,
+                    node,
+                    scenario.name,
+                    seed,
+                    outcome.faults,
+                    outcome.violation,
+                    notes=tuple(merge_notes(outcome.notes)),
                 )
             if bar is not None:
                 bar.update(len(seeds) - i - 1)

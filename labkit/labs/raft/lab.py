@@ -134,10 +134,8 @@ class RaftLab(Lab):
     def notes(self, trial: Trial) -> list[str]:
         rows = trial.sim.trace.notes(NOT_WRITTEN) if trial.sim.trace.keep else []
         names = sorted({r.detail["rule"] for r in rows}, key=list(RULES).index)
-        if not names:
-            return []
-        listed = ", ".join(f"{n} (part {RULES[n][0]})" for n in names)
-        return [f"not written yet (NotImplementedError), so they did nothing: {listed}"]
+        head = "not written yet (NotImplementedError), so they did nothing"
+        return [f"{head}: {n} (part {RULES[n][0]})" for n in names]
 
     # -- grading ---------------------------------------------------------------
     def check_submission(self, node: Any) -> list[str]:

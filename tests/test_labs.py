@@ -20,6 +20,7 @@ from labkit.grading import ExerciseFailed, verdict
 from labkit.labs import (
     MESSAGE_STORM,
     NODE_ERROR,
+    TOO_SLOW,
     Fault,
     Lab,
     LabFailed,
@@ -248,6 +249,19 @@ def test_a_message_storm_is_stopped_and_reported():
     report = run_suite(LAB, "steady", StormTally, progress=False, quiet=True)
     v = report.failures[0].violation
     assert v.property is MESSAGE_STORM and "more than 50,000 simulator events" in v.detail
+
+
+def test_a_slow_server_is_stopped_by_the_trials_wall_clock_deadline():
+    import time
+
+    class SlowTally(Tally):
+        def on_message(self, ctx: Context, src: str, msg: Any) -> None:
+            time.sleep(0.01)
+            super().on_message(ctx, src, msg)
+
+    started = time.monotonic()
+    _, outcome = LAB.trial("steady", SlowTally, 0, deadline=started + 0.2)
+    assert outcome.violation.property is TOO_SLOW and time.monotonic() - started < 1.0
 
 
 def test_a_time_budget_leaves_scenarios_unrun_and_failed():

@@ -273,8 +273,6 @@ class Trial:
         while True:
             done = sim.run(max(when, sim.now), max_events=chunk)
             self.events += done
-            if done < chunk:
-                return
             if self.events > self.max_events:
                 self.fail(
                     MESSAGE_STORM,
@@ -283,6 +281,8 @@ class Trial:
                 )
             if self.deadline is not None and time.monotonic() > self.deadline:
                 self.fail(TOO_SLOW, f"the wall-clock budget ran out at t = {sim.now:.3f} s")
+            if done < chunk:
+                return
 
     def wait_for(self, condition: Callable[[], bool], within: float, step: float = 0.01) -> bool:
         """Run until ``condition()`` holds (checked every ``step`` s), at most ``within`` s; whether it held."""

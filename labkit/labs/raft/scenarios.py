@@ -390,10 +390,6 @@ def no_majority(trial: Trial) -> None:
     agree(trial, "after")
 
 
-def concurrent_faults(rng: random.Random) -> list[Fault]:
-    return []
-
-
 def concurrent_submits(trial: Trial) -> None:
     """Five clients at once, each sending appends and reads: all answered, all linearizable."""
     settle(trial, within=1.0)

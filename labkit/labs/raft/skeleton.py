@@ -37,7 +37,7 @@ the tests after the first rule and see exactly what is missing.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from labkit.raft.log import RaftLog
@@ -47,7 +47,6 @@ from labkit.raft.messages import (
     ClientReply,
     ClientRequest,
     KVCommand,
-    LogEntry,
     RequestVote,
     RequestVoteReply,
 )
@@ -317,16 +316,6 @@ class RaftServer(Node):
         )
 
 
+# Until a learner writes them, the rules raise NotWritten.
 for _name in RULES:
     setattr(RaftServer, _name, _not_written(_name))
-
-# What a rule receives, for the learner's reference.
-RULE_MESSAGES: Mapping[str, type] = {
-    "handle_request_vote": RequestVote,
-    "handle_request_vote_reply": RequestVoteReply,
-    "handle_append_entries": AppendEntries,
-    "accept_entries": AppendEntries,
-    "handle_append_entries_reply": AppendEntriesReply,
-}
-
-__all__ += ["RULE_MESSAGES", "LogEntry"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -118,22 +119,43 @@ def bench_shrink() -> None:
     )
 
 
+def _cpu() -> float:
+    """CPU seconds used so far by this process and its finished child processes (the sweep's workers)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
 def bench_sweep(seeds: int) -> None:
     solution = lab_solutions.solution()
     rows, walls = [], {}
     for workers in (1, 2):
+        load = os.getloadavg()[0]
+        cpu = _cpu()
         df = raft_lab.sweep("churn", solution, seeds, workers=workers, progress=False)
-        walls[workers] = df.attrs["wall"]
+        cpu = _cpu() - cpu
+        wall = df.attrs["wall"]
+        walls[workers] = wall
         rows.append(
-            (workers, seeds, len(df), f"{df.attrs['wall']:.1f}", f"{seeds / df.attrs['wall']:.1f}",
-             f"{df.attrs['virtual_time']:.0f}")
+            (workers, seeds, len(df), f"{wall:.1f}", f"{seeds / wall:.1f}", f"{cpu:.1f}", f"{cpu / wall:.2f}",
+             f"{load:.1f}", f"{df.attrs['virtual_time']:.0f}")
         )  # fmt: skip
-    table(
-        "sweep: 'churn' on the notebook's solution",
-        ("workers", "seeds", "failing", "wall s", "seeds/s", "virtual s"),
-        rows,
+    header = (
+        "workers",
+        "seeds",
+        "failing",
+        "wall s",
+        "seeds/s",
+        "CPU s",
+        "cores busy",
+        "load before",
+        "virtual s",
     )
-    print(f"\nspeed-up of 2 workers over 1: {walls[1] / walls[2]:.2f}x on {os.cpu_count()} cores")
+    table("sweep: 'churn' on the notebook's solution", header, rows)
+    print(
+        f"\nspeed-up of 2 workers over 1: {walls[1] / walls[2]:.2f}x on {os.cpu_count()} cores "
+        "(cores busy = CPU s / wall s: how much of the machine the sweep got; the load average before each "
+        "run says how busy the machine was with other work)"
+    )
 
 
 def main() -> None:

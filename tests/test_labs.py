@@ -256,7 +256,7 @@ def test_a_slow_server_is_stopped_by_the_trials_wall_clock_deadline():
 
     class SlowTally(Tally):
         def on_message(self, ctx: Context, src: str, msg: Any) -> None:
-            time.sleep(0.01)
+            time.sleep(0.05)
             super().on_message(ctx, src, msg)
 
     started = time.monotonic()

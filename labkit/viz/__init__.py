@@ -4,7 +4,8 @@ Only this package imports plotly and ipywidgets, and only inside the
 functions that need them, so ``import labkit`` (and ``import labkit.viz``)
 stays fast and works without them. One module per topic:
 
-* ``labkit.viz.common``: palette, figure styling, guarded widget callbacks;
+* ``labkit.viz.common``: palette, figure styling, the widget base class and
+  its controls (sliders, drop-downs, toggles, buttons);
 * ``labkit.viz.spacetime``: space-time (Lamport) diagrams of a simulator trace;
 * ``labkit.viz.cluster``: the reusable cluster widget (crash, partition, loss,
   latency, run, reset, replay).

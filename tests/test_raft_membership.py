@@ -201,3 +201,26 @@ def test_random_fault_schedules_with_every_feature_on_many_seeds():
             clock_drift=0.02 * (seed % 2),
             loss=0.05,
         )
+
+
+def test_catching_up_promotes_after_a_fast_round_and_gives_up_after_slow_ones():
+    from labkit.raft.membership import CatchUp, Membership, Outcome, single_server_change
+
+    fast = CatchUp("n4", round_end=10, started=0.0)
+    fast.reached(now=0.1, last_index=12, election_timeout=0.15, max_rounds=3)
+    assert fast.outcome is Outcome.PROMOTE
+    slow = CatchUp("n4", round_end=10, started=0.0)
+    slow.reached(now=0.5, last_index=40, election_timeout=0.15, max_rounds=2)
+    assert slow.outcome is None and (slow.rounds, slow.round_end, slow.started) == (2, 40, 0.5)
+    slow.reached(now=0.9, last_index=60, election_timeout=0.15, max_rounds=2)
+    assert slow.outcome is Outcome.ABORT
+    # The latest configuration in the log counts, and one that is truncated away stops counting.
+    m = Membership(Configuration(("n1", "n2", "n3")))
+    from labkit.raft import LogEntry
+
+    m.logged(2, [LogEntry(1, "x"), LogEntry(1, Configuration(("n1", "n2", "n3", "n4")))])
+    assert m.current.voters == ("n1", "n2", "n3", "n4") and m.index == 3
+    m.logged(3, [LogEntry(2, "y")])
+    assert m.current.voters == ("n1", "n2", "n3") and m.index == 0
+    assert single_server_change(Configuration(("a", "b")), Configuration(("a", "b", "c"), ("d", "e")))
+    assert not single_server_change(Configuration(("a", "b")), Configuration(("a", "c")))

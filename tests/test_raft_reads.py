@@ -151,3 +151,17 @@ def test_lease_reads_need_check_quorum():
         RaftCluster(n=3, read_mode="lease")
     with pytest.raises(ValueError, match="read_mode"):
         RaftCluster(n=3, read_mode="sometimes")
+
+
+def test_a_round_is_confirmed_once_a_majority_of_voters_answered_it_or_a_later_one():
+    from labkit.raft.reads import Rounds
+
+    voters = ("n1", "n2", "n3", "n4", "n5")
+    r = Rounds(now=1.0)
+    assert r.begin(now=2.0) == 1 and r.begin(now=3.0) == 2
+    assert not r.ack("n2", 2, voters, "n1", 3)  # the leader and n2: two of five
+    assert not r.ack("n9", 2, voters, "n1", 3)  # not a voter: does not count
+    assert r.ack("n3", 1, voters, "n1", 3)  # n1 (at 2), n2 (at 2), n3 (at 1): a majority has answered round 1
+    assert (r.confirmed, r.confirmed_at) == (1, 2.0)
+    assert r.ack("n4", 2, voters, "n1", 3) and (r.confirmed, r.confirmed_at) == (2, 3.0)
+    assert not r.ack("n5", 1, voters, "n1", 3)  # an older round adds nothing

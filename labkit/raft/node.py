@@ -1103,8 +1103,9 @@ class RaftNode(Node):
     def send_timeout_now(self, ctx: Context) -> None:
         """Once the target's log matches the leader's, tell it to start an election (diss. §3.10)."""
         target = self.transfer
-        if target is not None and self.progress[target].match_index == self.log.last_index:
-            ctx.send(target, TimeoutNow(self.current_term, self.node_id))
+        pr = self.progress.get(target) if target is not None else None
+        if pr is not None and pr.match_index == self.log.last_index:
+            ctx.send(target, TimeoutNow(self.current_term, self.node_id))  # type: ignore[arg-type]
 
     def handle_timeout_now(self, ctx: Context, src: str, m: TimeoutNow) -> None:
         """Diss. §3.10: "Upon receiving TimeoutNow, the target server starts an election" at once,

@@ -82,10 +82,12 @@ class Membership:
         while self.entries and self.entries[-1][0] >= first:
             self.entries.pop()  # truncated away: the previous configuration is back in force
             changed = True
-        for i, e in enumerate(entries, first):
-            if type(e.command) is Configuration:
+        i = first
+        for e in entries:
+            if e.command.__class__ is Configuration:
                 self.entries.append((i, e.command))
                 changed = True
+            i += 1
         return changed
 
     def compacted(self, index: int) -> None:

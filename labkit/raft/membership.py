@@ -14,13 +14,12 @@ and any majority of the new ones then share a server, so two leaders cannot be
 elected in one term by disjoint majorities. :func:`single_server_change` is that
 rule; a leader starts no change before the previous one is committed, nor
 before it has committed an entry of its own term (the no-op; the fix to the
-single-server algorithm posted to raft-dev in 2015, diss. errata).
+single-server algorithm that Ongaro posted to the raft-dev list in 2015).
 
-A new server first catches up as a learner (diss. §4.2.1): "replication to the
-new server is split into rounds... each round replicates all the log entries
-present in the leader's log at the start of the round", and the server is made
-a voter once a round takes less than an election timeout. :class:`CatchUp`
-counts those rounds.
+A new server first catches up as a learner (diss. §4.2.1): the leader
+replicates to it in rounds, each round bringing it up to the leader's log as
+it was when the round began, and makes it a voter once a round takes less than
+an election timeout. :class:`CatchUp` counts those rounds.
 """
 
 from __future__ import annotations

@@ -752,7 +752,7 @@ class RaftNode(Node):
         index, replaces the log up to there.
 
         It runs as a timer step of its own right after the apply that made it
-        due (as real servers snapshot in the background, diss. §5.1.3).
+        due (as real servers snapshot in the background, diss. ch. 5).
         """
         index = self.last_applied
         if index <= self.log.snapshot_index:
@@ -844,9 +844,9 @@ class RaftNode(Node):
     # PreVote (diss. §9.6)
     # ------------------------------------------------------------------
     def start_pre_vote(self, ctx: Context) -> None:
-        """Diss. §9.6: "a candidate would first ask other servers whether its log was up-to-date
-        enough to get their vote"; only if a majority says yes does it raise its term and start a real
-        election. Its term stays put meanwhile, so a server that cannot win (cut off, or behind)
+        """Diss. §9.6, PreVote: before a real election, ask the voters whether they would vote for
+        this server in the next term; only if a majority says yes does it raise its term and
+        campaign. Its term stays put meanwhile, so a server that cannot win (cut off, or behind)
         never drives the cluster's term up."""
         self.pre_votes = {self.node_id}
         self.reset_election_timer(ctx)
@@ -859,9 +859,9 @@ class RaftNode(Node):
                 ctx.send(p, req)
 
     def handle_pre_vote(self, ctx: Context, src: str, m: PreVote) -> None:
-        """Diss. §9.6: a server agrees "if the candidate's log is sufficiently up-to-date, and the
-        voters have not received heartbeats from a valid leader for at least a baseline election
-        timeout". It changes no state either way."""
+        """Diss. §9.6: a server agrees if the candidate's log is at least as up-to-date as its own
+        (§5.4.1) and it has not heard from a leader within the minimum election timeout. It
+        changes no state either way."""
         grant = (
             m.next_term > self.current_term
             and not self.hears_from_leader(ctx)
@@ -889,9 +889,9 @@ class RaftNode(Node):
     # CheckQuorum (diss. §6.2, §9.6) and disruptive servers (diss. §4.2.3)
     # ------------------------------------------------------------------
     def check_quorum(self, ctx: Context) -> None:
-        """Diss. §6.2: "a leader steps down if an election timeout elapses without a successful round
-        of heartbeats to a majority of its cluster", so a leader cut off in a minority stops
-        accepting requests it can never commit."""
+        """Diss. §6.2, CheckQuorum: a leader steps down once an election timeout has passed without
+        a round of heartbeats that a majority of the cluster answered, so a leader cut off in a
+        minority stops accepting requests it can never commit."""
         if self.role is not Role.LEADER:
             return
         if ctx.clock() - self.rounds.confirmed_at >= self.config.election_timeout[0]:
@@ -901,9 +901,9 @@ class RaftNode(Node):
         ctx.set_timer(QUORUM_TIMER, self.config.heartbeat_interval)
 
     def ignores_vote_request(self, ctx: Context, m: RequestVote) -> bool:
-        """Diss. §4.2.3 (with ``check_quorum``): "if a server receives a RequestVote request within the
-        minimum election timeout of hearing from a current leader, it does not update its term or
-        grant its vote", unless the leader itself asked for the election (§3.10)."""
+        """Diss. §4.2.3 (with ``check_quorum``): a server that has heard from a current leader within
+        the minimum election timeout neither updates its term nor grants its vote on a RequestVote,
+        unless the leader itself asked for the election (§3.10)."""
         return (
             self.config.check_quorum
             and m.term > self.current_term
@@ -915,11 +915,10 @@ class RaftNode(Node):
     # Reads without the log (§8; diss. §6.4)
     # ------------------------------------------------------------------
     def serve_read(self, ctx: Context, src: str, m: ClientRequest) -> None:
-        """Diss. §6.4, ReadIndex: "1. ... the leader saves its current commit index in a local
-        variable readIndex. 2. The leader needs to make sure it hasn't been superseded ... it issues
-        a new round of heartbeats and waits for their acknowledgments from a majority of the cluster.
-        3. The leader waits for its state machine to advance at least as far as the readIndex.
-        4. The leader issues the query against its state machine."
+        """Diss. §6.4, ReadIndex: (1) once it has committed an entry of its own term, the leader
+        notes its commit index as the read index; (2) it makes sure no newer leader exists with a
+        new round of heartbeats that a majority acknowledges; (3) it waits until its state machine
+        has applied the read index; (4) it answers from its state machine.
 
         Step 1 waits, if need be, until the leader has committed an entry of its
         term. A lease (diss. §6.4.1) replaces step 2 while it lasts.
@@ -997,8 +996,8 @@ class RaftNode(Node):
 
     def change_configuration(self, ctx: Context, new: Configuration) -> bool:
         """Append configuration ``new`` if this leader may start a change now (diss. §4.1): the previous
-        configuration is committed and so is an entry of this term (diss. errata). ``new`` must be a
-        single-server change (:meth:`may_change_configuration`)."""
+        configuration is committed, and so is an entry of this term (the fix Ongaro posted to the
+        raft-dev list in 2015). ``new`` must be a single-server change (:meth:`may_change_configuration`)."""
         old = self.configuration
         if not self.may_change_configuration(old, new):
             raise ValueError(
@@ -1085,9 +1084,9 @@ class RaftNode(Node):
     # Leadership transfer (diss. §3.10)
     # ------------------------------------------------------------------
     def transfer_leadership(self, ctx: Context, target: str) -> bool:
-        """Diss. §3.10: "1. The prior leader stops accepting new client requests. 2. The prior leader
-        fully updates the target server's log to match its own ... 3. The prior leader sends a
-        TimeoutNow request to the target server." False if this server does not lead."""
+        """Diss. §3.10, leadership transfer: the leader stops accepting client requests, brings the
+        target's log up to date with its own, then sends it a TimeoutNow. False if this server does
+        not lead."""
         valid.string("target", target)
         if self.role is not Role.LEADER:
             return False
@@ -1108,14 +1107,14 @@ class RaftNode(Node):
             ctx.send(target, TimeoutNow(self.current_term, self.node_id))  # type: ignore[arg-type]
 
     def handle_timeout_now(self, ctx: Context, src: str, m: TimeoutNow) -> None:
-        """Diss. §3.10: "Upon receiving TimeoutNow, the target server starts an election" at once,
-        without a pre-vote, and its RequestVotes say the leader asked for it (diss. §4.2.3)."""
+        """Diss. §3.10: the target of a TimeoutNow starts an election at once, without a pre-vote,
+        and its RequestVotes say the leader asked for it (diss. §4.2.3)."""
         if m.term == self.current_term and self.role is Role.FOLLOWER and self.is_voter:
             self.start_election(ctx, transfer=True)
 
     def abort_transfer(self, ctx: Context) -> None:
-        """Diss. §3.10: "If the transfer does not complete within about one election timeout, the
-        prior leader aborts the transfer and resumes accepting client requests."""
+        """Diss. §3.10: a transfer that has not completed within about an election timeout is given
+        up, and the leader takes client requests again."""
         if self.role is Role.LEADER and self.transfer is not None:
             ctx.note("transfer-aborted", target=self.transfer)
             self.transfer = None

@@ -30,8 +30,8 @@ SNAPSHOT_KEY = "snapshot"
 def due(threshold: int | None, last_applied: int, log: RaftLog) -> bool:
     """Whether the log holds at least ``threshold`` entries already applied (None: never compact).
 
-    Diss. §5.1.2 suggests compacting when the log outgrows the snapshot; a
-    count of entries is the simple form of that policy.
+    The dissertation (ch. 5) suggests compacting when the log has grown large
+    compared with the snapshot; a count of entries is the simple form of that policy.
     """
     return threshold is not None and last_applied - log.snapshot_index >= threshold
 

@@ -335,6 +335,7 @@ class RaftNode(Node):
         self.reset_election_timer(ctx)
 
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:
+        # Diss. §4.2.3 (with CheckQuorum): a vote request while a leader is heard is ignored, term and all.
         if type(msg) is RequestVote and self.ignores_vote_request(ctx, msg):
             return
         # Rules for Servers, All Servers: "If RPC request or response contains
@@ -759,16 +760,16 @@ class RaftNode(Node):
             return
         first = self.log.first_index
         s = Snapshot(index, self.log.term(index), self.state_machine.snapshot(), self.membership.at(index))
-        self._drop_applied(
-            sum(1 for e in self.log[first : index + 1] if not isinstance(e.command, RAFT_COMMANDS))
-        )
+        self._forget_applied(first, index)
         self.log.compact(index)
         self.membership.compacted(index)
         self.snapshot = s
         snapshots.persist_snapshot(ctx, s, first, index)
         ctx.note("snapshot", index=index, term=s.last_included_term)
 
-    def _drop_applied(self, count: int) -> None:
+    def _forget_applied(self, first: int, last: int) -> None:
+        """Drop from ``applied`` the commands of the entries ``first..last`` (a snapshot replaces them)."""
+        count = sum(1 for e in self.log[first : last + 1] if not isinstance(e.command, RAFT_COMMANDS))
         del self.applied[:count]
 
     def send_snapshot(self, ctx: Context, peer: str) -> None:

@@ -138,6 +138,18 @@ def _no_faults(rng: random.Random) -> list[Fault]:
     return []
 
 
+class ScheduleRandom(random.Random):
+    """The generator a scenario's ``faults(rng)`` gets: seeded with the trial's seed, kept as ``trial_seed``.
+
+    A schedule usually draws its faults from it; one that enumerates cases
+    instead (every crash point in turn, one per seed) reads ``rng.trial_seed``.
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.trial_seed = seed
+
+
 @dataclass(frozen=True, eq=False)
 class Scenario:
     """One test of a lab: a script, the faults it runs under, and how many seeds it takes.
@@ -146,7 +158,7 @@ class Scenario:
       checks what must hold by when (:meth:`Trial.wait_for`, :meth:`Trial.expect`);
       the lab's safety checks run after every event meanwhile;
     * ``faults(rng)`` makes the fault schedule for one seed (``rng`` is seeded
-      by it): fixed steps, random ones, or both;
+      by it, and knows it as ``rng.trial_seed``): fixed steps, random ones, or both;
     * ``seeds``: how many seeds the default suite runs; ``options``: what the
       lab's :meth:`Lab.build` needs to know (number of servers, loss...).
 
@@ -173,7 +185,7 @@ class Scenario:
 
     def schedule(self, seed: int) -> tuple[Fault, ...]:
         """The fault schedule of ``seed``, sorted by time."""
-        faults = tuple(self.faults(random.Random(seed)))
+        faults = tuple(self.faults(ScheduleRandom(seed)))
         for i, f in enumerate(faults):
             valid.instance(f"faults[{i}]", f, Fault)
         return tuple(sorted(faults, key=lambda f: f.at))
@@ -327,16 +339,20 @@ class Trial:
             if violation.event is None and self.sim is not None and self.sim.trace.keep:
                 violation.event = len(self.sim.trace.rows) - 1
         now = self.sim.now if self.sim is not None else 0.0
-        self.outcome = Outcome(
-            self.scenario.name,
-            self.seed,
-            self.faults,
-            violation,
-            now,
-            self.events,
-            time.perf_counter() - started,
-            tuple(self.lab.notes(self)) if self.sim is not None else (),
-        )
+        try:
+            self.outcome = Outcome(
+                self.scenario.name,
+                self.seed,
+                self.faults,
+                violation,
+                now,
+                self.events,
+                time.perf_counter() - started,
+                tuple(self.lab.notes(self)) if self.sim is not None else (),
+            )
+        finally:
+            if self.world is not None:
+                self.lab.clean_up(self)
         return self.outcome
 
 
@@ -419,6 +435,12 @@ class Lab:
     def check_submission(self, node: Any) -> list[str]:
         """Why ``node`` cannot be graded (e.g. it delegates to the reference), as sentences; [] if fine."""
         return []
+
+    def clean_up(self, trial: Trial) -> None:
+        """Release what :meth:`build` took outside the simulator (files, folders); runs once a trial is over.
+
+        The trial's world, trace and snapshots stay readable afterwards.
+        """
 
     def notes(self, trial: Trial) -> list[str]:
         """Remarks on a finished trial for the learner (e.g. rules not written yet)."""

@@ -1,0 +1,79 @@
+"""What the quorum lab checks: quorums, versions, read repair and hinted handoff (Dynamo, SOSP 2007).
+
+Safety is checked after every event:
+
+* :data:`WRITE_QUORUM`, the moment a client hears that its write succeeded:
+  W nodes store it (§4.5), home replicas only in a strict quorum, home
+  replicas and stand-ins' hints in a sloppy one (§4.6);
+* :data:`NO_INVENTION`, the moment a client reads: every version it got was
+  written by a client's write of that key, value and context unchanged;
+* :data:`NO_LOST_WRITE`, the moment a client reads, where quorums overlap
+  (R + W > N with strict quorums, or once everything has healed): every write
+  acknowledged before the read began is among the versions read, or was seen
+  by one of them (its dot covered by a version's context, §4.4); reads and
+  writes of one key overlap in R + W - N >= 1 home replicas (DDIA ch. 5,
+  "Quorums for reading and writing");
+* :data:`STAND_INS`: a node keeps data only for keys it is a home replica of;
+  a stand-in keeps a write as a hint naming the home replica it belongs to
+  (§4.6).
+
+The scripts check the rest once the faults are over: requests succeed when
+enough replicas can answer (:data:`AVAILABLE`), hints reach home and are
+forgotten (:data:`HANDOFF`), and a read that sees every home replica leaves
+them all holding what it read (:data:`READ_REPAIR`).
+"""
+
+from __future__ import annotations
+
+from labkit.labs.core import Property
+
+__all__ = [
+    "WRITE_QUORUM",
+    "NO_INVENTION",
+    "NO_LOST_WRITE",
+    "STAND_INS",
+    "AVAILABLE",
+    "HANDOFF",
+    "READ_REPAIR",
+    "SAFETY",
+]
+
+WRITE_QUORUM = Property(
+    "Write quorum",
+    "a write is acknowledged only once W nodes store it: home replicas in a strict quorum, "
+    "home replicas or stand-ins in a sloppy one",
+    "Dynamo §4.5, §4.6",
+)
+NO_INVENTION = Property(
+    "No invention", "a read returns only versions that a client's write of that key wrote", "Dynamo §4.4"
+)
+NO_LOST_WRITE = Property(
+    "No lost write",
+    "where read and write quorums overlap, a read sees every write acknowledged before it began "
+    "(the version itself, or a version whose writer had seen it): siblings are kept, not dropped",
+    "Dynamo §4.4, §4.5; DDIA ch. 5",
+)
+STAND_INS = Property(
+    "Hints for stand-ins",
+    "a node stores data only for keys it is a home replica of; a stand-in keeps a write as a hint "
+    "naming the home replica it stands in for",
+    "Dynamo §4.6",
+)
+AVAILABLE = Property(
+    "Availability",
+    "a request succeeds when R (or W) nodes that count can answer: home replicas in a strict quorum, "
+    "home replicas or stand-ins in a sloppy one",
+    "Dynamo §4.5, §4.6",
+)
+HANDOFF = Property(
+    "Hinted handoff",
+    "once a stand-in can reach the home replica, the hint is delivered there and then forgotten",
+    "Dynamo §4.6",
+)
+READ_REPAIR = Property(
+    "Read repair",
+    "a read that found home replicas with stale versions leaves them holding the versions it read",
+    "Dynamo §5",
+)
+
+SAFETY = (WRITE_QUORUM, NO_INVENTION, NO_LOST_WRITE, STAND_INS)

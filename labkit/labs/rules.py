@@ -1,0 +1,106 @@
+"""A skeleton with rules left to write: the mechanics every lab's skeleton shares.
+
+A lab's skeleton is a :class:`~labkit.sim.Node` that does everything but the
+protocol's rules. Each rule is a method the learner adds to a subclass with
+``@MyNode.rule``; until it is written it raises :class:`NotWritten` (a
+``NotImplementedError``), and the skeleton still runs: it calls its rules
+through :meth:`RuleBook.follow`, which lets a rule not written yet do
+nothing and notes it once per node in the trace (``"not written"``), so a
+learner can run the tests after the first rule and see exactly what is
+missing (:func:`unwritten_notes` turns the notes into one sentence).
+
+Used by the quorum lab (:mod:`labkit.labs.quorum`) and the saga lab
+(:mod:`labkit.labs.saga`)::
+
+    class Skeleton(RuleBook, Node):
+        RULES = {"on_ping": ("basics", "answer a ping"), ...}
+
+    with_stubs(Skeleton)          # every rule raises NotWritten until written
+
+    class Mine(Skeleton): ...
+
+    @Mine.rule
+    def on_ping(self, ctx, src, m): ...
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+__all__ = ["NOT_WRITTEN", "NotWritten", "RuleBook", "with_stubs", "unwritten_notes"]
+
+NOT_WRITTEN = "not written"  # the trace note of a rule that raised NotImplementedError
+
+
+class NotWritten(NotImplementedError):
+    """Raised by a rule of a skeleton that the learner has not written yet."""
+
+    def __init__(self, rule: str, part: str, what: str) -> None:
+        super().__init__(f"{rule} is not written yet (part {part}: {what})")
+        self.rule = rule
+
+
+class RuleBook:
+    """Mixin for a skeleton node: its ``RULES`` (name -> (part, what it is)), added with :meth:`rule`."""
+
+    RULES: ClassVar[dict[str, tuple[str, str]]] = {}
+
+    @classmethod
+    def rule(cls, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorator: make ``fn`` this class's rule of the same name (one of ``RULES``)."""
+        if not callable(fn) or not hasattr(fn, "__name__"):
+            raise TypeError(f"rule must decorate a function, got {fn!r}")
+        if "RULES" in vars(cls):
+            raise TypeError(
+                f"add rules to your own subclass (class MyNode({cls.__name__}): ...), not to {cls.__name__}"
+            )
+        if fn.__name__ not in cls.RULES:
+            known = ", ".join(cls.RULES)
+            raise ValueError(f"{fn.__name__!r} is not one of the rules of the lab; the rules are: {known}")
+        setattr(cls, fn.__name__, fn)
+        return fn
+
+    def follow(self, ctx: Any, rule: str, *args: Any) -> Any:
+        """Call rule ``rule(*args)``; a rule not written yet (NotImplementedError) does nothing (None)."""
+        try:
+            return getattr(self, rule)(*args)
+        except NotImplementedError as exc:
+            name = getattr(exc, "rule", None)
+            if name is None:  # a learner's `raise NotImplementedError()`: the rule it is in
+                frames = traceback.extract_tb(exc.__traceback__)
+                name = next((f.name for f in reversed(frames) if f.name in self.RULES), rule)
+            noted = self.__dict__.setdefault("_noted_rules", set())
+            if name not in noted:
+                noted.add(name)
+                ctx.note(NOT_WRITTEN, rule=name)
+            return None
+
+
+def _stub(name: str, part: str, what: str) -> Callable[..., Any]:
+    def rule(self: Any, *args: Any) -> Any:
+        raise NotWritten(name, part, what)
+
+    rule.__name__ = rule.__qualname__ = name
+    rule.__doc__ = f"{what}: not written yet."
+    return rule
+
+
+def with_stubs(cls: type[RuleBook]) -> type[RuleBook]:
+    """Give ``cls`` a stub for every rule of its ``RULES`` (raising :class:`NotWritten`); returns ``cls``."""
+    for name, (part, what) in cls.RULES.items():
+        setattr(cls, name, _stub(name, part, what))
+    return cls
+
+
+def unwritten_notes(trial: Any, rules: dict[str, tuple[str, str]]) -> list[str]:
+    """A note for the learner naming the rules a trial called before they were written ([] if none)."""
+    sim = trial.sim
+    rows = sim.trace.notes(NOT_WRITTEN) if sim is not None and sim.trace.keep else []
+    order = list(rules)
+    names = sorted({r.detail["rule"] for r in rows if r.detail["rule"] in rules}, key=order.index)
+    if not names:
+        return []
+    listed = ", ".join(f"{n} (part {rules[n][0]})" for n in names)
+    return [f"not written yet (NotImplementedError), so they did nothing: {listed}"]

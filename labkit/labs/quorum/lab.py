@@ -33,10 +33,12 @@ from labkit.replication import coordinator as _coordinator
 from labkit.replication import versions as _versions
 from labkit.replication.client import ClientNode, ClientOp, OpKind
 from labkit.replication.coordinator import Coordinator, PendingRequest
+from labkit.replication.messages import ReplicaWrite
 from labkit.replication.modes import Mode
 from labkit.replication.replica import ReplicaNode
 from labkit.replication.store import ReplicatedStore
 from labkit.replication.versions import covers
+from labkit.sim import Kind
 
 __all__ = ["QuorumLab", "quorum_lab", "REFERENCE"]
 
@@ -106,6 +108,7 @@ class QuorumLab(Lab):
         servers = set(NODES)
 
         def check(node_id: str, node: Any) -> None:
+            _note_writes(world)
             if node_id in servers:
                 _check_placement(world, node_id, node)
             elif isinstance(node, ClientNode) and len(node.ops) > seen.get(node_id, 0):
@@ -121,7 +124,10 @@ class QuorumLab(Lab):
         try:
             data = {f"data {k}": _versions_text(v) for k, v in sorted(node.data.items())}
             hints = ", ".join(f"{k} for {h} ×{len(v)}" for (h, k), v in sorted(node.hints.items()))
-            return {**data, "hints": hints or "–", "coordinating": len(node.pending)}
+            pending = getattr(node, "pending", None)
+            if pending is None:  # labkit's own ReplicaNode keeps them in its Coordinator
+                pending = getattr(getattr(node, "coordinator", None), "pending", {})
+            return {**data, "hints": hints or "–", "coordinating": len(pending)}
         except (AttributeError, TypeError):
             return None
 
@@ -140,6 +146,17 @@ class QuorumLab(Lab):
 
 
 # -- the checks --------------------------------------------------------------------
+def _note_writes(world: World) -> None:
+    """Remember every version a coordinator sent to a replica since the last look (what was written)."""
+    rows = world.sim.trace.rows
+    for i in range(world.scanned, len(rows)):
+        r = rows[i]
+        if r[1] is Kind.SEND and type(r[6]) is ReplicaWrite:
+            for v in r[6].versions:
+                world.written.setdefault(v.dot, (r[6].key, v))
+    world.scanned = len(rows)
+
+
 def _check_placement(world: World, node_id: str, node: Any) -> None:
     """Data only for keys the node is a home replica of; hints only for others' keys (§4.6)."""
     home = world.config.home
@@ -180,12 +197,12 @@ def _check_write(world: World, op: ClientOp) -> None:
         home = world.config.home(op.key)
         holders = [h for h in holders if h in home and covers(world.stored(h).get(op.key, ()), dot)]
     if len(holders) < world.w:
-        stored = ", ".join(holders) or "no node"
+        stored = f"only {', '.join(holders)}" if holders else "no node"
         who = "home replicas" if world.config.mode is Mode.CONSISTENCY_FIRST else "nodes"
         raise Violation(
             WRITE_QUORUM,
             f"{op.client}'s write {op.key}={op.value!r} ({dot}) was acknowledged at t = {op.ret:.3f} s, "
-            f"yet only {stored} stored it: W = {world.w} {who} must",
+            f"yet {stored} stored it: W = {world.w} {who} must",
             node=op.client,
         )
     world.acked.setdefault(op.key, []).append(op)
@@ -193,13 +210,13 @@ def _check_write(world: World, op: ClientOp) -> None:
 
 def _check_read(world: World, op: ClientOp, *, final: bool) -> None:
     for v in op.versions:
-        known = world.stamped.get(v.dot)
+        known = world.written.get(v.dot)
         if known is None or known[0] != op.key or known[1] != v:
             raise Violation(
                 NO_INVENTION,
                 f"{op.client}'s read of {op.key!r} returned {v.value!r} ({v.dot}), "
                 + (
-                    "which no coordinator ever stamped"
+                    "which no coordinator ever sent to a replica"
                     if known is None
                     else f"but {v.dot} is the write {known[0]}={known[1].value!r}"
                     + ("" if known[0] != op.key or known[1].value != v.value else " with another context")

@@ -77,9 +77,10 @@ class World:
         self.r, self.w = r, w
         self.sim = Simulator(trial.seed, latency=latency, loss=loss, duplication=duplication)
         self.servers = NODES
-        self.stamped: dict[Dot, tuple[str, Versioned]] = {}  # every version any coordinator stamped
+        self.written: dict[Dot, tuple[str, Versioned]] = {}  # every version a coordinator sent to replicas
+        self.scanned = 0  # trace rows looked at for them
         for node in NODES:
-            self.sim.add_node(node, self._builder(factory))
+            self.sim.add_node(node, lambda node_id: factory(node_id, self.config))
         self.coordinator_of: dict[str, str] = {}
         self.keys: list[str] = []
         for name, coordinator, key in clients:
@@ -98,17 +99,6 @@ class World:
         self.hinted: dict[tuple[str, str], set[Dot]] = {}
         self.overlap = mode is Mode.CONSISTENCY_FIRST and r + w > n  # reads must see acknowledged writes
         self.final: dict[str, ClientOp] = {}
-
-    def _builder(self, factory: Callable[..., Any]) -> Callable[[str], Any]:
-        def build(node_id: str) -> Any:
-            node = factory(node_id, self.config)
-            node.on_stamp = self._stamped
-            return node
-
-        return build
-
-    def _stamped(self, key: str, version: Versioned) -> None:
-        self.stamped[version.dot] = (key, version)
 
     # -- looking -----------------------------------------------------------------
     def stored(self, node: str) -> dict[str, Siblings]:
@@ -198,7 +188,7 @@ class World:
                 op is not None and op.ok,
                 AVAILABLE,
                 f"with every node up and the network whole, a read of {key!r} with R = N = {self.config.n} "
-                + ("got no answer" if op is None else "failed")
+                + ("was never asked" if op is None else "got no answer" if op.ok is None else "failed")
                 + f" (via {self.coordinator_of[READER]})",
                 node=READER,
             )
@@ -511,34 +501,34 @@ _SLOPPY = {"mode": Mode.AVAILABILITY_FIRST}
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("write then read", "quorums", write_then_read, seeds=3,
              about="every request succeeds while nothing fails; a read sees the writes before it (§4.5)"),
-    Scenario("one replica down", "quorums", one_down, one_down_faults, seeds=4,
+    Scenario("one replica down", "quorums", one_down, one_down_faults, seeds=6,
              about="with N = 3 and R = W = 2 one home replica may be down (§4.5)"),
     Scenario("too many down", "quorums", too_many_down, too_many_down_faults, seeds=3,
              about="with two of three home replicas down, no write is acknowledged (§4.5)"),
-    Scenario("partition", "quorums", partition, partition_faults, seeds=4,
+    Scenario("partition", "quorums", partition, partition_faults, seeds=6,
              about="a minority side acknowledges no write; the majority side carries on (§4.5)"),
-    Scenario("concurrent writers", "quorums", concurrent_writers, seeds=4,
+    Scenario("concurrent writers", "quorums", concurrent_writers, seeds=6,
              options={"clients": SHARED, "read_fraction": 0.3},
              about="concurrent writes of one key are kept as siblings, none dropped (§4.4)"),
-    Scenario("lossy network", "quorums", lossy, lossy_faults, seeds=4, options={"clients": MIXED, **_LOSSY},
+    Scenario("lossy network", "quorums", lossy, lossy_faults, seeds=8, options={"clients": MIXED, **_LOSSY},
              about="loss, duplication, reordering and crashes: nothing acknowledged is lost (§4.5)"),
-    Scenario("random faults", "quorums", random_strict, random_faults, seeds=8, options={"clients": MIXED},
+    Scenario("random faults", "quorums", random_strict, random_faults, seeds=20, options={"clients": MIXED},
              about="random crashes, partitions and loss under load (§4.4, §4.5)"),
     Scenario("read repair", "repair", read_repair, behind_faults, seeds=3,
              about="a read with R = N brings a replica that missed every write up to date (§5)"),
-    Scenario("repair after crashes", "repair", repair_after_crashes, crash_repair_faults, seeds=4,
+    Scenario("repair after crashes", "repair", repair_after_crashes, crash_repair_faults, seeds=8,
              options={"clients": MIXED}, about="replicas that missed writes while down are repaired (§5)"),
-    Scenario("repair on a lossy network", "repair", lossy_repair, seeds=4,
+    Scenario("repair on a lossy network", "repair", lossy_repair, seeds=8,
              options={"clients": MIXED, "loss": 0.2},
              about="replicas that missed writes on a lossy network are repaired (§5)"),
     Scenario("stand-ins take the writes", "sloppy", stand_ins, stand_ins_faults, seeds=3, options=_SLOPPY,
              about="stand-ins keep writes as hints and hand them home after healing (§4.6)"),
-    Scenario("W is still W", "sloppy", w_is_w, w_is_w_faults, seeds=3, options={**_SLOPPY, "w": 3, "r": 1},
+    Scenario("W is still W", "sloppy", w_is_w, w_is_w_faults, seeds=4, options={**_SLOPPY, "w": 3, "r": 1},
              about="a sloppy write still needs W acknowledgements (§4.6)"),
-    Scenario("handoff after a crash", "sloppy", handoff_after_crash, handoff_crash_faults, seeds=3,
+    Scenario("handoff after a crash", "sloppy", handoff_after_crash, handoff_crash_faults, seeds=4,
              options={**_SLOPPY, "w": 3, "r": 1},
              about="W = N with a home replica down: a stand-in counts, then hands off (§4.6)"),
-    Scenario("sloppy random faults", "sloppy", random_sloppy, random_faults, seeds=8,
+    Scenario("sloppy random faults", "sloppy", random_sloppy, random_faults, seeds=20,
              options={**_SLOPPY, "clients": MIXED},
              about="random crashes, partitions and loss in a sloppy quorum: every hint goes home (§4.6)"),
 )  # fmt: skip

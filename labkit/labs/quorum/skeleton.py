@@ -152,8 +152,6 @@ class QuorumServer(RuleBook, Node):
         self.boot = 0
         self.seq = 0
         self.pending: dict[RequestId, Pending] = {}
-        # Set by the tester: called with every version this node stamps.
-        self.on_stamp: Callable[[str, Versioned], None] | None = None
         self._replica: dict[type, Callable[[Context, str, Any], None]] = {
             ReplicaWrite: self._on_write,
             ReplicaRead: self._on_read,
@@ -252,8 +250,6 @@ class QuorumServer(RuleBook, Node):
         mine = merge_siblings(self.stamped.get(m.key, ()), (version,))
         self.stamped[m.key] = mine
         ctx.persist(("stamped", m.key), mine)
-        if self.on_stamp is not None:
-            self.on_stamp(m.key, version)
         return (version, *(v for v in mine if v is not version))
 
     def open_request(

@@ -15,17 +15,20 @@ Safety, after every event:
 
 At the end of a run, once every fault is over:
 
-* :data:`FINISHED`: every saga in the log ends completed or aborted;
+* :data:`FINISHED`: every saga in the log, and every order the orchestrator
+  accepted, ends completed or aborted;
 * :data:`ALL_OR_NOTHING`: a completed saga's three effects all hold, once each;
   an aborted saga, or an order the log never heard of, left none; nothing
-  leaked (stock and money add up).
+  leaked (stock and money add up);
+* :data:`COMPLETES`: an order whose every step its service would accept ends
+  completed (where the scenario has no fault that could make a step time out).
 """
 
 from __future__ import annotations
 
 from labkit.labs.core import Property
 
-__all__ = ["ONCE", "REVERSE", "ONLY_RAN", "RESUME", "FINISHED", "ALL_OR_NOTHING", "SAFETY"]
+__all__ = ["ONCE", "REVERSE", "ONLY_RAN", "RESUME", "FINISHED", "ALL_OR_NOTHING", "COMPLETES", "SAFETY"]
 
 ONCE = Property(
     "Once in effect",
@@ -49,13 +52,19 @@ RESUME = Property(
 )
 FINISHED = Property(
     "Every saga ends",
-    "once the faults are over, every saga in the log ends completed or aborted",
+    "once the faults are over, every saga in the log, and every order the orchestrator accepted, ends "
+    "completed or aborted in the log",
     "Garcia-Molina & Salem §1, §5",
 )
 ALL_OR_NOTHING = Property(
     "All or nothing",
     "a completed saga's steps all took effect once; an aborted one, or an order the log never knew, left "
     "no effect; stock and money add up",
+    "Garcia-Molina & Salem §1",
+)
+COMPLETES = Property(
+    "Completes",
+    "an order whose every step its service would accept ends completed: T1..Tn, the preferable sequence",
     "Garcia-Molina & Salem §1",
 )
 

@@ -1,7 +1,8 @@
-"""Lab harness benchmarks (labkit.labs) on the Raft lab, with notebook 09's own solution.
+"""Lab harness benchmarks (labkit.labs): the Raft lab with notebook 09's own solution, the quorum lab
+with notebook 05's and the saga lab with notebook 15's.
 
     python benchmarks/bench_labs.py                      # everything (a 10,000-seed sweep: ~30 min on 2 cores)
-    python benchmarks/bench_labs.py --only suite          # one part: suite, shrink or sweep
+    python benchmarks/bench_labs.py --only suite          # one part: suite, shrink, sweep or more-labs
     python benchmarks/bench_labs.py --sweep-seeds 1000    # a shorter sweep
 
 Prints tables:
@@ -17,7 +18,13 @@ Prints tables:
   scenarios with long random schedules (random faults, unreliable network,
   churn). Target: median shrinking time at most 10 s;
 * **sweep**: the *churn* scenario over 10,000 seeds with 1 worker process and
-  with 2, in the same run: seconds, seeds per second, and the speed-up.
+  with 2, in the same run: seconds, seeds per second, and the speed-up;
+* **more-labs**: the quorum lab (notebook 05) and the saga lab (notebook 15):
+  each whole suite on the notebook's solution, then each classic bug planted
+  in it (tests/lab_notebook_solutions.py) through the suite until the first
+  failing scenario, and through each scenario with long random schedules,
+  with the seeds needed, the schedule before and after shrinking and the
+  shrinking's runs and seconds.
 """
 
 from __future__ import annotations
@@ -33,12 +40,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.lab_solutions: the notebook's solution and the planted bugs
 
+from labkit.labs.quorum import quorum_lab  # noqa: E402
 from labkit.labs.raft import raft_lab  # noqa: E402
+from labkit.labs.saga import saga_lab  # noqa: E402
 from tests import lab_solutions  # noqa: E402
+from tests.lab_notebook_solutions import QUORUM, SAGA  # noqa: E402
 
 SUITE_TARGET = 60.0  # seconds, the whole Raft suite on 2 cores (issue 15)
 SHRINK_TARGET = 10.0  # seconds, median shrinking time for the planted bugs
 RANDOM_SCENARIOS = ("random faults", "unreliable network", "churn")
+MORE_LABS = (  # lab, its notebook's solutions, its scenarios with long random schedules
+    (quorum_lab, QUORUM, ("random faults", "sloppy random faults")),
+    (saga_lab, SAGA, ("crashes while compensating", "chaos")),
+)
 
 
 def table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
@@ -158,15 +172,79 @@ def bench_sweep(seeds: int) -> None:
     )
 
 
+def _caught(lab, cls, what) -> tuple | None:
+    """The first failure of ``cls`` on ``what``: scenario, seeds, property, faults before/after, runs, seconds."""
+    report = lab.run(what, cls, progress=False, quiet=True, stop=True)
+    if report.passed:
+        return None
+    row = report.results[-1]
+    f = row.failure
+    shrunk = f.shrunk
+    return (
+        row.scenario,
+        row.seeds_run,
+        f.shown_violation.property.name,
+        len(f.faults),
+        len(shrunk.faults) if shrunk else len(f.faults),
+        shrunk.runs if shrunk else 0,
+        shrunk.seconds if shrunk else 0.0,
+    )
+
+
+def bench_more_labs() -> None:
+    header = ("bug", "caught by", "seeds", "property", "faults", "shrunk", "runs", "shrink s")
+    for lab, source, randoms in MORE_LABS:
+        solution = source.solution()
+        t0 = time.perf_counter()
+        report = lab.run("all", solution, progress=False, quiet=True)
+        wall = time.perf_counter() - t0
+        assert report.passed, str(report)
+        rows = [
+            (r.part, r.scenario, r.seeds_run, f"{r.virtual_time:.1f}", f"{r.wall:.2f}")
+            for r in report.results
+        ]
+        table(
+            f"{lab.name} lab: the notebook's solution, every scenario, default seeds",
+            ("part", "scenario", "seeds", "virtual s", "wall s"),
+            rows,
+        )
+        trials = sum(r.seeds_run for r in report.results)
+        print(
+            f"\nwhole {lab.name} suite: {len(report.results)} scenarios, {trials} trials, {wall:.1f} s wall"
+        )
+        first, more = [], []
+        for bug in source.bugs:
+            cls = source.planted(bug)
+            found = _caught(lab, cls, "all")
+            assert found is not None, f"{bug} was not caught within the default seeds"
+            first.append((bug, *found[:6], f"{found[6]:.2f}"))
+            for scenario in randoms:
+                found = _caught(lab, cls, scenario)
+                if found is None:
+                    more.append((bug, scenario, "-", "not caught", "-", "-", "-", "-"))
+                else:
+                    more.append((bug, *found[:6], f"{found[6]:.2f}"))
+        table(f"{lab.name} lab: each planted bug, first failing scenario of the suite", header, first)
+        table(f"{lab.name} lab: each planted bug in the scenarios with long random schedules", header, more)
+        shrinks = [float(r[7]) for r in first + more if r[3] != "not caught" and r[4] != 0]
+        if shrinks:
+            print(
+                f"\nshrinking, {len(shrinks)} failing schedules with at least one fault: median "
+                f"{statistics.median(shrinks):.2f} s, max {max(shrinks):.2f} s"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=("suite", "shrink", "sweep"))
+    ap.add_argument("--only", choices=("suite", "shrink", "sweep", "more-labs"))
     ap.add_argument("--sweep-seeds", type=int, default=10_000)
     args = ap.parse_args()
     if args.only in (None, "suite"):
         bench_suite()
     if args.only in (None, "shrink"):
         bench_shrink()
+    if args.only in (None, "more-labs"):
+        bench_more_labs()
     if args.only in (None, "sweep"):
         bench_sweep(args.sweep_seeds)
 

@@ -92,8 +92,9 @@ COURSE: tuple[Notebook, ...] = (
     Notebook(4, "04-cap-theorem.ipynb", "The CAP theorem", 45,
              "a replicated register in consistency-first and availability-first modes under a partition; "
              "PACELC"),
-    Notebook(5, "05-replication-and-quorums.ipynb", "Replication and quorums", 45,
-             "N/R/W quorums, sloppy quorums and hinted handoff, read repair, siblings, anti-entropy"),
+    Notebook(5, "05-replication-and-quorums.ipynb", "Replication and quorums", 105,
+             "N/R/W quorums, sloppy quorums and hinted handoff, read repair, siblings, anti-entropy; "
+             "a lab: write Dynamo's coordinator, tested in the simulator"),
     Notebook(6, "06-consistent-hashing.ipynb", "Consistent hashing", 45,
              "the ring, virtual nodes, keys moved on join and leave, jump, rendezvous and bounded-load hashing"),
     Notebook(7, "07-leader-election.ipynb", "Leader election", 40,
@@ -113,8 +114,9 @@ COURSE: tuple[Notebook, ...] = (
     Notebook(14, "14-transactions-and-isolation.ipynb", "Transactions and isolation", 60,
              "dirty writes and reads, read skew, lost updates, write skew, phantoms; isolation levels as rules; "
              "an anomaly checker; SQLite and PostgreSQL tested"),
-    Notebook(15, "15-sagas.ipynb", "Sagas", 40,
-             "distributed transactions without two-phase commit, compensations, crash recovery"),
+    Notebook(15, "15-sagas.ipynb", "Sagas", 90,
+             "distributed transactions without two-phase commit, compensations, crash recovery; "
+             "a lab: write the orchestrator that recovers from its log, tested in the simulator"),
     Notebook(16, "16-event-sourcing.ipynb", "Event sourcing", 45,
              "an event store with optimistic concurrency, projections, snapshots, replay"),
     Notebook(17, "17-cascading-failures.ipynb", "Cascading failures", 50,

@@ -31,6 +31,14 @@ The harness does the rest, the same for every lab:
 * :func:`grade` (``lab.grade(part, MyNode)``): for nbgrader's hidden tests:
   other seeds, a time budget, and no delegation to the reference.
 
+The labs of the course: :mod:`labkit.labs.raft` (notebook 09), the quorum
+store's coordinator :mod:`labkit.labs.quorum` (notebook 05) and a durable saga
+orchestrator :mod:`labkit.labs.saga` (notebook 15). Two modules serve any lab:
+:mod:`~labkit.labs.rules` (a skeleton node whose rules raise
+``NotImplementedError`` until written, and still runs) and
+:mod:`~labkit.labs.delegation` (refusing a submission that hands its rules to
+labkit's reference).
+
 Writing a lab
 -------------
 Subclass :class:`Lab`; the Raft lab (:mod:`labkit.labs.raft`) is the worked
@@ -70,7 +78,10 @@ failure's ``show()`` draws it. ``tests/test_labs.py`` holds a complete lab of
 this size (a tally server that must never count backwards) with its tests. Keep to three rules: scripts check properties,
 never the schedule (so a shrunk schedule is still a fair test); the faults'
 times are absolute (so leaving one out moves no other); everything random
-comes from the seed (``trial.rng``, ``rng``, the nodes' ``ctx.random``).
+comes from the seed (``trial.rng``, ``rng``, the nodes' ``ctx.random``). A
+schedule that enumerates cases instead of drawing them (every crash point in
+turn) reads the seed as ``rng.trial_seed``; a world that takes something
+outside the simulator (a file, a folder) gives it back in :meth:`Lab.clean_up`.
 """
 
 from labkit.labs.core import (

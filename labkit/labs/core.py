@@ -404,7 +404,8 @@ class Lab:
     * :meth:`check_submission`: reasons to refuse a submission (one that
       delegates to the course's reference solution), as sentences.
 
-    and list its ``scenarios``, each with a ``part``. Running, shrinking,
+    and list its ``scenarios``, each with a ``part``; a world that takes
+    files or folders gives them back in :meth:`clean_up`. Running, shrinking,
     sweeps, grading and pictures are the harness's (:mod:`labkit.labs`).
     """
 

@@ -203,6 +203,10 @@ INTERACTIONS: dict[str, list[Step]] = {
         Choose("crash", "after log write 3, before sending"),
         Pick("first-attempt OrderSaga"),
         Slide("retries", 1),
+        # The lab's first failure picture (the untouched orchestrator accepts an order and does nothing).
+        Click("one back"),
+        Slide("step", presses=-2),
+        Click("the violation"),
     ],
     "16-event-sourcing": [Slide("version", presses=-3), Click("one back"), Click("one more")],
     "17-cascading-failures": [
@@ -227,6 +231,10 @@ INTERACTIONS: dict[str, list[Step]] = {
         Pick("availability-first"),
         Pick("reader on side B"),
         Slide("W", -1),
+        # The lab's failure picture of last-writer-wins replicas: step back, one back, back to the violation.
+        Slide("step", presses=-3),
+        Click("one back"),
+        Click("the violation"),
     ],
     "06-consistent-hashing": [Slide("nodes"), Slide("vnodes"), Click("add a node"), Click("remove a node")],
     "13-leaving-the-simulator": [],  # real processes; no widgets

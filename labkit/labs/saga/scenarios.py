@@ -94,8 +94,8 @@ class World:
                 plan[number] = when
         self.writes = WriteCounter(plan)
         self.sim = Simulator(trial.seed, latency=latency, loss=loss, duplication=duplication)
-        build_services(self.sim, faults, STOCK, BALANCE)
         self.sim.add_node(ORCHESTRATOR, lambda node_id: factory(node_id, self.path, writes=self.writes))
+        build_services(self.sim, faults, STOCK, BALANCE)
         self.ids = (ORCHESTRATOR, *SERVICES)
         self.orders = tuple(ORDERS[o] for o in orders)
         self.submitted: dict[str, bool] = {}  # order id -> accepted by the orchestrator
@@ -203,12 +203,20 @@ def finish(trial: Trial, *, completes: tuple[str, ...] = ()) -> None:
     if left:
         _, records = world.read_log()
         if left[0] not in records:
-            trial.fail(
+            v = Violation(
                 FINISHED,
                 f"the orchestrator accepted order {left[0]}, yet {FINISH_WITHIN:g} s after the last fault its "
                 "log has never heard of it",
                 node=ORCHESTRATOR,
             )
+            accepted = [
+                i
+                for i, r in enumerate(world.sim.trace.rows)
+                if r[8] == "order accepted" and r[9]["saga"] == left[0]
+            ]
+            if accepted:
+                v.event, v.time = accepted[-1], world.sim.trace.rows[accepted[-1]][0]
+            raise v
         last = records[left[0]][-1]
         trial.fail(
             FINISHED,

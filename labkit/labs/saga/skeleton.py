@@ -190,6 +190,8 @@ class SagaOrchestrator(RuleBook, Node):
         saga = Saga(order.order_id, order)
         self.sagas[saga.saga_id] = saga
         self._guard(ctx, self.follow, ctx, "send_step", ctx, saga, 0, 1)
+        if not self.crashing:
+            ctx.note("order accepted", saga=saga.saga_id)
         return not self.crashing
 
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:

@@ -66,6 +66,11 @@ def _fail(name: str, what: str, value: Any, error: type[Exception] = ValueError)
     return error(f"{name} must be {what}, got {shown(value)}")
 
 
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article: "a Mapping", "an Order"."""
+    return f"{'an' if noun[:1] in 'AEIOU' else 'a'} {noun}"
+
+
 def _num(x: float) -> str:
     """A bound as a person writes it: 500 rather than 500.0."""
     if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
@@ -186,7 +191,7 @@ def instance(name: str, value: Any, cls: type | tuple[type, ...], *, none: bool 
     if (value is None and none) or isinstance(value, cls):
         return value
     classes = cls if isinstance(cls, tuple) else (cls,)
-    what = " or ".join(f"a {c.__name__}" for c in classes) + (" or None" if none else "")
+    what = " or ".join(_a(c.__name__) for c in classes) + (" or None" if none else "")
     raise _fail(name, what, value, ArgumentTypeError)
 
 

@@ -63,11 +63,11 @@ class Step:
 
     def __post_init__(self) -> None:
         for name in ("name", "service", "action", "compensation"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"Step.{name} must be a non-empty str, got {value!r}")
+            valid.string(f"Step.{name}", getattr(self, name))
         if not callable(self.args):
-            raise TypeError(f"Step.args must be callable as args(order) -> tuple, got {self.args!r}")
+            raise valid.ArgumentTypeError(
+                f"Step.args must be callable as args(order) -> tuple, got {self.args!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +78,12 @@ class SagaDefinition:
     steps: tuple[Step, ...]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name must be a non-empty str, got {self.name!r}")
-        if not isinstance(self.steps, tuple) or not self.steps:
-            raise ValueError("steps must be a non-empty tuple of Step")
+        valid.string("name", self.name)
+        valid.non_empty("steps", valid.instance("steps", self.steps, tuple), "tuple of Step")
         for i, step in enumerate(self.steps):
-            if not isinstance(step, Step):
-                raise TypeError(f"steps[{i}] must be a Step, got {step!r}")
+            valid.instance(f"steps[{i}]", step, Step)
         names = [s.name for s in self.steps]
-        if len(set(names)) != len(names):
-            raise ValueError(f"step names must be unique, got {names}")
+        valid.require(len(set(names)) == len(names), "step names", "unique", names)
 
     def __len__(self) -> int:
         return len(self.steps)

@@ -162,17 +162,12 @@ class SagaLog:
 
     @staticmethod
     def _status_after(records: Sequence[LogRecord]) -> SagaStatus | None:
-        for r in records:
-            if r.kind is LogKind.COMPLETED:
-                return SagaStatus.COMPLETED
-            if r.kind is LogKind.ABORTED:
-                return SagaStatus.ABORTED
-        return None
+        ends = (SagaStatus(r.kind.value.removeprefix("saga_")) for r in records if r.kind in TERMINAL)
+        return next(ends, None)
 
     def begin(self, saga_id: str, definition: str, payload: dict, records: Iterable[LogRecord]) -> None:
         """Create saga ``saga_id`` and write its first records, in one transaction."""
-        if not isinstance(saga_id, str) or not saga_id:
-            raise ValueError(f"saga_id must be a non-empty str, got {saga_id!r}")
+        valid.string("saga_id", saga_id)
         if not isinstance(payload, dict):
             raise TypeError(f"payload must be a JSON-serializable dict, got {payload!r}")
         try:
@@ -227,17 +222,17 @@ class SagaLog:
         ).fetchall()
         return [LogRecord(LogKind(k), s, a, t, d) for k, s, a, t, d in rows]
 
-    def payload(self, saga_id: str) -> dict:
-        row = self._conn.execute("SELECT payload FROM sagas WHERE saga_id = ?", (saga_id,)).fetchone()
+    def _saga_column(self, column: str, saga_id: str) -> Any:
+        row = self._conn.execute(f"SELECT {column} FROM sagas WHERE saga_id = ?", (saga_id,)).fetchone()
         if row is None:
             raise ValueError(f"unknown saga_id {saga_id!r}")
-        return json.loads(row[0])
+        return row[0]
+
+    def payload(self, saga_id: str) -> dict:
+        return json.loads(self._saga_column("payload", saga_id))
 
     def status(self, saga_id: str) -> SagaStatus:
-        row = self._conn.execute("SELECT status FROM sagas WHERE saga_id = ?", (saga_id,)).fetchone()
-        if row is None:
-            raise ValueError(f"unknown saga_id {saga_id!r}")
-        return SagaStatus(row[0])
+        return SagaStatus(self._saga_column("status", saga_id))
 
     def sagas(self) -> list[tuple[str, SagaStatus]]:
         """(saga_id, status) of every saga, in id order."""

@@ -30,15 +30,9 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.saga.definition import Order
-from labkit.saga.scenario import (
-    FaultDriver,
-    OrderEffects,
-    build_services,
-    invariant_violations,
-    order_effects,
-)
+from labkit.saga.scenario import FaultDriver, OrderEffects, judged, start_order_run
 from labkit.saga.services import Op, Outcome, Reply, Request, ServiceFaults
-from labkit.sim import Context, Fixed, Node, Simulator, Trace
+from labkit.sim import Context, Fixed, Node, Trace
 
 __all__ = [
     "OrderSaga",
@@ -254,16 +248,12 @@ def run_naive_saga(
         How many times the caller calls ``execute`` again after it raised
         (a natural reaction to an error: "try again").
     """
-    order = Order("order-1") if order is None else order
-    if not isinstance(order, Order):
-        raise TypeError(f"order must be an Order, got {order!r}")
-    if crash_before is not None and crash_before not in NAIVE_CALLS:
-        raise ValueError(f"crash_before must be None or one of {NAIVE_CALLS}, got {crash_before!r}")
+    if crash_before is not None:
+        valid.one_of("crash_before", crash_before, NAIVE_CALLS)
     valid.integer("retries", retries, ge=0, le=10)
     valid.number("timeout", timeout, gt=0, unit="seconds")
     valid.number("until", until, gt=0, unit="seconds")
-    sim = Simulator(seed, latency=Fixed(0.01))
-    build_services(sim, faults)
+    order, sim = start_order_run(order, seed, faults, latency=Fixed(0.01))
     sim.add_node("shop", _Shop)
     sim.run(0.0)
     driver = FaultDriver(sim)
@@ -287,13 +277,4 @@ def run_naive_saga(
         attempts.append(("returned", repr(result)))
         break
     driver.run(until)  # late (slow) requests still land after execute gave up
-    effects = order_effects(sim, order)
-    return NaiveRun(
-        order=order,
-        attempts=tuple(attempts),
-        calls=tuple(rpc.calls),
-        effects=effects,
-        outcome=effects.outcome(order),
-        violations=tuple(invariant_violations(effects, order)),
-        trace=sim.trace,
-    )
+    return NaiveRun(**judged(sim, order), attempts=tuple(attempts), calls=tuple(rpc.calls))

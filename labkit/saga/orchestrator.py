@@ -126,11 +126,8 @@ class SagaState:
 
     @classmethod
     def new(cls, saga_id: str, definition: SagaDefinition, order: Order) -> SagaState:
-        return cls(
-            saga_id,
-            tuple(s.service for s in definition.steps),
-            tuple(s.args(order) for s in definition.steps),
-        )
+        steps = definition.steps
+        return cls(saga_id, tuple(s.service for s in steps), tuple(s.args(order) for s in steps))
 
     @classmethod
     def replay(
@@ -166,9 +163,8 @@ class SagaState:
         return self.phase is Phase.COMPLETED or self.phase is Phase.ABORTED
 
     def request(self, step: int, op: Op) -> tuple[str, Request]:
-        return self.services[step], Request(
-            self.saga_id, step, op, step_key(self.saga_id, step), self.args[step]
-        )
+        key = step_key(self.saga_id, step)
+        return self.services[step], Request(self.saga_id, step, op, key, self.args[step])
 
 
 def check_state(state: SagaState) -> None:
@@ -202,12 +198,19 @@ def _send_step(d: Decision, state: SagaState, step: int, attempt: int, now: floa
     d.timer = timeout
 
 
+def _send_compensation(
+    d: Decision, state: SagaState, attempt: int, now: float, timeout: float, why: str = ""
+) -> None:
+    """Undo the latest step not yet compensated (compensations run in reverse order)."""
+    step = state.to_undo[-1]
+    d.emit(state, LogRecord(LogKind.COMP_SENT, step, attempt, now, why))
+    d.sends.append(state.request(step, Op.UNDO))
+    d.timer = timeout
+
+
 def _next_compensation(d: Decision, state: SagaState, now: float, timeout: float) -> None:
     if state.to_undo:
-        step = state.to_undo[-1]
-        d.emit(state, LogRecord(LogKind.COMP_SENT, step, 1, now))
-        d.sends.append(state.request(step, Op.UNDO))
-        d.timer = timeout
+        _send_compensation(d, state, 1, now, timeout)
     else:
         d.emit(state, LogRecord(LogKind.ABORTED, -1, 0, now))
         d.cancel_timer = True
@@ -259,10 +262,7 @@ def decide_timer(state: SagaState, now: float, policy: RetryPolicy) -> Decision:
             d.emit(state, LogRecord(LogKind.STEP_MAYBE, state.step, state.attempt, now, "timed out"))
             _next_compensation(d, state, now, policy.timeout)
     elif state.phase is Phase.COMPENSATING:
-        step = state.to_undo[-1]
-        d.emit(state, LogRecord(LogKind.COMP_SENT, step, state.attempt + 1, now))
-        d.sends.append(state.request(step, Op.UNDO))
-        d.timer = policy.timeout
+        _send_compensation(d, state, state.attempt + 1, now, policy.timeout)
     return d
 
 
@@ -276,11 +276,8 @@ def decide_recovery(state: SagaState, now: float, policy: RetryPolicy) -> Decisi
             _send_step(d, state, state.step, state.attempt + 1, now, policy.timeout)
     elif state.phase is Phase.COMPENSATING:
         if state.to_undo:
-            step = state.to_undo[-1]
-            attempt = state.attempt + 1 if step == state.step else 1
-            d.emit(state, LogRecord(LogKind.COMP_SENT, step, attempt, now, "recovery"))
-            d.sends.append(state.request(step, Op.UNDO))
-            d.timer = policy.timeout
+            attempt = state.attempt + 1 if state.to_undo[-1] == state.step else 1
+            _send_compensation(d, state, attempt, now, policy.timeout, "recovery")
         else:
             d.emit(state, LogRecord(LogKind.ABORTED, -1, 0, now))
     return d
@@ -305,15 +302,10 @@ class Orchestrator(Node):
         synchronous: str = "FULL",
     ) -> None:
         super().__init__(node_id)
-        if not isinstance(definition, SagaDefinition):
-            raise TypeError(f"definition must be a SagaDefinition, got {definition!r}")
-        check_saga_policy(policy)
-        if crash_at is not None and not isinstance(crash_at, CrashPoint):
-            raise TypeError(f"crash_at must be a CrashPoint or None, got {crash_at!r}")
         self.log_path = os.fspath(log_path)
-        self.definition = definition
-        self.policy = policy
-        self.crash_at = crash_at
+        self.definition = valid.instance("definition", definition, SagaDefinition)
+        self.policy = check_saga_policy(policy)
+        self.crash_at = valid.instance("crash_at", crash_at, CrashPoint, none=True)
         self.synchronous = valid.one_of("synchronous", synchronous, ("OFF", "NORMAL", "FULL"))
         self.log: SagaLog | None = None
         self.sagas: dict[str, SagaState] = {}
@@ -366,8 +358,7 @@ class Orchestrator(Node):
 
     def submit(self, ctx: Context, order: Order) -> str:
         """Start the saga for ``order``; its id is the order id."""
-        if not isinstance(order, Order):
-            raise TypeError(f"order must be an Order, got {order!r}")
+        valid.instance("order", order, Order)
         if self.crashing:
             raise RuntimeError("the orchestrator is down")
         saga_id = order.order_id

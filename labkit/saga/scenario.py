@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -124,8 +125,7 @@ def build_services(
     if unknown:
         raise ValueError(f"faults names unknown services {sorted(unknown)}; services are {list(SERVICES)}")
     for name, f in faults.items():
-        if not isinstance(f, ServiceFaults):
-            raise TypeError(f"faults[{name!r}] must be a ServiceFaults, got {f!r}")
+        valid.instance(f"faults[{name!r}]", f, ServiceFaults)
     initial = {
         "inventory": dict(DEFAULT_STOCK if stock is None else stock),
         "payment": dict(DEFAULT_BALANCE if balance is None else balance),
@@ -145,31 +145,24 @@ def build_services(
 
 def order_effects(sim: Simulator, order: Order) -> OrderEffects:
     """Count what ``order`` did, from the services' durable entries."""
-    prefix = order.order_id + "/"
-    services = {n: _service(sim, n) for n in SERVICES}
-    inv, pay, ship = services["inventory"], services["payment"], services["shipping"]
-    res = [e for k, e in inv.entries.items() if k.startswith(prefix) and e.status in _LIVE]
-    chg = [e for k, e in pay.entries.items() if k.startswith(prefix) and e.status in _LIVE]
-    lab = [e for k, e in ship.entries.items() if k.startswith(prefix) and e.status in _LIVE]
-    # Conservation over every key (other orders and probes included).
-    held = {}
-    for e in inv.entries.values():
-        if e.status in _LIVE:
-            held[e.args[0]] = held.get(e.args[0], 0) + e.args[1]
-    stock_ok = all(inv.state.get(s, 0) + held.get(s, 0) == n for s, n in inv.initial.items())
-    spent = {}
-    for e in pay.entries.values():
-        if e.status in _LIVE:
-            spent[e.args[0]] = spent.get(e.args[0], 0) + e.args[1]
-    money_ok = all(pay.state.get(c, 0) + spent.get(c, 0) == n for c, n in pay.initial.items())
+    inv, pay, ship = (_service(sim, n) for n in SERVICES)
+
+    def live(service: Service) -> list:
+        return [
+            e for k, e in service.entries.items() if k.startswith(order.order_id + "/") and e.status in _LIVE
+        ]
+
+    def conserved(service: Service) -> bool:  # over every key: other orders and probes included
+        out = Counter(service.state)
+        for e in service.entries.values():
+            if e.status in _LIVE:
+                out[e.args[0]] += e.args[1]
+        return all(out[entity] == n for entity, n in service.initial.items())
+
+    res, chg = live(inv), live(pay)
+    reserved, charged = sum(e.args[1] for e in res), sum(e.args[1] for e in chg)
     return OrderEffects(
-        reserved=sum(e.args[1] for e in res),
-        reservations=len(res),
-        charged=sum(e.args[1] for e in chg),
-        charges=len(chg),
-        labels=len(lab),
-        stock_conserved=stock_ok,
-        money_conserved=money_ok,
+        reserved, len(res), charged, len(chg), len(live(ship)), conserved(inv), conserved(pay)
     )
 
 
@@ -293,6 +286,38 @@ class FaultDriver:
             pass
 
 
+def start_order_run(
+    order: Order | None,
+    seed: int,
+    faults: Mapping[str, ServiceFaults] | None,
+    stock: Mapping[str, int] | None = None,
+    balance: Mapping[str, int] | None = None,
+    **network: Any,
+) -> tuple[Order, Simulator]:
+    """``order`` (``Order("order-1")`` if None) and a simulator (``network``: its latency, loss...)
+    with the three services in it: how every order run here (saga, 2PC, first attempt) begins."""
+    order = Order("order-1") if order is None else valid.instance("order", order, Order)
+    sim = Simulator(seed, **network)
+    build_services(sim, faults, stock, balance)
+    return order, sim
+
+
+def add_prober(sim: Simulator, order: Order, every: float | None, stop: float) -> Prober | None:
+    """Unless ``every`` is None, another customer's order charging ``order``'s customer (see Prober)."""
+    if every is None:
+        return None
+    return sim.add_node("probe", lambda nid: Prober(nid, "payment", (order.customer, 1), every, stop))
+
+
+def judged(sim: Simulator, order: Order, status: SagaStatus | None = None) -> dict[str, Any]:
+    """What an order run ended with: ``order``, ``effects``, ``outcome``, ``violations`` and ``trace``."""
+    effects = order_effects(sim, order)
+    violations = tuple(invariant_violations(effects, order, status))
+    return dict(
+        order=order, effects=effects, outcome=effects.outcome(order), violations=violations, trace=sim.trace
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SagaRun:
     """The result of :func:`run_order_saga`."""
@@ -345,9 +370,6 @@ def run_order_saga(
     "OFF" is enough here because simulated crashes kill the process, not the
     machine (a process crash never loses a committed SQLite transaction).
     """
-    order = Order("order-1") if order is None else order
-    if not isinstance(order, Order):
-        raise TypeError(f"order must be an Order, got {order!r}")
     if isinstance(crashes, (str, bytes, Mapping)):
         raise valid.ArgumentTypeError(f"crashes must be a sequence of CrashPoint, got {valid.shown(crashes)}")
     crashes = tuple(crashes)
@@ -361,12 +383,10 @@ def run_order_saga(
     valid.one_of("synchronous", synchronous, ("OFF", "NORMAL", "FULL"))
     valid.number("probe_every", probe_every, gt=0, unit="seconds", none=True)
     valid.number("probe_for", probe_for, ge=0, unit="seconds")
-    sim = Simulator(seed, latency=latency, loss=loss, duplication=duplication)
-    build_services(sim, faults, stock, balance)
-    prober = None
-    if probe_every is not None:
-        probe_args = (order.customer, 1)
-        prober = sim.add_node("probe", lambda nid: Prober(nid, "payment", probe_args, probe_every, probe_for))
+    order, sim = start_order_run(
+        order, seed, faults, stock, balance, latency=latency, loss=loss, duplication=duplication
+    )
+    prober = add_prober(sim, order, probe_every, probe_for)
     with tempfile.TemporaryDirectory(prefix="labkit-saga-", dir=workdir) as tmp:
         path = os.path.join(tmp, "saga.db")
         incarnation = [0]
@@ -395,17 +415,12 @@ def run_order_saga(
             known = dict(log.sagas())
             status = known.get(order.order_id)
             records = tuple(log.records(order.order_id)) if status is not None else ()
-    effects = order_effects(sim, order)
     return SagaRun(
-        order=order,
+        **judged(sim, order, status),
         status=status,
         records=records,
-        effects=effects,
-        outcome=effects.outcome(order),
-        violations=tuple(invariant_violations(effects, order, status)),
         writes=writes[0],
         crashes=tuple(driver.crashes),
-        trace=sim.trace,
         end_time=sim.trace[-1].time if sim.trace.rows else 0.0,
         probes=tuple(prober.results) if prober is not None else (),
     )
@@ -464,15 +479,9 @@ def sweep_crash_points(
         base = run_order_saga(faults=faults, **kwargs)
         for cp in [None, *crash_points(base.writes)]:
             run = base if cp is None else run_order_saga(faults=faults, crashes=[cp], **kwargs)
-            rows.append(
-                {
-                    "faults": fault_label(faults),
-                    "crash": "none" if cp is None else str(cp),
-                    "outcome": run.outcome,
-                    "violations": len(run.violations),
-                    "writes": run.writes,
-                }
-            )
+            crash = "none" if cp is None else str(cp)
+            rows.append(dict(faults=fault_label(faults), crash=crash, outcome=run.outcome,
+                             violations=len(run.violations), writes=run.writes))  # fmt: skip
     return rows
 
 
@@ -492,39 +501,30 @@ def timeline(trace: Trace) -> list[dict[str, Any]]:
     failure...), log (a saga log record), crash, restart.
     """
     rows: list[dict[str, Any]] = []
+
+    def add(ev: Any, lane: str, what: str, category: str) -> None:
+        rows.append({"time": ev.time, "lane": lane, "what": what, "category": category})
+
     for ev in trace:
+        d = ev.detail or {}
         if ev.kind is Kind.SEND and ev.src in _CALLERS:
-            msg = ev.message
-            op = getattr(msg, "op", None)
+            op = getattr(ev.message, "op", None)
             if op is None:
                 continue
             cls = SERVICE_CLASSES.get(ev.dst)
             name = {"do": cls.do_name, "undo": cls.undo_name}.get(op.value, op.value) if cls else op.value
-            category = "compensation" if op.value in ("undo", "abort") else "request"
-            rows.append({"time": ev.time, "lane": ev.dst, "what": f"{name} sent", "category": category})
-        elif ev.kind is Kind.STATE and ev.reason in ("service", "participant") and ev.detail:
-            d = ev.detail
+            add(ev, ev.dst, f"{name} sent", "compensation" if op.value in ("undo", "abort") else "request")
+        elif ev.kind is Kind.STATE and ev.reason in ("service", "participant") and d:
             if "op" in d:
                 label = f"{d['op']} {d.get('outcome', '')}".strip()
                 changed = d.get("outcome") in ("applied", "compensated")
             else:
                 label = ", ".join(f"{k}={v}" for k, v in d.items())
                 changed = d.get("vote") == "yes" or "decision" in d
-            rows.append(
-                {
-                    "time": ev.time,
-                    "lane": ev.node,
-                    "what": label,
-                    "category": "effect" if changed else "no effect",
-                }
-            )
+            add(ev, ev.node, label, "effect" if changed else "no effect")
         elif ev.kind is Kind.STATE and ev.reason == "saga_log":
-            d = ev.detail or {}
             step = d.get("step", -1)
-            label = d["kind"] + (f" step {step}" if step >= 0 else "")
-            rows.append({"time": ev.time, "lane": ORCHESTRATOR, "what": label, "category": "log"})
-        elif ev.kind is Kind.CRASH:
-            rows.append({"time": ev.time, "lane": ev.node, "what": "crash", "category": "crash"})
-        elif ev.kind is Kind.RESTART:
-            rows.append({"time": ev.time, "lane": ev.node, "what": "restart", "category": "restart"})
+            add(ev, ORCHESTRATOR, d["kind"] + (f" step {step}" if step >= 0 else ""), "log")
+        elif ev.kind in (Kind.CRASH, Kind.RESTART):
+            add(ev, ev.node, ev.kind.value, ev.kind.value)
     return rows

@@ -157,26 +157,19 @@ class ServiceFaults:
 
 
 _NO_FAULTS = ServiceFaults()
+_S = EntryStatus
 
 # The only moves an entry may make (see the Service invariant).
-_ALLOWED: dict[EntryStatus | None, frozenset[EntryStatus]] = {
-    None: frozenset(
-        {
-            EntryStatus.APPLIED,
-            EntryStatus.REFUSED,
-            EntryStatus.VOIDED,
-            EntryStatus.PREPARED,
-            EntryStatus.ABORTED,
-        }
-    ),
-    EntryStatus.APPLIED: frozenset({EntryStatus.COMPENSATED}),
-    EntryStatus.PREPARED: frozenset({EntryStatus.COMMITTED, EntryStatus.ABORTED}),
+_ALLOWED: dict[EntryStatus | None, set[EntryStatus]] = {
+    None: {_S.APPLIED, _S.REFUSED, _S.VOIDED, _S.PREPARED, _S.ABORTED},
+    _S.APPLIED: {_S.COMPENSATED},
+    _S.PREPARED: {_S.COMMITTED, _S.ABORTED},
 }
 
 
 def check_transition(old: EntryStatus | None, new: EntryStatus) -> None:
     """Raise AssertionError unless an entry may move from ``old`` to ``new``."""
-    assert new in _ALLOWED.get(old, frozenset()), f"entry may not move from {old} to {new}"
+    assert new in _ALLOWED.get(old, ()), f"entry may not move from {old} to {new}"
 
 
 class Service(Node, ABC):
@@ -204,9 +197,7 @@ class Service(Node, ABC):
 
     def __init__(self, node_id: str, faults: ServiceFaults = _NO_FAULTS, initial: dict | None = None) -> None:
         super().__init__(node_id)
-        if not isinstance(faults, ServiceFaults):
-            raise TypeError(f"faults must be a ServiceFaults, got {faults!r}")
-        self.faults = faults
+        self.faults = valid.instance("faults", faults, ServiceFaults)
         self.initial = dict(initial or {})
         self.entries: dict[str, Entry] = {}
         self.state: dict[str, Any] = {}
@@ -221,8 +212,8 @@ class Service(Node, ABC):
             Op.DO: self._on_do,
             Op.UNDO: self._on_undo,
             Op.PREPARE: self._on_prepare,
-            Op.COMMIT: self._on_commit,
-            Op.ABORT: self._on_abort,
+            Op.COMMIT: lambda ctx, src, msg: self._finish(ctx, src, msg, commit=True),
+            Op.ABORT: lambda ctx, src, msg: self._finish(ctx, src, msg, commit=False),
         }
 
     # -- subclass hooks ---------------------------------------------------
@@ -295,25 +286,25 @@ class Service(Node, ABC):
     def _reply(self, ctx: Context, src: str, msg: Request, outcome: Outcome, detail: str = "") -> None:
         ctx.send(src, Reply(msg.saga_id, msg.step, msg.op, msg.key, outcome, detail))
 
+    def _refusal(self, args: tuple) -> str | None:
+        """Why a DO or PREPARE of ``args`` is refused now (forced fault, business rule, 2PC lock)."""
+        why = "forced failure: " + self.rejection if self.faults.reject else self.refuse(args)
+        if why is None and self.entity(args) in self.locks:
+            why = "locked by an in-doubt 2PC transaction"
+        return why
+
     # -- saga operations ------------------------------------------------------
     def _on_do(self, ctx: Context, src: str, msg: Request) -> None:
         entry = self.entries.get(msg.key)
         if entry is not None:
             # A retry or a duplicate: answer as the first time, change nothing.
             ok = entry.status in (EntryStatus.APPLIED, EntryStatus.COMPENSATED)
-            why = (
-                ""
-                if ok
-                else (
-                    "compensated before it arrived" if entry.status is EntryStatus.VOIDED else self.rejection
-                )
-            )
+            voided = entry.status is EntryStatus.VOIDED
+            why = "" if ok else "compensated before it arrived" if voided else self.rejection
             self._reply(ctx, src, msg, Outcome.OK if ok else Outcome.REJECTED, why)
             ctx.note("service", op=self.do_name, key=msg.key, outcome="duplicate", status=entry.status.value)
             return
-        why = "forced failure: " + self.rejection if self.faults.reject else self.refuse(msg.args)
-        if why is None and self.entity(msg.args) in self.locks:
-            why = "locked by an in-doubt 2PC transaction"
+        why = self._refusal(msg.args)
         if why is not None:
             self._set_entry(ctx, msg.key, EntryStatus.REFUSED, msg.args)
             self._reply(ctx, src, msg, Outcome.REJECTED, why)
@@ -354,17 +345,11 @@ class Service(Node, ABC):
     def _on_prepare(self, ctx: Context, src: str, msg: Request) -> None:
         entry = self.entries.get(msg.key)
         if entry is not None:
-            vote = (
-                Outcome.OK
-                if entry.status in (EntryStatus.PREPARED, EntryStatus.COMMITTED)
-                else Outcome.REJECTED
-            )
-            self._reply(ctx, src, msg, vote, "duplicate")
+            yes = entry.status in (EntryStatus.PREPARED, EntryStatus.COMMITTED)
+            self._reply(ctx, src, msg, Outcome.OK if yes else Outcome.REJECTED, "duplicate")
             return
         entity = self.entity(msg.args)
-        why = "forced failure: " + self.rejection if self.faults.reject else self.refuse(msg.args)
-        if why is None and entity in self.locks:
-            why = "locked by an in-doubt 2PC transaction"
+        why = self._refusal(msg.args)
         if why is not None:
             self._set_entry(ctx, msg.key, EntryStatus.ABORTED, msg.args)
             self._reply(ctx, src, msg, Outcome.REJECTED, why)
@@ -390,64 +375,45 @@ class Service(Node, ABC):
             self._set_entry(ctx, msg.key, EntryStatus.ABORTED, msg.args)
         self._reply(ctx, src, msg, Outcome.OK)
 
-    def _on_commit(self, ctx: Context, src: str, msg: Request) -> None:
-        self._finish(ctx, src, msg, True)
-
-    def _on_abort(self, ctx: Context, src: str, msg: Request) -> None:
-        self._finish(ctx, src, msg, False)
-
     # -- inspection ---------------------------------------------------------------
     def effects_of(self, key_prefix: str) -> list[tuple[str, EntryStatus]]:
         """(key, status) of every entry whose key starts with ``key_prefix``."""
         return sorted((k, e.status) for k, e in self.entries.items() if k.startswith(key_prefix))
 
 
-class InventoryService(Service):
-    """Stock per product. DO reserves ``qty`` of ``sku``; UNDO releases it.
+class _Ledger(Service):
+    """A count per entity (units of a product, a customer's balance): DO takes
+    ``amount`` from it, refused if that would go below zero; UNDO gives it back.
 
-    args: ``(sku, qty)``. State: ``("state", sku) -> units in stock``.
+    args: ``(entity, amount)``. State: ``("state", entity) -> count``.
     """
+
+    def refuse(self, args: tuple) -> str | None:
+        entity, amount = args
+        return None if self.state.get(entity, 0) >= amount else self.rejection
+
+    def apply(self, ctx: Context, args: tuple) -> None:
+        entity, amount = args
+        self._set_state(ctx, entity, self.state.get(entity, 0) - amount)
+
+    def revert(self, ctx: Context, args: tuple) -> None:
+        entity, amount = args
+        self._set_state(ctx, entity, self.state.get(entity, 0) + amount)
+
+    def entity(self, args: tuple) -> Any:
+        return args[0]
+
+
+class InventoryService(_Ledger):
+    """Stock per product. DO reserves ``qty`` of ``sku``; UNDO releases it. args: ``(sku, qty)``."""
 
     do_name, undo_name, rejection = "reserve", "release", "insufficient stock"
 
-    def refuse(self, args: tuple) -> str | None:
-        sku, qty = args
-        return None if self.state.get(sku, 0) >= qty else self.rejection
 
-    def apply(self, ctx: Context, args: tuple) -> None:
-        sku, qty = args
-        self._set_state(ctx, sku, self.state.get(sku, 0) - qty)
-
-    def revert(self, ctx: Context, args: tuple) -> None:
-        sku, qty = args
-        self._set_state(ctx, sku, self.state.get(sku, 0) + qty)
-
-    def entity(self, args: tuple) -> Any:
-        return args[0]
-
-
-class PaymentService(Service):
-    """Customer balances. DO charges ``amount``; UNDO refunds it.
-
-    args: ``(customer, amount)``. State: ``("state", customer) -> balance``.
-    """
+class PaymentService(_Ledger):
+    """Customer balances. DO charges ``amount``; UNDO refunds it. args: ``(customer, amount)``."""
 
     do_name, undo_name, rejection = "charge", "refund", "card declined"
-
-    def refuse(self, args: tuple) -> str | None:
-        customer, amount = args
-        return None if self.state.get(customer, 0) >= amount else self.rejection
-
-    def apply(self, ctx: Context, args: tuple) -> None:
-        customer, amount = args
-        self._set_state(ctx, customer, self.state.get(customer, 0) - amount)
-
-    def revert(self, ctx: Context, args: tuple) -> None:
-        customer, amount = args
-        self._set_state(ctx, customer, self.state.get(customer, 0) + amount)
-
-    def entity(self, args: tuple) -> Any:
-        return args[0]
 
 
 class ShippingService(Service):

@@ -27,17 +27,9 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.saga.definition import ORDER_SAGA, Order
-from labkit.saga.scenario import (
-    SERVICES,
-    FaultDriver,
-    OrderEffects,
-    Prober,
-    build_services,
-    invariant_violations,
-    order_effects,
-)
+from labkit.saga.scenario import SERVICES, FaultDriver, OrderEffects, add_prober, judged, start_order_run
 from labkit.saga.services import Op, Outcome, Reply, Request, ServiceFaults
-from labkit.sim import Context, Fixed, Kind, Node, Simulator, Trace
+from labkit.sim import Context, Fixed, Kind, Node, Trace
 
 __all__ = [
     "TxnPhase",
@@ -133,8 +125,7 @@ class TwoPhaseCoordinator(Node):
                 self._send_decision(ctx, rec)
 
     def submit(self, ctx: Context, order: Order) -> str:
-        if not isinstance(order, Order):
-            raise TypeError(f"order must be an Order, got {order!r}")
+        valid.instance("order", order, Order)
         rec = TxnRecord(order.order_id, tuple(s.args(order) for s in ORDER_SAGA.steps), TxnPhase.PREPARING)
         self._save(ctx, rec)
         self.votes[rec.txn_id] = set()
@@ -248,15 +239,11 @@ def run_two_phase_commit(
     different order) this often, for ``down_for + 2`` seconds, to show the
     lock an in-doubt participant holds.
     """
-    order = Order("order-1") if order is None else order
-    if not isinstance(order, Order):
-        raise TypeError(f"order must be an Order, got {order!r}")
     valid.instance("crash", crash, CoordinatorCrash)
     valid.number("down_for", down_for, ge=0, unit="seconds")
     valid.number("probe_every", probe_every, gt=0, unit="seconds", none=True)
     valid.number("until", until, gt=0, unit="seconds")
-    sim = Simulator(seed, latency=Fixed(0.01))
-    build_services(sim, faults)
+    order, sim = start_order_run(order, seed, faults, latency=Fixed(0.01))
     boots = [0]
 
     def coordinator(node_id: str) -> TwoPhaseCoordinator:
@@ -264,12 +251,7 @@ def run_two_phase_commit(
         return TwoPhaseCoordinator(node_id, crash=crash if boots[0] == 1 else CoordinatorCrash.NONE)
 
     sim.add_node("coordinator", coordinator)
-    prober = None
-    if probe_every is not None:
-        probe_args = (order.customer, 1)
-        prober = sim.add_node(
-            "probe", lambda nid: Prober(nid, "payment", probe_args, probe_every, down_for + 2.0)
-        )
+    prober = add_prober(sim, order, probe_every, down_for + 2.0)
     sim.run(0.0)
     driver = FaultDriver(sim, down_for)
     sim.call("coordinator", lambda node, ctx: node.submit(ctx, order))
@@ -287,15 +269,10 @@ def run_two_phase_commit(
                 in_doubt[ev.node] = (in_doubt[ev.node][0], ev.time)
         elif ev.reason == "coordinator" and d.get("phase") in ("committing", "aborting"):
             decision = "commit" if d["phase"] == "committing" else "abort"
-    effects = order_effects(sim, order)
     return TwoPCRun(
-        order=order,
+        **judged(sim, order),
         decision=decision,
-        effects=effects,
-        outcome=effects.outcome(order),
-        violations=tuple(invariant_violations(effects, order)),
         in_doubt=in_doubt,
         probes=tuple(prober.results) if prober is not None else (),
         crashes=tuple(driver.crashes),
-        trace=sim.trace,
     )

@@ -163,12 +163,9 @@ class CircuitBreaker:
     )
 
     def __init__(self, config: BreakerConfig | None = None, *, clock: Callable[[], float]) -> None:
-        if config is None:
-            config = BreakerConfig()
-        if not isinstance(config, BreakerConfig):
-            raise TypeError(f"config must be a BreakerConfig, got {config!r}")
+        config = BreakerConfig() if config is None else valid.instance("config", config, BreakerConfig)
         if not callable(clock):
-            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+            raise valid.ArgumentTypeError(f"clock must be a callable returning seconds, got {clock!r}")
         self.config = config
         self._clock = clock
         self.state = BreakerState.CLOSED

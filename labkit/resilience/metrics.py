@@ -69,20 +69,13 @@ class ServiceStats:
 
     def retire_breakers(self, now: float) -> None:
         """From ``now`` on, the service's current breakers no longer guard its calls."""
-        latest: dict[str, Any] = {}
-        for dep, _since, breaker in self.breakers:
-            latest[dep] = breaker
+        latest = {dep: breaker for dep, _since, breaker in self.breakers}
         for dep, breaker in latest.items():
             if breaker is not None:
                 self.breakers.append((dep, now, None))
 
     def latency(self, now: float, seconds: float) -> None:
-        i = int(now / self.bucket)
-        lst = self.latencies.get(i)
-        if lst is None:
-            self.latencies[i] = [seconds]
-        else:
-            lst.append(seconds)
+        self.latencies.setdefault(int(now / self.bucket), []).append(seconds)
 
     def gauges(self, now: float, queue: int, busy: int, workers: int) -> None:
         """The gauges changed at ``now``: close the area of the old values."""
@@ -91,17 +84,7 @@ class ServiceStats:
             b = self.bucket
             q, k, w = self._queue, self._busy, self._workers
             areas = self.areas
-            i = int(t / b)
-            if now <= (i + 1) * b:  # the common case: still in the same bucket
-                a = areas.get(i)
-                if a is None:
-                    a = areas[i] = [0.0, 0.0, 0.0]
-                dt = now - t
-                a[0] += q * dt
-                a[1] += k * dt
-                a[2] += w * dt
-                t = now
-            while t < now:
+            while t < now:  # one bucket at a time (usually just the one holding t)
                 i = int(t / b)
                 end = min(now, (i + 1) * b)
                 if end <= t:  # float rounding at a bucket edge
@@ -153,11 +136,7 @@ class ClientStats:
             return
         table = self.good if now <= deadline else self.late
         table[key] = table.get(key, 0) + 1
-        lst = self.latencies.get(key)
-        if lst is None:
-            self.latencies[key] = [now - sent_at]
-        else:
-            lst.append(now - sent_at)
+        self.latencies.setdefault(key, []).append(now - sent_at)
 
 
 def _percentile(values: list[float] | None, q: float) -> float:
@@ -294,14 +273,5 @@ def breaker_frame(stats: list[ServiceStats], until: float, bucket: float) -> Any
                     k += 1
                 if state != "closed":
                     not_closed += end - t
-                rows.append(
-                    {
-                        "time": start,
-                        "service": st.name,
-                        "dependency": dep,
-                        "state": state,
-                        "level": levels[state],
-                        "open_fraction": not_closed / bucket,
-                    }
-                )
+                rows.append((start, st.name, dep, state, levels[state], not_closed / bucket))
     return pd.DataFrame(rows, columns=["time", "service", "dependency", "state", "level", "open_fraction"])

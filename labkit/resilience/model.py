@@ -82,16 +82,9 @@ def make_policies(
     jitter = valid.enum_member("jitter", jitter, Jitter)
     # Checked even with timeouts off, so a bad value does not wait for the day they are switched on.
     valid.number("timeout", timeout, gt=0, unit="seconds")
-    for name, flag in (
-        ("timeouts", timeouts),
-        ("deadlines", deadlines),
-        ("retries", retries),
-        ("backoff", backoff),
-        ("budget", budget),
-        ("breaker", breaker),
-        ("bulkhead", bulkhead),
-        ("shedding", shedding),
-    ):
+    flags = {"timeouts": timeouts, "deadlines": deadlines, "retries": retries, "backoff": backoff,
+             "budget": budget, "breaker": breaker, "bulkhead": bulkhead, "shedding": shedding}  # fmt: skip
+    for name, flag in flags.items():
         valid.boolean(name, flag)
     valid.integer("max_attempts", max_attempts, ge=1)
     valid.integer("bulkhead_limit", bulkhead_limit, ge=1)
@@ -105,14 +98,13 @@ def make_policies(
             budget_min_per_second=1.0,
             budget_window=5.0,
         )
+    config = breaker_config or BreakerConfig(
+        failure_rate=0.5, window=20, min_calls=10, cooldown=1.0, probes=3
+    )
     return Policies(
         timeouts=Timeouts(per_call=timeout if timeouts else None, propagate_deadline=deadlines),
         retry=retry,
-        breaker=(
-            breaker_config or BreakerConfig(failure_rate=0.5, window=20, min_calls=10, cooldown=1.0, probes=3)
-        )
-        if breaker
-        else None,
+        breaker=config if breaker else None,
         bulkhead=bulkhead_limit if bulkhead else None,
         shedding=LoadShedder(max_queue=16, deadline_aware=True) if shedding else None,
     )
@@ -153,8 +145,7 @@ class ChainModel:
         if not self.specs:
             raise ValueError("services must name at least one service")
         for name, spec in self.specs.items():
-            if not isinstance(spec, ServiceSpec):
-                raise TypeError(f"services[{name!r}] must be a ServiceSpec, got {spec!r}")
+            valid.instance(f"services[{name!r}]", spec, ServiceSpec)
             for route in spec.calls.values():
                 for dep in route:
                     if dep not in self.specs:
@@ -209,13 +200,12 @@ class ChainModel:
     def at(self, time: float, fn: Callable[[ChainModel], Any]) -> None:
         """Call ``fn(model)`` at virtual time ``time`` (to schedule faults and changes)."""
         if not callable(fn):
-            raise TypeError(f"fn must be callable as fn(model), got {fn!r}")
+            raise valid.ArgumentTypeError(f"fn must be callable as fn(model), got {fn!r}")
         self.sim.at(time, lambda _sim: fn(self))
 
     # -- knobs ----------------------------------------------------------------
     def _check_service(self, service: str) -> None:
-        if service not in self.specs:
-            raise ValueError(f"service must be one of {sorted(self.specs)}, got {service!r}")
+        valid.one_of("service", service, sorted(self.specs))
 
     def _check_mix(self, mix: Any) -> None:
         # A kind the entry service has no route for would be served by it alone
@@ -243,11 +233,7 @@ class ChainModel:
     def set_fault(self, service: str, fault: Fault | str) -> None:
         """Put ``service`` into ``fault`` now (``Fault.NONE`` heals it)."""
         self._check_service(service)
-        try:
-            fault = Fault(fault)
-        except ValueError:
-            allowed = ", ".join(f.value for f in Fault)
-            raise ValueError(f"fault must be one of {allowed}, got {fault!r}") from None
+        fault = Fault(valid.one_of("fault", fault, [f.value for f in Fault]))
         spec = self.specs[service]
         latency, failure_rate = self._base[service]
         spec.latency = self.slow_latency if fault is Fault.SLOW else latency
@@ -296,13 +282,10 @@ class ChainModel:
                 self._check_service(n)
                 self.policies[n] = policies
             return names
-        if not isinstance(policies, Mapping):
-            raise TypeError(f"policies must be a Policies or a mapping service -> Policies, got {policies!r}")
+        valid.instance("policies", policies, (Policies, Mapping))
         for n, p in policies.items():
             self._check_service(n)
-            if not isinstance(p, Policies):
-                raise TypeError(f"policies[{n!r}] must be a Policies, got {p!r}")
-            self.policies[n] = p
+            self.policies[n] = valid.instance(f"policies[{n!r}]", p, Policies)
         return list(policies)
 
     def set_policies(
@@ -361,14 +344,7 @@ class ChainModel:
         import pandas as pd
 
         rows = [
-            {
-                "time": t.time,
-                "service": st.name,
-                "dependency": dep,
-                "source": t.source.value,
-                "target": t.target.value,
-                "event": t.event.value,
-            }
+            (t.time, st.name, dep, t.source.value, t.target.value, t.event.value)
             for st in self.stats.values()
             for dep, _since, breaker in st.breakers
             if breaker is not None
@@ -380,23 +356,12 @@ class ChainModel:
     def goodput(self, start: float = 0.0, end: float | None = None, kind: str | None = None) -> float:
         """Clients' goodput (OK answers within the deadline per second) over ``[start, end)``."""
         end = self._window(start, end, kind)
-        b = self.bucket
-        total = 0
-        for (k, i), n in self.client_stats.good.items():
-            if (kind is None or k == kind) and start <= i * b and (i + 1) * b <= end + 1e-9:
-                total += n
-        return total / (end - start)
+        return self._count(self.client_stats.good, start, end, kind) / (end - start)
 
     def offered(self, start: float = 0.0, end: float | None = None, kind: str | None = None) -> float:
         """Requests/s the clients sent over ``[start, end)``."""
         end = self._window(start, end, kind)
-        b = self.bucket
-        total = sum(
-            n
-            for (k, i), n in self.client_stats.sent.items()
-            if (kind is None or k == kind) and start <= i * b and (i + 1) * b <= end + 1e-9
-        )
-        return total / (end - start)
+        return self._count(self.client_stats.sent, start, end, kind) / (end - start)
 
     def success(self, start: float = 0.0, end: float | None = None, kind: str | None = None) -> float:
         """Goodput as a share of the offered load over ``[start, end)`` (1.0 = everything in time)."""
@@ -410,19 +375,22 @@ class ChainModel:
         """
         self._check_service(service)
         end = self._window(start, end)
-        b = self.bucket
-        arrived = sum(
-            r[0]
-            for i, r in self.stats[service].counts.items()
-            if start <= i * b and (i + 1) * b <= end + 1e-9
-        )
-        kinds = {k for k in self.client_stats.kinds if self._reaches(self.entry, k, service)}
-        sent = sum(
-            n
-            for (k, i), n in self.client_stats.sent.items()
-            if k in kinds and start <= i * b and (i + 1) * b <= end + 1e-9
-        )
+        arrived = sum(r[0] for i, r in self.stats[service].counts.items() if self._within(i, start, end))
+        kinds = [k for k in self.client_stats.kinds if self._reaches(self.entry, k, service)]
+        sent = sum(self._count(self.client_stats.sent, start, end, k) for k in kinds)
         return arrived / sent if sent else float("nan")
+
+    def _within(self, bucket: int, start: float, end: float) -> bool:
+        """Whether metrics bucket number ``bucket`` lies wholly inside ``[start, end)``."""
+        return start <= bucket * self.bucket and (bucket + 1) * self.bucket <= end + 1e-9
+
+    def _count(
+        self, counts: Mapping[tuple[str, int], int], start: float, end: float, kind: str | None
+    ) -> int:
+        """The sum of ``counts`` ((kind, bucket) -> n) over ``kind`` (None: all) and ``[start, end)``."""
+        return sum(
+            n for (k, i), n in counts.items() if (kind is None or k == kind) and self._within(i, start, end)
+        )
 
     def _reaches(self, at: str, kind: str, target: str) -> bool:
         if at == target:

@@ -69,12 +69,13 @@ def _decorrelated(base: float, cap: float, attempt: int, previous: float, rng: r
 
 
 # Handler table: one formula per jitter mode.
-_DELAY = {
-    Jitter.NONE: _none,
-    Jitter.FULL: _full,
-    Jitter.EQUAL: _equal,
-    Jitter.DECORRELATED: _decorrelated,
-}
+_DELAY = {Jitter.NONE: _none, Jitter.FULL: _full, Jitter.EQUAL: _equal, Jitter.DECORRELATED: _decorrelated}
+
+
+def _check_clock(clock: Callable[[], float]) -> Callable[[], float]:
+    if not callable(clock):
+        raise valid.ArgumentTypeError(f"clock must be a callable returning seconds, got {valid.shown(clock)}")
+    return clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +160,8 @@ class RetryPolicy:
 
     def make_budget(self, clock: Callable[[], float]) -> RetryBudget | None:
         """A fresh budget for one caller, or ``None`` when budgets are off."""
-        if not callable(clock):
-            raise valid.ArgumentTypeError(
-                f"clock must be a callable returning seconds, got {valid.shown(clock)}"
-            )
         if self.budget_ratio is None:
+            _check_clock(clock)
             return None
         return RetryBudget(self.budget_ratio, self.budget_min_per_second, self.budget_window, clock=clock)
 
@@ -193,9 +191,7 @@ class RetryBudget:
         self.ratio = valid.number("ratio", ratio, ge=0, le=10, note="retries per request")
         self.min_per_second = valid.number("min_per_second", min_per_second, ge=0, unit="retries/s")
         self.window = valid.number("window", window, gt=0, unit="seconds")
-        if not callable(clock):
-            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
-        self._clock = clock
+        self._clock = _check_clock(clock)
         self._requests: deque[float] = deque()
         self._retries: deque[float] = deque()
         self.granted = 0

@@ -23,9 +23,11 @@ service does, as real users do not.
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,62 +114,34 @@ class Policies:
     shedding: LoadShedder | None = None
 
     def __post_init__(self) -> None:
-        for name, kind in (
-            ("timeouts", Timeouts),
-            ("retry", RetryPolicy),
-            ("breaker", BreakerConfig),
-            ("shedding", LoadShedder),
-        ):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, kind):
-                raise TypeError(
-                    f"{name} must be a {kind.__name__}{'' if name == 'timeouts' else ' or None'}, got {value!r}"
-                )
-        if self.timeouts is None:
-            raise TypeError("timeouts must be a Timeouts (use Timeouts() for none), got None")
+        valid.instance("timeouts", self.timeouts, Timeouts)  # Timeouts() for none
+        valid.instance("retry", self.retry, RetryPolicy, none=True)
+        valid.instance("breaker", self.breaker, BreakerConfig, none=True)
+        valid.instance("shedding", self.shedding, LoadShedder, none=True)
         valid.integer("bulkhead", self.bulkhead, ge=1, none=True)
 
 
+@dataclass(slots=True, eq=False)
 class _Job:
     """One request inside a service, from arrival to reply."""
 
-    __slots__ = (
-        "seq",
-        "src",
-        "rid",
-        "kind",
-        "deadline",
-        "arrived",
-        "started",
-        "route",
-        "step",
-        "attempt",
-        "delay",
-        "call",
-        "breaker",
-        "admission",
-        "slot",
-    )
-
-    def __init__(self, seq: int, src: str, req: Request, now: float, route: tuple[str, ...]) -> None:
-        self.seq = seq
-        self.src = src
-        self.rid = req.rid
-        self.kind = req.kind
-        self.deadline = req.deadline
-        self.arrived = now
-        self.started = now
-        self.route = route
-        self.step = 0  # index into route of the dependency being called
-        self.attempt = 0  # attempts made on route[step]
-        self.delay = 0.0  # last backoff delay (decorrelated jitter grows from it)
-        self.call = 0  # id of the outstanding call, 0 if none
-        # The breaker that admitted the outstanding call, its admission ticket
-        # and the bulkhead it holds a slot of (policies may be swapped while it
-        # is in flight).
-        self.breaker: CircuitBreaker | None = None
-        self.admission: Admission | None = None
-        self.slot: Bulkhead | None = None
+    seq: int
+    src: str
+    rid: int
+    kind: str
+    deadline: float | None
+    arrived: float
+    started: float
+    route: tuple[str, ...]
+    step: int = 0  # index into route of the dependency being called
+    attempt: int = 0  # attempts made on route[step]
+    delay: float = 0.0  # last backoff delay (decorrelated jitter grows from it)
+    call: int = 0  # id of the outstanding call, 0 if none
+    # The breaker that admitted the outstanding call, its admission ticket and the bulkhead
+    # it holds a slot of (policies may be swapped while it is in flight).
+    breaker: CircuitBreaker | None = None
+    admission: Admission | None = None
+    slot: Bulkhead | None = None
 
 
 _NO_ROUTE: tuple[str, ...] = ()
@@ -241,10 +215,8 @@ class Service(Node):
 
     def configure(self, ctx: Context, policies: Policies) -> None:
         """Switch to new policies now (breakers restart closed if their settings change)."""
-        if not isinstance(policies, Policies):
-            raise TypeError(f"policies must be a Policies, got {policies!r}")
         self.now = ctx.now
-        self._set_policies(policies)
+        self._set_policies(valid.instance("policies", policies, Policies))
 
     def respec(self, ctx: Context) -> None:
         """The spec was changed: start queued work if workers were added."""
@@ -297,7 +269,9 @@ class Service(Node):
                 self._reply(ctx, src, req.rid, Outcome.REJECTED, now, req.deadline, row)
                 return
         self._seq += 1
-        job = _Job(self._seq, src, req, now, spec.calls.get(req.kind, _NO_ROUTE))
+        job = _Job(
+            self._seq, src, req.rid, req.kind, req.deadline, now, now, spec.calls.get(req.kind, _NO_ROUTE)
+        )
         if self.busy < spec.workers:
             self._start(ctx, job)
         elif len(self.queue) < spec.queue_limit:
@@ -482,14 +456,11 @@ def check_service_invariants(service: Service) -> None:
     # Invariant: the alarm rings no later than the earliest outstanding call may time out.
     pending = [expiry for expiry, call in s.expiries if call in s.calls]
     assert not pending or s.alarm <= min(pending), "a call would time out late"
-    holding: dict[int, int] = {}
-    for job in s.calls.values():
-        if job.slot is not None:
-            holding[id(job.slot)] = holding.get(id(job.slot), 0) + 1
+    holding = Counter(id(job.slot) for job in s.calls.values() if job.slot is not None)
     # Invariant: a bulkhead's slots in use are exactly the calls holding one.
     for b in s.bulkheads.values():
         assert 0 <= b.in_use <= b.limit, "bulkhead count out of range"
-        assert b.in_use == holding.get(id(b), 0), "bulkhead slots out of step with calls in flight"
+        assert b.in_use == holding[id(b)], "bulkhead slots out of step with calls in flight"
 
 
 class LoadGenerator(Node):
@@ -529,11 +500,8 @@ class LoadGenerator(Node):
         self.rate = rate
         self.deadline = deadline
         self.mix = dict(mix)
-        acc, cum = 0.0, []
-        for kind, w in self.mix.items():
-            acc += w / total
-            cum.append((acc, kind))
-        self._cumulative = cum
+        self._kinds = list(self.mix)
+        self._edges = list(itertools.accumulate(w / total for w in self.mix.values()))
 
     def on_start(self, ctx: Context) -> None:
         self.reschedule(ctx)
@@ -551,13 +519,8 @@ class LoadGenerator(Node):
 
     def send_one(self, ctx: Context, kind: str | None = None) -> None:
         """Send one request now (of a random kind unless ``kind`` is given)."""
-        if kind is None:
-            u = ctx.random.random()
-            kind = self._cumulative[-1][1]
-            for edge, k in self._cumulative:
-                if u < edge:
-                    kind = k
-                    break
+        if kind is None:  # the first kind whose cumulative weight exceeds a uniform draw
+            kind = self._kinds[min(bisect.bisect(self._edges, ctx.random.random()), len(self._kinds) - 1)]
         self._rid += 1
         now = ctx.now
         deadline = now + self.deadline

@@ -146,16 +146,15 @@ class Repository(Generic[A]):
         snapshots: SnapshotStore | None = None,
         snapshot_every: int | None = None,
     ) -> None:
-        if not isinstance(store, EventStore):
-            raise TypeError(f"store must be an EventStore, got {type(store).__name__}")
+        valid.instance("store", store, EventStore)
         if not (isinstance(aggregate_cls, type) and issubclass(aggregate_cls, Aggregate)):
-            raise TypeError(f"aggregate_cls must be an Aggregate subclass, got {aggregate_cls!r}")
+            raise valid.ArgumentTypeError(
+                f"aggregate_cls must be an Aggregate subclass, got {aggregate_cls!r}"
+            )
         if (snapshots is None) != (snapshot_every is None):
             raise ValueError("give both snapshots and snapshot_every, or neither")
-        if snapshots is not None and not isinstance(snapshots, SnapshotStore):
-            raise TypeError(f"snapshots must be a SnapshotStore, got {type(snapshots).__name__}")
-        if snapshot_every is not None:
-            valid.integer("snapshot_every", snapshot_every, ge=1)
+        valid.instance("snapshots", snapshots, SnapshotStore, none=True)
+        valid.integer("snapshot_every", snapshot_every, ge=1, none=True)
         self.store = store
         self.aggregate_cls = aggregate_cls
         self.codec = EventCodec(aggregate_cls.event_classes(), upcasters)
@@ -170,19 +169,15 @@ class Repository(Generic[A]):
         ``at_version`` is beyond its last version.
         """
         valid.string("stream_id", aggregate_id)
-        if at_version is not None:
-            valid.integer("at_version", at_version, ge=0)
-        agg, snap_version = None, 0
-        if self.snapshots is not None:
-            snap = self.snapshots.latest(aggregate_id, at_version)
-            if (
-                snap is not None
-                and snap.aggregate_type == self.aggregate_cls.__name__
-                and snap.snapshot_schema == self.aggregate_cls.snapshot_schema
-            ):
-                agg, snap_version = self.aggregate_cls.from_snapshot(snap), snap.version
-        if agg is None:
-            agg = self.aggregate_cls(aggregate_id)
+        valid.integer("at_version", at_version, ge=0, none=True)
+        cls = self.aggregate_cls
+        snap = self.snapshots.latest(aggregate_id, at_version) if self.snapshots is not None else None
+        usable = snap is not None and (snap.aggregate_type, snap.snapshot_schema) == (
+            cls.__name__,
+            cls.snapshot_schema,
+        )
+        agg = cls.from_snapshot(snap) if usable else cls(aggregate_id)
+        snap_version = snap.version if usable else 0
         payloads = self.store.read_payloads(aggregate_id, from_version=agg.version, to_version=at_version)
         decode, apply = self.codec.decode_parts, agg.apply
         for event_type, data, schema_version, position in payloads:
@@ -196,10 +191,7 @@ class Repository(Generic[A]):
 
     def save(self, aggregate: A) -> list[RecordedEvent]:
         """Append the aggregate's pending events; raises ConcurrencyError if the stream moved on."""
-        if not isinstance(aggregate, self.aggregate_cls):
-            raise TypeError(
-                f"aggregate must be a {self.aggregate_cls.__name__}, got {type(aggregate).__name__}"
-            )
+        valid.instance("aggregate", aggregate, self.aggregate_cls)
         pending = aggregate._pending
         if not pending:
             return []
@@ -209,20 +201,15 @@ class Repository(Generic[A]):
             aggregate.id, [self.codec.encode(e) for e in pending], expected, stream_metadata=new_stream_meta
         )
         aggregate._pending = []
-        every = self.snapshot_every
+        every, cls = self.snapshot_every, self.aggregate_cls
         if (
             self.snapshots is not None
             and every is not None
             and aggregate.version // every > expected // every
         ):
+            state = aggregate.snapshot_state()
             self.snapshots.save(
-                Snapshot(
-                    aggregate.id,
-                    aggregate.version,
-                    self.aggregate_cls.__name__,
-                    self.aggregate_cls.snapshot_schema,
-                    aggregate.snapshot_state(),
-                )
+                Snapshot(aggregate.id, aggregate.version, cls.__name__, cls.snapshot_schema, state)
             )
         return recorded
 

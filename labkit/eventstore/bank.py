@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 
 from labkit import validation as valid
 from labkit.eventstore.aggregate import Aggregate, Repository, applies
-from labkit.eventstore.errors import StreamNotFoundError
 from labkit.eventstore.projections import Projection
 from labkit.eventstore.upcasting import Upcasters
 
@@ -102,8 +101,7 @@ class Account(Aggregate):
     # ------------------------------------------------------------- commands
     @classmethod
     def open(cls, account_id: str, owner: str) -> Account:
-        if not isinstance(owner, str) or not owner:
-            raise ValueError(f"owner must be a non-empty str, got {owner!r}")
+        valid.string("owner", owner)
         account = cls(account_id)
         account.trigger(AccountOpened(owner))
         return account
@@ -208,11 +206,8 @@ def simulate_activity(
     ids = [f"{prefix}-{i}" for i in range(n_accounts)]
     accounts = {}
     for i, aid in enumerate(ids):
-        try:
-            repo.store.stream_info(aid)
+        if repo.store.stream_version(aid) > 0:
             raise ValueError(f"account {aid!r} already exists in the store; use another prefix")
-        except StreamNotFoundError:
-            pass
         accounts[aid] = Account.open(aid, owners[i % len(owners)])
     for _ in range(n_operations):
         acc = accounts[rng.choice(ids)]
@@ -273,15 +268,9 @@ def measure_load_times(
                 loaded = repo.load("acct")
                 times.append(time.perf_counter() - t0)
             assert loaded.balance == acc.balance
-            rows.append(
-                {
-                    "events": n,
-                    "mode": mode,
-                    "seconds": min(times),
-                    "events_replayed": repo.last_load.events_replayed,
-                    "snapshot_version": repo.last_load.snapshot_version,
-                }
-            )
+            stats = repo.last_load
+            rows.append(dict(events=n, mode=mode, seconds=min(times), events_replayed=stats.events_replayed,
+                             snapshot_version=stats.snapshot_version))  # fmt: skip
         snaps.close()
         store.close()
         if progress is not None:

@@ -21,6 +21,7 @@ from labkit.eventstore.recorder import (
     StreamInfo,
     decode_json,
     decode_rows,
+    stored_rows,
 )
 
 __all__ = ["InMemoryEventStore"]
@@ -50,20 +51,7 @@ class InMemoryEventStore(EventStore):
             actual = len(stream) if stream is not None else 0
             if actual != expected_version:
                 raise ConcurrencyError(stream_id, expected_version, actual)
-            position = len(self._rows)
-            new_rows: list[_Row] = []
-            for i, e in enumerate(events, start=1):
-                new_rows.append(
-                    (
-                        position + i,
-                        stream_id,
-                        expected_version + i,
-                        e.type,
-                        e.data_json,
-                        e.schema_version,
-                        e.metadata_json,
-                    )
-                )
+            new_rows: list[_Row] = stored_rows(events, stream_id, len(self._rows), expected_version)
             # Nothing above can fail half-way through the batch; the two extends are the commit.
             if stream is None:
                 stream = self._streams[stream_id] = []

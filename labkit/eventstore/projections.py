@@ -20,15 +20,13 @@ would let a crash between the two apply some events twice or never.
 
 from __future__ import annotations
 
-import os
-import threading
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from labkit import validation as valid
 from labkit.eventstore.aggregate import collect_handlers
 from labkit.eventstore.recorder import EventStore, RecordedEvent, decode_json, encode_json
-from labkit.eventstore.sqlite import Durability, connect
+from labkit.eventstore.sqlite import SQLiteTable
 from labkit.eventstore.upcasting import EventCodec, Upcasters
 
 __all__ = ["CheckpointStore", "InMemoryCheckpointStore", "Projection", "SQLiteCheckpointStore"]
@@ -38,15 +36,12 @@ class CheckpointStore(ABC):
     """Saves ``(position, state)`` of a named projection atomically."""
 
     def save(self, name: str, position: int, state: dict[str, Any]) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty str, got {name!r}")
+        valid.string("name", name)
         valid.integer("position", position, ge=0)
         self._save(name, position, encode_json(state, f"state of projection {name!r}"))
 
     def load(self, name: str) -> tuple[int, dict[str, Any]] | None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty str, got {name!r}")
-        return self._load(name)
+        return self._load(valid.string("name", name))
 
     @abstractmethod
     def _save(self, name: str, position: int, state_json: str) -> None: ...
@@ -67,16 +62,10 @@ class InMemoryCheckpointStore(CheckpointStore):
         return None if row is None else (row[0], decode_json(row[1]))
 
 
-class SQLiteCheckpointStore(CheckpointStore):
+class SQLiteCheckpointStore(SQLiteTable, CheckpointStore):
     """One row per projection: its checkpoint and its state, written in one statement."""
 
-    def __init__(self, path: str | os.PathLike[str], durability: Durability = Durability.FULL) -> None:
-        self._conn = connect(path, durability)
-        self._lock = threading.Lock()
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS projections (name TEXT PRIMARY KEY, position INTEGER NOT NULL, "
-            "state TEXT NOT NULL)"
-        )
+    schema = "projections (name TEXT PRIMARY KEY, position INTEGER NOT NULL, state TEXT NOT NULL)"
 
     def _save(self, name: str, position: int, state_json: str) -> None:
         with self._lock:
@@ -90,10 +79,6 @@ class SQLiteCheckpointStore(CheckpointStore):
                 "SELECT position, state FROM projections WHERE name = ?", (name,)
             ).fetchone()
         return None if row is None else (row[0], decode_json(row[1]))
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
 
 class Projection(ABC):
@@ -138,13 +123,9 @@ class Projection(ABC):
         self, store: EventStore, *, batch_size: int = 1000, checkpoints: CheckpointStore | None = None
     ) -> int:
         """Apply every event after the checkpoint; returns how many records were read."""
-        if not isinstance(store, EventStore):
-            raise TypeError(f"store must be an EventStore, got {type(store).__name__}")
+        valid.instance("store", store, EventStore)
         valid.integer("batch_size", batch_size, ge=1)
-        if checkpoints is not None and not isinstance(checkpoints, CheckpointStore):
-            raise TypeError(
-                f"checkpoints must be a CheckpointStore or None, got {type(checkpoints).__name__}"
-            )
+        valid.instance("checkpoints", checkpoints, CheckpointStore, none=True)
         seen = 0
         while True:
             batch = store.read_all(self.position, limit=batch_size)
@@ -166,8 +147,7 @@ class Projection(ABC):
 
     def resume(self, checkpoints: CheckpointStore) -> bool:
         """Load the saved state and checkpoint; False (and left empty) if none was saved."""
-        if not isinstance(checkpoints, CheckpointStore):
-            raise TypeError(f"checkpoints must be a CheckpointStore, got {type(checkpoints).__name__}")
+        valid.instance("checkpoints", checkpoints, CheckpointStore)
         saved = checkpoints.load(self.name)
         if saved is None:
             return False

@@ -247,6 +247,15 @@ def _decode_object(text: Any, position: int, what: str) -> dict[str, Any]:
     )
 
 
+def stored_rows(events: Sequence[EncodedEvent], stream_id: str, head: int, version: int) -> list[tuple]:
+    """The rows ``(position, stream_id, version, type, data, schema_version, metadata)`` that store
+    ``events`` after global position ``head`` in a stream now at ``version``."""
+    return [
+        (head + i, stream_id, version + i, e.type, e.data_json, e.schema_version, e.metadata_json)
+        for i, e in enumerate(events, start=1)
+    ]
+
+
 def decode_rows(rows: Sequence[tuple]) -> list[RecordedEvent]:
     """Records from stored rows ``(position, stream_id, version, type, data, schema_version, metadata)``."""
     if not rows:
@@ -259,9 +268,11 @@ def decode_rows(rows: Sequence[tuple]) -> list[RecordedEvent]:
     ]
 
 
-def _check_mapping(value: Any, what: str) -> None:
+def _encode_mapping(value: Any, what: str) -> str:
+    """:func:`encode_json` of a value that must be a mapping (stored as a JSON object)."""
     if not isinstance(value, Mapping):
         raise SerializationError(f"{what} must be a mapping (a JSON object), got {type(value).__name__}")
+    return encode_json(value, what)
 
 
 def encode_events(events: Iterable[NewEvent]) -> list[EncodedEvent]:
@@ -274,20 +285,14 @@ def encode_events(events: Iterable[NewEvent]) -> list[EncodedEvent]:
     for i, event in enumerate(events):
         if not isinstance(event, NewEvent):
             raise TypeError(f"events[{i}] must be a NewEvent, got {type(event).__name__}")
-        if not isinstance(event.type, str) or not event.type:
-            raise ValueError(f"events[{i}].type must be a non-empty str, got {event.type!r}")
+        valid.string(f"events[{i}].type", event.type)
         valid.integer(f"events[{i}].schema_version", event.schema_version, ge=1)
         what = f"events[{i}] (type {event.type!r})"
-        _check_mapping(event.data, f"{what} data")
-        _check_mapping(event.metadata, f"{what} metadata")
-        encoded.append(
-            EncodedEvent(
-                event.type,
-                encode_json(event.data, f"{what} data"),
-                event.schema_version,
-                encode_json(event.metadata, f"{what} metadata"),
-            )
+        data, metadata = (
+            _encode_mapping(event.data, f"{what} data"),
+            _encode_mapping(event.metadata, f"{what} metadata"),
         )
+        encoded.append(EncodedEvent(event.type, data, event.schema_version, metadata))
     if not encoded:
         raise ValueError("events must contain at least one NewEvent, got an empty batch")
     return encoded
@@ -340,8 +345,7 @@ class EventStore(ABC):
                 raise ValueError(
                     "stream_metadata is only allowed when creating a stream (expected_version=0)"
                 )
-            _check_mapping(stream_metadata, "stream_metadata")
-            meta_json = encode_json(stream_metadata, "stream_metadata")
+            meta_json = _encode_mapping(stream_metadata, "stream_metadata")
         encoded = encode_events(events)
         return self._append(stream_id, encoded, expected_version, meta_json)
 
@@ -356,11 +360,7 @@ class EventStore(ABC):
         Raises :class:`~labkit.eventstore.errors.StreamNotFoundError` for a stream
         that does not exist.
         """
-        self._require_open()
-        valid.string("stream_id", stream_id)
-        valid.integer("from_version", from_version, ge=0)
-        if to_version is not None:
-            valid.integer("to_version", to_version, ge=from_version)
+        self._check_range(stream_id, from_version, to_version)
         return self._read(stream_id, from_version, to_version)
 
     def read_payloads(
@@ -372,12 +372,14 @@ class EventStore(ABC):
         what an aggregate needs and nothing more, without building a record
         object per event. Same arguments, same errors as :meth:`read`.
         """
+        self._check_range(stream_id, from_version, to_version)
+        return self._read_payloads(stream_id, from_version, to_version)
+
+    def _check_range(self, stream_id: str, from_version: int, to_version: int | None) -> None:
         self._require_open()
         valid.string("stream_id", stream_id)
         valid.integer("from_version", from_version, ge=0)
-        if to_version is not None:
-            valid.integer("to_version", to_version, ge=from_version)
-        return self._read_payloads(stream_id, from_version, to_version)
+        valid.integer("to_version", to_version, ge=from_version, none=True)
 
     def read_all(self, from_position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         """Events of all streams with ``position > from_position``, in position order.
@@ -387,8 +389,7 @@ class EventStore(ABC):
         """
         self._require_open()
         valid.integer("from_position", from_position, ge=0)
-        if limit is not None:
-            valid.integer("limit", limit, ge=1)
+        valid.integer("limit", limit, ge=1, none=True)
         return self._read_all(from_position, limit)
 
     def stream_info(self, stream_id: str) -> StreamInfo:
@@ -407,8 +408,7 @@ class EventStore(ABC):
         """Replace the metadata of an existing stream (e.g. its aggregate type, an owner)."""
         self._require_open()
         valid.string("stream_id", stream_id)
-        _check_mapping(metadata, "metadata")
-        self._set_stream_metadata(stream_id, encode_json(metadata, "metadata"))
+        self._set_stream_metadata(stream_id, _encode_mapping(metadata, "metadata"))
 
     def stream_ids(self) -> list[str]:
         """Ids of all streams, in the order they were created."""

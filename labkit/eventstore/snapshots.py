@@ -12,7 +12,6 @@ number and old snapshots are ignored (the events are replayed instead).
 from __future__ import annotations
 
 import bisect
-import os
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.eventstore.recorder import decode_json, encode_json
-from labkit.eventstore.sqlite import Durability, connect
+from labkit.eventstore.sqlite import SQLiteTable
 
 __all__ = ["InMemorySnapshotStore", "SQLiteSnapshotStore", "Snapshot", "SnapshotStore"]
 
@@ -40,8 +39,7 @@ class SnapshotStore(ABC):
     """Where snapshots live: save one, get the latest at or before a version."""
 
     def save(self, snapshot: Snapshot) -> None:
-        if not isinstance(snapshot, Snapshot):
-            raise TypeError(f"snapshot must be a Snapshot, got {type(snapshot).__name__}")
+        valid.instance("snapshot", snapshot, Snapshot)
         valid.string("stream_id", snapshot.stream_id)
         valid.integer("snapshot.version", snapshot.version, ge=1)
         self._save(snapshot, encode_json(snapshot.state, f"snapshot state of {snapshot.stream_id!r}"))
@@ -49,8 +47,7 @@ class SnapshotStore(ABC):
     def latest(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:
         """The newest snapshot of ``stream_id`` with ``version <= max_version`` (None if there is none)."""
         valid.string("stream_id", stream_id)
-        if max_version is not None:
-            valid.integer("max_version", max_version, ge=0)
+        valid.integer("max_version", max_version, ge=0, none=True)
         return self._latest(stream_id, max_version)
 
     @abstractmethod
@@ -96,17 +93,13 @@ class InMemorySnapshotStore(SnapshotStore):
             return Snapshot(stream_id, versions[i - 1], agg, schema, decode_json(state))
 
 
-class SQLiteSnapshotStore(SnapshotStore):
+class SQLiteSnapshotStore(SQLiteTable, SnapshotStore):
     """Snapshots in a ``snapshots`` table (may share the event store's file)."""
 
-    def __init__(self, path: str | os.PathLike[str], durability: Durability = Durability.FULL) -> None:
-        self._conn = connect(path, durability)
-        self._lock = threading.Lock()
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS snapshots (stream_id TEXT NOT NULL, version INTEGER NOT NULL, "
-            "aggregate_type TEXT NOT NULL, snapshot_schema INTEGER NOT NULL, state TEXT NOT NULL, "
-            "PRIMARY KEY (stream_id, version))"
-        )
+    schema = (
+        "snapshots (stream_id TEXT NOT NULL, version INTEGER NOT NULL, aggregate_type TEXT NOT NULL, "
+        "snapshot_schema INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (stream_id, version))"
+    )
 
     def _save(self, snapshot: Snapshot, state_json: str) -> None:
         with self._lock:
@@ -131,7 +124,3 @@ class SQLiteSnapshotStore(SnapshotStore):
         if row is None:
             return None
         return Snapshot(stream_id, row[0], row[1], row[2], decode_json(row[3]))
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()

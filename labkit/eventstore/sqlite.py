@@ -51,7 +51,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from labkit import validation as valid
 from labkit.eventstore.errors import ConcurrencyError, StoreOpenError, StreamNotFoundError
@@ -63,6 +63,7 @@ from labkit.eventstore.recorder import (
     decode_json,
     decode_objects,
     decode_rows,
+    stored_rows,
 )
 from labkit.sqlite_tx import WriteTransaction
 
@@ -136,6 +137,22 @@ def _cannot_open(path: str | os.PathLike[str], exc: Exception) -> str:
     )
 
 
+class SQLiteTable:
+    """A store kept in one table of an SQLite file (``schema``: the table's name and columns),
+    behind a lock so that threads may share it: the snapshot and the checkpoint stores."""
+
+    schema: ClassVar[str]
+
+    def __init__(self, path: str | os.PathLike[str], durability: Durability = Durability.FULL) -> None:
+        self._conn = connect(path, durability)
+        self._lock = threading.Lock()
+        self._conn.execute(f"CREATE TABLE IF NOT EXISTS {self.schema}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
 class SQLiteEventStore(EventStore):
     """Event streams in an SQLite file (see the module docstring for the guarantees)."""
 
@@ -179,18 +196,7 @@ class SQLiteEventStore(EventStore):
                 raise ConcurrencyError(stream_id, expected_version, self._version_in(cur, stream_id))
             # Under the write lock (BEGIN IMMEDIATE): nobody else can take positions until we commit.
             head = cur.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
-            rows = [
-                (
-                    head + i,
-                    stream_id,
-                    expected_version + i,
-                    e.type,
-                    e.data_json,
-                    e.schema_version,
-                    e.metadata_json,
-                )
-                for i, e in enumerate(events, start=1)
-            ]
+            rows = stored_rows(events, stream_id, head, expected_version)
             try:
                 self._insert_rows(cur, rows)
             except sqlite3.IntegrityError as exc:
@@ -218,8 +224,9 @@ class SQLiteEventStore(EventStore):
         return None if row is None else row[0]
 
     # ------------------------------------------------------------------- reads
-    def _read(self, stream_id: str, from_version: int, to_version: int | None) -> list[RecordedEvent]:
-        sql = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version > ?"
+    def _stream_rows(self, columns: str, stream_id: str, from_version: int, to_version: int | None) -> list:
+        """``columns`` of the stream's events with ``from_version < version <= to_version``, in order."""
+        sql = f"SELECT {columns} FROM events WHERE stream_id = ? AND version > ?"
         args: tuple = (stream_id, from_version)
         if to_version is not None:
             sql += " AND version <= ?"
@@ -228,21 +235,16 @@ class SQLiteEventStore(EventStore):
             rows = self._conn.execute(sql + " ORDER BY version", args).fetchall()
             if not rows and self._position_of(self._conn.cursor(), stream_id, 1) is None:
                 raise StreamNotFoundError(stream_id)
-        return decode_rows(rows)
+        return rows
+
+    def _read(self, stream_id: str, from_version: int, to_version: int | None) -> list[RecordedEvent]:
+        return decode_rows(self._stream_rows(_COLUMNS, stream_id, from_version, to_version))
 
     def _read_payloads(
         self, stream_id: str, from_version: int, to_version: int | None
     ) -> list[tuple[str, dict[str, Any], int, int]]:
         # Only the four columns replay needs: fewer values to fetch, no record objects to build.
-        sql = "SELECT type, data, schema_version, position FROM events WHERE stream_id = ? AND version > ?"
-        args: tuple = (stream_id, from_version)
-        if to_version is not None:
-            sql += " AND version <= ?"
-            args += (to_version,)
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY version", args).fetchall()
-            if not rows and self._position_of(self._conn.cursor(), stream_id, 1) is None:
-                raise StreamNotFoundError(stream_id)
+        rows = self._stream_rows("type, data, schema_version, position", stream_id, from_version, to_version)
         datas = decode_objects([r[1] for r in rows], [r[3] for r in rows])
         return [(r[0], d, r[2], r[3]) for r, d in zip(rows, datas, strict=True)]
 

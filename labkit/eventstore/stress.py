@@ -78,8 +78,7 @@ class WritersAudit:
 
 def audit_writers(store: EventStore, n_writers: int, appends: int, conflicts: int = 0) -> WritersAudit:
     """Read the whole store and check every batch the writers were told was appended."""
-    if not isinstance(store, EventStore):
-        raise TypeError(f"store must be an EventStore, got {type(store).__name__}")
+    valid.instance("store", store, EventStore)
     valid.integer("n_writers", n_writers, ge=1)
     valid.integer("appends", appends, ge=1)
     records = store.read_all()

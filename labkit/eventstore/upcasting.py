@@ -108,8 +108,7 @@ class EventCodec:
     """
 
     def __init__(self, event_classes: Iterable[type], upcasters: Upcasters | None = None) -> None:
-        if upcasters is not None and not isinstance(upcasters, Upcasters):
-            raise TypeError(f"upcasters must be an Upcasters table or None, got {type(upcasters).__name__}")
+        valid.instance("upcasters", upcasters, Upcasters, none=True)
         self.upcasters = upcasters if upcasters is not None else Upcasters()
         self._by_type: dict[str, type] = {}
         self._fields: dict[type, tuple[str, ...]] = {}

@@ -17,7 +17,7 @@ operation at a time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -132,8 +132,8 @@ class ClientNode(Node):
         self._crashes = 0
         self._next_op = 0
         self._written = 0
-        # op_id -> (coordinator, kind, key, value, call, context)
-        self._pending: dict[int, tuple[str, OpKind, str, Any, float, VectorClock | None]] = {}
+        # op_id -> the operation as recorded if no answer comes (ret = inf, ok = None)
+        self._pending: dict[int, ClientOp] = {}
 
     def on_start(self, ctx: Context) -> None:
         wl = self.workload
@@ -151,8 +151,7 @@ class ClientNode(Node):
         context: VectorClock | None = None,
     ) -> int:
         """Send one request to the current coordinator; returns its op id."""
-        if not isinstance(kind, OpKind):
-            raise TypeError(f"kind must be an OpKind (READ or WRITE), got {kind!r}")
+        valid.instance("kind", kind, OpKind)
         self._next_op += 1
         op_id = self._next_op
         if kind is OpKind.READ:
@@ -161,7 +160,9 @@ class ClientNode(Node):
             if context is None:
                 context = self.context.get(key, VectorClock())
             msg = ClientPut(op_id, key, value, context, quorum)
-        self._pending[op_id] = (self.coordinator, kind, key, value, ctx.now, context)
+        self._pending[op_id] = ClientOp(
+            self.process, self.coordinator, kind, key, value, ctx.now, math.inf, None, (), False, 0, context
+        )
         ctx.send(self.coordinator, msg)
         ctx.set_timer(f"timeout/{op_id}", self.timeout)
         return op_id
@@ -169,26 +170,12 @@ class ClientNode(Node):
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:
         if not isinstance(msg, ClientReply) or msg.op_id not in self._pending:
             return  # a duplicate, or the answer to an operation already given up on
-        coord, kind, key, value, call, context = self._pending.pop(msg.op_id)
+        op = self._pending.pop(msg.op_id)
         ctx.cancel_timer(f"timeout/{msg.op_id}")
-        self.ops.append(
-            ClientOp(
-                self.process,
-                coord,
-                kind,
-                key,
-                value,
-                call,
-                ctx.now,
-                msg.ok,
-                msg.versions,
-                msg.quorum_met,
-                msg.answered,
-                context,
-            )
-        )
+        self.ops.append(replace(op, client=self.process, ret=ctx.now, ok=msg.ok, versions=msg.versions,
+                                quorum_met=msg.quorum_met, answered=msg.answered))  # fmt: skip
         if msg.ok:
-            self.context[key] = context_of(msg.versions).merge(self.context.get(key, VectorClock()))
+            self.context[op.key] = context_of(msg.versions).merge(self.context.get(op.key, VectorClock()))
         self._schedule_next(ctx)
 
     def on_timer(self, ctx: Context, name: str) -> None:
@@ -197,10 +184,7 @@ class ClientNode(Node):
             return
         op_id = int(name.split("/")[1])
         if op_id in self._pending:
-            coord, kind, key, value, call, context = self._pending.pop(op_id)
-            self.ops.append(
-                ClientOp(self.process, coord, kind, key, value, call, math.inf, None, (), False, 0, context)
-            )
+            self.ops.append(replace(self._pending.pop(op_id), client=self.process))
             self._crashes += 1
             self.process = f"{self.node_id}/{self._crashes}"
             self._schedule_next(ctx)

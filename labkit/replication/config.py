@@ -86,12 +86,8 @@ class StoreConfig:
             raise ValueError(f"nodes must be distinct, got {nodes!r}")
         object.__setattr__(self, "nodes", nodes)
         valid.integer("n (replicas per key)", self.n, ge=1, le=len(nodes), note="at most the number of nodes")
-        if not isinstance(self.mode, Mode):
-            raise TypeError(f"mode must be a Mode ({', '.join(m.name for m in Mode)}), got {self.mode!r}")
-        if not isinstance(self.resolution, Resolution):
-            raise TypeError(
-                f"resolution must be a Resolution ({', '.join(r.name for r in Resolution)}), got {self.resolution!r}"
-            )
+        valid.instance("mode", self.mode, Mode)
+        valid.instance("resolution", self.resolution, Resolution)
         for name in ("request_timeout", "hint_after", "handoff_interval"):
             object.__setattr__(self, name, valid.number(name, getattr(self, name), gt=0, unit="seconds"))
         object.__setattr__(
@@ -112,8 +108,7 @@ class StoreConfig:
 
     def preference_list(self, key: str) -> tuple[str, ...]:
         """Every node, in the order a coordinator tries them for ``key``."""
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a str, got {key!r}")
+        valid.string("key", key, empty=True)
         k = zlib.crc32(key.encode()) % len(self.nodes)
         return self.nodes[k:] + self.nodes[:k]
 

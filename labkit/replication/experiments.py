@@ -67,27 +67,12 @@ def ops_frame(ops: Sequence[ClientOp], side_of: dict[str, str] | None = None):  
     """One row per operation: client, side, kind, key, value, call, ret, latency, ok, values..."""
     import pandas as pd
 
-    rows = []
-    for op in ops:
-        node = op.client.split("/")[0]
-        rows.append(
-            {
-                "client": op.client,
-                "side": (side_of or {}).get(node, ""),
-                "coordinator": op.coordinator,
-                "kind": op.kind.value,
-                "key": op.key,
-                "value": op.value,
-                "call": op.call,
-                "ret": op.ret,
-                "latency": op.ret - op.call,
-                "ok": op.ok is True,
-                "timed_out": op.ok is None,
-                "values": op.values,
-                "quorum_met": op.quorum_met,
-                "answered": op.answered,
-            }
-        )
+    side_of = side_of or {}
+    rows = [
+        (op.client, side_of.get(op.client.split("/")[0], ""), op.coordinator, op.kind.value, op.key, op.value,
+         op.call, op.ret, op.ret - op.call, op.ok is True, op.ok is None, op.values, op.quorum_met, op.answered)
+        for op in ops
+    ]  # fmt: skip
     columns = ["client", "side", "coordinator", "kind", "key", "value", "call", "ret", "latency", "ok",
                "timed_out", "values", "quorum_met", "answered"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
@@ -325,17 +310,9 @@ class ScenarioResult:
                 if not len(part):
                     continue  # e.g. "after" when the clients stopped at the heal
                 reads = part[(part["kind"] == "read") & part["ok"]]
-                rows.append(
-                    {
-                        "side": side,
-                        "phase": phase,
-                        "ops": len(part),
-                        "answered": int(part["ok"].sum()),
-                        "availability": float(part["ok"].mean()) if len(part) else math.nan,
-                        "reads": len(reads),
-                        "stale_reads": int(reads["stale"].sum()),
-                    }
-                )
+                rows.append(dict(side=side, phase=phase, ops=len(part), answered=int(part["ok"].sum()),
+                                 availability=float(part["ok"].mean()), reads=len(reads),
+                                 stale_reads=int(reads["stale"].sum())))  # fmt: skip
         return pd.DataFrame(rows)
 
     def history(self) -> list[HistoryEntry]:
@@ -393,8 +370,7 @@ def run_partition_scenario(
     reconciled into ``final``.
     """
     stop = heal_at if stop is None else stop
-    if not isinstance(mode, Mode):
-        raise TypeError(f"mode must be a Mode ({', '.join(m.name for m in Mode)}), got {mode!r}")
+    valid.instance("mode", mode, Mode)
     for name, v in (("partition_at", partition_at), ("heal_at", heal_at), ("stop", stop), ("settle", settle)):
         valid.number(name, v, ge=0, unit="seconds")
     if not partition_at <= heal_at <= stop:
@@ -443,18 +419,9 @@ def compare_modes(
         for side in ("A", "B"):
             part = df[df["side"] == side]
             during = part[part["phase"] == "during"]
-            rows.append(
-                {
-                    "mode": m.value,
-                    "r": r,
-                    "w": w,
-                    "side": side,
-                    "availability": float(during["ok"].mean()) if len(during) else math.nan,
-                    "stale_reads": int(part["stale"].sum()),
-                    "lost_writes": lost,
-                    "conflicts": res.conflicts,
-                }
-            )
+            availability = float(during["ok"].mean()) if len(during) else math.nan
+            rows.append(dict(mode=m.value, r=r, w=w, side=side, availability=availability,
+                             stale_reads=int(part["stale"].sum()), lost_writes=lost, conflicts=res.conflicts))  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -496,16 +463,8 @@ def quorum_latency(
         df = ops_frame(store.ops())
         for kind, part in df.groupby("kind"):
             ms = part["latency"] * 1000
-            rows.append(
-                {
-                    "r": r,
-                    "w": w,
-                    "kind": kind,
-                    "mean_ms": float(ms.mean()),
-                    "median_ms": float(ms.median()),
-                    "p99_ms": float(ms.quantile(0.99)),
-                }
-            )
+            rows.append(dict(r=r, w=w, kind=kind, mean_ms=float(ms.mean()), median_ms=float(ms.median()),
+                             p99_ms=float(ms.quantile(0.99))))  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -600,13 +559,7 @@ def merkle_cost(
         buckets, hashes = diff(tree_a, tree_b)
         sent = sum(len(tree_a.buckets[b]) + len(tree_b.buckets[b]) for b in buckets)
         rows.append(
-            {
-                "differing": k,
-                "hashes": hashes,
-                "buckets": len(buckets),
-                "keys_sent": sent,
-                "total_keys": 2 * total_keys,
-            }
+            dict(differing=k, hashes=hashes, buckets=len(buckets), keys_sent=sent, total_keys=2 * total_keys)
         )
     return pd.DataFrame(rows)
 
@@ -644,15 +597,8 @@ def anti_entropy_run(
     t = 0.0
     while True:
         traffic = merkle_traffic(store.sim.trace, since=healed)
-        rows.append(
-            {
-                "time": round(t, 9),
-                "divergent_keys": len(store.divergent_keys()),
-                "hashes": traffic["hashes"],
-                "keys_sent": traffic["keys"],
-                "messages": traffic["messages"],
-            }
-        )
+        rows.append(dict(time=round(t, 9), divergent_keys=len(store.divergent_keys()), hashes=traffic["hashes"],
+                         keys_sent=traffic["keys"], messages=traffic["messages"]))  # fmt: skip
         if t >= duration - 1e-9:
             break
         store.run_for(step)

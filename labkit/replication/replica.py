@@ -29,7 +29,7 @@ crash.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from labkit import validation as valid
@@ -61,11 +61,8 @@ class ReplicaNode(Node):
 
     def __init__(self, node_id: str, config: StoreConfig) -> None:
         super().__init__(node_id)
-        if not isinstance(config, StoreConfig):
-            raise TypeError(f"config must be a StoreConfig, got {config!r}")
-        if node_id not in config.nodes:
-            raise ValueError(f"node_id {node_id!r} is not one of the store's nodes {config.nodes!r}")
-        self.config = config
+        self.config = valid.instance("config", config, StoreConfig)
+        valid.one_of("node_id", node_id, config.nodes)
         self.data: dict[str, Siblings] = {}
         self.hints: dict[tuple[str, str], Siblings] = {}  # (home replica, key) -> versions
         self.coordinator = Coordinator(node_id, config)
@@ -93,8 +90,7 @@ class ReplicaNode(Node):
     @classmethod
     def factory(cls, config: StoreConfig) -> Callable[[str], ReplicaNode]:
         """A ``factory(node_id)`` for :meth:`labkit.sim.Simulator.add_node`."""
-        if not isinstance(config, StoreConfig):
-            raise TypeError(f"config must be a StoreConfig, got {config!r}")
+        valid.instance("config", config, StoreConfig)
         return lambda node_id: cls(node_id, config)
 
     # -- lifecycle ------------------------------------------------------------
@@ -237,11 +233,8 @@ class ReplicaNode(Node):
         below = tree.levels[msg.level + 1]
         ctx.send(src, MerkleLevel(msg.session, msg.level + 1, children, tuple(below[c] for c in children)))
 
-    def _bucket_items(
-        self, peer: str, buckets: list[int] | tuple[int, ...]
-    ) -> tuple[tuple[str, Siblings], ...]:
-        wanted = set(buckets)
-        depth = self.config.merkle_depth
+    def _bucket_items(self, peer: str, buckets: Sequence[int]) -> tuple[tuple[str, Siblings], ...]:
+        wanted, depth = set(buckets), self.config.merkle_depth
         return tuple(sorted((k, v) for k, v in self._shared_items(peer) if bucket_of(k, depth) in wanted))
 
     def _on_merkle_data(self, ctx: Context, src: str, msg: MerkleData) -> None:

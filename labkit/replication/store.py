@@ -165,12 +165,10 @@ class ReplicatedStore:
         context: VectorClock | None,
         name: str,
     ) -> ClientOp:
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a str, got {key!r}")
+        valid.string("key", key, empty=True)
         via = self.coordinator_for(key) if via is None else via
         self._check_storage(via, "via")
-        if context is not None and not isinstance(context, VectorClock):
-            raise TypeError(f"context must be a VectorClock or None, got {context!r}")
+        valid.instance("context", context, VectorClock, none=True)
         client = self.client(name)
         client.coordinator = via
         self._apply_partition()

@@ -27,6 +27,24 @@ def test_every_notebook_ends_with_the_generated_navigation_line():
         assert "".join(nb["cells"][-1]["source"]).splitlines()[-1] == nav_line(entry), entry.file
 
 
+def test_every_notebook_ends_by_naming_labkit_files_to_read_next_and_they_exist():
+    # DESIGN.md: each notebook ends with what to read next in labkit/ (the welcome notebook excepted).
+    for entry in COURSE:
+        if entry.file == course.CONTENTS:
+            continue
+        nb = json.loads((ROOT / "notebooks" / entry.file).read_text(encoding="utf-8"))
+        last = "".join(nb["cells"][-1]["source"])
+        found = re.search(r"read next in `?(labkit[\w/]*)`?", last, re.IGNORECASE)
+        assert found, (
+            f"{entry.file}: the last cell must say what to read next in labkit/ ('Read next in `labkit/...`')"
+        )
+        named = re.findall(r"`([\w/]+\.py)`", last[found.start() :])
+        assert named, f"{entry.file}: the read-next paragraph names no file"
+        folder = ROOT / found.group(1)
+        missing = [n for n in named if not (ROOT / n).is_file() and not (folder / n).is_file()]
+        assert not missing, f"{entry.file}: the read-next paragraph names files that do not exist: {missing}"
+
+
 def test_nav_lines_link_the_contents_and_the_next_notebook_in_map_order():
     assert nav_line(COURSE[0]) == f"[Next: {COURSE[1].nn} · {COURSE[1].title} →]({COURSE[1].file})"
     for here, following in zip(COURSE[1:], COURSE[2:], strict=False):

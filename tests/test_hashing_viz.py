@@ -26,6 +26,9 @@ def test_other_figures_have_titles_axes_and_series():
     assert load_figure(loads).layout.yaxis.title.text == "keys"
     spread = spread_figure(spread_vs_vnodes(node_names(4), [1, 10], keys))
     assert len(spread.data) == 3 and spread.layout.xaxis.type == "log"
+    # Only 1-2-5 values are labelled on the log axes (plotly's own ticks print every digit over a short range).
+    assert list(spread.layout.xaxis.tickvals) == [1, 2, 5, 10]
+    assert set(spread.layout.yaxis.tickvals) <= {m * 10.0**e for m in (1, 2, 5) for e in range(-3, 1)}
     moves = moves_figure(join_moves({"ring": HashRing}, [2, 3], keys))
     assert [t.name for t in moves.data] == ["ring", "ideal 1/(N+1)"]
     with pytest.raises(TypeError, match="ring must be a HashRing"):

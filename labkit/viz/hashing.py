@@ -179,9 +179,25 @@ def spread_figure(frame: Any, *, title: str = "Load spread falls as virtual node
     style_figure(
         fig, title=title, xaxis="virtual nodes per node (log)", yaxis="coefficient of variation (log)"
     )
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log")
+    # Label only 1-2-5 values: over a short decade plotly's own log ticks print every digit 2..9.
+    xs = [v for v in frame["vnodes"] if v > 0]
+    ys = [v for column, *_ in series if column in frame.columns for v in frame[column] if v > 0]
+    for update, values in ((fig.update_xaxes, xs), (fig.update_yaxes, ys)):
+        ticks = _one_two_five(min(values), max(values)) if values else []
+        update(type="log")
+        if len(ticks) >= 2:  # fewer: plotly's own ticks label the axis better
+            update(tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
     return fig
+
+
+def _one_two_five(low: float, high: float) -> list[float]:
+    """The values 1, 2, 5, 10, 20, 50, ... (times a power of ten) from ``low`` to ``high``."""
+    out: list[float] = []
+    exponent = math.floor(math.log10(low))
+    while 10**exponent <= high:
+        out += [m * 10**exponent for m in (1, 2, 5) if low / 1.001 <= m * 10**exponent <= high * 1.001]
+        exponent += 1
+    return [float(f"{v:.6g}") for v in out]
 
 
 def moves_figure(frame: Any, *, title: str = "Keys moved when one node joins") -> Any:

@@ -430,6 +430,9 @@ def test_run_timeline_draws_every_kind_and_every_fault():
     names = {t.name for t in fig.data}
     assert names == {"get ok", "put ok", "unknown outcome"}
     assert [a.text for a in fig.layout.annotations] == ["crash n1", "heal"]
+    assert all(a.bgcolor for a in fig.layout.annotations), (
+        "fault labels need a background to be read over bars"
+    )
     assert "2 operations completed, 1 unknown" in fig.layout.title.text
     assert len(latency_figure([0.001, 0.002, 0.010]).layout.annotations) == 2
 

@@ -79,7 +79,8 @@ def run_timeline(run: Any, *, bin_width: float = 0.2, title: str | None = None) 
         label = kind if arg is None else f"{kind} {_short(arg)}"
         fig.add_vline(x=t, line_dash="dot", line_color=BAD_COLOR)
         fig.add_annotation(x=t, y=1, yref="paper", text=label, showarrow=False, textangle=-90,
-                           xanchor="right", yanchor="top", font={"size": 10, "color": BAD_COLOR})  # fmt: skip
+                           xanchor="right", yanchor="top", font={"size": 10, "color": BAD_COLOR},
+                           bgcolor="rgba(255,255,255,0.85)")  # readable over a bar  # fmt: skip
     fig.update_layout(barmode="stack", bargap=0.05)
     if title is None:
         c = run.counts()

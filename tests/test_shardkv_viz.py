@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from labkit.shardkv import ShardedKV
@@ -46,6 +48,11 @@ def test_ring_figure_places_keys_by_owner(kv):
     for g in kv.groups:
         assert keys_traces[f"keys of {g}"] == set(kv.keys_of(g))
     assert fig.layout.xaxis.title.text and fig.layout.title.text
+    # Every key is labelled once, and two labels at the same height are never closer than 4 % of the width.
+    labels = sorted((a.yshift, a.x, a.text) for a in fig.layout.annotations if a.y == "keys")
+    assert sorted(t for _s, _x, t in labels) == sorted(kv.keys)
+    for (s1, x1, _t1), (s2, x2, _t2) in itertools.pairwise(labels):
+        assert s1 != s2 or x2 - x1 >= 0.04
 
 
 def test_throughput_counts_the_history(kv):

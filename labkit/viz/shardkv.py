@@ -114,13 +114,18 @@ def ring_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
             go.Scatter(
                 x=[ring.key_hash(k) / size for k in mine],
                 y=["keys"] * len(mine),
-                mode="markers+text",
+                mode="markers",
                 text=mine,
-                textposition=[("top center", "bottom center")[i % 2] for i in range(len(mine))],
+                hovertemplate="%{text} at %{x:.3f}<extra></extra>",
                 name=f"keys of {g}",
                 marker={"size": 10, "color": colors[g]},
             )
         )
+    # Labels as annotations, staggered above and below so that neighbours never overprint.
+    where = sorted((ring.key_hash(k) / size, k) for k in keys)
+    for (x, k), shift in zip(where, _label_shifts([x for x, _k in where]), strict=True):
+        fig.add_annotation(x=x, y="keys", text=k, showarrow=False, yshift=shift,
+                           font={"size": 11, "color": colors[cfg.owner(k)]})  # fmt: skip
     style_figure(
         fig,
         title=f"The ring (config {cfg.epoch}): a key belongs to the next virtual node clockwise",
@@ -205,6 +210,18 @@ def throughput_figure(kv: ShardedKV, bucket: float = 0.1) -> Any:
     return fig
 
 
+def _label_shifts(xs: Sequence[float], gap: float = 0.04, step: int = 14) -> list[int]:
+    """A vertical offset (pixels) for the label of each point at ``xs`` (sorted, fractions of the width):
+    above, below, further above, further below... the first level whose last label is ``gap`` away."""
+    last: list[float] = []
+    shifts = []
+    for x in xs:
+        level = next((i for i, seen in enumerate(last) if x - seen >= gap), len(last))
+        last[level : level + 1] = [x]
+        shifts.append((1 if level % 2 == 0 else -1) * (13 + step * (level // 2)))
+    return shifts
+
+
 def placement_figure(kv: ShardedKV) -> Any:
     """How many keys each group's leader holds now (grey: a group with no leader)."""
     valid.instance("kv", kv, ShardedKV)
@@ -220,7 +237,8 @@ def placement_figure(kv: ShardedKV) -> Any:
             y=counts,
             name="keys held",
             marker={"color": [colors[g] for g in groups]},
-            text=[", ".join(sorted(k for k, g2 in place.items() if g2 == g)) for g in groups],
+            text=[_lines(sorted(k for k, g2 in place.items() if g2 == g)) for g in groups],
+            textangle=0,
             hovertemplate="%{x}: %{y} keys<br>%{text}<extra></extra>",
         )
     )
@@ -228,6 +246,11 @@ def placement_figure(kv: ShardedKV) -> Any:
         fig, title="Where the keys live", xaxis="group", yaxis="keys held by the group's leader", height=340
     )
     return fig
+
+
+def _lines(keys: Sequence[str], per_line: int = 3) -> str:
+    """Keys as a few short lines, so a bar's label reads across instead of up its side."""
+    return "<br>".join(", ".join(keys[i : i + per_line]) for i in range(0, len(keys), per_line))
 
 
 class ShardLab(Widget):

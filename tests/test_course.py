@@ -27,6 +27,20 @@ def test_every_notebook_ends_with_the_generated_navigation_line():
         assert "".join(nb["cells"][-1]["source"]).splitlines()[-1] == nav_line(entry), entry.file
 
 
+# Words about the text the course grew from, which learners never see (DESIGN.md: name naive code for what it is).
+SEED_WORDS = re.compile(
+    r"course's seed|the seed text|seed's|SeedRing|the version we started from|seeds/", re.I
+)
+
+
+def test_no_notebook_speaks_of_the_seed_text():
+    for entry in COURSE:
+        nb = json.loads((ROOT / "notebooks" / entry.file).read_text(encoding="utf-8"))
+        for cell in nb["cells"]:
+            found = SEED_WORDS.search("".join(cell["source"]))
+            assert not found, f"{entry.file}: {found.group(0)!r}: call it a first attempt, not the seed"
+
+
 def test_every_notebook_ends_by_naming_labkit_files_to_read_next_and_they_exist():
     # DESIGN.md: each notebook ends with what to read next in labkit/ (the welcome notebook excepted).
     for entry in COURSE:

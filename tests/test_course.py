@@ -28,9 +28,7 @@ def test_every_notebook_ends_with_the_generated_navigation_line():
 
 
 # Words about the text the course grew from, which learners never see (DESIGN.md: name naive code for what it is).
-SEED_WORDS = re.compile(
-    r"course's seed|the seed text|seed's|SeedRing|the version we started from|seeds/", re.I
-)
+SEED_WORDS = re.compile(r"course's seed|the seed text|SeedRing|the version we started from|seeds/", re.I)
 
 
 def test_no_notebook_speaks_of_the_seed_text():

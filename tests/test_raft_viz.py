@@ -318,3 +318,11 @@ def test_log_explorer_adds_removes_and_hands_over_and_labels_learners():
     e.transfer_button.click()  # refused in the status line, not a traceback
     assert "Not allowed" in e.status.value
     assert e.cluster.violations == []
+
+
+def test_election_summary_counts_in_good_english():
+    from labkit.viz.raft import election_summary
+
+    c = RaftCluster(n=5, seed=1)
+    c.sim.run_for(1.0)
+    assert election_summary(c.sim).endswith(", 1 term with a leader")

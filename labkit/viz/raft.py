@@ -182,9 +182,9 @@ def election_summary(sim: Simulator) -> str:
             if getattr(node, "role", None) is Role.LEADER:
                 now.append(f"{nid} (term {node.current_term})")
     lead = ", ".join(now) if now else "nobody"
-    return (
-        f"t = {sim.now:.2f} s: leader now {lead}; {elections} candidacies, {len(leaders)} terms with a leader"
-    )
+    candidacies = f"{elections} {'candidacy' if elections == 1 else 'candidacies'}"
+    terms = f"{len(leaders)} {'term' if len(leaders) == 1 else 'terms'} with a leader"
+    return f"t = {sim.now:.2f} s: leader now {lead}; {candidacies}, {terms}"
 
 
 def election_widget(n: int = 5, seed: int = 1, duration: float = 4.0, fault_at: float = 1.5) -> Any:

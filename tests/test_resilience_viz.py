@@ -115,3 +115,11 @@ def test_widget_sends_the_browser_only_json_numbers():
         w.set_fault(fault)
         for trace in w.fig.data:
             json.dumps([list(trace.x or []), list(trace.y or [])], allow_nan=False)
+
+
+def test_widget_status_says_why_goodput_after_the_fault_can_pass_100_percent():
+    w = ResilienceWidget(seed=0)
+    w.set_rate(150)  # slow C at three times the load: a backlog that drains after the fault
+    assert w.summary()["goodput_after"] > 1.0 and "(the backlog draining)" in w.status_text()
+    w.set_rate(50)
+    assert "draining" not in w.status_text()

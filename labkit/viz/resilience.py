@@ -459,9 +459,11 @@ class ResilienceWidget(Widget):
 
     def status_text(self) -> str:
         s = self.summary()
+        # After the fault, requests queued during it may finish too: more answers than requests arrive.
+        draining = " (the backlog draining)" if s["goodput_after"] > 1.0 else ""
         return (
             f"During the fault {s['goodput_during']:.0%} of requests succeeded in time "
-            f"(browse: {s['browse_during']:.0%}); at the end {s['goodput_after']:.0%}. "
+            f"(browse: {s['browse_during']:.0%}); at the end {s['goodput_after']:.0%}{draining}. "
             f"Requests reaching C per checkout: {s['amplification_C']:.2f}."
         )
 

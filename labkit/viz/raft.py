@@ -56,8 +56,8 @@ __all__ = [
     "history_table",
 ]
 
-SIDE_NAMES = "ABCDEFGHIJKLMNO"
-MAX_EXPLORER_SERVERS = 9  # the log explorer draws at most this many rows  # sides of a partition, in the order RaftCluster.partitions lists them
+SIDE_NAMES = "ABCDEFGHIJKLMNO"  # sides of a partition, in the order RaftCluster.partitions lists them
+MAX_EXPLORER_SERVERS = 9  # the log explorer draws at most this many rows
 
 ROLE_COLORS = {"follower": "#BBBBBB", "candidate": "#E69F00", "leader": "#0072B2", "crashed": "#000000"}
 
@@ -126,21 +126,9 @@ def role_timeline(
                     bases.append(t0)
                     xs.append(t1 - t0)
                     texts.append(f"t{term}" if state in ("leader", "candidate") else "")
-        data.append(
-            go.Bar(
-                y=ys,
-                x=xs,
-                base=bases,
-                orientation="h",
-                name=state,
-                marker={"color": color},
-                text=texts,
-                textposition="inside",
-                insidetextanchor="middle",
-                hovertemplate="%{y}: " + state + " from %{base:.3f} s for %{x:.3f} s<extra>%{text}</extra>",
-                showlegend=True,
-            )
-        )
+        hover = "%{y}: " + state + " from %{base:.3f} s for %{x:.3f} s<extra>%{text}</extra>"
+        data.append(go.Bar(y=ys, x=xs, base=bases, orientation="h", name=state, marker={"color": color}, text=texts,
+                           textposition="inside", insidetextanchor="middle", hovertemplate=hover, showlegend=True))  # fmt: skip
     # Dotted lines where the network changed (partition, heal, cut), labelled once each.
     changes = sorted({round(e.time, 6) for e in sim.trace.of_kind(Kind.FAULT) if 0 < e.time <= end})
     notes = [
@@ -246,6 +234,18 @@ def _membership_tag(c: RaftCluster, nid: str, conf: Configuration | None) -> str
     return "learner" if nid in conf.learners else "outside"
 
 
+def _cell(color: str) -> dict[str, Any]:
+    return {"symbol": "square", "size": 34, "color": color}
+
+
+def _bars(x: list, y: list, name: str, width: float, color: str) -> Any:
+    """Vertical bars between log cells (``x`` at half indexes, ``None`` between bars)."""
+    import plotly.graph_objects as go
+
+    marker = {"symbol": "line-ns", "size": 40, "line": {"width": width, "color": color}}
+    return go.Scatter(x=x, y=y, mode="markers", name=name, marker=marker, hoverinfo="skip")
+
+
 def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: str | None = None) -> Any:
     """Each server's log as cells coloured by term; a bar after the last committed entry.
 
@@ -259,11 +259,10 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     """
     check_figure(figure)
     check_title(title)
+    valid.instance("cluster", cluster, RaftCluster)
+    valid.integer("window", window, ge=1)
     import plotly.graph_objects as go
 
-    if not isinstance(cluster, RaftCluster):
-        raise TypeError(f"cluster must be a RaftCluster, got {type(cluster).__name__}")
-    valid.integer("window", window, ge=1)
     logs = {nid: _server_log(cluster, nid) for nid in cluster.ids}
     top = max((log.last_index for log, _, _ in logs.values()), default=0)
     lo = max(1, top - window + 1)
@@ -271,7 +270,7 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     conf = cluster.configuration()
     sides = cluster.partitions
     side_of = {nid: SIDE_NAMES[k] for k, side in enumerate(sides) for nid in side} if len(sides) > 1 else {}
-    cells: dict[int, tuple[list, list, list, list]] = {}
+    cells: dict[int, dict[str, list]] = {}
     snap: dict[str, list] = {"x": [], "y": [], "hover": []}
     labels = []
     commit_x, commit_y, bound_x, bound_y = [], [], [], []
@@ -296,11 +295,11 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
             )
         for i in range(max(lo, base + 1), log.last_index + 1):
             e = log[i]
-            xs, ys, texts, hovers = cells.setdefault(e.term, ([], [], [], []))
-            xs.append(i)
-            ys.append(label)
-            texts.append(_short(e.command))
-            hovers.append(f"{nid}[{i}] term {e.term}: {e.command!r}")
+            cell = cells.setdefault(e.term, {"x": [], "y": [], "text": [], "hover": []})
+            cell["x"].append(i)
+            cell["y"].append(label)
+            cell["text"].append(_short(e.command))
+            cell["hover"].append(f"{nid}[{i}] term {e.term}: {e.command!r}")
         if up and commit >= lo - 1:
             commit_x += [commit + 0.5, commit + 0.5, None]
             commit_y += [label, label, None]
@@ -309,47 +308,14 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
             bound_y += [label, label, None]
     data = []
     if snap["x"]:
-        data.append(
-            marks(
-                snap, name="in a snapshot", marker={"symbol": "square", "size": 34, "color": SNAPSHOT_COLOR}
-            )
-        )
+        data.append(marks(snap, name="in a snapshot", marker=_cell(SNAPSHOT_COLOR)))
     for term in sorted(cells):
-        xs, ys, texts, hovers = cells[term]
-        data.append(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="markers+text",
-                name=f"term {term}",
-                text=texts,
-                textfont={"size": 9, "color": "white" if term % len(PALETTE) not in (6, 8) else "black"},
-                hovertext=hovers,
-                hoverinfo="text",
-                marker={"symbol": "square", "size": 34, "color": PALETTE[term % len(PALETTE)]},
-            )
-        )
+        text = {"size": 9, "color": "white" if term % len(PALETTE) not in (6, 8) else "black"}
+        data.append(marks(cells[term], name=f"term {term}", marker=_cell(PALETTE[term % len(PALETTE)]),
+                          textposition="middle center", textfont=text))  # fmt: skip
     if bound_x:
-        data.append(
-            go.Scatter(
-                x=bound_x,
-                y=bound_y,
-                mode="markers",
-                name="snapshot boundary",
-                marker={"symbol": "line-ns", "size": 40, "line": {"width": 3, "color": BOUNDARY_COLOR}},
-                hoverinfo="skip",
-            )
-        )
-    data.append(
-        go.Scatter(
-            x=commit_x,
-            y=commit_y,
-            mode="markers",
-            name="commit index",
-            marker={"symbol": "line-ns", "size": 40, "line": {"width": 4, "color": "#B00020"}},
-            hoverinfo="skip",
-        )
-    )
+        data.append(_bars(bound_x, bound_y, "snapshot boundary", 3, BOUNDARY_COLOR))
+    data.append(_bars(commit_x, commit_y, "commit index", 4, "#B00020"))
     fig = figure if figure is not None else go.Figure()
     with fig.batch_update():
         fig.data = []
@@ -378,26 +344,11 @@ def log_growth_figure(runs: dict[str, list[tuple[float, int, int]]], title: str 
         )
     fig = go.Figure()
     for i, (name, points) in enumerate(runs.items()):
-        fig.add_trace(
-            go.Scatter(
-                x=[p[0] for p in points],
-                y=[p[1] for p in points],
-                mode="lines+markers",
-                name=name,
-                line={"color": PALETTE[i % len(PALETTE)]},
-                hovertext=[
-                    f"{name}: {p[1]:,} entries in the log, {p[2]:,} on disk (all servers)" for p in points
-                ],
-                hoverinfo="text",
-            )
-        )
-    style_figure(
-        fig,
-        title=title or "Entries in the leader's log while the cluster takes writes",
-        xaxis="time (virtual seconds)",
-        yaxis="entries in the log",
-        height=360,
-    )
+        hover = [f"{name}: {p[1]:,} entries in the log, {p[2]:,} on disk (all servers)" for p in points]
+        fig.add_scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers", name=name,
+                        line={"color": PALETTE[i % len(PALETTE)]}, hovertext=hover, hoverinfo="text")  # fmt: skip
+    style_figure(fig, title=title or "Entries in the leader's log while the cluster takes writes",
+                 xaxis="time (virtual seconds)", yaxis="entries in the log", height=360)  # fmt: skip
     return fig
 
 
@@ -447,36 +398,26 @@ class LogExplorer(Widget):
     def _replay(self) -> RaftCluster:
         c = RaftCluster(n=self.n, seed=self.seed, **self.options)
         c.sim.run_for(self.settle)
+        at_once = {"crash": c.crash, "restart": c.restart, "isolate": c.disconnect, "heal": lambda _: c.heal(),
+                   "run": c.sim.run_for, "partition": lambda side_b: self._partition(c, set(side_b))}  # fmt: skip
+        changes = {"add": c.add_server, "remove": c.remove_server, "transfer": c.transfer_leadership}
         for what, arg in self.actions:
+            if what in at_once:
+                at_once[what](arg)
+                continue
             if what == "submit":
                 c.submit(arg)
-                c.sim.run_for(0.02)
-            elif what == "crash":
-                c.crash(arg)
-            elif what == "restart":
-                c.restart(arg)
-            elif what == "isolate":
-                c.disconnect(arg)
-            elif what == "partition":
-                side_b = set(arg)
-                if 0 < len(side_b) < len(c.ids):
-                    c.partition([x for x in c.ids if x not in side_b], [x for x in c.ids if x in side_b])
-                else:
-                    c.partition(c.ids)  # everyone on one side: no partition (isolated servers stay so)
-            elif what == "heal":
-                c.heal()
-            elif what == "run":
-                c.sim.run_for(arg)
-            elif what == "add":
-                c.add_server(arg, wait=False)
-                c.sim.run_for(0.02)
-            elif what == "remove":
-                c.remove_server(arg, wait=False)
-                c.sim.run_for(0.02)
-            elif what == "transfer":
-                c.transfer_leadership(arg, wait=False)
-                c.sim.run_for(0.02)
+            else:
+                changes[what](arg, wait=False)
+            c.sim.run_for(0.02)  # a moment for the leader to act on the request
         return c
+
+    @staticmethod
+    def _partition(c: RaftCluster, side_b: set[str]) -> None:
+        if 0 < len(side_b) < len(c.ids):
+            c.partition([x for x in c.ids if x not in side_b], [x for x in c.ids if x in side_b])
+        else:
+            c.partition(c.ids)  # everyone on one side: no partition (isolated servers stay so)
 
     def _do(self, *actions: tuple[str, Any]) -> None:
         done = len(self.actions)
@@ -668,19 +609,17 @@ class LogExplorer(Widget):
         # The chosen server and what to do to it.
         self.server_picker = dropdown("server", list(self.cluster.ids), self.chosen, width="160px")
         self._on_change(self.server_picker, self.choose)
-        self.crash_button = act("Crash", "crash the chosen server", lambda: self.crash(self.chosen))
-        self.restart_button = act(
-            "Restart", "restart the chosen server from its disk", lambda: self.restart(self.chosen)
+
+        def on_chosen(verb: str, tip: str, fn: Callable[[str], Any]) -> Any:
+            return act(verb, tip, lambda: fn(self.chosen))
+
+        self.crash_button = on_chosen("Crash", "crash the chosen server", self.crash)
+        self.restart_button = on_chosen("Restart", "restart the chosen server from its disk", self.restart)
+        self.isolate_button = on_chosen("Isolate", "cut the chosen server off from everyone", self.isolate)
+        self.remove_button = on_chosen(
+            "Remove", "take the chosen server out of the cluster", self.remove_server
         )
-        self.isolate_button = act(
-            "Isolate", "cut the chosen server off from everyone", lambda: self.isolate(self.chosen)
-        )
-        self.remove_button = act(
-            "Remove", "take the chosen server out of the cluster", lambda: self.remove_server(self.chosen)
-        )
-        self.transfer_button = act(
-            "Lead:", "hand leadership to the chosen server", lambda: self.transfer(self.chosen)
-        )
+        self.transfer_button = on_chosen("Lead:", "hand leadership to the chosen server", self.transfer)
         add = act("Add server", "start a new server and add it to the cluster", self.add_server)
         shortcuts = [
             act("Crash leader", "crash the current leader", lambda: self.crash()),
@@ -694,6 +633,7 @@ class LogExplorer(Widget):
         heal = act("Heal", "end the partition and reconnect every server", self.heal)
         chosen = [self.crash_button, self.restart_button, self.isolate_button]
         membership = [add, self.remove_button, self.transfer_button]
+        self._for_chosen = [*chosen, *membership[1:]]  # buttons that act on the chosen server
         self.buttons = [submit, run, *chosen, *shortcuts, *membership, heal, reset]
         self._redraw()
         return W.VBox(
@@ -727,14 +667,8 @@ class LogExplorer(Widget):
             self.server_picker.options = list(self.cluster.ids)
             self._add_side_pickers()
         self.server_picker.value = self.chosen
-        for b, verb in (
-            (self.crash_button, "Crash"),
-            (self.restart_button, "Restart"),
-            (self.isolate_button, "Isolate"),
-            (self.remove_button, "Remove"),
-            (self.transfer_button, "Lead:"),
-        ):
-            b.description = f"{verb} {self.chosen}"
+        for b in self._for_chosen:
+            b.description = f"{b.description.split()[0]} {self.chosen}"
         side_b = self.side_b
         for nid, t in self.side_pickers.items():
             t.value = "B" if nid in side_b else "A"
@@ -799,23 +733,16 @@ def message_table(
     valid.number("since", since, ge=0, unit="seconds")
     valid.number("until", until, ge=0, unit="seconds", none=True)
     valid.integer("limit", limit, ge=1)
+    valid.instance("cluster", cluster, RaftCluster)
     import pandas as pd
 
-    if not isinstance(cluster, RaftCluster):
-        raise TypeError(f"cluster must be a RaftCluster, got {type(cluster).__name__}")
     end = cluster.sim.now if until is None else until
     servers = set(cluster.ids)
     rows = []
     for e in cluster.sim.trace.of_kind(Kind.SEND):
         if since <= e.time <= end and e.src in servers and e.dst in servers:
-            rows.append(
-                {
-                    "time (ms)": round(e.time * 1000, 2),
-                    "from": e.src,
-                    "to": e.dst,
-                    "message": _describe(e.message),
-                }
-            )
+            rows.append({"time (ms)": round(e.time * 1000, 2), "from": e.src, "to": e.dst,
+                         "message": _describe(e.message)})  # fmt: skip
             if len(rows) >= limit:
                 break
     return pd.DataFrame(rows, columns=["time (ms)", "from", "to", "message"])
@@ -823,19 +750,8 @@ def message_table(
 
 def history_table(cluster: RaftCluster) -> Any:
     """The clients' history as a pandas DataFrame (``ret`` is inf for operations that never returned)."""
+    valid.instance("cluster", cluster, RaftCluster)
     import pandas as pd
 
-    if not isinstance(cluster, RaftCluster):
-        raise TypeError(f"cluster must be a RaftCluster, got {type(cluster).__name__}")
-    rows = [
-        {
-            "client": h.client,
-            "call": h.call,
-            "ret": h.ret,
-            "input": h.input,
-            "output": h.output,
-            "attempts": h.attempts,
-        }
-        for h in cluster.history
-    ]
-    return pd.DataFrame(rows, columns=["client", "call", "ret", "input", "output", "attempts"])
+    columns = ["client", "call", "ret", "input", "output", "attempts"]
+    return pd.DataFrame([{c: getattr(h, c) for c in columns} for h in cluster.history], columns=columns)

@@ -29,6 +29,7 @@ from labkit.viz.common import (
     check_figure,
     check_title,
     node_colors,
+    replace_traces,
     slider,
     status_html,
     style_figure,
@@ -42,8 +43,6 @@ def stamp_text(stamps: Stamps, clock: Stamping) -> str:
     """The value of one clock in ``stamps``, as a short label."""
     valid.instance("stamps", stamps, Stamps)
     valid.instance("clock", clock, Stamping)
-    if not isinstance(clock, Stamping):
-        raise TypeError(f"clock must be a Stamping ({', '.join(s.name for s in Stamping)}), got {clock!r}")
     if clock is Stamping.PHYSICAL:
         return f"{stamps.physical:.3f}"
     if clock is Stamping.LAMPORT:
@@ -133,10 +132,8 @@ def clock_diagram(
 
     from labkit.viz.spacetime import spacetime_diagram
 
-    if not isinstance(sim, Simulator):
-        raise TypeError(f"sim must be a Simulator, got {type(sim).__name__}")
-    if not isinstance(clock, Stamping):
-        raise TypeError(f"clock must be a Stamping ({', '.join(s.name for s in Stamping)}), got {clock!r}")
+    valid.instance("sim", sim, Simulator)
+    valid.instance("clock", clock, Stamping)
     title = title or f"Events labelled with {clock.value} clock values"
     events, discarded = _clock_marks(sim, clock, 0.0 if start is None else start)
     busy = _busy_range(sim, max((len(t) for m in events.values() for t in m.text), default=0))
@@ -177,15 +174,10 @@ def _draw_clocked(base: Any, extra: list[Any], start: float, end: float, lanes: 
         fig.update_xaxes(range=[start, end], title_text="true time (s)")
         return fig
     with figure.batch_update():
-        if len(figure.data) != len(data):
-            figure.data = []
-            figure.add_traces(data)
+        # Copy only what a run changes; the template and the rest of the layout stay.
+        if replace_traces(figure, data, "x", "y", "text", "hovertext", "name", "showlegend"):
             figure.update_layout(base.layout.to_plotly_json())
         else:
-            # Copy only what a run changes; the template and the rest of the layout stay.
-            for old, new in zip(figure.data, data, strict=True):
-                old.update(x=new.x, y=new.y, text=new.text, hovertext=new.hovertext, name=new.name,
-                           showlegend=new.showlegend)  # fmt: skip
             lay = base.layout
             figure.layout.title.text = lay.title.text
             figure.layout.shapes = lay.shapes
@@ -208,8 +200,7 @@ def clock_error_figure(sim: Simulator, *, title: str = "Clock readings minus tru
 
     from labkit.clocks import clock_events
 
-    if not isinstance(sim, Simulator):
-        raise TypeError(f"sim must be a Simulator, got {type(sim).__name__}")
+    valid.instance("sim", sim, Simulator)
     df = clock_events(sim.trace)
     colors = node_colors(sim.nodes)
     fig = go.Figure()
@@ -260,16 +251,13 @@ class ClockSkewWidget(Widget):
     ) -> None:
         valid.instance("offsets_ms", offsets_ms, cabc.Mapping, none=True)
         valid.instance("drifts_ppm", drifts_ppm, cabc.Mapping, none=True)
-        if not isinstance(sync_age, (int, float)) or isinstance(sync_age, bool) or not sync_age >= 0:
-            raise ValueError(f"sync_age must be a number of seconds >= 0, got {sync_age!r}")
+        valid.number("sync_age", sync_age, ge=0, unit="seconds")
         self.nodes = tuple(nodes)
         self.writes = [(sync_age + t, n, v) for t, n, v in writes]
         self.sync_age = float(sync_age)
         self.latency = latency
         self.seed = seed
-        self.settings = _Settings(
-            {n: 0.0 for n in self.nodes}, {n: 0.0 for n in self.nodes}, Stamping.PHYSICAL
-        )
+        self.settings = _Settings({n: 0.0 for n in self.nodes}, {n: 0.0 for n in self.nodes})
         self.set_stamping(stamping, _rerun=False)
         for n, v in (offsets_ms or {}).items():
             self.set_offset(n, v, _rerun=False)
@@ -297,9 +285,7 @@ class ClockSkewWidget(Widget):
 
     def set_stamping(self, stamping: Stamping, *, _rerun: bool = True) -> None:
         """Choose the clock that orders writes (and labels the diagram)."""
-        if not isinstance(stamping, Stamping):
-            raise TypeError(f"stamping must be a Stamping, got {stamping!r}")
-        self.settings.stamping = stamping
+        self.settings.stamping = valid.instance("stamping", stamping, Stamping)
         if _rerun:
             self._changed()
 
@@ -312,15 +298,9 @@ class ClockSkewWidget(Widget):
 
     def _simulate(self) -> None:
         s = self.settings
-        self.result: LWWRun = run_lww(
-            s.stamping,
-            self.writes,
-            nodes=self.nodes,
-            offsets={n: v / 1e3 for n, v in s.offsets_ms.items()},
-            drifts=dict(s.drifts_ppm),
-            latency=self.latency,
-            seed=self.seed,
-        )
+        offsets = {n: v / 1e3 for n, v in s.offsets_ms.items()}
+        self.result: LWWRun = run_lww(s.stamping, self.writes, nodes=self.nodes, offsets=offsets,
+                                      drifts=dict(s.drifts_ppm), latency=self.latency, seed=self.seed)  # fmt: skip
 
     def _changed(self) -> None:
         self._simulate()
@@ -356,12 +336,8 @@ class ClockSkewWidget(Widget):
     def figure(self, figure: Any = None) -> Any:
         """Draw the current run (into ``figure`` if given)."""
         check_figure(figure)
-        return clock_diagram(
-            self.result.sim,
-            self.settings.stamping,
-            title=f"LWW by {self.settings.stamping.value} clocks; {self.clock_settings_text()}",
-            figure=figure,
-        )
+        title = f"LWW by {self.settings.stamping.value} clocks; {self.clock_settings_text()}"
+        return clock_diagram(self.result.sim, self.settings.stamping, title=title, figure=figure)
 
     def _build_ui(self) -> Any:
         import ipywidgets as W

@@ -67,9 +67,8 @@ Draw = Callable[[Simulator, float, Any], Any]
 
 
 def _draw_spacetime(sim: Simulator, until: float, figure: Any) -> Any:
-    return spacetime_diagram(
-        sim, until=until, figure=figure, title=f"What happened up to t = {until:.2f} s", clocks=True
-    )
+    title = f"What happened up to t = {until:.2f} s"
+    return spacetime_diagram(sim, until=until, figure=figure, title=title, clocks=True)
 
 
 class ClusterWidget(Widget):
@@ -178,15 +177,15 @@ class ClusterWidget(Widget):
         gains 0.1 ms per second). Leave one out to keep its setting.
         """
         self._check_node(node_id)
-        for name, value, limit in (
-            ("skew_ms", skew_ms, SKEW_MS_LIMIT),
-            ("drift_ppm", drift_ppm, DRIFT_PPM_LIMIT),
-        ):
-            if value is None:
-                continue
-            valid.number(name, value, ge=-limit, le=limit)
         s = self.settings
-        for table, value in ((s.skew_ms, skew_ms), (s.drift_ppm, drift_ppm)):
+        changes = (
+            (s.skew_ms, "skew_ms", skew_ms, SKEW_MS_LIMIT),
+            (s.drift_ppm, "drift_ppm", drift_ppm, DRIFT_PPM_LIMIT),
+        )
+        for _table, name, value, limit in changes:  # check both, then set both
+            if value is not None:
+                valid.number(name, value, ge=-limit, le=limit)
+        for table, _name, value, _limit in changes:
             if value is not None:
                 table[node_id] = float(value)
         self._changed()
@@ -253,9 +252,8 @@ class ClusterWidget(Widget):
         self.drift_sliders: dict[str, Any] = {}
         rows = []
         for nid in self.node_ids:
-            box = checkbox(
-                f"{nid} up", nid not in s.down, tip=f"untick to crash {nid} at the fault time", width="90px"
-            )
+            tip = f"untick to crash {nid} at the fault time"
+            box = checkbox(f"{nid} up", nid not in s.down, tip=tip, width="90px")
             side = toggles(["A", "B"], "B" if nid in s.side_b else "A", button_width="34px",
                            tips=[f"{nid} on side A", f"{nid} on side B"])  # fmt: skip
             self._on_change(box, lambda up, nid=nid: self.recover(nid) if up else self.crash(nid))
@@ -329,11 +327,8 @@ class ClusterWidget(Widget):
         text = self.summary(self.sim) + self._settings_text()
         if self.settings.side_b and not self._partitioned():
             # Refused, not ignored in silence: one side would be empty.
-            self.status.value = status_html(
-                "No partition: every node is on side B, so nobody is cut off; "
-                "put at least one node on side A.  |  " + text,
-                "refused",
-            )
+            why = "No partition: every node is on side B, so nobody is cut off; put at least one node on side A."
+            self.status.value = status_html(f"{why}  |  {text}", "refused")
         else:
             self.status.value = status_html(text)
 

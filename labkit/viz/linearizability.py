@@ -261,15 +261,16 @@ def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
     """Draw a :class:`HistoryPicture`: a bar per operation, labels, linearization points."""
     import plotly.graph_objects as go
 
+    def describe(i: int) -> str:
+        return f"#{i} client {ops[i].client}: {op_label(ops[i], 200)}"
+
     ops = pic.ops
     row = {c: k for k, c in enumerate(pic.clients)}
     bars: dict[str, tuple[list[Any], list[Any], list[str]]] = {name: ([], [], []) for name, *_ in _BARS}
     for i in pic.shown:
         op = ops[i]
         xs, ys, hover = bars[pic.kind[i]]
-        text = f"#{i} client {op.client}: {op_label(op, 200)}<br>call {op.call:.4g}, return " + (
-            "never" if op.pending else f"{op.ret:.4g}"
-        )
+        text = f"{describe(i)}<br>call {op.call:.4g}, return " + ("never" if op.pending else f"{op.ret:.4g}")
         xs += [op.call, pic.horizon if op.pending else op.ret, None]
         ys += [row[op.client], row[op.client], None]
         hover += [text, text, ""]
@@ -279,9 +280,7 @@ def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
             if i in pic.points:
                 px.append(pic.points[i])
                 py.append(row[ops[i].client])
-                ptext.append(
-                    f"#{i} client {ops[i].client}: {op_label(ops[i], 200)}<br>takes effect at {pic.points[i]:.4g} s"
-                )
+                ptext.append(f"{describe(i)}<br>takes effect at {pic.points[i]:.4g} s")
         px.append(None)
         py.append(None)
         ptext.append("")
@@ -291,29 +290,21 @@ def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
         fig.data = ()
         for name, color, width, dash in _BARS:
             xs, ys, hover = bars[name]
-            fig.add_trace(
-                go.Scatter(
-                    x=xs, y=ys, mode="lines+markers", name=name, line={"color": color, "width": width, "dash": dash},
-                    # White ticks at call and return keep back-to-back operations apart.
-                    marker={"symbol": "line-ns", "size": width + 4, "color": "#ffffff",
-                            "line": {"color": "#ffffff", "width": 2}},
-                    hovertext=hover, hoverinfo="text", showlegend=bool(xs) or name == "operation",
-                )
+            fig.add_scatter(
+                x=xs, y=ys, mode="lines+markers", name=name, line={"color": color, "width": width, "dash": dash},
+                # White ticks at call and return keep back-to-back operations apart.
+                marker={"symbol": "line-ns", "size": width + 4, "color": "#ffffff",
+                        "line": {"color": "#ffffff", "width": 2}},
+                hovertext=hover, hoverinfo="text", showlegend=bool(xs) or name == "operation",
             )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(
-                x=label_x, y=label_y, mode="text", text=label_text, name="labels", showlegend=False,
-                textfont={"size": 11, "color": "#333333"}, hoverinfo="skip",
-            )
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(
-                x=px, y=py, mode="lines+markers", name="linearization point" if pic.ok else "partial linearization",
-                line={"color": _POINT_COLOR, "width": 1, "dash": "dot"},
-                marker={"symbol": "diamond", "size": 11, "color": OK_COLOR if pic.ok else _POINT_COLOR,
-                        "line": {"color": "#000000", "width": 1}},
-                showlegend=bool(pic.points), hovertext=ptext, hoverinfo="text",
-            )
+        fig.add_scatter(x=label_x, y=label_y, mode="text", text=label_text, name="labels", showlegend=False,
+                        textfont={"size": 11, "color": "#333333"}, hoverinfo="skip")  # fmt: skip
+        fig.add_scatter(
+            x=px, y=py, mode="lines+markers", name="linearization point" if pic.ok else "partial linearization",
+            line={"color": _POINT_COLOR, "width": 1, "dash": "dot"},
+            marker={"symbol": "diamond", "size": 11, "color": OK_COLOR if pic.ok else _POINT_COLOR,
+                    "line": {"color": "#000000", "width": 1}},
+            showlegend=bool(pic.points), hovertext=ptext, hoverinfo="text",
         )  # fmt: skip
         n = max(1, len(pic.clients))
         style_figure(fig, title=title, xaxis="time (s)", yaxis="client", height=140 + 52 * n)
@@ -388,13 +379,9 @@ class RealTimeWidget(_Widget):
         """Change b_start / c_start (0 to 5 s) and b_saw / c_saw (None or 1); re-check and redraw."""
         p = self._merged(changes, ("b_start", "b_saw", "c_start", "c_saw"))
         for name in ("b_start", "c_start"):
-            v = p[name]
-            valid.number(name, v, ge=0, le=5, unit="seconds")
+            valid.number(name, p[name], ge=0, le=5, unit="seconds")
         for name in ("b_saw", "c_saw"):
-            if p[name] not in self.SAW:
-                raise ValueError(
-                    f"{name} must be one of {self.SAW} (what the read returned), got {p[name]!r}"
-                )
+            valid.one_of(name, p[name], self.SAW)
         self.params = p
         self.result = check(self.history(), RegisterModel())
         self._redraw()
@@ -484,13 +471,9 @@ class StoreCheckWidget(_Widget):
     def set(self, **changes: Any) -> None:
         """Change store (a key of :data:`STORES`) and seed (0 to 99); re-run, re-check, redraw."""
         p = self._merged(changes, ("store", "seed"))
-        if p["store"] not in STORES:
-            raise ValueError(f"store must be one of {list(STORES)}, got {p['store']!r}")
-        seed = p["seed"]
-        valid.integer("seed", seed, ge=0, le=99)
-        model, make = STORES[p["store"]]
-        history = make(seed)
-        self.result = check(history, model(), timeout=5.0)
+        model, make = STORES[valid.one_of("store", p["store"], STORES)]
+        seed = valid.integer("seed", p["seed"], ge=0, le=99)
+        self.result = check(make(seed), model(), timeout=5.0)
         self.params = p
         self._redraw()
 
@@ -501,18 +484,9 @@ class StoreCheckWidget(_Widget):
         self.status = W.HTML()
         self.fig, plot = self._plot_area()
         self.controls = {
-            "store": dropdown(
-                "store", list(STORES), p["store"], tip="which store to run under faults", width="420px"
-            ),
-            "seed": slider(
-                "seed",
-                p["seed"],
-                0,
-                99,
-                integer=True,
-                tip="the seed of the run: workload, faults and network",
-            ),
-        }
+            "store": dropdown("store", list(STORES), p["store"], tip="which store to run under faults", width="420px"),
+            "seed": slider("seed", p["seed"], 0, 99, integer=True, tip="the seed of the run: workload, faults and network"),
+        }  # fmt: skip
         self._wire()
         self._redraw()
         return W.VBox([W.HBox([self.controls["store"], self.controls["seed"]]), self.status, plot])

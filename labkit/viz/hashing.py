@@ -47,58 +47,47 @@ def _xy(point: int, ring_size: int, radius: float) -> tuple[float, float]:
     return radius * math.sin(angle), radius * math.cos(angle)
 
 
-def _circle() -> tuple[list[float], list[float]]:
-    steps = 181
-    xs = [math.sin(2 * math.pi * i / (steps - 1)) for i in range(steps)]
-    ys = [math.cos(2 * math.pi * i / (steps - 1)) for i in range(steps)]
-    return xs, ys
-
-
 def _ring_traces(
     ring: HashRing, keys: Sequence[str], moved: set[str], colors: Mapping[str, str]
 ) -> list[dict]:
     """Trace specs (dicts) for the ring: outline, one trace per node, keys, moved keys."""
     size = ring.ring_size
-    cx, cy = _circle()
-    traces: list[dict] = [
-        {"x": cx, "y": cy, "mode": "lines", "line": {"color": "#DDDDDD", "width": 1}, "name": "ring"}
-    ]
+    cx, cy = zip(*(_xy(i, 180, _VNODE_R) for i in range(181)), strict=True)
+    outline = {
+        "x": list(cx),
+        "y": list(cy),
+        "mode": "lines",
+        "line": {"color": "#DDDDDD", "width": 1},
+        "name": "ring",
+    }
+    traces: list[dict] = [outline]
     per_node: dict[str, list[tuple[float, float, int]]] = {n: [] for n in ring.nodes}
     # Smaller diamonds when the circle is crowded, so one node's colour does not hide the others.
     size_vnode = max(4, 10 - len(ring.points()) // 150)
     for point, owner in ring.points():
         per_node[owner].append((*_xy(point, size, _VNODE_R), point))
+
+    def spec(points: Sequence[tuple[float, float]], name: str, marker: dict, text: list[str]) -> dict:
+        return {
+            "x": [p[0] for p in points],
+            "y": [p[1] for p in points],
+            "name": name,
+            "marker": marker,
+            "text": text,
+        }
+
     for node, pts in per_node.items():
-        traces.append(
-            {
-                "x": [p[0] for p in pts],
-                "y": [p[1] for p in pts],
-                "name": node,
-                "marker": {"color": colors[node], "size": size_vnode, "symbol": "diamond"},
-                "text": [f"{node}: virtual node at {p[2] / size:.4f} of the ring" for p in pts],
-            }
-        )
+        text = [f"{node}: virtual node at {p[2] / size:.4f} of the ring" for p in pts]
+        traces.append(spec(pts, node, {"color": colors[node], "size": size_vnode, "symbol": "diamond"}, text))
     key_xy = [_xy(ring.key_hash(k), size, _KEY_R) for k in keys]
     owners = [ring.node_for(k) for k in keys]
-    traces.append(
-        {
-            "x": [p[0] for p in key_xy],
-            "y": [p[1] for p in key_xy],
-            "name": "keys (colour of their node)",
-            "marker": {"color": [colors[o] for o in owners], "size": 5, "opacity": 0.6},
-            "text": [f"{k} on {o}" for k, o in zip(keys, owners, strict=True)],
-        }
-    )
+    text = [f"{k} on {o}" for k, o in zip(keys, owners, strict=True)]
+    marker = {"color": [colors[o] for o in owners], "size": 5, "opacity": 0.6}
+    traces.append(spec(key_xy, "keys (colour of their node)", marker, text))
     moved_idx = [i for i, k in enumerate(keys) if k in moved]
-    traces.append(
-        {
-            "x": [key_xy[i][0] for i in moved_idx],
-            "y": [key_xy[i][1] for i in moved_idx],
-            "name": "moved in the last change",
-            "marker": {"color": "rgba(0,0,0,0)", "size": 11, "line": {"color": _MOVED_COLOR, "width": 2}},
-            "text": [f"{keys[i]} moved to {owners[i]}" for i in moved_idx],
-        }
-    )
+    marker = {"color": "rgba(0,0,0,0)", "size": 11, "line": {"color": _MOVED_COLOR, "width": 2}}
+    text = [f"{keys[i]} moved to {owners[i]}" for i in moved_idx]
+    traces.append(spec([key_xy[i] for i in moved_idx], "moved in the last change", marker, text))
     return traces
 
 
@@ -119,10 +108,9 @@ def ring_figure(
     check_names("keys", keys)
     check_names("moved", moved)
     check_title(title, none=False)
+    valid.instance("ring", ring, HashRing)
     import plotly.graph_objects as go
 
-    if not isinstance(ring, HashRing):
-        raise TypeError(f"ring must be a HashRing, got {type(ring).__name__}")
     colors = node_colors(ring.nodes)
     fig = go.Figure(layout={"colorway": list(PALETTE)})
     for spec in _ring_traces(ring, list(keys), set(moved), colors):
@@ -171,10 +159,8 @@ def spread_figure(frame: Any, *, title: str = "Load spread falls as virtual node
     ]
     for column, name, mode, dash in series:
         if column in frame.columns:
-            fig.add_trace(
-                go.Scatter(
-                    x=list(frame["vnodes"]), y=list(frame[column]), name=name, mode=mode, line={"dash": dash}
-                )
+            fig.add_scatter(
+                x=list(frame["vnodes"]), y=list(frame[column]), name=name, mode=mode, line={"dash": dash}
             )
     style_figure(
         fig, title=title, xaxis="virtual nodes per node (log)", yaxis="coefficient of variation (log)"
@@ -206,24 +192,11 @@ def moves_figure(frame: Any, *, title: str = "Keys moved when one node joins") -
 
     fig = go.Figure(layout={"colorway": list(PALETTE)})
     for scheme, part in frame.groupby("scheme", sort=False):
-        fig.add_trace(
-            go.Scatter(
-                x=list(part["nodes_before"]),
-                y=list(part["moved_fraction"]),
-                name=str(scheme),
-                mode="lines+markers",
-            )
-        )
+        fig.add_scatter(x=list(part["nodes_before"]), y=list(part["moved_fraction"]), name=str(scheme),
+                        mode="lines+markers")  # fmt: skip
     ideal = frame.drop_duplicates("nodes_before").sort_values("nodes_before")
-    fig.add_trace(
-        go.Scatter(
-            x=list(ideal["nodes_before"]),
-            y=list(ideal["ideal"]),
-            name="ideal 1/(N+1)",
-            mode="lines",
-            line={"dash": "dot", "color": MUTED_COLOR},
-        )
-    )
+    fig.add_scatter(x=list(ideal["nodes_before"]), y=list(ideal["ideal"]), name="ideal 1/(N+1)", mode="lines",
+                    line={"dash": "dot", "color": MUTED_COLOR})  # fmt: skip
     style_figure(fig, title=title, xaxis="nodes before the join (N)", yaxis="fraction of keys moved")
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     return fig
@@ -231,17 +204,8 @@ def moves_figure(frame: Any, *, title: str = "Keys moved when one node joins") -
 
 def _mean_line(mean: float) -> dict:
     """A dotted horizontal line at the mean load across the bar chart (the second subplot)."""
-    line = {"dash": "dot", "color": MUTED_COLOR}
-    return {
-        "type": "line",
-        "xref": "x2 domain",
-        "x0": 0,
-        "x1": 1,
-        "yref": "y2",
-        "y0": mean,
-        "y1": mean,
-        "line": line,
-    }
+    return {"type": "line", "xref": "x2 domain", "x0": 0, "x1": 1, "yref": "y2", "y0": mean, "y1": mean,
+            "line": {"dash": "dot", "color": MUTED_COLOR}}  # fmt: skip
 
 
 def membership_change(added: list[str], removed: list[str]) -> str:
@@ -266,13 +230,8 @@ class RingWidget(Widget):
     def __init__(
         self, nodes: int = 4, vnodes: int = 8, keys: int = 300, seed: int = 0, max_nodes: int = 12
     ) -> None:
-        for name, value, low in (
-            ("nodes", nodes, 1),
-            ("vnodes", vnodes, 1),
-            ("keys", keys, 1),
-            ("max_nodes", max_nodes, 1),
-        ):
-            valid.integer(name, value, ge=low)
+        for name, value in (("nodes", nodes), ("vnodes", vnodes), ("keys", keys), ("max_nodes", max_nodes)):
+            valid.integer(name, value, ge=1)
         if nodes > max_nodes:
             raise ValueError(f"nodes must be <= max_nodes={max_nodes}, got {nodes}")
         self.max_nodes = max_nodes
@@ -381,14 +340,10 @@ class RingWidget(Widget):
     def _empty_layout(self) -> Any:
         from plotly.subplots import make_subplots
 
-        fig = make_subplots(
-            rows=1,
-            cols=2,
-            column_widths=[0.55, 0.45],
-            horizontal_spacing=0.08,
-            subplot_titles=("the ring (clockwise from the top)", "keys per node"),
+        titles = ("the ring (clockwise from the top)", "keys per node")
+        return make_subplots(
+            rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.08, subplot_titles=titles
         )
-        return fig
 
     def _fill(self, fig: Any) -> None:
         """(Re)draw every trace; the number and order of traces never change, so updates are in place."""
@@ -413,24 +368,13 @@ class RingWidget(Widget):
             )
         wanted.append(dict(key_spec, mode="markers", hoverinfo="text"))
         wanted.append(dict(moved_spec, mode="markers", hoverinfo="text"))
+        colors = [self.colors[n] for n in names]
+        hatched = {"shape": "/", "fgcolor": _MOVED_COLOR, "solidity": 0.5}
         bars = [
-            {
-                "x": names,
-                "y": kept,
-                "name": "keys that stayed",
-                "marker": {"color": [self.colors[n] for n in names]},
-                "showlegend": False,
-            },
-            {
-                "x": names,
-                "y": [arrived[n] for n in names],
-                "name": "keys that arrived in the last change",
-                "marker": {
-                    "color": [self.colors[n] for n in names],
-                    "pattern": {"shape": "/", "fgcolor": _MOVED_COLOR, "solidity": 0.5},
-                },
-            },
-        ]
+            {"x": names, "y": kept, "name": "keys that stayed", "marker": {"color": colors}, "showlegend": False},
+            {"x": names, "y": [arrived[n] for n in names], "name": "keys that arrived in the last change",
+             "marker": {"color": colors, "pattern": hatched}},
+        ]  # fmt: skip
         mean = len(self.keys) / len(self.ring)
         with fig.batch_update():
             if not fig.data:

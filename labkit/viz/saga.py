@@ -78,56 +78,28 @@ def _fill_timeline(fig: Any, run: Any, title: str) -> None:
     if fresh:  # build the traces once; later redraws only change their data
         fig.data = []
         for name, symbol, color, size in _STYLE.values():
-            fig.add_scatter(
-                x=[],
-                y=[],
-                mode="markers",
-                name=name,
-                marker={
-                    "symbol": symbol,
-                    "color": color,
-                    "size": size,
-                    "line": {"width": 1.5, "color": color},
-                },
-                hovertemplate="%{y} at %{x:.3f}s<br>%{text}<extra></extra>",
-            )
+            marker = {"symbol": symbol, "color": color, "size": size, "line": {"width": 1.5, "color": color}}
+            fig.add_scatter(x=[], y=[], mode="markers", name=name, marker=marker,
+                            hovertemplate="%{y} at %{x:.3f}s<br>%{text}<extra></extra>")  # fmt: skip
         # The grey bands are layout shapes, which have no legend entry: this empty series gives them one.
-        fig.add_scatter(
-            x=[None],
-            y=[None],
-            mode="markers",
-            name="process down",
-            marker={"symbol": "square", "color": MUTED_COLOR, "opacity": 0.5, "size": 12},
-            hoverinfo="skip",
-        )
+        fig.add_scatter(x=[None], y=[None], mode="markers", name="process down", hoverinfo="skip",
+                        marker={"symbol": "square", "color": MUTED_COLOR, "opacity": 0.5, "size": 12})  # fmt: skip
         style_figure(fig, title=title, xaxis="virtual time (s)", yaxis="process", height=420)
     for trace, category in zip(fig.data[: len(_STYLE)], _STYLE, strict=True):
         pts = [r for r in rows if r["category"] == category]
         trace.x = [r["time"] for r in pts]
         trace.y = [r["lane"] for r in pts]
         trace.text = [r["what"] for r in pts]
+    row = {lane: len(lanes) - 1 - i for i, lane in enumerate(lanes)}  # the first lane on top
     fig.layout.shapes = [
-        {
-            "type": "rect",
-            "x0": start,
-            "x1": stop,
-            # categoryarray is reversed (first lane on top), so count from the bottom
-            "y0": len(lanes) - 1 - lanes.index(lane) - 0.3,
-            "y1": len(lanes) - 1 - lanes.index(lane) + 0.3,
-            "yref": "y",
-            "fillcolor": MUTED_COLOR,
-            "opacity": 0.25,
-            "line": {"width": 0},
-        }
+        {"type": "rect", "x0": start, "x1": stop, "y0": row[lane] - 0.3, "y1": row[lane] + 0.3, "yref": "y",
+         "fillcolor": MUTED_COLOR, "opacity": 0.25, "line": {"width": 0}}
         for lane, start, stop in _down_spans(rows, end)
-    ]
+    ]  # fmt: skip
     fig.layout.title.text = title
-    fig.update_yaxes(
-        categoryorder="array",
-        categoryarray=list(reversed(lanes)),
-        type="category",
-        range=[-0.5, len(lanes) - 0.5],  # show a lane even when nothing happened on it
-    )
+    # The whole range: a lane shows even when nothing happened on it.
+    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(lanes)), type="category",
+                     range=[-0.5, len(lanes) - 0.5])  # fmt: skip
     fig.update_xaxes(range=[-0.02 * end, end])
 
 
@@ -201,29 +173,18 @@ def two_pc_figure(run: Any, *, title: str | None = None) -> Any:
     fig = go.Figure()
     end = max([t for t, _ in run.probes] + [s for s, _ in run.in_doubt.values()] + [0.1])
     names = list(run.in_doubt)
-    fig.add_bar(
-        y=names,
-        x=[(stop if stop is not None else end) - start for start, stop in run.in_doubt.values()],
-        base=[start for start, _ in run.in_doubt.values()],
-        orientation="h",
-        name="in doubt (prepared, locked)",
-        marker_color=PALETTE[1],
-        hovertemplate="%{y}: in doubt for %{x:.2f}s<extra></extra>",
-    )
+    spans = [(start, (stop if stop is not None else end) - start) for start, stop in run.in_doubt.values()]
+    fig.add_bar(y=names, x=[length for _, length in spans], base=[start for start, _ in spans], orientation="h",
+                name="in doubt (prepared, locked)", marker_color=PALETTE[1],
+                hovertemplate="%{y}: in doubt for %{x:.2f}s<extra></extra>")  # fmt: skip
     for label, color, test in (
         ("other order served", OK_COLOR, lambda o: o == "ok"),
         ("other order refused (locked)", BAD_COLOR, lambda o: o != "ok"),
     ):
         pts = [(t, o) for t, o in run.probes if test(o)]
-        fig.add_scatter(
-            x=[t for t, _ in pts],
-            y=["other order"] * len(pts),
-            mode="markers",
-            name=label,
-            marker={"color": color, "size": 9},
-            text=[o for _, o in pts],
-            hovertemplate="%{x:.2f}s: %{text}<extra></extra>",
-        )
+        fig.add_scatter(x=[t for t, _ in pts], y=["other order"] * len(pts), mode="markers", name=label,
+                        marker={"color": color, "size": 9}, text=[o for _, o in pts],
+                        hovertemplate="%{x:.2f}s: %{text}<extra></extra>")  # fmt: skip
     for t, node in run.crashes:
         # The label sits above the plot area so it does not cover the first bar.
         fig.add_vline(x=t, line_dash="dot", line_color=BAD_COLOR)
@@ -272,18 +233,14 @@ class SagaWidget(Widget):
 
     # -- what the controls do -------------------------------------------------
     def set_flavour(self, flavour: str) -> None:
-        if flavour not in _FLAVOURS:
-            raise ValueError(f"flavour must be one of {_FLAVOURS}, got {flavour!r}")
-        self.flavour = flavour
+        self.flavour = valid.one_of("flavour", flavour, _FLAVOURS)
         self.crash_point = None
         self._simulate()
 
     def fail(self, step: str, kind: str = "reject") -> None:
         """Make ``step`` ("reserve", "charge", "ship" or "none") fail with ``kind``."""
-        if step not in _STEPS:
-            raise ValueError(f"step must be one of {_STEPS}, got {step!r}")
-        if kind not in _KINDS:
-            raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+        valid.one_of("step", step, _STEPS)
+        valid.one_of("kind", kind, _KINDS)
         self.failing_step, self.failure = step, kind
         self.crash_point = None  # the crash points depend on the run
         self._simulate()
@@ -296,11 +253,7 @@ class SagaWidget(Widget):
             valid.integer("point", point, ge=1, le=self.baseline_writes, note="a log write of this run")
             self.crash_point = CrashPoint(point, before_send)
         else:
-            if point not in NAIVE_CALLS:
-                raise ValueError(
-                    f"point must be one of {NAIVE_CALLS} for the first-attempt saga, got {point!r}"
-                )
-            self.crash_point = point
+            self.crash_point = valid.one_of("point", point, NAIVE_CALLS)
         self._simulate()
 
     def set_retries(self, n: int) -> None:
@@ -334,8 +287,9 @@ class SagaWidget(Widget):
             else:
                 self.result = run_order_saga(faults=self.faults, crashes=[self.crash_point], seed=self.seed)
         else:
+            crash, retries = self.crash_point, self.retries
             self.result = run_naive_saga(
-                faults=self.faults, crash_before=self.crash_point, retries=self.retries, seed=self.seed
+                faults=self.faults, crash_before=crash, retries=retries, seed=self.seed
             )
         self._refresh()
 
@@ -372,16 +326,8 @@ class SagaWidget(Widget):
         self._on_change(self.kind_picker, lambda kind: self.fail(self.step_picker.value, kind))
         self._on_change(self.crash_picker, self._on_crash)
         self._on_change(self.retry_slider, self.set_retries)
-        self._ui = W.VBox(
-            [
-                self.flavour_picker,
-                W.HBox([self.step_picker, self.kind_picker]),
-                W.HBox([self.crash_picker, self.retry_slider]),
-                self.status,
-                plot,
-                self.final,
-            ]
-        )
+        self._ui = W.VBox([self.flavour_picker, W.HBox([self.step_picker, self.kind_picker]),
+                           W.HBox([self.crash_picker, self.retry_slider]), self.status, plot, self.final])  # fmt: skip
         self._redraw()
         return self._ui
 

@@ -86,10 +86,8 @@ def _panel_traces(model: ChainModel) -> list[tuple[int, str, str, str, list[floa
         part = cf[cf.kind == kind]
         out.append((1, f"{kind} goodput", _KIND_COLORS[kind], "solid", list(part.time), gaps(part.goodput)))
     offered = cf.groupby("time", sort=True).offered.sum() if len(cf) else None
-    xs = list(offered.index) if offered is not None else []
-    out.append(
-        (1, "offered (all)", MUTED_COLOR, "dot", xs, list(offered.values) if offered is not None else [])
-    )
+    xs, ys = (list(offered.index), list(offered.values)) if offered is not None else ([], [])
+    out.append((1, "offered (all)", MUTED_COLOR, "dot", xs, ys))
     sf = model.metrics()
     for row, column, label in ((2, "p99", "p99"), (3, "queue_depth", "queue")):
         for svc in _SERVICES:
@@ -147,11 +145,10 @@ def timeline_figure(
     each circuit breaker. ``fault`` shades the window when C was broken."""
     check_title(title, none=False)
     _check_window("fault", fault)
+    valid.instance("model", model, ChainModel)
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    if not isinstance(model, ChainModel):
-        raise TypeError(f"model must be a ChainModel, got {type(model).__name__}")
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05)
     traces = _panel_traces(model)
     for row, name, color, dash, xs, ys in traces:
@@ -192,26 +189,21 @@ def compare_figure(
         raise ValueError("runs must hold at least one labelled ChainModel")
     fig = go.Figure()
     for i, (label, model) in enumerate(runs.items()):
+        f = model.metrics() if service is not None else model.client_metrics()
+        if metric not in f.columns:
+            raise ValueError(f"metric must be one of {list(f.columns[2:])}, got {metric!r}")
         if service is not None:
-            f = model.metrics()
-            if metric not in f.columns:
-                raise ValueError(f"metric must be one of {list(f.columns[2:])}, got {metric!r}")
             part = f[f.service == service]
             xs, ys = part.time, part[metric]
         else:
-            f = model.client_metrics()
-            if metric not in f.columns:
-                raise ValueError(f"metric must be one of {list(f.columns[2:])}, got {metric!r}")
             part = f if kind is None else f[f.kind == kind]
             agg = part.groupby("time", sort=True)[metric]
             series = (
                 agg.sum() if metric in ("offered", "goodput", "late", "errors", "timed_out") else agg.mean()
             )
             xs, ys = series.index, series.values
-        fig.add_trace(
-            go.Scatter(
-                x=list(xs), y=list(ys), name=label, mode="lines", line={"color": PALETTE[i % len(PALETTE)]}
-            )
+        fig.add_scatter(
+            x=list(xs), y=list(ys), name=label, mode="lines", line={"color": PALETTE[i % len(PALETTE)]}
         )
     if fault is not None:
         fig.add_vrect(x0=fault[0], x1=fault[1], fillcolor=BAD_COLOR, opacity=0.08, line_width=0)
@@ -231,9 +223,8 @@ def arrivals_figure(
     valid.string("service", service)
     check_title(title, none=False)
     _check_window("time_range", time_range)
-    fig = compare_figure(
-        runs, metric="offered", service=service, title=title, yaxis=f"arrivals at {service} (req/s)"
-    )
+    yaxis = f"arrivals at {service} (req/s)"
+    fig = compare_figure(runs, metric="offered", service=service, title=title, yaxis=yaxis)
     if time_range is not None:
         fig.update_xaxes(range=list(time_range))
     return fig
@@ -271,26 +262,13 @@ def backoff_figure(
                 xs.append(t)
                 ys.append(i + rng.uniform(-0.3, 0.3))  # vertical spread only to see overlapping dots
                 hover.append(f"caller {caller + 1}, retry {k}")
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="markers",
-                name=label,
-                marker={"size": 5, "opacity": 0.6, "color": PALETTE[i % len(PALETTE)]},
-                text=hover,
-                # The y value is only a spread within the row: hover shows the row's name instead.
-                hovertemplate=f"{label}: %{{text}} sent at %{{x:.3f}} s<extra></extra>",
-            )
-        )
+        # The y value is only a spread within the row: hover shows the row's name instead.
+        fig.add_scatter(x=xs, y=ys, mode="markers", name=label, text=hover,
+                        marker={"size": 5, "opacity": 0.6, "color": PALETTE[i % len(PALETTE)]},
+                        hovertemplate=f"{label}: %{{text}} sent at %{{x:.3f}} s<extra></extra>")  # fmt: skip
     fig.update_yaxes(tickvals=list(range(len(backoffs))), ticktext=list(backoffs))
-    return style_figure(
-        fig,
-        title=title or f"When {callers} callers that failed together retry",
-        xaxis="time since the common failure (s)",
-        yaxis="backoff",
-        height=360,
-    )
+    return style_figure(fig, title=title or f"When {callers} callers that failed together retry",
+                        xaxis="time since the common failure (s)", yaxis="backoff", height=360)  # fmt: skip
 
 
 # -- the widget ------------------------------------------------------------------
@@ -382,8 +360,7 @@ class ResilienceWidget(Widget):
         self, *, seed: int = 0, duration: float = 16.0, fault_window: tuple[float, float] = (3.0, 10.0)
     ) -> None:
         valid.integer("seed", seed)
-        if not duration > 0:
-            raise ValueError(f"duration must be > 0 seconds, got {duration!r}")
+        valid.number("duration", duration, gt=0, unit="seconds")
         start, end = fault_window
         if not 0 <= start < end <= duration:
             raise ValueError(f"fault_window must satisfy 0 <= start < end <= duration, got {fault_window!r}")
@@ -413,28 +390,17 @@ class ResilienceWidget(Widget):
 
     def set_fault(self, fault: Fault | str) -> None:
         """C's fault during the fault window: none, slow, erroring or down."""
-        try:
-            fault = Fault(fault)
-        except ValueError:
-            raise ValueError(f"fault must be one of {[f.value for f in Fault]}, got {fault!r}") from None
-        self._update(fault=fault)
+        self._update(fault=valid.enum_member("fault", fault, Fault))
 
     def set_policy(self, name: str, on: bool) -> None:
         """Switch one policy (``timeouts``, ``deadlines``, ``retries``, ``backoff``,
         ``budget``, ``breaker``, ``bulkhead``, ``shedding``) on or off."""
-        if name not in _POLICY_FLAGS:
-            raise ValueError(f"policy must be one of {list(_POLICY_FLAGS)}, got {name!r}")
-        if not isinstance(on, bool):
-            raise TypeError(f"on must be True or False, got {on!r}")
-        self._update(**{name: on})
+        valid.one_of("policy", name, _POLICY_FLAGS)
+        self._update(**{name: valid.boolean("on", on)})
 
     def set_jitter(self, jitter: Jitter | str) -> None:
         """The backoff's jitter: none, full, equal or decorrelated."""
-        try:
-            jitter = Jitter(jitter)
-        except ValueError:
-            raise ValueError(f"jitter must be one of {[j.value for j in Jitter]}, got {jitter!r}") from None
-        self._update(jitter=jitter)
+        self._update(jitter=valid.enum_member("jitter", jitter, Jitter))
 
     def set_rate(self, rate: float) -> None:
         """Client load in requests per second (10 to 150)."""
@@ -472,19 +438,10 @@ class ResilienceWidget(Widget):
         return timeline_figure(self.model, title=self._title(), fault=self._fault_shading())
 
     def _title(self) -> str:
-        on = [k for k in _POLICY_FLAGS if getattr(self.settings, k) and k != "backoff"]
-        if self.settings.retries:
-            on = [
-                (
-                    f"retries ({self.settings.jitter.value} jitter)"
-                    if self.settings.backoff
-                    else "retries (no backoff)"
-                )
-                if k == "retries"
-                else k
-                for k in on
-            ]
-        return f"C {self.settings.fault.value}, {self.settings.rate:g} req/s; policies: {', '.join(on) or 'none'}"
+        s = self.settings
+        retries = f"retries ({s.jitter.value} jitter)" if s.backoff else "retries (no backoff)"
+        on = [retries if k == "retries" else k for k in _POLICY_FLAGS if getattr(s, k) and k != "backoff"]
+        return f"C {s.fault.value}, {s.rate:g} req/s; policies: {', '.join(on) or 'none'}"
 
     def _fault_shading(self) -> tuple[float, float] | None:
         return None if self.settings.fault is Fault.NONE else self.fault_window

@@ -86,8 +86,7 @@ class ReplayWidget(Widget):
         value_label: str = "balance (€)",
     ) -> None:
         valid.string("value_label", value_label)
-        if not isinstance(repo, Repository):
-            raise TypeError(f"repo must be a Repository, got {type(repo).__name__}")
+        valid.instance("repo", repo, Repository)
         if value is not None and not callable(value):
             raise TypeError(f"value must be a function of the aggregate, got {type(value).__name__}")
         self.repo = repo
@@ -165,47 +164,21 @@ class ReplayWidget(Widget):
 
     def _draw_static(self, fig: Any) -> None:
         """Traces and layout that do not depend on the version."""
-        import plotly.graph_objects as go
-
-        fig.add_trace(
-            go.Scatter(
-                x=list(range(self.n + 1)),
-                y=self.values,
-                mode="lines",
-                line={"color": MUTED_COLOR, "dash": "dot", "shape": "hv"},
-                name="whole history",
-                hoverinfo="skip",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                mode="lines", line={"color": PALETTE[0], "width": 3, "shape": "hv"}, meta="labkit-replayed"
-            )
+        fig.add_scatter(x=list(range(self.n + 1)), y=self.values, mode="lines", name="whole history",
+                        line={"color": MUTED_COLOR, "dash": "dot", "shape": "hv"}, hoverinfo="skip")  # fmt: skip
+        fig.add_scatter(
+            mode="lines", line={"color": PALETTE[0], "width": 3, "shape": "hv"}, meta="labkit-replayed"
         )
         extra: dict[str, str] = {}
+        hover = "%{text}<br>" + self.value_label + " after: %{y}<extra></extra>"
         for event_type, versions in self._by_type().items():
-            fig.add_trace(
-                go.Scatter(
-                    x=versions,
-                    y=[self.values[i] for i in versions],
-                    mode="markers",
-                    marker={"color": _type_color(event_type, extra), "size": 9},
-                    name=event_type,
-                    text=[
-                        f"v{i} · position {self.records[i - 1].position}<br>{event_label(self.records[i - 1])}"
-                        for i in versions
-                    ],
-                    hovertemplate="%{text}<br>" + self.value_label + " after: %{y}<extra></extra>",
-                )
-            )
-        fig.add_trace(
-            go.Scatter(
-                mode="markers",
-                marker={"size": 16, "symbol": "circle-open", "color": "#000000", "line": {"width": 3}},
-                name="last event applied",
-                hoverinfo="skip",
-            )
-        )
+            text = [f"v{i} · position {self.records[i - 1].position}<br>{event_label(self.records[i - 1])}"
+                    for i in versions]  # fmt: skip
+            fig.add_scatter(x=versions, y=[self.values[i] for i in versions], mode="markers", name=event_type,
+                            marker={"color": _type_color(event_type, extra), "size": 9}, hovertemplate=hover,
+                            text=text)  # fmt: skip
+        fig.add_scatter(mode="markers", name="last event applied", hoverinfo="skip",
+                        marker={"size": 16, "symbol": "circle-open", "color": "#000000", "line": {"width": 3}})  # fmt: skip
         fig.layout.shapes = [vline(0, "#000000", dash="dash")]  # the cursor: the version replayed
         style_figure(
             fig, title="", xaxis="version (number of events applied)", yaxis=self.value_label, height=400
@@ -242,14 +215,8 @@ class ReplayWidget(Widget):
         self._on_click(self.next_button, lambda: self.step(1))
         self.state_html = W.HTML()
         self.fig, plot = self._plot_area(self.figure())
-        self._ui = W.VBox(
-            [
-                W.HBox([self.play, self.slider, self.back_button, self.next_button]),
-                self.status,
-                self.state_html,
-                plot,
-            ]
-        )
+        controls = W.HBox([self.play, self.slider, self.back_button, self.next_button])
+        self._ui = W.VBox([controls, self.status, self.state_html, plot])
         self._redraw()
         return self._ui
 
@@ -274,10 +241,9 @@ class ReplayWidget(Widget):
 
 def global_log_figure(store: EventStore, *, limit: int = 300) -> Any:
     """Every event of ``store`` at its global position, one row per stream (first ``limit`` events)."""
+    valid.instance("store", store, EventStore)
     import plotly.graph_objects as go
 
-    if not isinstance(store, EventStore):
-        raise TypeError(f"store must be an EventStore, got {type(store).__name__}")
     valid.integer("limit", limit, ge=1)
     records = store.read_all(0, limit=limit)
     fig = go.Figure()
@@ -286,24 +252,14 @@ def global_log_figure(store: EventStore, *, limit: int = 300) -> Any:
     for r in records:
         by_type.setdefault(r.type, []).append(r)
     for event_type, rs in by_type.items():
-        fig.add_trace(
-            go.Scatter(
-                x=[r.position for r in rs],
-                y=[r.stream_id for r in rs],
-                mode="markers",
-                marker={"color": _type_color(event_type, extra), "size": 9, "symbol": "square"},
-                name=event_type,
-                text=[f"position {r.position} · {r.stream_id} v{r.version}<br>{event_label(r)}" for r in rs],
-                hovertemplate="%{text}<extra></extra>",
-            )
-        )
+        fig.add_scatter(x=[r.position for r in rs], y=[r.stream_id for r in rs], mode="markers", name=event_type,
+                        marker={"color": _type_color(event_type, extra), "size": 9, "symbol": "square"},
+                        text=[f"position {r.position} · {r.stream_id} v{r.version}<br>{event_label(r)}" for r in rs],
+                        hovertemplate="%{text}<extra></extra>")  # fmt: skip
     streams = list(dict.fromkeys(r.stream_id for r in records))
+    title = f"The global log: {len(records)} events, each with one position (what read_all returns)"
     style_figure(
-        fig,
-        title=f"The global log: {len(records)} events, each with one position (what read_all returns)",
-        xaxis="global position",
-        yaxis="stream",
-        height=max(260, 80 + 40 * len(streams)),
+        fig, title=title, xaxis="global position", yaxis="stream", height=max(260, 80 + 40 * len(streams))
     )
     fig.update_yaxes(categoryorder="array", categoryarray=streams[::-1])
     return fig
@@ -319,21 +275,10 @@ def load_time_figure(rows: Sequence[dict[str, Any]]) -> Any:
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     for i, mode in enumerate(modes):
         rs = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["events"])
-        fig.add_trace(
-            go.Scatter(
-                x=[r["events"] for r in rs],
-                y=[r["seconds"] * 1e3 for r in rs],
-                mode="lines+markers",
-                name=mode,
-                line={"color": PALETTE[[0, 5][i % 2]] if i < 2 else PALETTE[i]},
-                text=[f"replayed {r['events_replayed']} events" for r in rs],
-                hovertemplate="%{x} events in the stream<br>%{y:.2f} ms<br>%{text}<extra></extra>",
-            )
-        )
-    style_figure(
-        fig,
-        title="Loading one aggregate: full replay vs. snapshot + tail",
-        xaxis="events in the stream",
-        yaxis="load time (ms, fastest of the repeats)",
-    )
+        fig.add_scatter(x=[r["events"] for r in rs], y=[r["seconds"] * 1e3 for r in rs], mode="lines+markers",
+                        name=mode, line={"color": PALETTE[[0, 5][i % 2]] if i < 2 else PALETTE[i]},
+                        text=[f"replayed {r['events_replayed']} events" for r in rs],
+                        hovertemplate="%{x} events in the stream<br>%{y:.2f} ms<br>%{text}<extra></extra>")  # fmt: skip
+    style_figure(fig, title="Loading one aggregate: full replay vs. snapshot + tail", xaxis="events in the stream",
+                 yaxis="load time (ms, fastest of the repeats)")  # fmt: skip
     return fig

@@ -50,38 +50,21 @@ def route_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
     leaders = [kv.leader(g) or f"{g}: no leader" for g in groups]
     labels = keys + groups + leaders
     colors = _colors(kv)
-    src, dst, link_colors = [], [], []
-    for i, k in enumerate(keys):
-        g = kv.owner(k)
-        src.append(i)
-        dst.append(len(keys) + groups.index(g))
-        link_colors.append(colors[g])
-    for j, g in enumerate(groups):
-        n = sum(1 for k in keys if kv.owner(k) == g)
-        if n:
-            src.append(len(keys) + j)
-            dst.append(len(keys) + len(groups) + j)
-            link_colors.append(colors[g])
-    values = [1] * len(keys) + [
-        sum(1 for k in keys if kv.owner(k) == g) for g in groups if any(kv.owner(k) == g for k in keys)
-    ]
+    owners = [kv.owner(k) for k in keys]
+    # (source node, target node, value, group): a link per key to its group, a link per group to its leader
+    links = [(i, len(keys) + groups.index(g), 1, g) for i, g in enumerate(owners)]
+    links += [(len(keys) + j, len(keys) + len(groups) + j, owners.count(g), g)
+              for j, g in enumerate(groups) if g in owners]  # fmt: skip
     node_col = [MUTED_COLOR] * len(keys) + [colors[g] for g in groups] * 2
-    fig = go.Figure(
-        go.Sankey(
-            arrangement="fixed",
-            node={"label": labels, "color": node_col, "pad": 8, "thickness": 14},
-            link={"source": src, "target": dst, "value": values, "color": [c + "66" for c in link_colors]},
-        )
-    )
-    fig.update_layout(
-        title={"text": "key → group (hash ring) → the group's leader", "x": 0.01},
-        height=420,
-        margin={"l": 20, "r": 20, "t": 60, "b": 20},
-        annotations=[
-            {"x": x, "y": 1.06, "xref": "paper", "yref": "paper", "text": t, "showarrow": False}
-            for x, t in ((0.0, "keys"), (0.5, "Raft group"), (1.0, "leader (serves reads and writes)"))
-        ],
-    )
+    link = {"source": [s for s, _, _, _ in links], "target": [t for _, t, _, _ in links],
+            "value": [v for _, _, v, _ in links], "color": [colors[g] + "66" for _, _, _, g in links]}  # fmt: skip
+    fig = go.Figure(go.Sankey(arrangement="fixed", link=link,
+                              node={"label": labels, "color": node_col, "pad": 8, "thickness": 14}))  # fmt: skip
+    heads = ((0.0, "keys"), (0.5, "Raft group"), (1.0, "leader (serves reads and writes)"))
+    fig.update_layout(title={"text": "key → group (hash ring) → the group's leader", "x": 0.01}, height=420,
+                      margin={"l": 20, "r": 20, "t": 60, "b": 20},
+                      annotations=[{"x": x, "y": 1.06, "xref": "paper", "yref": "paper", "text": t, "showarrow": False}
+                                   for x, t in heads])  # fmt: skip
     return fig
 
 
@@ -98,41 +81,21 @@ def ring_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
     fig = go.Figure()
     for g in cfg.groups:
         xs = [p / size for p, owner in ring.points() if owner == g]
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=[g] * len(xs),
-                mode="markers",
-                name=f"{g} virtual nodes",
-                marker={"symbol": "line-ns-open", "size": 14, "color": colors[g]},
-            )
-        )
+        fig.add_scatter(x=xs, y=[g] * len(xs), mode="markers", name=f"{g} virtual nodes",
+                        marker={"symbol": "line-ns-open", "size": 14, "color": colors[g]})  # fmt: skip
     keys = list(keys if keys is not None else kv.keys)
     for g in cfg.groups:
         mine = [k for k in keys if cfg.owner(k) == g]
-        fig.add_trace(
-            go.Scatter(
-                x=[ring.key_hash(k) / size for k in mine],
-                y=["keys"] * len(mine),
-                mode="markers",
-                text=mine,
-                hovertemplate="%{text} at %{x:.3f}<extra></extra>",
-                name=f"keys of {g}",
-                marker={"size": 10, "color": colors[g]},
-            )
-        )
+        fig.add_scatter(x=[ring.key_hash(k) / size for k in mine], y=["keys"] * len(mine), mode="markers", text=mine,
+                        hovertemplate="%{text} at %{x:.3f}<extra></extra>", name=f"keys of {g}",
+                        marker={"size": 10, "color": colors[g]})  # fmt: skip
     # Labels as annotations, staggered above and below so that neighbours never overprint.
     where = sorted((ring.key_hash(k) / size, k) for k in keys)
     for (x, k), shift in zip(where, _label_shifts([x for x, _k in where]), strict=True):
         fig.add_annotation(x=x, y="keys", text=k, showarrow=False, yshift=shift,
                            font={"size": 11, "color": colors[cfg.owner(k)]})  # fmt: skip
-    style_figure(
-        fig,
-        title=f"The ring (config {cfg.epoch}): a key belongs to the next virtual node clockwise",
-        xaxis="position on the ring (fraction of the hash space)",
-        yaxis="",
-        height=420,
-    )
+    style_figure(fig, title=f"The ring (config {cfg.epoch}): a key belongs to the next virtual node clockwise",
+                 xaxis="position on the ring (fraction of the hash space)", yaxis="", height=420)  # fmt: skip
     fig.update_xaxes(range=[0, 1])
     return fig
 
@@ -141,8 +104,6 @@ def throughput(kv: ShardedKV, bucket: float = 0.1) -> dict[str, tuple[list[float
     """``group -> (bucket start times, answered operations per second)`` from the history."""
     valid.instance("kv", kv, ShardedKV)
     valid.number("bucket", bucket, gt=0, unit="seconds")
-    if not bucket > 0:
-        raise ValueError(f"bucket must be > 0 seconds, got {bucket!r}")
     end = kv.sim.now
     n = max(1, math.ceil(end / bucket))
     counts = {g: [0] * n for g in kv.groups}
@@ -164,44 +125,27 @@ def _fault_shapes(kv: ShardedKV) -> list[dict]:
 
 def _fault_notes(kv: ShardedKV) -> list[dict]:
     return [
-        {
-            "x": t,
-            "y": 1,
-            "yref": "paper",
-            "text": f"{what} {who[1][0] + ' off' if what == 'partition' else who or ''}",
-            "showarrow": False,
-            "textangle": -90,
-            "xanchor": "right",
-            "yanchor": "top",
-            "font": {"size": 10},
-        }
+        {"x": t, "y": 1, "yref": "paper", "text": f"{what} {who[1][0] + ' off' if what == 'partition' else who or ''}",
+         "showarrow": False, "textangle": -90, "xanchor": "right", "yanchor": "top", "font": {"size": 10}}
         for t, what, who in kv.events
         if what in ("crash", "restart", "partition", "heal", "join")
-    ]
+    ]  # fmt: skip
 
 
 def throughput_figure(kv: ShardedKV, bucket: float = 0.1) -> Any:
     """Answered operations per second, one row per group; faults and joins marked across all rows."""
     valid.instance("kv", kv, ShardedKV)
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     colors = _colors(kv)
     series = throughput(kv, bucket)
     fig = make_subplots(rows=len(series), cols=1, shared_xaxes=True, vertical_spacing=0.04)
     for row, (g, (xs, ys)) in enumerate(series.items(), start=1):
-        fig.add_trace(
-            go.Scatter(x=xs, y=ys, mode="lines", name=g, line={"color": colors[g], "shape": "hv"}),
-            row=row,
-            col=1,
+        fig.add_scatter(
+            x=xs, y=ys, mode="lines", name=g, line={"color": colors[g], "shape": "hv"}, row=row, col=1
         )
-    style_figure(
-        fig,
-        title="Throughput per group (a drop to 0 = that group is unavailable)",
-        xaxis="simulated time (s)",
-        yaxis="ops / s",
-        height=140 + 90 * len(series),
-    )
+    style_figure(fig, title="Throughput per group (a drop to 0 = that group is unavailable)",
+                 xaxis="simulated time (s)", yaxis="ops / s", height=140 + 90 * len(series))  # fmt: skip
     for row, g in enumerate(series, start=1):
         fig.update_yaxes(title_text=f"{g} ops/s", rangemode="tozero", row=row, col=1)
         if row < len(series):
@@ -231,17 +175,9 @@ def placement_figure(kv: ShardedKV) -> Any:
     colors = _colors(kv)
     groups = list(kv.groups)
     counts = [sum(1 for g2 in place.values() if g2 == g) for g in groups]
-    fig = go.Figure(
-        go.Bar(
-            x=groups,
-            y=counts,
-            name="keys held",
-            marker={"color": [colors[g] for g in groups]},
-            text=[_lines(sorted(k for k, g2 in place.items() if g2 == g)) for g in groups],
-            textangle=0,
-            hovertemplate="%{x}: %{y} keys<br>%{text}<extra></extra>",
-        )
-    )
+    fig = go.Figure(go.Bar(x=groups, y=counts, name="keys held", marker={"color": [colors[g] for g in groups]},
+                           text=[_lines(sorted(k for k, g2 in place.items() if g2 == g)) for g in groups], textangle=0,
+                           hovertemplate="%{x}: %{y} keys<br>%{text}<extra></extra>"))  # fmt: skip
     style_figure(
         fig, title="Where the keys live", xaxis="group", yaxis="keys held by the group's leader", height=340
     )

@@ -77,10 +77,9 @@ def cap_timeline(result: ScenarioResult, *, figure: Any = None, title: str | Non
     """Each client's operations over time, coloured by outcome; the partition shaded."""
     check_figure(figure)
     check_title(title)
+    valid.instance("result", result, ScenarioResult)
     import plotly.graph_objects as go
 
-    if not isinstance(result, ScenarioResult):
-        raise TypeError(f"result must be a ScenarioResult, got {type(result).__name__}")
     end = result.store.sim.now
     lanes = {"A": 1, "B": 0}
     series: dict[str, dict[str, list]] = {
@@ -126,12 +125,9 @@ def cap_timeline(result: ScenarioResult, *, figure: Any = None, title: str | Non
         fig.layout.shapes = [band(result.partition_at, result.heal_at, _PARTITION_COLOR)]
         last = max((op.ret for op in result.ops if math.isfinite(op.ret)), default=result.heal_at)
         fig.layout.xaxis.range = [0, max(last, result.heal_at) + 0.1]
+        ticks = [f"A ({', '.join(a)})", f"B ({', '.join(b)})"]
         fig.layout.yaxis.update(
-            tickmode="array",
-            tickvals=[1, 0],
-            ticktext=[f"A ({', '.join(a)})", f"B ({', '.join(b)})"],
-            range=[-0.5, 1.5],
-            zeroline=False,
+            tickmode="array", tickvals=[1, 0], ticktext=ticks, range=[-0.5, 1.5], zeroline=False
         )
     return fig
 
@@ -150,12 +146,8 @@ def availability_figure(df: Any) -> Any:
         fig.add_bar(
             x=_rw_label(part), y=part["availability"], name=f"{mode}, side {side}", marker_color=PALETTE[i]
         )
-    style_figure(
-        fig,
-        title="Availability during the partition",
-        xaxis="quorum sizes",
-        yaxis="fraction of requests answered",
-    )
+    style_figure(fig, title="Availability during the partition", xaxis="quorum sizes",
+                 yaxis="fraction of requests answered")  # fmt: skip
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
     return fig
 
@@ -172,13 +164,12 @@ def consistency_figure(df: Any) -> Any:
     runs = runs.reset_index()
     labels = [f"{m}<br>R={r} W={w}" for m, r, w in zip(runs["mode"], runs["r"], runs["w"], strict=True)]
     fig = go.Figure()
-    for i, (col, name) in enumerate(
-        (
-            ("stale_reads", "stale reads"),
-            ("lost_writes", "lost writes"),
-            ("conflicts", "extra siblings after healing"),
-        )
-    ):
+    names = {
+        "stale_reads": "stale reads",
+        "lost_writes": "lost writes",
+        "conflicts": "extra siblings after healing",
+    }
+    for i, (col, name) in enumerate(names.items()):
         fig.add_bar(x=labels, y=runs[col], name=name, marker_color=PALETTE[i + 4])
     style_figure(
         fig, title="What each choice cost in consistency", xaxis="mode and quorum sizes", yaxis="count"
@@ -197,12 +188,8 @@ def latency_figure(df: Any) -> Any:
         fig.add_bar(x=labels, y=part["mean_ms"], name=f"{kind}: mean", marker_color=PALETTE[i])
         fig.add_scatter(x=labels, y=part["p99_ms"], mode="markers", name=f"{kind}: 99th percentile",
                         marker={"color": PALETTE[i], "symbol": "line-ew-open", "size": 22, "line": {"width": 3}})  # fmt: skip
-    style_figure(
-        fig,
-        title="No partition, still a price: latency of bigger quorums",
-        xaxis="quorum sizes",
-        yaxis="latency (ms)",
-    )
+    style_figure(fig, title="No partition, still a price: latency of bigger quorums", xaxis="quorum sizes",
+                 yaxis="latency (ms)")  # fmt: skip
     fig.update_layout(barmode="group")
     return fig
 
@@ -215,16 +202,10 @@ def merkle_figure(df: Any) -> Any:
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    fig.add_scatter(
-        x=df["differing"],
-        y=df["hashes"],
-        mode="lines+markers",
-        name="hashes exchanged",
-        marker_color=PALETTE[0],
-    )
-    fig.add_scatter(
-        x=df["differing"], y=df["keys_sent"], mode="lines+markers", name="keys sent", marker_color=PALETTE[1]
-    )
+    for i, (column, name) in enumerate((("hashes", "hashes exchanged"), ("keys_sent", "keys sent"))):
+        fig.add_scatter(
+            x=df["differing"], y=df[column], mode="lines+markers", name=name, marker_color=PALETTE[i]
+        )
     fig.add_scatter(x=df["differing"], y=df["total_keys"], mode="lines", name="keys a full comparison sends",
                     line={"dash": "dash", "color": MUTED_COLOR})  # fmt: skip
     style_figure(fig, title="Anti-entropy with a Merkle tree: cost grows with the difference, not the data",
@@ -324,17 +305,8 @@ class CapWidget(SettingsWidget):
         self._wire()
         self._redraw()
         c = self.controls
-        return W.VBox(
-            [
-                W.HBox([c["nodes"], c["side_a"]]),
-                W.HBox([c["n"], c["r"], c["w"]]),
-                c["mode"],
-                c["resolution"],
-                self.counter_box,
-                self.status,
-                plot,
-            ]
-        )
+        return W.VBox([W.HBox([c["nodes"], c["side_a"]]), W.HBox([c["n"], c["r"], c["w"]]), c["mode"], c["resolution"],
+                       self.counter_box, self.status, plot])  # fmt: skip
 
     def _sync_controls(self) -> None:
         self.controls["side_a"].max = self.params["nodes"] - 1
@@ -385,8 +357,7 @@ class QuorumWidget(SettingsWidget):
             bad = sorted(set(p[name]) - set(self.node_ids))
             if bad:
                 raise ValueError(f"{name} names unknown nodes {bad}; nodes are {list(self.node_ids)}")
-        if p["read_from"] not in ("A", "B"):
-            raise ValueError(f"read_from must be 'A' or 'B', got {p['read_from']!r}")
+        valid.one_of("read_from", p["read_from"], ("A", "B"))
         side_a = [x for x in self.node_ids if x not in p["side_b"]]
         if not [x for x in side_a if x not in p["down"]]:
             raise ValueError("side A needs at least one live node for the writing client to talk to")
@@ -480,16 +451,10 @@ class QuorumWidget(SettingsWidget):
     def summary_text(self) -> str:
         o = self.outcome()
         w = "answered" if o["write_ok"] else ("refused" if o["write_ok"] is False else "no answer")
-        r = (
-            "refused"
-            if not o["read_ok"]
-            else f"returned {', '.join(map(str, o['read_values'])) or 'nothing'}"
-        )
-        fresh = (
-            ""
-            if o["read_fresh"] is None or not o["read_ok"]
-            else (" (fresh)" if o["read_fresh"] else " (stale!)")
-        )
+        r = f"returned {', '.join(map(str, o['read_values'])) or 'nothing'}" if o["read_ok"] else "refused"
+        fresh = ""
+        if o["read_ok"] and o["read_fresh"] is not None:
+            fresh = " (fresh)" if o["read_fresh"] else " (stale!)"
         return (
             f"write v2: {w}; read: {r}{fresh}; hints stored: {o['hints']}; "
             f"home replicas with v2 after healing: {o['replicas_with_v2_after_healing']}/{self.params['n']}"

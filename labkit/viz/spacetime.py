@@ -177,8 +177,7 @@ def spacetime_data(
         raise TypeError(f"source must be a Simulator or a Trace, got {type(source).__name__}")
     if not trace.keep:
         raise ValueError("source keeps no trace to draw; create its simulator with trace=True")
-    if not isinstance(clocks, bool):
-        raise TypeError(f"clocks must be True or False, got {clocks!r}")
+    valid.boolean("clocks", clocks)
     events = list(trace)
     if end is None:
         end = _fitted_end(events, start, run_end)
@@ -197,7 +196,7 @@ def spacetime_data(
         raise ValueError(f"until must be a time >= 0, got {until!r}")
     visible = [e for e in events if start <= e.time <= until]
     read_clock = clock_readers(events)[0] if clocks else None
-    data = SpacetimeData(
+    return SpacetimeData(
         lanes=lanes,
         start=start,
         end=end,
@@ -207,7 +206,6 @@ def spacetime_data(
         partitions=_partition_intervals(visible, until),
         clock_labels=_clock_labels(events, lanes, until) if clocks else None,
     )
-    return data
 
 
 def _when(read_clock: Callable[[str, float], float] | None, nid: str, t: float) -> str:
@@ -375,11 +373,6 @@ def draw_spacetime(data: SpacetimeData, *, title: str, height: int | None = None
                 for nid, text in data.clock_labels
             ]  # fmt: skip
         fig.update_xaxes(range=[data.start, data.start + max(data.end - data.start, 1e-3) * 1.01])
-        fig.update_yaxes(
-            tickmode="array",
-            tickvals=list(range(n)),
-            ticktext=data.lanes,
-            range=[n - 0.5, -0.5],
-            zeroline=False,
-        )
+        fig.update_yaxes(tickmode="array", tickvals=list(range(n)), ticktext=data.lanes, range=[n - 0.5, -0.5],
+                         zeroline=False)  # fmt: skip
     return fig

@@ -116,6 +116,15 @@ def load_per_node(scheme: Any, keys: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
+def _shown(items: list[Any], desc: str, progress: bool) -> Iterable[Any]:
+    """``items``, with a progress bar when ``progress``."""
+    if not progress:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc)
+
+
 def _cv(values: Sequence[float]) -> float:
     mean = sum(values) / len(values)
     if mean == 0:
@@ -168,32 +177,16 @@ def spread_vs_vnodes(
     """
     import pandas as pd
 
-    counts = list(vnode_counts)
-    if not nodes:
-        raise ValueError("nodes must not be empty")
-    if not keys:
-        raise ValueError("keys must not be empty")
-    if progress:
-        from tqdm.auto import tqdm
-
-        counts_iter: Iterable[int] = tqdm(counts, desc="vnode counts")
-    else:
-        counts_iter = counts
+    valid.non_empty("nodes", nodes, "sequence of node names")
+    valid.non_empty("keys", keys, "sequence of keys")
     rows = []
-    for v in counts_iter:
+    for v in _shown(list(vnode_counts), "vnode counts", progress):
         ring = HashRing(nodes, vnodes=v, hash=hash)
         loads = load_per_node(ring, keys)["keys"].tolist()
         mean = len(keys) / len(nodes)
-        rows.append(
-            {
-                "vnodes": v,
-                "cv": _cv(loads),
-                "cv_arcs": _cv(list(ring.arc_shares().values())),
-                "max_over_mean": max(loads) / mean,
-                "min_over_mean": min(loads) / mean,
-                "rule_of_thumb": 1 / math.sqrt(v),
-            }
-        )
+        rows.append({"vnodes": v, "cv": _cv(loads), "cv_arcs": _cv(list(ring.arc_shares().values())),
+                     "max_over_mean": max(loads) / mean, "min_over_mean": min(loads) / mean,
+                     "rule_of_thumb": 1 / math.sqrt(v)})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -214,33 +207,22 @@ def join_moves(
     import pandas as pd
 
     counts = list(node_counts)
-    if not keys:
-        raise ValueError("keys must not be empty")
+    valid.non_empty("keys", keys, "sequence of keys")
     for i, n in enumerate(counts):
         valid.integer(f"node_counts[{i}]", n, ge=1, le=10_000)
     valid.instance("schemes", schemes, Mapping)
     valid.boolean("progress", progress)
     jobs = [(label, make, n) for label, make in schemes.items() for n in counts]
-    if progress:
-        from tqdm.auto import tqdm
-
-        jobs = tqdm(jobs, desc="joins")
     rows = []
-    for label, make, n in jobs:
+    for label, make, n in _shown(jobs, "joins", progress):
         scheme = make(node_names(n))
         before = assign(scheme, keys)
         newcomer = f"node-{n}"
         scheme.add_node(newcomer)
         moved = moved_keys(before, assign(scheme, keys))
-        rows.append(
-            {
-                "scheme": label,
-                "nodes_before": n,
-                "moved_fraction": len(moved) / len(keys),
-                "to_newcomer": (moved["to_node"] == newcomer).mean() if len(moved) else 1.0,
-                "ideal": 1 / (n + 1),
-            }
-        )
+        to_newcomer = (moved["to_node"] == newcomer).mean() if len(moved) else 1.0
+        rows.append({"scheme": label, "nodes_before": n, "moved_fraction": len(moved) / len(keys),
+                     "to_newcomer": to_newcomer, "ideal": 1 / (n + 1)})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -252,18 +234,11 @@ def balance_table(schemes: Mapping[str, Any], keys: Sequence[str]) -> pd.DataFra
     """
     import pandas as pd
 
-    if not keys:
-        raise ValueError("keys must not be empty")
+    valid.non_empty("keys", keys, "sequence of keys")
     valid.instance("schemes", schemes, Mapping)
     rows = []
     for label, scheme in schemes.items():
         load = load_per_node(scheme, keys)["vs_mean"]
-        rows.append(
-            {
-                "scheme": label,
-                "load_cv": _cv(load.tolist()),
-                "max_over_mean": load.max(),
-                "min_over_mean": load.min(),
-            }
-        )
+        rows.append({"scheme": label, "load_cv": _cv(load.tolist()), "max_over_mean": load.max(),
+                     "min_over_mean": load.min()})  # fmt: skip
     return pd.DataFrame(rows)

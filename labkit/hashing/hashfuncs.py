@@ -13,16 +13,21 @@ are used in this package:
 
 Keys are ``str`` or ``bytes``; any other type is refused, because silently calling
 ``str()`` on it would make ``1`` and ``"1"`` the same key.
+
+:class:`NodeList` keeps the numbered nodes of the schemes that map a key to a bucket
+number (``hash % N``, jump hashing): node ``i`` is bucket ``i``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import mmh3
 
-__all__ = ["HashFunction", "mmh3_128", "md5_int", "RING_BITS", "check_key"]
+from labkit import validation as valid
+
+__all__ = ["HashFunction", "mmh3_128", "md5_int", "RING_BITS", "check_key", "NodeList"]
 
 HashFunction = Callable[[str | bytes], int]
 """A function from a key (``str`` or ``bytes``) to a non-negative integer."""
@@ -50,3 +55,42 @@ def md5_int(key: str | bytes) -> int:
     check_key(key)
     data = key.encode() if isinstance(key, str) else key
     return int.from_bytes(hashlib.md5(data).digest(), "big")
+
+
+class NodeList:
+    """Named nodes in the order added: node ``i`` is bucket ``i`` of a bucket scheme."""
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self, nodes: Iterable[str] = ()) -> None:
+        if isinstance(nodes, str | bytes):
+            raise TypeError("nodes must be an iterable of node names, not a string")
+        self._nodes: list[str] = []
+        for node in nodes:
+            self.add_node(node)
+
+    def add_node(self, node: str) -> None:
+        """Append ``node`` as the next bucket."""
+        valid.string("node", node)
+        if node in self._nodes:
+            raise ValueError(f"node {node!r} is already present")
+        self._nodes.append(node)
+
+    def remove_node(self, node: str) -> None:
+        """Remove ``node``; the nodes after it move down one bucket."""
+        if node not in self._nodes:
+            raise ValueError(f"node {node!r} is not present (nodes: {self._nodes})")
+        self._nodes.remove(node)
+
+    def _bucket_count(self) -> int:
+        if not self._nodes:
+            raise ValueError("no nodes: add_node() before looking keys up")
+        return len(self._nodes)
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Nodes in bucket order."""
+        return tuple(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)

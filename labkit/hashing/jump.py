@@ -16,12 +16,10 @@ straight to the next jump instead of visiting every count in between.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import mmh3
 
 from labkit import validation as valid
-from labkit.hashing.hashfuncs import check_key
+from labkit.hashing.hashfuncs import NodeList, check_key
 
 __all__ = ["jump_hash", "JumpHash"]
 
@@ -58,48 +56,24 @@ def jump_hash(key: int | str | bytes, num_buckets: int) -> int:
     return b
 
 
-class JumpHash:
+class JumpHash(NodeList):
     """Named nodes on top of :func:`jump_hash`: node ``i`` is bucket ``i``.
 
     Only the *last* node can be removed: taking out bucket 3 of 10 would renumber
     buckets 4-9 and move most keys. That is jump hashing's price for needing no memory.
     """
 
-    __slots__ = ("_nodes",)
-
-    def __init__(self, nodes: Iterable[str] = ()) -> None:
-        self._nodes: list[str] = []
-        for node in nodes:
-            self.add_node(node)
-
-    def add_node(self, node: str) -> None:
-        """Append ``node`` as the next bucket."""
-        valid.string("node", node)
-        if node in self._nodes:
-            raise ValueError(f"node {node!r} is already present")
-        self._nodes.append(node)
+    __slots__ = ()
 
     def remove_node(self, node: str) -> None:
         """Remove ``node``; allowed only for the last bucket."""
-        if node not in self._nodes:
-            raise ValueError(f"node {node!r} is not present (nodes: {self._nodes})")
-        if node != self._nodes[-1]:
+        if node in self._nodes and node != self._nodes[-1]:
             raise ValueError(
                 f"jump hash can only remove the last bucket ({self._nodes[-1]!r}), not {node!r}: "
                 "removing another would renumber the buckets after it"
             )
-        self._nodes.pop()
+        super().remove_node(node)
 
     def node_for(self, key: int | str | bytes) -> str:
         """The node owning ``key``."""
-        if not self._nodes:
-            raise ValueError("no nodes: add_node() before looking keys up")
-        return self._nodes[jump_hash(key, len(self._nodes))]
-
-    @property
-    def nodes(self) -> tuple[str, ...]:
-        """Nodes in bucket order."""
-        return tuple(self._nodes)
-
-    def __len__(self) -> int:
-        return len(self._nodes)
+        return self._nodes[jump_hash(key, self._bucket_count())]

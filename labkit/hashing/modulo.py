@@ -13,51 +13,23 @@ Python's built-in ``hash()`` of a str changes from one process to the next
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import mmh3
 
-from labkit.hashing.hashfuncs import check_key
-from labkit.hashing.ring import check_node_name
+from labkit.hashing.hashfuncs import NodeList, check_key
 
 __all__ = ["ModuloHash"]
 
 
-class ModuloHash:
-    """``nodes[hash(key) % len(nodes)]``, nodes kept in the order added."""
+class ModuloHash(NodeList):
+    """``nodes[hash(key) % len(nodes)]``, nodes kept in the order added.
 
-    __slots__ = ("_nodes",)
+    Adding a node makes N grow by one and removing one shifts the later nodes down:
+    either way most keys change node.
+    """
 
-    def __init__(self, nodes: Iterable[str] = ()) -> None:
-        if isinstance(nodes, str | bytes):
-            raise TypeError("nodes must be an iterable of node names, not a string")
-        self._nodes: list[str] = []
-        for node in nodes:
-            self.add_node(node)
-
-    def add_node(self, node: str) -> None:
-        """Append ``node``; N grows by one, so most keys change node."""
-        check_node_name(node)
-        if node in self._nodes:
-            raise ValueError(f"node {node!r} is already present")
-        self._nodes.append(node)
-
-    def remove_node(self, node: str) -> None:
-        """Remove ``node``; N shrinks and the later nodes shift down, so most keys move."""
-        if node not in self._nodes:
-            raise ValueError(f"node {node!r} is not present (nodes: {self._nodes})")
-        self._nodes.remove(node)
+    __slots__ = ()
 
     def node_for(self, key: str | bytes) -> str:
         """``nodes[hash(key) % N]``."""
         check_key(key)
-        if not self._nodes:
-            raise ValueError("no nodes: add_node() before looking keys up")
-        return self._nodes[mmh3.hash128(key) % len(self._nodes)]
-
-    @property
-    def nodes(self) -> tuple[str, ...]:
-        return tuple(self._nodes)
-
-    def __len__(self) -> int:
-        return len(self._nodes)
+        return self._nodes[mmh3.hash128(key) % self._bucket_count()]

@@ -83,10 +83,8 @@ class LWWReplica(ClockedNode):
     """
 
     def __init__(self, node_id: str, stamping: Stamping) -> None:
-        if not isinstance(stamping, Stamping):
-            raise TypeError(f"stamping must be a Stamping, got {stamping!r}")
         super().__init__(node_id)
-        self.stamping = stamping
+        self.stamping = valid.instance("stamping", stamping, Stamping)
         # Invariant: in VECTOR mode no version happened before another one;
         # otherwise there is at most one version.
         self.versions: tuple[Write, ...] = ()
@@ -186,10 +184,7 @@ def run_lww(
     run continues ``settle`` seconds after the last write so that every
     write reaches every replica.
     """
-    if not isinstance(stamping, Stamping):
-        raise TypeError(
-            f"stamping must be a Stamping ({', '.join(s.name for s in Stamping)}), got {stamping!r}"
-        )
+    valid.instance("stamping", stamping, Stamping)
     if isinstance(nodes, str) or len(nodes) < 1 or len(set(nodes)) != len(nodes):
         raise ValueError(f"nodes must be a sequence of distinct node ids, got {nodes!r}")
     if not writes:

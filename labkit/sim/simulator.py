@@ -1,6 +1,6 @@
 """A deterministic discrete-event simulator for message-passing systems.
 
-The whole kernel is a heap of ``(time, seq, kind, payload)`` entries in
+The whole kernel is a heap of ``(time, seq, kind, ...)`` entries in
 virtual seconds (the design simpy uses): ``seq`` is a counter that breaks ties
 so two runs with the same seed pop events in exactly the same order. Every
 random choice (latency, loss, duplication, each node's ``ctx.random``) comes
@@ -38,7 +38,11 @@ __all__ = ["Simulator"]
 
 N = TypeVar("N", bound=Node)
 
-# Heap entry kinds. Plain ints keep the hot path cheap.
+# Heap entries are (time, seq, kind, subject, extra); plain ints name the kinds:
+#   _DELIVER: subject is the message's SEND row, extra the receiver's incarnation when sent;
+#   _TIMER:   subject is the node id, extra the _Timer;
+#   _START:   subject is the node id, extra the incarnation to boot;
+#   _CALL:    subject is a node id (Simulator.call) or None (Simulator.at), extra the function.
 _START, _DELIVER, _TIMER, _CALL = 0, 1, 2, 3
 
 _SEND, _DLV, _DROP, _DUP = Kind.SEND, Kind.DELIVER, Kind.DROP, Kind.DUPLICATE
@@ -72,13 +76,16 @@ class _Clock:
 
 
 class _Timer:
-    """A pending timer: its heap entry (``token``, due at ``armed``) and its
-    deadline (``due``, tie-broken by ``seq``), which may have moved later."""
+    """A pending timer of node ``node_id``: its heap entry is due at ``armed``; its deadline
+    (``due``, tie-broken by ``seq``) may have moved later since. The heap entry names this
+    object, so an entry whose timer was cancelled or replaced finds another one (or none)
+    under ``name``."""
 
-    __slots__ = ("token", "due", "seq", "armed")
+    __slots__ = ("node_id", "name", "due", "seq", "armed")
 
-    def __init__(self, seq: int, due: float) -> None:
-        self.token = self.seq = seq
+    def __init__(self, node_id: str, name: str, seq: int, due: float) -> None:
+        self.node_id, self.name = node_id, name
+        self.seq = seq
         self.due = self.armed = due
 
 
@@ -191,7 +198,7 @@ class Simulator:
         peers = tuple(p for p in self._peers if p != node_id)
         host.node = node
         host.ctx = Context(node_id, peers, rng, MappingProxyType(host.storage), self, known=self._hosts)
-        self._push(self.now, _START, (node_id, host.incarnation))
+        self._push(self.now, _START, node_id, host.incarnation)
         return node
 
     @property
@@ -227,9 +234,9 @@ class Simulator:
     # ------------------------------------------------------------------
     # Running
     # ------------------------------------------------------------------
-    def _push(self, time: float, kind: int, payload: Any) -> None:
+    def _push(self, time: float, kind: int, subject: Any, extra: Any) -> None:
         self._seq += 1
-        heapq.heappush(self._queue, (time, self._seq, kind, payload))
+        heapq.heappush(self._queue, (time, self._seq, kind, subject, extra))
 
     def step(self) -> bool:
         """Process the next event. Returns False when nothing is scheduled."""
@@ -295,16 +302,20 @@ class Simulator:
             self.rng,
         )
         done = 0
-        while queue and queue[0][0] <= horizon and done != limit:
-            time, _, kind, payload = pop(queue)
+        while done != limit and queue:
+            time, _, kind, subject, extra = entry = pop(queue)
+            if time > horizon:
+                push(queue, entry)  # the first event past the horizon: put it back
+                break
             # -- the event: pick the node and run its handler -------------------
             if kind == _DELIVER:
-                mid, src, node_id, msg, sent_at, inc = payload
+                # The message's SEND row, in TraceEvent's field order.
+                sent_at, _, src, _, node_id, mid, msg, _, _, _ = subject
                 self.now = time
                 done += 1
                 host = hosts[node_id]
                 node = host.node
-                if node is None or host.incarnation != inc:
+                if node is None or host.incarnation != extra:
                     rows.append((time, _DROP, node_id, src, node_id, mid, msg, sent_at, _CRASHED, None))
                     continue
                 if self._blocking and self._blocked(src, node_id):
@@ -319,35 +330,35 @@ class Simulator:
                     raise
             else:
                 if kind == _TIMER:
-                    node_id, name, token = payload
+                    node_id, timer = subject, extra
                     host = hosts[node_id]
-                    timer = host.timers.get(name)
-                    if timer is None or timer.token != token:
+                    name = timer.name
+                    if host.timers.get(name) is not timer:
                         continue  # cancelled, replaced by an earlier deadline, or the node crashed
                     if timer.due > time:  # set again for later while this entry waited: move the entry
                         timer.armed = timer.due
-                        push(queue, (timer.due, timer.seq, _TIMER, payload))
+                        push(queue, (timer.due, timer.seq, _TIMER, node_id, timer))
                         continue
                     del host.timers[name]
                     rows.append((time, Kind.TIMER, node_id, None, None, None, None, None, name, None))
                     node = host.node
                     handler, args = node.on_timer, (name,)  # type: ignore[union-attr]
                 elif kind == _START:
-                    node_id, inc = payload
+                    node_id = subject
                     host = hosts[node_id]
                     node = host.node
-                    if host.incarnation != inc or node is None:
+                    if host.incarnation != extra or node is None:
                         continue  # crashed before it could boot
                     rows.append((time, Kind.START, node_id, None, None, None, None, None, None, None))
                     handler, args = node.on_start, ()
-                elif type(payload) is tuple:  # Simulator.call: (node_id, fn(ctx))
-                    node_id, handler = payload
+                elif subject is not None:  # Simulator.call: fn(ctx) on node `subject`
+                    node_id, handler = subject, extra
                     host = hosts[node_id]
                     node, args = host.node, ()
                 else:  # Simulator.at: a callback with no node
                     self.now = time
                     done += 1
-                    payload(self)
+                    extra(self)
                     continue
                 self.now = time
                 done += 1
@@ -379,7 +390,8 @@ class Simulator:
                         if peer is None:
                             self._check_node(dst, "dst")
                         self._msg_seq = mid = self._msg_seq + 1
-                        rows.append((time, _SEND, node_id, node_id, dst, mid, msg, None, None, None))
+                        sent = (time, _SEND, node_id, node_id, dst, mid, msg, None, None, None)
+                        rows.append(sent)
                         if plain:
                             latency = self._latency
                         elif self._blocking and self._blocked(node_id, dst):
@@ -390,13 +402,13 @@ class Simulator:
                             continue
                         else:
                             latency = self._link_latency.get((node_id, dst), self._latency)
-                        pkt = (mid, node_id, dst, msg, time, peer.incarnation)  # type: ignore[union-attr]
+                        inc = peer.incarnation  # type: ignore[union-attr]
                         self._seq = seq = self._seq + 1
-                        push(queue, (time + latency.sample(rng), seq, _DELIVER, pkt))
+                        push(queue, (time + latency.sample(rng), seq, _DELIVER, sent, inc))
                         if not plain and self._duplication and rng.random() < self._duplication:
                             rows.append((time, _DUP, node_id, node_id, dst, mid, msg, None, None, None))
                             self._seq = seq = self._seq + 1
-                            push(queue, (time + latency.sample(rng), seq, _DELIVER, pkt))
+                            push(queue, (time + latency.sample(rng), seq, _DELIVER, sent, inc))
                     eff.sends.clear()
                 if eff.timers:
                     # Setting a timer replaces it. One set again for *later* (an election
@@ -415,8 +427,8 @@ class Simulator:
                         if timer is not None and timer.armed <= due:
                             timer.due, timer.seq = due, seq
                         else:
-                            timers[name] = _Timer(seq, due)
-                            push(queue, (due, seq, _TIMER, (node_id, name, seq)))
+                            timers[name] = timer = _Timer(node_id, name, seq, due)
+                            push(queue, (due, seq, _TIMER, node_id, timer))
                     eff.timers.clear()
             except BaseException:
                 eff.clear()  # the rest of a batch that cannot be carried out is discarded
@@ -436,7 +448,7 @@ class Simulator:
             raise ValueError(f"time={time!r} is in the past (now={self.now!r})")
         if not callable(fn):
             raise TypeError(f"fn must be callable as fn(sim), got {fn!r}")
-        self._push(time, _CALL, fn)
+        self._push(time, _CALL, None, fn)
 
     def after(self, delay: float, fn: Callable[[Simulator], Any]) -> None:
         """Call ``fn(sim)`` ``delay`` virtual seconds from now."""
@@ -452,7 +464,7 @@ class Simulator:
         self.run(self.now)
         node = self.node(node_id)
         result = []
-        self._push(self.now, _CALL, (node_id, lambda ctx: result.append(fn(node, ctx))))
+        self._push(self.now, _CALL, node_id, lambda ctx: result.append(fn(node, ctx)))
         self.run(self.now, max_events=1)  # that call is the one event left at now
         return result[0]
 

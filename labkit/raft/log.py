@@ -134,11 +134,14 @@ class RaftLog:
     def append(self, entries: Iterable[LogEntry]) -> None:
         """Add entries at the end. Terms never go down along a log (a leader appends in its own
         term, which is at least every term it holds), so an entry of a lower term is refused."""
-        if isinstance(entries, (LogEntry, str, bytes)) or not isinstance(entries, Iterable):
+        if entries.__class__ is not tuple and (
+            isinstance(entries, (LogEntry, str, bytes)) or not isinstance(entries, Iterable)
+        ):
             raise valid.ArgumentTypeError(
                 f"entries must be a sequence of LogEntry, got {valid.shown(entries)}"
             )
-        entries = list(entries)
+        if entries.__class__ is not tuple:
+            entries = list(entries)  # read twice below
         term = self.last_term
         for i, e in enumerate(entries):
             if e.__class__ is not LogEntry or e.term < term:  # the common case checked in one step

@@ -31,6 +31,7 @@ package): the highest index stored on a majority.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import attrgetter
 
 from labkit import validation as valid
 from labkit.raft.messages import AppendEntriesReply
@@ -106,9 +107,12 @@ class Progress:
         return f"Progress(next_index={self.next_index}, match_index={self.match_index})"
 
 
+_match_index = attrgetter("match_index")
+
+
 def quorum_match_index(last_index: int, followers: Iterable[Progress], quorum: int) -> int:
     """The highest index stored on at least ``quorum`` servers: the leader (all of its log) and its followers."""
-    matches = [p.match_index for p in followers]
+    matches = list(map(_match_index, followers))
     matches.append(last_index)
     matches.sort(reverse=True)
     return matches[quorum - 1]

@@ -151,12 +151,8 @@ class Context:
         ``name`` is a str; ``delay`` a finite number of seconds >= 0.
         Setting a timer that is already pending replaces it.
         """
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a str naming the timer, got {name!r}")
-        if type(delay) is not float and (isinstance(delay, bool) or not isinstance(delay, numbers.Real)):
-            raise TypeError(f"delay must be a number of seconds, got {delay!r}")
-        if not 0 <= delay < math.inf:  # also refuses NaN
-            raise ValueError(f"delay must be a finite number of seconds >= 0, got {delay!r}")
+        if type(name) is not str or type(delay) is not float or not 0 <= delay < math.inf:
+            _check_timer(name, delay)  # the common case checked in one step, above
         self.effects.timers.append((name, delay))
 
     def cancel_timer(self, name: str) -> None:
@@ -184,6 +180,15 @@ class Context:
     def note(self, what: str, **detail: Any) -> None:
         """Report a state change (e.g. ``note("role", role="leader")``)."""
         self.effects.notes.append((what, detail))
+
+
+def _check_timer(name: Any, delay: Any) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str naming the timer, got {name!r}")
+    if type(delay) is not float and (isinstance(delay, bool) or not isinstance(delay, numbers.Real)):
+        raise TypeError(f"delay must be a number of seconds, got {delay!r}")
+    if not 0 <= delay < math.inf:  # also refuses NaN
+        raise ValueError(f"delay must be a finite number of seconds >= 0, got {delay!r}")
 
 
 class _SelfAndPeers:

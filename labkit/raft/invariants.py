@@ -58,6 +58,9 @@ __all__ = [
 ]
 
 
+_LEADER = Role.LEADER
+
+
 class InvariantViolation(AssertionError):
     """A Raft safety property (Figure 3) does not hold."""
 
@@ -196,10 +199,15 @@ def prefix_digest(previous: int, entry: LogEntry) -> int:
 class _Seen:
     """What the monitor last saw of one incarnation of one server."""
 
-    __slots__ = ("node", "base", "entries", "digests", "commit_index", "committed", "applied", "led", "ahead")
+    __slots__ = (
+        "node", "log", "version", "base", "entries", "digests",
+        "commit_index", "committed", "applied", "led", "ahead",
+    )  # fmt: skip
 
     def __init__(self, node: Any) -> None:
         self.node = node
+        self.log: Any = None  # the log object last looked at, and its version (None: the log keeps none)
+        self.version: int | None = None
         self.base = 0  # the log's snapshot index, as last seen
         self.entries: list[LogEntry] = []  # its log after base, as last seen
         self.digests: list[int] = [0]  # digests[k]: prefix_digest of entries 1..base+k
@@ -231,7 +239,8 @@ class InvariantMonitor:
         self.leaders: dict[int, str] = {}  # term -> leader
         self.committed: dict[int, int] = {}  # index -> term, everything ever committed
         self.applied: dict[int, LogEntry] = {}  # index -> entry, everything ever applied
-        self._digests: dict[tuple[int, int], int] = {}  # (index, term) -> prefix digest
+        # (index, term) -> (prefix digest, the entry, the digest before it)
+        self._digests: dict[tuple[int, int], tuple[int, LogEntry, int]] = {}
         self._seen: dict[str, _Seen] = {}
         self.events_checked = 0
 
@@ -242,47 +251,64 @@ class InvariantMonitor:
 
     def observe(self, node_id: str, node: Any = None) -> None:
         """Check one server's current state against everything seen so far."""
-        if node_id not in self.servers:
-            return
-        if node is None:
-            node = self._get_node(node_id)
-            if node is None:
-                return
-        self.events_checked += 1
         seen = self._seen.get(node_id)
-        if seen is None or seen.node is not node:
-            # A new incarnation re-applies from index 1; its log is re-checked whole.
-            seen = self._seen[node_id] = _Seen(node)
-        log, entries = node.log, seen.entries
+        if seen is None or node is None or seen.node is not node:
+            if node_id not in self.servers:
+                return
+            if node is None:
+                node = self._get_node(node_id)
+                if node is None:
+                    return
+            if seen is None or seen.node is not node:
+                # A new incarnation re-applies from index 1; its log is re-checked whole.
+                seen = self._seen[node_id] = _Seen(node)
+        self.events_checked += 1
+        log = node.log
+        if log is not seen.log or seen.version is None or log.version != seen.version:
+            self._log_seen(node_id, log, seen)
+        if node.commit_index != seen.commit_index or node.last_applied > seen.applied:
+            self._commits_and_applies(node_id, node, seen)
+        if node.role is _LEADER and seen.led != node.current_term:
+            self._new_leader(node_id, node, seen)
+
+    def _log_seen(self, node_id: str, log: RaftLog, seen: _Seen) -> None:
+        """The log may have changed since last seen (a :class:`RaftLog` says so by its version)."""
+        entries = seen.entries
         last, base = log.last_index, getattr(log, "snapshot_index", 0)
         if base != seen.base or last != base + len(entries) or entries and log[last] is not entries[-1]:
             self._log_matching(node_id, log, seen, base)
-        if node.commit_index != seen.commit_index or node.last_applied > seen.applied:
-            self._commits_and_applies(node_id, node, seen)
-        if node.role is Role.LEADER and seen.led != node.current_term:
-            self._new_leader(node_id, node, seen)
+        seen.log, seen.version = log, getattr(log, "version", None)
 
     def _log_matching(self, node_id: str, log: RaftLog, seen: _Seen, base: int) -> None:
         """Log Matching: same (index, term) means same prefix, at any time."""
         if base != seen.base:
             self._snapshot_seen(node_id, log, seen, base)
         entries, digests = seen.entries, seen.digests
-        last = log.last_index
+        last, held = log.last_index, len(entries)
         # A log changes only at its end: walk back to the last entry still in place.
-        k = min(last - base, len(entries))
+        k = last - base if last - base < held else held
         while k and log[base + k] is not entries[k - 1]:
             k -= 1
-        if k < len(entries):
+        if k < held:
             del entries[k:]
             del digests[k + 1 :]
+        # known[(i, term)] = (digest, entry, digest before it), as first seen in any log: the
+        # same entry after the same prefix has the same digest, without hashing it again.
         known, broken = self._digests, None
-        for i in range(base + k + 1, last + 1):
-            e = log[i]
-            d = prefix_digest(digests[-1], e)
+        d = digests[-1]
+        for i, e in enumerate(log[base + k + 1 : last + 1], base + k + 1):
+            key = (i, e.term)
+            first = known.get(key)
+            if first is not None and first[1] is e and first[2] == d:
+                d = first[0]
+            else:
+                before, d = d, prefix_digest(d, e)
+                if first is None:
+                    known[key] = (d, e, before)
+                elif first[0] != d and broken is None:
+                    broken = key
             entries.append(e)
             digests.append(d)
-            if known.setdefault((i, e.term), d) != d and broken is None:
-                broken = (i, e.term)
         if broken is not None:
             self._fail(
                 f"Log Matching: {node_id} holds index {broken[0]} of term {broken[1]} with a prefix "
@@ -306,7 +332,8 @@ class InvariantMonitor:
             del digests[:k]
         else:
             entries.clear()
-            digest = self._digests.get((base, term))
+            first = self._digests.get((base, term))
+            digest = None if first is None else first[0]
             if digest is None:
                 self._fail(
                     f"Snapshot: {node_id}'s snapshot ends at index {base} (term {term}), an entry no log held"
@@ -318,35 +345,44 @@ class InvariantMonitor:
     def _commits_and_applies(self, node_id: str, node: RaftNode, seen: _Seen) -> None:
         # The server's own invariants (Figure 2): commit_index only grows within
         # one incarnation, and nothing is applied before it is committed.
-        commit, entries, base = node.commit_index, seen.entries, seen.base
+        commit, last_applied = node.commit_index, node.last_applied
         if commit < seen.commit_index:
             self._fail(
                 f"Commit index: {node_id}'s commit_index went back from {seen.commit_index} to {commit}"
             )
         seen.commit_index = commit
-        if node.last_applied > commit and not seen.ahead:
+        if last_applied > commit and not seen.ahead:
             seen.ahead = True
-            self._fail(f"Apply: {node_id} has last_applied {node.last_applied} > commit_index {commit}")
+            self._fail(f"Apply: {node_id} has last_applied {last_applied} > commit_index {commit}")
+        entries, base = seen.entries, seen.base
+        held = base + len(entries)
         # Commits, recorded for Leader Completeness: one term per index, ever. (Those a
         # snapshot replaced were recorded while they were in the log.)
-        top = min(commit, base + len(entries))
-        for i in range(max(seen.committed, base) + 1, top + 1):
-            t = entries[i - base - 1].term
-            old = self.committed.setdefault(i, t)
-            if old != t:
-                self._fail(
-                    f"Commit: {node_id} committed index {i} with term {t}, already committed with term {old}"
-                )
-        seen.committed = max(seen.committed, top)
+        first = (seen.committed if seen.committed > base else base) + 1
+        top = commit if commit < held else held
+        if first <= top:
+            committed = self.committed
+            for i, e in enumerate(entries[first - base - 1 : top - base], first):
+                t = e.term
+                old = committed.setdefault(i, t)
+                if old != t:
+                    self._fail(
+                        f"Commit: {node_id} committed index {i} with term {t}, already committed with term {old}"
+                    )
+            seen.committed = top
         # State Machine Safety: one entry per index applied, ever.
-        for i in range(max(seen.applied, base) + 1, min(node.last_applied, base + len(entries)) + 1):
-            e = entries[i - base - 1]
-            old = self.applied.setdefault(i, e)
-            if old is not e and old != e:
-                self._fail(
-                    f"State Machine Safety: {node_id} applied {e!r} at index {i}, another server applied {old!r}"
-                )
-        seen.applied = max(seen.applied, node.last_applied)
+        first = (seen.applied if seen.applied > base else base) + 1
+        top = last_applied if last_applied < held else held
+        if first <= top:
+            applied = self.applied
+            for i, e in enumerate(entries[first - base - 1 : top - base], first):
+                old = applied.setdefault(i, e)
+                if old is not e and old != e:
+                    self._fail(
+                        f"State Machine Safety: {node_id} applied {e!r} at index {i}, another server applied {old!r}"
+                    )
+        if last_applied > seen.applied:
+            seen.applied = last_applied
 
     def _new_leader(self, node_id: str, node: RaftNode, seen: _Seen) -> None:
         # Election Safety and Leader Completeness, once per leadership.

@@ -58,6 +58,8 @@ class TraceEvent(NamedTuple):
 
 
 COLUMNS = list(TraceEvent._fields)
+# Where each field sits in a row, for reading plain tuple rows by field name.
+_KIND, _REASON = COLUMNS.index("kind"), COLUMNS.index("reason")
 
 
 class Trace:
@@ -101,12 +103,12 @@ class Trace:
         """The rows whose kind is one of ``kinds``, in order."""
         self._check_kept()
         wanted = set(kinds)
-        return [TraceEvent._make(r) for r in self.rows if r[1] in wanted]
+        return [TraceEvent._make(r) for r in self.rows if r[_KIND] in wanted]
 
     def count(self, kind: Kind) -> int:
         """How many rows of this kind."""
         self._check_kept()
-        return sum(1 for r in self.rows if r[1] is kind)
+        return sum(1 for r in self.rows if r[_KIND] is kind)
 
     def notes(self, what: str | None = None) -> list[TraceEvent]:
         """State-change rows, optionally only those named ``what``."""
@@ -114,14 +116,16 @@ class Trace:
         if what is not None:
             valid.string("what", what)
         return [
-            TraceEvent._make(r) for r in self.rows if r[1] is Kind.STATE and (what is None or r[8] == what)
+            TraceEvent._make(r)
+            for r in self.rows
+            if r[_KIND] is Kind.STATE and (what is None or r[_REASON] == what)
         ]
 
     def lines(self) -> Iterator[str]:
         """One canonical text line per row (used for digests and diffs)."""
         self._check_kept()
-        for r in self.rows:
-            yield repr((r[0], r[1].value, *r[2:]))
+        for r in self.rows:  # the kind by its value, every other field as it is
+            yield repr((*r[:_KIND], r[_KIND].value, *r[_KIND + 1 :]))
 
     def digest(self) -> str:
         """SHA-256 of the canonical lines: equal runs give equal digests."""

@@ -8,7 +8,9 @@
   deliberately broken one takes it and the invariant monitor reports the damage;
 * leadership transfer hands over to a caught-up server within about a round trip;
 * random add/remove/transfer steps interleaved with crashes and partitions keep Figure 3's
-  properties and linearizability.
+  properties and linearizability, also with every feature on (snapshots, PreVote,
+  CheckQuorum, ReadIndex or leases, the leader cut off on purpose while a reader keeps
+  asking it); the same schedules catch a planted snapshot of uncommitted entries.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ import pytest
 
 from labkit.raft import Bug, Configuration, InstallSnapshot, RaftCluster, Role, TimeoutNow
 from labkit.raft.scenarios import TwoAtOnce
-from labkit.raft.schedules import FAULT_KINDS, MEMBERSHIP_KINDS, check_history, random_schedule, run_schedule
+from labkit.raft.schedules import (
+    FAULT_KINDS,
+    LEADER_KINDS,
+    MEMBERSHIP_KINDS,
+    check_history,
+    random_schedule,
+    run_schedule,
+)
 from labkit.sim import Kind
 
 
@@ -154,8 +163,8 @@ def test_leadership_transfer_waits_for_a_lagging_target_and_gives_up_on_a_dead_o
     assert c.submit("accepted again") is not None  # the leader takes requests again
 
 
-def membership_run(seed: int, **features) -> RaftCluster:
-    faults = random_schedule(random.Random(seed), steps=10, kinds=FAULT_KINDS + MEMBERSHIP_KINDS)
+def membership_run(seed: int, kinds=FAULT_KINDS + MEMBERSHIP_KINDS, **features) -> RaftCluster:
+    faults = random_schedule(random.Random(seed), steps=10, kinds=kinds)
     c = run_schedule(seed, faults, ops=("get", "append"), **features)
     check_history(c)
     assert c.check_invariants() == []
@@ -168,39 +177,51 @@ def test_random_membership_changes_with_crashes_and_partitions(chunk):
         membership_run(seed, pre_vote=seed % 2 == 0)
 
 
+EVERY_KIND = FAULT_KINDS + MEMBERSHIP_KINDS + LEADER_KINDS
+
+
+def every_feature_run(seed: int, **options) -> RaftCluster:
+    """Snapshots, PreVote, CheckQuorum, ReadIndex or lease reads (clocks drifting within the bound),
+    membership changes and transfers, with crashes, partitions (some cutting the leader off), loss,
+    and a client that only reads besides the three that write."""
+    lease = seed % 2 == 0
+    features = {
+        "snapshot_threshold": 8,
+        "pre_vote": True,
+        "check_quorum": True,
+        "read_mode": "lease" if lease else "read-index",
+        "max_clock_drift": 0.02,
+        "clock_drift": 0.02 if lease else 0.0,
+        "readers": 1,
+    }
+    return membership_run(seed, kinds=EVERY_KIND, **{**features, **options})
+
+
 @pytest.mark.parametrize("chunk", range(4))
 def test_random_fault_schedules_with_every_feature_on(chunk):
-    # Snapshots, PreVote, CheckQuorum, ReadIndex or lease reads (clocks drifting within
-    # the bound), membership changes and transfers, with crashes, partitions and loss.
     changed = 0
     for seed in range(9000 + 25 * chunk, 9025 + 25 * chunk):
-        lease = seed % 2 == 0
-        c = membership_run(
-            seed,
-            snapshot_threshold=8,
-            pre_vote=True,
-            check_quorum=True,
-            read_mode="lease" if lease else "read-index",
-            max_clock_drift=0.02,
-            clock_drift=0.02 if lease else 0.0,
-        )
+        c = every_feature_run(seed)
         changed += c.configuration() != Configuration(c.ids[:5])
     assert changed >= 10  # most runs end with another configuration than they began with
+
+
+def test_the_every_feature_schedules_catch_a_snapshot_of_uncommitted_entries():
+    from tests.test_raft_snapshots import SnapshotsUncommitted
+
+    caught = 0
+    for seed in range(9000, 9010):
+        try:
+            every_feature_run(seed, node_factory=SnapshotsUncommitted)
+        except AssertionError:  # InvariantViolation is one
+            caught += 1
+    assert caught >= 5, caught
 
 
 @pytest.mark.slow
 def test_random_fault_schedules_with_every_feature_on_many_seeds():
     for seed in range(20_000, 20_500):
-        membership_run(
-            seed,
-            snapshot_threshold=6,
-            pre_vote=True,
-            check_quorum=True,
-            read_mode=("read-index", "lease")[seed % 2],
-            max_clock_drift=0.02,
-            clock_drift=0.02 * (seed % 2),
-            loss=0.05,
-        )
+        every_feature_run(seed, snapshot_threshold=6, loss=0.05)
 
 
 def test_catching_up_promotes_after_a_fast_round_and_gives_up_after_slow_ones():

@@ -1,7 +1,9 @@
 """Reads without the log: ReadIndex and leases (Ongaro's dissertation §6.4; §8 of the extended paper).
 
 * A ReadIndex read costs no log entry, waits for the leader's no-op, and is
-  linearizable under random fault schedules.
+  linearizable under random fault schedules. The schedules cut the leader off
+  on purpose, and readers stay with whichever server answers them, so a leader
+  that answered without confirming its leadership is caught (planted below).
 * A lease read costs not even a round trip; it is linearizable while every
   clock drifts within the bound the lease assumes, and a leader whose clock
   runs far slower than that serves a stale read (a counterexample the
@@ -14,12 +16,15 @@ import random
 
 import pytest
 
-from labkit.raft import AppendEntries, RaftCluster, ReadMode, Role
+from labkit.raft import AppendEntries, RaftCluster, RaftNode, ReadMode, Role
+from labkit.raft.reads import PendingRead
 from labkit.raft.scenarios import stale_lease_read
-from labkit.raft.schedules import FAULT_KINDS, check_history, random_schedule, run_schedule
+from labkit.raft.schedules import FAULT_KINDS, LEADER_KINDS, check_history, random_schedule, run_schedule
 from labkit.sim import Fixed, Kind
 
 NO_LOSS = ("crash", "restart", "disconnect", "partition", "heal")
+# Faults for reads: the leader is cut off (with a follower or alone) three times as often as anything else.
+READ_FAULTS = FAULT_KINDS + LEADER_KINDS * 3
 
 
 def elect(c: RaftCluster) -> str:
@@ -91,14 +96,42 @@ def test_a_deposed_leader_answers_no_read_index_read():
     check_history(c)
 
 
+def read_index_run(seed: int, **options) -> RaftCluster:
+    """A random schedule aimed at reads: the leader is often cut off while two readers keep asking it."""
+    ops = ("get", "put", "append") if seed % 2 else ("get", "append")
+    faults = random_schedule(random.Random(seed), kinds=READ_FAULTS)
+    return run_schedule(seed, faults, ops=ops, readers=2, read_mode="read-index", **options)
+
+
 @pytest.mark.parametrize("chunk", range(3))
 def test_read_index_reads_are_linearizable_under_random_fault_schedules(chunk):
     for seed in range(6000 + 25 * chunk, 6025 + 25 * chunk):
-        ops = ("get", "put", "append") if seed % 2 else ("get", "append")
-        faults = random_schedule(random.Random(seed), kinds=FAULT_KINDS)
-        c = run_schedule(seed, faults, ops=ops, read_mode="read-index")
+        c = read_index_run(seed)
         check_history(c)
         assert c.node(c.leader()).config.read_mode is ReadMode.READ_INDEX
+
+
+class AnswersWithoutConfirming(RaftNode):
+    """ReadIndex without step 2: answers once the read index is applied, without a round of heartbeats."""
+
+    def serve_read(self, ctx, src, m):
+        if not self.committed_in_term():
+            return super().serve_read(ctx, src, m)
+        self.reads.add(PendingRead(src, m.seq, m.op, self.commit_index, None))
+        self.answer_reads(ctx)
+
+
+def test_the_random_read_schedules_catch_a_leader_that_does_not_confirm_it_still_leads():
+    # The same schedules as above (their first chunk) with the planted bug: deposed leaders answer.
+    caught = 0
+    for seed in range(6000, 6025):
+        c = read_index_run(seed, node_factory=AnswersWithoutConfirming)
+        try:
+            check_history(c)
+        except AssertionError as e:
+            assert "not linearizable" in str(e) or "back in time" in str(e), e
+            caught += 1
+    assert caught >= 3, caught
 
 
 @pytest.mark.parametrize("chunk", range(2))
@@ -115,6 +148,41 @@ def test_lease_reads_are_linearizable_while_clocks_drift_within_the_bound(chunk)
             clock_drift=0.05,
         )
         check_history(c)
+
+
+def lease_run(seed: int, drift: float) -> RaftCluster:
+    """Lease reads under faults aimed at reads; every clock drifts by up to ``drift`` (the bound is 1 %).
+
+    Clients give up on a silent server after 50 ms, so writers find a new leader while the old
+    one may still trust its lease."""
+    faults = random_schedule(
+        random.Random(seed), kinds=("crash", "restart", "heal", "loss") + LEADER_KINDS * 3
+    )
+    return run_schedule(
+        seed,
+        faults,
+        ops=("get", "append"),
+        readers=2,
+        read_mode="lease",
+        check_quorum=True,
+        max_clock_drift=0.01,
+        clock_drift=drift,
+        client_timeout=0.05,
+    )
+
+
+def test_random_schedules_find_stale_lease_reads_when_clocks_drift_outside_the_bound():
+    # Within the bound these schedules are linearizable; with clocks off by up to 80 % some are not.
+    stale = 0
+    for seed in range(7100, 7160):
+        if seed < 7110:
+            check_history(lease_run(seed, drift=0.01))
+        try:
+            check_history(lease_run(seed, drift=0.8))
+        except AssertionError as e:
+            assert "not linearizable" in str(e) or "back in time" in str(e), e
+            stale += 1
+    assert stale >= 2, stale
 
 
 def test_lease_reads_are_served_without_a_round_trip_when_the_lease_holds():

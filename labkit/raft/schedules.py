@@ -7,6 +7,11 @@ key-value clients while the invariant monitor watches (Figure 3 of the
 extended Raft paper); :func:`run_schedule` also lifts every fault at the end
 and waits until the cluster serves clients again, so liveness is tested too.
 
+A schedule aimed at reads can also cut the *current leader* off
+(``LEADER_KINDS``: "isolate-leader" puts the leader, with ``arg`` followers,
+on the minority side of a partition while clients still reach it), so that
+deposed leaders keep being asked for reads (§8; diss. §6.4).
+
 Membership changes are steps too (``MEMBERSHIP_KINDS``: add a server, remove
 one, hand leadership over; Ongaro's dissertation, chapter 4 and §3.10), and
 :func:`run_schedule` passes the features of :class:`~labkit.raft.RaftConfig`
@@ -28,6 +33,7 @@ from labkit.sim import Latency, Uniform
 __all__ = [
     "Fault",
     "FAULT_KINDS",
+    "LEADER_KINDS",
     "MEMBERSHIP_KINDS",
     "apply_fault",
     "check_history",
@@ -37,6 +43,8 @@ __all__ = [
 
 FAULT_KINDS = ("crash", "restart", "disconnect", "partition", "heal", "loss")
 MEMBERSHIP_KINDS = ("add", "remove", "transfer")
+LEADER_KINDS = ("isolate-leader",)
+ALL_KINDS = FAULT_KINDS + MEMBERSHIP_KINDS + LEADER_KINDS
 MAX_MEMBERS = 7  # "add" steps stop there
 MIN_VOTERS = 3  # "remove" steps stop there
 SCHEDULE_LATENCY = Uniform(0.001, 0.01)  # one-way delay of the schedules' network, some reordering
@@ -48,7 +56,8 @@ class Fault:
 
     ``arg`` is a server number (0-based, into the cluster's ``ids``) for
     crash/restart/disconnect/remove/transfer, a list of server numbers (one
-    side) for partition, a probability for loss; "add" takes none.
+    side) for partition, a probability for loss, how many followers go with
+    the leader for isolate-leader; "add" takes none.
     """
 
     delay: float
@@ -62,8 +71,8 @@ def apply_fault(c: RaftCluster, f: Fault) -> None:
     Membership steps do not wait: the change goes on while the schedule runs.
     A removed server is shut down once its removal is committed, and stays down.
     """
-    if f.kind not in FAULT_KINDS + MEMBERSHIP_KINDS:
-        raise ValueError(f"fault kind must be one of {FAULT_KINDS + MEMBERSHIP_KINDS}, got {f.kind!r}")
+    if f.kind not in ALL_KINDS:
+        raise ValueError(f"fault kind must be one of {ALL_KINDS}, got {f.kind!r}")
     ids = c.ids
     if f.kind == "crash":
         nid = ids[f.arg % len(ids)]
@@ -81,8 +90,21 @@ def apply_fault(c: RaftCluster, f: Fault) -> None:
         c.heal()
     elif f.kind == "loss":
         c.sim.set_loss(f.arg)
+    elif f.kind == "isolate-leader":
+        _isolate_leader(c, f.arg)
     else:
         _change_membership(c, f)
+
+
+def _isolate_leader(c: RaftCluster, followers: int) -> None:
+    """The leader and ``followers`` others (the next ones in ``ids``) on one side, the rest on the other."""
+    leader = c.leader()
+    if leader is None:
+        return
+    ids = c.ids
+    at = ids.index(leader)
+    side = [ids[(at + k) % len(ids)] for k in range(followers + 1)]
+    c.partition(sorted(side))
 
 
 def _change_membership(c: RaftCluster, f: Fault) -> None:
@@ -104,13 +126,11 @@ def _change_membership(c: RaftCluster, f: Fault) -> None:
 def random_schedule(
     rng: random.Random, steps: int = 8, n: int = 5, kinds: Sequence[str] = FAULT_KINDS
 ) -> list[Fault]:
-    """``steps`` random faults of the given ``kinds`` (of ``FAULT_KINDS`` and ``MEMBERSHIP_KINDS``)
-    over about two seconds."""
+    """``steps`` random faults of the given ``kinds`` (of ``FAULT_KINDS``, ``MEMBERSHIP_KINDS`` and
+    ``LEADER_KINDS``) over about two seconds."""
     kinds = tuple(kinds)
-    if not kinds or any(k not in FAULT_KINDS + MEMBERSHIP_KINDS for k in kinds):
-        raise ValueError(
-            f"kinds must be a non-empty selection of {FAULT_KINDS + MEMBERSHIP_KINDS}, got {kinds!r}"
-        )
+    if not kinds or any(k not in ALL_KINDS for k in kinds):
+        raise ValueError(f"kinds must be a non-empty selection of {ALL_KINDS}, got {kinds!r}")
     out = []
     for _ in range(steps):
         kind = rng.choice(kinds)
@@ -118,6 +138,8 @@ def random_schedule(
             arg: Any = rng.sample(range(n), rng.randint(1, n // 2))
         elif kind == "loss":
             arg = rng.choice([0.0, 0.05, 0.2])
+        elif kind == "isolate-leader":
+            arg = rng.randrange(max(1, (n - 1) // 2))  # followers that go with it: it stays in a minority
         elif kind in ("heal", "add"):
             arg = None
         else:
@@ -132,6 +154,7 @@ def run_schedule(
     *,
     n: int = 5,
     clients: int = 3,
+    readers: int = 0,
     rate: float = 40.0,
     keys: Sequence[str] = ("a", "b"),
     ops: Sequence[str] = ("get", "put", "append"),
@@ -153,6 +176,9 @@ def run_schedule(
     ``strict``; ``bugs`` builds the deliberately broken variants. ``latency``,
     ``loss`` and ``duplication`` set up the network before the first fault
     (a ``loss`` fault changes the loss rate; the settling phase loses nothing).
+    ``clients`` issue ``ops``; ``readers`` more clients only read (they stay with
+    whichever server answers them, so a deposed leader that answers reads is
+    asked again and again).
     """
     rng = random.Random(seed)
     if faults is None:
@@ -173,6 +199,8 @@ def run_schedule(
     span = sum(f.delay for f in faults)
     for i in range(clients):
         c.client(f"c{i}").start_workload(rate=rate, duration=span, keys=tuple(keys), kinds=tuple(ops))
+    for i in range(readers):
+        c.client(f"r{i}").start_workload(rate=rate, duration=span, keys=tuple(keys), kinds=("get",))
     for f in faults:
         c.sim.run_for(f.delay)
         apply_fault(c, f)

@@ -326,3 +326,19 @@ def test_election_summary_counts_in_good_english():
     c = RaftCluster(n=5, seed=1)
     c.sim.run_for(1.0)
     assert election_summary(c.sim).endswith(", 1 term with a leader")
+
+
+def test_redrawing_a_role_timeline_with_fewer_network_changes_drops_the_old_lines():
+    # A widget redraws into the same figure: after a reset, no "network change" line may linger.
+    from labkit.viz.raft import role_timeline
+
+    cut = RaftCluster(n=3, seed=1)
+    cut.sim.run_for(0.5)
+    cut.partition(["n1"])
+    cut.sim.run_for(0.5)
+    fig = role_timeline(cut)
+    assert len(fig.layout.shapes) == 1 and [a.text for a in fig.layout.annotations] == ["network change"]
+    calm = RaftCluster(n=3, seed=1)
+    calm.sim.run_for(1.0)
+    role_timeline(calm, figure=fig)
+    assert len(fig.layout.shapes) == 0 and len(fig.layout.annotations) == 0

@@ -110,3 +110,14 @@ def test_widget_controls_drive_it_and_show_refusals():
     w.controls["story"].value = "phantom"
     assert w.controls["interleaving"].max == len(STORIES["phantom"].interleavings()) - 1
     assert "order: T1 T2 T1 T2 T1 T2" in w.order_label.value
+
+
+def test_redrawing_a_graph_into_the_same_figure_leaves_no_old_edge_behind():
+    # The story widget redraws into one figure: a graph with fewer edges must not keep the old ones.
+    big = check(parse_history("T1: r x [], a y 1", "T2: r y [], a x 2", "T3: r x [2], r y [1]"))
+    small = check(parse_history("T1: a x 1", "T2: r x [1]"))
+    fig = graph_figure(big)
+    graph_figure(small, figure=fig)
+    assert [a.to_plotly_json() for a in fig.layout.annotations] == [
+        a.to_plotly_json() for a in graph_figure(small).layout.annotations
+    ]

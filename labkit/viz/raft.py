@@ -139,7 +139,9 @@ def role_timeline(
     fig = figure if figure is not None else go.Figure()
     with fig.batch_update():
         replace_traces(fig, data, "x", "y", "base", "text")
-        fig.update_layout(shapes=[vline(t, "#882255", width=1.5) for t in changes], annotations=notes)
+        # Assigned, not updated: plotly's update keeps (and rewrites) the old lines when there are fewer now.
+        fig.layout.shapes = [vline(t, "#882255", width=1.5) for t in changes]
+        fig.layout.annotations = notes
         style_figure(
             fig,
             title=title or f"Roles and terms of each server up to t = {end:.2f} s",

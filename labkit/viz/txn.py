@@ -239,9 +239,9 @@ def graph_figure(
                     "no anomaly" if result.ok else ", ".join(sorted(a.value for a in result.anomalies))
                 )
         style_figure(fig, title=title, xaxis="", yaxis="", height=360)
-        fig.update_layout(
-            annotations=annotations, showlegend=False, margin={"l": 20, "r": 20, "t": 60, "b": 20}
-        )
+        # Assigned, not updated: plotly's update keeps (and rewrites) old annotations when there are fewer now.
+        fig.layout.annotations = annotations
+        fig.update_layout(showlegend=False, margin={"l": 20, "r": 20, "t": 60, "b": 20})
         fig.update_xaxes(visible=False, range=[-2.5, 2.5])
         fig.update_yaxes(visible=False, range=[-1.35, 1.35], scaleanchor=None)
     return fig

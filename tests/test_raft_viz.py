@@ -342,3 +342,14 @@ def test_redrawing_a_role_timeline_with_fewer_network_changes_drops_the_old_line
     calm.sim.run_for(1.0)
     role_timeline(calm, figure=fig)
     assert len(fig.layout.shapes) == 0 and len(fig.layout.annotations) == 0
+
+
+def test_log_grid_writes_key_value_commands_short_enough_for_a_cell():
+    from labkit.viz.raft import log_grid
+
+    c = RaftCluster(n=3, seed=1)
+    c.client("w").put("k3", "23")
+    c.client("a").append("greeting", ", world")
+    c.sim.run_for(1.0)
+    texts = [t for tr in log_grid(c).data for t in (tr.text or ())]
+    assert "k3=23" in texts and "greetin…" in texts and all(len(t) <= 8 for t in texts)

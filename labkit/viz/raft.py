@@ -208,10 +208,16 @@ def _short(command: Any) -> str:
         return "no-op"
     if isinstance(command, Configuration):
         return "config"
-    if isinstance(command, KVCommand):
+    if isinstance(command, KVCommand):  # short enough for a cell of the grid: k=v, k+=v, get k
         op = command.op
-        return f"{op[0]} {op[1]}" + (f"={op[2]}" if len(op) > 2 else "")
-    text = str(command)
+        if op[0] == "put":
+            text = f"{op[1]}={op[2]}"
+        elif op[0] == "append":
+            text = f"{op[1]}+={op[2]}"
+        else:
+            text = " ".join(map(str, op[:2]))
+    else:
+        text = str(command)
     return text if len(text) <= 8 else text[:7] + "…"
 
 

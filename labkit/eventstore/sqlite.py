@@ -65,7 +65,7 @@ from labkit.eventstore.recorder import (
     decode_rows,
     stored_rows,
 )
-from labkit.sqlite_tx import WriteTransaction
+from labkit.sqlite_tx import ReadTransaction, WriteTransaction
 
 __all__ = ["Durability", "SQLiteEventStore", "connect"]
 
@@ -257,7 +257,7 @@ class SQLiteEventStore(EventStore):
         return decode_rows(rows)
 
     def _stream_info(self, stream_id: str) -> StreamInfo:
-        with self._lock, self._read_transaction() as cur:  # one snapshot for the three lookups
+        with self._lock, ReadTransaction(self._conn) as cur:  # one snapshot for the three lookups
             first = self._position_of(cur, stream_id, 1)
             if first is None:
                 raise StreamNotFoundError(stream_id)
@@ -289,14 +289,11 @@ class SQLiteEventStore(EventStore):
         with self._lock:
             return self._conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
 
-    def _read_transaction(self) -> _ReadTransaction:
-        return _ReadTransaction(self._conn)
-
     # -------------------------------------------------------------- housekeeping
     def check_invariants(self) -> None:
         """Raise AssertionError if positions or versions have a gap or a repeat."""
         self._require_open()
-        with self._lock, self._read_transaction() as cur:
+        with self._lock, ReadTransaction(self._conn) as cur:
             count, top = cur.execute("SELECT count(*), coalesce(max(position), 0) FROM events").fetchone()
             assert count == top, f"positions have a gap: {count} events, highest position {top}"
             bad = cur.execute(
@@ -316,21 +313,3 @@ class SQLiteEventStore(EventStore):
 
     def __repr__(self) -> str:
         return f"SQLiteEventStore({str(self.path or ':memory:')!r}, durability={self.durability.name})"
-
-
-class _ReadTransaction:
-    """``BEGIN`` ... ``COMMIT`` around reads: one consistent snapshot for several statements."""
-
-    __slots__ = ("_conn", "_cur")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> sqlite3.Cursor:
-        self._conn.execute("BEGIN")
-        self._cur = self._conn.cursor()
-        return self._cur
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._cur.close()
-        self._conn.execute("COMMIT")

@@ -308,6 +308,7 @@ class Orchestrator(Node):
         self.crash_at = valid.instance("crash_at", crash_at, CrashPoint, none=True)
         self.synchronous = valid.one_of("synchronous", synchronous, ("OFF", "NORMAL", "FULL"))
         self.log: SagaLog | None = None
+        self.writes = 0  # log transactions this incarnation has committed
         self.sagas: dict[str, SagaState] = {}
         self.crashing = False
         self._handlers: dict[type, Callable[[Context, Any], None]] = {Reply: self._on_reply}
@@ -324,9 +325,10 @@ class Orchestrator(Node):
                 self.log.begin(state.saga_id, self.definition.name, begin, d.records)
             else:
                 self.log.append(state.saga_id, d.records)
+            self.writes += 1
             for r in d.records:
                 ctx.note("saga_log", saga=state.saga_id, kind=r.kind.value, step=r.step, attempt=r.attempt)
-        crash = self.crash_at is not None and self.log.writes == self.crash_at.after_write
+        crash = self.crash_at is not None and self.writes == self.crash_at.after_write
         if crash and self.crash_at.before_send:  # type: ignore[union-attr]
             self._die(ctx)
             return

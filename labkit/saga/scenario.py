@@ -389,20 +389,15 @@ def run_order_saga(
     prober = add_prober(sim, order, probe_every, probe_for)
     with tempfile.TemporaryDirectory(prefix="labkit-saga-", dir=workdir) as tmp:
         path = os.path.join(tmp, "saga.db")
-        incarnation = [0]
-        writes = [0]
+        incarnations: list[Orchestrator] = []
 
         def factory(node_id: str) -> Orchestrator:
-            i = incarnation[0]
-            incarnation[0] += 1
-            return _CountingOrchestrator(
-                node_id,
-                path,
-                writes,
-                policy=policy,
-                crash_at=crashes[i] if i < len(crashes) else None,
-                synchronous=synchronous,
+            i = len(incarnations)
+            crash_at = crashes[i] if i < len(crashes) else None
+            incarnations.append(
+                Orchestrator(node_id, path, policy=policy, crash_at=crash_at, synchronous=synchronous)
             )
+            return incarnations[-1]
 
         sim.add_node(ORCHESTRATOR, factory)
         sim.run(0.0)  # boot everyone
@@ -419,25 +414,11 @@ def run_order_saga(
         **judged(sim, order, status),
         status=status,
         records=records,
-        writes=writes[0],
+        writes=sum(o.writes for o in incarnations),
         crashes=tuple(driver.crashes),
         end_time=sim.trace[-1].time if sim.trace.rows else 0.0,
         probes=tuple(prober.results) if prober is not None else (),
     )
-
-
-class _CountingOrchestrator(Orchestrator):
-    """An orchestrator that also counts log writes across incarnations."""
-
-    def __init__(self, node_id: str, path: str, counter: list[int], **kwargs: Any) -> None:
-        super().__init__(node_id, path, **kwargs)
-        self._counter = counter
-
-    def _execute(self, ctx, state, d, *, begin=None) -> None:  # type: ignore[override]
-        before = self.log.writes if self.log is not None else 0
-        super()._execute(ctx, state, d, begin=begin)
-        if self.log is not None:
-            self._counter[0] += self.log.writes - before
 
 
 def fault_combinations(kinds: Sequence[str] | None = None) -> Iterator[dict[str, ServiceFaults]]:

@@ -10,7 +10,9 @@ order without a consistent-hashing ring (notebook 06 builds that).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from labkit import validation as valid
 from labkit.replication.modes import Mode, Resolution
@@ -21,6 +23,15 @@ __all__ = ["StoreConfig", "check_quorum", "check_interval"]
 def check_interval(name: str, value: object) -> float | None:
     """Validate a background interval: a finite number of seconds > 0, or None for "off"."""
     return valid.number(name, value, gt=0, unit="seconds", none=True)
+
+
+def count_or_ids(name: str, value: Any) -> int | tuple[str, ...]:
+    """``value`` as a count (an int) or a tuple of node ids; a bool or a bare str is refused."""
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, Iterable)):
+        raise valid.ArgumentTypeError(
+            f"{name} must be a count or a list of node ids, got {valid.shown(value)}"
+        )
+    return value if isinstance(value, int) else tuple(value)
 
 
 def check_quorum(name: str, value: object, n: int) -> int:

@@ -32,7 +32,7 @@ from labkit import validation as valid
 from labkit.clocks import VectorClock
 from labkit.history import HistoryEntry
 from labkit.replication.client import ClientOp, OpKind, Workload
-from labkit.replication.config import check_quorum
+from labkit.replication.config import check_quorum, count_or_ids
 from labkit.replication.messages import MerkleData, MerkleLevel
 from labkit.replication.modes import Mode, Resolution
 from labkit.replication.store import DEFAULT_LATENCY, ReplicatedStore
@@ -320,15 +320,10 @@ class ScenarioResult:
 
 
 def _sides(nodes: tuple[str, ...], side_a: int | Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    if isinstance(side_a, bool):
-        raise valid.ArgumentTypeError(f"side_a must be a count or a list of node ids, got {side_a!r}")
-    if isinstance(side_a, int):
-        valid.integer("side_a", side_a, ge=1, lt=len(nodes), note="at least one node on each side")
-        a = nodes[:side_a]
+    a = count_or_ids("side_a", side_a)
+    if isinstance(a, int):
+        a = nodes[: valid.integer("side_a", a, ge=1, lt=len(nodes), note="at least one node on each side")]
     else:
-        if isinstance(side_a, str):
-            raise TypeError(f"side_a must be a count or a list of node ids, got the string {side_a!r}")
-        a = tuple(side_a)
         unknown = [x for x in a if x not in nodes]
         if unknown:
             raise ValueError(f"side_a names unknown nodes {unknown} (nodes: {', '.join(nodes)})")

@@ -22,7 +22,7 @@ from typing import Any
 from labkit import validation as valid
 from labkit.clocks import VectorClock
 from labkit.replication.client import ClientNode, ClientOp, OpKind, Workload
-from labkit.replication.config import StoreConfig, check_interval, check_quorum
+from labkit.replication.config import StoreConfig, check_interval, check_quorum, count_or_ids
 from labkit.replication.modes import Mode, Resolution
 from labkit.replication.replica import ReplicaNode
 from labkit.replication.versions import Siblings, merge_siblings, same_versions
@@ -37,14 +37,10 @@ DEFAULT_LATENCY = Uniform(0.005, 0.015)
 
 
 def _node_names(nodes: int | Sequence[str]) -> tuple[str, ...]:
-    if isinstance(nodes, int) and not isinstance(nodes, bool):
-        valid.integer("nodes", nodes, ge=1, le=MAX_NODES)
-        return tuple(f"n{i}" for i in range(1, nodes + 1))
-    if isinstance(nodes, bool):
-        raise valid.ArgumentTypeError(f"nodes must be a count or a list of node ids, got {nodes!r}")
-    if isinstance(nodes, str):
-        raise TypeError(f"nodes must be a count or a list of node ids, got the string {nodes!r}")
-    return tuple(nodes)
+    nodes = count_or_ids("nodes", nodes)
+    if isinstance(nodes, tuple):
+        return nodes
+    return tuple(f"n{i}" for i in range(1, valid.integer("nodes", nodes, ge=1, le=MAX_NODES) + 1))
 
 
 class ReplicatedStore:

@@ -30,9 +30,9 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.saga.definition import Order
-from labkit.saga.scenario import FaultDriver, OrderEffects, judged, start_order_run
+from labkit.saga.scenario import FaultDriver, OrderRun, judged, start_order_run
 from labkit.saga.services import Op, Outcome, Reply, Request, ServiceFaults
-from labkit.sim import Context, Fixed, Node, Trace
+from labkit.sim import Context, Fixed, Node
 
 __all__ = [
     "OrderSaga",
@@ -209,24 +209,15 @@ class _ShippingClient(_Client):
 
 
 @dataclass(frozen=True, slots=True)
-class NaiveRun:
+class NaiveRun(OrderRun):
     """The result of :func:`run_naive_saga`.
 
     ``attempts`` has one ``(how, what)`` per call of ``execute``: how is
     "returned", "raised" or "crashed".
     """
 
-    order: Order
     attempts: tuple[tuple[str, str], ...]
     calls: tuple[str, ...]
-    effects: OrderEffects
-    outcome: str
-    violations: tuple[str, ...]
-    trace: Trace
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
 
 
 def run_naive_saga(

@@ -48,6 +48,7 @@ __all__ = [
     "SERVICES",
     "FAULT_KINDS",
     "OrderEffects",
+    "OrderRun",
     "SagaRun",
     "build_services",
     "order_effects",
@@ -168,10 +169,8 @@ def order_effects(sim: Simulator, order: Order) -> OrderEffects:
 
 def _service(sim: Simulator, name: str) -> Service:
     if not sim.is_up(name):  # read a crashed service's state from its storage
-        storage = sim.storage(name)
-        node = SERVICE_CLASSES[name](name, initial=dict(storage[("initial",)]))
-        node.entries = {k[1]: v for k, v in storage.items() if k[0] == "entry"}
-        node.state = dict(node.initial) | {k[1]: v for k, v in storage.items() if k[0] == "state"}
+        node = SERVICE_CLASSES[name](name)
+        node.restore(sim.storage(name))
         return node
     return sim.node(name)  # type: ignore[return-value]
 
@@ -319,24 +318,31 @@ def judged(sim: Simulator, order: Order, status: SagaStatus | None = None) -> di
 
 
 @dataclass(frozen=True, slots=True)
-class SagaRun:
-    """The result of :func:`run_order_saga`."""
+class OrderRun:
+    """How an order run ended (a saga's, 2PC's, the first attempt's): what it did to the services'
+    data, its ``outcome`` ("all", "none" or "partial"), the invariant's ``violations``, the trace."""
 
     order: Order
-    status: SagaStatus | None
-    records: tuple[LogRecord, ...]
     effects: OrderEffects
     outcome: str
     violations: tuple[str, ...]
-    writes: int  # log transactions written (all incarnations)
-    crashes: tuple[tuple[float, str], ...]
     trace: Trace
-    end_time: float
-    probes: tuple[tuple[float, str], ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.violations
+
+
+@dataclass(frozen=True, slots=True)
+class SagaRun(OrderRun):
+    """The result of :func:`run_order_saga`."""
+
+    status: SagaStatus | None
+    records: tuple[LogRecord, ...]
+    writes: int  # log transactions written (all incarnations)
+    crashes: tuple[tuple[float, str], ...]
+    end_time: float
+    probes: tuple[tuple[float, str], ...] = ()
 
 
 def run_order_saga(

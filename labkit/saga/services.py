@@ -27,7 +27,7 @@ compensations that fail transiently a number of times.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -247,17 +247,18 @@ class Service(Node, ABC):
 
     # -- node handlers ------------------------------------------------------
     def on_start(self, ctx: Context) -> None:
-        # Rebuild everything from durable storage: the local database. The
-        # opening state is stored on first boot, so the database alone says
-        # what "nothing leaked" means.
-        if ("initial",) in ctx.storage:
-            self.initial = dict(ctx.storage[("initial",)])
-        else:
+        # The opening state is stored on first boot, so the database alone says what "nothing leaked" means.
+        if ("initial",) not in ctx.storage:
             ctx.persist(("initial",), tuple(sorted(self.initial.items())))
+        self.restore(ctx.storage)
+
+    def restore(self, storage: Mapping[tuple, Any]) -> None:
+        """Rebuild everything from durable storage: the local database (also read for a crashed service)."""
+        self.initial = dict(storage.get(("initial",), self.initial))
         self.entries.clear()
         self.state = dict(self.initial)
         self.locks.clear()
-        for key, value in ctx.storage.items():
+        for key, value in storage.items():
             if key[0] == "entry":
                 self.entries[key[1]] = value
                 if value.status is EntryStatus.PREPARED:

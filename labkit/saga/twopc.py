@@ -27,9 +27,9 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.saga.definition import ORDER_SAGA, Order
-from labkit.saga.scenario import SERVICES, FaultDriver, OrderEffects, add_prober, judged, start_order_run
+from labkit.saga.scenario import SERVICES, FaultDriver, OrderRun, add_prober, judged, start_order_run
 from labkit.saga.services import Op, Outcome, Reply, Request, ServiceFaults
-from labkit.sim import Context, Fixed, Kind, Node, Trace
+from labkit.sim import Context, Fixed, Kind, Node
 
 __all__ = [
     "TxnPhase",
@@ -193,7 +193,7 @@ class TwoPhaseCoordinator(Node):
 
 
 @dataclass(frozen=True, slots=True)
-class TwoPCRun:
+class TwoPCRun(OrderRun):
     """The result of :func:`run_two_phase_commit`.
 
     ``in_doubt`` maps each participant to ``(voted_yes_at, decided_at)``
@@ -201,19 +201,10 @@ class TwoPCRun:
     ``(time, outcome)`` of another order's charges to the same customer.
     """
 
-    order: Order
     decision: str | None
-    effects: OrderEffects
-    outcome: str
-    violations: tuple[str, ...]
     in_doubt: dict[str, tuple[float, float | None]]
     probes: tuple[tuple[float, str], ...]
     crashes: tuple[tuple[float, str], ...]
-    trace: Trace
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
 
     @property
     def blocking_window(self) -> float:

@@ -283,8 +283,7 @@ def encode_events(events: Iterable[NewEvent]) -> list[EncodedEvent]:
         raise TypeError(f"events must be a sequence of NewEvent, got {type(events).__name__}")
     encoded = []
     for i, event in enumerate(events):
-        if not isinstance(event, NewEvent):
-            raise TypeError(f"events[{i}] must be a NewEvent, got {type(event).__name__}")
+        valid.instance(f"events[{i}]", event, NewEvent)
         valid.string(f"events[{i}].type", event.type)
         valid.integer(f"events[{i}].schema_version", event.schema_version, ge=1)
         what = f"events[{i}] (type {event.type!r})"

@@ -84,8 +84,7 @@ class ServiceSpec:
         self.queue_limit = valid.integer("queue_limit", self.queue_limit, ge=0)
         self.latency = as_latency(self.latency, "latency")
         self.failure_rate = valid.probability("failure_rate", self.failure_rate)
-        if not isinstance(self.calls, Mapping):
-            raise TypeError(f"calls must map a request kind to a tuple of service names, got {self.calls!r}")
+        valid.instance("calls", self.calls, Mapping)  # request kind -> tuple of service names
         for kind, route in self.calls.items():
             # A bare str is iterable too: "BC" would silently become the route ("B", "C").
             if isinstance(route, str) or not isinstance(route, (tuple, list)):

@@ -156,8 +156,7 @@ class SagaLog:
     @staticmethod
     def _rows(saga_id: str, first_seq: int, records: Iterable[LogRecord]) -> Iterator[tuple]:
         for i, r in enumerate(records):
-            if not isinstance(r, LogRecord):
-                raise TypeError(f"records must be LogRecord instances, got {r!r}")
+            valid.instance(f"records[{i}]", r, LogRecord)
             yield (saga_id, first_seq + i, r.kind.value, r.step, r.attempt, r.at, r.detail)
 
     @staticmethod

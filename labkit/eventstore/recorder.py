@@ -215,10 +215,8 @@ def decode_objects(
     """The JSON object stored in each text; :class:`CorruptEventError` names a text that is not one.
 
     Every text is parsed on its own, so one damaged row can never be glued to its neighbour
-    (``'{"x":[1'`` and ``'2]}'`` are two corrupt rows, not one ``{"x": [1, 2]}``). The common
-    case, texts exactly as :func:`encode_json` wrote them, takes one C-level scan per text; anything
-    else (surrounding whitespace, damage) is parsed again one by one, and the first text that is
-    not exactly one JSON object is reported with its event's position.
+    (``'{"x":[1'`` and ``'2]}'`` are two corrupt rows, not one ``{"x": [1, 2]}``); the first text
+    that is not exactly one JSON object is reported with its event's position.
     """
     try:
         scanned = list(map(_scan_once, texts, itertools.repeat(0)))  # [(value, end)], at C speed

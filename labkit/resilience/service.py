@@ -151,14 +151,9 @@ class Service(Node):
 
     Timers: ``w<seq>`` (a worker finished its own work on job seq),
     ``r<seq>`` (a retry's backoff elapsed), and one ``timeouts`` alarm for
-    the earliest call that may time out.
-
-    Why one alarm and not a timer per call: almost every call is answered
-    long before its timeout, so a timer per call would be set and cancelled
-    for nothing about a thousand times a second. Instead the calls with a
-    timeout wait in a heap by expiry; an answered call is left there and
-    skipped when it reaches the top, and the alarm is set for the earliest
-    call still outstanding. A call still times out at exactly its expiry.
+    the earliest call that may time out: calls wait in a heap by expiry (an
+    answered one is skipped when it reaches the top), so a call still times
+    out at exactly its expiry without a timer of its own.
     """
 
     def __init__(self, node_id: str, spec: ServiceSpec, policies: Policies, stats: ServiceStats) -> None:

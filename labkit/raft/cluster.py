@@ -380,17 +380,28 @@ class RaftCluster:
         return node_id
 
     def remove_server(
-        self, node_id: str, *, wait: bool = True, timeout: float = 5.0, shutdown: bool = True
+        self,
+        node_id: str,
+        *,
+        wait: bool = True,
+        timeout: float = 5.0,
+        shutdown: bool = True,
+        hand_over: bool = False,
     ) -> None:
         """Take ``node_id`` out of the configuration (diss. §4.2.2); a leader may remove itself (it
         steps down once that is committed). With ``shutdown`` the server is then crashed for good,
         as an operator would retire it; without, it keeps running outside the cluster.
+
+        With ``hand_over`` a leader being removed first hands its leadership to the most
+        up-to-date other voter (diss. §3.10), which then removes it: the cluster need not wait
+        an election timeout for a new leader after the old one steps down.
 
         ``wait`` and ``timeout`` are as in :meth:`add_server`.
         """
         self._check_server(node_id)
         valid.boolean("wait", wait)
         valid.boolean("shutdown", shutdown)
+        valid.boolean("hand_over", hand_over)
         valid.number("timeout", timeout, gt=0, le=MAX_RUN, unit="seconds")
         if node_id in self.removed:
             raise ValueError(f"{node_id} was already removed")
@@ -406,13 +417,12 @@ class RaftCluster:
             if shutdown and self.sim.is_up(node_id):
                 self.crash(node_id)
 
-        self._operator(
-            lambda n, ctx: n.remove_server(ctx, node_id),
-            lambda conf: node_id in conf.members,
-            done,
-            retire,
-            self.sim.now + timeout,
-        )
+        def ask(n: RaftNode, ctx: Any) -> bool:
+            if hand_over and n.node_id == node_id:
+                return n.transfer_leadership(ctx, _most_up_to_date(n))
+            return n.remove_server(ctx, node_id)
+
+        self._operator(ask, lambda conf: node_id in conf.members, done, retire, self.sim.now + timeout)
         if wait:
             self._wait(lambda: node_id in self.removed, timeout, f"removing {node_id}")
 
@@ -511,3 +521,14 @@ class RaftCluster:
             f"{k}:{v[0][0].upper()}{v[1]}" if v else f"{k}:down" for k, v in self.roles().items()
         )
         return f"RaftCluster(now={self.sim.now:.3f}s, leader={self.leader()}, {roles})"
+
+
+def _most_up_to_date(leader: RaftNode) -> str:
+    """The other voter to hand leadership to (diss. §3.10): one that answered the leader's latest
+    confirmed round of heartbeats (so it is up and reachable), with the longest log the leader knows
+    to match its own; the first in the configuration on a tie."""
+    others = [v for v in leader.voters if v != leader.node_id]
+    if not others:
+        raise ValueError(f"{leader.node_id} is the only voter: there is nobody to hand leadership to")
+    match, acked, confirmed = leader.match_index, leader.rounds.acked, leader.rounds.confirmed
+    return max(others, key=lambda v: (acked.get(v, -1) >= confirmed, match.get(v, 0), -others.index(v)))

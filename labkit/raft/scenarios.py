@@ -8,7 +8,9 @@
 * :func:`stale_lease_read`: a leader whose clock runs slower than the lease
   allows answers a read with stale data (diss. §6.4.1);
 * :class:`TwoAtOnce`: a configuration change of two servers in one step lets
-  disjoint majorities elect two leaders in one term (Figure 10, §6; diss. §4.1).
+  disjoint majorities elect two leaders in one term (Figure 10, §6; diss. §4.1);
+* :func:`retire_leader`: the leader is removed while clients write; handing its
+  leadership over first (diss. §3.10) spares them the wait for an election.
 
 Figure 8, step by step:
 
@@ -49,6 +51,7 @@ __all__ = [
     "LeaseRead",
     "MinorityLeader",
     "Rejoin",
+    "RetiredLeader",
     "TwoAtOnce",
     "deposed_leader_read",
     "deaf_follower",
@@ -56,6 +59,7 @@ __all__ = [
     "log_growth",
     "read_costs",
     "rejoining_follower",
+    "retire_leader",
     "stale_lease_read",
 ]
 
@@ -443,6 +447,41 @@ class TwoAtOnce:
         for step in (self.split, self.change, self.elect_both):
             step()
         return self.cluster
+
+
+# ---------------------------------------------------------------------------
+# Retiring the leader (diss. §4.2.2 and §3.10)
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RetiredLeader:
+    """What :func:`retire_leader` saw."""
+
+    cluster: RaftCluster
+    old_leader: str
+    new_leader: str | None
+    transferred: bool  # whether the old leader began to hand its leadership over
+    longest_wait: float  # the longest a client operation took from its call to its answer (seconds)
+
+
+def retire_leader(hand_over: bool, *, seed: int = 1) -> RetiredLeader:
+    """Remove the leader of five servers while a client writes and reads 50 times a second.
+
+    Without ``hand_over`` the leader removes itself and steps down once that is
+    committed (diss. §4.2.2): a request it took just before is never answered,
+    and the others need an election timeout to elect a new leader. With it, the
+    leader first hands its leadership to the most up-to-date other voter
+    (diss. §3.10), which then removes it.
+    """
+    valid.boolean("hand_over", hand_over)
+    c = RaftCluster(n=5, seed=seed)
+    old = _elect(c)
+    c.client("client").start_workload(rate=50, duration=2.5, kinds=("append", "get"))
+    c.sim.run_for(1.0)
+    c.remove_server(old, hand_over=hand_over)
+    c.sim.run_for(1.5)
+    transferred = any(e.node == old for e in c.sim.trace.notes("transfer"))
+    waits = [h.ret - h.call for h in c.history if h.done]
+    return RetiredLeader(c, old, c.leader(), transferred, max(waits, default=0.0))
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,8 @@ on the minority side of a partition while clients still reach it), so that
 deposed leaders keep being asked for reads (§8; diss. §6.4).
 
 Membership changes are steps too (``MEMBERSHIP_KINDS``: add a server, remove
-one, hand leadership over; Ongaro's dissertation, chapter 4 and §3.10), and
+one, hand leadership over, retire the leader by handing its leadership over
+first; Ongaro's dissertation, chapter 4 and §3.10), and
 :func:`run_schedule` passes the features of :class:`~labkit.raft.RaftConfig`
 (snapshots, PreVote, CheckQuorum, read modes) on to the cluster.
 """
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 FAULT_KINDS = ("crash", "restart", "disconnect", "partition", "heal", "loss")
-MEMBERSHIP_KINDS = ("add", "remove", "transfer")
+MEMBERSHIP_KINDS = ("add", "remove", "transfer", "retire-leader")
 LEADER_KINDS = ("isolate-leader",)
 ALL_KINDS = FAULT_KINDS + MEMBERSHIP_KINDS + LEADER_KINDS
 MAX_MEMBERS = 7  # "add" steps stop there
@@ -57,7 +58,7 @@ class Fault:
     ``arg`` is a server number (0-based, into the cluster's ``ids``) for
     crash/restart/disconnect/remove/transfer, a list of server numbers (one
     side) for partition, a probability for loss, how many followers go with
-    the leader for isolate-leader; "add" takes none.
+    the leader for isolate-leader; "add" and "retire-leader" take none.
     """
 
     delay: float
@@ -116,6 +117,11 @@ def _change_membership(c: RaftCluster, f: Fault) -> None:
             c.add_server(wait=False)
         return
     voters = conf.voters
+    if f.kind == "retire-leader":
+        leader = c.leader()
+        if leader is not None and len(voters) > MIN_VOTERS and not conf.learners:
+            c.remove_server(leader, wait=False, hand_over=True)
+        return
     nid = voters[f.arg % len(voters)]
     if f.kind == "remove" and len(voters) > MIN_VOTERS and not conf.learners:
         c.remove_server(nid, wait=False)
@@ -140,7 +146,7 @@ def random_schedule(
             arg = rng.choice([0.0, 0.05, 0.2])
         elif kind == "isolate-leader":
             arg = rng.randrange(max(1, (n - 1) // 2))  # followers that go with it: it stays in a minority
-        elif kind in ("heal", "add"):
+        elif kind in ("heal", "add", "retire-leader"):
             arg = None
         else:
             arg = rng.randrange(n)

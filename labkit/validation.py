@@ -216,7 +216,7 @@ def enum_member(name: str, value: Any, enum: type[E]) -> E:
         return enum(value)
     except (ValueError, TypeError):
         listed = ", ".join(repr(m.value) for m in enum)
-        raise _fail(name, f"a {enum.__name__} or one of {listed}", value) from None
+        raise _fail(name, f"{_a(enum.__name__)} or one of {listed}", value) from None
 
 
 def non_empty(name: str, value: Any, what: str = "collection") -> Any:

@@ -93,7 +93,7 @@ def test_widget_refuses_bad_settings_and_keeps_the_old_ones():
         w.set(story="nope")
     with pytest.raises(ValueError, match="interleaving must be an int from 0 to 19"):
         w.set(interleaving=20)
-    with pytest.raises(ValueError, match="level must be a Isolation or one of 'no isolation'"):
+    with pytest.raises(ValueError, match="level must be an Isolation or one of 'no isolation'"):
         w.set(level="snapshot")
     with pytest.raises(ValueError, match="unknown settings"):
         w.set(seed=1)

@@ -77,8 +77,7 @@ def random_history(
     probability ``p_timeout``; such an operation takes effect with
     probability 1/2 (possibly after the timeout).
     """
-    if not isinstance(rng, random.Random):
-        raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
+    valid.instance("rng", rng, random.Random)
     model = RegisterModel() if model is None else model
     if inputs is None:
         inputs = kv_inputs() if isinstance(model, KVModel) else register_inputs()
@@ -128,8 +127,7 @@ def random_history(
 
 def corrupt(rng: random.Random, history: list[Operation]) -> list[Operation]:
     """A copy of ``history`` with one read's output swapped for another read's different output."""
-    if not isinstance(rng, random.Random):
-        raise TypeError(f"rng must be a random.Random, got {type(rng).__name__}")
+    valid.instance("rng", rng, random.Random)
     reads = [
         i
         for i, op in enumerate(history)
@@ -138,14 +136,12 @@ def corrupt(rng: random.Random, history: list[Operation]) -> list[Operation]:
     if not reads:
         raise ValueError("history has no read with a known output to corrupt")
     i = rng.choice(reads)
-    others = sorted(
-        {
-            repr(op.output): op.output
-            for op in history
-            if op.input == history[i].input and op.output is not UNKNOWN
-        }.values(),
-        key=repr,
-    )
+    seen = {
+        repr(op.output): op.output
+        for op in history
+        if op.input == history[i].input and op.output is not UNKNOWN
+    }
+    others = sorted(seen.values(), key=repr)
     choices = [v for v in others if v != history[i].output]
     if not choices:
         choices = ["corrupted"] if isinstance(history[i].output, str) else [-1]

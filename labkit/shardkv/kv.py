@@ -145,8 +145,7 @@ class ShardedKV:
         (:func:`~labkit.raft.client.follow_hint_or_next`); it applies to a
         client created by this call.
         """
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty str, got {name!r}")
+        valid.string("name", name)
         if name in self.servers():
             raise ValueError(f"name {name!r} is a server's id; pick another client name")
         if next_server is not None and name in self._clients:
@@ -201,9 +200,7 @@ class ShardedKV:
 
     def owner(self, key: str) -> str:
         """The group the published config gives ``key`` to."""
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a str, got {key!r}")
-        return self.directory.config.owner(key)
+        return self.directory.config.owner(valid.string("key", key, empty=True))
 
     def keys_of(self, group: str) -> tuple[str, ...]:
         """The store's keys that the published config gives to ``group``."""
@@ -268,10 +265,7 @@ class ShardedKV:
             raise TypeError(f"minority must be a list of server ids, got the string {minority!r}")
         if not side or any(s not in ids for s in side) or len(set(side)) >= len(ids):
             raise ValueError(f"minority must be a non-empty proper subset of {ids}, got {side!r}")
-        for a in side:
-            for b in ids:
-                if b not in side:
-                    self._cuts |= {(a, b), (b, a)}
+        self._cuts |= {link for a in side for b in ids if b not in side for link in ((a, b), (b, a))}
         self.events.append((self.sim.now, "partition", (group, tuple(side))))
         self._rewire()
 

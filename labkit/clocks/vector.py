@@ -135,8 +135,7 @@ class VectorClock:
         Commutative, associative and idempotent (a join-semilattice).  Merging
         does not count as an event; on receive, ``increment`` afterwards.
         """
-        if not isinstance(other, VectorClock):
-            raise TypeError(f"other must be a VectorClock, got {type(other).__name__}")
+        valid.instance("other", other, VectorClock)
         d = dict(self._entries)
         for n, c in other._entries:
             if c > d.get(n, 0):
@@ -146,8 +145,7 @@ class VectorClock:
     # -- comparing ------------------------------------------------------
     def compare(self, other: VectorClock) -> Ordering:
         """How ``self`` relates to ``other``: BEFORE, AFTER, EQUAL or CONCURRENT."""
-        if not isinstance(other, VectorClock):
-            raise TypeError(f"other must be a VectorClock, got {type(other).__name__}")
+        valid.instance("other", other, VectorClock)
         if self._entries == other._entries:
             return Ordering.EQUAL
         mine, theirs = dict(self._entries), dict(other._entries)
@@ -161,25 +159,23 @@ class VectorClock:
         """True if neither clock happened before the other (and they differ)."""
         return self.compare(other) is Ordering.CONCURRENT
 
-    def __lt__(self, other: object) -> bool:
+    def _ordered(self, other: object, *orderings: Ordering) -> bool:
+        """Whether ``self`` relates to ``other`` by one of ``orderings`` (the rich comparisons)."""
         if not isinstance(other, VectorClock):
             return NotImplemented
-        return self.compare(other) is Ordering.BEFORE
+        return self.compare(other) in orderings
+
+    def __lt__(self, other: object) -> bool:
+        return self._ordered(other, Ordering.BEFORE)
 
     def __le__(self, other: object) -> bool:
-        if not isinstance(other, VectorClock):
-            return NotImplemented
-        return self.compare(other) in (Ordering.BEFORE, Ordering.EQUAL)
+        return self._ordered(other, Ordering.BEFORE, Ordering.EQUAL)
 
     def __gt__(self, other: object) -> bool:
-        if not isinstance(other, VectorClock):
-            return NotImplemented
-        return self.compare(other) is Ordering.AFTER
+        return self._ordered(other, Ordering.AFTER)
 
     def __ge__(self, other: object) -> bool:
-        if not isinstance(other, VectorClock):
-            return NotImplemented
-        return self.compare(other) in (Ordering.AFTER, Ordering.EQUAL)
+        return self._ordered(other, Ordering.AFTER, Ordering.EQUAL)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, VectorClock):

@@ -100,12 +100,8 @@ class ClockedNode(Node):
         else:  # receive: IR2 / merge then increment / Fig. 5 receive
             # The HLC goes first: if it refuses the message, no clock moves.
             hlc = s.hlc.receive(received.hlc, pt, max_offset=self.max_offset)
-            stamps = Stamps(
-                pt,
-                s.lamport.receive(received.lamport),
-                s.vector.merge(received.vector).increment(self.node_id),
-                hlc,
-            )
+            vector = s.vector.merge(received.vector).increment(self.node_id)
+            stamps = Stamps(pt, s.lamport.receive(received.lamport), vector, hlc)
         self.stamps = stamps
         ctx.persist(_CLOCKS_KEY, stamps)
         ctx.note(EVENT_NOTE, kind=kind, stamps=stamps, label=label, received=received)
@@ -245,21 +241,8 @@ def clock_events(trace: Trace):  # -> pandas.DataFrame
     rows = []
     for ev in trace.notes(EVENT_NOTE):
         s: Stamps = ev.detail["stamps"]
-        rows.append(
-            (
-                ev.time,
-                ev.node,
-                ev.detail["kind"].value,
-                ev.detail["label"],
-                s.physical,
-                s.lamport.time,
-                s.vector,
-                s.hlc,
-                s.hlc.l,
-                s.hlc.c,
-                s.hlc.l - s.physical,
-                None if ev.detail["received"] is None else ev.detail["received"].vector,
-            )
-        )
+        sent = None if ev.detail["received"] is None else ev.detail["received"].vector
+        rows.append((ev.time, ev.node, ev.detail["kind"].value, ev.detail["label"], s.physical, s.lamport.time,
+                     s.vector, s.hlc, s.hlc.l, s.hlc.c, s.hlc.l - s.physical, sent))  # fmt: skip
     cols = ["time", "node", "kind", "label", "physical", "lamport", "vector", "hlc", "hlc_l", "hlc_c"]
     return pd.DataFrame.from_records(rows, columns=[*cols, "hlc_minus_physical", "sent_vector"])

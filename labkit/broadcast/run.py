@@ -175,17 +175,42 @@ def run_broadcast(
         sim.add_node(nid, factory)
     for (src, dst), lat in (links or {}).items():
         sim.set_latency(lat, src, dst)
-    last = 0.0
-    for i, entry in enumerate(broadcasts):
-        if not (isinstance(entry, tuple) and len(entry) == 3):
-            raise TypeError(f"broadcasts[{i}] must be a (time, node, body) tuple, got {entry!r}")
-        t, nid, body = entry
-        if nid not in nodes:
-            raise ValueError(f"broadcasts[{i}] names node {nid!r}, which is not one of {list(nodes)}")
+    last = schedule_at_nodes(
+        sim, nodes, broadcasts, faults, lambda node, ctx, body: node.broadcast(ctx, body),
+        name="broadcasts", fields=("time", "node", "body"),
+    )  # fmt: skip
+    sim.run(last + settle)
+    h = history(sim)
+    return BroadcastRun(sim, protocol if isinstance(protocol, Protocol) else None, h, check_all(h))
 
-        def do(s: Simulator, nid: str = nid, body: Any = body) -> None:
+
+def schedule_at_nodes(
+    sim: Simulator,
+    nodes: Sequence[str],
+    entries: Sequence[tuple[float, str, Any]],
+    faults: Sequence[tuple[float, Callable[[Simulator], Any]]],
+    act: Callable[[Any, Context, Any], Any],
+    *,
+    name: str,
+    fields: tuple[str, str, str],
+) -> float:
+    """Have ``sim`` call ``act(node, ctx, x)`` for each ``(time, node_id, x)`` of ``entries`` and
+    ``fn(sim)`` for each ``(time, fn)`` of ``faults``; return the time of the last of them.
+
+    A node that is down at its time does nothing. ``name`` and ``fields`` (the
+    entries' argument name and the names of a tuple's three parts) word the errors.
+    """
+    last = 0.0
+    for i, entry in enumerate(entries):
+        if not (isinstance(entry, tuple) and len(entry) == 3):
+            raise TypeError(f"{name}[{i}] must be a ({', '.join(fields)}) tuple, got {entry!r}")
+        t, nid, x = entry
+        if nid not in nodes:
+            raise ValueError(f"{name}[{i}] names {fields[1]} {nid!r}, which is not one of {list(nodes)}")
+
+        def do(s: Simulator, nid: str = nid, x: Any = x) -> None:
             if s.is_up(nid):
-                s.call(nid, lambda node, ctx: node.broadcast(ctx, body))
+                s.call(nid, lambda node, ctx: act(node, ctx, x))
 
         sim.at(t, do)
         last = max(last, t)
@@ -194,6 +219,4 @@ def run_broadcast(
             raise TypeError(f"faults[{i}] must be a (time, fn) pair with fn(sim), got {entry!r}")
         sim.at(entry[0], entry[1])
         last = max(last, entry[0])
-    sim.run(last + settle)
-    h = history(sim)
-    return BroadcastRun(sim, protocol if isinstance(protocol, Protocol) else None, h, check_all(h))
+    return last

@@ -33,6 +33,7 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.broadcast import CausalBroadcast, Msg
+from labkit.broadcast.run import schedule_at_nodes
 from labkit.crdt.counters import GCounter, PNCounter
 from labkit.crdt.orset import ORSet
 from labkit.crdt.registers import LWWRegister, MVRegister
@@ -340,25 +341,10 @@ def run_replicas(
         sim.add_node(nid, replica)
     for nid, offset in (clock_offsets or {}).items():
         sim.set_clock(nid, offset=offset)
-    last = 0.0
-    for i, entry in enumerate(updates):
-        if not (isinstance(entry, tuple) and len(entry) == 3):
-            raise TypeError(f"updates[{i}] must be a (time, replica, update) tuple, got {entry!r}")
-        t, nid, update = entry
-        if nid not in nodes:
-            raise ValueError(f"updates[{i}] names replica {nid!r}, which is not one of {list(nodes)}")
-
-        def do(s: Simulator, nid: str = nid, update: Any = update) -> None:
-            if s.is_up(nid):
-                s.call(nid, lambda node, ctx: node.update(ctx, update))
-
-        sim.at(t, do)
-        last = max(last, t)
-    for i, entry in enumerate(faults):
-        if not (isinstance(entry, tuple) and len(entry) == 2 and callable(entry[1])):
-            raise TypeError(f"faults[{i}] must be a (time, fn) pair with fn(sim), got {entry!r}")
-        sim.at(entry[0], entry[1])
-        last = max(last, entry[0])
+    last = schedule_at_nodes(
+        sim, nodes, updates, faults, lambda node, ctx, update: node.update(ctx, update),
+        name="updates", fields=("time", "replica", "update"),
+    )  # fmt: skip
     sim.run(last + settle)
     states = {nid: sim.node(nid).state for nid in nodes if sim.is_up(nid)}  # type: ignore[attr-defined]
     return ReplicaRun(sim, states)

@@ -52,7 +52,7 @@ from typing import Any
 from labkit import validation as valid
 from labkit.txn.checker import CheckResult, check
 from labkit.txn.history import Fun, History, Op, Status, Txn, format_value
-from labkit.txn.run import OBSERVER, Append, Commit, Event, EventKind, Read, Step, _validate_programs
+from labkit.txn.run import OBSERVER, Append, Commit, Event, EventKind, Read, Step, Turns, _validate_programs
 
 __all__ = [
     "PgLevel",
@@ -155,10 +155,46 @@ def _decode(v: str | None) -> tuple:
     return () if v is None or v == "" else tuple(int(x) for x in v.split(","))
 
 
+class _SqlSession(Session):
+    """The statements of both databases, on a table ``lists(k, v)`` that holds each list as
+    comma-separated ints. A subclass opens ``conn``, begins at its level, and maps the
+    database's refusals to :class:`Refused` in ``_do``."""
+
+    conn: Any
+    mark = "?"  # the driver's parameter placeholder
+
+    @abstractmethod
+    def _do(self, sql: str, args: Sequence[Any] = ()) -> Any: ...
+
+    def _upsert(self, key: int, v: str, update: str) -> None:
+        m = self.mark
+        self._do(
+            f"INSERT INTO lists (k, v) VALUES ({m}, {m}) ON CONFLICT (k) DO UPDATE SET v = {update}", (key, v)
+        )
+
+    def read(self, key: int) -> tuple:
+        row = self._do(f"SELECT v FROM lists WHERE k = {self.mark}", (key,)).fetchone()
+        return _decode(row[0] if row else None)
+
+    def append(self, key: int, element: int) -> None:
+        self._upsert(key, str(element), "lists.v || ',' || excluded.v")
+
+    def read_modify_write(self, key: int, element: int) -> tuple:
+        seen = self.read(key)
+        self._upsert(key, ",".join(str(e) for e in (*seen, element)), "excluded.v")
+        return seen
+
+    def commit(self) -> None:
+        self._do("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 # ---------------------------------------------------------------------------
 # SQLite
 # ---------------------------------------------------------------------------
-class _SqliteSession(Session):
+class _SqliteSession(_SqlSession):
     def __init__(self, db: SQLiteDatabase, level: SqliteLevel) -> None:
         self.level = level
         shared = level is SqliteLevel.READ_UNCOMMITTED
@@ -182,33 +218,9 @@ class _SqliteSession(Session):
         mode = "DEFERRED" if self.level is SqliteLevel.READ_UNCOMMITTED else self.level.value
         self._do(f"BEGIN {mode}")
 
-    def read(self, key: int) -> tuple:
-        row = self._do("SELECT v FROM lists WHERE k = ?", (key,)).fetchone()
-        return _decode(row[0] if row else None)
-
-    def append(self, key: int, element: int) -> None:
-        self._do(
-            "INSERT INTO lists (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = v || ',' || excluded.v",
-            (key, str(element)),
-        )
-
-    def read_modify_write(self, key: int, element: int) -> tuple:
-        seen = self.read(key)
-        new = ",".join(str(e) for e in (*seen, element))
-        self._do(
-            "INSERT INTO lists (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", (key, new)
-        )
-        return seen
-
-    def commit(self) -> None:
-        self._do("COMMIT")
-
     def rollback(self) -> None:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 class SQLiteDatabase(Database):
@@ -255,7 +267,9 @@ class SQLiteDatabase(Database):
 REFUSED_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock detected"}
 
 
-class _PgSession(Session):
+class _PgSession(_SqlSession):
+    mark = "%s"
+
     def __init__(self, db: PostgresDatabase, level: PgLevel) -> None:
         self.db = db
         self.level = level
@@ -276,33 +290,8 @@ class _PgSession(Session):
     def begin(self) -> None:
         self._do(f"BEGIN ISOLATION LEVEL {self.level.value}")
 
-    def read(self, key: int) -> tuple:
-        row = self._do("SELECT v FROM lists WHERE k = %s", (key,)).fetchone()
-        return _decode(row[0] if row else None)
-
-    def append(self, key: int, element: int) -> None:
-        self._do(
-            "INSERT INTO lists (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = lists.v || ',' || excluded.v",
-            (key, str(element)),
-        )
-
-    def read_modify_write(self, key: int, element: int) -> tuple:
-        seen = self.read(key)
-        new = ",".join(str(e) for e in (*seen, element))
-        self._do(
-            "INSERT INTO lists (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-            (key, new),
-        )
-        return seen
-
-    def commit(self) -> None:
-        self._do("COMMIT")
-
     def rollback(self) -> None:
         self.conn.execute("ROLLBACK")
-
-    def close(self) -> None:
-        self.conn.close()
 
     def blocked(self) -> bool:
         return self.db.blocked(self.pid)
@@ -399,7 +388,7 @@ class _Client:
         self.session.close()
 
 
-class _Runner:
+class _Runner(Turns):
     """Turns of clients, as in :mod:`labkit.txn.run`, against a real database."""
 
     SETTLE_TIMEOUT = 30.0
@@ -412,27 +401,22 @@ class _Runner:
         clients: dict[str, list[str]],
         rmw: bool,
     ) -> None:
+        super().__init__(clients)
         self.db, self.level, self.programs, self.rmw = db, level, programs, rmw
-        self.queue = {c: list(names) for c, names in clients.items()}
-        self.client_of = {n: c for c, names in clients.items() for n in names}
         self.conn = {c: _Client(db.session(level), db.waits) for c in clients}
         self.pc = dict.fromkeys(programs, 0)
         self.ops: dict[str, list[Op]] = {n: [] for n in programs}
         self.status: dict[str, Status] = {}
         self.reasons: dict[str, str] = {}
         self.started: set[str] = set()
-        self.pending: dict[str, tuple[cf.Future, Step]] = {}  # waiting for a lock
-        self.owed = dict.fromkeys(clients, 0)
+        self.waiting: dict[str, tuple[cf.Future, Step]] = {}  # a statement that waits for a lock
         self.events: list[Event] = []
 
     def emit(self, name: str, kind: EventKind, text: str) -> None:
         self.events.append(Event(len(self.events), name, kind, text))
 
-    def current(self, client: str) -> str | None:
-        q = self.queue[client]
-        while q and q[0] in self.status:
-            q.pop(0)
-        return q[0] if q else None
+    def done(self, name: str) -> bool:
+        return name in self.status
 
     def call(self, name: str, step: Step) -> Callable[[], Any]:
         s = self.conn[self.client_of[name]].session
@@ -501,43 +485,26 @@ class _Runner:
         if self.settle(fut, name):
             self.finish(name, step, fut)
         else:
-            self.pending[name] = (fut, step)
+            self.waiting[name] = (fut, step)
             self.emit(name, EventKind.WAIT, f"{step}: waits for a lock")
 
-    def wake(self) -> None:
-        """After any step: let waiting statements that can go on finish, oldest first."""
-        progress = True
-        while progress:
-            progress = False
-            for name in list(self.pending):
-                fut, step = self.pending[name]
-                if self.settle(fut, name):
-                    del self.pending[name]
-                    self.finish(name, step, fut)
-                    client = self.client_of[name]
-                    while self.owed[client] and (cur := self.current(client)) and cur not in self.pending:
-                        self.owed[client] -= 1
-                        self.attempt(cur)
-                    progress = True
-                    break
+    def resume(self, name: str) -> bool:
+        fut, step = self.waiting[name]
+        if not self.settle(fut, name):
+            return False
+        del self.waiting[name]
+        self.finish(name, step, fut)
+        return True
 
     def play(self, order: Sequence[str]) -> None:
-        for client in order:
-            name = self.current(client)
-            if name is None:
-                continue
-            if name in self.pending:
-                self.owed[client] += 1
-                continue
-            self.attempt(name)
-            self.wake()
+        super().play(order)
         # Everything left waits for a lock: only a deadlock can be left, and the database breaks it.
         deadline = time.monotonic() + self.SETTLE_TIMEOUT
-        while self.pending:
+        while self.waiting:
             self.wake()
-            if self.pending:
+            if self.waiting:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"transactions {sorted(self.pending)} still wait after the workload")
+                    raise RuntimeError(f"transactions {sorted(self.waiting)} still wait after the workload")
                 time.sleep(0.005)
         unfinished = [n for n in self.programs if n not in self.status]
         if unfinished:

@@ -270,28 +270,33 @@ def random_schedule(
     return who, tuple(turns)
 
 
-class _Driver:
-    """Plays an order of turns on a store: clients, waits, owed turns, deadlocks."""
+class Turns:
+    """Clients taking turns, as :func:`run` plays them on the store and
+    :func:`~labkit.txn.databases.run_workload` on a real database.
 
-    def __init__(
-        self, programs: dict[str, tuple[Step, ...]], store: Store, clients: dict[str, list[str]], check: bool
-    ) -> None:
-        self.check_invariants = check
-        self.programs = programs
-        self.store = store
+    Each client runs its transactions one after another. A turn that comes
+    while the client's transaction waits for a lock is owed to the client;
+    when the wait ends, the transaction takes the turns it missed. Subclasses
+    say what a step is (:meth:`attempt`), when a transaction is over
+    (:meth:`done`) and how a waiting one tries again (:meth:`resume`).
+    """
+
+    def __init__(self, clients: Mapping[str, Sequence[str]]) -> None:
         self.queue = {c: list(names) for c, names in clients.items()}
         self.client_of = {n: c for c, names in clients.items() for n in names}
-        self.pc = dict.fromkeys(programs, 0)
-        self.seen: dict[str, dict[Hashable, Any]] = {n: {} for n in programs}
-        self.waiting: dict[str, Blocked] = {}  # in the order they began waiting
         self.owed = dict.fromkeys(clients, 0)
-        self.events: list[Event] = []
-        self.waited: set[str] = set()
-        for n in programs:
-            store.begin(n)
+        self.waiting: dict[str, Any] = {}  # the transactions that wait, in the order they began waiting
 
     def done(self, name: str) -> bool:
-        return not self.store.txns[name].active
+        raise NotImplementedError
+
+    def attempt(self, name: str) -> Any:
+        """Try ``name``'s next step; it either goes through or makes ``name`` wait."""
+        raise NotImplementedError
+
+    def resume(self, name: str) -> bool:
+        """Let the waiting ``name`` try again: whether its wait ended."""
+        raise NotImplementedError
 
     def current(self, client: str) -> str | None:
         """The client's transaction now: its first that has not ended."""
@@ -299,6 +304,54 @@ class _Driver:
         while q and self.done(q[0]):
             q.pop(0)
         return q[0] if q else None
+
+    def wake(self) -> None:
+        """Let waiting transactions go on, oldest wait first, until none can; each then takes
+        the turns its client missed while it waited."""
+        progress = True
+        while progress:
+            progress = False
+            for name in list(self.waiting):
+                if self.resume(name):
+                    progress = True
+                    client = self.client_of[name]
+                    while self.owed[client] and (cur := self.current(client)) and cur not in self.waiting:
+                        self.owed[client] -= 1
+                        self.attempt(cur)
+                    break
+
+    def play(self, order: Sequence[str]) -> None:
+        for client in order:
+            name = self.current(client)
+            if name is None:
+                continue
+            if name in self.waiting:
+                self.owed[client] += 1
+                continue
+            self.attempt(name)
+            self.wake()
+
+
+class _Driver(Turns):
+    """Plays an order of turns on a store: waits, owed turns, deadlocks."""
+
+    def __init__(
+        self, programs: dict[str, tuple[Step, ...]], store: Store, clients: dict[str, list[str]], check: bool
+    ) -> None:
+        super().__init__(clients)
+        self.check_invariants = check
+        self.programs = programs
+        self.store = store
+        self.pc = dict.fromkeys(programs, 0)
+        self.seen: dict[str, dict[Hashable, Any]] = {n: {} for n in programs}
+        self.waiting: dict[str, Blocked] = {}  # who blocks each waiting transaction now
+        self.events: list[Event] = []
+        self.waited: set[str] = set()
+        for n in programs:
+            store.begin(n)
+
+    def done(self, name: str) -> bool:
+        return not self.store.txns[name].active
 
     def emit(self, name: str, kind: EventKind, text: str, by: tuple[str, ...] = ()) -> None:
         self.events.append(Event(len(self.events), name, kind, text, by))
@@ -382,31 +435,11 @@ class _Driver:
                     stack.append((nxt, [*path, nxt]))
         return []
 
-    def wake(self) -> None:
-        """Let waiting transactions go on, oldest wait first, until none can; each then takes
-        the turns its client missed while it waited."""
-        progress = True
-        while progress:
-            progress = False
-            for name in list(self.waiting):
-                if self.attempt(name):
-                    progress = True
-                    client = self.client_of[name]
-                    while self.owed[client] and (cur := self.current(client)) and cur not in self.waiting:
-                        self.owed[client] -= 1
-                        self.attempt(cur)
-                    break
+    def resume(self, name: str) -> bool:
+        return self.attempt(name)  # the waiting step is tried again
 
     def play(self, order: Sequence[str]) -> None:
-        for client in order:
-            name = self.current(client)
-            if name is None:
-                continue
-            if name in self.waiting:
-                self.owed[client] += 1
-                continue
-            self.attempt(name)
-            self.wake()
+        super().play(order)
         stuck = [n for n in self.programs if not self.done(n)]
         if stuck:  # cannot happen: every program ends with Commit/Abort and waits end in a commit or abort
             raise RuntimeError(f"transactions {stuck} did not finish; waiting: {self.waiting}")

@@ -8,6 +8,7 @@ sees, at the width the notebook gives the figure:
 * the title, the legend and the axis titles do not overlap, and the legend
   covers no plot area;
 * text labels drawn by traces stay inside their plot area (not cut at its edge);
+* no two text labels (of traces or annotations) print over each other;
 * a time axis (an x axis whose title says "time") is not mostly empty: the
   data spans at least a third of the range it is drawn on;
 * two line traces of the same width on the same axes do not draw exactly the
@@ -56,6 +57,12 @@ FIGURE_PROBLEMS_JS = r"""
       if (t.textContent && home && (b.l < home.l - 2 || b.r > home.r + 2))
         out.push(`${name}: the label "${t.textContent}" is cut at the edge of its plot`);
     });
+    // No two labels (trace text, annotations) print over each other.
+    const texts = Array.from(el.querySelectorAll('.textpoint text, .annotation-text'))
+      .filter(t => t.textContent.trim()).map(t => [t.textContent.trim(), box(t)]);
+    for (let a = 0; a < texts.length; a++)
+      for (let b = a + 1; b < texts.length; b++)
+        if (meets(texts[a][1], texts[b][1])) out.push(`${name}: the label "${texts[a][0]}" overlaps "${texts[b][0]}"`);
     // Per x axis: the numeric x extent of the visible traces against the axis range.
     const extent = {};
     data.forEach(d => {

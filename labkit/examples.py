@@ -144,17 +144,17 @@ class Client(Node):
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:
         # A response to an older request (a late duplicate) is ignored.
         if isinstance(msg, Response) and msg.request_id == self.current and self.current not in self.outcomes:
-            self.outcomes[self.current] = "ok"
-            ctx.note("request", request_id=self.current, outcome="ok", attempts=self.attempts)
-            self._next(ctx)
+            self._finish(ctx, "ok")
 
     def on_timer(self, ctx: Context, name: str) -> None:
         if self.attempts < self.max_attempts:
             self._attempt(ctx)
-            return
-        # Gave up: the request may or may not have been applied.
-        self.outcomes[self.current] = "gave_up"
-        ctx.note("request", request_id=self.current, outcome="gave_up", attempts=self.attempts)
+        else:
+            self._finish(ctx, "gave_up")  # the request may or may not have been applied
+
+    def _finish(self, ctx: Context, outcome: str) -> None:
+        self.outcomes[self.current] = outcome
+        ctx.note("request", request_id=self.current, outcome=outcome, attempts=self.attempts)
         self._next(ctx)
 
 
@@ -178,8 +178,7 @@ def request_response_cluster(
     sim.add_node("server", server)
     for i in range(1, clients + 1):
         sim.add_node(
-            f"c{i}",
-            lambda nid: Client(nid, "server", requests=requests, timeout=timeout, max_attempts=max_attempts),
+            f"c{i}", lambda nid: Client(nid, requests=requests, timeout=timeout, max_attempts=max_attempts)
         )
     return sim
 
@@ -220,13 +219,18 @@ class FloodBroadcast(Node):
                     ctx.send(peer, msg)
 
 
-def broadcast_cluster(n: int = 5, seed: int = 0, **network: Any) -> Simulator:
-    """``n`` :class:`FloodBroadcast` nodes ``"n1"``..``"nN"``; nothing sent yet."""
+def _cluster(node: type[Node], n: int, seed: int, network: dict[str, Any]) -> Simulator:
+    """``n`` nodes of class ``node`` called ``"n1"``..``"nN"`` on a fresh simulator."""
     valid.integer("n", n, ge=1, le=MAX_NODES_OR_REQUESTS)
     sim = Simulator(seed, **network)
     for i in range(1, n + 1):
-        sim.add_node(f"n{i}", FloodBroadcast)
+        sim.add_node(f"n{i}", node)
     return sim
+
+
+def broadcast_cluster(n: int = 5, seed: int = 0, **network: Any) -> Simulator:
+    """``n`` :class:`FloodBroadcast` nodes ``"n1"``..``"nN"``; nothing sent yet."""
+    return _cluster(FloodBroadcast, n, seed, network)
 
 
 # ---------------------------------------------------------------------------
@@ -278,11 +282,7 @@ class Heartbeat(Node):
 
 def heartbeat_cluster(seed: int = 0, n: int = 4, **network: Any) -> Simulator:
     """``n`` :class:`Heartbeat` nodes ``"n1"``..``"nN"``."""
-    valid.integer("n", n, ge=1, le=MAX_NODES_OR_REQUESTS)
-    sim = Simulator(seed, **network)
-    for i in range(1, n + 1):
-        sim.add_node(f"n{i}", Heartbeat)
-    return sim
+    return _cluster(Heartbeat, n, seed, network)
 
 
 def request_report(sim: Simulator):  # -> pandas.DataFrame
@@ -296,14 +296,6 @@ def request_report(sim: Simulator):  # -> pandas.DataFrame
     valid.instance("sim", sim, Simulator)
     server = sim.node("server")
     applied = getattr(server, "applied", {})
-    rows = [
-        {
-            "client": e.node,
-            "request_id": e.detail["request_id"],
-            "outcome": e.detail["outcome"],
-            "attempts": e.detail["attempts"],
-            "times_applied": applied.get((e.node, e.detail["request_id"]), 0),
-        }
-        for e in sim.trace.notes("request")
-    ]
+    rows = [(e.node, e.detail["request_id"], e.detail["outcome"], e.detail["attempts"],
+             applied.get((e.node, e.detail["request_id"]), 0)) for e in sim.trace.notes("request")]  # fmt: skip
     return pd.DataFrame(rows, columns=["client", "request_id", "outcome", "attempts", "times_applied"])

@@ -384,7 +384,7 @@ class RealTimeWidget(_Widget):
             valid.one_of(name, p[name], self.SAW)
         self.params = p
         self.result = check(self.history(), RegisterModel())
-        self._redraw()
+        self._refresh()
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
@@ -411,15 +411,12 @@ class RealTimeWidget(_Widget):
         )
 
     def _redraw(self) -> None:
-        if self.fig is None:
-            return
         verdict = "linearizable" if self.result.ok else "NOT linearizable"
         with self.fig.batch_update():
             history_figure(self.result, figure=self.fig, title=f"A writes 1; B and C read: {verdict}")
             self.fig.update_xaxes(range=[-0.2, 6.2])  # fixed, so sliding a read does not move the axis
         self._show_figure()
         self.status.value = self._verdict_html()
-        self._show_settings()
 
 
 def _cap_history(mode_name: str, seed: int) -> list[Operation]:
@@ -475,7 +472,7 @@ class StoreCheckWidget(_Widget):
         seed = valid.integer("seed", p["seed"], ge=0, le=99)
         self.result = check(make(seed), model(), timeout=5.0)
         self.params = p
-        self._redraw()
+        self._refresh()
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
@@ -492,11 +489,8 @@ class StoreCheckWidget(_Widget):
         return W.VBox([W.HBox([self.controls["store"], self.controls["seed"]]), self.status, plot])
 
     def _redraw(self) -> None:
-        if self.fig is None:
-            return
         history_figure(
             self.result, figure=self.fig, title=f"{self.params['store']}, seed {self.params['seed']}"
         )
         self._show_figure()
         self.status.value = self._verdict_html()
-        self._show_settings()

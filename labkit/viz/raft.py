@@ -435,7 +435,7 @@ class LogExplorer(Widget):
         except Exception:
             del self.actions[done:]
             raise
-        self._redraw()
+        self._refresh()
 
     def _server(self, node: Any) -> str:
         if node not in self.cluster.ids:
@@ -571,7 +571,7 @@ class LogExplorer(Widget):
         self.cluster = self._replay()
         if self.chosen not in self.cluster.ids:
             self.chosen = self.cluster.ids[0]
-        self._redraw()
+        self._refresh()
 
     def summary(self) -> str:
         c = self.cluster
@@ -643,6 +643,7 @@ class LogExplorer(Widget):
         membership = [add, self.remove_button, self.transfer_button]
         self._for_chosen = [*chosen, *membership[1:]]  # buttons that act on the chosen server
         self.buttons = [submit, run, *chosen, *shortcuts, *membership, heal, reset]
+        self._show_settings()
         self._redraw()
         return W.VBox(
             [
@@ -682,9 +683,6 @@ class LogExplorer(Widget):
             t.value = "B" if nid in side_b else "A"
 
     def _redraw(self) -> None:
-        if self.status is None:
-            return
-        self._show_settings()
         log_grid(self.cluster, figure=self.fig)
         self._show_figure()
         self.status.value = status_html(self.summary())

@@ -249,7 +249,7 @@ class CapWidget(SettingsWidget):
             side_a=params["side_a"], resolution=params["resolution"], seed=self.seed,
         )  # fmt: skip
         self.params = params
-        self._redraw()
+        self._refresh()
 
     def counters(self) -> dict[str, Any]:
         """Availability per side during the partition, stale reads, lost writes, siblings."""
@@ -313,10 +313,7 @@ class CapWidget(SettingsWidget):
         super()._sync_controls()
 
     def _redraw(self) -> None:
-        if self.status is None:
-            return
         p = self.params
-        self._show_settings()  # also after a programmatic set()
         cap_timeline(self.result, figure=self.fig)
         self._show_figure()
         self.counter_box.value = self.counters_html()
@@ -366,7 +363,7 @@ class QuorumWidget(SettingsWidget):
         store = ReplicatedStore(self.node_ids, p["n"], p["mode"], r=p["r"], w=p["w"], seed=self.seed)
         self._run(store, p, side_a)
         self.params = p
-        self._redraw()
+        self._refresh()
 
     def _run(self, store: ReplicatedStore, p: dict[str, Any], side_a: list[str]) -> None:
         store.put("x", "v1")
@@ -486,6 +483,7 @@ class QuorumWidget(SettingsWidget):
             self._on_change(crash, lambda on, x=x: self._toggle("down", x, on))
             self._on_change(cut, lambda on, x=x: self._toggle("side_b", x, on))
             self._boxes.append(W.HBox([crash, cut]))
+        self._show_settings()
         self._redraw()
         c = self.controls
         boxes = W.VBox(self._boxes)
@@ -506,11 +504,8 @@ class QuorumWidget(SettingsWidget):
             crash.value, cut.value = x in self.params["down"], x in self.params["side_b"]
 
     def _redraw(self) -> None:
-        if self.status is None:
-            return
         from labkit.viz.spacetime import spacetime_diagram
 
-        self._show_settings()  # also after a programmatic set()
         with self.fig.batch_update():
             # Clear the shapes first: updating a shape list in place merges by index.
             self.fig.layout.shapes = ()

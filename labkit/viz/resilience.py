@@ -386,7 +386,7 @@ class ResilienceWidget(Widget):
     def _update(self, **changes: Any) -> None:
         self.settings = replace(self.settings, **changes)
         self.model = self._simulate()
-        self._redraw()
+        self._refresh()
 
     def set_fault(self, fault: Fault | str) -> None:
         """C's fault during the fault window: none, slow, erroring or down."""
@@ -448,9 +448,6 @@ class ResilienceWidget(Widget):
 
     # -- the view --------------------------------------------------------------------
     def _redraw(self) -> None:
-        if self.fig is None:
-            return
-        self._show_settings()
         fig = self.fig
         traces = _panel_traces(self.model)
         with fig.batch_update():
@@ -495,6 +492,7 @@ class ResilienceWidget(Widget):
         for name, box in boxes.items():
             self._on_change(box, lambda on, name=name: self.set_policy(name, on))
         self._controls = {"fault": fault, "rate": rate, "jitter": jitter, **boxes}
+        self._show_settings()
         self._redraw()
         policy_row = W.HBox(list(boxes.values()), layout=W.Layout(flex_flow="row wrap"))
         return W.VBox([W.HBox([fault, rate, jitter]), policy_row, self.status, plot])

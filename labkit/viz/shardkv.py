@@ -241,7 +241,7 @@ class ShardLab(Widget):
         """Forget every action."""
         self.actions = []
         self.kv = self._replay()
-        self._redraw()
+        self._refresh()
 
     def _do(self, what: str, arg: str) -> None:
         # The simulator is deterministic, so applying one more action to the current run
@@ -249,7 +249,7 @@ class ShardLab(Widget):
         # at the cost of one step instead of all of them.
         self._apply(self.kv, what, arg)
         self.actions.append((what, arg))
-        self._redraw()
+        self._refresh()
 
     def _apply(self, kv: ShardedKV, what: str, arg: str) -> None:
         if what == "crash":
@@ -334,8 +334,6 @@ class ShardLab(Widget):
         return W.VBox([W.HBox([self._node, *row]), self._chosen, self._status, plot])
 
     def _redraw(self) -> None:
-        if self.status is None:
-            return
         kv = self.kv
         colors = _colors(kv)
         series = throughput(kv)

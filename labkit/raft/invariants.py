@@ -296,7 +296,7 @@ class InvariantMonitor:
         # same entry after the same prefix has the same digest, without hashing it again.
         known, broken = self._digests, None
         d = digests[-1]
-        for i, e in enumerate(log[base + k + 1 : last + 1], base + k + 1):
+        for i, e in enumerate(log.entries(base + k + 1), base + k + 1):
             key = (i, e.term)
             first = known.get(key)
             if first is not None and first[1] is e and first[2] == d:

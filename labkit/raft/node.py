@@ -676,8 +676,9 @@ class RaftNode(Node):
         #    last new entry)". Only ever raise it: a late message may name a last new entry
         #    below what this server already knows committed.
         last_new = prev + len(m.entries)
-        if min(m.leader_commit, last_new) > self.commit_index:
-            self.commit_index = min(m.leader_commit, last_new)
+        leader_commit = min(m.leader_commit, last_new)
+        if leader_commit > self.commit_index:
+            self.commit_index = leader_commit
             self.apply_committed(ctx)
         ctx.send(src, AppendEntriesReply(term, True, term, prev, match_index=last_new, round=m.round))
 
@@ -689,7 +690,7 @@ class RaftNode(Node):
         self.leader_id = leader_id
         if self._watch_leader:  # only PreVote and CheckQuorum ask when the leader was last heard
             self.leader_contact = ctx.clock()
-        self.pre_votes.clear()
+            self.pre_votes.clear()  # (a pre-vote under way is over: there is a leader)
         self.reset_election_timer(ctx)
 
     def _persist_log(self, ctx: Context, first: int) -> None:

@@ -40,6 +40,10 @@ class Latency(ABC):
     def sample(self, rng: random.Random) -> float:
         """Draw one delay."""
 
+    def _draw(self, rng: random.Random) -> float:
+        """Draw one delay with the simulator's own generator: ``sample`` without its check of ``rng``."""
+        return self.sample(rng)
+
     @property
     @abstractmethod
     def mean(self) -> float:
@@ -56,8 +60,10 @@ class Fixed(Latency):
         object.__setattr__(self, "delay", _check_delay("delay", self.delay))
 
     def sample(self, rng: random.Random) -> float:
-        if rng.__class__ is not _Random:  # sample runs once per message: the common case in one test
-            _check_rng(rng)
+        _check_rng(rng)
+        return self._draw(rng)
+
+    def _draw(self, rng: random.Random) -> float:
         return self.delay
 
     @property
@@ -81,8 +87,10 @@ class Uniform(Latency):
         object.__setattr__(self, "high", high)
 
     def sample(self, rng: random.Random) -> float:
-        if rng.__class__ is not _Random:  # sample runs once per message: the common case in one test
-            _check_rng(rng)
+        _check_rng(rng)
+        return self._draw(rng)
+
+    def _draw(self, rng: random.Random) -> float:
         return self.low + (self.high - self.low) * rng.random()
 
     @property
@@ -109,8 +117,10 @@ class Exponential(Latency):
         object.__setattr__(self, "minimum", _check_delay("minimum", self.minimum))
 
     def sample(self, rng: random.Random) -> float:
-        if rng.__class__ is not _Random:  # sample runs once per message: the common case in one test
-            _check_rng(rng)
+        _check_rng(rng)
+        return self._draw(rng)
+
+    def _draw(self, rng: random.Random) -> float:
         return self.minimum + rng.expovariate(1.0 / self.mean_extra)
 
     @property

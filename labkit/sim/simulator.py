@@ -386,9 +386,10 @@ class Simulator:
                 if eff.sends:
                     plain = self._plain
                     for dst, msg in eff.sends:
-                        peer = hosts.get(dst)
-                        if peer is None:
-                            self._check_node(dst, "dst")
+                        try:
+                            peer = hosts[dst]
+                        except KeyError:
+                            self._check_node(dst, "dst")  # raises, naming the nodes there are
                         self._msg_seq = mid = self._msg_seq + 1
                         sent = (time, _SEND, node_id, node_id, dst, mid, msg, None, None, None)
                         rows.append(sent)
@@ -404,11 +405,11 @@ class Simulator:
                             latency = self._link_latency.get((node_id, dst), self._latency)
                         inc = peer.incarnation  # type: ignore[union-attr]
                         self._seq = seq = self._seq + 1
-                        push(queue, (time + latency.sample(rng), seq, _DELIVER, sent, inc))
+                        push(queue, (time + latency._draw(rng), seq, _DELIVER, sent, inc))
                         if not plain and self._duplication and rng.random() < self._duplication:
                             rows.append((time, _DUP, node_id, node_id, dst, mid, msg, None, None, None))
                             self._seq = seq = self._seq + 1
-                            push(queue, (time + latency.sample(rng), seq, _DELIVER, sent, inc))
+                            push(queue, (time + latency._draw(rng), seq, _DELIVER, sent, inc))
                     eff.sends.clear()
                 if eff.timers:
                     # Setting a timer replaces it. One set again for *later* (an election

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from labkit import validation as valid
@@ -70,109 +71,135 @@ def broadcast_diagram(
         props = set(highlight)
         for p in props:
             valid.instance("highlight", p, Property)
-    sim = run.sim
-    lane = {n: i for i, n in enumerate(sim.nodes)}
-    bad = {(v.node, v.msgs[0].id) for p in props for v in run.violations[p]}
+    points = _Points.of(run, props)
     name = run.protocol.value if run.protocol else "your broadcast"
-    # Frame the broadcasts and deliveries, not a quiet start or end of the run; with room for their labels.
-    times = [e.time for e in run.history.events]
-    first, last = min(times, default=0.0), max(times, default=0.0)
-    width = max(last - first, 0.01)
     fig = spacetime_diagram(
-        _messages_only(sim),
-        nodes=list(sim.nodes),
-        start=first - 0.04 * width,
-        end=last + 0.08 * width,
+        _messages_only(run.sim),
+        nodes=list(run.sim.nodes),
+        start=points.first - 0.04 * points.width,
+        end=points.last + 0.08 * points.width,
         notes=False,
         title=title or f"{name} broadcast",
         figure=figure,
         height=height,
     )
-    # When a message first reached each node on its way to be delivered there
-    # (requests to a sequencer or a Raft leader are not counted).
+    # spacetime_diagram has just (re)drawn its own traces, and dropped ours if there were any.
+    fig.add_traces(points.traces(props))
+    legend_below(fig)
+    return fig
+
+
+@dataclass
+class _Points:
+    """What :func:`broadcast_diagram` draws over the messages: marks per kind, labels, hold-backs."""
+
+    first: float  # the first and last broadcast or delivery: the diagram frames these
+    last: float
+    width: float
+    series: dict[str, dict[str, list]]  # "broadcast", "delivered", "violation" -> x, y, text, hover
+    labels: dict[str, list]  # one label per delivery, coloured if it breaks a guarantee
+    held_x: list[Any]  # a bar from when a message arrived at a node to when it was delivered there
+    held_y: list[Any]
+
+    @classmethod
+    def of(cls, run: BroadcastRun, props: set[Property]) -> _Points:
+        sim = run.sim
+        lane = {n: i for i, n in enumerate(sim.nodes)}
+        bad = {(v.node, v.msgs[0].id) for p in props for v in run.violations[p]}
+        # Frame the broadcasts and deliveries, not a quiet start or end of the run; with room for their labels.
+        times = [e.time for e in run.history.events]
+        first, last = min(times, default=0.0), max(times, default=0.0)
+        width = max(last - first, 0.01)
+        arrived = _arrivals(sim)
+        series: dict[str, dict[str, list]] = {
+            k: {"x": [], "y": [], "text": [], "hover": []} for k in ("broadcast", "delivered", "violation")
+        }
+        labels: dict[str, list] = {"x": [], "y": [], "text": [], "hover": []}
+        held_x: list[Any] = []
+        held_y: list[Any] = []
+        for e in run.history.events:
+            y = lane[e.node]
+            if e.kind is EventKind.BROADCAST:
+                s = series["broadcast"]
+                s["hover"].append(f"{e.node} broadcasts {e.msg} at {e.time:.3f}s")
+            else:
+                got = arrived.get((e.node, e.msg.id))
+                if e.msg.origin == e.node and got is None and (e.node, e.msg.id) not in bad:
+                    continue  # its own message, delivered where it was broadcast: the broadcast marks it
+                s = series["violation" if (e.node, e.msg.id) in bad else "delivered"]
+                waited = "" if got is None else f", received {got:.3f}s"
+                s["hover"].append(f"{e.node} delivers {e.msg} at {e.time:.3f}s{waited}")
+                if got is not None and e.time - got > 1e-9:
+                    held_x += [got, e.time, None]
+                    held_y += [y, y, None]
+            s["x"].append(e.time)
+            s["y"].append(y)
+            s["text"].append(str(e.msg))
+            if e.kind is EventKind.DELIVER:  # one label per cluster of deliveries, in delivery order
+                bad_one = (e.node, e.msg.id) in bad
+                labels["x"].append(e.time)
+                labels["y"].append(y)
+                labels["text"].append(
+                    f'<span style="color:{BAD_COLOR}">{e.msg}</span>' if bad_one else str(e.msg)
+                )
+                labels["hover"].append("")
+        gap = (last - first + 0.12 * width) / 150
+        series["broadcast"] = _join_close(series["broadcast"], gap)
+        return cls(first, last, width, series, _join_close(labels, gap), held_x, held_y)
+
+    def traces(self, props: set[Property]) -> list[Any]:
+        import plotly.graph_objects as go
+
+        why = {p.value for p in props}
+        return [
+            go.Scatter(
+                x=self.held_x,
+                y=self.held_y,
+                mode="lines",
+                line={"color": HELD_COLOR, "width": 9},
+                name="held back",
+                hoverinfo="skip",
+                opacity=0.8,
+            ),
+            marks(
+                self.series["broadcast"],
+                name="broadcast",
+                textposition="top center",
+                marker={"color": "#000000", "symbol": "circle", "size": 9},
+            ),
+            marks(
+                self.series["delivered"],
+                name="delivered",
+                marker={"color": OK_COLOR, "symbol": "square", "size": 8},
+            ),
+            marks(
+                self.series["violation"],
+                name="breaks " + (", ".join(sorted(why)) if why else "nothing"),
+                marker={"color": BAD_COLOR, "symbol": "square-x", "size": 12},
+            ),
+            go.Scatter(
+                x=self.labels["x"],
+                y=self.labels["y"],
+                mode="markers+text",  # invisible markers the size of the squares push the text below them
+                marker={"size": 14, "opacity": 0},
+                text=self.labels["text"],
+                textposition="bottom center",
+                name="delivery labels",
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+        ]
+
+
+def _arrivals(sim: Simulator) -> dict[tuple[str, tuple[str, int]], float]:
+    """When a message first reached each node on its way to be delivered there
+    (requests to a sequencer or a Raft leader are not counted)."""
     arrived: dict[tuple[str, tuple[str, int]], float] = {}
     for d in sim.trace.of_kind(Kind.DELIVER):
         frame = d.message.payload if isinstance(d.message, Packet) else d.message
         if isinstance(frame, (Msg, Sequenced)) and not (isinstance(frame, Msg) and _to_sequencer(sim, d.dst)):
             arrived.setdefault((d.dst, carried(frame).id), d.time)  # type: ignore[union-attr]
-    series: dict[str, dict[str, list]] = {
-        k: {"x": [], "y": [], "text": [], "hover": []} for k in ("broadcast", "delivered", "violation")
-    }
-    labels: dict[str, list] = {"x": [], "y": [], "text": [], "hover": []}
-    held_x: list[Any] = []
-    held_y: list[Any] = []
-    for e in run.history.events:
-        y = lane[e.node]
-        if e.kind is EventKind.BROADCAST:
-            s = series["broadcast"]
-            s["hover"].append(f"{e.node} broadcasts {e.msg} at {e.time:.3f}s")
-        else:
-            got = arrived.get((e.node, e.msg.id))
-            if e.msg.origin == e.node and got is None and (e.node, e.msg.id) not in bad:
-                continue  # its own message, delivered where it was broadcast: the broadcast marks it
-            s = series["violation" if (e.node, e.msg.id) in bad else "delivered"]
-            waited = "" if got is None else f", received {got:.3f}s"
-            s["hover"].append(f"{e.node} delivers {e.msg} at {e.time:.3f}s{waited}")
-            if got is not None and e.time - got > 1e-9:
-                held_x += [got, e.time, None]
-                held_y += [y, y, None]
-        s["x"].append(e.time)
-        s["y"].append(y)
-        s["text"].append(str(e.msg))
-        if e.kind is EventKind.DELIVER:  # one label per cluster of deliveries, in delivery order
-            bad_one = (e.node, e.msg.id) in bad
-            labels["x"].append(e.time)
-            labels["y"].append(y)
-            labels["text"].append(
-                f'<span style="color:{BAD_COLOR}">{e.msg}</span>' if bad_one else str(e.msg)
-            )
-            labels["hover"].append("")
-    import plotly.graph_objects as go
-
-    gap = (last - first + 0.12 * width) / 150
-    series["broadcast"] = _join_close(series["broadcast"], gap)
-    labels = _join_close(labels, gap)
-    why = {p.value for p in props}
-    extra = [
-        go.Scatter(
-            x=held_x,
-            y=held_y,
-            mode="lines",
-            line={"color": HELD_COLOR, "width": 9},
-            name="held back",
-            hoverinfo="skip",
-            opacity=0.8,
-        ),
-        marks(
-            series["broadcast"],
-            name="broadcast",
-            textposition="top center",
-            marker={"color": "#000000", "symbol": "circle", "size": 9},
-        ),
-        marks(
-            series["delivered"], name="delivered", marker={"color": OK_COLOR, "symbol": "square", "size": 8}
-        ),
-        marks(
-            series["violation"],
-            name="breaks " + (", ".join(sorted(why)) if why else "nothing"),
-            marker={"color": BAD_COLOR, "symbol": "square-x", "size": 12},
-        ),
-        go.Scatter(
-            x=labels["x"],
-            y=labels["y"],
-            mode="markers+text",  # invisible markers the size of the squares push the text below them
-            marker={"size": 14, "opacity": 0},
-            text=labels["text"],
-            textposition="bottom center",
-            name="delivery labels",
-            showlegend=False,
-            hoverinfo="skip",
-        ),
-    ]
-    # spacetime_diagram has just (re)drawn its own traces, and dropped ours if there were any.
-    fig.add_traces(extra)
-    legend_below(fig)
-    return fig
+    return arrived
 
 
 def _to_sequencer(sim: Simulator, node: str) -> bool:

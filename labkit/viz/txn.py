@@ -169,28 +169,71 @@ def graph_figure(
     import plotly.graph_objects as go
 
     valid.instance("result", result, CheckResult)
-    cycle_edges: tuple[Edge, ...] = result.cycle
-    cycle = [e.src for e in cycle_edges]
+    cycle = [e.src for e in result.cycle]
+    nodes = _graph_nodes(result, max_nodes)
+    pos = _layout(nodes, cycle)
+    node_colors = [BAD_COLOR if n in cycle else PALETTE[0] for n in nodes]
+    fig = figure if figure is not None else go.Figure()
+    with fig.batch_update():
+        fig.data = ()
+        fig.add_trace(
+            go.Scatter(
+                x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text", text=nodes,
+                textfont={"color": "#ffffff", "size": 12}, hoverinfo="text", showlegend=False, name="transactions",
+                marker={"size": 38, "color": node_colors, "line": {"color": "#ffffff", "width": 2}},
+            )
+        )  # fmt: skip
+        style_figure(
+            fig, title=_graph_title(result) if title is None else title, xaxis="", yaxis="", height=360
+        )
+        # Assigned, not updated: plotly's update keeps (and rewrites) old annotations when there are fewer now.
+        fig.layout.annotations = _edge_annotations(result, set(nodes), pos)
+        fig.update_layout(showlegend=False, margin={"l": 20, "r": 20, "t": 60, "b": 20})
+        fig.update_xaxes(visible=False, range=[-2.5, 2.5])
+        fig.update_yaxes(visible=False, range=[-1.35, 1.35], scaleanchor=None)
+    return fig
+
+
+def _graph_nodes(result: CheckResult, max_nodes: int) -> list[str]:
+    """The committed transactions to draw: all of them, or the cycle's and their neighbours'."""
+    cycle = [e.src for e in result.cycle]
     committed = [t.name for t in result.history if t.status is Status.COMMITTED]
     if len(committed) <= max_nodes:
-        nodes = committed
-    else:
-        keep = list(cycle)
-        for e in result.edges:
-            if len(keep) >= max_nodes:
-                break
-            for n in (e.src, e.dst):
-                if (e.src in cycle or e.dst in cycle) and n not in keep and len(keep) < max_nodes:
-                    keep.append(n)
-        nodes = [n for n in committed if n in keep]
-    shown = set(nodes)
-    pos = _layout(nodes, cycle)
+        return committed
+    keep = list(cycle)
+    for e in result.edges:
+        if len(keep) >= max_nodes:
+            break
+        for n in (e.src, e.dst):
+            if (e.src in cycle or e.dst in cycle) and n not in keep and len(keep) < max_nodes:
+                keep.append(n)
+    return [n for n in committed if n in keep]
+
+
+def _graph_title(result: CheckResult) -> str:
+    """The anomaly of the first cycle and the cycle itself, or why there is none."""
+    if not result.cycle:
+        return "no cycle: " + (
+            "no anomaly" if result.ok else ", ".join(sorted(a.value for a in result.anomalies))
+        )
+    cycle = [e.src for e in result.cycle]
+    f = next(f for f in result.findings if f.cycle == result.cycle)
+    title = f"{f.anomaly.value}: " + " → ".join([*cycle, cycle[0]])
+    others = sorted({g.anomaly.value for g in result.findings} - {f.anomaly.value})
+    return title + ("; also " + ", ".join(others) if others else "")
+
+
+def _edge_annotations(
+    result: CheckResult, shown: set[str], pos: dict[str, tuple[float, float]]
+) -> list[dict[str, Any]]:
+    """An arrow per pair of shown transactions with dependencies, and a label naming them;
+    the cycle's edges in red, the two directions of a pair side by side."""
+    cycle_edges: tuple[Edge, ...] = result.cycle
     in_cycle = {(e.src, e.dst) for e in cycle_edges}
     pairs: dict[tuple[str, str], list[Edge]] = {}
     for e in result.edges:
         if e.src in shown and e.dst in shown:
             pairs.setdefault((e.src, e.dst), []).append(e)
-
     annotations = []
     for (a, b), edges in pairs.items():
         (x0, y0), (x1, y1) = pos[a], pos[b]
@@ -216,35 +259,7 @@ def graph_figure(
                                 xanchor=xanchor, yanchor=yanchor,
                                 font={"size": 12, "color": BAD_COLOR if red else "#666666"},
                                 bgcolor="rgba(255,255,255,0.85)"))  # fmt: skip
-    node_colors = [BAD_COLOR if n in cycle else PALETTE[0] for n in nodes]
-    fig = figure if figure is not None else go.Figure()
-    with fig.batch_update():
-        fig.data = ()
-        fig.add_trace(
-            go.Scatter(
-                x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text", text=nodes,
-                textfont={"color": "#ffffff", "size": 12}, hoverinfo="text", showlegend=False, name="transactions",
-                marker={"size": 38, "color": node_colors, "line": {"color": "#ffffff", "width": 2}},
-            )
-        )  # fmt: skip
-        if title is None:
-            if cycle_edges:
-                f = next(f for f in result.findings if f.cycle == cycle_edges)
-                title = f"{f.anomaly.value}: " + " → ".join([*cycle, cycle[0]])
-                others = sorted({g.anomaly.value for g in result.findings} - {f.anomaly.value})
-                if others:
-                    title += "; also " + ", ".join(others)
-            else:
-                title = "no cycle: " + (
-                    "no anomaly" if result.ok else ", ".join(sorted(a.value for a in result.anomalies))
-                )
-        style_figure(fig, title=title, xaxis="", yaxis="", height=360)
-        # Assigned, not updated: plotly's update keeps (and rewrites) old annotations when there are fewer now.
-        fig.layout.annotations = annotations
-        fig.update_layout(showlegend=False, margin={"l": 20, "r": 20, "t": 60, "b": 20})
-        fig.update_xaxes(visible=False, range=[-2.5, 2.5])
-        fig.update_yaxes(visible=False, range=[-1.35, 1.35], scaleanchor=None)
-    return fig
+    return annotations
 
 
 def levels_figure(runs: Mapping[str, Mapping[Isolation, Run]], *, title: str | None = None) -> Any:

@@ -123,3 +123,14 @@ def test_widget_status_says_why_goodput_after_the_fault_can_pass_100_percent():
     assert w.summary()["goodput_after"] > 1.0 and "(the backlog draining)" in w.status_text()
     w.set_rate(50)
     assert "draining" not in w.status_text()
+
+
+def test_controls_that_only_shape_retries_are_greyed_out_without_retries():
+    w = ResilienceWidget(seed=0)
+    assert w.ui is not None  # the controls exist once the widget is built
+    assert (
+        w._controls["backoff"].disabled and w._controls["budget"].disabled and w._controls["jitter"].disabled
+    )
+    w.set_policy("retries", True)
+    assert not w._controls["backoff"].disabled and not w._controls["budget"].disabled
+    assert not w._controls["jitter"].disabled  # backoff is on by default

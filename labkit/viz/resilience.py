@@ -468,8 +468,9 @@ class ResilienceWidget(Widget):
         for name, control in self._controls.items():
             if control.value != values[name]:
                 control.value = values[name]
-        # Jitter only shapes the wait between retries: greyed out while it has no effect.
+        # Backoff, jitter and the budget only shape retries: greyed out while they have no effect.
         self._controls["jitter"].disabled = not (s.retries and s.backoff)
+        self._controls["backoff"].disabled = self._controls["budget"].disabled = not s.retries
 
     def _build_ui(self) -> Any:
         import ipywidgets as W

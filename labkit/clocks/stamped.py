@@ -183,9 +183,8 @@ def configure_clocks(
 ) -> None:
     """Set each named node's clock offset (s) and drift (ppm) at the current time."""
     valid.instance("sim", sim, Simulator)
-    for name, m in (("offsets", offsets), ("drifts", drifts)):
-        if m is not None and not isinstance(m, Mapping):
-            raise TypeError(f"{name} must be a mapping of node id -> number, got {type(m).__name__}")
+    valid.instance("offsets", offsets, Mapping, none=True)
+    valid.instance("drifts", drifts, Mapping, none=True)
     for nid, off in (offsets or {}).items():
         sim.set_clock(nid, offset=off)
     for nid, ppm in (drifts or {}).items():

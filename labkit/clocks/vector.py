@@ -70,12 +70,9 @@ class VectorClock:
     _entries: tuple[tuple[str, int], ...]
 
     def __init__(self, counters: Mapping[str, int] | None = None) -> None:
-        if counters is None:
-            counters = {}
-        if not isinstance(counters, Mapping):
-            raise TypeError(f"counters must be a mapping of node id -> int, got {type(counters).__name__}")
+        valid.instance("counters", counters, Mapping, none=True)
         items = []
-        for node, count in counters.items():
+        for node, count in (counters or {}).items():
             _check_node(node, "counters key")
             if valid.integer(f"counters[{node!r}]", count, ge=0):
                 items.append((node, count))

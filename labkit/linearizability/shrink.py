@@ -55,8 +55,7 @@ def minimal_violation(result: CheckResult, *, max_steps: int = 20_000) -> tuple[
     provably non-linearizable within ``max_steps`` search steps per check (a
     deterministic budget, so the answer is the same on every machine).
     """
-    if not isinstance(result, CheckResult):
-        raise TypeError(f"result must be a CheckResult from check(), got {type(result).__name__}")
+    valid.instance("result", result, CheckResult)
     if result.verdict is not Verdict.NOT_LINEARIZABLE:
         raise ValueError(f"result must be not linearizable to have a violation, got {result.verdict.value}")
     valid.integer("max_steps", max_steps, ge=1)

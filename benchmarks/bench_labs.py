@@ -13,8 +13,9 @@ Prints tables:
 * **shrink**: each classic bug planted in a copy of the solution
   (tests/lab_solutions.py), run through the suite until the first failing
   scenario: the scenario, the seeds it needed, the property it broke, the
-  fault schedule's length before and after shrinking, and the shrinking's
-  runs and seconds; then the same for the first failure of each bug in the
+  fault schedule's length before and after shrinking, whether the shrunk
+  schedule is proven 1-minimal, and the shrinking's runs, wall and CPU
+  seconds; then the same for the first failure of each bug in the
   scenarios with long random schedules (random faults, unreliable network,
   churn). Target: median shrinking time at most 10 s;
 * **sweep**: the *churn* scenario over 10,000 seeds with 1 worker process and
@@ -23,8 +24,10 @@ Prints tables:
   each whole suite on the notebook's solution, then each classic bug planted
   in it (tests/lab_notebook_solutions.py) through the suite until the first
   failing scenario, and through each scenario with long random schedules,
-  with the seeds needed, the schedule before and after shrinking and the
-  shrinking's runs and seconds.
+  with the same columns.
+
+Times are wall-clock and CPU seconds: on a busy machine the CPU seconds say
+what the work costs, the wall seconds what a learner waited.
 """
 
 from __future__ import annotations
@@ -65,72 +68,104 @@ def table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-def bench_suite() -> None:
-    solution = lab_solutions.solution()
-    t0 = time.perf_counter()
-    report = raft_lab.run("all", solution, progress=False, quiet=True)
-    wall = time.perf_counter() - t0
+def _suite_table(lab, solution, title: str) -> tuple[int, int, float, float]:
+    """Run ``lab``'s whole suite on ``solution`` and print its table; (scenarios, trials, wall, CPU s)."""
+    cpu, t0 = time.process_time(), time.perf_counter()
+    report = lab.run("all", solution, progress=False, quiet=True)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu
     assert report.passed, str(report)
     rows = [
         (r.part, r.scenario, r.seeds_run, f"{r.virtual_time:.1f}", f"{r.wall:.2f}") for r in report.results
     ]
-    table(
-        "suite: the notebook's solution, every scenario, default seeds",
-        ("part", "scenario", "seeds", "virtual s", "wall s"),
-        rows,
+    table(title, ("part", "scenario", "seeds", "virtual s", "wall s"), rows)
+    return len(report.results), sum(r.seeds_run for r in report.results), wall, cpu
+
+
+def bench_suite() -> None:
+    load = os.getloadavg()[0]
+    n, trials, wall, cpu = _suite_table(
+        raft_lab, lab_solutions.solution(), "suite: the notebook's solution, every scenario, default seeds"
     )
-    trials = sum(r.seeds_run for r in report.results)
-    virtual = sum(r.virtual_time for r in report.results)
     print(
-        f"\nwhole suite: {len(report.results)} scenarios, {trials} trials, {virtual:.0f} s virtual, "
-        f"{wall:.1f} s wall in one process on {os.cpu_count()} cores "
-        f"(target <= {SUITE_TARGET:.0f} s: {'met' if wall <= SUITE_TARGET else 'MISSED'})"
+        f"\nwhole suite: {n} scenarios, {trials} trials, {wall:.1f} s wall, {cpu:.1f} s CPU, in one process "
+        f"on {os.cpu_count()} cores, load average {load:.1f} before (target <= {SUITE_TARGET:.0f} s: "
+        f"{'met' if cpu <= SUITE_TARGET else 'MISSED'} in CPU time, {'met' if wall <= SUITE_TARGET else 'MISSED'} "
+        "in wall time)"
     )
 
 
-def _first_failure(bug: str, what: str | list[str]) -> tuple | None:
-    cls = lab_solutions.planted(bug)
-    report = raft_lab.run(what, cls, progress=False, quiet=True, stop=True)
+SHRINK_HEADER = (
+    "bug", "caught by", "seeds", "property", "faults", "shrunk", "1-minimal", "runs", "shrink s", "shrink CPU s"
+)  # fmt: skip
+
+
+def _caught(lab, cls, what) -> tuple | None:
+    """The first failure of ``cls`` on ``what``: scenario, seeds needed, property, faults before and after
+    shrinking, whether the result is proven 1-minimal, shrinking's runs, wall seconds and CPU seconds."""
+    report = lab.run(what, cls, progress=False, quiet=True, stop=True)
     if report.passed:
         return None
     row = report.results[-1]
     f = row.failure
     shrunk = f.shrunk
+    if shrunk is None:
+        return (row.scenario, row.seeds_run, f.shown_violation.property.name, len(f.faults), len(f.faults),
+                "-", 0, 0.0, 0.0)  # fmt: skip
     return (
-        bug,
         row.scenario,
         row.seeds_run,
         f.shown_violation.property.name,
         len(f.faults),
-        len(shrunk.faults) if shrunk else len(f.faults),
-        shrunk.runs if shrunk else 0,
-        shrunk.seconds if shrunk else 0.0,
+        len(shrunk.faults),
+        "yes" if shrunk.minimal else "no",
+        shrunk.runs,
+        shrunk.seconds,
+        shrunk.cpu,
     )
+
+
+def _shrink_tables(lab, bugs, planted, randoms: tuple[str, ...], what: str) -> None:
+    """Each of ``bugs`` (``planted(bug)`` is the solution with it) through the whole suite up to its first
+    failing scenario, and through each scenario with long random schedules: two tables and a median."""
+    first, more = [], []
+    for bug in bugs:
+        cls = planted(bug)
+        found = _caught(lab, cls, "all")
+        assert found is not None, f"{bug} was not caught within the default seeds"
+        first.append((bug, *found))
+        for scenario in randoms:
+            found = _caught(lab, cls, scenario)
+            more.append(
+                (bug, *found) if found else (bug, scenario, "-", "not caught", "-", "-", "-", "-", "-", "-")
+            )
+
+    def fmt(r: tuple) -> tuple:
+        return (*r[:8], *(f"{x:.2f}" if isinstance(x, float) else x for x in r[8:]))
+
+    table(
+        f"{what}: each planted bug, first failing scenario of the suite",
+        SHRINK_HEADER,
+        [fmt(r) for r in first],
+    )
+    table(
+        f"{what}: each planted bug in the scenarios with long random schedules",
+        SHRINK_HEADER,
+        [fmt(r) for r in more],
+    )
+    shrunk = [r for r in first + more if r[3] != "not caught" and r[4] != 0]
+    if shrunk:
+        walls, cpus = [r[8] for r in shrunk], [r[9] for r in shrunk]
+        median = statistics.median(walls)
+        print(
+            f"\n{what}: shrinking {len(shrunk)} failing schedules with at least one fault: median "
+            f"{median:.2f} s wall ({statistics.median(cpus):.2f} s CPU), max {max(walls):.2f} s wall "
+            f"({max(cpus):.2f} s CPU); {sum(r[5] == 'yes' for r in shrunk)} proven 1-minimal "
+            f"(target median <= {SHRINK_TARGET:.0f} s: {'met' if median <= SHRINK_TARGET else 'MISSED'})"
+        )
 
 
 def bench_shrink() -> None:
-    header = ("bug", "caught by", "seeds", "property", "faults", "shrunk", "runs", "shrink s")
-    first, randoms = [], []
-    for bug in lab_solutions.BUGS:
-        found = _first_failure(bug, "all")
-        assert found is not None, f"{bug} was not caught within the default seeds"
-        first.append(found)
-        for scenario in RANDOM_SCENARIOS:
-            found = _first_failure(bug, scenario)
-            randoms.append(found or (bug, scenario, "-", "not caught", "-", "-", "-", 0.0))
-    fmt = [(*r[:7], f"{r[7]:.2f}") for r in first]
-    table("shrink: each planted bug, first failing scenario of the suite", header, fmt)
-    fmt = [
-        (*r[:7], f"{r[7]:.2f}" if isinstance(r[7], float) and r[3] != "not caught" else "-") for r in randoms
-    ]
-    table("shrink: each planted bug in the scenarios with long random schedules", header, fmt)
-    shrinks = [r[7] for r in first + randoms if r[3] != "not caught" and r[4] != 0]
-    median = statistics.median(shrinks)
-    print(
-        f"\nshrinking, {len(shrinks)} failing schedules with at least one fault: median {median:.2f} s, "
-        f"max {max(shrinks):.2f} s (target median <= {SHRINK_TARGET:.0f} s: "
-        f"{'met' if median <= SHRINK_TARGET else 'MISSED'})"
-    )
+    _shrink_tables(raft_lab, lab_solutions.BUGS, lab_solutions.planted, RANDOM_SCENARIOS, "shrink, Raft lab")
 
 
 def _cpu() -> float:
@@ -172,66 +207,13 @@ def bench_sweep(seeds: int) -> None:
     )
 
 
-def _caught(lab, cls, what) -> tuple | None:
-    """The first failure of ``cls`` on ``what``: scenario, seeds, property, faults before/after, runs, seconds."""
-    report = lab.run(what, cls, progress=False, quiet=True, stop=True)
-    if report.passed:
-        return None
-    row = report.results[-1]
-    f = row.failure
-    shrunk = f.shrunk
-    return (
-        row.scenario,
-        row.seeds_run,
-        f.shown_violation.property.name,
-        len(f.faults),
-        len(shrunk.faults) if shrunk else len(f.faults),
-        shrunk.runs if shrunk else 0,
-        shrunk.seconds if shrunk else 0.0,
-    )
-
-
 def bench_more_labs() -> None:
-    header = ("bug", "caught by", "seeds", "property", "faults", "shrunk", "runs", "shrink s")
     for lab, source, randoms in MORE_LABS:
-        solution = source.solution()
-        t0 = time.perf_counter()
-        report = lab.run("all", solution, progress=False, quiet=True)
-        wall = time.perf_counter() - t0
-        assert report.passed, str(report)
-        rows = [
-            (r.part, r.scenario, r.seeds_run, f"{r.virtual_time:.1f}", f"{r.wall:.2f}")
-            for r in report.results
-        ]
-        table(
-            f"{lab.name} lab: the notebook's solution, every scenario, default seeds",
-            ("part", "scenario", "seeds", "virtual s", "wall s"),
-            rows,
+        n, trials, wall, cpu = _suite_table(
+            lab, source.solution(), f"{lab.name} lab: the notebook's solution, every scenario, default seeds"
         )
-        trials = sum(r.seeds_run for r in report.results)
-        print(
-            f"\nwhole {lab.name} suite: {len(report.results)} scenarios, {trials} trials, {wall:.1f} s wall"
-        )
-        first, more = [], []
-        for bug in source.bugs:
-            cls = source.planted(bug)
-            found = _caught(lab, cls, "all")
-            assert found is not None, f"{bug} was not caught within the default seeds"
-            first.append((bug, *found[:6], f"{found[6]:.2f}"))
-            for scenario in randoms:
-                found = _caught(lab, cls, scenario)
-                if found is None:
-                    more.append((bug, scenario, "-", "not caught", "-", "-", "-", "-"))
-                else:
-                    more.append((bug, *found[:6], f"{found[6]:.2f}"))
-        table(f"{lab.name} lab: each planted bug, first failing scenario of the suite", header, first)
-        table(f"{lab.name} lab: each planted bug in the scenarios with long random schedules", header, more)
-        shrinks = [float(r[7]) for r in first + more if r[3] != "not caught" and r[4] != 0]
-        if shrinks:
-            print(
-                f"\nshrinking, {len(shrinks)} failing schedules with at least one fault: median "
-                f"{statistics.median(shrinks):.2f} s, max {max(shrinks):.2f} s"
-            )
+        print(f"\nwhole {lab.name} suite: {n} scenarios, {trials} trials, {wall:.1f} s wall, {cpu:.1f} s CPU")
+        _shrink_tables(lab, source.bugs, source.planted, randoms, f"{lab.name} lab")
 
 
 def main() -> None:

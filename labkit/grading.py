@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["check", "check_true", "check_close", "verdict", "ExerciseFailed"]
+__all__ = ["check", "check_true", "check_close", "check_failed", "verdict", "ExerciseFailed"]
 
 
 class ExerciseFailed(AssertionError):
@@ -90,6 +90,11 @@ def check_true(condition: Any, what: str, hint: str | None = None, found: Any = 
         _passed(what)
     else:
         _failed(what, "this does not hold yet" + (f" (found {found!r})" if found is not None else ""), hint)
+
+
+def check_failed(what: str, detail: str, hint: str | None = None) -> None:
+    """A check that failed, with the caller's own words for what went wrong (``detail``)."""
+    _failed(what, detail, hint)
 
 
 def check_close(

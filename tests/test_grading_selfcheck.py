@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from labkit import grading
-from labkit.grading import ExerciseFailed, check, check_close, check_true, verdict
+from labkit.grading import ExerciseFailed, check, check_close, check_failed, check_true, verdict
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +47,17 @@ def test_every_failing_check_is_shown_not_only_the_first(capsys):
     assert len(err.value.failures) == 3 and "expected 4, got 3" in str(err.value)
     # nbgrader scores a cell that raises as failed; AssertionError keeps plain pytest use natural.
     assert isinstance(err.value, AssertionError)
+
+
+def test_a_failed_check_in_the_callers_words(capsys):
+    check_failed("initial election: two leaders in term 1", "must hold: one leader per term", hint="replay it")
+    assert capsys.readouterr().out.splitlines() == [
+        "✗ initial election: two leaders in term 1",
+        "  must hold: one leader per term",
+        "  Hint: replay it",
+    ]
+    with pytest.raises(ExerciseFailed, match="1 of 1 checks failed"):
+        verdict()
 
 
 def test_the_verdict_starts_a_new_tally():

@@ -291,6 +291,7 @@ def test_report_check_makes_one_check_per_scenario_and_the_verdict_fails(capsys)
         verdict()
     printed = capsys.readouterr().out
     assert "✗ crashes: Never back" in printed and "Hint: run tally_lab.replay(ForgetfulTally" in printed
+    assert f"\n  must hold: {NEVER_BACK.says} ({NEVER_BACK.source})\n" in printed  # the property, in words
 
 
 # -- grading -----------------------------------------------------------------------

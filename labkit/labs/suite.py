@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit import validation as valid
-from labkit.grading import ExerciseFailed, check_true
+from labkit.grading import ExerciseFailed, check_failed, check_true
 from labkit.labs.core import TOO_SLOW, Fault, Lab, Outcome, Scenario, Violation, finite_or_none, seed_list
 from labkit.labs.shrink import Shrunk, shrink_schedule
 
@@ -208,9 +208,10 @@ class Report:
             else:
                 f = r.failure
                 assert f is not None
-                check_true(
-                    False,
-                    f"{r.scenario}: {f.shown_violation.describe()} (seed {f.seed})",
+                v = f.shown_violation
+                check_failed(
+                    f"{r.scenario}: {v.describe()} (seed {f.seed})",
+                    f"must hold: {v.property.says}" + (f" ({v.property.source})" if v.property.source else ""),
                     hint=f"run {f.reproduce}.show() to step through it",
                 )
         return self.passed

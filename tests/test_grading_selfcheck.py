@@ -50,7 +50,9 @@ def test_every_failing_check_is_shown_not_only_the_first(capsys):
 
 
 def test_a_failed_check_in_the_callers_words(capsys):
-    check_failed("initial election: two leaders in term 1", "must hold: one leader per term", hint="replay it")
+    check_failed(
+        "initial election: two leaders in term 1", "must hold: one leader per term", hint="replay it"
+    )
     assert capsys.readouterr().out.splitlines() == [
         "✗ initial election: two leaders in term 1",
         "  must hold: one leader per term",

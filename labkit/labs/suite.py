@@ -211,7 +211,8 @@ class Report:
                 v = f.shown_violation
                 check_failed(
                     f"{r.scenario}: {v.describe()} (seed {f.seed})",
-                    f"must hold: {v.property.says}" + (f" ({v.property.source})" if v.property.source else ""),
+                    f"must hold: {v.property.says}"
+                    + (f" ({v.property.source})" if v.property.source else ""),
                     hint=f"run {f.reproduce}.show() to step through it",
                 )
         return self.passed

@@ -159,7 +159,7 @@ def _shrink_tables(lab, bugs, planted, randoms: tuple[str, ...], what: str) -> N
         print(
             f"\n{what}: shrinking {len(shrunk)} failing schedules with at least one fault: median "
             f"{median:.2f} s wall ({statistics.median(cpus):.2f} s CPU), max {max(walls):.2f} s wall "
-            f"({max(cpus):.2f} s CPU); {sum(r[5] == 'yes' for r in shrunk)} proven 1-minimal "
+            f"({max(cpus):.2f} s CPU); {sum(r[6] == 'yes' for r in shrunk)} proven 1-minimal "
             f"(target median <= {SHRINK_TARGET:.0f} s: {'met' if median <= SHRINK_TARGET else 'MISSED'})"
         )
 

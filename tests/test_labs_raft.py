@@ -221,6 +221,7 @@ def test_the_failure_picture_marks_the_violation_and_steps_through_the_run():
     start, end = view.window()
     assert start < v.time < end
     assert "reproduce" in view.header() and "Election Safety" in view.header()
+    assert "fault schedule: none, it fails without any fault" in view.header()  # initial election: no faults
     before = view.figure(0)
     assert not any(t.name == "violation" for t in before.data)
     assert "step 1 of" in view.state_table(0)
@@ -248,3 +249,10 @@ def test_a_sweep_on_a_dask_local_cluster_finds_what_local_workers_find():
     assert len(local) > 0 and on_dask.equals(local)
     assert on_dask.attrs["workers"] == 2
     assert len(planted) > 0 and set(planted["property"]) == {"Election Safety"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", [s.name for s in raft_lab.scenarios])
+def test_the_solution_passes_two_hundred_seeds_of_every_scenario(scenario):
+    df = raft_lab.sweep(scenario, SOLUTION, 200, workers=1, progress=False)
+    assert df.empty, df.head().to_string()

@@ -120,10 +120,14 @@ class FailureView(Widget):
         f = self.failure
         v = self.violation or f.shown_violation
         faults = f.schedule
-        items = "".join(f"<li><code>{html.escape(str(x))}</code></li>" for x in faults) or "<li>none</li>"
         shrunk = ""
         if f.shrunk is not None:
             shrunk = f" (shrunk from {len(f.faults)} to {len(faults)})"
+        if faults:
+            schedule = f"fault schedule{shrunk}:<ul style='margin:0'>"
+            schedule += "".join(f"<li><code>{html.escape(str(x))}</code></li>" for x in faults) + "</ul>"
+        else:
+            schedule = f"fault schedule{shrunk}: none, it fails without any fault<br>"
         return (
             f"<div class='labkit-failure'><b style='color:{BAD_COLOR}'>✗ {html.escape(v.property.name)}</b>: "
             f"{html.escape(v.detail)}<br>"
@@ -131,8 +135,8 @@ class FailureView(Widget):
             + (f" ({html.escape(v.property.source)})" if v.property.source else "")
             + f"<br>scenario <b>{html.escape(f.scenario)}</b>, seed {f.seed}, seen at "
             f"{'node ' + html.escape(v.node) + ', ' if v.node else ''}t = {v.time:.3f} s<br>"
-            f"fault schedule{shrunk}:<ul style='margin:0'>{items}</ul>"
-            f"reproduce: <code>{html.escape(f.reproduce)}</code>"
+            + schedule
+            + f"reproduce: <code>{html.escape(f.reproduce)}</code>"
             + "".join(f"<br>note: {html.escape(n)}" for n in f.notes)
             + "</div>"
         )

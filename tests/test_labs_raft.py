@@ -7,6 +7,8 @@ labkit's RaftNode.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from labkit.labs import NODE_ERROR, LabFailed
@@ -98,6 +100,27 @@ def test_figure8_scenario_replays_the_papers_figure():
     assert world.live("n1").commit_index < 2
     trial.run_until(0.7)  # (d) S5 wins and overwrites index 2 everywhere it can reach
     assert [terms(s) for s in ("n2", "n3", "n4", "n5")] == [[1, 3, 5]] * 4
+
+
+def test_a_leader_without_a_committed_entry_is_told_who_committed_it_and_when():
+    bug = lab_solutions.planted("committing an earlier term's entry by counting replicas")
+    failure = raft_lab.run("Figure 8", bug, seeds=1, progress=False, quiet=True).failures[0]
+    v = failure.shown_violation
+    said = re.search(
+        r"lacks committed entry (\d+) \(term (\d+)\); (n\d) committed it first, at t = ([\d.]+) s$", v.detail
+    )
+    assert v.property is LEADER_COMPLETENESS and said, v.detail
+    index, term, server, when = int(said[1]), int(said[2]), said[3], float(said[4])
+    view = failure.show()  # the first step where a server's commit index reaches the entry is that commit
+    step = next(
+        i for i in range(len(view.steps)) if any(s and s["commit"] >= index for s in view.states(i).values())
+    )
+    committed = {n for n, s in view.states(step).items() if s and s["commit"] >= index}
+    assert committed == {server} and view.time_of(step) == pytest.approx(when, abs=5e-4) and when < v.time
+    leader = view.states(step)[
+        server
+    ]  # Figure 8: a leader of a later term counted an earlier term's replicas
+    assert leader["role"] == "leader" and leader["term"] > term
 
 
 def test_a_result_no_sequential_execution_explains_is_reported_where_the_client_got_it():

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -49,6 +50,20 @@ def _log_text(log: RaftLog, runs: int = 5) -> str:
             out.append((i, i, t))
     text = ", ".join(f"{a} t{t}" if a == b else f"{a}-{b} t{t}" for a, b, t in out[-runs:])
     return text if len(out) <= runs else "…, " + text
+
+
+def _where_committed(detail: str, first_commit: dict[int, tuple[str, float]]) -> str:
+    """``detail`` of a violation about a committed entry, plus who committed it first and when.
+
+    A leader that lacks a committed entry shows where it went wrong only at the election; the commit
+    itself (too early, or by counting replicas of an earlier term, Figure 8) happened before. Saying
+    when lets the learner step back to it.
+    """
+    found = re.search(r"lacks committed entry (\d+)", detail)
+    if found is None or int(found.group(1)) not in first_commit:
+        return detail
+    server, when = first_commit[int(found.group(1))]
+    return f"{detail}; {server} committed it first, at t = {when:.3f} s"
 
 
 class RaftLab(Lab):
@@ -82,6 +97,7 @@ class RaftLab(Lab):
         world: World = trial.world
         monitor = InvariantMonitor(world.live, world.ids, strict=True)
         commits: dict[str, tuple[Any, int]] = {}  # server -> (incarnation, commit index checked)
+        first_commit: dict[int, tuple[str, float]] = {}  # index -> (server, time) of its first commit
 
         def check(node_id: str, node: Any) -> None:
             if node_id not in monitor.servers:
@@ -98,13 +114,17 @@ class RaftLab(Lab):
             except InvariantViolation as exc:
                 text = str(exc)
                 prop = next(p for prefix, p in MONITOR_PREFIXES.items() if text.startswith(prefix))
-                raise Violation(prop, text.split(": ", 1)[1], node=node_id) from None
+                raise Violation(
+                    prop, _where_committed(text.split(": ", 1)[1], first_commit), node=node_id
+                ) from None
             # Commit needs a majority (§5.3): checked when a server's commit index grows.
             commit = min(node.commit_index, node.log.last_index)
             seen, checked = commits.get(node_id, (None, 0))
             if seen is not node:
                 checked = 0  # a restarted server starts again from commit index 0
             if commit > checked:
+                for i in range(checked + 1, commit + 1):
+                    first_commit.setdefault(i, (node_id, world.sim.now))
                 entry = node.log[commit]
                 holders = world.holders(commit, entry)
                 if len(holders) < world.majority:

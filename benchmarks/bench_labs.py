@@ -1,7 +1,7 @@
 """Lab harness benchmarks (labkit.labs): the Raft lab with notebook 09's own solution, the quorum lab
 with notebook 05's and the saga lab with notebook 15's.
 
-    python benchmarks/bench_labs.py                      # everything (a 10,000-seed sweep: ~30 min on 2 cores)
+    python benchmarks/bench_labs.py                      # everything (the 10,000-seed sweep: ~10 CPU minutes)
     python benchmarks/bench_labs.py --only suite          # one part: suite, shrink, sweep or more-labs
     python benchmarks/bench_labs.py --sweep-seeds 1000    # a shorter sweep
 

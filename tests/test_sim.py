@@ -420,6 +420,25 @@ def test_a_send_to_an_unknown_node_is_refused_in_the_handler_and_the_node_keeps_
     assert sim.node("a").received[-1][2] == Msg(3)
 
 
+def test_persists_and_forgets_apply_in_order_the_last_write_of_a_key_winning():
+    sim = two_nodes()
+
+    def writes(node, ctx):
+        ctx.persist("kept", 1)
+        ctx.forget("kept")
+        ctx.persist("kept", 2)  # a forget then a write: the write stays
+        ctx.persist("gone", 1)
+        ctx.forget("gone")  # a write then a forget: the key goes
+        ctx.forget("never")  # forgetting a key never written does nothing
+
+    sim.call("a", writes)
+    assert dict(sim.storage("a")) == {"kept": 2}
+    sim.call("a", lambda node, ctx: (ctx.persist("again", 3), ctx.forget("kept")))
+    assert dict(sim.storage("a")) == {"again": 3}
+    sim.call("a", lambda node, ctx: ctx.persist("last", 4))  # a batch without forgets
+    assert dict(sim.storage("a")) == {"again": 3, "last": 4}
+
+
 def test_a_handler_that_raises_leaves_no_stale_effects():
     class Faulty(Recorder):
         def on_message(self, ctx, src, msg):

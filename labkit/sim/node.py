@@ -57,10 +57,11 @@ class Effects:
     failed call never leaks stale effects into the node's next handler.
     """
 
-    __slots__ = ("persists", "sends", "timers", "notes")
+    __slots__ = ("persists", "sends", "timers", "notes", "forgets")
 
     def __init__(self) -> None:
         self.persists: list[tuple[Hashable, Any]] = []
+        self.forgets = False  # some of the persists are forgets
         self.sends: list[tuple[str, Any]] = []
         # (name, delay) sets or replaces a timer; (name, None) cancels it.
         self.timers: list[tuple[str, float | None]] = []
@@ -71,6 +72,7 @@ class Effects:
 
     def clear(self) -> None:
         self.persists.clear()
+        self.forgets = False
         self.sends.clear()
         self.timers.clear()
         self.notes.clear()
@@ -176,6 +178,7 @@ class Context:
         forgets the log entries it replaces never leaves storage without either.
         """
         self.effects.persists.append((key, FORGOTTEN))
+        self.effects.forgets = True
 
     def note(self, what: str, **detail: Any) -> None:
         """Report a state change (e.g. ``note("role", role="leader")``)."""

@@ -46,6 +46,7 @@ N = TypeVar("N", bound=Node)
 _START, _DELIVER, _TIMER, _CALL = 0, 1, 2, 3
 
 _SEND, _DLV, _DROP, _DUP = Kind.SEND, Kind.DELIVER, Kind.DROP, Kind.DUPLICATE
+_TMR, _STA, _NOTE = Kind.TIMER, Kind.START, Kind.STATE
 _LOSS = DropReason.LOSS.value
 _PART = DropReason.PARTITION.value
 _CRASHED = DropReason.CRASHED.value
@@ -340,7 +341,7 @@ class Simulator:
                         push(queue, (timer.due, timer.seq, _TIMER, node_id, timer))
                         continue
                     del host.timers[name]
-                    rows.append((time, Kind.TIMER, node_id, None, None, None, None, None, name, None))
+                    rows.append((time, _TMR, node_id, None, None, None, None, None, name, None))
                     node = host.node
                     handler, args = node.on_timer, (name,)  # type: ignore[union-attr]
                 elif kind == _START:
@@ -349,7 +350,7 @@ class Simulator:
                     node = host.node
                     if host.incarnation != extra or node is None:
                         continue  # crashed before it could boot
-                    rows.append((time, Kind.START, node_id, None, None, None, None, None, None, None))
+                    rows.append((time, _STA, node_id, None, None, None, None, None, None, None))
                     handler, args = node.on_start, ()
                 elif subject is not None:  # Simulator.call: fn(ctx) on node `subject`
                     node_id, handler = subject, extra
@@ -373,15 +374,16 @@ class Simulator:
             try:
                 if eff.persists:
                     store = host.storage
-                    for key, value in eff.persists:
-                        if value is FORGOTTEN:
-                            store.pop(key, None)
-                        else:
-                            store[key] = value
+                    store.update(eff.persists)  # in order: the last write of a key wins
+                    if eff.forgets:  # a key whose last write is a forget goes
+                        for key, value in eff.persists:
+                            if value is FORGOTTEN and store.get(key) is FORGOTTEN:
+                                del store[key]
+                        eff.forgets = False
                     eff.persists.clear()
                 if eff.notes:
                     for what, detail in eff.notes:
-                        rows.append((time, Kind.STATE, node_id, None, None, None, None, None, what, detail))
+                        rows.append((time, _NOTE, node_id, None, None, None, None, None, what, detail))
                     eff.notes.clear()
                 if eff.sends:
                     plain = self._plain

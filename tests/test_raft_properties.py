@@ -140,3 +140,14 @@ def test_an_undecided_linearizability_check_fails(monkeypatch):
     monkeypatch.setattr(lin, "check", lambda *args, **kwargs: refuted)
     with pytest.raises(AssertionError, match="not linearizable: a read saw"):
         check_history(c)
+
+
+@pytest.mark.parametrize("chunk", range(2))
+def test_random_fault_schedules_with_a_window_of_messages_in_flight(chunk):
+    # The leader streams up to 4 AppendEntries per follower (labkit.raft.progress's
+    # replicate state), 2 entries each so the window fills: 2 chunks x 15 seeds,
+    # on the schedules' network and on a lossy, duplicating, reordering one.
+    for seed in range(2000 + chunk * 15, 2000 + chunk * 15 + 15):
+        run_and_verify(seed, max_inflight=4, max_entries=2)
+        faults = random_schedule(random.Random(seed), kinds=NO_LOSS_FAULTS)
+        run_and_verify(seed, faults, max_inflight=4, max_entries=2, **LOSSY)

@@ -68,8 +68,9 @@ class RaftCluster:
     (build servers of another class, see the module docstring), ``check`` (run the
     invariant monitor) and ``strict`` (raise on the first violation; with
     ``strict=False`` violations are only collected in :attr:`violations`).
-    ``snapshot_threshold``, ``pre_vote``, ``check_quorum``, ``read_mode`` and
-    ``max_clock_drift`` are :class:`~labkit.raft.node.RaftConfig`'s; ``trace=False``
+    ``max_entries``, ``max_inflight``, ``snapshot_threshold``, ``pre_vote``,
+    ``check_quorum``, ``read_mode`` and ``max_clock_drift`` are
+    :class:`~labkit.raft.node.RaftConfig`'s; ``trace=False``
     keeps no trace (for long runs, see :class:`~labkit.sim.Simulator`).
     """
 
@@ -86,6 +87,7 @@ class RaftCluster:
         noop: bool = True,
         bugs: Iterable[Bug] = (),
         max_entries: int = 64,
+        max_inflight: int = 1,
         state_machine: Callable[[], StateMachine] = KVStore,
         node_factory: NodeFactory | None = None,
         client_timeout: float = 0.3,
@@ -107,6 +109,7 @@ class RaftCluster:
             election_timeout=tuple(election_timeout),  # type: ignore[arg-type]
             heartbeat_interval=heartbeat_interval,
             max_entries=max_entries,
+            max_inflight=max_inflight,
             noop=noop,
             snapshot_threshold=snapshot_threshold,
             pre_vote=pre_vote,

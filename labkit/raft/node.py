@@ -119,7 +119,10 @@ class RaftConfig:
     (§5.2 suggests 150-300 ms); ``heartbeat_interval`` must be well below
     ``low`` so a healthy leader is never suspected. ``max_entries`` bounds how
     many entries one AppendEntries carries. ``noop`` makes a new leader append
-    a no-op entry (§8).
+    a no-op entry (§8). ``max_inflight`` is how many AppendEntries with entries
+    a leader may have on their way to one follower (1: one at a time; more
+    streams them, as etcd's raft does on real networks; see
+    :mod:`labkit.raft.progress`).
 
     What production Rafts add, all off by default (the plain algorithm of the paper):
 
@@ -148,6 +151,7 @@ class RaftConfig:
     read_mode: ReadMode = ReadMode.LOG
     max_clock_drift: float = 0.01
     catch_up_rounds: int = 10
+    max_inflight: int = 1
 
     def __post_init__(self) -> None:
         et = self.election_timeout
@@ -169,6 +173,7 @@ class RaftConfig:
         mode = valid.enum_member("read_mode", self.read_mode, ReadMode)
         drift = valid.number("max_clock_drift", self.max_clock_drift, ge=0, lt=1, note="a fraction")
         valid.integer("catch_up_rounds", self.catch_up_rounds, ge=1)
+        valid.integer("max_inflight", self.max_inflight, ge=1)
         if mode is ReadMode.LEASE and not self.check_quorum:
             raise ValueError(
                 "read_mode LEASE needs check_quorum=True: a lease holds only if followers refuse to vote "
@@ -488,7 +493,7 @@ class RaftNode(Node):
         # Invariant: called only by a candidate holding votes from a majority of current_term.
         self.role = Role.LEADER
         self.leader_id = self.node_id
-        self.progress = {p: Progress(self.log.last_index + 1) for p in self.peers}
+        self.progress = {p: Progress(self.log.last_index + 1, self.config.max_inflight) for p in self.peers}
         self._voter_progress = [self.progress[v] for v in self.voters if v in self.progress]
         self.rounds = Rounds(ctx.clock())
         self.reads.clear()
@@ -1034,7 +1039,7 @@ class RaftNode(Node):
         if self.role is Role.LEADER:
             for p in self.peers:
                 if p not in self.progress:
-                    self.progress[p] = Progress(self.log.last_index + 1)
+                    self.progress[p] = Progress(self.log.last_index + 1, self.config.max_inflight)
                     self.send_append_entries(ctx, p)
             for p in [p for p in self.progress if p not in self.peers]:
                 del self.progress[p]

@@ -52,7 +52,9 @@ class ProcessCluster(ClusterBase):
     ``election_timeout`` (low, high) and ``heartbeat_interval`` in seconds
     (longer than the simulator's: real processes share real CPUs, and a
     busy machine must not look like a dead leader); ``max_entries`` per
-    AppendEntries; ``client_timeout``: how long a client tries one operation
+    AppendEntries; ``max_inflight``: how many AppendEntries with entries the
+    leader streams to one follower before it waits for an answer
+    (:mod:`labkit.raft.progress`; the simulator's default is 1); ``client_timeout``: how long a client tries one operation
     before it records an unknown outcome (:attr:`attempt_timeout`, 0.3 s, is how
     long it waits for one server before it tries the next; set it before
     making clients); ``folder``: where the servers keep
@@ -64,6 +66,8 @@ class ProcessCluster(ClusterBase):
     in memory only and forget it when they restart (to see what the disk is for).
     """
 
+    kind = "raft"  # the node kind the processes run (labkit.net.node.KINDS)
+
     def __init__(
         self,
         n: int = 3,
@@ -72,6 +76,7 @@ class ProcessCluster(ClusterBase):
         election_timeout: tuple[float, float] = (0.3, 0.6),
         heartbeat_interval: float = 0.05,
         max_entries: int = 256,
+        max_inflight: int = 4,
         client_timeout: float = 1.0,
         folder: str | os.PathLike | None = None,
         early_sends: bool = True,
@@ -87,6 +92,7 @@ class ProcessCluster(ClusterBase):
             election_timeout=tuple(election_timeout),
             heartbeat_interval=heartbeat_interval,
             max_entries=max_entries,
+            max_inflight=max_inflight,
         )
         self.n = n
         self.ids: tuple[str, ...] = tuple(f"n{i}" for i in range(1, n + 1))
@@ -94,6 +100,7 @@ class ProcessCluster(ClusterBase):
             "election_timeout": list(election_timeout),
             "heartbeat_interval": heartbeat_interval,
             "max_entries": max_entries,
+            "max_inflight": max_inflight,
         }
         self.client_timeout = _seconds("client_timeout", client_timeout)
         self.attempt_timeout = 0.3  # how long a client waits for one server before it tries the next
@@ -177,7 +184,7 @@ class ProcessCluster(ClusterBase):
         try:
             config = NodeConfig(
                 node_id=nid,
-                kind="raft",
+                kind=self.kind,
                 folder=str(folder),
                 peers={p: self._peer_addr[nid, p] for p in self.ids if p != nid},
                 listen_fd=sock.fileno(),

@@ -134,10 +134,13 @@ def _raft_status(node: Any, full: bool) -> dict[str, Any]:
 
 
 def _make_quorum(cfg: NodeConfig) -> Callable[[str], Node]:
-    from labkit.replication import ReplicaNode, StoreConfig
+    from labkit.replication import Mode, ReplicaNode, Resolution, StoreConfig
 
     p = dict(cfg.params)
     p["nodes"] = tuple(p.get("nodes", sorted((cfg.node_id, *cfg.peers))))
+    for name, enum in (("mode", Mode), ("resolution", Resolution)):
+        if isinstance(p.get(name), str):  # JSON holds the member's name
+            p[name] = enum[p[name]]
     config = StoreConfig(**p)
     return ReplicaNode.factory(config)
 
@@ -340,7 +343,9 @@ class NodeDriver:
             self.loop.call_soon(self._drain)
 
     def start(self) -> None:
-        """Boot the node: ``on_start`` as the first batch."""
+        """Boot the node: open a connection to every peer, then ``on_start`` as the first batch."""
+        for link in self.peers.values():
+            link._connect()  # the first messages need not wait for a connection opened on demand
         self._run_batch([(None, None)])
 
     # -- the Ready loop ------------------------------------------------------------

@@ -14,7 +14,7 @@ PYTEST := $(BIN)/python -m pytest
 export PATH := $(abspath $(BIN)):$(PATH)
 VENV_OK = $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 
-.PHONY: install python-version lab lab-instructor refresh test test-slow check lint format unit notebooks \
+.PHONY: install python-version lab lab-instructor course refresh test test-slow check lint format unit notebooks \
 	grading browser student course-map binder-url bench clean
 
 install: $(STAMP)
@@ -41,6 +41,10 @@ $(STAMP): pyproject.toml | python-version
 # never overwritten), in a JupyterLab without nbgrader's menus.
 lab: $(STAMP)
 	$(BIN)/python -m labkit.course lab
+
+# Only write the missing student notebooks into course/ (no JupyterLab), e.g. for a JupyterHub or a check.
+course: $(STAMP)
+	$(BIN)/python -m labkit.course student
 
 refresh: $(STAMP)
 	@test -n "$(NB)" || { echo "say which notebook, e.g. make refresh NB=07"; exit 2; }

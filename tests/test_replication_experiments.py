@@ -164,7 +164,7 @@ def test_a_strict_quorum_read_racing_its_read_repair_is_not_linearizable():
             broken.append(seed)
             seen = {op.client: op for op in ops}
             assert seen["B"].values == ("new",) and seen["C"].values == ("old",)
-            assert seen["B"].ret < seen["C"].call and seen["client"].ok is not False
+            assert seen["B"].ret < seen["C"].call and seen["A"].ok is not False
     assert 0 < len(broken) < 30
 
 

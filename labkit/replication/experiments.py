@@ -473,7 +473,7 @@ def quorum_read_race(
     """A strict quorum racing its own read repair (DDIA ch. 9, "Linearizability and quorums", Figure 9-6).
 
     Five nodes, N = 3, R = W = 2, consistency-first, last-writer-wins. ``x =
-    "old"`` is written and settles. Then a client writes ``x = "new"``
+    "old"`` is written and settles. Then writer ``A`` writes ``x = "new"``
     through one home replica whose links to the other two take ``slow``
     seconds, so the write stays in flight while reader ``B`` (through
     ``n2``) and then reader ``C`` (through ``n3``, called just after ``B``
@@ -486,14 +486,15 @@ def quorum_read_race(
     store = ReplicatedStore(5, 3, Mode.CONSISTENCY_FIRST, r=2, w=2, resolution=Resolution.LAST_WRITER_WINS,
                             seed=seed, latency=latency, write_back_reads=write_back_reads)  # fmt: skip
     *others, writer = store.config.home("x")
-    store.put("x", "old", via=others[0])
+    store.add_client("A", others[0])
+    store.put("x", "old", via=others[0], client="A")
     store.run_for(0.5)
     for h in others:
         store.sim.set_latency(slow, src=writer, dst=h)
     store.add_client("B", "n2")
     store.add_client("C", "n3")
-    store.client().coordinator = writer
-    store.sim.call("client", lambda node, ctx: node.submit(ctx, OpKind.WRITE, "x", "new", quorum=2))
+    store.client("A").coordinator = writer
+    store.sim.call("A", lambda node, ctx: node.submit(ctx, OpKind.WRITE, "x", "new", quorum=2))
     store.get("x", via="n2", client="B")
     store.run_for(0.001)  # C starts strictly after B returned
     store.get("x", via="n3", client="C")

@@ -69,10 +69,7 @@ def broadcast_node(
     The sequencer is the first of ``nodes``. ``retransmit`` switches on the
     link layer's retransmission (not used by Raft, which retries by itself).
     """
-    if not isinstance(protocol, Protocol):
-        raise TypeError(
-            f"protocol must be a Protocol ({', '.join(p.name for p in Protocol)}), got {protocol!r}"
-        )
+    valid.instance("protocol", protocol, Protocol)
     if protocol is Protocol.RAFT:
         return RaftBroadcast(node_id, nodes=nodes, on_deliver=on_deliver)
     if protocol is Protocol.SEQUENCER:

@@ -44,8 +44,7 @@ class GCounter(StateCRDT):
 
     def __init__(self, counts: Mapping[str, int] | None = None) -> None:
         counts = {} if counts is None else counts
-        if not isinstance(counts, Mapping):
-            raise TypeError(f"counts must be a mapping of replica -> int, got {type(counts).__name__}")
+        valid.instance("counts", counts, Mapping)
         for r, c in counts.items():
             valid.string("counts key", r)
             valid.integer(f"counts[{r!r}]", c, ge=0)

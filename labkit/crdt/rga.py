@@ -139,8 +139,7 @@ class RGA(StateCRDT):
         valid.string("replica", replica)
         visible = self.ids()
         valid.integer("index", index, ge=0, le=len(visible))
-        if not isinstance(items, Sequence):
-            raise TypeError(f"items must be a sequence of items (or a str), got {type(items).__name__}")
+        valid.instance("items", items, Sequence)
         parent = visible[index - 1] if index else ROOT
         elements = dict(self._elements)
         new: list[Id] = []
@@ -170,8 +169,7 @@ class RGA(StateCRDT):
         The changes are found with :class:`difflib.SequenceMatcher` and applied
         from the end backwards, so the positions of earlier ones stay valid.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        valid.string("text", text, empty=True)
         old = self.text
         if len(old) != len(self.ids()):
             raise ValueError("edit works on a text: every item must be a single character")

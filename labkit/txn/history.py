@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from labkit import validation as valid
+
 __all__ = [
     "Fun",
     "Op",
@@ -96,8 +98,7 @@ class Op:
     value: Any = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.f, Fun):
-            raise TypeError(f"f must be a Fun (READ, APPEND, WRITE or SCAN), got {self.f!r}")
+        valid.instance("f", self.f, Fun)
         try:
             hash(self.key)
         except TypeError:
@@ -168,10 +169,8 @@ class Txn:
     process: Hashable = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise TypeError(f"name must be a non-empty str, got {self.name!r}")
-        if not isinstance(self.status, Status):
-            raise TypeError(f"status must be a Status, got {self.status!r}")
+        valid.string("name", self.name)
+        valid.instance("status", self.status, Status)
         if isinstance(self.ops, list):
             object.__setattr__(self, "ops", tuple(self.ops))
         if not isinstance(self.ops, tuple) or not all(isinstance(o, Op) for o in self.ops):

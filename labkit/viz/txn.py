@@ -79,46 +79,23 @@ def timeline_figure(run: Run, *, title: str | None = None, figure: Any = None) -
 
     valid.instance("run", run, Run)
     lanes = list(run.programs)
-    row = {name: i for i, name in enumerate(lanes)}
-    events = sorted(run.events, key=lambda e: e.tick)
-    marks: dict[EventKind, tuple[list, list, list, list]] = {k: ([], [], [], []) for k, *_ in _MARKS}
-    hovers: dict[EventKind, list[str]] = {k: [] for k, *_ in _MARKS}
-    lane_x: list[Any] = []
-    lane_y: list[Any] = []
-    wait_x: list[Any] = []
-    wait_y: list[Any] = []
-    for name in lanes:
-        ticks = [e.tick for e in events if e.txn == name]
-        if ticks:
-            lane_x += [min(ticks), max(ticks), None]
-            lane_y += [row[name], row[name], None]
-    for i, e in enumerate(events):
-        xs, ys, texts, positions = marks[e.kind]
-        xs.append(e.tick)
-        ys.append(row[e.txn])
-        texts.append(_short(e.text, e.kind))
-        hovers[e.kind].append(f"{e.txn}: {e.text}")
-        positions.append("top center" if i % 2 == 0 else "bottom center")
-        if e.kind is EventKind.WAIT:
-            resume = next((f.tick for f in events if f.tick > e.tick and f.txn == e.txn), e.tick)
-            wait_x += [e.tick, resume, None]
-            wait_y += [row[e.txn], row[e.txn], None]
+    marks, lane, wait = _timeline_points(run)
     fig = figure if figure is not None else go.Figure()
     with fig.batch_update():
         fig.data = ()
-        fig.add_trace(go.Scatter(x=lane_x, y=lane_y, mode="lines", line={"color": "#dddddd", "width": 6},
+        fig.add_trace(go.Scatter(x=lane["x"], y=lane["y"], mode="lines", line={"color": "#dddddd", "width": 6},
                                  hoverinfo="skip", showlegend=False, name="lanes"))  # fmt: skip
-        fig.add_trace(go.Scatter(x=wait_x, y=wait_y, mode="lines", name="waiting",
+        fig.add_trace(go.Scatter(x=wait["x"], y=wait["y"], mode="lines", name="waiting",
                                  line={"color": MUTED_COLOR, "width": 2, "dash": "dash"},
-                                 showlegend=bool(wait_x), hoverinfo="skip"))  # fmt: skip
+                                 showlegend=bool(wait["x"]), hoverinfo="skip"))  # fmt: skip
         for kind, legend, color, symbol in _MARKS:
-            xs, ys, texts, positions = marks[kind]
+            m = marks[kind]
             fig.add_trace(
                 go.Scatter(
-                    x=xs, y=ys, mode="markers+text", name=legend, text=texts, textposition=positions,
-                    textfont={"size": 11}, hovertext=hovers[kind], hoverinfo="text",
+                    x=m["x"], y=m["y"], mode="markers+text", name=legend, text=m["text"], textposition=m["position"],
+                    textfont={"size": 11}, hovertext=m["hover"], hoverinfo="text",
                     marker={"color": color, "symbol": symbol, "size": 13, "line": {"color": color, "width": 2}},
-                    showlegend=bool(xs),
+                    showlegend=bool(m["x"]),
                 )
             )  # fmt: skip
         style_figure(fig, title=title or run.summary(), xaxis="step", yaxis="", height=170 + 75 * len(lanes))
@@ -127,9 +104,35 @@ def timeline_figure(run: Run, *, title: str | None = None, figure: Any = None) -
         )
         fig.update_yaxes(tickvals=list(range(len(lanes))), ticktext=lanes, range=[len(lanes) - 0.4, -0.6],
                          showgrid=False, zeroline=False)  # fmt: skip
-        n = len(events)
-        fig.update_xaxes(range=[-0.8, max(n, 1) - 0.2], dtick=1, showgrid=False, zeroline=False)
+        fig.update_xaxes(range=[-0.8, max(len(run.events), 1) - 0.2], dtick=1, showgrid=False, zeroline=False)
     return fig
+
+
+def _timeline_points(run: Run) -> tuple[dict[EventKind, dict[str, list]], dict[str, list], dict[str, list]]:
+    """The timeline's data: per kind of step its marks (x, y, text, position of the text, hover);
+    each transaction's lane from its first step to its last; a line per wait, to when it went through."""
+    row = {name: i for i, name in enumerate(run.programs)}
+    events = sorted(run.events, key=lambda e: e.tick)
+    marks = {k: {"x": [], "y": [], "text": [], "position": [], "hover": []} for k, *_ in _MARKS}
+    lanes: dict[str, list] = {"x": [], "y": []}
+    waits: dict[str, list] = {"x": [], "y": []}
+    for name in run.programs:
+        ticks = [e.tick for e in events if e.txn == name]
+        if ticks:
+            lanes["x"] += [min(ticks), max(ticks), None]
+            lanes["y"] += [row[name], row[name], None]
+    for i, e in enumerate(events):
+        m = marks[e.kind]
+        m["x"].append(e.tick)
+        m["y"].append(row[e.txn])
+        m["text"].append(_short(e.text, e.kind))
+        m["hover"].append(f"{e.txn}: {e.text}")
+        m["position"].append("top center" if i % 2 == 0 else "bottom center")
+        if e.kind is EventKind.WAIT:
+            resume = next((f.tick for f in events if f.tick > e.tick and f.txn == e.txn), e.tick)
+            waits["x"] += [e.tick, resume, None]
+            waits["y"] += [row[e.txn], row[e.txn], None]
+    return marks, lanes, waits
 
 
 def story_figure(name: str, level: Isolation | Rules, order: Sequence[str] | None = None) -> Any:

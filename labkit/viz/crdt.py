@@ -53,27 +53,9 @@ def replica_diagram(
     from labkit.viz.spacetime import spacetime_diagram
 
     valid.instance("sim", sim, Simulator)
-    lane = {n: i for i, n in enumerate(sim.nodes)}
     end = max(sim.now, start + 0.01)
     fig = spacetime_diagram(sim, notes=False, title=title, height=height, start=start, end=end, figure=figure)
-    points: dict[str, dict[str, list]] = {
-        k: {"x": [], "y": [], "text": [], "hover": []} for k in ("update", "merge")
-    }
-    last: dict[str, str] = {}  # what each replica read after its previous change
-    for e in sim.trace.notes("value"):
-        if e.node not in lane:
-            continue
-        why, value = e.detail["why"], _shown(e.detail["value"])
-        merged = why.startswith("merge") or (" from " in why and not why.endswith(f" from {e.node}"))
-        unchanged = last.get(e.node) == value
-        last[e.node] = value
-        if e.time < start or (merged and unchanged):
-            continue  # a merge that changed the state but not what a read returns
-        m = points["merge" if merged else "update"]
-        m["x"].append(e.time)
-        m["y"].append(lane[e.node])
-        m["text"].append(value)
-        m["hover"].append(f"{e.node} at {e.time:.3f}s: {why}<br>now reads {value}")
+    points = _value_points(sim, start)
     fig.add_traces(
         [
             marks(
@@ -93,6 +75,31 @@ def replica_diagram(
     )
     legend_below(fig)
     return fig
+
+
+def _value_points(sim: Simulator, start: float) -> dict[str, dict[str, list]]:
+    """The replicas' values as they change, from their "value" notes: a mark per local update,
+    and per merge that changed what a read returns (x, y, text, hover)."""
+    lane = {n: i for i, n in enumerate(sim.nodes)}
+    points: dict[str, dict[str, list]] = {
+        k: {"x": [], "y": [], "text": [], "hover": []} for k in ("update", "merge")
+    }
+    last: dict[str, str] = {}  # what each replica read after its previous change
+    for e in sim.trace.notes("value"):
+        if e.node not in lane:
+            continue
+        why, value = e.detail["why"], _shown(e.detail["value"])
+        merged = why.startswith("merge") or (" from " in why and not why.endswith(f" from {e.node}"))
+        unchanged = last.get(e.node) == value
+        last[e.node] = value
+        if e.time < start or (merged and unchanged):
+            continue  # a merge that changed the state but not what a read returns
+        m = points["merge" if merged else "update"]
+        m["x"].append(e.time)
+        m["y"].append(lane[e.node])
+        m["text"].append(value)
+        m["hover"].append(f"{e.node} at {e.time:.3f}s: {why}<br>now reads {value}")
+    return points
 
 
 # -- the widget ---------------------------------------------------------------

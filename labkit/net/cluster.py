@@ -54,7 +54,9 @@ class ProcessCluster(ClusterBase):
     busy machine must not look like a dead leader); ``max_entries`` per
     AppendEntries; ``max_inflight``: how many AppendEntries with entries the
     leader streams to one follower before it waits for an answer
-    (:mod:`labkit.raft.progress`; the simulator's default is 1); ``client_timeout``: how long a client tries one operation
+    (:mod:`labkit.raft.progress`; 1, the default, sends the next batch when
+    the previous one is answered: on a busy machine fewer, larger messages
+    measured at least as fast, see ``benchmarks/bench_net.py``); ``client_timeout``: how long a client tries one operation
     before it records an unknown outcome (:attr:`attempt_timeout`, 0.3 s, is how
     long it waits for one server before it tries the next; set it before
     making clients); ``folder``: where the servers keep
@@ -76,7 +78,7 @@ class ProcessCluster(ClusterBase):
         election_timeout: tuple[float, float] = (0.3, 0.6),
         heartbeat_interval: float = 0.05,
         max_entries: int = 256,
-        max_inflight: int = 4,
+        max_inflight: int = 1,
         client_timeout: float = 1.0,
         folder: str | os.PathLike | None = None,
         early_sends: bool = True,

@@ -8,7 +8,8 @@
 * :mod:`~labkit.net.cluster`: :class:`ProcessCluster`, our Raft store as processes;
 * :mod:`~labkit.net.client`: clients that record wall-clock histories;
 * :mod:`~labkit.net.nemesis`: fault schedules, concurrent workloads, and the checks;
-* :mod:`~labkit.net.etcd`: a real etcd cluster under the same nemesis.
+* :mod:`~labkit.net.etcd`: a real etcd cluster under the same nemesis;
+* :mod:`~labkit.net.quorum`: the Dynamo-style quorum store (:mod:`labkit.replication`) as processes.
 """
 
 from labkit.net.client import RaftClient, Record, to_operations

@@ -152,20 +152,21 @@ def nav_line(nb: Notebook) -> str:
     return " · ".join(parts)
 
 
+_HEADER = ["| # | Notebook | Ideas | Time |", "|---|----------|-------|------|"]
+
+
 def contents_table() -> list[str]:
     """The contents table of ``00-welcome.ipynb`` (every notebook after it), as lines."""
-    rows = ["| # | Notebook | Ideas | Time |", "|---|----------|-------|------|"]
-    for nb in COURSE:
-        if nb.file != CONTENTS:
-            rows.append(f"| {nb.nn} | [{nb.title}]({nb.file}) | {nb.ideas} | {nb.minutes} min |")
-    return rows
+    return _HEADER + [
+        f"| {nb.nn} | [{nb.title}]({nb.file}) | {nb.ideas} | {nb.minutes} min |"
+        for nb in COURSE
+        if nb.file != CONTENTS
+    ]
 
 
 def readme_table() -> list[str]:
     """The table of notebooks in ``README.md``, as lines."""
-    rows = ["| # | Notebook | Ideas | Time |", "|---|----------|-------|------|"]
-    rows += [f"| {nb.nn} | {nb.title} | {nb.ideas} | {nb.minutes} min |" for nb in COURSE]
-    return rows
+    return _HEADER + [f"| {nb.nn} | {nb.title} | {nb.ideas} | {nb.minutes} min |" for nb in COURSE]
 
 
 # ---------------------------------------------------------------------------
@@ -193,10 +194,10 @@ def binder_repository(root: Path) -> tuple[str, str]:
 
 def binder_url(repository: str, branch: str = "main") -> str:
     """The Binder launch link that opens the learner's contents notebook."""
-    if not isinstance(repository, str) or not _GITHUB_NAME.match(repository):
-        raise ValueError(f"repository must be a GitHub 'owner/name', got {repository!r}")
-    if not isinstance(branch, str) or not _GIT_REF.match(branch) or ".." in branch:
-        raise ValueError(f"branch must be a git branch or tag name, got {branch!r}")
+    ok = isinstance(repository, str) and _GITHUB_NAME.match(repository)
+    valid.require(bool(ok), "repository", "a GitHub 'owner/name'", repository)
+    ok = isinstance(branch, str) and _GIT_REF.match(branch) and ".." not in branch
+    valid.require(bool(ok), "branch", "a git branch or tag name", branch)
     return f"https://mybinder.org/v2/gh/{repository}/{branch}?urlpath=lab/tree/{LEARNER_FOLDER}/{CONTENTS}"
 
 

@@ -52,7 +52,18 @@ from typing import Any
 from labkit import validation as valid
 from labkit.txn.checker import CheckResult, check
 from labkit.txn.history import Fun, History, Op, Status, Txn, format_value
-from labkit.txn.run import OBSERVER, Append, Commit, Event, EventKind, Read, Step, Turns, _validate_programs
+from labkit.txn.run import (
+    OBSERVER,
+    Append,
+    Commit,
+    Event,
+    EventKind,
+    Read,
+    Step,
+    Turns,
+    _schedule,
+    _validate_programs,
+)
 
 __all__ = [
     "PgLevel",
@@ -559,12 +570,7 @@ def run_workload(
                 keys.add(s.key)
             if isinstance(s, Append) and (isinstance(s.element, bool) or not isinstance(s.element, int)):
                 raise TypeError(f"{name}: elements are ints, got {s.element!r}")
-    who = {n: [n] for n in progs} if clients is None else {c: list(names) for c, names in clients.items()}
-    if sorted(n for names in who.values() for n in names) != sorted(progs):
-        raise ValueError("clients must list every program exactly once")
-    for c in order:
-        if c not in who:
-            raise ValueError(f"order names {c!r}, which is not a client (clients: {list(who)})")
+    who, order = _schedule(progs, valid.instance("order", order, Sequence), clients)
     db.reset()
     start = time.perf_counter()
     runner = _Runner(db, level, progs, who, read_modify_write)

@@ -250,6 +250,42 @@ def interleavings(programs: Mapping[str, Sequence[Step]]) -> list[tuple[str, ...
     return out
 
 
+def _schedule(
+    progs: dict[str, tuple[Step, ...]],
+    order: Sequence[str] | None,
+    clients: Mapping[str, Sequence[str]] | None,
+) -> tuple[dict[str, list[str]], tuple[str, ...]]:
+    """Who runs which programs (each program alone by default) and the order of their turns
+    (default: one after another), checked: every program run by one client, each client given
+    one turn per step of its programs."""
+    if clients is None:
+        who = {n: [n] for n in progs}
+        need = {n: len(s) for n, s in progs.items()}
+    else:
+        if not isinstance(clients, Mapping):
+            raise TypeError(f"clients must map a client name to a list of program names, got {clients!r}")
+        who = {c: list(names) for c, names in clients.items()}
+        listed = [n for names in who.values() for n in names]
+        if sorted(listed) != sorted(progs):
+            raise ValueError(f"clients must list every program exactly once; they list {listed}")
+        need = {c: sum(len(progs[n]) for n in names) for c, names in who.items()}
+    if order is None:
+        order = [c for c in who for _ in range(need[c])]
+    if isinstance(order, str):
+        raise TypeError("order must be a sequence of names, e.g. ['T1', 'T2', 'T1'], not one str")
+    order = tuple(order)
+    for name in order:
+        if name not in who:
+            raise ValueError(f"order names {name!r}, which is not a {'client' if clients else 'program'} "
+                             f"(known: {list(who)})")  # fmt: skip
+    for name, n in need.items():
+        if order.count(name) != n:
+            raise ValueError(
+                f"order must give {name} exactly {n} turns (one per step), it gives {order.count(name)}"
+            )
+    return who, order
+
+
 def random_schedule(
     rng: random.Random, programs: Mapping[str, Sequence[Step]], clients: int = 3
 ) -> tuple[dict[str, list[str]], tuple[str, ...]]:
@@ -467,31 +503,7 @@ def run(
     step (:meth:`~labkit.txn.store.Store.invariants`; an ``AssertionError`` if one fails).
     """
     progs = _validate_programs(programs)
-    if clients is None:
-        who = {n: [n] for n in progs}
-        need = {n: len(s) for n, s in progs.items()}
-    else:
-        if not isinstance(clients, Mapping):
-            raise TypeError(f"clients must map a client name to a list of program names, got {clients!r}")
-        who = {c: list(names) for c, names in clients.items()}
-        listed = [n for names in who.values() for n in names]
-        if sorted(listed) != sorted(progs):
-            raise ValueError(f"clients must list every program exactly once; they list {listed}")
-        need = {c: sum(len(progs[n]) for n in names) for c, names in who.items()}
-    if order is None:
-        order = [c for c in who for _ in range(need[c])]
-    if isinstance(order, str):
-        raise TypeError("order must be a sequence of names, e.g. ['T1', 'T2', 'T1'], not one str")
-    order = tuple(order)
-    for name in order:
-        if name not in who:
-            raise ValueError(f"order names {name!r}, which is not a {'client' if clients else 'program'} "
-                             f"(known: {list(who)})")  # fmt: skip
-    for name, n in need.items():
-        if order.count(name) != n:
-            raise ValueError(
-                f"order must give {name} exactly {n} turns (one per step), it gives {order.count(name)}"
-            )
+    who, order = _schedule(progs, order, clients)
     store = Store(isolation, initial)
     driver = _Driver(progs, store, who, valid.boolean("check_invariants", check_invariants))
     driver.play(order)

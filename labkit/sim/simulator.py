@@ -222,6 +222,26 @@ class Simulator:
         """A read-only view of a node's durable storage."""
         return MappingProxyType(self._host(node_id).storage)
 
+    # Read-only views for tools that take a run over (the model checker's
+    # explorer, labkit.explore): what is pending, without changing anything.
+    def pending_timers(self, node_id: str) -> tuple[str, ...]:
+        """The names of the timers pending at ``node_id``, sorted (none while it is crashed)."""
+        return tuple(sorted(self._host(node_id).timers))
+
+    def in_flight(self) -> list[tuple[str, str, Any]]:
+        """The messages the network still holds, as ``(src, dst, message)``, in the order they fall due.
+
+        Messages to a node that crashed after they were sent are left out:
+        they will be dropped when they fall due.
+        """
+        hosts = self._hosts
+        due = sorted(e for e in self._queue if e[2] == _DELIVER)
+        return [
+            (src, dst, msg)
+            for _, _, _, (_, src, dst, msg, _, inc) in due
+            if hosts[dst].node is not None and hosts[dst].incarnation == inc
+        ]
+
     def _host(self, node_id: str, name: str = "node_id") -> _Host:
         host = self._hosts.get(node_id)  # type: ignore[arg-type]
         if host is None:

@@ -217,6 +217,16 @@ class Model:
         Attributes of each node object that are set when it is built and
         never change (its peers, its configuration). They are left out of the
         state's key; the checker verifies that they indeed never change.
+    ignore:
+        Attributes of each node object that do change but never change what
+        the node does in this model (a counter only some feature that is off
+        reads). They are left out of the state's key, as TLC's ``VIEW`` leaves
+        variables out of its fingerprints: leaving out one that matters hides
+        states, so name only what you can argue about.
+    message_view:
+        ``message_view(msg)`` gives the message the state keeps in place of
+        ``msg``, for message fields that never change what the receiver does
+        in this model (the same argument as for ``ignore``).
     measures:
         Named numbers read off a live node, for :attr:`Bounds.limits`
         (``{"term": lambda n: n.current_term}``).
@@ -244,6 +254,8 @@ class Model:
         inputs: Sequence[Input] = (),
         symmetric: bool | Collection[str] = False,
         constant: Collection[str] = (),
+        ignore: Collection[str] = (),
+        message_view: Callable[[Any], Any] | None = None,
         measures: Mapping[str, Measure] | None = None,
         remember: Remember | None = None,
         describe: Describe | None = None,
@@ -308,6 +320,17 @@ class Model:
                 f"constant must be a collection of attribute names, got {valid.shown(constant)}"
             )
         self.constant: frozenset[str] = frozenset(valid.string("constant[i]", c) for c in constant)
+        if isinstance(ignore, (str, bytes)) or not isinstance(ignore, Collection):
+            raise valid.ArgumentTypeError(
+                f"ignore must be a collection of attribute names, got {valid.shown(ignore)}"
+            )
+        self.ignore: frozenset[str] = frozenset(valid.string("ignore[i]", c) for c in ignore)
+        self.skip: frozenset[str] = self.constant | self.ignore  # what a node's key leaves out
+        if message_view is not None and not callable(message_view):
+            raise valid.ArgumentTypeError(
+                f"message_view must be a function message -> message, got {valid.shown(message_view)}"
+            )
+        self.message_view = message_view
         self.measures: dict[str, Measure] = {}
         for mname, fn in (valid.instance("measures", measures, Mapping, none=True) or {}).items():
             valid.string("measures key", mname)

@@ -28,7 +28,7 @@ from labkit import validation as valid
 from labkit.explore.freeze import freeze
 from labkit.explore.model import Act, Action, Bounds, Model
 from labkit.explore.search import check_state, invariant_list
-from labkit.explore.space import Space, State
+from labkit.explore.space import Space, State, StateKey
 from labkit.sim import DropReason, Fixed, Kind, Simulator, Trace
 
 __all__ = ["Replay", "replay", "trace_of", "SimState"]
@@ -150,9 +150,10 @@ def replay(
     def collect_sends() -> None:
         nonlocal seen_rows
         rows = sim.trace.rows
+        view = model.message_view
         for r in rows[seen_rows:]:
             if r[1] is Kind.SEND:
-                flight.append((r[3], r[4], r[6]))
+                flight.append((r[3], r[4], r[6] if view is None else view(r[6])))
             elif r[1] in (Kind.DELIVER, Kind.TIMER):
                 raise RuntimeError(
                     f"the simulator ran {r[1].value} {r} on its own; the replay must drive every step"
@@ -175,7 +176,7 @@ def replay(
                 have = sim.node(nid) if sim.is_up(nid) else None
                 other = want.nodes[nid]
                 if (have is None) != (other is None) or (
-                    have is not None and freeze(have, model.constant) != freeze(other, model.constant)
+                    have is not None and freeze(have, model.skip) != freeze(other, model.skip)
                 ):
                     out.mismatches.append(f"step {step}: {nid} is not in the state the model checker found")
 
@@ -250,12 +251,20 @@ def _carry_out(sim: Simulator, model: Model, a: Action, flight: list, keep: bool
         sim.run_for(model.tick)
 
 
-def trace_of(space: Space, actions: Sequence[Action], *, violation: tuple[str, str] | None = None) -> Trace:
+def trace_of(
+    space: Space,
+    actions: Sequence[Action],
+    *,
+    violation: tuple[str, str] | None = None,
+    start: StateKey | None = None,
+) -> Trace:
     """The run ``actions`` (from ``space``'s start) as a simulator :class:`Trace`: step *i* at time *i*.
 
     Sends, deliveries, drops, duplicates, timers, crashes, restarts and the
     nodes' notes become trace rows, so :func:`labkit.viz.spacetime_diagram`
     draws the run. ``violation``: ``(invariant, message)`` to mark at the last step.
+    ``start``: the state the run starts from, if not the model's start (its
+    messages in flight are drawn as sent at time 0).
     """
     valid.instance("space", space, Space)
     trace = Trace()
@@ -277,15 +286,19 @@ def trace_of(space: Space, actions: Sequence[Action], *, violation: tuple[str, s
         for what, detail in outcome.notes:
             rows.append((t, Kind.STATE, nid, None, None, None, None, None, what, dict(detail)))
 
-    # The start: every node boots at time 0, in order.
-    s = space.initial()
-    for idx, nid in enumerate(ids):
-        rows.append((0.0, Kind.START, nid, None, None, None, None, None, None, None))
-        out = space.boot(idx)
-        notes(0.0, nid, out)
-        for p in out.sends:
-            src, dst, msg = space.packets[p]
-            sent(0.0, ids[src], ids[dst], msg)
+    if start is None:  # the start: every node boots at time 0, in order
+        s = space.initial()
+        for idx, nid in enumerate(ids):
+            rows.append((0.0, Kind.START, nid, None, None, None, None, None, None, None))
+            out = space.boot(idx)
+            notes(0.0, nid, out)
+            for p in out.sends:
+                src, dst, msg = space.packets[p]
+                sent(0.0, ids[src], ids[dst], msg)
+    else:
+        s = start
+        for src, dst, msg in space.view(start).in_flight:
+            sent(0.0, src, dst, msg)
     for i, a in enumerate(actions, 1):
         t = float(i)
         step = space.find_step(s, a)

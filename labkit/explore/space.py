@@ -92,6 +92,8 @@ class Space:
         self.ids = model.ids
         self.index = {nid: i for i, nid in enumerate(self.ids)}
         self._known = frozenset(self.ids)
+        self._outside: frozenset[str] = frozenset()  # nodes of a taken-over run outside the model
+        self.epoch = 0.0  # the time of the start (a taken-over run's ``now``)
         self._driver = _Driver(model.clock_offsets)
         self._rng = random.Random(0)
         # Interning tables: value -> id, and id -> value.
@@ -227,10 +229,12 @@ class Space:
         else:
             node = copy.deepcopy(self._protos[(idx, snap)])
         storage = dict(self._storages[sto])
-        self._driver.now = time * self.model.tick
+        self._driver.now = self.epoch + time * self.model.tick
         self._rng.seed(0)
         peers = tuple(p for p in self.ids if p != nid)
-        ctx = Context(nid, peers, self._rng, MappingProxyType(storage), self._driver, known=self._known)
+        ctx = Context(
+            nid, peers, self._rng, MappingProxyType(storage), self._driver, known=self._known | self._outside
+        )
         try:
             if event is _RESTART:
                 node.on_start(ctx)
@@ -250,8 +254,10 @@ class Space:
         for k, v in eff.persists:
             storage[k] = v
         sends = []
+        view = self.model.message_view
         for dst, msg in eff.sends:
-            sends.append(self._intern_packet((idx, self.index[dst], msg)))
+            if dst in self.index:  # what goes to a node outside the model (a client) is dropped
+                sends.append(self._intern_packet((idx, self.index[dst], msg if view is None else view(msg))))
         pending = set(() if event is _RESTART else timers)
         if type(event) is tuple and event[0] == "t":
             pending.discard(event[1])
@@ -263,7 +269,7 @@ class Space:
                 pending.add(name)
                 set_now.append(name)
         self._check_constant(idx, node)
-        snap_id = self._intern_snap(freeze(node, self.model.constant))
+        snap_id = self._intern_snap(freeze(node, self.model.skip))
         self._protos.setdefault((idx, snap_id), node)
         sto2 = sto if not eff.persists else self._intern_storage(storage)
         new = self._intern_host((idx, snap_id, sto2, tuple(sorted(pending))))
@@ -340,6 +346,45 @@ class Space:
         used = (0,) * (5 + len(self._fires))
         net = tuple(sorted(set(sends) if self._keep else sends))
         return (tuple(hosts), net, mem, 0, used)
+
+    def take_over(self, sim: Any) -> StateKey:
+        """The state a paused simulator run stands in, as a state of this space (the run is not changed).
+
+        Each node of the model is copied with its storage and pending timers;
+        the messages in flight between nodes of the model come along. Nodes
+        of the run outside the model (clients) are left out: what the model's
+        nodes send them from now on is dropped.
+        """
+        from labkit.sim import Simulator
+
+        if not isinstance(sim, Simulator):
+            raise TypeError(f"sim must be a labkit.sim.Simulator, got {type(sim).__name__}")
+        missing = [n for n in self.ids if n not in sim.nodes]
+        if missing:
+            raise ValueError(f"the run has no node {missing[0]!r}; its nodes are {list(sim.nodes)}")
+        self._outside = frozenset(n for n in sim.nodes if n not in self.index)
+        self.epoch = sim.now
+        hosts, mem = [], self._no_memory
+        for idx, nid in enumerate(self.ids):
+            sto = self._intern_storage(dict(sim.storage(nid)))
+            if sim.is_up(nid):
+                node = copy.deepcopy(sim.node(nid))
+                self._initial_nodes.setdefault(idx, node)
+                snap = self._intern_snap(freeze(node, self.model.skip))
+                self._protos.setdefault((idx, snap), node)
+                h = self._intern_host((idx, snap, sto, sim.pending_timers(nid)))
+            else:
+                h = self._intern_host((idx, _DOWN, sto, ()))
+            hosts.append(h)
+            mem = self._union(mem, h)
+        index, view = self.index, self.model.message_view
+        net = [
+            self._intern_packet((index[src], index[dst], msg if view is None else view(msg)))
+            for src, dst, msg in sim.in_flight()
+            if src in index and dst in index
+        ]
+        used = (0,) * (5 + len(self._fires))
+        return (tuple(hosts), tuple(sorted(set(net) if self._keep else net)), mem, 0, used)
 
     def after(self, actions: Sequence[Action]) -> StateKey:
         """The state reached from the start by ``actions`` (taken whatever the bounds say)."""

@@ -22,6 +22,7 @@ ANSWERED_BY = {
     "nb03-orset-test": ("ORSet",),
     "nb06-capacity-test": ("bounded_capacity", "BoundedLoadHash"),
     "nb08-sessions-check": ("KVStore", "state_machine"),
+    "nb12-invariant-test": ("election_safety", "RAFT_INVARIANTS"),
 }
 
 

@@ -108,6 +108,9 @@ COURSE: tuple[Notebook, ...] = (
              "snapshots, PreVote and CheckQuorum, reads by ReadIndex and leases, adding and removing servers"),
     Notebook(11, "11-linearizability.ipynb", "Linearizability", 45,
              "histories, a checker, testing our own stores under faults"),
+    Notebook(12, "12-model-checking.ipynb", "Model checking", 50,
+             "every interleaving searched: states and actions, shortest counterexamples, bounds and symmetry, "
+             "Figure 8 found automatically, an explorer to step through runs"),
     Notebook(13, "13-leaving-the-simulator.ipynb", "Leaving the simulator", 40,
              "our Raft as real processes over TCP, a nemesis without root, a real etcd cluster, "
              "the checker as judge"),

@@ -18,6 +18,10 @@ checked is the code you read:
   write", "at most one decision", "never blocked", "no causal overwrite";
 * :mod:`labkit.explore.protocols`: ready-made models of Raft, the quorum
   register, two-phase commit, the saga and the LWW register, correct and broken;
+* :mod:`labkit.explore.checks`: those models with their invariants and
+  bounds, the checks the tests, notebook 12 and the benchmark run;
+* :mod:`labkit.explore.walk`: a :class:`Walk`, a run built one action at a
+  time (what the explorer widget shows);
 * :mod:`labkit.explore.replay`: a run replayed in the simulator, and drawn;
 * :mod:`labkit.explore.freeze`: canonical snapshots and fingerprints of node state;
 * :mod:`labkit.explore.naive`: a first attempt (breadth-first search that
@@ -30,6 +34,7 @@ from labkit.explore.model import Act, Action, Bounds, Input, Model
 from labkit.explore.replay import Replay, replay, trace_of
 from labkit.explore.search import Result, Violation, bfs, dfs, random_walk
 from labkit.explore.space import Space, State
+from labkit.explore.walk import Walk
 
 __all__ = [
     "Act",
@@ -42,6 +47,7 @@ __all__ = [
     "Space",
     "State",
     "Violation",
+    "Walk",
     "bfs",
     "dfs",
     "random_walk",

@@ -14,9 +14,9 @@ own nodes, the ones the other notebooks run in the simulator:
 * :func:`lww_register`: the last-writer-wins register of
   :mod:`labkit.clocks.lww` under clock skew.
 
-:data:`CATALOGUE` lists the ready-made checks: each model with its
-invariants and the bounds within which the correct version is checked, and
-each broken variant with the length of its shortest counterexample.
+:data:`labkit.explore.checks.CHECKS` lists the ready-made checks: each model
+with its invariants and the bounds within which the correct version is
+checked, and each broken variant with the length of its shortest counterexample.
 """
 
 from __future__ import annotations
@@ -167,10 +167,21 @@ def raft(
         {nid: build for nid in ids},
         inputs=inputs,
         symmetric=True,
-        constant=("node_id", "peers", "config"),
+        # Set when a server is built and never changed without membership changes (none here).
+        constant=(
+            "node_id",
+            "peers",
+            "config",
+            "voters",
+            "quorum",
+            "membership",
+            "_watch_leader",
+            "leader_contact",
+        ),
         # Rounds of heartbeats serve ReadIndex, leases and CheckQuorum (diss. §6.4), all off here:
         # every heartbeat starts a round, and counting them would make the state space infinite.
-        ignore=("rounds",),
+        # _voter_progress is a cached list of the progress records (in voter order).
+        ignore=("rounds", "_voter_progress"),
         message_view=_no_round,
         measures={"term": lambda node: node.current_term, "log": lambda node: node.log.last_index},
         remember=raft_facts,

@@ -81,7 +81,7 @@ def run_diagram(
         )
         fig.layout.shapes = [*fig.layout.shapes, vline(n, BAD_COLOR, "dash", 1.5)]
         fig.add_annotation(
-            x=n, y=1.0, xref="x", yref="paper", yanchor="bottom", showarrow=False,
+            x=n, y=1.0, xref="x", yref="paper", yanchor="bottom", xanchor="right", showarrow=False,
             text=html.escape(f"✗ {violation[0]}"), font={"size": 11, "color": BAD_COLOR},
         )  # fmt: skip
     legend_below(fig)

@@ -237,6 +237,15 @@ INTERACTIONS: dict[str, list[Step]] = {
         Click("the violation"),
     ],
     "06-consistent-hashing": [Slide("nodes"), Slide("vnodes"), Click("add a node"), Click("remove a node")],
+    # The Figure 8 counterexample: two steps of it, its end, one back; then the hunt's first two actions.
+    "12-model-checking": [
+        Click("Next step of the counterexample"),
+        Click("Next step of the counterexample"),
+        Click("Jump to the counterexample"),
+        Click("Undo"),
+        Click("place order-1 at coordinator"),
+        Click("deliver Request: coordinator → inventory"),
+    ],
     "13-leaving-the-simulator": [],  # real processes; no widgets
     "18-capstone": [
         Choose("server", "g2n1", redraws=False),

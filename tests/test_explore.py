@@ -248,3 +248,17 @@ def test_bounds_limit_the_search():
 def test_bad_input_is_refused_with_a_clear_error(make):
     with pytest.raises((ValueError, TypeError, KeyError)):
         make()
+
+
+def test_a_node_holding_a_lambda_over_itself_is_refused():
+    # A copy of such a node would still call into the original through the lambda's closure.
+    from labkit.explore.freeze import freeze
+    from labkit.sim import Node
+
+    class Closing(Node):
+        def __init__(self, node_id: str) -> None:
+            super().__init__(node_id)
+            self.handler = lambda: self.node_id
+
+    with pytest.raises(TypeError, match="closes over"):
+        freeze(Closing("n1"))

@@ -135,7 +135,16 @@ def freeze(x: Any, skip: Collection[str] = ()) -> Any:
             members.sort(key=_order)
         return (SET, *members)
     if isinstance(x, _CALLABLES):
+        if isinstance(x, partial):
+            return (METHOD, freeze(x.func), freeze(x.args), freeze(x.keywords))
         fn = getattr(x, "__func__", x)
+        if getattr(fn, "__closure__", None) and not isinstance(x, types.MethodType):
+            # A copy of the node would still call into the original through the closure.
+            raise TypeError(
+                f"cannot take a snapshot of the function {fn.__qualname__}: it closes over variables "
+                "(a lambda over self?), which a copy of its node would share; keep a method, or a "
+                "functools.partial of one"
+            )
         return (METHOD, getattr(fn, "__qualname__", repr(fn)))
     if _is_value(t) or isinstance(x, type):
         return x

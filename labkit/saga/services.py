@@ -30,6 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import Any
 
 from labkit import validation as valid
@@ -212,8 +213,9 @@ class Service(Node, ABC):
             Op.DO: self._on_do,
             Op.UNDO: self._on_undo,
             Op.PREPARE: self._on_prepare,
-            Op.COMMIT: lambda ctx, src, msg: self._finish(ctx, src, msg, commit=True),
-            Op.ABORT: lambda ctx, src, msg: self._finish(ctx, src, msg, commit=False),
+            # Bound methods (not lambdas over self), so that a copied service dispatches to itself.
+            Op.COMMIT: partial(self._finish, commit=True),
+            Op.ABORT: partial(self._finish, commit=False),
         }
 
     # -- subclass hooks ---------------------------------------------------

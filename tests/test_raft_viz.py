@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from labkit.examples import heartbeat_cluster
 from labkit.raft import RaftCluster, Role
+from labkit.viz.cluster import ClusterWidget
 from labkit.viz.raft import (
     LogExplorer,
     election_widget,
@@ -303,17 +305,24 @@ def test_log_explorer_adds_removes_and_hands_over_and_labels_learners():
     e.transfer(target)
     e.run(0.2)
     assert e.cluster.leader() == target
+    _ = e.ui
+    assert set(e.side_pickers) == set(e.cluster.ids) == {"n1", "n2", "n3", "n4"}
     e.choose(leader)
-    e.remove_server()
+    e.remove_button.click()
     e.run(0.5)
     assert leader not in e.cluster.members() and leader in e.cluster.removed
     assert "voters" in e.summary()
-    with pytest.raises(ValueError, match="not in the configuration"):
+    with pytest.raises(ValueError, match="was removed from the cluster"):
         e.remove_server(leader)
+    with pytest.raises(ValueError, match="was removed from the cluster"):
+        e.set_side(leader, "B")
     with pytest.raises(ValueError, match="already leads"):
         e.transfer(e.cluster.leader())
-    _ = e.ui
-    assert list(e.server_picker.options) == list(e.cluster.ids) and set(e.side_pickers) == set(e.cluster.ids)
+    # The controls offer the removed server no more: not in the drop-down, no partition toggle.
+    present = [n for n in e.cluster.ids if n != leader]
+    assert list(e.server_picker.options) == present and list(e.side_pickers) == present
+    assert [box.children[0].value for box in e.sides_box.children] == present
+    assert e.chosen in present
     e.choose(e.cluster.leader())
     e.transfer_button.click()  # refused in the status line, not a traceback
     assert "Not allowed" in e.status.value
@@ -353,3 +362,60 @@ def test_log_grid_writes_key_value_commands_short_enough_for_a_cell():
     c.sim.run_for(1.0)
     texts = [t for tr in log_grid(c).data for t in (tr.text or ())]
     assert "k3=23" in texts and "greetin…" in texts and all(len(t) <= 8 for t in texts)
+
+
+def test_election_widget_adds_and_removes_servers_and_the_picture_shows_it():
+    """The cluster widget's Add server and Remove (diss. §4.2.1, §4.2.2), clicked as in the browser."""
+    w = election_widget(n=5, seed=1, duration=4.0, fault_at=1.5)
+    _ = w.ui
+    fig = w.fig
+    assert list(w.remove_picker.options) == ["n1", "n2", "n3", "n4", "n5"]
+    w.add_button.click()
+    c = w.cluster
+    assert w.node_ids[-1] == "n6" and "n6" in c.members()  # a voter in a committed configuration
+    states = [(t0, s) for t0, _, s, _ in role_segments(c)["n6"]]
+    assert states[0] == (pytest.approx(1.5), "learner") and states[-1][1] == "follower"
+    voter_at = next(t0 for t0, s in states if s != "learner")
+    assert 1.5 < voter_at < 2.0  # it caught up, then counted
+    assert w.fig is fig and "learner" in [t.name for t in fig.data]
+    assert "n6 (added)" in fig.layout.yaxis.ticktext
+    assert any("then a voter" in a.text for a in fig.layout.annotations)
+    assert "n6" in w.up_boxes and "n6" in w.side_pickers and "added at t=1.5s: n6" in w.status.value
+    w.remove_picker.value = "n2"
+    w.remove_button.click()
+    c = w.cluster
+    assert c.removed == {"n2"} and "n2" not in c.configuration().members and "n2" not in c.members()
+    assert "n2 (removed)" in fig.layout.yaxis.ticktext and "n1" in fig.layout.yaxis.ticktext
+    removed = next(t for t in fig.data if t.name == "removed")
+    assert list(removed.y) == ["n2"] and removed.base[0] > 1.5
+    # Its controls are gone: no crash box, no partition toggle, not offered for removal again.
+    assert "n2" not in w.up_boxes and "n2" not in w.side_pickers
+    assert list(w.remove_picker.options) == ["n1", "n3", "n4", "n5"]
+    assert any("n2: removed" in getattr(r, "value", "") for r in w.rows_box.children)
+    with pytest.raises(ValueError, match="n2 was removed"):
+        w.set_side("n2", "B")
+    with pytest.raises(ValueError, match="there from the start"):
+        w.remove_server("n6")
+    w.side_pickers["n6"].value = "B"  # an added server can be partitioned like the others
+    assert ["n6"] in w.cluster.partitions
+    assert c.violations == [] and w.cluster.violations == []
+    w.reset_button.click()
+    assert w.node_ids == ("n1", "n2", "n3", "n4", "n5") and set(w.up_boxes) == set(w.node_ids)
+    assert [t.name for t in fig.data] == ["follower", "candidate", "leader", "crashed"]
+    assert list(fig.layout.yaxis.ticktext) == ["n5", "n4", "n3", "n2", "n1"]
+
+
+def test_election_widget_removes_the_leader_with_or_without_handing_over():
+    w = election_widget(n=3, seed=1, duration=3.0, fault_at=1.0)
+    leader = next(n for n in w.node_ids if w.sim.node(n).role is Role.LEADER)
+    w.remove_server(leader)
+    assert leader in w.cluster.removed and not list(w.sim.trace.notes("transfer"))
+    w.set_hand_over(True)
+    assert leader in w.cluster.removed and [e.node for e in w.sim.trace.notes("transfer")] == [leader]
+    with pytest.raises(ValueError, match="not the last"):
+        for n in w.shown_ids:
+            w.remove_server(n)
+    plain = ClusterWidget(lambda s: heartbeat_cluster(s, n=3), seed=1)
+    with pytest.raises(ValueError, match="nodes are fixed"):
+        plain.add_server()
+    assert plain.ui is not None and not hasattr(plain, "add_button")

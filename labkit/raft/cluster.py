@@ -416,6 +416,7 @@ class RaftCluster:
 
         def retire() -> None:
             self.removed.add(node_id)
+            self.events.append((self.sim.now, "removed", node_id))
             self._servers_changed()
             if shutdown and self.sim.is_up(node_id):
                 self.crash(node_id)

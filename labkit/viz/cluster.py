@@ -10,11 +10,20 @@ the settings, never of chance.
 
 Any protocol can be shown: pass ``build(seed) -> Simulator`` that returns a
 fresh simulator with its nodes added, and optionally a ``draw(sim, until,
-figure)`` that redraws a ``FigureWidget`` (the default draws a space-time
+figure)`` that redraws a figure (the default draws a space-time
 diagram, with each node's own clock reading in the hover texts and a label
 on the lane of every node whose clock is off). The clock sliders are shown
 only with a figure that shows clocks: by default only with the default
 figure (pass ``clocks=True`` or ``False`` to decide).
+
+``build`` may instead return a cluster whose membership can change (a
+:class:`labkit.raft.RaftCluster`: its simulator is ``.sim``, and it has
+``add_server`` and ``remove_server``). The widget then also offers **Add
+server** and **Remove**: at the fault time an operator asks the leader to
+add a new server (a learner until it has caught up, then a voter) or to take
+one out (Ongaro's dissertation, §4.2.1 and §4.2.2; a leader being removed
+may first hand its leadership over, §3.10). A removed server's controls go
+away. ``draw`` and ``summary`` are then given the cluster, not its simulator.
 """
 
 from __future__ import annotations
@@ -25,20 +34,34 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.sim import Kind, Simulator, Uniform
-from labkit.viz.common import MAX_RUN, Widget, button, checkbox, range_slider, slider, status_html, toggles
+from labkit.viz.common import (
+    MAX_RUN,
+    Widget,
+    button,
+    checkbox,
+    dropdown,
+    range_slider,
+    slider,
+    status_html,
+    toggles,
+)
 from labkit.viz.spacetime import spacetime_diagram
 
-__all__ = ["ClusterWidget", "ClusterSettings", "SKEW_MS_LIMIT", "DRIFT_PPM_LIMIT"]
+__all__ = ["ClusterWidget", "ClusterSettings", "SKEW_MS_LIMIT", "DRIFT_PPM_LIMIT", "MAX_WIDGET_SERVERS"]
 
 SKEW_MS_LIMIT = 500.0  # the skew sliders span -500..+500 ms
 DRIFT_PPM_LIMIT = 1000.0  # and the drift sliders -1000..+1000 ppm (quartz: up to ~200)
+MAX_WIDGET_SERVERS = 9  # servers, added ones included, the widget shows a row of controls for
 
 
 @dataclass
 class ClusterSettings:
     """What the controls say. Crashes and the partition start at ``fault_at``;
     loss, latency and the nodes' clocks (skew in ms, drift in ppm; a node
-    not listed keeps the clock its scenario gave it) hold for the whole run."""
+    not listed keeps the clock its scenario gave it) hold for the whole run.
+    With a cluster whose membership can change, ``added`` new servers join and
+    the servers in ``removed`` leave at ``fault_at`` too; a leader being
+    removed first hands its leadership over if ``hand_over``."""
 
     down: set[str] = field(default_factory=set)
     side_b: set[str] = field(default_factory=set)
@@ -48,9 +71,12 @@ class ClusterSettings:
     latency_ms: tuple[float, float] = (5.0, 20.0)
     fault_at: float = 1.0
     duration: float = 3.0
+    added: int = 0
+    removed: set[str] = field(default_factory=set)
+    hand_over: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("down", "side_b"):
+        for name in ("down", "side_b", "removed"):
             valid.instance(name, getattr(self, name), (set, frozenset))
         for name in ("skew_ms", "drift_ppm"):
             valid.instance(name, getattr(self, name), dict)
@@ -61,9 +87,26 @@ class ClusterSettings:
         valid.number("latency_ms high", lat[1], ge=lat[0], unit="ms", note="not below low")
         valid.number("duration", self.duration, gt=0, le=MAX_RUN, unit="seconds")
         valid.number("fault_at", self.fault_at, ge=0, unit="seconds")
+        valid.integer("added", self.added, ge=0, le=MAX_WIDGET_SERVERS)
+        valid.boolean("hand_over", self.hand_over)
 
 
-Draw = Callable[[Simulator, float, Any], Any]
+Draw = Callable[[Any, float, Any], Any]  # (what build returned, until, figure) -> figure
+
+
+def _parts(made: Any) -> tuple[Simulator, Any]:
+    """(the simulator, the cluster or None) of what ``build(seed)`` returned."""
+    if isinstance(made, Simulator):
+        return made, None
+    sim = getattr(made, "sim", None)
+    if isinstance(sim, Simulator) and all(
+        callable(getattr(made, m, None)) for m in ("add_server", "remove_server")
+    ):
+        return sim, made
+    raise TypeError(
+        "build(seed) must return a Simulator, or a cluster with .sim, add_server and remove_server "
+        f"(a RaftCluster), got {type(made).__name__}"
+    )
 
 
 def _draw_spacetime(sim: Simulator, until: float, figure: Any) -> Any:
@@ -113,18 +156,18 @@ class ClusterWidget(Widget):
         self.summary = summary or _default_summary
         self._initial = ClusterSettings(fault_at=fault_at, duration=duration)
         self.settings = ClusterSettings(fault_at=fault_at, duration=duration)
-        probe = build(seed)
-        if not isinstance(probe, Simulator):
-            raise TypeError(f"build(seed) must return a Simulator, got {type(probe).__name__}")
-        self.node_ids = probe.nodes
-        self.sim: Simulator = probe
+        self.sim, self.cluster = _parts(build(seed))
+        self.first_ids: tuple[str, ...] = tuple(
+            self.cluster.ids if self.cluster is not None else self.sim.nodes
+        )
+        self.node_ids = self.first_ids
         self.replay_at: float | None = None
         self._simulate()
 
     # -- the model: plain methods the controls call ------------------------
     def _simulate(self) -> None:
         s = self.settings
-        sim = self.build(self.seed)
+        sim, cluster = _parts(self.build(self.seed))
         lo, hi = s.latency_ms
         sim.set_latency(Uniform(lo / 1000, hi / 1000))
         sim.set_loss(s.loss)
@@ -132,20 +175,73 @@ class ClusterWidget(Widget):
             if nid in s.skew_ms or nid in s.drift_ppm:
                 sim.set_clock(nid, offset=s.skew_ms.get(nid, 0.0) / 1000, drift_ppm=s.drift_ppm.get(nid, 0.0))
         sim.run(s.fault_at)
+        if cluster is not None:  # new servers first, so that they can be crashed and partitioned too
+            for _ in range(s.added):
+                cluster.add_server(wait=False)
+            self.node_ids = tuple(cluster.ids)
         for nid in sorted(s.down):
             sim.crash(nid)
         if self._partitioned():
             sim.partition([n for n in self.node_ids if n not in s.side_b], sorted(s.side_b))
+        for nid in sorted(s.removed):  # the operator retries until the leader can make each change
+            cluster.remove_server(nid, wait=False, hand_over=s.hand_over)
         sim.run(s.duration)
-        self.sim = sim
+        self.sim, self.cluster = sim, cluster
+
+    @property
+    def shown_ids(self) -> tuple[str, ...]:
+        """The nodes with controls: every node but the removed servers."""
+        return tuple(n for n in self.node_ids if n not in self.settings.removed)
 
     def _partitioned(self) -> bool:
         """A partition needs a node on each side; all on A or all on B is none."""
         return 0 < len(self.settings.side_b) < len(self.node_ids)
 
     def _check_node(self, node_id: str) -> None:
-        if node_id not in self.node_ids:
-            raise ValueError(f"node_id must be one of {list(self.node_ids)}, got {node_id!r}")
+        if node_id in self.settings.removed:
+            raise ValueError(f"{node_id} was removed from the cluster; Reset brings it back")
+        valid.one_of("node_id", node_id, self.shown_ids)
+
+    def _check_membership(self) -> Any:
+        if self.cluster is None:
+            raise ValueError("this widget's nodes are fixed: build(seed) returned a Simulator, not a cluster "
+                             "whose membership can change (a RaftCluster)")  # fmt: skip
+        return self.cluster
+
+    def add_server(self) -> str:
+        """At the fault time, start a new server and have the leader add it: a learner that
+        receives the log until it has caught up, then a voter (diss. §4.2.1). Returns its id."""
+        self._check_membership()
+        valid.require(len(self.node_ids) < MAX_WIDGET_SERVERS, "add_server", f"at most {MAX_WIDGET_SERVERS} "
+                      "servers in the widget", len(self.node_ids) + 1)  # fmt: skip
+        self.settings.added += 1
+        self._changed()
+        return self.node_ids[-1]
+
+    def remove_server(self, node_id: str) -> None:
+        """At the fault time, have the leader take ``node_id`` out of the configuration; it is shut
+        down once that is committed (diss. §4.2.2). One of the first servers, not an added one, and
+        not the last of them."""
+        self._check_membership()
+        self._check_node(node_id)
+        first = [n for n in self.first_ids if n not in self.settings.removed]
+        valid.require(node_id in first, "node_id", f"one of the servers there from the start ({', '.join(first)}); "
+                      "an added one joins at the fault time and cannot leave then too", node_id)  # fmt: skip
+        valid.require(len(first) > 1, "node_id", "not the last of the first servers; the cluster needs a voter",
+                      node_id)  # fmt: skip
+        s = self.settings
+        s.removed.add(node_id)
+        s.down.discard(node_id)  # its controls are gone: no setting of theirs stays
+        s.side_b.discard(node_id)
+        s.skew_ms.pop(node_id, None)
+        s.drift_ppm.pop(node_id, None)
+        self._changed()
+
+    def set_hand_over(self, on: bool) -> None:
+        """Whether a leader being removed first hands its leadership to another voter (diss. §3.10)."""
+        self._check_membership()
+        self.settings.hand_over = valid.boolean("on", on)
+        self._changed()
 
     def crash(self, node_id: str) -> None:
         """Crash ``node_id`` from ``fault_at`` on."""
@@ -222,6 +318,7 @@ class ClusterWidget(Widget):
         """Back to the initial settings."""
         init = self._initial
         self.settings = ClusterSettings(fault_at=init.fault_at, duration=init.duration)
+        self.node_ids = self.first_ids
         self._changed()
 
     def replay(self, t: float | None) -> None:
@@ -239,7 +336,12 @@ class ClusterWidget(Widget):
     # -- the view ------------------------------------------------------------
     def figure(self) -> Any:
         """Draw the current run into a new figure (no widgets needed)."""
-        return self.draw(self.sim, self.replay_at if self.replay_at is not None else self.sim.now, None)
+        return self.draw(self._source, self.replay_at if self.replay_at is not None else self.sim.now, None)
+
+    @property
+    def _source(self) -> Any:
+        """What ``draw`` and ``summary`` are given: the cluster if there is one, else the simulator."""
+        return self.sim if self.cluster is None else self.cluster
 
     def _build_ui(self) -> Any:
         import ipywidgets as W
@@ -247,37 +349,20 @@ class ClusterWidget(Widget):
         s = self.settings
         self.status = W.HTML()
         self.fig, plot = self._plot_area()
-        self.up_boxes, self.side_pickers = {}, {}
+        self.up_boxes: dict[str, Any] = {}
+        self.side_pickers: dict[str, Any] = {}
         self.skew_sliders: dict[str, Any] = {}  # empty without clock controls
         self.drift_sliders: dict[str, Any] = {}
-        rows = []
-        for nid in self.node_ids:
-            tip = f"untick to crash {nid} at the fault time"
-            box = checkbox(f"{nid} up", nid not in s.down, tip=tip, width="90px")
-            side = toggles(["A", "B"], "B" if nid in s.side_b else "A", button_width="34px",
-                           tips=[f"{nid} on side A", f"{nid} on side B"])  # fmt: skip
-            self._on_change(box, lambda up, nid=nid: self.recover(nid) if up else self.crash(nid))
-            self._on_change(side, lambda value, nid=nid: self.set_side(nid, value))
-            self.up_boxes[nid], self.side_pickers[nid] = box, side
-            row = [box, W.Label("side"), side]
-            if self.clocks:
-                clock = {"label_width": "88px", "width": "280px", "fmt": "+.0f"}
-                skew = slider(f"{nid} skew ms", s.skew_ms.get(nid, 0.0), -SKEW_MS_LIMIT, SKEW_MS_LIMIT, 10, **clock,
-                              tip=f"how far {nid}'s clock is ahead of true time (ms); hover an arrow to see it")  # fmt: skip
-                drift = slider(f"{nid} drift ppm", s.drift_ppm.get(nid, 0.0), -DRIFT_PPM_LIMIT, DRIFT_PPM_LIMIT, 50,
-                               tip=f"how fast {nid}'s clock runs away from true time (parts per million)", **clock)  # fmt: skip
-                self._on_change(skew, lambda v, nid=nid: self.set_clock(nid, skew_ms=v))
-                self._on_change(drift, lambda v, nid=nid: self.set_clock(nid, drift_ppm=v))
-                self.skew_sliders[nid], self.drift_sliders[nid] = skew, drift
-                row += [skew, drift]
-            rows.append(W.HBox(row))
+        self._node_rows: dict[str, Any] = {}
+        self.rows_box = W.VBox([])
+        self._show_node_rows()
         self.loss_slider = slider(
             "loss", s.loss, 0, 1, 0.05, fmt=".0%", tip="probability that a message is lost"
         )
         self.latency_slider = range_slider("latency ms", s.latency_ms, 0, 500, 5,
                                            tip="one-way delay, drawn uniformly in this range")  # fmt: skip
         self.fault_slider = slider("faults at", s.fault_at, 0, s.duration, 0.1,
-                                   tip="when the crashes and the partition begin (s)")  # fmt: skip
+                                   tip="when the crashes, the partition and any membership changes begin (s)")  # fmt: skip
         self.run_button = button(f"Run +{self.step:g} s", tip="simulate further", icon="play", primary=True)
         self.reset_button = button("Reset", tip="back to the initial settings", icon="undo")
         self.time_slider = slider("replay to", s.duration, 0, s.duration, 0.05, continuous=True, width="60%",
@@ -288,13 +373,18 @@ class ClusterWidget(Widget):
         self._on_change(self.time_slider, lambda t: self.replay(None if t >= self.settings.duration else t))
         self._on_click(self.run_button, self.run)
         self._on_click(self.reset_button, self.reset)
+        membership = self._membership_controls()
         self._show_settings()
         self._redraw()
-        nodes = "; clocks are off from the start)" if self.clocks else ")"
+        what = "crashes, the partition and membership changes" if membership else "crashes and the partition"
+        nodes = f"<b>Nodes</b> ({what} start at the fault time" + (
+            "; clocks are off from the start)" if self.clocks else ")"
+        )
         return W.VBox(
             [
-                W.HTML("<b>Nodes</b> (crashes and the partition start at the fault time" + nodes),
-                *rows,
+                W.HTML(nodes),
+                self.rows_box,
+                *membership,
                 W.HBox([self.loss_slider, self.latency_slider]),
                 W.HBox([self.fault_slider, self.run_button, self.reset_button]),
                 self.time_slider,
@@ -303,9 +393,91 @@ class ClusterWidget(Widget):
             ]
         )
 
+    def _node_row(self, nid: str) -> Any:
+        """The controls of one node: up or crashed, its side, and its clock if the figure shows clocks."""
+        import ipywidgets as W
+
+        s = self.settings
+        tip = f"untick to crash {nid} at the fault time"
+        box = checkbox(f"{nid} up", nid not in s.down, tip=tip, width="90px")
+        side = toggles(["A", "B"], "B" if nid in s.side_b else "A", button_width="34px",
+                       tips=[f"{nid} on side A", f"{nid} on side B"])  # fmt: skip
+        self._on_change(box, lambda up, nid=nid: self.recover(nid) if up else self.crash(nid))
+        self._on_change(side, lambda value, nid=nid: self.set_side(nid, value))
+        self.up_boxes[nid], self.side_pickers[nid] = box, side
+        row = [box, W.Label("side"), side]
+        if self.clocks:
+            clock = {"label_width": "88px", "width": "280px", "fmt": "+.0f"}
+            skew = slider(f"{nid} skew ms", s.skew_ms.get(nid, 0.0), -SKEW_MS_LIMIT, SKEW_MS_LIMIT, 10, **clock,
+                          tip=f"how far {nid}'s clock is ahead of true time (ms); hover an arrow to see it")  # fmt: skip
+            drift = slider(f"{nid} drift ppm", s.drift_ppm.get(nid, 0.0), -DRIFT_PPM_LIMIT, DRIFT_PPM_LIMIT, 50,
+                           tip=f"how fast {nid}'s clock runs away from true time (parts per million)", **clock)  # fmt: skip
+            self._on_change(skew, lambda v, nid=nid: self.set_clock(nid, skew_ms=v))
+            self._on_change(drift, lambda v, nid=nid: self.set_clock(nid, drift_ppm=v))
+            self.skew_sliders[nid], self.drift_sliders[nid] = skew, drift
+            row += [skew, drift]
+        return W.HBox(row)
+
+    def _show_node_rows(self) -> None:
+        """A row of controls per node there is (added servers get theirs); a removed server's row
+        gives way to a line saying it was removed, and its controls are forgotten."""
+        import ipywidgets as W
+
+        for nid in self.node_ids:
+            if nid in self.settings.removed:
+                for controls in (self.up_boxes, self.side_pickers, self.skew_sliders, self.drift_sliders):
+                    controls.pop(nid, None)
+                self._node_rows[nid] = W.HTML(
+                    f"<i>{nid}: removed at the fault time (Reset brings it back)</i>"
+                )
+            elif nid not in self.up_boxes:
+                self._node_rows[nid] = self._node_row(nid)
+        for nid in [n for n in self._node_rows if n not in self.node_ids]:  # gone after a Reset
+            del self._node_rows[nid]
+            for controls in (self.up_boxes, self.side_pickers, self.skew_sliders, self.drift_sliders):
+                controls.pop(nid, None)
+        self.rows_box.children = [self._node_rows[nid] for nid in self.node_ids]
+
+    def _membership_controls(self) -> list[Any]:
+        """Add server, the server to remove and Remove, and whether a removed leader hands over:
+        only for a cluster whose membership can change."""
+        import ipywidgets as W
+
+        if self.cluster is None:
+            return []
+        self.add_button = button("Add server", icon="plus", tip="at the fault time, start a new server: "
+                                 "it catches up as a learner, then votes")  # fmt: skip
+        self.remove_picker = dropdown("remove", [], tip="the server to take out of the cluster",
+                                      label_width="60px", width="150px")  # fmt: skip
+        self.remove_button = button(
+            "Remove", icon="minus", tip="at the fault time, take the chosen server out"
+        )
+        self.hand_over_box = checkbox("a leader being removed hands over first", self.settings.hand_over,
+                                      tip="leadership transfer (diss. §3.10) instead of an election after it steps down")  # fmt: skip
+        self._on_click(self.add_button, self.add_server)
+        self._on_click(self.remove_button, lambda: self.remove_server(self.remove_picker.value))
+        self._on_change(self.hand_over_box, self.set_hand_over)
+        row = [
+            W.Label("membership:"),
+            self.add_button,
+            self.remove_picker,
+            self.remove_button,
+            self.hand_over_box,
+        ]
+        return [W.HBox(row)]
+
     def _sync_controls(self) -> None:
         s = self.settings
-        for nid in self.node_ids:
+        if [*self._node_rows] != list(self.node_ids) or set(self.up_boxes) != set(self.shown_ids):
+            self._show_node_rows()
+        if self.cluster is not None:
+            removable = [n for n in self.first_ids if n not in s.removed]
+            if list(self.remove_picker.options) != removable:
+                self.remove_picker.options = removable
+            self.remove_button.disabled = len(removable) < 2
+            self.add_button.disabled = len(self.node_ids) >= MAX_WIDGET_SERVERS
+            self.hand_over_box.value = s.hand_over
+        for nid in self.shown_ids:
             self.up_boxes[nid].value = nid not in s.down
             self.side_pickers[nid].value = "B" if nid in s.side_b else "A"
             if nid in self.skew_sliders:
@@ -322,9 +494,9 @@ class ClusterWidget(Widget):
         if self.status is None:
             return
         until = self.replay_at if self.replay_at is not None else self.sim.now
-        self.draw(self.sim, until, self.fig)
+        self.draw(self._source, until, self.fig)
         self._show_figure()
-        text = self.summary(self.sim) + self._settings_text()
+        text = self.summary(self._source) + self._settings_text()
         if self.settings.side_b and not self._partitioned():
             # Refused, not ignored in silence: one side would be empty.
             why = "No partition: every node is on side B, so nobody is cut off; put at least one node on side A."
@@ -339,8 +511,14 @@ class ClusterWidget(Widget):
             parts.append("down from t={:g}s: {}".format(s.fault_at, ", ".join(sorted(s.down))))
         if self._partitioned():
             parts.append("partition from t={:g}s: B = {}".format(s.fault_at, ", ".join(sorted(s.side_b))))
+        added = self.node_ids[len(self.first_ids) :]
+        if added:
+            parts.append("added at t={:g}s: {}".format(s.fault_at, ", ".join(added)))
+        if s.removed:
+            how = " (a leader hands over first)" if s.hand_over else ""
+            parts.append("removed at t={:g}s: {}{}".format(s.fault_at, ", ".join(sorted(s.removed)), how))
         clocks = []
-        for nid in self.node_ids:
+        for nid in self.shown_ids:
             skew, drift = s.skew_ms.get(nid, 0.0), s.drift_ppm.get(nid, 0.0)
             if skew or drift:
                 clocks.append(f"{nid} {skew:+g} ms" + (f" {drift:+g} ppm" if drift else ""))

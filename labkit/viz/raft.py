@@ -20,6 +20,7 @@ plotly and ipywidgets are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -60,6 +61,8 @@ SIDE_NAMES = "ABCDEFGHIJKLMNO"  # sides of a partition, in the order RaftCluster
 MAX_EXPLORER_SERVERS = 9  # the log explorer draws at most this many rows
 
 ROLE_COLORS = {"follower": "#BBBBBB", "candidate": "#E69F00", "leader": "#0072B2", "crashed": "#000000"}
+# Membership states (diss. ch. 4), drawn only when some server was in one.
+MEMBER_COLORS = {"learner": "#88CCEE", "removed": "#FFFFFF"}
 
 
 def _sim_of(source: RaftCluster | Simulator) -> Simulator:
@@ -70,33 +73,58 @@ def _sim_of(source: RaftCluster | Simulator) -> Simulator:
     raise TypeError(f"expected a RaftCluster or a Simulator, got {type(source).__name__}")
 
 
+def _membership_changes(source: RaftCluster | Simulator) -> tuple[set[str], dict[str, float]]:
+    """(servers started after the first ones, which join as learners; when each removed server
+    retired): a cluster's membership changes (diss. ch. 4). A bare simulator has none."""
+    if not isinstance(source, RaftCluster):
+        return set(), {}
+    started = {nid for _, what, nid in source.events if what == "start"}
+    return started, {nid: t for t, what, nid in source.events if what == "removed"}
+
+
 def role_segments(
     source: RaftCluster | Simulator, until: float | None = None
 ) -> dict[str, list[tuple[float, float, str, int]]]:
-    """Per server, the stretches ``(start, end, role or "crashed", term)`` up to ``until``."""
+    """Per server, the stretches ``(start, end, state, term)`` up to ``until``: the state is its role,
+    "crashed", and for a cluster also "learner" (a server added later, until its own log makes it a
+    voter; diss. §4.2.1) and "removed" (from when it retired; diss. §4.2.2)."""
     valid.number("until", until, ge=0, unit="seconds", none=True)
     sim = _sim_of(source)
     end = sim.now if until is None else min(until, sim.now)
+    learners, removed_at = _membership_changes(source)
     current: dict[str, tuple[float, str, int]] = {}
     out: dict[str, list[tuple[float, float, str, int]]] = {}
-    for e in sim.trace.of_kind(Kind.STATE, Kind.CRASH):
-        t, node = e.time, e.node
-        if t > end:
-            break
-        if e.kind is Kind.CRASH:
-            state, term = "crashed", current.get(node, (0, "", 0))[2]
-        elif e.reason == "role":
-            state, term = e.detail["role"], e.detail["term"]
-        else:
-            continue
+
+    def enter(node: str, t: float, state: str, term: int) -> None:
         out.setdefault(node, [])
         if node in current:
             t0, s0, term0 = current[node]
             if (s0, term0) == (state, term):
-                continue
+                return
             if t > t0:
                 out[node].append((t0, t, s0, term0))
         current[node] = (t, state, term)
+
+    for e in sim.trace.of_kind(Kind.STATE, Kind.CRASH):
+        t, node = e.time, e.node
+        if t > end:
+            break
+        if t >= removed_at.get(node, math.inf):
+            continue  # a retired server's later events are not its own any more
+        now = current.get(node, (0.0, "", 0))
+        if e.kind is Kind.CRASH:
+            state, term = "crashed", now[2]
+        elif e.reason == "role":
+            state, term = e.detail["role"], e.detail["term"]
+        elif e.reason == "configuration" and node in learners and node in e.detail["voters"]:
+            learners.discard(node)  # its own log now counts it (diss. §4.2.1)
+            state, term = ("follower" if now[1] == "learner" else now[1]), now[2]
+        else:
+            continue
+        enter(node, t, "learner" if state == "follower" and node in learners else state, term)
+    for node, t in sorted(removed_at.items(), key=lambda kv: kv[1]):
+        if t <= end and node in current:
+            enter(node, t, "removed", current[node][2])
     for node, (t0, s0, term0) in current.items():
         if end > t0:
             out[node].append((t0, end, s0, term0))
@@ -114,10 +142,12 @@ def role_timeline(
 
     sim = _sim_of(source)
     end = sim.now if until is None else min(until, sim.now)
-    segs = role_segments(sim, end)
+    segs = role_segments(source, end)
     order = sorted(segs, key=lambda n: (len(n), n))
+    seen = {s for parts in segs.values() for _, _, s, _ in parts}
+    colors = ROLE_COLORS | {state: c for state, c in MEMBER_COLORS.items() if state in seen}
     data = []
-    for state, color in ROLE_COLORS.items():
+    for state, color in colors.items():
         ys, xs, bases, texts = [], [], [], []
         for node in order:
             for t0, t1, s, term in segs[node]:
@@ -125,9 +155,16 @@ def role_timeline(
                     ys.append(node)
                     bases.append(t0)
                     xs.append(t1 - t0)
-                    texts.append(f"t{term}" if state in ("leader", "candidate") else "")
+                    label = f"t{term}" if state in ("leader", "candidate") else ""
+                    texts.append(state if state == "removed" else label)
         hover = "%{y}: " + state + " from %{base:.3f} s for %{x:.3f} s<extra>%{text}</extra>"
-        data.append(go.Bar(y=ys, x=xs, base=bases, orientation="h", name=state, marker={"color": color}, text=texts,
+        marker: dict[str, Any] = {"color": color}
+        if state == "removed":  # hatched: the server is gone, not merely down
+            marker |= {
+                "pattern": {"shape": "/", "fgcolor": "#888888"},
+                "line": {"color": "#888888", "width": 1},
+            }
+        data.append(go.Bar(y=ys, x=xs, base=bases, orientation="h", name=state, marker=marker, text=texts,
                            textposition="inside", insidetextanchor="middle", hovertemplate=hover, showlegend=True))  # fmt: skip
     # Dotted lines where the network changed (partition, heal, cut), labelled once each.
     changes = sorted({round(e.time, 6) for e in sim.trace.of_kind(Kind.FAULT) if 0 < e.time <= end})
@@ -136,6 +173,7 @@ def role_timeline(
          "yanchor": "bottom", "font": {"size": 10, "color": "#882255"}}
         for t in changes[:6]
     ]  # fmt: skip
+    notes += _membership_notes(segs)
     fig = figure if figure is not None else go.Figure()
     with fig.batch_update():
         replace_traces(fig, data, "x", "y", "base", "text")
@@ -151,13 +189,51 @@ def role_timeline(
         )
         fig.update_layout(barmode="overlay", bargap=0.3)
         fig.update_xaxes(range=[0, max(end, 1e-3)])
-        fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(order)))
+        rows = list(reversed(order))
+        fig.update_yaxes(categoryorder="array", categoryarray=rows, tickmode="array", tickvals=rows,
+                         ticktext=[_row_label(node, segs[node]) for node in rows])  # fmt: skip
     return fig
 
 
-def election_summary(sim: Simulator) -> str:
-    """One line: who leads which term now, and how many elections were held."""
-    valid.instance("sim", sim, Simulator)
+def _membership_notes(segs: dict[str, list[tuple[float, float, str, int]]]) -> list[dict[str, Any]]:
+    """A note on the row of each server that joined (how long it caught up as a learner before it
+    could vote; diss. §4.2.1): its learner stretch is often too short to read in the bar."""
+    notes = []
+    for node, parts in segs.items():
+        learning = [(t0, t1) for t0, t1, s, _ in parts if s == "learner"]
+        if not learning:
+            continue
+        t0, t1 = learning[0][0], learning[-1][1]
+        if parts[-1][2] != "learner":  # after the stretch, over its follower bar
+            text = f"learner {t0:.2f}–{t1:.2f} s, then a voter"
+            where = {"x": t1, "xanchor": "left", "xshift": 4, "text": text}
+        else:  # still catching up: before the row begins, where there is room
+            where = {
+                "x": t0,
+                "xanchor": "right",
+                "xshift": -4,
+                "text": f"catching up as a learner from {t0:.2f} s",
+            }
+        notes.append({"y": node, "xref": "x", "yref": "y", "showarrow": False, **where,
+                      "font": {"size": 11, "color": "#1F4E79"}})  # fmt: skip
+    return notes
+
+
+def _row_label(node: str, parts: list[tuple[float, float, str, int]]) -> str:
+    """The server's name, and "removed" or "learner" when it ends the run so, "added" when it joined
+    as a learner and now counts."""
+    last = parts[-1][2] if parts else ""
+    if last in MEMBER_COLORS:
+        return f"{node} ({last})"
+    return f"{node} (added)" if any(s == "learner" for _, _, s, _ in parts) else node
+
+
+def election_summary(sim: Simulator | RaftCluster) -> str:
+    """One line: who leads which term now, and how many elections were held; for a cluster whose
+    membership changed, its voters and learners now and the servers removed (diss. ch. 4)."""
+    valid.instance("sim", sim, (Simulator, RaftCluster))
+    if isinstance(sim, RaftCluster):
+        return election_summary(sim.sim) + _membership_summary(sim)
     leaders = {}
     elections = 0
     for e in sim.trace.notes("role"):
@@ -177,23 +253,39 @@ def election_summary(sim: Simulator) -> str:
     return f"t = {sim.now:.2f} s: leader now {lead}; {candidacies}, {terms}"
 
 
+def _membership_summary(c: RaftCluster) -> str:
+    conf = c.configuration()
+    changed = c.removed or any(what == "start" for _, what, _ in c.events)
+    if not changed:
+        return ""
+    text = ""
+    if conf is not None:
+        text += f" | voters {', '.join(conf.voters)}"
+        if conf.learners:
+            text += f"; learners (catching up) {', '.join(conf.learners)}"
+    if c.removed:
+        text += f" | removed {', '.join(n for n in c.ids if n in c.removed)}"
+    return text
+
+
 def election_widget(n: int = 5, seed: int = 1, duration: float = 4.0, fault_at: float = 1.5) -> Any:
     """The cluster widget over a Raft cluster, drawing the role timeline.
 
     Untick a server to crash it at the fault time, put servers on side B to
-    partition them, and drag the time slider to replay. Returns a
-    :class:`labkit.viz.cluster.ClusterWidget`.
+    partition them, add a server or remove one at the fault time (diss. ch. 4:
+    a new server is a learner until it has caught up), and drag the time
+    slider to replay. Returns a :class:`labkit.viz.cluster.ClusterWidget`.
     """
     valid.number("duration", duration, gt=0, le=MAX_RUN, unit="seconds")
     from labkit.viz.cluster import ClusterWidget
 
     valid.integer("n", n, ge=1, le=9, note="servers")
 
-    def build(s: int) -> Simulator:
-        return RaftCluster(n=n, seed=s, strict=False).sim
+    def build(s: int) -> RaftCluster:
+        return RaftCluster(n=n, seed=s, strict=False)
 
-    def draw(sim: Simulator, until: float, figure: Any) -> Any:
-        return role_timeline(sim, until, figure)
+    def draw(cluster: RaftCluster, until: float, figure: Any) -> Any:
+        return role_timeline(cluster, until, figure)
 
     return ClusterWidget(
         build, seed=seed, duration=duration, fault_at=fault_at, draw=draw, summary=election_summary
@@ -435,12 +527,14 @@ class LogExplorer(Widget):
         except Exception:
             del self.actions[done:]
             raise
+        if self.chosen not in self.present:  # removed: the controls offer it no more
+            self.chosen = self.present[0]
         self._refresh()
 
     def _server(self, node: Any) -> str:
-        if node not in self.cluster.ids:
-            raise ValueError(f"node must be one of {', '.join(self.cluster.ids)}, got {node!r}")
-        return node
+        if node in self.cluster.removed:
+            raise ValueError(f"{node} was removed from the cluster; Reset brings it back")
+        return valid.one_of("node", node, self.present)
 
     def _pick(self, node: str | None, default: str | None, what: str) -> str:
         if node is None:
@@ -615,7 +709,7 @@ class LogExplorer(Widget):
         run = act("Run 0.5 s", "let half a second of virtual time pass", lambda: self.run(0.5))
         reset = act("Reset", "forget every action", self.reset)
         # The chosen server and what to do to it.
-        self.server_picker = dropdown("server", list(self.cluster.ids), self.chosen, width="160px")
+        self.server_picker = dropdown("server", list(self.present), self.chosen, width="160px")
         self._on_change(self.server_picker, self.choose)
 
         def on_chosen(verb: str, tip: str, fn: Callable[[str], Any]) -> Any:
@@ -657,11 +751,19 @@ class LogExplorer(Widget):
             ]
         )
 
+    @property
+    def present(self) -> tuple[str, ...]:
+        """The servers the controls offer: every one but those removed (diss. §4.2.2)."""
+        return tuple(n for n in self.cluster.ids if n not in self.cluster.removed)
+
     def _add_side_pickers(self) -> None:
-        """One A/B toggle per server, made for the servers that have none yet."""
+        """One A/B toggle per server present, made for the servers that have none yet (added ones);
+        a removed server's toggle goes."""
         import ipywidgets as W
 
-        for nid in self.cluster.ids:
+        for nid in [n for n in self.side_pickers if n not in self.present]:
+            del self.side_pickers[nid]
+        for nid in self.present:
             if nid in self.side_pickers:
                 continue
             t = toggles(["A", "B"], "B" if nid in self.side_b else "A", button_width="30px",
@@ -672,8 +774,8 @@ class LogExplorer(Widget):
         self.sides_box.children = [W.HBox([W.Label(nid), t]) for nid, t in self.side_pickers.items()]
 
     def _sync_controls(self) -> None:
-        if tuple(self.server_picker.options) != self.cluster.ids:
-            self.server_picker.options = list(self.cluster.ids)
+        if tuple(self.server_picker.options) != self.present:
+            self.server_picker.options = list(self.present)
             self._add_side_pickers()
         self.server_picker.value = self.chosen
         for b in self._for_chosen:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from labkit.labs.core import Fault, Lab, Trial, Violation
-from labkit.labs.raft import delegation
+from labkit.labs.raft import delegation, scenarios
 from labkit.labs.raft.properties import MAJORITY_COMMIT, MONITOR_PREFIXES, SKELETON
 from labkit.labs.raft.scenarios import SCENARIOS, World
 from labkit.labs.raft.skeleton import NOT_WRITTEN, RULES
@@ -155,7 +155,13 @@ class RaftLab(Lab):
         rows = trial.sim.trace.notes(NOT_WRITTEN) if trial.sim.trace.keep else []
         names = sorted({r.detail["rule"] for r in rows}, key=list(RULES).index)
         head = "not written yet (NotImplementedError), so they did nothing"
-        return [f"{head}: {n} (part {RULES[n][0]})" for n in names]
+        out = [f"{head}: {n} (part {RULES[n][0]})" for n in names]
+        if trial.world.undecided:
+            out.append(
+                "clients' results not judged (the linearizability checker gave up after "
+                f"{scenarios.CHECKER_STEPS:_} steps): {trial.world.undecided}"
+            )
+        return out
 
     # -- grading ---------------------------------------------------------------
     def check_submission(self, node: Any) -> list[str]:

@@ -28,12 +28,16 @@ from labkit.raft.cluster import RaftCluster
 from labkit.raft.node import Role
 from labkit.sim import Latency, Uniform
 
-__all__ = ["World", "SCENARIOS", "LEADER_WITHIN", "AGREE_WITHIN", "CLIENTS_WITHIN"]
+__all__ = ["World", "SCENARIOS", "LEADER_WITHIN", "AGREE_WITHIN", "CLIENTS_WITHIN", "CHECKER_STEPS"]
 
 LATENCY = Uniform(0.001, 0.010)  # one-way delay: a few milliseconds, with reordering
 LEADER_WITHIN = 2.0  # seconds a majority that can talk may take to agree on a leader
 AGREE_WITHIN = 2.0  # seconds a command may take to be applied by such a majority
 CLIENTS_WITHIN = 5.0  # seconds every client operation may take to finish once the network heals
+# The linearizability search's budget in one trial: steps, not seconds, so the verdict is the same on a
+# busy machine. A history it cannot decide within it is noted, not failed: the notebook's own solution
+# gives one such history in 500 seeds of "concurrent submits" (seed 305: linearizable, after 11 million).
+CHECKER_STEPS = 2_000_000
 
 
 class World:
@@ -69,6 +73,7 @@ class World:
         self.outbound_cut: set[str] = set()
         self._healthy: tuple[int, tuple[str, ...]] = (-1, ())
         self.clients = [self.cluster.client(f"c{i}") for i in range(clients)]
+        self.undecided = ""  # a client history the checker could not decide on: which (a note)
 
     # -- looking -------------------------------------------------------------------
     def live(self, node_id: str) -> Any:
@@ -234,7 +239,7 @@ def check_clients(trial: Trial, within: float = CLIENTS_WITHIN) -> None:
     from labkit.linearizability.history import format_op
 
     ops = world.cluster.operations()
-    result = check(ops, KVModel(), timeout=None, max_steps=2_000_000)
+    result = check(ops, KVModel(), timeout=None, max_steps=CHECKER_STEPS)
     if result.ok is False:
         core = minimal_violation(result, max_steps=20_000)
         culprits = [result.history[i] for i in core]
@@ -248,8 +253,8 @@ def check_clients(trial: Trial, within: float = CLIENTS_WITHIN) -> None:
         )
         v.event = _delivery_row(world, last.client, last.ret)
         raise v
-    if result.ok is None:
-        trial.fail(LINEARIZABLE, f"the checker could not decide on {len(ops)} operations within its budget")
+    if result.ok is None:  # not a violation: nobody knows (see CHECKER_STEPS)
+        world.undecided = f"{trial.scenario.name} seed {trial.seed} ({len(ops)} operations)"
 
 
 def _delivery_row(world: World, client: str, when: float) -> int | None:

@@ -199,15 +199,10 @@ def prefix_digest(previous: int, entry: LogEntry) -> int:
 class _Seen:
     """What the monitor last saw of one incarnation of one server."""
 
-    __slots__ = (
-        "node", "log", "version", "base", "entries", "digests",
-        "commit_index", "committed", "applied", "led", "ahead",
-    )  # fmt: skip
+    __slots__ = ("node", "base", "entries", "digests", "commit_index", "committed", "applied", "led", "ahead")
 
     def __init__(self, node: Any) -> None:
         self.node = node
-        self.log: Any = None  # the log object last looked at, and its version (None: the log keeps none)
-        self.version: int | None = None
         self.base = 0  # the log's snapshot index, as last seen
         self.entries: list[LogEntry] = []  # its log after base, as last seen
         self.digests: list[int] = [0]  # digests[k]: prefix_digest of entries 1..base+k
@@ -263,21 +258,14 @@ class InvariantMonitor:
                 # A new incarnation re-applies from index 1; its log is re-checked whole.
                 seen = self._seen[node_id] = _Seen(node)
         self.events_checked += 1
-        log = node.log
-        if log is not seen.log or seen.version is None or log.version != seen.version:
-            self._log_seen(node_id, log, seen)
+        log, entries = node.log, seen.entries
+        last, base = log.last_index, getattr(log, "snapshot_index", 0)
+        if base != seen.base or last != base + len(entries) or entries and log[last] is not entries[-1]:
+            self._log_matching(node_id, log, seen, base)
         if node.commit_index != seen.commit_index or node.last_applied > seen.applied:
             self._commits_and_applies(node_id, node, seen)
         if node.role is _LEADER and seen.led != node.current_term:
             self._new_leader(node_id, node, seen)
-
-    def _log_seen(self, node_id: str, log: RaftLog, seen: _Seen) -> None:
-        """The log may have changed since last seen (a :class:`RaftLog` says so by its version)."""
-        entries = seen.entries
-        last, base = log.last_index, getattr(log, "snapshot_index", 0)
-        if base != seen.base or last != base + len(entries) or entries and log[last] is not entries[-1]:
-            self._log_matching(node_id, log, seen, base)
-        seen.log, seen.version = log, getattr(log, "version", None)
 
     def _log_matching(self, node_id: str, log: RaftLog, seen: _Seen, base: int) -> None:
         """Log Matching: same (index, term) means same prefix, at any time."""

@@ -33,17 +33,15 @@ class RaftLog:
     """A 1-based sequence of :class:`LogEntry` with O(1) append and term lookup, after an optional snapshot.
 
     Invariant: ``last_index == snapshot_index + len(self)``; the entries held
-    are ``first_index .. last_index``. ``version`` counts the changes, so a
-    watcher (the invariant monitor) can tell at a glance that nothing changed.
+    are ``first_index .. last_index``.
     """
 
-    __slots__ = ("_entries", "snapshot_index", "snapshot_term", "last_index", "version")
+    __slots__ = ("_entries", "snapshot_index", "snapshot_term", "last_index")
 
     def __init__(
         self, entries: Iterable[LogEntry] = (), *, snapshot_index: int = 0, snapshot_term: int = 0
     ) -> None:
         self._entries: list[LogEntry] = []
-        self.version = 0
         # The last index and term a snapshot replaced (Figure 13's lastIncludedIndex/Term); 0 without one.
         self.snapshot_index = valid.integer("snapshot_index", snapshot_index, ge=0)
         self.snapshot_term = valid.integer("snapshot_term", snapshot_term, ge=0)
@@ -157,7 +155,6 @@ class RaftLog:
             term = e.term
         self._entries.extend(entries)
         self.last_index = self.snapshot_index + len(self._entries)
-        self.version += 1
 
     def truncate(self, last: int) -> None:
         """Drop every entry after index ``last`` (keep up to ``last``)."""
@@ -168,7 +165,6 @@ class RaftLog:
             )
         del self._entries[last - self.snapshot_index :]
         self.last_index = last
-        self.version += 1
 
     def maybe_append(self, prev_log_index: int, entries: tuple[LogEntry, ...]) -> int:
         """Take a leader's ``entries`` that follow ``prev_log_index`` (Figure 2, AppendEntries steps 3-4).
@@ -193,7 +189,6 @@ class RaftLog:
                 del log[i - base - 1 :]
             log.extend(entries[k:])
             self.last_index = base + len(log)
-            self.version += 1
             return i
         return 0
 
@@ -207,7 +202,6 @@ class RaftLog:
         term = self.term(index)
         del self._entries[: index - self.snapshot_index]
         self.snapshot_index, self.snapshot_term = index, term  # last_index stays
-        self.version += 1
 
     def restore(self, index: int, term: int) -> bool:
         """Make a snapshot that ends at (``index``, ``term``) the start of the log (Figure 13, receiver steps 6-7).
@@ -223,7 +217,6 @@ class RaftLog:
             self._entries.clear()
         self.snapshot_index, self.snapshot_term = index, term
         self.last_index = index + len(self._entries)
-        self.version += 1
         return keep
 
     # -- where a leader and a follower disagree (end of §5.3) ----------------

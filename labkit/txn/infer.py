@@ -43,7 +43,7 @@ those with an unknown outcome whose writes some committed transaction read
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,6 +175,14 @@ class _Inferrer:
         self._reported.add(key)
         self.out.findings.append(Finding(anomaly, txns, (), text))
 
+    def lost_updates(self, lost: Mapping[tuple[Hashable, Any], list[str]], wrote: str) -> None:
+        """A lost update (Berenson et al. 1995, P4): two transactions read one version of a key and
+        both then wrote the key; ``lost`` maps (key, version) to who read it and then wrote."""
+        for (key, version), txns in lost.items():
+            if len(txns) > 1:
+                text = f"{_both(txns)} read {key} = {format_value(version)} and then {wrote}"
+                self.find(Anomaly.LOST_UPDATE, tuple(txns), text, dedup=(key, version))
+
     def edge(self, e: Edge) -> None:
         if e.src != e.dst:
             self.out.edges.append(e)
@@ -259,14 +267,7 @@ class _Inferrer:
                         self.check_dirty(t, op.key, e, seen, last=False)
                     self.check_dirty(t, op.key, ext[-1], seen, last=True)
                 reads[op.key].append((t, ext))
-        for (key, version), txns in lost.items():
-            if len(txns) > 1:
-                self.find(
-                    Anomaly.LOST_UPDATE,
-                    tuple(txns),
-                    f"{_both(txns)} read {key} = {format_value(version)} and then appended to it",
-                    dedup=(key, version),
-                )
+        self.lost_updates(lost, "appended to it")
         for key in sorted((k for k, kind in self.kinds.items() if kind == "list"), key=repr):
             self.list_key(key, reads.get(key, []))
 
@@ -344,14 +345,7 @@ class _Inferrer:
             if self.kinds[key] == "register" and w[0].name in self.committed and (key, v) not in has_pred:
                 succ[key][None].append(v)
                 created[key] = True
-        for (key, v), txns in lost.items():
-            if len(txns) > 1:
-                self.find(
-                    Anomaly.LOST_UPDATE,
-                    tuple(txns),
-                    f"{_both(txns)} read {key} = {format_value(v)} and then wrote {key}",
-                    dedup=(key, v),
-                )
+        self.lost_updates(lost, "wrote it")
         for key, steps in succ.items():
             for v, nexts in steps.items():
                 if v is None:

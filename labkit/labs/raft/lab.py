@@ -8,7 +8,8 @@
 * faults: ``crash``, ``restart``, ``disconnect`` (cut off from everyone),
   ``connect``, ``deafen`` (hears nobody, can still send), ``partition``,
   ``heal``, ``loss``, ``slow`` (one link's delay), ``campaign`` (a server's
-  election timeout fires now) and ``submit`` (a command to one server).
+  election timeout fires now), ``submit`` (a command to one server) and
+  ``recover`` (heal, no loss, restart every crashed server: the scripts' end of faults).
   Targets are server names, ``"leader"`` (whoever leads when the fault fires),
   ``"all"`` or ``"disconnected"``;
 * after every event, Figure 3's properties (:mod:`labkit.labs.raft.properties`);
@@ -245,6 +246,14 @@ def _heal(world: World, target: Any) -> str:
     return "heal the network"
 
 
+def _recover(world: World, target: Any) -> str:
+    """Every fault lifted at once (one mark in the picture): the network whole, no loss, everybody up."""
+    _heal(world, None)
+    _loss(world, 0.0)
+    restarted = _restart(world, "all")
+    return "all faults lifted" + ("" if restarted.endswith("nobody") else f", {restarted}")
+
+
 def _loss(world: World, target: Any) -> str:
     world.sim.set_loss(target)
     return f"lose {target:.0%} of messages"
@@ -280,6 +289,7 @@ _FAULTS: dict[str, Callable[[World, Any], str]] = {
     "partition": _partition,
     "heal": _heal,
     "loss": _loss,
+    "recover": _recover,
     "slow": _slow,
     "campaign": _campaign,
     "submit": _submit,

@@ -218,9 +218,7 @@ def submit_to_leaders(world: World, among: tuple[str, ...], commands: list[str])
 
 def recover(trial: Trial) -> None:
     """Lift every fault: heal the network, stop losing messages, restart every crashed server."""
-    trial.act("heal")
-    trial.act("loss", 0.0)
-    trial.act("restart", "all")
+    trial.act("recover")
 
 
 def check_clients(trial: Trial, within: float = CLIENTS_WITHIN) -> None:

@@ -202,7 +202,7 @@ def _check_write(world: World, op: ClientOp) -> None:
         raise Violation(
             WRITE_QUORUM,
             f"{op.client}'s write {op.key}={op.value!r} ({dot}) was acknowledged at t = {op.ret:.3f} s, "
-            f"yet {stored} stored it: W = {world.w} {who} must",
+            f"yet {stored} stored it: W = {world.w} {who} must store it before the client is told ok",
             node=op.client,
         )
     world.acked.setdefault(op.key, []).append(op)

@@ -128,7 +128,8 @@ CLUSTER_WIDGET = [
 
 # The heartbeat demo draws a space-time diagram, which shows clocks: moving a
 # skew slider relabels n1's lane and its clock readings. (07 reuses the widget
-# over Raft's role timeline, which has no clocks and so no clock sliders.)
+# over Raft's role timeline, which has no clocks and so no clock sliders, and adds
+# membership changes.)
 CLUSTER_WIDGET_WITH_CLOCKS = [*CLUSTER_WIDGET, Slide("n1 skew ms")]
 
 INTERACTIONS: dict[str, list[Step]] = {
@@ -154,7 +155,12 @@ INTERACTIONS: dict[str, list[Step]] = {
         Click("Run 1 s"),
         Click("Reset"),
     ],
-    "07-leader-election": CLUSTER_WIDGET,
+    "07-leader-election": [
+        *CLUSTER_WIDGET,
+        Click("Add server"),  # n6 joins at the fault time: a learner, then a voter
+        Choose("remove", "n2", redraws=False),
+        Click("Remove"),  # n2 leaves: its row is hatched "removed", its controls go
+    ],
     "08-log-replication": [
         Click("Submit"),
         Choose("server", "n2", redraws=False),  # the buttons now read "Crash n2" etc.
@@ -184,6 +190,11 @@ INTERACTIONS: dict[str, list[Step]] = {
         Pick("B", 0),  # n1 on side B
         Click("Heal"),
         Click("Reset"),
+        # The cluster widget after the explorer: its membership row.
+        Click("Add server", 1),
+        Choose("remove", "n3", redraws=False),  # n3 leads
+        Click("Remove", 1),
+        Toggle("a leader being removed hands over first"),
     ],
     "11-linearizability": [
         Slide("B starts at", presses=4),

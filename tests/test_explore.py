@@ -262,3 +262,20 @@ def test_a_node_holding_a_lambda_over_itself_is_refused():
 
     with pytest.raises(TypeError, match="closes over"):
         freeze(Closing("n1"))
+
+
+def test_a_walk_takes_over_a_paused_simulator_run():
+    from labkit.raft import RaftCluster
+
+    cluster = RaftCluster(3, seed=1)
+    assert cluster.run_until(lambda: cluster.leader() is not None)
+    sim = cluster.sim
+    flying = sim.in_flight()
+    walk = Walk.from_simulator(sim, protocols.raft(3), inv.RAFT_INVARIANTS)
+    assert sorted(map(repr, walk.messages())) == sorted(map(repr, flying)) and flying
+    rows = {r["node"]: r for r in walk.nodes()}
+    assert rows[cluster.leader()]["role"] == "leader"
+    deliver = next(a for a in walk.enabled() if a.kind is Act.DELIVER)
+    walk.do(deliver)
+    assert len(walk.messages()) < len(flying) + 3 and walk.violations() == []
+    assert sim.in_flight() == flying  # the run itself is not changed

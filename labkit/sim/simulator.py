@@ -236,11 +236,12 @@ class Simulator:
         """
         hosts = self._hosts
         due = sorted(e for e in self._queue if e[2] == _DELIVER)
-        return [
-            (src, dst, msg)
-            for _, _, _, (_, src, dst, msg, _, inc) in due
-            if hosts[dst].node is not None and hosts[dst].incarnation == inc
-        ]
+        out = []
+        for _, _, _, sent, inc in due:  # sent: the message's SEND row, in TraceEvent's field order
+            src, dst, msg = sent[2], sent[4], sent[6]
+            if hosts[dst].node is not None and hosts[dst].incarnation == inc:
+                out.append((src, dst, msg))
+        return out
 
     def _host(self, node_id: str, name: str = "node_id") -> _Host:
         host = self._hosts.get(node_id)  # type: ignore[arg-type]

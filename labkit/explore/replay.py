@@ -149,16 +149,17 @@ def replay(
 
     def collect_sends() -> None:
         nonlocal seen_rows
-        rows = sim.trace.rows
+        trace = sim.trace
         view = model.message_view
-        for r in rows[seen_rows:]:
-            if r[1] is Kind.SEND:
-                flight.append((r[3], r[4], r[6] if view is None else view(r[6])))
-            elif r[1] in (Kind.DELIVER, Kind.TIMER):
+        for i in range(seen_rows, len(trace)):
+            e = trace[i]
+            if e.kind is Kind.SEND:
+                flight.append((e.src, e.dst, e.message if view is None else view(e.message)))
+            elif e.kind in (Kind.DELIVER, Kind.TIMER):
                 raise RuntimeError(
-                    f"the simulator ran {r[1].value} {r} on its own; the replay must drive every step"
+                    f"the simulator ran {e.kind.value} {e} on its own; the replay must drive every step"
                 )
-        seen_rows = len(rows)
+        seen_rows = len(trace)
 
     memory = frozenset()
 

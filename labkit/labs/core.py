@@ -451,8 +451,8 @@ class Lab:
         """An exception out of a trial, as a violation of :data:`NODE_ERROR`."""
         node = None
         sim = trial.sim
-        if sim is not None and sim.trace.keep and sim.trace.rows:
-            node = sim.trace.rows[-1][2]
+        if sim is not None and sim.trace.keep and len(sim.trace):
+            node = sim.trace[-1].node
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return Violation(NODE_ERROR, f"{text}{_last_frame(exc)}", node=node)
 

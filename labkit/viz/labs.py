@@ -25,7 +25,7 @@ import html
 from bisect import bisect_right
 from typing import Any
 
-from labkit.sim import Kind
+from labkit.sim import Kind, TraceEvent
 from labkit.viz.common import BAD_COLOR, Widget, button, legend_below, slider, vline
 from labkit.viz.spacetime import spacetime_diagram
 
@@ -45,15 +45,14 @@ def _state_text(node: str, time: float, state: dict[str, Any]) -> str:
     return "<br>".join(lines)
 
 
-def _event_text(row: tuple) -> str:
-    kind, node = row[1], row[2]
-    if kind is Kind.DELIVER:
-        text = repr(row[6])
+def _event_text(e: TraceEvent) -> str:
+    if e.kind is Kind.DELIVER:
+        text = repr(e.message)
         text = text if len(text) <= 90 else text[:89] + "…"
-        return f"{node} receives from {row[3]}: {text}"
-    if kind is Kind.TIMER:
-        return f"{node}: timer {row[8]!r} fires"
-    return f"{node}: {kind.value}"
+        return f"{e.node} receives from {e.src}: {text}"
+    if e.kind is Kind.TIMER:
+        return f"{e.node}: timer {e.reason!r} fires"  # a timer row's reason is the timer's name
+    return f"{e.node}: {e.kind.value}"
 
 
 class FailureView(Widget):
@@ -72,13 +71,13 @@ class FailureView(Widget):
         self.failure = failure
         self.trial = failure.replay()
         sim = self.trial.sim
-        self.rows = sim.trace.rows
+        self.events: list[TraceEvent] = list(sim.trace)  # the replayed run, row by row
         self.nodes = [n for n in sim.nodes if n in _lanes(self.trial)]
         self.violation = self._replayed_violation()
         # Steps: the trace rows where something happened at a node.
-        self.steps = [i for i, r in enumerate(self.rows) if r[1] in STEP_KINDS and r[2] in self.nodes]
+        self.steps = [i for i, e in enumerate(self.events) if e.kind in STEP_KINDS and e.node in self.nodes]
         if not self.steps:
-            self.steps = [max(len(self.rows) - 1, 0)]
+            self.steps = [max(len(self.events) - 1, 0)]
         self.step = self._violation_step()
         # Each node's states, only where they changed: (row, time, state).
         self.history: dict[str, list[tuple[int, float, dict[str, Any]]]] = {n: [] for n in self.nodes}
@@ -102,13 +101,13 @@ class FailureView(Widget):
     # -- what the view shows -----------------------------------------------------
     def time_of(self, step: int) -> float:
         """Virtual time of step ``step``."""
-        return self.rows[self.steps[step]][0] if self.rows else 0.0
+        return self.events[self.steps[step]].time if self.events else 0.0
 
     def states(self, step: int | None = None) -> dict[str, dict[str, Any] | None]:
         """Every node's state at ``step`` (default: the violation's); None before its first event."""
         step = self.step if step is None else step
         # A step's handler ran before its snapshot was taken: count everything before the next step.
-        bound = self.steps[step + 1] if step + 1 < len(self.steps) else len(self.rows)
+        bound = self.steps[step + 1] if step + 1 < len(self.steps) else len(self.events)
         out: dict[str, dict[str, Any] | None] = {}
         for node, h in self.history.items():
             i = bisect_right([r for r, _, _ in h], bound - 1) - 1
@@ -156,10 +155,8 @@ class FailureView(Widget):
         for node, s in states.items():
             cells = "".join(f"<td {pad}>{html.escape(str((s or {}).get(k, '')))}</td>" for k in keys)
             body += f"<tr><td {pad}><b>{html.escape(node)}</b></td>{cells if s else '<td>(not started)</td>'}</tr>"
-        row = self.rows[self.steps[step]]
-        caption = (
-            f"step {step + 1} of {len(self.steps)} · t = {row[0]:.3f} s · {html.escape(_event_text(row))}"
-        )
+        event = self.events[self.steps[step]]
+        caption = f"step {step + 1} of {len(self.steps)} · t = {event.time:.3f} s · {html.escape(_event_text(event))}"
         return f"<div style='font-size:90%'>{caption}<table class='labkit-states'><tr>{head}</tr>{body}</table></div>"
 
     def figure(self, step: int | None = None) -> Any:
@@ -228,8 +225,8 @@ class FailureView(Widget):
         if faults:
             start = faults[-1] - 0.05
         else:  # the last few dozen events, boots left out (they all happen at 0)
-            busy = [i for i in self.steps[: self.step + 1] if self.rows[i][1] is not Kind.START]
-            start = self.rows[busy[-_EVENTS_SHOWN:][0]][0] if busy else 0.0
+            busy = [i for i in self.steps[: self.step + 1] if self.events[i].kind is not Kind.START]
+            start = self.events[busy[-_EVENTS_SHOWN:][0]].time if busy else 0.0
         start = max(0.0, min(start, end - _MIN_WINDOW), end - _WINDOW)
         return start, end + 0.08 * (end - start) + 1e-3
 

@@ -148,13 +148,13 @@ class QuorumLab(Lab):
 # -- the checks --------------------------------------------------------------------
 def _note_writes(world: World) -> None:
     """Remember every version a coordinator sent to a replica since the last look (what was written)."""
-    rows = world.sim.trace.rows
-    for i in range(world.scanned, len(rows)):
-        r = rows[i]
-        if r[1] is Kind.SEND and type(r[6]) is ReplicaWrite:
-            for v in r[6].versions:
-                world.written.setdefault(v.dot, (r[6].key, v))
-    world.scanned = len(rows)
+    trace = world.sim.trace
+    for i in range(world.scanned, len(trace)):
+        e = trace[i]
+        if e.kind is Kind.SEND and type(e.message) is ReplicaWrite:
+            for v in e.message.versions:
+                world.written.setdefault(v.dot, (e.message.key, v))
+    world.scanned = len(trace)
 
 
 def _check_placement(world: World, node_id: str, node: Any) -> None:

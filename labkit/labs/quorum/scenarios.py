@@ -229,12 +229,12 @@ def expect_success(trial: Trial, ops: list[ClientOp], why: str) -> None:
 
 def _row_at(world: World, node: str, when: float) -> int | None:
     """The trace row of the last event at ``node`` at time ``when`` (where a client heard its answer)."""
-    rows = world.sim.trace.rows
-    for i in range(len(rows) - 1, -1, -1):
-        r = rows[i]
-        if r[0] < when:
+    trace = world.sim.trace
+    for i in range(len(trace) - 1, -1, -1):
+        e = trace[i]
+        if e.time < when:
             break
-        if r[0] == when and r[2] == node:
+        if e.time == when and e.node == node:
             return i
     return None
 

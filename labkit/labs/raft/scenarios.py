@@ -26,7 +26,7 @@ from labkit.labs.core import Fault, Scenario, Trial, Violation
 from labkit.labs.raft.properties import LEADER_ELECTED, LINEARIZABLE, PROGRESS, STABLE_LEADER
 from labkit.raft.cluster import RaftCluster
 from labkit.raft.node import Role
-from labkit.sim import Latency, Uniform
+from labkit.sim import Kind, Latency, Uniform
 
 __all__ = ["World", "SCENARIOS", "LEADER_WITHIN", "AGREE_WITHIN", "CLIENTS_WITHIN", "CHECKER_STEPS"]
 
@@ -256,12 +256,12 @@ def check_clients(trial: Trial, within: float = CLIENTS_WITHIN) -> None:
 
 
 def _delivery_row(world: World, client: str, when: float) -> int | None:
-    rows = world.sim.trace.rows
-    for i in range(len(rows) - 1, -1, -1):
-        r = rows[i]
-        if r[0] < when:
+    trace = world.sim.trace
+    for i in range(len(trace) - 1, -1, -1):
+        e = trace[i]
+        if e.time < when:
             break
-        if r[0] == when and r[4] == client and r[1].value == "deliver":
+        if e.time == when and e.dst == client and e.kind is Kind.DELIVER:
             return i
     return None
 

@@ -182,12 +182,12 @@ def _saga_text(saga: Any) -> str:
 # -- the checks --------------------------------------------------------------------
 def _scan_requests(world: World, node: Any) -> None:
     """Every request the orchestrator sent since the last look: may it send that, given its log?"""
-    rows = world.sim.trace.rows
-    for i in range(world.scanned, len(rows)):
-        r = rows[i]
-        if r[1] is not Kind.SEND or r[3] != ORCHESTRATOR or not isinstance(r[6], Request):
+    trace = world.sim.trace
+    for i in range(world.scanned, len(trace)):
+        e = trace[i]
+        if e.kind is not Kind.SEND or e.src != ORCHESTRATOR or not isinstance(e.message, Request):
             continue
-        req: Request = r[6]
+        req: Request = e.message
         world.key_of.setdefault(req.key, (req.saga_id, req.step))
         records = _records(node, req.saga_id)
         step_name = _step_name(req.step)
@@ -223,7 +223,7 @@ def _scan_requests(world: World, node: Any) -> None:
                     i,
                 )
         world.requested.add((req.saga_id, req.step, req.op))
-    world.scanned = len(rows)
+    world.scanned = len(trace)
 
 
 def _step_name(step: int) -> str:
@@ -241,7 +241,7 @@ def _records(node: Any, saga_id: str) -> list[Any]:
 
 
 def _violation(prop: Any, detail: str, world: World, row: int) -> Violation:
-    v = Violation(prop, detail, node=ORCHESTRATOR, time=world.sim.trace.rows[row][0])
+    v = Violation(prop, detail, node=ORCHESTRATOR, time=world.sim.trace[row].time)
     v.event = row
     return v
 

@@ -209,13 +209,12 @@ def finish(trial: Trial, *, completes: tuple[str, ...] = ()) -> None:
                 "log has never heard of it",
                 node=ORCHESTRATOR,
             )
+            trace = world.sim.trace
             accepted = [
-                i
-                for i, r in enumerate(world.sim.trace.rows)
-                if r[8] == "order accepted" and r[9]["saga"] == left[0]
+                i for i, e in enumerate(trace) if e.reason == "order accepted" and e.detail["saga"] == left[0]
             ]
             if accepted:
-                v.event, v.time = accepted[-1], world.sim.trace.rows[accepted[-1]][0]
+                v.event, v.time = accepted[-1], trace[accepted[-1]].time
             raise v
         last = records[left[0]][-1]
         trial.fail(
@@ -237,7 +236,8 @@ def finish(trial: Trial, *, completes: tuple[str, ...] = ()) -> None:
             v = Violation(ALL_OR_NOTHING, f"order {order.order_id}: " + "; ".join(problems))
             v.event = _effect_row(world, order.order_id)
             if v.event is not None:
-                v.node, v.time = world.sim.trace.rows[v.event][2], world.sim.trace.rows[v.event][0]
+                seen = world.sim.trace[v.event]
+                v.node, v.time = seen.node, seen.time
             raise v
     for order_id in completes:
         st = statuses.get(order_id)
@@ -252,13 +252,13 @@ def finish(trial: Trial, *, completes: tuple[str, ...] = ()) -> None:
 
 def _effect_row(world: World, order_id: str) -> int | None:
     """The trace row where a service last took a step of ``order_id`` (a leftover effect shows there)."""
-    rows = world.sim.trace.rows
+    trace = world.sim.trace
     prefix = order_id + "/"
-    for i in range(len(rows) - 1, -1, -1):
-        kind, note, detail = rows[i][1], rows[i][8], rows[i][9]
-        if kind is not Kind.STATE or note != "service":
+    for i in range(len(trace) - 1, -1, -1):
+        e = trace[i]
+        if e.kind is not Kind.STATE or e.reason != "service":  # a STATE row's reason is the note's name
             continue
-        if str(detail.get("key", "")).startswith(prefix) and detail.get("outcome") in (
+        if str(e.detail.get("key", "")).startswith(prefix) and e.detail.get("outcome") in (
             "applied",
             "compensated",
         ):

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from labkit import validation as valid
 from labkit.sim.latency import Fixed, Latency, as_latency
 from labkit.sim.node import FORGOTTEN, Context, Node
-from labkit.sim.trace import DropReason, Kind, Trace
+from labkit.sim.trace import DropReason, Kind, Trace, TraceEvent
 
 __all__ = ["Simulator"]
 
@@ -237,10 +237,11 @@ class Simulator:
         hosts = self._hosts
         due = sorted(e for e in self._queue if e[2] == _DELIVER)
         out = []
-        for _, _, _, sent, inc in due:  # sent: the message's SEND row, in TraceEvent's field order
-            src, dst, msg = sent[2], sent[4], sent[6]
-            if hosts[dst].node is not None and hosts[dst].incarnation == inc:
-                out.append((src, dst, msg))
+        for _, _, _, send_row, inc in due:
+            sent = TraceEvent._make(send_row)  # the message's SEND row
+            receiver = hosts[sent.dst]
+            if receiver.node is not None and receiver.incarnation == inc:
+                out.append((sent.src, sent.dst, sent.message))
         return out
 
     def _host(self, node_id: str, name: str = "node_id") -> _Host:

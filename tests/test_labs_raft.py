@@ -261,6 +261,11 @@ def test_the_failure_picture_marks_the_violation_and_steps_through_the_run():
     assert "fault schedule: none, it fails without any fault" in view.header()  # initial election: no faults
     before = view.figure(0)
     assert not any(t.name == "violation" for t in before.data)
+    # Stepping back before the first view moves the view back with it (same width).
+    assert view.time_of(0) < start
+    assert before.layout.xaxis.range[0] <= view.time_of(0) < before.layout.xaxis.range[1]
+    assert before.layout.xaxis.range[1] - before.layout.xaxis.range[0] == pytest.approx(end - start)
+    assert list(view.figure().layout.xaxis.range) == [start, end]
     assert "step 1 of" in view.state_table(0)
     ui = view.ui
     assert ui is not None and view.slider.value == view.step + 1

@@ -211,14 +211,23 @@ class FailureView(Widget):
                 )
         fig.layout.shapes = shapes
         fig.layout.annotations = _spread(notes)
-        fig.update_xaxes(range=list(self.window()))
+        fig.update_xaxes(range=list(self.window(step)))
         legend_below(fig)
         fig.update_layout(margin={"t": 90, "b": 120}, height=max(360, 190 + 55 * len(self.nodes)))
         return fig
 
-    def window(self) -> tuple[float, float]:
-        """The x range shown at first: from just before the last fault before the violation (or the
-        last few dozen events, if no fault came first), at most 1.5 s; zoom out for the rest."""
+    def window(self, step: int | None = None) -> tuple[float, float]:
+        """The x range shown: from just before the last fault before the violation (or the last few
+        dozen events, if no fault came first), at most 1.5 s plus a small margin on each side; zoom
+        out for the rest. A ``step`` earlier than that range moves the range back to it, same width."""
+        start, end = self._violation_window()
+        if step is not None and self.time_of(step) < start:
+            width = end - start
+            start = max(0.0, self.time_of(step) - 0.25 * width)
+            end = start + width
+        return start, end
+
+    def _violation_window(self) -> tuple[float, float]:
         v = self.violation
         end = v.time if v is not None and v.time is not None else self.time_of(self.step)
         faults = [t for t, _f, _w in self.trial.injected if t <= end]
@@ -228,7 +237,9 @@ class FailureView(Widget):
             busy = [i for i in self.steps[: self.step + 1] if self.events[i].kind is not Kind.START]
             start = self.events[busy[-_EVENTS_SHOWN:][0]].time if busy else 0.0
         start = max(0.0, min(start, end - _MIN_WINDOW), end - _WINDOW)
-        return start, end + 0.08 * (end - start) + 1e-3
+        # A margin on both sides, so that no marker is cut in half at an edge of the plot.
+        margin = 0.04 * (end - start) + 1e-3
+        return max(0.0, start - margin), end + 2 * margin
 
     # -- the widget ----------------------------------------------------------------
     def _build_ui(self) -> Any:

@@ -36,7 +36,7 @@ from labkit.labs import (
 )
 from labkit.sim import Context, Node, Simulator
 
-NEVER_BACK = Property("Never back", "the total never decreases", "the tally lab")
+NEVER_BACK = Property("Never back", "the total never decreases", "the tally lab", look_at="on_start")
 COUNTED = Property("Counted", "every add that arrived is in the total")
 
 
@@ -290,7 +290,9 @@ def test_report_check_makes_one_check_per_scenario_and_the_verdict_fails(capsys)
     with pytest.raises(ExerciseFailed, match="1 of 2 checks failed"):
         verdict()
     printed = capsys.readouterr().out
-    assert "✗ crashes: Never back" in printed and "Hint: run tally_lab.replay(ForgetfulTally" in printed
+    assert "✗ crashes: Never back" in printed
+    # Where to look first, then how to step through it.
+    assert "Hint: look at on_start. Then run tally_lab.replay(ForgetfulTally" in printed
     assert f"\n  must hold: {NEVER_BACK.says} ({NEVER_BACK.source})\n" in printed  # the property, in words
 
 

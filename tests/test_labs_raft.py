@@ -259,6 +259,7 @@ def test_the_failure_picture_marks_the_violation_and_steps_through_the_run():
     assert start < v.time < end
     assert "reproduce" in view.header() and "Election Safety" in view.header()
     assert "fault schedule: none, it fails without any fault" in view.header()  # initial election: no faults
+    assert "where to look: handle_request_vote (one vote per term" in view.header()
     before = view.figure(0)
     assert not any(t.name == "violation" for t in before.data)
     # Stepping back before the first view moves the view back with it (same width).

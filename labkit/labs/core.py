@@ -78,11 +78,16 @@ class Fault:
 
 @dataclass(frozen=True, slots=True)
 class Property:
-    """Something a correct system guarantees: ``name``, what it ``says``, and its ``source``."""
+    """Something a correct system guarantees: ``name``, what it ``says``, and its ``source``.
+
+    ``look_at`` (optional) tells a learner whose code broke it where to look first: the rules
+    that guard it.
+    """
 
     name: str
     says: str
     source: str = ""
+    look_at: str = ""
 
     def __str__(self) -> str:
         return self.name

@@ -213,7 +213,8 @@ class Report:
                     f"{r.scenario}: {v.describe()} (seed {f.seed})",
                     f"must hold: {v.property.says}"
                     + (f" ({v.property.source})" if v.property.source else ""),
-                    hint=f"run {f.reproduce}.show() to step through it",
+                    hint=(f"look at {v.property.look_at}. Then " if v.property.look_at else "")
+                    + f"run {f.reproduce}.show() to step through it",
                 )
         return self.passed
 

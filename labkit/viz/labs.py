@@ -132,6 +132,7 @@ class FailureView(Widget):
             f"{html.escape(v.detail)}<br>"
             f"<i>{html.escape(v.property.says)}</i>"
             + (f" ({html.escape(v.property.source)})" if v.property.source else "")
+            + (f"<br>where to look: {html.escape(v.property.look_at)}" if v.property.look_at else "")
             + f"<br>scenario <b>{html.escape(f.scenario)}</b>, seed {f.seed}, seen at "
             f"{'node ' + html.escape(v.node) + ', ' if v.node else ''}t = {v.time:.3f} s<br>"
             + schedule

@@ -36,34 +36,77 @@ __all__ = [
 
 # Safety (Figure 3 and Figure 2), checked after every event.
 ELECTION_SAFETY = Property(
-    "Election Safety", "at most one leader is elected in a term: never two leaders in one term", "Figure 3"
+    "Election Safety",
+    "at most one leader is elected in a term: never two leaders in one term",
+    "Figure 3",
+    look_at=(
+        "handle_request_vote (one vote per term, saved before the reply), handle_request_vote_reply "
+        "(count only votes of your own term, as a candidate), observe_term (a new term, a fresh vote) and"
+        " restore (the vote survives a restart)"
+    ),
 )
 LOG_MATCHING = Property(
     "Log Matching",
     "two logs with an entry of the same index and term are identical up to it: logs never diverge below it",
     "Figure 3",
+    look_at=(
+        "accept_entries: the prev_log_index / prev_log_term check (step 2), and cutting the log only "
+        "where an entry conflicts (step 3), never because a message came late"
+    ),
 )
 LEADER_COMPLETENESS = Property(
-    "Leader Completeness", "a committed entry is in the log of every leader of a later term", "Figure 3"
+    "Leader Completeness",
+    "a committed entry is in the log of every leader of a later term",
+    "Figure 3",
+    look_at=(
+        "the up-to-date check in handle_request_vote (§5.4.1), the current-term condition in "
+        "advance_commit_index (§5.4.2), and saving the log and the vote before replying (restore reads "
+        "them back)"
+    ),
 )
 STATE_MACHINE_SAFETY = Property(
     "State Machine Safety",
     "no two servers ever apply different entries at one index: a committed entry is never lost",
     "Figure 3",
+    look_at=(
+        "what commits an entry: advance_commit_index (a majority, an entry of the current term), "
+        "accept_entries step 5 (min(leader_commit, last new entry)); and apply_committed (in index order,"
+        " each once)"
+    ),
 )
 COMMITTED_STAYS = Property(
-    "Committed entries stay", "an index once committed is never committed again with another entry", "§5.4"
+    "Committed entries stay",
+    "an index once committed is never committed again with another entry",
+    "§5.4",
+    look_at=(
+        "the up-to-date check in handle_request_vote and the current-term condition in "
+        "advance_commit_index: no server without a committed entry may lead, and no earlier term's entry "
+        "commits by counting"
+    ),
 )
 COMMIT_MONOTONIC = Property(
-    "Commit index only grows", "a server's commit_index never decreases while it is up", "Figure 2"
+    "Commit index only grows",
+    "a server's commit_index never decreases while it is up",
+    "Figure 2",
+    look_at=(
+        "accept_entries step 5 and advance_commit_index: commit_index only ever grows, even for a late or"
+        " repeated message"
+    ),
 )
 APPLY_COMMITTED = Property(
     "Apply only committed entries",
     "last_applied <= commit_index: nothing is applied before it commits",
     "Figure 2",
+    look_at="apply_committed: apply up to commit_index, never past it",
 )
 MAJORITY_COMMIT = Property(
-    "Commit needs a majority", "an entry is committed only once a majority of servers store it", "§5.3"
+    "Commit needs a majority",
+    "an entry is committed only once a majority of servers store it",
+    "§5.3",
+    look_at=(
+        "advance_commit_index (count the leader itself and match_index, not next_index) and "
+        "accept_entries step 5 (commit no further than the last entry the message carried)"
+    ),
 )
 SKELETON = Property(
     "Skeleton's state", "Figure 2's state stays in the skeleton's fields and types", "the lab's skeleton"
@@ -74,14 +117,29 @@ LEADER_ELECTED = Property(
     "Leader election",
     "while a majority of servers are up and can talk, exactly one of them leads, and all of them are in its term",
     "§5.2, §5.6",
+    look_at=(
+        "start_election, handle_request_vote, handle_request_vote_reply and become_leader, and when the "
+        "election timer restarts: only on granting a vote or on AppendEntries of the current term "
+        "(handle_append_entries)"
+    ),
 )
 STABLE_LEADER = Property(
-    "Stable leader", "while nothing fails, the leader keeps its place: no election without a reason", "§5.2"
+    "Stable leader",
+    "while nothing fails, the leader keeps its place: no election without a reason",
+    "§5.2",
+    look_at=(
+        "handle_append_entries: the current leader's AppendEntries restarts a follower's election timer; "
+        "become_leader sends heartbeats at once"
+    ),
 )
 PROGRESS = Property(
     "Progress",
     "a command given to the leader of a majority that can talk is applied by all of that majority",
     "§5.3, §5.6",
+    look_at=(
+        "append_new_entry, accept_entries, handle_append_entries_reply (on a failure back up next_index "
+        "and retry; after a success send the rest), advance_commit_index and apply_committed"
+    ),
 )
 
 # The clients' view, checked at the end of a run.

@@ -370,6 +370,7 @@ def test_election_widget_adds_and_removes_servers_and_the_picture_shows_it():
     _ = w.ui
     fig = w.fig
     assert list(w.remove_picker.options) == ["n1", "n2", "n3", "n4", "n5"]
+    assert w.remove_picker.value == "n1"  # a server is chosen: Remove never acts on nothing
     w.add_button.click()
     c = w.cluster
     assert w.node_ids[-1] == "n6" and "n6" in c.members()  # a voter in a committed configuration
@@ -391,6 +392,7 @@ def test_election_widget_adds_and_removes_servers_and_the_picture_shows_it():
     # Its controls are gone: no crash box, no partition toggle, not offered for removal again.
     assert "n2" not in w.up_boxes and "n2" not in w.side_pickers
     assert list(w.remove_picker.options) == ["n1", "n3", "n4", "n5"]
+    assert w.remove_picker.value in w.remove_picker.options
     assert any("n2: removed" in getattr(r, "value", "") for r in w.rows_box.children)
     with pytest.raises(ValueError, match="n2 was removed"):
         w.set_side("n2", "B")

@@ -474,6 +474,8 @@ class ClusterWidget(Widget):
             removable = [n for n in self.first_ids if n not in s.removed]
             if list(self.remove_picker.options) != removable:
                 self.remove_picker.options = removable
+            if self.remove_picker.value is None and removable:  # Remove always has a server to act on
+                self.remove_picker.value = removable[0]
             self.remove_button.disabled = len(removable) < 2
             self.add_button.disabled = len(self.node_ids) >= MAX_WIDGET_SERVERS
             self.hand_over_box.value = s.hand_over

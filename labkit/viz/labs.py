@@ -220,11 +220,12 @@ class FailureView(Widget):
     def window(self, step: int | None = None) -> tuple[float, float]:
         """The x range shown: from just before the last fault before the violation (or the last few
         dozen events, if no fault came first), at most 1.5 s plus a small margin on each side; zoom
-        out for the rest. A ``step`` earlier than that range moves the range back to it, same width."""
+        out for the rest. A ``step`` earlier than that range moves the range back, same width, to end just
+        after it (the diagram is drawn up to the step)."""
         start, end = self._violation_window()
         if step is not None and self.time_of(step) < start:
             width = end - start
-            start = max(0.0, self.time_of(step) - 0.25 * width)
+            start = max(0.0, self.time_of(step) - 0.85 * width)  # the run so far fills the view
             end = start + width
         return start, end
 

@@ -216,6 +216,8 @@ class Explorer(Widget):
         if self.walk.counterexample is not None:
             step = button("Next step of the counterexample", tip="take the run's next action", primary=True)
             jump = button("Jump to the counterexample", tip="where the invariant breaks")
+            for b in (step, jump):  # the default width clips these two labels
+                b.layout.width = "auto"
             self._on_click(step, self.next)
             self._on_click(jump, self.jump)
             controls += [step, jump]

@@ -109,9 +109,20 @@ class Violation:
     def __len__(self) -> int:
         return len(self.actions)
 
+    @property
+    def reason(self) -> str:
+        """``message`` without the invariant's name in front (labkit.raft's messages start with it)."""
+        return without_name(self.invariant, self.message)
+
     def __str__(self) -> str:
         steps = "\n".join(f"  {i:>2}. {a}" for i, a in enumerate(self.actions, 1))
-        return f"{self.invariant} violated after {len(self.actions)} steps: {self.message}\n{steps}"
+        return f"{self.invariant} violated after {len(self.actions)} steps: {self.reason}\n{steps}"
+
+
+def without_name(invariant: str, message: str) -> str:
+    """``message`` with a leading ``"<invariant>: "`` removed, so the name is not printed twice."""
+    head = f"{invariant}: "
+    return message[len(head) :] if message.startswith(head) else message
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +173,7 @@ class Result:
                 "" if self.exhausted else " (search stopped before exhausting them)"
             )
         else:
-            tail = f"{self.violation.invariant} violated after {len(self.violation)} steps: {self.violation.message}"
+            tail = f"{self.violation.invariant} violated after {len(self.violation)} steps: {self.violation.reason}"
         return f"{head}: {tail}."
 
     def __str__(self) -> str:

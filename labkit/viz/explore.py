@@ -21,6 +21,7 @@ from typing import Any
 from labkit import validation as valid
 from labkit.explore import Action, Model, Result, Space
 from labkit.explore.replay import trace_of
+from labkit.explore.search import without_name
 from labkit.explore.walk import Walk
 from labkit.viz.common import BAD_COLOR, OK_COLOR, Widget, button, check_title, legend_below, vline
 from labkit.viz.spacetime import spacetime_diagram
@@ -176,7 +177,8 @@ class Explorer(Widget):
             names = ", ".join(n for n, _ in self.walk.invariants) or "no handler raises"
             return f"<span style='color:{OK_COLOR}'>✓ every invariant holds ({html.escape(names)})</span>"
         return "<br>".join(
-            f"<b style='color:{BAD_COLOR}'>✗ {html.escape(n)}</b>: {html.escape(m)}" for n, m in found
+            f"<b style='color:{BAD_COLOR}'>✗ {html.escape(n)}</b>: {html.escape(without_name(n, m))}"
+            for n, m in found
         )
 
     def state_table(self) -> str:

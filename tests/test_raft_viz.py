@@ -421,3 +421,14 @@ def test_election_widget_removes_the_leader_with_or_without_handing_over():
     with pytest.raises(ValueError, match="nodes are fixed"):
         plain.add_server()
     assert plain.ui is not None and not hasattr(plain, "add_button")
+
+
+def test_membership_summaries_list_servers_in_the_clusters_order():
+    """Voters are promoted in the order they catch up; the status line lists them n1, n2, ... all the same."""
+    from labkit.viz.raft import _in_order
+
+    c = RaftCluster(n=3, seed=1)
+    c.add_server()
+    c.add_server()
+    assert _in_order(c, ("n1", "n2", "n3", "n5", "n4")) == "n1, n2, n3, n4, n5"
+    assert _in_order(c, ["n5"]) == "n5"

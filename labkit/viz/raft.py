@@ -253,6 +253,12 @@ def election_summary(sim: Simulator | RaftCluster) -> str:
     return f"t = {sim.now:.2f} s: leader now {lead}; {candidacies}, {terms}"
 
 
+def _in_order(c: RaftCluster, servers: Iterable[str]) -> str:
+    """``servers`` in the cluster's order (n1, n2, ..., added ones last), not the order they were promoted in."""
+    chosen = set(servers)
+    return ", ".join(n for n in c.ids if n in chosen)
+
+
 def _membership_summary(c: RaftCluster) -> str:
     conf = c.configuration()
     changed = c.removed or any(what == "start" for _, what, _ in c.events)
@@ -260,9 +266,9 @@ def _membership_summary(c: RaftCluster) -> str:
         return ""
     text = ""
     if conf is not None:
-        text += f" | voters {', '.join(conf.voters)}"
+        text += f" | voters {_in_order(c, conf.voters)}"
         if conf.learners:
-            text += f"; learners (catching up) {', '.join(conf.learners)}"
+            text += f"; learners (catching up) {_in_order(c, conf.learners)}"
     if c.removed:
         text += f" | removed {', '.join(n for n in c.ids if n in c.removed)}"
     return text
@@ -674,9 +680,9 @@ class LogExplorer(Widget):
         commits = ", ".join(f"{n}:{c.node(n).commit_index}" if c.is_up(n) else f"{n}:down" for n in c.ids)
         conf = c.configuration()
         if conf is not None and (conf.learners or tuple(conf.voters) != tuple(c.ids)):
-            commits += f" | voters {', '.join(conf.voters)}"
+            commits += f" | voters {_in_order(c, conf.voters)}"
             if conf.learners:
-                commits += f"; learners {', '.join(conf.learners)}"
+                commits += f"; learners {_in_order(c, conf.learners)}"
         net = ""
         sides = c.partitions
         if len(sides) > 1:

@@ -148,7 +148,7 @@ class Bounds:
     budgets for a whole run: ``crashes``, ``restarts``, ``drops``,
     ``duplicates`` and ``ticks``. ``duplicates=None`` means without limit:
     the network then keeps every message it was given and may deliver it
-    any number of times (the network of most TLA+ specifications of Raft),
+    any number of times (a set of messages that only grows, as in Lamport's TLA+ Paxos),
     so the in-flight messages form a set and the state space shrinks a lot. ``fires`` caps how many times a timer of a
     given name may fire in one run (``{"heartbeat": 0}``: leaders never send
     heartbeats); timers not named are not limited.

@@ -54,6 +54,7 @@ def run_diagram(
     name = title or f"{space.model.name}: {n} step{'s' * (n != 1)}"
     fig = spacetime_diagram(trace, nodes=list(space.ids), title=name, start=0.0, end=max(n, 1) + 0.5)
     fig.update_xaxes(title_text="step of the run", dtick=1 if n <= 40 else None, tick0=0)
+    _bend_messages(fig)
     lanes = list(space.ids)
     steps = [(i, a) for i, a in enumerate(actions, 1) if a.node in lanes]
     fig.add_trace(
@@ -88,6 +89,33 @@ def run_diagram(
     legend_below(fig)
     fig.update_layout(margin={"t": 90, "b": 120}, height=max(340, 190 + 55 * len(space.ids)))
     return fig
+
+
+def _bend_messages(fig: Any, samples: int = 12) -> None:
+    """Draw each message that spans more than one step as a curve bowed towards later steps.
+
+    Steps are evenly spaced, so straight lines from one sender at one step meet: a request
+    delivered two steps later lies exactly on the line through the one delivered a step
+    later, and the picture reads as a chain (coordinator → inventory → payment) that never
+    happened. A bow that grows with the span keeps such lines apart.
+    """
+    for tr in fig.data:
+        if tr.mode != "lines" or tr.x is None:
+            continue
+        xs, ys = list(tr.x), list(tr.y)
+        new_x: list[Any] = []
+        new_y: list[Any] = []
+        for i in range(0, len(xs) - 2, 3):  # segments come as x0, x1, None
+            x0, x1, y0, y1 = xs[i], xs[i + 1], ys[i], ys[i + 1]
+            if None in (x0, x1, y0, y1) or x1 - x0 <= 1 or y0 == y1:
+                new_x += [x0, x1, None]
+                new_y += [y0, y1, None]
+                continue
+            cx, cy = (x0 + x1) / 2 + min(0.35 * (x1 - x0 - 1), 1.0), (y0 + y1) / 2
+            ts = [k / samples for k in range(samples + 1)]
+            new_x += [(1 - t) ** 2 * x0 + 2 * (1 - t) * t * cx + t**2 * x1 for t in ts] + [None]
+            new_y += [(1 - t) ** 2 * y0 + 2 * (1 - t) * t * cy + t**2 * y1 for t in ts] + [None]
+        tr.x, tr.y = new_x, new_y
 
 
 def counterexample_diagram(result: Result, *, title: str | None = None) -> Any:

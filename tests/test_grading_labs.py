@@ -87,4 +87,4 @@ def test_delegating_to_the_reference_scores_zero_and_says_why(graded):
     assert {k: v[0] for k, v in points.items()} == dict.fromkeys(points, 0.0)
     said = _outputs(graded, "delegating", "nb09-election")
     assert "✓ initial election: passed" in said  # the visible self-check cannot tell
-    assert "scores zero" in said and "subclasses labkit.raft.RaftNode" in said
+    assert "scores zero" in said and "subclasses labkit.raft.node.RaftNode" in said

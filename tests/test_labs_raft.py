@@ -202,7 +202,7 @@ def test_a_subclass_of_the_reference_is_refused():
         pass
 
     reasons = problems(Lazy)
-    assert reasons and "subclasses labkit.raft.RaftNode" in reasons[0]
+    assert reasons and "subclasses labkit.raft.node.RaftNode" in reasons[0]
     with pytest.raises(LabFailed, match="scores zero"):
         raft_lab.grade("election", Lazy)
 

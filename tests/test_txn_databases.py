@@ -205,6 +205,27 @@ def test_temp_postgres_runs_unprivileged_on_a_socket_and_leaves_nothing_behind()
     pg.stop()  # stopping twice is fine
 
 
+def test_temp_postgres_does_not_outlive_a_killed_python():
+    """A kernel killed with SIGKILL runs no atexit: the watcher still shuts its server down and removes its folder."""
+    import sys
+    import time
+
+    _need_postgres()
+    script = "import os; from labkit.txn.postgres import TempPostgres; pg = TempPostgres(); "
+    script += "print(pg.folder, pg.pid, flush=True); os.kill(os.getpid(), 9)"
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    folder, pid = out.stdout.split()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (Path(folder).exists() or Path(f"/proc/{pid}").exists()):
+        time.sleep(0.1)
+    assert not Path(folder).exists() and _processes_in(folder) == []
+    assert (
+        not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
+    )
+
+
 @pytest.mark.slow
 def test_postgres_survey_over_many_runs(server):
     db = PostgresDatabase(server)

@@ -28,7 +28,9 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -111,6 +113,7 @@ class TempPostgres:
         self.bin_dir = found
         self.folder: Path | None = None
         self.running = False
+        self._watcher: subprocess.Popen | None = None
         self._user = _run_as()
         if start:
             self.start()
@@ -192,6 +195,7 @@ class TempPostgres:
                      "start")  # fmt: skip
             self.running = True
             atexit.register(self.stop)
+            self._watcher = _start_watcher(self.folder)
         except BaseException:
             self._cleanup()
             raise
@@ -215,6 +219,10 @@ class TempPostgres:
         finally:
             self.running = False
             atexit.unregister(self.stop)
+            if self._watcher is not None:  # stopped cleanly: the watcher has nothing left to do
+                self._watcher.terminate()
+                self._watcher.wait(5)
+                self._watcher = None
             self._cleanup()
 
     def _cleanup(self) -> None:
@@ -261,3 +269,34 @@ def _wait_gone(pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.02)
+
+
+# -- a server must not outlive the Python that started it -------------------------------------------------
+# pg_ctl detaches the server from our process group, and atexit does not run when a kernel is killed, so a
+# small watcher in a session of its own waits for this process to go, then shuts the server down.
+def _start_watcher(folder: Path) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "labkit.txn.postgres", "watch", str(os.getpid()), str(folder)]
+    quiet = subprocess.DEVNULL
+    return subprocess.Popen(argv, stdin=quiet, stdout=quiet, stderr=quiet, start_new_session=True)
+
+
+def _watch(parent: int, folder: str, poll: float = 0.5) -> None:
+    """Wait until ``parent`` is gone, then stop the server in ``folder`` at once and remove the folder."""
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    while os.getppid() == parent:
+        time.sleep(poll)
+    pid_file = Path(folder) / "data" / "postmaster.pid"
+    with contextlib.suppress(OSError, ValueError, IndexError, ProcessLookupError):
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGQUIT)  # PostgreSQL's immediate shutdown: the server and its backends exit
+        _wait_gone(pid, 10.0)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 5.0)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":  # pragma: no cover - runs in the watcher process
+    if sys.argv[1:2] != ["watch"] or len(sys.argv) != 4:
+        raise SystemExit(f"usage: python -m labkit.txn.postgres watch PARENT_PID FOLDER, got {sys.argv[1:]}")
+    _watch(int(sys.argv[2]), sys.argv[3])

@@ -25,6 +25,7 @@ from labkit.labs.quorum.properties import (
 )
 from labkit.replication import ReplicaNode, Resolution, StoreConfig
 from labkit.replication.coordinator import Coordinator
+from tests.lab_checks import assert_caught
 from tests.lab_notebook_solutions import QUORUM
 
 SOLUTION = QUORUM.solution()
@@ -53,21 +54,7 @@ def test_the_notebook_solution_passes_every_scenario_on_the_default_seeds():
 
 @pytest.mark.parametrize("bug", sorted(QUORUM.bugs))
 def test_each_classic_bug_is_caught_within_the_default_seeds(bug):
-    report = quorum_lab.run("all", QUORUM.planted(bug), progress=False, quiet=True, stop=True)
-    assert not report.passed
-    row = report.results[-1]
-    failure = row.failure
-    assert failure is not None and row.seeds_run <= row.seeds_planned
-    v = failure.shown_violation
-    assert v.property in EXPECTED[bug], f"{bug}: {failure.summary()}"
-    if failure.shrunk is not None:
-        assert len(failure.shrunk.faults) <= len(failure.faults)
-        again = quorum_lab.replay(QUORUM.planted(bug), row.scenario, failure.seed, failure.shrunk.faults)
-        assert again.violation.property.name == failure.violation.property.name
-    print(
-        f"{bug}: caught by {row.scenario!r} after {row.seeds_run} seed(s): {v.property.name}; "
-        f"schedule {len(failure.faults)} -> {len(failure.schedule)} faults"
-    )
+    assert_caught(quorum_lab, QUORUM.planted(bug), EXPECTED[bug], bug)
 
 
 def test_labkit_own_store_passes_and_last_writer_wins_loses_a_write():

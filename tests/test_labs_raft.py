@@ -30,6 +30,7 @@ from labkit.labs.raft.properties import (
 from labkit.raft.bugs import VoteTwice
 from labkit.raft.node import RaftNode
 from tests import lab_solutions
+from tests.lab_checks import assert_caught
 
 SOLUTION = lab_solutions.solution()
 
@@ -65,21 +66,7 @@ def test_the_notebook_solution_passes_every_scenario_on_the_default_seeds():
 
 @pytest.mark.parametrize("bug", sorted(lab_solutions.BUGS))
 def test_each_classic_bug_is_caught_within_the_default_seeds(bug):
-    report = raft_lab.run("all", lab_solutions.planted(bug), progress=False, quiet=True, stop=True)
-    assert not report.passed
-    row = report.results[-1]
-    failure = row.failure
-    assert failure is not None and row.seeds_run <= row.seeds_planned
-    v = failure.shown_violation
-    assert v.property in EXPECTED[bug], f"{bug}: {failure.summary()}"
-    if failure.shrunk is not None:
-        assert len(failure.shrunk.faults) <= len(failure.faults)
-        again = raft_lab.replay(lab_solutions.planted(bug), row.scenario, failure.seed, failure.shrunk.faults)
-        assert again.violation.property.name == failure.violation.property.name
-    print(
-        f"{bug}: caught by {row.scenario!r} after {row.seeds_run} seed(s): {v.property.name}; "
-        f"schedule {len(failure.faults)} -> {len(failure.schedule)} faults"
-    )
+    assert_caught(raft_lab, lab_solutions.planted(bug), EXPECTED[bug], bug)
 
 
 def test_figure8_scenario_replays_the_papers_figure():

@@ -22,6 +22,7 @@ from labkit.saga.log import LogKind
 from labkit.saga.orchestrator import Orchestrator, decide_reply
 from labkit.saga.services import Op, Request
 from labkit.sim import Kind
+from tests.lab_checks import assert_caught
 from tests.lab_notebook_solutions import SAGA
 
 SOLUTION = SAGA.solution()
@@ -49,21 +50,7 @@ def test_the_notebook_solution_passes_every_scenario_on_the_default_seeds():
 
 @pytest.mark.parametrize("bug", sorted(SAGA.bugs))
 def test_each_classic_bug_is_caught_within_the_default_seeds(bug):
-    report = saga_lab.run("all", SAGA.planted(bug), progress=False, quiet=True, stop=True)
-    assert not report.passed
-    row = report.results[-1]
-    failure = row.failure
-    assert failure is not None and row.seeds_run <= row.seeds_planned
-    v = failure.shown_violation
-    assert v.property in EXPECTED[bug], f"{bug}: {failure.summary()}"
-    if failure.shrunk is not None:
-        assert len(failure.shrunk.faults) <= len(failure.faults)
-        again = saga_lab.replay(SAGA.planted(bug), row.scenario, failure.seed, failure.shrunk.faults)
-        assert again.violation.property.name == failure.violation.property.name
-    print(
-        f"{bug}: caught by {row.scenario!r} after {row.seeds_run} seed(s): {v.property.name}; "
-        f"schedule {len(failure.faults)} -> {len(failure.schedule)} faults"
-    )
+    assert_caught(saga_lab, SAGA.planted(bug), EXPECTED[bug], bug)
 
 
 def test_labkit_own_orchestrator_passes():

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from labkit import validation as valid
 from labkit.raft.bugs import Bug
-from labkit.raft.client import HistoryEntry
+from labkit.raft.client import ClientHandle, HistoryEntry
 from labkit.raft.cluster import NodeFactory, RaftCluster
 from labkit.raft.messages import Configuration
 from labkit.raft.node import Role
@@ -333,6 +333,12 @@ def stale_lease_read(drift_ppm: float = 0.0, *, seed: int = 4, max_clock_drift: 
     c.sim.run_for(0.3)
     c.sim.set_clock(old, drift_ppm=drift_ppm)
     c.sim.run_for(0.2)
+    return _cut_off_then_read(c, old, writer, reader)
+
+
+def _cut_off_then_read(c: RaftCluster, old: str, writer: ClientHandle, reader: ClientHandle) -> LeaseRead:
+    """Cut ``old`` off from the other servers, let a new leader acknowledge ``put x = 2``, then read ``x``
+    through the client that last talked to ``old``; the whole history is judged for linearizability."""
     c.partition([old])
     c.run_until(lambda: c.leader() not in (None, old), 2.0)
     new = c.leader()
@@ -363,17 +369,7 @@ def deposed_leader_read(
     writer.put("x", "1")
     reader.get("x")
     c.run_until(lambda: not writer.busy and not reader.busy, 2.0)
-    c.partition([old])
-    c.run_until(lambda: c.leader() not in (None, old), 2.0)
-    new = c.leader()
-    write = writer.put("x", "2")
-    c.run_until(lambda: write.done, 2.0)
-    read = reader.get("x")
-    c.run_until(lambda: read.done, 3.0)
-    from labkit.linearizability import KVModel, check
-
-    verdict = check(c.operations(), KVModel(), timeout=10.0).ok
-    return LeaseRead(c, old, new if new != old else None, write, read, verdict)
+    return _cut_off_then_read(c, old, writer, reader)
 
 
 # ---------------------------------------------------------------------------

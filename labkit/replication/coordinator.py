@@ -35,7 +35,8 @@ close that gap with a second phase: before it answers, the read writes what
 it is about to return back to enough home replicas (``N - R + 1``, so every
 later read quorum of R meets one of them) and waits for their
 acknowledgements. Every later reader then sees at least that value. ABD's
-writers also first read the highest timestamp from a quorum; with
+register has one writer; with several, each writer also first reads the
+highest timestamp from a quorum (Lynch and Shvartsman 1997); with
 last-writer-wins and the simulator's synchronised clocks a write that starts
 after another has finished already gets the larger timestamp.
 

@@ -5,10 +5,11 @@ Types*, SSS 2011, §2.2 and §2.3):
 
 * :class:`GossipReplica`, *state-based*: a replica applies its updates
   locally and, every ``interval`` seconds, sends its whole state to every
-  peer, which merges it in (anti-entropy). It needs nothing from the network:
+  peer, which merges it in (anti-entropy). It needs little from the network:
   lost, duplicated, reordered and delayed states are all fine, because merge
-  is commutative, associative and idempotent. The cost is sending whole
-  states.
+  is commutative, associative and idempotent, as long as every update
+  eventually reaches every replica inside some state (Shapiro et al. assume
+  this eventual delivery). The cost is sending whole states.
 * :class:`OpReplica`, *operation-based*: a replica broadcasts each update's
   operation with :class:`~labkit.broadcast.CausalBroadcast` over
   retransmitting links, and every replica applies each operation exactly

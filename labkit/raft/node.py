@@ -867,9 +867,8 @@ class RaftNode(Node):
 
     def handle_pre_vote(self, ctx: Context, src: str, m: PreVote) -> None:
         """Diss. §9.6: a server agrees if the candidate's log is at least as up-to-date as its own
-        (§5.4.1). A log check alone does not stop a disruptive server (diss. §4.2.3), so labkit also
-        applies §4.2.3's heartbeat rule: no while it has heard from a leader within the minimum
-        election timeout. It changes no state either way."""
+        (§5.4.1) and it has not heard from a valid leader for at least a baseline election timeout
+        (§4.2.3 gives real votes the same heartbeat rule). It changes no state either way."""
         grant = (
             m.next_term > self.current_term
             and not self.hears_from_leader(ctx)

@@ -66,7 +66,7 @@ CASES = [
     ("03", "needs no guarantees at all|over any network", "Shapiro et al. 2011 assume eventual delivery"),
     ("04", "a writer first reads the highest version", "ABD 1995 has one writer (Lynch, Shvartsman 1997)"),
     ("10", "it is always safe: any two majorities", "overlap is not enough: Ongaro's 2015 fix"),
-    ("10", "as its own and it has not heard from", "thesis §9.6 PreVote checks only the log"),
+    ("10", "In the thesis a server says yes when", "thesis §9.6 PreVote also asks: no leader heard lately"),
     ("11", "ABD's writers", "ABD 1995 has a single writer (Lynch and Shvartsman 1997)"),
     ("14", "and SQLite never waits", "SQLite waits if a busy timeout is set; the runner sets 0"),
 ]

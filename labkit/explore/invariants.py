@@ -216,7 +216,7 @@ def no_causal_overwrite(state: State) -> list[str]:
 
     Last-writer-wins may drop one of two *concurrent* writes, by design; what
     it must never do is drop a write that causally follows the one it keeps
-    (Lamport's clock condition, CACM 1978 §2; DDIA ch. 8, "Timestamps for
+    (Lamport's clock condition, CACM 1978, "Logical Clocks"; DDIA ch. 8, "Timestamps for
     ordering events"). The vector stamps of the writes tell which came first.
     """
     out = []

@@ -20,7 +20,7 @@ dissertation is cited as "diss."):
 
 * log compaction (§7, Figure 13): snapshots, InstallSnapshot
   (``snapshot_threshold``; bookkeeping in :mod:`labkit.raft.snapshot`);
-* PreVote (diss. §9.6, ``pre_vote``) and CheckQuorum (diss. §6.2, §9.6,
+* PreVote (diss. §9.6, ``pre_vote``) and CheckQuorum (diss. §6.2,
   ``check_quorum``, with the vote-refusal rule of diss. §4.2.3);
 * reads without the log: ReadIndex and leases (diss. §6.4, ``read_mode``;
   mechanics in :mod:`labkit.raft.reads`);
@@ -893,7 +893,7 @@ class RaftNode(Node):
         )
 
     # ------------------------------------------------------------------
-    # CheckQuorum (diss. §6.2, §9.6) and disruptive servers (diss. §4.2.3)
+    # CheckQuorum (diss. §6.2) and disruptive servers (diss. §4.2.3)
     # ------------------------------------------------------------------
     def check_quorum(self, ctx: Context) -> None:
         """Diss. §6.2, CheckQuorum: a leader steps down once an election timeout has passed without

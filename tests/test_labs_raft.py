@@ -136,6 +136,13 @@ def test_a_history_the_checker_cannot_decide_is_noted_not_failed(monkeypatch):
     )
 
 
+def test_the_lab_decides_the_history_its_checker_once_gave_up_on():
+    # Seed 305 of "concurrent submits" was undecided after the lab's 2 million steps (11.1 million
+    # needed); tests/test_linearizability.py keeps its history.
+    _, outcome = raft_lab.trial("concurrent submits", SOLUTION, 305)
+    assert outcome.violation is None and outcome.notes == (), outcome
+
+
 # -- the skeleton --------------------------------------------------------------------
 def test_an_empty_server_runs_to_the_end_and_says_what_is_not_written():
     class Empty(RaftServer):

@@ -21,6 +21,16 @@ state) pair that led nowhere. This module runs the same search, faster:
   :meth:`Model.read_only`) is placed at once, without alternatives; an optional
   operation (unknown output) that would change nothing is never tried, and of
   several optional ones with equal inputs only the one called first.
+* The order candidates are tried in: the one that *returned* first comes
+  first. It changes no verdict, only how soon a linearizable history meets
+  its witness, and that matters when the state remembers the order of the
+  operations (appends of distinct values: no two orders reach the same state,
+  so the memo merges nothing and a wrong early choice is found only at the
+  next read, after every order of the operations between). Call order says
+  little: clients of a workload call at the same instants. Return order is
+  the order of Lowe's just-in-time linearization (CCPE 2017), which places an
+  operation only when its return forces it, and a replicated service answers
+  its clients close to the order in which it committed their requests.
 * :meth:`_Search.depth_first`: the search itself, placing at most a given
   number of optional operations; :meth:`_Search.run` first allows none of
   them, then any number, so a history that needs none of its optional
@@ -165,15 +175,18 @@ def _candidate_finder(
 
     It returns (candidates with their new states, first return event, work,
     capped). Sure operations called before the first return still in the
-    list come first. One that fits and is read-only is *forced*: placing it
-    now is never worse than later (it changes no state in any order, and
-    every operation still unplaced returns after its call, so real-time
-    order allows it here), so it is the only candidate. Then the optional
-    operations called before that return; ``capped`` is True if
-    ``optional_left`` kept one of them from being tried.
+    list come first, the earliest to return first. One that fits and is
+    read-only is *forced*: placing it now is never worse than later (it
+    changes no state in any order, and every operation still unplaced returns
+    after its call, so real-time order allows it here), so it is the only
+    candidate. Then the optional operations called before that return;
+    ``capped`` is True if ``optional_left`` kept one of them from being tried.
     """
     nxt, when, head = events.nxt, events.when, events.head
     n, m = len(outputs), len(opt_call)
+
+    def returns(candidate: tuple[int, Any]) -> float:
+        return when[2 * candidate[0] + 1]
 
     def candidates(
         placed: int, state: Any, optional_left: int
@@ -190,6 +203,7 @@ def _candidate_finder(
                     return [(k, new_state)], e, work, False
                 cands.append((k, new_state))
             e = nxt[e]
+        cands.sort(key=returns)
         if e == -1:
             return cands, -1, work, False
         deadline = when[e]

@@ -28,8 +28,6 @@ from labkit.eventstore.recorder import EventStore, RecordedEvent
 from labkit.eventstore.snapshots import Snapshot, SnapshotStore
 from labkit.eventstore.upcasting import EventCodec, Upcasters
 
-__all__ = ["Aggregate", "LoadStats", "Repository", "applies"]
-
 _HANDLES = "__labkit_applies__"
 
 

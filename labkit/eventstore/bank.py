@@ -27,20 +27,6 @@ from labkit.eventstore.aggregate import Aggregate, Repository, applies
 from labkit.eventstore.projections import Projection
 from labkit.eventstore.upcasting import Upcasters
 
-__all__ = [
-    "Account",
-    "AccountClosed",
-    "AccountError",
-    "AccountOpened",
-    "BalancesProjection",
-    "Deposited",
-    "Withdrawn",
-    "bank_upcasters",
-    "deposited_v1_to_v2",
-    "measure_load_times",
-    "simulate_activity",
-]
-
 
 class AccountError(ValueError):
     """A command broke a business rule (overdraft, closed account, bad amount)."""

@@ -9,17 +9,6 @@ lost updates": compare-and-set).
 
 from __future__ import annotations
 
-__all__ = [
-    "ConcurrencyError",
-    "CorruptEventError",
-    "EventStoreError",
-    "SerializationError",
-    "StoreClosedError",
-    "StoreOpenError",
-    "StreamNotFoundError",
-    "UpcastError",
-]
-
 
 class EventStoreError(Exception):
     """Base class of every event-store error."""

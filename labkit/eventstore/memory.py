@@ -24,8 +24,6 @@ from labkit.eventstore.recorder import (
     stored_rows,
 )
 
-__all__ = ["InMemoryEventStore"]
-
 # A stored row: (position, stream_id, version, type, data_json, schema_version, metadata_json)
 _Row = tuple[int, str, int, str, str, int, str]
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["NaiveConcurrencyError", "NaiveEventStore"]
-
 
 class NaiveConcurrencyError(Exception):
     """The first attempt's error: a message, no versions."""

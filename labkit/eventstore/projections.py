@@ -29,8 +29,6 @@ from labkit.eventstore.recorder import EventStore, RecordedEvent, decode_json, e
 from labkit.eventstore.sqlite import SQLiteTable
 from labkit.eventstore.upcasting import EventCodec, Upcasters
 
-__all__ = ["CheckpointStore", "InMemoryCheckpointStore", "Projection", "SQLiteCheckpointStore"]
-
 
 class CheckpointStore(ABC):
     """Saves ``(position, state)`` of a named projection atomically."""

@@ -43,16 +43,6 @@ from labkit import validation as valid
 from labkit.eventstore.errors import CorruptEventError, SerializationError, StoreClosedError
 from labkit.validation import shown
 
-__all__ = [
-    "EncodedEvent",
-    "EventStore",
-    "NewEvent",
-    "RecordedEvent",
-    "StreamInfo",
-    "decode_json",
-    "encode_json",
-]
-
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:

@@ -21,8 +21,6 @@ from labkit import validation as valid
 from labkit.eventstore.recorder import decode_json, encode_json
 from labkit.eventstore.sqlite import SQLiteTable
 
-__all__ = ["InMemorySnapshotStore", "SQLiteSnapshotStore", "Snapshot", "SnapshotStore"]
-
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:

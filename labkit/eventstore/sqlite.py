@@ -67,8 +67,6 @@ from labkit.eventstore.recorder import (
 )
 from labkit.sqlite_tx import ReadTransaction, WriteTransaction
 
-__all__ = ["Durability", "SQLiteEventStore", "connect"]
-
 
 class Durability(enum.Enum):
     """How hard a commit tries to reach the disk (SQLite ``PRAGMA synchronous`` in WAL mode)."""

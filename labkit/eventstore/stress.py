@@ -26,8 +26,6 @@ from labkit.eventstore.errors import ConcurrencyError
 from labkit.eventstore.recorder import EventStore, NewEvent
 from labkit.eventstore.sqlite import Durability, SQLiteEventStore
 
-__all__ = ["WritersAudit", "audit_writers", "run_writers", "writer_process"]
-
 
 def _batch(writer: int, seq: int, size: int) -> list[NewEvent]:
     return [NewEvent("Wrote", {"writer": writer, "seq": seq, "part": k, "of": size}) for k in range(size)]

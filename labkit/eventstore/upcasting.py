@@ -25,8 +25,6 @@ from labkit import validation as valid
 from labkit.eventstore.errors import UpcastError
 from labkit.eventstore.recorder import NewEvent, RecordedEvent
 
-__all__ = ["EventCodec", "Upcasters", "event_type_of", "schema_version_of"]
-
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 

@@ -50,18 +50,6 @@ from typing import Any, TypeVar
 
 from labkit import validation as valid
 
-__all__ = [
-    "Admission",
-    "BreakerState",
-    "BreakerConfig",
-    "CircuitBreaker",
-    "CircuitOpenError",
-    "Event",
-    "Transition",
-    "TRANSITIONS",
-    "check_breaker_invariants",
-]
-
 T = TypeVar("T")
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from labkit import validation as valid
 
-__all__ = ["Bulkhead"]
-
 
 class Bulkhead:
     """At most ``limit`` calls in flight to one dependency.

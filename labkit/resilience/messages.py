@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Outcome", "Request", "Response", "RETRYABLE"]
-
 
 class Outcome(StrEnum):
     """How one call (or one client request) ended."""

@@ -16,8 +16,6 @@ from typing import Any
 
 from labkit import validation as valid
 
-__all__ = ["ServiceStats", "ClientStats", "service_frame", "client_frame", "breaker_frame"]
-
 # Counter slots of a service bucket.
 ARRIVED, OK, GOOD, ERRORS, REJECTED, EXPIRED, CALLS, ATTEMPTS, RETRIES, TIMEOUTS, FAST_FAILS = range(11)
 _NCOUNT = 11

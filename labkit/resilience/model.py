@@ -25,8 +25,6 @@ from labkit.resilience.timeouts import Timeouts
 from labkit.sim import Exponential, Fixed, Latency, Simulator
 from labkit.sim.latency import as_latency
 
-__all__ = ["Fault", "ChainModel", "default_services", "make_policies", "CLIENT"]
-
 CLIENT = "clients"
 MAX_REQUESTS_PER_RUN = 2_000_000  # one run() call at the current rate; about a minute of CPU
 # What a slow service's own work takes: 0.1 s plus a long exponential tail (mean 0.3 s).

@@ -32,8 +32,6 @@ from enum import StrEnum
 
 from labkit import validation as valid
 
-__all__ = ["Jitter", "Backoff", "RetryPolicy", "RetryBudget"]
-
 
 class Jitter(StrEnum):
     """How much randomness is mixed into each backoff delay."""

@@ -17,8 +17,6 @@ from labkit.resilience.retry import Jitter
 from labkit.resilience.service import Policies, ServiceSpec
 from labkit.sim import Exponential
 
-__all__ = ["FAULT_WINDOW", "slow_dependency", "retry_storm", "thundering_herd", "overload"]
-
 FAULT_WINDOW = (5.0, 15.0)
 
 

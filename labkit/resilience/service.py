@@ -57,9 +57,6 @@ from labkit.resilience.timeouts import Timeouts
 from labkit.sim import Context, Latency, Node
 from labkit.sim.latency import as_latency
 
-__all__ = ["ServiceSpec", "Policies", "Service", "LoadGenerator", "check_service_invariants"]
-
-
 MAX_WORKERS = 10_000  # a worker pool is a list of slots: more than this is a typo
 MAX_BURST = 1_000_000  # requests one burst() may send at one instant
 MAX_RATE = 100_000.0  # requests/s: far beyond what the model's services can serve, and still fast to refuse

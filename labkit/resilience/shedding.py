@@ -20,8 +20,6 @@ from dataclasses import dataclass
 
 from labkit import validation as valid
 
-__all__ = ["LoadShedder", "ServiceTimeEstimate"]
-
 
 @dataclass(frozen=True, slots=True)
 class LoadShedder:

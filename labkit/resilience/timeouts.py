@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 from labkit import validation as valid
 
-__all__ = ["Timeouts", "remaining"]
-
 
 def remaining(deadline: float | None, now: float) -> float:
     """Seconds left before ``deadline`` (``inf`` without one; may be negative)."""

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 
 from labkit import validation as valid
 
-__all__ = ["Order", "Step", "SagaDefinition", "ORDER_SAGA", "step_key"]
-
 
 @dataclass(frozen=True, slots=True)
 class Order:

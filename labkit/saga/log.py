@@ -40,8 +40,6 @@ from typing import Any
 from labkit import validation as valid
 from labkit.sqlite_tx import WriteTransaction
 
-__all__ = ["LogKind", "LogRecord", "SagaStatus", "SagaLog", "TERMINAL"]
-
 
 class LogKind(Enum):
     """The kinds of saga log record."""

@@ -34,18 +34,6 @@ from labkit.saga.scenario import FaultDriver, OrderRun, judged, start_order_run
 from labkit.saga.services import Op, Outcome, Reply, Request, ServiceFaults
 from labkit.sim import Context, Fixed, Node
 
-__all__ = [
-    "OrderSaga",
-    "InventoryError",
-    "PaymentError",
-    "ShippingError",
-    "OrchestratorCrashed",
-    "OrderData",
-    "NaiveRun",
-    "run_naive_saga",
-    "NAIVE_CALLS",
-]
-
 
 # ADAPTED: the first attempt uses these exceptions without defining them.
 class InventoryError(Exception):

@@ -40,22 +40,6 @@ from labkit.saga.log import LogKind, LogRecord, SagaLog
 from labkit.saga.services import Op, Outcome, Reply, Request
 from labkit.sim import Context, Node
 
-__all__ = [
-    "Phase",
-    "RetryPolicy",
-    "SAGA_RETRY",
-    "check_saga_policy",
-    "CrashPoint",
-    "SagaState",
-    "Decision",
-    "decide_start",
-    "decide_reply",
-    "decide_timer",
-    "decide_recovery",
-    "check_state",
-    "Orchestrator",
-]
-
 
 class Phase(Enum):
     FORWARD = "forward"

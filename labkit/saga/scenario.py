@@ -44,26 +44,6 @@ from labkit.saga.services import (
 )
 from labkit.sim import Context, Kind, Latency, Node, Simulator, Trace
 
-__all__ = [
-    "SERVICES",
-    "FAULT_KINDS",
-    "OrderEffects",
-    "OrderRun",
-    "SagaRun",
-    "build_services",
-    "order_effects",
-    "invariant_violations",
-    "FaultDriver",
-    "Prober",
-    "run_order_saga",
-    "fault_combinations",
-    "single_fault_cases",
-    "fault_label",
-    "sweep_crash_points",
-    "crash_points",
-    "timeline",
-]
-
 SERVICES = ("inventory", "payment", "shipping")
 ORCHESTRATOR = "orchestrator"
 

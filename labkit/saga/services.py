@@ -36,23 +36,6 @@ from typing import Any
 from labkit import validation as valid
 from labkit.sim import Context, Node
 
-__all__ = [
-    "Op",
-    "Outcome",
-    "EntryStatus",
-    "Request",
-    "Reply",
-    "Entry",
-    "ServiceFaults",
-    "Service",
-    "check_transition",
-    "InventoryService",
-    "PaymentService",
-    "ShippingService",
-    "SERVICE_CLASSES",
-    "MAX_FLAKY_UNDO",
-]
-
 MAX_FLAKY_UNDO = 1000  # more transient failures per service would only make a run slow, not teach more
 
 

@@ -31,15 +31,6 @@ from labkit.saga.scenario import SERVICES, FaultDriver, OrderRun, add_prober, ju
 from labkit.saga.services import Op, Outcome, Reply, Request, ServiceFaults
 from labkit.sim import Context, Fixed, Kind, Node
 
-__all__ = [
-    "TxnPhase",
-    "CoordinatorCrash",
-    "TxnRecord",
-    "TwoPhaseCoordinator",
-    "TwoPCRun",
-    "run_two_phase_commit",
-]
-
 
 class TxnPhase(Enum):
     PREPARING = "preparing"  # votes being collected; no decision yet

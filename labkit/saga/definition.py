@@ -37,7 +37,6 @@ class Order:
     address: str = "1 Main St"
 
     def __post_init__(self) -> None:
-        # Ids and the sku: non-empty text; qty and amount (cents): ints > 0; address: text, maybe empty.
         for name in ("order_id", "customer", "sku"):
             valid.string(name, getattr(self, name))
         valid.integer("qty", self.qty, gt=0)

@@ -122,10 +122,8 @@ class SagaLog:
         self._conn = sqlite3.connect(self.path, isolation_level=None)
         # synchronous first: switching to WAL then costs no fsync when it is OFF.
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
-        # The pragma answers with the mode now in force; SQLite keeps the old one
-        # silently where WAL is impossible (":memory:", a file system without
-        # shared memory). Refuse rather than run without the journal the
-        # guarantees above rest on (as labkit.eventstore.sqlite.connect does).
+        # SQLite silently keeps the old mode where WAL is impossible (a file system without shared
+        # memory): refuse rather than run without the journal the guarantees above rest on.
         mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
             self._conn.close()
@@ -165,8 +163,7 @@ class SagaLog:
     def begin(self, saga_id: str, definition: str, payload: dict, records: Iterable[LogRecord]) -> None:
         """Create saga ``saga_id`` and write its first records, in one transaction."""
         valid.string("saga_id", saga_id)
-        if not isinstance(payload, dict):
-            raise TypeError(f"payload must be a JSON-serializable dict, got {payload!r}")
+        valid.instance("payload", payload, dict)
         try:
             text = json.dumps(payload, sort_keys=True)
         except (TypeError, ValueError) as exc:

@@ -160,40 +160,37 @@ class _Rpc:
 
 
 class _Client:
+    """One service's client: a call it refuses raises ``error``; a DO returns the id an UNDO takes."""
+
     def __init__(self, rpc: _Rpc, service: str, error: type[Exception]) -> None:
         self.rpc, self.service, self.error = rpc, service, error
 
-    def _do(self, name: str, args: tuple) -> str:
-        reply = self.rpc.call(self.service, name, Op.DO, args)
+    def _call(self, name: str, op: Op, args: tuple = (), key: str | None = None) -> str:
+        reply = self.rpc.call(self.service, name, op, args, key)
         if reply.outcome is not Outcome.OK:
             raise self.error(reply.detail)
         return reply.key
 
-    def _undo(self, name: str, key: str) -> None:
-        reply = self.rpc.call(self.service, name, Op.UNDO, key=key)
-        if reply.outcome is not Outcome.OK:
-            raise self.error(reply.detail)
-
 
 class _InventoryClient(_Client):
     def reserve(self, items: tuple[str, int]) -> str:
-        return self._do("reserve", tuple(items))
+        return self._call("reserve", Op.DO, tuple(items))
 
     def release(self, inventory_id: str) -> None:
-        self._undo("release", inventory_id)
+        self._call("release", Op.UNDO, key=inventory_id)
 
 
 class _PaymentClient(_Client):
     def charge(self, payment: tuple[str, int]) -> str:
-        return self._do("charge", tuple(payment))
+        return self._call("charge", Op.DO, tuple(payment))
 
     def refund(self, payment_id: str) -> None:
-        self._undo("refund", payment_id)
+        self._call("refund", Op.UNDO, key=payment_id)
 
 
 class _ShippingClient(_Client):
     def create_label(self, address: str) -> str:
-        return self._do("create_label", (address,))
+        return self._call("create_label", Op.DO, (address,))
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,6 @@ DDIA ch. 9 and ch. 12 "end-to-end argument"):
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
@@ -295,7 +294,6 @@ class Orchestrator(Node):
         self.writes = 0  # log transactions this incarnation has committed
         self.sagas: dict[str, SagaState] = {}
         self.crashing = False
-        self._handlers: dict[type, Callable[[Context, Any], None]] = {Reply: self._on_reply}
 
     # -- the shell: log first, then send ------------------------------------
     def _execute(self, ctx: Context, state: SagaState, d: Decision, *, begin: dict | None = None) -> None:
@@ -356,25 +354,19 @@ class Orchestrator(Node):
         return saga_id
 
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:
-        if self.crashing:
-            return
-        handler = self._handlers.get(type(msg))
-        if handler is not None:
-            handler(ctx, msg)
-
-    def _on_reply(self, ctx: Context, reply: Reply) -> None:
-        state = self.sagas.get(reply.saga_id)
-        if state is None or state.finished:
-            return
-        self._execute(ctx, state, decide_reply(state, reply, ctx.now, self.policy))
+        state = self._running(msg.saga_id) if isinstance(msg, Reply) else None
+        if state is not None:
+            self._execute(ctx, state, decide_reply(state, msg, ctx.now, self.policy))
 
     def on_timer(self, ctx: Context, name: str) -> None:
-        if self.crashing:
-            return
-        state = self.sagas.get(name)
-        if state is None or state.finished:
-            return
-        self._execute(ctx, state, decide_timer(state, ctx.now, self.policy))
+        state = self._running(name)  # a saga's timer is named after it
+        if state is not None:
+            self._execute(ctx, state, decide_timer(state, ctx.now, self.policy))
+
+    def _running(self, saga_id: str) -> SagaState | None:
+        """The saga's state, or None if it is unknown, finished, or this incarnation is dying."""
+        state = self.sagas.get(saga_id)
+        return None if self.crashing or state is None or state.finished else state
 
     def close(self) -> None:
         """Release the log file (what the OS does when the process dies)."""

@@ -135,10 +135,6 @@ class ServiceFaults:
         valid.number("down_for", self.down_for, ge=0, unit="seconds")
         valid.integer("flaky_undo", self.flaky_undo, ge=0, le=MAX_FLAKY_UNDO)
 
-    @property
-    def any(self) -> bool:
-        return self.reject or self.crash_after_apply or self.slow > 0 or self.flaky_undo > 0
-
 
 _NO_FAULTS = ServiceFaults()
 _S = EntryStatus
@@ -360,11 +356,6 @@ class Service(Node, ABC):
         elif entry is None and not commit:
             self._set_entry(ctx, msg.key, EntryStatus.ABORTED, msg.args)
         self._reply(ctx, src, msg, Outcome.OK)
-
-    # -- inspection ---------------------------------------------------------------
-    def effects_of(self, key_prefix: str) -> list[tuple[str, EntryStatus]]:
-        """(key, status) of every entry whose key starts with ``key_prefix``."""
-        return sorted((k, e.status) for k, e in self.entries.items() if k.startswith(key_prefix))
 
 
 class _Ledger(Service):

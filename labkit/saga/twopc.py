@@ -87,11 +87,7 @@ class TwoPhaseCoordinator(Node):
         self.txns: dict[str, TxnRecord] = {}
         self.votes: dict[str, set[str]] = {}
         self.crashing = False
-        self._phase_handlers = {
-            Op.PREPARE: self._on_vote,
-            Op.COMMIT: self._on_ack,
-            Op.ABORT: self._on_ack,
-        }
+        self._phase_handlers = {Op.PREPARE: self._on_vote, Op.COMMIT: self._on_ack, Op.ABORT: self._on_ack}
 
     def _save(self, ctx: Context, rec: TxnRecord) -> None:
         self.txns[rec.txn_id] = rec

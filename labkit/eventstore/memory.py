@@ -11,6 +11,7 @@ one process; that lock plays the role of the database's write lock.
 
 from __future__ import annotations
 
+import json
 import threading
 
 from labkit.eventstore.errors import ConcurrencyError, StreamNotFoundError
@@ -19,7 +20,6 @@ from labkit.eventstore.recorder import (
     EventStore,
     RecordedEvent,
     StreamInfo,
-    decode_json,
     decode_rows,
     stored_rows,
 )
@@ -78,7 +78,7 @@ class InMemoryEventStore(EventStore):
             if stream is None:
                 raise StreamNotFoundError(stream_id)
             meta = self._stream_metadata[stream_id]
-            return StreamInfo(stream_id, len(stream), stream[0][0], stream[-1][0], decode_json(meta))
+            return StreamInfo(stream_id, len(stream), stream[0][0], stream[-1][0], json.loads(meta))
 
     def _stream_version(self, stream_id: str) -> int:
         with self._lock:

@@ -20,12 +20,13 @@ would let a crash between the two apply some events twice or never.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from labkit import validation as valid
 from labkit.eventstore.aggregate import collect_handlers
-from labkit.eventstore.recorder import EventStore, RecordedEvent, decode_json, encode_json
+from labkit.eventstore.recorder import EventStore, RecordedEvent, encode_json
 from labkit.eventstore.sqlite import SQLiteTable
 from labkit.eventstore.upcasting import EventCodec, Upcasters
 
@@ -48,18 +49,6 @@ class CheckpointStore(ABC):
     def _load(self, name: str) -> tuple[int, dict[str, Any]] | None: ...
 
 
-class InMemoryCheckpointStore(CheckpointStore):
-    def __init__(self) -> None:
-        self._rows: dict[str, tuple[int, str]] = {}
-
-    def _save(self, name: str, position: int, state_json: str) -> None:
-        self._rows[name] = (position, state_json)
-
-    def _load(self, name: str) -> tuple[int, dict[str, Any]] | None:
-        row = self._rows.get(name)
-        return None if row is None else (row[0], decode_json(row[1]))
-
-
 class SQLiteCheckpointStore(SQLiteTable, CheckpointStore):
     """One row per projection: its checkpoint and its state, written in one statement."""
 
@@ -76,7 +65,14 @@ class SQLiteCheckpointStore(SQLiteTable, CheckpointStore):
             row = self._conn.execute(
                 "SELECT position, state FROM projections WHERE name = ?", (name,)
             ).fetchone()
-        return None if row is None else (row[0], decode_json(row[1]))
+        return None if row is None else (row[0], json.loads(row[1]))
+
+
+class InMemoryCheckpointStore(SQLiteCheckpointStore):
+    """The same table in an SQLite database held in memory: nothing survives the process."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
 
 
 class Projection(ABC):

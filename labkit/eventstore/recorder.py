@@ -178,24 +178,6 @@ def encode_json(value: Any, what: str) -> str:
     return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 
 
-_raw_decode = json.JSONDecoder().raw_decode
-
-
-def decode_json(text: str) -> Any:
-    """``json.loads`` for the compact text :func:`encode_json` writes, without its whitespace scans.
-
-    Replay decodes every event, so this is a hot path; text with surrounding
-    whitespace or trailing garbage takes the strict ``json.loads`` path.
-    """
-    try:
-        value, end = _raw_decode(text)
-    except ValueError:
-        return json.loads(text)  # raises the usual error, or accepts leading whitespace
-    if end != len(text):
-        return json.loads(text)
-    return value
-
-
 _scan_once = json.JSONDecoder().scan_once  # parse one JSON value at an offset: (value, end)
 
 

@@ -11,14 +11,13 @@ number and old snapshots are ignored (the events are replayed instead).
 
 from __future__ import annotations
 
-import bisect
-import threading
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
 from labkit import validation as valid
-from labkit.eventstore.recorder import decode_json, encode_json
+from labkit.eventstore.recorder import encode_json
 from labkit.eventstore.sqlite import SQLiteTable
 
 
@@ -59,38 +58,6 @@ class SnapshotStore(ABC):
         return None
 
 
-class InMemorySnapshotStore(SnapshotStore):
-    """Snapshots in a dict of version-sorted lists."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._versions: dict[str, list[int]] = {}
-        self._rows: dict[str, list[tuple[str, int, str]]] = {}
-
-    def _save(self, snapshot: Snapshot, state_json: str) -> None:
-        with self._lock:
-            versions = self._versions.setdefault(snapshot.stream_id, [])
-            rows = self._rows.setdefault(snapshot.stream_id, [])
-            row = (snapshot.aggregate_type, snapshot.snapshot_schema, state_json)
-            i = bisect.bisect_left(versions, snapshot.version)
-            if i < len(versions) and versions[i] == snapshot.version:
-                rows[i] = row  # same version, same state: saving twice is harmless
-            else:
-                versions.insert(i, snapshot.version)
-                rows.insert(i, row)
-
-    def _latest(self, stream_id: str, max_version: int | None) -> Snapshot | None:
-        with self._lock:
-            versions = self._versions.get(stream_id)
-            if not versions:
-                return None
-            i = len(versions) if max_version is None else bisect.bisect_right(versions, max_version)
-            if i == 0:
-                return None
-            agg, schema, state = self._rows[stream_id][i - 1]
-            return Snapshot(stream_id, versions[i - 1], agg, schema, decode_json(state))
-
-
 class SQLiteSnapshotStore(SQLiteTable, SnapshotStore):
     """Snapshots in a ``snapshots`` table (may share the event store's file)."""
 
@@ -121,4 +88,11 @@ class SQLiteSnapshotStore(SQLiteTable, SnapshotStore):
             ).fetchone()
         if row is None:
             return None
-        return Snapshot(stream_id, row[0], row[1], row[2], decode_json(row[3]))
+        return Snapshot(stream_id, row[0], row[1], row[2], json.loads(row[3]))
+
+
+class InMemorySnapshotStore(SQLiteSnapshotStore):
+    """The same table in an SQLite database held in memory: nothing survives the process."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")

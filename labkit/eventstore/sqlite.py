@@ -47,6 +47,7 @@ same file at once: they queue on the write lock (``busy_timeout``).
 from __future__ import annotations
 
 import enum
+import json
 import os
 import sqlite3
 import threading
@@ -60,7 +61,6 @@ from labkit.eventstore.recorder import (
     EventStore,
     RecordedEvent,
     StreamInfo,
-    decode_json,
     decode_objects,
     decode_rows,
     stored_rows,
@@ -264,7 +264,7 @@ class SQLiteEventStore(EventStore):
                 (stream_id,),
             ).fetchone()
             meta = cur.execute("SELECT metadata FROM streams WHERE stream_id = ?", (stream_id,)).fetchone()
-        return StreamInfo(stream_id, version, first, last, {} if meta is None else decode_json(meta[0]))
+        return StreamInfo(stream_id, version, first, last, {} if meta is None else json.loads(meta[0]))
 
     def _stream_version(self, stream_id: str) -> int:
         with self._lock:

@@ -42,9 +42,7 @@ class Upcasters:
     """A table ``(event type, schema version n) -> function turning data n into data n + 1``.
 
     >>> up = Upcasters()
-    >>> @up.register("Deposited", 1)
-    ... def add_currency(data):
-    ...     return {**data, "currency": "EUR"}
+    >>> up.add("Deposited", 1, lambda data: {**data, "currency": "EUR"})
     >>> up.upcast("Deposited", 1, {"amount": 5})
     ({'amount': 5, 'currency': 'EUR'}, 2)
     """
@@ -63,15 +61,6 @@ class Upcasters:
             raise ValueError(f"an upcaster for {event_type!r} version {from_version} is already registered")
         self._table[key] = upcaster
 
-    def register(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
-        """Decorator form of :meth:`add`."""
-
-        def deco(fn: Upcaster) -> Upcaster:
-            self.add(event_type, from_version, fn)
-            return fn
-
-        return deco
-
     def upcast(
         self, event_type: str, schema_version: int, data: dict[str, Any]
     ) -> tuple[dict[str, Any], int]:
@@ -85,16 +74,6 @@ class Upcasters:
                 )
             schema_version += 1
         return data, schema_version
-
-    def upcast_record(self, record: RecordedEvent) -> RecordedEvent:
-        """The record with its data brought up to date (the stored event is untouched)."""
-        data, version = self.upcast(record.type, record.schema_version, record.data)
-        if version == record.schema_version:
-            return record
-        return dataclasses.replace(record, data=data, schema_version=version)
-
-    def __len__(self) -> int:
-        return len(self._table)
 
 
 class EventCodec:

@@ -114,8 +114,6 @@ class BreakerConfig:
     probes: int = 3
 
     def __post_init__(self) -> None:
-        # failure_rate in (0, 1]; window, min_calls and probes: ints >= 1, min_calls <= window;
-        # cooldown: finite seconds >= 0.
         valid.number("failure_rate", self.failure_rate, gt=0, le=1)
         valid.integer("window", self.window, ge=1)
         valid.integer(
@@ -285,11 +283,6 @@ class CircuitBreaker:
         finally:
             self.record(admission, ok)
         return result
-
-    @property
-    def failure_count(self) -> int:
-        """Failures in the current closed-state window."""
-        return self._failures
 
     def __repr__(self) -> str:
         return (

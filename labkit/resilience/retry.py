@@ -90,7 +90,6 @@ class Backoff:
     jitter: Jitter = Jitter.FULL
 
     def __post_init__(self) -> None:
-        # base and cap: finite seconds, 0 <= base <= cap; jitter: a Jitter or its name.
         base = valid.number("base", self.base, ge=0, unit="seconds")
         cap = valid.number("cap", self.cap, ge=base, unit="seconds", note="cap must be >= base")
         object.__setattr__(self, "jitter", valid.enum_member("jitter", self.jitter, Jitter))
@@ -140,8 +139,6 @@ class RetryPolicy:
     timeout: float | None = None
 
     def __post_init__(self) -> None:
-        # max_attempts: int >= 1; backoff: a Backoff or None; the budget as RetryBudget checks it;
-        # timeout: finite seconds > 0, or None.
         valid.integer("max_attempts", self.max_attempts, ge=1, note="1 = no retries")
         valid.instance("backoff", self.backoff, Backoff, none=True)
         valid.number("budget_min_per_second", self.budget_min_per_second, ge=0, unit="retries/s")

@@ -76,21 +76,14 @@ class ServiceSpec:
     calls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # workers: int >= 1; queue_limit: int >= 0; latency: a Latency or seconds; failure_rate: a probability.
         self.workers = valid.integer("workers", self.workers, ge=1, le=MAX_WORKERS)
         self.queue_limit = valid.integer("queue_limit", self.queue_limit, ge=0)
         self.latency = as_latency(self.latency, "latency")
         self.failure_rate = valid.probability("failure_rate", self.failure_rate)
-        valid.instance("calls", self.calls, Mapping)  # request kind -> tuple of service names
-        for kind, route in self.calls.items():
-            # A bare str is iterable too: "BC" would silently become the route ("B", "C").
-            if isinstance(route, str) or not isinstance(route, (tuple, list)):
-                raise TypeError(
-                    f"calls[{kind!r}] must be a tuple (or list) of service names, e.g. ({route!r},), got {route!r}"
-                )
+        for kind, route in valid.instance("calls", self.calls, Mapping).items():
+            valid.instance(f"calls[{kind!r}]", route, (tuple, list))  # not a str: "BC" is no route ("B", "C")
             for dep in route:
-                if not isinstance(dep, str) or not dep:
-                    raise TypeError(f"calls[{kind!r}] must hold service names (non-empty str), got {dep!r}")
+                valid.string(f"calls[{kind!r}]: service names", dep)
         self.calls = {str(k): tuple(v) for k, v in self.calls.items()}
 
 
@@ -257,7 +250,7 @@ class Service(Node):
             deadline = req.deadline if self.policies.timeouts.propagate_deadline else None
             if not shed.admit(now, len(self.queue), spec.workers, deadline, self._estimate.value):
                 row[REJECTED] += 1
-                self._reply(ctx, src, req.rid, Outcome.REJECTED, now, req.deadline, row)
+                self._reply(ctx, src, req.rid, Outcome.REJECTED, now, req.deadline)
                 return
         self._seq += 1
         job = _Job(
@@ -269,7 +262,7 @@ class Service(Node):
             self.queue.append(job)
         else:
             row[REJECTED] += 1
-            self._reply(ctx, src, req.rid, Outcome.REJECTED, now, req.deadline, row)
+            self._reply(ctx, src, req.rid, Outcome.REJECTED, now, req.deadline)
             return
         self._gauges()
 
@@ -286,23 +279,16 @@ class Service(Node):
         while queue and self.busy < self.spec.workers:
             job = queue.popleft()
             if honour and job.deadline is not None and self.now >= job.deadline:
-                row = self.stats.row(self.now)
-                row[EXPIRED] += 1
-                self._reply(ctx, job.src, job.rid, Outcome.EXPIRED, job.arrived, job.deadline, row)
+                self.stats.row(self.now)[EXPIRED] += 1
+                self._reply(ctx, job.src, job.rid, Outcome.EXPIRED, job.arrived, job.deadline)
                 continue
             self._start(ctx, job)
 
     def _reply(
-        self,
-        ctx: Context,
-        dst: str,
-        rid: int,
-        outcome: Outcome,
-        arrived: float,
-        deadline: float | None,
-        row: list[int],
+        self, ctx: Context, dst: str, rid: int, outcome: Outcome, arrived: float, deadline: float | None
     ) -> None:
         ctx.send(dst, Response(rid, outcome))
+        row = self.stats.row(self.now)
         if outcome is Outcome.OK:
             row[OK] += 1
             if deadline is None or self.now <= deadline:
@@ -315,7 +301,7 @@ class Service(Node):
         del self.jobs[job.seq]
         self.busy -= 1
         self._estimate.observe(self.now - job.started)
-        self._reply(ctx, job.src, job.rid, outcome, job.arrived, job.deadline, self.stats.row(self.now))
+        self._reply(ctx, job.src, job.rid, outcome, job.arrived, job.deadline)
         self._drain(ctx)
         self._gauges()
 
@@ -478,8 +464,6 @@ class LoadGenerator(Node):
 
     def set_load(self, rate: float, mix: Mapping[str, float], deadline: float) -> None:
         """Validate and apply new load settings (takes effect at the next arrival)."""
-        # rate: finite requests/s from 0 to MAX_RATE; deadline: finite seconds > 0;
-        # mix: kind -> weight >= 0, not all zero.
         rate = valid.number("rate", rate, ge=0, le=MAX_RATE, unit="requests/s")
         deadline = valid.number("deadline", deadline, gt=0, unit="seconds")
         valid.instance("mix", mix, Mapping)

@@ -165,7 +165,7 @@ class SQLiteEventStore(EventStore):
         self._conn = connect(path, durability, busy_timeout)
         self._lock = threading.Lock()  # one connection: one statement at a time across threads
         try:
-            with self._lock, self._transaction() as cur:
+            with self._lock, WriteTransaction(self._conn) as cur:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         cur.execute(statement)
@@ -173,10 +173,7 @@ class SQLiteEventStore(EventStore):
             self._conn.close()
             raise StoreOpenError(_cannot_open(path, exc)) from exc
 
-    # ------------------------------------------------------------- transactions
-    def _transaction(self) -> WriteTransaction:
-        return WriteTransaction(self._conn)
-
+    # ------------------------------------------------------------- writes
     def _insert_rows(self, cur: sqlite3.Cursor, rows: list[tuple]) -> None:
         """Insert the batch (one statement, many rows); a test overrides this to die half-way."""
         cur.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
@@ -188,7 +185,7 @@ class SQLiteEventStore(EventStore):
         expected_version: int,
         stream_metadata_json: str | None,
     ) -> list[RecordedEvent]:
-        with self._lock, self._transaction() as cur:
+        with self._lock, WriteTransaction(self._conn) as cur:
             # Only for a claim beyond the stream's end; "someone wrote first" is caught by UNIQUE below.
             if expected_version > 0 and self._position_of(cur, stream_id, expected_version) is None:
                 raise ConcurrencyError(stream_id, expected_version, self._version_in(cur, stream_id))
@@ -271,7 +268,7 @@ class SQLiteEventStore(EventStore):
             return self._version_in(self._conn.cursor(), stream_id)
 
     def _set_stream_metadata(self, stream_id: str, metadata_json: str) -> None:
-        with self._lock, self._transaction() as cur:
+        with self._lock, WriteTransaction(self._conn) as cur:
             if self._position_of(cur, stream_id, 1) is None:
                 raise StreamNotFoundError(stream_id)
             cur.execute("INSERT OR REPLACE INTO streams VALUES (?, ?)", (stream_id, metadata_json))

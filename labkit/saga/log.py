@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -143,12 +143,7 @@ class SagaLog:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # -- writing -------------------------------------------------------------
-    def _transaction(self, work: Callable[[sqlite3.Cursor], None]) -> None:
-        with WriteTransaction(self._conn) as cur:
-            work(cur)
-        self.writes += 1
-
+    # -- writing (each call one transaction; `writes` counts the committed ones) --
     @staticmethod
     def _rows(saga_id: str, first_seq: int, records: Iterable[LogRecord]) -> Iterator[tuple]:
         for i, r in enumerate(records):
@@ -168,20 +163,18 @@ class SagaLog:
             text = json.dumps(payload, sort_keys=True)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"payload must be JSON-serializable: {exc}") from None
-
-        def work(conn: sqlite3.Cursor) -> None:
+        with WriteTransaction(self._conn) as cur:
             try:
-                conn.execute(
+                cur.execute(
                     "INSERT INTO sagas VALUES (?, ?, ?, ?)",
                     (saga_id, definition, text, SagaStatus.RUNNING.value),
                 )
             except sqlite3.IntegrityError:
                 raise ValueError(f"saga_id {saga_id!r} already exists in the log") from None
-            conn.executemany(
+            cur.executemany(
                 "INSERT INTO saga_log VALUES (?, ?, ?, ?, ?, ?, ?)", self._rows(saga_id, 0, records)
             )
-
-        self._transaction(work)
+        self.writes += 1
 
     def append(self, saga_id: str, records: Iterable[LogRecord]) -> None:
         """Append ``records`` to saga ``saga_id`` as one transaction.
@@ -190,23 +183,21 @@ class SagaLog:
         once, inside the transaction. A terminal record (completed / aborted)
         among them also updates the saga's status in the same transaction.
         """
-
-        def work(conn: sqlite3.Cursor) -> None:
+        with WriteTransaction(self._conn) as cur:
             batch = list(records)
-            row = conn.execute("SELECT status FROM sagas WHERE saga_id = ?", (saga_id,)).fetchone()
+            row = cur.execute("SELECT status FROM sagas WHERE saga_id = ?", (saga_id,)).fetchone()
             if row is None:
                 raise ValueError(f"unknown saga_id {saga_id!r}: call begin() first")
-            (next_seq,) = conn.execute(
+            (next_seq,) = cur.execute(
                 "SELECT COALESCE(MAX(seq) + 1, 0) FROM saga_log WHERE saga_id = ?", (saga_id,)
             ).fetchone()
-            conn.executemany(
+            cur.executemany(
                 "INSERT INTO saga_log VALUES (?, ?, ?, ?, ?, ?, ?)", self._rows(saga_id, next_seq, batch)
             )
             status = self._status_after(batch)
             if status is not None:
-                conn.execute("UPDATE sagas SET status = ? WHERE saga_id = ?", (status.value, saga_id))
-
-        self._transaction(work)
+                cur.execute("UPDATE sagas SET status = ? WHERE saga_id = ?", (status.value, saga_id))
+        self.writes += 1
 
     # -- reading ---------------------------------------------------------------
     def records(self, saga_id: str) -> list[LogRecord]:

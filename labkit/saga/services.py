@@ -103,30 +103,18 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class ServiceFaults:
-    """Faults to inject into one service.
+    """Faults to inject into one service."""
 
-    reject:
-        Every ``DO``/``PREPARE`` is refused by the business rule
-        (out of stock, card declined, address not deliverable).
-    crash_after_apply:
-        The first ``DO`` is applied and made durable, then the service crashes
-        before replying; it restarts ``down_for`` seconds later. The caller
-        sees a timeout: the step is *maybe done*.
-    slow:
-        Every ``DO`` waits this many seconds before it is applied (and
-        answered). Longer than the caller's timeout, the step is maybe done.
-    flaky_undo:
-        The first ``flaky_undo`` ``UNDO`` requests fail transiently
-        (``Outcome.RETRY``) without doing anything.
-    down_for:
-        How long a crashed service stays down.
-    """
-
+    # Every DO/PREPARE is refused by the business rule (out of stock, card declined, bad address).
     reject: bool = False
+    # The first DO is applied and made durable, then the service crashes before replying and
+    # restarts ``down_for`` seconds later: the caller sees a timeout, the step is *maybe done*.
     crash_after_apply: bool = False
+    # Every DO waits this many seconds before it is applied (and answered); longer than the
+    # caller's timeout, the step is maybe done.
     slow: float = 0.0
-    flaky_undo: int = 0
-    down_for: float = 1.0
+    flaky_undo: int = 0  # the first this many UNDOs fail transiently (Outcome.RETRY), doing nothing
+    down_for: float = 1.0  # how long a crashed service stays down
 
     def __post_init__(self) -> None:
         valid.boolean("reject", self.reject)

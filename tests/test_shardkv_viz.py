@@ -91,7 +91,7 @@ def test_lab_buttons_and_refusals():
     lab._node.value = "g2n1"
     restart = next(b for b in ui.children[0].children if getattr(b, "description", "") == "Restart")
     restart.click()
-    assert "refused" in lab._status.value and "crash it first" in lab._status.value
+    assert "refused" in lab.status.value and "crash it first" in lab.status.value
     assert lab.actions[-1] == ("join", "")
     with pytest.raises(ValueError):
         lab.restart("g2n1")

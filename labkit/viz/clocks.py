@@ -342,8 +342,7 @@ class ClockSkewWidget(Widget):
     def _build_ui(self) -> Any:
         import ipywidgets as W
 
-        self.status = W.HTML()
-        self.fig, plot = self._plot_area()
+        self.fig, _plot = self._plot_area()
         self.offset_sliders: dict[str, Any] = {}
         self.drift_sliders: dict[str, Any] = {}
         for n in self.nodes:
@@ -359,15 +358,10 @@ class ClockSkewWidget(Widget):
         self._on_change(self.stamping_picker, self.set_stamping)
         self.reset_button = button("Perfect clocks", icon="undo", tip="all skews and drifts to 0")
         self._on_click(self.reset_button, self.reset)
-        self._redraw()
-        return W.VBox(
-            [
-                W.HTML("<b>Clocks</b> (skew at the last sync, and drift since)"),
-                *(W.HBox([self.offset_sliders[n], self.drift_sliders[n]]) for n in self.nodes),
-                W.HBox([self.stamping_picker, self.reset_button]),
-                self.status,
-                plot,
-            ]
+        return self._page(
+            W.HTML("<b>Clocks</b> (skew at the last sync, and drift since)"),
+            *(W.HBox([self.offset_sliders[n], self.drift_sliders[n]]) for n in self.nodes),
+            W.HBox([self.stamping_picker, self.reset_button]),
         )
 
     def _sync_controls(self) -> None:

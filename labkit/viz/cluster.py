@@ -347,8 +347,7 @@ class ClusterWidget(Widget):
         import ipywidgets as W
 
         s = self.settings
-        self.status = W.HTML()
-        self.fig, plot = self._plot_area()
+        self.fig, _plot = self._plot_area()
         self.up_boxes: dict[str, Any] = {}
         self.side_pickers: dict[str, Any] = {}
         self.skew_sliders: dict[str, Any] = {}  # empty without clock controls
@@ -374,23 +373,15 @@ class ClusterWidget(Widget):
         self._on_click(self.run_button, self.run)
         self._on_click(self.reset_button, self.reset)
         membership = self._membership_controls()
-        self._show_settings()
-        self._redraw()
         what = "crashes, the partition and membership changes" if membership else "crashes and the partition"
-        nodes = f"<b>Nodes</b> ({what} start at the fault time" + (
-            "; clocks are off from the start)" if self.clocks else ")"
-        )
-        return W.VBox(
-            [
-                W.HTML(nodes),
-                self.rows_box,
-                *membership,
-                W.HBox([self.loss_slider, self.latency_slider]),
-                W.HBox([self.fault_slider, self.run_button, self.reset_button]),
-                self.time_slider,
-                self.status,
-                plot,
-            ]
+        clocks = "; clocks are off from the start" if self.clocks else ""
+        return self._page(
+            W.HTML(f"<b>Nodes</b> ({what} start at the fault time{clocks})"),
+            self.rows_box,
+            *membership,
+            W.HBox([self.loss_slider, self.latency_slider]),
+            W.HBox([self.fault_slider, self.run_button, self.reset_button]),
+            self.time_slider,
         )
 
     def _node_row(self, nid: str) -> Any:

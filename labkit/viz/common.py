@@ -197,8 +197,11 @@ class Widget(ABC):
 
     @property
     def ui(self) -> Any:
-        """The ipywidgets container, built once."""
+        """The ipywidgets container, built once (with an empty status line for :meth:`_build_ui` to place)."""
         if self._ui is None:
+            import ipywidgets as W
+
+            self.status = W.HTML()
             self._ui = self._build_ui()
         return self._ui
 
@@ -221,6 +224,15 @@ class Widget(ABC):
         pair = (figure if figure is not None else go.Figure(), W.Output())
         self._plots = (*self._plots, pair)
         return pair
+
+    def _page(self, *rows: Any, below: Iterable[Any] = ()) -> Any:
+        """The widget's box: ``rows`` of controls, the status line, the figures, then ``below``; drawn
+        for the settings in force (the end of a :meth:`_build_ui`)."""
+        import ipywidgets as W
+
+        self._show_settings()
+        self._redraw()
+        return W.VBox([*rows, self.status, *(output for _figure, output in self._plots), *below])
 
     def _show_figure(self) -> None:
         """Send the widget's figures, as they are now, to the browser."""
@@ -247,8 +259,8 @@ class Widget(ABC):
         finally:
             self._syncing = False
 
-    def _on_change(self, control: Any, fn: Callable[[Any], Any]) -> None:
-        """Call ``fn(new value)`` when the learner changes ``control``.
+    def _on_change(self, control: Any, fn: Callable[[Any], Any]) -> Any:
+        """Call ``fn(new value)`` when the learner changes ``control``; returns ``control``.
 
         A refused value (``ValueError``/``TypeError``) is explained in the
         status line and the controls spring back to the settings in force;
@@ -265,10 +277,13 @@ class Widget(ABC):
                 raise
 
         control.observe(guarded(self.status)(handler), "value")
+        return control
 
-    def _on_click(self, button: Any, fn: Callable[[], Any]) -> None:
-        """Call ``fn()`` when ``button`` is pressed; a refusal is explained in the status line."""
+    def _on_click(self, button: Any, fn: Callable[[], Any]) -> Any:
+        """Call ``fn()`` when ``button`` is pressed (a refusal is explained in the status line); returns
+        ``button``."""
         button.on_click(guarded(self.status)(lambda _button: fn()))
+        return button
 
 
 class SettingsWidget(Widget):

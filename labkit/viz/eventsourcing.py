@@ -202,7 +202,6 @@ class ReplayWidget(Widget):
     def _build_ui(self) -> Any:
         import ipywidgets as W
 
-        self.status = W.HTML()
         self.slider = slider("version", self.version, 0, self.n, integer=True, continuous=True,
                              tip="how many events to replay; the state is rebuilt from the store at each step")  # fmt: skip
         self.play = W.Play(value=self.version, min=0, max=self.n, interval=400, description="play",

@@ -400,8 +400,7 @@ class RingWidget(Widget):
     def _build_ui(self) -> Any:
         import ipywidgets as W
 
-        self.status = W.HTML()
-        self.fig, plot = self._plot_area(self._empty_layout())
+        self.fig, _plot = self._plot_area(self._empty_layout())
         self.count_slider = slider("nodes", len(self.ring), 1, self.max_nodes, integer=True,
                                    tip="number of physical nodes on the ring")  # fmt: skip
         self.vnode_slider = slider("vnodes", self.vnodes, 1, self.max_vnodes, integer=True,
@@ -414,14 +413,8 @@ class RingWidget(Widget):
         self._on_change(self.vnode_slider, self.set_vnodes)
         self._on_click(self.add_button, self.add_node)
         self._on_click(self.remove_button, self.remove_node)
-        self._redraw()
-        return W.VBox(
-            [
-                W.HBox([self.count_slider, self.vnode_slider]),
-                W.HBox([self.add_button, self.remove_button]),
-                self.status,
-                plot,
-            ]
+        return self._page(
+            W.HBox([self.count_slider, self.vnode_slider]), W.HBox([self.add_button, self.remove_button])
         )
 
     def _sync_controls(self) -> None:

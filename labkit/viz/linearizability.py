@@ -390,8 +390,7 @@ class RealTimeWidget(_Widget):
         import ipywidgets as W
 
         p = self.params
-        self.status = W.HTML()
-        self.fig, plot = self._plot_area()
+        self.fig, _plot = self._plot_area()
         wide = {"label_width": "90px"}
         self.controls = {
             "b_start": slider("B starts at", p["b_start"], 0, 5, 0.25, continuous=True, **wide,
@@ -404,11 +403,8 @@ class RealTimeWidget(_Widget):
                               tip="what C's read returned"),
         }  # fmt: skip
         self._wire()
-        self._redraw()
         c = self.controls
-        return W.VBox(
-            [W.HBox([c["b_start"], c["b_saw"]]), W.HBox([c["c_start"], c["c_saw"]]), self.status, plot]
-        )
+        return self._page(W.HBox([c["b_start"], c["b_saw"]]), W.HBox([c["c_start"], c["c_saw"]]))
 
     def _redraw(self) -> None:
         verdict = "linearizable" if self.result.ok else "NOT linearizable"
@@ -478,15 +474,13 @@ class StoreCheckWidget(_Widget):
         import ipywidgets as W
 
         p = self.params
-        self.status = W.HTML()
-        self.fig, plot = self._plot_area()
+        self.fig, _plot = self._plot_area()
         self.controls = {
             "store": dropdown("store", list(STORES), p["store"], tip="which store to run under faults", width="420px"),
             "seed": slider("seed", p["seed"], 0, 99, integer=True, tip="the seed of the run: workload, faults and network"),
         }  # fmt: skip
         self._wire()
-        self._redraw()
-        return W.VBox([W.HBox([self.controls["store"], self.controls["seed"]]), self.status, plot])
+        return self._page(W.HBox([self.controls["store"], self.controls["seed"]]))
 
     def _redraw(self) -> None:
         history_figure(

@@ -702,8 +702,7 @@ class LogExplorer(Widget):
     def _build_ui(self) -> Any:
         import ipywidgets as W
 
-        self.status = W.HTML()
-        self.fig, plot = self._plot_area()
+        self.fig, _plot = self._plot_area()
         self.command = W.Text(value="x=1", description="command", tooltip="what to submit to the leader")
 
         def act(label: str, tip: str, fn: Callable[[], Any]) -> Any:
@@ -743,18 +742,12 @@ class LogExplorer(Widget):
         membership = [add, self.remove_button, self.transfer_button]
         self._for_chosen = [*chosen, *membership[1:]]  # buttons that act on the chosen server
         self.buttons = [submit, run, *chosen, *shortcuts, *membership, heal, reset]
-        self._show_settings()
-        self._redraw()
-        return W.VBox(
-            [
-                W.HBox([self.command, submit, run, reset]),
-                W.HBox([self.server_picker, *chosen]),
-                W.HBox([W.Label("leader shortcuts:"), *shortcuts]),
-                W.HBox([W.Label("membership:"), *membership]),
-                W.HBox([W.Label("partition sides:"), self.sides_box, heal]),
-                self.status,
-                plot,
-            ]
+        return self._page(
+            W.HBox([self.command, submit, run, reset]),
+            W.HBox([self.server_picker, *chosen]),
+            W.HBox([W.Label("leader shortcuts:"), *shortcuts]),
+            W.HBox([W.Label("membership:"), *membership]),
+            W.HBox([W.Label("partition sides:"), self.sides_box, heal]),
         )
 
     @property

@@ -284,8 +284,7 @@ class CapWidget(SettingsWidget):
         import ipywidgets as W
 
         p = self.params
-        self.status = W.HTML()
-        self.fig, plot = self._plot_area()
+        self.fig, _plot = self._plot_area()
         self.counter_box = W.HTML()
         narrow = {"integer": True, "label_width": "70px"}
         self.controls = {
@@ -303,10 +302,14 @@ class CapWidget(SettingsWidget):
                                   tips=["keep concurrent versions as siblings", "keep only the latest timestamp"]),
         }  # fmt: skip
         self._wire()
-        self._redraw()
         c = self.controls
-        return W.VBox([W.HBox([c["nodes"], c["side_a"]]), W.HBox([c["n"], c["r"], c["w"]]), c["mode"], c["resolution"],
-                       self.counter_box, self.status, plot])  # fmt: skip
+        return self._page(
+            W.HBox([c["nodes"], c["side_a"]]),
+            W.HBox([c["n"], c["r"], c["w"]]),
+            c["mode"],
+            c["resolution"],
+            self.counter_box,
+        )
 
     def _sync_controls(self) -> None:
         self.controls["side_a"].max = self.params["nodes"] - 1
@@ -461,8 +464,7 @@ class QuorumWidget(SettingsWidget):
         import ipywidgets as W
 
         p = self.params
-        self.status = W.HTML()
-        self.fig, plot = self._plot_area()
+        self.fig, _plot = self._plot_area()
         self.table = W.HTML()
         n = len(self.node_ids)
         self.controls = {
@@ -483,14 +485,12 @@ class QuorumWidget(SettingsWidget):
             self._on_change(crash, lambda on, x=x: self._toggle("down", x, on))
             self._on_change(cut, lambda on, x=x: self._toggle("side_b", x, on))
             self._boxes.append(W.HBox([crash, cut]))
-        self._show_settings()
-        self._redraw()
         c = self.controls
-        boxes = W.VBox(self._boxes)
-        return W.VBox(
-            [W.HBox([c["n"], c["r"], c["w"]]), W.HBox([c["mode"], c["read_from"]]), W.HBox([boxes, self.table]),
-             self.status, plot]
-        )  # fmt: skip
+        return self._page(
+            W.HBox([c["n"], c["r"], c["w"]]),
+            W.HBox([c["mode"], c["read_from"]]),
+            W.HBox([W.VBox(self._boxes), self.table]),
+        )
 
     def _toggle(self, name: str, node: str, on: bool) -> None:
         nodes = set(self.params[name])

@@ -475,8 +475,7 @@ class ResilienceWidget(Widget):
     def _build_ui(self) -> Any:
         import ipywidgets as W
 
-        self.status = W.HTML(status_html(self.status_text()))
-        self.fig, plot = self._plot_area(
+        self.fig, _plot = self._plot_area(
             timeline_figure(self.model, title=self._title(), fault=self.fault_window)
         )
         s = self.settings
@@ -493,7 +492,5 @@ class ResilienceWidget(Widget):
         for name, box in boxes.items():
             self._on_change(box, lambda on, name=name: self.set_policy(name, on))
         self._controls = {"fault": fault, "rate": rate, "jitter": jitter, **boxes}
-        self._show_settings()
-        self._redraw()
         policy_row = W.HBox(list(boxes.values()), layout=W.Layout(flex_flow="row wrap"))
-        return W.VBox([W.HBox([fault, rate, jitter]), policy_row, self.status, plot])
+        return self._page(W.HBox([fault, rate, jitter]), policy_row)

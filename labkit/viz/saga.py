@@ -311,9 +311,8 @@ class SagaWidget(Widget):
     def _build_ui(self) -> Any:
         import ipywidgets as W
 
-        self.status = W.HTML()
         self.final = W.HTML()
-        self.fig, plot = self._plot_area()
+        self.fig, _plot = self._plot_area()
         self.flavour_picker = toggles(list(_FLAVOURS), self.flavour, description="saga",
                                       tips=["the orchestrator with a durable log", "a first attempt, as written"])  # fmt: skip
         self.step_picker = dropdown("failing step", list(_STEPS), self.failing_step, tip="which step fails")
@@ -326,10 +325,12 @@ class SagaWidget(Widget):
         self._on_change(self.kind_picker, lambda kind: self.fail(self.step_picker.value, kind))
         self._on_change(self.crash_picker, self._on_crash)
         self._on_change(self.retry_slider, self.set_retries)
-        self._ui = W.VBox([self.flavour_picker, W.HBox([self.step_picker, self.kind_picker]),
-                           W.HBox([self.crash_picker, self.retry_slider]), self.status, plot, self.final])  # fmt: skip
-        self._redraw()
-        return self._ui
+        return self._page(
+            self.flavour_picker,
+            W.HBox([self.step_picker, self.kind_picker]),
+            W.HBox([self.crash_picker, self.retry_slider]),
+            below=[self.final],
+        )
 
     def _on_crash(self, value: Any) -> None:
         if isinstance(value, tuple):  # (log write, before sending?) of the durable saga
@@ -351,7 +352,6 @@ class SagaWidget(Widget):
         self.retry_slider.disabled = self.flavour == "durable saga"
 
     def _redraw(self) -> None:
-        self._show_settings()
         saga_timeline(self.result, figure=self.fig)
         self._show_figure()
         self.final.value = final_state_html(self.result)

@@ -302,7 +302,6 @@ class ShardLab(Widget):
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
-        self.status = self._status = W.HTML(status_html(self.summary()))
         self._node = dropdown(
             "server", self.kv.servers(), tip="which server the Crash / Restart buttons act on"
         )
@@ -329,9 +328,8 @@ class ShardLab(Widget):
                      xaxis="simulated time (s)", yaxis="answered operations / s", height=420)  # fmt: skip
         fig.update_xaxes(title_text="group", row=1, col=2)
         fig.update_yaxes(title_text="keys", row=1, col=2)
-        self.fig, plot = self._plot_area(fig)
-        self._redraw()
-        return W.VBox([W.HBox([self._node, *row]), self._chosen, self._status, plot])
+        self.fig, _plot = self._plot_area(fig)
+        return self._page(W.HBox([self._node, *row]), self._chosen)
 
     def _redraw(self) -> None:
         kv = self.kv
@@ -355,4 +353,4 @@ class ShardLab(Widget):
             self._node.options = kv.servers()
             self._node.value = keep  # a group joining must not change the chosen server
         self._chosen.value = self.server_text(self._node.value)
-        self._status.value = status_html(self.summary())
+        self.status.value = status_html(self.summary())

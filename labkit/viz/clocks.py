@@ -1,13 +1,8 @@
 """Figures and a widget for notebook 02, "Time, clocks and order".
 
-* :func:`clock_diagram`: a space-time diagram (the messages drawn by
-  :func:`labkit.viz.spacetime.spacetime_diagram`) with every event labelled
-  by the value of one clock, and the writes an LWW register discarded
-  marked with a cross;
-* :func:`clock_error_figure`: how far each node's physical clock and its
-  HLC are from true time, over a run;
-* :class:`ClockSkewWidget`: offset and drift sliders per node that re-run a
-  last-writer-wins scenario and redraw the diagram.
+:func:`clock_diagram` labels every event of a space-time diagram with the value of one clock and marks
+the writes a last-writer-wins register discarded; :class:`ClockSkewWidget` skews and drifts each
+replica's clock under that diagram.
 """
 
 from __future__ import annotations

@@ -1,29 +1,20 @@
 """The cluster widget: break a simulated cluster and watch what happens.
 
-Controls: a checkbox per node (up or crashed), a side (A or B) per node for a
-network partition, a clock skew and a clock drift slider per node, sliders
-for message loss and latency, a slider for when the faults start, **Run**
-(simulate one more step) and **Reset** buttons, and a time slider that
-replays the recorded run. Every change re-simulates from
-the seed and redraws the figure in place, so what you see is a consequence of
-the settings, never of chance.
+A row of controls per node (up or crashed, side A or B of a partition, its clock's skew and drift),
+message loss and latency, when the faults start, **Run**, **Reset**, and a time slider that replays the
+run. Every change re-simulates from the seed and redraws the figure in place, so what you see is a
+consequence of the settings, never of chance.
 
-Any protocol can be shown: pass ``build(seed) -> Simulator`` that returns a
-fresh simulator with its nodes added, and optionally a ``draw(sim, until,
-figure)`` that redraws a figure (the default draws a space-time
-diagram, with each node's own clock reading in the hover texts and a label
-on the lane of every node whose clock is off). The clock sliders are shown
-only with a figure that shows clocks: by default only with the default
-figure (pass ``clocks=True`` or ``False`` to decide).
+Any protocol can be shown: ``build(seed)`` returns a fresh simulator with its nodes added, and
+``draw(sim, until, figure)`` redraws a figure (by default a space-time diagram with each node's own
+clock reading in the hover texts and a label on the lane of every node whose clock is off; the clock
+sliders are shown only with a figure that shows clocks, unless ``clocks`` says otherwise).
 
-``build`` may instead return a cluster whose membership can change (a
-:class:`labkit.raft.RaftCluster`: its simulator is ``.sim``, and it has
-``add_server`` and ``remove_server``). The widget then also offers **Add
-server** and **Remove**: at the fault time an operator asks the leader to
-add a new server (a learner until it has caught up, then a voter) or to take
-one out (Ongaro's dissertation, §4.2.1 and §4.2.2; a leader being removed
-may first hand its leadership over, §3.10). A removed server's controls go
-away. ``draw`` and ``summary`` are then given the cluster, not its simulator.
+``build`` may instead return a cluster whose membership can change (a :class:`labkit.raft.RaftCluster`).
+The widget then also offers **Add server** and **Remove**: at the fault time an operator asks the leader
+to add a new server (a learner until it has caught up, then a voter) or to take one out (Ongaro's
+dissertation, §4.2.1 and §4.2.2; a leader being removed may first hand its leadership over, §3.10).
+``draw`` and ``summary`` are then given the cluster, not its simulator.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Figures and a widget for notebook 16, "Event sourcing".
 
-* :class:`ReplayWidget`: a slider over one aggregate's event stream; every
-  move rebuilds the aggregate from scratch by replaying the first *v* events
-  (time travel) and shows the state, the event just applied and where it
-  sits in the history;
-* :func:`global_log_figure`: the store's global order, one row per stream,
-  the order a projection reads in;
-* :func:`load_time_figure`: load time with and without snapshots against
-  stream length (rows from :func:`labkit.eventstore.bank.measure_load_times`).
+:class:`ReplayWidget` rebuilds one aggregate from scratch by replaying the first *v* events of its
+stream (time travel); the figures show the store's global order and the load time with and without
+snapshots.
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
 """Figures and the ring widget for consistent hashing (notebook 06).
 
-* :func:`ring_figure`: virtual nodes around a circle, coloured by physical node, with keys inside;
-* :func:`load_figure`: keys per node, for one scheme or several side by side;
-* :func:`spread_figure`: load spread (CV) against the vnode count, with the 1/sqrt(v) rule of thumb;
-* :func:`moves_figure`: fraction of keys moved when a node joins, per scheme, against the ideal 1/(N+1);
-* :class:`RingWidget`: sliders for node count and vnodes, add/remove buttons, the ring and the load
-  per node, with the keys that moved in the last change highlighted.
-
 Points go clockwise from twelve o'clock: angle = 2*pi * point / ring_size, as in the Dynamo paper's
-Figure 2. plotly and ipywidgets are imported inside the functions that need them.
+Figure 2. :class:`RingWidget` grows and shrinks a ring and highlights the keys that moved.
 """
 
 from __future__ import annotations

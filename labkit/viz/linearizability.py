@@ -1,17 +1,10 @@
 """Pictures of histories and the checker's verdict (notebook 11).
 
-* :func:`history_figure`: one row per client, a bar from call to return per
-  operation with a label; for a linearizable history the linearization
-  points joined in their order; for a failing one the longest partial
-  linearization, the operation that could not be placed, and the smallest
-  set of operations that conflict (:func:`labkit.linearizability.minimal_violation`);
-* :class:`RealTimeWidget`: a write and two reads; slide the reads in time,
-  change what they saw, and watch the verdict;
-* :class:`StoreCheckWidget`: run one of labkit's stores (the CAP register in
-  either mode, Raft, Raft with stale reads) under faults and check its history.
-
-The picture follows Herlihy & Wing (1990), Figure 1: time runs left to right,
-an operation is an interval, and a linearization is one point per interval.
+The picture follows Herlihy & Wing (1990), Figure 1: time runs left to right, an operation is an
+interval from call to return, and a linearization is one point per interval. :func:`history_figure`
+draws a history and, for a failing one, the longest partial linearization, the operation that could
+not be placed and the smallest set of operations that conflict. :class:`RealTimeWidget` slides two
+reads around a write; :class:`StoreCheckWidget` checks the history of one of labkit's stores.
 """
 
 from __future__ import annotations

@@ -1,21 +1,9 @@
-"""Pictures and widgets for Raft (notebooks 07 and 08).
+"""Pictures and widgets for Raft (notebooks 07, 08 and 10).
 
-* :func:`role_timeline`: one row per server, coloured by role over time
-  (follower, candidate, leader, crashed), with the term written on each
-  leader and candidate stretch; the view Figure 5 of the Raft paper sketches.
-* :func:`election_widget`: the course's cluster widget (crash nodes, choose a
-  partition, replay with the time slider) drawing that timeline.
-* :func:`log_grid`: every server's log as a grid of cells coloured by term,
-  with each server's commit index marked (the view of Figures 6 and 7), and
-  the entries a snapshot replaced in grey up to the snapshot boundary (a dark
-  bar; §7).
-* :class:`LogExplorer`: submit commands, crash, restart or isolate a chosen
-  server, split the servers into two sides, heal and run a cluster step by
-  step and watch the log grid; add a server, remove one or hand leadership
-  to it (Ongaro's dissertation, ch. 4 and §3.10); every click replays the
-  whole list of actions from the seed, so the picture is reproducible.
-
-plotly and ipywidgets are imported inside the functions that need them.
+:func:`role_timeline` draws each server's role over time, the view Figure 5 of
+the Raft paper sketches; :func:`log_grid` draws every server's log coloured by
+term with its commit index, the view of Figures 6 and 7 (and §7's snapshots).
+:func:`election_widget` and :class:`LogExplorer` put them under controls.
 """
 
 from __future__ import annotations
@@ -208,12 +196,8 @@ def _membership_notes(segs: dict[str, list[tuple[float, float, str, int]]]) -> l
             text = f"learner {t0:.2f}–{t1:.2f} s, then a voter"
             where = {"x": t1, "xanchor": "left", "xshift": 4, "text": text}
         else:  # still catching up: before the row begins, where there is room
-            where = {
-                "x": t0,
-                "xanchor": "right",
-                "xshift": -4,
-                "text": f"catching up as a learner from {t0:.2f} s",
-            }
+            text = f"catching up as a learner from {t0:.2f} s"
+            where = {"x": t0, "xanchor": "right", "xshift": -4, "text": text}
         notes.append({"y": node, "xref": "x", "yref": "y", "showarrow": False, **where,
                       "font": {"size": 11, "color": "#1F4E79"}})  # fmt: skip
     return notes
@@ -461,33 +445,15 @@ def log_growth_figure(runs: dict[str, list[tuple[float, int, int]]], title: str 
 class LogExplorer(Widget):
     """Drive a Raft cluster by hand and watch its logs (notebook 08).
 
-    Every action (submit, crash, restart, isolate, partition, heal, run) is
-    appended to :attr:`actions`, and the whole list is replayed on a fresh
-    cluster from the seed, so the same clicks always give the same picture.
-    The methods do what the controls do:
-
-    * ``submit(command)``: the **Submit** button (to the current leader);
-    * ``choose(node)``: the **server** drop-down, which picks the server that
-      ``crash()``, ``restart()`` and ``isolate()`` act on when clicked
-      (**Crash n2**, **Restart n2**, **Isolate n2**); from Python they take the
-      server as an argument;
-    * ``crash()`` / ``isolate()`` without a server: the leader shortcuts,
-      ``restart()`` without one: every crashed server;
-    * ``set_side(node, "A" | "B")`` and ``partition(side_b)``: the A/B toggle
-      per server; servers on side B cannot talk to those on side A (clients
-      still reach everyone), and all on one side means no partition;
-    * ``heal()``: ends the partition and reconnects isolated servers;
-    * ``add_server()``: the **Add server** button: starts ``n6`` (say) and asks
-      the leader to add it: a learner first, a voter once it has caught up
-      (diss. §4.2.1; run the cluster to let that happen);
-    * ``remove_server(node)`` and ``transfer(node)``: **Remove n2** takes the
-      chosen server out of the configuration (it is shut down once that is
-      committed; diss. §4.2.2), **Lead: n2** hands leadership to it (diss. §3.10).
-
-    Impossible actions (crash a crashed server, restart a live one, isolate
-    one twice, submit without a leader) raise ``ValueError``; the controls show
-    the message in the status line instead, and always show the current
-    settings, also after a change made from Python.
+    Every action is appended to :attr:`actions`, and the whole list is
+    replayed on a fresh cluster from the seed, so the same clicks always give
+    the same picture. Each control calls the method of its name: the buttons
+    **Crash n2**, **Restart n2**, **Isolate n2**, **Remove n2** and **Lead: n2**
+    act on the server ``choose(node)`` picked (from Python, name the server);
+    the leader shortcuts call ``crash()`` and ``isolate()`` without one, and
+    ``restart()`` restarts every crashed server. Impossible actions (crash a
+    crashed server, submit without a leader) raise ``ValueError``; the
+    controls show the message in the status line instead.
     """
 
     def __init__(self, n: int = 5, seed: int = 1, settle: float = 1.0, **cluster_options: Any) -> None:
@@ -612,7 +578,8 @@ class LogExplorer(Widget):
         self._do(("partition", tuple(sorted(now ^ {node}))))
 
     def partition(self, side_b: Iterable[str]) -> None:
-        """Put exactly the servers ``side_b`` on side B, everyone else on side A."""
+        """Put exactly the servers ``side_b`` on side B, everyone else on side A: the sides cannot talk
+        to each other (clients still reach everyone); all on one side means no partition."""
         if isinstance(side_b, str):
             raise TypeError(
                 f"side_b must be a list of server ids, got the string {side_b!r}; write [{side_b!r}]"
@@ -625,7 +592,8 @@ class LogExplorer(Widget):
         self._do(("heal", None))
 
     def add_server(self) -> str:
-        """Start a new server and ask the leader to add it (diss. §4.2.1); returns its id."""
+        """Start a new server and ask the leader to add it: a learner until it has caught up, then a
+        voter (diss. §4.2.1); returns its id."""
         c = self.cluster
         if c.leader() is None:
             raise ValueError("there is no leader to add a server; run the cluster for a while first")
@@ -636,7 +604,8 @@ class LogExplorer(Widget):
         return node
 
     def remove_server(self, node: str | None = None) -> None:
-        """Ask the leader to take ``node`` (default: the chosen server) out of the configuration."""
+        """Ask the leader to take ``node`` (default: the chosen server) out of the configuration; it
+        shuts down once that is committed (diss. §4.2.2)."""
         c = self.cluster
         node = self._pick(node, self.chosen, "remove")
         conf = c.configuration()
@@ -789,48 +758,45 @@ class LogExplorer(Widget):
         self.status.value = status_html(self.summary())
 
 
+def _yes(granted: bool) -> str:
+    return "yes" if granted else "no"
+
+
+def _entries(m: Any) -> str:
+    return ", ".join(f"t{e.term}:{_short(e.command)}" for e in m.entries) or "heartbeat"
+
+
+def _append_reply(m: Any) -> str:
+    if m.success:
+        return f"AppendEntriesReply(term={m.term}, ok, match={m.match_index})"
+    return f"AppendEntriesReply(term={m.term}, no, conflict={m.conflict_index}/t{m.conflict_term})"
+
+
+# How the message table writes each Raft message (Figure 2, §7 snapshots, §9.6 PreVote, §3.10 transfer).
+_DESCRIBE: dict[str, Callable[[Any], str]] = {
+    "RequestVote": lambda m: f"RequestVote(term={m.term}, last={m.last_log_index}/t{m.last_log_term})",
+    "RequestVoteReply": lambda m: f"RequestVoteReply(term={m.term}, {_yes(m.vote_granted)})",
+    "AppendEntries": lambda m: (
+        f"AppendEntries(term={m.term}, prev={m.prev_log_index}/t{m.prev_log_term}, "
+        f"[{_entries(m)}], commit={m.leader_commit})"
+    ),
+    "AppendEntriesReply": _append_reply,
+    "InstallSnapshot": lambda m: (
+        f"InstallSnapshot(term={m.term}, last included={m.last_included_index}/t{m.last_included_term}, "
+        f"{m.configuration!r})"
+    ),
+    "InstallSnapshotReply": lambda m: (
+        f"InstallSnapshotReply(term={m.term}, installed up to {m.last_included_index})"
+    ),
+    "PreVote": lambda m: f"PreVote(next term={m.next_term}, last={m.last_log_index}/t{m.last_log_term})",
+    "PreVoteReply": lambda m: f"PreVoteReply(term={m.term}, {_yes(m.vote_granted)})",
+    "TimeoutNow": lambda m: f"TimeoutNow(term={m.term})",
+}
+
+
 def _describe(msg: Any) -> str:
-    from labkit.raft import (
-        AppendEntries,
-        AppendEntriesReply,
-        InstallSnapshot,
-        InstallSnapshotReply,
-        PreVote,
-        PreVoteReply,
-        RequestVote,
-        RequestVoteReply,
-        TimeoutNow,
-    )
-
-    if isinstance(msg, InstallSnapshot):
-        return (
-            f"InstallSnapshot(term={msg.term}, last included={msg.last_included_index}/t{msg.last_included_term}, "
-            f"{msg.configuration!r})"
-        )
-    if isinstance(msg, InstallSnapshotReply):
-        return f"InstallSnapshotReply(term={msg.term}, installed up to {msg.last_included_index})"
-    if isinstance(msg, PreVote):
-        return f"PreVote(next term={msg.next_term}, last={msg.last_log_index}/t{msg.last_log_term})"
-    if isinstance(msg, PreVoteReply):
-        return f"PreVoteReply(term={msg.term}, {'yes' if msg.vote_granted else 'no'})"
-    if isinstance(msg, TimeoutNow):
-        return f"TimeoutNow(term={msg.term})"
-
-    if isinstance(msg, AppendEntries):
-        what = ", ".join(f"t{e.term}:{_short(e.command)}" for e in msg.entries) or "heartbeat"
-        return (
-            f"AppendEntries(term={msg.term}, prev={msg.prev_log_index}/t{msg.prev_log_term}, "
-            f"[{what}], commit={msg.leader_commit})"
-        )
-    if isinstance(msg, AppendEntriesReply):
-        if msg.success:
-            return f"AppendEntriesReply(term={msg.term}, ok, match={msg.match_index})"
-        return f"AppendEntriesReply(term={msg.term}, no, conflict={msg.conflict_index}/t{msg.conflict_term})"
-    if isinstance(msg, RequestVote):
-        return f"RequestVote(term={msg.term}, last={msg.last_log_index}/t{msg.last_log_term})"
-    if isinstance(msg, RequestVoteReply):
-        return f"RequestVoteReply(term={msg.term}, {'yes' if msg.vote_granted else 'no'})"
-    return repr(msg)
+    describe = _DESCRIBE.get(type(msg).__name__)
+    return describe(msg) if describe else repr(msg)
 
 
 def message_table(

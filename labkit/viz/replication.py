@@ -1,16 +1,9 @@
 """Figures and widgets for quorum replication and CAP (notebooks 04 and 05).
 
-* :func:`cap_timeline`: every client operation of a partition scenario as
-  a bar from call to return, coloured by outcome (answered, stale read,
-  refused, no answer), with the partition shaded;
-* :func:`availability_figure`, :func:`consistency_figure`,
-  :func:`latency_figure`: the tables of :mod:`labkit.replication.experiments`
-  as bar charts;
-* :func:`merkle_figure`: hashes exchanged against keys;
-* :class:`CapWidget`: nodes, partition sides, mode, N, R and W, with live
-  availability and consistency counters and the timeline;
-* :class:`QuorumWidget`: N, R, W, crashed nodes and a partition around one
-  write and one read, drawn as a space-time diagram with a replica table.
+:func:`cap_timeline` draws every client operation of a partition scenario from call to return, coloured
+by outcome, with the partition shaded; :class:`CapWidget` runs that scenario under controls.
+:class:`QuorumWidget` draws one write and one read under N, R, W, crashes and a partition. The other
+figures chart the tables of :mod:`labkit.replication.experiments`.
 """
 
 from __future__ import annotations

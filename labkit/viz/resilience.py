@@ -1,12 +1,8 @@
 """Figures and the widget of notebook 17 (cascading failures).
 
-* :func:`timeline_figure`: goodput, p99 latency, queue depth and breaker
-  state over time for one run of :class:`~labkit.resilience.ChainModel`;
-* :func:`compare_figure`: one metric of several runs side by side;
-* :func:`arrivals_figure`: requests arriving at a service over time (the herd);
-* :func:`backoff_figure`: when a crowd of callers retries, per jitter mode;
-* :class:`ResilienceWidget`: pick C's fault, toggle each policy, set the
-  load, and watch the four panels redraw.
+:func:`timeline_figure` stacks goodput, p99 latency, queue depth and breaker state of one run of
+:class:`~labkit.resilience.ChainModel`; :class:`ResilienceWidget` redraws it as a learner breaks C,
+toggles policies and sets the load.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """Figures and the widget of notebook 15 (sagas).
 
-* :func:`saga_timeline`: one lane per service (and the orchestrator), the
-  requests, compensations, service outcomes, log writes, crashes and down
-  time of one run (durable saga, the first-attempt saga or 2PC);
-* :func:`final_state_html`: what the order left in each service's database;
-* :func:`two_pc_figure`: how long each 2PC participant stayed in doubt, and
-  what another customer's order was told meanwhile;
-* :class:`SagaWidget`: pick which step fails and how, and where the
-  orchestrator crashes; the timeline and the final state are redrawn.
-
-plotly and ipywidgets are imported inside the functions that need them.
+:func:`saga_timeline` draws one lane per service (and the orchestrator) with the requests,
+compensations, outcomes, log writes, crashes and down time of one run; :class:`SagaWidget` chooses
+which step fails and where the orchestrator crashes, and redraws it.
 """
 
 from __future__ import annotations

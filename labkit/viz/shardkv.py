@@ -1,10 +1,5 @@
-"""Figures and a widget for the sharded key-value store (:mod:`labkit.shardkv`).
-
-* :func:`route_figure`: the design, key -> group (by the ring) -> that group's leader;
-* :func:`ring_figure`: where each group's virtual nodes and each key sit on the ring;
-* :func:`throughput_figure`: answered operations per second per group, faults marked;
-* :func:`placement_figure`: how many keys each group holds;
-* :class:`ShardLab`: crash and restart servers, add a group, watch all of it.
+"""Figures and a widget for the sharded key-value store (:mod:`labkit.shardkv`): routing, the ring,
+throughput and key placement per group, and :class:`ShardLab` to crash servers and add groups.
 """
 
 from __future__ import annotations

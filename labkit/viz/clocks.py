@@ -23,6 +23,7 @@ from labkit.viz.common import (
     button,
     check_figure,
     check_title,
+    new_figure,
     node_colors,
     replace_traces,
     slider,
@@ -191,14 +192,12 @@ def clock_error_figure(sim: Simulator, *, title: str = "Clock readings minus tru
     where the HLC equals the physical clock both stay visible.
     """
     check_title(title, none=False)
-    import plotly.graph_objects as go
-
     from labkit.clocks import clock_events
 
     valid.instance("sim", sim, Simulator)
     df = clock_events(sim.trace)
     colors = node_colors(sim.nodes)
-    fig = go.Figure()
+    fig = new_figure()
     for nid in sim.nodes:
         g = df[df.node == nid]
         fig.add_scatter(x=g.time, y=(g.physical - g.time) * 1e3, mode="lines", opacity=0.35,

@@ -87,6 +87,13 @@ def gaps(values: Iterable[Any]) -> list[Any]:
     return [None if isinstance(v, float) and math.isnan(v) else v for v in values]
 
 
+def new_figure(figure: Any = None, **layout: Any) -> Any:
+    """``figure`` if given (a widget's figure to redraw in place), else a new ``go.Figure`` with ``layout``."""
+    import plotly.graph_objects as go
+
+    return figure if figure is not None else go.Figure(layout=layout)
+
+
 def style_figure(fig: Any, *, title: str, xaxis: str, yaxis: str, height: int = 420, **layout: Any) -> Any:
     """Apply the course's look: title, axis labels, white template, and the legend in a column on the
     right, outside the plot, where it covers neither the title, nor an axis title, nor the data.

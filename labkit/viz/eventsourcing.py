@@ -20,6 +20,7 @@ from labkit.viz.common import (
     Widget,
     button,
     check_figure,
+    new_figure,
     slider,
     status_html,
     style_figure,
@@ -135,11 +136,7 @@ class ReplayWidget(Widget):
         this method drew before only updates what the version changes (the
         replayed line, the last event, the cursor, the title).
         """
-        check_figure(figure)
-        import plotly.graph_objects as go
-
-        if figure is None:
-            figure = go.Figure()
+        figure = new_figure(check_figure(figure))
         if not self._drawn_by_us(figure):
             with figure.batch_update():
                 figure.data = []
@@ -236,11 +233,9 @@ class ReplayWidget(Widget):
 def global_log_figure(store: EventStore, *, limit: int = 300) -> Any:
     """Every event of ``store`` at its global position, one row per stream (first ``limit`` events)."""
     valid.instance("store", store, EventStore)
-    import plotly.graph_objects as go
-
     valid.integer("limit", limit, ge=1)
     records = store.read_all(0, limit=limit)
-    fig = go.Figure()
+    fig = new_figure()
     extra: dict[str, str] = {}
     by_type: dict[str, list[RecordedEvent]] = {}
     for r in records:
@@ -261,11 +256,9 @@ def global_log_figure(store: EventStore, *, limit: int = 300) -> Any:
 
 def load_time_figure(rows: Sequence[dict[str, Any]]) -> Any:
     """Load time (ms, fastest of the repeats) against stream length, one line per mode, replay counts on hover."""
-    import plotly.graph_objects as go
-
     if not rows:
         raise ValueError("rows must not be empty (use labkit.eventstore.bank.measure_load_times)")
-    fig = go.Figure()
+    fig = new_figure()
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     for i, mode in enumerate(modes):
         rs = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["events"])

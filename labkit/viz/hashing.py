@@ -20,6 +20,7 @@ from labkit.viz.common import (
     check_names,
     check_title,
     legend_below,
+    new_figure,
     node_colors,
     slider,
     status_html,
@@ -142,9 +143,7 @@ def load_figure(loads: Any, *, title: str = "Keys per node") -> Any:
 
 def spread_figure(frame: Any, *, title: str = "Load spread falls as virtual nodes grow") -> Any:
     """CV of load per node against vnodes (log-log) from :func:`labkit.hashing.spread_vs_vnodes`."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure(layout={"colorway": list(PALETTE)})
+    fig = new_figure(colorway=list(PALETTE))
     series = [
         ("cv", "measured over the keys", "lines+markers", None),
         ("cv_arcs", "from the arc lengths", "lines+markers", "dash"),
@@ -181,9 +180,7 @@ def _one_two_five(low: float, high: float) -> list[float]:
 
 def moves_figure(frame: Any, *, title: str = "Keys moved when one node joins") -> Any:
     """Moved fraction against the node count, per scheme, from :func:`labkit.hashing.join_moves`."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure(layout={"colorway": list(PALETTE)})
+    fig = new_figure(colorway=list(PALETTE))
     for scheme, part in frame.groupby("scheme", sort=False):
         fig.add_scatter(x=list(part["nodes_before"]), y=list(part["moved_fraction"]), name=str(scheme),
                         mode="lines+markers")  # fmt: skip

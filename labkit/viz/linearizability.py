@@ -34,6 +34,7 @@ from labkit.viz.common import (
     check_figure,
     check_title,
     dropdown,
+    new_figure,
     slider,
     status_html,
     style_figure,
@@ -252,7 +253,6 @@ def history_figure(
 
 def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
     """Draw a :class:`HistoryPicture`: a bar per operation, labels, linearization points."""
-    import plotly.graph_objects as go
 
     def describe(i: int) -> str:
         return f"#{i} client {ops[i].client}: {op_label(ops[i], 200)}"
@@ -278,7 +278,7 @@ def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
         py.append(None)
         ptext.append("")
     label_x, label_y, label_text = _labels(pic, row)
-    fig = figure if figure is not None else go.Figure()
+    fig = new_figure(figure)
     with fig.batch_update():
         fig.data = ()
         for name, color, width, dash in _BARS:

@@ -25,6 +25,7 @@ from labkit.viz.common import (
     check_title,
     dropdown,
     marks,
+    new_figure,
     replace_traces,
     status_html,
     style_figure,
@@ -351,8 +352,6 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     check_title(title)
     valid.instance("cluster", cluster, RaftCluster)
     valid.integer("window", window, ge=1)
-    import plotly.graph_objects as go
-
     logs = {nid: _server_log(cluster, nid) for nid in cluster.ids}
     top = max((log.last_index for log, _, _ in logs.values()), default=0)
     lo = max(1, top - window + 1)
@@ -406,7 +405,7 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     if bound_x:
         data.append(_bars(bound_x, bound_y, "snapshot boundary", 3, BOUNDARY_COLOR))
     data.append(_bars(commit_x, commit_y, "commit index", 4, "#B00020"))
-    fig = figure if figure is not None else go.Figure()
+    fig = new_figure(figure)
     with fig.batch_update():
         fig.data = []
         fig.add_traces(data)
@@ -426,13 +425,11 @@ def log_growth_figure(runs: dict[str, list[tuple[float, int, int]]], title: str 
     """Entries in the leader's log over time, one line per run (``name -> log_growth(...)``), with the
     entries every server keeps on disk in the hover (§7: what compaction keeps bounded)."""
     check_title(title)
-    import plotly.graph_objects as go
-
     if not isinstance(runs, dict) or not runs:
         raise TypeError(
             f"runs must be a non-empty dict of name -> [(time, log entries, stored)], got {runs!r}"
         )
-    fig = go.Figure()
+    fig = new_figure()
     for i, (name, points) in enumerate(runs.items()):
         hover = [f"{name}: {p[1]:,} entries in the log, {p[2]:,} on disk (all servers)" for p in points]
         fig.add_scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers", name=name,

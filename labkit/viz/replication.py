@@ -27,6 +27,7 @@ from labkit.viz.common import (
     check_figure,
     check_title,
     checkbox,
+    new_figure,
     replace_traces,
     slider,
     status_html,
@@ -131,9 +132,7 @@ def _rw_label(df: Any) -> list[str]:
 
 def availability_figure(df: Any) -> Any:
     """Bars: availability during the partition per mode, (R, W) and side (from ``compare_modes``)."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
+    fig = new_figure()
     for i, (mode, side) in enumerate((m, s) for m in df["mode"].unique() for s in ("A", "B")):
         part = df[(df["mode"] == mode) & (df["side"] == side)]
         fig.add_bar(
@@ -147,8 +146,6 @@ def availability_figure(df: Any) -> Any:
 
 def consistency_figure(df: Any) -> Any:
     """Bars: stale reads, lost writes and leftover siblings per mode and (R, W) (from ``compare_modes``)."""
-    import plotly.graph_objects as go
-
     runs = df.groupby(["mode", "r", "w"], sort=False).agg(
         stale_reads=("stale_reads", "sum"),
         lost_writes=("lost_writes", "first"),
@@ -156,7 +153,7 @@ def consistency_figure(df: Any) -> Any:
     )
     runs = runs.reset_index()
     labels = [f"{m}<br>R={r} W={w}" for m, r, w in zip(runs["mode"], runs["r"], runs["w"], strict=True)]
-    fig = go.Figure()
+    fig = new_figure()
     names = {
         "stale_reads": "stale reads",
         "lost_writes": "lost writes",
@@ -172,9 +169,7 @@ def consistency_figure(df: Any) -> Any:
 
 def latency_figure(df: Any) -> Any:
     """Bars: mean request latency per (R, W), reads and writes, p99 as a marker (from ``quorum_latency``)."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
+    fig = new_figure()
     for i, kind in enumerate(("read", "write")):
         part = df[df["kind"] == kind]
         labels = _rw_label(part)
@@ -192,9 +187,7 @@ def merkle_figure(df: Any) -> Any:
 
     ``df`` needs columns ``differing``, ``hashes``, ``keys_sent`` and ``total_keys``.
     """
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
+    fig = new_figure()
     for i, (column, name) in enumerate((("hashes", "hashes exchanged"), ("keys_sent", "keys sent"))):
         fig.add_scatter(
             x=df["differing"], y=df[column], mode="lines+markers", name=name, marker_color=PALETTE[i]
@@ -510,11 +503,9 @@ class QuorumWidget(SettingsWidget):
 
 def divergence_figure(runs: dict[str, Any]) -> Any:
     """Lines: divergent keys over time, one line per labelled ``anti_entropy_run`` table."""
-    import plotly.graph_objects as go
-
     if not isinstance(runs, dict) or not runs:
         raise TypeError("runs must be a non-empty dict of label -> anti_entropy_run() table")
-    fig = go.Figure()
+    fig = new_figure()
     for i, (label, df) in enumerate(runs.items()):
         fig.add_scatter(
             x=df["time"], y=df["divergent_keys"], mode="lines+markers", name=label, marker_color=PALETTE[i]

@@ -25,6 +25,7 @@ from labkit.viz.common import (
     checkbox,
     dropdown,
     gaps,
+    new_figure,
     node_colors,
     slider,
     status_html,
@@ -179,11 +180,9 @@ def compare_figure(
     check_title(title, none=False)
     valid.instance("yaxis", yaxis, str, none=True)
     _check_window("fault", fault)
-    import plotly.graph_objects as go
-
     if not runs:
         raise ValueError("runs must hold at least one labelled ChainModel")
-    fig = go.Figure()
+    fig = new_figure()
     for i, (label, model) in enumerate(runs.items()):
         f = model.metrics() if service is not None else model.client_metrics()
         if metric not in f.columns:
@@ -241,11 +240,9 @@ def backoff_figure(
     valid.integer("retries", retries, ge=1, le=30)
     valid.integer("seed", seed)
     check_title(title)
-    import plotly.graph_objects as go
-
     if not backoffs:
         raise ValueError("backoffs must hold at least one labelled Backoff")
-    fig = go.Figure()
+    fig = new_figure()
     rng = random.Random(seed)
     for i, (label, backoff) in enumerate(backoffs.items()):
         xs: list[float] = []

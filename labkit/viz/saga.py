@@ -24,6 +24,7 @@ from labkit.viz.common import (
     check_figure,
     check_title,
     dropdown,
+    new_figure,
     slider,
     status_html,
     style_figure,
@@ -108,14 +109,9 @@ def saga_timeline(run: Any, *, title: str | None = None, figure: Any = None) -> 
         raise TypeError(
             f"run must be the result of run_order_saga, run_naive_saga or run_two_phase_commit, got {run!r}"
         )
-    import plotly.graph_objects as go
-
-    fig = figure if figure is not None else go.Figure()
+    fig = new_figure(figure)
     title = title or f"Steps and compensations per service (final state: {run.outcome})"
-    if hasattr(fig, "batch_update"):
-        with fig.batch_update():
-            _fill_timeline(fig, run, title)
-    else:
+    with fig.batch_update():
         _fill_timeline(fig, run, title)
     return fig
 
@@ -161,9 +157,7 @@ def two_pc_figure(run: Any, *, title: str | None = None) -> Any:
     check_title(title)
     if not hasattr(run, "in_doubt"):
         raise TypeError(f"run must be the result of run_two_phase_commit, got {run!r}")
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
+    fig = new_figure()
     end = max([t for t, _ in run.probes] + [s for s, _ in run.in_doubt.values()] + [0.1])
     names = list(run.in_doubt)
     spans = [(start, (stop if stop is not None else end) - start) for start, stop in run.in_doubt.values()]

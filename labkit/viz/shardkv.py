@@ -18,6 +18,7 @@ from labkit.viz.common import (
     button,
     check_names,
     dropdown,
+    new_figure,
     node_colors,
     status_html,
     style_figure,
@@ -67,13 +68,11 @@ def ring_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
     """Each group's virtual nodes on the ring (one row per group) and the keys above them."""
     valid.instance("kv", kv, ShardedKV)
     check_names("keys", keys, none=True)
-    import plotly.graph_objects as go
-
     cfg = kv.directory.config
     ring = cfg.ring
     size = ring.ring_size
     colors = _colors(kv)
-    fig = go.Figure()
+    fig = new_figure()
     for g in cfg.groups:
         xs = [p / size for p, owner in ring.points() if owner == g]
         fig.add_scatter(x=xs, y=[g] * len(xs), mode="markers", name=f"{g} virtual nodes",

@@ -42,37 +42,34 @@ def _xy(point: int, ring_size: int, radius: float) -> tuple[float, float]:
 
 
 def _ring_traces(
-    ring: HashRing, keys: Sequence[str], moved: set[str], colors: Mapping[str, str]
+    ring: HashRing, keys: Sequence[str], moved: set[str], colors: Mapping[str, str], slots: Sequence[str] = ()
 ) -> list[dict]:
-    """Trace specs (dicts) for the ring: outline, one trace per node, keys, moved keys."""
+    """Scatter specs (dicts) for the ring: the outline, one trace per node, the keys, the keys that moved.
+
+    ``slots``: the nodes a widget keeps a trace for, in a fixed order (a node not on the ring gets an
+    empty one, out of the legend), so that every redraw updates the same traces in place.
+    """
     size = ring.ring_size
     cx, cy = zip(*(_xy(i, 180, _VNODE_R) for i in range(181)), strict=True)
-    outline = {
-        "x": list(cx),
-        "y": list(cy),
-        "mode": "lines",
-        "line": {"color": "#DDDDDD", "width": 1},
-        "name": "ring",
-    }
+    outline = {"x": list(cx), "y": list(cy), "mode": "lines", "line": {"color": "#DDDDDD", "width": 1},
+               "name": "ring", "showlegend": False, "hoverinfo": "skip"}  # fmt: skip
     traces: list[dict] = [outline]
-    per_node: dict[str, list[tuple[float, float, int]]] = {n: [] for n in ring.nodes}
-    # Smaller diamonds when the circle is crowded, so one node's colour does not hide the others.
-    size_vnode = max(4, 10 - len(ring.points()) // 150)
+    per_node: dict[str, list[int]] = {n: [] for n in slots or ring.nodes}
     for point, owner in ring.points():
-        per_node[owner].append((*_xy(point, size, _VNODE_R), point))
+        per_node[owner].append(point)
+    # Smaller diamonds when the circle is crowded, so one node's colour does not hide the others.
+    diamond = {"size": max(4, 10 - len(ring.points()) // 150), "symbol": "diamond"}
 
-    def spec(points: Sequence[tuple[float, float]], name: str, marker: dict, text: list[str]) -> dict:
-        return {
-            "x": [p[0] for p in points],
-            "y": [p[1] for p in points],
-            "name": name,
-            "marker": marker,
-            "text": text,
-        }
+    def spec(xy: list[tuple[float, float]], name: str, marker: dict, text: list[str], **extra: Any) -> dict:
+        return {"x": [p[0] for p in xy], "y": [p[1] for p in xy], "name": name, "marker": marker, "text": text,
+                "mode": "markers", "hoverinfo": "text", **extra}  # fmt: skip
 
-    for node, pts in per_node.items():
-        text = [f"{node}: virtual node at {p[2] / size:.4f} of the ring" for p in pts]
-        traces.append(spec(pts, node, {"color": colors[node], "size": size_vnode, "symbol": "diamond"}, text))
+    for node, points in per_node.items():
+        xy = [_xy(p, size, _VNODE_R) for p in points]
+        text = [f"{node}: virtual node at {p / size:.4f} of the ring" for p in points]
+        marker = {"color": colors[node], **(diamond if node in ring else {})}
+        extra = {"showlegend": node in ring, "legendgroup": node} if slots else {}
+        traces.append(spec(xy, node, marker, text, **extra))
     key_xy = [_xy(ring.key_hash(k), size, _KEY_R) for k in keys]
     owners = [ring.node_for(k) for k in keys]
     text = [f"{k} on {o}" for k, o in zip(keys, owners, strict=True)]
@@ -103,14 +100,9 @@ def ring_figure(
     check_names("moved", moved)
     check_title(title, none=False)
     valid.instance("ring", ring, HashRing)
-    import plotly.graph_objects as go
-
-    colors = node_colors(ring.nodes)
-    fig = go.Figure(layout={"colorway": list(PALETTE)})
-    for spec in _ring_traces(ring, list(keys), set(moved), colors):
-        fig.add_trace(go.Scatter(mode=spec.pop("mode", "markers"), hoverinfo="text", **spec))
-    fig.data[0].showlegend = False
-    fig.data[0].hoverinfo = "skip"
+    fig = new_figure(colorway=list(PALETTE))
+    for spec in _ring_traces(ring, list(keys), set(moved), node_colors(ring.nodes)):
+        fig.add_scatter(**spec)
     style_figure(fig, title=title, xaxis="", yaxis="", height=520)
     _square_axes(fig)
     return fig
@@ -339,25 +331,13 @@ class RingWidget(Widget):
         """(Re)draw every trace; the number and order of traces never change, so updates are in place."""
         import plotly.graph_objects as go
 
-        specs = _ring_traces(self.ring, self.keys, set(self.moved), self.colors)
-        outline, node_specs, key_spec, moved_spec = specs[0], specs[1:-2], specs[-2], specs[-1]
-        by_name = {s["name"]: s for s in node_specs}
         loads = self.loads()
         arrived = dict.fromkeys(loads, 0)
         for key in self.moved:
             arrived[self.assignment[key]] += 1
         names = list(loads)
         kept = [loads[n] - arrived[n] for n in names]
-        wanted: list[dict] = [dict(outline, showlegend=False, hoverinfo="skip")]
-        for node in self.pool:
-            spec = by_name.get(node)
-            if spec is None:  # not on the ring: keep an empty, hidden slot for it
-                spec = {"x": [], "y": [], "text": [], "name": node, "marker": {"color": self.colors[node]}}
-            wanted.append(
-                dict(spec, mode="markers", hoverinfo="text", showlegend=node in by_name, legendgroup=node)
-            )
-        wanted.append(dict(key_spec, mode="markers", hoverinfo="text"))
-        wanted.append(dict(moved_spec, mode="markers", hoverinfo="text"))
+        wanted = _ring_traces(self.ring, self.keys, set(self.moved), self.colors, slots=self.pool)
         colors = [self.colors[n] for n in names]
         hatched = {"shape": "/", "fgcolor": _MOVED_COLOR, "solidity": 0.5}
         bars = [

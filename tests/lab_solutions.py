@@ -36,6 +36,13 @@ BUGS: dict[str, list[tuple[str, str, str]]] = {
             "        self.voted_for = m.candidate_id\n",
         )
     ],
+    "counting a vote granted in an earlier term": [
+        (
+            "nb09-vote-reply",
+            "if self.role is Role.CANDIDATE and m.term == self.current_term and m.vote_granted:",
+            "if self.role is Role.CANDIDATE and m.vote_granted:",
+        )
+    ],
     "committing an earlier term's entry by counting replicas": [
         ("nb09-commit", " and self.log.term(n) == self.current_term", ""),
     ],

@@ -38,6 +38,7 @@ SOLUTION = lab_solutions.solution()
 EXPECTED = {
     "voting twice in a term": {ELECTION_SAFETY},
     "not persisting voted_for before replying": {ELECTION_SAFETY},
+    "counting a vote granted in an earlier term": {ELECTION_SAFETY},
     "committing an earlier term's entry by counting replicas": {
         LEADER_COMPLETENESS,
         STATE_MACHINE_SAFETY,
@@ -60,7 +61,7 @@ EXPECTED = {
 def test_the_notebook_solution_passes_every_scenario_on_the_default_seeds():
     report = raft_lab.run("all", SOLUTION, progress=False, quiet=True)
     assert report.passed, str(report)
-    assert [r.part for r in report.results].count("election") == 3 and len(report.results) == 15
+    assert [r.part for r in report.results].count("election") == 4 and len(report.results) == 16
     assert all(r.seeds_run == r.seeds_planned for r in report.results)
 
 
@@ -108,6 +109,35 @@ def test_a_leader_without_a_committed_entry_is_told_who_committed_it_and_when():
         server
     ]  # Figure 8: a leader of a later term counted an earlier term's replicas
     assert leader["role"] == "leader" and leader["term"] > term
+    # The first view already shows that commit, marked on its server, not only after stepping back to it.
+    start, end = view.window()
+    assert (
+        start < when < v.time <= end
+        and len(v.earlier) == 1
+        and v.earlier[0][::2] == (server, f"{server} commits entry {index}")
+    )
+    fig = view.figure()
+    mark = next(t for t in fig.data if t.name == "where it started")
+    assert list(mark.x) == [v.earlier[0][1]] and list(mark.y) == [view.nodes.index(server)]
+    assert any(a.text == f"{server} commits entry {index}" for a in fig.layout.annotations)
+
+
+def test_a_vote_counted_in_a_later_term_is_caught_and_each_fault_of_its_schedule_is_needed():
+    bug = lab_solutions.planted("counting a vote granted in an earlier term")
+    failure = raft_lab.run("late vote replies", bug, seeds=1, progress=False, quiet=True).failures[0]
+    assert failure.shown_violation.property is ELECTION_SAFETY and failure.shown_violation.node == "n1"
+    assert failure.schedule == failure.faults and len(failure.faults) == 5  # nothing to shrink away
+    for i in range(5):  # 1-minimal: leave any one fault out and the bug goes unseen
+        fewer = failure.faults[:i] + failure.faults[i + 1 :]
+        assert raft_lab.replay(bug, "late vote replies", 0, fewer).violation.property.name == "(none)", i
+    view = failure.show()  # the step where it broke: n1, candidate of term 2, hears a "yes" of term 1
+    event = view.events[view.steps[view.step]]
+    assert (
+        event.node == "n1"
+        and event.src == "n3"
+        and (event.message.term, event.message.vote_granted) == (1, True)
+    )
+    assert view.states()["n1"]["term"] == 2 and view.states()["n2"]["role"] == "leader"
 
 
 def test_a_result_no_sequential_execution_explains_is_reported_where_the_client_got_it():
@@ -149,7 +179,7 @@ def test_an_empty_server_runs_to_the_end_and_says_what_is_not_written():
         pass
 
     report = raft_lab.run("election", Empty, progress=False, quiet=True)
-    assert [r.passed for r in report.results] == [False, False, False]
+    assert [r.passed for r in report.results] == [False] * 4
     assert report.failures[0].shown_violation.property is LEADER_ELECTED
     assert any("start_election (part election)" in n for n in report.notes)
 
@@ -230,7 +260,7 @@ def test_tripwires_stop_the_reference_while_grading_and_restore_it():
 
 def test_grading_the_solution_passes_on_hidden_seeds(capsys):
     raft_lab.grade("election", SOLUTION, seeds=range(1000, 1002))
-    assert "✓ graded run of election: 3 scenarios passed" in capsys.readouterr().out
+    assert "✓ graded run of election: 4 scenarios passed" in capsys.readouterr().out
 
 
 # -- the picture ---------------------------------------------------------------------------

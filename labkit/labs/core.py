@@ -103,6 +103,9 @@ class Violation(AssertionError):
 
     Scripts and checks raise it with :meth:`Trial.fail`; the trial fills in
     the virtual ``time`` and the trace position ``event`` where it was seen.
+    ``earlier`` names events before it that it stems from, as (node, time,
+    what), e.g. the commit of an entry a later leader lacks: the failure
+    picture marks them and opens with them in view.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class Violation(AssertionError):
         node: str | None = None,
         time: float | None = None,
         event: int | None = None,
+        earlier: tuple[tuple[str, float, str], ...] = (),
     ) -> None:
         super().__init__(f"{prop.name}: {detail}")
         self.property = prop
@@ -120,9 +124,10 @@ class Violation(AssertionError):
         self.node = node
         self.time = time
         self.event = event
+        self.earlier = tuple(earlier)
 
     def __reduce__(self) -> tuple:  # keep everything across processes (sweeps)
-        return (_violation, (self.property, self.detail, self.node, self.time, self.event))
+        return (_violation, (self.property, self.detail, self.node, self.time, self.event, self.earlier))
 
     def describe(self) -> str:
         """One line: the property, what broke it, where and when."""
@@ -135,8 +140,8 @@ class Violation(AssertionError):
         return f"{self.property.name}: {self.detail}{suffix}"
 
 
-def _violation(prop: Property, detail: str, node: Any, time: Any, event: Any) -> Violation:
-    return Violation(prop, detail, node=node, time=time, event=event)
+def _violation(prop: Property, detail: str, node: Any, time: Any, event: Any, earlier: Any = ()) -> Violation:
+    return Violation(prop, detail, node=node, time=time, event=event, earlier=earlier)
 
 
 def _no_faults(rng: random.Random) -> list[Fault]:

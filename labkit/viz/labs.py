@@ -12,7 +12,9 @@ event, and draws:
   says);
 * the faults of the schedule as dotted lines, labelled;
 * the violation as a red star on the node and at the moment where it was
-  first seen, with the property's name.
+  first seen, with the property's name; the earlier events it stems from
+  (e.g. the commit of an entry a later leader lacks) as open red diamonds,
+  labelled, and in view from the start.
 
 A slider steps through the run one event at a time: the diagram grows up to
 that event, a cursor marks it, and a table below shows every node's state at
@@ -195,6 +197,22 @@ class FailureView(Widget):
             shapes.append(vline(t, _FAULT_COLOR, "dot", 1.2))
             notes.append(_label(t, what, _FAULT_COLOR))
         shapes.append(vline(until, "#333333", "solid", 1.2))
+        cause = [
+            (t, node, what) for node, t, what in getattr(v, "earlier", ()) if t <= until and node in lane
+        ]
+        if cause:  # where the violation started, e.g. an entry's commit that a later leader lacks
+            notes += [_label(t, what, BAD_COLOR) for t, _node, what in cause]
+            fig.add_trace(
+                go.Scatter(
+                    x=[t for t, _, _ in cause],
+                    y=[lane[node] for _, node, _ in cause],
+                    mode="markers",
+                    marker={"color": BAD_COLOR, "size": 14, "symbol": "diamond-open", "line": {"width": 2}},
+                    name="where it started",
+                    hovertext=[html.escape(f"{what} at t = {t:.3f} s") for t, _, what in cause],
+                    hoverinfo="text",
+                )
+            )
         if v is not None and v.time is not None:
             shapes.append(vline(v.time, BAD_COLOR, "dash", 1.2))
             notes.append(_label(v.time, f"✗ {v.property.name}", BAD_COLOR))
@@ -211,10 +229,12 @@ class FailureView(Widget):
                     )
                 )
         fig.layout.shapes = shapes
-        fig.layout.annotations = _spread(notes)
-        fig.update_xaxes(range=list(self.window(step)))
+        window = self.window(step)
+        fig.layout.annotations = notes = _spread(notes, window)
+        fig.update_xaxes(range=list(window))
         legend_below(fig)
-        fig.update_layout(margin={"t": 90, "b": 120}, height=max(360, 190 + 55 * len(self.nodes)))
+        top = 80 + max((n["yshift"] for n in notes), default=0)  # the title stays above the stacked labels
+        fig.update_layout(margin={"t": top, "b": 120}, height=max(360, 100 + top + 55 * len(self.nodes)))
         return fig
 
     def window(self, step: int | None = None) -> tuple[float, float]:
@@ -239,6 +259,9 @@ class FailureView(Widget):
             busy = [i for i in self.steps[: self.step + 1] if self.events[i].kind is not Kind.START]
             start = self.events[busy[-_EVENTS_SHOWN:][0]].time if busy else 0.0
         start = max(0.0, min(start, end - _MIN_WINDOW), end - _WINDOW)
+        cause = [t for _node, t, _what in getattr(v, "earlier", ()) if t <= end]
+        if cause:  # what the violation stems from is in view too, however long before
+            start = min(start, min(cause) - 0.02 * (end - min(cause)) - 1e-3)
         # A margin on both sides, so that no marker is cut in half at an edge of the plot.
         margin = 0.04 * (end - start) + 1e-3
         return max(0.0, start - margin), end + 2 * margin
@@ -305,18 +328,25 @@ def _label(x: float, text: str, color: str) -> dict[str, Any]:
     }
 
 
-def _spread(notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Stack labels that would overlap (close in time) on rows above the plot."""
+def _spread(notes: list[dict[str, Any]], window: tuple[float, float]) -> list[dict[str, Any]]:
+    """The labels inside ``window``, those that would overlap (close in time) stacked on rows above the plot.
+
+    A label is about a quarter of the plot wide: two closer than that go on different rows.
+    """
+    start, end = window
+    close = 0.27 * (end - start)
     out = []
     last_x: list[float] = []
     for note in sorted(notes, key=lambda n: n["x"]):
+        if not start <= note["x"] <= end:
+            continue
         row = 0
-        while row < len(last_x) and note["x"] - last_x[row] < 0.25:
+        while row < len(last_x) and note["x"] - last_x[row] < close:
             row += 1
         if row == len(last_x):
             last_x.append(note["x"])
         else:
             last_x[row] = note["x"]
-        note["yshift"] = 14 * min(row, 3)
+        note["yshift"] = 14 * min(row, 5)
         out.append(note)
     return out

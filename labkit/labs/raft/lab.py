@@ -53,18 +53,23 @@ def _log_text(log: RaftLog, runs: int = 5) -> str:
     return text if len(out) <= runs else "…, " + text
 
 
-def _where_committed(detail: str, first_commit: dict[int, tuple[str, float]]) -> str:
-    """``detail`` of a violation about a committed entry, plus who committed it first and when.
+def _where_committed(detail: str, first_commit: dict[int, tuple[str, float]]) -> tuple[str, tuple]:
+    """``detail`` of a violation about a committed entry, plus who committed it first and when; and that
+    commit as the violation's ``earlier`` event (node, time, what).
 
     A leader that lacks a committed entry shows where it went wrong only at the election; the commit
     itself (too early, or by counting replicas of an earlier term, Figure 8) happened before. Saying
-    when lets the learner step back to it.
+    when, and drawing it in the picture's first view, lets the learner see both ends at once.
     """
-    found = re.search(r"lacks committed entry (\d+)", detail)
-    if found is None or int(found.group(1)) not in first_commit:
-        return detail
-    server, when = first_commit[int(found.group(1))]
-    return f"{detail}; {server} committed it first, at t = {when:.3f} s"
+    found = re.search(
+        r"lacks committed entry (\d+)|committed index (\d+) with|applied .* at index (\d+), another", detail
+    )
+    index = next((int(g) for g in found.groups() if g), None) if found else None
+    if index is None or index not in first_commit:
+        return detail, ()
+    server, when = first_commit[index]
+    earlier = ((server, when, f"{server} commits entry {index}"),)
+    return f"{detail}; {server} committed it first, at t = {when:.3f} s", earlier
 
 
 class RaftLab(Lab):
@@ -115,9 +120,8 @@ class RaftLab(Lab):
             except InvariantViolation as exc:
                 text = str(exc)
                 prop = next(p for prefix, p in MONITOR_PREFIXES.items() if text.startswith(prefix))
-                raise Violation(
-                    prop, _where_committed(text.split(": ", 1)[1], first_commit), node=node_id
-                ) from None
+                detail, earlier = _where_committed(text.split(": ", 1)[1], first_commit)
+                raise Violation(prop, detail, node=node_id, earlier=earlier) from None
             # Commit needs a majority (§5.3): checked when a server's commit index grows.
             commit = min(node.commit_index, node.log.last_index)
             seen, checked = commits.get(node_id, (None, 0))

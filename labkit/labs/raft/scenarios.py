@@ -5,7 +5,7 @@ learner's servers) plus a fault schedule for each seed. The scripts check
 properties that do not depend on the schedule ("while a majority can talk,
 one of them leads within 2 s"), so a shrunk schedule is still a fair test.
 
-Part **election** (§5.2): ``initial election``, ``re-election``, ``many elections``.
+Part **election** (§5.2): ``initial election``, ``re-election``, ``many elections``, ``late vote replies``.
 Part **replication** (§5.3, §5.4): ``basic agreement``, ``agreement with failures``,
 ``no agreement without a majority``, ``concurrent submits``, ``rejoin``, ``backup``,
 ``random faults``.
@@ -335,6 +335,24 @@ def many_elections(trial: Trial) -> None:
     settle(trial)
 
 
+def late_votes_faults(rng: random.Random) -> list[Fault]:
+    return [
+        Fault(0.05, "slow", ("n3", "n1", 0.1)),  # n3's replies take 100 ms to reach n1 ...
+        Fault(0.05, "slow", ("n2", "n1", 1.0)),  # ... and n2's a whole second: n1 hears nothing of n2
+        Fault(0.1, "campaign", "n1"),  # n1 asks for votes in term 1; n3 grants, its reply is on the way
+        Fault(0.12, "campaign", "n2"),  # n2 campaigns in term 2, n3 grants: n2 leads term 2
+        Fault(0.13, "campaign", "n1"),  # n1 campaigns in term 2 too, then n3's term-1 "yes" arrives
+    ]
+
+
+def late_votes(trial: Trial) -> None:
+    """A vote granted in term 1 reaches its candidate when it already campaigns in term 2: it must not count."""
+    trial.run_until(0.5)
+    for src in ("n2", "n3"):
+        trial.act("slow", (src, "n1", 0.005))
+    settle(trial)
+
+
 # ---------------------------------------------------------------------------
 # Part 2: log replication
 # ---------------------------------------------------------------------------
@@ -626,6 +644,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              about="a cut-off or crashed leader is replaced; a deposed leader steps down (§5.2)"),
     Scenario("many elections", "election", many_elections, many_elections_faults, seeds=10,
              about="servers come and go, rivals campaign at once: one leader per term (§5.2)"),
+    Scenario("late vote replies", "election", late_votes, late_votes_faults, seeds=3, options={"n": 3},
+             about="a vote granted in an earlier term arrives late: it does not count (§5.2, Figure 2)"),
     Scenario("basic agreement", "replication", basic_agreement, seeds=5,
              about="commands are applied by every server, in order (§5.3)"),
     Scenario("agreement with failures", "replication", agreement_with_failures, failures_faults, seeds=10,

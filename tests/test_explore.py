@@ -279,3 +279,26 @@ def test_a_walk_takes_over_a_paused_simulator_run():
     walk.do(deliver)
     assert len(walk.messages()) < len(flying) + 3 and walk.violations() == []
     assert sim.in_flight() == flying  # the run itself is not changed
+
+
+def test_an_invariant_that_returns_false_says_in_which_state_and_that_it_returned_false():
+    from labkit.raft.node import Role
+
+    one_term = Bounds(limits={"term": 1}, duplicates=None)
+    at_start = bfs(protocols.raft(3), {"never": lambda state: False}, one_term, progress=False)
+    assert at_start.summary().endswith(
+        "explored 1 state (1 distinct), depth 0, "
+        f"{at_start.seconds:.2f} s: never violated in the start state, before any step: never returned False for "
+        "this state (n1: role follower, term 0; n2: role follower, term 0; n3: role follower, term 0; "
+        "0 messages in flight); return a list of what is wrong to be told why."
+    )
+
+    def no_candidate(state) -> bool:
+        return all(s.role is not Role.CANDIDATE for s in state.live().values())
+
+    later = bfs(protocols.raft(3), {"no candidate": no_candidate}, one_term, progress=False)
+    assert str(later.violation).startswith(
+        "no candidate violated after 1 step: no candidate returned False for this state (n1: role candidate, "
+        "term 1; n2: role follower, term 0; n3: role follower, term 0; 2 messages in flight)"
+    )
+    assert "explored 2 states (2 distinct)" in later.summary()

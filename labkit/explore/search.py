@@ -82,7 +82,10 @@ def check_state(state: State, invariants: list[tuple[str, Invariant]]) -> tuple[
         if verdict is True or verdict is None:
             continue
         if verdict is False:
-            return name, f"{name} does not hold"
+            return (
+                name,
+                f"{name} returned False for this state ({_brief(state)}); return a list of what is wrong to be told why",
+            )
         if isinstance(verdict, str):
             if verdict:
                 return name, verdict
@@ -94,6 +97,25 @@ def check_state(state: State, invariants: list[tuple[str, Invariant]]) -> tuple[
             continue
         raise TypeError(f"invariant {name!r} must return a bool or a list of what is wrong, got {verdict!r}")
     return None
+
+
+def _brief(state: State) -> str:
+    """A few words on each node of ``state`` (the first two columns its model's ``describe`` shows) and on
+    the messages in flight."""
+    space = getattr(state, "space", None)
+    describe = space.model.describe if space is not None else None
+    parts = []
+    for nid, node in state.nodes.items():
+        cols = list(describe(node).items())[:2] if describe is not None and node is not None else []
+        shown = ", ".join(f"{k} {v}" for k, v in cols) if cols else ("up" if node is not None else "down")
+        parts.append(f"{nid}: {shown}")
+    flying = len(state.in_flight)
+    return "; ".join(parts) + f"; {flying} message{'s' * (flying != 1)} in flight"
+
+
+def where(steps: int) -> str:
+    """Where a run of ``steps`` steps ends, in words: "in the start state" or "after 3 steps"."""
+    return "in the start state, before any step" if steps == 0 else f"after {steps} step{'s' * (steps != 1)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +138,9 @@ class Violation:
 
     def __str__(self) -> str:
         steps = "\n".join(f"  {i:>2}. {a}" for i, a in enumerate(self.actions, 1))
-        return f"{self.invariant} violated after {len(self.actions)} steps: {self.reason}\n{steps}"
+        return f"{self.invariant} violated {where(len(self.actions))}: {self.reason}" + (
+            f"\n{steps}" if steps else ""
+        )
 
 
 def without_name(invariant: str, message: str) -> str:
@@ -165,7 +189,8 @@ class Result:
         """One paragraph in words."""
         how = f"{self.strategy}{' with symmetry reduction' if self.symmetry else ''}"
         head = (
-            f"{self.model.name}, {how}, bounds: {self.bounds}: explored {self.explored:,} states "
+            f"{self.model.name}, {how}, bounds: {self.bounds}: explored {self.explored:,} "
+            f"state{'s' * (self.explored != 1)} "
             f"({self.distinct:,} distinct), depth {self.depth}, {self.seconds:.2f} s"
         )
         if self.violation is None:
@@ -173,7 +198,9 @@ class Result:
                 "" if self.exhausted else " (search stopped before exhausting them)"
             )
         else:
-            tail = f"{self.violation.invariant} violated after {len(self.violation)} steps: {self.violation.reason}"
+            tail = (
+                f"{self.violation.invariant} violated {where(len(self.violation))}: {self.violation.reason}"
+            )
         return f"{head}: {tail}."
 
     def __str__(self) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from labkit import validation as valid
 from labkit.explore import Action, Model, Result, Space
 from labkit.explore.replay import trace_of
-from labkit.explore.search import without_name
+from labkit.explore.search import where, without_name
 from labkit.explore.walk import Walk
 from labkit.viz.common import BAD_COLOR, OK_COLOR, Widget, button, check_title, legend_below, vline
 from labkit.viz.spacetime import spacetime_diagram
@@ -124,7 +124,7 @@ def counterexample_diagram(result: Result, *, title: str | None = None) -> Any:
     v = result.violation
     if v is None:
         raise ValueError("the search found no violation: there is no run to draw")
-    name = title or f"{result.model.name}: {v.invariant} broken after {len(v)} steps"
+    name = title or f"{result.model.name}: {v.invariant} broken {where(len(v))}"
     return run_diagram(result.space, v.actions, violation=(v.invariant, v.message), title=name)
 
 

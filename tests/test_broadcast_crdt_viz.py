@@ -111,14 +111,20 @@ def test_replica_diagram_marks_updates_and_merges_but_not_merges_that_change_no_
 def test_replicas_widget_text_story():
     w = ReplicasWidget(Doc.TEXT)
     assert w.converged() and w.values() == {"A": "hello world", "B": "hello world", "C": "hello world"}
-    w.partition()
+    assert w.summary().startswith("Network: connected. ")
+    w.partition()  # said at once, in words and in the title, before any edit shows it
+    assert w.converged() and w.summary().startswith(
+        "Network: A is cut off from B and C, so an edit reaches only"
+    )
+    assert w.figure().layout.title.text.endswith("(A cut off from B and C)")
     w.edit("A", "hello brave world")
     w.edit("B", "Hello world!")
-    assert not w.converged() and "A is cut off" in w.summary()
+    assert not w.converged() and w.summary().endswith("The replicas differ: heal to merge them.")
     assert w.values()["C"] == "Hello world!"  # B's side gossips among itself
     w.heal()
     assert w.converged() and set(w.values().values()) == {"Hello brave world!"}
     assert "All replicas agree." in w.summary() and w.discarded() == ()
+    assert w.summary().startswith("Network: connected. ") and "cut off" not in w.figure().layout.title.text
 
 
 def test_replicas_widget_lww_names_the_write_it_threw_away_and_mv_keeps_both():

@@ -297,16 +297,21 @@ class ReplicasWidget(Widget):
             lost.update(self.sim.node(r).state.discarded)
         return tuple(sorted(lost))
 
+    def partitioned(self) -> bool:
+        """True while A is cut off from B and C."""
+        return len(self.sim.partitions) > 1
+
     def summary(self) -> str:
+        cut = self.partitioned()
+        text = "Network: A is cut off from B and C, " if cut else "Network: connected. "
+        if cut:  # said at once, before any edit shows it
+            text += "so an edit reaches only its own side until you heal. "
         parts = [f"{r} reads {self.shown(r)!r}" for r in self.REPLICAS]
-        text = "; ".join(parts) + ". "
-        cut = len(self.sim.partitions) > 1
+        text += "; ".join(parts) + ". "
         if self.converged():
             text += "All replicas agree."
         else:
-            text += "The replicas differ" + (
-                " (A is cut off: heal to merge)." if cut else " (gossip is on its way)."
-            )
+            text += "The replicas differ" + (": heal to merge them." if cut else " (gossip is on its way).")
         lost = self.discarded()
         if lost:
             text += f" Last writer wins threw away {', '.join(map(repr, lost))}."
@@ -318,7 +323,7 @@ class ReplicasWidget(Widget):
     # -- the view ------------------------------------------------------------------
     def figure(self, figure: Any = None) -> Any:
         check_figure(figure)
-        cut = " (partitioned)" if len(self.sim.partitions) > 1 else ""
+        cut = " (A cut off from B and C)" if self.partitioned() else ""
         return replica_diagram(self.sim, title=f"Three replicas of a {self.doc.value}{cut}", figure=figure)
 
     def _build_ui(self) -> Any:

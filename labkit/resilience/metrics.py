@@ -12,6 +12,7 @@ value is the exact time average, not a sample.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from typing import Any
 
 from labkit import validation as valid
@@ -44,10 +45,10 @@ class ServiceStats:
     def __init__(self, name: str, bucket: float, workers: int) -> None:
         self.name = name
         self.bucket = _check_bucket(bucket)
-        self.counts: dict[int, list[int]] = {}
+        self.counts: defaultdict[int, list[int]] = defaultdict(lambda: [0] * _NCOUNT)
         self.latencies: dict[int, list[float]] = {}
         # bucket -> [queue area, busy area, workers area] in item-seconds
-        self.areas: dict[int, list[float]] = {}
+        self.areas: defaultdict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
         # (dependency, since, breaker): every breaker this service ever had, in
         # order; breaker None from the moment the dependency had none any more
         # (breakers switched off, or the service crashed)
@@ -59,11 +60,7 @@ class ServiceStats:
 
     def row(self, now: float) -> list[int]:
         """The counters of the bucket holding time ``now`` (created on demand)."""
-        i = int(now / self.bucket)
-        r = self.counts.get(i)
-        if r is None:
-            r = self.counts[i] = [0] * _NCOUNT
-        return r
+        return self.counts[int(now / self.bucket)]
 
     def retire_breakers(self, now: float) -> None:
         """From ``now`` on, the service's current breakers no longer guard its calls."""
@@ -89,9 +86,7 @@ class ServiceStats:
                     end = min(now, (i + 2) * b)
                     i += 1
                 dt = end - t
-                a = areas.get(i)
-                if a is None:
-                    a = areas[i] = [0.0, 0.0, 0.0]
+                a = areas[i]
                 a[0] += q * dt
                 a[1] += k * dt
                 a[2] += w * dt

@@ -274,14 +274,9 @@ class ChainModel:
     def _store_policies(
         self, policies: Policies | Mapping[str, Policies], services: Iterable[str] | None
     ) -> list[str]:
-        if isinstance(policies, Policies):
-            names = list(self.specs) if services is None else list(services)
-            for n in names:
-                self._check_service(n)
-                self.policies[n] = policies
-            return names
-        valid.instance("policies", policies, (Policies, Mapping))
-        for n, p in policies.items():
+        if isinstance(policies, Policies):  # the same policies for ``services`` (None: all)
+            policies = dict.fromkeys(self.specs if services is None else services, policies)
+        for n, p in valid.instance("policies", policies, (Policies, Mapping)).items():
             self._check_service(n)
             self.policies[n] = valid.instance(f"policies[{n!r}]", p, Policies)
         return list(policies)

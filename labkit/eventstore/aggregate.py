@@ -170,10 +170,8 @@ class Repository(Generic[A]):
         valid.integer("at_version", at_version, ge=0, none=True)
         cls = self.aggregate_cls
         snap = self.snapshots.latest(aggregate_id, at_version) if self.snapshots is not None else None
-        usable = snap is not None and (snap.aggregate_type, snap.snapshot_schema) == (
-            cls.__name__,
-            cls.snapshot_schema,
-        )
+        ours = (cls.__name__, cls.snapshot_schema)  # a snapshot of another class or schema is ignored
+        usable = snap is not None and (snap.aggregate_type, snap.snapshot_schema) == ours
         agg = cls.from_snapshot(snap) if usable else cls(aggregate_id)
         snap_version = snap.version if usable else 0
         payloads = self.store.read_payloads(aggregate_id, from_version=agg.version, to_version=at_version)

@@ -225,8 +225,7 @@ def measure_load_times(
     from labkit.eventstore.snapshots import SQLiteSnapshotStore
     from labkit.eventstore.sqlite import Durability, SQLiteEventStore
 
-    if not os.path.isdir(directory):
-        raise ValueError(f"directory must be an existing folder, got {directory!r}")
+    valid.require(os.path.isdir(directory), "directory", "an existing folder", directory)
     for i, n in enumerate(valid.non_empty("lengths", lengths, "list of stream lengths")):
         valid.integer(f"lengths[{i}]", n, ge=2)
     valid.integer("snapshot_every", snapshot_every, ge=1)

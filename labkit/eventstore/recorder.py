@@ -257,10 +257,8 @@ def encode_events(events: Iterable[NewEvent]) -> list[EncodedEvent]:
         valid.string(f"events[{i}].type", event.type)
         valid.integer(f"events[{i}].schema_version", event.schema_version, ge=1)
         what = f"events[{i}] (type {event.type!r})"
-        data, metadata = (
-            _encode_mapping(event.data, f"{what} data"),
-            _encode_mapping(event.metadata, f"{what} metadata"),
-        )
+        data = _encode_mapping(event.data, f"{what} data")
+        metadata = _encode_mapping(event.metadata, f"{what} metadata")
         encoded.append(EncodedEvent(event.type, data, event.schema_version, metadata))
     if not encoded:
         raise ValueError("events must contain at least one NewEvent, got an empty batch")
@@ -308,13 +306,9 @@ class EventStore(ABC):
         self._require_open()
         valid.string("stream_id", stream_id)
         valid.integer("expected_version", expected_version, ge=0)
-        meta_json = None
-        if stream_metadata is not None:
-            if expected_version != 0:
-                raise ValueError(
-                    "stream_metadata is only allowed when creating a stream (expected_version=0)"
-                )
-            meta_json = _encode_mapping(stream_metadata, "stream_metadata")
+        if stream_metadata is not None and expected_version != 0:
+            raise ValueError("stream_metadata is only allowed when creating a stream (expected_version=0)")
+        meta_json = None if stream_metadata is None else _encode_mapping(stream_metadata, "stream_metadata")
         encoded = encode_events(events)
         return self._append(stream_id, encoded, expected_version, meta_json)
 

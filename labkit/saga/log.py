@@ -225,11 +225,8 @@ class SagaLog:
         return [(s, SagaStatus(st)) for s, st in rows]
 
     def unfinished(self) -> list[str]:
-        """Ids of the sagas that are neither completed nor aborted."""
-        rows = self._conn.execute(
-            "SELECT saga_id FROM sagas WHERE status = ? ORDER BY saga_id", (SagaStatus.RUNNING.value,)
-        ).fetchall()
-        return [r[0] for r in rows]
+        """Ids of the sagas that are neither completed nor aborted, in id order."""
+        return [saga_id for saga_id, status in self.sagas() if status is SagaStatus.RUNNING]
 
     def __repr__(self) -> str:
         return f"SagaLog({self.path!r}, writes={self.writes})"

@@ -38,11 +38,7 @@ class InMemoryEventStore(EventStore):
         self._stream_metadata: dict[str, str] = {}
 
     def _append(
-        self,
-        stream_id: str,
-        events: list[EncodedEvent],
-        expected_version: int,
-        stream_metadata_json: str | None,
+        self, stream_id: str, events: list[EncodedEvent], expected_version: int, meta_json: str | None
     ) -> list[RecordedEvent]:
         with self._lock:
             stream = self._streams.get(stream_id)
@@ -53,7 +49,7 @@ class InMemoryEventStore(EventStore):
             # Nothing above can fail half-way through the batch; the two extends are the commit.
             if stream is None:
                 stream = self._streams[stream_id] = []
-                self._stream_metadata[stream_id] = stream_metadata_json or "{}"
+                self._stream_metadata[stream_id] = meta_json or "{}"
             stream.extend(new_rows)
             self._rows.extend(new_rows)
         return decode_rows(new_rows)

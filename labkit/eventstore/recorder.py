@@ -416,13 +416,9 @@ class EventStore(ABC):
     # ------------------------------------------------------------- backend hooks
     @abstractmethod
     def _append(
-        self,
-        stream_id: str,
-        events: list[EncodedEvent],
-        expected_version: int,
-        stream_metadata_json: str | None,
+        self, stream_id: str, events: list[EncodedEvent], expected_version: int, meta_json: str | None
     ) -> list[RecordedEvent]:
-        """Atomically check the version and write all of ``events`` (already validated)."""
+        """Atomically check the version and write ``events`` (validated) and a new stream's ``meta_json``."""
 
     @abstractmethod
     def _read(self, stream_id: str, from_version: int, to_version: int | None) -> list[RecordedEvent]: ...

@@ -179,11 +179,7 @@ class SQLiteEventStore(EventStore):
         cur.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def _append(
-        self,
-        stream_id: str,
-        events: list[EncodedEvent],
-        expected_version: int,
-        stream_metadata_json: str | None,
+        self, stream_id: str, events: list[EncodedEvent], expected_version: int, meta_json: str | None
     ) -> list[RecordedEvent]:
         with self._lock, WriteTransaction(self._conn) as cur:
             # Only for a claim beyond the stream's end; "someone wrote first" is caught by UNIQUE below.
@@ -200,8 +196,8 @@ class SQLiteEventStore(EventStore):
                 raise ConcurrencyError(
                     stream_id, expected_version, self._version_in(cur, stream_id)
                 ) from None
-            if stream_metadata_json is not None:  # only for a new stream: inside the same transaction
-                cur.execute("INSERT OR REPLACE INTO streams VALUES (?, ?)", (stream_id, stream_metadata_json))
+            if meta_json is not None:  # only for a new stream: inside the same transaction
+                cur.execute("INSERT OR REPLACE INTO streams VALUES (?, ?)", (stream_id, meta_json))
         return decode_rows(rows)
 
     @staticmethod

@@ -176,12 +176,7 @@ class RetryBudget:
     __slots__ = ("ratio", "min_per_second", "window", "_clock", "_requests", "_retries", "granted", "refused")
 
     def __init__(
-        self,
-        ratio: float,
-        min_per_second: float = 1.0,
-        window: float = 10.0,
-        *,
-        clock: Callable[[], float],
+        self, ratio: float, min_per_second: float = 1.0, window: float = 10.0, *, clock: Callable[[], float]
     ) -> None:
         self.ratio = valid.number("ratio", ratio, ge=0, le=10, note="retries per request")
         self.min_per_second = valid.number("min_per_second", min_per_second, ge=0, unit="retries/s")

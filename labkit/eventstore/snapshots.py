@@ -48,7 +48,7 @@ class SnapshotStore(ABC):
         return self._latest(stream_id, max_version)
 
     @abstractmethod
-    def _save(self, snapshot: Snapshot, state_json: str) -> None: ...
+    def _save(self, snap: Snapshot, state_json: str) -> None: ...
 
     @abstractmethod
     def _latest(self, stream_id: str, max_version: int | None) -> Snapshot | None: ...
@@ -66,17 +66,11 @@ class SQLiteSnapshotStore(SQLiteTable, SnapshotStore):
         "snapshot_schema INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (stream_id, version))"
     )
 
-    def _save(self, snapshot: Snapshot, state_json: str) -> None:
+    def _save(self, snap: Snapshot, state_json: str) -> None:
         with self._lock:
             self._conn.execute(  # one statement: its own transaction in autocommit mode
                 "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)",
-                (
-                    snapshot.stream_id,
-                    snapshot.version,
-                    snapshot.aggregate_type,
-                    snapshot.snapshot_schema,
-                    state_json,
-                ),
+                (snap.stream_id, snap.version, snap.aggregate_type, snap.snapshot_schema, state_json),
             )
 
     def _latest(self, stream_id: str, max_version: int | None) -> Snapshot | None:

@@ -227,10 +227,8 @@ class CircuitBreaker:
         Returns ``True`` if the outcome counted, ``False`` if it was stale
         (admitted before the latest transition; see the module docstring).
         """
-        if type(admission) is not Admission:
-            raise TypeError(f"admission must be the Admission that allow() returned, got {admission!r}")
-        if type(ok) is not bool:
-            raise TypeError(f"ok must be True (the call succeeded) or False, got {ok!r}")
+        valid.instance("admission", admission, Admission)  # the ticket allow() returned
+        valid.boolean("ok", ok)  # True: the call succeeded
         if admission.generation != self.generation:
             if admission.generation > self.generation:
                 raise ValueError(

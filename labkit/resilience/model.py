@@ -151,7 +151,10 @@ class ChainModel:
                             f"service {name!r} calls {dep!r}, which is not one of {sorted(self.specs)}"
                         )
         self.entry = next(iter(self.specs))
-        self._base = {name: (spec.latency, spec.failure_rate) for name, spec in self.specs.items()}
+        # Each service's own latency and failure rate, which a fault overrides while it lasts.
+        self._base = {
+            name: {"latency": s.latency, "failure_rate": s.failure_rate} for name, s in self.specs.items()
+        }
         self.slow_latency = as_latency(slow_latency, "slow_latency")
         self.faults: dict[str, Fault] = {name: Fault.NONE for name in self.specs}
         self.policies: dict[str, Policies] = {name: Policies() for name in self.specs}
@@ -231,19 +234,21 @@ class ChainModel:
     def set_fault(self, service: str, fault: Fault | str) -> None:
         """Put ``service`` into ``fault`` now (``Fault.NONE`` heals it)."""
         self._check_service(service)
-        fault = Fault(valid.one_of("fault", fault, [f.value for f in Fault]))
-        spec = self.specs[service]
-        latency, failure_rate = self._base[service]
-        spec.latency = self.slow_latency if fault is Fault.SLOW else latency
-        spec.failure_rate = 1.0 if fault is Fault.ERRORING else failure_rate
+        fault = self.faults[service] = Fault(valid.one_of("fault", fault, [f.value for f in Fault]))
+        self._apply_fault(service)
         was_down = not self.sim.is_up(service)
         if fault is Fault.DOWN and not was_down:
             self.sim.crash(service)
-            self.stats[service].gauges(self.now, 0, 0, spec.workers)
+            self.stats[service].gauges(self.now, 0, 0, self.specs[service].workers)
             self.stats[service].retire_breakers(self.now)
         elif fault is not Fault.DOWN and was_down:
             self.sim.restart(service)
-        self.faults[service] = fault
+
+    def _apply_fault(self, service: str) -> None:
+        """Set the spec's latency and failure rate: the fault's while one lasts, else the service's own."""
+        spec, fault, base = self.specs[service], self.faults[service], self._base[service]
+        spec.latency = self.slow_latency if fault is Fault.SLOW else base["latency"]
+        spec.failure_rate = 1.0 if fault is Fault.ERRORING else base["failure_rate"]
 
     def update_service(self, service: str, **changes: Any) -> None:
         """Change spec fields of ``service`` now (``workers``, ``queue_limit``, ``latency``, ``failure_rate``)."""
@@ -254,20 +259,12 @@ class ChainModel:
             raise ValueError(f"can change only {sorted(allowed)}, got {sorted(unknown)}")
         spec = self.specs[service]
         new = ServiceSpec(**{**spec.__dict__, **changes})  # validates
-        base_latency, base_failure_rate = self._base[service]
+        base = self._base[service]
         for key in changes:
             setattr(spec, key, getattr(new, key))
-        # A fault in progress wins over the new base values until it is healed:
-        # a slow service stays slow, an erroring one keeps failing.
-        if "latency" in changes:
-            base_latency = new.latency
-            if self.faults[service] is Fault.SLOW:
-                spec.latency = self.slow_latency
-        if "failure_rate" in changes:
-            base_failure_rate = new.failure_rate
-            if self.faults[service] is Fault.ERRORING:
-                spec.failure_rate = 1.0
-        self._base[service] = (base_latency, base_failure_rate)
+            if key in base:
+                base[key] = getattr(new, key)
+        self._apply_fault(service)  # a slow service stays slow, an erroring one keeps failing
         if self.sim.is_up(service):
             self.sim.call(service, lambda node, ctx: node.respec(ctx))
 

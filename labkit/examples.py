@@ -115,12 +115,9 @@ class Client(Node):
     ) -> None:
         super().__init__(node_id)
         self.server = valid.string("server", server)
-        valid.integer("requests", requests, ge=0, le=MAX_NODES_OR_REQUESTS)
-        valid.number("timeout", timeout, gt=0, unit="seconds")
-        valid.integer("max_attempts", max_attempts, ge=1)
-        self.requests = requests
-        self.timeout = timeout
-        self.max_attempts = max_attempts
+        self.requests = valid.integer("requests", requests, ge=0, le=MAX_NODES_OR_REQUESTS)
+        self.timeout = valid.number("timeout", timeout, gt=0, unit="seconds")
+        self.max_attempts = valid.integer("max_attempts", max_attempts, ge=1)
         self.current = 0  # request_id in flight; 0 before the first
         self.attempts = 0
         self.outcomes: dict[int, str] = {}

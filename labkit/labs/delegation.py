@@ -98,6 +98,7 @@ def problems(node: Any, reference: Reference, *, base: type) -> list[str]:
                 f"{node.__name__} subclasses {cls.__module__}.{cls.__name__}, which is {reference.what}: "
                 f"it must subclass {base.__name__} and write the rules itself"
             )
+            break  # one reason is enough (the reference's classes may build on one another)
     if not issubclass(node, base):
         out.append(f"{node.__name__} must subclass {base.__name__}, the lab's skeleton")
     for where, fn in _functions(node):

@@ -242,7 +242,7 @@ class RaftCluster:
         if name in self.ids:
             raise ValueError(f"name {name!r} is a server's id; pick another client name")
         if name not in self._clients:
-            ids, history, timeout = self._client_servers(), self.history, self.client_timeout
+            ids, history, timeout = self.ids, self.history, self.client_timeout
             reads_anywhere = Bug.STALE_READS in self.bugs
             self.sim.add_node(
                 name,
@@ -252,10 +252,6 @@ class RaftCluster:
             for nid in self._disconnected:
                 self._cut_off(nid, [name])
         return self._clients[name]
-
-    def _client_servers(self) -> tuple[str, ...]:
-        # Removed servers stay on the list: an answer from one may still be on its way.
-        return self.ids
 
     def operations(self) -> list[Any]:
         """``history`` as :class:`labkit.linearizability.Operation` records."""
@@ -273,18 +269,18 @@ class RaftCluster:
 
     def members(self) -> tuple[str, ...]:
         """The voters of the leader's committed configuration (the servers of the first one without a leader)."""
-        leader = self.leader()
-        if leader is None:
+        conf = self._committed()
+        if conf is None:
             return tuple(s for s in self.ids if s not in self.removed and s in self._first)
-        node = self.node(leader)
-        return node.membership.at(node.commit_index).voters
+        return conf.voters
 
-    def _committed(self, ok: Callable[[Configuration], bool]) -> bool:
+    def _committed(self) -> Configuration | None:
+        """The leader's committed configuration (None without a leader)."""
         leader = self.leader()
         if leader is None:
-            return False
+            return None
         node = self.node(leader)
-        return ok(node.membership.at(node.commit_index))
+        return node.membership.at(node.commit_index)
 
     def _operator(
         self,
@@ -369,7 +365,8 @@ class RaftCluster:
         self.events.append((self.sim.now, "add", node_id))
 
         def done() -> bool:
-            return self._committed(lambda c: node_id in c.voters)
+            conf = self._committed()
+            return conf is not None and node_id in conf.voters
 
         self._operator(
             lambda n, ctx: n.add_server(ctx, node_id),
@@ -412,7 +409,8 @@ class RaftCluster:
         self.events.append((self.sim.now, "remove", node_id))
 
         def done() -> bool:
-            return self.leader() != node_id and self._committed(lambda c: node_id not in c.members)
+            conf = self._committed()
+            return self.leader() != node_id and conf is not None and node_id not in conf.members
 
         def retire() -> None:
             self.removed.add(node_id)
@@ -448,9 +446,8 @@ class RaftCluster:
     def _servers_changed(self) -> None:
         if self.monitor is not None:
             self.monitor.servers = frozenset(self.ids)
-        servers = self._client_servers()
-        for name in self._clients:
-            self.sim.node(name).servers = servers  # type: ignore[attr-defined]
+        for name in self._clients:  # removed servers stay: an answer from one may still be on its way
+            self.sim.node(name).servers = self.ids  # type: ignore[attr-defined]
         for nid in self._disconnected:
             self._cut_off(nid, self.sim.nodes)
 

@@ -1,32 +1,34 @@
 """A Raft server as a sans-IO state machine (extended Raft paper, §5 and Figure 2).
 
-:class:`RaftNode` implements leader election (§5.2), log replication (§5.3)
-and the safety restrictions of §5.4: a vote only for a candidate whose log
-is at least as up-to-date (§5.4.1), and a leader counts replicas only for
-entries of its *current* term (§5.4.2, Figure 8). A new leader appends a
-no-op entry (§8) so that earlier entries commit as soon as possible.
-
-Read it beside Figure 2. Each handler is one box or one rule of the figure
-and quotes it; the mechanics live beside the rules: the log's append and
-truncate in :mod:`labkit.raft.log`, a leader's per-follower ``next_index`` /
-``match_index``, flow control and stale-reply filtering in
+:class:`RaftCore` is Figure 2 and nothing else: leader election (§5.2), log
+replication (§5.3) and the safety restrictions of §5.4: a vote only for a
+candidate whose log is at least as up-to-date (§5.4.1), and a leader counts
+replicas only for entries of its *current* term (§5.4.2, Figure 8). A new
+leader appends a no-op entry (§8) so that earlier entries commit as soon as
+possible. Read it beside Figure 2: each handler is one box or one rule of the
+figure and quotes it. The mechanics live beside the rules: the log's append
+and truncate in :mod:`labkit.raft.log`, a leader's per-follower
+``next_index`` / ``match_index``, flow control and stale-reply filtering in
 :mod:`labkit.raft.progress`. Deliberately broken variants for teaching are
 subclasses in :mod:`labkit.raft.bugs`; the checks of Figure 3 are in
 :mod:`labkit.raft.invariants`.
 
-What production Rafts add follows Figure 2, each part under its own heading
-below and switched by :class:`RaftConfig` where it changes behaviour (Ongaro's
-dissertation is cited as "diss."):
+What production Rafts add comes after the core, one mixin class each, switched
+by :class:`RaftConfig` where it changes behaviour (Ongaro's dissertation is
+cited as "diss."); each extends a few of the core's steps by overriding them
+and calling ``super()``, so the core's rules stay as the figure has them:
 
-* log compaction (§7, Figure 13): snapshots, InstallSnapshot
+* :class:`LogCompaction` (§7, Figure 13): snapshots and InstallSnapshot
   (``snapshot_threshold``; bookkeeping in :mod:`labkit.raft.snapshot`);
-* PreVote (diss. §9.6, ``pre_vote``) and CheckQuorum (diss. §6.2,
+* :class:`LeaderReads`: rounds of heartbeats, ReadIndex and leases (diss. §6.4,
+  ``read_mode``; mechanics in :mod:`labkit.raft.reads`);
+* :class:`PreVoteAndCheckQuorum` (diss. §9.6, §6.2, ``pre_vote``,
   ``check_quorum``, with the vote-refusal rule of diss. §4.2.3);
-* reads without the log: ReadIndex and leases (diss. §6.4, ``read_mode``;
-  mechanics in :mod:`labkit.raft.reads`);
-* membership changes one server at a time, new servers catching up as
+* :class:`MembershipChanges`: one server at a time, new servers catching up as
   learners (diss. chapter 4; mechanics in :mod:`labkit.raft.membership`);
-* leadership transfer (diss. §3.10).
+* :class:`LeadershipTransfer` (diss. §3.10).
+
+:class:`RaftNode` is the core with all of them.
 
 Durability (Figure 2, "Persistent state on all servers"): ``current_term``,
 ``voted_for`` and the log (and the latest snapshot) are written with
@@ -42,8 +44,8 @@ lately, a learner's catch-up round) is measured on the server's own clock,
 ``ctx.clock()``, which the simulator can skew and make drift.
 
 Dispatch follows etcd's raft: one table from message type to the method
-holding its rule, one from timer name to method; the role decides inside a
-handler only where Figure 2 itself distinguishes roles.
+holding its rule, one from timer name to method (each class adds its own);
+the role decides inside a handler only where Figure 2 itself distinguishes roles.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ from labkit.sim import Context, Node
 
 __all__ = [
     "RaftConfig",
+    "RaftCore",
     "RaftNode",
     "ReadMode",
     "Role",
@@ -198,45 +201,35 @@ class RaftConfig:
         return self.election_timeout[0] * (1 - d) / (1 + d)
 
 
-class RaftNode(Node):
-    """One Raft server. Field names follow Figure 2.
+class RaftCore(Node):
+    """One Raft server with the rules of Figure 2 only. Field names follow Figure 2.
 
     Persistent: ``current_term``, ``voted_for``, ``log`` (a 1-based
-    :class:`RaftLog`) and ``snapshot`` (the latest, or None; §7).
-    Volatile: ``commit_index``, ``last_applied``; on leaders ``progress``, one
-    :class:`~labkit.raft.progress.Progress` per peer holding its ``next_index``
-    and ``match_index``. Also kept: ``role``, ``leader_id`` (who this server
-    believes leads, for client redirects), ``state_machine`` and ``applied``
-    (the commands of the log this server applied since it started: no-ops and
-    configurations left out, and none the snapshot replaced).
+    :class:`RaftLog`). Volatile: ``commit_index``, ``last_applied``; on
+    leaders ``progress``, one :class:`~labkit.raft.progress.Progress` per peer
+    holding its ``next_index`` and ``match_index``. Also kept: ``role``,
+    ``leader_id`` (who this server believes leads, for client redirects),
+    ``state_machine`` and ``applied`` (the commands of the log this server
+    applied since it started, no-ops left out).
 
-    Membership (diss. §4): ``peers`` are the other servers of the latest
-    configuration in the log, ``voters`` those that vote (this server may be
-    one), ``quorum`` a majority of the voters. The first configuration is
-    ``peers`` as given to the constructor; a server that is not in it starts
-    outside the cluster, waiting to be added (diss. §4.2.1).
+    The cluster is ``peers`` as given to the constructor: ``voters`` all of
+    them, ``peers`` the others, ``quorum`` a majority (:class:`MembershipChanges`
+    lets them change).
     """
 
     # Each message type and timer with the method holding its rule. Subclasses
-    # (the teaching bugs, a learner's variant) override methods; the tables follow.
+    # (the extensions, the teaching bugs, a learner's variant) add rules or
+    # override methods; the tables follow.
     MESSAGE_RULES: ClassVar[dict[type, str]] = {
         RequestVote: "handle_request_vote",
         RequestVoteReply: "handle_request_vote_reply",
         AppendEntries: "handle_append_entries",
         AppendEntriesReply: "handle_append_entries_reply",
         ClientRequest: "handle_client_request",
-        InstallSnapshot: "handle_install_snapshot",
-        InstallSnapshotReply: "handle_install_snapshot_reply",
-        PreVote: "handle_pre_vote",
-        PreVoteReply: "handle_pre_vote_reply",
-        TimeoutNow: "handle_timeout_now",
     }
     TIMER_RULES: ClassVar[dict[str, str]] = {
         ELECTION_TIMER: "handle_election_timeout",
         HEARTBEAT_TIMER: "send_heartbeats",
-        SNAPSHOT_TIMER: "take_snapshot",
-        QUORUM_TIMER: "check_quorum",
-        TRANSFER_TIMER: "abort_transfer",
     }
     _on_message: ClassVar[dict[type, Callable[..., None]]]
     _on_timer: ClassVar[dict[str, Callable[..., None]]]
@@ -247,8 +240,13 @@ class RaftNode(Node):
 
     @classmethod
     def _bind_rules(cls) -> None:
-        cls._on_message = {t: getattr(cls, name) for t, name in cls.MESSAGE_RULES.items()}
-        cls._on_timer = {t: getattr(cls, name) for t, name in cls.TIMER_RULES.items()}
+        messages: dict[type, str] = {}
+        timers: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            messages.update(vars(klass).get("MESSAGE_RULES", {}))
+            timers.update(vars(klass).get("TIMER_RULES", {}))
+        cls._on_message = {t: getattr(cls, name) for t, name in messages.items()}
+        cls._on_timer = {t: getattr(cls, name) for t, name in timers.items()}
 
     def __init__(
         self,
@@ -258,47 +256,42 @@ class RaftNode(Node):
         state_machine: Callable[[], StateMachine] = KVStore,
     ) -> None:
         super().__init__(node_id)
-        # peers: the servers of the first configuration; config: a RaftConfig; state_machine: a factory.
+        # peers: the servers of the cluster; config: a RaftConfig; state_machine: a factory.
         if isinstance(peers, (str, bytes)) or not isinstance(peers, Iterable):
             raise valid.ArgumentTypeError(
                 f"peers must be a collection of server ids, got {valid.shown(peers)}"
             )
         servers = tuple(dict.fromkeys(valid.string("peers[i]", p) for p in peers))
         self.config = valid.instance("config", config, RaftConfig, none=True) or RaftConfig()
-        self._watch_leader = self.config.pre_vote or self.config.check_quorum
         if not callable(state_machine):
             raise valid.ArgumentTypeError(
                 f"state_machine must be a factory, got {valid.shown(state_machine)}"
             )
-        self.membership = Membership(Configuration(servers))
-        self.voters: tuple[str, ...] = ()
-        self.is_voter = False
-        self.peers: tuple[str, ...] = ()
-        self.quorum = 1
-        self._use_configuration()
+        self.use_servers(Configuration(servers))
         # Persistent state (loaded in on_start).
         self.current_term = 0
         self.voted_for: str | None = None
         self.log = RaftLog()
-        self.snapshot: Snapshot | None = None
         # Volatile state. Invariant: last_applied <= commit_index.
         self.commit_index = 0
         self.last_applied = 0
         self.role = Role.FOLLOWER
         self.leader_id: str | None = None
-        self.leader_contact = -1e18  # when this server last heard from leader_id (its clock)
         self.votes: set[str] = set()
-        self.pre_votes: set[str] = set()  # while asking for pre-votes (diss. §9.6)
         # Leader state, reinitialized after election.
         self.progress: dict[str, Progress] = {}
         self._voter_progress: list[Progress] = []
         self._waiting: dict[int, tuple[str, int, int]] = {}  # log index -> (client, seq, term)
-        self.rounds = Rounds(0.0)  # rounds of heartbeats (diss. §6.4)
-        self.reads = ReadQueue()  # reads answered without the log
-        self.catching_up: dict[str, CatchUp] = {}  # learners being brought up to date (diss. §4.2.1)
-        self.transfer: str | None = None  # the server leadership is being handed to (diss. §3.10)
         self.state_machine: StateMachine = state_machine()
         self.applied: list[Any] = []
+
+    def use_servers(self, conf: Configuration) -> None:
+        """Who votes (``voters``, this server among them or not), who gets the log (``peers``) and
+        how many make a majority (``quorum``)."""
+        self.voters = conf.voters
+        self.is_voter = self.node_id in conf.voters
+        self.peers = tuple(s for s in conf.members if s != self.node_id)
+        self.quorum = len(conf.voters) // 2 + 1
 
     @property
     def next_index(self) -> dict[str, int]:
@@ -310,39 +303,24 @@ class RaftNode(Node):
         """Figure 2's ``matchIndex[]`` (leaders): for each peer, the highest entry known replicated on it."""
         return {p: pr.match_index for p, pr in self.progress.items()}
 
-    @property
-    def configuration(self) -> Configuration:
-        """The latest configuration in this server's log, committed or not (diss. §4.1)."""
-        return self.membership.current
-
     # ------------------------------------------------------------------
     # Driver entry points
     # ------------------------------------------------------------------
     def on_start(self, ctx: Context) -> None:
-        """Boot or reboot: recover the persistent state, start as a follower (§5.2).
-
-        With a snapshot (§7) the state machine starts from it, and everything
-        it replaced counts as committed and applied.
-        """
+        """Boot or reboot: recover the persistent state, start as a follower (§5.2)."""
         st = ctx.storage
         self.current_term = st.get("current_term", 0)
         self.voted_for = st.get("voted_for")
-        self.snapshot, self.log = snapshots.load_log(st)
-        if self.snapshot is not None:
-            s = self.snapshot
-            self.state_machine.restore(s.state)
-            self.commit_index = self.last_applied = s.last_included_index
-            self.membership.restored(s.configuration, s.last_included_index, self.log)
-        else:
-            self.membership.logged(1, self.log)
-        self._use_configuration()
+        self.recover_log(st)
         self._note_role(ctx)
         self.reset_election_timer(ctx)
 
+    def recover_log(self, storage: Any) -> None:
+        """The log as persisted: entries 1 to ``log_length``."""
+        length = storage.get("log_length", 0)
+        self.log = RaftLog(storage[("log", i)] for i in range(1, length + 1))
+
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:
-        # Diss. §4.2.3 (with CheckQuorum): a vote request while a leader is heard is ignored, term and all.
-        if type(msg) is RequestVote and self.ignores_vote_request(ctx, msg):
-            return
         # Rules for Servers, All Servers: "If RPC request or response contains
         # term T > currentTerm: set currentTerm = T, convert to follower (§5.1)".
         term = getattr(msg, "term", None)
@@ -356,15 +334,10 @@ class RaftNode(Node):
     def on_timer(self, ctx: Context, name: str) -> None:
         self._on_timer[name](self, ctx)
 
-    # ------------------------------------------------------------------
-    # Public operations (called through Simulator.call)
-    # ------------------------------------------------------------------
     def submit(self, ctx: Context, command: Any) -> tuple[int, int] | None:
         """Append ``command`` if this server leads: ``(index, term)``, else ``None`` (§5.3).
-
-        A leader handing its leadership over takes nothing new (diss. §3.10).
-        """
-        if self.role is not Role.LEADER or self.transfer is not None:
+        Called through ``Simulator.call``."""
+        if self.role is not Role.LEADER:
             return None
         return self.append_new_entry(ctx, command), self.current_term
 
@@ -375,7 +348,7 @@ class RaftNode(Node):
         """Candidates: "On conversion to candidate, start election" (Figure 2, §5.2).
 
         Increment currentTerm; vote for self; reset election timer; send
-        RequestVote RPCs to all other servers (the voters; diss. §4). After a
+        RequestVote RPCs to all other servers (the voters). After a
         TimeoutNow (``transfer``), the requests say the leader asked for it
         (diss. §3.10).
         """
@@ -384,7 +357,6 @@ class RaftNode(Node):
         self.voted_for = self.node_id
         self.leader_id = None
         self.votes = {self.node_id}
-        self.pre_votes = set()
         self._waiting.clear()
         ctx.persist("current_term", self.current_term)
         ctx.persist("voted_for", self.voted_for)
@@ -402,18 +374,8 @@ class RaftNode(Node):
     def handle_election_timeout(self, ctx: Context) -> None:
         """Followers and candidates: "If election timeout elapses without receiving AppendEntries
         RPC from current leader or granting vote to candidate: convert to candidate" (Figure 2);
-        a candidate whose election times out starts a new one.
-
-        With ``pre_vote`` a pre-vote comes first (diss. §9.6). A server that is
-        not a voter never campaigns (diss. §4.2.1).
-        """
-        if self.role is Role.LEADER:
-            return
-        if not self.is_voter:
-            self.reset_election_timer(ctx)
-        elif self.config.pre_vote:
-            self.start_pre_vote(ctx)
-        else:
+        a candidate whose election times out starts a new one."""
+        if self.role is not Role.LEADER:
             self.start_election(ctx)
 
     def reset_election_timer(self, ctx: Context) -> None:
@@ -474,32 +436,24 @@ class RaftNode(Node):
             ctx.persist("current_term", term)
             ctx.persist("voted_for", None)
         self.role = Role.FOLLOWER
-        self.pre_votes = set()
         self._waiting.clear()  # clients retry; another leader will answer
         self._note_role(ctx)
         if was_leader:
             self.leader_id = None
-            self.reads.clear()
-            self.catching_up.clear()
-            self.transfer = None
-            for timer in (HEARTBEAT_TIMER, QUORUM_TIMER, TRANSFER_TIMER):
-                ctx.cancel_timer(timer)
+            self.stop_leading(ctx)
             self.reset_election_timer(ctx)
+
+    def stop_leading(self, ctx: Context) -> None:
+        """A leader steps down: no more heartbeats."""
+        ctx.cancel_timer(HEARTBEAT_TIMER)
 
     def become_leader(self, ctx: Context) -> None:
         """Leaders: "Upon election: send initial empty AppendEntries RPCs (heartbeat) to each server"
-        (Figure 2), with ``nextIndex`` just past the leader's last entry and ``matchIndex`` 0.
-        With ``noop`` the first AppendEntries carries the new term's no-op entry (§8)."""
+        (Figure 2). With ``noop`` the first AppendEntries carries the new term's no-op entry (§8)."""
         # Invariant: called only by a candidate holding votes from a majority of current_term.
         self.role = Role.LEADER
         self.leader_id = self.node_id
-        self.progress = {p: Progress(self.log.last_index + 1, self.config.max_inflight) for p in self.peers}
-        self._voter_progress = [self.progress[v] for v in self.voters if v in self.progress]
-        self.rounds = Rounds(ctx.clock())
-        self.reads.clear()
-        self.transfer = None
-        now = ctx.clock()
-        self.catching_up = {s: CatchUp(s, self.log.last_index, now) for s in self.configuration.learners}
+        self.init_leader_state(ctx)
         ctx.cancel_timer(ELECTION_TIMER)
         self._note_role(ctx)
         if self.config.noop:
@@ -508,8 +462,12 @@ class RaftNode(Node):
             for p in self.peers:
                 self.send_append_entries(ctx, p)
         ctx.set_timer(HEARTBEAT_TIMER, self.config.heartbeat_interval)
-        if self.config.check_quorum:
-            ctx.set_timer(QUORUM_TIMER, self.config.heartbeat_interval)
+
+    def init_leader_state(self, ctx: Context) -> None:
+        """Figure 2, "Volatile state on leaders (Reinitialized after election)": ``nextIndex`` just
+        past the leader's last entry and ``matchIndex`` 0 for each peer."""
+        self.progress = {p: Progress(self.log.last_index + 1, self.config.max_inflight) for p in self.peers}
+        self._voter_progress = [self.progress[v] for v in self.voters if v in self.progress]
 
     def _note_role(self, ctx: Context) -> None:
         ctx.note("role", role=self.role.value, term=self.current_term)
@@ -522,103 +480,64 @@ class RaftNode(Node):
 
         Followers with no AppendEntries on its way get it at once; for the
         others it travels with the next message (:mod:`labkit.raft.progress`).
-        A configuration takes effect as soon as it is in the log (diss. §4.1).
         """
         self.log.append((LogEntry(self.current_term, command),))
         index = self.log.last_index
-        self._persist_log(ctx, index)
-        if type(command) is Configuration:
-            self.membership.logged(index, self.log[index:])
-            self.use_configuration(ctx)
+        self.persist_log(ctx, index)
         for p, pr in self.progress.items():
             if not pr.busy:
                 self.send_append_entries(ctx, p)
         self.advance_commit_index(ctx)  # a cluster of one commits alone
         return index
 
+    def append_entries(self, prev: int, entries: tuple[LogEntry, ...]) -> AppendEntries:
+        """The AppendEntries RPC carrying ``entries`` after index ``prev`` (Figure 2, arguments)."""
+        return AppendEntries(
+            self.current_term, self.node_id, prev, self.log.term(prev), entries, self.commit_index
+        )
+
     def send_append_entries(self, ctx: Context, peer: str) -> None:
         """Leaders: "If last log index >= nextIndex for a follower: send AppendEntries RPC
-        with log entries starting at nextIndex" (at most ``max_entries`` of them, §5.3).
-
-        If the entries it needs were compacted, the follower gets the snapshot (§7).
-        """
+        with log entries starting at nextIndex" (at most ``max_entries`` of them, §5.3)."""
         pr = self.progress[peer]
-        if pr.next_index <= self.log.snapshot_index:
-            self.send_snapshot(ctx, peer)
-            return
         prev = pr.next_index - 1
         entries = self.log.entries(pr.next_index, self.config.max_entries)
-        ctx.send(
-            peer,
-            AppendEntries(
-                self.current_term,
-                self.node_id,
-                prev,
-                self.log.term(prev),
-                entries,
-                self.commit_index,
-                self.rounds.current,
-            ),
-        )
+        ctx.send(peer, self.append_entries(prev, entries))
         pr.sent(prev, len(entries), ctx.now)
 
-    def send_heartbeats(self, ctx: Context) -> None:
-        """Leaders: send AppendEntries "during idle periods to prevent election timeouts (§5.2)".
+    def send_heartbeat(self, ctx: Context, peer: str) -> None:
+        """An AppendEntries without entries: the same consistency check at ``nextIndex - 1``, and
+        the commit index."""
+        ctx.send(peer, self.append_entries(self.progress[peer].next_index - 1, ()))
 
-        Each heartbeat begins a new round (diss. §6.4): the answers keep the
-        leader's lease and CheckQuorum's count of recent contact fresh.
-        """
+    def send_heartbeats(self, ctx: Context) -> None:
+        """Leaders: send AppendEntries "during idle periods to prevent election timeouts (§5.2)"."""
         if self.role is not Role.LEADER:
             return
-        self.start_round(ctx)
         self.broadcast_append_entries(ctx)
         ctx.set_timer(HEARTBEAT_TIMER, self.config.heartbeat_interval)
 
     def broadcast_append_entries(self, ctx: Context) -> None:
-        """An AppendEntries to every follower now.
-
-        A follower with entries (or a snapshot) on their way gets an empty one
-        (the same consistency check, and the commit index); the others get
-        what they lack, which also resends a message presumed lost.
-        """
+        """An AppendEntries to every follower now: a heartbeat to one with entries on their way,
+        what it lacks to the others (which also resends a message presumed lost)."""
         now, interval = ctx.now, self.config.heartbeat_interval
         for p, pr in self.progress.items():
             if pr.awaiting_answer(now, interval):
-                prev = max(pr.next_index - 1, self.log.snapshot_index)
-                ctx.send(
-                    p,
-                    AppendEntries(
-                        self.current_term,
-                        self.node_id,
-                        prev,
-                        self.log.term(prev),
-                        (),
-                        self.commit_index,
-                        self.rounds.current,
-                    ),
-                )
+                self.send_heartbeat(ctx, p)
             else:
                 self.send_append_entries(ctx, p)
 
     def handle_append_entries_reply(self, ctx: Context, src: str, m: AppendEntriesReply) -> None:
         """Leaders (Figure 2): "If successful: update nextIndex and matchIndex for follower (§5.3).
-        If AppendEntries fails because of log inconsistency: decrement nextIndex and retry (§5.3)."
-
-        Any answer to this term's request also shows ``src`` still follows
-        this leader (diss. §6.4).
-        """
+        If AppendEntries fails because of log inconsistency: decrement nextIndex and retry (§5.3).\""""
         if self.role is not Role.LEADER or m.term != self.current_term:
             return
         pr = self.progress.get(src)
         if pr is None:  # no longer in the configuration
             return
-        if m.round > self.rounds.confirmed and m.request_term == self.current_term:
-            self.acknowledged(ctx, src, m.round)  # (an answer to a confirmed round adds nothing)
         if m.success:
             if pr.update(m.match_index):
-                self.advance_commit_index(ctx)
-                if self.catching_up or self.transfer is not None:
-                    self.log_grew(ctx, src)
+                self.replicated(ctx, src)
             if pr.ready_for_more(m.match_index, self.log.last_index):
                 self.send_append_entries(ctx, src)
         elif pr.answers_probe(m, self.current_term):  # a stale failure is ignored
@@ -627,6 +546,10 @@ class RaftNode(Node):
                 self.log.retry_index(m.conflict_index, m.conflict_term), self.log.last_index
             )
             self.send_append_entries(ctx, src)
+
+    def replicated(self, ctx: Context, peer: str) -> None:
+        """``matchIndex`` of ``peer`` went up: the commit rule may now hold further on."""
+        self.advance_commit_index(ctx)
 
     def advance_commit_index(self, ctx: Context) -> None:
         """Leaders: "If there exists an N such that N > commitIndex, a majority of matchIndex[i] >= N,
@@ -642,8 +565,6 @@ class RaftNode(Node):
         if n > self.commit_index and self.may_commit(n):
             self.commit_index = n
             self.apply_committed(ctx)
-            if self.catching_up or not self.is_voter:
-                self.configuration_committed(ctx)
 
     def may_commit(self, index: int) -> bool:
         """Figure 8 (§5.4.2): an entry of an earlier term is committed only indirectly, by
@@ -673,10 +594,7 @@ class RaftNode(Node):
         # 3.-4. Delete conflicting entries, append any new ones not already in the log.
         first_written = self.log.maybe_append(prev, m.entries)
         if first_written:
-            self._persist_log(ctx, first_written)
-            # A configuration takes effect as soon as it is in the log, or leaves with it (diss. §4.1).
-            if self.membership.logged(first_written, m.entries[first_written - prev - 1 :]):
-                self.use_configuration(ctx)
+            self.persist_log(ctx, first_written)
         # 5. "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of
         #    last new entry)". Only ever raise it: a late message may name a last new entry
         #    below what this server already knows committed.
@@ -693,12 +611,9 @@ class RaftNode(Node):
         if self.role is not Role.FOLLOWER:
             self.become_follower(ctx, self.current_term)
         self.leader_id = leader_id
-        if self._watch_leader:  # only PreVote and CheckQuorum ask when the leader was last heard
-            self.leader_contact = ctx.clock()
-            self.pre_votes.clear()  # (a pre-vote under way is over: there is a leader)
         self.reset_election_timer(ctx)
 
-    def _persist_log(self, ctx: Context, first: int) -> None:
+    def persist_log(self, ctx: Context, first: int) -> None:
         """Write the log from index ``first`` to its end, and its length."""
         for i, entry in enumerate(self.log.entries(first), first):
             ctx.persist(("log", i), entry)
@@ -721,26 +636,13 @@ class RaftNode(Node):
             waiting = self._waiting.pop(self.last_applied, None)
             if waiting is not None and waiting[2] == entry.term:
                 ctx.send(waiting[0], ClientReply(waiting[1], True, result))
-        threshold = self.config.snapshot_threshold
-        if threshold is not None and snapshots.due(threshold, self.last_applied, self.log):
-            ctx.set_timer(SNAPSHOT_TIMER, 0.0)  # compaction runs as a step of its own (§7)
-        if self.reads.waiting:
-            self.answer_reads(ctx)
 
     def handle_client_request(self, ctx: Context, src: str, m: ClientRequest) -> None:
         """Leaders: "If command received from client: append entry to local log, respond after
         entry applied to state machine (§5.3)". Others name the leader they know (§8); a retried
-        command is answered from the state machine's session table, not applied twice (§8).
-
-        A leader handing over its leadership refuses (diss. §3.10); reads may skip
-        the log (``read_mode``, diss. §6.4).
-        """
-        if self.role is not Role.LEADER or self.transfer is not None:
-            hint = None if self.role is Role.LEADER else self.leader_id
-            ctx.send(src, ClientReply(m.seq, False, leader_hint=hint))
-            return
-        if self.config.read_mode is not ReadMode.LOG and self.state_machine.is_read(m.op):
-            self.serve_read(ctx, src, m)
+        command is answered from the state machine's session table, not applied twice (§8)."""
+        if self.role is not Role.LEADER:
+            ctx.send(src, ClientReply(m.seq, False, leader_hint=self.leader_id))
             return
         seen, result = self.state_machine.duplicate(m.client, m.seq)
         if seen:
@@ -750,9 +652,48 @@ class RaftNode(Node):
         self._waiting[self.log.last_index + 1] = (src, m.seq, self.current_term)
         self.append_new_entry(ctx, KVCommand(m.client, m.seq, m.op))
 
-    # ------------------------------------------------------------------
-    # Log compaction (§7, Figures 12 and 13)
-    # ------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.node_id!r}, {self.role.value}, term={self.current_term}, "
+            f"log={self.log.last_index}, commit={self.commit_index})"
+        )
+
+
+RaftCore._bind_rules()
+
+
+# ----------------------------------------------------------------------
+# What production Rafts add. Each class extends the core's steps through
+# super(); RaftNode, at the end, puts them together.
+# ----------------------------------------------------------------------
+class LogCompaction(RaftCore):
+    """Log compaction (§7, Figures 12 and 13): snapshots, and InstallSnapshot for followers that
+    lag behind. Persistent: ``snapshot``, the latest one (or None)."""
+
+    MESSAGE_RULES: ClassVar[dict[type, str]] = {
+        InstallSnapshot: "handle_install_snapshot",
+        InstallSnapshotReply: "handle_install_snapshot_reply",
+    }
+    TIMER_RULES: ClassVar[dict[str, str]] = {SNAPSHOT_TIMER: "take_snapshot"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.snapshot: Snapshot | None = None
+
+    def recover_log(self, storage: Any) -> None:
+        """With a snapshot the state machine starts from it, and everything it replaced counts as
+        committed and applied."""
+        self.snapshot, self.log = snapshots.load_log(storage)
+        if self.snapshot is not None:
+            self.state_machine.restore(self.snapshot.state)
+            self.commit_index = self.last_applied = self.snapshot.last_included_index
+
+    def apply_committed(self, ctx: Context) -> None:
+        super().apply_committed(ctx)
+        threshold = self.config.snapshot_threshold
+        if threshold is not None and snapshots.due(threshold, self.last_applied, self.log):
+            ctx.set_timer(SNAPSHOT_TIMER, 0.0)  # compaction runs as a step of its own (§7)
+
     def take_snapshot(self, ctx: Context) -> None:
         """§7: "Each server takes snapshots independently, covering just the committed entries in its
         log": the state machine's state at ``last_applied``, with the latest configuration as of that
@@ -778,9 +719,12 @@ class RaftNode(Node):
         count = sum(1 for e in self.log[first : last + 1] if not isinstance(e.command, RAFT_COMMANDS))
         del self.applied[:count]
 
-    def send_snapshot(self, ctx: Context, peer: str) -> None:
+    def send_append_entries(self, ctx: Context, peer: str) -> None:
         """Leaders (§7): "the leader must occasionally send snapshots to followers that lag behind",
         those whose next entry it has already discarded."""
+        if self.progress[peer].next_index > self.log.snapshot_index:
+            super().send_append_entries(ctx, peer)
+            return
         s = self.snapshot
         assert s is not None, "a log compacted without a snapshot"
         ctx.send(
@@ -796,6 +740,11 @@ class RaftNode(Node):
             ),
         )
         self.progress[peer].sent_snapshot(s.last_included_index, ctx.now)
+
+    def send_heartbeat(self, ctx: Context, peer: str) -> None:
+        # With a snapshot on its way, the check is at the snapshot's last entry at least.
+        prev = max(self.progress[peer].next_index - 1, self.log.snapshot_index)
+        ctx.send(peer, self.append_entries(prev, ()))
 
     def handle_install_snapshot(self, ctx: Context, src: str, m: InstallSnapshot) -> None:
         """InstallSnapshot RPC, receiver implementation (Figure 13).
@@ -842,85 +791,80 @@ class RaftNode(Node):
         if m.round > self.rounds.confirmed and m.request_term == self.current_term:
             self.acknowledged(ctx, src, m.round)
         if pr.update(m.last_included_index):
-            self.advance_commit_index(ctx)
-            self.log_grew(ctx, src)
+            self.replicated(ctx, src)
         if pr.ready_for_more(m.last_included_index, self.log.last_index):
             self.send_append_entries(ctx, src)
 
-    # ------------------------------------------------------------------
-    # PreVote (diss. §9.6)
-    # ------------------------------------------------------------------
-    def start_pre_vote(self, ctx: Context) -> None:
-        """Diss. §9.6, PreVote: before a real election, ask the voters whether they would vote for
-        this server in the next term; only if a majority says yes does it raise its term and
-        campaign. Its term stays put meanwhile, so a server that cannot win (cut off, or behind)
-        never drives the cluster's term up."""
-        self.pre_votes = {self.node_id}
-        self.reset_election_timer(ctx)
-        if self.has_quorum(self.pre_votes):
-            self.start_election(ctx)
-            return
-        req = PreVote(self.current_term + 1, self.node_id, self.log.last_index, self.log.last_term)
-        for p in self.voters:
-            if p != self.node_id:
-                ctx.send(p, req)
 
-    def handle_pre_vote(self, ctx: Context, src: str, m: PreVote) -> None:
-        """Diss. §9.6: a server agrees if the candidate's log is at least as up-to-date as its own
-        (§5.4.1) and it has not heard from a valid leader for at least a baseline election timeout
-        (§4.2.3 gives real votes the same heartbeat rule). It changes no state either way."""
-        grant = (
-            m.next_term > self.current_term
-            and not self.hears_from_leader(ctx)
-            and self._log_is_up_to_date(m.last_log_term, m.last_log_index)
+class LeaderReads(RaftCore):
+    """Rounds of heartbeats, and reads without the log (§8; diss. §6.4).
+
+    Each heartbeat begins a new round; every AppendEntries carries the current
+    round and every answer echoes it, so the leader learns when a majority
+    still followed it after a round began (:class:`~labkit.raft.reads.Rounds`).
+    That serves ReadIndex, the lease, CheckQuorum and the choice of whom to hand
+    leadership to.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rounds = Rounds(0.0)  # rounds of heartbeats (diss. §6.4)
+        self.reads = ReadQueue()  # reads answered without the log
+
+    def init_leader_state(self, ctx: Context) -> None:
+        super().init_leader_state(ctx)
+        self.rounds = Rounds(ctx.clock())
+        self.reads.clear()
+
+    def stop_leading(self, ctx: Context) -> None:
+        super().stop_leading(ctx)
+        self.reads.clear()
+
+    def append_entries(self, prev: int, entries: tuple[LogEntry, ...]) -> AppendEntries:
+        return AppendEntries(
+            self.current_term,
+            self.node_id,
+            prev,
+            self.log.term(prev),
+            entries,
+            self.commit_index,
+            self.rounds.current,
         )
-        ctx.send(src, PreVoteReply(self.current_term, grant, m.next_term))
 
-    def handle_pre_vote_reply(self, ctx: Context, src: str, m: PreVoteReply) -> None:
-        """Pre-candidates: with pre-votes from a majority, start the real election (diss. §9.6)."""
-        if not self.pre_votes or m.next_term != self.current_term + 1 or not m.vote_granted:
-            return
-        self.pre_votes.add(src)
-        if self.has_quorum(self.pre_votes):
-            self.start_election(ctx)
-
-    def hears_from_leader(self, ctx: Context) -> bool:
-        """Whether this server heard from a leader within the minimum election timeout (a leader hears itself)."""
+    def send_heartbeats(self, ctx: Context) -> None:
+        """Each heartbeat begins a new round (diss. §6.4): the answers keep the leader's lease and
+        CheckQuorum's count of recent contact fresh."""
         if self.role is Role.LEADER:
-            return True
-        return (
-            self.leader_id is not None and ctx.clock() - self.leader_contact < self.config.election_timeout[0]
-        )
+            self.start_round(ctx)
+        super().send_heartbeats(ctx)
 
-    # ------------------------------------------------------------------
-    # CheckQuorum (diss. §6.2) and disruptive servers (diss. §4.2.3)
-    # ------------------------------------------------------------------
-    def check_quorum(self, ctx: Context) -> None:
-        """Diss. §6.2, CheckQuorum: a leader steps down once an election timeout has passed without
-        a round of heartbeats that a majority of the cluster answered, so a leader cut off in a
-        minority stops accepting requests it can never commit."""
-        if self.role is not Role.LEADER:
-            return
-        if ctx.clock() - self.rounds.confirmed_at >= self.config.election_timeout[0]:
-            ctx.note("check-quorum", confirmed_at=self.rounds.confirmed_at)
-            self.become_follower(ctx, self.current_term)
-            return
-        ctx.set_timer(QUORUM_TIMER, self.config.heartbeat_interval)
+    def handle_append_entries_reply(self, ctx: Context, src: str, m: AppendEntriesReply) -> None:
+        """Any answer to this term's request also shows ``src`` still follows this leader (diss. §6.4)."""
+        if (
+            self.role is Role.LEADER
+            and m.term == m.request_term == self.current_term
+            and src in self.progress
+            and m.round > self.rounds.confirmed  # (an answer to a confirmed round adds nothing)
+        ):
+            self.acknowledged(ctx, src, m.round)
+        super().handle_append_entries_reply(ctx, src, m)
 
-    def ignores_vote_request(self, ctx: Context, m: RequestVote) -> bool:
-        """Diss. §4.2.3 (with ``check_quorum``): a server that has heard from a current leader within
-        the minimum election timeout neither updates its term nor grants its vote on a RequestVote,
-        unless the leader itself asked for the election (§3.10)."""
-        return (
-            self.config.check_quorum
-            and m.term > self.current_term
-            and not m.leadership_transfer
-            and self.hears_from_leader(ctx)
-        )
+    def handle_client_request(self, ctx: Context, src: str, m: ClientRequest) -> None:
+        """Reads may skip the log (``read_mode``, diss. §6.4)."""
+        if (
+            self.role is Role.LEADER
+            and self.config.read_mode is not ReadMode.LOG
+            and self.state_machine.is_read(m.op)
+        ):
+            self.serve_read(ctx, src, m)
+        else:
+            super().handle_client_request(ctx, src, m)
 
-    # ------------------------------------------------------------------
-    # Reads without the log (§8; diss. §6.4)
-    # ------------------------------------------------------------------
+    def apply_committed(self, ctx: Context) -> None:
+        super().apply_committed(ctx)
+        if self.reads.waiting:
+            self.answer_reads(ctx)
+
     def serve_read(self, ctx: Context, src: str, m: ClientRequest) -> None:
         """Diss. §6.4, ReadIndex: (1) once it has committed an entry of its own term, the leader
         notes its commit index as the read index; (2) it makes sure no newer leader exists with a
@@ -970,9 +914,194 @@ class RaftNode(Node):
         the new leader's election does not wait (diss. §3.10, §6.4.1)."""
         return self.transfer is None and ctx.clock() < self.rounds.confirmed_at + self.config.lease_duration
 
-    # ------------------------------------------------------------------
-    # Membership changes, one server at a time (diss. chapter 4)
-    # ------------------------------------------------------------------
+
+class PreVoteAndCheckQuorum(RaftCore):
+    """PreVote (diss. §9.6) and CheckQuorum (diss. §6.2) with disruptive servers' votes refused
+    (diss. §4.2.3): a server that cannot win does not disrupt a working leader, and a leader that
+    lost its majority steps down."""
+
+    MESSAGE_RULES: ClassVar[dict[type, str]] = {
+        PreVote: "handle_pre_vote",
+        PreVoteReply: "handle_pre_vote_reply",
+    }
+    TIMER_RULES: ClassVar[dict[str, str]] = {QUORUM_TIMER: "check_quorum"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._watch_leader = self.config.pre_vote or self.config.check_quorum
+        self.leader_contact = -1e18  # when this server last heard from leader_id (its clock)
+        self.pre_votes: set[str] = set()  # while asking for pre-votes
+
+    def on_message(self, ctx: Context, src: str, msg: Any) -> None:
+        # Diss. §4.2.3 (with CheckQuorum): a vote request while a leader is heard is ignored, term and all.
+        if type(msg) is RequestVote and self.ignores_vote_request(ctx, msg):
+            return
+        super().on_message(ctx, src, msg)
+
+    def handle_election_timeout(self, ctx: Context) -> None:
+        """With ``pre_vote`` a pre-vote comes before the election (diss. §9.6)."""
+        if self.config.pre_vote and self.role is not Role.LEADER:
+            self.start_pre_vote(ctx)
+        else:
+            super().handle_election_timeout(ctx)
+
+    def start_election(self, ctx: Context, transfer: bool = False) -> None:
+        self.pre_votes = set()
+        super().start_election(ctx, transfer)
+
+    def become_follower(self, ctx: Context, term: int) -> None:
+        self.pre_votes = set()
+        super().become_follower(ctx, term)
+
+    def recognize_leader(self, ctx: Context, leader_id: str) -> None:
+        super().recognize_leader(ctx, leader_id)
+        if self._watch_leader:  # only PreVote and CheckQuorum ask when the leader was last heard
+            self.leader_contact = ctx.clock()
+            self.pre_votes.clear()  # (a pre-vote under way is over: there is a leader)
+
+    def become_leader(self, ctx: Context) -> None:
+        super().become_leader(ctx)
+        if self.config.check_quorum:
+            ctx.set_timer(QUORUM_TIMER, self.config.heartbeat_interval)
+
+    def stop_leading(self, ctx: Context) -> None:
+        super().stop_leading(ctx)
+        ctx.cancel_timer(QUORUM_TIMER)
+
+    def start_pre_vote(self, ctx: Context) -> None:
+        """Diss. §9.6, PreVote: before a real election, ask the voters whether they would vote for
+        this server in the next term; only if a majority says yes does it raise its term and
+        campaign. Its term stays put meanwhile, so a server that cannot win (cut off, or behind)
+        never drives the cluster's term up."""
+        self.pre_votes = {self.node_id}
+        self.reset_election_timer(ctx)
+        if self.has_quorum(self.pre_votes):
+            self.start_election(ctx)
+            return
+        req = PreVote(self.current_term + 1, self.node_id, self.log.last_index, self.log.last_term)
+        for p in self.voters:
+            if p != self.node_id:
+                ctx.send(p, req)
+
+    def handle_pre_vote(self, ctx: Context, src: str, m: PreVote) -> None:
+        """Diss. §9.6: a server agrees if the candidate's log is at least as up-to-date as its own
+        (§5.4.1) and it has not heard from a valid leader for at least a baseline election timeout
+        (§4.2.3 gives real votes the same heartbeat rule). It changes no state either way."""
+        grant = (
+            m.next_term > self.current_term
+            and not self.hears_from_leader(ctx)
+            and self._log_is_up_to_date(m.last_log_term, m.last_log_index)
+        )
+        ctx.send(src, PreVoteReply(self.current_term, grant, m.next_term))
+
+    def handle_pre_vote_reply(self, ctx: Context, src: str, m: PreVoteReply) -> None:
+        """Pre-candidates: with pre-votes from a majority, start the real election (diss. §9.6)."""
+        if not self.pre_votes or m.next_term != self.current_term + 1 or not m.vote_granted:
+            return
+        self.pre_votes.add(src)
+        if self.has_quorum(self.pre_votes):
+            self.start_election(ctx)
+
+    def hears_from_leader(self, ctx: Context) -> bool:
+        """Whether this server heard from a leader within the minimum election timeout (a leader hears itself)."""
+        if self.role is Role.LEADER:
+            return True
+        return (
+            self.leader_id is not None and ctx.clock() - self.leader_contact < self.config.election_timeout[0]
+        )
+
+    def check_quorum(self, ctx: Context) -> None:
+        """Diss. §6.2, CheckQuorum: a leader steps down once an election timeout has passed without
+        a round of heartbeats that a majority of the cluster answered, so a leader cut off in a
+        minority stops accepting requests it can never commit."""
+        if self.role is not Role.LEADER:
+            return
+        if ctx.clock() - self.rounds.confirmed_at >= self.config.election_timeout[0]:
+            ctx.note("check-quorum", confirmed_at=self.rounds.confirmed_at)
+            self.become_follower(ctx, self.current_term)
+            return
+        ctx.set_timer(QUORUM_TIMER, self.config.heartbeat_interval)
+
+    def ignores_vote_request(self, ctx: Context, m: RequestVote) -> bool:
+        """Diss. §4.2.3 (with ``check_quorum``): a server that has heard from a current leader within
+        the minimum election timeout neither updates its term nor grants its vote on a RequestVote,
+        unless the leader itself asked for the election (§3.10)."""
+        return (
+            self.config.check_quorum
+            and m.term > self.current_term
+            and not m.leadership_transfer
+            and self.hears_from_leader(ctx)
+        )
+
+
+class MembershipChanges(RaftCore):
+    """Membership changes, one server at a time (diss. chapter 4).
+
+    ``membership`` tracks the latest configuration in the log, committed or
+    not, which this server uses at once (diss. §4.1): ``voters``, ``peers``
+    and ``quorum`` follow it. The first configuration is ``peers`` as given to
+    the constructor; a server that is not in it starts outside the cluster,
+    waiting to be added (diss. §4.2.1). ``catching_up``: the learners a leader
+    is bringing up to date.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.membership = Membership(Configuration(self.voters))
+        self.catching_up: dict[str, CatchUp] = {}  # learners being brought up to date (diss. §4.2.1)
+
+    @property
+    def configuration(self) -> Configuration:
+        """The latest configuration in this server's log, committed or not (diss. §4.1)."""
+        return self.membership.current
+
+    def recover_log(self, storage: Any) -> None:
+        super().recover_log(storage)
+        s = self.snapshot
+        if s is not None:
+            self.membership.restored(s.configuration, s.last_included_index, self.log)
+        else:
+            self.membership.logged(1, self.log)
+        self.use_servers(self.membership.current)
+
+    def persist_log(self, ctx: Context, first: int) -> None:
+        """A configuration takes effect as soon as it is in the log, or leaves with it (diss. §4.1)."""
+        super().persist_log(ctx, first)
+        if self.membership.logged(first, self.log[first:]):
+            self.use_configuration(ctx)
+
+    def handle_election_timeout(self, ctx: Context) -> None:
+        """A server that is not a voter never campaigns (diss. §4.2.1)."""
+        if self.is_voter or self.role is Role.LEADER:
+            super().handle_election_timeout(ctx)
+        else:
+            self.reset_election_timer(ctx)
+
+    def init_leader_state(self, ctx: Context) -> None:
+        super().init_leader_state(ctx)
+        now = ctx.clock()
+        self.catching_up = {s: CatchUp(s, self.log.last_index, now) for s in self.configuration.learners}
+
+    def stop_leading(self, ctx: Context) -> None:
+        super().stop_leading(ctx)
+        self.catching_up.clear()
+
+    def advance_commit_index(self, ctx: Context) -> None:
+        """A committed configuration may remove this leader, or let a learner become a voter."""
+        before = self.commit_index
+        super().advance_commit_index(ctx)
+        if self.commit_index > before and (self.catching_up or not self.is_voter):
+            self.configuration_committed(ctx)
+
+    def replicated(self, ctx: Context, peer: str) -> None:
+        """``peer``'s log grew: it may be a learner finishing a round of catching up (diss. §4.2.1)."""
+        super().replicated(ctx, peer)
+        cu = self.catching_up.get(peer)
+        if cu is not None and cu.outcome is None and self.progress[peer].match_index >= cu.round_end:
+            low = self.config.election_timeout[0]
+            cu.reached(ctx.clock(), self.log.last_index, low, self.config.catch_up_rounds)
+            self.promote_learners(ctx)
+
     def add_server(self, ctx: Context, server: str) -> bool:
         """Diss. §4.2.1: a new server joins as a learner: it receives the log but neither votes nor
         counts for commitment, and becomes a voter once it has caught up. False if this server cannot
@@ -1033,7 +1162,7 @@ class RaftNode(Node):
     def use_configuration(self, ctx: Context) -> None:
         """The latest configuration in the log changed: use it at once (diss. §4.1)."""
         before = (self.voters, self.peers)
-        self._use_configuration()
+        self.use_servers(self.membership.current)
         if (self.voters, self.peers) == before:
             return
         if self.role is Role.LEADER:
@@ -1048,13 +1177,6 @@ class RaftNode(Node):
         conf = self.configuration
         ctx.note("configuration", voters=conf.voters, learners=conf.learners)
 
-    def _use_configuration(self) -> None:
-        conf = self.membership.current
-        self.voters = conf.voters
-        self.is_voter = self.node_id in conf.voters
-        self.peers = tuple(s for s in conf.members if s != self.node_id)
-        self.quorum = len(conf.voters) // 2 + 1
-
     def configuration_committed(self, ctx: Context) -> None:
         """The commit index moved: a leader removed by a committed configuration steps down
         (diss. §4.2.2); caught-up learners may now be made voters (diss. §4.2.1)."""
@@ -1062,17 +1184,6 @@ class RaftNode(Node):
             self.become_follower(ctx, self.current_term)
         elif self.catching_up:
             self.promote_learners(ctx)
-
-    def log_grew(self, ctx: Context, peer: str) -> None:
-        """``peer``'s log grew: it may be a learner finishing a round of catching up (diss. §4.2.1)
-        or the server leadership is being handed to (diss. §3.10)."""
-        cu = self.catching_up.get(peer)
-        if cu is not None and cu.outcome is None and self.progress[peer].match_index >= cu.round_end:
-            low = self.config.election_timeout[0]
-            cu.reached(ctx.clock(), self.log.last_index, low, self.config.catch_up_rounds)
-            self.promote_learners(ctx)
-        if peer == self.transfer:
-            self.send_timeout_now(ctx)
 
     def promote_learners(self, ctx: Context) -> None:
         """Diss. §4.2.1: a learner whose last round took less than an election timeout becomes a
@@ -1087,9 +1198,42 @@ class RaftNode(Node):
             ctx.note("catch-up", server=server, outcome=cu.outcome.value, rounds=cu.rounds)
             self.change_configuration(ctx, Configuration(voters, learners))
 
-    # ------------------------------------------------------------------
-    # Leadership transfer (diss. §3.10)
-    # ------------------------------------------------------------------
+
+class LeadershipTransfer(RaftCore):
+    """Leadership transfer (diss. §3.10): ``transfer`` is the server leadership is being handed to."""
+
+    MESSAGE_RULES: ClassVar[dict[type, str]] = {TimeoutNow: "handle_timeout_now"}
+    TIMER_RULES: ClassVar[dict[str, str]] = {TRANSFER_TIMER: "abort_transfer"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.transfer: str | None = None
+
+    def init_leader_state(self, ctx: Context) -> None:
+        super().init_leader_state(ctx)
+        self.transfer = None
+
+    def stop_leading(self, ctx: Context) -> None:
+        super().stop_leading(ctx)
+        self.transfer = None
+        ctx.cancel_timer(TRANSFER_TIMER)
+
+    def submit(self, ctx: Context, command: Any) -> tuple[int, int] | None:
+        """A leader handing its leadership over takes nothing new (diss. §3.10)."""
+        return None if self.transfer is not None else super().submit(ctx, command)
+
+    def handle_client_request(self, ctx: Context, src: str, m: ClientRequest) -> None:
+        """A leader handing its leadership over refuses, naming nobody (diss. §3.10)."""
+        if self.role is Role.LEADER and self.transfer is not None:
+            ctx.send(src, ClientReply(m.seq, False))
+        else:
+            super().handle_client_request(ctx, src, m)
+
+    def replicated(self, ctx: Context, peer: str) -> None:
+        super().replicated(ctx, peer)
+        if peer == self.transfer:
+            self.send_timeout_now(ctx)
+
     def transfer_leadership(self, ctx: Context, target: str) -> bool:
         """Diss. §3.10, leadership transfer: the leader stops accepting client requests, brings the
         target's log up to date with its own, then sends it a TimeoutNow. False if this server does
@@ -1126,11 +1270,8 @@ class RaftNode(Node):
             ctx.note("transfer-aborted", target=self.transfer)
             self.transfer = None
 
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({self.node_id!r}, {self.role.value}, term={self.current_term}, "
-            f"log={self.log.last_index}, commit={self.commit_index})"
-        )
 
-
-RaftNode._bind_rules()
+class RaftNode(LeadershipTransfer, MembershipChanges, PreVoteAndCheckQuorum, LeaderReads, LogCompaction):
+    """One Raft server: Figure 2 (:class:`RaftCore`) with everything production Rafts add, each
+    part off until :class:`RaftConfig` switches it on (membership changes and leadership
+    transfer happen only when asked for)."""

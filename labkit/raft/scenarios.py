@@ -64,21 +64,22 @@ __all__ = [
 ]
 
 
+def _win(c: RaftCluster, node: str, script: str) -> None:
+    """Make ``node`` campaign until it leads (three tries), as a script's stage needs."""
+    for _ in range(3):
+        c.start_election(node)
+        c.sim.run_for(0.03)
+        if c.node(node).role is Role.LEADER:
+            return
+    raise RuntimeError(f"{node} did not win an election in the {script} script")
+
+
 class Figure8:
     """The Figure 8 scenario on a 5-server cluster; call the stages in order."""
 
     def __init__(self, seed: int = 13, bugs: Iterable[Bug] = ()) -> None:
         self.cluster = RaftCluster(n=5, seed=seed, noop=False, bugs=bugs, strict=False)
         self.stage = ""
-
-    def _win(self, node: str, tries: int = 3) -> None:
-        c = self.cluster
-        for _ in range(tries):
-            c.start_election(node)
-            c.sim.run_for(0.03)
-            if c.node(node).role is Role.LEADER:
-                return
-        raise RuntimeError(f"{node} did not win an election in the Figure 8 script")
 
     def _settle(self, command: str) -> None:
         c = self.cluster
@@ -91,9 +92,9 @@ class Figure8:
         c = self.cluster
         s1, s2 = c.ids[:2]
         c.sim.run_for(0.01)
-        self._win(s1)
+        _win(c, s1, "Figure 8")
         self._settle("x@t1")
-        self._win(s1)
+        _win(c, s1, "Figure 8")
         c.partition([s1, s2])
         c.submit("y@t2", node=s1)
         c.sim.run_for(0.02)
@@ -106,7 +107,7 @@ class Figure8:
         s1, s2, s3, s4, s5 = c.ids
         c.crash(s1)
         c.partition([s1, s2], [s3, s4, s5])
-        self._win(s5)
+        _win(c, s5, "Figure 8")
         c.partition([s5])
         c.submit("z@t3", node=s5)
         c.sim.run_for(0.005)
@@ -121,7 +122,7 @@ class Figure8:
         c.restart(s1)
         c.partition([s1, s2, s3], [s4, s5])
         c.sim.run_for(0.005)
-        self._win(s1)
+        _win(c, s1, "Figure 8")
         c.sim.run_for(0.03)  # heartbeats carry the term-2 entry to S3
         self.stage = "c"
         return c
@@ -134,7 +135,7 @@ class Figure8:
         c.restart(s5)
         c.partition([s1], [s2, s3, s4, s5])
         c.sim.run_for(0.005)
-        self._win(s5)
+        _win(c, s5, "Figure 8")
         self._settle("w@t5")
         self.stage = "d"
         return c
@@ -398,20 +399,11 @@ class TwoAtOnce:
             self.cluster = RaftCluster(n=3, seed=seed, bugs=bugs, strict=False)
         self.stage = ""
 
-    def _win(self, node: str) -> None:
-        c = self.cluster
-        for _ in range(3):
-            c.start_election(node)
-            c.sim.run_for(0.03)
-            if c.node(node).role is Role.LEADER:
-                return
-        raise RuntimeError(f"{node} did not win an election in the two-at-once script")
-
     def split(self) -> RaftCluster:
         """n3 leads; n4 and n5 start outside the cluster; the partition {n1, n2} | {n3, n4, n5}."""
         c = self.cluster
         c.sim.run_for(0.01)
-        self._win("n3")
+        _win(c, "n3", "two-at-once")
         c.sim.run_for(0.05)
         for nid in ("n4", "n5"):
             c.start_server(nid)
@@ -432,8 +424,8 @@ class TwoAtOnce:
     def elect_both(self) -> RaftCluster:
         """n1 wins with the old configuration's majority, n4 with the new one's, in the same term."""
         c = self.cluster
-        self._win("n1")
-        self._win("n4")
+        _win(c, "n1", "two-at-once")
+        _win(c, "n4", "two-at-once")
         c.sim.run_for(0.05)
         self.stage = "elect"
         return c

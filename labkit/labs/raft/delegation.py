@@ -22,13 +22,14 @@ from labkit.raft import bugs as _bugs
 from labkit.raft import node as _node
 from labkit.raft import progress as _progress
 from labkit.raft.log import RaftLog
-from labkit.raft.node import RaftNode
+from labkit.raft.node import RaftCore, RaftNode
 
 __all__ = ["DelegationError", "problems", "tripwires", "FORBIDDEN_NAMES", "REFERENCE"]
 
 # Names that only the reference's rules carry; any use of them is delegation.
 FORBIDDEN_NAMES = frozenset(
     {
+        "RaftCore",
         "RaftNode",
         "CommitPriorTerm",
         "StaleReads",
@@ -44,11 +45,12 @@ FORBIDDEN_NAMES = frozenset(
 )
 
 _BUGGY = tuple(c for c in vars(_bugs).values() if inspect.isclass(c) and issubclass(c, RaftNode))
-_RULES = (RaftNode, _progress.Progress, *_BUGGY)
+_NODE = tuple(c for c in RaftNode.__mro__ if c.__module__ == _node.__name__)  # the core and its extensions
+_RULES = (*_NODE, _progress.Progress, *_BUGGY)
 
 REFERENCE = delegation.Reference(
     what="labkit's reference Raft (labkit.raft), the course's reference implementation",
-    classes=(RaftNode,),
+    classes=(RaftNode, RaftCore),
     objects=(*_RULES, _node, _bugs, _progress, RaftLog.maybe_append, _progress.quorum_match_index),
     names=FORBIDDEN_NAMES,
     trip=(*delegation.functions_of(*_RULES), RaftLog.maybe_append, _progress.quorum_match_index),

@@ -2,7 +2,8 @@
 
 * :mod:`labkit.raft.messages`: log entries and the RPCs of Figure 2;
 * :mod:`labkit.raft.log`: the 1-based replicated log and a follower's append/truncate (Figure 2);
-* :mod:`labkit.raft.node`: :class:`RaftNode`, Figure 2's rules: election (§5.2), replication (§5.3), safety (§5.4);
+* :mod:`labkit.raft.node`: :class:`RaftCore`, Figure 2's rules: election (§5.2), replication (§5.3), safety (§5.4);
+  :class:`RaftNode`, the core with everything below;
 * :mod:`labkit.raft.progress`: a leader's next/match index per follower and flow control;
 * :mod:`labkit.raft.bugs`: deliberately broken servers, one overridden rule each;
 * :mod:`labkit.raft.state_machine`: the replicated key-value store with client sessions (§8);
@@ -17,7 +18,8 @@ What production Rafts add (Ongaro's dissertation, "diss."), switched by :class:`
 * :mod:`labkit.raft.snapshot`: log compaction's bookkeeping (§7 of the paper);
 * :mod:`labkit.raft.reads`: ReadIndex and lease reads (diss. §6.4);
 * :mod:`labkit.raft.membership`: configurations, one server at a time, learners catching up (diss. ch. 4);
-* PreVote, CheckQuorum and leadership transfer (diss. §9.6, §6.2, §3.10) are rules of :class:`RaftNode`.
+* each part's rules are a class beside :class:`RaftCore` in :mod:`labkit.raft.node`, PreVote, CheckQuorum
+  and leadership transfer (diss. §9.6, §6.2, §3.10) too.
 
 Deliberately broken variants for teaching: ``RaftCluster(bugs=[Bug.STALE_READS])``
 (any server answers reads from its own copy), ``Bug.COMMIT_PRIOR_TERM`` (the
@@ -56,7 +58,7 @@ from labkit.raft.messages import (
     Snapshot,
     TimeoutNow,
 )
-from labkit.raft.node import RaftConfig, RaftNode, ReadMode, Role
+from labkit.raft.node import RaftConfig, RaftCore, RaftNode, ReadMode, Role
 from labkit.raft.progress import Progress
 from labkit.raft.state_machine import KVStore, StateMachine
 
@@ -84,6 +86,7 @@ __all__ = [
     "Progress",
     "RaftCluster",
     "RaftConfig",
+    "RaftCore",
     "RaftLog",
     "RaftNode",
     "ReadMode",

@@ -481,9 +481,10 @@ class RaftCore(Node):
         Followers with no AppendEntries on its way get it at once; for the
         others it travels with the next message (:mod:`labkit.raft.progress`).
         """
-        self.log.append((LogEntry(self.current_term, command),))
+        entry = LogEntry(self.current_term, command)
+        self.log.append((entry,))
         index = self.log.last_index
-        self.persist_log(ctx, index)
+        self.persist_log(ctx, index, (entry,))
         for p, pr in self.progress.items():
             if not pr.busy:
                 self.send_append_entries(ctx, p)
@@ -594,7 +595,7 @@ class RaftCore(Node):
         # 3.-4. Delete conflicting entries, append any new ones not already in the log.
         first_written = self.log.maybe_append(prev, m.entries)
         if first_written:
-            self.persist_log(ctx, first_written)
+            self.persist_log(ctx, first_written, m.entries[first_written - prev - 1 :])
         # 5. "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of
         #    last new entry)". Only ever raise it: a late message may name a last new entry
         #    below what this server already knows committed.
@@ -613,9 +614,9 @@ class RaftCore(Node):
         self.leader_id = leader_id
         self.reset_election_timer(ctx)
 
-    def persist_log(self, ctx: Context, first: int) -> None:
-        """Write the log from index ``first`` to its end, and its length."""
-        for i, entry in enumerate(self.log.entries(first), first):
+    def persist_log(self, ctx: Context, first: int, entries: tuple[LogEntry, ...]) -> None:
+        """Write ``entries``, the log from index ``first`` to its end, and its length."""
+        for i, entry in enumerate(entries, first):
             ctx.persist(("log", i), entry)
         ctx.persist("log_length", self.log.last_index)
 
@@ -1064,10 +1065,10 @@ class MembershipChanges(RaftCore):
             self.membership.logged(1, self.log)
         self.use_servers(self.membership.current)
 
-    def persist_log(self, ctx: Context, first: int) -> None:
+    def persist_log(self, ctx: Context, first: int, entries: tuple[LogEntry, ...]) -> None:
         """A configuration takes effect as soon as it is in the log, or leaves with it (diss. §4.1)."""
-        super().persist_log(ctx, first)
-        if self.membership.logged(first, self.log[first:]):
+        super().persist_log(ctx, first, entries)
+        if self.membership.logged(first, entries):
             self.use_configuration(ctx)
 
     def handle_election_timeout(self, ctx: Context) -> None:

@@ -28,6 +28,18 @@ def test_discarded_writes_are_marked():
     fig = clock_diagram(r.sim, Stamping.PHYSICAL)
     dropped = next(t for t in fig.data if t.name.startswith("write discarded"))
     assert len(dropped.x) == 3  # B drops its own write, then A and C drop it on arrival
+    # Each label sits on the cross, which is wider than an event's dot, so the cross does not cover it.
+    assert list(dropped.text) == ["write x=2 @ 0.200", "0.520", "0.220"]  # A is 0.3 s ahead
+    assert list(dropped.textposition) == ["top center", "bottom center", "bottom center"]
+    at_cross = set(zip(dropped.x, dropped.y, strict=True))
+    for t in fig.data:
+        if t.name.startswith(("send / write (", "receive (")):
+            assert all(not text for x, y, text in zip(t.x, t.y, t.text, strict=True) if (x, y) in at_cross)
+    w = ClockSkewWidget(WRITES)  # the widget's redraw moves them too
+    assert w.ui is not None
+    w.set_offset("A", 300)
+    redrawn = next(t for t in w.fig.data if t.name.startswith("write discarded"))
+    assert list(redrawn.textposition) == ["top center", "bottom center", "bottom center"]
 
 
 def test_clock_error_figure_has_a_series_per_node_and_clock():

@@ -63,6 +63,7 @@ class _Marks:
     y: list[int] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
     hover: list[str] = field(default_factory=list)
+    where: list[str] = field(default_factory=list)  # the labels' positions, where they differ
 
 
 def _clock_marks(sim: Simulator, clock: Stamping, start: float) -> tuple[dict[EventKind, _Marks], _Marks]:
@@ -92,6 +93,14 @@ def _clock_marks(sim: Simulator, clock: Stamping, start: float) -> tuple[dict[Ev
             discarded.x.append(e.time)
             discarded.y.append(lane[e.node])
             discarded.hover.append(f"{e.node} discarded {e.detail['write']} (kept {kept}) at {e.time:.3f} s")
+    # An event's label moves onto the wider cross drawn over it, so that it sits clear of the cross.
+    at = {(x, y): (k, i) for k, m in events.items() for i, (x, y) in enumerate(zip(m.x, m.y, strict=True))}
+    for x, y in zip(discarded.x, discarded.y, strict=True):
+        kind, i = at.get((x, y), (None, 0))
+        discarded.text.append(events[kind].text[i] if kind is not None else "")
+        discarded.where.append(_KIND_STYLE[kind][3] if kind is not None else "bottom center")
+        if kind is not None:
+            events[kind].text[i] = ""
     return events, discarded
 
 
@@ -148,9 +157,10 @@ def clock_diagram(
                        name=f"{name} ({len(m.x)})")
         )  # fmt: skip
     extra.append(
-        go.Scatter(x=discarded.x, y=discarded.y, hovertext=discarded.hover, hoverinfo="text", mode="markers",
-                   marker={"color": BAD_COLOR, "symbol": "x-thin", "size": 16, "line": {"width": 3, "color": BAD_COLOR}},
-                   name=f"write discarded ({len(discarded.x)})")
+        go.Scatter(x=discarded.x, y=discarded.y, hovertext=discarded.hover, hoverinfo="text", mode="markers+text",
+                   text=discarded.text, textposition=discarded.where, textfont={"size": 11, "color": "#222222"},
+                   cliponaxis=False, name=f"write discarded ({len(discarded.x)})",
+                   marker={"color": BAD_COLOR, "symbol": "x-thin", "size": 16, "line": {"width": 3, "color": BAD_COLOR}})
     )  # fmt: skip
     for t in base.data:  # message series with nothing in them only clutter the legend
         if not any(v is not None for v in (t.x or ())):
@@ -171,7 +181,7 @@ def _draw_clocked(base: Any, extra: list[Any], start: float, end: float, lanes: 
         return fig
     with figure.batch_update():
         # Copy only what a run changes; the template and the rest of the layout stay.
-        if replace_traces(figure, data, "x", "y", "text", "hovertext", "name", "showlegend"):
+        if replace_traces(figure, data, "x", "y", "text", "textposition", "hovertext", "name", "showlegend"):
             figure.update_layout(base.layout.to_plotly_json())
         else:
             lay = base.layout

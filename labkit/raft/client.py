@@ -76,8 +76,6 @@ class KVClient(Node):
             raise TypeError(
                 f"next_server must be a function (servers, asked, hint) -> server, got {next_server!r}"
             )
-        # servers: the server ids (a tuple); history: the list every operation is added to;
-        # retry_timeout and backoff: finite seconds > 0 and >= 0; reads_anywhere: a bool.
         self.next_server = next_server
         self.servers = valid.instance("servers", servers, tuple)
         for i, s in enumerate(servers):

@@ -154,9 +154,7 @@ class RaftCluster:
     # Looking
     # ------------------------------------------------------------------
     def _check_server(self, node_id: str, name: str = "node") -> str:
-        if node_id not in self.ids:
-            raise ValueError(f"{name} must be one of {', '.join(self.ids)}, got {node_id!r}")
-        return node_id
+        return valid.one_of(name, node_id, self.ids)
 
     def _live(self, node_id: str) -> RaftNode | None:
         return self.sim.node(node_id) if self.sim.is_up(node_id) else None  # type: ignore[return-value]

@@ -22,6 +22,8 @@ from labkit import validation as valid
 __all__ = ["clock_violations"]
 
 _COLUMNS = ("node", "kind", "physical", "lamport", "vector", "hlc", "hlc_l", "sent_vector")
+# Along each node, every clock strictly increases: (event-table column, name in messages).
+_CLOCKS = (("lamport", "Lamport time"), ("vector", "vector"), ("hlc", "HLC"))
 
 
 def clock_violations(events: Any, *, eps: float | None = None, limit: int = 20) -> list[str]:
@@ -39,14 +41,10 @@ def clock_violations(events: Any, *, eps: float | None = None, limit: int = 20) 
         where = f"event {i} ({e.kind} at {e.node})"
         prev = last.get(e.node)
         if prev is not None:
-            if not prev.lamport < e.lamport:
-                out.append(
-                    f"{where}: Lamport time {e.lamport} is not after the node's previous {prev.lamport}"
-                )
-            if not prev.vector < e.vector:
-                out.append(f"{where}: vector {e.vector} is not after the node's previous {prev.vector}")
-            if not prev.hlc < e.hlc:
-                out.append(f"{where}: HLC {e.hlc} is not after the node's previous {prev.hlc}")
+            for clock, name in _CLOCKS:
+                before, now = getattr(prev, clock), getattr(e, clock)
+                if not before < now:
+                    out.append(f"{where}: {name} {now} is not after the node's previous {before}")
         if e.kind == "send":
             sends[e.vector] = e
         elif e.kind == "receive":

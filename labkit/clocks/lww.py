@@ -155,11 +155,9 @@ class LWWRun:
     @property
     def converged(self) -> bool:
         """Every replica holds the same versions."""
-        held = [frozenset(w.stamps.vector for w in node.versions) for node in self._replicas()]
+        replicas: list[LWWReplica] = [self.sim.node(nid) for nid in self.sim.nodes]  # type: ignore[misc]
+        held = [frozenset(w.stamps.vector for w in node.versions) for node in replicas]
         return all(h == held[0] for h in held)
-
-    def _replicas(self) -> list[LWWReplica]:
-        return [self.sim.node(nid) for nid in self.sim.nodes]  # type: ignore[misc]
 
     @property
     def latest_in_real_time(self) -> Write:

@@ -75,8 +75,8 @@ _CLOCKS_KEY = "clocks"
 class ClockedNode(Node):
     """A node that advances Lamport, vector and hybrid clocks on every event.
 
-    Subclasses call :meth:`local_event`, :meth:`send_stamped` /
-    :meth:`broadcast_stamped`, and :meth:`receive_event` (done for them by
+    Subclasses call :meth:`local_event`, :meth:`send_stamped` and
+    :meth:`receive_event` (done for them by
     :meth:`on_message` when the message is an :class:`Envelope`; they then
     get :meth:`on_payload`).  The clocks are persisted on every event so a
     restarted node never hands out a smaller logical time than before.
@@ -115,12 +115,6 @@ class ClockedNode(Node):
         """One send event: stamp and send ``payload`` to ``dst``."""
         stamps = self._event(ctx, EventKind.SEND, None, label)
         ctx.send(dst, Envelope(stamps, payload))
-        return stamps
-
-    def broadcast_stamped(self, ctx: Context, payload: Any = None, label: str = "") -> Stamps:
-        """One send event whose message goes to every peer (a multicast)."""
-        stamps = self._event(ctx, EventKind.SEND, None, label)
-        ctx.broadcast(Envelope(stamps, payload))
         return stamps
 
     def receive_event(self, ctx: Context, env: Envelope, label: str = "") -> Stamps:

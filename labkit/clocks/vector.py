@@ -36,18 +36,10 @@ __all__ = ["Ordering", "VectorClock"]
 class Ordering(Enum):
     """How two clock values relate under happened-before."""
 
-    BEFORE = "before"
-    """The left clock happened before the right one."""
-    AFTER = "after"
-    """The left clock happened after the right one."""
-    EQUAL = "equal"
-    """The two clocks are the same."""
-    CONCURRENT = "concurrent"
-    """Neither happened before the other."""
-
-
-def _check_node(node: object, name: str = "node") -> str:
-    return valid.string(name, node)
+    BEFORE = "before"  # the left clock happened before the right one
+    AFTER = "after"  # the left clock happened after the right one
+    EQUAL = "equal"  # the two clocks are the same
+    CONCURRENT = "concurrent"  # neither happened before the other
 
 
 class VectorClock:
@@ -73,7 +65,7 @@ class VectorClock:
         valid.instance("counters", counters, Mapping, none=True)
         items = []
         for node, count in (counters or {}).items():
-            _check_node(node, "counters key")
+            valid.string("counters key", node)
             if valid.integer(f"counters[{node!r}]", count, ge=0):
                 items.append((node, count))
         items.sort()
@@ -98,7 +90,7 @@ class VectorClock:
 
     def get(self, node: str) -> int:
         """Same as ``clock[node]``."""
-        return self[_check_node(node)]
+        return self[valid.string("node", node)]
 
     def as_dict(self) -> dict[str, int]:
         """The non-zero counters as a new dict."""
@@ -121,7 +113,7 @@ class VectorClock:
     # -- making new clocks ----------------------------------------------
     def increment(self, node: str) -> VectorClock:
         """A new clock with ``node``'s counter one higher (a local event at ``node``)."""
-        _check_node(node)
+        valid.string("node", node)
         d = dict(self._entries)
         d[node] = d.get(node, 0) + 1
         return VectorClock._from_sorted(tuple(sorted(d.items())))

@@ -22,7 +22,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from labkit import validation as valid
 from labkit.hashing.hashfuncs import HashFunction, mmh3_128
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "Placement",
     "make_keys",
     "node_names",
     "lookup_function",
@@ -45,12 +44,6 @@ __all__ = [
     "join_moves",
     "balance_table",
 ]
-
-
-class Placement(Protocol):
-    """Anything that maps a key to a node."""
-
-    def node_for(self, key: str) -> str: ...
 
 
 def make_keys(k: int, seed: int = 0, prefix: str = "key") -> list[str]:

@@ -44,13 +44,9 @@ def bounded_capacity(m: int, n: int, epsilon: float) -> int:
     """The most keys one node may hold: ``ceil((1 + epsilon) * m / n)``."""
     valid.integer("m (keys)", m, ge=0)
     valid.integer("n (nodes)", n, ge=1)
-    _check_epsilon(epsilon)
+    valid.number("epsilon", epsilon, ge=0)
     # Round away float noise first: epsilon=0.1, m=10, n=1 must give 11, not ceil(11.000000000000002) = 12.
     return math.ceil(round((1 + epsilon) * m / n, 9))
-
-
-def _check_epsilon(epsilon: float) -> float:
-    return valid.number("epsilon", epsilon, ge=0)
 
 
 class BoundedLoadHash:
@@ -71,7 +67,7 @@ class BoundedLoadHash:
         vnodes: int = 150,
         hash: HashFunction = mmh3_128,
     ) -> None:
-        self._epsilon = _check_epsilon(epsilon)
+        self._epsilon = valid.number("epsilon", epsilon, ge=0)
         self._ring = HashRing(nodes, vnodes=vnodes, hash=hash)
         self._order: list[str | bytes] = []  # keys in placement order
         self._owner: dict[str | bytes, str] = {}

@@ -27,13 +27,10 @@ import mmh3
 
 from labkit import validation as valid
 
-__all__ = ["HashFunction", "mmh3_128", "md5_int", "RING_BITS", "check_key", "NodeList"]
+__all__ = ["HashFunction", "mmh3_128", "md5_int", "check_key", "NodeList"]
 
 HashFunction = Callable[[str | bytes], int]
 """A function from a key (``str`` or ``bytes``) to a non-negative integer."""
-
-RING_BITS = 128
-"""Size of the default ring: points are integers in ``[0, 2**128)``."""
 
 
 def check_key(key: object, name: str = "key") -> None:

@@ -23,7 +23,6 @@ import mmh3
 
 from labkit import validation as valid
 from labkit.hashing.hashfuncs import check_key
-from labkit.hashing.ring import check_node_name
 
 __all__ = ["RendezvousHash"]
 
@@ -50,7 +49,7 @@ class RendezvousHash:
         self._sort()
 
     def _insert(self, node: str) -> None:
-        check_node_name(node)
+        valid.string("node", node)
         if node in self._params:
             raise ValueError(f"node {node!r} is already present")
         h = _hash128(node)
@@ -66,7 +65,6 @@ class RendezvousHash:
 
     def remove_node(self, node: str) -> None:
         """Remove ``node``; each of its keys goes to that key's next-highest scorer."""
-        check_node_name(node)
         if node not in self._params:
             raise ValueError(f"node {node!r} is not present (nodes: {list(self._params)})")
         del self._params[node]

@@ -45,7 +45,7 @@ import mmh3
 from labkit import validation as valid
 from labkit.hashing.hashfuncs import HashFunction, check_key, mmh3_128
 
-__all__ = ["HashRing", "vnode_label", "check_node_name", "MAX_VNODES"]
+__all__ = ["HashRing", "vnode_label", "MAX_VNODES"]
 
 MAX_VNODES = 100_000  # virtual nodes per node: far past the point where more stop evening the load
 
@@ -55,11 +55,6 @@ _hash128 = mmh3.hash128
 def vnode_label(node: str, replica: int) -> str:
     """The string hashed to place virtual node number ``replica`` of ``node``."""
     return f"{node}:{replica}"  # the first attempt's label, so HashRing(hash=md5_int) rebuilds its ring
-
-
-def check_node_name(node: object, name: str = "node") -> None:
-    """Raise unless ``node`` is a non-empty str (node names are hashed as text)."""
-    valid.string(name, node)
 
 
 class HashRing:
@@ -112,15 +107,9 @@ class HashRing:
         self._points: list[int] = []
         self._owners: list[str] = []
         self._shadowed = 0  # vnodes behind another claimant of their point (== collisions)
-        if isinstance(nodes, Mapping):
-            items = list(nodes.items())
-        elif isinstance(nodes, str | bytes):
-            raise TypeError(
-                "nodes must be an iterable of node names (or a mapping name -> weight), not a string"
-            )
-        else:
-            items = [(node, 1) for node in nodes]
-        for node, weight in items:
+        if isinstance(nodes, str | bytes):
+            raise TypeError("nodes must be node names (or a mapping name -> weight), not a string")
+        for node, weight in nodes.items() if isinstance(nodes, Mapping) else ((node, 1) for node in nodes):
             self._add(node, weight)
         self._rebuild()
 
@@ -133,10 +122,7 @@ class HashRing:
 
     def remove_node(self, node: str) -> None:
         """Remove a physical node and all its virtual nodes; its keys go clockwise to the next nodes."""
-        check_node_name(node)
-        if node not in self._counts:
-            raise ValueError(f"node {node!r} is not on the ring (nodes: {sorted(self._counts)})")
-        for replica in range(self._counts.pop(node)):
+        for replica in range(self._counts.pop(self._on_ring(node))):
             point = self._point(vnode_label(node, replica))
             claimants = self._claims[point]
             claimants.remove((node, replica))
@@ -145,8 +131,13 @@ class HashRing:
         del self._weights[node]
         self._rebuild()
 
+    def _on_ring(self, node: str) -> str:
+        if valid.string("node", node) not in self._counts:
+            raise ValueError(f"node {node!r} is not on the ring (nodes: {sorted(self._counts)})")
+        return node
+
     def _add(self, node: str, weight: float) -> None:
-        check_node_name(node)
+        valid.string("node", node)
         if node in self._counts:
             raise ValueError(f"node {node!r} is already on the ring")
         count = self._count_for(weight)
@@ -210,16 +201,12 @@ class HashRing:
         collisions still takes its place (right behind the owner it waits
         behind): ``n`` may be anything up to the number of nodes.
         """
-        n = valid.integer("n", n, ge=1)
-        if n > len(self._counts):
-            raise ValueError(f"n must be <= the number of nodes ({len(self._counts)}), got {n}")
+        n = valid.integer("n", n, ge=1, le=len(self._counts), note="at most the number of nodes")
         chosen: list[str] = []
-        seen: set[str] = set()
         # One turn around the ring at most: a walk yields every node on the ring (shadowed
         # claimants included), so n <= node count guarantees n distinct nodes on the way.
         for owner in self.walk(key):
-            if owner not in seen:
-                seen.add(owner)
+            if owner not in chosen:
                 chosen.append(owner)
                 if len(chosen) == n:
                     break
@@ -273,20 +260,16 @@ class HashRing:
 
     def weight(self, node: str) -> float:
         """The weight ``node`` was added with."""
-        if node not in self._weights:
-            raise ValueError(f"node {node!r} is not on the ring")
-        return self._weights[node]
+        return self._weights[self._on_ring(node)]
 
     def vnode_count(self, node: str) -> int:
         """How many virtual nodes ``node`` has (including any shadowed by a collision)."""
-        if node not in self._counts:
-            raise ValueError(f"node {node!r} is not on the ring")
-        return self._counts[node]
+        return self._counts[self._on_ring(node)]
 
     @property
     def collisions(self) -> int:
         """Virtual nodes currently shadowed because another claimed the same point first."""
-        return sum(len(c) - 1 for c in self._claims.values())
+        return self._shadowed
 
     def points(self) -> list[tuple[int, str]]:
         """``(point, owner)`` for every point on the ring, in clockwise order."""

@@ -201,7 +201,8 @@ class HashRing:
         collisions still takes its place (right behind the owner it waits
         behind): ``n`` may be anything up to the number of nodes.
         """
-        n = valid.integer("n", n, ge=1, le=len(self._counts), note="at most the number of nodes")
+        n = valid.integer("n", n, ge=1)
+        valid.require(n <= len(self._counts), "n", f"<= the number of nodes ({len(self._counts)})", n)
         chosen: list[str] = []
         # One turn around the ring at most: a walk yields every node on the ring (shadowed
         # claimants included), so n <= node count guarantees n distinct nodes on the way.

@@ -78,11 +78,6 @@ class ClientOp:
         """The written version's dot (writes that succeeded only)."""
         return None if self.version is None else self.version.dot
 
-    @property
-    def clock(self) -> VectorClock | None:
-        """The written version's :attr:`~Versioned.clock`: its context with its dot folded in."""
-        return None if self.version is None else self.version.clock
-
 
 @dataclass(frozen=True, slots=True)
 class Workload:

@@ -45,34 +45,17 @@ def check_quorum(name: str, value: object, n: int) -> int:
 class StoreConfig:
     """What every replica and coordinator must agree on.
 
-    Parameters
-    ----------
-    nodes:
-        The storage nodes, in preference-list order.
-    n:
-        Replicas per key (1..len(nodes)).
-    mode:
-        :class:`Mode`: strict or sloppy quorums.
-    resolution:
-        :class:`Resolution`: siblings by vector clock or last writer wins.
-    request_timeout:
-        Seconds a coordinator waits for R (or W) answers before the request
-        fails (in both modes; stand-ins count in availability-first mode).
-    hint_after:
-        Availability-first only: seconds after which a home replica that has
-        not answered is replaced by the next node of the preference list.
-    handoff_interval:
-        Seconds between a stand-in's attempts to hand its hints back.
-    anti_entropy_interval:
-        Seconds between Merkle-tree comparisons with a random peer, or None
-        to switch anti-entropy off.
-    merkle_depth:
-        The trees have ``2**merkle_depth`` leaf buckets of keys.
-    write_back_reads:
-        Consistency-first only: a read writes what it will return back to
-        ``N - R + 1`` home replicas before it answers (Attiya, Bar-Noy and
-        Dolev, 1995), so no later read can return anything older
-        (:mod:`labkit.replication.coordinator`).
+    ``nodes`` are the storage nodes in preference-list order; each key lives on ``n`` of them;
+    ``mode`` chooses strict or sloppy quorums and ``resolution`` siblings or last writer wins.
+    A coordinator waits ``request_timeout`` seconds for R (or W) answers before the request
+    fails (stand-ins count in availability-first mode). In availability-first mode a home
+    replica silent for ``hint_after`` seconds is replaced by the next node of the preference
+    list, and a stand-in tries to hand its hints back every ``handoff_interval`` seconds.
+    Every ``anti_entropy_interval`` seconds (None: never) a node compares Merkle trees of
+    ``2**merkle_depth`` leaf buckets with a random peer. ``write_back_reads`` (consistency-first
+    only): a read writes what it will return back to ``N - R + 1`` home replicas before it
+    answers (Attiya, Bar-Noy and Dolev, 1995), so no later read can return anything older
+    (:mod:`labkit.replication.coordinator`).
     """
 
     nodes: tuple[str, ...]
@@ -91,10 +74,7 @@ class StoreConfig:
         if isinstance(nodes, str) or not all(isinstance(x, str) and x for x in nodes):
             raise TypeError(f"nodes must be a sequence of non-empty node-id strings, got {nodes!r}")
         nodes = tuple(nodes)
-        if not nodes:
-            raise ValueError("nodes must name at least one node")
-        if len(set(nodes)) != len(nodes):
-            raise ValueError(f"nodes must be distinct, got {nodes!r}")
+        valid.require(0 < len(set(nodes)) == len(nodes), "nodes", "at least one node, all distinct", nodes)
         object.__setattr__(self, "nodes", nodes)
         valid.integer("n (replicas per key)", self.n, ge=1, le=len(nodes), note="at most the number of nodes")
         valid.instance("mode", self.mode, Mode)

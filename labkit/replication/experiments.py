@@ -97,21 +97,13 @@ def stale_flags(ops: Sequence[ClientOp]) -> list[bool]:
                 acked.setdefault(op.key, []).append(op)
     flags = []
     for op in ops:
-        if op.kind is not OpKind.READ or not op.ok:
-            flags.append(False)
-            continue
         done = [w for w in acked.get(op.key, ()) if w.ret < op.call]
-        if not done:
+        if op.kind is not OpKind.READ or not op.ok or not done:
             flags.append(False)
             continue
         newest_start = max(w.call for w in done)
-        fresh = False
-        for value in op.values:
-            w = writes.get((op.key, value))
-            if w is None or not w.ok or w.ret >= newest_start:
-                fresh = True
-                break
-        flags.append(not fresh)
+        sources = [writes.get((op.key, value)) for value in op.values]
+        flags.append(all(w is not None and w.ok and w.ret < newest_start for w in sources))
     return flags
 
 
@@ -323,16 +315,11 @@ def _sides(nodes: tuple[str, ...], side_a: int | Sequence[str]) -> tuple[tuple[s
     a = count_or_ids("side_a", side_a)
     if isinstance(a, int):
         a = nodes[: valid.integer("side_a", a, ge=1, lt=len(nodes), note="at least one node on each side")]
-    else:
-        unknown = [x for x in a if x not in nodes]
-        if unknown:
-            raise ValueError(f"side_a names unknown nodes {unknown} (nodes: {', '.join(nodes)})")
-        if not a or len(set(a)) == len(nodes) or len(set(a)) != len(a):
-            raise ValueError(
-                f"side_a must list distinct nodes and leave at least one node on the other side, got {a}"
-            )
-    b = tuple(x for x in nodes if x not in a)
-    return a, b
+    for x in a:
+        valid.one_of("each node of side_a", x, nodes)
+    what = "distinct nodes that leave at least one node on the other side"
+    valid.require(0 < len(set(a)) == len(a) < len(nodes), "side_a", what, a)
+    return a, tuple(x for x in nodes if x not in a)
 
 
 def run_partition_scenario(
@@ -504,18 +491,11 @@ def quorum_read_race(
 
 def merkle_traffic(trace: Trace, since: float = 0.0) -> dict[str, int]:
     """Anti-entropy traffic sent since ``since``: hashes, keys and messages."""
-    hashes = keys = messages = 0
-    for e in trace.of_kind(Kind.SEND):
-        if e.time < since:
-            continue
-        msg = e.message
-        if isinstance(msg, MerkleLevel):
-            hashes += len(msg.hashes)
-            messages += 1
-        elif isinstance(msg, MerkleData):
-            keys += len(msg.items)
-            messages += 1
-    return {"hashes": hashes, "keys": keys, "messages": messages}
+    sent = [e.message for e in trace.of_kind(Kind.SEND) if e.time >= since]
+    walk = [m for m in sent if isinstance(m, MerkleLevel)]
+    data = [m for m in sent if isinstance(m, MerkleData)]
+    hashes, keys = sum(len(m.hashes) for m in walk), sum(len(m.items) for m in data)
+    return {"hashes": hashes, "keys": keys, "messages": len(walk) + len(data)}
 
 
 def merkle_cost(

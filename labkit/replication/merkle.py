@@ -31,6 +31,14 @@ def bucket_of(key: str, depth: int) -> int:
     return zlib.crc32(key.encode()) & ((1 << depth) - 1)
 
 
+def _digest(parts: Iterable[bytes]) -> bytes:
+    """A 16-byte BLAKE2b hash of ``parts``, one after the other."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part)
+    return h.digest()
+
+
 def _tagged(tag: bytes, body: bytes) -> bytes:
     return tag + len(body).to_bytes(8, "big") + body
 
@@ -76,11 +84,7 @@ def _version_bytes(v: Versioned) -> bytes:
 
 def version_digest(key: str, versions: Siblings) -> bytes:
     """A digest of one key's sibling set (dots, contexts, values), independent of sibling order."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(canonical(key))
-    for encoded in sorted(_version_bytes(v) for v in versions):
-        h.update(encoded)
-    return h.digest()
+    return _digest([canonical(key), *sorted(_version_bytes(v) for v in versions)])
 
 
 class MerkleTree:
@@ -99,32 +103,16 @@ class MerkleTree:
         for key, versions in items:
             if versions:  # a never-written key and an absent key look the same
                 self.buckets[bucket_of(key, depth)].append((key, version_digest(key, versions)))
-        leaves = []
-        for bucket in self.buckets:
-            h = hashlib.blake2b(digest_size=16)
-            for _, digest in sorted(bucket):
-                h.update(digest)
-            leaves.append(h.digest())
-        levels = [leaves]
-        while len(levels[0]) > 1:
-            below = levels[0]
-            levels.insert(
-                0,
-                [
-                    hashlib.blake2b(below[i] + below[i + 1], digest_size=16).digest()
-                    for i in range(0, len(below), 2)
-                ],
-            )
+        levels = [[_digest(digest for _, digest in sorted(bucket)) for bucket in self.buckets]]
+        while len(levels[0]) > 1:  # the level above hashes each pair of the one below
+            pairs = zip(levels[0][::2], levels[0][1::2], strict=True)
+            levels.insert(0, [_digest(pair) for pair in pairs])
         # Invariant: len(levels[i]) == 2**i and each inner hash is the hash of its two children.
         self.levels = levels
 
     @property
     def root(self) -> bytes:
         return self.levels[0][0]
-
-    def keys_in(self, bucket: int) -> list[str]:
-        """The keys stored in one leaf bucket."""
-        return [k for k, _ in self.buckets[bucket]]
 
 
 def diff(a: MerkleTree, b: MerkleTree) -> tuple[list[int], int]:

@@ -241,20 +241,15 @@ class ReplicatedStore:
 
     def partition(self, *groups: Iterable[str]) -> None:
         """Split the storage nodes into groups; nodes not named form one more group."""
-        gs = []
+        if not groups or any(isinstance(g, str) for g in groups):
+            raise TypeError(f"partition takes one or more lists of node ids (not a string), got {groups!r}")
+        gs = [list(g) for g in groups]
         seen: set[str] = set()
-        for g in groups:
-            if isinstance(g, str):
-                raise TypeError(f"each group must be a list of node ids, got the string {g!r}")
-            members = list(g)
-            for m in members:
-                self._check_storage(m, "partition member")
-                if m in seen:
-                    raise ValueError(f"node {m!r} is in two groups; each node can be on one side only")
-                seen.add(m)
-            gs.append(members)
-        if not gs:
-            raise ValueError("partition needs at least one group of node ids")
+        for m in (m for g in gs for m in g):
+            self._check_storage(m, "partition member")
+            if m in seen:
+                raise ValueError(f"node {m!r} is in two groups; each node can be on one side only")
+            seen.add(m)
         self._groups = gs
         self._apply_partition()
 

@@ -120,13 +120,15 @@ class Coordinator:
         self.pending: dict[RequestId, PendingRequest] = {}
 
     # -- starting requests ----------------------------------------------
-    def _quorum(self, ctx: Context, client: str, op_id: int, need: int) -> bool:
-        if isinstance(need, bool) or not isinstance(need, int) or not 1 <= need <= self.config.n:
-            # A malformed request from the network is refused, not raised:
-            # the node must survive whatever arrives.
+    def _well_formed(self, ctx: Context, client: str, op_id: int, need: int, context_ok: bool = True) -> bool:
+        """Whether a request names a quorum in 1..N (and, for a write, ``context_ok``).
+
+        A malformed request from the network is refused, not raised: the node must survive whatever arrives.
+        """
+        ok = context_ok and type(need) is int and 1 <= need <= self.config.n
+        if not ok:
             ctx.send(client, ClientReply(op_id, False, (), False, 0))
-            return False
-        return True
+        return ok
 
     def _open(
         self, ctx: Context, client: str, op_id: int, key: str, need: int, versions: Siblings | None
@@ -141,10 +143,7 @@ class Coordinator:
         return p
 
     def start_put(self, ctx: Context, client: str, msg: ClientPut) -> None:
-        if not isinstance(msg.context, VectorClock):
-            ctx.send(client, ClientReply(msg.op_id, False, (), False, 0))  # malformed: refuse it
-            return
-        if not self._quorum(ctx, client, msg.op_id, msg.w):
+        if not self._well_formed(ctx, client, msg.op_id, msg.w, isinstance(msg.context, VectorClock)):
             return
         # A fresh dot names the write; the client's context, unchanged, says
         # what it supersedes: exactly the versions the client had seen.
@@ -171,7 +170,7 @@ class Coordinator:
         return tuple(v for v in mine if v is not version)
 
     def start_get(self, ctx: Context, client: str, msg: ClientGet) -> None:
-        if not self._quorum(ctx, client, msg.op_id, msg.r):
+        if not self._well_formed(ctx, client, msg.op_id, msg.r):
             return
         p = self._open(ctx, client, msg.op_id, msg.key, msg.r, None)
         for h in p.home:
@@ -179,9 +178,8 @@ class Coordinator:
 
     # -- answers from replicas --------------------------------------------
     def _count(self, p: PendingRequest) -> int:
-        if self.config.mode is Mode.CONSISTENCY_FIRST:
-            return len(p.answered_home)
-        return len(p.answered_all)
+        strict = self.config.mode is Mode.CONSISTENCY_FIRST
+        return len(p.answered_home if strict else p.answered_all)
 
     def _record(self, p: PendingRequest, src: str) -> None:
         p.answered_all.add(src)
@@ -289,15 +287,14 @@ class Coordinator:
     # -- answering ------------------------------------------------------------
     def _answer(self, ctx: Context, p: PendingRequest, *, ok: bool) -> None:
         p.replied = True
+        # A write answers with everything it sent, so the context the
+        # client builds from the answer covers only versions it was shown.
         if not ok:
             versions: Siblings = ()
+        elif p.is_read:
+            versions = p.merged if p.returning is None else p.returning
         else:
-            # A write answers with everything it sent, so the context the
-            # client builds from the answer covers only versions it was shown.
-            if p.is_read:
-                versions = p.merged if p.returning is None else p.returning
-            else:
-                versions = p.versions  # type: ignore[assignment]
+            versions = p.versions  # type: ignore[assignment]
         met = len(p.answered_home) >= p.need  # a strict quorum of home replicas, stand-ins aside
         ctx.send(p.client, ClientReply(p.op_id, ok, versions, met, len(p.answered_all)))
 

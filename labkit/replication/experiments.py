@@ -396,14 +396,12 @@ def compare_modes(
     rows = []
     for m, r, w in runs:
         res = run_partition_scenario(m, r=r, w=w, **scenario)
-        df = res.frame()
-        lost = len(res.lost())
+        counts = res.counts()
+        stale = res.frame().groupby("side")["stale"].sum()
         for side in ("A", "B"):
-            part = df[df["side"] == side]
-            during = part[part["phase"] == "during"]
-            availability = float(during["ok"].mean()) if len(during) else math.nan
-            rows.append(dict(mode=m.value, r=r, w=w, side=side, availability=availability,
-                             stale_reads=int(part["stale"].sum()), lost_writes=lost, conflicts=res.conflicts))  # fmt: skip
+            rows.append(dict(mode=m.value, r=r, w=w, side=side, availability=counts[f"availability_{side}"],
+                             stale_reads=int(stale.get(side, 0)), lost_writes=counts["lost_writes"],
+                             conflicts=res.conflicts))  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -139,27 +139,22 @@ class ReplicaNode(Node):
             self.coordinator.on_timer(ctx, kind, (int(boot), int(seq)))
 
     # -- storing ------------------------------------------------------------
-    def _store(self, ctx: Context, key: str, versions: Siblings) -> bool:
-        """Reconcile ``versions`` into ``key``; persist and return True if it changed."""
-        current = self.data.get(key, ())
+    def _store(self, ctx: Context, key: str, versions: Siblings, hint_for: str | None = None) -> bool:
+        """Reconcile ``versions`` into ``key`` (into the hint for home replica ``hint_for``, if
+        given); persist and return True if it changed."""
+        table: dict[Any, Siblings] = self.data if hint_for is None else self.hints
+        slot = key if hint_for is None else (hint_for, key)
+        current = table.get(slot, ())
         merged = merge_siblings(current, versions, self.config.resolution)
         if same_versions(merged, current):
             return False
-        self.data[key] = merged
-        ctx.persist(("data", key), merged)
+        table[slot] = merged
+        ctx.persist(("data", key) if hint_for is None else ("hint", hint_for, key), merged)
         return True
 
     def _on_write(self, ctx: Context, src: str, msg: ReplicaWrite) -> None:
-        if msg.hint_for is None:
-            self._store(ctx, msg.key, msg.versions)
-        else:
-            hk = (msg.hint_for, msg.key)
-            before = self.hints.get(hk, ())
-            merged = merge_siblings(before, msg.versions, self.config.resolution)
-            if not same_versions(merged, before):
-                self.hints[hk] = merged
-                ctx.persist(("hint", *hk), merged)
-                ctx.note("hint", home=msg.hint_for, key=msg.key, dot=msg.versions[0].dot)
+        if self._store(ctx, msg.key, msg.versions, msg.hint_for) and msg.hint_for is not None:
+            ctx.note("hint", home=msg.hint_for, key=msg.key, dot=msg.versions[0].dot)
         ctx.send(src, WriteAck(msg.req, msg.key))
 
     def local_versions(self, key: str) -> Siblings:

@@ -45,23 +45,16 @@ class RendezvousHash:
         # node -> (seed, salt), kept sorted by name so iteration order never depends on insertion order.
         self._params: dict[str, tuple[int, int]] = {}
         for node in nodes:
-            self._insert(node)
-        self._sort()
+            self.add_node(node)
 
-    def _insert(self, node: str) -> None:
+    def add_node(self, node: str) -> None:
+        """Add ``node``; it takes exactly the keys for which it now scores highest."""
         valid.string("node", node)
         if node in self._params:
             raise ValueError(f"node {node!r} is already present")
         h = _hash128(node)
         self._params[node] = (h & 0xFFFFFFFF, h)
-
-    def _sort(self) -> None:
         self._params = dict(sorted(self._params.items()))
-
-    def add_node(self, node: str) -> None:
-        """Add ``node``; it takes exactly the keys for which it now scores highest."""
-        self._insert(node)
-        self._sort()
 
     def remove_node(self, node: str) -> None:
         """Remove ``node``; each of its keys goes to that key's next-highest scorer."""

@@ -152,8 +152,7 @@ class ClientNode(Node):
         if kind is OpKind.READ:
             msg: Any = ClientGet(op_id, key, quorum)
         else:
-            if context is None:
-                context = self.context.get(key, VectorClock())
+            context = self.context.get(key, VectorClock()) if context is None else context
             msg = ClientPut(op_id, key, value, context, quorum)
         self._pending[op_id] = ClientOp(
             self.process, self.coordinator, kind, key, value, ctx.now, math.inf, None, (), False, 0, context

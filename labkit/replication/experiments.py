@@ -274,16 +274,11 @@ class ScenarioResult:
         requests called during the partition (nan if none); ``stale_reads``,
         ``lost_writes``, ``siblings`` (versions left after settling).
         """
-        issued = {"A": 0, "B": 0}
-        answered = {"A": 0, "B": 0}
-        for op in self.ops:
-            if self.partition_at <= op.call < self.heal_at:
-                side = self.side_of(op)
-                issued[side] += 1
-                answered[side] += op.ok is True
-        out: dict[str, Any] = {
-            f"availability_{s}": answered[s] / issued[s] if issued[s] else math.nan for s in ("A", "B")
-        }
+        during = [op for op in self.ops if self.partition_at <= op.call < self.heal_at]
+        out: dict[str, Any] = {}
+        for side in ("A", "B"):
+            answered = [op.ok is True for op in during if self.side_of(op) == side]
+            out[f"availability_{side}"] = sum(answered) / len(answered) if answered else math.nan
         out["stale_reads"] = sum(stale_flags(self.ops))
         out["lost_writes"] = len(self.lost())
         out["siblings"] = len(self.final)

@@ -205,13 +205,11 @@ class ReplicaNode(Node):
         if self.anti_entropy_interval is None:
             return  # switched off while the timer was pending
         ctx.set_timer("anti_entropy", self.anti_entropy_interval)
-        if ctx.peers:
-            storage_peers = [p for p in ctx.peers if p in self.config.nodes]
-            if storage_peers:
-                peer = ctx.random.choice(storage_peers)
-                self._sessions += 1
-                tree = self._tree(peer)
-                ctx.send(peer, MerkleLevel((self.node_id, self._sessions), 0, (0,), (tree.root,)))
+        storage_peers = [p for p in ctx.peers if p in self.config.nodes]
+        if storage_peers:
+            peer = ctx.random.choice(storage_peers)
+            self._sessions += 1
+            ctx.send(peer, MerkleLevel((self.node_id, self._sessions), 0, (0,), (self._tree(peer).root,)))
 
     def _on_merkle_level(self, ctx: Context, src: str, msg: MerkleLevel) -> None:
         tree = self._tree(src)

@@ -99,8 +99,6 @@ class ShardedKV:
         client_timeout: float = 0.3,
         read_mode: ReadMode | str = ReadMode.READ_INDEX,
     ) -> None:
-        # groups: 1..8 Raft groups of 1..7 replicas; client_timeout: finite seconds > 0;
-        # read_mode: how a group's leader answers reads (ReadIndex by default; LEASE needs CheckQuorum).
         valid.integer("groups", groups, ge=1, le=8)
         self.replicas = valid.integer("replicas", replicas, ge=1, le=7)
         self.client_timeout = valid.number("client_timeout", client_timeout, gt=0, unit="seconds")
@@ -109,11 +107,9 @@ class ShardedKV:
             election_timeout=tuple(election_timeout),  # type: ignore[arg-type]
             heartbeat_interval=heartbeat_interval,
             read_mode=mode,
-            check_quorum=mode is ReadMode.LEASE,
+            check_quorum=mode is ReadMode.LEASE,  # a leader's read lease needs CheckQuorum
         )
-        self.keys: tuple[str, ...] = (
-            tuple(keys) if keys is not None else tuple(f"k{i:02d}" for i in range(24))
-        )
+        self.keys = tuple(keys) if keys is not None else tuple(f"k{i:02d}" for i in range(24))
         self.sim = Simulator(seed, latency=latency)
         names = tuple(f"g{i}" for i in range(1, groups + 1))
         self.directory = Directory(ShardConfig(0, names, vnodes))
@@ -170,9 +166,7 @@ class ShardedKV:
         return self.directory.servers[self._check_group(group)]
 
     def _check_group(self, group: str) -> str:
-        if group not in self.directory.servers:
-            raise ValueError(f"group must be one of {', '.join(self.groups)}, got {group!r}")
-        return group
+        return valid.one_of("group", group, self.groups)
 
     def _check_server(self, node: str) -> str:
         if node not in self.servers():
@@ -186,13 +180,9 @@ class ShardedKV:
 
     def leader(self, group: str) -> str | None:
         """The live server of ``group`` that leads with the highest term, or None."""
-        best: tuple[int, str] | None = None
-        for nid in self.servers(group):
-            if self.sim.is_up(nid):
-                n: RaftNode = self.sim.node(nid)  # type: ignore[assignment]
-                if n.role is Role.LEADER and (best is None or n.current_term > best[0]):
-                    best = (n.current_term, nid)
-        return None if best is None else best[1]
+        live = [self.sim.node(nid) for nid in self.servers(group) if self.sim.is_up(nid)]
+        leaders = [(n.current_term, n.node_id) for n in live if n.role is Role.LEADER]  # type: ignore[attr-defined]
+        return max(leaders)[1] if leaders else None
 
     def leaders(self) -> dict[str, str | None]:
         """``group -> leader`` for every group."""
@@ -214,13 +204,8 @@ class ShardedKV:
 
     def placement(self) -> dict[str, str]:
         """``key -> group`` for every key some group's leader holds now."""
-        out: dict[str, str] = {}
-        for g in self.groups:
-            st = self.store(g)
-            if st is not None:
-                for k in st.data:
-                    out[k] = g
-        return out
+        stores = {g: self.store(g) for g in self.groups}
+        return {k: g for g, st in stores.items() if st is not None for k in st.data}
 
     def check_invariants(self) -> list[str]:
         """Each live server's Raft and shard invariants, plus: no key held by two groups' leaders."""
@@ -316,10 +301,8 @@ class ShardedKV:
         if len(self.groups) >= 8:
             raise ValueError("at most 8 groups")
         old = self.directory.config
-        new = old.with_group(name)
-        sources = old.groups
-        self._start_group(name, new, frozenset(sources))
-        m = Migration(name, new, self.sim.now, sources)
+        m = Migration(name, old.with_group(name), self.sim.now, old.groups)
+        self._start_group(name, m.config, frozenset(old.groups))
         self.migrations.append(m)
         self.events.append((self.sim.now, "join", name))
         self.sim.after(0.0, lambda sim: self._tick(m))

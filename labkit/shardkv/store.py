@@ -43,10 +43,8 @@ class ShardConfig:
 
     def __post_init__(self) -> None:
         valid.integer("epoch", self.epoch, ge=0)
-        if not isinstance(self.groups, tuple) or not self.groups:
-            raise ValueError(f"groups must be a non-empty tuple of group names, got {self.groups!r}")
-        if len(set(self.groups)) != len(self.groups):
-            raise ValueError(f"groups must not repeat a name, got {self.groups!r}")
+        distinct = isinstance(self.groups, tuple) and 0 < len(set(self.groups)) == len(self.groups)
+        valid.require(distinct, "groups", "a non-empty tuple of distinct group names", self.groups)
         object.__setattr__(self, "ring", HashRing(self.groups, vnodes=self.vnodes))
 
     def owner(self, key: str) -> str:
@@ -96,10 +94,7 @@ class ShardStore(KVStore):
     def __init__(self, group: str, config: ShardConfig, awaiting: frozenset[str] = frozenset()) -> None:
         super().__init__()
         valid.instance("config", config, ShardConfig)
-        if isinstance(awaiting, (str, bytes)) or not isinstance(awaiting, (set, frozenset, list, tuple)):
-            raise valid.ArgumentTypeError(
-                f"awaiting must be a set of group names, got {valid.shown(awaiting)}"
-            )
+        valid.instance("awaiting", awaiting, (set, frozenset, list, tuple))
         if group not in config.groups:
             raise ValueError(f"group {group!r} is not in config {config.groups}")
         self.group = group

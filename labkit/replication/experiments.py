@@ -32,7 +32,7 @@ from labkit import validation as valid
 from labkit.clocks import VectorClock
 from labkit.history import HistoryEntry
 from labkit.replication.client import ClientOp, OpKind, Workload
-from labkit.replication.config import check_quorum, count_or_ids
+from labkit.replication.config import count_or_ids
 from labkit.replication.messages import MerkleData, MerkleLevel
 from labkit.replication.modes import Mode, Resolution
 from labkit.replication.store import DEFAULT_LATENCY, ReplicatedStore
@@ -230,10 +230,6 @@ class ScenarioResult:
     ops: list[ClientOp]
     final: Siblings
 
-    @property
-    def mode(self) -> Mode:
-        return self.store.mode
-
     def phase(self, t: float) -> str:
         """ "before", "during" or "after" the partition, for a time ``t``."""
         return "before" if t < self.partition_at else "during" if t < self.heal_at else "after"
@@ -426,8 +422,6 @@ def quorum_latency(
     valid.integer("ops", ops, ge=2)
     rows = []
     for r, w in rw:
-        check_quorum("r", r, n)
-        check_quorum("w", w, n)
         store = ReplicatedStore(n, n, Mode.CONSISTENCY_FIRST, r=r, w=w, seed=seed, latency=latency)
         via = store.coordinator_for("x")
         store.sim.set_latency(client_latency, src="client", dst=via)

@@ -113,10 +113,6 @@ class ReplicatedStore:
         """The storage nodes."""
         return self.config.nodes
 
-    @property
-    def mode(self) -> Mode:
-        return self.config.mode
-
     def replica(self, node: str) -> ReplicaNode:
         """The live storage node object (raises if it is crashed)."""
         self._check_storage(node)
@@ -272,13 +268,6 @@ class ReplicatedStore:
                     break
         if sorted(map(sorted, groups)) != sorted(map(sorted, self.sim.partitions)):
             self.sim.partition(*groups)
-
-    def side_of(self, node: str) -> int:
-        """Index of the partition group holding ``node`` (0 when healed)."""
-        for i, g in enumerate(self.sim.partitions):
-            if node in g:
-                return i
-        raise ValueError(f"unknown node {node!r}")
 
     # -- what the replicas hold ------------------------------------------------------
     def stored(self, node: str) -> dict[str, Siblings]:

@@ -305,5 +305,5 @@ class Coordinator:
         ctx.cancel_timer(f"hint/{p.req[0]}/{p.req[1]}")
 
 
-# Timer name prefix -> handler (house rule: a table, not an if-chain).
+# Timer name prefix -> handler.
 Coordinator._timer_handlers = {"deadline": Coordinator._on_deadline, "hint": Coordinator._on_hint}

@@ -68,7 +68,7 @@ class ReplicaNode(Node):
         self.coordinator = Coordinator(node_id, config)
         self.anti_entropy_interval = config.anti_entropy_interval  # None: anti-entropy is off
         self._sessions = 0
-        # Handler table: message type -> bound method (house rule: no if-chains).
+        # Handler table: message type -> bound method.
         self._handlers: dict[type, Callable[[Context, str, Any], None]] = {
             ClientPut: self.coordinator.start_put,
             ClientGet: self.coordinator.start_get,

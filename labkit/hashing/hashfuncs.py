@@ -14,8 +14,9 @@ are used in this package:
 Keys are ``str`` or ``bytes``; any other type is refused, because silently calling
 ``str()`` on it would make ``1`` and ``"1"`` the same key.
 
-:class:`NodeList` keeps the numbered nodes of the schemes that map a key to a bucket
-number (``hash % N``, jump hashing): node ``i`` is bucket ``i``.
+:class:`NodeList` keeps the named nodes of the schemes without a ring: for those that map a
+key to a bucket number (``hash % N``, jump hashing) node ``i`` is bucket ``i``; rendezvous
+hashing keeps its list in name order.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def md5_int(key: str | bytes) -> int:
 
 
 class NodeList:
-    """Named nodes in the order added: node ``i`` is bucket ``i`` of a bucket scheme."""
+    """Named nodes in a list (in the order added): node ``i`` is bucket ``i`` of a bucket scheme."""
 
     __slots__ = ("_nodes",)
 
@@ -86,7 +87,7 @@ class NodeList:
 
     @property
     def nodes(self) -> tuple[str, ...]:
-        """Nodes in bucket order."""
+        """The nodes, in list order (bucket order for a bucket scheme)."""
         return tuple(self._nodes)
 
     def __len__(self) -> int:

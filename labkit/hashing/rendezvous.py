@@ -22,15 +22,15 @@ from collections.abc import Iterable
 import mmh3
 
 from labkit import validation as valid
-from labkit.hashing.hashfuncs import check_key
+from labkit.hashing.hashfuncs import NodeList, check_key
 
 __all__ = ["RendezvousHash"]
 
 _hash128 = mmh3.hash128
 
 
-class RendezvousHash:
-    """Highest-random-weight hashing over named nodes.
+class RendezvousHash(NodeList):
+    """Highest-random-weight hashing over named nodes, kept in name order.
 
     >>> hrw = RendezvousHash(["a", "b", "c"])
     >>> hrw.node_for("user:42") == hrw.preference_list("user:42", 3)[0]
@@ -40,26 +40,21 @@ class RendezvousHash:
     __slots__ = ("_params",)
 
     def __init__(self, nodes: Iterable[str] = ()) -> None:
-        if isinstance(nodes, str | bytes):
-            raise TypeError("nodes must be an iterable of node names, not a string")
-        # node -> (seed, salt), kept sorted by name so iteration order never depends on insertion order.
+        # node -> (seed, salt), in name order like the node list: no order depends on insertion.
         self._params: dict[str, tuple[int, int]] = {}
-        for node in nodes:
-            self.add_node(node)
+        super().__init__(nodes)
 
     def add_node(self, node: str) -> None:
         """Add ``node``; it takes exactly the keys for which it now scores highest."""
-        valid.string("node", node)
-        if node in self._params:
-            raise ValueError(f"node {node!r} is already present")
+        super().add_node(node)
+        self._nodes.sort()
         h = _hash128(node)
         self._params[node] = (h & 0xFFFFFFFF, h)
-        self._params = dict(sorted(self._params.items()))
+        self._params = {n: self._params[n] for n in self._nodes}
 
     def remove_node(self, node: str) -> None:
         """Remove ``node``; each of its keys goes to that key's next-highest scorer."""
-        if node not in self._params:
-            raise ValueError(f"node {node!r} is not present (nodes: {list(self._params)})")
+        super().remove_node(node)
         del self._params[node]
 
     def score(self, node: str, key: str | bytes) -> int:
@@ -72,8 +67,7 @@ class RendezvousHash:
 
     def node_for(self, key: str | bytes) -> str:
         """The node with the highest score for ``key``."""
-        if not self._params:
-            raise ValueError("no nodes: add_node() before looking keys up")
+        self._bucket_count()  # refuses an empty node list
         best_node, best = "", -1
         try:
             # Strict '>' over name-sorted nodes: a tie keeps the smaller name.
@@ -91,14 +85,6 @@ class RendezvousHash:
         check_key(key)
         ranked = sorted(self._params, key=lambda node: (-self.score(node, key), node))
         return ranked[:n]
-
-    @property
-    def nodes(self) -> tuple[str, ...]:
-        """Nodes, sorted by name."""
-        return tuple(self._params)
-
-    def __len__(self) -> int:
-        return len(self._params)
 
     def __contains__(self, node: object) -> bool:
         return node in self._params

@@ -88,13 +88,11 @@ class ReplicatedStore:
         majority = self.config.n // 2 + 1
         self.r = check_quorum("r", majority if r is None else r, self.config.n)
         self.w = check_quorum("w", majority if w is None else w, self.config.n)
-        valid.number("client_timeout", client_timeout, gt=0, unit="seconds")
-        if client_timeout <= request_timeout:
-            raise ValueError(
-                f"client_timeout ({client_timeout}) must be longer than request_timeout ({request_timeout}) "
-                "so a live coordinator always answers first"
-            )
-        self.client_timeout = float(client_timeout)
+        longer = "longer than request_timeout, so a live coordinator always answers first"
+        timeout = self.config.request_timeout
+        self.client_timeout = valid.number(
+            "client_timeout", client_timeout, gt=timeout, unit="seconds", note=longer
+        )
         self.sim = Simulator(seed, latency=latency)
         factory = ReplicaNode.factory(self.config)
         for name in names:
@@ -119,9 +117,8 @@ class ReplicatedStore:
         return self.sim.node(node)  # type: ignore[return-value]
 
     def client(self, name: str = "client") -> ClientNode:
-        if name not in self.clients:
-            raise ValueError(f"client {name!r} does not exist (clients: {self.clients})")
-        return self.sim.node(name)  # type: ignore[return-value]
+        """The client node called ``name``."""
+        return self.sim.node(valid.one_of("client", name, self.clients))  # type: ignore[return-value]
 
     def _check_storage(self, node: str, name: str = "node") -> None:
         if node not in self.config.nodes:

@@ -343,7 +343,6 @@ def run_partition_scenario(
     reconciled into ``final``.
     """
     stop = heal_at if stop is None else stop
-    valid.instance("mode", mode, Mode)
     for name, v in (("partition_at", partition_at), ("heal_at", heal_at), ("stop", stop), ("settle", settle)):
         valid.number(name, v, ge=0, unit="seconds")
     if not partition_at <= heal_at <= stop:

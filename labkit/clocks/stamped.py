@@ -207,9 +207,8 @@ def run_chatter(
     valid.probability("send_prob", send_prob)
     check_max_offset(max_offset)
     events = n_nodes * rate * duration
-    valid.require(
-        events <= MAX_CHATTER_EVENTS, "n_nodes * rate * duration", f"<= {MAX_CHATTER_EVENTS:,} events", events
-    )
+    most = f"<= {MAX_CHATTER_EVENTS:,} events"
+    valid.require(events <= MAX_CHATTER_EVENTS, "n_nodes * rate * duration", most, events)
     sim = Simulator(seed, latency=latency)
     for i in range(1, n_nodes + 1):
         sim.add_node(f"n{i}", lambda nid: Chatter(nid, rate, send_prob, max_offset=max_offset))

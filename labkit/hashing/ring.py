@@ -152,12 +152,8 @@ class HashRing:
     def _count_for(self, weight: float) -> int:
         valid.number("weight", weight, gt=0)
         count = round(self._vnodes * weight)
-        valid.require(
-            count <= MAX_VNODES,
-            "weight",
-            f"at most {MAX_VNODES / self._vnodes:g} (at most {MAX_VNODES:,} virtual nodes per node)",
-            weight,
-        )
+        most = f"at most {MAX_VNODES / self._vnodes:g} (at most {MAX_VNODES:,} virtual nodes per node)"
+        valid.require(count <= MAX_VNODES, "weight", most, weight)
         if count < 1:
             raise ValueError(
                 f"weight {weight} gives {self._vnodes} * {weight} < 0.5 virtual nodes; "

@@ -84,17 +84,12 @@ class StoreConfig:
         object.__setattr__(
             self, "anti_entropy_interval", check_interval("anti_entropy_interval", self.anti_entropy_interval)
         )
-        if self.hint_after >= self.request_timeout:
-            raise ValueError(
-                f"hint_after ({self.hint_after}) must be shorter than request_timeout ({self.request_timeout})"
-            )
+        shorter = f"shorter than request_timeout ({self.request_timeout})"
+        valid.require(self.hint_after < self.request_timeout, "hint_after", shorter, self.hint_after)
         valid.boolean("write_back_reads", self.write_back_reads)
-        valid.require(
-            not self.write_back_reads or self.mode is Mode.CONSISTENCY_FIRST,
-            "write_back_reads",
-            "False in a sloppy quorum (AVAILABILITY_FIRST), whose read and write quorums need not overlap",
-            self.write_back_reads,
-        )
+        strict = self.mode is Mode.CONSISTENCY_FIRST
+        sloppy = "False in a sloppy quorum (AVAILABILITY_FIRST): its quorums need not overlap"
+        valid.require(strict or not self.write_back_reads, "write_back_reads", sloppy, self.write_back_reads)
         valid.integer("merkle_depth", self.merkle_depth, ge=0, le=16)
 
     def preference_list(self, key: str) -> tuple[str, ...]:

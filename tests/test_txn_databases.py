@@ -109,6 +109,17 @@ class TestSQLite(DatabaseContract):
     def test_shared_cache_read_uncommitted_reads_uncommitted_writes(self, db):
         s = survey(db, [SqliteLevel.READ_UNCOMMITTED], runs=RUNS, progress=False)
         assert "G1b" in anomalies(s)["SQLite read_uncommitted (shared cache)"], s.table()
+        # The notebook shows it as a table, one row per level, the anomalies in one short column.
+        frame = s.frame()
+        row = frame.loc["SQLite read_uncommitted (shared cache)"]
+        assert list(frame.columns) == [
+            "runs",
+            "anomalies (runs with it)",
+            "transactions aborted",
+            "appends lost",
+        ]
+        assert row["runs"] == RUNS and "G1b in " in row["anomalies (runs with it)"]
+        assert row["transactions aborted"].endswith(f" of {40 * RUNS}") and row["appends lost"] == 0
 
     def test_runs_are_the_same_every_time(self, db):
         programs, order, who = workload(3)

@@ -645,6 +645,24 @@ class Survey:
             )
         return "\n".join(lines)
 
+    def frame(self) -> Any:
+        """The same as :meth:`table`, as a pandas DataFrame: one row per label (a notebook shows it as a
+        table that fits its width, where a line of text would wrap)."""
+        import pandas as pd
+
+        rows = {}
+        counts = self.counts()
+        for label, runs in self.runs.items():
+            found = ", ".join(f"{a} in {n}" for a, n in sorted(counts[label].items())) or "none"
+            total = sum(len(r.history) - 1 for r in runs)
+            rows[label] = {
+                "runs": len(runs),
+                "anomalies (runs with it)": found,
+                "transactions aborted": f"{sum(r.aborted for r in runs)} of {total}",
+                "appends lost": sum(len(r.lost_appends) for r in runs),
+            }
+        return pd.DataFrame.from_dict(rows, orient="index")
+
     def __add__(self, other: Survey) -> Survey:
         return Survey({**self.runs, **other.runs})
 

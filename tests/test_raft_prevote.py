@@ -56,7 +56,17 @@ def test_pre_vote_keeps_the_term_and_the_leader(seed):
 def test_a_leader_in_a_minority_keeps_leading_without_check_quorum(seed):
     r = leader_in_minority(check_quorum=False, seed=seed, duration=3.0)
     assert r.led_for >= 2.9, f"it should have led all 3 s, led {r.led_for:.2f} s"
-    assert r.accepted >= 50 and r.committed == 0
+    assert r.accepted >= 50 and r.committed == 0 and r.healed_at is None
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_after_the_heal_the_cut_off_leader_steps_down_and_its_entries_are_overwritten(seed):
+    r = leader_in_minority(check_quorum=False, seed=seed, duration=3.0, after=1.0)
+    c, old = r.cluster, r.cluster.node(r.leader)
+    assert r.healed_at >= r.partitioned_at + 3.0 and c.sim.now == pytest.approx(r.healed_at + 1.0)
+    assert old.role is Role.FOLLOWER and c.leader() not in (None, r.leader)
+    assert r.accepted >= 50 and not any(str(e.command).startswith("cut-off") for e in old.log)
+    assert c.check_invariants() == []
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -263,13 +263,21 @@ class MinorityLeader:
     accepted: int  # submits it accepted while cut off
     committed: int  # how many of those it ever committed (always 0: it has no majority)
     partitioned_at: float
+    healed_at: float | None = None  # when the partition healed (None: the run stopped before)
 
 
 def leader_in_minority(
-    check_quorum: bool = False, *, seed: int = 3, duration: float = 3.0, pre_vote: bool = False
+    check_quorum: bool = False,
+    *,
+    seed: int = 3,
+    duration: float = 3.0,
+    pre_vote: bool = False,
+    after: float = 0.0,
 ) -> MinorityLeader:
     """Partition the leader and one follower away from the other three for ``duration`` seconds,
-    submitting a command to the old leader every 50 ms.
+    submitting a command to the old leader every 50 ms; then, if ``after`` > 0, heal the partition
+    and run ``after`` seconds more (the old leader hears the new term and steps down, §5.1, and the
+    new leader overwrites its uncommitted entries, §5.3).
 
     Without CheckQuorum the old leader never learns it lost its majority: it
     accepts every submit, commits none, and stays leader until the partition
@@ -278,6 +286,7 @@ def leader_in_minority(
     """
     valid.boolean("check_quorum", check_quorum)
     valid.number("duration", duration, gt=0, le=60, unit="seconds")
+    valid.number("after", after, ge=0, le=60, unit="seconds")
     c = RaftCluster(n=5, seed=seed, check_quorum=check_quorum, pre_vote=pre_vote)
     _elect(c)
     c.sim.run_for(0.3)
@@ -296,7 +305,12 @@ def leader_in_minority(
                 accepted.append(res[0])
         c.sim.run_for(0.05)
     committed = sum(1 for cmd in c.applied(old) if str(cmd).startswith("cut-off"))
-    return MinorityLeader(c, old, led_for, len(accepted), committed, start)
+    healed_at = None
+    if after > 0:
+        c.heal()
+        healed_at = c.sim.now
+        c.sim.run_for(after)
+    return MinorityLeader(c, old, led_for, len(accepted), committed, start, healed_at)
 
 
 # ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@ __all__ = [
     "number",
     "one_of",
     "enum_member",
+    "hashable",
     "probability",
     "require",
     "shown",
@@ -193,6 +194,15 @@ def instance(name: str, value: Any, cls: type | tuple[type, ...], *, none: bool 
     classes = cls if isinstance(cls, tuple) else (cls,)
     what = " or ".join(_a(c.__name__) for c in classes) + (" or None" if none else "")
     raise _fail(name, what, value, ArgumentTypeError)
+
+
+def hashable(name: str, value: Any, what: str = "hashable") -> Any:
+    """A value ``hash()`` accepts (a dict key, a set member, a state a search remembers)."""
+    try:
+        hash(value)
+    except TypeError:
+        raise _fail(name, what, value, ArgumentTypeError) from None
+    return value
 
 
 def one_of(name: str, value: Any, allowed: Iterable[Any]) -> Any:

@@ -12,34 +12,15 @@ order one operation at a time and back up when nothing fits; Lowe ("Testing
 for linearizability", CCPE 2017) remembers every (set of placed operations,
 state) pair that led nowhere. This module runs the same search, faster:
 
-* :class:`_Events`: Wing & Gong's doubly linked list of calls and returns. An
-  operation may go next only if its call comes before the first return still
-  in the list; placing it lifts its two events out, backing up puts them back.
-* :class:`_Memo`: Lowe's memo, which also prunes a configuration that has used
-  more optional operations than a failed one with the same state.
-* :meth:`_Search.candidates`: what may go next. A read that fits (see
-  :meth:`Model.read_only`) is placed at once, without alternatives; an optional
-  operation (unknown output) that would change nothing is never tried, and of
-  several optional ones with equal inputs only the one called first.
-* The order candidates are tried in: the one that *returned* first comes
-  first. It changes no verdict, only how soon a linearizable history meets
-  its witness, and that matters when the state remembers the order of the
-  operations (appends of distinct values: no two orders reach the same state,
-  so the memo merges nothing and a wrong early choice is found only at the
-  next read, after every order of the operations between). Call order says
-  little: clients of a workload call at the same instants. Return order is
-  the order of Lowe's just-in-time linearization (CCPE 2017), which places an
-  operation only when its return forces it, and a replicated service answers
-  its clients close to the order in which it committed their requests.
-* :meth:`_Search.depth_first`: the search itself, placing at most a given
-  number of optional operations; :meth:`_Search.run` first allows none of
-  them, then any number, so a history that needs none of its optional
-  operations never explores their combinations.
+* :class:`_Events`: Wing & Gong's doubly linked list of calls and returns;
+* :class:`_Memo`: Lowe's memo, which also prunes by the optional operations used;
+* :func:`_candidate_finder`: what may go next, and in which order;
+* :meth:`_Search.depth_first`: the search itself, and :meth:`_Search.run`,
+  which first tries to do without the operations of unknown outcome;
 * :func:`_round_robin`: P-compositionality (Horn & Kroening, FORTE 2015):
-  when the model splits the history into independent parts (the keys of a
-  key-value store), each part is searched on its own. The parts take turns,
-  so one hard key cannot hide an easy violation on another, and the check
-  stops at the first part that fails.
+  the independent parts of a history (the keys of a key-value store) are
+  searched on their own, taking turns, and the check stops at the first
+  part that fails.
 
 The search has a budget (seconds and/or steps) shared by all parts: deciding
 linearizability is NP-complete (Gibbons & Korach 1997), so instead of hanging
@@ -175,12 +156,24 @@ def _candidate_finder(
 
     It returns (candidates with their new states, first return event, work,
     capped). Sure operations called before the first return still in the
-    list come first, the earliest to return first. One that fits and is
-    read-only is *forced*: placing it now is never worse than later (it
-    changes no state in any order, and every operation still unplaced returns
-    after its call, so real-time order allows it here), so it is the only
-    candidate. Then the optional operations called before that return;
-    ``capped`` is True if ``optional_left`` kept one of them from being tried.
+    list come first. One that fits and is read-only is *forced*: placing it
+    now is never worse than later (it changes no state in any order, and
+    every operation still unplaced returns after its call, so real-time
+    order allows it here), so it is the only candidate. Then the optional
+    operations called before that return; ``capped`` is True if
+    ``optional_left`` kept one of them from being tried.
+
+    Sure candidates are tried in the order they *returned*, the earliest
+    first. That changes no verdict, only how soon a linearizable history
+    meets its witness, which matters when the state remembers the order of
+    the operations (appends of distinct values: no two orders reach the same
+    state, so the memo merges nothing, and a wrong early choice shows only at
+    the next read, after every order of the operations between). Call order
+    says little, as the clients of a workload call at the same instants.
+    Return order is the order of Lowe's just-in-time linearization (CCPE
+    2017), which places an operation only when its return forces it, and a
+    replicated service answers its clients close to the order in which it
+    committed their requests.
     """
     nxt, when, head = events.nxt, events.when, events.head
     n, m = len(outputs), len(opt_call)
@@ -267,23 +260,20 @@ class _Search:
         self.limit: float = 0  # how far this turn may go (set by the scheduler)
         self.order: tuple[int, ...] = ()  # where the search was when its turn ended
         self.state = init
-        self._turns: Iterator[None] | None = None
 
-    def take_turn(self, limit: float) -> PartitionResult | None:
-        """Search until ``steps`` passes ``limit``; the part's result once it has one, else None."""
-        self.limit = limit
-        if self._turns is None:
-            self._turns = self.run()
-        try:
-            next(self._turns)
-        except StopIteration as done:
-            return done.value
-        return None
-
-    def stopped(self) -> PartitionResult:
-        """The result of a search stopped before it found a verdict."""
+    def result(
+        self, verdict: Verdict, order: tuple[int, ...], blocked: int | None, state: Any
+    ) -> PartitionResult:
+        """The part's result in history ids (``order`` and ``blocked`` are local ids)."""
+        glob = self.glob
         return PartitionResult(
-            self.key, self.ids, Verdict.UNDECIDED, self.order, None, self.state, self.steps
+            self.key,
+            self.ids,
+            verdict,
+            tuple(glob[k] for k in order),
+            None if blocked is None else glob[blocked],
+            state,
+            self.steps,
         )
 
     def run(self) -> Iterator[None]:
@@ -298,16 +288,7 @@ class _Search:
             verdict, order, blocked, state, capped = yield from self.depth_first(cap)
             if verdict is not Verdict.NOT_LINEARIZABLE or not capped or cap >= self.m:
                 break
-        glob = self.glob
-        return PartitionResult(
-            self.key,
-            self.ids,
-            verdict,
-            tuple(glob[k] for k in order),
-            None if blocked is None else glob[blocked],
-            state,
-            self.steps,
-        )
+        return self.result(verdict, order, blocked, state)
 
     def depth_first(self, cap: int) -> Iterator[None]:
         """Wing & Gong's search with Lowe's memo, placing at most ``cap`` optional operations.
@@ -334,7 +315,7 @@ class _Search:
         steps, limit, idx = self.steps + work, self.limit, 0
         while first_ret != -1:  # some sure operation is still to be placed
             if steps > limit:  # the turn is over: let the other parts search
-                self.steps, self.order, self.state = steps, tuple(self.glob[k] for k, *_ in path), state
+                self.steps, self.order, self.state = steps, tuple(k for k, *_ in path), state
                 yield
                 limit = self.limit
             if idx < len(cands):  # place the next candidate
@@ -380,6 +361,7 @@ def _round_robin(searches: list[_Search], budget: _Budget) -> tuple[Verdict, lis
     Returns the verdict and a result for every part that was started, in the
     order of ``searches`` (a part cut short is undecided).
     """
+    turns = [search.run() for search in searches]
     results: dict[int, PartitionResult] = {}
     waiting = list(range(len(searches)))
     verdict = Verdict.LINEARIZABLE
@@ -390,18 +372,20 @@ def _round_robin(searches: list[_Search], budget: _Budget) -> tuple[Verdict, lis
             if limit is None:
                 verdict = Verdict.UNDECIDED
                 break
-            before = search.steps
-            result = search.take_turn(limit)
-            budget.steps_left -= search.steps - before
-            if result is not None:
-                results[i] = result
+            search.limit, before = limit, search.steps
+            try:
+                next(turns[i])  # search until its steps pass the limit
+            except StopIteration as done:
+                results[i] = done.value
                 waiting.remove(i)
-                if result.verdict is Verdict.NOT_LINEARIZABLE:
-                    verdict = Verdict.NOT_LINEARIZABLE
-                    break
-    for i in waiting:
-        if searches[i].steps:
-            results[i] = searches[i].stopped()
+            budget.steps_left -= search.steps - before
+            if i in results and results[i].verdict is Verdict.NOT_LINEARIZABLE:
+                verdict = Verdict.NOT_LINEARIZABLE
+                break
+    for i in waiting:  # cut short: undecided where it stopped
+        s = searches[i]
+        if s.steps:
+            results[i] = s.result(Verdict.UNDECIDED, s.order, None, s.state)
     return verdict, [results[i] for i in sorted(results)]
 
 
@@ -411,12 +395,7 @@ def _validate_model(model: Any) -> Hashable:
             f"model must have init() and apply(state, input) methods (subclass labkit.linearizability.Model), "
             f"got {model!r}"
         )
-    init = model.init()
-    try:
-        hash(init)
-    except TypeError:
-        raise TypeError(f"model.init() must return a hashable state, got {init!r}") from None
-    return init
+    return valid.hashable("model.init()", model.init(), "a hashable state")
 
 
 def _partitions(ops: tuple[Operation, ...], model: Any, init: Hashable) -> dict[Hashable, list[int]]:

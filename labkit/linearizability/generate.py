@@ -20,7 +20,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import Any
 
 from labkit import validation as valid
 from labkit.linearizability.history import UNKNOWN, Operation
@@ -58,17 +58,6 @@ def kv_inputs(keys: int = 10) -> InputFn:
     return make
 
 
-class _Planned(NamedTuple):
-    """One operation as :func:`random_history` plans it, before the outputs are known."""
-
-    client: Any
-    call: float
-    ret: float  # math.inf if it never returns
-    input: tuple
-    fate: str  # "done", "timeout" or "pending"
-    point: float | None  # when it takes effect (its linearization point); None if it never does
-
-
 def random_history(
     rng: random.Random,
     *,
@@ -101,7 +90,9 @@ def random_history(
     free_at = [rng.uniform(0, mean_latency) for _ in range(clients)]
     client_id = list(range(clients))
     next_id = clients
-    planned: list[_Planned] = []
+    history: list[Operation] = []  # outputs still UNKNOWN: they come from the run below
+    points: list[float | None] = []  # when each takes effect (its linearization point); None if never
+    done: list[bool] = []  # whether its client learned the output
     for _ in range(ops):
         slot = min(range(clients), key=free_at.__getitem__)
         call = free_at[slot]
@@ -114,7 +105,9 @@ def random_history(
         elif fate != "done":
             point = call + rng.random() * 3 * took  # may land after the client gave up
         ret = math.inf if fate == "pending" else call + took
-        planned.append(_Planned(client_id[slot], call, ret, inputs(rng), fate, point))
+        history.append(Operation(client_id[slot], call, ret, inputs(rng)))
+        points.append(point)
+        done.append(fate == "done")
         free_at[slot] = call + took + rng.expovariate(4 / mean_latency)
         if fate != "done":
             client_id[slot] = next_id  # the old client may still be waiting
@@ -123,17 +116,12 @@ def random_history(
     # Outputs of one sequential run in the order of the hidden points, per part.
     states: dict[Any, Any] = {}
     outputs: dict[int, Any] = {}
-    effective = [k for k, p in enumerate(planned) if p.point is not None]
-    for k in sorted(effective, key=lambda k: planned[k].point):
-        input = planned[k].input
+    effective = [k for k, point in enumerate(points) if point is not None]
+    for k in sorted(effective, key=points.__getitem__):
+        input = history[k].input
         part = model.partition(input)
-        out, states[part] = model.apply(states.get(part, model.init()), input)
-        outputs[k] = out
-    history = []
-    for k, p in enumerate(planned):
-        out = outputs[k] if p.fate == "done" else UNKNOWN
-        history.append(Operation(p.client, p.call, p.ret, p.input, out))
-    return history
+        outputs[k], states[part] = model.apply(states.get(part, model.init()), input)
+    return [replace(op, output=outputs[k]) if done[k] else op for k, op in enumerate(history)]
 
 
 def corrupt(rng: random.Random, history: list[Operation]) -> list[Operation]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Final
 
 from labkit import validation as valid
@@ -38,31 +39,18 @@ from labkit import validation as valid
 __all__ = ["UNKNOWN", "Operation", "History", "as_history", "format_call", "format_op"]
 
 
-class _Unknown:
-    """The type of :data:`UNKNOWN`; there is exactly one instance."""
+class _Unknown(Enum):
+    """The type of :data:`UNKNOWN`: an Enum, so its one member survives pickling and copying."""
 
-    __slots__ = ()
-    _instance: _Unknown | None = None
-
-    def __new__(cls) -> _Unknown:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+    UNKNOWN = "UNKNOWN"
 
     def __repr__(self) -> str:
         return "UNKNOWN"
 
-    def __reduce__(self) -> str:
-        return "UNKNOWN"
-
-    def __copy__(self) -> _Unknown:
-        return self
-
-    def __deepcopy__(self, memo: Any) -> _Unknown:
-        return self
+    __str__ = __repr__
 
 
-UNKNOWN: Final = _Unknown()
+UNKNOWN: Final = _Unknown.UNKNOWN
 """The output of an operation whose result the client never learned."""
 
 
@@ -83,10 +71,7 @@ class Operation:
     output: Any = UNKNOWN
 
     def __post_init__(self) -> None:
-        try:
-            hash(self.client)
-        except TypeError:
-            raise TypeError(f"client must be hashable (an int or a str), got {self.client!r}") from None
+        valid.hashable("client", self.client, "hashable (an int or a str)")
         valid.number("call", self.call, note="a time")
         valid.number(
             "ret", self.ret, ge=self.call, finite=False, note="a time; math.inf if it never returned"

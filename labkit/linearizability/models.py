@@ -27,6 +27,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from typing import Any
 
+from labkit import validation as valid
+
 __all__ = ["Model", "RegisterModel", "KVModel"]
 
 
@@ -83,11 +85,7 @@ class RegisterModel(Model):
     name = "register"
 
     def __init__(self, initial: Hashable = None) -> None:
-        try:
-            hash(initial)
-        except TypeError:
-            raise TypeError(f"initial must be a hashable value, got {initial!r}") from None
-        self.initial = initial
+        self.initial = valid.hashable("initial", initial, "a hashable value")
 
     def init(self) -> Hashable:
         return self.initial

@@ -17,6 +17,7 @@ import math
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from enum import Enum
+from itertools import accumulate
 from typing import Any
 
 from labkit import validation as valid
@@ -114,26 +115,13 @@ class CheckResult:
 # -- linearization points -------------------------------------------------------
 
 
-def _horizon(ops: tuple[Operation, ...]) -> float:
-    times = [op.call for op in ops] + [op.ret for op in ops if not op.pending]
-    return max(times, default=0.0)
-
-
 def _points_for(ops: tuple[Operation, ...], order: tuple[int, ...], horizon: float) -> dict[int, float]:
     # earliest[k]: the latest call among order[:k+1]; latest[k]: the earliest
     # bound among order[k:]. Both are non-decreasing along the order and
     # earliest <= latest (no operation placed later precedes one placed
     # earlier in real time), so midpoints are in order and inside each interval.
-    earliest: list[float] = []
-    running = -math.inf
-    for i in order:
-        running = max(running, ops[i].call)
-        earliest.append(running)
-    latest = [0.0] * len(order)
-    running = math.inf
-    for k in range(len(order) - 1, -1, -1):
-        running = min(running, ops[order[k]].latest_effect)
-        latest[k] = running
+    earliest = list(accumulate((ops[i].call for i in order), max))
+    latest = list(accumulate((ops[i].latest_effect for i in reversed(order)), min))[::-1]
     points = {}
     for k, i in enumerate(order):
         hi = latest[k] if latest[k] != math.inf else max(horizon, earliest[k])
@@ -149,7 +137,8 @@ def linearization_points(result: CheckResult) -> dict[int, float]:
     of the parts that passed. Operations with no point did not take effect.
     """
     valid.instance("result", result, CheckResult)
-    horizon = _horizon(result.history)
+    ops = result.history
+    horizon = max([op.call for op in ops] + [op.ret for op in ops if not op.pending], default=0.0)
     points: dict[int, float] = {}
     for part in result.partitions:
         points.update(_points_for(result.history, part.order, horizon))

@@ -55,7 +55,8 @@ def from_replication(history: Iterable[Any]) -> list[Operation]:
         if not input or input[0] not in ("read", "write"):
             raise ValueError(f"history[{i}] must be a read or a write, got input {input!r}")
         if ret == math.inf or output is None:
-            out.append(Operation(client, call, math.inf, _register_input(input), UNKNOWN))
+            register_input = ("write", input[1]) if input[0] == "write" else ("read",)
+            out.append(Operation(client, call, math.inf, register_input, UNKNOWN))
         elif input[0] == "write":
             out.append(Operation(client, call, ret, ("write", input[1]), None))
         else:
@@ -63,10 +64,6 @@ def from_replication(history: Iterable[Any]) -> list[Operation]:
             value = None if not values else values[0] if len(values) == 1 else Siblings(values)
             out.append(Operation(client, call, ret, ("read",), value))
     return out
-
-
-def _register_input(input: tuple) -> tuple:
-    return ("write", input[1]) if input[0] == "write" else ("read",)
 
 
 def from_raft(history: Iterable[Any]) -> list[Operation]:

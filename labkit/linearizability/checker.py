@@ -14,7 +14,7 @@ state) pair that led nowhere. This module runs the same search, faster:
 
 * :class:`_Events`: Wing & Gong's doubly linked list of calls and returns;
 * :class:`_Memo`: Lowe's memo, which also prunes by the optional operations used;
-* :func:`_candidate_finder`: what may go next, and in which order;
+* :meth:`_Search.candidates`: what may go next, and in which order;
 * :meth:`_Search.depth_first`: the search itself, and :meth:`_Search.run`,
   which first tries to do without the operations of unknown outcome;
 * :func:`_round_robin`: P-compositionality (Horn & Kroening, FORTE 2015):
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
 from labkit import validation as valid
@@ -42,9 +42,6 @@ from labkit.linearizability.models import Model
 from labkit.linearizability.result import CheckResult, PartitionResult, Verdict
 
 __all__ = ["check"]
-
-# candidates(placed, state, optional_left) -> (candidates with new states, first return, work, capped)
-_Candidates = Callable[[int, Any, int], tuple[list[tuple[int, Any]], int, int, bool]]
 
 # Search steps a part takes before the next part's turn; the clock is read once a turn.
 _SLICE = 1024
@@ -144,84 +141,6 @@ class _Memo:
         return False
 
 
-def _candidate_finder(
-    events: _Events,
-    apply: Any,
-    inputs: list[tuple],
-    outputs: list[Any],
-    forced: list[bool],
-    opt_call: list[float],
-) -> _Candidates:
-    """``candidates(placed, state, optional_left)`` for one part: what may be placed next.
-
-    It returns (candidates with their new states, first return event, work,
-    capped). Sure operations called before the first return still in the
-    list come first. One that fits and is read-only is *forced*: placing it
-    now is never worse than later (it changes no state in any order, and
-    every operation still unplaced returns after its call, so real-time
-    order allows it here), so it is the only candidate. Then the optional
-    operations called before that return; ``capped`` is True if
-    ``optional_left`` kept one of them from being tried.
-
-    Sure candidates are tried in the order they *returned*, the earliest
-    first. That changes no verdict, only how soon a linearizable history
-    meets its witness, which matters when the state remembers the order of
-    the operations (appends of distinct values: no two orders reach the same
-    state, so the memo merges nothing, and a wrong early choice shows only at
-    the next read, after every order of the operations between). Call order
-    says little, as the clients of a workload call at the same instants.
-    Return order is the order of Lowe's just-in-time linearization (CCPE
-    2017), which places an operation only when its return forces it, and a
-    replicated service answers its clients close to the order in which it
-    committed their requests.
-    """
-    nxt, when, head = events.nxt, events.when, events.head
-    n, m = len(outputs), len(opt_call)
-
-    def returns(candidate: tuple[int, Any]) -> float:
-        return when[2 * candidate[0] + 1]
-
-    def candidates(
-        placed: int, state: Any, optional_left: int
-    ) -> tuple[list[tuple[int, Any]], int, int, bool]:
-        cands: list[tuple[int, Any]] = []
-        e = nxt[head]
-        work = 1
-        while e != -1 and not e & 1:
-            k = e >> 1
-            out, new_state = apply(state, inputs[k])
-            work += 1
-            if out == outputs[k]:
-                if forced[k] and new_state == state:
-                    return [(k, new_state)], e, work, False
-                cands.append((k, new_state))
-            e = nxt[e]
-        cands.sort(key=returns)
-        if e == -1:
-            return cands, -1, work, False
-        deadline = when[e]
-        tried = set()
-        for j in range(m):
-            if opt_call[j] > deadline:
-                break
-            k = n + j
-            if not placed >> k & 1:
-                if optional_left <= 0:
-                    return cands, e, work, True
-                # Optional operations with equal inputs are interchangeable; the
-                # earliest called is available whenever a later one is.
-                if inputs[k] in tried:
-                    continue
-                tried.add(inputs[k])
-                _, new_state = apply(state, inputs[k])
-                work += 1
-                if new_state != state:  # placing one that changes nothing is never needed
-                    cands.append((k, new_state))
-        return cands, e, work, False
-
-    return candidates
-
-
 class _Search:
     """The search for one part of a history; :meth:`run` takes turns until it has a verdict.
 
@@ -253,9 +172,7 @@ class _Search:
         self.forced = [bool(read_only(ops[g].input, ops[g].output)) if read_only else False for g in sure]
         self.opt_call = [ops[g].call for g in maybe]
         self.events = _Events([(ops[g].call, ops[g].ret) for g in sure])
-        self.candidates = _candidate_finder(
-            self.events, model.apply, self.inputs, self.outputs, self.forced, self.opt_call
-        )
+        self.apply = model.apply
         self.steps = 0
         self.limit: float = 0  # how far this turn may go (set by the scheduler)
         self.order: tuple[int, ...] = ()  # where the search was when its turn ended
@@ -275,6 +192,67 @@ class _Search:
             state,
             self.steps,
         )
+
+    def candidates(
+        self, placed: int, state: Any, optional_left: int
+    ) -> tuple[list[tuple[int, Any]], int, int, bool]:
+        """What may be placed next: (candidates with their new states, first return event, work, capped).
+
+        Sure operations called before the first return still in the
+        list come first. One that fits and is read-only is *forced*: placing it
+        now is never worse than later (it changes no state in any order, and
+        every operation still unplaced returns after its call, so real-time
+        order allows it here), so it is the only candidate. Then the optional
+        operations called before that return; ``capped`` is True if
+        ``optional_left`` kept one of them from being tried.
+
+        Sure candidates are tried in the order they *returned*, the earliest
+        first. That changes no verdict, only how soon a linearizable history
+        meets its witness, which matters when the state remembers the order of
+        the operations (appends of distinct values: no two orders reach the same
+        state, so the memo merges nothing, and a wrong early choice shows only at
+        the next read, after every order of the operations between). Call order
+        says little, as the clients of a workload call at the same instants.
+        Return order is the order of Lowe's just-in-time linearization (CCPE
+        2017), which places an operation only when its return forces it, and a
+        replicated service answers its clients close to the order in which it
+        committed their requests.
+        """
+        nxt, when, apply, inputs = self.events.nxt, self.events.when, self.apply, self.inputs
+        outputs, forced = self.outputs, self.forced
+        cands: list[tuple[int, Any]] = []
+        e = nxt[self.events.head]
+        work = 1
+        while e != -1 and not e & 1:
+            k = e >> 1
+            out, new_state = apply(state, inputs[k])
+            work += 1
+            if out == outputs[k]:
+                if forced[k] and new_state == state:
+                    return [(k, new_state)], e, work, False
+                cands.append((k, new_state))
+            e = nxt[e]
+        cands.sort(key=lambda cand: when[2 * cand[0] + 1])  # the earliest to return first
+        if e == -1:
+            return cands, -1, work, False
+        tried = set()
+        for j, called in enumerate(self.opt_call):
+            if called > when[e]:
+                break
+            k = self.n + j
+            if not placed >> k & 1:
+                if optional_left <= 0:
+                    return cands, e, work, True
+                # Optional operations with equal inputs are interchangeable; the
+                # earliest called is available whenever a later one is.
+                if inputs[k] in tried:
+                    continue
+                tried.add(inputs[k])
+                _, new_state = apply(state, inputs[k])
+                work += 1
+                if new_state != state:  # placing one that changes nothing is never needed
+                    cands.append((k, new_state))
+        return cands, e, work, False
 
     def run(self) -> Iterator[None]:
         """First allow no optional operation to be placed, then any number.
@@ -389,15 +367,6 @@ def _round_robin(searches: list[_Search], budget: _Budget) -> tuple[Verdict, lis
     return verdict, [results[i] for i in sorted(results)]
 
 
-def _validate_model(model: Any) -> Hashable:
-    if not (callable(getattr(model, "init", None)) and callable(getattr(model, "apply", None))):
-        raise TypeError(
-            f"model must have init() and apply(state, input) methods (subclass labkit.linearizability.Model), "
-            f"got {model!r}"
-        )
-    return valid.hashable("model.init()", model.init(), "a hashable state")
-
-
 def _partitions(ops: tuple[Operation, ...], model: Any, init: Hashable) -> dict[Hashable, list[int]]:
     """Operation ids per independent part, parts in the order they were first called."""
     part_of = getattr(model, "partition", None)
@@ -439,7 +408,12 @@ def check(
     ops = as_history(history)
     valid.number("timeout", timeout, gt=0, unit="seconds", finite=False, none=True, note="None: no limit")
     valid.integer("max_steps", max_steps, ge=1, none=True, note="None: no limit")
-    init = _validate_model(model)
+    if not (callable(getattr(model, "init", None)) and callable(getattr(model, "apply", None))):
+        raise TypeError(
+            f"model must have init() and apply(state, input) methods (subclass labkit.linearizability.Model), "
+            f"got {model!r}"
+        )
+    init = valid.hashable("model.init()", model.init(), "a hashable state")
     parts = _partitions(ops, model, init)
     searches = [_Search(ops, key, ids, model, init) for key, ids in parts.items()]
     verdict, results = _round_robin(searches, _Budget(timeout, max_steps))

@@ -127,21 +127,13 @@ def random_history(
 def corrupt(rng: random.Random, history: list[Operation]) -> list[Operation]:
     """A copy of ``history`` with one read's output swapped for another read's different output."""
     valid.instance("rng", rng, random.Random)
-    reads = [
-        i
-        for i, op in enumerate(history)
-        if op.output is not UNKNOWN and op.input[0] in ("read", "get") and op.output is not None
-    ] or [i for i, op in enumerate(history) if op.output is not UNKNOWN and op.input[0] in ("read", "get")]
+    reads = [i for i, op in enumerate(history) if op.output is not UNKNOWN and op.input[0] in ("read", "get")]
     if not reads:
         raise ValueError("history has no read with a known output to corrupt")
-    i = rng.choice(reads)
-    seen = {
-        repr(op.output): op.output
-        for op in history
-        if op.input == history[i].input and op.output is not UNKNOWN
-    }
-    others = sorted(seen.values(), key=repr)
-    choices = [v for v in others if v != history[i].output]
+    i = rng.choice([j for j in reads if history[j].output is not None] or reads)
+    # Another output the same read gave somewhere in the history, else an impossible one.
+    seen = {repr(op.output): op.output for op in history if op.input == history[i].input}
+    choices = sorted((v for v in seen.values() if v is not UNKNOWN and v != history[i].output), key=repr)
     if not choices:
         choices = ["corrupted"] if isinstance(history[i].output, str) else [-1]
     out = list(history)

@@ -113,8 +113,7 @@ def as_history(history: Iterable[Operation], name: str = "history") -> tuple[Ope
         raise TypeError(f"{name} must be a sequence of Operation, got {type(history).__name__}")
     ops = tuple(history)
     for i, op in enumerate(ops):
-        if not isinstance(op, Operation):
-            raise TypeError(f"{name}[{i}] must be an Operation, got {type(op).__name__}: {op!r}")
+        valid.instance(f"{name}[{i}]", op, Operation)
     return ops
 
 

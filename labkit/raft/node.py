@@ -256,7 +256,6 @@ class RaftCore(Node):
         state_machine: Callable[[], StateMachine] = KVStore,
     ) -> None:
         super().__init__(node_id)
-        # peers: the servers of the cluster; config: a RaftConfig; state_machine: a factory.
         if isinstance(peers, (str, bytes)) or not isinstance(peers, Iterable):
             raise valid.ArgumentTypeError(
                 f"peers must be a collection of server ids, got {valid.shown(peers)}"

@@ -321,7 +321,6 @@ class SagaRun(OrderRun):
     records: tuple[LogRecord, ...]
     writes: int  # log transactions written (all incarnations)
     crashes: tuple[tuple[float, str], ...]
-    end_time: float
     probes: tuple[tuple[float, str], ...] = ()
 
 
@@ -402,7 +401,6 @@ def run_order_saga(
         records=records,
         writes=sum(o.writes for o in incarnations),
         crashes=tuple(driver.crashes),
-        end_time=sim.trace[-1].time if sim.trace.rows else 0.0,
         probes=tuple(prober.results) if prober is not None else (),
     )
 

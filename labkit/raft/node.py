@@ -664,7 +664,9 @@ RaftCore._bind_rules()
 
 # ----------------------------------------------------------------------
 # What production Rafts add. Each class extends the core's steps through
-# super(); RaftNode, at the end, puts them together.
+# super(); RaftNode, at the end, puts them together. They lean on one another
+# where the thesis does: a snapshot records the configuration, InstallSnapshot
+# carries the round of heartbeats, no change of membership during a transfer.
 # ----------------------------------------------------------------------
 class LogCompaction(RaftCore):
     """Log compaction (§7, Figures 12 and 13): snapshots, and InstallSnapshot for followers that

@@ -47,22 +47,6 @@ __all__ = ["check"]
 _SLICE = 1024
 
 
-class _Budget:
-    """The steps and seconds one call of :func:`check` may spend, shared by all parts."""
-
-    __slots__ = ("deadline", "steps_left")
-
-    def __init__(self, timeout: float | None, max_steps: int | None) -> None:
-        self.deadline = math.inf if timeout is None else time.monotonic() + timeout
-        self.steps_left = math.inf if max_steps is None else max_steps
-
-    def grant(self, steps: int) -> float | None:
-        """How far a part that has taken ``steps`` steps may go this turn; None once the budget is spent."""
-        if self.steps_left < 0 or time.monotonic() > self.deadline:
-            return None
-        return steps + min(_SLICE, self.steps_left)
-
-
 class _Events:
     """The calls and returns of the sure operations as a doubly linked list in time order.
 
@@ -333,12 +317,16 @@ class _Search:
         return Verdict.LINEARIZABLE, tuple(k for k, *_ in path), None, state, capped
 
 
-def _round_robin(searches: list[_Search], budget: _Budget) -> tuple[Verdict, list[PartitionResult]]:
-    """Let the parts take turns until one fails, all pass, or the budget is spent.
+def _round_robin(
+    searches: list[_Search], timeout: float | None, max_steps: int | None
+) -> tuple[Verdict, list[PartitionResult]]:
+    """Let the parts take turns until one fails, all pass, or the budget (shared by all parts) is spent.
 
     Returns the verdict and a result for every part that was started, in the
     order of ``searches`` (a part cut short is undecided).
     """
+    deadline = math.inf if timeout is None else time.monotonic() + timeout
+    steps_left = math.inf if max_steps is None else max_steps
     turns = [search.run() for search in searches]
     results: dict[int, PartitionResult] = {}
     waiting = list(range(len(searches)))
@@ -346,17 +334,16 @@ def _round_robin(searches: list[_Search], budget: _Budget) -> tuple[Verdict, lis
     while waiting and verdict is Verdict.LINEARIZABLE:
         for i in list(waiting):
             search = searches[i]
-            limit = budget.grant(search.steps)
-            if limit is None:
+            if steps_left < 0 or time.monotonic() > deadline:
                 verdict = Verdict.UNDECIDED
                 break
-            search.limit, before = limit, search.steps
+            search.limit, before = search.steps + min(_SLICE, steps_left), search.steps
             try:
                 next(turns[i])  # search until its steps pass the limit
             except StopIteration as done:
                 results[i] = done.value
                 waiting.remove(i)
-            budget.steps_left -= search.steps - before
+            steps_left -= search.steps - before
             if i in results and results[i].verdict is Verdict.NOT_LINEARIZABLE:
                 verdict = Verdict.NOT_LINEARIZABLE
                 break
@@ -416,7 +403,7 @@ def check(
     init = valid.hashable("model.init()", model.init(), "a hashable state")
     parts = _partitions(ops, model, init)
     searches = [_Search(ops, key, ids, model, init) for key, ids in parts.items()]
-    verdict, results = _round_robin(searches, _Budget(timeout, max_steps))
+    verdict, results = _round_robin(searches, timeout, max_steps)
     started = {r.key for r in results}
     unchecked = tuple(key for key in parts if key not in started)
     return CheckResult(verdict, ops, model, tuple(results), unchecked, sum(s.steps for s in searches))

@@ -140,15 +140,10 @@ class _Search:
         self.key, self.ids, self.init = key, tuple(ids), init
         read_only = getattr(model, "read_only", None)
         sure = [g for g in ids if ops[g].output is not UNKNOWN]
-        # An optional read-only operation never changes the state: never worth placing.
-        maybe = sorted(
-            (
-                g
-                for g in ids
-                if ops[g].output is UNKNOWN and not (read_only and read_only(ops[g].input, UNKNOWN))
-            ),
-            key=lambda g: (ops[g].call, g),
-        )
+        maybe = [g for g in ids if ops[g].output is UNKNOWN]
+        if read_only:  # an optional read-only operation never changes the state: never worth placing
+            maybe = [g for g in maybe if not read_only(ops[g].input, UNKNOWN)]
+        maybe.sort(key=lambda g: (ops[g].call, g))
         self.n, self.m = len(sure), len(maybe)
         self.glob = sure + maybe  # local id -> history id
         self.inputs = [ops[g].input for g in self.glob]
@@ -167,15 +162,8 @@ class _Search:
     ) -> PartitionResult:
         """The part's result in history ids (``order`` and ``blocked`` are local ids)."""
         glob = self.glob
-        return PartitionResult(
-            self.key,
-            self.ids,
-            verdict,
-            tuple(glob[k] for k in order),
-            None if blocked is None else glob[blocked],
-            state,
-            self.steps,
-        )
+        order_ids, blocked_id = tuple(glob[k] for k in order), None if blocked is None else glob[blocked]
+        return PartitionResult(self.key, self.ids, verdict, order_ids, blocked_id, state, self.steps)
 
     def candidates(
         self, placed: int, state: Any, optional_left: int

@@ -238,6 +238,13 @@ def non_empty(name: str, value: Any, what: str = "collection") -> Any:
     return value
 
 
+def has_methods(name: str, value: Any, methods: tuple[str, ...], what: str) -> Any:
+    """``value`` if it has every method in ``methods``; refused with ``ArgumentTypeError`` otherwise."""
+    if all(callable(getattr(value, m, None)) for m in methods):
+        return value
+    raise _fail(name, what, value, ArgumentTypeError)
+
+
 def require(condition: bool, name: str, what: str, value: Any) -> None:
     """Raise ``ValueError("<name> must be <what>, got <value>")`` unless ``condition``.
 

@@ -403,7 +403,7 @@ def test_check_validation():
         check([op(0, 0, 1, ("write",), None)], REG)
     with pytest.raises(ValueError, match="strings"):
         check([op(0, 0, 1, ("put", "x", 1), None)], KV)
-    with pytest.raises(TypeError, match="model must have init"):
+    with pytest.raises(TypeError, match=r"model must be a Model with init\(\) and apply"):
         check([], object())
     with pytest.raises(ValueError, match="timeout must be a number of seconds > 0"):
         check([], REG, timeout=0)

@@ -38,7 +38,7 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.linearizability.history import UNKNOWN, Operation, as_history
-from labkit.linearizability.models import Model
+from labkit.linearizability.models import Model, checked_model
 from labkit.linearizability.result import CheckResult, PartitionResult, Verdict
 
 __all__ = ["check"]
@@ -383,11 +383,7 @@ def check(
     ops = as_history(history)
     valid.number("timeout", timeout, gt=0, unit="seconds", finite=False, none=True, note="None: no limit")
     valid.integer("max_steps", max_steps, ge=1, none=True, note="None: no limit")
-    if not (callable(getattr(model, "init", None)) and callable(getattr(model, "apply", None))):
-        raise TypeError(
-            f"model must have init() and apply(state, input) methods (subclass labkit.linearizability.Model), "
-            f"got {model!r}"
-        )
+    checked_model(model)
     init = valid.hashable("model.init()", model.init(), "a hashable state")
     parts = _partitions(ops, model, init)
     searches = [_Search(ops, key, ids, model, init) for key, ids in parts.items()]

@@ -73,6 +73,13 @@ class Model(ABC):
         return f"{type(self).__name__}()"
 
 
+def checked_model(model: Any) -> Model:
+    """``model`` if it has ``init()`` and ``apply()``; refused with a ``TypeError`` otherwise."""
+    return valid.has_methods(
+        "model", model, ("init", "apply"), "a Model with init() and apply(state, input) (subclass Model)"
+    )
+
+
 class RegisterModel(Model):
     """A single read/write register with compare-and-set.
 

@@ -31,9 +31,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 
-from labkit import validation as valid
 from labkit.linearizability.history import UNKNOWN, Operation, as_history
-from labkit.linearizability.models import Model
+from labkit.linearizability.models import Model, checked_model
 
 __all__ = ["is_linearizable"]
 
@@ -41,7 +40,7 @@ __all__ = ["is_linearizable"]
 def is_linearizable(history: Iterable[Operation], model: Model) -> bool:
     """True if ``history`` is linearizable with respect to ``model``; no budget, no explanation."""
     ops = as_history(history)
-    valid.require(callable(getattr(model, "apply", None)), "model", "a Model with init() and apply()", model)
+    checked_model(model)
 
     def search(left: frozenset[int], state: Hashable, dead_ends: set) -> bool:
         if all(ops[i].output is UNKNOWN for i in left):

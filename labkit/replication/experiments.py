@@ -177,14 +177,8 @@ def lost_writes(ops: Sequence[ClientOp], final: dict[str, Siblings]) -> list[Cli
     vector clocks do for two blind writes through one node) is caught too.
     """
     hist = causal_histories(ops, final)
-    out = []
-    for op in ops:
-        if op.kind is not OpKind.WRITE or not op.ok or op.dot is None:
-            continue
-        survivors = final.get(op.key, ())
-        if not any(op.dot in hist[v.dot] for v in survivors):
-            out.append(op)
-    return out
+    acked = [op for op in ops if op.kind is OpKind.WRITE and op.ok and op.dot is not None]
+    return [op for op in acked if not any(op.dot in hist[v.dot] for v in final.get(op.key, ()))]
 
 
 def to_history(ops: Iterable[ClientOp]) -> list[HistoryEntry]:

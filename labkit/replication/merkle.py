@@ -126,13 +126,11 @@ def diff(a: MerkleTree, b: MerkleTree) -> tuple[list[int], int]:
     valid.instance("b", b, MerkleTree)
     if a.depth != b.depth:
         raise ValueError(f"trees must have the same depth, got {a.depth} and {b.depth}")
-    positions = [0]
-    sent = 0
+    positions, sent = [0], 0
     for level in range(a.depth + 1):
         sent += len(positions)
-        la, lb = a.levels[level], b.levels[level]
-        differing = [p for p in positions if la[p] != lb[p]]
+        differing = [p for p in positions if a.levels[level][p] != b.levels[level][p]]
         if level == a.depth or not differing:
-            return differing, sent
-        positions = [c for p in differing for c in (2 * p, 2 * p + 1)]
-    return [], sent  # pragma: no cover - the loop always returns
+            break
+        positions = [c for p in differing for c in (2 * p, 2 * p + 1)]  # the children of what differs
+    return differing, sent

@@ -667,3 +667,21 @@ def test_a_timer_set_again_fires_once_at_its_latest_deadline_later_or_earlier():
     sim.run_for(1)
     assert [t - start for t, name in sim.node("a").timers if name == "u"] == [pytest.approx(0.1)]
     assert sim.trace.count(Kind.TIMER) == 2  # one row per firing, none for the moves
+
+
+def test_a_timer_cancelled_and_set_again_reuses_its_entry_and_is_not_pending():
+    sim = two_nodes()
+    for _ in range(50):  # a client's retry timer: set on each request, cancelled on each reply
+        sim.call("a", lambda n, ctx: ctx.set_timer("retry", 0.5))
+        assert sim.pending_timers("a") == ("retry",)
+        sim.call("a", lambda n, ctx: ctx.cancel_timer("retry"))
+        assert sim.pending_timers("a") == ()
+        sim.run_for(0.01)
+    assert len(sim._queue) <= 2  # one entry kept for the timer, not one per set
+    sim.call("a", lambda n, ctx: ctx.set_timer("retry", 0.5))
+    sim.run_for(1)
+    assert [name for _, name in sim.node("a").timers] == ["retry"]  # fired once, after the last set
+    sim.call("a", lambda n, ctx: ctx.set_timer("t", 0.2))
+    sim.call("a", lambda n, ctx: ctx.cancel_timer("t"))
+    sim.run_for(1)
+    assert [name for _, name in sim.node("a").timers] == ["retry"]  # a cancelled timer never fires

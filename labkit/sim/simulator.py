@@ -77,17 +77,18 @@ class _Clock:
 
 
 class _Timer:
-    """A pending timer of node ``node_id``: its heap entry is due at ``armed``; its deadline
-    (``due``, tie-broken by ``seq``) may have moved later since. The heap entry names this
-    object, so an entry whose timer was cancelled or replaced finds another one (or none)
-    under ``name``."""
+    """A timer of node ``node_id`` with an entry in the heap, due at ``armed``; its deadline
+    (``due``, tie-broken by ``seq``) may have moved later since, or it may be ``cancelled``.
+    The heap entry names this object, so an entry whose timer was replaced finds another
+    one (or none) under ``name``."""
 
-    __slots__ = ("node_id", "name", "due", "seq", "armed")
+    __slots__ = ("node_id", "name", "due", "seq", "armed", "cancelled")
 
     def __init__(self, node_id: str, name: str, seq: int, due: float) -> None:
         self.node_id, self.name = node_id, name
         self.seq = seq
         self.due = self.armed = due
+        self.cancelled = False
 
 
 class _Host:
@@ -103,7 +104,7 @@ class _Host:
         self.ctx: Context | None = None
         self.storage: dict[Hashable, Any] = {}
         self.incarnation = 0
-        self.timers: dict[str, _Timer] = {}
+        self.timers: dict[str, _Timer] = {}  # by name, each with its entry in the heap (pending or cancelled)
         self.clock = _Clock()
 
 
@@ -226,7 +227,7 @@ class Simulator:
     # explorer, labkit.explore): what is pending, without changing anything.
     def pending_timers(self, node_id: str) -> tuple[str, ...]:
         """The names of the timers pending at ``node_id``, sorted (none while it is crashed)."""
-        return tuple(sorted(self._host(node_id).timers))
+        return tuple(sorted(name for name, t in self._host(node_id).timers.items() if not t.cancelled))
 
     def in_flight(self) -> list[tuple[str, str, Any]]:
         """The messages the network still holds, as ``(src, dst, message)``, in the order they fall due.
@@ -357,7 +358,10 @@ class Simulator:
                     host = hosts[node_id]
                     name = timer.name
                     if host.timers.get(name) is not timer:
-                        continue  # cancelled, replaced by an earlier deadline, or the node crashed
+                        continue  # replaced by an earlier deadline, or the node crashed
+                    if timer.cancelled:
+                        del host.timers[name]
+                        continue
                     if timer.due > time:  # set again for later while this entry waited: move the entry
                         timer.armed = timer.due
                         push(queue, (timer.due, timer.seq, _TIMER, node_id, timer))
@@ -437,20 +441,23 @@ class Simulator:
                     eff.sends.clear()
                 if eff.timers:
                     # Setting a timer replaces it. One set again for *later* (an election
-                    # timeout reset on every heartbeat) keeps its heap entry and only moves
-                    # its deadline: the entry is pushed on when it comes due (above). Each
-                    # set takes a sequence number as if pushed, so ties order exactly as if
-                    # every set had pushed a fresh entry.
+                    # timeout reset on every heartbeat, a client's retry timer cancelled on
+                    # each reply and set on the next request) keeps its heap entry and only
+                    # moves its deadline: the entry is pushed on when it comes due (above),
+                    # so the heap holds no pile of dead entries. Each set takes a sequence
+                    # number as if pushed, so ties order exactly as if every set had pushed
+                    # a fresh entry.
                     timers = host.timers
                     for name, delay in eff.timers:
+                        timer = timers.get(name)
                         if delay is None:
-                            timers.pop(name, None)
+                            if timer is not None:
+                                timer.cancelled = True
                             continue
                         self._seq = seq = self._seq + 1
                         due = time + delay
-                        timer = timers.get(name)
                         if timer is not None and timer.armed <= due:
-                            timer.due, timer.seq = due, seq
+                            timer.due, timer.seq, timer.cancelled = due, seq, False
                         else:
                             timers[name] = timer = _Timer(node_id, name, seq, due)
                             push(queue, (due, seq, _TIMER, node_id, timer))

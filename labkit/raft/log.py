@@ -178,6 +178,12 @@ class RaftLog:
         (it is committed, the leader holds the same). Returns the first index
         written, or 0 when the log already held every entry.
         """
+        if prev_log_index == self.last_index:  # the common case: new entries right after ours
+            if not entries:
+                return 0
+            self._entries.extend(entries)
+            self.last_index += len(entries)
+            return prev_log_index + 1
         log, base = self._entries, self.snapshot_index
         for k, e in enumerate(entries):
             i = prev_log_index + 1 + k

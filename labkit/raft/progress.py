@@ -48,7 +48,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from enum import Enum
-from operator import attrgetter
 
 from labkit import validation as valid
 from labkit.raft.messages import AppendEntriesReply
@@ -184,12 +183,9 @@ class Progress:
         )
 
 
-_match_index = attrgetter("match_index")
-
-
 def quorum_match_index(last_index: int, followers: Iterable[Progress], quorum: int) -> int:
     """The highest index stored on at least ``quorum`` servers: the leader (all of its log) and its followers."""
-    matches = list(map(_match_index, followers))
+    matches = [pr.match_index for pr in followers]
     matches.append(last_index)
-    matches.sort(reverse=True)
-    return matches[quorum - 1]
+    matches.sort()
+    return matches[-quorum]

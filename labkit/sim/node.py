@@ -91,7 +91,7 @@ class Context:
     ``persist``, ``forget`` and ``note``. Each appends to :attr:`effects`.
     """
 
-    __slots__ = ("node_id", "peers", "random", "storage", "effects", "_driver", "_known")
+    __slots__ = ("node_id", "peers", "now", "random", "storage", "effects", "_driver", "_known")
 
     def __init__(
         self,
@@ -104,6 +104,10 @@ class Context:
     ) -> None:
         self.node_id = node_id
         self.peers = peers
+        # The driver's time in seconds (its "true" time; real machines cannot read it:
+        # protocols that reason about clocks use clock()). A plain attribute, as handlers
+        # read it often: the driver sets it before each handler call.
+        self.now: float = driver.now
         self.random = rng
         self.storage = storage
         self.effects = Effects()
@@ -113,15 +117,6 @@ class Context:
         self._known: Container[str] = _SelfAndPeers(self) if known is None else known
 
     # -- reading ---------------------------------------------------------
-    @property
-    def now(self) -> float:
-        """The driver's time in seconds (the simulator's "true" time).
-
-        Real machines cannot read true time; protocols that reason about
-        clocks should use :meth:`clock` instead.
-        """
-        return self._driver.now
-
     def clock(self) -> float:
         """This node's physical clock: true time plus its skew and drift."""
         return self._driver.local_time(self.node_id)

@@ -347,6 +347,7 @@ class Simulator:
                     continue
                 rows.append((time, _DLV, node_id, src, node_id, mid, msg, sent_at, None, None))
                 ctx = host.ctx
+                ctx.now = time
                 try:
                     node.on_message(ctx, src, msg)
                 except BaseException:
@@ -390,6 +391,7 @@ class Simulator:
                 self.now = time
                 done += 1
                 ctx = host.ctx
+                ctx.now = time  # type: ignore[union-attr]
                 try:
                     handler(ctx, *args)
                 except BaseException:

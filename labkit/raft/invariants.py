@@ -259,8 +259,10 @@ class InvariantMonitor:
                 seen = self._seen[node_id] = _Seen(node)
         self.events_checked += 1
         log, entries = node.log, seen.entries
-        last, base = log.last_index, getattr(log, "snapshot_index", 0)
-        if base != seen.base or last != base + len(entries) or entries and log[last] is not entries[-1]:
+        # The log's own list of entries, read in place: this runs after every event, where
+        # a RaftLog method call would cost more than the check.
+        held, base = log._entries, log.snapshot_index
+        if base != seen.base or len(held) != len(entries) or held and held[-1] is not entries[-1]:
             self._log_matching(node_id, log, seen, base)
         if node.commit_index != seen.commit_index or node.last_applied > seen.applied:
             self._commits_and_applies(node_id, node, seen)
@@ -271,20 +273,19 @@ class InvariantMonitor:
         """Log Matching: same (index, term) means same prefix, at any time."""
         if base != seen.base:
             self._snapshot_seen(node_id, log, seen, base)
-        entries, digests = seen.entries, seen.digests
-        last, held = log.last_index, len(entries)
+        entries, digests, now = seen.entries, seen.digests, log._entries
         # A log changes only at its end: walk back to the last entry still in place.
-        k = last - base if last - base < held else held
-        while k and log[base + k] is not entries[k - 1]:
+        k = min(len(now), len(entries))
+        while k and now[k - 1] is not entries[k - 1]:
             k -= 1
-        if k < held:
+        if k < len(entries):
             del entries[k:]
             del digests[k + 1 :]
         # known[(i, term)] = (digest, entry, digest before it), as first seen in any log: the
         # same entry after the same prefix has the same digest, without hashing it again.
         known, broken = self._digests, None
         d = digests[-1]
-        for i, e in enumerate(log.entries(base + k + 1), base + k + 1):
+        for i, e in enumerate(now[k:], base + k + 1):
             key = (i, e.term)
             first = known.get(key)
             if first is not None and first[1] is e and first[2] == d:

@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from labkit import validation as valid
-from labkit.sim.latency import Fixed, Latency, as_latency
+from labkit.sim.latency import Fixed, Latency, Uniform, as_latency
 from labkit.sim.node import FORGOTTEN, Context, Node
 from labkit.sim.trace import DropReason, Kind, Trace, TraceEvent
 
@@ -435,7 +435,12 @@ class Simulator:
                             latency = self._link_latency.get((node_id, dst), self._latency)
                         inc = peer.incarnation  # type: ignore[union-attr]
                         self._seq = seq = self._seq + 1
-                        push(queue, (time + latency._draw(rng), seq, _DELIVER, sent, inc))
+                        # Uniform, the usual latency, drawn as Uniform._draw does but without a call.
+                        if latency.__class__ is Uniform:
+                            delay = latency.low + (latency.high - latency.low) * rng.random()
+                        else:
+                            delay = latency._draw(rng)
+                        push(queue, (time + delay, seq, _DELIVER, sent, inc))
                         if not plain and self._duplication and rng.random() < self._duplication:
                             rows.append((time, _DUP, node_id, node_id, dst, mid, msg, None, None, None))
                             self._seq = seq = self._seq + 1

@@ -323,3 +323,20 @@ def test_a_sweep_on_a_dask_local_cluster_finds_what_local_workers_find():
 def test_the_solution_passes_two_hundred_seeds_of_every_scenario(scenario):
     df = raft_lab.sweep(scenario, SOLUTION, 200, workers=1, progress=False)
     assert df.empty, df.head().to_string()
+
+
+def test_every_lost_committed_entry_message_names_its_first_commit():
+    from labkit.labs.raft.lab import _where_committed
+
+    first = {3: ("n2", 0.5)}
+    for detail in (
+        "n5 leads term 7 but lacks committed entry 3 (term 2)",
+        "n1 committed index 3 with term 4, already committed with term 2",
+        "n1 applied LogEntry(term=4, command='b') at index 3, another server applied LogEntry(term=2, command='a')",
+    ):
+        said, earlier = _where_committed(detail, first)
+        assert said == f"{detail}; n2 committed it first, at t = 0.500 s" and earlier == (
+            ("n2", 0.5, "n2 commits entry 3"),
+        )
+    assert _where_committed("n1 and n2 both lead term 2", first) == ("n1 and n2 both lead term 2", ())
+    assert _where_committed("n5 leads term 7 but lacks committed entry 4 (term 2)", first)[1] == ()

@@ -170,29 +170,22 @@ def clock_diagram(
 
 def _draw_clocked(base: Any, extra: list[Any], start: float, end: float, lanes: int, figure: Any) -> Any:
     """The space-time diagram ``base`` with the clock labels ``extra`` on top (into ``figure`` if given)."""
-    import plotly.graph_objects as go
-
-    data = [*base.data, *extra]
-    height = max(300, 130 + 70 * lanes)
-    if figure is None:
-        fig = go.Figure(data=data, layout=base.layout)
-        fig.update_layout(height=height)
-        fig.update_xaxes(range=[start, end], title_text="true time (s)")
-        return fig
-    with figure.batch_update():
+    fig = new_figure(figure)
+    with fig.batch_update():
         # Copy only what a run changes; the template and the rest of the layout stay.
-        if replace_traces(figure, data, "x", "y", "text", "textposition", "hovertext", "name", "showlegend"):
-            figure.update_layout(base.layout.to_plotly_json())
+        data = [*base.data, *extra]
+        if replace_traces(fig, data, "x", "y", "text", "textposition", "hovertext", "name", "showlegend"):
+            fig.update_layout(base.layout.to_plotly_json())
         else:
             lay = base.layout
-            figure.layout.title.text = lay.title.text
-            figure.layout.shapes = lay.shapes
-            figure.layout.yaxis.update(
+            fig.layout.title.text = lay.title.text
+            fig.layout.shapes = lay.shapes
+            fig.layout.yaxis.update(
                 tickvals=lay.yaxis.tickvals, ticktext=lay.yaxis.ticktext, range=lay.yaxis.range
             )
-        figure.layout.height = height
-        figure.layout.xaxis.update(range=[start, end], title_text="true time (s)")
-    return figure
+        fig.layout.height = max(300, 130 + 70 * lanes)
+        fig.layout.xaxis.update(range=[start, end], title_text="true time (s)")
+    return fig
 
 
 def clock_error_figure(sim: Simulator, *, title: str = "Clock readings minus true time") -> Any:

@@ -308,17 +308,13 @@ class BroadcastWidget(Widget):
         )
 
     def _build_ui(self) -> Any:
-        import ipywidgets as W
-
-        self.status = W.HTML()
-        self.fig, plot = self._plot_area()
+        self.fig, _plot = self._plot_area()
         self.protocol_picker = toggles([(p.value, p) for p in Protocol], self.protocol, description="broadcast",
                                        button_width="150px")  # fmt: skip
         self.seed_slider = slider("network seed", self.seed, *self.SEEDS, integer=True, label_width="100px")
         self._on_change(self.protocol_picker, self.set_protocol)
         self._on_change(self.seed_slider, self.set_seed)
-        self._redraw()
-        return W.VBox([self.protocol_picker, self.seed_slider, self.status, plot])
+        return self._page(self.protocol_picker, self.seed_slider)
 
     def _sync_controls(self) -> None:
         self.protocol_picker.value = self.protocol
@@ -327,5 +323,4 @@ class BroadcastWidget(Widget):
     def _redraw(self) -> None:
         title = f"{self.protocol.value} broadcast, network seed {self.seed}"
         broadcast_diagram(self.run, title=title, figure=self.fig)
-        self._show_figure()
         self.status.value = status_html(self.summary())

@@ -369,5 +369,4 @@ class ClockSkewWidget(Widget):
 
     def _redraw(self) -> None:
         self.figure(self.fig)
-        self._show_figure()
         self.status.value = status_html(self.summary())

@@ -317,7 +317,7 @@ class ClusterWidget(Widget):
         if t is not None and not 0 <= t <= self.settings.duration:
             raise ValueError(f"replay time must be between 0 and {self.settings.duration} s, got {t!r}")
         self.replay_at = t
-        self._redraw()
+        self._refresh(controls=False)  # the time slider stays where the learner put it
 
     def _changed(self) -> None:
         self._simulate()
@@ -475,11 +475,8 @@ class ClusterWidget(Widget):
         self.time_slider.value = s.duration
 
     def _redraw(self) -> None:
-        if self.status is None:
-            return
         until = self.replay_at if self.replay_at is not None else self.sim.now
         self.draw(self._source, until, self.fig)
-        self._show_figure()
         text = self.summary(self._source) + self._settings_text()
         if self.settings.side_b and not self._partitioned():
             # Refused, not ignored in silence: one side would be empty.

@@ -16,6 +16,7 @@ import html
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from labkit import validation as valid
@@ -118,6 +119,17 @@ def legend_below(fig: Any) -> Any:
     return fig.update_layout(legend=legend, margin={"b": 120})
 
 
+def point_columns(*columns: str) -> dict[str, list]:
+    """Empty columns (``x``, ``y``, ``text``, ``hover``, ...) for the points of one trace."""
+    return {column: [] for column in columns}
+
+
+def add_point(columns: dict[str, list], **values: Any) -> None:
+    """Append one point (``x=..., y=..., hover=...``) to ``columns``."""
+    for column, value in values.items():
+        columns[column].append(value)
+
+
 def marks(points: dict[str, list], *, name: str, marker: dict[str, Any], textposition: str | None = None,
           **extra: Any) -> Any:  # fmt: skip
     """A ``go.Scatter`` of markers from ``points`` (lists ``x``, ``y``, ``hover``, and ``text`` when
@@ -127,6 +139,38 @@ def marks(points: dict[str, list], *, name: str, marker: dict[str, Any], textpos
     labels = {"text": points["text"], "textposition": textposition} if textposition else {}
     return go.Scatter(x=points["x"], y=points["y"], mode="markers+text" if textposition else "markers",
                       marker=marker, name=name, hovertext=points["hover"], hoverinfo="text", **labels, **extra)  # fmt: skip
+
+
+@dataclass
+class Arrows:
+    """Arrows of one kind (messages, operations): line segments (``x``, ``y``, None between arrows)
+    and a marker at each head (``mx``, ``my``) with its hover ``text``."""
+
+    x: list[float | None] = field(default_factory=list)
+    y: list[Any] = field(default_factory=list)
+    mx: list[float] = field(default_factory=list)
+    my: list[Any] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+
+    def add(self, x0: float, y0: Any, x1: float, y1: Any, text: str) -> None:
+        """An arrow from (x0, y0) to its head at (x1, y1), hovered as ``text``."""
+        self.x += [x0, x1, None]
+        self.y += [y0, y1, None]
+        self.mx.append(x1)
+        self.my.append(y1)
+        self.text.append(text)
+
+    def traces(self, name: str, line: dict[str, Any], marker: dict[str, Any]) -> list[Any]:
+        """The lines and the heads (with the hover texts), one legend entry ``name (count)`` for both."""
+        import plotly.graph_objects as go
+
+        label = f"{name} ({len(self.mx)})"
+        lines = go.Scatter(
+            x=self.x, y=self.y, mode="lines", line=line, name=label, legendgroup=name, hoverinfo="skip"
+        )
+        heads = go.Scatter(x=self.mx, y=self.my, mode="markers", marker=marker, name=label, legendgroup=name,
+                           showlegend=False, hovertext=self.text, hoverinfo="text")  # fmt: skip
+        return [lines, heads]
 
 
 def replace_traces(fig: Any, traces: list[Any], *fields: str) -> bool:
@@ -188,13 +232,14 @@ class Widget(ABC):
     and tested without a browser; the controls and the figure are built on
     first display (or first use of :attr:`ui`). Every widget has a status
     line, :attr:`status`, where a refused setting is explained
-    (:func:`guarded`), and a :meth:`_sync_controls` that makes the controls
-    show the settings in force, also after a change made from Python.
+    (:func:`guarded`). After every change :meth:`_refresh` makes the controls
+    show the settings in force (:meth:`_sync_controls`), also after a change
+    made from Python, redraws (:meth:`_redraw`) and sends the figures.
     """
 
     _ui: Any = None
     _syncing = False  # True while the controls are being set to the settings in force
-    status: Any = None  # the status line (an ipywidgets.HTML), made by _build_ui
+    status: Any = None  # the status line (an ipywidgets.HTML), made with the controls
     fig: Any = None  # the figure (a go.Figure) the widget redraws in place
     _plots: tuple[tuple[Any, Any], ...] = ()  # (figure, the ipywidgets.Output showing it)
 
@@ -204,12 +249,14 @@ class Widget(ABC):
 
     @property
     def ui(self) -> Any:
-        """The ipywidgets container, built once (with an empty status line for :meth:`_build_ui` to place)."""
+        """The ipywidgets container, built once (with an empty status line for :meth:`_build_ui` to place)
+        and drawn for the settings in force."""
         if self._ui is None:
             import ipywidgets as W
 
             self.status = W.HTML()
             self._ui = self._build_ui()
+            self._refresh()
         return self._ui
 
     def _ipython_display_(self) -> None:
@@ -222,8 +269,8 @@ class Widget(ABC):
 
         The figure is a plain ``go.Figure`` shown as a notebook output, which
         JupyterLab draws at the full width of the notebook (a ``FigureWidget``
-        keeps plotly's 700-pixel default inside a widget box). Redraw the
-        figure in place, then call :meth:`_show_figure`.
+        keeps plotly's 700-pixel default inside a widget box). :meth:`_redraw`
+        redraws the figure in place and :meth:`_refresh` sends it.
         """
         import ipywidgets as W
         import plotly.graph_objects as go
@@ -233,12 +280,9 @@ class Widget(ABC):
         return pair
 
     def _page(self, *rows: Any, below: Iterable[Any] = ()) -> Any:
-        """The widget's box: ``rows`` of controls, the status line, the figures, then ``below``; drawn
-        for the settings in force (the end of a :meth:`_build_ui`)."""
+        """The widget's box: ``rows`` of controls, the status line, the figures, then ``below``."""
         import ipywidgets as W
 
-        self._show_settings()
-        self._redraw()
         return W.VBox([*rows, self.status, *(output for _figure, output in self._plots), *below])
 
     def _show_figure(self) -> None:
@@ -249,11 +293,14 @@ class Widget(ABC):
     def _redraw(self) -> None:  # noqa: B027 - widgets draw their figures and status line here
         """Draw the figures and the status line for the current settings."""
 
-    def _refresh(self) -> None:
-        """After a change (also one made from Python): the controls show the settings, the figures the run."""
+    def _refresh(self, *, controls: bool = True) -> None:
+        """After a change (also one made from Python): the controls show the settings (unless not
+        ``controls``), the figures the run."""
         if self._ui is not None:
-            self._show_settings()
+            if controls:
+                self._show_settings()
             self._redraw()
+            self._show_figure()
 
     def _sync_controls(self) -> None:  # noqa: B027 - a hook; widgets without settings have nothing to show
         """Set every control to the setting in force (override; :meth:`_show_settings` calls it)."""

@@ -329,8 +329,7 @@ class ReplicasWidget(Widget):
     def _build_ui(self) -> Any:
         import ipywidgets as W
 
-        self.status = W.HTML()
-        self.fig, plot = self._plot_area()
+        self.fig, _plot = self._plot_area()
         self.doc_picker = toggles(
             [(d.value, d) for d in Doc], self.doc, description="replicate", button_width="190px"
         )
@@ -351,8 +350,7 @@ class ReplicasWidget(Widget):
         ):
             buttons.append(button(label, tip=tip))
             self._on_click(buttons[-1], fn)
-        self._redraw()
-        return W.VBox([self.doc_picker, *rows, W.HBox(buttons), self.status, plot])
+        return self._page(self.doc_picker, *rows, W.HBox(buttons))
 
     def _sync_controls(self) -> None:
         self.doc_picker.value = self.doc
@@ -360,7 +358,5 @@ class ReplicasWidget(Widget):
             box.value = self.shown(r)
 
     def _redraw(self) -> None:
-        self._show_settings()
         self.figure(self.fig)
-        self._show_figure()
         self.status.value = status_html(self.summary())

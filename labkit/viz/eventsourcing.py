@@ -207,9 +207,7 @@ class ReplayWidget(Widget):
         self.state_html = W.HTML()
         self.fig, plot = self._plot_area(self.figure())
         controls = W.HBox([self.play, self.slider, self.back_button, self.next_button])
-        self._ui = W.VBox([controls, self.status, self.state_html, plot])
-        self._redraw()
-        return self._ui
+        return W.VBox([controls, self.status, self.state_html, plot])
 
     def _sync_controls(self) -> None:
         self.slider.value = self.version
@@ -227,7 +225,6 @@ class ReplayWidget(Widget):
             f"<table style='font-size:90%'>{rows}</table>"
         )
         self.figure(self.fig)
-        self._show_figure()
 
 
 def global_log_figure(store: EventStore, *, limit: int = 300) -> Any:

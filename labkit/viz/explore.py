@@ -236,7 +236,6 @@ class Explorer(Widget):
     def _build_ui(self) -> Any:
         import ipywidgets as W
 
-        self.status = W.HTML()
         self.fig, self.plot = self._plot_area(self.figure())
         undo = button("Undo", tip="go back one action", icon="undo")
         again = button("Start again", tip="back to the start")
@@ -257,18 +256,15 @@ class Explorer(Widget):
         title = html.escape(self.walk.model.name)
         cex = self.walk.counterexample
         extra = f" · a counterexample of {len(cex)} steps to follow" if cex is not None else ""
-        self._redraw()
-        return W.VBox(
-            [
-                W.HTML(f"<b>Explorer: {title}</b>{extra}"),
-                W.HBox(controls),
-                self.status,
-                self.plot,
+        return self._page(
+            W.HTML(f"<b>Explorer: {title}</b>{extra}"),
+            W.HBox(controls),
+            below=[
                 self.table,
                 W.HTML("<b>Enabled actions</b> (press one to take it):"),
                 self.actions,
                 self.more,
-            ]
+            ],
         )
 
     def _redraw(self) -> None:
@@ -276,7 +272,6 @@ class Explorer(Widget):
 
         self.fig = self.figure()
         self._plots = ((self.fig, self.plot),)
-        self._show_figure()
         self.status.value = self.verdict()
         self.table.value = self.state_table()
         enabled = self.enabled()

@@ -393,5 +393,4 @@ class RingWidget(Widget):
 
     def _redraw(self) -> None:
         self._fill(self.fig)
-        self._show_figure()
         self.status.value = status_html(self.summary())

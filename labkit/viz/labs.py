@@ -270,7 +270,6 @@ class FailureView(Widget):
     def _build_ui(self) -> Any:
         import ipywidgets as W
 
-        self.status = W.HTML()
         self.fig, self.plot = self._plot_area(self.figure(self.shown))
         # The slider counts steps from 1, as the caption does.
         self.slider = slider("step", self.shown + 1, 1, len(self.steps), integer=True, width="60%",
@@ -283,15 +282,8 @@ class FailureView(Widget):
         self._on_click(forward, lambda: self.go(self.shown + 1))
         self._on_click(home, lambda: self.go(self.step))
         self.table = W.HTML()
-        self._redraw()
-        return W.VBox(
-            [
-                W.HTML(self.header()),
-                W.HBox([self.slider, back, forward, home]),
-                self.status,
-                self.plot,
-                self.table,
-            ]
+        return self._page(
+            W.HTML(self.header()), W.HBox([self.slider, back, forward, home]), below=[self.table]
         )
 
     def go(self, step: int) -> None:
@@ -305,7 +297,6 @@ class FailureView(Widget):
     def _redraw(self) -> None:
         self.fig = self.figure(self.shown)
         self._plots = ((self.fig, self.plot),)
-        self._show_figure()
         self.table.value = self.state_table(self.shown)
 
 

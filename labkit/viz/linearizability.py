@@ -31,10 +31,12 @@ from labkit.viz.common import (
     OK_COLOR,
     PALETTE,
     SettingsWidget,
+    add_point,
     check_figure,
     check_title,
     dropdown,
     new_figure,
+    point_columns,
     slider,
     status_html,
     style_figure,
@@ -267,16 +269,13 @@ def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
         xs += [op.call, pic.horizon if op.pending else op.ret, None]
         ys += [row[op.client], row[op.client], None]
         hover += [text, text, ""]
-    px, py, ptext = [], [], []
+    lin = point_columns("x", "y", "hover")
     for part in pic.order:
         for i in part:
             if i in pic.points:
-                px.append(pic.points[i])
-                py.append(row[ops[i].client])
-                ptext.append(f"{describe(i)}<br>takes effect at {pic.points[i]:.4g} s")
-        px.append(None)
-        py.append(None)
-        ptext.append("")
+                hover = f"{describe(i)}<br>takes effect at {pic.points[i]:.4g} s"
+                add_point(lin, x=pic.points[i], y=row[ops[i].client], hover=hover)
+        add_point(lin, x=None, y=None, hover="")
     label_x, label_y, label_text = _labels(pic, row)
     fig = new_figure(figure)
     with fig.batch_update():
@@ -293,11 +292,11 @@ def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
         fig.add_scatter(x=label_x, y=label_y, mode="text", text=label_text, name="labels", showlegend=False,
                         textfont={"size": 11, "color": "#333333"}, hoverinfo="skip")  # fmt: skip
         fig.add_scatter(
-            x=px, y=py, mode="lines+markers", name="linearization point" if pic.ok else "partial linearization",
+            x=lin["x"], y=lin["y"], mode="lines+markers", name="linearization point" if pic.ok else "partial linearization",
             line={"color": _POINT_COLOR, "width": 1, "dash": "dot"},
             marker={"symbol": "diamond", "size": 11, "color": OK_COLOR if pic.ok else _POINT_COLOR,
                     "line": {"color": "#000000", "width": 1}},
-            showlegend=bool(pic.points), hovertext=ptext, hoverinfo="text",
+            showlegend=bool(pic.points), hovertext=lin["hover"], hoverinfo="text",
         )  # fmt: skip
         n = max(1, len(pic.clients))
         style_figure(fig, title=title, xaxis="time (s)", yaxis="client", height=140 + 52 * n)
@@ -404,7 +403,6 @@ class RealTimeWidget(_Widget):
         with self.fig.batch_update():
             history_figure(self.result, figure=self.fig, title=f"A writes 1; B and C read: {verdict}")
             self.fig.update_xaxes(range=[-0.2, 6.2])  # fixed, so sliding a read does not move the axis
-        self._show_figure()
         self.status.value = self._verdict_html()
 
 
@@ -479,5 +477,4 @@ class StoreCheckWidget(_Widget):
         history_figure(
             self.result, figure=self.fig, title=f"{self.params['store']}, seed {self.params['seed']}"
         )
-        self._show_figure()
         self.status.value = self._verdict_html()

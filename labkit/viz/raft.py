@@ -20,12 +20,14 @@ from labkit.viz.common import (
     MAX_RUN,
     PALETTE,
     Widget,
+    add_point,
     button,
     check_figure,
     check_title,
     dropdown,
     marks,
     new_figure,
+    point_columns,
     replace_traces,
     status_html,
     style_figure,
@@ -360,7 +362,7 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     sides = cluster.partitions
     side_of = {nid: SIDE_NAMES[k] for k, side in enumerate(sides) for nid in side} if len(sides) > 1 else {}
     cells: dict[int, dict[str, list]] = {}
-    snap: dict[str, list] = {"x": [], "y": [], "hover": []}
+    snap = point_columns("x", "y", "hover")
     labels = []
     commit_x, commit_y, bound_x, bound_y = [], [], [], []
     for nid in cluster.ids:
@@ -377,18 +379,14 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
         labels.append(label)
         base = log.snapshot_index
         for i in range(lo, base + 1):
-            snap["x"].append(i)
-            snap["y"].append(label)
-            snap["hover"].append(
-                f"{nid}[{i}]: in the snapshot (up to index {base}, term {log.snapshot_term})"
-            )
+            hover = f"{nid}[{i}]: in the snapshot (up to index {base}, term {log.snapshot_term})"
+            add_point(snap, x=i, y=label, hover=hover)
         for i in range(max(lo, base + 1), log.last_index + 1):
             e = log[i]
-            cell = cells.setdefault(e.term, {"x": [], "y": [], "text": [], "hover": []})
-            cell["x"].append(i)
-            cell["y"].append(label)
-            cell["text"].append(_short(e.command))
-            cell["hover"].append(f"{nid}[{i}] term {e.term}: {e.command!r}")
+            cell = cells.setdefault(e.term, point_columns("x", "y", "text", "hover"))
+            add_point(
+                cell, x=i, y=label, text=_short(e.command), hover=f"{nid}[{i}] term {e.term}: {e.command!r}"
+            )
         if up and commit >= lo - 1:
             commit_x += [commit + 0.5, commit + 0.5, None]
             commit_y += [label, label, None]
@@ -430,9 +428,9 @@ def log_growth_figure(runs: dict[str, list[tuple[float, int, int]]], title: str 
             f"runs must be a non-empty dict of name -> [(time, log entries, stored)], got {runs!r}"
         )
     fig = new_figure()
-    for i, (name, points) in enumerate(runs.items()):
-        hover = [f"{name}: {p[1]:,} entries in the log, {p[2]:,} on disk (all servers)" for p in points]
-        fig.add_scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers", name=name,
+    for i, (name, samples) in enumerate(runs.items()):
+        hover = [f"{name}: {p[1]:,} entries in the log, {p[2]:,} on disk (all servers)" for p in samples]
+        fig.add_scatter(x=[p[0] for p in samples], y=[p[1] for p in samples], mode="lines+markers", name=name,
                         line={"color": PALETTE[i % len(PALETTE)]}, hovertext=hover, hoverinfo="text")  # fmt: skip
     style_figure(fig, title=title or "Entries in the leader's log while the cluster takes writes",
                  xaxis="time (virtual seconds)", yaxis="entries in the log", height=360)  # fmt: skip
@@ -751,7 +749,6 @@ class LogExplorer(Widget):
 
     def _redraw(self) -> None:
         log_grid(self.cluster, figure=self.fig)
-        self._show_figure()
         self.status.value = status_html(self.summary())
 
 

@@ -22,6 +22,7 @@ from labkit.viz.common import (
     MUTED_COLOR,
     OK_COLOR,
     PALETTE,
+    Arrows,
     SettingsWidget,
     band,
     check_figure,
@@ -72,37 +73,23 @@ def cap_timeline(result: ScenarioResult, *, figure: Any = None, title: str | Non
     check_figure(figure)
     check_title(title)
     valid.instance("result", result, ScenarioResult)
-    import plotly.graph_objects as go
-
     end = result.store.sim.now
     lanes = {"A": 1, "B": 0}
-    series: dict[str, dict[str, list]] = {
-        name: {"x": [], "y": [], "mx": [], "my": [], "text": []} for name, _, _ in OUTCOMES
-    }
+    series = {name: Arrows() for name, _, _ in OUTCOMES}
     timeout = result.store.client_timeout
     for op, stale in zip(result.ops, stale_flags(result.ops), strict=True):
         name = _outcome(op, stale)
-        s = series[name]
         is_write = op.kind.value == "write"
         y = lanes[result.side_of(op)] + (0.12 if is_write else -0.12)
         ret = op.ret if math.isfinite(op.ret) else min(end, op.call + timeout)
-        s["x"] += [op.call, ret, None]
-        s["y"] += [y, y, None]
-        s["mx"].append(ret)
-        s["my"].append(y)
         what = f"write {op.value}" if is_write else f"read → {', '.join(map(str, op.values)) or '(nothing)'}"
-        s["text"].append(
-            f"client {op.client} via {op.coordinator}: {what}<br>{op.call:.3f}s → {op.ret:.3f}s: {name}"
-        )
+        text = f"client {op.client} via {op.coordinator}: {what}<br>{op.call:.3f}s → {op.ret:.3f}s: {name}"
+        series[name].add(op.call, y, ret, y, text)
     data = []
     for name, color, symbol in OUTCOMES:
-        s = series[name]
-        label = f"{name} ({len(s['mx'])})"
-        data.append(go.Scatter(x=s["x"], y=s["y"], mode="lines", line={"color": color, "width": 4}, name=label,
-                               legendgroup=name, hoverinfo="skip"))  # fmt: skip
-        data.append(go.Scatter(x=s["mx"], y=s["my"], mode="markers", marker={"color": color, "symbol": symbol, "size": 8},
-                               name=label, legendgroup=name, showlegend=False, hovertext=s["text"], hoverinfo="text"))  # fmt: skip
-    fig = figure if figure is not None else go.Figure()
+        marker = {"color": color, "symbol": symbol, "size": 8}
+        data += series[name].traces(name, line={"color": color, "width": 4}, marker=marker)
+    fig = new_figure(figure)
     a, b = result.sides
     cfg = result.store.config
     title = title or (
@@ -304,7 +291,6 @@ class CapWidget(SettingsWidget):
     def _redraw(self) -> None:
         p = self.params
         cap_timeline(self.result, figure=self.fig)
-        self._show_figure()
         self.counter_box.value = self.counters_html()
         a, b = self.result.sides
         self.status.value = status_html(
@@ -496,7 +482,6 @@ class QuorumWidget(SettingsWidget):
             # Clear the shapes first: updating a shape list in place merges by index.
             self.fig.layout.shapes = ()
             spacetime_diagram(self.store.sim, **self._diagram_args(), figure=self.fig)
-        self._show_figure()
         self.table.value = self.table_html()
         self.status.value = status_html(self.summary_text())
 

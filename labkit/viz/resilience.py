@@ -451,7 +451,6 @@ class ResilienceWidget(Widget):
             shade = self._fault_shading()
             for shape in fig.layout.shapes:
                 shape.visible = shade is not None
-        self._show_figure()
         self.status.value = status_html(self.status_text())
 
     def _sync_controls(self) -> None:

@@ -340,6 +340,5 @@ class SagaWidget(Widget):
 
     def _redraw(self) -> None:
         saga_timeline(self.result, figure=self.fig)
-        self._show_figure()
         self.final.value = final_state_html(self.result)
         self.status.value = status_html(self.summary(), "info" if self.result.ok else "refused")

@@ -341,7 +341,6 @@ class ShardLab(Widget):
             bar.y = [sum(1 for v in place.values() if v == g) for g in kv.groups]
             bar.marker.color = [colors[g] for g in kv.groups]
             self.fig.layout.shapes = _fault_shapes(kv)
-        self._show_figure()
         if list(self._node.options) != list(kv.servers()):
             keep = self._node.value
             self._node.options = kv.servers()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from labkit import validation as valid
@@ -36,6 +36,7 @@ from labkit.sim import Kind, Simulator, Trace, TraceEvent
 from labkit.viz.common import (
     BAD_COLOR,
     MUTED_COLOR,
+    Arrows,
     band,
     check_figure,
     check_names,
@@ -61,25 +62,14 @@ _ACTIVITY = (Kind.SEND, Kind.DELIVER, Kind.DROP, Kind.STATE, Kind.CRASH, Kind.RE
 
 
 @dataclass
-class _Series:
-    """Line segments (x, y with None between arrows) and one marker per arrow head, with hover text."""
-
-    x: list[float | None] = field(default_factory=list)
-    y: list[float | None] = field(default_factory=list)
-    mx: list[float] = field(default_factory=list)
-    my: list[float] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-
-
-@dataclass
 class SpacetimeData:
     """What a space-time diagram shows, read from a trace (see :func:`spacetime_data`)."""
 
     lanes: list[str]
     start: float
     end: float
-    series: dict[str, _Series]  # message series by name, in SERIES order
-    events: _Series  # protocol notes, crashes and restarts (markers only)
+    series: dict[str, Arrows]  # message series by name, in SERIES order
+    events: Arrows  # protocol notes, crashes and restarts (heads only: mx, my, text)
     crashes: list[tuple[str, float, float]]  # (lane, from, to)
     partitions: list[tuple[float, float, str]]  # (from, to, "n1,n2 | n3")
     clock_labels: list[tuple[str, str]] | None  # (lane, text); None: the diagram does not show clocks
@@ -217,10 +207,10 @@ def _when(read_clock: Callable[[str, float], float] | None, nid: str, t: float) 
 
 def _message_series(
     events: list[TraceEvent], lanes: list[str], read_clock: Callable | None, stub: float
-) -> dict[str, _Series]:
+) -> dict[str, Arrows]:
     """An arrow per delivered or dropped message, sorted into :data:`SERIES`."""
     lane = {nid: i for i, nid in enumerate(lanes)}
-    series = {name: _Series() for name, *_ in SERIES}
+    series = {name: Arrows() for name, *_ in SERIES}
     delivered: set[int] = set()  # message ids delivered before: the next delivery is a duplicate
     newest: dict[tuple[str, str], int] = {}  # per link, the highest message id delivered so far
     for e in events:
@@ -244,21 +234,18 @@ def _message_series(
             if t == e.sent_at:  # dropped at send time: a short stub towards the receiver
                 y1 = y0 + (y1 - y0) * 0.3
                 t = e.sent_at + stub
-        s = series[name]
-        s.x += [e.sent_at, t, None]
-        s.y += [y0, y1, None]
-        s.mx.append(t)
-        s.my.append(y1)
-        s.text.append(f"{_short(e.message)}<br>{e.src} → {e.dst}<br>sent {sent}, {fate}")
+        series[name].add(
+            e.sent_at, y0, t, y1, f"{_short(e.message)}<br>{e.src} → {e.dst}<br>sent {sent}, {fate}"
+        )
     return series
 
 
 def _event_markers(
     events: list[TraceEvent], lanes: list[str], read_clock: Callable | None, notes: bool
-) -> _Series:
+) -> Arrows:
     """A marker per protocol note (``ctx.note``, if ``notes``), crash and restart."""
     lane = {nid: i for i, nid in enumerate(lanes)}
-    out = _Series()
+    out = Arrows()
     for e in events:
         if e.node not in lane or not (
             (notes and e.kind is Kind.STATE) or e.kind in (Kind.CRASH, Kind.RESTART)
@@ -335,12 +322,10 @@ def draw_spacetime(data: SpacetimeData, *, title: str, height: int | None = None
 
     traces = []
     for name, color, dash, symbol in SERIES:
-        s = data.series[name]
-        label = f"{name} ({len(s.mx)})"
-        traces.append(go.Scatter(x=s.x, y=s.y, mode="lines", line={"color": color, "dash": dash, "width": 1.2},
-                                 name=label, legendgroup=name, hoverinfo="skip"))  # fmt: skip
-        traces.append(go.Scatter(x=s.mx, y=s.my, mode="markers", marker={"color": color, "symbol": symbol, "size": 7},
-                                 name=label, legendgroup=name, showlegend=False, hovertext=s.text, hoverinfo="text"))  # fmt: skip
+        line = {"color": color, "dash": dash, "width": 1.2}
+        traces += data.series[name].traces(
+            name, line=line, marker={"color": color, "symbol": symbol, "size": 7}
+        )
     ev = data.events
     traces.append(go.Scatter(x=ev.mx, y=ev.my, mode="markers", marker={"color": "#000000", "symbol": "diamond", "size": 8},
                              name=f"events ({len(ev.mx)})", hovertext=ev.text, hoverinfo="text"))  # fmt: skip

@@ -31,8 +31,10 @@ from labkit.viz.common import (
     OK_COLOR,
     PALETTE,
     SettingsWidget,
+    add_point,
     button,
     dropdown,
+    point_columns,
     slider,
     style_figure,
     toggles,
@@ -113,7 +115,7 @@ def _timeline_points(run: Run) -> tuple[dict[EventKind, dict[str, list]], dict[s
     each transaction's lane from its first step to its last; a line per wait, to when it went through."""
     row = {name: i for i, name in enumerate(run.programs)}
     events = sorted(run.events, key=lambda e: e.tick)
-    marks = {k: {"x": [], "y": [], "text": [], "position": [], "hover": []} for k, *_ in _MARKS}
+    marks = {k: point_columns("x", "y", "text", "position", "hover") for k, *_ in _MARKS}
     lanes: dict[str, list] = {"x": [], "y": []}
     waits: dict[str, list] = {"x": [], "y": []}
     for name in run.programs:
@@ -122,12 +124,9 @@ def _timeline_points(run: Run) -> tuple[dict[EventKind, dict[str, list]], dict[s
             lanes["x"] += [min(ticks), max(ticks), None]
             lanes["y"] += [row[name], row[name], None]
     for i, e in enumerate(events):
-        m = marks[e.kind]
-        m["x"].append(e.tick)
-        m["y"].append(row[e.txn])
-        m["text"].append(_short(e.text, e.kind))
-        m["hover"].append(f"{e.txn}: {e.text}")
-        m["position"].append("top center" if i % 2 == 0 else "bottom center")
+        position = "top center" if i % 2 == 0 else "bottom center"
+        text, hover = _short(e.text, e.kind), f"{e.txn}: {e.text}"
+        add_point(marks[e.kind], x=e.tick, y=row[e.txn], text=text, hover=hover, position=position)
         if e.kind is EventKind.WAIT:
             resume = next((f.tick for f in events if f.tick > e.tick and f.txn == e.txn), e.tick)
             waits["x"] += [e.tick, resume, None]
@@ -386,7 +385,7 @@ class StoryWidget(SettingsWidget):
         self.run = story.run(p["level"], orders[i])
         self.bad = sum(story.happened(story.run(p["level"], o)) for o in orders)
         self.params = p
-        self._redraw()
+        self._refresh()
 
     def verdict(self) -> str:
         story, r = self.story, self.run
@@ -401,9 +400,8 @@ class StoryWidget(SettingsWidget):
     def _build_ui(self) -> Any:
         import ipywidgets as W
 
-        self.status = W.HTML()
-        self.timeline, timeline = self._plot_area()
-        self.graph, graph = self._plot_area()
+        self.timeline, _timeline = self._plot_area()
+        self.graph, _graph = self._plot_area()
         self.controls = {
             "story": dropdown("story", list(STORIES), label_width="80px"),
             "level": toggles([(lv.value, lv) for lv in Isolation], self.params["level"], description="level",
@@ -415,32 +413,18 @@ class StoryWidget(SettingsWidget):
         self.order_label = W.HTML()
         self._wire()
         self._on_click(own, lambda: self.set(interleaving=None))
-        self._redraw()
         c = self.controls
-        return W.VBox(
-            [
-                c["story"],
-                c["level"],
-                W.HBox([c["interleaving"], own, self.order_label]),
-                self.status,
-                timeline,
-                graph,
-            ]
-        )
+        return self._page(c["story"], c["level"], W.HBox([c["interleaving"], own, self.order_label]))
 
     def _sync_controls(self) -> None:
         self.controls["interleaving"].max = len(self.orders) - 1
         super()._sync_controls()
 
     def _redraw(self) -> None:
-        if self.timeline is None:
-            return
         story, p = self.story, self.params
         title = f"{story.title} — {p['level'].value}, interleaving {p['interleaving']}"
         timeline_figure(self.run, title=title, figure=self.timeline)
         graph_figure(self.run.result, figure=self.graph)
-        self._show_figure()
         color = BAD_COLOR if story.happened(self.run) else OK_COLOR
         self.status.value = f'<span style="color:{color}">{html.escape(self.verdict())}</span>'
         self.order_label.value = "order: " + " ".join(self.orders[p["interleaving"]])
-        self._show_settings()

@@ -308,11 +308,7 @@ def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
     return fig
 
 
-# ---------------------------------------------------------------------------
-# Widgets
-# ---------------------------------------------------------------------------
-
-
+# -- widgets ------------------------------------------------------------
 class _Widget(SettingsWidget):
     """A history widget: a figure, a status line with the verdict, controls that call :meth:`set`."""
 
@@ -406,26 +402,21 @@ class RealTimeWidget(_Widget):
         self.status.value = self._verdict_html()
 
 
-def _cap_history(mode_name: str, seed: int) -> list[Operation]:
+def _cap_history(mode: str, seed: int) -> list[Operation]:
     from labkit.linearizability.adapters import from_replication
     from labkit.replication import Mode, Resolution
     from labkit.replication.experiments import run_partition_scenario
 
-    mode = Mode.CONSISTENCY_FIRST if mode_name == "consistency-first" else Mode.AVAILABILITY_FIRST
-    run = run_partition_scenario(mode, seed=seed, resolution=Resolution.LAST_WRITER_WINS)
+    run = run_partition_scenario(Mode(mode), seed=seed, resolution=Resolution.LAST_WRITER_WINS)
     return from_replication(run.history())
 
 
-def _raft_history(bugs: tuple, seed: int) -> list[Operation]:
+def _raft_history(seed: int, *, stale_reads: bool = False) -> list[Operation]:
+    from labkit.raft import Bug
     from labkit.raft.schedules import run_schedule
 
+    bugs = (Bug.STALE_READS,) if stale_reads else ()
     return run_schedule(seed, bugs=bugs, strict=False).operations()
-
-
-def _stale_reads() -> tuple:
-    from labkit.raft import Bug
-
-    return (Bug.STALE_READS,)
 
 
 # name -> (model, history maker(seed))
@@ -435,8 +426,8 @@ STORES: dict[str, tuple[Callable[[], Any], Callable[[int], list[Operation]]]] = 
         RegisterModel,
         lambda seed: _cap_history("availability-first", seed),
     ),
-    "Raft key-value store": (KVModel, lambda seed: _raft_history((), seed)),
-    "Raft, reads served by any node": (KVModel, lambda seed: _raft_history(_stale_reads(), seed)),
+    "Raft key-value store": (KVModel, _raft_history),
+    "Raft, reads served by any node": (KVModel, lambda seed: _raft_history(seed, stale_reads=True)),
 }
 
 

@@ -186,9 +186,7 @@ def merkle_figure(df: Any) -> Any:
     return fig
 
 
-# ----------------------------------------------------------------------------------
-# Widgets
-# ----------------------------------------------------------------------------------
+# -- widgets ------------------------------------------------------------
 class CapWidget(SettingsWidget):
     """A register through a partition: change nodes, sides, mode, N, R, W.
 

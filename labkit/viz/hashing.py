@@ -375,14 +375,12 @@ class RingWidget(Widget):
                                    tip="number of physical nodes on the ring")  # fmt: skip
         self.vnode_slider = slider("vnodes", self.vnodes, 1, self.max_vnodes, integer=True,
                                    tip="virtual nodes (replicas on the ring) per physical node")  # fmt: skip
-        self.add_button = button("add a node", icon="plus", tip="a new node joins the ring")
-        self.remove_button = button(
-            "remove a node", icon="minus", tip="the highest-numbered node leaves the ring"
-        )
+        add = button("add a node", icon="plus", tip="a new node joins the ring")
+        self.add_button = self._on_click(add, self.add_node)
+        remove = button("remove a node", icon="minus", tip="the highest-numbered node leaves the ring")
+        self.remove_button = self._on_click(remove, self.remove_node)
         self._on_change(self.count_slider, self.set_node_count)
         self._on_change(self.vnode_slider, self.set_vnodes)
-        self._on_click(self.add_button, self.add_node)
-        self._on_click(self.remove_button, self.remove_node)
         return self._page(
             W.HBox([self.count_slider, self.vnode_slider]), W.HBox([self.add_button, self.remove_button])
         )

@@ -668,9 +668,7 @@ class LogExplorer(Widget):
         self.command = W.Text(value="x=1", description="command", tooltip="what to submit to the leader")
 
         def act(label: str, tip: str, fn: Callable[[], Any]) -> Any:
-            b = button(label, tip=tip)
-            self._on_click(b, fn)
-            return b
+            return self._on_click(button(label, tip=tip), fn)
 
         submit = act("Submit", "append the command at the leader", lambda: self.submit(self.command.value))
         run = act("Run 0.5 s", "let half a second of virtual time pass", lambda: self.run(0.5))

@@ -308,10 +308,7 @@ class ShardLab(Widget):
             "Run 0.5 s": ("let half a simulated second pass", self.run),
             "Reset": ("forget every action", self.reset),
         }
-        row = []
-        for label, (tip, fn) in buttons.items():
-            row.append(button(label, tip=tip))
-            self._on_click(row[-1], fn)
+        row = [self._on_click(button(label, tip=tip), fn) for label, (tip, fn) in buttons.items()]
         fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.1)
         for g in _GROUP_NAMES:
             # Stacked: each group is a band, so groups serving the same rate do not hide each other.

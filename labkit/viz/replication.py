@@ -322,11 +322,8 @@ class QuorumWidget(SettingsWidget):
         p = self._merged(changes, self.params)
         valid.integer("r", p["r"], ge=1)
         valid.integer("w", p["w"], ge=1)
-        p["down"], p["side_b"] = frozenset(p["down"]), frozenset(p["side_b"])
         for name in ("down", "side_b"):
-            bad = sorted(set(p[name]) - set(self.node_ids))
-            if bad:
-                raise ValueError(f"{name} names unknown nodes {bad}; nodes are {list(self.node_ids)}")
+            p[name] = frozenset(valid.one_of(name, node, self.node_ids) for node in p[name])
         valid.one_of("read_from", p["read_from"], ("A", "B"))
         side_a = [x for x in self.node_ids if x not in p["side_b"]]
         if not [x for x in side_a if x not in p["down"]]:

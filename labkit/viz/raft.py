@@ -270,18 +270,14 @@ def election_widget(n: int = 5, seed: int = 1, duration: float = 4.0, fault_at: 
     slider to replay. Returns a :class:`labkit.viz.cluster.ClusterWidget`.
     """
     valid.number("duration", duration, gt=0, le=MAX_RUN, unit="seconds")
-    from labkit.viz.cluster import ClusterWidget
-
     valid.integer("n", n, ge=1, le=9, note="servers")
+    from labkit.viz.cluster import ClusterWidget
 
     def build(s: int) -> RaftCluster:
         return RaftCluster(n=n, seed=s, strict=False)
 
-    def draw(cluster: RaftCluster, until: float, figure: Any) -> Any:
-        return role_timeline(cluster, until, figure)
-
     return ClusterWidget(
-        build, seed=seed, duration=duration, fault_at=fault_at, draw=draw, summary=election_summary
+        build, seed=seed, duration=duration, fault_at=fault_at, draw=role_timeline, summary=election_summary
     )
 
 

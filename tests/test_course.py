@@ -161,3 +161,15 @@ def test_a_notebook_without_a_navigation_line_gets_one(repo: Path):
     assert nb["cells"][-1]["cell_type"] == "markdown"
     assert "".join(nb["cells"][-1]["source"]).endswith(nav_line(COURSE[1]))
     assert problems(repo) == []
+
+
+def test_the_readmes_reading_map_names_files_and_definitions_that_exist():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Reading labkit beside the papers", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`(labkit/[\w/]+\.py)`(?: \(([^)]*)\))?", table)
+    assert len(named) >= 20, named
+    for path, inside in named:
+        assert (ROOT / path).is_file(), f"README names {path}, which does not exist"
+        source = (ROOT / path).read_text(encoding="utf-8")
+        for name in re.findall(r"`(\w+)`", inside):
+            assert re.search(rf"^\s*(class|def) {name}\b", source, re.M), f"README: {path} defines no {name}"

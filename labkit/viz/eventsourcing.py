@@ -180,15 +180,9 @@ class ReplayWidget(Widget):
     def _draw_version(self, fig: Any) -> None:
         """Only what the version changes: two short traces, the cursor and the title."""
         v = self.version
-        replayed = fig.data[1]
-        replayed.x = list(range(v + 1))
-        replayed.y = self.values[: v + 1]
-        replayed.name = f"replayed up to version {v}"
-        current = fig.data[-1]
-        current.x = [v] if v else []
-        current.y = [self.values[v]] if v else []
-        fig.layout.shapes[0].x0 = v
-        fig.layout.shapes[0].x1 = v
+        fig.data[1].update(x=list(range(v + 1)), y=self.values[: v + 1], name=f"replayed up to version {v}")
+        fig.data[-1].update(x=[v] if v else [], y=[self.values[v]] if v else [])  # the last event applied
+        fig.layout.shapes[0].update(x0=v, x1=v)
         fig.layout.title.text = f"Rebuilding {self.aggregate_id!r} by replay: version {v} of {self.n}"
 
     def _build_ui(self) -> Any:

@@ -124,18 +124,13 @@ def final_state_html(run: Any) -> str:
         )
     e = run.effects
     order: Order = run.order
+    reserved = f"{e.reserved} unit(s) reserved in {e.reservations} reservation(s)"
     rows = [
-        (
-            "inventory",
-            f"{e.reserved} unit(s) reserved in {e.reservations} reservation(s)",
-            e.reserved == order.qty,
-        ),
+        ("inventory", reserved, e.reserved == order.qty),
         ("payment", f"{e.charged} charged in {e.charges} charge(s)", e.charged == order.amount),
         ("shipping", f"{e.labels} label(s)", e.labels == 1),
     ]
-    verdict = {"all": OK_COLOR, "none": OK_COLOR, "partial": BAD_COLOR}[run.outcome]
-    if run.violations:
-        verdict = BAD_COLOR
+    verdict = BAD_COLOR if run.violations or run.outcome == "partial" else OK_COLOR  # all or none is fine
     cells = "".join(
         f"<tr><td style='padding:2px 8px'>{s}</td><td style='padding:2px 8px'>{html.escape(text)}</td>"
         f"<td style='padding:2px 8px'>{'holds' if held else '-'}</td></tr>"

@@ -212,13 +212,11 @@ class RingWidget(Widget):
     def __init__(
         self, nodes: int = 4, vnodes: int = 8, keys: int = 300, seed: int = 0, max_nodes: int = 12
     ) -> None:
-        for name, value in (("nodes", nodes), ("vnodes", vnodes), ("keys", keys), ("max_nodes", max_nodes)):
-            valid.integer(name, value, ge=1)
-        if nodes > max_nodes:
-            raise ValueError(f"nodes must be <= max_nodes={max_nodes}, got {nodes}")
-        self.max_nodes = max_nodes
+        self.max_nodes = valid.integer("max_nodes", max_nodes, ge=1)
         self.max_vnodes = 200
-        self._check_vnodes(vnodes)
+        valid.integer("nodes", nodes, ge=1, le=max_nodes, note="max_nodes")
+        valid.integer("vnodes", vnodes, ge=1, le=self.max_vnodes)
+        valid.integer("keys", keys, ge=1)
         self.seed = seed
         self.pool = node_names(max_nodes)
         self.colors = node_colors(self.pool)
@@ -230,9 +228,6 @@ class RingWidget(Widget):
         self.last_change = "start"
 
     # -- the model: plain methods the controls call -----------------------------------
-    def _check_vnodes(self, vnodes: int) -> None:
-        valid.integer("vnodes", vnodes, ge=1, le=self.max_vnodes)
-
     @property
     def nodes(self) -> tuple[str, ...]:
         return self.ring.nodes
@@ -272,7 +267,7 @@ class RingWidget(Widget):
 
     def set_vnodes(self, vnodes: int) -> None:
         """Rebuild the ring with ``vnodes`` virtual nodes per node."""
-        self._check_vnodes(vnodes)
+        valid.integer("vnodes", vnodes, ge=1, le=self.max_vnodes)
         old = self.vnodes
         self.vnodes = vnodes
         self.ring = HashRing(self.ring.nodes, vnodes=vnodes)

@@ -264,8 +264,7 @@ class ClockSkewWidget(Widget):
 
     # -- what the controls do ---------------------------------------------------
     def _check(self, node: str, name: str, value: float, lo: float, hi: float) -> float:
-        if node not in self.nodes:
-            raise ValueError(f"node must be one of {list(self.nodes)}, got {node!r}")
+        valid.one_of("node", node, self.nodes)
         return valid.number(name, value, ge=lo, le=hi)
 
     def set_offset(self, node: str, ms: float, *, _rerun: bool = True) -> None:

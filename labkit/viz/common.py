@@ -273,9 +273,8 @@ class Widget(ABC):
         redraws the figure in place and :meth:`_refresh` sends it.
         """
         import ipywidgets as W
-        import plotly.graph_objects as go
 
-        pair = (figure if figure is not None else go.Figure(), W.Output())
+        pair = (new_figure(figure), W.Output())
         self._plots = (*self._plots, pair)
         return pair
 

@@ -5,6 +5,7 @@ throughput and key placement per group, and :class:`ShardLab` to crash servers a
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -168,7 +169,8 @@ def placement_figure(kv: ShardedKV) -> Any:
     place = kv.placement()
     colors = _colors(kv)
     groups = list(kv.groups)
-    counts = [sum(1 for g2 in place.values() if g2 == g) for g in groups]
+    held = Counter(place.values())  # keys per group
+    counts = [held[g] for g in groups]
     fig = go.Figure(go.Bar(x=groups, y=counts, name="keys held", marker={"color": [colors[g] for g in groups]},
                            text=[_lines(sorted(k for k, g2 in place.items() if g2 == g)) for g in groups], textangle=0,
                            hovertemplate="%{x}: %{y} keys<br>%{text}<extra></extra>"))  # fmt: skip
@@ -271,11 +273,8 @@ class ShardLab(Widget):
     # -- drawing ------------------------------------------------------------
     def summary(self) -> str:
         """One line: each group's leader and the keys it holds."""
-        place = self.kv.placement()
-        parts = []
-        for g, lead in self.kv.leaders().items():
-            n = sum(1 for v in place.values() if v == g)
-            parts.append(f"{g}: leader {lead or 'none'} ({n} keys)")
+        held = Counter(self.kv.placement().values())
+        parts = [f"{g}: leader {lead or 'none'} ({held[g]} keys)" for g, lead in self.kv.leaders().items()]
         moving = [m.group for m in self.kv.migrations if m.phase.value == "moving"]
         tail = f"; {', '.join(moving)} still joining" if moving else ""
         return f"t = {self.kv.sim.now:.1f} s. " + "; ".join(parts) + tail
@@ -326,17 +325,17 @@ class ShardLab(Widget):
         kv = self.kv
         colors = _colors(kv)
         series = throughput(kv)
-        place = kv.placement()
+        held = Counter(kv.placement().values())
         with self.fig.batch_update():
             for i, g in enumerate(_GROUP_NAMES):
                 tr = self.fig.data[i]
                 xs, ys = series.get(g, ([], []))
                 tr.x, tr.y, tr.visible = xs, ys, g in series
                 tr.line.color = colors[g]
-            bar = self.fig.data[-1]
-            bar.x = list(kv.groups)
-            bar.y = [sum(1 for v in place.values() if v == g) for g in kv.groups]
-            bar.marker.color = [colors[g] for g in kv.groups]
+            groups = list(kv.groups)
+            self.fig.data[-1].update(
+                x=groups, y=[held[g] for g in groups], marker_color=[colors[g] for g in groups]
+            )
             self.fig.layout.shapes = _fault_shapes(kv)
         if list(self._node.options) != list(kv.servers()):
             keep = self._node.value

@@ -295,7 +295,7 @@ class SagaWidget(Widget):
 
         self.final = W.HTML()
         self.fig, _plot = self._plot_area()
-        self.flavour_picker = toggles(list(_FLAVOURS), self.flavour, description="saga",
+        self.flavour_picker = toggles(list(_FLAVOURS), self.flavour, description="saga", button_width="190px",
                                       tips=["the orchestrator with a durable log", "a first attempt, as written"])  # fmt: skip
         self.step_picker = dropdown("failing step", list(_STEPS), self.failing_step, tip="which step fails")
         self.kind_picker = dropdown("how", list(_KINDS), self.failure, tip="how the failing step fails")

@@ -118,9 +118,9 @@ LEADER_ELECTED = Property(
     "while a majority of servers are up and can talk, exactly one of them leads, and all of them are in its term",
     "§5.2, §5.6",
     look_at=(
-        "start_election, handle_request_vote, handle_request_vote_reply and become_leader, and when the "
-        "election timer restarts: only on granting a vote or on AppendEntries of the current term "
-        "(handle_append_entries)"
+        "start_election, handle_request_vote, handle_request_vote_reply and become_leader; observe_term "
+        "(a higher term makes a server a follower with a fresh vote); and when the election timer "
+        "restarts: only on granting a vote or on AppendEntries of the current term (handle_append_entries)"
     ),
 )
 STABLE_LEADER = Property(

@@ -432,3 +432,14 @@ def test_membership_summaries_list_servers_in_the_clusters_order():
     c.add_server()
     assert _in_order(c, ("n1", "n2", "n3", "n5", "n4")) == "n1, n2, n3, n4, n5"
     assert _in_order(c, ["n5"]) == "n5"
+
+
+def test_log_explorer_draws_a_restarted_server_with_the_log_it_read_from_disk():
+    # Restart queues the boot at the same instant; the picture must not show the empty log of a server
+    # object that has not booted yet, which would tell a learner that a restart loses the log.
+    e = LogExplorer(n=5, seed=1)
+    e.submit("x=1")
+    e.crash("n2")
+    e.run(0.5)
+    e.restart("n2")
+    assert [str(entry.command) for entry in e.cluster.node("n2").log] == ["no-op", "x=1"]

@@ -459,8 +459,9 @@ class LogExplorer(Widget):
     def _replay(self) -> RaftCluster:
         c = RaftCluster(n=self.n, seed=self.seed, **self.options)
         c.sim.run_for(self.settle)
-        at_once = {"crash": c.crash, "restart": c.restart, "isolate": c.disconnect, "heal": lambda _: c.heal(),
-                   "run": c.sim.run_for, "partition": lambda side_b: self._partition(c, set(side_b))}  # fmt: skip
+        at_once = {"crash": c.crash, "restart": lambda n: self._restart(c, n), "isolate": c.disconnect,
+                   "heal": lambda _: c.heal(), "run": c.sim.run_for,
+                   "partition": lambda side_b: self._partition(c, set(side_b))}  # fmt: skip
         changes = {"add": c.add_server, "remove": c.remove_server, "transfer": c.transfer_leadership}
         for what, arg in self.actions:
             if what in at_once:
@@ -472,6 +473,11 @@ class LogExplorer(Widget):
                 changes[what](arg, wait=False)
             c.sim.run_for(0.02)  # a moment for the leader to act on the request
         return c
+
+    @staticmethod
+    def _restart(c: RaftCluster, node: str) -> None:
+        c.restart(node)
+        c.sim.run_for(0)  # it boots now: its term, vote and log are read back from disk before we look
 
     @staticmethod
     def _partition(c: RaftCluster, side_b: set[str]) -> None:

@@ -311,7 +311,9 @@ def test_log_explorer_adds_removes_and_hands_over_and_labels_learners():
     e.remove_button.click()
     e.run(0.5)
     assert leader not in e.cluster.members() and leader in e.cluster.removed
-    assert "voters" in e.summary()
+    assert "voters" in e.summary() and f"{leader}:removed" in e.summary()
+    # Retired, not crashed: its row and the status line say removed, and nothing says it crashed.
+    assert f"{leader} (removed)" in {y for t in e.figure().data for y in t.y if y}
     with pytest.raises(ValueError, match="was removed from the cluster"):
         e.remove_server(leader)
     with pytest.raises(ValueError, match="was removed from the cluster"):

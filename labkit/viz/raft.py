@@ -361,7 +361,7 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     commit_x, commit_y, bound_x, bound_y = [], [], [], []
     for nid in cluster.ids:
         log, commit, up = logs[nid]
-        tags = ["leader"] if nid == leader else [] if up else ["crashed"]
+        tags = ["leader"] if nid == leader else [] if up or nid in cluster.removed else ["crashed"]
         member = _membership_tag(cluster, nid, conf)
         if member:
             tags.append(member)
@@ -641,7 +641,8 @@ class LogExplorer(Widget):
         c = self.cluster
         leader = c.leader()
         lead = f"{leader} leads term {c.node(leader).current_term}" if leader else "no leader"
-        commits = ", ".join(f"{n}:{c.node(n).commit_index}" if c.is_up(n) else f"{n}:down" for n in c.ids)
+        gone = {n: "removed" if n in c.removed else "down" for n in c.ids if not c.is_up(n)}
+        commits = ", ".join(f"{n}:{gone[n]}" if n in gone else f"{n}:{c.node(n).commit_index}" for n in c.ids)
         conf = c.configuration()
         if conf is not None and (conf.learners or tuple(conf.voters) != tuple(c.ids)):
             commits += f" | voters {_in_order(c, conf.voters)}"

@@ -3,8 +3,8 @@
 Indexes are 1-based as in the paper: ``log[1]`` is the first entry and index
 0 is the empty prefix, whose term is 0. The log only ever changes at its end:
 a leader appends (:meth:`RaftLog.append`); a follower takes a leader's
-AppendEntries with :meth:`RaftLog.maybe_append`, which is steps 2-4 of the
-receiver's rules in Figure 2 (the name is etcd's). The methods below it find
+AppendEntries with :meth:`RaftLog.matches` (step 2 of the receiver's rules in
+Figure 2) and :meth:`RaftLog.maybe_append` (steps 3-4; the name is etcd's). The methods below it find
 where a leader and a follower disagree (the fast backtracking sketched at the
 end of §5.3).
 

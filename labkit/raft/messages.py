@@ -125,7 +125,7 @@ class RequestVote:
     candidate_id: str
     last_log_index: int
     last_log_term: int
-    # Diss. §4.2.3: the leader asked for this election (set after a TimeoutNow, §3.10), so voters hear it.
+    # Diss. §4.2.3: the leader asked for this election (after a TimeoutNow, diss. §3.10); voters heed it.
     leadership_transfer: bool = False
 
 

@@ -215,6 +215,33 @@ class RaftCore(Node):
     The cluster is ``peers`` as given to the constructor: ``voters`` all of
     them, ``peers`` the others, ``quorum`` a majority (:class:`MembershipChanges`
     lets them change).
+
+    Where each box of Figure 2 is:
+
+    * State: the attributes above; ``next_index`` and ``match_index`` read
+      ``progress``; :meth:`init_leader_state` reinitializes them after election.
+    * AppendEntries RPC, receiver steps 1-5: :meth:`handle_append_entries`.
+    * RequestVote RPC, receiver steps 1-2: :meth:`handle_request_vote`.
+    * Rules for Servers, All Servers: "apply log[lastApplied]" is
+      :meth:`apply_committed`; "term T > currentTerm: convert to follower" is
+      :meth:`on_message` with :meth:`become_follower`.
+    * Followers: :meth:`handle_election_timeout`; the election timer is reset
+      on hearing from the leader (:meth:`recognize_leader`) and on granting a
+      vote (:meth:`handle_request_vote`).
+    * Candidates: :meth:`start_election`, :meth:`handle_request_vote_reply`
+      (majority), :meth:`recognize_leader` (AppendEntries from the new leader),
+      :meth:`handle_election_timeout` (start a new election).
+    * Leaders: :meth:`become_leader` and :meth:`send_heartbeats` (heartbeats),
+      :meth:`handle_client_request` and :meth:`append_new_entry` (client
+      commands), :meth:`send_append_entries` (entries from nextIndex),
+      :meth:`handle_append_entries_reply` (update, or decrement nextIndex and
+      retry), :meth:`advance_commit_index` with :meth:`may_commit` (the commit
+      rule).
+
+    A few small steps that are no rule of their own (:meth:`recover_log`,
+    :meth:`persist_log`, :meth:`append_entries`, :meth:`stop_leading`,
+    :meth:`replicated`) exist so that the extension classes below can extend
+    them; in the core they do only what their docstrings say.
     """
 
     # Each message type and timer with the method holding its rule. Subclasses
@@ -320,8 +347,8 @@ class RaftCore(Node):
         self.log = RaftLog(storage[("log", i)] for i in range(1, length + 1))
 
     def on_message(self, ctx: Context, src: str, msg: Any) -> None:
-        # Rules for Servers, All Servers: "If RPC request or response contains
-        # term T > currentTerm: set currentTerm = T, convert to follower (§5.1)".
+        """All Servers: "If RPC request or response contains term T > currentTerm: set currentTerm = T,
+        convert to follower (§5.1)"; then the message's own rule (``MESSAGE_RULES``)."""
         term = getattr(msg, "term", None)
         if term is not None and term > self.current_term:
             self.become_follower(ctx, term)
@@ -331,6 +358,7 @@ class RaftCore(Node):
         rule(self, ctx, src, msg)
 
     def on_timer(self, ctx: Context, name: str) -> None:
+        """A timer went off: run the rule named for it (``TIMER_RULES``)."""
         self._on_timer[name](self, ctx)
 
     def submit(self, ctx: Context, command: Any) -> tuple[int, int] | None:
@@ -343,17 +371,30 @@ class RaftCore(Node):
     # ------------------------------------------------------------------
     # Elections (§5.2)
     # ------------------------------------------------------------------
+    def handle_election_timeout(self, ctx: Context) -> None:
+        """Followers and candidates: "If election timeout elapses without receiving AppendEntries
+        RPC from current leader or granting vote to candidate: convert to candidate" (Figure 2);
+        Candidates: "If election timeout elapses: start new election".
+
+        The timer runs out only if nothing reset it: hearing from the leader
+        (:meth:`recognize_leader`) or granting a vote (:meth:`handle_request_vote`)
+        does."""
+        if self.role is not Role.LEADER:
+            self.start_election(ctx)
+
     def start_election(self, ctx: Context, transfer: bool = False) -> None:
         """Candidates: "On conversion to candidate, start election" (Figure 2, §5.2).
 
         Increment currentTerm; vote for self; reset election timer; send
-        RequestVote RPCs to all other servers (the voters). After a
-        TimeoutNow (``transfer``), the requests say the leader asked for it
-        (diss. §3.10).
+        RequestVote RPCs to all other servers (the voters).
+
+        ``transfer`` belongs to an extension, not to Figure 2: only
+        :class:`LeadershipTransfer` sets it, after a TimeoutNow, so that the
+        requests say the leader asked for this election (diss. §3.10, §4.2.3).
         """
         self.role = Role.CANDIDATE
-        self.current_term += 1
-        self.voted_for = self.node_id
+        self.current_term += 1  # increment currentTerm
+        self.voted_for = self.node_id  # vote for self
         self.leader_id = None
         self.votes = {self.node_id}
         self._waiting.clear()
@@ -361,21 +402,15 @@ class RaftCore(Node):
         ctx.persist("voted_for", self.voted_for)
         ctx.cancel_timer(HEARTBEAT_TIMER)
         self._note_role(ctx)
-        self.reset_election_timer(ctx)
+        self.reset_election_timer(ctx)  # reset election timer
         if self.has_quorum(self.votes):  # a cluster of one
             self.become_leader(ctx)
             return
+        # Send RequestVote RPCs to all other servers.
         req = RequestVote(self.current_term, self.node_id, self.log.last_index, self.log.last_term, transfer)
         for p in self.voters:
             if p != self.node_id:
                 ctx.send(p, req)
-
-    def handle_election_timeout(self, ctx: Context) -> None:
-        """Followers and candidates: "If election timeout elapses without receiving AppendEntries
-        RPC from current leader or granting vote to candidate: convert to candidate" (Figure 2);
-        a candidate whose election times out starts a new one."""
-        if self.role is not Role.LEADER:
-            self.start_election(ctx)
 
     def reset_election_timer(self, ctx: Context) -> None:
         """A fresh random election timeout from now (§5.2: randomized, to make split votes rare)."""
@@ -389,6 +424,8 @@ class RaftCore(Node):
         2. If votedFor is null or candidateId, and candidate's log is at least
            as up-to-date as receiver's log, grant vote (§5.2, §5.4).
         """
+        # 1. A newer term was adopted on arrival (on_message), so any other term is < currentTerm.
+        # 2. votedFor is null or candidateId, and the candidate's log is at least as up-to-date.
         grant = (
             m.term == self.current_term
             and self.may_vote_for(m.candidate_id)
@@ -397,7 +434,7 @@ class RaftCore(Node):
         if grant:
             self.voted_for = m.candidate_id
             ctx.persist("voted_for", m.candidate_id)  # before the reply leaves
-            self.reset_election_timer(ctx)  # granting a vote, too, restarts the timeout
+            self.reset_election_timer(ctx)  # Followers: granting a vote resets the election timer
         ctx.send(src, RequestVoteReply(self.current_term, grant))
 
     def may_vote_for(self, candidate_id: str) -> bool:
@@ -426,7 +463,9 @@ class RaftCore(Node):
     # Role changes
     # ------------------------------------------------------------------
     def become_follower(self, ctx: Context, term: int) -> None:
-        """Step down: adopt ``term`` if it is newer (forgetting the vote) and follow (§5.1)."""
+        """All Servers: "set currentTerm = T, convert to follower (§5.1)": adopt ``term`` if it is
+        newer (a new term has no vote cast yet) and follow. A leader stepping down restarts its
+        election timer, which leaders do not run."""
         was_leader = self.role is Role.LEADER
         if term > self.current_term:
             self.current_term = term
@@ -443,7 +482,7 @@ class RaftCore(Node):
             self.reset_election_timer(ctx)
 
     def stop_leading(self, ctx: Context) -> None:
-        """A leader steps down: no more heartbeats."""
+        """A leader steps down: no more heartbeats (the extensions stop their leader-only work here)."""
         ctx.cancel_timer(HEARTBEAT_TIMER)
 
     def become_leader(self, ctx: Context) -> None:
@@ -477,7 +516,8 @@ class RaftCore(Node):
     def append_new_entry(self, ctx: Context, command: Any) -> int:
         """Leaders: "If command received from client: append entry to local log" (§5.3); returns its index.
 
-        Followers with no AppendEntries on its way get it at once; for the
+        Then "If last log index >= nextIndex for a follower: send AppendEntries
+        RPC": followers with no AppendEntries on its way get it at once; for the
         others it travels with the next message (:mod:`labkit.raft.progress`).
         """
         entry = LogEntry(self.current_term, command)
@@ -511,7 +551,9 @@ class RaftCore(Node):
         ctx.send(peer, self.append_entries(self.progress[peer].next_index - 1, ()))
 
     def send_heartbeats(self, ctx: Context) -> None:
-        """Leaders: send AppendEntries "during idle periods to prevent election timeouts (§5.2)"."""
+        """Leaders: "send initial empty AppendEntries RPCs (heartbeat) to each server; repeat during
+        idle periods to prevent election timeouts (§5.2)"; this is the repeat, every
+        ``heartbeat_interval``."""
         if self.role is not Role.LEADER:
             return
         self.broadcast_append_entries(ctx)
@@ -536,8 +578,9 @@ class RaftCore(Node):
         if pr is None:  # no longer in the configuration
             return
         if m.success:
-            if pr.update(m.match_index):
-                self.replicated(ctx, src)
+            if pr.update(m.match_index):  # update nextIndex and matchIndex
+                self.replicated(ctx, src)  # (the commit rule may now hold further on)
+            # Last log index >= nextIndex (entries appended meanwhile): send them.
             if pr.ready_for_more(m.match_index, self.log.last_index):
                 self.send_append_entries(ctx, src)
         elif pr.answers_probe(m, self.current_term):  # a stale failure is ignored
@@ -545,7 +588,7 @@ class RaftCore(Node):
             pr.decrement_next_index(
                 self.log.retry_index(m.conflict_index, m.conflict_term), self.log.last_index
             )
-            self.send_append_entries(ctx, src)
+            self.send_append_entries(ctx, src)  # and retry
 
     def replicated(self, ctx: Context, peer: str) -> None:
         """``matchIndex`` of ``peer`` went up: the commit rule may now hold further on."""
@@ -575,7 +618,13 @@ class RaftCore(Node):
     # Log replication, follower side (§5.3)
     # ------------------------------------------------------------------
     def handle_append_entries(self, ctx: Context, src: str, m: AppendEntries) -> None:
-        """AppendEntries RPC, receiver implementation (Figure 2)."""
+        """AppendEntries RPC, receiver implementation (Figure 2), steps 1-5.
+
+        Every reply echoes the request's ``term`` and ``prev_log_index``, so the
+        leader can tell it from a late answer to an older request
+        (:mod:`labkit.raft.progress`), and its ``round``, which only
+        :class:`LeaderReads` uses (diss. §6.4; 0 in the core).
+        """
         term, prev = self.current_term, m.prev_log_index
         # 1. Reply false if term < currentTerm (§5.1): our term tells a stale leader to step down.
         if m.term < term:
@@ -614,7 +663,8 @@ class RaftCore(Node):
         self.reset_election_timer(ctx)
 
     def persist_log(self, ctx: Context, first: int, entries: tuple[LogEntry, ...]) -> None:
-        """Write ``entries``, the log from index ``first`` to its end, and its length."""
+        """Write ``entries``, the log from index ``first`` to its end, and its length: Figure 2's
+        persistent state is "updated on stable storage before responding to RPCs"."""
         for i, entry in enumerate(entries, first):
             ctx.persist(("log", i), entry)
         ctx.persist("log_length", self.log.last_index)
@@ -633,6 +683,8 @@ class RaftCore(Node):
             if not isinstance(entry.command, RAFT_COMMANDS):
                 result = self.state_machine.apply(entry.command)
                 self.applied.append(entry.command)
+            # "Respond after entry applied to state machine", if the entry is still the client's
+            # (same term: no other leader has put another entry at this index, §5.3).
             waiting = self._waiting.pop(self.last_applied, None)
             if waiting is not None and waiting[2] == entry.term:
                 ctx.send(waiting[0], ClientReply(waiting[1], True, result))
@@ -670,7 +722,14 @@ RaftCore._bind_rules()
 # ----------------------------------------------------------------------
 class LogCompaction(RaftCore):
     """Log compaction (§7, Figures 12 and 13): snapshots, and InstallSnapshot for followers that
-    lag behind. Persistent: ``snapshot``, the latest one (or None)."""
+    lag behind. Persistent: ``snapshot``, the latest one (or None).
+
+    Extends the core's :meth:`~RaftCore.recover_log` (start from the snapshot),
+    :meth:`~RaftCore.apply_committed` (snapshot once enough entries are applied),
+    :meth:`~RaftCore.send_append_entries` and :meth:`~RaftCore.send_heartbeat` (a
+    follower whose next entry was discarded gets the snapshot); adds the
+    InstallSnapshot rules of Figure 13.
+    """
 
     MESSAGE_RULES: ClassVar[dict[type, str]] = {
         InstallSnapshot: "handle_install_snapshot",
@@ -806,6 +865,13 @@ class LeaderReads(RaftCore):
     still followed it after a round began (:class:`~labkit.raft.reads.Rounds`).
     That serves ReadIndex, the lease, CheckQuorum and the choice of whom to hand
     leadership to.
+
+    Extends the core's :meth:`~RaftCore.append_entries` (carry the round),
+    :meth:`~RaftCore.send_heartbeats` (each begins a round),
+    :meth:`~RaftCore.handle_append_entries_reply` (count who answered),
+    :meth:`~RaftCore.handle_client_request` (reads may skip the log),
+    :meth:`~RaftCore.apply_committed` (answer reads whose index is applied),
+    :meth:`~RaftCore.init_leader_state` and :meth:`~RaftCore.stop_leading`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -920,7 +986,15 @@ class LeaderReads(RaftCore):
 class PreVoteAndCheckQuorum(RaftCore):
     """PreVote (diss. §9.6) and CheckQuorum (diss. §6.2) with disruptive servers' votes refused
     (diss. §4.2.3): a server that cannot win does not disrupt a working leader, and a leader that
-    lost its majority steps down."""
+    lost its majority steps down.
+
+    Extends the core's :meth:`~RaftCore.on_message` (a disruptive vote request is
+    dropped before the All Servers term rule sees it),
+    :meth:`~RaftCore.handle_election_timeout` (a pre-vote before the election),
+    :meth:`~RaftCore.recognize_leader` (note when the leader was last heard),
+    :meth:`~RaftCore.start_election`, :meth:`~RaftCore.become_follower`,
+    :meth:`~RaftCore.become_leader` and :meth:`~RaftCore.stop_leading`.
+    """
 
     MESSAGE_RULES: ClassVar[dict[type, str]] = {
         PreVote: "handle_pre_vote",
@@ -988,7 +1062,7 @@ class PreVoteAndCheckQuorum(RaftCore):
     def handle_pre_vote(self, ctx: Context, src: str, m: PreVote) -> None:
         """Diss. §9.6: a server agrees if the candidate's log is at least as up-to-date as its own
         (§5.4.1) and it has not heard from a valid leader for at least a baseline election timeout
-        (§4.2.3 gives real votes the same heartbeat rule). It changes no state either way."""
+        (diss. §4.2.3 gives real votes the same heartbeat rule). It changes no state either way."""
         grant = (
             m.next_term > self.current_term
             and not self.hears_from_leader(ctx)
@@ -1027,7 +1101,7 @@ class PreVoteAndCheckQuorum(RaftCore):
     def ignores_vote_request(self, ctx: Context, m: RequestVote) -> bool:
         """Diss. §4.2.3 (with ``check_quorum``): a server that has heard from a current leader within
         the minimum election timeout neither updates its term nor grants its vote on a RequestVote,
-        unless the leader itself asked for the election (§3.10)."""
+        unless the leader itself asked for the election (diss. §3.10)."""
         return (
             self.config.check_quorum
             and m.term > self.current_term
@@ -1045,6 +1119,13 @@ class MembershipChanges(RaftCore):
     the constructor; a server that is not in it starts outside the cluster,
     waiting to be added (diss. §4.2.1). ``catching_up``: the learners a leader
     is bringing up to date.
+
+    Extends the core's :meth:`~RaftCore.persist_log` (a configuration is used as
+    soon as it is in the log), :meth:`~RaftCore.recover_log`,
+    :meth:`~RaftCore.handle_election_timeout` (non-voters never campaign),
+    :meth:`~RaftCore.advance_commit_index` (a committed configuration),
+    :meth:`~RaftCore.replicated` (a learner's round of catching up),
+    :meth:`~RaftCore.init_leader_state` and :meth:`~RaftCore.stop_leading`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -1202,7 +1283,14 @@ class MembershipChanges(RaftCore):
 
 
 class LeadershipTransfer(RaftCore):
-    """Leadership transfer (diss. §3.10): ``transfer`` is the server leadership is being handed to."""
+    """Leadership transfer (diss. §3.10): ``transfer`` is the server leadership is being handed to.
+
+    Extends the core's :meth:`~RaftCore.submit` and
+    :meth:`~RaftCore.handle_client_request` (no new commands meanwhile),
+    :meth:`~RaftCore.replicated` (TimeoutNow once the target has caught up),
+    :meth:`~RaftCore.init_leader_state` and :meth:`~RaftCore.stop_leading`; its
+    TimeoutNow calls :meth:`~RaftCore.start_election` with ``transfer=True``.
+    """
 
     MESSAGE_RULES: ClassVar[dict[type, str]] = {TimeoutNow: "handle_timeout_now"}
     TIMER_RULES: ClassVar[dict[str, str]] = {TRANSFER_TIMER: "abort_transfer"}

@@ -570,8 +570,8 @@ class RaftCore(Node):
                 self.send_append_entries(ctx, p)
 
     def handle_append_entries_reply(self, ctx: Context, src: str, m: AppendEntriesReply) -> None:
-        """Leaders (Figure 2): "If successful: update nextIndex and matchIndex for follower (§5.3).
-        If AppendEntries fails because of log inconsistency: decrement nextIndex and retry (§5.3).\""""
+        """Leaders (Figure 2): "If successful: update nextIndex and matchIndex for follower (§5.3)";
+        "If AppendEntries fails because of log inconsistency: decrement nextIndex and retry (§5.3)"."""
         if self.role is not Role.LEADER or m.term != self.current_term:
             return
         pr = self.progress.get(src)
@@ -604,7 +604,9 @@ class RaftCore(Node):
         not count its own log (diss. §4.2.2).
         """
         own = self.log.last_index if self.is_voter else 0
+        # N: the highest index with a majority of matchIndex[i] >= N (the leader's own log counts).
         n = quorum_match_index(own, self._voter_progress, self.quorum)
+        # N > commitIndex and log[N].term == currentTerm: set commitIndex = N.
         if n > self.commit_index and self.may_commit(n):
             self.commit_index = n
             self.apply_committed(ctx)
@@ -676,6 +678,7 @@ class RaftCore(Node):
         """All servers: "If commitIndex > lastApplied: increment lastApplied, apply
         log[lastApplied] to state machine (§5.3)"; a leader then answers the client (§8)."""
         # Invariant: entries are applied once each, in index order, up to commit_index.
+        # While commitIndex > lastApplied: increment lastApplied, apply log[lastApplied].
         limit = min(self.commit_index, self.log.last_index)
         for entry in self.log.entries(self.last_applied + 1, limit - self.last_applied):
             self.last_applied += 1

@@ -397,6 +397,8 @@ class RaftCore(Node):
         self.voted_for = self.node_id  # vote for self
         self.leader_id = None
         self.votes = {self.node_id}
+        # Figure 2 never makes a leader a candidate, but RaftCluster.start_election may:
+        # such a leader forgets its waiting clients here and stops its heartbeats below.
         self._waiting.clear()
         ctx.persist("current_term", self.current_term)
         ctx.persist("voted_for", self.voted_for)

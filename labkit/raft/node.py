@@ -729,11 +729,12 @@ class LogCompaction(RaftCore):
     """Log compaction (§7, Figures 12 and 13): snapshots, and InstallSnapshot for followers that
     lag behind. Persistent: ``snapshot``, the latest one (or None).
 
-    Extends the core's :meth:`~RaftCore.recover_log` (start from the snapshot),
-    :meth:`~RaftCore.apply_committed` (snapshot once enough entries are applied),
-    :meth:`~RaftCore.send_append_entries` and :meth:`~RaftCore.send_heartbeat` (a
-    follower whose next entry was discarded gets the snapshot); adds the
-    InstallSnapshot rules of Figure 13.
+    Extends the core's :meth:`~RaftCore.apply_committed` (snapshot once enough
+    entries are applied) and :meth:`~RaftCore.send_append_entries` (a follower
+    whose next entry was discarded gets the snapshot); replaces
+    :meth:`~RaftCore.recover_log` (start from the snapshot) and
+    :meth:`~RaftCore.send_heartbeat` (check at the snapshot's last entry at
+    least); adds the InstallSnapshot rules of Figure 13.
     """
 
     MESSAGE_RULES: ClassVar[dict[type, str]] = {
@@ -871,8 +872,8 @@ class LeaderReads(RaftCore):
     That serves ReadIndex, the lease, CheckQuorum and the choice of whom to hand
     leadership to.
 
-    Extends the core's :meth:`~RaftCore.append_entries` (carry the round),
-    :meth:`~RaftCore.send_heartbeats` (each begins a round),
+    Replaces the core's :meth:`~RaftCore.append_entries` (the message carries
+    the round); extends :meth:`~RaftCore.send_heartbeats` (each begins a round),
     :meth:`~RaftCore.handle_append_entries_reply` (count who answered),
     :meth:`~RaftCore.handle_client_request` (reads may skip the log),
     :meth:`~RaftCore.apply_committed` (answer reads whose index is applied),

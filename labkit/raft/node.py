@@ -734,7 +734,9 @@ class LogCompaction(RaftCore):
     whose next entry was discarded gets the snapshot); replaces
     :meth:`~RaftCore.recover_log` (start from the snapshot) and
     :meth:`~RaftCore.send_heartbeat` (check at the snapshot's last entry at
-    least); adds the InstallSnapshot rules of Figure 13.
+    least); adds the InstallSnapshot rules of Figure 13. Leans on
+    :class:`LeaderReads` (InstallSnapshot carries the round of heartbeats) and
+    :class:`MembershipChanges` (a snapshot holds the configuration).
     """
 
     MESSAGE_RULES: ClassVar[dict[type, str]] = {
@@ -878,6 +880,7 @@ class LeaderReads(RaftCore):
     :meth:`~RaftCore.handle_client_request` (reads may skip the log),
     :meth:`~RaftCore.apply_committed` (answer reads whose index is applied),
     :meth:`~RaftCore.init_leader_state` and :meth:`~RaftCore.stop_leading`.
+    Leans on :class:`LeadershipTransfer` (no lease during a transfer).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -999,7 +1002,8 @@ class PreVoteAndCheckQuorum(RaftCore):
     :meth:`~RaftCore.handle_election_timeout` (a pre-vote before the election),
     :meth:`~RaftCore.recognize_leader` (note when the leader was last heard),
     :meth:`~RaftCore.start_election`, :meth:`~RaftCore.become_follower`,
-    :meth:`~RaftCore.become_leader` and :meth:`~RaftCore.stop_leading`.
+    :meth:`~RaftCore.become_leader` and :meth:`~RaftCore.stop_leading`. Leans on
+    :class:`LeaderReads` (CheckQuorum counts its rounds of heartbeats).
     """
 
     MESSAGE_RULES: ClassVar[dict[type, str]] = {
@@ -1132,6 +1136,9 @@ class MembershipChanges(RaftCore):
     :meth:`~RaftCore.advance_commit_index` (a committed configuration),
     :meth:`~RaftCore.replicated` (a learner's round of catching up),
     :meth:`~RaftCore.init_leader_state` and :meth:`~RaftCore.stop_leading`.
+    Leans on :class:`LogCompaction` (the configuration in a snapshot),
+    :class:`LeaderReads` (``committed_in_term``) and :class:`LeadershipTransfer`
+    (no change during a transfer).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

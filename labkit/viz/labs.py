@@ -37,7 +37,7 @@ STEP_KINDS = (Kind.START, Kind.DELIVER, Kind.TIMER, Kind.CRASH, Kind.RESTART)
 _FAULT_COLOR = "#882255"
 _STATE_COLOR = "#009E73"
 _WINDOW = 1.5  # at most this many seconds of run are shown before the violation at first,
-_MIN_WINDOW = 0.05  # at least this many,
+_MIN_WINDOW = 0.01  # at least this many,
 _EVENTS_SHOWN = 60  # and about this many events
 
 

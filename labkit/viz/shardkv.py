@@ -57,7 +57,8 @@ def route_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
             "value": [v for _, _, v, _ in links], "color": [colors[g] + "66" for _, _, _, g in links]}  # fmt: skip
     fig = go.Figure(go.Sankey(arrangement="fixed", link=link,
                               node={"label": labels, "color": node_col, "pad": 8, "thickness": 14}))  # fmt: skip
-    heads = ((0.0, "keys"), (0.5, "Raft group"), (1.0, "leader (serves reads and writes)"))
+    shown = "keys" if len(keys) == len(kv.keys) else f"{len(keys)} of the {len(kv.keys)} keys"
+    heads = ((0.0, shown), (0.5, "Raft group"), (1.0, "leader (serves reads and writes)"))
     fig.update_layout(title={"text": "key → group (hash ring) → the group's leader", "x": 0.01}, height=420,
                       margin={"l": 20, "r": 20, "t": 60, "b": 20},
                       annotations=[{"x": x, "y": 1.06, "xref": "paper", "yref": "paper", "text": t, "showarrow": False}

@@ -233,3 +233,17 @@ def test_a_round_is_confirmed_once_a_majority_of_voters_answered_it_or_a_later_o
     assert (r.confirmed, r.confirmed_at) == (1, 2.0)
     assert r.ack("n4", 2, voters, "n1", 3) and (r.confirmed, r.confirmed_at) == (2, 3.0)
     assert not r.ack("n5", 1, voters, "n1", 3)  # an older round adds nothing
+
+
+def test_a_leader_forced_to_campaign_steps_down_first():
+    # RaftCluster.start_election on a leader: it stops its leader-only work as a deposed leader does
+    # (reads waiting for a round, CheckQuorum's timer, heartbeats), instead of keeping them.
+    c = RaftCluster(n=3, seed=2, read_mode="read-index", check_quorum=True)
+    leader = elect(c)
+    node = c.node(leader)
+    node.reads.add(PendingRead("r", 1, None, node.commit_index, None))
+    assert {"check-quorum", "heartbeat"} <= set(c.sim.pending_timers(leader))
+    c.start_election(leader)
+    assert node.role is Role.CANDIDATE
+    assert not node.reads.ready(10**9, 10**9), "a waiting read survived the step down"
+    assert not {"check-quorum", "heartbeat"} & set(c.sim.pending_timers(leader))

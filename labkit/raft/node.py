@@ -392,17 +392,18 @@ class RaftCore(Node):
         :class:`LeadershipTransfer` sets it, after a TimeoutNow, so that the
         requests say the leader asked for this election (diss. §3.10, §4.2.3).
         """
+        # Figure 2 never makes a leader a candidate, but RaftCluster.start_election may:
+        # such a leader steps down first, as it would for a newer term.
+        if self.role is Role.LEADER:
+            self.stop_leading(ctx)
+        self._waiting.clear()  # clients retry; the next leader will answer
         self.role = Role.CANDIDATE
         self.current_term += 1  # increment currentTerm
         self.voted_for = self.node_id  # vote for self
         self.leader_id = None
         self.votes = {self.node_id}
-        # Figure 2 never makes a leader a candidate, but RaftCluster.start_election may:
-        # such a leader forgets its waiting clients here and stops its heartbeats below.
-        self._waiting.clear()
         ctx.persist("current_term", self.current_term)
         ctx.persist("voted_for", self.voted_for)
-        ctx.cancel_timer(HEARTBEAT_TIMER)
         self._note_role(ctx)
         self.reset_election_timer(ctx)  # reset election timer
         if self.has_quorum(self.votes):  # a cluster of one

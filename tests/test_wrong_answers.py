@@ -1,0 +1,151 @@
+"""The classic wrong answer of each exercise fails a check the learner can SEE.
+
+A learner alone runs the student notebook, which has no hidden tests: if the check that carries an
+exercise's point is hidden, the misconception the exercise is about gets only ticks. For each exercise
+below, the notebook's cells are run in order in one namespace (once per notebook); at the exercise's test
+cell the planted wrong answer (one misconception, replacing the instructor solution) runs against the
+visible part of the cell only (before ``### BEGIN HIDDEN TESTS``) in a copy of the namespace, and must fail
+a check; the instructor solution must pass the same visible checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labkit.grading import ExerciseFailed, _tally
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+HIDDEN = "### BEGIN HIDDEN TESTS"
+
+
+@dataclass(frozen=True)
+class Wrong:
+    """A misconception: the body that replaces the solution of ``answer``, checked by ``test``."""
+
+    notebook: str  # file name prefix, "01"
+    answer: str  # grade id of the answer cell
+    test: str  # grade id of the test cell
+    body: str  # replaces the lines between ### BEGIN SOLUTION and ### END SOLUTION
+    why: str
+
+
+WRONG = [
+    Wrong(
+        "01",
+        "nb01-dedup",
+        "nb01-dedup-test",
+        "        if key not in self.responses:\n"
+        "            self.balance += msg.amount\n"
+        "            self.applied[key] = self.applied.get(key, 0) + 1\n"
+        "            self.responses[key] = Response(msg.request_id, self.balance)\n"
+        "            ctx.send(src, self.responses[key])\n",
+        "a repeat is swallowed, so a client whose response was lost never gets one",
+    ),
+    Wrong(
+        "01",
+        "nb01-who-hears",
+        "nb01-who-hears-test",
+        "    for group in groups:\n        if origin in group:\n            return set(group)\n    return {origin}\n",
+        "nodes in no group are taken to be cut off alone, not one more group",
+    ),
+    Wrong(
+        "04",
+        "nb04-can-write",
+        "nb04-can-write-test",
+        "    if mode is Mode.CONSISTENCY_FIRST:\n        return home_on_side >= w\n    return True\n",
+        "availability-first is taken to be always available",
+    ),
+    Wrong(
+        "07",
+        "nb07-grant-vote",
+        "nb07-grant-vote-check",
+        "    return req_term == current_term and voted_for in (None, candidate)\n",
+        "the vote rule drops up_to_date",
+    ),
+    Wrong(
+        "08",
+        "nb08-commit-index",
+        "nb08-commit-index-check",
+        "    n = len(match_index)\n"
+        "    candidate = sorted(match_index)[n // 2]\n"
+        "    if candidate > commit_index and log_terms[candidate - 1] == current_term:\n"
+        "        return candidate\n"
+        "    return commit_index\n",
+        "the median of the ascending match indexes, wrong for an even number of servers",
+    ),
+    Wrong(
+        "10",
+        "nb10-majorities",
+        "nb10-majorities-check",
+        "    return len(set(old) ^ set(new)) > 1\n",
+        "any change of more than one server is taken to be unsafe",
+    ),
+]
+
+
+def _nbgrader(cell: dict[str, Any]) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def _plant(source: str, body: str) -> str:
+    """``source`` with the lines between its solution markers replaced by ``body``."""
+    lines = source.splitlines(keepends=True)
+    begin = next(i for i, line in enumerate(lines) if "### BEGIN SOLUTION" in line)
+    end = next(i for i, line in enumerate(lines) if "### END SOLUTION" in line)
+    return "".join(lines[: begin + 1]) + body + "".join(lines[end:])
+
+
+def _run(source: str, ns: dict[str, Any], name: str) -> None:
+    exec(compile(source, f"<{name}>", "exec"), ns)  # noqa: S102 - the notebook's own code
+
+
+def _visible(source: str, ns: dict[str, Any], name: str) -> str | None:
+    """Run the visible checks of a test cell and its verdict; the failures, or None if all pass."""
+    _tally.clear()
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            _run(source.split(HIDDEN)[0] + "\nfrom labkit.grading import verdict\nverdict()\n", ns, name)
+    except (ExerciseFailed, AssertionError) as e:
+        return f"{type(e).__name__}: {e}\n{out.getvalue()}"
+    return None
+
+
+@cache
+def _outcomes(prefix: str) -> dict[str, tuple[str | None, str | None]]:
+    """test grade id -> (failures of the solution, failures of the wrong answer), for one notebook."""
+    path = next(NOTEBOOKS.glob(f"{prefix}-*.ipynb"))
+    cells = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    wanted = {w.test: w for w in WRONG if w.notebook == prefix}
+    answers = {_nbgrader(c): "".join(c["source"]) for c in cells}
+    ns: dict[str, Any] = {"__name__": "__main__", "display": lambda *a, **k: None}
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for i, cell in enumerate(cells):
+        if len(found) == len(wanted):
+            break
+        grade_id, source = _nbgrader(cell), "".join(cell["source"])
+        if grade_id in wanted:
+            w = wanted[grade_id]
+            mine = dict(ns)
+            _run(_plant(answers[w.answer], w.body), mine, w.answer + "-wrong")
+            wrong = _visible(source, mine, grade_id)
+            found[grade_id] = (_visible(source, ns, grade_id), wrong)
+        else:
+            with contextlib.redirect_stdout(io.StringIO()):
+                _run(source, ns, grade_id or f"{prefix}-cell-{i}")
+    return found
+
+
+@pytest.mark.parametrize("wrong", WRONG, ids=[w.answer for w in WRONG])
+def test_the_wrong_answer_fails_a_visible_check_and_the_solution_passes_them(wrong):
+    solution, planted = _outcomes(wrong.notebook)[wrong.test]
+    assert solution is None, f"the instructor solution fails the visible checks of {wrong.test}:\n{solution}"
+    assert planted is not None, f"{wrong.test}: '{wrong.why}' passes every visible check"

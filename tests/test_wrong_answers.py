@@ -33,7 +33,7 @@ class Wrong:
     notebook: str  # file name prefix, "01"
     answer: str  # grade id of the answer cell
     test: str  # grade id of the test cell
-    body: str  # replaces the lines between ### BEGIN SOLUTION and ### END SOLUTION
+    body: str | tuple[str | None, ...]  # replaces the lines between ### BEGIN/END SOLUTION (None: keep them)
     why: str
 
 
@@ -88,6 +88,85 @@ WRONG = [
         "    return len(set(old) ^ set(new)) > 1\n",
         "any change of more than one server is taken to be unsafe",
     ),
+    Wrong(
+        "11",
+        "nb11-judge",
+        "nb11-judge-test",
+        '    return {"h1": False, "h2": False, "h3": True, "h4": True, "h5": False}\n',
+        "h4 judged linearizable: the overlapping reads after both writes",
+    ),
+    Wrong(
+        "13",
+        "nb13-classify",
+        "nb13-classify-test",
+        '    return {"r1": True, "r2": False, "r3": False}\n',
+        "r3 judged not linearizable: a timed-out append taken not to have happened",
+    ),
+    Wrong(
+        "14",
+        "nb14-lost-update-rule",
+        "nb14-lost-update-rule-test",
+        "    for key in txn.written:\n"
+        "        if txn.read_at.get(key) != store.committed_at(key):\n"
+        '            return f"{key} changed since {txn.name} read it"\n'
+        "    return None\n",
+        "a blind write (a key never read) is aborted",
+    ),
+    Wrong(
+        "15",
+        "nb15-naive-crash",
+        "nb15-naive-crash-test",
+        '    return ["charge", "create_label"]\n',
+        "a hard-coded list of crash points, whatever the faults",
+    ),
+    Wrong(
+        "15",
+        "nb15-compensations",
+        "nb15-compensations-test",
+        '    actions = ["reserve", "charge", "create_label"]\n'
+        '    undo = {"reserve": "release", "charge": "refund", "create_label": "cancel_label"}\n'
+        "    return [undo[a] for a in reversed(actions[: actions.index(failed)])]\n",
+        "timed_out ignored: a step that timed out is taken not to have happened",
+    ),
+    Wrong(
+        "15",
+        "nb15-idempotent",
+        "nb15-idempotent-test",
+        (
+            None,
+            '    seen = db["seen"].get(key)\n'
+            '    if seen is not None and seen[0] == "charged":\n'
+            "        _, customer, amount = seen\n"
+            '        db["balance"][customer] += amount\n'
+            '        db["seen"][key] = ("refunded", customer, amount)\n'
+            '    return "ok"\n',
+        ),
+        "a refund of an unknown key leaves no tombstone",
+    ),
+    Wrong(
+        "16",
+        "nb16-retry",
+        "nb16-retry-test",
+        "    for attempt in range(1, attempts + 1):\n"
+        "        try:\n"
+        "            account = repo.load(account_id)\n"
+        "            account.withdraw(cents)\n"
+        "            repo.save(account)\n"
+        "            return attempt\n"
+        "        except (ConcurrencyError, AccountError):\n"
+        "            if attempt == attempts:\n"
+        "                raise\n",
+        "an AccountError (an overdraft) is retried too",
+    ),
+    Wrong(
+        "18",
+        "nb18-read-leader-answer",
+        "nb18-read-leader",
+        "    if hint is not None:\n"
+        "        return hint\n"
+        "    return servers[(servers.index(asked) + 1) % len(servers)]\n",
+        "any hint is followed, even one naming the server asked or another group's server",
+    ),
 ]
 
 
@@ -95,12 +174,18 @@ def _nbgrader(cell: dict[str, Any]) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def _plant(source: str, body: str) -> str:
-    """``source`` with the lines between its solution markers replaced by ``body``."""
+def _plant(source: str, body: str | tuple[str | None, ...]) -> str:
+    """``source`` with the lines between each pair of solution markers replaced by one of ``body``."""
+    bodies = (body,) if isinstance(body, str) else body
     lines = source.splitlines(keepends=True)
-    begin = next(i for i, line in enumerate(lines) if "### BEGIN SOLUTION" in line)
-    end = next(i for i, line in enumerate(lines) if "### END SOLUTION" in line)
-    return "".join(lines[: begin + 1]) + body + "".join(lines[end:])
+    begins = [i for i, line in enumerate(lines) if "### BEGIN SOLUTION" in line]
+    ends = [i for i, line in enumerate(lines) if "### END SOLUTION" in line]
+    assert len(begins) == len(ends) == len(bodies), f"{len(begins)} solutions, {len(bodies)} wrong bodies"
+    out, at = [], 0
+    for begin, end, new in zip(begins, ends, bodies, strict=True):
+        out += lines[at : begin + 1] + ([new] if new is not None else lines[begin + 1 : end])
+        at = end
+    return "".join(out + lines[at:])
 
 
 def _run(source: str, ns: dict[str, Any], name: str) -> None:

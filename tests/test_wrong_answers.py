@@ -167,6 +167,80 @@ WRONG = [
         "    return servers[(servers.index(asked) + 1) % len(servers)]\n",
         "any hint is followed, even one naming the server asked or another group's server",
     ),
+    Wrong(
+        "01",
+        "nb01-flood-count",
+        "nb01-flood-count-test",
+        "    return n * (n - 1)\n",
+        "every node sends to every other, the origin's message counted again at each node",
+    ),
+    Wrong(
+        "04",
+        "nb04-rw",
+        "nb04-rw-test",
+        "    return r + w >= n\n",
+        "R + W >= N: off by one, a read and a write quorum of N = 4, R = W = 2 may be disjoint",
+    ),
+    Wrong(
+        "07",
+        "nb07-up-to-date",
+        "nb07-up-to-date-check",
+        "    return cand_last_index >= my_last_index\n",
+        "the longer log is taken to be the more up-to-date, whatever its last term",
+    ),
+    Wrong(
+        "07",
+        "nb07-fencing",
+        "nb07-fencing-check",
+        "    highest = None\n"
+        "    accepted = []\n"
+        "    for token, value in requests:\n"
+        "        if highest is None or token > highest:\n"
+        "            highest = token\n"
+        "            accepted.append(value)\n"
+        "    return accepted\n",
+        "a token must grow strictly, so a leader's second write is refused",
+    ),
+    Wrong(
+        "08",
+        "nb08-conflict-hint",
+        "nb08-conflict-hint-check",
+        "    if prev_log_index > len(follower_terms):\n"
+        "        return (len(follower_terms) + 1, None)\n"
+        "    if prev_log_index == 0 or follower_terms[prev_log_index - 1] == prev_log_term:\n"
+        "        return None\n"
+        "    return (prev_log_index, follower_terms[prev_log_index - 1])\n",
+        "the conflict is reported at prev_log_index, not at the first index of its term",
+    ),
+    Wrong(
+        "08",
+        "nb08-sessions",
+        "nb08-sessions-check",
+        "    data, last = {}, {}\n"
+        "    for client, seq, key, suffix in commands:\n"
+        "        if seq == last.get(client):\n"
+        "            continue\n"
+        "        last[client] = seq\n"
+        '        data[key] = data.get(key, "") + suffix\n'
+        "    return data\n",
+        "only a repeat of the client's latest sequence number is skipped, not an older one arriving late",
+    ),
+    Wrong(
+        "10",
+        "nb10-pre-vote",
+        "nb10-pre-vote-check",
+        "    if request.next_term <= me.current_term:\n"
+        "        return False\n"
+        "    return (request.last_log_term, request.last_log_index) >= (me.last_log_term, me.last_log_index)\n",
+        "a pre-vote is granted while the leader is still heard",
+    ),
+    Wrong(
+        "10",
+        "nb10-read-index",
+        "nb10-read-index-check",
+        "    return [r for r in reads if r.read_index is not None and r.read_index <= last_applied]\n",
+        "a read is answered before the leader confirmed it is still leader (the round is ignored)",
+    ),
 ]
 
 

@@ -241,6 +241,74 @@ WRONG = [
         "    return [r for r in reads if r.read_index is not None and r.read_index <= last_applied]\n",
         "a read is answered before the leader confirmed it is still leader (the round is ignored)",
     ),
+    Wrong(
+        "02",
+        "nb02-later-write-lost",
+        "nb02-later-write-lost-test",
+        "    return skew > 0\n",
+        "any skew of A's clock ahead loses B's later write, however late B writes",
+    ),
+    Wrong(
+        "02",
+        "nb02-lamport-times",
+        "nb02-lamport-times-test",
+        "    counter, in_flight, times = {}, {}, []\n"
+        "    for event in events:\n"
+        "        kind, node = event[0], event[1]\n"
+        "        if kind == 'recv':\n"
+        "            now = max(counter.get(node, 0), in_flight[event[2]])\n"
+        "        else:\n"
+        "            now = counter.get(node, 0) + 1\n"
+        "        if kind == 'send':\n"
+        "            in_flight[event[2]] = now\n"
+        "        counter[node] = now\n"
+        "        times.append(now)\n"
+        "    return times\n",
+        "a receive takes the larger clock but does not tick",
+    ),
+    Wrong(
+        "02",
+        "nb02-vector-compare",
+        "nb02-vector-compare-test",
+        "    sa, sb = sum(a.values()), sum(b.values())\n"
+        '    return "before" if sa < sb else "after" if sa > sb else "equal"\n',
+        "vector clocks ordered by the sum of their entries, as if they were Lamport times",
+    ),
+    Wrong(
+        "02",
+        "nb02-hlc-receive",
+        "nb02-hlc-receive-test",
+        "    return max(own_l, msg_l, pt), max(own_c, msg_c) + 1\n",
+        "c counts on even when the physical clock is ahead of both l",
+    ),
+    Wrong(
+        "03",
+        "nb03-causally-ready",
+        "nb03-causally-ready-test",
+        "    return all(delivered.get(node, 0) == count for node, count in deps.items()) and len(deps) == len(delivered)\n",
+        "a message is ready only when the dependencies equal what was delivered",
+    ),
+    Wrong(
+        "03",
+        "nb03-gcounter-merge",
+        "nb03-gcounter-merge-test",
+        "    return {replica: a.get(replica, 0) + b.get(replica, 0) for replica in a.keys() | b.keys()}\n",
+        "merge adds the entries, so each meeting counts the increments again",
+    ),
+    Wrong(
+        "03",
+        "nb03-orset",
+        "nb03-orset-test",
+        (None, "    return {(e, tag) for e, tag in adds if e != element}, removed\n", None),
+        "remove just drops the element's adds, with no tombstone",
+    ),
+    Wrong(
+        "06",
+        "nb06-ring-lookup",
+        "nb06-ring-lookup-test",
+        "    from bisect import bisect_right\n    return owners[bisect_right(points, h) % len(points)]\n",
+        "bisect_right: a key exactly on a point goes to the next point",
+    ),
 ]
 
 

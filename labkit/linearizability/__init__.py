@@ -22,6 +22,8 @@ False
   linearization points and the verdict in words;
 * :mod:`~labkit.linearizability.shrink`: :func:`minimal_violation`, the few
   operations that conflict;
+* :mod:`~labkit.linearizability.stale`: :func:`stale_read`, a read that missed
+  a write completed before it began, and the few operations around it;
 * :mod:`~labkit.linearizability.adapters`: histories of labkit's replicated
   register and Raft store as operations;
 * :mod:`~labkit.linearizability.generate`: random histories of a correct
@@ -36,6 +38,7 @@ from labkit.linearizability.models import KVModel, Model, RegisterModel
 from labkit.linearizability.reference import is_linearizable
 from labkit.linearizability.result import CheckResult, PartitionResult, Verdict, explain, linearization_points
 from labkit.linearizability.shrink import minimal_violation
+from labkit.linearizability.stale import StaleRead, stale_read, stale_read_window
 
 __all__ = [
     "UNKNOWN",
@@ -46,6 +49,7 @@ __all__ = [
     "Operation",
     "PartitionResult",
     "RegisterModel",
+    "StaleRead",
     "Verdict",
     "check",
     "explain",
@@ -53,4 +57,6 @@ __all__ = [
     "is_linearizable",
     "linearization_points",
     "minimal_violation",
+    "stale_read",
+    "stale_read_window",
 ]

@@ -3,14 +3,15 @@
 The picture follows Herlihy & Wing (1990), Figure 1: time runs left to right, an operation is an
 interval from call to return, and a linearization is one point per interval. :func:`history_figure`
 draws a history and, for a failing one, the longest partial linearization, the operation that could
-not be placed and the smallest set of operations that conflict. :class:`RealTimeWidget` slides two
+not be placed and the smallest set of operations that conflict; :func:`stale_read_figure` draws only
+a stale read, the write it missed and their neighbours. :class:`RealTimeWidget` slides two
 reads around a write; :class:`StoreCheckWidget` checks the history of one of labkit's stores.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from labkit import validation as valid
@@ -24,6 +25,8 @@ from labkit.linearizability import (
     check,
     linearization_points,
     minimal_violation,
+    stale_read,
+    stale_read_window,
 )
 from labkit.viz.common import (
     BAD_COLOR,
@@ -45,6 +48,7 @@ from labkit.viz.common import (
 __all__ = [
     "history_figure",
     "history_picture",
+    "stale_read_figure",
     "draw_history",
     "HistoryPicture",
     "op_label",
@@ -123,6 +127,8 @@ class HistoryPicture:
     x_range: list[float]
     horizon: float  # where the bars of operations that never returned end
     labelled: set[int]  # operations whose bars carry a label
+    names: dict[str, str] = field(default_factory=dict)  # legend names replacing those of _BARS
+    min_width: float = 0.0  # bars shorter than this fraction of the view are drawn this long (centred)
 
 
 def history_picture(
@@ -253,6 +259,45 @@ def history_figure(
     return draw_history(pic, title=title or f"{len(pic.shown)} operations: {pic.verdict}", figure=figure)
 
 
+def stale_read_figure(result: CheckResult, *, around: int = 2, title: str | None = None) -> Any:
+    """Draw the stale read of a failing ``result`` (see :func:`~labkit.linearizability.stale_read`).
+
+    Only the read, the write it missed and ``around`` operations before and
+    after each on their own clients are drawn, one row per client involved;
+    the title says what is wrong. A failing history of hundreds of operations
+    becomes a handful: the picture shows the evidence, not the whole run.
+    Raises ValueError if the failing part holds no stale read (draw it with
+    :func:`history_figure`).
+    """
+    valid.instance("result", result, CheckResult)
+    check_title(title)
+    stale = stale_read(result)
+    if stale is None:
+        raise ValueError("result's failing part holds no stale read: draw it with history_figure(result)")
+    ops = result.history
+    r, w = ops[stale.read], ops[stale.latest]
+    shown = list(stale_read_window(result, stale, around=around))
+    clients = list(dict.fromkeys(ops[i].client for i in (stale.read, stale.latest)))
+    missed = set(stale.missed)
+    kind = {i: _bar_kind(ops[i], i == stale.read, i in missed) for i in shown}
+    # The view spans the operations with known outcomes; unknown ones run off its edges.
+    known = [ops[i] for i in shown if ops[i].output is not UNKNOWN]
+    lo, hi = min(o.call for o in known), max(o.ret for o in known)
+    span = hi - lo or 1.0
+    x_range = [lo - 0.05 * span, hi + 0.05 * span]
+    names = {"could not be placed": "stale read", "conflicting operation": "write it missed"}
+    # Only the evidence is labelled (every bar's hover has its operation).
+    pic = HistoryPicture(ops, shown, clients, kind, [], {}, "NOT linearizable", False, x_range, hi + 0.1 * span,
+                         {stale.read, stale.latest}, names, min_width=0.01)  # fmt: skip
+    fig = draw_history(pic, title=title or stale.describe(ops).replace(" although ", "<br>although "))
+    for x, text, pos in ((w.ret, f"{w.input[0]} done {w.ret:.3f} s", "top left"),
+                         (r.call, f"read called {r.call:.3f} s", "top right")):  # fmt: skip
+        fig.add_vline(x=x, line={"color": MUTED_COLOR, "width": 1, "dash": "dot"}, annotation_text=text,
+                      annotation_position=pos, annotation_font_size=11)  # fmt: skip
+    fig.update_layout(height=200 + 60 * len(clients), margin={"t": 110})
+    return fig
+
+
 def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
     """Draw a :class:`HistoryPicture`: a bar per operation, labels, linearization points."""
 
@@ -262,11 +307,15 @@ def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
     ops = pic.ops
     row = {c: k for k, c in enumerate(pic.clients)}
     bars: dict[str, tuple[list[Any], list[Any], list[str]]] = {name: ([], [], []) for name, *_ in _BARS}
+    grow = pic.min_width * (pic.x_range[1] - pic.x_range[0])
     for i in pic.shown:
         op = ops[i]
         xs, ys, hover = bars[pic.kind[i]]
-        text = f"{describe(i)}<br>call {op.call:.4g}, return " + ("never" if op.pending else f"{op.ret:.4g}")
-        xs += [op.call, pic.horizon if op.pending else op.ret, None]
+        text = f"{describe(i)}<br>call {op.call:.6g}, return " + ("never" if op.pending else f"{op.ret:.6g}")
+        start, end = op.call, pic.horizon if op.pending else op.ret
+        if end - start < grow:  # too short to see: widen it around its middle (the hover has the times)
+            start, end = (start + end - grow) / 2, (start + end + grow) / 2
+        xs += [start, end, None]
         ys += [row[op.client], row[op.client], None]
         hover += [text, text, ""]
     lin = point_columns("x", "y", "hover")
@@ -283,7 +332,7 @@ def draw_history(pic: HistoryPicture, *, title: str, figure: Any = None) -> Any:
         for name, color, width, dash in _BARS:
             xs, ys, hover = bars[name]
             fig.add_scatter(
-                x=xs, y=ys, mode="lines+markers", name=name, line={"color": color, "width": width, "dash": dash},
+                x=xs, y=ys, mode="lines+markers", name=pic.names.get(name, name), line={"color": color, "width": width, "dash": dash},
                 # White ticks at call and return keep back-to-back operations apart.
                 marker={"symbol": "line-ns", "size": width + 4, "color": "#ffffff",
                         "line": {"color": "#ffffff", "width": 2}},

@@ -129,3 +129,18 @@ def test_the_figure_draws_only_the_evidence_and_says_what_is_wrong():
     with pytest.raises(ValueError, match="no stale read"):
         future = [Operation("a", 0, 1, ("read",), 7), Operation("b", 2, 3, ("write", 7))]
         stale_read_figure(check(future, RegisterModel()))
+
+
+def test_close_times_are_printed_apart_and_the_read_that_missed_most_is_chosen():
+    h = [
+        Operation("a", 0.0, 1.0, ("append", "k", "x;"), None),
+        Operation("a", 2.0, 3.0001, ("append", "k", "y;"), None),
+        Operation("b", 1.5, 1.6, ("get", "k"), ""),  # missed x only
+        Operation("c", 3.0004, 3.1, ("get", "k"), "x;"),  # missed y only, 0.3 ms after it returned
+        Operation("d", 4.0, 4.1, ("get", "k"), ""),  # missed both
+    ]
+    result = check(h, KVModel())
+    found = stale_read(result)
+    assert found == StaleRead(4, (0, 1))
+    c = StaleRead(3, (1,)).describe(h)
+    assert "t=3.0004 s" in c and "t=3.0001 s" in c

@@ -45,13 +45,23 @@ class StaleRead:
 
     def describe(self, ops: tuple[Operation, ...] | list[Operation], limit: int = 24) -> str:
         """``read at t=2.440 s returned '…' although append '…' completed at t=2.431 s, before it began``."""
-        r, w = ops[self.read], ops[self.latest]
-        more = f" (it missed {len(self.missed)} such writes)" if len(self.missed) > 1 else ""
+        r, w, first = ops[self.read], ops[self.latest], ops[self.missed[0]]
+        d = _digits(w.ret, r.call)
+        more = (
+            f" (it missed {len(self.missed)} such writes, the first completed at t={first.ret:.{d}f} s)"
+            if len(self.missed) > 1
+            else ""
+        )
         return (
-            f"{r.client}'s read at t={r.call:.3f} s returned {_brief(r.output, limit)} although "
-            f"{w.input[0]} {_brief(w.input[-1], limit)} by {w.client} completed at t={w.ret:.3f} s, "
+            f"{r.client}'s read at t={r.call:.{d}f} s returned {_brief(r.output, limit)} although "
+            f"{w.input[0]} {_brief(w.input[-1], limit)} by {w.client} completed at t={w.ret:.{d}f} s, "
             f"before it began{more}"
         )
+
+
+def _digits(a: float, b: float) -> int:
+    """Decimals (3 to 6) enough to print ``a`` and ``b`` differently."""
+    return next((d for d in range(3, 7) if f"{a:.{d}f}" != f"{b:.{d}f}"), 6)
 
 
 def _brief(value: object, limit: int) -> str:
@@ -85,8 +95,8 @@ def _misses(r: Operation, w: Operation, last_written: dict) -> bool:
 def stale_read(result: CheckResult) -> StaleRead | None:
     """A stale read in the failing part of ``result``, or None if it has none.
 
-    Prefers the operation the checker could not place; otherwise the first
-    stale read by call time.
+    Of all stale reads of the failing part, the one that missed the most
+    writes (the clearest evidence; ties go to the earliest call).
     """
     valid.instance("result", result, CheckResult)
     if result.verdict is not Verdict.NOT_LINEARIZABLE:
@@ -105,8 +115,9 @@ def stale_read(result: CheckResult) -> StaleRead | None:
     )
     reads = sorted(
         (i for i in part.ops if ops[i].input[0] in _READS and ops[i].output is not UNKNOWN),
-        key=lambda i: (i != part.blocked, ops[i].call, i),
+        key=lambda i: (ops[i].call, i),
     )
+    best: StaleRead | None = None
     for r in reads:
         missed = [
             w
@@ -115,9 +126,9 @@ def stale_read(result: CheckResult) -> StaleRead | None:
             and _key(ops[w]) == _key(ops[r])
             and _misses(ops[r], ops[w], last_written)
         ]
-        if missed:
-            return StaleRead(r, tuple(missed))
-    return None
+        if missed and (best is None or len(missed) > len(best.missed)):
+            best = StaleRead(r, tuple(missed))
+    return best
 
 
 def stale_read_window(result: CheckResult, stale: StaleRead, *, around: int = 2) -> tuple[int, ...]:

@@ -289,12 +289,12 @@ def stale_read_figure(result: CheckResult, *, around: int = 2, title: str | None
     # Only the evidence is labelled (every bar's hover has its operation).
     pic = HistoryPicture(ops, shown, clients, kind, [], {}, "NOT linearizable", False, x_range, hi + 0.1 * span,
                          {stale.read, stale.latest}, names, min_width=0.01)  # fmt: skip
-    fig = draw_history(pic, title=title or stale.describe(ops).replace(" although ", "<br>although "))
-    for x, text, pos in ((w.ret, f"{w.input[0]} done {w.ret:.3f} s", "top left"),
-                         (r.call, f"read called {r.call:.3f} s", "top right")):  # fmt: skip
-        fig.add_vline(x=x, line={"color": MUTED_COLOR, "width": 1, "dash": "dot"}, annotation_text=text,
+    text = stale.describe(ops).replace(" although ", "<br>although ").replace(" (it missed", "<br>(it missed")
+    fig = draw_history(pic, title=title or text)
+    for x, note, pos in ((w.ret, f"{w.input[0]} returned", "top left"), (r.call, "read called", "top right")):
+        fig.add_vline(x=x, line={"color": MUTED_COLOR, "width": 1, "dash": "dot"}, annotation_text=note,
                       annotation_position=pos, annotation_font_size=11)  # fmt: skip
-    fig.update_layout(height=200 + 60 * len(clients), margin={"t": 110})
+    fig.update_layout(height=220 + 60 * len(clients), margin={"t": 130})
     return fig
 
 

@@ -309,6 +309,80 @@ WRONG = [
         "    from bisect import bisect_right\n    return owners[bisect_right(points, h) % len(points)]\n",
         "bisect_right: a key exactly on a point goes to the next point",
     ),
+    Wrong(
+        "11",
+        "nb11-queue-model",
+        "nb11-queue-model-test",
+        (
+            None,
+            '        if input[0] == "enq":\n'
+            "            return None, state + (input[1],)\n"
+            "        return (state[-1], state[:-1]) if state else (None, state)\n",
+        ),
+        "deq takes the newest element: a stack, not a queue",
+    ),
+    Wrong(
+        "12",
+        "nb12-invariant",
+        "nb12-invariant-test",
+        "    leaders = [s for s, server in state.live().items() if server.role is Role.LEADER]\n"
+        '    return [f"leaders {leaders}"] if len(leaders) > 1 else []\n',
+        "at most one leader at a time, whatever their terms",
+    ),
+    Wrong(
+        "13",
+        "nb13-timeout",
+        "nb13-timeout-test",
+        "    xs = sorted(latencies)\n    return max(0.05, xs[max(0, -(-99 * len(xs) // 100) - 1)])\n",
+        "the p99 itself, with no safety margin",
+    ),
+    Wrong(
+        "14",
+        "nb14-classify",
+        "nb14-classify-test",
+        '    return {"p1": "G0", "p2": "G1a", "p3": "G2-item", "p4": "G1c", "p5": "G2-item", "p6": "none",\n'
+        '            "p7": "G1b"}\n',
+        "p3 taken for G2-item: one anti-dependency and one read dependency is G-single",
+    ),
+    Wrong(
+        "16",
+        "nb16-cart-state",
+        "nb16-cart-state-test",
+        "    cart = {}\n"
+        "    for event in events:\n"
+        '        kind = event["type"]\n'
+        '        if kind == "ItemAdded":\n'
+        '            cart[event["sku"]] = cart.get(event["sku"], 0) + event["qty"]\n'
+        '        elif kind == "ItemRemoved":\n'
+        '            cart[event["sku"]] = max(0, cart.get(event["sku"], 0) - event["qty"])\n'
+        '        elif kind == "CartCleared":\n'
+        "            cart = {}\n"
+        "        else:\n"
+        '            raise ValueError(f"unknown cart event type {kind!r}")\n'
+        "    return cart\n",
+        "an item removed down to zero stays in the cart",
+    ),
+    Wrong(
+        "16",
+        "nb16-upcaster",
+        "nb16-upcaster-test",
+        '    return {"sku": data["item"].lower(), "qty": data["n"]}\n',
+        "the name lower-cased but not stripped",
+    ),
+    Wrong(
+        "16",
+        "nb16-projection",
+        "nb16-projection-test",
+        (None, "        self.largest[record.stream_id] = event.cents\n"),
+        "the latest withdrawal kept, not the largest",
+    ),
+    Wrong(
+        "17",
+        "nb17-retry-budget",
+        "nb17-retry-budget-check",
+        "    return RetryPolicy(max_attempts=4, backoff=Backoff(base=0.01, cap=0.2))\n",
+        "retries with backoff but no budget",
+    ),
 ]
 
 

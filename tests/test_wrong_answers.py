@@ -383,6 +383,59 @@ WRONG = [
         "    return RetryPolicy(max_attempts=4, backoff=Backoff(base=0.01, cap=0.2))\n",
         "retries with backoff but no budget",
     ),
+    Wrong("00", "nb00-majority", "nb00-majority-test", "    return (n + 1) // 2\n", "half of n rounded up"),
+    Wrong(
+        "04",
+        "nb04-predict",
+        "nb04-predict-test",
+        "    if mode is Mode.AVAILABILITY_FIRST:\n        return (1.0, 1.0)\n    return (0.0, 1.0)\n",
+        "availability-first answers on both sides even with no node left to stand in",
+    ),
+    Wrong(
+        "05",
+        "nb05-overlap",
+        "nb05-overlap-test",
+        "    return r + w - n\n",
+        "no floor at 0: R + W < N overlap negatively",
+    ),
+    Wrong(
+        "05",
+        "nb05-survivors",
+        "nb05-survivors-test",
+        "    return [b for b in versions if not any(a.context[b.dot.node] > b.dot.counter for a in versions)]\n",
+        "a context covers a dot only beyond its counter (off by one)",
+    ),
+    Wrong(
+        "06",
+        "nb06-moved-fraction",
+        "nb06-moved-fraction-test",
+        ("    return 1 / n\n", None),
+        "the newcomer's share counted among the old n nodes",
+    ),
+    Wrong(
+        "06",
+        "nb06-preference-list",
+        "nb06-preference-list-test",
+        "    start = bisect_left(points, h)\n    return [owners[(start + i) % len(points)] for i in range(n)]\n",
+        "the next n points, not the next n distinct owners",
+    ),
+    Wrong(
+        "17",
+        "nb17-half-open",
+        "nb17-half-open-check",
+        '    if not ok:\n        return "open"\n    return "closed" if successes >= probes else "half_open"\n',
+        "this probe's success not counted",
+    ),
+    Wrong(
+        "17",
+        "nb17-recovered-at",
+        "nb17-recovered-at-check",
+        '    totals = frame.groupby("time", sort=True)[["goodput", "offered"]].sum()\n'
+        "    totals = totals[totals.index >= after]\n"
+        "    healthy = totals[totals.goodput >= level * totals.offered]\n"
+        "    return healthy.index[0] if len(healthy) else None\n",
+        "the first healthy moment, not the start of the healthy stretch that lasts",
+    ),
 ]
 
 

@@ -439,6 +439,11 @@ WRONG = [
 ]
 
 
+def test_one_misconception_per_test_cell():
+    tests = [w.test for w in WRONG]
+    assert len(set(tests)) == len(tests), "one Wrong per test cell: the runner keys the outcomes by test cell"
+
+
 def _nbgrader(cell: dict[str, Any]) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 

@@ -90,6 +90,13 @@ WRONG = [
     ),
     Wrong(
         "11",
+        "nb11-counterexample",
+        "nb11-counterexample-test",
+        "    return 3, {0, 1, 2, 3}\n",
+        "B's write named as a conflict, though it may take effect any time before C's read returns",
+    ),
+    Wrong(
+        "11",
         "nb11-judge",
         "nb11-judge-test",
         '    return {"h1": False, "h2": False, "h3": True, "h4": True, "h5": False}\n',

@@ -111,6 +111,7 @@ class ProcessCluster(ClusterBase):
         self.durable = bool(durable)
         self.registry = registry_for("raft")
         self.ports: dict[str, int] = {}
+        self._held: dict[str, socket.socket] = {}
         self._peer_addr: dict[tuple[str, str], tuple[str, int]] = {}  # (src, dst) -> where src sends
         self._client_addr: dict[str, tuple[str, int]] = {}
         self._clients: dict[str, RaftClient] = {}
@@ -132,7 +133,9 @@ class ProcessCluster(ClusterBase):
             self._reaper = start_reaper(folder=self.folder if self._own_folder else None)
             self._pgid = self._reaper.pid
             for nid in self.ids:
-                self.ports[nid] = _reserve_port()
+                # Held until the server gets it, so nothing else can take the port meanwhile.
+                self._held[nid] = _bound_socket(0)
+                self.ports[nid] = self._held[nid].getsockname()[1]
             self._all_ports.update(self.ports.values())
             if self.nemesis:
                 self._loop.run(self._start_proxies())
@@ -169,6 +172,9 @@ class ProcessCluster(ClusterBase):
         self._all_ports.update(p.port for p in self._proxies)
 
     async def _shutdown(self) -> None:
+        for sock in self._held.values():  # reserved for a server that was never started
+            sock.close()
+        self._held.clear()
         for c in self._clients.values():
             c.close()
         for s in self._status.values():
@@ -179,9 +185,7 @@ class ProcessCluster(ClusterBase):
         assert self.folder is not None
         folder = self.folder / nid
         folder.mkdir(exist_ok=True)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((LOOPBACK, self.ports[nid]))
+        sock = self._held.pop(nid, None) or _bound_socket(self.ports[nid])  # a restart binds the port again
         sock.listen(128)
         try:
             config = NodeConfig(
@@ -266,10 +270,11 @@ class ProcessCluster(ClusterBase):
         return f"ProcessCluster(n={self.n}, {state}, nemesis={self.nemesis})"
 
 
-def _reserve_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+def _bound_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((LOOPBACK, port))
+    return sock
 
 
 class _StatusConn(asyncio.Protocol):

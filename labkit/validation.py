@@ -33,6 +33,8 @@ from typing import Any, TypeVar
 __all__ = [
     "ArgumentTypeError",
     "boolean",
+    "collection",
+    "function",
     "integer",
     "instance",
     "non_empty",
@@ -236,6 +238,22 @@ def non_empty(name: str, value: Any, what: str = "collection") -> Any:
     if len(value) == 0:
         raise _fail(name, f"a non-empty {what}", value)
     return value
+
+
+def collection(name: str, value: Any, what: str, kind: type = Iterable) -> Any:
+    """An iterable (or a ``kind``: ``Sequence``, ``Collection``) that is not a ``str``: ``peers="n1n2"``
+    is a string of characters, not of server ids. ``what`` names the items ("a list of Action")."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, kind):
+        raise _fail(name, what, value, ArgumentTypeError)
+    return value
+
+
+def function(name: str, value: Any, what: str = "a function", *, none: bool = False) -> Any:
+    """Something to call: a function, a class, a factory. ``what`` says how it is called, for the
+    message ("a function (servers, asked, hint) -> server")."""
+    if callable(value) or (value is None and none):
+        return value
+    raise _fail(name, what + (" or None" if none else ""), value, ArgumentTypeError)
 
 
 def has_methods(name: str, value: Any, methods: tuple[str, ...], what: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from enum import Enum
 from fractions import Fraction
 
@@ -72,6 +73,20 @@ def test_wrong_type_is_both_type_error_and_value_error():
         ),
         (lambda: v.non_empty("nodes", "abc"), "nodes must be a non-empty collection, got 'abc'"),
         (lambda: v.require(1 > 2, "lo", "<= hi (2)", 3), "lo must be <= hi (2), got 3"),
+        (lambda: v.function("fn", 5), "fn must be a function, got 5"),
+        (
+            lambda: v.function("merge", "max", "a function (a, b) -> state", none=True),
+            "merge must be a function (a, b) -> state or None, got 'max'",
+        ),
+        (
+            lambda: v.collection("peers", "n1n2", "a list of server ids"),
+            "peers must be a list of server ids, got 'n1n2'",
+        ),
+        (lambda: v.collection("ops", 3, "a list of Operation"), "ops must be a list of Operation, got 3"),
+        (
+            lambda: v.collection("start", {1, 2}, "a list of Action", Sequence),
+            "start must be a list of Action, got {1, 2}",
+        ),
     ],
 )
 def test_messages_name_the_argument_and_what_is_allowed(call, message):
@@ -96,6 +111,11 @@ def test_accepted_values_come_back_normalised():
         v.enum_member("c", "red", Color) is Color.RED and v.enum_member("c", Color.BLUE, Color) is Color.BLUE
     )
     assert v.non_empty("xs", (1,)) == (1,)
+    assert v.function("f", len) is len and v.function("f", None, none=True) is None
+    gen = iter(())
+    assert v.collection("xs", gen, "an iterable") is gen and v.collection("xs", [1], "a list", Sequence) == [
+        1
+    ]
     v.require(True, "x", "anything", 0)
 
 

@@ -67,11 +67,9 @@ class BroadcastNode(Node):
     ) -> None:
         super().__init__(node_id)
         self.retransmit = valid.number("retransmit", retransmit, gt=0, unit="seconds", none=True)
-        if on_deliver is not None and not callable(on_deliver):
-            raise TypeError(
-                f"on_deliver must be callable as on_deliver(node, ctx, msg) or None, got {on_deliver!r}"
-            )
-        self.on_deliver = on_deliver
+        self.on_deliver = valid.function(
+            "on_deliver", on_deliver, "callable as on_deliver(node, ctx, msg)", none=True
+        )
         self.delivered: list[Msg] = []  # in delivery order
         self._delivered_ids: set[tuple[str, int]] = set()
         self._next_seq = 1

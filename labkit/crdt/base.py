@@ -20,6 +20,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Self
 
+from labkit import validation as valid
+
 __all__ = ["StateCRDT", "merge_law_violations"]
 
 
@@ -54,9 +56,8 @@ def merge_law_violations(a: Any, b: Any, c: Any, merge: Any = None) -> list[str]
     ``merge(x, y)`` defaults to ``x.merge(y)``. Returns a sentence per broken
     law (commutative, associative, idempotent); an empty list when all hold.
     """
+    valid.function("merge", merge, "callable as merge(x, y)", none=True)
     m = merge if merge is not None else (lambda x, y: x.merge(y))
-    if not callable(m):
-        raise TypeError(f"merge must be callable as merge(x, y), got {merge!r}")
     out = []
     ab, ba = m(a, b), m(b, a)
     if ab != ba:

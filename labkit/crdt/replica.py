@@ -217,8 +217,7 @@ class GossipReplica(Node):
         self, node_id: str, initial: Any, *, merge: Merge | None = None, interval: float = 0.1
     ) -> None:
         super().__init__(node_id)
-        if merge is not None and not callable(merge):
-            raise TypeError(f"merge must be callable as merge(a, b) -> state, got {merge!r}")
+        valid.function("merge", merge, "callable as merge(a, b) -> state", none=True)
         self.merge = merge or _crdt_merge
         self.interval = valid.number("interval", interval, gt=0, unit="seconds")
         self.initial = initial
@@ -272,9 +271,7 @@ class OpReplica(CausalBroadcast):
         self, node_id: str, initial: Any, apply: Callable[[Any, Any, str], Any], *, retransmit: float = 0.05
     ) -> None:
         super().__init__(node_id, retransmit=retransmit)
-        if not callable(apply):
-            raise TypeError(f"apply must be callable as apply(state, op, replica) -> state, got {apply!r}")
-        self.apply = apply
+        self.apply = valid.function("apply", apply, "callable as apply(state, op, replica) -> state")
         self.state = initial
 
     def update(self, ctx: Context, op: Any) -> Any:
@@ -334,8 +331,7 @@ def run_replicas(
     """
     if isinstance(nodes, str) or len(nodes) < 1 or len(set(nodes)) != len(nodes):
         raise ValueError(f"nodes must be distinct replica ids, got {nodes!r}")
-    if not callable(replica):
-        raise TypeError(f"replica must be a factory node_id -> Node, got {replica!r}")
+    valid.function("replica", replica, "a factory node_id -> Node")
     settle = valid.number("settle", settle, ge=0, unit="seconds")
     sim = Simulator(seed, latency=latency, loss=loss, duplication=duplication)
     for nid in nodes:

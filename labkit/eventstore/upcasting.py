@@ -54,8 +54,7 @@ class Upcasters:
         """Register ``upcaster`` for ``event_type`` data of ``from_version``."""
         valid.string("event_type", event_type)
         valid.integer("from_version", from_version, ge=1)
-        if not callable(upcaster):
-            raise TypeError(f"upcaster must be callable (dict -> dict), got {type(upcaster).__name__}")
+        valid.function("upcaster", upcaster, "callable (dict -> dict)")
         key = (event_type, from_version)
         if key in self._table:
             raise ValueError(f"an upcaster for {event_type!r} version {from_version} is already registered")

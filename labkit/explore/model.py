@@ -118,14 +118,8 @@ class Input:
 
     def __post_init__(self) -> None:
         valid.string("label", self.label)
-        if not callable(self.call):
-            raise valid.ArgumentTypeError(
-                f"call must be a function (node, ctx), got {valid.shown(self.call)}"
-            )
-        if self.when is not None and not callable(self.when):
-            raise valid.ArgumentTypeError(
-                f"when must be a function (node) -> bool, got {valid.shown(self.when)}"
-            )
+        valid.function("call", self.call, "a function (node, ctx)")
+        valid.function("when", self.when, "a function (node) -> bool", none=True)
         if self.nodes is not None:
             if isinstance(self.nodes, str) or not isinstance(self.nodes, Iterable):
                 raise valid.ArgumentTypeError(
@@ -270,14 +264,10 @@ class Model:
         )
         for nid, factory in nodes.items():
             valid.string("nodes key", nid)
-            if not callable(factory):
-                raise valid.ArgumentTypeError(
-                    f"nodes[{nid!r}] must be a factory node_id -> Node, got {valid.shown(factory)}"
-                )
+            valid.function(f"nodes[{nid!r}]", factory, "a factory node_id -> Node")
         self.factories: dict[str, Callable[[str], Node]] = dict(nodes)
         self.ids: tuple[str, ...] = tuple(nodes)
-        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
-            raise valid.ArgumentTypeError(f"inputs must be a sequence of Input, got {valid.shown(inputs)}")
+        valid.collection("inputs", inputs, "a sequence of Input", Sequence)
         self.inputs: tuple[Input, ...] = tuple(
             valid.instance(f"inputs[{i}]", x, Input) for i, x in enumerate(inputs)
         )
@@ -315,33 +305,20 @@ class Model:
             skewed = [n for n in sym if self.clock_offsets.get(n, 0.0)]
             valid.require(not skewed, "symmetric", "nodes whose clocks agree (no clock offset)", skewed)
         self.symmetric: tuple[str, ...] = sym if len(sym) > 1 else ()
-        if isinstance(constant, (str, bytes)) or not isinstance(constant, Collection):
-            raise valid.ArgumentTypeError(
-                f"constant must be a collection of attribute names, got {valid.shown(constant)}"
-            )
+        valid.collection("constant", constant, "a collection of attribute names", Collection)
         self.constant: frozenset[str] = frozenset(valid.string("constant[i]", c) for c in constant)
-        if isinstance(ignore, (str, bytes)) or not isinstance(ignore, Collection):
-            raise valid.ArgumentTypeError(
-                f"ignore must be a collection of attribute names, got {valid.shown(ignore)}"
-            )
+        valid.collection("ignore", ignore, "a collection of attribute names", Collection)
         self.ignore: frozenset[str] = frozenset(valid.string("ignore[i]", c) for c in ignore)
         self.skip: frozenset[str] = self.constant | self.ignore  # what a node's key leaves out
-        if message_view is not None and not callable(message_view):
-            raise valid.ArgumentTypeError(
-                f"message_view must be a function message -> message, got {valid.shown(message_view)}"
-            )
-        self.message_view = message_view
+        self.message_view = valid.function(
+            "message_view", message_view, "a function message -> message", none=True
+        )
         self.measures: dict[str, Measure] = {}
         for mname, fn in (valid.instance("measures", measures, Mapping, none=True) or {}).items():
             valid.string("measures key", mname)
-            if not callable(fn):
-                raise valid.ArgumentTypeError(
-                    f"measures[{mname!r}] must be a function node -> int, got {valid.shown(fn)}"
-                )
-            self.measures[mname] = fn
+            self.measures[mname] = valid.function(f"measures[{mname!r}]", fn, "a function node -> int")
         for fname, fn in (("remember", remember), ("describe", describe)):
-            if fn is not None and not callable(fn):
-                raise valid.ArgumentTypeError(f"{fname} must be a function, got {valid.shown(fn)}")
+            valid.function(fname, fn, none=True)
         self.remember = remember
         self.describe = describe
         self.tick = valid.number("tick", tick, gt=0, unit="seconds")

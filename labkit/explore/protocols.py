@@ -133,8 +133,7 @@ def raft(
     valid.integer("n", n, ge=1, le=7, note="servers")
     chosen = check_bugs(bugs)
     valid.boolean("noop", noop)
-    if isinstance(commands, (str, bytes)) or not isinstance(commands, Sequence):
-        raise valid.ArgumentTypeError(f"commands must be a list of strings, got {valid.shown(commands)}")
+    valid.collection("commands", commands, "a list of strings", Sequence)
     for i, c in enumerate(commands):
         valid.string(f"commands[{i}]", c)
     valid.require(len(set(commands)) == len(commands), "commands", "distinct commands", list(commands))
@@ -150,10 +149,7 @@ def raft(
     else:
         if chosen:
             raise ValueError("give bugs to labkit's servers, or a node_factory, not both")
-        if not callable(node_factory):
-            raise valid.ArgumentTypeError(
-                f"node_factory must be callable as node_factory(node_id, peers, config), got {valid.shown(node_factory)}"
-            )
+        valid.function("node_factory", node_factory, "callable as node_factory(node_id, peers, config)")
 
         def build(node_id: str) -> Node:
             return node_factory(node_id, ids, config)
@@ -470,10 +466,7 @@ def lww_register(
     """
     valid.instance("stamping", stamping, Stamping)
     valid.number("skew", skew, unit="seconds")
-    if isinstance(writes, (str, bytes)) or not isinstance(writes, Sequence):
-        raise valid.ArgumentTypeError(
-            f"writes must be a list of (replica, value) pairs, got {valid.shown(writes)}"
-        )
+    valid.collection("writes", writes, "a list of (replica, value) pairs", Sequence)
     inputs = []
     for i, item in enumerate(writes):
         if not (isinstance(item, tuple) and len(item) == 2):

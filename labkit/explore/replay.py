@@ -127,8 +127,7 @@ def replay(
     not pending): the list is not a run of this model.
     """
     valid.instance("model", model, Model)
-    if isinstance(actions, (str, bytes)) or not isinstance(actions, Sequence):
-        raise valid.ArgumentTypeError(f"actions must be a list of Action, got {valid.shown(actions)}")
+    valid.collection("actions", actions, "a list of Action", Sequence)
     for i, a in enumerate(actions):
         valid.instance(f"actions[{i}]", a, Action)
     invs = invariant_list(invariants) if invariants else []

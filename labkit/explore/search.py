@@ -66,10 +66,7 @@ def invariant_list(
         pairs = [(getattr(fn, "name", None) or getattr(fn, "__name__", repr(fn)), fn) for fn in invariants]
     for name, fn in pairs:
         valid.string("invariant name", name)
-        if not callable(fn):
-            raise valid.ArgumentTypeError(
-                f"invariant {name!r} must be a function state -> bool, got {valid.shown(fn)}"
-            )
+        valid.function(f"invariant {name!r}", fn, "a function state -> bool")
     return pairs
 
 
@@ -290,8 +287,7 @@ def _setup(model: Model, invariants: Any, bounds: Bounds | None, symmetry: bool)
 
 
 def _start(start: Sequence[Action]) -> tuple[Action, ...]:
-    if isinstance(start, (str, bytes)) or not isinstance(start, Sequence):
-        raise valid.ArgumentTypeError(f"start must be a list of Action, got {valid.shown(start)}")
+    valid.collection("start", start, "a list of Action", Sequence)
     for i, a in enumerate(start):
         valid.instance(f"start[{i}]", a, Action)
     return tuple(start)

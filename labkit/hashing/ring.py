@@ -92,9 +92,7 @@ class HashRing:
         ring_size: int = 2**128,
     ) -> None:
         self._vnodes = valid.integer("vnodes", vnodes, ge=1, le=MAX_VNODES)
-        if not callable(hash):
-            raise TypeError(f"hash must be callable, got {type(hash).__name__}")
-        self._hash = hash
+        self._hash = valid.function("hash", hash, "callable")
         # The default hash is inlined in node_for: one C call instead of two Python frames.
         self._fast = hash is mmh3_128
         self._ring_size = valid.integer("ring_size", ring_size, ge=1)

@@ -189,8 +189,8 @@ class Scenario:
     def __post_init__(self) -> None:
         valid.string("name", self.name)
         valid.string("part", self.part)
-        if not callable(self.play) or not callable(self.faults):
-            raise TypeError("play and faults must be callables: play(trial), faults(rng) -> list of Fault")
+        valid.function("play", self.play, "a function play(trial)")
+        valid.function("faults", self.faults, "a function faults(rng) -> list of Fault")
         valid.integer("seeds", self.seeds, ge=1)
 
     def schedule(self, seed: int) -> tuple[Fault, ...]:
@@ -557,10 +557,7 @@ def seed_list(seeds: int | Iterable[int] | None, default: int, name: str = "seed
         return list(range(default))
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         return list(range(valid.integer(name, seeds, ge=1)))
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
-        raise valid.ArgumentTypeError(
-            f"{name} must be a count or an iterable of ints, got {valid.shown(seeds)}"
-        )
+    valid.collection(name, seeds, "a count or an iterable of ints")
     out = [valid.integer(f"{name}[{i}]", s) for i, s in enumerate(seeds)]
     if not out:
         raise ValueError(f"{name} must hold at least one seed, got none")

@@ -109,8 +109,7 @@ History = Sequence[Operation]
 
 def as_history(history: Iterable[Operation], name: str = "history") -> tuple[Operation, ...]:
     """Validate ``history`` and return it as a tuple (positions are operation ids)."""
-    if isinstance(history, (str, bytes)) or not isinstance(history, Iterable):
-        raise TypeError(f"{name} must be a sequence of Operation, got {type(history).__name__}")
+    valid.collection(name, history, "a sequence of Operation")
     ops = tuple(history)
     for i, op in enumerate(ops):
         valid.instance(f"{name}[{i}]", op, Operation)

@@ -72,11 +72,9 @@ class KVClient(Node):
         next_server: NextServer = follow_hint_or_next,
     ) -> None:
         super().__init__(node_id)
-        if not callable(next_server):
-            raise TypeError(
-                f"next_server must be a function (servers, asked, hint) -> server, got {next_server!r}"
-            )
-        self.next_server = next_server
+        self.next_server = valid.function(
+            "next_server", next_server, "a function (servers, asked, hint) -> server"
+        )
         self.servers = valid.instance("servers", servers, tuple)
         for i, s in enumerate(servers):
             valid.string(f"servers[{i}]", s)

@@ -117,17 +117,13 @@ class RaftCluster:
             read_mode=read_mode,  # type: ignore[arg-type]
             max_clock_drift=max_clock_drift,
         )
-        if not callable(state_machine):
-            raise TypeError(
-                f"state_machine must be a factory returning a StateMachine, got {state_machine!r}"
-            )
+        valid.function("state_machine", state_machine, "a factory returning a StateMachine")
+        valid.function(
+            "node_factory", node_factory, "callable as node_factory(node_id, peers, config)", none=True
+        )
         if node_factory is None:
             server = node_class(self.bugs)
             node_factory = lambda node_id, peers, config: server(node_id, peers, config, state_machine)  # noqa: E731
-        elif not callable(node_factory):
-            raise TypeError(
-                f"node_factory must be callable as node_factory(node_id, peers, config), got {node_factory!r}"
-            )
         elif self.bugs or state_machine is not KVStore:
             raise ValueError(
                 "give bugs and state_machine to the default servers, or a node_factory, not both"
@@ -204,8 +200,7 @@ class RaftCluster:
     # ------------------------------------------------------------------
     def run_until(self, condition: Callable[[], bool], timeout: float = 10.0, step: float = 0.005) -> bool:
         """Run until ``condition()`` holds (checked every ``step`` s) or ``timeout`` s pass."""
-        if not callable(condition):
-            raise TypeError(f"condition must be a callable returning a bool, got {condition!r}")
+        valid.function("condition", condition, "a callable returning a bool")
         # Both finite and > 0: step=0 would never advance time, timeout=inf never give up.
         valid.number("timeout", timeout, gt=0, le=MAX_RUN, unit="seconds")
         valid.number("step", step, gt=0, unit="seconds")

@@ -67,8 +67,7 @@ class InvariantViolation(AssertionError):
 
 def election_safety(leaders: Iterable[tuple[str, int]]) -> list[str]:
     """At most one leader per term, given ``(node, term)`` pairs of every leadership seen."""
-    if isinstance(leaders, (str, bytes)) or not isinstance(leaders, Iterable):
-        raise valid.ArgumentTypeError(f"leaders must be (node, term) pairs, got {valid.shown(leaders)}")
+    valid.collection("leaders", leaders, "(node, term) pairs")
     by_term: dict[int, set[str]] = {}
     for node, term in leaders:
         by_term.setdefault(term, set()).add(node)
@@ -223,11 +222,7 @@ class InvariantMonitor:
     """
 
     def __init__(self, nodes: Callable[[str], Any], servers: Iterable[str], strict: bool = True) -> None:
-        if not callable(nodes):
-            raise valid.ArgumentTypeError(
-                f"nodes must be a function node id -> node, got {valid.shown(nodes)}"
-            )
-        self._get_node = nodes  # node id -> live node or None
+        self._get_node = valid.function("nodes", nodes, "a function node id -> the live node (None if down)")
         self.servers = frozenset(servers)
         self.strict = valid.boolean("strict", strict)
         self.violations: list[str] = []

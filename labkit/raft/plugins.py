@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from labkit import validation as valid
 from labkit.raft.messages import Configuration, PreVote, PreVoteReply
 from labkit.raft.node import RaftConfig, RaftNode
 from labkit.raft.reads import PendingRead, ReadQueue
@@ -42,8 +43,7 @@ class Voter:
 
 
 def _check_rule(rule: Any, name: str) -> None:
-    if not callable(rule):
-        raise TypeError(f"{name} must be a function, got {rule!r}")
+    valid.function(name, rule)
 
 
 def _answer(rule: Callable[..., Any], what: str, *args: Any) -> Any:

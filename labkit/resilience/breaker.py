@@ -150,8 +150,7 @@ class CircuitBreaker:
 
     def __init__(self, config: BreakerConfig | None = None, *, clock: Callable[[], float]) -> None:
         config = BreakerConfig() if config is None else valid.instance("config", config, BreakerConfig)
-        if not callable(clock):
-            raise valid.ArgumentTypeError(f"clock must be a callable returning seconds, got {clock!r}")
+        valid.function("clock", clock, "a callable returning seconds")
         self.config = config
         self._clock = clock
         self.state = BreakerState.CLOSED

@@ -200,8 +200,7 @@ class ChainModel:
 
     def at(self, time: float, fn: Callable[[ChainModel], Any]) -> None:
         """Call ``fn(model)`` at virtual time ``time`` (to schedule faults and changes)."""
-        if not callable(fn):
-            raise valid.ArgumentTypeError(f"fn must be callable as fn(model), got {fn!r}")
+        valid.function("fn", fn, "callable as fn(model)")
         self.sim.at(time, lambda _sim: fn(self))
 
     # -- knobs ----------------------------------------------------------------

@@ -71,9 +71,7 @@ _DELAY = {Jitter.NONE: _none, Jitter.FULL: _full, Jitter.EQUAL: _equal, Jitter.D
 
 
 def _check_clock(clock: Callable[[], float]) -> Callable[[], float]:
-    if not callable(clock):
-        raise valid.ArgumentTypeError(f"clock must be a callable returning seconds, got {valid.shown(clock)}")
-    return clock
+    return valid.function("clock", clock, "a callable returning seconds")
 
 
 @dataclass(frozen=True, slots=True)

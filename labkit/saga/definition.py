@@ -61,10 +61,7 @@ class Step:
     def __post_init__(self) -> None:
         for name in ("name", "service", "action", "compensation"):
             valid.string(f"Step.{name}", getattr(self, name))
-        if not callable(self.args):
-            raise valid.ArgumentTypeError(
-                f"Step.args must be callable as args(order) -> tuple, got {self.args!r}"
-            )
+        valid.function("Step.args", self.args, "callable as args(order) -> tuple")
 
 
 @dataclass(frozen=True, slots=True)

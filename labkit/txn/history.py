@@ -189,8 +189,7 @@ History = tuple[Txn, ...]
 
 def as_history(txns: Iterable[Txn]) -> History:
     """Check that ``txns`` is a sequence of :class:`Txn` with distinct names and return it as a tuple."""
-    if isinstance(txns, (str, bytes)) or not isinstance(txns, Iterable):
-        raise TypeError(f"history must be a sequence of Txn, got {txns!r}")
+    valid.collection("history", txns, "a sequence of Txn")
     out = tuple(txns)
     seen: set[str] = set()
     for i, t in enumerate(out):

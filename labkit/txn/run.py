@@ -90,10 +90,7 @@ class Write:
 
     def __post_init__(self) -> None:
         _check_key(self.key)
-        if self.when is not None and not callable(self.when):
-            raise valid.ArgumentTypeError(
-                f"when must be a function of seen, or None, got {valid.shown(self.when)}"
-            )
+        valid.function("when", self.when, "a function of seen", none=True)
         valid.instance("show", self.show, str, none=True)
 
     def __str__(self) -> str:

@@ -125,15 +125,13 @@ class ClusterWidget(Widget):
         summary: Callable[[Simulator], str] | None = None,
         clocks: bool | None = None,
     ) -> None:
-        if not callable(build):
-            raise TypeError(f"build must be callable as build(seed) -> Simulator, got {build!r}")
+        valid.function("build", build, "callable as build(seed) -> Simulator")
         valid.integer("seed", seed)
         valid.number("duration", duration, gt=0, le=MAX_RUN, unit="seconds")
         valid.number("step", step, gt=0, unit="seconds")
         valid.number("fault_at", fault_at, ge=0, le=duration, unit="seconds", note="within the run")
         for name, fn in (("draw", draw), ("summary", summary)):
-            if fn is not None and not callable(fn):
-                raise valid.ArgumentTypeError(f"{name} must be a function or None, got {valid.shown(fn)}")
+            valid.function(name, fn, none=True)
         if clocks is not None and not isinstance(clocks, bool):
             raise TypeError(
                 f"clocks must be True, False or None (shown with the default figure), got {clocks!r}"

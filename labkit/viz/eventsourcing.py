@@ -83,8 +83,7 @@ class ReplayWidget(Widget):
     ) -> None:
         valid.string("value_label", value_label)
         valid.instance("repo", repo, Repository)
-        if value is not None and not callable(value):
-            raise TypeError(f"value must be a function of the aggregate, got {type(value).__name__}")
+        valid.function("value", value, "a function of the aggregate", none=True)
         self.repo = repo
         self.aggregate_id = aggregate_id
         self.value = value if value is not None else (lambda agg: agg.balance / 100)

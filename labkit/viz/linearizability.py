@@ -104,10 +104,7 @@ def op_label(op: Operation, limit: int = 16) -> str:
 def _as_result(history_or_result: Any, model: Any) -> tuple[tuple[Operation, ...], CheckResult | None]:
     if isinstance(history_or_result, CheckResult):
         return history_or_result.history, history_or_result
-    if isinstance(history_or_result, (str, bytes)) or not isinstance(history_or_result, Sequence):
-        raise TypeError(
-            f"history_or_result must be a list of Operation or a CheckResult, got {type(history_or_result).__name__}"
-        )
+    valid.collection("history_or_result", history_or_result, "a list of Operation or a CheckResult", Sequence)
     ops = tuple(history_or_result)
     return ops, (check(ops, model) if model is not None else None)
 

@@ -23,6 +23,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from labkit import validation as valid
 from labkit.labs import delegation
 from labkit.labs.core import Fault, Lab, Trial, Violation
 from labkit.labs.quorum.properties import NO_INVENTION, NO_LOST_WRITE, STAND_INS, WRITE_QUORUM
@@ -88,10 +89,7 @@ class QuorumLab(Lab):
     # -- the world ---------------------------------------------------------------
     def build(self, trial: Trial) -> World:
         node = trial.node
-        if not callable(node):
-            raise TypeError(
-                f"node must be your storage node class (a subclass of QuorumServer), got {node!r}"
-            )
+        valid.function("node", node, "your storage node class (a subclass of QuorumServer)")
         return World(trial, node, **trial.scenario.options)
 
     # -- faults --------------------------------------------------------------------

@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from labkit import validation as valid
 from labkit.labs.core import Fault, Lab, Trial, Violation
 from labkit.labs.raft import delegation, scenarios
 from labkit.labs.raft.properties import MAJORITY_COMMIT, MONITOR_PREFIXES, SKELETON
@@ -85,9 +86,7 @@ class RaftLab(Lab):
         return World(trial, self._factory(trial.node), **trial.scenario.options)
 
     def _factory(self, node: Any) -> Callable[..., Any]:
-        if not callable(node):
-            raise TypeError(f"node must be your server class (a subclass of RaftServer), got {node!r}")
-        return node
+        return valid.function("node", node, "your server class (a subclass of RaftServer)")
 
     # -- faults ----------------------------------------------------------------
     def inject(self, trial: Trial, fault: Fault) -> str | None:

@@ -26,6 +26,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from labkit import validation as valid
 from labkit.labs import delegation
 from labkit.labs.core import Fault, Lab, Trial, Violation
 from labkit.labs.rules import unwritten_notes
@@ -99,10 +100,7 @@ class SagaLab(Lab):
     # -- the world ---------------------------------------------------------------
     def build(self, trial: Trial) -> World:
         node = trial.node
-        if not callable(node):
-            raise TypeError(
-                f"node must be your orchestrator class (a subclass of SagaOrchestrator), got {node!r}"
-            )
+        valid.function("node", node, "your orchestrator class (a subclass of SagaOrchestrator)")
         return World(trial, node, **trial.scenario.options)
 
     def clean_up(self, trial: Trial) -> None:

@@ -55,8 +55,8 @@ class ProcessCluster(ClusterBase):
     AppendEntries; ``max_inflight``: how many AppendEntries with entries the
     leader streams to one follower before it waits for an answer
     (:mod:`labkit.raft.progress`; 1, the default, sends the next batch when
-    the previous one is answered: on a busy machine fewer, larger messages
-    measured at least as fast, see ``benchmarks/bench_net.py``); ``client_timeout``: how long a client tries one operation
+    the previous one is answered, so entries that arrive meanwhile travel
+    together: fewer, larger messages); ``client_timeout``: how long a client tries one operation
     before it records an unknown outcome (:attr:`attempt_timeout`, 0.3 s, is how
     long it waits for one server before it tries the next; set it before
     making clients); ``folder``: where the servers keep

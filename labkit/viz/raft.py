@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from labkit import validation as valid
@@ -333,6 +334,79 @@ def _bars(x: list, y: list, name: str, width: float, color: str) -> Any:
     return go.Scatter(x=x, y=y, mode="markers", name=name, marker=marker, hoverinfo="skip")
 
 
+def _server_label(cluster: RaftCluster, nid: str, up: bool, side_of: dict[str, str]) -> str:
+    """``nid`` with what is going on at it: leader or crashed, its membership, its side, "cut off"."""
+    tags = ["leader"] if nid == cluster.leader() else [] if up or nid in cluster.removed else ["crashed"]
+    member = _membership_tag(cluster, nid, cluster.configuration())
+    if member:
+        tags.append(member)
+    if nid in side_of:
+        tags.append(f"side {side_of[nid]}")
+    if up and not any(cluster.can_reach(nid, other) for other in cluster.ids if other != nid):
+        tags.append("cut off")
+    return f"{nid} ({', '.join(tags)})" if tags else nid
+
+
+@dataclass
+class _LogCells:
+    """What :func:`log_grid` draws, read from the cluster: the indexes ``lo`` to ``top``, a labelled
+    row per server, its entries' cells by term, the cells a snapshot replaced, and the bars."""
+
+    lo: int
+    top: int
+    labels: list[str] = field(default_factory=list)
+    terms: dict[int, dict[str, list]] = field(default_factory=dict)  # term -> x, y, text, hover
+    snapshot: dict[str, list] = field(default_factory=lambda: point_columns("x", "y", "hover"))
+    commit: tuple[list, list] = field(default_factory=lambda: ([], []))  # x, y of the commit bars
+    boundary: tuple[list, list] = field(default_factory=lambda: ([], []))  # and of the snapshot bars
+
+    @classmethod
+    def of(cls, cluster: RaftCluster, window: int) -> _LogCells:
+        logs = {nid: _server_log(cluster, nid) for nid in cluster.ids}
+        top = max((log.last_index for log, _, _ in logs.values()), default=0)
+        lo = max(1, top - window + 1)
+        grid = cls(lo, top)
+        sides = cluster.partitions if len(cluster.partitions) > 1 else []
+        side_of = {nid: SIDE_NAMES[k] for k, side in enumerate(sides) for nid in side}
+        for nid in cluster.ids:
+            log, commit, up = logs[nid]
+            label = _server_label(cluster, nid, up, side_of)
+            grid.labels.append(label)
+            base = log.snapshot_index
+            for i in range(lo, base + 1):
+                hover = f"{nid}[{i}]: in the snapshot (up to index {base}, term {log.snapshot_term})"
+                add_point(grid.snapshot, x=i, y=label, hover=hover)
+            for i in range(max(lo, base + 1), log.last_index + 1):
+                e = log[i]
+                hover = f"{nid}[{i}] term {e.term}: {e.command!r}"
+                cell = grid.terms.setdefault(e.term, point_columns("x", "y", "text", "hover"))
+                add_point(cell, x=i, y=label, text=_short(e.command), hover=hover)
+            if up and commit >= lo - 1:
+                _add_bar(grid.commit, commit, label)
+            if base >= lo - 1 and base:
+                _add_bar(grid.boundary, base, label)
+        return grid
+
+    def traces(self) -> list[Any]:
+        data = []
+        if self.snapshot["x"]:
+            data.append(marks(self.snapshot, name="in a snapshot", marker=_cell(SNAPSHOT_COLOR)))
+        for term in sorted(self.terms):
+            text = {"size": 9, "color": "white" if term % len(PALETTE) not in (6, 8) else "black"}
+            data.append(marks(self.terms[term], name=f"term {term}", marker=_cell(PALETTE[term % len(PALETTE)]),
+                              textposition="middle center", textfont=text))  # fmt: skip
+        if self.boundary[0]:
+            data.append(_bars(*self.boundary, "snapshot boundary", 3, BOUNDARY_COLOR))
+        data.append(_bars(*self.commit, "commit index", 4, "#B00020"))
+        return data
+
+
+def _add_bar(bars: tuple[list, list], index: int, label: str) -> None:
+    """A bar after ``index`` on the row ``label`` (``None`` separates bars)."""
+    bars[0].extend((index + 0.5, index + 0.5, None))
+    bars[1].extend((label, label, None))
+
+
 def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: str | None = None) -> Any:
     """Each server's log as cells coloured by term; a bar after the last committed entry.
 
@@ -347,69 +421,20 @@ def log_grid(cluster: RaftCluster, figure: Any = None, window: int = 20, title: 
     check_figure(figure)
     check_title(title)
     valid.instance("cluster", cluster, RaftCluster)
-    valid.integer("window", window, ge=1)
-    logs = {nid: _server_log(cluster, nid) for nid in cluster.ids}
-    top = max((log.last_index for log, _, _ in logs.values()), default=0)
-    lo = max(1, top - window + 1)
-    leader = cluster.leader()
-    conf = cluster.configuration()
-    sides = cluster.partitions
-    side_of = {nid: SIDE_NAMES[k] for k, side in enumerate(sides) for nid in side} if len(sides) > 1 else {}
-    cells: dict[int, dict[str, list]] = {}
-    snap = point_columns("x", "y", "hover")
-    labels = []
-    commit_x, commit_y, bound_x, bound_y = [], [], [], []
-    for nid in cluster.ids:
-        log, commit, up = logs[nid]
-        tags = ["leader"] if nid == leader else [] if up or nid in cluster.removed else ["crashed"]
-        member = _membership_tag(cluster, nid, conf)
-        if member:
-            tags.append(member)
-        if nid in side_of:
-            tags.append(f"side {side_of[nid]}")
-        if up and not any(cluster.can_reach(nid, other) for other in cluster.ids if other != nid):
-            tags.append("cut off")
-        label = f"{nid} ({', '.join(tags)})" if tags else nid
-        labels.append(label)
-        base = log.snapshot_index
-        for i in range(lo, base + 1):
-            hover = f"{nid}[{i}]: in the snapshot (up to index {base}, term {log.snapshot_term})"
-            add_point(snap, x=i, y=label, hover=hover)
-        for i in range(max(lo, base + 1), log.last_index + 1):
-            e = log[i]
-            cell = cells.setdefault(e.term, point_columns("x", "y", "text", "hover"))
-            add_point(
-                cell, x=i, y=label, text=_short(e.command), hover=f"{nid}[{i}] term {e.term}: {e.command!r}"
-            )
-        if up and commit >= lo - 1:
-            commit_x += [commit + 0.5, commit + 0.5, None]
-            commit_y += [label, label, None]
-        if base >= lo - 1 and base:
-            bound_x += [base + 0.5, base + 0.5, None]
-            bound_y += [label, label, None]
-    data = []
-    if snap["x"]:
-        data.append(marks(snap, name="in a snapshot", marker=_cell(SNAPSHOT_COLOR)))
-    for term in sorted(cells):
-        text = {"size": 9, "color": "white" if term % len(PALETTE) not in (6, 8) else "black"}
-        data.append(marks(cells[term], name=f"term {term}", marker=_cell(PALETTE[term % len(PALETTE)]),
-                          textposition="middle center", textfont=text))  # fmt: skip
-    if bound_x:
-        data.append(_bars(bound_x, bound_y, "snapshot boundary", 3, BOUNDARY_COLOR))
-    data.append(_bars(commit_x, commit_y, "commit index", 4, "#B00020"))
+    grid = _LogCells.of(cluster, valid.integer("window", window, ge=1))
     fig = new_figure(figure)
     with fig.batch_update():
         fig.data = []
-        fig.add_traces(data)
+        fig.add_traces(grid.traces())
         style_figure(
             fig,
             title=title or f"Logs at t = {cluster.sim.now:.2f} s (colour = term, red bar = commit index)",
             xaxis="log index",
             yaxis="server",
-            height=max(260, 120 + 48 * len(labels)),
+            height=max(260, 120 + 48 * len(grid.labels)),
         )
-        fig.update_xaxes(range=[lo - 0.6, max(lo + 7, top) + 0.6], dtick=1, showgrid=False)
-        fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(labels)), showgrid=False)
+        fig.update_xaxes(range=[grid.lo - 0.6, max(grid.lo + 7, grid.top) + 0.6], dtick=1, showgrid=False)
+        fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(grid.labels)), showgrid=False)
     return fig
 
 

@@ -73,6 +73,13 @@ BUGS: dict[str, list[tuple[str, str, str]]] = {
             "while self.last_applied < self.log.last_index",
         )
     ],
+    "a leader that takes a higher term but stays leader": [
+        (
+            "nb09-observe-term",
+            "        self.save_term_and_vote(ctx)\n        self.become_follower(ctx)\n",
+            "        self.save_term_and_vote(ctx)\n",
+        )
+    ],
     "a leader that never steps down on a higher term": [
         (
             "nb09-observe-term",

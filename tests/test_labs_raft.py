@@ -55,6 +55,7 @@ EXPECTED = {
     "resetting the election timer on every message": {LEADER_ELECTED},
     "applying before committing": {APPLY_COMMITTED},
     "a leader that never steps down on a higher term": {LEADER_ELECTED, PROGRESS},
+    "a leader that takes a higher term but stays leader": {ELECTION_SAFETY},
 }
 
 
@@ -68,6 +69,15 @@ def test_the_notebook_solution_passes_every_scenario_on_the_default_seeds():
 @pytest.mark.parametrize("bug", sorted(lab_solutions.BUGS))
 def test_each_classic_bug_is_caught_within_the_default_seeds(bug):
     assert_caught(raft_lab, lab_solutions.planted(bug), EXPECTED[bug], bug)
+
+
+def test_a_leader_that_keeps_leading_in_a_higher_term_is_told_to_step_down():
+    # It leads the new term without an election: two leaders in one term, and the hint must say why.
+    report = raft_lab.run("election", lab_solutions.planted("a leader that takes a higher term but stays leader"),
+                          seeds=3, progress=False, quiet=True)  # fmt: skip
+    v = report.failure().shown_violation
+    assert v.property is ELECTION_SAFETY
+    assert "observe_term (a higher term: step down to follower" in v.property.look_at
 
 
 def test_figure8_scenario_replays_the_papers_figure():

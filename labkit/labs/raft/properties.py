@@ -41,8 +41,9 @@ ELECTION_SAFETY = Property(
     "Figure 3",
     look_at=(
         "handle_request_vote (one vote per term, saved before the reply), handle_request_vote_reply "
-        "(count only votes of your own term, as a candidate), observe_term (a new term, a fresh vote) and"
-        " restore (the vote survives a restart)"
+        "(count only votes of your own term, as a candidate), observe_term (a higher term: step down to "
+        "follower, with a fresh vote; a leader that only takes the new term leads it unelected) and restore "
+        "(the vote survives a restart)"
     ),
 )
 LOG_MATCHING = Property(

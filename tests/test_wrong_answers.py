@@ -35,6 +35,7 @@ class Wrong:
     test: str  # grade id of the test cell
     body: str | tuple[str | None, ...]  # replaces the lines between ### BEGIN/END SOLUTION (None: keep them)
     why: str
+    says: str | None = None  # if given, the visible failure must say this (the hint that points the way)
 
 
 WRONG = [
@@ -48,6 +49,18 @@ WRONG = [
         "            self.responses[key] = Response(msg.request_id, self.balance)\n"
         "            ctx.send(src, self.responses[key])\n",
         "a repeat is swallowed, so a client whose response was lost never gets one",
+    ),
+    Wrong(
+        "01",
+        "nb01-dedup",
+        "nb01-dedup-test",
+        "        if key not in self.responses:\n"
+        "            self.balance += msg.amount\n"
+        "            self.responses[key] = Response(msg.request_id, self.balance)\n"
+        "        ctx.send(src, self.responses[key])\n",
+        "applied by hand without counting it in self.applied (request_report then saw nothing applied,"
+        " and the balance check said it expected 0)",
+        says="apply with super().on_message(ctx, src, msg)",
     ),
     Wrong(
         "01",
@@ -289,6 +302,14 @@ WRONG = [
         "c counts on even when the physical clock is ahead of both l",
     ),
     Wrong(
+        "02",
+        "nb02-hlc-receive",
+        "nb02-hlc-receive-test",
+        "    new_l = max(own_l, msg_l, pt)\n"
+        "    return (new_l, 0) if new_l == pt and pt > max(own_l, msg_l) else (new_l, max(own_c, msg_c) + 1)\n",
+        "c counts on from the larger c, even one that comes with an older l (passed every visible check)",
+    ),
+    Wrong(
         "03",
         "nb03-causally-ready",
         "nb03-causally-ready-test",
@@ -446,9 +467,9 @@ WRONG = [
 ]
 
 
-def test_one_misconception_per_test_cell():
-    tests = [w.test for w in WRONG]
-    assert len(set(tests)) == len(tests), "one Wrong per test cell: the runner keys the outcomes by test cell"
+def test_misconceptions_are_not_repeated():
+    keys = [(w.test, w.body) for w in WRONG]
+    assert len(set(keys)) == len(keys), "the same wrong answer is listed twice"
 
 
 def _nbgrader(cell: dict[str, Any]) -> str | None:
@@ -486,24 +507,27 @@ def _visible(source: str, ns: dict[str, Any], name: str) -> str | None:
 
 
 @cache
-def _outcomes(prefix: str) -> dict[str, tuple[str | None, str | None]]:
-    """test grade id -> (failures of the solution, failures of the wrong answer), for one notebook."""
+def _outcomes(prefix: str) -> dict[tuple[str, Any], tuple[str | None, str | None]]:
+    """(test grade id, wrong body) -> (failures of the solution, of the wrong answer), for one notebook."""
     path = next(NOTEBOOKS.glob(f"{prefix}-*.ipynb"))
     cells = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
-    wanted = {w.test: w for w in WRONG if w.notebook == prefix}
+    wanted: dict[str, list[Wrong]] = {}
+    for w in WRONG:
+        if w.notebook == prefix:
+            wanted.setdefault(w.test, []).append(w)
     answers = {_nbgrader(c): "".join(c["source"]) for c in cells}
     ns: dict[str, Any] = {"__name__": "__main__", "display": lambda *a, **k: None}
-    found: dict[str, tuple[str | None, str | None]] = {}
+    found: dict[tuple[str, Any], tuple[str | None, str | None]] = {}
     for i, cell in enumerate(cells):
-        if len(found) == len(wanted):
+        if len(found) == sum(map(len, wanted.values())):
             break
         grade_id, source = _nbgrader(cell), "".join(cell["source"])
         if grade_id in wanted:
-            w = wanted[grade_id]
-            mine = dict(ns)
-            _run(_plant(answers[w.answer], w.body), mine, w.answer + "-wrong")
-            wrong = _visible(source, mine, grade_id)
-            found[grade_id] = (_visible(source, ns, grade_id), wrong)
+            solution = _visible(source, ns, grade_id)
+            for w in wanted[grade_id]:
+                mine = dict(ns)
+                _run(_plant(answers[w.answer], w.body), mine, w.answer + "-wrong")
+                found[grade_id, w.body] = (solution, _visible(source, mine, grade_id))
         else:
             with contextlib.redirect_stdout(io.StringIO()):
                 _run(source, ns, grade_id or f"{prefix}-cell-{i}")
@@ -512,6 +536,8 @@ def _outcomes(prefix: str) -> dict[str, tuple[str | None, str | None]]:
 
 @pytest.mark.parametrize("wrong", WRONG, ids=[w.answer for w in WRONG])
 def test_the_wrong_answer_fails_a_visible_check_and_the_solution_passes_them(wrong):
-    solution, planted = _outcomes(wrong.notebook)[wrong.test]
+    solution, planted = _outcomes(wrong.notebook)[wrong.test, wrong.body]
     assert solution is None, f"the instructor solution fails the visible checks of {wrong.test}:\n{solution}"
     assert planted is not None, f"{wrong.test}: '{wrong.why}' passes every visible check"
+    if wrong.says is not None:
+        assert wrong.says in planted, f"{wrong.test}: '{wrong.why}' is not told '{wrong.says}':\n{planted}"

@@ -58,6 +58,16 @@ def test_bad_arguments():
         stamp_text(r.writes[0].stamps, "hlc")
 
 
+def test_the_status_line_dates_a_lost_write_as_the_diagram_does():
+    # The widget's writes come 60 s after the last sync; the diagram's axis is true time, and so is the status.
+    w = ClockSkewWidget(WRITES)
+    w.set_drift("A", 2000)
+    (lost,) = w.result.lost
+    assert f"written at true time {lost.true_time:.3f} s" in w.summary() and round(lost.true_time, 3) == 60.2
+    xs = [x for trace in w.figure().data for x in (trace.x or ()) if x is not None]
+    assert min(xs) <= lost.true_time <= max(xs)
+
+
 def test_widget_reruns_on_every_setting():
     w = ClockSkewWidget(WRITES)
     assert not w.result.lost

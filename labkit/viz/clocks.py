@@ -308,7 +308,7 @@ class ClockSkewWidget(Widget):
         held = ", ".join(sorted({" | ".join(map(str, v)) for v in r.final.values()}))
         text = f"{r.stamping.value} stamps: every replica ends with {held}."
         if r.lost:
-            lost = "; ".join(f"{w} (written at t = {w.true_time - self.sync_age:.3f} s)" for w in r.lost)
+            lost = "; ".join(f"{w} (written at true time {w.true_time:.3f} s)" for w in r.lost)
             text += f" LOST: {lost}."
         else:
             text += " No write was lost."

@@ -22,7 +22,9 @@ ANSWERED_BY = {
     "nb03-orset-test": ("ORSet",),
     "nb06-capacity-test": ("bounded_capacity", "BoundedLoadHash"),
     "nb08-sessions-check": ("KVStore", "state_machine"),
-    "nb12-invariant-test": ("election_safety", "RAFT_INVARIANTS"),
+    "nb12-invariant-catches": ("election_safety", "RAFT_INVARIANTS"),
+    "nb12-invariant-passes": ("election_safety", "RAFT_INVARIANTS"),
+    "nb12-invariant-terms": ("election_safety", "RAFT_INVARIANTS"),
 }
 
 
@@ -50,5 +52,8 @@ def test_the_exercise_says_to_write_it_rather_than_call_labkit(grade_id):
     cells = json.loads((NOTEBOOKS / name).read_text(encoding="utf-8"))["cells"]
     ids = [c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in cells]
     i = ids.index(grade_id)
+    # The exercise's own text: the markdown cells just before it, above its answer and any earlier test cells.
+    while i > 0 and cells[i - 1]["cell_type"] == "code" and cells[i - 1].get("metadata", {}).get("nbgrader"):
+        i -= 1
     text = "".join("".join(c["source"]) for c in cells[max(0, i - 3) : i] if c["cell_type"] == "markdown")
     assert "the point is to write" in text, f"{name}: the exercise before {grade_id} should say so"

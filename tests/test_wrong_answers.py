@@ -352,7 +352,7 @@ WRONG = [
     Wrong(
         "12",
         "nb12-invariant",
-        "nb12-invariant-test",
+        "nb12-invariant-terms",
         "    leaders = [s for s, server in state.live().items() if server.role is Role.LEADER]\n"
         '    return [f"leaders {leaders}"] if len(leaders) > 1 else []\n',
         "at most one leader at a time, whatever their terms",

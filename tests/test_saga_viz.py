@@ -27,6 +27,15 @@ def test_timeline_shows_down_time_and_compensations():
     assert len({t.name: t for t in fig.data}["compensation sent"].x) >= 1
 
 
+def test_a_held_step_is_not_drawn_as_an_answer():
+    # A very slow service holds the charge without answering (the orchestrator times out), then meets the
+    # refund's tombstone: its markers must not say it answered.
+    run = run_order_saga(faults={"payment": run_order_saga.__globals__["FAULT_KINDS"]["very slow"]})
+    unchanged = [t for t in saga_timeline(run).data if t.marker.symbol == "square-open"]
+    assert len(unchanged) == 1 and len(unchanged[0].x) >= 3
+    assert "answered" not in unchanged[0].name and "held" in unchanged[0].name
+
+
 def test_final_state_and_two_pc_figure():
     assert "Final state: all" in final_state_html(run_order_saga())
     assert "charged 2 times" in final_state_html(run_naive_saga(retries=1))

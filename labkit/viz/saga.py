@@ -40,7 +40,7 @@ _STYLE = {
     "request": ("request sent", "circle", PALETTE[0], 10),
     "compensation": ("compensation sent", "diamond", PALETTE[1], 11),
     "effect": ("service changed its data", "square", OK_COLOR, 9),
-    "no effect": ("service answered, no change", "square-open", PALETTE[3], 9),
+    "no effect": ("service changed nothing (held, refused, duplicate)", "square-open", PALETTE[3], 9),
     "log": ("saga log write", "line-ns-open", PALETTE[7], 12),
     "crash": ("crash", "x", BAD_COLOR, 14),
     "restart": ("restart", "triangle-up", OK_COLOR, 12),

@@ -39,6 +39,27 @@ def test_no_notebook_speaks_of_the_seed_text():
             assert not found, f"{entry.file}: {found.group(0)!r}: call it a first attempt, not the seed"
 
 
+# A markdown link in a notebook: [text](target).
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_relative_links_point_to_notebooks_beside_them():
+    # The learner's JupyterLab serves only course/ (make lab): a link that leaves it, such as ../docs/..., is
+    # a 404 there. Relative links may name only another notebook of the course.
+    names = {entry.file for entry in COURSE}
+    for entry in COURSE:
+        nb = json.loads((ROOT / "notebooks" / entry.file).read_text(encoding="utf-8"))
+        for cell in nb["cells"]:
+            if cell["cell_type"] != "markdown":
+                continue
+            for target in LINK.findall("".join(cell["source"])):
+                if re.match(r"(https?:|mailto:|#)", target):
+                    continue
+                assert target.split("#")[0] in names, (
+                    f"{entry.file} links to {target}, outside the course folder"
+                )
+
+
 def test_every_notebook_ends_by_naming_labkit_files_to_read_next_and_they_exist():
     # DESIGN.md: each notebook ends with what to read next in labkit/ (the welcome notebook excepted).
     for entry in COURSE:

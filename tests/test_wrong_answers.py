@@ -125,7 +125,7 @@ WRONG = [
     Wrong(
         "14",
         "nb14-lost-update-rule",
-        "nb14-lost-update-rule-test",
+        "nb14-lost-update-rule-blind",
         "    for key in txn.written:\n"
         "        if txn.read_at.get(key) != store.committed_at(key):\n"
         '            return f"{key} changed since {txn.name} read it"\n'
@@ -367,7 +367,7 @@ WRONG = [
     Wrong(
         "14",
         "nb14-classify",
-        "nb14-classify-test",
+        "nb14-classify-p3",
         '    return {"p1": "G0", "p2": "G1a", "p3": "G2-item", "p4": "G1c", "p5": "G2-item", "p6": "none",\n'
         '            "p7": "G1b"}\n',
         "p3 taken for G2-item: one anti-dependency and one read dependency is G-single",

@@ -296,6 +296,19 @@ def test_report_check_makes_one_check_per_scenario_and_the_verdict_fails(capsys)
     assert f"\n  must hold: {NEVER_BACK.says} ({NEVER_BACK.source})\n" in printed  # the property, in words
 
 
+def test_report_check_of_one_scenario_checks_that_one_only(capsys):
+    report = run_suite(LAB, "basics", ForgetfulTally, progress=False, quiet=True)
+    assert report.check("steady")
+    verdict()  # the failing scenario is not this cell's business
+    assert not report.check("crashes")
+    with pytest.raises(ExerciseFailed, match="1 of 1 checks failed"):
+        verdict()
+    printed = capsys.readouterr().out
+    assert printed.count("✓") == 1 and printed.count("✗") == 1 and "✗ crashes: Never back" in printed
+    with pytest.raises(ValueError, match="scenario must be one of steady, crashes"):
+        report.check("unknown")
+
+
 # -- grading -----------------------------------------------------------------------
 def test_grade_passes_a_correct_server_on_other_seeds(capsys):
     mine = type("Mine", (Tally,), {})

@@ -350,3 +350,10 @@ def test_every_lost_committed_entry_message_names_its_first_commit():
         )
     assert _where_committed("n1 and n2 both lead term 2", first) == ("n1 and n2 both lead term 2", ())
     assert _where_committed("n5 leads term 7 but lacks committed entry 4 (term 2)", first)[1] == ()
+
+
+def test_the_table_prints_the_longest_scenario_name_whole(capsys):
+    report = raft_lab.run("no agreement without a majority", SOLUTION, seeds=1, progress=False)
+    rows = [line for line in capsys.readouterr().out.splitlines() if "✓ pass" in line]
+    assert len(rows) == 1 and rows[0].startswith("no agreement without a majority  ✓ pass")
+    assert str(report).splitlines()[2].startswith("no agreement without a majority  ✓ pass")

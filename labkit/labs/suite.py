@@ -193,14 +193,19 @@ class Report:
             )
         return pd.DataFrame(rows)
 
-    def check(self) -> bool:
+    def check(self, scenario: str | None = None) -> bool:
         """Self-check for a test cell: one check per scenario (see :mod:`labkit.grading`).
 
         Prints ✓ or ✗ per scenario, a failure with the line that reproduces it;
         the cell's ``verdict()`` then fails it if any scenario failed. Returns
-        whether all passed.
+        whether all passed. With ``scenario``, only that one of the report's
+        scenarios is checked: a test cell per scenario, each graded on its own.
         """
-        for r in self.results:
+        results = self.results
+        if scenario is not None:
+            valid.one_of("scenario", scenario, [r.scenario for r in self.results])
+            results = [r for r in self.results if r.scenario == scenario]
+        for r in results:
             if r.passed:
                 check_true(True, f"{r.scenario}: passed on {r.seeds_run} seeds")
             elif r.skipped:
@@ -216,7 +221,7 @@ class Report:
                     hint=(f"look at {v.property.look_at}. Then " if v.property.look_at else "")
                     + f"run {f.reproduce}.show() to step through it",
                 )
-        return self.passed
+        return all(r.passed for r in results)
 
     def show_failure(self, scenario: str | None = None) -> Any:
         """The picture of the first failure (or of ``scenario``'s); a sentence if none failed."""
@@ -228,7 +233,7 @@ class Report:
 
     def __str__(self) -> str:
         lines = [_header(self.lab, self.what, self.node)]
-        lines += [_row(r) for r in self.results]
+        lines += [_row(r, self.lab) for r in self.results]
         lines.append(_footer(self))
         for f in self.failures:
             lines.append("")
@@ -243,13 +248,19 @@ _COLUMNS = ("scenario", "result", "seeds", "virtual time", "wall", "what failed"
 _WIDTHS = (28, 7, 7, 12, 7)
 
 
+def _widths(lab: Lab) -> tuple[int, ...]:
+    """The table's column widths: the first fits the lab's longest scenario name, so none is cut."""
+    longest = max((len(s.name) for s in lab.scenarios), default=0)
+    return (max(_WIDTHS[0], longest), *_WIDTHS[1:])
+
+
 def _header(lab: Lab, what: str, node: Any) -> str:
     title = f"{lab.name} lab · {what} · {node_name(node)}"
-    cols = "  ".join(c.ljust(w) for c, w in zip(_COLUMNS, _WIDTHS, strict=False)) + _COLUMNS[-1]
+    cols = "  ".join(c.ljust(w) for c, w in zip(_COLUMNS, _widths(lab), strict=False)) + _COLUMNS[-1]
     return f"{title}\n{cols}"
 
 
-def _row(r: ScenarioResult) -> str:
+def _row(r: ScenarioResult, lab: Lab) -> str:
     if r.skipped:
         result, failed = "skipped", r.skipped
     elif r.failure is None:
@@ -267,7 +278,7 @@ def _row(r: ScenarioResult) -> str:
         f"{r.virtual_time:.1f} s",
         f"{r.wall:.1f} s",
     )
-    return "  ".join(c[:w].ljust(w) for c, w in zip(cells, _WIDTHS, strict=True)) + failed
+    return "  ".join(c[:w].ljust(w) for c, w in zip(cells, _widths(lab), strict=True)) + failed
 
 
 def _footer(report: Report) -> str:
@@ -347,7 +358,7 @@ def run_suite(
                     seconds=seconds,
                 )  # fmt: skip
             report.results.append(row)
-            say(_row(row))
+            say(_row(row, lab))
             if stop and not row.passed:
                 break
     finally:

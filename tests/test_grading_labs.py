@@ -5,8 +5,8 @@ instructor (full marks) and as an untouched student (zero). Here two more
 submissions of notebook 09 go through nbgrader's autograde:
 
 * the instructor's solution with one classic bug planted (a leader commits an
-  earlier term's entry by counting replicas, Figure 8): the election and
-  replication parts still score, persistence scores zero: partial marks;
+  earlier term's entry by counting replicas, Figure 8): every election scenario
+  still scores its point, the Figure 8 scenario scores zero: partial marks;
 * a submission that hands every rule to labkit's reference ``RaftNode``: it
   passes the visible self-checks, yet scores zero, and the graded output says
   why.
@@ -15,16 +15,19 @@ submissions of notebook 09 go through nbgrader's autograde:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from labkit.labs.raft.scenarios import SCENARIOS
 from tests import grading_tools as gt
 from tests import lab_solutions
 
 pytestmark = pytest.mark.grading
 
 NB = lab_solutions.NOTEBOOK
+SCENARIO_CELLS = {f"nb09-{re.sub('[^a-z0-9]+', '-', s.name.lower())}-test": s.part for s in SCENARIOS}
 BUG = "committing an earlier term's entry by counting replicas"
 DELEGATING_CLASS = '''from labkit.raft import RaftNode
 
@@ -58,11 +61,8 @@ def graded(tmp_path_factory):
 
 
 def _points(root: Path, student: str) -> dict[str, tuple[float, float]]:
-    return {
-        k: v
-        for k, v in gt.scores(root, student)[NB.stem].items()
-        if k in ("nb09-election", "nb09-replication", "nb09-persistence")
-    }
+    """Score and maximum of every scenario's test cell (one point each)."""
+    return {k: v for k, v in gt.scores(root, student)[NB.stem].items() if k in SCENARIO_CELLS}
 
 
 def _outputs(root: Path, student: str, grade_id: str) -> str:
@@ -75,16 +75,17 @@ def _outputs(root: Path, student: str, grade_id: str) -> str:
 
 def test_a_planted_bug_gets_partial_marks(graded):
     points = _points(graded, "planted")
-    assert points["nb09-election"] == (4.0, 4.0)
-    assert points["nb09-persistence"] == (0.0, 5.0)
+    assert set(points) == set(SCENARIO_CELLS)  # a graded cell per scenario
+    assert all(points[k] == (1.0, 1.0) for k, part in SCENARIO_CELLS.items() if part == "election")
+    assert points["nb09-figure-8-test"] == (0.0, 1.0)
     total = sum(score for score, _ in points.values())
-    assert 0 < total < sum(top for _, top in points.values())
-    assert "Figure 8" in _outputs(graded, "planted", "nb09-persistence")
+    assert 0 < total < sum(top for _, top in points.values()) == len(SCENARIOS)
+    assert "Figure 8" in _outputs(graded, "planted", "nb09-figure-8-test")
 
 
 def test_delegating_to_the_reference_scores_zero_and_says_why(graded):
     points = _points(graded, "delegating")
     assert {k: v[0] for k, v in points.items()} == dict.fromkeys(points, 0.0)
-    said = _outputs(graded, "delegating", "nb09-election")
+    said = _outputs(graded, "delegating", "nb09-initial-election-test")
     assert "✓ initial election: passed" in said  # the visible self-check cannot tell
     assert "scores zero" in said and "subclasses labkit.raft.node.RaftNode" in said

@@ -205,10 +205,12 @@ def _labels(pic: HistoryPicture, row: dict[Any, int]) -> tuple[list[float], list
 
     Slots (row, above/below) keep the x intervals in use: overlapping labels
     are unreadable. A character of the 11 px font is about 6.5 px of a plot
-    area about 900 px wide (a notebook's output width).
+    area about 680 px wide: a notebook's output is about 1000 px, less the
+    client names on the left and the legend on the right (with 900 px, a
+    long label at the edge of the view was cut off).
     """
     lo, hi = pic.x_range
-    char = 6.5 / 900 * (hi - lo)
+    char = 6.5 / 680 * (hi - lo)
     slots: dict[tuple[int, float], list[tuple[float, float]]] = {}
     xs, ys, texts = [], [], []
     for i in pic.shown:

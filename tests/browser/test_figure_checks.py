@@ -31,3 +31,21 @@ def test_overlapping_labels_are_reported_and_spread_ones_are_not(page, tmp_path)
     crowded.data[0].x = (0.1, 0.3, 0.6)
     _show(page, crowded, tmp_path)
     assert not any("overlaps" in p for p in figure_problems(page))
+
+
+def test_a_label_at_the_edge_of_a_stale_read_figure_stays_inside_its_plot(page, tmp_path):
+    # The write a read missed is the first operation in view, with a long label: it was placed for a plot
+    # 900 px wide, but the legend leaves about 700, and the label was cut (seen on a real etcd run, nb 13).
+    from labkit.linearizability import KVModel, Operation, check
+    from labkit.viz.linearizability import stale_read_figure
+
+    key = "ser13-a"
+    history = [
+        Operation("s13w@m1", 14.060, 14.067, ("append", key, "s13w@m1.181;"), None),
+        Operation("s13w@m1", 14.080, 14.200, ("append", key, "s13w@m1.182;"), None),
+        Operation("s13r@m3", 14.073, 14.075, ("get", key), ""),
+        Operation("s13r@m3", 14.090, 14.095, ("get", key), ""),
+    ]
+    page.set_viewport_size({"width": 1000, "height": 800})
+    _show(page, stale_read_figure(check(history, KVModel())), tmp_path)
+    assert not any("is cut at the edge" in p for p in figure_problems(page)), figure_problems(page)

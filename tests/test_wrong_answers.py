@@ -399,6 +399,13 @@ WRONG = [
     ),
     Wrong(
         "16",
+        "nb16-upcaster",
+        "nb16-upcaster-unchanged",
+        '    data["sku"] = data.pop("item").strip().lower()\n    data["qty"] = data.pop("n")\n    return data\n',
+        "the upcaster rewrites the stored event's data in place",
+    ),
+    Wrong(
+        "16",
         "nb16-projection",
         "nb16-projection-test",
         (None, "        self.largest[record.stream_id] = event.cents\n"),

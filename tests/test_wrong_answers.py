@@ -471,6 +471,65 @@ WRONG = [
         "    return healthy.index[0] if len(healthy) else None\n",
         "the first healthy moment, not the start of the healthy stretch that lasts",
     ),
+    # The short test cells of 12, 14 and 16: each can fail with a misconception of its own.
+    Wrong(
+        "12",
+        "nb12-invariant",
+        "nb12-invariant-catches",
+        "    leaders = {}\n"
+        "    for server_id, server in state.live().items():\n"
+        '        if server.role == "leader":\n'
+        "            leaders.setdefault(server.current_term, []).append(server_id)\n"
+        '    return [f"term {t}: {ids}" for t, ids in leaders.items() if len(ids) > 1]\n',
+        "the role compared with the string 'leader' instead of Role.LEADER: no leader is ever found",
+    ),
+    Wrong(
+        "12",
+        "nb12-invariant",
+        "nb12-invariant-passes",
+        "    leaders = {}\n"
+        "    for server_id, server in state.live().items():\n"
+        "        if server.role is Role.LEADER:\n"
+        "            leaders.setdefault(server.current_term, []).append(server_id)\n"
+        '    return [f"term {t}: {ids}" for t, ids in leaders.items() if len(ids) >= 1]\n',
+        "any leader is reported (>= 1 instead of > 1)",
+    ),
+    Wrong(
+        "14",
+        "nb14-lost-update-rule",
+        "nb14-lost-update-rule-test",
+        "    for key in txn.written:\n"
+        "        if key in txn.read_at and txn.read_at[key] > store.committed_at(key):\n"
+        '            return f"{key} changed"\n'
+        "    return None\n",
+        "the comparison the wrong way round: a newer committed version is let through",
+    ),
+    Wrong(
+        "14",
+        "nb14-lost-update-rule",
+        "nb14-lost-update-rule-serial",
+        "    for key in txn.written:\n"
+        "        if key in txn.read_at and store.committed_at(key) != 0:\n"
+        '            return f"{key} was written by another transaction"\n'
+        "    return None\n",
+        "any key another transaction ever committed counts as changed, even the version that was read",
+    ),
+    Wrong(
+        "14",
+        "nb14-classify",
+        "nb14-classify-test",
+        '    return {"p1": "G1c", "p2": "G1a", "p3": "G-single", "p4": "G1c", "p5": "G2-item", "p6": "none",\n'
+        '            "p7": "G1b"}\n',
+        "p1 taken for G1c: the edges between the two writers are ww (the appends' order), not wr",
+    ),
+    Wrong(
+        "14",
+        "nb14-classify",
+        "nb14-classify-p5",
+        '    return {"p1": "G0", "p2": "G1a", "p3": "G-single", "p4": "G1c", "p5": "G-single", "p6": "none",\n'
+        '            "p7": "G1b"}\n',
+        "p5 taken for G-single: each transaction missed the other's append, two anti-dependencies",
+    ),
 ]
 
 

@@ -352,3 +352,17 @@ def test_a_sweep_refuses_bad_settings():
         sweep(LAB, "crashes", Tally, 10, client=object())
     with pytest.raises(ValueError, match="scenario must be one of steady, crashes"):
         sweep(LAB, "nope", Tally, 10)
+
+
+def test_notes_of_several_scenarios_name_each_item_once():
+    # One scenario called read_repair and hand_off before they were written, another hand_off only: the
+    # report said "read_repair (part repair), hand_off (part sloppy), hand_off (part sloppy)".
+    from labkit.labs.suite import merge_notes
+
+    head = "not written yet (NotImplementedError), so they did nothing"
+    notes = [
+        f"{head}: read_repair (part repair), hand_off (part sloppy)",
+        f"{head}: hand_off (part sloppy)",
+        "other",
+    ]
+    assert merge_notes(notes) == [f"{head}: read_repair (part repair), hand_off (part sloppy)", "other"]

@@ -290,14 +290,16 @@ def _footer(report: Report) -> str:
 
 
 def merge_notes(notes: Iterable[str]) -> list[str]:
-    """Notes that say the same thing about different items, as one: ``"x: a"``, ``"x: b"`` -> ``"x: a, b"``."""
+    """Notes that say the same thing about different items, as one, each item once:
+    ``"x: a"``, ``"x: b, a"`` -> ``"x: a, b"``."""
     merged: dict[str, list[str]] = {}
     for note in notes:
-        head, sep, item = note.partition(": ")
+        head, sep, listed = note.partition(": ")
         key = head if sep else note
         items = merged.setdefault(key, [])
-        if sep and item not in items:
-            items.append(item)
+        for item in listed.split(", ") if sep else ():
+            if item not in items:
+                items.append(item)
     return [f"{head}: {', '.join(items)}" if items else head for head, items in merged.items()]
 
 

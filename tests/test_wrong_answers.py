@@ -338,6 +338,14 @@ WRONG = [
         "bisect_right: a key exactly on a point goes to the next point",
     ),
     Wrong(
+        "06",
+        "nb06-ring-lookup",
+        "nb06-ring-lookup-test",
+        "    return owners[bisect_left(points, h)]\n",
+        "no wrap-around past the last point (an IndexError that was a traceback, not a check with its hint)",
+        says="bisect returns len(points) there",
+    ),
+    Wrong(
         "11",
         "nb11-queue-model",
         "nb11-queue-model-test",

@@ -7,6 +7,7 @@ about how fast something happened.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -24,6 +25,7 @@ from labkit.net.codec import MAX_FRAME, FrameReader, frame
 from labkit.net.messages import Hello, StatusReply, StatusRequest
 from labkit.net.nemesis import Fault, check_run, lost_appends, random_schedule, run_nemesis
 from labkit.net.procs import alive, port_is_free
+from labkit.net.quorum import QuorumCluster
 from labkit.net.storage import WAL_NAME, DiskStorage
 from labkit.raft import (
     NOOP,
@@ -252,6 +254,46 @@ def test_acknowledged_writes_survive_crashing_every_server_and_forgetful_servers
                 assert lost == []
             else:  # the planted bug: the check must catch it
                 assert len(lost) == 20, final
+
+
+def _grab(port: int) -> str | None:
+    """Try to take ``port`` as another program would (SO_REUSEADDR, then listen, as asyncio's
+    servers and etcd do); close it again. The error name, or None if the port was taken."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+        s.listen(1)
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e))
+    finally:
+        s.close()
+    return None
+
+
+@pytest.mark.parametrize("cls", [ProcessCluster, QuorumCluster], ids=["raft", "quorum"])
+def test_a_crashed_servers_port_stays_reserved_until_it_restarts(cls):
+    """Between a crash and the restart nothing else can take the server's port (another test
+    worker or proxy took it once: 'Address already in use' at the restart), and a client
+    that connects meanwhile is refused at once rather than left waiting."""
+    with cls(n=3, seed=5, nemesis=False) as c:
+        nid = c.ids[-1]  # not the quorum clients' coordinator: its first write after a restart may time out
+        c.crash(nid)
+        port = c.ports[nid]
+        assert _grab(port) == "EADDRINUSE"  # taken by its cluster, even with SO_REUSEADDR
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        c.restart(nid)
+        deadline = time.monotonic() + 10
+        while c.status(nid) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.status(nid) is not None
+        c.crash(nid)  # and again, for the second incarnation
+        assert _grab(port) == "EADDRINUSE"
+        c.restart(nid)
+        assert c.wait_for_leader(10) is not None and c.put("x", "1").done
+    assert _leftovers_after(c) == ([], [])
+    assert _grab(port) is None  # closing the cluster gives the port back
 
 
 def test_a_paused_leader_is_replaced_and_catches_up_after_resume():

@@ -111,7 +111,7 @@ class ProcessCluster(ClusterBase):
         self.durable = bool(durable)
         self.registry = registry_for("raft")
         self.ports: dict[str, int] = {}
-        self._held: dict[str, socket.socket] = {}
+        self._keepers: dict[str, socket.socket] = {}  # each server's port, held while the cluster lives
         self._peer_addr: dict[tuple[str, str], tuple[str, int]] = {}  # (src, dst) -> where src sends
         self._client_addr: dict[str, tuple[str, int]] = {}
         self._clients: dict[str, RaftClient] = {}
@@ -133,9 +133,9 @@ class ProcessCluster(ClusterBase):
             self._reaper = start_reaper(folder=self.folder if self._own_folder else None)
             self._pgid = self._reaper.pid
             for nid in self.ids:
-                # Held until the server gets it, so nothing else can take the port meanwhile.
-                self._held[nid] = _bound_socket(0)
-                self.ports[nid] = self._held[nid].getsockname()[1]
+                # Held until the cluster closes: nothing else can take the port, even between a crash and a restart.
+                self._keepers[nid] = _port_keeper()
+                self.ports[nid] = self._keepers[nid].getsockname()[1]
             self._all_ports.update(self.ports.values())
             if self.nemesis:
                 self._loop.run(self._start_proxies())
@@ -171,10 +171,15 @@ class ProcessCluster(ClusterBase):
             self._client_addr[b] = p.address
         self._all_ports.update(p.port for p in self._proxies)
 
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            for sock in self._keepers.values():  # the servers are gone: give their ports back
+                sock.close()
+            self._keepers.clear()
+
     async def _shutdown(self) -> None:
-        for sock in self._held.values():  # reserved for a server that was never started
-            sock.close()
-        self._held.clear()
         for c in self._clients.values():
             c.close()
         for s in self._status.values():
@@ -185,8 +190,7 @@ class ProcessCluster(ClusterBase):
         assert self.folder is not None
         folder = self.folder / nid
         folder.mkdir(exist_ok=True)
-        sock = self._held.pop(nid, None) or _bound_socket(self.ports[nid])  # a restart binds the port again
-        sock.listen(128)
+        sock = _listener(self.ports[nid])
         try:
             config = NodeConfig(
                 node_id=nid,
@@ -270,10 +274,43 @@ class ProcessCluster(ClusterBase):
         return f"ProcessCluster(n={self.n}, {state}, nemesis={self.nemesis})"
 
 
-def _bound_socket(port: int) -> socket.socket:
+# How a server's port stays ours from start to close, across crashes and restarts
+# (Linux's bind rules, socket(7): SO_REUSEADDR, SO_REUSEPORT):
+#
+# * the cluster keeps a *keeper*: a socket bound to the port with SO_REUSEPORT
+#   only, never listening. Another socket can bind the port only if it asks
+#   for SO_REUSEPORT too and runs as the same user; SO_REUSEADDR alone is not
+#   enough, since the keeper did not set it. So a crashed server's port cannot
+#   be taken by another program (a parallel test's server or proxy, an etcd)
+#   before the server restarts; a client that connects meanwhile is refused
+#   at once, because nothing listens;
+# * each incarnation of the server gets a fresh *listener*: SO_REUSEPORT (to
+#   share the port with the keeper) and SO_REUSEADDR (so the connections its
+#   previous incarnation left in TIME_WAIT do not block it), bound and
+#   listening here, passed to the child process, and closed here.
+#
+# Connections go only to listening sockets, so the keeper never takes one.
+
+
+def _port_keeper() -> socket.socket:
+    """A socket that holds a free loopback port (picked by the kernel) without listening on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((LOOPBACK, 0))
+    return sock
+
+
+def _listener(port: int) -> socket.socket:
+    """A listening socket on ``port``, which the cluster's keeper holds, for one server process."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((LOOPBACK, port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((LOOPBACK, port))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 

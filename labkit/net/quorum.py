@@ -237,7 +237,7 @@ class QuorumCluster(ProcessCluster):
         self.durable = v.boolean("durable", durable)
         self.registry = registry_for("quorum")
         self.ports: dict[str, int] = {}
-        self._held: dict[str, socket.socket] = {}
+        self._keepers: dict[str, socket.socket] = {}
         self._peer_addr: dict[tuple[str, str], tuple[str, int]] = {}
         self._client_addr: dict[str, tuple[str, int]] = {}
         self._clients: dict[str, Any] = {}

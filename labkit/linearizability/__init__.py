@@ -22,8 +22,9 @@ False
   linearization points and the verdict in words;
 * :mod:`~labkit.linearizability.shrink`: :func:`minimal_violation`, the few
   operations that conflict;
-* :mod:`~labkit.linearizability.stale`: :func:`stale_read`, a read that missed
-  a write completed before it began, and the few operations around it;
+* :mod:`~labkit.linearizability.stale`: :func:`stale_read`, the common
+  violations found with no search (a stale, non-monotonic or future read),
+  and the few operations around one;
 * :mod:`~labkit.linearizability.adapters`: histories of labkit's replicated
   register and Raft store as operations;
 * :mod:`~labkit.linearizability.generate`: random histories of a correct
@@ -38,10 +39,11 @@ from labkit.linearizability.models import KVModel, Model, RegisterModel
 from labkit.linearizability.reference import is_linearizable
 from labkit.linearizability.result import CheckResult, PartitionResult, Verdict, explain, linearization_points
 from labkit.linearizability.shrink import minimal_violation
-from labkit.linearizability.stale import StaleRead, stale_read, stale_read_window
+from labkit.linearizability.stale import Anomaly, StaleRead, stale_read, stale_read_window
 
 __all__ = [
     "UNKNOWN",
+    "Anomaly",
     "CheckResult",
     "History",
     "KVModel",

@@ -4,7 +4,7 @@ The picture follows Herlihy & Wing (1990), Figure 1: time runs left to right, an
 interval from call to return, and a linearization is one point per interval. :func:`history_figure`
 draws a history and, for a failing one, the longest partial linearization, the operation that could
 not be placed and the smallest set of operations that conflict; :func:`stale_read_figure` draws only
-a stale read, the write it missed and their neighbours. :class:`RealTimeWidget` slides two
+a stale (or non-monotonic, or future) read, its evidence and their neighbours. :class:`RealTimeWidget` slides two
 reads around a write; :class:`StoreCheckWidget` checks the history of one of labkit's stores.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 from labkit import validation as valid
 from labkit.linearizability import (
     UNKNOWN,
+    Anomaly,
     CheckResult,
     KVModel,
     Operation,
@@ -258,42 +259,75 @@ def history_figure(
     return draw_history(pic, title=title or f"{len(pic.shown)} operations: {pic.verdict}", figure=figure)
 
 
-def stale_read_figure(result: CheckResult, *, around: int = 2, title: str | None = None) -> Any:
-    """Draw the stale read of a failing ``result`` (see :func:`~labkit.linearizability.stale_read`).
+# What the read's nearest evidence is called in the legend, per kind of violation.
+_STALE_NAMES = {
+    Anomaly.STALE_READ: "write it missed",
+    Anomaly.NON_MONOTONIC_READ: "earlier read",
+    Anomaly.FUTURE_READ: "write of its value",
+}
+# Where the title's sentence (StaleRead.describe) starts a new line.
+_TITLE_BREAKS = (
+    (" although ", "<br>although "),
+    (" (it missed", "<br>(it missed"),
+    (": the value went backwards", "<br>the value went backwards"),
+    (", a value no operation wrote", "<br>a value no operation wrote"),
+)
 
-    Only the read, the write it missed and ``around`` operations before and
-    after each on their own clients are drawn, one row per client involved;
-    the title says what is wrong. A failing history of hundreds of operations
-    becomes a handful: the picture shows the evidence, not the whole run.
-    Raises ValueError if the failing part holds no stale read (draw it with
-    :func:`history_figure`).
+
+def stale_read_figure(result: CheckResult, *, around: int = 2, title: str | None = None) -> Any:
+    """Draw the stale, non-monotonic or future read of a failing ``result`` (see
+    :func:`~labkit.linearizability.stale_read`).
+
+    Only the read, its nearest evidence (the write it missed, the earlier read
+    it goes back from, or the later write of its value) and ``around``
+    operations before and after each on their own clients are drawn, one row
+    per client involved; dotted lines mark the two moments that make it a
+    violation, and the title says what is wrong. A failing history of hundreds
+    of operations becomes a handful: the picture shows the evidence, not the
+    whole run. Raises ValueError if the failing part holds none of the three
+    (draw it with :func:`history_figure`).
     """
     valid.instance("result", result, CheckResult)
     check_title(title)
     stale = stale_read(result)
     if stale is None:
-        raise ValueError("result's failing part holds no stale read: draw it with history_figure(result)")
+        raise ValueError(
+            "result's failing part holds no stale, non-monotonic or future read (a violation that only a "
+            "search explains): draw it with history_figure(result)"
+        )
     ops = result.history
-    r, w = ops[stale.read], ops[stale.latest]
+    r, e = ops[stale.read], None if stale.nearest is None else ops[stale.nearest]
     shown = list(stale_read_window(result, stale, around=around))
-    clients = list(dict.fromkeys(ops[i].client for i in (stale.read, stale.latest)))
-    missed = set(stale.missed)
-    kind = {i: _bar_kind(ops[i], i == stale.read, i in missed) for i in shown}
+    clients = list(dict.fromkeys(ops[i].client for i in (stale.read, stale.nearest) if i is not None))
+    evidence = set(stale.evidence)
+    kind = {i: _bar_kind(ops[i], i == stale.read, i in evidence) for i in shown}
     # The view spans the operations with known outcomes; unknown ones run off its edges.
-    known = [ops[i] for i in shown if ops[i].output is not UNKNOWN]
-    lo, hi = min(o.call for o in known), max(o.ret for o in known)
+    known = [ops[i] for i in shown if ops[i].output is not UNKNOWN] + ([e] if e is not None else [])
+    lo, hi = min(o.call for o in known), max(o.ret if not o.pending else o.call for o in known)
     span = hi - lo or 1.0
     x_range = [lo - 0.05 * span, hi + 0.05 * span]
-    names = {"could not be placed": "stale read", "conflicting operation": "write it missed"}
+    bad, why = stale.name, _STALE_NAMES[stale.kind]
+    names = {"could not be placed": bad, "conflicting operation": why}
     # Only the evidence is labelled (every bar's hover has its operation).
     pic = HistoryPicture(ops, shown, clients, kind, [], {}, "NOT linearizable", False, x_range, hi + 0.1 * span,
-                         {stale.read, stale.latest}, names, min_width=0.01)  # fmt: skip
-    text = stale.describe(ops).replace(" although ", "<br>although ").replace(" (it missed", "<br>(it missed")
-    fig = draw_history(pic, title=title or text)
-    for x, note, pos in ((w.ret, f"{w.input[0]} returned", "top left"), (r.call, "read called", "top right")):
+                         {i for i in (stale.read, stale.nearest) if i is not None}, names, min_width=0.01)  # fmt: skip
+    text = stale.describe(ops)
+    for cut, line in _TITLE_BREAKS:
+        text = text.replace(cut, line, 1)
+    fig = draw_history(pic, title=title or f"<b>{stale.name.capitalize()}</b>: {text}")
+    if e is None:
+        marks = []
+    elif stale.kind is Anomaly.FUTURE_READ:
+        marks = [(r.ret, "read returned", "top left"), (e.call, f"{e.input[0]} called", "top right")]
+    else:
+        first = (
+            "earlier read returned" if stale.kind is Anomaly.NON_MONOTONIC_READ else f"{e.input[0]} returned"
+        )
+        marks = [(e.ret, first, "top left"), (r.call, "read called", "top right")]
+    for x, note, pos in marks:
         fig.add_vline(x=x, line={"color": MUTED_COLOR, "width": 1, "dash": "dot"}, annotation_text=note,
                       annotation_position=pos, annotation_font_size=11)  # fmt: skip
-    fig.update_layout(height=220 + 60 * len(clients), margin={"t": 130})
+    fig.update_layout(height=220 + 60 * len(clients), margin={"t": 150})
     return fig
 
 

@@ -196,6 +196,33 @@ OPPOSITE_ORDERS = (
 )
 
 
+@pytest.mark.parametrize(
+    "model, h",
+    [
+        (KVModel(), [
+            Operation("w", 0, 1, ("append", "k", "a;"), None),
+            Operation("w2", 0.2, 1.2, ("append", "k", "c;"), None),
+            Operation("p", 2, 3, ("put", "k", "b;"), None),
+            Operation("r", 4, 5, ("get", "k"), "b;"),  # fine: the put took a; and c; out
+            Operation("f", -2, -1, ("get", "k"), "x;"),  # the real violation
+            Operation("x", 8, 9, ("append", "k", "x;"), None),
+        ]),
+        (RegisterModel(), [
+            Operation("a", 0, 1, (W, 1), None),
+            Operation("b", 2, 3, (W, 3), None),
+            Operation("c", 4, 5, ("cas", 3, 2), True),
+            Operation("r", 6, 7, (R,), 2),  # fine: the cas wrote 2
+            Operation("f", -2, -1, (R,), 9),  # the real violation
+            Operation("g", 12, 13, (W, 9), None),
+        ]),
+    ],
+    ids=["a put erases appends", "a cas writes the value"],
+)  # fmt: skip
+def test_a_correct_read_is_not_blamed_when_a_put_or_cas_explains_it(model, h):
+    """The first version of the stale rule knew only write/put values: it reported read #3 of both."""
+    assert stale_read(check(h, model)) == StaleRead(4, (5,), Anomaly.FUTURE_READ)
+
+
 def test_concurrent_writes_seen_in_opposite_orders_need_a_search_and_have_none():
     """Each pair of operations is fine on its own; only the search sees that no one order fits both clients."""
     model, h, _ = OPPOSITE_ORDERS

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["check", "check_true", "check_close", "check_failed", "verdict", "ExerciseFailed"]
+__all__ = ["check", "check_true", "check_close", "check_failed", "outcome", "verdict", "ExerciseFailed"]
 
 
 class ExerciseFailed(AssertionError):
@@ -95,6 +95,36 @@ def check_true(condition: Any, what: str, hint: str | None = None, found: Any = 
 def check_failed(what: str, detail: str, hint: str | None = None) -> None:
     """A check that failed, with the caller's own words for what went wrong (``detail``)."""
     _failed(what, detail, hint)
+
+
+@dataclass(frozen=True, slots=True)
+class Raised:
+    """What :func:`outcome` returns when the learner's function raised: it compares unequal to any answer."""
+
+    error: BaseException
+
+    def __repr__(self) -> str:
+        return f"an error: {type(self.error).__name__}: {self.error}"
+
+
+def outcome(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, or, if it raises, a :class:`Raised` that a check shows as the error.
+
+    A test cell wraps the call where a classic slip raises (an index one past the end), so the learner
+    gets the failed check and its hint, not a traceback. ``NotImplementedError`` (an answer not written
+    yet) still propagates, as one short line.
+
+    >>> check(outcome(lambda xs: xs[3], [1, 2]), 2, "the last element")
+    ✗ the last element
+      expected 2, got an error: IndexError: list index out of range
+    >>> _tally.clear()
+    """
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise
+    except Exception as error:  # noqa: BLE001 - shown to the learner as the check's outcome
+        return Raised(error)
 
 
 def check_close(

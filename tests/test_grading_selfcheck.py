@@ -138,3 +138,33 @@ def test_in_a_kernel_an_answer_not_written_yet_is_one_line_naming_it_however_dee
         "NotImplementedError: not written yet in Server.on_message (line 5 of the cell that defines it)"
     )
     assert nb.cells[2].outputs[0].text == "still running\n"
+
+
+def test_an_answer_that_raises_fails_its_check_with_the_hint_and_no_traceback(capsys):
+    from labkit.grading import outcome
+
+    def ring_lookup(points, owners, h):  # the classic slip: no wrap-around past the last point
+        from bisect import bisect_left
+
+        return owners[bisect_left(points, h)]
+
+    check(outcome(ring_lookup, [10, 50], ["a", "b"], 30), "b", "inside the ring")
+    check(outcome(ring_lookup, [10, 50], ["a", "b"], 95), "a", "past the end", hint="wrap around")
+    assert capsys.readouterr().out.splitlines() == [
+        "✓ inside the ring",
+        "✗ past the end",
+        "  expected 'a', got an error: IndexError: list index out of range",
+        "  Hint: wrap around",
+    ]
+    with pytest.raises(ExerciseFailed, match="1 of 2 checks failed"):
+        verdict()
+
+
+def test_an_answer_not_written_yet_still_raises_through_outcome():
+    from labkit.grading import outcome
+
+    def stub(n):
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError):
+        outcome(stub, 3)

@@ -234,6 +234,20 @@ WRONG = [
     ),
     Wrong(
         "08",
+        "nb08-conflict-hint",
+        "nb08-conflict-hint-check",
+        "    if prev_log_index == 0 or follower_terms[prev_log_index - 1] == prev_log_term:\n"
+        "        return None\n"
+        "    t = follower_terms[prev_log_index - 1]\n"
+        "    i = prev_log_index\n"
+        "    while i > 1 and follower_terms[i - 2] == t:\n"
+        "        i -= 1\n"
+        "    return (i, t)\n",
+        "a log too short to hold prev_log_index (an IndexError that was a traceback, not a check with its hint)",
+        says="check the length first",
+    ),
+    Wrong(
+        "08",
         "nb08-sessions",
         "nb08-sessions-check",
         "    data, last = {}, {}\n"

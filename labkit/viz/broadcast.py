@@ -310,7 +310,7 @@ class BroadcastWidget(Widget):
     def _build_ui(self) -> Any:
         self.fig, _plot = self._plot_area()
         self.protocol_picker = toggles([(p.value, p) for p in Protocol], self.protocol, description="broadcast",
-                                       button_width="150px")  # fmt: skip
+                                       button_width="auto")  # fmt: skip
         self.seed_slider = slider("network seed", self.seed, *self.SEEDS, integer=True, label_width="100px")
         self._on_change(self.protocol_picker, self.set_protocol)
         self._on_change(self.seed_slider, self.set_seed)

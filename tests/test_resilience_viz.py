@@ -134,3 +134,16 @@ def test_controls_that_only_shape_retries_are_greyed_out_without_retries():
     w.set_policy("retries", True)
     assert not w._controls["backoff"].disabled and not w._controls["budget"].disabled
     assert not w._controls["jitter"].disabled  # backoff is on by default
+
+
+def test_the_widget_title_names_the_retry_policy_in_words() -> None:
+    # It read "retries (none jitter)" with backoff and no jitter.
+    w = ResilienceWidget(seed=0)
+    w.set_policy("retries", True)
+    w.set_policy("backoff", True)
+    w.set_jitter("none")
+    assert "retries (backoff, no jitter)" in w.figure().layout.title.text
+    w.set_jitter("full")
+    assert "retries (backoff, full jitter)" in w.figure().layout.title.text
+    w.set_policy("backoff", False)
+    assert "retries (no backoff)" in w.figure().layout.title.text

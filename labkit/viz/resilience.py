@@ -432,7 +432,8 @@ class ResilienceWidget(Widget):
 
     def _title(self) -> str:
         s = self.settings
-        retries = f"retries ({s.jitter.value} jitter)" if s.backoff else "retries (no backoff)"
+        jitter = "no jitter" if s.jitter is Jitter.NONE else f"{s.jitter.value} jitter"
+        retries = f"retries (backoff, {jitter})" if s.backoff else "retries (no backoff)"
         on = [retries if k == "retries" else k for k in _POLICY_FLAGS if getattr(s, k) and k != "backoff"]
         return f"C {s.fault.value}, {s.rate:g} req/s; policies: {', '.join(on) or 'none'}"
 

@@ -134,6 +134,15 @@ CASES = {
         ],
         StaleRead(3, (2,), Anomaly.NON_MONOTONIC_READ),
     ),
+    "register read goes back to the initial value": (
+        RegisterModel(),
+        [
+            Operation("w", 0, 10, (W, 1), None),  # still running: nobody missed it yet
+            Operation("r1", 1, 2, (R,), 1),
+            Operation("r2", 3, 4, (R,), None),  # nothing can write None again
+        ],
+        StaleRead(2, (1,), Anomaly.NON_MONOTONIC_READ),
+    ),
     "register read of a value written only later": (
         RegisterModel(),
         [Operation("a", 0, 1, (R,), 7), Operation("b", 2, 3, (W, 7), None)],
@@ -160,6 +169,11 @@ def test_each_class_is_found_on_a_small_history(name):
     assert stale_read(result) == expected
     text = expected.describe(h)
     assert text.startswith(f"{h[expected.read].client}'s read at t=")
+    if expected.kind is Anomaly.NON_MONOTONIC_READ:
+        ending = {"append": "went backwards", "initial": "went back to the initial one"}
+        assert text.endswith(
+            next((v for k, v in ending.items() if k in name), "write returned at t=1.000 s)")
+        )
     if expected.nearest is not None:
         assert f"by {h[expected.nearest].client}" in text or f"{h[expected.nearest].client}'s read" in text
 

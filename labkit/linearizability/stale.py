@@ -101,7 +101,10 @@ class StaleRead:
         by c2 completed at t=2.431 s, before it began``."""
         r = ops[self.read]
         if self.nearest is None:
-            return f"{_who(r.client)}'s read at t={r.call:.3f} s returned {_brief(r.output, limit)}, a value no operation wrote"
+            return (
+                f"{_who(r.client)}'s read at t={r.call:.3f} s returned {_brief(r.output, limit)}, "
+                "but no operation wrote it and it is not the initial value"
+            )
         e, first = ops[self.nearest], ops[self.evidence[0]]
         many = len(self.evidence) > 1
         if self.kind is Anomaly.FUTURE_READ:
@@ -114,11 +117,11 @@ class StaleRead:
             )
         d = _digits(e.ret, r.call)
         if self.kind is Anomaly.NON_MONOTONIC_READ:
-            more = f" (so did {len(self.evidence) - 1} more reads)" if many else ""
+            more = f" ({len(self.evidence) - 1} more reads before it rule its value out too)" if many else ""
             return (
                 f"{_who(r.client)}'s read at t={r.call:.{d}f} s returned {_brief(r.output, limit)} although "
                 f"{_who(e.client)}'s read had returned {_brief(e.output, limit)} at t={e.ret:.{d}f} s, before it "
-                f"began{more}: the value went backwards"
+                f"began{more}: {_why_backwards(ops, self.read, self.nearest)}"
             )
         more = (
             f" (it missed {len(self.evidence)} such writes, the first completed at t={first.ret:.{d}f} s)"
@@ -130,6 +133,29 @@ class StaleRead:
             f"{e.input[0]} {_brief(e.input[-1], limit)} by {_who(e.client)} completed at t={e.ret:.{d}f} s, "
             f"before it began{more}"
         )
+
+
+def _why_backwards(ops: Sequence[Operation], read: int, earlier: int) -> str:
+    """Why ``read`` cannot follow ``earlier``, in words (the rule of :func:`_goes_back` that applies)."""
+    x1, x2, t = ops[earlier].output, ops[read].output, ops[earlier].call
+    same = [op for op in ops if _key(op) == _key(ops[read])]
+    mutators = [
+        op
+        for op in same
+        if op.input[0] in (*_SETS, "append") or (op.input[0] == "cas" and op.output is not False)
+    ]
+    grows = all(op.latest_effect < t for op in mutators if op.input[0] != "append")  # only appends after t
+    if grows and isinstance(x1, str) and isinstance(x2, str) and not x2.startswith(x1):
+        return (
+            "the value went backwards"
+            if x1.startswith(x2)
+            else "the later value does not extend the earlier one"
+        )
+    writes = [op for op in mutators if _can_leave(op, x2)]
+    if not writes:
+        return "the value went back to the initial one"
+    last = max(writes, key=lambda op: op.latest_effect)
+    return f"the value went back to one overwritten by then (its last write returned at t={last.ret:.3f} s)"
 
 
 def _who(client: object) -> str:

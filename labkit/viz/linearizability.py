@@ -269,8 +269,9 @@ _STALE_NAMES = {
 _TITLE_BREAKS = (
     (" although ", "<br>although "),
     (" (it missed", "<br>(it missed"),
-    (": the value went backwards", "<br>the value went backwards"),
-    (", a value no operation wrote", "<br>a value no operation wrote"),
+    (": the value went back", "<br>the value went back"),
+    (": the later value", "<br>the later value"),
+    (", but no operation wrote", "<br>but no operation wrote"),
 )
 
 

@@ -39,6 +39,7 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from labkit import validation as valid
 from labkit.explore.freeze import digest, freeze, rename
 from labkit.explore.model import Act, Action, Bounds, Model
 from labkit.sim import Context, Node
@@ -85,9 +86,7 @@ class Space:
     """The states of ``model`` reachable within ``bounds``, built on demand."""
 
     def __init__(self, model: Model, bounds: Bounds | None = None) -> None:
-        if not isinstance(model, Model):
-            raise TypeError(f"model must be a labkit.explore.Model, got {type(model).__name__}")
-        self.model = model
+        self.model = valid.instance("model", model, Model)
         self.bounds = model.check_bounds(Bounds() if bounds is None else bounds)
         self.ids = model.ids
         self.index = {nid: i for i, nid in enumerate(self.ids)}
@@ -357,8 +356,7 @@ class Space:
         """
         from labkit.sim import Simulator
 
-        if not isinstance(sim, Simulator):
-            raise TypeError(f"sim must be a labkit.sim.Simulator, got {type(sim).__name__}")
+        valid.instance("sim", sim, Simulator)
         missing = [n for n in self.ids if n not in sim.nodes]
         if missing:
             raise ValueError(f"the run has no node {missing[0]!r}; its nodes are {list(sim.nodes)}")
@@ -390,8 +388,7 @@ class Space:
         """The state reached from the start by ``actions`` (taken whatever the bounds say)."""
         s = self.initial()
         for i, a in enumerate(actions):
-            if not isinstance(a, Action):
-                raise TypeError(f"actions[{i}] must be an Action, got {a!r}")
+            valid.instance(f"actions[{i}]", a, Action)
             s = self.step(s, self.find_step(s, a))[0]
         return s
 

@@ -230,8 +230,7 @@ class RaftCluster:
 
     def client(self, name: str) -> ClientHandle:
         """The key-value client called ``name`` (created on first use)."""
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty str, got {name!r}")
+        valid.string("name", name)
         if name in self.ids:
             raise ValueError(f"name {name!r} is a server's id; pick another client name")
         if name not in self._clients:

@@ -80,10 +80,7 @@ def election_safety(leaders: Iterable[tuple[str, int]]) -> list[str]:
 
 def _entries(log: RaftLog | Sequence[LogEntry], name: str = "log") -> tuple[int, list[LogEntry]]:
     """``(index of the first entry, entries)``: a compacted :class:`RaftLog` starts after its snapshot."""
-    if not isinstance(log, (RaftLog, list, tuple)):
-        raise valid.ArgumentTypeError(
-            f"{name} must be a RaftLog or a list of LogEntry, got {valid.shown(log)}"
-        )
+    valid.instance(name, log, (RaftLog, list, tuple))
     start = log.first_index if isinstance(log, RaftLog) else 1
     for i, e in enumerate(log, start):
         valid.instance(f"{name}[{i}]", e, LogEntry)

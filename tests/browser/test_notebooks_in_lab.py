@@ -8,8 +8,9 @@ error or anything on stderr (warnings too) except the exercise cells, whose
 only error is the short one of an unanswered exercise, every plotly figure
 rendered with data, and every widget view rendered. Then drive its widgets
 as described in ``interactions.py`` and check that a figure changed and no
-error appeared. Every figure must also be readable (``figure_checks.py``), after Run All
-and after each widget step.
+error appeared. Every figure must also be readable (``figure_checks.py``), and every widget
+button, label and readout show its whole text (``widget_checks.py``), after Run All and after
+each widget step.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from tests.browser.figure_checks import figure_problems
 from tests.browser.interactions import INTERACTIONS
 from tests.browser.lab import NOTEBOOKS
+from tests.browser.widget_checks import cut_controls
 
 NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 TIMEOUT_MS = 60_000
@@ -169,7 +171,7 @@ def test_student_notebook_runs_all_in_jupyterlab(lab, page, nb: Path):
         figures = page.evaluate(FIGURES_JS)
         empty = [i for i, f in enumerate(figures) if not (f["traces"] and f["rendered"])]
         assert not empty, f"plotly figures {empty} rendered without data"
-        unreadable = figure_problems(page)
+        unreadable = figure_problems(page) + cut_controls(page)
         assert not unreadable, "\n".join(unreadable)
         widget_figures = [f for f in figures if f["inWidget"]]
         steps = INTERACTIONS[nb.stem]
@@ -203,7 +205,7 @@ def test_student_notebook_runs_all_in_jupyterlab(lab, page, nb: Path):
                 timeout=TIMEOUT_MS,
                 polling=100,
             )
-            problems = _problems(page, exercises) + figure_problems(page)
+            problems = _problems(page, exercises) + figure_problems(page) + cut_controls(page)
             assert not problems, f"after {step}:\n" + "\n".join(problems)
     except Exception as exc:
         if current_step is not None:

@@ -342,9 +342,9 @@ class ClockSkewWidget(Widget):
         self.offset_sliders: dict[str, Any] = {}
         self.drift_sliders: dict[str, Any] = {}
         for n in self.nodes:
-            off = slider(f"{n} skew ms", self.settings.offsets_ms[n], *self.OFFSET_RANGE_MS, 10,
+            off = slider(f"{n} skew ms", self.settings.offsets_ms[n], *self.OFFSET_RANGE_MS, 10, fmt="+.0f",
                          tip=f"how far {n}'s clock was from true time at the last sync (ms, + = ahead)")  # fmt: skip
-            dr = slider(f"{n} drift ppm", self.settings.drifts_ppm[n], *self.DRIFT_RANGE_PPM, 100,
+            dr = slider(f"{n} drift ppm", self.settings.drifts_ppm[n], *self.DRIFT_RANGE_PPM, 100, fmt="+.0f",
                         tip=f"how fast {n}'s clock runs away (parts per million; {self.sync_age:g} s since the sync)")  # fmt: skip
             self._on_change(off, lambda ms, n=n: self.set_offset(n, ms))
             self._on_change(dr, lambda ppm, n=n: self.set_drift(n, ppm))

@@ -309,11 +309,25 @@ def test_report_check_of_one_scenario_checks_that_one_only(capsys):
         report.check("unknown")
 
 
+def test_no_lab_names_a_scenario_like_one_of_its_parts():
+    # A name that is both would select the whole part: a test cell for that one scenario would grade them all.
+    from labkit.labs.quorum import quorum_lab
+    from labkit.labs.raft import raft_lab
+    from labkit.labs.saga import saga_lab
+
+    for lab in (raft_lab, quorum_lab, saga_lab, LAB):
+        assert not {s.name for s in lab.scenarios} & set(lab.parts), lab.name
+        for s in lab.scenarios:
+            assert lab.select(s.name) == [s]
+
+
 # -- grading -----------------------------------------------------------------------
 def test_grade_passes_a_correct_server_on_other_seeds(capsys):
     mine = type("Mine", (Tally,), {})
     report = grade(LAB, "basics", mine, seeds=range(50, 52))
-    assert report.passed and "graded run of basics" in capsys.readouterr().out
+    assert report.passed and "graded run of basics: 2 scenarios passed" in capsys.readouterr().out
+    grade(LAB, "steady", mine, seeds=range(50, 52))
+    assert "graded run of steady: 1 scenario passed" in capsys.readouterr().out
 
 
 def test_grade_refuses_the_reference_with_a_reason():

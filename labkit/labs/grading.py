@@ -62,7 +62,9 @@ def grade(
         for text in failures:
             print(f"✗ {text}")
         raise LabFailed(failures, len(report.results))
+    n = len(report.results)
     print(
-        f"✓ graded run of {report.what}: {len(report.results)} scenarios passed on seeds the self-check does not use"
+        f"✓ graded run of {report.what}: {n} scenario{'s' if n != 1 else ''} passed on seeds the self-check does "
+        "not use"
     )
     return report

@@ -9,7 +9,7 @@ Part **election** (§5.2): ``initial election``, ``re-election``, ``many electio
 Part **replication** (§5.3, §5.4): ``basic agreement``, ``agreement with failures``,
 ``no agreement without a majority``, ``concurrent submits``, ``rejoin``, ``backup``,
 ``random faults``.
-Part **persistence** (Figure 2's persistent state, §5.4.2): ``persistence``,
+Part **persistence** (Figure 2's persistent state, §5.4.2): ``crash and restart``,
 ``crash while voting``, ``Figure 8``, ``unreliable network``, ``churn``.
 
 The names and much of the plan follow the usual Raft lab tests (the MIT
@@ -661,7 +661,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("random faults", "replication", random_replication, random_replication_faults, seeds=20,
              options={"clients": 3},
              about="random cuts, partitions and loss under client load: linearizable (§5, §8)"),
-    Scenario("persistence", "persistence", persistence, persistence_faults, seeds=10, options={"n": 3},
+    Scenario("crash and restart", "persistence", persistence, persistence_faults, seeds=10, options={"n": 3},
              about="committed commands survive crashes of every server (Figure 2)"),
     Scenario("crash while voting", "persistence", crash_voting, crash_voting_faults, seeds=3,
              options={"n": 3}, about="a vote survives a crash: one leader per term (Figure 2, §5.2)"),

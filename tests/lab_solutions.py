@@ -43,6 +43,18 @@ BUGS: dict[str, list[tuple[str, str, str]]] = {
             "if self.role is Role.CANDIDATE and m.vote_granted:",
         )
     ],
+    "counting a duplicated vote twice": [
+        (
+            "nb09-start-election",
+            "    self.votes = {self.node_id}\n",
+            "    self.votes = {self.node_id}\n    self.granted = 1\n",
+        ),
+        (
+            "nb09-vote-reply",
+            "        self.votes.add(src)\n        if len(self.votes) >= self.majority:",
+            "        self.granted += 1  # a duplicated reply counts again\n        if self.granted >= self.majority:",
+        ),
+    ],
     "committing an earlier term's entry by counting replicas": [
         ("nb09-commit", " and self.log.term(n) == self.current_term", ""),
     ],

@@ -73,6 +73,38 @@ def _where_committed(detail: str, first_commit: dict[int, tuple[str, float]]) ->
     return f"{detail}; {server} committed it first, at t = {when:.3f} s", earlier
 
 
+def _votes_note(detail: str, world: World) -> str:
+    """``detail`` of a leader that lacks a committed entry, plus who voted for it when that is short of a majority.
+
+    While no server has a term above the leader's, the votes of that term are exactly the servers of that
+    term (live, or on disk while crashed) whose ``voted_for`` names the leader. Fewer than a majority means
+    the leader counted some vote twice (a duplicated reply) or one it never got: no up-to-date check is
+    to blame then, and the hint would send the learner the wrong way.
+    """
+    found = re.match(r"(\S+) leads term (\d+) but lacks", detail)
+    if not found:
+        return detail
+    leader, term = found.group(1), int(found.group(2))
+    voters = []
+    for s in world.ids:
+        node = world.live(s)
+        if node is not None:
+            state = (node.current_term, node.voted_for)
+        else:
+            disk = world.sim.storage(s)
+            state = (disk.get("current_term", 0), disk.get("voted_for"))
+        if state[0] > term:
+            return detail  # a vote of this term may be forgotten: nothing certain to say
+        if state == (term, leader):
+            voters.append(s)
+    if len(voters) >= world.majority:
+        return detail
+    return (
+        f"{detail}; only {', '.join(voters) or 'nobody'} voted for {leader} in term {term}, and a majority is "
+        f"{world.majority}: did handle_request_vote_reply count a vote twice (a duplicated reply)?"
+    )
+
+
 class RaftLab(Lab):
     """Raft in three parts (election, log replication, persistence), as the extended paper presents it."""
 
@@ -120,6 +152,7 @@ class RaftLab(Lab):
                 text = str(exc)
                 prop = next(p for prefix, p in MONITOR_PREFIXES.items() if text.startswith(prefix))
                 detail, earlier = _where_committed(text.split(": ", 1)[1], first_commit)
+                detail = _votes_note(detail, world)
                 raise Violation(prop, detail, node=node_id, earlier=earlier) from None
             # Commit needs a majority (§5.3): checked when a server's commit index grows.
             commit = min(node.commit_index, node.log.last_index)

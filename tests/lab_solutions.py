@@ -66,6 +66,13 @@ BUGS: dict[str, list[tuple[str, str, str]]] = {
             "",
         )
     ],
+    "cutting the log after prev_log_index whatever it holds": [
+        (
+            "nb09-accept-entries",
+            "        if index <= self.log.last_index and self.log.term(index) != entry.term:\n",
+            "        if index <= self.log.last_index:  # no conflict needed: a late message cuts too\n",
+        )
+    ],
     "resetting the election timer on every message": [
         (
             "nb09-append-entries",

@@ -8,7 +8,7 @@ one of them leads within 2 s"), so a shrunk schedule is still a fair test.
 Part **election** (§5.2): ``initial election``, ``re-election``, ``many elections``, ``late vote replies``.
 Part **replication** (§5.3, §5.4): ``basic agreement``, ``agreement with failures``,
 ``no agreement without a majority``, ``concurrent submits``, ``rejoin``, ``backup``,
-``random faults``.
+``late AppendEntries``, ``random faults``.
 Part **persistence** (Figure 2's persistent state, §5.4.2): ``crash and restart``,
 ``crash while voting``, ``Figure 8``, ``unreliable network``, ``churn``.
 
@@ -470,6 +470,37 @@ def backup(trial: Trial) -> None:
     agree(trial, "end")
 
 
+def late_append_faults(rng: random.Random) -> list[Fault]:
+    return [
+        Fault(0.1, "campaign", "n1"),  # n1 leads; n1 and n2 are the majority while n3 is cut off
+        Fault(0.2, "disconnect", "n3"),
+        Fault(0.3, "slow", ("n1", "n2", 0.2)),  # what n1 sends n2 now arrives 200 ms late: x1 alone ...
+        Fault(0.305, "submit", ("n1", "x1")),
+        Fault(0.36, "slow", ("n1", "n2", 0.002)),  # ... what it sends from now on, in 2 ms:
+        Fault(0.365, "submit", ("n1", "x2")),  # x1, x2, x3 reach n2 and commit before the late x1 alone
+        Fault(0.365, "submit", ("n1", "x3")),
+        Fault(0.48, "slow", ("n1", "n2", 5.0)),  # nothing n1 sends now reaches n2 in time to repair it
+        Fault(0.6, "connect", "n3"),  # n3 is back and n1 is gone (cut off, not crashed: persistence is
+        Fault(0.6, "disconnect", "n1"),  # part 3): n2 and n3 must elect a leader that holds x1, x2, x3
+    ]
+
+
+def late_append(trial: Trial) -> None:
+    """A late AppendEntries carrying fewer entries must not cut committed entries off a follower's log.
+
+    Figure 2, AppendEntries step 3 deletes entries only where one *conflicts* with a new one; a follower
+    that cuts its log after ``prev_log_index`` whatever it holds loses x2 and x3 when the late message
+    with x1 alone arrives, then leads without them once n1 is gone (Leader Completeness).
+    """
+    trial.run_until(0.6)
+    trial.act("slow", ("n1", "n2", 0.002))  # n1 is cut off: its link to n2 back to normal for the rest
+    settle(trial)
+    agree(trial, "y")
+    recover(trial)
+    settle(trial)
+    agree(trial, "z")
+
+
 def random_replication_faults(rng: random.Random) -> list[Fault]:
     ids = [f"n{i}" for i in range(1, 6)]
     out, t = [], 0.5
@@ -658,6 +689,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              about="a cut-off leader's uncommitted entries are overwritten when it rejoins (§5.3)"),
     Scenario("backup", "replication", backup, backup_faults, seeds=5,
              about="a leader repairs a follower whose log diverged by many entries (§5.3)"),
+    Scenario("late AppendEntries", "replication", late_append, late_append_faults, seeds=5, options={"n": 3},
+             about="a late AppendEntries with fewer entries cuts nothing off a follower's log (Figure 2)"),
     Scenario("random faults", "replication", random_replication, random_replication_faults, seeds=20,
              options={"clients": 3},
              about="random cuts, partitions and loss under client load: linearizable (§5, §8)"),

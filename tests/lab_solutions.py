@@ -73,6 +73,13 @@ BUGS: dict[str, list[tuple[str, str, str]]] = {
             "        if index <= self.log.last_index:  # no conflict needed: a late message cuts too\n",
         )
     ],
+    "not saving the entries a follower accepts": [
+        (
+            "nb09-accept-entries",
+            "            self.log.append([entry])\n            self.save_log(ctx, index)\n",
+            "            self.log.append([entry])\n",
+        ),
+    ],
     "resetting the election timer on every message": [
         (
             "nb09-append-entries",

@@ -54,6 +54,7 @@ EXPECTED = {
         LINEARIZABLE,
     },
     "cutting the log after prev_log_index whatever it holds": {LEADER_COMPLETENESS, MAJORITY_COMMIT},
+    "not saving the entries a follower accepts": {LEADER_COMPLETENESS, NODE_ERROR},
     "resetting the election timer on every message": {LEADER_ELECTED},
     "applying before committing": {APPLY_COMMITTED},
     "a leader that never steps down on a higher term": {LEADER_ELECTED, PROGRESS},
@@ -104,6 +105,16 @@ def test_a_late_append_entries_that_cuts_committed_entries_is_caught_on_every_se
         )
     for seed in range(5):
         assert raft_lab.trial("late AppendEntries", SOLUTION, seed)[1].violation is None
+
+
+def test_restore_reading_an_entry_never_saved_is_told_which_save_was_forgotten():
+    # The length was saved by a later rule, the entry never: a bare KeyError sent the learner to restore.
+    node = lab_solutions.planted("not saving the entries a follower accepts")
+    report = raft_lab.run("churn", node, seeds=3, progress=False, quiet=True, shrink=False)
+    detail = report.failure().violation.detail
+    assert re.search(r"NeverSaved: storage has no \('log', \d+\) although log_length is \d+: entry \d+ was "
+                     r"never saved \(every rule that changes the log, accept_entries and append_new_entry, must "
+                     r"call save_log", detail), detail  # fmt: skip
 
 
 def test_figure8_scenario_replays_the_papers_figure():

@@ -37,7 +37,7 @@ the tests after the first rule and see exactly what is missing.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from labkit.raft.log import RaftLog
@@ -93,6 +93,44 @@ def _not_written(name: str) -> Callable[..., Any]:
     rule.__name__ = rule.__qualname__ = name
     rule.__doc__ = f"Figure 2, {RULES[name][1]}: not written yet."
     return rule
+
+
+class NeverSaved(KeyError):
+    """A key ``restore`` read that no rule ever saved; says which rule should have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class _Disk(Mapping[Hashable, Any]):
+    """The read-only storage ``restore`` gets: a missing log entry says which save was forgotten.
+
+    A plain ``KeyError: ('log', 1)`` points at ``restore``; the rule to fix is the one that changed
+    the log without :meth:`RaftServer.save_log` (the length was saved later, by another rule).
+    """
+
+    __slots__ = ("_storage",)
+
+    def __init__(self, storage: Mapping[Hashable, Any]) -> None:
+        self._storage = storage
+
+    def __getitem__(self, key: Hashable) -> Any:
+        try:
+            return self._storage[key]
+        except KeyError:
+            if isinstance(key, tuple) and len(key) == 2 and key[0] == "log":
+                raise NeverSaved(
+                    f"storage has no {key!r} although log_length is {self._storage.get('log_length', 0)}: "
+                    f"entry {key[1]} was never saved (every rule that changes the log, accept_entries and "
+                    "append_new_entry, must call save_log from the first index it changed)"
+                ) from None
+            raise
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self._storage)
+
+    def __len__(self) -> int:
+        return len(self._storage)
 
 
 class RaftServer(Node):
@@ -159,7 +197,7 @@ class RaftServer(Node):
     # ------------------------------------------------------------------
     def on_start(self, ctx: Context) -> None:
         """Boot or reboot: read back the persistent state (your ``restore``), start as a follower."""
-        self._follow(ctx, "restore", ctx.storage)
+        self._follow(ctx, "restore", _Disk(ctx.storage))
         self._note_role(ctx)
         self.reset_election_timer(ctx)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import numbers
 import reprlib
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -40,6 +40,7 @@ __all__ = [
     "non_empty",
     "number",
     "one_of",
+    "partition_groups",
     "enum_member",
     "hashable",
     "probability",
@@ -270,3 +271,32 @@ def require(condition: bool, name: str, what: str, value: Any) -> None:
     """
     if not condition:
         raise _fail(name, what, value)
+
+
+def partition_groups(groups: tuple, member: Callable[[Any, str], Any]) -> list[list[Any]]:
+    """The sides of a network partition as lists, each member checked by ``member(value, name)``.
+
+    Refused: no group at all, a group given as a string (``"n1"`` where ``["n1"]`` was meant), an
+    empty group, and a node in two groups (it can be on one side only). The simulator and the
+    clusters of real processes both split their networks through this, so both word a mistake alike.
+    """
+    if not groups:
+        raise ValueError("partition needs at least one group of node ids")
+    side: dict[Any, int] = {}
+    out = []
+    for i, group in enumerate(groups):
+        if isinstance(group, str):
+            raise ArgumentTypeError(
+                f"each group must be a list of node ids, got the string {group!r}; write [{group!r}]"
+            )
+        members = [member(x, f"group {i} member") for x in group]
+        if not members:
+            raise ValueError(f"group {i} is empty; every group needs at least one node")
+        for x in members:
+            if x in side:
+                raise ValueError(
+                    f"node {x!r} is in group {side[x]} and group {i}; a node can be on one side of a partition only"
+                )
+            side[x] = i
+        out.append(members)
+    return out

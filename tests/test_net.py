@@ -560,3 +560,28 @@ def test_bad_settings_are_refused_before_anything_starts():
         net.set_delay(-1)
     with pytest.raises(RuntimeError, match="not running"):
         ProcessCluster().put("x", "1")
+
+
+@pytest.mark.parametrize(
+    "groups, error, message",
+    [
+        ((), ValueError, "partition needs at least one group of node ids"),
+        (("n1",), TypeError, "each group must be a list of node ids, got the string 'n1'; write ['n1']"),
+        ((["n1"], []), ValueError, "group 1 is empty; every group needs at least one node"),
+        (
+            (["n1", "n2"], ["n2"]),
+            ValueError,
+            "node 'n2' is in group 0 and group 1; a node can be on one side of a partition only",
+        ),
+    ],
+)
+def test_simulated_and_real_clusters_refuse_the_same_partitions_alike(groups, error, message):
+    from labkit.raft import RaftCluster
+
+    sim_cluster, real_cluster = RaftCluster(n=3, seed=0), ProcessCluster(n=3, nemesis=True)
+    with pytest.raises(error) as simulated:
+        sim_cluster.partition(*groups)
+    with pytest.raises(error) as real:
+        real_cluster.partition(*groups)
+    assert str(simulated.value) == str(real.value) == message
+    assert sim_cluster.partitions == [list(sim_cluster.ids)], "a refused partition changes nothing"

@@ -295,23 +295,7 @@ class ClusterBase:
         Servers named in no group form one more group. Replaces an earlier partition.
         """
         self._need_nemesis("partition")
-        if not groups:
-            raise ValueError("partition needs at least one group of server ids")
-        seen: dict[str, int] = {}
-        norm = []
-        for i, g in enumerate(groups):
-            if isinstance(g, str):
-                raise TypeError(
-                    f"each group must be a list of server ids, got the string {g!r}; write [{g!r}]"
-                )
-            members = [self._check_server(x, f"group {i} member") for x in g]
-            if not members:
-                raise ValueError(f"group {i} is empty; every group needs at least one server")
-            for x in members:
-                if x in seen:
-                    raise ValueError(f"server {x!r} is in group {seen[x]} and group {i}; pick one side")
-                seen[x] = i
-            norm.append(members)
+        norm = v.partition_groups(groups, self._check_server)
         self._loop_call(self._partition, norm)
         self._event("partition", [sorted(g) for g in norm])
 

@@ -564,29 +564,15 @@ class Simulator:
         nodes = list(self._hosts) if among is None else list(among)
         for nid in nodes:
             self._check_node(nid, "among member")
-        if not groups:
-            raise ValueError("partition needs at least one group of node ids")
-        group_of: dict[str, int] = {}
-        listed = []
-        for i, group in enumerate(groups):
-            if isinstance(group, str):
-                raise TypeError(
-                    f"each group must be a list of node ids, got the string {group!r}; write [{group!r}]"
-                )
-            members = list(group)
-            if not members:
-                raise ValueError(f"group {i} is empty; every group needs at least one node")
-            for nid in members:
-                self._check_node(nid, f"group {i} member")
-                if nid not in nodes:
-                    raise ValueError(f"group {i} member {nid!r} must be one of {', '.join(nodes)}")
-                if nid in group_of:
-                    raise ValueError(
-                        f"node {nid!r} is in group {group_of[nid]} and group {i}; "
-                        "a node can be on one side of a partition only"
-                    )
-                group_of[nid] = i
-            listed.append(sorted(members))
+
+        def member(nid: str, name: str) -> str:
+            self._check_node(nid, name)
+            if nid not in nodes:
+                raise ValueError(f"{name} {nid!r} must be one of {', '.join(nodes)}")
+            return nid
+
+        listed = [sorted(g) for g in valid.partition_groups(groups, member)]
+        group_of = {nid: i for i, g in enumerate(listed) for nid in g}
         self._group = group_of
         self._among = None if among is None else frozenset(nodes)
         self._partitioned = self._blocking = True

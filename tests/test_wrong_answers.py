@@ -284,6 +284,13 @@ WRONG = [
     ),
     Wrong(
         "02",
+        "nb02-later-write-lost",
+        "nb02-later-write-lost-test",
+        "    return abs(skew) > gap\n",
+        "a clock off by more than the gap, ahead or behind, loses the write (passed every visible check)",
+    ),
+    Wrong(
+        "02",
         "nb02-lamport-times",
         "nb02-lamport-times-test",
         "    counter, in_flight, times = {}, {}, []\n"

@@ -449,6 +449,32 @@ WRONG = [
     ),
     Wrong("00", "nb00-majority", "nb00-majority-test", "    return (n + 1) // 2\n", "half of n rounded up"),
     Wrong(
+        "03",
+        "nb03-gcounter-merge",
+        "nb03-gcounter-merge-test",
+        "    for replica, count in b.items():\n        a[replica] = max(a.get(replica, 0), count)\n    return a\n",
+        "a merge that updates a in place (passed every visible check; the text says not to change a or b)",
+    ),
+    Wrong(
+        "07",
+        "nb07-fencing",
+        "nb07-fencing-check",
+        "    out, last = [], 0\n"
+        "    for token, value in requests:\n"
+        "        if token >= last:\n"
+        "            out.append(value)\n"
+        "        last = token\n"
+        "    return out\n",
+        "compared with the last request's token, a rejected one included, not the largest accepted",
+    ),
+    Wrong(
+        "07",
+        "nb07-grant-vote",
+        "nb07-grant-vote-check",
+        "    return req_term == current_term and (voted_for == candidate or (voted_for is None and up_to_date))\n",
+        "a retry by the same candidate granted whatever its log",
+    ),
+    Wrong(
         "04",
         "nb04-predict",
         "nb04-predict-test",

@@ -4,6 +4,7 @@
 * :mod:`labkit.raft.log`: the 1-based replicated log and a follower's append/truncate (Figure 2);
 * :mod:`labkit.raft.node`: :class:`RaftCore`, Figure 2's rules: election (§5.2), replication (§5.3), safety (§5.4);
   :class:`RaftNode`, the core with everything below;
+* :mod:`labkit.raft.servers`: the core with only the extensions a configuration uses (what clusters run);
 * :mod:`labkit.raft.progress`: a leader's next/match index per follower and flow control;
 * :mod:`labkit.raft.bugs`: deliberately broken servers, one overridden rule each;
 * :mod:`labkit.raft.state_machine`: the replicated key-value store with client sessions (§8);

@@ -1,11 +1,12 @@
 """A Raft cluster on the simulator: the API notebooks and tests use.
 
-:class:`RaftCluster` puts ``n`` :class:`~labkit.raft.node.RaftNode` servers
-("n1".."nN") on a fresh :class:`~labkit.sim.Simulator` (``c.sim``), checks
-Raft's safety properties after every event (:class:`InvariantMonitor`), and
-offers faults by name: crash and restart, disconnect and connect, partition
-and heal. Clients (:meth:`RaftCluster.client`) are simulator nodes too and
-record every operation in ``c.history``.
+:class:`RaftCluster` puts ``n`` Raft servers ("n1".."nN": :class:`~labkit.raft.node.RaftNode`
+with only the extensions its configuration uses, see :mod:`labkit.raft.servers`) on
+a fresh :class:`~labkit.sim.Simulator` (``c.sim``), checks Raft's safety
+properties after every event (:class:`InvariantMonitor`), and offers faults by
+name: crash and restart, disconnect and connect, partition and heal. Clients
+(:meth:`RaftCluster.client`) are simulator nodes too and record every
+operation in ``c.history``.
 
 A *partition* separates servers from servers while clients can still reach
 every server (as in the usual Raft lab set-up); a *disconnected* server is cut
@@ -37,7 +38,8 @@ from labkit.raft.bugs import Bug, check_bugs, node_class
 from labkit.raft.client import ClientHandle, KVClient
 from labkit.raft.invariants import InvariantMonitor
 from labkit.raft.messages import Configuration
-from labkit.raft.node import RaftConfig, RaftNode, ReadMode, Role
+from labkit.raft.node import LeadershipTransfer, MembershipChanges, RaftConfig, RaftNode, ReadMode, Role
+from labkit.raft.servers import server_class
 from labkit.raft.state_machine import KVStore, StateMachine
 from labkit.sim import Latency, Node, Simulator, Uniform
 
@@ -122,7 +124,8 @@ class RaftCluster:
             "node_factory", node_factory, "callable as node_factory(node_id, peers, config)", none=True
         )
         if node_factory is None:
-            server = node_class(self.bugs)
+            # The core with the extensions this configuration uses (or RaftNode with the bugs asked for).
+            server = node_class(self.bugs) if self.bugs else server_class(self.config)
             node_factory = lambda node_id, peers, config: server(node_id, peers, config, state_machine)  # noqa: E731
         elif self.bugs or state_machine is not KVStore:
             raise ValueError(
@@ -309,7 +312,10 @@ class RaftCluster:
 
     def _raft_leader(self) -> None:
         leader = self.leader()
-        if leader is not None and not isinstance(self.node(leader), RaftNode):
+        node = None if leader is None else self.node(leader)
+        if node is not None and not (
+            isinstance(node, MembershipChanges) and isinstance(node, LeadershipTransfer)
+        ):
             raise TypeError(
                 "membership changes need labkit's RaftNode servers; this cluster runs another class"
             )

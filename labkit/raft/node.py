@@ -20,15 +20,17 @@ and calling ``super()``, so the core's rules stay as the figure has them:
 
 * :class:`LogCompaction` (§7, Figure 13): snapshots and InstallSnapshot
   (``snapshot_threshold``; bookkeeping in :mod:`labkit.raft.snapshot`);
-* :class:`LeaderReads`: rounds of heartbeats, ReadIndex and leases (diss. §6.4,
-  ``read_mode``; mechanics in :mod:`labkit.raft.reads`);
+* :class:`HeartbeatRounds`: rounds of heartbeats, which a leader counts to know a
+  majority still follows it (diss. §6.4); :class:`LeaderReads` builds ReadIndex
+  and leases on them (``read_mode``; mechanics in :mod:`labkit.raft.reads`);
 * :class:`PreVoteAndCheckQuorum` (diss. §9.6, §6.2, ``pre_vote``,
   ``check_quorum``, with the vote-refusal rule of diss. §4.2.3);
 * :class:`MembershipChanges`: one server at a time, new servers catching up as
   learners (diss. chapter 4; mechanics in :mod:`labkit.raft.membership`);
 * :class:`LeadershipTransfer` (diss. §3.10).
 
-:class:`RaftNode` is the core with all of them.
+:class:`RaftNode` is the core with all of them; :func:`labkit.raft.servers.server_class`
+builds the core with only those a configuration uses (as :class:`RaftCluster` does).
 
 Durability (Figure 2, "Persistent state on all servers"): ``current_term``,
 ``voted_for`` and the log (and the latest snapshot) are written with
@@ -619,6 +621,11 @@ class RaftCore(Node):
         committing an entry of the current term after it."""
         return self.log.term(index) == self.current_term
 
+    def committed_in_term(self) -> bool:
+        """Whether this leader has committed an entry of its own term (then its commit index is
+        at least every earlier leader's, §5.4.2 and §8). ReadIndex and membership changes wait for it."""
+        return self.log.term(self.commit_index) == self.current_term
+
     # ------------------------------------------------------------------
     # Log replication, follower side (§5.3)
     # ------------------------------------------------------------------
@@ -628,7 +635,7 @@ class RaftCore(Node):
         Every reply echoes the request's ``term`` and ``prev_log_index``, so the
         leader can tell it from a late answer to an older request
         (:mod:`labkit.raft.progress`), and its ``round``, which only
-        :class:`LeaderReads` uses (diss. §6.4; 0 in the core).
+        :class:`HeartbeatRounds` uses (diss. §6.4; 0 in the core).
         """
         term, prev = self.current_term, m.prev_log_index
         # 1. Reply false if term < currentTerm (§5.1): our term tells a stale leader to step down.
@@ -736,7 +743,7 @@ class LogCompaction(RaftCore):
     :meth:`~RaftCore.recover_log` (start from the snapshot) and
     :meth:`~RaftCore.send_heartbeat` (check at the snapshot's last entry at
     least); adds the InstallSnapshot rules of Figure 13. Leans on
-    :class:`LeaderReads` (InstallSnapshot carries the round of heartbeats) and
+    :class:`HeartbeatRounds` (InstallSnapshot carries the round of heartbeats) and
     :class:`MembershipChanges` (a snapshot holds the configuration).
     """
 
@@ -866,37 +873,28 @@ class LogCompaction(RaftCore):
             self.send_append_entries(ctx, src)
 
 
-class LeaderReads(RaftCore):
-    """Rounds of heartbeats, and reads without the log (§8; diss. §6.4).
+class HeartbeatRounds(RaftCore):
+    """Rounds of heartbeats (diss. §6.4).
 
     Each heartbeat begins a new round; every AppendEntries carries the current
     round and every answer echoes it, so the leader learns when a majority
     still followed it after a round began (:class:`~labkit.raft.reads.Rounds`).
-    That serves ReadIndex, the lease, CheckQuorum and the choice of whom to hand
-    leadership to.
+    That serves ReadIndex and the lease (:class:`LeaderReads`), CheckQuorum
+    and the choice of whom to hand leadership to.
 
     Replaces the core's :meth:`~RaftCore.append_entries` (the message carries
     the round); extends :meth:`~RaftCore.send_heartbeats` (each begins a round),
-    :meth:`~RaftCore.handle_append_entries_reply` (count who answered),
-    :meth:`~RaftCore.handle_client_request` (reads may skip the log),
-    :meth:`~RaftCore.apply_committed` (answer reads whose index is applied),
-    :meth:`~RaftCore.init_leader_state` and :meth:`~RaftCore.stop_leading`.
-    Leans on :class:`LeadershipTransfer` (no lease during a transfer).
+    :meth:`~RaftCore.handle_append_entries_reply` (count who answered) and
+    :meth:`~RaftCore.init_leader_state`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rounds = Rounds(0.0)  # rounds of heartbeats (diss. §6.4)
-        self.reads = ReadQueue()  # reads answered without the log
 
     def init_leader_state(self, ctx: Context) -> None:
         super().init_leader_state(ctx)
         self.rounds = Rounds(ctx.clock())
-        self.reads.clear()
-
-    def stop_leading(self, ctx: Context) -> None:
-        super().stop_leading(ctx)
-        self.reads.clear()
 
     def append_entries(self, prev: int, entries: tuple[LogEntry, ...]) -> AppendEntries:
         return AppendEntries(
@@ -927,6 +925,46 @@ class LeaderReads(RaftCore):
             self.acknowledged(ctx, src, m.round)
         super().handle_append_entries_reply(ctx, src, m)
 
+    def start_round(self, ctx: Context) -> int:
+        """Begin a new round of heartbeats (diss. §6.4); the leader answers for itself at once."""
+        round_ = self.rounds.begin(ctx.clock())
+        self.acknowledged(ctx, self.node_id, round_)
+        return round_
+
+    def acknowledged(self, ctx: Context, server: str, round_: int) -> None:
+        """``server`` answered a message of round ``round_`` in this term: it followed this leader after
+        that round began. Once a majority has, the round is confirmed (:meth:`round_confirmed`)."""
+        if self.rounds.ack(server, round_, self.voters, self.node_id, self.quorum):
+            self.round_confirmed(ctx)
+
+    def round_confirmed(self, ctx: Context) -> None:
+        """A majority followed this leader after a newer round began (:class:`LeaderReads` answers
+        the reads waiting for it)."""
+
+
+class LeaderReads(HeartbeatRounds):
+    """Reads without the log (§8; diss. §6.4): ReadIndex and leases, on rounds of heartbeats.
+
+    Extends the core's :meth:`~RaftCore.handle_client_request` (reads may skip
+    the log), :meth:`~RaftCore.apply_committed` (answer reads whose index is
+    applied), :meth:`~RaftCore.init_leader_state` and
+    :meth:`~RaftCore.stop_leading`, and :meth:`HeartbeatRounds.round_confirmed`
+    (answer reads waiting for that round). Leans on :class:`LeadershipTransfer`
+    (no lease during a transfer).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads = ReadQueue()  # reads answered without the log
+
+    def init_leader_state(self, ctx: Context) -> None:
+        super().init_leader_state(ctx)
+        self.reads.clear()
+
+    def stop_leading(self, ctx: Context) -> None:
+        super().stop_leading(ctx)
+        self.reads.clear()
+
     def handle_client_request(self, ctx: Context, src: str, m: ClientRequest) -> None:
         """Reads may skip the log (``read_mode``, diss. §6.4)."""
         if (
@@ -940,6 +978,10 @@ class LeaderReads(RaftCore):
 
     def apply_committed(self, ctx: Context) -> None:
         super().apply_committed(ctx)
+        if self.reads.waiting:
+            self.answer_reads(ctx)
+
+    def round_confirmed(self, ctx: Context) -> None:
         if self.reads.waiting:
             self.answer_reads(ctx)
 
@@ -968,23 +1010,6 @@ class LeaderReads(RaftCore):
         for r in self.reads.ready(self.rounds.confirmed, self.last_applied):
             ctx.send(r.client, ClientReply(r.seq, True, self.state_machine.query(r.op)))
 
-    def committed_in_term(self) -> bool:
-        """Whether this leader has committed an entry of its own term (then its commit index is
-        at least every earlier leader's, §5.4.2 and §8)."""
-        return self.log.term(self.commit_index) == self.current_term
-
-    def start_round(self, ctx: Context) -> int:
-        """Begin a new round of heartbeats (diss. §6.4); the leader answers for itself at once."""
-        round_ = self.rounds.begin(ctx.clock())
-        self.acknowledged(ctx, self.node_id, round_)
-        return round_
-
-    def acknowledged(self, ctx: Context, server: str, round_: int) -> None:
-        """``server`` answered a message of round ``round_`` in this term: it followed this leader after
-        that round began. Once a majority has, reads waiting for that round may go on."""
-        if self.rounds.ack(server, round_, self.voters, self.node_id, self.quorum) and self.reads.waiting:
-            self.answer_reads(ctx)
-
     def holds_lease(self, ctx: Context) -> bool:
         """Diss. §6.4.1: after a round confirmed by a majority, no other leader can be elected for
         the minimum election timeout, less what clocks may drift (``lease_duration``), measured on
@@ -1004,7 +1029,7 @@ class PreVoteAndCheckQuorum(RaftCore):
     :meth:`~RaftCore.recognize_leader` (note when the leader was last heard),
     :meth:`~RaftCore.start_election`, :meth:`~RaftCore.become_follower`,
     :meth:`~RaftCore.become_leader` and :meth:`~RaftCore.stop_leading`. Leans on
-    :class:`LeaderReads` (CheckQuorum counts its rounds of heartbeats).
+    :class:`HeartbeatRounds` (CheckQuorum counts its rounds of heartbeats).
     """
 
     MESSAGE_RULES: ClassVar[dict[type, str]] = {
@@ -1137,10 +1162,11 @@ class MembershipChanges(RaftCore):
     :meth:`~RaftCore.advance_commit_index` (a committed configuration),
     :meth:`~RaftCore.replicated` (a learner's round of catching up),
     :meth:`~RaftCore.init_leader_state` and :meth:`~RaftCore.stop_leading`.
-    Leans on :class:`LogCompaction` (the configuration in a snapshot),
-    :class:`LeaderReads` (``committed_in_term``) and :class:`LeadershipTransfer`
-    (no change during a transfer).
+    Leans on :class:`LogCompaction`, where there is one (the configuration in a snapshot),
+    and :class:`LeadershipTransfer` (no change during a transfer).
     """
+
+    snapshot: Snapshot | None = None  # LogCompaction's latest snapshot; a server without it has none
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -123,6 +123,9 @@ def role_segments(
     return out
 
 
+_BAR_TEXT = 12  # pixels: the size of the terms written on the role timeline's stretches
+
+
 def role_timeline(
     source: RaftCluster | Simulator, until: float | None = None, figure: Any = None, title: str | None = None
 ) -> Any:
@@ -157,7 +160,8 @@ def role_timeline(
                 "line": {"color": "#888888", "width": 1},
             }
         data.append(go.Bar(y=ys, x=xs, base=bases, orientation="h", name=state, marker=marker, text=texts,
-                           textposition="inside", insidetextanchor="middle", hovertemplate=hover, showlegend=True))  # fmt: skip
+                           textposition="inside", insidetextanchor="middle", textangle=0,
+                           textfont={"size": _BAR_TEXT}, hovertemplate=hover, showlegend=True))  # fmt: skip
     # Dotted lines where the network changed (partition, heal, cut), labelled once each.
     changes = sorted({round(e.time, 6) for e in sim.trace.of_kind(Kind.FAULT) if 0 < e.time <= end})
     notes = [
@@ -179,7 +183,9 @@ def role_timeline(
             yaxis="server",
             height=max(260, 110 + 45 * len(order)),
         )
-        fig.update_layout(barmode="overlay", bargap=0.3)
+        # A term that does not fit its stretch at the usual size is left out (hover the stretch for it),
+        # not squeezed into a few pixels or turned on its side.
+        fig.update_layout(barmode="overlay", bargap=0.3, uniformtext={"minsize": _BAR_TEXT, "mode": "hide"})
         fig.update_xaxes(range=[0, max(end, 1e-3)])
         rows = list(reversed(order))
         fig.update_yaxes(categoryorder="array", categoryarray=rows, tickmode="array", tickvals=rows,

@@ -45,6 +45,10 @@ _STYLE = {
     "crash": ("crash", "x", BAD_COLOR, 14),
     "restart": ("restart", "triangle-up", OK_COLOR, 12),
 }
+# Drawn biggest first, so that a marker on the same spot as a bigger one shows on top of it (a crash
+# drawn last hid the square of the change its service made just before); the legend keeps the order above.
+_DRAWN = sorted(_STYLE, key=lambda category: -_STYLE[category][3])
+_RANK = {category: 1000 + i for i, category in enumerate(_STYLE)}
 
 
 def _lanes_of(rows: list[dict[str, Any]]) -> list[str]:
@@ -71,15 +75,17 @@ def _fill_timeline(fig: Any, run: Any, title: str) -> None:
     fresh = len(fig.data) != len(_STYLE) + 1
     if fresh:  # build the traces once; later redraws only change their data
         fig.data = []
-        for name, symbol, color, size in _STYLE.values():
+        for category in _DRAWN:
+            name, symbol, color, size = _STYLE[category]
             marker = {"symbol": symbol, "color": color, "size": size, "line": {"width": 1.5, "color": color}}
-            fig.add_scatter(x=[], y=[], mode="markers", name=name, marker=marker,
+            fig.add_scatter(x=[], y=[], mode="markers", name=name, marker=marker, legendrank=_RANK[category],
                             hovertemplate="%{y} at %{x:.3f}s<br>%{text}<extra></extra>")  # fmt: skip
         # The grey bands are layout shapes, which have no legend entry: this empty series gives them one.
         fig.add_scatter(x=[None], y=[None], mode="markers", name="process down", hoverinfo="skip",
-                        marker={"symbol": "square", "color": MUTED_COLOR, "opacity": 0.5, "size": 12})  # fmt: skip
+                        marker={"symbol": "square", "color": MUTED_COLOR, "opacity": 0.5, "size": 12},
+                        legendrank=2000)  # fmt: skip
         style_figure(fig, title=title, xaxis="virtual time (s)", yaxis="process", height=420)
-    for trace, category in zip(fig.data[: len(_STYLE)], _STYLE, strict=True):
+    for trace, category in zip(fig.data[: len(_STYLE)], _DRAWN, strict=True):
         pts = [r for r in rows if r["category"] == category]
         trace.x = [r["time"] for r in pts]
         trace.y = [r["lane"] for r in pts]

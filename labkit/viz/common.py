@@ -197,6 +197,32 @@ def vline(x: float, color: str, dash: str = "dot", width: float = 1) -> dict[str
             "line": {"color": color, "dash": dash, "width": width}}  # fmt: skip
 
 
+def stack_labels(
+    notes: list[dict[str, Any]], window: tuple[float, float], width: float
+) -> list[dict[str, Any]]:
+    """The labels (annotations at data ``x``, drawn above the plot) inside ``window``, each raised
+    (``yshift``) onto the lowest row where the label before it is at least ``width`` away (a fraction
+    of the window: about how wide a label is), so that labels of close moments do not print over each
+    other. Rows are 14 pixels apart, at most six; raise the top margin by the highest ``yshift``."""
+    start, end = window
+    close = width * (end - start)
+    out = []
+    last_x: list[float] = []  # per row, the x of its rightmost label so far
+    for note in sorted(notes, key=lambda n: n["x"]):
+        if not start <= note["x"] <= end:
+            continue
+        row = 0
+        while row < len(last_x) and note["x"] - last_x[row] < close:
+            row += 1
+        if row == len(last_x):
+            last_x.append(note["x"])
+        else:
+            last_x[row] = note["x"]
+        note["yshift"] = 14 * min(row, 5)
+        out.append(note)
+    return out
+
+
 def status_html(text: str, kind: str = "info") -> str:
     """Markup for a widget's status line; kind is info, refused or error."""
     colors = {"info": "#333333", "refused": BAD_COLOR, "error": "#B00020"}

@@ -24,11 +24,12 @@ that step. The view opens at the violation.
 from __future__ import annotations
 
 import html
+import re
 from bisect import bisect_right
 from typing import Any
 
 from labkit.sim import Kind, TraceEvent
-from labkit.viz.common import BAD_COLOR, Widget, button, legend_below, slider, vline
+from labkit.viz.common import BAD_COLOR, Widget, button, legend_below, slider, stack_labels, vline
 from labkit.viz.spacetime import spacetime_diagram
 
 __all__ = ["FailureView", "STEP_KINDS"]
@@ -39,6 +40,7 @@ _STATE_COLOR = "#009E73"
 _WINDOW = 1.5  # at most this many seconds of run are shown before the violation at first,
 _MIN_WINDOW = 0.01  # at least this many,
 _EVENTS_SHOWN = 60  # and about this many events
+_COUNTED = re.compile(r"(.+) \((\d+)\)")  # a legend entry with its count: "delivered (13)"
 
 
 def _state_text(node: str, time: float, state: dict[str, Any]) -> str:
@@ -170,7 +172,8 @@ class FailureView(Widget):
         until = self.time_of(step)
         v = self.violation
         title = f"{self.failure.scenario}, seed {self.failure.seed}: step {step + 1} of {len(self.steps)}"
-        fig = spacetime_diagram(self.trial.sim, nodes=self.nodes, until=until, title=title)
+        # Boot notes left out: the state dots below give each server's state from its boot on.
+        fig = spacetime_diagram(self.trial.sim, nodes=self.nodes, until=until, title=title, boot_notes=False)
         lane = {n: i for i, n in enumerate(self.nodes)}
         # Each server's state where it changed, up to the step: hover for role, term, log...
         sx, sy, stext = [], [], []
@@ -217,10 +220,14 @@ class FailureView(Widget):
             shapes.append(vline(v.time, BAD_COLOR, "dash", 1.2))
             notes.append(_label(v.time, f"✗ {v.property.name}", BAD_COLOR))
             if step >= self.step:
+                if v.node not in lane:  # a property of the whole run: the star gets a row of its own on top
+                    n = len(self.nodes)
+                    fig.update_yaxes(range=[n - 0.5, -1.3], tickvals=[-0.8, *range(n)],
+                                     ticktext=["all nodes", *self.nodes])  # fmt: skip
                 fig.add_trace(
                     go.Scatter(
                         x=[v.time],
-                        y=[lane.get(v.node, -0.4)],
+                        y=[lane.get(v.node, -0.8)],
                         mode="markers",
                         marker={"color": BAD_COLOR, "size": 18, "symbol": "star", "line": {"width": 1}},
                         name="violation",
@@ -230,8 +237,9 @@ class FailureView(Widget):
                 )
         fig.layout.shapes = shapes
         window = self.window(step)
-        fig.layout.annotations = notes = _spread(notes, window)
+        fig.layout.annotations = notes = stack_labels(notes, window, 0.27)  # a label: a quarter of the plot
         fig.update_xaxes(range=list(window))
+        _count_in_view(fig, window)
         legend_below(fig)
         top = 80 + max((n["yshift"] for n in notes), default=0)  # the title stays above the stacked labels
         fig.update_layout(margin={"t": top, "b": 120}, height=max(360, 100 + top + 55 * len(self.nodes)))
@@ -239,17 +247,21 @@ class FailureView(Widget):
 
     def window(self, step: int | None = None) -> tuple[float, float]:
         """The x range shown: from just before the last fault before the violation (or the last few
-        dozen events, if no fault came first), at most 1.5 s plus a small margin on each side; zoom
-        out for the rest. A ``step`` earlier than that range moves the range back, same width, to end just
-        after it (the diagram is drawn up to the step)."""
+        dozen events, if no fault came first), at most 1.5 s and at least 10 ms, plus a small margin on
+        each side; zoom out for the rest. A ``step`` earlier than that range moves the range back, same
+        width, to end just after it (the diagram is drawn up to the step)."""
         start, end = self._violation_window()
         if step is not None and self.time_of(step) < start:
             width = end - start
             start = max(0.0, self.time_of(step) - 0.85 * width)  # the run so far fills the view
             end = start + width
-        return start, end
+        # A margin on both sides, so that no marker is cut in half at an edge of the plot: also left of
+        # t = 0, where every node boots (and where a server that boots broken fails at once).
+        margin = 0.04 * (end - start) + 1e-3
+        return start - margin, end + 2 * margin
 
     def _violation_window(self) -> tuple[float, float]:
+        """What the first view must show, without margins."""
         v = self.violation
         end = v.time if v is not None and v.time is not None else self.time_of(self.step)
         faults = [t for t, _f, _w in self.trial.injected if t <= end]
@@ -261,10 +273,8 @@ class FailureView(Widget):
         start = max(0.0, min(start, end - _MIN_WINDOW), end - _WINDOW)
         cause = [t for _node, t, _what in getattr(v, "earlier", ()) if t <= end]
         if cause:  # what the violation stems from is in view too, however long before
-            start = min(start, min(cause) - 0.02 * (end - min(cause)) - 1e-3)
-        # A margin on both sides, so that no marker is cut in half at an edge of the plot.
-        margin = 0.04 * (end - start) + 1e-3
-        return max(0.0, start - margin), end + 2 * margin
+            start = max(0.0, min(start, min(cause) - 0.02 * (end - min(cause)) - 1e-3))
+        return start, max(end, start + _MIN_WINDOW)  # a failure within 10 ms of t = 0 too
 
     # -- the widget ----------------------------------------------------------------
     def _build_ui(self) -> Any:
@@ -319,25 +329,17 @@ def _label(x: float, text: str, color: str) -> dict[str, Any]:
     }
 
 
-def _spread(notes: list[dict[str, Any]], window: tuple[float, float]) -> list[dict[str, Any]]:
-    """The labels inside ``window``, those that would overlap (close in time) stacked on rows above the plot.
-
-    A label is about a quarter of the plot wide: two closer than that go on different rows.
-    """
+def _count_in_view(fig: Any, window: tuple[float, float]) -> None:
+    """The legend's counts ("delivered (13)") of what the view shows: the diagram is drawn from t = 0
+    (zoom out to see it), but the run before the view is not what its legend should count."""
     start, end = window
-    close = 0.27 * (end - start)
-    out = []
-    last_x: list[float] = []
-    for note in sorted(notes, key=lambda n: n["x"]):
-        if not start <= note["x"] <= end:
-            continue
-        row = 0
-        while row < len(last_x) and note["x"] - last_x[row] < close:
-            row += 1
-        if row == len(last_x):
-            last_x.append(note["x"])
-        else:
-            last_x[row] = note["x"]
-        note["yshift"] = 14 * min(row, 5)
-        out.append(note)
-    return out
+    counted: dict[str, int] = {}
+    for trace in fig.data:
+        found = _COUNTED.fullmatch(trace.name or "")
+        if found and trace.mode == "markers":  # a series' heads, or the events
+            shown = sum(1 for x in trace.x or () if x is not None and start <= x <= end)
+            counted[trace.name] = counted.get(trace.name, 0) + shown
+    for trace in fig.data:
+        if trace.name in counted:
+            trace.name = f"{_COUNTED.fullmatch(trace.name)[1]} ({counted[trace.name]})"
+    fig.update_layout(legend_title_text="in view:")

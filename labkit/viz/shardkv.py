@@ -21,6 +21,7 @@ from labkit.viz.common import (
     dropdown,
     new_figure,
     node_colors,
+    stack_labels,
     status_html,
     style_figure,
     vline,
@@ -120,12 +121,15 @@ def _fault_shapes(kv: ShardedKV) -> list[dict]:
 
 
 def _fault_notes(kv: ShardedKV) -> list[dict]:
-    return [
+    """A label over each dotted line, above the plot: inside it, it printed over the top group's
+    throughput line. Labels of close moments go on rows one above the other."""
+    notes = [
         {"x": t, "y": 1, "yref": "paper", "text": f"{what} {who[1][0] + ' off' if what == 'partition' else who or ''}",
-         "showarrow": False, "textangle": -90, "xanchor": "right", "yanchor": "top", "font": {"size": 10}}
+         "showarrow": False, "yanchor": "bottom", "font": {"size": 10, "color": _EVENT_COLORS[what]}}
         for t, what, who in kv.events
         if what in ("crash", "restart", "partition", "heal", "join")
     ]  # fmt: skip
+    return stack_labels(notes, (0.0, max(kv.sim.now, 1e-3)), 0.12)  # a label: about an eighth of the plot
 
 
 def throughput_figure(kv: ShardedKV, bucket: float = 0.1) -> Any:
@@ -146,7 +150,9 @@ def throughput_figure(kv: ShardedKV, bucket: float = 0.1) -> Any:
         fig.update_yaxes(title_text=f"{g} ops/s", rangemode="tozero", row=row, col=1)
         if row < len(series):
             fig.update_xaxes(title_text="", row=row, col=1)
-    fig.update_layout(shapes=_fault_shapes(kv), annotations=_fault_notes(kv))
+    notes = _fault_notes(kv)
+    top = 60 + max((n["yshift"] for n in notes), default=0)  # the title stays above the stacked labels
+    fig.update_layout(shapes=_fault_shapes(kv), annotations=notes, margin={"t": top})
     return fig
 
 

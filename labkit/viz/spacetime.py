@@ -17,7 +17,8 @@ across the whole diagram. Hovering a marker shows the message.
 With ``clocks=True`` the diagram also shows each node's own physical clock
 (set with :meth:`Simulator.set_clock`): hovering a message or an event gives
 the sender's and receiver's clock readings next to true time, and a node
-whose clock is off carries a label on its lane ("clock +50.0 ms").
+whose clock is off carries a label beside its lane, in the right margin ("n1 clock +50.0 ms"; the
+legend then goes below the plot).
 
 :func:`spacetime_data` reads a trace into what the picture shows;
 :func:`spacetime_diagram` draws it. The figure always has the same traces in
@@ -26,6 +27,7 @@ the same order, so a widget can update it in place.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from labkit.viz.common import (
     check_figure,
     check_names,
     check_title,
+    legend_below,
     replace_traces,
     style_figure,
 )
@@ -157,6 +160,7 @@ def spacetime_data(
     end: float | None = None,
     notes: bool = True,
     clocks: bool = False,
+    boot_notes: bool = True,
 ) -> SpacetimeData:
     """Read a simulator's trace into what :func:`spacetime_diagram` draws (arguments as there)."""
     if isinstance(source, Simulator):
@@ -168,6 +172,7 @@ def spacetime_data(
     if not trace.keep:
         raise ValueError("source keeps no trace to draw; create its simulator with trace=True")
     valid.boolean("clocks", clocks)
+    valid.boolean("boot_notes", boot_notes)
     events = list(trace)
     if end is None:
         end = _fitted_end(events, start, run_end)
@@ -191,7 +196,7 @@ def spacetime_data(
         start=start,
         end=end,
         series=_message_series(visible, lanes, read_clock, stub=0.25 * max((end - start) / 40, 1e-3)),
-        events=_event_markers(visible, lanes, read_clock, notes),
+        events=_event_markers(visible, lanes, read_clock, notes, boot_notes),
         crashes=[c for c in _crash_intervals(visible, until) if c[0] in lanes],
         partitions=_partition_intervals(visible, until),
         clock_labels=_clock_labels(events, lanes, until) if clocks else None,
@@ -241,14 +246,32 @@ def _message_series(
 
 
 def _event_markers(
-    events: list[TraceEvent], lanes: list[str], read_clock: Callable | None, notes: bool
+    events: list[TraceEvent], lanes: list[str], read_clock: Callable | None, notes: bool, boot_notes: bool
 ) -> Arrows:
-    """A marker per protocol note (``ctx.note``, if ``notes``), crash and restart."""
+    """A marker per protocol note (``ctx.note``, if ``notes``), crash and restart.
+
+    Without ``boot_notes``, the notes a node makes while it first boots are left out: a Raft server's
+    "follower of term 0" gives its initial state, records no change, and would be counted five times
+    at t = 0 for five servers. (A flooding node's "I start the rumour" at boot is news: hence the
+    choice.) A reboot's notes always stay: what a node recovered is news.
+    """
     lane = {nid: i for i, nid in enumerate(lanes)}
     out = Arrows()
+    booting: dict[str, float] = {}  # node -> when it first booted, while its start handler runs
+    rebooted: set[str] = set()
     for e in events:
-        if e.node not in lane or not (
-            (notes and e.kind is Kind.STATE) or e.kind in (Kind.CRASH, Kind.RESTART)
+        if e.kind is Kind.START:
+            if e.node not in rebooted:
+                booting[e.node] = e.time
+            continue
+        if e.kind in (Kind.DELIVER, Kind.TIMER, Kind.CRASH, Kind.RESTART):
+            booting.pop(e.node, None)  # the node's next handler runs: its boot is over
+            if e.kind is Kind.RESTART:
+                rebooted.add(e.node)
+        if (
+            e.node not in lane
+            or (not boot_notes and booting.get(e.node) == e.time)
+            or not ((notes and e.kind is Kind.STATE) or e.kind in (Kind.CRASH, Kind.RESTART))
         ):
             continue
         label = e.reason if e.kind is Kind.STATE else e.kind.value
@@ -286,6 +309,7 @@ def spacetime_diagram(
     height: int | None = None,
     figure: Any = None,
     clocks: bool = False,
+    boot_notes: bool = True,
 ) -> Any:
     """Draw a trace as a plotly figure (``go.Figure``).
 
@@ -302,6 +326,8 @@ def spacetime_diagram(
     figure: an existing ``go.Figure``/``FigureWidget`` to redraw in place.
     clocks: show the nodes' own clock readings in the hover texts and label
         the lane of every node whose clock is off true time.
+    boot_notes: mark (and count) the notes nodes make when they first boot;
+        leave them out where they only restate the initial state.
     """
     check_names("nodes", nodes, none=True)
     valid.number("until", until, unit="seconds", none=True)
@@ -312,7 +338,16 @@ def spacetime_diagram(
     valid.integer("height", height, ge=100, le=10_000, none=True, note="pixels")
     check_figure(figure)
     valid.boolean("clocks", clocks)
-    data = spacetime_data(source, nodes=nodes, until=until, start=start, end=end, notes=notes, clocks=clocks)
+    data = spacetime_data(
+        source,
+        nodes=nodes,
+        until=until,
+        start=start,
+        end=end,
+        notes=notes,
+        clocks=clocks,
+        boot_notes=boot_notes,
+    )
     return draw_spacetime(data, title=title, height=height, figure=figure)
 
 
@@ -336,7 +371,10 @@ def draw_spacetime(data: SpacetimeData, *, title: str, height: int | None = None
     ] + [band(t0, t1, "#882255") for t0, t1, _label in data.partitions]
     fig = figure if figure is not None else go.Figure()
     n = len(data.lanes)
-    height = height or max(260, 90 + 55 * n)
+    clocks = data.clock_labels is not None
+    # With clocks, the legend goes below the plot (taller by what it takes), so that the right margin
+    # is free for the clock labels.
+    height = height or max(260, 90 + 55 * n) + (_LEGEND_BELOW if clocks else 0)
     with fig.batch_update():
         if replace_traces(fig, traces, "x", "y", "name", "hovertext"):  # a new figure: the look too
             style_figure(
@@ -347,17 +385,32 @@ def draw_spacetime(data: SpacetimeData, *, title: str, height: int | None = None
                 height=height,
                 hovermode="closest",
             )
+            if clocks:
+                legend_below(fig)
         fig.layout.title.text = title
         fig.layout.height = height
         # Assign (not update): update_layout merges lists of shapes element by element.
         fig.layout.shapes = shapes
-        if data.clock_labels is not None:  # assign, as for shapes; without clocks leave annotations alone
-            fig.layout.annotations = [
-                {"xref": "paper", "yref": "y", "x": 1.0, "y": lane[nid], "xanchor": "right", "yanchor": "bottom",
-                 "yshift": 4, "text": text, "showarrow": False, "font": {"size": 11, "color": "#555555"}}
-                for nid, text in data.clock_labels
-            ]  # fmt: skip
+        if clocks:  # assign, as for shapes; without clocks leave annotations alone
+            _clock_notes(fig, data.clock_labels, lane)
         fig.update_xaxes(range=[data.start, data.start + max(data.end - data.start, 1e-3) * 1.01])
         fig.update_yaxes(tickmode="array", tickvals=list(range(n)), ticktext=data.lanes, range=[n - 0.5, -0.5],
                          zeroline=False)  # fmt: skip
     return fig
+
+
+_LEGEND_BELOW = 70  # pixels a legend below the plot takes, beyond the usual bottom margin
+_CLOCK_GAP = 8  # pixels between the plot's right edge and a clock label
+_CHAR_WIDTH = 6.5  # pixels per character of an 11-pixel label (sans-serif), a little generous
+
+
+def _clock_notes(fig: Any, labels: list[tuple[str, str]], lane: dict[str, int]) -> None:
+    """Each clock label in the right margin, level with its lane (inside the plot it printed over the
+    arrowheads arriving there near the end of the run), and a margin wide enough for the longest."""
+    fig.layout.annotations = [
+        {"xref": "paper", "yref": "y", "x": 1.0, "y": lane[nid], "xanchor": "left", "yanchor": "middle",
+         "xshift": _CLOCK_GAP, "text": text, "showarrow": False, "font": {"size": 11, "color": "#555555"}}
+        for nid, text in labels
+    ]  # fmt: skip
+    longest = max((len(text) for _nid, text in labels), default=0)
+    fig.layout.margin.r = 20 + (_CLOCK_GAP + math.ceil(_CHAR_WIDTH * longest) if labels else 0)

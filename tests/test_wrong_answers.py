@@ -449,6 +449,24 @@ WRONG = [
     ),
     Wrong("00", "nb00-majority", "nb00-majority-test", "    return (n + 1) // 2\n", "half of n rounded up"),
     Wrong(
+        "02",
+        "nb02-vector-compare",
+        "nb02-vector-compare-test",
+        "    le = all(a[n] <= b[n] for n in a.keys() | b.keys())\n"
+        "    ge = all(a[n] >= b[n] for n in a.keys() | b.keys())\n"
+        '    return "equal" if le and ge else "before" if le else "after" if ge else "concurrent"\n',
+        "a node missing from one clock read as a[n] (a KeyError traceback, not a check with its hint)",
+        says="counts as 0 there",
+    ),
+    Wrong(
+        "03",
+        "nb03-causally-ready",
+        "nb03-causally-ready-test",
+        "    return all(delivered[node] >= count for node, count in deps.items())\n",
+        "a node missing from delivered read as delivered[node] (a KeyError traceback, not a check with its hint)",
+        says="missing means 0",
+    ),
+    Wrong(
         "03",
         "nb03-gcounter-merge",
         "nb03-gcounter-merge-test",
@@ -616,7 +634,11 @@ def _run(source: str, ns: dict[str, Any], name: str) -> None:
 
 
 def _visible(source: str, ns: dict[str, Any], name: str) -> str | None:
-    """Run the visible checks of a test cell and its verdict; the failures, or None if all pass."""
+    """Run the visible checks of a test cell and its verdict; the failures, or None if all pass.
+
+    A wrong answer may also raise later in the cell (a simulation calling it); that counts as caught only
+    if a check had already failed in sight, with its hint, before the error.
+    """
     _tally.clear()
     out = io.StringIO()
     try:
@@ -624,6 +646,10 @@ def _visible(source: str, ns: dict[str, Any], name: str) -> str | None:
             _run(source.split(HIDDEN)[0] + "\nfrom labkit.grading import verdict\nverdict()\n", ns, name)
     except (ExerciseFailed, AssertionError) as e:
         return f"{type(e).__name__}: {e}\n{out.getvalue()}"
+    except Exception as e:
+        if not _tally.failures:
+            raise
+        return f"{type(e).__name__} after failed checks: {e}\n{out.getvalue()}"
     return None
 
 

@@ -518,19 +518,21 @@ def test_percentile_is_nearest_rank_and_refuses_nonsense():
 
 
 def test_run_timeline_draws_every_kind_and_every_fault():
-    from labkit.net.client import Record
+    from labkit.history import HistoryEntry
     from labkit.net.nemesis import NemesisRun
     from labkit.viz.net import latency_figure, run_timeline
 
     hist = [
-        Record("a", ("put", "k", "1"), 0.0, 0.01, None, False),
-        Record("a", ("get", "k"), 0.02, 0.03, "1", False),
-        Record("b", ("append", "k", "2"), 0.5, 1.5),  # unknown
+        HistoryEntry("a", ("put", "k", "1"), 0.0, 0.01, None),
+        HistoryEntry("a", ("get", "k"), 0.02, 0.03, "1"),
+        HistoryEntry("b", ("append", "k", "2"), 0.5, gave_up=1.5),  # unknown
     ]
     run = NemesisRun(history=hist, events=[(0.4, "crash", "n1"), (1.0, "heal", None)], schedule=[])
     fig = run_timeline(run)
     names = {t.name for t in fig.data}
     assert names == {"get ok", "put ok", "unknown outcome"}
+    unknown = next(t for t in fig.data if t.name == "unknown outcome")
+    assert sum(unknown.y) * 0.2 == pytest.approx(1), "the give-up is counted once, in its bin"
     assert [a.text for a in fig.layout.annotations] == ["crash n1", "heal"]
     assert all(a.bgcolor for a in fig.layout.annotations), (
         "fault labels need a background to be read over bars"

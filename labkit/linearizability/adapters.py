@@ -69,13 +69,16 @@ def from_replication(history: Iterable[Any]) -> list[Operation]:
 def from_raft(history: Iterable[Any]) -> list[Operation]:
     """Key-value operations from ``RaftCluster.history`` entries.
 
-    Unfinished entries get ``ret=math.inf`` and ``UNKNOWN``; entries never sent are left out.
+    Unfinished entries get ``UNKNOWN`` and ``ret`` the time their client gave up on them
+    (``math.inf`` if it never did); entries never sent are left out.
     """
     out = []
     for i, rec in enumerate(history):
         client, call, ret, input, output = _fields(rec, i)
         if isinstance(call, float) and math.isnan(call):
             continue  # queued behind another operation, never sent
-        done = getattr(rec, "done", ret != math.inf)
-        out.append(Operation(client, call, ret if done else math.inf, input, output if done else UNKNOWN))
+        if ret != math.inf:
+            out.append(Operation(client, call, ret, input, output))
+        else:
+            out.append(Operation(client, call, getattr(rec, "gave_up", math.inf), input, UNKNOWN))
     return out

@@ -12,8 +12,8 @@
 * :mod:`~labkit.net.quorum`: the Dynamo-style quorum store (:mod:`labkit.replication`) as processes.
 """
 
-from labkit.net.client import RaftClient, Record, to_operations
+from labkit.net.client import RaftClient, to_operations
 from labkit.net.cluster import ProcessCluster
 from labkit.net.codec import Registry, WireError, registry_for
 
-__all__ = ["ProcessCluster", "RaftClient", "Record", "Registry", "WireError", "registry_for", "to_operations"]
+__all__ = ["ProcessCluster", "RaftClient", "Registry", "WireError", "registry_for", "to_operations"]

@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit import validation as v
-from labkit.net.client import Record, to_operations
+from labkit.history import HistoryEntry
+from labkit.net.client import to_operations
 from labkit.net.loop import LoopThread
 from labkit.net.procs import alive, port_is_free
 from labkit.net.proxy import Network, Proxy
@@ -69,7 +70,7 @@ class ClusterBase:
         self.folder = Path(folder) if folder is not None else None
         self.network = Network(seed)
         self.events: list[tuple[float, str, Any]] = []
-        self.history: list[Record] = []
+        self.history: list[HistoryEntry] = []
         self.procs: dict[str, subprocess.Popen | None] = {}
         self.paused: set[str] = set()
         self._proxies: list[Proxy] = []
@@ -191,15 +192,15 @@ class ClusterBase:
         path = self.folder / self._check_server(nid) / "node.log"
         return path.read_text() if path.exists() else ""
 
-    def put(self, key: str, value: str, client: str = "c0") -> Record:
-        """Set ``key`` to ``value``; the operation's :class:`Record`."""
+    def put(self, key: str, value: str, client: str = "c0") -> HistoryEntry:
+        """Set ``key`` to ``value``; the operation's :class:`~labkit.history.HistoryEntry`."""
         return self._run(self.client(client).put(key, value))
 
-    def get(self, key: str, client: str = "c0") -> Record:
+    def get(self, key: str, client: str = "c0") -> HistoryEntry:
         """Read ``key``."""
         return self._run(self.client(client).get(key))
 
-    def append(self, key: str, value: str, client: str = "c0") -> Record:
+    def append(self, key: str, value: str, client: str = "c0") -> HistoryEntry:
         """Append ``value`` to ``key``."""
         return self._run(self.client(client).append(key, value))
 

@@ -1,4 +1,4 @@
-"""A key-value client of the Raft processes, and the record it keeps of what it saw.
+"""A key-value client of the Raft processes, and the history it keeps of what it saw.
 
 The client speaks the same protocol as the simulator's
 :class:`~labkit.raft.KVClient` (extended Raft paper, §8): it sends a
@@ -8,60 +8,36 @@ seconds of silence tries the next server, always with the same
 ``(client, seq)`` so the state machine applies the command at most once.
 
 What is new on a real network is the clock and the give-up: each operation
-is recorded as a :class:`Record` with wall-clock ``call`` and ``ret`` times
-(seconds since the cluster started, from the monotonic clock), and an
-operation that has no answer within ``timeout`` seconds ends with an
-*unknown* outcome: it may have taken effect or not, and may still take effect
-later (Herlihy & Wing's pending operation; :mod:`labkit.linearizability`
-treats it exactly so).
+is recorded as a :class:`~labkit.history.HistoryEntry`, as in the simulator,
+with wall-clock ``call`` and ``ret`` times (seconds since the cluster
+started, from the monotonic clock), and an operation that has no answer
+within ``timeout`` seconds ends with an *unknown* outcome, at ``gave_up``: it
+may have taken effect or not, and may still take effect later (Herlihy &
+Wing's pending operation; :mod:`labkit.linearizability` treats it exactly so).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from labkit import validation as valid
+from labkit.history import HistoryEntry
 from labkit.net.codec import FrameReader, Registry, WireError
 from labkit.net.messages import Hello
 from labkit.raft.messages import ClientReply, ClientRequest
 from labkit.raft.state_machine import validate_op
 
-__all__ = ["Record", "RaftClient", "to_operations"]
+__all__ = ["RaftClient", "to_operations"]
 
 
-@dataclass(slots=True)
-class Record:
-    """One operation as a client saw it: ``output`` is None for a write, ``unknown`` after a give-up."""
+def to_operations(history: list[HistoryEntry]) -> list[Any]:
+    """``history`` as :class:`labkit.linearizability.Operation` records, by call time (unknown outcomes as ``UNKNOWN``)."""
+    from labkit.linearizability.adapters import from_raft
 
-    client: str
-    input: tuple
-    call: float
-    ret: float = math.inf
-    output: Any = None
-    unknown: bool = True
-    attempts: int = 0
-    server: str | None = None  # who answered
-
-    @property
-    def done(self) -> bool:
-        return not self.unknown
-
-
-def to_operations(records: list[Record]) -> list[Any]:
-    """Records as :class:`labkit.linearizability.Operation` (unknown outcomes as ``UNKNOWN``)."""
-    from labkit.linearizability import UNKNOWN, Operation
-
-    for i, r in enumerate(valid.instance("records", records, (list, tuple))):
-        valid.instance(f"records[{i}]", r, Record)
-    return [
-        Operation(r.client, r.call, r.ret, r.input, UNKNOWN if r.unknown else r.output)
-        for r in sorted(records, key=lambda r: r.call)
-    ]
+    return from_raft(sorted(valid.instance("history", history, (list, tuple)), key=lambda r: r.call))
 
 
 class _Conn(asyncio.Protocol):
@@ -125,7 +101,7 @@ class RaftClient:
         self.backoff = backoff
         self.target = 0
         self.seq = 0
-        self.records: list[Record] = []
+        self.records: list[HistoryEntry] = []
         self._conns: dict[str, _Conn] = {}
         self._waiting: asyncio.Future | None = None
         self._lock = asyncio.Lock()
@@ -161,14 +137,14 @@ class RaftClient:
         self._conns.clear()
 
     # -- operations ----------------------------------------------------------------
-    async def invoke(self, op: tuple, timeout: float | None = None) -> Record:
-        """Run one operation; its :class:`Record` (also appended to :attr:`records`)."""
+    async def invoke(self, op: tuple, timeout: float | None = None) -> HistoryEntry:
+        """Run one operation; its :class:`HistoryEntry` (also appended to :attr:`records`)."""
         validate_op(op)
         timeout = self.timeout if timeout is None else timeout
         async with self._lock:
             loop = asyncio.get_running_loop()
             self.seq += 1
-            rec = Record(self.name, op, self.clock())
+            rec = HistoryEntry(self.name, op, self.clock())
             self.records.append(rec)
             deadline = loop.time() + timeout
             req = self.registry.encode(ClientRequest(self.name, self.seq, op))
@@ -197,8 +173,7 @@ class RaftClient:
                 if reply.ok:
                     rec.ret = self.clock()
                     rec.output = reply.result
-                    rec.unknown = False
-                    rec.server = answered
+                    rec.served_by = answered
                     return rec
                 hint = reply.leader_hint
                 if hint in self.addresses and hint != answered:
@@ -206,14 +181,14 @@ class RaftClient:
                 else:  # nobody knows a leader yet (an election is on): wait a little
                     self.target = (self.target + 1) % len(self.servers)
                     await asyncio.sleep(min(self.backoff, max(0.0, deadline - loop.time())))
-            rec.ret = self.clock()  # gave up: the outcome is unknown
+            rec.gave_up = self.clock()  # the outcome is unknown
             return rec
 
-    async def put(self, key: str, value: str) -> Record:
+    async def put(self, key: str, value: str) -> HistoryEntry:
         return await self.invoke(("put", key, value))
 
-    async def get(self, key: str) -> Record:
+    async def get(self, key: str) -> HistoryEntry:
         return await self.invoke(("get", key))
 
-    async def append(self, key: str, value: str) -> Record:
+    async def append(self, key: str, value: str) -> HistoryEntry:
         return await self.invoke(("append", key, value))

@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit import validation as v
+from labkit.history import HistoryEntry
 from labkit.net.base import CLIENTS, ClusterBase, _seconds
-from labkit.net.client import Record
 from labkit.net.loop import LoopThread
 from labkit.net.procs import LOOPBACK, free_port, spawn, start_reaper
 from labkit.net.proxy import Proxy, socket_owner
@@ -96,7 +96,7 @@ def etcd_available() -> tuple[bool, str]:
 
 
 class EtcdClient:
-    """A key-value client of one etcd member (see the module docstring); records a :class:`Record` per operation."""
+    """A key-value client of one etcd member (see the module docstring); records a :class:`~labkit.history.HistoryEntry` per operation."""
 
     def __init__(
         self,
@@ -106,7 +106,7 @@ class EtcdClient:
         *,
         serializable: bool,
         clock: Any,
-        records: list[Record],
+        records: list[HistoryEntry],
         timeout: float = 1.0,
     ) -> None:
         self.name = name
@@ -154,12 +154,12 @@ class EtcdClient:
             if ok:
                 return
 
-    async def invoke(self, op: tuple) -> Record:
+    async def invoke(self, op: tuple) -> HistoryEntry:
         """Run ``("get", k)``, ``("put", k, v)`` or ``("append", k, v)``; unknown outcome after ``timeout``."""
         from labkit.raft.state_machine import validate_op
 
         validate_op(op)
-        rec = Record(self.name, op, self.clock(), server=self.member)
+        rec = HistoryEntry(self.name, op, self.clock(), served_by=self.member)
         self.records.append(rec)
         kind = op[0]
         try:
@@ -170,13 +170,14 @@ class EtcdClient:
                 await asyncio.wait_for(self._put(op[1], op[2]), self.timeout)
             else:
                 await asyncio.wait_for(self._append(op[1], op[2]), self.timeout)
-            rec.unknown = False
         except asyncio.CancelledError:
             raise
         except Exception:  # a timeout, a refused connection, a gRPC error: we do not know
             rec.output = None
             await self._reset()
-        rec.ret = self.clock()
+            rec.gave_up = self.clock()
+        else:
+            rec.ret = self.clock()
         return rec
 
     async def _reset(self) -> None:
@@ -185,13 +186,13 @@ class EtcdClient:
             with contextlib.suppress(Exception):  # closing a broken channel may fail; it is gone either way
                 await asyncio.wait_for(c.close(), 1.0)
 
-    async def put(self, key: str, value: str) -> Record:
+    async def put(self, key: str, value: str) -> HistoryEntry:
         return await self.invoke(("put", key, value))
 
-    async def get(self, key: str) -> Record:
+    async def get(self, key: str) -> HistoryEntry:
         return await self.invoke(("get", key))
 
-    async def append(self, key: str, value: str) -> Record:
+    async def append(self, key: str, value: str) -> HistoryEntry:
         return await self.invoke(("append", key, value))
 
     def close(self) -> None:
@@ -452,7 +453,7 @@ def read_mode_run(
     )
 
 
-def stale_reads(history: list[Record]) -> dict[str, int]:
+def stale_reads(history: list[HistoryEntry]) -> dict[str, int]:
     """How many reads at each member missed an append acknowledged before the read began.
 
     An illustration beside the checker's verdict (for append-only keys): such a

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit import validation as v
-from labkit.net.client import Record, to_operations
+from labkit.history import HistoryEntry
+from labkit.net.client import to_operations
 
 __all__ = [
     "FAULT_KINDS",
@@ -195,7 +196,7 @@ async def run_workload(
 ) -> None:
     """Each client issues random operations for ``duration`` seconds, one at a time, concurrently.
 
-    ``clients`` have a ``name`` and ``async invoke(op) -> Record`` (and may
+    ``clients`` have a ``name`` and ``async invoke(op) -> HistoryEntry`` (and may
     have ``kinds``: the operations that client issues). ``think``:
     up to this many seconds (at random) between two operations of a client.
     """
@@ -215,12 +216,12 @@ async def run_workload(
 class NemesisRun:
     """What one run recorded, and the verdicts (see :func:`check_run`)."""
 
-    history: list[Record]
+    history: list[HistoryEntry]
     events: list[tuple[float, str, Any]]
     schedule: list[Fault]
     final: dict[str, Any] = field(default_factory=dict)
     result: Any = None  # the linearizability CheckResult
-    lost: list[Record] = field(default_factory=list)
+    lost: list[HistoryEntry] = field(default_factory=list)
     duration: float = 0.0
 
     @property
@@ -247,7 +248,7 @@ class NemesisRun:
         )
 
 
-def lost_appends(history: Sequence[Record], final: dict[str, Any]) -> list[Record]:
+def lost_appends(history: Sequence[HistoryEntry], final: dict[str, Any]) -> list[HistoryEntry]:
     """Acknowledged appends that are not in their key's final value exactly once.
 
     Only meaningful for a key no put ever overwrote: a put replaces the value,

@@ -37,8 +37,8 @@ from typing import Any
 
 from labkit import validation as v
 from labkit.clocks import VectorClock
+from labkit.history import HistoryEntry
 from labkit.net.base import ClusterBase, _seconds
-from labkit.net.client import Record
 from labkit.net.cluster import ProcessCluster
 from labkit.net.codec import FrameReader, Registry, WireError, registry_for
 from labkit.net.messages import Hello
@@ -92,7 +92,7 @@ class QuorumClient:
         r: int,
         w: int,
         clock: Any = time.monotonic,
-        records: list[Record] | None = None,
+        records: list[HistoryEntry] | None = None,
         timeout: float = 1.0,
     ) -> None:
         self.name = name
@@ -102,7 +102,7 @@ class QuorumClient:
         self.r = r
         self.w = w
         self.clock = clock
-        self.records: list[Record] = [] if records is None else records
+        self.records: list[HistoryEntry] = [] if records is None else records
         self.timeout = timeout
         self.op_id = 0
         self.context: dict[str, VectorClock] = {}
@@ -135,8 +135,8 @@ class QuorumClient:
         finally:
             self._waiting.pop(msg.op_id, None)
 
-    async def invoke(self, op: tuple) -> Record:
-        """Run ``("get", key)`` or ``("put", key, value)``; its :class:`Record` (also in :attr:`records`)."""
+    async def invoke(self, op: tuple) -> HistoryEntry:
+        """Run ``("get", key)`` or ``("put", key, value)``; its :class:`HistoryEntry` (also in :attr:`records`)."""
         from labkit.linearizability.adapters import Siblings
         from labkit.replication import context_of
         from labkit.replication.messages import ClientGet, ClientPut
@@ -152,15 +152,16 @@ class QuorumClient:
                 msg: Any = ClientGet(self.op_id, key, self.r)
             else:
                 msg = ClientPut(self.op_id, key, op[2], self.context.get(key, VectorClock()), self.w)
-            rec = Record(self.name, op, self.clock(), server=self.server, attempts=1)
+            rec = HistoryEntry(self.name, op, self.clock(), attempts=1, served_by=self.server)
             self.records.append(rec)
             try:
                 reply = await asyncio.wait_for(self._ask(msg), self.timeout)
             except (TimeoutError, OSError):
                 reply = None
-            rec.ret = self.clock()
-            if reply is not None and reply.ok:  # a coordinator that gave up leaves the outcome unknown
-                rec.unknown = False
+            if reply is None or not reply.ok:  # a coordinator that gave up leaves the outcome unknown
+                rec.gave_up = self.clock()
+            else:
+                rec.ret = self.clock()
                 if op[0] == "get":
                     values = tuple(x.value for x in reply.versions)
                     rec.output = "" if not values else values[0] if len(values) == 1 else Siblings(values)
@@ -168,10 +169,10 @@ class QuorumClient:
                 self.context[key] = context_of(reply.versions).merge(known)
             return rec
 
-    async def put(self, key: str, value: str) -> Record:
+    async def put(self, key: str, value: str) -> HistoryEntry:
         return await self.invoke(("put", key, value))
 
-    async def get(self, key: str) -> Record:
+    async def get(self, key: str) -> HistoryEntry:
         return await self.invoke(("get", key))
 
     def close(self) -> None:
@@ -300,7 +301,7 @@ class QuorumCluster(ProcessCluster):
             raise ValueError(f"client {name!r} already talks to {c.server}, not {server}")
         return c
 
-    def append(self, key: str, value: str, client: str = "c0") -> Record:
+    def append(self, key: str, value: str, client: str = "c0") -> HistoryEntry:
         """Not an operation of the quorum store (its writes replace a value): raises ValueError."""
         raise ValueError("the quorum store has get and put only (a write replaces the value), not append")
 

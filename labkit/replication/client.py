@@ -44,6 +44,14 @@ class ClientOp:
     for a read, the siblings; for a write, the version written followed by
     the coordinator's earlier versions it sent along. ``context`` is what a
     write carried (None for a read).
+
+    Not a :class:`~labkit.history.HistoryEntry`: that records only what a
+    linearizability checker reads (input, output, call and return), while
+    this keeps what the Dynamo-style experiments count: the siblings a read
+    saw, the context a write carried, whether a quorum was met and how many
+    replicas answered, and a refusal as distinct from silence.
+    :func:`~labkit.replication.experiments.to_history` turns these into
+    history entries for the checker.
     """
 
     client: str

@@ -4,7 +4,7 @@
   and the 99th percentile marked;
 * :func:`run_timeline`: what the clients got, second by second, while the
   nemesis struck: completed operations per bin (by kind), operations that
-  ended unknown, and every fault as a labelled vertical line.
+  ended unknown (when their client gave up), and every fault as a labelled vertical line.
 
 The history itself is drawn by :func:`labkit.viz.linearizability.history_figure`.
 """
@@ -55,7 +55,7 @@ def run_timeline(run: Any, *, bin_width: float = 0.2, title: str | None = None) 
     if not hist:
         raise ValueError("the run recorded no operation")
     t0 = min(r.call for r in hist)
-    t1 = max(r.ret for r in hist if math.isfinite(r.ret))
+    t1 = max(t for r in hist for t in (r.ret, r.gave_up) if math.isfinite(t))
     bins = max(1, math.ceil((t1 - t0) / bin_width))
     xs = [t0 + (i + 0.5) * bin_width for i in range(bins)]
     fig = go.Figure()
@@ -70,8 +70,8 @@ def run_timeline(run: Any, *, bin_width: float = 0.2, title: str | None = None) 
             )
     unknown = [0] * bins
     for r in hist:
-        if not r.done and math.isfinite(r.ret):
-            unknown[min(bins - 1, int((r.ret - t0) / bin_width))] += 1
+        if not r.done and math.isfinite(r.gave_up):
+            unknown[min(bins - 1, int((r.gave_up - t0) / bin_width))] += 1
     fig.add_trace(
         go.Bar(x=xs, y=[c / bin_width for c in unknown], name="unknown outcome", marker_color=MUTED_COLOR)
     )

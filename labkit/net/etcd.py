@@ -464,7 +464,7 @@ def stale_reads(history: list[HistoryEntry]) -> dict[str, int]:
     for r in history:
         if r.input[0] != "get" or not r.done:
             continue
-        member = r.server or "?"
+        member = r.served_by or "?"
         out.setdefault(member, 0)
         if any(t < r.call and k == r.input[1] and v not in r.output for t, k, v in acked):
             out[member] += 1

@@ -43,37 +43,52 @@ WRITE_QUORUM = Property(
     "a write is acknowledged only once W nodes store it: home replicas in a strict quorum, "
     "home replicas or stand-ins in a sloppy one",
     "Dynamo §4.5, §4.6",
+    look_at=(
+        "handle_write_ack (answer the client only once quorum_reached) and quorum_reached (W answers: "
+        "home replicas only in a strict quorum, stand-ins too in a sloppy one)"
+    ),
 )
 NO_INVENTION = Property(
-    "No invention", "a read returns only versions that a client's write of that key wrote", "Dynamo §4.4"
+    "No invention",
+    "a read returns only versions that a client's write of that key wrote",
+    "Dynamo §4.4",
+    look_at="coordinate_put (the versions self.stamp names), handle_read_reply and newest (keep versions, never make one)",
 )
 NO_LOST_WRITE = Property(
     "No lost write",
     "where read and write quorums overlap, a read sees every write acknowledged before it began "
     "(the version itself, or a version whose writer had seen it): siblings are kept, not dropped",
     "Dynamo §4.4, §4.5; DDIA ch. 5",
+    look_at=(
+        "newest (drop only a version another one supersedes; concurrent ones stay as siblings), "
+        "handle_read_reply (merge every reply) and quorum_reached (R and W count the right nodes)"
+    ),
 )
 STAND_INS = Property(
     "Hints for stand-ins",
     "a node stores data only for keys it is a home replica of; a stand-in keeps a write as a hint "
     "naming the home replica it stands in for",
     "Dynamo §4.6",
+    look_at="ask_stand_ins (a write to a stand-in carries hint_for=home) and read_repair (stand-ins are not repaired)",
 )
 AVAILABLE = Property(
     "Availability",
     "a request succeeds when R (or W) nodes that count can answer: home replicas in a strict quorum, "
     "home replicas or stand-ins in a sloppy one",
     "Dynamo §4.5, §4.6",
+    look_at="quorum_reached and ask_stand_ins (a sloppy quorum asks the next nodes of the preference list)",
 )
 HANDOFF = Property(
     "Hinted handoff",
     "once a stand-in can reach the home replica, the hint is delivered there and then forgotten",
     "Dynamo §4.6",
+    look_at="hand_off (send every hint home) and handle_handoff_ack (forget a hint only if it still holds what was acked)",
 )
 READ_REPAIR = Property(
     "Read repair",
     "a read that found home replicas with stale versions leaves them holding the versions it read",
     "Dynamo §5",
+    look_at="read_repair (every home replica that replied with other versions than p.merged) and handle_read_reply",
 )
 
 SAFETY = (WRITE_QUORUM, NO_INVENTION, NO_LOST_WRITE, STAND_INS)

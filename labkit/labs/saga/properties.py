@@ -34,38 +34,54 @@ ONCE = Property(
     "Once in effect",
     "no step takes effect twice: retries and duplicates carry the step's idempotency key",
     "Garcia-Molina & Salem §1; DDIA ch. 12",
+    look_at="send_step and send_compensation: every attempt of a step carries the same key, the step's own",
 )
 REVERSE = Property(
     "Reverse order",
     "when a step's compensation takes effect, no later step of the saga is still in effect (Cj..C1)",
     "Garcia-Molina & Salem §1",
+    look_at="compensate_next (undo the last step in saga.to_undo first) and apply (COMP_DONE removes that step)",
 )
 ONLY_RAN = Property(
     "Compensate what ran",
     "only steps that may have run are compensated: never one not yet requested, never one refused",
     "Garcia-Molina & Salem §1",
+    look_at="apply: only STEP_DONE and STEP_MAYBE put a step in saga.to_undo; STEP_FAILED (refused) does not",
 )
 RESUME = Property(
     "Resume, not redo",
     "after a restart the saga goes on from its log: a step whose outcome is logged is not requested again",
     "Garcia-Molina & Salem §5",
+    look_at=(
+        "handle_step_reply (only an answer to the step under way counts) and resume (go on from the "
+        "step the log is at, not from the start)"
+    ),
 )
 FINISHED = Property(
     "Every saga ends",
     "once the faults are over, every saga in the log, and every order the orchestrator accepted, ends "
     "completed or aborted in the log",
     "Garcia-Molina & Salem §1, §5",
+    look_at=(
+        "resume (a saga that was compensating goes on compensating), compensation_timed_out (a "
+        "compensation never gives up) and compensate_next (log ABORTED when nothing is left to undo)"
+    ),
 )
 ALL_OR_NOTHING = Property(
     "All or nothing",
     "a completed saga's steps all took effect once; an aborted one, or an order the log never knew, left "
     "no effect; stock and money add up",
     "Garcia-Molina & Salem §1",
+    look_at=(
+        "apply (a step that timed out, STEP_MAYBE, may have run: it is undone too), step_timed_out and "
+        "handle_compensation_reply"
+    ),
 )
 COMPLETES = Property(
     "Completes",
     "an order whose every step its service would accept ends completed: T1..Tn, the preferable sequence",
     "Garcia-Molina & Salem §1",
+    look_at="handle_step_reply (OK: log STEP_DONE, then the next step) and step_timed_out (retry while attempts are left)",
 )
 
 SAFETY = (ONCE, REVERSE, ONLY_RAN, RESUME)

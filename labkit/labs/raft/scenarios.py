@@ -53,6 +53,7 @@ class World:
         duplication: float = 0.0,
         latency: Latency | float = LATENCY,
         clients: int = 0,
+        max_entries: int = 64,
     ) -> None:
         self.trial = trial
         self.cluster = RaftCluster(
@@ -61,6 +62,7 @@ class World:
             latency=latency,
             loss=loss,
             duplication=duplication,
+            max_entries=max_entries,
             noop=False,
             node_factory=factory,
             check=False,
@@ -687,8 +689,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              about="many clients at once: every result linearizable (§8)"),
     Scenario("rejoin", "replication", rejoin, rejoin_faults, seeds=10, options={"n": 3},
              about="a cut-off leader's uncommitted entries are overwritten when it rejoins (§5.3)"),
-    Scenario("backup", "replication", backup, backup_faults, seeds=5,
-             about="a leader repairs a follower whose log diverged by many entries (§5.3)"),
+    Scenario("backup", "replication", backup, backup_faults, seeds=5, options={"max_entries": 8},
+             about="a leader repairs a follower whose log diverged by many entries, 8 per message (§5.3)"),
     Scenario("late AppendEntries", "replication", late_append, late_append_faults, seeds=5, options={"n": 3},
              about="a late AppendEntries with fewer entries cuts nothing off a follower's log (Figure 2)"),
     Scenario("random faults", "replication", random_replication, random_replication_faults, seeds=20,

@@ -318,6 +318,12 @@ class RaftServer(Node):
 
     def apply(self, ctx: Context, index: int) -> None:
         """Apply the entry at ``index`` to the state machine; answer the client waiting for it (if any)."""
+        if index > self.log.last_index:
+            raise IndexError(
+                f"apply({index}), but the log ends at index {self.log.last_index}: commit_index "
+                f"{self.commit_index} is past the end of the log. accept_entries step 5 commits no further "
+                "than the last entry the message carried: min(leader_commit, index of last new entry)"
+            )
         entry = self.log[index]
         result = self.state_machine.apply(entry.command)
         self.applied.append(entry.command)

@@ -321,8 +321,9 @@ class RaftServer(Node):
         if index > self.log.last_index:
             raise IndexError(
                 f"apply({index}), but the log ends at index {self.log.last_index}: commit_index "
-                f"{self.commit_index} is past the end of the log. accept_entries step 5 commits no further "
-                "than the last entry the message carried: min(leader_commit, index of last new entry)"
+                f"{self.commit_index} is past the end of the log. Look at accept_entries: step 2 refuses a "
+                "message whose prev_log_index is past the log, and step 5 commits no further than the last "
+                "entry the message carried, min(leader_commit, index of last new entry)"
             )
         entry = self.log[index]
         result = self.state_machine.apply(entry.command)

@@ -5,7 +5,14 @@ exercise's point is hidden, the misconception the exercise is about gets only ti
 below, the notebook's cells are run in order in one namespace (once per notebook); at the exercise's test
 cell the planted wrong answer (one misconception, replacing the instructor solution) runs against the
 visible part of the cell only (before ``### BEGIN HIDDEN TESTS``) in a copy of the namespace, and must fail
-a check; the instructor solution must pass the same visible checks.
+a check; the instructor solution must pass the same visible checks. Where a misconception names ``says``, the
+message the learner reads must say it: the check points at the rule that was broken.
+
+The copy is made at the answer cell and runs every cell from there to the exercise's test cells, as the
+learner's notebook would: a lab (05, 09, 15) runs a part in an ungraded cell and checks one scenario per test
+cell, and adds its rules to the learner's class one cell at a time (``@MyRaft.rule``), so in the copy that class
+is a fresh subclass and a planted rule never reaches the class the solution runs as. A lab's part runs a few
+seeds, as the learner's does. Every graded test cell of the course must have a misconception here.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -603,12 +611,502 @@ WRONG = [
         '            "p7": "G1b"}\n',
         "p5 taken for G-single: each transaction missed the other's append, two anti-dependencies",
     ),
+    # Exercises 05 merkle, 06 capacity, 12, 13, 14 and 18, and the quorum and saga labs (05, 15).
+    Wrong(
+        "05",
+        "nb05-merkle",
+        "nb05-merkle-test",
+        "    return 1 + depth\n",
+        "one hash per level: the sibling of each differing node is forgotten",
+        "two per level",
+    ),
+    Wrong(
+        "06",
+        "nb06-capacity",
+        "nb06-capacity-test",
+        "    return int((1 + epsilon) * m / n)\n",
+        "the capacity rounded down, so no node may hold its share of the slack",
+        "math.ceil",
+    ),
+    Wrong(
+        "12",
+        "nb12-count",
+        "nb12-count-test",
+        "    return 9\n",
+        "one state per combination of phases: the order of events is forgotten",
+        "three different orders",
+    ),
+    Wrong(
+        "12",
+        "nb12-bounds",
+        "nb12-bounds-test",
+        '    return Bounds(limits={"term": 4})\n',
+        "terms bounded but heartbeats left on",
+        "heartbeats",
+    ),
+    Wrong(
+        "12",
+        "nb12-bounds",
+        "nb12-bounds-test",
+        '    return Bounds(limits={"term": 3}, fires={"heartbeat": 0})\n',
+        "one term too few: the story needs a fourth term for n2 to win without A",
+        "how many terms",
+    ),
+    Wrong(
+        "12",
+        "nb12-hunt",
+        "nb12-hunt-test",
+        "    return [\n"
+        '        "place order-1 at coordinator",\n'
+        '        "deliver Request: coordinator → inventory",\n'
+        '        "deliver Request: coordinator → payment",\n'
+        '        "deliver Request: coordinator → shipping",\n'
+        '        "deliver Reply: inventory → coordinator",\n'
+        '        "deliver Reply: payment → coordinator",\n'
+        '        "crash coordinator",\n'
+        '        "restart coordinator",\n'
+        "    ]\n",
+        "the coordinator crashes before every vote is in, so it never decided commit",
+        "all three votes yes",
+    ),
+    Wrong(
+        "13",
+        "nb13-predict",
+        "nb13-predict-test",
+        '    return {"linearizable": True, "serializable": True}\n',
+        "serializable taken for the stronger guarantee (as for transactions), so both pass",
+        "its own copy",
+    ),
+    Wrong(
+        "14",
+        "nb14-predict-postgres",
+        "nb14-predict-postgres-test",
+        "    return {\n"
+        '        "doctors": {"READ COMMITTED": 2, "REPEATABLE READ": 1, "SERIALIZABLE": 1},\n'
+        '        "deposits": {"READ COMMITTED": 2, "REPEATABLE READ": 1, "SERIALIZABLE": 1},\n'
+        "    }\n",
+        "repeatable read taken to prevent write skew",
+        "snapshot isolation",
+    ),
+    Wrong(
+        "14",
+        "nb14-predict-postgres",
+        "nb14-predict-postgres-test",
+        "    return {\n"
+        '        "doctors": {"READ COMMITTED": 2, "REPEATABLE READ": 2, "SERIALIZABLE": 1},\n'
+        '        "deposits": {"READ COMMITTED": 2, "REPEATABLE READ": 2, "SERIALIZABLE": 1},\n'
+        "    }\n",
+        "repeatable read taken to allow a lost update, as the SQL standard does",
+        "deposits at REPEATABLE READ",
+    ),
+    Wrong(
+        "18",
+        "nb18-owner-answer",
+        "nb18-owner",
+        "    return HashRing(groups).node_for(key)\n",
+        "vnodes ignored: the ring is built with HashRing's default",
+        "vnodes",
+    ),
+    Wrong(
+        "18",
+        "nb18-owner-answer",
+        "nb18-owner",
+        "    import zlib\n    return groups[zlib.crc32(key.encode()) % len(groups)]\n",
+        "hash modulo the number of groups, not a ring",
+        "HashRing",
+    ),
+    Wrong(
+        "18",
+        "nb18-moving-answer",
+        "nb18-moving",
+        "    old = HashRing(groups)\n"
+        "    new = HashRing([*groups, new_group])\n"
+        "    return {k for k in keys if old.node_for(k) != new.node_for(k)}\n",
+        "vnodes ignored: both rings are built with HashRing's default",
+        "vnodes",
+    ),
+    Wrong(
+        "18",
+        "nb18-moving-answer",
+        "nb18-moving",
+        "    import zlib\n"
+        "    h = {k: zlib.crc32(k.encode()) for k in keys}\n"
+        "    return {k for k in keys if h[k] % len(groups) != h[k] % (len(groups) + 1)}\n",
+        "hash modulo the number of groups: most keys move, not a quarter",
+    ),
+    Wrong(
+        "05",
+        "nb05-write-ack",
+        "nb05-quorums",
+        "    p = self.pending.get(m.req)\n"
+        "    if p is None or p.is_read or p.replied:\n"
+        "        return\n"
+        "    p.answered.add(src)\n"
+        "    self.answer(ctx, p, ok=True, versions=p.versions)\n",
+        "a write is acknowledged to the client on its first replica's ack, whatever W",
+        "handle_write_ack",
+    ),
+    Wrong(
+        "05",
+        "nb05-newest",
+        "nb05-quorums",
+        "    return (max(versions, key=lambda v: v.dot.counter),) if versions else ()\n",
+        "siblings dropped: the version with the highest counter wins, as if counters were timestamps",
+        "newest",
+    ),
+    Wrong(
+        "05",
+        "nb05-read-repair",
+        "nb05-repair",
+        "    for node, versions in p.replies.items():\n"
+        "        if node in p.home and not versions:\n"
+        "            ctx.send(node, ReadRepair(p.key, p.merged))\n",
+        "only replicas that returned nothing are repaired, not those that returned an older version",
+        "read_repair",
+    ),
+    Wrong(
+        "05",
+        "nb05-quorum-reached",
+        "nb05-sloppy",
+        "    if self.config.mode is Mode.CONSISTENCY_FIRST:\n"
+        "        return len(p.answered & set(p.home)) >= p.need\n"
+        "    return len(p.answered) >= 1\n",
+        "a sloppy quorum is taken to need any one answer (consistency level ANY), not W of them",
+        "quorum_reached",
+    ),
+    Wrong(
+        "05",
+        "nb05-handoff-ack",
+        "nb05-sloppy",
+        "    self.forget_hint(ctx, src, m.key)\n",
+        "a hint is forgotten on any ack, though a write joined it after it was sent",
+        "handle_handoff_ack",
+    ),
+    Wrong(
+        "15",
+        "nb15-send-step",
+        "nb15-steps",
+        "    self.write(ctx, saga, LogRecord(LogKind.STEP_SENT, step, attempt))\n"
+        '    self.send(ctx, saga, step, Op.DO, key=f"{saga.saga_id}/{step}/{attempt}")\n'
+        "    self.set_timer(ctx, saga, self.policy.timeout)\n",
+        "a new idempotency key per attempt, so a retried step runs twice",
+        "key",
+    ),
+    Wrong(
+        "15",
+        "nb15-step-reply",
+        "nb15-steps",
+        (
+            "    if saga.phase is not Phase.FORWARD:\n"
+            "        return\n"
+            "    if reply.outcome is Outcome.OK:\n"
+            "        done = LogRecord(LogKind.STEP_DONE, reply.step, saga.attempt)\n"
+            "        if reply.step == len(self.definition) - 1:\n"
+            "            self.write(ctx, saga, done, LogRecord(LogKind.COMPLETED))\n"
+            "            self.cancel_timer(ctx, saga)\n"
+            "        else:\n"
+            "            self.write(ctx, saga, done)\n"
+            "            self.send_step(ctx, saga, saga.step, 1)\n"
+            "    elif reply.outcome is Outcome.REJECTED:\n"
+            "        self.write(ctx, saga, LogRecord(LogKind.STEP_FAILED, reply.step, saga.attempt, reply.detail))\n"
+            "        self.compensate_next(ctx, saga)\n"
+        ),
+        "a late or duplicate answer to an earlier step counts",
+        "handle_step_reply",
+    ),
+    Wrong(
+        "15",
+        "nb15-apply",
+        "nb15-compensation",
+        (
+            "    kind = record.kind\n"
+            "    if kind is LogKind.STEP_SENT or kind is LogKind.COMP_SENT:\n"
+            "        saga.step, saga.attempt = record.step, record.attempt\n"
+            "    elif kind is LogKind.STEP_DONE:\n"
+            "        saga.to_undo.append(record.step)\n"
+            "        saga.step, saga.attempt = record.step + 1, 0\n"
+            "    elif kind is LogKind.STEP_FAILED or kind is LogKind.STEP_MAYBE:\n"
+            "        saga.phase = Phase.COMPENSATING\n"
+            "    elif kind is LogKind.COMP_DONE:\n"
+            "        saga.to_undo.remove(record.step)\n"
+            "    elif kind is LogKind.COMPLETED:\n"
+            "        saga.phase = Phase.COMPLETED\n"
+            "    elif kind is LogKind.ABORTED:\n"
+            "        saga.phase = Phase.ABORTED\n"
+        ),
+        "a step that timed out is taken not to have run, so it is never undone",
+        "apply",
+    ),
+    Wrong(
+        "15",
+        "nb15-compensate-next",
+        "nb15-compensation",
+        "    if saga.to_undo:\n"
+        "        self.send_compensation(ctx, saga, saga.to_undo[0], 1)\n"
+        "    else:\n"
+        "        self.write(ctx, saga, LogRecord(LogKind.ABORTED))\n"
+        "        self.cancel_timer(ctx, saga)\n",
+        "compensations in forward order: the first step is undone first",
+        "compensate_next",
+    ),
+    Wrong(
+        "15",
+        "nb15-resume",
+        "nb15-recovery",
+        "    if saga.phase is Phase.FORWARD:\n"
+        "        if saga.step == len(self.definition):\n"
+        "            self.write(ctx, saga, LogRecord(LogKind.COMPLETED))\n"
+        "        else:\n"
+        "            self.send_step(ctx, saga, saga.step, saga.attempt + 1)\n",
+        "a saga that was compensating when the orchestrator crashed is left half undone",
+        "resume",
+    ),
+    # The Raft lab (09): one classic learner bug per scenario's test cell, caught by that scenario.
+    Wrong(
+        "09",
+        "nb09-append-entries",
+        "nb09-initial-election-test",
+        "    if m.term < self.current_term:\n"
+        "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
+        "        return\n"
+        "    if self.role is Role.CANDIDATE:\n"
+        "        self.become_follower(ctx)\n"
+        "    self.leader_id = m.leader_id\n",
+        "the election timer is not restarted by the leader's AppendEntries, so followers depose a live leader",
+        "handle_append_entries",
+    ),
+    Wrong(
+        "09",
+        "nb09-request-vote",
+        "nb09-initial-election-test",
+        "    up_to_date = (m.last_log_term, m.last_log_index) >= (self.log.last_term, self.log.last_index)\n"
+        "    grant = m.term == self.current_term and up_to_date\n"
+        "    if grant:\n"
+        "        self.voted_for = m.candidate_id\n"
+        "        self.save_term_and_vote(ctx)\n"
+        "        self.reset_election_timer(ctx)\n"
+        "    ctx.send(src, RequestVoteReply(self.current_term, grant))\n",
+        "votedFor not consulted: a server votes for every candidate of its term",
+        "handle_request_vote",
+    ),
+    Wrong(
+        "09",
+        "nb09-observe-term",
+        "nb09-re-election-test",
+        "    if term > self.current_term:\n"
+        "        self.current_term = term\n"
+        "        self.save_term_and_vote(ctx)\n"
+        "        self.become_follower(ctx)\n",
+        "votedFor kept on a new term, so a server that voted once never votes for another candidate",
+        "observe_term",
+    ),
+    Wrong(
+        "09",
+        "nb09-observe-term",
+        "nb09-many-elections-test",
+        "    if term > self.current_term:\n"
+        "        self.current_term = term\n"
+        "        self.voted_for = None\n"
+        "        self.save_term_and_vote(ctx)\n",
+        "a leader that hears a higher term keeps leading",
+        "observe_term",
+    ),
+    Wrong(
+        "09",
+        "nb09-vote-reply",
+        "nb09-late-vote-replies-test",
+        "    if self.role is Role.CANDIDATE and m.vote_granted:\n"
+        "        self.votes.add(src)\n"
+        "        if len(self.votes) >= self.majority:\n"
+        "            self.become_leader(ctx)\n",
+        "a vote granted in an earlier term is counted in this one",
+        "handle_request_vote_reply",
+    ),
+    Wrong(
+        "09",
+        "nb09-apply",
+        "nb09-basic-agreement-test",
+        "    for index in range(self.last_applied + 1, self.commit_index + 1):\n"
+        "        self.apply(ctx, index)\n",
+        "last_applied never advanced, so entries are applied again and again",
+        "apply_committed",
+    ),
+    Wrong(
+        "09",
+        "nb09-request-vote",
+        "nb09-agreement-with-failures-test",
+        "    grant = m.term == self.current_term and self.voted_for in (None, m.candidate_id)\n"
+        "    if grant:\n"
+        "        self.voted_for = m.candidate_id\n"
+        "        self.save_term_and_vote(ctx)\n"
+        "        self.reset_election_timer(ctx)\n"
+        "    ctx.send(src, RequestVoteReply(self.current_term, grant))\n",
+        "a vote granted to a candidate whose log is behind (no up-to-date check, §5.4.1)",
+        "up-to-date check in handle_request_vote",
+    ),
+    Wrong(
+        "09",
+        "nb09-accept-entries",
+        "nb09-no-agreement-without-a-majority-test",
+        "    if m.prev_log_index > self.log.last_index or self.log.term(m.prev_log_index) != m.prev_log_term:\n"
+        "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
+        "        return\n"
+        "    index = m.prev_log_index\n"
+        "    for entry in m.entries:\n"
+        "        index += 1\n"
+        "        if index > self.log.last_index:\n"
+        "            self.log.append([entry])\n"
+        "            self.save_log(ctx, index)\n"
+        "    last_new = m.prev_log_index + len(m.entries)\n"
+        "    if m.leader_commit > self.commit_index:\n"
+        "        self.commit_index = max(self.commit_index, min(m.leader_commit, last_new))\n"
+        "        self.apply_committed(ctx)\n"
+        "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n",
+        "a conflicting entry is kept: the follower only appends past its last entry (step 3 skipped)",
+        "accept_entries",
+    ),
+    Wrong(
+        "09",
+        "nb09-apply",
+        "nb09-concurrent-submits-test",
+        "    while self.last_applied < self.log.last_index:\n"
+        "        self.last_applied += 1\n"
+        "        self.apply(ctx, self.last_applied)\n",
+        "every entry in the log is applied, committed or not",
+        "apply_committed",
+    ),
+    Wrong(
+        "09",
+        "nb09-commit",
+        "nb09-rejoin-test",
+        "    for n in range(self.log.last_index, self.commit_index, -1):\n"
+        "        copies = sum(self.match_index[peer] >= n for peer in self.peers)\n"
+        "        if copies >= self.majority and self.log.term(n) == self.current_term:\n"
+        "            self.commit_index = n\n"
+        "            self.apply_committed(ctx)\n"
+        "            return\n",
+        "the leader does not count its own copy of an entry",
+        "advance_commit_index",
+    ),
+    Wrong(
+        "09",
+        "nb09-accept-entries",
+        "nb09-backup-test",
+        "    if m.prev_log_index > self.log.last_index or self.log.term(m.prev_log_index) != m.prev_log_term:\n"
+        "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
+        "        return\n"
+        "    index = m.prev_log_index\n"
+        "    for entry in m.entries:\n"
+        "        index += 1\n"
+        "        if index <= self.log.last_index and self.log.term(index) != entry.term:\n"
+        "            self.log.truncate(index - 1)\n"
+        "        if index > self.log.last_index:\n"
+        "            self.log.append([entry])\n"
+        "            self.save_log(ctx, index)\n"
+        "    last_new = m.prev_log_index + len(m.entries)\n"
+        "    if m.leader_commit > self.commit_index:\n"
+        "        self.commit_index = m.leader_commit\n"
+        "        self.apply_committed(ctx)\n"
+        "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n",
+        "commitIndex = leaderCommit, not min(leaderCommit, index of last new entry)",
+        "step 5 commits no further",
+    ),
+    Wrong(
+        "09",
+        "nb09-accept-entries",
+        "nb09-random-faults-test",
+        "    index = m.prev_log_index\n"
+        "    for entry in m.entries:\n"
+        "        index += 1\n"
+        "        if index <= self.log.last_index and self.log.term(index) != entry.term:\n"
+        "            self.log.truncate(index - 1)\n"
+        "        if index > self.log.last_index:\n"
+        "            self.log.append([entry])\n"
+        "            self.save_log(ctx, index)\n"
+        "    last_new = m.prev_log_index + len(m.entries)\n"
+        "    if m.leader_commit > self.commit_index:\n"
+        "        self.commit_index = max(self.commit_index, min(m.leader_commit, last_new))\n"
+        "        self.apply_committed(ctx)\n"
+        "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n",
+        "entries appended without checking prev_log_index and prev_log_term (step 2)",
+        "accept_entries",
+    ),
+    Wrong(
+        "09",
+        "nb09-restore",
+        "nb09-persistence-test",
+        '    self.current_term = storage.get("current_term", 0)\n'
+        '    self.voted_for = storage.get("voted_for")\n',
+        "the log is not read back after a restart",
+        "restore",
+    ),
+    Wrong(
+        "09",
+        "nb09-restore",
+        "nb09-crash-while-voting-test",
+        '    self.current_term = storage.get("current_term", 0)\n'
+        '    self.log = RaftLog(storage[("log", i)] for i in range(1, storage.get("log_length", 0) + 1))\n',
+        "the vote is not read back after a restart, so a server votes twice in one term",
+        "restore",
+    ),
+    Wrong(
+        "09",
+        "nb09-commit",
+        "nb09-figure-8-test",
+        "    for n in range(self.log.last_index, self.commit_index, -1):\n"
+        "        copies = 1 + sum(self.match_index[peer] >= n for peer in self.peers)\n"
+        "        if copies >= self.majority:\n"
+        "            self.commit_index = n\n"
+        "            self.apply_committed(ctx)\n"
+        "            return\n",
+        "an entry of an earlier term committed by counting replicas (Figure 8)",
+        "advance_commit_index",
+    ),
+    Wrong(
+        "09",
+        "nb09-accept-entries",
+        "nb09-unreliable-network-test",
+        "    if m.prev_log_index > self.log.last_index or self.log.term(m.prev_log_index) != m.prev_log_term:\n"
+        "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
+        "        return\n"
+        "    self.log.truncate(m.prev_log_index)\n"
+        "    self.log.append(list(m.entries))\n"
+        "    if m.entries:\n"
+        "        self.save_log(ctx, m.prev_log_index + 1)\n"
+        "    last_new = m.prev_log_index + len(m.entries)\n"
+        "    if m.leader_commit > self.commit_index:\n"
+        "        self.commit_index = max(self.commit_index, min(m.leader_commit, last_new))\n"
+        "        self.apply_committed(ctx)\n"
+        "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n",
+        "the log is always cut after prev_log_index, so a late AppendEntries removes entries",
+        "accept_entries",
+    ),
+    Wrong(
+        "09",
+        "nb09-restore",
+        "nb09-churn-test",
+        '    self.voted_for = storage.get("voted_for")\n'
+        '    self.log = RaftLog(storage[("log", i)] for i in range(1, storage.get("log_length", 0) + 1))\n',
+        "current_term is not read back after a restart",
+        "restore",
+    ),
 ]
 
 
 def test_misconceptions_are_not_repeated():
     keys = [(w.test, w.body) for w in WRONG]
     assert len(set(keys)) == len(keys), "the same wrong answer is listed twice"
+
+
+def test_every_graded_test_cell_has_a_misconception():
+    graded = set()
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if meta.get("grade") and not meta.get("solution"):
+                graded.add(meta["grade_id"])
+    missing = sorted(graded - {w.test for w in WRONG})
+    assert not missing, f"graded test cells with no planted misconception: {missing}"
 
 
 def _nbgrader(cell: dict[str, Any]) -> str | None:
@@ -653,38 +1151,88 @@ def _visible(source: str, ns: dict[str, Any], name: str) -> str | None:
     return None
 
 
+def _fork(ns: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``ns`` in which the learner's lab classes are fresh subclasses, so planted rules stay in it."""
+    mine = dict(ns)
+    for name, value in ns.items():
+        if (
+            isinstance(value, type)
+            and value.__module__ == "__main__"
+            and callable(getattr(value, "rule", None))
+        ):
+            mine[name] = type(value.__name__, (value,), {"__module__": "__main__", "__doc__": value.__doc__})
+    return mine
+
+
+def _quietly(source: str, ns: dict[str, Any], name: str, *, tolerate: bool) -> None:
+    """Run a cell with its output hidden; with ``tolerate``, a cell that fails is passed over, as Run All does."""
+    _tally.clear()
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            _run(source, ns, name)
+        except Exception:
+            if not tolerate:
+                raise
+
+
 @cache
-def _outcomes(prefix: str) -> dict[tuple[str, Any], tuple[str | None, str | None]]:
-    """(test grade id, wrong body) -> (failures of the solution, of the wrong answer), for one notebook."""
+def _outcomes(prefix: str) -> tuple[dict[str, str | None], dict[Wrong, str | None]]:
+    """For one notebook: test grade id -> failures of the solution, and misconception -> its failures.
+
+    A lab shrinks each failing schedule for the picture it draws; here that step is skipped (it takes most
+    of the time): a shrunk schedule fails the same property, so the checks fail and hint alike.
+    """
+    with mock.patch("labkit.labs.suite.shrink_schedule", lambda *a, **k: None):
+        return _run_notebook(prefix)
+
+
+def _run_notebook(prefix: str) -> tuple[dict[str, str | None], dict[Wrong, str | None]]:
     path = next(NOTEBOOKS.glob(f"{prefix}-*.ipynb"))
     cells = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
-    wanted: dict[str, list[Wrong]] = {}
-    for w in WRONG:
-        if w.notebook == prefix:
-            wanted.setdefault(w.test, []).append(w)
-    answers = {_nbgrader(c): "".join(c["source"]) for c in cells}
+    mine = [w for w in WRONG if w.notebook == prefix]
+    tests = {w.test for w in mine}
     ns: dict[str, Any] = {"__name__": "__main__", "display": lambda *a, **k: None}
-    found: dict[tuple[str, Any], tuple[str | None, str | None]] = {}
+    forks: dict[tuple[str, Any], dict[str, Any]] = {}  # (answer, body) -> the namespace it runs in
+    solution: dict[str, str | None] = {}
+    planted: dict[Wrong, str | None] = {}
     for i, cell in enumerate(cells):
-        if len(found) == sum(map(len, wanted.values())):
+        if len(solution) == len(tests):
             break
         grade_id, source = _nbgrader(cell), "".join(cell["source"])
-        if grade_id in wanted:
-            solution = _visible(source, ns, grade_id)
-            for w in wanted[grade_id]:
-                mine = dict(ns)
-                _run(_plant(answers[w.answer], w.body), mine, w.answer + "-wrong")
-                found[grade_id, w.body] = (solution, _visible(source, mine, grade_id))
+        name = grade_id or f"{prefix}-cell-{i}"
+        for key, fork in forks.items():  # the copies run this cell as the learner's student version would
+            targets = [w for w in mine if (w.answer, w.body) == key and w.test == grade_id]
+            if targets:
+                failures = _visible(source, fork, grade_id)
+                planted.update(dict.fromkeys(targets, failures))
+            else:
+                _quietly(source.split(HIDDEN)[0], fork, name, tolerate=True)
+        for w in mine:
+            if w.answer == grade_id and (w.answer, w.body) not in forks:
+                forks[w.answer, w.body] = fork = _fork(ns)
+                _quietly(_plant(source, w.body), fork, name + "-wrong", tolerate=False)
+        if grade_id in tests:
+            solution[grade_id] = _visible(source, ns, grade_id)
         else:
-            with contextlib.redirect_stdout(io.StringIO()):
-                _run(source, ns, grade_id or f"{prefix}-cell-{i}")
-    return found
+            _quietly(source, ns, name, tolerate=False)
+        for key in [k for k in forks if all(w in planted for w in mine if (w.answer, w.body) == k)]:
+            del forks[key]  # no test cell left for it
+    missing = [w.test for w in mine if w not in planted]
+    assert not missing, f"test cells not reached after their answer cell: {missing}"
+    return solution, planted
 
 
-@pytest.mark.parametrize("wrong", WRONG, ids=[w.answer for w in WRONG])
+def _id(w: Wrong) -> str:
+    return w.answer if sum(v.answer == w.answer for v in WRONG) == 1 else f"{w.test}:{w.why[:32]}"
+
+
+@pytest.mark.parametrize("wrong", WRONG, ids=[_id(w) for w in WRONG])
 def test_the_wrong_answer_fails_a_visible_check_and_the_solution_passes_them(wrong):
-    solution, planted = _outcomes(wrong.notebook)[wrong.test, wrong.body]
-    assert solution is None, f"the instructor solution fails the visible checks of {wrong.test}:\n{solution}"
-    assert planted is not None, f"{wrong.test}: '{wrong.why}' passes every visible check"
+    solution, planted = _outcomes(wrong.notebook)
+    assert solution[wrong.test] is None, (
+        f"the instructor solution fails the visible checks of {wrong.test}:\n{solution[wrong.test]}"
+    )
+    failure = planted[wrong]
+    assert failure is not None, f"{wrong.test}: '{wrong.why}' passes every visible check"
     if wrong.says is not None:
-        assert wrong.says in planted, f"{wrong.test}: '{wrong.why}' is not told '{wrong.says}':\n{planted}"
+        assert wrong.says in failure, f"{wrong.test}: '{wrong.why}' is not told '{wrong.says}':\n{failure}"

@@ -61,8 +61,9 @@ LEADER_COMPLETENESS = Property(
     "Figure 3",
     look_at=(
         "the up-to-date check in handle_request_vote (§5.4.1), the current-term condition in "
-        "advance_commit_index (§5.4.2), and saving the log and the vote before replying (restore reads "
-        "them back)"
+        "advance_commit_index (§5.4.2), accept_entries (step 3 cuts the log only where an entry conflicts: "
+        "a late AppendEntries removes nothing), and saving the log and the vote before replying (restore "
+        "reads them back)"
     ),
 )
 STATE_MACHINE_SAFETY = Property(

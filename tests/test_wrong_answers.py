@@ -1034,7 +1034,7 @@ WRONG = [
     Wrong(
         "09",
         "nb09-restore",
-        "nb09-persistence-test",
+        "nb09-crash-and-restart-test",
         '    self.current_term = storage.get("current_term", 0)\n'
         '    self.voted_for = storage.get("voted_for")\n',
         "the log is not read back after a restart",
@@ -1061,6 +1061,25 @@ WRONG = [
         "            return\n",
         "an entry of an earlier term committed by counting replicas (Figure 8)",
         "advance_commit_index",
+    ),
+    Wrong(
+        "09",
+        "nb09-accept-entries",
+        "nb09-late-appendentries-test",
+        "    if m.prev_log_index > self.log.last_index or self.log.term(m.prev_log_index) != m.prev_log_term:\n"
+        "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
+        "        return\n"
+        "    self.log.truncate(m.prev_log_index)\n"
+        "    self.log.append(list(m.entries))\n"
+        "    if m.entries:\n"
+        "        self.save_log(ctx, m.prev_log_index + 1)\n"
+        "    last_new = m.prev_log_index + len(m.entries)\n"
+        "    if m.leader_commit > self.commit_index:\n"
+        "        self.commit_index = max(self.commit_index, min(m.leader_commit, last_new))\n"
+        "        self.apply_committed(ctx)\n"
+        "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n",
+        "the log is always cut after prev_log_index, so a late AppendEntries removes committed entries",
+        "accept_entries",
     ),
     Wrong(
         "09",

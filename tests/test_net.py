@@ -579,11 +579,14 @@ def test_bad_settings_are_refused_before_anything_starts():
 )
 def test_simulated_and_real_clusters_refuse_the_same_partitions_alike(groups, error, message):
     from labkit.raft import RaftCluster
+    from labkit.replication import ReplicatedStore
 
     sim_cluster, real_cluster = RaftCluster(n=3, seed=0), ProcessCluster(n=3, nemesis=True)
     with pytest.raises(error) as simulated:
         sim_cluster.partition(*groups)
     with pytest.raises(error) as real:
         real_cluster.partition(*groups)
-    assert str(simulated.value) == str(real.value) == message
+    with pytest.raises(error) as quorum_store:
+        ReplicatedStore(3, 3).partition(*groups)
+    assert str(simulated.value) == str(real.value) == str(quorum_store.value) == message
     assert sim_cluster.partitions == [list(sim_cluster.ids)], "a refused partition changes nothing"

@@ -137,7 +137,7 @@ def test_bad_requests_are_refused():
         store.get("x", via="n9")
     with pytest.raises(TypeError, match="key must be a str"):
         store.get(5)
-    with pytest.raises(ValueError, match="two groups"):
+    with pytest.raises(ValueError, match="in group 0 and group 1"):
         store.partition(["n1"], ["n1", "n2"])
     with pytest.raises(TypeError, match="string"):
         store.partition("n1")

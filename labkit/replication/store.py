@@ -234,16 +234,12 @@ class ReplicatedStore:
 
     def partition(self, *groups: Iterable[str]) -> None:
         """Split the storage nodes into groups; nodes not named form one more group."""
-        if not groups or any(isinstance(g, str) for g in groups):
-            raise TypeError(f"partition takes one or more lists of node ids (not a string), got {groups!r}")
-        gs = [list(g) for g in groups]
-        seen: set[str] = set()
-        for m in (m for g in gs for m in g):
-            self._check_storage(m, "partition member")
-            if m in seen:
-                raise ValueError(f"node {m!r} is in two groups; each node can be on one side only")
-            seen.add(m)
-        self._groups = gs
+
+        def member(node: str, name: str) -> str:
+            self._check_storage(node, name)
+            return node
+
+        self._groups = valid.partition_groups(groups, member)
         self._apply_partition()
 
     def heal(self) -> None:

@@ -691,13 +691,24 @@ WRONG = [
     Wrong(
         "14",
         "nb14-predict-postgres",
-        "nb14-predict-postgres-test",
+        "nb14-predict-postgres-deposits",
         "    return {\n"
         '        "doctors": {"READ COMMITTED": 2, "REPEATABLE READ": 2, "SERIALIZABLE": 1},\n'
         '        "deposits": {"READ COMMITTED": 2, "REPEATABLE READ": 2, "SERIALIZABLE": 1},\n'
         "    }\n",
         "repeatable read taken to allow a lost update, as the SQL standard does",
         "deposits at REPEATABLE READ",
+    ),
+    Wrong(
+        "14",
+        "nb14-predict-postgres",
+        "nb14-predict-postgres-serializable",
+        "    return {\n"
+        '        "doctors": {"READ COMMITTED": 2, "REPEATABLE READ": 2, "SERIALIZABLE": 2},\n'
+        '        "deposits": {"READ COMMITTED": 2, "REPEATABLE READ": 1, "SERIALIZABLE": 1},\n'
+        "    }\n",
+        "serializable taken to let the doctors both commit: they write different rows, so nothing seems to conflict",
+        "SSI refuses one",
     ),
     Wrong(
         "18",

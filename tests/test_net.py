@@ -432,6 +432,19 @@ def _need_etcd():
         pytest.skip(why)
 
 
+def test_etcd_available_names_the_missing_python_client(monkeypatch):
+    import sys
+
+    from labkit.net import etcd
+
+    if etcd.etcd_binary() is None:
+        pytest.skip("no etcd server program here")
+    monkeypatch.setitem(sys.modules, "aetcd", None)  # import aetcd now raises ImportError
+    ok, why = etcd.etcd_available()
+    assert ok is False
+    assert "pip install aetcd" in why and "is installed" in why, why
+
+
 def _read_mode_runs(runs: int):
     from labkit.net.etcd import EtcdCluster, read_mode_run, stale_reads
 

@@ -91,7 +91,7 @@ def etcd_available() -> tuple[bool, str]:
     try:
         import aetcd  # noqa: F401
     except ImportError:
-        return False, INSTALL_HINT
+        return False, "etcd is installed, but its Python client is not: `pip install aetcd`."
     return True, ".".join(m.groups())
 
 

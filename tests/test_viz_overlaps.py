@@ -8,12 +8,14 @@ from itertools import combinations
 
 import pytest
 
+from labkit.explore import Bounds, invariants, protocols
 from labkit.labs.raft import RaftServer, Role, raft_lab
 from labkit.raft import RaftCluster
-from labkit.raft.bugs import VoteTwice
+from labkit.raft.bugs import Bug, VoteTwice
 from labkit.shardkv import ShardedKV
 from labkit.sim import Kind
 from labkit.viz import ClusterWidget
+from labkit.viz.explore import Explorer
 from labkit.viz.saga import SagaWidget
 from labkit.viz.shardkv import throughput_figure
 from labkit.viz.spacetime import spacetime_diagram
@@ -160,3 +162,22 @@ def test_the_failure_pictures_legend_counts_what_is_in_view(scenario):
             assert int(found[2]) == in_view, (trace.name, in_view)
             counted += 1
     assert counted == 7 and fig.layout.legend.title.text == "in view:"
+
+
+def test_the_explorer_at_step_0_shows_the_boot_diamonds_whole_and_says_where_the_run_stands():
+    # 12: the boot notes at step 0 sat on the plot's left edge (half diamonds), and the 0-step
+    # picture showed nothing else.
+    explorer = Explorer(
+        protocols.raft(3, bugs=[Bug.VOTE_TWICE]), invariants.RAFT_INVARIANTS, Bounds(limits={"term": 1})
+    )
+    fig = explorer.figure()
+    events = next(t for t in fig.data if t.name.startswith("events"))
+    assert list(events.x) == [0, 0, 0]  # each server's note as it boots
+    for trace in fig.data:
+        if trace.mode == "markers" and trace.x:
+            _inside(fig, trace)
+    (note,) = fig.layout.annotations
+    assert note.text.startswith("step 0: the start") and "press an enabled action" in note.text
+    assert note.xref == "x" and note.xanchor == "left" and note.x > 0  # right of step 0's diamonds
+    explorer.do(0)
+    assert not explorer.figure().layout.annotations  # one step on, the run speaks for itself

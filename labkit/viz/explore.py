@@ -29,6 +29,9 @@ from labkit.viz.spacetime import spacetime_diagram
 __all__ = ["run_diagram", "counterexample_diagram", "Explorer"]
 
 MAX_BUTTONS = 60  # buttons shown at once; the rest are listed by number
+START_NOTE = "step 0: the start, no action taken yet"
+BOOT_NOTE = "<br>(the diamonds: what the nodes noted as they booted)"
+PRESS_NOTE = "<br>press an enabled action below to take step 1"
 
 
 def run_diagram(
@@ -52,7 +55,8 @@ def run_diagram(
     trace = trace_of(space, actions, violation=violation, start=start)
     n = len(actions)
     name = title or f"{space.model.name}: {n} step{'s' * (n != 1)}"
-    fig = spacetime_diagram(trace, nodes=list(space.ids), title=name, start=0.0, end=max(n, 1) + 0.5)
+    # From step -0.5: what the nodes note while they boot sits at step 0, and its diamonds are whole.
+    fig = spacetime_diagram(trace, nodes=list(space.ids), title=name, start=-0.5, end=max(n, 1) + 0.5)
     fig.update_xaxes(title_text="step of the run", dtick=1 if n <= 40 else None, tick0=0)
     _bend_messages(fig)
     lanes = list(space.ids)
@@ -85,6 +89,12 @@ def run_diagram(
         fig.add_annotation(
             x=n, y=1.0, xref="x", yref="paper", yanchor="bottom", xanchor="right", showarrow=False,
             text=html.escape(f"✗ {violation[0]}"), font={"size": 11, "color": BAD_COLOR},
+        )  # fmt: skip
+    if n == 0:  # an empty plot would read as a broken figure; the note starts right of step 0's diamonds
+        booted = any(t.name.startswith("events") and t.x for t in fig.data)
+        fig.add_annotation(
+            x=0.15, y=0.5, xref="x", yref="paper", xanchor="left", align="left", showarrow=False,
+            text=START_NOTE + (BOOT_NOTE if booted else ""), font={"size": 13, "color": "#555555"},
         )  # fmt: skip
     legend_below(fig)
     fig.update_layout(margin={"t": 90, "b": 120}, height=max(340, 190 + 55 * len(space.ids)))
@@ -196,7 +206,11 @@ class Explorer(Widget):
         w = self.walk
         found = w.violations()
         start = w.start if w.taken_over else None
-        return run_diagram(w.space, w.path, violation=found[0] if found else None, start=start)
+        fig = run_diagram(w.space, w.path, violation=found[0] if found else None, start=start)
+        for note in fig.layout.annotations:
+            if note.text.startswith(START_NOTE) and self.enabled():
+                note.text += PRESS_NOTE
+        return fig
 
     def verdict(self) -> str:
         """The invariants on the current state, as HTML: all hold, or which break and why."""

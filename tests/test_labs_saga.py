@@ -190,7 +190,7 @@ def test_the_failure_picture_marks_the_compensation_out_of_order():
     assert states["inventory"]["o4/0"] == "compensated" and states["payment"]["o4/1"] == "applied"
     assert states["orchestrator"]["o4"].startswith("compensating step 0")
     star = next(t for t in view.figure().data if t.name == "violation")
-    assert list(star.y) == [1] and list(star.x) == [pytest.approx(v.time)]
+    assert 0.5 < star.y[0] < 1 and list(star.x) == [pytest.approx(v.time)]  # just above lane 1
     logged = [r.detail["kind"] for r in view.trial.sim.trace.notes("saga log") if r.detail["saga"] == "o4"]
     assert logged.index(LogKind.STEP_FAILED.value) < logged.index(LogKind.COMP_SENT.value)
 

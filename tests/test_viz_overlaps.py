@@ -181,3 +181,28 @@ def test_the_explorer_at_step_0_shows_the_boot_diamonds_whole_and_says_where_the
     assert note.xref == "x" and note.xanchor == "left" and note.x > 0  # right of step 0's diamonds
     explorer.do(0)
     assert not explorer.figure().layout.annotations  # one step on, the run speaks for itself
+
+
+@pytest.mark.parametrize("scenario", ["initial election", "re-election"])
+def test_the_failure_pictures_star_leaves_the_event_it_marks_in_sight(scenario):
+    # 09: the violation's star (18 px) sat on its node's lane at its moment, over the diamond of
+    # the very event it marks: the learner could neither see nor hover which event it was.
+    report = raft_lab.run(scenario, VoteTwice, progress=False, quiet=True)
+    view = report.failures[0].show()
+    v = view.violation
+    fig = view.figure()
+    star = next(t for t in fig.data if t.name == "violation")
+    events = next(t for t in fig.data if t.name.startswith("events"))
+    lane = view.nodes.index(v.node)
+    assert (v.time, lane) in zip(events.x, events.y, strict=True)  # the event it marks is drawn
+    _inside(fig, star)
+    assert star.x == (v.time,) and star.y[0] < lane  # on the red line, above its lane
+    y_bottom, y_top = fig.layout.yaxis.range
+    m = fig.layout.margin
+    px_per_lane = (fig.layout.height - m.t - m.b) / (y_bottom - y_top)
+    apart = (star.marker.size + 8) / 2 + 3  # the star's half size, a diamond's (8 px), 3 px between
+    for trace in fig.data:
+        if trace.mode == "markers" and trace is not star and trace.x:
+            for x, y in zip(trace.x, trace.y, strict=True):
+                if x == v.time:
+                    assert abs(star.y[0] - y) * px_per_lane >= apart, (trace.name, y)

@@ -11,8 +11,8 @@ event, and draws:
   the role, term, vote, log and commit index (what the lab's ``describe``
   says);
 * the faults of the schedule as dotted lines, labelled;
-* the violation as a red star on the node and at the moment where it was
-  first seen, with the property's name; the earlier events it stems from
+* the violation as a red star at the moment where it was first seen, just above the lane of
+  its node (clear of the event it marks), with the property's name; the earlier events it stems from
   (e.g. the commit of an entry a later leader lacks) as open red diamonds,
   labelled, and in view from the start.
 
@@ -37,6 +37,7 @@ __all__ = ["FailureView", "STEP_KINDS"]
 STEP_KINDS = (Kind.START, Kind.DELIVER, Kind.TIMER, Kind.CRASH, Kind.RESTART)
 _FAULT_COLOR = "#882255"
 _STATE_COLOR = "#009E73"
+_STAR_ABOVE = 0.45  # lanes: a violation's star sits this far above its node's lane, clear of its event
 _WINDOW = 1.5  # at most this many seconds of run are shown before the violation at first,
 _MIN_WINDOW = 0.01  # at least this many,
 _EVENTS_SHOWN = 60  # and about this many events
@@ -220,14 +221,17 @@ class FailureView(Widget):
             shapes.append(vline(v.time, BAD_COLOR, "dash", 1.2))
             notes.append(_label(v.time, f"✗ {v.property.name}", BAD_COLOR))
             if step >= self.step:
+                n = len(self.nodes)
                 if v.node not in lane:  # a property of the whole run: the star gets a row of its own on top
-                    n = len(self.nodes)
                     fig.update_yaxes(range=[n - 0.5, -1.3], tickvals=[-0.8, *range(n)],
                                      ticktext=["all nodes", *self.nodes])  # fmt: skip
+                elif lane[v.node] == 0:  # room above the top lane for its star
+                    fig.update_yaxes(range=[n - 0.5, -0.5 - _STAR_ABOVE])
                 fig.add_trace(
                     go.Scatter(
+                        # Just above the node's lane, on the red line: on the lane it hid the event it marks.
                         x=[v.time],
-                        y=[lane.get(v.node, -0.8)],
+                        y=[lane[v.node] - _STAR_ABOVE if v.node in lane else -0.8],
                         mode="markers",
                         marker={"color": BAD_COLOR, "size": 18, "symbol": "star", "line": {"width": 1}},
                         name="violation",

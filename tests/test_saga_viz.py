@@ -109,3 +109,17 @@ def test_figures_name_their_axes_and_explain_the_grey_band():
     assert pc.layout.yaxis.title.text == "participant"
     notes = [a for a in pc.layout.annotations if "crashes" in a.text]
     assert notes and all(a.yref == "paper" and a.y >= 1.0 for a in notes)  # above the bars, not on them
+
+
+def test_a_crash_before_the_reply_is_drawn_as_the_crash_not_as_a_step_that_changed_nothing():
+    # 15, "crash after apply": the service's "crash before reply" note sat in the open squares,
+    # "service changed nothing (held, refused, duplicate)", on the spot of its own change and crash.
+    w = SagaWidget(seed=0)
+    w.fail("ship", "crash after apply")
+    traces = {t.name: t for t in saga_timeline(w.result).data}
+    crash, unchanged = traces["crash"], traces["service changed nothing (held, refused, duplicate)"]
+    changed = traces["service changed its data"]
+    (spot,) = zip(crash.x, crash.y, strict=True)
+    assert spot in zip(changed.x, changed.y, strict=True)  # the label it made is there, and then it died
+    assert spot not in zip(unchanged.x, unchanged.y, strict=True)
+    assert list(crash.text) == ["crash before the create_label reply"]

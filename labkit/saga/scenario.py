@@ -462,10 +462,14 @@ def timeline(trace: Trace) -> list[dict[str, Any]]:
     Keys: ``time``, ``lane`` (a service or "orchestrator"), ``what``
     (a short label) and ``category``: request, compensation (sent by the
     orchestrator), effect (a service changed its data), no effect (it
-    answered without changing anything: refused, duplicate, transient
-    failure...), log (a saga log record), crash, restart.
+    changed nothing: held, refused, duplicate, transient failure...), log
+    (a saga log record), crash, restart. A service that dies between its
+    change and its reply is one crash, "crash before the create_label
+    reply": its note of it is no event of its own (and no "no effect": the
+    change was made, the row before says so).
     """
     rows: list[dict[str, Any]] = []
+    dying: dict[str, str] = {}  # node -> the op it dies before answering
 
     def add(ev: Any, lane: str, what: str, category: str) -> None:
         rows.append({"time": ev.time, "lane": lane, "what": what, "category": category})
@@ -480,6 +484,9 @@ def timeline(trace: Trace) -> list[dict[str, Any]]:
             name = {"do": cls.do_name, "undo": cls.undo_name}.get(op.value, op.value) if cls else op.value
             add(ev, ev.dst, f"{name} sent", "compensation" if op.value in ("undo", "abort") else "request")
         elif ev.kind is Kind.STATE and ev.reason in ("service", "participant") and d:
+            if d.get("outcome") == "crash before reply":  # the crash that follows tells it
+                dying[ev.node] = str(d["op"])
+                continue
             if "op" in d:
                 label = f"{d['op']} {d.get('outcome', '')}".strip()
                 changed = d.get("outcome") in ("applied", "compensated")
@@ -490,6 +497,8 @@ def timeline(trace: Trace) -> list[dict[str, Any]]:
         elif ev.kind is Kind.STATE and ev.reason == "saga_log":
             step = d.get("step", -1)
             add(ev, ORCHESTRATOR, d["kind"] + (f" step {step}" if step >= 0 else ""), "log")
+        elif ev.kind is Kind.CRASH and ev.node in dying:
+            add(ev, ev.node, f"crash before the {dying.pop(ev.node)} reply", "crash")
         elif ev.kind in (Kind.CRASH, Kind.RESTART):
             add(ev, ev.node, ev.kind.value, ev.kind.value)
     return rows

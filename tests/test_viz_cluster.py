@@ -131,7 +131,7 @@ def test_controls_show_settings_made_from_python():
 # Clocks: a skew and a drift slider per node (issue #6)
 # ---------------------------------------------------------------------------
 def annotation_texts(fig) -> list[str]:
-    return [a.text for a in fig.layout.annotations]
+    return [a.text.replace("<br>", " ") for a in fig.layout.annotations]  # a long label in two lines
 
 
 def marker_hovers(fig) -> list[str]:

@@ -31,14 +31,22 @@ def test_clock_labels_sit_in_the_right_margin_beside_their_lanes_not_over_the_ar
     w.set_clock("n3", drift_ppm=500)
     fig = w.fig
     notes = list(fig.layout.annotations)
-    assert [a.text for a in notes] == ["n1 clock +200.0 ms", "n3 clock +1.5 ms, drift +500 ppm"]
+    assert [a.text for a in notes] == ["n1 clock +200.0 ms", "n3 clock +1.5 ms,<br>drift +500 ppm"]
     lanes = list(fig.layout.yaxis.ticktext)
     for a in notes:
         # Left edge right of the plot area (x = 1 of the paper is its right edge): it covers no data.
         assert a.xref == "paper" and a.x >= 1 and a.xanchor == "left" and a.xshift > 0
         assert a.yref == "y" and a.y == lanes.index(a.text.split()[0])  # level with its lane
-        assert fig.layout.margin.r >= a.xshift + 5.5 * len(a.text)  # and the margin holds it
-    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y <= 0  # the legend left that margin
+        longest = max(len(line) for line in a.text.split("<br>"))
+        assert fig.layout.margin.r >= a.xshift + 5.5 * longest  # and the margin holds it
+    # 01: one line "n3 clock +1.5 ms, drift +500 ppm" made a margin of 30 % of an 800-pixel figure.
+    assert fig.layout.margin.r <= 0.2 * 800
+    legend, m = fig.layout.legend, fig.layout.margin
+    assert legend.orientation == "h" and legend.y <= 0  # the legend left that margin, for below the plot
+    # and starts under the x axis title (about 50 px under the plot), not at the figure's bottom edge,
+    # which left a gap in between
+    plot = fig.layout.height - m.t - m.b
+    assert legend.yref == "paper" and legend.yanchor == "top" and 50 <= -legend.y * plot <= 65
 
 
 def test_fault_labels_of_the_throughput_figure_sit_above_the_plot_and_apart():

@@ -8,14 +8,14 @@ from itertools import combinations
 
 import pytest
 
-from labkit.explore import Bounds, invariants, protocols
+from labkit.explore import Bounds, bfs, invariants, protocols
 from labkit.labs.raft import RaftServer, Role, raft_lab
 from labkit.raft import RaftCluster
 from labkit.raft.bugs import Bug, VoteTwice
 from labkit.shardkv import ShardedKV
 from labkit.sim import Kind
 from labkit.viz import ClusterWidget
-from labkit.viz.explore import Explorer
+from labkit.viz.explore import Explorer, counterexample_diagram
 from labkit.viz.saga import SagaWidget
 from labkit.viz.shardkv import throughput_figure
 from labkit.viz.spacetime import spacetime_diagram
@@ -214,3 +214,24 @@ def test_the_failure_pictures_star_leaves_the_event_it_marks_in_sight(scenario):
             for x, y in zip(trace.x, trace.y, strict=True):
                 if x == v.time:
                     assert abs(star.y[0] - y) * px_per_lane >= apart, (trace.name, y)
+
+
+def test_the_counterexamples_star_leaves_the_last_steps_markers_in_sight():
+    # 12: the star (18 px) sat on the last step's lane, over its event diamond and its step circle.
+    found = bfs(
+        protocols.raft(3, bugs=[Bug.VOTE_TWICE]), invariants.RAFT_INVARIANTS, Bounds(limits={"term": 1})
+    )
+    fig = counterexample_diagram(found)
+    star = next(t for t in fig.data if t.name.startswith("✗"))
+    _inside(fig, star)
+    y_bottom, y_top = fig.layout.yaxis.range
+    m = fig.layout.margin
+    px_per_lane = (fig.layout.height - m.t - m.b) / (y_bottom - y_top)
+    near = 0
+    for trace in fig.data:
+        if trace.mode == "markers" and trace is not star and trace.x:
+            for x, y in zip(trace.x, trace.y, strict=True):
+                if x == star.x[0]:
+                    near += 1
+                    assert abs(star.y[0] - y) * px_per_lane >= (18 + 11) / 2 + 3, (trace.name, y)
+    assert near >= 2  # the last step's circle and its event's diamond are there to see

@@ -29,6 +29,7 @@ from labkit.viz.spacetime import spacetime_diagram
 __all__ = ["run_diagram", "counterexample_diagram", "Explorer"]
 
 MAX_BUTTONS = 60  # buttons shown at once; the rest are listed by number
+STAR_ABOVE = 0.45  # lanes: the violation's star sits this far above the last step's lane
 START_NOTE = "step 0: the start, no action taken yet"
 BOOT_NOTE = "<br>(the diamonds: what the nodes noted as they booted)"
 PRESS_NOTE = "<br>press an enabled action below to take step 1"
@@ -74,10 +75,13 @@ def run_diagram(
     )
     if violation is not None:
         lane = list(space.ids).index(actions[-1].node) if actions and actions[-1].node in space.ids else 0
+        if lane == 0:  # room above the top lane for its star
+            fig.update_yaxes(range=[len(space.ids) - 0.5, -0.5 - STAR_ABOVE])
         fig.add_trace(
             go.Scatter(
+                # Just above the lane, on the red line: on it, the star hid the last step's markers.
                 x=[n],
-                y=[lane],
+                y=[lane - STAR_ABOVE],
                 mode="markers",
                 marker={"color": BAD_COLOR, "size": 18, "symbol": "star", "line": {"width": 1}},
                 name=f"✗ {violation[0]}",

@@ -73,6 +73,13 @@ BUGS: dict[str, list[tuple[str, str, str]]] = {
             "        if index <= self.log.last_index:  # no conflict needed: a late message cuts too\n",
         )
     ],
+    "lowering commit_index on a late AppendEntries": [
+        (  # Figure 2's step 5 read literally: "if leaderCommit > commitIndex, set commitIndex = min(...)"
+            "nb09-accept-entries",
+            "self.commit_index = max(self.commit_index, min(m.leader_commit, last_new))",
+            "self.commit_index = min(m.leader_commit, last_new)",
+        )
+    ],
     "not saving the entries a follower accepts": [
         (
             "nb09-accept-entries",

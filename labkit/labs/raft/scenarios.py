@@ -8,7 +8,7 @@ one of them leads within 2 s"), so a shrunk schedule is still a fair test.
 Part **election** (§5.2): ``initial election``, ``re-election``, ``many elections``, ``late vote replies``.
 Part **replication** (§5.3, §5.4): ``basic agreement``, ``agreement with failures``,
 ``no agreement without a majority``, ``concurrent submits``, ``rejoin``, ``backup``,
-``late AppendEntries``, ``random faults``.
+``late AppendEntries``, ``late commit index``, ``random faults``.
 Part **persistence** (Figure 2's persistent state, §5.4.2): ``crash and restart``,
 ``crash while voting``, ``Figure 8``, ``unreliable network``, ``churn``.
 
@@ -503,6 +503,37 @@ def late_append(trial: Trial) -> None:
     agree(trial, "z")
 
 
+LATE_COMMIT_SUBMIT = 0.3  # when the script hands n1 the five commands of "late commit index"
+
+
+def late_commit_faults(rng: random.Random) -> list[Fault]:
+    return [
+        Fault(0.005, "slow", ("n1", "n2", 0.08)),  # what n1 sends n2 takes 80 ms ...
+        Fault(0.005, "slow", ("n2", "n1", 0.15)),  # ... and n2's replies 150 ms
+        Fault(0.01, "campaign", "n1"),  # n1 leads; n3 holds x1-x5 at once, n1 commits all five by 0.32 s,
+        # and every heartbeat until n2's first reply is back (0.53 s) re-sends n2 entries 1-2, saying "5 committed"
+        Fault(0.525, "slow", ("n1", "n2", 0.002)),  # from now on n1 -> n2 is quick: entries 3-4 overtake
+    ]  # the heartbeats of 0.45-0.52 s, which arrive while n2 has committed up to 4 and not yet 5
+
+
+def late_commit(trial: Trial) -> None:
+    """A late AppendEntries saying "5 committed" but carrying entries 1-2 only must not lower commit_index.
+
+    Figure 2, AppendEntries step 5: commitIndex = min(leaderCommit, index of last new entry) "if
+    leaderCommit > commitIndex", and commitIndex "increases monotonically". Read literally, step 5 lowers
+    it: n2 has committed 4 (entries 3-4 came), then a late heartbeat with entries 1-2 sets it to 2. A leader
+    sends at most two entries per message here (``max_entries=2``), so a late message carries fewer
+    entries than the leader has committed.
+    """
+    trial.run_until(LATE_COMMIT_SUBMIT)
+    for k in range(1, 6):
+        trial.world.cluster.submit(f"x{k}", node="n1")
+    trial.run_until(1.0)
+    recover(trial)
+    settle(trial)
+    agree(trial, "y")
+
+
 def random_replication_faults(rng: random.Random) -> list[Fault]:
     ids = [f"n{i}" for i in range(1, 6)]
     out, t = [], 0.5
@@ -693,6 +724,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              about="a leader repairs a follower whose log diverged by many entries, 8 per message (§5.3)"),
     Scenario("late AppendEntries", "replication", late_append, late_append_faults, seeds=5, options={"n": 3},
              about="a late AppendEntries with fewer entries cuts nothing off a follower's log (Figure 2)"),
+    Scenario("late commit index", "replication", late_commit, late_commit_faults, seeds=5,
+             options={"n": 3, "max_entries": 2},
+             about="a late AppendEntries with a smaller log lowers no commit index (Figure 2, step 5)"),
     Scenario("random faults", "replication", random_replication, random_replication_faults, seeds=20,
              options={"clients": 3},
              about="random cuts, partitions and loss under client load: linearizable (§5, §8)"),

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from labkit.labs import NODE_ERROR, LabFailed
-from labkit.labs.core import Trial
+from labkit.labs.core import Fault, Trial
 from labkit.labs.raft import RaftServer, Role, raft_lab
 from labkit.labs.raft.delegation import DelegationError, problems, tripwires
 from labkit.labs.raft.properties import (
@@ -119,8 +119,23 @@ def test_a_late_append_entries_that_lowers_the_commit_index_is_caught_on_every_s
         assert outcome.violation.detail == "n2's commit_index went back from 4 to 2", outcome.violation.detail
     for seed in range(10):
         assert raft_lab.trial("late commit index", SOLUTION, seed)[1].violation is None
-    report = raft_lab.run("late commit index", node, seeds=1, progress=False, quiet=True)
-    assert len(report.failure().schedule) <= 4  # each fault needed: both slow links, n1 leads, the overtaking
+    failure = raft_lab.run("late commit index", node, seeds=1, progress=False, quiet=True).failure()
+    assert len(failure.schedule) <= 4  # each fault needed: both slow links, n1 leads, the overtaking
+
+
+def test_the_summary_and_the_picture_say_a_fault_in_the_same_words():
+    failure = raft_lab.run("late commit index", lab_solutions.planted("lowering commit_index on a late "
+                           "AppendEntries"), seeds=1, progress=False, quiet=True).failure()  # fmt: skip
+    summary = failure.summary()
+    assert "0.005 s  n1 → n2 takes 80 ms" in summary and "0.010 s  n1 times out now and campaigns" in summary
+    assert "('n1', 'n2'" not in summary.split("reproduce:")[0]  # no raw tuples before the reproduce line
+    view = failure.show()
+    labels = {a.text for a in view.figure().layout.annotations}
+    assert {"n1 → n2 takes 80 ms", "n2 → n1 takes 150 ms", "n1 → n2 takes 2 ms"} <= labels
+    assert "0.525 s: n1 → n2 takes 2 ms" in view.header()
+    line = summary.split("reproduce: ")[1]  # still Python: it replays the same failure
+    again = eval(line, {"raft_lab": raft_lab, "MyRaft": failure.node, "Fault": Fault})  # noqa: S307
+    assert again.violation.detail == failure.violation.detail
 
 
 def test_restore_reading_an_entry_never_saved_is_told_which_save_was_forgotten():
@@ -179,6 +194,8 @@ def test_a_leader_without_a_committed_entry_is_told_who_committed_it_and_when():
         and len(v.earlier) == 1
         and v.earlier[0][::2] == (server, f"{server} commits entry {index}")
     )
+    # ... and every fault of the shrunk schedule that set the story up (each is needed), not only the last.
+    assert failure.shrunk is not None and start < min(f.at for f in failure.schedule)
     fig = view.figure()
     mark = next(t for t in fig.data if t.name == "where it started")
     assert list(mark.x) == [v.earlier[0][1]] and list(mark.y) == [view.nodes.index(server)]

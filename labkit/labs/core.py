@@ -435,6 +435,16 @@ class Lab:
         """Carry out ``fault`` in ``trial.world``; return what it did, in words (or None)."""
         raise NotImplementedError
 
+    def say(self, fault: Fault) -> str:
+        """``fault`` in words, as the failure's summary lists it (a lab whose :meth:`inject` says what a
+        fault did in other words says them here too, so that the summary and the picture agree)."""
+        target = fault.target
+        if target is None:
+            return fault.kind
+        if isinstance(target, (list, tuple)):
+            target = ", ".join(str(t) for t in target)
+        return f"{fault.kind} {target}"
+
     def watch(self, trial: Trial) -> Callable[[str, Node], None] | None:
         """Per-event safety checks: ``check(node_id, node)`` raising :class:`Violation`, or None."""
         return None

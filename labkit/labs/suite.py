@@ -106,7 +106,7 @@ class Failure:
                 + ("" if shrunk else ": it fails without any fault")
             )
             for f in shrunk:
-                lines.append(f"    {f}")
+                lines.append(f"    {f.at:.3f} s  {self.lab.say(f)}")
         elif self.faults:
             lines.append(f"  fault schedule: {len(self.faults)} faults (not shrunk)")
         for note in self.notes:

@@ -203,7 +203,7 @@ def stack_labels(
     """The labels (annotations at data ``x``, drawn above the plot) inside ``window``, each raised
     (``yshift``) onto the lowest row where the label before it is at least ``width`` away (a fraction
     of the window: about how wide a label is), so that labels of close moments do not print over each
-    other. Rows are 14 pixels apart, at most six; raise the top margin by the highest ``yshift``."""
+    other. Rows are 14 pixels apart, at most eight; raise the top margin by the highest ``yshift``."""
     start, end = window
     close = width * (end - start)
     out = []
@@ -218,7 +218,7 @@ def stack_labels(
             last_x.append(note["x"])
         else:
             last_x[row] = note["x"]
-        note["yshift"] = 14 * min(row, 5)
+        note["yshift"] = 14 * min(row, 7)
         out.append(note)
     return out
 

@@ -129,7 +129,8 @@ class FailureView(Widget):
             shrunk = f" (shrunk from {len(f.faults)} to {len(faults)})"
         if faults:
             schedule = f"fault schedule{shrunk}:<ul style='margin:0'>"
-            schedule += "".join(f"<li><code>{html.escape(str(x))}</code></li>" for x in faults) + "</ul>"
+            said = [f"<li>{x.at:.3f} s: {html.escape(f.lab.say(x))}</li>" for x in faults]
+            schedule += "".join(said) + "</ul>"
         else:
             schedule = f"fault schedule{shrunk}: none, it fails without any fault<br>"
         return (
@@ -245,14 +246,17 @@ class FailureView(Widget):
         fig.update_xaxes(range=list(window))
         _count_in_view(fig, window)
         legend_below(fig)
-        top = 80 + max((n["yshift"] for n in notes), default=0)  # the title stays above the stacked labels
+        top = 80 + max((n["yshift"] for n in notes), default=0)  # the title stays above the stacked labels:
+        title = {"yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 12}}  # at the very top
+        fig.update_layout(title=title)
         fig.update_layout(margin={"t": top, "b": 120}, height=max(360, 100 + top + 55 * len(self.nodes)))
         return fig
 
     def window(self, step: int | None = None) -> tuple[float, float]:
         """The x range shown: from just before the last fault before the violation (or the last few
-        dozen events, if no fault came first), at most 1.5 s and at least 10 ms, plus a small margin on
-        each side; zoom out for the rest. A ``step`` earlier than that range moves the range back, same
+        dozen events, if no fault came first), at most 1.5 s and at least 10 ms, but always from the
+        first fault of a shrunk schedule (each is needed) and the first commit a violation names, plus a
+        small margin on each side; zoom out for the rest. A ``step`` earlier than that range moves the range back, same
         width, to end just after it (the diagram is drawn up to the step)."""
         start, end = self._violation_window()
         if step is not None and self.time_of(step) < start:
@@ -275,7 +279,10 @@ class FailureView(Widget):
             busy = [i for i in self.steps[: self.step + 1] if self.events[i].kind is not Kind.START]
             start = self.events[busy[-_EVENTS_SHOWN:][0]].time if busy else 0.0
         start = max(0.0, min(start, end - _MIN_WINDOW), end - _WINDOW)
+        shrunk = self.failure.shrunk
         cause = [t for _node, t, _what in getattr(v, "earlier", ()) if t <= end]
+        # A shrunk schedule keeps only faults the failure needs (each one removed, it passes): all in view.
+        cause += [f.at for f in (shrunk.faults if shrunk is not None else ()) if f.at <= end]
         if cause:  # what the violation stems from is in view too, however long before
             start = max(0.0, min(start, min(cause) - 0.02 * (end - min(cause)) - 1e-3))
         return start, max(end, start + _MIN_WINDOW)  # a failure within 10 ms of t = 0 too

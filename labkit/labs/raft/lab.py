@@ -129,6 +129,9 @@ class RaftLab(Lab):
             raise ValueError(f"fault kind must be one of {', '.join(_FAULTS)}, got {fault.kind!r}")
         return act(world, fault.target)
 
+    def say(self, fault: Fault) -> str:
+        return fault_words(fault.kind, fault.target)
+
     # -- checks ------------------------------------------------------------------
     def watch(self, trial: Trial) -> Callable[[str, Any], None]:
         world: World = trial.world
@@ -233,39 +236,71 @@ def _servers(world: World, target: Any) -> list[str]:
     )
 
 
+def fault_words(kind: str, target: Any) -> str:
+    """A fault in words, the same in the failure's summary (``target`` as scheduled: ``"leader"``...)
+    and in the picture (``target`` as it was resolved when the fault fired: the servers it hit)."""
+    if isinstance(target, (list, tuple)) and kind not in ("slow", "submit"):
+        who = ", ".join(_WHO.get(t, str(t)) for t in target) or "nobody"
+    else:
+        who = _WHO.get(target, str(target)) if isinstance(target, str) else ""
+    if kind == "slow":
+        src, dst, seconds = target
+        return f"{src} → {dst} takes {seconds * 1000:g} ms"
+    if kind == "submit":
+        server, command = target
+        return f"submit {command!r} to {_WHO.get(server, server)}"
+    if kind == "loss":
+        return f"lose {target:.0%} of messages"
+    return _WORDS.get(kind, kind + " {who}").format(who=who)
+
+
+_WHO = {"leader": "the leader", "all": "every server", "disconnected": "the servers cut off"}
+_WORDS = {
+    "crash": "crash {who}",
+    "restart": "restart {who}",
+    "disconnect": "disconnect {who}",
+    "deafen": "deafen {who} (hears nobody, can still send)",
+    "connect": "connect {who}",
+    "partition": "partition {who} | the rest",
+    "heal": "heal the network",
+    "recover": "all faults lifted",
+    "campaign": "{who} times out now and campaigns",
+}
+
+
 def _crash(world: World, target: Any) -> str:
     done = [s for s in _servers(world, target) if world.cluster.is_up(s)]
     for s in done:
         world.cluster.crash(s)
-    return f"crash {', '.join(done) or 'nobody'}"
+    return fault_words("crash", done)
 
 
 def _restart(world: World, target: Any) -> str:
     done = [s for s in _servers(world, target) if not world.cluster.is_up(s)]
     for s in done:
         world.cluster.restart(s)
-    return f"restart {', '.join(done) or 'nobody'}"
+    return fault_words("restart", done)
 
 
 def _disconnect(world: World, target: Any) -> str:
     servers = _servers(world, target)
     for s in servers:
         world.isolate(s, inbound=True, outbound=True)
-    return f"disconnect {', '.join(servers) or 'nobody'}"
+    return fault_words("disconnect", servers)
 
 
 def _deafen(world: World, target: Any) -> str:
     servers = _servers(world, target)
     for s in servers:
         world.isolate(s, inbound=True, outbound=False)
-    return f"deafen {', '.join(servers) or 'nobody'} (hears nobody, can still send)"
+    return fault_words("deafen", servers)
 
 
 def _connect(world: World, target: Any) -> str:
     servers = _servers(world, target)
     for s in servers:
         world.isolate(s, inbound=False, outbound=False)
-    return f"connect {', '.join(servers) or 'nobody'}"
+    return fault_words("connect", servers)
 
 
 def _partition(world: World, target: Any) -> str:
@@ -273,13 +308,12 @@ def _partition(world: World, target: Any) -> str:
     if not side or len(side) == len(world.ids):
         return "partition: nothing to split"
     world.cluster.partition(side)
-    rest = [s for s in world.ids if s not in side]
-    return f"partition {', '.join(side)} | {', '.join(rest)}"
+    return fault_words("partition", side)
 
 
 def _heal(world: World, target: Any) -> str:
     world.heal()
-    return "heal the network"
+    return fault_words("heal", None)
 
 
 def _recover(world: World, target: Any) -> str:
@@ -287,25 +321,25 @@ def _recover(world: World, target: Any) -> str:
     _heal(world, None)
     _loss(world, 0.0)
     restarted = _restart(world, "all")
-    return "all faults lifted" + ("" if restarted.endswith("nobody") else f", {restarted}")
+    return fault_words("recover", None) + ("" if restarted.endswith("nobody") else f", {restarted}")
 
 
 def _loss(world: World, target: Any) -> str:
     world.sim.set_loss(target)
-    return f"lose {target:.0%} of messages"
+    return fault_words("loss", target)
 
 
 def _slow(world: World, target: Any) -> str:
     src, dst, seconds = target
     world.sim.set_latency(Fixed(seconds), src, dst)
-    return f"{src} → {dst} takes {seconds * 1000:.0f} ms"
+    return fault_words("slow", target)
 
 
 def _campaign(world: World, target: Any) -> str:
     servers = [s for s in _servers(world, target) if world.cluster.is_up(s)]
     for s in servers:  # the skeleton's campaign; labkit's own RaftNode starts an election directly
         world.sim.call(s, lambda n, ctx: n.campaign(ctx) if hasattr(n, "campaign") else n.start_election(ctx))
-    return f"{', '.join(servers) or 'nobody'} times out now and campaigns"
+    return fault_words("campaign", servers)
 
 
 def _submit(world: World, target: Any) -> str:
@@ -313,7 +347,7 @@ def _submit(world: World, target: Any) -> str:
     servers = [s for s in _servers(world, who) if world.cluster.is_up(s)]
     for s in servers:
         world.cluster.submit(command, node=s)
-    return f"submit {command!r} to {', '.join(servers) or 'nobody'}"
+    return fault_words("submit", (", ".join(servers) or "nobody", command))
 
 
 _FAULTS: dict[str, Callable[[World, Any], str]] = {

@@ -7,6 +7,7 @@ labkit's RaftNode.
 
 from __future__ import annotations
 
+import linecache
 import re
 
 import pytest
@@ -301,6 +302,29 @@ def test_an_error_in_a_rule_is_reported_with_the_rule_and_line():
 
 
 # -- delegation ------------------------------------------------------------------------
+def test_an_error_in_a_rule_quotes_the_line_of_the_cell_since_jupyterlab_numbers_none():
+    # As IPython runs a cell: a file name of ipykernel's, its source in linecache (so tracebacks show it).
+    cell = "def become_leader(self, ctx):\n    x = 1\n    self.next_index[None] += x  # no such peer\n"
+    name = "/tmp/ipykernel_0/4242.py"
+    linecache.cache[name] = (len(cell), None, cell.splitlines(True), name)
+    try:
+        ns: dict = {}
+        exec(compile(cell, name, "exec"), ns)  # noqa: S102 - a learner's cell
+
+        class Broken(SOLUTION):  # type: ignore[misc, valid-type]
+            pass
+
+        Broken.rule(ns["become_leader"])
+        report = raft_lab.run("initial election", Broken, progress=False, quiet=True, shrink=False)
+    finally:
+        del linecache.cache[name]
+    v = report.failures[0].violation
+    assert v.property is NODE_ERROR and v.detail.startswith("KeyError: None"), v.detail
+    assert v.detail.endswith(
+        "in become_leader (line 3 of a notebook cell: self.next_index[None] += x  # no such peer)"
+    ), v.detail
+
+
 def test_a_subclass_of_the_reference_is_refused():
     class Lazy(RaftNode):
         pass

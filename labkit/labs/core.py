@@ -381,7 +381,12 @@ def _file(filename: str) -> str:
 
 
 def _place(f: traceback.FrameSummary) -> str:
-    return f"{f.name} (line {f.lineno} of {_file(f.filename)})"
+    """A frame as a learner finds it: the function, the line number and, since JupyterLab numbers no
+    lines by default, the line itself (when Python still has its source, as it has a notebook cell's)."""
+    code = (f.line or "").strip() if _in_cell(f.filename) else ""  # labkit's files: open them
+    if len(code) > 80:
+        code = code[:79] + "…"
+    return f"{f.name} (line {f.lineno} of {_file(f.filename)}" + (f": {code})" if code else ")")
 
 
 def _last_frame(exc: BaseException) -> str:

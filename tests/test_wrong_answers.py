@@ -1095,6 +1095,29 @@ WRONG = [
     Wrong(
         "09",
         "nb09-accept-entries",
+        "nb09-late-commit-index-test",
+        "    if m.prev_log_index > self.log.last_index or self.log.term(m.prev_log_index) != m.prev_log_term:\n"
+        "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
+        "        return\n"
+        "    index = m.prev_log_index\n"
+        "    for entry in m.entries:\n"
+        "        index += 1\n"
+        "        if index <= self.log.last_index and self.log.term(index) != entry.term:\n"
+        "            self.log.truncate(index - 1)\n"
+        "        if index > self.log.last_index:\n"
+        "            self.log.append([entry])\n"
+        "            self.save_log(ctx, index)\n"
+        "    last_new = m.prev_log_index + len(m.entries)\n"
+        "    if m.leader_commit > self.commit_index:\n"
+        "        self.commit_index = min(m.leader_commit, last_new)\n"
+        "        self.apply_committed(ctx)\n"
+        "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n",
+        "Figure 2's step 5 read literally: a late AppendEntries with fewer entries lowers commit_index",
+        "accept_entries step 5",
+    ),
+    Wrong(
+        "09",
+        "nb09-accept-entries",
         "nb09-unreliable-network-test",
         "    if m.prev_log_index > self.log.last_index or self.log.term(m.prev_log_index) != m.prev_log_term:\n"
         "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"

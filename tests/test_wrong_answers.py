@@ -46,6 +46,49 @@ class Wrong:
     says: str | None = None  # if given, the visible failure must say this (the hint that points the way)
 
 
+# Notebook 09's accept_entries, step by step as Figure 2's AppendEntries receiver states them; a
+# misconception swaps one step.
+_STEP_2 = (
+    "    if m.prev_log_index > self.log.last_index or self.log.term(m.prev_log_index) != m.prev_log_term:\n"
+    "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
+    "        return\n"
+)
+_LOOP = "    index = m.prev_log_index\n    for entry in m.entries:\n        index += 1\n"
+_STEP_3 = (
+    "        if index <= self.log.last_index and self.log.term(index) != entry.term:\n"
+    "            self.log.truncate(index - 1)\n"
+)
+_STEP_4 = (
+    "        if index > self.log.last_index:\n"
+    "            self.log.append([entry])\n"
+    "            self.save_log(ctx, index)\n"
+)
+_APPEND_ONLY = _LOOP + _STEP_4  # step 3 skipped: a conflicting entry is kept
+_CUT_AND_APPEND = (  # the log cut after prev_log_index whatever it holds
+    "    self.log.truncate(m.prev_log_index)\n"
+    "    self.log.append(list(m.entries))\n"
+    "    if m.entries:\n"
+    "        self.save_log(ctx, m.prev_log_index + 1)\n"
+)
+
+
+def accept_entries(
+    step_2: str = _STEP_2,
+    steps_3_4: str = _LOOP + _STEP_3 + _STEP_4,
+    step_5: str = "max(self.commit_index, min(m.leader_commit, last_new))",
+) -> str:
+    """The body of 09's accept_entries, with the steps given."""
+    return (
+        step_2
+        + steps_3_4
+        + "    last_new = m.prev_log_index + len(m.entries)\n"
+        + "    if m.leader_commit > self.commit_index:\n"
+        + f"        self.commit_index = {step_5}\n"
+        + "        self.apply_committed(ctx)\n"
+        + "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n"
+    )
+
+
 WRONG = [
     Wrong(
         "01",
@@ -959,20 +1002,7 @@ WRONG = [
         "09",
         "nb09-accept-entries",
         "nb09-no-agreement-without-a-majority-test",
-        "    if m.prev_log_index > self.log.last_index or self.log.term(m.prev_log_index) != m.prev_log_term:\n"
-        "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
-        "        return\n"
-        "    index = m.prev_log_index\n"
-        "    for entry in m.entries:\n"
-        "        index += 1\n"
-        "        if index > self.log.last_index:\n"
-        "            self.log.append([entry])\n"
-        "            self.save_log(ctx, index)\n"
-        "    last_new = m.prev_log_index + len(m.entries)\n"
-        "    if m.leader_commit > self.commit_index:\n"
-        "        self.commit_index = max(self.commit_index, min(m.leader_commit, last_new))\n"
-        "        self.apply_committed(ctx)\n"
-        "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n",
+        accept_entries(steps_3_4=_APPEND_ONLY),
         "a conflicting entry is kept: the follower only appends past its last entry (step 3 skipped)",
         "accept_entries",
     ),
@@ -1003,22 +1033,7 @@ WRONG = [
         "09",
         "nb09-accept-entries",
         "nb09-backup-test",
-        "    if m.prev_log_index > self.log.last_index or self.log.term(m.prev_log_index) != m.prev_log_term:\n"
-        "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
-        "        return\n"
-        "    index = m.prev_log_index\n"
-        "    for entry in m.entries:\n"
-        "        index += 1\n"
-        "        if index <= self.log.last_index and self.log.term(index) != entry.term:\n"
-        "            self.log.truncate(index - 1)\n"
-        "        if index > self.log.last_index:\n"
-        "            self.log.append([entry])\n"
-        "            self.save_log(ctx, index)\n"
-        "    last_new = m.prev_log_index + len(m.entries)\n"
-        "    if m.leader_commit > self.commit_index:\n"
-        "        self.commit_index = m.leader_commit\n"
-        "        self.apply_committed(ctx)\n"
-        "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n",
+        accept_entries(step_5="m.leader_commit"),
         "commitIndex = leaderCommit, not min(leaderCommit, index of last new entry)",
         "step 5 commits no further",
     ),
@@ -1026,19 +1041,7 @@ WRONG = [
         "09",
         "nb09-accept-entries",
         "nb09-random-faults-test",
-        "    index = m.prev_log_index\n"
-        "    for entry in m.entries:\n"
-        "        index += 1\n"
-        "        if index <= self.log.last_index and self.log.term(index) != entry.term:\n"
-        "            self.log.truncate(index - 1)\n"
-        "        if index > self.log.last_index:\n"
-        "            self.log.append([entry])\n"
-        "            self.save_log(ctx, index)\n"
-        "    last_new = m.prev_log_index + len(m.entries)\n"
-        "    if m.leader_commit > self.commit_index:\n"
-        "        self.commit_index = max(self.commit_index, min(m.leader_commit, last_new))\n"
-        "        self.apply_committed(ctx)\n"
-        "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n",
+        accept_entries(step_2=""),
         "entries appended without checking prev_log_index and prev_log_term (step 2)",
         "accept_entries",
     ),
@@ -1077,18 +1080,7 @@ WRONG = [
         "09",
         "nb09-accept-entries",
         "nb09-late-appendentries-test",
-        "    if m.prev_log_index > self.log.last_index or self.log.term(m.prev_log_index) != m.prev_log_term:\n"
-        "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
-        "        return\n"
-        "    self.log.truncate(m.prev_log_index)\n"
-        "    self.log.append(list(m.entries))\n"
-        "    if m.entries:\n"
-        "        self.save_log(ctx, m.prev_log_index + 1)\n"
-        "    last_new = m.prev_log_index + len(m.entries)\n"
-        "    if m.leader_commit > self.commit_index:\n"
-        "        self.commit_index = max(self.commit_index, min(m.leader_commit, last_new))\n"
-        "        self.apply_committed(ctx)\n"
-        "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n",
+        accept_entries(steps_3_4=_CUT_AND_APPEND),
         "the log is always cut after prev_log_index, so a late AppendEntries removes committed entries",
         "accept_entries",
     ),
@@ -1096,22 +1088,7 @@ WRONG = [
         "09",
         "nb09-accept-entries",
         "nb09-late-commit-index-test",
-        "    if m.prev_log_index > self.log.last_index or self.log.term(m.prev_log_index) != m.prev_log_term:\n"
-        "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
-        "        return\n"
-        "    index = m.prev_log_index\n"
-        "    for entry in m.entries:\n"
-        "        index += 1\n"
-        "        if index <= self.log.last_index and self.log.term(index) != entry.term:\n"
-        "            self.log.truncate(index - 1)\n"
-        "        if index > self.log.last_index:\n"
-        "            self.log.append([entry])\n"
-        "            self.save_log(ctx, index)\n"
-        "    last_new = m.prev_log_index + len(m.entries)\n"
-        "    if m.leader_commit > self.commit_index:\n"
-        "        self.commit_index = min(m.leader_commit, last_new)\n"
-        "        self.apply_committed(ctx)\n"
-        "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n",
+        accept_entries(step_5="min(m.leader_commit, last_new)"),
         "Figure 2's step 5 read literally: a late AppendEntries with fewer entries lowers commit_index",
         "accept_entries step 5",
     ),
@@ -1119,18 +1096,7 @@ WRONG = [
         "09",
         "nb09-accept-entries",
         "nb09-unreliable-network-test",
-        "    if m.prev_log_index > self.log.last_index or self.log.term(m.prev_log_index) != m.prev_log_term:\n"
-        "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
-        "        return\n"
-        "    self.log.truncate(m.prev_log_index)\n"
-        "    self.log.append(list(m.entries))\n"
-        "    if m.entries:\n"
-        "        self.save_log(ctx, m.prev_log_index + 1)\n"
-        "    last_new = m.prev_log_index + len(m.entries)\n"
-        "    if m.leader_commit > self.commit_index:\n"
-        "        self.commit_index = max(self.commit_index, min(m.leader_commit, last_new))\n"
-        "        self.apply_committed(ctx)\n"
-        "    ctx.send(src, AppendEntriesReply(self.current_term, True, m.term, m.prev_log_index, match_index=last_new))\n",
+        accept_entries(steps_3_4=_CUT_AND_APPEND),
         "the log is always cut after prev_log_index, so a late AppendEntries removes entries",
         "accept_entries",
     ),

@@ -115,6 +115,18 @@ WRONG = [
     ),
     Wrong(
         "01",
+        "nb01-dedup",
+        "nb01-dedup-test",
+        "        if key not in self.responses:\n"
+        "            super().on_message(ctx, src, msg)\n"
+        "            self.responses[key] = Response(msg.request_id, self.balance)\n"
+        "        else:\n"
+        "            ctx.send(src, Response(msg.request_id, self.balance))\n",
+        "a repeat is answered with a fresh Response, whose balance has moved on since the first answer",
+        says="a fresh Response carries the balance as it is now",
+    ),
+    Wrong(
+        "01",
         "nb01-who-hears",
         "nb01-who-hears-test",
         "    for group in groups:\n        if origin in group:\n            return set(group)\n    return {origin}\n",

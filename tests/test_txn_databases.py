@@ -237,6 +237,33 @@ def test_temp_postgres_does_not_outlive_a_killed_python():
     )
 
 
+def test_temp_postgres_is_shut_down_when_its_watcher_is_terminated():
+    """Killing everything a session started (e.g. pkill) may reach the watcher first: it takes the server down
+    with it instead of leaving it running with no one to stop it."""
+    import time
+
+    from labkit.txn.postgres import TempPostgres
+
+    _need_postgres()
+    pg = TempPostgres()
+    try:
+        folder, pid = pg.folder, pg.pid
+        pg._watcher.terminate()
+        pg._watcher.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (folder.exists() or Path(f"/proc/{pid}").exists()):
+            time.sleep(0.1)
+        assert not folder.exists() and _processes_in(folder) == []
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
+        )
+        pg.stop()  # nothing left to stop: fine
+        assert pg.folder is None and not pg.running
+    finally:
+        pg.stop()
+
+
 @pytest.mark.slow
 def test_postgres_survey_over_many_runs(server):
     db = PostgresDatabase(server)

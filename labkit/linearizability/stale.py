@@ -138,23 +138,16 @@ class StaleRead:
 def _why_backwards(ops: Sequence[Operation], read: int, earlier: int) -> str:
     """Why ``read`` cannot follow ``earlier``, in words (the rule of :func:`_goes_back` that applies)."""
     x1, x2, t = ops[earlier].output, ops[read].output, ops[earlier].call
-    same = [op for op in ops if _key(op) == _key(ops[read])]
-    mutators = [
-        op
-        for op in same
-        if op.input[0] in (*_SETS, "append") or (op.input[0] == "cas" and op.output is not False)
-    ]
-    grows = all(op.latest_effect < t for op in mutators if op.input[0] != "append")  # only appends after t
-    if grows and isinstance(x1, str) and isinstance(x2, str) and not x2.startswith(x1):
+    p = _Part(ops, [i for i, op in enumerate(ops) if _key(op) == _key(ops[read])], None)  # initial unused
+    if isinstance(x1, str) and isinstance(x2, str) and not x2.startswith(x1) and p.only_appends_after(t):
         return (
             "the value went backwards"
             if x1.startswith(x2)
             else "the later value does not extend the earlier one"
         )
-    writes = [op for op in mutators if _can_leave(op, x2)]
-    if not writes:
+    if not p.setters(read):
         return "the value went back to the initial one"
-    last = max(writes, key=lambda op: op.latest_effect)
+    last = ops[max(p.setters(read), key=lambda i: ops[i].latest_effect)]
     return f"the value went back to one overwritten by then (its last write returned at t={last.ret:.3f} s)"
 
 

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 
 from labkit import validation as valid
 
-__all__ = ["HLC", "ClockOffsetError", "check_max_offset"]
-
 
 class ClockOffsetError(ValueError):
     """A message's HLC time is further ahead of the receiver's clock than allowed.

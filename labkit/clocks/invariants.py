@@ -19,8 +19,6 @@ from typing import Any
 
 from labkit import validation as valid
 
-__all__ = ["clock_violations"]
-
 _COLUMNS = ("node", "kind", "physical", "lamport", "vector", "hlc", "hlc_l", "sent_vector")
 # Along each node, every clock strictly increases: (event-table column, name in messages).
 _CLOCKS = (("lamport", "Lamport time"), ("vector", "vector"), ("hlc", "HLC"))

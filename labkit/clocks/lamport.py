@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 from labkit import validation as valid
 
-__all__ = ["LamportClock"]
-
 
 @dataclass(frozen=True, slots=True, order=True)
 class LamportClock:

@@ -35,8 +35,6 @@ from labkit.clocks.stamped import ClockedNode, Envelope, EventKind, Stamps, conf
 from labkit.sim import Context, Simulator
 from labkit.sim.latency import Latency
 
-__all__ = ["LWWReplica", "LWWRun", "Stamping", "Write", "run_lww"]
-
 
 class Stamping(Enum):
     """Which clock orders the writes of an :class:`LWWReplica`."""

@@ -27,18 +27,6 @@ from labkit.clocks.vector import VectorClock
 from labkit.sim import Context, Node, Simulator, Trace
 from labkit.sim.latency import Latency
 
-__all__ = [
-    "EVENT_NOTE",
-    "Chatter",
-    "ClockedNode",
-    "Envelope",
-    "EventKind",
-    "Stamps",
-    "clock_events",
-    "configure_clocks",
-    "run_chatter",
-]
-
 EVENT_NOTE = "event"  # the name of the trace note every clocked event writes
 MAX_CHATTER_EVENTS = 1_000_000  # run_chatter refuses runs expected to be longer (they would take minutes)
 

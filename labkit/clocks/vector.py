@@ -30,8 +30,6 @@ from enum import Enum
 
 from labkit import validation as valid
 
-__all__ = ["Ordering", "VectorClock"]
-
 
 class Ordering(Enum):
     """How two clock values relate under happened-before."""

@@ -31,20 +31,6 @@ from labkit.hashing.ring import HashRing
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = [
-    "make_keys",
-    "node_names",
-    "lookup_function",
-    "assign",
-    "load_per_node",
-    "load_cv",
-    "moved_keys",
-    "move_matrix",
-    "spread_vs_vnodes",
-    "join_moves",
-    "balance_table",
-]
-
 
 def make_keys(k: int, seed: int = 0, prefix: str = "key") -> list[str]:
     """``k`` distinct, reproducible pseudo-random key names like ``key:1f3a...``."""

@@ -37,8 +37,6 @@ from labkit import validation as valid
 from labkit.hashing.hashfuncs import HashFunction, check_key, mmh3_128
 from labkit.hashing.ring import HashRing
 
-__all__ = ["BoundedLoadHash", "bounded_capacity"]
-
 
 def bounded_capacity(m: int, n: int, epsilon: float) -> int:
     """The most keys one node may hold: ``ceil((1 + epsilon) * m / n)``."""

@@ -28,8 +28,6 @@ import mmh3
 
 from labkit import validation as valid
 
-__all__ = ["HashFunction", "mmh3_128", "md5_int", "check_key", "NodeList"]
-
 HashFunction = Callable[[str | bytes], int]
 """A function from a key (``str`` or ``bytes``) to a non-negative integer."""
 

@@ -21,8 +21,6 @@ import mmh3
 from labkit import validation as valid
 from labkit.hashing.hashfuncs import NodeList, check_key
 
-__all__ = ["jump_hash", "JumpHash"]
-
 _MASK64 = (1 << 64) - 1
 _LCG_MULTIPLIER = 2862933555777941757  # the paper's 64-bit LCG constant
 

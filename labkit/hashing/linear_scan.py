@@ -23,8 +23,6 @@ from collections.abc import Iterable
 
 from labkit import validation as valid
 
-__all__ = ["LinearScanRing"]
-
 
 class LinearScanRing:
     """A first attempt: a linear-scan, MD5 consistent-hash ring (O(V) per lookup)."""

@@ -17,8 +17,6 @@ import mmh3
 
 from labkit.hashing.hashfuncs import NodeList, check_key
 
-__all__ = ["ModuloHash"]
-
 
 class ModuloHash(NodeList):
     """``nodes[hash(key) % len(nodes)]``, nodes kept in the order added.

@@ -24,8 +24,6 @@ import mmh3
 from labkit import validation as valid
 from labkit.hashing.hashfuncs import NodeList, check_key
 
-__all__ = ["RendezvousHash"]
-
 _hash128 = mmh3.hash128
 
 

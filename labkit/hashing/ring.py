@@ -45,8 +45,6 @@ import mmh3
 from labkit import validation as valid
 from labkit.hashing.hashfuncs import HashFunction, check_key, mmh3_128
 
-__all__ = ["HashRing", "vnode_label", "MAX_VNODES"]
-
 MAX_VNODES = 100_000  # virtual nodes per node: far past the point where more stop evening the load
 
 _hash128 = mmh3.hash128

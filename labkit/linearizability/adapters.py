@@ -25,8 +25,6 @@ from typing import Any
 
 from labkit.linearizability.history import UNKNOWN, Operation
 
-__all__ = ["Siblings", "from_replication", "from_raft"]
-
 
 @dataclass(frozen=True, slots=True)
 class Siblings:

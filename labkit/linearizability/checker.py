@@ -41,8 +41,6 @@ from labkit.linearizability.history import UNKNOWN, Operation, as_history
 from labkit.linearizability.models import Model, checked_model
 from labkit.linearizability.result import CheckResult, PartitionResult, Verdict
 
-__all__ = ["check"]
-
 # Search steps a part takes before the next part's turn; the clock is read once a turn.
 _SLICE = 1024
 

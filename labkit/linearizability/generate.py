@@ -26,8 +26,6 @@ from labkit import validation as valid
 from labkit.linearizability.history import UNKNOWN, Operation
 from labkit.linearizability.models import KVModel, Model, RegisterModel
 
-__all__ = ["random_history", "register_inputs", "kv_inputs", "corrupt"]
-
 InputFn = Callable[[random.Random], tuple]
 
 

@@ -36,8 +36,6 @@ from typing import Any, Final
 
 from labkit import validation as valid
 
-__all__ = ["UNKNOWN", "Operation", "History", "as_history", "format_call", "format_op"]
-
 
 class _Unknown(Enum):
     """The type of :data:`UNKNOWN`: an Enum, so its one member survives pickling and copying."""

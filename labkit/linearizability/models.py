@@ -29,8 +29,6 @@ from typing import Any
 
 from labkit import validation as valid
 
-__all__ = ["Model", "RegisterModel", "KVModel"]
-
 
 class Model(ABC):
     """Base class of sequential specifications; override :meth:`init` and :meth:`apply`."""

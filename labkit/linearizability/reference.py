@@ -34,8 +34,6 @@ from collections.abc import Hashable, Iterable
 from labkit.linearizability.history import UNKNOWN, Operation, as_history
 from labkit.linearizability.models import Model, checked_model
 
-__all__ = ["is_linearizable"]
-
 
 def is_linearizable(history: Iterable[Operation], model: Model) -> bool:
     """True if ``history`` is linearizable with respect to ``model``; no budget, no explanation."""

@@ -24,8 +24,6 @@ from labkit import validation as valid
 from labkit.linearizability.history import UNKNOWN, Operation, format_call, format_op
 from labkit.linearizability.models import Model
 
-__all__ = ["Verdict", "PartitionResult", "CheckResult", "explain", "linearization_points"]
-
 _MAX_LISTED = 12
 
 

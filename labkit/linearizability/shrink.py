@@ -20,8 +20,6 @@ from labkit.linearizability.checker import check
 from labkit.linearizability.history import UNKNOWN, Operation
 from labkit.linearizability.result import CheckResult, Verdict
 
-__all__ = ["minimal_violation", "relaxed_history"]
-
 
 def relaxed_history(result: CheckResult, keep: tuple[int, ...] | list[int]) -> list[Operation]:
     """The failing part of ``result`` with every operation but ``keep`` relaxed to an unknown outcome.

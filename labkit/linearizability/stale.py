@@ -56,8 +56,6 @@ from labkit.linearizability.history import UNKNOWN, Operation
 from labkit.linearizability.models import KVModel, RegisterModel
 from labkit.linearizability.result import CheckResult, Verdict
 
-__all__ = ["Anomaly", "StaleRead", "stale_read", "stale_read_window"]
-
 _READS = {"get", "read"}
 _SETS = {"put", "write"}  # set the value to input[-1]
 

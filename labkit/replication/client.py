@@ -27,8 +27,6 @@ from labkit.replication.messages import ClientGet, ClientPut, ClientReply
 from labkit.replication.versions import Dot, Siblings, Versioned, context_of
 from labkit.sim import Context, Node
 
-__all__ = ["OpKind", "ClientOp", "Workload", "ClientNode"]
-
 
 class OpKind(Enum):
     READ = "read"

@@ -17,8 +17,6 @@ from typing import Any
 from labkit import validation as valid
 from labkit.replication.modes import Mode, Resolution
 
-__all__ = ["StoreConfig", "check_quorum", "check_interval"]
-
 
 def check_interval(name: str, value: object) -> float | None:
     """Validate a background interval: a finite number of seconds > 0, or None for "off"."""

@@ -74,8 +74,6 @@ from labkit.replication.modes import Mode, Resolution
 from labkit.replication.versions import Dot, Siblings, Versioned, merge_siblings, reconcile, same_versions
 from labkit.sim import Context
 
-__all__ = ["Coordinator", "PendingRequest"]
-
 
 @dataclass(slots=True)
 class PendingRequest:

@@ -39,23 +39,6 @@ from labkit.replication.store import DEFAULT_LATENCY, ReplicatedStore
 from labkit.replication.versions import Dot, Siblings, Versioned, context_of
 from labkit.sim import Exponential, Kind, Latency, Trace, Uniform
 
-__all__ = [
-    "ScenarioResult",
-    "run_partition_scenario",
-    "compare_modes",
-    "cap_register_history",
-    "to_history",
-    "stale_flags",
-    "causal_histories",
-    "lost_writes",
-    "ops_frame",
-    "quorum_latency",
-    "quorum_read_race",
-    "merkle_traffic",
-    "merkle_cost",
-    "anti_entropy_run",
-]
-
 PHASES = ("before", "during", "after")  # labels for tables, relative to the partition
 # A long-tailed network: most messages take a few ms, a few take far longer.
 PACELC_LATENCY = Exponential(0.01, 0.002)

@@ -23,8 +23,6 @@ from typing import Any
 from labkit import validation as valid
 from labkit.replication.versions import Siblings, Versioned
 
-__all__ = ["bucket_of", "canonical", "version_digest", "MerkleTree", "diff"]
-
 
 def bucket_of(key: str, depth: int) -> int:
     """The leaf bucket of ``key`` in a tree with ``2**depth`` leaves."""

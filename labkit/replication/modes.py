@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["Mode", "Resolution"]
-
 
 class Mode(Enum):
     """How a coordinator treats a quorum it cannot reach."""

@@ -52,8 +52,6 @@ from labkit.replication.messages import (
 from labkit.replication.versions import Siblings, check_siblings, merge_siblings, same_versions
 from labkit.sim import Context, Node
 
-__all__ = ["ReplicaNode", "check_replica"]
-
 
 class ReplicaNode(Node):
     """One storage node: replica, stand-in and coordinator. Build it with

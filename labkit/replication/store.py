@@ -28,8 +28,6 @@ from labkit.replication.replica import ReplicaNode
 from labkit.replication.versions import Siblings, merge_siblings, same_versions
 from labkit.sim import Latency, Simulator, Uniform
 
-__all__ = ["ReplicatedStore", "DEFAULT_LATENCY", "MAX_NODES"]
-
 MAX_NODES = 100  # a store of more simulated nodes is a typo, not a lesson
 
 DEFAULT_LATENCY = Uniform(0.005, 0.015)

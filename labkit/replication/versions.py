@@ -47,18 +47,6 @@ from labkit import validation as valid
 from labkit.clocks import VectorClock
 from labkit.replication.modes import Resolution
 
-__all__ = [
-    "Dot",
-    "Versioned",
-    "Siblings",
-    "reconcile",
-    "merge_siblings",
-    "context_of",
-    "covers",
-    "check_siblings",
-    "same_versions",
-]
-
 
 @dataclass(frozen=True, slots=True, order=True)
 class Dot:

@@ -43,8 +43,6 @@ from labkit.shardkv.router import Directory, ShardRouter
 from labkit.shardkv.store import Install, Reconfigure, ShardConfig, ShardStore
 from labkit.sim import Latency, Simulator
 
-__all__ = ["ShardedKV", "Migration", "Phase"]
-
 TICK = 0.02  # how often the migration controller looks at the groups (seconds)
 MAX_RUN = 3600.0  # seconds of simulated time one run_for() may ask for (Raft heartbeats never stop)
 

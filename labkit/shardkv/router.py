@@ -29,8 +29,6 @@ from labkit.raft.client import RETRY_TIMER, KVClient, NextServer, follow_hint_or
 from labkit.shardkv.store import ShardConfig, WrongGroup
 from labkit.sim import Context
 
-__all__ = ["Directory", "ShardRouter"]
-
 
 @dataclass(slots=True)
 class Directory:

@@ -29,8 +29,6 @@ from labkit import validation as valid
 from labkit.hashing import HashRing
 from labkit.raft import KVCommand, KVStore
 
-__all__ = ["ShardConfig", "Reconfigure", "Install", "WrongGroup", "ShardStore"]
-
 
 @dataclass(frozen=True, slots=True)
 class ShardConfig:

@@ -111,20 +111,16 @@ def ring_figure(
 def load_figure(loads: Any, *, title: str = "Keys per node") -> Any:
     """Bars of keys per node from :func:`labkit.hashing.load_per_node`; a dict of frames gives grouped bars."""
     check_title(title, none=False)
-    import plotly.graph_objects as go
-
     frames = loads if isinstance(loads, Mapping) else {"keys": loads}
     for label, frame in frames.items():
         if not {"node", "keys"} <= set(getattr(frame, "columns", ())):
             raise valid.ArgumentTypeError(
                 f"loads must be a load_per_node() DataFrame or a dict of them, got {valid.shown(frame)} for {label!r}"
             )
-    fig = go.Figure(layout={"colorway": list(PALETTE)})
+    fig = new_figure(colorway=list(PALETTE))
     mean = None
     for i, (label, frame) in enumerate(frames.items()):
-        if not {"node", "keys"} <= set(frame.columns):
-            raise ValueError("each frame needs node and keys columns (use load_per_node())")
-        fig.add_trace(go.Bar(x=list(frame["node"]), y=list(frame["keys"]), name=str(label), offsetgroup=i))
+        fig.add_bar(x=list(frame["node"]), y=list(frame["keys"]), name=str(label), offsetgroup=i)
         mean = frame["keys"].mean()
     if mean is not None:
         fig.add_hline(y=mean, line_dash="dot", line_color=MUTED_COLOR, annotation_text="mean")
@@ -248,9 +244,7 @@ class RingWidget(Widget):
             raise ValueError("at least one node must remain")
         if node is None:
             node = max(self.ring.nodes, key=self.pool.index)
-        elif node not in self.ring:
-            raise ValueError(f"node must be one of {list(self.ring.nodes)}, got {node!r}")
-        self.ring.remove_node(node)
+        self.ring.remove_node(valid.one_of("node", node, self.ring.nodes))
         self._changed(f"removed {node}")
         return node
 
@@ -308,9 +302,7 @@ class RingWidget(Widget):
 
     def figure(self) -> Any:
         """The ring and the loads in a new (static) figure."""
-        import plotly.graph_objects as go
-
-        fig = go.Figure(self._empty_layout())
+        fig = self._empty_layout()
         self._fill(fig)
         return fig
 

@@ -31,7 +31,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["check", "check_true", "check_close", "check_failed", "outcome", "verdict", "ExerciseFailed"]
+__all__ = [
+    "check",
+    "check_true",
+    "check_close",
+    "check_failed",
+    "outcome",
+    "verdict",
+    "ExerciseFailed",
+    "Raised",
+]
 
 
 class ExerciseFailed(AssertionError):
@@ -112,7 +121,8 @@ def outcome(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
     A test cell wraps the call where a classic slip raises (an index one past the end), so the learner
     gets the failed check and its hint, not a traceback. ``NotImplementedError`` (an answer not written
-    yet) still propagates, as one short line.
+    yet) still propagates, as one short line. Where the learner's code runs inside a longer call (a
+    simulation), test for :class:`Raised` and fail one check with :func:`check_failed` instead of going on.
 
     >>> check(outcome(lambda xs: xs[3], [1, 2]), 2, "the last element")
     ✗ the last element

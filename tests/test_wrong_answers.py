@@ -6,7 +6,8 @@ below, the notebook's cells are run in order in one namespace (once per notebook
 cell the planted wrong answer (one misconception, replacing the instructor solution) runs against the
 visible part of the cell only (before ``### BEGIN HIDDEN TESTS``) in a copy of the namespace, and must fail
 a check; the instructor solution must pass the same visible checks. Where a misconception names ``says``, the
-message the learner reads must say it: the check points at the rule that was broken.
+message the learner reads must say it: the check points at the rule that was broken. A wrong answer that
+raises, even deep in a simulation the cell runs, must show as failed checks, never as a traceback.
 
 The copy is made at the answer cell and runs every cell from there to the exercise's test cells, as the
 learner's notebook would: a lab (05, 09, 15) runs a part in an ungraded cell and checks one scenario per test
@@ -32,6 +33,7 @@ from labkit.grading import ExerciseFailed, _tally
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 HIDDEN = "### BEGIN HIDDEN TESTS"
+TRACEBACK = "a traceback, not a failed check: "
 
 
 @dataclass(frozen=True)
@@ -526,7 +528,8 @@ WRONG = [
         "nb03-causally-ready",
         "nb03-causally-ready-test",
         "    return all(delivered[node] >= count for node, count in deps.items())\n",
-        "a node missing from delivered read as delivered[node] (a KeyError traceback, not a check with its hint)",
+        "a node missing from delivered read as delivered[node]: a KeyError, in the simulation too, must show as"
+        " failed checks with the hint, never as a traceback",
         says="missing means 0",
     ),
     Wrong(
@@ -1165,8 +1168,9 @@ def _run(source: str, ns: dict[str, Any], name: str) -> None:
 def _visible(source: str, ns: dict[str, Any], name: str) -> str | None:
     """Run the visible checks of a test cell and its verdict; the failures, or None if all pass.
 
-    A wrong answer may also raise later in the cell (a simulation calling it); that counts as caught only
-    if a check had already failed in sight, with its hint, before the error.
+    Any other error the cell raises (a wrong answer that raises inside a simulation the cell runs) is what
+    the learner would see as a traceback: it is returned marked with ``TRACEBACK``, and the test fails it.
+    The cell must call the answer through ``labkit.grading.outcome`` and fail a check instead.
     """
     _tally.clear()
     out = io.StringIO()
@@ -1175,10 +1179,8 @@ def _visible(source: str, ns: dict[str, Any], name: str) -> str | None:
             _run(source.split(HIDDEN)[0] + "\nfrom labkit.grading import verdict\nverdict()\n", ns, name)
     except (ExerciseFailed, AssertionError) as e:
         return f"{type(e).__name__}: {e}\n{out.getvalue()}"
-    except Exception as e:
-        if not _tally.failures:
-            raise
-        return f"{type(e).__name__} after failed checks: {e}\n{out.getvalue()}"
+    except Exception as e:  # noqa: BLE001 - reported by the test as a traceback the learner would see
+        return f"{TRACEBACK}{type(e).__name__}: {e}\n{out.getvalue()}"
     return None
 
 
@@ -1265,5 +1267,9 @@ def test_the_wrong_answer_fails_a_visible_check_and_the_solution_passes_them(wro
     )
     failure = planted[wrong]
     assert failure is not None, f"{wrong.test}: '{wrong.why}' passes every visible check"
+    assert not failure.startswith(TRACEBACK), (
+        f"{wrong.test}: '{wrong.why}' shows the learner {failure}\n"
+        "call the answer through labkit.grading.outcome and fail a check (with its hint) instead"
+    )
     if wrong.says is not None:
         assert wrong.says in failure, f"{wrong.test}: '{wrong.why}' is not told '{wrong.says}':\n{failure}"

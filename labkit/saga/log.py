@@ -1,10 +1,13 @@
 """The durable saga log, in SQLite.
 
 The orchestrator writes what it is about to do, and what it learnt, to this
-log *before* it acts (write-ahead, as in ARIES and in Garcia-Molina and
-Salem's "saga log", SIGMOD 1987 section 5). After a crash the log is all a
-new orchestrator has: it replays each unfinished saga's records to find
-where it stopped, then goes forward or compensates.
+log *before* it acts (write-ahead, as in ARIES; Garcia-Molina and Salem,
+SIGMOD 1987, section 4: every saga command is logged before any action is
+taken). Like their section 7, which runs sagas on a database that does not
+support them, the log is a set of ordinary tables. After a crash the log is
+all a new orchestrator has: it replays each unfinished saga's records to
+find where it stopped, then goes forward (section 5) or compensates
+(section 4).
 
 Every write is **one SQLite transaction**: ``BEGIN IMMEDIATE`` ... ``COMMIT``
 (rolled back if anything in it, the ``COMMIT`` included, fails).

@@ -11,8 +11,9 @@ Split the way etcd's raft library is split:
   as **one transaction before** it sends anything (write-ahead: a crash
   can never leave a service acting on a request the log does not know of).
 
-Rules it follows (Garcia-Molina and Salem, SIGMOD 1987, sections 5-6;
-DDIA ch. 9 and ch. 12 "end-to-end argument"):
+Rules it follows (Garcia-Molina and Salem, SIGMOD 1987: section 4 for the
+log and backward recovery, 5 for forward recovery, 6 for a compensation that
+fails; DDIA ch. 9 and ch. 12 "end-to-end argument" for the keys):
 
 1. Every request carries the step's idempotency key (``saga_id/step``), so a
    resend after a timeout or after recovery is applied at most once.

@@ -11,7 +11,7 @@ Safety, after every event:
   never a step it never requested, never one its log records as refused (§1);
 * :data:`RESUME`: after a restart the orchestrator goes on from its log: it
   never requests a step again once its log records the step's outcome, nor
-  any step once the saga is compensating (§5).
+  any step once the saga is compensating (§4, §5).
 
 At the end of a run, once every fault is over:
 
@@ -51,7 +51,7 @@ ONLY_RAN = Property(
 RESUME = Property(
     "Resume, not redo",
     "after a restart the saga goes on from its log: a step whose outcome is logged is not requested again",
-    "Garcia-Molina & Salem §5",
+    "Garcia-Molina & Salem §4, §5",
     look_at=(
         "handle_step_reply (only an answer to the step under way counts) and resume (go on from the "
         "step the log is at, not from the start)"
@@ -61,7 +61,7 @@ FINISHED = Property(
     "Every saga ends",
     "once the faults are over, every saga in the log, and every order the orchestrator accepted, ends "
     "completed or aborted in the log",
-    "Garcia-Molina & Salem §1, §5",
+    "Garcia-Molina & Salem §1, §4, §5",
     look_at=(
         "resume (a saga that was compensating goes on compensating), compensation_timed_out (a "
         "compensation never gives up) and compensate_next (log ABORTED when nothing is left to undo)"

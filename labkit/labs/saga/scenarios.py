@@ -400,9 +400,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              options={"orders": ALL}, about="a service that crashes before answering: maybe done"),
     Scenario("crash at every log write", "recovery", every_write, every_write_faults, seeds=2 * WRITES,
              options={"orders": ("o1", "o4")},
-             about="the orchestrator dies at each log write in turn, before or after it commits (§5)"),
+             about="the orchestrator dies at each log write in turn, before or after it commits (§4, §5)"),
     Scenario("crashes while compensating", "recovery", compensating, compensating_faults, seeds=20,
-             options={"orders": ALL}, about="crashes during compensation: recovery goes on backwards (§5)"),
+             options={"orders": ALL}, about="crashes during compensation: recovery goes on backwards (§4)"),
     Scenario("chaos", "recovery", chaos, chaos_faults, seeds=20, options={"orders": ALL},
              about="service faults, loss, duplicates and crashes together"),
 )  # fmt: skip

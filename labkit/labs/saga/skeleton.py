@@ -3,9 +3,9 @@
 A saga (Garcia-Molina and Salem, SIGMOD 1987) runs steps T1..Tn, each a
 local transaction in one service; if one fails, the compensations of the
 steps that may have run, Cj..C1, run in reverse order. The orchestrator that
-drives it keeps a **saga log** (§5): it writes what it is about to do before
+drives it keeps a **saga log** (§4): it writes what it is about to do before
 it does it, so that after a crash a new orchestrator can read the log and
-go on from there, forward or backward. Every request carries an
+go on from there, forward (§5) or backward (§4). Every request carries an
 **idempotency key**, so the retries that timeouts and recovery make take
 effect once.
 

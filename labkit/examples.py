@@ -61,9 +61,7 @@ class Greeter(Node):
             self.greeted_by.append(msg.sender)
 
 
-# ---------------------------------------------------------------------------
-# Request / response with retries
-# ---------------------------------------------------------------------------
+# -- Request / response with retries ---------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Request:
     request_id: int  # unique per client: (client, request_id) names the operation
@@ -180,9 +178,7 @@ def request_response_cluster(
     return sim
 
 
-# ---------------------------------------------------------------------------
-# Flooding broadcast
-# ---------------------------------------------------------------------------
+# -- Flooding broadcast ----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Rumor:
     origin: str
@@ -230,9 +226,7 @@ def broadcast_cluster(n: int = 5, seed: int = 0, **network: Any) -> Simulator:
     return _cluster(FloodBroadcast, n, seed, network)
 
 
-# ---------------------------------------------------------------------------
-# Heartbeats: the widget's demo workload
-# ---------------------------------------------------------------------------
+# -- Heartbeats: the widget's demo workload --------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Ping:
     seq: int

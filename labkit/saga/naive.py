@@ -52,9 +52,7 @@ class OrchestratorCrashed(BaseException):
     """The process running the saga died (a crash, not an error it could catch)."""
 
 
-# --------------------------------------------------------------------------
-# The first attempt. `execute` is verbatim; only the constructor is added.
-# --------------------------------------------------------------------------
+# -- The first attempt. `execute` is verbatim; only the constructor is added. ----------------------
 class OrderSaga:
     # ADAPTED: the first attempt reads self.inventory_service etc. without setting them.
     def __init__(self, inventory_service: Any, payment_service: Any, shipping_service: Any) -> None:
@@ -91,9 +89,7 @@ class OrderSaga:
             return {"status": "failed", "reason": "shipping_failed"}
 
 
-# --------------------------------------------------------------------------
-# ADAPTED: what the first attempt takes for granted, built on the simulated services.
-# --------------------------------------------------------------------------
+# -- ADAPTED: what the first attempt takes for granted, built on the simulated services. -----------
 @dataclass(frozen=True, slots=True)
 class OrderData:
     """The first attempt's ``order_data``: ``items``, ``payment`` and ``address``."""

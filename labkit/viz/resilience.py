@@ -404,15 +404,10 @@ class ResilienceWidget(Widget):
         m = self.model
         start, end = self.fault_window
         during = (min(start + 2.0, end - 0.5), end)
-
-        def share(a: float, b: float, kind: str | None = None) -> float:
-            offered = m.offered(a, b, kind)
-            return m.goodput(a, b, kind) / offered if offered else float("nan")
-
         return {
-            "goodput_during": share(*during),
-            "browse_during": share(*during, "browse"),
-            "goodput_after": share(min(end + 3.0, self.duration - 1.0), self.duration),
+            "goodput_during": m.success(*during),
+            "browse_during": m.success(*during, "browse"),
+            "goodput_after": m.success(min(end + 3.0, self.duration - 1.0), self.duration),
             "amplification_C": m.amplification("C", start, end),
         }
 

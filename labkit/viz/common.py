@@ -197,6 +197,20 @@ def vline(x: float, color: str, dash: str = "dot", width: float = 1) -> dict[str
             "line": {"color": color, "dash": dash, "width": width}}  # fmt: skip
 
 
+def down_intervals(events: Iterable[Any], until: float) -> list[tuple[str, float, float]]:
+    """(node, crashed at, restarted at or ``until``) for every crash among trace ``events``."""
+    from labkit.sim import Kind
+
+    down: dict[str, float] = {}
+    out = []
+    for e in events:
+        if e.kind is Kind.CRASH:
+            down.setdefault(e.node, e.time)
+        elif e.kind is Kind.RESTART and e.node in down:
+            out.append((e.node, down.pop(e.node), e.time))
+    return out + [(node, t, until) for node, t in down.items()]
+
+
 def stack_labels(
     notes: list[dict[str, Any]], window: tuple[float, float], width: float
 ) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from labkit.viz.common import (
     Widget,
     check_figure,
     check_title,
+    down_intervals,
     dropdown,
     new_figure,
     slider,
@@ -56,17 +57,6 @@ def _lanes_of(rows: list[dict[str, Any]]) -> list[str]:
     return [lane for lane in LANES if lane in used]
 
 
-def _down_spans(rows: list[dict[str, Any]], end: float) -> list[tuple[str, float, float]]:
-    spans, down_since = [], {}
-    for r in rows:
-        if r["category"] == "crash":
-            down_since[r["lane"]] = r["time"]
-        elif r["category"] == "restart" and r["lane"] in down_since:
-            spans.append((r["lane"], down_since.pop(r["lane"]), r["time"]))
-    spans += [(lane, t, end) for lane, t in down_since.items()]
-    return spans
-
-
 def _fill_timeline(fig: Any, run: Any, title: str) -> None:
     rows = timeline(run.trace)
     lanes = _lanes_of(rows)
@@ -94,7 +84,7 @@ def _fill_timeline(fig: Any, run: Any, title: str) -> None:
     fig.layout.shapes = [
         {"type": "rect", "x0": start, "x1": stop, "y0": row[lane] - 0.3, "y1": row[lane] + 0.3, "yref": "y",
          "fillcolor": MUTED_COLOR, "opacity": 0.25, "line": {"width": 0}}
-        for lane, start, stop in _down_spans(rows, end)
+        for lane, start, stop in down_intervals(run.trace, end)
     ]  # fmt: skip
     fig.layout.title.text = title
     # The whole range: a lane shows even when nothing happened on it.

@@ -43,6 +43,7 @@ from labkit.viz.common import (
     check_figure,
     check_names,
     check_title,
+    down_intervals,
     legend_below,
     replace_traces,
     style_figure,
@@ -81,18 +82,6 @@ class SpacetimeData:
 def _short(msg: Any, limit: int = 60) -> str:
     text = repr(msg)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _crash_intervals(events: list[TraceEvent], until: float) -> list[tuple[str, float, float]]:
-    """(node, crashed at, restarted at or ``until``) for every crash in ``events``."""
-    down: dict[str, float] = {}
-    out = []
-    for e in events:
-        if e.kind is Kind.CRASH:
-            down.setdefault(e.node, e.time)
-        elif e.kind is Kind.RESTART and e.node in down:
-            out.append((e.node, down.pop(e.node), e.time))
-    return out + [(node, t, until) for node, t in down.items()]
 
 
 def _partition_intervals(events: list[TraceEvent], until: float) -> list[tuple[float, float, str]]:
@@ -197,7 +186,7 @@ def spacetime_data(
         end=end,
         series=_message_series(visible, lanes, read_clock, stub=0.25 * max((end - start) / 40, 1e-3)),
         events=_event_markers(visible, lanes, read_clock, notes, boot_notes),
-        crashes=[c for c in _crash_intervals(visible, until) if c[0] in lanes],
+        crashes=[c for c in down_intervals(visible, until) if c[0] in lanes],
         partitions=_partition_intervals(visible, until),
         clock_labels=_clock_labels(events, lanes, until) if clocks else None,
     )

@@ -214,9 +214,7 @@ def arrivals_figure(
 ) -> Any:
     """Requests arriving at ``service`` per second, one line per run
     (``time_range`` zooms the time axis)."""
-    valid.instance("runs", runs, cabc.Mapping)
     valid.string("service", service)
-    check_title(title, none=False)
     _check_window("time_range", time_range)
     yaxis = f"arrivals at {service} (req/s)"
     fig = compare_figure(runs, metric="offered", service=service, title=title, yaxis=yaxis)

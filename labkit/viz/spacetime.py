@@ -326,7 +326,6 @@ def spacetime_diagram(
     check_title(title, none=False)
     valid.integer("height", height, ge=100, le=10_000, none=True, note="pixels")
     check_figure(figure)
-    valid.boolean("clocks", clocks)
     data = spacetime_data(
         source,
         nodes=nodes,

@@ -8,7 +8,7 @@ from labkit.broadcast import Property, Protocol, run_broadcast
 from labkit.crdt import GCounter, GossipReplica, Increment, run_replicas
 from labkit.sim import Uniform
 from labkit.viz.broadcast import CHAT, BroadcastWidget, broadcast_diagram, delivery_orders, verdicts
-from labkit.viz.crdt import Doc, ReplicasWidget, replica_diagram
+from labkit.viz.crdt import EMPTY_NOTE, Doc, ReplicasWidget, replica_diagram
 
 
 def _trace(fig, prefix):
@@ -188,3 +188,23 @@ def test_replicas_widget_controls_and_refusals():
 
     guarded(w.status)(w.edit)("Z", "x")
     assert "Not allowed" in w.status.value
+
+
+def _notes(fig) -> list[str]:
+    return [a.text for a in fig.layout.annotations]
+
+
+def test_an_empty_replica_diagram_says_nothing_has_happened_and_a_drawn_one_does_not():
+    w = ReplicasWidget(Doc.TEXT)  # as the learner first sees it, and after Reset
+    w.ui  # noqa: B018 - builds the widget's figure, which every step then redraws in place
+    assert _notes(w.fig) == [w.EMPTY] and _notes(w.figure()) == [w.EMPTY]
+    w.partition()
+    assert _notes(w.fig) == [w.EMPTY]
+    w.edit("A", "hello brave world")
+    assert _notes(w.fig) == [] and _notes(w.figure()) == []
+    w.reset()
+    assert _notes(w.fig) == [w.EMPTY]
+    run = run_replicas(lambda r: GossipReplica(r, GCounter(), interval=0.25), [(0.05, "A", Increment())])
+    assert EMPTY_NOTE not in _notes(replica_diagram(run.sim))
+    with pytest.raises(TypeError, match="empty_note"):
+        replica_diagram(run.sim, empty_note=3)

@@ -41,11 +41,25 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+EMPTY_NOTE = "nothing has happened yet: no update, no message"
+
+
 def replica_diagram(
-    sim: Simulator, *, title: str = "Replicas", height: int = 420, start: float = 0.0, figure: Any = None
+    sim: Simulator,
+    *,
+    title: str = "Replicas",
+    height: int = 420,
+    start: float = 0.0,
+    figure: Any = None,
+    empty_note: str = EMPTY_NOTE,
 ) -> Any:
-    """The replicas' messages, their local updates, and their values as they change."""
+    """The replicas' messages, their local updates, and their values as they change.
+
+    A run with nothing to draw yet says so (``empty_note``) across the plot, which would otherwise read as
+    a figure that failed.
+    """
     check_title(title, none=False)
+    valid.string("empty_note", empty_note)
     valid.integer("height", height, ge=100, le=10_000, note="pixels")
     valid.number("start", start, unit="seconds")
     check_figure(figure)
@@ -73,6 +87,13 @@ def replica_diagram(
             ),
         ]
     )
+    # Assigned, not added: a figure redrawn in place keeps its annotations.
+    fig.layout.annotations = [a for a in fig.layout.annotations if a.name != "empty"]
+    if not any(len(trace.x or ()) for trace in fig.data):
+        fig.add_annotation(
+            x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, name="empty",
+            text=empty_note, font={"size": 13, "color": "#555555"},
+        )  # fmt: skip
     legend_below(fig)
     return fig
 
@@ -203,6 +224,7 @@ class ReplicasWidget(Widget):
     """
 
     REPLICAS = ("A", "B", "C")
+    EMPTY = "nothing has happened yet: save an edit at a replica, or press Run 1 s"
 
     def __init__(
         self,
@@ -324,7 +346,9 @@ class ReplicasWidget(Widget):
     def figure(self, figure: Any = None) -> Any:
         check_figure(figure)
         cut = " (A cut off from B and C)" if self.partitioned() else ""
-        return replica_diagram(self.sim, title=f"Three replicas of a {self.doc.value}{cut}", figure=figure)
+        return replica_diagram(
+            self.sim, title=f"Three replicas of a {self.doc.value}{cut}", figure=figure, empty_note=self.EMPTY
+        )
 
     def _build_ui(self) -> Any:
         import ipywidgets as W

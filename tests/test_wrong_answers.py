@@ -444,6 +444,19 @@ WRONG = [
         "deq takes the newest element: a stack, not a queue",
     ),
     Wrong(
+        "11",
+        "nb11-queue-model",
+        "nb11-queue-model-test",
+        (
+            "        return []\n",
+            '        if input[0] == "enq":\n'
+            "            return None, state + [input[1]]\n"
+            "        return (state[0], state[1:]) if state else (None, state)\n",
+        ),
+        "states kept in lists, which the checker cannot store (its refusal was a traceback through checker.py)",
+        says="a tuple, not a list",
+    ),
+    Wrong(
         "12",
         "nb12-invariant",
         "nb12-invariant-terms",

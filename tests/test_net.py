@@ -332,13 +332,32 @@ def test_a_one_way_cut_from_the_leader_forces_an_election_and_no_wrong_answer():
         assert c.put("y", "1").done and c.get("y").output == "1"
 
 
-def test_no_server_outlives_a_killed_controller(tmp_path):
+def _etcd_cluster(**kwargs):
+    from labkit.net.etcd import EtcdCluster
+
+    _need_etcd()
+    return EtcdCluster(**kwargs)
+
+
+def _wait_until(cond, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return cond()
+
+
+@pytest.mark.parametrize("kind", ["raft", "etcd"])
+def test_no_server_outlives_a_killed_controller(kind):
+    if kind == "etcd":
+        _need_etcd()
+    start = "ProcessCluster(n=3)" if kind == "raft" else "EtcdCluster(n=3)"
     script = textwrap.dedent(
-        """
+        f"""
         import json, sys, time
         from labkit.net import ProcessCluster
-        c = ProcessCluster(n=3).start()
-        print(json.dumps({"pids": c.all_pids(), "ports": sorted(c.used_ports), "folder": str(c.folder)}), flush=True)
+        from labkit.net.etcd import EtcdCluster
+        c = {start}.start()
+        print(json.dumps({{"pids": c.all_pids(), "ports": sorted(c.used_ports), "folder": str(c.folder)}}), flush=True)
         time.sleep(60)
         """
     )
@@ -349,17 +368,58 @@ def test_no_server_outlives_a_killed_controller(tmp_path):
         assert all(alive(pid) for pid in info["pids"])
         os.kill(p.pid, signal.SIGKILL)  # as when a notebook kernel is killed
         p.wait(5)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(alive(pid) for pid in info["pids"]):
-            time.sleep(0.1)
-        assert not any(alive(pid) for pid in info["pids"])
+        assert _wait_until(lambda: not any(alive(pid) for pid in info["pids"]), 5)
         assert all(port_is_free(port) for port in info["ports"])
-        while time.monotonic() < deadline and os.path.exists(info["folder"]):
-            time.sleep(0.1)
-        assert not os.path.exists(info["folder"]), "the reaper removes the temporary folder"
+        assert _wait_until(lambda: not os.path.exists(info["folder"]), 5), (
+            "the reaper removes the temporary folder"
+        )
     finally:
         if p.poll() is None:
             p.kill()
+
+
+@pytest.mark.parametrize(
+    "kind, sig", [("raft", signal.SIGTERM), ("raft", signal.SIGINT), ("etcd", signal.SIGTERM)], ids=str
+)
+def test_a_stopped_reaper_takes_the_servers_down_with_it(kind, sig):
+    """A pkill of the session may reach the reaper before the servers (an etcd member's command
+    line does not even name labkit): it kills them on its way out instead of leaving them running
+    with no one to stop them. One server is dead already; the controller's close is fine after."""
+    c = ProcessCluster(n=3, seed=6) if kind == "raft" else _etcd_cluster(n=3)
+    with c:
+        c.crash(c.ids[0])
+        servers = [c.procs[nid].pid for nid in c.ids[1:]]
+        assert all(alive(pid) for pid in servers)
+        os.kill(c._reaper.pid, sig)
+        assert _wait_until(lambda: not any(alive(pid) for pid in servers)), (
+            "the servers outlived their reaper"
+        )
+        assert _wait_until(lambda: not c.folder.exists()), "the reaper removes the temporary folder"
+        assert c.statuses() == dict.fromkeys(c.ids)
+    assert _leftovers_after(c) == ([], [])
+
+
+def test_a_clean_close_dismisses_the_reaper():
+    """close() stops the servers itself, then tells the reaper so (SIGUSR1: it exits with 0, not
+    killed by close())."""
+    with ProcessCluster(n=3, seed=7, nemesis=False) as c:
+        c.crash(c.ids[1])  # a server already dead is fine
+        reaper = c._reaper
+    assert reaper.returncode == 0
+    assert _leftovers_after(c) == ([], [])
+
+
+def test_the_reaper_handles_signals_as_soon_as_it_is_started(tmp_path):
+    """start_reaper returns once the reaper handles SIGTERM: terminated at once, it still cleans up."""
+    from labkit.net.procs import start_reaper
+
+    folder = tmp_path / "cluster"
+    folder.mkdir()
+    reaper = start_reaper(folder=folder)
+    reaper.terminate()
+    reaper.wait(10)
+    assert reaper.returncode == -signal.SIGKILL  # it killed its own group, itself last
+    assert not folder.exists()
 
 
 # ---------------------------------------------------------------------------

@@ -10,10 +10,39 @@
 * :mod:`~labkit.net.nemesis`: fault schedules, concurrent workloads, and the checks;
 * :mod:`~labkit.net.etcd`: a real etcd cluster under the same nemesis;
 * :mod:`~labkit.net.quorum`: the Dynamo-style quorum store (:mod:`labkit.replication`) as processes.
+
+The names below are imported on first use (PEP 562), so the processes started
+as ``python -m labkit.net.node`` or ``python -m labkit.net.procs`` load only
+what they run, and load it once.
 """
 
-from labkit.net.client import RaftClient, to_operations
-from labkit.net.cluster import ProcessCluster
-from labkit.net.codec import Registry, WireError, registry_for
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labkit.net.client import RaftClient, to_operations
+    from labkit.net.cluster import ProcessCluster
+    from labkit.net.codec import Registry, WireError, registry_for
 
 __all__ = ["ProcessCluster", "RaftClient", "Registry", "WireError", "registry_for", "to_operations"]
+
+_HOME = {
+    "ProcessCluster": "labkit.net.cluster",
+    "RaftClient": "labkit.net.client",
+    "to_operations": "labkit.net.client",
+    "Registry": "labkit.net.codec",
+    "WireError": "labkit.net.codec",
+    "registry_for": "labkit.net.codec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'labkit.net' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOME[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

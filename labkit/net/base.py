@@ -19,7 +19,8 @@ what runs inside the processes:
 * the record: every client operation goes into :attr:`~ClusterBase.history`
   with wall-clock call and return times (seconds since the cluster started),
   every fault into :attr:`~ClusterBase.events`;
-* :meth:`~ClusterBase.close` kills the process group, waits for every process,
+* :meth:`~ClusterBase.close` kills the servers, dismisses the reaper
+  (:mod:`labkit.net.procs`), kills anything left in the process group,
   closes the proxies and removes the temporary folder; :meth:`~ClusterBase.leftovers`
   proves it (no live process, no bound port).
 
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import validation as v
+from labkit import watchdog
 from labkit.history import HistoryEntry
 from labkit.net.client import to_operations
 from labkit.net.loop import LoopThread
@@ -107,17 +109,16 @@ class ClusterBase:
 
     def close(self) -> None:
         """Stop every process and proxy, free every port, remove the temporary folder."""
-        for p in list(self.procs.values()) + [self._reaper]:
-            if p is not None and p.poll() is None:
+        servers = [p for p in self.procs.values() if p is not None]
+        for p in servers:
+            if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    p.kill()
-        if self._pgid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._pgid, signal.SIGKILL)
-        for p in list(self.procs.values()) + [self._reaper]:
-            if p is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.wait(5)
+                    p.kill()  # SIGKILL: works on a paused server too
+        for p in servers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(5)
+        if self._reaper is not None:  # the servers are gone: the reaper has nothing left to do
+            watchdog.dismiss(self._reaper, before_reaping=self._kill_group)
         if self._loop is not None:
             with contextlib.suppress(Exception):
                 self._loop.run(self._shutdown(), timeout=10)
@@ -125,6 +126,12 @@ class ClusterBase:
             self._loop = None
         if self._own_folder and self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _kill_group(self) -> None:
+        """Kill whatever is left in the cluster's process group (the servers are known and gone already)."""
+        if self._pgid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._pgid, signal.SIGKILL)
 
     @property
     def pids(self) -> dict[str, int]:

@@ -14,6 +14,10 @@ is killed with ``SIGKILL`` (a notebook kernel restarted or killed):
   without ``prctl`` and children, like etcd, that cannot call it themselves:
   those are started through :func:`guard_main`, which calls ``prctl`` and then
   replaces itself with the real program, keeping the setting).
+  The reaper is a watcher of :mod:`labkit.watchdog`: it also kills the group
+  when it is itself told to go (``SIGTERM``, ``SIGINT``: a ``pkill`` of the
+  session must not leave the servers running with no one to stop them), and
+  it just exits on the controller's ``SIGUSR1`` (the cluster closed cleanly).
 
 Ports: :func:`free_port` asks the kernel for a free port on 127.0.0.1.
 Everything binds the loopback address only.
@@ -31,6 +35,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+
+from labkit import watchdog
 
 __all__ = [
     "LOOPBACK",
@@ -135,19 +141,20 @@ def start_reaper(group: int | None = None, folder: str | os.PathLike | None = No
     """Start the reaper (see the module docstring); it leads a new group unless ``group`` is given.
 
     ``folder``: a temporary folder the reaper removes after killing the group.
+    Returns once the reaper handles signals (:func:`labkit.watchdog.start`).
     """
     argv = [sys.executable, "-m", "labkit.net.procs", "reaper", str(os.getpid())]
     if folder is not None:
         argv.append(str(folder))
-    return spawn(argv, group=group)
+    what = "the reaper that stops the cluster's processes if this Python dies"
+    return watchdog.start(argv, what=what, process_group=0 if group is None else group)
 
 
 def reaper_main(parent: int, folder: str | None = None, poll: float = 0.5) -> None:
-    """Wait until ``parent`` is gone, then kill the rest of our process group and remove ``folder``."""
+    """Wait until ``parent`` is gone or we are told to go (SIGTERM, SIGINT), then kill the rest of our
+    process group and remove ``folder``. SIGUSR1 (the cluster closed cleanly) ends us at once."""
     # No parent-death signal here: the reaper must outlive its parent to clean up after it.
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    while os.getppid() == parent:
-        time.sleep(poll)
+    watchdog.watch(parent, poll)
     me, group = os.getpid(), os.getpgid(0)
     for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if name.isdigit() and int(name) != me:

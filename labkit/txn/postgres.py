@@ -27,7 +27,6 @@ import atexit
 import contextlib
 import glob
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -36,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from labkit import watchdog
 
 __all__ = ["TempPostgres", "find_postgres_bin", "postgres_missing", "INSTALL_HINT"]
 
@@ -221,8 +222,7 @@ class TempPostgres:
             self.running = False
             atexit.unregister(self.stop)
             if self._watcher is not None:  # stopped cleanly: the watcher has nothing left to do
-                self._watcher.send_signal(_STOPPED)
-                self._watcher.wait(5)
+                watchdog.dismiss(self._watcher)
                 self._watcher = None
             self._cleanup()
 
@@ -276,36 +276,16 @@ def _wait_gone(pid: int, timeout: float) -> None:
 # pg_ctl detaches the server from our process group, and atexit does not run when a kernel is killed, so a
 # small watcher in a session of its own waits for this process to go, then shuts the server down.
 def _start_watcher(folder: Path) -> subprocess.Popen:
-    """Start the watcher and wait (at most 30 s) until it says it is watching: from then on it handles signals."""
+    """Start the watcher (:mod:`labkit.watchdog`'s protocol); it handles signals once this returns."""
     argv = [sys.executable, "-m", "labkit.txn.postgres", "watch", str(os.getpid()), str(folder)]
-    quiet = subprocess.DEVNULL
-    watcher = subprocess.Popen(
-        argv, stdin=quiet, stdout=subprocess.PIPE, stderr=quiet, start_new_session=True
-    )
-    assert watcher.stdout is not None
-    with watcher.stdout:
-        ready, _, _ = select.select([watcher.stdout], [], [], 30.0)
-        if not ready or watcher.stdout.readline() != b"watching\n":
-            watcher.kill()
-            watcher.wait(5)
-            raise RuntimeError("the watcher that stops the server if this Python dies did not start")
-    return watcher
-
-
-_STOPPED = signal.SIGUSR1  # from the parent: "I stopped the server myself", so the watcher just exits
+    what = "the watcher that stops the server if this Python dies"
+    return watchdog.start(argv, what=what, start_new_session=True)
 
 
 def _watch(parent: int, folder: str, poll: float = 0.5) -> None:
     """Wait until ``parent`` is gone, or until the watcher itself is told to go (SIGTERM, SIGINT), then
     stop the server in ``folder`` at once and remove the folder."""
-    told_to_go: list[int] = []
-    signal.signal(_STOPPED, lambda *_: os._exit(0))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _: told_to_go.append(signum))
-    print("watching", flush=True)
-    sys.stdout.close()
-    while os.getppid() == parent and not told_to_go:
-        time.sleep(poll)
+    watchdog.watch(parent, poll)
     pid_file = Path(folder) / "data" / "postmaster.pid"
     with contextlib.suppress(OSError, ValueError, IndexError, ProcessLookupError):
         pid = int(pid_file.read_text().split()[0])

@@ -576,6 +576,73 @@ def test_etcd_cluster_survives_a_killed_leader_and_leaves_nothing():
     assert not any(alive(p) for p in pids)
 
 
+def _plain_bind(port: int) -> str | None:
+    """Bind ``port`` without SO_REUSEADDR (as a port picked by the kernel would be); the error name or None."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            return errno.errorcode.get(e.errno, str(e))
+    return None
+
+
+@pytest.mark.parametrize("share", [socket.SO_REUSEPORT, socket.SO_REUSEADDR], ids=["reuseport", "reuseaddr"])
+def test_a_held_port_is_handed_to_no_one_but_its_server(share):
+    """hold_port keeps a port from plain binds (as the kernel hands ports out) and lets in only a
+    listener that sets the same option: our nodes (SO_REUSEPORT), etcd (SO_REUSEADDR, as Go does)."""
+    from labkit.net.procs import hold_port
+
+    keeper = hold_port(share)
+    try:
+        port = keeper.getsockname()[1]
+        assert _plain_bind(port) == "EADDRINUSE"
+        with socket.socket() as server:
+            server.setsockopt(socket.SOL_SOCKET, share, 1)
+            server.bind(("127.0.0.1", port))
+            server.listen(1)
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                pass  # the listener gets the connection, not the keeper
+    finally:
+        keeper.close()
+    assert _plain_bind(port) is None
+
+
+def test_a_restarted_etcd_member_keeps_its_urls_and_refuses_a_taken_port():
+    """The other members and the clients know a member by its peer and client URLs: a restart
+    comes back on the same ports, rejoins, and serves the clients it had; if a program took one of
+    its ports while it was down, the restart says so (it used to start an etcd that died at once)."""
+    with _etcd_cluster(n=3) as c:
+        assert _acknowledged(lambda: c.put("x", "1"), 15).done
+        m = next(x for x in c.ids if x != c.leader())
+        reader = c.client("reader", member=m)
+        assert _acknowledged(lambda: c._run(reader.get("x")), 15).output == "1"
+        urls = (c.client_ports[m], c.peer_ports[m], c.peer_urls[m], c.client_addr[m])
+        c.crash(m)
+        assert _acknowledged(lambda: c.put("x", "2", client="w"), 15).done
+        c.restart(m)
+        assert (c.client_ports[m], c.peer_ports[m], c.peer_urls[m], c.client_addr[m]) == urls
+        assert _wait_until(lambda: (c.statuses()[m] or {}).get("leader") not in (None, m), 20), c.statuses()
+        assert (
+            _acknowledged(lambda: c._run(reader.get("x")), 15).output == "2"
+        )  # the same client, reconnected
+        c.crash(m)
+        thief = socket.socket()
+        thief.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        thief.bind(("127.0.0.1", c.client_ports[m]))  # SO_REUSEADDR and listen: what no keeper can stop
+        thief.listen(1)
+        try:
+            with pytest.raises(
+                RuntimeError, match=rf"cannot restart {m}: its client port .*{urls[0]} was taken"
+            ):
+                c.restart(m)
+            assert not c.is_up(m)
+        finally:
+            thief.close()
+        c.restart(m)
+        assert _wait_until(lambda: c.statuses()[m] is not None, 20)
+    assert _leftovers_after(c) == ([], [])
+
+
 # ---------------------------------------------------------------------------
 # Pictures
 # ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterable
@@ -81,6 +82,8 @@ class ClusterBase:
         self._pgid: int | None = None
         self._t0 = time.monotonic()
         self._all_ports: set[int] = set()
+        # The servers' ports, held from start to close, across crashes and restarts (procs.hold_port).
+        self._keepers: list[socket.socket] = []
         self._started = False
 
     def _spawn(self, nid: str) -> None:  # pragma: no cover - subclasses
@@ -126,6 +129,9 @@ class ClusterBase:
             self._loop = None
         if self._own_folder and self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+        for sock in self._keepers:  # the servers are gone: give their ports back
+            sock.close()
+        self._keepers.clear()
 
     def _kill_group(self) -> None:
         """Kill whatever is left in the cluster's process group (the servers are known and gone already)."""

@@ -39,7 +39,7 @@ from labkit.net.codec import FrameReader, WireError, registry_for
 from labkit.net.loop import LoopThread
 from labkit.net.messages import Hello, StatusReply, StatusRequest
 from labkit.net.node import NodeConfig
-from labkit.net.procs import LOOPBACK, spawn, start_reaper
+from labkit.net.procs import LOOPBACK, hold_port, spawn, start_reaper
 from labkit.net.proxy import Proxy
 
 __all__ = ["ProcessCluster", "CLIENTS"]
@@ -111,7 +111,6 @@ class ProcessCluster(ClusterBase):
         self.durable = bool(durable)
         self.registry = registry_for("raft")
         self.ports: dict[str, int] = {}
-        self._keepers: dict[str, socket.socket] = {}  # each server's port, held while the cluster lives
         self._peer_addr: dict[tuple[str, str], tuple[str, int]] = {}  # (src, dst) -> where src sends
         self._client_addr: dict[str, tuple[str, int]] = {}
         self._clients: dict[str, RaftClient] = {}
@@ -134,8 +133,8 @@ class ProcessCluster(ClusterBase):
             self._pgid = self._reaper.pid
             for nid in self.ids:
                 # Held until the cluster closes: nothing else can take the port, even between a crash and a restart.
-                self._keepers[nid] = _port_keeper()
-                self.ports[nid] = self._keepers[nid].getsockname()[1]
+                self._keepers.append(hold_port(socket.SO_REUSEPORT))
+                self.ports[nid] = self._keepers[-1].getsockname()[1]
             self._all_ports.update(self.ports.values())
             if self.nemesis:
                 self._loop.run(self._start_proxies())
@@ -170,14 +169,6 @@ class ProcessCluster(ClusterBase):
             self._proxies.append(p)
             self._client_addr[b] = p.address
         self._all_ports.update(p.port for p in self._proxies)
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            for sock in self._keepers.values():  # the servers are gone: give their ports back
-                sock.close()
-            self._keepers.clear()
 
     async def _shutdown(self) -> None:
         for c in self._clients.values():
@@ -277,7 +268,7 @@ class ProcessCluster(ClusterBase):
 # How a server's port stays ours from start to close, across crashes and restarts
 # (Linux's bind rules, socket(7): SO_REUSEADDR, SO_REUSEPORT):
 #
-# * the cluster keeps a *keeper*: a socket bound to the port with SO_REUSEPORT
+# * the cluster keeps a *keeper* (procs.hold_port): a socket bound to the port with SO_REUSEPORT
 #   only, never listening. Another socket can bind the port only if it asks
 #   for SO_REUSEPORT too and runs as the same user; SO_REUSEADDR alone is not
 #   enough, since the keeper did not set it. So a crashed server's port cannot
@@ -290,14 +281,6 @@ class ProcessCluster(ClusterBase):
 #   listening here, passed to the child process, and closed here.
 #
 # Connections go only to listening sockets, so the keeper never takes one.
-
-
-def _port_keeper() -> socket.socket:
-    """A socket that holds a free loopback port (picked by the kernel) without listening on it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((LOOPBACK, 0))
-    return sock
 
 
 def _listener(port: int) -> socket.socket:

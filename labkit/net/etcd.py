@@ -8,7 +8,10 @@ the operating system (the process that owns the other end of the socket,
 :func:`~labkit.net.proxy.socket_owner`), so a partition cuts exactly the
 links between the two sides. Process faults
 (``SIGKILL``, ``SIGSTOP`` / ``SIGCONT``, restart on the same data folder) are
-the same as for our Raft.
+the same as for our Raft. A restarted member comes back on the same peer
+and client ports (the other members and the clients know it by those URLs):
+the cluster holds every port from start to close, and :meth:`~labkit.net.base.ClusterBase.restart`
+refuses, with a clear error, when another program took one meanwhile.
 
 Clients (:class:`EtcdClient`) use `aetcd <https://pypi.org/project/aetcd/>`_,
 a maintained asyncio client of etcd's v3 gRPC API that works with etcd 3.4:
@@ -38,6 +41,7 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -48,7 +52,7 @@ from labkit import validation as v
 from labkit.history import HistoryEntry
 from labkit.net.base import CLIENTS, ClusterBase, _seconds
 from labkit.net.loop import LoopThread
-from labkit.net.procs import LOOPBACK, free_port, spawn, start_reaper
+from labkit.net.procs import LOOPBACK, hold_port, port_is_free, spawn, start_reaper
 from labkit.net.proxy import Proxy, socket_owner
 
 __all__ = [
@@ -258,8 +262,9 @@ class EtcdCluster(ClusterBase):
             self._reaper = start_reaper(folder=self.folder if self._own_folder else None)
             self._pgid = self._reaper.pid
             for m in self.ids:
-                self.client_ports[m] = free_port()
-                self.peer_ports[m] = free_port()
+                for ports in (self.client_ports, self.peer_ports):
+                    self._keepers.append(hold_port(socket.SO_REUSEADDR))  # etcd binds with SO_REUSEADDR
+                    ports[m] = self._keepers[-1].getsockname()[1]
             self._all_ports.update(self.client_ports.values(), self.peer_ports.values())
             self._loop.run(self._start_proxies())
             self._t0 = time.monotonic()
@@ -308,6 +313,8 @@ class EtcdCluster(ClusterBase):
 
     def _spawn(self, m: str) -> None:
         assert self.folder is not None and self.binary is not None
+        if m in self.procs:  # a restart: the member must come back on the URLs the others know it by
+            self._check_ports(m)
         cluster = ",".join(f"{x}={self.peer_urls[x]}" for x in self.ids)
         client_url = f"http://{LOOPBACK}:{self.client_ports[m]}"
         argv = [
@@ -328,6 +335,23 @@ class EtcdCluster(ClusterBase):
         ]  # fmt: skip
         self.procs[m] = spawn(argv, group=self._pgid, log=self.folder / f"{m}.log", guard=True)
         self.paused.discard(m)
+
+    def _check_ports(self, m: str) -> None:
+        """Refuse to restart ``m`` if another program took one of its ports while it was down.
+
+        The cluster holds each port from start to close (:func:`~labkit.net.procs.hold_port`,
+        with ``SO_REUSEADDR`` because that is the option etcd binds with), which keeps the
+        kernel from handing it out; but a program that binds that very port number with
+        ``SO_REUSEADDR`` and listens can still take it. etcd would then exit at once
+        ("bind: address already in use"), so say so here instead.
+        """
+        for what, port in (("client", self.client_ports[m]), ("peer", self.peer_ports[m])):
+            if not port_is_free(port):
+                raise RuntimeError(
+                    f"cannot restart {m}: its {what} port {LOOPBACK}:{port} was taken while it was down, "
+                    f"and a member must come back on the URLs the other members and the clients know it by; "
+                    f"stop what listens there, or close this cluster and start a new one"
+                )
 
     async def _shutdown(self) -> None:
         for c in list(self._clients.values()):

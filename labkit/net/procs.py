@@ -19,7 +19,9 @@ is killed with ``SIGKILL`` (a notebook kernel restarted or killed):
   session must not leave the servers running with no one to stop them), and
   it just exits on the controller's ``SIGUSR1`` (the cluster closed cleanly).
 
-Ports: :func:`free_port` asks the kernel for a free port on 127.0.0.1.
+Ports: :func:`free_port` asks the kernel for a free port on 127.0.0.1;
+:func:`hold_port` keeps one for a server from a cluster's start to its close,
+so a server restarted after a crash comes back on the port the others know.
 Everything binds the loopback address only.
 """
 
@@ -41,6 +43,7 @@ from labkit import watchdog
 __all__ = [
     "LOOPBACK",
     "free_port",
+    "hold_port",
     "port_is_free",
     "set_parent_death_signal",
     "spawn",
@@ -59,6 +62,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOOPBACK, 0))
         return s.getsockname()[1]
+
+
+def hold_port(share: int = socket.SO_REUSEPORT) -> socket.socket:
+    """A socket that holds a free loopback port (picked by the kernel) without listening on it.
+
+    While it is open, the kernel does not hand the port out (to an outgoing
+    connection, or to a ``bind`` to port 0 as :func:`free_port` does), and only
+    sockets that set ``share`` too can bind it, as the server meant to listen
+    there does: ``socket.SO_REUSEPORT`` (our nodes), or ``socket.SO_REUSEADDR``
+    for a program like etcd that sets only that.
+    Connections go only to listening sockets, so the keeper never takes one.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, share, 1)
+        sock.bind((LOOPBACK, 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def port_is_free(port: int) -> bool:

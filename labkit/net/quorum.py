@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from typing import Any
 
@@ -238,7 +237,6 @@ class QuorumCluster(ProcessCluster):
         self.durable = v.boolean("durable", durable)
         self.registry = registry_for("quorum")
         self.ports: dict[str, int] = {}
-        self._keepers: dict[str, socket.socket] = {}
         self._peer_addr: dict[tuple[str, str], tuple[str, int]] = {}
         self._client_addr: dict[str, tuple[str, int]] = {}
         self._clients: dict[str, Any] = {}

@@ -773,6 +773,35 @@ WRONG = [
         "all three votes yes",
     ),
     Wrong(
+        "12",
+        "nb12-hunt",
+        "nb12-hunt-test",
+        "    return [\n"
+        '        "place order-1 at coordinator",\n'
+        '        "deliver Request: coordinator -> inventory",\n'
+        "    ]\n",
+        "a button text typed with '->' for the arrow (Walk.do's refusal was a traceback through walk.py)",
+        "the arrow is →",
+    ),
+    Wrong(
+        "12",
+        "nb12-invariant",
+        "nb12-invariant-catches",
+        "    leaders = [server for server in state.live() if server.role is Role.LEADER]\n"
+        '    return ["two leaders"] if len(leaders) > 1 else []\n',
+        "state.live() looped over as if it held servers: its keys are ids (a traceback through the search)",
+        "loop over its .items()",
+    ),
+    Wrong(
+        "12",
+        "nb12-invariant",
+        "nb12-invariant-passes",
+        "    leaders = [server for server in state.live() if server.role is Role.LEADER]\n"
+        '    return ["two leaders"] if len(leaders) > 1 else []\n',
+        "state.live() looped over as if it held servers (a traceback through the search)",
+        "loop over its .items()",
+    ),
+    Wrong(
         "13",
         "nb13-predict",
         "nb13-predict-test",

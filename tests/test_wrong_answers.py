@@ -700,6 +700,28 @@ WRONG = [
     ),
     Wrong(
         "14",
+        "nb14-lost-update-rule",
+        "nb14-lost-update-rule-serial",
+        "    for key in txn.written:\n"
+        "        if key in txn.read_at and txn.read_at[key] != store.committed_at(key):\n"
+        "            return True\n"
+        "    return False\n",
+        "True or False for 'abort?', so every commit is refused (the hint spoke only of the version read)",
+        says="False included",
+    ),
+    Wrong(
+        "14",
+        "nb14-lost-update-rule",
+        "nb14-lost-update-rule-blind",
+        "    for key in txn.written:\n"
+        "        if txn.read_at[key] != store.committed_at(key):\n"
+        '            return f"{key} changed"\n'
+        "    return None\n",
+        "txn.read_at[key] on a key never read: a KeyError (a traceback through the store, its hint unseen)",
+        says="a key the transaction never read is not in txn.read_at",
+    ),
+    Wrong(
+        "14",
         "nb14-classify",
         "nb14-classify-test",
         '    return {"p1": "G1c", "p2": "G1a", "p3": "G-single", "p4": "G1c", "p5": "G2-item", "p6": "none",\n'

@@ -123,6 +123,122 @@ BUGS: dict[str, list[tuple[str, str, str]]] = {
 }
 
 
+# The four bugs above that cost only time (each caught by the scenario that states the rule it breaks) ...
+BUGS.update(
+    {
+        "granting a vote without restarting the election timer": [
+            (
+                "nb09-request-vote",
+                "        self.save_term_and_vote(ctx)\n        self.reset_election_timer(ctx)\n",
+                "        self.save_term_and_vote(ctx)\n",
+            )
+        ],
+        "backing up next_index on any failed reply": [
+            (
+                "nb09-append-entries-reply",
+                "    elif m.request_term == self.current_term and m.prev_log_index == self.next_index[src] - 1:\n"
+                "        self.next_index[src] = max(self.next_index[src] - 1, self.match_index[src] + 1)\n",
+                "    else:\n        self.next_index[src] = max(self.next_index[src] - 1, 1)\n",
+            )
+        ],
+        "matchIndex going backwards on a late reply": [
+            (
+                "nb09-append-entries-reply",
+                "        self.match_index[src] = max(self.match_index[src], m.match_index)\n"
+                "        self.next_index[src] = max(self.next_index[src], m.match_index + 1)\n",
+                "        self.match_index[src] = m.match_index\n        self.next_index[src] = m.match_index + 1\n",
+            )
+        ],
+        "new entries sent only at the next heartbeat": [
+            (
+                "nb09-append-new-entry",
+                "    for peer in self.peers:\n        self.send_append_entries(ctx, peer)\n",
+                "",
+            ),
+        ],
+        # ... and the same mistake without "only a leader of the reply's term listens": a deposed leader backs
+        # up and sends AppendEntries of its new term as if it led it (a safety bug, caught before this one).
+        "backing up on any failed reply, leader or not": [
+            (
+                "nb09-append-entries-reply",
+                "    if self.role is not Role.LEADER or m.term != self.current_term:\n        return\n",
+                "",
+            ),
+            (
+                "nb09-append-entries-reply",
+                "    elif m.request_term == self.current_term and m.prev_log_index == self.next_index[src] - 1:\n"
+                "        self.next_index[src] = max(self.next_index[src] - 1, self.match_index[src] + 1)\n",
+                "    else:\n        self.next_index[src] = max(self.next_index[src] - 1, 1)\n",
+            ),
+        ],
+    }
+)
+
+# Other correct ways to write the rules, as learners do: each must pass every scenario, like the solution.
+ALTERNATIVES: dict[str, list[tuple[str, str, str]]] = {
+    "a vote refused early, then granted with the timer restarted first": [
+        (
+            "nb09-request-vote",
+            "    grant = m.term == self.current_term and self.voted_for in (None, m.candidate_id) and up_to_date\n"
+            "    if grant:\n"
+            "        self.voted_for = m.candidate_id\n"
+            "        self.save_term_and_vote(ctx)\n"
+            "        self.reset_election_timer(ctx)\n"
+            "    ctx.send(src, RequestVoteReply(self.current_term, grant))\n",
+            "    if m.term < self.current_term or self.voted_for not in (None, m.candidate_id) or not up_to_date:\n"
+            "        ctx.send(src, RequestVoteReply(self.current_term, False))\n"
+            "        return\n"
+            "    self.reset_election_timer(ctx)\n"
+            "    self.voted_for = m.candidate_id\n"
+            "    self.save_term_and_vote(ctx)\n"
+            "    ctx.send(src, RequestVoteReply(self.current_term, True))\n",
+        )
+    ],
+    "a new entry sent with a round of heartbeats": [
+        (
+            "nb09-append-new-entry",
+            "    for peer in self.peers:\n        self.send_append_entries(ctx, peer)\n",
+            "    self.send_heartbeats(ctx)\n",
+        ),
+    ],
+    "replies handled by comparing, one step back at a time": [
+        (
+            "nb09-append-entries-reply",
+            "        self.match_index[src] = max(self.match_index[src], m.match_index)\n"
+            "        self.next_index[src] = max(self.next_index[src], m.match_index + 1)\n"
+            "        self.advance_commit_index(ctx)\n",
+            "        if m.match_index > self.match_index[src]:\n"
+            "            self.match_index[src] = m.match_index\n"
+            "            self.next_index[src] = m.match_index + 1\n"
+            "            self.advance_commit_index(ctx)\n",
+        ),
+        (
+            "nb09-append-entries-reply",
+            "        self.next_index[src] = max(self.next_index[src] - 1, self.match_index[src] + 1)\n",
+            "        self.next_index[src] -= 1\n",
+        ),
+    ],
+    "backing up a whole term at once with the follower's hint (end of §5.3)": [
+        (
+            "nb09-accept-entries",
+            "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n",
+            "        if m.prev_log_index > self.log.last_index:\n"
+            "            hint = self.log.last_index + 1\n"
+            "        else:\n"
+            "            hint = m.prev_log_index\n"
+            "            while hint > 1 and self.log.term(hint - 1) == self.log.term(m.prev_log_index):\n"
+            "                hint -= 1\n"
+            "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index, conflict_index=hint))\n",
+        ),
+        (
+            "nb09-append-entries-reply",
+            "        self.next_index[src] = max(self.next_index[src] - 1, self.match_index[src] + 1)\n",
+            "        self.next_index[src] = max(min(self.next_index[src] - 1, m.conflict_index), self.match_index[src] + 1)\n",
+        ),
+    ],
+}
+
+
 def _cells(nb: dict[str, Any]) -> list[tuple[str | None, str]]:
     """(grade id or None, source) of the code cells that make the solution, in order."""
     out = []
@@ -139,11 +255,12 @@ def _cells(nb: dict[str, Any]) -> list[tuple[str | None, str]]:
 
 
 def plant(nb: dict[str, Any], bug: str) -> dict[str, Any]:
-    """A copy of notebook ``nb`` with ``bug`` planted in its answer cells."""
-    if bug not in BUGS:
-        raise ValueError(f"bug must be one of {sorted(BUGS)}, got {bug!r}")
+    """A copy of notebook ``nb`` with ``bug`` (or one of the :data:`ALTERNATIVES`) planted in its answer cells."""
+    edits = {**BUGS, **ALTERNATIVES}
+    if bug not in edits:
+        raise ValueError(f"bug must be one of {sorted(edits)}, got {bug!r}")
     nb = json.loads(json.dumps(nb))
-    for grade_id, old, new in BUGS[bug]:
+    for grade_id, old, new in edits[bug]:
         cell = next(
             c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id
         )
@@ -170,5 +287,5 @@ def solution() -> type:
 
 
 def planted(bug: str) -> type:
-    """The notebook's solution with ``bug`` planted: a class named ``MyRaft``."""
+    """The notebook's solution with ``bug`` (or an alternative) planted: a class named ``MyRaft``."""
     return load(plant(json.loads(NOTEBOOK.read_text(encoding="utf-8")), bug))

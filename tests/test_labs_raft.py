@@ -18,6 +18,7 @@ from labkit.labs.raft import RaftServer, Role, raft_lab
 from labkit.labs.raft.delegation import DelegationError, problems, tripwires
 from labkit.labs.raft.properties import (
     APPLY_COMMITTED,
+    BACK_UP_ON_MISMATCH,
     COMMIT_MONOTONIC,
     COMMITTED_STAYS,
     ELECTION_SAFETY,
@@ -26,8 +27,12 @@ from labkit.labs.raft.properties import (
     LINEARIZABLE,
     LOG_MATCHING,
     MAJORITY_COMMIT,
+    MATCH_INDEX_GROWS,
     PROGRESS,
+    PROMPT_REPLICATION,
+    STABLE_LEADER,
     STATE_MACHINE_SAFETY,
+    VOTE_RESTARTS_TIMER,
 )
 from labkit.raft.bugs import VoteTwice
 from labkit.raft.node import RaftNode
@@ -62,13 +67,28 @@ EXPECTED = {
     "applying before committing": {APPLY_COMMITTED},
     "a leader that never steps down on a higher term": {LEADER_ELECTED, PROGRESS},
     "a leader that takes a higher term but stays leader": {ELECTION_SAFETY},
+    # Figure 2's rules that cost only time: each fails the scenario that states it (the vote timer, rarely,
+    # an initial election before that: a voter timed out and deposed the leader it had just elected).
+    "granting a vote without restarting the election timer": {VOTE_RESTARTS_TIMER, STABLE_LEADER},
+    "backing up next_index on any failed reply": {BACK_UP_ON_MISMATCH},
+    "matchIndex going backwards on a late reply": {MATCH_INDEX_GROWS},
+    "new entries sent only at the next heartbeat": {PROMPT_REPLICATION},
+    "backing up on any failed reply, leader or not": {MAJORITY_COMMIT, LEADER_COMPLETENESS, COMMITTED_STAYS},
+}
+
+# Each requirement, the scenario that states it, and the learner's bug that breaks it (tests/lab_solutions.py).
+REQUIREMENTS = {
+    "votes restart the timer": (VOTE_RESTARTS_TIMER, "granting a vote without restarting the election timer"),
+    "stale refusals": (BACK_UP_ON_MISMATCH, "backing up next_index on any failed reply"),
+    "reordered replies": (MATCH_INDEX_GROWS, "matchIndex going backwards on a late reply"),
+    "prompt replication": (PROMPT_REPLICATION, "new entries sent only at the next heartbeat"),
 }
 
 
 def test_the_notebook_solution_passes_every_scenario_on_the_default_seeds():
     report = raft_lab.run("all", SOLUTION, progress=False, quiet=True)
     assert report.passed, str(report)
-    assert [r.part for r in report.results].count("election") == 4 and len(report.results) == 18
+    assert [r.part for r in report.results].count("election") == 5 and len(report.results) == 22
     assert all(r.seeds_run == r.seeds_planned for r in report.results)
 
 
@@ -122,6 +142,96 @@ def test_a_late_append_entries_that_lowers_the_commit_index_is_caught_on_every_s
         assert raft_lab.trial("late commit index", SOLUTION, seed)[1].violation is None
     failure = raft_lab.run("late commit index", node, seeds=1, progress=False, quiet=True).failure()
     assert len(failure.schedule) <= 4  # each fault needed: both slow links, n1 leads, the overtaking
+
+
+# -- Figure 2's rules whose breach costs only time ----------------------------------------
+def _correct_servers() -> dict[str, type]:
+    """The notebook's solution, labkit's own RaftNode and the other correct ways of writing the rules."""
+    alternatives = {a: lab_solutions.planted(a) for a in lab_solutions.ALTERNATIVES}
+    return {"the solution": SOLUTION, "labkit's RaftNode": RaftNode, **alternatives}
+
+
+@pytest.mark.parametrize("scenario", sorted(REQUIREMENTS))
+def test_each_requirement_fails_its_bug_on_every_seed_and_passes_every_correct_server(scenario):
+    prop, bug = REQUIREMENTS[scenario]
+    node = lab_solutions.planted(bug)
+    for seed in range(20):  # (the slow test below: 500 seeds)
+        v = raft_lab.trial(scenario, node, seed)[1].violation
+        assert v is not None and v.property is prop, (seed, v)
+    for name, good in _correct_servers().items():
+        for seed in range(20):
+            assert raft_lab.trial(scenario, good, seed)[1].violation is None, (name, seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", sorted(REQUIREMENTS))
+def test_each_requirement_passes_every_correct_server_on_five_hundred_seeds(scenario):
+    for name, good in _correct_servers().items():
+        bad = [s for s in range(500) if raft_lab.trial(scenario, good, s)[1].violation is not None]
+        assert not bad, (name, bad[:5])
+
+
+def test_a_vote_without_a_fresh_timer_is_told_the_rule_and_when_the_old_timer_fires():
+    node = lab_solutions.planted("granting a vote without restarting the election timer")
+    failure = raft_lab.run("votes restart the timer", node, seeds=1, progress=False, quiet=True).failure()
+    v = failure.shown_violation
+    assert v.property is VOTE_RESTARTS_TIMER
+    said = re.fullmatch(r"(n\d) granted its vote to (n\d) for term (\d+) without restarting its election timer: "
+                        r"it still fires at t = ([\d.]+) s, (\d+) ms after the vote, as set before it; a voter that "
+                        r"times out before the leader it elected is heard from deposes it", v.detail)  # fmt: skip
+    assert said and said[1] == v.node, v.detail
+    assert float(said[4]) == pytest.approx(v.time + int(said[5]) / 1000, abs=1e-3)
+    assert "call reset_election_timer" in v.property.look_at and "Followers" in v.property.source
+    view = failure.show()  # the picture's star is on the vote: the voter sends its "yes" in that step
+    event = view.events[view.steps[view.step]]
+    assert event.node == v.node and event.kind.value == "deliver" and event.message.candidate_id == said[2]
+
+
+def test_backing_up_on_a_stale_refusal_is_told_why_the_reply_is_no_news():
+    node = lab_solutions.planted("backing up next_index on any failed reply")
+    failure = raft_lab.run("stale refusals", node, seeds=1, progress=False, quiet=True).failure()
+    v = failure.shown_violation
+    assert v.property is BACK_UP_ON_MISMATCH and v.node == "n1"
+    said = re.fullmatch(r"n1, leader of term 2, moved next_index\['n3'\] from (\d) to (\d) on a failed reply from n3: it "
+                        r"refused an AppendEntries of term 1 because that term was old \(step 1\), not because the "
+                        r"logs differ; only a failure of the request it sends now \(term 2, prev_log_index (\d)\) says "
+                        r"the logs differ there", v.detail)  # fmt: skip
+    assert said and int(said[2]) == int(said[1]) - 1 and int(said[3]) == int(said[1]) - 1, v.detail
+    assert "'if AppendEntries fails because of log inconsistency'" in v.property.look_at
+    # Without the check "only a leader of the reply's term listens", the same mistake is a safety bug.
+    assert_caught(raft_lab, lab_solutions.planted("backing up on any failed reply, leader or not"),
+                  EXPECTED["backing up on any failed reply, leader or not"], "leader or not")  # fmt: skip
+
+
+def test_a_late_reply_lowering_match_index_is_caught_where_it_arrives():
+    node = lab_solutions.planted("matchIndex going backwards on a late reply")
+    failure = raft_lab.run("reordered replies", node, seeds=1, progress=False, quiet=True).failure()
+    v = failure.shown_violation
+    assert v.property is MATCH_INDEX_GROWS
+    said = re.fullmatch(r"n1, leader of term 1, lowered match_index\['n2'\] from (\d) to (\d) on a late reply from n2: it "
+                        r"answers an AppendEntries with prev_log_index (\d) and knows entries up to (\d) only; n2 still "
+                        r"holds entry (\d)", v.detail)  # fmt: skip
+    assert said and int(said[2]) < int(said[1]) == int(said[5]) and said[2] == said[4], v.detail
+    view = failure.show()
+    event = view.events[view.steps[view.step]]
+    assert (event.node, event.src, event.message.match_index) == ("n1", "n2", int(said[2]))
+    assert event.time - event.sent_at == pytest.approx(0.15)  # the reply that took the slow link
+
+
+def test_a_leader_that_waits_for_its_heartbeat_is_told_when_it_sent_the_entry():
+    node = lab_solutions.planted("new entries sent only at the next heartbeat")
+    failure = raft_lab.run("prompt replication", node, seeds=1, progress=False, quiet=True).failure()
+    v = failure.shown_violation
+    said = re.fullmatch(r"'p\d+', given to leader (n\d) at t = ([\d.]+) s, was not committed 25 ms later \(a round "
+                        r"trip takes 10 ms here\); (n\d) first sent it at t = ([\d.]+) s, (\d+) ms after it came",
+                        v.detail)  # fmt: skip
+    assert v.property is PROMPT_REPLICATION and said, v.detail
+    assert said[1] == said[3] == v.node and int(said[5]) > 15  # it waited for its heartbeat
+    assert failure.schedule == ()  # no fault needed
+    assert "send the entry to every follower at once" in v.property.look_at
+    # The prompt leader commits each command within one round trip here.
+    trial, outcome = raft_lab.trial("prompt replication", SOLUTION, 0)
+    assert outcome.violation is None
 
 
 def test_the_summary_and_the_picture_say_a_fault_in_the_same_words():
@@ -260,7 +370,7 @@ def test_an_empty_server_runs_to_the_end_and_says_what_is_not_written():
         pass
 
     report = raft_lab.run("election", Empty, progress=False, quiet=True)
-    assert [r.passed for r in report.results] == [False] * 4
+    assert [r.passed for r in report.results] == [False] * 5
     assert report.failures[0].shown_violation.property is LEADER_ELECTED
     assert any("start_election (part election)" in n for n in report.notes)
 
@@ -364,7 +474,7 @@ def test_tripwires_stop_the_reference_while_grading_and_restore_it():
 
 def test_grading_the_solution_passes_on_hidden_seeds(capsys):
     raft_lab.grade("election", SOLUTION, seeds=range(1000, 1002))
-    assert "✓ graded run of election: 4 scenarios passed" in capsys.readouterr().out
+    assert "✓ graded run of election: 5 scenarios passed" in capsys.readouterr().out
 
 
 # -- the picture ---------------------------------------------------------------------------

@@ -91,6 +91,30 @@ def accept_entries(
     )
 
 
+# Notebook 09's handle_append_entries_reply: its success branch and its failure branch (Figure 2, Leaders).
+_REPLY_SUCCESS = (
+    "        self.match_index[src] = max(self.match_index[src], m.match_index)\n"
+    "        self.next_index[src] = max(self.next_index[src], m.match_index + 1)\n"
+)
+_REPLY_FAILURE = (
+    "    elif m.request_term == self.current_term and m.prev_log_index == self.next_index[src] - 1:\n"
+    "        self.next_index[src] = max(self.next_index[src] - 1, self.match_index[src] + 1)\n"
+)
+
+
+def append_entries_reply(success: str = _REPLY_SUCCESS, failure: str = _REPLY_FAILURE) -> str:
+    """The body of 09's handle_append_entries_reply, with the branches given."""
+    return (
+        "    if self.role is not Role.LEADER or m.term != self.current_term:\n"
+        "        return\n"
+        "    if m.success:\n" + success + "        self.advance_commit_index(ctx)\n"
+        "        if self.next_index[src] <= self.log.last_index:\n"
+        "            self.send_append_entries(ctx, src)\n"
+        + failure
+        + "        self.send_append_entries(ctx, src)\n"
+    )
+
+
 WRONG = [
     Wrong(
         "01",
@@ -1089,6 +1113,19 @@ WRONG = [
     ),
     Wrong(
         "09",
+        "nb09-request-vote",
+        "nb09-votes-restart-the-timer-test",
+        "    up_to_date = (m.last_log_term, m.last_log_index) >= (self.log.last_term, self.log.last_index)\n"
+        "    grant = m.term == self.current_term and self.voted_for in (None, m.candidate_id) and up_to_date\n"
+        "    if grant:\n"
+        "        self.voted_for = m.candidate_id\n"
+        "        self.save_term_and_vote(ctx)\n"
+        "    ctx.send(src, RequestVoteReply(self.current_term, grant))\n",
+        "a vote granted without restarting the election timer: the voter may depose the leader it elected",
+        "handle_request_vote: when you grant the vote, call reset_election_timer",
+    ),
+    Wrong(
+        "09",
         "nb09-apply",
         "nb09-basic-agreement-test",
         "    for index in range(self.last_applied + 1, self.commit_index + 1):\n"
@@ -1202,6 +1239,36 @@ WRONG = [
         accept_entries(step_5="min(m.leader_commit, last_new)"),
         "Figure 2's step 5 read literally: a late AppendEntries with fewer entries lowers commit_index",
         "accept_entries step 5",
+    ),
+    Wrong(
+        "09",
+        "nb09-append-entries-reply",
+        "nb09-stale-refusals-test",
+        append_entries_reply(
+            failure="    else:\n        self.next_index[src] = max(self.next_index[src] - 1, 1)\n"
+        ),
+        "next_index backed up on any failed reply, a refusal of an old term's request included",
+        "handle_append_entries_reply: Figure 2 decrements nextIndex only",
+    ),
+    Wrong(
+        "09",
+        "nb09-append-entries-reply",
+        "nb09-reordered-replies-test",
+        append_entries_reply(
+            success="        self.match_index[src] = m.match_index\n        self.next_index[src] = m.match_index + 1\n"
+        ),
+        "matchIndex taken from every successful reply, so a late one lowers it",
+        "handle_append_entries_reply: a late reply knows less than you already do",
+    ),
+    Wrong(
+        "09",
+        "nb09-append-new-entry",
+        "nb09-prompt-replication-test",
+        "    self.log.append([LogEntry(self.current_term, command)])\n"
+        "    self.save_log(ctx, self.log.last_index)\n"
+        "    return self.log.last_index\n",
+        "a new entry is left to the next heartbeat instead of being sent at once",
+        "append_new_entry: after appending, send the entry to every follower at once",
     ),
     Wrong(
         "09",

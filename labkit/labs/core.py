@@ -262,6 +262,7 @@ class Trial:
         self.world: Any = None
         self.sim: Simulator = None  # type: ignore[assignment]
         self._watch: Callable[[str, Any], None] | None = None
+        self._checks: list[Callable[[str, Any], None]] = []  # a scenario's own, see add_check
         self.outcome: Outcome | None = None  # set when play() returns
 
     # -- set-up --------------------------------------------------------------
@@ -284,6 +285,8 @@ class Trial:
                 self.snapshots.append((len(self.sim.trace.rows) - 1, self.sim.now, node_id, state))
         if self._watch is not None:
             self._watch(node_id, node)
+        for check in self._checks:
+            check(node_id, node)
 
     # -- running ---------------------------------------------------------------
     def run_for(self, seconds: float) -> None:
@@ -317,6 +320,14 @@ class Trial:
                 return False
             self.run_until(min(end, self.sim.now + step))
         return True
+
+    def add_check(self, check: Callable[[str, Any], None]) -> None:
+        """Also call ``check(node_id, node)`` after every event from now on, as the lab's own checks are.
+
+        For a requirement one scenario states (a rule whose breach costs time, not safety): it raises
+        :class:`Violation` when the rule is broken, and the trial ends there, the event marked.
+        """
+        self._checks.append(valid.function("check", check, "a function check(node_id, node)"))
 
     def act(self, kind: str, target: Any = None) -> None:
         """Inject a fault now: a step of the script itself, not part of the (shrinkable) schedule."""

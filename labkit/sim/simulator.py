@@ -229,6 +229,16 @@ class Simulator:
         """The names of the timers pending at ``node_id``, sorted (none while it is crashed)."""
         return tuple(sorted(name for name, t in self._host(node_id).timers.items() if not t.cancelled))
 
+    def timer_due(self, node_id: str, name: str) -> float | None:
+        """When timer ``name`` of ``node_id`` fires (virtual time), or None if it is not set.
+
+        Setting a timer again always gives it a new deadline, so a check can tell whether a handler
+        restarted it by comparing this before and after (the Raft lab: a granted vote restarts the
+        election timer, Figure 2).
+        """
+        timer = self._host(node_id).timers.get(valid.string("name", name))
+        return None if timer is None or timer.cancelled else timer.due
+
     def in_flight(self) -> list[tuple[str, str, Any]]:
         """The messages the network still holds, as ``(src, dst, message)``, in the order they fall due.
 

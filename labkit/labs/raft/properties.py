@@ -32,6 +32,11 @@ __all__ = [
     "PROGRESS",
     "LINEARIZABLE",
     "SAFETY",
+    "VOTE_RESTARTS_TIMER",
+    "BACK_UP_ON_MISMATCH",
+    "MATCH_INDEX_GROWS",
+    "PROMPT_REPLICATION",
+    "REQUIREMENTS",
 ]
 
 # Safety (Figure 3 and Figure 2), checked after every event.
@@ -130,8 +135,8 @@ STABLE_LEADER = Property(
     "while nothing fails, the leader keeps its place: no election without a reason",
     "§5.2",
     look_at=(
-        "handle_append_entries: the current leader's AppendEntries restarts a follower's election timer; "
-        "become_leader sends heartbeats at once"
+        "handle_append_entries: the current leader's AppendEntries restarts a follower's election timer "
+        "(and so does granting a vote, in handle_request_vote); become_leader sends heartbeats at once"
     ),
 )
 PROGRESS = Property(
@@ -141,6 +146,50 @@ PROGRESS = Property(
     look_at=(
         "append_new_entry, accept_entries, handle_append_entries_reply (on a failure back up next_index "
         "and retry; after a success send the rest), advance_commit_index and apply_committed"
+    ),
+)
+
+# Requirements: Figure 2's rules whose breach costs time, not safety (a vote without a fresh timeout, a
+# step back on a stale reply, matchIndex going back, a new entry held until the next heartbeat). No
+# property above can see them, so the scenarios that state them check them on the servers' own state.
+VOTE_RESTARTS_TIMER = Property(
+    "Granting a vote restarts the timer",
+    "a server that grants a vote restarts its election timeout in the same step",
+    "Figure 2, Rules for Servers, Followers (§5.2)",
+    look_at=(
+        "handle_request_vote: when you grant the vote, call reset_election_timer, as Figure 2's Followers "
+        "rule says: convert to candidate only if the timeout elapses 'without receiving AppendEntries RPC "
+        "from current leader or granting vote to candidate'"
+    ),
+)
+BACK_UP_ON_MISMATCH = Property(
+    "Back up only on a log mismatch",
+    "a leader moves next_index back only for a failed reply to the request it would send now "
+    "(this term, prev_log_index = next_index - 1)",
+    "Figure 2, Rules for Servers, Leaders (§5.3)",
+    look_at=(
+        "handle_append_entries_reply: Figure 2 decrements nextIndex only 'if AppendEntries fails because of "
+        "log inconsistency'; a reply to an older request (m.request_term, m.prev_log_index: late, "
+        "duplicated, or refused at step 1 because its term was old) is no news about the log"
+    ),
+)
+MATCH_INDEX_GROWS = Property(
+    "matchIndex only grows",
+    "while a server leads a term, its match_index of each follower never goes down",
+    "Figure 2, State: matchIndex 'increases monotonically'",
+    look_at=(
+        "handle_append_entries_reply: a late reply knows less than you already do; keep the larger "
+        "match_index (and next_index) of the two"
+    ),
+)
+PROMPT_REPLICATION = Property(
+    "Prompt replication",
+    "with nothing failing, a command given to the leader commits within two round trips",
+    "§5.3",
+    look_at=(
+        "append_new_entry: after appending, send the entry to every follower at once (send_append_entries); "
+        "§5.3: the leader 'issues AppendEntries RPCs in parallel to each of the other servers to replicate "
+        "the entry'. Heartbeats are for idle periods"
     ),
 )
 
@@ -161,6 +210,8 @@ SAFETY = (
     APPLY_COMMITTED,
     MAJORITY_COMMIT,
 )
+
+REQUIREMENTS = (VOTE_RESTARTS_TIMER, BACK_UP_ON_MISMATCH, MATCH_INDEX_GROWS, PROMPT_REPLICATION)
 
 # The InvariantMonitor's messages start with these words.
 MONITOR_PREFIXES = {

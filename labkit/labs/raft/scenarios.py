@@ -3,12 +3,17 @@
 Each scenario is a short script over a :class:`World` (a cluster of the
 learner's servers) plus a fault schedule for each seed. The scripts check
 properties that do not depend on the schedule ("while a majority can talk,
-one of them leads within 2 s"), so a shrunk schedule is still a fair test.
+one of them leads within 2 s"), so a shrunk schedule is still a fair test. Four scenarios also state a
+rule of Figure 2 whose breach costs only time (a vote restarts the timer, back up only on a mismatch,
+matchIndex only grows, send a new entry at once) and check it after every event
+(:mod:`labkit.labs.raft.requirements`).
 
-Part **election** (§5.2): ``initial election``, ``re-election``, ``many elections``, ``late vote replies``.
+Part **election** (§5.2): ``initial election``, ``re-election``, ``many elections``, ``late vote replies``,
+``votes restart the timer``.
 Part **replication** (§5.3, §5.4): ``basic agreement``, ``agreement with failures``,
 ``no agreement without a majority``, ``concurrent submits``, ``rejoin``, ``backup``,
-``late AppendEntries``, ``late commit index``, ``random faults``.
+``late AppendEntries``, ``late commit index``, ``stale refusals``, ``reordered replies``,
+``prompt replication``, ``random faults``.
 Part **persistence** (Figure 2's persistent state, §5.4.2): ``crash and restart``,
 ``crash while voting``, ``Figure 8``, ``unreliable network``, ``churn``.
 
@@ -23,12 +28,21 @@ from collections.abc import Callable
 from typing import Any
 
 from labkit.labs.core import Fault, Scenario, Trial, Violation
+from labkit.labs.raft import requirements
 from labkit.labs.raft.properties import LEADER_ELECTED, LINEARIZABLE, PROGRESS, STABLE_LEADER
 from labkit.raft.cluster import RaftCluster
 from labkit.raft.node import Role
-from labkit.sim import Kind, Latency, Uniform
+from labkit.sim import Fixed, Kind, Latency, Uniform
 
-__all__ = ["World", "SCENARIOS", "LEADER_WITHIN", "AGREE_WITHIN", "CLIENTS_WITHIN", "CHECKER_STEPS"]
+__all__ = [
+    "World",
+    "SCENARIOS",
+    "LEADER_WITHIN",
+    "AGREE_WITHIN",
+    "CLIENTS_WITHIN",
+    "CHECKER_STEPS",
+    "PROMPT_WITHIN",
+]
 
 LATENCY = Uniform(0.001, 0.010)  # one-way delay: a few milliseconds, with reordering
 LEADER_WITHIN = 2.0  # seconds a majority that can talk may take to agree on a leader
@@ -38,6 +52,12 @@ CLIENTS_WITHIN = 5.0  # seconds every client operation may take to finish once t
 # busy machine. A history it cannot decide within it is noted, not failed. On the notebook's own solution
 # the hardest of 1,000 seeds of "concurrent submits" takes about 650,000 steps.
 CHECKER_STEPS = 2_000_000
+# "prompt replication": every message takes PROMPT_LATENCY, and a command given to the leader with nothing
+# failing commits within PROMPT_WITHIN: two round trips (one already under way to a follower, then the
+# entry's own) and some slack. A leader that holds it until its next heartbeat (every 50 ms) takes up to a
+# heartbeat interval and a round trip (§5.3).
+PROMPT_LATENCY = 0.005
+PROMPT_WITHIN = 0.025
 
 
 class World:
@@ -355,6 +375,27 @@ def late_votes(trial: Trial) -> None:
     settle(trial)
 
 
+def vote_timer_faults(rng: random.Random) -> list[Fault]:
+    ids = [f"n{i}" for i in range(1, 6)]
+    return [
+        Fault(round(0.6 + 0.5 * r + rng.uniform(0.0, 0.2), 3), "campaign", rng.choice(ids)) for r in range(4)
+    ]
+
+
+def vote_restarts_timer(trial: Trial) -> None:
+    """Elections, some forced by a rival's campaign: every voter restarts its election timer as it votes.
+
+    Figure 2, Followers: convert to candidate if the timeout elapses "without receiving AppendEntries RPC
+    from current leader or granting vote to candidate". A voter that keeps its old timer may time out
+    before the leader it just elected is heard from, and depose it; the scenario checks the rule itself,
+    at every vote (see :mod:`labkit.labs.raft.requirements`).
+    """
+    trial.add_check(requirements.vote_restarts_timer(trial.world))
+    settle(trial, within=1.0)
+    trial.run_until(2.8)
+    settle(trial)
+
+
 # ---------------------------------------------------------------------------
 # Part 2: log replication
 # ---------------------------------------------------------------------------
@@ -534,6 +575,95 @@ def late_commit(trial: Trial) -> None:
     agree(trial, "y")
 
 
+def stale_refusal_faults(rng: random.Random) -> list[Fault]:
+    return [
+        Fault(0.01, "campaign", "n1"),  # n1 leads term 1
+        Fault(0.05, "submit", ("n1", "x1")),
+        Fault(0.05, "submit", ("n1", "x2")),
+        Fault(0.1, "slow", ("n1", "n3", 0.2)),  # n1's heartbeats of term 1 take 200 ms to reach n3 ...
+        Fault(0.2, "slow", ("n1", "n3", 0.002)),  # ... its messages from now on 2 ms:
+        Fault(
+            0.2, "campaign", "n1"
+        ),  # n1 leads term 2, n3 follows it, then refuses the late term-1 heartbeats
+    ]
+
+
+def stale_refusals(trial: Trial) -> None:
+    """A follower refuses late AppendEntries of an old term (step 1): its leader must not back up for that.
+
+    Figure 2 decrements nextIndex "if AppendEntries fails because of log inconsistency"; n3's refusals
+    here answer n1's requests of term 1, which n3 refused for their term, and come while n1 leads term 2:
+    they say nothing about n3's log. The scenario checks the rule after every event (see
+    :mod:`labkit.labs.raft.requirements`): a leader moves ``next_index`` on a failed reply only if it
+    answers the request it would send now.
+    """
+    trial.add_check(requirements.back_up_on_mismatch(trial.world))
+    trial.run_until(0.6)
+    settle(trial)
+    agree(trial, "y")
+
+
+def reordered_reply_faults(rng: random.Random) -> list[Fault]:
+    return [
+        Fault(0.01, "campaign", "n1"),  # n1 leads term 1
+        Fault(0.1, "slow", ("n2", "n1", 0.15)),  # n2's replies take 150 ms: its "I hold x1" is on its way ...
+        Fault(0.105, "submit", ("n1", "x1")),
+        Fault(0.13, "slow", ("n2", "n1", 0.002)),  # ... when its replies are quick again,
+        Fault(0.135, "submit", ("n1", "x2")),  # and its "I hold x1 and x2" overtakes it
+    ]
+
+
+def reordered_replies(trial: Trial) -> None:
+    """A follower's replies arrive out of order: the leader's match_index for it must not go back.
+
+    Figure 2: matchIndex, the "index of highest log entry known to be replicated on server", "increases
+    monotonically". Here n2's reply saying it holds x1 arrives after its reply saying it holds x1 and x2;
+    taking the late one as news lowers ``match_index['n2']``. The scenario checks the rule after every
+    event (see :mod:`labkit.labs.raft.requirements`).
+    """
+    trial.add_check(requirements.match_index_grows(trial.world))
+    trial.run_until(0.5)
+    settle(trial)
+    agree(trial, "y")
+
+
+PROMPT_COMMANDS = (
+    17  # given to the leader 53 ms apart: each comes 3 ms later after a heartbeat than the one before
+)
+PROMPT_GAP = 0.053
+
+
+def prompt_replication(trial: Trial) -> None:
+    """Nothing fails; commands come one at a time: each commits on the leader within two round trips.
+
+    §5.3: the leader "appends the command to its log as a new entry, then issues AppendEntries RPCs in
+    parallel to each of the other servers to replicate the entry". A leader that waits for its next
+    heartbeat (every 50 ms) instead commits every command eventually, just late: the commands come at
+    every point between two heartbeats, so some wait almost a whole interval.
+    """
+    world: World = trial.world
+    leader = settle(trial, within=1.0)
+    term = world.live(leader).current_term
+    prompt = requirements.PromptCommits(world, leader, PROMPT_WITHIN, 2 * PROMPT_LATENCY)
+    trial.add_check(prompt)
+    start = trial.sim.now
+    for k in range(PROMPT_COMMANDS):
+        trial.run_until(start + 0.01 + k * PROMPT_GAP)
+        prompt.submit(f"p{k + 1}")
+    trial.run_for(2 * PROMPT_WITHIN)
+    now = one_leader(world)
+    trial.expect(
+        now == leader and world.live(now).current_term == term and not prompt.pending,
+        STABLE_LEADER,
+        f"{leader} led term {term} and nothing failed, yet now "
+        + (
+            f"{now} leads term {world.live(now).current_term}"
+            if now
+            else f"nobody leads: {_roles(world, world.ids)}"
+        ),
+    )
+
+
 def random_replication_faults(rng: random.Random) -> list[Fault]:
     ids = [f"n{i}" for i in range(1, 6)]
     out, t = [], 0.5
@@ -710,6 +840,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              about="servers come and go, rivals campaign at once: one leader per term (§5.2)"),
     Scenario("late vote replies", "election", late_votes, late_votes_faults, seeds=3, options={"n": 3},
              about="a vote granted in an earlier term arrives late: it does not count (§5.2, Figure 2)"),
+    Scenario("votes restart the timer", "election", vote_restarts_timer, vote_timer_faults, seeds=5,
+             about="a server that grants a vote restarts its election timeout (Figure 2, Followers)"),
     Scenario("basic agreement", "replication", basic_agreement, seeds=5,
              about="commands are applied by every server, in order (§5.3)"),
     Scenario("agreement with failures", "replication", agreement_with_failures, failures_faults, seeds=10,
@@ -727,6 +859,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("late commit index", "replication", late_commit, late_commit_faults, seeds=5,
              options={"n": 3, "max_entries": 2},
              about="a late AppendEntries with a smaller log lowers no commit index (Figure 2, step 5)"),
+    Scenario("stale refusals", "replication", stale_refusals, stale_refusal_faults, seeds=5, options={"n": 3},
+             about="a refusal of an old term's AppendEntries does not move next_index back (Figure 2, Leaders)"),
+    Scenario("reordered replies", "replication", reordered_replies, reordered_reply_faults, seeds=5,
+             options={"n": 3}, about="a late reply does not lower match_index (Figure 2: it only grows)"),
+    Scenario("prompt replication", "replication", prompt_replication, seeds=5,
+             options={"latency": Fixed(PROMPT_LATENCY)},
+             about="a new entry goes out at once: it commits within two round trips (§5.3)"),
     Scenario("random faults", "replication", random_replication, random_replication_faults, seeds=20,
              options={"clients": 3},
              about="random cuts, partitions and loss under client load: linearizable (§5, §8)"),

@@ -7,7 +7,7 @@ with notebook 05's and the saga lab with notebook 15's.
 
 Prints tables:
 
-* **suite**: the whole Raft suite (3 parts, 18 scenarios, each scenario's
+* **suite**: the whole Raft suite (3 parts, 22 scenarios, each scenario's
   default seeds) on the notebook's reference solution, in one process;
   target: at most 60 s on 2 cores;
 * **shrink**: each classic bug planted in a copy of the solution

@@ -155,7 +155,7 @@ PROGRESS = Property(
 VOTE_RESTARTS_TIMER = Property(
     "Granting a vote restarts the timer",
     "a server that grants a vote restarts its election timeout in the same step",
-    "Figure 2, Rules for Servers, Followers (§5.2)",
+    "Figure 2, Rules for Servers: Followers; §5.2",
     look_at=(
         "handle_request_vote: when you grant the vote, call reset_election_timer, as Figure 2's Followers "
         "rule says: convert to candidate only if the timeout elapses 'without receiving AppendEntries RPC "
@@ -166,7 +166,7 @@ BACK_UP_ON_MISMATCH = Property(
     "Back up only on a log mismatch",
     "a leader moves next_index back only for a failed reply to the request it would send now "
     "(this term, prev_log_index = next_index - 1)",
-    "Figure 2, Rules for Servers, Leaders (§5.3)",
+    "Figure 2, Rules for Servers: Leaders; §5.3",
     look_at=(
         "handle_append_entries_reply: Figure 2 decrements nextIndex only 'if AppendEntries fails because of "
         "log inconsistency'; a reply to an older request (m.request_term, m.prev_log_index: late, "

@@ -208,6 +208,7 @@ class PromptCommits:
                     f"{1000 * self.within:.0f} ms later (a round trip takes {1000 * self.round_trip:.0f} ms here); "
                     + self._first_sent(index, at, row),
                     node=self.leader,
+                    earlier=((self.leader, at, f"{command!r} given to {self.leader}"),),
                 )
 
     def _first_sent(self, index: int, at: float, row: int) -> str:

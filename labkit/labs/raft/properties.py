@@ -10,7 +10,9 @@ the scenarios at their checkpoints (§5.2, §5.6: with timeouts well above the
 time a message takes, a majority that can talk elects a leader and makes
 progress). The clients' view is checked at the end of a run: every result a
 client saw must be explained by one sequential execution (linearizability,
-Herlihy & Wing 1990; DDIA ch. 9).
+Herlihy & Wing 1990; DDIA ch. 9). Four *requirements* are rules of Figure 2 (and §5.3) whose breach
+costs time, not safety; the scenario that states each one checks it after every event
+(:mod:`labkit.labs.raft.requirements`).
 """
 
 from __future__ import annotations

@@ -56,8 +56,18 @@ def delivered(world: Any, node_id: str) -> tuple[str, Any] | None:
     return None
 
 
-def _leading(node: Any) -> bool:
-    return node.role is Role.LEADER and isinstance(getattr(node, "match_index", None), dict)
+Seen = dict[str, tuple[Any, int, dict[str, int]] | None]
+
+
+def _as_before(seen: Seen, node_id: str, node: Any, field: str) -> dict[str, int] | None:
+    """A leader's ``field`` (``next_index`` or ``match_index``) as it was after its previous event, if it led
+    the same term then (same server object: no restart since); None otherwise. Keeps it as it is now."""
+    before = seen.get(node_id)
+    leading = node.role is Role.LEADER and isinstance(getattr(node, field, None), dict)
+    seen[node_id] = (node, node.current_term, dict(getattr(node, field))) if leading else None
+    if not leading or before is None or before[0] is not node or before[1] != node.current_term:
+        return None
+    return before[2]
 
 
 def vote_restarts_timer(world: Any) -> Check:
@@ -99,21 +109,19 @@ def vote_restarts_timer(world: Any) -> Check:
 def back_up_on_mismatch(world: Any) -> Check:
     """A leader's ``next_index`` of a follower changes on a failed reply only if that reply answers the
     request the leader would send now: of this term, with ``prev_log_index = next_index - 1``."""
-    seen: dict[str, tuple[Any, int, dict[str, int]] | None] = {}
+    seen: Seen = {}
 
     def check(node_id: str, node: Any) -> None:
         if node_id not in world.ids:
             return
-        before = seen.get(node_id)
-        leading = _leading(node)
-        seen[node_id] = (node, node.current_term, dict(node.next_index)) if leading else None
-        if not leading or before is None or before[0] is not node or before[1] != node.current_term:
+        before = _as_before(seen, node_id, node, "next_index")
+        if before is None:
             return
         got = delivered(world, node_id)
         if got is None or not isinstance(got[1], AppendEntriesReply) or got[1].success:
             return
         src, m = got
-        old, new, term = before[2].get(src), node.next_index.get(src), node.current_term
+        old, new, term = before.get(src), node.next_index.get(src), node.current_term
         if old is None or new == old or (m.request_term == term and m.prev_log_index == old - 1):
             return
         if m.request_term < term:
@@ -139,17 +147,15 @@ def back_up_on_mismatch(world: Any) -> Check:
 
 def match_index_grows(world: Any) -> Check:
     """While a server leads one term, ``match_index[peer]`` never goes down."""
-    seen: dict[str, tuple[Any, int, dict[str, int]] | None] = {}
+    seen: Seen = {}
 
     def check(node_id: str, node: Any) -> None:
         if node_id not in world.ids:
             return
-        before = seen.get(node_id)
-        leading = _leading(node)
-        seen[node_id] = (node, node.current_term, dict(node.match_index)) if leading else None
-        if not leading or before is None or before[0] is not node or before[1] != node.current_term:
+        before = _as_before(seen, node_id, node, "match_index")
+        if before is None:
             return
-        for peer, old in before[2].items():
+        for peer, old in before.items():
             new = node.match_index.get(peer, 0)
             if new < old:
                 got = delivered(world, node_id)

@@ -161,6 +161,14 @@ def test_each_requirement_fails_its_bug_on_every_seed_and_passes_every_correct_s
     for name, good in _correct_servers().items():
         for seed in range(20):
             assert raft_lab.trial(scenario, good, seed)[1].violation is None, (name, seed)
+    # The shrunk run replays to the same rule broken, and draws with the violation marked where it was seen.
+    failure = raft_lab.run(scenario, node, seeds=1, progress=False, quiet=True).failure()
+    v = failure.shown_violation
+    assert (
+        v.property is prop and raft_lab.replay(node, scenario, 0, failure.schedule).violation.property is prop
+    )
+    star = next(t for t in failure.show().figure().data if t.name == "violation")
+    assert list(star.x) == [pytest.approx(v.time)]
 
 
 @pytest.mark.slow

@@ -253,6 +253,22 @@ WRONG = [
         "a refund of an unknown key leaves no tombstone",
     ),
     Wrong(
+        "15",
+        "nb15-idempotent",
+        "nb15-idempotent-test",
+        (
+            None,
+            '    seen = db["seen"][key]\n'
+            '    if seen[0] == "charged":\n'
+            "        _, customer, amount = seen\n"
+            '        db["balance"][customer] += amount\n'
+            '        db["seen"][key] = ("refunded", customer, amount)\n'
+            '    return "ok"\n',
+        ),
+        "db['seen'][key] for a refund whose charge never came: a KeyError (was a traceback, its hint unseen)",
+        says="look it up with db['seen'].get(key)",
+    ),
+    Wrong(
         "16",
         "nb16-retry",
         "nb16-retry-test",

@@ -112,6 +112,9 @@ def test_an_orchestrator_without_rules_fails_for_want_of_progress():
     assert not any(r.passed for r in report.results)
     assert {f.shown_violation.property for f in report.failures} == {FINISHED}
     assert any("send_step (part steps)" in n for n in report.notes)
+    # The happy path has no fault: the verdict must not speak of "the last fault" (it did).
+    happy = next(f for f in report.failures if f.scenario == "happy path").shown_violation.detail
+    assert "last fault" not in happy and "by t = 18 s, with no fault left to strike since t = 3 s" in happy
 
 
 def test_rules_are_added_by_name_to_a_subclass_only():

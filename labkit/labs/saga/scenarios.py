@@ -205,8 +205,8 @@ def finish(trial: Trial, *, completes: tuple[str, ...] = ()) -> None:
         if left[0] not in records:
             v = Violation(
                 FINISHED,
-                f"the orchestrator accepted order {left[0]}, yet {FINISH_WITHIN:g} s after the last fault its "
-                "log has never heard of it",
+                f"the orchestrator accepted order {left[0]}, yet by t = {end:g} s, with no fault left to strike "
+                f"since t = {FAULTS_END:g} s, its log has never heard of it",
                 node=ORCHESTRATOR,
             )
             trace = world.sim.trace
@@ -219,7 +219,8 @@ def finish(trial: Trial, *, completes: tuple[str, ...] = ()) -> None:
         last = records[left[0]][-1]
         trial.fail(
             FINISHED,
-            f"{FINISH_WITHIN:g} s after the last fault, saga {left[0]} is still running; its last log record "
+            f"by t = {end:g} s, with no fault left to strike since t = {FAULTS_END:g} s, saga {left[0]} is still "
+            "running; its last log record "
             f"is {last.kind.value}" + (f" of step {last.step}" if last.step >= 0 else ""),
             node=ORCHESTRATOR,
         )

@@ -365,6 +365,48 @@ WRONG = [
         "only a repeat of the client's latest sequence number is skipped, not an older one arriving late",
     ),
     Wrong(
+        "08",
+        "nb08-conflict-hint",
+        "nb08-conflict-hint-check",
+        "    if prev_log_index > len(follower_terms):\n"
+        "        return (len(follower_terms) + 1, None)\n"
+        "    if prev_log_index == 0 or follower_terms[prev_log_index] == prev_log_term:\n"
+        "        return None\n"
+        "    t = follower_terms[prev_log_index]\n"
+        "    i = prev_log_index\n"
+        "    while i > 1 and follower_terms[i - 1] == t:\n"
+        "        i -= 1\n"
+        "    return (i, t)\n",
+        "the log read 0-based: follower_terms[prev_log_index] (an IndexError that was a traceback at the first check)",
+        says="Raft's log is 1-based",
+    ),
+    Wrong(
+        "08",
+        "nb08-commit-index",
+        "nb08-commit-index-check",
+        "    n = len(match_index)\n"
+        "    candidate = sorted(match_index, reverse=True)[n // 2]\n"
+        "    if candidate > commit_index and log_terms[candidate] == current_term:\n"
+        "        return candidate\n"
+        "    return commit_index\n",
+        "the term of entry i read as log_terms[i], 0-based (an IndexError that was a traceback at Figure 8's check)",
+        says="log_terms[i - 1]",
+    ),
+    Wrong(
+        "08",
+        "nb08-sessions",
+        "nb08-sessions-check",
+        "    data, last = {}, {}\n"
+        "    for client, seq, key, suffix in commands:\n"
+        "        if seq <= last[client]:\n"
+        "            continue\n"
+        "        last[client] = seq\n"
+        '        data[key] = data.get(key, "") + suffix\n'
+        "    return data\n",
+        "last[client] for a client seen for the first time: a KeyError (was a traceback, its hint unseen)",
+        says="last.get(client, 0)",
+    ),
+    Wrong(
         "10",
         "nb10-pre-vote",
         "nb10-pre-vote-check",

@@ -360,22 +360,33 @@ def test_a_disk_forgets_what_a_snapshot_replaced_and_replays_the_same(tmp_path):
 
 
 def test_snapshots_and_configurations_cross_the_wire_unchanged():
-    # labkit.net sends these as JSON frames; what arrives must equal what left.
+    # labkit.net sends these as JSON frames; what arrives must equal what left. A chunk's
+    # bytes travel as base64 text.
     from labkit.net.codec import registry_for
     from labkit.raft import InstallSnapshotReply, KVCommand, PreVote, TimeoutNow
+    from labkit.raft.snapshot import decode, encode
 
     store = KVStore()
-    store.apply(KVCommand("c1", 1, ("put", "k", "v")))
+    store.apply(KVCommand("c1", 1, ("put", "k", "v\u00e9")))
     conf = Configuration(("n1", "n2", "n3"), ("n4",))
+    data = encode(Snapshot(10, 2, store.snapshot(), conf))
     reg = registry_for("raft")
     for msg in (
-        InstallSnapshot(3, "n1", 10, 2, store.snapshot(), conf, 7),
-        InstallSnapshotReply(3, 3, 10, 7),
+        InstallSnapshot(3, "n1", 10, 2, 0, data[:7], False, 7),
+        InstallSnapshot(3, "n1", 10, 2, 7, data[7:], True, 7),
+        InstallSnapshotReply(3, 3, 10, 7, 19, False, 7),
         PreVote(4, "n2", 10, 2),
         TimeoutNow(3, "n1"),
         LogEntry(2, conf),
     ):
         assert reg.decode(reg.encode(msg)[4:]) == msg, msg
     again = KVStore()
-    again.restore(reg.decode(reg.encode(InstallSnapshot(3, "n1", 10, 2, store.snapshot(), conf))[4:]).data)
-    assert again.data == store.data and again.duplicate("c1", 1) == (True, None)
+    chunks = [
+        reg.decode(reg.encode(InstallSnapshot(3, "n1", 10, 2, i, data[i : i + 5], False))[4:]).data
+        for i in range(0, len(data), 5)
+    ]
+    snap = decode(b"".join(chunks), 10, 2)
+    again.restore(snap.state)
+    assert (
+        again.data == store.data and again.duplicate("c1", 1) == (True, None) and snap.configuration == conf
+    )

@@ -12,7 +12,7 @@ The encoding of a registered frozen dataclass is a JSON object
 declaration order. Tuples become JSON arrays and every JSON array decodes to a
 tuple (messages are immutable, so they hold tuples, never lists). Types that
 are not dataclasses (a vector clock) register a pair of functions to and from
-a JSON-able value; ``dict`` and ``frozenset`` are built in.
+a JSON-able value; ``dict``, ``frozenset`` and ``bytes`` (as base64 text) are built in.
 
 Which registry a node uses is part of its configuration (see
 :func:`registry_for`): the Raft store registers its RPCs and log entries, the
@@ -21,6 +21,8 @@ quorum store its own messages, and a learner's node type can register more.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import json
 import struct
@@ -62,6 +64,7 @@ class Registry:
         self.early: frozenset[type] = frozenset()
         self.register(dict, to_wire=lambda d: [[k, v] for k, v in d.items()], from_wire=lambda v: dict(v))
         self.register(frozenset, to_wire=lambda s: sorted(s, key=repr), from_wire=frozenset)
+        self.register(bytes, to_wire=lambda b: base64.b64encode(b).decode("ascii"), from_wire=_from_base64)
 
     def register(
         self,
@@ -167,6 +170,15 @@ class Registry:
             raise
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise WireError(f"frame is not valid JSON: {e}"[:200]) from None
+
+
+def _from_base64(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise WireError(f"bytes travel as a base64 string, got {text!r}"[:120])
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error as e:
+        raise WireError(f"bytes are not valid base64: {e}"[:120]) from None
 
 
 def _tag_dicts(value: Any) -> Any:

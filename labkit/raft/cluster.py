@@ -40,6 +40,7 @@ from labkit.raft.invariants import InvariantMonitor
 from labkit.raft.messages import Configuration
 from labkit.raft.node import LeadershipTransfer, MembershipChanges, RaftConfig, RaftNode, ReadMode, Role
 from labkit.raft.servers import server_class
+from labkit.raft.snapshot import DEFAULT_CHUNK_SIZE
 from labkit.raft.state_machine import KVStore, StateMachine
 from labkit.sim import Latency, Node, Simulator, Uniform
 
@@ -70,7 +71,7 @@ class RaftCluster:
     (build servers of another class, see the module docstring), ``check`` (run the
     invariant monitor) and ``strict`` (raise on the first violation; with
     ``strict=False`` violations are only collected in :attr:`violations`).
-    ``max_entries``, ``max_inflight``, ``snapshot_threshold``, ``pre_vote``,
+    ``max_entries``, ``max_inflight``, ``snapshot_threshold``, ``snapshot_chunk_size``, ``pre_vote``,
     ``check_quorum``, ``read_mode`` and ``max_clock_drift`` are
     :class:`~labkit.raft.node.RaftConfig`'s; ``trace=False``
     keeps no trace (for long runs, see :class:`~labkit.sim.Simulator`).
@@ -96,6 +97,7 @@ class RaftCluster:
         check: bool = True,
         strict: bool = True,
         snapshot_threshold: int | None = None,
+        snapshot_chunk_size: int = DEFAULT_CHUNK_SIZE,
         pre_vote: bool = False,
         check_quorum: bool = False,
         read_mode: ReadMode | str = ReadMode.LOG,
@@ -114,6 +116,7 @@ class RaftCluster:
             max_inflight=max_inflight,
             noop=noop,
             snapshot_threshold=snapshot_threshold,
+            snapshot_chunk_size=snapshot_chunk_size,
             pre_vote=pre_vote,
             check_quorum=check_quorum,
             read_mode=read_mode,  # type: ignore[arg-type]

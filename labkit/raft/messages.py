@@ -224,28 +224,42 @@ class InstallSnapshot:
     """InstallSnapshot RPC arguments (Figure 13), sent by a leader to a follower it cannot
     bring up to date with AppendEntries because the entries it needs were compacted (§7).
 
-    The snapshot travels in one message: Figure 13's ``offset`` and ``done``
-    (chunks) are left out. ``round`` is as on :class:`AppendEntries`.
+    The snapshot travels as bytes (:func:`labkit.raft.snapshot.encode`: the state
+    machine's state and the configuration as JSON), cut into chunks of at most
+    ``RaftConfig.snapshot_chunk_size`` bytes: ``data`` is the chunk that starts
+    ``offset`` bytes into the snapshot, and ``done`` is true on the last one.
+    "Leaders always send chunks in order" (Figure 13's caption), one at a time.
+    ``round`` is as on :class:`AppendEntries`.
     """
 
     term: int
     leader_id: str
     last_included_index: int
     last_included_term: int
-    data: Any
-    configuration: Configuration
+    offset: int
+    data: bytes
+    done: bool
     round: int = 0
 
 
 @message
 class InstallSnapshotReply:
-    """InstallSnapshot RPC results (Figure 13): ``term``, plus the request's ``term``
-    (``request_term``), ``last_included_index`` and ``round`` echoed so the leader
-    knows what was installed, and for which of its requests."""
+    """InstallSnapshot RPC results (Figure 13): ``term``, plus what the leader needs to go on.
+
+    Echoed from the request, so the leader knows which of its requests this
+    answers: ``request_term``, ``last_included_index``, ``offset`` and ``round``.
+    ``stored`` is how many bytes of that snapshot the follower has gathered, from
+    the start without a gap: where the next chunk must begin. ``done`` says the
+    follower holds everything up to ``last_included_index`` (it installed the
+    snapshot, or had committed that far already).
+    """
 
     term: int
     request_term: int
     last_included_index: int
+    offset: int = 0
+    stored: int = 0
+    done: bool = False
     round: int = 0
 
 

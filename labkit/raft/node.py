@@ -133,6 +133,10 @@ class RaftConfig:
 
     * ``snapshot_threshold``: a server snapshots its state machine and compacts
       its log once that many applied entries pile up (§7); None never compacts;
+    * ``snapshot_chunk_size``: the most bytes of a snapshot one InstallSnapshot
+      carries (Figure 13's chunks). The default, 64 KiB, is far more than any
+      snapshot of the course's runs holds (a few KiB at most), so there a
+      snapshot travels in one chunk; set it small to watch one arrive in pieces;
     * ``pre_vote``: ask for pre-votes before raising the term (diss. §9.6);
     * ``check_quorum``: a leader that has not heard from a majority for an
       election timeout steps down, and a server that has heard from a leader
@@ -151,6 +155,7 @@ class RaftConfig:
     max_entries: int = 64
     noop: bool = True
     snapshot_threshold: int | None = None
+    snapshot_chunk_size: int = snapshots.DEFAULT_CHUNK_SIZE
     pre_vote: bool = False
     check_quorum: bool = False
     read_mode: ReadMode = ReadMode.LOG
@@ -173,6 +178,9 @@ class RaftConfig:
         valid.integer("max_entries", self.max_entries, ge=1)
         valid.boolean("noop", self.noop)
         valid.integer("snapshot_threshold", self.snapshot_threshold, ge=1, none=True)
+        valid.integer(
+            "snapshot_chunk_size", self.snapshot_chunk_size, ge=1, le=snapshots.MAX_CHUNK_SIZE, note="bytes"
+        )
         valid.boolean("pre_vote", self.pre_vote)
         valid.boolean("check_quorum", self.check_quorum)
         mode = valid.enum_member("read_mode", self.read_mode, ReadMode)
@@ -739,7 +747,8 @@ class LogCompaction(RaftCore):
 
     Extends the core's :meth:`~RaftCore.apply_committed` (snapshot once enough
     entries are applied) and :meth:`~RaftCore.send_append_entries` (a follower
-    whose next entry was discarded gets the snapshot); replaces
+    whose next entry was discarded gets the snapshot, in chunks of at most
+    ``snapshot_chunk_size`` bytes); replaces
     :meth:`~RaftCore.recover_log` (start from the snapshot) and
     :meth:`~RaftCore.send_heartbeat` (check at the snapshot's last entry at
     least); adds the InstallSnapshot rules of Figure 13. Leans on
@@ -756,6 +765,9 @@ class LogCompaction(RaftCore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.snapshot: Snapshot | None = None
+        # Volatile: the snapshot being gathered from a leader's chunks (Figure 13, steps 2-4).
+        self.partial_snapshot: snapshots.PartialSnapshot | None = None
+        self._encoded: tuple[Snapshot, bytes] | None = None  # the latest snapshot as bytes
 
     def recover_log(self, storage: Any) -> None:
         """With a snapshot the state machine starts from it, and everything it replaced counts as
@@ -798,25 +810,48 @@ class LogCompaction(RaftCore):
 
     def send_append_entries(self, ctx: Context, peer: str) -> None:
         """Leaders (§7): "the leader must occasionally send snapshots to followers that lag behind",
-        those whose next entry it has already discarded."""
-        if self.progress[peer].next_index > self.log.snapshot_index:
+        those whose next entry it has already discarded; a snapshot begun goes on to its last chunk."""
+        pr = self.progress[peer]
+        if pr.transfer is None and pr.next_index > self.log.snapshot_index:
             super().send_append_entries(ctx, peer)
             return
-        s = self.snapshot
-        assert s is not None, "a log compacted without a snapshot"
+        assert self.snapshot is not None, "a log compacted without a snapshot"
+        if pr.transfer is None or pr.transfer.superseded_by(self.snapshot):
+            pr.transfer = snapshots.Transfer(
+                self.snapshot, self.snapshot_data(), self.config.snapshot_chunk_size
+            )
+        self.send_snapshot_chunk(ctx, peer)
+
+    def send_snapshot_chunk(self, ctx: Context, peer: str) -> None:
+        """Figure 13, arguments: the chunk of the snapshot that starts at ``offset``, ``done`` on the
+        last one. "Leaders always send chunks in order" (Figure 13): the next leaves when this one
+        is answered (:class:`~labkit.raft.snapshot.Transfer`)."""
+        pr = self.progress[peer]
+        t = pr.transfer
+        assert t is not None, "no snapshot on its way"
+        offset, data, done = t.chunk()
         ctx.send(
             peer,
             InstallSnapshot(
                 self.current_term,
                 self.node_id,
-                s.last_included_index,
-                s.last_included_term,
-                s.state,
-                s.configuration,
+                t.last_included_index,
+                t.last_included_term,
+                offset,
+                data,
+                done,
                 self.rounds.current,
             ),
         )
-        self.progress[peer].sent_snapshot(s.last_included_index, ctx.now)
+        pr.sent_snapshot(t.last_included_index, ctx.now)
+
+    def snapshot_data(self) -> bytes:
+        """The latest snapshot as bytes (:func:`~labkit.raft.snapshot.encode`), written once per
+        snapshot, when a follower first needs it."""
+        if self._encoded is None or self._encoded[0] is not self.snapshot:
+            assert self.snapshot is not None, "no snapshot to encode"
+            self._encoded = (self.snapshot, snapshots.encode(self.snapshot))
+        return self._encoded[1]
 
     def send_heartbeat(self, ctx: Context, peer: str) -> None:
         # With a snapshot on its way, the check is at the snapshot's last entry at least.
@@ -827,50 +862,100 @@ class LogCompaction(RaftCore):
         """InstallSnapshot RPC, receiver implementation (Figure 13).
 
         1. Reply immediately if term < currentTerm.
-        2.-5. (The snapshot travels whole: no chunks to gather.)
-        6.-8. Install it, unless it holds nothing this server has not committed.
+        2. Create new snapshot file if first chunk (offset is 0).
+        3. Write data into snapshot file at given offset.
+        4. Reply and wait for more data chunks if done is false.
+        5. Save snapshot file, discard any existing or partial snapshot with a smaller index.
+        6. If existing log entry has same index and term as snapshot's last included entry,
+           retain log entries following it and reply.
+        7. Discard the entire log.
+        8. Reset state machine using snapshot contents (and load snapshot's cluster configuration).
+
+        The file being gathered is ``partial_snapshot``, volatile state
+        (:class:`~labkit.raft.snapshot.PartialSnapshot` says why losing it in a
+        crash is safe). Every reply echoes the request and says how many bytes of
+        this snapshot are gathered (``stored``: where the next chunk must start);
+        ``done`` says this server now holds everything up to the snapshot's last
+        included entry. Steps 5-8 are :meth:`install_snapshot`.
         """
-        reply = InstallSnapshotReply(self.current_term, m.term, m.last_included_index, m.round)
+        # 1. Reply immediately if term < currentTerm: our term tells a stale leader to step down.
         if m.term < self.current_term:
-            ctx.send(src, reply)
+            ctx.send(src, self.snapshot_reply(m, stored=0, done=False))
             return
         self.recognize_leader(ctx, m.leader_id)
-        if m.last_included_index > self.commit_index:
-            snapshot = Snapshot(m.last_included_index, m.last_included_term, m.data, m.configuration)
-            self.install_snapshot(ctx, snapshot)
-        ctx.send(src, reply)
+        # (A snapshot of entries this server has committed already, repeated or older, brings
+        # nothing: as in step 6 the log stays, and the state machine, which may have applied
+        # more, must not go back. Reply at once that it holds all of it.)
+        if m.last_included_index <= self.commit_index:
+            ctx.send(src, self.snapshot_reply(m, stored=m.offset + len(m.data), done=True))
+            return
+        # 2. Create new snapshot file if first chunk (offset is 0), not if it repeats the file's first.
+        if snapshots.starts_new_file(self.partial_snapshot, m):
+            self.partial_snapshot = snapshots.PartialSnapshot(m)
+        # 3. Write data into snapshot file at given offset: only where the file ends, so that a
+        #    duplicate, a chunk after a lost one, or a chunk of another snapshot changes nothing.
+        file = self.partial_snapshot
+        written = file is not None and file.write(m)
+        # 4. Reply and wait for more data chunks if done is false (or the chunk was not written).
+        if file is None or not (written and m.done):
+            stored = file.stored(m) if file is not None else 0
+            ctx.send(src, self.snapshot_reply(m, stored=stored, done=False))
+            return
+        # 5.-8. Save snapshot file, discard any partial one; keep or discard the log; reset the state machine.
+        self.partial_snapshot = None
+        self.install_snapshot(ctx, file.snapshot())
+        ctx.send(src, self.snapshot_reply(m, stored=len(file.data), done=True))
+
+    def snapshot_reply(self, m: InstallSnapshot, stored: int, done: bool) -> InstallSnapshotReply:
+        """The answer to ``m``: this server's term (Figure 13's result), the request echoed, and where
+        the transfer stands."""
+        return InstallSnapshotReply(
+            self.current_term, m.term, m.last_included_index, m.offset, stored, done, m.round
+        )
 
     def install_snapshot(self, ctx: Context, s: Snapshot) -> None:
-        """Figure 13, receiver steps 6-8: "If existing log entry has same index and term as snapshot's
-        last included entry, retain log entries following it"; else "discard the entire log";
-        "reset state machine using snapshot contents (and load snapshot's cluster configuration)"."""
+        """Figure 13, receiver steps 5-8, for a whole snapshot ``s`` whose last included entry this
+        server has not committed.
+
+        The state machine is reset whether the log after the snapshot is kept or
+        not: the entries up to its last included one leave the log, and this
+        server had not applied them all.
+        """
         index = s.last_included_index
         first, last = self.log.first_index, self.log.last_index
+        # 6. If existing log entry has same index and term as snapshot's last included entry,
+        #    retain log entries following it; 7. otherwise discard the entire log.
         kept = self.log.restore(index, s.last_included_term)
+        # 5. Save snapshot file (it replaces this server's older one) and forget the entries it replaces.
         self.snapshot = s
+        snapshots.persist_snapshot(ctx, s, first, index if kept else last)
+        if not kept:
+            ctx.persist("log_length", index)
+        # 8. Reset state machine using snapshot contents (and load snapshot's cluster configuration).
         self.state_machine.restore(s.state)
         self.commit_index = self.last_applied = index
         self.applied = []
         self.membership.restored(s.configuration, index, self.log)
-        snapshots.persist_snapshot(ctx, s, first, index if kept else last)
-        if not kept:
-            ctx.persist("log_length", index)
         self.use_configuration(ctx)
         ctx.note("snapshot", index=index, term=s.last_included_term)
 
     def handle_install_snapshot_reply(self, ctx: Context, src: str, m: InstallSnapshotReply) -> None:
-        """Leaders (§7): the follower now holds everything up to the snapshot's last included entry."""
+        """Leaders (§7): once the follower holds everything up to the snapshot's last included entry,
+        go on with AppendEntries after it; until then, send the chunk it needs next."""
         if self.role is not Role.LEADER or m.term != self.current_term:
             return
         pr = self.progress.get(src)
-        if pr is None:
+        if pr is None:  # no longer in the configuration
             return
         if m.round > self.rounds.confirmed and m.request_term == self.current_term:
             self.acknowledged(ctx, src, m.round)
-        if pr.update(m.last_included_index):
-            self.replicated(ctx, src)
-        if pr.ready_for_more(m.last_included_index, self.log.last_index):
-            self.send_append_entries(ctx, src)
+        if m.done:
+            if pr.update(m.last_included_index):  # (this ends the transfer)
+                self.replicated(ctx, src)
+            if pr.ready_for_more(m.last_included_index, self.log.last_index):
+                self.send_append_entries(ctx, src)
+        elif pr.answers_chunk(m, self.current_term):  # the chunk on its way arrived, or was refused
+            self.send_snapshot_chunk(ctx, src)
 
 
 class HeartbeatRounds(RaftCore):

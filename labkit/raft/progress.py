@@ -30,6 +30,12 @@ each message as before, in any order and any number of times (§5.5).
 ``next_index`` never drops to ``match_index`` or below, so whatever the state,
 nothing a follower acknowledged is sent again as news.
 
+A snapshot (§7) goes out chunk by chunk (Figure 13), one chunk outstanding
+at a time like a probe: ``transfer``, a :class:`~labkit.raft.snapshot.Transfer`,
+knows which bytes go next, and :meth:`Progress.answers_chunk` takes only the
+answer to the chunk on its way. The transfer ends when ``match_index`` reaches
+the snapshot's last included entry.
+
 Answers are filtered here too. A failure says "my log does not match yours
 at prev_log_index" (§5.3). In probe state that is news only for the probe the
 leader would send now, one of this term at ``next_index - 1``; in replicate
@@ -48,9 +54,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from labkit import validation as valid
-from labkit.raft.messages import AppendEntriesReply
+from labkit.raft.messages import AppendEntriesReply, InstallSnapshotReply
+
+if TYPE_CHECKING:
+    from labkit.raft.snapshot import Transfer
 
 __all__ = ["FlowState", "Progress", "quorum_match_index"]
 
@@ -72,13 +82,23 @@ class Progress:
     Invariant: ``match_index < next_index <= last_index + 1`` of the leader's log.
     """
 
-    __slots__ = ("next_index", "match_index", "window", "state", "_inflight", "_sent_at", "_flights")
+    __slots__ = (
+        "next_index",
+        "match_index",
+        "window",
+        "state",
+        "transfer",
+        "_inflight",
+        "_sent_at",
+        "_flights",
+    )
 
     def __init__(self, next_index: int, window: int = 1) -> None:
         self.next_index = valid.integer("next_index", next_index, ge=1)
         self.match_index = 0
         self.window = valid.integer("window", window, ge=1)
         self.state = FlowState.PROBE
+        self.transfer: Transfer | None = None  # a snapshot being sent in chunks (§7, Figure 13)
         # Probe: the last index of the AppendEntries with entries awaiting an
         # answer (0: none) and when it left.
         self._inflight = 0
@@ -133,8 +153,15 @@ class Progress:
             self.next_index = match_index + 1
         if match_index > self.match_index:
             self.match_index = match_index
+            if self.transfer is not None and match_index >= self.transfer.last_included_index:
+                self.transfer = None  # the follower holds all the snapshot holds
             return True
         return False
+
+    def answers_chunk(self, reply: InstallSnapshotReply, term: int) -> bool:
+        """Whether a reply that is not ``done`` answers the snapshot chunk on its way (sent in ``term``);
+        if so the transfer moves to where the follower's file ends, and that chunk should go now."""
+        return self.transfer is not None and reply.request_term == term and self.transfer.answered(reply)
 
     def ready_for_more(self, match_index: int, last_index: int) -> bool:
         """After a success reply: whether to send the entries appended meanwhile now."""

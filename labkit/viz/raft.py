@@ -796,6 +796,12 @@ def _append_reply(m: Any) -> str:
     return f"AppendEntriesReply(term={m.term}, no, conflict={m.conflict_index}/t{m.conflict_term})"
 
 
+def _snapshot_reply(m: Any) -> str:
+    if m.done:
+        return f"InstallSnapshotReply(term={m.term}, installed up to {m.last_included_index})"
+    return f"InstallSnapshotReply(term={m.term}, has {m.stored} bytes)"
+
+
 # How the message table writes each Raft message (Figure 2, §7 snapshots, §9.6 PreVote, §3.10 transfer).
 _DESCRIBE: dict[str, Callable[[Any], str]] = {
     "RequestVote": lambda m: f"RequestVote(term={m.term}, last={m.last_log_index}/t{m.last_log_term})",
@@ -807,11 +813,9 @@ _DESCRIBE: dict[str, Callable[[Any], str]] = {
     "AppendEntriesReply": _append_reply,
     "InstallSnapshot": lambda m: (
         f"InstallSnapshot(term={m.term}, last included={m.last_included_index}/t{m.last_included_term}, "
-        f"{m.configuration!r})"
+        f"bytes {m.offset}-{m.offset + len(m.data)}{', done' if m.done else ''})"
     ),
-    "InstallSnapshotReply": lambda m: (
-        f"InstallSnapshotReply(term={m.term}, installed up to {m.last_included_index})"
-    ),
+    "InstallSnapshotReply": _snapshot_reply,
     "PreVote": lambda m: f"PreVote(next term={m.next_term}, last={m.last_log_index}/t{m.last_log_term})",
     "PreVoteReply": lambda m: f"PreVoteReply(term={m.term}, {_yes(m.vote_granted)})",
     "TimeoutNow": lambda m: f"TimeoutNow(term={m.term})",

@@ -16,7 +16,15 @@ import random
 
 import pytest
 
-from labkit.raft import InstallSnapshot, InstallSnapshotReply, KVStore, RaftCluster, RaftConfig, Snapshot
+from labkit.raft import (
+    InstallSnapshot,
+    InstallSnapshotReply,
+    KVStore,
+    RaftCluster,
+    RaftConfig,
+    Snapshot,
+    scenarios,
+)
 from labkit.raft import snapshot as snapshots
 from labkit.raft.messages import Configuration, KVCommand
 from labkit.raft.schedules import check_history, random_schedule, run_schedule
@@ -118,6 +126,16 @@ def test_by_default_every_snapshot_of_the_course_travels_in_one_chunk():
     chunks = sent(c, InstallSnapshot)
     assert chunks and all(m.offset == 0 and m.done for m in chunks)
     assert max(len(m.data) for m in chunks) < snapshots.DEFAULT_CHUNK_SIZE // 10
+
+
+def test_the_notebook_scenario_checks_its_arguments_and_shows_a_crash_mid_transfer():
+    with pytest.raises(ValueError, match=r"crash_after must be an int >= 1 or None \(bytes\), got 0"):
+        scenarios.lagging_follower(crash_after=0)
+    with pytest.raises(ValueError, match="below the snapshot's size"):
+        scenarios.lagging_follower(snapshot_chunk_size=48, crash_after=10_000)
+    r = scenarios.lagging_follower(snapshot_chunk_size=48, crash_after=96)
+    replies = [m for m in sent(r.cluster, InstallSnapshotReply) if m.last_included_index == 24]
+    assert [m.stored for m in replies if not m.done] == [48, 96, 0, 48, 96, 144] and replies[-1].done
 
 
 # ---------------------------------------------------------------------------

@@ -15,8 +15,8 @@ Field names follow the figure, in snake case. Two extensions are marked:
 What production Rafts add (Ongaro's dissertation, cited as "diss."), each
 marked where it is declared:
 
-* :class:`InstallSnapshot` and its reply (Figure 13, §7), with the
-  :class:`Snapshot` they carry: log compaction;
+* :class:`InstallSnapshot` and its reply (Figure 13, §7), which carry a
+  :class:`Snapshot` as bytes, in chunks: log compaction;
 * :class:`PreVote` and its reply (diss. §9.6): ask before starting an election;
 * ``round`` on :class:`AppendEntries` and its reply (diss. §6.4): which round of
   heartbeats an answer acknowledges, so a leader can confirm it still leads
@@ -249,9 +249,10 @@ class InstallSnapshotReply:
     Echoed from the request, so the leader knows which of its requests this
     answers: ``request_term``, ``last_included_index``, ``offset`` and ``round``.
     ``stored`` is how many bytes of that snapshot the follower has gathered, from
-    the start without a gap: where the next chunk must begin. ``done`` says the
-    follower holds everything up to ``last_included_index`` (it installed the
-    snapshot, or had committed that far already).
+    the start without a gap: where the next chunk must begin (unused when
+    ``done``). ``done`` says the follower holds everything up to
+    ``last_included_index`` (it installed the snapshot, or had committed that
+    far already).
     """
 
     term: int

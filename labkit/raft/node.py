@@ -887,7 +887,7 @@ class LogCompaction(RaftCore):
         # nothing: as in step 6 the log stays, and the state machine, which may have applied
         # more, must not go back. Reply at once that it holds all of it.)
         if m.last_included_index <= self.commit_index:
-            ctx.send(src, self.snapshot_reply(m, stored=m.offset + len(m.data), done=True))
+            ctx.send(src, self.snapshot_reply(m, stored=0, done=True))
             return
         # 2. Create new snapshot file if first chunk (offset is 0), not if it repeats the file's first.
         if snapshots.starts_new_file(self.partial_snapshot, m):

@@ -1,6 +1,8 @@
 """Scripted Raft scenarios: Figure 8 of the extended paper, and what production Rafts fix.
 
 * :class:`Figure8`: why a leader must not count replicas of an earlier term (§5.4.2);
+* :func:`lagging_follower`: a follower that was down while the leader compacted
+  gets the snapshot with InstallSnapshot, in chunks (§7, Figure 13);
 * :func:`rejoining_follower`: a server cut off keeps raising its term and, back,
   deposes a healthy leader; PreVote prevents it (Ongaro's dissertation, §9.6);
 * :func:`leader_in_minority`: a leader cut off in a minority keeps leading and
@@ -56,6 +58,7 @@ __all__ = [
     "deposed_leader_read",
     "deaf_follower",
     "leader_in_minority",
+    "lagging_follower",
     "log_growth",
     "read_costs",
     "rejoining_follower",
@@ -484,6 +487,63 @@ def retire_leader(hand_over: bool, *, seed: int = 1) -> RetiredLeader:
     transferred = any(e.node == old for e in c.sim.trace.notes("transfer"))
     waits = [h.ret - h.call for h in c.history if h.done]
     return RetiredLeader(c, old, c.leader(), transferred, max(waits, default=0.0))
+
+
+@dataclass
+class Lagging:
+    """What :func:`lagging_follower` returns: the cluster, the follower that was down, when it came
+    back, and when it crashed again in the middle of the transfer (None if it did not)."""
+
+    cluster: RaftCluster
+    server: str
+    returned_at: float
+    crashed_at: float | None = None
+
+
+def lagging_follower(
+    seed: int = 2,
+    *,
+    writes: int = 30,
+    snapshot_threshold: int = 8,
+    snapshot_chunk_size: int | None = None,
+    crash_after: int | None = None,
+) -> Lagging:
+    """A 3-server cluster whose follower crashes while a client makes ``writes`` puts over 5 keys
+    (the servers snapshot every ``snapshot_threshold`` entries, so the entries it lacks are
+    compacted away), then restarts and is brought up to date: with InstallSnapshot, in chunks of
+    ``snapshot_chunk_size`` bytes (default: RaftConfig's), then AppendEntries (§7, Figure 13).
+
+    With ``crash_after`` the follower crashes again as soon as it has gathered that many bytes of
+    the snapshot, and restarts 100 ms later."""
+    valid.integer("writes", writes, ge=1, le=10_000)
+    valid.integer("crash_after", crash_after, ge=1, none=True, note="bytes")
+    chunks = {} if snapshot_chunk_size is None else {"snapshot_chunk_size": snapshot_chunk_size}
+    c = RaftCluster(n=3, seed=seed, snapshot_threshold=snapshot_threshold, **chunks)
+    leader = _elect(c)
+    behind = next(n for n in c.ids if n != leader)
+    c.crash(behind)
+    writer = c.client("writer")
+    for i in range(writes):
+        writer.put(f"k{i % 5}", str(i))
+    if not c.run_until(lambda: not writer.busy, 10.0):
+        raise RuntimeError("the writes did not finish")
+    back = c.sim.now
+    c.restart(behind)
+    crashed_at = None
+    if crash_after is not None:
+
+        def gathered() -> bool:
+            partial = c.node(behind).partial_snapshot
+            return partial is not None and len(partial.data) >= crash_after
+
+        if not c.run_until(gathered, 1.0):
+            raise ValueError(f"crash_after ({crash_after}) must be below the snapshot's size in bytes")
+        crashed_at = c.sim.now
+        c.crash(behind)
+        c.sim.run_for(0.1)
+        c.restart(behind)
+    c.sim.run_for(0.3)
+    return Lagging(c, behind, back, crashed_at)
 
 
 # ---------------------------------------------------------------------------

@@ -12,8 +12,9 @@ A client that retries after a lost reply (or a leader crash) therefore never
 appends twice.
 
 Log compaction (§7) asks one more thing of a state machine: to write its
-whole state down as an immutable value (:meth:`StateMachine.snapshot`) and to
-be rebuilt from one (:meth:`StateMachine.restore`). The session table is part
+whole state down as an immutable value of plain values and tuples
+(:meth:`StateMachine.snapshot`) and to be rebuilt from one
+(:meth:`StateMachine.restore`). The session table is part
 of the state: a snapshot that forgot it would let a retried command apply twice.
 """
 
@@ -53,7 +54,9 @@ class StateMachine:
         raise ValueError(f"{type(self).__name__} cannot answer {op!r} locally")
 
     def snapshot(self) -> Any:
-        """The whole state as an immutable value (tuples, frozen dataclasses), for log compaction (§7)."""
+        """The whole state as an immutable value, for log compaction (§7): ``None``, ``bool``, ``int``,
+        ``float``, ``str`` and tuples of them, because a leader sends it to followers as JSON
+        (:func:`labkit.raft.snapshot.encode`)."""
         raise NotImplementedError(
             f"{type(self).__name__} cannot take a snapshot: implement snapshot() and restore() to compact its log"
         )

@@ -813,7 +813,7 @@ _DESCRIBE: dict[str, Callable[[Any], str]] = {
     "AppendEntriesReply": _append_reply,
     "InstallSnapshot": lambda m: (
         f"InstallSnapshot(term={m.term}, last included={m.last_included_index}/t{m.last_included_term}, "
-        f"bytes {m.offset}-{m.offset + len(m.data)}{', done' if m.done else ''})"
+        f"offset={m.offset}, {len(m.data)} bytes{', done' if m.done else ''})"
     ),
     "InstallSnapshotReply": _snapshot_reply,
     "PreVote": lambda m: f"PreVote(next term={m.next_term}, last={m.last_log_index}/t{m.last_log_term})",

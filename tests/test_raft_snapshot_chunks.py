@@ -15,6 +15,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from labkit.raft import (
     InstallSnapshot,
@@ -282,6 +284,38 @@ def test_a_first_chunk_starts_a_new_file_and_a_crash_loses_the_partial_one():
     for off in range(0, len(f.data), 20):
         r = f.give(f.piece(off, term=4))
     assert r.done and f.node.state_machine.snapshot() == f.state
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.integers(1, 40),
+    arrivals=st.lists(st.integers(0, 200), min_size=1, max_size=40),
+)
+def test_whatever_order_chunks_arrive_in_the_file_is_a_prefix_and_done_means_the_whole_snapshot(
+    size, arrivals
+):
+    # Any sequence of the transfer's chunks, each possibly lost, repeated or late: the file never
+    # holds anything but the snapshot's first bytes, and "done" comes only with the whole snapshot.
+    f = Follower()
+    pieces = [f.piece(off, size) for off in range(0, len(f.data), size)]
+    for a in arrivals:
+        r = f.give(pieces[a % len(pieces)])
+        partial = f.node.partial_snapshot
+        if partial is not None:
+            assert f.data.startswith(bytes(partial.data)) and r.stored == len(partial.data)
+        if r.done:
+            assert (
+                f.node.snapshot == Snapshot(10, 2, f.state, CONF)
+                and f.node.state_machine.snapshot() == f.state
+            )
+        else:
+            assert f.node.snapshot is None and f.node.commit_index == 0
+    # Sent in order from where the file ends, the rest completes it.
+    stored = f.node.partial_snapshot.stored(pieces[0]) if f.node.partial_snapshot else 0
+    if f.node.snapshot is None:
+        for p in pieces[stored // size :]:
+            r = f.give(p)
+        assert r.done and f.node.state_machine.snapshot() == f.state
 
 
 # ---------------------------------------------------------------------------

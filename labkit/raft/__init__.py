@@ -16,7 +16,8 @@
 
 What production Rafts add (Ongaro's dissertation, "diss."), switched by :class:`RaftConfig`:
 
-* :mod:`labkit.raft.snapshot`: log compaction's bookkeeping (§7 of the paper);
+* :mod:`labkit.raft.snapshot`: log compaction's bookkeeping (§7 of the paper): storage, a snapshot as
+  JSON bytes, and the two ends of an InstallSnapshot sent in chunks (Figure 13);
 * :mod:`labkit.raft.reads`: ReadIndex and lease reads (diss. §6.4);
 * :mod:`labkit.raft.membership`: configurations, one server at a time, learners catching up (diss. ch. 4);
 * each part's rules are a class beside :class:`RaftCore` in :mod:`labkit.raft.node`, PreVote, CheckQuorum

@@ -135,8 +135,9 @@ class RaftConfig:
       its log once that many applied entries pile up (§7); None never compacts;
     * ``snapshot_chunk_size``: the most bytes of a snapshot one InstallSnapshot
       carries (Figure 13's chunks). The default, 64 KiB, is far more than any
-      snapshot of the course's runs holds (a few KiB at most), so there a
-      snapshot travels in one chunk; set it small to watch one arrive in pieces;
+      snapshot of the course's runs holds (the Raft tests' largest is under
+      1 KiB), so there a snapshot travels in one chunk; set it small to watch
+      one arrive in pieces;
     * ``pre_vote``: ask for pre-votes before raising the term (diss. §9.6);
     * ``check_quorum``: a leader that has not heard from a majority for an
       election timeout steps down, and a server that has heard from a leader

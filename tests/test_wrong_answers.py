@@ -601,6 +601,123 @@ WRONG = [
         "the latest withdrawal kept, not the largest",
     ),
     Wrong(
+        "16",
+        "nb16-cart-state",
+        "nb16-cart-state-test",
+        "    cart = {}\n"
+        "    for event in events:\n"
+        '        kind = event["type"]\n'
+        '        if kind == "ItemAdded":\n'
+        '            cart[event["sku"]] += event["qty"]\n'
+        '        elif kind == "ItemRemoved":\n'
+        '            left = cart.get(event["sku"], 0) - event["qty"]\n'
+        "            if left > 0:\n"
+        '                cart[event["sku"]] = left\n'
+        "            else:\n"
+        '                cart.pop(event["sku"], None)\n'
+        '        elif kind == "CartCleared":\n'
+        "            cart = {}\n"
+        "        else:\n"
+        '            raise ValueError(f"unknown cart event type {kind!r}")\n'
+        "    return cart\n",
+        "cart[sku] += qty for a sku not in the cart yet: a KeyError (was a traceback, its hint unseen)",
+        says="cart.get(sku, 0)",
+    ),
+    Wrong(
+        "16",
+        "nb16-cart-state",
+        "nb16-cart-state-test",
+        "    cart = {}\n"
+        "    for event in events:\n"
+        '        kind = event["type"]\n'
+        '        if kind == "ItemAdded":\n'
+        '            cart[event["sku"]] = cart.get(event["sku"], 0) + event["qty"]\n'
+        '        elif kind == "ItemRemoved":\n'
+        '            cart[event["sku"]] = cart.get(event["sku"], 0) - event["qty"]\n'
+        '            if cart[event["sku"]] == 0:\n'
+        '                del cart[event["sku"]]\n'
+        '        elif kind == "CartCleared":\n'
+        "            cart = {}\n"
+        "        else:\n"
+        '            raise ValueError(f"unknown cart event type {kind!r}")\n'
+        "    return cart\n",
+        "only a quantity of exactly 0 leaves the cart: removing too many leaves a negative one (failed only in grading)",
+        says="keep only quantities above 0",
+    ),
+    Wrong(
+        "16",
+        "nb16-cart-state",
+        "nb16-cart-state-test",
+        "    cart = {}\n"
+        "    for event in events:\n"
+        '        kind = event["type"]\n'
+        '        if kind == "ItemAdded":\n'
+        '            cart[event["sku"]] = cart.get(event["sku"], 0) + event["qty"]\n'
+        '        elif kind == "ItemRemoved":\n'
+        '            left = cart.get(event["sku"], 0) - event["qty"]\n'
+        "            if left > 0:\n"
+        '                cart[event["sku"]] = left\n'
+        "            else:\n"
+        '                cart.pop(event["sku"], None)\n'
+        "        else:\n"
+        '            raise ValueError(f"unknown cart event type {kind!r}")\n'
+        "    return cart\n",
+        "CartCleared forgotten, so it raises as an unknown type (failed only in grading)",
+        says="clear, then add",
+    ),
+    Wrong(
+        "16",
+        "nb16-retry",
+        "nb16-retry-test",
+        "    account = repo.load(account_id)\n"
+        "    account.withdraw(cents)\n"
+        "    repo.save(account)\n"
+        "    return 1\n",
+        "no retry: the ConcurrencyError propagates at once (was a traceback through the event store)",
+        says="start again from a fresh load",
+    ),
+    Wrong(
+        "16",
+        "nb16-retry",
+        "nb16-retry-test",
+        "    attempt = 0\n"
+        "    while True:\n"
+        "        attempt += 1\n"
+        "        account = repo.load(account_id)\n"
+        "        account.withdraw(cents)\n"
+        "        try:\n"
+        "            repo.save(account)\n"
+        "            return attempt\n"
+        "        except ConcurrencyError:\n"
+        "            continue\n",
+        "retried for ever, attempts ignored (failed only in grading)",
+        says="at most `attempts` attempts",
+    ),
+    Wrong(
+        "16",
+        "nb16-upcaster",
+        "nb16-upcaster-test",
+        '    return {"sku": data["item"].replace(" ", "").lower(), "qty": data["n"]}\n',
+        "every space removed, the inner one too, and a tab kept (failed only in grading)",
+        says="strip() with no argument",
+    ),
+    Wrong(
+        "16",
+        "nb16-upcaster",
+        "nb16-upcaster-test",
+        '    return {"sku": data.item.strip().lower(), "qty": data.n}\n',
+        "the dict read as an object: data.item (an AttributeError that was a traceback through upcast)",
+        says='data["item"]',
+    ),
+    Wrong(
+        "16",
+        "nb16-projection",
+        "nb16-projection-test",
+        (None, "        self.largest[record.stream_id] = max(event.cents, self.largest[record.stream_id])\n"),
+        "self.largest[stream] before the account's first withdrawal: a KeyError (was a traceback through catch_up)",
+        says="self.largest.get(record.stream_id, 0)",
+    ),
+    Wrong(
         "17",
         "nb17-retry-budget",
         "nb17-retry-budget-check",

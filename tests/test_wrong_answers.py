@@ -293,6 +293,16 @@ WRONG = [
         "any hint is followed, even one naming the server asked or another group's server",
     ),
     Wrong(
+        "18",
+        "nb18-read-leader-answer",
+        "nb18-read-leader",
+        "    if hint is not None and hint in servers and hint != asked:\n"
+        "        return hint\n"
+        "    return servers[servers.index(asked) + 1]\n",
+        "no wrap-around after the last server: an IndexError (was a traceback, its hint unseen; in the run, through the router)",
+        says="wrap around with %",
+    ),
+    Wrong(
         "01",
         "nb01-flood-count",
         "nb01-flood-count-test",

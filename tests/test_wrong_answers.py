@@ -864,6 +864,38 @@ WRONG = [
         "    return healthy.index[0] if len(healthy) else None\n",
         "the first healthy moment, not the start of the healthy stretch that lasts",
     ),
+    Wrong(
+        "17",
+        "nb17-recovered-at",
+        "nb17-recovered-at-check",
+        '    totals = frame.groupby("time", sort=True)[["goodput", "offered"]].sum()\n'
+        "    totals = totals[totals.index >= after]\n"
+        "    bad = totals[totals.goodput < level * totals.offered]\n"
+        "    later = totals[totals.index > bad.index[-1]] if len(bad) else totals\n"
+        "    return later.index[0]\n",
+        "None never returned: index[0] of an empty selection (an IndexError that was a traceback)",
+        says="return None",
+    ),
+    Wrong(
+        "17",
+        "nb17-recovered-at",
+        "nb17-recovered-at-check",
+        "    rows = frame[frame.time >= after]\n"
+        "    bad = rows[rows.goodput < level * rows.offered].time\n"
+        "    times = sorted(set(rows.time))\n"
+        "    later = [t for t in times if not len(bad) or t > bad.max()]\n"
+        "    return later[0] if later else None\n",
+        "each kind judged on its own, not the bucket's total",
+        says="add up all kinds per bucket",
+    ),
+    Wrong(
+        "17",
+        "nb17-retry-budget",
+        "nb17-retry-budget-check",
+        "    return RetryPolicy(max_attempts=4, backoff=Backoff(base=0.2, cap=0.01), budget_ratio=0.4)\n",
+        "base and cap swapped: RetryPolicy refuses it (a ValueError that was a traceback through labkit)",
+        says="cap must be >= base",
+    ),
     # The short test cells of 12, 14 and 16: each can fail with a misconception of its own.
     Wrong(
         "12",

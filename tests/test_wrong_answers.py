@@ -807,6 +807,34 @@ WRONG = [
     ),
     Wrong(
         "07",
+        "nb07-fencing",
+        "nb07-fencing-check",
+        "    highest = requests[0][0]\n"
+        "    accepted = []\n"
+        "    for token, value in requests:\n"
+        "        if token >= highest:\n"
+        "            highest = token\n"
+        "            accepted.append(value)\n"
+        "    return accepted\n",
+        "the largest token started at the first request's: an IndexError on no requests (was a traceback)",
+        says="an empty list has no requests[0]",
+    ),
+    Wrong(
+        "07",
+        "nb07-fencing",
+        "nb07-fencing-check",
+        "    highest = 0\n"
+        "    accepted = []\n"
+        "    for value, token in requests:\n"
+        "        if token >= highest:\n"
+        "            highest = token\n"
+        "            accepted.append(value)\n"
+        "    return accepted\n",
+        "a request unpacked as (value, token): a str compared with an int, a TypeError (was a traceback)",
+        says="(token, value) pair",
+    ),
+    Wrong(
+        "07",
         "nb07-grant-vote",
         "nb07-grant-vote-check",
         "    return req_term == current_term and (voted_for == candidate or (voted_for is None and up_to_date))\n",

@@ -207,6 +207,15 @@ def test_projection_catches_up_incrementally_and_rebuilds(store):
     assert proj.balances == before
 
 
+def test_simulated_activity_interleaves_the_accounts_in_the_global_log(store):
+    """Each operation is saved as it happens, so the global log interleaves the streams (16's global-log
+    figure showed one block per account, as if the accounts had taken turns)."""
+    ids = simulate_activity(repo_for(store), 3, 60, seed=10)
+    streams = [r.stream_id for r in store.read_all()]
+    assert len(streams) == 63 and set(streams) == set(ids)
+    assert sum(a != b for a, b in zip(streams, streams[1:], strict=False)) > 20
+
+
 def test_projection_refuses_a_gap():
     proj = BalancesProjection()
     s = InMemoryEventStore()

@@ -177,9 +177,10 @@ def simulate_activity(
 ) -> list[str]:
     """Open ``n_accounts`` accounts and run ``n_operations`` random deposits and withdrawals.
 
-    Deterministic for a given seed (and a store that starts without these
-    accounts). Withdrawals that would overdraw are skipped, as the account
-    refuses them. Returns the account ids.
+    Each operation is saved as it happens, so the global log interleaves the
+    accounts as a bank's would. Deterministic for a given seed (and a store
+    that starts without these accounts). Withdrawals that would overdraw are
+    skipped, as the account refuses them. Returns the account ids.
     """
     if not isinstance(repo, Repository) or repo.aggregate_cls is not Account:
         raise TypeError("repo must be a Repository of Account")
@@ -195,13 +196,13 @@ def simulate_activity(
         if repo.store.stream_version(aid) > 0:
             raise ValueError(f"account {aid!r} already exists in the store; use another prefix")
         accounts[aid] = Account.open(aid, owners[i % len(owners)])
+        repo.save(accounts[aid])
     for _ in range(n_operations):
         acc = accounts[rng.choice(ids)]
         if acc.balance > 0 and rng.random() < 0.45:
             acc.withdraw(rng.randint(1, acc.balance))
         else:
             acc.deposit(rng.randint(1, 200) * 100)
-    for acc in accounts.values():
         repo.save(acc)
     return ids
 

@@ -65,11 +65,24 @@ CASES = [
     ("02", "64 bits, causally ordered", "64 bits is Kulkarni et al.'s encoding, not every database's"),
     ("03", "needs no guarantees at all|over any network", "Shapiro et al. 2011 assume eventual delivery"),
     ("04", "a writer first reads the highest version", "ABD 1995 has one writer (Lynch, Shvartsman 1997)"),
+    (
+        "07",
+        r"its uncommitted entry is overwritten\.",
+        "uncited: a leader overwrites conflicting entries, Raft §5.3",
+    ),
     ("10", "it is always safe: any two majorities", "overlap is not enough: Ongaro's 2015 fix"),
     ("10", "In the thesis a server says yes when", "thesis §9.6 PreVote also asks: no leader heard lately"),
     ("11", "ABD's writers", "ABD 1995 has a single writer (Lynch and Shvartsman 1997)"),
     ("14", "and SQLite never waits", "SQLite waits if a busy timeout is set; the runner sets 0"),
     ("15", r"Salem \(§5\) describe the choice", "Sagas §4 opens with that choice; §5 is forward recovery"),
+    ("16", r"the log \*is\* the data\. Instead", "uncited: event sourcing is Fowler 2005 and DDIA ch. 11"),
+    ("16", r"if they hold, record an event;", "uncited: commands and events, DDIA ch. 11"),
+    ("16", r"after version \*v\*; loading", "uncited: snapshots of state derived from events, DDIA ch. 11"),
+    (
+        "16",
+        r"an old event is read\. Here",
+        "uncited: upcasting, Greg Young, Versioning in an Event Sourced System",
+    ),
 ]
 
 # The Sagas paper (Garcia-Molina and Salem, SIGMOD 1987): 1 introduction (the guarantee), 2 user facilities,

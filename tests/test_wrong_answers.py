@@ -1169,6 +1169,34 @@ WRONG = [
         "hash modulo the number of groups: most keys move, not a quarter",
     ),
     Wrong(
+        "18",
+        "nb18-moving-answer",
+        "nb18-moving",
+        "    old = HashRing(groups, vnodes=vnodes)\n"
+        "    new = HashRing(groups + new_group, vnodes=vnodes)\n"
+        "    return {k for k in keys if old.node_for(k) != new.node_for(k)}\n",
+        "groups + new_group, a list plus a str: a TypeError (was a traceback)",
+        says="HashRing([*groups, new_group]",
+    ),
+    Wrong(
+        "18",
+        "nb18-moving-answer",
+        "nb18-moving",
+        "    old = HashRing(groups, vnodes=vnodes)\n"
+        "    new = HashRing([*groups, new_group], vnodes=vnodes)\n"
+        "    return [k for k in keys if old.node_for(k) != new.node_for(k)]\n",
+        "a list of the moving keys, not a set (told only to compare node_for)",
+        says="a set of keys",
+    ),
+    Wrong(
+        "18",
+        "nb18-owner-answer",
+        "nb18-owner",
+        "    return HashRing(groups, vnodes=vnodes).owner(key)\n",
+        "a ring method that does not exist: an AttributeError (was a traceback)",
+        says="ask node_for(key)",
+    ),
+    Wrong(
         "05",
         "nb05-write-ack",
         "nb05-quorums",

@@ -66,6 +66,14 @@ def test_throughput_counts_the_history(kv):
         throughput(kv, bucket=0)
 
 
+def test_throughput_starts_at_the_first_operation(kv):
+    """Before the workload nobody asked: 18's figure drew 0 ops/s there under the title 'a drop to 0 = that
+    group is unavailable', for the first second of every run."""
+    first = min(h.call for h in kv.history)
+    for xs, _ys in throughput(kv, bucket=0.1).values():
+        assert xs[0] <= first < xs[0] + 0.1
+
+
 def test_placement_figure_matches_placement(kv):
     fig = placement_figure(kv)
     place = kv.placement()

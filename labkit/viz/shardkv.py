@@ -98,16 +98,21 @@ def ring_figure(kv: ShardedKV, keys: Sequence[str] | None = None) -> Any:
 
 
 def throughput(kv: ShardedKV, bucket: float = 0.1) -> dict[str, tuple[list[float], list[float]]]:
-    """``group -> (bucket start times, answered operations per second)`` from the history."""
+    """``group -> (bucket start times, answered operations per second)`` from the history.
+
+    The buckets start at the first operation's call: before it nobody asked, and a zero there would
+    read as a group that was unavailable.
+    """
     valid.instance("kv", kv, ShardedKV)
     valid.number("bucket", bucket, gt=0, unit="seconds")
-    end = kv.sim.now
-    n = max(1, math.ceil(end / bucket))
+    first = min((h.call for h in kv.history), default=0.0)
+    start = int(first / bucket) * bucket
+    n = max(1, math.ceil((kv.sim.now - start) / bucket))
     counts = {g: [0] * n for g in kv.groups}
     for h in kv.history:
         if h.done and h.served_by in counts:
-            counts[h.served_by][min(n - 1, int(h.ret / bucket))] += 1
-    xs = [i * bucket for i in range(n)]
+            counts[h.served_by][min(n - 1, int((h.ret - start) / bucket))] += 1
+    xs = [start + i * bucket for i in range(n)]
     return {g: (xs, [c / bucket for c in cs]) for g, cs in counts.items()}
 
 

@@ -392,6 +392,22 @@ WRONG = [
     ),
     Wrong(
         "08",
+        "nb08-conflict-hint",
+        "nb08-conflict-hint-check",
+        "    if prev_log_index > len(follower_terms):\n"
+        "        return (len(follower_terms) + 1, None)\n"
+        "    if prev_log_index == 0 or follower_terms[prev_log_index - 1] == prev_log_term:\n"
+        "        return None\n"
+        "    t = follower_terms[prev_log_index - 1]\n"
+        "    i = prev_log_index\n"
+        "    while follower_terms[i - 2] == t:\n"
+        "        i -= 1\n"
+        "    return (i, t)\n",
+        "walking back with no stop at index 1: a log of one term wraps to its end (passed every check, hidden ones too)",
+        says="stop walking back at index 1",
+    ),
+    Wrong(
+        "08",
         "nb08-commit-index",
         "nb08-commit-index-check",
         "    n = len(match_index)\n"

@@ -159,6 +159,29 @@ WRONG = [
         "nodes in no group are taken to be cut off alone, not one more group",
     ),
     Wrong(
+        "01",
+        "nb01-dedup",
+        "nb01-dedup-test",
+        "        if key not in self.responses:\n"
+        "            self.balance += msg.amount\n"
+        "            self.applied[key] += 1\n"
+        "            self.responses[key] = Response(msg.request_id, self.balance)\n"
+        "        ctx.send(src, self.responses[key])\n",
+        "a request applied for the first time counted with self.applied[key] += 1 (a KeyError raised in the"
+        " simulator, shown as a traceback)",
+        says="self.applied.get(key, 0)",
+    ),
+    Wrong(
+        "01",
+        "nb01-who-hears",
+        "nb01-who-hears-test",
+        "    for group in groups:\n        if origin in group:\n            return group\n"
+        "    listed = {n for group in groups for n in group}\n"
+        "    return {n for n in nodes if n not in listed}\n",
+        "the origin's group returned as the list it is given, not as a set (failed with no hint)",
+        says="return a set of node names",
+    ),
+    Wrong(
         "04",
         "nb04-can-write",
         "nb04-can-write-test",

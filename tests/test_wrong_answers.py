@@ -182,6 +182,67 @@ WRONG = [
         says="return a set of node names",
     ),
     Wrong(
+        "02",
+        "nb02-lamport-times",
+        "nb02-lamport-times-test",
+        "    counter, in_flight, times = {}, {}, []\n"
+        "    for kind, node, msg in events:\n"
+        "        now = max(counter.get(node, 0), in_flight[msg]) + 1 if kind == 'recv' else counter.get(node, 0) + 1\n"
+        "        if kind == 'send':\n"
+        "            in_flight[msg] = now\n"
+        "        counter[node] = now\n"
+        "        times.append(now)\n"
+        "    return times\n",
+        "every event unpacked as (kind, node, message), though a local event has two fields (a ValueError"
+        " traceback, not a check with its hint)",
+        says="a local event has two fields",
+    ),
+    Wrong(
+        "02",
+        "nb02-hlc-receive",
+        "nb02-hlc-receive-test",
+        "    new_l = max(own_l, msg_l, pt)\n"
+        "    if new_l == own_l and new_l == msg_l:\n"
+        "        return [new_l, max(own_c, msg_c) + 1]\n"
+        "    if new_l == own_l:\n"
+        "        return [new_l, own_c + 1]\n"
+        "    return [new_l, msg_c + 1] if new_l == msg_l else [new_l, 0]\n",
+        "the right (l, c) returned as a list: every check failed, 'expected (12, 4), got [12, 4]', with no word of why",
+        says="a tuple, not a list",
+    ),
+    Wrong(
+        "04",
+        "nb04-predict",
+        "nb04-predict-test",
+        "    side_a, side_b, w = 2, 3, 3\n    (float(side_a >= w), float(side_b >= w))\n",
+        "the pair computed but not returned (a TypeError traceback from tuple(None), not a check with its hint)",
+        says="did the function return?",
+    ),
+    Wrong(
+        "06",
+        "nb06-ring-lookup",
+        "nb06-ring-lookup-test",
+        "    i = bisect_left(h, points)\n    return owners[i % len(points)]\n",
+        "bisect_left's arguments swapped (a TypeError traceback on the first check, not a check with its hint)",
+        says="bisect_left(points, h), the sorted list first",
+    ),
+    Wrong(
+        "06",
+        "nb06-preference-list",
+        "nb06-preference-list-test",
+        "    start = bisect_left(points, h)\n"
+        "    chosen = []\n"
+        "    step = 0\n"
+        "    while len(chosen) < n:\n"
+        "        owner = owners[start + step]\n"
+        "        if owner not in chosen:\n"
+        "            chosen.append(owner)\n"
+        "        step += 1\n"
+        "    return chosen\n",
+        "no wrap-around past the last point (an IndexError traceback, not a check with its hint)",
+        says="take the index modulo len(points)",
+    ),
+    Wrong(
         "04",
         "nb04-can-write",
         "nb04-can-write-test",

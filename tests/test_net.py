@@ -7,6 +7,7 @@ about how fast something happened.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -420,6 +421,119 @@ def test_the_reaper_handles_signals_as_soon_as_it_is_started(tmp_path):
     reaper.wait(10)
     assert reaper.returncode == -signal.SIGKILL  # it killed its own group, itself last
     assert not folder.exists()
+
+
+# ---------------------------------------------------------------------------
+# The client's retry policy, against scripted servers
+# ---------------------------------------------------------------------------
+async def _scripted_servers(behaviour, asked: list[str]):
+    """One asyncio server per name on 127.0.0.1 speaking our protocol; ``behaviour(name, n)`` says what
+    server ``name`` does with its ``n``-th request: a ClientReply, "silent" (keep the connection, answer
+    nothing: frozen or cut off) or "hang up" (close the connection: crashed behind its proxy)."""
+    servers, addresses, counts = [], {}, {}
+
+    def handler(name):
+        async def handle(reader, writer):
+            frames = FrameReader()
+            try:
+                while data := await reader.read(65536):
+                    for body in frames.feed(data):
+                        msg = RAFT.decode(body)
+                        if type(msg) is not ClientRequest:
+                            continue
+                        asked.append(name)
+                        counts[name] = counts.get(name, 0) + 1
+                        what = behaviour(name, counts[name])
+                        if what == "hang up":
+                            writer.close()
+                            return
+                        if what != "silent":
+                            writer.write(RAFT.encode(ClientReply(msg.seq, *what)))
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+
+        return handle
+
+    for name in ("n1", "n2", "n3"):
+        srv = await asyncio.start_server(handler(name), "127.0.0.1", 0)
+        servers.append(srv)
+        addresses[name] = srv.sockets[0].getsockname()[:2]
+    return servers, addresses
+
+
+def _run_client_against(behaviour, attempt_timeout: float, timeout: float = 5.0):
+    from labkit.net.client import RaftClient
+
+    asked: list[str] = []
+
+    async def main():
+        servers, addresses = await _scripted_servers(behaviour, asked)
+        client = RaftClient(
+            "c", addresses, RAFT, timeout=timeout, attempt_timeout=attempt_timeout, backoff=0.005
+        )
+        try:
+            t0 = time.monotonic()
+            rec = await client.put("x", "1")
+            return rec, time.monotonic() - t0
+        finally:
+            client.close()
+            for srv in servers:
+                srv.close()
+
+    rec, took = asyncio.run(main())
+    return rec, took, asked
+
+
+def test_a_client_asks_every_other_server_before_going_back_to_one_that_went_silent():
+    """The leader n1 froze; until an election ends, n2 and n3 still name it. A client that
+    trusted every hint would go n1, n2, n1, n2, ... waiting out attempt_timeout at n1 each time."""
+
+    def behaviour(name, n):
+        if name == "n1":
+            return "silent"
+        if name == "n2" and n >= 3:  # n2 has won the election
+            return (True, None, None)
+        return (False, None, "n1")  # "not the leader; n1 is"
+
+    rec, took, asked = _run_client_against(behaviour, attempt_timeout=0.5)
+    assert rec.done and rec.served_by == "n2", (rec, asked)
+    assert asked == ["n1", "n2", "n3", "n1", "n2", "n3", "n1", "n2"], asked
+    # A new leader that was slow to answer once (n2, busy with its election) is suspect too; once
+    # the one other server that answers names it, the client goes back to it, not to the frozen n1.
+    rec, took, asked = _run_client_against(
+        lambda name, n: {"n1": "silent", "n2": "silent" if n == 1 else (True, None, None)}.get(
+            name, (False, None, "n2")
+        ),
+        attempt_timeout=0.5,
+    )
+    assert rec.done and asked == ["n1", "n2", "n3", "n2"], (rec, asked)
+    # a hint naming a server that answers is followed at once
+    rec, took, asked = _run_client_against(
+        lambda name, n: (True, None, None) if name == "n3" else (False, None, "n3"), attempt_timeout=0.3
+    )
+    assert asked == ["n1", "n3"], asked
+
+
+def test_a_lost_connection_ends_an_attempt_at_once():
+    """A crashed leader behind its proxy: the proxy takes the connection, then closes it. No answer
+    can come any more, so the client moves on at once instead of waiting out attempt_timeout."""
+    rec, took, asked = _run_client_against(
+        lambda name, n: "hang up" if name == "n1" else (True, None, None), attempt_timeout=3.0
+    )
+    assert rec.done and rec.served_by == "n2" and asked == ["n1", "n2"], (rec, asked)
+    assert took < 1.0, f"waited {took:.2f} s for a server whose connection was gone"
+
+
+def test_the_cluster_gives_its_clients_the_attempt_timeout():
+    """Notebook 13's clients use the learner's timeout (cluster.attempt_timeout), set before they are made."""
+    c = ProcessCluster(n=3)
+    c._client_addr = {nid: ("127.0.0.1", 1) for nid in c.ids}  # no processes needed to make a client
+    c.attempt_timeout = 0.123
+    assert c.client("a").attempt_timeout == 0.123
+    with pytest.raises(ValueError, match="attempt_timeout"):
+        c.attempt_timeout = 0  # refused where it is set, not later inside a run
 
 
 # ---------------------------------------------------------------------------

@@ -4,8 +4,23 @@ The client speaks the same protocol as the simulator's
 :class:`~labkit.raft.KVClient` (extended Raft paper, §8): it sends a
 :class:`~labkit.raft.ClientRequest` to the server it believes leads, follows
 ``leader_hint`` when told "not the leader", and after ``attempt_timeout``
-seconds of silence tries the next server, always with the same
-``(client, seq)`` so the state machine applies the command at most once.
+seconds of silence (or at once, if the connection is lost) tries the next
+server, always with the same ``(client, seq)`` so the state machine applies
+the command at most once.
+
+Hints need one precaution. A follower names the leader it last heard from
+until an election ends, so right after the leader crashes, freezes or is cut
+off, every follower's hint points back at the server that just went silent;
+a client that trusted every hint would go back to it and wait out
+``attempt_timeout`` again and again. So a server that went silent on us is
+*suspect*: a hint naming it is not followed at once; the other servers are
+asked in turn first (§8's clients likewise retry another server after a
+timeout, a random one), and only when every other server that answers has
+named it too is it tried again. Then either the hint was stale and a whole
+round of quick answers went by, or it is a new leader that was slow to
+answer once (busy with its election and its first entry), and the client
+goes back to it without waiting out the old leader again. A suspect that
+answers is trusted again (:meth:`RaftClient._answered`).
 
 What is new on a real network is the clock and the give-up: each operation
 is recorded as a :class:`~labkit.history.HistoryEntry`, as in the simulator,
@@ -100,10 +115,12 @@ class RaftClient:
         self.attempt_timeout = attempt_timeout
         self.backoff = backoff
         self.target = 0
+        self.suspects: dict[str, set[str]] = {}  # servers that went silent on us (see the module docstring)
         self.seq = 0
         self.records: list[HistoryEntry] = []
         self._conns: dict[str, _Conn] = {}
         self._waiting: asyncio.Future | None = None
+        self._waiting_on: str | None = None
         self._lock = asyncio.Lock()
 
     # -- connections -------------------------------------------------------------
@@ -130,6 +147,43 @@ class RaftClient:
     def _on_lost(self, conn: _Conn) -> None:
         if self._conns.get(conn.server) is conn:
             del self._conns[conn.server]
+        w = self._waiting
+        if w is not None and not w.done() and self._waiting_on == conn.server:
+            w.set_exception(ConnectionError(f"lost the connection to {conn.server}"))  # no answer will come
+
+    # -- whom to ask next ----------------------------------------------------------
+    async def _back_off(self, deadline: float) -> None:
+        """Wait a little before asking again (no leader known, or no way to reach one), never past ``deadline``."""
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(min(self.backoff, max(0.0, deadline - loop.time())))
+
+    def _next_in_turn(self) -> None:
+        self.target = (self.target + 1) % len(self.servers)
+
+    def _went_silent(self, server: str) -> None:
+        """No answer from ``server`` (timeout, lost or refused connection): suspect it, ask the next."""
+        self.suspects[server] = set()  # the servers that named it as the leader since
+        self._next_in_turn()
+
+    def _answered(self, server: str, hint: str | None) -> bool:
+        """``server`` said "not the leader, try ``hint``": whom to ask next. True: wait a little first.
+
+        A hint naming a suspect is followed only once every other server that
+        answers has named it since it went silent (it may be a new leader that was
+        slow to answer once); until then the next server in turn is asked.
+        """
+        self.suspects.pop(server, None)  # it answered
+        if hint not in self.addresses or hint == server:  # no leader known: an election is on
+            self._next_in_turn()
+            return True
+        named = self.suspects.get(hint)
+        if named is not None:
+            named.add(server)
+            if any(s not in named and s not in self.suspects for s in self.servers if s != hint):
+                self._next_in_turn()  # ask the others first (at once: they answer): the hint may be stale
+                return False
+        self.target = self.servers.index(hint)
+        return False
 
     def close(self) -> None:
         for c in list(self._conns.values()):
@@ -155,32 +209,33 @@ class RaftClient:
                 server = self.servers[self.target]
                 conn = await self._conn(server)
                 if conn is None or conn.transport is None:
-                    self.target = (self.target + 1) % len(self.servers)
-                    await asyncio.sleep(min(self.backoff, max(0.0, deadline - loop.time())))
+                    self._went_silent(server)
+                    await self._back_off(deadline)
                     continue
                 rec.attempts += 1
-                self._waiting = loop.create_future()
+                self._waiting, self._waiting_on = loop.create_future(), server
                 conn.transport.write(req)
                 try:
                     answered, reply = await asyncio.wait_for(
                         self._waiting, min(self.attempt_timeout, max(0.001, deadline - loop.time()))
                     )
                 except TimeoutError:
-                    self.target = (self.target + 1) % len(self.servers)  # silence: try the next server
+                    self._went_silent(server)
+                    continue
+                except ConnectionError:  # lost while we waited: no answer will come from there
+                    self._went_silent(server)
+                    await self._back_off(deadline)
                     continue
                 finally:
-                    self._waiting = None
+                    self._waiting = self._waiting_on = None
                 if reply.ok:
+                    self.suspects.pop(answered, None)
                     rec.ret = self.clock()
                     rec.output = reply.result
                     rec.served_by = answered
                     return rec
-                hint = reply.leader_hint
-                if hint in self.addresses and hint != answered:
-                    self.target = self.servers.index(hint)
-                else:  # nobody knows a leader yet (an election is on): wait a little
-                    self.target = (self.target + 1) % len(self.servers)
-                    await asyncio.sleep(min(self.backoff, max(0.0, deadline - loop.time())))
+                if self._answered(answered, reply.leader_hint):
+                    await self._back_off(deadline)
             rec.gave_up = self.clock()  # the outcome is unknown
             return rec
 

@@ -116,6 +116,15 @@ class ProcessCluster(ClusterBase):
         self._clients: dict[str, RaftClient] = {}
         self._status: dict[str, _StatusConn] = {}
 
+    @property
+    def attempt_timeout(self) -> float:
+        """How long (seconds) a client waits for one server before it tries the next; set it before making clients."""
+        return self._attempt_timeout
+
+    @attempt_timeout.setter
+    def attempt_timeout(self, value: float) -> None:
+        self._attempt_timeout = _seconds("attempt_timeout", value)
+
     # ------------------------------------------------------------------
     # Starting and stopping
     # ------------------------------------------------------------------
@@ -251,7 +260,12 @@ class ProcessCluster(ClusterBase):
         c = self._clients.get(name)
         if c is None:
             c = RaftClient(
-                name, dict(self._client_addr), self.registry, clock=self.now, timeout=self.client_timeout
+                name,
+                dict(self._client_addr),
+                self.registry,
+                clock=self.now,
+                timeout=self.client_timeout,
+                attempt_timeout=self.attempt_timeout,
             )
             c.records = self.history  # one shared history, in the order operations start
             self._clients[name] = c

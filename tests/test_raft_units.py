@@ -17,6 +17,7 @@ from labkit.raft import (
     state_machine_safety,
 )
 from labkit.raft.invariants import prefix_digest
+from labkit.raft.scenarios import Figure8
 
 
 def E(term, cmd=None):
@@ -161,6 +162,59 @@ def test_monitor_checks_each_servers_commit_index_and_last_applied_as_the_run_go
     c2.restart(follower)
     c2.sim.run_for(0.3)
     assert c2.violations == [] and c2.node(follower).commit_index == 2
+
+
+def _plant_entry(c: RaftCluster, term_offset: int, first_the_leaders: bool = False) -> int:
+    """A follower cut off while the leader commits one more entry is made to hold another
+    entry at that index (of the leader's term plus ``term_offset``), commit and apply it.
+    ``first_the_leaders``: it holds the leader's very entry there first (uncommitted)."""
+    leader = c.leader()
+    follower = next(n for n in c.ids if n != leader and c.is_up(n))
+    c.partition([follower])
+    c.submit("kept")
+    c.sim.run_for(0.3)
+    index = c.node(leader).commit_index
+    node = c.node(follower)
+    assert node.log.last_index == index - 1 and c.violations == []
+    if first_the_leaders:
+        node.log.append((c.node(leader).log[index],))
+        c.monitor.observe(follower)
+        node.log.truncate(index - 1)
+    node.log.append((LogEntry(c.node(leader).current_term + term_offset, "planted"),))
+    node.commit_index = node.last_applied = index
+    c.monitor.observe(follower)
+    return index
+
+
+def test_monitor_catches_a_divergent_entry_below_what_every_other_server_committed():
+    # The monitor settles the common case by identity: a server holding the very entries
+    # first seen at each index, committing and applying below what is recorded already.
+    # A server holding another entry there is checked in full (Log Matching, Commit, and
+    # State Machine Safety), however far the others got.
+    cases = [
+        (0, False, ("Log Matching", "State Machine Safety")),
+        (1, False, ("Commit:", "State Machine Safety")),
+        (0, True, ("Log Matching", "State Machine Safety")),  # it held the leader's entry first
+    ]
+    for offset, first_the_leaders, expected in cases:
+        c = RaftCluster(n=3, seed=4, strict=False)
+        assert c.run_until(lambda c=c: c.leader() is not None, 2.0)
+        for i in range(5):
+            c.submit(f"x{i}")
+        c.sim.run_for(0.3)
+        index = _plant_entry(c, offset, first_the_leaders)
+        for what in expected:
+            assert any(v.startswith(what) and str(index) in v for v in c.violations), (what, c.violations)
+
+
+def test_monitor_checks_in_full_after_an_entry_first_seen_was_overwritten():
+    # Figure 8 (d): index 2 first held a term-2 entry that was never committed; the term-3
+    # entry that replaced it is committed. A divergent entry planted afterwards is caught.
+    f8 = Figure8()
+    c = f8.run()
+    assert c.violations == [] and c.monitor.committed[2] == 3
+    index = _plant_entry(c, 0)
+    assert any(v.startswith("State Machine Safety") and str(index) in v for v in c.violations), c.violations
 
 
 def test_node_factory_runs_another_server_class_under_the_same_monitor():

@@ -192,16 +192,39 @@ def prefix_digest(previous: int, entry: LogEntry) -> int:
     return hash((previous, entry.term, entry.command))
 
 
+class _Known:
+    """The first entry the monitor saw at one (index, term), in any log."""
+
+    __slots__ = ("digest", "entry", "before")
+
+    def __init__(self, digest: int, entry: LogEntry, before: int) -> None:
+        self.digest = digest  # prefix_digest of the log that held it, up to it
+        self.entry = entry
+        self.before = before  # that log's digest up to the entry before it
+
+
 class _Seen:
     """What the monitor last saw of one incarnation of one server."""
 
-    __slots__ = ("node", "base", "entries", "digests", "commit_index", "committed", "applied", "led", "ahead")
+    __slots__ = (
+        "node",
+        "base",
+        "entries",
+        "digests",
+        "canonical",
+        "commit_index",
+        "committed",
+        "applied",
+        "led",
+        "ahead",
+    )
 
     def __init__(self, node: Any) -> None:
         self.node = node
         self.base = 0  # the log's snapshot index, as last seen
         self.entries: list[LogEntry] = []  # its log after base, as last seen
         self.digests: list[int] = [0]  # digests[k]: prefix_digest of entries 1..base+k
+        self.canonical = 0  # entries[:canonical] are canonical (see InvariantMonitor)
         self.commit_index = 0
         self.committed = 0  # commits recorded up to here
         self.applied = 0  # applies checked up to here
@@ -216,6 +239,17 @@ class InvariantMonitor:
     server the event touched and does work proportional to what changed.
     ``violations`` collects what broke, in words; with ``strict=True`` the
     first violation also raises :class:`InvariantViolation` out of the run.
+
+    Most of what it sees, it has seen before: a follower takes the very entry
+    objects its leader appended (the simulator passes messages by reference),
+    then commits and applies them after the leader did. So the first entry
+    seen at each index is called *canonical*, and the monitor keeps, for each
+    server, how many of its entries from the first on are the canonical ones
+    (``_Seen.canonical``), and how far every index holds its canonical entry in
+    ``committed`` (with its term) and in ``applied`` (``_committed_to``,
+    ``_applied_to``). A server committing or applying canonical entries below
+    those marks agrees with the record by identity, with nothing to look up;
+    everything else is checked one index at a time.
     """
 
     def __init__(self, nodes: Callable[[str], Any], servers: Iterable[str], strict: bool = True) -> None:
@@ -226,8 +260,13 @@ class InvariantMonitor:
         self.leaders: dict[int, str] = {}  # term -> leader
         self.committed: dict[int, int] = {}  # index -> term, everything ever committed
         self.applied: dict[int, LogEntry] = {}  # index -> entry, everything ever applied
-        # (index, term) -> (prefix digest, the entry, the digest before it)
-        self._digests: dict[tuple[int, int], tuple[int, LogEntry, int]] = {}
+        # The first entry seen at each index (by index: the canonical ones), and the first
+        # seen at an index with any other term (by (index, term)).
+        self._first: list[_Known | None] = [None]
+        self._other_terms: dict[tuple[int, int], _Known] = {}
+        # Every index up to these holds its canonical entry in `committed` (its term) and in `applied`.
+        self._committed_to = 0
+        self._applied_to = 0
         self._seen: dict[str, _Seen] = {}
         self.events_checked = 0
 
@@ -239,62 +278,109 @@ class InvariantMonitor:
     def observe(self, node_id: str, node: Any = None) -> None:
         """Check one server's current state against everything seen so far."""
         seen = self._seen.get(node_id)
-        if seen is None or node is None or seen.node is not node:
-            if node_id not in self.servers:
+        if seen is None or seen.node is not node:
+            seen = self._incarnation(node_id, node)
+            if seen is None:
                 return
-            if node is None:
-                node = self._get_node(node_id)
-                if node is None:
-                    return
-            if seen is None or seen.node is not node:
-                # A new incarnation re-applies from index 1; its log is re-checked whole.
-                seen = self._seen[node_id] = _Seen(node)
+            node = seen.node
         self.events_checked += 1
         log, entries = node.log, seen.entries
         # The log's own list of entries, read in place: this runs after every event, where
         # a RaftLog method call would cost more than the check.
-        held, base = log._entries, log.snapshot_index
-        if base != seen.base or len(held) != len(entries) or held and held[-1] is not entries[-1]:
-            self._log_matching(node_id, log, seen, base)
+        held = log._entries
+        changed = len(held) != len(entries) or held and held[-1] is not entries[-1]
+        if changed or log.snapshot_index != seen.base:
+            self._log_matching(node_id, log, seen)
         if node.commit_index != seen.commit_index or node.last_applied > seen.applied:
             self._commits_and_applies(node_id, node, seen)
         if node.role is _LEADER and seen.led != node.current_term:
             self._new_leader(node_id, node, seen)
 
-    def _log_matching(self, node_id: str, log: RaftLog, seen: _Seen, base: int) -> None:
+    def _incarnation(self, node_id: str, node: Any) -> _Seen | None:
+        """What was seen of ``node_id``'s live node (``node``, or looked up if None); None for a node
+        that is no server or is down. A new incarnation re-applies from index 1; its log is re-checked whole."""
+        if node_id not in self.servers:
+            return None
+        if node is None:
+            node = self._get_node(node_id)
+            if node is None:
+                return None
+        seen = self._seen.get(node_id)
+        if seen is None or seen.node is not node:
+            seen = self._seen[node_id] = _Seen(node)
+        return seen
+
+    def _log_matching(self, node_id: str, log: RaftLog, seen: _Seen) -> None:
         """Log Matching: same (index, term) means same prefix, at any time."""
+        base = log.snapshot_index
         if base != seen.base:
             self._snapshot_seen(node_id, log, seen, base)
         entries, digests, now = seen.entries, seen.digests, log._entries
         # A log changes only at its end: walk back to the last entry still in place.
-        k = min(len(now), len(entries))
+        k = len(entries)
+        if len(now) < k:
+            k = len(now)
         while k and now[k - 1] is not entries[k - 1]:
             k -= 1
         if k < len(entries):
             del entries[k:]
             del digests[k + 1 :]
-        # known[(i, term)] = (digest, entry, digest before it), as first seen in any log: the
-        # same entry after the same prefix has the same digest, without hashing it again.
-        known, broken = self._digests, None
+            if seen.canonical > k:
+                seen.canonical = k
+        new = now[k:]
+        entries.extend(new)
+        # The first entry seen at an index, after the same prefix, has the digest it had then,
+        # without hashing it again; anything else is looked at in _next_digest.
+        first = self._first
         d = digests[-1]
-        for i, e in enumerate(now[k:], base + k + 1):
-            key = (i, e.term)
-            first = known.get(key)
-            if first is not None and first[1] is e and first[2] == d:
-                d = first[0]
+        canonical = seen.canonical
+        broken = None
+        i = base + k
+        for e in new:
+            i += 1
+            known = first[i] if i < len(first) else None
+            if known is not None and known.entry is e and known.before == d:
+                d = known.digest
+                if canonical == k:
+                    canonical += 1
             else:
-                before, d = d, prefix_digest(d, e)
-                if first is None:
-                    known[key] = (d, e, before)
-                elif first[0] != d and broken is None:
-                    broken = key
-            entries.append(e)
+                d, same = self._next_digest(i, e, d)
+                if not same and broken is None:
+                    broken = (i, e.term)
             digests.append(d)
+            k += 1
+        seen.canonical = canonical
         if broken is not None:
             self._fail(
                 f"Log Matching: {node_id} holds index {broken[0]} of term {broken[1]} with a prefix "
                 "different from another log's entry at that index and term"
             )
+
+    def _known(self, index: int, term: int) -> _Known | None:
+        """The first entry seen at ``index`` with ``term``, if any."""
+        first = self._first
+        known = first[index] if index < len(first) else None
+        if known is None or known.entry.term == term:
+            return known
+        return self._other_terms.get((index, term))
+
+    def _next_digest(self, index: int, entry: LogEntry, before: int) -> tuple[int, bool]:
+        """The digest of a log's prefix up to ``entry`` at ``index`` (``before``: up to the entry
+        before it), and whether it is that of the first log seen holding ``index`` with its term."""
+        known = self._known(index, entry.term)
+        if known is not None and known.entry is entry and known.before == before:
+            return known.digest, True
+        digest = prefix_digest(before, entry)
+        if known is not None:
+            return digest, known.digest == digest
+        first = self._first
+        if index >= len(first):
+            first.extend([None] * (index + 1 - len(first)))
+        if first[index] is None:
+            first[index] = _Known(digest, entry, before)
+        else:
+            self._other_terms[(index, entry.term)] = _Known(digest, entry, before)
+        return digest, True
 
     def _snapshot_seen(self, node_id: str, log: RaftLog, seen: _Seen, base: int) -> None:
         """The log now starts after a snapshot ending at ``base`` (its own compaction, an installed
@@ -311,16 +397,16 @@ class InvariantMonitor:
         if 0 < k <= len(entries) and entries[k - 1].term == term:
             del entries[:k]
             del digests[:k]
+            seen.canonical = max(seen.canonical - k, 0)
         else:
             entries.clear()
-            first = self._digests.get((base, term))
-            digest = None if first is None else first[0]
-            if digest is None:
+            seen.canonical = 0
+            known = self._known(base, term)
+            if known is None:
                 self._fail(
                     f"Snapshot: {node_id}'s snapshot ends at index {base} (term {term}), an entry no log held"
                 )
-                digest = hash(("snapshot", base, term))
-            digests[:] = [digest]
+            digests[:] = [hash(("snapshot", base, term)) if known is None else known.digest]
         seen.base = base
 
     def _commits_and_applies(self, node_id: str, node: RaftNode, seen: _Seen) -> None:
@@ -335,35 +421,84 @@ class InvariantMonitor:
         if last_applied > commit and not seen.ahead:
             seen.ahead = True
             self._fail(f"Apply: {node_id} has last_applied {last_applied} > commit_index {commit}")
-        entries, base = seen.entries, seen.base
-        held = base + len(entries)
+        base = seen.base
+        held = base + len(seen.entries)
         # Commits, recorded for Leader Completeness: one term per index, ever. (Those a
-        # snapshot replaced were recorded while they were in the log.)
-        first = (seen.committed if seen.committed > base else base) + 1
+        # snapshot replaced were recorded while they were in the log.) Canonical entries
+        # below the mark are recorded just so already.
         top = commit if commit < held else held
-        if first <= top:
-            committed = self.committed
-            for i, e in enumerate(entries[first - base - 1 : top - base], first):
-                t = e.term
-                old = committed.setdefault(i, t)
-                if old != t:
-                    self._fail(
-                        f"Commit: {node_id} committed index {i} with term {t}, already committed with term {old}"
-                    )
+        if top > seen.committed:
+            if top > self._committed_to or top > base + seen.canonical:
+                self._record_commits(
+                    node_id, seen, (seen.committed if seen.committed > base else base) + 1, top
+                )
             seen.committed = top
         # State Machine Safety: one entry per index applied, ever.
-        first = (seen.applied if seen.applied > base else base) + 1
         top = last_applied if last_applied < held else held
-        if first <= top:
-            applied = self.applied
-            for i, e in enumerate(entries[first - base - 1 : top - base], first):
-                old = applied.setdefault(i, e)
-                if old is not e and old != e:
-                    self._fail(
-                        f"State Machine Safety: {node_id} applied {e!r} at index {i}, another server applied {old!r}"
-                    )
+        if top > seen.applied and (top > self._applied_to or top > base + seen.canonical):
+            self._record_applies(node_id, seen, (seen.applied if seen.applied > base else base) + 1, top)
         if last_applied > seen.applied:
             seen.applied = last_applied
+
+    def _record_commits(self, node_id: str, seen: _Seen, first: int, last: int) -> None:
+        committed, base = self.committed, seen.base
+        for i, e in enumerate(seen.entries[first - base - 1 : last - base], first):
+            t = e.term
+            old = committed.setdefault(i, t)
+            if old != t:
+                self._fail(
+                    f"Commit: {node_id} committed index {i} with term {t}, already committed with term {old}"
+                )
+        self._extend_canonical(seen, last)
+        # Move the mark over the canonical entries now recorded. Where the canonical entry is
+        # not the one committed (its leader lost it), the committed one becomes canonical.
+        i, known = self._committed_to + 1, self._first
+        while i < len(known) and known[i] is not None and i in committed:
+            if known[i].entry.term != committed[i] and not self._make_canonical(i, committed[i]):
+                break
+            i += 1
+        self._committed_to = i - 1
+
+    def _extend_canonical(self, seen: _Seen, last: int) -> None:
+        """Count again how many of a server's entries, up to index ``last``, are the canonical ones
+        (after the canonical entry at some index changed, see _make_canonical)."""
+        entries, first, base = seen.entries, self._first, seen.base
+        k = seen.canonical
+        while k < last - base and base + k + 1 < len(first):
+            known = first[base + k + 1]
+            if known is None or known.entry is not entries[k]:
+                break
+            k += 1
+        seen.canonical = k
+
+    def _make_canonical(self, index: int, term: int) -> bool:
+        """Make the first entry seen at ``index`` with ``term`` the canonical one there (False if none
+        was seen). No server holds the canonical entries past ``index`` any more, as far as it is known."""
+        known = self._other_terms.pop((index, term), None)
+        if known is None:
+            return False
+        first = self._first
+        self._other_terms[(index, first[index].entry.term)] = first[index]  # type: ignore[union-attr]
+        first[index] = known
+        for seen in self._seen.values():
+            if seen.canonical > index - seen.base - 1 >= 0:
+                seen.canonical = index - seen.base - 1
+        if self._applied_to >= index:
+            self._applied_to = index - 1
+        return True
+
+    def _record_applies(self, node_id: str, seen: _Seen, first: int, last: int) -> None:
+        applied, base = self.applied, seen.base
+        for i, e in enumerate(seen.entries[first - base - 1 : last - base], first):
+            old = applied.setdefault(i, e)
+            if old is not e and old != e:
+                self._fail(
+                    f"State Machine Safety: {node_id} applied {e!r} at index {i}, another server applied {old!r}"
+                )
+        i, known = self._applied_to + 1, self._first
+        while i < len(known) and known[i] is not None and applied.get(i) is known[i].entry:
+            i += 1
+        self._applied_to = i - 1
 
     def _new_leader(self, node_id: str, node: RaftNode, seen: _Seen) -> None:
         # Election Safety and Leader Completeness, once per leadership.

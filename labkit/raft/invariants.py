@@ -413,6 +413,17 @@ class InvariantMonitor:
         # The server's own invariants (Figure 2): commit_index only grows within
         # one incarnation, and nothing is applied before it is committed.
         commit, last_applied = node.commit_index, node.last_applied
+        if (
+            seen.commit_index <= commit <= self._committed_to
+            and last_applied <= self._applied_to
+            and last_applied <= commit <= seen.base + seen.canonical
+        ):
+            # The common case, settled by identity: both moved forward over canonical entries
+            # recorded already (committed and applied as this server holds them).
+            seen.commit_index = seen.committed = commit
+            if last_applied > seen.applied:
+                seen.applied = last_applied
+            return
         if commit < seen.commit_index:
             self._fail(
                 f"Commit index: {node_id}'s commit_index went back from {seen.commit_index} to {commit}"

@@ -42,6 +42,13 @@ def test_immutable_and_readable():
         a.foo = 1  # slots: no new attributes
 
 
+def test_in_asks_for_a_node_as_in_a_dict():
+    # A learner's dict habit, `node in context`, must not be silently False (it compared with the pairs).
+    vc = VectorClock({"n1": 2, "x": 0})
+    assert "n1" in vc and "n2" not in vc and "x" not in vc  # a zero counter is an unseen node
+    assert ("n1", 2) not in vc
+
+
 @pytest.mark.parametrize(
     "arg, exc",
     [

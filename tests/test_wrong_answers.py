@@ -962,16 +962,6 @@ WRONG = [
         "a context covers a dot only beyond its counter (off by one)",
     ),
     Wrong(
-        "05",
-        "nb05-survivors",
-        "nb05-survivors-test",
-        "    return [b for b in versions\n"
-        "            if not any(b.dot.node in a.context and a.context[b.dot.node] >= b.dot.counter for a in versions)]\n",
-        "the context tested with `node in context` as if it were a dict of nodes (a VectorClock's `in` does not look"
-        " at node names), so nothing is ever covered: failed with no hint",
-        says="not with `node in context`",
-    ),
-    Wrong(
         "06",
         "nb06-moved-fraction",
         "nb06-moved-fraction-test",

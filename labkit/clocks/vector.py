@@ -98,6 +98,10 @@ class VectorClock:
         """The nodes with a non-zero counter, sorted."""
         return tuple(n for n, _ in self._entries)
 
+    def __contains__(self, node: object) -> bool:
+        """Whether the clock has seen ``node`` (a non-zero counter), as ``node in counters`` reads a dict."""
+        return any(n == node for n, _ in self._entries)
+
     def __iter__(self) -> Iterator[tuple[str, int]]:
         return iter(self._entries)
 

@@ -219,11 +219,13 @@ def _op_text(op: ClientOp) -> str:
 
 
 def expect_success(trial: Trial, ops: list[ClientOp], why: str) -> None:
-    """Every one of ``ops`` succeeded (:data:`AVAILABLE`); a failure is shown where the client heard it."""
+    """Every one of ``ops`` succeeded (:data:`AVAILABLE`); a failure is shown where the client heard it:
+    its refusal, or its own timeout when no answer came (``ret`` stays ``inf`` then)."""
     for op in ops:
         if op.ok is not True:
-            v = Violation(AVAILABLE, f"{_op_text(op)}, although {why}", node=op.client, time=op.ret)
-            v.event = _row_at(trial.world, op.client, op.ret)
+            heard = op.call + CLIENT_TIMEOUT if op.ok is None else op.ret
+            v = Violation(AVAILABLE, f"{_op_text(op)}, although {why}", node=op.client, time=heard)
+            v.event = _row_at(trial.world, op.client, heard)
             raise v
 
 

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from labkit.hashing import HashRing
 from labkit.raft import KVCommand
+from labkit.raft.messages import InstallSnapshot
+from labkit.raft.snapshot import decode
 from labkit.shardkv import (
     Install,
     Phase,
@@ -18,6 +20,7 @@ from labkit.shardkv import (
     WrongGroup,
     follow_hint_or_next,
 )
+from labkit.sim import Kind
 
 KEYS = tuple(f"k{i:02d}" for i in range(24))
 
@@ -77,6 +80,64 @@ def test_reconfigure_cuts_out_exactly_the_keys_the_new_ring_moves_and_install_ta
     assert all(joiner.data[k] == f"v{k}" for k in moved)
     # Consistent hashing: every key that moved went to the newcomer.
     assert all(old.owner(k) == new.owner(k) for k in KEYS if k not in moved)
+
+
+# A store's life as commands: (kind, client, key index, value); "retry" sends the client's last request again.
+STORE_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "append", "get", "retry", "reconfigure", "install"]),
+        st.sampled_from(["a", "b", "c"]),
+        st.integers(0, 9),
+        st.sampled_from(["x", "y;"]),
+    ),
+    max_size=40,
+)
+
+
+def _drive(store: ShardStore, steps, seqs: dict[str, KVCommand]) -> list:
+    """Apply ``steps`` to ``store``; the answers, in order."""
+    answers = []
+    for kind, client, key, value in steps:
+        if kind == "reconfigure":
+            cmd = Reconfigure(store.config.with_group(f"g{len(store.config.groups) + 1}"))
+        elif kind == "install":
+            cmd = Install(store.config.epoch, sorted(store.awaiting or {"g9"})[0], ((KEYS[key], value),))
+        elif kind == "retry" and client in seqs:
+            cmd = seqs[client]  # the same request again: answered from the session, not applied
+        else:
+            op = ("get", KEYS[key]) if kind in ("get", "retry") else (kind, KEYS[key], value)
+            cmd = seqs[client] = KVCommand(client, seqs[client].seq + 1 if client in seqs else 1, op)
+        answers.append(store.apply(cmd))
+    return answers
+
+
+@settings(max_examples=150, deadline=None)
+@given(before=STORE_STEPS, after=STORE_STEPS, joining=st.booleans())
+def test_a_store_snapshot_travels_as_json_and_restores_exactly(before, after, joining):
+    # Log compaction sends a snapshot as JSON bytes (labkit.raft.snapshot): config, sessions (which
+    # remember WrongGroup refusals), keys set aside for a move and installs must all survive the trip.
+    from labkit.raft.messages import Configuration, Snapshot
+    from labkit.raft.snapshot import decode, encode
+
+    cfg = ShardConfig(0, ("g1", "g2"))
+    group, config, awaiting = (
+        ("g3", cfg.with_group("g3"), frozenset(cfg.groups)) if joining else ("g1", cfg, frozenset())
+    )
+    store, seqs = ShardStore(group, config, awaiting), {}
+    _drive(store, before, seqs)
+    state = store.snapshot()
+    data = encode(Snapshot(len(before), 1, state, Configuration(("n1",))))
+    copy = ShardStore(group, config, awaiting)
+    copy.restore(decode(data, len(before), 1).state)
+    assert copy.snapshot() == state
+    for field in ("data", "sessions", "config", "awaiting", "outgoing", "installed"):
+        assert getattr(copy, field) == getattr(store, field), field
+    assert all(
+        type(a) is type(b) for a, b in zip(copy.sessions.values(), store.sessions.values(), strict=True)
+    )
+    # The copy goes on as the original does: same answers (a retried refusal too), same state.
+    assert _drive(copy, after, dict(seqs)) == _drive(store, after, dict(seqs))
+    assert copy.snapshot() == store.snapshot()
 
 
 # ---------------------------------------------------------------- the store on the simulator
@@ -149,6 +210,8 @@ def test_validation():
         kv.partition_group("g1", "g1n1")
     with pytest.raises(ValueError, match="already exists"):
         kv.add_group("g1")
+    with pytest.raises(ValueError, match="snapshot_threshold"):
+        ShardedKV(groups=2, snapshot_threshold=0)
     with pytest.raises(ValueError, match="rate"):
         kv.client("c").start_workload(rate=0)
     with pytest.raises(ValueError, match="kinds"):
@@ -165,8 +228,13 @@ def test_validation():
 ACTIONS = st.sampled_from(["crash-leader", "crash-any", "restart", "partition", "heal", "join"])
 
 
-def run_schedule(seed: int, actions: list[tuple[str, int]], kinds=("get", "put", "append")) -> ShardedKV:
-    kv = ShardedKV(groups=2, seed=seed, keys=KEYS[:10])
+def run_schedule(
+    seed: int,
+    actions: list[tuple[str, int]],
+    kinds=("get", "put", "append"),
+    snapshot_threshold: int | None = None,
+) -> ShardedKV:
+    kv = ShardedKV(groups=2, seed=seed, keys=KEYS[:10], snapshot_threshold=snapshot_threshold)
     kv.run_for(0.6)
     for i in range(3):
         kv.client(f"c{i}").start_workload(rate=40, duration=2.0, kinds=kinds)
@@ -220,6 +288,73 @@ def test_random_faults_lose_no_acknowledged_append(seed, actions):
     assert acked and kv.migrations and kv.migrations[0].phase is Phase.DONE
     assert kv.lost_writes() == []
     assert kv.check().ok is True
+
+
+# ---------------------------------------------------------------- with log compaction on (Raft §7)
+def _compacted(kv: ShardedKV) -> int:
+    """How many snapshots the servers took."""
+    return len(kv.sim.trace.notes("snapshot"))
+
+
+def _installed_epochs(kv: ShardedKV, node: str) -> list[int]:
+    """The config epoch in each whole snapshot a leader sent ``node`` (InstallSnapshot, read from its JSON)."""
+    sent = [e.message for e in kv.sim.trace.of_kind(Kind.DELIVER) if e.node == node]
+    return [
+        decode(m.data, m.last_included_index, m.last_included_term).state[1][0]
+        for m in sent
+        if isinstance(m, InstallSnapshot) and m.offset == 0 and m.done
+    ]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    actions=st.lists(st.tuples(ACTIONS, st.integers(0, 10)), min_size=1, max_size=6),
+)
+def test_random_faults_with_log_compaction_stay_linearizable_and_lose_nothing(seed, actions):
+    # Every group snapshots its ShardStore every 6 applied entries, so crashed and cut-off servers catch
+    # up by InstallSnapshot (the store crossing as JSON) and restarted ones rebuild from their snapshot.
+    kv = run_schedule(seed, actions + [("join", 0)], kinds=("append", "get"), snapshot_threshold=6)
+    assert _compacted(kv) > 0 and kv.migrations[0].phase is Phase.DONE
+    assert kv.lost_writes() == []
+    res = kv.check()
+    assert res.ok is True, res
+    assert kv.check_invariants() == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_shard_move_under_compaction_reaches_a_lagging_follower_by_snapshot_and_survives_a_restart(seed):
+    kv = ShardedKV(groups=2, seed=seed, keys=KEYS[:10], snapshot_threshold=4)
+    kv.run_for(0.6)
+    group = kv.owner(KEYS[0])
+    lagging = next(n for n in kv.servers(group) if n != kv.leader(group))
+    kv.crash(lagging)
+    for i in range(3):
+        kv.client(f"c{i}").start_workload(rate=40, duration=2.0, kinds=("append", "get"))
+    kv.run_for(0.5)
+    m = kv.add_group()  # the move runs while the groups keep snapshotting
+    assert m.phase is Phase.DONE
+    during = [e for e in kv.sim.trace.notes("snapshot") if m.started <= e.time <= m.finished]
+    assert any(e.node in kv.servers(group) for e in during)
+    kv.restart(lagging)  # its next entries are gone from the leader's log: it gets the leader's snapshot
+    kv.run_for(1.5)  # the workload ends
+    assert kv.run_until_idle(timeout=20.0)
+    kv.run_for(0.5)
+    assert 1 in _installed_epochs(kv, lagging)  # a snapshot taken after the move, sent as JSON
+    stores = [kv.sim.node(n).state_machine for n in kv.servers(group)]
+    assert all(s.snapshot() == stores[0].snapshot() for s in stores) and stores[0].config.epoch == 1
+    # Restarted again, it rebuilds its store from its own snapshot, before it hears from anyone:
+    # the move is in it (the keys set aside and the new config), past the Reconfigure entry.
+    kv.crash(lagging)
+    kv.restart(lagging)
+    kv.sim.run(kv.sim.now)  # it boots (and hears nothing yet)
+    node = kv.sim.node(lagging)
+    snap = kv.sim.storage(lagging)["snapshot"]
+    assert node.last_applied == snap.last_included_index
+    assert node.state_machine.snapshot() == snap.state and node.state_machine.config.epoch == 1
+    assert node.state_machine.outgoing == stores[0].outgoing
+    kv.run_for(0.5)
+    assert kv.lost_writes() == [] and kv.check().ok is True and kv.check_invariants() == []
 
 
 def test_lost_writes_sees_a_write_that_vanished():

@@ -77,6 +77,10 @@ class Migration:
 class ShardedKV:
     """``groups`` Raft groups of ``replicas`` servers each, keys placed by a hash ring.
 
+    ``snapshot_threshold`` turns on log compaction in every group (Raft §7; see
+    :class:`~labkit.raft.RaftConfig`): a server snapshots its :class:`ShardStore`
+    once that many applied entries pile up, and a lagging one receives the leader's.
+
     >>> kv = ShardedKV(groups=3, seed=1)
     >>> kv.sim.run_for(1.0)
     >>> sorted(kv.leaders())
@@ -96,6 +100,7 @@ class ShardedKV:
         heartbeat_interval: float = 0.05,
         client_timeout: float = 0.3,
         read_mode: ReadMode | str = ReadMode.READ_INDEX,
+        snapshot_threshold: int | None = None,
     ) -> None:
         valid.integer("groups", groups, ge=1, le=8)
         self.replicas = valid.integer("replicas", replicas, ge=1, le=7)
@@ -106,6 +111,7 @@ class ShardedKV:
             heartbeat_interval=heartbeat_interval,
             read_mode=mode,
             check_quorum=mode is ReadMode.LEASE,  # a leader's read lease needs CheckQuorum
+            snapshot_threshold=snapshot_threshold,
         )
         self.keys = tuple(keys) if keys is not None else tuple(f"k{i:02d}" for i in range(24))
         self.sim = Simulator(seed, latency=latency)
@@ -229,7 +235,7 @@ class ShardedKV:
         self.events.append((self.sim.now, "crash", node))
 
     def restart(self, node: str) -> None:
-        """Restart a crashed server; it replays its committed log into a fresh store."""
+        """Restart a crashed server; it rebuilds its store from its snapshot, if it took one, and its log."""
         self.sim.restart(self._check_server(node))
         self.events.append((self.sim.now, "restart", node))
 

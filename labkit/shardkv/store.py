@@ -159,18 +159,27 @@ class ShardStore(KVStore):
         return super().query(op)
 
     def snapshot(self) -> tuple:
-        """The key-value state and sessions, plus ownership: config, awaited installs, what is set aside."""
+        """The key-value state and sessions, plus ownership: config, awaited installs, what is set aside.
+
+        Plain values only, as :meth:`~labkit.raft.StateMachine.snapshot` promises (a snapshot travels
+        as JSON, :func:`labkit.raft.snapshot.encode`): the config as ``(epoch, groups, vnodes)``, and a
+        refusal a session remembers, a :class:`WrongGroup`, as ``(group, epoch)``; put and append
+        remember None, a get its string. :meth:`restore` turns them back.
+        """
+        data, sessions = super().snapshot()
         return (
-            super().snapshot(),
-            self.config,
+            (data, tuple((client, (seq, _plain_answer(answer))) for client, (seq, answer) in sessions)),
+            (self.config.epoch, self.config.groups, self.config.vnodes),
             tuple(sorted(self.awaiting)),
             tuple(sorted(self.outgoing.items())),
             tuple(sorted(self.installed)),
         )
 
     def restore(self, state: Any) -> None:
-        kv, self.config, awaiting, outgoing, installed = state
+        kv, (epoch, groups, vnodes), awaiting, outgoing, installed = state
         super().restore(kv)
+        self.sessions = {client: (seq, _answer(answer)) for client, (seq, answer) in self.sessions.items()}
+        self.config = ShardConfig(epoch, tuple(groups), vnodes)
         self.awaiting = set(awaiting)
         self.outgoing = dict(outgoing)
         self.installed = set(installed)
@@ -185,3 +194,13 @@ class ShardStore(KVStore):
 
     def __repr__(self) -> str:
         return f"ShardStore({self.group}, epoch={self.config.epoch}, {len(self.data)} keys)"
+
+
+def _plain_answer(answer: Any) -> Any:
+    """A session's remembered answer as a snapshot holds it: a :class:`WrongGroup` as ``(group, epoch)``."""
+    return (answer.group, answer.epoch) if isinstance(answer, WrongGroup) else answer
+
+
+def _answer(plain: Any) -> Any:
+    """The answer :func:`_plain_answer` wrote down (a key-value answer is None or a string, never a tuple)."""
+    return WrongGroup(*plain) if isinstance(plain, tuple) else plain

@@ -445,3 +445,41 @@ def test_log_explorer_draws_a_restarted_server_with_the_log_it_read_from_disk():
     e.run(0.5)
     e.restart("n2")
     assert [str(entry.command) for entry in e.cluster.node("n2").log] == ["no-op", "x=1"]
+
+
+def test_log_explorer_restart_crashed_leaves_a_removed_server_shut_down():
+    # A removed server is shut down for good (diss. §4.2.2), not crashed: "Restart crashed" used to
+    # boot it again, and with its old configuration it stood for election and disrupted the cluster.
+    e = LogExplorer(n=5, seed=1)
+    follower = next(n for n in e.cluster.ids if n != e.cluster.leader())
+    e.remove_server(follower)
+    e.run(0.5)
+    assert follower in e.cluster.removed
+    leader = e.cluster.leader()
+    e.crash(leader)
+    e.restart()  # every crashed server: the leader, and not the removed follower
+    assert e.actions[-1] == ("restart", leader) and ("restart", follower) not in e.actions
+    e.run(2.0)
+    assert not e.cluster.is_up(follower) and f"{follower}:removed" in e.summary()
+    assert e.cluster.leader() is not None and e.cluster.violations == []
+
+
+def test_log_explorer_says_whether_running_on_brings_a_leader():
+    e = LogExplorer(n=5, seed=1)
+    e.crash()  # the leader: an election follows
+    with pytest.raises(ValueError, match=r"election is under way\); run the cluster"):
+        e.submit("x=1")
+    e.run(1.0)
+    e.crash(next(n for n in e.cluster.live_nodes() if n != e.cluster.leader()))
+    e.crash()  # with the first leader, three of five down: no candidate can win, however long it runs
+    e.run(2.0)
+    for refused in (lambda: e.submit("x=1"), e.add_server):
+        with pytest.raises(
+            ValueError, match="none can be elected: .* votes of 3 of the 5 voters, but at most 2"
+        ):
+            refused()
+    _ = e.ui
+    e.buttons[0].click()  # Submit: the reason is in the status line
+    assert "none can be elected" in e.status.value
+    with pytest.raises(ValueError, match="type a command"):
+        e.submit(" ")

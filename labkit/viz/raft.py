@@ -541,6 +541,34 @@ class LogExplorer(Widget):
             raise ValueError(f"no server to {what}: name one of {', '.join(self.cluster.ids)}")
         return self._server(node)
 
+    def _no_leader(self, what: str) -> ValueError:
+        """Why there is no leader to ``what``, and whether running on brings one: an election needs a
+        candidate that is up and reaches a majority of the voters, itself included (§5.2, diss. §4.1:
+        the voters of the latest configuration in its log)."""
+        c = self.cluster
+        live = {n: node for n, node in c.live_nodes().items() if n not in c.removed}
+        if not live:
+            return ValueError(f"there is no leader to {what}: every server is down; restart one first")
+        newest = max(live.values(), key=lambda node: (node.log.last_term, node.log.last_index))
+        voters = newest.configuration.voters
+        majority = len(voters) // 2 + 1
+
+        def votes(candidate: str) -> int:  # the live voters it exchanges messages with, itself included
+            return sum(1 for v in voters if v in live and (v == candidate or both_ways(candidate, v)))
+
+        def both_ways(a: str, b: str) -> bool:
+            return c.can_reach(a, b) and c.can_reach(b, a)
+
+        reach = max((votes(n) for n in live if n in voters), default=0)
+        if reach >= majority:
+            return ValueError(f"there is no leader to {what} right now (an election is under way); "
+                              "run the cluster for a while first")  # fmt: skip
+        return ValueError(
+            f"there is no leader to {what}, and none can be elected: a candidate needs the votes of {majority} "
+            f"of the {len(voters)} voters, but at most {reach} are up and can reach each other; restart a "
+            "crashed server or heal the network first"
+        )
+
     def choose(self, node: str) -> None:
         """Pick the server the Crash / Restart / Isolate buttons act on."""
         self.chosen = self._server(node)
@@ -550,9 +578,9 @@ class LogExplorer(Widget):
     def submit(self, command: str) -> None:
         """Hand ``command`` to the current leader (refused when there is none)."""
         if not isinstance(command, str) or not command.strip():
-            raise ValueError(f"command must be a non-empty str, got {command!r}")
+            raise ValueError(f"type a command to submit first, such as x=1 (got {command!r})")
         if self.cluster.leader() is None:
-            raise ValueError("there is no leader right now; run the cluster for a while first")
+            raise self._no_leader("take a command")
         self._do(("submit", command.strip()))
 
     def crash(self, node: str | None = None) -> None:
@@ -564,7 +592,8 @@ class LogExplorer(Widget):
 
     def restart(self, node: str | None = None) -> None:
         """Restart ``node`` from its disk (default: every crashed server)."""
-        down = [n for n in self.cluster.ids if not self.cluster.is_up(n)]
+        # A removed server is shut down for good, not crashed (diss. §4.2.2): it stays down.
+        down = [n for n in self.present if not self.cluster.is_up(n)]
         if node is None:
             if not down:
                 raise ValueError("no server is crashed")
@@ -622,7 +651,7 @@ class LogExplorer(Widget):
         voter (diss. §4.2.1); returns its id."""
         c = self.cluster
         if c.leader() is None:
-            raise ValueError("there is no leader to add a server; run the cluster for a while first")
+            raise self._no_leader("add a server")
         if len(c.ids) >= MAX_EXPLORER_SERVERS:
             raise ValueError(f"the explorer shows at most {MAX_EXPLORER_SERVERS} servers")
         node = f"n{len(c.ids) + 1}"
@@ -636,7 +665,7 @@ class LogExplorer(Widget):
         node = self._pick(node, self.chosen, "remove")
         conf = c.configuration()
         if conf is None:
-            raise ValueError("there is no leader to remove a server; run the cluster for a while first")
+            raise self._no_leader("remove a server")
         if node not in conf.members:
             raise ValueError(f"{node} is not in the configuration ({', '.join(conf.members)})")
         if conf.voters == (node,):

@@ -483,3 +483,21 @@ def test_log_explorer_says_whether_running_on_brings_a_leader():
     assert "none can be elected" in e.status.value
     with pytest.raises(ValueError, match="type a command"):
         e.submit(" ")
+
+
+def test_election_widget_replay_keeps_the_time_axis_and_says_the_status_is_of_the_whole_run():
+    # Replaying to 2 s used to stretch the role timeline over 0-2 s, and the status line still said
+    # "t = 4.00 s: leader now ..." beside a figure that stopped at 2 s.
+    w = election_widget(n=5, seed=1, duration=4.0, fault_at=1.5)
+    _ = w.ui
+    w.crash(w.cluster.leader())
+    whole = tuple(w.fig.layout.xaxis.range)
+    w.replay(2.0)
+    assert tuple(w.fig.layout.xaxis.range) == whole == (0, 4.0)
+    assert "up to t = 2.00 s" in w.fig.layout.title.text
+    assert "replayed up to t = 2.00 s; at the end of the run, t = 4.00 s: leader now" in w.status.value
+    w.replay(None)
+    assert "replayed" not in w.status.value
+    c = RaftCluster(n=3, seed=1)
+    c.sim.run_for(2.0)
+    assert role_timeline(c, until=0.5).layout.xaxis.range == role_timeline(c).layout.xaxis.range

@@ -476,6 +476,8 @@ class ClusterWidget(Widget):
         until = self.replay_at if self.replay_at is not None else self.sim.now
         self.draw(self._source, until, self.fig)
         text = self.summary(self._source) + self._settings_text()
+        if self.replay_at is not None:  # the summary is of the whole run: say so beside a replayed figure
+            text = f"Figure replayed up to t = {self.replay_at:.2f} s; at the end of the run, {text}"
         if self.settings.side_b and not self._partitioned():
             # Refused, not ignored in silence: one side would be empty.
             why = "No partition: every node is on side B, so nobody is cut off; put at least one node on side A."

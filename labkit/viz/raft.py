@@ -186,7 +186,9 @@ def role_timeline(
         # A term that does not fit its stretch at the usual size is left out (hover the stretch for it),
         # not squeezed into a few pixels or turned on its side.
         fig.update_layout(barmode="overlay", bargap=0.3, uniformtext={"minsize": _BAR_TEXT, "mode": "hide"})
-        fig.update_xaxes(range=[0, max(end, 1e-3)])
+        # The whole run's length, also when replaying only its start (as the space-time diagram does):
+        # dragging the replay slider then shows the bars growing, not the picture stretching.
+        fig.update_xaxes(range=[0, max(sim.now, 1e-3)])
         rows = list(reversed(order))
         fig.update_yaxes(categoryorder="array", categoryarray=rows, tickmode="array", tickvals=rows,
                          ticktext=[_row_label(node, segs[node]) for node in rows])  # fmt: skip

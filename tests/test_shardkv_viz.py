@@ -115,3 +115,17 @@ def test_lab_buttons_and_refusals():
     assert lab.actions == [] and len(lab.kv.groups) == 3
     with pytest.raises(TypeError):
         ShardLab(seed="x")  # type: ignore[arg-type]
+
+
+def test_lab_status_says_when_a_group_has_no_majority():
+    # With two of g1's three servers down the group is stalled (its throughput drops to 0), yet the
+    # status line used to read "g1: leader g1n3 (11 keys)", as if g1 were serving.
+    lab = ShardLab(seed=12)
+    lab.crash_leader("g1")
+    assert "g1: leader g1n" in lab.summary() and "no majority" not in lab.summary()
+    lab.crash(next(s for s in lab.kv.servers("g1") if lab.kv.is_up(s) and s != lab.kv.leader("g1")))
+    lab.run()
+    line = lab.summary()
+    assert "g1: no majority, 1 of 3 servers up; g1n3 still thinks it leads (" in line, line
+    assert "g2: leader g2n" in line and " 1 keys" not in line
+    assert throughput(lab.kv)["g1"][1][-1] == 0

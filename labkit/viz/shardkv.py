@@ -198,7 +198,7 @@ def _lines(keys: Sequence[str], per_line: int = 3) -> str:
 
 
 class ShardLab(Widget):
-    """Crash and restart servers, partition and add groups; re-simulated from the seed.
+    """Crash and restart servers and add groups; re-simulated from the seed.
 
     Two clients per group (on that group's keys at the start) run a random
     workload the whole time. Every action is kept
@@ -284,9 +284,19 @@ class ShardLab(Widget):
 
     # -- drawing ------------------------------------------------------------
     def summary(self) -> str:
-        """One line: each group's leader and the keys it holds."""
+        """One line: each group's leader and the keys it holds. A group with fewer than a majority of
+        its servers up is stalled: its leader, if one is still up, can commit nothing (Raft §5.3)."""
         held = Counter(self.kv.placement().values())
-        parts = [f"{g}: leader {lead or 'none'} ({held[g]} keys)" for g, lead in self.kv.leaders().items()]
+        parts = []
+        for g, lead in self.kv.leaders().items():
+            servers = self.kv.servers(g)
+            up = sum(self.kv.is_up(s) for s in servers)
+            keys = f"{held[g]} key{'' if held[g] == 1 else 's'}"
+            if up <= len(servers) // 2:
+                thinks = f"; {lead} still thinks it leads" if lead else ""
+                parts.append(f"{g}: no majority, {up} of {len(servers)} servers up{thinks} ({keys})")
+            else:
+                parts.append(f"{g}: leader {lead or 'none'} ({keys})")
         moving = [m.group for m in self.kv.migrations if m.phase.value == "moving"]
         tail = f"; {', '.join(moving)} still joining" if moving else ""
         return f"t = {self.kv.sim.now:.1f} s. " + "; ".join(parts) + tail

@@ -129,3 +129,22 @@ def test_lab_status_says_when_a_group_has_no_majority():
     assert "g1: no majority, 1 of 3 servers up; g1n3 still thinks it leads (" in line, line
     assert "g2: leader g2n" in line and " 1 keys" not in line
     assert throughput(lab.kv)["g1"][1][-1] == 0
+
+
+def test_lab_labels_its_dotted_lines_and_draws_the_last_bucket():
+    # The lab's dotted lines (crash, restart, join) had no labels, though the text tells the learner what they
+    # mark; and the last 0.1 s of the run showed only as a vertical stroke at the plot's right edge.
+    lab = ShardLab(seed=12)
+    _ = lab.ui
+    lead = lab.kv.leader("g1")
+    lab.crash(lead)
+    lab.add_group()
+    lab.restart(lead)
+    lab.run()
+    texts = [a.text for a in lab.fig.layout.annotations]
+    assert sorted(texts) == sorted([f"crash {lead}", "join g4", "g4 joined", f"restart {lead}"])
+    assert all(a.xref == "x" and a.x <= lab.kv.sim.now for a in lab.fig.layout.annotations)
+    assert lab.fig.layout.margin.t >= 60 + max(a.yshift for a in lab.fig.layout.annotations)
+    for trace in lab.fig.data[:4]:
+        assert trace.x[-1] == lab.kv.sim.now and trace.y[-1] == trace.y[-2]
+    assert throughput_figure(lab.kv).data[0].x[-1] == lab.kv.sim.now

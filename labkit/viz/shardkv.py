@@ -125,16 +125,29 @@ def _fault_shapes(kv: ShardedKV) -> list[dict]:
     return [vline(t, _EVENT_COLORS[what]) for t, what, _ in kv.events if what in _EVENT_COLORS]
 
 
-def _fault_notes(kv: ShardedKV) -> list[dict]:
+def _fault_notes(kv: ShardedKV, start: float = 0.0, width: float = 0.12) -> list[dict]:
     """A label over each dotted line, above the plot: inside it, it printed over the top group's
-    throughput line. Labels of close moments go on rows one above the other."""
+    throughput line. Labels of close moments go on rows one above the other (``width``: about how
+    wide a label is, as a fraction of the time axis from ``start`` to now)."""
+
+    def text(what: str, who: Any) -> str:
+        if what == "partition":
+            return f"partition {who[1][0]} off"
+        return f"{who} joined" if what == "joined" else f"{what} {who or ''}".strip()
+
     notes = [
-        {"x": t, "y": 1, "yref": "paper", "text": f"{what} {who[1][0] + ' off' if what == 'partition' else who or ''}",
-         "showarrow": False, "yanchor": "bottom", "font": {"size": 10, "color": _EVENT_COLORS[what]}}
+        {"x": t, "xref": "x", "y": 1, "yref": "paper", "text": text(what, who), "showarrow": False, "yanchor": "bottom",
+         "font": {"size": 10, "color": _EVENT_COLORS[what]}}
         for t, what, who in kv.events
-        if what in ("crash", "restart", "partition", "heal", "join")
+        if what in _EVENT_COLORS
     ]  # fmt: skip
-    return stack_labels(notes, (0.0, max(kv.sim.now, 1e-3)), 0.12)  # a label: about an eighth of the plot
+    return stack_labels(notes, (start, max(kv.sim.now, start + 1e-3)), width)
+
+
+def _to_the_end(xs: list[float], ys: list[float], end: float) -> tuple[list[float], list[float]]:
+    """A step line's points with the last bucket drawn to ``end`` (as steps, the last value would
+    otherwise show only as a vertical stroke at its bucket's start)."""
+    return (xs + [end], ys + ys[-1:]) if xs and end > xs[-1] else (xs, ys)
 
 
 def throughput_figure(kv: ShardedKV, bucket: float = 0.1) -> Any:
@@ -146,6 +159,7 @@ def throughput_figure(kv: ShardedKV, bucket: float = 0.1) -> Any:
     series = throughput(kv, bucket)
     fig = make_subplots(rows=len(series), cols=1, shared_xaxes=True, vertical_spacing=0.04)
     for row, (g, (xs, ys)) in enumerate(series.items(), start=1):
+        xs, ys = _to_the_end(xs, ys, kv.sim.now)
         fig.add_scatter(
             x=xs, y=ys, mode="lines", name=g, line={"color": colors[g], "shape": "hv"}, row=row, col=1
         )
@@ -351,7 +365,7 @@ class ShardLab(Widget):
         with self.fig.batch_update():
             for i, g in enumerate(_GROUP_NAMES):
                 tr = self.fig.data[i]
-                xs, ys = series.get(g, ([], []))
+                xs, ys = _to_the_end(*series.get(g, ([], [])), kv.sim.now)
                 tr.x, tr.y, tr.visible = xs, ys, g in series
                 tr.line.color = colors[g]
             groups = list(kv.groups)
@@ -359,6 +373,11 @@ class ShardLab(Widget):
                 x=groups, y=[held[g] for g in groups], marker_color=[colors[g] for g in groups]
             )
             self.fig.layout.shapes = _fault_shapes(kv)
+            # Labelled over the throughput plot (68 % of the width: a label takes a larger share of its axis).
+            start = min((xs[0] for xs, _ in series.values() if xs), default=0.0)
+            notes = _fault_notes(kv, start, width=0.18)
+            self.fig.layout.annotations = notes
+            self.fig.layout.margin.t = 60 + max((n["yshift"] for n in notes), default=0)
         if list(self._node.options) != list(kv.servers()):
             keep = self._node.value
             self._node.options = kv.servers()

@@ -86,3 +86,16 @@ def test_widget_keeps_working_after_the_store_is_closed(repo):
         w.slider.value = v
         assert w.state.balance == expected[v]
     assert "labkit-widget-error" not in w.status.value
+
+
+def test_events_not_replayed_yet_are_faded_like_their_line(repo):
+    # At version 0 every event's marker was drawn at full strength over the dotted "whole history",
+    # as if it had been applied already.
+    w = ReplayWidget(repo, "acct-0")
+    _ = w.ui
+    for v in (0, 5, w.n):
+        w.set_version(v)
+        markers = w.fig.data[2:-1]
+        assert {t.name for t in markers} >= {"AccountOpened", "Deposited"}
+        for t in markers:
+            assert [o == 1.0 for o in t.marker.opacity] == [x <= v for x in t.x], (v, t.name)

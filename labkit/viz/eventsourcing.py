@@ -59,6 +59,9 @@ def event_label(record: RecordedEvent) -> str:
     return f"{record.type}({', '.join(show_field(k, v) for k, v in record.data.items())})"
 
 
+_NOT_YET = 0.3  # the opacity of an event's marker before the replay has applied it
+
+
 class ReplayWidget(Widget):
     """Rebuild one aggregate step by step: a slider over its versions.
 
@@ -177,10 +180,12 @@ class ReplayWidget(Widget):
         fig.update_xaxes(range=[-0.5, self.n + 0.5])
 
     def _draw_version(self, fig: Any) -> None:
-        """Only what the version changes: two short traces, the cursor and the title."""
+        """Only what the version changes: two short traces, the markers' shading, the cursor and the title."""
         v = self.version
         fig.data[1].update(x=list(range(v + 1)), y=self.values[: v + 1], name=f"replayed up to version {v}")
         fig.data[-1].update(x=[v] if v else [], y=[self.values[v]] if v else [])  # the last event applied
+        for trace in fig.data[2:-1]:  # the events by type: those not replayed yet are faded, as their line is
+            trace.marker.opacity = [1.0 if i <= v else _NOT_YET for i in trace.x]
         fig.layout.shapes[0].update(x0=v, x1=v)
         fig.layout.title.text = f"Rebuilding {self.aggregate_id!r} by replay: version {v} of {self.n}"
 

@@ -7,7 +7,7 @@ import pytest
 from labkit.examples import broadcast_cluster, heartbeat_cluster
 from labkit.sim import Kind, Uniform
 from labkit.viz.cluster import ClusterWidget
-from labkit.viz.spacetime import SERIES, spacetime_diagram
+from labkit.viz.spacetime import SERIES, spacetime_data, spacetime_diagram
 
 
 def series_counts(fig) -> dict[str, int]:
@@ -36,6 +36,30 @@ def test_diagram_shows_every_fate_of_a_message():
     assert counts["duplicate"] > 0
     assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
     assert list(fig.layout.yaxis.ticktext) == ["n1", "n2", "n3", "n4", "n5"]
+
+
+def test_a_dropped_message_ends_in_a_cross_on_its_receivers_lane_never_between_lanes():
+    # A message lost or cut as it was sent used to end in a short stub 30 % of the way towards its
+    # receiver: from n1 to n5 that put the cross between n2 and n3, as if a message to one of them had
+    # been lost. Each cross must sit on the lane of the node that never got the message, inside the axis.
+    sim = broadcast_cluster(5, seed=2, latency=Uniform(0.005, 0.08), loss=0.4)
+    sim.call("n1", lambda node, ctx: node.originate(ctx, "x"))
+    sim.run_for(0.05)
+    sim.partition(["n1", "n2"])
+    sim.run_for(1)
+    data = spacetime_data(sim)
+    drops = [e for e in sim.trace if e.kind is Kind.DROP]
+    at_send = [e for e in drops if e.time == e.sent_at]
+    assert len(at_send) >= 3 and any(
+        abs(data.lanes.index(e.src) - data.lanes.index(e.dst)) > 1 for e in at_send
+    )
+    for name in ("lost", "cut by partition", "receiver down"):
+        arrows = data.series[name]
+        for y1, text in zip(arrows.my, arrows.text, strict=True):
+            receiver = text.split("<br>")[1].split(" → ")[1]
+            assert y1 == data.lanes.index(receiver), f"{name}: {text} ends at lane {y1}"
+    heads = [x for name in ("lost", "cut by partition") for x in data.series[name].mx]
+    assert len(heads) == len(drops) and max(heads) <= data.end
 
 
 def test_diagram_replay_shows_only_the_past():

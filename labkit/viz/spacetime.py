@@ -7,9 +7,13 @@ visible at a glance:
 
 * delivered: a solid line ending in a marker on the receiver's lane;
 * delivered out of order or as a duplicate: the same, in other colours;
-* lost: a short dashed stub ending in a cross;
-* dropped by a partition or because the receiver was down: a dashed line to
-  a cross where it would have arrived.
+* lost, dropped by a partition or because the receiver was down: a dashed
+  line to a cross on the receiver's lane, where it would have arrived. A
+  message dropped the moment it was sent (a cut link, a receiver known to be
+  down) is drawn as long as the run's typical flight (the median over its
+  delivered messages): the cross always sits on the lane of the node that
+  never got it, never between two lanes, where it would read as a message
+  to a node in between.
 
 Crashed intervals are shaded on the node's lane and partitions are shaded
 across the whole diagram. Hovering a marker shows the message.
@@ -163,6 +167,7 @@ def spacetime_data(
     valid.boolean("clocks", clocks)
     valid.boolean("boot_notes", boot_notes)
     events = list(trace)
+    fitted = end is None
     if end is None:
         end = _fitted_end(events, start, run_end)
     elif not end > start:
@@ -180,11 +185,14 @@ def spacetime_data(
         raise ValueError(f"until must be a time >= 0, got {until!r}")
     visible = [e for e in events if start <= e.time <= until]
     read_clock = clock_readers(events)[0] if clocks else None
+    flight = _typical_flight(visible, start, end)
+    if fitted:  # room for the cross of a message dropped as it was sent, near the end
+        end = max([end] + [e.time + flight for e in visible if e.kind is Kind.DROP and e.time == e.sent_at])
     return SpacetimeData(
         lanes=lanes,
         start=start,
         end=end,
-        series=_message_series(visible, lanes, read_clock, stub=0.25 * max((end - start) / 40, 1e-3)),
+        series=_message_series(visible, lanes, read_clock, flight=flight),
         events=_event_markers(visible, lanes, read_clock, notes, boot_notes),
         crashes=[c for c in down_intervals(visible, until) if c[0] in lanes],
         partitions=_partition_intervals(visible, until),
@@ -199,8 +207,17 @@ def _when(read_clock: Callable[[str, float], float] | None, nid: str, t: float) 
     return f"{t:.4f}s ({nid} clock {read_clock(nid, t):.4f}s)"
 
 
+def _typical_flight(events: list[TraceEvent], start: float, end: float) -> float:
+    """How long a message took to arrive in this run: the median over delivered messages, or, if none
+    was delivered, a twentieth of the time axis. A message dropped as it was sent is drawn this long."""
+    flights = sorted(e.time - e.sent_at for e in events if e.kind is Kind.DELIVER and e.time > e.sent_at)
+    if flights:
+        return flights[len(flights) // 2]
+    return max((end - start) / 20, 1e-3)
+
+
 def _message_series(
-    events: list[TraceEvent], lanes: list[str], read_clock: Callable | None, stub: float
+    events: list[TraceEvent], lanes: list[str], read_clock: Callable | None, flight: float
 ) -> dict[str, Arrows]:
     """An arrow per delivered or dropped message, sorted into :data:`SERIES`."""
     lane = {nid: i for i, nid in enumerate(lanes)}
@@ -225,9 +242,8 @@ def _message_series(
             fate = f"arrived {_when(read_clock, e.dst, t)} ({name})"
         else:
             name = fate = _DROP_SERIES[e.reason]
-            if t == e.sent_at:  # dropped at send time: a short stub towards the receiver
-                y1 = y0 + (y1 - y0) * 0.3
-                t = e.sent_at + stub
+            if t == e.sent_at:  # dropped as it was sent: drawn to where it would have arrived
+                t = e.sent_at + flight
         series[name].add(
             e.sent_at, y0, t, y1, f"{_short(e.message)}<br>{e.src} → {e.dst}<br>sent {sent}, {fate}"
         )

@@ -1105,6 +1105,33 @@ WRONG = [
         '            "p7": "G1b"}\n',
         "p5 taken for G-single: each transaction missed the other's append, two anti-dependencies",
     ),
+    Wrong(
+        "14",
+        "nb14-classify",
+        "nb14-classify-test",
+        '    return {"p1": "G0", "p2": "G1b", "p3": "G-single", "p4": "G1c", "p5": "G2-item", "p6": "none",\n'
+        '            "p7": "G1a"}\n',
+        "G1a and G1b swapped: p2's writer aborted (an aborted read), p7's overwrote what was read (intermediate)",
+        says="G1a, an aborted read",
+    ),
+    Wrong(
+        "14",
+        "nb14-classify",
+        "nb14-classify-p5",
+        '    return {"p1": "G0", "p2": "G1a", "p3": "G-single", "p4": "G0", "p5": "G2-item", "p6": "none",\n'
+        '            "p7": "G1b"}\n',
+        "p4 taken for G0: each transaction read the other's append, wr edges, not ww",
+        says="G1c, circular information flow",
+    ),
+    Wrong(
+        "14",
+        "nb14-classify",
+        "nb14-classify-p3",
+        '    return {"p1": "G0", "p2": "G1a", "p3": "G-single", "p4": "G1c", "p5": "G2-item", "p6": "G1c",\n'
+        '            "p7": "G1b"}\n',
+        "p6 taken for G1c: its wr edges T1 -> T2 -> T3 are a chain, not a cycle; the history is serializable",
+        says="is there a cycle at all",
+    ),
     # Exercises 05 merkle, 06 capacity, 12, 13, 14 and 18, and the quorum and saga labs (05, 15).
     Wrong(
         "05",

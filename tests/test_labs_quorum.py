@@ -18,10 +18,11 @@ from labkit.labs.delegation import DelegationError
 from labkit.labs.quorum import QuorumServer, quorum_lab
 from labkit.labs.quorum.properties import (
     AVAILABLE,
+    AVAILABLE_SLOPPY,
     HANDOFF,
     NO_LOST_WRITE,
     READ_REPAIR,
-    STAND_INS,
+    STAND_INS_SLOPPY,
     WRITE_QUORUM,
 )
 from labkit.replication import ReplicaNode, Resolution, StoreConfig
@@ -36,8 +37,8 @@ EXPECTED = {
     "answering before W acknowledgements": {WRITE_QUORUM, NO_LOST_WRITE},
     "forgetting read repair": {READ_REPAIR},
     "last writer wins instead of siblings": {NO_LOST_WRITE},
-    "stand-ins not counted": {AVAILABLE},
-    "stand-ins counted as home replicas": {STAND_INS, HANDOFF},
+    "stand-ins not counted": {AVAILABLE_SLOPPY},
+    "stand-ins counted as home replicas": {STAND_INS_SLOPPY, HANDOFF},
     "hints never handed off": {HANDOFF},
 }
 
@@ -101,14 +102,84 @@ def test_an_error_in_a_rule_is_reported_with_the_rule_and_line():
     class Broken(SOLUTION):  # type: ignore[misc, valid-type]
         pass
 
-    def newest(self, versions):
-        return versions[0]  # one Versioned, not a tuple of them
-
-    Broken.rule(newest)
+    namespace = {}
+    exec(  # noqa: S102 - a learner's rule, defined as a notebook cell would
+        compile(
+            "def handle_read_reply(self, ctx, src, m):\n"
+            "    p = self.pending.get(m.req)\n"
+            "    if p is None or not p.is_read:\n"
+            "        return\n"
+            "    p.merged = p.merged + len(m.versions)\n",
+            "<cell>",
+            "exec",
+        ),
+        namespace,
+    )
+    Broken.rule(namespace["handle_read_reply"])
     report = quorum_lab.run("write then read", Broken, progress=False, quiet=True)
     v = report.failures[0].violation
-    assert v.property is NODE_ERROR and v.detail.startswith("TypeError: unsupported operand")
-    assert v.detail.endswith("in handle_read_reply (line 13 of a notebook cell)")
+    assert v.property is NODE_ERROR and v.detail.startswith("TypeError: can only concatenate tuple"), v.detail
+    assert v.detail.endswith("in handle_read_reply (line 5 of a notebook cell)"), v.detail
+
+
+@pytest.mark.parametrize(
+    ("returned", "shown"),
+    [("list(kept)", "returned list [Versioned("), ("kept[0]", "returned Versioned Versioned(")],
+)
+def test_newest_returning_something_else_than_a_tuple_of_versions_is_named_at_once(returned, shown):
+    # A learner's newest returning a list used to fail later, in their handle_read_reply, with
+    # "TypeError: can only concatenate list (not "tuple") to list": nothing said newest was the culprit.
+    class Listy(SOLUTION):  # type: ignore[misc, valid-type]
+        pass
+
+    namespace = {}
+    exec(  # noqa: S102 - a learner's rule, defined as a notebook cell would
+        "def newest(self, versions):\n"
+        "    kept = []\n"
+        "    for v in versions:\n"
+        "        if all(k.dot != v.dot for k in kept) and not any(w.supersedes(v) for w in versions):\n"
+        "            kept.append(v)\n"
+        f"    return {returned}\n",
+        namespace,
+    )
+    Listy.rule(namespace["newest"])
+    report = quorum_lab.run("write then read", Listy, progress=False, quiet=True, shrink=False)
+    v = report.failures[0].violation
+    assert v.property is NODE_ERROR, v.detail
+    assert v.detail.startswith(f"ArgumentTypeError: your rule newest {shown}"), v.detail
+    assert "it must return a tuple of Versioned" in v.detail, v.detail
+    assert "called from handle_read_reply" in v.detail, v.detail  # the learner's line that used it
+
+
+def test_quorum_reached_must_say_true_or_false():
+    class Forgetful(SOLUTION):  # type: ignore[misc, valid-type]
+        pass
+
+    def quorum_reached(self, p):
+        len(p.answered & set(p.home)) >= p.need  # noqa: B015 - the forgotten return
+
+    Forgetful.rule(quorum_reached)
+    report = quorum_lab.run("write then read", Forgetful, progress=False, quiet=True, shrink=False)
+    v = report.failures[0].violation
+    assert v.property is NODE_ERROR
+    assert "your rule quorum_reached returned NoneType None; it must return True or False" in v.detail
+
+
+def test_a_part_points_only_at_the_rules_it_asks_for(capsys):
+    # Part 1's Availability hint named ask_stand_ins, a rule of part 3 a learner of part 1 has not met.
+    class Empty(QuorumServer):
+        pass
+
+    report = quorum_lab.run("quorums", Empty, progress=False, quiet=True, shrink=False)
+    report.check()
+    shown = capsys.readouterr().out
+    assert "Availability" in shown and "look at coordinate_put and coordinate_get" in shown
+    assert "ask_stand_ins" not in shown and "stand-in" not in shown
+    sloppy = quorum_lab.run(
+        "stand-ins take the writes", QUORUM.planted("stand-ins not counted"), progress=False, quiet=True
+    )
+    sloppy.check()
+    assert "ask_stand_ins" in capsys.readouterr().out
 
 
 def test_the_skeleton_refuses_a_second_answer_and_a_foreign_node():
@@ -173,7 +244,9 @@ def test_the_failure_picture_marks_the_violation_on_the_client_that_saw_it():
     view = failure.show()
     v = view.violation
     assert (
-        v.property is AVAILABLE and v.node == "c1" and v.time == pytest.approx(failure.shown_violation.time)
+        v.property is AVAILABLE_SLOPPY
+        and v.node == "c1"
+        and v.time == pytest.approx(failure.shown_violation.time)
     )
     assert view.nodes == ["n1", "n2", "n3", "n4", "n5", "c1", "c2", "checker"]
     states = view.states()

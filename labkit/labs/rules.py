@@ -9,11 +9,19 @@ nothing and notes it once per node in the trace (``"not written"``), so a
 learner can run the tests after the first rule and see exactly what is
 missing (:func:`unwritten_notes` turns the notes into one sentence).
 
+A rule whose result the skeleton or the learner's other rules go on to use
+can say what it must return (``RETURNS``): a learner's rule that returns
+something else (a list where a tuple is asked, ``None`` for a forgotten
+``return``) is stopped right there, with an error naming the rule, what it
+returned and what is allowed, not a ``TypeError`` deep in the rule that used
+the result.
+
 Used by the quorum lab (:mod:`labkit.labs.quorum`) and the saga lab
 (:mod:`labkit.labs.saga`)::
 
     class Skeleton(RuleBook, Node):
-        RULES = {"on_ping": ("basics", "answer a ping"), ...}
+        RULES = {"on_ping": ("basics", "answer a ping"), "alive": ("basics", "whether a peer is up"), ...}
+        RETURNS = {"alive": (lambda v: isinstance(v, bool), "True or False")}
 
     with_stubs(Skeleton)          # every rule raises NotWritten until written
 
@@ -25,9 +33,12 @@ Used by the quorum lab (:mod:`labkit.labs.quorum`) and the saga lab
 
 from __future__ import annotations
 
+import functools
 import traceback
 from collections.abc import Callable
 from typing import Any, ClassVar
+
+from labkit import validation as valid
 
 __all__ = ["NOT_WRITTEN", "NotWritten", "RuleBook", "with_stubs", "unwritten_notes"]
 
@@ -43,9 +54,13 @@ class NotWritten(NotImplementedError):
 
 
 class RuleBook:
-    """Mixin for a skeleton node: its ``RULES`` (name -> (part, what it is)), added with :meth:`rule`."""
+    """Mixin for a skeleton node: its ``RULES`` (name -> (part, what it is)), added with :meth:`rule`.
+
+    ``RETURNS`` (name -> (a test of the result, what is allowed in words)): what those rules must return.
+    """
 
     RULES: ClassVar[dict[str, tuple[str, str]]] = {}
+    RETURNS: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {}
 
     @classmethod
     def rule(cls, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -59,7 +74,8 @@ class RuleBook:
         if fn.__name__ not in cls.RULES:
             known = ", ".join(cls.RULES)
             raise ValueError(f"{fn.__name__!r} is not one of the rules of the lab; the rules are: {known}")
-        setattr(cls, fn.__name__, fn)
+        contract = cls.RETURNS.get(fn.__name__)
+        setattr(cls, fn.__name__, fn if contract is None else _returning(fn, *contract))
         return fn
 
     def follow(self, ctx: Any, rule: str, *args: Any) -> Any:
@@ -76,6 +92,25 @@ class RuleBook:
                 noted.add(name)
                 ctx.note(NOT_WRITTEN, rule=name)
             return None
+
+
+def _returning(fn: Callable[..., Any], ok: Callable[[Any], bool], allowed: str) -> Callable[..., Any]:
+    """``fn``, refusing a result ``ok`` rejects: ``ArgumentTypeError`` naming ``fn``, the result and ``allowed``.
+
+    The learner's own function stays reachable as ``__wrapped__`` (what :mod:`labkit.labs.delegation` reads).
+    """
+
+    @functools.wraps(fn)
+    def check_what_the_rule_returns(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = fn(self, *args, **kwargs)
+        if not ok(result):
+            raise valid.ArgumentTypeError(
+                f"your rule {fn.__name__} returned {type(result).__name__} {valid.shown(result)}; "
+                f"it must return {allowed}"
+            )
+        return result
+
+    return check_what_the_rule_returns
 
 
 def _stub(name: str, part: str, what: str) -> Callable[..., Any]:

@@ -26,7 +26,7 @@ from typing import Any
 from labkit import validation as valid
 from labkit.labs import delegation
 from labkit.labs.core import Fault, Lab, Trial, Violation
-from labkit.labs.quorum.properties import NO_INVENTION, NO_LOST_WRITE, STAND_INS, WRITE_QUORUM
+from labkit.labs.quorum.properties import NO_INVENTION, NO_LOST_WRITE, STAND_INS, WRITE_QUORUM, in_mode
 from labkit.labs.quorum.scenarios import NODES, READER, SCENARIOS, World
 from labkit.labs.quorum.skeleton import RULES, QuorumServer
 from labkit.labs.rules import unwritten_notes
@@ -161,7 +161,7 @@ def _check_placement(world: World, node_id: str, node: Any) -> None:
     for key in node.data:
         if node_id not in home(key):
             raise Violation(
-                STAND_INS,
+                in_mode(STAND_INS, world.config.mode),
                 f"{node_id} stores {key!r} as its own data, but {key!r}'s home replicas are "
                 f"{', '.join(home(key))}: a stand-in must keep the write as a hint naming the home replica",
                 node=node_id,
@@ -170,7 +170,7 @@ def _check_placement(world: World, node_id: str, node: Any) -> None:
         world.hinted.setdefault((owner, key), set()).update(v.dot for v in versions)
         if owner not in home(key) or node_id in home(key):
             raise Violation(
-                STAND_INS,
+                in_mode(STAND_INS, world.config.mode),
                 f"{node_id} keeps a hint of {key!r} for {owner}, but {key!r}'s home replicas are "
                 f"{', '.join(home(key))}",
                 node=node_id,

@@ -21,21 +21,33 @@ The scripts check the rest once the faults are over: requests succeed when
 enough replicas can answer (:data:`AVAILABLE`), hints reach home and are
 forgotten (:data:`HANDOFF`), and a read that sees every home replica leaves
 them all holding what it read (:data:`READ_REPAIR`).
+
+Where to look (``look_at``) depends on the part: parts 1 and 2 run strict
+quorums, where no stand-in is ever asked, so their hints name only their own
+rules; part 3 runs sloppy quorums. :func:`in_mode` gives a property as a
+store in a given mode checks it (:data:`AVAILABLE` and :data:`STAND_INS`
+have a sloppy twin, :data:`AVAILABLE_SLOPPY` and :data:`STAND_INS_SLOPPY`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from labkit.labs.core import Property
+from labkit.replication.modes import Mode
 
 __all__ = [
     "WRITE_QUORUM",
     "NO_INVENTION",
     "NO_LOST_WRITE",
     "STAND_INS",
+    "STAND_INS_SLOPPY",
     "AVAILABLE",
+    "AVAILABLE_SLOPPY",
     "HANDOFF",
     "READ_REPAIR",
     "SAFETY",
+    "in_mode",
 ]
 
 WRITE_QUORUM = Property(
@@ -69,14 +81,31 @@ STAND_INS = Property(
     "a node stores data only for keys it is a home replica of; a stand-in keeps a write as a hint "
     "naming the home replica it stands in for",
     "Dynamo §4.6",
+    look_at=(
+        "coordinate_put (send ReplicaWrite to the key's home replicas, p.home, and no other node) "
+        "and read_repair (repair home replicas only)"
+    ),
+)
+STAND_INS_SLOPPY = replace(
+    STAND_INS,
     look_at="ask_stand_ins (a write to a stand-in carries hint_for=home) and read_repair (stand-ins are not repaired)",
 )
 AVAILABLE = Property(
     "Availability",
-    "a request succeeds when R (or W) nodes that count can answer: home replicas in a strict quorum, "
-    "home replicas or stand-ins in a sloppy one",
-    "Dynamo §4.5, §4.6",
-    look_at="quorum_reached and ask_stand_ins (a sloppy quorum asks the next nodes of the preference list)",
+    "a request succeeds when R (or W) of the key's home replicas can answer (a strict quorum)",
+    "Dynamo §4.5",
+    look_at=(
+        "coordinate_put and coordinate_get (ask every home replica, p.home), handle_write_ack and "
+        "handle_read_reply (note who answered in p.answered, answer the client once quorum_reached) and "
+        "quorum_reached (count the home replicas in p.answered against p.need)"
+    ),
+)
+AVAILABLE_SLOPPY = replace(
+    AVAILABLE,
+    says="a request succeeds when R (or W) nodes that count can answer: home replicas or stand-ins "
+    "(a sloppy quorum)",
+    source="Dynamo §4.5, §4.6",
+    look_at="quorum_reached (stand-ins count too) and ask_stand_ins (ask the next nodes of the preference list)",
 )
 HANDOFF = Property(
     "Hinted handoff",
@@ -92,3 +121,11 @@ READ_REPAIR = Property(
 )
 
 SAFETY = (WRITE_QUORUM, NO_INVENTION, NO_LOST_WRITE, STAND_INS)
+
+
+_SLOPPY = {STAND_INS: STAND_INS_SLOPPY, AVAILABLE: AVAILABLE_SLOPPY}
+
+
+def in_mode(prop: Property, mode: Mode) -> Property:
+    """``prop`` as a store in ``mode`` checks it: its sloppy twin in a sloppy quorum (part 3), if it has one."""
+    return _SLOPPY.get(prop, prop) if mode is Mode.AVAILABILITY_FIRST else prop

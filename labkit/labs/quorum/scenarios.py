@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from labkit.labs.core import Fault, Scenario, Trial, Violation
-from labkit.labs.quorum.properties import AVAILABLE, HANDOFF, READ_REPAIR
+from labkit.labs.quorum.properties import AVAILABLE, HANDOFF, READ_REPAIR, in_mode
 from labkit.replication.client import ClientNode, ClientOp, OpKind, Workload
 from labkit.replication.config import StoreConfig
 from labkit.replication.modes import Mode, Resolution
@@ -186,7 +186,7 @@ class World:
             op = node.ops[-1] if len(node.ops) > before else None
             trial.expect(
                 op is not None and op.ok,
-                AVAILABLE,
+                in_mode(AVAILABLE, self.config.mode),
                 f"with every node up and the network whole, a read of {key!r} with R = N = {self.config.n} "
                 + ("was never asked" if op is None else "got no answer" if op.ok is None else "failed")
                 + f" (via {self.coordinator_of[READER]})",
@@ -219,12 +219,13 @@ def _op_text(op: ClientOp) -> str:
 
 
 def expect_success(trial: Trial, ops: list[ClientOp], why: str) -> None:
-    """Every one of ``ops`` succeeded (:data:`AVAILABLE`); a failure is shown where the client heard it:
+    """Every one of ``ops`` succeeded (:data:`AVAILABLE`, or its sloppy twin); a failure is shown where the client heard it:
     its refusal, or its own timeout when no answer came (``ret`` stays ``inf`` then)."""
     for op in ops:
         if op.ok is not True:
             heard = op.call + CLIENT_TIMEOUT if op.ok is None else op.ret
-            v = Violation(AVAILABLE, f"{_op_text(op)}, although {why}", node=op.client, time=heard)
+            prop = in_mode(AVAILABLE, trial.world.config.mode)
+            v = Violation(prop, f"{_op_text(op)}, although {why}", node=op.client, time=heard)
             v.event = _row_at(trial.world, op.client, heard)
             raise v
 

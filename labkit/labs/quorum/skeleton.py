@@ -29,7 +29,9 @@ that finds a replica behind brings it up to date (*read repair*, §5).
   tries to hand its hints home (your ``hand_off``);
 * the rules (:data:`RULES`) raise ``NotImplementedError`` until written; the
   node runs anyway and a rule not written does nothing (see
-  :mod:`labkit.labs.rules`).
+  :mod:`labkit.labs.rules`). ``newest`` and ``quorum_reached`` must return
+  what :data:`RETURNS` says (a tuple of versions; True or False): anything
+  else stops the node with an error naming the rule.
 
 Durable storage (``ctx.storage``, survives a crash): ``("data", key)``,
 ``("hint", home, key)`` (None once handed off), ``("stamped", key)``,
@@ -63,7 +65,7 @@ from labkit.replication.modes import Mode
 from labkit.replication.versions import Dot, Siblings, Versioned, merge_siblings, same_versions
 from labkit.sim import Context, Node
 
-__all__ = ["QuorumServer", "Pending", "RULES", "DEADLINE", "STAND_INS", "HANDOFF"]
+__all__ = ["QuorumServer", "Pending", "RULES", "RETURNS", "DEADLINE", "STAND_INS", "HANDOFF"]
 
 DEADLINE = "deadline"  # timer: a request closes (request_timeout after it opened)
 STAND_INS = "stand-ins"  # timer: ask stand-ins for silent home replicas (sloppy quorums only)
@@ -81,6 +83,17 @@ RULES: dict[str, tuple[str, str]] = {
     "ask_stand_ins": ("sloppy", "§4.6: ask the next nodes of the preference list for silent home replicas"),
     "hand_off": ("sloppy", "§4.6: a stand-in sends its hints to their home replica"),
     "handle_handoff_ack": ("sloppy", "§4.6: forget a hint once its home replica has stored it"),
+}
+
+
+def _versions(result: Any) -> bool:
+    return isinstance(result, tuple) and all(isinstance(v, Versioned) for v in result)
+
+
+# What a rule must return, since your other rules use it: (a test of the result, what is allowed).
+RETURNS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "quorum_reached": (lambda result: isinstance(result, bool), "True or False"),
+    "newest": (_versions, "a tuple of Versioned, the versions to keep (tuple(kept) makes one of a list)"),
 }
 
 
@@ -136,6 +149,7 @@ class QuorumServer(RuleBook, Node):
     """
 
     RULES: ClassVar[dict[str, tuple[str, str]]] = RULES
+    RETURNS: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = RETURNS
 
     def __init__(self, node_id: str, config: StoreConfig) -> None:
         super().__init__(node_id)

@@ -1345,6 +1345,31 @@ WRONG = [
     ),
     Wrong(
         "05",
+        "nb05-newest",
+        "nb05-quorums",
+        "    kept = []\n"
+        "    for v in versions:\n"
+        "        if all(k.dot != v.dot for k in kept):\n"
+        "            kept.append(v)\n"
+        "    return [v for v in kept if not any(w.supersedes(v) for w in kept)]\n",
+        "newest returns a list, not a tuple (was a TypeError later, in handle_read_reply, naming neither)",
+        "your rule newest returned list",
+    ),
+    Wrong(
+        "05",
+        "nb05-write-ack",
+        "nb05-quorums",
+        "    p = self.pending.get(m.req)\n"
+        "    if p is None or p.is_read or p.replied:\n"
+        "        return\n"
+        "    p.answered.add(src)\n"
+        "    if len(p.answered & set(p.home)) == len(p.home):\n"
+        "        self.answer(ctx, p, ok=True, versions=p.versions)\n",
+        "a write waits for all N home replicas, not W: unavailable with one down (its hint named part 3's rule)",
+        "look at coordinate_put and coordinate_get",
+    ),
+    Wrong(
+        "05",
         "nb05-read-repair",
         "nb05-repair",
         "    for node, versions in p.replies.items():\n"

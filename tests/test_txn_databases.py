@@ -277,3 +277,26 @@ def test_postgres_survey_over_many_runs(server):
     assert found["PostgreSQL REPEATABLE READ"] == {"G2-item"}
     assert "G-single" in found["PostgreSQL READ COMMITTED"]
     print("\n" + s.table())
+
+
+def test_positions_from_a_sequence_commit_out_of_order_so_a_reader_skips_one_as_notebook_16_says():
+    # Notebook 16: "with an auto-increment sequence, position 11 may commit before 10, and a reader that saw
+    # 11 would skip 10 for ever". PostgreSQL hands out sequence numbers when a transaction asks, without
+    # waiting for the transactions holding the ones before (PostgreSQL 15 manual, §9.17): shown here.
+    from labkit.txn.postgres import TempPostgres
+
+    _need_postgres()
+    with TempPostgres() as pg, pg.connect(autocommit=True) as reader:
+        reader.execute("CREATE TABLE events (position bigserial PRIMARY KEY, body text NOT NULL)")
+        reader.execute("SELECT setval('events_position_seq', 9)")  # the next position is 10
+        after = "SELECT position FROM events WHERE position > %s ORDER BY position"
+        with pg.connect() as a, pg.connect() as b:
+            (ten,) = a.execute("INSERT INTO events (body) VALUES ('a') RETURNING position").fetchone()
+            (eleven,) = b.execute("INSERT INTO events (body) VALUES ('b') RETURNING position").fetchone()
+            b.commit()  # 11 commits while 10 is still in flight
+            seen = [p for (p,) in reader.execute(after, (0,))]
+            a.commit()
+            resumed = [p for (p,) in reader.execute(after, (max(seen),))]  # "everything up to 11 is done"
+            stored = [p for (p,) in reader.execute(after, (0,))]
+    assert (ten, eleven) == (10, 11)
+    assert seen == [11] and resumed == [] and stored == [10, 11]  # 10 was never seen by the reader

@@ -150,6 +150,15 @@ def test_raft_total_order_survives_a_leader_crash():
     assert not (set(r.broken()) & PROMISES[Protocol.RAFT]), r.broken()
 
 
+def test_raft_total_order_refuses_log_compaction_up_front():
+    # It delivers the commands Raft applies, which a snapshot would drop: refused when built, not at a snapshot.
+    from labkit.broadcast import RaftBroadcast
+    from labkit.raft import RaftConfig
+
+    with pytest.raises(ValueError, match=r"config.snapshot_threshold must be None .*got 2"):
+        RaftBroadcast("A", nodes=("A", "B", "C"), config=RaftConfig(snapshot_threshold=2))
+
+
 def test_links_retransmit_until_acknowledged():
     r = run_broadcast(Protocol.BEST_EFFORT, [(0.0, "A", "m")], loss=0.6, retransmit=0.02, seed=4)
     assert all(r.delivered(n) == ["m"] for n in NODES)

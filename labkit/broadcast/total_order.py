@@ -121,7 +121,15 @@ class RaftBroadcast(BroadcastNode):
         on_deliver: OnDeliver | None = None,
     ) -> None:
         super().__init__(node_id, on_deliver=on_deliver)
-        config = SLOW_NETWORK if config is None else config
+        config = SLOW_NETWORK if config is None else valid.instance("config", config, RaftConfig)
+        # Its messages are delivered from the commands Raft applies (raft.applied), kept by no state machine:
+        # a snapshot would drop them undelivered, so log compaction (§7) is refused here, not at a snapshot.
+        valid.require(
+            config.snapshot_threshold is None,
+            "config.snapshot_threshold",
+            "None (RaftBroadcast does not compact its log)",
+            config.snapshot_threshold,
+        )
         self.raft = RaftNode(node_id, tuple(nodes), config, state_machine=StateMachine)
         self.retry = valid.number("retry", retry, gt=0, unit="seconds")
         self.outbox: list[Msg] = []  # this node's messages not yet delivered, oldest first

@@ -133,6 +133,21 @@ BUGS.update(
                 "        self.save_term_and_vote(ctx)\n",
             )
         ],
+        # ... the same rule kept only where the term changes (a timer restarted in observe_term, as many
+        # servers restart it on becoming a follower): a vote granted within the voter's current term is missed.
+        "restarting the election timer only on a term change": [
+            (
+                "nb09-observe-term",
+                "        self.save_term_and_vote(ctx)\n        self.become_follower(ctx)\n",
+                "        self.save_term_and_vote(ctx)\n        self.become_follower(ctx)\n"
+                "        self.reset_election_timer(ctx)\n",
+            ),
+            (
+                "nb09-request-vote",
+                "        self.save_term_and_vote(ctx)\n        self.reset_election_timer(ctx)\n",
+                "        self.save_term_and_vote(ctx)\n",
+            ),
+        ],
         "backing up next_index on any failed reply": [
             (
                 "nb09-append-entries-reply",

@@ -161,7 +161,9 @@ VOTE_RESTARTS_TIMER = Property(
     look_at=(
         "handle_request_vote: when you grant the vote, call reset_election_timer, as Figure 2's Followers "
         "rule says: convert to candidate only if the timeout elapses 'without receiving AppendEntries RPC "
-        "from current leader or granting vote to candidate'"
+        "from current leader or granting vote to candidate'. Every grant, also one in the term you have "
+        "already (a candidate whose request came late): a timer restarted only when the term changes, in "
+        "observe_term or become_follower, misses that vote"
     ),
 )
 BACK_UP_ON_MISMATCH = Property(

@@ -96,6 +96,8 @@ def vote_restarts_timer(world: Any) -> Check:
                 "before it"
             )
         )
+        if before[1] == term:  # the timer a new term restarts cannot stand in for this one
+            when += f" (it was in term {term} already: no new term came with this vote)"
         raise Violation(
             VOTE_RESTARTS_TIMER,
             f"{node_id} granted its vote to {voted} for term {term} without restarting its election timer: "

@@ -377,8 +377,24 @@ def late_votes(trial: Trial) -> None:
 
 def vote_timer_faults(rng: random.Random) -> list[Fault]:
     ids = [f"n{i}" for i in range(1, 6)]
+    # After the first election: two rivals of one term, and a voter that hears of that term first from a leader.
+    a, b, v = rng.sample(ids, 3)
+    rest = [s for s in ids if s not in (a, b, v)]
     return [
-        Fault(round(0.6 + 0.5 * r + rng.uniform(0.0, 0.2), 3), "campaign", rng.choice(ids)) for r in range(4)
+        # A vote granted in a term the voter already has: no term change restarts its timer for it.
+        Fault(0.57, "slow", (a, v, 0.5)),  # a's RequestVote to v will arrive late ...
+        Fault(0.57, "slow", (b, v, 0.2)),  # ... and b's after a's first quick heartbeat
+        *(Fault(0.57, "slow", (b, s, 0.05)) for s in rest),  # a's requests reach the others first
+        Fault(0.6, "campaign", a),  # a and b campaign in the same new term; a wins with the other two
+        Fault(0.6, "campaign", b),
+        Fault(0.63, "slow", (a, v, 0.005)),  # a's heartbeats reach v quickly: v takes the term without voting
+        # b's request reaches v at 0.8 s: v grants it, in the term it has (a's, at 1.1 s, is refused)
+        *(Fault(0.9, "slow", (b, s, 0.005)) for s in (v, *rest)),
+        # Then elections with a new term each, some forced by a rival's campaign.
+        *(
+            Fault(round(1.15 + 0.4 * r + rng.uniform(0.0, 0.2), 3), "campaign", rng.choice(ids))
+            for r in range(4)
+        ),
     ]
 
 
@@ -388,7 +404,11 @@ def vote_restarts_timer(trial: Trial) -> None:
     Figure 2, Followers: convert to candidate if the timeout elapses "without receiving AppendEntries RPC
     from current leader or granting vote to candidate". A voter that keeps its old timer may time out
     before the leader it just elected is heard from, and depose it; the scenario checks the rule itself,
-    at every vote (see :mod:`labkit.labs.raft.requirements`).
+    at every vote (see :mod:`labkit.labs.raft.requirements`). After the first election, one vote comes
+    without a new term: rivals a and b campaign in the same new term and a wins; a's heartbeat tells a
+    voter of that term before b's late request, then a's own, reach it, and the voter grants the first
+    in the term it already has (rightly: it has not voted in it). So a server that restarts its timer
+    only when its term changes is caught too, on every seed.
     """
     trial.add_check(requirements.vote_restarts_timer(trial.world))
     settle(trial, within=1.0)

@@ -20,7 +20,7 @@ def test_timeline_has_four_labelled_panels() -> None:
     assert fig.layout.title.text == "t"
     assert len(fig.data) == 3 + 4 + 4 + 3
     labels = [fig.layout[f"yaxis{i if i > 1 else ''}"].title.text for i in range(1, 5)]
-    assert labels == ["goodput (req/s)", "p99 latency (s)", "queue depth", "breaker state"]
+    assert labels == ["goodput (req/s)", "p99 latency (s)", "mean queue depth", "breaker state"]
     assert fig.layout.xaxis4.title.text == "virtual time (s)"
     assert [fig.layout[f"yaxis{i if i > 1 else ''}"].rangemode for i in range(1, 4)] == ["nonnegative"] * 3
     breaker_b_c = next(t for t in fig.data if t.name == "breaker B→C")

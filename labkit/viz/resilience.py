@@ -44,7 +44,7 @@ __all__ = [
 
 _SERVICES = ("A", "B", "C", "D")
 _BREAKERS = (("A", "B"), ("A", "D"), ("B", "C"))
-_PANELS = ("goodput (req/s)", "p99 latency (s)", "queue depth", "breaker state")
+_PANELS = ("goodput (req/s)", "p99 latency (s)", "mean queue depth", "breaker state")
 # One colour, one meaning, across the four panels: a service keeps its colour in every panel,
 # and the client kinds and the breakers use colours no service has.
 _SERVICE_COLORS = node_colors(_SERVICES)

@@ -99,6 +99,36 @@ BUGS: dict[str, list[tuple[str, str, str]]] = {
             "    ### BEGIN SOLUTION\n    self.reset_election_timer(ctx)\n    up_to_date",
         ),
     ],
+    "applying an entry again (starting at last_applied, not after it)": [
+        (
+            "nb09-apply",
+            "    while self.last_applied < self.commit_index:\n        self.last_applied += 1\n"
+            "        self.apply(ctx, self.last_applied)\n",
+            "    for i in range(max(self.last_applied, 1), self.commit_index + 1):\n        self.apply(ctx, i)\n"
+            "    self.last_applied = self.commit_index\n",
+        )
+    ],
+    "applying without advancing last_applied": [
+        (
+            "nb09-apply",
+            "    while self.last_applied < self.commit_index:\n        self.last_applied += 1\n"
+            "        self.apply(ctx, self.last_applied)\n",
+            "    for i in range(self.last_applied + 1, self.commit_index + 1):\n        self.apply(ctx, i)\n",
+        )
+    ],
+    "restoring last_applied from disk after a restart": [
+        (
+            "nb09-apply",
+            "        self.apply(ctx, self.last_applied)\n",
+            "        self.apply(ctx, self.last_applied)\n        ctx.persist('last_applied', self.last_applied)\n",
+        ),
+        (
+            "nb09-restore",
+            '    self.voted_for = storage.get("voted_for")\n',
+            '    self.voted_for = storage.get("voted_for")\n'
+            "    self.last_applied = self.commit_index = storage.get('last_applied', 0)\n",
+        ),
+    ],
     "applying before committing": [
         (
             "nb09-apply",
@@ -123,7 +153,7 @@ BUGS: dict[str, list[tuple[str, str, str]]] = {
 }
 
 
-# The four bugs above that cost only time (each caught by the scenario that states the rule it breaks) ...
+# The five bugs below that cost only time (each caught by the scenario that states the rule it breaks) ...
 BUGS.update(
     {
         "granting a vote without restarting the election timer": [
@@ -162,6 +192,14 @@ BUGS.update(
                 "        self.match_index[src] = max(self.match_index[src], m.match_index)\n"
                 "        self.next_index[src] = max(self.next_index[src], m.match_index + 1)\n",
                 "        self.match_index[src] = m.match_index\n        self.next_index[src] = m.match_index + 1\n",
+            )
+        ],
+        "leaving a stale AppendEntries unanswered": [
+            (
+                "nb09-append-entries",
+                "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
+                "        return\n",
+                "        return\n",
             )
         ],
         "new entries sent only at the next heartbeat": [

@@ -18,6 +18,7 @@ from labkit.labs.raft import RaftServer, Role, raft_lab
 from labkit.labs.raft.delegation import DelegationError, problems, tripwires
 from labkit.labs.raft.properties import (
     APPLY_COMMITTED,
+    APPLY_ONCE,
     BACK_UP_ON_MISMATCH,
     COMMIT_MONOTONIC,
     COMMITTED_STAYS,
@@ -30,6 +31,7 @@ from labkit.labs.raft.properties import (
     MATCH_INDEX_GROWS,
     PROGRESS,
     PROMPT_REPLICATION,
+    REFUSE_STALE,
     STABLE_LEADER,
     STATE_MACHINE_SAFETY,
     VOTE_RESTARTS_TIMER,
@@ -65,6 +67,9 @@ EXPECTED = {
     "not saving the entries a follower accepts": {LEADER_COMPLETENESS, NODE_ERROR},
     "resetting the election timer on every message": {LEADER_ELECTED},
     "applying before committing": {APPLY_COMMITTED},
+    "applying an entry again (starting at last_applied, not after it)": {APPLY_ONCE},
+    "applying without advancing last_applied": {APPLY_ONCE},
+    "restoring last_applied from disk after a restart": {APPLY_ONCE},
     "a leader that never steps down on a higher term": {LEADER_ELECTED, PROGRESS},
     "a leader that takes a higher term but stays leader": {ELECTION_SAFETY},
     # Figure 2's rules that cost only time: each fails the scenario that states it (the vote timer, rarely,
@@ -74,6 +79,7 @@ EXPECTED = {
     "backing up next_index on any failed reply": {BACK_UP_ON_MISMATCH},
     "matchIndex going backwards on a late reply": {MATCH_INDEX_GROWS},
     "new entries sent only at the next heartbeat": {PROMPT_REPLICATION},
+    "leaving a stale AppendEntries unanswered": {REFUSE_STALE},
     "backing up on any failed reply, leader or not": {MAJORITY_COMMIT, LEADER_COMPLETENESS, COMMITTED_STAYS},
 }
 
@@ -229,6 +235,58 @@ def test_backing_up_on_a_stale_refusal_is_told_why_the_reply_is_no_news():
     # Without the check "only a leader of the reply's term listens", the same mistake is a safety bug.
     assert_caught(raft_lab, lab_solutions.planted("backing up on any failed reply, leader or not"),
                   EXPECTED["backing up on any failed reply, leader or not"], "leader or not")  # fmt: skip
+
+
+def test_a_stale_append_entries_left_unanswered_is_caught_on_every_seed_where_it_arrives():
+    node = lab_solutions.planted("leaving a stale AppendEntries unanswered")
+    for seed in range(20):
+        v = raft_lab.trial("stale refusals", node, seed)[1].violation
+        assert v is not None and v.property is REFUSE_STALE, (seed, v)
+    failure = raft_lab.run("stale refusals", node, seeds=1, progress=False, quiet=True).failure()
+    v = failure.shown_violation
+    said = re.fullmatch(r"(n\d), in term (\d+), got an AppendEntries of term (\d+) from (n\d) and sent (n\d) no reply, so "
+                        r"(n\d) does not hear of term (\d+) from it; step 1 replies false with the receiver's term",
+                        v.detail)  # fmt: skip
+    assert (
+        said
+        and said[1] == v.node
+        and said[4] == said[5] == said[6]
+        and int(said[3]) < int(said[2]) == int(said[7])
+    )
+    assert "'Reply false if term < currentTerm (§5.1)'" in v.property.look_at
+    view = failure.show()  # the star is on the late AppendEntries' arrival
+    event = view.events[view.steps[view.step]]
+    assert (event.node, event.src, event.message.term) == (said[1], said[4], int(said[3]))
+
+
+@pytest.mark.parametrize(
+    ("bug", "scenario", "said"),
+    [
+        ("applying an entry again (starting at last_applied, not after it)", "basic agreement",
+         r"(n\d) applied entry 1 \('x1'\) a second time: it had applied entry 1 already, so the next one to apply "
+         r"was entry 2"),
+        ("applying without advancing last_applied", "basic agreement",
+         r"(n\d) has applied 1 entry since it started, yet its last_applied is 0: last_applied is the index of the "
+         r"last entry applied"),
+        ("restoring last_applied from disk after a restart", "crash and restart",
+         r"(n\d) has applied 0 entries since it started, yet its last_applied is (\d+): last_applied is the index of "
+         r"the last entry applied"),
+    ],
+)  # fmt: skip
+def test_an_entry_applied_twice_or_last_applied_out_of_step_is_caught_where_it_happens(bug, scenario, said):
+    """Was reported as Progress (a command given to the leader is applied), at the scenario's checkpoint, or
+    not at all (restoring last_applied): now at the event that applies, under Figure 2's rule."""
+    failure = raft_lab.run(
+        scenario, lab_solutions.planted(bug), seeds=1, progress=False, quiet=True
+    ).failure()
+    v = failure.shown_violation
+    found = re.fullmatch(said, v.detail)
+    assert v.property is APPLY_ONCE and found and found[1] == v.node, v.detail
+    assert "'increment lastApplied, apply log[lastApplied]'" in v.property.look_at
+    view = failure.show()
+    assert view.events[view.steps[view.step]].node == v.node
+    for name, good in _correct_servers().items():
+        assert raft_lab.trial(scenario, good, 0)[1].violation is None, name
 
 
 def test_a_late_reply_lowering_match_index_is_caught_where_it_arrives():

@@ -1556,7 +1556,7 @@ WRONG = [
         "    for index in range(self.last_applied + 1, self.commit_index + 1):\n"
         "        self.apply(ctx, index)\n",
         "last_applied never advanced, so entries are applied again and again",
-        "apply_committed",
+        "'increment lastApplied, apply log[lastApplied]'",  # was told only 'Progress', at a later checkpoint
     ),
     Wrong(
         "09",
@@ -1674,6 +1674,19 @@ WRONG = [
         ),
         "next_index backed up on any failed reply, a refusal of an old term's request included",
         "handle_append_entries_reply: Figure 2 decrements nextIndex only",
+    ),
+    Wrong(
+        "09",
+        "nb09-append-entries",
+        "nb09-stale-refusals-test",
+        "    if m.term < self.current_term:\n"
+        "        return\n"
+        "    if self.role is Role.CANDIDATE:\n"
+        "        self.become_follower(ctx)\n"
+        "    self.leader_id = m.leader_id\n"
+        "    self.reset_election_timer(ctx)\n",
+        "an AppendEntries of an old term dropped without a reply, so its sender never hears of the newer term",
+        "'Reply false if term < currentTerm (§5.1)'",
     ),
     Wrong(
         "09",

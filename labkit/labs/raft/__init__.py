@@ -8,7 +8,7 @@
 * :mod:`~labkit.labs.raft.skeleton`: :class:`RaftServer`, everything but the rules;
 * :mod:`~labkit.labs.raft.scenarios`: the scenarios of the three parts;
 * :mod:`~labkit.labs.raft.properties`: what they check;
-* :mod:`~labkit.labs.raft.requirements`: four rules of Figure 2 whose breach costs only time, each checked
+* :mod:`~labkit.labs.raft.requirements`: five rules of Figure 2 whose breach costs only time, each checked
   by the scenario that states it;
 * :mod:`~labkit.labs.raft.lab`: :class:`RaftLab`, the world, faults and checks;
 * :mod:`~labkit.labs.raft.delegation`: why a submission built on labkit's own Raft scores zero.

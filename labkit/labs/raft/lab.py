@@ -28,9 +28,9 @@ from typing import Any
 from labkit import validation as valid
 from labkit.labs.core import Fault, Lab, Trial, Violation
 from labkit.labs.raft import delegation, scenarios
-from labkit.labs.raft.properties import MAJORITY_COMMIT, MONITOR_PREFIXES, SKELETON
+from labkit.labs.raft.properties import APPLY_ONCE, MAJORITY_COMMIT, MONITOR_PREFIXES, SKELETON
 from labkit.labs.raft.scenarios import SCENARIOS, World
-from labkit.labs.raft.skeleton import NOT_WRITTEN, RULES
+from labkit.labs.raft.skeleton import NOT_WRITTEN, RULES, RaftServer
 from labkit.raft.invariants import InvariantMonitor, InvariantViolation
 from labkit.raft.log import RaftLog
 from labkit.raft.node import Role
@@ -71,6 +71,44 @@ def _where_committed(detail: str, first_commit: dict[int, tuple[str, float]]) ->
     server, when = first_commit[index]
     earlier = ((server, when, f"{server} commits entry {index}"),)
     return f"{detail}; {server} committed it first, at t = {when:.3f} s", earlier
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def applied_once(node_id: str, node: RaftServer, checked: int) -> None:
+    """Figure 2: "increment lastApplied, apply log[lastApplied]": the commands a server has applied since it
+    started (the skeleton's ``applied``) are its log's, from index 1, each once, and ``last_applied`` counts
+    them. Checks the applications after the first ``checked``; raises a :class:`Violation` if one is wrong."""
+    applied, log = node.applied, node.log
+    for k in range(checked, len(applied)):
+        command, index = applied[k], k + 1
+        if index <= log.last_index and log[index].command == command:
+            continue
+        again = next((i for i in range(1, min(index, log.last_index + 1)) if log[i].command == command), None)
+        if again is not None:
+            what = (
+                f"{node_id} applied entry {again} ({command!r}) a second time: it had applied "
+                + (f"entries 1-{k}" if k > 1 else "entry 1")
+                + f" already, so the next one to apply was entry {index}"
+            )
+        else:
+            what = (
+                f"{node_id}'s {_ordinal(index)} application since it started was {command!r}, but entry {index} "
+                "of its log is "
+                + (f"{log[index].command!r}" if index <= log.last_index else "not there")
+                + ": entries are applied in index order, from 1"
+            )
+        raise Violation(APPLY_ONCE, what, node=node_id)
+    if len(applied) != node.last_applied:
+        raise Violation(
+            APPLY_ONCE,
+            f"{node_id} has applied {len(applied)} {'entry' if len(applied) == 1 else 'entries'} since it started, "
+            f"yet its last_applied is "
+            f"{node.last_applied}: last_applied is the index of the last entry applied",
+            node=node_id,
+        )
 
 
 def _votes_note(detail: str, world: World) -> str:
@@ -138,6 +176,7 @@ class RaftLab(Lab):
         monitor = InvariantMonitor(world.live, world.ids, strict=True)
         commits: dict[str, tuple[Any, int]] = {}  # server -> (incarnation, commit index checked)
         first_commit: dict[int, tuple[str, float]] = {}  # index -> (server, time) of its first commit
+        applies: dict[str, tuple[Any, int]] = {}  # server -> (incarnation, applications checked)
 
         def check(node_id: str, node: Any) -> None:
             if node_id not in monitor.servers:
@@ -157,6 +196,10 @@ class RaftLab(Lab):
                 detail, earlier = _where_committed(text.split(": ", 1)[1], first_commit)
                 detail = _votes_note(detail, world)
                 raise Violation(prop, detail, node=node_id, earlier=earlier) from None
+            if isinstance(node, RaftServer):  # the skeleton records every application (labkit's RaftNode: no)
+                seen_node, done = applies.get(node_id, (None, 0))
+                applied_once(node_id, node, done if seen_node is node else 0)
+                applies[node_id] = (node, len(node.applied))
             # Commit needs a majority (§5.3): checked when a server's commit index grows.
             commit = min(node.commit_index, node.log.last_index)
             seen, checked = commits.get(node_id, (None, 0))

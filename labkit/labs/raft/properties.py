@@ -10,7 +10,7 @@ the scenarios at their checkpoints (§5.2, §5.6: with timeouts well above the
 time a message takes, a majority that can talk elects a leader and makes
 progress). The clients' view is checked at the end of a run: every result a
 client saw must be explained by one sequential execution (linearizability,
-Herlihy & Wing 1990; DDIA ch. 9). Four *requirements* are rules of Figure 2 (and §5.3) whose breach
+Herlihy & Wing 1990; DDIA ch. 9). Five *requirements* are rules of Figure 2 (and §5.3) whose breach
 costs time, not safety; the scenario that states each one checks it after every event
 (:mod:`labkit.labs.raft.requirements`).
 """
@@ -27,6 +27,7 @@ __all__ = [
     "COMMITTED_STAYS",
     "COMMIT_MONOTONIC",
     "APPLY_COMMITTED",
+    "APPLY_ONCE",
     "MAJORITY_COMMIT",
     "SKELETON",
     "LEADER_ELECTED",
@@ -36,6 +37,7 @@ __all__ = [
     "SAFETY",
     "VOTE_RESTARTS_TIMER",
     "BACK_UP_ON_MISMATCH",
+    "REFUSE_STALE",
     "MATCH_INDEX_GROWS",
     "PROMPT_REPLICATION",
     "REQUIREMENTS",
@@ -108,6 +110,17 @@ APPLY_COMMITTED = Property(
     "Figure 2",
     look_at="apply_committed: apply up to commit_index, never past it",
 )
+APPLY_ONCE = Property(
+    "Apply each entry once, in order",
+    "a server applies log[1], log[2], ... one after another, each once, and last_applied counts them",
+    "Figure 2, Rules for Servers: All Servers; State: lastApplied",
+    look_at=(
+        "apply_committed: Figure 2 says 'increment lastApplied, apply log[lastApplied]': start after "
+        "last_applied, and keep last_applied up to date as you go, so that the next call does not apply "
+        "the same entries again; and restore: last_applied is volatile (Figure 2), so a restarted server "
+        "starts from 0 and applies its entries again, onto an empty state machine"
+    ),
+)
 MAJORITY_COMMIT = Property(
     "Commit needs a majority",
     "an entry is committed only once a majority of servers store it",
@@ -152,7 +165,7 @@ PROGRESS = Property(
 )
 
 # Requirements: Figure 2's rules whose breach costs time, not safety (a vote without a fresh timeout, a
-# step back on a stale reply, matchIndex going back, a new entry held until the next heartbeat). No
+# stale AppendEntries left unanswered, a step back on a stale reply, matchIndex going back, a new entry held until the next heartbeat). No
 # property above can see them, so the scenarios that state them check them on the servers' own state.
 VOTE_RESTARTS_TIMER = Property(
     "Granting a vote restarts the timer",
@@ -175,6 +188,17 @@ BACK_UP_ON_MISMATCH = Property(
         "handle_append_entries_reply: Figure 2 decrements nextIndex only 'if AppendEntries fails because of "
         "log inconsistency'; a reply to an older request (m.request_term, m.prev_log_index: late, "
         "duplicated, or refused at step 1 because its term was old) is no news about the log"
+    ),
+)
+REFUSE_STALE = Property(
+    "Refuse a stale AppendEntries",
+    "a server that gets an AppendEntries of a term older than its own answers it: false, with its own term",
+    "Figure 2, AppendEntries RPC, receiver step 1; §5.1",
+    look_at=(
+        "handle_append_entries: step 1, 'Reply false if term < currentTerm (§5.1)': send the refusal, "
+        "with your current term, before you return. The reply is how a deposed leader learns of the newer "
+        "term and steps down (§5.1: 'If a candidate or leader discovers that its term is out of date, it "
+        "immediately reverts to follower state')"
     ),
 )
 MATCH_INDEX_GROWS = Property(
@@ -212,10 +236,11 @@ SAFETY = (
     COMMITTED_STAYS,
     COMMIT_MONOTONIC,
     APPLY_COMMITTED,
+    APPLY_ONCE,
     MAJORITY_COMMIT,
 )
 
-REQUIREMENTS = (VOTE_RESTARTS_TIMER, BACK_UP_ON_MISMATCH, MATCH_INDEX_GROWS, PROMPT_REPLICATION)
+REQUIREMENTS = (VOTE_RESTARTS_TIMER, REFUSE_STALE, BACK_UP_ON_MISMATCH, MATCH_INDEX_GROWS, PROMPT_REPLICATION)
 
 # The InvariantMonitor's messages start with these words.
 MONITOR_PREFIXES = {

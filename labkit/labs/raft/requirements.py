@@ -1,15 +1,17 @@
 """Figure 2's rules that cost time, not safety, when broken: the lab states them as requirements.
 
-A server that grants a vote without restarting its election timer, backs ``next_index`` up on a stale
-reply, lets ``match_index`` go back on a late reply, or holds a new entry until the next heartbeat keeps
-every property of Figure 3; it is only slower or chattier, and the checks of safety and progress let it
-pass. Classic lab suites state such rules as expectations (an agreement within so many milliseconds, at
+A server that grants a vote without restarting its election timer, drops an AppendEntries of an old term
+without a reply, backs ``next_index`` up on a stale reply, lets ``match_index`` go back on a late reply, or
+holds a new entry until the next heartbeat keeps every property of Figure 3; it is only slower or chattier,
+and the checks of safety and progress let it pass. Classic lab suites state such rules as expectations (an agreement within so many milliseconds, at
 most so many RPCs). Here each one is a check that one scenario adds (:meth:`~labkit.labs.Trial.add_check`)
 and that runs after every event, on what the skeleton gives a server under Figure 2's names, on the
 simulator's timers and on the message the event delivered:
 
 * :func:`vote_restarts_timer`: Figure 2, Followers: "If election timeout elapses without receiving
   AppendEntries RPC from current leader or granting vote to candidate: convert to candidate";
+* :func:`refuse_stale`: Figure 2, AppendEntries RPC, receiver step 1: "Reply false if term <
+  currentTerm (§5.1)";
 * :func:`back_up_on_mismatch`: Figure 2, Leaders: "If AppendEntries fails because of log inconsistency:
   decrement nextIndex and retry", and only then;
 * :func:`match_index_grows`: Figure 2, State: matchIndex is "initialized to 0, increases monotonically";
@@ -27,6 +29,7 @@ from labkit.labs.raft.properties import (
     BACK_UP_ON_MISMATCH,
     MATCH_INDEX_GROWS,
     PROMPT_REPLICATION,
+    REFUSE_STALE,
     VOTE_RESTARTS_TIMER,
 )
 from labkit.labs.raft.skeleton import ELECTION_TIMER
@@ -34,7 +37,14 @@ from labkit.raft.messages import AppendEntries, AppendEntriesReply
 from labkit.raft.node import Role
 from labkit.sim import Kind
 
-__all__ = ["vote_restarts_timer", "back_up_on_mismatch", "match_index_grows", "PromptCommits", "delivered"]
+__all__ = [
+    "vote_restarts_timer",
+    "refuse_stale",
+    "back_up_on_mismatch",
+    "match_index_grows",
+    "PromptCommits",
+    "delivered",
+]
 
 Check = Callable[[str, Any], None]
 _OUTPUTS = (Kind.SEND, Kind.STATE, Kind.DROP, Kind.DUPLICATE)  # what a handler's effects add to the trace
@@ -54,6 +64,18 @@ def delivered(world: Any, node_id: str) -> tuple[str, Any] | None:
             continue
         return (src, row[6]) if kind is Kind.DELIVER and node == node_id else None
     return None
+
+
+def sent(world: Any, node_id: str) -> list[tuple[str, Any]]:
+    """``(receiver, message)`` of every message ``node_id`` sent in the event it has just handled, in order."""
+    rows, now = world.sim.trace.rows, world.sim.now
+    out: list[tuple[str, Any]] = []
+    for row in reversed(rows):
+        if row[0] != now or row[1] not in _OUTPUTS or (row[2] != node_id and row[3] != node_id):
+            break
+        if row[1] is Kind.SEND and row[2] == node_id:
+            out.append((row[4], row[6]))
+    return out[::-1]
 
 
 Seen = dict[str, tuple[Any, int, dict[str, int]] | None]
@@ -102,6 +124,35 @@ def vote_restarts_timer(world: Any) -> Check:
             VOTE_RESTARTS_TIMER,
             f"{node_id} granted its vote to {voted} for term {term} without restarting its election timer: "
             f"{when}; a voter that times out before the leader it elected is heard from deposes it",
+            node=node_id,
+        )
+
+    return check
+
+
+def refuse_stale(world: Any) -> Check:
+    """A server that handles an AppendEntries of a term older than its own must have answered its sender, in
+    that event, with an AppendEntriesReply that refuses and carries the server's term."""
+
+    def check(node_id: str, node: Any) -> None:
+        if node_id not in world.ids:
+            return
+        got = delivered(world, node_id)
+        if got is None or not isinstance(got[1], AppendEntries) or got[1].term >= node.current_term:
+            return
+        src, m = got
+        replies = [r for dst, r in sent(world, node_id) if dst == src and isinstance(r, AppendEntriesReply)]
+        if any(not r.success and r.term == node.current_term for r in replies):
+            return
+        said = (
+            f"answered {replies[-1]}"
+            if replies
+            else f"sent {src} no reply, so {src} does not hear of term {node.current_term} from it"
+        )
+        raise Violation(
+            REFUSE_STALE,
+            f"{node_id}, in term {node.current_term}, got an AppendEntries of term {m.term} from {src} and {said}; "
+            f"step 1 replies false with the receiver's term",
             node=node_id,
         )
 

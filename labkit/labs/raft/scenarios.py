@@ -3,10 +3,10 @@
 Each scenario is a short script over a :class:`World` (a cluster of the
 learner's servers) plus a fault schedule for each seed. The scripts check
 properties that do not depend on the schedule ("while a majority can talk,
-one of them leads within 2 s"), so a shrunk schedule is still a fair test. Four scenarios also state a
-rule of Figure 2 whose breach costs only time (a vote restarts the timer, back up only on a mismatch,
-matchIndex only grows, send a new entry at once) and check it after every event
-(:mod:`labkit.labs.raft.requirements`).
+one of them leads within 2 s"), so a shrunk schedule is still a fair test. Four scenarios also state five
+rules of Figure 2 whose breach costs only time (a vote restarts the timer, answer an old term's AppendEntries
+with a refusal, back up only on a mismatch, matchIndex only grows, send a new entry at once) and check them
+after every event (:mod:`labkit.labs.raft.requirements`).
 
 Part **election** (§5.2): ``initial election``, ``re-election``, ``many elections``, ``late vote replies``,
 ``votes restart the timer``.
@@ -611,12 +611,18 @@ def stale_refusal_faults(rng: random.Random) -> list[Fault]:
 def stale_refusals(trial: Trial) -> None:
     """A follower refuses late AppendEntries of an old term (step 1): its leader must not back up for that.
 
+    Figure 2, AppendEntries step 1: "Reply false if term < currentTerm (§5.1)": n3 must answer each late
+    heartbeat of term 1 with a refusal that carries its own term (the reply is how a deposed leader hears
+    of the newer term). A follower that drops them silently passes every other check, so the scenario checks
+    that too.
+
     Figure 2 decrements nextIndex "if AppendEntries fails because of log inconsistency"; n3's refusals
     here answer n1's requests of term 1, which n3 refused for their term, and come while n1 leads term 2:
     they say nothing about n3's log. The scenario checks the rule after every event (see
     :mod:`labkit.labs.raft.requirements`): a leader moves ``next_index`` on a failed reply only if it
     answers the request it would send now.
     """
+    trial.add_check(requirements.refuse_stale(trial.world))
     trial.add_check(requirements.back_up_on_mismatch(trial.world))
     trial.run_until(0.6)
     settle(trial)

@@ -144,7 +144,8 @@ def _votes_note(detail: str, world: World) -> str:
 
 
 class RaftLab(Lab):
-    """Raft in three parts (election, log replication, persistence), as the extended paper presents it."""
+    """Raft in three parts: leader election and log replication (two of the three subproblems of the extended
+    paper's §5; its third, safety, is checked in every part) and persistence (Figure 2's persistent state)."""
 
     name = "Raft"
     handle = "raft_lab"

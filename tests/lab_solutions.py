@@ -129,6 +129,13 @@ BUGS: dict[str, list[tuple[str, str, str]]] = {
             "    self.last_applied = self.commit_index = storage.get('last_applied', 0)\n",
         ),
     ],
+    "a candidate that stays candidate under the leader of its term": [
+        (
+            "nb09-append-entries",
+            "    if self.role is Role.CANDIDATE:\n        self.become_follower(ctx)\n",
+            "",
+        )
+    ],
     "applying before committing": [
         (
             "nb09-apply",

@@ -67,6 +67,7 @@ EXPECTED = {
     "not saving the entries a follower accepts": {LEADER_COMPLETENESS, NODE_ERROR},
     "resetting the election timer on every message": {LEADER_ELECTED},
     "applying before committing": {APPLY_COMMITTED},
+    "a candidate that stays candidate under the leader of its term": {LEADER_ELECTED},
     "applying an entry again (starting at last_applied, not after it)": {APPLY_ONCE},
     "applying without advancing last_applied": {APPLY_ONCE},
     "restoring last_applied from disk after a restart": {APPLY_ONCE},
@@ -257,6 +258,20 @@ def test_a_stale_append_entries_left_unanswered_is_caught_on_every_seed_where_it
     view = failure.show()  # the star is on the late AppendEntries' arrival
     event = view.events[view.steps[view.step]]
     assert (event.node, event.src, event.message.term) == (said[1], said[4], int(said[3]))
+
+
+def test_a_candidate_that_never_follows_the_leader_of_its_term_is_named():
+    """Passed every scenario: the leader's heartbeats restarted its timer, so it never campaigned again."""
+    node = lab_solutions.planted("a candidate that stays candidate under the leader of its term")
+    failure = raft_lab.run("initial election", node, progress=False, quiet=True).failure()
+    v = failure.shown_violation
+    said = re.search(
+        r"; (n\d) is still a candidate in the term (n\d) leads, although \2's AppendEntries reach it$",
+        v.detail,
+    )
+    assert v.property is LEADER_ELECTED and said, v.detail
+    assert f"{said[1]} candidate" in v.detail and f"{said[2]} leader" in v.detail
+    assert "a candidate that hears from the leader of its own term becomes its follower" in v.property.look_at
 
 
 @pytest.mark.parametrize(

@@ -1491,6 +1491,18 @@ WRONG = [
     ),
     Wrong(
         "09",
+        "nb09-append-entries",
+        "nb09-initial-election-test",
+        "    if m.term < self.current_term:\n"
+        "        ctx.send(src, AppendEntriesReply(self.current_term, False, m.term, m.prev_log_index))\n"
+        "        return\n"
+        "    self.leader_id = m.leader_id\n"
+        "    self.reset_election_timer(ctx)\n",
+        "a candidate that hears the leader of its own term stays a candidate",
+        "is still a candidate in the term",
+    ),
+    Wrong(
+        "09",
         "nb09-request-vote",
         "nb09-initial-election-test",
         "    up_to_date = (m.last_log_term, m.last_log_index) >= (self.log.last_term, self.log.last_index)\n"

@@ -137,11 +137,13 @@ SKELETON = Property(
 # Liveness, checked by the scenarios.
 LEADER_ELECTED = Property(
     "Leader election",
-    "while a majority of servers are up and can talk, exactly one of them leads, and all of them are in its term",
+    "while a majority of servers are up and can talk, exactly one of them leads, all of them are in its term, "
+    "and the others follow it",
     "§5.2, §5.6",
     look_at=(
         "start_election, handle_request_vote, handle_request_vote_reply and become_leader; observe_term "
-        "(a higher term makes a server a follower with a fresh vote); and when the election timer "
+        "(a higher term makes a server a follower with a fresh vote); handle_append_entries (a candidate "
+        "that hears from the leader of its own term becomes its follower, §5.2); and when the election timer "
         "restarts: only on granting a vote or on AppendEntries of the current term (handle_append_entries)"
     ),
 )

@@ -178,7 +178,7 @@ def _roles(world: World, group: tuple[str, ...]) -> str:
 
 
 def settle(trial: Trial, within: float = LEADER_WITHIN) -> str | None:
-    """Wait until the healthy majority has exactly one leader and one term; its name.
+    """Wait until the healthy majority has exactly one leader and one term, the others its followers; its name.
 
     Returns None, requiring nothing, if no majority can talk any more before ``within`` s are up.
     """
@@ -186,16 +186,24 @@ def settle(trial: Trial, within: float = LEADER_WITHIN) -> str | None:
     end = trial.sim.now + within
     while True:
         leader = one_leader(world)
-        if leader is not None:
-            return leader
         group = world.healthy()
+        if leader is not None and not any(world.live(s).role is Role.CANDIDATE for s in group):
+            return leader  # Figure 2, Candidates: "If AppendEntries RPC received from new leader: convert to follower"
+
         if len(group) < world.majority and trial.sim.now < end:
             return None
         if trial.sim.now >= end - 1e-12:
+            stuck = [s for s in group if world.live(s).role is Role.CANDIDATE] if leader else []
             trial.fail(
                 LEADER_ELECTED,
                 f"servers {', '.join(group)} could all talk for {within:g} s, yet did not settle on one "
-                f"leader in one term: {_roles(world, group)}",
+                f"leader in one term: {_roles(world, group)}"
+                + (
+                    f"; {', '.join(stuck)} {'is' if len(stuck) == 1 else 'are'} still a candidate in the term "
+                    f"{leader} leads, although {leader}'s AppendEntries reach {'it' if len(stuck) == 1 else 'them'}"
+                    if stuck
+                    else ""
+                ),
             )
         trial.run_until(min(end, trial.sim.now + 0.01))
 

@@ -9,7 +9,8 @@
 * :mod:`labkit.raft.bugs`: deliberately broken servers, one overridden rule each;
 * :mod:`labkit.raft.state_machine`: the replicated key-value store with client sessions (§8);
 * :mod:`labkit.raft.client`: clients that retry across leaders and record a history;
-* :mod:`labkit.raft.invariants`: Figure 3's safety properties as checks;
+* :mod:`labkit.raft.figure3`: Figure 3's safety properties checked after every event, written to be read;
+* :mod:`labkit.raft.invariants`: the same checks done incrementally (what clusters run), and snapshot checks;
 * :mod:`labkit.raft.cluster`: :class:`RaftCluster`, the API notebooks use;
 * :mod:`labkit.raft.scenarios`: Figure 8, stage by stage, and what production Rafts fix;
 * :mod:`labkit.raft.schedules`: random fault schedules and history checks for tests and benchmarks.
@@ -32,6 +33,7 @@ Figure 8 mistake), ``Bug.VOTE_TWICE`` (two leaders in one term) and
 from labkit.raft.bugs import Bug
 from labkit.raft.client import ClientHandle, HistoryEntry, KVClient
 from labkit.raft.cluster import RaftCluster
+from labkit.raft.figure3 import Figure3Monitor
 from labkit.raft.invariants import (
     InvariantMonitor,
     InvariantViolation,
@@ -77,6 +79,7 @@ __all__ = [
     "InstallSnapshot",
     "InstallSnapshotReply",
     "InvariantMonitor",
+    "Figure3Monitor",
     "InvariantViolation",
     "KVClient",
     "KVCommand",

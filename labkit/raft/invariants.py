@@ -14,7 +14,11 @@ The plain functions check one snapshot and return a list of violations in
 words (empty when all is well), so tests and notebooks can call them.
 :class:`InvariantMonitor` checks all four *continuously*: it runs after every
 simulator event, looks only at the server that event touched, and does work
-proportional to what changed (new log entries, new commits, new applies). It
+proportional to what changed (new log entries, new commits, new applies).
+:mod:`labkit.raft.figure3` states the same checks plainly
+(:class:`~labkit.raft.figure3.Figure3Monitor`, read it first); this one is
+written for speed, and the tests hold the two to the same verdicts, in the
+same words, after the same events. It
 keeps its own bookkeeping: a running digest of every log prefix it has seen,
 so Log Matching is checked one new entry at a time. It also remembers across
 time, which is stronger than a snapshot check: an entry ever applied at index
@@ -250,6 +254,12 @@ class InvariantMonitor:
     ``_applied_to``). A server committing or applying canonical entries below
     those marks agrees with the record by identity, with nothing to look up;
     everything else is checked one index at a time.
+
+    The events that make up most of a run are settled in :meth:`observe`
+    itself: a follower appending canonical entries, a leader appending at an
+    index no log held before (its entries become the canonical ones), a
+    follower committing and applying below the marks; and, in
+    :meth:`_frontier`, the leader committing and applying past them.
     """
 
     def __init__(self, nodes: Callable[[str], Any], servers: Iterable[str], strict: bool = True) -> None:
@@ -279,20 +289,74 @@ class InvariantMonitor:
         """Check one server's current state against everything seen so far."""
         seen = self._seen.get(node_id)
         if seen is None or seen.node is not node:
+            if node_id not in self.servers:
+                return  # a client
             seen = self._incarnation(node_id, node)
             if seen is None:
                 return
             node = seen.node
         self.events_checked += 1
-        log, entries = node.log, seen.entries
-        # The log's own list of entries, read in place: this runs after every event, where
-        # a RaftLog method call would cost more than the check.
-        held = log._entries
-        changed = len(held) != len(entries) or held and held[-1] is not entries[-1]
-        if changed or log.snapshot_index != seen.base:
-            self._log_matching(node_id, log, seen)
-        if node.commit_index != seen.commit_index or node.last_applied > seen.applied:
-            self._commits_and_applies(node_id, node, seen)
+        # This runs after every event, so the common cases are settled here, in line, and
+        # everything else in the methods below. The log's own list of entries is read in
+        # place: a RaftLog method call would cost more than the check.
+        log = node.log
+        held, entries = log._entries, seen.entries
+        n, k = len(held), len(entries)
+        if n != k or n and held[-1] is not entries[-1] or log.snapshot_index != seen.base:
+            if (
+                n > k == seen.canonical
+                and log.snapshot_index == seen.base
+                and (not k or held[k - 1] is entries[k - 1])
+            ):
+                # Entries appended to a log of canonical entries: a follower taking its leader's
+                # (canonical after the same prefix: the digest they had then), or a leader
+                # appending at an index no log held before (the first seen there: canonical).
+                first, digests = self._first, seen.digests
+                i = seen.base + n
+                if n == k + 1 and i < len(first):  # one entry, the usual step, without the loop
+                    e, known = held[k], first[i]
+                    if known is not None and known.entry is e and known.before == digests[-1]:
+                        digests.append(known.digest)
+                        entries.append(e)
+                        seen.canonical = n
+                    else:
+                        self._log_matching(node_id, log, seen)
+                else:
+                    d, i, top = digests[-1], seen.base + k, len(first)
+                    for e in held[k:]:
+                        i += 1
+                        if i < top:
+                            known = first[i]
+                            if known is None or known.entry is not e or known.before != d:
+                                break
+                            d = known.digest
+                        elif i == top:
+                            before, d = d, hash((d, e.term, e.command))  # prefix_digest(d, e)
+                            first.append(_Known(d, e, before))
+                            top += 1
+                        else:
+                            break
+                        digests.append(d)
+                        entries.append(e)
+                    seen.canonical = len(entries)
+                    if len(entries) != n:
+                        self._log_matching(node_id, log, seen)  # the rest, one index at a time
+            else:
+                self._log_matching(node_id, log, seen)
+        commit, applied = node.commit_index, node.last_applied
+        if commit != seen.commit_index or applied > seen.applied:
+            if (
+                seen.commit_index <= commit <= self._committed_to
+                and applied <= self._applied_to
+                and applied <= commit <= seen.base + seen.canonical
+            ):
+                # Both moved forward over canonical entries recorded already (committed and
+                # applied as this server holds them): settled by identity.
+                seen.commit_index = seen.committed = commit
+                if applied > seen.applied:
+                    seen.applied = applied
+            elif not self._frontier(seen, commit, applied):
+                self._commits_and_applies(node_id, node, seen)
         if node.role is _LEADER and seen.led != node.current_term:
             self._new_leader(node_id, node, seen)
 
@@ -409,21 +473,36 @@ class InvariantMonitor:
             digests[:] = [hash(("snapshot", base, term)) if known is None else known.digest]
         seen.base = base
 
+    def _frontier(self, seen: _Seen, commit: int, applied: int) -> bool:
+        """The common case at the server ahead of the record (the leader): it commits and applies
+        canonical entries at indexes nobody committed or applied before; they are recorded as they
+        are. False for anything else, which _commits_and_applies then settles (what this recorded
+        is what it would record first, and recording the same twice changes nothing)."""
+        base = seen.base
+        if not seen.commit_index <= commit <= base + seen.canonical or applied > commit:
+            return False
+        committed, record, first = self.committed, self.applied, self._first
+        for i in range(max(seen.committed, self._committed_to, base) + 1, commit + 1):
+            term = first[i].entry.term  # type: ignore[union-attr]
+            if committed.setdefault(i, term) != term:
+                return False
+        for i in range(max(seen.applied, self._applied_to, base) + 1, applied + 1):
+            entry = first[i].entry  # type: ignore[union-attr]
+            if record.setdefault(i, entry) is not entry:
+                return False
+        seen.commit_index = commit
+        if commit > seen.committed:
+            seen.committed = commit
+        if applied > seen.applied:
+            seen.applied = applied
+        self._advance_committed_to()
+        self._advance_applied_to()
+        return True
+
     def _commits_and_applies(self, node_id: str, node: RaftNode, seen: _Seen) -> None:
         # The server's own invariants (Figure 2): commit_index only grows within
         # one incarnation, and nothing is applied before it is committed.
         commit, last_applied = node.commit_index, node.last_applied
-        if (
-            seen.commit_index <= commit <= self._committed_to
-            and last_applied <= self._applied_to
-            and last_applied <= commit <= seen.base + seen.canonical
-        ):
-            # The common case, settled by identity: both moved forward over canonical entries
-            # recorded already (committed and applied as this server holds them).
-            seen.commit_index = seen.committed = commit
-            if last_applied > seen.applied:
-                seen.applied = last_applied
-            return
         if commit < seen.commit_index:
             self._fail(
                 f"Commit index: {node_id}'s commit_index went back from {seen.commit_index} to {commit}"
@@ -439,15 +518,16 @@ class InvariantMonitor:
         # below the mark are recorded just so already.
         top = commit if commit < held else held
         if top > seen.committed:
-            if top > self._committed_to or top > base + seen.canonical:
-                self._record_commits(
-                    node_id, seen, (seen.committed if seen.committed > base else base) + 1, top
-                )
+            start = (seen.committed if seen.committed > base else base) + 1
+            if top >= start and (top > self._committed_to or top > base + seen.canonical):
+                self._record_commits(node_id, seen, start, top)
             seen.committed = top
-        # State Machine Safety: one entry per index applied, ever.
+        # State Machine Safety: one entry per index applied, ever. (Nothing to record where a
+        # snapshot covers what it applied.)
         top = last_applied if last_applied < held else held
-        if top > seen.applied and (top > self._applied_to or top > base + seen.canonical):
-            self._record_applies(node_id, seen, (seen.applied if seen.applied > base else base) + 1, top)
+        start = (seen.applied if seen.applied > base else base) + 1
+        if top >= start and (top > self._applied_to or top > base + seen.canonical):
+            self._record_applies(node_id, seen, start, top)
         if last_applied > seen.applied:
             seen.applied = last_applied
 
@@ -461,8 +541,12 @@ class InvariantMonitor:
                     f"Commit: {node_id} committed index {i} with term {t}, already committed with term {old}"
                 )
         self._extend_canonical(seen, last)
-        # Move the mark over the canonical entries now recorded. Where the canonical entry is
-        # not the one committed (its leader lost it), the committed one becomes canonical.
+        self._advance_committed_to()
+
+    def _advance_committed_to(self) -> None:
+        """Move the mark over the canonical entries now recorded. Where the canonical entry is
+        not the one committed (its leader lost it), the committed one becomes canonical."""
+        committed = self.committed
         i, known = self._committed_to + 1, self._first
         while i < len(known) and known[i] is not None and i in committed:
             if known[i].entry.term != committed[i] and not self._make_canonical(i, committed[i]):
@@ -506,6 +590,10 @@ class InvariantMonitor:
                 self._fail(
                     f"State Machine Safety: {node_id} applied {e!r} at index {i}, another server applied {old!r}"
                 )
+        self._advance_applied_to()
+
+    def _advance_applied_to(self) -> None:
+        applied = self.applied
         i, known = self._applied_to + 1, self._first
         while i < len(known) and known[i] is not None and applied.get(i) is known[i].entry:
             i += 1

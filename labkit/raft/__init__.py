@@ -30,6 +30,7 @@ Figure 8 mistake), ``Bug.VOTE_TWICE`` (two leaders in one term) and
 ``Bug.TWO_AT_ONCE`` (a membership change of two voters in one step).
 """
 
+from labkit.raft import messages
 from labkit.raft.bugs import Bug
 from labkit.raft.client import ClientHandle, HistoryEntry, KVClient
 from labkit.raft.cluster import RaftCluster
@@ -43,51 +44,21 @@ from labkit.raft.invariants import (
     state_machine_safety,
 )
 from labkit.raft.log import RaftLog
-from labkit.raft.messages import (
-    NOOP,
-    AppendEntries,
-    AppendEntriesReply,
-    ClientReply,
-    ClientRequest,
-    Configuration,
-    InstallSnapshot,
-    InstallSnapshotReply,
-    KVCommand,
-    LogEntry,
-    NoOp,
-    PreVote,
-    PreVoteReply,
-    RequestVote,
-    RequestVoteReply,
-    Snapshot,
-    TimeoutNow,
-)
+from labkit.raft.messages import *  # noqa: F403  (every message type: messages.__all__)
 from labkit.raft.node import RaftConfig, RaftCore, RaftNode, ReadMode, Role
 from labkit.raft.progress import Progress
 from labkit.raft.state_machine import KVStore, StateMachine
 
 __all__ = [
-    "NOOP",
-    "AppendEntries",
-    "AppendEntriesReply",
+    *messages.__all__,
     "Bug",
     "ClientHandle",
-    "ClientReply",
-    "ClientRequest",
-    "Configuration",
     "HistoryEntry",
-    "InstallSnapshot",
-    "InstallSnapshotReply",
     "InvariantMonitor",
     "Figure3Monitor",
     "InvariantViolation",
     "KVClient",
-    "KVCommand",
     "KVStore",
-    "LogEntry",
-    "NoOp",
-    "PreVote",
-    "PreVoteReply",
     "Progress",
     "RaftCluster",
     "RaftConfig",
@@ -95,12 +66,8 @@ __all__ = [
     "RaftLog",
     "RaftNode",
     "ReadMode",
-    "RequestVote",
-    "RequestVoteReply",
     "Role",
-    "Snapshot",
     "StateMachine",
-    "TimeoutNow",
     "election_safety",
     "leader_completeness",
     "log_matching",

@@ -18,16 +18,20 @@ storm) and a wall-clock deadline.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from labkit import validation as valid
+from labkit.labs import delegation
+from labkit.labs.delegation import Reference
+from labkit.labs.rules import unwritten_notes
 
 if TYPE_CHECKING:
     from labkit.sim import Node, Simulator
@@ -419,16 +423,18 @@ class Lab:
     Subclass it and say five things (the Raft lab, :mod:`labkit.labs.raft`,
     is the worked example):
 
-    * :meth:`build`: the world for one trial (an object with a ``sim``
-      attribute, the :class:`~labkit.sim.Simulator`), built with the
-      learner's nodes ``trial.node`` and the scenario's ``options``;
+    * the world for one trial (an object with a ``sim`` attribute, the
+      :class:`~labkit.sim.Simulator`): its class as ``world_class``, built as
+      ``world_class(trial, node class, **scenario options)`` (or override :meth:`build`);
     * :meth:`inject`: carry out one :class:`Fault` of the lab's vocabulary;
     * :meth:`watch`: a function called after every event at a node, raising
       :class:`Violation` the moment a safety property breaks (or None);
     * :meth:`describe`: a node's state in a few short fields, for the
       picture of a failure (hover and slider);
-    * :meth:`check_submission`: reasons to refuse a submission (one that
-      delegates to the course's reference solution), as sentences.
+    * what a submission is: its ``skeleton`` (the class a learner's node
+      subclasses, whose ``RULES`` the learner writes) and the ``reference``
+      it must not hand those rules to (:mod:`labkit.labs.delegation`), from
+      which :meth:`check_submission`, :meth:`tripwires` and :meth:`notes` follow;
 
     and list its ``scenarios``, each with a ``part``; a world that takes
     files or folders gives them back in :meth:`clean_up`. Running, shrinking,
@@ -441,11 +447,20 @@ class Lab:
     scenarios: tuple[Scenario, ...] = ()
     max_events: int = 2_000_000
     trial_seconds: float = 20.0  # wall-clock guard for one trial
+    world_class: Callable[..., Any] | None = None  # world_class(trial, node class, **scenario options)
+    skeleton: type | None = (
+        None  # the class a learner's node subclasses; its RULES are the learner's to write
+    )
+    reference: Reference | None = None  # labkit's own solution, which a submission must not use
 
     # -- what a lab says ---------------------------------------------------------
     def build(self, trial: Trial) -> Any:
-        """The world of one trial: anything with a ``sim`` attribute."""
-        raise NotImplementedError
+        """The world of one trial: anything with a ``sim`` attribute (by default a :attr:`world_class`)."""
+        if self.world_class is None:
+            raise NotImplementedError
+        what = f"your class (a subclass of {self.skeleton.__name__})" if self.skeleton else "your node class"
+        node = valid.function("node", trial.node, what)
+        return self.world_class(trial, node, **trial.scenario.options)
 
     def inject(self, trial: Trial, fault: Fault) -> str | None:
         """Carry out ``fault`` in ``trial.world``; return what it did, in words (or None)."""
@@ -471,7 +486,18 @@ class Lab:
 
     def check_submission(self, node: Any) -> list[str]:
         """Why ``node`` cannot be graded (e.g. it delegates to the reference), as sentences; [] if fine."""
-        return []
+        if self.reference is None or self.skeleton is None:
+            return []
+        return delegation.problems(node, self.reference, base=self.skeleton)
+
+    @contextlib.contextmanager
+    def tripwires(self) -> Iterator[None]:
+        """While grading: the reference's rules refuse to run (:func:`labkit.labs.delegation.tripwires`)."""
+        if self.reference is None:
+            yield
+            return
+        with delegation.tripwires(self.reference):
+            yield
 
     def clean_up(self, trial: Trial) -> None:
         """Release what :meth:`build` took outside the simulator (files, folders); runs once a trial is over.
@@ -480,8 +506,9 @@ class Lab:
         """
 
     def notes(self, trial: Trial) -> list[str]:
-        """Remarks on a finished trial for the learner (e.g. rules not written yet)."""
-        return []
+        """Remarks on a finished trial for the learner: the skeleton's rules it called before they were written."""
+        rules = getattr(self.skeleton, "RULES", None)
+        return unwritten_notes(trial, rules) if rules else []
 
     def explain_error(self, trial: Trial, exc: Exception) -> Violation:
         """An exception out of a trial, as a violation of :data:`NODE_ERROR`."""

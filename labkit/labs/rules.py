@@ -16,8 +16,8 @@ something else (a list where a tuple is asked, ``None`` for a forgotten
 returned and what is allowed, not a ``TypeError`` deep in the rule that used
 the result.
 
-Used by the quorum lab (:mod:`labkit.labs.quorum`) and the saga lab
-(:mod:`labkit.labs.saga`)::
+Used by every lab's skeleton (:mod:`labkit.labs.raft`, :mod:`labkit.labs.quorum`,
+:mod:`labkit.labs.saga`)::
 
     class Skeleton(RuleBook, Node):
         RULES = {"on_ping": ("basics", "answer a ping"), "alive": ("basics", "whether a peer is up"), ...}

@@ -19,17 +19,14 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from labkit import validation as valid
 from labkit.labs import delegation
 from labkit.labs.core import Fault, Lab, Trial, Violation
 from labkit.labs.quorum.properties import NO_INVENTION, NO_LOST_WRITE, STAND_INS, WRITE_QUORUM, in_mode
 from labkit.labs.quorum.scenarios import NODES, READER, SCENARIOS, World
-from labkit.labs.quorum.skeleton import RULES, QuorumServer
-from labkit.labs.rules import unwritten_notes
+from labkit.labs.quorum.skeleton import QuorumServer
 from labkit.replication import coordinator as _coordinator
 from labkit.replication import versions as _versions
 from labkit.replication.client import ClientNode, ClientOp, OpKind
@@ -83,14 +80,11 @@ class QuorumLab(Lab):
     handle = "quorum_lab"
     parts = ("quorums", "repair", "sloppy")
     scenarios = SCENARIOS
+    world_class = World
+    skeleton = QuorumServer
+    reference = REFERENCE
     max_events = 400_000
     trial_seconds = 15.0
-
-    # -- the world ---------------------------------------------------------------
-    def build(self, trial: Trial) -> World:
-        node = trial.node
-        valid.function("node", node, "your storage node class (a subclass of QuorumServer)")
-        return World(trial, node, **trial.scenario.options)
 
     # -- faults --------------------------------------------------------------------
     def inject(self, trial: Trial, fault: Fault) -> str | None:
@@ -128,19 +122,6 @@ class QuorumLab(Lab):
             return {**data, "hints": hints or "–", "coordinating": len(pending)}
         except (AttributeError, TypeError):
             return None
-
-    def notes(self, trial: Trial) -> list[str]:
-        return unwritten_notes(trial, RULES)
-
-    # -- grading ---------------------------------------------------------------
-    def check_submission(self, node: Any) -> list[str]:
-        return delegation.problems(node, REFERENCE, base=QuorumServer)
-
-    @contextlib.contextmanager
-    def tripwires(self) -> Iterator[None]:
-        """While grading: labkit's own coordinator and replica refuse to run."""
-        with delegation.tripwires(REFERENCE):
-            yield
 
 
 # -- the checks --------------------------------------------------------------------

@@ -20,17 +20,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from labkit import validation as valid
 from labkit.labs.core import Fault, Lab, Trial, Violation
 from labkit.labs.raft import delegation, scenarios
 from labkit.labs.raft.properties import APPLY_ONCE, MAJORITY_COMMIT, MONITOR_PREFIXES, SKELETON
 from labkit.labs.raft.scenarios import SCENARIOS, World
-from labkit.labs.raft.skeleton import NOT_WRITTEN, RULES, RaftServer
+from labkit.labs.raft.skeleton import RaftServer
 from labkit.raft.invariants import InvariantMonitor, InvariantViolation
 from labkit.raft.log import RaftLog
 from labkit.raft.node import Role
@@ -151,13 +149,9 @@ class RaftLab(Lab):
     handle = "raft_lab"
     parts = ("election", "replication", "persistence")
     scenarios = SCENARIOS
-
-    # -- the world ---------------------------------------------------------------
-    def build(self, trial: Trial) -> World:
-        return World(trial, self._factory(trial.node), **trial.scenario.options)
-
-    def _factory(self, node: Any) -> Callable[..., Any]:
-        return valid.function("node", node, "your server class (a subclass of RaftServer)")
+    world_class = World
+    skeleton = RaftServer
+    reference = delegation.REFERENCE
 
     # -- faults ----------------------------------------------------------------
     def inject(self, trial: Trial, fault: Fault) -> str | None:
@@ -236,26 +230,13 @@ class RaftLab(Lab):
             return None
 
     def notes(self, trial: Trial) -> list[str]:
-        rows = trial.sim.trace.notes(NOT_WRITTEN) if trial.sim.trace.keep else []
-        names = sorted({r.detail["rule"] for r in rows}, key=list(RULES).index)
-        head = "not written yet (NotImplementedError), so they did nothing"
-        out = [f"{head}: {n} (part {RULES[n][0]})" for n in names]
+        out = super().notes(trial)  # the rules not written yet
         if trial.world.undecided:
             out.append(
                 "clients' results not judged (the linearizability checker gave up after "
                 f"{scenarios.CHECKER_STEPS:_} steps): {trial.world.undecided}"
             )
         return out
-
-    # -- grading ---------------------------------------------------------------
-    def check_submission(self, node: Any) -> list[str]:
-        return delegation.problems(node)
-
-    @contextlib.contextmanager
-    def tripwires(self) -> Iterator[None]:
-        """While grading: labkit's reference rules refuse to run (see :mod:`~labkit.labs.raft.delegation`)."""
-        with delegation.tripwires():
-            yield
 
 
 # -- the fault vocabulary --------------------------------------------------------

@@ -36,10 +36,10 @@ the tests after the first rule and see exactly what is missing.
 
 from __future__ import annotations
 
-import traceback
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
+from labkit.labs.rules import NOT_WRITTEN, NotWritten, RuleBook, with_stubs
 from labkit.raft.log import RaftLog
 from labkit.raft.messages import (
     AppendEntries,
@@ -58,7 +58,6 @@ __all__ = ["RaftServer", "NotWritten", "RULES", "ELECTION_TIMER", "HEARTBEAT_TIM
 
 ELECTION_TIMER = "election"
 HEARTBEAT_TIMER = "heartbeat"
-NOT_WRITTEN = "not written"  # the trace note of a rule that raised NotImplementedError
 
 # Every rule a learner writes: its part of the lab and the box of Figure 2 it comes from.
 RULES: dict[str, tuple[str, str]] = {
@@ -75,24 +74,6 @@ RULES: dict[str, tuple[str, str]] = {
     "apply_committed": ("replication", "All Servers: apply what is committed"),
     "restore": ("persistence", "Persistent state on all servers"),
 }
-
-
-class NotWritten(NotImplementedError):
-    """Raised by a rule of the skeleton that the learner has not written yet."""
-
-    def __init__(self, rule: str) -> None:
-        part, box = RULES[rule]
-        super().__init__(f"{rule} is not written yet (part {part}: {box})")
-        self.rule = rule
-
-
-def _not_written(name: str) -> Callable[..., Any]:
-    def rule(self: RaftServer, *args: Any) -> Any:
-        raise NotWritten(name)
-
-    rule.__name__ = rule.__qualname__ = name
-    rule.__doc__ = f"Figure 2, {RULES[name][1]}: not written yet."
-    return rule
 
 
 class NeverSaved(KeyError):
@@ -133,13 +114,15 @@ class _Disk(Mapping[Hashable, Any]):
         return len(self._storage)
 
 
-class RaftServer(Node):
+class RaftServer(RuleBook, Node):
     """A Raft server without its rules; subclass it and add them with :meth:`rule`.
 
     Built by the lab as ``MyRaft(node_id, peers, config)``; ``config`` is a
     :class:`~labkit.raft.RaftConfig` (election timeout range, heartbeat
     interval, entries per message).
     """
+
+    RULES = RULES  # the rules a learner writes (RuleBook adds them with @MyRaft.rule)
 
     # Which rule handles each message, and each timer.
     MESSAGE_RULES: ClassVar[dict[type, str]] = {
@@ -170,22 +153,6 @@ class RaftServer(Node):
         self.state_machine = KVStore()
         self.applied: list[Any] = []  # commands applied since the last restart
         self.waiting: dict[int, tuple[str, int, int]] = {}  # log index -> (client, seq, term)
-        self._noted: set[str] = set()
-
-    @classmethod
-    def rule(cls, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Decorator: make ``fn`` this class's rule of the same name (one of :data:`RULES`)."""
-        if not callable(fn) or not hasattr(fn, "__name__"):
-            raise TypeError(f"rule must decorate a function, got {fn!r}")
-        if cls is RaftServer:
-            raise TypeError(
-                "add rules to your own subclass (class MyRaft(RaftServer): ...), not to RaftServer"
-            )
-        if fn.__name__ not in RULES:
-            known = ", ".join(RULES)
-            raise ValueError(f"{fn.__name__!r} is not one of the rules of the lab; the rules are: {known}")
-        setattr(cls, fn.__name__, fn)
-        return fn
 
     @property
     def majority(self) -> int:
@@ -197,7 +164,7 @@ class RaftServer(Node):
     # ------------------------------------------------------------------
     def on_start(self, ctx: Context) -> None:
         """Boot or reboot: read back the persistent state (your ``restore``), start as a follower."""
-        self._follow(ctx, "restore", _Disk(ctx.storage))
+        self.follow(ctx, "restore", _Disk(ctx.storage))
         self._note_role(ctx)
         self.reset_election_timer(ctx)
 
@@ -208,33 +175,19 @@ class RaftServer(Node):
         rule = self.MESSAGE_RULES.get(type(msg))
         if rule is None:
             raise TypeError(f"{self.node_id} got a message it does not understand: {msg!r}")
-        self._follow(ctx, "observe_term", ctx, msg.term)  # every RPC and reply carries a term
-        self._follow(ctx, rule, ctx, src, msg)
+        self.follow(ctx, "observe_term", ctx, msg.term)  # every RPC and reply carries a term
+        self.follow(ctx, rule, ctx, src, msg)
 
     def campaign(self, ctx: Context) -> None:
         """Time out now and start an election (your ``start_election``): how tests force elections."""
-        self._follow(ctx, "start_election", ctx)
+        self.follow(ctx, "start_election", ctx)
 
     def on_timer(self, ctx: Context, name: str) -> None:
         if name == ELECTION_TIMER:
             if self.role is not Role.LEADER:
-                self._follow(ctx, "start_election", ctx)
+                self.follow(ctx, "start_election", ctx)
         elif name == HEARTBEAT_TIMER and self.role is Role.LEADER:
             self.send_heartbeats(ctx)
-
-    def _follow(self, ctx: Context, rule: str, *args: Any) -> Any:
-        """Call ``rule(*args)``; a rule not written yet (NotImplementedError) does nothing."""
-        try:
-            return getattr(self, rule)(*args)
-        except NotImplementedError as exc:
-            name = getattr(exc, "rule", None)
-            if name is None:  # a learner's `raise NotImplementedError()`: the rule it is in
-                frames = traceback.extract_tb(exc.__traceback__)
-                name = frames[-1].name if frames and frames[-1].name in RULES else rule
-            if name not in self._noted:
-                self._noted.add(name)
-                ctx.note(NOT_WRITTEN, rule=name)
-            return None
 
     # ------------------------------------------------------------------
     # Given: timers and roles
@@ -344,14 +297,14 @@ class RaftServer(Node):
             ctx.send(src, ClientReply(m.seq, True, result))
             return
         self.waiting[self.log.last_index + 1] = (src, m.seq, self.current_term)
-        if self._follow(ctx, "append_new_entry", ctx, KVCommand(m.client, m.seq, m.op)) is None:
+        if self.follow(ctx, "append_new_entry", ctx, KVCommand(m.client, m.seq, m.op)) is None:
             self.waiting.pop(self.log.last_index + 1, None)
 
     def submit(self, ctx: Context, command: Any) -> tuple[int, int] | None:
         """Put ``command`` in the log if this server leads: ``(index, term)``, else None."""
         if self.role is not Role.LEADER:
             return None
-        index = self._follow(ctx, "append_new_entry", ctx, command)
+        index = self.follow(ctx, "append_new_entry", ctx, command)
         return None if index is None else (index, self.current_term)
 
     def __repr__(self) -> str:
@@ -361,6 +314,4 @@ class RaftServer(Node):
         )
 
 
-# Until a learner writes them, the rules raise NotWritten.
-for _name in RULES:
-    setattr(RaftServer, _name, _not_written(_name))
+with_stubs(RaftServer)  # until a learner writes them, the rules raise NotWritten

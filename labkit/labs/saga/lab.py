@@ -22,17 +22,14 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from labkit import validation as valid
 from labkit.labs import delegation
 from labkit.labs.core import Fault, Lab, Trial, Violation
-from labkit.labs.rules import unwritten_notes
 from labkit.labs.saga.properties import ONCE, ONLY_RAN, RESUME, REVERSE
 from labkit.labs.saga.scenarios import DOWN_FOR, ORCHESTRATOR, SCENARIOS, World
-from labkit.labs.saga.skeleton import RULES, SagaOrchestrator
+from labkit.labs.saga.skeleton import SagaOrchestrator
 from labkit.saga import orchestrator as _orchestrator
 from labkit.saga.definition import ORDER_SAGA
 from labkit.saga.log import LogKind
@@ -94,15 +91,13 @@ class SagaLab(Lab):
     handle = "saga_lab"
     parts = ("steps", "compensation", "recovery")
     scenarios = SCENARIOS
+    world_class = World
+    skeleton = SagaOrchestrator
+    reference = REFERENCE
     max_events = 200_000
     trial_seconds = 15.0
 
     # -- the world ---------------------------------------------------------------
-    def build(self, trial: Trial) -> World:
-        node = trial.node
-        valid.function("node", node, "your orchestrator class (a subclass of SagaOrchestrator)")
-        return World(trial, node, **trial.scenario.options)
-
     def clean_up(self, trial: Trial) -> None:
         trial.world.close()
 
@@ -154,19 +149,6 @@ class SagaLab(Lab):
         if entries is None:
             return None
         return {key: e.status.value for key, e in sorted(entries.items())} or {"state": "nothing yet"}
-
-    def notes(self, trial: Trial) -> list[str]:
-        return unwritten_notes(trial, RULES)
-
-    # -- grading ---------------------------------------------------------------
-    def check_submission(self, node: Any) -> list[str]:
-        return delegation.problems(node, REFERENCE, base=SagaOrchestrator)
-
-    @contextlib.contextmanager
-    def tripwires(self) -> Iterator[None]:
-        """While grading: labkit's own orchestrator refuses to run."""
-        with delegation.tripwires(REFERENCE):
-            yield
 
 
 def _saga_text(saga: Any) -> str:

@@ -448,9 +448,7 @@ class Lab:
     max_events: int = 2_000_000
     trial_seconds: float = 20.0  # wall-clock guard for one trial
     world_class: Callable[..., Any] | None = None  # world_class(trial, node class, **scenario options)
-    skeleton: type | None = (
-        None  # the class a learner's node subclasses; its RULES are the learner's to write
-    )
+    skeleton: type | None = None  # the class a learner's node subclasses (its RULES to write)
     reference: Reference | None = None  # labkit's own solution, which a submission must not use
 
     # -- what a lab says ---------------------------------------------------------

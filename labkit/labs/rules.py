@@ -20,7 +20,7 @@ Used by every lab's skeleton (:mod:`labkit.labs.raft`, :mod:`labkit.labs.quorum`
 :mod:`labkit.labs.saga`)::
 
     class Skeleton(RuleBook, Node):
-        RULES = {"on_ping": ("basics", "answer a ping"), "alive": ("basics", "whether a peer is up"), ...}
+        RULES = rules_by_part(basics={"on_ping": "answer a ping", "alive": "whether a peer is up"})
         RETURNS = {"alive": (lambda v: isinstance(v, bool), "True or False")}
 
     with_stubs(Skeleton)          # every rule raises NotWritten until written
@@ -40,9 +40,15 @@ from typing import Any, ClassVar
 
 from labkit import validation as valid
 
-__all__ = ["NOT_WRITTEN", "NotWritten", "RuleBook", "with_stubs", "unwritten_notes"]
+__all__ = ["NOT_WRITTEN", "NotWritten", "RuleBook", "rules_by_part", "with_stubs", "unwritten_notes"]
 
 NOT_WRITTEN = "not written"  # the trace note of a rule that raised NotImplementedError
+
+
+def rules_by_part(**parts: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """A skeleton's ``RULES`` (name -> (part, what it is)) from its rules listed part by part, in order:
+    ``rules_by_part(basics={"on_ping": "answer a ping"}, ...)``."""
+    return {name: (part, what) for part, rules in parts.items() for name, what in rules.items()}
 
 
 class NotWritten(NotImplementedError):

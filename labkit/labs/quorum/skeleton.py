@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 
 from labkit import validation as valid
 from labkit.clocks import VectorClock
-from labkit.labs.rules import RuleBook, with_stubs
+from labkit.labs.rules import RuleBook, rules_by_part, with_stubs
 from labkit.replication.config import StoreConfig
 from labkit.replication.messages import (
     ClientGet,
@@ -71,19 +71,25 @@ DEADLINE = "deadline"  # timer: a request closes (request_timeout after it opene
 STAND_INS = "stand-ins"  # timer: ask stand-ins for silent home replicas (sloppy quorums only)
 HANDOFF = "handoff"  # timer: hand hints home (every handoff_interval)
 
-# Every rule a learner writes: its part of the lab and what it is in the Dynamo paper.
-RULES: dict[str, tuple[str, str]] = {
-    "coordinate_put": ("quorums", "§4.5: a write goes to the key's N home replicas"),
-    "coordinate_get": ("quorums", "§4.5: a read asks the key's N home replicas"),
-    "quorum_reached": ("quorums", "§4.5, §4.6: R replies or W acknowledgements, and who counts"),
-    "handle_write_ack": ("quorums", "§4.5: answer the client after W acknowledgements"),
-    "handle_read_reply": ("quorums", "§4.5: answer after R replies, with the newest versions"),
-    "newest": ("quorums", "§4.4: keep every version no other version has seen (siblings)"),
-    "read_repair": ("repair", "§5: send the newest versions to replicas that answered with stale ones"),
-    "ask_stand_ins": ("sloppy", "§4.6: ask the next nodes of the preference list for silent home replicas"),
-    "hand_off": ("sloppy", "§4.6: a stand-in sends its hints to their home replica"),
-    "handle_handoff_ack": ("sloppy", "§4.6: forget a hint once its home replica has stored it"),
-}
+# Every rule a learner writes, part by part of the lab, and what it is in the Dynamo paper.
+RULES = rules_by_part(
+    quorums={
+        "coordinate_put": "§4.5: a write goes to the key's N home replicas",
+        "coordinate_get": "§4.5: a read asks the key's N home replicas",
+        "quorum_reached": "§4.5, §4.6: R replies or W acknowledgements, and who counts",
+        "handle_write_ack": "§4.5: answer the client after W acknowledgements",
+        "handle_read_reply": "§4.5: answer after R replies, with the newest versions",
+        "newest": "§4.4: keep every version no other version has seen (siblings)",
+    },
+    repair={
+        "read_repair": "§5: send the newest versions to replicas that answered with stale ones",
+    },
+    sloppy={
+        "ask_stand_ins": "§4.6: ask the next nodes of the preference list for silent home replicas",
+        "hand_off": "§4.6: a stand-in sends its hints to their home replica",
+        "handle_handoff_ack": "§4.6: forget a hint once its home replica has stored it",
+    },
+)
 
 
 def _versions(result: Any) -> bool:

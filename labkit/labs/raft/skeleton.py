@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
-from labkit.labs.rules import NOT_WRITTEN, NotWritten, RuleBook, with_stubs
+from labkit.labs.rules import NOT_WRITTEN, NotWritten, RuleBook, rules_by_part, with_stubs
 from labkit.raft.log import RaftLog
 from labkit.raft.messages import (
     AppendEntries,
@@ -59,21 +59,27 @@ __all__ = ["RaftServer", "NotWritten", "RULES", "ELECTION_TIMER", "HEARTBEAT_TIM
 ELECTION_TIMER = "election"
 HEARTBEAT_TIMER = "heartbeat"
 
-# Every rule a learner writes: its part of the lab and the box of Figure 2 it comes from.
-RULES: dict[str, tuple[str, str]] = {
-    "observe_term": ("election", "Rules for Servers, All Servers: a newer term"),
-    "start_election": ("election", "Rules for Servers, Candidates: on conversion to candidate"),
-    "handle_request_vote": ("election", "RequestVote RPC, receiver implementation"),
-    "handle_request_vote_reply": ("election", "Candidates: votes received from a majority"),
-    "become_leader": ("election", "Leaders: upon election"),
-    "handle_append_entries": ("election", "AppendEntries RPC, receiver step 1; followers and candidates"),
-    "append_new_entry": ("replication", "Leaders: command received from client"),
-    "accept_entries": ("replication", "AppendEntries RPC, receiver steps 2-5"),
-    "handle_append_entries_reply": ("replication", "Leaders: nextIndex and matchIndex"),
-    "advance_commit_index": ("replication", "Leaders: the commit rule"),
-    "apply_committed": ("replication", "All Servers: apply what is committed"),
-    "restore": ("persistence", "Persistent state on all servers"),
-}
+# Every rule a learner writes, part by part of the lab, and the box of Figure 2 it comes from.
+RULES = rules_by_part(
+    election={
+        "observe_term": "Rules for Servers, All Servers: a newer term",
+        "start_election": "Rules for Servers, Candidates: on conversion to candidate",
+        "handle_request_vote": "RequestVote RPC, receiver implementation",
+        "handle_request_vote_reply": "Candidates: votes received from a majority",
+        "become_leader": "Leaders: upon election",
+        "handle_append_entries": "AppendEntries RPC, receiver step 1; followers and candidates",
+    },
+    replication={
+        "append_new_entry": "Leaders: command received from client",
+        "accept_entries": "AppendEntries RPC, receiver steps 2-5",
+        "handle_append_entries_reply": "Leaders: nextIndex and matchIndex",
+        "advance_commit_index": "Leaders: the commit rule",
+        "apply_committed": "All Servers: apply what is committed",
+    },
+    persistence={
+        "restore": "Persistent state on all servers",
+    },
+)
 
 
 class NeverSaved(KeyError):

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from labkit import validation as valid
-from labkit.labs.rules import RuleBook, with_stubs
+from labkit.labs.rules import RuleBook, rules_by_part, with_stubs
 from labkit.saga.definition import ORDER_SAGA, Order, SagaDefinition
 from labkit.saga.log import LogKind, LogRecord, SagaLog
 from labkit.saga.orchestrator import SAGA_RETRY, Phase, RetryPolicy, check_saga_policy
@@ -54,18 +54,24 @@ from labkit.sim import Context, Node
 
 __all__ = ["SagaOrchestrator", "Saga", "Crashed", "WriteCounter", "RULES"]
 
-# Every rule a learner writes: its part of the lab and what it is.
-RULES: dict[str, tuple[str, str]] = {
-    "apply": ("steps", "the saga's state is what its log says: fold one record into it"),
-    "send_step": ("steps", "log, then act: record the step's request, then send it with its key"),
-    "handle_step_reply": ("steps", "a step's answer: done (next step, or completed), or refused"),
-    "step_timed_out": ("steps", "no answer: send again with the same key, or give up (maybe done)"),
-    "compensate_next": ("compensation", "undo the steps that may have run, last one first"),
-    "send_compensation": ("compensation", "log, then act: record the compensation, then send it"),
-    "handle_compensation_reply": ("compensation", "a compensation's answer: done (next one), or try later"),
-    "compensation_timed_out": ("compensation", "no answer: a compensation never gives up"),
-    "resume": ("recovery", "after a restart: go on from where the log says"),
-}
+# Every rule a learner writes, part by part of the lab, and what it is.
+RULES = rules_by_part(
+    steps={
+        "apply": "the saga's state is what its log says: fold one record into it",
+        "send_step": "log, then act: record the step's request, then send it with its key",
+        "handle_step_reply": "a step's answer: done (next step, or completed), or refused",
+        "step_timed_out": "no answer: send again with the same key, or give up (maybe done)",
+    },
+    compensation={
+        "compensate_next": "undo the steps that may have run, last one first",
+        "send_compensation": "log, then act: record the compensation, then send it",
+        "handle_compensation_reply": "a compensation's answer: done (next one), or try later",
+        "compensation_timed_out": "no answer: a compensation never gives up",
+    },
+    recovery={
+        "resume": "after a restart: go on from where the log says",
+    },
+)
 
 
 @dataclass(slots=True)

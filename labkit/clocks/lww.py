@@ -32,7 +32,7 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.clocks.stamped import ClockedNode, Envelope, EventKind, Stamps, configure_clocks
-from labkit.sim import Context, Simulator
+from labkit.sim import Context, Simulator, schedule_at_nodes
 from labkit.sim.latency import Latency
 
 
@@ -191,19 +191,15 @@ def run_lww(
         sim.add_node(nid, lambda n: LWWReplica(n, stamping))
     configure_clocks(sim, offsets, drifts)
     made: list[Write] = []
-    last = 0.0
-    for i, item in enumerate(writes):
-        if not (isinstance(item, tuple) and len(item) == 3):
-            raise TypeError(f"writes[{i}] must be a (true_time, node, value) tuple, got {item!r}")
-        t, nid, value = item
-        if nid not in nodes:
-            raise ValueError(f"writes[{i}] names node {nid!r}, which is not one of {list(nodes)}")
-
-        def do(s: Simulator, nid: str = nid, value: Any = value) -> None:
-            made.append(s.call(nid, lambda node, ctx: node.write(ctx, value)))
-
-        sim.at(t, do)  # validates t
-        last = max(last, t)
+    last = schedule_at_nodes(
+        sim,
+        nodes,
+        writes,
+        (),
+        lambda node, ctx, value: made.append(node.write(ctx, value)),
+        name="writes",
+        fields=("true_time", "node", "value"),
+    )
     sim.run(last + settle)
     made.sort(key=lambda w: w.true_time)
     final = {nid: sim.node(nid).values for nid in nodes}

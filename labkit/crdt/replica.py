@@ -34,12 +34,11 @@ from typing import Any
 
 from labkit import validation as valid
 from labkit.broadcast import CausalBroadcast, Msg
-from labkit.broadcast.run import schedule_at_nodes
 from labkit.crdt.counters import GCounter, PNCounter
 from labkit.crdt.orset import ORSet
 from labkit.crdt.registers import LWWRegister, MVRegister
 from labkit.crdt.rga import RGA
-from labkit.sim import Context, Latency, Node, Simulator, Uniform
+from labkit.sim import Context, Latency, Node, Simulator, Uniform, schedule_at_nodes
 
 __all__ = [
     "Add",

@@ -7,6 +7,7 @@ network in virtual time and records a :class:`Trace`.
 
 from labkit.sim.latency import Exponential, Fixed, Latency, Uniform
 from labkit.sim.node import FORGOTTEN, Context, Effects, Node
+from labkit.sim.script import schedule_at_nodes
 from labkit.sim.simulator import Simulator
 from labkit.sim.trace import COLUMNS, DropReason, Kind, Trace, TraceEvent
 
@@ -25,4 +26,5 @@ __all__ = [
     "Trace",
     "TraceEvent",
     "Uniform",
+    "schedule_at_nodes",
 ]

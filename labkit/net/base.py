@@ -24,8 +24,11 @@ what runs inside the processes:
   closes the proxies and removes the temporary folder; :meth:`~ClusterBase.leftovers`
   proves it (no live process, no bound port).
 
-A subclass provides ``start``, ``_spawn(nid)``, ``statuses()`` (each server's
-``role`` and ``term`` at least), ``client(name)`` and ``_shutdown()``.
+:meth:`~ClusterBase.start` is the same for every cluster: a folder, the loop and the
+reaper, the ports, the proxies, the processes, then wait for a leader. A subclass
+provides the steps that differ: ``_hold_ports()``, ``_start_proxies()``,
+``_spawn(nid)``, ``statuses()`` (each server's ``role`` and ``term`` at least),
+``client(name)`` and ``_shutdown()``.
 """
 
 from __future__ import annotations
@@ -37,17 +40,18 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from labkit import validation as v
 from labkit import watchdog
 from labkit.history import HistoryEntry
 from labkit.net.client import to_operations
 from labkit.net.loop import LoopThread
-from labkit.net.procs import alive, port_is_free
+from labkit.net.procs import alive, hold_port, port_is_free, start_reaper
 from labkit.net.proxy import Network, Proxy
 
 __all__ = ["ClusterBase", "CLIENTS"]
@@ -65,6 +69,8 @@ class ClusterBase:
     """Processes, proxies, faults and the history (see the module docstring)."""
 
     ids: tuple[str, ...] = ()
+    leader_timeout: float = 15.0  # how long start(wait=True) waits for a leader
+    folder_prefix = "labkit-net-"  # of the temporary folder made when none is given
 
     def __init__(self, *, nemesis: bool, folder: str | os.PathLike | None, seed: int) -> None:
         self.nemesis = v.boolean("nemesis", nemesis)
@@ -86,6 +92,49 @@ class ClusterBase:
         self._keepers: list[socket.socket] = []
         self._started = False
 
+    def start(self, wait: bool = True) -> Self:
+        """Start the proxies and the servers; with ``wait``, return once a leader is known."""
+        if self._started:
+            raise RuntimeError("this cluster is already started")
+        self._started = True
+        try:
+            if self.folder is None:
+                self.folder = Path(tempfile.mkdtemp(prefix=self.folder_prefix))
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._loop = LoopThread()
+            self._reaper = start_reaper(folder=self.folder if self._own_folder else None)
+            self._pgid = self._reaper.pid
+            self._hold_ports()
+            self._loop.run(self._start_proxies())
+            self._t0 = time.monotonic()
+            for nid in self.ids:
+                self._spawn(nid)
+            if wait and self.wait_for_leader(self.leader_timeout) is None:
+                raise RuntimeError(
+                    f"no leader within {self.leader_timeout:g} s; the servers' logs are in {self.folder}"
+                )
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _hold_port(self, option: int) -> int:
+        """A free port, held until the cluster closes (:func:`~labkit.net.procs.hold_port`): nothing
+        else can take it, even between a crash and a restart of the server it is for."""
+        sock = hold_port(option)
+        self._keepers.append(sock)
+        port = sock.getsockname()[1]
+        self._all_ports.add(port)
+        return port
+
+    def _hold_ports(self) -> None:  # pragma: no cover - subclasses
+        """Choose and hold every server's ports (with :meth:`_hold_port`)."""
+        raise NotImplementedError
+
+    async def _start_proxies(self) -> None:  # pragma: no cover - subclasses
+        """A proxy on every link (with the nemesis), or the servers' own addresses (without)."""
+        raise NotImplementedError
+
     def _spawn(self, nid: str) -> None:  # pragma: no cover - subclasses
         raise NotImplementedError
 
@@ -99,9 +148,8 @@ class ClusterBase:
         for p in self._proxies:
             await p.close()
 
-    def __enter__(self) -> Any:
-        self.start()  # type: ignore[attr-defined]
-        return self
+    def __enter__(self) -> Self:
+        return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.close()

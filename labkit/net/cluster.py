@@ -27,19 +27,15 @@ import asyncio
 import os
 import socket
 import sys
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 from labkit import validation as v
 from labkit.net.base import CLIENTS, ClusterBase, _seconds
 from labkit.net.client import RaftClient
 from labkit.net.codec import FrameReader, WireError, registry_for
-from labkit.net.loop import LoopThread
 from labkit.net.messages import Hello, StatusReply, StatusRequest
 from labkit.net.node import NodeConfig
-from labkit.net.procs import LOOPBACK, hold_port, spawn, start_reaper
+from labkit.net.procs import LOOPBACK, spawn
 from labkit.net.proxy import Proxy
 
 __all__ = ["ProcessCluster", "CLIENTS"]
@@ -128,44 +124,18 @@ class ProcessCluster(ClusterBase):
     # ------------------------------------------------------------------
     # Starting and stopping
     # ------------------------------------------------------------------
-    def start(self, wait: bool = True) -> ProcessCluster:
-        """Start the proxies and the servers; with ``wait``, return once a leader is known."""
-        if self._started:
-            raise RuntimeError("this cluster is already started")
-        self._started = True
-        try:
-            if self.folder is None:
-                self.folder = Path(tempfile.mkdtemp(prefix="labkit-net-"))
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._loop = LoopThread()
-            self._reaper = start_reaper(folder=self.folder if self._own_folder else None)
-            self._pgid = self._reaper.pid
-            for nid in self.ids:
-                # Held until the cluster closes: nothing else can take the port, even between a crash and a restart.
-                self._keepers.append(hold_port(socket.SO_REUSEPORT))
-                self.ports[nid] = self._keepers[-1].getsockname()[1]
-            self._all_ports.update(self.ports.values())
-            if self.nemesis:
-                self._loop.run(self._start_proxies())
-            else:
-                for a in self.ids:
-                    for b in self.ids:
-                        if a != b:
-                            self._peer_addr[a, b] = (LOOPBACK, self.ports[b])
-                    self._client_addr[a] = (LOOPBACK, self.ports[a])
-            self._t0 = time.monotonic()
-            for nid in self.ids:
-                self._spawn(nid)
-            if wait and self.wait_for_leader(self.leader_timeout) is None:
-                raise RuntimeError(
-                    f"no leader within {self.leader_timeout:g} s; the servers' logs are in {self.folder}"
-                )
-        except BaseException:
-            self.close()
-            raise
-        return self
+    def _hold_ports(self) -> None:
+        for nid in self.ids:
+            self.ports[nid] = self._hold_port(socket.SO_REUSEPORT)
 
     async def _start_proxies(self) -> None:
+        if not self.nemesis:  # the servers talk directly
+            for a in self.ids:
+                for b in self.ids:
+                    if a != b:
+                        self._peer_addr[a, b] = (LOOPBACK, self.ports[b])
+                self._client_addr[a] = (LOOPBACK, self.ports[a])
+            return
         net = self.network
         for a in self.ids:
             for b in self.ids:

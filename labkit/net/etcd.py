@@ -43,16 +43,12 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 from labkit import validation as v
 from labkit.history import HistoryEntry
 from labkit.net.base import CLIENTS, ClusterBase, _seconds
-from labkit.net.loop import LoopThread
-from labkit.net.procs import LOOPBACK, hold_port, port_is_free, spawn, start_reaper
+from labkit.net.procs import LOOPBACK, port_is_free, spawn
 from labkit.net.proxy import Proxy, socket_owner
 
 __all__ = [
@@ -211,6 +207,8 @@ class EtcdCluster(ClusterBase):
     mode of the clients :meth:`client` makes unless told otherwise.
     """
 
+    folder_prefix = "labkit-etcd-"
+
     def __init__(
         self,
         n: int = 3,
@@ -251,33 +249,12 @@ class EtcdCluster(ClusterBase):
         ok, why = etcd_available()
         if not ok:
             raise RuntimeError(why)
-        if self._started:
-            raise RuntimeError("this cluster is already started")
-        self._started = True
-        try:
-            if self.folder is None:
-                self.folder = Path(tempfile.mkdtemp(prefix="labkit-etcd-"))
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._loop = LoopThread()
-            self._reaper = start_reaper(folder=self.folder if self._own_folder else None)
-            self._pgid = self._reaper.pid
-            for m in self.ids:
-                for ports in (self.client_ports, self.peer_ports):
-                    self._keepers.append(hold_port(socket.SO_REUSEADDR))  # etcd binds with SO_REUSEADDR
-                    ports[m] = self._keepers[-1].getsockname()[1]
-            self._all_ports.update(self.client_ports.values(), self.peer_ports.values())
-            self._loop.run(self._start_proxies())
-            self._t0 = time.monotonic()
-            for m in self.ids:
-                self._spawn(m)
-            if wait and self.wait_for_leader(self.leader_timeout) is None:
-                raise RuntimeError(
-                    f"no etcd leader within {self.leader_timeout:g} s; logs are in {self.folder}"
-                )
-        except BaseException:
-            self.close()
-            raise
-        return self
+        return super().start(wait)
+
+    def _hold_ports(self) -> None:
+        for m in self.ids:
+            self.client_ports[m] = self._hold_port(socket.SO_REUSEADDR)  # etcd binds with SO_REUSEADDR
+            self.peer_ports[m] = self._hold_port(socket.SO_REUSEADDR)
 
     async def _start_proxies(self) -> None:
         net = self.network

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from labkit.labs.core import Fault, Lab, Trial, Violation
@@ -307,25 +308,12 @@ def _restart(world: World, target: Any) -> str:
     return fault_words("restart", done)
 
 
-def _disconnect(world: World, target: Any) -> str:
+def _isolate(world: World, target: Any, *, kind: str, inbound: bool, outbound: bool) -> str:
+    """``disconnect`` (cut off both ways), ``deafen`` (hears nobody, can still send) or ``connect`` (neither)."""
     servers = _servers(world, target)
     for s in servers:
-        world.isolate(s, inbound=True, outbound=True)
-    return fault_words("disconnect", servers)
-
-
-def _deafen(world: World, target: Any) -> str:
-    servers = _servers(world, target)
-    for s in servers:
-        world.isolate(s, inbound=True, outbound=False)
-    return fault_words("deafen", servers)
-
-
-def _connect(world: World, target: Any) -> str:
-    servers = _servers(world, target)
-    for s in servers:
-        world.isolate(s, inbound=False, outbound=False)
-    return fault_words("connect", servers)
+        world.isolate(s, inbound=inbound, outbound=outbound)
+    return fault_words(kind, servers)
 
 
 def _partition(world: World, target: Any) -> str:
@@ -378,9 +366,9 @@ def _submit(world: World, target: Any) -> str:
 _FAULTS: dict[str, Callable[[World, Any], str]] = {
     "crash": _crash,
     "restart": _restart,
-    "disconnect": _disconnect,
-    "deafen": _deafen,
-    "connect": _connect,
+    "disconnect": partial(_isolate, kind="disconnect", inbound=True, outbound=True),
+    "deafen": partial(_isolate, kind="deafen", inbound=True, outbound=False),
+    "connect": partial(_isolate, kind="connect", inbound=False, outbound=False),
     "partition": _partition,
     "heal": _heal,
     "loss": _loss,

@@ -302,6 +302,16 @@ def start_clients(world: World, duration: float, rate: float = 30.0) -> None:
         c.start_workload(rate=rate, duration=duration, keys=("a", "b"), kinds=("get", "append"))
 
 
+def clients_through_faults(trial: Trial, duration: float, rate: float = 30.0) -> None:
+    """Clients write for ``duration`` seconds while the scenario's faults strike; then every fault
+    is lifted, a leader settles, and every operation must finish in a linearizable history."""
+    start_clients(trial.world, duration=duration, rate=rate)
+    trial.run_until(duration)
+    recover(trial)
+    settle(trial)
+    check_clients(trial)
+
+
 # ---------------------------------------------------------------------------
 # Part 1: election
 # ---------------------------------------------------------------------------
@@ -718,11 +728,7 @@ def random_replication_faults(rng: random.Random) -> list[Fault]:
 
 def random_replication(trial: Trial) -> None:
     """Clients keep writing while servers are cut off, partitioned and lose messages; then all heal."""
-    start_clients(trial.world, duration=3.5)
-    trial.run_until(3.5)
-    recover(trial)
-    settle(trial)
-    check_clients(trial)
+    clients_through_faults(trial, duration=3.5)
 
 
 # ---------------------------------------------------------------------------
@@ -836,11 +842,7 @@ def unreliable_faults(rng: random.Random) -> list[Fault]:
 
 def unreliable(trial: Trial) -> None:
     """Messages lost, duplicated and reordered while leaders crash: clients' results stay linearizable."""
-    start_clients(trial.world, duration=4.0, rate=25.0)
-    trial.run_until(4.0)
-    recover(trial)
-    settle(trial)
-    check_clients(trial)
+    clients_through_faults(trial, duration=4.0, rate=25.0)
 
 
 def churn_faults(rng: random.Random) -> list[Fault]:
@@ -856,11 +858,7 @@ def churn_faults(rng: random.Random) -> list[Fault]:
 
 def churn(trial: Trial) -> None:
     """Servers crash, restart and drop off the network all the time while clients write."""
-    start_clients(trial.world, duration=4.0, rate=25.0)
-    trial.run_until(4.0)
-    recover(trial)
-    settle(trial)
-    check_clients(trial)
+    clients_through_faults(trial, duration=4.0, rate=25.0)
 
 
 _LOSSY = {"loss": 0.1, "duplication": 0.05, "latency": Uniform(0.001, 0.03)}

@@ -74,7 +74,11 @@ example. The smallest one::
     CounterLab.scenarios = (Scenario("counts up", "basics", counts_up, one_crash, seeds=20),)
 
 Then ``CounterLab().run("basics", LearnerCounter)`` prints the table, and a
-failure's ``show()`` draws it. ``tests/test_labs.py`` holds a complete lab of
+failure's ``show()`` draws it. A lab whose learners subclass a skeleton
+(:mod:`~labkit.labs.rules`) names it and labkit's own solution as ``skeleton``
+and ``reference``; refusing delegation, grading's tripwires and the note of
+rules not written yet then come with them, and ``world_class = CounterWorld``
+stands for a ``build`` that only hands the learner's class on. ``tests/test_labs.py`` holds a complete lab of
 this size (a tally server that must never count backwards) with its tests. Keep to three rules: scripts check properties,
 never the schedule (so a shrunk schedule is still a fair test); the faults'
 times are absolute (so leaving one out moves no other); everything random

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 
+from labkit.grading import ExerciseFailed, verdict
 from labkit.labs import NODE_ERROR, LabFailed
 from labkit.labs.delegation import DelegationError
 from labkit.labs.quorum import QuorumServer, quorum_lab
@@ -180,6 +181,9 @@ def test_a_part_points_only_at_the_rules_it_asks_for(capsys):
     )
     sloppy.check()
     assert "ask_stand_ins" in capsys.readouterr().out
+    # The verdict clears the checks: left in the tally, they failed the next test that asks for one.
+    with pytest.raises(ExerciseFailed):
+        verdict()
 
 
 def test_the_skeleton_refuses_a_second_answer_and_a_foreign_node():
